@@ -1,0 +1,193 @@
+//! Identity-provider types: how each derives its issuer and which claim is
+//! its stable user id.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The kinds of identity provider Tandem knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IdpType {
+    /// Okta (issuer `https://{sso_domain}`, or a custom authorization server via `issuer`).
+    Okta,
+    /// Microsoft Entra ID (issuer `https://login.microsoftonline.com/{tenant_id}/v2.0`).
+    MicrosoftEntra,
+    /// Any OpenID Provider, configured by its issuer.
+    Generic,
+}
+
+impl IdpType {
+    /// All types, in the order documentation lists them.
+    pub const ALL: [IdpType; 3] = [IdpType::Okta, IdpType::MicrosoftEntra, IdpType::Generic];
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdpType::Okta => "Okta",
+            IdpType::MicrosoftEntra => "MicrosoftEntra",
+            IdpType::Generic => "Generic",
+        }
+    }
+
+    /// The claim that holds the OIDC user id, in order of preference.
+    ///
+    /// Entra's `sub` is pairwise per application, so the tenant-wide object
+    /// id `oid` is preferred; every other type uses `sub`.
+    pub fn user_id_claims(self) -> &'static [&'static str] {
+        match self {
+            IdpType::MicrosoftEntra => &["oid", "sub"],
+            IdpType::Okta | IdpType::Generic => &["sub"],
+        }
+    }
+
+    /// Picks the OIDC user id out of a set of ID-token claims.
+    pub fn oidc_user_id(self, claims: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+        self.user_id_claims()
+            .iter()
+            .find_map(|c| claims.get(*c).and_then(|v| v.as_str()).filter(|s| !s.is_empty()))
+            .map(str::to_string)
+    }
+}
+
+impl fmt::Display for IdpType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown IdP type name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown IdP type {0:?}; expected one of Okta, MicrosoftEntra, Generic")]
+pub struct UnknownIdpType(pub String);
+
+impl FromStr for IdpType {
+    type Err = UnknownIdpType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IdpType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownIdpType(s.to_string()))
+    }
+}
+
+/// The type-specific settings that locate an IdP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpLocation {
+    /// Okta org domain, e.g. `acme.okta.com`.
+    pub sso_domain: Option<String>,
+    /// Entra directory (tenant) id.
+    pub tenant_id: Option<String>,
+    /// Explicit issuer; required for `Generic`, an override for the others.
+    pub issuer: Option<String>,
+}
+
+/// Why an issuer could not be derived.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IssuerError {
+    /// A field the type needs is missing; names the field.
+    #[error("{0} is required for this IdP type (or give an explicit issuer)")]
+    Missing(&'static str),
+    /// `issuer` is required for Generic.
+    #[error("issuer is required for IdP type Generic")]
+    MissingIssuer,
+}
+
+impl IdpLocation {
+    /// Derives the issuer URL string for `idp_type` (not yet validated as a URL).
+    pub fn issuer_for(&self, idp_type: IdpType) -> Result<String, IssuerError> {
+        if let Some(issuer) = self.issuer.as_deref().filter(|s| !s.is_empty()) {
+            return Ok(issuer.trim_end_matches('/').to_string());
+        }
+        match idp_type {
+            IdpType::Okta => self
+                .sso_domain
+                .as_deref()
+                .map(|d| format!("https://{}", d.trim_end_matches('/')))
+                .ok_or(IssuerError::Missing("sso_domain")),
+            IdpType::MicrosoftEntra => self
+                .tenant_id
+                .as_deref()
+                .map(|t| format!("https://login.microsoftonline.com/{t}/v2.0"))
+                .ok_or(IssuerError::Missing("tenant_id")),
+            IdpType::Generic => Err(IssuerError::MissingIssuer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn okta_issuer_comes_from_the_sso_domain() {
+        let loc = IdpLocation {
+            sso_domain: Some("acme.okta.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(loc.issuer_for(IdpType::Okta).unwrap(), "https://acme.okta.com");
+    }
+
+    #[test]
+    fn entra_issuer_comes_from_the_tenant_id() {
+        let loc = IdpLocation {
+            tenant_id: Some("9188040d-6c67-4c5b-b112-36a304b66dad".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            loc.issuer_for(IdpType::MicrosoftEntra).unwrap(),
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+        );
+    }
+
+    #[test]
+    fn explicit_issuer_overrides_every_type() {
+        let loc = IdpLocation {
+            sso_domain: Some("acme.okta.com".into()),
+            issuer: Some("https://acme.okta.com/oauth2/default/".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            loc.issuer_for(IdpType::Okta).unwrap(),
+            "https://acme.okta.com/oauth2/default"
+        );
+    }
+
+    #[test]
+    fn generic_without_issuer_is_an_error() {
+        assert_eq!(
+            IdpLocation::default().issuer_for(IdpType::Generic),
+            Err(IssuerError::MissingIssuer)
+        );
+    }
+
+    #[test]
+    fn entra_user_id_is_oid_not_the_pairwise_sub() {
+        let claims = json!({"sub": "pairwise-abc", "oid": "00000000-0000-0000-0000-000000000042"});
+        let claims = claims.as_object().unwrap();
+        assert_eq!(
+            IdpType::MicrosoftEntra.oidc_user_id(claims).unwrap(),
+            "00000000-0000-0000-0000-000000000042"
+        );
+        assert_eq!(IdpType::Okta.oidc_user_id(claims).unwrap(), "pairwise-abc");
+    }
+
+    #[test]
+    fn entra_user_id_falls_back_to_sub_without_oid() {
+        let claims = json!({"sub": "only-sub"});
+        assert_eq!(
+            IdpType::MicrosoftEntra
+                .oidc_user_id(claims.as_object().unwrap())
+                .unwrap(),
+            "only-sub"
+        );
+    }
+
+    #[test]
+    fn idp_type_names_round_trip_and_unknown_is_rejected() {
+        for t in IdpType::ALL {
+            assert_eq!(t.as_str().parse::<IdpType>().unwrap(), t);
+        }
+        assert!("okta".parse::<IdpType>().is_err());
+    }
+}

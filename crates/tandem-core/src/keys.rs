@@ -1,0 +1,100 @@
+//! API keys: generation, the prefixes secret scanners recognise, and hashing
+//! for storage.
+//!
+//! Keys carry 256 random bits, so a single SHA-256 is a sufficient hash at
+//! rest (a slow password hash protects low-entropy secrets; these are not).
+
+use crate::secret::Redacted;
+use aws_lc_rs::digest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// What a key is for; decides its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The app's credential for the management and login APIs.
+    Integration,
+    /// A SCIM connection's bearer token.
+    Scim,
+}
+
+impl KeyKind {
+    /// The fixed prefix of every key of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Integration => "tandem_ik_",
+            KeyKind::Scim => "tandem_scim_",
+        }
+    }
+}
+
+/// A freshly generated key: the plaintext is shown once, the hash stored.
+#[derive(Debug)]
+pub struct GeneratedKey {
+    /// The whole key, to hand to its user once.
+    pub plaintext: Redacted<String>,
+    /// The first characters, safe to show later to recognise the key.
+    pub display_prefix: String,
+    /// Hex SHA-256 of the whole key, for lookup.
+    pub hash: String,
+}
+
+/// Generates a key of the given kind.
+pub fn generate(kind: KeyKind) -> GeneratedKey {
+    let mut bytes = [0u8; 32];
+    fill_random(&mut bytes);
+    let plaintext = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes));
+    let display_prefix = plaintext.chars().take(kind.prefix().len() + 6).collect();
+    let hash = hash_key(&plaintext);
+    GeneratedKey {
+        plaintext: Redacted(plaintext),
+        display_prefix,
+        hash,
+    }
+}
+
+/// Hex SHA-256 of a presented key.
+pub fn hash_key(plaintext: &str) -> String {
+    let d = digest::digest(&digest::SHA256, plaintext.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn fill_random(buf: &mut [u8]) {
+    // SystemRandom only fails when the OS has no entropy source at all, in
+    // which case nothing secure can continue.
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::fill(buf).expect("operating system random source unavailable");
+}
+
+/// A random URL-safe token with `bytes` bytes of entropy (state, nonce, …).
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    fill_random(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_their_prefix_and_hash_to_what_lookup_computes() {
+        let k = generate(KeyKind::Scim);
+        assert!(k.plaintext.0.starts_with("tandem_scim_"));
+        assert_eq!(k.hash, hash_key(&k.plaintext.0));
+        assert!(k.plaintext.0.starts_with(&k.display_prefix));
+        assert_eq!(k.hash.len(), 64);
+    }
+
+    #[test]
+    fn two_keys_differ() {
+        assert_ne!(generate(KeyKind::Integration).hash, generate(KeyKind::Integration).hash);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let k = generate(KeyKind::Integration);
+        assert!(!format!("{k:?}").contains(&k.plaintext.0));
+    }
+}

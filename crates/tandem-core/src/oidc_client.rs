@@ -1,0 +1,542 @@
+//! OIDC client configuration: reading and validating create and patch
+//! requests into an [`OidcClientSpec`].
+
+use crate::fields::{FieldError, FieldReader};
+use crate::idp::{IdpLocation, IdpType};
+use crate::matching::MatchingStrategy;
+use crate::secret::Redacted;
+use serde_json::{json, Map, Value};
+use url::Url;
+
+/// Where plain `http://` URLs are allowed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UrlPolicy {
+    /// Accept `http://` issuers and redirect URLs on any host (tests, private networks).
+    pub allow_http_everywhere: bool,
+}
+
+/// A validated OIDC client configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OidcClientSpec {
+    /// The app's customer id.
+    pub customer_id: String,
+    /// The IdP type.
+    pub idp_type: IdpType,
+    /// Type-specific settings as given.
+    pub location: IdpLocation,
+    /// The derived (or overridden) issuer.
+    pub issuer: String,
+    /// The client id registered at the IdP.
+    pub client_id: String,
+    /// The client secret, when the client is confidential. `None` on patch
+    /// means "keep the stored one".
+    pub client_secret: Option<Redacted<String>>,
+    /// Whether to send PKCE S256.
+    pub uses_pkce: bool,
+    /// The app's callback URL registered at the IdP.
+    pub redirect_url: String,
+    /// The strategy chosen for this client; `None` follows the deployment default.
+    pub matching_strategy: Option<MatchingStrategy>,
+    /// Email domains allowed to sign in (empty: any), lower-case.
+    pub email_domain_allowlist: Vec<String>,
+    /// Scopes requested beyond `openid email profile`.
+    pub additional_scopes: Vec<String>,
+}
+
+/// A parsed create or patch request.
+#[derive(Debug)]
+pub struct OidcClientRequest {
+    /// The configuration to store.
+    pub spec: OidcClientSpec,
+    /// Whether to run discovery before saving (`"verify": false` skips it).
+    pub verify: bool,
+}
+
+/// Reads a create request.
+pub fn parse_create(body: &Value, policy: UrlPolicy) -> Result<OidcClientRequest, Vec<FieldError>> {
+    parse(body, policy, None)
+}
+
+/// Reads a patch request against the stored configuration: fields that are
+/// absent keep their value; `idp` is merged field by field.
+pub fn parse_patch(
+    body: &Value,
+    current: &OidcClientSpec,
+    policy: UrlPolicy,
+) -> Result<OidcClientRequest, Vec<FieldError>> {
+    let Some(patch) = body.as_object() else {
+        let r = FieldReader::new(body, "");
+        return Err(r.into_errors());
+    };
+    let mut merged = to_request_json(current);
+    if let (Some(target), Some(Value::Object(idp_patch))) =
+        (merged.get_mut("idp").and_then(Value::as_object_mut), patch.get("idp"))
+    {
+        // Changing the type drops the previous type's location fields.
+        if let Some(t) = idp_patch.get("type") {
+            if Some(t) != target.get("type") {
+                for k in ["sso_domain", "tenant_id", "issuer"] {
+                    target.remove(k);
+                }
+            }
+        }
+        for (k, v) in idp_patch {
+            target.insert(k.clone(), v.clone());
+        }
+    } else if let Some(idp) = patch.get("idp") {
+        merged.insert("idp".into(), idp.clone());
+    }
+    for (k, v) in patch {
+        if k != "idp" {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    parse(&Value::Object(merged), policy, current.client_secret.clone())
+}
+
+/// The request form of a stored spec (without its secret).
+fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
+    let mut idp = Map::new();
+    idp.insert("type".into(), json!(spec.idp_type.as_str()));
+    idp.insert("client_id".into(), json!(spec.client_id));
+    idp.insert("uses_pkce".into(), json!(spec.uses_pkce));
+    if let Some(d) = &spec.location.sso_domain {
+        idp.insert("sso_domain".into(), json!(d));
+    }
+    if let Some(t) = &spec.location.tenant_id {
+        idp.insert("tenant_id".into(), json!(t));
+    }
+    if let Some(i) = &spec.location.issuer {
+        idp.insert("issuer".into(), json!(i));
+    }
+    let mut m = Map::new();
+    m.insert("customer_id".into(), json!(spec.customer_id));
+    m.insert("idp".into(), Value::Object(idp));
+    m.insert("redirect_url".into(), json!(spec.redirect_url));
+    if let Some(s) = spec.matching_strategy {
+        m.insert("scim_matching_definition".into(), json!({"strategy": s.as_str()}));
+    }
+    m.insert("email_domain_allowlist".into(), json!(spec.email_domain_allowlist));
+    m.insert("additional_scopes".into(), json!(spec.additional_scopes));
+    m
+}
+
+fn parse(
+    body: &Value,
+    policy: UrlPolicy,
+    kept_secret: Option<Redacted<String>>,
+) -> Result<OidcClientRequest, Vec<FieldError>> {
+    let mut r = FieldReader::new(body, "");
+    if !r.is_ok() {
+        return Err(r.into_errors());
+    }
+    let customer_id = r.required_string("customer_id");
+    if let Some(c) = &customer_id {
+        if let Err(msg) = check_customer_id(c) {
+            r.error("customer_id", msg);
+        }
+    }
+    let redirect_url = r.required_string("redirect_url");
+    let redirect_url = redirect_url.and_then(|u| match check_url(&u, policy, false) {
+        Ok(u) => Some(u),
+        Err(msg) => {
+            r.error("redirect_url", msg);
+            None
+        }
+    });
+    let verify = r.bool("verify").unwrap_or(true);
+    let strategy = match r.raw("scim_matching_definition") {
+        None => None,
+        Some(def) => {
+            let mut d = FieldReader::new(def, "scim_matching_definition");
+            let s = d.string("strategy");
+            let parsed = s.and_then(|s| match s.parse::<MatchingStrategy>() {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    d.error("strategy", e.to_string());
+                    None
+                }
+            });
+            d.reject_unknown();
+            r.absorb(d);
+            parsed
+        }
+    };
+    let allowlist = r.string_list("email_domain_allowlist").unwrap_or_default();
+    let mut domains = Vec::with_capacity(allowlist.len());
+    for (i, d) in allowlist.iter().enumerate() {
+        match check_domain(d) {
+            Ok(d) => {
+                if !domains.contains(&d) {
+                    domains.push(d)
+                }
+            }
+            Err(msg) => r.error(&format!("email_domain_allowlist[{i}]"), msg),
+        }
+    }
+    let scopes = r.string_list("additional_scopes").unwrap_or_default();
+    for (i, s) in scopes.iter().enumerate() {
+        if s.is_empty()
+            || s.chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control())
+        {
+            r.error(
+                &format!("additional_scopes[{i}]"),
+                "must be a single scope token without spaces or quotes",
+            );
+        }
+    }
+    let idp = parse_idp(&mut r, policy, kept_secret);
+    r.reject_unknown();
+    match (r.is_ok(), customer_id, redirect_url, idp) {
+        (
+            true,
+            Some(customer_id),
+            Some(redirect_url),
+            Some((idp_type, location, issuer, client_id, client_secret, uses_pkce)),
+        ) => Ok(OidcClientRequest {
+            spec: OidcClientSpec {
+                customer_id,
+                idp_type,
+                location,
+                issuer,
+                client_id,
+                client_secret,
+                uses_pkce,
+                redirect_url,
+                matching_strategy: strategy,
+                email_domain_allowlist: domains,
+                additional_scopes: scopes,
+            },
+            verify,
+        }),
+        _ => Err(r.into_errors()),
+    }
+}
+
+type ParsedIdp = (IdpType, IdpLocation, String, String, Option<Redacted<String>>, bool);
+
+fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Redacted<String>>) -> Option<ParsedIdp> {
+    let Some(idp) = r.raw("idp") else {
+        r.error("idp", "is required");
+        return None;
+    };
+    let mut d = FieldReader::new(idp, "idp");
+    if !d.is_ok() {
+        r.absorb(d);
+        return None;
+    }
+    let idp_type = d.required_string("type").and_then(|t| match t.parse::<IdpType>() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            d.error("type", e.to_string());
+            None
+        }
+    });
+    let client_id = d.required_string("client_id");
+    let secret = d
+        .string("client_secret")
+        .filter(|s| !s.is_empty())
+        .map(Redacted)
+        .or(kept_secret);
+    let uses_pkce = d.bool("uses_pkce").unwrap_or(true);
+    let location = IdpLocation {
+        sso_domain: d.string("sso_domain"),
+        tenant_id: d.string("tenant_id"),
+        issuer: d.string("issuer"),
+    };
+    if let Some(domain) = &location.sso_domain {
+        if let Err(msg) = check_host(domain) {
+            d.error("sso_domain", msg);
+        }
+    }
+    if let Some(tenant) = &location.tenant_id {
+        if tenant.is_empty()
+            || !tenant
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            d.error(
+                "tenant_id",
+                "must be a directory (tenant) id such as a GUID or contoso.onmicrosoft.com",
+            );
+        }
+    }
+    if secret.is_none() && !uses_pkce {
+        d.error(
+            "client_secret",
+            "is required unless uses_pkce is true (a public client needs PKCE)",
+        );
+    }
+    let issuer = idp_type.and_then(|t| match location.issuer_for(t) {
+        Ok(issuer) => {
+            let field = if location.issuer.is_some() {
+                "issuer"
+            } else {
+                match t {
+                    IdpType::Okta => "sso_domain",
+                    IdpType::MicrosoftEntra => "tenant_id",
+                    IdpType::Generic => "issuer",
+                }
+            };
+            match check_url(&issuer, policy, true) {
+                Ok(u) => Some(u),
+                Err(msg) => {
+                    d.error(field, msg);
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            let field = match e {
+                crate::idp::IssuerError::Missing(f) => f,
+                crate::idp::IssuerError::MissingIssuer => "issuer",
+            };
+            d.error(field, e.to_string());
+            None
+        }
+    });
+    d.reject_unknown();
+    let ok = d.is_ok();
+    r.absorb(d);
+    match (ok, idp_type, issuer, client_id) {
+        (true, Some(t), Some(issuer), Some(client_id)) => Some((t, location, issuer, client_id, secret, uses_pkce)),
+        _ => None,
+    }
+}
+
+/// Checks a customer id: 1–255 characters, no control characters.
+pub fn check_customer_id(c: &str) -> Result<(), String> {
+    if c.is_empty() || c.chars().count() > 255 {
+        return Err("must be 1 to 255 characters".into());
+    }
+    if c.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Checks an absolute `https://` URL (or `http://` on loopback, or anywhere
+/// when the policy allows). Issuers may not carry a query or fragment;
+/// redirect URLs may carry a query but no fragment (RFC 6749 §3.1.2).
+pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("must be an absolute URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http_everywhere || is_loopback(&url) => {}
+        "http" => {
+            return Err(
+                "must use https:// (plain http is accepted only on loopback hosts unless the configuration allows it)"
+                    .into(),
+            )
+        }
+        other => return Err(format!("must be an http(s) URL, got scheme {other:?}")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not contain a #fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if is_issuer {
+        if url.query().is_some() {
+            return Err("an issuer must not contain a query".into());
+        }
+        return Ok(raw.trim_end_matches('/').to_string());
+    }
+    Ok(raw.to_string())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks a bare email domain (`acme.com`) and returns it lower-cased.
+pub fn check_domain(raw: &str) -> Result<String, String> {
+    if raw.contains('@') {
+        return Err(format!("{raw:?} must be a bare domain like acme.com, without '@'"));
+    }
+    if raw.contains("://") || raw.contains('/') {
+        return Err(format!("{raw:?} must be a bare domain like acme.com, not a URL"));
+    }
+    check_host(raw).map_err(|m| format!("{raw:?} {m}"))?;
+    if !raw.contains('.') {
+        return Err(format!("{raw:?} must be a domain with at least one dot, like acme.com"));
+    }
+    Ok(raw.to_ascii_lowercase())
+}
+
+/// Checks a DNS host name (letters, digits, hyphens, dots; labels ≤ 63).
+pub fn check_host(raw: &str) -> Result<(), String> {
+    let bad = || "must be a host name such as acme.com (letters, digits, hyphens and dots)".to_string();
+    if raw.is_empty() || raw.len() > 253 {
+        return Err(bad());
+    }
+    for label in raw.split('.') {
+        if label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn okta() -> Value {
+        json!({"customer_id": "acme",
+               "idp": {"type": "Okta", "client_id": "0oa1", "client_secret": "s", "sso_domain": "acme.okta.com"},
+               "redirect_url": "https://app.example.com/sso/callback",
+               "email_domain_allowlist": ["Acme.com"]})
+    }
+
+    fn fields(errs: Vec<FieldError>) -> Vec<String> {
+        errs.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn okta_client_derives_its_issuer_and_defaults() {
+        let req = parse_create(&okta(), UrlPolicy::default()).unwrap();
+        assert_eq!(req.spec.issuer, "https://acme.okta.com");
+        assert!(req.spec.uses_pkce);
+        assert!(req.verify);
+        assert_eq!(req.spec.matching_strategy, None);
+        assert_eq!(req.spec.email_domain_allowlist, ["acme.com"]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let body = json!({"customer_id": 7,
+            "idp": {"type": "Auth0", "client_id": ["x"]},
+            "redirect_url": "/relative",
+            "scim_matching_definition": {"strategy": "ByMagic"},
+            "email_domain_allowlist": ["@acme.com", "acme"],
+            "surprise": true});
+        let errs = fields(parse_create(&body, UrlPolicy::default()).unwrap_err());
+        for f in [
+            "customer_id",
+            "idp.type",
+            "idp.client_id",
+            "redirect_url",
+            "scim_matching_definition.strategy",
+            "email_domain_allowlist[0]",
+            "email_domain_allowlist[1]",
+            "surprise",
+        ] {
+            assert!(errs.contains(&f.to_string()), "{f} missing from {errs:?}");
+        }
+    }
+
+    #[test]
+    fn at_sign_domain_gets_a_message_that_says_why() {
+        let msg = check_domain("@acme.com").unwrap_err();
+        assert!(msg.contains("without '@'"), "{msg}");
+    }
+
+    #[test]
+    fn plain_http_issuer_is_only_accepted_on_loopback() {
+        assert!(check_url("http://127.0.0.1:9000", UrlPolicy::default(), true).is_ok());
+        assert!(check_url("http://localhost:9000/", UrlPolicy::default(), true).is_ok());
+        assert!(check_url("http://idp.example.com", UrlPolicy::default(), true).is_err());
+        assert!(check_url(
+            "http://idp.example.com",
+            UrlPolicy {
+                allow_http_everywhere: true
+            },
+            true
+        )
+        .is_ok());
+        assert!(check_url("ftp://idp.example.com", UrlPolicy::default(), true).is_err());
+    }
+
+    #[test]
+    fn entra_needs_a_tenant_and_generic_an_issuer() {
+        let body = json!({"customer_id": "c", "idp": {"type": "MicrosoftEntra", "client_id": "x", "client_secret": "s"},
+                          "redirect_url": "https://app/cb"});
+        assert_eq!(
+            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
+            ["idp.tenant_id"]
+        );
+        let body = json!({"customer_id": "c", "idp": {"type": "Generic", "client_id": "x", "client_secret": "s"},
+                          "redirect_url": "https://app/cb"});
+        assert_eq!(
+            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
+            ["idp.issuer"]
+        );
+    }
+
+    #[test]
+    fn a_client_without_secret_must_use_pkce() {
+        let body = json!({"customer_id": "c", "idp": {"type": "Okta", "client_id": "x", "sso_domain": "a.okta.com", "uses_pkce": false},
+                          "redirect_url": "https://app/cb"});
+        assert_eq!(
+            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
+            ["idp.client_secret"]
+        );
+    }
+
+    #[test]
+    fn patch_keeps_absent_fields_and_the_secret() {
+        let current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
+        let patched = parse_patch(
+            &json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}}),
+            &current,
+            UrlPolicy::default(),
+        )
+        .unwrap()
+        .spec;
+        assert_eq!(
+            patched.matching_strategy,
+            Some(MatchingStrategy::OidcSubToScimExternalId)
+        );
+        assert_eq!(patched.client_secret, current.client_secret);
+        assert_eq!(patched.issuer, current.issuer);
+    }
+
+    #[test]
+    fn patch_changing_idp_type_needs_the_new_types_fields() {
+        let current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
+        let err = parse_patch(
+            &json!({"idp": {"type": "MicrosoftEntra"}}),
+            &current,
+            UrlPolicy::default(),
+        )
+        .unwrap_err();
+        assert_eq!(fields(err), ["idp.tenant_id"]);
+        let ok = parse_patch(
+            &json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "contoso.onmicrosoft.com"}}),
+            &current,
+            UrlPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.spec.issuer,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+        );
+    }
+
+    #[test]
+    fn redirect_url_with_fragment_is_rejected() {
+        let mut body = okta();
+        body["redirect_url"] = json!("https://app.example.com/cb#x");
+        assert_eq!(
+            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
+            ["redirect_url"]
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Secrets at rest: AES-256-GCM encryption of client secrets with the
+//! deployment's key, and a wrapper that keeps secrets out of `Debug` output.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use std::fmt;
+
+/// A value that must never be printed; `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted<T>(pub T);
+
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<T> fmt::Display for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Why a key or a ciphertext was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    /// The configured key is not 32 bytes of base64.
+    #[error("the secret key must be 32 bytes encoded as base64 (44 characters); {0}")]
+    BadKey(String),
+    /// The ciphertext is not in Tandem's format.
+    #[error("stored secret is not in the expected format")]
+    Malformed,
+    /// The ciphertext does not open with this key.
+    #[error("stored secret could not be decrypted with the configured key")]
+    WrongKey,
+}
+
+const VERSION: &str = "v1:";
+
+/// The deployment's encryption key for secrets at rest.
+pub struct SecretKey {
+    key: LessSafeKey,
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+impl SecretKey {
+    /// Reads a key from its base64 form (standard alphabet, padding optional).
+    pub fn from_base64(encoded: &str) -> Result<SecretKey, SecretError> {
+        let trimmed = encoded.trim();
+        let bytes = STANDARD
+            .decode(trimmed)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+            .map_err(|e| SecretError::BadKey(format!("it is not base64 ({e})")))?;
+        if bytes.len() != 32 {
+            return Err(SecretError::BadKey(format!("it decodes to {} bytes", bytes.len())));
+        }
+        let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SecretError::BadKey("rejected".into()))?;
+        Ok(SecretKey {
+            key: LessSafeKey::new(unbound),
+        })
+    }
+
+    /// A new random key and its base64 form (to write to the key file).
+    pub fn generate() -> Result<(SecretKey, String), SecretError> {
+        let mut bytes = [0u8; 32];
+        crate::keys::fill_random(&mut bytes);
+        let encoded = STANDARD.encode(bytes);
+        Ok((SecretKey::from_base64(&encoded)?, encoded))
+    }
+
+    /// Encrypts `plaintext`, bound to `context` (e.g. the owning row's id) so
+    /// a ciphertext copied to another row does not open.
+    pub fn encrypt(&self, plaintext: &str, context: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::keys::fill_random(&mut nonce);
+        let mut buf = plaintext.as_bytes().to_vec();
+        // Sealing only fails for inputs over ~64 GiB.
+        #[allow(clippy::expect_used)]
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut buf,
+            )
+            .expect("AES-GCM seal of a small buffer");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        format!("{VERSION}{}", STANDARD.encode(out))
+    }
+
+    /// Decrypts what [`SecretKey::encrypt`] produced with the same context.
+    pub fn decrypt(&self, ciphertext: &str, context: &str) -> Result<Redacted<String>, SecretError> {
+        let body = ciphertext.strip_prefix(VERSION).ok_or(SecretError::Malformed)?;
+        let mut bytes = STANDARD.decode(body).map_err(|_| SecretError::Malformed)?;
+        if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(SecretError::Malformed);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&bytes[..NONCE_LEN]);
+        let sealed = &mut bytes[NONCE_LEN..];
+        let opened = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                sealed,
+            )
+            .map_err(|_| SecretError::WrongKey)?;
+        String::from_utf8(opened.to_vec())
+            .map(Redacted)
+            .map_err(|_| SecretError::Malformed)
+    }
+}
+
+/// The context of the check value stored once per database, which proves at
+/// start-up that the configured key is the one the data was written with.
+pub const KEY_CHECK_CONTEXT: &str = "tandem:key-check";
+/// The plaintext of that check value.
+pub const KEY_CHECK_PLAINTEXT: &str = "tandem secret key check v1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_hides_the_plaintext() {
+        let (key, _) = SecretKey::generate().unwrap();
+        let ct = key.encrypt("s3cret-value", "oidc_client:1");
+        assert!(!ct.contains("s3cret"));
+        assert_eq!(key.decrypt(&ct, "oidc_client:1").unwrap().0, "s3cret-value");
+    }
+
+    #[test]
+    fn a_wrong_key_is_an_error_never_garbage() {
+        let (a, _) = SecretKey::generate().unwrap();
+        let (b, _) = SecretKey::generate().unwrap();
+        let ct = a.encrypt("x", "c");
+        assert_eq!(b.decrypt(&ct, "c").unwrap_err(), SecretError::WrongKey);
+    }
+
+    #[test]
+    fn ciphertext_moved_to_another_row_does_not_open() {
+        let (k, _) = SecretKey::generate().unwrap();
+        let ct = k.encrypt("x", "oidc_client:1");
+        assert_eq!(k.decrypt(&ct, "oidc_client:2").unwrap_err(), SecretError::WrongKey);
+    }
+
+    #[test]
+    fn key_of_the_wrong_length_is_refused_with_the_reason() {
+        let err = SecretKey::from_base64("c2hvcnQ=").unwrap_err();
+        assert!(err.to_string().contains("decodes to 5 bytes"));
+        assert!(SecretKey::from_base64("not base64 !!").is_err());
+    }
+
+    #[test]
+    fn encoded_key_round_trips() {
+        let (k, encoded) = SecretKey::generate().unwrap();
+        let again = SecretKey::from_base64(&encoded).unwrap();
+        assert_eq!(again.decrypt(&k.encrypt("v", "c"), "c").unwrap().0, "v");
+    }
+
+    #[test]
+    fn redacted_never_prints() {
+        assert_eq!(format!("{:?} {}", Redacted("pw"), Redacted("pw")), "*** ***");
+    }
+}

@@ -1,0 +1,161 @@
+//! OpenID Connect Discovery 1.0: fetching and checking an issuer's metadata.
+
+use crate::IdpHttp;
+use serde::{Deserialize, Serialize};
+
+/// The parts of an OpenID Provider's metadata Tandem uses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// Discovery failed: the URL tried and why, in words an admin can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("OIDC discovery at {url} failed: {reason}")]
+pub struct DiscoveryError {
+    /// The metadata URL that was fetched.
+    pub url: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The metadata URL of an issuer.
+pub fn metadata_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+/// Fetches and checks the metadata of `issuer`.
+pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, DiscoveryError> {
+    let url = metadata_url(issuer);
+    let fail = |reason: String| DiscoveryError {
+        url: url.clone(),
+        reason,
+    };
+    let response = http
+        .client()
+        .get(&url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| fail(describe_transport_error(&e)))?;
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_string();
+        return Err(fail(format!(
+            "the IdP answered with a redirect ({status}) to {location}; redirects are not followed — check the issuer"
+        )));
+    }
+    if !status.is_success() {
+        return Err(fail(format!(
+            "the IdP answered HTTP {status}; check the issuer (Okta domain, Entra tenant id)"
+        )));
+    }
+    let body = response.bytes().await.map_err(|e| fail(describe_transport_error(&e)))?;
+    if body.len() > 256 * 1024 {
+        return Err(fail("the metadata document is larger than 256 KiB".into()));
+    }
+    let metadata: ProviderMetadata = serde_json::from_slice(&body)
+        .map_err(|e| fail(format!("the metadata is not a valid OpenID Provider document: {e}")))?;
+    check(&metadata, issuer).map_err(fail)?;
+    Ok(metadata)
+}
+
+fn check(m: &ProviderMetadata, issuer: &str) -> Result<(), String> {
+    if m.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(format!(
+            "the metadata names issuer {:?}, not the configured {:?} (OpenID Connect Discovery §4.3)",
+            m.issuer, issuer
+        ));
+    }
+    for (name, value) in [
+        ("authorization_endpoint", &m.authorization_endpoint),
+        ("token_endpoint", &m.token_endpoint),
+        ("jwks_uri", &m.jwks_uri),
+    ] {
+        let parsed = url::Url::parse(value).map_err(|e| format!("{name} {value:?} is not an absolute URL ({e})"))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(format!("{name} {value:?} is not an http(s) URL"));
+        }
+    }
+    if !m.id_token_signing_alg_values_supported.is_empty()
+        && m.id_token_signing_alg_values_supported
+            .iter()
+            .all(|a| a == "none" || a.starts_with("HS"))
+    {
+        return Err("the IdP signs ID tokens only with 'none' or HMAC, which Tandem does not accept".into());
+    }
+    Ok(())
+}
+
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the request timed out".into()
+    } else if e.is_connect() {
+        format!(
+            "could not connect ({})",
+            std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string())
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(issuer: &str) -> ProviderMetadata {
+        ProviderMetadata {
+            issuer: issuer.into(),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            token_endpoint: format!("{issuer}/token"),
+            jwks_uri: format!("{issuer}/jwks"),
+            userinfo_endpoint: None,
+            end_session_endpoint: None,
+            id_token_signing_alg_values_supported: vec!["RS256".into()],
+            code_challenge_methods_supported: vec![],
+            token_endpoint_auth_methods_supported: vec![],
+            authorization_response_iss_parameter_supported: false,
+        }
+    }
+
+    #[test]
+    fn issuer_mismatch_is_refused_with_both_values() {
+        let err = check(&meta("https://evil.example"), "https://acme.okta.com").unwrap_err();
+        assert!(err.contains("evil.example") && err.contains("acme.okta.com"));
+    }
+
+    #[test]
+    fn trailing_slash_difference_is_tolerated() {
+        assert!(check(&meta("https://acme.okta.com/"), "https://acme.okta.com").is_ok());
+    }
+
+    #[test]
+    fn hmac_only_providers_are_refused() {
+        let mut m = meta("https://a.example");
+        m.id_token_signing_alg_values_supported = vec!["none".into(), "HS256".into()];
+        assert!(check(&m, "https://a.example").is_err());
+    }
+}

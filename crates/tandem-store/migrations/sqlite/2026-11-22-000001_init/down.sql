@@ -1,0 +1,11 @@
+DROP TABLE audit_events;
+DROP TABLE provisioning_logs;
+DROP TABLE scim_group_members;
+DROP TABLE scim_groups;
+DROP TABLE scim_users;
+DROP TABLE scim_api_keys;
+DROP TABLE scim_connections;
+DROP TABLE oidc_client_domains;
+DROP TABLE oidc_clients;
+DROP TABLE integration_keys;
+DROP TABLE tandem_meta;

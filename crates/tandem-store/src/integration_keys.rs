@@ -1,0 +1,86 @@
+//! Integration keys: the app's credentials for the management and login
+//! APIs, stored as hashes.
+
+use crate::schema::integration_keys::dsl as k;
+use crate::{micros, AnyConnection, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use tandem_core::keys::{generate, hash_key, KeyKind};
+use tandem_core::secret::Redacted;
+
+/// A stored integration key (never the key itself).
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::integration_keys)]
+pub struct IntegrationKey {
+    pub id: String,
+    pub name: String,
+    pub display_prefix: String,
+    pub key_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Creates a key named `name`; returns the row and the key to print once.
+pub fn create(
+    conn: &mut AnyConnection,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(IntegrationKey, Redacted<String>), StoreError> {
+    let generated = generate(KeyKind::Integration);
+    let row = IntegrationKey {
+        id: tandem_core::new_id(),
+        name: name.to_string(),
+        display_prefix: generated.display_prefix,
+        key_hash: generated.hash,
+        created_at: micros(now),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    diesel::insert_into(k::integration_keys).values(&row).execute(conn)?;
+    Ok((row, generated.plaintext))
+}
+
+/// Finds the live key matching `presented`, recording its use at most once
+/// a minute (so authentication stays a read on the hot path).
+pub fn authenticate(
+    conn: &mut AnyConnection,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<IntegrationKey>, StoreError> {
+    let hash = hash_key(presented);
+    let found: Option<IntegrationKey> = k::integration_keys
+        .filter(k::key_hash.eq(&hash))
+        .filter(k::revoked_at.is_null())
+        .select(IntegrationKey::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(key) = &found {
+        let now_us = micros(now);
+        if key.last_used_at.is_none_or(|t| now_us - t > 60_000_000) {
+            diesel::update(k::integration_keys.filter(k::id.eq(&key.id)))
+                .set(k::last_used_at.eq(now_us))
+                .execute(conn)?;
+        }
+    }
+    Ok(found)
+}
+
+/// All keys, newest first.
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<IntegrationKey>, StoreError> {
+    Ok(k::integration_keys
+        .order(k::id.desc())
+        .select(IntegrationKey::as_select())
+        .load(conn)?)
+}
+
+/// Revokes the key with this id or name; returns how many were revoked.
+pub fn revoke(conn: &mut AnyConnection, id_or_name: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        k::integration_keys
+            .filter(k::id.eq(id_or_name).or(k::name.eq(id_or_name)))
+            .filter(k::revoked_at.is_null()),
+    )
+    .set(k::revoked_at.eq(micros(now)))
+    .execute(conn)?)
+}

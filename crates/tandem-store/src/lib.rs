@@ -1,0 +1,219 @@
+//! Tandem's storage: one diesel schema over SQLite (the embedded default)
+//! and PostgreSQL, chosen by the database URL's scheme.
+//!
+//! Every query is written once against [`AnyConnection`]; the rare statement
+//! a backend spells differently sits behind a small `match` in its module.
+//! Work runs on tokio's blocking pool through [`Store::read`] and
+//! [`Store::write`], which carry the caller's tracing span.
+
+pub mod audit;
+mod conn;
+pub mod integration_keys;
+pub mod meta;
+pub mod oidc_clients;
+pub mod schema;
+pub mod schema_check;
+pub mod scim_connections;
+mod time;
+
+pub use conn::{AnyConnection, DatabaseUrl};
+pub use time::{from_micros, micros};
+
+use diesel::connection::SimpleConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection could be had (database down, pool exhausted).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A uniqueness rule was broken; names the rule.
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data could not be read back (e.g. a secret that does not decrypt).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+}
+
+impl StoreError {
+    /// Whether this is a unique-constraint clash (from a race the pre-check missed).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Most connections held open.
+    pub max_size: u32,
+    /// How long a caller waits for a free connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 8,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type Pool = r2d2::Pool<conn::Manager>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    url: Arc<DatabaseUrl>,
+    // SQLite allows one writer; serialising writes in-process avoids
+    // deferred-transaction upgrade deadlocks and busy-waiting.
+    write_lock: Option<Arc<std::sync::Mutex<()>>>,
+}
+
+impl Store {
+    /// Opens a pool on `url` (`sqlite://path`, a bare path, or `postgres://…`).
+    /// A SQLite file's directory is created when missing.
+    pub fn open(url: &str, options: &PoolOptions) -> Result<Store, StoreError> {
+        let url = DatabaseUrl::parse(url).map_err(StoreError::Unavailable)?;
+        if let DatabaseUrl::Sqlite(path) = &url {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_size)
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
+            .build(conn::Manager::new(url.clone()))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let write_lock = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(std::sync::Mutex::new(())));
+        Ok(Store {
+            pool,
+            url: Arc::new(url),
+            write_lock,
+        })
+    }
+
+    /// Which backend this store talks to.
+    pub fn backend(&self) -> &'static str {
+        match *self.url {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies every pending migration; returns how many ran.
+    pub fn migrate(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let migrations = match *self.url {
+            DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
+            DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
+        };
+        let applied = conn
+            .run_pending_migrations(migrations)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(applied.len())
+    }
+
+    /// Reverts every migration (tests of the down scripts).
+    pub fn revert_all(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let migrations = match *self.url {
+            DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
+            DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
+        };
+        conn.revert_all_migrations(migrations)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(())
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<conn::Manager>, StoreError> {
+        self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Runs `f` with a connection on the blocking pool (reads, or a single
+    /// autocommit statement).
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = store.conn()?;
+            f(&mut conn)
+        })
+        .instrument(tracing::Span::current())
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` inside one transaction on the blocking pool.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            store.write_blocking(f)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// The synchronous form of [`Store::write`], for the CLI and tests.
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    {
+        let mut conn = self.conn()?;
+        let _guard = self.write_lock.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        diesel::Connection::transaction(&mut *conn, f)
+    }
+
+    /// The synchronous form of [`Store::read`].
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    {
+        let mut conn = self.conn()?;
+        f(&mut conn)
+    }
+
+    /// Checks the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
+    }
+}

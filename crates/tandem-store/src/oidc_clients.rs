@@ -1,0 +1,230 @@
+//! OIDC clients: one per customer id, with their email domains indexed for
+//! home-realm discovery.
+
+use crate::schema::oidc_client_domains::dsl as d;
+use crate::schema::oidc_clients::dsl as c;
+use crate::{micros, AnyConnection, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use tandem_core::idp::{IdpLocation, IdpType};
+use tandem_core::matching::MatchingStrategy;
+use tandem_core::oidc_client::OidcClientSpec;
+use tandem_core::secret::{Redacted, SecretKey};
+
+/// A stored OIDC client.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = crate::schema::oidc_clients, treat_none_as_null = true)]
+pub struct OidcClientRow {
+    pub id: String,
+    pub customer_id: String,
+    pub idp_type: String,
+    pub sso_domain: Option<String>,
+    pub tenant_id: Option<String>,
+    pub issuer_override: Option<String>,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_enc: Option<String>,
+    pub uses_pkce: bool,
+    pub redirect_url: String,
+    pub matching_strategy: Option<String>,
+    pub email_domain_allowlist: String,
+    pub additional_scopes: String,
+    pub discovery: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The encryption context of a client's secret: binds it to its row.
+pub fn secret_context(id: &str) -> String {
+    format!("oidc_client:{id}:client_secret")
+}
+
+impl OidcClientRow {
+    /// A row for `spec`, encrypting its secret with `key`.
+    pub fn from_spec(
+        id: &str,
+        spec: &OidcClientSpec,
+        key: &SecretKey,
+        discovery: Option<String>,
+        created_at: i64,
+        now: DateTime<Utc>,
+    ) -> Self {
+        OidcClientRow {
+            id: id.to_string(),
+            customer_id: spec.customer_id.clone(),
+            idp_type: spec.idp_type.as_str().to_string(),
+            sso_domain: spec.location.sso_domain.clone(),
+            tenant_id: spec.location.tenant_id.clone(),
+            issuer_override: spec.location.issuer.clone(),
+            issuer: spec.issuer.clone(),
+            client_id: spec.client_id.clone(),
+            client_secret_enc: spec
+                .client_secret
+                .as_ref()
+                .map(|s| key.encrypt(&s.0, &secret_context(id))),
+            uses_pkce: spec.uses_pkce,
+            redirect_url: spec.redirect_url.clone(),
+            matching_strategy: spec.matching_strategy.map(|m| m.as_str().to_string()),
+            email_domain_allowlist: serde_json::Value::from(spec.email_domain_allowlist.clone()).to_string(),
+            additional_scopes: serde_json::Value::from(spec.additional_scopes.clone()).to_string(),
+            discovery,
+            created_at,
+            updated_at: micros(now),
+        }
+    }
+
+    /// The IdP type.
+    pub fn idp_type(&self) -> Result<IdpType, StoreError> {
+        self.idp_type
+            .parse()
+            .map_err(|e: tandem_core::idp::UnknownIdpType| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The client's own strategy, if it chose one.
+    pub fn strategy(&self) -> Result<Option<MatchingStrategy>, StoreError> {
+        self.matching_strategy
+            .as_deref()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e: tandem_core::matching::UnknownStrategy| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The email domain allowlist.
+    pub fn domains(&self) -> Vec<String> {
+        serde_json::from_str(&self.email_domain_allowlist).unwrap_or_default()
+    }
+
+    /// Scopes beyond `openid email profile`.
+    pub fn scopes(&self) -> Vec<String> {
+        serde_json::from_str(&self.additional_scopes).unwrap_or_default()
+    }
+
+    /// The decrypted client secret, if any.
+    pub fn client_secret(&self, key: &SecretKey) -> Result<Option<Redacted<String>>, StoreError> {
+        self.client_secret_enc
+            .as_deref()
+            .map(|enc| {
+                key.decrypt(enc, &secret_context(&self.id))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The configuration as a spec (with its secret decrypted).
+    pub fn to_spec(&self, key: &SecretKey) -> Result<OidcClientSpec, StoreError> {
+        Ok(OidcClientSpec {
+            customer_id: self.customer_id.clone(),
+            idp_type: self.idp_type()?,
+            location: IdpLocation {
+                sso_domain: self.sso_domain.clone(),
+                tenant_id: self.tenant_id.clone(),
+                issuer: self.issuer_override.clone(),
+            },
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret(key)?,
+            uses_pkce: self.uses_pkce,
+            redirect_url: self.redirect_url.clone(),
+            matching_strategy: self.strategy()?,
+            email_domain_allowlist: self.domains(),
+            additional_scopes: self.scopes(),
+        })
+    }
+}
+
+fn customer_taken(customer_id: &str) -> StoreError {
+    StoreError::Conflict(format!("customer_id {customer_id:?} already has an OIDC client"))
+}
+
+/// Inserts a client; a taken customer id is a conflict.
+pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
+    if get_by_customer(conn, &row.customer_id)?.is_some() {
+        return Err(customer_taken(&row.customer_id));
+    }
+    diesel::insert_into(c::oidc_clients)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                customer_taken(&row.customer_id)
+            } else {
+                e
+            }
+        })?;
+    write_domains(conn, row)
+}
+
+/// Replaces a client's stored configuration.
+pub fn update(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
+    if let Some(other) = get_by_customer(conn, &row.customer_id)? {
+        if other.id != row.id {
+            return Err(customer_taken(&row.customer_id));
+        }
+    }
+    diesel::update(c::oidc_clients.filter(c::id.eq(&row.id)))
+        .set(row)
+        .execute(conn)?;
+    diesel::delete(d::oidc_client_domains.filter(d::oidc_client_id.eq(&row.id))).execute(conn)?;
+    write_domains(conn, row)
+}
+
+fn write_domains(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
+    for domain in row.domains() {
+        diesel::insert_into(d::oidc_client_domains)
+            .values((d::domain.eq(domain), d::oidc_client_id.eq(&row.id)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A client by its id.
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<OidcClientRow>, StoreError> {
+    Ok(c::oidc_clients
+        .filter(c::id.eq(id))
+        .select(OidcClientRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A client by its customer id.
+pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Option<OidcClientRow>, StoreError> {
+    Ok(c::oidc_clients
+        .filter(c::customer_id.eq(customer_id))
+        .select(OidcClientRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The clients whose allowlist contains `domain` (lower-case).
+pub fn find_by_domain(conn: &mut AnyConnection, domain: &str) -> Result<Vec<OidcClientRow>, StoreError> {
+    let ids: Vec<String> = d::oidc_client_domains
+        .filter(d::domain.eq(domain))
+        .select(d::oidc_client_id)
+        .load(conn)?;
+    Ok(c::oidc_clients
+        .filter(c::id.eq_any(ids))
+        .select(OidcClientRow::as_select())
+        .load(conn)?)
+}
+
+/// A page of clients ordered by id, after `after` when given.
+pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result<Vec<OidcClientRow>, StoreError> {
+    let mut q = c::oidc_clients
+        .select(OidcClientRow::as_select())
+        .order(c::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(c::id.gt(after.to_string()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Deletes a client; returns whether it existed.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    diesel::delete(d::oidc_client_domains.filter(d::oidc_client_id.eq(id))).execute(conn)?;
+    Ok(diesel::delete(c::oidc_clients.filter(c::id.eq(id))).execute(conn)? > 0)
+}

@@ -1,0 +1,164 @@
+// One schema for both backends. Timestamps are BIGINT microseconds since the
+// Unix epoch (UTC), so SQLite and PostgreSQL compare them identically; ids and
+// JSON documents are TEXT. `schema_check` proves both migration folders end
+// with exactly these tables and columns.
+
+diesel::table! {
+    tandem_meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    integration_keys (id) {
+        id -> Text,
+        name -> Text,
+        display_prefix -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oidc_clients (id) {
+        id -> Text,
+        customer_id -> Text,
+        idp_type -> Text,
+        sso_domain -> Nullable<Text>,
+        tenant_id -> Nullable<Text>,
+        issuer_override -> Nullable<Text>,
+        issuer -> Text,
+        client_id -> Text,
+        client_secret_enc -> Nullable<Text>,
+        uses_pkce -> Bool,
+        redirect_url -> Text,
+        matching_strategy -> Nullable<Text>,
+        email_domain_allowlist -> Text,
+        additional_scopes -> Text,
+        discovery -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oidc_client_domains (domain, oidc_client_id) {
+        domain -> Text,
+        oidc_client_id -> Text,
+    }
+}
+
+diesel::table! {
+    scim_connections (id) {
+        id -> Text,
+        customer_id -> Text,
+        api_key_ttl_days -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    scim_api_keys (id) {
+        id -> Text,
+        scim_connection_id -> Text,
+        display_prefix -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    scim_users (id) {
+        id -> Text,
+        scim_connection_id -> Text,
+        user_name -> Text,
+        user_name_lower -> Text,
+        user_name_local_lower -> Text,
+        external_id -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        active -> Bool,
+        resource -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    scim_groups (id) {
+        id -> Text,
+        scim_connection_id -> Text,
+        display_name -> Text,
+        display_name_lower -> Text,
+        external_id -> Nullable<Text>,
+        resource -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    scim_group_members (group_id, member_id) {
+        group_id -> Text,
+        member_id -> Text,
+        member_type -> Text,
+    }
+}
+
+diesel::table! {
+    provisioning_logs (id) {
+        id -> Text,
+        scim_connection_id -> Text,
+        created_at -> BigInt,
+        request_id -> Nullable<Text>,
+        method -> Text,
+        path -> Text,
+        operation -> Text,
+        resource_type -> Nullable<Text>,
+        resource_id -> Nullable<Text>,
+        user_name -> Nullable<Text>,
+        status -> Integer,
+        detail -> Nullable<Text>,
+        reasons -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        created_at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        details -> Text,
+    }
+}
+
+diesel::joinable!(scim_api_keys -> scim_connections (scim_connection_id));
+diesel::joinable!(scim_users -> scim_connections (scim_connection_id));
+diesel::joinable!(scim_groups -> scim_connections (scim_connection_id));
+diesel::joinable!(scim_group_members -> scim_groups (group_id));
+diesel::joinable!(oidc_client_domains -> oidc_clients (oidc_client_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tandem_meta,
+    integration_keys,
+    oidc_clients,
+    oidc_client_domains,
+    scim_connections,
+    scim_api_keys,
+    scim_users,
+    scim_groups,
+    scim_group_members,
+    provisioning_logs,
+    audit_events,
+);

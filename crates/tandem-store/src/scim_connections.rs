@@ -1,0 +1,258 @@
+//! SCIM connections and their API keys: issue, rotate with a grace period,
+//! expire, authenticate.
+
+use crate::schema::scim_api_keys::dsl as k;
+use crate::schema::scim_connections::dsl as s;
+use crate::{from_micros, micros, AnyConnection, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use tandem_core::keys::{generate, hash_key, KeyKind};
+use tandem_core::secret::Redacted;
+
+/// A stored SCIM connection.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::scim_connections)]
+pub struct ScimConnectionRow {
+    pub id: String,
+    pub customer_id: String,
+    pub api_key_ttl_days: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A stored SCIM API key (its hash, never the key).
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::scim_api_keys)]
+pub struct ScimApiKeyRow {
+    pub id: String,
+    pub scim_connection_id: String,
+    pub display_prefix: String,
+    pub key_hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    /// When a rotation's grace period ends this key's validity.
+    pub retired_at: Option<i64>,
+}
+
+impl ScimApiKeyRow {
+    /// The expiry as a timestamp.
+    pub fn expires(&self) -> Option<DateTime<Utc>> {
+        self.expires_at.map(from_micros)
+    }
+}
+
+/// Why a presented SCIM key was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyRejection {
+    /// No such key for this connection.
+    Unknown,
+    /// The key expired at this time.
+    Expired(DateTime<Utc>),
+    /// The key was rotated out; its grace period ended at this time.
+    Retired(DateTime<Utc>),
+}
+
+fn customer_taken(customer_id: &str) -> StoreError {
+    StoreError::Conflict(format!("customer_id {customer_id:?} already has a SCIM connection"))
+}
+
+/// Creates a connection with its first key; returns both and the key's plaintext.
+pub fn create(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    ttl_days: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(ScimConnectionRow, ScimApiKeyRow, Redacted<String>), StoreError> {
+    if get_by_customer(conn, customer_id)?.is_some() {
+        return Err(customer_taken(customer_id));
+    }
+    let row = ScimConnectionRow {
+        id: tandem_core::new_id(),
+        customer_id: customer_id.to_string(),
+        api_key_ttl_days: ttl_days,
+        created_at: micros(now),
+        updated_at: micros(now),
+    };
+    diesel::insert_into(s::scim_connections)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                customer_taken(customer_id)
+            } else {
+                e
+            }
+        })?;
+    let (key, plaintext) = issue_key(conn, &row, now)?;
+    Ok((row, key, plaintext))
+}
+
+fn issue_key(
+    conn: &mut AnyConnection,
+    row: &ScimConnectionRow,
+    now: DateTime<Utc>,
+) -> Result<(ScimApiKeyRow, Redacted<String>), StoreError> {
+    let generated = generate(KeyKind::Scim);
+    let key = ScimApiKeyRow {
+        id: tandem_core::new_id(),
+        scim_connection_id: row.id.clone(),
+        display_prefix: generated.display_prefix,
+        key_hash: generated.hash,
+        created_at: micros(now),
+        expires_at: row.api_key_ttl_days.map(|d| micros(now + Duration::days(d))),
+        retired_at: None,
+    };
+    diesel::insert_into(k::scim_api_keys).values(&key).execute(conn)?;
+    Ok((key, generated.plaintext))
+}
+
+/// A connection by id.
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
+    Ok(s::scim_connections
+        .filter(s::id.eq(id))
+        .select(ScimConnectionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A connection by customer id.
+pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
+    Ok(s::scim_connections
+        .filter(s::customer_id.eq(customer_id))
+        .select(ScimConnectionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A page of connections ordered by id.
+pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result<Vec<ScimConnectionRow>, StoreError> {
+    let mut q = s::scim_connections
+        .select(ScimConnectionRow::as_select())
+        .order(s::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(s::id.gt(after.to_string()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// The connection's current key (the newest one not rotated out).
+pub fn current_key(conn: &mut AnyConnection, connection_id: &str) -> Result<Option<ScimApiKeyRow>, StoreError> {
+    Ok(k::scim_api_keys
+        .filter(k::scim_connection_id.eq(connection_id))
+        .filter(k::retired_at.is_null())
+        .order(k::id.desc())
+        .select(ScimApiKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Keys rotated out that still work until their grace period ends.
+pub fn keys_in_grace(
+    conn: &mut AnyConnection,
+    connection_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<ScimApiKeyRow>, StoreError> {
+    Ok(k::scim_api_keys
+        .filter(k::scim_connection_id.eq(connection_id))
+        .filter(k::retired_at.gt(micros(now)))
+        .order(k::id.desc())
+        .select(ScimApiKeyRow::as_select())
+        .load(conn)?)
+}
+
+/// Changes the connection's customer id and/or key lifetime. A new lifetime
+/// also re-dates the current key (from its issue time).
+pub fn update(
+    conn: &mut AnyConnection,
+    id: &str,
+    customer_id: Option<&str>,
+    ttl_days: Option<Option<i64>>,
+    now: DateTime<Utc>,
+) -> Result<Option<ScimConnectionRow>, StoreError> {
+    let Some(mut row) = get(conn, id)? else { return Ok(None) };
+    if let Some(customer) = customer_id {
+        if let Some(other) = get_by_customer(conn, customer)? {
+            if other.id != id {
+                return Err(customer_taken(customer));
+            }
+        }
+        row.customer_id = customer.to_string();
+    }
+    if let Some(ttl) = ttl_days {
+        row.api_key_ttl_days = ttl;
+        if let Some(key) = current_key(conn, id)? {
+            let expires = ttl.map(|d| key.created_at + Duration::days(d).num_microseconds().unwrap_or(i64::MAX));
+            diesel::update(k::scim_api_keys.filter(k::id.eq(&key.id)))
+                .set(k::expires_at.eq(expires))
+                .execute(conn)?;
+        }
+    }
+    row.updated_at = micros(now);
+    diesel::update(s::scim_connections.filter(s::id.eq(id)))
+        .set((
+            s::customer_id.eq(&row.customer_id),
+            s::api_key_ttl_days.eq(row.api_key_ttl_days),
+            s::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(Some(row))
+}
+
+/// Issues a new key; the previous current key keeps working for `grace`
+/// (never past its own expiry). Returns the new key and its plaintext.
+pub fn rotate_key(
+    conn: &mut AnyConnection,
+    id: &str,
+    grace: Duration,
+    now: DateTime<Utc>,
+) -> Result<Option<(ScimApiKeyRow, Redacted<String>)>, StoreError> {
+    let Some(row) = get(conn, id)? else { return Ok(None) };
+    let retire_at = micros(now + grace);
+    // Keys already in grace keep their own (earlier) end; the current one starts its grace now.
+    diesel::update(
+        k::scim_api_keys
+            .filter(k::scim_connection_id.eq(id))
+            .filter(k::retired_at.is_null()),
+    )
+    .set(k::retired_at.eq(retire_at))
+    .execute(conn)?;
+    issue_key(conn, &row, now).map(Some)
+}
+
+/// Checks a presented key against a connection.
+pub fn authenticate(
+    conn: &mut AnyConnection,
+    connection_id: &str,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<ScimApiKeyRow, KeyRejection>, StoreError> {
+    let key: Option<ScimApiKeyRow> = k::scim_api_keys
+        .filter(k::key_hash.eq(hash_key(presented)))
+        .select(ScimApiKeyRow::as_select())
+        .first(conn)
+        .optional()?;
+    let now_us = micros(now);
+    Ok(match key {
+        Some(key) if key.scim_connection_id != connection_id => Err(KeyRejection::Unknown),
+        None => Err(KeyRejection::Unknown),
+        Some(key) => match (key.expires_at, key.retired_at) {
+            (Some(exp), _) if exp <= now_us => Err(KeyRejection::Expired(from_micros(exp))),
+            (_, Some(ret)) if ret <= now_us => Err(KeyRejection::Retired(from_micros(ret))),
+            _ => Ok(key),
+        },
+    })
+}
+
+/// Deletes a connection with its keys and SCIM data; returns whether it existed.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    use crate::schema::{scim_group_members as gm, scim_groups as g, scim_users as u};
+    let groups = g::table.filter(g::scim_connection_id.eq(id)).select(g::id);
+    diesel::delete(gm::table.filter(gm::group_id.eq_any(groups))).execute(conn)?;
+    diesel::delete(g::table.filter(g::scim_connection_id.eq(id))).execute(conn)?;
+    diesel::delete(u::table.filter(u::scim_connection_id.eq(id))).execute(conn)?;
+    diesel::delete(k::scim_api_keys.filter(k::scim_connection_id.eq(id))).execute(conn)?;
+    Ok(diesel::delete(s::scim_connections.filter(s::id.eq(id))).execute(conn)? > 0)
+}

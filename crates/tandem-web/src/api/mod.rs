@@ -1,0 +1,65 @@
+//! The management API under `/api/v1`, behind integration keys.
+
+mod oidc_clients;
+mod scim_connections;
+
+use actix_web::web;
+
+/// Registers the management routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/oidc-clients")
+            .route(web::post().to(oidc_clients::create))
+            .route(web::get().to(oidc_clients::list)),
+    )
+    .route(
+        "/oidc-clients/by-customer-id/{customer_id}",
+        web::get().to(oidc_clients::get_by_customer),
+    )
+    .service(
+        web::resource("/oidc-clients/{id}")
+            .route(web::get().to(oidc_clients::get))
+            .route(web::patch().to(oidc_clients::patch))
+            .route(web::delete().to(oidc_clients::delete)),
+    )
+    .service(
+        web::resource("/scim-connections")
+            .route(web::post().to(scim_connections::create))
+            .route(web::get().to(scim_connections::list)),
+    )
+    .route(
+        "/scim-connections/by-customer-id/{customer_id}",
+        web::get().to(scim_connections::get_by_customer),
+    )
+    .service(
+        web::resource("/scim-connections/{id}")
+            .route(web::get().to(scim_connections::get))
+            .route(web::patch().to(scim_connections::patch))
+            .route(web::delete().to(scim_connections::delete)),
+    )
+    .route(
+        "/scim-connections/{id}/rotate-key",
+        web::post().to(scim_connections::rotate_key),
+    );
+}
+
+/// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.
+pub(crate) fn page(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<(Option<String>, i64), crate::error::ApiError> {
+    let limit = match query.get("limit") {
+        None => 50,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(crate::error::ApiError::invalid_fields(vec![
+                    tandem_core::fields::FieldError {
+                        field: "limit".into(),
+                        message: format!("must be an integer from 1 to 100, got {l:?}"),
+                    },
+                ]))
+            }
+        },
+    };
+    Ok((query.get("after").cloned(), limit))
+}

@@ -1,0 +1,238 @@
+//! `/api/v1/oidc-clients`: create, fetch, patch, delete.
+
+use crate::auth::Caller;
+use crate::body;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_core::format_time;
+use tandem_core::oidc_client::{parse_create, parse_patch, OidcClientRequest};
+use tandem_store::oidc_clients::{self as repo, OidcClientRow};
+use tandem_store::{audit, from_micros};
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}"))
+}
+
+/// The API form of a stored client (never its secret).
+fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
+    let idp_type = row.idp_type()?;
+    let (strategy, source) = match row.strategy()? {
+        Some(s) => (s, "client"),
+        None => state.settings.default_strategy(idp_type),
+    };
+    let discovery = row
+        .discovery
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok());
+    Ok(json!({
+        "oidc_client_id": row.id,
+        "customer_id": row.customer_id,
+        "idp": {
+            "type": row.idp_type,
+            "client_id": row.client_id,
+            "has_client_secret": row.client_secret_enc.is_some(),
+            "uses_pkce": row.uses_pkce,
+            "sso_domain": row.sso_domain,
+            "tenant_id": row.tenant_id,
+            "issuer": row.issuer,
+            "issuer_override": row.issuer_override,
+        },
+        "redirect_url": row.redirect_url,
+        "scim_matching_definition": {"strategy": strategy.as_str(), "source": source},
+        "email_domain_allowlist": row.domains(),
+        "additional_scopes": row.scopes(),
+        "discovery": discovery.unwrap_or_else(|| json!({"status": "skipped"})),
+        "created_at": format_time(from_micros(row.created_at)),
+        "updated_at": format_time(from_micros(row.updated_at)),
+    }))
+}
+
+/// Runs discovery when asked; returns the document to store.
+async fn discover(state: &AppState, req: &OidcClientRequest) -> Result<Option<String>, ApiError> {
+    if !req.verify {
+        return Ok(None);
+    }
+    match tandem_oidc::discovery::discover(&state.http, &req.spec.issuer).await {
+        Ok(m) => Ok(Some(
+            json!({"status": "ok", "discovered_at": format_time(state.clock.now()), "metadata": m}).to_string(),
+        )),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "IdentityProviderError", e.to_string()).with_details(json!({
+            "kind": "DiscoveryFailed",
+            "url": e.url,
+            "reason": e.reason,
+            "hint": "fix the issuer (sso_domain, tenant_id, issuer), or send \"verify\": false to save without discovery",
+        }))),
+    }
+}
+
+/// `POST /api/v1/oidc-clients`
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let req = parse_create(&body, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+    let discovery = discover(&state, &req).await?;
+    let now = state.clock.now();
+    let id = tandem_core::new_id();
+    let row = OidcClientRow::from_spec(
+        &id,
+        &req.spec,
+        &state.secret_key,
+        discovery,
+        tandem_store::micros(now),
+        now,
+    );
+    let stored = row.clone();
+    state
+        .store
+        .write(move |c| {
+            repo::insert(c, &stored)?;
+            audit::record(
+                c,
+                now,
+                &caller.name,
+                "oidc_client.created",
+                ("oidc_client", &stored.id),
+                json!({"customer_id": stored.customer_id, "strategy": stored.matching_strategy}),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(render(&row, &state)?))
+}
+
+/// `GET /api/v1/oidc-clients[?customer_id=…]`
+pub async fn list(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = super::page(&query)?;
+    let customer = query.get("customer_id").cloned();
+    let rows = state
+        .store
+        .read(move |c| match customer {
+            Some(customer) => Ok(repo::get_by_customer(c, &customer)?.into_iter().collect()),
+            None => repo::list(c, after.as_deref(), limit),
+        })
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
+    let data = rows.iter().map(|r| render(r, &state)).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+}
+
+/// `GET /api/v1/oidc-clients/{id}`
+pub async fn get(state: web::Data<AppState>, _caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let key = id.clone();
+    let row = state
+        .store
+        .read(move |c| repo::get(c, &key))
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(render(&row, &state)?))
+}
+
+/// `GET /api/v1/oidc-clients/by-customer-id/{customer_id}`
+pub async fn get_by_customer(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    customer: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let customer = customer.into_inner();
+    let key = customer.clone();
+    let row = state
+        .store
+        .read(move |c| repo::get_by_customer(c, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {customer:?}")))?;
+    Ok(HttpResponse::Ok().json(render(&row, &state)?))
+}
+
+/// `PATCH /api/v1/oidc-clients/{id}`
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let key = id.clone();
+    let current = state
+        .store
+        .read(move |c| repo::get(c, &key))
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let spec = current.to_spec(&state.secret_key)?;
+    let req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+    let issuer_changed = req.spec.issuer != spec.issuer;
+    let verify_requested = body.get("verify").is_some();
+    let discovery = if issuer_changed || verify_requested {
+        discover(&state, &req).await?
+    } else {
+        current.discovery.clone()
+    };
+    let now = state.clock.now();
+    let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
+    let stored = row.clone();
+    let old_strategy = current.matching_strategy.clone();
+    state
+        .store
+        .write(move |c| {
+            repo::update(c, &stored)?;
+            audit::record(
+                c,
+                now,
+                &caller.name,
+                "oidc_client.updated",
+                ("oidc_client", &stored.id),
+                json!({
+                    "fields": body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+                    "strategy": {"old": old_strategy, "new": stored.matching_strategy},
+                }),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(render(&row, &state)?))
+}
+
+/// `DELETE /api/v1/oidc-clients/{id}`
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let now = state.clock.now();
+    let key = id.clone();
+    let existed = state
+        .store
+        .write(move |c| {
+            let existed = repo::delete(c, &key)?;
+            if existed {
+                audit::record(
+                    c,
+                    now,
+                    &caller.name,
+                    "oidc_client.deleted",
+                    ("oidc_client", &key),
+                    json!({}),
+                )?;
+            }
+            Ok(existed)
+        })
+        .await?;
+    if existed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found(&id))
+    }
+}

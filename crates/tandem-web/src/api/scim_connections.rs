@@ -1,0 +1,276 @@
+//! `/api/v1/scim-connections`: create (the key is returned once), fetch,
+//! patch, delete, rotate the key.
+
+use crate::auth::Caller;
+use crate::body;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use chrono::Duration;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_core::fields::FieldReader;
+use tandem_core::format_time;
+use tandem_core::scim_connection::{parse_request, warning_level, KeyTtl};
+use tandem_store::scim_connections::{self as repo, ScimApiKeyRow, ScimConnectionRow};
+use tandem_store::{audit, from_micros};
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("ScimConnectionNotFound", format!("no SCIM connection {id:?}"))
+}
+
+fn ttl_days(ttl: KeyTtl, default_days: Option<u64>) -> Option<i64> {
+    match ttl {
+        KeyTtl::Default => default_days.map(|d| d as i64),
+        KeyTtl::Never => None,
+        KeyTtl::Days(d) => Some(d as i64),
+    }
+}
+
+/// The API form of a connection with its current key's expiry.
+fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>, in_grace: &[ScimApiKeyRow]) -> Value {
+    let now = state.clock.now();
+    let expires = key.and_then(ScimApiKeyRow::expires);
+    json!({
+        "scim_connection_id": row.id,
+        "customer_id": row.customer_id,
+        "scim_base_url": format!("{}/scim/v2/{}", state.settings.public_url, row.id),
+        "api_key_prefix": key.map(|k| k.display_prefix.clone()),
+        "api_key_ttl_days": row.api_key_ttl_days,
+        "api_key_expires_at": expires.map(format_time),
+        "api_key_warning_level": warning_level(expires, now),
+        "previous_keys_valid_until": in_grace.iter().filter_map(|k| k.retired_at.map(|t| format_time(from_micros(t)))).collect::<Vec<_>>(),
+        "created_at": format_time(from_micros(row.created_at)),
+        "updated_at": format_time(from_micros(row.updated_at)),
+    })
+}
+
+async fn load(state: &AppState, id: String) -> Result<Value, ApiError> {
+    let now = state.clock.now();
+    let key = id.clone();
+    let found = state
+        .store
+        .read(move |c| {
+            let Some(row) = repo::get(c, &key)? else {
+                return Ok(None);
+            };
+            let current = repo::current_key(c, &row.id)?;
+            let grace = repo::keys_in_grace(c, &row.id, now)?;
+            Ok(Some((row, current, grace)))
+        })
+        .await?;
+    let (row, current, grace) = found.ok_or_else(|| not_found(&id))?;
+    Ok(render(state, &row, current.as_ref(), &grace))
+}
+
+/// `POST /api/v1/scim-connections`
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let req = parse_request(&body, true).map_err(ApiError::invalid_fields)?;
+    let customer = req.customer_id.unwrap_or_default();
+    let ttl = ttl_days(req.api_key_ttl, state.settings.scim_key_ttl_days);
+    let now = state.clock.now();
+    let (row, key, plaintext) = state
+        .store
+        .write(move |c| {
+            let created = repo::create(c, &customer, ttl, now)?;
+            audit::record(
+                c,
+                now,
+                &caller.name,
+                "scim_connection.created",
+                ("scim_connection", &created.0.id),
+                json!({"customer_id": customer, "api_key_ttl_days": ttl}),
+            )?;
+            Ok(created)
+        })
+        .await?;
+    let mut out = render(&state, &row, Some(&key), &[]);
+    out["scim_api_key"] = json!(plaintext.0);
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /api/v1/scim-connections[?customer_id=…]`
+pub async fn list(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = super::page(&query)?;
+    let customer = query.get("customer_id").cloned();
+    let now = state.clock.now();
+    let rows = state
+        .store
+        .read(move |c| {
+            let rows: Vec<ScimConnectionRow> = match customer {
+                Some(customer) => repo::get_by_customer(c, &customer)?.into_iter().collect(),
+                None => repo::list(c, after.as_deref(), limit)?,
+            };
+            rows.into_iter()
+                .map(|r| {
+                    let key = repo::current_key(c, &r.id)?;
+                    let grace = repo::keys_in_grace(c, &r.id, now)?;
+                    Ok((r, key, grace))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.0.id.clone()))
+        .flatten();
+    let data: Vec<Value> = rows.iter().map(|(r, k, g)| render(&state, r, k.as_ref(), g)).collect();
+    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+}
+
+/// `GET /api/v1/scim-connections/{id}`
+pub async fn get(state: web::Data<AppState>, _caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(load(&state, id.into_inner()).await?))
+}
+
+/// `GET /api/v1/scim-connections/by-customer-id/{customer_id}`
+pub async fn get_by_customer(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    customer: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let customer = customer.into_inner();
+    let key = customer.clone();
+    let row = state
+        .store
+        .read(move |c| repo::get_by_customer(c, &key))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "ScimConnectionNotFound",
+                format!("no SCIM connection for customer_id {customer:?}"),
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(load(&state, row.id).await?))
+}
+
+/// `PATCH /api/v1/scim-connections/{id}`: `customer_id`, `api_key_ttl_days`.
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let req = parse_request(&body, false).map_err(ApiError::invalid_fields)?;
+    let ttl_given =
+        body.get("api_key_ttl_days").is_some() || body.as_object().is_some_and(|o| o.contains_key("api_key_ttl_days"));
+    let ttl = ttl_given.then(|| ttl_days(req.api_key_ttl, state.settings.scim_key_ttl_days));
+    let now = state.clock.now();
+    let key = id.clone();
+    let updated = state
+        .store
+        .write(move |c| {
+            let updated = repo::update(c, &key, req.customer_id.as_deref(), ttl, now)?;
+            if updated.is_some() {
+                audit::record(
+                    c,
+                    now,
+                    &caller.name,
+                    "scim_connection.updated",
+                    ("scim_connection", &key),
+                    body,
+                )?;
+            }
+            Ok(updated)
+        })
+        .await?;
+    if updated.is_none() {
+        return Err(not_found(&id));
+    }
+    Ok(HttpResponse::Ok().json(load(&state, id).await?))
+}
+
+/// `DELETE /api/v1/scim-connections/{id}`: removes the connection and its SCIM data.
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let now = state.clock.now();
+    let key = id.clone();
+    let existed = state
+        .store
+        .write(move |c| {
+            let existed = repo::delete(c, &key)?;
+            if existed {
+                audit::record(
+                    c,
+                    now,
+                    &caller.name,
+                    "scim_connection.deleted",
+                    ("scim_connection", &key),
+                    json!({}),
+                )?;
+            }
+            Ok(existed)
+        })
+        .await?;
+    if existed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+/// `POST /api/v1/scim-connections/{id}/rotate-key` `{"grace_period_hours": 24}` (optional):
+/// a new key, shown once; the previous one keeps working for the grace period.
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let bytes = body::read_limited(payload, state.settings.max_body_bytes).await?;
+    let grace = if bytes.iter().all(u8::is_ascii_whitespace) {
+        state.settings.scim_key_rotation_grace
+    } else {
+        let body = body::parse_json(&bytes)?;
+        let mut r = FieldReader::new(&body, "");
+        let hours = r.u64("grace_period_hours");
+        r.reject_unknown();
+        if let Some(h) = hours.filter(|h| *h > 24 * 30) {
+            r.error("grace_period_hours", format!("must be at most 720 (30 days), got {h}"));
+        }
+        if !r.is_ok() {
+            return Err(ApiError::invalid_fields(r.into_errors()));
+        }
+        hours
+            .map(|h| Duration::hours(h as i64))
+            .unwrap_or(state.settings.scim_key_rotation_grace)
+    };
+    let now = state.clock.now();
+    let key = id.clone();
+    let rotated = state
+        .store
+        .write(move |c| {
+            let rotated = repo::rotate_key(c, &key, grace, now)?;
+            if rotated.is_some() {
+                audit::record(
+                    c,
+                    now,
+                    &caller.name,
+                    "scim_connection.key_rotated",
+                    ("scim_connection", &key),
+                    json!({"grace_period_seconds": grace.num_seconds()}),
+                )?;
+            }
+            Ok(rotated)
+        })
+        .await?;
+    let (_, plaintext) = rotated.ok_or_else(|| not_found(&id))?;
+    let mut out = load(&state, id).await?;
+    out["scim_api_key"] = json!(plaintext.0);
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,105 @@
+//! The management and login APIs' error body,
+//! `{"error": {"type", "message", "details"}}`, and how storage errors map to it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use std::fmt;
+use tandem_core::fields::FieldError;
+use tandem_store::StoreError;
+
+/// An API error with a stable `type`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// `InvalidFields`, naming every bad field.
+    pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        let message = match fields.as_slice() {
+            [one] => format!("{} {}", one.field, one.message),
+            _ => format!("{} fields are invalid: {}", fields.len(), names.join(", ")),
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", message).with_details(json!({ "fields": fields }))
+    }
+
+    /// A 404 of the given type.
+    pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, kind, message)
+    }
+
+    /// A 401.
+    pub fn unauthorized(kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, kind, message)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            builder.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        builder.json(json!({"error": {"type": self.kind, "message": self.message, "details": self.details}}))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "CustomerIdAlreadyTaken", msg),
+            StoreError::Unavailable(msg) => {
+                tracing::error!(error = %msg, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "DatabaseUnavailable",
+                    "the database is unavailable; retry shortly",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "an internal error occurred; see the server log",
+                )
+            }
+        }
+    }
+}
+
+/// The answer for a route that does not exist.
+pub async fn unknown_route(req: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::not_found("RouteNotFound", format!("no route for {} {}", req.method(), req.path())).error_response()
+}

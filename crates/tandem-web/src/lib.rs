@@ -1,0 +1,44 @@
+//! Tandem's HTTP layer: the management API, the SCIM server and the
+//! operational endpoints on actix-web. Handlers stay thin: they read the
+//! request, call the domain and storage crates, and shape the answer.
+
+pub mod api;
+pub mod auth;
+mod body;
+pub mod error;
+mod health;
+mod metrics;
+pub mod state;
+
+pub use metrics::Metrics;
+pub use state::{AppState, WebSettings};
+
+use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use std::net::TcpListener;
+use tracing_actix_web::TracingLogger;
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::render))
+        .service(web::scope("/api/v1").configure(api::routes))
+        .default_service(web::to(error::unknown_route));
+}
+
+/// Builds the HTTP server on an already-bound listener.
+pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(middleware::from_fn(metrics::track))
+            .wrap(TracingLogger::default())
+            .configure(routes)
+    })
+    .workers(workers.max(1))
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

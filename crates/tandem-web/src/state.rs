@@ -1,0 +1,54 @@
+//! What every handler can reach: storage, the secret key, settings, the
+//! clock, the upstream HTTP client and metrics.
+
+use crate::metrics::Metrics;
+use chrono::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tandem_core::clock::Clock;
+use tandem_core::idp::IdpType;
+use tandem_core::matching::MatchingStrategy;
+use tandem_core::oidc_client::UrlPolicy;
+use tandem_core::secret::SecretKey;
+use tandem_oidc::IdpHttp;
+use tandem_store::Store;
+
+/// Settings the HTTP layer needs, resolved from the configuration once at start.
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    /// Public base URL (no trailing slash) used to build SCIM URLs handed out.
+    pub public_url: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Where plain-http URLs are accepted.
+    pub url_policy: UrlPolicy,
+    /// Deployment-wide matching strategy per IdP type (overrides the built-in default).
+    pub default_strategies: HashMap<IdpType, MatchingStrategy>,
+    /// Default lifetime of SCIM keys in days; `None`: keys never expire.
+    pub scim_key_ttl_days: Option<u64>,
+    /// How long a rotated-out SCIM key keeps working.
+    pub scim_key_rotation_grace: Duration,
+    /// Most resources one SCIM list page returns.
+    pub scim_max_results: u32,
+}
+
+impl WebSettings {
+    /// The strategy a client without its own choice uses, and where it comes from.
+    pub fn default_strategy(&self, idp_type: IdpType) -> (MatchingStrategy, &'static str) {
+        match self.default_strategies.get(&idp_type) {
+            Some(s) => (*s, "deployment_default"),
+            None => (MatchingStrategy::default_for(idp_type), "idp_type_default"),
+        }
+    }
+}
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub secret_key: Arc<SecretKey>,
+    pub settings: Arc<WebSettings>,
+    pub clock: Arc<dyn Clock>,
+    pub http: IdpHttp,
+    pub metrics: Arc<Metrics>,
+}

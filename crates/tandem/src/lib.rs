@@ -1,0 +1,87 @@
+//! Tandem's process: settings, start-up and the pieces the `tandem` binary
+//! and the black-box test suite share, so tests start exactly what
+//! production starts.
+
+pub mod secret_file;
+pub mod settings;
+pub mod telemetry;
+
+use anyhow::Context;
+use chrono::Duration;
+use settings::Settings;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use tandem_core::clock::Clock;
+use tandem_core::oidc_client::UrlPolicy;
+use tandem_store::{PoolOptions, Store};
+use tandem_web::{AppState, Metrics, WebSettings};
+
+/// Opens the database of `settings` and applies pending migrations.
+pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let options = PoolOptions {
+        max_size: settings.database.pool_size,
+        connect_timeout: std::time::Duration::from_secs(settings.database.connect_timeout_secs),
+    };
+    let store = Store::open(&settings.database.url, &options).context("cannot open the database")?;
+    let applied = store.migrate().context("cannot migrate the database")?;
+    if applied > 0 {
+        tracing::info!(applied, backend = store.backend(), "database migrations applied");
+    }
+    Ok(store)
+}
+
+/// A started server.
+pub struct Running {
+    /// The address actually bound (port 0 resolved).
+    pub addr: SocketAddr,
+    /// The server; await it to run until shutdown.
+    pub server: actix_web::dev::Server,
+    /// The shared state (tests reach the store through it).
+    pub state: AppState,
+}
+
+/// Prepares everything and binds the listener; the returned server is not
+/// yet polled.
+pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let store = open_store(settings)?;
+    let secret_key = secret_file::load(&settings.secrets)?;
+    store
+        .write_blocking(|c| tandem_store::meta::verify_secret_key(c, &secret_key))
+        .context("secret key check failed")?;
+    let listener = TcpListener::bind(settings.bind_addr()?)
+        .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+    let addr = listener.local_addr()?;
+    let public_url = if settings.server.public_url.is_empty() {
+        format!("http://{addr}")
+    } else {
+        settings.server.public_url.trim_end_matches('/').to_string()
+    };
+    let web = WebSettings {
+        public_url,
+        max_body_bytes: settings.server.max_body_bytes,
+        url_policy: UrlPolicy {
+            allow_http_everywhere: settings.oidc.allow_insecure_http,
+        },
+        default_strategies: settings.matching.resolved()?,
+        scim_key_ttl_days: (settings.scim.api_key_ttl_days > 0).then_some(settings.scim.api_key_ttl_days),
+        scim_key_rotation_grace: Duration::hours(settings.scim.rotation_grace_hours as i64),
+        scim_max_results: settings.scim.max_results,
+    };
+    let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))
+        .map_err(anyhow::Error::msg)?;
+    let state = AppState {
+        store,
+        secret_key: Arc::new(secret_key),
+        settings: Arc::new(web),
+        clock,
+        http,
+        metrics: Arc::new(Metrics::default()),
+    };
+    let workers = if settings.server.workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        settings.server.workers
+    };
+    let server = tandem_web::server(state.clone(), listener, workers)?;
+    Ok(Running { addr, server, state })
+}

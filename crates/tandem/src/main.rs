@@ -1,0 +1,150 @@
+//! The `tandem` command: `serve`, `migrate`, and admin sub-commands.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tandem::settings::{Overrides, Settings};
+use tandem_core::clock::{Clock, SystemClock};
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Self-hosted OIDC single sign-on broker with SCIM account pairing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Configuration file (TOML), layered over the built-in defaults.
+    #[arg(long, env = "TANDEM_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://<file> or postgres://… (overrides TANDEM_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve {
+        /// Address to listen on (overrides TANDEM_BIND).
+        #[arg(long)]
+        bind: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage integration keys (the app's credentials for the API).
+    #[command(subcommand)]
+    IntegrationKey(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key and print it once.
+    Create {
+        /// A name to recognise the key by (shown in the audit log).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a key by id or name.
+    Revoke {
+        /// The key's id or name.
+        key: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn settings(common: &Common, bind: Option<String>) -> anyhow::Result<Settings> {
+    let overrides = Overrides {
+        bind,
+        database_url: common.database_url.clone(),
+    };
+    Ok(Settings::load(common.config.as_deref(), &overrides)?)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { bind, common } => {
+            let settings = settings(&common, bind)?;
+            tandem::telemetry::init(&settings.log);
+            tracing::info!(config = ?settings, "starting tandem {}", env!("CARGO_PKG_VERSION"));
+            actix_web::rt::System::new().block_on(async move {
+                let running = tandem::start(&settings, Arc::new(SystemClock))?;
+                tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening");
+                running.server.await.context("server failed")?;
+                tracing::info!("shut down");
+                Ok(())
+            })
+        }
+        Command::Migrate { common } => {
+            let settings = settings(&common, None)?;
+            tandem::telemetry::init(&settings.log);
+            let store = tandem::open_store(&settings)?;
+            println!("migrations are up to date ({})", store.backend());
+            Ok(())
+        }
+        Command::IntegrationKey(cmd) => key_command(cmd),
+    }
+}
+
+fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    match cmd {
+        KeyCommand::Create { name, common } => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.len() > 200 {
+                anyhow::bail!("--name must be 1 to 200 characters");
+            }
+            let store = tandem::open_store(&settings(&common, None)?)?;
+            let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
+            eprintln!(
+                "Created integration key {:?} (id {}). It is shown only this once:",
+                row.name, row.id
+            );
+            println!("{}", key.0);
+        }
+        KeyCommand::List { common } => {
+            let store = tandem::open_store(&settings(&common, None)?)?;
+            let keys = store.read_blocking(tandem_store::integration_keys::list)?;
+            for k in keys {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}…\t{}", k.id, k.name, k.display_prefix, state);
+            }
+        }
+        KeyCommand::Revoke { key, common } => {
+            let store = tandem::open_store(&settings(&common, None)?)?;
+            let n = store.write_blocking(|c| tandem_store::integration_keys::revoke(c, &key, now))?;
+            if n == 0 {
+                anyhow::bail!("no active integration key with id or name {key:?}");
+            }
+            println!("revoked {n} key(s)");
+        }
+    }
+    Ok(())
+}

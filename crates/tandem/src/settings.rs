@@ -1,0 +1,345 @@
+//! Configuration: `config/default.toml` (built in) → an optional file →
+//! `TANDEM_*` environment variables → command-line flags. Unknown keys and
+//! malformed values are refused with the key named.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The built-in defaults (the file shipped in `config/`).
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// All settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: Server,
+    pub database: Database,
+    pub secrets: Secrets,
+    pub log: Log,
+    pub oidc: Oidc,
+    pub scim: Scim,
+    #[serde(default)]
+    pub matching: Matching,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub bind: String,
+    pub public_url: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub url: String,
+    pub pool_size: u32,
+    pub connect_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A PostgreSQL URL may carry a password.
+        let url = if self.url.starts_with("postgres") {
+            "postgres://***"
+        } else {
+            self.url.as_str()
+        };
+        f.debug_struct("Database")
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    pub key: String,
+    pub key_file: PathBuf,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("key", &"***")
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    pub allow_insecure_http: bool,
+    pub http_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scim {
+    pub api_key_ttl_days: u64,
+    pub rotation_grace_hours: u64,
+    pub max_results: u32,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matching {
+    #[serde(default)]
+    pub defaults: HashMap<String, String>,
+}
+
+impl Matching {
+    /// The per-IdP-type defaults, with type names matched case-insensitively
+    /// (environment variable names arrive lower-cased).
+    pub fn resolved(
+        &self,
+    ) -> Result<HashMap<tandem_core::idp::IdpType, tandem_core::matching::MatchingStrategy>, SettingsError> {
+        let mut out = HashMap::new();
+        for (name, strategy) in &self.defaults {
+            let idp = tandem_core::idp::IdpType::ALL
+                .into_iter()
+                .find(|t| t.as_str().eq_ignore_ascii_case(name))
+                .ok_or_else(|| SettingsError::Invalid {
+                    key: "matching.defaults",
+                    message: format!("unknown IdP type {name:?}; expected Okta, MicrosoftEntra or Generic"),
+                })?;
+            let strategy =
+                strategy
+                    .parse()
+                    .map_err(|e: tandem_core::matching::UnknownStrategy| SettingsError::Invalid {
+                        key: "matching.defaults",
+                        message: format!("{name}: {e}"),
+                    })?;
+            out.insert(idp, strategy);
+        }
+        Ok(out)
+    }
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration error: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("configuration error: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Short environment names for the most used keys.
+fn env_key(key: &str) -> String {
+    match key {
+        "bind" => "server.bind".into(),
+        "public_url" => "server.public_url".into(),
+        "database_url" => "database.url".into(),
+        "secret_key" => "secrets.key".into(),
+        "secret_key_file" => "secrets.key_file".into(),
+        other => other.replace("__", "."),
+    }
+}
+
+impl Settings {
+    /// Loads the layers: defaults, `file` (if any), the environment, `overrides`.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
+        Self::load_from(file, overrides, Env::prefixed("TANDEM_"))
+    }
+
+    /// Like [`Settings::load`] with a given environment provider (tests).
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(SettingsError::Invalid {
+                    key: "--config",
+                    message: format!("{} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let env = env.ignore(&["config"]).map(|k| env_key(k.as_str()).into());
+        figment = figment.merge(env);
+        let mut cli = serde_json::Map::new();
+        if let Some(b) = &overrides.bind {
+            cli.insert("server".into(), serde_json::json!({"bind": b}));
+        }
+        if let Some(u) = &overrides.database_url {
+            cli.insert("database".into(), serde_json::json!({"url": u}));
+        }
+        figment = figment.merge(Serialized::defaults(serde_json::Value::Object(cli)));
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.bind_addr()?;
+        tandem_store::DatabaseUrl::parse(&self.database.url).map_err(|message| SettingsError::Invalid {
+            key: "database.url",
+            message,
+        })?;
+        if !self.server.public_url.is_empty() {
+            let url = url::Url::parse(&self.server.public_url).map_err(|e| SettingsError::Invalid {
+                key: "server.public_url",
+                message: format!("{:?} is not an absolute URL ({e})", self.server.public_url),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(SettingsError::Invalid {
+                    key: "server.public_url",
+                    message: "must be an http(s) URL".into(),
+                });
+            }
+        }
+        if self.database.pool_size == 0 {
+            return Err(SettingsError::Invalid {
+                key: "database.pool_size",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(SettingsError::Invalid {
+                key: "server.max_body_bytes",
+                message: "must be at least 1024".into(),
+            });
+        }
+        if self.scim.max_results == 0 {
+            return Err(SettingsError::Invalid {
+                key: "scim.max_results",
+                message: "must be at least 1".into(),
+            });
+        }
+        self.matching.resolved()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| SettingsError::Invalid {
+            key: "log.level",
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// The address to listen on.
+    pub fn bind_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.server.bind.parse().map_err(|e| SettingsError::Invalid {
+            key: "server.bind",
+            message: format!("{:?} is not an address like 127.0.0.1:8080 ({e})", self.server.bind),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads with environment variables under a prefix unique to the test.
+    fn load_with(prefix: &str, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        for (k, v) in vars {
+            std::env::set_var(format!("{prefix}{k}"), v);
+        }
+        Settings::load_from(None, &Overrides::default(), Env::prefixed(prefix))
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = load_with("TANDEM_UT_DEFAULTS_", &[]).unwrap();
+        assert_eq!(s.database.url, "sqlite://./data/tandem.db");
+        assert_eq!(s.scim.api_key_ttl_days, 180);
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn shorthand_and_nested_env_vars_apply() {
+        let s = load_with(
+            "TANDEM_UT_ENV_",
+            &[
+                ("DATABASE_URL", "postgres://localhost/x"),
+                ("SCIM__API_KEY_TTL_DAYS", "90"),
+                ("BIND", "0.0.0.0:9999"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://localhost/x");
+        assert_eq!(s.scim.api_key_ttl_days, 90);
+        assert_eq!(s.server.bind, "0.0.0.0:9999");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let err = load_with("TANDEM_UT_UNKNOWN_", &[("SCIM__API_KEY_TTL", "90")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_key_ttl"), "{err}");
+    }
+
+    #[test]
+    fn malformed_value_is_refused_with_its_key() {
+        let err = load_with("TANDEM_UT_BAD_", &[("SCIM__MAX_RESULTS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_results"), "{err}");
+        let err = load_with("TANDEM_UT_BIND_", &[("BIND", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.bind"), "{err}");
+    }
+
+    #[test]
+    fn unknown_strategy_in_deployment_defaults_is_refused() {
+        let err = load_with("TANDEM_UT_STRAT_", &[("MATCHING__DEFAULTS__OKTA", "ByMagic")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ByMagic") && err.contains("matching.defaults"), "{err}");
+        let s = load_with(
+            "TANDEM_UT_STRAT_OK_",
+            &[("MATCHING__DEFAULTS__OKTA", "OidcSubToScimExternalId")],
+        )
+        .unwrap();
+        let resolved = s.matching.resolved().unwrap();
+        assert_eq!(
+            resolved[&tandem_core::idp::IdpType::Okta],
+            tandem_core::matching::MatchingStrategy::OidcSubToScimExternalId
+        );
+    }
+
+    #[test]
+    fn command_line_beats_environment() {
+        std::env::set_var("TANDEM_UT_CLI_DATABASE_URL", "sqlite://env.db");
+        let o = Overrides {
+            database_url: Some("sqlite://cli.db".into()),
+            bind: None,
+        };
+        let s = Settings::load_from(None, &o, Env::prefixed("TANDEM_UT_CLI_")).unwrap();
+        assert_eq!(s.database.url, "sqlite://cli.db");
+    }
+}

@@ -1,0 +1,17 @@
+//! Logging: `tracing` to stderr as text or JSON, filtered by `log.level`.
+//! Each HTTP request's lines carry its request id (tracing-actix-web's span).
+
+use crate::settings::{Log, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber (a second call is a no-op).
+pub fn init(log: &Log) {
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
