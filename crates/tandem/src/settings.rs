@@ -158,7 +158,8 @@ pub enum SettingsError {
 
 /// Short environment names for the most used keys.
 fn env_key(key: &str) -> String {
-    match key {
+    let key = key.to_ascii_lowercase();
+    match key.as_str() {
         "bind" => "server.bind".into(),
         "public_url" => "server.public_url".into(),
         "database_url" => "database.url".into(),
@@ -190,7 +191,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let env = env.ignore(&["config"]).map(|k| env_key(k.as_str()).into());
+        let env = env.ignore(&["config", "CONFIG"]).map(|k| env_key(k.as_str()).into());
         figment = figment.merge(env);
         let mut cli = serde_json::Map::new();
         if let Some(b) = &overrides.bind {
@@ -307,7 +308,7 @@ mod tests {
         let err = load_with("TANDEM_UT_BAD_", &[("SCIM__MAX_RESULTS", "lots")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("max_results"), "{err}");
+        assert!(err.to_lowercase().contains("scim.max_results"), "{err}");
         let err = load_with("TANDEM_UT_BIND_", &[("BIND", "nowhere")])
             .unwrap_err()
             .to_string();
