@@ -1,0 +1,130 @@
+//! Applying parsed PATCH operations to a stored resource, all or nothing.
+
+use serde_json::{Map, Value};
+
+use super::edit::{remove, write, Mode};
+use super::parse::{PatchOpKind, PatchOperation};
+use super::target::{resolve_target, Target};
+use crate::error::ScimError;
+use crate::keys::{classify_in_schema, classify_key, KeyTarget};
+use crate::path::parse_path;
+use crate::resource::normalize;
+use crate::schema::{resolve, Mutability, ResolvedAttr, ResourceType};
+
+/// Applies the operations in order to a stored resource in canonical form (see [`normalize`]).
+///
+/// All or nothing: on error `resource` is unchanged. Read-only attributes the stored resource
+/// carries (`id`, `meta`, User `groups`) are kept as they were; everything else is re-normalised,
+/// so the result satisfies [`normalize`] (for instance `userName` is still present). Errors from
+/// an operation have its index in front of the detail: `Operations[1]: id is read-only`.
+pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceType) -> Result<(), ScimError> {
+    let mut work = resource
+        .as_object()
+        .cloned()
+        .ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
+    for (idx, op) in ops.iter().enumerate() {
+        apply_one(&mut work, op, rt).map_err(|e| e.with_prefix(&format!("Operations[{idx}]: ")))?;
+    }
+    let kept: Vec<(&'static str, Value)> = work
+        .iter()
+        .filter_map(|(key, value)| {
+            let found = resolve(rt, None, key, None)?;
+            (found.attr.mutability == Mutability::ReadOnly).then(|| (found.attr.name, value.clone()))
+        })
+        .collect();
+    let mut patched = normalize(rt, Value::Object(work))?;
+    if let Some(map) = patched.as_object_mut() {
+        for (name, value) in kept {
+            map.insert(name.to_owned(), value);
+        }
+    }
+    *resource = patched;
+    Ok(())
+}
+
+fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceType) -> Result<(), ScimError> {
+    let mode = match op.op {
+        PatchOpKind::Remove => {
+            let path = op
+                .path
+                .as_ref()
+                .ok_or_else(|| ScimError::no_target("remove needs a path"))?;
+            return match resolve_target(rt, path)? {
+                Some(target) => {
+                    target.check_writable()?;
+                    remove(work, &target, op.value.clone())
+                }
+                None => Ok(()),
+            };
+        }
+        PatchOpKind::Add => Mode::Add,
+        PatchOpKind::Replace => Mode::Replace,
+    };
+    let value = op
+        .value
+        .clone()
+        .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+    match &op.path {
+        Some(path) => match resolve_target(rt, path)? {
+            Some(target) => {
+                target.check_writable()?;
+                write(work, &target, value, mode)
+            }
+            None => Ok(()),
+        },
+        None => write_pathless(work, rt, value, mode),
+    }
+}
+
+/// A path-less `add`/`replace`: each key of the value object names what it changes. Keys that
+/// are `schemas`, read-only attributes (Okta repeats `id` and `meta`), or attributes of schemas
+/// this resource type does not know are ignored; an unknown attribute of a known schema is not.
+fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value, mode: Mode) -> Result<(), ScimError> {
+    let Value::Object(entries) = value else {
+        return Err(ScimError::invalid_value(
+            "value must be an object when no path is given",
+        ));
+    };
+    for (key, value) in entries {
+        if key.contains('[') {
+            let path = parse_path(&key)?;
+            if let Some(target) = resolve_target(rt, &path)? {
+                target.check_writable()?;
+                write(work, &target, value, mode)?;
+            }
+            continue;
+        }
+        match classify_key(rt, &key) {
+            KeyTarget::Schemas | KeyTarget::Foreign => {}
+            KeyTarget::UnknownInSchema => return Err(ScimError::invalid_path(format!("unknown attribute \"{key}\""))),
+            KeyTarget::Attr(found) => write_found(work, found, value, mode)?,
+            KeyTarget::Schema(schema) => {
+                let inner = match value {
+                    Value::Object(inner) => inner,
+                    Value::Null => continue,
+                    _ => return Err(ScimError::invalid_value(format!("{} must be an object", schema.id))),
+                };
+                for (name, value) in inner {
+                    match classify_in_schema(rt, schema, &name) {
+                        KeyTarget::Attr(found) => write_found(work, found, value, mode)?,
+                        _ => {
+                            return Err(ScimError::invalid_path(format!(
+                                "unknown attribute \"{name}\" in schema \"{}\"",
+                                schema.id
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_found(work: &mut Map<String, Value>, found: ResolvedAttr, value: Value, mode: Mode) -> Result<(), ScimError> {
+    let target = Target::from_resolved(found);
+    if target.is_read_only() {
+        return Ok(());
+    }
+    write(work, &target, value, mode)
+}

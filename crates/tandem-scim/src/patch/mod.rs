@@ -1,0 +1,9 @@
+//! SCIM PATCH (RFC 7644 §3.5.2): parsing a PatchOp body and applying it to a resource held as JSON.
+
+mod apply;
+pub(crate) mod edit;
+mod parse;
+pub(crate) mod target;
+
+pub use apply::apply_patch;
+pub use parse::{parse_patch, PatchOpKind, PatchOperation};

@@ -1,0 +1,70 @@
+//! Reading values out of canonical resources, and the ListResponse envelope.
+
+use serde_json::{json, Value};
+
+use crate::json::member_ci;
+use crate::schema::LIST_RESPONSE;
+
+fn non_null(value: &Value) -> Option<&Value> {
+    (!value.is_null()).then_some(value)
+}
+
+/// The first value of a (sub-)attribute of a canonical resource, for filling index columns:
+/// `value_at(&res, None, "userName", None)`,
+/// `value_at(&res, Some(ENTERPRISE_USER_SCHEMA), "manager", Some("value"))`.
+///
+/// `container` is the extension URN holding the attribute. Names ignore case. For a multi-valued
+/// attribute this is the first element, or the first element's sub-attribute that is set;
+/// `null` counts as absent.
+pub fn value_at<'a>(resource: &'a Value, container: Option<&str>, attr: &str, sub: Option<&str>) -> Option<&'a Value> {
+    let holder = match container {
+        Some(urn) => member_ci(resource, urn)?,
+        None => resource,
+    };
+    let value = member_ci(holder, attr)?;
+    match (value, sub) {
+        (Value::Array(items), None) => items.iter().find_map(non_null),
+        (Value::Array(items), Some(sub)) => items.iter().find_map(|item| member_ci(item, sub).and_then(non_null)),
+        (other, Some(sub)) => member_ci(other, sub).and_then(non_null),
+        (other, None) => non_null(other),
+    }
+}
+
+/// Like [`value_at`], but for a multi-valued attribute prefers the element marked `"primary": true`.
+pub fn primary_value_at<'a>(
+    resource: &'a Value,
+    container: Option<&str>,
+    attr: &str,
+    sub: Option<&str>,
+) -> Option<&'a Value> {
+    let holder = match container {
+        Some(urn) => member_ci(resource, urn)?,
+        None => resource,
+    };
+    if let Some(Value::Array(items)) = member_ci(holder, attr) {
+        let primary = items
+            .iter()
+            .find(|item| member_ci(item, "primary") == Some(&Value::Bool(true)));
+        if let Some(item) = primary {
+            let picked = match sub {
+                Some(sub) => member_ci(item, sub).and_then(non_null),
+                None => non_null(item),
+            };
+            if picked.is_some() {
+                return picked;
+            }
+        }
+    }
+    value_at(resource, container, attr, sub)
+}
+
+/// `{"schemas":[ListResponse],"totalResults":N,"startIndex":S,"itemsPerPage":len,"Resources":[…]}` (RFC 7644 §3.4.2).
+pub fn list_response(total_results: u64, start_index: u64, resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total_results,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}

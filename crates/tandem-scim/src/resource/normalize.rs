@@ -1,0 +1,107 @@
+//! Canonicalising a client-supplied resource (POST/PUT body, or a patched resource) for storage.
+
+use serde_json::{Map, Value};
+
+use crate::error::ScimError;
+use crate::json::{is_present, member_ci};
+use crate::keys::{classify_in_schema, classify_key, KeyTarget};
+use crate::patch::edit::{write, Mode};
+use crate::patch::target::Target;
+use crate::schema::{Mutability, ResolvedAttr, ResourceType};
+
+/// Canonicalises a client-supplied resource (a POST/PUT body, or a patched resource) for storage.
+///
+/// - Attribute names take their schema spelling at every level, ignoring case; this covers the
+///   extension URN key, URN-qualified keys (`urn:…:enterprise:2.0:User:department`) and dotted
+///   keys (`name.givenName`).
+/// - Values are coerced as PATCH values are (`"False"` → `false`, a manager id string →
+///   `{"value": id}`, …); `null`, empty arrays and empty objects mean "absent".
+/// - Read-only attributes (`id`, `meta`, User `groups`) and read-only sub-attributes (the manager's
+///   `displayName`) are dropped, and so is `password`, which is never stored.
+/// - Unknown unqualified attributes and attributes of schemas the resource type does not know (an
+///   IdP's custom extension) are dropped; an unknown attribute under a known schema is an error.
+/// - Required attributes are checked (User `userName`, Group `displayName`), and every Group
+///   member needs a `value`.
+/// - `schemas` becomes the core schema plus each extension that holds data.
+///
+/// Errors are 400 `invalidValue` (or `invalidSyntax` for a non-object) naming the attribute, e.g.
+/// `userName is required`, `active must be a boolean, got "maybe"`,
+/// `emails must be an array of objects`, `name must be an object`.
+pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
+    let Value::Object(entries) = input else {
+        return Err(ScimError::invalid_syntax("resource must be a JSON object"));
+    };
+    let mut out = Map::new();
+    for (key, value) in entries {
+        match classify_key(rt, &key) {
+            KeyTarget::Schemas | KeyTarget::Foreign => {}
+            KeyTarget::UnknownInSchema => return Err(ScimError::invalid_value(format!("unknown attribute \"{key}\""))),
+            KeyTarget::Attr(found) => store(&mut out, found, value)?,
+            KeyTarget::Schema(schema) => {
+                let inner = match value {
+                    Value::Object(inner) => inner,
+                    Value::Null => continue,
+                    _ => return Err(ScimError::invalid_value(format!("{} must be an object", schema.id))),
+                };
+                for (name, value) in inner {
+                    match classify_in_schema(rt, schema, &name) {
+                        KeyTarget::Attr(found) => store(&mut out, found, value)?,
+                        _ => {
+                            return Err(ScimError::invalid_value(format!(
+                                "unknown attribute \"{name}\" in schema \"{}\"",
+                                schema.id
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    check_required(rt, &out)?;
+    if rt == ResourceType::Group {
+        check_members(&out)?;
+    }
+    let mut schemas = vec![Value::from(rt.core_schema().id)];
+    for ext in rt.extensions() {
+        if out.get(ext.id).is_some_and(is_present) {
+            schemas.push(Value::from(ext.id));
+        }
+    }
+    out.insert("schemas".to_owned(), Value::Array(schemas));
+    Ok(Value::Object(out))
+}
+
+fn store(out: &mut Map<String, Value>, found: ResolvedAttr, value: Value) -> Result<(), ScimError> {
+    let target = Target::from_resolved(found);
+    if target.is_read_only() || found.attr.mutability == Mutability::WriteOnly {
+        return Ok(());
+    }
+    write(out, &target, value, Mode::Replace)
+}
+
+fn check_required(rt: ResourceType, out: &Map<String, Value>) -> Result<(), ScimError> {
+    for attr in rt.core_schema().attributes.iter().filter(|a| a.required) {
+        if !out.get(attr.name).is_some_and(is_present) {
+            return Err(ScimError::invalid_value(format!("{} is required", attr.name)));
+        }
+        if out
+            .get(attr.name)
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(ScimError::invalid_value(format!("{} must not be blank", attr.name)));
+        }
+    }
+    Ok(())
+}
+
+/// A group member is identified by its `value`; one without it cannot be stored.
+fn check_members(out: &Map<String, Value>) -> Result<(), ScimError> {
+    let members = out.get("members").and_then(Value::as_array);
+    for (idx, member) in members.into_iter().flatten().enumerate() {
+        if !member_ci(member, "value").is_some_and(is_present) {
+            return Err(ScimError::invalid_value(format!("members[{idx}].value is required")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! Applying PATCH operations: RFC 7644 §3.5.2.1 add, §3.5.2.2 remove, §3.5.2.3 replace.
+
+
+
+use crate::common::*;
+use serde_json::json;
+use tandem_scim::patch::{apply_patch, PatchOpKind, PatchOperation};
+use tandem_scim::path::parse_path;
+use tandem_scim::schema::ResourceType;
+
+#[test]
+fn add_with_path_sets_a_single_valued_attribute() {
+    let user = patched_user(json!([{"op": "add", "path": "title", "value": "Tour Guide"}]));
+    assert_eq!(user["title"], "Tour Guide");
+}
+
+#[test]
+fn attribute_names_in_paths_resolve_to_canonical_spelling() {
+    let user = patched_user(json!([{"op": "replace", "path": "DISPLAYNAME", "value": "Babs"}]));
+    assert_eq!(user["displayName"], "Babs");
+    assert!(user.get("DISPLAYNAME").is_none());
+}
+
+#[test]
+fn add_with_sub_attribute_path_sets_it_and_keeps_siblings() {
+    let user = patched_user(json!([{"op": "add", "path": "name.middleName", "value": "Jane"}]));
+    assert_eq!(
+        user["name"],
+        json!({"familyName": "Jensen", "givenName": "Barbara", "middleName": "Jane"})
+    );
+}
+
+#[test]
+fn add_to_multi_valued_attribute_appends() {
+    let user =
+        patched_user(json!([{"op": "add", "path": "emails", "value": [{"value": "b@example.org", "type": "other"}]}]));
+    assert_eq!(user["emails"].as_array().unwrap().len(), 3);
+    assert_eq!(user["emails"][2]["value"], "b@example.org");
+}
+
+#[test]
+fn add_of_an_existing_value_does_not_duplicate_it() {
+    let user = patched_user(
+        json!([{"op": "add", "path": "emails", "value": [{"value": "BJENSEN@example.com", "type": "work"}]}]),
+    );
+    assert_eq!(user["emails"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn add_of_a_complex_value_merges_sub_attributes() {
+    let user = patched_user(json!([{"op": "add", "path": "name", "value": {"honorificPrefix": "Ms."}}]));
+    assert_eq!(user["name"]["honorificPrefix"], "Ms.");
+    assert_eq!(user["name"]["givenName"], "Barbara");
+}
+
+#[test]
+fn add_without_path_merges_each_named_attribute() {
+    let user = patched_user(json!([{
+        "op": "add",
+        "value": {
+            "emails": [{"value": "babs@jensen.org", "type": "home"}, {"value": "new@example.com", "type": "other"}],
+            "nickName": "Babs",
+            "name.honorificSuffix": "III"
+        }
+    }]));
+    assert_eq!(user["emails"].as_array().unwrap().len(), 3);
+    assert_eq!(user["nickName"], "Babs");
+    assert_eq!(user["name"]["honorificSuffix"], "III");
+    assert_eq!(user["name"]["familyName"], "Jensen");
+}
+
+#[test]
+fn add_primary_value_clears_other_primaries() {
+    let user = patched_user(
+        json!([{"op": "add", "path": "emails", "value": [{"value": "n@example.com", "type": "other", "primary": true}]}]),
+    );
+    let primaries: Vec<_> = user["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["primary"] == true)
+        .collect();
+    assert_eq!(primaries.len(), 1);
+    assert_eq!(primaries[0]["value"], "n@example.com");
+    assert_eq!(user["emails"][0]["primary"], false);
+}
+
+#[test]
+fn replace_of_multi_valued_attribute_replaces_the_whole_set() {
+    let user = patched_user(
+        json!([{"op": "replace", "path": "emails", "value": [{"value": "only@example.com", "type": "work"}]}]),
+    );
+    assert_eq!(user["emails"], json!([{"value": "only@example.com", "type": "work"}]));
+}
+
+#[test]
+fn replace_of_complex_attribute_merges_given_sub_attributes() {
+    let user = patched_user(json!([{"op": "replace", "path": "name", "value": {"givenName": "Babs"}}]));
+    assert_eq!(user["name"], json!({"familyName": "Jensen", "givenName": "Babs"}));
+}
+
+#[test]
+fn replace_with_null_clears_the_attribute() {
+    let user = patched_user(json!([{"op": "replace", "path": "displayName", "value": null}]));
+    assert!(user.get("displayName").is_none());
+}
+
+#[test]
+fn replace_through_value_filter_sets_sub_attribute_on_matches() {
+    let user =
+        patched_user(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "babs@example.com"}]));
+    assert_eq!(
+        user["emails"][0],
+        json!({"value": "babs@example.com", "type": "work", "primary": true})
+    );
+    assert_eq!(user["emails"][1]["value"], "babs@jensen.org");
+}
+
+#[test]
+fn replace_through_value_filter_without_sub_attribute_merges_matches() {
+    let user = patched_user(
+        json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "home@jensen.org", "display": "home"}}]),
+    );
+    assert_eq!(
+        user["emails"][1],
+        json!({"value": "home@jensen.org", "type": "home", "display": "home"})
+    );
+}
+
+#[test]
+fn replace_through_unmatched_eq_filter_creates_the_value() {
+    let user = patched_user(
+        json!([{"op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "100 Universal City Plaza"}]),
+    );
+    assert_eq!(
+        user["addresses"],
+        json!([{"type": "work", "streetAddress": "100 Universal City Plaza"}])
+    );
+}
+
+#[test]
+fn replace_through_unmatched_conjunction_creates_value_from_all_pairs() {
+    let user = patched_user(
+        json!([{"op": "replace", "path": "phoneNumbers[type eq \"mobile\" and primary eq true].value", "value": "555-0100"}]),
+    );
+    let phones = user["phoneNumbers"].as_array().unwrap();
+    assert_eq!(phones.len(), 2);
+    assert_eq!(
+        phones[1],
+        json!({"type": "mobile", "primary": true, "value": "555-0100"})
+    );
+}
+
+#[test]
+fn replace_through_unmatched_non_eq_filter_is_no_target() {
+    let err =
+        user_patch_error(json!([{"op": "replace", "path": "emails[value co \"@nowhere\"].type", "value": "work"}]));
+    assert_eq!(err.scim_type, Some("noTarget"));
+    assert_eq!(
+        err.detail,
+        r#"Operations[0]: no value of emails matches emails[value co "@nowhere"].type"#
+    );
+}
+
+#[test]
+fn replace_through_filter_with_primary_true_clears_other_primaries() {
+    let user = patched_user(json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": true}]));
+    assert_eq!(user["emails"][0]["primary"], false);
+    assert_eq!(user["emails"][1]["primary"], true);
+}
+
+#[test]
+fn remove_with_path_removes_the_attribute() {
+    let user = patched_user(json!([{"op": "remove", "path": "displayName"}]));
+    assert!(user.get("displayName").is_none());
+}
+
+#[test]
+fn remove_of_a_sub_attribute_keeps_the_rest() {
+    let user = patched_user(json!([{"op": "remove", "path": "name.givenName"}]));
+    assert_eq!(user["name"], json!({"familyName": "Jensen"}));
+}
+
+#[test]
+fn remove_of_last_sub_attribute_removes_the_attribute() {
+    let user = patched_user(json!([
+        {"op": "remove", "path": "name.givenName"},
+        {"op": "remove", "path": "name.familyName"}
+    ]));
+    assert!(user.get("name").is_none());
+}
+
+#[test]
+fn remove_through_value_filter_removes_matching_values() {
+    let user = patched_user(json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]));
+    assert_eq!(user["emails"].as_array().unwrap().len(), 1);
+    assert_eq!(user["emails"][0]["type"], "work");
+}
+
+#[test]
+fn remove_through_value_filter_with_sub_attribute_removes_only_that_sub_attribute() {
+    let user = patched_user(json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]));
+    assert_eq!(
+        user["emails"][0],
+        json!({"value": "bjensen@example.com", "type": "work"})
+    );
+}
+
+#[test]
+fn remove_of_every_value_leaves_attribute_unassigned() {
+    let user = patched_user(json!([{"op": "remove", "path": "phoneNumbers[type eq \"work\"]"}]));
+    assert!(user.get("phoneNumbers").is_none());
+}
+
+#[test]
+fn remove_through_filter_matching_nothing_changes_nothing() {
+    let user = patched_user(json!([{"op": "remove", "path": "emails[type eq \"other\"]"}]));
+    assert_eq!(user, stored_user());
+}
+
+#[test]
+fn remove_of_an_absent_attribute_changes_nothing() {
+    let user = patched_user(json!([{"op": "remove", "path": "nickName"}]));
+    assert_eq!(user, stored_user());
+}
+
+#[test]
+fn removing_user_name_is_rejected_as_required() {
+    let err = user_patch_error(json!([{"op": "remove", "path": "userName"}]));
+    assert_eq!(err.scim_type, Some("invalidValue"));
+    assert_eq!(err.detail, "Operations[0]: userName is required and cannot be removed");
+}
+
+#[test]
+fn replacing_user_name_with_null_fails_validation() {
+    let err = user_patch_error(json!([{"op": "replace", "path": "userName", "value": null}]));
+    assert_eq!(err.detail, "userName is required");
+}
+
+#[test]
+fn remove_without_path_built_directly_is_no_target() {
+    let mut user = stored_user();
+    let op = PatchOperation {
+        op: PatchOpKind::Remove,
+        path: None,
+        value: None,
+    };
+    let err = apply_patch(&mut user, &[op], ResourceType::User).unwrap_err();
+    assert_eq!(err.scim_type, Some("noTarget"));
+}
+
+#[test]
+fn read_only_id_cannot_be_replaced() {
+    let err = user_patch_error(json!([{"op": "replace", "path": "id", "value": "new"}]));
+    assert_eq!(err.scim_type, Some("mutability"));
+    assert_eq!(err.detail, "Operations[0]: id is read-only");
+}
+
+#[test]
+fn read_only_meta_sub_attribute_cannot_be_changed() {
+    let err =
+        user_patch_error(json!([{"op": "replace", "path": "meta.lastModified", "value": "2020-01-01T00:00:00Z"}]));
+    assert_eq!(err.scim_type, Some("mutability"));
+    assert_eq!(err.detail, "Operations[0]: meta.lastModified is read-only");
+    let err = user_patch_error(json!([{"op": "remove", "path": "meta"}]));
+    assert_eq!(err.scim_type, Some("mutability"));
+}
+
+#[test]
+fn user_groups_are_read_only() {
+    let err = user_patch_error(json!([{"op": "add", "path": "groups", "value": [{"value": "g1"}]}]));
+    assert_eq!(err.scim_type, Some("mutability"));
+}
+
+#[test]
+fn path_less_value_repeating_id_schemas_and_meta_is_accepted() {
+    let user = patched_user(json!([{"op": "replace", "value": {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": "something-else",
+        "meta": {"resourceType": "User"},
+        "groups": [{"value": "g1"}],
+        "title": "Guide"
+    }}]));
+    assert_eq!(user["id"], "2819c223-7f76-453a-919d-413861904646");
+    assert_eq!(user["meta"], stored_user()["meta"]);
+    assert!(user.get("groups").is_none());
+    assert_eq!(user["title"], "Guide");
+}
+
+#[test]
+fn read_only_attributes_of_the_stored_resource_survive_a_patch() {
+    let mut user = stored_user();
+    user["groups"] = json!([{"value": "g1", "display": "Guides", "type": "direct"}]);
+    patch(
+        &mut user,
+        ResourceType::User,
+        json!([{"op": "replace", "path": "title", "value": "x"}]),
+    )
+    .unwrap();
+    assert_eq!(user["groups"][0]["value"], "g1");
+    assert_eq!(user["id"], "2819c223-7f76-453a-919d-413861904646");
+    assert_eq!(user["meta"]["version"], "W/\"a330bc54f0671c9\"");
+}
+
+#[test]
+fn unknown_attribute_in_path_is_invalid_path_naming_it() {
+    let err = user_patch_error(json!([{"op": "add", "path": "shoeSize", "value": "42"}]));
+    assert_eq!(err.scim_type, Some("invalidPath"));
+    assert_eq!(err.detail, r#"Operations[0]: unknown attribute "shoeSize""#);
+}
+
+#[test]
+fn unknown_attribute_under_known_schema_in_path_is_invalid_path() {
+    let err = user_patch_error(json!([{"op": "add", "path": format!("{ENTERPRISE}:shoeSize"), "value": "42"}]));
+    assert_eq!(err.scim_type, Some("invalidPath"));
+    assert!(err.detail.contains("shoeSize"));
+}
+
+#[test]
+fn custom_extension_path_is_ignored() {
+    let user = patched_user(
+        json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode", "value": "42"}]),
+    );
+    assert_eq!(user, stored_user());
+}
+
+#[test]
+fn path_less_unknown_keys_are_ignored() {
+    let user = patched_user(json!([{"op": "replace", "value": {
+        "favouriteColour": "blue",
+        "urn:ietf:params:scim:schemas:extension:Custom:2.0:User": {"costCode": "42"},
+        "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:badge": "7",
+        "title": "Guide"
+    }}]));
+    let mut expected = stored_user();
+    expected["title"] = json!("Guide");
+    assert_eq!(user, expected);
+}
+
+#[test]
+fn path_less_unknown_attribute_under_known_schema_is_rejected() {
+    let err = user_patch_error(json!([{"op": "replace", "value": {format!("{ENTERPRISE}:shoeSize"): "42"}}]));
+    assert_eq!(err.scim_type, Some("invalidPath"));
+    let err = user_patch_error(json!([{"op": "replace", "value": {ENTERPRISE: {"shoeSize": "42"}}}]));
+    assert_eq!(err.scim_type, Some("invalidPath"));
+    assert!(err.detail.contains("shoeSize"));
+}
+
+#[test]
+fn path_less_schema_key_with_object_sets_extension_attributes() {
+    let user =
+        patched_user(json!([{"op": "replace", "value": {ENTERPRISE: {"Department": "Sales", "costCenter": "4130"}}}]));
+    assert_eq!(
+        user[ENTERPRISE],
+        json!({"employeeNumber": "701984", "department": "Sales", "costCenter": "4130"})
+    );
+}
+
+#[test]
+fn type_error_names_the_attribute() {
+    let err = user_patch_error(json!([{"op": "replace", "path": "title", "value": {"a": 1}}]));
+    assert_eq!(err.scim_type, Some("invalidValue"));
+    assert_eq!(err.detail, "Operations[0]: title must be a string, got an object");
+    let err = user_patch_error(json!([{"op": "replace", "path": "active", "value": "maybe"}]));
+    assert_eq!(err.detail, r#"Operations[0]: active must be a boolean, got "maybe""#);
+}
+
+#[test]
+fn value_filter_on_single_valued_attribute_is_invalid_path() {
+    let err = user_patch_error(json!([{"op": "replace", "path": "title[value eq \"x\"]", "value": "y"}]));
+    assert_eq!(err.scim_type, Some("invalidPath"));
+}
+
+#[test]
+fn operations_apply_in_order() {
+    let user = patched_user(json!([
+        {"op": "replace", "path": "title", "value": "one"},
+        {"op": "replace", "path": "title", "value": "two"},
+        {"op": "add", "path": "nickName", "value": "n"},
+        {"op": "remove", "path": "nickName"}
+    ]));
+    assert_eq!(user["title"], "two");
+    assert!(user.get("nickName").is_none());
+}
+
+#[test]
+fn failing_later_operation_leaves_resource_unchanged() {
+    let err = user_patch_error(json!([
+        {"op": "replace", "path": "title", "value": "changed"},
+        {"op": "replace", "path": "id", "value": "x"}
+    ]));
+    assert!(err.detail.starts_with("Operations[1]: "));
+}
+
+#[test]
+fn last_extension_attribute_removed_drops_extension_and_its_schema() {
+    let user = patched_user(json!([
+        {"op": "remove", "path": format!("{ENTERPRISE}:employeeNumber")},
+        {"op": "remove", "path": format!("{ENTERPRISE}:department")}
+    ]));
+    assert!(user.get(ENTERPRISE).is_none());
+    assert_eq!(user["schemas"], json!([USER_URN]));
+}
+
+#[test]
+fn first_extension_attribute_added_lists_the_extension_schema() {
+    let mut user = stored_user();
+    user.as_object_mut().unwrap().remove(ENTERPRISE);
+    user["schemas"] = json!([USER_URN]);
+    patch(
+        &mut user,
+        ResourceType::User,
+        json!([{"op": "add", "path": format!("{ENTERPRISE}:division"), "value": "Theme Park"}]),
+    )
+    .unwrap();
+    assert_eq!(user[ENTERPRISE], json!({"division": "Theme Park"}));
+    assert_eq!(user["schemas"], json!([USER_URN, ENTERPRISE]));
+}
+
+#[test]
+fn immutable_member_value_cannot_be_rewritten() {
+    let mut group = stored_group();
+    let err = patch(
+        &mut group,
+        ResourceType::Group,
+        json!([{"op": "replace", "path": "members[value eq \"902c246b-6245-4190-8e05-00816be7344a\"].value", "value": "other"}]),
+    )
+    .unwrap_err();
+    assert_eq!(err.scim_type, Some("mutability"));
+    assert_eq!(group, stored_group());
+}
+
+#[test]
+fn member_display_can_be_updated_through_filter() {
+    let group = patched_group(
+        json!([{"op": "replace", "path": "members[value eq \"902c246b-6245-4190-8e05-00816be7344a\"].display", "value": "Mandy P."}]),
+    );
+    assert_eq!(group["members"][1]["display"], "Mandy P.");
+}
+
+#[test]
+fn path_less_key_with_value_filter_is_applied_as_a_path() {
+    let user = patched_user(json!([{"op": "replace", "value": {"emails[type eq \"work\"].value": "w@example.com"}}]));
+    assert_eq!(user["emails"][0]["value"], "w@example.com");
+}
+
+#[test]
+fn patch_path_struct_can_be_built_from_parse_path() {
+    let mut user = stored_user();
+    let op = PatchOperation {
+        op: PatchOpKind::Replace,
+        path: Some(parse_path("name.givenName").unwrap()),
+        value: Some(json!("B")),
+    };
+    apply_patch(&mut user, &[op], ResourceType::User).unwrap();
+    assert_eq!(user["name"]["givenName"], "B");
+}
+
+#[test]
+fn sub_attribute_of_multi_valued_attribute_without_filter_sets_every_value() {
+    let user = patched_user(json!([{"op": "replace", "path": "emails.display", "value": "mail"}]));
+    assert!(user["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["display"] == "mail"));
+}
+
+#[test]
+fn add_sub_attribute_of_empty_multi_valued_attribute_creates_a_value() {
+    let user = patched_user(json!([{"op": "add", "path": "ims.value", "value": "babs-aim"}]));
+    assert_eq!(user["ims"], json!([{"value": "babs-aim"}]));
+}

@@ -1,0 +1,219 @@
+//! The real `tandem` executable: configuration errors at start, the secret
+//! key check, graceful shutdown on SIGTERM, and no secrets in its logs.
+
+use crate::helpers::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tandem(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TANDEM_") {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(pg) = postgres_url() {
+        cmd.env("TANDEM_DATABASE_URL", pg)
+            .env("TANDEM_SECRET_KEY", SUITE_SECRET_KEY);
+    }
+    cmd
+}
+
+/// Runs `tandem serve` until it logs "listening"; returns the child, its address and the log lines so far.
+fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = tandem(dir);
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TANDEM_LOG__LEVEL", "debug")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn tandem");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if line.contains("listening") {
+                let start = line.find("127.0.0.1:").expect("address in the listening line");
+                let addr: String = line[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                return (child, addr, rx);
+            }
+        }
+    }
+    let _ = child.kill();
+    panic!("tandem did not start");
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "tandem did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unknown_config_key_stops_start_up_naming_the_key() {
+    let dir = scratch_dir();
+    let out = tandem(&dir)
+        .args(["serve"])
+        .env("TANDEM_SCIM__KEY_LIFETIME", "3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("key_lifetime"), "{err}");
+}
+
+#[test]
+fn malformed_config_value_stops_start_up_naming_the_key() {
+    let dir = scratch_dir();
+    std::fs::write(dir.join("bad.toml"), "[server]\nworkers = \"many\"\n").unwrap();
+    let out = tandem(&dir).args(["serve", "--config", "bad.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.workers") && err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn wrong_secret_key_is_a_clear_start_up_error() {
+    let dir = scratch_dir();
+    // A database of its own: the shared PostgreSQL one holds the suite's key check.
+    let db = format!("sqlite://{}", dir.join("k.db").display());
+    let key_a = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let key_b = "HxwdHhscGxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwI=";
+    let out = tandem(&dir).args(["migrate", "--database-url", &db]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", key_a)]);
+    sigterm(&child);
+    wait_exit(&mut child);
+    let out = tandem(&dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TANDEM_DATABASE_URL", &db)
+        .env("TANDEM_SECRET_KEY", key_b)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the key this database"), "{err}");
+    let out = tandem(&dir)
+        .args(["serve"])
+        .env("TANDEM_DATABASE_URL", &db)
+        .env("TANDEM_SECRET_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TANDEM_SECRET_KEY"));
+}
+
+#[test]
+fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanly() {
+    let dir = scratch_dir();
+    let db = format!("sqlite://{}", dir.join("data/tandem.db").display());
+    let (mut child, addr, _log) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
+    let resp = reqwest::blocking_get(&format!("http://{addr}/healthz"));
+    assert!(resp.contains("ok"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("data/secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    sigterm(&child);
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn secrets_never_appear_in_the_log() {
+    let dir = scratch_dir();
+    let key = {
+        let out = tandem(&dir)
+            .args(["integration-key", "create", "--name", "log-test"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert!(key.starts_with("tandem_ik_"));
+    let (mut child, addr, rx) = serve(&dir, &[("TANDEM_LOG__FORMAT", "json")]);
+    let secret = "very-secret-client-secret-9f8e7d";
+    let body = serde_json::json!({"customer_id": unique("log"),
+        "idp": {"type": "Okta", "client_id": "c", "client_secret": secret, "sso_domain": "acme.okta.com"},
+        "redirect_url": "https://app.example.com/cb", "verify": false});
+    let created = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), &key, &body.to_string());
+    assert!(created.contains("oidc_client_id"), "{created}");
+    let conn = reqwest::blocking_post(
+        &format!("http://{addr}/api/v1/scim-connections"),
+        &key,
+        &format!("{{\"customer_id\":\"{}\"}}", unique("log")),
+    );
+    let scim_key: serde_json::Value = serde_json::from_str(&conn).unwrap();
+    let scim_key = scim_key["scim_api_key"].as_str().unwrap().to_string();
+    sigterm(&child);
+    wait_exit(&mut child);
+    let log: Vec<String> = rx.try_iter().collect();
+    let log = log.join("\n");
+    assert!(log.contains("oidc_client.created"), "audit line missing: {log}");
+    for s in [secret, key.as_str(), scim_key.as_str()] {
+        assert!(!log.contains(s), "log contains a secret");
+    }
+}
+
+/// Minimal blocking HTTP for tests that drive the executable.
+mod reqwest {
+    pub fn blocking_get(url: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+
+    pub fn blocking_post(url: &str, key: &str, body: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            ::reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! Starting a server for a test and talking to it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tandem::settings::{Overrides, Settings};
+use tandem_core::clock::ShiftedClock;
+
+/// The database URL tests run on: the PostgreSQL one given in the
+/// environment, or `None` for a fresh SQLite file per test.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TANDEM_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+/// A scratch directory unique to one test.
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("tandem-suite")
+        .join(uuid::Uuid::new_v4().to_string());
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// The secret key every test server uses (test data only).
+pub const SUITE_SECRET_KEY: &str = "dGFuZGVtLXRlc3Qtc3VpdGUtc2VjcmV0LWtleS0zMmI=";
+
+/// A unique customer id, so tests sharing a PostgreSQL database stay apart.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+// PostgreSQL tests share one database; migrate it once, not concurrently.
+static MIGRATED: Mutex<bool> = Mutex::new(false);
+
+/// A running server and a client with an integration key.
+pub struct TestApp {
+    pub base: String,
+    pub key: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ShiftedClock>,
+    pub state: tandem_web::AppState,
+    pub dir: PathBuf,
+}
+
+/// The settings a test server runs with.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let db = postgres_url().unwrap_or_else(|| format!("sqlite://{}", dir.join("tandem.db").display()));
+    let overrides = Overrides {
+        bind: Some("127.0.0.1:0".into()),
+        database_url: Some(db),
+    };
+    let mut s = Settings::load_from(
+        None,
+        &overrides,
+        figment::providers::Env::prefixed("TANDEM_SUITE_UNUSED_"),
+    )
+    .expect("test settings");
+    s.secrets.key_file = dir.join("secret.key");
+    // Tests sharing a PostgreSQL database must share its secret key too.
+    s.secrets.key = SUITE_SECRET_KEY.into();
+    s.server.workers = 2;
+    s.database.pool_size = 4;
+    s
+}
+
+impl TestApp {
+    /// Starts a server with default test settings.
+    pub async fn spawn() -> TestApp {
+        let dir = scratch_dir();
+        Self::spawn_with(test_settings(&dir), dir).await
+    }
+
+    /// Starts a server with the given settings.
+    pub async fn spawn_with(settings: Settings, dir: PathBuf) -> TestApp {
+        {
+            let mut migrated = MIGRATED.lock().unwrap_or_else(|p| p.into_inner());
+            if postgres_url().is_some() && !*migrated {
+                tandem::open_store(&settings).expect("migrate");
+                *migrated = true;
+            }
+        }
+        let clock = Arc::new(ShiftedClock::default());
+        let running = tandem::start(&settings, clock.clone()).expect("server starts");
+        let base = format!("http://{}", running.addr);
+        let state = running.state.clone();
+        tokio::spawn(running.server);
+        let now = chrono::Utc::now();
+        let (_, key) = state
+            .store
+            .write_blocking(|c| tandem_store::integration_keys::create(c, &unique("test-key"), now))
+            .expect("integration key");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestApp {
+            base,
+            key: key.0,
+            http,
+            clock,
+            state,
+            dir,
+        }
+    }
+
+    /// Sends a request with the integration key; returns status and JSON (Null if none).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_with(method, path, body, Some(&self.key)).await
+    }
+
+    /// Sends a request with the given bearer token (or none).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn send_raw(&self, method: Method, path: &str, body: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates an Okta client for `customer` without discovery.
+    pub async fn create_okta_client(&self, customer: &str) -> Value {
+        let (status, body) = self.post("/api/v1/oidc-clients", okta_client(customer)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Creates a SCIM connection for `customer`; returns the response (with the key).
+    pub async fn create_scim_connection(&self, customer: &str) -> Value {
+        let (status, body) = self
+            .post("/api/v1/scim-connections", json!({"customer_id": customer}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+/// A valid Okta client body for `customer`.
+pub fn okta_client(customer: &str) -> Value {
+    json!({
+        "customer_id": customer,
+        "idp": {"type": "Okta", "client_id": "0oa1exampleClientId", "client_secret": "okta-client-secret-value-123",
+                "sso_domain": "acme.okta.com"},
+        "redirect_url": "https://app.example.com/sso/callback",
+        "email_domain_allowlist": ["acme.com"],
+        "verify": false
+    })
+}
+
+/// The names of the fields an `InvalidFields` error lists.
+pub fn invalid_fields(body: &Value) -> Vec<String> {
+    assert_eq!(body["error"]["type"], "InvalidFields", "{body}");
+    body["error"]["details"]["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["field"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A minimal in-process identity provider for the cases a real one cannot
+/// produce; it serves discovery metadata naming itself as issuer.
+pub struct StubIdp {
+    pub issuer: String,
+}
+
+impl StubIdp {
+    pub async fn start() -> StubIdp {
+        use actix_web::{web, App, HttpResponse, HttpServer};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let meta = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+        });
+        let server = HttpServer::new(move || {
+            let meta = meta.clone();
+            App::new().route(
+                "/.well-known/openid-configuration",
+                web::get().to(move || {
+                    let meta = meta.clone();
+                    async move { HttpResponse::Ok().json(meta) }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        StubIdp { issuer }
+    }
+}

@@ -1,0 +1,92 @@
+//! No route of the management API is reachable without a valid integration key.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/oidc-clients"),
+    ("GET", "/api/v1/oidc-clients"),
+    ("GET", "/api/v1/oidc-clients/x"),
+    ("GET", "/api/v1/oidc-clients/by-customer-id/x"),
+    ("PATCH", "/api/v1/oidc-clients/x"),
+    ("DELETE", "/api/v1/oidc-clients/x"),
+    ("POST", "/api/v1/scim-connections"),
+    ("GET", "/api/v1/scim-connections"),
+    ("GET", "/api/v1/scim-connections/x"),
+    ("GET", "/api/v1/scim-connections/by-customer-id/x"),
+    ("PATCH", "/api/v1/scim-connections/x"),
+    ("DELETE", "/api/v1/scim-connections/x"),
+    ("POST", "/api/v1/scim-connections/x/rotate-key"),
+];
+
+#[tokio::test]
+async fn every_management_route_refuses_a_missing_key() {
+    let app = TestApp::spawn().await;
+    for (method, path) in ROUTES {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = app.call_with(m, path, Some(json!({})), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert_eq!(body["error"]["type"], "MissingIntegrationKey", "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn every_management_route_refuses_an_unknown_key() {
+    let app = TestApp::spawn().await;
+    for (method, path) in ROUTES {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = app
+            .call_with(m, path, Some(json!({})), Some("tandem_ik_not-a-real-key"))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert_eq!(body["error"]["type"], "InvalidIntegrationKey");
+    }
+}
+
+#[tokio::test]
+async fn a_scim_key_is_not_an_integration_key() {
+    let app = TestApp::spawn().await;
+    let conn = app.create_scim_connection(&unique("acme")).await;
+    let scim_key = conn["scim_api_key"].as_str().unwrap();
+    let (status, _) = app
+        .call_with(Method::GET, "/api/v1/oidc-clients", None, Some(scim_key))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app.get("/api/v1/oidc-clients").await;
+    assert_eq!(status, StatusCode::OK);
+    let key = app.key.clone();
+    app.state
+        .store
+        .write_blocking(move |c| {
+            let hash = tandem_core::keys::hash_key(&key);
+            let all = tandem_store::integration_keys::list(c)?;
+            let mine = all.into_iter().find(|k| k.key_hash == hash).unwrap();
+            tandem_store::integration_keys::revoke(c, &mine.id, chrono::Utc::now())
+        })
+        .unwrap();
+    let (status, body) = app.get("/api/v1/oidc-clients").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["type"], "InvalidIntegrationKey");
+}
+
+#[tokio::test]
+async fn a_basic_authorization_header_is_refused_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/oidc-clients", app.base))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
+}

@@ -1,0 +1,410 @@
+//! `/api/v1/oidc-clients`: the happy paths and every kind of malformed request.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
+    let app = TestApp::spawn().await;
+    let customer = unique("acme");
+    let created = app.create_okta_client(&customer).await;
+    let id = created["oidc_client_id"].as_str().unwrap();
+    assert_eq!(created["idp"]["issuer"], "https://acme.okta.com");
+    assert_eq!(
+        created["scim_matching_definition"]["strategy"],
+        "OidcEmailToScimUsername"
+    );
+    assert_eq!(created["scim_matching_definition"]["source"], "idp_type_default");
+    assert_eq!(created["idp"]["has_client_secret"], true);
+
+    let (status, by_id) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_id, created);
+    let (status, by_customer) = app
+        .get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_customer["oidc_client_id"], id);
+    let (status, listed) = app.get(&format!("/api/v1/oidc-clients?customer_id={customer}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"][0]["oidc_client_id"], id);
+
+    let (status, _) = app.delete(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "ClientNotFound");
+}
+
+#[tokio::test]
+async fn entra_client_derives_its_issuer_and_defaults_to_external_id_matching() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({
+            "customer_id": unique("contoso"),
+            "idp": {"type": "MicrosoftEntra", "client_id": "11111111-2222-3333-4444-555555555555",
+                    "client_secret": "entra~secret", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"},
+            "redirect_url": "https://app.example.com/sso/callback",
+            "verify": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["idp"]["issuer"],
+        "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+    );
+    assert_eq!(body["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId");
+}
+
+#[tokio::test]
+async fn generic_client_requires_an_issuer() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({
+            "customer_id": unique("g"), "idp": {"type": "Generic", "client_id": "c", "client_secret": "s"},
+            "redirect_url": "https://app.example.com/cb", "verify": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&body), ["idp.issuer"]);
+}
+
+#[tokio::test]
+async fn wrong_json_types_are_each_named() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({
+            "customer_id": 42, "idp": {"type": "Okta", "client_id": true, "uses_pkce": "yes", "sso_domain": ["a"]},
+            "redirect_url": {"url": "x"}, "email_domain_allowlist": "acme.com", "verify": "no"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields = invalid_fields(&body);
+    for f in [
+        "customer_id",
+        "idp.client_id",
+        "idp.uses_pkce",
+        "idp.sso_domain",
+        "redirect_url",
+        "email_domain_allowlist",
+        "verify",
+    ] {
+        assert!(fields.contains(&f.to_string()), "{f} not in {fields:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_idp_type_is_named() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("a"));
+    body["idp"]["type"] = json!("Auth0");
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&resp), ["idp.type"]);
+    assert!(resp["error"]["message"].as_str().unwrap().contains("MicrosoftEntra"));
+}
+
+#[tokio::test]
+async fn missing_required_fields_are_all_named() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.post("/api/v1/oidc-clients", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields = invalid_fields(&body);
+    for f in ["customer_id", "redirect_url", "idp"] {
+        assert!(fields.contains(&f.to_string()), "{f} not in {fields:?}");
+    }
+    let (_, body) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": "x", "redirect_url": "https://a.example/cb", "idp": {}}),
+        )
+        .await;
+    let fields = invalid_fields(&body);
+    assert!(
+        fields.contains(&"idp.type".to_string()) && fields.contains(&"idp.client_id".to_string()),
+        "{fields:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_redirect_url_is_named() {
+    let app = TestApp::spawn().await;
+    for bad in [
+        "/relative/path",
+        "not a url",
+        "ftp://app.example.com/cb",
+        "http://app.example.com/cb",
+        "https://app.example.com/cb#frag",
+    ] {
+        let mut body = okta_client(&unique("a"));
+        body["redirect_url"] = json!(bad);
+        let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(invalid_fields(&resp), ["redirect_url"], "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn at_sign_domain_in_allowlist_is_refused() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("a"));
+    body["email_domain_allowlist"] = json!(["acme.com", "@acme.com", "https://acme.com"]);
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        invalid_fields(&resp),
+        ["email_domain_allowlist[1]", "email_domain_allowlist[2]"]
+    );
+}
+
+#[tokio::test]
+async fn unknown_strategy_is_refused_and_known_ones_are_kept() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("a"));
+    body["scim_matching_definition"] = json!({"strategy": "OidcEmailToScimEmail"});
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&resp), ["scim_matching_definition.strategy"]);
+
+    let mut body = okta_client(&unique("a"));
+    body["scim_matching_definition"] = json!({"strategy": "OidcPreferredUsernameToScimUsername"});
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        resp["scim_matching_definition"],
+        json!({"strategy": "OidcPreferredUsernameToScimUsername", "source": "client"})
+    );
+}
+
+#[tokio::test]
+async fn duplicate_customer_id_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let customer = unique("dup");
+    app.create_okta_client(&customer).await;
+    let (status, body) = app.post("/api/v1/oidc-clients", okta_client(&customer)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
+}
+
+#[tokio::test]
+async fn invalid_json_and_non_object_bodies_are_refused_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .send_raw(
+            reqwest::Method::POST,
+            "/api/v1/oidc-clients",
+            b"{\"customer_id\": ".to_vec(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["type"], "InvalidJson");
+    assert!(body["error"]["message"].as_str().unwrap().contains("line 1"));
+    let (status, body) = app
+        .send_raw(
+            reqwest::Method::POST,
+            "/api/v1/oidc-clients",
+            b"[1,2]".to_vec(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&body), ["body"]);
+    let (status, body) = app
+        .send_raw(
+            reqwest::Method::POST,
+            "/api/v1/oidc-clients",
+            vec![],
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["type"], "InvalidJson");
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_with_413() {
+    let app = TestApp::spawn().await;
+    let big = format!("{{\"customer_id\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let (status, body) = app
+        .send_raw(
+            reqwest::Method::POST,
+            "/api/v1/oidc-clients",
+            big.into_bytes(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["type"], "PayloadTooLarge");
+}
+
+#[tokio::test]
+async fn patch_changes_the_strategy_and_keeps_the_secret() {
+    let app = TestApp::spawn().await;
+    let created = app.create_okta_client(&unique("p")).await;
+    let id = created["oidc_client_id"].as_str().unwrap();
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/oidc-clients/{id}"),
+            json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId");
+    assert_eq!(body["idp"]["has_client_secret"], true);
+    assert_eq!(body["redirect_url"], created["redirect_url"]);
+    // The audit log has who changed it and the old and new strategy.
+    let id = id.to_string();
+    let events = app
+        .state
+        .store
+        .read_blocking(move |c| tandem_store::audit::for_target(c, "oidc_client", &id))
+        .unwrap();
+    let update = events
+        .iter()
+        .find(|e| e.action == "oidc_client.updated")
+        .expect("audit event");
+    assert!(update.actor.starts_with("test-key"));
+    assert!(update.details.contains("OidcSubToScimExternalId"));
+}
+
+#[tokio::test]
+async fn patch_with_bad_fields_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let created = app.create_okta_client(&unique("p")).await;
+    let id = created["oidc_client_id"].as_str().unwrap();
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/oidc-clients/{id}"),
+            json!({"redirect_url": "nope", "email_domain_allowlist": ["@x.com"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&body), ["redirect_url", "email_domain_allowlist[0]"]);
+    let (_, after) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert_eq!(after, created);
+}
+
+#[tokio::test]
+async fn patch_to_a_taken_customer_id_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let a = unique("a");
+    app.create_okta_client(&a).await;
+    let b = app.create_okta_client(&unique("b")).await;
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/oidc-clients/{}", b["oidc_client_id"].as_str().unwrap()),
+            json!({"customer_id": a}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
+}
+
+#[tokio::test]
+async fn unknown_client_id_is_client_not_found_for_every_verb() {
+    let app = TestApp::spawn().await;
+    for (status, body) in [
+        app.get("/api/v1/oidc-clients/00000000-0000-0000-0000-000000000000")
+            .await,
+        app.patch("/api/v1/oidc-clients/nope", json!({})).await,
+        app.delete("/api/v1/oidc-clients/nope").await,
+        app.get("/api/v1/oidc-clients/by-customer-id/nobody").await,
+    ] {
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["type"], "ClientNotFound");
+    }
+}
+
+#[tokio::test]
+async fn client_secret_is_never_returned_nor_stored_in_clear() {
+    let app = TestApp::spawn().await;
+    let customer = unique("secret");
+    let created = app.create_okta_client(&customer).await;
+    let secret = "okta-client-secret-value-123";
+    assert!(!created.to_string().contains(secret));
+    let (_, listed) = app.get("/api/v1/oidc-clients").await;
+    assert!(!listed.to_string().contains(secret));
+    // Whatever the backend holds, the stored column is ciphertext.
+    let stored = app
+        .state
+        .store
+        .read_blocking(move |c| tandem_store::oidc_clients::get_by_customer(c, &customer))
+        .unwrap()
+        .unwrap();
+    let enc = stored.client_secret_enc.clone().unwrap();
+    assert!(enc.starts_with("v1:") && !enc.contains(secret));
+    assert_eq!(stored.client_secret(&app.state.secret_key).unwrap().unwrap().0, secret);
+    // And on SQLite the database file itself does not contain it.
+    if postgres_url().is_none() {
+        drop(app.state.store.clone());
+        for f in ["tandem.db", "tandem.db-wal"] {
+            if let Ok(bytes) = std::fs::read(app.dir.join(f)) {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{f} holds the secret"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn deployment_default_strategy_applies_to_clients_without_their_own() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings
+        .matching
+        .defaults
+        .insert("Okta".into(), "OidcSubToScimExternalId".into());
+    let app = TestApp::spawn_with(settings, dir).await;
+    let created = app.create_okta_client(&unique("d")).await;
+    assert_eq!(
+        created["scim_matching_definition"],
+        json!({"strategy": "OidcSubToScimExternalId", "source": "deployment_default"})
+    );
+}
+
+#[tokio::test]
+async fn discovery_failure_names_the_url_and_reason() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("disc"));
+    body["idp"]["issuer"] = json!("http://127.0.0.1:9");
+    body["verify"] = json!(true);
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["error"]["type"], "IdentityProviderError");
+    assert_eq!(resp["error"]["details"]["kind"], "DiscoveryFailed");
+    assert_eq!(
+        resp["error"]["details"]["url"],
+        "http://127.0.0.1:9/.well-known/openid-configuration"
+    );
+    assert!(resp["error"]["details"]["reason"].as_str().unwrap().contains("connect"));
+}
+
+#[tokio::test]
+async fn discovery_success_reports_the_discovered_endpoints() {
+    let app = TestApp::spawn().await;
+    let idp = crate::helpers::StubIdp::start().await;
+    let mut body = okta_client(&unique("disc-ok"));
+    body["idp"] = json!({"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": idp.issuer});
+    body["verify"] = json!(true);
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{resp}");
+    assert_eq!(resp["discovery"]["status"], "ok");
+    assert_eq!(
+        resp["discovery"]["metadata"]["token_endpoint"],
+        format!("{}/token", idp.issuer)
+    );
+    assert_eq!(
+        resp["discovery"]["metadata"]["jwks_uri"],
+        format!("{}/jwks", idp.issuer)
+    );
+}
