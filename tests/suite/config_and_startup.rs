@@ -15,8 +15,7 @@ fn tandem(dir: &std::path::Path) -> Command {
         }
     }
     if let Some(pg) = postgres_url() {
-        cmd.env("TANDEM_DATABASE_URL", pg)
-            .env("TANDEM_SECRET_KEY", SUITE_SECRET_KEY);
+        cmd.env("TANDEM_DATABASE_URL", pg).env("TANDEM_SECRET_KEY", SUITE_SECRET_KEY);
     }
     cmd
 }
@@ -46,10 +45,8 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, s
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             if line.contains("listening") {
                 let start = line.find("127.0.0.1:").expect("address in the listening line");
-                let addr: String = line[start..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
+                let addr: String =
+                    line[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
                 return (child, addr, rx);
             }
         }
@@ -59,10 +56,7 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, s
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
@@ -80,11 +74,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 #[test]
 fn unknown_config_key_stops_start_up_naming_the_key() {
     let dir = scratch_dir();
-    let out = tandem(&dir)
-        .args(["serve"])
-        .env("TANDEM_SCIM__KEY_LIFETIME", "3")
-        .output()
-        .unwrap();
+    let out = tandem(&dir).args(["serve"]).env("TANDEM_SCIM__KEY_LIFETIME", "3").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.to_lowercase().contains("key_lifetime"), "{err}");
@@ -140,10 +130,7 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("data/secret.key"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(dir.join("data/secret.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     sigterm(&child);
@@ -155,10 +142,7 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
 fn secrets_never_appear_in_the_log() {
     let dir = scratch_dir();
     let key = {
-        let out = tandem(&dir)
-            .args(["integration-key", "create", "--name", "log-test"])
-            .output()
-            .unwrap();
+        let out = tandem(&dir).args(["integration-key", "create", "--name", "log-test"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
@@ -190,18 +174,12 @@ fn secrets_never_appear_in_the_log() {
 /// Minimal blocking HTTP for tests that drive the executable.
 mod reqwest {
     pub fn blocking_get(url: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
     }
 
     pub fn blocking_post(url: &str, key: &str, body: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             ::reqwest::Client::new()
                 .post(url)

@@ -10,16 +10,12 @@ use tandem_core::clock::ShiftedClock;
 /// The database URL tests run on: the PostgreSQL one given in the
 /// environment, or `None` for a fresh SQLite file per test.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("TANDEM_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
+    std::env::var("SUITE_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))
 }
 
 /// A scratch directory unique to one test.
 pub fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("tandem-suite")
-        .join(uuid::Uuid::new_v4().to_string());
+    let dir = std::env::temp_dir().join("tandem-suite").join(uuid::Uuid::new_v4().to_string());
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -48,16 +44,9 @@ pub struct TestApp {
 /// The settings a test server runs with.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let db = postgres_url().unwrap_or_else(|| format!("sqlite://{}", dir.join("tandem.db").display()));
-    let overrides = Overrides {
-        bind: Some("127.0.0.1:0".into()),
-        database_url: Some(db),
-    };
-    let mut s = Settings::load_from(
-        None,
-        &overrides,
-        figment::providers::Env::prefixed("TANDEM_SUITE_UNUSED_"),
-    )
-    .expect("test settings");
+    let overrides = Overrides { bind: Some("127.0.0.1:0".into()), database_url: Some(db) };
+    let mut s = Settings::load_from(None, &overrides, figment::providers::Env::prefixed("TANDEM_SUITE_UNUSED_"))
+        .expect("test settings");
     s.secrets.key_file = dir.join("secret.key");
     // Tests sharing a PostgreSQL database must share its secret key too.
     s.secrets.key = SUITE_SECRET_KEY.into();
@@ -92,18 +81,8 @@ impl TestApp {
             .store
             .write_blocking(|c| tandem_store::integration_keys::create(c, &unique("test-key"), now))
             .expect("integration key");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        TestApp {
-            base,
-            key: key.0,
-            http,
-            clock,
-            state,
-            dir,
-        }
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { base, key: key.0, http, clock, state, dir }
     }
 
     /// Sends a request with the integration key; returns status and JSON (Null if none).
@@ -173,9 +152,7 @@ impl TestApp {
 
     /// Creates a SCIM connection for `customer`; returns the response (with the key).
     pub async fn create_scim_connection(&self, customer: &str) -> Value {
-        let (status, body) = self
-            .post("/api/v1/scim-connections", json!({"customer_id": customer}))
-            .await;
+        let (status, body) = self.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -198,11 +175,7 @@ pub fn invalid_fields(body: &Value) -> Vec<String> {
     assert_eq!(body["error"]["type"], "InvalidFields", "{body}");
     body["error"]["details"]["fields"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["field"].as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|f| f["field"].as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -242,4 +215,108 @@ impl StubIdp {
         tokio::spawn(server);
         StubIdp { issuer }
     }
+}
+
+/// A SCIM client for one connection, as an IdP would be.
+pub struct Scim {
+    pub base: String,
+    pub key: String,
+    pub connection_id: String,
+    pub http: reqwest::Client,
+}
+
+/// A SCIM response.
+pub struct ScimResponse {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    /// A new SCIM connection and a client for it.
+    pub async fn scim(&self) -> Scim {
+        let conn = self.create_scim_connection(&unique("scim")).await;
+        Scim {
+            base: conn["scim_base_url"].as_str().unwrap().to_string(),
+            key: conn["scim_api_key"].as_str().unwrap().to_string(),
+            connection_id: conn["scim_connection_id"].as_str().unwrap().to_string(),
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl Scim {
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> ScimResponse {
+        self.send_with_key(method, path, body, &self.key.clone()).await
+    }
+
+    pub async fn send_with_key(&self, method: Method, path: &str, body: Option<Value>, key: &str) -> ScimResponse {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/scim+json").body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        ScimResponse { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), headers }
+    }
+
+    pub async fn get(&self, path: &str) -> ScimResponse {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> ScimResponse {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> ScimResponse {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> ScimResponse {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> ScimResponse {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, body: Value) -> String {
+        let r = self.post("/Users", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// The ids a filter finds.
+    pub async fn filter_ids(&self, resource: &str, filter: &str) -> Vec<String> {
+        let r = self
+            .http
+            .get(format!("{}/{resource}", self.base))
+            .query(&[("filter", filter)])
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{filter}");
+        let body: Value = r.json().await.unwrap();
+        body["Resources"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+/// A core User body.
+pub fn user(user_name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": "Given", "familyName": "Family"},
+        "emails": [{"value": user_name, "type": "work", "primary": true}],
+        "active": true
+    })
+}
+
+/// A PatchOp body.
+pub fn patch_op(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }

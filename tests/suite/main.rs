@@ -1,13 +1,8 @@
 //! Tandem's black-box suite: every test starts the real server on port 0
 //! and talks HTTP to it. It runs on SQLite by default and on PostgreSQL when
-//! `TANDEM_TEST_DATABASE_URL` is a `postgres://` URL.
+//! `SUITE_DATABASE_URL` is a `postgres://` URL.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::disallowed_methods,
-    clippy::zombie_processes
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, clippy::zombie_processes)]
 
 mod helpers;
 
@@ -17,3 +12,4 @@ mod oidc_clients;
 mod operations;
 mod schema;
 mod scim_connections;
+mod scim_protocol;

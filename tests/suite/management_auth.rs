@@ -36,9 +36,7 @@ async fn every_management_route_refuses_an_unknown_key() {
     let app = TestApp::spawn().await;
     for (method, path) in ROUTES {
         let m = Method::from_bytes(method.as_bytes()).unwrap();
-        let (status, body) = app
-            .call_with(m, path, Some(json!({})), Some("tandem_ik_not-a-real-key"))
-            .await;
+        let (status, body) = app.call_with(m, path, Some(json!({})), Some("tandem_ik_not-a-real-key")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
         assert_eq!(body["error"]["type"], "InvalidIntegrationKey");
     }
@@ -49,9 +47,7 @@ async fn a_scim_key_is_not_an_integration_key() {
     let app = TestApp::spawn().await;
     let conn = app.create_scim_connection(&unique("acme")).await;
     let scim_key = conn["scim_api_key"].as_str().unwrap();
-    let (status, _) = app
-        .call_with(Method::GET, "/api/v1/oidc-clients", None, Some(scim_key))
-        .await;
+    let (status, _) = app.call_with(Method::GET, "/api/v1/oidc-clients", None, Some(scim_key)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

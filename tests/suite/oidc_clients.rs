@@ -11,19 +11,14 @@ async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
     let created = app.create_okta_client(&customer).await;
     let id = created["oidc_client_id"].as_str().unwrap();
     assert_eq!(created["idp"]["issuer"], "https://acme.okta.com");
-    assert_eq!(
-        created["scim_matching_definition"]["strategy"],
-        "OidcEmailToScimUsername"
-    );
+    assert_eq!(created["scim_matching_definition"]["strategy"], "OidcEmailToScimUsername");
     assert_eq!(created["scim_matching_definition"]["source"], "idp_type_default");
     assert_eq!(created["idp"]["has_client_secret"], true);
 
     let (status, by_id) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(by_id, created);
-    let (status, by_customer) = app
-        .get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}"))
-        .await;
+    let (status, by_customer) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(by_customer["oidc_client_id"], id);
     let (status, listed) = app.get(&format!("/api/v1/oidc-clients?customer_id={customer}")).await;
@@ -52,10 +47,7 @@ async fn entra_client_derives_its_issuer_and_defaults_to_external_id_matching() 
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(
-        body["idp"]["issuer"],
-        "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
-    );
+    assert_eq!(body["idp"]["issuer"], "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0");
     assert_eq!(body["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId");
 }
 
@@ -121,16 +113,10 @@ async fn missing_required_fields_are_all_named() {
         assert!(fields.contains(&f.to_string()), "{f} not in {fields:?}");
     }
     let (_, body) = app
-        .post(
-            "/api/v1/oidc-clients",
-            json!({"customer_id": "x", "redirect_url": "https://a.example/cb", "idp": {}}),
-        )
+        .post("/api/v1/oidc-clients", json!({"customer_id": "x", "redirect_url": "https://a.example/cb", "idp": {}}))
         .await;
     let fields = invalid_fields(&body);
-    assert!(
-        fields.contains(&"idp.type".to_string()) && fields.contains(&"idp.client_id".to_string()),
-        "{fields:?}"
-    );
+    assert!(fields.contains(&"idp.type".to_string()) && fields.contains(&"idp.client_id".to_string()), "{fields:?}");
 }
 
 #[tokio::test]
@@ -158,10 +144,7 @@ async fn at_sign_domain_in_allowlist_is_refused() {
     body["email_domain_allowlist"] = json!(["acme.com", "@acme.com", "https://acme.com"]);
     let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        invalid_fields(&resp),
-        ["email_domain_allowlist[1]", "email_domain_allowlist[2]"]
-    );
+    assert_eq!(invalid_fields(&resp), ["email_domain_allowlist[1]", "email_domain_allowlist[2]"]);
 }
 
 #[tokio::test]
@@ -197,34 +180,16 @@ async fn duplicate_customer_id_is_a_conflict() {
 async fn invalid_json_and_non_object_bodies_are_refused_with_a_reason() {
     let app = TestApp::spawn().await;
     let (status, body) = app
-        .send_raw(
-            reqwest::Method::POST,
-            "/api/v1/oidc-clients",
-            b"{\"customer_id\": ".to_vec(),
-            "application/json",
-        )
+        .send_raw(reqwest::Method::POST, "/api/v1/oidc-clients", b"{\"customer_id\": ".to_vec(), "application/json")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["type"], "InvalidJson");
     assert!(body["error"]["message"].as_str().unwrap().contains("line 1"));
-    let (status, body) = app
-        .send_raw(
-            reqwest::Method::POST,
-            "/api/v1/oidc-clients",
-            b"[1,2]".to_vec(),
-            "application/json",
-        )
-        .await;
+    let (status, body) =
+        app.send_raw(reqwest::Method::POST, "/api/v1/oidc-clients", b"[1,2]".to_vec(), "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["body"]);
-    let (status, body) = app
-        .send_raw(
-            reqwest::Method::POST,
-            "/api/v1/oidc-clients",
-            vec![],
-            "application/json",
-        )
-        .await;
+    let (status, body) = app.send_raw(reqwest::Method::POST, "/api/v1/oidc-clients", vec![], "application/json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["type"], "InvalidJson");
 }
@@ -233,14 +198,8 @@ async fn invalid_json_and_non_object_bodies_are_refused_with_a_reason() {
 async fn oversized_body_is_refused_with_413() {
     let app = TestApp::spawn().await;
     let big = format!("{{\"customer_id\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let (status, body) = app
-        .send_raw(
-            reqwest::Method::POST,
-            "/api/v1/oidc-clients",
-            big.into_bytes(),
-            "application/json",
-        )
-        .await;
+    let (status, body) =
+        app.send_raw(reqwest::Method::POST, "/api/v1/oidc-clients", big.into_bytes(), "application/json").await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"]["type"], "PayloadTooLarge");
 }
@@ -262,15 +221,9 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
     assert_eq!(body["redirect_url"], created["redirect_url"]);
     // The audit log has who changed it and the old and new strategy.
     let id = id.to_string();
-    let events = app
-        .state
-        .store
-        .read_blocking(move |c| tandem_store::audit::for_target(c, "oidc_client", &id))
-        .unwrap();
-    let update = events
-        .iter()
-        .find(|e| e.action == "oidc_client.updated")
-        .expect("audit event");
+    let events =
+        app.state.store.read_blocking(move |c| tandem_store::audit::for_target(c, "oidc_client", &id)).unwrap();
+    let update = events.iter().find(|e| e.action == "oidc_client.updated").expect("audit event");
     assert!(update.actor.starts_with("test-key"));
     assert!(update.details.contains("OidcSubToScimExternalId"));
 }
@@ -299,10 +252,7 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
     app.create_okta_client(&a).await;
     let b = app.create_okta_client(&unique("b")).await;
     let (status, body) = app
-        .patch(
-            &format!("/api/v1/oidc-clients/{}", b["oidc_client_id"].as_str().unwrap()),
-            json!({"customer_id": a}),
-        )
+        .patch(&format!("/api/v1/oidc-clients/{}", b["oidc_client_id"].as_str().unwrap()), json!({"customer_id": a}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
@@ -312,8 +262,7 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
 async fn unknown_client_id_is_client_not_found_for_every_verb() {
     let app = TestApp::spawn().await;
     for (status, body) in [
-        app.get("/api/v1/oidc-clients/00000000-0000-0000-0000-000000000000")
-            .await,
+        app.get("/api/v1/oidc-clients/00000000-0000-0000-0000-000000000000").await,
         app.patch("/api/v1/oidc-clients/nope", json!({})).await,
         app.delete("/api/v1/oidc-clients/nope").await,
         app.get("/api/v1/oidc-clients/by-customer-id/nobody").await,
@@ -347,10 +296,7 @@ async fn client_secret_is_never_returned_nor_stored_in_clear() {
         drop(app.state.store.clone());
         for f in ["tandem.db", "tandem.db-wal"] {
             if let Ok(bytes) = std::fs::read(app.dir.join(f)) {
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "{f} holds the secret"
-                );
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{f} holds the secret");
             }
         }
     }
@@ -360,10 +306,7 @@ async fn client_secret_is_never_returned_nor_stored_in_clear() {
 async fn deployment_default_strategy_applies_to_clients_without_their_own() {
     let dir = scratch_dir();
     let mut settings = test_settings(&dir);
-    settings
-        .matching
-        .defaults
-        .insert("Okta".into(), "OidcSubToScimExternalId".into());
+    settings.matching.defaults.insert("Okta".into(), "OidcSubToScimExternalId".into());
     let app = TestApp::spawn_with(settings, dir).await;
     let created = app.create_okta_client(&unique("d")).await;
     assert_eq!(
@@ -382,10 +325,7 @@ async fn discovery_failure_names_the_url_and_reason() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
     assert_eq!(resp["error"]["type"], "IdentityProviderError");
     assert_eq!(resp["error"]["details"]["kind"], "DiscoveryFailed");
-    assert_eq!(
-        resp["error"]["details"]["url"],
-        "http://127.0.0.1:9/.well-known/openid-configuration"
-    );
+    assert_eq!(resp["error"]["details"]["url"], "http://127.0.0.1:9/.well-known/openid-configuration");
     assert!(resp["error"]["details"]["reason"].as_str().unwrap().contains("connect"));
 }
 
@@ -399,12 +339,6 @@ async fn discovery_success_reports_the_discovered_endpoints() {
     let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
     assert_eq!(status, StatusCode::CREATED, "{resp}");
     assert_eq!(resp["discovery"]["status"], "ok");
-    assert_eq!(
-        resp["discovery"]["metadata"]["token_endpoint"],
-        format!("{}/token", idp.issuer)
-    );
-    assert_eq!(
-        resp["discovery"]["metadata"]["jwks_uri"],
-        format!("{}/jwks", idp.issuer)
-    );
+    assert_eq!(resp["discovery"]["metadata"]["token_endpoint"], format!("{}/token", idp.issuer));
+    assert_eq!(resp["discovery"]["metadata"]["jwks_uri"], format!("{}/jwks", idp.issuer));
 }

@@ -19,15 +19,7 @@ async fn healthz_and_readyz_answer() {
 async fn metrics_count_requests_by_route_pattern() {
     let app = TestApp::spawn().await;
     app.get("/api/v1/oidc-clients/some-id").await;
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(
         text.contains(
             "tandem_http_requests_total{method=\"GET\",route=\"/api/v1/oidc-clients/{id}\",status=\"404\"} 1"

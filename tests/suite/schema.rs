@@ -30,21 +30,11 @@ fn migrations_go_up_down_and_up_again() {
         }
         None => format!("sqlite://{}", scratch_dir().join("updown.db").display()),
     };
-    let store = Store::open(
-        &url,
-        &PoolOptions {
-            max_size: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = Store::open(&url, &PoolOptions { max_size: 1, ..Default::default() }).unwrap();
     assert!(store.migrate().unwrap() > 0);
     store.revert_all().unwrap();
     let empty = store.read_blocking(schema_check::actual).unwrap();
     assert!(empty.is_empty(), "tables left after revert: {:?}", empty.keys());
     store.migrate().unwrap();
-    assert_eq!(
-        store.read_blocking(schema_check::actual).unwrap(),
-        schema_check::declared()
-    );
+    assert_eq!(store.read_blocking(schema_check::actual).unwrap(), schema_check::declared());
 }

@@ -22,38 +22,24 @@ async fn create_returns_the_key_once_with_its_expiry() {
     assert_eq!(status, StatusCode::OK);
     assert!(fetched.get("scim_api_key").is_none());
     assert!(!fetched.to_string().contains(key));
-    let (_, by_customer) = app
-        .get(&format!("/api/v1/scim-connections/by-customer-id/{customer}"))
-        .await;
+    let (_, by_customer) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{customer}")).await;
     assert_eq!(by_customer["scim_connection_id"], id);
 }
 
 #[tokio::test]
 async fn key_lifetime_can_be_none_or_custom() {
     let app = TestApp::spawn().await;
-    let (status, never) = app
-        .post(
-            "/api/v1/scim-connections",
-            json!({"customer_id": unique("n"), "api_key_ttl_days": null}),
-        )
-        .await;
+    let (status, never) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": unique("n"), "api_key_ttl_days": null})).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(never["api_key_expires_at"], serde_json::Value::Null);
     assert_eq!(never["api_key_warning_level"], "ok");
-    let (status, short) = app
-        .post(
-            "/api/v1/scim-connections",
-            json!({"customer_id": unique("s"), "api_key_ttl_days": 20}),
-        )
-        .await;
+    let (status, short) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": unique("s"), "api_key_ttl_days": 20})).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(short["api_key_warning_level"], "warning");
-    let (_, short) = app
-        .post(
-            "/api/v1/scim-connections",
-            json!({"customer_id": unique("s"), "api_key_ttl_days": 3}),
-        )
-        .await;
+    let (_, short) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": unique("s"), "api_key_ttl_days": 3})).await;
     assert_eq!(short["api_key_warning_level"], "critical");
 }
 
@@ -79,12 +65,8 @@ async fn rotation_returns_a_new_key_and_keeps_the_old_one_for_the_grace_period()
     let created = app.create_scim_connection(&unique("r")).await;
     let id = created["scim_connection_id"].as_str().unwrap().to_string();
     let old = created["scim_api_key"].as_str().unwrap().to_string();
-    let (status, rotated) = app
-        .post(
-            &format!("/api/v1/scim-connections/{id}/rotate-key"),
-            json!({"grace_period_hours": 2}),
-        )
-        .await;
+    let (status, rotated) =
+        app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({"grace_period_hours": 2})).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new = rotated["scim_api_key"].as_str().unwrap().to_string();
     assert_ne!(new, old);
@@ -92,43 +74,28 @@ async fn rotation_returns_a_new_key_and_keeps_the_old_one_for_the_grace_period()
 
     let auth = |key: String, id: String, clock: chrono::DateTime<chrono::Utc>| {
         let store = app.state.store.clone();
-        store
-            .read_blocking(move |c| tandem_store::scim_connections::authenticate(c, &id, &key, clock))
-            .unwrap()
+        store.read_blocking(move |c| tandem_store::scim_connections::authenticate(c, &id, &key, clock)).unwrap()
     };
     let now = chrono::Utc::now();
     assert!(auth(old.clone(), id.clone(), now).is_ok());
     assert!(auth(new.clone(), id.clone(), now).is_ok());
     let later = now + chrono::Duration::hours(3);
-    assert!(matches!(
-        auth(old, id.clone(), later),
-        Err(tandem_store::scim_connections::KeyRejection::Retired(_))
-    ));
+    assert!(matches!(auth(old, id.clone(), later), Err(tandem_store::scim_connections::KeyRejection::Retired(_))));
     assert!(auth(new, id, later).is_ok());
 }
 
 #[tokio::test]
 async fn malformed_connection_requests_are_named() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .post(
-            "/api/v1/scim-connections",
-            json!({"api_key_ttl_days": "forever", "colour": "red"}),
-        )
-        .await;
+    let (status, body) =
+        app.post("/api/v1/scim-connections", json!({"api_key_ttl_days": "forever", "colour": "red"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["customer_id", "api_key_ttl_days", "colour"]);
-    let (status, body) = app
-        .post(
-            "/api/v1/scim-connections",
-            json!({"customer_id": "x", "api_key_ttl_days": -5}),
-        )
-        .await;
+    let (status, body) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": "x", "api_key_ttl_days": -5})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["api_key_ttl_days"]);
-    let (status, body) = app
-        .post("/api/v1/scim-connections", json!({"customer_id": "x".repeat(256)}))
-        .await;
+    let (status, body) = app.post("/api/v1/scim-connections", json!({"customer_id": "x".repeat(256)})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["customer_id"]);
 }
@@ -138,9 +105,7 @@ async fn one_connection_per_customer() {
     let app = TestApp::spawn().await;
     let customer = unique("one");
     app.create_scim_connection(&customer).await;
-    let (status, body) = app
-        .post("/api/v1/scim-connections", json!({"customer_id": customer}))
-        .await;
+    let (status, body) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
 }
@@ -150,12 +115,8 @@ async fn patch_ttl_re_dates_the_current_key_and_delete_removes_the_connection() 
     let app = TestApp::spawn().await;
     let created = app.create_scim_connection(&unique("p")).await;
     let id = created["scim_connection_id"].as_str().unwrap();
-    let (status, patched) = app
-        .patch(
-            &format!("/api/v1/scim-connections/{id}"),
-            json!({"api_key_ttl_days": null}),
-        )
-        .await;
+    let (status, patched) =
+        app.patch(&format!("/api/v1/scim-connections/{id}"), json!({"api_key_ttl_days": null})).await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["api_key_expires_at"], serde_json::Value::Null);
     let (status, _) = app.delete(&format!("/api/v1/scim-connections/{id}")).await;
@@ -163,9 +124,7 @@ async fn patch_ttl_re_dates_the_current_key_and_delete_removes_the_connection() 
     let (status, body) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "ScimConnectionNotFound");
-    let (status, _) = app
-        .post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({}))
-        .await;
+    let (status, _) = app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -174,12 +133,8 @@ async fn rotate_with_a_bad_grace_period_is_refused() {
     let app = TestApp::spawn().await;
     let created = app.create_scim_connection(&unique("g")).await;
     let id = created["scim_connection_id"].as_str().unwrap();
-    let (status, body) = app
-        .post(
-            &format!("/api/v1/scim-connections/{id}/rotate-key"),
-            json!({"grace_period_hours": 100000}),
-        )
-        .await;
+    let (status, body) =
+        app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({"grace_period_hours": 100000})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["grace_period_hours"]);
 }

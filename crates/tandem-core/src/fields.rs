@@ -57,10 +57,7 @@ impl<'a> FieldReader<'a> {
     /// Records a problem with a field.
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         let field = self.path(name);
-        self.errors.push(FieldError {
-            field,
-            message: message.into(),
-        });
+        self.errors.push(FieldError { field, message: message.into() });
     }
 
     /// The raw value of a field; `None` when absent or JSON `null`.
@@ -160,11 +157,7 @@ impl<'a> FieldReader<'a> {
     /// Records every key of the object that no getter asked for.
     pub fn reject_unknown(&mut self) {
         let Some(object) = self.object else { return };
-        let unknown: Vec<String> = object
-            .keys()
-            .filter(|k| !self.known.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let unknown: Vec<String> = object.keys().filter(|k| !self.known.contains(&k.as_str())).cloned().collect();
         for key in unknown {
             self.error(&key, "is not a known field");
         }

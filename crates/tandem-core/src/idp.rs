@@ -63,10 +63,7 @@ pub struct UnknownIdpType(pub String);
 impl FromStr for IdpType {
     type Err = UnknownIdpType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IdpType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownIdpType(s.to_string()))
+        IdpType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownIdpType(s.to_string()))
     }
 }
 
@@ -121,19 +118,13 @@ mod tests {
 
     #[test]
     fn okta_issuer_comes_from_the_sso_domain() {
-        let loc = IdpLocation {
-            sso_domain: Some("acme.okta.com".into()),
-            ..Default::default()
-        };
+        let loc = IdpLocation { sso_domain: Some("acme.okta.com".into()), ..Default::default() };
         assert_eq!(loc.issuer_for(IdpType::Okta).unwrap(), "https://acme.okta.com");
     }
 
     #[test]
     fn entra_issuer_comes_from_the_tenant_id() {
-        let loc = IdpLocation {
-            tenant_id: Some("9188040d-6c67-4c5b-b112-36a304b66dad".into()),
-            ..Default::default()
-        };
+        let loc = IdpLocation { tenant_id: Some("9188040d-6c67-4c5b-b112-36a304b66dad".into()), ..Default::default() };
         assert_eq!(
             loc.issuer_for(IdpType::MicrosoftEntra).unwrap(),
             "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
@@ -147,40 +138,26 @@ mod tests {
             issuer: Some("https://acme.okta.com/oauth2/default/".into()),
             ..Default::default()
         };
-        assert_eq!(
-            loc.issuer_for(IdpType::Okta).unwrap(),
-            "https://acme.okta.com/oauth2/default"
-        );
+        assert_eq!(loc.issuer_for(IdpType::Okta).unwrap(), "https://acme.okta.com/oauth2/default");
     }
 
     #[test]
     fn generic_without_issuer_is_an_error() {
-        assert_eq!(
-            IdpLocation::default().issuer_for(IdpType::Generic),
-            Err(IssuerError::MissingIssuer)
-        );
+        assert_eq!(IdpLocation::default().issuer_for(IdpType::Generic), Err(IssuerError::MissingIssuer));
     }
 
     #[test]
     fn entra_user_id_is_oid_not_the_pairwise_sub() {
         let claims = json!({"sub": "pairwise-abc", "oid": "00000000-0000-0000-0000-000000000042"});
         let claims = claims.as_object().unwrap();
-        assert_eq!(
-            IdpType::MicrosoftEntra.oidc_user_id(claims).unwrap(),
-            "00000000-0000-0000-0000-000000000042"
-        );
+        assert_eq!(IdpType::MicrosoftEntra.oidc_user_id(claims).unwrap(), "00000000-0000-0000-0000-000000000042");
         assert_eq!(IdpType::Okta.oidc_user_id(claims).unwrap(), "pairwise-abc");
     }
 
     #[test]
     fn entra_user_id_falls_back_to_sub_without_oid() {
         let claims = json!({"sub": "only-sub"});
-        assert_eq!(
-            IdpType::MicrosoftEntra
-                .oidc_user_id(claims.as_object().unwrap())
-                .unwrap(),
-            "only-sub"
-        );
+        assert_eq!(IdpType::MicrosoftEntra.oidc_user_id(claims.as_object().unwrap()).unwrap(), "only-sub");
     }
 
     #[test]

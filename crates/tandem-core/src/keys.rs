@@ -46,11 +46,7 @@ pub fn generate(kind: KeyKind) -> GeneratedKey {
     let plaintext = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes));
     let display_prefix = plaintext.chars().take(kind.prefix().len() + 6).collect();
     let hash = hash_key(&plaintext);
-    GeneratedKey {
-        plaintext: Redacted(plaintext),
-        display_prefix,
-        hash,
-    }
+    GeneratedKey { plaintext: Redacted(plaintext), display_prefix, hash }
 }
 
 /// Hex SHA-256 of a presented key.

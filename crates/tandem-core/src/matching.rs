@@ -130,10 +130,7 @@ pub struct UnknownStrategy(pub String);
 impl FromStr for MatchingStrategy {
     type Err = UnknownStrategy;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MatchingStrategy::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| UnknownStrategy(s.to_string()))
+        MatchingStrategy::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| UnknownStrategy(s.to_string()))
     }
 }
 
@@ -142,27 +139,14 @@ mod tests {
     use super::*;
 
     fn sso<'a>(id: &'a str, email: &'a str, pu: &'a str) -> SsoAttributes<'a> {
-        SsoAttributes {
-            oidc_user_id: Some(id),
-            email: Some(email),
-            preferred_username: Some(pu),
-        }
+        SsoAttributes { oidc_user_id: Some(id), email: Some(email), preferred_username: Some(pu) }
     }
 
     #[test]
     fn defaults_follow_the_idp_type() {
-        assert_eq!(
-            MatchingStrategy::default_for(IdpType::Okta),
-            MatchingStrategy::OidcEmailToScimUsername
-        );
-        assert_eq!(
-            MatchingStrategy::default_for(IdpType::MicrosoftEntra),
-            MatchingStrategy::OidcSubToScimExternalId
-        );
-        assert_eq!(
-            MatchingStrategy::default_for(IdpType::Generic),
-            MatchingStrategy::OidcEmailToScimUsername
-        );
+        assert_eq!(MatchingStrategy::default_for(IdpType::Okta), MatchingStrategy::OidcEmailToScimUsername);
+        assert_eq!(MatchingStrategy::default_for(IdpType::MicrosoftEntra), MatchingStrategy::OidcSubToScimExternalId);
+        assert_eq!(MatchingStrategy::default_for(IdpType::Generic), MatchingStrategy::OidcEmailToScimUsername);
     }
 
     #[test]
@@ -176,38 +160,23 @@ mod tests {
     #[test]
     fn email_strategy_is_case_insensitive() {
         let s = sso("x", "Alice@Acme.com", "alice");
-        assert_eq!(
-            MatchingStrategy::OidcEmailToScimUsername.sso_key(&s).unwrap(),
-            "alice@acme.com"
-        );
-        assert_eq!(
-            MatchingStrategy::OidcEmailToScimUsername.scim_key(),
-            ScimKey::UserNameLower
-        );
+        assert_eq!(MatchingStrategy::OidcEmailToScimUsername.sso_key(&s).unwrap(), "alice@acme.com");
+        assert_eq!(MatchingStrategy::OidcEmailToScimUsername.scim_key(), ScimKey::UserNameLower);
     }
 
     #[test]
     fn email_username_strategy_compares_local_parts() {
         let s = sso("x", "Alice.Smith@acme.com", "alice");
-        assert_eq!(
-            MatchingStrategy::OidcEmailUsernameToScimUsername.sso_key(&s).unwrap(),
-            "alice.smith"
-        );
+        assert_eq!(MatchingStrategy::OidcEmailUsernameToScimUsername.sso_key(&s).unwrap(), "alice.smith");
         assert_eq!(local_part_lower("ALICE.SMITH@other.org"), "alice.smith");
         assert_eq!(local_part_lower("Alice.Smith"), "alice.smith");
     }
 
     #[test]
     fn missing_attribute_matches_nothing() {
-        let s = SsoAttributes {
-            oidc_user_id: Some("x"),
-            ..Default::default()
-        };
+        let s = SsoAttributes { oidc_user_id: Some("x"), ..Default::default() };
         assert_eq!(MatchingStrategy::OidcEmailToScimUsername.sso_key(&s), None);
-        let empty = SsoAttributes {
-            oidc_user_id: Some(""),
-            ..Default::default()
-        };
+        let empty = SsoAttributes { oidc_user_id: Some(""), ..Default::default() };
         assert_eq!(MatchingStrategy::OidcSubToScimExternalId.sso_key(&empty), None);
     }
 

@@ -176,14 +176,8 @@ fn parse(
     }
     let scopes = r.string_list("additional_scopes").unwrap_or_default();
     for (i, s) in scopes.iter().enumerate() {
-        if s.is_empty()
-            || s.chars()
-                .any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control())
-        {
-            r.error(
-                &format!("additional_scopes[{i}]"),
-                "must be a single scope token without spaces or quotes",
-            );
+        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control()) {
+            r.error(&format!("additional_scopes[{i}]"), "must be a single scope token without spaces or quotes");
         }
     }
     let idp = parse_idp(&mut r, policy, kept_secret);
@@ -234,11 +228,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Red
         }
     });
     let client_id = d.required_string("client_id");
-    let secret = d
-        .string("client_secret")
-        .filter(|s| !s.is_empty())
-        .map(Redacted)
-        .or(kept_secret);
+    let secret = d.string("client_secret").filter(|s| !s.is_empty()).map(Redacted).or(kept_secret);
     let uses_pkce = d.bool("uses_pkce").unwrap_or(true);
     let location = IdpLocation {
         sso_domain: d.string("sso_domain"),
@@ -251,22 +241,12 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Red
         }
     }
     if let Some(tenant) = &location.tenant_id {
-        if tenant.is_empty()
-            || !tenant
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        {
-            d.error(
-                "tenant_id",
-                "must be a directory (tenant) id such as a GUID or contoso.onmicrosoft.com",
-            );
+        if tenant.is_empty() || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            d.error("tenant_id", "must be a directory (tenant) id such as a GUID or contoso.onmicrosoft.com");
         }
     }
     if secret.is_none() && !uses_pkce {
-        d.error(
-            "client_secret",
-            "is required unless uses_pkce is true (a public client needs PKCE)",
-        );
+        d.error("client_secret", "is required unless uses_pkce is true (a public client needs PKCE)");
     }
     let issuer = idp_type.and_then(|t| match location.issuer_for(t) {
         Ok(issuer) => {
@@ -453,14 +433,7 @@ mod tests {
         assert!(check_url("http://127.0.0.1:9000", UrlPolicy::default(), true).is_ok());
         assert!(check_url("http://localhost:9000/", UrlPolicy::default(), true).is_ok());
         assert!(check_url("http://idp.example.com", UrlPolicy::default(), true).is_err());
-        assert!(check_url(
-            "http://idp.example.com",
-            UrlPolicy {
-                allow_http_everywhere: true
-            },
-            true
-        )
-        .is_ok());
+        assert!(check_url("http://idp.example.com", UrlPolicy { allow_http_everywhere: true }, true).is_ok());
         assert!(check_url("ftp://idp.example.com", UrlPolicy::default(), true).is_err());
     }
 
@@ -468,26 +441,17 @@ mod tests {
     fn entra_needs_a_tenant_and_generic_an_issuer() {
         let body = json!({"customer_id": "c", "idp": {"type": "MicrosoftEntra", "client_id": "x", "client_secret": "s"},
                           "redirect_url": "https://app/cb"});
-        assert_eq!(
-            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
-            ["idp.tenant_id"]
-        );
+        assert_eq!(fields(parse_create(&body, UrlPolicy::default()).unwrap_err()), ["idp.tenant_id"]);
         let body = json!({"customer_id": "c", "idp": {"type": "Generic", "client_id": "x", "client_secret": "s"},
                           "redirect_url": "https://app/cb"});
-        assert_eq!(
-            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
-            ["idp.issuer"]
-        );
+        assert_eq!(fields(parse_create(&body, UrlPolicy::default()).unwrap_err()), ["idp.issuer"]);
     }
 
     #[test]
     fn a_client_without_secret_must_use_pkce() {
         let body = json!({"customer_id": "c", "idp": {"type": "Okta", "client_id": "x", "sso_domain": "a.okta.com", "uses_pkce": false},
                           "redirect_url": "https://app/cb"});
-        assert_eq!(
-            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
-            ["idp.client_secret"]
-        );
+        assert_eq!(fields(parse_create(&body, UrlPolicy::default()).unwrap_err()), ["idp.client_secret"]);
     }
 
     #[test]
@@ -500,10 +464,7 @@ mod tests {
         )
         .unwrap()
         .spec;
-        assert_eq!(
-            patched.matching_strategy,
-            Some(MatchingStrategy::OidcSubToScimExternalId)
-        );
+        assert_eq!(patched.matching_strategy, Some(MatchingStrategy::OidcSubToScimExternalId));
         assert_eq!(patched.client_secret, current.client_secret);
         assert_eq!(patched.issuer, current.issuer);
     }
@@ -511,12 +472,7 @@ mod tests {
     #[test]
     fn patch_changing_idp_type_needs_the_new_types_fields() {
         let current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
-        let err = parse_patch(
-            &json!({"idp": {"type": "MicrosoftEntra"}}),
-            &current,
-            UrlPolicy::default(),
-        )
-        .unwrap_err();
+        let err = parse_patch(&json!({"idp": {"type": "MicrosoftEntra"}}), &current, UrlPolicy::default()).unwrap_err();
         assert_eq!(fields(err), ["idp.tenant_id"]);
         let ok = parse_patch(
             &json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "contoso.onmicrosoft.com"}}),
@@ -524,19 +480,13 @@ mod tests {
             UrlPolicy::default(),
         )
         .unwrap();
-        assert_eq!(
-            ok.spec.issuer,
-            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
-        );
+        assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0");
     }
 
     #[test]
     fn redirect_url_with_fragment_is_rejected() {
         let mut body = okta();
         body["redirect_url"] = json!("https://app.example.com/cb#x");
-        assert_eq!(
-            fields(parse_create(&body, UrlPolicy::default()).unwrap_err()),
-            ["redirect_url"]
-        );
+        assert_eq!(fields(parse_create(&body, UrlPolicy::default()).unwrap_err()), ["redirect_url"]);
     }
 }

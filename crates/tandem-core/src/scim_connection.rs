@@ -65,7 +65,13 @@ pub struct ScimConnectionRequest {
     pub customer_id: Option<String>,
     /// Lifetime of keys issued from now on.
     pub api_key_ttl: KeyTtl,
+    /// What group writes naming unknown members get: `reject` (400) or
+    /// `ignore` (the ids are dropped and noted in the provisioning log).
+    pub unknown_group_members: Option<&'static str>,
 }
+
+/// The accepted values of `unknown_group_members`.
+pub const UNKNOWN_MEMBER_MODES: [&str; 2] = ["reject", "ignore"];
 
 /// Reads a create (`require_customer = true`) or patch request.
 pub fn parse_request(body: &Value, require_customer: bool) -> Result<ScimConnectionRequest, Vec<FieldError>> {
@@ -73,11 +79,7 @@ pub fn parse_request(body: &Value, require_customer: bool) -> Result<ScimConnect
     if !r.is_ok() {
         return Err(r.into_errors());
     }
-    let customer_id = if require_customer {
-        r.required_string("customer_id")
-    } else {
-        r.string("customer_id")
-    };
+    let customer_id = if require_customer { r.required_string("customer_id") } else { r.string("customer_id") };
     if let Some(c) = &customer_id {
         if let Err(m) = check_customer_id(c) {
             r.error("customer_id", m);
@@ -89,10 +91,7 @@ pub fn parse_request(body: &Value, require_customer: bool) -> Result<ScimConnect
         match r.u64("api_key_ttl_days") {
             None => KeyTtl::Default,
             Some(0) => {
-                r.error(
-                    "api_key_ttl_days",
-                    "must be at least 1 (use null for keys that never expire)",
-                );
+                r.error("api_key_ttl_days", "must be at least 1 (use null for keys that never expire)");
                 KeyTtl::Default
             }
             Some(d) if d > MAX_TTL_DAYS => {
@@ -102,12 +101,16 @@ pub fn parse_request(body: &Value, require_customer: bool) -> Result<ScimConnect
             Some(d) => KeyTtl::Days(d),
         }
     };
+    let unknown_group_members = r.string("unknown_group_members").and_then(|m| {
+        let found = UNKNOWN_MEMBER_MODES.iter().find(|x| **x == m).copied();
+        if found.is_none() {
+            r.error("unknown_group_members", "must be \"reject\" or \"ignore\"");
+        }
+        found
+    });
     r.reject_unknown();
     if r.is_ok() {
-        Ok(ScimConnectionRequest {
-            customer_id,
-            api_key_ttl: ttl,
-        })
+        Ok(ScimConnectionRequest { customer_id, api_key_ttl: ttl, unknown_group_members })
     } else {
         Err(r.into_errors())
     }
@@ -127,18 +130,9 @@ mod tests {
         let now = t("2026-01-01T00:00:00Z");
         assert_eq!(warning_level(None, now), KeyWarningLevel::Ok);
         assert_eq!(warning_level(Some(t("2026-03-01T00:00:00Z")), now), KeyWarningLevel::Ok);
-        assert_eq!(
-            warning_level(Some(t("2026-01-20T00:00:00Z")), now),
-            KeyWarningLevel::Warning
-        );
-        assert_eq!(
-            warning_level(Some(t("2026-01-05T00:00:00Z")), now),
-            KeyWarningLevel::Critical
-        );
-        assert_eq!(
-            warning_level(Some(t("2025-12-31T00:00:00Z")), now),
-            KeyWarningLevel::Expired
-        );
+        assert_eq!(warning_level(Some(t("2026-01-20T00:00:00Z")), now), KeyWarningLevel::Warning);
+        assert_eq!(warning_level(Some(t("2026-01-05T00:00:00Z")), now), KeyWarningLevel::Critical);
+        assert_eq!(warning_level(Some(t("2025-12-31T00:00:00Z")), now), KeyWarningLevel::Expired);
     }
 
     #[test]
@@ -148,10 +142,7 @@ mod tests {
         assert_eq!(never.api_key_ttl, KeyTtl::Never);
         assert_eq!(never.api_key_ttl.expires_at(Some(180), now), None);
         let default = parse_request(&json!({"customer_id": "a"}), true).unwrap();
-        assert_eq!(
-            default.api_key_ttl.expires_at(Some(180), now),
-            Some(t("2026-06-30T00:00:00Z"))
-        );
+        assert_eq!(default.api_key_ttl.expires_at(Some(180), now), Some(t("2026-06-30T00:00:00Z")));
     }
 
     #[test]

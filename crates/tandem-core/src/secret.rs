@@ -61,9 +61,7 @@ impl SecretKey {
             return Err(SecretError::BadKey(format!("it decodes to {} bytes", bytes.len())));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SecretError::BadKey("rejected".into()))?;
-        Ok(SecretKey {
-            key: LessSafeKey::new(unbound),
-        })
+        Ok(SecretKey { key: LessSafeKey::new(unbound) })
     }
 
     /// A new random key and its base64 form (to write to the key file).
@@ -83,11 +81,7 @@ impl SecretKey {
         // Sealing only fails for inputs over ~64 GiB.
         #[allow(clippy::expect_used)]
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut buf,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buf)
             .expect("AES-GCM seal of a small buffer");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
@@ -106,15 +100,9 @@ impl SecretKey {
         let sealed = &mut bytes[NONCE_LEN..];
         let opened = self
             .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                sealed,
-            )
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), sealed)
             .map_err(|_| SecretError::WrongKey)?;
-        String::from_utf8(opened.to_vec())
-            .map(Redacted)
-            .map_err(|_| SecretError::Malformed)
+        String::from_utf8(opened.to_vec()).map(Redacted).map_err(|_| SecretError::Malformed)
     }
 }
 

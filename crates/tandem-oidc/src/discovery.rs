@@ -42,10 +42,7 @@ pub fn metadata_url(issuer: &str) -> String {
 /// Fetches and checks the metadata of `issuer`.
 pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, DiscoveryError> {
     let url = metadata_url(issuer);
-    let fail = |reason: String| DiscoveryError {
-        url: url.clone(),
-        reason,
-    };
+    let fail = |reason: String| DiscoveryError { url: url.clone(), reason };
     let response = http
         .client()
         .get(&url)
@@ -55,20 +52,13 @@ pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, 
         .map_err(|e| fail(describe_transport_error(&e)))?;
     let status = response.status();
     if status.is_redirection() {
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("?")
-            .to_string();
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
         return Err(fail(format!(
             "the IdP answered with a redirect ({status}) to {location}; redirects are not followed — check the issuer"
         )));
     }
     if !status.is_success() {
-        return Err(fail(format!(
-            "the IdP answered HTTP {status}; check the issuer (Okta domain, Entra tenant id)"
-        )));
+        return Err(fail(format!("the IdP answered HTTP {status}; check the issuer (Okta domain, Entra tenant id)")));
     }
     let body = response.bytes().await.map_err(|e| fail(describe_transport_error(&e)))?;
     if body.len() > 256 * 1024 {
@@ -98,9 +88,7 @@ fn check(m: &ProviderMetadata, issuer: &str) -> Result<(), String> {
         }
     }
     if !m.id_token_signing_alg_values_supported.is_empty()
-        && m.id_token_signing_alg_values_supported
-            .iter()
-            .all(|a| a == "none" || a.starts_with("HS"))
+        && m.id_token_signing_alg_values_supported.iter().all(|a| a == "none" || a.starts_with("HS"))
     {
         return Err("the IdP signs ID tokens only with 'none' or HMAC, which Tandem does not accept".into());
     }
@@ -113,9 +101,7 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
     } else if e.is_connect() {
         format!(
             "could not connect ({})",
-            std::error::Error::source(e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string())
+            std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string())
         )
     } else {
         e.to_string()

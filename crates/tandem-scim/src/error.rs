@@ -19,11 +19,7 @@ pub struct ScimError {
 impl ScimError {
     /// Builds an error from its parts.
     pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            scim_type,
-            detail: detail.into(),
-        }
+        Self { status, scim_type, detail: detail.into() }
     }
 
     /// 400 `invalidFilter`: the filter syntax was invalid or the comparison is unsupported.
@@ -135,10 +131,7 @@ mod tests {
 
     #[test]
     fn display_is_the_detail() {
-        assert_eq!(
-            ScimError::invalid_value("userName is required").to_string(),
-            "userName is required"
-        );
+        assert_eq!(ScimError::invalid_value("userName is required").to_string(), "userName is required");
     }
 
     #[test]

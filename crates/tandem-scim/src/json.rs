@@ -4,8 +4,7 @@ use serde_json::{Map, Value};
 
 /// The value under `key`, preferring an exact match, else the first key equal ignoring ASCII case.
 pub(crate) fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    map.get(key).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// Like [`get_ci`] on a value that may not be an object.
@@ -81,14 +80,7 @@ mod tests {
 
     #[test]
     fn presence_ignores_null_empty_string_array_and_object() {
-        for absent in [
-            json!(null),
-            json!(""),
-            json!([]),
-            json!({}),
-            json!([null]),
-            json!({"a": null}),
-        ] {
+        for absent in [json!(null), json!(""), json!([]), json!({}), json!([null]), json!({"a": null})] {
             assert!(!is_present(&absent), "{absent}");
         }
         for present in [json!(false), json!(0), json!("x"), json!([{"value": "a"}])] {

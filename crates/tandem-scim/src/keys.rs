@@ -79,14 +79,8 @@ mod tests {
 
     #[test]
     fn plain_and_dotted_keys_resolve_to_core_attributes() {
-        assert_eq!(
-            attr_of(classify_key(ResourceType::User, "DisplayName")),
-            (None, "displayName", None)
-        );
-        assert_eq!(
-            attr_of(classify_key(ResourceType::User, "name.givenName")),
-            (None, "name", Some("givenName"))
-        );
+        assert_eq!(attr_of(classify_key(ResourceType::User, "DisplayName")), (None, "displayName", None));
+        assert_eq!(attr_of(classify_key(ResourceType::User, "name.givenName")), (None, "name", Some("givenName")));
     }
 
     #[test]
@@ -106,10 +100,7 @@ mod tests {
     #[test]
     fn schema_urn_keys_are_recognised_ignoring_case() {
         let lower = ENTERPRISE_USER_SCHEMA.to_lowercase();
-        assert_eq!(
-            classify_key(ResourceType::User, &lower),
-            KeyTarget::Schema(&ENTERPRISE_USER)
-        );
+        assert_eq!(classify_key(ResourceType::User, &lower), KeyTarget::Schema(&ENTERPRISE_USER));
         assert_eq!(classify_key(ResourceType::User, USER.id), KeyTarget::Schema(&USER));
         assert_eq!(classify_key(ResourceType::User, "SCHEMAS"), KeyTarget::Schemas);
     }
@@ -118,26 +109,17 @@ mod tests {
     fn unknown_plain_and_foreign_urn_keys_are_foreign() {
         assert_eq!(classify_key(ResourceType::User, "favouriteColour"), KeyTarget::Foreign);
         assert_eq!(
-            classify_key(
-                ResourceType::User,
-                "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode"
-            ),
+            classify_key(ResourceType::User, "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode"),
             KeyTarget::Foreign
         );
-        assert_eq!(
-            classify_key(ResourceType::Group, ENTERPRISE_USER_SCHEMA),
-            KeyTarget::Foreign
-        );
+        assert_eq!(classify_key(ResourceType::Group, ENTERPRISE_USER_SCHEMA), KeyTarget::Foreign);
     }
 
     #[test]
     fn unknown_attribute_under_known_schema_is_flagged() {
         let key = format!("{ENTERPRISE_USER_SCHEMA}:shoeSize");
         assert_eq!(classify_key(ResourceType::User, &key), KeyTarget::UnknownInSchema);
-        assert_eq!(
-            classify_in_schema(ResourceType::User, &ENTERPRISE_USER, "shoeSize"),
-            KeyTarget::UnknownInSchema
-        );
+        assert_eq!(classify_in_schema(ResourceType::User, &ENTERPRISE_USER, "shoeSize"), KeyTarget::UnknownInSchema);
         assert_eq!(
             attr_of(classify_in_schema(ResourceType::User, &ENTERPRISE_USER, "DEPARTMENT")),
             (Some(ENTERPRISE_USER_SCHEMA), "department", None)

@@ -46,11 +46,7 @@ pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
     }
     let Some(open) = text.find('[') else {
         let attr = parse_attr_path(text).map_err(|msg| ScimError::invalid_path(format!("{msg} in path")))?;
-        return Ok(PatchPath {
-            attr,
-            filter: None,
-            sub_after_filter: None,
-        });
+        return Ok(PatchPath { attr, filter: None, sub_after_filter: None });
     };
     let close = closing_bracket(text, open).ok_or_else(|| {
         ScimError::invalid_path(format!(
@@ -61,27 +57,17 @@ pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
     let head = text.get(..=close).unwrap_or(text);
     let rest = text.get(close + 1..).unwrap_or("");
     let Filter::ValuePath { attr, filter } = parse_filter(head)? else {
-        return Err(ScimError::invalid_path(format!(
-            "path \"{text}\" is not an attribute followed by a value filter"
-        )));
+        return Err(ScimError::invalid_path(format!("path \"{text}\" is not an attribute followed by a value filter")));
     };
     let sub_after_filter = if rest.is_empty() {
         None
     } else {
         match rest.strip_prefix('.') {
             Some(sub) if is_attr_name(sub) => Some(sub.to_owned()),
-            _ => {
-                return Err(ScimError::invalid_path(format!(
-                    "unexpected \"{rest}\" after \"]\" in path \"{text}\""
-                )))
-            }
+            _ => return Err(ScimError::invalid_path(format!("unexpected \"{rest}\" after \"]\" in path \"{text}\""))),
         }
     };
-    Ok(PatchPath {
-        attr,
-        filter: Some(*filter),
-        sub_after_filter,
-    })
+    Ok(PatchPath { attr, filter: Some(*filter), sub_after_filter })
 }
 
 #[cfg(test)]
@@ -133,10 +119,7 @@ mod tests {
     #[test]
     fn enterprise_urn_paths_parse() {
         let manager = parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager").unwrap();
-        assert_eq!(
-            manager.attr.urn.as_deref(),
-            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
-        );
+        assert_eq!(manager.attr.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
         assert_eq!(manager.attr.attr, "manager");
         let dept = parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").unwrap();
         assert_eq!(dept.attr.attr, "department");
@@ -159,22 +142,14 @@ mod tests {
     fn garbage_after_filter_is_invalid_path() {
         let err = parse_path(r#"emails[type eq "work"]value"#).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidPath"));
-        assert!(
-            err.detail.contains("unexpected \"value\" after \"]\""),
-            "{}",
-            err.detail
-        );
+        assert!(err.detail.contains("unexpected \"value\" after \"]\""), "{}", err.detail);
     }
 
     #[test]
     fn unclosed_bracket_is_invalid_path() {
         let err = parse_path(r#"emails[type eq "work""#).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidPath"));
-        assert!(
-            err.detail.starts_with("missing \"]\" to close \"[\" at character 7"),
-            "{}",
-            err.detail
-        );
+        assert!(err.detail.starts_with("missing \"]\" to close \"[\" at character 7"), "{}", err.detail);
     }
 
     #[test]

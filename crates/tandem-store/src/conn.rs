@@ -105,14 +105,8 @@ mod tests {
 
     #[test]
     fn scheme_picks_the_backend() {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://./data/t.db").unwrap(),
-            DatabaseUrl::Sqlite("./data/t.db".into())
-        );
-        assert!(matches!(
-            DatabaseUrl::parse("postgresql://u@h/db").unwrap(),
-            DatabaseUrl::Postgres(_)
-        ));
+        assert_eq!(DatabaseUrl::parse("sqlite://./data/t.db").unwrap(), DatabaseUrl::Sqlite("./data/t.db".into()));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
         assert!(DatabaseUrl::parse("mysql://x").unwrap_err().contains("sqlite://"));
     }
 

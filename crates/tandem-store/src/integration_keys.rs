@@ -68,18 +68,13 @@ pub fn authenticate(
 
 /// All keys, newest first.
 pub fn list(conn: &mut AnyConnection) -> Result<Vec<IntegrationKey>, StoreError> {
-    Ok(k::integration_keys
-        .order(k::id.desc())
-        .select(IntegrationKey::as_select())
-        .load(conn)?)
+    Ok(k::integration_keys.order(k::id.desc()).select(IntegrationKey::as_select()).load(conn)?)
 }
 
 /// Revokes the key with this id or name; returns how many were revoked.
 pub fn revoke(conn: &mut AnyConnection, id_or_name: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
     Ok(diesel::update(
-        k::integration_keys
-            .filter(k::id.eq(id_or_name).or(k::name.eq(id_or_name)))
-            .filter(k::revoked_at.is_null()),
+        k::integration_keys.filter(k::id.eq(id_or_name).or(k::name.eq(id_or_name))).filter(k::revoked_at.is_null()),
     )
     .set(k::revoked_at.eq(micros(now)))
     .execute(conn)?)

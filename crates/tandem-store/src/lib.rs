@@ -13,6 +13,7 @@ pub mod meta;
 pub mod oidc_clients;
 pub mod schema;
 pub mod schema_check;
+pub mod scim;
 pub mod scim_connections;
 mod time;
 
@@ -72,10 +73,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions {
-            max_size: 8,
-            connect_timeout: Duration::from_secs(5),
-        }
+        PoolOptions { max_size: 8, connect_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -97,10 +95,7 @@ impl Store {
     pub fn open(url: &str, options: &PoolOptions) -> Result<Store, StoreError> {
         let url = DatabaseUrl::parse(url).map_err(StoreError::Unavailable)?;
         if let DatabaseUrl::Sqlite(path) = &url {
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
             }
@@ -113,11 +108,7 @@ impl Store {
             .build(conn::Manager::new(url.clone()))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let write_lock = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(std::sync::Mutex::new(())));
-        Ok(Store {
-            pool,
-            url: Arc::new(url),
-            write_lock,
-        })
+        Ok(Store { pool, url: Arc::new(url), write_lock })
     }
 
     /// Which backend this store talks to.
@@ -135,9 +126,7 @@ impl Store {
             DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
             DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
         };
-        let applied = conn
-            .run_pending_migrations(migrations)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let applied = conn.run_pending_migrations(migrations).map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(applied.len())
     }
 
@@ -148,8 +137,7 @@ impl Store {
             DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
             DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
         };
-        conn.revert_all_migrations(migrations)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        conn.revert_all_migrations(migrations).map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(())
     }
 
@@ -198,10 +186,7 @@ impl Store {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     {
         let mut conn = self.conn()?;
-        let _guard = self
-            .write_lock
-            .as_ref()
-            .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let _guard = self.write_lock.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         diesel::Connection::transaction(&mut *conn, f)
     }
 
@@ -216,7 +201,6 @@ impl Store {
 
     /// Checks the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
-            .await
+        self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from)).await
     }
 }

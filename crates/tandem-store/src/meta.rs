@@ -10,11 +10,7 @@ const KEY_CHECK: &str = "secret_key_check";
 
 /// Reads a value.
 pub fn get(conn: &mut AnyConnection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(m::tandem_meta
-        .filter(m::key.eq(key))
-        .select(m::value)
-        .first(conn)
-        .optional()?)
+    Ok(m::tandem_meta.filter(m::key.eq(key)).select(m::value).first(conn).optional()?)
 }
 
 /// Verifies `secret` against the stored check value, writing one on first
@@ -31,10 +27,7 @@ pub fn verify_secret_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result
         },
         None => {
             diesel::insert_into(m::tandem_meta)
-                .values((
-                    m::key.eq(KEY_CHECK),
-                    m::value.eq(secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT)),
-                ))
+                .values((m::key.eq(KEY_CHECK), m::value.eq(secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT))))
                 .execute(conn)?;
             Ok(())
         }

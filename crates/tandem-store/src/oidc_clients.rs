@@ -58,10 +58,7 @@ impl OidcClientRow {
             issuer_override: spec.location.issuer.clone(),
             issuer: spec.issuer.clone(),
             client_id: spec.client_id.clone(),
-            client_secret_enc: spec
-                .client_secret
-                .as_ref()
-                .map(|s| key.encrypt(&s.0, &secret_context(id))),
+            client_secret_enc: spec.client_secret.as_ref().map(|s| key.encrypt(&s.0, &secret_context(id))),
             uses_pkce: spec.uses_pkce,
             redirect_url: spec.redirect_url.clone(),
             matching_strategy: spec.matching_strategy.map(|m| m.as_str().to_string()),
@@ -75,19 +72,14 @@ impl OidcClientRow {
 
     /// The IdP type.
     pub fn idp_type(&self) -> Result<IdpType, StoreError> {
-        self.idp_type
-            .parse()
-            .map_err(|e: tandem_core::idp::UnknownIdpType| StoreError::Corrupt(e.to_string()))
+        self.idp_type.parse().map_err(|e: tandem_core::idp::UnknownIdpType| StoreError::Corrupt(e.to_string()))
     }
 
     /// The client's own strategy, if it chose one.
     pub fn strategy(&self) -> Result<Option<MatchingStrategy>, StoreError> {
         self.matching_strategy
             .as_deref()
-            .map(|s| {
-                s.parse()
-                    .map_err(|e: tandem_core::matching::UnknownStrategy| StoreError::Corrupt(e.to_string()))
-            })
+            .map(|s| s.parse().map_err(|e: tandem_core::matching::UnknownStrategy| StoreError::Corrupt(e.to_string())))
             .transpose()
     }
 
@@ -105,10 +97,7 @@ impl OidcClientRow {
     pub fn client_secret(&self, key: &SecretKey) -> Result<Option<Redacted<String>>, StoreError> {
         self.client_secret_enc
             .as_deref()
-            .map(|enc| {
-                key.decrypt(enc, &secret_context(&self.id))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+            .map(|enc| key.decrypt(enc, &secret_context(&self.id)).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
     }
 
@@ -143,17 +132,14 @@ pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), Store
     if get_by_customer(conn, &row.customer_id)?.is_some() {
         return Err(customer_taken(&row.customer_id));
     }
-    diesel::insert_into(c::oidc_clients)
-        .values(row)
-        .execute(conn)
-        .map_err(|e| {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                customer_taken(&row.customer_id)
-            } else {
-                e
-            }
-        })?;
+    diesel::insert_into(c::oidc_clients).values(row).execute(conn).map_err(|e| {
+        let e = StoreError::from(e);
+        if e.is_unique_violation() {
+            customer_taken(&row.customer_id)
+        } else {
+            e
+        }
+    })?;
     write_domains(conn, row)
 }
 
@@ -164,9 +150,7 @@ pub fn update(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), Store
             return Err(customer_taken(&row.customer_id));
         }
     }
-    diesel::update(c::oidc_clients.filter(c::id.eq(&row.id)))
-        .set(row)
-        .execute(conn)?;
+    diesel::update(c::oidc_clients.filter(c::id.eq(&row.id))).set(row).execute(conn)?;
     diesel::delete(d::oidc_client_domains.filter(d::oidc_client_id.eq(&row.id))).execute(conn)?;
     write_domains(conn, row)
 }
@@ -182,11 +166,7 @@ fn write_domains(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), St
 
 /// A client by its id.
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<OidcClientRow>, StoreError> {
-    Ok(c::oidc_clients
-        .filter(c::id.eq(id))
-        .select(OidcClientRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(c::oidc_clients.filter(c::id.eq(id)).select(OidcClientRow::as_select()).first(conn).optional()?)
 }
 
 /// A client by its customer id.
@@ -200,23 +180,13 @@ pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Op
 
 /// The clients whose allowlist contains `domain` (lower-case).
 pub fn find_by_domain(conn: &mut AnyConnection, domain: &str) -> Result<Vec<OidcClientRow>, StoreError> {
-    let ids: Vec<String> = d::oidc_client_domains
-        .filter(d::domain.eq(domain))
-        .select(d::oidc_client_id)
-        .load(conn)?;
-    Ok(c::oidc_clients
-        .filter(c::id.eq_any(ids))
-        .select(OidcClientRow::as_select())
-        .load(conn)?)
+    let ids: Vec<String> = d::oidc_client_domains.filter(d::domain.eq(domain)).select(d::oidc_client_id).load(conn)?;
+    Ok(c::oidc_clients.filter(c::id.eq_any(ids)).select(OidcClientRow::as_select()).load(conn)?)
 }
 
 /// A page of clients ordered by id, after `after` when given.
 pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result<Vec<OidcClientRow>, StoreError> {
-    let mut q = c::oidc_clients
-        .select(OidcClientRow::as_select())
-        .order(c::id.asc())
-        .limit(limit)
-        .into_boxed();
+    let mut q = c::oidc_clients.select(OidcClientRow::as_select()).order(c::id.asc()).limit(limit).into_boxed();
     if let Some(after) = after {
         q = q.filter(c::id.gt(after.to_string()));
     }

@@ -56,6 +56,7 @@ diesel::table! {
         id -> Text,
         customer_id -> Text,
         api_key_ttl_days -> Nullable<BigInt>,
+        unknown_group_members -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
     }
@@ -110,6 +111,7 @@ diesel::table! {
         group_id -> Text,
         member_id -> Text,
         member_type -> Text,
+        display -> Nullable<Text>,
     }
 }
 

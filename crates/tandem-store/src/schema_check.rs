@@ -42,11 +42,7 @@ pub fn declared() -> SchemaShape {
                 None => (ty, false),
             };
             if let Some(cols) = tables.get_mut(table) {
-                cols.push(ColumnShape {
-                    name: col.trim().to_string(),
-                    ty: ty.to_string(),
-                    nullable,
-                });
+                cols.push(ColumnShape { name: col.trim().to_string(), ty: ty.to_string(), nullable });
             }
         }
     }

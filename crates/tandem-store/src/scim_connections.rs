@@ -16,6 +16,8 @@ pub struct ScimConnectionRow {
     pub id: String,
     pub customer_id: String,
     pub api_key_ttl_days: Option<i64>,
+    /// `reject` or `ignore`: what a group write naming unknown members gets.
+    pub unknown_group_members: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -61,6 +63,7 @@ pub fn create(
     conn: &mut AnyConnection,
     customer_id: &str,
     ttl_days: Option<i64>,
+    unknown_group_members: &str,
     now: DateTime<Utc>,
 ) -> Result<(ScimConnectionRow, ScimApiKeyRow, Redacted<String>), StoreError> {
     if get_by_customer(conn, customer_id)?.is_some() {
@@ -70,20 +73,18 @@ pub fn create(
         id: tandem_core::new_id(),
         customer_id: customer_id.to_string(),
         api_key_ttl_days: ttl_days,
+        unknown_group_members: unknown_group_members.to_string(),
         created_at: micros(now),
         updated_at: micros(now),
     };
-    diesel::insert_into(s::scim_connections)
-        .values(&row)
-        .execute(conn)
-        .map_err(|e| {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                customer_taken(customer_id)
-            } else {
-                e
-            }
-        })?;
+    diesel::insert_into(s::scim_connections).values(&row).execute(conn).map_err(|e| {
+        let e = StoreError::from(e);
+        if e.is_unique_violation() {
+            customer_taken(customer_id)
+        } else {
+            e
+        }
+    })?;
     let (key, plaintext) = issue_key(conn, &row, now)?;
     Ok((row, key, plaintext))
 }
@@ -109,11 +110,7 @@ fn issue_key(
 
 /// A connection by id.
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
-    Ok(s::scim_connections
-        .filter(s::id.eq(id))
-        .select(ScimConnectionRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(s::scim_connections.filter(s::id.eq(id)).select(ScimConnectionRow::as_select()).first(conn).optional()?)
 }
 
 /// A connection by customer id.
@@ -127,11 +124,7 @@ pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Op
 
 /// A page of connections ordered by id.
 pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result<Vec<ScimConnectionRow>, StoreError> {
-    let mut q = s::scim_connections
-        .select(ScimConnectionRow::as_select())
-        .order(s::id.asc())
-        .limit(limit)
-        .into_boxed();
+    let mut q = s::scim_connections.select(ScimConnectionRow::as_select()).order(s::id.asc()).limit(limit).into_boxed();
     if let Some(after) = after {
         q = q.filter(s::id.gt(after.to_string()));
     }
@@ -170,6 +163,7 @@ pub fn update(
     id: &str,
     customer_id: Option<&str>,
     ttl_days: Option<Option<i64>>,
+    unknown_group_members: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<ScimConnectionRow>, StoreError> {
     let Some(mut row) = get(conn, id)? else { return Ok(None) };
@@ -185,16 +179,18 @@ pub fn update(
         row.api_key_ttl_days = ttl;
         if let Some(key) = current_key(conn, id)? {
             let expires = ttl.map(|d| key.created_at + Duration::days(d).num_microseconds().unwrap_or(i64::MAX));
-            diesel::update(k::scim_api_keys.filter(k::id.eq(&key.id)))
-                .set(k::expires_at.eq(expires))
-                .execute(conn)?;
+            diesel::update(k::scim_api_keys.filter(k::id.eq(&key.id))).set(k::expires_at.eq(expires)).execute(conn)?;
         }
+    }
+    if let Some(mode) = unknown_group_members {
+        row.unknown_group_members = mode.to_string();
     }
     row.updated_at = micros(now);
     diesel::update(s::scim_connections.filter(s::id.eq(id)))
         .set((
             s::customer_id.eq(&row.customer_id),
             s::api_key_ttl_days.eq(row.api_key_ttl_days),
+            s::unknown_group_members.eq(&row.unknown_group_members),
             s::updated_at.eq(row.updated_at),
         ))
         .execute(conn)?;
@@ -212,13 +208,9 @@ pub fn rotate_key(
     let Some(row) = get(conn, id)? else { return Ok(None) };
     let retire_at = micros(now + grace);
     // Keys already in grace keep their own (earlier) end; the current one starts its grace now.
-    diesel::update(
-        k::scim_api_keys
-            .filter(k::scim_connection_id.eq(id))
-            .filter(k::retired_at.is_null()),
-    )
-    .set(k::retired_at.eq(retire_at))
-    .execute(conn)?;
+    diesel::update(k::scim_api_keys.filter(k::scim_connection_id.eq(id)).filter(k::retired_at.is_null()))
+        .set(k::retired_at.eq(retire_at))
+        .execute(conn)?;
     issue_key(conn, &row, now).map(Some)
 }
 

@@ -23,12 +23,8 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, &'static str> {
         .headers()
         .get(AUTHORIZATION)
         .ok_or("the Authorization header is missing; send Authorization: Bearer <key>")?;
-    let value = header
-        .to_str()
-        .map_err(|_| "the Authorization header is not valid text")?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or("the Authorization header must be 'Bearer <key>'")?;
+    let value = header.to_str().map_err(|_| "the Authorization header is not valid text")?;
+    let (scheme, token) = value.split_once(' ').ok_or("the Authorization header must be 'Bearer <key>'")?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err("the Authorization header must be 'Bearer <key>'");
     }
@@ -47,21 +43,12 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::unauthorized("InvalidIntegrationKey", "server not configured"))?;
             let now = state.clock.now();
-            let key = state
-                .store
-                .read(move |c| tandem_store::integration_keys::authenticate(c, &token, now))
-                .await?;
+            let key = state.store.read(move |c| tandem_store::integration_keys::authenticate(c, &token, now)).await?;
             match key {
-                Some(k) => Ok(Caller {
-                    key_id: k.id,
-                    name: k.name,
-                }),
+                Some(k) => Ok(Caller { key_id: k.id, name: k.name }),
                 None => {
                     tracing::warn!(target: "audit", "rejected an unknown or revoked integration key");
-                    Err(ApiError::unauthorized(
-                        "InvalidIntegrationKey",
-                        "the integration key is unknown or revoked",
-                    ))
+                    Err(ApiError::unauthorized("InvalidIntegrationKey", "the integration key is unknown or revoked"))
                 }
             }
         })

@@ -10,11 +10,9 @@ use serde_json::Value;
 pub async fn read_limited(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidBody",
-            format!("could not read the request body: {e}"),
-        )),
+        Ok(Err(e)) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidBody", format!("could not read the request body: {e}")))
+        }
         Err(_) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLarge",
@@ -33,11 +31,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidJson",
-            format!("the request body is not valid JSON: {e}"),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidJson", format!("the request body is not valid JSON: {e}"))
     })
 }
 

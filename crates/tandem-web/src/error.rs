@@ -20,12 +20,7 @@ pub struct ApiError {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            kind,
-            message: message.into(),
-            details: json!({}),
-        }
+        ApiError { status, kind, message: message.into(), details: json!({}) }
     }
 
     /// Adds details.

@@ -8,6 +8,7 @@ mod body;
 pub mod error;
 mod health;
 mod metrics;
+mod scim;
 pub mod state;
 
 pub use metrics::Metrics;
@@ -23,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::render))
         .service(web::scope("/api/v1").configure(api::routes))
+        .configure(scim::routes)
         .default_service(web::to(error::unknown_route));
 }
 
@@ -33,6 +35,8 @@ pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io
         App::new()
             .app_data(data.clone())
             .wrap(middleware::from_fn(metrics::track))
+            .wrap(middleware::from_fn(scim::paths::canonical_endpoints))
+            .wrap(middleware::NormalizePath::trim())
             .wrap(TracingLogger::default())
             .configure(routes)
     })

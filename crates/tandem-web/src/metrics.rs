@@ -39,21 +39,9 @@ impl Default for Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 16))
         });
-        registry.register(
-            "http_requests",
-            "HTTP requests by method, route pattern and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route pattern",
-            latency.clone(),
-        );
-        Metrics {
-            registry,
-            requests,
-            latency,
-        }
+        registry.register("http_requests", "HTTP requests by method, route pattern and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
+        Metrics { registry, requests, latency }
     }
 }
 
@@ -69,16 +57,8 @@ pub async fn track(
     let response = next.call(req).await?;
     if let Some(m) = metrics {
         let status = response.status().as_u16();
-        m.requests
-            .get_or_create(&RequestLabels {
-                method,
-                route: route.clone(),
-                status,
-            })
-            .inc();
-        m.latency
-            .get_or_create(&RouteLabels { route })
-            .observe(started.elapsed().as_secs_f64());
+        m.requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
+        m.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
     }
     Ok(response)
 }
@@ -87,9 +67,9 @@ pub async fn track(
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.metrics.registry) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(out),
+        Ok(()) => {
+            HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out)
+        }
         Err(_) => HttpResponse::ServiceUnavailable().body("metrics could not be encoded"),
     }
 }

@@ -11,6 +11,7 @@ use tandem_core::matching::MatchingStrategy;
 use tandem_core::oidc_client::UrlPolicy;
 use tandem_core::secret::SecretKey;
 use tandem_oidc::IdpHttp;
+use tandem_store::scim::logs::LogSink;
 use tandem_store::Store;
 
 /// Settings the HTTP layer needs, resolved from the configuration once at start.
@@ -51,4 +52,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub http: IdpHttp,
     pub metrics: Arc<Metrics>,
+    /// Background writer of provisioning-log entries for reads and refusals.
+    pub log_sink: LogSink,
 }

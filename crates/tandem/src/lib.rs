@@ -59,9 +59,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     let web = WebSettings {
         public_url,
         max_body_bytes: settings.server.max_body_bytes,
-        url_policy: UrlPolicy {
-            allow_http_everywhere: settings.oidc.allow_insecure_http,
-        },
+        url_policy: UrlPolicy { allow_http_everywhere: settings.oidc.allow_insecure_http },
         default_strategies: settings.matching.resolved()?,
         scim_key_ttl_days: (settings.scim.api_key_ttl_days > 0).then_some(settings.scim.api_key_ttl_days),
         scim_key_rotation_grace: Duration::hours(settings.scim.rotation_grace_hours as i64),
@@ -69,7 +67,9 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     };
     let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))
         .map_err(anyhow::Error::msg)?;
+    let log_sink = tandem_store::scim::logs::LogSink::start(store.clone());
     let state = AppState {
+        log_sink,
         store,
         secret_key: Arc::new(secret_key),
         settings: Arc::new(web),

@@ -8,11 +8,7 @@ use tandem::settings::{Overrides, Settings};
 use tandem_core::clock::{Clock, SystemClock};
 
 #[derive(Parser)]
-#[command(
-    name = "tandem",
-    version,
-    about = "Self-hosted OIDC single sign-on broker with SCIM account pairing"
-)]
+#[command(name = "tandem", version, about = "Self-hosted OIDC single sign-on broker with SCIM account pairing")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,10 +69,7 @@ enum KeyCommand {
 }
 
 fn settings(common: &Common, bind: Option<String>) -> anyhow::Result<Settings> {
-    let overrides = Overrides {
-        bind,
-        database_url: common.database_url.clone(),
-    };
+    let overrides = Overrides { bind, database_url: common.database_url.clone() };
     Ok(Settings::load(common.config.as_deref(), &overrides)?)
 }
 
@@ -123,10 +116,7 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             }
             let store = tandem::open_store(&settings(&common, None)?)?;
             let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
-            eprintln!(
-                "Created integration key {:?} (id {}). It is shown only this once:",
-                row.name, row.id
-            );
+            eprintln!("Created integration key {:?} (id {}). It is shown only this once:", row.name, row.id);
             println!("{}", key.0);
         }
         KeyCommand::List { common } => {

@@ -29,9 +29,7 @@ pub fn load(secrets: &Secrets) -> anyhow::Result<SecretKey> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create the key file {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("cannot create the key file {}", path.display()))?;
     file.write_all(encoded.as_bytes())?;
     file.sync_all()?;
     tracing::info!(path = %path.display(), "created a new secret key file; back it up: secrets stored in the database cannot be read without it");

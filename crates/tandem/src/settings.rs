@@ -46,15 +46,8 @@ pub struct Database {
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A PostgreSQL URL may carry a password.
-        let url = if self.url.starts_with("postgres") {
-            "postgres://***"
-        } else {
-            self.url.as_str()
-        };
-        f.debug_struct("Database")
-            .field("url", &url)
-            .field("pool_size", &self.pool_size)
-            .finish()
+        let url = if self.url.starts_with("postgres") { "postgres://***" } else { self.url.as_str() };
+        f.debug_struct("Database").field("url", &url).field("pool_size", &self.pool_size).finish()
     }
 }
 
@@ -67,10 +60,7 @@ pub struct Secrets {
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets")
-            .field("key", &"***")
-            .field("key_file", &self.key_file)
-            .finish()
+        f.debug_struct("Secrets").field("key", &"***").field("key_file", &self.key_file).finish()
     }
 }
 
@@ -125,13 +115,9 @@ impl Matching {
                     key: "matching.defaults",
                     message: format!("unknown IdP type {name:?}; expected Okta, MicrosoftEntra or Generic"),
                 })?;
-            let strategy =
-                strategy
-                    .parse()
-                    .map_err(|e: tandem_core::matching::UnknownStrategy| SettingsError::Invalid {
-                        key: "matching.defaults",
-                        message: format!("{name}: {e}"),
-                    })?;
+            let strategy = strategy.parse().map_err(|e: tandem_core::matching::UnknownStrategy| {
+                SettingsError::Invalid { key: "matching.defaults", message: format!("{name}: {e}") }
+            })?;
             out.insert(idp, strategy);
         }
         Ok(out)
@@ -208,10 +194,8 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.bind_addr()?;
-        tandem_store::DatabaseUrl::parse(&self.database.url).map_err(|message| SettingsError::Invalid {
-            key: "database.url",
-            message,
-        })?;
+        tandem_store::DatabaseUrl::parse(&self.database.url)
+            .map_err(|message| SettingsError::Invalid { key: "database.url", message })?;
         if !self.server.public_url.is_empty() {
             let url = url::Url::parse(&self.server.public_url).map_err(|e| SettingsError::Invalid {
                 key: "server.public_url",
@@ -225,10 +209,7 @@ impl Settings {
             }
         }
         if self.database.pool_size == 0 {
-            return Err(SettingsError::Invalid {
-                key: "database.pool_size",
-                message: "must be at least 1".into(),
-            });
+            return Err(SettingsError::Invalid { key: "database.pool_size", message: "must be at least 1".into() });
         }
         if self.server.max_body_bytes < 1024 {
             return Err(SettingsError::Invalid {
@@ -237,16 +218,11 @@ impl Settings {
             });
         }
         if self.scim.max_results == 0 {
-            return Err(SettingsError::Invalid {
-                key: "scim.max_results",
-                message: "must be at least 1".into(),
-            });
+            return Err(SettingsError::Invalid { key: "scim.max_results", message: "must be at least 1".into() });
         }
         self.matching.resolved()?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| SettingsError::Invalid {
-            key: "log.level",
-            message: e.to_string(),
-        })?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| SettingsError::Invalid { key: "log.level", message: e.to_string() })?;
         Ok(())
     }
 
@@ -283,11 +259,7 @@ mod tests {
     fn shorthand_and_nested_env_vars_apply() {
         let s = load_with(
             "TANDEM_UT_ENV_",
-            &[
-                ("DATABASE_URL", "postgres://localhost/x"),
-                ("SCIM__API_KEY_TTL_DAYS", "90"),
-                ("BIND", "0.0.0.0:9999"),
-            ],
+            &[("DATABASE_URL", "postgres://localhost/x"), ("SCIM__API_KEY_TTL_DAYS", "90"), ("BIND", "0.0.0.0:9999")],
         )
         .unwrap();
         assert_eq!(s.database.url, "postgres://localhost/x");
@@ -297,35 +269,23 @@ mod tests {
 
     #[test]
     fn unknown_key_is_refused_with_its_name() {
-        let err = load_with("TANDEM_UT_UNKNOWN_", &[("SCIM__API_KEY_TTL", "90")])
-            .unwrap_err()
-            .to_string();
+        let err = load_with("TANDEM_UT_UNKNOWN_", &[("SCIM__API_KEY_TTL", "90")]).unwrap_err().to_string();
         assert!(err.contains("api_key_ttl"), "{err}");
     }
 
     #[test]
     fn malformed_value_is_refused_with_its_key() {
-        let err = load_with("TANDEM_UT_BAD_", &[("SCIM__MAX_RESULTS", "lots")])
-            .unwrap_err()
-            .to_string();
+        let err = load_with("TANDEM_UT_BAD_", &[("SCIM__MAX_RESULTS", "lots")]).unwrap_err().to_string();
         assert!(err.to_lowercase().contains("scim.max_results"), "{err}");
-        let err = load_with("TANDEM_UT_BIND_", &[("BIND", "nowhere")])
-            .unwrap_err()
-            .to_string();
+        let err = load_with("TANDEM_UT_BIND_", &[("BIND", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("server.bind"), "{err}");
     }
 
     #[test]
     fn unknown_strategy_in_deployment_defaults_is_refused() {
-        let err = load_with("TANDEM_UT_STRAT_", &[("MATCHING__DEFAULTS__OKTA", "ByMagic")])
-            .unwrap_err()
-            .to_string();
+        let err = load_with("TANDEM_UT_STRAT_", &[("MATCHING__DEFAULTS__OKTA", "ByMagic")]).unwrap_err().to_string();
         assert!(err.contains("ByMagic") && err.contains("matching.defaults"), "{err}");
-        let s = load_with(
-            "TANDEM_UT_STRAT_OK_",
-            &[("MATCHING__DEFAULTS__OKTA", "OidcSubToScimExternalId")],
-        )
-        .unwrap();
+        let s = load_with("TANDEM_UT_STRAT_OK_", &[("MATCHING__DEFAULTS__OKTA", "OidcSubToScimExternalId")]).unwrap();
         let resolved = s.matching.resolved().unwrap();
         assert_eq!(
             resolved[&tandem_core::idp::IdpType::Okta],
@@ -336,10 +296,7 @@ mod tests {
     #[test]
     fn command_line_beats_environment() {
         std::env::set_var("TANDEM_UT_CLI_DATABASE_URL", "sqlite://env.db");
-        let o = Overrides {
-            database_url: Some("sqlite://cli.db".into()),
-            bind: None,
-        };
+        let o = Overrides { database_url: Some("sqlite://cli.db".into()), bind: None };
         let s = Settings::load_from(None, &o, Env::prefixed("TANDEM_UT_CLI_")).unwrap();
         assert_eq!(s.database.url, "sqlite://cli.db");
     }

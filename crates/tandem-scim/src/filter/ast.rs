@@ -16,11 +16,7 @@ pub struct AttrPath {
 impl AttrPath {
     /// An unqualified path without sub-attribute.
     pub fn simple(attr: impl Into<String>) -> Self {
-        Self {
-            urn: None,
-            attr: attr.into(),
-            sub_attr: None,
-        }
+        Self { urn: None, attr: attr.into(), sub_attr: None }
     }
 }
 
@@ -200,11 +196,7 @@ mod tests {
     use super::*;
 
     fn cmp(attr: &str, value: &str) -> Filter {
-        Filter::Compare {
-            path: AttrPath::simple(attr),
-            op: CompareOp::Eq,
-            value: CompValue::String(value.into()),
-        }
+        Filter::Compare { path: AttrPath::simple(attr), op: CompareOp::Eq, value: CompValue::String(value.into()) }
     }
 
     #[test]

@@ -27,9 +27,7 @@ pub(crate) fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
     let attr = parts.next().unwrap_or("");
     let sub_attr = parts.next();
     if parts.next().is_some() {
-        return Err(format!(
-            "invalid attribute path \"{text}\": at most one sub-attribute may follow the attribute"
-        ));
+        return Err(format!("invalid attribute path \"{text}\": at most one sub-attribute may follow the attribute"));
     }
     if !is_attr_name(attr) {
         return Err(format!("invalid attribute name \"{attr}\" in \"{text}\""));
@@ -39,11 +37,7 @@ pub(crate) fn parse_attr_path(text: &str) -> Result<AttrPath, String> {
             return Err(format!("invalid sub-attribute name \"{sub}\" in \"{text}\""));
         }
     }
-    Ok(AttrPath {
-        urn,
-        attr: attr.to_owned(),
-        sub_attr: sub_attr.map(str::to_owned),
-    })
+    Ok(AttrPath { urn, attr: attr.to_owned(), sub_attr: sub_attr.map(str::to_owned) })
 }
 
 #[cfg(test)]
@@ -57,20 +51,14 @@ mod tests {
         assert_eq!(dotted.attr, "name");
         assert_eq!(dotted.sub_attr.as_deref(), Some("familyName"));
         let urn = parse_attr_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
-        assert_eq!(
-            urn.urn.as_deref(),
-            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
-        );
+        assert_eq!(urn.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
         assert_eq!(urn.attr, "manager");
         assert_eq!(urn.sub_attr.as_deref(), Some("value"));
     }
 
     #[test]
     fn dollar_ref_is_a_valid_sub_attribute() {
-        assert_eq!(
-            parse_attr_path("members.$ref").unwrap().sub_attr.as_deref(),
-            Some("$ref")
-        );
+        assert_eq!(parse_attr_path("members.$ref").unwrap().sub_attr.as_deref(), Some("$ref"));
     }
 
     #[test]

@@ -128,11 +128,7 @@ fn compare_text(candidate: &Value, op: CompareOp, operand: &CompValue, case_exac
     let Some(want) = operand_text(operand) else {
         return false;
     };
-    let (have, want) = if case_exact {
-        (have, want)
-    } else {
-        (have.to_lowercase(), want.to_lowercase())
-    };
+    let (have, want) = if case_exact { (have, want) } else { (have.to_lowercase(), want.to_lowercase()) };
     match op {
         CompareOp::Co => have.contains(&want),
         CompareOp::Sw => have.starts_with(&want),
@@ -167,34 +163,14 @@ mod tests {
 
     #[test]
     fn case_insensitive_strings_ignore_case() {
-        assert!(compare(
-            &json!("BJensen"),
-            CompareOp::Eq,
-            &s("bjensen"),
-            def("userName", None)
-        ));
-        assert!(compare(
-            &json!("Barbara"),
-            CompareOp::Sw,
-            &s("BAR"),
-            def("displayName", None)
-        ));
+        assert!(compare(&json!("BJensen"), CompareOp::Eq, &s("bjensen"), def("userName", None)));
+        assert!(compare(&json!("Barbara"), CompareOp::Sw, &s("BAR"), def("displayName", None)));
     }
 
     #[test]
     fn case_exact_strings_respect_case() {
-        assert!(!compare(
-            &json!("ABC"),
-            CompareOp::Eq,
-            &s("abc"),
-            def("externalId", None)
-        ));
-        assert!(compare(
-            &json!("ABC"),
-            CompareOp::Eq,
-            &s("ABC"),
-            def("externalId", None)
-        ));
+        assert!(!compare(&json!("ABC"), CompareOp::Eq, &s("abc"), def("externalId", None)));
+        assert!(compare(&json!("ABC"), CompareOp::Eq, &s("ABC"), def("externalId", None)));
     }
 
     #[test]
@@ -230,21 +206,11 @@ mod tests {
 
     #[test]
     fn number_operand_matches_string_attribute_by_its_text() {
-        assert!(compare(
-            &json!("12345"),
-            CompareOp::Eq,
-            &CompValue::Number(12345.into()),
-            def("externalId", None)
-        ));
+        assert!(compare(&json!("12345"), CompareOp::Eq, &CompValue::Number(12345.into()), def("externalId", None)));
     }
 
     #[test]
     fn complex_values_never_compare() {
-        assert!(!compare(
-            &json!({"givenName": "a"}),
-            CompareOp::Eq,
-            &s("a"),
-            def("name", None)
-        ));
+        assert!(!compare(&json!({"givenName": "a"}), CompareOp::Eq, &s("a"), def("name", None)));
     }
 }

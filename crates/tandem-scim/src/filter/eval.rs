@@ -86,19 +86,12 @@ fn candidates<'a>(found: &Located<'a>) -> (Vec<&'a Value>, Option<&'a AttributeD
         return (Vec::new(), found.sub.or(found.attr));
     };
     let (values, def): (Vec<&Value>, _) = match found.sub_name {
-        Some(sub) => (
-            elements(value)
-                .into_iter()
-                .filter_map(|el| member_ci(el, sub))
-                .collect(),
-            found.sub,
-        ),
+        Some(sub) => (elements(value).into_iter().filter_map(|el| member_ci(el, sub)).collect(), found.sub),
         None => {
             let items = elements(value);
-            let complex_items = found.attr.map_or_else(
-                || value.is_array() && items.iter().all(|el| el.is_object()),
-                |a| a.is_multi_complex(),
-            );
+            let complex_items = found
+                .attr
+                .map_or_else(|| value.is_array() && items.iter().all(|el| el.is_object()), |a| a.is_multi_complex());
             if complex_items {
                 (
                     items.into_iter().filter_map(|el| member_ci(el, "value")).collect(),
@@ -141,9 +134,7 @@ fn eval(filter: &Filter, scope: &Scope<'_>) -> bool {
             Scope::Resource(..) => {
                 let found = locate(scope, attr);
                 found.value.is_some_and(|value| {
-                    elements(value)
-                        .into_iter()
-                        .any(|el| eval(filter, &Scope::Element(el, found.attr)))
+                    elements(value).into_iter().any(|el| eval(filter, &Scope::Element(el, found.attr)))
                 })
             }
         },

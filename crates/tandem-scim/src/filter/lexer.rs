@@ -51,10 +51,7 @@ fn lex_string(chars: &[char], start: usize) -> Result<(String, usize), ScimError
     let mut i = start + 1;
     loop {
         let Some(&c) = chars.get(i) else {
-            return Err(ScimError::invalid_filter(format!(
-                "unterminated string starting at character {}",
-                start + 1
-            )));
+            return Err(ScimError::invalid_filter(format!("unterminated string starting at character {}", start + 1)));
         };
         match c {
             '"' => return Ok((out, i + 1)),
@@ -124,10 +121,7 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
             i += 1;
         } else if c == '"' {
             let (text, next) = lex_string(&chars, i)?;
-            tokens.push(Token {
-                tok: Tok::Str(text),
-                pos,
-            });
+            tokens.push(Token { tok: Tok::Str(text), pos });
             i = next;
         } else {
             let start = i;
@@ -135,10 +129,7 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
                 i += 1;
             }
             let word: String = chars.get(start..i).unwrap_or_default().iter().collect();
-            tokens.push(Token {
-                tok: Tok::Word(word),
-                pos,
-            });
+            tokens.push(Token { tok: Tok::Word(word), pos });
         }
     }
     Ok(tokens)
@@ -180,10 +171,7 @@ mod tests {
 
     #[test]
     fn json_escapes_are_resolved() {
-        assert_eq!(
-            kinds(r#""a\"b\\c\/d\n\u00e9\ud83d\ude00""#),
-            vec![Tok::Str("a\"b\\c/d\né😀".into())]
-        );
+        assert_eq!(kinds(r#""a\"b\\c\/d\n\u00e9\ud83d\ude00""#), vec![Tok::Str("a\"b\\c/d\né😀".into())]);
     }
 
     #[test]
@@ -195,10 +183,7 @@ mod tests {
 
     #[test]
     fn bad_escapes_are_rejected() {
-        assert_eq!(
-            tokenize(r#"a eq "x\q""#).unwrap_err().detail,
-            "invalid escape in string at character 8"
-        );
+        assert_eq!(tokenize(r#"a eq "x\q""#).unwrap_err().detail, "invalid escape in string at character 8");
         assert!(tokenize(r#"a eq "\u12""#).is_err());
         assert!(tokenize(r#"a eq "\ud83d""#).is_err());
         assert!(tokenize(r#"a eq "\"#).is_err());

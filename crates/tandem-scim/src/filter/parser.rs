@@ -21,10 +21,7 @@ pub struct FilterLimits {
 
 impl Default for FilterLimits {
     fn default() -> Self {
-        Self {
-            max_len: 4096,
-            max_depth: 32,
-        }
+        Self { max_len: 4096, max_depth: 32 }
     }
 }
 
@@ -37,22 +34,13 @@ pub fn parse_filter(input: &str) -> Result<Filter, ScimError> {
 pub fn parse_filter_with(input: &str, limits: &FilterLimits) -> Result<Filter, ScimError> {
     let len = input.chars().count();
     if len > limits.max_len {
-        return Err(ScimError::invalid_filter(format!(
-            "filter is longer than {} characters",
-            limits.max_len
-        )));
+        return Err(ScimError::invalid_filter(format!("filter is longer than {} characters", limits.max_len)));
     }
     if input.trim().is_empty() {
         return Err(ScimError::invalid_filter("filter is empty"));
     }
-    let mut parser = Parser {
-        tokens: tokenize(input)?,
-        next: 0,
-        end: len + 1,
-        limits,
-        nesting: 0,
-        in_value_path: false,
-    };
+    let mut parser =
+        Parser { tokens: tokenize(input)?, next: 0, end: len + 1, limits, nesting: 0, in_value_path: false };
     let filter = parser.parse_or()?;
     match parser.peek() {
         Some(token) => Err(unexpected(token)),
@@ -111,11 +99,7 @@ impl Parser<'_> {
             }
             Some(token) => Err(unexpected(token)),
             None => {
-                let (close, open) = if wanted == Tok::RBracket {
-                    ("]", "[")
-                } else {
-                    (")", "(")
-                };
+                let (close, open) = if wanted == Tok::RBracket { ("]", "[") } else { (")", "(") };
                 Err(ScimError::invalid_filter(format!(
                     "missing \"{close}\" to close \"{open}\" at character {open_pos}"
                 )))
@@ -152,10 +136,7 @@ impl Parser<'_> {
 
     fn parse_unary(&mut self) -> Result<Filter, ScimError> {
         let Some(token) = self.peek().cloned() else {
-            return Err(ScimError::invalid_filter(format!(
-                "expected an attribute name at character {}",
-                self.end
-            )));
+            return Err(ScimError::invalid_filter(format!("expected an attribute name at character {}", self.end)));
         };
         self.next += 1;
         match token.tok {
@@ -206,11 +187,7 @@ impl Parser<'_> {
                     ScimError::invalid_filter(format!("unknown operator \"{op}\" at character {}", token.pos))
                 })?;
                 let value = self.parse_value(&op)?;
-                Ok(Filter::Compare {
-                    path,
-                    op: op_kind,
-                    value,
-                })
+                Ok(Filter::Compare { path, op: op_kind, value })
             }
             _ => Err(ScimError::invalid_filter(format!(
                 "expected a comparison operator after \"{word}\" at character {}",
@@ -221,9 +198,7 @@ impl Parser<'_> {
 
     fn parse_value_path(&mut self, attr: AttrPath, word: &str, open_pos: usize) -> Result<Filter, ScimError> {
         if self.in_value_path {
-            return Err(ScimError::invalid_filter(format!(
-                "nested \"[\" at character {open_pos} is not allowed"
-            )));
+            return Err(ScimError::invalid_filter(format!("nested \"[\" at character {open_pos} is not allowed")));
         }
         if attr.sub_attr.is_some() {
             return Err(ScimError::invalid_filter(format!(
@@ -236,10 +211,7 @@ impl Parser<'_> {
         let inner = self.parse_or()?;
         self.expect_close(Tok::RBracket, open_pos)?;
         self.in_value_path = false;
-        self.checked(Filter::ValuePath {
-            attr,
-            filter: Box::new(inner),
-        })
+        self.checked(Filter::ValuePath { attr, filter: Box::new(inner) })
     }
 
     fn parse_value(&mut self, op: &str) -> Result<CompValue, ScimError> {

@@ -18,10 +18,8 @@ use crate::schema::{resolve, Mutability, ResolvedAttr, ResourceType};
 /// so the result satisfies [`normalize`] (for instance `userName` is still present). Errors from
 /// an operation have its index in front of the detail: `Operations[1]: id is read-only`.
 pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceType) -> Result<(), ScimError> {
-    let mut work = resource
-        .as_object()
-        .cloned()
-        .ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
+    let mut work =
+        resource.as_object().cloned().ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
     for (idx, op) in ops.iter().enumerate() {
         apply_one(&mut work, op, rt).map_err(|e| e.with_prefix(&format!("Operations[{idx}]: ")))?;
     }
@@ -42,13 +40,47 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
     Ok(())
 }
 
+/// The extension schema a path names as a whole (`urn:…:enterprise:2.0:User`), if it does.
+fn whole_extension(rt: ResourceType, path: &crate::path::PatchPath) -> Option<&'static str> {
+    if path.filter.is_some() || path.sub_after_filter.is_some() || path.attr.sub_attr.is_some() {
+        return None;
+    }
+    let urn = path.attr.urn.as_deref()?;
+    let full = format!("{urn}:{}", path.attr.attr);
+    rt.extension(&full).map(|s| s.id)
+}
+
 fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceType) -> Result<(), ScimError> {
+    // A path naming a whole extension schema acts on all of its attributes.
+    if let Some(urn) = op.path.as_ref().and_then(|p| whole_extension(rt, p)) {
+        let existing = work.keys().find(|k| k.eq_ignore_ascii_case(urn)).cloned();
+        match op.op {
+            PatchOpKind::Remove => {
+                if let Some(k) = existing {
+                    work.remove(&k);
+                }
+                return Ok(());
+            }
+            PatchOpKind::Add | PatchOpKind::Replace => {
+                let value = op
+                    .value
+                    .clone()
+                    .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+                if op.op == PatchOpKind::Replace {
+                    if let Some(k) = existing {
+                        work.remove(&k);
+                    }
+                }
+                let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
+                let mut wrapped = Map::new();
+                wrapped.insert(urn.to_string(), value);
+                return write_pathless(work, rt, Value::Object(wrapped), mode);
+            }
+        }
+    }
     let mode = match op.op {
         PatchOpKind::Remove => {
-            let path = op
-                .path
-                .as_ref()
-                .ok_or_else(|| ScimError::no_target("remove needs a path"))?;
+            let path = op.path.as_ref().ok_or_else(|| ScimError::no_target("remove needs a path"))?;
             return match resolve_target(rt, path)? {
                 Some(target) => {
                     target.check_writable()?;
@@ -81,9 +113,7 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
 /// this resource type does not know are ignored; an unknown attribute of a known schema is not.
 fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value, mode: Mode) -> Result<(), ScimError> {
     let Value::Object(entries) = value else {
-        return Err(ScimError::invalid_value(
-            "value must be an object when no path is given",
-        ));
+        return Err(ScimError::invalid_value("value must be an object when no path is given"));
     };
     for (key, value) in entries {
         if key.contains('[') {
@@ -105,6 +135,10 @@ fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value,
                     _ => return Err(ScimError::invalid_value(format!("{} must be an object", schema.id))),
                 };
                 for (name, value) in inner {
+                    // Some clients repeat `schemas` inside the extension object.
+                    if name.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
                     match classify_in_schema(rt, schema, &name) {
                         KeyTarget::Attr(found) => write_found(work, found, value, mode)?,
                         _ => {

@@ -46,10 +46,7 @@ fn take_array(map: &mut Map<String, Value>, name: &str) -> Vec<Value> {
 }
 
 fn put_array(map: &mut Map<String, Value>, name: &str, items: Vec<Value>) {
-    let kept: Vec<Value> = items
-        .into_iter()
-        .filter(|item| !item.as_object().is_some_and(Map::is_empty))
-        .collect();
+    let kept: Vec<Value> = items.into_iter().filter(|item| !item.as_object().is_some_and(Map::is_empty)).collect();
     if !kept.is_empty() {
         map.insert(name.to_owned(), Value::Array(kept));
     }
@@ -116,11 +113,7 @@ fn merge_into(
 /// RFC 7644 §3.5.2: making one value primary makes the others non-primary.
 fn enforce_single_primary(items: &mut [Value], touched: &[usize]) {
     let is_primary = |v: &Value| v.get("primary") == Some(&Value::Bool(true));
-    let Some(winner) = touched
-        .iter()
-        .copied()
-        .find(|&idx| items.get(idx).is_some_and(is_primary))
-    else {
+    let Some(winner) = touched.iter().copied().find(|&idx| items.get(idx).is_some_and(is_primary)) else {
         return;
     };
     for (idx, item) in items.iter_mut().enumerate() {
@@ -275,11 +268,9 @@ fn write_sub_single(
 /// The `sub eq value` pairs of a filter made only of `eq` comparisons joined by `and`.
 fn eq_pairs(filter: &Filter) -> Option<Vec<(String, Value)>> {
     match filter {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value,
-        } if path.urn.is_none() && path.sub_attr.is_none() && *value != CompValue::Null => {
+        Filter::Compare { path, op: CompareOp::Eq, value }
+            if path.urn.is_none() && path.sub_attr.is_none() && *value != CompValue::Null =>
+        {
             Some(vec![(path.attr.clone(), value.to_json())])
         }
         Filter::And(l, r) => {
@@ -324,12 +315,8 @@ fn write_filtered(
         None => coerce_element(attr, value, label, 0)?,
     };
     let mut items = take_array(map, attr.name);
-    let matched: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, el)| matches_element(filter, el, attr))
-        .map(|(idx, _)| idx)
-        .collect();
+    let matched: Vec<usize> =
+        items.iter().enumerate().filter(|(_, el)| matches_element(filter, el, attr)).map(|(idx, _)| idx).collect();
     let touched = if matched.is_empty() {
         let mut element = element_from_filter(attr, filter, label)?;
         match (sub, &replacement) {
@@ -379,9 +366,7 @@ pub(crate) fn remove(
 ) -> Result<(), ScimError> {
     let label = target.label();
     if target.filter.is_none() && target.sub.is_none() && target.attr.required {
-        return Err(ScimError::invalid_value(format!(
-            "{label} is required and cannot be removed"
-        )));
+        return Err(ScimError::invalid_value(format!("{label} is required and cannot be removed")));
     }
     with_container(root, target.container, |map| remove_in(map, target, value, &label))
 }
@@ -402,10 +387,8 @@ fn remove_in(
             match listed {
                 Some(Value::Array(doomed)) => {
                     let items = take_array(map, attr.name);
-                    let kept = items
-                        .into_iter()
-                        .filter(|item| !doomed.iter().any(|d| same_element(item, d, attr)))
-                        .collect();
+                    let kept =
+                        items.into_iter().filter(|item| !doomed.iter().any(|d| same_element(item, d, attr))).collect();
                     put_array(map, attr.name, kept);
                 }
                 _ => {

@@ -48,18 +48,13 @@ pub struct PatchOperation {
 /// 400 `invalidSyntax`, `invalidPath`, `invalidFilter`, `invalidValue` or `noTarget` (a `remove`
 /// without path), naming the operation: `Operations[2].op: unknown op "merge"`.
 pub fn parse_patch(body: &Value, max_ops: usize) -> Result<Vec<PatchOperation>, ScimError> {
-    let map = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("PATCH body must be a JSON object"))?;
+    let map = body.as_object().ok_or_else(|| ScimError::invalid_syntax("PATCH body must be a JSON object"))?;
     if let Some(schemas) = get_ci(map, "schemas") {
-        let names_patch_op = schemas.as_array().is_some_and(|list| {
-            list.iter()
-                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP)))
-        });
+        let names_patch_op = schemas
+            .as_array()
+            .is_some_and(|list| list.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP))));
         if !names_patch_op {
-            return Err(ScimError::invalid_syntax(format!(
-                "schemas must contain \"{PATCH_OP}\""
-            )));
+            return Err(ScimError::invalid_syntax(format!("schemas must contain \"{PATCH_OP}\"")));
         }
     }
     let ops = get_ci(map, "Operations")
@@ -67,9 +62,7 @@ pub fn parse_patch(body: &Value, max_ops: usize) -> Result<Vec<PatchOperation>, 
         .as_array()
         .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
     if ops.is_empty() {
-        return Err(ScimError::invalid_value(
-            "Operations must contain at least one operation",
-        ));
+        return Err(ScimError::invalid_value("Operations must contain at least one operation"));
     }
     if ops.len() > max_ops {
         return Err(ScimError::invalid_value(format!(
@@ -77,17 +70,12 @@ pub fn parse_patch(body: &Value, max_ops: usize) -> Result<Vec<PatchOperation>, 
             ops.len()
         )));
     }
-    ops.iter()
-        .enumerate()
-        .map(|(idx, op)| parse_operation(idx, op))
-        .collect()
+    ops.iter().enumerate().map(|(idx, op)| parse_operation(idx, op)).collect()
 }
 
 fn parse_operation(idx: usize, op: &Value) -> Result<PatchOperation, ScimError> {
     let at = format!("Operations[{idx}]");
-    let map = op
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax(format!("{at} must be an object")))?;
+    let map = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("{at} must be an object")))?;
     let kind = match get_ci(map, "op") {
         Some(Value::String(name)) => match name.to_ascii_lowercase().as_str() {
             "add" => PatchOpKind::Add,
@@ -107,14 +95,11 @@ fn parse_operation(idx: usize, op: &Value) -> Result<PatchOperation, ScimError> 
     let value = get_ci(map, "value").cloned();
     match kind {
         PatchOpKind::Remove if path.is_none() => Err(ScimError::no_target(format!("{at}: remove needs a path"))),
-        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => Err(ScimError::invalid_value(format!(
-            "{at}.value is required for {}",
-            kind.as_str()
-        ))),
+        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => {
+            Err(ScimError::invalid_value(format!("{at}.value is required for {}", kind.as_str())))
+        }
         PatchOpKind::Add | PatchOpKind::Replace if path.is_none() && !value.as_ref().is_some_and(Value::is_object) => {
-            Err(ScimError::invalid_value(format!(
-                "{at}.value must be an object when no path is given"
-            )))
+            Err(ScimError::invalid_value(format!("{at}.value must be an object when no path is given")))
         }
         _ => Ok(PatchOperation { op: kind, path, value }),
     }

@@ -22,12 +22,7 @@ pub(crate) struct Target<'f> {
 impl<'f> Target<'f> {
     /// A target without filter from a resolved attribute.
     pub fn from_resolved(found: ResolvedAttr) -> Self {
-        Self {
-            container: found.container,
-            attr: found.attr,
-            sub: found.sub,
-            filter: None,
-        }
+        Self { container: found.container, attr: found.attr, sub: found.sub, filter: None }
     }
 
     /// How the target is named in error messages, e.g. `emails[type eq "work"].value`.
@@ -86,12 +81,7 @@ pub(crate) fn resolve_target(rt: ResourceType, path: &PatchPath) -> Result<Optio
             found.attr.name
         )));
     }
-    Ok(Some(Target {
-        container: found.container,
-        attr: found.attr,
-        sub,
-        filter: path.filter.as_ref(),
-    }))
+    Ok(Some(Target { container: found.container, attr: found.attr, sub, filter: path.filter.as_ref() }))
 }
 
 #[cfg(test)]
@@ -138,10 +128,7 @@ mod tests {
     #[test]
     fn value_filter_on_single_valued_attribute_is_invalid_path() {
         let parsed = parse_path(r#"name[givenName eq "x"]"#).unwrap();
-        assert_eq!(
-            resolve_target(ResourceType::User, &parsed).unwrap_err().scim_type,
-            Some("invalidPath")
-        );
+        assert_eq!(resolve_target(ResourceType::User, &parsed).unwrap_err().scim_type, Some("invalidPath"));
     }
 
     #[test]

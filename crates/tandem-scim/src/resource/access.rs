@@ -42,9 +42,7 @@ pub fn primary_value_at<'a>(
         None => resource,
     };
     if let Some(Value::Array(items)) = member_ci(holder, attr) {
-        let primary = items
-            .iter()
-            .find(|item| member_ci(item, "primary") == Some(&Value::Bool(true)));
+        let primary = items.iter().find(|item| member_ci(item, "primary") == Some(&Value::Bool(true)));
         if let Some(item) = primary {
             let picked = match sub {
                 Some(sub) => member_ci(item, sub).and_then(non_null),

@@ -84,11 +84,7 @@ fn check_required(rt: ResourceType, out: &Map<String, Value>) -> Result<(), Scim
         if !out.get(attr.name).is_some_and(is_present) {
             return Err(ScimError::invalid_value(format!("{} is required", attr.name)));
         }
-        if out
-            .get(attr.name)
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.trim().is_empty())
-        {
+        if out.get(attr.name).and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
             return Err(ScimError::invalid_value(format!("{} must not be blank", attr.name)));
         }
     }

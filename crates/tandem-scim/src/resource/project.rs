@@ -23,19 +23,11 @@ fn parse_list(rt: ResourceType, list: Option<&str>, param: &str) -> Result<Optio
     let mut out = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if rt.is_core_urn(item) {
-            out.push(Selector {
-                container: None,
-                attr: None,
-                sub: None,
-            });
+            out.push(Selector { container: None, attr: None, sub: None });
             continue;
         }
         if let Some(ext) = rt.extension(item) {
-            out.push(Selector {
-                container: Some(ext.id),
-                attr: None,
-                sub: None,
-            });
+            out.push(Selector { container: Some(ext.id), attr: None, sub: None });
             continue;
         }
         let path = parse_attr_path(item).map_err(|msg| ScimError::invalid_path(format!("{param}: {msg}")))?;
@@ -48,11 +40,7 @@ fn parse_list(rt: ResourceType, list: Option<&str>, param: &str) -> Result<Optio
                 None => continue,
             },
         };
-        out.push(Selector {
-            container,
-            attr: Some(path.attr),
-            sub: path.sub_attr,
-        });
+        out.push(Selector { container, attr: Some(path.attr), sub: path.sub_attr });
     }
     Ok(Some(out))
 }
@@ -92,8 +80,7 @@ fn retain_subs(value: &mut Value, keep: &dyn Fn(&str) -> bool) {
 }
 
 fn sub_always(def: Option<&AttributeDef>, sub: &str) -> bool {
-    def.and_then(|d| d.sub_attribute(sub))
-        .is_some_and(|s| s.returned == Returned::Always)
+    def.and_then(|d| d.sub_attribute(sub)).is_some_and(|s| s.returned == Returned::Always)
 }
 
 fn select(
@@ -117,9 +104,7 @@ fn select(
             if wanted.is_empty() {
                 return None;
             }
-            retain_subs(&mut out, &|k| {
-                wanted.iter().any(|w| w.eq_ignore_ascii_case(k)) || sub_always(def, k)
-            });
+            retain_subs(&mut out, &|k| wanted.iter().any(|w| w.eq_ignore_ascii_case(k)) || sub_always(def, k));
         }
     }
     if names_whole(exclude, container, name) {
@@ -127,9 +112,7 @@ fn select(
     }
     let unwanted = named_subs(exclude, container, name);
     if !unwanted.is_empty() {
-        retain_subs(&mut out, &|k| {
-            !unwanted.iter().any(|u| u.eq_ignore_ascii_case(k)) || sub_always(def, k)
-        });
+        retain_subs(&mut out, &|k| !unwanted.iter().any(|u| u.eq_ignore_ascii_case(k)) || sub_always(def, k));
     }
     is_present(&out).then_some(out)
 }
@@ -151,9 +134,7 @@ pub fn project(
     attributes: Option<&str>,
     excluded: Option<&str>,
 ) -> Result<Value, ScimError> {
-    let map = resource
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
+    let map = resource.as_object().ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
     let include = parse_list(rt, attributes, "attributes")?;
     let exclude = parse_list(rt, excluded, "excludedAttributes")?.unwrap_or_default();
     let include = include.as_deref();

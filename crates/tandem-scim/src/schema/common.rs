@@ -12,12 +12,8 @@ const META_SUBS: [AttributeDef; 5] = [
         "The date and time the resource was added to the service provider.",
     )
     .mutability(Mutability::ReadOnly),
-    AttributeDef::new(
-        "lastModified",
-        AttrType::DateTime,
-        "The most recent date and time the resource was modified.",
-    )
-    .mutability(Mutability::ReadOnly),
+    AttributeDef::new("lastModified", AttrType::DateTime, "The most recent date and time the resource was modified.")
+        .mutability(Mutability::ReadOnly),
     AttributeDef::reference("location", &["uri"], "The URI of the resource being returned.")
         .case_exact()
         .mutability(Mutability::ReadOnly),
@@ -28,32 +24,20 @@ const META_SUBS: [AttributeDef; 5] = [
 
 /// `id`, `externalId` and `meta`, shared by every resource type and not listed in schema documents.
 pub static COMMON_ATTRIBUTES: [AttributeDef; 3] = [
-    AttributeDef::string(
-        "id",
-        "A unique identifier for the resource, assigned by the service provider.",
-    )
-    .case_exact()
-    .mutability(Mutability::ReadOnly)
-    .returned(Returned::Always)
-    .uniqueness(Uniqueness::Server),
-    AttributeDef::string(
-        "externalId",
-        "An identifier for the resource as defined by the provisioning client.",
-    )
-    .case_exact(),
-    AttributeDef::complex(
-        "meta",
-        &META_SUBS,
-        "Resource metadata maintained by the service provider.",
-    )
-    .mutability(Mutability::ReadOnly),
+    AttributeDef::string("id", "A unique identifier for the resource, assigned by the service provider.")
+        .case_exact()
+        .mutability(Mutability::ReadOnly)
+        .returned(Returned::Always)
+        .uniqueness(Uniqueness::Server),
+    AttributeDef::string("externalId", "An identifier for the resource as defined by the provisioning client.")
+        .case_exact(),
+    AttributeDef::complex("meta", &META_SUBS, "Resource metadata maintained by the service provider.")
+        .mutability(Mutability::ReadOnly),
 ];
 
 /// Finds a common attribute by name, ignoring case.
 pub fn common_attribute(name: &str) -> Option<&'static AttributeDef> {
-    COMMON_ATTRIBUTES
-        .iter()
-        .find(|attr| attr.name.eq_ignore_ascii_case(name))
+    COMMON_ATTRIBUTES.iter().find(|attr| attr.name.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]

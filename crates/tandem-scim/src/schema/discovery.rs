@@ -67,10 +67,7 @@ pub fn schemas_json(base_url: &str) -> Value {
 
 /// One schema document by URN (ignoring case), or `None` when unknown.
 pub fn schema_json(id: &str, base_url: &str) -> Option<Value> {
-    SCHEMAS
-        .iter()
-        .find(|schema| schema.id.eq_ignore_ascii_case(id))
-        .map(|schema| one_schema_json(schema, base_url))
+    SCHEMAS.iter().find(|schema| schema.id.eq_ignore_ascii_case(id)).map(|schema| one_schema_json(schema, base_url))
 }
 
 fn one_resource_type_json(rt: ResourceType, base_url: &str) -> Value {
@@ -86,11 +83,8 @@ fn one_resource_type_json(rt: ResourceType, base_url: &str) -> Value {
             "location": format!("{}/ResourceTypes/{}", base(base_url), rt.name()),
         }
     });
-    let extensions: Vec<Value> = rt
-        .extensions()
-        .iter()
-        .map(|ext| json!({"schema": ext.id, "required": false}))
-        .collect();
+    let extensions: Vec<Value> =
+        rt.extensions().iter().map(|ext| json!({"schema": ext.id, "required": false})).collect();
     if let (false, Some(map)) = (extensions.is_empty(), out.as_object_mut()) {
         map.insert("schemaExtensions".into(), Value::Array(extensions));
     }
@@ -99,10 +93,7 @@ fn one_resource_type_json(rt: ResourceType, base_url: &str) -> Value {
 
 /// The `/ResourceTypes` ListResponse: User (with the optional Enterprise extension) and Group.
 pub fn resource_types_json(base_url: &str) -> Value {
-    let resources: Vec<Value> = RESOURCE_TYPES
-        .iter()
-        .map(|rt| one_resource_type_json(*rt, base_url))
-        .collect();
+    let resources: Vec<Value> = RESOURCE_TYPES.iter().map(|rt| one_resource_type_json(*rt, base_url)).collect();
     list_response(resources.len() as u64, 1, resources)
 }
 
@@ -165,12 +156,7 @@ mod tests {
         let doc = schemas_json(BASE);
         assert_eq!(doc["schemas"][0], LIST_RESPONSE);
         assert_eq!(doc["totalResults"], 3);
-        let ids: Vec<_> = doc["Resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].clone())
-            .collect();
+        let ids: Vec<_> = doc["Resources"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
         assert_eq!(ids, [USER_SCHEMA, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA]);
         assert_eq!(
             doc["Resources"][0]["meta"]["location"],
@@ -208,10 +194,7 @@ mod tests {
         assert_eq!(doc["schema"], USER_SCHEMA);
         assert_eq!(doc["schemaExtensions"][0]["schema"], ENTERPRISE_USER_SCHEMA);
         assert_eq!(doc["schemaExtensions"][0]["required"], false);
-        assert_eq!(
-            doc["meta"]["location"],
-            "https://sso.example.com/scim/v2/ResourceTypes/User"
-        );
+        assert_eq!(doc["meta"]["location"], "https://sso.example.com/scim/v2/ResourceTypes/User");
     }
 
     #[test]
@@ -233,31 +216,19 @@ mod tests {
         let doc = service_provider_config_json(&cfg, BASE);
         assert_eq!(doc["schemas"][0], SPC_SCHEMA);
         assert_eq!(doc["patch"]["supported"], true);
-        assert_eq!(
-            doc["bulk"],
-            json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 1_048_576})
-        );
+        assert_eq!(doc["bulk"], json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 1_048_576}));
         assert_eq!(doc["filter"], json!({"supported": true, "maxResults": 200}));
         assert_eq!(doc["changePassword"]["supported"], false);
         assert_eq!(doc["sort"]["supported"], false);
         assert_eq!(doc["etag"]["supported"], true);
         assert_eq!(doc["authenticationSchemes"][0]["type"], "oauthbearertoken");
         assert_eq!(doc["documentationUri"], "https://tandem.example/docs");
-        assert_eq!(
-            doc["meta"]["location"],
-            "https://sso.example.com/scim/v2/ServiceProviderConfig"
-        );
+        assert_eq!(doc["meta"]["location"], "https://sso.example.com/scim/v2/ServiceProviderConfig");
     }
 
     #[test]
     fn service_provider_config_omits_missing_documentation_uri() {
-        let cfg = ServiceProviderConfig {
-            max_filter_results: 1,
-            max_payload_bytes: 1,
-            documentation_uri: None,
-        };
-        assert!(service_provider_config_json(&cfg, BASE)
-            .get("documentationUri")
-            .is_none());
+        let cfg = ServiceProviderConfig { max_filter_results: 1, max_payload_bytes: 1, documentation_uri: None };
+        assert!(service_provider_config_json(&cfg, BASE).get("documentationUri").is_none());
     }
 }

@@ -5,11 +5,7 @@ use super::ENTERPRISE_USER_SCHEMA;
 
 const MANAGER_SUBS: [AttributeDef; 3] = [
     AttributeDef::string("value", "The id of the SCIM resource representing the User's manager."),
-    AttributeDef::reference(
-        "$ref",
-        &["User"],
-        "The URI of the SCIM resource representing the User's manager.",
-    ),
+    AttributeDef::reference("$ref", &["User"], "The URI of the SCIM resource representing the User's manager."),
     AttributeDef::string("displayName", "The displayName of the User's manager.").mutability(Mutability::ReadOnly),
 ];
 
@@ -40,10 +36,7 @@ mod tests {
         let manager = ENTERPRISE_USER.attribute("Manager").unwrap();
         assert_eq!(manager.ty, AttrType::Complex);
         assert!(!manager.multi_valued);
-        assert_eq!(
-            manager.sub_attribute("displayname").unwrap().mutability,
-            Mutability::ReadOnly
-        );
+        assert_eq!(manager.sub_attribute("displayname").unwrap().mutability, Mutability::ReadOnly);
         assert!(manager.sub_attribute("$ref").is_some());
     }
 

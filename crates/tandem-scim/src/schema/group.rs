@@ -11,12 +11,9 @@ const MEMBER_SUBS: [AttributeDef; 4] = [
         "The URI corresponding to a SCIM resource that is a member of this Group.",
     )
     .mutability(Mutability::Immutable),
-    AttributeDef::string(
-        "type",
-        "A label indicating the type of resource, e.g. 'User' or 'Group'.",
-    )
-    .canonical(&["User", "Group"])
-    .mutability(Mutability::Immutable),
+    AttributeDef::string("type", "A label indicating the type of resource, e.g. 'User' or 'Group'.")
+        .canonical(&["User", "Group"])
+        .mutability(Mutability::Immutable),
     AttributeDef::string("display", "A human-readable name for the member."),
 ];
 
@@ -27,12 +24,8 @@ const GROUP_ATTRS: [AttributeDef; 2] = [
 ];
 
 /// The core Group schema.
-pub static GROUP: SchemaDef = SchemaDef {
-    id: GROUP_SCHEMA,
-    name: "Group",
-    description: "Group",
-    attributes: &GROUP_ATTRS,
-};
+pub static GROUP: SchemaDef =
+    SchemaDef { id: GROUP_SCHEMA, name: "Group", description: "Group", attributes: &GROUP_ATTRS };
 
 #[cfg(test)]
 mod tests {

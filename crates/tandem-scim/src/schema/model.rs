@@ -225,9 +225,7 @@ impl AttributeDef {
 
     /// Finds a sub-attribute by name, ignoring case.
     pub fn sub_attribute(&self, name: &str) -> Option<&'static AttributeDef> {
-        self.sub_attributes
-            .iter()
-            .find(|sub| sub.name.eq_ignore_ascii_case(name))
+        self.sub_attributes.iter().find(|sub| sub.name.eq_ignore_ascii_case(name))
     }
 
     /// Whether this is a complex attribute holding many values (`emails`, `members`).
@@ -265,9 +263,7 @@ mod tests {
 
     #[test]
     fn builders_set_only_what_they_name() {
-        let def = AttributeDef::string("userName", "u")
-            .required()
-            .uniqueness(Uniqueness::Server);
+        let def = AttributeDef::string("userName", "u").required().uniqueness(Uniqueness::Server);
         assert!(def.required);
         assert!(!def.multi_valued);
         assert!(!def.case_exact);

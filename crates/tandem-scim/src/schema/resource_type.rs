@@ -52,10 +52,7 @@ impl ResourceType {
 
     /// The extension whose URN equals `urn`, ignoring case.
     pub fn extension(self, urn: &str) -> Option<&'static SchemaDef> {
-        self.extensions()
-            .iter()
-            .copied()
-            .find(|schema| schema.id.eq_ignore_ascii_case(urn))
+        self.extensions().iter().copied().find(|schema| schema.id.eq_ignore_ascii_case(urn))
     }
 
     /// Whether `urn` names this type's core schema, ignoring case.
@@ -86,20 +83,13 @@ pub fn resolve(rt: ResourceType, urn: Option<&str>, attr: &str, sub_attr: Option
             let schema = rt.extension(urn)?;
             (Some(schema.id), schema.attribute(attr)?)
         }
-        _ => (
-            None,
-            common_attribute(attr).or_else(|| rt.core_schema().attribute(attr))?,
-        ),
+        _ => (None, common_attribute(attr).or_else(|| rt.core_schema().attribute(attr))?),
     };
     let sub = match sub_attr {
         Some(name) => Some(def.sub_attribute(name)?),
         None => None,
     };
-    Some(ResolvedAttr {
-        container,
-        attr: def,
-        sub,
-    })
+    Some(ResolvedAttr { container, attr: def, sub })
 }
 
 /// Splits `urn:…:attr.sub` into the URN (everything before the last `:`) and the rest; `None` URN when there is no `:`.
@@ -160,14 +150,7 @@ mod tests {
     fn group_does_not_know_user_attributes_or_extensions() {
         assert!(resolve(ResourceType::Group, None, "userName", None).is_none());
         assert!(resolve(ResourceType::Group, Some(ENTERPRISE_USER_SCHEMA), "department", None).is_none());
-        assert_eq!(
-            resolve(ResourceType::Group, None, "members", Some("$REF"))
-                .unwrap()
-                .sub
-                .unwrap()
-                .name,
-            "$ref"
-        );
+        assert_eq!(resolve(ResourceType::Group, None, "members", Some("$REF")).unwrap().sub.unwrap().name, "$ref");
     }
 
     #[test]

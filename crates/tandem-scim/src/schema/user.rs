@@ -8,14 +8,8 @@ const NAME_SUBS: [AttributeDef; 6] = [
         "formatted",
         "The full name, including all middle names, titles and suffixes, formatted for display.",
     ),
-    AttributeDef::string(
-        "familyName",
-        "The family name of the User, or last name in most Western languages.",
-    ),
-    AttributeDef::string(
-        "givenName",
-        "The given name of the User, or first name in most Western languages.",
-    ),
+    AttributeDef::string("familyName", "The family name of the User, or last name in most Western languages."),
+    AttributeDef::string("givenName", "The given name of the User, or first name in most Western languages."),
     AttributeDef::string("middleName", "The middle name(s) of the User."),
     AttributeDef::string(
         "honorificPrefix",
@@ -38,22 +32,16 @@ const DISPLAY: AttributeDef =
 const EMAIL_SUBS: [AttributeDef; 4] = [
     AttributeDef::string("value", "Email address for the User."),
     DISPLAY,
-    AttributeDef::string(
-        "type",
-        "A label indicating the email's function, e.g. 'work' or 'home'.",
-    )
-    .canonical(&["work", "home", "other"]),
+    AttributeDef::string("type", "A label indicating the email's function, e.g. 'work' or 'home'.")
+        .canonical(&["work", "home", "other"]),
     PRIMARY,
 ];
 
 const PHONE_SUBS: [AttributeDef; 4] = [
     AttributeDef::string("value", "Phone number of the User."),
     DISPLAY,
-    AttributeDef::string(
-        "type",
-        "A label indicating the phone number's function, e.g. 'work', 'home', 'mobile'.",
-    )
-    .canonical(&["work", "home", "mobile", "fax", "pager", "other"]),
+    AttributeDef::string("type", "A label indicating the phone number's function, e.g. 'work', 'home', 'mobile'.")
+        .canonical(&["work", "home", "mobile", "fax", "pager", "other"]),
     PRIMARY,
 ];
 
@@ -68,11 +56,8 @@ const IM_SUBS: [AttributeDef; 4] = [
 const PHOTO_SUBS: [AttributeDef; 4] = [
     AttributeDef::reference("value", &["external"], "URL of a photo of the User."),
     DISPLAY,
-    AttributeDef::string(
-        "type",
-        "A label indicating the photo's function, i.e. 'photo' or 'thumbnail'.",
-    )
-    .canonical(&["photo", "thumbnail"]),
+    AttributeDef::string("type", "A label indicating the photo's function, i.e. 'photo' or 'thumbnail'.")
+        .canonical(&["photo", "thumbnail"]),
     PRIMARY,
 ];
 
@@ -98,12 +83,9 @@ const GROUP_MEMBERSHIP_SUBS: [AttributeDef; 4] = [
     .mutability(Mutability::ReadOnly),
     AttributeDef::string("display", "A human-readable name, primarily used for display purposes.")
         .mutability(Mutability::ReadOnly),
-    AttributeDef::string(
-        "type",
-        "A label indicating the attribute's function, e.g. 'direct' or 'indirect'.",
-    )
-    .canonical(&["direct", "indirect"])
-    .mutability(Mutability::ReadOnly),
+    AttributeDef::string("type", "A label indicating the attribute's function, e.g. 'direct' or 'indirect'.")
+        .canonical(&["direct", "indirect"])
+        .mutability(Mutability::ReadOnly),
 ];
 
 const ENTITLEMENT_SUBS: [AttributeDef; 4] = [
@@ -135,10 +117,7 @@ const USER_ATTRS: [AttributeDef; 21] = [
     .required()
     .uniqueness(Uniqueness::Server),
     AttributeDef::complex("name", &NAME_SUBS, "The components of the user's real name."),
-    AttributeDef::string(
-        "displayName",
-        "The name of the User, suitable for display to end-users.",
-    ),
+    AttributeDef::string("displayName", "The name of the User, suitable for display to end-users."),
     AttributeDef::string("nickName", "The casual way to address the user in real life."),
     AttributeDef::reference(
         "profileUrl",
@@ -163,12 +142,9 @@ const USER_ATTRS: [AttributeDef; 21] = [
         "The User's time zone in the 'Olson' time zone database format, e.g. 'America/Los_Angeles'.",
     ),
     AttributeDef::boolean("active", "A Boolean value indicating the User's administrative status."),
-    AttributeDef::string(
-        "password",
-        "The User's cleartext password; never returned and never stored by this service.",
-    )
-    .mutability(Mutability::WriteOnly)
-    .returned(Returned::Never),
+    AttributeDef::string("password", "The User's cleartext password; never returned and never stored by this service.")
+        .mutability(Mutability::WriteOnly)
+        .returned(Returned::Never),
     AttributeDef::complex("emails", &EMAIL_SUBS, "Email addresses for the user.").multi(),
     AttributeDef::complex("phoneNumbers", &PHONE_SUBS, "Phone numbers for the User.").multi(),
     AttributeDef::complex("ims", &IM_SUBS, "Instant messaging addresses for the User.").multi(),
@@ -193,21 +169,12 @@ const USER_ATTRS: [AttributeDef; 21] = [
         "A list of roles for the User that collectively represent who the User is.",
     )
     .multi(),
-    AttributeDef::complex(
-        "x509Certificates",
-        &CERT_SUBS,
-        "A list of certificates issued to the User.",
-    )
-    .multi(),
+    AttributeDef::complex("x509Certificates", &CERT_SUBS, "A list of certificates issued to the User.").multi(),
 ];
 
 /// The core User schema with every attribute of RFC 7643 §4.1.
-pub static USER: SchemaDef = SchemaDef {
-    id: USER_SCHEMA,
-    name: "User",
-    description: "User Account",
-    attributes: &USER_ATTRS,
-};
+pub static USER: SchemaDef =
+    SchemaDef { id: USER_SCHEMA, name: "User", description: "User Account", attributes: &USER_ATTRS };
 
 #[cfg(test)]
 mod tests {
@@ -253,16 +220,6 @@ mod tests {
     fn name_has_all_six_components() {
         let name = USER.attribute("name").unwrap();
         let names: Vec<_> = name.sub_attributes.iter().map(|s| s.name).collect();
-        assert_eq!(
-            names,
-            [
-                "formatted",
-                "familyName",
-                "givenName",
-                "middleName",
-                "honorificPrefix",
-                "honorificSuffix"
-            ]
-        );
+        assert_eq!(names, ["formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"]);
     }
 }

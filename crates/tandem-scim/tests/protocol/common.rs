@@ -1,6 +1,5 @@
 //! Shared fixtures for the integration tests: stored resources and a PATCH helper.
 
-
 use serde_json::{json, Value};
 use tandem_scim::patch::{apply_patch, parse_patch};
 use tandem_scim::schema::{ResourceType, PATCH_OP};

@@ -77,19 +77,13 @@ fn contains_starts_with_and_ends_with_work_on_strings() {
 
 #[test]
 fn urn_qualified_core_attribute_matches() {
-    assert!(user_matches(
-        r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "bj""#
-    ));
-    assert!(user_matches(
-        r#"urn:ietf:params:scim:schemas:core:2.0:User:name.givenName eq "Barbara""#
-    ));
+    assert!(user_matches(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "bj""#));
+    assert!(user_matches(r#"urn:ietf:params:scim:schemas:core:2.0:User:name.givenName eq "Barbara""#));
 }
 
 #[test]
 fn enterprise_attributes_match_under_their_urn() {
-    assert!(user_matches(
-        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#
-    ));
+    assert!(user_matches(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#));
     assert!(user_matches(
         r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#
     ));
@@ -105,10 +99,7 @@ fn present_is_false_for_missing_null_and_empty_values() {
     user["phoneNumbers"] = json!([]);
     user["locale"] = Value::Null;
     for attr in ["nickName", "phoneNumbers", "locale"] {
-        assert!(
-            !matches(&parse_filter(&format!("{attr} pr")).unwrap(), &user, ResourceType::User),
-            "{attr}"
-        );
+        assert!(!matches(&parse_filter(&format!("{attr} pr")).unwrap(), &user, ResourceType::User), "{attr}");
     }
 }
 
@@ -166,9 +157,7 @@ fn value_path_requires_one_element_to_satisfy_all_conditions() {
 fn rfc_compound_examples_evaluate() {
     assert!(user_matches(r#"title pr and userType eq "Employee""#));
     assert!(user_matches(r#"title pr or userType eq "Intern""#));
-    assert!(user_matches(
-        r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#
-    ));
+    assert!(user_matches(r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#));
     assert!(!user_matches(
         r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#
     ));
@@ -180,9 +169,7 @@ fn rfc_compound_examples_evaluate() {
 
 #[test]
 fn schemas_eq_matches_listed_urn_ignoring_case() {
-    assert!(user_matches(
-        r#"schemas eq "URN:ietf:params:scim:schemas:extension:enterprise:2.0:User""#
-    ));
+    assert!(user_matches(r#"schemas eq "URN:ietf:params:scim:schemas:extension:enterprise:2.0:User""#));
     assert!(!user_matches(r#"schemas eq "urn:example:other""#));
 }
 
@@ -224,11 +211,7 @@ fn ordering_on_complex_attribute_is_false() {
 fn boolean_filter_matches_entra_string_boolean_value() {
     let mut user = bjensen();
     user["active"] = json!("False");
-    assert!(matches(
-        &parse_filter("active eq false").unwrap(),
-        &user,
-        ResourceType::User
-    ));
+    assert!(matches(&parse_filter("active eq false").unwrap(), &user, ResourceType::User));
 }
 
 #[test]
@@ -260,14 +243,8 @@ fn group_members_value_path_matches() {
 fn element_filter_evaluates_one_value() {
     let emails = resolve(ResourceType::User, None, "emails", None).unwrap().attr;
     let filter = parse_filter(r#"emails[TYPE eq "Work" and primary eq true]"#).unwrap();
-    let tandem_scim::filter::Filter::ValuePath { filter: inner, .. } = filter else {
-        panic!()
-    };
-    assert!(matches_element(
-        &inner,
-        &json!({"value": "a", "type": "work", "primary": true}),
-        emails
-    ));
+    let tandem_scim::filter::Filter::ValuePath { filter: inner, .. } = filter else { panic!() };
+    assert!(matches_element(&inner, &json!({"value": "a", "type": "work", "primary": true}), emails));
     assert!(!matches_element(&inner, &json!({"value": "a", "type": "work"}), emails));
 }
 

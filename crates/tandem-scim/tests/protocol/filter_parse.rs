@@ -11,19 +11,11 @@ fn path(text: &str) -> AttrPath {
         None => (None, text),
     };
     let mut parts = rest.splitn(2, '.');
-    AttrPath {
-        urn,
-        attr: parts.next().unwrap().to_owned(),
-        sub_attr: parts.next().map(str::to_owned),
-    }
+    AttrPath { urn, attr: parts.next().unwrap().to_owned(), sub_attr: parts.next().map(str::to_owned) }
 }
 
 fn cmp(p: &str, op: CompareOp, value: CompValue) -> Filter {
-    Filter::Compare {
-        path: path(p),
-        op,
-        value,
-    }
+    Filter::Compare { path: path(p), op, value }
 }
 
 fn s(text: &str) -> CompValue {
@@ -47,10 +39,7 @@ fn pr(p: &str) -> Filter {
 }
 
 fn vp(attr: &str, inner: Filter) -> Filter {
-    Filter::ValuePath {
-        attr: path(attr),
-        filter: Box::new(inner),
-    }
+    Filter::ValuePath { attr: path(attr), filter: Box::new(inner) }
 }
 
 fn err(input: &str) -> String {
@@ -62,10 +51,7 @@ fn err(input: &str) -> String {
 
 #[test]
 fn rfc_example_username_eq_parses() {
-    assert_eq!(
-        parse_filter(r#"userName eq "bjensen""#).unwrap(),
-        cmp("userName", CompareOp::Eq, s("bjensen"))
-    );
+    assert_eq!(parse_filter(r#"userName eq "bjensen""#).unwrap(), cmp("userName", CompareOp::Eq, s("bjensen")));
 }
 
 #[test]
@@ -78,22 +64,10 @@ fn rfc_example_family_name_contains_with_apostrophe_parses() {
 
 #[test]
 fn rfc_example_starts_with_parses_plain_and_urn_qualified() {
-    assert_eq!(
-        parse_filter(r#"userName sw "J""#).unwrap(),
-        cmp("userName", CompareOp::Sw, s("J"))
-    );
+    assert_eq!(parse_filter(r#"userName sw "J""#).unwrap(), cmp("userName", CompareOp::Sw, s("J")));
     let qualified = parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#).unwrap();
-    assert_eq!(
-        qualified,
-        cmp(
-            "urn:ietf:params:scim:schemas:core:2.0:User:userName",
-            CompareOp::Sw,
-            s("J")
-        )
-    );
-    let Filter::Compare { path, .. } = qualified else {
-        panic!()
-    };
+    assert_eq!(qualified, cmp("urn:ietf:params:scim:schemas:core:2.0:User:userName", CompareOp::Sw, s("J")));
+    let Filter::Compare { path, .. } = qualified else { panic!() };
     assert_eq!(path.urn.as_deref(), Some("urn:ietf:params:scim:schemas:core:2.0:User"));
     assert_eq!(path.attr, "userName");
 }
@@ -105,17 +79,9 @@ fn rfc_example_title_present_parses() {
 
 #[test]
 fn rfc_examples_last_modified_orderings_parse() {
-    for (text, op) in [
-        ("gt", CompareOp::Gt),
-        ("ge", CompareOp::Ge),
-        ("lt", CompareOp::Lt),
-        ("le", CompareOp::Le),
-    ] {
+    for (text, op) in [("gt", CompareOp::Gt), ("ge", CompareOp::Ge), ("lt", CompareOp::Lt), ("le", CompareOp::Le)] {
         let input = format!(r#"meta.lastModified {text} "2011-05-13T04:42:34Z""#);
-        assert_eq!(
-            parse_filter(&input).unwrap(),
-            cmp("meta.lastModified", op, s("2011-05-13T04:42:34Z"))
-        );
+        assert_eq!(parse_filter(&input).unwrap(), cmp("meta.lastModified", op, s("2011-05-13T04:42:34Z")));
     }
 }
 
@@ -146,10 +112,7 @@ fn rfc_example_parenthesised_or_inside_and_parses() {
             .unwrap(),
         and(
             cmp("userType", CompareOp::Eq, s("Employee")),
-            or(
-                cmp("emails", CompareOp::Co, s("example.com")),
-                cmp("emails.value", CompareOp::Co, s("example.org"))
-            )
+            or(cmp("emails", CompareOp::Co, s("example.com")), cmp("emails.value", CompareOp::Co, s("example.org")))
         )
     );
 }
@@ -173,10 +136,7 @@ fn rfc_example_ne_and_not_parse() {
 fn rfc_example_parenthesised_single_comparison_parses() {
     assert_eq!(
         parse_filter(r#"userType eq "Employee" and (emails.type eq "work")"#).unwrap(),
-        and(
-            cmp("userType", CompareOp::Eq, s("Employee")),
-            cmp("emails.type", CompareOp::Eq, s("work"))
-        )
+        and(cmp("userType", CompareOp::Eq, s("Employee")), cmp("emails.type", CompareOp::Eq, s("work")))
     );
 }
 
@@ -186,13 +146,7 @@ fn rfc_example_value_path_after_and_parses() {
         parse_filter(r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#).unwrap(),
         and(
             cmp("userType", CompareOp::Eq, s("Employee")),
-            vp(
-                "emails",
-                and(
-                    cmp("type", CompareOp::Eq, s("work")),
-                    cmp("value", CompareOp::Co, s("@example.com"))
-                )
-            )
+            vp("emails", and(cmp("type", CompareOp::Eq, s("work")), cmp("value", CompareOp::Co, s("@example.com"))))
         )
     );
 }
@@ -205,39 +159,22 @@ fn rfc_example_two_value_paths_joined_by_or_parse() {
         )
         .unwrap(),
         or(
-            vp(
-                "emails",
-                and(
-                    cmp("type", CompareOp::Eq, s("work")),
-                    cmp("value", CompareOp::Co, s("@example.com"))
-                )
-            ),
-            vp(
-                "ims",
-                and(
-                    cmp("type", CompareOp::Eq, s("xmpp")),
-                    cmp("value", CompareOp::Co, s("@foo.com"))
-                )
-            )
+            vp("emails", and(cmp("type", CompareOp::Eq, s("work")), cmp("value", CompareOp::Co, s("@example.com")))),
+            vp("ims", and(cmp("type", CompareOp::Eq, s("xmpp")), cmp("value", CompareOp::Co, s("@foo.com"))))
         )
     );
 }
 
 #[test]
 fn enterprise_urn_attribute_with_sub_attribute_parses() {
-    let parsed = parse_filter(&format!(
-        r#"{ENTERPRISE}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#
-    ))
-    .unwrap();
+    let parsed =
+        parse_filter(&format!(r#"{ENTERPRISE}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#)).unwrap();
     let Filter::Compare { path, .. } = parsed else { panic!() };
     assert_eq!(path.urn.as_deref(), Some(ENTERPRISE));
     assert_eq!(path.attr, "manager");
     assert_eq!(path.sub_attr.as_deref(), Some("value"));
     let parsed = parse_filter(&format!(r#"{ENTERPRISE}:employeeNumber eq "701984""#)).unwrap();
-    assert_eq!(
-        parsed,
-        cmp(&format!("{ENTERPRISE}:employeeNumber"), CompareOp::Eq, s("701984"))
-    );
+    assert_eq!(parsed, cmp(&format!("{ENTERPRISE}:employeeNumber"), CompareOp::Eq, s("701984")));
 }
 
 #[test]
@@ -253,59 +190,31 @@ fn operators_and_keywords_ignore_case() {
 
 #[test]
 fn and_binds_tighter_than_or() {
-    assert_eq!(
-        parse_filter("a pr or b pr and c pr").unwrap(),
-        or(pr("a"), and(pr("b"), pr("c")))
-    );
-    assert_eq!(
-        parse_filter("a pr and b pr or c pr").unwrap(),
-        or(and(pr("a"), pr("b")), pr("c"))
-    );
+    assert_eq!(parse_filter("a pr or b pr and c pr").unwrap(), or(pr("a"), and(pr("b"), pr("c"))));
+    assert_eq!(parse_filter("a pr and b pr or c pr").unwrap(), or(and(pr("a"), pr("b")), pr("c")));
 }
 
 #[test]
 fn parentheses_override_precedence() {
-    assert_eq!(
-        parse_filter("(a pr or b pr) and c pr").unwrap(),
-        and(or(pr("a"), pr("b")), pr("c"))
-    );
+    assert_eq!(parse_filter("(a pr or b pr) and c pr").unwrap(), and(or(pr("a"), pr("b")), pr("c")));
 }
 
 #[test]
 fn three_term_chain_keeps_left_to_right_order() {
-    assert_eq!(
-        parse_filter("a pr or b pr or c pr").unwrap(),
-        or(or(pr("a"), pr("b")), pr("c"))
-    );
+    assert_eq!(parse_filter("a pr or b pr or c pr").unwrap(), or(or(pr("a"), pr("b")), pr("c")));
 }
 
 #[test]
 fn literal_keywords_ignore_case() {
-    assert_eq!(
-        parse_filter("active eq True").unwrap(),
-        cmp("active", CompareOp::Eq, CompValue::Bool(true))
-    );
-    assert_eq!(
-        parse_filter("active eq FALSE").unwrap(),
-        cmp("active", CompareOp::Eq, CompValue::Bool(false))
-    );
-    assert_eq!(
-        parse_filter("title eq Null").unwrap(),
-        cmp("title", CompareOp::Eq, CompValue::Null)
-    );
+    assert_eq!(parse_filter("active eq True").unwrap(), cmp("active", CompareOp::Eq, CompValue::Bool(true)));
+    assert_eq!(parse_filter("active eq FALSE").unwrap(), cmp("active", CompareOp::Eq, CompValue::Bool(false)));
+    assert_eq!(parse_filter("title eq Null").unwrap(), cmp("title", CompareOp::Eq, CompValue::Null));
 }
 
 #[test]
 fn numbers_parse_as_json_numbers() {
-    assert_eq!(
-        parse_filter("count gt 10").unwrap(),
-        cmp("count", CompareOp::Gt, CompValue::Number(Number::from(10)))
-    );
-    let Filter::Compare {
-        value: CompValue::Number(n),
-        ..
-    } = parse_filter("score le -2.5e3").unwrap()
-    else {
+    assert_eq!(parse_filter("count gt 10").unwrap(), cmp("count", CompareOp::Gt, CompValue::Number(Number::from(10))));
+    let Filter::Compare { value: CompValue::Number(n), .. } = parse_filter("score le -2.5e3").unwrap() else {
         panic!()
     };
     assert_eq!(n.as_f64(), Some(-2500.0));
@@ -321,10 +230,7 @@ fn strings_with_json_escapes_are_unescaped() {
 
 #[test]
 fn entra_unquoted_bare_value_is_accepted_as_string() {
-    assert_eq!(
-        parse_filter("externalId eq abc").unwrap(),
-        cmp("externalId", CompareOp::Eq, s("abc"))
-    );
+    assert_eq!(parse_filter("externalId eq abc").unwrap(), cmp("externalId", CompareOp::Eq, s("abc")));
     assert_eq!(
         parse_filter("userName eq bjensen@example.com").unwrap(),
         cmp("userName", CompareOp::Eq, s("bjensen@example.com"))
@@ -333,18 +239,12 @@ fn entra_unquoted_bare_value_is_accepted_as_string() {
 
 #[test]
 fn bare_value_with_leading_zero_stays_a_string() {
-    assert_eq!(
-        parse_filter("employeeNumber eq 007").unwrap(),
-        cmp("employeeNumber", CompareOp::Eq, s("007"))
-    );
+    assert_eq!(parse_filter("employeeNumber eq 007").unwrap(), cmp("employeeNumber", CompareOp::Eq, s("007")));
 }
 
 #[test]
 fn whitespace_around_tokens_is_insignificant() {
-    assert_eq!(
-        parse_filter("  ( userName   eq \"a\" )  ").unwrap(),
-        cmp("userName", CompareOp::Eq, s("a"))
-    );
+    assert_eq!(parse_filter("  ( userName   eq \"a\" )  ").unwrap(), cmp("userName", CompareOp::Eq, s("a")));
 }
 
 #[test]
@@ -375,30 +275,18 @@ fn display_round_trips_through_the_parser() {
 
 #[test]
 fn missing_operator_error_names_attribute_and_position() {
-    assert_eq!(
-        err("userName"),
-        r#"expected a comparison operator after "userName" at character 9"#
-    );
-    assert_eq!(
-        err("(userName)"),
-        r#"expected a comparison operator after "userName" at character 10"#
-    );
+    assert_eq!(err("userName"), r#"expected a comparison operator after "userName" at character 9"#);
+    assert_eq!(err("(userName)"), r#"expected a comparison operator after "userName" at character 10"#);
 }
 
 #[test]
 fn unknown_operator_error_names_it_and_position() {
-    assert_eq!(
-        err(r#"userName equals "bjensen""#),
-        r#"unknown operator "equals" at character 10"#
-    );
+    assert_eq!(err(r#"userName equals "bjensen""#), r#"unknown operator "equals" at character 10"#);
 }
 
 #[test]
 fn unterminated_string_error_gives_its_start() {
-    assert_eq!(
-        err(r#"userName eq "x" or title eq "abc"#),
-        "unterminated string starting at character 29"
-    );
+    assert_eq!(err(r#"userName eq "x" or title eq "abc"#), "unterminated string starting at character 29");
 }
 
 #[test]
@@ -420,43 +308,28 @@ fn missing_value_is_reported() {
 
 #[test]
 fn dangling_and_is_reported() {
-    assert_eq!(
-        err(r#"userName eq "a" and"#),
-        "expected an attribute name at character 20"
-    );
+    assert_eq!(err(r#"userName eq "a" and"#), "expected an attribute name at character 20");
 }
 
 #[test]
 fn string_in_attribute_position_is_reported() {
-    assert_eq!(
-        err(r#""userName" eq "a""#),
-        r#"expected an attribute name at character 1, found "userName""#
-    );
+    assert_eq!(err(r#""userName" eq "a""#), r#"expected an attribute name at character 1, found "userName""#);
 }
 
 #[test]
 fn not_without_parentheses_is_rejected() {
-    assert_eq!(
-        err(r#"not userName eq "a""#),
-        r#"expected "(" after "not" at character 5"#
-    );
+    assert_eq!(err(r#"not userName eq "a""#), r#"expected "(" after "not" at character 5"#);
 }
 
 #[test]
 fn unclosed_parenthesis_is_reported() {
     assert_eq!(err(r#"(userName eq "a""#), r#"missing ")" to close "(" at character 1"#);
-    assert_eq!(
-        err(r#"emails[type eq "work""#),
-        r#"missing "]" to close "[" at character 7"#
-    );
+    assert_eq!(err(r#"emails[type eq "work""#), r#"missing "]" to close "[" at character 7"#);
 }
 
 #[test]
 fn nested_value_path_is_rejected() {
-    assert_eq!(
-        err(r#"emails[type[value eq "x"] eq "work"]"#),
-        r#"nested "[" at character 12 is not allowed"#
-    );
+    assert_eq!(err(r#"emails[type[value eq "x"] eq "work"]"#), r#"nested "[" at character 12 is not allowed"#);
 }
 
 #[test]
@@ -477,10 +350,7 @@ fn value_path_after_sub_attribute_is_rejected() {
 
 #[test]
 fn invalid_attribute_names_are_rejected() {
-    assert_eq!(
-        err(r#"1abc eq "x""#),
-        r#"invalid attribute name "1abc" in "1abc" at character 1"#
-    );
+    assert_eq!(err(r#"1abc eq "x""#), r#"invalid attribute name "1abc" in "1abc" at character 1"#);
     assert!(err(r#"a.b.c eq "x""#).contains("at most one sub-attribute"));
 }
 
@@ -497,10 +367,7 @@ fn too_long_filter_is_rejected() {
 
 #[test]
 fn custom_length_limit_is_honoured() {
-    let limits = FilterLimits {
-        max_len: 10,
-        max_depth: 32,
-    };
+    let limits = FilterLimits { max_len: 10, max_depth: 32 };
     let e = parse_filter_with(r#"userName eq "bjensen""#, &limits).unwrap_err();
     assert_eq!(e.detail, "filter is longer than 10 characters");
     assert!(parse_filter_with("a pr", &limits).is_ok());
@@ -549,10 +416,7 @@ fn long_flat_or_list_is_not_counted_as_deep_nesting() {
 
 #[test]
 fn custom_depth_limit_is_honoured() {
-    let limits = FilterLimits {
-        max_len: 4096,
-        max_depth: 1,
-    };
+    let limits = FilterLimits { max_len: 4096, max_depth: 1 };
     assert!(parse_filter_with("a pr and b pr", &limits).is_ok());
     let e = parse_filter_with("a pr and (b pr or c pr)", &limits).unwrap_err();
     assert_eq!(e.detail, "filter is nested deeper than 1 levels");

@@ -1,7 +1,5 @@
 //! Canonicalising client-supplied resources for storage.
 
-
-
 use crate::common::*;
 use serde_json::{json, Value};
 use tandem_scim::resource::normalize;
@@ -17,10 +15,7 @@ fn user_err(input: Value) -> tandem_scim::ScimError {
 
 #[test]
 fn minimal_user_gets_core_schema_only() {
-    assert_eq!(
-        user(json!({"userName": "bjensen"})),
-        json!({"schemas": [USER_URN], "userName": "bjensen"})
-    );
+    assert_eq!(user(json!({"userName": "bjensen"})), json!({"schemas": [USER_URN], "userName": "bjensen"}));
 }
 
 #[test]
@@ -48,10 +43,7 @@ fn enterprise_urn_key_is_respelled_and_listed_in_schemas() {
         ENTERPRISE.to_lowercase(): {"EmployeeNumber": "701984", "manager": {"value": "m1", "displayName": "Boss"}}
     }));
     assert_eq!(got["schemas"], json!([USER_URN, ENTERPRISE]));
-    assert_eq!(
-        got[ENTERPRISE],
-        json!({"employeeNumber": "701984", "manager": {"value": "m1"}})
-    );
+    assert_eq!(got[ENTERPRISE], json!({"employeeNumber": "701984", "manager": {"value": "m1"}}));
 }
 
 #[test]
@@ -68,10 +60,7 @@ fn urn_qualified_top_level_keys_move_under_their_schema() {
 #[test]
 fn core_urn_key_holding_core_attributes_is_flattened() {
     let got = user(json!({USER_URN: {"userName": "bjensen", "title": "Guide"}}));
-    assert_eq!(
-        got,
-        json!({"schemas": [USER_URN], "userName": "bjensen", "title": "Guide"})
-    );
+    assert_eq!(got, json!({"schemas": [USER_URN], "userName": "bjensen", "title": "Guide"}));
 }
 
 #[test]
@@ -107,10 +96,7 @@ fn unknown_plain_and_foreign_urn_attributes_are_dropped() {
 fn unknown_attribute_under_enterprise_schema_is_rejected() {
     let err = user_err(json!({"userName": "bjensen", ENTERPRISE: {"shoeSize": 42}}));
     assert_eq!(err.scim_type, Some("invalidValue"));
-    assert_eq!(
-        err.detail,
-        format!(r#"unknown attribute "shoeSize" in schema "{ENTERPRISE}""#)
-    );
+    assert_eq!(err.detail, format!(r#"unknown attribute "shoeSize" in schema "{ENTERPRISE}""#));
 }
 
 #[test]
@@ -121,18 +107,12 @@ fn user_name_is_required() {
     assert_eq!(err.detail, "userName is required");
     assert_eq!(user_err(json!({"userName": ""})).detail, "userName is required");
     assert_eq!(user_err(json!({"userName": null})).detail, "userName is required");
-    assert_eq!(
-        user_err(json!({"userName": "   "})).detail,
-        "userName must not be blank"
-    );
+    assert_eq!(user_err(json!({"userName": "   "})).detail, "userName must not be blank");
 }
 
 #[test]
 fn user_name_must_be_a_string() {
-    assert_eq!(
-        user_err(json!({"userName": {"a": 1}})).detail,
-        "userName must be a string, got an object"
-    );
+    assert_eq!(user_err(json!({"userName": {"a": 1}})).detail, "userName must be a string, got an object");
 }
 
 #[test]
@@ -160,21 +140,15 @@ fn group_members_are_canonicalised() {
 
 #[test]
 fn group_member_without_value_is_rejected() {
-    let err = normalize(
-        ResourceType::Group,
-        json!({"displayName": "G", "members": [{"value": "u1"}, {"display": "x"}]}),
-    )
-    .unwrap_err();
+    let err =
+        normalize(ResourceType::Group, json!({"displayName": "G", "members": [{"value": "u1"}, {"display": "x"}]}))
+            .unwrap_err();
     assert_eq!(err.detail, "members[1].value is required");
 }
 
 #[test]
 fn group_ignores_user_extension() {
-    let got = normalize(
-        ResourceType::Group,
-        json!({"displayName": "G", ENTERPRISE: {"department": "x"}}),
-    )
-    .unwrap();
+    let got = normalize(ResourceType::Group, json!({"displayName": "G", ENTERPRISE: {"department": "x"}})).unwrap();
     assert_eq!(got, json!({"schemas": [GROUP_URN], "displayName": "G"}));
 }
 
@@ -199,10 +173,7 @@ fn emails_must_be_objects() {
 
 #[test]
 fn name_must_be_an_object() {
-    assert_eq!(
-        user_err(json!({"userName": "b", "name": "Barbara Jensen"})).detail,
-        "name must be an object"
-    );
+    assert_eq!(user_err(json!({"userName": "b", "name": "Barbara Jensen"})).detail, "name must be an object");
 }
 
 #[test]
@@ -302,4 +273,17 @@ fn stored_fixtures_are_canonical_apart_from_server_attributes() {
     map.remove("id");
     map.remove("meta");
     assert_eq!(user(stored_user()), expected);
+}
+
+#[test]
+fn entra_member_display_name_is_read_as_display() {
+    use serde_json::json;
+    use tandem_scim::resource::normalize;
+    use tandem_scim::schema::ResourceType;
+    let g = normalize(
+        ResourceType::Group,
+        json!({"displayName": "G", "members": [{"value": "u1", "displayName": "new User"}]}),
+    )
+    .unwrap();
+    assert_eq!(g["members"][0]["display"], "new User");
 }

@@ -1,7 +1,5 @@
 //! Applying PATCH operations: RFC 7644 §3.5.2.1 add, §3.5.2.2 remove, §3.5.2.3 replace.
 
-
-
 use crate::common::*;
 use serde_json::json;
 use tandem_scim::patch::{apply_patch, PatchOpKind, PatchOperation};
@@ -24,10 +22,7 @@ fn attribute_names_in_paths_resolve_to_canonical_spelling() {
 #[test]
 fn add_with_sub_attribute_path_sets_it_and_keeps_siblings() {
     let user = patched_user(json!([{"op": "add", "path": "name.middleName", "value": "Jane"}]));
-    assert_eq!(
-        user["name"],
-        json!({"familyName": "Jensen", "givenName": "Barbara", "middleName": "Jane"})
-    );
+    assert_eq!(user["name"], json!({"familyName": "Jensen", "givenName": "Barbara", "middleName": "Jane"}));
 }
 
 #[test]
@@ -74,12 +69,7 @@ fn add_primary_value_clears_other_primaries() {
     let user = patched_user(
         json!([{"op": "add", "path": "emails", "value": [{"value": "n@example.com", "type": "other", "primary": true}]}]),
     );
-    let primaries: Vec<_> = user["emails"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["primary"] == true)
-        .collect();
+    let primaries: Vec<_> = user["emails"].as_array().unwrap().iter().filter(|e| e["primary"] == true).collect();
     assert_eq!(primaries.len(), 1);
     assert_eq!(primaries[0]["value"], "n@example.com");
     assert_eq!(user["emails"][0]["primary"], false);
@@ -109,10 +99,7 @@ fn replace_with_null_clears_the_attribute() {
 fn replace_through_value_filter_sets_sub_attribute_on_matches() {
     let user =
         patched_user(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "babs@example.com"}]));
-    assert_eq!(
-        user["emails"][0],
-        json!({"value": "babs@example.com", "type": "work", "primary": true})
-    );
+    assert_eq!(user["emails"][0], json!({"value": "babs@example.com", "type": "work", "primary": true}));
     assert_eq!(user["emails"][1]["value"], "babs@jensen.org");
 }
 
@@ -121,10 +108,7 @@ fn replace_through_value_filter_without_sub_attribute_merges_matches() {
     let user = patched_user(
         json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "home@jensen.org", "display": "home"}}]),
     );
-    assert_eq!(
-        user["emails"][1],
-        json!({"value": "home@jensen.org", "type": "home", "display": "home"})
-    );
+    assert_eq!(user["emails"][1], json!({"value": "home@jensen.org", "type": "home", "display": "home"}));
 }
 
 #[test]
@@ -132,10 +116,7 @@ fn replace_through_unmatched_eq_filter_creates_the_value() {
     let user = patched_user(
         json!([{"op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "100 Universal City Plaza"}]),
     );
-    assert_eq!(
-        user["addresses"],
-        json!([{"type": "work", "streetAddress": "100 Universal City Plaza"}])
-    );
+    assert_eq!(user["addresses"], json!([{"type": "work", "streetAddress": "100 Universal City Plaza"}]));
 }
 
 #[test]
@@ -145,10 +126,7 @@ fn replace_through_unmatched_conjunction_creates_value_from_all_pairs() {
     );
     let phones = user["phoneNumbers"].as_array().unwrap();
     assert_eq!(phones.len(), 2);
-    assert_eq!(
-        phones[1],
-        json!({"type": "mobile", "primary": true, "value": "555-0100"})
-    );
+    assert_eq!(phones[1], json!({"type": "mobile", "primary": true, "value": "555-0100"}));
 }
 
 #[test]
@@ -156,10 +134,7 @@ fn replace_through_unmatched_non_eq_filter_is_no_target() {
     let err =
         user_patch_error(json!([{"op": "replace", "path": "emails[value co \"@nowhere\"].type", "value": "work"}]));
     assert_eq!(err.scim_type, Some("noTarget"));
-    assert_eq!(
-        err.detail,
-        r#"Operations[0]: no value of emails matches emails[value co "@nowhere"].type"#
-    );
+    assert_eq!(err.detail, r#"Operations[0]: no value of emails matches emails[value co "@nowhere"].type"#);
 }
 
 #[test]
@@ -200,10 +175,7 @@ fn remove_through_value_filter_removes_matching_values() {
 #[test]
 fn remove_through_value_filter_with_sub_attribute_removes_only_that_sub_attribute() {
     let user = patched_user(json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]));
-    assert_eq!(
-        user["emails"][0],
-        json!({"value": "bjensen@example.com", "type": "work"})
-    );
+    assert_eq!(user["emails"][0], json!({"value": "bjensen@example.com", "type": "work"}));
 }
 
 #[test]
@@ -240,11 +212,7 @@ fn replacing_user_name_with_null_fails_validation() {
 #[test]
 fn remove_without_path_built_directly_is_no_target() {
     let mut user = stored_user();
-    let op = PatchOperation {
-        op: PatchOpKind::Remove,
-        path: None,
-        value: None,
-    };
+    let op = PatchOperation { op: PatchOpKind::Remove, path: None, value: None };
     let err = apply_patch(&mut user, &[op], ResourceType::User).unwrap_err();
     assert_eq!(err.scim_type, Some("noTarget"));
 }
@@ -291,12 +259,7 @@ fn path_less_value_repeating_id_schemas_and_meta_is_accepted() {
 fn read_only_attributes_of_the_stored_resource_survive_a_patch() {
     let mut user = stored_user();
     user["groups"] = json!([{"value": "g1", "display": "Guides", "type": "direct"}]);
-    patch(
-        &mut user,
-        ResourceType::User,
-        json!([{"op": "replace", "path": "title", "value": "x"}]),
-    )
-    .unwrap();
+    patch(&mut user, ResourceType::User, json!([{"op": "replace", "path": "title", "value": "x"}])).unwrap();
     assert_eq!(user["groups"][0]["value"], "g1");
     assert_eq!(user["id"], "2819c223-7f76-453a-919d-413861904646");
     assert_eq!(user["meta"]["version"], "W/\"a330bc54f0671c9\"");
@@ -350,10 +313,7 @@ fn path_less_unknown_attribute_under_known_schema_is_rejected() {
 fn path_less_schema_key_with_object_sets_extension_attributes() {
     let user =
         patched_user(json!([{"op": "replace", "value": {ENTERPRISE: {"Department": "Sales", "costCenter": "4130"}}}]));
-    assert_eq!(
-        user[ENTERPRISE],
-        json!({"employeeNumber": "701984", "department": "Sales", "costCenter": "4130"})
-    );
+    assert_eq!(user[ENTERPRISE], json!({"employeeNumber": "701984", "department": "Sales", "costCenter": "4130"}));
 }
 
 #[test]
@@ -459,15 +419,35 @@ fn patch_path_struct_can_be_built_from_parse_path() {
 #[test]
 fn sub_attribute_of_multi_valued_attribute_without_filter_sets_every_value() {
     let user = patched_user(json!([{"op": "replace", "path": "emails.display", "value": "mail"}]));
-    assert!(user["emails"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["display"] == "mail"));
+    assert!(user["emails"].as_array().unwrap().iter().all(|e| e["display"] == "mail"));
 }
 
 #[test]
 fn add_sub_attribute_of_empty_multi_valued_attribute_creates_a_value() {
     let user = patched_user(json!([{"op": "add", "path": "ims.value", "value": "babs-aim"}]));
     assert_eq!(user["ims"], json!([{"value": "babs-aim"}]));
+}
+
+#[test]
+fn path_naming_the_whole_enterprise_extension_adds_replaces_and_removes_it() {
+    use serde_json::json;
+    use tandem_scim::patch::{apply_patch, parse_patch};
+    use tandem_scim::schema::ResourceType;
+    let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let mut user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a@b.c"});
+    let ops = parse_patch(
+        &json!({"Operations": [{"op": "add", "path": urn, "value": {"department": "R&D", "employeeNumber": "7"}}]}),
+        10,
+    )
+    .unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert_eq!(user[urn]["department"], "R&D");
+    let ops = parse_patch(&json!({"Operations": [{"op": "replace", "path": urn, "value": {"costCenter": "42"}}]}), 10)
+        .unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert_eq!(user[urn], json!({"costCenter": "42"}));
+    let ops = parse_patch(&json!({"Operations": [{"op": "remove", "path": urn}]}), 10).unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert!(user.get(urn).is_none());
+    assert!(!user["schemas"].as_array().unwrap().iter().any(|s| s == urn));
 }

@@ -1,8 +1,6 @@
 //! PATCH shapes Microsoft Entra ID sends (see Microsoft's "Known issues and resolutions with SCIM
 //! 2.0 protocol compliance of the Microsoft Entra user provisioning service").
 
-
-
 use crate::common::*;
 use serde_json::json;
 use tandem_scim::filter::{matches, parse_filter};
@@ -79,10 +77,7 @@ fn entra_replace_work_address_component_creates_work_address() {
         {"op": "Replace", "path": "addresses[type eq \"work\"].locality", "value": "Redmond"},
         {"op": "Replace", "path": "addresses[type eq \"work\"].postalCode", "value": "98052"}
     ]));
-    assert_eq!(
-        user["addresses"],
-        json!([{"type": "work", "locality": "Redmond", "postalCode": "98052"}])
-    );
+    assert_eq!(user["addresses"], json!([{"type": "work", "locality": "Redmond", "postalCode": "98052"}]));
 }
 
 #[test]
@@ -92,10 +87,7 @@ fn entra_manager_as_plain_string_is_stored_as_object() {
         "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
         "value": "26118915-6090-4610-87e4-49d8ca9f808d"
     }]));
-    assert_eq!(
-        user[ENTERPRISE]["manager"],
-        json!({"value": "26118915-6090-4610-87e4-49d8ca9f808d"})
-    );
+    assert_eq!(user[ENTERPRISE]["manager"], json!({"value": "26118915-6090-4610-87e4-49d8ca9f808d"}));
 }
 
 #[test]
@@ -173,12 +165,7 @@ fn entra_manager_value_sub_path_sets_and_clears_it() {
 #[test]
 fn entra_remove_manager_removes_it() {
     let mut user = patched_user(json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": "26118915"}]));
-    patch(
-        &mut user,
-        ResourceType::User,
-        json!([{"op": "Remove", "path": format!("{ENTERPRISE}:manager")}]),
-    )
-    .unwrap();
+    patch(&mut user, ResourceType::User, json!([{"op": "Remove", "path": format!("{ENTERPRISE}:manager")}])).unwrap();
     assert!(user[ENTERPRISE].get("manager").is_none());
 }
 
@@ -263,14 +250,6 @@ fn entra_roles_with_string_primary_are_coerced() {
 #[test]
 fn entra_bare_value_filters_find_users() {
     let user = stored_user();
-    assert!(matches(
-        &parse_filter("externalId eq bjensen").unwrap(),
-        &user,
-        ResourceType::User
-    ));
-    assert!(matches(
-        &parse_filter("userName eq bjensen@example.com").unwrap(),
-        &user,
-        ResourceType::User
-    ));
+    assert!(matches(&parse_filter("externalId eq bjensen").unwrap(), &user, ResourceType::User));
+    assert!(matches(&parse_filter("userName eq bjensen@example.com").unwrap(), &user, ResourceType::User));
 }

@@ -1,7 +1,5 @@
 //! PATCH shapes Okta sends (see Okta's "SCIM 2.0 protocol reference").
 
-
-
 use crate::common::*;
 use serde_json::json;
 
@@ -91,10 +89,7 @@ fn okta_full_profile_path_less_replace_updates_profile() {
         }
     }]));
     assert_eq!(user["userName"], "barbara.jensen@example.com");
-    assert_eq!(
-        user["emails"],
-        json!([{"primary": true, "value": "barbara.jensen@example.com", "type": "work"}])
-    );
+    assert_eq!(user["emails"], json!([{"primary": true, "value": "barbara.jensen@example.com", "type": "work"}]));
     assert_eq!(user["locale"], "en-US");
     assert!(user.get("groups").is_none());
     assert_eq!(user[ENTERPRISE]["employeeNumber"], "701984");

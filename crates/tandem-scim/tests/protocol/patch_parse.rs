@@ -40,24 +40,12 @@ fn entra_capitalised_ops_are_accepted() {
     )
     .unwrap();
     let kinds: Vec<_> = ops.iter().map(|o| o.op).collect();
-    assert_eq!(
-        kinds,
-        [
-            PatchOpKind::Add,
-            PatchOpKind::Replace,
-            PatchOpKind::Remove,
-            PatchOpKind::Replace
-        ]
-    );
+    assert_eq!(kinds, [PatchOpKind::Add, PatchOpKind::Replace, PatchOpKind::Remove, PatchOpKind::Replace]);
 }
 
 #[test]
 fn operations_key_and_member_keys_ignore_case() {
-    let ops = parse_patch(
-        &json!({"operations": [{"OP": "replace", "Path": "title", "Value": "x"}]}),
-        10,
-    )
-    .unwrap();
+    let ops = parse_patch(&json!({"operations": [{"OP": "replace", "Path": "title", "Value": "x"}]}), 10).unwrap();
     assert_eq!(ops[0].value, Some(json!("x")));
 }
 
@@ -68,25 +56,15 @@ fn missing_schemas_is_tolerated() {
 
 #[test]
 fn schemas_without_patch_op_urn_is_invalid_syntax() {
-    let err = parse_patch(
-        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": []}),
-        10,
-    )
-    .unwrap_err();
+    let err = parse_patch(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "Operations": []}), 10)
+        .unwrap_err();
     assert_eq!(err.scim_type, Some("invalidSyntax"));
-    assert_eq!(
-        err.detail,
-        r#"schemas must contain "urn:ietf:params:scim:api:messages:2.0:PatchOp""#
-    );
+    assert_eq!(err.detail, r#"schemas must contain "urn:ietf:params:scim:api:messages:2.0:PatchOp""#);
 }
 
 #[test]
 fn missing_operations_is_invalid_syntax() {
-    let err = parse_patch(
-        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}),
-        10,
-    )
-    .unwrap_err();
+    let err = parse_patch(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}), 10).unwrap_err();
     assert_eq!(err.scim_type, Some("invalidSyntax"));
     assert_eq!(err.detail, "Operations is required");
     let err = parse_patch(&json!({"Operations": {"op": "add"}}), 10).unwrap_err();
@@ -128,19 +106,14 @@ fn unknown_op_names_the_operation_index() {
 #[test]
 fn missing_or_non_string_op_is_invalid_syntax() {
     assert_eq!(
-        parse_patch(&json!({"Operations": [{"path": "x"}]}), 10)
-            .unwrap_err()
-            .detail,
+        parse_patch(&json!({"Operations": [{"path": "x"}]}), 10).unwrap_err().detail,
         "Operations[0].op is required"
     );
     assert_eq!(
         parse_patch(&json!({"Operations": [{"op": 1}]}), 10).unwrap_err().detail,
         "Operations[0].op must be a string"
     );
-    assert_eq!(
-        parse_patch(&json!({"Operations": ["add"]}), 10).unwrap_err().detail,
-        "Operations[0] must be an object"
-    );
+    assert_eq!(parse_patch(&json!({"Operations": ["add"]}), 10).unwrap_err().detail, "Operations[0] must be an object");
 }
 
 #[test]
@@ -154,16 +127,10 @@ fn bad_path_names_the_operation_index() {
 
 #[test]
 fn bad_filter_in_path_is_invalid_filter() {
-    let err = parse_patch(
-        &json!({"Operations": [{"op": "remove", "path": "emails[type equals \"work\"]"}]}),
-        10,
-    )
-    .unwrap_err();
+    let err = parse_patch(&json!({"Operations": [{"op": "remove", "path": "emails[type equals \"work\"]"}]}), 10)
+        .unwrap_err();
     assert_eq!(err.scim_type, Some("invalidFilter"));
-    assert_eq!(
-        err.detail,
-        r#"Operations[0].path: unknown operator "equals" at character 13"#
-    );
+    assert_eq!(err.detail, r#"Operations[0].path: unknown operator "equals" at character 13"#);
 }
 
 #[test]
@@ -183,18 +150,12 @@ fn add_without_value_is_invalid_value() {
 #[test]
 fn path_less_replace_needs_an_object_value() {
     let err = parse_patch(&json!({"Operations": [{"op": "replace", "value": "x"}]}), 10).unwrap_err();
-    assert_eq!(
-        err.detail,
-        "Operations[0].value must be an object when no path is given"
-    );
+    assert_eq!(err.detail, "Operations[0].value must be an object when no path is given");
 }
 
 #[test]
 fn empty_path_string_counts_as_no_path() {
-    let ops = parse_patch(
-        &json!({"Operations": [{"op": "replace", "path": "", "value": {"active": false}}]}),
-        10,
-    )
-    .unwrap();
+    let ops =
+        parse_patch(&json!({"Operations": [{"op": "replace", "path": "", "value": {"active": false}}]}), 10).unwrap();
     assert!(ops[0].path.is_none());
 }

@@ -1,7 +1,5 @@
 //! `attributes` / `excludedAttributes` projection, value access and list responses.
 
-
-
 use crate::common::*;
 use serde_json::{json, Value};
 use tandem_scim::resource::{list_response, primary_value_at, project, value_at};
@@ -33,13 +31,7 @@ fn attributes_selects_named_plus_always_returned() {
 
 #[test]
 fn attributes_are_matched_ignoring_case_and_spaces() {
-    let got = project(
-        &stored_user(),
-        ResourceType::User,
-        Some(" USERNAME , Name.GivenName "),
-        None,
-    )
-    .unwrap();
+    let got = project(&stored_user(), ResourceType::User, Some(" USERNAME , Name.GivenName "), None).unwrap();
     assert_eq!(got["userName"], "bjensen@example.com");
     assert_eq!(got["name"], json!({"givenName": "Barbara"}));
 }
@@ -47,21 +39,12 @@ fn attributes_are_matched_ignoring_case_and_spaces() {
 #[test]
 fn sub_attribute_selection_applies_to_each_value() {
     let got = project(&stored_user(), ResourceType::User, Some("emails.value"), None).unwrap();
-    assert_eq!(
-        got["emails"],
-        json!([{"value": "bjensen@example.com"}, {"value": "babs@jensen.org"}])
-    );
+    assert_eq!(got["emails"], json!([{"value": "bjensen@example.com"}, {"value": "babs@jensen.org"}]));
 }
 
 #[test]
 fn urn_qualified_selection_reaches_into_the_extension() {
-    let got = project(
-        &stored_user(),
-        ResourceType::User,
-        Some(&format!("{ENTERPRISE}:department")),
-        None,
-    )
-    .unwrap();
+    let got = project(&stored_user(), ResourceType::User, Some(&format!("{ENTERPRISE}:department")), None).unwrap();
     assert_eq!(got[ENTERPRISE], json!({"department": "Tour Operations"}));
     assert_eq!(keys(&got), ["id", "schemas", ENTERPRISE]);
     assert_eq!(got["schemas"], json!([USER_URN, ENTERPRISE]));
@@ -76,25 +59,13 @@ fn selecting_a_schema_urn_selects_its_attributes() {
 
 #[test]
 fn core_urn_qualified_name_selects_core_attribute() {
-    let got = project(
-        &stored_user(),
-        ResourceType::User,
-        Some(&format!("{USER_URN}:userName")),
-        None,
-    )
-    .unwrap();
+    let got = project(&stored_user(), ResourceType::User, Some(&format!("{USER_URN}:userName")), None).unwrap();
     assert_eq!(keys(&got), ["id", "schemas", "userName"]);
 }
 
 #[test]
 fn excluded_attributes_are_removed() {
-    let got = project(
-        &stored_user(),
-        ResourceType::User,
-        None,
-        Some("emails,name.givenName,meta"),
-    )
-    .unwrap();
+    let got = project(&stored_user(), ResourceType::User, None, Some("emails,name.givenName,meta")).unwrap();
     assert!(got.get("emails").is_none());
     assert!(got.get("meta").is_none());
     assert_eq!(got["name"], json!({"familyName": "Jensen"}));
@@ -110,13 +81,7 @@ fn id_cannot_be_excluded() {
 
 #[test]
 fn password_is_never_returned_even_when_asked() {
-    let got = project(
-        &user_with_password(),
-        ResourceType::User,
-        Some("password,userName"),
-        None,
-    )
-    .unwrap();
+    let got = project(&user_with_password(), ResourceType::User, Some("password,userName"), None).unwrap();
     assert!(got.get("password").is_none());
 }
 
@@ -150,13 +115,7 @@ fn group_members_value_only() {
 
 #[test]
 fn unknown_names_select_nothing() {
-    let got = project(
-        &stored_user(),
-        ResourceType::User,
-        Some("shoeSize,urn:example:x:y"),
-        None,
-    )
-    .unwrap();
+    let got = project(&stored_user(), ResourceType::User, Some("shoeSize,urn:example:x:y"), None).unwrap();
     assert_eq!(keys(&got), ["id", "schemas"]);
 }
 
@@ -171,31 +130,16 @@ fn malformed_names_are_invalid_path() {
 
 #[test]
 fn empty_parameters_count_as_absent() {
-    assert_eq!(
-        project(&stored_user(), ResourceType::User, Some(""), Some(" ")).unwrap(),
-        stored_user()
-    );
+    assert_eq!(project(&stored_user(), ResourceType::User, Some(""), Some(" ")).unwrap(), stored_user());
 }
 
 #[test]
 fn value_at_reads_core_and_extension_values() {
     let user = stored_user();
-    assert_eq!(
-        value_at(&user, None, "userName", None),
-        Some(&json!("bjensen@example.com"))
-    );
-    assert_eq!(
-        value_at(&user, None, "USERNAME", None),
-        Some(&json!("bjensen@example.com"))
-    );
-    assert_eq!(
-        value_at(&user, None, "name", Some("givenname")),
-        Some(&json!("Barbara"))
-    );
-    assert_eq!(
-        value_at(&user, Some(ENTERPRISE), "employeeNumber", None),
-        Some(&json!("701984"))
-    );
+    assert_eq!(value_at(&user, None, "userName", None), Some(&json!("bjensen@example.com")));
+    assert_eq!(value_at(&user, None, "USERNAME", None), Some(&json!("bjensen@example.com")));
+    assert_eq!(value_at(&user, None, "name", Some("givenname")), Some(&json!("Barbara")));
+    assert_eq!(value_at(&user, Some(ENTERPRISE), "employeeNumber", None), Some(&json!("701984")));
     assert_eq!(value_at(&user, Some(ENTERPRISE), "manager", Some("value")), None);
     assert_eq!(value_at(&user, None, "nickName", None), None);
 }
@@ -203,10 +147,7 @@ fn value_at_reads_core_and_extension_values() {
 #[test]
 fn value_at_on_multi_valued_attribute_returns_first_value() {
     let user = stored_user();
-    assert_eq!(
-        value_at(&user, None, "emails", Some("value")),
-        Some(&json!("bjensen@example.com"))
-    );
+    assert_eq!(value_at(&user, None, "emails", Some("value")), Some(&json!("bjensen@example.com")));
     assert_eq!(value_at(&user, None, "emails", Some("display")), None);
     assert_eq!(value_at(&user, None, "emails", None).unwrap()["type"], "work");
 }
@@ -215,16 +156,10 @@ fn value_at_on_multi_valued_attribute_returns_first_value() {
 fn primary_value_at_prefers_the_primary_value() {
     let mut user = stored_user();
     user["emails"] = json!([{"value": "a@x"}, {"value": "b@x", "primary": true}]);
-    assert_eq!(
-        primary_value_at(&user, None, "emails", Some("value")),
-        Some(&json!("b@x"))
-    );
+    assert_eq!(primary_value_at(&user, None, "emails", Some("value")), Some(&json!("b@x")));
     assert_eq!(value_at(&user, None, "emails", Some("value")), Some(&json!("a@x")));
     user["emails"] = json!([{"value": "a@x"}]);
-    assert_eq!(
-        primary_value_at(&user, None, "emails", Some("value")),
-        Some(&json!("a@x"))
-    );
+    assert_eq!(primary_value_at(&user, None, "emails", Some("value")), Some(&json!("a@x")));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod oidc_clients;
 mod scim_connections;
+mod scim_data;
 
 use actix_web::web;
 
@@ -12,10 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(oidc_clients::create))
             .route(web::get().to(oidc_clients::list)),
     )
-    .route(
-        "/oidc-clients/by-customer-id/{customer_id}",
-        web::get().to(oidc_clients::get_by_customer),
-    )
+    .route("/oidc-clients/by-customer-id/{customer_id}", web::get().to(oidc_clients::get_by_customer))
     .service(
         web::resource("/oidc-clients/{id}")
             .route(web::get().to(oidc_clients::get))
@@ -27,20 +25,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(scim_connections::create))
             .route(web::get().to(scim_connections::list)),
     )
-    .route(
-        "/scim-connections/by-customer-id/{customer_id}",
-        web::get().to(scim_connections::get_by_customer),
-    )
+    .route("/scim-connections/by-customer-id/{customer_id}", web::get().to(scim_connections::get_by_customer))
     .service(
         web::resource("/scim-connections/{id}")
             .route(web::get().to(scim_connections::get))
             .route(web::patch().to(scim_connections::patch))
             .route(web::delete().to(scim_connections::delete)),
     )
-    .route(
-        "/scim-connections/{id}/rotate-key",
-        web::post().to(scim_connections::rotate_key),
-    );
+    .route("/scim-connections/{id}/rotate-key", web::post().to(scim_connections::rotate_key))
+    .route("/scim-connections/{id}/users", web::get().to(scim_data::list_users))
+    .route("/scim-connections/{id}/users/{user_id}", web::get().to(scim_data::get_user))
+    .route("/scim-connections/{id}/groups", web::get().to(scim_data::list_groups))
+    .route("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group))
+    .route("/provisioning-logs", web::get().to(scim_data::provisioning_logs));
 }
 
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.
@@ -52,12 +49,10 @@ pub(crate) fn page(
         Some(l) => match l.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => n,
             _ => {
-                return Err(crate::error::ApiError::invalid_fields(vec![
-                    tandem_core::fields::FieldError {
-                        field: "limit".into(),
-                        message: format!("must be an integer from 1 to 100, got {l:?}"),
-                    },
-                ]))
+                return Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                    field: "limit".into(),
+                    message: format!("must be an integer from 1 to 100, got {l:?}"),
+                }]))
             }
         },
     };

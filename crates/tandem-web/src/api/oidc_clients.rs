@@ -24,10 +24,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
         Some(s) => (s, "client"),
         None => state.settings.default_strategy(idp_type),
     };
-    let discovery = row
-        .discovery
-        .as_deref()
-        .and_then(|d| serde_json::from_str::<Value>(d).ok());
+    let discovery = row.discovery.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
     Ok(json!({
         "oidc_client_id": row.id,
         "customer_id": row.customer_id,
@@ -80,14 +77,7 @@ pub async fn create(
     let discovery = discover(&state, &req).await?;
     let now = state.clock.now();
     let id = tandem_core::new_id();
-    let row = OidcClientRow::from_spec(
-        &id,
-        &req.spec,
-        &state.secret_key,
-        discovery,
-        tandem_store::micros(now),
-        now,
-    );
+    let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, tandem_store::micros(now), now);
     let stored = row.clone();
     state
         .store
@@ -121,9 +111,7 @@ pub async fn list(
             None => repo::list(c, after.as_deref(), limit),
         })
         .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     let data = rows.iter().map(|r| render(r, &state)).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
 }
@@ -132,11 +120,7 @@ pub async fn list(
 pub async fn get(state: web::Data<AppState>, _caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let key = id.clone();
-    let row = state
-        .store
-        .read(move |c| repo::get(c, &key))
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let row = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(render(&row, &state)?))
 }
 
@@ -148,11 +132,10 @@ pub async fn get_by_customer(
 ) -> Result<HttpResponse, ApiError> {
     let customer = customer.into_inner();
     let key = customer.clone();
-    let row = state
-        .store
-        .read(move |c| repo::get_by_customer(c, &key))
-        .await?
-        .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {customer:?}")))?;
+    let row =
+        state.store.read(move |c| repo::get_by_customer(c, &key)).await?.ok_or_else(|| {
+            ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {customer:?}"))
+        })?;
     Ok(HttpResponse::Ok().json(render(&row, &state)?))
 }
 
@@ -166,20 +149,13 @@ pub async fn patch(
     let id = id.into_inner();
     let body = body::json(payload, state.settings.max_body_bytes).await?;
     let key = id.clone();
-    let current = state
-        .store
-        .read(move |c| repo::get(c, &key))
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
     let spec = current.to_spec(&state.secret_key)?;
     let req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
     let issuer_changed = req.spec.issuer != spec.issuer;
     let verify_requested = body.get("verify").is_some();
-    let discovery = if issuer_changed || verify_requested {
-        discover(&state, &req).await?
-    } else {
-        current.discovery.clone()
-    };
+    let discovery =
+        if issuer_changed || verify_requested { discover(&state, &req).await? } else { current.discovery.clone() };
     let now = state.clock.now();
     let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
     let stored = row.clone();
@@ -218,14 +194,7 @@ pub async fn delete(
         .write(move |c| {
             let existed = repo::delete(c, &key)?;
             if existed {
-                audit::record(
-                    c,
-                    now,
-                    &caller.name,
-                    "oidc_client.deleted",
-                    ("oidc_client", &key),
-                    json!({}),
-                )?;
+                audit::record(c, now, &caller.name, "oidc_client.deleted", ("oidc_client", &key), json!({}))?;
             }
             Ok(existed)
         })

@@ -37,6 +37,7 @@ fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>
         "scim_base_url": format!("{}/scim/v2/{}", state.settings.public_url, row.id),
         "api_key_prefix": key.map(|k| k.display_prefix.clone()),
         "api_key_ttl_days": row.api_key_ttl_days,
+        "unknown_group_members": row.unknown_group_members,
         "api_key_expires_at": expires.map(format_time),
         "api_key_warning_level": warning_level(expires, now),
         "previous_keys_valid_until": in_grace.iter().filter_map(|k| k.retired_at.map(|t| format_time(from_micros(t)))).collect::<Vec<_>>(),
@@ -72,12 +73,13 @@ pub async fn create(
     let body = body::json(payload, state.settings.max_body_bytes).await?;
     let req = parse_request(&body, true).map_err(ApiError::invalid_fields)?;
     let customer = req.customer_id.unwrap_or_default();
+    let mode = req.unknown_group_members.unwrap_or("reject");
     let ttl = ttl_days(req.api_key_ttl, state.settings.scim_key_ttl_days);
     let now = state.clock.now();
     let (row, key, plaintext) = state
         .store
         .write(move |c| {
-            let created = repo::create(c, &customer, ttl, now)?;
+            let created = repo::create(c, &customer, ttl, mode, now)?;
             audit::record(
                 c,
                 now,
@@ -119,9 +121,7 @@ pub async fn list(
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.0.id.clone()))
-        .flatten();
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0.id.clone())).flatten();
     let data: Vec<Value> = rows.iter().map(|(r, k, g)| render(&state, r, k.as_ref(), g)).collect();
     Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
 }
@@ -139,16 +139,9 @@ pub async fn get_by_customer(
 ) -> Result<HttpResponse, ApiError> {
     let customer = customer.into_inner();
     let key = customer.clone();
-    let row = state
-        .store
-        .read(move |c| repo::get_by_customer(c, &key))
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "ScimConnectionNotFound",
-                format!("no SCIM connection for customer_id {customer:?}"),
-            )
-        })?;
+    let row = state.store.read(move |c| repo::get_by_customer(c, &key)).await?.ok_or_else(|| {
+        ApiError::not_found("ScimConnectionNotFound", format!("no SCIM connection for customer_id {customer:?}"))
+    })?;
     Ok(HttpResponse::Ok().json(load(&state, row.id).await?))
 }
 
@@ -170,16 +163,9 @@ pub async fn patch(
     let updated = state
         .store
         .write(move |c| {
-            let updated = repo::update(c, &key, req.customer_id.as_deref(), ttl, now)?;
+            let updated = repo::update(c, &key, req.customer_id.as_deref(), ttl, req.unknown_group_members, now)?;
             if updated.is_some() {
-                audit::record(
-                    c,
-                    now,
-                    &caller.name,
-                    "scim_connection.updated",
-                    ("scim_connection", &key),
-                    body,
-                )?;
+                audit::record(c, now, &caller.name, "scim_connection.updated", ("scim_connection", &key), body)?;
             }
             Ok(updated)
         })
@@ -204,14 +190,7 @@ pub async fn delete(
         .write(move |c| {
             let existed = repo::delete(c, &key)?;
             if existed {
-                audit::record(
-                    c,
-                    now,
-                    &caller.name,
-                    "scim_connection.deleted",
-                    ("scim_connection", &key),
-                    json!({}),
-                )?;
+                audit::record(c, now, &caller.name, "scim_connection.deleted", ("scim_connection", &key), json!({}))?;
             }
             Ok(existed)
         })
@@ -246,9 +225,7 @@ pub async fn rotate_key(
         if !r.is_ok() {
             return Err(ApiError::invalid_fields(r.into_errors()));
         }
-        hours
-            .map(|h| Duration::hours(h as i64))
-            .unwrap_or(state.settings.scim_key_rotation_grace)
+        hours.map(|h| Duration::hours(h as i64)).unwrap_or(state.settings.scim_key_rotation_grace)
     };
     let now = state.clock.now();
     let key = id.clone();

@@ -44,6 +44,8 @@ CREATE TABLE scim_connections (
     id TEXT PRIMARY KEY NOT NULL,
     customer_id TEXT NOT NULL UNIQUE,
     api_key_ttl_days BIGINT,
+    -- "reject" (400 naming the ids) or "ignore" (dropped, noted in the provisioning log)
+    unknown_group_members TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
@@ -102,6 +104,7 @@ CREATE TABLE scim_group_members (
     group_id TEXT NOT NULL REFERENCES scim_groups (id) ON DELETE CASCADE,
     member_id TEXT NOT NULL,
     member_type TEXT NOT NULL,
+    display TEXT,
     PRIMARY KEY (group_id, member_id)
 );
 CREATE INDEX scim_group_members_member ON scim_group_members (member_id);

@@ -1,0 +1,591 @@
+//! RFC 7644 filters compiled to SQL, so a filter is evaluated by the
+//! database instead of by loading every resource.
+//!
+//! The hot attributes (`id`, `userName`, `externalId`, `displayName`,
+//! `active`, `meta.created`, `meta.lastModified`) are real, indexed
+//! columns; everything else is read from the stored JSON document with each
+//! backend's JSON functions (SQLite `json_extract`/`json_each`, PostgreSQL
+//! `jsonb`). Group membership (`members`, a user's `groups`) is its own
+//! table. No ORM expresses this dynamic, per-backend SQL, so it is built
+//! here from static schema names (never from client text) plus bound
+//! parameters. Every predicate is made NULL-free so `not` is exact.
+
+use chrono::DateTime;
+use tandem_scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use tandem_scim::schema::{resolve, AttrType, AttributeDef, ResourceType};
+use tandem_scim::ScimError;
+
+/// The SQL flavour to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// Builds one statement: SQL text with placeholders and their values.
+pub struct SqlBuilder {
+    pub dialect: Dialect,
+    pub binds: Vec<Bind>,
+}
+
+impl SqlBuilder {
+    pub fn new(dialect: Dialect) -> Self {
+        SqlBuilder { dialect, binds: Vec::new() }
+    }
+
+    /// Adds a parameter; returns its placeholder.
+    pub fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        match self.dialect {
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${}", self.binds.len()),
+        }
+    }
+
+    /// The WHERE-clause fragment for `filter` on resources of `rt` aliased `alias`.
+    pub fn filter(&mut self, rt: ResourceType, alias: &str, filter: &Filter) -> Result<String, ScimError> {
+        let scope = Scope::Root { rt, alias: alias.to_string() };
+        self.node(&scope, filter)
+    }
+
+    fn node(&mut self, scope: &Scope, f: &Filter) -> Result<String, ScimError> {
+        Ok(match f {
+            Filter::And(a, b) => format!("({} AND {})", self.node(scope, a)?, self.node(scope, b)?),
+            Filter::Or(a, b) => format!("({} OR {})", self.node(scope, a)?, self.node(scope, b)?),
+            Filter::Not(a) => format!("(NOT {})", self.node(scope, a)?),
+            Filter::Present(path) => self.present(scope, path)?,
+            Filter::Compare { path, op, value } => self.compare(scope, path, *op, value)?,
+            Filter::ValuePath { attr, filter } => self.value_path(scope, attr, filter)?,
+        })
+    }
+
+    fn present(&mut self, scope: &Scope, path: &AttrPath) -> Result<String, ScimError> {
+        match scope.target(self.dialect, path)? {
+            Target::Column { expr, kind } => Ok(match kind {
+                ColKind::Const(_) => "(1 = 1)".into(),
+                ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
+                    format!("({expr} IS NOT NULL AND {expr} <> '')")
+                }
+                ColKind::Bool | ColKind::Micros => format!("({expr} IS NOT NULL)"),
+            }),
+            Target::Json { expr, def } => Ok(match def.ty {
+                AttrType::Boolean | AttrType::Integer | AttrType::Decimal => format!("({expr} IS NOT NULL)"),
+                AttrType::Complex => format!("({expr} IS NOT NULL AND {expr} <> '{{}}')"),
+                _ => format!("({expr} IS NOT NULL AND {expr} <> '')"),
+            }),
+            Target::Multi { source, elem } => match elem {
+                None => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
+                Some(inner) => {
+                    let pred = self
+                        .present(&inner, &AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None })?;
+                    Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
+                }
+            },
+        }
+    }
+
+    fn value_path(&mut self, scope: &Scope, attr: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
+        let path = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
+        match scope.target(self.dialect, &path)? {
+            Target::Multi { source, .. } => {
+                let elem = scope.element_scope(self.dialect, &path)?;
+                let pred = self.node(&elem, inner)?;
+                Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
+            }
+            _ => Err(ScimError::invalid_filter(format!(
+                "{} is not a multi-valued attribute; \"[...]\" filters need one",
+                attr.attr
+            ))),
+        }
+    }
+
+    fn compare(
+        &mut self,
+        scope: &Scope,
+        path: &AttrPath,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<String, ScimError> {
+        if op == CompareOp::Ne {
+            let eq = self.compare(scope, path, CompareOp::Eq, value)?;
+            return Ok(format!("(NOT {eq})"));
+        }
+        match scope.target(self.dialect, path)? {
+            Target::Column { expr, kind } => self.column_compare(&expr, kind, op, value, path),
+            Target::Json { expr, def } => self.json_compare(&expr, def, op, value, path),
+            Target::Multi { source, elem } => {
+                let inner = match elem {
+                    Some(inner) => inner,
+                    None => return Ok("(1 = 0)".into()),
+                };
+                let sub = AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None };
+                let pred = self.compare(&inner, &sub, op, value)?;
+                Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
+            }
+        }
+    }
+
+    fn column_compare(
+        &mut self,
+        expr: &str,
+        kind: ColKind,
+        op: CompareOp,
+        value: &CompValue,
+        path: &AttrPath,
+    ) -> Result<String, ScimError> {
+        match kind {
+            ColKind::Const(c) => {
+                let v = match value {
+                    CompValue::String(s) => s.as_str(),
+                    _ => return Ok("(1 = 0)".into()),
+                };
+                let hit = match op {
+                    CompareOp::Eq => c.eq_ignore_ascii_case(v),
+                    CompareOp::Co => c.to_lowercase().contains(&v.to_lowercase()),
+                    CompareOp::Sw => c.to_lowercase().starts_with(&v.to_lowercase()),
+                    CompareOp::Ew => c.to_lowercase().ends_with(&v.to_lowercase()),
+                    _ => false,
+                };
+                Ok(if hit { "(1 = 1)".into() } else { "(1 = 0)".into() })
+            }
+            ColKind::Bool => {
+                let Some(b) = as_bool(value) else {
+                    return match value {
+                        CompValue::Null if op == CompareOp::Eq => Ok(format!("({expr} IS NULL)")),
+                        _ => Err(type_error(path, "true or false")),
+                    };
+                };
+                if op != CompareOp::Eq {
+                    return Ok("(1 = 0)".into());
+                }
+                let p = self.bind(Bind::Bool(b));
+                Ok(format!("COALESCE({expr} = {p}, FALSE)"))
+            }
+            ColKind::Micros => {
+                let CompValue::String(s) = value else {
+                    return match value {
+                        CompValue::Null if op == CompareOp::Eq => Ok(format!("({expr} IS NULL)")),
+                        _ => Err(type_error(path, "a date-time like \"2026-01-01T00:00:00Z\"")),
+                    };
+                };
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| type_error(path, "a date-time like \"2026-01-01T00:00:00Z\""))?;
+                let sql_op = match op {
+                    CompareOp::Eq => "=",
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    CompareOp::Le => "<=",
+                    _ => return Ok("(1 = 0)".into()),
+                };
+                let p = self.bind(Bind::Int(t.timestamp_micros()));
+                Ok(format!("COALESCE({expr} {sql_op} {p}, FALSE)"))
+            }
+            ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
+                let (expr, fold) = match kind {
+                    ColKind::Text => (expr.to_string(), false),
+                    ColKind::TextLower => (expr.to_string(), true),
+                    _ => (format!("lower({expr})"), true),
+                };
+                self.text_compare(&expr, fold, op, value, path)
+            }
+        }
+    }
+
+    fn json_compare(
+        &mut self,
+        expr: &str,
+        def: &AttributeDef,
+        op: CompareOp,
+        value: &CompValue,
+        path: &AttrPath,
+    ) -> Result<String, ScimError> {
+        if let CompValue::Null = value {
+            return Ok(if op == CompareOp::Eq { format!("({expr} IS NULL)") } else { "(1 = 0)".into() });
+        }
+        match def.ty {
+            AttrType::Boolean => {
+                let Some(b) = as_bool(value) else {
+                    return Err(type_error(path, "true or false"));
+                };
+                if op != CompareOp::Eq {
+                    return Ok("(1 = 0)".into());
+                }
+                Ok(match self.dialect {
+                    Dialect::Sqlite => format!("COALESCE({expr} = {}, FALSE)", if b { 1 } else { 0 }),
+                    Dialect::Postgres => format!("COALESCE({expr} = '{}', FALSE)", if b { "true" } else { "false" }),
+                })
+            }
+            AttrType::Integer | AttrType::Decimal => {
+                let n = match value {
+                    CompValue::Number(n) => n.as_f64(),
+                    CompValue::String(s) => s.parse::<f64>().ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| type_error(path, "a number"))?;
+                let sql_op = match op {
+                    CompareOp::Eq => "=",
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    CompareOp::Le => "<=",
+                    _ => return Ok("(1 = 0)".into()),
+                };
+                let p = self.bind(Bind::Float(n));
+                let e = match self.dialect {
+                    Dialect::Sqlite => expr.to_string(),
+                    Dialect::Postgres => format!("CAST({expr} AS DOUBLE PRECISION)"),
+                };
+                Ok(format!("COALESCE({e} {sql_op} {p}, FALSE)"))
+            }
+            AttrType::Complex => Ok("(1 = 0)".into()),
+            _ => {
+                let fold = !def.case_exact;
+                let e = if fold { format!("lower({expr})") } else { expr.to_string() };
+                self.text_compare(&e, fold, op, value, path)
+            }
+        }
+    }
+
+    fn text_compare(
+        &mut self,
+        expr: &str,
+        fold: bool,
+        op: CompareOp,
+        value: &CompValue,
+        path: &AttrPath,
+    ) -> Result<String, ScimError> {
+        let raw = match value {
+            CompValue::String(s) => s.clone(),
+            CompValue::Number(n) => n.to_string(),
+            CompValue::Bool(b) => b.to_string(),
+            CompValue::Null => {
+                return Ok(if op == CompareOp::Eq { format!("({expr} IS NULL)") } else { "(1 = 0)".into() });
+            }
+        };
+        let v = if fold { raw.to_lowercase() } else { raw };
+        let n = v.chars().count();
+        let ordered = match self.dialect {
+            Dialect::Sqlite => expr.to_string(),
+            // Byte order, as SQLite compares, whatever the database's collation.
+            Dialect::Postgres => format!("({expr}) COLLATE \"C\""),
+        };
+        let _ = path;
+        let pred = match op {
+            CompareOp::Eq => format!("{expr} = {}", self.bind(Bind::Text(v))),
+            CompareOp::Co => match self.dialect {
+                Dialect::Sqlite => format!("instr({expr}, {}) > 0", self.bind(Bind::Text(v))),
+                Dialect::Postgres => format!("strpos({expr}, {}) > 0", self.bind(Bind::Text(v))),
+            },
+            CompareOp::Sw => format!("substr({expr}, 1, {n}) = {}", self.bind(Bind::Text(v))),
+            CompareOp::Ew => format!(
+                "(length({expr}) >= {n} AND substr({expr}, length({expr}) - {n} + 1) = {})",
+                self.bind(Bind::Text(v))
+            ),
+            CompareOp::Gt => format!("{ordered} > {}", self.bind(Bind::Text(v))),
+            CompareOp::Ge => format!("{ordered} >= {}", self.bind(Bind::Text(v))),
+            CompareOp::Lt => format!("{ordered} < {}", self.bind(Bind::Text(v))),
+            CompareOp::Le => format!("{ordered} <= {}", self.bind(Bind::Text(v))),
+            CompareOp::Ne => unreachable_ne(),
+        };
+        Ok(format!("COALESCE({pred}, FALSE)"))
+    }
+}
+
+fn unreachable_ne() -> String {
+    // `ne` is rewritten as NOT(eq) before reaching here.
+    "1 = 0".into()
+}
+
+fn as_bool(v: &CompValue) -> Option<bool> {
+    match v {
+        CompValue::Bool(b) => Some(*b),
+        CompValue::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        CompValue::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn type_error(path: &AttrPath, expected: &str) -> ScimError {
+    ScimError::invalid_filter(format!("{} must be compared with {expected}", path))
+}
+
+/// How an indexed column holds its value.
+#[derive(Clone, Copy, Debug)]
+enum ColKind {
+    /// Text compared as stored.
+    Text,
+    /// Text stored lower-cased (compare with a lower-cased value).
+    TextLower,
+    /// Text compared case-insensitively via `lower()`.
+    TextCi,
+    Bool,
+    /// Microseconds since the epoch.
+    Micros,
+    /// A value every row shares (`meta.resourceType`).
+    Const(&'static str),
+}
+
+/// What a path names.
+enum Target {
+    Column {
+        expr: String,
+        kind: ColKind,
+    },
+    Json {
+        expr: String,
+        def: &'static AttributeDef,
+    },
+    /// Rows of a multi-valued attribute: `source` is a FROM … WHERE prefix
+    /// (always ending in a condition, so callers append `AND pred`);
+    /// `elem` is the scope of one element when a sub-attribute is compared.
+    Multi {
+        source: String,
+        elem: Option<Scope>,
+    },
+}
+
+/// Where names in a filter are resolved.
+#[derive(Clone)]
+enum Scope {
+    Root {
+        rt: ResourceType,
+        alias: String,
+    },
+    /// One element of a JSON array; `var` is the element's SQL name.
+    JsonElem {
+        parent: &'static AttributeDef,
+        var: String,
+        sub: Option<&'static str>,
+    },
+    /// One row of scim_group_members (`m`), optionally joined to scim_groups (`gg`).
+    Member {
+        var: String,
+        user_groups: bool,
+        sub: Option<&'static str>,
+    },
+}
+
+fn json_path_sqlite(keys: &[&str]) -> String {
+    let mut p = String::from("$");
+    for k in keys {
+        p.push_str(&format!(".\"{k}\""));
+    }
+    p
+}
+
+fn json_path_pg(keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!("'{{{}}}'", quoted.join(","))
+}
+
+impl Scope {
+    fn sub_name(&self) -> &'static str {
+        match self {
+            Scope::JsonElem { sub, .. } | Scope::Member { sub, .. } => sub.unwrap_or("value"),
+            Scope::Root { .. } => "value",
+        }
+    }
+
+    fn target(&self, dialect: Dialect, path: &AttrPath) -> Result<Target, ScimError> {
+        match self {
+            Scope::Root { rt, alias } => root_target(dialect, *rt, alias, path),
+            Scope::JsonElem { parent, var, .. } if parent.ty != AttrType::Complex => {
+                // A simple multi-valued attribute: the element is the value.
+                let expr = match dialect {
+                    Dialect::Sqlite => format!("{var}.value"),
+                    Dialect::Postgres => format!("({var}.value #>> '{{}}')"),
+                };
+                Ok(Target::Json { expr, def: parent })
+            }
+            Scope::JsonElem { parent, var, .. } => {
+                let sub = parent.sub_attribute(&path.attr).ok_or_else(|| {
+                    ScimError::invalid_filter(format!("{} has no sub-attribute \"{}\"", parent.name, path.attr))
+                })?;
+                let expr = match dialect {
+                    Dialect::Sqlite => format!("json_extract({var}.value, '{}')", json_path_sqlite(&[sub.name])),
+                    Dialect::Postgres => format!("({var}.value ->> '{}')", sub.name),
+                };
+                Ok(Target::Json { expr, def: sub })
+            }
+            Scope::Member { var, user_groups, .. } => {
+                let name = path.attr.to_ascii_lowercase();
+                let (expr, kind) = match (name.as_str(), user_groups) {
+                    ("value", false) => (format!("{var}.member_id"), ColKind::Text),
+                    ("value", true) => (format!("{var}.group_id"), ColKind::Text),
+                    ("type", false) => (format!("{var}.member_type"), ColKind::TextCi),
+                    ("type", true) => (String::new(), ColKind::Const("direct")),
+                    ("display", true) => ("gg.display_name".into(), ColKind::TextCi),
+                    ("display", false) | ("$ref", _) => (String::new(), ColKind::Const("")),
+                    _ => {
+                        return Err(ScimError::invalid_filter(format!(
+                            "unknown sub-attribute \"{}\" of members",
+                            path.attr
+                        )))
+                    }
+                };
+                Ok(Target::Column { expr, kind })
+            }
+        }
+    }
+
+    fn element_scope(&self, dialect: Dialect, path: &AttrPath) -> Result<Scope, ScimError> {
+        match root_target(dialect, self.root_rt()?, self.root_alias()?, path)? {
+            Target::Multi { elem: Some(e), .. } => Ok(e),
+            _ => Err(ScimError::invalid_filter(format!("{} is not a multi-valued attribute", path.attr))),
+        }
+    }
+
+    fn root_rt(&self) -> Result<ResourceType, ScimError> {
+        match self {
+            Scope::Root { rt, .. } => Ok(*rt),
+            _ => Err(ScimError::invalid_filter("\"[...]\" filters cannot be nested")),
+        }
+    }
+
+    fn root_alias(&self) -> Result<&str, ScimError> {
+        match self {
+            Scope::Root { alias, .. } => Ok(alias),
+            _ => Err(ScimError::invalid_filter("\"[...]\" filters cannot be nested")),
+        }
+    }
+}
+
+fn unknown(path: &AttrPath) -> ScimError {
+    ScimError::invalid_filter(format!("unknown attribute \"{path}\" in filter"))
+}
+
+fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath) -> Result<Target, ScimError> {
+    let resolved =
+        resolve(rt, path.urn.as_deref(), &path.attr, path.sub_attr.as_deref()).ok_or_else(|| unknown(path))?;
+    let attr = resolved.attr.name;
+    let sub = resolved.sub.map(|s| s.name);
+    // Indexed columns first.
+    let column = match (rt, attr, sub) {
+        (_, "id", None) => Some((format!("{alias}.id"), ColKind::Text)),
+        (_, "externalId", None) => Some((format!("{alias}.external_id"), ColKind::Text)),
+        (ResourceType::User, "userName", None) => Some((format!("{alias}.user_name_lower"), ColKind::TextLower)),
+        (ResourceType::User, "displayName", None) => Some((format!("{alias}.display_name"), ColKind::TextCi)),
+        (ResourceType::User, "active", None) => Some((format!("{alias}.active"), ColKind::Bool)),
+        (ResourceType::Group, "displayName", None) => Some((format!("{alias}.display_name_lower"), ColKind::TextLower)),
+        (_, "meta", Some("created")) => Some((format!("{alias}.created_at"), ColKind::Micros)),
+        (_, "meta", Some("lastModified")) => Some((format!("{alias}.updated_at"), ColKind::Micros)),
+        (ResourceType::User, "meta", Some("resourceType")) => Some((String::new(), ColKind::Const("User"))),
+        (ResourceType::Group, "meta", Some("resourceType")) => Some((String::new(), ColKind::Const("Group"))),
+        (_, "meta", _) => return Err(ScimError::invalid_filter(format!("filtering on {path} is not supported"))),
+        _ => None,
+    };
+    if let Some((expr, kind)) = column {
+        return Ok(Target::Column { expr, kind });
+    }
+    // Membership lives in its own table.
+    if matches!((rt, attr), (ResourceType::User, "groups") | (ResourceType::Group, "members")) {
+        let user_groups = rt == ResourceType::User;
+        let var = "m".to_string();
+        let source = if user_groups {
+            format!("scim_group_members m JOIN scim_groups gg ON gg.id = m.group_id WHERE m.member_id = {alias}.id")
+        } else {
+            format!("scim_group_members m WHERE m.group_id = {alias}.id")
+        };
+        let elem = Scope::Member { var, user_groups, sub };
+        return Ok(Target::Multi { source, elem: Some(elem) });
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    if let Some(urn) = resolved.container {
+        keys.push(urn);
+    }
+    keys.push(attr);
+    let def = resolved.attr;
+    if def.multi_valued {
+        let var = "e".to_string();
+        let source = match dialect {
+            Dialect::Sqlite => format!("json_each({alias}.resource, '{}') AS e WHERE 1 = 1", json_path_sqlite(&keys)),
+            Dialect::Postgres => {
+                let p = json_path_pg(&keys);
+                format!(
+                    "jsonb_array_elements(CASE WHEN jsonb_typeof(CAST({alias}.resource AS jsonb) #> {p}) = 'array' \
+                     THEN CAST({alias}.resource AS jsonb) #> {p} ELSE '[]'::jsonb END) AS e(value) WHERE 1 = 1"
+                )
+            }
+        };
+        let sub = if def.ty == AttrType::Complex { resolved.sub.map(|s| s.name).or(Some("value")) } else { None };
+        let elem = Scope::JsonElem { parent: def, var, sub };
+        return Ok(Target::Multi { source, elem: Some(elem) });
+    }
+    if let Some(s) = resolved.sub {
+        keys.push(s.name);
+    }
+    let leaf = resolved.sub.unwrap_or(def);
+    let expr = match dialect {
+        Dialect::Sqlite => format!("json_extract({alias}.resource, '{}')", json_path_sqlite(&keys)),
+        Dialect::Postgres => format!("(CAST({alias}.resource AS jsonb) #>> {})", json_path_pg(&keys)),
+    };
+    Ok(Target::Json { expr, def: leaf })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_scim::filter::parse_filter;
+
+    fn sql(d: Dialect, f: &str) -> (String, Vec<Bind>) {
+        let mut b = SqlBuilder::new(d);
+        let s = b.filter(ResourceType::User, "u", &parse_filter(f).unwrap()).unwrap();
+        (s, b.binds)
+    }
+
+    #[test]
+    fn user_name_eq_uses_the_lower_cased_indexed_column() {
+        let (s, binds) = sql(Dialect::Sqlite, "userName eq \"Alice@Example.com\"");
+        assert_eq!(s, "COALESCE(u.user_name_lower = ?, FALSE)");
+        assert_eq!(binds, [Bind::Text("alice@example.com".into())]);
+    }
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        let (s, _) = sql(Dialect::Postgres, "userName eq \"a\" and externalId eq \"b\"");
+        assert!(s.contains("$1") && s.contains("$2"), "{s}");
+    }
+
+    #[test]
+    fn ne_is_the_negation_of_eq() {
+        let (s, _) = sql(Dialect::Sqlite, "externalId ne \"x\"");
+        assert_eq!(s, "(NOT COALESCE(u.external_id = ?, FALSE))");
+    }
+
+    #[test]
+    fn value_path_becomes_an_exists_over_the_elements() {
+        let (s, binds) = sql(Dialect::Sqlite, "emails[type eq \"work\" and value co \"@example.com\"]");
+        assert!(s.starts_with("EXISTS (SELECT 1 FROM json_each(u.resource, '$.\"emails\"') AS e"), "{s}");
+        assert_eq!(binds.len(), 2);
+    }
+
+    #[test]
+    fn unknown_attribute_is_an_invalid_filter_naming_it() {
+        let mut b = SqlBuilder::new(Dialect::Sqlite);
+        let err = b.filter(ResourceType::User, "u", &parse_filter("shoeSize gt 3").unwrap()).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidFilter"));
+        assert!(err.detail.contains("shoeSize"));
+    }
+
+    #[test]
+    fn enterprise_attributes_read_the_urn_container() {
+        let (s, _) = sql(
+            Dialect::Postgres,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"m1\"",
+        );
+        assert!(
+            s.contains("'{\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\",\"manager\",\"value\"}'"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! SCIM groups: the document in one table, members in another, so
+//! membership changes touch only the rows they change and a user's groups
+//! are one indexed lookup.
+
+use super::filter_sql::{Bind, SqlBuilder};
+use super::{dialect, query};
+use crate::schema::scim_group_members::dsl as gm;
+use crate::schema::scim_groups::dsl as g;
+use crate::schema::scim_users::dsl as u;
+use crate::{micros, AnyConnection, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use tandem_scim::filter::Filter;
+use tandem_scim::schema::ResourceType;
+use tandem_scim::ScimError;
+
+/// A stored group; `resource` is its document without `members`.
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::scim_groups)]
+pub struct ScimGroupRow {
+    pub id: String,
+    pub scim_connection_id: String,
+    pub display_name: String,
+    pub display_name_lower: String,
+    pub external_id: Option<String>,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ScimGroupRow {
+    /// The stored document (no members).
+    pub fn document(&self) -> Value {
+        serde_json::from_str(&self.resource).unwrap_or(Value::Null)
+    }
+}
+
+/// A member as rendered: id, `User` or `Group`, and a display name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub value: String,
+    pub kind: String,
+    pub display: Option<String>,
+}
+
+/// Why a group write was refused.
+#[derive(Debug)]
+pub enum GroupWriteError {
+    /// Another group of the connection has this displayName.
+    DisplayNameTaken(String),
+    /// Members that are no live user or group of the connection.
+    UnknownMembers(Vec<String>),
+    Store(StoreError),
+}
+
+impl From<StoreError> for GroupWriteError {
+    fn from(e: StoreError) -> Self {
+        GroupWriteError::Store(e)
+    }
+}
+
+impl From<diesel::result::Error> for GroupWriteError {
+    fn from(e: diesel::result::Error) -> Self {
+        GroupWriteError::Store(StoreError::Query(e))
+    }
+}
+
+/// A member as a client sent it: the id and, optionally, its display text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRef {
+    pub value: String,
+    pub display: Option<String>,
+}
+
+/// Splits a normalized group document into its members (deduplicated, in
+/// order) and the rest.
+pub fn split_members(resource: &Value) -> (Value, Vec<MemberRef>) {
+    let mut doc = resource.clone();
+    let members = doc
+        .as_object_mut()
+        .and_then(|o| o.remove("members"))
+        .and_then(|m| match m {
+            Value::Array(items) => Some(items),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut refs: Vec<MemberRef> = Vec::new();
+    for m in members {
+        if let Some(v) = m.get("value").and_then(Value::as_str) {
+            if !refs.iter().any(|x| x.value == v) {
+                let display = m.get("display").and_then(Value::as_str).map(str::to_string);
+                refs.push(MemberRef { value: v.to_string(), display });
+            }
+        }
+    }
+    (doc, refs)
+}
+
+fn check_display_name(
+    conn: &mut AnyConnection,
+    connection: &str,
+    lower: &str,
+    except: Option<&str>,
+) -> Result<(), GroupWriteError> {
+    let clash: Option<(String, String)> = g::scim_groups
+        .filter(g::scim_connection_id.eq(connection))
+        .filter(g::display_name_lower.eq(lower))
+        .select((g::id, g::display_name))
+        .first(conn)
+        .optional()?;
+    match clash {
+        Some((id, name)) if Some(id.as_str()) != except => Err(GroupWriteError::DisplayNameTaken(name)),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves member ids to (id, kind); ids that are no live user or group of
+/// the connection are an error listing them.
+fn resolve_members(
+    conn: &mut AnyConnection,
+    connection: &str,
+    ids: &[String],
+    ignore_unknown: bool,
+    ignored: &mut Vec<String>,
+) -> Result<Vec<(String, &'static str)>, GroupWriteError> {
+    let mut found: HashMap<String, &'static str> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let users: Vec<String> = u::scim_users
+            .filter(u::scim_connection_id.eq(connection))
+            .filter(u::deleted_at.is_null())
+            .filter(u::id.eq_any(chunk))
+            .select(u::id)
+            .load(conn)?;
+        found.extend(users.into_iter().map(|id| (id, "User")));
+        let groups: Vec<String> = g::scim_groups
+            .filter(g::scim_connection_id.eq(connection))
+            .filter(g::id.eq_any(chunk))
+            .select(g::id)
+            .load(conn)?;
+        found.extend(groups.into_iter().map(|id| (id, "Group")));
+    }
+    let missing: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id)).cloned().collect();
+    if !missing.is_empty() {
+        if !ignore_unknown {
+            return Err(GroupWriteError::UnknownMembers(missing));
+        }
+        ignored.extend(missing);
+    }
+    Ok(ids.iter().filter_map(|id| found.get(id).map(|k| (id.clone(), *k))).collect())
+}
+
+/// A group write's result: the row, and member ids dropped as unknown
+/// (only when the connection ignores unknown members).
+pub type Written = (ScimGroupRow, Vec<String>);
+
+/// Creates a group from a normalized resource (members included).
+pub fn insert(
+    conn: &mut AnyConnection,
+    connection: &str,
+    resource: &Value,
+    ignore_unknown: bool,
+    now: DateTime<Utc>,
+) -> Result<Written, GroupWriteError> {
+    let (doc, refs) = split_members(resource);
+    let display = doc.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string();
+    check_display_name(conn, connection, &display.to_lowercase(), None)?;
+    let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
+    let mut ignored = Vec::new();
+    let members = resolve_members(conn, connection, &ids, ignore_unknown, &mut ignored)?;
+    let row = ScimGroupRow {
+        id: tandem_core::new_id(),
+        scim_connection_id: connection.to_string(),
+        display_name_lower: display.to_lowercase(),
+        display_name: display,
+        external_id: doc.get("externalId").and_then(Value::as_str).map(str::to_string),
+        resource: doc.to_string(),
+        version: 1,
+        created_at: micros(now),
+        updated_at: micros(now),
+    };
+    diesel::insert_into(g::scim_groups).values(&row).execute(conn).map_err(|e| {
+        let e = StoreError::from(e);
+        if e.is_unique_violation() {
+            GroupWriteError::DisplayNameTaken(row.display_name.clone())
+        } else {
+            e.into()
+        }
+    })?;
+    insert_members(conn, &row.id, &members, &refs)?;
+    Ok((row, ignored))
+}
+
+fn insert_members(
+    conn: &mut AnyConnection,
+    group: &str,
+    members: &[(String, &'static str)],
+    refs: &[MemberRef],
+) -> Result<(), StoreError> {
+    for (id, kind) in members {
+        let display = refs.iter().find(|r| &r.value == id).and_then(|r| r.display.clone());
+        diesel::insert_into(gm::scim_group_members)
+            .values((gm::group_id.eq(group), gm::member_id.eq(id), gm::member_type.eq(*kind), gm::display.eq(display)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A group by id.
+pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimGroupRow>, StoreError> {
+    Ok(g::scim_groups
+        .filter(g::scim_connection_id.eq(connection))
+        .filter(g::id.eq(id))
+        .select(ScimGroupRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The member ids of a group, in a stable order.
+pub fn member_ids(conn: &mut AnyConnection, group: &str) -> Result<Vec<String>, StoreError> {
+    Ok(gm::scim_group_members
+        .filter(gm::group_id.eq(group))
+        .select(gm::member_id)
+        .order(gm::member_id.asc())
+        .load(conn)?)
+}
+
+/// The members of a group as stored: id and the display text a client gave.
+pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRef>, StoreError> {
+    let rows: Vec<(String, Option<String>)> = gm::scim_group_members
+        .filter(gm::group_id.eq(group))
+        .select((gm::member_id, gm::display))
+        .order(gm::member_id.asc())
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(value, display)| MemberRef { value, display }).collect())
+}
+
+/// Replaces a group's document and members (PUT, or a PATCH result).
+/// Only membership rows that change are written.
+pub fn replace(
+    conn: &mut AnyConnection,
+    current: &ScimGroupRow,
+    resource: &Value,
+    ignore_unknown: bool,
+    now: DateTime<Utc>,
+) -> Result<Written, GroupWriteError> {
+    let (doc, refs) = split_members(resource);
+    let display = doc.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string();
+    if display.to_lowercase() != current.display_name_lower {
+        check_display_name(conn, &current.scim_connection_id, &display.to_lowercase(), Some(&current.id))?;
+    }
+    let existing: BTreeSet<String> = member_ids_set(conn, &current.id)?;
+    let wanted: BTreeSet<String> = refs.iter().map(|r| r.value.clone()).collect();
+    let added: Vec<String> = wanted.difference(&existing).cloned().collect();
+    let removed: Vec<String> = existing.difference(&wanted).cloned().collect();
+    let mut ignored = Vec::new();
+    let new_members = resolve_members(conn, &current.scim_connection_id, &added, ignore_unknown, &mut ignored)?;
+    for chunk in removed.chunks(500) {
+        diesel::delete(gm::scim_group_members.filter(gm::group_id.eq(&current.id)).filter(gm::member_id.eq_any(chunk)))
+            .execute(conn)?;
+    }
+    insert_members(conn, &current.id, &new_members, &refs)?;
+    // Kept members whose display text the client set.
+    for r in refs.iter().filter(|r| r.display.is_some() && existing.contains(&r.value)) {
+        diesel::update(gm::scim_group_members.filter(gm::group_id.eq(&current.id)).filter(gm::member_id.eq(&r.value)))
+            .set(gm::display.eq(&r.display))
+            .execute(conn)?;
+    }
+    let mut row = current.clone();
+    row.display_name_lower = display.to_lowercase();
+    row.display_name = display;
+    row.external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
+    row.resource = doc.to_string();
+    row.version += 1;
+    row.updated_at = micros(now).max(current.updated_at + 1);
+    diesel::update(g::scim_groups.filter(g::id.eq(&row.id)))
+        .set((
+            g::display_name.eq(&row.display_name),
+            g::display_name_lower.eq(&row.display_name_lower),
+            g::external_id.eq(&row.external_id),
+            g::resource.eq(&row.resource),
+            g::version.eq(row.version),
+            g::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .map_err(|e| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                GroupWriteError::DisplayNameTaken(row.display_name.clone())
+            } else {
+                e.into()
+            }
+        })?;
+    Ok((row, ignored))
+}
+
+fn member_ids_set(conn: &mut AnyConnection, group: &str) -> Result<BTreeSet<String>, StoreError> {
+    Ok(member_ids(conn, group)?.into_iter().collect())
+}
+
+/// Deletes a group and its memberships (as member and as container).
+pub fn delete(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimGroupRow>, StoreError> {
+    let Some(row) = get(conn, connection, id)? else {
+        return Ok(None);
+    };
+    diesel::delete(gm::scim_group_members.filter(gm::group_id.eq(id).or(gm::member_id.eq(id)))).execute(conn)?;
+    diesel::delete(g::scim_groups.filter(g::id.eq(id))).execute(conn)?;
+    Ok(Some(row))
+}
+
+/// One page of groups matching `filter`, ordered by id; and the total.
+pub fn search(
+    conn: &mut AnyConnection,
+    connection: &str,
+    filter: Option<&Filter>,
+    start_index: u64,
+    count: u64,
+) -> Result<Result<(i64, Vec<ScimGroupRow>), ScimError>, StoreError> {
+    let mut b = SqlBuilder::new(dialect(conn));
+    let conn_p = b.bind(Bind::Text(connection.to_string()));
+    let mut cond = format!("g.scim_connection_id = {conn_p}");
+    if let Some(f) = filter {
+        match b.filter(ResourceType::Group, "g", f) {
+            Ok(sql) => cond = format!("{cond} AND {sql}"),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let total = query::count(conn, format!("SELECT COUNT(*) AS n FROM scim_groups g WHERE {cond}"), &b.binds)?;
+    if count == 0 || total == 0 {
+        return Ok(Ok((total, Vec::new())));
+    }
+    let offset = start_index.saturating_sub(1);
+    let sql = format!("SELECT g.* FROM scim_groups g WHERE {cond} ORDER BY g.id LIMIT {count} OFFSET {offset}");
+    Ok(Ok((total, query::load::<ScimGroupRow>(conn, sql, &b.binds)?)))
+}
+
+/// Members of each group with display names: group id → members.
+pub fn members_of(conn: &mut AnyConnection, group_ids: &[String]) -> Result<HashMap<String, Vec<Member>>, StoreError> {
+    let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+    for chunk in group_ids.chunks(500) {
+        let rows: Vec<(String, String, String, Option<String>)> = gm::scim_group_members
+            .filter(gm::group_id.eq_any(chunk))
+            .select((gm::group_id, gm::member_id, gm::member_type, gm::display))
+            .order((gm::group_id.asc(), gm::member_id.asc()))
+            .load(conn)?;
+        let user_ids: Vec<&String> = rows.iter().filter(|r| r.2 == "User").map(|r| &r.1).collect();
+        let mut names: HashMap<String, String> = HashMap::new();
+        for ids in user_ids.chunks(500) {
+            let found: Vec<(String, Option<String>, String)> =
+                u::scim_users.filter(u::id.eq_any(ids)).select((u::id, u::display_name, u::user_name)).load(conn)?;
+            names.extend(found.into_iter().map(|(id, d, n)| (id, d.unwrap_or(n))));
+        }
+        let group_ids: Vec<&String> = rows.iter().filter(|r| r.2 == "Group").map(|r| &r.1).collect();
+        for ids in group_ids.chunks(500) {
+            let found: Vec<(String, String)> =
+                g::scim_groups.filter(g::id.eq_any(ids)).select((g::id, g::display_name)).load(conn)?;
+            names.extend(found);
+        }
+        for (gid, mid, kind, given) in rows {
+            let display = given.or_else(|| names.get(&mid).cloned());
+            out.entry(gid).or_default().push(Member { value: mid, kind, display });
+        }
+    }
+    Ok(out)
+}
+
+/// Groups of a connection, a page at a time (management API).
+pub fn list(
+    conn: &mut AnyConnection,
+    connection: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ScimGroupRow>, StoreError> {
+    let mut q = g::scim_groups
+        .filter(g::scim_connection_id.eq(connection))
+        .select(ScimGroupRow::as_select())
+        .order(g::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(g::id.gt(after.to_string()));
+    }
+    Ok(q.load(conn)?)
+}

@@ -1,0 +1,140 @@
+//! The provisioning log: one row per SCIM request, with the operation it
+//! amounted to and, for failures, attribute-level reasons.
+
+use crate::schema::provisioning_logs::dsl as l;
+use crate::{AnyConnection, StoreError};
+use diesel::prelude::*;
+
+/// One SCIM request as recorded.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::provisioning_logs)]
+pub struct ProvisioningLog {
+    pub id: String,
+    pub scim_connection_id: String,
+    pub created_at: i64,
+    pub request_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    /// create, update, deactivate, reactivate, delete, read, skip or fail.
+    pub operation: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub user_name: Option<String>,
+    pub status: i32,
+    pub detail: Option<String>,
+    /// JSON array of `{"attribute", "reason"}`.
+    pub reasons: String,
+}
+
+/// Records entries.
+pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(), StoreError> {
+    for e in entries {
+        diesel::insert_into(l::provisioning_logs).values(e).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Filters for listing.
+#[derive(Clone, Debug, Default)]
+pub struct LogQuery {
+    pub scim_connection_id: Option<String>,
+    pub operation: Option<String>,
+    pub resource_id: Option<String>,
+    pub user_name: Option<String>,
+    pub status: Option<i32>,
+    pub failed_only: bool,
+    /// Return entries older than this id (newest first).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// Entries matching `q`, newest first.
+pub fn list(conn: &mut AnyConnection, q: &LogQuery) -> Result<Vec<ProvisioningLog>, StoreError> {
+    let mut query =
+        l::provisioning_logs.select(ProvisioningLog::as_select()).order(l::id.desc()).limit(q.limit).into_boxed();
+    if let Some(c) = &q.scim_connection_id {
+        query = query.filter(l::scim_connection_id.eq(c.clone()));
+    }
+    if let Some(o) = &q.operation {
+        query = query.filter(l::operation.eq(o.clone()));
+    }
+    if let Some(r) = &q.resource_id {
+        query = query.filter(l::resource_id.eq(r.clone()));
+    }
+    if let Some(u) = &q.user_name {
+        query = query.filter(l::user_name.eq(u.clone()));
+    }
+    if let Some(s) = q.status {
+        query = query.filter(l::status.eq(s));
+    }
+    if q.failed_only {
+        query = query.filter(l::status.ge(400));
+    }
+    if let Some(b) = &q.before {
+        query = query.filter(l::id.lt(b.clone()));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// A background writer for entries that need not share a transaction with
+/// a change (reads and refusals): callers never wait on the database for
+/// them, and entries are written in batches.
+#[derive(Clone)]
+pub struct LogSink {
+    tx: std::sync::mpsc::SyncSender<Msg>,
+}
+
+enum Msg {
+    Entry(Box<ProvisioningLog>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+impl LogSink {
+    /// Starts the writer thread.
+    pub fn start(store: crate::Store) -> LogSink {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(10_000);
+        let spawned = std::thread::Builder::new().name("tandem-provisioning-log".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = Vec::new();
+                let mut waiters = Vec::new();
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Entry(e) => batch.push(*e),
+                        Msg::Flush(w) => waiters.push(w),
+                    }
+                    if batch.len() < 1000 {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    if let Err(e) = store.write_blocking(|c| insert(c, &batch)) {
+                        tracing::error!(error = %e, lost = batch.len(), "could not write provisioning log entries");
+                    }
+                }
+                for w in waiters {
+                    let _ = w.send(());
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the provisioning log writer");
+        }
+        LogSink { tx }
+    }
+
+    /// Queues an entry; when the queue is full the entry is dropped with an error log.
+    pub fn record(&self, entry: ProvisioningLog) {
+        if self.tx.try_send(Msg::Entry(Box::new(entry))).is_err() {
+            tracing::error!("provisioning log queue full; an entry was dropped");
+        }
+    }
+
+    /// Blocks until every entry queued before this call is written.
+    pub fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+        }
+    }
+}

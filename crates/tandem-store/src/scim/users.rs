@@ -1,0 +1,302 @@
+//! SCIM users: create, read, replace, tombstone, search.
+
+use super::filter_sql::{Bind, SqlBuilder};
+use super::{dialect, query};
+use crate::schema::scim_group_members::dsl as gm;
+use crate::schema::scim_groups::dsl as g;
+use crate::schema::scim_users::dsl as u;
+use crate::{micros, AnyConnection, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use tandem_core::matching::{local_part_lower, ScimKey};
+use tandem_scim::filter::Filter;
+use tandem_scim::schema::ResourceType;
+use tandem_scim::ScimError;
+
+/// A stored SCIM user. `resource` is the canonical JSON without `id`,
+/// `meta` and `groups`, which are rendered from the columns.
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::scim_users)]
+pub struct ScimUserRow {
+    pub id: String,
+    pub scim_connection_id: String,
+    pub user_name: String,
+    pub user_name_lower: String,
+    pub user_name_local_lower: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+impl ScimUserRow {
+    /// The stored document.
+    pub fn document(&self) -> Value {
+        serde_json::from_str(&self.resource).unwrap_or(Value::Null)
+    }
+}
+
+/// Why a user write was refused.
+#[derive(Debug)]
+pub enum UserWriteError {
+    /// Another live user of the connection has this userName (case-insensitively).
+    UserNameTaken(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for UserWriteError {
+    fn from(e: StoreError) -> Self {
+        UserWriteError::Store(e)
+    }
+}
+
+impl From<diesel::result::Error> for UserWriteError {
+    fn from(e: diesel::result::Error) -> Self {
+        UserWriteError::Store(StoreError::Query(e))
+    }
+}
+
+struct Keys {
+    user_name: String,
+    user_name_lower: String,
+    local_lower: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+}
+
+fn keys_of(resource: &Value) -> Keys {
+    let user_name = resource.get("userName").and_then(Value::as_str).unwrap_or_default().to_string();
+    Keys {
+        user_name_lower: user_name.to_lowercase(),
+        local_lower: local_part_lower(&user_name),
+        user_name,
+        external_id: resource.get("externalId").and_then(Value::as_str).map(str::to_string),
+        display_name: resource.get("displayName").and_then(Value::as_str).map(str::to_string),
+        // A user the IdP did not mark inactive is active.
+        active: resource.get("active").and_then(Value::as_bool).unwrap_or(true),
+    }
+}
+
+fn check_user_name(
+    conn: &mut AnyConnection,
+    connection: &str,
+    lower: &str,
+    except: Option<&str>,
+) -> Result<(), UserWriteError> {
+    let clash: Option<(String, String)> = u::scim_users
+        .filter(u::scim_connection_id.eq(connection))
+        .filter(u::user_name_lower.eq(lower))
+        .filter(u::deleted_at.is_null())
+        .select((u::id, u::user_name))
+        .first(conn)
+        .optional()?;
+    match clash {
+        Some((id, name)) if Some(id.as_str()) != except => Err(UserWriteError::UserNameTaken(name)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates a user from a normalized resource.
+pub fn insert(
+    conn: &mut AnyConnection,
+    connection: &str,
+    resource: &Value,
+    now: DateTime<Utc>,
+) -> Result<ScimUserRow, UserWriteError> {
+    let k = keys_of(resource);
+    check_user_name(conn, connection, &k.user_name_lower, None)?;
+    let row = ScimUserRow {
+        id: tandem_core::new_id(),
+        scim_connection_id: connection.to_string(),
+        user_name: k.user_name,
+        user_name_lower: k.user_name_lower,
+        user_name_local_lower: k.local_lower,
+        external_id: k.external_id,
+        display_name: k.display_name,
+        active: k.active,
+        resource: resource.to_string(),
+        version: 1,
+        created_at: micros(now),
+        updated_at: micros(now),
+        deleted_at: None,
+    };
+    diesel::insert_into(u::scim_users).values(&row).execute(conn).map_err(|e| {
+        let e = StoreError::from(e);
+        if e.is_unique_violation() {
+            UserWriteError::UserNameTaken(row.user_name.clone())
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(row)
+}
+
+/// A live (not deleted) user.
+pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
+    Ok(u::scim_users
+        .filter(u::scim_connection_id.eq(connection))
+        .filter(u::id.eq(id))
+        .filter(u::deleted_at.is_null())
+        .select(ScimUserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Replaces a user's document (PUT, or the result of a PATCH).
+pub fn replace(
+    conn: &mut AnyConnection,
+    current: &ScimUserRow,
+    resource: &Value,
+    now: DateTime<Utc>,
+) -> Result<ScimUserRow, UserWriteError> {
+    let k = keys_of(resource);
+    if k.user_name_lower != current.user_name_lower {
+        check_user_name(conn, &current.scim_connection_id, &k.user_name_lower, Some(&current.id))?;
+    }
+    let mut row = current.clone();
+    row.user_name = k.user_name;
+    row.user_name_lower = k.user_name_lower;
+    row.user_name_local_lower = k.local_lower;
+    row.external_id = k.external_id;
+    row.display_name = k.display_name;
+    row.active = k.active;
+    row.resource = resource.to_string();
+    row.version += 1;
+    row.updated_at = micros(now).max(current.updated_at + 1);
+    diesel::update(u::scim_users.filter(u::id.eq(&row.id)))
+        .set((
+            u::user_name.eq(&row.user_name),
+            u::user_name_lower.eq(&row.user_name_lower),
+            u::user_name_local_lower.eq(&row.user_name_local_lower),
+            u::external_id.eq(&row.external_id),
+            u::display_name.eq(&row.display_name),
+            u::active.eq(row.active),
+            u::resource.eq(&row.resource),
+            u::version.eq(row.version),
+            u::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .map_err(|e| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                UserWriteError::UserNameTaken(row.user_name.clone())
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(row)
+}
+
+/// Deletes a user from SCIM's view: a tombstone stays for the login join,
+/// and its group memberships go. Returns the row as it was, if live.
+pub fn tombstone(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ScimUserRow>, StoreError> {
+    let Some(row) = get(conn, connection, id)? else {
+        return Ok(None);
+    };
+    diesel::update(u::scim_users.filter(u::id.eq(id)))
+        .set((u::deleted_at.eq(micros(now)), u::updated_at.eq(micros(now))))
+        .execute(conn)?;
+    diesel::delete(gm::scim_group_members.filter(gm::member_id.eq(id))).execute(conn)?;
+    Ok(Some(row))
+}
+
+/// One page of live users matching `filter`, ordered by id; and the total.
+pub fn search(
+    conn: &mut AnyConnection,
+    connection: &str,
+    filter: Option<&Filter>,
+    start_index: u64,
+    count: u64,
+) -> Result<Result<(i64, Vec<ScimUserRow>), ScimError>, StoreError> {
+    let mut b = SqlBuilder::new(dialect(conn));
+    let conn_p = b.bind(Bind::Text(connection.to_string()));
+    let mut cond = format!("u.scim_connection_id = {conn_p} AND u.deleted_at IS NULL");
+    if let Some(f) = filter {
+        match b.filter(ResourceType::User, "u", f) {
+            Ok(sql) => cond = format!("{cond} AND {sql}"),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let total = query::count(conn, format!("SELECT COUNT(*) AS n FROM scim_users u WHERE {cond}"), &b.binds)?;
+    if count == 0 || total == 0 {
+        return Ok(Ok((total, Vec::new())));
+    }
+    let offset = start_index.saturating_sub(1);
+    let sql = format!("SELECT u.* FROM scim_users u WHERE {cond} ORDER BY u.id LIMIT {count} OFFSET {offset}");
+    let rows = query::load::<ScimUserRow>(conn, sql, &b.binds)?;
+    Ok(Ok((total, rows)))
+}
+
+/// The groups of each user: user id → [(group id, group displayName)].
+pub fn groups_of(
+    conn: &mut AnyConnection,
+    user_ids: &[String],
+) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for chunk in user_ids.chunks(500) {
+        let rows: Vec<(String, String, String)> = gm::scim_group_members
+            .inner_join(g::scim_groups)
+            .filter(gm::member_id.eq_any(chunk))
+            .select((gm::member_id, g::id, g::display_name))
+            .order(g::id.asc())
+            .load(conn)?;
+        for (member, gid, name) in rows {
+            out.entry(member).or_default().push((gid, name));
+        }
+    }
+    Ok(out)
+}
+
+/// Users, tombstones included, whose `key` column equals `value`: the
+/// candidates of a login join (an indexed lookup).
+pub fn find_by_key(
+    conn: &mut AnyConnection,
+    connection: &str,
+    key: ScimKey,
+    value: &str,
+) -> Result<Vec<ScimUserRow>, StoreError> {
+    let q = u::scim_users
+        .filter(u::scim_connection_id.eq(connection))
+        .select(ScimUserRow::as_select())
+        .limit(50)
+        .into_boxed();
+    let q = match key {
+        ScimKey::UserName => q.filter(u::user_name.eq(value.to_string())),
+        ScimKey::UserNameLower => q.filter(u::user_name_lower.eq(value.to_string())),
+        ScimKey::UserNameLocalLower => q.filter(u::user_name_local_lower.eq(value.to_string())),
+        ScimKey::ExternalId => q.filter(u::external_id.eq(value.to_string())),
+    };
+    Ok(q.load(conn)?)
+}
+
+/// Live users of a connection, a page at a time (management API).
+pub fn list(
+    conn: &mut AnyConnection,
+    connection: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ScimUserRow>, StoreError> {
+    let mut q = u::scim_users
+        .filter(u::scim_connection_id.eq(connection))
+        .filter(u::deleted_at.is_null())
+        .select(ScimUserRow::as_select())
+        .order(u::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(u::id.gt(after.to_string()));
+    }
+    Ok(q.load(conn)?)
+}

@@ -1,0 +1,58 @@
+//! SCIM authentication: the connection's bearer key, with an answer that
+//! says why a key is refused (expired when, rotated out when).
+
+use super::response::ScimFailure;
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use std::future::Future;
+use std::pin::Pin;
+use tandem_core::format_time;
+use tandem_scim::ScimError;
+use tandem_store::scim_connections::{self, KeyRejection};
+
+/// An authenticated SCIM request: which connection it acts on.
+#[derive(Clone, Debug)]
+pub struct ScimCaller {
+    pub connection_id: String,
+}
+
+fn unauthorized(detail: impl Into<String>) -> ScimFailure {
+    ScimFailure(ScimError::new(401, None, detail))
+}
+
+impl FromRequest for ScimCaller {
+    type Error = ScimFailure;
+    type Future = Pin<Box<dyn Future<Output = Result<ScimCaller, ScimFailure>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = crate::auth::bearer(req).map(str::to_string);
+        let connection = req.match_info().get("connection_id").unwrap_or_default().to_string();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let token = token.map_err(|m| unauthorized(format!("{m} (the SCIM connection's API key)")))?;
+            let state = state.ok_or_else(|| unauthorized("server not configured"))?;
+            let now = state.clock.now();
+            let conn_id = connection.clone();
+            let verdict = state.store.read(move |c| scim_connections::authenticate(c, &conn_id, &token, now)).await?;
+            match verdict {
+                Ok(_) => Ok(ScimCaller { connection_id: connection }),
+                Err(rejection) => {
+                    let detail = match rejection {
+                        KeyRejection::Unknown => "the API key is not valid for this SCIM connection".to_string(),
+                        KeyRejection::Expired(at) => format!(
+                            "the API key expired at {}; rotate the key in Tandem and update it in the identity provider",
+                            format_time(at)
+                        ),
+                        KeyRejection::Retired(at) => format!(
+                            "the API key was replaced by a rotation and its grace period ended at {}; use the new key",
+                            format_time(at)
+                        ),
+                    };
+                    tracing::warn!(target: "audit", connection = %connection, reason = %detail, "SCIM request refused");
+                    Err(unauthorized(detail))
+                }
+            }
+        })
+    }
+}

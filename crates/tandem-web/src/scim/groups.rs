@@ -1,0 +1,369 @@
+//! `/Groups`: create (members included), read, list, replace, patch, delete.
+
+use super::auth::ScimCaller;
+use super::request::{json_body, projection, ListParams, LogContext};
+use super::response::{check_if_match, if_match, meta, not_modified, resource, scim_json, ScimFailure};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_scim::patch::{apply_patch, parse_patch};
+use tandem_scim::resource::{list_response, normalize, project};
+use tandem_scim::schema::ResourceType;
+use tandem_scim::ScimError;
+use tandem_store::scim::groups::{self, GroupWriteError, Member, ScimGroupRow};
+use tandem_store::scim::logs;
+
+const RT: ResourceType = ResourceType::Group;
+
+fn location(state: &AppState, connection: &str, kind: &str, id: &str) -> String {
+    format!("{}/scim/v2/{connection}/{kind}/{id}", state.settings.public_url)
+}
+
+/// The full SCIM representation of a stored group.
+pub fn render(state: &AppState, row: &ScimGroupRow, members: Option<&[Member]>) -> Value {
+    let loc = location(state, &row.scim_connection_id, "Groups", &row.id);
+    let mut doc = row.document();
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("id".into(), json!(row.id));
+        if let Some(members) = members {
+            let items: Vec<Value> = members
+                .iter()
+                .map(|m| {
+                    let kind = if m.kind == "Group" { "Groups" } else { "Users" };
+                    let mut item = json!({"value": m.value, "type": m.kind,
+                                          "$ref": location(state, &row.scim_connection_id, kind, &m.value)});
+                    if let Some(d) = &m.display {
+                        item["display"] = json!(d);
+                    }
+                    item
+                })
+                .collect();
+            o.insert("members".into(), Value::Array(items));
+        }
+        o.insert("meta".into(), meta("Group", row.created_at, row.updated_at, row.version, &loc));
+    }
+    doc
+}
+
+fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("group {id:?} not found in this SCIM connection"))
+}
+
+fn write_error(e: GroupWriteError) -> Result<ScimError, tandem_store::StoreError> {
+    match e {
+        GroupWriteError::DisplayNameTaken(n) => {
+            Ok(ScimError::uniqueness(format!("a group with displayName {n:?} already exists in this SCIM connection")))
+        }
+        GroupWriteError::UnknownMembers(ids) => Ok(ScimError::invalid_value(format!(
+            "members.value: no user or group with id {} in this SCIM connection",
+            ids.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
+        ))),
+        GroupWriteError::Store(e) => Err(e),
+    }
+}
+
+/// Whether the connection drops unknown member ids instead of refusing the write.
+fn ignores_unknown(c: &mut tandem_store::AnyConnection, connection: &str) -> Result<bool, tandem_store::StoreError> {
+    Ok(tandem_store::scim_connections::get(c, connection)?.is_some_and(|r| r.unknown_group_members == "ignore"))
+}
+
+/// Notes dropped member ids in a log entry.
+fn with_ignored(mut entry: logs::ProvisioningLog, ignored: &[String]) -> logs::ProvisioningLog {
+    if !ignored.is_empty() {
+        let reasons: Vec<Value> = ignored
+            .iter()
+            .map(|id| json!({"attribute": "members.value", "reason": format!("ignored unknown member {id:?}")}))
+            .collect();
+        entry.reasons = Value::Array(reasons).to_string();
+    }
+    entry
+}
+
+fn refused(state: &AppState, ctx: &LogContext, id: Option<&str>, e: ScimFailure) -> ScimFailure {
+    state.log_sink.record(ctx.entry(state.clock.now(), "fail", Some("Group"), id, None, e.0.status, Some(&e.0)));
+    e
+}
+
+/// `POST /Groups`
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let outcome = async {
+        let doc = normalize(RT, json_body(&state, payload).await?)?;
+        let now = state.clock.now();
+        let (conn, log) = (caller.connection_id.clone(), ctx.clone());
+        let created = state
+            .store
+            .write(move |c| {
+                let ignore = ignores_unknown(c, &conn)?;
+                match groups::insert(c, &conn, &doc, ignore, now) {
+                    Ok((row, ignored)) => {
+                        let entry = log.entry(now, "create", Some("Group"), Some(&row.id), None, 201, None);
+                        logs::insert(c, &[with_ignored(entry, &ignored)])?;
+                        let members =
+                            groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
+                        Ok(Ok((row, members)))
+                    }
+                    Err(e) => write_error(e).map(Err),
+                }
+            })
+            .await??;
+        Ok::<_, ScimFailure>(created)
+    }
+    .await;
+    let (row, members) = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    let body = render(&state, &row, Some(&members));
+    Ok(resource(
+        StatusCode::CREATED,
+        &body,
+        row.version,
+        Some(&location(&state, &row.scim_connection_id, "Groups", &row.id)),
+    ))
+}
+
+/// `GET /Groups/{id}`
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let (attrs, excluded) = projection(&query);
+    let params = ListParams { attributes: attrs.clone(), excluded: excluded.clone(), ..Default::default() };
+    let want_members = params.wants("members");
+    let (conn, key) = (caller.connection_id.clone(), id.clone());
+    let found = state
+        .store
+        .read(move |c| {
+            let Some(row) = groups::get(c, &conn, &key)? else {
+                return Ok(None);
+            };
+            let members = if want_members {
+                Some(groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default())
+            } else {
+                None
+            };
+            Ok(Some((row, members)))
+        })
+        .await?;
+    let Some((row, members)) = found else {
+        return Err(refused(&state, &ctx, Some(&id), not_found(&id).into()));
+    };
+    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), Some(&row.id), None, 200, None));
+    if not_modified(&req, row.version) {
+        return Ok(HttpResponse::NotModified().finish());
+    }
+    let body = project(&render(&state, &row, members.as_deref()), RT, attrs.as_deref(), excluded.as_deref())
+        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+    Ok(resource(StatusCode::OK, &body, row.version, None))
+}
+
+/// Runs a list or search and renders the ListResponse.
+pub async fn list_groups(state: &AppState, connection: &str, params: ListParams) -> Result<Value, ScimFailure> {
+    let conn = connection.to_string();
+    let want_members = params.wants("members");
+    let filter = params.filter.clone();
+    let (start, count) = (params.start_index, params.count);
+    let ((total, rows), members) = state
+        .store
+        .read(move |c| {
+            let page = match groups::search(c, &conn, filter.as_ref(), start, count)? {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let members = if want_members {
+                let ids: Vec<String> = page.1.iter().map(|r| r.id.clone()).collect();
+                groups::members_of(c, &ids)?
+            } else {
+                HashMap::new()
+            };
+            Ok(Ok((page, members)))
+        })
+        .await??;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let m = want_members.then(|| members.get(&row.id).map(Vec::as_slice).unwrap_or(&[]));
+        items.push(project(&render(state, row, m), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
+    }
+    Ok(list_response(total.max(0) as u64, params.start_index, items))
+}
+
+/// `GET /Groups`
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ScimFailure> {
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let outcome = async {
+        let params = ListParams::from_query(&query, state.settings.scim_max_results)?;
+        list_groups(&state, &caller.connection_id, params).await
+    }
+    .await;
+    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), None, None, 200, None));
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `POST /Groups/.search`
+pub async fn search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let outcome = async {
+        let body = json_body(&state, payload).await?;
+        let params = ListParams::from_json(&body, state.settings.scim_max_results)?;
+        list_groups(&state, &caller.connection_id, params).await
+    }
+    .await;
+    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), None, None, 200, None));
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+type Transform = Box<dyn FnOnce(&Value) -> Result<Value, ScimError> + Send>;
+
+/// Applies `transform` to a stored group (its document with members) in
+/// one transaction; only changed membership rows are written.
+async fn update(
+    state: &AppState,
+    ctx: &LogContext,
+    id: &str,
+    if_match: Option<String>,
+    transform: Transform,
+) -> Result<HttpResponse, ScimFailure> {
+    let now = state.clock.now();
+    let (conn, key, log) = (ctx.connection_id.clone(), id.to_string(), ctx.clone());
+    let (row, members) = state
+        .store
+        .write(move |c| {
+            let Some(current) = groups::get(c, &conn, &key)? else {
+                return Ok(Err(not_found(&key)));
+            };
+            if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
+                return Ok(Err(e));
+            }
+            let mut doc = current.document();
+            let refs = groups::member_refs(c, &current.id)?;
+            if let Some(o) = doc.as_object_mut() {
+                let items = refs
+                    .iter()
+                    .map(|m| match &m.display {
+                        Some(d) => json!({"value": m.value, "display": d}),
+                        None => json!({"value": m.value}),
+                    })
+                    .collect();
+                o.insert("members".into(), Value::Array(items));
+            }
+            let next = match transform(&doc) {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(e)),
+            };
+            let unchanged = {
+                let (next_doc, mut next_refs) = groups::split_members(&next);
+                next_refs.sort_by(|a, b| a.value.cmp(&b.value));
+                next_doc == current.document() && next_refs == refs
+            };
+            let row = if unchanged {
+                (current, "skip", Vec::new())
+            } else {
+                let ignore = ignores_unknown(c, &conn)?;
+                match groups::replace(c, &current, &next, ignore, now) {
+                    Ok((row, ignored)) => (row, "update", ignored),
+                    Err(e) => return write_error(e).map(Err),
+                }
+            };
+            let (row, op, ignored) = (row.0, row.1, row.2);
+            logs::insert(
+                c,
+                &[with_ignored(log.entry(now, op, Some("Group"), Some(&row.id), None, 200, None), &ignored)],
+            )?;
+            let members = groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
+            Ok(Ok((row, members)))
+        })
+        .await?
+        .map_err(|e| refused(state, ctx, Some(id), e.into()))?;
+    Ok(resource(StatusCode::OK, &render(state, &row, Some(&members)), row.version, None))
+}
+
+/// `PUT /Groups/{id}` (Okta sends memberships inside the body).
+pub async fn replace(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let doc = json_body(&state, payload)
+        .await
+        .and_then(|b| normalize(RT, b).map_err(ScimFailure::from))
+        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+    update(&state, &ctx, &id, if_match(&req), Box::new(move |_| Ok(doc))).await
+}
+
+/// `PATCH /Groups/{id}`: member add/remove in both Entra shapes, Okta's rename-with-membership.
+pub async fn patch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let ops = json_body(&state, payload)
+        .await
+        .and_then(|b| parse_patch(&b, 1000).map_err(ScimFailure::from))
+        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+    let transform: Transform = Box::new(move |doc| {
+        let mut next = doc.clone();
+        apply_patch(&mut next, &ops, RT)?;
+        normalize(RT, next)
+    });
+    update(&state, &ctx, &id, if_match(&req), transform).await
+}
+
+/// `DELETE /Groups/{id}`
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let now = state.clock.now();
+    let if_match = if_match(&req);
+    let (conn, key, log) = (caller.connection_id.clone(), id.clone(), ctx.clone());
+    state
+        .store
+        .write(move |c| {
+            let Some(current) = groups::get(c, &conn, &key)? else {
+                return Ok(Err(not_found(&key)));
+            };
+            if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
+                return Ok(Err(e));
+            }
+            groups::delete(c, &conn, &key)?;
+            logs::insert(c, &[log.entry(now, "delete", Some("Group"), Some(&key), None, 204, None)])?;
+            Ok(Ok(()))
+        })
+        .await?
+        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,241 @@
+//! Reading SCIM requests: bodies within the size limit, list parameters,
+//! and the provisioning-log entry each request leaves.
+
+use super::response::ScimFailure;
+use crate::state::AppState;
+use actix_web::{web, HttpMessage, HttpRequest};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_scim::filter::{parse_filter, Filter};
+use tandem_scim::ScimError;
+use tandem_store::scim::logs::ProvisioningLog;
+
+/// Reads a JSON body.
+pub async fn json_body(state: &AppState, payload: web::Payload) -> Result<Value, ScimFailure> {
+    let limit = state.settings.max_body_bytes;
+    let bytes = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(ScimError::invalid_syntax(format!("could not read the request body: {e}")).into()),
+        Err(_) => {
+            return Err(ScimError::new(413, None, format!("the request body is larger than {limit} bytes")).into())
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is expected").into());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
+}
+
+/// List parameters (RFC 7644 §3.4.2): filter, paging, attribute selection.
+#[derive(Debug, Default)]
+pub struct ListParams {
+    pub filter: Option<Filter>,
+    pub start_index: u64,
+    pub count: u64,
+    pub attributes: Option<String>,
+    pub excluded: Option<String>,
+}
+
+fn int_param(name: &str, raw: Option<&Value>) -> Result<Option<i64>, ScimError> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer")))
+        }
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got {s:?}"))),
+        Some(_) => Err(ScimError::invalid_value(format!("{name} must be an integer"))),
+    }
+}
+
+/// Drops value filters from attribute lists: Microsoft's test collection
+/// sends `attributes=emails[type eq "work"]`, which selects `emails`.
+pub fn strip_value_filters(list: &str) -> String {
+    let mut out = String::with_capacity(list.len());
+    let mut depth = 0usize;
+    for c in list.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn list_param(name: &str, raw: Option<&Value>) -> Result<Option<String>, ScimError> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(strip_value_filters(s))),
+        Some(Value::Array(items)) => {
+            let parts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+            parts
+                .map(|p| Some(strip_value_filters(&p.join(","))))
+                .ok_or_else(|| ScimError::invalid_value(format!("{name} must be a list of strings")))
+        }
+        Some(_) => Err(ScimError::invalid_value(format!("{name} must be a list of attribute names"))),
+    }
+}
+
+impl ListParams {
+    /// Reads parameters from a query string or a SearchRequest body (as a JSON object).
+    pub fn from_json(source: &Value, max_results: u32) -> Result<ListParams, ScimError> {
+        let get = |k: &str| {
+            source.as_object().and_then(|o| o.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v))
+        };
+        let filter = match get("filter") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(parse_filter(s)?),
+            Some(_) => return Err(ScimError::invalid_filter("filter must be a string")),
+        };
+        let start_index = int_param("startIndex", get("startIndex"))?.unwrap_or(1).max(1) as u64;
+        let count =
+            int_param("count", get("count"))?.unwrap_or(i64::from(max_results)).clamp(0, i64::from(max_results)) as u64;
+        Ok(ListParams {
+            filter,
+            start_index,
+            count,
+            attributes: list_param("attributes", get("attributes"))?,
+            excluded: list_param("excludedAttributes", get("excludedAttributes"))?,
+        })
+    }
+
+    /// Reads parameters from the query string.
+    pub fn from_query(query: &HashMap<String, String>, max_results: u32) -> Result<ListParams, ScimError> {
+        let obj: serde_json::Map<String, Value> =
+            query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        Self::from_json(&Value::Object(obj), max_results)
+    }
+
+    /// Whether the response needs `attr` (so it can skip loading it).
+    pub fn wants(&self, attr: &str) -> bool {
+        let named = |list: &Option<String>| {
+            list.as_deref().is_some_and(|l| {
+                l.split(',').any(|a| {
+                    let a = a.trim();
+                    let tail = a.rsplit(':').next().unwrap_or(a);
+                    tail.split('.').next().unwrap_or(tail).eq_ignore_ascii_case(attr)
+                })
+            })
+        };
+        if self.attributes.is_some() {
+            return named(&self.attributes);
+        }
+        !named(&self.excluded)
+    }
+}
+
+/// The attribute-selection query parameters of a single-resource request.
+pub fn projection(query: &HashMap<String, String>) -> (Option<String>, Option<String>) {
+    let find = |k: &str| query.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    (find("attributes").map(|a| strip_value_filters(&a)), find("excludedAttributes").map(|a| strip_value_filters(&a)))
+}
+
+/// What a request is, for its provisioning-log entry.
+#[derive(Clone)]
+pub struct LogContext {
+    pub connection_id: String,
+    pub method: String,
+    pub path: String,
+    pub request_id: Option<String>,
+}
+
+impl LogContext {
+    pub fn new(req: &HttpRequest, connection_id: &str) -> LogContext {
+        let path = match req.query_string() {
+            "" => req.path().to_string(),
+            q => format!("{}?{}", req.path(), q),
+        };
+        LogContext {
+            connection_id: connection_id.to_string(),
+            method: req.method().to_string(),
+            path: path.chars().take(2000).collect(),
+            request_id: req.extensions().get::<tracing_actix_web::RequestId>().map(|r| r.to_string()),
+        }
+    }
+
+    /// A log entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn entry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        operation: &str,
+        resource_type: Option<&str>,
+        resource_id: Option<&str>,
+        user_name: Option<&str>,
+        status: u16,
+        error: Option<&ScimError>,
+    ) -> ProvisioningLog {
+        let reasons = match error {
+            Some(e) => json!([{"attribute": attribute_of(&e.detail), "reason": e.detail, "scimType": e.scim_type}]),
+            None => json!([]),
+        };
+        ProvisioningLog {
+            id: tandem_core::new_id(),
+            scim_connection_id: self.connection_id.clone(),
+            created_at: tandem_store::micros(now),
+            request_id: self.request_id.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            operation: operation.to_string(),
+            resource_type: resource_type.map(str::to_string),
+            resource_id: resource_id.map(str::to_string),
+            user_name: user_name.map(str::to_string),
+            status: i32::from(status),
+            detail: error.map(|e| e.detail.clone()),
+            reasons: reasons.to_string(),
+        }
+    }
+}
+
+/// The attribute an error detail is about, when it starts with one
+/// (`userName is required`, `Operations[0]: active must be …`).
+fn attribute_of(detail: &str) -> Option<String> {
+    let d = detail
+        .split_once(": ")
+        .map(|(head, tail)| if head.starts_with("Operations[") { tail } else { detail })
+        .unwrap_or(detail);
+    let first = d.split_whitespace().next()?;
+    let first = first.trim_matches(|c: char| c == '"' || c == ',');
+    let looks_like_attr = first.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && first.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']' | '_' | '$'))
+        && !matches!(first, "the" | "unknown" | "no" | "filter" | "resource" | "expected" | "too" | "If-Match");
+    looks_like_attr.then(|| first.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_is_read_off_the_detail() {
+        assert_eq!(attribute_of("userName is required").as_deref(), Some("userName"));
+        assert_eq!(attribute_of("Operations[0]: active must be a boolean").as_deref(), Some("active"));
+        assert_eq!(attribute_of("the request body is not valid JSON"), None);
+    }
+
+    #[test]
+    fn count_is_clamped_and_start_index_is_at_least_one() {
+        let p = ListParams::from_json(&json!({"count": "5000", "startIndex": "0"}), 100).unwrap();
+        assert_eq!((p.count, p.start_index), (100, 1));
+        let p = ListParams::from_json(&json!({"count": -1}), 100).unwrap();
+        assert_eq!(p.count, 0);
+        assert!(ListParams::from_json(&json!({"count": "ten"}), 100).is_err());
+    }
+
+    #[test]
+    fn wants_follows_attributes_and_exclusions() {
+        let p = ListParams { excluded: Some("members".into()), ..Default::default() };
+        assert!(!p.wants("members"));
+        let p = ListParams { attributes: Some("displayName".into()), ..Default::default() };
+        assert!(!p.wants("members"));
+        let p = ListParams { attributes: Some("members.value".into()), ..Default::default() };
+        assert!(p.wants("members"));
+    }
+}

@@ -1,0 +1,126 @@
+//! SCIM responses: `application/scim+json`, the SCIM error schema, `meta`
+//! with ETags and locations.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use std::fmt;
+use tandem_core::format_time;
+use tandem_scim::ScimError;
+use tandem_store::from_micros;
+
+/// The SCIM media type.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// A SCIM error as an actix response.
+#[derive(Debug)]
+pub struct ScimFailure(pub ScimError);
+
+impl From<ScimError> for ScimFailure {
+    fn from(e: ScimError) -> Self {
+        ScimFailure(e)
+    }
+}
+
+impl From<tandem_store::StoreError> for ScimFailure {
+    fn from(e: tandem_store::StoreError) -> Self {
+        match e {
+            tandem_store::StoreError::Unavailable(msg) => {
+                tracing::error!(error = %msg, "database unavailable");
+                ScimFailure(ScimError::new(503, None, "the database is unavailable; retry shortly"))
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ScimFailure(ScimError::new(500, None, "an internal error occurred; see the server log"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for ScimFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for ScimFailure {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut b = HttpResponse::build(self.status_code());
+        if self.0.status == 401 {
+            b.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        b.content_type(SCIM_JSON).body(self.0.to_json().to_string())
+    }
+}
+
+/// A SCIM JSON response.
+pub fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status).content_type(SCIM_JSON).body(body.to_string())
+}
+
+/// The weak ETag of a resource version.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// A resource response with its ETag (and Location on create).
+pub fn resource(status: StatusCode, body: &Value, version: i64, location: Option<&str>) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    b.content_type(SCIM_JSON).insert_header(("ETag", etag(version)));
+    if let Some(l) = location {
+        b.insert_header(("Location", l));
+    }
+    b.body(body.to_string())
+}
+
+/// `meta` of a stored resource.
+pub fn meta(resource_type: &str, created: i64, modified: i64, version: i64, location: &str) -> Value {
+    json!({
+        "resourceType": resource_type,
+        "created": format_time(from_micros(created)),
+        "lastModified": format_time(from_micros(modified)),
+        "location": location,
+        "version": etag(version),
+    })
+}
+
+/// Checks `If-Match` against the current version (412 when it differs).
+pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
+    let Some(h) = if_match else { return Ok(()) };
+    let current = etag(version);
+    let strong = format!("\"{version}\"");
+    if h.split(',').map(str::trim).any(|t| t == "*" || t == current || t == strong) {
+        Ok(())
+    } else {
+        Err(ScimError::new(412, None, format!("If-Match {h} does not match the current version {current}")))
+    }
+}
+
+/// The `If-Match` header of a request.
+pub fn if_match(req: &HttpRequest) -> Option<String> {
+    req.headers().get("if-match").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// Whether `If-None-Match` names the current version (answer 304).
+pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
+    let current = etag(version);
+    req.headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| h.split(',').map(str::trim).any(|t| t == current || t == "*"))
+}
+
+/// The answer for a SCIM path that does not exist.
+pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
+    ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path()))).error_response()
+}
+
+/// The answer for a method an endpoint does not support.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ScimFailure(ScimError::new(405, None, format!("{} is not supported on {}", req.method(), req.path())))
+        .error_response()
+}

@@ -1,0 +1,331 @@
+//! `/Users`: create, read, list, replace, patch, delete.
+
+use super::auth::ScimCaller;
+use super::request::{json_body, projection, ListParams, LogContext};
+use super::response::{check_if_match, if_match, meta, not_modified, resource, scim_json, ScimFailure};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_scim::patch::{apply_patch, parse_patch};
+use tandem_scim::resource::{list_response, normalize, project};
+use tandem_scim::schema::ResourceType;
+use tandem_scim::ScimError;
+use tandem_store::scim::logs;
+use tandem_store::scim::users::{self, ScimUserRow, UserWriteError};
+
+const RT: ResourceType = ResourceType::User;
+
+fn location(state: &AppState, connection: &str, id: &str) -> String {
+    format!("{}/scim/v2/{connection}/Users/{id}", state.settings.public_url)
+}
+
+/// The full SCIM representation of a stored user.
+pub fn render(state: &AppState, row: &ScimUserRow, groups: Option<&[(String, String)]>) -> Value {
+    let loc = location(state, &row.scim_connection_id, &row.id);
+    let mut doc = row.document();
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("id".into(), json!(row.id));
+        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+            let items: Vec<Value> = groups
+                .iter()
+                .map(|(gid, name)| {
+                    json!({"value": gid, "display": name, "type": "direct",
+                           "$ref": format!("{}/scim/v2/{}/Groups/{gid}", state.settings.public_url, row.scim_connection_id)})
+                })
+                .collect();
+            o.insert("groups".into(), Value::Array(items));
+        }
+        o.insert("meta".into(), meta("User", row.created_at, row.updated_at, row.version, &loc));
+    }
+    doc
+}
+
+fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("user {id:?} not found in this SCIM connection"))
+}
+
+fn taken(name: &str) -> ScimError {
+    ScimError::uniqueness(format!("userName {name:?} is already taken in this SCIM connection"))
+}
+
+/// Records a refused request and passes the error on.
+fn refused(state: &AppState, ctx: &LogContext, id: Option<&str>, e: ScimFailure) -> ScimFailure {
+    let entry = ctx.entry(state.clock.now(), "fail", Some("User"), id, None, e.0.status, Some(&e.0));
+    state.log_sink.record(entry);
+    e
+}
+
+/// How a change to `active` reads in the log.
+pub fn classify(before_active: bool, after_active: bool) -> &'static str {
+    match (before_active, after_active) {
+        (true, false) => "deactivate",
+        (false, true) => "reactivate",
+        _ => "update",
+    }
+}
+
+/// `POST /Users`
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let outcome = async {
+        let doc = normalize(RT, json_body(&state, payload).await?)?;
+        let now = state.clock.now();
+        let (conn, log) = (caller.connection_id.clone(), ctx.clone());
+        let row = state
+            .store
+            .write(move |c| match users::insert(c, &conn, &doc, now) {
+                Ok(row) => {
+                    logs::insert(
+                        c,
+                        &[log.entry(now, "create", Some("User"), Some(&row.id), Some(&row.user_name), 201, None)],
+                    )?;
+                    Ok(Ok(row))
+                }
+                Err(UserWriteError::UserNameTaken(n)) => Ok(Err(taken(&n))),
+                Err(UserWriteError::Store(e)) => Err(e),
+            })
+            .await??;
+        Ok::<_, ScimFailure>(row)
+    }
+    .await;
+    let row = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    let body = render(&state, &row, None);
+    Ok(resource(StatusCode::CREATED, &body, row.version, Some(&location(&state, &row.scim_connection_id, &row.id))))
+}
+
+/// `GET /Users/{id}`
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let (conn, key) = (caller.connection_id.clone(), id.clone());
+    let found = state
+        .store
+        .read(move |c| {
+            let Some(row) = users::get(c, &conn, &key)? else {
+                return Ok(None);
+            };
+            let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
+            Ok(Some((row, groups)))
+        })
+        .await?;
+    let Some((row, groups)) = found else {
+        return Err(refused(&state, &ctx, Some(&id), not_found(&id).into()));
+    };
+    state.log_sink.record(ctx.entry(
+        state.clock.now(),
+        "read",
+        Some("User"),
+        Some(&row.id),
+        Some(&row.user_name),
+        200,
+        None,
+    ));
+    if not_modified(&req, row.version) {
+        return Ok(HttpResponse::NotModified().finish());
+    }
+    let (attrs, excluded) = projection(&query);
+    let body = project(&render(&state, &row, Some(&groups)), RT, attrs.as_deref(), excluded.as_deref())
+        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+    Ok(resource(StatusCode::OK, &body, row.version, None))
+}
+
+/// Runs a list or search and renders the ListResponse.
+pub async fn list_users(state: &AppState, connection: &str, params: ListParams) -> Result<Value, ScimFailure> {
+    let conn = connection.to_string();
+    let want_groups = params.wants("groups");
+    let filter = params.filter.clone();
+    let (start, count) = (params.start_index, params.count);
+    let found = state
+        .store
+        .read(move |c| {
+            let page = match users::search(c, &conn, filter.as_ref(), start, count)? {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let groups = if want_groups {
+                let ids: Vec<String> = page.1.iter().map(|r| r.id.clone()).collect();
+                users::groups_of(c, &ids)?
+            } else {
+                HashMap::new()
+            };
+            Ok(Ok((page, groups)))
+        })
+        .await??;
+    let ((total, rows), groups) = found;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let g = groups.get(&row.id).map(Vec::as_slice).or(Some(&[]));
+        items.push(project(&render(state, row, g), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
+    }
+    Ok(list_response(total.max(0) as u64, params.start_index, items))
+}
+
+/// `GET /Users`
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ScimFailure> {
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let outcome = async {
+        let params = ListParams::from_query(&query, state.settings.scim_max_results)?;
+        list_users(&state, &caller.connection_id, params).await
+    }
+    .await;
+    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("User"), None, None, 200, None));
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `POST /Users/.search`
+pub async fn search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let outcome = async {
+        let body = json_body(&state, payload).await?;
+        let params = ListParams::from_json(&body, state.settings.scim_max_results)?;
+        list_users(&state, &caller.connection_id, params).await
+    }
+    .await;
+    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("User"), None, None, 200, None));
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+type Transform = Box<dyn FnOnce(&Value) -> Result<Value, ScimError> + Send>;
+
+/// Applies `transform` to a stored user inside one transaction and logs
+/// what it amounted to (update, deactivate, reactivate, or skip).
+async fn update(
+    state: &AppState,
+    ctx: &LogContext,
+    id: &str,
+    if_match: Option<String>,
+    transform: Transform,
+) -> Result<HttpResponse, ScimFailure> {
+    let now = state.clock.now();
+    let (conn, key, log) = (ctx.connection_id.clone(), id.to_string(), ctx.clone());
+    let (row, groups) = state
+        .store
+        .write(move |c| {
+            let Some(current) = users::get(c, &conn, &key)? else {
+                return Ok(Err(not_found(&key)));
+            };
+            if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
+                return Ok(Err(e));
+            }
+            let next = match transform(&current.document()) {
+                Ok(doc) => doc,
+                Err(e) => return Ok(Err(e)),
+            };
+            let (row, op) = if next == current.document() {
+                (current, "skip")
+            } else {
+                match users::replace(c, &current, &next, now) {
+                    Ok(row) => {
+                        let op = classify(current.active, row.active);
+                        (row, op)
+                    }
+                    Err(UserWriteError::UserNameTaken(n)) => return Ok(Err(taken(&n))),
+                    Err(UserWriteError::Store(e)) => return Err(e),
+                }
+            };
+            logs::insert(c, &[log.entry(now, op, Some("User"), Some(&row.id), Some(&row.user_name), 200, None)])?;
+            let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
+            Ok(Ok((row, groups)))
+        })
+        .await?
+        .map_err(|e| refused(state, ctx, Some(id), e.into()))?;
+    Ok(resource(StatusCode::OK, &render(state, &row, Some(&groups)), row.version, None))
+}
+
+/// `PUT /Users/{id}`: full replacement (Okta sends every update, deactivation included, this way).
+pub async fn replace(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let doc = json_body(&state, payload)
+        .await
+        .and_then(|b| normalize(RT, b).map_err(ScimFailure::from))
+        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+    update(&state, &ctx, &id, if_match(&req), Box::new(move |_| Ok(doc))).await
+}
+
+/// `PATCH /Users/{id}`: RFC 7644 §3.5.2 with what Entra and Okta send.
+pub async fn patch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let ops = json_body(&state, payload)
+        .await
+        .and_then(|b| parse_patch(&b, 1000).map_err(ScimFailure::from))
+        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+    let transform: Transform = Box::new(move |doc| {
+        let mut next = doc.clone();
+        apply_patch(&mut next, &ops, RT)?;
+        normalize(RT, next)
+    });
+    update(&state, &ctx, &id, if_match(&req), transform).await
+}
+
+/// `DELETE /Users/{id}`: gone from SCIM reads; a tombstone stays so a later
+/// login is refused as deleted rather than never provisioned.
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ScimCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ScimFailure> {
+    let (_, id) = path.into_inner();
+    let ctx = LogContext::new(&req, &caller.connection_id);
+    let now = state.clock.now();
+    let if_match = if_match(&req);
+    let (conn, key, log) = (caller.connection_id.clone(), id.clone(), ctx.clone());
+    state
+        .store
+        .write(move |c| {
+            let Some(current) = users::get(c, &conn, &key)? else {
+                return Ok(Err(not_found(&key)));
+            };
+            if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
+                return Ok(Err(e));
+            }
+            users::tombstone(c, &conn, &key, now)?;
+            logs::insert(
+                c,
+                &[log.entry(now, "delete", Some("User"), Some(&key), Some(&current.user_name), 204, None)],
+            )?;
+            Ok(Ok(()))
+        })
+        .await?
+        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,548 @@
+//! The SCIM 2.0 server against RFC 7643/7644: discovery, CRUD, filters,
+//! paging, attribute selection, ETags, errors, isolation, keys.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn discovery_documents_describe_the_server() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let spc = scim.get("/ServiceProviderConfig").await;
+    assert_eq!(spc.status, StatusCode::OK);
+    assert_eq!(spc.headers["content-type"], "application/scim+json");
+    assert_eq!(spc.body["patch"]["supported"], true);
+    assert_eq!(spc.body["bulk"]["supported"], false);
+    assert_eq!(spc.body["filter"]["supported"], true);
+    let schemas = scim.get("/Schemas").await;
+    assert_eq!(schemas.body["totalResults"], 3);
+    let user = scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
+    assert_eq!(user.body["name"], "User");
+    let types = scim.get("/ResourceTypes").await;
+    assert_eq!(types.body["totalResults"], 2);
+    let missing = scim.get("/Schemas/urn:nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+}
+
+#[tokio::test]
+async fn create_returns_201_with_location_etag_and_meta() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let r = scim.post("/Users", user("alice@acme.com")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(r.headers["location"].to_str().unwrap(), format!("{}/Users/{id}", scim.base));
+    assert_eq!(r.headers["etag"], "W/\"1\"");
+    assert_eq!(r.body["meta"]["resourceType"], "User");
+    assert_eq!(r.body["meta"]["version"], "W/\"1\"");
+    assert_eq!(r.body["meta"]["location"], format!("{}/Users/{id}", scim.base));
+    let got = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["userName"], "alice@acme.com");
+    assert!(got.body.get("password").is_none());
+}
+
+#[tokio::test]
+async fn user_name_is_unique_per_connection_case_insensitively() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    scim.create_user(user("Alice@Acme.com")).await;
+    let r = scim.post("/Users", user("alice@acme.COM")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["scimType"], "uniqueness");
+    assert_eq!(r.body["status"], "409");
+    // Another connection may hold the same userName.
+    let other = app.scim().await;
+    other.create_user(user("alice@acme.com")).await;
+}
+
+#[tokio::test]
+async fn password_is_accepted_and_never_stored_or_returned() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut body = user("pw@acme.com");
+    body["password"] = json!("Sup3rSecret!");
+    let id = scim.create_user(body).await;
+    let got = scim.get(&format!("/Users/{id}")).await;
+    assert!(!got.body.to_string().contains("Sup3rSecret"));
+    let conn = scim.connection_id.clone();
+    let row = app.state.store.read_blocking(move |c| tandem_store::scim::users::get(c, &conn, &id)).unwrap().unwrap();
+    assert!(!row.resource.contains("Sup3rSecret"));
+}
+
+#[tokio::test]
+async fn filters_cover_the_rfc_grammar() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut a = user("alice@acme.com");
+    a["externalId"] = json!("ext-A");
+    a["title"] = json!("Engineer");
+    a["emails"] = json!([{"value": "alice@acme.com", "type": "work", "primary": true}, {"value": "alice@home.example", "type": "home"}]);
+    a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        json!({"department": "R&D", "employeeNumber": "701"});
+    let a = scim.create_user(a).await;
+    let mut b = user("bob@acme.com");
+    b["name"] = json!({"givenName": "Bob", "familyName": "Builder"});
+    b["active"] = json!(false);
+    b["emails"] = json!([{"value": "bob@other.example", "type": "work"}]);
+    let b = scim.create_user(b).await;
+    let c = scim.create_user(user("carol@acme.com")).await;
+
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        ("userName eq \"ALICE@acme.com\"", vec![&a]),
+        ("USERNAME EQ \"alice@acme.com\"", vec![&a]),
+        ("userName sw \"b\"", vec![&b]),
+        ("userName ew \"@acme.com\"", vec![&a, &b, &c]),
+        ("userName co \"ROL\"", vec![&c]),
+        ("userName ne \"alice@acme.com\"", vec![&b, &c]),
+        ("externalId eq \"ext-A\"", vec![&a]),
+        ("externalId eq \"EXT-A\"", vec![]),
+        ("externalId pr", vec![&a]),
+        ("not (externalId pr)", vec![&b, &c]),
+        ("active eq false", vec![&b]),
+        ("active eq true and userName sw \"c\"", vec![&c]),
+        ("userName eq \"alice@acme.com\" or userName eq \"carol@acme.com\"", vec![&a, &c]),
+        ("(userName sw \"a\" or userName sw \"b\") and active eq true", vec![&a]),
+        ("name.familyName eq \"builder\"", vec![&b]),
+        ("emails[type eq \"work\" and value co \"@acme.com\"]", vec![&a, &c]),
+        ("emails[type eq \"home\"]", vec![&a]),
+        ("emails co \"other.example\"", vec![&b]),
+        ("emails.value ew \"home.example\"", vec![&a]),
+        ("title pr", vec![&a]),
+        ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"r&d\"", vec![&a]),
+        ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"701\"", vec![&a]),
+        ("urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"bob@acme.com\"", vec![&b]),
+        ("meta.lastModified gt \"2000-01-01T00:00:00Z\"", vec![&a, &b, &c]),
+        ("meta.created lt \"2000-01-01T00:00:00Z\"", vec![]),
+        ("meta.resourceType eq \"User\"", vec![&a, &b, &c]),
+        ("id eq \"nope\"", vec![]),
+    ];
+    for (filter, expected) in cases {
+        let mut want: Vec<String> = expected.into_iter().cloned().collect();
+        want.sort();
+        let mut got = scim.filter_ids("Users", filter).await;
+        got.sort();
+        assert_eq!(got, want, "filter {filter}");
+    }
+}
+
+#[tokio::test]
+async fn bad_filters_are_400_invalid_filter_saying_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    for (filter, needle) in [
+        ("userName eq", "after \"eq\""),
+        ("userName equals \"x\"", "unknown operator"),
+        ("userName eq \"unterminated", "unterminated"),
+        ("shoeSize gt 3", "shoeSize"),
+        ("((((((((((((((((((((((((((((((((((userName pr))))))))))))))))))))))))))))))))))", "deeper"),
+        ("active eq \"maybe\"", "true or false"),
+    ] {
+        let r = scim
+            .http
+            .get(format!("{}/Users", scim.base))
+            .query(&[("filter", filter)])
+            .bearer_auth(&scim.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{filter}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["scimType"], "invalidFilter", "{filter}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains(needle), "{filter}: {body}");
+    }
+    let long = format!("userName eq \"{}\"", "x".repeat(5000));
+    let r = scim
+        .http
+        .get(format!("{}/Users", scim.base))
+        .query(&[("filter", long)])
+        .bearer_auth(&scim.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn paging_is_stable_with_integer_total_results() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(scim.create_user(user(&format!("u{i}@acme.com"))).await);
+    }
+    let mut seen = Vec::new();
+    for start in [1, 4, 7] {
+        let r = scim.get(&format!("/Users?startIndex={start}&count=3")).await;
+        assert_eq!(r.body["totalResults"], 7);
+        assert!(r.body["totalResults"].is_u64());
+        assert_eq!(r.body["startIndex"], start);
+        for u in r.body["Resources"].as_array().unwrap() {
+            seen.push(u["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, ids, "pages cover every user once, in creation order");
+    let r = scim.get("/Users?count=0").await;
+    assert_eq!(r.body["totalResults"], 7);
+    assert_eq!(r.body["Resources"].as_array().map(Vec::len).unwrap_or(0), 0);
+    let r = scim.get("/Users?startIndex=0&count=1").await;
+    assert_eq!(r.body["startIndex"], 1);
+    let r = scim.get("/Users?count=abc").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["scimType"], "invalidValue");
+}
+
+#[tokio::test]
+async fn post_search_matches_get_with_filter() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("s@acme.com")).await;
+    scim.create_user(user("t@acme.com")).await;
+    let r = scim
+        .post(
+            "/Users/.search",
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "userName eq \"s@acme.com\"", "attributes": ["userName"], "startIndex": 1, "count": 10}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 1);
+    assert_eq!(r.body["Resources"][0]["id"], id);
+    assert!(r.body["Resources"][0].get("emails").is_none());
+    let root = scim.post("/.search", json!({"filter": "userName eq \"s@acme.com\""})).await;
+    assert_eq!(root.status, StatusCode::OK, "{}", root.body);
+    assert_eq!(root.body["totalResults"], 1);
+}
+
+#[tokio::test]
+async fn attributes_and_excluded_attributes_shape_the_response() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("shape@acme.com")).await;
+    let r = scim.get(&format!("/Users/{id}?attributes=userName,name.givenName")).await;
+    assert_eq!(r.body["id"], id);
+    assert_eq!(r.body["userName"], "shape@acme.com");
+    assert_eq!(r.body["name"]["givenName"], "Given");
+    assert!(r.body["name"].get("familyName").is_none());
+    assert!(r.body.get("emails").is_none());
+    let r = scim.get(&format!("/Users/{id}?excludedAttributes=emails,name")).await;
+    assert!(r.body.get("emails").is_none() && r.body.get("name").is_none());
+    assert_eq!(r.body["userName"], "shape@acme.com");
+}
+
+#[tokio::test]
+async fn put_and_patch_return_200_with_the_resource_and_a_new_etag() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("v@acme.com")).await;
+    let mut body = user("v@acme.com");
+    body["title"] = json!("Boss");
+    let r = scim.put(&format!("/Users/{id}"), body).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["title"], "Boss");
+    assert_eq!(r.headers["etag"], "W/\"2\"");
+    let r = scim
+        .patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "title", "value": "CEO"}])))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["title"], "CEO");
+    assert_eq!(r.body["meta"]["version"], "W/\"3\"");
+}
+
+#[tokio::test]
+async fn if_match_with_a_stale_etag_is_412() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("etag@acme.com")).await;
+    scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "title", "value": "X"}]))).await;
+    let r = scim
+        .http
+        .patch(format!("{}/Users/{id}", scim.base))
+        .bearer_auth(&scim.key)
+        .header("if-match", "W/\"1\"")
+        .header("content-type", "application/scim+json")
+        .body(patch_op(json!([{"op": "replace", "path": "title", "value": "Y"}])).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = scim
+        .http
+        .get(format!("{}/Users/{id}", scim.base))
+        .bearer_auth(&scim.key)
+        .header("if-none-match", "W/\"2\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn delete_removes_the_user_from_scim_but_keeps_a_tombstone() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("gone@acme.com")).await;
+    let r = scim.delete(&format!("/Users/{id}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(scim.delete(&format!("/Users/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert!(scim.filter_ids("Users", "userName eq \"gone@acme.com\"").await.is_empty());
+    let conn = scim.connection_id.clone();
+    let rows = app
+        .state
+        .store
+        .read_blocking(move |c| {
+            tandem_store::scim::users::find_by_key(
+                c,
+                &conn,
+                tandem_core::matching::ScimKey::UserNameLower,
+                "gone@acme.com",
+            )
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].deleted_at.is_some(), "tombstone kept for the login join");
+    // The userName is free again for a new user.
+    scim.create_user(user("gone@acme.com")).await;
+}
+
+#[tokio::test]
+async fn deactivated_user_stays_readable_and_filterable() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("inactive@acme.com")).await;
+    scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}]))).await;
+    let r = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["active"], false);
+    assert_eq!(scim.filter_ids("Users", "active eq false").await, [id]);
+}
+
+#[tokio::test]
+async fn a_connections_key_never_reaches_another_connection() {
+    let app = TestApp::spawn().await;
+    let a = app.scim().await;
+    let b = app.scim().await;
+    let id = a.create_user(user("iso@acme.com")).await;
+    // B's key on A's URL: refused.
+    let r = a.send_with_key(Method::GET, &format!("/Users/{id}"), None, &b.key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = a.send_with_key(Method::POST, "/Users", Some(user("x@acme.com")), &b.key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // B's own URL does not see A's user.
+    assert_eq!(b.get(&format!("/Users/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.delete(&format!("/Users/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert!(b.filter_ids("Users", "userName eq \"iso@acme.com\"").await.is_empty());
+    // An integration key is not a SCIM key.
+    let r = a.send_with_key(Method::GET, "/Users", None, &app.key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_scim_key_is_401_in_the_scim_error_schema() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let r = scim.http.get(format!("{}/Users", scim.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(body["status"], "401");
+}
+
+#[tokio::test]
+async fn expired_key_is_refused_saying_it_expired_and_when() {
+    let app = TestApp::spawn().await;
+    let conn =
+        app.post("/api/v1/scim-connections", json!({"customer_id": unique("exp"), "api_key_ttl_days": 1})).await.1;
+    let scim = Scim {
+        base: conn["scim_base_url"].as_str().unwrap().into(),
+        key: conn["scim_api_key"].as_str().unwrap().into(),
+        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
+        http: app.http.clone(),
+    };
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    app.clock.advance(chrono::Duration::days(2));
+    let r = scim.get("/Users").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("expired at") && detail.contains(&conn["api_key_expires_at"].as_str().unwrap()[..16]),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn rotated_key_keeps_working_through_the_grace_period_over_http() {
+    let app = TestApp::spawn().await;
+    let mut scim = app.scim().await;
+    let (_, rotated) =
+        app.post(&format!("/api/v1/scim-connections/{}/rotate-key", scim.connection_id), json!({})).await;
+    let old = scim.key.clone();
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK, "old key in grace");
+    scim.key = rotated["scim_api_key"].as_str().unwrap().into();
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK, "new key");
+    app.clock.advance(chrono::Duration::hours(25));
+    let r = scim.send_with_key(Method::GET, "/Users", None, &old).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body["detail"].as_str().unwrap().contains("grace period ended"));
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_scim_errors_never_500() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("m@acme.com")).await;
+    let raw = |method: Method, path: String, body: &'static str| {
+        let req = scim
+            .http
+            .request(method, format!("{}{path}", scim.base))
+            .bearer_auth(&scim.key)
+            .header("content-type", "application/scim+json")
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let s = r.status();
+            (s, r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    for (method, path, body) in [
+        (Method::POST, "/Users".to_string(), "{not json"),
+        (Method::POST, "/Users".to_string(), "[]"),
+        (Method::POST, "/Users".to_string(), "{\"userName\": {\"a\": 1}}"),
+        (Method::POST, "/Users".to_string(), "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"]}"),
+        (Method::POST, "/Users".to_string(), "{\"userName\": \"a@b.c\", \"emails\": \"nope\"}"),
+        (Method::POST, "/Users".to_string(), ""),
+        (Method::PATCH, format!("/Users/{id}"), "{\"Operations\": \"x\"}"),
+        (Method::PATCH, format!("/Users/{id}"), "{\"Operations\": [{\"op\": \"merge\"}]}"),
+        (Method::PATCH, format!("/Users/{id}"), "{\"Operations\": [{\"op\": \"remove\"}]}"),
+        (
+            Method::PATCH,
+            format!("/Users/{id}"),
+            "{\"Operations\": [{\"op\": \"add\", \"path\": \"emails[type eq\", \"value\": 1}]}",
+        ),
+        (
+            Method::PATCH,
+            format!("/Users/{id}"),
+            "{\"Operations\": [{\"op\": \"replace\", \"path\": \"active\", \"value\": \"maybe\"}]}",
+        ),
+        (
+            Method::PATCH,
+            format!("/Users/{id}"),
+            "{\"Operations\": [{\"op\": \"replace\", \"path\": \"id\", \"value\": \"x\"}]}",
+        ),
+        (Method::PUT, format!("/Users/{id}"), "{\"name\": {}}"),
+        (Method::POST, "/Groups".to_string(), "{\"displayName\": {\"a\": 1}}"),
+        (Method::POST, "/Users/.search".to_string(), "{\"filter\": 5}"),
+    ] {
+        let (status, body) = raw(method.clone(), path.clone(), body).await;
+        assert!(status.is_client_error(), "{method} {path} {body}: {status}");
+        assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{method} {path}");
+        assert!(!body["detail"].as_str().unwrap_or_default().is_empty());
+    }
+    let big = format!("{{\"userName\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let r = scim.http.post(format!("{}/Users", scim.base)).bearer_auth(&scim.key).body(big).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn groups_hold_checked_members_and_users_show_their_groups() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let alice = scim.create_user(user("alice@acme.com")).await;
+    let bob = scim.create_user(user("bob@acme.com")).await;
+    let r = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+        "members": [{"value": alice}, {"value": bob}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+    let u = scim.get(&format!("/Users/{alice}")).await;
+    assert_eq!(u.body["groups"][0]["value"], gid);
+    assert_eq!(u.body["groups"][0]["display"], "Engineering");
+    assert_eq!(scim.filter_ids("Groups", &format!("members[value eq \"{bob}\"]")).await, std::slice::from_ref(&gid));
+    assert_eq!(scim.filter_ids("Users", &format!("groups.value eq \"{gid}\"")).await.len(), 2);
+    assert_eq!(scim.filter_ids("Groups", "displayName eq \"engineering\"").await, std::slice::from_ref(&gid));
+    // An unknown member is refused, not stored dangling.
+    let r = scim.post("/Groups", json!({"displayName": "Ghosts", "members": [{"value": "no-such-user"}]})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    assert!(r.body["detail"].as_str().unwrap().contains("no-such-user"));
+    // displayName is unique per connection.
+    let r = scim.post("/Groups", json!({"displayName": "ENGINEERING"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["scimType"], "uniqueness");
+    // excludedAttributes=members leaves them out.
+    let r = scim.get(&format!("/Groups/{gid}?excludedAttributes=members")).await;
+    assert!(r.body.get("members").is_none());
+    // Deleting a user drops its memberships.
+    scim.delete(&format!("/Users/{bob}")).await;
+    let r = scim.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 1);
+    assert_eq!(scim.delete(&format!("/Groups/{gid}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(scim.get(&format!("/Groups/{gid}")).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_request_is_in_the_provisioning_log_with_reasons_for_failures() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("log@acme.com")).await;
+    scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}]))).await;
+    scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": true}]))).await;
+    scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": true}]))).await;
+    scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "title", "value": "T"}]))).await;
+    scim.post("/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]})).await;
+    scim.get(&format!("/Users/{id}")).await;
+    scim.delete(&format!("/Users/{id}")).await;
+    let (status, logs) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ops: Vec<&str> =
+        logs["data"].as_array().unwrap().iter().rev().map(|e| e["operation"].as_str().unwrap()).collect();
+    for op in ["create", "deactivate", "reactivate", "skip", "update", "fail", "read", "delete"] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    let fail = logs["data"].as_array().unwrap().iter().find(|e| e["operation"] == "fail").unwrap();
+    assert_eq!(fail["status"], 400);
+    assert_eq!(fail["reasons"][0]["attribute"], "userName");
+    let create = logs["data"].as_array().unwrap().iter().find(|e| e["operation"] == "create").unwrap();
+    assert_eq!(create["user_name"], "log@acme.com");
+    assert_eq!(create["resource_id"], id);
+    let (_, only_fail) =
+        app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&failed=true", scim.connection_id)).await;
+    assert!(only_fail["data"].as_array().unwrap().iter().all(|e| e["status"].as_i64().unwrap() >= 400));
+    let (status, bad) = app.get("/api/v1/provisioning-logs?operation=explode").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&bad), ["operation"]);
+}
+
+#[tokio::test]
+async fn management_api_lists_a_connections_users_and_groups() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("mgmt@acme.com")).await;
+    let g = scim.post("/Groups", json!({"displayName": "Admins", "members": [{"value": id}]})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, users) = app.get(&format!("/api/v1/scim-connections/{}/users", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(users["data"][0]["userName"], "mgmt@acme.com");
+    assert_eq!(users["data"][0]["groups"][0]["value"], g);
+    let (status, one) = app.get(&format!("/api/v1/scim-connections/{}/users/{id}", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["id"], id);
+    let (_, groups) = app.get(&format!("/api/v1/scim-connections/{}/groups", scim.connection_id)).await;
+    assert_eq!(groups["data"][0]["displayName"], "Admins");
+    let (status, _) = app.get(&format!("/api/v1/scim-connections/{}/groups/{g}", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.get("/api/v1/scim-connections/nope/users").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "ScimConnectionNotFound");
+}
