@@ -12,4 +12,6 @@ mod oidc_clients;
 mod operations;
 mod schema;
 mod scim_connections;
+mod scim_entra;
+mod scim_okta;
 mod scim_protocol;
