@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: one static-ish binary on a slim Debian, run as a
+# non-root user, SQLite data (and the generated secret key) on a volume.
+
+FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p tandem && strip target/release/tandem
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/tandem --create-home tandem
+COPY --from=build /src/target/release/tandem /usr/local/bin/tandem
+USER tandem
+WORKDIR /var/lib/tandem
+# ./data holds the SQLite database and secret.key unless TANDEM_DATABASE_URL
+# points at PostgreSQL and TANDEM_SECRET_KEY is given.
+VOLUME ["/var/lib/tandem/data"]
+ENV TANDEM_BIND=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["tandem"]
+CMD ["serve"]
