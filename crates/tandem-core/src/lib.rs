@@ -8,6 +8,7 @@ pub mod clock;
 pub mod fields;
 pub mod idp;
 pub mod keys;
+pub mod login;
 pub mod matching;
 pub mod oidc_client;
 pub mod scim_connection;

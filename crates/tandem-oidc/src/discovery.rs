@@ -49,7 +49,7 @@ pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, 
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| fail(describe_transport_error(&e)))?;
+        .map_err(|e| fail(crate::describe_transport_error(&e)))?;
     let status = response.status();
     if status.is_redirection() {
         let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
@@ -60,7 +60,7 @@ pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, 
     if !status.is_success() {
         return Err(fail(format!("the IdP answered HTTP {status}; check the issuer (Okta domain, Entra tenant id)")));
     }
-    let body = response.bytes().await.map_err(|e| fail(describe_transport_error(&e)))?;
+    let body = response.bytes().await.map_err(|e| fail(crate::describe_transport_error(&e)))?;
     if body.len() > 256 * 1024 {
         return Err(fail("the metadata document is larger than 256 KiB".into()));
     }
@@ -93,19 +93,6 @@ fn check(m: &ProviderMetadata, issuer: &str) -> Result<(), String> {
         return Err("the IdP signs ID tokens only with 'none' or HMAC, which Tandem does not accept".into());
     }
     Ok(())
-}
-
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "the request timed out".into()
-    } else if e.is_connect() {
-        format!(
-            "could not connect ({})",
-            std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string())
-        )
-    } else {
-        e.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,15 @@
 //!
 //! Every request goes through [`IdpHttp`], a client that follows no
 //! redirects (an IdP-supplied URL must not lead Tandem elsewhere) and has
-//! connect and total timeouts.
+//! connect and total timeouts. Discovery documents and JWKS are cached per
+//! issuer ([`cache`]); the authorization request and code exchange are in
+//! [`flow`]; the ID token is validated in [`id_token`].
 
+pub mod cache;
 pub mod discovery;
+pub mod flow;
+pub mod id_token;
+pub mod jwks;
 
 use std::time::Duration;
 
@@ -30,5 +36,17 @@ impl IdpHttp {
     /// The underlying client.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+}
+
+/// A transport failure in words an admin can act on.
+pub fn describe_transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the request timed out".into()
+    } else if e.is_connect() {
+        let cause = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+        format!("could not connect ({cause})")
+    } else {
+        e.to_string()
     }
 }

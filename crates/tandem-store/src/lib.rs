@@ -15,6 +15,7 @@ pub mod schema;
 pub mod schema_check;
 pub mod scim;
 pub mod scim_connections;
+pub mod sso;
 mod time;
 
 pub use conn::{AnyConnection, DatabaseUrl};

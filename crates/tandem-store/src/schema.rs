@@ -145,6 +145,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_transactions (id) {
+        id -> Text,
+        oidc_client_id -> Text,
+        state_hash -> Text,
+        cookie_hash -> Text,
+        nonce -> Text,
+        pkce_verifier_enc -> Nullable<Text>,
+        post_login_redirect_url -> Nullable<Text>,
+        login_event_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    login_events (id) {
+        id -> Text,
+        oidc_client_id -> Nullable<Text>,
+        customer_id -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        outcome -> Text,
+        error_type -> Nullable<Text>,
+        error_kind -> Nullable<Text>,
+        failed_step -> Nullable<Text>,
+        diagnosis -> Nullable<Text>,
+        steps -> Text,
+        oidc_user_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        scim_user_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sso_users (id) {
+        id -> Text,
+        oidc_client_id -> Text,
+        oidc_user_id -> Text,
+        email -> Nullable<Text>,
+        email_verified -> Nullable<Bool>,
+        preferred_username -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        family_name -> Nullable<Text>,
+        claims -> Text,
+        first_login_at -> BigInt,
+        last_login_at -> BigInt,
+        login_count -> BigInt,
+    }
+}
+
 diesel::joinable!(scim_api_keys -> scim_connections (scim_connection_id));
 diesel::joinable!(scim_users -> scim_connections (scim_connection_id));
 diesel::joinable!(scim_groups -> scim_connections (scim_connection_id));
@@ -163,4 +215,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scim_group_members,
     provisioning_logs,
     audit_events,
+    login_transactions,
+    login_events,
+    sso_users,
 );

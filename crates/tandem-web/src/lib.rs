@@ -7,6 +7,7 @@ pub mod auth;
 mod body;
 pub mod error;
 mod health;
+mod login;
 mod metrics;
 mod scim;
 pub mod state;

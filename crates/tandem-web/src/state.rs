@@ -31,6 +31,8 @@ pub struct WebSettings {
     pub scim_key_rotation_grace: Duration,
     /// Most resources one SCIM list page returns.
     pub scim_max_results: u32,
+    /// How long a login may take between initiate and complete.
+    pub login_ttl: Duration,
 }
 
 impl WebSettings {
@@ -51,6 +53,8 @@ pub struct AppState {
     pub settings: Arc<WebSettings>,
     pub clock: Arc<dyn Clock>,
     pub http: IdpHttp,
+    /// Discovery metadata and signing keys per issuer.
+    pub idp_cache: Arc<tandem_oidc::cache::IdpCache>,
     pub metrics: Arc<Metrics>,
     /// Background writer of provisioning-log entries for reads and refusals.
     pub log_sink: LogSink,

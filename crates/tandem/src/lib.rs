@@ -64,6 +64,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         scim_key_ttl_days: (settings.scim.api_key_ttl_days > 0).then_some(settings.scim.api_key_ttl_days),
         scim_key_rotation_grace: Duration::hours(settings.scim.rotation_grace_hours as i64),
         scim_max_results: settings.scim.max_results,
+        login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
     };
     let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))
         .map_err(anyhow::Error::msg)?;
@@ -75,6 +76,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         settings: Arc::new(web),
         clock,
         http,
+        idp_cache: Arc::new(tandem_oidc::cache::IdpCache::default()),
         metrics: Arc::new(Metrics::default()),
     };
     let workers = if settings.server.workers == 0 {

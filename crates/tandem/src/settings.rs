@@ -83,6 +83,7 @@ pub struct Log {
 pub struct Oidc {
     pub allow_insecure_http: bool,
     pub http_timeout_secs: u64,
+    pub login_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -215,6 +216,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "server.max_body_bytes",
                 message: "must be at least 1024".into(),
+            });
+        }
+        if !(30..=86_400).contains(&self.oidc.login_ttl_secs) {
+            return Err(SettingsError::Invalid {
+                key: "oidc.login_ttl_secs",
+                message: "must be from 30 to 86400".into(),
             });
         }
         if self.scim.max_results == 0 {

@@ -1,5 +1,6 @@
 //! The management API under `/api/v1`, behind integration keys.
 
+mod login_events;
 mod oidc_clients;
 mod scim_connections;
 mod scim_data;
@@ -37,7 +38,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/scim-connections/{id}/users/{user_id}", web::get().to(scim_data::get_user))
     .route("/scim-connections/{id}/groups", web::get().to(scim_data::list_groups))
     .route("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group))
-    .route("/provisioning-logs", web::get().to(scim_data::provisioning_logs));
+    .route("/provisioning-logs", web::get().to(scim_data::provisioning_logs))
+    .route("/login-events", web::get().to(login_events::list))
+    .route("/login-events/{id}", web::get().to(login_events::get))
+    .route("/sso/login/initiate", web::post().to(crate::login::initiate))
+    .route("/sso/login/complete", web::post().to(crate::login::complete));
 }
 
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.

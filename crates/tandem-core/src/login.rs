@@ -1,0 +1,194 @@
+//! The login's pure rules: reading the callback the app hands over, the
+//! explanation of well-known IdP errors, and the SCIM join decision.
+
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The callback the IdP redirected the browser to, as the app received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub path: String,
+    pub params: HashMap<String, String>,
+}
+
+impl Callback {
+    /// A query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+/// Reads `callback_path_and_query` (`/sso/callback?code=…&state=…`; a full
+/// URL is accepted too). A parameter given twice is refused (RFC 6749 §3.1).
+pub fn parse_callback(raw: &str) -> Result<Callback, String> {
+    if raw.is_empty() || raw.len() > 16 * 1024 {
+        return Err("must be the callback's path and query, at most 16 KiB".into());
+    }
+    let base = url::Url::parse("http://callback.invalid").map_err(|e| e.to_string())?;
+    let url = base.join(raw).map_err(|e| format!("is not a URL path ({e})"))?;
+    let mut params = HashMap::new();
+    for (k, v) in url.query_pairs() {
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("has the parameter {k:?} more than once"));
+        }
+    }
+    Ok(Callback { path: url.path().to_string(), params })
+}
+
+/// A known explanation of an IdP error code, with what to do about it.
+pub fn explain_idp_error(error: &str, description: Option<&str>) -> Option<&'static str> {
+    let text = format!("{error} {}", description.unwrap_or(""));
+    const ENTRA: [(&str, &str); 8] = [
+        ("AADSTS50105", "The user is not assigned to the application in Microsoft Entra ID. Assign the user (or one of their groups) to the enterprise application, or turn off 'Assignment required'."),
+        ("AADSTS7000215", "Microsoft Entra ID rejected the client secret: it is wrong. Copy the secret's *value* (not its ID) and update the OIDC client."),
+        ("AADSTS7000222", "The client secret has expired in Microsoft Entra ID. Create a new secret under Certificates & secrets and update the OIDC client."),
+        ("AADSTS50011", "The redirect URI does not match one registered for the application in Microsoft Entra ID. Add the OIDC client's redirect_url exactly (scheme, host, path) under Authentication."),
+        ("AADSTS700016", "The application (client id) was not found in this Microsoft Entra tenant. Check the client id and the tenant id."),
+        ("AADSTS65001", "The user or an administrator has not consented to the application. Grant admin consent for the tenant."),
+        ("AADSTS90072", "The user's account is from another tenant and is not a guest in this one."),
+        ("AADSTS50076", "Multi-factor authentication is required and was not completed."),
+    ];
+    for (code, why) in ENTRA {
+        if text.contains(code) {
+            return Some(why);
+        }
+    }
+    let desc = description.unwrap_or("").to_ascii_lowercase();
+    if error == "access_denied" && desc.contains("not assigned") {
+        return Some("The user is not assigned to the application in the IdP (Okta: Assignments tab of the app). Assign the user or one of their groups.");
+    }
+    match error {
+        "access_denied" => {
+            Some("The user or the IdP denied the request (not assigned to the app, or consent refused).")
+        }
+        "invalid_scope" => Some("The IdP does not allow a requested scope; check the client's additional_scopes."),
+        "unauthorized_client" => Some("The IdP does not allow this client to use the authorization-code flow."),
+        "login_required" | "interaction_required" => Some("The IdP needs the user to sign in interactively."),
+        "temporarily_unavailable" | "server_error" => Some("The IdP had a temporary failure; retry."),
+        _ => None,
+    }
+}
+
+/// One SCIM user a login's key matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Not deleted (deleted users are kept as tombstones).
+    pub live: bool,
+    pub active: bool,
+}
+
+/// Why a login is refused by the SCIM join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotActiveReason {
+    Deactivated,
+    Deleted,
+    NotProvisioned,
+}
+
+/// The join's verdict over the candidates of one login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Exactly one live user matched and it is active: its index.
+    Matched(usize),
+    /// Refused.
+    NotActive(NotActiveReason),
+    /// Several live users matched: never a coin toss.
+    Ambiguous(usize),
+}
+
+/// Decides the join: tombstones only matter when no live user matched.
+pub fn decide(candidates: &[Candidate]) -> JoinOutcome {
+    let live: Vec<usize> = candidates.iter().enumerate().filter(|(_, c)| c.live).map(|(i, _)| i).collect();
+    match live.as_slice() {
+        [] if candidates.is_empty() => JoinOutcome::NotActive(NotActiveReason::NotProvisioned),
+        [] => JoinOutcome::NotActive(NotActiveReason::Deleted),
+        [one] if candidates[*one].active => JoinOutcome::Matched(*one),
+        [_] => JoinOutcome::NotActive(NotActiveReason::Deactivated),
+        many => JoinOutcome::Ambiguous(many.len()),
+    }
+}
+
+/// Checks a `post_login_redirect_url`: a path in the app (`/dashboard`,
+/// never `//host`) or an absolute http(s) URL.
+pub fn check_post_login_redirect(raw: &str) -> Result<(), String> {
+    if raw.len() > 2048 {
+        return Err("must be at most 2048 characters".into());
+    }
+    if raw.starts_with('/') && !raw.starts_with("//") && !raw.starts_with("/\\") {
+        return Ok(());
+    }
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err("must be a path starting with / or an absolute http(s) URL".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_path_and_query_are_read() {
+        let cb = parse_callback("/sso/callback?code=abc&state=xyz&iss=https%3A%2F%2Fidp").unwrap();
+        assert_eq!(cb.path, "/sso/callback");
+        assert_eq!(cb.param("code"), Some("abc"));
+        assert_eq!(cb.param("iss"), Some("https://idp"));
+        assert_eq!(parse_callback("https://app.example/cb?state=s").unwrap().param("state"), Some("s"));
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused() {
+        assert!(parse_callback("/cb?state=a&state=b").unwrap_err().contains("\"state\""));
+    }
+
+    #[test]
+    fn entra_error_codes_are_explained() {
+        let why =
+            explain_idp_error("access_denied", Some("AADSTS50105: The signed in user 'x' is not assigned to a role"))
+                .unwrap();
+        assert!(why.contains("not assigned"));
+        assert!(explain_idp_error(
+            "invalid_client",
+            Some("AADSTS7000222: The provided client secret keys are expired")
+        )
+        .unwrap()
+        .contains("expired"));
+        assert!(explain_idp_error("invalid_request", Some("AADSTS50011: The redirect URI specified"))
+            .unwrap()
+            .contains("redirect"));
+        assert!(explain_idp_error("invalid_client", Some("AADSTS7000215: Invalid client secret provided"))
+            .unwrap()
+            .contains("wrong"));
+    }
+
+    #[test]
+    fn okta_not_assigned_is_explained() {
+        let why = explain_idp_error("access_denied", Some("User is not assigned to the client application.")).unwrap();
+        assert!(why.contains("Okta"));
+        assert_eq!(explain_idp_error("weird", None), None);
+    }
+
+    #[test]
+    fn join_decisions() {
+        let c = |live, active| Candidate { live, active };
+        assert_eq!(decide(&[]), JoinOutcome::NotActive(NotActiveReason::NotProvisioned));
+        assert_eq!(decide(&[c(true, true)]), JoinOutcome::Matched(0));
+        assert_eq!(decide(&[c(true, false)]), JoinOutcome::NotActive(NotActiveReason::Deactivated));
+        assert_eq!(decide(&[c(false, true)]), JoinOutcome::NotActive(NotActiveReason::Deleted));
+        assert_eq!(
+            decide(&[c(false, false), c(true, true)]),
+            JoinOutcome::Matched(1),
+            "a re-provisioned user wins over its tombstone"
+        );
+        assert_eq!(decide(&[c(true, true), c(true, false)]), JoinOutcome::Ambiguous(2));
+    }
+
+    #[test]
+    fn post_login_redirects() {
+        assert!(check_post_login_redirect("/home?x=1").is_ok());
+        assert!(check_post_login_redirect("https://app.example/after").is_ok());
+        assert!(check_post_login_redirect("//evil.example").is_err());
+        assert!(check_post_login_redirect("javascript:alert(1)").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! An issuer's signing keys (JWKS), fetched on first use and fetched again
+//! once when a token names an unknown `kid` — at most once a minute, so a
+//! stream of forged `kid`s cannot make Tandem hammer the IdP.
+
+use crate::IdpHttp;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::DecodingKey;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// The least time between two fetches of one JWKS.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A usable key: its decoding key and the algorithm the JWK pins, if any.
+#[derive(Clone)]
+pub struct Key {
+    pub decoding: Arc<DecodingKey>,
+    pub alg: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    keys: HashMap<String, Key>,
+    /// Keys without a `kid`, in document order.
+    anonymous: Vec<Key>,
+    fetched: Option<Instant>,
+}
+
+/// One JWKS URI's keys.
+pub struct KeySet {
+    uri: String,
+    state: Mutex<State>,
+}
+
+/// Why no key could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The JWKS could not be fetched or read.
+    Fetch(String),
+    /// No key with that `kid`, even after a refetch.
+    UnknownKid(String),
+    /// The token names no `kid` and the set has not exactly one key.
+    NoKid,
+}
+
+impl KeySet {
+    /// An empty set for `uri`; keys are fetched on first use.
+    pub fn new(uri: String) -> KeySet {
+        KeySet { uri, state: Mutex::new(State::default()) }
+    }
+
+    /// The JWKS URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The key for `kid` (or the only key when the token names none).
+    pub async fn key(&self, http: &IdpHttp, kid: Option<&str>) -> Result<Key, KeyError> {
+        let mut state = self.state.lock().await;
+        if state.fetched.is_none() {
+            *state = fetch(http, &self.uri).await?;
+        }
+        if let Some(found) = lookup(&state, kid) {
+            return Ok(found);
+        }
+        // An unknown kid may be a key the IdP just rotated in.
+        let may_refetch = state.fetched.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
+        if kid.is_some() && may_refetch {
+            *state = fetch(http, &self.uri).await?;
+            if let Some(found) = lookup(&state, kid) {
+                return Ok(found);
+            }
+        }
+        match kid {
+            Some(k) => Err(KeyError::UnknownKid(k.to_string())),
+            None => Err(KeyError::NoKid),
+        }
+    }
+}
+
+fn lookup(state: &State, kid: Option<&str>) -> Option<Key> {
+    match kid {
+        Some(k) => state.keys.get(k).cloned(),
+        None => {
+            let all: Vec<&Key> = state.keys.values().chain(state.anonymous.iter()).collect();
+            (all.len() == 1).then(|| all[0].clone())
+        }
+    }
+}
+
+async fn fetch(http: &IdpHttp, uri: &str) -> Result<State, KeyError> {
+    let resp = http
+        .client()
+        .get(uri)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| KeyError::Fetch(format!("{uri}: {}", crate::describe_transport_error(&e))))?;
+    if !resp.status().is_success() {
+        return Err(KeyError::Fetch(format!("{uri} answered HTTP {}", resp.status())));
+    }
+    let body = resp.bytes().await.map_err(|e| KeyError::Fetch(format!("{uri}: {e}")))?;
+    if body.len() > 512 * 1024 {
+        return Err(KeyError::Fetch(format!("{uri}: the key set is larger than 512 KiB")));
+    }
+    let set: JwkSet =
+        serde_json::from_slice(&body).map_err(|e| KeyError::Fetch(format!("{uri}: not a JWK set ({e})")))?;
+    let mut state = State { fetched: Some(Instant::now()), ..Default::default() };
+    for jwk in &set.keys {
+        // Encryption keys and keys of unsupported types are skipped, not fatal.
+        if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let Ok(decoding) = DecodingKey::from_jwk(jwk) else { continue };
+        let alg = jwk.common.key_algorithm.map(|a| a.to_string());
+        let key = Key { decoding: Arc::new(decoding), alg };
+        match &jwk.common.key_id {
+            Some(kid) => {
+                state.keys.insert(kid.clone(), key);
+            }
+            None => state.anonymous.push(key),
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,188 @@
+//! `POST /api/v1/sso/login/initiate`
+//! `{customer_id | oidc_client_id | email, post_login_redirect_url?}` →
+//! `{idp_url, state_for_cookie, expires_at}`.
+
+use super::errors::idp;
+use super::trace::Trace;
+use crate::auth::Caller;
+use crate::body;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+use tandem_core::fields::FieldReader;
+use tandem_core::format_time;
+use tandem_core::keys::{hash_key, random_token};
+use tandem_core::login::check_post_login_redirect;
+use tandem_oidc::flow::{authorization_url, ClientConfig};
+use tandem_store::oidc_clients::{self, OidcClientRow};
+use tandem_store::sso::{self, LoginTransaction};
+
+/// Finds the client a login is for.
+async fn find_client(state: &AppState, by: Selector) -> Result<OidcClientRow, ApiError> {
+    let found = match by {
+        Selector::Customer(c) => {
+            let key = c.clone();
+            state
+                .store
+                .read(move |conn| oidc_clients::get_by_customer(conn, &key))
+                .await?
+                .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {c:?}")))?
+        }
+        Selector::Client(id) => {
+            let key = id.clone();
+            state
+                .store
+                .read(move |conn| oidc_clients::get(conn, &key))
+                .await?
+                .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}")))?
+        }
+        Selector::Email(email) => {
+            let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+            let key = domain.clone();
+            let mut clients = state.store.read(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
+            match clients.len() {
+                0 => {
+                    return Err(ApiError::not_found(
+                        "ClientNotFound",
+                        format!("no OIDC client lists the email domain {domain:?} in its email_domain_allowlist"),
+                    ))
+                }
+                1 => clients.remove(0),
+                n => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "EmailDomainNotUnique",
+                        format!("{n} OIDC clients list the email domain {domain:?}; start the login by customer_id"),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(found)
+}
+
+enum Selector {
+    Customer(String),
+    Client(String),
+    Email(String),
+}
+
+/// `POST /api/v1/sso/login/initiate`
+pub async fn initiate(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let mut r = FieldReader::new(&body, "");
+    if !r.is_ok() {
+        return Err(ApiError::invalid_fields(r.into_errors()));
+    }
+    let customer = r.string("customer_id");
+    let client_id = r.string("oidc_client_id");
+    let email = r.string("email");
+    let redirect_after = r.string("post_login_redirect_url");
+    if let Some(u) = &redirect_after {
+        if let Err(m) = check_post_login_redirect(u) {
+            r.error("post_login_redirect_url", m);
+        }
+    }
+    if let Some(e) = &email {
+        if !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
+            r.error("email", "must be an email address");
+        }
+    }
+    let given = [customer.is_some(), client_id.is_some(), email.is_some()].iter().filter(|b| **b).count();
+    if given != 1 {
+        r.error("customer_id", "give exactly one of customer_id, oidc_client_id or email");
+    }
+    r.reject_unknown();
+    if !r.is_ok() {
+        return Err(ApiError::invalid_fields(r.into_errors()));
+    }
+    let selector = match (customer, client_id, email.clone()) {
+        (Some(c), _, _) => Selector::Customer(c),
+        (_, Some(id), _) => Selector::Client(id),
+        (_, _, Some(e)) => Selector::Email(e),
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", "no selector")),
+    };
+    let client = find_client(&state, selector).await?;
+    let mut trace = Trace::new(&state, Some((&client.id, &client.customer_id)));
+    trace.ok(&state, "initiate", json!({"by": if email.is_some() { "email" } else { "customer" }}));
+    let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer).await {
+        Ok(found) => found,
+        Err(e) => {
+            let err = idp(
+                StatusCode::BAD_GATEWAY,
+                "DiscoveryFailed",
+                e.to_string(),
+                json!({"url": e.url, "reason": e.reason}),
+            );
+            trace.failed(&state, "discovery", &err);
+            trace.insert(&state).await?;
+            return Err(err);
+        }
+    };
+    trace.ok(
+        &state,
+        "discovery",
+        json!({"issuer": meta.issuer, "authorization_endpoint": meta.authorization_endpoint}),
+    );
+    let secret = client.client_secret(&state.secret_key)?;
+    let scopes = client.scopes();
+    let cfg = ClientConfig {
+        client_id: &client.client_id,
+        client_secret: secret.as_ref().map(|s| s.0.as_str()),
+        redirect_url: &client.redirect_url,
+        uses_pkce: client.uses_pkce,
+        additional_scopes: &scopes,
+    };
+    let oauth_state = random_token(32);
+    let cookie_secret = random_token(32);
+    let nonce = random_token(32);
+    let request = authorization_url(&meta, &cfg, &oauth_state, &nonce, email.as_deref()).map_err(|e| {
+        idp(
+            StatusCode::BAD_GATEWAY,
+            "DiscoveryFailed",
+            format!("the IdP's metadata cannot build a login URL: {e}"),
+            json!({}),
+        )
+    })?;
+    let now = state.clock.now();
+    let expires = now + state.settings.login_ttl;
+    let tx_id = tandem_core::new_id();
+    let transaction = LoginTransaction {
+        pkce_verifier_enc: request
+            .pkce_verifier
+            .as_ref()
+            .map(|v| state.secret_key.encrypt(v, &sso::verifier_context(&tx_id))),
+        id: tx_id,
+        oidc_client_id: client.id.clone(),
+        state_hash: hash_key(&oauth_state),
+        cookie_hash: hash_key(&cookie_secret),
+        nonce,
+        post_login_redirect_url: redirect_after,
+        login_event_id: trace.id().to_string(),
+        created_at: tandem_store::micros(now),
+        expires_at: tandem_store::micros(expires),
+        consumed_at: None,
+    };
+    trace.ok(&state, "authorization_url", json!({"pkce": client.uses_pkce, "expires_at": format_time(expires)}));
+    let event = trace.into_event(&state);
+    state
+        .store
+        .write(move |c| {
+            sso::insert_event(c, &event)?;
+            sso::insert_transaction(c, &transaction)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "idp_url": request.url,
+        "state_for_cookie": cookie_secret,
+        "expires_at": format_time(expires),
+        "oidc_client_id": client.id,
+        "customer_id": client.customer_id,
+    })))
+}

@@ -1,0 +1,114 @@
+//! The SCIM join: the customer's matching strategy applied to the SSO
+//! identity, answered by an indexed lookup.
+
+use super::errors::not_active;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+use tandem_core::login::{decide, Candidate, JoinOutcome, NotActiveReason};
+use tandem_core::matching::{MatchingStrategy, SsoAttributes};
+use tandem_store::oidc_clients::OidcClientRow;
+use tandem_store::scim::users;
+use tandem_store::scim_connections;
+
+/// The join's result: the matched SCIM user (rendered), or `None` when the
+/// customer has no SCIM connection (SSO-only).
+pub struct Joined {
+    pub scim_user: Option<Value>,
+    pub scim_user_id: Option<String>,
+    pub detail: Value,
+}
+
+/// Joins `sso` to the SCIM user of the client's customer.
+pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<'_>) -> Result<Joined, ApiError> {
+    let customer = client.customer_id.clone();
+    let connection = state.store.read(move |c| scim_connections::get_by_customer(c, &customer)).await?;
+    let Some(connection) = connection else {
+        return Ok(Joined { scim_user: None, scim_user_id: None, detail: json!({"scim_connection": null}) });
+    };
+    let strategy: MatchingStrategy = match client.strategy()? {
+        Some(s) => s,
+        None => state.settings.default_strategy(client.idp_type()?).0,
+    };
+    let context = json!({"strategy": strategy.as_str(), "scim_connection_id": connection.id});
+    let Some(key) = strategy.sso_key(sso) else {
+        let missing = match strategy {
+            MatchingStrategy::OidcSubToScimUsername | MatchingStrategy::OidcSubToScimExternalId => "OIDC user id",
+            MatchingStrategy::OidcPreferredUsernameToScimUsername => "preferred_username",
+            _ => "email",
+        };
+        let mut details = context.clone();
+        details["missing_claim"] = json!(missing);
+        return Err(not_active(
+            "not_provisioned",
+            format!("the IdP sent no {missing}, which the matching strategy {strategy} needs"),
+            details,
+        ));
+    };
+    let conn_id = connection.id.clone();
+    let key_value = key.clone();
+    let candidates =
+        state.store.read(move |c| users::find_by_key(c, &conn_id, strategy.scim_key(), &key_value)).await?;
+    let verdict = decide(
+        &candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect::<Vec<_>>(),
+    );
+    let mut details = context;
+    details["matched_on"] = json!(key);
+    match verdict {
+        JoinOutcome::Matched(i) => {
+            let row = candidates[i].clone();
+            let id = row.id.clone();
+            let groups = state
+                .store
+                .read(move |c| users::groups_of(c, std::slice::from_ref(&id)))
+                .await?
+                .remove(&row.id)
+                .unwrap_or_default();
+            let resource = crate::scim::render_user(state, &row, Some(&groups));
+            let scim_user = json!({
+                "scim_connection_id": row.scim_connection_id,
+                "id": row.id,
+                "user_name": row.user_name,
+                "external_id": row.external_id,
+                "active": row.active,
+                "display_name": row.display_name,
+                "emails": resource.get("emails").cloned().unwrap_or(json!([])),
+                "groups": groups.iter().map(|(gid, name)| json!({"value": gid, "display": name})).collect::<Vec<_>>(),
+                "resource": resource,
+            });
+            details["scim_user_id"] = json!(row.id);
+            Ok(Joined { scim_user: Some(scim_user), scim_user_id: Some(row.id), detail: details })
+        }
+        JoinOutcome::NotActive(reason) => {
+            let message = match reason {
+                NotActiveReason::Deactivated => {
+                    "the matched SCIM user is deactivated in the identity provider".to_string()
+                }
+                NotActiveReason::Deleted => "the matched SCIM user was deleted by the identity provider".to_string(),
+                NotActiveReason::NotProvisioned => {
+                    format!("no SCIM user of this customer matches {key:?} under the strategy {strategy}; the user is not provisioned")
+                }
+            };
+            if let Some(u) = candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first()) {
+                details["scim_user_id"] = json!(u.id);
+            }
+            let reason =
+                serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            Err(not_active(&reason, message, details))
+        }
+        JoinOutcome::Ambiguous(n) => {
+            details["candidates"] = json!(candidates
+                .iter()
+                .filter(|u| u.deleted_at.is_none())
+                .map(|u| json!({"id": u.id, "user_name": u.user_name}))
+                .collect::<Vec<_>>());
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ScimUserAmbiguous",
+                format!("{n} SCIM users match {key:?} under the strategy {strategy}; choose a strategy that identifies one user"),
+            )
+            .with_details(details))
+        }
+    }
+}

@@ -1,0 +1,290 @@
+// Minimal app that signs its users in through Tandem (Node built-ins only).
+//
+// Usage: TANDEM_URL=http://127.0.0.1:8080 TANDEM_API_KEY=tandem_ik_… node examples/app/server.mjs
+// Env:
+//   PORT            port on 127.0.0.1 (default 0: a free port)
+//   TANDEM_URL      base URL of Tandem (default http://127.0.0.1:8080)
+//   TANDEM_API_KEY  an integration key (`tandem integration-key create --name my-app`)
+//
+// Once listening it prints one line on stdout, `READY http://127.0.0.1:<port>`.
+//
+// Routes:
+//   GET  /              sign-in form (work email or customer ID)
+//   POST /login         POST {TANDEM_URL}/api/v1/sso/login/initiate, set the state cookie, 302 to the IdP
+//   GET  /sso/callback  POST {TANDEM_URL}/api/v1/sso/login/complete, show who signed in or why not
+import http from 'node:http';
+
+const PORT = process.env.PORT === undefined || process.env.PORT === '' ? 0 : Number(process.env.PORT);
+const TANDEM_URL = (process.env.TANDEM_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const TANDEM_API_KEY = process.env.TANDEM_API_KEY || '';
+const STATE_COOKIE = 'tandem_sso_state';
+const TANDEM_TIMEOUT_MS = 15_000;
+const MAX_FORM_BYTES = 16 * 1024;
+
+if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
+  console.error(`example-app: invalid PORT ${JSON.stringify(process.env.PORT)}`);
+  process.exit(2);
+}
+if (!TANDEM_API_KEY) console.error('example-app: TANDEM_API_KEY is not set; Tandem will answer 401');
+
+// ---------------------------------------------------------------- HTML
+
+function esc(value) {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function layout(title, body) {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · Example app</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; padding: 0 1rem; color: #1b1b1b; }
+  label { display: block; font-weight: 600; margin-top: 1rem; }
+  input { font: inherit; width: 100%; box-sizing: border-box; padding: .5rem; border: 1px solid #767676; border-radius: 4px; }
+  button { font: inherit; margin-top: 1.25rem; padding: .5rem 1.25rem; border: 0; border-radius: 4px; background: #1a4fd6; color: #fff; cursor: pointer; }
+  button:focus-visible, input:focus-visible { outline: 3px solid #ffbf47; outline-offset: 1px; }
+  dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
+  dt { font-weight: 600; }
+  dd { margin: 0; overflow-wrap: anywhere; }
+  .hint { color: #505050; font-size: .9rem; }
+  .notice { border-left: 4px solid #b3261e; padding: .25rem .75rem; background: #fdecea; }
+</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+function homePage(notice = '') {
+  return layout('Sign in', `<h1>Sign in</h1>
+${notice ? `<p class="notice" role="alert">${esc(notice)}</p>` : ''}
+<form method="post" action="/login">
+  <label for="email">Work email</label>
+  <input id="email" name="email" type="email" autocomplete="email" inputmode="email" aria-describedby="email-hint">
+  <p id="email-hint" class="hint">Your company's identity provider is found from your email's domain.</p>
+  <label for="customer_id">or customer ID</label>
+  <input id="customer_id" name="customer_id" type="text" autocomplete="organization">
+  <button type="submit">Sign in with SSO</button>
+</form>`);
+}
+
+function signedInPage(login) {
+  const scim = login.scim_user;
+  const groups = (scim?.groups || []).map((g) => g.display ?? g.value).filter((g) => g != null);
+  const rows = [
+    ['Customer', login.customer_id, 'customer-id'],
+    ['OIDC user id', login.oidc_user_id, 'oidc-user-id'],
+    ['Email', `${login.email ?? ''}${login.email_verified ? ' (verified)' : ''}`, 'email'],
+    ['Name', [login.given_name, login.family_name].filter(Boolean).join(' '), 'name'],
+  ];
+  if (scim) {
+    rows.push(['SCIM user id', scim.id, 'scim-user-id']);
+    rows.push(['SCIM userName', scim.user_name, 'scim-user-name']);
+    rows.push(['Groups', groups.length ? groups.join(', ') : 'none', 'groups']);
+  } else {
+    rows.push(['SCIM user', 'no SCIM connection', 'scim-user-id']);
+    rows.push(['Groups', 'no SCIM connection', 'groups']);
+  }
+  const next = safeLocalPath(login.post_login_redirect_url) || '/';
+  return layout('Signed in', `<h1>Signed in as ${esc(login.email ?? login.oidc_user_id)}</h1>
+<dl>
+${rows.map(([k, v, id]) => `  <dt>${esc(k)}</dt><dd id="${id}">${esc(v)}</dd>`).join('\n')}
+</dl>
+<p><a href="${esc(next)}">Continue</a></p>`);
+}
+
+function refusedPage(status, error) {
+  const reason = error.details && typeof error.details === 'object' ? error.details.reason : undefined;
+  return layout('Sign-in refused', `<h1>Sign-in refused</h1>
+<dl>
+  <dt>Error</dt><dd id="error-type">${esc(error.type)}</dd>
+  <dt>Message</dt><dd id="error-message">${esc(error.message)}</dd>
+${reason !== undefined ? `  <dt>Reason</dt><dd id="error-reason">${esc(reason)}</dd>\n` : ''}  <dt>HTTP status</dt><dd id="error-status">${esc(status)}</dd>
+</dl>
+<p><a href="/">Try again</a></p>`);
+}
+
+function safeLocalPath(value) {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !value.includes('\\')
+    ? value : null;
+}
+
+// ---------------------------------------------------------------- HTTP helpers
+
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+};
+
+function sendHtml(res, status, html, headers = {}) {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...SECURITY_HEADERS, ...headers });
+  res.end(html);
+}
+
+function stateCookie(value, maxAge) {
+  return `${STATE_COOKIE}=${encodeURIComponent(value)}; HttpOnly; SameSite=Lax; Path=/; Max-Age=${maxAge}`;
+}
+
+function readCookie(req, name) {
+  for (const part of (req.headers.cookie || '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      const raw = part.slice(i + 1).trim();
+      try {
+        return decodeURIComponent(raw);
+      } catch {
+        return raw;
+      }
+    }
+  }
+  return null;
+}
+
+function readForm(req) {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks = [];
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size <= MAX_FORM_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > MAX_FORM_BYTES) reject(Object.assign(new Error('The form is too large.'), { status: 413 }));
+      else resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.on('error', reject);
+  });
+}
+
+// POST a JSON body to Tandem. Resolves to {status, body} where body is the parsed
+// JSON, or {error} shaped like Tandem's errors when Tandem is unreachable or its
+// answer is not JSON.
+async function callTandem(path, payload) {
+  let res;
+  try {
+    res = await fetch(`${TANDEM_URL}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${TANDEM_API_KEY}`,
+        'content-type': 'application/json',
+        accept: 'application/json',
+      },
+      body: JSON.stringify(payload),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(TANDEM_TIMEOUT_MS),
+    });
+  } catch (e) {
+    const cause = e.cause?.code || e.cause?.message || e.message;
+    console.error(`example-app: ${path}: Tandem unreachable: ${cause}`);
+    return {
+      status: 502,
+      body: { error: { type: 'TandemUnreachable', message: `Could not reach Tandem at ${TANDEM_URL}: ${cause}`, details: {} } },
+    };
+  }
+  const text = await res.text().catch(() => '');
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  if (res.status !== 200 && !(body?.error && typeof body.error === 'object')) {
+    body = {
+      error: {
+        type: 'UnexpectedResponse',
+        message: `Tandem answered ${res.status} without an error object: ${text.slice(0, 200)}`,
+        details: {},
+      },
+    };
+  }
+  return { status: res.status, body };
+}
+
+function errorStatus(status) {
+  return status >= 400 && status <= 599 ? status : 502;
+}
+
+// ---------------------------------------------------------------- routes
+
+async function login(req, res) {
+  const form = await readForm(req);
+  const customerId = (form.get('customer_id') || '').trim();
+  const email = (form.get('email') || '').trim();
+  if (!customerId && !email) {
+    return sendHtml(res, 400, homePage('Enter your work email or your customer ID.'));
+  }
+  const payload = customerId ? { customer_id: customerId } : { email };
+  payload.post_login_redirect_url = '/';
+  const { status, body } = await callTandem('/api/v1/sso/login/initiate', payload);
+  if (status === 200 && typeof body?.idp_url === 'string' && typeof body?.state_for_cookie === 'string') {
+    res.writeHead(302, {
+      location: body.idp_url,
+      'set-cookie': stateCookie(body.state_for_cookie, 600),
+      ...SECURITY_HEADERS,
+    });
+    return res.end();
+  }
+  const error = body?.error || {
+    type: 'UnexpectedResponse', message: 'Tandem answered 200 without idp_url and state_for_cookie', details: {},
+  };
+  return sendHtml(res, errorStatus(status), refusedPage(status, error));
+}
+
+async function callback(req, res) {
+  const { status, body } = await callTandem('/api/v1/sso/login/complete', {
+    state_from_cookie: readCookie(req, STATE_COOKIE) ?? '',
+    callback_path_and_query: req.url,
+  });
+  const clear = { 'set-cookie': stateCookie('', 0) };
+  if (status === 200 && body && typeof body === 'object' && !body.error) {
+    return sendHtml(res, 200, signedInPage(body), clear);
+  }
+  const error = body?.error || { type: 'UnexpectedResponse', message: 'Tandem answered 200 without a login', details: {} };
+  return sendHtml(res, errorStatus(status), refusedPage(status, error), clear);
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    const { pathname } = new URL(req.url, 'http://app.invalid');
+    if (pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) return sendHtml(res, 200, homePage());
+    if (pathname === '/login' && req.method === 'POST') return await login(req, res);
+    if (pathname === '/sso/callback' && req.method === 'GET') return await callback(req, res);
+    if (['/', '/login', '/sso/callback'].includes(pathname)) {
+      return sendHtml(res, 405, layout('Method not allowed', '<h1>Method not allowed</h1>'));
+    }
+    return sendHtml(res, 404, layout('Not found', '<h1>Not found</h1><p><a href="/">Sign in</a></p>'));
+  } catch (e) {
+    console.error('example-app:', e.status ? e.message : e);
+    if (!res.headersSent) {
+      sendHtml(res, e.status || 500, layout('Error', `<h1>Something went wrong</h1><p>${esc(e.message)}</p>`));
+    } else {
+      res.destroy();
+    }
+    return undefined;
+  }
+});
+
+server.on('error', (e) => {
+  console.error(`example-app: cannot listen on 127.0.0.1:${PORT}: ${e.message}`);
+  process.exit(2);
+});
+server.listen(PORT, '127.0.0.1', () => {
+  process.stdout.write(`READY http://127.0.0.1:${server.address().port}\n`);
+});
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
