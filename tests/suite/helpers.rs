@@ -179,44 +179,6 @@ pub fn invalid_fields(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A minimal in-process identity provider for the cases a real one cannot
-/// produce; it serves discovery metadata naming itself as issuer.
-pub struct StubIdp {
-    pub issuer: String,
-}
-
-impl StubIdp {
-    pub async fn start() -> StubIdp {
-        use actix_web::{web, App, HttpResponse, HttpServer};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let meta = json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"),
-            "jwks_uri": format!("{issuer}/jwks"),
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "code_challenge_methods_supported": ["S256"],
-        });
-        let server = HttpServer::new(move || {
-            let meta = meta.clone();
-            App::new().route(
-                "/.well-known/openid-configuration",
-                web::get().to(move || {
-                    let meta = meta.clone();
-                    async move { HttpResponse::Ok().json(meta) }
-                }),
-            )
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
-        StubIdp { issuer }
-    }
-}
-
 /// A SCIM client for one connection, as an IdP would be.
 pub struct Scim {
     pub base: String,

@@ -5,8 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, clippy::zombie_processes)]
 
 mod helpers;
+mod login_support;
+mod stub_idp;
 
 mod config_and_startup;
+mod login_attacks;
+mod login_join;
+mod login_real_idp;
 mod management_auth;
 mod oidc_clients;
 mod operations;

@@ -332,7 +332,7 @@ async fn discovery_failure_names_the_url_and_reason() {
 #[tokio::test]
 async fn discovery_success_reports_the_discovered_endpoints() {
     let app = TestApp::spawn().await;
-    let idp = crate::helpers::StubIdp::start().await;
+    let idp = crate::stub_idp::StubOp::start(false).await;
     let mut body = okta_client(&unique("disc-ok"));
     body["idp"] = json!({"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": idp.issuer});
     body["verify"] = json!(true);

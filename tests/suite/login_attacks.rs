@@ -1,0 +1,325 @@
+//! Logins that must fail, each with its own error: forged and broken ID
+//! tokens, replayed or misbound state, IdP errors. Against the stub IdP.
+
+use crate::helpers::*;
+use crate::login_support::*;
+use crate::stub_idp::{Signer, StubOp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn setup() -> (TestApp, StubOp, String) {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(true).await;
+    let customer = unique("acme");
+    stub_client(&app, &op, &customer, "Generic", None).await;
+    (app, op, customer)
+}
+
+async fn assert_token_check(extra: serde_json::Value, check: &str) {
+    let (app, op, customer) = setup().await;
+    let (status, body) = login(&app, &op, &customer, extra).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let (kind, details) = error_of(&body);
+    assert_eq!(kind, "IdentityProviderError", "{body}");
+    assert_eq!(details["kind"], "InvalidIdToken", "{body}");
+    assert_eq!(details["check"], check, "{body}");
+}
+
+#[tokio::test]
+async fn a_valid_login_succeeds_sso_only_without_a_scim_connection() {
+    let (app, op, customer) = setup().await;
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["oidc_user_id"], "00u1abcdEFGH");
+    assert_eq!(body["email"], "alice@acme.com");
+    assert_eq!(body["scim_user"], serde_json::Value::Null);
+    assert_eq!(body["claims"]["given_name"], "Alice");
+    // PKCE verifier and the client's credentials went to the token endpoint.
+    let sent = op.token_requests().join("\n");
+    assert!(sent.contains("code_verifier="), "{sent}");
+    assert!(sent.starts_with("Basic "), "{sent}");
+}
+
+#[tokio::test]
+async fn wrong_signature_is_refused() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Unpublished, "test-key-a"));
+    let (status, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.unsigned(&claims(&op, &started, json!({}))));
+    let (_, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_rsa_public_key_is_refused() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign_hs256_with_public_key(&claims(&op, &started, json!({}))));
+    let (_, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("HMAC"));
+}
+
+#[tokio::test]
+async fn unknown_kid_is_refused_after_one_refetch() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "rotated-away"));
+    let (_, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(body["error"]["details"]["check"], "kid", "{body}");
+}
+
+#[tokio::test]
+async fn wrong_issuer_is_refused() {
+    assert_token_check(json!({"iss": "https://evil.example"}), "iss").await;
+}
+
+#[tokio::test]
+async fn wrong_audience_is_refused() {
+    assert_token_check(json!({"aud": "another-client"}), "aud").await;
+}
+
+#[tokio::test]
+async fn several_audiences_without_this_client_as_azp_are_refused() {
+    assert_token_check(json!({"aud": ["tandem-client", "other"], "azp": "other"}), "azp").await;
+}
+
+#[tokio::test]
+async fn expired_token_is_refused() {
+    let now = chrono::Utc::now().timestamp();
+    assert_token_check(json!({"exp": now - 3600, "iat": now - 7200}), "exp").await;
+}
+
+#[tokio::test]
+async fn token_issued_in_the_future_is_refused() {
+    let now = chrono::Utc::now().timestamp();
+    assert_token_check(json!({"iat": now + 3600, "exp": now + 7200}), "iat").await;
+}
+
+#[tokio::test]
+async fn nonce_mismatch_is_refused() {
+    assert_token_check(json!({"nonce": "a-nonce-from-another-login"}), "nonce").await;
+}
+
+#[tokio::test]
+async fn reused_state_is_refused() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    assert_eq!(complete(&app, &op, &started, "c1").await.0, StatusCode::OK);
+    let (status, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error_of(&body),
+        (
+            "InvalidCsrfState",
+            &json!({"reason": "reused", "login_event_id": body["error"]["details"]["login_event_id"]})
+        )
+    );
+}
+
+#[tokio::test]
+async fn state_with_another_logins_cookie_is_refused() {
+    let (app, op, customer) = setup().await;
+    let mine = start(&app, &customer).await;
+    let theirs = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &mine, json!({})), Signer::Published, "test-key-a"));
+    let callback = format!("/sso/callback?code=c1&state={}&iss={}", mine.state, op.issuer);
+    let (status, body) = complete_raw(&app, &theirs.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["type"], "InvalidCsrfState");
+    assert_eq!(body["error"]["details"]["reason"], "not_bound");
+    let (status, body) = complete_raw(&app, "", &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["details"]["reason"], "not_bound", "a missing cookie binds nothing");
+}
+
+#[tokio::test]
+async fn unknown_or_missing_state_is_refused() {
+    let (app, _op, _customer) = setup().await;
+    let (_, body) = complete_raw(&app, "cookie", "/sso/callback?code=c1&state=never-issued").await;
+    assert_eq!(body["error"]["details"]["reason"], "unknown");
+    let (_, body) = complete_raw(&app, "cookie", "/sso/callback?code=c1").await;
+    assert_eq!(body["error"]["details"]["reason"], "missing");
+}
+
+#[tokio::test]
+async fn reused_code_is_refused_by_the_idp_and_reported() {
+    let (app, op, customer) = setup().await;
+    let first = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &first, json!({})), Signer::Published, "test-key-a"));
+    assert_eq!(complete(&app, &op, &first, "c1").await.0, StatusCode::OK);
+    let second = start(&app, &customer).await;
+    let (status, body) = complete(&app, &op, &second, "c1").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
+    assert_eq!(body["error"]["details"]["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn expired_transaction_is_refused() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    app.clock.advance(chrono::Duration::minutes(11));
+    let (status, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["details"]["reason"], "expired", "{body}");
+}
+
+#[tokio::test]
+async fn callback_for_another_customer_is_refused() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(true).await;
+    let (a, b) = (unique("a"), unique("b"));
+    stub_client(&app, &op, &a, "Generic", None).await;
+    stub_client(&app, &op, &b, "Generic", None).await;
+    let login_a = start(&app, &a).await;
+    let login_b = start(&app, &b).await;
+    op.issue("cb", op.sign(&claims(&op, &login_b, json!({})), Signer::Published, "test-key-a"));
+    // Customer B's callback completed with the cookie of customer A's login.
+    let callback = format!("/sso/callback?code=cb&state={}&iss={}", login_b.state, op.issuer);
+    let (status, body) = complete_raw(&app, &login_a.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["type"], "InvalidCsrfState");
+    // And a callback on another path than the client's redirect_url is refused.
+    let login = start(&app, &a).await;
+    let (status, body) =
+        complete_raw(&app, &login.cookie, &format!("/other/callback?code=x&state={}", login.state)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["type"], "RedirectUrlInvalid", "{body}");
+}
+
+#[tokio::test]
+async fn mixed_up_issuer_parameter_is_refused() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    let callback = format!("/sso/callback?code=c1&state={}&iss=https%3A%2F%2Fother-idp.example", started.state);
+    let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
+}
+
+#[tokio::test]
+async fn entra_user_not_assigned_error_is_explained() {
+    let (app, _op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    let callback = format!(
+        "/sso/callback?error=access_denied&error_description=AADSTS50105%3A+The+signed+in+user+is+not+assigned+to+a+role&state={}",
+        started.state
+    );
+    let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let d = &body["error"]["details"];
+    assert_eq!(d["kind"], "IdpReturnedError");
+    assert_eq!(d["error"], "access_denied");
+    assert!(d["explanation"].as_str().unwrap().contains("not assigned"), "{body}");
+}
+
+#[tokio::test]
+async fn okta_not_assigned_error_is_explained() {
+    let (app, _op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    let callback = format!(
+        "/sso/callback?error=access_denied&error_description=User+is+not+assigned+to+the+client+application.&state={}",
+        started.state
+    );
+    let (_, body) = complete_raw(&app, &started.cookie, &callback).await;
+    assert!(body["error"]["details"]["explanation"].as_str().unwrap().contains("Okta"), "{body}");
+}
+
+#[tokio::test]
+async fn callback_without_a_code_is_no_code_provided() {
+    let (app, _op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    let (_, body) = complete_raw(&app, &started.cookie, &format!("/sso/callback?state={}", started.state)).await;
+    assert_eq!(body["error"]["details"]["kind"], "NoCodeProvidedByIdp", "{body}");
+}
+
+#[tokio::test]
+async fn rejected_client_secret_is_invalid_client_credentials_with_advice() {
+    let (app, op, customer) = setup().await;
+    op.reject_client();
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Rotate the client secret"));
+}
+
+#[tokio::test]
+async fn discovery_failure_at_initiate_names_the_url() {
+    let app = TestApp::spawn().await;
+    let customer = unique("down");
+    let (status, _) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": customer,
+        "idp": {"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": "http://127.0.0.1:9"},
+        "redirect_url": "http://127.0.0.1:9/cb", "verify": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"]["details"]["kind"], "DiscoveryFailed");
+    assert_eq!(body["error"]["details"]["url"], "http://127.0.0.1:9/.well-known/openid-configuration");
+}
+
+#[tokio::test]
+async fn malformed_login_requests_name_their_fields() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(invalid_fields(&body).contains(&"customer_id".to_string()));
+    let (_, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": "a", "email": "b@c.d"})).await;
+    assert_eq!(body["error"]["type"], "InvalidFields");
+    let (_, body) = app
+        .post(
+            "/api/v1/sso/login/initiate",
+            json!({"email": "not-an-email", "post_login_redirect_url": "//evil.example"}),
+        )
+        .await;
+    assert_eq!(invalid_fields(&body), ["post_login_redirect_url", "email"]);
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": "nobody"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "ClientNotFound");
+    let (_, body) = app.post("/api/v1/sso/login/complete", json!({"state_from_cookie": 5})).await;
+    assert_eq!(invalid_fields(&body), ["state_from_cookie", "callback_path_and_query"]);
+    let (_, body) = app
+        .post(
+            "/api/v1/sso/login/complete",
+            json!({"state_from_cookie": "x", "callback_path_and_query": "/cb?state=a&state=b"}),
+        )
+        .await;
+    assert_eq!(invalid_fields(&body), ["callback_path_and_query"]);
+}
+
+#[tokio::test]
+async fn authorization_url_carries_state_nonce_pkce_s256_and_scopes() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    let q: std::collections::HashMap<String, String> =
+        started.idp_url.query_pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert!(started.idp_url.as_str().starts_with(&format!("{}/authorize?", op.issuer)), "{}", started.idp_url);
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], "tandem-client");
+    assert_eq!(q["redirect_uri"], "http://127.0.0.1:9/sso/callback");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43);
+    assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43);
+    let scopes: Vec<&str> = q["scope"].split(' ').collect();
+    for s in ["openid", "email", "profile"] {
+        assert!(scopes.contains(&s), "{scopes:?}");
+    }
+    assert_ne!(started.cookie, started.state, "the cookie secret is not the state the IdP sees");
+}

@@ -1,0 +1,311 @@
+//! The SCIM join at login: each matching strategy under each IdP type with
+//! the claims those IdPs really send, and every refusal reason.
+
+use crate::helpers::*;
+use crate::login_support::*;
+use crate::stub_idp::StubOp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Okta: `sub` is the Okta user id, which Okta's SCIM client sends as `externalId`.
+fn okta_claims() -> Value {
+    json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": "alice@acme.com", "preferred_username": "alice@acme.com"})
+}
+
+fn okta_scim_user() -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@acme.com",
+           "externalId": "00u1a2b3c4D5e6F7g8h9", "emails": [{"value": "alice@acme.com", "primary": true}], "active": true})
+}
+
+/// Entra: `sub` is pairwise per application; `oid` is the tenant-wide object id,
+/// which Entra's provisioning sends as `externalId`; `preferred_username` is the UPN,
+/// provisioned as `userName`.
+fn entra_claims() -> Value {
+    json!({"sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+           "tid": "9188040d-6c67-4c5b-b112-36a304b66dad", "preferred_username": "Alice@Contoso.com", "email": "alice@contoso.com",
+           "name": "Alice Example"})
+}
+
+fn entra_scim_user() -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@contoso.com",
+           "externalId": "00000000-0000-0000-66f3-3332eca7ea81", "active": true,
+           "emails": [{"value": "alice@contoso.com", "type": "work", "primary": true}]})
+}
+
+/// One login of `claims` under `strategy` for an IdP of `idp_type` whose SCIM holds `scim_user`.
+async fn try_strategy(idp_type: &str, strategy: &str, claims: Value, scim_user: Value) -> (StatusCode, Value) {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("cust");
+    stub_client(&app, &op, &customer, idp_type, Some(strategy)).await;
+    let (status, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let scim = Scim {
+        base: conn["scim_base_url"].as_str().unwrap().into(),
+        key: conn["scim_api_key"].as_str().unwrap().into(),
+        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
+        http: app.http.clone(),
+    };
+    scim.create_user(scim_user).await;
+    login(&app, &op, &customer, claims).await
+}
+
+#[tokio::test]
+async fn okta_each_strategy_with_real_claims() {
+    let expected = [
+        ("OidcSubToScimExternalId", true),
+        ("OidcEmailToScimUsername", true),
+        ("OidcEmailUsernameToScimUsername", true),
+        ("OidcPreferredUsernameToScimUsername", true),
+        ("OidcSubToScimUsername", false),
+    ];
+    for (strategy, matches) in expected {
+        let (status, body) = try_strategy("Okta", strategy, okta_claims(), okta_scim_user()).await;
+        if matches {
+            assert_eq!(status, StatusCode::OK, "{strategy}: {body}");
+            assert_eq!(body["scim_user"]["user_name"], "alice@acme.com", "{strategy}");
+            assert_eq!(body["oidc_user_id"], "00u1a2b3c4D5e6F7g8h9");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{strategy}: {body}");
+            assert_eq!(body["error"]["details"]["reason"], "not_provisioned", "{strategy}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn entra_each_strategy_with_real_claims() {
+    let expected = [
+        ("OidcSubToScimExternalId", true), // oid == externalId, not the pairwise sub
+        ("OidcPreferredUsernameToScimUsername", true), // UPN == userName, case-insensitively
+        ("OidcEmailToScimUsername", true),
+        ("OidcEmailUsernameToScimUsername", true),
+        ("OidcSubToScimUsername", false), // the object id is not the UPN
+    ];
+    for (strategy, matches) in expected {
+        let (status, body) = try_strategy("MicrosoftEntra", strategy, entra_claims(), entra_scim_user()).await;
+        if matches {
+            assert_eq!(status, StatusCode::OK, "{strategy}: {body}");
+            assert_eq!(body["oidc_user_id"], "00000000-0000-0000-66f3-3332eca7ea81", "Entra's user id is oid");
+            assert_eq!(body["scim_user"]["external_id"], "00000000-0000-0000-66f3-3332eca7ea81");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{strategy}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn generic_idp_uses_sub_so_entra_like_claims_do_not_match_on_oid() {
+    let (status, body) = try_strategy("Generic", "OidcSubToScimExternalId", entra_claims(), entra_scim_user()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["details"]["matched_on"], "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ");
+    let (status, _) = try_strategy("Generic", "OidcEmailToScimUsername", okta_claims(), okta_scim_user()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn defaults_per_idp_type_apply_when_the_client_has_no_strategy() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("entra-default");
+    stub_client(&app, &op, &customer, "MicrosoftEntra", None).await;
+    let scim = {
+        let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+        Scim {
+            base: conn["scim_base_url"].as_str().unwrap().into(),
+            key: conn["scim_api_key"].as_str().unwrap().into(),
+            connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
+            http: app.http.clone(),
+        }
+    };
+    scim.create_user(entra_scim_user()).await;
+    let (status, body) = login(&app, &op, &customer, entra_claims()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+struct Paired {
+    app: TestApp,
+    op: StubOp,
+    customer: String,
+    scim: Scim,
+}
+
+async fn paired(strategy: &str) -> Paired {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("paired");
+    stub_client(&app, &op, &customer, "Okta", Some(strategy)).await;
+    let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+    let scim = Scim {
+        base: conn["scim_base_url"].as_str().unwrap().into(),
+        key: conn["scim_api_key"].as_str().unwrap().into(),
+        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
+        http: app.http.clone(),
+    };
+    Paired { app, op, customer, scim }
+}
+
+#[tokio::test]
+async fn matched_user_comes_back_with_its_groups() {
+    let p = paired("OidcEmailToScimUsername").await;
+    let id = p.scim.create_user(okta_scim_user()).await;
+    p.scim.post("/Groups", json!({"displayName": "Engineering", "members": [{"value": id}]})).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let u = &body["scim_user"];
+    assert_eq!(u["id"], id);
+    assert_eq!(u["scim_connection_id"], p.scim.connection_id);
+    assert_eq!(u["active"], true);
+    assert_eq!(u["groups"][0]["display"], "Engineering");
+    assert_eq!(u["resource"]["userName"], "alice@acme.com");
+    assert_eq!(body["customer_id"], p.customer);
+}
+
+#[tokio::test]
+async fn deactivated_deleted_and_never_provisioned_users_are_refused_with_their_reason() {
+    let p = paired("OidcEmailToScimUsername").await;
+    let id = p.scim.create_user(okta_scim_user()).await;
+    p.scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}]))).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        (body["error"]["type"].as_str(), body["error"]["details"]["reason"].as_str()),
+        (Some("ScimUserNotActive"), Some("deactivated"))
+    );
+    p.scim.delete(&format!("/Users/{id}")).await;
+    let (_, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!(body["error"]["details"]["reason"], "deleted", "{body}");
+    let (_, body) = login(&p.app, &p.op, &p.customer, json!({"sub": "00uBob", "email": "bob@acme.com"})).await;
+    assert_eq!(body["error"]["details"]["reason"], "not_provisioned", "{body}");
+    // Provisioned again after deletion: the live user wins over the tombstone.
+    p.scim.create_user(okta_scim_user()).await;
+    let (status, _) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn local_part_collision_across_domains_is_ambiguous_never_a_coin_toss() {
+    let p = paired("OidcEmailUsernameToScimUsername").await;
+    p.scim.create_user(user("alice@acme.com")).await;
+    p.scim.create_user(user("alice@subsidiary.example")).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["type"], "ScimUserAmbiguous");
+    assert_eq!(body["error"]["details"]["candidates"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn missing_claim_for_the_strategy_is_not_provisioned_naming_the_claim() {
+    let p = paired("OidcPreferredUsernameToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, json!({"preferred_username": null})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["details"]["missing_claim"], "preferred_username", "{body}");
+}
+
+#[tokio::test]
+async fn email_domain_outside_the_allowlist_is_blocked() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("allow");
+    let (status, _) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": customer,
+        "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": "s", "issuer": op.issuer},
+        "redirect_url": "http://127.0.0.1:9/sso/callback", "email_domain_allowlist": ["acme.com"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = login(&app, &op, &customer, json!({"email": "mallory@evil.example"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["type"], "LoginBlockedByEmailAllowlist", "{body}");
+    let (status, _) = login(&app, &op, &customer, json!({"email": "Alice@ACME.com"})).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn userinfo_fills_in_a_missing_email() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    p.op.set_userinfo(json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": "alice@acme.com"}));
+    let (status, body) = login(&p.app, &p.op, &p.customer, json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": null})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["email"], "alice@acme.com");
+}
+
+#[tokio::test]
+async fn home_realm_discovery_by_email_domain_starts_the_right_login() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("hrd");
+    let domain = format!("{}.example", unique("d"));
+    app.post(
+        "/api/v1/oidc-clients",
+        json!({"customer_id": customer,
+        "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": "s", "issuer": op.issuer},
+        "redirect_url": "http://127.0.0.1:9/sso/callback", "email_domain_allowlist": [domain]}),
+    )
+    .await;
+    let (status, body) =
+        app.post("/api/v1/sso/login/initiate", json!({"email": format!("Someone@{}", domain.to_uppercase())})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["customer_id"], customer);
+    assert!(body["idp_url"].as_str().unwrap().contains("login_hint="));
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"email": "x@unknown-domain.example"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "ClientNotFound");
+}
+
+#[tokio::test]
+async fn every_attempt_leaves_a_login_event_with_its_steps() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    let (_, ok) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    let (_, refused) = login(&p.app, &p.op, &p.customer, json!({"sub": "00uBob", "email": "bob@acme.com"})).await;
+    let (status, events) = p.app.get(&format!("/api/v1/login-events?customer_id={}", p.customer)).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    let success = events.iter().find(|e| e["id"] == ok["login_event_id"]).unwrap();
+    assert_eq!(success["outcome"], "success");
+    let steps: Vec<&str> = success["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    for step in [
+        "initiate",
+        "discovery",
+        "authorization_url",
+        "callback",
+        "state",
+        "idp_response",
+        "token_exchange",
+        "id_token",
+        "scim_join",
+    ] {
+        assert!(steps.contains(&step), "{step} missing from {steps:?}");
+    }
+    let failure = events.iter().find(|e| e["id"] == refused["error"]["details"]["login_event_id"]).unwrap();
+    assert_eq!(failure["outcome"], "failed");
+    assert_eq!(failure["failed_step"], "scim_join");
+    assert_eq!(failure["error_type"], "ScimUserNotActive");
+    assert!(failure["diagnosis"].as_str().unwrap().contains("not provisioned"));
+    let (status, one) = p.app.get(&format!("/api/v1/login-events/{}", success["id"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["email"], "alice@acme.com");
+    // Both SSO users were recorded for the matching report.
+    let client = p
+        .app
+        .state
+        .store
+        .read_blocking({
+            let c = p.customer.clone();
+            move |conn| tandem_store::oidc_clients::get_by_customer(conn, &c)
+        })
+        .unwrap()
+        .unwrap();
+    let seen = p
+        .app
+        .state
+        .store
+        .read_blocking(move |conn| tandem_store::sso::sso_users_of(conn, &client.id, None, 10))
+        .unwrap();
+    assert_eq!(seen.len(), 2);
+}

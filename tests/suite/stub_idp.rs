@@ -1,0 +1,165 @@
+//! An in-process OpenID Provider for the cases a real one cannot produce:
+//! it serves discovery, a JWKS and a token endpoint, and hands out whatever
+//! ID token a test signs (well-formed or forged).
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+const KEY_A: &[u8] = include_bytes!("fixtures/rsa-a.der");
+const KEY_B: &[u8] = include_bytes!("fixtures/rsa-b.der");
+const PUB_A: &[u8] = include_bytes!("fixtures/rsa-a.pub.der");
+const JWK_A: &str = include_str!("fixtures/rsa-a.jwk.json");
+
+/// Which key signs a token.
+#[derive(Clone, Copy)]
+pub enum Signer {
+    /// The key the IdP publishes.
+    Published,
+    /// Another key, presented under the published key's kid (a forgery).
+    Unpublished,
+}
+
+#[derive(Default)]
+struct OpState {
+    tokens: HashMap<String, String>,
+    used: HashSet<String>,
+    invalid_client: bool,
+    iss_param: bool,
+    userinfo: Map<String, Value>,
+    token_requests: Vec<String>,
+}
+
+/// A running stub OP.
+#[derive(Clone)]
+pub struct StubOp {
+    pub issuer: String,
+    state: Arc<Mutex<OpState>>,
+}
+
+impl StubOp {
+    /// Starts an OP; `iss_param` says whether it advertises RFC 9207.
+    pub async fn start(iss_param: bool) -> StubOp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(OpState { iss_param, ..Default::default() }));
+        let op = StubOp { issuer: issuer.clone(), state: state.clone() };
+        let data = web::Data::new(op.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route("/jwks", web::get().to(jwks))
+                .route("/token", web::post().to(token))
+                .route("/userinfo", web::get().to(userinfo))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        op
+    }
+
+    /// Makes `code` redeemable for `id_token`.
+    pub fn issue(&self, code: &str, id_token: String) {
+        self.state.lock().unwrap().tokens.insert(code.to_string(), id_token);
+    }
+
+    /// Makes the token endpoint refuse the client's credentials.
+    pub fn reject_client(&self) {
+        self.state.lock().unwrap().invalid_client = true;
+    }
+
+    /// Sets what userinfo returns.
+    pub fn set_userinfo(&self, claims: Value) {
+        self.state.lock().unwrap().userinfo = claims.as_object().cloned().unwrap_or_default();
+    }
+
+    /// The form bodies the token endpoint received.
+    pub fn token_requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().token_requests.clone()
+    }
+
+    /// Signs `claims` with RS256.
+    pub fn sign(&self, claims: &Value, signer: Signer, kid: &str) -> String {
+        let der = match signer {
+            Signer::Published => KEY_A,
+            Signer::Unpublished => KEY_B,
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_string());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der)).unwrap()
+    }
+
+    /// A token signed with HMAC using the IdP's *public* key as the secret.
+    pub fn sign_hs256_with_public_key(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("test-key-a".into());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(PUB_A)).unwrap()
+    }
+
+    /// An unsigned token (`alg: none`).
+    pub fn unsigned(&self, claims: &Value) -> String {
+        let h = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string());
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        format!("{h}.{c}.")
+    }
+}
+
+async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
+    let iss = &op.issuer;
+    let iss_param = op.state.lock().unwrap().iss_param;
+    HttpResponse::Ok().json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/authorize"),
+        "token_endpoint": format!("{iss}/token"),
+        "jwks_uri": format!("{iss}/jwks"),
+        "userinfo_endpoint": format!("{iss}/userinfo"),
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "authorization_response_iss_parameter_supported": iss_param,
+    }))
+}
+
+async fn jwks() -> HttpResponse {
+    let jwk: Value = serde_json::from_str(JWK_A).unwrap();
+    HttpResponse::Ok().json(json!({"keys": [jwk]}))
+}
+
+async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpResponse {
+    let mut st = op.state.lock().unwrap();
+    st.token_requests.push(format!(
+        "{} | {}",
+        req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        body
+    ));
+    if st.invalid_client {
+        return HttpResponse::Unauthorized().json(
+            json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+        );
+    }
+    let code = url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
+    if !st.used.insert(code.clone()) {
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "invalid_grant", "error_description": "the code was already used"}));
+    }
+    match st.tokens.get(&code) {
+        Some(t) => HttpResponse::Ok().json(
+            json!({"access_token": format!("at-{code}"), "token_type": "Bearer", "expires_in": 300, "id_token": t}),
+        ),
+        None => HttpResponse::BadRequest().json(json!({"error": "invalid_grant", "error_description": "unknown code"})),
+    }
+}
+
+async fn userinfo(op: web::Data<StubOp>) -> HttpResponse {
+    HttpResponse::Ok().json(Value::Object(op.state.lock().unwrap().userinfo.clone()))
+}
