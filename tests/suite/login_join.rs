@@ -309,3 +309,23 @@ async fn every_attempt_leaves_a_login_event_with_its_steps() {
         .unwrap();
     assert_eq!(seen.len(), 2);
 }
+
+#[tokio::test]
+async fn generic_each_strategy_with_real_claims() {
+    // A generic OP (Keycloak, Auth0, oidc-provider): `sub` opaque, email and preferred_username set.
+    let claims = json!({"sub": "f3b2c1d0-9a8b-4c7d-8e6f-5a4b3c2d1e0f", "email": "Alice@Acme.com", "preferred_username": "alice"});
+    let scim_user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice@acme.com",
+                           "externalId": "f3b2c1d0-9a8b-4c7d-8e6f-5a4b3c2d1e0f", "active": true});
+    let expected = [
+        ("OidcSubToScimExternalId", true),
+        ("OidcEmailToScimUsername", true),              // case-insensitive
+        ("OidcEmailUsernameToScimUsername", true),      // "alice" == local part of "alice@acme.com"
+        ("OidcPreferredUsernameToScimUsername", false), // "alice" != "alice@acme.com"
+        ("OidcSubToScimUsername", false),
+    ];
+    for (strategy, matches) in expected {
+        let (status, body) = try_strategy("Generic", strategy, claims.clone(), scim_user.clone()).await;
+        let want = if matches { StatusCode::OK } else { StatusCode::FORBIDDEN };
+        assert_eq!(status, want, "{strategy}: {body}");
+    }
+}

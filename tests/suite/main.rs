@@ -13,6 +13,7 @@ mod login_attacks;
 mod login_join;
 mod login_real_idp;
 mod management_auth;
+mod matching_report;
 mod oidc_clients;
 mod operations;
 mod schema;

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod login;
 pub mod matching;
 pub mod oidc_client;
+pub mod report;
 pub mod scim_connection;
 pub mod secret;
 

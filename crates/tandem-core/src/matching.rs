@@ -25,7 +25,7 @@ pub enum MatchingStrategy {
 }
 
 /// Which SCIM column a strategy compares against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScimKey {
     /// `userName` exactly as stored.
     UserName,

@@ -9,6 +9,7 @@
 pub mod audit;
 mod conn;
 pub mod integration_keys;
+pub mod matching;
 pub mod meta;
 pub mod oidc_clients;
 pub mod schema;

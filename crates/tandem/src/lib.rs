@@ -2,6 +2,7 @@
 //! and the black-box test suite share, so tests start exactly what
 //! production starts.
 
+pub mod housekeeping;
 pub mod secret_file;
 pub mod settings;
 pub mod telemetry;
@@ -84,6 +85,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     } else {
         settings.server.workers
     };
+    housekeeping::start(state.store.clone(), state.clock.clone());
     let server = tandem_web::server(state.clone(), listener, workers)?;
     Ok(Running { addr, server, state })
 }

@@ -300,3 +300,18 @@ pub fn list(
     }
     Ok(q.load(conn)?)
 }
+
+/// Live users of a connection by id (the order is not kept).
+pub fn by_ids(conn: &mut AnyConnection, connection: &str, ids: &[String]) -> Result<Vec<ScimUserRow>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<ScimUserRow> = u::scim_users
+            .filter(u::scim_connection_id.eq(connection))
+            .filter(u::deleted_at.is_null())
+            .filter(u::id.eq_any(chunk))
+            .select(ScimUserRow::as_select())
+            .load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

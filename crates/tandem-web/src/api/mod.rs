@@ -1,6 +1,7 @@
 //! The management API under `/api/v1`, behind integration keys.
 
 mod login_events;
+pub mod matching;
 mod oidc_clients;
 mod scim_connections;
 mod scim_data;
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/scim-connections/{id}/groups", web::get().to(scim_data::list_groups))
     .route("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group))
     .route("/provisioning-logs", web::get().to(scim_data::provisioning_logs))
+    .route("/oidc-clients/{id}/scim-matching", web::get().to(matching::get))
     .route("/login-events", web::get().to(login_events::list))
     .route("/login-events/{id}", web::get().to(login_events::get))
     .route("/sso/login/initiate", web::post().to(crate::login::initiate))

@@ -1,0 +1,45 @@
+//! What the matching report reads: only the key columns of the SSO users
+//! seen on a client and of the live SCIM users of a connection.
+
+use crate::schema::scim_users::dsl as u;
+use crate::schema::sso_users::dsl as s;
+use crate::{AnyConnection, StoreError};
+use diesel::prelude::*;
+use tandem_core::report::{ScimSide, SsoSide};
+
+/// An SSO user with what the report lists about it.
+#[derive(Clone, Debug)]
+pub struct SeenUser {
+    pub keys: SsoSide,
+    pub last_login_at: i64,
+}
+
+/// All SSO users seen on `client`.
+pub fn sso_side(conn: &mut AnyConnection, client: &str) -> Result<Vec<SeenUser>, StoreError> {
+    let rows: Vec<(String, Option<String>, Option<String>, i64)> = s::sso_users
+        .filter(s::oidc_client_id.eq(client))
+        .select((s::oidc_user_id, s::email, s::preferred_username, s::last_login_at))
+        .order(s::id.asc())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(oidc_user_id, email, preferred_username, last_login_at)| SeenUser {
+            keys: SsoSide { oidc_user_id, email, preferred_username },
+            last_login_at,
+        })
+        .collect())
+}
+
+/// All live SCIM users of `connection`.
+pub fn scim_side(conn: &mut AnyConnection, connection: &str) -> Result<Vec<ScimSide>, StoreError> {
+    let rows: Vec<(String, String, Option<String>, bool)> = u::scim_users
+        .filter(u::scim_connection_id.eq(connection))
+        .filter(u::deleted_at.is_null())
+        .select((u::id, u::user_name, u::external_id, u::active))
+        .order(u::id.asc())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, user_name, external_id, active)| ScimSide { id, user_name, external_id, active })
+        .collect())
+}

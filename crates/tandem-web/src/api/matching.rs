@@ -1,0 +1,161 @@
+//! `GET /api/v1/oidc-clients/{id}/scim-matching[?strategy=&limit=]`: every
+//! strategy side by side over the SSO users seen and the SCIM users
+//! provisioned, who is unmatched or ambiguous and why, and a recommendation.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use tandem_core::fields::FieldError;
+use tandem_core::format_time;
+use tandem_core::matching::MatchingStrategy;
+use tandem_core::report::{count_all, recommend, tie_breaker, ScimIndex, Verdict};
+use tandem_store::scim::users;
+use tandem_store::{from_micros, matching, oidc_clients, scim_connections};
+
+/// Builds the report for a client; shared with the dashboard.
+pub async fn report(
+    state: &AppState,
+    client_id: &str,
+    strategy: Option<MatchingStrategy>,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    let key = client_id.to_string();
+    let client = state
+        .store
+        .read(move |c| oidc_clients::get(c, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {client_id:?}")))?;
+    let customer = client.customer_id.clone();
+    let connection =
+        state.store.read(move |c| scim_connections::get_by_customer(c, &customer)).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "ClientNotPaired",
+                format!(
+                    "customer {:?} has no SCIM connection; the report compares SSO users with SCIM users",
+                    client.customer_id
+                ),
+            )
+        })?;
+    let idp_type = client.idp_type()?;
+    let (current, source) = match client.strategy()? {
+        Some(s) => (s, "client"),
+        None => state.settings.default_strategy(idp_type),
+    };
+    let shown = strategy.unwrap_or(current);
+    let (client_key, conn_key) = (client.id.clone(), connection.id.clone());
+    let state_for_block = state.clone();
+    state
+        .store
+        .read(move |c| {
+            let seen = matching::sso_side(c, &client_key)?;
+            let scim = matching::scim_side(c, &conn_key)?;
+            let index = ScimIndex::new(&scim);
+            let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
+            let counts = count_all(&index, &sso_keys);
+            let recommended = recommend(&counts, tie_breaker(idp_type));
+            // Lists for the shown strategy.
+            let mut unmatched = Vec::new();
+            let mut ambiguous = Vec::new();
+            let mut matched_scim: HashSet<usize> = HashSet::new();
+            let mut candidate_ids: HashSet<String> = HashSet::new();
+            for s in &seen {
+                match index.verdict(shown, &s.keys) {
+                    Verdict::Matched(i) => {
+                        matched_scim.insert(i);
+                    }
+                    Verdict::Unmatched if unmatched.len() < limit => {
+                        let cands = index.candidates(&s.keys);
+                        candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
+                        unmatched.push((s.clone(), cands));
+                    }
+                    Verdict::Ambiguous(_) if ambiguous.len() < limit => {
+                        let cands = index.candidates(&s.keys);
+                        candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
+                        ambiguous.push((s.clone(), cands));
+                    }
+                    _ => {}
+                }
+            }
+            let ids: Vec<String> = candidate_ids.into_iter().collect();
+            let rows: HashMap<String, users::ScimUserRow> = users::by_ids(c, &conn_key, &ids)?.into_iter().map(|r| (r.id.clone(), r)).collect();
+            let scim_json = |i: usize, under: &[MatchingStrategy]| {
+                let u = &scim[i];
+                let emails = rows
+                    .get(&u.id)
+                    .and_then(|r| r.document().get("emails").cloned())
+                    .map(|e| e.as_array().map(|a| a.iter().filter_map(|x| x.get("value").cloned()).collect::<Vec<_>>()).unwrap_or_default())
+                    .unwrap_or_default();
+                json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active, "emails": emails,
+                       "matches_under": under.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
+            };
+            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)]| {
+                json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email, "preferred_username": s.keys.preferred_username,
+                       "last_login_at": format_time(from_micros(s.last_login_at)),
+                       "candidates": cands.iter().map(|(i, under)| scim_json(*i, under)).collect::<Vec<_>>()})
+            };
+            let unmatched_scim: Vec<Value> = scim
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !matched_scim.contains(i))
+                .take(limit)
+                .map(|(_, u)| json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active}))
+                .collect();
+            let unmatched_scim_total = scim.len() - matched_scim.len();
+            Ok(json!({
+                "oidc_client_id": client.id,
+                "customer_id": client.customer_id,
+                "idp_type": client.idp_type,
+                "scim_connection_id": conn_key,
+                "sso_users_seen": seen.len(),
+                "scim_users": scim.len(),
+                "current_strategy": current.as_str(),
+                "current_strategy_source": source,
+                "recommended_strategy": recommended.map(|s| s.as_str()),
+                "strategies": counts,
+                "report_strategy": shown.as_str(),
+                "unmatched_sso_users": unmatched.iter().map(|(s, c)| sso_json(s, c)).collect::<Vec<_>>(),
+                "ambiguous_sso_users": ambiguous.iter().map(|(s, c)| sso_json(s, c)).collect::<Vec<_>>(),
+                "unmatched_scim_users": unmatched_scim,
+                "unmatched_scim_users_total": unmatched_scim_total,
+                "limit": limit,
+                "generated_at": format_time(state_for_block.clock.now()),
+            }))
+        })
+        .await
+        .map_err(ApiError::from)
+}
+
+/// `GET /api/v1/oidc-clients/{id}/scim-matching`
+pub async fn get(
+    state: web::Data<AppState>,
+    _c: Caller,
+    id: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let strategy = match query.get("strategy").map(|s| s.parse::<MatchingStrategy>()) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            errors.push(FieldError { field: "strategy".into(), message: e.to_string() });
+            None
+        }
+    };
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            errors.push(FieldError { field: "limit".into(), message: "must be an integer from 1 to 1000".into() });
+            100
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    Ok(HttpResponse::Ok().json(report(&state, &id.into_inner(), strategy, limit).await?))
+}

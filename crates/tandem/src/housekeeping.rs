@@ -1,0 +1,26 @@
+//! Background housekeeping: expired login transactions are deleted a day
+//! after they expire, so the table stays small without a cron job.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_core::clock::Clock;
+use tandem_store::Store;
+
+/// How often housekeeping runs.
+pub const INTERVAL: Duration = Duration::from_secs(600);
+
+/// Starts the housekeeping thread for the life of the process.
+pub fn start(store: Store, clock: Arc<dyn Clock>) {
+    let spawned = std::thread::Builder::new().name("tandem-housekeeping".into()).spawn(move || loop {
+        std::thread::sleep(INTERVAL);
+        let now = clock.now();
+        match store.write_blocking(|c| tandem_store::sso::purge_transactions(c, now)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired login transactions deleted"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start housekeeping");
+    }
+}

@@ -1,0 +1,192 @@
+//! `GET /api/v1/oidc-clients/{id}/scim-matching`: every strategy side by
+//! side, the unmatched and ambiguous users with their candidates, and a
+//! recommendation backed by the counts.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Setup {
+    app: TestApp,
+    client_id: String,
+    scim: Scim,
+}
+
+async fn setup(idp_type: &str, strategy: Option<&str>) -> Setup {
+    let app = TestApp::spawn().await;
+    let customer = unique("report");
+    let mut body = json!({"customer_id": customer,
+        "idp": {"type": idp_type, "client_id": "c", "client_secret": "s", "sso_domain": "acme.okta.com",
+                "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "issuer": "https://idp.example"},
+        "redirect_url": "https://app.example.com/cb", "verify": false});
+    if let Some(s) = strategy {
+        body["scim_matching_definition"] = json!({"strategy": s});
+    }
+    let (status, client) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let conn = app.create_scim_connection(&customer).await;
+    let scim = Scim {
+        base: conn["scim_base_url"].as_str().unwrap().into(),
+        key: conn["scim_api_key"].as_str().unwrap().into(),
+        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
+        http: app.http.clone(),
+    };
+    Setup { client_id: client["oidc_client_id"].as_str().unwrap().into(), app, scim }
+}
+
+impl Setup {
+    /// Records an SSO user as a login would.
+    fn seen(&self, oidc_user_id: &str, email: Option<&str>, preferred_username: Option<&str>) {
+        let row = tandem_store::sso::SsoUser {
+            id: tandem_core::new_id(),
+            oidc_client_id: self.client_id.clone(),
+            oidc_user_id: oidc_user_id.into(),
+            email: email.map(str::to_string),
+            email_verified: Some(true),
+            preferred_username: preferred_username.map(str::to_string),
+            given_name: None,
+            family_name: None,
+            claims: "{}".into(),
+            first_login_at: 0,
+            last_login_at: 0,
+            login_count: 1,
+        };
+        self.app.state.store.write_blocking(move |c| tandem_store::sso::record_sso_user(c, &row)).unwrap();
+    }
+
+    async fn provision(&self, user_name: &str, external_id: Option<&str>) -> String {
+        let mut u = user(user_name);
+        if let Some(x) = external_id {
+            u["externalId"] = json!(x);
+        }
+        self.scim.create_user(u).await
+    }
+
+    async fn report(&self, query: &str) -> Value {
+        let (status, body) =
+            self.app.get(&format!("/api/v1/oidc-clients/{}/scim-matching{query}", self.client_id)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+fn counts(report: &Value, strategy: &str) -> (u64, u64, u64) {
+    let s = report["strategies"].as_array().unwrap().iter().find(|s| s["strategy"] == strategy).unwrap();
+    (s["matched"].as_u64().unwrap(), s["unmatched"].as_u64().unwrap(), s["ambiguous"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn each_strategy_wins_on_data_made_for_it() {
+    // (winner, SCIM userName, SCIM externalId, SSO sub, SSO email, SSO preferred_username)
+    let cases = [
+        ("OidcSubToScimUsername", "00u1abc", None, "00u1abc", "a@x.example", "a"),
+        ("OidcSubToScimExternalId", "zz@q.example", Some("00u1abc"), "00u1abc", "a@x.example", "a"),
+        ("OidcEmailToScimUsername", "a@x.example", None, "sub-1", "A@X.example", "b"),
+        ("OidcEmailUsernameToScimUsername", "a@other.example", None, "sub-1", "a@x.example", "b"),
+        ("OidcPreferredUsernameToScimUsername", "jdoe", None, "sub-1", "john@x.example", "JDoe"),
+    ];
+    for (winner, user_name, ext, sub, email, pu) in cases {
+        let s = setup("Okta", None).await;
+        s.provision(user_name, ext).await;
+        s.seen(sub, Some(email), Some(pu));
+        let r = s.report("").await;
+        assert_eq!(r["recommended_strategy"], winner, "{winner}: {r}");
+        assert_eq!(counts(&r, winner), (1, 0, 0), "{winner}");
+    }
+}
+
+#[tokio::test]
+async fn emails_that_differ_by_case_match_by_email_not_by_sub() {
+    let s = setup("Okta", Some("OidcSubToScimUsername")).await;
+    s.provision("Alice@Acme.com", Some("00u1")).await;
+    s.provision("BOB@acme.com", Some("00u2")).await;
+    s.seen("00u1", Some("alice@acme.COM"), None);
+    s.seen("00u2", Some("bob@Acme.com"), None);
+    let r = s.report("").await;
+    assert_eq!(r["current_strategy"], "OidcSubToScimUsername");
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (2, 0, 0));
+    assert_eq!(counts(&r, "OidcSubToScimUsername"), (0, 2, 0));
+    // The current strategy's unmatched users are listed with the SCIM users other strategies would match.
+    let unmatched = r["unmatched_sso_users"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 2);
+    let alice = unmatched.iter().find(|u| u["oidc_user_id"] == "00u1").unwrap();
+    assert_eq!(alice["email"], "alice@acme.COM");
+    let cand = &alice["candidates"][0];
+    assert_eq!(cand["user_name"], "Alice@Acme.com");
+    assert_eq!(cand["external_id"], "00u1");
+    assert_eq!(cand["emails"][0], "Alice@Acme.com");
+    let under: Vec<&str> = cand["matches_under"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(under.contains(&"OidcEmailToScimUsername") && under.contains(&"OidcSubToScimExternalId"), "{under:?}");
+    // Both SCIM users are matched by nobody under the current strategy.
+    assert_eq!(r["unmatched_scim_users_total"], 2);
+    // Both email and externalId match everyone; the Okta default breaks the tie.
+    assert_eq!(r["recommended_strategy"], "OidcEmailToScimUsername");
+}
+
+#[tokio::test]
+async fn local_parts_colliding_across_domains_are_ambiguous() {
+    let s = setup("Generic", Some("OidcEmailUsernameToScimUsername")).await;
+    s.provision("alice@acme.com", None).await;
+    s.provision("alice@subsidiary.example", None).await;
+    s.seen("sub-a", Some("alice@acme.com"), None);
+    let r = s.report("").await;
+    assert_eq!(counts(&r, "OidcEmailUsernameToScimUsername"), (0, 0, 1));
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (1, 0, 0));
+    let amb = &r["ambiguous_sso_users"][0];
+    assert_eq!(amb["candidates"].as_array().unwrap().len(), 2);
+    assert_eq!(r["recommended_strategy"], "OidcEmailToScimUsername");
+}
+
+#[tokio::test]
+async fn entra_pairwise_sub_makes_sub_to_username_match_nothing() {
+    let s = setup("MicrosoftEntra", Some("OidcSubToScimUsername")).await;
+    // Entra provisions userName = UPN and externalId = objectId; the OIDC user id is oid.
+    for (upn, oid) in [
+        ("alice@contoso.com", "aaaaaaaa-0000-0000-0000-000000000001"),
+        ("bob@contoso.com", "aaaaaaaa-0000-0000-0000-000000000002"),
+    ] {
+        s.provision(upn, Some(oid)).await;
+        s.seen(oid, Some(upn), Some(upn));
+    }
+    let r = s.report("").await;
+    assert_eq!(counts(&r, "OidcSubToScimUsername"), (0, 2, 0));
+    assert_eq!(counts(&r, "OidcSubToScimExternalId"), (2, 0, 0));
+    assert_eq!(r["recommended_strategy"], "OidcSubToScimExternalId");
+    assert_eq!(r["idp_type"], "MicrosoftEntra");
+}
+
+#[tokio::test]
+async fn another_strategy_can_be_previewed_and_deactivated_matches_are_counted() {
+    let s = setup("Okta", None).await;
+    let id = s.provision("carol@acme.com", Some("00u3")).await;
+    s.scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}]))).await;
+    s.seen("00u3", Some("carol@acme.com"), None);
+    let r = s.report("?strategy=OidcSubToScimUsername").await;
+    assert_eq!(r["report_strategy"], "OidcSubToScimUsername");
+    assert_eq!(r["current_strategy"], "OidcEmailToScimUsername");
+    assert_eq!(r["unmatched_sso_users"].as_array().unwrap().len(), 1);
+    let email = r["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["strategy"] == "OidcEmailToScimUsername")
+        .unwrap()
+        .clone();
+    assert_eq!((email["matched"].as_u64(), email["matched_inactive"].as_u64()), (Some(1), Some(1)));
+}
+
+#[tokio::test]
+async fn unpaired_clients_and_bad_parameters_are_refused() {
+    let app = TestApp::spawn().await;
+    let created = app.create_okta_client(&unique("solo")).await;
+    let id = created["oidc_client_id"].as_str().unwrap();
+    let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}/scim-matching")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["type"], "ClientNotPaired");
+    let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}/scim-matching?strategy=Magic&limit=0")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&body), ["strategy", "limit"]);
+    let (status, body) = app.get("/api/v1/oidc-clients/nope/scim-matching").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "ClientNotFound");
+}
