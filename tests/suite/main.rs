@@ -9,6 +9,7 @@ mod login_support;
 mod stub_idp;
 
 mod config_and_startup;
+mod dashboard;
 mod login_attacks;
 mod login_join;
 mod login_real_idp;

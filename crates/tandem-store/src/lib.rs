@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod conn;
+pub mod dashboard_sessions;
 pub mod integration_keys;
 pub mod matching;
 pub mod meta;

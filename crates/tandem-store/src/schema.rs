@@ -197,6 +197,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dashboard_sessions (id) {
+        id -> Text,
+        integration_key_id -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(scim_api_keys -> scim_connections (scim_connection_id));
 diesel::joinable!(scim_users -> scim_connections (scim_connection_id));
 diesel::joinable!(scim_groups -> scim_connections (scim_connection_id));
@@ -218,4 +228,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_transactions,
     login_events,
     sso_users,
+    dashboard_sessions,
 );

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 mod body;
+mod dashboard;
 pub mod error;
 mod health;
 mod login;
@@ -26,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::render))
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(scim::routes)
+        .configure(dashboard::routes)
         .default_service(web::to(error::unknown_route));
 }
 

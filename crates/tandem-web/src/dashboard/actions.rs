@@ -1,0 +1,119 @@
+//! Dashboard forms: save a matching strategy, rotate a SCIM key. Each needs
+//! a session and its CSRF token, and is recorded in the audit log.
+
+use super::customer::{render, Notice};
+use super::layout::message;
+use super::overview::urlencode;
+use super::session::require_form;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use std::collections::HashMap;
+use tandem_core::matching::MatchingStrategy;
+use tandem_store::{audit, micros, oidc_clients, scim_connections};
+
+/// `POST /dashboard/customers/{customer_id}/strategy` (form: `strategy`, `csrf`)
+pub async fn save_strategy(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let admin = match require_form(&req, &state, &form).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let customer = path.into_inner();
+    let Some(strategy) = form.get("strategy").and_then(|s| s.parse::<MatchingStrategy>().ok()) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Unknown strategy",
+            Some(&admin),
+            "Choose one of the five matching strategies.",
+        );
+    };
+    let now = state.clock.now();
+    let (key, actor) = (customer.clone(), admin.session.key_name.clone());
+    let saved = state
+        .store
+        .write(move |c| {
+            let Some(mut row) = oidc_clients::get_by_customer(c, &key)? else { return Ok(false) };
+            let old = row.matching_strategy.clone();
+            row.matching_strategy = Some(strategy.as_str().to_string());
+            row.updated_at = micros(now);
+            oidc_clients::update(c, &row)?;
+            audit::record(
+                c,
+                now,
+                &actor,
+                "oidc_client.strategy_changed",
+                ("oidc_client", &row.id),
+                json!({"via": "dashboard", "strategy": {"old": old, "new": strategy.as_str()}}),
+            )?;
+            Ok(true)
+        })
+        .await;
+    match saved {
+        Ok(true) => HttpResponse::SeeOther()
+            .insert_header((
+                "Location",
+                format!("/dashboard/customers/{}?saved={}#matching", urlencode(&customer), strategy.as_str()),
+            ))
+            .finish(),
+        Ok(false) => {
+            message(StatusCode::NOT_FOUND, "No OIDC client", Some(&admin), "This customer has no OIDC client.")
+        }
+        Err(_) => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            Some(&admin),
+            "The database is unavailable; retry shortly.",
+        ),
+    }
+}
+
+/// `POST /dashboard/customers/{customer_id}/rotate-key` (form: `csrf`): the new key is shown once on the answer page.
+pub async fn rotate_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let admin = match require_form(&req, &state, &form).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let customer = path.into_inner();
+    let now = state.clock.now();
+    let grace = state.settings.scim_key_rotation_grace;
+    let (key, actor) = (customer.clone(), admin.session.key_name.clone());
+    let rotated = state
+        .store
+        .write(move |c| {
+            let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(None) };
+            let new = scim_connections::rotate_key(c, &conn.id, grace, now)?;
+            audit::record(
+                c,
+                now,
+                &actor,
+                "scim_connection.key_rotated",
+                ("scim_connection", &conn.id),
+                json!({"via": "dashboard", "grace_period_seconds": grace.num_seconds()}),
+            )?;
+            Ok(new)
+        })
+        .await;
+    match rotated {
+        Ok(Some((_, plaintext))) => render(&state, &admin, &customer, None, Some(Notice::NewKey(plaintext.0))).await,
+        Ok(None) => {
+            message(StatusCode::NOT_FOUND, "No SCIM connection", Some(&admin), "This customer has no SCIM connection.")
+        }
+        Err(_) => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            Some(&admin),
+            "The database is unavailable; retry shortly.",
+        ),
+    }
+}

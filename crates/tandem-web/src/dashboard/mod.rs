@@ -1,0 +1,28 @@
+//! The admin dashboard at `/dashboard`: server-rendered HTML, no JavaScript,
+//! no external assets. Signed in with an integration key; the session lives
+//! in an HttpOnly, SameSite=Strict cookie, and every form carries the
+//! session's CSRF token.
+
+mod actions;
+mod customer;
+mod layout;
+mod overview;
+mod session;
+
+use actix_web::web;
+
+/// Registers the dashboard routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/dashboard")
+            .route("", web::get().to(overview::page_handler))
+            .route("/login", web::get().to(session::login_page))
+            .route("/login", web::post().to(session::login))
+            .route("/logout", web::post().to(session::logout))
+            .route("/assets/dashboard.css", web::get().to(layout::stylesheet))
+            .route("/customers/{customer_id}", web::get().to(customer::page_handler))
+            .route("/customers/{customer_id}/strategy", web::post().to(actions::save_strategy))
+            .route("/customers/{customer_id}/rotate-key", web::post().to(actions::rotate_key))
+            .default_service(web::to(layout::not_found)),
+    );
+}

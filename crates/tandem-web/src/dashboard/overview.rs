@@ -1,0 +1,121 @@
+//! `GET /dashboard`: every customer with its OIDC client and SCIM connection
+//! side by side, paired or not, and each SCIM key's expiry.
+
+use super::layout::{key_badge, message, page};
+use super::session::require;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::html;
+use std::collections::BTreeMap;
+use tandem_core::format_time;
+use tandem_core::scim_connection::warning_level;
+use tandem_store::oidc_clients::{self, OidcClientRow};
+use tandem_store::scim_connections::{self, ScimApiKeyRow, ScimConnectionRow};
+
+/// One customer's two halves.
+#[derive(Default)]
+struct Customer {
+    client: Option<OidcClientRow>,
+    connection: Option<(ScimConnectionRow, Option<ScimApiKeyRow>)>,
+}
+
+/// `GET /dashboard`
+pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let admin = match require(&req, &state).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let loaded = state
+        .store
+        .read(|c| {
+            let clients = oidc_clients::list(c, None, 1000)?;
+            let conns = scim_connections::list(c, None, 1000)?;
+            let mut with_keys = Vec::with_capacity(conns.len());
+            for conn in conns {
+                let key = scim_connections::current_key(c, &conn.id)?;
+                with_keys.push((conn, key));
+            }
+            Ok((clients, with_keys))
+        })
+        .await;
+    let Ok((clients, conns)) = loaded else {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            Some(&admin),
+            "The database is unavailable; retry shortly.",
+        );
+    };
+    let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
+    for c in clients {
+        let id = c.customer_id.clone();
+        customers.entry(id).or_default().client = Some(c);
+    }
+    for (conn, key) in conns {
+        let id = conn.customer_id.clone();
+        customers.entry(id).or_default().connection = Some((conn, key));
+    }
+    let now = state.clock.now();
+    let body = html! {
+        h1 { "Customers" }
+        @if customers.is_empty() {
+            p { "No customers yet. Create an OIDC client and a SCIM connection through the management API." }
+        } @else {
+            table {
+                caption.muted { (customers.len()) " customers" }
+                thead { tr {
+                    th scope="col" { "Customer" } th scope="col" { "Identity provider" } th scope="col" { "Matching strategy" }
+                    th scope="col" { "SCIM connection" } th scope="col" { "SCIM key" } th scope="col" { "Paired" }
+                } }
+                tbody {
+                    @for (id, c) in &customers {
+                        tr {
+                            td { a href=(format!("/dashboard/customers/{}", urlencode(id))) { (id) } }
+                            td {
+                                @if let Some(cl) = &c.client { (cl.idp_type) br; span.mono.muted { (cl.issuer) } }
+                                @else { span.muted { "no OIDC client" } }
+                            }
+                            td {
+                                @if let Some(cl) = &c.client {
+                                    @let (s, from) = effective(&state, cl);
+                                    (s) @if from != "client" { " " span.muted { "(default)" } }
+                                }
+                            }
+                            td {
+                                @if let Some((conn, _)) = &c.connection { span.mono { (conn.id) } }
+                                @else { span.muted { "no SCIM connection" } }
+                            }
+                            td {
+                                @if let Some((_, Some(key))) = &c.connection {
+                                    @let exp = key.expires();
+                                    (key_badge(warning_level(exp, now))) " "
+                                    span.muted { @match exp { Some(t) => { "expires " (format_time(t)) }, None => { "never expires" } } }
+                                }
+                            }
+                            td { @if c.client.is_some() && c.connection.is_some() { span.badge.ok { "paired" } } @else { span.muted { "no" } } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, "Customers", Some(&admin), body)
+}
+
+/// The effective strategy of a client and where it comes from.
+pub fn effective(state: &AppState, client: &OidcClientRow) -> (String, &'static str) {
+    match (client.strategy(), client.idp_type()) {
+        (Ok(Some(s)), _) => (s.as_str().to_string(), "client"),
+        (_, Ok(t)) => {
+            let (s, from) = state.settings.default_strategy(t);
+            (s.as_str().to_string(), from)
+        }
+        _ => ("?".into(), "unknown"),
+    }
+}
+
+/// Percent-encodes a path segment.
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}

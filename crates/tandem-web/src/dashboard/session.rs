@@ -1,0 +1,187 @@
+//! Dashboard sign-in with an integration key, the session cookie, and the
+//! CSRF checks every form goes through.
+
+use super::layout::page;
+use crate::state::AppState;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::html;
+use std::collections::HashMap;
+use tandem_core::keys::{hash_key, random_token};
+use tandem_store::dashboard_sessions::{self, Session};
+use tandem_store::integration_keys;
+
+const SESSION_COOKIE: &str = "tandem_dashboard";
+const LOGIN_CSRF_COOKIE: &str = "tandem_dashboard_login";
+const SESSION_HOURS: i64 = 8;
+
+/// A signed-in admin.
+pub struct Admin {
+    pub session: Session,
+    token_hash: String,
+}
+
+/// Whether cookies must be `Secure` (the deployment is served over https).
+fn secure(state: &AppState) -> bool {
+    state.settings.public_url.starts_with("https://")
+}
+
+fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age_secs: i64) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/dashboard")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure(state))
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (hash_key(a), hash_key(b));
+    a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The signed-in admin, or the response to send instead: a redirect to the
+/// sign-in page for a GET, 403 for anything else.
+pub async fn require(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
+    let refuse = || {
+        if req.method() == actix_web::http::Method::GET {
+            HttpResponse::SeeOther().insert_header(("Location", "/dashboard/login")).finish()
+        } else {
+            super::layout::message(
+                StatusCode::FORBIDDEN,
+                "Not signed in",
+                None,
+                "Your session is missing or has expired; sign in again.",
+            )
+        }
+    };
+    let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) else { return Err(refuse()) };
+    let token_hash = hash_key(&token);
+    let now = state.clock.now();
+    let key = token_hash.clone();
+    match state.store.read(move |c| dashboard_sessions::find(c, &key, now)).await {
+        Ok(Some(session)) => Ok(Admin { session, token_hash }),
+        Ok(None) => Err(refuse()),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard session lookup failed");
+            Err(super::layout::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                None,
+                "The database is unavailable; retry shortly.",
+            ))
+        }
+    }
+}
+
+/// The signed-in admin for a form post whose `csrf` field must match the session's.
+pub async fn require_form(
+    req: &HttpRequest,
+    state: &AppState,
+    form: &HashMap<String, String>,
+) -> Result<Admin, HttpResponse> {
+    let admin = require(req, state).await?;
+    match form.get("csrf") {
+        Some(t) if same(t, &admin.session.csrf_token) => Ok(admin),
+        _ => {
+            tracing::warn!(target: "audit", key = %admin.session.key_name, "dashboard form refused: CSRF token missing or wrong");
+            Err(super::layout::message(
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                Some(&admin),
+                "The form's security token is missing or wrong; reload the page and try again.",
+            ))
+        }
+    }
+}
+
+fn login_form(state: &AppState, error: Option<&str>, status: StatusCode) -> HttpResponse {
+    let csrf = random_token(24);
+    let body = html! {
+        h1 { "Sign in" }
+        p { "Sign in with an integration key (" code { "tandem integration-key create --name …" } ")." }
+        @if let Some(e) = error { div.notice.bad role="alert" { (e) } }
+        form method="post" action="/dashboard/login" {
+            input type="hidden" name="csrf" value=(csrf);
+            p.row {
+                label for="key" { "Integration key" }
+                input #key type="password" name="key" autocomplete="off" required;
+                button.primary type="submit" { "Sign in" }
+            }
+        }
+    };
+    let mut resp = page(status, "Sign in", None, body);
+    let _ = resp.add_cookie(&cookie(state, LOGIN_CSRF_COOKIE, csrf, 600));
+    resp
+}
+
+/// `GET /dashboard/login`
+pub async fn login_page(state: web::Data<AppState>) -> HttpResponse {
+    login_form(&state, None, StatusCode::OK)
+}
+
+/// `POST /dashboard/login` (form: `key`, `csrf` matching the sign-in cookie)
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
+    let given = form.get("csrf");
+    if !matches!((&expected, given), (Some(e), Some(g)) if same(e, g)) {
+        return login_form(&state, Some("The sign-in form expired; try again."), StatusCode::FORBIDDEN);
+    }
+    let key = form.get("key").cloned().unwrap_or_default();
+    let now = state.clock.now();
+    let found = state.store.read(move |c| integration_keys::authenticate(c, key.trim(), now)).await;
+    let key_row = match found {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            tracing::warn!(target: "audit", "dashboard sign-in refused: unknown or revoked integration key");
+            return login_form(&state, Some("That integration key is unknown or revoked."), StatusCode::UNAUTHORIZED);
+        }
+        Err(_) => {
+            return login_form(
+                &state,
+                Some("The database is unavailable; retry shortly."),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    };
+    let token = random_token(32);
+    let csrf = random_token(32);
+    let (hash, key_id) = (hash_key(&token), key_row.id.clone());
+    let expires = now + chrono::Duration::hours(SESSION_HOURS);
+    if state.store.write(move |c| dashboard_sessions::open(c, &hash, &key_id, &csrf, now, expires)).await.is_err() {
+        return login_form(
+            &state,
+            Some("The database is unavailable; retry shortly."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    }
+    tracing::info!(target: "audit", key = %key_row.name, "dashboard sign-in");
+    let mut resp = HttpResponse::SeeOther().insert_header(("Location", "/dashboard")).finish();
+    let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, token, SESSION_HOURS * 3600));
+    let _ = resp.add_cookie(&cookie(&state, LOGIN_CSRF_COOKIE, String::new(), 0));
+    resp
+}
+
+/// `POST /dashboard/logout`
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let admin = match require_form(&req, &state, &form).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let hash = admin.token_hash.clone();
+    let _ = state.store.write(move |c| dashboard_sessions::close(c, &hash)).await;
+    let mut resp = HttpResponse::SeeOther().insert_header(("Location", "/dashboard/login")).finish();
+    let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, String::new(), 0));
+    resp
+}

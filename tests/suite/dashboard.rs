@@ -1,0 +1,225 @@
+//! The admin dashboard: no page or form accepts a request without a valid
+//! session, and no form without the session's CSRF token.
+
+use crate::helpers::*;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A browser-like session: the cookies it holds.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser { app, cookies: Vec::new() }
+    }
+
+    fn jar(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep(&mut self, resp: &reqwest::Response) {
+        for sc in resp.headers().get_all(SET_COOKIE) {
+            let pair = sc.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                self.cookies.push((k.into(), v.into()));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String, reqwest::header::HeaderMap) {
+        let resp =
+            self.app.http.get(format!("{}{path}", self.app.base)).header(COOKIE, self.jar()).send().await.unwrap();
+        self.keep(&resp);
+        let (s, h) = (resp.status(), resp.headers().clone());
+        (s, resp.text().await.unwrap(), h)
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, reqwest::header::HeaderMap) {
+        let resp = self
+            .app
+            .http
+            .post(format!("{}{path}", self.app.base))
+            .header(COOKIE, self.jar())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&resp);
+        let (s, h) = (resp.status(), resp.headers().clone());
+        (s, resp.text().await.unwrap(), h)
+    }
+
+    async fn sign_in(&mut self, key: &str) -> StatusCode {
+        let (_, page, _) = self.get("/dashboard/login").await;
+        let csrf = field(&page, "csrf");
+        self.post("/dashboard/login", &[("key", key), ("csrf", &csrf)]).await.0
+    }
+}
+
+/// The value of a hidden input in a page.
+fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} field")) + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+async fn customer(app: &TestApp) -> String {
+    let c = unique("dash");
+    let mut body = okta_client(&c);
+    body["scim_matching_definition"] = json!({"strategy": "OidcSubToScimUsername"});
+    let (status, _) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.create_scim_connection(&c).await;
+    c
+}
+
+#[tokio::test]
+async fn pages_without_a_session_redirect_to_sign_in_and_forms_are_refused() {
+    let app = TestApp::spawn().await;
+    let c = customer(&app).await;
+    let mut b = Browser::new(&app);
+    for path in ["/dashboard".to_string(), format!("/dashboard/customers/{c}")] {
+        let (status, _, headers) = b.get(&path).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(headers[LOCATION], "/dashboard/login");
+    }
+    for path in [
+        format!("/dashboard/customers/{c}/strategy"),
+        format!("/dashboard/customers/{c}/rotate-key"),
+        "/dashboard/logout".into(),
+    ] {
+        let (status, _, _) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", "guess")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // A made-up session cookie is no session.
+    b.cookies.push(("tandem_dashboard".into(), "forged".into()));
+    assert_eq!(b.get("/dashboard").await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn sign_in_needs_a_valid_key_and_the_forms_csrf_token() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("tandem_ik_wrong").await, StatusCode::UNAUTHORIZED);
+    // Without the sign-in form's token (a cross-site post) the key is not even checked.
+    let mut other = Browser::new(&app);
+    let (status, _, _) = other.post("/dashboard/login", &[("key", &app.key), ("csrf", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, page, _) = b.get("/dashboard/login").await;
+    let csrf = field(&page, "csrf");
+    let resp = app
+        .http
+        .post(format!("{}/dashboard/login", app.base))
+        .header(COOKIE, b.jar())
+        .form(&[("key", app.key.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("tandem_dashboard="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/dashboard"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
+    let app = TestApp::spawn().await;
+    let c = customer(&app).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (status, page, headers) = b.get(&format!("/dashboard/customers/{c}?preview=OidcEmailToScimUsername")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(page.contains("Previewing"));
+    let csrf = field(&page, "csrf");
+    let path = format!("/dashboard/customers/{c}/strategy");
+    for bad in ["", "wrong-token"] {
+        let (status, _, _) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", bad)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
+    assert_eq!(client["scim_matching_definition"]["strategy"], "OidcSubToScimUsername", "unchanged by refused forms");
+    let (status, _, headers) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers[LOCATION].to_str().unwrap().contains("saved=OidcEmailToScimUsername"));
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
+    assert_eq!(client["scim_matching_definition"]["strategy"], "OidcEmailToScimUsername");
+    let id = client["oidc_client_id"].as_str().unwrap().to_string();
+    let events =
+        app.state.store.read_blocking(move |conn| tandem_store::audit::for_target(conn, "oidc_client", &id)).unwrap();
+    let change = events.iter().find(|e| e.action == "oidc_client.strategy_changed").unwrap();
+    assert!(change.details.contains("OidcSubToScimUsername") && change.details.contains("dashboard"));
+}
+
+#[tokio::test]
+async fn rotating_the_scim_key_shows_the_new_key_once() {
+    let app = TestApp::spawn().await;
+    let c = customer(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.key).await;
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    let csrf = field(&page, "csrf");
+    let (status, _, _) = b.post(&format!("/dashboard/customers/{c}/rotate-key"), &[("csrf", "nope")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, page, _) = b.post(&format!("/dashboard/customers/{c}/rotate-key"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::OK);
+    let start = page.find("id=\"new-scim-key\">").unwrap() + "id=\"new-scim-key\">".len();
+    let key = &page[start..start + page[start..].find('<').unwrap()];
+    assert!(key.starts_with("tandem_scim_"), "{key}");
+    let (_, again, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(!again.contains(key), "the key is shown only once");
+}
+
+#[tokio::test]
+async fn signing_out_or_revoking_the_key_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.key).await;
+    let (status, page, _) = b.get("/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    let stolen = b.cookies.clone();
+    let csrf = field(&page, "csrf");
+    let (status, _, _) = b.post("/dashboard/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let mut replay = Browser { app: &app, cookies: stolen };
+    assert_eq!(replay.get("/dashboard").await.0, StatusCode::SEE_OTHER, "the old cookie no longer works");
+    // A revoked key ends its sessions.
+    let mut c = Browser::new(&app);
+    c.sign_in(&app.key).await;
+    let key = app.key.clone();
+    app.state
+        .store
+        .write_blocking(move |conn| {
+            let hash = tandem_core::keys::hash_key(&key);
+            let id = tandem_store::integration_keys::list(conn)?.into_iter().find(|k| k.key_hash == hash).unwrap().id;
+            tandem_store::integration_keys::revoke(conn, &id, chrono::Utc::now())
+        })
+        .unwrap();
+    assert_eq!(c.get("/dashboard").await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn customer_ids_are_escaped_in_pages() {
+    let app = TestApp::spawn().await;
+    let c = format!("<script>alert(1)</script>{}", unique("x"));
+    app.create_scim_connection(&c).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.key).await;
+    let (_, page, _) = b.get("/dashboard").await;
+    assert!(!page.contains("<script>alert(1)"));
+    assert!(page.contains("&lt;script&gt;alert(1)"));
+}
