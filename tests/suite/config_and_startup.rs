@@ -20,8 +20,31 @@ fn tandem(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// A `tandem` process that is killed if the test ends without stopping it.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Runs `tandem serve` until it logs "listening"; returns the child, its address and the log lines so far.
-fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Served, String, std::sync::mpsc::Receiver<String>) {
     let mut cmd = tandem(dir);
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .env("TANDEM_LOG__LEVEL", "debug")
@@ -30,7 +53,7 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, s
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn tandem");
+    let mut child = Served(cmd.spawn().expect("spawn tandem"));
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -51,7 +74,6 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, s
             }
         }
     }
-    let _ = child.kill();
     panic!("tandem did not start");
 }
 

@@ -39,6 +39,14 @@ pub struct TestApp {
     pub clock: Arc<ShiftedClock>,
     pub state: tandem_web::AppState,
     pub dir: PathBuf,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the server's own thread carries it out.
+        let _ = self.handle.stop(false);
+    }
 }
 
 /// The settings a test server runs with.
@@ -72,17 +80,29 @@ impl TestApp {
             }
         }
         let clock = Arc::new(ShiftedClock::default());
-        let running = tandem::start(&settings, clock.clone()).expect("server starts");
-        let base = format!("http://{}", running.addr);
-        let state = running.state.clone();
-        tokio::spawn(running.server);
+        // The server runs on a thread and actix System of its own, so that
+        // dropping the TestApp stops it (and frees its database connections)
+        // even while this test's runtime shuts down.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server_clock: Arc<dyn tandem_core::clock::Clock> = clock.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let running = tandem::start(&settings, server_clock).expect("server starts");
+                let tandem::Running { addr, server, state, housekeeping } = running;
+                tx.send((addr, state, server.handle())).expect("test alive");
+                let _ = server.await;
+                drop(housekeeping);
+            })
+        });
+        let (addr, state, handle) = rx.recv().expect("server started");
+        let base = format!("http://{addr}");
         let now = chrono::Utc::now();
         let (_, key) = state
             .store
             .write_blocking(|c| tandem_store::integration_keys::create(c, &unique("test-key"), now))
             .expect("integration key");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { base, key: key.0, http, clock, state, dir }
+        TestApp { base, key: key.0, http, clock, state, dir, handle }
     }
 
     /// Sends a request with the integration key; returns status and JSON (Null if none).

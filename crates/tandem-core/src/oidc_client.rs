@@ -241,8 +241,12 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Red
         }
     }
     if let Some(tenant) = &location.tenant_id {
-        if tenant.is_empty() || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-            d.error("tenant_id", "must be a directory (tenant) id such as a GUID or contoso.onmicrosoft.com");
+        if !is_guid(tenant) {
+            d.error(
+                "tenant_id",
+                "must be the directory (tenant) ID, a GUID such as 9188040d-6c67-4c5b-b112-36a304b66dad (Entra admin \
+                 center > Overview); Entra's metadata names its issuer by this GUID, so a domain name would never match",
+            );
         }
     }
     if secret.is_none() && !uses_pkce {
@@ -283,6 +287,13 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Red
         (true, Some(t), Some(issuer), Some(client_id)) => Some((t, location, issuer, client_id, secret, uses_pkce)),
         _ => None,
     }
+}
+
+/// Whether `s` is a GUID in its 8-4-4-4-12 hexadecimal form.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Checks a customer id: 1–255 characters, no control characters.
@@ -475,12 +486,23 @@ mod tests {
         let err = parse_patch(&json!({"idp": {"type": "MicrosoftEntra"}}), &current, UrlPolicy::default()).unwrap_err();
         assert_eq!(fields(err), ["idp.tenant_id"]);
         let ok = parse_patch(
-            &json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "contoso.onmicrosoft.com"}}),
+            &json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"}}),
             &current,
             UrlPolicy::default(),
         )
         .unwrap();
-        assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0");
+        assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0");
+    }
+
+    #[test]
+    fn entra_tenant_must_be_the_directory_guid() {
+        let body = json!({"customer_id": "c", "idp": {"type": "MicrosoftEntra", "client_id": "x", "client_secret": "s",
+                          "tenant_id": "contoso.onmicrosoft.com"}, "redirect_url": "https://app/cb"});
+        let errs = parse_create(&body, UrlPolicy::default()).unwrap_err();
+        assert_eq!(errs[0].field, "idp.tenant_id");
+        assert!(errs[0].message.contains("GUID"));
+        assert!(is_guid("9188040d-6c67-4c5b-b112-36a304b66dad"));
+        assert!(!is_guid("9188040d6c674c5bb11236a304b66dad"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Background housekeeping: expired login transactions are deleted a day
 //! after they expire, so the table stays small without a cron job.
 
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_core::clock::Clock;
@@ -9,10 +10,19 @@ use tandem_store::Store;
 /// How often housekeeping runs.
 pub const INTERVAL: Duration = Duration::from_secs(600);
 
-/// Starts the housekeeping thread for the life of the process.
-pub fn start(store: Store, clock: Arc<dyn Clock>) {
+/// Keeps housekeeping running; dropping it stops the thread.
+pub struct Housekeeping {
+    _stop: Sender<()>,
+}
+
+/// Starts the housekeeping thread; it runs until the returned guard is dropped.
+pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
+    let (stop, stopped) = channel::<()>();
     let spawned = std::thread::Builder::new().name("tandem-housekeeping".into()).spawn(move || loop {
-        std::thread::sleep(INTERVAL);
+        match stopped.recv_timeout(INTERVAL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        }
         let now = clock.now();
         match store.write_blocking(|c| tandem_store::sso::purge_transactions(c, now)) {
             Ok(0) => {}
@@ -23,4 +33,5 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) {
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start housekeeping");
     }
+    Housekeeping { _stop: stop }
 }

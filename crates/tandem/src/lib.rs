@@ -39,6 +39,8 @@ pub struct Running {
     pub server: actix_web::dev::Server,
     /// The shared state (tests reach the store through it).
     pub state: AppState,
+    /// Background housekeeping; stops when dropped.
+    pub housekeeping: housekeeping::Housekeeping,
 }
 
 /// Prepares everything and binds the listener; the returned server is not
@@ -85,7 +87,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     } else {
         settings.server.workers
     };
-    housekeeping::start(state.store.clone(), state.clock.clone());
+    let housekeeping = housekeeping::start(state.store.clone(), state.clock.clone());
     let server = tandem_web::server(state.clone(), listener, workers)?;
-    Ok(Running { addr, server, state })
+    Ok(Running { addr, server, state, housekeeping })
 }

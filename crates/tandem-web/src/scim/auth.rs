@@ -29,6 +29,7 @@ impl FromRequest for ScimCaller {
         let token = crate::auth::bearer(req).map(str::to_string);
         let connection = req.match_info().get("connection_id").unwrap_or_default().to_string();
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let log = super::request::LogContext::new(req, &connection);
         Box::pin(async move {
             let token = token.map_err(|m| unauthorized(format!("{m} (the SCIM connection's API key)")))?;
             let state = state.ok_or_else(|| unauthorized("server not configured"))?;
@@ -38,19 +39,25 @@ impl FromRequest for ScimCaller {
             match verdict {
                 Ok(_) => Ok(ScimCaller { connection_id: connection }),
                 Err(rejection) => {
-                    let detail = match rejection {
+                    let detail = match &rejection {
                         KeyRejection::Unknown => "the API key is not valid for this SCIM connection".to_string(),
                         KeyRejection::Expired(at) => format!(
                             "the API key expired at {}; rotate the key in Tandem and update it in the identity provider",
-                            format_time(at)
+                            format_time(*at)
                         ),
                         KeyRejection::Retired(at) => format!(
                             "the API key was replaced by a rotation and its grace period ended at {}; use the new key",
-                            format_time(at)
+                            format_time(*at)
                         ),
                     };
                     tracing::warn!(target: "audit", connection = %connection, reason = %detail, "SCIM request refused");
-                    Err(unauthorized(detail))
+                    let failure = unauthorized(detail);
+                    // An expired or rotated-out key is this connection's own: its IdP
+                    // is failing to provision, which the provisioning log must show.
+                    if !matches!(rejection, KeyRejection::Unknown) {
+                        state.log_sink.record(log.entry(now, "fail", None, None, None, 401, Some(&failure.0)));
+                    }
+                    Err(failure)
                 }
             }
         })
