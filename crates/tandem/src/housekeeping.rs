@@ -18,16 +18,15 @@ pub struct Housekeeping {
 /// Starts the housekeeping thread; it runs until the returned guard is dropped.
 pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
     let (stop, stopped) = channel::<()>();
-    let spawned = std::thread::Builder::new().name("tandem-housekeeping".into()).spawn(move || loop {
-        match stopped.recv_timeout(INTERVAL) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
-        let now = clock.now();
-        match store.write_blocking(|c| tandem_store::sso::purge_transactions(c, now)) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "expired login transactions deleted"),
-            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+    let spawned = std::thread::Builder::new().name("tandem-housekeeping".into()).spawn(move || {
+        // Runs every INTERVAL until the guard is dropped (the channel disconnects).
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+            let now = clock.now();
+            match store.write_blocking(|c| tandem_store::sso::purge_transactions(c, now)) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired login transactions deleted"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+            }
         }
     });
     if let Err(e) = spawned {
