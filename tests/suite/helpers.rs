@@ -45,7 +45,7 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command at once; the server's own thread carries it out.
-        let _ = self.handle.stop(false);
+        drop(self.handle.stop(false));
     }
 }
 
