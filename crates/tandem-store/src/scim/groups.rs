@@ -2,8 +2,7 @@
 //! membership changes touch only the rows they change and a user's groups
 //! are one indexed lookup.
 
-use super::filter_sql::{Bind, SqlBuilder};
-use super::{dialect, query};
+use super::query;
 use crate::schema::scim_group_members::dsl as gm;
 use crate::schema::scim_groups::dsl as g;
 use crate::schema::scim_users::dsl as u;
@@ -318,22 +317,17 @@ pub fn search(
     start_index: u64,
     count: u64,
 ) -> Result<Result<(i64, Vec<ScimGroupRow>), ScimError>, StoreError> {
-    let mut b = SqlBuilder::new(dialect(conn));
-    let conn_p = b.bind(Bind::Text(connection.to_string()));
-    let mut cond = format!("g.scim_connection_id = {conn_p}");
-    if let Some(f) = filter {
-        match b.filter(ResourceType::Group, "g", f) {
-            Ok(sql) => cond = format!("{cond} AND {sql}"),
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let total = query::count(conn, format!("SELECT COUNT(*) AS n FROM scim_groups g WHERE {cond}"), &b.binds)?;
-    if count == 0 || total == 0 {
-        return Ok(Ok((total, Vec::new())));
-    }
-    let offset = start_index.saturating_sub(1);
-    let sql = format!("SELECT g.* FROM scim_groups g WHERE {cond} ORDER BY g.id LIMIT {count} OFFSET {offset}");
-    Ok(Ok((total, query::load::<ScimGroupRow>(conn, sql, &b.binds)?)))
+    query::paged::<ScimGroupRow>(
+        conn,
+        "scim_groups",
+        "g",
+        ResourceType::Group,
+        "",
+        connection,
+        filter,
+        start_index,
+        count,
+    )
 }
 
 /// Members of each group with display names: group id → members.

@@ -42,7 +42,43 @@ struct Count {
 }
 
 /// Runs a `SELECT COUNT(*) AS n …`.
-pub fn count(conn: &mut AnyConnection, sql: String, binds: &[Bind]) -> Result<i64, StoreError> {
+pub fn count_rows(conn: &mut AnyConnection, sql: String, binds: &[Bind]) -> Result<i64, StoreError> {
     let rows: Vec<Count> = load(conn, sql, binds)?;
     Ok(rows.first().map(|c| c.n).unwrap_or(0))
+}
+
+/// One page of a connection's rows of `table` (aliased `alias`) matching
+/// `filter`, in id order, with the total; `live` adds a condition (e.g. not deleted).
+#[allow(clippy::too_many_arguments)]
+pub fn paged<T>(
+    conn: &mut AnyConnection,
+    table: &str,
+    alias: &str,
+    rt: tandem_scim::schema::ResourceType,
+    extra: &str,
+    connection: &str,
+    filter: Option<&tandem_scim::filter::Filter>,
+    start_index: u64,
+    count: u64,
+) -> Result<Result<(i64, Vec<T>), tandem_scim::ScimError>, StoreError>
+where
+    T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+{
+    let mut b = super::filter_sql::SqlBuilder::new(super::dialect(conn));
+    let conn_p = b.bind(Bind::Text(connection.to_string()));
+    let mut cond = format!("{alias}.scim_connection_id = {conn_p}{extra}");
+    if let Some(f) = filter {
+        match b.filter(rt, alias, f) {
+            Ok(sql) => cond = format!("{cond} AND {sql}"),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let total = count_rows(conn, format!("SELECT COUNT(*) AS n FROM {table} {alias} WHERE {cond}"), &b.binds)?;
+    if count == 0 || total == 0 {
+        return Ok(Ok((total, Vec::new())));
+    }
+    let offset = start_index.saturating_sub(1);
+    let sql =
+        format!("SELECT {alias}.* FROM {table} {alias} WHERE {cond} ORDER BY {alias}.id LIMIT {count} OFFSET {offset}");
+    Ok(Ok((total, load::<T>(conn, sql, &b.binds)?)))
 }

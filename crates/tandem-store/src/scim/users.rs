@@ -1,7 +1,6 @@
 //! SCIM users: create, read, replace, tombstone, search.
 
-use super::filter_sql::{Bind, SqlBuilder};
-use super::{dialect, query};
+use super::query;
 use crate::schema::scim_group_members::dsl as gm;
 use crate::schema::scim_groups::dsl as g;
 use crate::schema::scim_users::dsl as u;
@@ -220,23 +219,17 @@ pub fn search(
     start_index: u64,
     count: u64,
 ) -> Result<Result<(i64, Vec<ScimUserRow>), ScimError>, StoreError> {
-    let mut b = SqlBuilder::new(dialect(conn));
-    let conn_p = b.bind(Bind::Text(connection.to_string()));
-    let mut cond = format!("u.scim_connection_id = {conn_p} AND u.deleted_at IS NULL");
-    if let Some(f) = filter {
-        match b.filter(ResourceType::User, "u", f) {
-            Ok(sql) => cond = format!("{cond} AND {sql}"),
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    let total = query::count(conn, format!("SELECT COUNT(*) AS n FROM scim_users u WHERE {cond}"), &b.binds)?;
-    if count == 0 || total == 0 {
-        return Ok(Ok((total, Vec::new())));
-    }
-    let offset = start_index.saturating_sub(1);
-    let sql = format!("SELECT u.* FROM scim_users u WHERE {cond} ORDER BY u.id LIMIT {count} OFFSET {offset}");
-    let rows = query::load::<ScimUserRow>(conn, sql, &b.binds)?;
-    Ok(Ok((total, rows)))
+    query::paged::<ScimUserRow>(
+        conn,
+        "scim_users",
+        "u",
+        ResourceType::User,
+        " AND u.deleted_at IS NULL",
+        connection,
+        filter,
+        start_index,
+        count,
+    )
 }
 
 /// The groups of each user: user id → [(group id, group displayName)].

@@ -1,8 +1,8 @@
 //! `/Groups`: create (members included), read, list, replace, patch, delete.
 
 use super::auth::ScimCaller;
-use super::request::{json_body, projection, ListParams, LogContext};
-use super::response::{check_if_match, if_match, meta, not_modified, resource, scim_json, ScimFailure};
+use super::request::{json_body, listed, projection, refused, ListParams, LogContext};
+use super::response::{check_if_match, if_match, meta, not_modified, resource, ScimFailure};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -81,11 +81,6 @@ fn with_ignored(mut entry: logs::ProvisioningLog, ignored: &[String]) -> logs::P
     entry
 }
 
-fn refused(state: &AppState, ctx: &LogContext, id: Option<&str>, e: ScimFailure) -> ScimFailure {
-    state.log_sink.record(ctx.entry(state.clock.now(), "fail", Some("Group"), id, None, e.0.status, Some(&e.0)));
-    e
-}
-
 /// `POST /Groups`
 pub async fn create(
     req: HttpRequest,
@@ -117,7 +112,7 @@ pub async fn create(
         Ok::<_, ScimFailure>(created)
     }
     .await;
-    let (row, members) = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    let (row, members) = outcome.map_err(|e| refused(&state, &ctx, "Group", None, e))?;
     let body = render(&state, &row, Some(&members));
     Ok(resource(
         StatusCode::CREATED,
@@ -156,14 +151,14 @@ pub async fn get(
         })
         .await?;
     let Some((row, members)) = found else {
-        return Err(refused(&state, &ctx, Some(&id), not_found(&id).into()));
+        return Err(refused(&state, &ctx, "Group", Some(&id), not_found(&id).into()));
     };
     state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), Some(&row.id), None, 200, None));
     if not_modified(&req, row.version) {
         return Ok(HttpResponse::NotModified().finish());
     }
     let body = project(&render(&state, &row, members.as_deref()), RT, attrs.as_deref(), excluded.as_deref())
-        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+        .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e.into()))?;
     Ok(resource(StatusCode::OK, &body, row.version, None))
 }
 
@@ -210,9 +205,7 @@ pub async fn list(
         list_groups(&state, &caller.connection_id, params).await
     }
     .await;
-    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
-    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), None, None, 200, None));
-    Ok(scim_json(StatusCode::OK, &body))
+    listed(&state, &ctx, "Group", outcome)
 }
 
 /// `POST /Groups/.search`
@@ -229,9 +222,7 @@ pub async fn search(
         list_groups(&state, &caller.connection_id, params).await
     }
     .await;
-    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
-    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), None, None, 200, None));
-    Ok(scim_json(StatusCode::OK, &body))
+    listed(&state, &ctx, "Group", outcome)
 }
 
 type Transform = Box<dyn FnOnce(&Value) -> Result<Value, ScimError> + Send>;
@@ -295,7 +286,7 @@ async fn update(
             Ok(Ok((row, members)))
         })
         .await?
-        .map_err(|e| refused(state, ctx, Some(id), e.into()))?;
+        .map_err(|e| refused(state, ctx, "Group", Some(id), e.into()))?;
     Ok(resource(StatusCode::OK, &render(state, &row, Some(&members)), row.version, None))
 }
 
@@ -312,7 +303,7 @@ pub async fn replace(
     let doc = json_body(&state, payload)
         .await
         .and_then(|b| normalize(RT, b).map_err(ScimFailure::from))
-        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+        .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e))?;
     update(&state, &ctx, &id, if_match(&req), Box::new(move |_| Ok(doc))).await
 }
 
@@ -329,7 +320,7 @@ pub async fn patch(
     let ops = json_body(&state, payload)
         .await
         .and_then(|b| parse_patch(&b, 1000).map_err(ScimFailure::from))
-        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+        .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e))?;
     let transform: Transform = Box::new(move |doc| {
         let mut next = doc.clone();
         apply_patch(&mut next, &ops, RT)?;
@@ -364,6 +355,6 @@ pub async fn delete(
             Ok(Ok(()))
         })
         .await?
-        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+        .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e.into()))?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -209,6 +209,30 @@ fn attribute_of(detail: &str) -> Option<String> {
     looks_like_attr.then(|| first.to_string())
 }
 
+/// Records a refused request in the provisioning log and passes the error on.
+pub fn refused(
+    state: &AppState,
+    ctx: &LogContext,
+    resource_type: &str,
+    id: Option<&str>,
+    e: ScimFailure,
+) -> ScimFailure {
+    state.log_sink.record(ctx.entry(state.clock.now(), "fail", Some(resource_type), id, None, e.0.status, Some(&e.0)));
+    e
+}
+
+/// Answers a list or search: the ListResponse, or the refusal, logged either way.
+pub fn listed(
+    state: &AppState,
+    ctx: &LogContext,
+    resource_type: &str,
+    outcome: Result<Value, ScimFailure>,
+) -> Result<actix_web::HttpResponse, ScimFailure> {
+    let body = outcome.map_err(|e| refused(state, ctx, resource_type, None, e))?;
+    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some(resource_type), None, None, 200, None));
+    Ok(super::response::scim_json(actix_web::http::StatusCode::OK, &body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! `/Users`: create, read, list, replace, patch, delete.
 
 use super::auth::ScimCaller;
-use super::request::{json_body, projection, ListParams, LogContext};
-use super::response::{check_if_match, if_match, meta, not_modified, resource, scim_json, ScimFailure};
+use super::request::{json_body, listed, projection, refused, ListParams, LogContext};
+use super::response::{check_if_match, if_match, meta, not_modified, resource, ScimFailure};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -50,13 +50,6 @@ fn taken(name: &str) -> ScimError {
     ScimError::uniqueness(format!("userName {name:?} is already taken in this SCIM connection"))
 }
 
-/// Records a refused request and passes the error on.
-fn refused(state: &AppState, ctx: &LogContext, id: Option<&str>, e: ScimFailure) -> ScimFailure {
-    let entry = ctx.entry(state.clock.now(), "fail", Some("User"), id, None, e.0.status, Some(&e.0));
-    state.log_sink.record(entry);
-    e
-}
-
 /// How a change to `active` reads in the log.
 pub fn classify(before_active: bool, after_active: bool) -> &'static str {
     match (before_active, after_active) {
@@ -95,7 +88,7 @@ pub async fn create(
         Ok::<_, ScimFailure>(row)
     }
     .await;
-    let row = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
+    let row = outcome.map_err(|e| refused(&state, &ctx, "User", None, e))?;
     let body = render(&state, &row, None);
     Ok(resource(StatusCode::CREATED, &body, row.version, Some(&location(&state, &row.scim_connection_id, &row.id))))
 }
@@ -122,7 +115,7 @@ pub async fn get(
         })
         .await?;
     let Some((row, groups)) = found else {
-        return Err(refused(&state, &ctx, Some(&id), not_found(&id).into()));
+        return Err(refused(&state, &ctx, "User", Some(&id), not_found(&id).into()));
     };
     state.log_sink.record(ctx.entry(
         state.clock.now(),
@@ -138,7 +131,7 @@ pub async fn get(
     }
     let (attrs, excluded) = projection(&query);
     let body = project(&render(&state, &row, Some(&groups)), RT, attrs.as_deref(), excluded.as_deref())
-        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+        .map_err(|e| refused(&state, &ctx, "User", Some(&id), e.into()))?;
     Ok(resource(StatusCode::OK, &body, row.version, None))
 }
 
@@ -186,9 +179,7 @@ pub async fn list(
         list_users(&state, &caller.connection_id, params).await
     }
     .await;
-    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
-    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("User"), None, None, 200, None));
-    Ok(scim_json(StatusCode::OK, &body))
+    listed(&state, &ctx, "User", outcome)
 }
 
 /// `POST /Users/.search`
@@ -205,9 +196,7 @@ pub async fn search(
         list_users(&state, &caller.connection_id, params).await
     }
     .await;
-    let body = outcome.map_err(|e| refused(&state, &ctx, None, e))?;
-    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("User"), None, None, 200, None));
-    Ok(scim_json(StatusCode::OK, &body))
+    listed(&state, &ctx, "User", outcome)
 }
 
 type Transform = Box<dyn FnOnce(&Value) -> Result<Value, ScimError> + Send>;
@@ -253,7 +242,7 @@ async fn update(
             Ok(Ok((row, groups)))
         })
         .await?
-        .map_err(|e| refused(state, ctx, Some(id), e.into()))?;
+        .map_err(|e| refused(state, ctx, "User", Some(id), e.into()))?;
     Ok(resource(StatusCode::OK, &render(state, &row, Some(&groups)), row.version, None))
 }
 
@@ -270,7 +259,7 @@ pub async fn replace(
     let doc = json_body(&state, payload)
         .await
         .and_then(|b| normalize(RT, b).map_err(ScimFailure::from))
-        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+        .map_err(|e| refused(&state, &ctx, "User", Some(&id), e))?;
     update(&state, &ctx, &id, if_match(&req), Box::new(move |_| Ok(doc))).await
 }
 
@@ -287,7 +276,7 @@ pub async fn patch(
     let ops = json_body(&state, payload)
         .await
         .and_then(|b| parse_patch(&b, 1000).map_err(ScimFailure::from))
-        .map_err(|e| refused(&state, &ctx, Some(&id), e))?;
+        .map_err(|e| refused(&state, &ctx, "User", Some(&id), e))?;
     let transform: Transform = Box::new(move |doc| {
         let mut next = doc.clone();
         apply_patch(&mut next, &ops, RT)?;
@@ -326,6 +315,6 @@ pub async fn delete(
             Ok(Ok(()))
         })
         .await?
-        .map_err(|e| refused(&state, &ctx, Some(&id), e.into()))?;
+        .map_err(|e| refused(&state, &ctx, "User", Some(&id), e.into()))?;
     Ok(HttpResponse::NoContent().finish())
 }
