@@ -546,3 +546,42 @@ async fn management_api_lists_a_connections_users_and_groups() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "ScimConnectionNotFound");
 }
+
+#[tokio::test]
+async fn user_name_and_external_id_lookups_use_an_index() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    for i in 0..50 {
+        scim.create_user(user(&format!("idx{i}@acme.com"))).await;
+    }
+    // Each lookup's column must be in the index condition (SQLite: "SEARCH u USING
+    // INDEX … (scim_connection_id=? AND col=?)"; PostgreSQL: "Index Cond: … (col = …)"),
+    // not applied as a filter while walking the connection's users in id order.
+    for (filter, column) in [
+        ("userName eq \"idx7@acme.com\"", "user_name_lower"),
+        ("externalId eq \"abc\"", "external_id"),
+        ("id eq \"x\"", "id"),
+    ] {
+        let f = tandem_scim::filter::parse_filter(filter).unwrap();
+        let conn = scim.connection_id.clone();
+        let plan = app
+            .state
+            .store
+            .read_blocking(move |c| {
+                tandem_store::scim::query::search_plan(
+                    c,
+                    "scim_users",
+                    "u",
+                    tandem_scim::schema::ResourceType::User,
+                    &conn,
+                    &f,
+                )
+            })
+            .unwrap()
+            .unwrap();
+        let right_index = plan.contains(&format!("({column}=?"))
+            || plan.contains(&format!("AND {column}=?"))
+            || plan.lines().any(|l| l.contains("Index Cond") && l.contains(&format!("({column} = ")));
+        assert!(right_index, "{filter} is not answered from its index:\n{plan}");
+    }
+}

@@ -202,6 +202,15 @@ impl Store {
         f(&mut conn)
     }
 
+    /// Refreshes the query planner's statistics where the backend needs it
+    /// (SQLite's `PRAGMA optimize`; PostgreSQL's autovacuum does it itself).
+    pub fn optimize(&self) -> Result<(), StoreError> {
+        if let DatabaseUrl::Sqlite(_) = *self.url {
+            self.read_blocking(|c| c.batch_execute("PRAGMA optimize").map_err(StoreError::from))?;
+        }
+        Ok(())
+    }
+
     /// Checks the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from)).await

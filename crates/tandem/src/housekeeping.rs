@@ -1,5 +1,6 @@
 //! Background housekeeping: expired login transactions are deleted a day
-//! after they expire, so the table stays small without a cron job.
+//! after they expire, so the table stays small without a cron job, and
+//! SQLite's planner statistics are kept fresh.
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired login transactions deleted"),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+            }
+            if let Err(e) = store.optimize() {
+                tracing::warn!(error = %e, "refreshing planner statistics failed");
             }
         }
     });

@@ -70,7 +70,7 @@ impl SqlBuilder {
 
     fn present(&mut self, scope: &Scope, path: &AttrPath) -> Result<String, ScimError> {
         match scope.target(self.dialect, path)? {
-            Target::Column { expr, kind } => Ok(match kind {
+            Target::Column { expr, kind, .. } => Ok(match kind {
                 ColKind::Const(_) => "(1 = 1)".into(),
                 ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
                     format!("({expr} IS NOT NULL AND {expr} <> '')")
@@ -120,7 +120,7 @@ impl SqlBuilder {
             return Ok(format!("(NOT {eq})"));
         }
         match scope.target(self.dialect, path)? {
-            Target::Column { expr, kind } => self.column_compare(&expr, kind, op, value, path),
+            Target::Column { expr, kind, nullable } => self.column_compare(&expr, kind, nullable, op, value, path),
             Target::Json { expr, def } => self.json_compare(&expr, def, op, value, path),
             Target::Multi { source, elem } => {
                 let inner = match elem {
@@ -138,6 +138,7 @@ impl SqlBuilder {
         &mut self,
         expr: &str,
         kind: ColKind,
+        nullable: bool,
         op: CompareOp,
         value: &CompValue,
         path: &AttrPath,
@@ -168,7 +169,7 @@ impl SqlBuilder {
                     return Ok("(1 = 0)".into());
                 }
                 let p = self.bind(Bind::Bool(b));
-                Ok(format!("COALESCE({expr} = {p}, FALSE)"))
+                Ok(format!("({expr} = {p})"))
             }
             ColKind::Micros => {
                 let CompValue::String(s) = value else {
@@ -188,15 +189,16 @@ impl SqlBuilder {
                     _ => return Ok("(1 = 0)".into()),
                 };
                 let p = self.bind(Bind::Int(t.timestamp_micros()));
-                Ok(format!("COALESCE({expr} {sql_op} {p}, FALSE)"))
+                Ok(format!("({expr} {sql_op} {p})"))
             }
             ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
-                let (expr, fold) = match kind {
+                let (compared, fold) = match kind {
                     ColKind::Text => (expr.to_string(), false),
                     ColKind::TextLower => (expr.to_string(), true),
                     _ => (format!("lower({expr})"), true),
                 };
-                self.text_compare(&expr, fold, op, value, path)
+                let guard = if nullable { Guard::Nullable(expr) } else { Guard::NotNull };
+                self.text_compare(&compared, fold, guard, op, value, path)
             }
         }
     }
@@ -251,7 +253,7 @@ impl SqlBuilder {
             _ => {
                 let fold = !def.case_exact;
                 let e = if fold { format!("lower({expr})") } else { expr.to_string() };
-                self.text_compare(&e, fold, op, value, path)
+                self.text_compare(&e, fold, Guard::Coalesce, op, value, path)
             }
         }
     }
@@ -260,6 +262,7 @@ impl SqlBuilder {
         &mut self,
         expr: &str,
         fold: bool,
+        guard: Guard<'_>,
         op: CompareOp,
         value: &CompValue,
         path: &AttrPath,
@@ -297,7 +300,29 @@ impl SqlBuilder {
             CompareOp::Le => format!("{ordered} <= {}", self.bind(Bind::Text(v))),
             CompareOp::Ne => unreachable_ne(),
         };
-        Ok(format!("COALESCE({pred}, FALSE)"))
+        Ok(guard.wrap(&pred))
+    }
+}
+
+/// How a predicate is kept free of NULL (so `not` is exact) — without
+/// hiding an indexed column from the planner.
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// A JSON expression: `COALESCE(pred, FALSE)`.
+    Coalesce,
+    /// A NOT NULL column: the bare predicate (index-friendly).
+    NotNull,
+    /// A nullable column: `(col IS NOT NULL AND pred)` (index-friendly).
+    Nullable(&'a str),
+}
+
+impl Guard<'_> {
+    fn wrap(self, pred: &str) -> String {
+        match self {
+            Guard::Coalesce => format!("COALESCE({pred}, FALSE)"),
+            Guard::NotNull => format!("({pred})"),
+            Guard::Nullable(col) => format!("({col} IS NOT NULL AND {pred})"),
+        }
     }
 }
 
@@ -340,6 +365,7 @@ enum Target {
     Column {
         expr: String,
         kind: ColKind,
+        nullable: bool,
     },
     Json {
         expr: String,
@@ -433,7 +459,7 @@ impl Scope {
                         )))
                     }
                 };
-                Ok(Target::Column { expr, kind })
+                Ok(Target::Column { expr, kind, nullable: false })
             }
         }
     }
@@ -485,7 +511,9 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
         _ => None,
     };
     if let Some((expr, kind)) = column {
-        return Ok(Target::Column { expr, kind });
+        // Of the indexed columns only externalId and a user's displayName may be NULL.
+        let nullable = expr.ends_with(".external_id") || expr == format!("{alias}.display_name");
+        return Ok(Target::Column { expr, kind, nullable });
     }
     // Membership lives in its own table.
     if matches!((rt, attr), (ResourceType::User, "groups") | (ResourceType::Group, "members")) {
@@ -546,7 +574,7 @@ mod tests {
     #[test]
     fn user_name_eq_uses_the_lower_cased_indexed_column() {
         let (s, binds) = sql(Dialect::Sqlite, "userName eq \"Alice@Example.com\"");
-        assert_eq!(s, "COALESCE(u.user_name_lower = ?, FALSE)");
+        assert_eq!(s, "(u.user_name_lower = ?)", "no wrapper the planner cannot see through");
         assert_eq!(binds, [Bind::Text("alice@example.com".into())]);
     }
 
@@ -559,7 +587,7 @@ mod tests {
     #[test]
     fn ne_is_the_negation_of_eq() {
         let (s, _) = sql(Dialect::Sqlite, "externalId ne \"x\"");
-        assert_eq!(s, "(NOT COALESCE(u.external_id = ?, FALSE))");
+        assert_eq!(s, "(NOT (u.external_id IS NOT NULL AND u.external_id = ?))");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 pub mod filter_sql;
 pub mod groups;
 pub mod logs;
-mod query;
+pub mod query;
 pub mod users;
 
 use crate::AnyConnection;

@@ -82,3 +82,52 @@ where
         format!("SELECT {alias}.* FROM {table} {alias} WHERE {cond} ORDER BY {alias}.id LIMIT {count} OFFSET {offset}");
     Ok(Ok((total, load::<T>(conn, sql, &b.binds)?)))
 }
+
+#[derive(QueryableByName)]
+struct SqlitePlanRow {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+#[derive(QueryableByName)]
+struct PgPlanRow {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+/// The database's plan for the page query of a filtered search (diagnostics,
+/// and the test that proves lookups use an index).
+pub fn search_plan(
+    conn: &mut AnyConnection,
+    table: &str,
+    alias: &str,
+    rt: tandem_scim::schema::ResourceType,
+    connection: &str,
+    filter: &tandem_scim::filter::Filter,
+) -> Result<Result<String, tandem_scim::ScimError>, StoreError> {
+    let mut b = super::filter_sql::SqlBuilder::new(super::dialect(conn));
+    let conn_p = b.bind(Bind::Text(connection.to_string()));
+    let sql = match b.filter(rt, alias, filter) {
+        Ok(sql) => sql,
+        Err(e) => return Ok(Err(e)),
+    };
+    let query = format!("SELECT {alias}.* FROM {table} {alias} WHERE {alias}.scim_connection_id = {conn_p} AND {sql} ORDER BY {alias}.id LIMIT 10");
+    let lines: Vec<String> = match conn {
+        AnyConnection::Sqlite(_) => load::<SqlitePlanRow>(conn, format!("EXPLAIN QUERY PLAN {query}"), &b.binds)?
+            .into_iter()
+            .map(|r| r.detail)
+            .collect(),
+        AnyConnection::Postgresql(_) => {
+            // With fresh statistics (autovacuum keeps them in production) and
+            // sequential scans off: which index answers it, whatever the table's size.
+            diesel::connection::SimpleConnection::batch_execute(
+                conn,
+                &format!("ANALYZE {table}; SET enable_seqscan = off"),
+            )?;
+            let plan = load::<PgPlanRow>(conn, format!("EXPLAIN {query}"), &b.binds);
+            diesel::connection::SimpleConnection::batch_execute(conn, "RESET enable_seqscan")?;
+            plan?.into_iter().map(|r| r.plan).collect()
+        }
+    };
+    Ok(Ok(lines.join("\n")))
+}

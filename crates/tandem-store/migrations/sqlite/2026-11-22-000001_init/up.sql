@@ -80,10 +80,11 @@ CREATE TABLE scim_users (
 -- tombstones keep their userName so a login can still see them.
 CREATE UNIQUE INDEX scim_users_user_name_live ON scim_users (scim_connection_id, user_name_lower) WHERE deleted_at IS NULL;
 CREATE INDEX scim_users_conn_id ON scim_users (scim_connection_id, id);
-CREATE INDEX scim_users_user_name_lower ON scim_users (scim_connection_id, user_name_lower);
-CREATE INDEX scim_users_user_name ON scim_users (scim_connection_id, user_name);
-CREATE INDEX scim_users_local ON scim_users (scim_connection_id, user_name_local_lower);
-CREATE INDEX scim_users_external_id ON scim_users (scim_connection_id, external_id);
+-- Each lookup index ends with id so an equality lookup also yields the page order.
+CREATE INDEX scim_users_user_name_lower ON scim_users (scim_connection_id, user_name_lower, id);
+CREATE INDEX scim_users_user_name ON scim_users (scim_connection_id, user_name, id);
+CREATE INDEX scim_users_local ON scim_users (scim_connection_id, user_name_local_lower, id);
+CREATE INDEX scim_users_external_id ON scim_users (scim_connection_id, external_id, id);
 
 CREATE TABLE scim_groups (
     id TEXT PRIMARY KEY NOT NULL,
@@ -98,7 +99,7 @@ CREATE TABLE scim_groups (
 );
 CREATE UNIQUE INDEX scim_groups_display_name ON scim_groups (scim_connection_id, display_name_lower);
 CREATE INDEX scim_groups_conn_id ON scim_groups (scim_connection_id, id);
-CREATE INDEX scim_groups_external_id ON scim_groups (scim_connection_id, external_id);
+CREATE INDEX scim_groups_external_id ON scim_groups (scim_connection_id, external_id, id);
 
 CREATE TABLE scim_group_members (
     group_id TEXT NOT NULL REFERENCES scim_groups (id) ON DELETE CASCADE,
