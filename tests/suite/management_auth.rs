@@ -66,6 +66,8 @@ async fn a_revoked_key_is_refused() {
             tandem_store::integration_keys::revoke(c, &mine.id, chrono::Utc::now())
         })
         .unwrap();
+    // Revoked elsewhere (the CLI): every node stops accepting it within the key cache's TTL.
+    app.clock.advance(chrono::Duration::seconds(tandem_web::keycache::TTL_SECS));
     let (status, body) = app.get("/api/v1/oidc-clients").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["type"], "InvalidIntegrationKey");

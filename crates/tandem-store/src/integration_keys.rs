@@ -50,7 +50,7 @@ pub fn authenticate(
 ) -> Result<Option<IntegrationKey>, StoreError> {
     let hash = hash_key(presented);
     let found: Option<IntegrationKey> = k::integration_keys
-        .filter(k::key_hash.eq(&hash))
+        .filter(k::key_hash.eq(hash))
         .filter(k::revoked_at.is_null())
         .select(IntegrationKey::as_select())
         .first(conn)

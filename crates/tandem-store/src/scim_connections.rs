@@ -221,13 +221,23 @@ pub fn authenticate(
     presented: &str,
     now: DateTime<Utc>,
 ) -> Result<Result<ScimApiKeyRow, KeyRejection>, StoreError> {
-    let key: Option<ScimApiKeyRow> = k::scim_api_keys
-        .filter(k::key_hash.eq(hash_key(presented)))
-        .select(ScimApiKeyRow::as_select())
-        .first(conn)
-        .optional()?;
+    let key = find_key(conn, &hash_key(presented))?;
+    Ok(check_key(key, connection_id, now))
+}
+
+/// The stored key with this hash, whatever its state.
+pub fn find_key(conn: &mut AnyConnection, hash: &str) -> Result<Option<ScimApiKeyRow>, StoreError> {
+    Ok(k::scim_api_keys.filter(k::key_hash.eq(hash)).select(ScimApiKeyRow::as_select()).first(conn).optional()?)
+}
+
+/// Whether a stored key (or none) lets a request act on `connection_id` at `now`.
+pub fn check_key(
+    key: Option<ScimApiKeyRow>,
+    connection_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ScimApiKeyRow, KeyRejection> {
     let now_us = micros(now);
-    Ok(match key {
+    match key {
         Some(key) if key.scim_connection_id != connection_id => Err(KeyRejection::Unknown),
         None => Err(KeyRejection::Unknown),
         Some(key) => match (key.expires_at, key.retired_at) {
@@ -235,7 +245,7 @@ pub fn authenticate(
             (_, Some(ret)) if ret <= now_us => Err(KeyRejection::Retired(from_micros(ret))),
             _ => Ok(key),
         },
-    })
+    }
 }
 
 /// Deletes a connection with its keys and SCIM data; returns whether it existed.

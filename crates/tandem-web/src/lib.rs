@@ -8,6 +8,7 @@ mod body;
 mod dashboard;
 pub mod error;
 mod health;
+pub mod keycache;
 mod login;
 mod metrics;
 mod scim;

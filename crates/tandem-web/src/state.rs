@@ -58,4 +58,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Background writer of provisioning-log entries for reads and refusals.
     pub log_sink: LogSink,
+    /// Integration keys looked up recently.
+    pub integration_keys: Arc<crate::keycache::KeyCache<crate::auth::Caller>>,
+    /// SCIM keys looked up recently.
+    pub scim_keys: Arc<crate::keycache::KeyCache<tandem_store::scim_connections::ScimApiKeyRow>>,
 }

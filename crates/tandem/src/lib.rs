@@ -74,6 +74,8 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     let log_sink = tandem_store::scim::logs::LogSink::start(store.clone());
     let state = AppState {
         log_sink,
+        integration_keys: Arc::default(),
+        scim_keys: Arc::default(),
         store,
         secret_key: Arc::new(secret_key),
         settings: Arc::new(web),

@@ -26,10 +26,14 @@ pub struct ProvisioningLog {
     pub reasons: String,
 }
 
-/// Records entries.
+/// Records entries, many rows per statement.
 pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(), StoreError> {
-    for e in entries {
-        diesel::insert_into(l::provisioning_logs).values(e).execute(conn)?;
+    // Multi-row inserts are per backend (diesel's MultiConnection has none).
+    for chunk in entries.chunks(200) {
+        match conn {
+            AnyConnection::Sqlite(c) => diesel::insert_into(l::provisioning_logs).values(chunk).execute(c)?,
+            AnyConnection::Postgresql(c) => diesel::insert_into(l::provisioning_logs).values(chunk).execute(c)?,
+        };
     }
     Ok(())
 }

@@ -73,14 +73,22 @@ where
             Err(e) => return Ok(Err(e)),
         }
     }
-    let total = count_rows(conn, format!("SELECT COUNT(*) AS n FROM {table} {alias} WHERE {cond}"), &b.binds)?;
-    if count == 0 || total == 0 {
+    if count == 0 {
+        let total = count_rows(conn, format!("SELECT COUNT(*) AS n FROM {table} {alias} WHERE {cond}"), &b.binds)?;
         return Ok(Ok((total, Vec::new())));
     }
     let offset = start_index.saturating_sub(1);
     let sql =
         format!("SELECT {alias}.* FROM {table} {alias} WHERE {cond} ORDER BY {alias}.id LIMIT {count} OFFSET {offset}");
-    Ok(Ok((total, load::<T>(conn, sql, &b.binds)?)))
+    let rows = load::<T>(conn, sql, &b.binds)?;
+    // A first page that is not full holds every match: no count needed
+    // (the common case of a lookup by userName or externalId).
+    let total = if offset == 0 && (rows.len() as u64) < count {
+        rows.len() as i64
+    } else {
+        count_rows(conn, format!("SELECT COUNT(*) AS n FROM {table} {alias} WHERE {cond}"), &b.binds)?
+    };
+    Ok(Ok((total, rows)))
 }
 
 #[derive(QueryableByName)]

@@ -266,7 +266,10 @@ pub fn find_by_key(
         .limit(50)
         .into_boxed();
     let q = match key {
-        ScimKey::UserName => q.filter(u::user_name.eq(value.to_string())),
+        // An exact userName is also a lower-cased one: the lower-cased index answers it.
+        ScimKey::UserName => {
+            q.filter(u::user_name_lower.eq(value.to_lowercase())).filter(u::user_name.eq(value.to_string()))
+        }
         ScimKey::UserNameLower => q.filter(u::user_name_lower.eq(value.to_string())),
         ScimKey::UserNameLocalLower => q.filter(u::user_name_local_lower.eq(value.to_string())),
         ScimKey::ExternalId => q.filter(u::external_id.eq(value.to_string())),

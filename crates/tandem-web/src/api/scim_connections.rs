@@ -173,6 +173,7 @@ pub async fn patch(
     if updated.is_none() {
         return Err(not_found(&id));
     }
+    state.scim_keys.clear();
     Ok(HttpResponse::Ok().json(load(&state, id).await?))
 }
 
@@ -246,6 +247,7 @@ pub async fn rotate_key(
             Ok(rotated)
         })
         .await?;
+    state.scim_keys.clear();
     let (_, plaintext) = rotated.ok_or_else(|| not_found(&id))?;
     let mut out = load(&state, id).await?;
     out["scim_api_key"] = json!(plaintext.0);

@@ -104,6 +104,7 @@ pub async fn rotate_key(
             Ok(new)
         })
         .await;
+    state.scim_keys.clear();
     match rotated {
         Ok(Some((_, plaintext))) => render(&state, &admin, &customer, None, Some(Notice::NewKey(plaintext.0))).await,
         Ok(None) => {

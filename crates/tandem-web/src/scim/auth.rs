@@ -34,8 +34,19 @@ impl FromRequest for ScimCaller {
             let token = token.map_err(|m| unauthorized(format!("{m} (the SCIM connection's API key)")))?;
             let state = state.ok_or_else(|| unauthorized("server not configured"))?;
             let now = state.clock.now();
-            let conn_id = connection.clone();
-            let verdict = state.store.read(move |c| scim_connections::authenticate(c, &conn_id, &token, now)).await?;
+            let hash = tandem_core::keys::hash_key(&token);
+            let stored = match state.scim_keys.get(&hash, now) {
+                Some(key) => Some(key),
+                None => {
+                    let lookup = hash.clone();
+                    let found = state.store.read(move |c| scim_connections::find_key(c, &lookup)).await?;
+                    if let Some(key) = &found {
+                        state.scim_keys.put(hash, key.clone(), now);
+                    }
+                    found
+                }
+            };
+            let verdict = scim_connections::check_key(stored, &connection, now);
             match verdict {
                 Ok(_) => Ok(ScimCaller { connection_id: connection }),
                 Err(rejection) => {

@@ -82,7 +82,6 @@ CREATE UNIQUE INDEX scim_users_user_name_live ON scim_users (scim_connection_id,
 CREATE INDEX scim_users_conn_id ON scim_users (scim_connection_id, id);
 -- Each lookup index ends with id so an equality lookup also yields the page order.
 CREATE INDEX scim_users_user_name_lower ON scim_users (scim_connection_id, user_name_lower, id);
-CREATE INDEX scim_users_user_name ON scim_users (scim_connection_id, user_name, id);
 CREATE INDEX scim_users_local ON scim_users (scim_connection_id, user_name_local_lower, id);
 CREATE INDEX scim_users_external_id ON scim_users (scim_connection_id, external_id, id);
 
