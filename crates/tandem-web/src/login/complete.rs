@@ -1,5 +1,9 @@
 //! `POST /api/v1/sso/login/complete` `{state_from_cookie, callback_path_and_query}`
 //! → the SSO identity joined to its SCIM user, or a precise error.
+//!
+//! Two transactions on the success path: one claims the login (binding,
+//! age, single use) and reads its client; after the IdP exchange, one
+//! records the SSO user, makes the SCIM join and saves the login event.
 
 use super::errors::{idp, invalid_state};
 use super::join::join;
@@ -42,43 +46,94 @@ pub async fn complete(
     });
     r.reject_unknown();
     let (true, Some(callback)) = (r.is_ok(), callback) else { return Err(ApiError::invalid_fields(r.into_errors())) };
-
     let Some(oauth_state) = callback.param("state").filter(|s| !s.is_empty()) else {
         return Err(invalid_state("missing", "the callback has no state parameter"));
     };
+
+    // Claim the login: its binding to this browser's cookie, its age, single
+    // use (also across nodes), and its client — in one transaction.
     let state_hash = hash_key(oauth_state);
-    let found = state.store.read(move |c| sso::find_transaction(c, &state_hash)).await?;
-    let Some(tx) = found else {
+    let cookie_hash = cookie.as_deref().filter(|c| !c.is_empty()).map(hash_key);
+    let now = state.clock.now();
+    let claimed = state
+        .store
+        .write(move |c| {
+            let Some(tx) = sso::find_transaction(c, &state_hash)? else { return Ok(None) };
+            let event = sso::get_event(c, &tx.login_event_id)?;
+            let refusal = if tx.consumed_at.is_some() {
+                Some(("reused", "this login was already completed; start a new one"))
+            } else if tandem_store::micros(now) > tx.expires_at {
+                Some(("expired", "this login expired; start a new one"))
+            } else if cookie_hash.as_deref() != Some(tx.cookie_hash.as_str()) {
+                Some(("not_bound", "the state cookie does not belong to this login (missing, or from another browser)"))
+            } else if !sso::consume_transaction(c, &tx.id, now)? {
+                Some(("reused", "this login was already completed; start a new one"))
+            } else {
+                None
+            };
+            let client = if refusal.is_none() { oidc_clients::get(c, &tx.oidc_client_id)? } else { None };
+            Ok(Some((tx, event, refusal, client)))
+        })
+        .await?;
+    let Some((tx, event, refusal, client)) = claimed else {
         return Err(invalid_state("unknown", "the callback's state belongs to no login started here"));
     };
-    let event_id = tx.login_event_id.clone();
-    let event = state.store.read(move |c| sso::get_event(c, &event_id)).await?;
     let mut trace = match event {
         Some(e) => Trace::resume(e),
         None => Trace::new(&state, None),
     };
-    trace.ok(&state, "callback", json!({"path": callback.path, "has_code": callback.param("code").is_some(), "has_error": callback.param("error").is_some()}));
-    let result = finish(&state, &mut trace, &tx, &callback, cookie.as_deref()).await;
-    if let Err(err) = &result {
-        let step = trace.event.failed_step.clone().unwrap_or_else(|| "complete".into());
-        if trace.event.outcome != "failed" {
-            trace.failed(&state, &step, err);
+    trace.ok(
+        &state,
+        "callback",
+        json!({"path": callback.path, "has_code": callback.param("code").is_some(), "has_error": callback.param("error").is_some()}),
+    );
+    let outcome = match (refusal, client) {
+        (Some((reason, message)), _) => Err(at(&state, &mut trace, "state", invalid_state(reason, message))),
+        (None, None) => Err(at(
+            &state,
+            &mut trace,
+            "state",
+            ApiError::not_found("ClientNotFound", "the OIDC client of this login was deleted"),
+        )),
+        (None, Some(client)) => {
+            trace.ok(&state, "state", json!({"bound": true}));
+            finish(&state, &mut trace, &tx, &callback, &client).await
+        }
+    };
+    let event_id = trace.id().to_string();
+    match outcome {
+        Ok(body) => Ok(HttpResponse::Ok().json(body)),
+        Err(Failure { mut error, saved }) => {
+            if !saved {
+                if trace.event.outcome != "failed" {
+                    trace.failed(&state, "complete", &error);
+                }
+                trace.save(&state).await;
+            }
+            if let Some(d) = error.details.as_object_mut() {
+                d.insert("login_event_id".into(), json!(event_id));
+            }
+            Err(error)
         }
     }
-    let event_id = trace.id().to_string();
-    trace.save(&state).await;
-    result.map(|body| HttpResponse::Ok().json(body)).map_err(|mut e| {
-        if let Some(d) = e.details.as_object_mut() {
-            d.insert("login_event_id".into(), json!(event_id));
-        }
-        e
-    })
+}
+
+/// A refused login, and whether its event was already saved.
+struct Failure {
+    error: ApiError,
+    saved: bool,
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure { error, saved: false }
+    }
 }
 
 /// Fails the trace at `step` with `err`.
-fn at(state: &AppState, trace: &mut Trace, step: &str, err: ApiError) -> ApiError {
+fn at(state: &AppState, trace: &mut Trace, step: &str, err: ApiError) -> Failure {
     trace.failed(state, step, &err);
-    err
+    Failure { error: err, saved: false }
 }
 
 async fn finish(
@@ -86,64 +141,17 @@ async fn finish(
     trace: &mut Trace,
     tx: &LoginTransaction,
     cb: &Callback,
-    cookie: Option<&str>,
-) -> Result<Value, ApiError> {
-    let now = state.clock.now();
-    // The binding to the browser that started the login.
-    if tx.consumed_at.is_some() {
-        return Err(at(
-            state,
-            trace,
-            "state",
-            invalid_state("reused", "this login was already completed; start a new one"),
-        ));
-    }
-    if tandem_store::micros(now) > tx.expires_at {
-        return Err(at(state, trace, "state", invalid_state("expired", "this login expired; start a new one")));
-    }
-    let cookie_ok = cookie.is_some_and(|c| !c.is_empty() && hash_key(c) == tx.cookie_hash);
-    if !cookie_ok {
-        return Err(at(
-            state,
-            trace,
-            "state",
-            invalid_state(
-                "not_bound",
-                "the state cookie does not belong to this login (missing, or from another browser)",
-            ),
-        ));
-    }
-    let tx_id = tx.id.clone();
-    if !state.store.write(move |c| sso::consume_transaction(c, &tx_id, now)).await? {
-        return Err(at(
-            state,
-            trace,
-            "state",
-            invalid_state("reused", "this login was already completed; start a new one"),
-        ));
-    }
-    trace.ok(state, "state", json!({"bound": true}));
-
-    let client_id = tx.oidc_client_id.clone();
-    let client = state
-        .store
-        .read(move |c| oidc_clients::get(c, &client_id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("ClientNotFound", "the OIDC client of this login was deleted"))?;
+    client: &OidcClientRow,
+) -> Result<Value, Failure> {
     let expected_path = url::Url::parse(&client.redirect_url).map(|u| u.path().to_string()).unwrap_or_default();
     if cb.path != expected_path {
-        return Err(at(
-            state,
-            trace,
-            "callback",
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "RedirectUrlInvalid",
-                format!("the callback path {:?} is not this client's redirect_url path {expected_path:?}", cb.path),
-            ),
-        ));
+        let err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "RedirectUrlInvalid",
+            format!("the callback path {:?} is not this client's redirect_url path {expected_path:?}", cb.path),
+        );
+        return Err(at(state, trace, "callback", err));
     }
-
     if let Some(error) = cb.param("error") {
         let description = cb.param("error_description");
         let explanation = explain_idp_error(error, description);
@@ -152,60 +160,50 @@ async fn finish(
             (Some(d), None) => format!("the IdP returned {error}: {d}"),
             (None, None) => format!("the IdP returned {error}"),
         };
+        let details = json!({"error": error, "error_description": description, "error_uri": cb.param("error_uri"), "explanation": explanation});
         return Err(at(
             state,
             trace,
             "idp_response",
-            idp(
-                StatusCode::BAD_REQUEST,
-                "IdpReturnedError",
-                message,
-                json!({
-                    "error": error, "error_description": description, "error_uri": cb.param("error_uri"), "explanation": explanation,
-                }),
-            ),
+            idp(StatusCode::BAD_REQUEST, "IdpReturnedError", message, details),
         ));
     }
     let Some(code) = cb.param("code").filter(|c| !c.is_empty()) else {
-        return Err(at(
-            state,
-            trace,
-            "idp_response",
-            idp(StatusCode::BAD_REQUEST, "NoCodeProvidedByIdp", "the IdP redirected back without a code", json!({})),
-        ));
+        let err =
+            idp(StatusCode::BAD_REQUEST, "NoCodeProvidedByIdp", "the IdP redirected back without a code", json!({}));
+        return Err(at(state, trace, "idp_response", err));
     };
-
-    let (meta, keys) = state.idp_cache.get(&state.http, &client.issuer).await.map_err(|e| {
-        at(
-            state,
-            trace,
-            "discovery",
-            idp(StatusCode::BAD_GATEWAY, "DiscoveryFailed", e.to_string(), json!({"url": e.url, "reason": e.reason})),
-        )
-    })?;
+    let (meta, keys) = match state.idp_cache.get(&state.http, &client.issuer).await {
+        Ok(found) => found,
+        Err(e) => {
+            let err = idp(
+                StatusCode::BAD_GATEWAY,
+                "DiscoveryFailed",
+                e.to_string(),
+                json!({"url": e.url, "reason": e.reason}),
+            );
+            return Err(at(state, trace, "discovery", err));
+        }
+    };
     // RFC 9207: an IdP that says it sends `iss` must send its own (mix-up defence).
     if meta.authorization_response_iss_parameter_supported
         && cb.param("iss").map(|i| i.trim_end_matches('/')) != Some(client.issuer.trim_end_matches('/'))
     {
+        let message = format!(
+            "the callback's iss parameter {:?} is not the issuer {:?} (RFC 9207)",
+            cb.param("iss"),
+            client.issuer
+        );
         return Err(at(
             state,
             trace,
             "idp_response",
-            idp(
-                StatusCode::BAD_REQUEST,
-                "IssuerMismatch",
-                format!(
-                    "the callback's iss parameter {:?} is not the issuer {:?} (RFC 9207)",
-                    cb.param("iss"),
-                    client.issuer
-                ),
-                json!({}),
-            ),
+            idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({})),
         ));
     }
     trace.ok(state, "idp_response", json!({"iss_checked": meta.authorization_response_iss_parameter_supported}));
 
-    let secret = client.client_secret(&state.secret_key)?;
+    let secret = client.client_secret(&state.secret_key).map_err(ApiError::from)?;
     let scopes = client.scopes();
     let cfg = ClientConfig {
         client_id: &client.client_id,
@@ -224,18 +222,33 @@ async fn finish(
         ),
         None => None,
     };
-    let tokens = exchange_code(&state.http, &meta, &cfg, code, verifier).await.map_err(|e| {
-        let err = match &e {
-            FlowError::InvalidClient(d) => idp(StatusCode::BAD_GATEWAY, "InvalidClientCredentials",
-                format!("{e}. Rotate the client secret at the IdP and update the OIDC client."),
-                json!({"error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))})),
-            FlowError::Transport(_) => idp(StatusCode::BAD_GATEWAY, "ErrorCommunicatingWithIdp", e.to_string(), json!({"url": meta.token_endpoint})),
-            FlowError::Refused { error, description } => idp(StatusCode::BAD_GATEWAY, "UnableToExchangeCodeForToken", e.to_string(),
-                json!({"error": error, "error_description": description, "explanation": explain_idp_error(error, description.as_deref())})),
-            _ => idp(StatusCode::BAD_GATEWAY, "UnableToExchangeCodeForToken", e.to_string(), json!({})),
-        };
-        at(state, trace, "token_exchange", err)
-    })?;
+    let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {
+        Ok(t) => t,
+        Err(e) => {
+            let err = match &e {
+                FlowError::InvalidClient(d) => idp(
+                    StatusCode::BAD_GATEWAY,
+                    "InvalidClientCredentials",
+                    format!("{e}. Rotate the client secret at the IdP and update the OIDC client."),
+                    json!({"error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))}),
+                ),
+                FlowError::Transport(_) => idp(
+                    StatusCode::BAD_GATEWAY,
+                    "ErrorCommunicatingWithIdp",
+                    e.to_string(),
+                    json!({"url": meta.token_endpoint}),
+                ),
+                FlowError::Refused { error, description } => idp(
+                    StatusCode::BAD_GATEWAY,
+                    "UnableToExchangeCodeForToken",
+                    e.to_string(),
+                    json!({"error": error, "error_description": description, "explanation": explain_idp_error(error, description.as_deref())}),
+                ),
+                _ => idp(StatusCode::BAD_GATEWAY, "UnableToExchangeCodeForToken", e.to_string(), json!({})),
+            };
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
     trace.ok(state, "token_exchange", json!({"token_endpoint": meta.token_endpoint}));
 
     let expect = Expectations {
@@ -245,14 +258,13 @@ async fn finish(
         advertised_algs: &meta.id_token_signing_alg_values_supported,
         now: state.clock.now(),
     };
-    let mut claims = validate(&state.http, &keys, &tokens.id_token, &expect).await.map_err(|e| {
-        at(
-            state,
-            trace,
-            "id_token",
-            idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check})),
-        )
-    })?;
+    let mut claims = match validate(&state.http, &keys, &tokens.id_token, &expect).await {
+        Ok(c) => c,
+        Err(e) => {
+            let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
+            return Err(at(state, trace, "id_token", err));
+        }
+    };
     trace.ok(state, "id_token", json!({"sub": claims.get("sub")}));
 
     if claims.get("email").and_then(Value::as_str).is_none() && meta.userinfo_endpoint.is_some() {
@@ -269,8 +281,7 @@ async fn finish(
             Err(why) => trace.ok(state, "userinfo", json!({"merged": false, "why": why})),
         }
     }
-
-    respond(state, trace, &client, tx, claims).await
+    respond(state, trace, client, tx, claims).await
 }
 
 fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
@@ -283,21 +294,17 @@ async fn respond(
     client: &OidcClientRow,
     tx: &LoginTransaction,
     claims: Map<String, Value>,
-) -> Result<Value, ApiError> {
-    let idp_type = client.idp_type()?;
-    let oidc_user_id = idp_type.oidc_user_id(&claims).ok_or_else(|| {
-        at(
-            state,
-            trace,
-            "id_token",
-            idp(
-                StatusCode::BAD_GATEWAY,
-                "InvalidIdToken",
-                "the ID token has no user id (sub/oid)",
-                json!({"check": "sub"}),
-            ),
-        )
-    })?;
+) -> Result<Value, Failure> {
+    let idp_type = client.idp_type().map_err(ApiError::from)?;
+    let Some(oidc_user_id) = idp_type.oidc_user_id(&claims) else {
+        let err = idp(
+            StatusCode::BAD_GATEWAY,
+            "InvalidIdToken",
+            "the ID token has no user id (sub/oid)",
+            json!({"check": "sub"}),
+        );
+        return Err(at(state, trace, "id_token", err));
+    };
     let email = text(&claims, "email");
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => Some(*b),
@@ -305,8 +312,6 @@ async fn respond(
         _ => None,
     };
     let preferred_username = text(&claims, "preferred_username");
-    let given_name = text(&claims, "given_name");
-    let family_name = text(&claims, "family_name");
     trace.event.oidc_user_id = Some(oidc_user_id.clone());
     trace.event.email = email.clone();
     let now = tandem_store::micros(state.clock.now());
@@ -317,45 +322,67 @@ async fn respond(
         email: email.clone(),
         email_verified,
         preferred_username: preferred_username.clone(),
-        given_name: given_name.clone(),
-        family_name: family_name.clone(),
+        given_name: text(&claims, "given_name"),
+        family_name: text(&claims, "family_name"),
         claims: Value::Object(claims.clone()).to_string(),
         first_login_at: now,
         last_login_at: now,
         login_count: 1,
     };
-    state.store.write(move |c| sso::record_sso_user(c, &seen)).await?;
 
+    // The email allowlist is checked before the join; the SSO user is recorded either way.
     let domains = client.domains();
-    if !domains.is_empty() {
+    let blocked = if domains.is_empty() {
+        None
+    } else {
         let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-        if !domain.as_ref().is_some_and(|d| domains.contains(d)) {
-            return Err(at(
-                state,
-                trace,
-                "email_allowlist",
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "LoginBlockedByEmailAllowlist",
-                    format!(
-                        "the email domain {:?} is not in this client's email_domain_allowlist",
-                        domain.unwrap_or_default()
-                    ),
-                )
-                .with_details(json!({"email": email, "allowed_domains": domains})),
-            ));
-        }
-    }
-
-    let sso = SsoAttributes {
-        oidc_user_id: Some(&oidc_user_id),
-        email: email.as_deref(),
-        preferred_username: preferred_username.as_deref(),
+        (!domain.as_ref().is_some_and(|d| domains.contains(d))).then(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "LoginBlockedByEmailAllowlist",
+                format!(
+                    "the email domain {:?} is not in this client's email_domain_allowlist",
+                    domain.unwrap_or_default()
+                ),
+            )
+            .with_details(json!({"email": email, "allowed_domains": domains}))
+        })
     };
-    let joined = join(state, client, &sso).await.map_err(|e| at(state, trace, "scim_join", e))?;
-    trace.ok(state, "scim_join", joined.detail.clone());
-    trace.event.outcome = "success".into();
-    trace.event.scim_user_id = joined.scim_user_id.clone();
+
+    // One transaction: record the SSO user, join it, save the login event.
+    let (st, client_row) = (state.clone(), client.clone());
+    let (pu, id_for_join, email_for_join) = (preferred_username.clone(), oidc_user_id.clone(), email.clone());
+    let mut moved = std::mem::replace(trace, Trace::new(state, None));
+    let (verdict, moved) = state
+        .store
+        .write(move |c| {
+            sso::record_sso_user(c, &seen)?;
+            let verdict = match blocked {
+                Some(err) => Err(("email_allowlist", err)),
+                None => {
+                    let attrs = SsoAttributes {
+                        oidc_user_id: Some(&id_for_join),
+                        email: email_for_join.as_deref(),
+                        preferred_username: pu.as_deref(),
+                    };
+                    join(c, &st, &client_row, &attrs)?.map_err(|e| ("scim_join", e))
+                }
+            };
+            match &verdict {
+                Ok(joined) => {
+                    moved.ok(&st, "scim_join", joined.detail.clone());
+                    moved.event.outcome = "success".into();
+                    moved.event.scim_user_id = joined.scim_user_id.clone();
+                }
+                Err((step, err)) => moved.failed(&st, step, err),
+            }
+            sso::update_event(c, &moved.snapshot(&st))?;
+            Ok((verdict, moved))
+        })
+        .await
+        .map_err(ApiError::from)?;
+    *trace = moved;
+    let joined = verdict.map_err(|(_, error)| Failure { error, saved: true })?;
     Ok(json!({
         "customer_id": client.customer_id,
         "oidc_client_id": client.id,
@@ -363,8 +390,8 @@ async fn respond(
         "email": email,
         "email_verified": email_verified,
         "preferred_username": preferred_username,
-        "given_name": given_name,
-        "family_name": family_name,
+        "given_name": text(&claims, "given_name"),
+        "family_name": text(&claims, "family_name"),
         "claims": claims,
         "scim_user": joined.scim_user,
         "post_login_redirect_url": tx.post_login_redirect_url,

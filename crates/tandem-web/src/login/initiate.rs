@@ -130,11 +130,11 @@ pub async fn initiate(
         "discovery",
         json!({"issuer": meta.issuer, "authorization_endpoint": meta.authorization_endpoint}),
     );
-    let secret = client.client_secret(&state.secret_key)?;
     let scopes = client.scopes();
+    // The authorization request carries no secret; it is decrypted only for the exchange.
     let cfg = ClientConfig {
         client_id: &client.client_id,
-        client_secret: secret.as_ref().map(|s| s.0.as_str()),
+        client_secret: None,
         redirect_url: &client.redirect_url,
         uses_pkce: client.uses_pkce,
         additional_scopes: &scopes,

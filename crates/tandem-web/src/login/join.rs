@@ -10,7 +10,7 @@ use tandem_core::login::{decide, Candidate, JoinOutcome, NotActiveReason};
 use tandem_core::matching::{MatchingStrategy, SsoAttributes};
 use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim::users;
-use tandem_store::scim_connections;
+use tandem_store::{scim_connections, AnyConnection, StoreError};
 
 /// The join's result: the matched SCIM user (rendered), or `None` when the
 /// customer has no SCIM connection (SSO-only).
@@ -20,12 +20,18 @@ pub struct Joined {
     pub detail: Value,
 }
 
-/// Joins `sso` to the SCIM user of the client's customer.
-pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<'_>) -> Result<Joined, ApiError> {
-    let customer = client.customer_id.clone();
-    let connection = state.store.read(move |c| scim_connections::get_by_customer(c, &customer)).await?;
+/// Joins `sso` to the SCIM user of the client's customer, on one connection
+/// (run inside the transaction that records the login). The outer error is
+/// the database's; the inner one is the login's refusal.
+pub fn join(
+    c: &mut AnyConnection,
+    state: &AppState,
+    client: &OidcClientRow,
+    sso: &SsoAttributes<'_>,
+) -> Result<Result<Joined, ApiError>, StoreError> {
+    let connection = scim_connections::get_by_customer(c, &client.customer_id)?;
     let Some(connection) = connection else {
-        return Ok(Joined { scim_user: None, scim_user_id: None, detail: json!({"scim_connection": null}) });
+        return Ok(Ok(Joined { scim_user: None, scim_user_id: None, detail: json!({"scim_connection": null}) }));
     };
     let strategy: MatchingStrategy = match client.strategy()? {
         Some(s) => s,
@@ -40,16 +46,13 @@ pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<
         };
         let mut details = context.clone();
         details["missing_claim"] = json!(missing);
-        return Err(not_active(
+        return Ok(Err(not_active(
             "not_provisioned",
             format!("the IdP sent no {missing}, which the matching strategy {strategy} needs"),
             details,
-        ));
+        )));
     };
-    let conn_id = connection.id.clone();
-    let key_value = key.clone();
-    let candidates =
-        state.store.read(move |c| users::find_by_key(c, &conn_id, strategy.scim_key(), &key_value)).await?;
+    let candidates = users::find_by_key(c, &connection.id, strategy.scim_key(), &key)?;
     let verdict = decide(
         &candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect::<Vec<_>>(),
     );
@@ -58,13 +61,7 @@ pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<
     match verdict {
         JoinOutcome::Matched(i) => {
             let row = candidates[i].clone();
-            let id = row.id.clone();
-            let groups = state
-                .store
-                .read(move |c| users::groups_of(c, std::slice::from_ref(&id)))
-                .await?
-                .remove(&row.id)
-                .unwrap_or_default();
+            let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
             let resource = crate::scim::render_user(state, &row, Some(&groups));
             let scim_user = json!({
                 "scim_connection_id": row.scim_connection_id,
@@ -78,7 +75,7 @@ pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<
                 "resource": resource,
             });
             details["scim_user_id"] = json!(row.id);
-            Ok(Joined { scim_user: Some(scim_user), scim_user_id: Some(row.id), detail: details })
+            Ok(Ok(Joined { scim_user: Some(scim_user), scim_user_id: Some(row.id), detail: details }))
         }
         JoinOutcome::NotActive(reason) => {
             let message = match reason {
@@ -95,7 +92,7 @@ pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<
             }
             let reason =
                 serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            Err(not_active(&reason, message, details))
+            Ok(Err(not_active(&reason, message, details)))
         }
         JoinOutcome::Ambiguous(n) => {
             details["candidates"] = json!(candidates
@@ -103,12 +100,12 @@ pub async fn join(state: &AppState, client: &OidcClientRow, sso: &SsoAttributes<
                 .filter(|u| u.deleted_at.is_none())
                 .map(|u| json!({"id": u.id, "user_name": u.user_name}))
                 .collect::<Vec<_>>());
-            Err(ApiError::new(
+            Ok(Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "ScimUserAmbiguous",
                 format!("{n} SCIM users match {key:?} under the strategy {strategy}; choose a strategy that identifies one user"),
             )
-            .with_details(details))
+            .with_details(details)))
         }
     }
 }

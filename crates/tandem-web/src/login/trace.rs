@@ -65,6 +65,12 @@ impl Trace {
         self.event.updated_at = tandem_store::micros(state.clock.now());
     }
 
+    /// The event as it stands, to store inside another transaction.
+    pub fn snapshot(&mut self, state: &AppState) -> LoginEvent {
+        self.finish(state);
+        self.event.clone()
+    }
+
     /// The finished event, to store with other writes.
     pub fn into_event(mut self, state: &AppState) -> LoginEvent {
         self.finish(state);
