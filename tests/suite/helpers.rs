@@ -40,12 +40,19 @@ pub struct TestApp {
     pub state: tandem_web::AppState,
     pub dir: PathBuf,
     handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // Sends the stop command at once; the server's own thread carries it out.
+        // Stop the server (its own thread carries the command out), wait for
+        // it, and stop the log writer: no thread of this test still holds a
+        // database connection when the next test, or the process's exit, runs.
         drop(self.handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.state.log_sink.close();
     }
 }
 
@@ -85,7 +92,7 @@ impl TestApp {
         // even while this test's runtime shuts down.
         let (tx, rx) = std::sync::mpsc::channel();
         let server_clock: Arc<dyn tandem_core::clock::Clock> = clock.clone();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, server_clock).expect("server starts");
                 let tandem::Running { addr, server, state, housekeeping } = running;
@@ -102,7 +109,7 @@ impl TestApp {
             .write_blocking(|c| tandem_store::integration_keys::create(c, &unique("test-key"), now))
             .expect("integration key");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { base, key: key.0, http, clock, state, dir, handle }
+        TestApp { base, key: key.0, http, clock, state, dir, handle, thread: Some(thread) }
     }
 
     /// Sends a request with the integration key; returns status and JSON (Null if none).

@@ -11,9 +11,19 @@ use tandem_store::Store;
 /// How often housekeeping runs.
 pub const INTERVAL: Duration = Duration::from_secs(600);
 
-/// Keeps housekeeping running; dropping it stops the thread.
+/// Keeps housekeeping running; dropping it stops the thread and waits for it.
 pub struct Housekeeping {
-    _stop: Sender<()>,
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Housekeeping {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Starts the housekeeping thread; it runs until the returned guard is dropped.
@@ -33,8 +43,12 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
             }
         }
     });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "could not start housekeeping");
-    }
-    Housekeeping { _stop: stop }
+    let thread = match spawned {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not start housekeeping");
+            None
+        }
+    };
+    Housekeeping { stop: Some(stop), thread }
 }

@@ -90,7 +90,10 @@ fn run() -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, Arc::new(SystemClock))?;
                 tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening");
-                running.server.await.context("server failed")?;
+                let result = running.server.await;
+                // Queued provisioning-log entries are written before the process ends.
+                running.state.log_sink.close();
+                result.context("server failed")?;
                 tracing::info!("shut down");
                 Ok(())
             })

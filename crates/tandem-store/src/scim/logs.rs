@@ -86,11 +86,13 @@ pub fn list(conn: &mut AnyConnection, q: &LogQuery) -> Result<Vec<ProvisioningLo
 #[derive(Clone)]
 pub struct LogSink {
     tx: std::sync::mpsc::SyncSender<Msg>,
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 enum Msg {
     Entry(Box<ProvisioningLog>),
     Flush(std::sync::mpsc::Sender<()>),
+    Close,
 }
 
 impl LogSink {
@@ -98,7 +100,9 @@ impl LogSink {
     pub fn start(store: crate::Store) -> LogSink {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(10_000);
         let spawned = std::thread::Builder::new().name("tandem-provisioning-log".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
+            let mut closing = false;
+            while !closing {
+                let Ok(first) = rx.recv() else { break };
                 let mut batch = Vec::new();
                 let mut waiters = Vec::new();
                 let mut next = Some(first);
@@ -106,6 +110,7 @@ impl LogSink {
                     match msg {
                         Msg::Entry(e) => batch.push(*e),
                         Msg::Flush(w) => waiters.push(w),
+                        Msg::Close => closing = true,
                     }
                     if batch.len() < 1000 {
                         next = rx.try_recv().ok();
@@ -121,16 +126,36 @@ impl LogSink {
                 }
             }
         });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start the provisioning log writer");
+        let thread = match spawned {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::error!(error = %e, "could not start the provisioning log writer");
+                None
+            }
+        };
+        LogSink { tx, thread: std::sync::Arc::new(std::sync::Mutex::new(thread)) }
+    }
+
+    /// Writes what is queued and stops the writer (at shutdown); entries
+    /// recorded afterwards are dropped.
+    pub fn close(&self) {
+        let _ = self.tx.send(Msg::Close);
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
         }
-        LogSink { tx }
     }
 
     /// Queues an entry; when the queue is full the entry is dropped with an error log.
     pub fn record(&self, entry: ProvisioningLog) {
-        if self.tx.try_send(Msg::Entry(Box::new(entry))).is_err() {
-            tracing::error!("provisioning log queue full; an entry was dropped");
+        match self.tx.try_send(Msg::Entry(Box::new(entry))) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                tracing::error!("provisioning log queue full; an entry was dropped")
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                tracing::debug!("provisioning log closed; an entry was dropped")
+            }
         }
     }
 
