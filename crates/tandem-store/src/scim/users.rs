@@ -110,7 +110,7 @@ pub fn insert(
     now: DateTime<Utc>,
 ) -> Result<ScimUserRow, UserWriteError> {
     let k = keys_of(resource);
-    check_user_name(conn, connection, &k.user_name_lower, None)?;
+    // The partial unique index refuses a taken userName (race-free): no pre-check query.
     let row = ScimUserRow {
         id: tandem_core::new_id(),
         scim_connection_id: connection.to_string(),

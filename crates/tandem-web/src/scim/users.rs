@@ -14,6 +14,7 @@ use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::logs;
 use tandem_store::scim::users::{self, ScimUserRow, UserWriteError};
+use tandem_store::StoreError;
 
 const RT: ResourceType = ResourceType::User;
 
@@ -44,6 +45,14 @@ pub fn render(state: &AppState, row: &ScimUserRow, groups: Option<&[(String, Str
 
 fn not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("user {id:?} not found in this SCIM connection"))
+}
+
+/// A userName clash that failed (and so rolled back) a transaction, as SCIM's 409.
+fn conflict_as_uniqueness(e: StoreError) -> ScimFailure {
+    match e {
+        StoreError::Conflict(name) => ScimFailure(taken(&name)),
+        other => other.into(),
+    }
 }
 
 fn taken(name: &str) -> ScimError {
@@ -79,12 +88,14 @@ pub async fn create(
                         c,
                         &[log.entry(now, "create", Some("User"), Some(&row.id), Some(&row.user_name), 201, None)],
                     )?;
-                    Ok(Ok(row))
+                    Ok(row)
                 }
-                Err(UserWriteError::UserNameTaken(n)) => Ok(Err(taken(&n))),
+                // Failing the transaction rolls it back on both backends.
+                Err(UserWriteError::UserNameTaken(n)) => Err(StoreError::Conflict(n)),
                 Err(UserWriteError::Store(e)) => Err(e),
             })
-            .await??;
+            .await
+            .map_err(conflict_as_uniqueness)?;
         Ok::<_, ScimFailure>(row)
     }
     .await;
@@ -233,7 +244,7 @@ async fn update(
                         let op = classify(current.active, row.active);
                         (row, op)
                     }
-                    Err(UserWriteError::UserNameTaken(n)) => return Ok(Err(taken(&n))),
+                    Err(UserWriteError::UserNameTaken(n)) => return Err(StoreError::Conflict(n)),
                     Err(UserWriteError::Store(e)) => return Err(e),
                 }
             };
@@ -241,7 +252,8 @@ async fn update(
             let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
             Ok(Ok((row, groups)))
         })
-        .await?
+        .await
+        .map_err(|e| refused(state, ctx, "User", Some(id), conflict_as_uniqueness(e)))?
         .map_err(|e| refused(state, ctx, "User", Some(id), e.into()))?;
     Ok(resource(StatusCode::OK, &render(state, &row, Some(&groups)), row.version, None))
 }
