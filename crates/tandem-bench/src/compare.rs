@@ -5,6 +5,7 @@
 use crate::report::table;
 use anyhow::Context;
 use serde_json::Value;
+use std::io::Write as _;
 use std::path::Path;
 
 /// A phase sample whose other-process CPU exceeds this share of one core is marked contended.
@@ -168,7 +169,7 @@ pub fn run(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
     for pair in files.chunks(2) {
         pairs.push((load(&pair[0])?, load(&pair[1])?));
     }
-    print!("{}", render(&pairs));
+    let _ = write!(std::io::stdout(), "{}", render(&pairs));
     Ok(())
 }
 

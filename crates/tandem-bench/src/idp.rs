@@ -21,9 +21,11 @@ pub const CLIENT_ID: &str = "tandem-bench-client";
 const TOKEN_TTL_SECS: i64 = 300;
 
 /// Whether a thread of this process (by its name as `/proc` shows it,
-/// truncated to 15 bytes) belongs to the stub IdP.
+/// truncated to 15 bytes) belongs to the stub IdP: its system thread, the
+/// acceptor and the worker arbiters (`actix-rt|system:0|arbiter:N`). Only
+/// the IdP uses actix in this process.
 pub fn is_idp_thread(name: &str) -> bool {
-    name == "stub-idp" || name.starts_with("actix-server")
+    name == "stub-idp" || name.starts_with("actix-server") || name.starts_with("actix-rt")
 }
 
 /// An ES256 key pair and its public JWK.
@@ -317,6 +319,7 @@ mod tests {
         assert!(is_idp_thread("stub-idp"));
         assert!(is_idp_thread("actix-server wo"));
         assert!(is_idp_thread("actix-server ac"));
+        assert!(is_idp_thread("actix-rt|system"));
         assert!(!is_idp_thread("bench-driver"));
         assert!(!is_idp_thread("tandem-bench"));
     }

@@ -16,6 +16,7 @@ use clap::Parser;
 use cli::{Cli, Command, RunArgs};
 use report::{Memory, PhaseResult, Report};
 use server::{Backend, Launch, Server};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -189,11 +190,12 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
     drop(server);
     stub.stop().await;
 
-    println!("{}", report.render());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    // A closed stdout (e.g. piped into `head`) must not turn a finished run into a failure.
+    let _ = writeln!(std::io::stdout(), "{}", report.render());
     Ok(errors)
 }

@@ -126,11 +126,14 @@ pub fn own_threads_secs(pick: impl Fn(&str) -> bool, ticks_per_sec: f64) -> f64 
 }
 
 /// Whether a PostgreSQL process title (its `cmdline`) is a backend connected to `db`:
-/// `postgres: <user> <db> <host>(<port>) <state>`.
+/// `postgres: [<cluster_name>: ]<user> <db> <host>(<port>) <state>`.
 pub fn is_backend_of(cmdline: &str, db: &str) -> bool {
     let title = cmdline.trim_end_matches('\0').replace('\0', " ");
     let Some(rest) = title.strip_prefix("postgres: ") else { return false };
-    let mut words = rest.split_whitespace();
+    let mut words = rest.split_whitespace().peekable();
+    if words.peek().is_some_and(|w| w.ends_with(':')) {
+        words.next();
+    }
     let _user = words.next();
     words.next() == Some(db) && words.next().is_some_and(|w| w.contains('('))
 }
@@ -323,6 +326,8 @@ mod tests {
         assert!(is_backend_of("postgres: postgres bench_x 127.0.0.1(51234) idle\0\0\0", "bench_x"));
         assert!(is_backend_of("postgres: app bench_x 127.0.0.1(51234) SELECT", "bench_x"));
         assert!(!is_backend_of("postgres: postgres bench_y 127.0.0.1(51234) idle", "bench_x"));
+        assert!(is_backend_of("postgres: 15/main: postgres bench_x 127.0.0.1(40012) idle", "bench_x"));
+        assert!(!is_backend_of("postgres: 15/main: checkpointer", "bench_x"));
         assert!(!is_backend_of("postgres: checkpointer ", "bench_x"));
         assert!(!is_backend_of("postgres: walwriter bench_x", "bench_x"));
         assert!(!is_backend_of("/usr/lib/postgresql/15/bin/postgres\0-D\0/var/lib/x\0", "bench_x"));
