@@ -7,8 +7,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The email domain of every benchmark user (the client's allowlist holds it).
-pub const DOMAIN: &str = "acme.com";
+/// The email domain of a run's users: unique per run, so several runs against one
+/// server each find their own client by domain (home-realm discovery).
+pub fn email_domain(run_id: &str) -> String {
+    format!("{run_id}.acme.com")
+}
 const SCIM_JSON: &str = "application/scim+json";
 
 /// An HTTP client for loopback load: keep-alive, no redirects, bounded waits.
@@ -62,10 +65,12 @@ impl Api {
         expect_json(status, &text, &[want], what)
     }
 
-    /// Registers the stub IdP for `customer` (Generic, PKCE, email → userName) and returns the client id.
+    /// Registers the stub IdP for `customer` (Generic, PKCE, email → userName, the run's
+    /// email domain allowed) and returns the client id.
     pub async fn create_oidc_client(
         &self,
         customer: &str,
+        domain: &str,
         issuer: &str,
         client_id: &str,
         client_secret: &str,
@@ -75,7 +80,7 @@ impl Api {
             "idp": {"type": "Generic", "issuer": issuer, "client_id": client_id, "client_secret": client_secret, "uses_pkce": true},
             "redirect_url": "http://127.0.0.1:9/sso/callback",
             "scim_matching_definition": {"strategy": "OidcEmailToScimUsername"},
-            "email_domain_allowlist": [DOMAIN],
+            "email_domain_allowlist": [domain],
         });
         let created =
             self.post("/api/v1/oidc-clients", &body, StatusCode::CREATED, "POST /api/v1/oidc-clients").await?;
@@ -130,7 +135,7 @@ impl Api {
 
 /// The email of benchmark user `i` in run `run_id`.
 pub fn user_email(run_id: &str, i: usize) -> String {
-    format!("user{i}.{run_id}@{DOMAIN}")
+    format!("user{i}@{}", email_domain(run_id))
 }
 
 /// An Okta-style create body for user `i`: userName is the primary email.
@@ -221,7 +226,7 @@ mod tests {
     #[test]
     fn user_bodies_name_the_primary_email_as_user_name() {
         let b = user_body("r1", 7);
-        assert_eq!(b["userName"], "user7.r1@acme.com");
+        assert_eq!(b["userName"], "user7@r1.acme.com");
         assert_eq!(b["emails"][0]["value"], b["userName"]);
         assert_eq!(b["active"], true);
     }

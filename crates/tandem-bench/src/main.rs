@@ -134,7 +134,8 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
     let http = client::http_client(plan.concurrency)?;
     let api = client::Api { http: http.clone(), base: server.base.clone(), key: server.integration_key.clone() };
     let customer = format!("bench-{run_id}");
-    api.create_oidc_client(&customer, &stub.issuer, &stub.client_id, &stub.client_secret)
+    let domain = client::email_domain(&run_id);
+    api.create_oidc_client(&customer, &domain, &stub.issuer, &stub.client_id, &stub.client_secret)
         .await
         .context("registering the stub IdP")?;
     let scim = api.create_scim_connection(&customer).await.context("creating the SCIM connection")?;
