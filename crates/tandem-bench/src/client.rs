@@ -1,0 +1,241 @@
+//! The calls the benchmark makes, as an app and as an IdP would make them:
+//! setup through the management API, SCIM users and groups, and whole
+//! logins through the stub IdP. Each call checks its answer.
+
+use anyhow::{anyhow, bail, Context};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The email domain of a run's users: unique per run, so several runs against one
+/// server each find their own client by domain (home-realm discovery).
+pub fn email_domain(run_id: &str) -> String {
+    format!("{run_id}.acme.com")
+}
+const SCIM_JSON: &str = "application/scim+json";
+
+/// An HTTP client for loopback load: keep-alive, no redirects, bounded waits.
+pub fn http_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(concurrency.max(8) * 2)
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+fn snippet(body: &str) -> String {
+    body.chars().take(300).collect()
+}
+
+async fn send(req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<(StatusCode, String)> {
+    let resp = req.send().await.with_context(|| format!("{what}: request failed"))?;
+    let status = resp.status();
+    let text = resp.text().await.with_context(|| format!("{what}: reading the body"))?;
+    Ok((status, text))
+}
+
+fn expect_json(status: StatusCode, body: &str, want: &[StatusCode], what: &str) -> anyhow::Result<Value> {
+    if !want.contains(&status) {
+        bail!("{what}: HTTP {status}: {}", snippet(body));
+    }
+    serde_json::from_str(body).with_context(|| format!("{what}: not JSON: {}", snippet(body)))
+}
+
+/// The management and login APIs, with the integration key.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub key: String,
+}
+
+/// A SCIM connection's endpoint and key.
+#[derive(Clone)]
+pub struct Scim {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub key: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &Value, want: StatusCode, what: &str) -> anyhow::Result<Value> {
+        let req = self.http.request(Method::POST, format!("{}{path}", self.base)).bearer_auth(&self.key).json(body);
+        let (status, text) = send(req, what).await?;
+        expect_json(status, &text, &[want], what)
+    }
+
+    /// Registers the stub IdP for `customer` (Generic, PKCE, email → userName, the run's
+    /// email domain allowed) and returns the client id.
+    pub async fn create_oidc_client(
+        &self,
+        customer: &str,
+        domain: &str,
+        issuer: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> anyhow::Result<String> {
+        let body = json!({
+            "customer_id": customer,
+            "idp": {"type": "Generic", "issuer": issuer, "client_id": client_id, "client_secret": client_secret, "uses_pkce": true},
+            "redirect_url": "http://127.0.0.1:9/sso/callback",
+            "scim_matching_definition": {"strategy": "OidcEmailToScimUsername"},
+            "email_domain_allowlist": [domain],
+        });
+        let created =
+            self.post("/api/v1/oidc-clients", &body, StatusCode::CREATED, "POST /api/v1/oidc-clients").await?;
+        created["oidc_client_id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no oidc_client_id in {created}"))
+    }
+
+    /// Creates the SCIM connection for `customer`.
+    pub async fn create_scim_connection(&self, customer: &str) -> anyhow::Result<Scim> {
+        let body = json!({"customer_id": customer, "api_key_ttl_days": null});
+        let created =
+            self.post("/api/v1/scim-connections", &body, StatusCode::CREATED, "POST /api/v1/scim-connections").await?;
+        let field = |k: &str| created[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("no {k} in {created}"));
+        Ok(Scim { http: self.http.clone(), base_url: field("scim_base_url")?, key: field("scim_api_key")? })
+    }
+
+    /// One whole login of `email`: initiate → the IdP's authorize → complete.
+    /// Succeeds when Tandem answers 200 with the joined SCIM user.
+    pub async fn login(&self, email: &str) -> anyhow::Result<()> {
+        let started =
+            self.post("/api/v1/sso/login/initiate", &json!({"email": email}), StatusCode::OK, "initiate").await?;
+        let (Some(idp_url), Some(cookie)) = (started["idp_url"].as_str(), started["state_for_cookie"].as_str()) else {
+            bail!("initiate: no idp_url or state_for_cookie in {started}");
+        };
+        let resp = self.http.get(idp_url).send().await.context("IdP authorize: request failed")?;
+        if resp.status() != StatusCode::FOUND {
+            bail!("IdP authorize: HTTP {} (expected 302)", resp.status());
+        }
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow!("IdP authorize: no Location"))?;
+        let callback = url::Url::parse(location).context("IdP authorize: Location is not a URL")?;
+        let path_and_query = format!("{}?{}", callback.path(), callback.query().unwrap_or(""));
+        let done = self
+            .post(
+                "/api/v1/sso/login/complete",
+                &json!({"state_from_cookie": cookie, "callback_path_and_query": path_and_query}),
+                StatusCode::OK,
+                "complete",
+            )
+            .await?;
+        if !done["scim_user"]["id"].is_string() {
+            bail!("complete: no scim_user.id in {}", snippet(&done.to_string()));
+        }
+        if !done["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)) {
+            bail!("complete: signed in as {} instead of {email}", done["email"]);
+        }
+        Ok(())
+    }
+}
+
+/// The email of benchmark user `i` in run `run_id`.
+pub fn user_email(run_id: &str, i: usize) -> String {
+    format!("user{i}@{}", email_domain(run_id))
+}
+
+/// An Okta-style create body for user `i`: userName is the primary email.
+pub fn user_body(run_id: &str, i: usize) -> Value {
+    let email = user_email(run_id, i);
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": email,
+        "externalId": format!("ext-{run_id}-{i}"),
+        "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
+        "displayName": format!("Given{i} Family{i}"),
+        "emails": [{"primary": true, "value": email, "type": "work"}],
+        "locale": "en-US",
+        "active": true,
+    })
+}
+
+/// An Entra-style membership PATCH: add or remove one member.
+pub fn membership_patch(add: bool, user_id: &str) -> Value {
+    let op = if add {
+        json!({"op": "Add", "path": "members", "value": [{"value": user_id}]})
+    } else {
+        json!({"op": "Remove", "path": format!("members[value eq \"{user_id}\"]")})
+    };
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]})
+}
+
+impl Scim {
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.key)
+            .header(reqwest::header::ACCEPT, SCIM_JSON)
+    }
+
+    fn with_body(&self, method: Method, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.request(method, path).header(reqwest::header::CONTENT_TYPE, SCIM_JSON).body(body.to_string())
+    }
+
+    /// `POST /Users`; returns the new user's id.
+    pub async fn create_user(&self, body: &Value) -> anyhow::Result<String> {
+        let (status, text) = send(self.with_body(Method::POST, "/Users", body), "POST /Users").await?;
+        let created = expect_json(status, &text, &[StatusCode::CREATED], "POST /Users")?;
+        created["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("POST /Users: no id"))
+    }
+
+    /// `GET /Users?filter=userName eq "…"`; exactly one result expected.
+    pub async fn find_user(&self, user_name: &str) -> anyhow::Result<()> {
+        let filter = format!("userName eq \"{user_name}\"");
+        let req = self.request(Method::GET, "/Users").query(&[("filter", filter.as_str())]);
+        let (status, text) = send(req, "GET /Users?filter").await?;
+        let list = expect_json(status, &text, &[StatusCode::OK], "GET /Users?filter")?;
+        if list["totalResults"].as_u64() != Some(1) || list["Resources"][0]["userName"].as_str() != Some(user_name) {
+            bail!("GET /Users?filter for {user_name}: expected exactly that user, got {}", snippet(&text));
+        }
+        Ok(())
+    }
+
+    /// `POST /Groups`; returns the new group's id.
+    pub async fn create_group(&self, name: &str) -> anyhow::Result<String> {
+        let body =
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []});
+        let (status, text) = send(self.with_body(Method::POST, "/Groups", &body), "POST /Groups").await?;
+        let created = expect_json(status, &text, &[StatusCode::CREATED], "POST /Groups")?;
+        created["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("POST /Groups: no id"))
+    }
+
+    /// `PATCH /Groups/{id}` adding or removing one member.
+    pub async fn patch_membership(&self, group_id: &str, user_id: &str, add: bool) -> anyhow::Result<()> {
+        let body = membership_patch(add, user_id);
+        let req = self.with_body(Method::PATCH, &format!("/Groups/{group_id}"), &body);
+        let (status, text) = send(req, "PATCH /Groups").await?;
+        if status != StatusCode::OK && status != StatusCode::NO_CONTENT {
+            bail!(
+                "PATCH /Groups/{group_id} ({}): HTTP {status}: {}",
+                if add { "Add" } else { "Remove" },
+                snippet(&text)
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_bodies_name_the_primary_email_as_user_name() {
+        let b = user_body("r1", 7);
+        assert_eq!(b["userName"], "user7@r1.acme.com");
+        assert_eq!(b["emails"][0]["value"], b["userName"]);
+        assert_eq!(b["active"], true);
+    }
+
+    #[test]
+    fn membership_patches_have_the_entra_shape() {
+        let add = membership_patch(true, "u1");
+        assert_eq!(add["Operations"][0], json!({"op": "Add", "path": "members", "value": [{"value": "u1"}]}));
+        let remove = membership_patch(false, "u1");
+        assert_eq!(remove["Operations"][0], json!({"op": "Remove", "path": "members[value eq \"u1\"]"}));
+    }
+}

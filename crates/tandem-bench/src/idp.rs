@@ -1,0 +1,326 @@
+//! The stub OpenID Provider the benchmark logs in through: discovery, an
+//! ES256 JWKS, a non-interactive `/authorize` that signs in the `login_hint`
+//! user at once, and `/token` with client authentication and PKCE checks.
+//! It runs on its own threads inside this process so its CPU can be told
+//! apart from the load driver's.
+
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use anyhow::Context;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The client Tandem is registered as at the stub.
+pub const CLIENT_ID: &str = "tandem-bench-client";
+/// Lifetime of the ID tokens issued.
+const TOKEN_TTL_SECS: i64 = 300;
+
+/// Whether a thread of this process (by its name as `/proc` shows it,
+/// truncated to 15 bytes) belongs to the stub IdP: its system thread, the
+/// acceptor and the worker arbiters (`actix-rt|system:0|arbiter:N`). Only
+/// the IdP uses actix in this process.
+pub fn is_idp_thread(name: &str) -> bool {
+    name == "stub-idp" || name.starts_with("actix-server") || name.starts_with("actix-rt")
+}
+
+/// An ES256 key pair and its public JWK.
+pub struct SigningKey {
+    pub kid: String,
+    encoding: EncodingKey,
+    pub jwk: Value,
+}
+
+impl SigningKey {
+    /// A fresh P-256 key.
+    pub fn generate() -> anyhow::Result<SigningKey> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| anyhow::anyhow!("P-256 key generation failed"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .map_err(|_| anyhow::anyhow!("the generated P-256 key does not load"))?;
+        // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        let point = pair.public_key().as_ref();
+        anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected P-256 public key encoding");
+        let kid = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        Ok(SigningKey { kid, encoding: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk })
+    }
+
+    /// Signs `claims` as an ES256 JWT naming this key.
+    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&h, claims, &self.encoding).context("signing the ID token")
+    }
+}
+
+/// The ID-token claims for `user` signing in to `client_id` at `issuer`.
+pub fn id_token_claims(issuer: &str, client_id: &str, user: &str, nonce: Option<&str>, now: i64) -> Value {
+    let mut c = json!({
+        "iss": issuer, "aud": client_id, "sub": format!("sub-{user}"),
+        "email": user, "email_verified": true, "iat": now, "exp": now + TOKEN_TTL_SECS,
+    });
+    if let Some(n) = nonce {
+        c["nonce"] = json!(n);
+    }
+    c
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    // Tokens are stamped with wall-clock time: Tandem checks exp/iat against its own clock.
+    #[allow(clippy::disallowed_methods)]
+    chrono::Utc::now().timestamp()
+}
+
+/// 244 random bits, hex.
+fn random_token() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// An authorization code waiting to be redeemed.
+struct Pending {
+    user: String,
+    nonce: Option<String>,
+    redirect_uri: String,
+    challenge: Option<String>,
+}
+
+struct Op {
+    issuer: String,
+    client_secret: String,
+    key: SigningKey,
+    discovery: Value,
+    jwks: Value,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// A running stub IdP.
+pub struct StubIdp {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StubIdp {
+    /// Starts the IdP on 127.0.0.1 (a free port) on its own thread.
+    pub fn start() -> anyhow::Result<StubIdp> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the stub IdP")?;
+        let issuer = format!("http://{}", listener.local_addr()?);
+        let key = SigningKey::generate()?;
+        let client_secret = random_token();
+        let op = web::Data::new(Op {
+            discovery: json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "authorization_response_iss_parameter_supported": true,
+                "scopes_supported": ["openid", "email", "profile"],
+            }),
+            jwks: json!({"keys": [key.jwk]}),
+            issuer: issuer.clone(),
+            client_secret: client_secret.clone(),
+            key,
+            pending: Mutex::new(HashMap::new()),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("stub-idp".into())
+            .spawn(move || {
+                let system = actix_web::rt::System::new();
+                let result = system.block_on(async move {
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(op.clone())
+                            .route("/.well-known/openid-configuration", web::get().to(discovery))
+                            .route("/jwks", web::get().to(jwks))
+                            .route("/authorize", web::get().to(authorize))
+                            .route("/token", web::post().to(token))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .listen(listener)?
+                    .run();
+                    let _ = tx.send(server.handle());
+                    server.await
+                });
+                if let Err(e) = result {
+                    eprintln!("stub IdP stopped: {e}");
+                }
+            })
+            .context("starting the stub IdP thread")?;
+        let handle = rx.recv().context("the stub IdP did not start")?;
+        Ok(StubIdp { issuer, client_id: CLIENT_ID.into(), client_secret, handle, thread: Some(thread) })
+    }
+
+    /// Stops the server and waits for its thread.
+    pub async fn stop(mut self) {
+        self.handle.stop(false).await;
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+async fn discovery(op: web::Data<Op>) -> HttpResponse {
+    HttpResponse::Ok().json(&op.discovery)
+}
+
+async fn jwks(op: web::Data<Op>) -> HttpResponse {
+    HttpResponse::Ok().json(&op.jwks)
+}
+
+fn oauth_error(status: u16, error: &str, description: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    HttpResponse::build(status).json(json!({"error": error, "error_description": description}))
+}
+
+/// `GET /authorize`: signs in the `login_hint` user at once and redirects back with a code.
+async fn authorize(op: web::Data<Op>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let q = query.into_inner();
+    let get = |k: &str| q.get(k).map(String::as_str);
+    if get("response_type") != Some("code") || get("client_id") != Some(CLIENT_ID) {
+        return oauth_error(400, "invalid_request", "response_type=code and the registered client_id are required");
+    }
+    let (Some(redirect_uri), Some(state), Some(user)) = (get("redirect_uri"), get("state"), get("login_hint")) else {
+        return oauth_error(400, "invalid_request", "redirect_uri, state and login_hint are required");
+    };
+    let challenge = get("code_challenge").map(str::to_string);
+    if challenge.is_some() && get("code_challenge_method") != Some("S256") {
+        return oauth_error(400, "invalid_request", "only S256 PKCE challenges are supported");
+    }
+    let Ok(mut location) = url::Url::parse(redirect_uri) else {
+        return oauth_error(400, "invalid_request", "redirect_uri is not an absolute URL");
+    };
+    let code = random_token();
+    location.query_pairs_mut().append_pair("code", &code).append_pair("state", state).append_pair("iss", &op.issuer);
+    let pending = Pending {
+        user: user.to_string(),
+        nonce: get("nonce").map(str::to_string),
+        redirect_uri: redirect_uri.to_string(),
+        challenge,
+    };
+    op.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(code, pending);
+    HttpResponse::Found().insert_header((header::LOCATION, location.as_str())).finish()
+}
+
+/// The first value of a form-encoded component (used for Basic credentials, which are form-encoded).
+fn form_decode(s: &str) -> String {
+    url::form_urlencoded::parse(s.as_bytes()).next().map(|(k, _)| k.into_owned()).unwrap_or_default()
+}
+
+/// The client credentials of a token request: HTTP Basic, else the form body.
+fn client_credentials(req: &HttpRequest, form: &HashMap<String, String>) -> Option<(String, String)> {
+    if let Some(basic) =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic "))
+    {
+        let decoded = String::from_utf8(STANDARD.decode(basic.trim()).ok()?).ok()?;
+        let (id, secret) = decoded.split_once(':')?;
+        return Some((form_decode(id), form_decode(secret)));
+    }
+    Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone()))
+}
+
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
+}
+
+/// `POST /token`: redeems a code once for an ES256 ID token.
+async fn token(op: web::Data<Op>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    match client_credentials(&req, &form) {
+        Some((id, secret)) if id == CLIENT_ID && secret == op.client_secret => {}
+        _ => return oauth_error(401, "invalid_client", "unknown client or wrong client secret"),
+    }
+    if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return oauth_error(400, "unsupported_grant_type", "only authorization_code is supported");
+    }
+    let code = form.get("code").map(String::as_str).unwrap_or("");
+    let Some(p) = op.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(code) else {
+        return oauth_error(400, "invalid_grant", "unknown or already used code");
+    };
+    if form.get("redirect_uri") != Some(&p.redirect_uri) {
+        return oauth_error(400, "invalid_grant", "redirect_uri differs from the authorization request");
+    }
+    if let Some(challenge) = &p.challenge {
+        if form.get("code_verifier").map(|v| s256(v)).as_ref() != Some(challenge) {
+            return oauth_error(400, "invalid_grant", "PKCE verification failed");
+        }
+    }
+    let claims = id_token_claims(&op.issuer, CLIENT_ID, &p.user, p.nonce.as_deref(), unix_now());
+    let id_token = match op.key.sign(&claims) {
+        Ok(t) => t,
+        Err(e) => return oauth_error(500, "server_error", &e.to_string()),
+    };
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+        "access_token": random_token(), "token_type": "Bearer", "expires_in": TOKEN_TTL_SECS, "id_token": id_token,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    #[test]
+    fn id_token_verifies_with_the_published_jwk() {
+        let key = SigningKey::generate().unwrap();
+        let now = unix_now();
+        let token =
+            key.sign(&id_token_claims("http://127.0.0.1:1", CLIENT_ID, "a@acme.com", Some("n-1"), now)).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[CLIENT_ID]);
+        v.set_issuer(&["http://127.0.0.1:1"]);
+        let data = jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap();
+        assert_eq!(data.header.kid.as_deref(), Some(key.kid.as_str()));
+        let c = data.claims;
+        assert_eq!((c["sub"].as_str(), c["email"].as_str()), (Some("sub-a@acme.com"), Some("a@acme.com")));
+        assert_eq!((c["nonce"].as_str(), c["email_verified"].as_bool()), (Some("n-1"), Some(true)));
+        assert_eq!(c["exp"].as_i64(), Some(now + TOKEN_TTL_SECS));
+    }
+
+    #[test]
+    fn id_token_does_not_verify_with_another_key() {
+        let key = SigningKey::generate().unwrap();
+        let other = SigningKey::generate().unwrap();
+        let token = key.sign(&id_token_claims("http://i", CLIENT_ID, "a@acme.com", None, unix_now())).unwrap();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(other.jwk.clone()).unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[CLIENT_ID]);
+        assert!(jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &v).is_err());
+    }
+
+    #[test]
+    fn pkce_s256_is_unpadded_base64url_of_sha256() {
+        // Expected value from `openssl dgst -sha256 -binary | base64`, made URL-safe and unpadded.
+        assert_eq!(s256("dBjftJeZ4CVP-mB92K9uXk-ph7KiLhRZAVTe3Ma3YJU"), "mRwuDkY4qxdo1dAgN1wBjy5VbfGp8JoUPxgI1iHvAEQ");
+    }
+
+    #[test]
+    fn idp_threads_are_told_apart_from_the_driver() {
+        assert!(is_idp_thread("stub-idp"));
+        assert!(is_idp_thread("actix-server wo"));
+        assert!(is_idp_thread("actix-server ac"));
+        assert!(is_idp_thread("actix-rt|system"));
+        assert!(!is_idp_thread("bench-driver"));
+        assert!(!is_idp_thread("tandem-bench"));
+    }
+}

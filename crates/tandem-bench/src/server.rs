@@ -1,0 +1,254 @@
+//! The Tandem server under test: a `tandem serve` child process on a free
+//! loopback port with a fresh database and its own integration key, or a
+//! server that is already running. A started child is always stopped
+//! (SIGTERM, then SIGKILL), also when the benchmark fails or is dropped.
+
+use anyhow::{bail, Context};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to answer `/readyz`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which database the server runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// PostgreSQL, with the database's name and whether it is on this machine.
+    Postgres {
+        database: String,
+        local: bool,
+    },
+    /// A server this tool did not start.
+    Unknown,
+}
+
+impl Backend {
+    /// Reads the backend from a database URL.
+    pub fn of_url(url: &str) -> anyhow::Result<Backend> {
+        if url.starts_with("sqlite:") {
+            return Ok(Backend::Sqlite);
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let parsed = url::Url::parse(url).context("the PostgreSQL URL does not parse")?;
+            let database = parsed.path().trim_start_matches('/').to_string();
+            if database.is_empty() {
+                bail!("the PostgreSQL URL names no database: give a fresh one, e.g. postgres://postgres@127.0.0.1:5432/bench_x");
+            }
+            let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1") | None);
+            return Ok(Backend::Postgres { database, local });
+        }
+        bail!("--database-url must start with sqlite:// or postgres://")
+    }
+
+    /// A short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+            Backend::Unknown => "unknown",
+        }
+    }
+}
+
+/// A server to benchmark.
+pub struct Server {
+    /// Base URL, e.g. `http://127.0.0.1:43121`.
+    pub base: String,
+    /// Its process id, when known (CPU and memory are read from `/proc`).
+    pub pid: Option<u32>,
+    pub integration_key: String,
+    pub backend: Backend,
+    child: Option<Child>,
+    /// The scratch directory this tool created (working directory, SQLite file, log).
+    scratch: Option<PathBuf>,
+}
+
+/// How to start a server.
+pub struct Launch<'a> {
+    pub bin: &'a Path,
+    /// `None`: a fresh SQLite file in a scratch directory.
+    pub database_url: Option<&'a str>,
+}
+
+/// A random 32-byte key, base64 (test data only; the database is fresh).
+fn random_secret_key() -> anyhow::Result<String> {
+    use base64::Engine;
+    let mut key = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut key).map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The command with the environment the server is benchmarked with; inherited
+/// `TANDEM_*` variables are dropped so the run does not depend on the shell.
+fn tandem_command(bin: &Path, dir: &Path, db: &str, key: &str) -> Command {
+    let mut c = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("TANDEM_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(dir).env("TANDEM_DATABASE_URL", db).env("TANDEM_SECRET_KEY", key).env("TANDEM_LOG__LEVEL", "warn");
+    c
+}
+
+impl Server {
+    /// Creates an integration key with the binary, then starts `serve` and waits until `/readyz` answers.
+    pub async fn launch(launch: Launch<'_>) -> anyhow::Result<Server> {
+        let bin = std::fs::canonicalize(launch.bin).with_context(|| {
+            format!("no Tandem binary at {} (build it: cargo build --release -p tandem)", launch.bin.display())
+        })?;
+        let scratch = std::env::temp_dir().join(format!("tandem-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        let mut server = Server {
+            base: String::new(),
+            pid: None,
+            integration_key: String::new(),
+            backend: Backend::Sqlite,
+            child: None,
+            scratch: Some(scratch.clone()),
+        };
+        let db = match launch.database_url {
+            Some(url) => url.to_string(),
+            None => format!("sqlite://{}", scratch.join("tandem.db").display()),
+        };
+        server.backend = Backend::of_url(&db)?;
+        if let Backend::Postgres { database, .. } = &server.backend {
+            eprintln!(
+                "PostgreSQL database {database:?}: it must be fresh and empty; the benchmark migrates and fills it and does not drop it"
+            );
+        }
+        let key = random_secret_key()?;
+
+        let out = tandem_command(&bin, &scratch, &db, &key)
+            .args(["integration-key", "create", "--name", "bench"])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {} integration-key create", bin.display()))?;
+        if !out.status.success() {
+            bail!("`tandem integration-key create` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        }
+        server.integration_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if server.integration_key.is_empty() {
+            bail!("`tandem integration-key create` printed no key");
+        }
+
+        let port = free_port()?;
+        let bind = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(scratch.join("tandem.log"))?;
+        let child = tandem_command(&bin, &scratch, &db, &key)
+            .args(["serve", "--bind", &bind])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} serve", bin.display()))?;
+        server.pid = Some(child.id());
+        server.child = Some(child);
+        server.base = format!("http://{bind}");
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    /// A server that is already running at `base`.
+    pub fn external(base: &str, integration_key: &str, pid: Option<u32>) -> Server {
+        Server {
+            base: base.trim_end_matches('/').to_string(),
+            pid,
+            integration_key: integration_key.to_string(),
+            backend: Backend::Unknown,
+            child: None,
+            scratch: None,
+        }
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let url = format!("{}/readyz", self.base);
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("the server exited during start-up ({status}); its log ends:\n{}", self.log_tail(20));
+                }
+            }
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                bail!("{url} did not answer 200 within {READY_TIMEOUT:?}; the log ends:\n{}", self.log_tail(20));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The last `lines` lines of the server's log (started servers only).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let Some(path) = self.scratch.as_ref().map(|d| d.join("tandem.log")) else { return String::new() };
+        let mut text = String::new();
+        if std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)).is_err() {
+            return String::new();
+        }
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Stops a started server: SIGTERM, then SIGKILL after a grace period. Idempotent.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(dir) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_comes_from_the_url() {
+        assert_eq!(Backend::of_url("sqlite:///tmp/x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::of_url("postgres://postgres@127.0.0.1:5432/bench_x").unwrap(),
+            Backend::Postgres { database: "bench_x".into(), local: true }
+        );
+        assert_eq!(
+            Backend::of_url("postgres://u@db.internal/b").unwrap(),
+            Backend::Postgres { database: "b".into(), local: false }
+        );
+        assert!(Backend::of_url("postgres://postgres@127.0.0.1:5432/").is_err());
+        assert!(Backend::of_url("mysql://x/y").is_err());
+    }
+}
