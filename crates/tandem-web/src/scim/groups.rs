@@ -1,14 +1,15 @@
 //! `/Groups`: create (members included), read, list, replace, patch, delete.
 
 use super::auth::ScimCaller;
-use super::request::{json_body, listed, projection, refused, ListParams, LogContext};
+use super::request::{
+    json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
+};
 use super::response::{check_if_match, if_match, meta, not_modified, resource, ScimFailure};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tandem_scim::patch::{apply_patch, parse_patch};
 use tandem_scim::resource::{list_response, normalize, project};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
@@ -225,8 +226,6 @@ pub async fn search(
     listed(&state, &ctx, "Group", outcome)
 }
 
-type Transform = Box<dyn FnOnce(&Value) -> Result<Value, ScimError> + Send>;
-
 /// Applies `transform` to a stored group (its document with members) in
 /// one transaction; only changed membership rows are written.
 async fn update(
@@ -300,11 +299,8 @@ pub async fn replace(
 ) -> Result<HttpResponse, ScimFailure> {
     let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
-    let doc = json_body(&state, payload)
-        .await
-        .and_then(|b| normalize(RT, b).map_err(ScimFailure::from))
-        .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e))?;
-    update(&state, &ctx, &id, if_match(&req), Box::new(move |_| Ok(doc))).await
+    let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
+    update(&state, &ctx, &id, if_match(&req), transform).await
 }
 
 /// `PATCH /Groups/{id}`: member add/remove in both Entra shapes, Okta's rename-with-membership.
@@ -317,15 +313,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ScimFailure> {
     let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
-    let ops = json_body(&state, payload)
-        .await
-        .and_then(|b| parse_patch(&b, 1000).map_err(ScimFailure::from))
-        .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e))?;
-    let transform: Transform = Box::new(move |doc| {
-        let mut next = doc.clone();
-        apply_patch(&mut next, &ops, RT)?;
-        normalize(RT, next)
-    });
+    let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
     update(&state, &ctx, &id, if_match(&req), transform).await
 }
 

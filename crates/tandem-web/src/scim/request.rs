@@ -7,6 +7,9 @@ use actix_web::{web, HttpMessage, HttpRequest};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_scim::filter::{parse_filter, Filter};
+use tandem_scim::patch::{apply_patch, parse_patch};
+use tandem_scim::resource::normalize;
+use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::logs::ProvisioningLog;
 
@@ -231,6 +234,43 @@ pub fn listed(
     let body = outcome.map_err(|e| refused(state, ctx, resource_type, None, e))?;
     state.log_sink.record(ctx.entry(state.clock.now(), "read", Some(resource_type), None, None, 200, None));
     Ok(super::response::scim_json(actix_web::http::StatusCode::OK, &body))
+}
+
+/// How an update turns the stored document into the next one.
+pub type Transform = Box<dyn FnOnce(&Value) -> Result<Value, ScimError> + Send>;
+
+/// Whether an update replaces the resource (PUT) or patches it (PATCH).
+#[derive(Clone, Copy)]
+pub enum UpdateKind {
+    Replace,
+    Patch,
+}
+
+/// Reads a PUT or PATCH body into the transform it applies (refusals logged).
+pub async fn read_update(
+    state: &AppState,
+    ctx: &LogContext,
+    rt: ResourceType,
+    id: &str,
+    kind: UpdateKind,
+    payload: web::Payload,
+) -> Result<Transform, ScimFailure> {
+    let body = json_body(state, payload).await;
+    let transform: Result<Transform, ScimFailure> = body.and_then(|b| match kind {
+        UpdateKind::Replace => {
+            let doc = normalize(rt, b)?;
+            Ok(Box::new(move |_: &Value| Ok(doc)) as Transform)
+        }
+        UpdateKind::Patch => {
+            let ops = parse_patch(&b, 1000)?;
+            Ok(Box::new(move |doc: &Value| {
+                let mut next = doc.clone();
+                apply_patch(&mut next, &ops, rt)?;
+                normalize(rt, next)
+            }) as Transform)
+        }
+    });
+    transform.map_err(|e| refused(state, ctx, rt.name(), Some(id), e))
 }
 
 #[cfg(test)]
