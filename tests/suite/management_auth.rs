@@ -66,7 +66,10 @@ async fn a_revoked_key_is_refused() {
             tandem_store::integration_keys::revoke(c, &mine.id, chrono::Utc::now())
         })
         .unwrap();
-    // Revoked elsewhere (the CLI): every node stops accepting it within the key cache's TTL.
+    // Revoked elsewhere (the CLI): a node that checked it moments ago still
+    // trusts it until the key cache's TTL ends, then refuses it.
+    let (status, _) = app.get("/api/v1/oidc-clients").await;
+    assert_eq!(status, StatusCode::OK);
     app.clock.advance(chrono::Duration::seconds(tandem_web::keycache::TTL_SECS));
     let (status, body) = app.get("/api/v1/oidc-clients").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

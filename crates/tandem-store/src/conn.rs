@@ -110,6 +110,27 @@ mod tests {
         assert!(DatabaseUrl::parse("mysql://x").unwrap_err().contains("sqlite://"));
     }
 
+    #[derive(diesel::QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+
+    #[test]
+    fn bundled_sqlite_is_built_with_the_workspace_flags() {
+        use diesel::RunQueryDsl;
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        // .cargo/config.toml sets these; without QPSG kept statements are re-prepared on every call.
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
     #[test]
     fn postgres_url_is_not_printed() {
         let url = DatabaseUrl::parse("postgres://u:hunter2@h/db").unwrap();

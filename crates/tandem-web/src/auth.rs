@@ -43,9 +43,19 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::unauthorized("InvalidIntegrationKey", "server not configured"))?;
             let now = state.clock.now();
+            let hash = tandem_core::keys::hash_key(&token);
+            // Keys are issued and revoked by the CLI: a revocation reaches a
+            // running server within the cache's TTL.
+            if let Some(caller) = state.integration_keys.get(&hash, now) {
+                return Ok(caller);
+            }
             let key = state.store.read(move |c| tandem_store::integration_keys::authenticate(c, &token, now)).await?;
             match key {
-                Some(k) => Ok(Caller { key_id: k.id, name: k.name }),
+                Some(k) => {
+                    let caller = Caller { key_id: k.id, name: k.name };
+                    state.integration_keys.put(hash, caller.clone(), now);
+                    Ok(caller)
+                }
                 None => {
                     tracing::warn!(target: "audit", "rejected an unknown or revoked integration key");
                     Err(ApiError::unauthorized("InvalidIntegrationKey", "the integration key is unknown or revoked"))

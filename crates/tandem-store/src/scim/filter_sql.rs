@@ -31,6 +31,10 @@ pub enum Bind {
     Bool(bool),
 }
 
+/// Where a bound value goes in built SQL (a control character no schema name
+/// or SQL keyword contains).
+pub const PLACEHOLDER: char = '\u{1}';
+
 /// Builds one statement: SQL text with placeholders and their values.
 pub struct SqlBuilder {
     pub dialect: Dialect,
@@ -42,13 +46,26 @@ impl SqlBuilder {
         SqlBuilder { dialect, binds: Vec::new() }
     }
 
-    /// Adds a parameter; returns its placeholder.
+    /// Adds a parameter; returns its placeholder ([`PLACEHOLDER`], which
+    /// the statement turns into the backend's `?` or `$n`).
     pub fn bind(&mut self, b: Bind) -> String {
         self.binds.push(b);
-        match self.dialect {
-            Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${}", self.binds.len()),
+        PLACEHOLDER.to_string()
+    }
+
+    /// `sql` with the backend's own placeholders, as the database sees it.
+    pub fn render(&self, sql: &str) -> String {
+        let mut out = String::with_capacity(sql.len() + 8);
+        for (i, piece) in sql.split(PLACEHOLDER).enumerate() {
+            if i > 0 {
+                match self.dialect {
+                    Dialect::Sqlite => out.push('?'),
+                    Dialect::Postgres => out.push_str(&format!("${i}")),
+                }
+            }
+            out.push_str(piece);
         }
+        out
     }
 
     /// The WHERE-clause fragment for `filter` on resources of `rt` aliased `alias`.
@@ -568,7 +585,7 @@ mod tests {
     fn sql(d: Dialect, f: &str) -> (String, Vec<Bind>) {
         let mut b = SqlBuilder::new(d);
         let s = b.filter(ResourceType::User, "u", &parse_filter(f).unwrap()).unwrap();
-        (s, b.binds)
+        (b.render(&s), b.binds)
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub struct ProvisioningLog {
 
 /// Records entries, many rows per statement.
 pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(), StoreError> {
+    if let [one] = entries {
+        // One row: a statement that stays prepared.
+        diesel::insert_into(l::provisioning_logs).values(one).execute(conn)?;
+        return Ok(());
+    }
     // Multi-row inserts are per backend (diesel's MultiConnection has none).
     for chunk in entries.chunks(200) {
         match conn {

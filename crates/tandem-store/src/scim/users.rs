@@ -238,6 +238,19 @@ pub fn groups_of(
     user_ids: &[String],
 ) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if let [one] = user_ids {
+        // The common case (a GET, a login's join) as a query that stays prepared.
+        let rows: Vec<(String, String)> = gm::scim_group_members
+            .inner_join(g::scim_groups)
+            .filter(gm::member_id.eq(one))
+            .select((g::id, g::display_name))
+            .order(g::id.asc())
+            .load(conn)?;
+        if !rows.is_empty() {
+            out.insert(one.clone(), rows);
+        }
+        return Ok(out);
+    }
     for chunk in user_ids.chunks(500) {
         let rows: Vec<(String, String, String)> = gm::scim_group_members
             .inner_join(g::scim_groups)
@@ -260,21 +273,24 @@ pub fn find_by_key(
     key: ScimKey,
     value: &str,
 ) -> Result<Vec<ScimUserRow>, StoreError> {
-    let q = u::scim_users
-        .filter(u::scim_connection_id.eq(connection))
-        .select(ScimUserRow::as_select())
-        .limit(50)
-        .into_boxed();
-    let q = match key {
+    // One static query per key (not a boxed one): each stays prepared on its connection.
+    macro_rules! by {
+        ($($cond:expr),+) => {
+            u::scim_users
+                .filter(u::scim_connection_id.eq(connection))
+                $(.filter($cond))+
+                .select(ScimUserRow::as_select())
+                .limit(50)
+                .load(conn)?
+        };
+    }
+    Ok(match key {
         // An exact userName is also a lower-cased one: the lower-cased index answers it.
-        ScimKey::UserName => {
-            q.filter(u::user_name_lower.eq(value.to_lowercase())).filter(u::user_name.eq(value.to_string()))
-        }
-        ScimKey::UserNameLower => q.filter(u::user_name_lower.eq(value.to_string())),
-        ScimKey::UserNameLocalLower => q.filter(u::user_name_local_lower.eq(value.to_string())),
-        ScimKey::ExternalId => q.filter(u::external_id.eq(value.to_string())),
-    };
-    Ok(q.load(conn)?)
+        ScimKey::UserName => by!(u::user_name_lower.eq(value.to_lowercase()), u::user_name.eq(value)),
+        ScimKey::UserNameLower => by!(u::user_name_lower.eq(value)),
+        ScimKey::UserNameLocalLower => by!(u::user_name_local_lower.eq(value)),
+        ScimKey::ExternalId => by!(u::external_id.eq(value)),
+    })
 }
 
 /// Live users of a connection, a page at a time (management API).
