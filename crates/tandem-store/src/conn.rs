@@ -79,11 +79,13 @@ impl r2d2::ManageConnection for Manager {
                 let mut c = SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the writer; NORMAL sync in WAL
                 // mode survives a killed process; busy_timeout covers other
-                // processes (the CLI) writing the same file.
-                c.batch_execute(
+                // processes (the CLI) writing the same file; checkpoints are
+                // the store's background thread's job (see checkpoint.rs).
+                c.batch_execute(&format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
-                     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-                )?;
+                     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
+                    crate::checkpoint::AUTO_CHECKPOINT_PAGES
+                ))?;
                 Ok(AnyConnection::Sqlite(c))
             }
             DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(PgConnection::establish(url)?)),

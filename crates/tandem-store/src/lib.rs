@@ -7,6 +7,7 @@
 //! [`Store::write`], which carry the caller's tracing span.
 
 pub mod audit;
+mod checkpoint;
 mod conn;
 pub mod dashboard_sessions;
 pub mod integration_keys;
@@ -19,6 +20,7 @@ pub mod scim;
 pub mod scim_connections;
 pub mod sso;
 mod time;
+mod writer;
 
 pub use conn::{AnyConnection, DatabaseUrl};
 pub use time::{from_micros, micros};
@@ -90,6 +92,10 @@ pub struct Store {
     // SQLite allows one writer; serialising writes in-process avoids
     // deferred-transaction upgrade deadlocks and busy-waiting.
     write_lock: Option<Arc<std::sync::Mutex<()>>>,
+    // SQLite: the WAL checkpoint thread, stopped when the last handle goes.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    // SQLite: the group-commit writer of `write` (see writer.rs).
+    writer: Option<Arc<writer::Writer>>,
 }
 
 impl Store {
@@ -111,7 +117,18 @@ impl Store {
             .build(conn::Manager::new(url.clone()))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let write_lock = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(std::sync::Mutex::new(())));
-        Ok(Store { pool, url: Arc::new(url), write_lock })
+        let checkpointer = match &url {
+            DatabaseUrl::Sqlite(path) => checkpoint::Checkpointer::start(path.clone()).map(Arc::new),
+            DatabaseUrl::Postgres(_) => None,
+        };
+        let writer = match &write_lock {
+            Some(lock) => Some(Arc::new(
+                writer::Writer::start(pool.clone(), lock.clone())
+                    .map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok(Store { pool, url: Arc::new(url), write_lock, _checkpointer: checkpointer, writer })
     }
 
     /// Which backend this store talks to.
@@ -167,12 +184,17 @@ impl Store {
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
     }
 
-    /// Runs `f` inside one transaction on the blocking pool.
+    /// Runs `f` inside one transaction: on SQLite through the group-commit
+    /// writer (concurrent transactions share a commit, each in its own
+    /// savepoint), on PostgreSQL on the blocking pool.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
+        if let Some(writer) = &self.writer {
+            return writer.write(f).await;
+        }
         let store = self.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {

@@ -180,8 +180,13 @@ pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Op
 
 /// The clients whose allowlist contains `domain` (lower-case).
 pub fn find_by_domain(conn: &mut AnyConnection, domain: &str) -> Result<Vec<OidcClientRow>, StoreError> {
-    let ids: Vec<String> = d::oidc_client_domains.filter(d::domain.eq(domain)).select(d::oidc_client_id).load(conn)?;
-    Ok(c::oidc_clients.filter(c::id.eq_any(ids)).select(OidcClientRow::as_select()).load(conn)?)
+    // One static join (stays prepared), not a second query with a variable-length IN.
+    Ok(c::oidc_clients
+        .inner_join(d::oidc_client_domains)
+        .filter(d::domain.eq(domain))
+        .select(OidcClientRow::as_select())
+        .order(c::id.asc())
+        .load(conn)?)
 }
 
 /// A page of clients ordered by id, after `after` when given.
