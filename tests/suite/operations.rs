@@ -19,13 +19,19 @@ async fn healthz_and_readyz_answer() {
 async fn metrics_count_requests_by_route_pattern() {
     let app = TestApp::spawn().await;
     app.get("/api/v1/oidc-clients/some-id").await;
+    app.get("/api/v1/oidc-clients/some%20other%2Fid").await;
+    app.get("/api/v2/nothing").await;
+    app.get("/api/v2/nothing/else").await;
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    // Captured segments become their names, encoded or not; paths no route matched share one label.
     assert!(
         text.contains(
-            "tandem_http_requests_total{method=\"GET\",route=\"/api/v1/oidc-clients/{id}\",status=\"404\"} 1"
+            "tandem_http_requests_total{method=\"GET\",route=\"/api/v1/oidc-clients/{id}\",status=\"404\"} 2"
         ),
         "{text}"
     );
+    assert!(text.contains("tandem_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 2"), "{text}");
+    assert!(!text.contains("nothing"), "{text}");
     assert!(text.contains("tandem_http_request_duration_seconds_bucket"));
 }
 

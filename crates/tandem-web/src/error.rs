@@ -96,5 +96,6 @@ impl From<StoreError> for ApiError {
 
 /// The answer for a route that does not exist.
 pub async fn unknown_route(req: actix_web::HttpRequest) -> HttpResponse {
+    actix_web::HttpMessage::extensions_mut(&req).insert(crate::metrics::Unmatched);
     ApiError::not_found("RouteNotFound", format!("no route for {} {}", req.method(), req.path())).error_response()
 }

@@ -12,6 +12,7 @@ pub mod keycache;
 mod login;
 mod metrics;
 mod scim;
+mod span;
 pub mod state;
 
 pub use metrics::Metrics;
@@ -41,7 +42,7 @@ pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io
             .wrap(middleware::from_fn(metrics::track))
             .wrap(middleware::from_fn(scim::paths::canonical_endpoints))
             .wrap(middleware::NormalizePath::trim())
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<span::RequestSpan>::new())
             .configure(routes)
     })
     .workers(workers.max(1))

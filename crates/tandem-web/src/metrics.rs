@@ -5,7 +5,7 @@ use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +45,46 @@ impl Default for Metrics {
     }
 }
 
+/// Marks a request no route matched (set by the fallback handler).
+#[derive(Clone, Copy, Debug)]
+pub struct Unmatched;
+
+/// The route pattern of a routed request, rebuilt from its path and the
+/// segments the router captured: `/scim/v2/c1/Users/u1` with
+/// `connection_id=c1, id=u1` is `/scim/v2/{connection_id}/Users/{id}`.
+/// (`HttpRequest::match_pattern` finds it by matching every route's regex
+/// again, which cost more than the rest of a lookup's routing.)
+pub fn route_label(req: &actix_web::HttpRequest) -> String {
+    if req.extensions().get::<Unmatched>().is_some() {
+        return "unmatched".to_string();
+    }
+    let mut captured = req.match_info().iter().peekable();
+    let mut label = String::with_capacity(req.path().len() + 16);
+    for segment in req.path().split('/').skip(1) {
+        label.push('/');
+        match captured.peek() {
+            Some((name, value)) if decoded_eq(segment, value) => {
+                label.push('{');
+                label.push_str(name);
+                label.push('}');
+                captured.next();
+            }
+            _ => label.push_str(segment),
+        }
+    }
+    label
+}
+
+/// Whether a raw path segment is the captured value (the router decodes
+/// some escapes and keeps others, such as `%2F`: compare both fully decoded).
+fn decoded_eq(raw: &str, value: &str) -> bool {
+    if raw == value {
+        return true;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
+    (raw.contains('%') || value.contains('%')) && decode(raw) == decode(value)
+}
+
 /// Middleware recording every request.
 pub async fn track(
     req: ServiceRequest,
@@ -52,10 +92,10 @@ pub async fn track(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let response = next.call(req).await?;
     if let Some(m) = metrics {
+        let route = route_label(response.request());
         let status = response.status().as_u16();
         m.requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
         m.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
