@@ -42,3 +42,53 @@ async fn unknown_route_is_a_json_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "RouteNotFound");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// PostgreSQL only: pooled connections the server closes (a restart, a
+/// failover) cost at most one 503 each, then leave the pool.
+#[tokio::test]
+async fn connections_the_database_closed_leave_the_pool() {
+    let Some(pg) = postgres_url() else { return };
+    let name = unique("pool");
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    settings.database.url = format!("{pg}{sep}application_name={name}");
+    let pool_size = settings.database.pool_size as usize;
+    let app = TestApp::spawn_with(settings, dir).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/oidc-clients").await.0, StatusCode::OK);
+    }
+    let killer = tandem_store::Store::open(&pg, &tandem_store::PoolOptions::default()).unwrap();
+    let terminated: Vec<Terminated> = killer
+        .read_blocking(move |c| {
+            use diesel::RunQueryDsl;
+            Ok(diesel::sql_query(
+                "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind::<diesel::sql_types::Text, _>(name)
+            .load(c)?)
+        })
+        .unwrap();
+    assert!(terminated[0].n >= 1, "no connection of the test server was found");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut failures = 0;
+    for _ in 0..pool_size + 1 {
+        let (status, body) = app.get("/api/v1/oidc-clients").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["type"], "DatabaseUnavailable");
+        failures += 1;
+    }
+    assert!(failures <= pool_size, "{failures} failed requests");
+    for _ in 0..2 * pool_size {
+        assert_eq!(app.get("/api/v1/oidc-clients").await.0, StatusCode::OK);
+    }
+}

@@ -3,6 +3,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
+use std::time::{Duration, Instant};
 
 /// A connection to either backend; queries are written once against it.
 #[derive(diesel::MultiConnection)]
@@ -49,6 +50,53 @@ impl DatabaseUrl {
     }
 }
 
+/// A pooled connection and what the pool knows of its health.
+pub struct Pooled {
+    conn: AnyConnection,
+    /// When it last went back to the pool.
+    returned_at: Option<Instant>,
+    /// A query on it found the server gone: the pool drops it.
+    pub(crate) lost: bool,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+impl Pooled {
+    /// Passes `result` on; a failure that means the server closed the
+    /// connection marks it lost (the pool drops it) and reads as the
+    /// database being unavailable.
+    pub(crate) fn settle<T>(&mut self, result: Result<T, crate::StoreError>) -> Result<T, crate::StoreError> {
+        match result {
+            Err(crate::StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                info,
+            ))) => {
+                self.lost = true;
+                Err(crate::StoreError::Unavailable(format!("the database closed the connection: {}", info.message())))
+            }
+            other => other,
+        }
+    }
+}
+
+/// A PostgreSQL connection back in the pool for less than this is handed
+/// out again without a `SELECT 1` first (HikariCP's "alive bypass"): a
+/// server restart inside that window fails one request per connection,
+/// which then leaves the pool; a round trip per checkout was a large share
+/// of a login's cost.
+pub const ALIVE_BYPASS: Duration = Duration::from_millis(500);
+
 /// Opens connections for the pool.
 pub struct Manager {
     url: DatabaseUrl,
@@ -70,10 +118,28 @@ pub enum ManagerError {
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = ManagerError;
 
-    fn connect(&self) -> Result<AnyConnection, ManagerError> {
+    fn connect(&self) -> Result<Pooled, ManagerError> {
+        Ok(Pooled { conn: self.open()?, returned_at: None, lost: false })
+    }
+
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ManagerError> {
+        if conn.returned_at.is_some_and(|t| t.elapsed() < ALIVE_BYPASS) {
+            return Ok(());
+        }
+        conn.conn.batch_execute("SELECT 1").map_err(ManagerError::from)
+    }
+
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.returned_at = Some(Instant::now());
+        conn.lost
+    }
+}
+
+impl Manager {
+    fn open(&self) -> Result<AnyConnection, ManagerError> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)?;
@@ -90,14 +156,6 @@ impl r2d2::ManageConnection for Manager {
             }
             DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(PgConnection::establish(url)?)),
         }
-    }
-
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ManagerError> {
-        conn.batch_execute("SELECT 1").map_err(ManagerError::from)
-    }
-
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
     }
 }
 

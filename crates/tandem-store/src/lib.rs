@@ -177,7 +177,8 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conn = store.conn()?;
-            f(&mut conn)
+            let result = f(&mut conn);
+            conn.settle(result)
         })
         .instrument(tracing::Span::current())
         .await
@@ -212,7 +213,8 @@ impl Store {
     {
         let mut conn = self.conn()?;
         let _guard = self.write_lock.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        diesel::Connection::transaction(&mut *conn, f)
+        let result = diesel::Connection::transaction(&mut **conn, f);
+        conn.settle(result)
     }
 
     /// The synchronous form of [`Store::read`].
@@ -221,7 +223,8 @@ impl Store {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     {
         let mut conn = self.conn()?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        conn.settle(result)
     }
 
     /// Refreshes the query planner's statistics where the backend needs it
