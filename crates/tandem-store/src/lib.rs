@@ -241,3 +241,25 @@ impl Store {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from)).await
     }
 }
+
+/// A migrated store on a fresh SQLite file, for the crate's own tests; the
+/// directory is removed when the guard drops.
+#[cfg(test)]
+pub(crate) fn test_store() -> (Store, TestDir) {
+    let dir = std::env::temp_dir().join(format!("tandem-store-test-{}", tandem_core::new_id()));
+    let store = Store::open(&format!("sqlite://{}", dir.join("t.db").display()), &PoolOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    store.migrate().unwrap_or_else(|e| panic!("{e}"));
+    (store, TestDir(dir))
+}
+
+/// Removes a test's directory on drop.
+#[cfg(test)]
+pub(crate) struct TestDir(pub std::path::PathBuf);
+
+#[cfg(test)]
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -4,9 +4,31 @@
 use crate::schema::login_events::dsl as ev;
 use crate::schema::login_transactions::dsl as tx;
 use crate::schema::sso_users::dsl as su;
+use crate::scim::filter_sql::Bind;
+use crate::scim::query::{execute, with_placeholders, Statement};
 use crate::{micros, AnyConnection, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use std::sync::LazyLock;
+
+// A login's UPDATEs as static statements that stay prepared (diesel
+// prepares an UPDATE afresh on every call).
+static CONSUME: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders("UPDATE login_transactions SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL")
+});
+static UPDATE_EVENT: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders(
+        "UPDATE login_events SET oidc_client_id = ?, customer_id = ?, created_at = ?, updated_at = ?, outcome = ?, \
+         error_type = ?, error_kind = ?, failed_step = ?, diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, \
+         scim_user_id = ? WHERE id = ?",
+    )
+});
+static SEEN_AGAIN: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders(
+        "UPDATE sso_users SET email = ?, email_verified = ?, preferred_username = ?, given_name = ?, \
+         family_name = ?, claims = ?, last_login_at = ?, login_count = login_count + 1 WHERE id = ?",
+    )
+});
 
 /// A login between initiate and complete.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -48,10 +70,8 @@ pub fn find_transaction(conn: &mut AnyConnection, state_hash: &str) -> Result<Op
 /// Marks a transaction used; false when it already was (single use, also
 /// between nodes sharing one database).
 pub fn consume_transaction(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let n = diesel::update(tx::login_transactions.filter(tx::id.eq(id)).filter(tx::consumed_at.is_null()))
-        .set(tx::consumed_at.eq(micros(now)))
-        .execute(conn)?;
-    Ok(n == 1)
+    let binds = [Bind::Int(micros(now)), Bind::Text(id.to_string())];
+    Ok(execute(conn, Statement::cached(&CONSUME, &binds))? == 1)
 }
 
 /// Deletes transactions that expired more than a day before `now`.
@@ -90,7 +110,23 @@ pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), Stor
 
 /// Saves an event's progress.
 pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
-    diesel::update(ev::login_events.filter(ev::id.eq(&e.id))).set(e).execute(conn)?;
+    let binds = [
+        Bind::OptText(e.oidc_client_id.clone()),
+        Bind::OptText(e.customer_id.clone()),
+        Bind::Int(e.created_at),
+        Bind::Int(e.updated_at),
+        Bind::Text(e.outcome.clone()),
+        Bind::OptText(e.error_type.clone()),
+        Bind::OptText(e.error_kind.clone()),
+        Bind::OptText(e.failed_step.clone()),
+        Bind::OptText(e.diagnosis.clone()),
+        Bind::Text(e.steps.clone()),
+        Bind::OptText(e.oidc_user_id.clone()),
+        Bind::OptText(e.email.clone()),
+        Bind::OptText(e.scim_user_id.clone()),
+        Bind::Text(e.id.clone()),
+    ];
+    execute(conn, Statement::cached(&UPDATE_EVENT, &binds))?;
     Ok(())
 }
 
@@ -152,26 +188,25 @@ pub struct SsoUser {
 /// Records a sighting of an SSO identity: inserted the first time, its
 /// attributes and last login refreshed afterwards.
 pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), StoreError> {
-    let existing: Option<(String, i64)> = su::sso_users
+    let existing: Option<String> = su::sso_users
         .filter(su::oidc_client_id.eq(&seen.oidc_client_id))
         .filter(su::oidc_user_id.eq(&seen.oidc_user_id))
-        .select((su::id, su::login_count))
+        .select(su::id)
         .first(conn)
         .optional()?;
     match existing {
-        Some((id, count)) => {
-            diesel::update(su::sso_users.filter(su::id.eq(id)))
-                .set((
-                    su::email.eq(&seen.email),
-                    su::email_verified.eq(seen.email_verified),
-                    su::preferred_username.eq(&seen.preferred_username),
-                    su::given_name.eq(&seen.given_name),
-                    su::family_name.eq(&seen.family_name),
-                    su::claims.eq(&seen.claims),
-                    su::last_login_at.eq(seen.last_login_at),
-                    su::login_count.eq(count + 1),
-                ))
-                .execute(conn)?;
+        Some(id) => {
+            let binds = [
+                Bind::OptText(seen.email.clone()),
+                Bind::OptBool(seen.email_verified),
+                Bind::OptText(seen.preferred_username.clone()),
+                Bind::OptText(seen.given_name.clone()),
+                Bind::OptText(seen.family_name.clone()),
+                Bind::Text(seen.claims.clone()),
+                Bind::Int(seen.last_login_at),
+                Bind::Text(id),
+            ];
+            execute(conn, Statement::cached(&SEEN_AGAIN, &binds))?;
         }
         None => {
             diesel::insert_into(su::sso_users).values(seen).execute(conn)?;
@@ -197,4 +232,109 @@ pub fn sso_users_of(
         q = q.filter(su::id.gt(a.to_string()));
     }
     Ok(q.load(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn seen(email: Option<&str>, at_us: i64) -> SsoUser {
+        SsoUser {
+            id: tandem_core::new_id(),
+            oidc_client_id: "client-1".into(),
+            oidc_user_id: "sub-1".into(),
+            email: email.map(str::to_string),
+            email_verified: Some(true),
+            preferred_username: None,
+            given_name: Some("Ada".into()),
+            family_name: None,
+            claims: "{}".into(),
+            first_login_at: at_us,
+            last_login_at: at_us,
+            login_count: 1,
+        }
+    }
+
+    #[test]
+    fn an_sso_user_seen_again_is_refreshed_and_counted() {
+        let (store, _dir) = crate::test_store();
+        store
+            .write_blocking(|c| {
+                record_sso_user(c, &seen(Some("ada@acme.com"), 10))?;
+                record_sso_user(c, &seen(None, 20))?;
+                record_sso_user(c, &seen(Some("ada@acme.org"), 30))
+            })
+            .unwrap();
+        let users = store.read_blocking(|c| sso_users_of(c, "client-1", None, 10)).unwrap();
+        assert_eq!(users.len(), 1);
+        let u = &users[0];
+        assert_eq!((u.login_count, u.first_login_at, u.last_login_at), (3, 10, 30));
+        assert_eq!(u.email.as_deref(), Some("ada@acme.org"));
+        assert_eq!(u.email_verified, Some(true));
+        assert_eq!(u.family_name, None);
+    }
+
+    #[test]
+    fn a_login_transaction_is_consumed_once_and_its_event_saved_whole() {
+        let (store, _dir) = crate::test_store();
+        let mut event = LoginEvent {
+            id: tandem_core::new_id(),
+            oidc_client_id: None,
+            customer_id: Some("acme".into()),
+            created_at: 1,
+            updated_at: 1,
+            outcome: "pending".into(),
+            error_type: None,
+            error_kind: None,
+            failed_step: None,
+            diagnosis: None,
+            steps: "[]".into(),
+            oidc_user_id: None,
+            email: None,
+            scim_user_id: None,
+        };
+        let tx = LoginTransaction {
+            id: tandem_core::new_id(),
+            oidc_client_id: "client-1".into(),
+            state_hash: "s".into(),
+            cookie_hash: "c".into(),
+            nonce: "n".into(),
+            pkce_verifier_enc: None,
+            post_login_redirect_url: None,
+            login_event_id: event.id.clone(),
+            created_at: 1,
+            expires_at: 2,
+            consumed_at: None,
+        };
+        let (e, t) = (event.clone(), tx.clone());
+        store
+            .write_blocking(move |c| {
+                insert_event(c, &e)?;
+                insert_transaction(c, &t)
+            })
+            .unwrap();
+        let id = tx.id.clone();
+        let (first, second) = store
+            .write_blocking(move |c| Ok((consume_transaction(c, &id, at(1))?, consume_transaction(c, &id, at(2))?)))
+            .unwrap();
+        assert!(first && !second);
+        event.outcome = "failed".into();
+        event.error_type = Some("ScimUserNotActive".into());
+        event.customer_id = None;
+        event.updated_at = 5;
+        let e = event.clone();
+        store.write_blocking(move |c| update_event(c, &e)).unwrap();
+        let id = event.id.clone();
+        let stored = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
+        assert_eq!(
+            (stored.outcome.as_str(), stored.error_type.as_deref(), stored.customer_id, stored.updated_at),
+            ("failed", Some("ScimUserNotActive"), None, 5)
+        );
+        let found = store.read_blocking(|c| find_transaction(c, "s")).unwrap().unwrap();
+        assert_eq!(found.consumed_at, Some(micros(at(1))));
+    }
 }

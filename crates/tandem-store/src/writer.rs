@@ -198,18 +198,11 @@ fn commit_batch(conn: &mut AnyConnection, batch: Vec<Job>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::{integration_keys, PoolOptions, Store, StoreError};
+    use crate::{integration_keys, Store, StoreError};
     use std::time::Duration;
 
     fn at() -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
-    }
-
-    fn store() -> (Store, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("tandem-writer-{}", tandem_core::new_id()));
-        let store = Store::open(&format!("sqlite://{}", dir.join("t.db").display()), &PoolOptions::default()).unwrap();
-        store.migrate().unwrap();
-        (store, dir)
     }
 
     fn names(store: &Store) -> Vec<String> {
@@ -235,7 +228,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_transaction_in_a_shared_commit_rolls_back_alone() {
-        let (store, dir) = store();
+        let (store, _dir) = crate::test_store();
         let held = hold_writer(&store);
         let mut writes = Vec::new();
         for i in 0..10 {
@@ -260,13 +253,11 @@ mod tests {
             }
         }
         assert_eq!(names(&store), ["k01", "k02", "k04", "k05", "k07", "k08"]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_transaction_fails_its_batch_and_the_writer_goes_on() {
-        let (store, dir) = store();
+        let (store, _dir) = crate::test_store();
         let held = hold_writer(&store);
         let s = store.clone();
         let before =
@@ -287,13 +278,11 @@ mod tests {
         assert!(matches!(boom.await.unwrap(), Err(StoreError::Unavailable(_))));
         store.write(|c| integration_keys::create(c, "after", at()).map(|_| ())).await.unwrap();
         assert_eq!(names(&store), ["after"]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lone_failed_transaction_is_rolled_back() {
-        let (store, dir) = store();
+        let (store, _dir) = crate::test_store();
         let r = store
             .write(|c| {
                 integration_keys::create(c, "lone", at())?;
@@ -302,7 +291,5 @@ mod tests {
             .await;
         assert!(matches!(r, Err(StoreError::Conflict(_))));
         assert!(names(&store).is_empty());
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

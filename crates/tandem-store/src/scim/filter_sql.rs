@@ -29,6 +29,12 @@ pub enum Bind {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// Text or NULL.
+    OptText(Option<String>),
+    /// An integer or NULL.
+    OptInt(Option<i64>),
+    /// A boolean or NULL.
+    OptBool(Option<bool>),
 }
 
 /// Where a bound value goes in built SQL (a control character no schema name

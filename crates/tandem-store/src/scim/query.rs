@@ -6,6 +6,8 @@
 //! is a small query type of our own that says when its text is one of a
 //! bounded set (no filter, or one `eq`/`pr` test of a column), and diesel's
 //! per-connection statement cache then keeps it prepared, keyed by its text.
+//! The hot UPDATEs (a login's, a SCIM replace's) are written as such static
+//! statements too: diesel never keeps an UPDATE prepared.
 
 use super::filter_sql::{Bind, PLACEHOLDER};
 use crate::{AnyConnection, StoreError};
@@ -15,7 +17,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Text, Untyped};
+use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Nullable, Text, Untyped};
 use diesel::sqlite::Sqlite;
 use tandem_scim::filter::{CompareOp, Filter};
 
@@ -56,6 +58,9 @@ where
     i64: ToSql<BigInt, DB>,
     f64: ToSql<Double, DB>,
     bool: ToSql<Bool, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    Option<bool>: ToSql<Nullable<Bool>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         if !self.cache {
@@ -69,6 +74,9 @@ where
                     Some(Bind::Int(v)) => out.push_bind_param::<BigInt, i64>(v)?,
                     Some(Bind::Float(v)) => out.push_bind_param::<Double, f64>(v)?,
                     Some(Bind::Bool(v)) => out.push_bind_param::<Bool, bool>(v)?,
+                    Some(Bind::OptText(v)) => out.push_bind_param::<Nullable<Text>, Option<String>>(v)?,
+                    Some(Bind::OptInt(v)) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(v)?,
+                    Some(Bind::OptBool(v)) => out.push_bind_param::<Nullable<Bool>, Option<bool>>(v)?,
                     None => {
                         return Err(diesel::result::Error::QueryBuilderError(
                             "a statement has more placeholders than values".into(),
@@ -99,6 +107,19 @@ fn cacheable(filter: Option<&Filter>, sql: &str) -> bool {
         }
         Some(_) => false,
     }
+}
+
+/// Runs a statement that returns no rows; the number of rows it changed.
+pub fn execute(conn: &mut AnyConnection, statement: Statement<'_>) -> Result<usize, StoreError> {
+    Ok(match conn {
+        AnyConnection::Sqlite(c) => statement.execute(c)?,
+        AnyConnection::Postgresql(c) => statement.execute(c)?,
+    })
+}
+
+/// `template` with each `?` made a placeholder (static SQL written by hand).
+pub fn with_placeholders(template: &str) -> String {
+    template.replace('?', &PLACEHOLDER.to_string())
 }
 
 /// Loads rows of `T`.
