@@ -102,6 +102,28 @@ pub struct LoginEvent {
     pub scim_user_id: Option<String>,
 }
 
+impl LoginEvent {
+    /// A new event (not yet stored) of a login that has just started.
+    pub fn pending(oidc_client_id: Option<String>, customer_id: Option<String>, now: i64) -> LoginEvent {
+        LoginEvent {
+            id: tandem_core::new_id(),
+            oidc_client_id,
+            customer_id,
+            created_at: now,
+            updated_at: now,
+            outcome: "pending".into(),
+            error_type: None,
+            error_kind: None,
+            failed_step: None,
+            diagnosis: None,
+            steps: "[]".into(),
+            oidc_user_id: None,
+            email: None,
+            scim_user_id: None,
+        }
+    }
+}
+
 /// Records a new event.
 pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
     diesel::insert_into(ev::login_events).values(e).execute(conn)?;
@@ -281,22 +303,7 @@ mod tests {
     #[test]
     fn a_login_transaction_is_consumed_once_and_its_event_saved_whole() {
         let (store, _dir) = crate::test_store();
-        let mut event = LoginEvent {
-            id: tandem_core::new_id(),
-            oidc_client_id: None,
-            customer_id: Some("acme".into()),
-            created_at: 1,
-            updated_at: 1,
-            outcome: "pending".into(),
-            error_type: None,
-            error_kind: None,
-            failed_step: None,
-            diagnosis: None,
-            steps: "[]".into(),
-            oidc_user_id: None,
-            email: None,
-            scim_user_id: None,
-        };
+        let mut event = LoginEvent::pending(None, Some("acme".into()), 1);
         let tx = LoginTransaction {
             id: tandem_core::new_id(),
             oidc_client_id: "client-1".into(),

@@ -18,22 +18,7 @@ impl Trace {
     pub fn new(state: &AppState, client: Option<(&str, &str)>) -> Trace {
         let now = tandem_store::micros(state.clock.now());
         Trace {
-            event: LoginEvent {
-                id: tandem_core::new_id(),
-                oidc_client_id: client.map(|c| c.0.to_string()),
-                customer_id: client.map(|c| c.1.to_string()),
-                created_at: now,
-                updated_at: now,
-                outcome: "pending".into(),
-                error_type: None,
-                error_kind: None,
-                failed_step: None,
-                diagnosis: None,
-                steps: "[]".into(),
-                oidc_user_id: None,
-                email: None,
-                scim_user_id: None,
-            },
+            event: LoginEvent::pending(client.map(|c| c.0.to_string()), client.map(|c| c.1.to_string()), now),
             steps: Vec::new(),
         }
     }
