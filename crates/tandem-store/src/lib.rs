@@ -3,8 +3,10 @@
 //!
 //! Every query is written once against [`AnyConnection`]; the rare statement
 //! a backend spells differently sits behind a small `match` in its module.
-//! Work runs on tokio's blocking pool through [`Store::read`] and
-//! [`Store::write`], which carry the caller's tracing span.
+//! Reads run on tokio's blocking pool through [`Store::read`]; writes
+//! through [`Store::write`], on SQLite by the group-commit writer
+//! (`writer.rs`), on PostgreSQL on the blocking pool. Both carry the
+//! caller's tracing span.
 
 pub mod audit;
 mod checkpoint;
