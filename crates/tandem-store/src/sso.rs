@@ -18,9 +18,8 @@ static CONSUME: LazyLock<String> = LazyLock::new(|| {
 });
 static UPDATE_EVENT: LazyLock<String> = LazyLock::new(|| {
     with_placeholders(
-        "UPDATE login_events SET oidc_client_id = ?, customer_id = ?, created_at = ?, updated_at = ?, outcome = ?, \
-         error_type = ?, error_kind = ?, failed_step = ?, diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, \
-         scim_user_id = ? WHERE id = ?",
+        "UPDATE login_events SET updated_at = ?, outcome = ?, error_type = ?, error_kind = ?, failed_step = ?, \
+         diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, scim_user_id = ? WHERE id = ?",
     )
 });
 static SEEN_AGAIN: LazyLock<String> = LazyLock::new(|| {
@@ -130,12 +129,10 @@ pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), Stor
     Ok(())
 }
 
-/// Saves an event's progress.
+/// Saves an event's progress. Its client, customer and creation time are
+/// fixed when it is inserted (and not rewritten: they are indexed).
 pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
     let binds = [
-        Bind::OptText(e.oidc_client_id.clone()),
-        Bind::OptText(e.customer_id.clone()),
-        Bind::Int(e.created_at),
         Bind::Int(e.updated_at),
         Bind::Text(e.outcome.clone()),
         Bind::OptText(e.error_type.clone()),
@@ -331,15 +328,15 @@ mod tests {
         assert!(first && !second);
         event.outcome = "failed".into();
         event.error_type = Some("ScimUserNotActive".into());
-        event.customer_id = None;
+        event.customer_id = None; // fixed at insert: not rewritten
         event.updated_at = 5;
         let e = event.clone();
         store.write_blocking(move |c| update_event(c, &e)).unwrap();
         let id = event.id.clone();
         let stored = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
         assert_eq!(
-            (stored.outcome.as_str(), stored.error_type.as_deref(), stored.customer_id, stored.updated_at),
-            ("failed", Some("ScimUserNotActive"), None, 5)
+            (stored.outcome.as_str(), stored.error_type.as_deref(), stored.customer_id.as_deref(), stored.updated_at),
+            ("failed", Some("ScimUserNotActive"), Some("acme"), 5)
         );
         let found = store.read_blocking(|c| find_transaction(c, "s")).unwrap().unwrap();
         assert_eq!(found.consumed_at, Some(micros(at(1))));
