@@ -92,3 +92,12 @@ async fn connections_the_database_closed_leave_the_pool() {
         assert_eq!(app.get("/api/v1/oidc-clients").await.0, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn trailing_and_repeated_slashes_reach_the_route() {
+    let app = TestApp::spawn().await;
+    for path in ["/api/v1/oidc-clients/", "/api//v1/oidc-clients", "/api/v1/oidc-clients?limit=5"] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+}

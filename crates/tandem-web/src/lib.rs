@@ -41,7 +41,6 @@ pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io
             .app_data(data.clone())
             .wrap(middleware::from_fn(metrics::track))
             .wrap(middleware::from_fn(scim::paths::canonical_endpoints))
-            .wrap(middleware::NormalizePath::trim())
             .wrap(TracingLogger::<span::RequestSpan>::new())
             .configure(routes)
     })
