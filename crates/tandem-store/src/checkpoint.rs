@@ -15,7 +15,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 /// How often the WAL is checkpointed.
-pub const INTERVAL: Duration = Duration::from_millis(200);
+pub const INTERVAL: Duration = Duration::from_millis(100);
 
 /// The automatic checkpoint threshold of pool connections (pages of 4 KiB):
 /// reached only when the background thread falls behind.
