@@ -5,7 +5,7 @@
 //! age, single use) and reads its client; after the IdP exchange, one
 //! records the SSO user, makes the SCIM join and saves the login event.
 
-use super::errors::{idp, invalid_state};
+use super::errors::{discovery_failed, idp, invalid_state};
 use super::join::join;
 use super::trace::Trace;
 use crate::auth::Caller;
@@ -175,15 +175,7 @@ async fn finish(
     };
     let (meta, keys) = match state.idp_cache.get(&state.http, &client.issuer).await {
         Ok(found) => found,
-        Err(e) => {
-            let err = idp(
-                StatusCode::BAD_GATEWAY,
-                "DiscoveryFailed",
-                e.to_string(),
-                json!({"url": e.url, "reason": e.reason}),
-            );
-            return Err(at(state, trace, "discovery", err));
-        }
+        Err(e) => return Err(at(state, trace, "discovery", discovery_failed(&e))),
     };
     // RFC 9207: an IdP that says it sends `iss` must send its own (mix-up defence).
     if meta.authorization_response_iss_parameter_supported

@@ -19,6 +19,12 @@ pub fn idp(status: StatusCode, kind: &str, message: impl Into<String>, extra: Va
     ApiError::new(status, "IdentityProviderError", message).with_details(details)
 }
 
+/// `IdentityProviderError` kind `DiscoveryFailed` (502): the issuer's
+/// metadata or keys could not be had; names the URL and why.
+pub fn discovery_failed(e: &tandem_oidc::discovery::DiscoveryError) -> ApiError {
+    idp(StatusCode::BAD_GATEWAY, "DiscoveryFailed", e.to_string(), json!({"url": e.url, "reason": e.reason}))
+}
+
 /// `ScimUserNotActive` (403) with its reason.
 pub fn not_active(reason: &str, message: String, extra: Value) -> ApiError {
     let mut details = json!({"reason": reason});

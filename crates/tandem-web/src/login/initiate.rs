@@ -2,7 +2,7 @@
 //! `{customer_id | oidc_client_id | email, post_login_redirect_url?}` →
 //! `{idp_url, state_for_cookie, expires_at}`.
 
-use super::errors::idp;
+use super::errors::{discovery_failed, idp};
 use super::trace::Trace;
 use crate::auth::Caller;
 use crate::body;
@@ -114,12 +114,7 @@ pub async fn initiate(
     let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer).await {
         Ok(found) => found,
         Err(e) => {
-            let err = idp(
-                StatusCode::BAD_GATEWAY,
-                "DiscoveryFailed",
-                e.to_string(),
-                json!({"url": e.url, "reason": e.reason}),
-            );
+            let err = discovery_failed(&e);
             trace.failed(&state, "discovery", &err);
             trace.insert(&state).await?;
             return Err(err);
