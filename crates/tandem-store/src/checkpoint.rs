@@ -9,9 +9,10 @@
 //! never blocks readers or the writer) every [`INTERVAL`]; the automatic
 //! checkpoint stays as a safety net at [`AUTO_CHECKPOINT_PAGES`].
 
+use crate::background::Background;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 /// How often the WAL is checkpointed.
@@ -23,26 +24,17 @@ pub const AUTO_CHECKPOINT_PAGES: u32 = 16_000;
 
 /// The running checkpoint thread; dropping it stops the thread and waits for it.
 pub struct Checkpointer {
-    stop: Option<Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    _thread: Background<()>,
 }
 
 impl Checkpointer {
     /// Starts checkpointing the SQLite database at `path` on its own connection.
     pub fn start(path: String) -> Option<Checkpointer> {
-        let (stop, stopped) = channel::<()>();
-        let spawned = std::thread::Builder::new().name("tandem-checkpoint".into()).spawn(move || {
+        let spawned = Background::spawn("tandem-checkpoint", move |stopped: Receiver<()>| {
             let opened = SqliteConnection::establish(&path).map_err(|e| e.to_string()).and_then(|mut c| {
-                c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA cache_size = 8").map(|()| c).map_err(|e| e.to_string())
+                c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA cache_size = 8")
+                    .map(|()| c)
+                    .map_err(|e| e.to_string())
             });
             let mut conn = match opened {
                 Ok(c) => c,
@@ -58,7 +50,7 @@ impl Checkpointer {
             }
         });
         match spawned {
-            Ok(thread) => Some(Checkpointer { stop: Some(stop), thread: Some(thread) }),
+            Ok(thread) => Some(Checkpointer { _thread: thread }),
             Err(e) => {
                 tracing::warn!(error = %e, "could not start the WAL checkpoint thread; SQLite checkpoints by itself");
                 None
@@ -69,16 +61,12 @@ impl Checkpointer {
 
 #[cfg(test)]
 mod tests {
-    use crate::{PoolOptions, Store};
-
     #[test]
     fn the_wal_reaches_the_database_file_without_a_commit_crossing_the_threshold() {
-        let dir = std::env::temp_dir().join(format!("tandem-checkpoint-{}", tandem_core::new_id()));
-        let path = dir.join("t.db");
-        let store = Store::open(&format!("sqlite://{}", path.display()), &PoolOptions::default()).unwrap();
         // The migrations are far below the automatic threshold: only the thread copies them.
-        store.migrate().unwrap();
-        let wal_pages = std::fs::metadata(dir.join("t.db-wal")).unwrap().len() / 4096;
+        let (store, dir) = crate::test_store();
+        let path = dir.0.join("t.db");
+        let wal_pages = std::fs::metadata(dir.0.join("t.db-wal")).unwrap().len() / 4096;
         assert!(wal_pages > 10 && wal_pages < u64::from(super::AUTO_CHECKPOINT_PAGES), "{wal_pages}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut db_pages = 0;
@@ -91,6 +79,5 @@ mod tests {
         }
         assert!(db_pages > 10, "the database file still holds {db_pages} pages");
         drop(store);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -9,6 +9,7 @@
 //! caller's tracing span.
 
 pub mod audit;
+pub mod background;
 mod checkpoint;
 mod conn;
 pub mod dashboard_sessions;
@@ -178,9 +179,7 @@ impl Store {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = store.conn()?;
-            let result = f(&mut conn);
-            conn.settle(result)
+            store.read_blocking(f)
         })
         .instrument(tracing::Span::current())
         .await

@@ -10,11 +10,12 @@
 //! the commit that made it durable. No crate does this for diesel; it is the
 //! same technique as PostgreSQL's group commit, done in-process.
 
+use crate::background::Background;
 use crate::{AnyConnection, StoreError};
 use diesel::connection::TransactionManager;
 use diesel::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
 /// Most transactions sharing one commit.
@@ -67,32 +68,19 @@ where
 
 type Pool = r2d2::Pool<crate::conn::Manager>;
 
+type Tm = <AnyConnection as Connection>::TransactionManager;
+
 /// The writer thread; dropping the last handle stops it after the queue drains.
 pub struct Writer {
-    queue: Option<Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        drop(self.queue.take());
-        if let Some(t) = self.thread.take() {
-            // A job may hold the last handle of the store and drop it on the writer thread itself.
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
-    }
+    thread: Background<Job>,
 }
 
 impl Writer {
     /// Starts the writer on connections of `pool`, holding `lock` (the
     /// store's in-process write lock) while it writes.
     pub fn start(pool: Pool, lock: Arc<Mutex<()>>) -> std::io::Result<Writer> {
-        let (queue, jobs) = channel::<Job>();
-        let thread =
-            std::thread::Builder::new().name("tandem-writer".into()).spawn(move || run(&pool, &lock, &jobs))?;
-        Ok(Writer { queue: Some(queue), thread: Some(thread) })
+        let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&pool, &lock, &jobs))?;
+        Ok(Writer { thread })
     }
 
     /// Runs `f` as one transaction; resolves after the commit that holds it.
@@ -103,7 +91,8 @@ impl Writer {
     {
         let (done, result) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(Pending { f, done, span: tracing::Span::current() });
-        let queue = self.queue.as_ref().ok_or_else(|| StoreError::Unavailable("the database writer stopped".into()))?;
+        let queue =
+            self.thread.sender().ok_or_else(|| StoreError::Unavailable("the database writer stopped".into()))?;
         queue.send(job).map_err(|_| StoreError::Unavailable("the database writer stopped".into()))?;
         result.await.map_err(|_| StoreError::Unavailable("a database write was abandoned".into()))?
     }
@@ -141,7 +130,6 @@ fn fail_all(batch: Vec<Job>, e: &StoreError) {
 
 /// Rolls back the savepoint a panic left open and the batch's transaction.
 fn roll_back_everything(conn: &mut AnyConnection) {
-    type Tm = <AnyConnection as Connection>::TransactionManager;
     for _ in 0..16 {
         match Tm::transaction_manager_status_mut(conn).transaction_depth() {
             Ok(Some(_)) => {
@@ -155,7 +143,6 @@ fn roll_back_everything(conn: &mut AnyConnection) {
 }
 
 fn commit_batch(conn: &mut AnyConnection, batch: Vec<Job>) {
-    type Tm = <AnyConnection as Connection>::TransactionManager;
     if let Err(e) = Tm::begin_transaction(conn) {
         fail_all(batch, &StoreError::from(e));
         return;

@@ -2,10 +2,11 @@
 //! after they expire, so the table stays small without a cron job, and
 //! SQLite's planner statistics are kept fresh.
 
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_core::clock::Clock;
+use tandem_store::background::Background;
 use tandem_store::Store;
 
 /// How often housekeeping runs.
@@ -13,23 +14,12 @@ pub const INTERVAL: Duration = Duration::from_secs(600);
 
 /// Keeps housekeeping running; dropping it stops the thread and waits for it.
 pub struct Housekeeping {
-    stop: Option<Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Housekeeping {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    _thread: Option<Background<()>>,
 }
 
 /// Starts the housekeeping thread; it runs until the returned guard is dropped.
 pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
-    let (stop, stopped) = channel::<()>();
-    let spawned = std::thread::Builder::new().name("tandem-housekeeping".into()).spawn(move || {
+    let spawned = Background::spawn("tandem-housekeeping", move |stopped: Receiver<()>| {
         // Runs every INTERVAL until the guard is dropped (the channel disconnects).
         while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
             let now = clock.now();
@@ -50,5 +40,5 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
             None
         }
     };
-    Housekeeping { stop: Some(stop), thread }
+    Housekeeping { _thread: thread }
 }
