@@ -56,7 +56,7 @@ pub struct Pooled {
     /// When it last went back to the pool.
     returned_at: Option<Instant>,
     /// A query on it found the server gone: the pool drops it.
-    pub(crate) lost: bool,
+    lost: bool,
 }
 
 impl std::ops::Deref for Pooled {

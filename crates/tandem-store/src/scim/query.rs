@@ -6,8 +6,8 @@
 //! is a small query type of our own that says when its text is one of a
 //! bounded set (no filter, or one `eq`/`pr` test of a column), and diesel's
 //! per-connection statement cache then keeps it prepared, keyed by its text.
-//! The hot UPDATEs (a login's, a SCIM replace's) are written as such static
-//! statements too: diesel never keeps an UPDATE prepared.
+//! A login's UPDATEs are written as such static statements too: diesel
+//! never keeps an UPDATE prepared.
 
 use super::filter_sql::{Bind, PLACEHOLDER};
 use crate::{AnyConnection, StoreError};
