@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// A label for the report (default: the database backend).
     #[arg(long)]
     pub label: Option<String>,
+    /// How the stub IdP signs ID tokens: RS256 as Entra ID, Okta and the
+    /// peer's IdP do, or ES256.
+    #[arg(long, value_enum, default_value = "RS256")]
+    pub id_token_alg: crate::idp::IdTokenAlg,
 }
 
 /// Upper bound on any count, so a typo cannot start an endless run.

@@ -1,13 +1,15 @@
-//! The stub OpenID Provider the benchmark logs in through: discovery, an
-//! ES256 JWKS, a non-interactive `/authorize` that signs in the `login_hint`
-//! user at once, and `/token` with client authentication and PKCE checks.
-//! It runs on its own threads inside this process so its CPU can be told
-//! apart from the load driver's.
+//! The stub OpenID Provider the benchmark logs in through: discovery, a
+//! JWKS (RS256 by default, as Entra ID, Okta and the peer's IdP sign; ES256
+//! on request), a non-interactive `/authorize` that signs in the
+//! `login_hint` user at once, and `/token` with client authentication and
+//! PKCE checks. It runs on its own threads inside this process so its CPU
+//! can be told apart from the load driver's.
 
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -28,38 +30,99 @@ pub fn is_idp_thread(name: &str) -> bool {
     name == "stub-idp" || name.starts_with("actix-server") || name.starts_with("actix-rt")
 }
 
-/// An ES256 key pair and its public JWK.
+/// The algorithm the stub signs ID tokens with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum IdTokenAlg {
+    /// RSA 2048, PKCS#1 v1.5 with SHA-256: what Entra ID and Okta sign with by default.
+    #[value(name = "RS256")]
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// ECDSA P-256 with SHA-256.
+    #[value(name = "ES256")]
+    #[serde(rename = "ES256")]
+    Es256,
+}
+
+impl IdTokenAlg {
+    /// The JOSE name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdTokenAlg::Rs256 => "RS256",
+            IdTokenAlg::Es256 => "ES256",
+        }
+    }
+}
+
+enum Signer {
+    /// jsonwebtoken signs RSA only from PKCS#1 DER, which aws-lc-rs does not
+    /// export; the RS256 JWT is put together here instead.
+    Rsa(RsaKeyPair),
+    Ec(EncodingKey),
+}
+
+/// A signing key pair and its public JWK.
 pub struct SigningKey {
     pub kid: String,
-    encoding: EncodingKey,
+    signer: Signer,
     pub jwk: Value,
 }
 
 impl SigningKey {
-    /// A fresh P-256 key.
-    pub fn generate() -> anyhow::Result<SigningKey> {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|_| anyhow::anyhow!("P-256 key generation failed"))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .map_err(|_| anyhow::anyhow!("the generated P-256 key does not load"))?;
-        // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
-        let point = pair.public_key().as_ref();
-        anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected P-256 public key encoding");
+    /// A fresh key for `alg`.
+    pub fn generate(alg: IdTokenAlg) -> anyhow::Result<SigningKey> {
         let kid = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        });
-        Ok(SigningKey { kid, encoding: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk })
+        match alg {
+            IdTokenAlg::Rs256 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048)
+                    .map_err(|_| anyhow::anyhow!("RSA 2048 key generation failed"))?;
+                let public = pair.public_key();
+                let jwk = json!({
+                    "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                    "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                    "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+                });
+                Ok(SigningKey { kid, signer: Signer::Rsa(pair), jwk })
+            }
+            IdTokenAlg::Es256 => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| anyhow::anyhow!("P-256 key generation failed"))?;
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                    .map_err(|_| anyhow::anyhow!("the generated P-256 key does not load"))?;
+                // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+                let point = pair.public_key().as_ref();
+                anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected P-256 public key encoding");
+                let jwk = json!({
+                    "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+                });
+                Ok(SigningKey { kid, signer: Signer::Ec(EncodingKey::from_ec_der(pkcs8.as_ref())), jwk })
+            }
+        }
     }
 
-    /// Signs `claims` as an ES256 JWT naming this key.
+    /// Signs `claims` as a JWT naming this key.
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&h, claims, &self.encoding).context("signing the ID token")
+        match &self.signer {
+            Signer::Ec(key) => {
+                let mut h = Header::new(Algorithm::ES256);
+                h.kid = Some(self.kid.clone());
+                jsonwebtoken::encode(&h, claims, key).context("signing the ID token")
+            }
+            Signer::Rsa(pair) => {
+                let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+                let input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode(claims.to_string())
+                );
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut signature)
+                    .map_err(|_| anyhow::anyhow!("signing the ID token failed"))?;
+                Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+            }
+        }
     }
 }
 
@@ -115,10 +178,10 @@ pub struct StubIdp {
 
 impl StubIdp {
     /// Starts the IdP on 127.0.0.1 (a free port) on its own thread.
-    pub fn start() -> anyhow::Result<StubIdp> {
+    pub fn start(alg: IdTokenAlg) -> anyhow::Result<StubIdp> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the stub IdP")?;
         let issuer = format!("http://{}", listener.local_addr()?);
-        let key = SigningKey::generate()?;
+        let key = SigningKey::generate(alg)?;
         let client_secret = random_token();
         let op = web::Data::new(Op {
             discovery: json!({
@@ -128,7 +191,7 @@ impl StubIdp {
                 "jwks_uri": format!("{issuer}/jwks"),
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["ES256"],
+                "id_token_signing_alg_values_supported": [alg.name()],
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "authorization_response_iss_parameter_supported": true,
@@ -242,7 +305,7 @@ fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
 }
 
-/// `POST /token`: redeems a code once for an ES256 ID token.
+/// `POST /token`: redeems a code once for a signed ID token.
 async fn token(op: web::Data<Op>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     match client_credentials(&req, &form) {
@@ -279,33 +342,43 @@ mod tests {
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation};
 
-    #[test]
-    fn id_token_verifies_with_the_published_jwk() {
-        let key = SigningKey::generate().unwrap();
-        let now = unix_now();
-        let token =
-            key.sign(&id_token_claims("http://127.0.0.1:1", CLIENT_ID, "a@acme.com", Some("n-1"), now)).unwrap();
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
-        let mut v = Validation::new(Algorithm::ES256);
+    fn validation(alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
         v.set_audience(&[CLIENT_ID]);
         v.set_issuer(&["http://127.0.0.1:1"]);
-        let data = jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap();
-        assert_eq!(data.header.kid.as_deref(), Some(key.kid.as_str()));
-        let c = data.claims;
-        assert_eq!((c["sub"].as_str(), c["email"].as_str()), (Some("sub-a@acme.com"), Some("a@acme.com")));
-        assert_eq!((c["nonce"].as_str(), c["email_verified"].as_bool()), (Some("n-1"), Some(true)));
-        assert_eq!(c["exp"].as_i64(), Some(now + TOKEN_TTL_SECS));
+        v
     }
 
     #[test]
-    fn id_token_does_not_verify_with_another_key() {
-        let key = SigningKey::generate().unwrap();
-        let other = SigningKey::generate().unwrap();
-        let token = key.sign(&id_token_claims("http://i", CLIENT_ID, "a@acme.com", None, unix_now())).unwrap();
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(other.jwk.clone()).unwrap();
-        let mut v = Validation::new(Algorithm::ES256);
-        v.set_audience(&[CLIENT_ID]);
-        assert!(jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &v).is_err());
+    fn id_tokens_verify_with_the_published_jwk() {
+        for (alg, jose) in [(IdTokenAlg::Rs256, Algorithm::RS256), (IdTokenAlg::Es256, Algorithm::ES256)] {
+            let key = SigningKey::generate(alg).unwrap();
+            let now = unix_now();
+            let token =
+                key.sign(&id_token_claims("http://127.0.0.1:1", CLIENT_ID, "a@acme.com", Some("n-1"), now)).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+            let data = jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation(jose))
+                .unwrap();
+            assert_eq!((data.header.alg, data.header.kid.as_deref()), (jose, Some(key.kid.as_str())), "{alg:?}");
+            let c = data.claims;
+            assert_eq!((c["sub"].as_str(), c["email"].as_str()), (Some("sub-a@acme.com"), Some("a@acme.com")));
+            assert_eq!((c["nonce"].as_str(), c["email_verified"].as_bool()), (Some("n-1"), Some(true)));
+            assert_eq!(c["exp"].as_i64(), Some(now + TOKEN_TTL_SECS));
+        }
+    }
+
+    #[test]
+    fn id_tokens_do_not_verify_with_another_key() {
+        for (alg, jose) in [(IdTokenAlg::Rs256, Algorithm::RS256), (IdTokenAlg::Es256, Algorithm::ES256)] {
+            let key = SigningKey::generate(alg).unwrap();
+            let other = SigningKey::generate(alg).unwrap();
+            let token =
+                key.sign(&id_token_claims("http://127.0.0.1:1", CLIENT_ID, "a@acme.com", None, unix_now())).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(other.jwk.clone()).unwrap();
+            let decoded =
+                jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation(jose));
+            assert!(decoded.is_err(), "{alg:?}");
+        }
     }
 
     #[test]

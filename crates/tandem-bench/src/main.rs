@@ -114,7 +114,7 @@ fn print_phase(p: &PhaseResult) {
 async fn bench(args: RunArgs) -> anyhow::Result<usize> {
     let plan = args.plan();
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
-    let stub = idp::StubIdp::start()?;
+    let stub = idp::StubIdp::start(args.id_token_alg)?;
     let server = match (&args.url, &args.integration_key) {
         (Some(url), Some(key)) => Server::external(url, key, args.server_pid),
         _ => {
@@ -124,11 +124,12 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
         }
     };
     eprintln!(
-        "Tandem at {} (pid {:?}, {}), stub IdP at {}",
+        "Tandem at {} (pid {:?}, {}), stub IdP at {} ({} ID tokens)",
         server.base,
         server.pid,
         server.backend.name(),
-        stub.issuer
+        stub.issuer,
+        args.id_token_alg.name()
     );
 
     let http = client::http_client(plan.concurrency)?;
@@ -175,6 +176,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
         clk_tck: probe.ticks_per_sec,
         server_pid: server.pid,
         plan: serde_json::to_value(&plan)?,
+        id_token_alg: args.id_token_alg.name().into(),
         targets: report::targets(&outcome.phases, &memory, &backend, plan.concurrency),
         backend,
         memory,

@@ -148,6 +148,9 @@ pub struct Report {
     pub clk_tck: f64,
     pub server_pid: Option<u32>,
     pub plan: serde_json::Value,
+    /// The ID-token signing algorithm of the stub IdP.
+    #[serde(default)]
+    pub id_token_alg: String,
     pub memory: Memory,
     pub setup: Vec<Setup>,
     pub phases: Vec<PhaseResult>,
@@ -258,10 +261,11 @@ impl Report {
             })
             .collect();
         let mut out = format!(
-            "tandem-bench {} ({} mode, {}, {} CPUs, server pid {})\n\n",
+            "tandem-bench {} ({} mode, {}, {} ID tokens, {} CPUs, server pid {})\n\n",
             self.label,
             self.mode,
             self.backend,
+            self.id_token_alg,
             self.cpus,
             self.server_pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
         );

@@ -100,6 +100,15 @@ enum Msg {
     Close,
 }
 
+/// How long the writer gathers entries after the first one of a batch. At
+/// thousands of SCIM reads a second this turns a commit per entry or two
+/// into one per few dozen (one commit cost ~25 µs of CPU per lookup); a
+/// quiet server writes an entry this much later. A flush or close writes at
+/// once.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+/// Most entries written in one transaction.
+const MAX_BATCH: usize = 1000;
+
 impl LogSink {
     /// Starts the writer thread.
     pub fn start(store: crate::Store) -> LogSink {
@@ -108,6 +117,7 @@ impl LogSink {
             let mut closing = false;
             while !closing {
                 let Ok(first) = rx.recv() else { break };
+                let deadline = std::time::Instant::now() + LINGER;
                 let mut batch = Vec::new();
                 let mut waiters = Vec::new();
                 let mut next = Some(first);
@@ -117,9 +127,13 @@ impl LogSink {
                         Msg::Flush(w) => waiters.push(w),
                         Msg::Close => closing = true,
                     }
-                    if batch.len() < 1000 {
-                        next = rx.try_recv().ok();
-                    }
+                    next = if batch.len() >= MAX_BATCH {
+                        None
+                    } else if closing || !waiters.is_empty() {
+                        rx.try_recv().ok()
+                    } else {
+                        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).ok()
+                    };
                 }
                 if !batch.is_empty() {
                     if let Err(e) = store.write_blocking(|c| insert(c, &batch)) {
@@ -170,5 +184,63 @@ impl LogSink {
         if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> ProvisioningLog {
+        ProvisioningLog {
+            id: tandem_core::new_id(),
+            scim_connection_id: "conn-1".into(),
+            created_at: n as i64,
+            request_id: None,
+            method: "GET".into(),
+            path: format!("/Users/{n}"),
+            operation: "read".into(),
+            resource_type: Some("User".into()),
+            resource_id: None,
+            user_name: None,
+            status: 200,
+            detail: None,
+            reasons: "[]".into(),
+        }
+    }
+
+    fn stored(store: &crate::Store) -> usize {
+        let q = LogQuery { limit: 10_000, ..LogQuery::default() };
+        store.read_blocking(|c| list(c, &q)).unwrap().len()
+    }
+
+    #[test]
+    fn a_flush_writes_what_was_recorded_before_it() {
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        for n in 0..3 {
+            sink.record(entry(n));
+        }
+        sink.flush();
+        assert_eq!(stored(&store), 3);
+        // More than one batch's worth, recorded faster than the writer lingers.
+        for n in 0..MAX_BATCH + 5 {
+            sink.record(entry(n));
+        }
+        sink.flush();
+        assert_eq!(stored(&store), MAX_BATCH + 8);
+        sink.close();
+    }
+
+    #[test]
+    fn close_writes_the_entries_still_gathering() {
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        sink.record(entry(1));
+        sink.record(entry(2));
+        sink.close();
+        assert_eq!(stored(&store), 2);
+        sink.record(entry(3)); // after close: dropped, not a panic
+        assert_eq!(stored(&store), 2);
     }
 }
