@@ -22,6 +22,29 @@ static UPDATE_EVENT: LazyLock<String> = LazyLock::new(|| {
          diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, scim_user_id = ? WHERE id = ?",
     )
 });
+// Their INSERTs too: diesel builds an INSERT's text again on every call when
+// the row has optional columns.
+static INSERT_TRANSACTION: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders(
+        "INSERT INTO login_transactions (id, oidc_client_id, state_hash, cookie_hash, nonce, pkce_verifier_enc, \
+         post_login_redirect_url, login_event_id, created_at, expires_at, consumed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+});
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders(
+        "INSERT INTO login_events (id, oidc_client_id, customer_id, created_at, updated_at, outcome, error_type, \
+         error_kind, failed_step, diagnosis, steps, oidc_user_id, email, scim_user_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+});
+static INSERT_SSO_USER: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders(
+        "INSERT INTO sso_users (id, oidc_client_id, oidc_user_id, email, email_verified, preferred_username, \
+         given_name, family_name, claims, first_login_at, last_login_at, login_count) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+});
 static SEEN_AGAIN: LazyLock<String> = LazyLock::new(|| {
     with_placeholders(
         "UPDATE sso_users SET email = ?, email_verified = ?, preferred_username = ?, given_name = ?, \
@@ -53,7 +76,20 @@ pub fn verifier_context(id: &str) -> String {
 
 /// Records a new transaction.
 pub fn insert_transaction(conn: &mut AnyConnection, t: &LoginTransaction) -> Result<(), StoreError> {
-    diesel::insert_into(tx::login_transactions).values(t).execute(conn)?;
+    let binds = [
+        Bind::Text(t.id.clone()),
+        Bind::Text(t.oidc_client_id.clone()),
+        Bind::Text(t.state_hash.clone()),
+        Bind::Text(t.cookie_hash.clone()),
+        Bind::Text(t.nonce.clone()),
+        Bind::OptText(t.pkce_verifier_enc.clone()),
+        Bind::OptText(t.post_login_redirect_url.clone()),
+        Bind::Text(t.login_event_id.clone()),
+        Bind::Int(t.created_at),
+        Bind::Int(t.expires_at),
+        Bind::OptInt(t.consumed_at),
+    ];
+    execute(conn, Statement::cached(&INSERT_TRANSACTION, &binds))?;
     Ok(())
 }
 
@@ -123,17 +159,10 @@ impl LoginEvent {
     }
 }
 
-/// Records a new event.
-pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
-    diesel::insert_into(ev::login_events).values(e).execute(conn)?;
-    Ok(())
-}
-
-/// Saves an event's progress. Its client, customer and creation time are
-/// fixed when it is inserted (and not rewritten: they are indexed).
-pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
-    let binds = [
-        Bind::Int(e.updated_at),
+/// An event's progress, as both its INSERT and its UPDATE bind it
+/// (`outcome` to `scim_user_id`, in column order).
+fn progress(e: &LoginEvent) -> [Bind; 9] {
+    [
         Bind::Text(e.outcome.clone()),
         Bind::OptText(e.error_type.clone()),
         Bind::OptText(e.error_kind.clone()),
@@ -143,8 +172,29 @@ pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), Stor
         Bind::OptText(e.oidc_user_id.clone()),
         Bind::OptText(e.email.clone()),
         Bind::OptText(e.scim_user_id.clone()),
+    ]
+}
+
+/// Records a new event.
+pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
+    let mut binds = vec![
         Bind::Text(e.id.clone()),
+        Bind::OptText(e.oidc_client_id.clone()),
+        Bind::OptText(e.customer_id.clone()),
+        Bind::Int(e.created_at),
+        Bind::Int(e.updated_at),
     ];
+    binds.extend(progress(e));
+    execute(conn, Statement::cached(&INSERT_EVENT, &binds))?;
+    Ok(())
+}
+
+/// Saves an event's progress. Its client, customer and creation time are
+/// fixed when it is inserted (and not rewritten: they are indexed).
+pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
+    let mut binds = vec![Bind::Int(e.updated_at)];
+    binds.extend(progress(e));
+    binds.push(Bind::Text(e.id.clone()));
     execute(conn, Statement::cached(&UPDATE_EVENT, &binds))?;
     Ok(())
 }
@@ -204,6 +254,19 @@ pub struct SsoUser {
     pub login_count: i64,
 }
 
+/// An SSO user's attributes as its INSERT and its refresh bind them
+/// (`email` to `claims`, in column order).
+fn attributes(seen: &SsoUser) -> [Bind; 6] {
+    [
+        Bind::OptText(seen.email.clone()),
+        Bind::OptBool(seen.email_verified),
+        Bind::OptText(seen.preferred_username.clone()),
+        Bind::OptText(seen.given_name.clone()),
+        Bind::OptText(seen.family_name.clone()),
+        Bind::Text(seen.claims.clone()),
+    ]
+}
+
 /// Records a sighting of an SSO identity: inserted the first time, its
 /// attributes and last login refreshed afterwards.
 pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), StoreError> {
@@ -215,20 +278,19 @@ pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), S
         .optional()?;
     match existing {
         Some(id) => {
-            let binds = [
-                Bind::OptText(seen.email.clone()),
-                Bind::OptBool(seen.email_verified),
-                Bind::OptText(seen.preferred_username.clone()),
-                Bind::OptText(seen.given_name.clone()),
-                Bind::OptText(seen.family_name.clone()),
-                Bind::Text(seen.claims.clone()),
-                Bind::Int(seen.last_login_at),
-                Bind::Text(id),
-            ];
+            let mut binds = Vec::from(attributes(seen));
+            binds.extend([Bind::Int(seen.last_login_at), Bind::Text(id)]);
             execute(conn, Statement::cached(&SEEN_AGAIN, &binds))?;
         }
         None => {
-            diesel::insert_into(su::sso_users).values(seen).execute(conn)?;
+            let mut binds = vec![
+                Bind::Text(seen.id.clone()),
+                Bind::Text(seen.oidc_client_id.clone()),
+                Bind::Text(seen.oidc_user_id.clone()),
+            ];
+            binds.extend(attributes(seen));
+            binds.extend([Bind::Int(seen.first_login_at), Bind::Int(seen.last_login_at), Bind::Int(seen.login_count)]);
+            execute(conn, Statement::cached(&INSERT_SSO_USER, &binds))?;
         }
     }
     Ok(())

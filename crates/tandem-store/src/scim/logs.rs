@@ -1,9 +1,21 @@
 //! The provisioning log: one row per SCIM request, with the operation it
 //! amounted to and, for failures, attribute-level reasons.
 
+use super::filter_sql::Bind;
+use super::query::{execute, with_placeholders, Statement};
 use crate::schema::provisioning_logs::dsl as l;
 use crate::{AnyConnection, StoreError};
 use diesel::prelude::*;
+use std::sync::LazyLock;
+
+// One entry as a static statement that stays prepared (diesel builds an
+// INSERT's text again on every call when the row has optional columns).
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| {
+    with_placeholders(
+        "INSERT INTO provisioning_logs (id, scim_connection_id, created_at, request_id, method, path, operation, \
+         resource_type, resource_id, user_name, status, detail, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+});
 
 /// One SCIM request as recorded.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -29,8 +41,22 @@ pub struct ProvisioningLog {
 /// Records entries, many rows per statement.
 pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(), StoreError> {
     if let [one] = entries {
-        // One row: a statement that stays prepared.
-        diesel::insert_into(l::provisioning_logs).values(one).execute(conn)?;
+        let binds = [
+            Bind::Text(one.id.clone()),
+            Bind::Text(one.scim_connection_id.clone()),
+            Bind::Int(one.created_at),
+            Bind::OptText(one.request_id.clone()),
+            Bind::Text(one.method.clone()),
+            Bind::Text(one.path.clone()),
+            Bind::Text(one.operation.clone()),
+            Bind::OptText(one.resource_type.clone()),
+            Bind::OptText(one.resource_id.clone()),
+            Bind::OptText(one.user_name.clone()),
+            Bind::Int(i64::from(one.status)),
+            Bind::OptText(one.detail.clone()),
+            Bind::Text(one.reasons.clone()),
+        ];
+        execute(conn, Statement::cached(&INSERT_ONE, &binds))?;
         return Ok(());
     }
     // Multi-row inserts are per backend (diesel's MultiConnection has none).

@@ -1,6 +1,7 @@
 //! SCIM users: create, read, replace, tombstone, search.
 
-use super::query;
+use super::filter_sql::Bind;
+use super::query::{self, Statement};
 use crate::schema::scim_group_members::dsl as gm;
 use crate::schema::scim_groups::dsl as g;
 use crate::schema::scim_users::dsl as u;
@@ -9,10 +10,21 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use tandem_core::matching::{local_part_lower, ScimKey};
 use tandem_scim::filter::Filter;
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
+
+// A create as a static statement that stays prepared: diesel builds an
+// INSERT's text again on every call when the row has optional columns.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    query::with_placeholders(
+        "INSERT INTO scim_users (id, scim_connection_id, user_name, user_name_lower, user_name_local_lower, \
+         external_id, display_name, active, resource, version, created_at, updated_at, deleted_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+});
 
 /// A stored SCIM user. `resource` is the canonical JSON without `id`,
 /// `meta` and `groups`, which are rendered from the columns.
@@ -126,8 +138,22 @@ pub fn insert(
         updated_at: micros(now),
         deleted_at: None,
     };
-    diesel::insert_into(u::scim_users).values(&row).execute(conn).map_err(|e| {
-        let e = StoreError::from(e);
+    let binds = [
+        Bind::Text(row.id.clone()),
+        Bind::Text(row.scim_connection_id.clone()),
+        Bind::Text(row.user_name.clone()),
+        Bind::Text(row.user_name_lower.clone()),
+        Bind::Text(row.user_name_local_lower.clone()),
+        Bind::OptText(row.external_id.clone()),
+        Bind::OptText(row.display_name.clone()),
+        Bind::Bool(row.active),
+        Bind::Text(row.resource.clone()),
+        Bind::Int(row.version),
+        Bind::Int(row.created_at),
+        Bind::Int(row.updated_at),
+        Bind::OptInt(row.deleted_at),
+    ];
+    query::execute(conn, Statement::cached(&INSERT, &binds)).map_err(|e| {
         if e.is_unique_violation() {
             UserWriteError::UserNameTaken(row.user_name.clone())
         } else {
