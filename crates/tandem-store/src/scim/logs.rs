@@ -38,9 +38,17 @@ pub struct ProvisioningLog {
     pub reasons: String,
 }
 
-/// Records entries, many rows per statement.
+/// Records entries: on PostgreSQL many rows per statement (one round
+/// trip); on SQLite, which runs in-process, one kept-prepared statement per
+/// row (building a multi-row statement's text for each batch costs more).
 pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(), StoreError> {
-    if let [one] = entries {
+    if let (AnyConnection::Postgresql(c), true) = (&mut *conn, entries.len() > 1) {
+        for chunk in entries.chunks(200) {
+            diesel::insert_into(l::provisioning_logs).values(chunk).execute(c)?;
+        }
+        return Ok(());
+    }
+    for one in entries {
         let binds = [
             Bind::Text(one.id.clone()),
             Bind::Text(one.scim_connection_id.clone()),
@@ -57,14 +65,6 @@ pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(
             Bind::Text(one.reasons.clone()),
         ];
         execute(conn, Statement::cached(&INSERT_ONE, &binds))?;
-        return Ok(());
-    }
-    // Multi-row inserts are per backend (diesel's MultiConnection has none).
-    for chunk in entries.chunks(200) {
-        match conn {
-            AnyConnection::Sqlite(c) => diesel::insert_into(l::provisioning_logs).values(chunk).execute(c)?,
-            AnyConnection::Postgresql(c) => diesel::insert_into(l::provisioning_logs).values(chunk).execute(c)?,
-        };
     }
     Ok(())
 }
