@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use tandem_core::matching::{local_part_lower, ScimKey};
-use tandem_scim::filter::Filter;
+use tandem_scim::filter::{CompareOp, Filter};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 
@@ -258,6 +258,21 @@ pub fn search(
     )
 }
 
+/// Whether `filter` is one `eq` test of a column with a lookup index
+/// (`userName`, `externalId`, `id`): what identity providers send to find
+/// one user, answered from the index in microseconds however many users
+/// the connection holds.
+pub fn is_point_search(filter: Option<&Filter>) -> bool {
+    match filter {
+        Some(Filter::Compare { path, op: CompareOp::Eq, .. }) => {
+            path.sub_attr.is_none()
+                && path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(tandem_scim::schema::USER_SCHEMA))
+                && ["userName", "externalId", "id"].iter().any(|a| a.eq_ignore_ascii_case(&path.attr))
+        }
+        _ => false,
+    }
+}
+
 /// The groups of each user: user id → [(group id, group displayName)].
 pub fn groups_of(
     conn: &mut AnyConnection,
@@ -352,4 +367,25 @@ pub fn by_ids(conn: &mut AnyConnection, connection: &str, ids: &[String]) -> Res
         out.extend(rows);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_scim::filter::parse_filter;
+
+    #[test]
+    fn point_searches_are_one_eq_on_a_lookup_indexed_column() {
+        let point = |f: &str| is_point_search(Some(&parse_filter(f).unwrap()));
+        assert!(point(r#"userName eq "ada@acme.com""#));
+        assert!(point(r#"externalid EQ "00u1""#));
+        assert!(point(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ada""#));
+        assert!(point(r#"id eq "0193""#));
+        assert!(!point(r#"userName sw "ada""#));
+        assert!(!point("userName pr"));
+        assert!(!point(r#"displayName eq "Ada""#));
+        assert!(!point(r#"emails.value eq "ada@acme.com""#));
+        assert!(!point(r#"userName eq "a" or userName eq "b""#));
+        assert!(!is_point_search(None));
+    }
 }

@@ -26,7 +26,7 @@ async fn find_client(state: &AppState, by: Selector) -> Result<OidcClientRow, Ap
             let key = c.clone();
             state
                 .store
-                .read(move |conn| oidc_clients::get_by_customer(conn, &key))
+                .read_indexed(move |conn| oidc_clients::get_by_customer(conn, &key))
                 .await?
                 .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {c:?}")))?
         }
@@ -34,7 +34,7 @@ async fn find_client(state: &AppState, by: Selector) -> Result<OidcClientRow, Ap
             let key = id.clone();
             state
                 .store
-                .read(move |conn| oidc_clients::get(conn, &key))
+                .read_indexed(move |conn| oidc_clients::get(conn, &key))
                 .await?
                 .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}")))?
         }

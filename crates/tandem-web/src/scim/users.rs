@@ -15,7 +15,7 @@ use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::logs;
 use tandem_store::scim::users::{self, ScimUserRow, UserWriteError};
-use tandem_store::StoreError;
+use tandem_store::{AnyConnection, StoreError};
 
 const RT: ResourceType = ResourceType::User;
 
@@ -118,7 +118,7 @@ pub async fn get(
     let (conn, key) = (caller.connection_id.clone(), id.clone());
     let found = state
         .store
-        .read(move |c| {
+        .read_indexed(move |c| {
             let Some(row) = users::get(c, &conn, &key)? else {
                 return Ok(None);
             };
@@ -153,22 +153,21 @@ pub async fn list_users(state: &AppState, connection: &str, params: ListParams) 
     let want_groups = params.wants("groups");
     let filter = params.filter.clone();
     let (start, count) = (params.start_index, params.count);
-    let found = state
-        .store
-        .read(move |c| {
-            let page = match users::search(c, &conn, filter.as_ref(), start, count)? {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(e)),
-            };
-            let groups = if want_groups {
-                let ids: Vec<String> = page.1.iter().map(|r| r.id.clone()).collect();
-                users::groups_of(c, &ids)?
-            } else {
-                HashMap::new()
-            };
-            Ok(Ok((page, groups)))
-        })
-        .await??;
+    let indexed = users::is_point_search(filter.as_ref());
+    let run = move |c: &mut AnyConnection| {
+        let page = match users::search(c, &conn, filter.as_ref(), start, count)? {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let groups = if want_groups {
+            let ids: Vec<String> = page.1.iter().map(|r| r.id.clone()).collect();
+            users::groups_of(c, &ids)?
+        } else {
+            HashMap::new()
+        };
+        Ok(Ok((page, groups)))
+    };
+    let found = if indexed { state.store.read_indexed(run).await } else { state.store.read(run).await }??;
     let ((total, rows), groups) = found;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
