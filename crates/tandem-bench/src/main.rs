@@ -167,7 +167,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
     let backend = server.backend.name().to_string();
     let errors =
         outcome.phases.iter().map(|p| p.errors).sum::<usize>() + outcome.setup.iter().map(|s| s.errors).sum::<usize>();
-    let report = Report {
+    let mut report = Report {
         tool: format!("tandem-bench {}", env!("CARGO_PKG_VERSION")),
         label: args.label.clone().unwrap_or_else(|| backend.clone()),
         mode: args.mode().into(),
@@ -184,7 +184,16 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
         phases: outcome.phases,
         errors,
     };
+    // A server that does not shut down cleanly fails the run: a crash at
+    // exit can lose what it had not written yet.
+    let mut server = server;
+    let shutdown = server.stop();
+    let errors = errors + usize::from(shutdown.is_some());
+    report.errors = errors;
     if errors > 0 {
+        if let Some(why) = &shutdown {
+            eprintln!("{why}");
+        }
         let tail = server.log_tail(30);
         if !tail.is_empty() {
             eprintln!("the server's log ends:\n{tail}");

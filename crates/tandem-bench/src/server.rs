@@ -204,29 +204,35 @@ impl Server {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Stops a started server: SIGTERM, then SIGKILL after a grace period. Idempotent.
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
+    /// Stops a started server: SIGTERM, then SIGKILL after a grace period.
+    /// Idempotent. Returns why a started server did not shut down cleanly
+    /// (it was already gone, exited with an error or a signal, or had to be
+    /// killed); `None` when it exited with status 0 or was not started here.
+    pub fn stop(&mut self) -> Option<String> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(format!("the server had exited before the end of the run ({status})"));
         }
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stderr(Stdio::null()).status();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return None,
+                Ok(Some(status)) => return Some(format!("the server's shutdown after SIGTERM ended with {status}")),
+                _ => std::thread::sleep(Duration::from_millis(50)),
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it");
         let _ = child.kill();
         let _ = child.wait();
+        Some(format!("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM; it was killed"))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(why) = self.stop() {
+            eprintln!("{why}");
+        }
         if let Some(dir) = self.scratch.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -236,6 +242,32 @@ impl Drop for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn running(script: &str) -> Server {
+        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        // Give the shell time to install its trap.
+        std::thread::sleep(Duration::from_millis(200));
+        Server {
+            base: String::new(),
+            pid: Some(child.id()),
+            integration_key: String::new(),
+            backend: Backend::Sqlite,
+            child: Some(child),
+            scratch: None,
+        }
+    }
+
+    #[test]
+    fn a_clean_shutdown_passes_and_a_crash_at_shutdown_is_reported() {
+        assert_eq!(running("trap 'exit 0' TERM; sleep 5 & wait").stop(), None);
+        let crashed = running("trap 'kill -ABRT $$' TERM; sleep 5 & wait").stop().unwrap_or_default();
+        assert!(crashed.contains("after SIGTERM") && crashed.contains("SIGABRT"), "{crashed}");
+        let failed = running("trap 'exit 3' TERM; sleep 5 & wait").stop().unwrap_or_default();
+        assert!(failed.contains("exit status: 3"), "{failed}");
+        let mut gone = running("exit 1");
+        assert!(gone.stop().unwrap_or_default().contains("before the end of the run"));
+        assert_eq!(gone.stop(), None, "stopping twice is a no-op");
+    }
 
     #[test]
     fn backend_comes_from_the_url() {
