@@ -53,7 +53,7 @@ static SEEN_AGAIN: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// A login between initiate and complete.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = crate::schema::login_transactions)]
 pub struct LoginTransaction {
     pub id: String,
@@ -116,8 +116,8 @@ pub fn purge_transactions(conn: &mut AnyConnection, now: DateTime<Utc>) -> Resul
 }
 
 /// A login attempt as recorded.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = crate::schema::login_events, treat_none_as_null = true)]
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::login_events)]
 pub struct LoginEvent {
     pub id: String,
     pub oidc_client_id: Option<String>,
@@ -237,7 +237,7 @@ pub fn list_events(conn: &mut AnyConnection, q: &EventQuery) -> Result<Vec<Login
 }
 
 /// An SSO identity seen at login.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = crate::schema::sso_users)]
 pub struct SsoUser {
     pub id: String,

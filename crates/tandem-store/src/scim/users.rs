@@ -28,7 +28,7 @@ static INSERT: LazyLock<String> = LazyLock::new(|| {
 
 /// A stored SCIM user. `resource` is the canonical JSON without `id`,
 /// `meta` and `groups`, which are rendered from the columns.
-#[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = crate::schema::scim_users)]
 pub struct ScimUserRow {
     pub id: String,
