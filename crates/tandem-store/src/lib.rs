@@ -77,11 +77,16 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a caller waits for a free connection.
     pub connect_timeout: Duration,
+    /// Connections kept open while idle; the pool opens them on its own
+    /// threads. 0 for a short-lived process (a CLI command): a connection
+    /// still being opened on a pool thread when the process exits can crash
+    /// it, as libpq's TLS libraries are torn down at exit under it.
+    pub min_idle: u32,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_size: 8, connect_timeout: Duration::from_secs(5) }
+        PoolOptions { max_size: 8, connect_timeout: Duration::from_secs(5), min_idle: 1 }
     }
 }
 
@@ -114,7 +119,7 @@ impl Store {
         }
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size)
-            .min_idle(Some(1))
+            .min_idle(Some(options.min_idle))
             .connection_timeout(options.connect_timeout)
             .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
             .build(conn::Manager::new(url.clone()))

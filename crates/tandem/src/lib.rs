@@ -17,11 +17,24 @@ use tandem_core::oidc_client::UrlPolicy;
 use tandem_store::{PoolOptions, Store};
 use tandem_web::{AppState, Metrics, WebSettings};
 
-/// Opens the database of `settings` and applies pending migrations.
+/// Opens the database of `settings` for the server and applies pending
+/// migrations.
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    open_store_with(settings, 1)
+}
+
+/// [`open_store`] for one CLI command: the pool keeps no idle connection,
+/// so none is being opened on a pool thread when the command exits (on
+/// PostgreSQL that crashed `integration-key revoke` about one run in seven).
+pub fn open_command_store(settings: &Settings) -> anyhow::Result<Store> {
+    open_store_with(settings, 0)
+}
+
+fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
     let options = PoolOptions {
         max_size: settings.database.pool_size,
         connect_timeout: std::time::Duration::from_secs(settings.database.connect_timeout_secs),
+        min_idle,
     };
     let store = Store::open(&settings.database.url, &options).context("cannot open the database")?;
     let applied = store.migrate().context("cannot migrate the database")?;

@@ -101,7 +101,7 @@ fn run() -> anyhow::Result<()> {
         Command::Migrate { common } => {
             let settings = settings(&common, None)?;
             tandem::telemetry::init(&settings.log);
-            let store = tandem::open_store(&settings)?;
+            let store = tandem::open_command_store(&settings)?;
             println!("migrations are up to date ({})", store.backend());
             Ok(())
         }
@@ -117,13 +117,13 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             if name.is_empty() || name.len() > 200 {
                 anyhow::bail!("--name must be 1 to 200 characters");
             }
-            let store = tandem::open_store(&settings(&common, None)?)?;
+            let store = tandem::open_command_store(&settings(&common, None)?)?;
             let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
             eprintln!("Created integration key {:?} (id {}). It is shown only this once:", row.name, row.id);
             println!("{}", key.0);
         }
         KeyCommand::List { common } => {
-            let store = tandem::open_store(&settings(&common, None)?)?;
+            let store = tandem::open_command_store(&settings(&common, None)?)?;
             let keys = store.read_blocking(tandem_store::integration_keys::list)?;
             for k in keys {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
@@ -131,7 +131,7 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::Revoke { key, common } => {
-            let store = tandem::open_store(&settings(&common, None)?)?;
+            let store = tandem::open_command_store(&settings(&common, None)?)?;
             let n = store.write_blocking(|c| tandem_store::integration_keys::revoke(c, &key, now))?;
             if n == 0 {
                 anyhow::bail!("no active integration key with id or name {key:?}");
