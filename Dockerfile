@@ -2,14 +2,15 @@
 # Multi-stage build: one static-ish binary on a slim Debian, run as a
 # non-root user, SQLite data (and the generated secret key) on a volume.
 
+# The build image has a C compiler, pkg-config and OpenSSL's headers: SQLite
+# and libpq are compiled into the binary.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p tandem && strip target/release/tandem
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
+RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/tandem --create-home tandem
 COPY --from=build /src/target/release/tandem /usr/local/bin/tandem
 USER tandem
