@@ -52,8 +52,15 @@ pub fn generate(kind: KeyKind) -> GeneratedKey {
 /// Hex SHA-256 of a presented key.
 pub fn hash_key(plaintext: &str) -> String {
     let d = digest::digest(&digest::SHA256, plaintext.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in d.as_ref() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn fill_random(buf: &mut [u8]) {
@@ -81,6 +88,12 @@ mod tests {
         assert_eq!(k.hash, hash_key(&k.plaintext.0));
         assert!(k.plaintext.0.starts_with(&k.display_prefix));
         assert_eq!(k.hash.len(), 64);
+    }
+
+    #[test]
+    fn hash_is_lowercase_hex_sha256_as_stored() {
+        // FIPS 180-2's "abc" vector: stored hashes keep this exact form.
+        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
