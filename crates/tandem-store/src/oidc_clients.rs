@@ -166,16 +166,20 @@ fn write_domains(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), St
 
 /// A client by its id.
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<OidcClientRow>, StoreError> {
-    Ok(c::oidc_clients.filter(c::id.eq(id)).select(OidcClientRow::as_select()).first(conn).optional()?)
+    Ok(on_backend!(conn, |db| c::oidc_clients
+        .filter(c::id.eq(id))
+        .select(OidcClientRow::as_select())
+        .first(db)
+        .optional())?)
 }
 
 /// A client by its customer id.
 pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Option<OidcClientRow>, StoreError> {
-    Ok(c::oidc_clients
+    Ok(on_backend!(conn, |db| c::oidc_clients
         .filter(c::customer_id.eq(customer_id))
         .select(OidcClientRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(db)
+        .optional())?)
 }
 
 /// The clients whose allowlist contains `domain` (lower-case).

@@ -110,16 +110,20 @@ fn issue_key(
 
 /// A connection by id.
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
-    Ok(s::scim_connections.filter(s::id.eq(id)).select(ScimConnectionRow::as_select()).first(conn).optional()?)
+    Ok(on_backend!(conn, |c| s::scim_connections
+        .filter(s::id.eq(id))
+        .select(ScimConnectionRow::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// A connection by customer id.
 pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
-    Ok(s::scim_connections
+    Ok(on_backend!(conn, |c| s::scim_connections
         .filter(s::customer_id.eq(customer_id))
         .select(ScimConnectionRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// A page of connections ordered by id.
@@ -227,7 +231,11 @@ pub fn authenticate(
 
 /// The stored key with this hash, whatever its state.
 pub fn find_key(conn: &mut AnyConnection, hash: &str) -> Result<Option<ScimApiKeyRow>, StoreError> {
-    Ok(k::scim_api_keys.filter(k::key_hash.eq(hash)).select(ScimApiKeyRow::as_select()).first(conn).optional()?)
+    Ok(on_backend!(conn, |c| k::scim_api_keys
+        .filter(k::key_hash.eq(hash))
+        .select(ScimApiKeyRow::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// Whether a stored key (or none) lets a request act on `connection_id` at `now`.

@@ -95,11 +95,11 @@ pub fn insert_transaction(conn: &mut AnyConnection, t: &LoginTransaction) -> Res
 
 /// The transaction whose `state` hashes to `state_hash`.
 pub fn find_transaction(conn: &mut AnyConnection, state_hash: &str) -> Result<Option<LoginTransaction>, StoreError> {
-    Ok(tx::login_transactions
+    Ok(on_backend!(conn, |c| tx::login_transactions
         .filter(tx::state_hash.eq(state_hash))
         .select(LoginTransaction::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Marks a transaction used; false when it already was (single use, also
@@ -201,7 +201,11 @@ pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), Stor
 
 /// An event by id.
 pub fn get_event(conn: &mut AnyConnection, id: &str) -> Result<Option<LoginEvent>, StoreError> {
-    Ok(ev::login_events.filter(ev::id.eq(id)).select(LoginEvent::as_select()).first(conn).optional()?)
+    Ok(on_backend!(conn, |c| ev::login_events
+        .filter(ev::id.eq(id))
+        .select(LoginEvent::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// Filters for listing events.
@@ -270,12 +274,12 @@ fn attributes(seen: &SsoUser) -> [Bind; 6] {
 /// Records a sighting of an SSO identity: inserted the first time, its
 /// attributes and last login refreshed afterwards.
 pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), StoreError> {
-    let existing: Option<String> = su::sso_users
+    let existing: Option<String> = on_backend!(&mut *conn, |c| su::sso_users
         .filter(su::oidc_client_id.eq(&seen.oidc_client_id))
         .filter(su::oidc_user_id.eq(&seen.oidc_user_id))
         .select(su::id)
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     match existing {
         Some(id) => {
             let mut binds = Vec::from(attributes(seen));

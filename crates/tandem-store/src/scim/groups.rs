@@ -209,12 +209,12 @@ fn insert_members(
 
 /// A group by id.
 pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimGroupRow>, StoreError> {
-    Ok(g::scim_groups
+    Ok(on_backend!(conn, |c| g::scim_groups
         .filter(g::scim_connection_id.eq(connection))
         .filter(g::id.eq(id))
         .select(ScimGroupRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// The member ids of a group, in a stable order.
@@ -228,11 +228,11 @@ pub fn member_ids(conn: &mut AnyConnection, group: &str) -> Result<Vec<String>, 
 
 /// The members of a group as stored: id and the display text a client gave.
 pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRef>, StoreError> {
-    let rows: Vec<(String, Option<String>)> = gm::scim_group_members
+    let rows: Vec<(String, Option<String>)> = on_backend!(conn, |c| gm::scim_group_members
         .filter(gm::group_id.eq(group))
         .select((gm::member_id, gm::display))
         .order(gm::member_id.asc())
-        .load(conn)?;
+        .load(c))?;
     Ok(rows.into_iter().map(|(value, display)| MemberRef { value, display }).collect())
 }
 

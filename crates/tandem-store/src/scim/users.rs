@@ -165,13 +165,13 @@ pub fn insert(
 
 /// A live (not deleted) user.
 pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
-    Ok(u::scim_users
+    Ok(on_backend!(conn, |c| u::scim_users
         .filter(u::scim_connection_id.eq(connection))
         .filter(u::id.eq(id))
         .filter(u::deleted_at.is_null())
         .select(ScimUserRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Replaces a user's document (PUT, or the result of a PATCH).
@@ -281,12 +281,12 @@ pub fn groups_of(
     let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
     if let [one] = user_ids {
         // The common case (a GET, a login's join) as a query that stays prepared.
-        let rows: Vec<(String, String)> = gm::scim_group_members
+        let rows: Vec<(String, String)> = on_backend!(conn, |c| gm::scim_group_members
             .inner_join(g::scim_groups)
             .filter(gm::member_id.eq(one))
             .select((g::id, g::display_name))
             .order(g::id.asc())
-            .load(conn)?;
+            .load(c))?;
         if !rows.is_empty() {
             out.insert(one.clone(), rows);
         }
@@ -317,12 +317,12 @@ pub fn find_by_key(
     // One static query per key (not a boxed one): each stays prepared on its connection.
     macro_rules! by {
         ($($cond:expr),+) => {
-            u::scim_users
+            on_backend!(&mut *conn, |c| u::scim_users
                 .filter(u::scim_connection_id.eq(connection))
                 $(.filter($cond))+
                 .select(ScimUserRow::as_select())
                 .limit(50)
-                .load(conn)?
+                .load(c))?
         };
     }
     Ok(match key {
