@@ -15,30 +15,12 @@ use actix_web::web;
 pub use groups::render as render_group;
 pub use users::render as render_user;
 
-/// Registers the SCIM routes.
+/// Registers the SCIM routes: Users and Groups first, as actix tries
+/// routes in order and each pattern with a `{segment}` is a regex run.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(response::method_not_allowed);
     cfg.service(
         web::scope("/scim/v2/{connection_id}")
-            .service(
-                web::resource("/ServiceProviderConfig")
-                    .route(web::get().to(discovery::service_provider_config))
-                    .default_service(not_allowed()),
-            )
-            .service(web::resource("/Schemas").route(web::get().to(discovery::schemas)).default_service(not_allowed()))
-            .service(
-                web::resource("/Schemas/{id}").route(web::get().to(discovery::schema)).default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/ResourceTypes")
-                    .route(web::get().to(discovery::resource_types))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/ResourceTypes/{name}")
-                    .route(web::get().to(discovery::resource_type))
-                    .default_service(not_allowed()),
-            )
             .service(
                 web::resource("/Users")
                     .route(web::get().to(users::list))
@@ -71,6 +53,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::put().to(groups::replace))
                     .route(web::patch().to(groups::patch))
                     .route(web::delete().to(groups::delete))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/ServiceProviderConfig")
+                    .route(web::get().to(discovery::service_provider_config))
+                    .default_service(not_allowed()),
+            )
+            .service(web::resource("/Schemas").route(web::get().to(discovery::schemas)).default_service(not_allowed()))
+            .service(
+                web::resource("/Schemas/{id}").route(web::get().to(discovery::schema)).default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/ResourceTypes")
+                    .route(web::get().to(discovery::resource_types))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/ResourceTypes/{name}")
+                    .route(web::get().to(discovery::resource_type))
                     .default_service(not_allowed()),
             )
             .service(web::resource("/.search").route(web::post().to(search::root)).default_service(not_allowed()))
