@@ -316,7 +316,7 @@ async fn respond(
         preferred_username: preferred_username.clone(),
         given_name: text(&claims, "given_name"),
         family_name: text(&claims, "family_name"),
-        claims: Value::Object(claims.clone()).to_string(),
+        claims: serde_json::to_string(&claims).unwrap_or_else(|_| String::from("{}")),
         first_login_at: now,
         last_login_at: now,
         login_count: 1,

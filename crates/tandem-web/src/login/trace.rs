@@ -46,7 +46,8 @@ impl Trace {
     }
 
     fn finish(&mut self, state: &AppState) {
-        self.event.steps = Value::Array(self.steps.clone()).to_string();
+        // Serialised in place (no deep copy of the steps); a Vec of JSON values always serialises.
+        self.event.steps = serde_json::to_string(&self.steps).unwrap_or_else(|_| String::from("[]"));
         self.event.updated_at = tandem_store::micros(state.clock.now());
     }
 
