@@ -87,17 +87,17 @@ fn select(
     container: Option<&str>,
     def: Option<&AttributeDef>,
     name: &str,
-    value: &Value,
+    value: Value,
     include: Option<&[Selector]>,
     exclude: &[Selector],
 ) -> Option<Value> {
     match def.map_or(Returned::Default, |d| d.returned) {
         Returned::Never => return None,
-        Returned::Always => return Some(value.clone()),
+        Returned::Always => return Some(value),
         Returned::Request if include.is_none() => return None,
         _ => {}
     }
-    let mut out = value.clone();
+    let mut out = value;
     if let Some(include) = include {
         if !names_whole(include, container, name) {
             let wanted = named_subs(include, container, name);
@@ -129,34 +129,38 @@ fn select(
 /// Malformed names are 400 `invalidPath` (`attributes: invalid attribute name …`); well-formed
 /// but unknown names select nothing.
 pub fn project(
-    resource: &Value,
+    resource: Value,
     rt: ResourceType,
     attributes: Option<&str>,
     excluded: Option<&str>,
 ) -> Result<Value, ScimError> {
-    let map = resource.as_object().ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
+    let Value::Object(map) = resource else {
+        return Err(ScimError::invalid_syntax("resource must be a JSON object"));
+    };
     let include = parse_list(rt, attributes, "attributes")?;
     let exclude = parse_list(rt, excluded, "excludedAttributes")?.unwrap_or_default();
     let include = include.as_deref();
     let mut out = Map::new();
     for (key, value) in map {
         if key.eq_ignore_ascii_case("schemas") {
-            out.insert(key.clone(), value.clone());
-        } else if let Some(ext) = rt.extension(key) {
+            out.insert(key, value);
+        } else if let Some(ext) = rt.extension(&key) {
             let mut kept = Map::new();
-            for (name, inner) in value.as_object().into_iter().flatten() {
-                let def = ext.attribute(name);
-                if let Some(v) = select(Some(ext.id), def, name, inner, include, &exclude) {
-                    kept.insert(name.clone(), v);
+            if let Value::Object(attrs) = value {
+                for (name, inner) in attrs {
+                    let def = ext.attribute(&name);
+                    if let Some(v) = select(Some(ext.id), def, &name, inner, include, &exclude) {
+                        kept.insert(name, v);
+                    }
                 }
             }
             if !kept.is_empty() {
                 out.insert(ext.id.to_owned(), Value::Object(kept));
             }
         } else {
-            let def = resolve(rt, None, key, None).map(|found| found.attr);
-            if let Some(v) = select(None, def, key, value, include, &exclude) {
-                out.insert(key.clone(), v);
+            let def = resolve(rt, None, &key, None).map(|found| found.attr);
+            if let Some(v) = select(None, def, &key, value, include, &exclude) {
+                out.insert(key, v);
             }
         }
     }

@@ -19,32 +19,32 @@ fn user_with_password() -> Value {
 
 #[test]
 fn without_parameters_everything_but_never_returned_is_kept() {
-    let got = project(&user_with_password(), ResourceType::User, None, None).unwrap();
+    let got = project(user_with_password(), ResourceType::User, None, None).unwrap();
     assert_eq!(got, stored_user());
 }
 
 #[test]
 fn attributes_selects_named_plus_always_returned() {
-    let got = project(&stored_user(), ResourceType::User, Some("userName,displayName"), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some("userName,displayName"), None).unwrap();
     assert_eq!(keys(&got), ["displayName", "id", "schemas", "userName"]);
 }
 
 #[test]
 fn attributes_are_matched_ignoring_case_and_spaces() {
-    let got = project(&stored_user(), ResourceType::User, Some(" USERNAME , Name.GivenName "), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some(" USERNAME , Name.GivenName "), None).unwrap();
     assert_eq!(got["userName"], "bjensen@example.com");
     assert_eq!(got["name"], json!({"givenName": "Barbara"}));
 }
 
 #[test]
 fn sub_attribute_selection_applies_to_each_value() {
-    let got = project(&stored_user(), ResourceType::User, Some("emails.value"), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some("emails.value"), None).unwrap();
     assert_eq!(got["emails"], json!([{"value": "bjensen@example.com"}, {"value": "babs@jensen.org"}]));
 }
 
 #[test]
 fn urn_qualified_selection_reaches_into_the_extension() {
-    let got = project(&stored_user(), ResourceType::User, Some(&format!("{ENTERPRISE}:department")), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some(&format!("{ENTERPRISE}:department")), None).unwrap();
     assert_eq!(got[ENTERPRISE], json!({"department": "Tour Operations"}));
     assert_eq!(keys(&got), ["id", "schemas", ENTERPRISE]);
     assert_eq!(got["schemas"], json!([USER_URN, ENTERPRISE]));
@@ -52,20 +52,20 @@ fn urn_qualified_selection_reaches_into_the_extension() {
 
 #[test]
 fn selecting_a_schema_urn_selects_its_attributes() {
-    let got = project(&stored_user(), ResourceType::User, Some(ENTERPRISE), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some(ENTERPRISE), None).unwrap();
     assert_eq!(got[ENTERPRISE], stored_user()[ENTERPRISE]);
     assert!(got.get("userName").is_none());
 }
 
 #[test]
 fn core_urn_qualified_name_selects_core_attribute() {
-    let got = project(&stored_user(), ResourceType::User, Some(&format!("{USER_URN}:userName")), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some(&format!("{USER_URN}:userName")), None).unwrap();
     assert_eq!(keys(&got), ["id", "schemas", "userName"]);
 }
 
 #[test]
 fn excluded_attributes_are_removed() {
-    let got = project(&stored_user(), ResourceType::User, None, Some("emails,name.givenName,meta")).unwrap();
+    let got = project(stored_user(), ResourceType::User, None, Some("emails,name.givenName,meta")).unwrap();
     assert!(got.get("emails").is_none());
     assert!(got.get("meta").is_none());
     assert_eq!(got["name"], json!({"familyName": "Jensen"}));
@@ -74,21 +74,21 @@ fn excluded_attributes_are_removed() {
 
 #[test]
 fn id_cannot_be_excluded() {
-    let got = project(&stored_user(), ResourceType::User, None, Some("id,userName")).unwrap();
+    let got = project(stored_user(), ResourceType::User, None, Some("id,userName")).unwrap();
     assert_eq!(got["id"], "2819c223-7f76-453a-919d-413861904646");
     assert!(got.get("userName").is_none());
 }
 
 #[test]
 fn password_is_never_returned_even_when_asked() {
-    let got = project(&user_with_password(), ResourceType::User, Some("password,userName"), None).unwrap();
+    let got = project(user_with_password(), ResourceType::User, Some("password,userName"), None).unwrap();
     assert!(got.get("password").is_none());
 }
 
 #[test]
 fn excluding_extension_attributes_drops_extension_and_its_schema() {
     let got = project(
-        &stored_user(),
+        stored_user(),
         ResourceType::User,
         None,
         Some(&format!("{ENTERPRISE}:employeeNumber,{ENTERPRISE}:department")),
@@ -100,13 +100,13 @@ fn excluding_extension_attributes_drops_extension_and_its_schema() {
 
 #[test]
 fn entra_group_fetch_excluding_members() {
-    let got = project(&stored_group(), ResourceType::Group, None, Some("members")).unwrap();
+    let got = project(stored_group(), ResourceType::Group, None, Some("members")).unwrap();
     assert_eq!(keys(&got), ["displayName", "id", "meta", "schemas"]);
 }
 
 #[test]
 fn group_members_value_only() {
-    let got = project(&stored_group(), ResourceType::Group, Some("members.value"), None).unwrap();
+    let got = project(stored_group(), ResourceType::Group, Some("members.value"), None).unwrap();
     assert_eq!(
         got["members"],
         json!([{"value": "2819c223-7f76-453a-919d-413861904646"}, {"value": "902c246b-6245-4190-8e05-00816be7344a"}])
@@ -115,22 +115,22 @@ fn group_members_value_only() {
 
 #[test]
 fn unknown_names_select_nothing() {
-    let got = project(&stored_user(), ResourceType::User, Some("shoeSize,urn:example:x:y"), None).unwrap();
+    let got = project(stored_user(), ResourceType::User, Some("shoeSize,urn:example:x:y"), None).unwrap();
     assert_eq!(keys(&got), ["id", "schemas"]);
 }
 
 #[test]
 fn malformed_names_are_invalid_path() {
-    let err = project(&stored_user(), ResourceType::User, Some("user name"), None).unwrap_err();
+    let err = project(stored_user(), ResourceType::User, Some("user name"), None).unwrap_err();
     assert_eq!(err.scim_type, Some("invalidPath"));
     assert!(err.detail.starts_with("attributes: "), "{}", err.detail);
-    let err = project(&stored_user(), ResourceType::User, None, Some("a.b.c")).unwrap_err();
+    let err = project(stored_user(), ResourceType::User, None, Some("a.b.c")).unwrap_err();
     assert!(err.detail.starts_with("excludedAttributes: "), "{}", err.detail);
 }
 
 #[test]
 fn empty_parameters_count_as_absent() {
-    assert_eq!(project(&stored_user(), ResourceType::User, Some(""), Some(" ")).unwrap(), stored_user());
+    assert_eq!(project(stored_user(), ResourceType::User, Some(""), Some(" ")).unwrap(), stored_user());
 }
 
 #[test]

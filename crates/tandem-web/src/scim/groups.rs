@@ -158,7 +158,7 @@ pub async fn get(
     if not_modified(&req, row.version) {
         return Ok(HttpResponse::NotModified().finish());
     }
-    let body = project(&render(&state, &row, members.as_deref()), RT, attrs.as_deref(), excluded.as_deref())
+    let body = project(render(&state, &row, members.as_deref()), RT, attrs.as_deref(), excluded.as_deref())
         .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e.into()))?;
     Ok(resource(StatusCode::OK, &body, row.version, None))
 }
@@ -188,7 +188,7 @@ pub async fn list_groups(state: &AppState, connection: &str, params: ListParams)
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let m = want_members.then(|| members.get(&row.id).map(Vec::as_slice).unwrap_or(&[]));
-        items.push(project(&render(state, row, m), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
+        items.push(project(render(state, row, m), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
     }
     Ok(list_response(total.max(0) as u64, params.start_index, items))
 }

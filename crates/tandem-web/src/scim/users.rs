@@ -142,7 +142,7 @@ pub async fn get(
         return Ok(HttpResponse::NotModified().finish());
     }
     let (attrs, excluded) = projection(&query);
-    let body = project(&render(&state, &row, Some(&groups)), RT, attrs.as_deref(), excluded.as_deref())
+    let body = project(render(&state, &row, Some(&groups)), RT, attrs.as_deref(), excluded.as_deref())
         .map_err(|e| refused(&state, &ctx, "User", Some(&id), e.into()))?;
     Ok(resource(StatusCode::OK, &body, row.version, None))
 }
@@ -172,7 +172,7 @@ pub async fn list_users(state: &AppState, connection: &str, params: ListParams) 
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let g = groups.get(&row.id).map(Vec::as_slice).or(Some(&[]));
-        items.push(project(&render(state, row, g), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
+        items.push(project(render(state, row, g), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
     }
     Ok(list_response(total.max(0) as u64, params.start_index, items))
 }
