@@ -2,9 +2,10 @@
 # Multi-stage build: one static-ish binary on a slim Debian, run as a
 # non-root user, SQLite data (and the generated secret key) on a volume.
 
-# The build image has a C compiler, pkg-config and OpenSSL's headers: SQLite
-# and libpq are compiled into the binary.
+# SQLite and libpq are compiled into the binary: the build needs a C
+# compiler (in the image), OpenSSL's headers and pkg-config.
 FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p tandem && strip target/release/tandem
