@@ -112,6 +112,34 @@ async fn okta_memberships_inside_post_and_put_bodies_are_stored() {
 }
 
 #[tokio::test]
+async fn a_put_rewrites_a_kept_members_display_text_only_when_it_changes() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let u1 = scim.create_user(okta_user("d1@acme.com", "00ud1", true)).await;
+    let u2 = scim.create_user(okta_user("d2@acme.com", "00ud2", true)).await;
+    let body = |d1: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Display",
+            "members": [{"value": u1, "display": d1}, {"value": u2, "display": "Two"}, {"value": u1, "display": "dup"}]})
+    };
+    let g = scim.post("/Groups", body("Old")).await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    let display_of = |doc: &serde_json::Value, id: &str| {
+        doc["members"].as_array().unwrap().iter().find(|m| m["value"] == id).map(|m| m["display"].clone())
+    };
+    // The first occurrence of a repeated member wins.
+    assert_eq!(display_of(&g.body, &u1), Some(json!("Old")));
+    for (sent, want) in [("New", "New"), ("New", "New"), ("Old", "Old")] {
+        let r = scim.put(&format!("/Groups/{gid}"), body(sent)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let stored = scim.get(&format!("/Groups/{gid}")).await.body;
+        assert_eq!(display_of(&stored, &u1), Some(json!(want)));
+        assert_eq!(display_of(&stored, &u2), Some(json!("Two")));
+        assert_eq!(stored["members"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
 async fn okta_whole_provisioning_cycle() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;
