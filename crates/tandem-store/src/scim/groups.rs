@@ -10,7 +10,7 @@ use crate::{micros, AnyConnection, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use tandem_scim::filter::Filter;
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
@@ -221,15 +221,6 @@ pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Optio
         .optional())?)
 }
 
-/// The member ids of a group, in a stable order.
-pub fn member_ids(conn: &mut AnyConnection, group: &str) -> Result<Vec<String>, StoreError> {
-    Ok(gm::scim_group_members
-        .filter(gm::group_id.eq(group))
-        .select(gm::member_id)
-        .order(gm::member_id.asc())
-        .load(conn)?)
-}
-
 /// The members of a group as stored: id and the display text a client gave.
 pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRef>, StoreError> {
     let rows: Vec<(String, Option<String>)> = on_backend!(conn, |c| gm::scim_group_members
@@ -241,10 +232,13 @@ pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRe
 }
 
 /// Replaces a group's document and members (PUT, or a PATCH result).
+/// `stored` are the group's members as [`member_refs`] read them in this
+/// transaction (the caller has them already: the transform ran on them).
 /// Only membership rows that change are written.
 pub fn replace(
     conn: &mut AnyConnection,
     current: &ScimGroupRow,
+    stored: &[MemberRef],
     resource: &Value,
     ignore_unknown: bool,
     now: DateTime<Utc>,
@@ -255,12 +249,13 @@ pub fn replace(
         check_display_name(conn, &current.scim_connection_id, &display.to_lowercase(), Some(&current.id))?;
     }
     // Each member's stored display text, to rewrite only the ones that change.
-    let stored: BTreeMap<String, Option<String>> =
-        member_refs(conn, &current.id)?.into_iter().map(|m| (m.value, m.display)).collect();
-    let existing: BTreeSet<String> = stored.keys().cloned().collect();
-    let wanted: BTreeSet<String> = refs.iter().map(|r| r.value.clone()).collect();
-    let added: Vec<String> = wanted.difference(&existing).cloned().collect();
-    let removed: Vec<String> = existing.difference(&wanted).cloned().collect();
+    let stored: HashMap<&str, &Option<String>> = stored.iter().map(|m| (m.value.as_str(), &m.display)).collect();
+    let wanted: HashSet<&str> = refs.iter().map(|r| r.value.as_str()).collect();
+    let mut added: Vec<String> =
+        refs.iter().filter(|r| !stored.contains_key(r.value.as_str())).map(|r| r.value.clone()).collect();
+    added.sort_unstable();
+    let mut removed: Vec<String> = stored.keys().filter(|m| !wanted.contains(*m)).map(|m| m.to_string()).collect();
+    removed.sort_unstable();
     let mut ignored = Vec::new();
     let new_members = resolve_members(conn, &current.scim_connection_id, &added, ignore_unknown, &mut ignored)?;
     for chunk in removed.chunks(500) {
@@ -269,7 +264,9 @@ pub fn replace(
     }
     insert_members(conn, &current.id, &new_members, &refs)?;
     // Kept members whose display text the client set to something new.
-    for r in refs.iter().filter(|r| r.display.is_some() && stored.get(&r.value).is_some_and(|d| *d != r.display)) {
+    for r in
+        refs.iter().filter(|r| r.display.is_some() && stored.get(r.value.as_str()).is_some_and(|d| **d != r.display))
+    {
         diesel::update(gm::scim_group_members.filter(gm::group_id.eq(&current.id)).filter(gm::member_id.eq(&r.value)))
             .set(gm::display.eq(&r.display))
             .execute(conn)?;

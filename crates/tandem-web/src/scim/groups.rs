@@ -271,7 +271,7 @@ async fn update(
                 (current, "skip", Vec::new())
             } else {
                 let ignore = ignores_unknown(c, &conn)?;
-                match groups::replace(c, &current, &next, ignore, now) {
+                match groups::replace(c, &current, &refs, &next, ignore, now) {
                     Ok((row, ignored)) => (row, "update", ignored),
                     Err(e) => return write_error(e).map(Err),
                 }
