@@ -13,10 +13,11 @@
 ///
 /// Through the enum, diesel's `MultiConnection` renders a query's whole SQL
 /// text on every call just to learn whether its prepared statement may be
-/// kept (~12 % of a login's instructions under callgrind); on the concrete
+/// kept (~11 % of a mixed run's instructions under callgrind); on the concrete
 /// connection the kept statement is found by the query's static type. The
 /// body is compiled once per backend, so it must suit both (as any query
-/// written against `AnyConnection` already does). Used on the hot reads.
+/// written against `AnyConnection` already does). Used on the hot reads and
+/// for the hand-written statements (`scim::query`).
 macro_rules! on_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {

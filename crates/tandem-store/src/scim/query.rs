@@ -115,10 +115,7 @@ fn cacheable(filter: Option<&Filter>, sql: &str) -> bool {
 
 /// Runs a statement that returns no rows; the number of rows it changed.
 pub fn execute(conn: &mut AnyConnection, statement: Statement<'_>) -> Result<usize, StoreError> {
-    Ok(match conn {
-        AnyConnection::Sqlite(c) => statement.execute(c)?,
-        AnyConnection::Postgresql(c) => statement.execute(c)?,
-    })
+    Ok(on_backend!(conn, |c| statement.execute(c))?)
 }
 
 /// `template` with each `?` made a placeholder (static SQL written by hand).
@@ -131,10 +128,7 @@ pub fn load<T>(conn: &mut AnyConnection, statement: Statement<'_>) -> Result<Vec
 where
     T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
 {
-    Ok(match conn {
-        AnyConnection::Sqlite(c) => statement.load::<T>(c)?,
-        AnyConnection::Postgresql(c) => statement.load::<T>(c)?,
-    })
+    Ok(on_backend!(conn, |c| statement.load::<T>(c))?)
 }
 
 #[derive(QueryableByName)]
