@@ -22,6 +22,10 @@ async fn metrics_count_requests_by_route_pattern() {
     app.get("/api/v1/oidc-clients/some%20other%2Fid").await;
     app.get("/api/v2/nothing").await;
     app.get("/api/v2/nothing/else").await;
+    // SCIM paths are routed by their own dispatcher and labelled the same way.
+    app.get("/scim/v2/c1/Users/u1").await;
+    app.get("/scim/v2/c2/Users/u2").await;
+    app.call_with(reqwest::Method::DELETE, "/scim/v2/c1/nothing", None, None).await;
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     // Captured segments become their names, encoded or not; paths no route matched share one label.
     assert!(
@@ -31,6 +35,16 @@ async fn metrics_count_requests_by_route_pattern() {
         "{text}"
     );
     assert!(text.contains("tandem_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 2"), "{text}");
+    assert!(
+        text.contains(
+            "tandem_http_requests_total{method=\"GET\",route=\"/scim/v2/{connection_id}/Users/{id}\",status=\"401\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tandem_http_requests_total{method=\"DELETE\",route=\"unmatched\",status=\"404\"} 1"),
+        "{text}"
+    );
     assert!(!text.contains("nothing"), "{text}");
     assert!(text.contains("tandem_http_request_duration_seconds_bucket"));
 }

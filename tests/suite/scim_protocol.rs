@@ -585,3 +585,49 @@ async fn user_name_and_external_id_lookups_use_an_index() {
         assert!(right_index, "{filter} is not answered from its index:\n{plan}");
     }
 }
+
+#[tokio::test]
+async fn scim_paths_route_by_method_and_segment() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("route@acme.com")).await;
+    let error = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+    // Every endpoint answers its methods; the others get SCIM's 405.
+    for (method, path) in [
+        (Method::PUT, "/Users".to_string()),
+        (Method::POST, format!("/Users/{id}")),
+        (Method::GET, "/Users/.search".to_string()),
+        (Method::DELETE, "/Groups".to_string()),
+        (Method::GET, "/.search".to_string()),
+        (Method::POST, "/ServiceProviderConfig".to_string()),
+    ] {
+        let r = scim.send(method.clone(), &path, None).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(r.body["schemas"][0], error, "{method} {path}");
+        assert!(r.body["detail"].as_str().unwrap().contains("is not supported on"), "{}", r.body);
+    }
+    // Paths that name no endpoint: SCIM's 404 saying which path (a
+    // trailing slash or a lower-case endpoint name is tidied first).
+    for path in [&format!("/Users/{id}/extra"), "/Bulk", "/Nope/x", "", "/"] {
+        let r = scim.get(path).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path:?}");
+        assert_eq!(r.body["schemas"][0], error, "{path:?}");
+        assert!(r.body["detail"].as_str().unwrap().starts_with("no SCIM endpoint GET "), "{}", r.body);
+    }
+    // `.search` is the search endpoint, not a user id; an id's escapes are decoded.
+    let found = scim.post("/Users/.search", json!({"filter": "userName eq \"route@acme.com\""})).await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert_eq!(found.body["Resources"][0]["id"], id.as_str());
+    let escaped = id.replace('-', "%2D");
+    let r = scim.get(&format!("/Users/{escaped}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["id"], id.as_str());
+    let r = scim.get("/ResourceTypes/Group").await;
+    assert_eq!(r.body["name"], "Group");
+    assert_eq!(scim.get(&format!("/users/{id}/")).await.body["id"], id.as_str());
+    // The connection id in the path is the one the key must belong to.
+    let other = app.scim().await;
+    let r = scim.send_with_key(Method::GET, "/Users", None, &other.key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

@@ -49,6 +49,11 @@ impl Default for Metrics {
 #[derive(Clone, Copy, Debug)]
 pub struct Unmatched;
 
+/// The route pattern of a request its handler's router named (the SCIM
+/// dispatcher does; actix's router leaves it to [`route_label`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RouteLabel(pub &'static str);
+
 /// The route pattern of a routed request, rebuilt from its path and the
 /// segments the router captured: `/scim/v2/c1/Users/u1` with
 /// `connection_id=c1, id=u1` is `/scim/v2/{connection_id}/Users/{id}`.
@@ -57,6 +62,9 @@ pub struct Unmatched;
 pub fn route_label(req: &actix_web::HttpRequest) -> String {
     if req.extensions().get::<Unmatched>().is_some() {
         return "unmatched".to_string();
+    }
+    if let Some(RouteLabel(pattern)) = req.extensions().get::<RouteLabel>() {
+        return pattern.to_string();
     }
     let mut captured = req.match_info().iter().peekable();
     let mut label = String::with_capacity(req.path().len() + 16);

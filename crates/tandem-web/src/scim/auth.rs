@@ -4,7 +4,7 @@
 use super::response::ScimFailure;
 use crate::state::AppState;
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
 use tandem_core::format_time;
@@ -27,7 +27,8 @@ impl FromRequest for ScimCaller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = crate::auth::bearer(req).map(str::to_string);
-        let connection = req.match_info().get("connection_id").unwrap_or_default().to_string();
+        let connection =
+            req.extensions().get::<super::dispatch::ScimRoute>().map(|r| r.connection_id.clone()).unwrap_or_default();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let log = super::request::LogContext::new(req, &connection);
         Box::pin(async move {

@@ -1,6 +1,7 @@
 //! Discovery endpoints: ServiceProviderConfig, Schemas, ResourceTypes.
 
 use super::auth::ScimCaller;
+use super::dispatch::ResourceId;
 use super::response::{scim_json, ScimFailure};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -31,9 +32,8 @@ pub async fn schemas(state: web::Data<AppState>, caller: ScimCaller) -> HttpResp
 pub async fn schema(
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let body = schema::schema_json(&id, &base(&state, &caller))
         .ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")))?;
     Ok(scim_json(StatusCode::OK, &body))
@@ -48,10 +48,9 @@ pub async fn resource_types(state: web::Data<AppState>, caller: ScimCaller) -> H
 pub async fn resource_type(
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, name) = path.into_inner();
-    let body = schema::resource_type_json(&name, &base(&state, &caller))
-        .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?}")))?;
+    let body = schema::resource_type_json(&id, &base(&state, &caller))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {id:?}")))?;
     Ok(scim_json(StatusCode::OK, &body))
 }

@@ -1,6 +1,7 @@
 //! `/Groups`: create (members included), read, list, replace, patch, delete.
 
 use super::auth::ScimCaller;
+use super::dispatch::ResourceId;
 use super::request::{
     json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
 };
@@ -128,10 +129,9 @@ pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let (attrs, excluded) = projection(&query);
     let params = ListParams { attributes: attrs.clone(), excluded: excluded.clone(), ..Default::default() };
@@ -294,10 +294,9 @@ pub async fn replace(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
     update(&state, &ctx, &id, if_match(&req), transform).await
@@ -308,10 +307,9 @@ pub async fn patch(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
     update(&state, &ctx, &id, if_match(&req), transform).await
@@ -322,9 +320,8 @@ pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let now = state.clock.now();
     let if_match = if_match(&req);

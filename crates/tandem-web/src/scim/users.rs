@@ -1,6 +1,7 @@
 //! `/Users`: create, read, list, replace, patch, delete.
 
 use super::auth::ScimCaller;
+use super::dispatch::ResourceId;
 use super::request::{
     json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
 };
@@ -110,10 +111,9 @@ pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let (conn, key) = (caller.connection_id.clone(), id.clone());
     let found = state
@@ -261,10 +261,9 @@ pub async fn replace(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
     update(&state, &ctx, &id, if_match(&req), transform).await
@@ -275,10 +274,9 @@ pub async fn patch(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
     update(&state, &ctx, &id, if_match(&req), transform).await
@@ -290,9 +288,8 @@ pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
-    path: web::Path<(String, String)>,
+    ResourceId(id): ResourceId,
 ) -> Result<HttpResponse, ScimFailure> {
-    let (_, id) = path.into_inner();
     let ctx = LogContext::new(&req, &caller.connection_id);
     let now = state.clock.now();
     let if_match = if_match(&req);
