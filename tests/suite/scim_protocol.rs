@@ -573,6 +573,7 @@ async fn user_name_and_external_id_lookups_use_an_index() {
                     "scim_users",
                     "u",
                     tandem_scim::schema::ResourceType::User,
+                    tandem_store::scim::users::LIVE,
                     &conn,
                     &f,
                 )

@@ -209,12 +209,13 @@ struct PgPlanRow {
 }
 
 /// The database's plan for the page query of a filtered search (diagnostics,
-/// and the test that proves lookups use an index).
+/// and the test that proves lookups use an index); `extra` as for [`paged`].
 pub fn search_plan(
     conn: &mut AnyConnection,
     table: &str,
     alias: &str,
     rt: tandem_scim::schema::ResourceType,
+    extra: &str,
     connection: &str,
     filter: &tandem_scim::filter::Filter,
 ) -> Result<Result<String, tandem_scim::ScimError>, StoreError> {
@@ -224,7 +225,7 @@ pub fn search_plan(
         Ok(sql) => sql,
         Err(e) => return Ok(Err(e)),
     };
-    let query = format!("SELECT {alias}.* FROM {table} {alias} WHERE {alias}.scim_connection_id = {conn_p} AND {sql} ORDER BY {alias}.id LIMIT 10");
+    let query = format!("SELECT {alias}.* FROM {table} {alias} WHERE {alias}.scim_connection_id = {conn_p}{extra} AND {sql} ORDER BY {alias}.id LIMIT 10");
     let lines: Vec<String> = match conn {
         AnyConnection::Sqlite(_) => {
             load::<SqlitePlanRow>(conn, Statement::once(&format!("EXPLAIN QUERY PLAN {query}"), &b.binds))?

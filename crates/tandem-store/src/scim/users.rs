@@ -237,6 +237,9 @@ pub fn tombstone(
     Ok(Some(row))
 }
 
+/// The condition `paged` adds for live users (tombstones are not SCIM resources).
+pub const LIVE: &str = " AND u.deleted_at IS NULL";
+
 /// One page of live users matching `filter`, ordered by id; and the total.
 pub fn search(
     conn: &mut AnyConnection,
@@ -250,7 +253,7 @@ pub fn search(
         "scim_users",
         "u",
         ResourceType::User,
-        " AND u.deleted_at IS NULL",
+        LIVE,
         connection,
         filter,
         start_index,
@@ -321,14 +324,29 @@ pub fn find_by_key(
                 .filter(u::scim_connection_id.eq(connection))
                 $(.filter($cond))+
                 .select(ScimUserRow::as_select())
+                .order(u::id.asc())
                 .limit(50)
                 .load(c))?
         };
     }
+    // userName has one index over live users (unique) and one over
+    // tombstones: each query names its side so its partial index answers it.
+    let mut by_name = |lower: String, exact: Option<&str>| -> Result<Vec<ScimUserRow>, StoreError> {
+        let mut found = match exact {
+            Some(e) => by!(u::user_name_lower.eq(&lower), u::user_name.eq(e), u::deleted_at.is_null()),
+            None => by!(u::user_name_lower.eq(&lower), u::deleted_at.is_null()),
+        };
+        found.extend(match exact {
+            Some(e) => by!(u::user_name_lower.eq(&lower), u::user_name.eq(e), u::deleted_at.is_not_null()),
+            None => by!(u::user_name_lower.eq(&lower), u::deleted_at.is_not_null()),
+        });
+        found.truncate(50);
+        Ok(found)
+    };
     Ok(match key {
-        // An exact userName is also a lower-cased one: the lower-cased index answers it.
-        ScimKey::UserName => by!(u::user_name_lower.eq(value.to_lowercase()), u::user_name.eq(value)),
-        ScimKey::UserNameLower => by!(u::user_name_lower.eq(value)),
+        // An exact userName is also a lower-cased one: the lower-cased indexes answer it.
+        ScimKey::UserName => by_name(value.to_lowercase(), Some(value))?,
+        ScimKey::UserNameLower => by_name(value.to_string(), None)?,
         ScimKey::UserNameLocalLower => by!(u::user_name_local_lower.eq(value)),
         ScimKey::ExternalId => by!(u::external_id.eq(value)),
     })
@@ -387,5 +405,53 @@ mod tests {
         assert!(!point(r#"emails.value eq "ada@acme.com""#));
         assert!(!point(r#"userName eq "a" or userName eq "b""#));
         assert!(!is_point_search(None));
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct PlanRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    #[test]
+    fn a_user_name_finds_the_live_user_and_tombstones_each_through_its_index() {
+        let (store, _dir) = crate::test_store();
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let doc = |name: &str| serde_json::json!({"userName": name, "active": true});
+        let (connection, first, second, live) = store
+            .write_blocking(move |c| {
+                let (conn, _, _) = crate::scim_connections::create(c, "acme", None, "reject", now)?;
+                let mut made = Vec::new();
+                for name in ["Ada@acme.com", "ada@acme.com", "ADA@acme.com"] {
+                    let row = insert(c, &conn.id, &doc(name), now).map_err(|e| match e {
+                        UserWriteError::Store(e) => e,
+                        UserWriteError::UserNameTaken(n) => StoreError::Conflict(n),
+                    })?;
+                    if made.len() < 2 {
+                        tombstone(c, &conn.id, &row.id, now)?;
+                    }
+                    made.push(row.id);
+                }
+                Ok((conn.id, made[0].clone(), made[1].clone(), made[2].clone()))
+            })
+            .unwrap();
+        let (conn, c2) = (connection.clone(), connection.clone());
+        let found =
+            store.read_blocking(move |c| find_by_key(c, &conn, ScimKey::UserNameLower, "ada@acme.com")).unwrap();
+        let ids: Vec<&str> = found.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, [live.as_str(), first.as_str(), second.as_str()], "the live user, then tombstones by id");
+        let exact = store.read_blocking(move |c| find_by_key(c, &c2, ScimKey::UserName, "Ada@acme.com")).unwrap();
+        assert_eq!(exact.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), [first.as_str()]);
+
+        for (side, index) in [("IS NULL", "scim_users_user_name_live"), ("IS NOT NULL", "scim_users_user_name_deleted")]
+        {
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT * FROM scim_users WHERE scim_connection_id = 'c' \
+                 AND user_name_lower = 'a' AND deleted_at {side} LIMIT 50"
+            );
+            let plan: Vec<PlanRow> = store.read_blocking(move |c| Ok(diesel::sql_query(sql).load(c)?)).unwrap();
+            let plan: Vec<String> = plan.into_iter().map(|r| r.detail).collect();
+            assert!(plan.iter().any(|l| l.contains(index)), "{side}: {plan:?}");
+        }
     }
 }
