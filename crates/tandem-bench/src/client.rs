@@ -3,6 +3,7 @@
 //! logins through the stub IdP. Each call checks its answer.
 
 use anyhow::{anyhow, bail, Context};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -55,7 +56,46 @@ pub struct Api {
 pub struct Scim {
     pub http: reqwest::Client,
     pub base_url: String,
-    pub key: String,
+    /// `Bearer <key>`, built once (marked sensitive).
+    auth: HeaderValue,
+}
+
+/// A `userName eq` lookup, its URL built before the phase starts (the
+/// driver shares the machine's cores with the server: parsing and encoding
+/// the URL per request cost it ~5 % of its CPU).
+pub struct Lookup {
+    url: reqwest::Url,
+    user_name: String,
+}
+
+/// A lookup's answer must be 200 with exactly the user looked up.
+fn check_lookup(status: StatusCode, body: &[u8], user_name: &str) -> anyhow::Result<()> {
+    let what = "GET /Users?filter";
+    let text = || String::from_utf8_lossy(body).chars().take(300).collect::<String>();
+    if status != StatusCode::OK {
+        bail!("{what}: HTTP {status}: {}", text());
+    }
+    let list: Listed =
+        serde_json::from_slice(body).with_context(|| format!("{what}: not a ListResponse: {}", text()))?;
+    if list.total != 1 || list.resources.first().map(|r| r.user_name.as_str()) != Some(user_name) {
+        bail!("{what} for {user_name}: expected exactly that user, got {}", text());
+    }
+    Ok(())
+}
+
+/// The part of a ListResponse a lookup checks; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Listed {
+    #[serde(rename = "totalResults")]
+    total: u64,
+    #[serde(rename = "Resources", default)]
+    resources: Vec<Named>,
+}
+
+#[derive(serde::Deserialize)]
+struct Named {
+    #[serde(rename = "userName")]
+    user_name: String,
 }
 
 impl Api {
@@ -93,7 +133,7 @@ impl Api {
         let created =
             self.post("/api/v1/scim-connections", &body, StatusCode::CREATED, "POST /api/v1/scim-connections").await?;
         let field = |k: &str| created[k].as_str().map(str::to_string).ok_or_else(|| anyhow!("no {k} in {created}"));
-        Ok(Scim { http: self.http.clone(), base_url: field("scim_base_url")?, key: field("scim_api_key")? })
+        Scim::new(self.http.clone(), field("scim_base_url")?, field("scim_api_key")?)
     }
 
     /// One whole login of `email`: initiate → the IdP's authorize → complete.
@@ -164,11 +204,17 @@ pub fn membership_patch(add: bool, user_id: &str) -> Value {
 }
 
 impl Scim {
+    pub fn new(http: reqwest::Client, base_url: String, key: String) -> anyhow::Result<Scim> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {key}")).context("the SCIM key is not a header value")?;
+        auth.set_sensitive(true);
+        Ok(Scim { http, base_url, auth })
+    }
+
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(&self.key)
-            .header(reqwest::header::ACCEPT, SCIM_JSON)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(ACCEPT, SCIM_JSON)
     }
 
     fn with_body(&self, method: Method, path: &str, body: &Value) -> reqwest::RequestBuilder {
@@ -182,16 +228,21 @@ impl Scim {
         created["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("POST /Users: no id"))
     }
 
-    /// `GET /Users?filter=userName eq "…"`; exactly one result expected.
-    pub async fn find_user(&self, user_name: &str) -> anyhow::Result<()> {
-        let filter = format!("userName eq \"{user_name}\"");
-        let req = self.request(Method::GET, "/Users").query(&[("filter", filter.as_str())]);
-        let (status, text) = send(req, "GET /Users?filter").await?;
-        let list = expect_json(status, &text, &[StatusCode::OK], "GET /Users?filter")?;
-        if list["totalResults"].as_u64() != Some(1) || list["Resources"][0]["userName"].as_str() != Some(user_name) {
-            bail!("GET /Users?filter for {user_name}: expected exactly that user, got {}", snippet(&text));
-        }
-        Ok(())
+    /// The lookup of `user_name`, ready to send.
+    pub fn lookup(&self, user_name: &str) -> anyhow::Result<Lookup> {
+        let mut url = reqwest::Url::parse(&format!("{}/Users", self.base_url))?;
+        url.query_pairs_mut().append_pair("filter", &format!("userName eq \"{user_name}\""));
+        Ok(Lookup { url, user_name: user_name.to_string() })
+    }
+
+    /// `GET /Users?filter=userName eq "…"`; exactly that user expected.
+    pub async fn find_user(&self, lookup: &Lookup) -> anyhow::Result<()> {
+        let what = "GET /Users?filter";
+        let req = self.http.get(lookup.url.clone()).header(AUTHORIZATION, self.auth.clone()).header(ACCEPT, SCIM_JSON);
+        let resp = req.send().await.with_context(|| format!("{what}: request failed"))?;
+        let status = resp.status();
+        let body = resp.bytes().await.with_context(|| format!("{what}: reading the body"))?;
+        check_lookup(status, &body, &lookup.user_name)
     }
 
     /// `POST /Groups`; returns the new group's id.
@@ -229,6 +280,17 @@ mod tests {
         assert_eq!(b["userName"], "user7@r1.acme.com");
         assert_eq!(b["emails"][0]["value"], b["userName"]);
         assert_eq!(b["active"], true);
+    }
+
+    #[test]
+    fn a_lookup_passes_only_with_exactly_the_user_looked_up() {
+        let ok = br#"{"schemas":["x"],"totalResults":1,"Resources":[{"id":"1","userName":"a@x.io","emails":[]}]}"#;
+        assert!(check_lookup(StatusCode::OK, ok, "a@x.io").is_ok());
+        assert!(check_lookup(StatusCode::OK, ok, "b@x.io").is_err());
+        assert!(check_lookup(StatusCode::UNAUTHORIZED, ok, "a@x.io").is_err());
+        assert!(check_lookup(StatusCode::OK, br#"{"totalResults":0,"Resources":[]}"#, "a@x.io").is_err());
+        assert!(check_lookup(StatusCode::OK, br#"{"totalResults":1}"#, "a@x.io").is_err());
+        assert!(check_lookup(StatusCode::OK, b"<html>", "a@x.io").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! requests at the phase's time limit. Warm-up and provisioning are not
 //! measured.
 
-use crate::client::{user_body, user_email, Api, Scim};
+use crate::client::{user_body, user_email, Api, Lookup, Scim};
 use crate::measure::Probe;
 use crate::report::{PhaseResult, Setup, Tally};
 use std::future::Future;
@@ -237,17 +237,19 @@ impl Bench {
     /// Looking up `n` users picked at random among those created so far.
     fn lookup_op(&self, n: usize, rng: &mut SplitMix) -> Op {
         let created = self.users.snapshot();
-        let picks: Arc<Vec<String>> = Arc::new(if created.is_empty() {
+        let picks: Arc<Vec<Lookup>> = Arc::new(if created.is_empty() {
             Vec::new()
         } else {
-            (0..n).map(|_| user_email(&self.run_id, created[rng.below(created.len())].0)).collect()
+            (0..n)
+                .filter_map(|_| self.scim.lookup(&user_email(&self.run_id, created[rng.below(created.len())].0)).ok())
+                .collect()
         });
         let scim = self.scim.clone();
         Arc::new(move |i| {
             let (scim, picks) = (scim.clone(), picks.clone());
             Box::pin(async move {
-                let Some(email) = picks.get(i) else { anyhow::bail!("no users to look up") };
-                scim.find_user(email).await
+                let Some(lookup) = picks.get(i) else { anyhow::bail!("no users to look up") };
+                scim.find_user(lookup).await
             })
         })
     }
