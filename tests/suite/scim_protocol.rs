@@ -632,3 +632,48 @@ async fn scim_paths_route_by_method_and_segment() {
     let r = scim.send_with_key(Method::GET, "/Users", None, &other.key).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn members_sent_without_display_text_show_their_users_and_groups_names() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut named = user("ada@acme.com");
+    named["displayName"] = json!("Ada Lovelace");
+    let ada = scim.create_user(named).await;
+    let bob = scim.create_user(user("bob@acme.com")).await;
+    let inner = scim
+        .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Inner"}))
+        .await;
+    let inner = inner.body["id"].as_str().unwrap().to_string();
+    let outer = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Outer",
+                   "members": [{"value": ada}, {"value": bob}, {"value": inner}, {"value": bob, "display": "dup"}]}),
+        )
+        .await;
+    assert_eq!(outer.status, StatusCode::CREATED, "{}", outer.body);
+    let gid = outer.body["id"].as_str().unwrap().to_string();
+    for doc in [outer.body, scim.get(&format!("/Groups/{gid}")).await.body] {
+        let members = doc["members"].as_array().unwrap();
+        let shown =
+            |id: &str| members.iter().find(|m| m["value"] == id).map(|m| (m["display"].clone(), m["type"].clone()));
+        assert_eq!(members.len(), 3, "{doc}");
+        assert_eq!(shown(&ada), Some((json!("Ada Lovelace"), json!("User"))));
+        assert_eq!(shown(&bob), Some((json!("bob@acme.com"), json!("User"))));
+        assert_eq!(shown(&inner), Some((json!("Inner"), json!("Group"))));
+    }
+    // A renamed user shows its new name.
+    let r = scim
+        .patch(
+            &format!("/Users/{ada}"),
+            patch_op(json!([{"op": "replace", "path": "displayName", "value": "Ada King"}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let doc = scim.get(&format!("/Groups/{gid}")).await.body;
+    assert!(
+        doc["members"].as_array().unwrap().iter().any(|m| m["value"] == ada.as_str() && m["display"] == "Ada King"),
+        "{doc}"
+    );
+}

@@ -330,31 +330,51 @@ pub fn search(
     )
 }
 
+#[derive(QueryableByName)]
+struct MemberRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    group_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    member_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    member_type: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    display: Option<String>,
+}
+
+/// A member's display text: the one the client sent, else the user's
+/// displayName or userName, else the group's displayName; each member row
+/// finds its user or group by primary key in the same query.
+const MEMBERS_SQL: &str = "SELECT gm.group_id, gm.member_id, gm.member_type, \
+     COALESCE(gm.display, u.display_name, u.user_name, g.display_name) AS display \
+     FROM scim_group_members gm \
+     LEFT JOIN scim_users u ON gm.member_type = 'User' AND u.id = gm.member_id \
+     LEFT JOIN scim_groups g ON gm.member_type = 'Group' AND g.id = gm.member_id \
+     WHERE gm.group_id";
+
 /// Members of each group with display names: group id → members.
 pub fn members_of(conn: &mut AnyConnection, group_ids: &[String]) -> Result<HashMap<String, Vec<Member>>, StoreError> {
     let mut out: HashMap<String, Vec<Member>> = HashMap::new();
     for chunk in group_ids.chunks(500) {
-        let rows: Vec<(String, String, String, Option<String>)> = gm::scim_group_members
-            .filter(gm::group_id.eq_any(chunk))
-            .select((gm::group_id, gm::member_id, gm::member_type, gm::display))
-            .order((gm::group_id.asc(), gm::member_id.asc()))
-            .load(conn)?;
-        let user_ids: Vec<&String> = rows.iter().filter(|r| r.2 == "User").map(|r| &r.1).collect();
-        let mut names: HashMap<String, String> = HashMap::new();
-        for ids in user_ids.chunks(500) {
-            let found: Vec<(String, Option<String>, String)> =
-                u::scim_users.filter(u::id.eq_any(ids)).select((u::id, u::display_name, u::user_name)).load(conn)?;
-            names.extend(found.into_iter().map(|(id, d, n)| (id, d.unwrap_or(n))));
-        }
-        let group_ids: Vec<&String> = rows.iter().filter(|r| r.2 == "Group").map(|r| &r.1).collect();
-        for ids in group_ids.chunks(500) {
-            let found: Vec<(String, String)> =
-                g::scim_groups.filter(g::id.eq_any(ids)).select((g::id, g::display_name)).load(conn)?;
-            names.extend(found);
-        }
-        for (gid, mid, kind, given) in rows {
-            let display = given.or_else(|| names.get(&mid).cloned());
-            out.entry(gid).or_default().push(Member { value: mid, kind, display });
+        let binds: Vec<super::filter_sql::Bind> =
+            chunk.iter().map(|id| super::filter_sql::Bind::Text(id.clone())).collect();
+        let marks = vec![super::filter_sql::PLACEHOLDER.to_string(); chunk.len()].join(", ");
+        let sql = match chunk.len() {
+            1 => format!("{MEMBERS_SQL} = {marks} ORDER BY gm.member_id"),
+            _ => format!("{MEMBERS_SQL} IN ({marks}) ORDER BY gm.group_id, gm.member_id"),
+        };
+        // One group (a GET, a write's answer) has one text: kept prepared.
+        let statement = if chunk.len() == 1 {
+            query::Statement::cached(&sql, &binds)
+        } else {
+            query::Statement::once(&sql, &binds)
+        };
+        for r in query::load::<MemberRow>(conn, statement)? {
+            out.entry(r.group_id).or_default().push(Member {
+                value: r.member_id,
+                kind: r.member_type,
+                display: r.display,
+            });
         }
     }
     Ok(out)
