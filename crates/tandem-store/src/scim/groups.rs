@@ -76,8 +76,7 @@ pub struct MemberRef {
 
 /// Splits a normalized group document into its members (deduplicated, in
 /// order) and the rest.
-pub fn split_members(resource: &Value) -> (Value, Vec<MemberRef>) {
-    let mut doc = resource.clone();
+pub fn split_members(mut doc: Value) -> (Value, Vec<MemberRef>) {
     let members = doc
         .as_object_mut()
         .and_then(|o| o.remove("members"))
@@ -162,7 +161,7 @@ pub type Written = (ScimGroupRow, Vec<String>);
 pub fn insert(
     conn: &mut AnyConnection,
     connection: &str,
-    resource: &Value,
+    resource: Value,
     ignore_unknown: bool,
     now: DateTime<Utc>,
 ) -> Result<Written, GroupWriteError> {
@@ -231,7 +230,8 @@ pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRe
     Ok(rows.into_iter().map(|(value, display)| MemberRef { value, display }).collect())
 }
 
-/// Replaces a group's document and members (PUT, or a PATCH result).
+/// Replaces a group's document and members (PUT, or a PATCH result) with
+/// `doc` and `refs`, the new document as [`split_members`] split it.
 /// `stored` are the group's members as [`member_refs`] read them in this
 /// transaction (the caller has them already: the transform ran on them).
 /// Only membership rows that change are written.
@@ -239,11 +239,10 @@ pub fn replace(
     conn: &mut AnyConnection,
     current: &ScimGroupRow,
     stored: &[MemberRef],
-    resource: &Value,
+    (doc, refs): (Value, Vec<MemberRef>),
     ignore_unknown: bool,
     now: DateTime<Utc>,
 ) -> Result<Written, GroupWriteError> {
-    let (doc, refs) = split_members(resource);
     let display = doc.get("displayName").and_then(Value::as_str).unwrap_or_default().to_string();
     if display.to_lowercase() != current.display_name_lower {
         check_display_name(conn, &current.scim_connection_id, &display.to_lowercase(), Some(&current.id))?;
@@ -409,7 +408,7 @@ mod tests {
         let doc = json!({"displayName": "g", "members": [
             {"value": "b", "display": "B"}, {"value": "a"}, {"value": "b", "display": "again"}, {"display": "no value"}, {"value": "c"}
         ]});
-        let (rest, refs) = split_members(&doc);
+        let (rest, refs) = split_members(doc);
         assert_eq!(rest, json!({"displayName": "g"}));
         let got: Vec<(&str, Option<&str>)> = refs.iter().map(|r| (r.value.as_str(), r.display.as_deref())).collect();
         assert_eq!(got, vec![("b", Some("B")), ("a", None), ("c", None)]);

@@ -99,7 +99,7 @@ pub async fn create(
             .store
             .write(move |c| {
                 let ignore = ignores_unknown(c, &conn)?;
-                match groups::insert(c, &conn, &doc, ignore, now) {
+                match groups::insert(c, &conn, doc, ignore, now) {
                     Ok((row, ignored)) => {
                         let entry = log.entry(now, "create", Some("Group"), Some(&row.id), None, 201, None);
                         logs::insert(c, &[with_ignored(entry, &ignored)])?;
@@ -262,16 +262,14 @@ async fn update(
                 Ok(n) => n,
                 Err(e) => return Ok(Err(e)),
             };
-            let unchanged = {
-                let (next_doc, mut next_refs) = groups::split_members(&next);
-                next_refs.sort_by(|a, b| a.value.cmp(&b.value));
-                next_doc == current.document() && next_refs == refs
-            };
-            let row = if unchanged {
+            // In member order, as `refs` are stored (the order carries no meaning).
+            let (next_doc, mut next_refs) = groups::split_members(next);
+            next_refs.sort_by(|a, b| a.value.cmp(&b.value));
+            let row = if next_doc == current.document() && next_refs == refs {
                 (current, "skip", Vec::new())
             } else {
                 let ignore = ignores_unknown(c, &conn)?;
-                match groups::replace(c, &current, &refs, &next, ignore, now) {
+                match groups::replace(c, &current, &refs, (next_doc, next_refs), ignore, now) {
                     Ok((row, ignored)) => (row, "update", ignored),
                     Err(e) => return write_error(e).map(Err),
                 }
