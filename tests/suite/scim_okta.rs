@@ -179,3 +179,41 @@ async fn okta_whole_provisioning_cycle() {
     assert!(rows[0].deleted_at.is_some());
     assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_group_patch_that_changes_nothing_keeps_the_version_and_is_logged_as_a_skip() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let u1 = scim.create_user(okta_user("same1@acme.com", "00us1", true)).await;
+    let g = scim
+        .post(
+            "/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Same",
+                   "members": [{"value": u1, "display": "One"}]}),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    // Okta's shape: the name again and a member the group already has.
+    let same = patch_op(json!([
+        {"op": "replace", "value": {"id": gid, "displayName": "Same"}},
+        {"op": "add", "path": "members", "value": [{"value": u1}]}
+    ]));
+    let r = scim.patch(&format!("/Groups/{gid}"), same).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["meta"]["version"], g.body["meta"]["version"]);
+    assert_eq!(r.body["members"][0]["display"], "One");
+    // A real change still writes.
+    let renamed = patch_op(json!([{"op": "replace", "value": {"id": gid, "displayName": "Renamed"}}]));
+    let r = scim.patch(&format!("/Groups/{gid}"), renamed).await;
+    assert_ne!(r.body["meta"]["version"], g.body["meta"]["version"]);
+    let (_, logs) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    let ops: Vec<&str> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource_type"] == "Group")
+        .rev()
+        .map(|e| e["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["create", "skip", "update"]);
+}

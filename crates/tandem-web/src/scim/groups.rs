@@ -262,10 +262,14 @@ async fn update(
                 Ok(n) => n,
                 Err(e) => return Ok(Err(e)),
             };
+            // The stored document again, without the members put in for the transform.
+            if let Some(o) = doc.as_object_mut() {
+                o.remove("members");
+            }
             // In member order, as `refs` are stored (the order carries no meaning).
             let (next_doc, mut next_refs) = groups::split_members(next);
             next_refs.sort_by(|a, b| a.value.cmp(&b.value));
-            let row = if next_doc == current.document() && next_refs == refs {
+            let row = if next_doc == doc && next_refs == refs {
                 (current, "skip", Vec::new())
             } else {
                 let ignore = ignores_unknown(c, &conn)?;
