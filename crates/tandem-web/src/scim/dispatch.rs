@@ -13,14 +13,13 @@
 //! it and [`ResourceId`] the resource id; the metrics label is the route's
 //! pattern, and a path that names no endpoint is labelled `unmatched`.
 
-use super::response::{method_not_allowed, unknown_endpoint, ScimFailure};
+use super::response::{method_not_allowed, no_endpoint, unknown_endpoint, ScimFailure};
 use super::{discovery, groups, search, users};
 use crate::metrics::{RouteLabel, Unmatched};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{Error, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder};
 use std::future::{ready, Ready};
-use tandem_scim::ScimError;
 
 /// A SCIM endpoint under `/scim/v2/{connection_id}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,9 +162,7 @@ impl FromRequest for ResourceId {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let id = req.extensions().get::<ScimRoute>().and_then(|r| r.id.clone());
-        ready(id.map(ResourceId).ok_or_else(|| {
-            ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path())))
-        }))
+        ready(id.map(ResourceId).ok_or_else(|| no_endpoint(req)))
     }
 }
 

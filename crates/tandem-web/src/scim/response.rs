@@ -114,9 +114,14 @@ pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
         .is_some_and(|h| h.split(',').map(str::trim).any(|t| t == current || t == "*"))
 }
 
+/// The error for a SCIM path that does not exist.
+pub fn no_endpoint(req: &HttpRequest) -> ScimFailure {
+    ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path())))
+}
+
 /// The answer for a SCIM path that does not exist.
 pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
-    ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path()))).error_response()
+    no_endpoint(&req).error_response()
 }
 
 /// The answer for a method an endpoint does not support.
