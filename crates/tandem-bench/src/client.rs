@@ -58,6 +58,8 @@ pub struct Scim {
     pub base_url: String,
     /// `Bearer <key>`, built once (marked sensitive).
     auth: HeaderValue,
+    /// `<base_url>/Users`, parsed once.
+    users_url: reqwest::Url,
 }
 
 /// A `userName eq` lookup, its URL built before the phase starts (the
@@ -207,7 +209,8 @@ impl Scim {
     pub fn new(http: reqwest::Client, base_url: String, key: String) -> anyhow::Result<Scim> {
         let mut auth = HeaderValue::from_str(&format!("Bearer {key}")).context("the SCIM key is not a header value")?;
         auth.set_sensitive(true);
-        Ok(Scim { http, base_url, auth })
+        let users_url = reqwest::Url::parse(&format!("{base_url}/Users")).context("the SCIM base URL is not a URL")?;
+        Ok(Scim { http, base_url, auth, users_url })
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -229,10 +232,10 @@ impl Scim {
     }
 
     /// The lookup of `user_name`, ready to send.
-    pub fn lookup(&self, user_name: &str) -> anyhow::Result<Lookup> {
-        let mut url = reqwest::Url::parse(&format!("{}/Users", self.base_url))?;
+    pub fn lookup(&self, user_name: &str) -> Lookup {
+        let mut url = self.users_url.clone();
         url.query_pairs_mut().append_pair("filter", &format!("userName eq \"{user_name}\""));
-        Ok(Lookup { url, user_name: user_name.to_string() })
+        Lookup { url, user_name: user_name.to_string() }
     }
 
     /// `GET /Users?filter=userName eq "…"`; exactly that user expected.

@@ -240,9 +240,7 @@ impl Bench {
         let picks: Arc<Vec<Lookup>> = Arc::new(if created.is_empty() {
             Vec::new()
         } else {
-            (0..n)
-                .filter_map(|_| self.scim.lookup(&user_email(&self.run_id, created[rng.below(created.len())].0)).ok())
-                .collect()
+            (0..n).map(|_| self.scim.lookup(&user_email(&self.run_id, created[rng.below(created.len())].0))).collect()
         });
         let scim = self.scim.clone();
         Arc::new(move |i| {
