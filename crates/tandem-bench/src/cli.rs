@@ -58,7 +58,7 @@ pub struct RunArgs {
     /// Users created in each SCIM create phase [full: 5000, quick: 300].
     #[arg(long)]
     pub scim_users: Option<usize>,
-    /// Lookups per lookup phase [full: 2000, quick: 300].
+    /// Lookups per lookup phase, and `/healthz` requests per floor phase [full: 2000, quick: 300].
     #[arg(long)]
     pub scim_gets: Option<usize>,
     /// Users the connection holds for the large lookup phases; 0 skips them [full: 100000, quick: 2000].

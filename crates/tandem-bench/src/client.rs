@@ -85,6 +85,19 @@ fn check_lookup(status: StatusCode, body: &[u8], user_name: &str) -> anyhow::Res
     Ok(())
 }
 
+/// `/healthz` must answer 200 with `{"status":"ok"}`.
+fn check_health(status: StatusCode, body: &[u8]) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Health {
+        status: String,
+    }
+    let health: Option<Health> = serde_json::from_slice(body).ok();
+    if status != StatusCode::OK || health.is_none_or(|h| h.status != "ok") {
+        bail!("GET /healthz: HTTP {status}: {}", String::from_utf8_lossy(body).chars().take(300).collect::<String>());
+    }
+    Ok(())
+}
+
 /// The part of a ListResponse a lookup checks; the rest is skipped unparsed.
 #[derive(serde::Deserialize)]
 struct Listed {
@@ -101,6 +114,21 @@ struct Named {
 }
 
 impl Api {
+    /// `GET /healthz`: the cheapest answer the server gives, so its CPU per
+    /// request is the HTTP and loopback floor under every other phase.
+    pub async fn healthz(&self) -> anyhow::Result<()> {
+        let what = "GET /healthz";
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .with_context(|| format!("{what}: request failed"))?;
+        let status = resp.status();
+        let body = resp.bytes().await.with_context(|| format!("{what}: reading the body"))?;
+        check_health(status, &body)
+    }
+
     async fn post(&self, path: &str, body: &Value, want: StatusCode, what: &str) -> anyhow::Result<Value> {
         let req = self.http.request(Method::POST, format!("{}{path}", self.base)).bearer_auth(&self.key).json(body);
         let (status, text) = send(req, what).await?;
@@ -294,6 +322,14 @@ mod tests {
         assert!(check_lookup(StatusCode::OK, br#"{"totalResults":0,"Resources":[]}"#, "a@x.io").is_err());
         assert!(check_lookup(StatusCode::OK, br#"{"totalResults":1}"#, "a@x.io").is_err());
         assert!(check_lookup(StatusCode::OK, b"<html>", "a@x.io").is_err());
+    }
+
+    #[test]
+    fn health_passes_only_on_200_ok() {
+        assert!(check_health(StatusCode::OK, br#"{"status":"ok"}"#).is_ok());
+        assert!(check_health(StatusCode::OK, br#"{"status":"starting"}"#).is_err());
+        assert!(check_health(StatusCode::SERVICE_UNAVAILABLE, br#"{"status":"ok"}"#).is_err());
+        assert!(check_health(StatusCode::OK, b"ok").is_err());
     }
 
     #[test]

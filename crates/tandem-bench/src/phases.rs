@@ -234,6 +234,16 @@ impl Bench {
         })
     }
 
+    /// `GET /healthz`: the floor every request pays (HTTP parsing and
+    /// answering, loopback TCP, wake-ups) with no work behind it.
+    fn health_op(&self) -> Op {
+        let api = self.api.clone();
+        Arc::new(move |_| {
+            let api = api.clone();
+            Box::pin(async move { api.healthz().await })
+        })
+    }
+
     /// Looking up `n` users picked at random among those created so far.
     fn lookup_op(&self, n: usize, rng: &mut SplitMix) -> Op {
         let created = self.users.snapshot();
@@ -296,10 +306,13 @@ impl Bench {
         self.unmeasured(&mut out, "warm-up lookups", 20, 1, self.lookup_op(20, &mut rng)).await;
         self.unmeasured(&mut out, "warm-up logins", 5, 1, self.login_op(0)).await;
 
+        let gets = self.plan.scim_gets;
+        self.measured(&mut out, "healthz_seq", gets, 1, 1, self.health_op()).await;
+        self.measured(&mut out, &format!("healthz_c{c}"), gets, c, 1, self.health_op()).await;
+
         self.measured(&mut out, "scim_post_seq", n, 1, 1, self.create_op(0)).await;
         self.measured(&mut out, &format!("scim_post_c{c}"), n, c, 1, self.create_op(n)).await;
 
-        let gets = self.plan.scim_gets;
         self.measured(&mut out, "scim_get_seq", gets, 1, 1, self.lookup_op(gets, &mut rng)).await;
         self.measured(&mut out, &format!("scim_get_c{c}"), gets, c, 1, self.lookup_op(gets, &mut rng)).await;
         out.hwm_after_scim_mb = self.probe.server_memory_mb().map(|m| (m.1 * 10.0).round() / 10.0);
