@@ -26,6 +26,15 @@ pub(crate) fn take_ci(map: &mut Map<String, Value>, key: &str) -> Option<Value> 
     exact.or(first_other)
 }
 
+/// `value` as JSON text. `serde_json::to_string` writes straight into one
+/// buffer; `Value`'s `Display` (`to_string()`) goes through `fmt::Formatter`
+/// a piece at a time, which took twice the instructions to write a lookup's
+/// response. A `Value` always serialises (its keys are strings,
+/// its numbers finite), so the fallback is never taken.
+pub fn to_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+}
+
 /// Whether a value counts as present for `pr`: not null, not `""`, not `[]`, not `{}`.
 pub(crate) fn is_present(value: &Value) -> bool {
     match value {

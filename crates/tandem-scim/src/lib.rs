@@ -34,3 +34,4 @@ pub mod resource;
 pub mod schema;
 
 pub use error::ScimError;
+pub use json::to_text;

@@ -164,12 +164,15 @@ pub fn project(
             }
         }
     }
-    let present: Vec<String> = out.keys().cloned().collect();
-    if let Some(Value::Array(schemas)) = out.get_mut("schemas") {
-        schemas.retain(|s| {
-            s.as_str()
-                .is_none_or(|urn| rt.extension(urn).is_none() || present.iter().any(|k| k.eq_ignore_ascii_case(urn)))
-        });
+    // Taken out while the kept keys are read, so they need not be copied.
+    if let Some((key, mut schemas)) = out.remove_entry("schemas") {
+        if let Value::Array(list) = &mut schemas {
+            list.retain(|s| {
+                s.as_str()
+                    .is_none_or(|urn| rt.extension(urn).is_none() || out.keys().any(|k| k.eq_ignore_ascii_case(urn)))
+            });
+        }
+        out.insert(key, schemas);
     }
     Ok(Value::Object(out))
 }

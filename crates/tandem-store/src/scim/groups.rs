@@ -177,7 +177,7 @@ pub fn insert(
         display_name_lower: display.to_lowercase(),
         display_name: display,
         external_id: doc.get("externalId").and_then(Value::as_str).map(str::to_string),
-        resource: doc.to_string(),
+        resource: tandem_scim::to_text(&doc),
         version: 1,
         created_at: micros(now),
         updated_at: micros(now),
@@ -274,7 +274,7 @@ pub fn replace(
     row.display_name_lower = display.to_lowercase();
     row.display_name = display;
     row.external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
-    row.resource = doc.to_string();
+    row.resource = tandem_scim::to_text(&doc);
     row.version += 1;
     row.updated_at = micros(now).max(current.updated_at + 1);
     diesel::update(g::scim_groups.filter(g::id.eq(&row.id)))

@@ -132,7 +132,7 @@ pub fn insert(
         external_id: k.external_id,
         display_name: k.display_name,
         active: k.active,
-        resource: resource.to_string(),
+        resource: tandem_scim::to_text(resource),
         version: 1,
         created_at: micros(now),
         updated_at: micros(now),
@@ -192,7 +192,7 @@ pub fn replace(
     row.external_id = k.external_id;
     row.display_name = k.display_name;
     row.active = k.active;
-    row.resource = resource.to_string();
+    row.resource = tandem_scim::to_text(resource);
     row.version += 1;
     row.updated_at = micros(now).max(current.updated_at + 1);
     diesel::update(u::scim_users.filter(u::id.eq(&row.id)))

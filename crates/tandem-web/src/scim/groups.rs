@@ -78,7 +78,7 @@ fn with_ignored(mut entry: logs::ProvisioningLog, ignored: &[String]) -> logs::P
             .iter()
             .map(|id| json!({"attribute": "members.value", "reason": format!("ignored unknown member {id:?}")}))
             .collect();
-        entry.reasons = Value::Array(reasons).to_string();
+        entry.reasons = tandem_scim::to_text(&Value::Array(reasons));
     }
     entry
 }

@@ -53,13 +53,13 @@ impl ResponseError for ScimFailure {
         if self.0.status == 401 {
             b.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        b.content_type(SCIM_JSON).body(self.0.to_json().to_string())
+        b.content_type(SCIM_JSON).body(tandem_scim::to_text(&self.0.to_json()))
     }
 }
 
 /// A SCIM JSON response.
 pub fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
-    HttpResponse::build(status).content_type(SCIM_JSON).body(body.to_string())
+    HttpResponse::build(status).content_type(SCIM_JSON).body(tandem_scim::to_text(body))
 }
 
 /// The weak ETag of a resource version.
@@ -74,7 +74,7 @@ pub fn resource(status: StatusCode, body: &Value, version: i64, location: Option
     if let Some(l) = location {
         b.insert_header(("Location", l));
     }
-    b.body(body.to_string())
+    b.body(tandem_scim::to_text(body))
 }
 
 /// `meta` of a stored resource.
