@@ -5,52 +5,43 @@ use crate::schema::login_events::dsl as ev;
 use crate::schema::login_transactions::dsl as tx;
 use crate::schema::sso_users::dsl as su;
 use crate::scim::filter_sql::Bind;
-use crate::scim::query::{execute, with_placeholders, Statement};
+use crate::scim::query::execute_fixed;
 use crate::{micros, AnyConnection, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use std::sync::LazyLock;
 
 // A login's UPDATEs as static statements that stay prepared (diesel
 // prepares an UPDATE afresh on every call).
-static CONSUME: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders("UPDATE login_transactions SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL")
-});
-static UPDATE_EVENT: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders(
+crate::fixed_sql!(Consume = "UPDATE login_transactions SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL");
+crate::fixed_sql!(
+    UpdateEvent =
         "UPDATE login_events SET updated_at = ?, outcome = ?, error_type = ?, error_kind = ?, failed_step = ?, \
-         diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, scim_user_id = ? WHERE id = ?",
-    )
-});
+         diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, scim_user_id = ? WHERE id = ?"
+);
 // Their INSERTs too: diesel builds an INSERT's text again on every call when
 // the row has optional columns.
-static INSERT_TRANSACTION: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders(
+crate::fixed_sql!(
+    InsertTransaction =
         "INSERT INTO login_transactions (id, oidc_client_id, state_hash, cookie_hash, nonce, pkce_verifier_enc, \
          post_login_redirect_url, login_event_id, created_at, expires_at, consumed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-});
-static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders(
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
+crate::fixed_sql!(
+    InsertEvent =
         "INSERT INTO login_events (id, oidc_client_id, customer_id, created_at, updated_at, outcome, error_type, \
          error_kind, failed_step, diagnosis, steps, oidc_user_id, email, scim_user_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-});
-static INSERT_SSO_USER: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders(
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
+crate::fixed_sql!(
+    InsertSsoUser =
         "INSERT INTO sso_users (id, oidc_client_id, oidc_user_id, email, email_verified, preferred_username, \
          given_name, family_name, claims, first_login_at, last_login_at, login_count) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-});
-static SEEN_AGAIN: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders(
-        "UPDATE sso_users SET email = ?, email_verified = ?, preferred_username = ?, given_name = ?, \
-         family_name = ?, claims = ?, last_login_at = ?, login_count = login_count + 1 WHERE id = ?",
-    )
-});
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
+crate::fixed_sql!(
+    SeenAgain = "UPDATE sso_users SET email = ?, email_verified = ?, preferred_username = ?, given_name = ?, \
+         family_name = ?, claims = ?, last_login_at = ?, login_count = login_count + 1 WHERE id = ?"
+);
 
 /// A login between initiate and complete.
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -89,7 +80,7 @@ pub fn insert_transaction(conn: &mut AnyConnection, t: &LoginTransaction) -> Res
         Bind::Int(t.expires_at),
         Bind::OptInt(t.consumed_at),
     ];
-    execute(conn, Statement::cached(&INSERT_TRANSACTION, &binds))?;
+    execute_fixed::<InsertTransaction>(conn, &binds)?;
     Ok(())
 }
 
@@ -106,7 +97,7 @@ pub fn find_transaction(conn: &mut AnyConnection, state_hash: &str) -> Result<Op
 /// between nodes sharing one database).
 pub fn consume_transaction(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let binds = [Bind::Int(micros(now)), Bind::Text(id.to_string())];
-    Ok(execute(conn, Statement::cached(&CONSUME, &binds))? == 1)
+    Ok(execute_fixed::<Consume>(conn, &binds)? == 1)
 }
 
 /// Deletes transactions that expired more than a day before `now`.
@@ -185,7 +176,7 @@ pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), Stor
         Bind::Int(e.updated_at),
     ];
     binds.extend(progress(e));
-    execute(conn, Statement::cached(&INSERT_EVENT, &binds))?;
+    execute_fixed::<InsertEvent>(conn, &binds)?;
     Ok(())
 }
 
@@ -195,7 +186,7 @@ pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), Stor
     let mut binds = vec![Bind::Int(e.updated_at)];
     binds.extend(progress(e));
     binds.push(Bind::Text(e.id.clone()));
-    execute(conn, Statement::cached(&UPDATE_EVENT, &binds))?;
+    execute_fixed::<UpdateEvent>(conn, &binds)?;
     Ok(())
 }
 
@@ -284,7 +275,7 @@ pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), S
         Some(id) => {
             let mut binds = Vec::from(attributes(seen));
             binds.extend([Bind::Int(seen.last_login_at), Bind::Text(id)]);
-            execute(conn, Statement::cached(&SEEN_AGAIN, &binds))?;
+            execute_fixed::<SeenAgain>(conn, &binds)?;
         }
         None => {
             let mut binds = vec![
@@ -294,7 +285,7 @@ pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), S
             ];
             binds.extend(attributes(seen));
             binds.extend([Bind::Int(seen.first_login_at), Bind::Int(seen.last_login_at), Bind::Int(seen.login_count)]);
-            execute(conn, Statement::cached(&INSERT_SSO_USER, &binds))?;
+            execute_fixed::<InsertSsoUser>(conn, &binds)?;
         }
     }
     Ok(())

@@ -2,20 +2,17 @@
 //! amounted to and, for failures, attribute-level reasons.
 
 use super::filter_sql::Bind;
-use super::query::{execute, with_placeholders, Statement};
+use super::query::execute_fixed;
 use crate::schema::provisioning_logs::dsl as l;
 use crate::{AnyConnection, StoreError};
 use diesel::prelude::*;
-use std::sync::LazyLock;
 
 // One entry as a static statement that stays prepared (diesel builds an
 // INSERT's text again on every call when the row has optional columns).
-static INSERT_ONE: LazyLock<String> = LazyLock::new(|| {
-    with_placeholders(
-        "INSERT INTO provisioning_logs (id, scim_connection_id, created_at, request_id, method, path, operation, \
-         resource_type, resource_id, user_name, status, detail, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-});
+crate::fixed_sql!(
+    InsertOne = "INSERT INTO provisioning_logs (id, scim_connection_id, created_at, request_id, method, path, operation, \
+         resource_type, resource_id, user_name, status, detail, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
 
 /// One SCIM request as recorded.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -64,7 +61,7 @@ pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(
             Bind::OptText(one.detail.clone()),
             Bind::Text(one.reasons.clone()),
         ];
-        execute(conn, Statement::cached(&INSERT_ONE, &binds))?;
+        execute_fixed::<InsertOne>(conn, &binds)?;
     }
     Ok(())
 }

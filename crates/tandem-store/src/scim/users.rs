@@ -1,7 +1,7 @@
 //! SCIM users: create, read, replace, tombstone, search.
 
 use super::filter_sql::Bind;
-use super::query::{self, Statement};
+use super::query;
 use crate::schema::scim_group_members::dsl as gm;
 use crate::schema::scim_groups::dsl as g;
 use crate::schema::scim_users::dsl as u;
@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use tandem_core::matching::{local_part_lower, ScimKey};
 use tandem_scim::filter::{CompareOp, Filter};
 use tandem_scim::schema::ResourceType;
@@ -18,13 +17,11 @@ use tandem_scim::ScimError;
 
 // A create as a static statement that stays prepared: diesel builds an
 // INSERT's text again on every call when the row has optional columns.
-static INSERT: LazyLock<String> = LazyLock::new(|| {
-    query::with_placeholders(
-        "INSERT INTO scim_users (id, scim_connection_id, user_name, user_name_lower, user_name_local_lower, \
+crate::fixed_sql!(
+    InsertUser = "INSERT INTO scim_users (id, scim_connection_id, user_name, user_name_lower, user_name_local_lower, \
          external_id, display_name, active, resource, version, created_at, updated_at, deleted_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-});
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
 
 /// A stored SCIM user. `resource` is the canonical JSON without `id`,
 /// `meta` and `groups`, which are rendered from the columns.
@@ -153,7 +150,7 @@ pub fn insert(
         Bind::Int(row.updated_at),
         Bind::OptInt(row.deleted_at),
     ];
-    query::execute(conn, Statement::cached(&INSERT, &binds)).map_err(|e| {
+    query::execute_fixed::<InsertUser>(conn, &binds).map_err(|e| {
         if e.is_unique_violation() {
             UserWriteError::UserNameTaken(row.user_name.clone())
         } else {
