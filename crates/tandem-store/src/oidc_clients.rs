@@ -182,15 +182,17 @@ pub fn get_by_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<Op
         .optional())?)
 }
 
-/// The clients whose allowlist contains `domain` (lower-case).
+/// The clients whose allowlist contains `domain` (lower-case): a lookup by
+/// the domain table's primary key.
 pub fn find_by_domain(conn: &mut AnyConnection, domain: &str) -> Result<Vec<OidcClientRow>, StoreError> {
-    // One static join (stays prepared), not a second query with a variable-length IN.
-    Ok(c::oidc_clients
+    // One static join (stays prepared), not a second query with a variable-length IN;
+    // on the concrete connection, which keeps it under its type without rendering its SQL.
+    Ok(on_backend!(conn, |db| c::oidc_clients
         .inner_join(d::oidc_client_domains)
         .filter(d::domain.eq(domain))
         .select(OidcClientRow::as_select())
         .order(c::id.asc())
-        .load(conn)?)
+        .load(db))?)
 }
 
 /// A page of clients ordered by id, after `after` when given.

@@ -375,7 +375,7 @@ async fn respond(
         .map_err(ApiError::from)?;
     *trace = moved;
     let joined = verdict.map_err(|(_, error)| Failure { error, saved: true })?;
-    Ok(json!({
+    let mut body = json!({
         "customer_id": client.customer_id,
         "oidc_client_id": client.id,
         "oidc_user_id": oidc_user_id,
@@ -384,9 +384,11 @@ async fn respond(
         "preferred_username": preferred_username,
         "given_name": text(&claims, "given_name"),
         "family_name": text(&claims, "family_name"),
-        "claims": claims,
-        "scim_user": joined.scim_user,
         "post_login_redirect_url": tx.post_login_redirect_url,
         "login_event_id": trace.id(),
-    }))
+    });
+    // Moved in: `json!` would serialise the claims and the SCIM user into copies.
+    body["claims"] = Value::Object(claims);
+    body["scim_user"] = joined.scim_user.unwrap_or(Value::Null);
+    Ok(body)
 }

@@ -41,7 +41,7 @@ async fn find_client(state: &AppState, by: Selector) -> Result<OidcClientRow, Ap
         Selector::Email(email) => {
             let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
             let key = domain.clone();
-            let mut clients = state.store.read(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
+            let mut clients = state.store.read_indexed(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
             match clients.len() {
                 0 => {
                     return Err(ApiError::not_found(

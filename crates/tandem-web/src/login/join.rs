@@ -52,7 +52,7 @@ pub fn join(
             details,
         )));
     };
-    let candidates = users::find_by_key(c, &connection.id, strategy.scim_key(), &key)?;
+    let mut candidates = users::find_by_key(c, &connection.id, strategy.scim_key(), &key)?;
     let verdict = decide(
         &candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect::<Vec<_>>(),
     );
@@ -60,20 +60,22 @@ pub fn join(
     details["matched_on"] = json!(key);
     match verdict {
         JoinOutcome::Matched(i) => {
-            let row = candidates[i].clone();
+            let row = candidates.swap_remove(i);
             let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
             let resource = crate::scim::render_user(state, &row, Some(&groups));
-            let scim_user = json!({
+            let mut scim_user = json!({
                 "scim_connection_id": row.scim_connection_id,
                 "id": row.id,
                 "user_name": row.user_name,
                 "external_id": row.external_id,
                 "active": row.active,
                 "display_name": row.display_name,
-                "emails": resource.get("emails").cloned().unwrap_or(json!([])),
-                "groups": groups.iter().map(|(gid, name)| json!({"value": gid, "display": name})).collect::<Vec<_>>(),
-                "resource": resource,
             });
+            // Values moved in: `json!` would serialise them into copies.
+            scim_user["emails"] = resource.get("emails").cloned().unwrap_or(json!([]));
+            scim_user["groups"] =
+                Value::Array(groups.iter().map(|(gid, name)| json!({"value": gid, "display": name})).collect());
+            scim_user["resource"] = resource;
             details["scim_user_id"] = json!(row.id);
             Ok(Ok(Joined { scim_user: Some(scim_user), scim_user_id: Some(row.id), detail: details }))
         }
