@@ -251,6 +251,23 @@ impl Store {
         .map_err(|e| StoreError::Unavailable(format!("database task failed: {e}")))?
     }
 
+    /// Runs a transaction of a few rows found by key (a SCIM user written,
+    /// a login's steps) like [`Store::write`], except that on SQLite, when
+    /// no other write is queued or running, it runs and commits at once on
+    /// the calling thread instead of on the writer's (two thread wake-ups
+    /// fewer). Anything that may touch many rows goes through `write`, which
+    /// never holds up the caller's thread.
+    pub async fn write_small<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write_now(f).await,
+            None => self.write(f).await,
+        }
+    }
+
     /// The synchronous form of [`Store::write`], for the CLI and tests.
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where

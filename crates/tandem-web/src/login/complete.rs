@@ -57,7 +57,7 @@ pub async fn complete(
     let now = state.clock.now();
     let claimed = state
         .store
-        .write(move |c| {
+        .write_small(move |c| {
             let Some(tx) = sso::find_transaction(c, &state_hash)? else { return Ok(None) };
             let event = sso::get_event(c, &tx.login_event_id)?;
             let refusal = if tx.consumed_at.is_some() {
@@ -347,7 +347,7 @@ async fn respond(
     let mut moved = std::mem::replace(trace, Trace::new(state, None));
     let (verdict, moved) = state
         .store
-        .write(move |c| {
+        .write_small(move |c| {
             sso::record_sso_user(c, &seen)?;
             let verdict = match blocked {
                 Some(err) => Err(("email_allowlist", err)),

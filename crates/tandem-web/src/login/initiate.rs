@@ -168,7 +168,7 @@ pub async fn initiate(
     let event = trace.into_event(&state);
     state
         .store
-        .write(move |c| {
+        .write_small(move |c| {
             sso::insert_event(c, &event)?;
             sso::insert_transaction(c, &transaction)
         })

@@ -67,7 +67,7 @@ impl Trace {
     pub async fn insert(mut self, state: &AppState) -> Result<(), ApiError> {
         self.finish(state);
         let e = self.event;
-        state.store.write(move |c| sso::insert_event(c, &e)).await?;
+        state.store.write_small(move |c| sso::insert_event(c, &e)).await?;
         Ok(())
     }
 
@@ -75,7 +75,7 @@ impl Trace {
     pub async fn save(mut self, state: &AppState) {
         self.finish(state);
         let e = self.event;
-        if let Err(err) = state.store.write(move |c| sso::update_event(c, &e)).await {
+        if let Err(err) = state.store.write_small(move |c| sso::update_event(c, &e)).await {
             tracing::error!(error = %err, "could not save a login event");
         }
     }

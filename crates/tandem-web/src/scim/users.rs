@@ -89,7 +89,7 @@ pub async fn create(
         let (conn, log) = (caller.connection_id.clone(), ctx.clone());
         let created = state
             .store
-            .write(move |c| match users::insert(c, &conn, &doc, now) {
+            .write_small(move |c| match users::insert(c, &conn, &doc, now) {
                 Ok(row) => {
                     logs::insert(
                         c,
@@ -228,7 +228,7 @@ async fn update(
     let (conn, key, log) = (ctx.connection_id.clone(), id.to_string(), ctx.clone());
     let (row, groups, doc) = state
         .store
-        .write(move |c| {
+        .write_small(move |c| {
             let Some(current) = users::get(c, &conn, &key)? else {
                 return Ok(Err(not_found(&key)));
             };
