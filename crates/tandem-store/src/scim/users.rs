@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use tandem_core::matching::{local_part_lower, ScimKey};
-use tandem_scim::filter::{CompareOp, Filter};
+use tandem_scim::filter::{CompValue, CompareOp, Filter};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 
@@ -245,6 +245,9 @@ pub fn search(
     start_index: u64,
     count: u64,
 ) -> Result<Result<(i64, Vec<ScimUserRow>), ScimError>, StoreError> {
+    if let Some(page) = point_search(conn, connection, filter, start_index, count)? {
+        return Ok(Ok(page));
+    }
     query::paged::<ScimUserRow>(
         conn,
         "scim_users",
@@ -271,6 +274,51 @@ pub fn is_point_search(filter: Option<&Filter>) -> bool {
         }
         _ => false,
     }
+}
+
+/// The first page of a point search (see [`is_point_search`]) with a text
+/// value, as a static query on the concrete connection: it stays prepared
+/// under its type, so nothing is built, rendered or hashed per call (the
+/// general path builds its SQL, ~15 % of a lookup's instructions). The same
+/// conditions as the general path's: `userName` lower-cased against its
+/// lower-cased column, `externalId` and `id` exact, live users only, in id
+/// order. `None` when it does not apply, or the page came back full (the
+/// general path then counts the total).
+fn point_search(
+    conn: &mut AnyConnection,
+    connection: &str,
+    filter: Option<&Filter>,
+    start_index: u64,
+    count: u64,
+) -> Result<Option<(i64, Vec<ScimUserRow>)>, StoreError> {
+    let Some(Filter::Compare { path, value: CompValue::String(value), .. }) = filter else { return Ok(None) };
+    if start_index != 1 || count == 0 || !is_point_search(filter) {
+        return Ok(None);
+    }
+    let limit = i64::try_from(count).unwrap_or(i64::MAX);
+    macro_rules! live {
+        ($cond:expr) => {
+            on_backend!(&mut *conn, |c| u::scim_users
+                .filter(u::scim_connection_id.eq(connection))
+                .filter($cond)
+                .filter(u::deleted_at.is_null())
+                .select(ScimUserRow::as_select())
+                .order(u::id.asc())
+                .limit(limit)
+                .load(c))?
+        };
+    }
+    let rows: Vec<ScimUserRow> = if path.attr.eq_ignore_ascii_case("userName") {
+        live!(u::user_name_lower.eq(value.to_lowercase()))
+    } else if path.attr.eq_ignore_ascii_case("externalId") {
+        live!(u::external_id.eq(value))
+    } else {
+        live!(u::id.eq(value))
+    };
+    if rows.len() as u64 >= count {
+        return Ok(None);
+    }
+    Ok(Some((rows.len() as i64, rows)))
 }
 
 /// The groups of each user: user id → [(group id, group displayName)].
@@ -402,6 +450,85 @@ mod tests {
         assert!(!point(r#"emails.value eq "ada@acme.com""#));
         assert!(!point(r#"userName eq "a" or userName eq "b""#));
         assert!(!is_point_search(None));
+    }
+
+    #[test]
+    fn point_searches_find_what_the_general_search_finds() {
+        let (store, _dir) = crate::test_store();
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let (connection, ids) = store
+            .write_blocking(move |c| {
+                let (conn, _, _) = crate::scim_connections::create(c, "acme", None, "reject", now)?;
+                let mut ids = Vec::new();
+                for (name, ext, gone) in [
+                    ("Ada@acme.com", Some("E1"), true),
+                    ("ADA@acme.com", Some("E1"), false),
+                    ("Grace@acme.com", Some("E1"), false),
+                    ("ÉMILE@acme.com", Some("e1"), false),
+                    ("linus@acme.com", None, false),
+                ] {
+                    let doc = serde_json::json!({"userName": name, "externalId": ext, "active": true});
+                    let row = insert(c, &conn.id, &doc, now).map_err(|e| match e {
+                        UserWriteError::Store(e) => e,
+                        UserWriteError::UserNameTaken(n) => StoreError::Conflict(n),
+                    })?;
+                    if gone {
+                        tombstone(c, &conn.id, &row.id, now)?;
+                    }
+                    ids.push(row.id);
+                }
+                Ok((conn.id, ids))
+            })
+            .unwrap();
+        let mut filters = vec![
+            r#"userName eq "ada@ACME.com""#.to_string(),
+            r#"USERNAME eq "émile@acme.com""#.to_string(),
+            r#"userName eq "nobody@acme.com""#.to_string(),
+            r#"externalId eq "E1""#.to_string(),
+            r#"externalId eq "e1""#.to_string(),
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:externalId eq "E1""#.to_string(),
+        ];
+        filters.extend(ids.iter().map(|id| format!(r#"id eq "{id}""#)));
+        for f in filters {
+            let filter = parse_filter(&f).unwrap();
+            for count in [1, 2, 10] {
+                let (conn, fl) = (connection.clone(), filter.clone());
+                let (fast, general) = store
+                    .read_blocking(move |c| {
+                        let fast = point_search(c, &conn, Some(&fl), 1, count)?;
+                        let general = query::paged::<ScimUserRow>(
+                            c,
+                            "scim_users",
+                            "u",
+                            ResourceType::User,
+                            LIVE,
+                            &conn,
+                            Some(&fl),
+                            1,
+                            count,
+                        )?;
+                        Ok((fast, general))
+                    })
+                    .unwrap();
+                let general = general.unwrap();
+                let ids = |rows: &[ScimUserRow]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+                match fast {
+                    Some((total, rows)) => {
+                        assert_eq!((total, ids(&rows)), (general.0, ids(&general.1)), "{f} count {count}")
+                    }
+                    // Only a full page is left to the general path (it counts the total).
+                    None => assert_eq!(general.1.len() as u64, count, "{f} count {count}"),
+                }
+            }
+        }
+        let some = |f: &str, start: u64| {
+            let (conn, fl) = (connection.clone(), parse_filter(f).unwrap());
+            store.read_blocking(move |c| point_search(c, &conn, Some(&fl), start, 10)).unwrap().is_some()
+        };
+        assert!(some(r#"userName eq "ada@acme.com""#, 1));
+        assert!(!some(r#"userName eq "ada@acme.com""#, 2), "later pages take the general path");
+        assert!(!some(r#"displayName eq "Ada""#, 1));
+        assert!(!some("userName eq 12", 1), "a value that is not text takes the general path");
     }
 
     #[derive(diesel::QueryableByName)]
