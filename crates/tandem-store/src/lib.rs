@@ -3,10 +3,12 @@
 //!
 //! Every query is written once against [`AnyConnection`]; the rare statement
 //! a backend spells differently sits behind a small `match` in its module.
-//! Reads run on tokio's blocking pool through [`Store::read`]; writes
+//! Reads run on tokio's blocking pool through [`Store::read`] (on SQLite,
+//! point reads on the calling thread: [`Store::read_indexed`]); writes
 //! through [`Store::write`], on SQLite by the group-commit writer
-//! (`writer.rs`), on PostgreSQL on the blocking pool. Both carry the
-//! caller's tracing span.
+//! (`writer.rs`), on PostgreSQL on the blocking pool. On SQLite a small
+//! write ([`Store::write_small`]) commits on the calling thread while writes
+//! are quiet. All carry the caller's tracing span.
 
 /// Runs a diesel query on the concrete connection inside an
 /// [`AnyConnection`]: `on_backend!(conn, |c| query.first(c))`.
@@ -253,10 +255,15 @@ impl Store {
 
     /// Runs a transaction of a few rows found by key (a SCIM user written,
     /// a login's steps) like [`Store::write`], except that on SQLite, when
-    /// no other write is queued or running, it runs and commits at once on
+    /// no other write is queued or running, none overlapped in the last
+    /// 20 ms and a pooled connection is free, it runs and commits at once on
     /// the calling thread instead of on the writer's (two thread wake-ups
-    /// fewer). Anything that may touch many rows goes through `write`, which
-    /// never holds up the caller's thread.
+    /// fewer). It then holds that thread for the transaction: normally tens
+    /// of microseconds, but up to the busy timeout (5 s) if another process
+    /// (the CLI) is writing the file, and a commit that finds the WAL past
+    /// its automatic-checkpoint size (the background checkpointer fell far
+    /// behind) runs that checkpoint. Anything that may touch many rows goes
+    /// through `write`, which never holds up the caller's thread.
     pub async fn write_small<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -86,17 +86,33 @@ pub struct Writer {
     traffic: Arc<Traffic>,
 }
 
-/// How long after writes last had to queue a small write still queues.
+/// How long after writes last overlapped a small write still queues.
 const BUSY_FOR: Duration = Duration::from_millis(20);
+
+/// Where a small write runs.
+// Made and matched once per write on the stack; boxing the connection would
+// allocate on every write.
+#[allow(clippy::large_enum_variant)]
+enum Here<'a> {
+    /// On the caller's thread, with this connection and the write lock.
+    Now(r2d2::PooledConnection<crate::conn::Manager>, MutexGuard<'a, ()>),
+    /// Queued: another write is queued or running.
+    Contended,
+    /// Queued: writes overlapped a moment ago, or no connection is free.
+    NotNow,
+}
 
 /// Whether writes are arriving together, which decides where a small one runs.
 struct Traffic {
     /// Jobs handed to the thread and not finished yet.
     queued: AtomicUsize,
     /// Until when (µs after `epoch`) small writes queue even when the writer
-    /// is idle: under concurrent writes they keep sharing commits instead of
-    /// each committing alone (that cost creates at concurrency 8 ~10 % of
-    /// their CPU), while a lone writer runs on its own thread.
+    /// is idle: set when writes overlap (one found another queued or
+    /// running, or a batch held several), so that under concurrent writes
+    /// they keep sharing commits instead of each committing alone (that
+    /// cost creates at concurrency 8 ~10 % of their CPU). It is not renewed
+    /// by writes it alone sent to the queue, so a lone writer is back on
+    /// its own thread [`BUSY_FOR`] after the last overlap.
     busy_until: AtomicU64,
     epoch: Instant,
 }
@@ -152,26 +168,35 @@ impl Writer {
     {
         let (job, result) = Pending::job(f);
         match self.idle() {
-            Some((mut conn, _guard)) => commit_batch(&mut conn, vec![job]),
-            None => {
+            Here::Now(mut conn, _guard) => commit_batch(&mut conn, vec![job]),
+            Here::Contended => {
                 self.traffic.busy_at(self.traffic.now_us());
                 self.enqueue(job)?
             }
+            // Queued without renewing the window: a lone writer gets back to
+            // its own thread once the window has passed.
+            Here::NotNow => self.enqueue(job)?,
         }
         result.await.map_err(|_| StoreError::Unavailable("a database write was abandoned".into()))?
     }
 
-    /// A connection and the write lock, when writes are quiet and both are free.
-    fn idle(&self) -> Option<(r2d2::PooledConnection<crate::conn::Manager>, MutexGuard<'_, ()>)> {
+    /// Whether a small write can run on its caller's thread now.
+    fn idle(&self) -> Here<'_> {
+        if self.traffic.queued.load(Ordering::Acquire) != 0 {
+            return Here::Contended;
+        }
         if !self.traffic.quiet_at(self.traffic.now_us()) {
-            return None;
+            return Here::NotNow;
         }
         let guard = match self.lock.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::WouldBlock) => return Here::Contended,
         };
-        Some((self.pool.try_get()?, guard))
+        match self.pool.try_get() {
+            Some(conn) => Here::Now(conn, guard),
+            None => Here::NotNow,
+        }
     }
 
     fn enqueue(&self, job: Job) -> Result<(), StoreError> {
@@ -206,7 +231,12 @@ fn run(pool: &Pool, lock: &Mutex<()>, traffic: &Traffic, jobs: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let n = batch.len();
+        // Taken off the queue: from here the write lock shows the batch running.
+        traffic.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        if batch.len() > 1 {
+            // Several writes arrived together: small ones queue a while, more may be on their way.
+            traffic.busy_at(traffic.now_us());
+        }
         match pool.get() {
             Ok(mut conn) => {
                 let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -214,11 +244,6 @@ fn run(pool: &Pool, lock: &Mutex<()>, traffic: &Traffic, jobs: &Receiver<Job>) {
             }
             Err(e) => fail_all(batch, &StoreError::Unavailable(e.to_string())),
         }
-        // Several writes arrived together: small ones keep queueing a while, more may be on their way.
-        if n > 1 {
-            traffic.busy_at(traffic.now_us());
-        }
-        traffic.queued.fetch_sub(n, Ordering::AcqRel);
     }
 }
 
@@ -410,6 +435,20 @@ mod tests {
             assert_eq!(w.await.unwrap().unwrap(), "tandem-writer", "queued behind the running write");
         }
         assert_eq!(names(&store), ["alone", "k0", "k1", "k2"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_write_the_window_alone_queued_does_not_renew_it() {
+        let (store, _dir) = crate::test_store();
+        let writer = store.writer.clone().unwrap();
+        let far = u64::MAX / 2;
+        writer.traffic.busy_until.store(far, std::sync::atomic::Ordering::Release);
+        let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
+        assert_eq!(ran, "tandem-writer", "queued while writes were busy a moment ago");
+        assert_eq!(writer.traffic.busy_until.load(std::sync::atomic::Ordering::Acquire), far, "not pushed further");
+        writer.traffic.busy_until.store(0, std::sync::atomic::Ordering::Release);
+        let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
+        assert_ne!(ran, "tandem-writer", "a lone batch of one marks nothing: back on the caller's thread");
     }
 
     #[test]
