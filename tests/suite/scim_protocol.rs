@@ -384,10 +384,18 @@ async fn rotated_key_keeps_working_through_the_grace_period_over_http() {
     scim.key = rotated["scim_api_key"].as_str().unwrap().into();
     assert_eq!(scim.get("/Users").await.status, StatusCode::OK, "new key");
     app.clock.advance(chrono::Duration::hours(25));
-    let r = scim.send_with_key(Method::GET, "/Users", None, &old).await;
+    let r = scim.send_with_key(Method::GET, "/Users?count=5", None, &old).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body["detail"].as_str().unwrap().contains("grace period ended"));
     assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    // The connection's own key, rotated out: its IdP is failing to provision, and the log says so.
+    let (_, logs) =
+        app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&failed=true", scim.connection_id)).await;
+    let refused = logs["data"].as_array().unwrap().iter().find(|e| e["status"] == 401).expect("a 401 entry");
+    assert_eq!(refused["operation"], "fail", "{refused}");
+    assert_eq!(refused["method"], "GET", "{refused}");
+    assert_eq!(refused["path"], format!("/scim/v2/{}/Users?count=5", scim.connection_id), "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("grace period ended"), "{refused}");
 }
 
 #[tokio::test]

@@ -30,7 +30,8 @@ impl FromRequest for ScimCaller {
         let connection =
             req.extensions().get::<super::dispatch::ScimRoute>().map(|r| r.connection_id.clone()).unwrap_or_default();
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let log = super::request::LogContext::new(req, &connection);
+        // Kept for the log entry of a refusal, made only then (a handle, not a copy).
+        let req = req.clone();
         Box::pin(async move {
             let token = token.map_err(|m| unauthorized(format!("{m} (the SCIM connection's API key)")))?;
             let state = state.ok_or_else(|| unauthorized("server not configured"))?;
@@ -67,6 +68,7 @@ impl FromRequest for ScimCaller {
                     // An expired or rotated-out key is this connection's own: its IdP
                     // is failing to provision, which the provisioning log must show.
                     if !matches!(rejection, KeyRejection::Unknown) {
+                        let log = super::request::LogContext::new(&req, &connection);
                         state.log_sink.record(log.entry(now, "fail", None, None, None, 401, Some(&failure.0)));
                     }
                     Err(failure)
