@@ -128,9 +128,17 @@ impl Traffic {
         self.busy_until.fetch_max(until, Ordering::AcqRel);
     }
 
-    /// Whether a small write may run on its caller's thread at `now_us`.
-    fn quiet_at(&self, now_us: u64) -> bool {
-        self.queued.load(Ordering::Acquire) == 0 && now_us >= self.busy_until.load(Ordering::Acquire)
+    /// Why a small write at `now_us` must queue (another write is queued or
+    /// running: `Contended`; writes overlapped a moment ago: `NotNow`), or
+    /// `None` when it may run on its caller's thread.
+    fn queue_reason_at(&self, now_us: u64) -> Option<Here<'static>> {
+        if self.queued.load(Ordering::Acquire) != 0 {
+            Some(Here::Contended)
+        } else if now_us < self.busy_until.load(Ordering::Acquire) {
+            Some(Here::NotNow)
+        } else {
+            None
+        }
     }
 }
 
@@ -182,11 +190,8 @@ impl Writer {
 
     /// Whether a small write can run on its caller's thread now.
     fn idle(&self) -> Here<'_> {
-        if self.traffic.queued.load(Ordering::Acquire) != 0 {
-            return Here::Contended;
-        }
-        if !self.traffic.quiet_at(self.traffic.now_us()) {
-            return Here::NotNow;
+        if let Some(reason) = self.traffic.queue_reason_at(self.traffic.now_us()) {
+            return reason;
         }
         let guard = match self.lock.try_lock() {
             Ok(guard) => guard,
@@ -459,12 +464,15 @@ mod tests {
             epoch: std::time::Instant::now(),
         };
         let busy_us = u64::try_from(super::BUSY_FOR.as_micros()).unwrap();
-        assert!(traffic.quiet_at(5));
+        assert!(traffic.queue_reason_at(5).is_none());
         traffic.busy_at(1_000);
-        assert!(!traffic.quiet_at(1_000 + busy_us - 1));
-        assert!(traffic.quiet_at(1_000 + busy_us));
+        assert!(matches!(traffic.queue_reason_at(1_000 + busy_us - 1), Some(super::Here::NotNow)));
+        assert!(traffic.queue_reason_at(1_000 + busy_us).is_none());
         traffic.queued.store(1, std::sync::atomic::Ordering::Release);
-        assert!(!traffic.quiet_at(u64::MAX), "never while a write is queued");
+        assert!(
+            matches!(traffic.queue_reason_at(u64::MAX), Some(super::Here::Contended)),
+            "never while a write is queued"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
