@@ -73,7 +73,7 @@ pub struct Lookup {
 /// A lookup's answer must be 200 with exactly the user looked up.
 fn check_lookup(status: StatusCode, body: &[u8], user_name: &str) -> anyhow::Result<()> {
     let what = "GET /Users?filter";
-    let text = || String::from_utf8_lossy(body).chars().take(300).collect::<String>();
+    let text = || snippet(&String::from_utf8_lossy(body));
     if status != StatusCode::OK {
         bail!("{what}: HTTP {status}: {}", text());
     }
@@ -93,7 +93,7 @@ fn check_health(status: StatusCode, body: &[u8]) -> anyhow::Result<()> {
     }
     let health: Option<Health> = serde_json::from_slice(body).ok();
     if status != StatusCode::OK || health.is_none_or(|h| h.status != "ok") {
-        bail!("GET /healthz: HTTP {status}: {}", String::from_utf8_lossy(body).chars().take(300).collect::<String>());
+        bail!("GET /healthz: HTTP {status}: {}", snippet(&String::from_utf8_lossy(body)));
     }
     Ok(())
 }
