@@ -24,9 +24,10 @@ BENCH_BIN=${BENCH_BIN:-target/release/tandem-bench}
   echo "build first: cargo build --release -p tandem -p tandem-bench" >&2
   exit 1
 }
-OUT=$(readlink -f "${OUT:-bench/out/callgrind-$(date +%Y%m%d-%H%M%S)}")
-TOP=${TOP:-40}
+OUT=${OUT:-bench/out/callgrind-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
+OUT=$(readlink -f "$OUT")
+TOP=${TOP:-40}
 
 # tandem-bench starts the binary it is given; this one runs `serve` under
 # callgrind and every other command (migrate, integration-key) as it is.

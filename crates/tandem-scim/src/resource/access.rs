@@ -68,3 +68,43 @@ pub fn list_response(total_results: u64, start_index: u64, resources: Vec<Value>
     list.insert("Resources".into(), Value::Array(resources));
     Value::Object(list)
 }
+
+/// [`list_response`] written out, around resources already written as JSON
+/// text (see [`default_view`](super::default_view)): the same bytes
+/// `to_text(&list_response(…))` writes for the same resources.
+pub fn list_response_text(total_results: u64, start_index: u64, resources: &[String]) -> String {
+    let size = resources.iter().map(|r| r.len() + 1).sum::<usize>() + 160;
+    let mut text = String::with_capacity(size);
+    text.push_str("{\"Resources\":[");
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(r);
+    }
+    // Keys in the order a `serde_json::Map` keeps them: bytewise.
+    text.push_str(&format!(
+        "],\"itemsPerPage\":{},\"schemas\":[\"{LIST_RESPONSE}\"],\"startIndex\":{start_index},\"totalResults\":{total_results}}}",
+        resources.len()
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::to_text;
+
+    #[test]
+    fn the_written_list_response_is_the_value_written_out() {
+        let items = [json!({"id": "a", "userName": "x\"y"}), json!({"id": "b"})];
+        for n in 0..=items.len() {
+            let texts: Vec<String> = items[..n].iter().map(to_text).collect();
+            assert_eq!(
+                list_response_text(12, 3, &texts),
+                to_text(&list_response(12, 3, items[..n].to_vec())),
+                "{n} resources"
+            );
+        }
+    }
+}

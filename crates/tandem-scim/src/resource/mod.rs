@@ -4,7 +4,9 @@
 mod access;
 mod normalize;
 mod project;
+mod view;
 
-pub use access::{list_response, primary_value_at, value_at};
+pub use access::{list_response, list_response_text, primary_value_at, value_at};
 pub use normalize::normalize;
 pub use project::project;
+pub use view::default_view;

@@ -203,7 +203,7 @@ pub async fn list(
     let ctx = LogContext::new(&req, &caller.connection_id);
     let outcome = async {
         let params = ListParams::from_query(&query, state.settings.scim_max_results)?;
-        list_groups(&state, &caller.connection_id, params).await
+        list_groups(&state, &caller.connection_id, params).await.map(|v| tandem_scim::to_text(&v))
     }
     .await;
     listed(&state, &ctx, "Group", outcome)
@@ -220,7 +220,7 @@ pub async fn search(
     let outcome = async {
         let body = json_body(&state, payload).await?;
         let params = ListParams::from_json(&body, state.settings.scim_max_results)?;
-        list_groups(&state, &caller.connection_id, params).await
+        list_groups(&state, &caller.connection_id, params).await.map(|v| tandem_scim::to_text(&v))
     }
     .await;
     listed(&state, &ctx, "Group", outcome)

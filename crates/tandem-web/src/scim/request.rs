@@ -246,11 +246,11 @@ pub fn listed(
     state: &AppState,
     ctx: &LogContext,
     resource_type: &str,
-    outcome: Result<Value, ScimFailure>,
+    outcome: Result<String, ScimFailure>,
 ) -> Result<actix_web::HttpResponse, ScimFailure> {
     let body = outcome.map_err(|e| refused(state, ctx, resource_type, None, e))?;
     state.log_sink.record(ctx.entry(state.clock.now(), "read", Some(resource_type), None, None, 200, None));
-    Ok(super::response::scim_json(actix_web::http::StatusCode::OK, &body))
+    Ok(super::response::scim_text(actix_web::http::StatusCode::OK, body))
 }
 
 /// How an update turns the stored document into the next one.

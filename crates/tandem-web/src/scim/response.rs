@@ -59,7 +59,12 @@ impl ResponseError for ScimFailure {
 
 /// A SCIM JSON response.
 pub fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
-    HttpResponse::build(status).content_type(SCIM_JSON).body(tandem_scim::to_text(body))
+    scim_text(status, tandem_scim::to_text(body))
+}
+
+/// A SCIM response of JSON already written out.
+pub fn scim_text(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status).content_type(SCIM_JSON).body(body)
 }
 
 /// The weak ETag of a resource version.
@@ -69,12 +74,17 @@ pub fn etag(version: i64) -> String {
 
 /// A resource response with its ETag (and Location on create).
 pub fn resource(status: StatusCode, body: &Value, version: i64, location: Option<&str>) -> HttpResponse {
+    resource_text(status, tandem_scim::to_text(body), version, location)
+}
+
+/// [`resource`] of JSON already written out.
+pub fn resource_text(status: StatusCode, body: String, version: i64, location: Option<&str>) -> HttpResponse {
     let mut b = HttpResponse::build(status);
     b.content_type(SCIM_JSON).insert_header(("ETag", etag(version)));
     if let Some(l) = location {
         b.insert_header(("Location", l));
     }
-    b.body(tandem_scim::to_text(body))
+    b.body(body)
 }
 
 /// `meta` of a stored resource.
@@ -86,6 +96,19 @@ pub fn meta(resource_type: &str, created: i64, modified: i64, version: i64, loca
         "location": location,
         "version": etag(version),
     })
+}
+
+/// [`meta`] written out as `to_text` writes it (keys in byte order), for
+/// answers written from the stored text.
+pub fn meta_text(resource_type: &str, created: i64, modified: i64, version: i64, location: &str) -> String {
+    let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    format!(
+        "{{\"created\":\"{}\",\"lastModified\":\"{}\",\"location\":{},\"resourceType\":{},\"version\":\"W/\\\"{version}\\\"\"}}",
+        format_time(from_micros(created)),
+        format_time(from_micros(modified)),
+        text(location),
+        text(resource_type),
+    )
 }
 
 /// Checks `If-Match` against the current version (412 when it differs).
@@ -128,4 +151,22 @@ pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     ScimFailure(ScimError::new(405, None, format!("{} is not supported on {}", req.method(), req.path())))
         .error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_text_is_meta_written_out() {
+        for (location, version) in
+            [("https://sso.example.com/scim/v2/c1/Users/u1", 1), ("http://h/\"odd\"\\path", 1234567)]
+        {
+            let value = meta("User", 1_763_874_000_123_456, 1_763_874_999_000_000, version, location);
+            assert_eq!(
+                meta_text("User", 1_763_874_000_123_456, 1_763_874_999_000_000, version, location),
+                tandem_scim::to_text(&value)
+            );
+        }
+    }
 }

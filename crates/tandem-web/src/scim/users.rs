@@ -5,13 +5,13 @@ use super::dispatch::ResourceId;
 use super::request::{
     json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
 };
-use super::response::{check_if_match, if_match, meta, not_modified, resource, ScimFailure};
+use super::response::{check_if_match, if_match, meta, meta_text, not_modified, resource, resource_text, ScimFailure};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tandem_scim::resource::{list_response, normalize, project};
+use tandem_scim::resource::{default_view, list_response, list_response_text, normalize, project};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::logs;
@@ -36,18 +36,56 @@ fn render_doc(state: &AppState, row: &ScimUserRow, mut doc: Value, groups: Optio
     if let Some(o) = doc.as_object_mut() {
         o.insert("id".into(), json!(row.id));
         if let Some(groups) = groups.filter(|g| !g.is_empty()) {
-            let items: Vec<Value> = groups
-                .iter()
-                .map(|(gid, name)| {
-                    json!({"value": gid, "display": name, "type": "direct",
-                           "$ref": format!("{}/scim/v2/{}/Groups/{gid}", state.settings.public_url, row.scim_connection_id)})
-                })
-                .collect();
-            o.insert("groups".into(), Value::Array(items));
+            o.insert("groups".into(), group_refs(state, row, groups));
         }
         o.insert("meta".into(), meta("User", row.created_at, row.updated_at, row.version, &loc));
     }
     doc
+}
+
+/// A user's `groups`: the groups it is a direct member of, as (id, display name).
+fn group_refs(state: &AppState, row: &ScimUserRow, groups: &[(String, String)]) -> Value {
+    let items = groups
+        .iter()
+        .map(|(gid, name)| {
+            json!({"value": gid, "display": name, "type": "direct",
+                   "$ref": format!("{}/scim/v2/{}/Groups/{gid}", state.settings.public_url, row.scim_connection_id)})
+        })
+        .collect();
+    Value::Array(items)
+}
+
+/// A user's answer with no `attributes`/`excludedAttributes`, written from
+/// its stored text with `id`, `meta` and `groups` put in ([`default_view`]:
+/// building it as a `Value` and projecting it took half of a lookup's
+/// instructions). `None` when the projection would change the stored
+/// document; the caller then builds the answer as a `Value`.
+fn default_text(state: &AppState, row: &ScimUserRow, groups: Option<&[(String, String)]>) -> Option<String> {
+    let id = serde_json::to_string(&row.id).ok()?;
+    let loc = location(state, &row.scim_connection_id, &row.id);
+    let meta = meta_text("User", row.created_at, row.updated_at, row.version, &loc);
+    let groups = groups.filter(|g| !g.is_empty()).map(|g| tandem_scim::to_text(&group_refs(state, row, g)));
+    let mut added = vec![("id", id.as_str()), ("meta", meta.as_str())];
+    if let Some(g) = &groups {
+        added.push(("groups", g.as_str()));
+    }
+    default_view(RT, &row.resource, &added)
+}
+
+/// A user's answer to a read with the given attribute lists.
+fn projected_text(
+    state: &AppState,
+    row: &ScimUserRow,
+    groups: Option<&[(String, String)]>,
+    attributes: Option<&str>,
+    excluded: Option<&str>,
+) -> Result<String, ScimError> {
+    if attributes.is_none() && excluded.is_none() {
+        if let Some(text) = default_text(state, row, groups) {
+            return Ok(text);
+        }
+    }
+    Ok(tandem_scim::to_text(&project(render(state, row, groups), RT, attributes, excluded)?))
 }
 
 fn not_found(id: &str) -> ScimError {
@@ -147,13 +185,15 @@ pub async fn get(
         return Ok(HttpResponse::NotModified().finish());
     }
     let (attrs, excluded) = projection(&query);
-    let body = project(render(&state, &row, Some(&groups)), RT, attrs.as_deref(), excluded.as_deref())
+    let body = projected_text(&state, &row, Some(&groups), attrs.as_deref(), excluded.as_deref())
         .map_err(|e| refused(&state, &ctx, "User", Some(&id), e.into()))?;
-    Ok(resource(StatusCode::OK, &body, row.version, None))
+    Ok(resource_text(StatusCode::OK, body, row.version, None))
 }
 
-/// Runs a list or search and renders the ListResponse.
-pub async fn list_users(state: &AppState, connection: &str, params: ListParams) -> Result<Value, ScimFailure> {
+/// A page of a list or search: the total, the users, and each one's groups when they are wanted.
+type Page = ((i64, Vec<ScimUserRow>), HashMap<String, Vec<(String, String)>>);
+
+async fn read_page(state: &AppState, connection: &str, params: &ListParams) -> Result<Page, ScimFailure> {
     let conn = connection.to_string();
     let want_groups = params.wants("groups");
     let filter = params.filter.clone();
@@ -172,14 +212,30 @@ pub async fn list_users(state: &AppState, connection: &str, params: ListParams) 
         };
         Ok(Ok((page, groups)))
     };
-    let found = if indexed { state.store.read_indexed(run).await } else { state.store.read(run).await }??;
-    let ((total, rows), groups) = found;
+    Ok(if indexed { state.store.read_indexed(run).await } else { state.store.read(run).await }??)
+}
+
+/// Runs a list or search and renders the ListResponse.
+pub async fn list_users(state: &AppState, connection: &str, params: ListParams) -> Result<Value, ScimFailure> {
+    let ((total, rows), groups) = read_page(state, connection, &params).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let g = groups.get(&row.id).map(Vec::as_slice).or(Some(&[]));
         items.push(project(render(state, row, g), RT, params.attributes.as_deref(), params.excluded.as_deref())?);
     }
     Ok(list_response(total.max(0) as u64, params.start_index, items))
+}
+
+/// [`list_users`] written out; each user written from its stored text where it can be.
+async fn list_users_text(state: &AppState, connection: &str, params: ListParams) -> Result<String, ScimFailure> {
+    let ((total, rows), groups) = read_page(state, connection, &params).await?;
+    let (attributes, excluded) = (params.attributes.as_deref(), params.excluded.as_deref());
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let g = groups.get(&row.id).map(Vec::as_slice).or(Some(&[]));
+        items.push(projected_text(state, row, g, attributes, excluded)?);
+    }
+    Ok(list_response_text(total.max(0) as u64, params.start_index, &items))
 }
 
 /// `GET /Users`
@@ -192,7 +248,7 @@ pub async fn list(
     let ctx = LogContext::new(&req, &caller.connection_id);
     let outcome = async {
         let params = ListParams::from_query(&query, state.settings.scim_max_results)?;
-        list_users(&state, &caller.connection_id, params).await
+        list_users_text(&state, &caller.connection_id, params).await
     }
     .await;
     listed(&state, &ctx, "User", outcome)
@@ -209,7 +265,7 @@ pub async fn search(
     let outcome = async {
         let body = json_body(&state, payload).await?;
         let params = ListParams::from_json(&body, state.settings.scim_max_results)?;
-        list_users(&state, &caller.connection_id, params).await
+        list_users_text(&state, &caller.connection_id, params).await
     }
     .await;
     listed(&state, &ctx, "User", outcome)
