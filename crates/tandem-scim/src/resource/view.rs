@@ -21,8 +21,6 @@
 //! written in that order. No crate does this: `serde_json`'s `RawValue`
 //! provides the uncopied members, the rest is this file.
 
-use std::collections::BTreeMap;
-
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -85,7 +83,14 @@ impl<'de> Visitor<'de> for PresenceVisitor {
 }
 
 fn present(raw: &RawValue) -> bool {
-    serde_json::from_str::<Presence>(raw.get()).is_ok_and(|Presence(p)| p)
+    let text = raw.get();
+    match text.as_bytes().first() {
+        // A string literal longer than `""` holds at least one character.
+        Some(b'"') => text.len() > 2,
+        Some(b't' | b'f' | b'-' | b'0'..=b'9') => true,
+        Some(b'n') => false,
+        _ => serde_json::from_str::<Presence>(text).is_ok_and(|Presence(p)| p),
+    }
 }
 
 /// Whether `project` with no attribute lists keeps a member as it is.
@@ -97,11 +102,36 @@ fn kept_whole(def: Option<&AttributeDef>, raw: &RawValue) -> bool {
     }
 }
 
-/// The members of a JSON object, in key order, uncopied. `None` when the text
-/// is not an object, or a key has an escape (it cannot be borrowed; stored
-/// attribute names never have one).
-fn members(text: &str) -> Option<BTreeMap<&str, &RawValue>> {
-    serde_json::from_str(text).ok()
+/// The members of a JSON object, uncopied, in the order of the text.
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The members of a JSON object, uncopied. `None` when the text is not an
+/// object, a key has an escape (it cannot be borrowed; stored attribute
+/// names never have one), or the keys are not in strictly increasing byte
+/// order, as `serde_json` writes a `Map` (so no key repeats either).
+fn members(text: &str) -> Option<Vec<(&str, &RawValue)>> {
+    let Members(list) = serde_json::from_str(text).ok()?;
+    list.windows(2).all(|w| w[0].0 < w[1].0).then_some(list)
 }
 
 /// The default answer for a stored resource: its stored text's members with
@@ -120,7 +150,7 @@ pub fn default_view(rt: ResourceType, stored: &str, added: &[(&str, &str)]) -> O
             // `project` prunes extension URNs that name no member it keeps.
             let urns: Vec<&str> = serde_json::from_str(raw.get()).ok()?;
             let pruned = urns.iter().any(|urn| {
-                rt.extension(urn).is_some() && !top.keys().any(|k| k.eq_ignore_ascii_case(urn) && *k != *key)
+                rt.extension(urn).is_some() && !top.iter().any(|(k, _)| k.eq_ignore_ascii_case(urn) && *k != *key)
             });
             if *key != "schemas" || pruned {
                 return None;
@@ -234,8 +264,11 @@ mod tests {
             r#"{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":""},"userName":"a"}"#,
             r#"{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":"text","userName":"a"}"#,
             r#"{"Schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"a"}"#,
-            // A member the server adds, in any spelling; an escaped key; not an object.
+            // A member the server adds, in any spelling; keys out of order or repeated
+            // (serde_json writes neither); an escaped key; not an object.
             r#"{"ID":"x","userName":"a"}"#,
+            r#"{"userName":"a","active":true}"#,
+            r#"{"active":true,"active":false,"userName":"a"}"#,
             r#"{"us\u0065rName":"a"}"#,
             r#"["userName"]"#,
             "not json",
@@ -262,6 +295,9 @@ mod tests {
             ("0", true),
             ("false", true),
             ("\"x\"", true),
+            ("\"\\u0000\"", true),
+            ("-0.5", true),
+            ("true", true),
             ("[null,1]", true),
             ("{\"a\":null,\"b\":{\"c\":true}}", true),
         ] {
