@@ -31,17 +31,19 @@ pub struct IdTokenField {
 impl ExtraTokenFields for IdTokenField {}
 
 type Tokens = StandardTokenResponse<IdTokenField, BasicTokenType>;
-type OAuthClient = oauth2::Client<
+/// A client with only the endpoint one step uses: the authorization
+/// endpoint (`A`) or the token endpoint (`T`).
+type OAuthClient<A, T> = oauth2::Client<
     BasicErrorResponse,
     Tokens,
     BasicTokenIntrospectionResponse,
     StandardRevocableToken,
     BasicRevocationErrorResponse,
-    EndpointSet,
+    A,
     EndpointNotSet,
     EndpointNotSet,
     EndpointNotSet,
-    EndpointSet,
+    T,
 >;
 
 /// The registration of Tandem at one IdP.
@@ -88,13 +90,36 @@ fn desc(d: &Option<String>) -> String {
     d.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
 }
 
-fn client(meta: &ProviderMetadata, cfg: &ClientConfig<'_>) -> Result<OAuthClient, FlowError> {
-    let auth = AuthUrl::new(meta.authorization_endpoint.clone())
-        .map_err(|e| FlowError::BadUrl(format!("authorization_endpoint: {e}")))?;
-    let token =
-        TokenUrl::new(meta.token_endpoint.clone()).map_err(|e| FlowError::BadUrl(format!("token_endpoint: {e}")))?;
-    let redirect =
-        RedirectUrl::new(cfg.redirect_url.to_string()).map_err(|e| FlowError::BadUrl(format!("redirect_url: {e}")))?;
+fn redirect(cfg: &ClientConfig<'_>) -> Result<RedirectUrl, FlowError> {
+    RedirectUrl::new(cfg.redirect_url.to_string()).map_err(|e| FlowError::BadUrl(format!("redirect_url: {e}")))
+}
+
+/// The client that builds the authorization URL.
+fn auth_client(
+    meta: &ProviderMetadata,
+    cfg: &ClientConfig<'_>,
+) -> Result<OAuthClient<EndpointSet, EndpointNotSet>, FlowError> {
+    let auth = match &meta.endpoints {
+        Some(parsed) => AuthUrl::from_url(parsed.authorization.clone()),
+        None => AuthUrl::new(meta.authorization_endpoint.clone())
+            .map_err(|e| FlowError::BadUrl(format!("authorization_endpoint: {e}")))?,
+    };
+    Ok(oauth2::Client::new(ClientId::new(cfg.client_id.to_string()))
+        .set_auth_uri(auth)
+        .set_redirect_uri(redirect(cfg)?))
+}
+
+/// The client that exchanges a code at the token endpoint.
+fn token_client(
+    meta: &ProviderMetadata,
+    cfg: &ClientConfig<'_>,
+) -> Result<OAuthClient<EndpointNotSet, EndpointSet>, FlowError> {
+    let token = match &meta.endpoints {
+        Some(parsed) => TokenUrl::from_url(parsed.token.clone()),
+        None => {
+            TokenUrl::new(meta.token_endpoint.clone()).map_err(|e| FlowError::BadUrl(format!("token_endpoint: {e}")))?
+        }
+    };
     let methods = &meta.token_endpoint_auth_methods_supported;
     // client_secret_basic is the OAuth default; use the body only when the IdP asks for it.
     let auth_type =
@@ -104,9 +129,8 @@ fn client(meta: &ProviderMetadata, cfg: &ClientConfig<'_>) -> Result<OAuthClient
             AuthType::BasicAuth
         };
     let mut c = oauth2::Client::new(ClientId::new(cfg.client_id.to_string()))
-        .set_auth_uri(auth)
         .set_token_uri(token)
-        .set_redirect_uri(redirect)
+        .set_redirect_uri(redirect(cfg)?)
         .set_auth_type(auth_type);
     if let Some(secret) = cfg.client_secret {
         c = c.set_client_secret(ClientSecret::new(secret.to_string()));
@@ -123,7 +147,7 @@ pub fn authorization_url(
     nonce: &str,
     login_hint: Option<&str>,
 ) -> Result<AuthRequest, FlowError> {
-    let c = client(meta, cfg)?;
+    let c = auth_client(meta, cfg)?;
     let state = state.to_string();
     let mut req = c
         .authorize_url(move || CsrfToken::new(state))
@@ -161,7 +185,7 @@ pub async fn exchange_code(
     code: &str,
     pkce_verifier: Option<String>,
 ) -> Result<TokenSet, FlowError> {
-    let c = client(meta, cfg)?;
+    let c = token_client(meta, cfg)?;
     let mut req = c.exchange_code(AuthorizationCode::new(code.to_string()));
     if let Some(v) = pkce_verifier {
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v));
