@@ -90,6 +90,14 @@ fn desc(d: &Option<String>) -> String {
     d.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
 }
 
+/// An endpoint as parsed at discovery, or parsed now (metadata not from discovery).
+fn endpoint(parsed: Option<&url::Url>, raw: &str, name: &str) -> Result<url::Url, FlowError> {
+    match parsed {
+        Some(u) => Ok(u.clone()),
+        None => url::Url::parse(raw).map_err(|e| FlowError::BadUrl(format!("{name}: {e}"))),
+    }
+}
+
 fn redirect(cfg: &ClientConfig<'_>) -> Result<RedirectUrl, FlowError> {
     RedirectUrl::new(cfg.redirect_url.to_string()).map_err(|e| FlowError::BadUrl(format!("redirect_url: {e}")))
 }
@@ -99,11 +107,8 @@ fn auth_client(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
 ) -> Result<OAuthClient<EndpointSet, EndpointNotSet>, FlowError> {
-    let auth = match &meta.endpoints {
-        Some(parsed) => AuthUrl::from_url(parsed.authorization.clone()),
-        None => AuthUrl::new(meta.authorization_endpoint.clone())
-            .map_err(|e| FlowError::BadUrl(format!("authorization_endpoint: {e}")))?,
-    };
+    let parsed = meta.endpoints.as_ref().map(|e| &e.authorization);
+    let auth = AuthUrl::from_url(endpoint(parsed, &meta.authorization_endpoint, "authorization_endpoint")?);
     Ok(oauth2::Client::new(ClientId::new(cfg.client_id.to_string()))
         .set_auth_uri(auth)
         .set_redirect_uri(redirect(cfg)?))
@@ -114,12 +119,8 @@ fn token_client(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
 ) -> Result<OAuthClient<EndpointNotSet, EndpointSet>, FlowError> {
-    let token = match &meta.endpoints {
-        Some(parsed) => TokenUrl::from_url(parsed.token.clone()),
-        None => {
-            TokenUrl::new(meta.token_endpoint.clone()).map_err(|e| FlowError::BadUrl(format!("token_endpoint: {e}")))?
-        }
-    };
+    let parsed = meta.endpoints.as_ref().map(|e| &e.token);
+    let token = TokenUrl::from_url(endpoint(parsed, &meta.token_endpoint, "token_endpoint")?);
     let methods = &meta.token_endpoint_auth_methods_supported;
     // client_secret_basic is the OAuth default; use the body only when the IdP asks for it.
     let auth_type =
