@@ -73,6 +73,14 @@ fn settings(common: &Common, bind: Option<String>) -> anyhow::Result<Settings> {
     Ok(Settings::load(common.config.as_deref(), &overrides)?)
 }
 
+/// mimalloc for Rust's allocations: glibc's malloc and free were ~16 % of a
+/// login's instructions, and with mimalloc a login, a SCIM create and a
+/// lookup each take 12-15 % fewer (callgrind). Built without transparent huge
+/// pages (`no_thp`): with them its arenas grew the idle RSS from 17 to 33 MB.
+/// SQLite, aws-lc and libpq keep the C library's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
