@@ -189,6 +189,7 @@ mod tests {
         // .cargo/config.toml sets these; without QPSG kept statements are re-prepared on every call.
         assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
         assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(options.iter().any(|o| o == "THREADSAFE=2"), "{options:?}");
     }
 
     #[test]
