@@ -15,11 +15,19 @@ pub fn email_domain(run_id: &str) -> String {
 }
 const SCIM_JSON: &str = "application/scim+json";
 
+/// How long an idle pooled connection is reused: under the servers' own
+/// keep-alive (actix's default is 5 s), or a request sent as the server
+/// closes an idle connection fails with "connection closed before message
+/// completed" (seen after a sequential phase of ~5 s left the concurrent
+/// phase's connections idle).
+const POOL_IDLE: Duration = Duration::from_secs(2);
+
 /// An HTTP client for loopback load: keep-alive, no redirects, bounded waits.
 pub fn http_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(concurrency.max(8) * 2)
+        .pool_idle_timeout(POOL_IDLE)
         .timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
         .build()?)
