@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     // waits on the server, and a multi-thread runtime spent ~20 % more CPU
     // per lookup at concurrency 8 handing tasks and wake-ups between its
     // threads, CPU the server sharing these cores did not get.
-    let runtime = match tokio::runtime::Builder::new_current_thread().thread_name("bench-driver").enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

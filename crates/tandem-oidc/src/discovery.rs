@@ -24,9 +24,18 @@ pub struct ProviderMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// The authorization and token endpoints as parsed when the metadata
     /// was checked, so a login does not parse them again (~9 k instructions
-    /// each, four times per login). `None` for metadata not from [`discover`].
+    /// each, four times per login). Set only by [`discover`], from the two
+    /// fields above; see [`ProviderMetadata::endpoints`].
     #[serde(skip)]
-    pub endpoints: Option<Endpoints>,
+    endpoints: Option<Endpoints>,
+}
+
+impl ProviderMetadata {
+    /// The endpoints as parsed by [`discover`]; `None` for metadata built
+    /// another way, whose endpoints are parsed where they are used.
+    pub fn endpoints(&self) -> Option<&Endpoints> {
+        self.endpoints.as_ref()
+    }
 }
 
 /// An issuer's endpoints, parsed.

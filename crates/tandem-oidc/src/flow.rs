@@ -107,7 +107,7 @@ fn auth_client(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
 ) -> Result<OAuthClient<EndpointSet, EndpointNotSet>, FlowError> {
-    let parsed = meta.endpoints.as_ref().map(|e| &e.authorization);
+    let parsed = meta.endpoints().map(|e| &e.authorization);
     let auth = AuthUrl::from_url(endpoint(parsed, &meta.authorization_endpoint, "authorization_endpoint")?);
     Ok(oauth2::Client::new(ClientId::new(cfg.client_id.to_string()))
         .set_auth_uri(auth)
@@ -119,7 +119,7 @@ fn token_client(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
 ) -> Result<OAuthClient<EndpointNotSet, EndpointSet>, FlowError> {
-    let parsed = meta.endpoints.as_ref().map(|e| &e.token);
+    let parsed = meta.endpoints().map(|e| &e.token);
     let token = TokenUrl::from_url(endpoint(parsed, &meta.token_endpoint, "token_endpoint")?);
     let methods = &meta.token_endpoint_auth_methods_supported;
     // client_secret_basic is the OAuth default; use the body only when the IdP asks for it.

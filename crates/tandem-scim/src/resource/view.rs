@@ -5,11 +5,13 @@
 //! group's `members`), run through [`project`](super::project). Building
 //! that as a `Value` parses the whole stored text into a tree, moves it
 //! through the projection and writes it out again: about half of a `userName
-//! eq` lookup's instructions. A stored document comes from
-//! [`normalize`](super::normalize), which already drops what the projection
-//! would drop (`password`, empty values, `schemas` entries without data), so
-//! for it the projection changes nothing and the answer is the stored text's
-//! members, copied as they are, with the server's members put in their places.
+//! eq` lookup handler's instructions. A stored document comes from
+//! [`normalize`](super::normalize), which already drops most of what the
+//! projection would drop (`password`, `null`, empty arrays and objects,
+//! `schemas` entries without data; not an empty string, which takes the
+//! general path), so for it the projection usually changes nothing and the
+//! answer is the stored text's members, copied as they are, with the
+//! server's members put in their places.
 //!
 //! [`default_view`] checks that, member by member, against the same schema
 //! rules `project` applies (without building the members), and gives up
@@ -18,7 +20,11 @@
 //! `to_text(&project(document_with_server_members, rt, None, None)?)` writes:
 //! `serde_json::Map` keeps keys in byte order, the stored text is
 //! `serde_json`'s compact writing of a `Map`, and the members here are
-//! written in that order. No crate does this: `serde_json`'s `RawValue`
+//! written in that order. The order of the top level and of an extension is
+//! checked; deeper values are copied as stored, so byte identity holds
+//! because every stored resource text is `to_text` output (the only writers,
+//! `tandem_store::scim::{users, groups}`, store it that way, in a `TEXT`
+//! column on both databases). No crate does this: `serde_json`'s `RawValue`
 //! provides the uncopied members, the rest is this file.
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};

@@ -57,7 +57,7 @@ fn group_refs(state: &AppState, row: &ScimUserRow, groups: &[(String, String)]) 
 
 /// A user's answer with no `attributes`/`excludedAttributes`, written from
 /// its stored text with `id`, `meta` and `groups` put in ([`default_view`]:
-/// building it as a `Value` and projecting it took half of a lookup's
+/// building it as a `Value` and projecting it took half of a lookup handler's
 /// instructions). `None` when the projection would change the stored
 /// document; the caller then builds the answer as a `Value`.
 fn default_text(state: &AppState, row: &ScimUserRow, groups: Option<&[(String, String)]>) -> Option<String> {
