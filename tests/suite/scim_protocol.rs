@@ -42,6 +42,8 @@ async fn create_returns_201_with_location_etag_and_meta() {
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body["userName"], "alice@acme.com");
     assert!(got.body.get("password").is_none());
+    // The create's answer (written with the stored text) is the document a read answers.
+    assert_eq!(r.body, got.body);
 }
 
 #[tokio::test]

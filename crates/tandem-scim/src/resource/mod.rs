@@ -9,4 +9,4 @@ mod view;
 pub use access::{list_response, list_response_text, primary_value_at, value_at};
 pub use normalize::normalize;
 pub use project::project;
-pub use view::default_view;
+pub use view::{default_view, write_pair};

@@ -29,6 +29,7 @@
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::schema::{resolve, AttributeDef, ResourceType, Returned};
 
@@ -192,13 +193,64 @@ pub fn default_view(rt: ResourceType, stored: &str, added: &[(&str, &str)]) -> O
     Some(text)
 }
 
+/// A new resource's stored text and its answer with `added` members (as in
+/// [`default_view`]), written in one pass over the document: exactly
+/// `to_text(doc)` and `to_text(doc with added)`. A create answers with
+/// the document it stores; writing it twice (and building the answer's
+/// `id` and `meta` as values first) was ~7 % of a create. `None` when `doc`
+/// is not an object or already holds one of the added keys.
+pub fn write_pair(doc: &Value, added: &[(&str, &str)]) -> Option<(String, String)> {
+    let Value::Object(map) = doc else { return None };
+    if added.iter().any(|(k, _)| map.contains_key(*k)) {
+        return None;
+    }
+    let mut extra: Vec<&(&str, &str)> = added.iter().collect();
+    extra.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut extra = extra.into_iter().peekable();
+    let mut stored: Vec<u8> = Vec::with_capacity(512);
+    let mut answer: Vec<u8> = Vec::with_capacity(768);
+    let put_added = |answer: &mut Vec<u8>, (key, value): &(&str, &str)| {
+        if answer.len() > 1 {
+            answer.push(b',');
+        }
+        answer.push(b'"');
+        answer.extend_from_slice(key.as_bytes());
+        answer.extend_from_slice(b"\":");
+        answer.extend_from_slice(value.as_bytes());
+    };
+    stored.push(b'{');
+    answer.push(b'{');
+    for (key, value) in map {
+        while let Some(a) = extra.next_if(|a| a.0 < key.as_str()) {
+            put_added(&mut answer, a);
+        }
+        if stored.len() > 1 {
+            stored.push(b',');
+        }
+        let start = stored.len();
+        serde_json::to_writer(&mut stored, key).ok()?;
+        stored.push(b':');
+        serde_json::to_writer(&mut stored, value).ok()?;
+        if answer.len() > 1 {
+            answer.push(b',');
+        }
+        answer.extend_from_slice(&stored[start..]);
+    }
+    for a in extra {
+        put_added(&mut answer, a);
+    }
+    stored.push(b'}');
+    answer.push(b'}');
+    Some((String::from_utf8(stored).ok()?, String::from_utf8(answer).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::json::to_text;
     use crate::resource::{normalize, project};
     use crate::schema::ENTERPRISE_USER_SCHEMA;
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     /// What the general path answers: the document with the server's members, projected.
     fn general(rt: ResourceType, stored: &str, added: &[(&str, &str)]) -> String {
@@ -241,6 +293,30 @@ mod tests {
         // normalize keeps an empty string, which the projection leaves out.
         let stored = to_text(&normalize(ResourceType::User, json!({"userName": "n", "nickName": ""})).unwrap());
         assert_eq!(default_view(ResourceType::User, &stored, ADDED), None);
+    }
+
+    #[test]
+    fn a_new_resource_is_written_once_for_its_stored_text_and_its_answer() {
+        let docs = [
+            json!({"userName": "bjensen@example.com"}),
+            json!({"userName": "Ünïcödé \"quoted\" \\ back", "active": true, "externalId": "e-1", "a": 1, "zz": [1.5, null]}),
+            json!({"userName": "m", ENTERPRISE_USER_SCHEMA: {"department": "R&D", "manager": {"value": "boss"}},
+                   "emails": [{"value": "b@example.com", "type": "work", "primary": true}], "title": "line\nbreak"}),
+            json!({}),
+        ];
+        for doc in docs {
+            for added in [&ADDED[..0], &ADDED[..2], ADDED] {
+                let (stored, answer) = write_pair(&doc, added).unwrap();
+                assert_eq!(stored, to_text(&doc));
+                let mut full = doc.clone();
+                for (k, v) in added {
+                    full.as_object_mut().unwrap().insert((*k).to_owned(), serde_json::from_str(v).unwrap());
+                }
+                assert_eq!(answer, to_text(&full), "{doc}");
+            }
+        }
+        assert_eq!(write_pair(&json!({"id": "x"}), ADDED), None);
+        assert_eq!(write_pair(&json!([1]), ADDED), None);
     }
 
     #[test]

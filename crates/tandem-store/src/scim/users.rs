@@ -118,10 +118,24 @@ pub fn insert(
     resource: &Value,
     now: DateTime<Utc>,
 ) -> Result<ScimUserRow, UserWriteError> {
+    insert_written(conn, connection, tandem_core::new_id(), resource, tandem_scim::to_text(resource), now)
+}
+
+/// [`insert`] with the user's id chosen and its resource already written as
+/// `text` (`to_text(resource)`), so the caller can write its answer in the
+/// same pass ([`tandem_scim::resource::write_pair`]).
+pub fn insert_written(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: String,
+    resource: &Value,
+    text: String,
+    now: DateTime<Utc>,
+) -> Result<ScimUserRow, UserWriteError> {
     let k = keys_of(resource);
     // The partial unique index refuses a taken userName (race-free): no pre-check query.
     let row = ScimUserRow {
-        id: tandem_core::new_id(),
+        id,
         scim_connection_id: connection.to_string(),
         user_name: k.user_name,
         user_name_lower: k.user_name_lower,
@@ -129,7 +143,7 @@ pub fn insert(
         external_id: k.external_id,
         display_name: k.display_name,
         active: k.active,
-        resource: tandem_scim::to_text(resource),
+        resource: text,
         version: 1,
         created_at: micros(now),
         updated_at: micros(now),

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tandem_scim::resource::{default_view, list_response, list_response_text, normalize, project};
+use tandem_scim::resource::{default_view, list_response, list_response_text, normalize, project, write_pair};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::logs;
@@ -124,10 +124,21 @@ pub async fn create(
     let outcome = async {
         let doc = normalize(RT, json_body(&state, payload).await?)?;
         let now = state.clock.now();
+        // The stored text and the answer are written in one pass: a new user
+        // is version 1, created and modified now, under an id chosen here.
+        let id = tandem_core::new_id();
+        let at = tandem_store::micros(now);
+        let loc = location(&state, &caller.connection_id, &id);
+        let meta = meta_text("User", at, at, 1, &loc);
+        let pair = serde_json::to_string(&id).ok().and_then(|id| write_pair(&doc, &[("id", &id), ("meta", &meta)]));
+        let (text, answer) = match pair {
+            Some((text, answer)) => (text, Some(answer)),
+            None => (tandem_scim::to_text(&doc), None),
+        };
         let (conn, log) = (caller.connection_id.clone(), ctx.clone());
         let created = state
             .store
-            .write_small(move |c| match users::insert(c, &conn, &doc, now) {
+            .write_small(move |c| match users::insert_written(c, &conn, id, &doc, text, now) {
                 Ok(row) => {
                     logs::insert(
                         c,
@@ -141,12 +152,18 @@ pub async fn create(
             })
             .await
             .map_err(conflict_as_uniqueness)?;
-        Ok::<_, ScimFailure>(created)
+        let answer = answer.filter(|_| created_as_written(&created.0, at));
+        Ok::<_, ScimFailure>((created, answer, loc))
     }
     .await;
-    let (row, doc) = outcome.map_err(|e| refused(&state, &ctx, "User", None, e))?;
-    let body = render_doc(&state, &row, doc, None);
-    Ok(resource(StatusCode::CREATED, &body, row.version, Some(&location(&state, &row.scim_connection_id, &row.id))))
+    let ((row, doc), answer, loc) = outcome.map_err(|e| refused(&state, &ctx, "User", None, e))?;
+    let body = answer.unwrap_or_else(|| tandem_scim::to_text(&render_doc(&state, &row, doc, None)));
+    Ok(resource_text(StatusCode::CREATED, body, row.version, Some(&loc)))
+}
+
+/// Whether a created row has the version and times its answer was written with.
+fn created_as_written(row: &ScimUserRow, at: i64) -> bool {
+    row.version == 1 && row.created_at == at && row.updated_at == at
 }
 
 /// `GET /Users/{id}`
