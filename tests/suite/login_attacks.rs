@@ -115,7 +115,8 @@ async fn reused_state_is_refused() {
     let (app, op, customer) = setup().await;
     let started = start(&app, &customer).await;
     op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
-    assert_eq!(complete(&app, &op, &started, "c1").await.0, StatusCode::OK);
+    let (status, first) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
     let (status, body) = complete(&app, &op, &started, "c1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -125,6 +126,21 @@ async fn reused_state_is_refused() {
             &json!({"reason": "reused", "login_event_id": body["error"]["details"]["login_event_id"]})
         )
     );
+    // The replay is an attempt of its own: the completed login's event still says success.
+    let replay_id = body["error"]["details"]["login_event_id"].as_str().unwrap();
+    assert_ne!(replay_id, first["login_event_id"].as_str().unwrap());
+    let (_, login) = app.get(&format!("/api/v1/login-events/{}", first["login_event_id"].as_str().unwrap())).await;
+    assert_eq!(login["outcome"], "success", "{login}");
+    assert_eq!(login["oidc_user_id"], "00u1abcdEFGH");
+    let (status, replay) = app.get(&format!("/api/v1/login-events/{replay_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(replay["outcome"], "failed");
+    assert_eq!(replay["failed_step"], "state");
+    assert_eq!(replay["error_type"], "InvalidCsrfState");
+    assert_eq!(replay["customer_id"], login["customer_id"]);
+    assert_eq!(replay["oidc_user_id"], serde_json::Value::Null, "the replay signed nobody in: {replay}");
+    let steps: Vec<&str> = replay["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["callback", "state"]);
 }
 
 #[tokio::test]

@@ -82,6 +82,10 @@ pub async fn complete(
         Some(e) => Trace::resume(e),
         None => Trace::new(&state, None),
     };
+    if matches!(refusal, Some(("reused", _))) {
+        // The login's event tells how it went; a replay gets an event of its own.
+        trace.detach(&state);
+    }
     trace.ok(
         &state,
         "callback",
@@ -100,10 +104,10 @@ pub async fn complete(
             finish(&state, &mut trace, &tx, &callback, &client).await
         }
     };
-    let event_id = trace.id().to_string();
     match outcome {
         Ok(body) => Ok(HttpResponse::Ok().json(body)),
         Err(Failure { mut error, saved }) => {
+            let event_id = trace.id().to_string();
             if !saved {
                 if trace.event.outcome != "failed" {
                     trace.failed(&state, "complete", &error);
@@ -368,7 +372,7 @@ async fn respond(
                 }
                 Err((step, err)) => moved.failed(&st, step, err),
             }
-            sso::update_event(c, &moved.snapshot(&st))?;
+            moved.write(&st, c)?;
             Ok((verdict, moved))
         })
         .await

@@ -6,11 +6,15 @@ use crate::state::AppState;
 use serde_json::{json, Value};
 use tandem_core::format_time;
 use tandem_store::sso::{self, LoginEvent};
+use tandem_store::{AnyConnection, StoreError};
 
 /// The event being written for one login.
 pub struct Trace {
     pub event: LoginEvent,
     steps: Vec<Value>,
+    /// Whether `event` is stored as this attempt's (a save updates it) or
+    /// is still to be inserted.
+    stored: bool,
 }
 
 impl Trace {
@@ -20,13 +24,25 @@ impl Trace {
         Trace {
             event: LoginEvent::pending(client.map(|c| c.0.to_string()), client.map(|c| c.1.to_string()), now),
             steps: Vec::new(),
+            stored: false,
         }
     }
 
     /// Continues the trace of a stored event.
     pub fn resume(event: LoginEvent) -> Trace {
         let steps = serde_json::from_str::<Vec<Value>>(&event.steps).unwrap_or_default();
-        Trace { event, steps }
+        Trace { event, steps, stored: true }
+    }
+
+    /// Starts an event of this attempt's own for the same client, leaving
+    /// the login's stored event as the attempt that used it wrote it (a
+    /// replayed callback must not turn a completed login's event into a
+    /// failure, nor carry its steps and user).
+    pub fn detach(&mut self, state: &AppState) {
+        let (client, customer) = (self.event.oidc_client_id.take(), self.event.customer_id.take());
+        *self = Trace::new(state, None);
+        self.event.oidc_client_id = client;
+        self.event.customer_id = customer;
     }
 
     /// Records a step that succeeded.
@@ -51,12 +67,6 @@ impl Trace {
         self.event.updated_at = tandem_store::micros(state.clock.now());
     }
 
-    /// The event as it stands, to store inside another transaction.
-    pub fn snapshot(&mut self, state: &AppState) -> LoginEvent {
-        self.finish(state);
-        self.event.clone()
-    }
-
     /// The finished event, to store with other writes.
     pub fn into_event(mut self, state: &AppState) -> LoginEvent {
         self.finish(state);
@@ -71,11 +81,24 @@ impl Trace {
         Ok(())
     }
 
-    /// Saves the event's progress.
-    pub async fn save(mut self, state: &AppState) {
+    /// Writes the event as it stands inside the caller's transaction:
+    /// updates it when stored, inserts it otherwise.
+    pub fn write(&mut self, state: &AppState, c: &mut AnyConnection) -> Result<(), StoreError> {
         self.finish(state);
-        let e = self.event;
-        if let Err(err) = state.store.write_small(move |c| sso::update_event(c, &e)).await {
+        if self.stored {
+            sso::update_event(c, &self.event)?;
+        } else {
+            sso::insert_event(c, &self.event)?;
+            self.stored = true;
+        }
+        Ok(())
+    }
+
+    /// Saves the event's progress (inserting it when it is not stored).
+    pub async fn save(mut self, state: &AppState) {
+        let st = state.clone();
+        let saved = state.store.write_small(move |c| self.write(&st, c)).await;
+        if let Err(err) = saved {
             tracing::error!(error = %err, "could not save a login event");
         }
     }
