@@ -348,7 +348,7 @@ async fn respond(
     // One transaction: record the SSO user, join it, save the login event.
     let (st, client_row) = (state.clone(), client.clone());
     let (pu, id_for_join, email_for_join) = (preferred_username.clone(), oidc_user_id.clone(), email.clone());
-    let mut moved = std::mem::replace(trace, Trace::new(state, None));
+    let mut moved = std::mem::replace(trace, Trace::stand_in(state));
     let (verdict, moved) = state
         .store
         .write_small(move |c| {

@@ -12,9 +12,20 @@ use tandem_store::{AnyConnection, StoreError};
 pub struct Trace {
     pub event: LoginEvent,
     steps: Vec<Value>,
-    /// Whether `event` is stored as this attempt's (a save updates it) or
-    /// is still to be inserted.
-    stored: bool,
+    row: Row,
+}
+
+/// Where a trace's event is, which decides what saving it does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// Not stored yet: saving inserts it.
+    New,
+    /// Stored as this attempt's: saving updates it.
+    Stored,
+    /// A stand-in while the real trace is inside a transaction; if that
+    /// transaction fails, the real trace is gone with it and the stored
+    /// event stays as it was: saving does nothing.
+    StandIn,
 }
 
 impl Trace {
@@ -24,14 +35,19 @@ impl Trace {
         Trace {
             event: LoginEvent::pending(client.map(|c| c.0.to_string()), client.map(|c| c.1.to_string()), now),
             steps: Vec::new(),
-            stored: false,
+            row: Row::New,
         }
+    }
+
+    /// A stand-in for a trace moved into a transaction (see [`Row::StandIn`]).
+    pub fn stand_in(state: &AppState) -> Trace {
+        Trace { row: Row::StandIn, ..Trace::new(state, None) }
     }
 
     /// Continues the trace of a stored event.
     pub fn resume(event: LoginEvent) -> Trace {
         let steps = serde_json::from_str::<Vec<Value>>(&event.steps).unwrap_or_default();
-        Trace { event, steps, stored: true }
+        Trace { event, steps, row: Row::Stored }
     }
 
     /// Starts an event of this attempt's own for the same client, leaving
@@ -82,20 +98,25 @@ impl Trace {
     }
 
     /// Writes the event as it stands inside the caller's transaction:
-    /// updates it when stored, inserts it otherwise.
+    /// updates it when stored, inserts it when new.
     pub fn write(&mut self, state: &AppState, c: &mut AnyConnection) -> Result<(), StoreError> {
         self.finish(state);
-        if self.stored {
-            sso::update_event(c, &self.event)?;
-        } else {
-            sso::insert_event(c, &self.event)?;
-            self.stored = true;
+        match self.row {
+            Row::Stored => sso::update_event(c, &self.event)?,
+            Row::New => {
+                sso::insert_event(c, &self.event)?;
+                self.row = Row::Stored;
+            }
+            Row::StandIn => {}
         }
         Ok(())
     }
 
-    /// Saves the event's progress (inserting it when it is not stored).
+    /// Saves the event's progress (inserting it when it is new).
     pub async fn save(mut self, state: &AppState) {
+        if self.row == Row::StandIn {
+            return;
+        }
         let st = state.clone();
         let saved = state.store.write_small(move |c| self.write(&st, c)).await;
         if let Err(err) = saved {
