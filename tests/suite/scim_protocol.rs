@@ -131,6 +131,46 @@ async fn filters_cover_the_rfc_grammar() {
 }
 
 #[tokio::test]
+async fn case_insensitive_filters_fold_letters_beyond_ascii() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut e = user("Émile@acme.com");
+    e["displayName"] = json!("Émile Zola");
+    e["name"] = json!({"givenName": "Émile", "familyName": "ØRSTED"});
+    e["emails"] = json!([{"value": "Émile@Acme.com", "type": "work"}]);
+    let e = scim.create_user(e).await;
+    let mut o = user("odysseus@acme.com");
+    o["displayName"] = json!("ΟΔΥΣΣΕΥΣ");
+    let o = scim.create_user(o).await;
+    let _plain = scim.create_user(user("emile@acme.com")).await;
+
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        // Exactly as stored: a match whatever the folding does.
+        ("displayName eq \"Émile Zola\"", vec![&e]),
+        ("displayName eq \"ΟΔΥΣΣΕΥΣ\"", vec![&o]),
+        ("name.familyName eq \"ØRSTED\"", vec![&e]),
+        // Other case, letters outside ASCII.
+        ("displayName eq \"ÉMILE ZOLA\"", vec![&e]),
+        ("displayName eq \"émile zola\"", vec![&e]),
+        ("displayName sw \"éMILE\"", vec![&e]),
+        ("displayName ew \"zOLA\"", vec![&e]),
+        ("displayName co \"δυσσ\"", vec![&o]),
+        ("name.familyName eq \"ørsted\"", vec![&e]),
+        ("name.givenName sw \"ÉM\"", vec![&e]),
+        ("emails.value eq \"émile@acme.com\"", vec![&e]),
+        ("emails[value ew \"@ACME.COM\" and value sw \"ÉMILE\"]", vec![&e]),
+        ("userName eq \"ÉMILE@ACME.COM\"", vec![&e]),
+        // Folding is not accent-stripping.
+        ("displayName sw \"Emile\"", vec![]),
+        ("not (displayName eq \"émile zola\") and displayName pr", vec![&o]),
+    ];
+    for (filter, expected) in cases {
+        let want: Vec<String> = expected.into_iter().cloned().collect();
+        assert_eq!(scim.filter_ids("Users", filter).await, want, "filter {filter}");
+    }
+}
+
+#[tokio::test]
 async fn bad_filters_are_400_invalid_filter_saying_what_is_wrong() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;

@@ -138,6 +138,11 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+diesel::define_sql_function! {
+    /// Unicode lower-casing, registered over SQLite's ASCII-only `lower()`.
+    fn lower(s: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
 impl Manager {
     fn open(&self) -> Result<AnyConnection, ManagerError> {
         match &self.url {
@@ -152,6 +157,14 @@ impl Manager {
                      PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
                     crate::checkpoint::AUTO_CHECKPOINT_PAGES
                 ))?;
+                // SQLite's own lower() folds ASCII only: a filter on a
+                // case-insensitive attribute (a user's displayName, emails,
+                // name.familyName) would then miss "Émile" for "émile", and
+                // even "Émile" itself once the value is lower-cased. This
+                // lower() is Unicode's, as `str::to_lowercase` is for the
+                // stored userName and group displayName keys. No index is
+                // built on lower(), so none depends on which one is in place.
+                lower_utils::register_impl(&mut c, |s: Option<String>| s.map(|s| s.to_lowercase()))?;
                 Ok(AnyConnection::Sqlite(c))
             }
             DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(PgConnection::establish(url)?)),

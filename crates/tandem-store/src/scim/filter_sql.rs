@@ -216,9 +216,9 @@ impl SqlBuilder {
             }
             ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
                 let (compared, fold) = match kind {
-                    ColKind::Text => (expr.to_string(), false),
-                    ColKind::TextLower => (expr.to_string(), true),
-                    _ => (format!("lower({expr})"), true),
+                    ColKind::Text => (expr.to_string(), Fold::None),
+                    ColKind::TextLower => (expr.to_string(), Fold::Stored),
+                    _ => (format!("lower({expr})"), Fold::Sql),
                 };
                 let guard = if nullable { Guard::Nullable(expr) } else { Guard::NotNull };
                 self.text_compare(&compared, fold, guard, op, value, path)
@@ -274,8 +274,8 @@ impl SqlBuilder {
             }
             AttrType::Complex => Ok("(1 = 0)".into()),
             _ => {
-                let fold = !def.case_exact;
-                let e = if fold { format!("lower({expr})") } else { expr.to_string() };
+                let (e, fold) =
+                    if def.case_exact { (expr.to_string(), Fold::None) } else { (format!("lower({expr})"), Fold::Sql) };
                 self.text_compare(&e, fold, Guard::Coalesce, op, value, path)
             }
         }
@@ -284,7 +284,7 @@ impl SqlBuilder {
     fn text_compare(
         &mut self,
         expr: &str,
-        fold: bool,
+        fold: Fold,
         guard: Guard<'_>,
         op: CompareOp,
         value: &CompValue,
@@ -298,33 +298,54 @@ impl SqlBuilder {
                 return Ok(if op == CompareOp::Eq { format!("({expr} IS NULL)") } else { "(1 = 0)".into() });
             }
         };
-        let v = if fold { raw.to_lowercase() } else { raw };
-        let n = v.chars().count();
+        let _ = path;
+        // The value, folded the way the column is. Lengths are taken in SQL
+        // (`length(v)`) because folding may change a string's length.
+        let val = |this: &mut Self| match fold {
+            Fold::None => this.bind(Bind::Text(raw.clone())),
+            Fold::Stored => this.bind(Bind::Text(raw.to_lowercase())),
+            Fold::Sql => format!("lower({})", this.bind(Bind::Text(raw.clone()))),
+        };
         let ordered = match self.dialect {
             Dialect::Sqlite => expr.to_string(),
             // Byte order, as SQLite compares, whatever the database's collation.
             Dialect::Postgres => format!("({expr}) COLLATE \"C\""),
         };
-        let _ = path;
+        let position = match self.dialect {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        };
         let pred = match op {
-            CompareOp::Eq => format!("{expr} = {}", self.bind(Bind::Text(v))),
-            CompareOp::Co => match self.dialect {
-                Dialect::Sqlite => format!("instr({expr}, {}) > 0", self.bind(Bind::Text(v))),
-                Dialect::Postgres => format!("strpos({expr}, {}) > 0", self.bind(Bind::Text(v))),
-            },
-            CompareOp::Sw => format!("substr({expr}, 1, {n}) = {}", self.bind(Bind::Text(v))),
-            CompareOp::Ew => format!(
-                "(length({expr}) >= {n} AND substr({expr}, length({expr}) - {n} + 1) = {})",
-                self.bind(Bind::Text(v))
-            ),
-            CompareOp::Gt => format!("{ordered} > {}", self.bind(Bind::Text(v))),
-            CompareOp::Ge => format!("{ordered} >= {}", self.bind(Bind::Text(v))),
-            CompareOp::Lt => format!("{ordered} < {}", self.bind(Bind::Text(v))),
-            CompareOp::Le => format!("{ordered} <= {}", self.bind(Bind::Text(v))),
+            CompareOp::Eq => format!("{expr} = {}", val(self)),
+            CompareOp::Co => format!("{position}({expr}, {}) > 0", val(self)),
+            // The first occurrence is at the start exactly when it starts with it.
+            CompareOp::Sw => format!("{position}({expr}, {}) = 1", val(self)),
+            CompareOp::Ew => {
+                let (a, b, c) = (val(self), val(self), val(self));
+                format!("(length({expr}) >= length({a}) AND substr({expr}, length({expr}) - length({b}) + 1) = {c})")
+            }
+            CompareOp::Gt => format!("{ordered} > {}", val(self)),
+            CompareOp::Ge => format!("{ordered} >= {}", val(self)),
+            CompareOp::Lt => format!("{ordered} < {}", val(self)),
+            CompareOp::Le => format!("{ordered} <= {}", val(self)),
             CompareOp::Ne => unreachable_ne(),
         };
         Ok(guard.wrap(&pred))
     }
+}
+
+/// How a text comparison ignores case (`caseExact: false`).
+#[derive(Clone, Copy)]
+enum Fold {
+    /// Compared as stored.
+    None,
+    /// The column holds the value lower-cased by Tandem (`str::to_lowercase`),
+    /// so the filter's value is lower-cased the same way.
+    Stored,
+    /// Both sides through the database's `lower()`: on SQLite the store's
+    /// own (`conn.rs`, the same `str::to_lowercase`), on PostgreSQL the
+    /// database's, which folds by its LC_CTYPE.
+    Sql,
 }
 
 /// How a predicate is kept free of NULL (so `not` is exact) — without
