@@ -234,3 +234,62 @@ mod reqwest {
         })
     }
 }
+
+/// Nodes starting together on a new PostgreSQL database both find no secret
+/// key check; the one whose insert loses the race checks its key against the
+/// winner's and starts, instead of failing on the duplicate key. (On SQLite
+/// one process's writes are serialised, so the race is PostgreSQL's.)
+#[test]
+fn nodes_starting_together_on_a_new_database_agree_on_the_key_check() {
+    let Some(base) = postgres_url() else { return };
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.database.url = scratch_postgres_database(&base);
+    let first = tandem::open_store(&settings).unwrap();
+    let second = tandem::open_store(&settings).unwrap();
+    let key = tandem::secret_file::load(&settings.secrets).unwrap();
+    let key2 = tandem::secret_file::load(&settings.secrets).unwrap();
+
+    // The first node writes the check and holds its transaction open…
+    let (inserted_tx, inserted) = std::sync::mpsc::channel();
+    let (go_tx, go) = std::sync::mpsc::channel::<()>();
+    let a = std::thread::spawn(move || {
+        first.write_blocking(|c| {
+            tandem_store::meta::verify_secret_key(c, &key)?;
+            inserted_tx.send(()).unwrap();
+            go.recv().unwrap();
+            Ok(())
+        })
+    });
+    inserted.recv_timeout(Duration::from_secs(30)).expect("first node wrote the check");
+    // …while the second finds none and waits on the first's insert.
+    let b = std::thread::spawn(move || second.write_blocking(|c| tandem_store::meta::verify_secret_key(c, &key2)));
+    let watcher = tandem_store::Store::open(&settings.database.url, &tandem_store::PoolOptions::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watcher
+            .read_blocking(|c| {
+                use diesel::RunQueryDsl;
+                #[derive(diesel::QueryableByName)]
+                struct N {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let rows: Vec<N> = diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%tandem_meta%'",
+                )
+                .load(c)?;
+                Ok(rows.first().map_or(0, |r| r.n))
+            })
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second node never waited on the first's insert");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    go_tx.send(()).unwrap();
+    a.join().unwrap().expect("the first node starts");
+    b.join().unwrap().expect("the second node starts, having lost the race");
+}

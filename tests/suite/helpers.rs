@@ -13,6 +13,21 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("SUITE_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))
 }
 
+/// A new, empty PostgreSQL database beside the suite's (named
+/// `tandem_scratch_…`; `.ci/run` drops any a failed test left), as a URL.
+pub fn scratch_postgres_database(base: &str) -> String {
+    let name = format!("tandem_scratch_{}", uuid::Uuid::new_v4().simple());
+    let admin = tandem_store::Store::open(base, &tandem_store::PoolOptions::default()).unwrap();
+    let create = format!("CREATE DATABASE {name}");
+    admin
+        .read_blocking(move |c| {
+            diesel::connection::SimpleConnection::batch_execute(c, &create).map_err(tandem_store::StoreError::from)
+        })
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
 /// A scratch directory unique to one test.
 pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("tandem-suite").join(uuid::Uuid::new_v4().to_string());

@@ -14,20 +14,8 @@ async fn migrations_produce_the_declared_schema() {
 #[test]
 fn migrations_go_up_down_and_up_again() {
     let url = match postgres_url() {
-        Some(base) => {
-            // A scratch database beside the suite's, so reverting does not disturb other tests.
-            let name = format!("tandem_updown_{}", uuid::Uuid::new_v4().simple());
-            let admin = Store::open(&base, &PoolOptions::default()).unwrap();
-            let create = format!("CREATE DATABASE {name}");
-            admin
-                .read_blocking(move |c| {
-                    diesel::connection::SimpleConnection::batch_execute(c, &create)
-                        .map_err(tandem_store::StoreError::from)
-                })
-                .unwrap();
-            let (prefix, _) = base.rsplit_once('/').unwrap();
-            format!("{prefix}/{name}")
-        }
+        // A scratch database beside the suite's, so reverting does not disturb other tests.
+        Some(base) => scratch_postgres_database(&base),
         None => format!("sqlite://{}", scratch_dir().join("updown.db").display()),
     };
     let store = Store::open(&url, &PoolOptions { max_size: 1, ..Default::default() }).unwrap();

@@ -15,21 +15,30 @@ pub fn get(conn: &mut AnyConnection, key: &str) -> Result<Option<String>, StoreE
 
 /// Verifies `secret` against the stored check value, writing one on first
 /// use. A mismatch is an error that says what to do.
+///
+/// Nodes starting together on a new database all find no check value; the
+/// first insert wins and the others check their key against the winner's
+/// (the insert runs in a savepoint, so a lost race leaves the transaction
+/// usable for the re-read).
 pub fn verify_secret_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result<(), StoreError> {
-    match get(conn, KEY_CHECK)? {
-        Some(stored) => match secret.decrypt(&stored, KEY_CHECK_CONTEXT) {
-            Ok(p) if p.0 == KEY_CHECK_PLAINTEXT => Ok(()),
-            _ => Err(StoreError::Corrupt(
-                "the configured secret key (TANDEM_SECRET_KEY or the key file) is not the key this database's \
-                 secrets were encrypted with; restore the original key"
-                    .into(),
-            )),
-        },
-        None => {
-            diesel::insert_into(m::tandem_meta)
-                .values((m::key.eq(KEY_CHECK), m::value.eq(secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT))))
-                .execute(conn)?;
-            Ok(())
+    if get(conn, KEY_CHECK)?.is_none() {
+        let value = secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT);
+        let inserted = conn.transaction(|c| {
+            diesel::insert_into(m::tandem_meta).values((m::key.eq(KEY_CHECK), m::value.eq(&value))).execute(c)
+        });
+        match inserted {
+            Ok(_) => return Ok(()),
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {}
+            Err(e) => return Err(e.into()),
         }
+    }
+    let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
+    match secret.decrypt(&stored, KEY_CHECK_CONTEXT) {
+        Ok(p) if p.0 == KEY_CHECK_PLAINTEXT => Ok(()),
+        _ => Err(StoreError::Corrupt(
+            "the configured secret key (TANDEM_SECRET_KEY or the key file) is not the key this database's \
+             secrets were encrypted with; restore the original key"
+                .into(),
+        )),
     }
 }
