@@ -69,13 +69,49 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     assert!(body["error"]["message"].as_str().unwrap().contains("HMAC"));
 }
 
+/// A key the IdP rotated in is fetched when the cached set is a minute old;
+/// within the minute an unknown kid is refused without asking the IdP again,
+/// so a stream of forged kids cannot make Tandem hammer it.
 #[tokio::test]
-async fn unknown_kid_is_refused_after_one_refetch() {
+async fn a_rotated_key_is_fetched_at_most_once_a_minute() {
     let (app, op, customer) = setup().await;
-    let started = start(&app, &customer).await;
-    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "rotated-away"));
-    let (_, body) = complete(&app, &op, &started, "c1").await;
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.jwks_fetches(), 1);
+    op.rotate_keys();
+    let rotated_login = |code: &'static str| {
+        let (app, op, customer) = (&app, &op, &customer);
+        async move {
+            let started = start(app, customer).await;
+            op.issue(code, op.sign(&claims(op, &started, json!({})), Signer::Rotated, "test-key-b"));
+            complete(app, op, &started, code).await
+        }
+    };
+
+    // Within the minute: refused as an unknown kid; the IdP is not asked.
+    let (status, body) = rotated_login("r1").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["details"]["check"], "kid", "{body}");
+    assert_eq!(op.jwks_fetches(), 1);
+
+    // A minute on: fetched once more, and the new key signs a login.
+    app.clock.advance(chrono::Duration::seconds(61));
+    let (status, body) = rotated_login("r2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.jwks_fetches(), 2);
+    let (status, _) = rotated_login("r3").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(op.jwks_fetches(), 2, "a known kid needs no fetch");
+
+    // Forged kids: one refetch a minute at most.
+    app.clock.advance(chrono::Duration::seconds(61));
+    for (i, code) in ["f1", "f2", "f3"].into_iter().enumerate() {
+        let started = start(&app, &customer).await;
+        op.issue(code, op.sign(&claims(&op, &started, json!({})), Signer::Rotated, &format!("forged-{i}")));
+        let (_, body) = complete(&app, &op, &started, code).await;
+        assert_eq!(body["error"]["details"]["check"], "kid", "{body}");
+    }
+    assert_eq!(op.jwks_fetches(), 3);
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ const KEY_A: &[u8] = include_bytes!("fixtures/rsa-a.der");
 const KEY_B: &[u8] = include_bytes!("fixtures/rsa-b.der");
 const PUB_A: &[u8] = include_bytes!("fixtures/rsa-a.pub.der");
 const JWK_A: &str = include_str!("fixtures/rsa-a.jwk.json");
+const JWK_B: &str = include_str!("fixtures/rsa-b.jwk.json");
 
 /// Which key signs a token.
 #[derive(Clone, Copy)]
@@ -22,6 +23,8 @@ pub enum Signer {
     Published,
     /// Another key, presented under the published key's kid (a forgery).
     Unpublished,
+    /// The key the IdP publishes after [`StubOp::rotate_keys`] (`test-key-b`).
+    Rotated,
 }
 
 #[derive(Default)]
@@ -32,6 +35,8 @@ struct OpState {
     iss_param: bool,
     userinfo: Map<String, Value>,
     token_requests: Vec<String>,
+    rotated: bool,
+    jwks_fetches: usize,
 }
 
 /// A running stub OP.
@@ -80,6 +85,16 @@ impl StubOp {
         self.state.lock().unwrap().userinfo = claims.as_object().cloned().unwrap_or_default();
     }
 
+    /// Replaces the published key `test-key-a` by `test-key-b`.
+    pub fn rotate_keys(&self) {
+        self.state.lock().unwrap().rotated = true;
+    }
+
+    /// How many times the JWKS was fetched.
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.lock().unwrap().jwks_fetches
+    }
+
     /// The form bodies the token endpoint received.
     pub fn token_requests(&self) -> Vec<String> {
         self.state.lock().unwrap().token_requests.clone()
@@ -89,7 +104,7 @@ impl StubOp {
     pub fn sign(&self, claims: &Value, signer: Signer, kid: &str) -> String {
         let der = match signer {
             Signer::Published => KEY_A,
-            Signer::Unpublished => KEY_B,
+            Signer::Unpublished | Signer::Rotated => KEY_B,
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid.to_string());
@@ -127,8 +142,10 @@ async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
     }))
 }
 
-async fn jwks() -> HttpResponse {
-    let jwk: Value = serde_json::from_str(JWK_A).unwrap();
+async fn jwks(op: web::Data<StubOp>) -> HttpResponse {
+    let mut st = op.state.lock().unwrap();
+    st.jwks_fetches += 1;
+    let jwk: Value = serde_json::from_str(if st.rotated { JWK_B } else { JWK_A }).unwrap();
     HttpResponse::Ok().json(json!({"keys": [jwk]}))
 }
 

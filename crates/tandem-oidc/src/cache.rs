@@ -4,26 +4,40 @@
 use crate::discovery::{discover, DiscoveryError, ProviderMetadata};
 use crate::jwks::KeySet;
 use crate::IdpHttp;
+use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use tandem_core::clock::Clock;
 
 /// How long a discovery document is trusted before it is fetched again.
-pub const METADATA_TTL: Duration = Duration::from_secs(3600);
+pub const METADATA_TTL: Duration = Duration::hours(1);
 
 struct Entry {
     metadata: Arc<ProviderMetadata>,
     keys: Arc<KeySet>,
-    fetched: Instant,
+    fetched: DateTime<Utc>,
 }
 
-/// Discovery metadata and key sets by issuer.
-#[derive(Default)]
+/// Discovery metadata and key sets by issuer. Ages are read off the
+/// deployment's clock (tests move it); a clock that went back counts as
+/// the time being up.
 pub struct IdpCache {
     entries: RwLock<HashMap<String, Entry>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Whether `interval` has passed since `since` (or the clock went back).
+pub(crate) fn elapsed(clock: &dyn Clock, since: DateTime<Utc>, interval: Duration) -> bool {
+    let now = clock.now();
+    now < since || now - since >= interval
 }
 
 impl IdpCache {
+    /// An empty cache whose ages are read off `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> IdpCache {
+        IdpCache { entries: RwLock::default(), clock }
+    }
+
     /// The metadata and key set of `issuer`, fetched when absent or stale.
     pub async fn get(
         &self,
@@ -34,7 +48,7 @@ impl IdpCache {
             return Ok(hit);
         }
         let metadata = Arc::new(discover(http, issuer).await?);
-        let keys = Arc::new(KeySet::new(metadata.jwks_uri.clone()));
+        let keys = Arc::new(KeySet::new(metadata.jwks_uri.clone(), self.clock.clone()));
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         // Keep the keys already fetched for this issuer when the JWKS URI is unchanged.
         let keys = match map.get(issuer) {
@@ -43,18 +57,40 @@ impl IdpCache {
         };
         map.insert(
             issuer.to_string(),
-            Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: Instant::now() },
+            Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: self.clock.now() },
         );
         Ok((metadata, keys))
     }
 
     fn fresh(&self, issuer: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        map.get(issuer).filter(|e| e.fetched.elapsed() < METADATA_TTL).map(|e| (e.metadata.clone(), e.keys.clone()))
+        map.get(issuer)
+            .filter(|e| !elapsed(&*self.clock, e.fetched, METADATA_TTL))
+            .map(|e| (e.metadata.clone(), e.keys.clone()))
     }
 
     /// Forgets an issuer (its configuration changed).
     pub fn forget(&self, issuer: &str) {
         self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(issuer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_core::clock::ShiftedClock;
+
+    #[test]
+    fn time_is_up_after_the_interval_or_when_the_clock_went_back() {
+        let clock = ShiftedClock::default();
+        let since = clock.now();
+        assert!(!elapsed(&clock, since, Duration::minutes(1)));
+        clock.advance(Duration::seconds(61));
+        assert!(elapsed(&clock, since, Duration::minutes(1)));
+
+        let clock = ShiftedClock::default();
+        let since = clock.now();
+        clock.advance(Duration::seconds(-5));
+        assert!(elapsed(&clock, since, Duration::minutes(1)));
     }
 }

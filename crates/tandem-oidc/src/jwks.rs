@@ -2,16 +2,18 @@
 //! once when a token names an unknown `kid` — at most once a minute, so a
 //! stream of forged `kid`s cannot make Tandem hammer the IdP.
 
+use crate::cache::elapsed;
 use crate::IdpHttp;
+use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::DecodingKey;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use tandem_core::clock::Clock;
 use tokio::sync::Mutex;
 
 /// The least time between two fetches of one JWKS.
-pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+pub const REFETCH_INTERVAL: Duration = Duration::minutes(1);
 
 /// A usable key: its decoding key and the algorithm the JWK pins, if any.
 #[derive(Clone)]
@@ -25,13 +27,14 @@ struct State {
     keys: HashMap<String, Key>,
     /// Keys without a `kid`, in document order.
     anonymous: Vec<Key>,
-    fetched: Option<Instant>,
+    fetched: Option<DateTime<Utc>>,
 }
 
 /// One JWKS URI's keys.
 pub struct KeySet {
     uri: String,
     state: Mutex<State>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Why no key could be had.
@@ -47,8 +50,8 @@ pub enum KeyError {
 
 impl KeySet {
     /// An empty set for `uri`; keys are fetched on first use.
-    pub fn new(uri: String) -> KeySet {
-        KeySet { uri, state: Mutex::new(State::default()) }
+    pub fn new(uri: String, clock: Arc<dyn Clock>) -> KeySet {
+        KeySet { uri, state: Mutex::new(State::default()), clock }
     }
 
     /// The JWKS URI.
@@ -60,15 +63,15 @@ impl KeySet {
     pub async fn key(&self, http: &IdpHttp, kid: Option<&str>) -> Result<Key, KeyError> {
         let mut state = self.state.lock().await;
         if state.fetched.is_none() {
-            *state = fetch(http, &self.uri).await?;
+            *state = fetch(http, &self.uri, self.clock.now()).await?;
         }
         if let Some(found) = lookup(&state, kid) {
             return Ok(found);
         }
         // An unknown kid may be a key the IdP just rotated in.
-        let may_refetch = state.fetched.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
+        let may_refetch = state.fetched.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL));
         if kid.is_some() && may_refetch {
-            *state = fetch(http, &self.uri).await?;
+            *state = fetch(http, &self.uri, self.clock.now()).await?;
             if let Some(found) = lookup(&state, kid) {
                 return Ok(found);
             }
@@ -90,7 +93,7 @@ fn lookup(state: &State, kid: Option<&str>) -> Option<Key> {
     }
 }
 
-async fn fetch(http: &IdpHttp, uri: &str) -> Result<State, KeyError> {
+async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, KeyError> {
     let resp = http
         .client()
         .get(uri)
@@ -107,7 +110,7 @@ async fn fetch(http: &IdpHttp, uri: &str) -> Result<State, KeyError> {
     }
     let set: JwkSet =
         serde_json::from_slice(&body).map_err(|e| KeyError::Fetch(format!("{uri}: not a JWK set ({e})")))?;
-    let mut state = State { fetched: Some(Instant::now()), ..Default::default() };
+    let mut state = State { fetched: Some(now), ..Default::default() };
     for jwk in &set.keys {
         // Encryption keys and keys of unsupported types are skipped, not fatal.
         if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
