@@ -198,10 +198,45 @@ async fn state_with_another_logins_cookie_is_refused() {
 #[tokio::test]
 async fn unknown_or_missing_state_is_refused() {
     let (app, _op, _customer) = setup().await;
-    let (_, body) = complete_raw(&app, "cookie", "/sso/callback?code=c1&state=never-issued").await;
-    assert_eq!(body["error"]["details"]["reason"], "unknown");
-    let (_, body) = complete_raw(&app, "cookie", "/sso/callback?code=c1").await;
-    assert_eq!(body["error"]["details"]["reason"], "missing");
+    for (callback, reason) in
+        [("/sso/callback?code=c1&state=never-issued", "unknown"), ("/sso/callback?code=c1", "missing")]
+    {
+        let (status, body) = complete_raw(&app, "cookie", callback).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["details"]["reason"], reason, "{body}");
+        // Leading to no login, the attempt still has an event of its own.
+        let id = body["error"]["details"]["login_event_id"].as_str().expect("login_event_id");
+        let (status, event) = app.get(&format!("/api/v1/login-events/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{event}");
+        assert_eq!(event["outcome"], "failed");
+        assert_eq!(event["failed_step"], "state");
+        assert_eq!(event["error_type"], "InvalidCsrfState");
+        assert_eq!(event["oidc_client_id"], serde_json::Value::Null);
+        let steps: Vec<&str> = event["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+        assert_eq!(steps, ["callback", "state"]);
+        assert!(!event.to_string().contains("never-issued"), "the state is not recorded: {event}");
+    }
+}
+
+#[tokio::test]
+async fn an_initiate_that_finds_no_client_is_recorded_under_the_customer_asked_for() {
+    let app = TestApp::spawn().await;
+    let customer = unique("nobody");
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["type"], "ClientNotFound");
+    let id = body["error"]["details"]["login_event_id"].as_str().expect("login_event_id");
+    let (_, events) = app.get(&format!("/api/v1/login-events?customer_id={customer}")).await;
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["id"], id);
+    assert_eq!(events[0]["failed_step"], "initiate");
+    assert_eq!(events[0]["error_type"], "ClientNotFound");
+    assert!(events[0]["diagnosis"].as_str().unwrap().contains(&customer));
+    // A malformed request is not an attempt: no event.
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": 5})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["details"].get("login_event_id"), None, "{body}");
 }
 
 #[tokio::test]
@@ -325,6 +360,10 @@ async fn discovery_failure_at_initiate_names_the_url() {
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["error"]["details"]["kind"], "DiscoveryFailed");
     assert_eq!(body["error"]["details"]["url"], "http://127.0.0.1:9/.well-known/openid-configuration");
+    let id = body["error"]["details"]["login_event_id"].as_str().expect("login_event_id");
+    let (_, event) = app.get(&format!("/api/v1/login-events/{id}")).await;
+    assert_eq!(event["failed_step"], "discovery", "{event}");
+    assert_eq!(event["customer_id"], customer.as_str());
 }
 
 #[tokio::test]

@@ -46,8 +46,16 @@ pub async fn complete(
     });
     r.reject_unknown();
     let (true, Some(callback)) = (r.is_ok(), callback) else { return Err(ApiError::invalid_fields(r.into_errors())) };
+    // A callback that leads to no login is still an attempt: it gets an
+    // event of its own, with no client.
+    let unattributed = |state: &AppState| {
+        let mut trace = Trace::new(state, None);
+        trace.ok(state, "callback", callback_detail(&callback));
+        trace
+    };
     let Some(oauth_state) = callback.param("state").filter(|s| !s.is_empty()) else {
-        return Err(invalid_state("missing", "the callback has no state parameter"));
+        let err = invalid_state("missing", "the callback has no state parameter");
+        return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
 
     // Claim the login: its binding to this browser's cookie, its age, single
@@ -76,7 +84,8 @@ pub async fn complete(
         })
         .await?;
     let Some((tx, event, refusal, client)) = claimed else {
-        return Err(invalid_state("unknown", "the callback's state belongs to no login started here"));
+        let err = invalid_state("unknown", "the callback's state belongs to no login started here");
+        return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
     let mut trace = match event {
         Some(e) => Trace::resume(e),
@@ -86,11 +95,7 @@ pub async fn complete(
         // The login's event tells how it went; a replay gets an event of its own.
         trace.detach(&state);
     }
-    trace.ok(
-        &state,
-        "callback",
-        json!({"path": callback.path, "has_code": callback.param("code").is_some(), "has_error": callback.param("error").is_some()}),
-    );
+    trace.ok(&state, "callback", callback_detail(&callback));
     let outcome = match (refusal, client) {
         (Some((reason, message)), _) => Err(at(&state, &mut trace, "state", invalid_state(reason, message))),
         (None, None) => Err(at(
@@ -120,6 +125,11 @@ pub async fn complete(
             Err(error)
         }
     }
+}
+
+/// What a login event says of the callback (never the code or state).
+fn callback_detail(callback: &Callback) -> Value {
+    json!({"path": callback.path, "has_code": callback.param("code").is_some(), "has_error": callback.param("error").is_some()})
 }
 
 /// A refused login, and whether its event was already saved.

@@ -102,23 +102,33 @@ pub async fn initiate(
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
+    let asked_customer = customer.clone();
+    let by = match (&customer, &client_id) {
+        (Some(_), _) => "customer",
+        (_, Some(_)) => "client",
+        _ => "email",
+    };
     let selector = match (customer, client_id, email.clone()) {
         (Some(c), _, _) => Selector::Customer(c),
         (_, Some(id), _) => Selector::Client(id),
         (_, _, Some(e)) => Selector::Email(e),
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", "no selector")),
     };
-    let client = find_client(&state, selector).await?;
+    let client = match find_client(&state, selector).await {
+        Ok(client) => client,
+        // No client is still an attempt: recorded under the customer asked for.
+        Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique") => {
+            let mut trace = Trace::new(&state, None);
+            trace.event.customer_id = asked_customer;
+            return Err(trace.refuse(&state, "initiate", err).await);
+        }
+        Err(err) => return Err(err),
+    };
     let mut trace = Trace::new(&state, Some((&client.id, &client.customer_id)));
-    trace.ok(&state, "initiate", json!({"by": if email.is_some() { "email" } else { "customer" }}));
+    trace.ok(&state, "initiate", json!({"by": by}));
     let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer).await {
         Ok(found) => found,
-        Err(e) => {
-            let err = discovery_failed(&e);
-            trace.failed(&state, "discovery", &err);
-            trace.insert(&state).await?;
-            return Err(err);
-        }
+        Err(e) => return Err(trace.refuse(&state, "discovery", discovery_failed(&e)).await),
     };
     trace.ok(
         &state,
@@ -137,14 +147,14 @@ pub async fn initiate(
     let oauth_state = random_token(32);
     let cookie_secret = random_token(32);
     let nonce = random_token(32);
-    let request = authorization_url(&meta, &cfg, &oauth_state, &nonce, email.as_deref()).map_err(|e| {
-        idp(
-            StatusCode::BAD_GATEWAY,
-            "DiscoveryFailed",
-            format!("the IdP's metadata cannot build a login URL: {e}"),
-            json!({}),
-        )
-    })?;
+    let request = match authorization_url(&meta, &cfg, &oauth_state, &nonce, email.as_deref()) {
+        Ok(request) => request,
+        Err(e) => {
+            let message = format!("the IdP's metadata cannot build a login URL: {e}");
+            let err = idp(StatusCode::BAD_GATEWAY, "DiscoveryFailed", message, json!({}));
+            return Err(trace.refuse(&state, "authorization_url", err).await);
+        }
+    };
     let now = state.clock.now();
     let expires = now + state.settings.login_ttl;
     let tx_id = tandem_core::new_id();

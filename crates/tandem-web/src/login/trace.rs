@@ -89,14 +89,6 @@ impl Trace {
         self.event
     }
 
-    /// Stores a new event.
-    pub async fn insert(mut self, state: &AppState) -> Result<(), ApiError> {
-        self.finish(state);
-        let e = self.event;
-        state.store.write_small(move |c| sso::insert_event(c, &e)).await?;
-        Ok(())
-    }
-
     /// Writes the event as it stands inside the caller's transaction:
     /// updates it when stored, inserts it when new.
     pub fn write(&mut self, state: &AppState, c: &mut AnyConnection) -> Result<(), StoreError> {
@@ -112,16 +104,32 @@ impl Trace {
         Ok(())
     }
 
-    /// Saves the event's progress (inserting it when it is new).
-    pub async fn save(mut self, state: &AppState) {
+    /// Saves the event's progress (inserting it when it is new); whether
+    /// it was stored.
+    pub async fn save(mut self, state: &AppState) -> bool {
         if self.row == Row::StandIn {
-            return;
+            return false;
         }
         let st = state.clone();
         let saved = state.store.write_small(move |c| self.write(&st, c)).await;
-        if let Err(err) = saved {
+        if let Err(err) = &saved {
             tracing::error!(error = %err, "could not save a login event");
         }
+        saved.is_ok()
+    }
+
+    /// Ends an attempt refused at `step`: records the failure, saves the
+    /// event and names it in the error's `details.login_event_id`. The error
+    /// is the attempt's even when the event cannot be stored (that is logged).
+    pub async fn refuse(mut self, state: &AppState, step: &str, mut err: ApiError) -> ApiError {
+        self.failed(state, step, &err);
+        let id = self.id().to_string();
+        if self.save(state).await {
+            if let Some(d) = err.details.as_object_mut() {
+                d.insert("login_event_id".into(), json!(id));
+            }
+        }
+        err
     }
 
     /// The event id.
