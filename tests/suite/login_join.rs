@@ -183,6 +183,25 @@ async fn deactivated_deleted_and_never_provisioned_users_are_refused_with_their_
 }
 
 #[tokio::test]
+async fn a_live_user_is_found_behind_more_tombstones_than_a_lookup_reads() {
+    // An IdP that deleted and re-created the same person many times: the
+    // lookup reads at most 50 candidates, and the live one must be among them.
+    for strategy in ["OidcSubToScimExternalId", "OidcEmailUsernameToScimUsername"] {
+        let p = paired(strategy).await;
+        for _ in 0..51 {
+            let id = p.scim.create_user(okta_scim_user()).await;
+            assert_eq!(p.scim.delete(&format!("/Users/{id}")).await.status, StatusCode::NO_CONTENT);
+        }
+        let (_, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+        assert_eq!(body["error"]["details"]["reason"], "deleted", "{strategy}: {body}");
+        let live = p.scim.create_user(okta_scim_user()).await;
+        let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+        assert_eq!(status, StatusCode::OK, "{strategy}: {body}");
+        assert_eq!(body["scim_user"]["id"], live.as_str(), "{strategy}");
+    }
+}
+
+#[tokio::test]
 async fn local_part_collision_across_domains_is_ambiguous_never_a_coin_toss() {
     let p = paired("OidcEmailUsernameToScimUsername").await;
     p.scim.create_user(user("alice@acme.com")).await;

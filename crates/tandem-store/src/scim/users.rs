@@ -393,6 +393,19 @@ pub fn find_by_key(
                 .load(c))?
         };
     }
+    // Live users first: past the limit, only tombstones are cut (an IdP that
+    // deleted and re-created a user many times must not hide the live one).
+    macro_rules! live_first {
+        ($cond:expr) => {
+            on_backend!(&mut *conn, |c| u::scim_users
+                .filter(u::scim_connection_id.eq(connection))
+                .filter($cond)
+                .select(ScimUserRow::as_select())
+                .order((u::deleted_at.is_not_null().asc(), u::id.asc()))
+                .limit(50)
+                .load(c))?
+        };
+    }
     // userName has one index over live users (unique) and one over
     // tombstones: each query names its side so its partial index answers it.
     let mut by_name = |lower: String, exact: Option<&str>| -> Result<Vec<ScimUserRow>, StoreError> {
@@ -411,8 +424,8 @@ pub fn find_by_key(
         // An exact userName is also a lower-cased one: the lower-cased indexes answer it.
         ScimKey::UserName => by_name(value.to_lowercase(), Some(value))?,
         ScimKey::UserNameLower => by_name(value.to_string(), None)?,
-        ScimKey::UserNameLocalLower => by!(u::user_name_local_lower.eq(value)),
-        ScimKey::ExternalId => by!(u::external_id.eq(value)),
+        ScimKey::UserNameLocalLower => live_first!(u::user_name_local_lower.eq(value)),
+        ScimKey::ExternalId => live_first!(u::external_id.eq(value)),
     })
 }
 
