@@ -7,7 +7,6 @@
 //! report over 100k SSO users and 100k SCIM users is a few hash lookups per
 //! user and strategy.
 
-use crate::idp::IdpType;
 use crate::matching::{local_part_lower, MatchingStrategy, ScimKey, SsoAttributes};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -140,25 +139,18 @@ pub fn count_all(index: &ScimIndex<'_>, sso: &[SsoSide]) -> Vec<StrategyCounts> 
 }
 
 /// The strategy to recommend: most matched among those with no ambiguity;
-/// ties go to the IdP type's default, then to the contract's order. `None`
-/// when every strategy is ambiguous for someone or nobody was seen.
-pub fn recommend(counts: &[StrategyCounts], idp_default: MatchingStrategy) -> Option<MatchingStrategy> {
+/// ties go to the first of `preferred` among them (the strategy in effect,
+/// then the default for the IdP type: a tie is no reason to change), then to
+/// the contract's order. `None` when every strategy is ambiguous for someone
+/// or nobody was seen.
+pub fn recommend(counts: &[StrategyCounts], preferred: &[MatchingStrategy]) -> Option<MatchingStrategy> {
     let best = counts.iter().filter(|c| c.ambiguous == 0).map(|c| c.matched).max()?;
     if best == 0 {
         return None;
     }
     let tied: Vec<MatchingStrategy> =
         counts.iter().filter(|c| c.ambiguous == 0 && c.matched == best).map(|c| c.strategy).collect();
-    if tied.contains(&idp_default) {
-        Some(idp_default)
-    } else {
-        tied.first().copied()
-    }
-}
-
-/// The default a recommendation breaks ties with.
-pub fn tie_breaker(idp_type: IdpType) -> MatchingStrategy {
-    MatchingStrategy::default_for(idp_type)
+    preferred.iter().find(|p| tied.contains(p)).or(tied.first()).copied()
 }
 
 #[cfg(test)]
@@ -195,7 +187,7 @@ mod tests {
         assert_eq!(counts_of(&c, MatchingStrategy::OidcEmailUsernameToScimUsername), (0, 0, 1));
         assert_eq!(counts_of(&c, MatchingStrategy::OidcEmailToScimUsername), (1, 0, 0));
         assert_eq!(
-            recommend(&c, MatchingStrategy::OidcEmailToScimUsername),
+            recommend(&c, &[MatchingStrategy::OidcEmailToScimUsername]),
             Some(MatchingStrategy::OidcEmailToScimUsername)
         );
     }
@@ -213,7 +205,7 @@ mod tests {
         assert_eq!(counts_of(&c, MatchingStrategy::OidcSubToScimUsername), (0, 2, 0));
         assert_eq!(counts_of(&c, MatchingStrategy::OidcSubToScimExternalId), (2, 0, 0));
         assert_eq!(
-            recommend(&c, MatchingStrategy::OidcSubToScimExternalId),
+            recommend(&c, &[MatchingStrategy::OidcSubToScimExternalId]),
             Some(MatchingStrategy::OidcSubToScimExternalId)
         );
     }
@@ -226,11 +218,27 @@ mod tests {
         let c = count_all(&idx, &seen);
         assert_eq!(counts_of(&c, MatchingStrategy::OidcEmailToScimUsername), (0, 2, 0));
         // local part and preferred_username both match all; the default (email) matches none.
-        let r = recommend(&c, MatchingStrategy::OidcEmailToScimUsername).unwrap();
+        let r = recommend(&c, &[MatchingStrategy::OidcEmailToScimUsername]).unwrap();
         assert!(matches!(
             r,
             MatchingStrategy::OidcEmailUsernameToScimUsername | MatchingStrategy::OidcPreferredUsernameToScimUsername
         ));
+    }
+
+    #[test]
+    fn a_tie_goes_to_the_strategy_in_effect_then_to_the_default() {
+        let users = [scim("1", "alice", None)];
+        let idx = ScimIndex::new(&users);
+        let c = count_all(&idx, &[sso("s1", "alice@acme.com", "alice")]);
+        let (local, preferred) =
+            (MatchingStrategy::OidcEmailUsernameToScimUsername, MatchingStrategy::OidcPreferredUsernameToScimUsername);
+        assert_eq!(recommend(&c, &[preferred, local]), Some(preferred));
+        assert_eq!(recommend(&c, &[local, preferred]), Some(local));
+        // The strategy in effect matches less: the default among the tied.
+        assert_eq!(recommend(&c, &[MatchingStrategy::OidcEmailToScimUsername, preferred]), Some(preferred));
+        // Neither among the tied: the contract's order.
+        let first_tied = MatchingStrategy::ALL.into_iter().find(|s| *s == local || *s == preferred);
+        assert_eq!(recommend(&c, &[MatchingStrategy::OidcEmailToScimUsername]), first_tied);
     }
 
     #[test]
@@ -248,6 +256,6 @@ mod tests {
     fn nothing_seen_recommends_nothing() {
         let users = [scim("1", "a", None)];
         let idx = ScimIndex::new(&users);
-        assert_eq!(recommend(&count_all(&idx, &[]), MatchingStrategy::OidcEmailToScimUsername), None);
+        assert_eq!(recommend(&count_all(&idx, &[]), &[MatchingStrategy::OidcEmailToScimUsername]), None);
     }
 }

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use tandem_core::fields::FieldError;
 use tandem_core::format_time;
 use tandem_core::matching::MatchingStrategy;
-use tandem_core::report::{count_all, recommend, tie_breaker, ScimIndex, Verdict};
+use tandem_core::report::{count_all, recommend, ScimIndex, Verdict};
 use tandem_store::scim::users;
 use tandem_store::{from_micros, matching, oidc_clients, scim_connections};
 
@@ -47,6 +47,7 @@ pub async fn report(
         None => state.settings.default_strategy(idp_type),
     };
     let shown = strategy.unwrap_or(current);
+    let preferred = [current, state.settings.default_strategy(idp_type).0];
     let (client_key, conn_key) = (client.id.clone(), connection.id.clone());
     let state_for_block = state.clone();
     state
@@ -57,7 +58,7 @@ pub async fn report(
             let index = ScimIndex::new(&scim);
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
             let counts = count_all(&index, &sso_keys);
-            let recommended = recommend(&counts, tie_breaker(idp_type));
+            let recommended = recommend(&counts, &preferred);
             // Lists for the shown strategy.
             let mut unmatched = Vec::new();
             let mut ambiguous = Vec::new();
