@@ -550,6 +550,13 @@ async fn every_request_is_in_the_provisioning_log_with_reasons_for_failures() {
     scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "title", "value": "T"}]))).await;
     scim.post("/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]})).await;
     scim.get(&format!("/Users/{id}")).await;
+    let gid = scim.post("/Groups", json!({"displayName": "Loggers"})).await.body["id"].as_str().unwrap().to_string();
+    scim.patch(
+        &format!("/Groups/{gid}"),
+        patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id}]},
+                        {"op": "replace", "path": "displayName", "value": "Log keepers"}])),
+    )
+    .await;
     scim.delete(&format!("/Users/{id}")).await;
     let (status, logs) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
     assert_eq!(status, StatusCode::OK);
@@ -561,7 +568,18 @@ async fn every_request_is_in_the_provisioning_log_with_reasons_for_failures() {
     let fail = logs["data"].as_array().unwrap().iter().find(|e| e["operation"] == "fail").unwrap();
     assert_eq!(fail["status"], 400);
     assert_eq!(fail["reasons"][0]["attribute"], "userName");
-    let create = logs["data"].as_array().unwrap().iter().find(|e| e["operation"] == "create").unwrap();
+    // Changes name the attributes they changed (never their values).
+    let entry = |op: &str, rt: &str| {
+        logs["data"].as_array().unwrap().iter().find(|e| e["operation"] == op && e["resource_type"] == rt).unwrap()
+    };
+    assert_eq!(entry("deactivate", "User")["reasons"], json!([{"attribute": "active", "reason": "changed"}]));
+    assert_eq!(entry("update", "User")["reasons"], json!([{"attribute": "title", "reason": "added"}]));
+    assert_eq!(entry("skip", "User")["reasons"], json!([]));
+    assert_eq!(
+        entry("update", "Group")["reasons"],
+        json!([{"attribute": "displayName", "reason": "changed"}, {"attribute": "members", "reason": "1 added, 0 removed"}])
+    );
+    let create = entry("create", "User");
     assert_eq!(create["user_name"], "log@acme.com");
     assert_eq!(create["resource_id"], id);
     let (_, only_fail) =

@@ -2,11 +2,13 @@
 //! value access for indexing, and the ListResponse envelope.
 
 mod access;
+mod diff;
 mod normalize;
 mod project;
 mod view;
 
 pub use access::{list_response, list_response_text, primary_value_at, value_at};
+pub use diff::changed_attributes;
 pub use normalize::normalize;
 pub use project::project;
 pub use view::{default_view, write_pair};

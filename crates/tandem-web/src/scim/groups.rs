@@ -72,15 +72,40 @@ fn ignores_unknown(c: &mut tandem_store::AnyConnection, connection: &str) -> Res
 }
 
 /// Notes dropped member ids in a log entry.
-fn with_ignored(mut entry: logs::ProvisioningLog, ignored: &[String]) -> logs::ProvisioningLog {
-    if !ignored.is_empty() {
-        let reasons: Vec<Value> = ignored
+fn with_ignored(entry: logs::ProvisioningLog, ignored: &[String]) -> logs::ProvisioningLog {
+    with_reasons(entry, Vec::new(), ignored)
+}
+
+/// The entry with `changed` attributes and the ignored unknown members as its reasons.
+fn with_reasons(
+    mut entry: logs::ProvisioningLog,
+    mut reasons: Vec<Value>,
+    ignored: &[String],
+) -> logs::ProvisioningLog {
+    reasons.extend(
+        ignored
             .iter()
-            .map(|id| json!({"attribute": "members.value", "reason": format!("ignored unknown member {id:?}")}))
-            .collect();
+            .map(|id| json!({"attribute": "members.value", "reason": format!("ignored unknown member {id:?}")})),
+    );
+    if !reasons.is_empty() {
         entry.reasons = tandem_scim::to_text(&Value::Array(reasons));
     }
     entry
+}
+
+/// How the members changed, from two lists sorted by value.
+fn members_change(before: &[groups::MemberRef], after: &[groups::MemberRef]) -> Option<Value> {
+    let (mut i, mut j, mut added, mut removed) = (0, 0, 0usize, 0usize);
+    while i < before.len() || j < after.len() {
+        match (before.get(i), after.get(j)) {
+            (Some(b), Some(a)) if b.value == a.value => (i, j) = (i + 1, j + 1),
+            (Some(b), Some(a)) if b.value < a.value => (i, removed) = (i + 1, removed + 1),
+            (Some(_), None) => (i, removed) = (i + 1, removed + 1),
+            _ => (j, added) = (j + 1, added + 1),
+        }
+    }
+    (added + removed > 0)
+        .then(|| json!({"attribute": "members", "reason": format!("{added} added, {removed} removed")}))
 }
 
 /// `POST /Groups`
@@ -269,9 +294,12 @@ async fn update(
             // In member order, as `refs` are stored (the order carries no meaning).
             let (next_doc, mut next_refs) = groups::split_members(next);
             next_refs.sort_by(|a, b| a.value.cmp(&b.value));
+            let mut changed = Vec::new();
             let row = if next_doc == doc && next_refs == refs {
                 (current, "skip", Vec::new())
             } else {
+                changed = tandem_scim::resource::changed_attributes(&doc, &next_doc);
+                changed.extend(members_change(&refs, &next_refs));
                 let ignore = ignores_unknown(c, &conn)?;
                 match groups::replace(c, &current, &refs, (next_doc, next_refs), ignore, now) {
                     Ok((row, ignored)) => (row, "update", ignored),
@@ -279,10 +307,8 @@ async fn update(
                 }
             };
             let (row, op, ignored) = (row.0, row.1, row.2);
-            logs::insert(
-                c,
-                &[with_ignored(log.entry(now, op, Some("Group"), Some(&row.id), None, 200, None), &ignored)],
-            )?;
+            let entry = log.entry(now, op, Some("Group"), Some(&row.id), None, 200, None);
+            logs::insert(c, &[with_reasons(entry, changed, &ignored)])?;
             let members = groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
             Ok(Ok((row, members)))
         })

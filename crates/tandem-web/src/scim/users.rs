@@ -325,7 +325,12 @@ async fn update(
                     Err(UserWriteError::Store(e)) => return Err(e),
                 }
             };
-            logs::insert(c, &[log.entry(now, op, Some("User"), Some(&row.id), Some(&row.user_name), 200, None)])?;
+            let mut entry = log.entry(now, op, Some("User"), Some(&row.id), Some(&row.user_name), 200, None);
+            if op != "skip" {
+                entry.reasons =
+                    tandem_scim::to_text(&Value::Array(tandem_scim::resource::changed_attributes(&stored, &next)));
+            }
+            logs::insert(c, &[entry])?;
             let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
             Ok(Ok((row, groups, next)))
         })

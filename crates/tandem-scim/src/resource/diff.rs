@@ -1,0 +1,81 @@
+//! Which attributes an update changed, for the provisioning log's
+//! attribute-level reasons. Names only, never values: the log must not
+//! become a copy of the directory.
+
+use serde_json::{json, Map, Value};
+
+/// The attributes that differ between two stored documents, as
+/// `{"attribute", "reason": "added" | "changed" | "removed"}`. A complex
+/// attribute (`name`, an extension) is compared one level down
+/// (`name.givenName`, `urn:…:User:department`); a multi-valued one as a
+/// whole (`emails`). `id`, `meta` and `schemas` are not the IdP's data.
+pub fn changed_attributes(before: &Value, after: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        compare(b, a, None, &mut out);
+    }
+    out
+}
+
+fn compare(before: &Map<String, Value>, after: &Map<String, Value>, parent: Option<&str>, out: &mut Vec<Value>) {
+    let mut names: Vec<&String> = before.keys().chain(after.keys().filter(|k| !before.contains_key(*k))).collect();
+    names.sort_unstable();
+    for name in names {
+        if parent.is_none() && matches!(name.as_str(), "id" | "meta" | "schemas") {
+            continue;
+        }
+        let (b, a) = (before.get(name).filter(|v| !v.is_null()), after.get(name).filter(|v| !v.is_null()));
+        if b == a {
+            continue;
+        }
+        let full = match parent {
+            None => name.clone(),
+            Some(p) if p.starts_with("urn:") => format!("{p}:{name}"),
+            Some(p) => format!("{p}.{name}"),
+        };
+        match (b, a) {
+            (Some(Value::Object(bo)), Some(Value::Object(ao))) if parent.is_none() => {
+                compare(bo, ao, Some(name), out);
+            }
+            (None, Some(_)) => out.push(json!({"attribute": full, "reason": "added"})),
+            (Some(_), None) => out.push(json!({"attribute": full, "reason": "removed"})),
+            _ => out.push(json!({"attribute": full, "reason": "changed"})),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    #[test]
+    fn names_what_changed_one_level_into_complex_attributes() {
+        let before = json!({"userName": "a@x", "active": true, "name": {"givenName": "A", "familyName": "B"},
+            "emails": [{"value": "a@x"}], ENTERPRISE: {"department": "R&D"}, "meta": {"version": "1"}});
+        let after = json!({"userName": "a@x", "active": false, "name": {"givenName": "A", "familyName": "C"},
+            "emails": [{"value": "a@y"}], "title": "Boss", ENTERPRISE: {}, "meta": {"version": "2"}});
+        assert_eq!(
+            changed_attributes(&before, &after),
+            vec![
+                json!({"attribute": "active", "reason": "changed"}),
+                json!({"attribute": "emails", "reason": "changed"}),
+                json!({"attribute": "name.familyName", "reason": "changed"}),
+                json!({"attribute": "title", "reason": "added"}),
+                json!({"attribute": format!("{ENTERPRISE}:department"), "reason": "removed"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_document_changes_nothing_and_null_is_absent() {
+        let doc = json!({"userName": "a@x", "name": {"givenName": "A"}});
+        assert!(changed_attributes(&doc, &doc).is_empty());
+        assert!(changed_attributes(&json!({"title": null}), &json!({})).is_empty());
+        assert_eq!(
+            changed_attributes(&json!({"name": {"givenName": "A"}}), &json!({})),
+            vec![json!({"attribute": "name", "reason": "removed"})]
+        );
+    }
+}
