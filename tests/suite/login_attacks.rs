@@ -344,6 +344,24 @@ async fn rejected_client_secret_is_invalid_client_credentials_with_advice() {
 }
 
 #[tokio::test]
+async fn an_unreachable_token_endpoint_is_an_error_communicating_with_the_idp() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(true).await;
+    // Nothing listens on the discard port of the loopback.
+    op.advertise_token_endpoint("http://127.0.0.1:9/token");
+    let customer = unique("acme");
+    stub_client(&app, &op, &customer, "Generic", None).await;
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let (kind, details) = error_of(&body);
+    assert_eq!(kind, "IdentityProviderError");
+    assert_eq!(details["kind"], "ErrorCommunicatingWithIdp", "{body}");
+    assert_eq!(details["url"], "http://127.0.0.1:9/token");
+    let (_, event) = app.get(&format!("/api/v1/login-events/{}", details["login_event_id"].as_str().unwrap())).await;
+    assert_eq!(event["failed_step"], "token_exchange", "{event}");
+}
+
+#[tokio::test]
 async fn discovery_failure_at_initiate_names_the_url() {
     let app = TestApp::spawn().await;
     let customer = unique("down");
@@ -413,4 +431,28 @@ async fn authorization_url_carries_state_nonce_pkce_s256_and_scopes() {
         assert!(scopes.contains(&s), "{scopes:?}");
     }
     assert_ne!(started.cookie, started.state, "the cookie secret is not the state the IdP sees");
+}
+
+/// Two nodes on one database: a login started on one completes on the
+/// other, and is then spent on both.
+#[tokio::test]
+async fn a_login_started_on_one_node_completes_on_another_once() {
+    let (a, op, customer) = setup().await;
+    let b = TestApp::spawn_with(test_settings(&a.dir), a.dir.clone()).await;
+    let started = start(&a, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    let (status, done) = complete(&b, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["customer_id"], customer.as_str());
+    for node in [&a, &b] {
+        let (status, body) = complete(node, &op, &started, "c1").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["details"]["reason"], "reused", "{body}");
+    }
+    // The event the first node opened tells the whole login.
+    let (_, event) = a.get(&format!("/api/v1/login-events/{}", done["login_event_id"].as_str().unwrap())).await;
+    assert_eq!(event["outcome"], "success", "{event}");
+    let steps: Vec<&str> = event["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps.first(), Some(&"initiate"), "{steps:?}");
+    assert!(steps.contains(&"id_token"), "{steps:?}");
 }

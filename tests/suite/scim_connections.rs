@@ -27,6 +27,19 @@ async fn create_returns_the_key_once_with_its_expiry() {
 }
 
 #[tokio::test]
+async fn the_public_url_is_the_base_of_scim_base_url_behind_a_proxy() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.server.public_url = "https://sso.example.com/".into();
+    let app = TestApp::spawn_with(settings, dir).await;
+    let created = app.create_scim_connection(&unique("acme")).await;
+    let id = created["scim_connection_id"].as_str().unwrap();
+    assert_eq!(created["scim_base_url"], format!("https://sso.example.com/scim/v2/{id}"));
+    let (_, fetched) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
+    assert_eq!(fetched["scim_base_url"], created["scim_base_url"]);
+}
+
+#[tokio::test]
 async fn key_lifetime_can_be_none_or_custom() {
     let app = TestApp::spawn().await;
     let (status, never) =

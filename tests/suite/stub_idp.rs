@@ -37,6 +37,7 @@ struct OpState {
     token_requests: Vec<String>,
     rotated: bool,
     jwks_fetches: usize,
+    token_endpoint: Option<String>,
 }
 
 /// A running stub OP.
@@ -90,6 +91,11 @@ impl StubOp {
         self.state.lock().unwrap().rotated = true;
     }
 
+    /// Makes discovery advertise `url` as the token endpoint.
+    pub fn advertise_token_endpoint(&self, url: &str) {
+        self.state.lock().unwrap().token_endpoint = Some(url.to_string());
+    }
+
     /// How many times the JWKS was fetched.
     pub fn jwks_fetches(&self) -> usize {
         self.state.lock().unwrap().jwks_fetches
@@ -128,11 +134,14 @@ impl StubOp {
 
 async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
     let iss = &op.issuer;
-    let iss_param = op.state.lock().unwrap().iss_param;
+    let (iss_param, token_endpoint) = {
+        let st = op.state.lock().unwrap();
+        (st.iss_param, st.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")))
+    };
     HttpResponse::Ok().json(json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),
-        "token_endpoint": format!("{iss}/token"),
+        "token_endpoint": token_endpoint,
         "jwks_uri": format!("{iss}/jwks"),
         "userinfo_endpoint": format!("{iss}/userinfo"),
         "id_token_signing_alg_values_supported": ["RS256"],
