@@ -233,6 +233,12 @@ async fn an_initiate_that_finds_no_client_is_recorded_under_the_customer_asked_f
     assert_eq!(events[0]["failed_step"], "initiate");
     assert_eq!(events[0]["error_type"], "ClientNotFound");
     assert!(events[0]["diagnosis"].as_str().unwrap().contains(&customer));
+    // By client id: under the client id asked for.
+    let missing = unique("no-such-client");
+    let (status, _) = app.post("/api/v1/sso/login/initiate", json!({"oidc_client_id": missing})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, events) = app.get(&format!("/api/v1/login-events?oidc_client_id={missing}")).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
     // A malformed request is not an attempt: no event.
     let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": 5})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -102,7 +102,7 @@ pub async fn initiate(
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
-    let asked_customer = customer.clone();
+    let (asked_customer, asked_client) = (customer.clone(), client_id.clone());
     let by = match (&customer, &client_id) {
         (Some(_), _) => "customer",
         (_, Some(_)) => "client",
@@ -116,10 +116,11 @@ pub async fn initiate(
     };
     let client = match find_client(&state, selector).await {
         Ok(client) => client,
-        // No client is still an attempt: recorded under the customer asked for.
+        // No client is still an attempt: recorded under the customer (or client) asked for.
         Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique") => {
             let mut trace = Trace::new(&state, None);
             trace.event.customer_id = asked_customer;
+            trace.event.oidc_client_id = asked_client;
             return Err(trace.refuse(&state, "initiate", err).await);
         }
         Err(err) => return Err(err),
