@@ -239,6 +239,13 @@ async fn an_initiate_that_finds_no_client_is_recorded_under_the_customer_asked_f
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, events) = app.get(&format!("/api/v1/login-events?oidc_client_id={missing}")).await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+    // By email: under the email asked for.
+    let email = format!("{}@unknown-domain.example", unique("bob"));
+    let (status, _) = app.post("/api/v1/sso/login/initiate", json!({"email": email})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, events) = app.get(&format!("/api/v1/login-events?email={email}")).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events["data"][0]["error_type"], "ClientNotFound");
     // A malformed request is not an attempt: no event.
     let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": 5})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

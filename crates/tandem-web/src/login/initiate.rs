@@ -116,11 +116,12 @@ pub async fn initiate(
     };
     let client = match find_client(&state, selector).await {
         Ok(client) => client,
-        // No client is still an attempt: recorded under the customer (or client) asked for.
+        // No client is still an attempt: recorded under the customer, client or email asked for.
         Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique") => {
             let mut trace = Trace::new(&state, None);
             trace.event.customer_id = asked_customer;
             trace.event.oidc_client_id = asked_client;
+            trace.event.email = email.clone();
             return Err(trace.refuse(&state, "initiate", err).await);
         }
         Err(err) => return Err(err),
