@@ -163,16 +163,18 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
     }
     let now = expect.now.timestamp();
     let exp = num(claims, "exp")?.ok_or_else(|| fail("exp", "the token has no expiry"))?;
-    if now > exp + LEEWAY_SECS {
-        return Err(fail("exp", format!("the token expired {}s ago", now - exp)));
+    // Saturating: the times are the IdP's numbers, and may be any i64.
+    if now > exp.saturating_add(LEEWAY_SECS) {
+        return Err(fail("exp", format!("the token expired {}s ago", now.saturating_sub(exp))));
     }
     let iat = num(claims, "iat")?.ok_or_else(|| fail("iat", "the token has no issue time"))?;
-    if iat > now + LEEWAY_SECS {
-        return Err(fail("iat", format!("the token claims to be issued {}s in the future (clock skew?)", iat - now)));
+    if iat > now.saturating_add(LEEWAY_SECS) {
+        let ahead = iat.saturating_sub(now);
+        return Err(fail("iat", format!("the token claims to be issued {ahead}s in the future (clock skew?)")));
     }
     if let Some(nbf) = num(claims, "nbf")? {
-        if nbf > now + LEEWAY_SECS {
-            return Err(fail("nbf", format!("the token is not valid for another {}s", nbf - now)));
+        if nbf > now.saturating_add(LEEWAY_SECS) {
+            return Err(fail("nbf", format!("the token is not valid for another {}s", nbf.saturating_sub(now))));
         }
     }
     match claims.get("nonce").and_then(Value::as_str) {
@@ -239,6 +241,25 @@ mod tests {
         let mut c = good();
         c["iat"] = json!(1500 + LEEWAY_SECS);
         assert!(check_claims(&claims(c), &expect(1500)).is_ok());
+    }
+
+    #[test]
+    fn extreme_times_are_judged_without_overflow() {
+        let with = |k: &str, v: Value| {
+            let mut c = good();
+            c[k] = v;
+            check_claims(&claims(c), &expect(1500))
+        };
+        for far in [json!(i64::MAX), json!(i64::MAX - 30), json!(1e308), json!(u64::MAX)] {
+            assert_eq!(with("exp", far.clone()), Ok(()), "exp {far}");
+            assert_eq!(with("iat", far.clone()).unwrap_err().check, "iat", "iat {far}");
+            assert_eq!(with("nbf", far.clone()).unwrap_err().check, "nbf", "nbf {far}");
+        }
+        for past in [json!(i64::MIN), json!(-1e308)] {
+            let err = with("exp", past.clone()).unwrap_err();
+            assert_eq!(err.check, "exp", "exp {past}");
+            assert!(err.to_string().contains(&format!("{}s ago", i64::MAX)), "{err}");
+        }
     }
 
     #[test]
