@@ -57,6 +57,24 @@ async fn unknown_route_is_a_json_404() {
     assert_eq!(body["error"]["type"], "RouteNotFound");
 }
 
+#[tokio::test]
+async fn a_method_a_route_does_not_serve_is_a_json_405_naming_the_allowed_ones() {
+    let app = TestApp::spawn().await;
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/api/v1/oidc-clients/some-id", "GET, PATCH, DELETE"),
+        (reqwest::Method::POST, "/api/v1/scim-connections/some-id", "GET, PATCH, DELETE"),
+        (reqwest::Method::DELETE, "/api/v1/oidc-clients", "GET, POST"),
+        (reqwest::Method::PATCH, "/api/v1/scim-connections", "GET, POST"),
+    ] {
+        let resp = app.http.request(method.clone(), format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "MethodNotAllowed", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(allow), "{body}");
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct Terminated {
     #[diesel(sql_type = diesel::sql_types::BigInt)]

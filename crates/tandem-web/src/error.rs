@@ -94,6 +94,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The default of a resource serving only `allow`: 405 with the `Allow`
+/// header and an error body saying what is served (actix's own 405 has no body).
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    actix_web::web::to(move |req: actix_web::HttpRequest| async move {
+        let message = format!("{} is not served at {}; use {allow}", req.method(), req.path());
+        let mut resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message).error_response();
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+        resp
+    })
+}
+
 /// The answer for a route that does not exist.
 pub async fn unknown_route(req: actix_web::HttpRequest) -> HttpResponse {
     actix_web::HttpMessage::extensions_mut(&req).insert(crate::metrics::Unmatched);

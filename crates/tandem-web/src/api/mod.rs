@@ -6,6 +6,7 @@ mod oidc_clients;
 mod scim_connections;
 mod scim_data;
 
+use crate::error::method_not_allowed;
 use actix_web::web;
 
 /// Registers the management routes.
@@ -19,26 +20,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/oidc-clients")
                 .route(web::post().to(oidc_clients::create))
-                .route(web::get().to(oidc_clients::list)),
+                .route(web::get().to(oidc_clients::list))
+                .default_service(method_not_allowed("GET, POST")),
         )
         .route("/oidc-clients/by-customer-id/{customer_id}", web::get().to(oidc_clients::get_by_customer))
         .service(
             web::resource("/oidc-clients/{id}")
                 .route(web::get().to(oidc_clients::get))
                 .route(web::patch().to(oidc_clients::patch))
-                .route(web::delete().to(oidc_clients::delete)),
+                .route(web::delete().to(oidc_clients::delete))
+                .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .service(
             web::resource("/scim-connections")
                 .route(web::post().to(scim_connections::create))
-                .route(web::get().to(scim_connections::list)),
+                .route(web::get().to(scim_connections::list))
+                .default_service(method_not_allowed("GET, POST")),
         )
         .route("/scim-connections/by-customer-id/{customer_id}", web::get().to(scim_connections::get_by_customer))
         .service(
             web::resource("/scim-connections/{id}")
                 .route(web::get().to(scim_connections::get))
                 .route(web::patch().to(scim_connections::patch))
-                .route(web::delete().to(scim_connections::delete)),
+                .route(web::delete().to(scim_connections::delete))
+                .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .route("/scim-connections/{id}/rotate-key", web::post().to(scim_connections::rotate_key))
         .route("/scim-connections/{id}/users", web::get().to(scim_data::list_users))
