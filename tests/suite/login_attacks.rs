@@ -310,6 +310,28 @@ async fn mixed_up_issuer_parameter_is_refused() {
     assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
 }
 
+/// The mix-up attack with an IdP that does not advertise RFC 9207: a
+/// malicious customer's IdP (this login's) relays the browser to another
+/// customer's IdP, which answers on the shared callback with its own `iss`.
+/// Present, it is checked, so the other IdP's code is not sent to this one.
+#[tokio::test]
+async fn an_iss_in_the_callback_is_checked_even_when_not_advertised() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("acme");
+    stub_client(&app, &op, &customer, "Generic", None).await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    let callback = format!("/sso/callback?code=c1&state={}&iss=https%3A%2F%2Fvictim-idp.example", started.state);
+    let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
+    assert!(op.token_requests().is_empty(), "the code went nowhere");
+    // With its own iss (or none), the login goes through.
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn entra_user_not_assigned_error_is_explained() {
     let (app, _op, customer) = setup().await;

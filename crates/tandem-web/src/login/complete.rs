@@ -191,10 +191,13 @@ async fn finish(
         Ok(found) => found,
         Err(e) => return Err(at(state, trace, "discovery", discovery_failed(&e))),
     };
-    // RFC 9207: an IdP that says it sends `iss` must send its own (mix-up defence).
-    if meta.authorization_response_iss_parameter_supported
-        && cb.param("iss").map(|i| i.trim_end_matches('/')) != Some(client.issuer.trim_end_matches('/'))
-    {
+    // RFC 9207 (mix-up defence): an `iss` in the callback must be this
+    // login's issuer whether or not the IdP advertises sending one (§2.4: an
+    // attacker's IdP would simply not advertise it), and an IdP that
+    // advertises it must send it.
+    let iss = cb.param("iss");
+    let iss_checked = iss.is_some() || meta.authorization_response_iss_parameter_supported;
+    if iss_checked && iss.map(|i| i.trim_end_matches('/')) != Some(client.issuer.trim_end_matches('/')) {
         let message = format!(
             "the callback's iss parameter {:?} is not the issuer {:?} (RFC 9207)",
             cb.param("iss"),
@@ -207,7 +210,7 @@ async fn finish(
             idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({})),
         ));
     }
-    trace.ok(state, "idp_response", json!({"iss_checked": meta.authorization_response_iss_parameter_supported}));
+    trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
 
     let secret = client.client_secret(&state.secret_key).map_err(ApiError::from)?;
     let scopes = client.scopes();
