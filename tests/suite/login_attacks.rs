@@ -114,6 +114,37 @@ async fn a_rotated_key_is_fetched_at_most_once_a_minute() {
     assert_eq!(op.jwks_fetches(), 3);
 }
 
+/// A key the IdP withdrew stops verifying tokens once the fetched keys are
+/// an hour old, although its kid is known (a leaked, rotated-out key).
+#[tokio::test]
+async fn a_withdrawn_key_stops_verifying_within_the_hour() {
+    use tandem_core::clock::Clock;
+    let (app, op, customer) = setup().await;
+    let signed_login = |code: &'static str, signer: Signer, kid: &'static str| {
+        let (app, op, customer) = (&app, &op, &customer);
+        async move {
+            let started = start(app, customer).await;
+            let now = app.clock.now().timestamp();
+            let c = claims(op, &started, json!({"iat": now, "exp": now + 300}));
+            op.issue(code, op.sign(&c, signer, kid));
+            complete(app, op, &started, code).await
+        }
+    };
+    assert_eq!(signed_login("a1", Signer::Published, "test-key-a").await.0, StatusCode::OK);
+    op.rotate_keys();
+    // Within the hour the fetched keys are used as they are.
+    assert_eq!(signed_login("a2", Signer::Published, "test-key-a").await.0, StatusCode::OK);
+    assert_eq!(op.jwks_fetches(), 1);
+    app.clock.advance(chrono::Duration::minutes(61));
+    let (status, body) = signed_login("a3", Signer::Published, "test-key-a").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["check"], "kid", "{body}");
+    assert_eq!(op.jwks_fetches(), 2);
+    let (status, body) = signed_login("b1", Signer::Rotated, "test-key-b").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.jwks_fetches(), 2);
+}
+
 #[tokio::test]
 async fn wrong_issuer_is_refused() {
     assert_token_check(json!({"iss": "https://evil.example"}), "iss").await;

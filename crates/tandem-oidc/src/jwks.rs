@@ -1,6 +1,7 @@
-//! An issuer's signing keys (JWKS), fetched on first use and fetched again
-//! once when a token names an unknown `kid` — at most once a minute, so a
-//! stream of forged `kid`s cannot make Tandem hammer the IdP.
+//! An issuer's signing keys (JWKS), fetched on first use, again once they
+//! are an hour old, and again once when a token names an unknown `kid` — at
+//! most once a minute, so a stream of forged `kid`s cannot make Tandem hammer
+//! the IdP.
 
 use crate::cache::elapsed;
 use crate::IdpHttp;
@@ -14,6 +15,11 @@ use tokio::sync::Mutex;
 
 /// The least time between two fetches of one JWKS.
 pub const REFETCH_INTERVAL: Duration = Duration::minutes(1);
+
+/// How long fetched keys are trusted: after that the set is fetched again
+/// before use, so a key the IdP withdrew (rotated out, or leaked) stops
+/// verifying tokens within this time even though its `kid` is known.
+pub const KEYS_TTL: Duration = Duration::hours(1);
 
 /// A usable key: its decoding key and the algorithm the JWK pins, if any.
 #[derive(Clone)]
@@ -62,8 +68,18 @@ impl KeySet {
     /// The key for `kid` (or the only key when the token names none).
     pub async fn key(&self, http: &IdpHttp, kid: Option<&str>) -> Result<Key, KeyError> {
         let mut state = self.state.lock().await;
-        if state.fetched.is_none() {
-            *state = fetch(http, &self.uri, self.clock.now()).await?;
+        match state.fetched {
+            None => *state = fetch(http, &self.uri, self.clock.now()).await?,
+            Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => match fetch(http, &self.uri, self.clock.now()).await {
+                Ok(fresh) => *state = fresh,
+                // The IdP's JWKS is unreachable: its keys are kept rather than
+                // failing every login, and tried again a minute later.
+                Err(e) => {
+                    tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys; keeping the ones fetched");
+                    state.fetched = Some(self.clock.now() - KEYS_TTL + REFETCH_INTERVAL);
+                }
+            },
+            Some(_) => {}
         }
         if let Some(found) = lookup(&state, kid) {
             return Ok(found);
