@@ -132,8 +132,13 @@ async fn patch_ttl_re_dates_the_current_key_and_delete_removes_the_connection() 
         app.patch(&format!("/api/v1/scim-connections/{id}"), json!({"api_key_ttl_days": null})).await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["api_key_expires_at"], serde_json::Value::Null);
+    // Its key, used (and so cached) just before the delete, stops working with it.
+    let users = format!("{}/Users", created["scim_base_url"].as_str().unwrap());
+    let key = created["scim_api_key"].as_str().unwrap();
+    assert_eq!(app.http.get(&users).bearer_auth(key).send().await.unwrap().status(), StatusCode::OK);
     let (status, _) = app.delete(&format!("/api/v1/scim-connections/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.http.get(&users).bearer_auth(key).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let (status, body) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "ScimConnectionNotFound");

@@ -196,6 +196,8 @@ pub async fn delete(
             Ok(existed)
         })
         .await?;
+    // Its keys stop working on this node at once (other nodes' caches within seconds).
+    state.scim_keys.clear();
     if existed {
         Ok(HttpResponse::NoContent().finish())
     } else {
