@@ -428,6 +428,23 @@ async fn an_unreachable_token_endpoint_is_an_error_communicating_with_the_idp() 
 }
 
 #[tokio::test]
+async fn a_token_response_that_cannot_be_read_is_not_echoed() {
+    let (app, op, customer) = setup().await;
+    op.answer_token_requests_with(
+        json!({"access_token": "at-SECRET-4711", "token_type": "Bearer", "expires_in": "soon", "refresh_token": "rt-SECRET"}),
+    );
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
+    assert!(!body.to_string().contains("SECRET"), "{body}");
+    let (_, event) = app
+        .get(&format!("/api/v1/login-events/{}", body["error"]["details"]["login_event_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(event["failed_step"], "token_exchange", "{event}");
+    assert!(!event.to_string().contains("SECRET"), "{event}");
+}
+
+#[tokio::test]
 async fn discovery_failure_at_initiate_names_the_url() {
     let app = TestApp::spawn().await;
     let customer = unique("down");

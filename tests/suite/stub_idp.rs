@@ -38,6 +38,7 @@ struct OpState {
     rotated: bool,
     jwks_fetches: usize,
     token_endpoint: Option<String>,
+    token_response: Option<Value>,
 }
 
 /// A running stub OP.
@@ -94,6 +95,11 @@ impl StubOp {
     /// Makes discovery advertise `url` as the token endpoint.
     pub fn advertise_token_endpoint(&self, url: &str) {
         self.state.lock().unwrap().token_endpoint = Some(url.to_string());
+    }
+
+    /// Makes the token endpoint answer 200 with `body` for every code.
+    pub fn answer_token_requests_with(&self, body: Value) {
+        self.state.lock().unwrap().token_response = Some(body);
     }
 
     /// How many times the JWKS was fetched.
@@ -169,6 +175,9 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
         return HttpResponse::Unauthorized().json(
             json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
         );
+    }
+    if let Some(fixed) = &st.token_response {
+        return HttpResponse::Ok().json(fixed);
     }
     let code = url::form_urlencoded::parse(body.as_bytes())
         .find(|(k, _)| k == "code")

@@ -197,10 +197,8 @@ pub async fn exchange_code(
             other => FlowError::Refused { error: other.to_string(), description: r.error_description().cloned() },
         },
         RequestTokenError::Request(e) => FlowError::Transport(format!("the token endpoint could not be reached: {e}")),
-        RequestTokenError::Parse(e, body) => {
-            let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            FlowError::Malformed(format!("{e} (body starts {snippet:?})"))
-        }
+        // Never the body: a 200 that fails to parse still holds the tokens.
+        RequestTokenError::Parse(e, _) => FlowError::Malformed(format!("the token response could not be read: {e}")),
         RequestTokenError::Other(m) => FlowError::Malformed(m),
     })?;
     let id_token = tokens.extra_fields().id_token.clone().ok_or(FlowError::NoIdToken)?;
