@@ -115,7 +115,12 @@ pub fn check_post_login_redirect(raw: &str) -> Result<(), String> {
     if raw.len() > 2048 {
         return Err("must be at most 2048 characters".into());
     }
-    if raw.starts_with('/') && !raw.starts_with("//") && !raw.starts_with("/\\") {
+    // Browsers drop tabs and line breaks from URLs and read `\` as `/`, so
+    // "/\t/evil.example" would become "//evil.example" (another host).
+    if raw.chars().any(|c| c.is_control() || c == '\\') {
+        return Err("must not contain control characters or backslashes".into());
+    }
+    if raw.starts_with('/') && !raw.starts_with("//") {
         return Ok(());
     }
     match url::Url::parse(raw) {
@@ -189,6 +194,11 @@ mod tests {
         assert!(check_post_login_redirect("/home?x=1").is_ok());
         assert!(check_post_login_redirect("https://app.example/after").is_ok());
         assert!(check_post_login_redirect("//evil.example").is_err());
+        for sneaky in
+            ["/\t/evil.example", "/\n/evil.example", "/\\evil.example", "/\\/evil.example", "https://app.example/\u{0}"]
+        {
+            assert!(check_post_login_redirect(sneaky).is_err(), "{sneaky:?}");
+        }
         assert!(check_post_login_redirect("javascript:alert(1)").is_err());
     }
 }
