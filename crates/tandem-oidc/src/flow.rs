@@ -223,5 +223,6 @@ pub async fn userinfo(
     if !resp.status().is_success() {
         return Err(format!("userinfo answered HTTP {}", resp.status()));
     }
-    resp.json::<Map<String, Value>>().await.map_err(|e| format!("userinfo is not a JSON object: {e}"))
+    let body = crate::read_limited(resp, 256 * 1024, "the userinfo response").await?;
+    serde_json::from_slice::<Map<String, Value>>(&body).map_err(|e| format!("userinfo is not a JSON object: {e}"))
 }

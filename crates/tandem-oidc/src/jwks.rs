@@ -120,10 +120,9 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
     if !resp.status().is_success() {
         return Err(KeyError::Fetch(format!("{uri} answered HTTP {}", resp.status())));
     }
-    let body = resp.bytes().await.map_err(|e| KeyError::Fetch(format!("{uri}: {e}")))?;
-    if body.len() > 512 * 1024 {
-        return Err(KeyError::Fetch(format!("{uri}: the key set is larger than 512 KiB")));
-    }
+    let body = crate::read_limited(resp, 512 * 1024, "the key set")
+        .await
+        .map_err(|e| KeyError::Fetch(format!("{uri}: {e}")))?;
     let set: JwkSet =
         serde_json::from_slice(&body).map_err(|e| KeyError::Fetch(format!("{uri}: not a JWK set ({e})")))?;
     let mut state = State { fetched: Some(now), ..Default::default() };

@@ -50,3 +50,60 @@ pub fn describe_transport_error(e: &reqwest::Error) -> String {
         e.to_string()
     }
 }
+
+/// Reads a response body of at most `limit` bytes, a chunk at a time, so an
+/// IdP that sends a huge (or endless) body is cut off at the limit instead of
+/// being held in memory whole. `what` names the document in the error.
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize, what: &str) -> Result<Vec<u8>, String> {
+    let too_large = || format!("{what} is larger than {} KiB", limit / 1024);
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe_transport_error(&e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers 200 with `head` and then 64 KiB chunks until the client leaves.
+    async fn endless(head: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    if sock.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                    while sock.write_all(chunk.as_bytes()).await.is_ok() {}
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_cut_off_not_held() {
+        let http = IdpHttp::new(Duration::from_secs(10)).unwrap();
+        let url = endless("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
+        let resp = http.client().get(&url).send().await.unwrap();
+        let err = read_limited(resp, 256 * 1024, "the document").await.unwrap_err();
+        assert_eq!(err, "the document is larger than 256 KiB");
+
+        let url = endless("HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n").await;
+        let resp = http.client().get(&url).send().await.unwrap();
+        assert!(read_limited(resp, 256 * 1024, "the document").await.is_err());
+    }
+}
