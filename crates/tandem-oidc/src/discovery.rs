@@ -95,16 +95,25 @@ fn check(m: &ProviderMetadata, issuer: &str) -> Result<Endpoints, String> {
             m.issuer, issuer
         ));
     }
+    // An https issuer's endpoints are https too (OpenID Connect Discovery
+    // §3): its metadata must not point Tandem at plain-HTTP hosts, such as a
+    // cloud metadata service or another internal address.
+    let tls = issuer.starts_with("https://");
     let http_url = |name: &str, value: &str| {
         let parsed = url::Url::parse(value).map_err(|e| format!("{name} {value:?} is not an absolute URL ({e})"))?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(format!("{name} {value:?} is not an http(s) URL"));
+        match parsed.scheme() {
+            "https" => Ok(parsed),
+            "http" if !tls => Ok(parsed),
+            "http" => Err(format!("{name} {value:?} is plain http, but the issuer is https")),
+            _ => Err(format!("{name} {value:?} is not an http(s) URL")),
         }
-        Ok(parsed)
     };
     let authorization = http_url("authorization_endpoint", &m.authorization_endpoint)?;
     let token = http_url("token_endpoint", &m.token_endpoint)?;
     http_url("jwks_uri", &m.jwks_uri)?;
+    if let Some(userinfo) = &m.userinfo_endpoint {
+        http_url("userinfo_endpoint", userinfo)?;
+    }
     if !m.id_token_signing_alg_values_supported.is_empty()
         && m.id_token_signing_alg_values_supported.iter().all(|a| a == "none" || a.starts_with("HS"))
     {
@@ -149,6 +158,24 @@ mod tests {
         let found = check(&meta("https://acme.okta.com"), "https://acme.okta.com").unwrap();
         assert_eq!(found.authorization.as_str(), "https://acme.okta.com/authorize");
         assert_eq!(found.token.as_str(), "https://acme.okta.com/token");
+    }
+
+    #[test]
+    fn an_https_issuer_cannot_point_at_plain_http_endpoints() {
+        for field in ["token_endpoint", "jwks_uri", "userinfo_endpoint", "authorization_endpoint"] {
+            let mut m = meta("https://a.example");
+            let bad = "http://169.254.169.254/latest/meta-data".to_string();
+            match field {
+                "token_endpoint" => m.token_endpoint = bad,
+                "jwks_uri" => m.jwks_uri = bad,
+                "userinfo_endpoint" => m.userinfo_endpoint = Some(bad),
+                _ => m.authorization_endpoint = bad,
+            }
+            let err = check(&m, "https://a.example").unwrap_err();
+            assert!(err.contains(field) && err.contains("plain http"), "{err}");
+        }
+        // A plain-http issuer (loopback in development) may use http endpoints.
+        assert!(check(&meta("http://127.0.0.1:9000"), "http://127.0.0.1:9000").is_ok());
     }
 
     #[test]
