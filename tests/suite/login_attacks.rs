@@ -445,6 +445,16 @@ async fn a_token_response_that_cannot_be_read_is_not_echoed() {
 }
 
 #[tokio::test]
+async fn a_token_response_past_its_limit_is_cut_off() {
+    let (app, op, customer) = setup().await;
+    op.answer_token_requests_with(json!({"access_token": "a".repeat(300 * 1024), "token_type": "Bearer"}));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "ErrorCommunicatingWithIdp", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("larger than 256 KiB"), "{body}");
+}
+
+#[tokio::test]
 async fn discovery_failure_at_initiate_names_the_url() {
     let app = TestApp::spawn().await;
     let customer = unique("down");

@@ -172,6 +172,11 @@ pub fn authorization_url(
     Ok(AuthRequest { url: url.to_string(), pkce_verifier: verifier })
 }
 
+/// Why the token request got no answer to read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TokenTransport(String);
+
 /// What the token endpoint returned.
 pub struct TokenSet {
     pub id_token: String,
@@ -191,12 +196,27 @@ pub async fn exchange_code(
     if let Some(v) = pkce_verifier {
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v));
     }
-    let tokens = req.request_async(http.client()).await.map_err(|e| match e {
+    // oauth2's own reqwest client reads the answer whole; this one stops at
+    // 256 KiB, as every other IdP response is cut off at its limit.
+    let limited = |request: oauth2::HttpRequest| async move {
+        let unreachable = |e: reqwest::Error| {
+            TokenTransport(format!("the token endpoint could not be reached: {}", crate::describe_transport_error(&e)))
+        };
+        let request: reqwest::Request = request.try_into().map_err(unreachable)?;
+        let response = http.client().execute(request).await.map_err(unreachable)?;
+        let mut answer = oauth2::http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            answer = answer.header(name, value);
+        }
+        let body = crate::read_limited(response, 256 * 1024, "the token response").await.map_err(TokenTransport)?;
+        answer.body(body).map_err(|e| TokenTransport(e.to_string()))
+    };
+    let tokens = req.request_async(&limited).await.map_err(|e| match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidClient => FlowError::InvalidClient(r.error_description().cloned()),
             other => FlowError::Refused { error: other.to_string(), description: r.error_description().cloned() },
         },
-        RequestTokenError::Request(e) => FlowError::Transport(format!("the token endpoint could not be reached: {e}")),
+        RequestTokenError::Request(e) => FlowError::Transport(e.0),
         // Never the body: a 200 that fails to parse still holds the tokens.
         RequestTokenError::Parse(e, _) => FlowError::Malformed(format!("the token response could not be read: {e}")),
         RequestTokenError::Other(m) => FlowError::Malformed(m),
