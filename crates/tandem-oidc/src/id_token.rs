@@ -64,6 +64,11 @@ pub async fn validate(
     expect: &Expectations<'_>,
 ) -> Result<Map<String, Value>, IdTokenError> {
     let header = read_header(raw)?;
+    // RFC 7515 §4.1.11: extensions listed in `crit` must be understood; Tandem
+    // understands none, so a token that names any is refused.
+    if let Some(crit) = header.get("crit") {
+        return Err(fail("malformed", format!("the header lists critical extensions Tandem does not support: {crit}")));
+    }
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
     let allowed = allowed_algorithms(expect.advertised_algs);
     if alg_name.eq_ignore_ascii_case("none") {
@@ -241,6 +246,22 @@ mod tests {
         let mut c = good();
         c["iat"] = json!(1500 + LEEWAY_SECS);
         assert!(check_claims(&claims(c), &expect(1500)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn critical_header_extensions_are_refused() {
+        use base64::Engine;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let raw = format!(
+            "{}.{}.c2ln",
+            b64(json!({"alg": "RS256", "kid": "k1", "crit": ["b64"], "b64": false})),
+            b64(good())
+        );
+        let http = IdpHttp::new(std::time::Duration::from_secs(1)).unwrap();
+        let keys = KeySet::new("http://127.0.0.1:9/jwks".into(), std::sync::Arc::new(tandem_core::clock::SystemClock));
+        let err = validate(&http, &keys, &raw, &expect(1500)).await.unwrap_err();
+        assert_eq!(err.check, "malformed", "{err}");
+        assert!(err.to_string().contains("critical"), "{err}");
     }
 
     #[test]
