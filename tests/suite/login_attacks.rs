@@ -445,6 +445,16 @@ async fn a_token_response_that_cannot_be_read_is_not_echoed() {
 }
 
 #[tokio::test]
+async fn a_redirecting_token_endpoint_is_named_with_its_target() {
+    let (app, op, customer) = setup().await;
+    op.redirect_token_requests_to("https://login.elsewhere.example/token");
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("302") && message.contains("https://login.elsewhere.example/token"), "{body}");
+}
+
+#[tokio::test]
 async fn a_token_response_past_its_limit_is_cut_off() {
     let (app, op, customer) = setup().await;
     op.answer_token_requests_with(json!({"access_token": "a".repeat(300 * 1024), "token_type": "Bearer"}));

@@ -39,6 +39,7 @@ struct OpState {
     jwks_fetches: usize,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
+    token_redirect: Option<String>,
 }
 
 /// A running stub OP.
@@ -100,6 +101,11 @@ impl StubOp {
     /// Makes the token endpoint answer 200 with `body` for every code.
     pub fn answer_token_requests_with(&self, body: Value) {
         self.state.lock().unwrap().token_response = Some(body);
+    }
+
+    /// Makes the token endpoint answer every request with a 302 to `url`.
+    pub fn redirect_token_requests_to(&self, url: &str) {
+        self.state.lock().unwrap().token_redirect = Some(url.to_string());
     }
 
     /// How many times the JWKS was fetched.
@@ -175,6 +181,9 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
         return HttpResponse::Unauthorized().json(
             json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
         );
+    }
+    if let Some(to) = &st.token_redirect {
+        return HttpResponse::Found().insert_header(("location", to.as_str())).finish();
     }
     if let Some(fixed) = &st.token_response {
         return HttpResponse::Ok().json(fixed);

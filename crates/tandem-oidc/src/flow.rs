@@ -204,7 +204,16 @@ pub async fn exchange_code(
         };
         let request: reqwest::Request = request.try_into().map_err(unreachable)?;
         let response = http.client().execute(request).await.map_err(unreachable)?;
-        let mut answer = oauth2::http::Response::builder().status(response.status());
+        let status = response.status();
+        // A redirect or an error status with no body is no OAuth answer: say what came.
+        if status.is_redirection() || (!status.is_success() && response.content_length() == Some(0)) {
+            let location = response.headers().get("location").and_then(|v| v.to_str().ok());
+            return Err(TokenTransport(match location {
+                Some(to) => format!("the token endpoint answered HTTP {status} to {to}; redirects are not followed"),
+                None => format!("the token endpoint answered HTTP {status} with no body"),
+            }));
+        }
+        let mut answer = oauth2::http::Response::builder().status(status);
         for (name, value) in response.headers() {
             answer = answer.header(name, value);
         }
@@ -218,7 +227,7 @@ pub async fn exchange_code(
         },
         RequestTokenError::Request(e) => FlowError::Transport(e.0),
         // Never the body: a 200 that fails to parse still holds the tokens.
-        RequestTokenError::Parse(e, _) => FlowError::Malformed(format!("the token response could not be read: {e}")),
+        RequestTokenError::Parse(e, _) => FlowError::Malformed(e.to_string()),
         RequestTokenError::Other(m) => FlowError::Malformed(m),
     })?;
     let id_token = tokens.extra_fields().id_token.clone().ok_or(FlowError::NoIdToken)?;
@@ -232,14 +241,7 @@ pub async fn userinfo(
     access_token: &str,
 ) -> Result<Map<String, Value>, String> {
     let Some(endpoint) = &meta.userinfo_endpoint else { return Err("the IdP has no userinfo endpoint".into()) };
-    let resp = http
-        .client()
-        .get(endpoint)
-        .bearer_auth(access_token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| crate::describe_transport_error(&e))?;
+    let resp = http.get_json(endpoint, Some(access_token)).await.map_err(|e| crate::describe_transport_error(&e))?;
     if !resp.status().is_success() {
         return Err(format!("userinfo answered HTTP {}", resp.status()));
     }

@@ -111,10 +111,7 @@ fn lookup(state: &State, kid: Option<&str>) -> Option<Key> {
 
 async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, KeyError> {
     let resp = http
-        .client()
-        .get(uri)
-        .header("accept", "application/json")
-        .send()
+        .get_json(uri, None)
         .await
         .map_err(|e| KeyError::Fetch(format!("{uri}: {}", crate::describe_transport_error(&e))))?;
     if !resp.status().is_success() {

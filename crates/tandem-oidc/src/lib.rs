@@ -27,6 +27,9 @@ impl IdpHttp {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
+            // Below the 60 s idle timeout common in load balancers, so a pooled
+            // connection is rarely one the IdP's side has just closed.
+            .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -36,6 +39,23 @@ impl IdpHttp {
     /// The underlying client.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// GETs a JSON document (with a bearer token when given). A GET is safe
+    /// to repeat, so one that failed on the way (a pooled connection the IdP
+    /// had closed) is sent once more; a timeout or a refused connection is not.
+    pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<reqwest::Response, reqwest::Error> {
+        let send = || {
+            let mut req = self.client.get(url).header("accept", "application/json");
+            if let Some(token) = bearer {
+                req = req.bearer_auth(token);
+            }
+            req.send()
+        };
+        match send().await {
+            Err(e) if !e.is_timeout() && !e.is_connect() && !e.is_builder() => send().await,
+            other => other,
+        }
     }
 }
 
@@ -92,6 +112,27 @@ mod tests {
             }
         });
         format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_get_cut_off_on_the_way_is_sent_once_more() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            // The first connection is closed after the request, unanswered
+            // (as a keep-alive connection the IdP dropped); the second answers.
+            for answer in [None, Some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")] {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                if let Some(a) = answer {
+                    sock.write_all(a.as_bytes()).await.unwrap();
+                }
+            }
+        });
+        let http = IdpHttp::new(Duration::from_secs(10)).unwrap();
+        let resp = http.get_json(&url, None).await.expect("answered on the second try");
+        assert_eq!(resp.status(), 200);
     }
 
     #[tokio::test]
