@@ -20,7 +20,7 @@ use tandem_store::oidc_clients::{self, OidcClientRow};
 use tandem_store::sso::{self, LoginTransaction};
 
 /// Finds the client a login is for.
-async fn find_client(state: &AppState, by: Selector) -> Result<OidcClientRow, ApiError> {
+async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, ApiError> {
     let found = match by {
         Selector::Customer(c) => {
             let key = c.clone();
@@ -69,6 +69,26 @@ enum Selector {
     Email(String),
 }
 
+impl Selector {
+    /// What the login was started by, as its trace says.
+    fn name(&self) -> &'static str {
+        match self {
+            Selector::Customer(_) => "customer",
+            Selector::Client(_) => "client",
+            Selector::Email(_) => "email",
+        }
+    }
+
+    /// Files an attempt that found no client under what was asked for.
+    fn label(self, trace: &mut Trace) {
+        match self {
+            Selector::Customer(c) => trace.event.customer_id = Some(c),
+            Selector::Client(id) => trace.event.oidc_client_id = Some(id),
+            Selector::Email(e) => trace.event.email = Some(e),
+        }
+    }
+}
+
 /// `POST /api/v1/sso/login/initiate`
 pub async fn initiate(
     state: web::Data<AppState>,
@@ -102,32 +122,24 @@ pub async fn initiate(
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
-    let (asked_customer, asked_client) = (customer.clone(), client_id.clone());
-    let by = match (&customer, &client_id) {
-        (Some(_), _) => "customer",
-        (_, Some(_)) => "client",
-        _ => "email",
-    };
     let selector = match (customer, client_id, email.clone()) {
         (Some(c), _, _) => Selector::Customer(c),
         (_, Some(id), _) => Selector::Client(id),
         (_, _, Some(e)) => Selector::Email(e),
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", "no selector")),
     };
-    let client = match find_client(&state, selector).await {
+    let client = match find_client(&state, &selector).await {
         Ok(client) => client,
         // No client is still an attempt: recorded under the customer, client or email asked for.
         Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique") => {
             let mut trace = Trace::new(&state, None);
-            trace.event.customer_id = asked_customer;
-            trace.event.oidc_client_id = asked_client;
-            trace.event.email = email.clone();
+            selector.label(&mut trace);
             return Err(trace.refuse(&state, "initiate", err).await);
         }
         Err(err) => return Err(err),
     };
     let mut trace = Trace::new(&state, Some((&client.id, &client.customer_id)));
-    trace.ok(&state, "initiate", json!({"by": by}));
+    trace.ok(&state, "initiate", json!({"by": selector.name()}));
     let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer).await {
         Ok(found) => found,
         Err(e) => return Err(trace.refuse(&state, "discovery", discovery_failed(&e)).await),
