@@ -75,7 +75,7 @@ pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, 
     if !status.is_success() {
         return Err(fail(format!("the IdP answered HTTP {status}; check the issuer (Okta domain, Entra tenant id)")));
     }
-    let body = crate::read_limited(response, 256 * 1024, "the metadata document").await.map_err(fail)?;
+    let body = crate::read_limited(response, crate::DOCUMENT_LIMIT, "the metadata document").await.map_err(fail)?;
     let mut metadata: ProviderMetadata = serde_json::from_slice(&body)
         .map_err(|e| fail(format!("the metadata is not a valid OpenID Provider document: {e}")))?;
     metadata.endpoints = Some(check(&metadata, issuer).map_err(fail)?);

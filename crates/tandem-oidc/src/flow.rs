@@ -197,7 +197,7 @@ pub async fn exchange_code(
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v));
     }
     // oauth2's own reqwest client reads the answer whole; this one stops at
-    // 256 KiB, as every other IdP response is cut off at its limit.
+    // DOCUMENT_LIMIT, as every other IdP response is cut off at its limit.
     let limited = |request: oauth2::HttpRequest| async move {
         let unreachable = |e: reqwest::Error| {
             TokenTransport(format!("the token endpoint could not be reached: {}", crate::describe_transport_error(&e)))
@@ -217,7 +217,8 @@ pub async fn exchange_code(
         for (name, value) in response.headers() {
             answer = answer.header(name, value);
         }
-        let body = crate::read_limited(response, 256 * 1024, "the token response").await.map_err(TokenTransport)?;
+        let body =
+            crate::read_limited(response, crate::DOCUMENT_LIMIT, "the token response").await.map_err(TokenTransport)?;
         answer.body(body).map_err(|e| TokenTransport(e.to_string()))
     };
     let tokens = req.request_async(&limited).await.map_err(|e| match e {
@@ -245,6 +246,6 @@ pub async fn userinfo(
     if !resp.status().is_success() {
         return Err(format!("userinfo answered HTTP {}", resp.status()));
     }
-    let body = crate::read_limited(resp, 256 * 1024, "the userinfo response").await?;
+    let body = crate::read_limited(resp, crate::DOCUMENT_LIMIT, "the userinfo response").await?;
     serde_json::from_slice::<Map<String, Value>>(&body).map_err(|e| format!("userinfo is not a JSON object: {e}"))
 }

@@ -65,12 +65,17 @@ impl KeySet {
         &self.uri
     }
 
+    /// Fetches the set now.
+    async fn fetch(&self, http: &IdpHttp) -> Result<State, KeyError> {
+        fetch(http, &self.uri, self.clock.now()).await
+    }
+
     /// The key for `kid` (or the only key when the token names none).
     pub async fn key(&self, http: &IdpHttp, kid: Option<&str>) -> Result<Key, KeyError> {
         let mut state = self.state.lock().await;
         match state.fetched {
-            None => *state = fetch(http, &self.uri, self.clock.now()).await?,
-            Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => match fetch(http, &self.uri, self.clock.now()).await {
+            None => *state = self.fetch(http).await?,
+            Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => match self.fetch(http).await {
                 Ok(fresh) => *state = fresh,
                 // The IdP's JWKS is unreachable: its keys are kept rather than
                 // failing every login, and tried again a minute later.
@@ -87,7 +92,7 @@ impl KeySet {
         // An unknown kid may be a key the IdP just rotated in.
         let may_refetch = state.fetched.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL));
         if kid.is_some() && may_refetch {
-            *state = fetch(http, &self.uri, self.clock.now()).await?;
+            *state = self.fetch(http).await?;
             if let Some(found) = lookup(&state, kid) {
                 return Ok(found);
             }

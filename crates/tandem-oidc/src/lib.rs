@@ -71,6 +71,10 @@ pub fn describe_transport_error(e: &reqwest::Error) -> String {
     }
 }
 
+/// The most Tandem reads of a discovery document, token response or
+/// userinfo answer (a JWKS may be larger: see `jwks`).
+pub const DOCUMENT_LIMIT: usize = 256 * 1024;
+
 /// Reads a response body of at most `limit` bytes, a chunk at a time, so an
 /// IdP that sends a huge (or endless) body is cut off at the limit instead of
 /// being held in memory whole. `what` names the document in the error.
@@ -140,11 +144,11 @@ mod tests {
         let http = IdpHttp::new(Duration::from_secs(10)).unwrap();
         let url = endless("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
         let resp = http.client().get(&url).send().await.unwrap();
-        let err = read_limited(resp, 256 * 1024, "the document").await.unwrap_err();
+        let err = read_limited(resp, DOCUMENT_LIMIT, "the document").await.unwrap_err();
         assert_eq!(err, "the document is larger than 256 KiB");
 
         let url = endless("HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n").await;
         let resp = http.client().get(&url).send().await.unwrap();
-        assert!(read_limited(resp, 256 * 1024, "the document").await.is_err());
+        assert!(read_limited(resp, DOCUMENT_LIMIT, "the document").await.is_err());
     }
 }

@@ -381,30 +381,22 @@ pub fn find_by_key(
     key: ScimKey,
     value: &str,
 ) -> Result<Vec<ScimUserRow>, StoreError> {
-    // One static query per key (not a boxed one): each stays prepared on its connection.
+    // One static query per key (not a boxed one): each stays prepared on its
+    // connection. `live_first` orders live users before tombstones: past the
+    // limit only tombstones are cut (an IdP that deleted and re-created a
+    // user many times must not hide the live one).
     macro_rules! by {
-        ($($cond:expr),+) => {
+        (order $order:expr; $($cond:expr),+) => {
             on_backend!(&mut *conn, |c| u::scim_users
                 .filter(u::scim_connection_id.eq(connection))
                 $(.filter($cond))+
                 .select(ScimUserRow::as_select())
-                .order(u::id.asc())
+                .order($order)
                 .limit(50)
                 .load(c))?
         };
-    }
-    // Live users first: past the limit, only tombstones are cut (an IdP that
-    // deleted and re-created a user many times must not hide the live one).
-    macro_rules! live_first {
-        ($cond:expr) => {
-            on_backend!(&mut *conn, |c| u::scim_users
-                .filter(u::scim_connection_id.eq(connection))
-                .filter($cond)
-                .select(ScimUserRow::as_select())
-                .order((u::deleted_at.is_not_null().asc(), u::id.asc()))
-                .limit(50)
-                .load(c))?
-        };
+        (live_first $($cond:expr),+) => { by!(order (u::deleted_at.is_not_null().asc(), u::id.asc()); $($cond),+) };
+        ($($cond:expr),+) => { by!(order u::id.asc(); $($cond),+) };
     }
     // userName has one index over live users (unique) and one over
     // tombstones: each query names its side so its partial index answers it.
@@ -424,8 +416,8 @@ pub fn find_by_key(
         // An exact userName is also a lower-cased one: the lower-cased indexes answer it.
         ScimKey::UserName => by_name(value.to_lowercase(), Some(value))?,
         ScimKey::UserNameLower => by_name(value.to_string(), None)?,
-        ScimKey::UserNameLocalLower => live_first!(u::user_name_local_lower.eq(value)),
-        ScimKey::ExternalId => live_first!(u::external_id.eq(value)),
+        ScimKey::UserNameLocalLower => by!(live_first u::user_name_local_lower.eq(value)),
+        ScimKey::ExternalId => by!(live_first u::external_id.eq(value)),
     })
 }
 

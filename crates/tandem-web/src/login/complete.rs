@@ -198,11 +198,8 @@ async fn finish(
     let iss = cb.param("iss");
     let iss_checked = iss.is_some() || meta.authorization_response_iss_parameter_supported;
     if iss_checked && iss.map(|i| i.trim_end_matches('/')) != Some(client.issuer.trim_end_matches('/')) {
-        let message = format!(
-            "the callback's iss parameter {:?} is not the issuer {:?} (RFC 9207)",
-            cb.param("iss"),
-            client.issuer
-        );
+        let message =
+            format!("the callback's iss parameter {:?} is not the issuer {:?} (RFC 9207)", iss, client.issuer);
         return Err(at(
             state,
             trace,
