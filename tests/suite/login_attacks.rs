@@ -8,8 +8,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 async fn setup() -> (TestApp, StubOp, String) {
+    setup_advertising_iss(true).await
+}
+
+/// A server and a Generic client at a stub IdP that advertises RFC 9207 `iss` or not.
+async fn setup_advertising_iss(iss_param: bool) -> (TestApp, StubOp, String) {
     let app = TestApp::spawn().await;
-    let op = StubOp::start(true).await;
+    let op = StubOp::start(iss_param).await;
     let customer = unique("acme");
     stub_client(&app, &op, &customer, "Generic", None).await;
     (app, op, customer)
@@ -330,15 +335,25 @@ async fn callback_for_another_customer_is_refused() {
     assert_eq!(body["error"]["type"], "RedirectUrlInvalid", "{body}");
 }
 
-#[tokio::test]
-async fn mixed_up_issuer_parameter_is_refused() {
-    let (app, op, customer) = setup().await;
+/// A callback carrying another issuer's `iss` is refused before the code is
+/// sent anywhere; with the IdP's own `iss`, the login goes through.
+async fn assert_foreign_iss_refused(iss_param: bool, foreign: &str) {
+    let (app, op, customer) = setup_advertising_iss(iss_param).await;
     let started = start(&app, &customer).await;
     op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
-    let callback = format!("/sso/callback?code=c1&state={}&iss=https%3A%2F%2Fother-idp.example", started.state);
+    let foreign = url::form_urlencoded::byte_serialize(foreign.as_bytes()).collect::<String>();
+    let callback = format!("/sso/callback?code=c1&state={}&iss={foreign}", started.state);
     let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
+    assert!(op.token_requests().is_empty(), "the code went nowhere");
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn mixed_up_issuer_parameter_is_refused() {
+    assert_foreign_iss_refused(true, "https://other-idp.example").await;
 }
 
 /// The mix-up attack with an IdP that does not advertise RFC 9207: a
@@ -347,20 +362,7 @@ async fn mixed_up_issuer_parameter_is_refused() {
 /// Present, it is checked, so the other IdP's code is not sent to this one.
 #[tokio::test]
 async fn an_iss_in_the_callback_is_checked_even_when_not_advertised() {
-    let app = TestApp::spawn().await;
-    let op = StubOp::start(false).await;
-    let customer = unique("acme");
-    stub_client(&app, &op, &customer, "Generic", None).await;
-    let started = start(&app, &customer).await;
-    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
-    let callback = format!("/sso/callback?code=c1&state={}&iss=https%3A%2F%2Fvictim-idp.example", started.state);
-    let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
-    assert!(op.token_requests().is_empty(), "the code went nowhere");
-    // With its own iss (or none), the login goes through.
-    let (status, body) = login(&app, &op, &customer, json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_foreign_iss_refused(false, "https://victim-idp.example").await;
 }
 
 #[tokio::test]
