@@ -9,6 +9,7 @@ pub mod fields;
 pub mod idp;
 pub mod keys;
 pub mod login;
+pub mod login_state;
 pub mod matching;
 pub mod oidc_client;
 pub mod report;

@@ -88,6 +88,40 @@ impl SecretKey {
         format!("{VERSION}{}", STANDARD.encode(out))
     }
 
+    /// Encrypts `plaintext` as bytes (nonce, ciphertext, tag), bound to
+    /// `context`: the form for values that travel, such as a login's state.
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::keys::fill_random(&mut nonce);
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let (_, body) = out.split_at_mut(NONCE_LEN);
+        // Sealing only fails for inputs over ~64 GiB.
+        #[allow(clippy::expect_used)]
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), body)
+            .expect("AES-GCM seal of a small buffer");
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Opens what [`SecretKey::seal`] produced with the same context; `None`
+    /// when it was not sealed with this key and context, or was altered.
+    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return None;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let mut body = sealed[NONCE_LEN..].to_vec();
+        let opened = self.key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut body).ok()?;
+        let len = opened.len();
+        body.truncate(len);
+        Some(body)
+    }
+
     /// Decrypts what [`SecretKey::encrypt`] produced with the same context.
     pub fn decrypt(&self, ciphertext: &str, context: &str) -> Result<Redacted<String>, SecretError> {
         let body = ciphertext.strip_prefix(VERSION).ok_or(SecretError::Malformed)?;
@@ -137,6 +171,21 @@ mod tests {
         let (k, _) = SecretKey::generate().unwrap();
         let ct = k.encrypt("x", "oidc_client:1");
         assert_eq!(k.decrypt(&ct, "oidc_client:2").unwrap_err(), SecretError::WrongKey);
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_with_their_key_and_context_and_unaltered() {
+        let (k, _) = SecretKey::generate().unwrap();
+        let (other, _) = SecretKey::generate().unwrap();
+        let sealed = k.seal(b"payload", b"ctx");
+        assert_eq!(k.open(&sealed, b"ctx").as_deref(), Some(&b"payload"[..]));
+        assert_eq!(k.open(&sealed, b"other ctx"), None);
+        assert_eq!(other.open(&sealed, b"ctx"), None);
+        let mut flipped = sealed.clone();
+        flipped[NONCE_LEN] ^= 1;
+        assert_eq!(k.open(&flipped, b"ctx"), None);
+        assert_eq!(k.open(&sealed[..NONCE_LEN + 3], b"ctx"), None);
+        assert_eq!(k.open(&k.seal(b"", b"ctx"), b"ctx").as_deref(), Some(&b""[..]));
     }
 
     #[test]

@@ -1,0 +1,282 @@
+//! A login between initiate and complete, carried by the login itself
+//! instead of a database row.
+//!
+//! The OAuth `state` parameter is the login sealed with the deployment's
+//! key (AES-256-GCM, bound to its own context): its id, client, expiry, the
+//! OIDC nonce, the PKCE verifier and a digest of the app's cookie. Only
+//! Tandem can read or forge it, any node sharing the key can complete the
+//! login, and starting a login writes nothing the completion has to find.
+//! The cookie value the app keeps is a random secret (plus the
+//! post-login redirect, which it hands back at completion); the state
+//! binds it, so a callback completes only with the cookie issued beside it.
+//! Single use is the database's job: the first completion claims the login
+//! id (see `tandem_store::sso::claim_login`).
+//!
+//! Written by hand: this is a fixed binary layout of a few fields, sealed
+//! with aws-lc's AEAD; a JWT/JWE crate would add a JSON header and a second
+//! encoding of the same bytes to every login URL.
+
+use crate::secret::{Redacted, SecretKey};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::digest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use std::fmt;
+
+/// What the sealed state is bound to, so a state cannot be taken for any other sealed value.
+const CONTEXT: &[u8] = b"tandem:login-state:v1";
+const VERSION: u8 = 1;
+const FLAG_PKCE: u8 = 1;
+const DIGEST_LEN: usize = 16;
+const SECRET_LEN: usize = 32;
+/// version, flags, id, expiry, cookie digest, nonce.
+const FIXED_LEN: usize = 2 + 16 + 8 + DIGEST_LEN + SECRET_LEN;
+/// The longest state accepted for opening (a client id of up to 255 bytes).
+const MAX_STATE_CHARS: usize = 1024;
+
+/// A login between initiate and complete.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoginState {
+    id: uuid::Uuid,
+    /// The OIDC client the login is for.
+    pub oidc_client_id: String,
+    /// When the login expires, in microseconds since the Unix epoch.
+    pub expires_at: i64,
+    nonce: [u8; SECRET_LEN],
+    pkce_verifier: Option<[u8; SECRET_LEN]>,
+}
+
+impl fmt::Debug for LoginState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginState")
+            .field("id", &self.id)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field("expires_at", &self.expires_at)
+            .field("pkce", &self.pkce_verifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What initiate hands out for one login.
+pub struct Issued {
+    /// The OAuth `state` parameter (the sealed login), for the IdP URL.
+    pub state: String,
+    /// The value the app keeps in an HttpOnly cookie and hands back.
+    pub cookie: Redacted<String>,
+}
+
+/// A state that opened: the login, and the digest of the cookie issued with it.
+#[derive(Debug)]
+pub struct OpenedState {
+    pub login: LoginState,
+    cookie_digest: [u8; DIGEST_LEN],
+}
+
+/// The cookie is not the one issued with the state (missing, another
+/// login's, or altered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotBound;
+
+impl LoginState {
+    /// A new login for `oidc_client_id`, with a new time-ordered id, a
+    /// random nonce and, when the client uses PKCE, a random verifier.
+    pub fn new(oidc_client_id: &str, expires_at: i64, uses_pkce: bool) -> LoginState {
+        let mut nonce = [0u8; SECRET_LEN];
+        crate::keys::fill_random(&mut nonce);
+        let pkce_verifier = uses_pkce.then(|| {
+            let mut v = [0u8; SECRET_LEN];
+            crate::keys::fill_random(&mut v);
+            v
+        });
+        LoginState {
+            id: uuid::Uuid::now_v7(),
+            oidc_client_id: oidc_client_id.to_string(),
+            expires_at,
+            nonce,
+            pkce_verifier,
+        }
+    }
+
+    /// The login's id, which is also its login event's.
+    pub fn id(&self) -> String {
+        self.id.to_string()
+    }
+
+    /// The OIDC `nonce` (43 URL-safe characters).
+    pub fn nonce(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.nonce)
+    }
+
+    /// The PKCE code verifier (43 URL-safe characters, RFC 7636 §4.1), when the client uses PKCE.
+    pub fn pkce_verifier(&self) -> Option<Redacted<String>> {
+        self.pkce_verifier.map(|v| Redacted(URL_SAFE_NO_PAD.encode(v)))
+    }
+
+    /// Seals the login into its `state` and makes the cookie bound to it,
+    /// carrying `post_login_redirect_url` back to the completion.
+    pub fn issue(&self, key: &SecretKey, post_login_redirect_url: Option<&str>) -> Issued {
+        let cookie = crate::keys::random_token(SECRET_LEN);
+        let cookie = match post_login_redirect_url {
+            Some(url) => format!("{cookie}.{}", URL_SAFE_NO_PAD.encode(url)),
+            None => cookie,
+        };
+        let mut plain = Vec::with_capacity(FIXED_LEN + SECRET_LEN + self.oidc_client_id.len());
+        plain.push(VERSION);
+        plain.push(if self.pkce_verifier.is_some() { FLAG_PKCE } else { 0 });
+        plain.extend_from_slice(self.id.as_bytes());
+        plain.extend_from_slice(&self.expires_at.to_be_bytes());
+        plain.extend_from_slice(&cookie_digest(&cookie));
+        plain.extend_from_slice(&self.nonce);
+        if let Some(v) = &self.pkce_verifier {
+            plain.extend_from_slice(v);
+        }
+        plain.extend_from_slice(self.oidc_client_id.as_bytes());
+        let state = URL_SAFE_NO_PAD.encode(key.seal(&plain, CONTEXT));
+        Issued { state, cookie: Redacted(cookie) }
+    }
+}
+
+/// Opens a callback's `state`; `None` when Tandem (with this key) did not
+/// issue it: made up, altered, or from another deployment.
+pub fn open(key: &SecretKey, state: &str) -> Option<OpenedState> {
+    if state.len() > MAX_STATE_CHARS {
+        return None;
+    }
+    let sealed = URL_SAFE_NO_PAD.decode(state).ok()?;
+    let plain = key.open(&sealed, CONTEXT)?;
+    // Sealed by Tandem, so well formed; checked anyway rather than trusted.
+    let (head, rest) = plain.split_at_checked(FIXED_LEN)?;
+    if head[0] != VERSION {
+        return None;
+    }
+    let pkce = head[1] & FLAG_PKCE != 0;
+    let id = uuid::Uuid::from_slice(&head[2..18]).ok()?;
+    let expires_at = i64::from_be_bytes(head[18..26].try_into().ok()?);
+    let cookie_digest: [u8; DIGEST_LEN] = head[26..26 + DIGEST_LEN].try_into().ok()?;
+    let nonce: [u8; SECRET_LEN] = head[26 + DIGEST_LEN..].try_into().ok()?;
+    let (pkce_verifier, client) = if pkce {
+        let (v, client) = rest.split_at_checked(SECRET_LEN)?;
+        (Some(<[u8; SECRET_LEN]>::try_from(v).ok()?), client)
+    } else {
+        (None, rest)
+    };
+    let oidc_client_id = String::from_utf8(client.to_vec()).ok()?;
+    Some(OpenedState { login: LoginState { id, oidc_client_id, expires_at, nonce, pkce_verifier }, cookie_digest })
+}
+
+impl OpenedState {
+    /// Checks that `cookie` is the one issued with this state; the
+    /// post-login redirect it carries.
+    pub fn bind(&self, cookie: Option<&str>) -> Result<Option<String>, NotBound> {
+        let cookie = cookie.filter(|c| !c.is_empty()).ok_or(NotBound)?;
+        verify_slices_are_equal(&cookie_digest(cookie), &self.cookie_digest).map_err(|_| NotBound)?;
+        match cookie.split_once('.') {
+            None => Ok(None),
+            Some((_, url)) => {
+                let bytes = URL_SAFE_NO_PAD.decode(url).map_err(|_| NotBound)?;
+                String::from_utf8(bytes).map(Some).map_err(|_| NotBound)
+            }
+        }
+    }
+}
+
+fn cookie_digest(cookie: &str) -> [u8; DIGEST_LEN] {
+    let d = digest::digest(&digest::SHA256, cookie.as_bytes());
+    let mut out = [0u8; DIGEST_LEN];
+    out.copy_from_slice(&d.as_ref()[..DIGEST_LEN]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SecretKey {
+        SecretKey::generate().unwrap().0
+    }
+
+    #[test]
+    fn a_state_opens_to_the_login_it_sealed() {
+        let k = key();
+        let login = LoginState::new("01a2-client", 1_800_000_000_000_000, true);
+        let issued = login.issue(&k, Some("/after?x=1"));
+        let opened = open(&k, &issued.state).unwrap();
+        assert_eq!(opened.login, login);
+        assert_eq!(opened.login.id(), login.id());
+        assert_eq!(opened.bind(Some(&issued.cookie.0)), Ok(Some("/after?x=1".to_string())));
+        let nonce = login.nonce();
+        let verifier = login.pkce_verifier().unwrap().0;
+        for v in [&nonce, &verifier] {
+            assert_eq!(v.len(), 43);
+            assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{v}");
+        }
+        assert_ne!(nonce, verifier);
+        for secret in [nonce.as_str(), verifier.as_str(), "01a2-client"] {
+            assert!(!issued.state.contains(secret), "the state shows nothing in clear");
+        }
+    }
+
+    #[test]
+    fn a_login_without_pkce_has_no_verifier_and_no_redirect() {
+        let k = key();
+        let login = LoginState::new("c", 5, false);
+        let issued = login.issue(&k, None);
+        let opened = open(&k, &issued.state).unwrap();
+        assert_eq!(opened.login.pkce_verifier(), None);
+        assert_eq!(opened.login.expires_at, 5);
+        assert_eq!(opened.bind(Some(&issued.cookie.0)), Ok(None));
+    }
+
+    #[test]
+    fn every_login_is_new() {
+        let k = key();
+        let (a, b) = (LoginState::new("c", 5, true), LoginState::new("c", 5, true));
+        assert_ne!(a.id(), b.id());
+        assert_ne!(a.nonce(), b.nonce());
+        assert_ne!(a.pkce_verifier(), b.pkce_verifier());
+        let (ia, ib) = (a.issue(&k, None), a.issue(&k, None));
+        assert_ne!(ia.state, ib.state);
+        assert_ne!(ia.cookie, ib.cookie);
+    }
+
+    #[test]
+    fn a_state_made_up_altered_or_from_another_key_does_not_open() {
+        let k = key();
+        let issued = LoginState::new("c", 5, true).issue(&k, None);
+        assert!(open(&key(), &issued.state).is_none());
+        assert!(open(&k, "never-issued").is_none());
+        assert!(open(&k, "").is_none());
+        assert!(open(&k, &"A".repeat(5000)).is_none());
+        let mut bytes = URL_SAFE_NO_PAD.decode(&issued.state).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(open(&k, &URL_SAFE_NO_PAD.encode(&bytes)).is_none());
+        // A value sealed for something else with the same key is not a state.
+        let other = URL_SAFE_NO_PAD.encode(k.seal(&[0u8; 120], b"tandem:something-else"));
+        assert!(open(&k, &other).is_none());
+    }
+
+    #[test]
+    fn only_the_cookie_issued_with_the_state_binds() {
+        let k = key();
+        let login = LoginState::new("c", 5, true);
+        let mine = login.issue(&k, Some("/home"));
+        let theirs = LoginState::new("c", 5, true).issue(&k, Some("/home"));
+        let opened = open(&k, &mine.state).unwrap();
+        assert_eq!(opened.bind(Some(&theirs.cookie.0)), Err(NotBound));
+        assert_eq!(opened.bind(None), Err(NotBound));
+        assert_eq!(opened.bind(Some("")), Err(NotBound));
+        // The redirect it carries cannot be changed.
+        let (secret, _) = mine.cookie.0.split_once('.').unwrap();
+        let altered = format!("{secret}.{}", URL_SAFE_NO_PAD.encode("https://evil.example"));
+        assert_eq!(opened.bind(Some(&altered)), Err(NotBound));
+        assert_eq!(opened.bind(Some(secret)), Err(NotBound));
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let login = LoginState::new("c", 5, true);
+        let shown = format!("{login:?}");
+        assert!(!shown.contains(&login.nonce()) && !shown.contains(&login.pkce_verifier().unwrap().0), "{shown}");
+    }
+}
