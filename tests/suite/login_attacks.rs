@@ -229,6 +229,64 @@ async fn state_with_another_logins_cookie_is_refused() {
     let (status, body) = complete_raw(&app, "", &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["reason"], "not_bound", "a missing cookie binds nothing");
+    // The refused attempts are recorded in the login's own event, and used nothing up:
+    // the browser that started the login still completes it.
+    let (_, event) = app
+        .get(&format!("/api/v1/login-events/{}", body["error"]["details"]["login_event_id"].as_str().unwrap()))
+        .await;
+    assert_eq!((&event["outcome"], &event["failed_step"]), (&json!("failed"), &json!("state")), "{event}");
+    let (status, done) = complete_raw(&app, &mine.cookie, &callback).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["login_event_id"], body["error"]["details"]["login_event_id"], "one event for the login");
+}
+
+/// The post-login redirect comes back from the cookie issued beside the
+/// state, which cannot be altered to send the user elsewhere.
+#[tokio::test]
+async fn the_post_login_redirect_comes_back_unaltered_or_not_at_all() {
+    use base64::Engine;
+    let (app, op, customer) = setup().await;
+    let (status, body) = app
+        .post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": "/reports?q=1"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let idp_url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
+    let param = |k: &str| idp_url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.to_string()).unwrap();
+    let issued = body["state_for_cookie"].as_str().unwrap().to_string();
+    let started =
+        Started { state: param("state"), nonce: param("nonce"), cookie: issued.clone(), idp_url: idp_url.clone() };
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    let (secret, _) = issued.split_once('.').expect("the cookie carries the redirect");
+    let evil = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("https://evil.example/");
+    let altered = Started { cookie: format!("{secret}.{evil}"), ..started };
+    let (status, body) = complete(&app, &op, &altered, "c1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "not_bound");
+    let as_issued = Started { cookie: issued, ..altered };
+    let (status, done) = complete(&app, &op, &as_issued, "c1").await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["post_login_redirect_url"], "/reports?q=1");
+}
+
+/// The state is the login sealed by this deployment: a state altered in
+/// transit, or made up in its shape, belongs to no login.
+#[tokio::test]
+async fn a_state_altered_in_transit_or_made_up_is_no_login() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    let mut altered = started.state.clone().into_bytes();
+    let i = altered.len() / 2;
+    altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+    let made_up = "A".repeat(started.state.len());
+    for state in [String::from_utf8(altered).unwrap(), made_up] {
+        let callback = format!("/sso/callback?code=c1&state={state}&iss={}", op.issuer);
+        let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["details"]["reason"], "unknown", "{body}");
+    }
+    let (status, done) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::OK, "the state as issued still completes: {done}");
 }
 
 #[tokio::test]

@@ -51,16 +51,8 @@ pub struct ClientConfig<'a> {
     pub client_id: &'a str,
     pub client_secret: Option<&'a str>,
     pub redirect_url: &'a str,
-    pub uses_pkce: bool,
     /// Scopes beyond `openid email profile`.
     pub additional_scopes: &'a [String],
-}
-
-/// A prepared authorization request.
-pub struct AuthRequest {
-    pub url: String,
-    /// The PKCE verifier to keep for the exchange.
-    pub pkce_verifier: Option<String>,
 }
 
 /// Why the flow could not proceed.
@@ -139,15 +131,16 @@ fn token_client(
     Ok(c)
 }
 
-/// Builds the authorization URL carrying `state`, `nonce` and, when the
-/// client uses it, a PKCE S256 challenge.
+/// Builds the authorization URL carrying `state`, `nonce` and, with a
+/// `pkce_verifier` (RFC 7636: 43-128 unreserved characters), its S256 challenge.
 pub fn authorization_url(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
     state: &str,
     nonce: &str,
+    pkce_verifier: Option<&str>,
     login_hint: Option<&str>,
-) -> Result<AuthRequest, FlowError> {
+) -> Result<String, FlowError> {
     let c = auth_client(meta, cfg)?;
     let state = state.to_string();
     let mut req = c
@@ -162,14 +155,12 @@ pub fn authorization_url(
     if let Some(hint) = login_hint {
         req = req.add_extra_param("login_hint", hint.to_string());
     }
-    let mut verifier = None;
-    if cfg.uses_pkce {
-        let (challenge, v) = PkceCodeChallenge::new_random_sha256();
-        req = req.set_pkce_challenge(challenge);
-        verifier = Some(v.secret().clone());
+    if let Some(v) = pkce_verifier {
+        req =
+            req.set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(v.to_string())));
     }
     let (url, _) = req.url();
-    Ok(AuthRequest { url: url.to_string(), pkce_verifier: verifier })
+    Ok(url.to_string())
 }
 
 /// Why the token request got no answer to read.

@@ -65,8 +65,9 @@ mod tests {
     fn the_wal_reaches_the_database_file_without_a_commit_crossing_the_threshold() {
         // The migrations are far below the automatic threshold: only the thread copies them.
         let (store, dir) = crate::test_store();
-        let path = dir.0.join("t.db");
-        let wal_pages = std::fs::metadata(dir.0.join("t.db-wal")).unwrap().len() / 4096;
+        let crate::TestDir::Sqlite(dir_path) = &dir else { unreachable!("test_store is SQLite") };
+        let path = dir_path.join("t.db");
+        let wal_pages = std::fs::metadata(dir_path.join("t.db-wal")).unwrap().len() / 4096;
         assert!(wal_pages > 10 && wal_pages < u64::from(super::AUTO_CHECKPOINT_PAGES), "{wal_pages}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut db_pages = 0;

@@ -42,6 +42,7 @@ pub mod schema;
 pub mod schema_check;
 pub mod scim;
 pub mod scim_connections;
+pub mod sink;
 pub mod sso;
 mod time;
 mod writer;
@@ -275,6 +276,19 @@ impl Store {
         }
     }
 
+    /// A transaction written behind requests (batched log records), on the
+    /// calling thread; on SQLite it does not make the requests' own small
+    /// writes queue (see [`writer::Writer::write_behind`]).
+    pub fn write_behind<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    {
+        match &self.writer {
+            Some(writer) => writer.write_behind(f),
+            None => self.write_blocking(f),
+        }
+    }
+
     /// The synchronous form of [`Store::write`], for the CLI and tests.
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -319,17 +333,51 @@ pub(crate) fn test_store() -> (Store, TestDir) {
     let store = Store::open(&format!("sqlite://{}", dir.join("t.db").display()), &PoolOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
     store.migrate().unwrap_or_else(|e| panic!("{e}"));
-    (store, TestDir(dir))
+    (store, TestDir::Sqlite(dir))
 }
 
-/// Removes a test's directory on drop.
+/// A migrated store for tests of SQL that differs by backend: on a fresh
+/// PostgreSQL database beside the suite's when `SUITE_DATABASE_URL` names
+/// one (as `.ci/run`'s second pass does), on a fresh SQLite file otherwise.
+/// The scratch database is named `tandem_scratch_…` (`.ci/run` drops any
+/// left behind); the store must be dropped before the guard.
 #[cfg(test)]
-pub(crate) struct TestDir(pub std::path::PathBuf);
+pub(crate) fn test_store_any_backend() -> (Store, TestDir) {
+    let Some(base) = std::env::var("SUITE_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) else {
+        return test_store();
+    };
+    let name = format!("tandem_scratch_{}", tandem_core::new_id().replace('-', ""));
+    let admin =
+        Store::open(&base, &PoolOptions { max_size: 1, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let create = format!("CREATE DATABASE {name}");
+    admin.read_blocking(move |c| c.batch_execute(&create).map_err(StoreError::from)).unwrap_or_else(|e| panic!("{e}"));
+    let (prefix, _) = base.rsplit_once('/').unwrap_or_else(|| panic!("{base}"));
+    let store = Store::open(&format!("{prefix}/{name}"), &PoolOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    store.migrate().unwrap_or_else(|e| panic!("{e}"));
+    (store, TestDir::Postgres(admin, name))
+}
+
+/// What a test's store lives in, removed on drop.
+#[cfg(test)]
+pub(crate) enum TestDir {
+    /// A SQLite file's directory.
+    Sqlite(std::path::PathBuf),
+    /// A scratch PostgreSQL database, and a store on the suite's database to drop it from.
+    Postgres(Store, String),
+}
 
 #[cfg(test)]
 impl Drop for TestDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        match self {
+            TestDir::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            TestDir::Postgres(admin, name) => {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = admin.read_blocking(move |c| c.batch_execute(&drop).map_err(StoreError::from));
+            }
+        }
     }
 }
 

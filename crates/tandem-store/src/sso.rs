@@ -1,109 +1,85 @@
-//! Logins as stored: transactions between initiate and complete, login
+//! Logins as stored: the claims that make each login single use, login
 //! events (the trace an admin reads), and the SSO users seen.
+//!
+//! A login between initiate and complete is not stored: it travels sealed
+//! in its `state` (`tandem_core::login_state`).
 
+use crate::schema::login_claims::dsl as lc;
 use crate::schema::login_events::dsl as ev;
-use crate::schema::login_transactions::dsl as tx;
 use crate::schema::sso_users::dsl as su;
 use crate::scim::filter_sql::Bind;
 use crate::scim::query::execute_fixed;
-use crate::{micros, AnyConnection, StoreError};
+use crate::{AnyConnection, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-// A login's UPDATEs as static statements that stay prepared (diesel
-// prepares an UPDATE afresh on every call).
-crate::fixed_sql!(Consume = "UPDATE login_transactions SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL");
+// The writes of a login as static statements that stay prepared (diesel
+// builds an INSERT's text again on every call when the row has optional
+// columns, and cannot express an upsert through `MultiConnection`).
+crate::fixed_sql!(ClaimLogin = "INSERT INTO login_claims (expires_at, login_id) VALUES (?, ?) ON CONFLICT DO NOTHING");
+// A login's event is written in parts: the part its initiate recorded
+// (outcome `pending`) and the part its completion recorded, each inserting
+// the row or merging into it, in whichever order they reach the database.
+// Steps join in login order: the pending part's go first. The outcome, the
+// error and the user come from the completion's part.
 crate::fixed_sql!(
-    UpdateEvent =
-        "UPDATE login_events SET updated_at = ?, outcome = ?, error_type = ?, error_kind = ?, failed_step = ?, \
-         diagnosis = ?, steps = ?, oidc_user_id = ?, email = ?, scim_user_id = ? WHERE id = ?"
+    SaveEvent = "INSERT INTO login_events (id, oidc_client_id, customer_id, created_at, updated_at, outcome, \
+         error_type, error_kind, failed_step, diagnosis, steps, oidc_user_id, email, scim_user_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET \
+         created_at = CASE WHEN excluded.created_at < login_events.created_at \
+            THEN excluded.created_at ELSE login_events.created_at END, \
+         updated_at = CASE WHEN excluded.updated_at > login_events.updated_at \
+            THEN excluded.updated_at ELSE login_events.updated_at END, \
+         outcome = CASE WHEN excluded.outcome = 'pending' THEN login_events.outcome ELSE excluded.outcome END, \
+         error_type = CASE WHEN excluded.outcome = 'pending' THEN login_events.error_type ELSE excluded.error_type END, \
+         error_kind = CASE WHEN excluded.outcome = 'pending' THEN login_events.error_kind ELSE excluded.error_kind END, \
+         failed_step = CASE WHEN excluded.outcome = 'pending' \
+            THEN login_events.failed_step ELSE excluded.failed_step END, \
+         diagnosis = CASE WHEN excluded.outcome = 'pending' THEN login_events.diagnosis ELSE excluded.diagnosis END, \
+         oidc_user_id = COALESCE(excluded.oidc_user_id, login_events.oidc_user_id), \
+         email = COALESCE(excluded.email, login_events.email), \
+         scim_user_id = COALESCE(excluded.scim_user_id, login_events.scim_user_id), \
+         steps = CASE WHEN login_events.steps = '[]' THEN excluded.steps \
+            WHEN excluded.steps = '[]' THEN login_events.steps \
+            WHEN excluded.outcome = 'pending' \
+            THEN substr(excluded.steps, 1, length(excluded.steps) - 1) || ',' || substr(login_events.steps, 2) \
+            ELSE substr(login_events.steps, 1, length(login_events.steps) - 1) || ',' || substr(excluded.steps, 2) END"
 );
-// Their INSERTs too: diesel builds an INSERT's text again on every call when
-// the row has optional columns.
 crate::fixed_sql!(
-    InsertTransaction =
-        "INSERT INTO login_transactions (id, oidc_client_id, state_hash, cookie_hash, nonce, pkce_verifier_enc, \
-         post_login_redirect_url, login_event_id, created_at, expires_at, consumed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-);
-crate::fixed_sql!(
-    InsertEvent =
-        "INSERT INTO login_events (id, oidc_client_id, customer_id, created_at, updated_at, outcome, error_type, \
-         error_kind, failed_step, diagnosis, steps, oidc_user_id, email, scim_user_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-);
-crate::fixed_sql!(
-    InsertSsoUser =
-        "INSERT INTO sso_users (id, oidc_client_id, oidc_user_id, email, email_verified, preferred_username, \
+    SeeSsoUser = "INSERT INTO sso_users (id, oidc_client_id, oidc_user_id, email, email_verified, preferred_username, \
          given_name, family_name, claims, first_login_at, last_login_at, login_count) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (oidc_client_id, oidc_user_id) DO UPDATE SET email = excluded.email, \
+         email_verified = excluded.email_verified, preferred_username = excluded.preferred_username, \
+         given_name = excluded.given_name, family_name = excluded.family_name, claims = excluded.claims, \
+         last_login_at = excluded.last_login_at, login_count = sso_users.login_count + 1"
 );
-crate::fixed_sql!(
-    SeenAgain = "UPDATE sso_users SET email = ?, email_verified = ?, preferred_username = ?, given_name = ?, \
-         family_name = ?, claims = ?, last_login_at = ?, login_count = login_count + 1 WHERE id = ?"
-);
 
-/// A login between initiate and complete.
-#[derive(Clone, Debug, Queryable, Selectable)]
-#[diesel(table_name = crate::schema::login_transactions)]
-pub struct LoginTransaction {
-    pub id: String,
-    pub oidc_client_id: String,
-    pub state_hash: String,
-    pub cookie_hash: String,
-    pub nonce: String,
-    pub pkce_verifier_enc: Option<String>,
-    pub post_login_redirect_url: Option<String>,
-    pub login_event_id: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub consumed_at: Option<i64>,
+/// Claims the login `login_id` (expiring at `expires_at`, µs) for the
+/// completion that calls this: true the first time, false when it was
+/// already claimed (single use, also between nodes sharing one database).
+pub fn claim_login(conn: &mut AnyConnection, login_id: &str, expires_at: i64) -> Result<bool, StoreError> {
+    let binds = [Bind::Int(expires_at), Bind::Text(login_id.to_string())];
+    Ok(execute_fixed::<ClaimLogin>(conn, &binds)? == 1)
 }
 
-/// The encryption context of a transaction's PKCE verifier.
-pub fn verifier_context(id: &str) -> String {
-    format!("login_transaction:{id}:pkce_verifier")
-}
-
-/// Records a new transaction.
-pub fn insert_transaction(conn: &mut AnyConnection, t: &LoginTransaction) -> Result<(), StoreError> {
-    let binds = [
-        Bind::Text(t.id.clone()),
-        Bind::Text(t.oidc_client_id.clone()),
-        Bind::Text(t.state_hash.clone()),
-        Bind::Text(t.cookie_hash.clone()),
-        Bind::Text(t.nonce.clone()),
-        Bind::OptText(t.pkce_verifier_enc.clone()),
-        Bind::OptText(t.post_login_redirect_url.clone()),
-        Bind::Text(t.login_event_id.clone()),
-        Bind::Int(t.created_at),
-        Bind::Int(t.expires_at),
-        Bind::OptInt(t.consumed_at),
-    ];
-    execute_fixed::<InsertTransaction>(conn, &binds)?;
-    Ok(())
-}
-
-/// The transaction whose `state` hashes to `state_hash`.
-pub fn find_transaction(conn: &mut AnyConnection, state_hash: &str) -> Result<Option<LoginTransaction>, StoreError> {
-    Ok(on_backend!(conn, |c| tx::login_transactions
-        .filter(tx::state_hash.eq(state_hash))
-        .select(LoginTransaction::as_select())
+/// Whether the login `login_id` was claimed.
+pub fn login_claimed(conn: &mut AnyConnection, login_id: &str, expires_at: i64) -> Result<bool, StoreError> {
+    let found: Option<String> = on_backend!(conn, |c| lc::login_claims
+        .filter(lc::expires_at.eq(expires_at))
+        .filter(lc::login_id.eq(login_id))
+        .select(lc::login_id)
         .first(c)
-        .optional())?)
+        .optional())?;
+    Ok(found.is_some())
 }
 
-/// Marks a transaction used; false when it already was (single use, also
-/// between nodes sharing one database).
-pub fn consume_transaction(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let binds = [Bind::Int(micros(now)), Bind::Text(id.to_string())];
-    Ok(execute_fixed::<Consume>(conn, &binds)? == 1)
-}
-
-/// Deletes transactions that expired more than a day before `now`.
-pub fn purge_transactions(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    let cutoff = micros(now - chrono::Duration::days(1));
-    Ok(diesel::delete(tx::login_transactions.filter(tx::expires_at.lt(cutoff))).execute(conn)?)
+/// Deletes the claims of logins that expired more than a day before `now`
+/// (a replay of one is refused as expired anyway).
+pub fn purge_claims(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let cutoff = crate::micros(now - chrono::Duration::days(1));
+    Ok(diesel::delete(lc::login_claims.filter(lc::expires_at.lt(cutoff))).execute(conn)?)
 }
 
 /// A login attempt as recorded.
@@ -150,10 +126,16 @@ impl LoginEvent {
     }
 }
 
-/// An event's progress, as both its INSERT and its UPDATE bind it
-/// (`outcome` to `scim_user_id`, in column order).
-fn progress(e: &LoginEvent) -> [Bind; 9] {
-    [
+/// Writes `e`: inserts it, or merges it into the part of the same event
+/// already stored (see [`SaveEvent`]). `e.steps` holds the steps this
+/// write adds (a JSON array).
+pub fn save_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
+    let binds = [
+        Bind::Text(e.id.clone()),
+        Bind::OptText(e.oidc_client_id.clone()),
+        Bind::OptText(e.customer_id.clone()),
+        Bind::Int(e.created_at),
+        Bind::Int(e.updated_at),
         Bind::Text(e.outcome.clone()),
         Bind::OptText(e.error_type.clone()),
         Bind::OptText(e.error_kind.clone()),
@@ -163,30 +145,8 @@ fn progress(e: &LoginEvent) -> [Bind; 9] {
         Bind::OptText(e.oidc_user_id.clone()),
         Bind::OptText(e.email.clone()),
         Bind::OptText(e.scim_user_id.clone()),
-    ]
-}
-
-/// Records a new event.
-pub fn insert_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
-    let mut binds = vec![
-        Bind::Text(e.id.clone()),
-        Bind::OptText(e.oidc_client_id.clone()),
-        Bind::OptText(e.customer_id.clone()),
-        Bind::Int(e.created_at),
-        Bind::Int(e.updated_at),
     ];
-    binds.extend(progress(e));
-    execute_fixed::<InsertEvent>(conn, &binds)?;
-    Ok(())
-}
-
-/// Saves an event's progress. Its client, customer and creation time are
-/// fixed when it is inserted (and not rewritten: they are indexed).
-pub fn update_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreError> {
-    let mut binds = vec![Bind::Int(e.updated_at)];
-    binds.extend(progress(e));
-    binds.push(Bind::Text(e.id.clone()));
-    execute_fixed::<UpdateEvent>(conn, &binds)?;
+    execute_fixed::<SaveEvent>(conn, &binds)?;
     Ok(())
 }
 
@@ -249,45 +209,24 @@ pub struct SsoUser {
     pub login_count: i64,
 }
 
-/// An SSO user's attributes as its INSERT and its refresh bind them
-/// (`email` to `claims`, in column order).
-fn attributes(seen: &SsoUser) -> [Bind; 6] {
-    [
+/// Records a sighting of an SSO identity: inserted the first time, its
+/// attributes and last login refreshed and its logins counted afterwards.
+pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), StoreError> {
+    let binds = [
+        Bind::Text(seen.id.clone()),
+        Bind::Text(seen.oidc_client_id.clone()),
+        Bind::Text(seen.oidc_user_id.clone()),
         Bind::OptText(seen.email.clone()),
         Bind::OptBool(seen.email_verified),
         Bind::OptText(seen.preferred_username.clone()),
         Bind::OptText(seen.given_name.clone()),
         Bind::OptText(seen.family_name.clone()),
         Bind::Text(seen.claims.clone()),
-    ]
-}
-
-/// Records a sighting of an SSO identity: inserted the first time, its
-/// attributes and last login refreshed afterwards.
-pub fn record_sso_user(conn: &mut AnyConnection, seen: &SsoUser) -> Result<(), StoreError> {
-    let existing: Option<String> = on_backend!(&mut *conn, |c| su::sso_users
-        .filter(su::oidc_client_id.eq(&seen.oidc_client_id))
-        .filter(su::oidc_user_id.eq(&seen.oidc_user_id))
-        .select(su::id)
-        .first(c)
-        .optional())?;
-    match existing {
-        Some(id) => {
-            let mut binds = Vec::from(attributes(seen));
-            binds.extend([Bind::Int(seen.last_login_at), Bind::Text(id)]);
-            execute_fixed::<SeenAgain>(conn, &binds)?;
-        }
-        None => {
-            let mut binds = vec![
-                Bind::Text(seen.id.clone()),
-                Bind::Text(seen.oidc_client_id.clone()),
-                Bind::Text(seen.oidc_user_id.clone()),
-            ];
-            binds.extend(attributes(seen));
-            binds.extend([Bind::Int(seen.first_login_at), Bind::Int(seen.last_login_at), Bind::Int(seen.login_count)]);
-            execute_fixed::<InsertSsoUser>(conn, &binds)?;
-        }
-    }
+        Bind::Int(seen.first_login_at),
+        Bind::Int(seen.last_login_at),
+        Bind::Int(seen.login_count),
+    ];
+    execute_fixed::<SeeSsoUser>(conn, &binds)?;
     Ok(())
 }
 
@@ -337,7 +276,7 @@ mod tests {
 
     #[test]
     fn an_sso_user_seen_again_is_refreshed_and_counted() {
-        let (store, _dir) = crate::test_store();
+        let (store, _dir) = crate::test_store_any_backend();
         store
             .write_blocking(|c| {
                 record_sso_user(c, &seen(Some("ada@acme.com"), 10))?;
@@ -355,47 +294,82 @@ mod tests {
     }
 
     #[test]
-    fn a_login_transaction_is_consumed_once_and_its_event_saved_whole() {
-        let (store, _dir) = crate::test_store();
-        let mut event = LoginEvent::pending(None, Some("acme".into()), 1);
-        let tx = LoginTransaction {
-            id: tandem_core::new_id(),
-            oidc_client_id: "client-1".into(),
-            state_hash: "s".into(),
-            cookie_hash: "c".into(),
-            nonce: "n".into(),
-            pkce_verifier_enc: None,
-            post_login_redirect_url: None,
-            login_event_id: event.id.clone(),
-            created_at: 1,
-            expires_at: 2,
-            consumed_at: None,
-        };
-        let (e, t) = (event.clone(), tx.clone());
-        store
+    fn a_login_is_claimed_once_and_its_claim_purged_a_day_after_it_expired() {
+        let (store, _dir) = crate::test_store_any_backend();
+        let expires = crate::micros(at(600));
+        let (first, second, other) = store
             .write_blocking(move |c| {
-                insert_event(c, &e)?;
-                insert_transaction(c, &t)
+                Ok((
+                    claim_login(c, "login-1", expires)?,
+                    claim_login(c, "login-1", expires)?,
+                    claim_login(c, "login-2", expires)?,
+                ))
             })
             .unwrap();
-        let id = tx.id.clone();
-        let (first, second) = store
-            .write_blocking(move |c| Ok((consume_transaction(c, &id, at(1))?, consume_transaction(c, &id, at(2))?)))
-            .unwrap();
-        assert!(first && !second);
-        event.outcome = "failed".into();
-        event.error_type = Some("ScimUserNotActive".into());
-        event.customer_id = None; // fixed at insert: not rewritten
-        event.updated_at = 5;
-        let e = event.clone();
-        store.write_blocking(move |c| update_event(c, &e)).unwrap();
-        let id = event.id.clone();
-        let stored = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
-        assert_eq!(
-            (stored.outcome.as_str(), stored.error_type.as_deref(), stored.customer_id.as_deref(), stored.updated_at),
-            ("failed", Some("ScimUserNotActive"), Some("acme"), 5)
-        );
-        let found = store.read_blocking(|c| find_transaction(c, "s")).unwrap().unwrap();
-        assert_eq!(found.consumed_at, Some(micros(at(1))));
+        assert!(first && !second && other);
+        assert!(store.read_blocking(move |c| login_claimed(c, "login-1", expires)).unwrap());
+        assert!(!store.read_blocking(move |c| login_claimed(c, "login-3", expires)).unwrap());
+        assert_eq!(store.write_blocking(|c| purge_claims(c, at(600 + 86_399))).unwrap(), 0);
+        assert_eq!(store.write_blocking(|c| purge_claims(c, at(600 + 86_401))).unwrap(), 2);
+        assert!(!store.read_blocking(move |c| login_claimed(c, "login-1", expires)).unwrap());
+    }
+
+    /// The initiate's part of an event (pending) and the completion's part,
+    /// as two writes of the same id.
+    fn parts() -> (LoginEvent, LoginEvent) {
+        let mut opening = LoginEvent::pending(Some("client-1".into()), Some("acme".into()), 10);
+        opening.steps = r#"[{"step":"initiate"},{"step":"discovery"}]"#.into();
+        let mut done = opening.clone();
+        (done.created_at, done.updated_at) = (20, 30);
+        done.outcome = "failed".into();
+        done.error_type = Some("ScimUserNotActive".into());
+        done.failed_step = Some("scim_join".into());
+        done.diagnosis = Some("deactivated: émile".into());
+        done.oidc_user_id = Some("sub-1".into());
+        done.steps = r#"[{"step":"callback","detail":"é"},{"step":"scim_join"}]"#.into();
+        (opening, done)
+    }
+
+    #[test]
+    fn an_events_parts_merge_whole_in_login_order_whichever_is_written_first() {
+        for opening_first in [true, false] {
+            let (store, _dir) = crate::test_store_any_backend();
+            let (opening, done) = parts();
+            let id = opening.id.clone();
+            let order = if opening_first { [opening, done] } else { [done, opening] };
+            for part in order {
+                store.write_blocking(move |c| save_event(c, &part)).unwrap();
+            }
+            let e = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
+            let steps: Vec<serde_json::Value> = serde_json::from_str(&e.steps).unwrap();
+            let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+            assert_eq!(names, ["initiate", "discovery", "callback", "scim_join"], "opening first: {opening_first}");
+            assert_eq!(steps[2]["detail"], "é");
+            assert_eq!((e.created_at, e.updated_at), (10, 30));
+            assert_eq!(e.outcome, "failed");
+            assert_eq!(e.error_type.as_deref(), Some("ScimUserNotActive"));
+            assert_eq!(e.diagnosis.as_deref(), Some("deactivated: émile"));
+            assert_eq!(e.oidc_user_id.as_deref(), Some("sub-1"));
+            assert_eq!((e.oidc_client_id.as_deref(), e.customer_id.as_deref()), (Some("client-1"), Some("acme")));
+        }
+    }
+
+    #[test]
+    fn a_later_part_of_a_completion_adds_its_steps_and_its_outcome() {
+        let (store, _dir) = crate::test_store_any_backend();
+        let (_, mut done) = parts();
+        done.outcome = "pending".into();
+        done.steps = "[]".into();
+        let first = done.clone();
+        store.write_blocking(move |c| save_event(c, &first)).unwrap();
+        done.outcome = "success".into();
+        (done.error_type, done.failed_step, done.diagnosis) = (None, None, None);
+        done.steps = r#"[{"step":"id_token"}]"#.into();
+        done.scim_user_id = Some("u1".into());
+        let id = done.id.clone();
+        store.write_blocking(move |c| save_event(c, &done)).unwrap();
+        let e = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
+        assert_eq!(e.steps, r#"[{"step":"id_token"}]"#);
+        assert_eq!((e.outcome.as_str(), e.error_type, e.scim_user_id.as_deref()), ("success", None, Some("u1")));
     }
 }

@@ -21,7 +21,7 @@ use crate::{AnyConnection, StoreError};
 use diesel::connection::TransactionManager;
 use diesel::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -84,6 +84,8 @@ pub struct Writer {
     pool: Pool,
     lock: Arc<Mutex<()>>,
     traffic: Arc<Traffic>,
+    /// The write lock is held for a write behind requests (see [`Writer::write_behind`]).
+    behind: AtomicBool,
 }
 
 /// How long after writes last overlapped a small write still queues.
@@ -150,7 +152,7 @@ impl Writer {
             Arc::new(Traffic { queued: AtomicUsize::new(0), busy_until: AtomicU64::new(0), epoch: Instant::now() });
         let (p, l, t) = (pool.clone(), lock.clone(), traffic.clone());
         let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&p, &l, &t, &jobs))?;
-        Ok(Writer { thread, pool, lock, traffic })
+        Ok(Writer { thread, pool, lock, traffic, behind: AtomicBool::new(false) })
     }
 
     /// Runs `f` as one transaction; resolves after the commit that holds it.
@@ -188,6 +190,23 @@ impl Writer {
         result.await.map_err(|_| StoreError::Unavailable("a database write was abandoned".into()))?
     }
 
+    /// Runs `f` as one transaction on the calling thread, for writes made
+    /// behind requests (batched log records). Holding the write lock for it
+    /// is no sign that requests write together: a small write that finds it
+    /// held waits for it instead of queuing for a while (which would send
+    /// every write of the next [`BUSY_FOR`] through the writer thread).
+    pub fn write_behind<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    {
+        let mut conn = self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.behind.store(true, Ordering::Release);
+        let result = diesel::Connection::transaction(&mut **conn, f);
+        self.behind.store(false, Ordering::Release);
+        conn.settle(result)
+    }
+
     /// Whether a small write can run on its caller's thread now.
     fn idle(&self) -> Here<'_> {
         if let Some(reason) = self.traffic.queue_reason_at(self.traffic.now_us()) {
@@ -196,6 +215,10 @@ impl Writer {
         let guard = match self.lock.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // A write behind requests holds it for a batch of log records: wait.
+            Err(TryLockError::WouldBlock) if self.behind.load(Ordering::Acquire) => {
+                self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
             Err(TryLockError::WouldBlock) => return Here::Contended,
         };
         match self.pool.try_get() {
@@ -454,6 +477,32 @@ mod tests {
         writer.traffic.busy_until.store(0, std::sync::atomic::Ordering::Release);
         let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
         assert_ne!(ran, "tandem-writer", "a lone batch of one marks nothing: back on the caller's thread");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_write_waits_for_a_write_behind_requests_instead_of_queuing() {
+        let (store, _dir) = crate::test_store();
+        let s = store.clone();
+        let behind = std::thread::spawn(move || {
+            s.write_behind(|c| {
+                integration_keys::create(c, "behind", at())?;
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let ran = store
+            .write_small(|c| {
+                integration_keys::create(c, "small", at())?;
+                Ok(thread_name())
+            })
+            .await
+            .unwrap();
+        assert_ne!(ran, "tandem-writer", "ran on its caller once the write behind was done");
+        behind.join().unwrap().unwrap();
+        let writer = store.writer.clone().unwrap();
+        assert_eq!(writer.traffic.busy_until.load(std::sync::atomic::Ordering::Acquire), 0, "no busy window opened");
+        assert_eq!(names(&store), ["behind", "small"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tandem_core::matching::MatchingStrategy;
 use tandem_core::oidc_client::UrlPolicy;
 use tandem_core::secret::SecretKey;
 use tandem_oidc::IdpHttp;
-use tandem_store::scim::logs::LogSink;
+use tandem_store::sink::LogSink;
 use tandem_store::Store;
 
 /// Settings the HTTP layer needs, resolved from the configuration once at start.
@@ -56,10 +56,22 @@ pub struct AppState {
     /// Discovery metadata and signing keys per issuer.
     pub idp_cache: Arc<tandem_oidc::cache::IdpCache>,
     pub metrics: Arc<Metrics>,
-    /// Background writer of provisioning-log entries for reads and refusals.
+    /// Background writer of provisioning-log entries for reads and refusals,
+    /// and of the part of a login event a login's initiate records.
     pub log_sink: LogSink,
     /// Integration keys looked up recently.
     pub integration_keys: Arc<crate::keycache::KeyCache<crate::auth::Caller>>,
     /// SCIM keys looked up recently.
     pub scim_keys: Arc<crate::keycache::KeyCache<tandem_store::scim_connections::ScimApiKeyRow>>,
+}
+
+impl AppState {
+    /// Writes the records queued behind requests (provisioning-log entries,
+    /// login starts), so a listing that follows shows them.
+    pub async fn flush_logs(&self) {
+        let sink = self.log_sink.clone();
+        if let Err(e) = actix_web::web::block(move || sink.flush()).await {
+            tracing::warn!(error = %e, "could not flush the log writer");
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Background housekeeping: expired login transactions are deleted a day
+//! Background housekeeping: the claims of expired logins are deleted a day
 //! after they expire, so the table stays small without a cron job, and
 //! SQLite's planner statistics are kept fresh.
 
@@ -23,9 +23,9 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
         // Runs every INTERVAL until the guard is dropped (the channel disconnects).
         while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
             let now = clock.now();
-            match store.write_blocking(|c| tandem_store::sso::purge_transactions(c, now)) {
+            match store.write_blocking(|c| tandem_store::sso::purge_claims(c, now)) {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "expired login transactions deleted"),
+                Ok(n) => tracing::info!(purged = n, "claims of expired logins deleted"),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
             }
             if let Err(e) = store.optimize() {

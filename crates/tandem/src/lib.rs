@@ -84,7 +84,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     };
     let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))
         .map_err(anyhow::Error::msg)?;
-    let log_sink = tandem_store::scim::logs::LogSink::start(store.clone());
+    let log_sink = tandem_store::sink::LogSink::start(store.clone());
     let idp_cache = Arc::new(tandem_oidc::cache::IdpCache::new(clock.clone()));
     let state = AppState {
         log_sink,

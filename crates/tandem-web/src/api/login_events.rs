@@ -55,6 +55,8 @@ pub async fn list(
         before: query.get("before").cloned(),
         limit,
     };
+    // A login's start is written in the background; make it visible first.
+    state.flush_logs().await;
     let rows = state.store.read(move |c| sso::list_events(c, &q)).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render).collect::<Vec<_>>(), "next_cursor": next})))
@@ -64,6 +66,7 @@ pub async fn list(
 pub async fn get(state: web::Data<AppState>, _c: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let key = id.clone();
+    state.flush_logs().await;
     let found = state.store.read(move |c| sso::get_event(c, &key)).await?;
     let e = found.ok_or_else(|| ApiError::not_found("LoginEventNotFound", format!("no login event {id:?}")))?;
     Ok(HttpResponse::Ok().json(render(&e)))

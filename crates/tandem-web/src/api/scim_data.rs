@@ -192,13 +192,8 @@ pub async fn provisioning_logs(
         limit,
     };
     // Entries of reads and refusals are written in the background; make them visible first.
-    let sink = state.log_sink.clone();
-    let _ = tokio_flush(sink).await;
+    state.flush_logs().await;
     let rows = state.store.read(move |c| logs::list(c, &q)).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render_log).collect::<Vec<_>>(), "next_cursor": next})))
-}
-
-async fn tokio_flush(sink: tandem_store::scim::logs::LogSink) -> Result<(), actix_web::error::BlockingError> {
-    web::block(move || sink.flush()).await
 }

@@ -1,9 +1,11 @@
 //! `POST /api/v1/sso/login/complete` `{state_from_cookie, callback_path_and_query}`
 //! → the SSO identity joined to its SCIM user, or a precise error.
 //!
-//! Two transactions on the success path: one claims the login (binding,
-//! age, single use) and reads its client; after the IdP exchange, one
-//! records the SSO user, makes the SCIM join and saves the login event.
+//! The login comes out of its sealed state. Two transactions on the success
+//! path: one claims the login (single use, once its cookie binding and age
+//! are checked) and reads its client; after the IdP exchange, one records
+//! the SSO user, makes the SCIM join and saves the completion's part of the
+//! login event.
 
 use super::errors::{discovery_failed, idp, invalid_state};
 use super::join::join;
@@ -16,13 +18,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 use tandem_core::fields::FieldReader;
-use tandem_core::keys::hash_key;
 use tandem_core::login::{explain_idp_error, parse_callback, Callback};
+use tandem_core::login_state::{self, LoginState, NotBound};
 use tandem_core::matching::SsoAttributes;
 use tandem_oidc::flow::{exchange_code, userinfo, ClientConfig, FlowError};
 use tandem_oidc::id_token::{validate, Expectations};
 use tandem_store::oidc_clients::{self, OidcClientRow};
-use tandem_store::sso::{self, LoginTransaction, SsoUser};
+use tandem_store::sso::{self, SsoUser};
 
 /// `POST /api/v1/sso/login/complete`
 pub async fn complete(
@@ -58,55 +60,55 @@ pub async fn complete(
         return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
 
-    // Claim the login: its binding to this browser's cookie, its age, single
-    // use (also across nodes), and its client — in one transaction.
-    let state_hash = hash_key(oauth_state);
-    let cookie_hash = cookie.as_deref().filter(|c| !c.is_empty()).map(hash_key);
-    let now = state.clock.now();
-    let claimed = state
-        .store
-        .write_small(move |c| {
-            let Some(tx) = sso::find_transaction(c, &state_hash)? else { return Ok(None) };
-            let event = sso::get_event(c, &tx.login_event_id)?;
-            let refusal = if tx.consumed_at.is_some() {
-                Some(("reused", "this login was already completed; start a new one"))
-            } else if tandem_store::micros(now) > tx.expires_at {
-                Some(("expired", "this login expired; start a new one"))
-            } else if cookie_hash.as_deref() != Some(tx.cookie_hash.as_str()) {
-                Some(("not_bound", "the state cookie does not belong to this login (missing, or from another browser)"))
-            } else if !sso::consume_transaction(c, &tx.id, now)? {
-                Some(("reused", "this login was already completed; start a new one"))
-            } else {
-                None
-            };
-            let client = if refusal.is_none() { oidc_clients::get(c, &tx.oidc_client_id)? } else { None };
-            Ok(Some((tx, event, refusal, client)))
-        })
-        .await?;
-    let Some((tx, event, refusal, client)) = claimed else {
+    // The login travels in its state: sealed by this deployment, or no login of ours.
+    let Some(opened) = login_state::open(&state.secret_key, oauth_state) else {
         let err = invalid_state("unknown", "the callback's state belongs to no login started here");
         return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
-    let mut trace = match event {
-        Some(e) => Trace::resume(e),
-        None => Trace::new(&state, None),
+    let login = &opened.login;
+    let bound = opened.bind(cookie.as_deref());
+    let expired = tandem_store::micros(state.clock.now()) > login.expires_at;
+    // Claim the login once its cookie and age are right: single use (also
+    // across nodes), and its client read in the same transaction. A refused
+    // attempt claims nothing: it only learns whether the login was used.
+    let (id, expires_at, client_id) = (login.id(), login.expires_at, login.oidc_client_id.clone());
+    let (used, client) = if bound.is_ok() && !expired {
+        let (id, client_id) = (id.clone(), client_id.clone());
+        let (claimed, client) = state
+            .store
+            .write_small(move |c| Ok((sso::claim_login(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?)))
+            .await?;
+        (!claimed, client)
+    } else {
+        let (id, client_id) = (id.clone(), client_id.clone());
+        state
+            .store
+            .read_indexed(move |c| Ok((sso::login_claimed(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?)))
+            .await?
     };
-    if matches!(refusal, Some(("reused", _))) {
-        // The login's event tells how it went; a replay gets an event of its own.
-        trace.detach(&state);
-    }
+    let customer = client.as_ref().map(|c| c.customer_id.as_str());
+    let checked = match (used, expired, bound) {
+        (true, _, _) => Err(("reused", "this login was already completed; start a new one")),
+        (false, true, _) => Err(("expired", "this login expired; start a new one")),
+        (false, false, Err(NotBound)) => {
+            Err(("not_bound", "the state cookie does not belong to this login (missing, or from another browser)"))
+        }
+        (false, false, Ok(redirect)) => Ok(redirect),
+    };
+    // A replay gets an event of its own: the login's event tells how the login went.
+    let mut trace = Trace::for_login(&state, (!used).then_some(id), &client_id, customer);
     trace.ok(&state, "callback", callback_detail(&callback));
-    let outcome = match (refusal, client) {
-        (Some((reason, message)), _) => Err(at(&state, &mut trace, "state", invalid_state(reason, message))),
-        (None, None) => Err(at(
+    let outcome = match (checked, client) {
+        (Err((reason, message)), _) => Err(at(&state, &mut trace, "state", invalid_state(reason, message))),
+        (Ok(_), None) => Err(at(
             &state,
             &mut trace,
             "state",
             ApiError::not_found("ClientNotFound", "the OIDC client of this login was deleted"),
         )),
-        (None, Some(client)) => {
+        (Ok(redirect), Some(client)) => {
             trace.ok(&state, "state", json!({"bound": true}));
-            finish(&state, &mut trace, &tx, &callback, &client).await
+            finish(&state, &mut trace, login, redirect, &callback, &client).await
         }
     };
     match outcome {
@@ -153,7 +155,8 @@ fn at(state: &AppState, trace: &mut Trace, step: &str, err: ApiError) -> Failure
 async fn finish(
     state: &AppState,
     trace: &mut Trace,
-    tx: &LoginTransaction,
+    login: &LoginState,
+    redirect: Option<String>,
     cb: &Callback,
     client: &OidcClientRow,
 ) -> Result<Value, Failure> {
@@ -215,19 +218,9 @@ async fn finish(
         client_id: &client.client_id,
         client_secret: secret.as_ref().map(|s| s.0.as_str()),
         redirect_url: &client.redirect_url,
-        uses_pkce: client.uses_pkce,
         additional_scopes: &scopes,
     };
-    let verifier = match &tx.pkce_verifier_enc {
-        Some(enc) => Some(
-            state
-                .secret_key
-                .decrypt(enc, &sso::verifier_context(&tx.id))
-                .map_err(|e| ApiError::from(tandem_store::StoreError::Corrupt(e.to_string())))?
-                .0,
-        ),
-        None => None,
-    };
+    let verifier = login.pkce_verifier().map(|v| v.0);
     let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {
         Ok(t) => t,
         Err(e) => {
@@ -257,10 +250,11 @@ async fn finish(
     };
     trace.ok(state, "token_exchange", json!({"token_endpoint": meta.token_endpoint}));
 
+    let nonce = login.nonce();
     let expect = Expectations {
         issuer: &client.issuer,
         client_id: &client.client_id,
-        nonce: &tx.nonce,
+        nonce: &nonce,
         advertised_algs: &meta.id_token_signing_alg_values_supported,
         now: state.clock.now(),
     };
@@ -287,7 +281,7 @@ async fn finish(
             Err(why) => trace.ok(state, "userinfo", json!({"merged": false, "why": why})),
         }
     }
-    respond(state, trace, client, tx, claims).await
+    respond(state, trace, client, redirect, claims).await
 }
 
 fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
@@ -298,7 +292,7 @@ async fn respond(
     state: &AppState,
     trace: &mut Trace,
     client: &OidcClientRow,
-    tx: &LoginTransaction,
+    redirect: Option<String>,
     claims: Map<String, Value>,
 ) -> Result<Value, Failure> {
     let idp_type = client.idp_type().map_err(ApiError::from)?;
@@ -398,7 +392,7 @@ async fn respond(
         "preferred_username": preferred_username,
         "given_name": text(&claims, "given_name"),
         "family_name": text(&claims, "family_name"),
-        "post_login_redirect_url": tx.post_login_redirect_url,
+        "post_login_redirect_url": redirect,
         "login_event_id": trace.id(),
     });
     // Moved in: `json!` would serialise the claims and the SCIM user into copies.

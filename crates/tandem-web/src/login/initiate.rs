@@ -13,11 +13,10 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 use tandem_core::fields::FieldReader;
 use tandem_core::format_time;
-use tandem_core::keys::{hash_key, random_token};
 use tandem_core::login::check_post_login_redirect;
+use tandem_core::login_state::LoginState;
 use tandem_oidc::flow::{authorization_url, ClientConfig};
 use tandem_store::oidc_clients::{self, OidcClientRow};
-use tandem_store::sso::{self, LoginTransaction};
 
 /// Finds the client a login is for.
 async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, ApiError> {
@@ -138,7 +137,9 @@ pub async fn initiate(
         }
         Err(err) => return Err(err),
     };
-    let mut trace = Trace::new(&state, Some((&client.id, &client.customer_id)));
+    let expires = state.clock.now() + state.settings.login_ttl;
+    let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce);
+    let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
     trace.ok(&state, "initiate", json!({"by": selector.name()}));
     let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer).await {
         Ok(found) => found,
@@ -155,51 +156,33 @@ pub async fn initiate(
         client_id: &client.client_id,
         client_secret: None,
         redirect_url: &client.redirect_url,
-        uses_pkce: client.uses_pkce,
         additional_scopes: &scopes,
     };
-    let oauth_state = random_token(32);
-    let cookie_secret = random_token(32);
-    let nonce = random_token(32);
-    let request = match authorization_url(&meta, &cfg, &oauth_state, &nonce, email.as_deref()) {
-        Ok(request) => request,
+    let issued = login.issue(&state.secret_key, redirect_after.as_deref());
+    let verifier = login.pkce_verifier();
+    let hint = email.as_deref();
+    let url = match authorization_url(
+        &meta,
+        &cfg,
+        &issued.state,
+        &login.nonce(),
+        verifier.as_ref().map(|v| v.0.as_str()),
+        hint,
+    ) {
+        Ok(url) => url,
         Err(e) => {
             let message = format!("the IdP's metadata cannot build a login URL: {e}");
             let err = idp(StatusCode::BAD_GATEWAY, "DiscoveryFailed", message, json!({}));
             return Err(trace.refuse(&state, "authorization_url", err).await);
         }
     };
-    let now = state.clock.now();
-    let expires = now + state.settings.login_ttl;
-    let tx_id = tandem_core::new_id();
-    let transaction = LoginTransaction {
-        pkce_verifier_enc: request
-            .pkce_verifier
-            .as_ref()
-            .map(|v| state.secret_key.encrypt(v, &sso::verifier_context(&tx_id))),
-        id: tx_id,
-        oidc_client_id: client.id.clone(),
-        state_hash: hash_key(&oauth_state),
-        cookie_hash: hash_key(&cookie_secret),
-        nonce,
-        post_login_redirect_url: redirect_after,
-        login_event_id: trace.id().to_string(),
-        created_at: tandem_store::micros(now),
-        expires_at: tandem_store::micros(expires),
-        consumed_at: None,
-    };
     trace.ok(&state, "authorization_url", json!({"pkce": client.uses_pkce, "expires_at": format_time(expires)}));
-    let event = trace.into_event(&state);
-    state
-        .store
-        .write_small(move |c| {
-            sso::insert_event(c, &event)?;
-            sso::insert_transaction(c, &transaction)
-        })
-        .await?;
+    // Nothing is stored for the login to complete: it travels in its state.
+    // Its event's first part is written behind this answer.
+    state.log_sink.record_login_start(trace.into_event(&state));
     Ok(HttpResponse::Ok().json(json!({
-        "idp_url": request.url,
-        "state_for_cookie": cookie_secret,
+        "idp_url": url,
+        "state_for_cookie": issued.cookie.0,
         "expires_at": format_time(expires),
         "oidc_client_id": client.id,
         "customer_id": client.customer_id,

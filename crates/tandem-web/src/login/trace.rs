@@ -9,56 +9,49 @@ use tandem_store::sso::{self, LoginEvent};
 use tandem_store::{AnyConnection, StoreError};
 
 /// The event being written for one login.
+///
+/// A login's event is written in parts that merge in the database
+/// ([`sso::save_event`]): the part its initiate records (behind the
+/// request, outcome `pending`), and the part its completion records, whose
+/// steps follow. A part written twice adds only the steps not yet written.
 pub struct Trace {
     pub event: LoginEvent,
     steps: Vec<Value>,
-    row: Row,
-}
-
-/// Where a trace's event is, which decides what saving it does.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Row {
-    /// Not stored yet: saving inserts it.
-    New,
-    /// Stored as this attempt's: saving updates it.
-    Stored,
-    /// A stand-in while the real trace is inside a transaction; if that
+    /// How many of `steps` are stored.
+    written: usize,
+    /// A stand-in while the real trace is inside a transaction: if that
     /// transaction fails, the real trace is gone with it and the stored
-    /// event stays as it was: saving does nothing.
-    StandIn,
+    /// event stays as it was, so saving a stand-in does nothing.
+    stand_in: bool,
 }
 
 impl Trace {
-    /// A new trace (not yet stored).
+    /// A new trace of an attempt that is no login's (or not yet known to be).
     pub fn new(state: &AppState, client: Option<(&str, &str)>) -> Trace {
         let now = tandem_store::micros(state.clock.now());
         Trace {
             event: LoginEvent::pending(client.map(|c| c.0.to_string()), client.map(|c| c.1.to_string()), now),
             steps: Vec::new(),
-            row: Row::New,
+            written: 0,
+            stand_in: false,
         }
     }
 
-    /// A stand-in for a trace moved into a transaction (see [`Row::StandIn`]).
+    /// The trace of the login `login_id` on a client (its event has the
+    /// login's id), or with no id, of an attempt of its own on that client.
+    pub fn for_login(state: &AppState, login_id: Option<String>, client_id: &str, customer_id: Option<&str>) -> Trace {
+        let mut trace = Trace::new(state, None);
+        if let Some(id) = login_id {
+            trace.event.id = id;
+        }
+        trace.event.oidc_client_id = Some(client_id.to_string());
+        trace.event.customer_id = customer_id.map(str::to_string);
+        trace
+    }
+
+    /// A stand-in for a trace moved into a transaction (see [`Trace::stand_in`]).
     pub fn stand_in(state: &AppState) -> Trace {
-        Trace { row: Row::StandIn, ..Trace::new(state, None) }
-    }
-
-    /// Continues the trace of a stored event.
-    pub fn resume(event: LoginEvent) -> Trace {
-        let steps = serde_json::from_str::<Vec<Value>>(&event.steps).unwrap_or_default();
-        Trace { event, steps, row: Row::Stored }
-    }
-
-    /// Starts an event of this attempt's own for the same client, leaving
-    /// the login's stored event as the attempt that used it wrote it (a
-    /// replayed callback must not turn a completed login's event into a
-    /// failure, nor carry its steps and user).
-    pub fn detach(&mut self, state: &AppState) {
-        let (client, customer) = (self.event.oidc_client_id.take(), self.event.customer_id.take());
-        *self = Trace::new(state, None);
-        self.event.oidc_client_id = client;
-        self.event.customer_id = customer;
+        Trace { stand_in: true, ..Trace::new(state, None) }
     }
 
     /// Records a step that succeeded.
@@ -77,37 +70,36 @@ impl Trace {
         self.event.diagnosis = Some(err.message.clone());
     }
 
+    /// The event as it stands, with the steps not yet written.
     fn finish(&mut self, state: &AppState) {
-        // Serialised in place (no deep copy of the steps); a Vec of JSON values always serialises.
-        self.event.steps = serde_json::to_string(&self.steps).unwrap_or_else(|_| String::from("[]"));
+        // Serialised in place (no deep copy of the steps); JSON values always serialise.
+        let unwritten = self.steps.get(self.written..).unwrap_or_default();
+        self.event.steps = serde_json::to_string(unwritten).unwrap_or_else(|_| String::from("[]"));
         self.event.updated_at = tandem_store::micros(state.clock.now());
     }
 
-    /// The finished event, to store with other writes.
+    /// The finished event, to store apart from the request (a login
+    /// initiate's part: still `pending`).
     pub fn into_event(mut self, state: &AppState) -> LoginEvent {
         self.finish(state);
         self.event
     }
 
-    /// Writes the event as it stands inside the caller's transaction:
-    /// updates it when stored, inserts it when new.
+    /// Writes the event as it stands inside the caller's transaction.
     pub fn write(&mut self, state: &AppState, c: &mut AnyConnection) -> Result<(), StoreError> {
-        self.finish(state);
-        match self.row {
-            Row::Stored => sso::update_event(c, &self.event)?,
-            Row::New => {
-                sso::insert_event(c, &self.event)?;
-                self.row = Row::Stored;
-            }
-            Row::StandIn => {}
+        if self.stand_in {
+            return Ok(());
         }
+        self.finish(state);
+        sso::save_event(c, &self.event)?;
+        self.written = self.steps.len();
         Ok(())
     }
 
     /// Saves the event's progress (inserting it when it is new); whether
     /// it was stored.
     pub async fn save(mut self, state: &AppState) -> bool {
-        if self.row == Row::StandIn {
+        if self.stand_in {
             return false;
         }
         let st = state.clone();
