@@ -1,8 +1,8 @@
 //! A login between initiate and complete, carried by the login itself
 //! instead of a database row.
 //!
-//! The OAuth `state` parameter is the login sealed with the deployment's
-//! key (AES-256-GCM, bound to its own context): its id, client, expiry, the
+//! The OAuth `state` parameter is the login sealed with a key derived from
+//! the deployment's (`SecretKey::seal`, bound to its own context): its id, client, expiry, the
 //! OIDC nonce, the PKCE verifier and a digest of the app's cookie. Only
 //! Tandem can read or forge it, any node sharing the key can complete the
 //! login, and starting a login writes nothing the completion has to find.
@@ -23,15 +23,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::fmt;
 
-/// What the sealed state is bound to, so a state cannot be taken for any other sealed value.
-const CONTEXT: &[u8] = b"tandem:login-state:v1";
+/// The layout's version: the first byte of a state, in clear (so a later
+/// layout or key can be told apart before opening), and part of what the
+/// sealed bytes are bound to.
 const VERSION: u8 = 1;
+/// What the sealed bytes are bound to, so a state cannot be taken for any other sealed value.
+const CONTEXT: &[u8] = b"tandem:login-state:v1";
 const FLAG_PKCE: u8 = 1;
 const DIGEST_LEN: usize = 16;
 const SECRET_LEN: usize = 32;
-/// version, flags, id, expiry, cookie digest, nonce.
-const FIXED_LEN: usize = 2 + 16 + 8 + DIGEST_LEN + SECRET_LEN;
-/// The longest state accepted for opening (a client id of up to 255 bytes).
+/// flags, id, expiry, cookie digest, nonce.
+const FIXED_LEN: usize = 1 + 16 + 8 + DIGEST_LEN + SECRET_LEN;
+/// The longest state opened: far more than a state with a client id of
+/// Tandem's own (a UUID) takes, which is about 230 characters.
 const MAX_STATE_CHARS: usize = 1024;
 
 /// A login between initiate and complete.
@@ -121,7 +125,6 @@ impl LoginState {
             None => cookie,
         };
         let mut plain = Vec::with_capacity(FIXED_LEN + SECRET_LEN + self.oidc_client_id.len());
-        plain.push(VERSION);
         plain.push(if self.pkce_verifier.is_some() { FLAG_PKCE } else { 0 });
         plain.extend_from_slice(self.id.as_bytes());
         plain.extend_from_slice(&self.expires_at.to_be_bytes());
@@ -131,8 +134,9 @@ impl LoginState {
             plain.extend_from_slice(v);
         }
         plain.extend_from_slice(self.oidc_client_id.as_bytes());
-        let state = URL_SAFE_NO_PAD.encode(key.seal(&plain, CONTEXT));
-        Issued { state, cookie: Redacted(cookie) }
+        let mut bytes = vec![VERSION];
+        bytes.extend_from_slice(&key.seal(&plain, &context()));
+        Issued { state: URL_SAFE_NO_PAD.encode(bytes), cookie: Redacted(cookie) }
     }
 }
 
@@ -142,18 +146,19 @@ pub fn open(key: &SecretKey, state: &str) -> Option<OpenedState> {
     if state.len() > MAX_STATE_CHARS {
         return None;
     }
-    let sealed = URL_SAFE_NO_PAD.decode(state).ok()?;
-    let plain = key.open(&sealed, CONTEXT)?;
-    // Sealed by Tandem, so well formed; checked anyway rather than trusted.
-    let (head, rest) = plain.split_at_checked(FIXED_LEN)?;
-    if head[0] != VERSION {
+    let bytes = URL_SAFE_NO_PAD.decode(state).ok()?;
+    let (&version, sealed) = bytes.split_first()?;
+    if version != VERSION {
         return None;
     }
-    let pkce = head[1] & FLAG_PKCE != 0;
-    let id = uuid::Uuid::from_slice(&head[2..18]).ok()?;
-    let expires_at = i64::from_be_bytes(head[18..26].try_into().ok()?);
-    let cookie_digest: [u8; DIGEST_LEN] = head[26..26 + DIGEST_LEN].try_into().ok()?;
-    let nonce: [u8; SECRET_LEN] = head[26 + DIGEST_LEN..].try_into().ok()?;
+    let plain = key.open(sealed, &context())?;
+    // Sealed by Tandem, so well formed; checked anyway rather than trusted.
+    let (head, rest) = plain.split_at_checked(FIXED_LEN)?;
+    let pkce = head[0] & FLAG_PKCE != 0;
+    let id = uuid::Uuid::from_slice(&head[1..17]).ok()?;
+    let expires_at = i64::from_be_bytes(head[17..25].try_into().ok()?);
+    let cookie_digest: [u8; DIGEST_LEN] = head[25..25 + DIGEST_LEN].try_into().ok()?;
+    let nonce: [u8; SECRET_LEN] = head[25 + DIGEST_LEN..].try_into().ok()?;
     let (pkce_verifier, client) = if pkce {
         let (v, client) = rest.split_at_checked(SECRET_LEN)?;
         (Some(<[u8; SECRET_LEN]>::try_from(v).ok()?), client)
@@ -178,6 +183,13 @@ impl OpenedState {
             }
         }
     }
+}
+
+/// What the sealed bytes are bound to: the context and the version byte.
+fn context() -> [u8; CONTEXT.len() + 1] {
+    let mut c = [VERSION; CONTEXT.len() + 1];
+    c[..CONTEXT.len()].copy_from_slice(CONTEXT);
+    c
 }
 
 fn cookie_digest(cookie: &str) -> [u8; DIGEST_LEN] {
@@ -251,9 +263,13 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert!(open(&k, &URL_SAFE_NO_PAD.encode(&bytes)).is_none());
+        bytes[last] ^= 1;
+        bytes[0] = VERSION + 1;
+        assert!(open(&k, &URL_SAFE_NO_PAD.encode(&bytes)).is_none(), "another layout version");
         // A value sealed for something else with the same key is not a state.
-        let other = URL_SAFE_NO_PAD.encode(k.seal(&[0u8; 120], b"tandem:something-else"));
-        assert!(open(&k, &other).is_none());
+        let mut other = vec![VERSION];
+        other.extend(k.seal(&[0u8; 120], b"tandem:something-else"));
+        assert!(open(&k, &URL_SAFE_NO_PAD.encode(other)).is_none());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Secrets at rest: AES-256-GCM encryption of client secrets with the
-//! deployment's key, and a wrapper that keeps secrets out of `Debug` output.
+//! deployment's key; sealing of values that travel (a login's state) under
+//! a key derived from it; and a wrapper that keeps secrets out of `Debug`
+//! output.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, AES_256_GCM_SIV, NONCE_LEN};
+use aws_lc_rs::hkdf;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::fmt;
@@ -38,10 +41,16 @@ pub enum SecretError {
 
 const VERSION: &str = "v1:";
 
-/// The deployment's encryption key for secrets at rest.
+/// The deployment's encryption key for secrets at rest, and the key derived
+/// from it for values that travel.
 pub struct SecretKey {
     key: LessSafeKey,
+    /// For [`SecretKey::seal`]: AES-256-GCM-SIV under a key of its own.
+    travelling: LessSafeKey,
 }
+
+/// What the key for travelling values is derived for (HKDF-SHA256 `info`).
+const TRAVELLING_KEY_INFO: &[u8] = b"tandem:travelling-values:v1";
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +70,11 @@ impl SecretKey {
             return Err(SecretError::BadKey(format!("it decodes to {} bytes", bytes.len())));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SecretError::BadKey("rejected".into()))?;
-        Ok(SecretKey { key: LessSafeKey::new(unbound) })
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tandem").extract(&bytes);
+        let info = [TRAVELLING_KEY_INFO];
+        let derived = prk.expand(&info, &AES_256_GCM_SIV).map_err(|_| SecretError::BadKey("rejected".into()))?;
+        let travelling = LessSafeKey::new(UnboundKey::from(derived));
+        Ok(SecretKey { key: LessSafeKey::new(unbound), travelling })
     }
 
     /// A new random key and its base64 form (to write to the key file).
@@ -88,19 +101,26 @@ impl SecretKey {
         format!("{VERSION}{}", STANDARD.encode(out))
     }
 
-    /// Encrypts `plaintext` as bytes (nonce, ciphertext, tag), bound to
+    /// Seals `plaintext` as bytes (nonce, ciphertext, tag), bound to
     /// `context`: the form for values that travel, such as a login's state.
+    ///
+    /// They are sealed under their own key (derived with HKDF-SHA256, so
+    /// nothing sealed here opens as a secret at rest or the other way round)
+    /// with AES-256-GCM-SIV: anyone can make Tandem seal values (every login
+    /// started seals one), and with random nonces under one key for years,
+    /// a repeated nonce must not be able to give the key away, as it would
+    /// with GCM; with GCM-SIV it shows at most that two values were equal.
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         crate::keys::fill_random(&mut nonce);
-        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM_SIV.tag_len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let (_, body) = out.split_at_mut(NONCE_LEN);
         // Sealing only fails for inputs over ~64 GiB.
         #[allow(clippy::expect_used)]
         let tag = self
-            .key
+            .travelling
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), body)
             .expect("AES-GCM seal of a small buffer");
         out.extend_from_slice(tag.as_ref());
@@ -110,13 +130,14 @@ impl SecretKey {
     /// Opens what [`SecretKey::seal`] produced with the same context; `None`
     /// when it was not sealed with this key and context, or was altered.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+        if sealed.len() < NONCE_LEN + AES_256_GCM_SIV.tag_len() {
             return None;
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&sealed[..NONCE_LEN]);
         let mut body = sealed[NONCE_LEN..].to_vec();
-        let opened = self.key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut body).ok()?;
+        let opened =
+            self.travelling.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut body).ok()?;
         let len = opened.len();
         body.truncate(len);
         Some(body)
@@ -186,6 +207,17 @@ mod tests {
         assert_eq!(k.open(&flipped, b"ctx"), None);
         assert_eq!(k.open(&sealed[..NONCE_LEN + 3], b"ctx"), None);
         assert_eq!(k.open(&k.seal(b"", b"ctx"), b"ctx").as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn sealed_values_and_secrets_at_rest_are_under_different_keys() {
+        let (k, _) = SecretKey::generate().unwrap();
+        let at_rest = k.encrypt("value", "c");
+        let bytes = STANDARD.decode(at_rest.strip_prefix(VERSION).unwrap()).unwrap();
+        assert_eq!(k.open(&bytes, b"c"), None);
+        let sealed = k.seal(b"value", b"c");
+        let as_stored = format!("{VERSION}{}", STANDARD.encode(&sealed));
+        assert_eq!(k.decrypt(&as_stored, "c").unwrap_err(), SecretError::WrongKey);
     }
 
     #[test]
