@@ -193,8 +193,8 @@ impl Writer {
     /// Runs `f` as one transaction on the calling thread, for writes made
     /// behind requests (batched log records). Holding the write lock for it
     /// is no sign that requests write together: a small write that finds it
-    /// held waits for it instead of queuing for a while (which would send
-    /// every write of the next [`BUSY_FOR`] through the writer thread).
+    /// held queues for the writer thread without opening the [`BUSY_FOR`]
+    /// window (which would send every write of the next 20 ms there too).
     pub fn write_behind<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
@@ -215,10 +215,8 @@ impl Writer {
         let guard = match self.lock.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            // A write behind requests holds it for a batch of log records: wait.
-            Err(TryLockError::WouldBlock) if self.behind.load(Ordering::Acquire) => {
-                self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
+            // A write behind requests holds it for a batch of log records.
+            Err(TryLockError::WouldBlock) if self.behind.load(Ordering::Acquire) => return Here::NotNow,
             Err(TryLockError::WouldBlock) => return Here::Contended,
         };
         match self.pool.try_get() {
@@ -480,7 +478,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_small_write_waits_for_a_write_behind_requests_instead_of_queuing() {
+    async fn a_write_behind_requests_makes_a_small_write_queue_without_opening_the_busy_window() {
         let (store, _dir) = crate::test_store();
         let s = store.clone();
         let behind = std::thread::spawn(move || {
@@ -498,11 +496,13 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_ne!(ran, "tandem-writer", "ran on its caller once the write behind was done");
+        assert_eq!(ran, "tandem-writer", "queued, not holding its caller until the write behind is done");
         behind.join().unwrap().unwrap();
         let writer = store.writer.clone().unwrap();
         assert_eq!(writer.traffic.busy_until.load(std::sync::atomic::Ordering::Acquire), 0, "no busy window opened");
         assert_eq!(names(&store), ["behind", "small"]);
+        let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
+        assert_ne!(ran, "tandem-writer", "the next one runs on its caller again");
     }
 
     #[test]
