@@ -229,15 +229,21 @@ async fn state_with_another_logins_cookie_is_refused() {
     let (status, body) = complete_raw(&app, "", &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["reason"], "not_bound", "a missing cookie binds nothing");
-    // The refused attempts are recorded in the login's own event, and used nothing up:
-    // the browser that started the login still completes it.
-    let (_, event) = app
-        .get(&format!("/api/v1/login-events/{}", body["error"]["details"]["login_event_id"].as_str().unwrap()))
-        .await;
-    assert_eq!((&event["outcome"], &event["failed_step"]), (&json!("failed"), &json!("state")), "{event}");
+    // The refused attempts used nothing up: the browser that started the login still completes it.
     let (status, done) = complete_raw(&app, &mine.cookie, &callback).await;
     assert_eq!(status, StatusCode::OK, "{done}");
-    assert_eq!(done["login_event_id"], body["error"]["details"]["login_event_id"], "one event for the login");
+    // Each refused attempt is an event of its own that names the login; the login's event has only its own steps.
+    let refused_id = body["error"]["details"]["login_event_id"].as_str().unwrap();
+    assert_ne!(refused_id, done["login_event_id"].as_str().unwrap());
+    let (_, refused) = app.get(&format!("/api/v1/login-events/{refused_id}")).await;
+    assert_eq!((&refused["outcome"], &refused["failed_step"]), (&json!("failed"), &json!("state")), "{refused}");
+    assert_eq!(refused["steps"][0]["detail"]["login_id"], done["login_event_id"], "{refused}");
+    assert_eq!(refused["customer_id"], done["customer_id"]);
+    let (_, login) = app.get(&format!("/api/v1/login-events/{}", done["login_event_id"].as_str().unwrap())).await;
+    assert_eq!(login["outcome"], "success", "{login}");
+    let steps: Vec<&str> = login["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps.iter().filter(|s| **s == "callback").count(), 1, "{steps:?}");
+    assert_eq!(steps.first(), Some(&"initiate"), "{steps:?}");
 }
 
 /// The post-login redirect comes back from the cookie issued beside the
@@ -367,6 +373,14 @@ async fn expired_transaction_is_refused() {
     app.clock.advance(chrono::Duration::minutes(11));
     let (status, body) = complete(&app, &op, &started, "c1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["details"]["reason"], "expired", "{body}");
+    // Refused before the database is asked, so it claimed nothing: without its cookie,
+    // it is not_bound, however old (a state never stops opening).
+    let callback = format!("/sso/callback?code=c1&state={}&iss={}", started.state, op.issuer);
+    let (_, body) = complete_raw(&app, "", &callback).await;
+    assert_eq!(body["error"]["details"]["reason"], "not_bound", "{body}");
+    app.clock.advance(chrono::Duration::days(30));
+    let (_, body) = complete(&app, &op, &started, "c1").await;
     assert_eq!(body["error"]["details"]["reason"], "expired", "{body}");
 }
 

@@ -145,6 +145,24 @@ diesel::table! {
     }
 }
 
+// No longer used (logins travel in their sealed state); kept for nodes of
+// the previous release during a rolling upgrade, dropped in a later one.
+diesel::table! {
+    login_transactions (id) {
+        id -> Text,
+        oidc_client_id -> Text,
+        state_hash -> Text,
+        cookie_hash -> Text,
+        nonce -> Text,
+        pkce_verifier_enc -> Nullable<Text>,
+        post_login_redirect_url -> Nullable<Text>,
+        login_event_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::table! {
     login_claims (expires_at, login_id) {
         expires_at -> BigInt,
@@ -216,6 +234,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scim_group_members,
     provisioning_logs,
     audit_events,
+    login_transactions,
     login_claims,
     login_events,
     sso_users,

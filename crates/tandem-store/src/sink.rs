@@ -58,7 +58,17 @@ pub struct LogSink {
     thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// The writer thread, woken early by a flush or close.
     writer: Option<std::thread::Thread>,
+    /// Login starts queued and not yet taken by the writer (see [`MAX_QUEUED_LOGIN_STARTS`]).
+    login_starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Records queued at most; more are dropped with an error log.
+const QUEUE: usize = 10_000;
+/// Login starts queued at most, so that a flood of initiates (anyone can
+/// start logins through an app's sign-in page) leaves room in the queue for
+/// the provisioning log. A login start dropped loses its event's first steps
+/// only: its completion still writes its own part.
+const MAX_QUEUED_LOGIN_STARTS: usize = QUEUE / 2;
 
 enum Msg {
     Record(Record),
@@ -82,7 +92,9 @@ const MAX_BATCH: usize = 256;
 impl LogSink {
     /// Starts the writer thread.
     pub fn start(store: crate::Store) -> LogSink {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(10_000);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(QUEUE);
+        let login_starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let taken = login_starts.clone();
         let spawned = std::thread::Builder::new().name("tandem-log-writer".into()).spawn(move || {
             let mut closing = false;
             while !closing {
@@ -94,7 +106,12 @@ impl LogSink {
                 loop {
                     while let Some(msg) = next.take() {
                         match msg {
-                            Msg::Record(r) => batch.push(r),
+                            Msg::Record(r) => {
+                                if let Record::LoginStart(_) = r {
+                                    taken.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                                }
+                                batch.push(r)
+                            }
                             Msg::Flush(w) => waiters.push(w),
                             Msg::Close => closing = true,
                         }
@@ -128,7 +145,7 @@ impl LogSink {
             }
         };
         let writer = thread.as_ref().map(|h| h.thread().clone());
-        LogSink { tx, thread: std::sync::Arc::new(std::sync::Mutex::new(thread)), writer }
+        LogSink { tx, thread: std::sync::Arc::new(std::sync::Mutex::new(thread)), writer, login_starts }
     }
 
     /// Writes what is queued and stops the writer (at shutdown); records
@@ -153,17 +170,27 @@ impl LogSink {
     /// whichever is written first); dropped with an error log when the
     /// queue is full.
     pub fn record_login_start(&self, event: LoginEvent) {
-        self.queue(Record::LoginStart(Box::new(event)));
+        use std::sync::atomic::Ordering;
+        if self.login_starts.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_LOGIN_STARTS {
+            self.login_starts.fetch_sub(1, Ordering::AcqRel);
+            tracing::error!("too many login starts queued; the first steps of a login event were dropped");
+            return;
+        }
+        if !self.queue(Record::LoginStart(Box::new(event))) {
+            self.login_starts.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
-    fn queue(&self, record: Record) {
+    /// Queues `record`; whether it was.
+    fn queue(&self, record: Record) -> bool {
         match self.tx.try_send(Msg::Record(record)) {
-            Ok(()) => {}
+            Ok(()) => return true,
             Err(std::sync::mpsc::TrySendError::Full(_)) => tracing::error!("log queue full; a record was dropped"),
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
                 tracing::debug!("log writer closed; a record was dropped")
             }
         }
+        false
     }
 
     /// Blocks until every record queued before this call is written.
@@ -258,6 +285,35 @@ mod tests {
         assert_eq!(e.outcome, "success");
         assert_eq!(e.steps, r#"[{"step":"initiate"},{"step":"scim_join"}]"#);
         assert_eq!(stored(&store), 1);
+        sink.close();
+    }
+
+    #[test]
+    fn a_flood_of_login_starts_leaves_room_for_the_provisioning_log() {
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        // The database is busy: the writer takes one batch and waits, the rest queue.
+        let s = store.clone();
+        let busy = std::thread::spawn(move || {
+            s.write_blocking(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Ok(())
+            })
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let flood = MAX_QUEUED_LOGIN_STARTS + 300;
+        for n in 0..flood {
+            sink.record_login_start(LoginEvent::pending(None, Some("acme".into()), n as i64));
+        }
+        for n in 0..100 {
+            sink.record(entry(n));
+        }
+        busy.join().unwrap().unwrap();
+        sink.flush();
+        let q = crate::sso::EventQuery { customer_id: Some("acme".into()), limit: 100_000, ..Default::default() };
+        let events = store.read_blocking(|c| crate::sso::list_events(c, &q)).unwrap().len();
+        assert!((MAX_QUEUED_LOGIN_STARTS..flood).contains(&events), "{events} of {flood}");
+        assert_eq!(stored(&store), 100, "every provisioning entry was kept");
         sink.close();
     }
 }

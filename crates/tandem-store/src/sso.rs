@@ -64,17 +64,6 @@ pub fn claim_login(conn: &mut AnyConnection, login_id: &str, expires_at: i64) ->
     Ok(execute_fixed::<ClaimLogin>(conn, &binds)? == 1)
 }
 
-/// Whether the login `login_id` was claimed.
-pub fn login_claimed(conn: &mut AnyConnection, login_id: &str, expires_at: i64) -> Result<bool, StoreError> {
-    let found: Option<String> = on_backend!(conn, |c| lc::login_claims
-        .filter(lc::expires_at.eq(expires_at))
-        .filter(lc::login_id.eq(login_id))
-        .select(lc::login_id)
-        .first(c)
-        .optional())?;
-    Ok(found.is_some())
-}
-
 /// Deletes the claims of logins that expired more than a day before `now`
 /// (a replay of one is refused as expired anyway).
 pub fn purge_claims(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usize, StoreError> {
@@ -291,6 +280,17 @@ mod tests {
         assert_eq!(u.email.as_deref(), Some("ada@acme.org"));
         assert_eq!(u.email_verified, Some(true));
         assert_eq!(u.family_name, None);
+    }
+
+    /// Whether the login `login_id` was claimed.
+    fn login_claimed(conn: &mut AnyConnection, login_id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let found: Option<String> = on_backend!(conn, |c| lc::login_claims
+            .filter(lc::expires_at.eq(expires_at))
+            .filter(lc::login_id.eq(login_id))
+            .select(lc::login_id)
+            .first(c)
+            .optional())?;
+        Ok(found.is_some())
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! path: one claims the login (single use, once its cookie binding and age
 //! are checked) and reads its client; after the IdP exchange, one records
 //! the SSO user, makes the SCIM join and saves the completion's part of the
-//! login event.
+//! login event. Refused attempts claim nothing and write events of their own.
 
 use super::errors::{discovery_failed, idp, invalid_state};
 use super::join::join;
@@ -66,38 +66,46 @@ pub async fn complete(
         return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
     let login = &opened.login;
-    let bound = opened.bind(cookie.as_deref());
-    let expired = tandem_store::micros(state.clock.now()) > login.expires_at;
-    // Claim the login once its cookie and age are right: single use (also
-    // across nodes), and its client read in the same transaction. A refused
-    // attempt claims nothing: it only learns whether the login was used.
     let (id, expires_at, client_id) = (login.id(), login.expires_at, login.oidc_client_id.clone());
-    let (used, client) = if bound.is_ok() && !expired {
-        let (id, client_id) = (id.clone(), client_id.clone());
-        let (claimed, client) = state
-            .store
-            .write_small(move |c| Ok((sso::claim_login(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?)))
-            .await?;
-        (!claimed, client)
-    } else {
-        let (id, client_id) = (id.clone(), client_id.clone());
-        state
-            .store
-            .read_indexed(move |c| Ok((sso::login_claimed(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?)))
-            .await?
-    };
-    let customer = client.as_ref().map(|c| c.customer_id.as_str());
-    let checked = match (used, expired, bound) {
-        (true, _, _) => Err(("reused", "this login was already completed; start a new one")),
-        (false, true, _) => Err(("expired", "this login expired; start a new one")),
-        (false, false, Err(NotBound)) => {
+    // The cookie binding and the age are checked before the database is
+    // asked anything: only the browser that started the login learns more.
+    let checked = match opened.bind(cookie.as_deref()) {
+        Err(NotBound) => {
             Err(("not_bound", "the state cookie does not belong to this login (missing, or from another browser)"))
         }
-        (false, false, Ok(redirect)) => Ok(redirect),
+        Ok(_) if tandem_store::micros(state.clock.now()) > expires_at => {
+            Err(("expired", "this login expired; start a new one"))
+        }
+        Ok(redirect) => Ok(redirect),
     };
-    // A replay gets an event of its own: the login's event tells how the login went.
-    let mut trace = Trace::for_login(&state, (!used).then_some(id), &client_id, customer);
-    trace.ok(&state, "callback", callback_detail(&callback));
+    let (claimed, client) = match &checked {
+        // Claims the login (single use, also across nodes) and reads its client, in one transaction.
+        Ok(_) => {
+            let (id, client_id) = (id.clone(), client_id.clone());
+            state
+                .store
+                .write_small(move |c| Ok((sso::claim_login(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?)))
+                .await?
+        }
+        // A refused attempt claims nothing; its client is read for its event's customer, when the database answers.
+        Err(_) => {
+            let client_id = client_id.clone();
+            (false, state.store.read_indexed(move |c| oidc_clients::get(c, &client_id)).await.ok().flatten())
+        }
+    };
+    let checked = match checked {
+        Ok(_) if !claimed => Err(("reused", "this login was already completed; start a new one")),
+        other => other,
+    };
+    // Only the attempt that claimed the login writes to the login's event;
+    // a refused one gets an event of its own, which names the login.
+    let customer = client.as_ref().map(|c| c.customer_id.as_str());
+    let mut trace = Trace::for_login(&state, claimed.then(|| id.clone()), &client_id, customer);
+    let mut detail = callback_detail(&callback);
+    if !claimed {
+        detail["login_id"] = json!(id);
+    }
+    trace.ok(&state, "callback", detail);
     let outcome = match (checked, client) {
         (Err((reason, message)), _) => Err(at(&state, &mut trace, "state", invalid_state(reason, message))),
         (Ok(_), None) => Err(at(

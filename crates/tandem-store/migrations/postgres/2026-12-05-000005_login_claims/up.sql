@@ -1,8 +1,10 @@
 -- A login between initiate and complete now travels in its sealed state
 -- parameter, so nothing is stored when it starts. What is stored is its
--- single use: the first completion claims its id. Keyed by expiry first so
+-- single use: the first completion claims its id. login_transactions is no
+-- longer written or read; it stays until a later release, so that nodes of
+-- the previous release, still running during a rolling upgrade on one
+-- PostgreSQL, keep working until they are replaced. Keyed by expiry first so
 -- housekeeping deletes expired claims by a range of the key.
-DROP TABLE login_transactions;
 CREATE TABLE login_claims (
     expires_at BIGINT NOT NULL,
     login_id TEXT NOT NULL,
