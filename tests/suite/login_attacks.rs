@@ -366,7 +366,7 @@ async fn reused_code_is_refused_by_the_idp_and_reported() {
 }
 
 #[tokio::test]
-async fn expired_transaction_is_refused() {
+async fn expired_login_is_refused() {
     let (app, op, customer) = setup().await;
     let started = start(&app, &customer).await;
     op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));

@@ -122,7 +122,7 @@ impl SecretKey {
         let tag = self
             .travelling
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), body)
-            .expect("AES-GCM seal of a small buffer");
+            .expect("AES-GCM-SIV seal of a small buffer");
         out.extend_from_slice(tag.as_ref());
         out
     }

@@ -2,7 +2,7 @@
 //!
 //! SQLite has one writer at a time, and most of a small write's cost is the
 //! commit itself: the WAL frames of every page it touched (a SCIM user row
-//! touches its table and six indexes, plus the provisioning log). When
+//! touches its table and five indexes, plus the provisioning log). When
 //! several requests write at once, one thread runs them one after the other
 //! inside a single transaction, each in its own savepoint, and commits once:
 //! pages they share are written once. A transaction that fails rolls back to
@@ -100,7 +100,8 @@ enum Here<'a> {
     Now(r2d2::PooledConnection<crate::conn::Manager>, MutexGuard<'a, ()>),
     /// Queued: another write is queued or running.
     Contended,
-    /// Queued: writes overlapped a moment ago, or no connection is free.
+    /// Queued without opening the busy window: writes overlapped a moment
+    /// ago, no connection is free, or a write behind requests holds the lock.
     NotNow,
 }
 

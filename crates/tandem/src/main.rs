@@ -99,7 +99,7 @@ fn run() -> anyhow::Result<()> {
                 let running = tandem::start(&settings, Arc::new(SystemClock))?;
                 tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening");
                 let result = running.server.await;
-                // Queued provisioning-log entries are written before the process ends.
+                // Queued provisioning-log entries and login starts are written before the process ends.
                 running.state.log_sink.close();
                 result.context("server failed")?;
                 tracing::info!("shut down");

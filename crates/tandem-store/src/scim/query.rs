@@ -6,12 +6,12 @@
 //! is a small query type of our own that says when its text is one of a
 //! bounded set (no filter, or one `eq`/`pr` test of a column), and diesel's
 //! per-connection statement cache then keeps it prepared, keyed by its text.
-//! A login's UPDATEs are written as such static statements too (diesel
-//! never keeps an UPDATE prepared), and so are the INSERTs on the hot paths
-//! (a SCIM user create, a provisioning-log entry, a login's transaction,
-//! event and SSO user): diesel builds an INSERT's text again on every call
-//! when the row has optional columns, which cost a SCIM create ~20 % of its
-//! CPU.
+//! The INSERTs and upserts on the hot paths are written as such static
+//! statements too (a SCIM user create, a provisioning-log entry, a login's
+//! claim, its event and its SSO user): diesel builds an INSERT's text again
+//! on every call when the row has optional columns, which cost a SCIM
+//! create ~20 % of its CPU, and cannot express an upsert through
+//! `MultiConnection`.
 //!
 //! Those fixed texts are [`FixedSql`] types (declared with [`fixed_sql!`]),
 //! kept prepared under their type rather than under their text: a call then

@@ -356,7 +356,7 @@ fn log_section(logs: &[logs::ProvisioningLog]) -> Markup {
 
 fn events_section(events: &[sso::LoginEvent]) -> Markup {
     html! {
-        h2 { "Login events" } p.muted { "The last 25 logins, with each failing step's diagnosis." }
+        h2 { "Login events" } p.muted { "The last 25 login attempts, with each failing step's diagnosis." }
         table {
             thead { tr { th scope="col" { "When" } th scope="col" { "Outcome" } th scope="col" { "Email" } th scope="col" { "Failed step" } th scope="col" { "Diagnosis" } th scope="col" { "Steps" } } }
             tbody {

@@ -5,7 +5,10 @@
 //! path: one claims the login (single use, once its cookie binding and age
 //! are checked) and reads its client; after the IdP exchange, one records
 //! the SSO user, makes the SCIM join and saves the completion's part of the
-//! login event. Refused attempts claim nothing and write events of their own.
+//! login event. Attempts refused before the claim (no or unknown state,
+//! cookie not bound, expired, already claimed) claim nothing and get an
+//! event of their own naming the login; once claimed, a later refusal is
+//! written to the login's event.
 
 use super::errors::{discovery_failed, idp, invalid_state};
 use super::join::join;

@@ -1,6 +1,6 @@
 //! `POST /api/v1/sso/login/initiate`
 //! `{customer_id | oidc_client_id | email, post_login_redirect_url?}` →
-//! `{idp_url, state_for_cookie, expires_at}`.
+//! `{idp_url, state_for_cookie, expires_at, oidc_client_id, customer_id}`.
 
 use super::errors::{discovery_failed, idp};
 use super::trace::Trace;

@@ -49,7 +49,7 @@ impl Trace {
         trace
     }
 
-    /// A stand-in for a trace moved into a transaction (see [`Trace::stand_in`]).
+    /// A stand-in for a trace moved into a transaction (see the `stand_in` field).
     pub fn stand_in(state: &AppState) -> Trace {
         Trace { stand_in: true, ..Trace::new(state, None) }
     }
@@ -96,8 +96,8 @@ impl Trace {
         Ok(())
     }
 
-    /// Saves the event's progress (inserting it when it is new); whether
-    /// it was stored.
+    /// Saves the event's progress (inserting it, or merging into what is
+    /// stored of it); whether it was stored.
     pub async fn save(mut self, state: &AppState) -> bool {
         if self.stand_in {
             return false;

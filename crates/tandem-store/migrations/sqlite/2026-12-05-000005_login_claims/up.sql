@@ -3,7 +3,8 @@
 -- single use: the first completion claims its id. login_transactions is no
 -- longer written or read; it stays until a later release, so that nodes of
 -- the previous release, still running during a rolling upgrade on one
--- PostgreSQL, keep working until they are replaced. Keyed by expiry first so
+-- PostgreSQL, keep serving until they are replaced (a login started on one
+-- release and completed on the other fails as unknown). Keyed by expiry first so
 -- housekeeping deletes expired claims by a range of the key, and WITHOUT
 -- ROWID so a claim writes one B-tree.
 CREATE TABLE login_claims (
