@@ -293,14 +293,15 @@ mod tests {
         let (store, _dir) = crate::test_store();
         let sink = LogSink::start(store.clone());
         // The database is busy: the writer takes one batch and waits, the rest queue.
-        let s = store.clone();
+        let (s, (holding, held)) = (store.clone(), std::sync::mpsc::channel());
         let busy = std::thread::spawn(move || {
             s.write_blocking(|_| {
+                let _ = holding.send(());
                 std::thread::sleep(std::time::Duration::from_millis(500));
                 Ok(())
             })
         });
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        held.recv().unwrap();
         let flood = MAX_QUEUED_LOGIN_STARTS + 300;
         for n in 0..flood {
             sink.record_login_start(LoginEvent::pending(None, Some("acme".into()), n as i64));

@@ -481,15 +481,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_behind_requests_makes_a_small_write_queue_without_opening_the_busy_window() {
         let (store, _dir) = crate::test_store();
-        let s = store.clone();
+        let (s, (holding, held)) = (store.clone(), std::sync::mpsc::channel());
         let behind = std::thread::spawn(move || {
             s.write_behind(|c| {
                 integration_keys::create(c, "behind", at())?;
+                let _ = holding.send(());
                 std::thread::sleep(Duration::from_millis(200));
                 Ok(())
             })
         });
-        std::thread::sleep(Duration::from_millis(50));
+        held.recv().unwrap();
         let ran = store
             .write_small(|c| {
                 integration_keys::create(c, "small", at())?;
@@ -502,6 +503,10 @@ mod tests {
         let writer = store.writer.clone().unwrap();
         assert_eq!(writer.traffic.busy_until.load(std::sync::atomic::Ordering::Acquire), 0, "no busy window opened");
         assert_eq!(names(&store), ["behind", "small"]);
+        // The writer thread answers before it lets go of the lock; once it has:
+        while writer.lock.try_lock().is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
         assert_ne!(ran, "tandem-writer", "the next one runs on its caller again");
     }
