@@ -474,8 +474,17 @@ mod tests {
         assert_eq!(ran, "tandem-writer", "queued while writes were busy a moment ago");
         assert_eq!(writer.traffic.busy_until.load(std::sync::atomic::Ordering::Acquire), far, "not pushed further");
         writer.traffic.busy_until.store(0, std::sync::atomic::Ordering::Release);
+        until_the_writer_lets_go(&writer);
         let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
         assert_ne!(ran, "tandem-writer", "a lone batch of one marks nothing: back on the caller's thread");
+    }
+
+    /// The writer thread answers a write before it lets go of the write
+    /// lock; waits until it has, so the next small write finds it free.
+    fn until_the_writer_lets_go(writer: &super::Writer) {
+        while writer.lock.try_lock().is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,10 +512,7 @@ mod tests {
         let writer = store.writer.clone().unwrap();
         assert_eq!(writer.traffic.busy_until.load(std::sync::atomic::Ordering::Acquire), 0, "no busy window opened");
         assert_eq!(names(&store), ["behind", "small"]);
-        // The writer thread answers before it lets go of the lock; once it has:
-        while writer.lock.try_lock().is_err() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        until_the_writer_lets_go(&writer);
         let ran = store.write_small(|_| Ok(thread_name())).await.unwrap();
         assert_ne!(ran, "tandem-writer", "the next one runs on its caller again");
     }
