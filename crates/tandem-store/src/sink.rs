@@ -3,7 +3,8 @@
 //! event that a login's initiate records. Neither shares a transaction with
 //! a change, and a request never waits on the database for them; a flush
 //! (before they are listed) or a shutdown writes what is queued at once.
-//! Lost on a kill: what was queued in the last [`LINGER`].
+//! Lost on a kill: what was not yet committed, normally the last
+//! [`LINGER`], more while the database is slow.
 
 use crate::scim::logs::{insert, ProvisioningLog};
 use crate::sso::{self, LoginEvent};

@@ -54,7 +54,7 @@ pub async fn complete(
     // A callback that leads to no login is still an attempt: it gets an
     // event of its own, with no client.
     let unattributed = |state: &AppState| {
-        let mut trace = Trace::new(state, None);
+        let mut trace = Trace::new(state);
         trace.ok(state, "callback", callback_detail(&callback));
         trace
     };

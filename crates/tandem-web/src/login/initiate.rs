@@ -131,7 +131,7 @@ pub async fn initiate(
         Ok(client) => client,
         // No client is still an attempt: recorded under the customer, client or email asked for.
         Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique") => {
-            let mut trace = Trace::new(&state, None);
+            let mut trace = Trace::new(&state);
             selector.label(&mut trace);
             return Err(trace.refuse(&state, "initiate", err).await);
         }

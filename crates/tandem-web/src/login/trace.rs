@@ -26,21 +26,17 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// A new trace of an attempt that is no login's (or not yet known to be).
-    pub fn new(state: &AppState, client: Option<(&str, &str)>) -> Trace {
+    /// A new trace of an attempt that is no login's (or not yet known to
+    /// be), with no client.
+    pub fn new(state: &AppState) -> Trace {
         let now = tandem_store::micros(state.clock.now());
-        Trace {
-            event: LoginEvent::pending(client.map(|c| c.0.to_string()), client.map(|c| c.1.to_string()), now),
-            steps: Vec::new(),
-            written: 0,
-            stand_in: false,
-        }
+        Trace { event: LoginEvent::pending(None, None, now), steps: Vec::new(), written: 0, stand_in: false }
     }
 
     /// The trace of the login `login_id` on a client (its event has the
     /// login's id), or with no id, of an attempt of its own on that client.
     pub fn for_login(state: &AppState, login_id: Option<String>, client_id: &str, customer_id: Option<&str>) -> Trace {
-        let mut trace = Trace::new(state, None);
+        let mut trace = Trace::new(state);
         if let Some(id) = login_id {
             trace.event.id = id;
         }
@@ -51,7 +47,7 @@ impl Trace {
 
     /// A stand-in for a trace moved into a transaction (see the `stand_in` field).
     pub fn stand_in(state: &AppState) -> Trace {
-        Trace { stand_in: true, ..Trace::new(state, None) }
+        Trace { stand_in: true, ..Trace::new(state) }
     }
 
     /// Records a step that succeeded.
