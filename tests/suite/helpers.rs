@@ -255,7 +255,17 @@ impl Scim {
     }
 
     pub async fn send_with_key(&self, method: Method, path: &str, body: Option<Value>, key: &str) -> ScimResponse {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path)).bearer_auth(key);
+        let req = self.http.request(method, format!("{}{}", self.base, path)).bearer_auth(key);
+        Self::finish(req, body).await
+    }
+
+    /// A PATCH with an `If-Match` header.
+    pub async fn patch_if_match(&self, path: &str, body: Value, etag: &str) -> ScimResponse {
+        let req = self.http.patch(format!("{}{}", self.base, path)).bearer_auth(&self.key).header("if-match", etag);
+        Self::finish(req, Some(body)).await
+    }
+
+    async fn finish(mut req: reqwest::RequestBuilder, body: Option<Value>) -> ScimResponse {
         if let Some(b) = body {
             req = req.header("content-type", "application/scim+json").body(b.to_string());
         }

@@ -302,16 +302,13 @@ async fn if_match_with_a_stale_etag_is_412() {
     let id = scim.create_user(user("etag@acme.com")).await;
     scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "title", "value": "X"}]))).await;
     let r = scim
-        .http
-        .patch(format!("{}/Users/{id}", scim.base))
-        .bearer_auth(&scim.key)
-        .header("if-match", "W/\"1\"")
-        .header("content-type", "application/scim+json")
-        .body(patch_op(json!([{"op": "replace", "path": "title", "value": "Y"}])).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+        .patch_if_match(
+            &format!("/Users/{id}"),
+            patch_op(json!([{"op": "replace", "path": "title", "value": "Y"}])),
+            "W/\"1\"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     let r = scim
         .http
         .get(format!("{}/Users/{id}", scim.base))
@@ -539,6 +536,99 @@ async fn groups_hold_checked_members_and_users_show_their_groups() {
     assert_eq!(r.body["members"].as_array().unwrap().len(), 1);
     assert_eq!(scim.delete(&format!("/Groups/{gid}")).await.status, StatusCode::NO_CONTENT);
     assert_eq!(scim.get(&format!("/Groups/{gid}")).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_group_membership_patch_changes_only_the_members_it_names_and_can_answer_204() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.scim.group_patch_answer = tandem_web::state::GroupPatchAnswer::NoContent;
+    let app = TestApp::spawn_with(settings, dir).await;
+    let scim = app.scim().await;
+    let a = scim.create_user(user("pa@acme.com")).await;
+    let b = scim.create_user(user("pb@acme.com")).await;
+    let c = scim.create_user(user("pc@acme.com")).await;
+    let g = scim
+        .post("/Groups", json!({"displayName": "Patched", "members": [{"value": a, "display": "A"}, {"value": b}]}))
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    let patch = |query: &str, ops: serde_json::Value| {
+        let (path, body, scim) = (format!("/Groups/{gid}{query}"), patch_op(ops), &scim);
+        async move { scim.patch(&path, body).await }
+    };
+    let members = |doc: &serde_json::Value| -> Vec<(String, String)> {
+        let mut m: Vec<(String, String)> = doc["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["value"].as_str().unwrap().to_string(), m["display"].as_str().unwrap_or("").to_string()))
+            .collect();
+        m.sort();
+        m
+    };
+    // An If-Match naming an older version changes nothing.
+    let stale = scim
+        .patch_if_match(
+            &format!("/Groups/{gid}"),
+            patch_op(json!([{"op": "add", "path": "members", "value": [{"value": c}]}])),
+            "W/\"0\"",
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.body);
+    // Entra's and Okta's shapes in one PATCH: an add (one member new, one given a
+    // new display text) and a remove through a filter, in another case.
+    let r = patch(
+        "",
+        json!([
+            {"op": "Add", "path": "members", "value": [{"value": c}, {"value": a, "display": "A2"}]},
+            {"op": "Remove", "path": format!("members[value eq \"{}\"]", b.to_uppercase())},
+            {"op": "replace", "path": "externalId", "value": "ext-1"}
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(r.headers["etag"], "W/\"2\"");
+    let got = scim.get(&format!("/Groups/{gid}")).await.body;
+    let mut want = vec![(a.clone(), "A2".to_string()), (c.clone(), "pc@acme.com".to_string())];
+    want.sort();
+    assert_eq!(members(&got), want);
+    assert_eq!((got["externalId"].as_str(), got["meta"]["version"].as_str()), (Some("ext-1"), Some("W/\"2\"")));
+    // An unknown member is refused by name and changes nothing.
+    let r = patch(
+        "",
+        json!([{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]},
+               {"op": "remove", "path": "members", "value": [{"value": a}]}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    assert!(r.body["detail"].as_str().unwrap().contains("no-such-user"), "{}", r.body);
+    assert_eq!(members(&scim.get(&format!("/Groups/{gid}")).await.body), want);
+    // Asked for attributes, the answer is the group, projected.
+    let r = patch("?excludedAttributes=members", json!([{"op": "remove", "path": "members", "value": [{"value": a}]}]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.get("members").is_none() && r.body["displayName"] == "Patched", "{}", r.body);
+    // Shapes that need the whole list still work: a replace of all members.
+    let r = patch("?attributes=members", json!([{"op": "replace", "path": "members", "value": [{"value": b}]}])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(members(&r.body), [(b.clone(), "pb@acme.com".to_string())]);
+    // Each write is logged with what changed and the status answered.
+    let (_, logs) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    let groups: Vec<(String, i64, serde_json::Value)> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|e| e["resource_type"] == "Group" && e["operation"] != "read")
+        .map(|e| (e["operation"].as_str().unwrap().to_string(), e["status"].as_i64().unwrap(), e["reasons"].clone()))
+        .collect();
+    let ops: Vec<(&str, i64)> = groups.iter().map(|(o, s, _)| (o.as_str(), *s)).collect();
+    assert_eq!(ops, [("create", 201), ("fail", 412), ("update", 204), ("fail", 400), ("update", 200), ("update", 200)]);
+    assert_eq!(
+        groups[2].2,
+        json!([{"attribute": "externalId", "reason": "added"}, {"attribute": "members", "reason": "1 added, 1 removed"}])
+    );
 }
 
 #[tokio::test]

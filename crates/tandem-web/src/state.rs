@@ -14,6 +14,20 @@ use tandem_oidc::IdpHttp;
 use tandem_store::sink::LogSink;
 use tandem_store::Store;
 
+/// What a SCIM group PATCH answers (RFC 7644 §3.5.2 allows both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupPatchAnswer {
+    /// 200 with the whole group, members included: what every SCIM client
+    /// understands, but its size grows with the group's.
+    #[default]
+    Group,
+    /// 204 No Content with the ETag, unless the request asks for
+    /// `attributes` or `excludedAttributes`: a membership change then costs
+    /// the same for a group of ten members or of a hundred thousand.
+    NoContent,
+}
+
 /// Settings the HTTP layer needs, resolved from the configuration once at start.
 #[derive(Clone, Debug)]
 pub struct WebSettings {
@@ -31,6 +45,8 @@ pub struct WebSettings {
     pub scim_key_rotation_grace: Duration,
     /// Most resources one SCIM list page returns.
     pub scim_max_results: u32,
+    /// What a group PATCH answers.
+    pub scim_group_patch_answer: GroupPatchAnswer,
     /// How long a login may take between initiate and complete.
     pub login_ttl: Duration,
 }

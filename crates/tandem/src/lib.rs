@@ -80,6 +80,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         scim_key_ttl_days: (settings.scim.api_key_ttl_days > 0).then_some(settings.scim.api_key_ttl_days),
         scim_key_rotation_grace: Duration::hours(settings.scim.rotation_grace_hours as i64),
         scim_max_results: settings.scim.max_results,
+        scim_group_patch_answer: settings.scim.group_patch_answer,
         login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
     };
     let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))

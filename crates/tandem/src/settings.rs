@@ -92,6 +92,7 @@ pub struct Scim {
     pub api_key_ttl_days: u64,
     pub rotation_grace_hours: u64,
     pub max_results: u32,
+    pub group_patch_answer: tandem_web::state::GroupPatchAnswer,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -286,6 +287,16 @@ mod tests {
         assert!(err.to_lowercase().contains("scim.max_results"), "{err}");
         let err = load_with("TANDEM_UT_BIND_", &[("BIND", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("server.bind"), "{err}");
+    }
+
+    #[test]
+    fn group_patch_answer_is_group_unless_set_to_no_content() {
+        use tandem_web::state::GroupPatchAnswer;
+        assert_eq!(load_with("TANDEM_UT_GPA_DEFAULT_", &[]).unwrap().scim.group_patch_answer, GroupPatchAnswer::Group);
+        let s = load_with("TANDEM_UT_GPA_SET_", &[("SCIM__GROUP_PATCH_ANSWER", "no_content")]).unwrap();
+        assert_eq!(s.scim.group_patch_answer, GroupPatchAnswer::NoContent);
+        let err = load_with("TANDEM_UT_GPA_BAD_", &[("SCIM__GROUP_PATCH_ANSWER", "nothing")]).unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("scim.group_patch_answer") && err.contains("no_content"), "{err}");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 
 mod apply;
 pub(crate) mod edit;
+mod members;
 mod parse;
 pub(crate) mod target;
 
 pub use apply::apply_patch;
+pub use members::{MemberPatch, MemberState};
 pub use parse::{parse_patch, PatchOpKind, PatchOperation};

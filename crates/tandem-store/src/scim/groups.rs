@@ -230,11 +230,30 @@ pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRe
     Ok(rows.into_iter().map(|(value, display)| MemberRef { value, display }).collect())
 }
 
+/// Those of `ids` that are members of a group, as [`member_refs`] reads
+/// them (sorted by id): the stored state of the members a PATCH names, read
+/// by primary key whatever the group's size.
+pub fn member_refs_among(conn: &mut AnyConnection, group: &str, ids: &[String]) -> Result<Vec<MemberRef>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, Option<String>)> = gm::scim_group_members
+            .filter(gm::group_id.eq(group))
+            .filter(gm::member_id.eq_any(chunk))
+            .select((gm::member_id, gm::display))
+            .load(conn)?;
+        out.extend(rows.into_iter().map(|(value, display)| MemberRef { value, display }));
+    }
+    out.sort_by(|a, b| a.value.cmp(&b.value));
+    Ok(out)
+}
+
 /// Replaces a group's document and members (PUT, or a PATCH result) with
 /// `doc` and `refs`, the new document as [`split_members`] split it.
 /// `stored` are the group's members as [`member_refs`] read them in this
 /// transaction (the caller has them already: the transform ran on them).
-/// Only membership rows that change are written.
+/// Only membership rows that change are written, so `stored` and `refs` may
+/// also both be limited to the same ids, the members a PATCH names (as
+/// [`member_refs_among`] reads them): the rest stay as they are.
 pub fn replace(
     conn: &mut AnyConnection,
     current: &ScimGroupRow,

@@ -3,14 +3,16 @@
 use super::auth::ScimCaller;
 use super::dispatch::ResourceId;
 use super::request::{
-    json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
+    json_body, listed, patch_transform, projection, read_patch, read_update, refused, ListParams, LogContext,
+    Transform, UpdateKind,
 };
-use super::response::{check_if_match, if_match, meta, not_modified, resource, ScimFailure};
-use crate::state::AppState;
+use super::response::{check_if_match, etag, if_match, meta, not_modified, resource, ScimFailure};
+use crate::state::{AppState, GroupPatchAnswer};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use tandem_scim::patch::{apply_patch, MemberPatch, MemberState};
 use tandem_scim::resource::{list_response, normalize, project};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
@@ -251,16 +253,127 @@ pub async fn search(
     listed(&state, &ctx, "Group", outcome)
 }
 
-/// Applies `transform` to a stored group (its document with members) in
-/// one transaction; only changed membership rows are written.
+/// How an update changes a group.
+enum Edit {
+    /// A PUT, or a PATCH that needs the whole member list: `transform` runs
+    /// on the document with its members.
+    Whole(Transform),
+    /// A PATCH whose member edits are applied to the members they name; when
+    /// the operations on the rest of the group are refused, the transform
+    /// runs as in [`Edit::Whole`] and gives the refusal.
+    Members(MemberPatch, Transform),
+}
+
+/// What an update answers: the whole group; 204 No Content; or the group
+/// projected by `attributes` or `excludedAttributes`.
+enum Answer {
+    Whole,
+    NoContent,
+    Projected { attributes: Option<String>, excluded: Option<String> },
+}
+
+impl Answer {
+    /// A PATCH's answer: projected when the request asks for attributes,
+    /// else as the `scim.group_patch_answer` setting says.
+    fn for_patch(setting: GroupPatchAnswer, (attributes, excluded): (Option<String>, Option<String>)) -> Answer {
+        match (attributes, excluded, setting) {
+            (None, None, GroupPatchAnswer::Group) => Answer::Whole,
+            (None, None, GroupPatchAnswer::NoContent) => Answer::NoContent,
+            (attributes, excluded, _) => Answer::Projected { attributes, excluded },
+        }
+    }
+
+    fn wants_members(&self) -> bool {
+        match self {
+            Answer::Whole => true,
+            Answer::NoContent => false,
+            Answer::Projected { attributes, excluded } => {
+                ListParams { attributes: attributes.clone(), excluded: excluded.clone(), ..Default::default() }
+                    .wants("members")
+            }
+        }
+    }
+}
+
+/// A group before and after an edit: documents without members, and the
+/// members compared (all of them, or both sides limited to those a PATCH names).
+struct Change {
+    doc: Value,
+    next_doc: Value,
+    before: Vec<groups::MemberRef>,
+    after: Vec<groups::MemberRef>,
+}
+
+/// The change `transform` makes to the group with all its members.
+fn whole_change(
+    c: &mut tandem_store::AnyConnection,
+    current: &ScimGroupRow,
+    transform: Transform,
+) -> Result<Result<Change, ScimError>, tandem_store::StoreError> {
+    let mut doc = current.document();
+    let refs = groups::member_refs(c, &current.id)?;
+    if let Some(o) = doc.as_object_mut() {
+        let items = refs
+            .iter()
+            .map(|m| match &m.display {
+                Some(d) => json!({"value": m.value, "display": d}),
+                None => json!({"value": m.value}),
+            })
+            .collect();
+        o.insert("members".into(), Value::Array(items));
+    }
+    let next = match transform(&doc) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e)),
+    };
+    // The stored document again, without the members put in for the transform.
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("members");
+    }
+    // In member order, as `refs` are stored (the order carries no meaning).
+    let (next_doc, mut after) = groups::split_members(next);
+    after.sort_by(|a, b| a.value.cmp(&b.value));
+    Ok(Ok(Change { doc, next_doc, before: refs, after }))
+}
+
+/// The change a member PATCH makes, reading only the members it names;
+/// `None` when the operations on the rest of the group are refused.
+fn member_change(
+    c: &mut tandem_store::AnyConnection,
+    current: &ScimGroupRow,
+    plan: &MemberPatch,
+) -> Result<Option<Change>, tandem_store::StoreError> {
+    let doc = current.document();
+    let next_doc = if plan.rest.is_empty() {
+        doc.clone()
+    } else {
+        let mut next = doc.clone();
+        match apply_patch(&mut next, &plan.rest, RT).and_then(|()| normalize(RT, next)) {
+            Ok(n) => n,
+            Err(_) => return Ok(None),
+        }
+    };
+    let before =
+        if plan.edits_members() { groups::member_refs_among(c, &current.id, &plan.touched())? } else { Vec::new() };
+    let stored: Vec<MemberState> = before.iter().map(|m| (m.value.clone(), m.display.clone())).collect();
+    let after =
+        plan.members_after(&stored).into_iter().map(|(value, display)| groups::MemberRef { value, display }).collect();
+    Ok(Some(Change { doc, next_doc, before, after }))
+}
+
+/// Applies `edit` to a stored group in one transaction; only changed
+/// membership rows are written.
 async fn update(
     state: &AppState,
     ctx: &LogContext,
     id: &str,
     if_match: Option<String>,
-    transform: Transform,
+    edit: Edit,
+    answer: Answer,
 ) -> Result<HttpResponse, ScimFailure> {
     let now = state.clock.now();
+    let want_members = answer.wants_members();
+    let status: u16 = if matches!(answer, Answer::NoContent) { 204 } else { 200 };
     let (conn, key, log) = (ctx.connection_id.clone(), id.to_string(), ctx.clone());
     let (row, members) = state
         .store
@@ -271,53 +384,56 @@ async fn update(
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
                 return Ok(Err(e));
             }
-            let mut doc = current.document();
-            let refs = groups::member_refs(c, &current.id)?;
-            if let Some(o) = doc.as_object_mut() {
-                let items = refs
-                    .iter()
-                    .map(|m| match &m.display {
-                        Some(d) => json!({"value": m.value, "display": d}),
-                        None => json!({"value": m.value}),
-                    })
-                    .collect();
-                o.insert("members".into(), Value::Array(items));
-            }
-            let next = match transform(&doc) {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e)),
+            let planned = match &edit {
+                Edit::Members(plan, _) => member_change(c, &current, plan)?,
+                Edit::Whole(_) => None,
             };
-            // The stored document again, without the members put in for the transform.
-            if let Some(o) = doc.as_object_mut() {
-                o.remove("members");
-            }
-            // In member order, as `refs` are stored (the order carries no meaning).
-            let (next_doc, mut next_refs) = groups::split_members(next);
-            next_refs.sort_by(|a, b| a.value.cmp(&b.value));
+            let change = match (planned, edit) {
+                (Some(change), _) => change,
+                (None, Edit::Whole(transform) | Edit::Members(_, transform)) => {
+                    match whole_change(c, &current, transform)? {
+                        Ok(change) => change,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+            };
+            let Change { doc, next_doc, before, after } = change;
             let mut changed = Vec::new();
-            let row = if next_doc == doc && next_refs == refs {
+            let row = if next_doc == doc && after == before {
                 (current, "skip", Vec::new())
             } else {
                 changed = tandem_scim::resource::changed_attributes(&doc, &next_doc);
-                changed.extend(members_change(&refs, &next_refs));
+                changed.extend(members_change(&before, &after));
                 let ignore = ignores_unknown(c, &conn)?;
-                match groups::replace(c, &current, &refs, (next_doc, next_refs), ignore, now) {
+                match groups::replace(c, &current, &before, (next_doc, after), ignore, now) {
                     Ok((row, ignored)) => (row, "update", ignored),
                     Err(e) => return write_error(e).map(Err),
                 }
             };
             let (row, op, ignored) = (row.0, row.1, row.2);
-            let entry = log.entry(now, op, Some("Group"), Some(&row.id), None, 200, None);
+            let entry = log.entry(now, op, Some("Group"), Some(&row.id), None, status, None);
             logs::insert(c, &[with_reasons(entry, changed, &ignored)])?;
-            let members = groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
+            let members = if want_members {
+                Some(groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default())
+            } else {
+                None
+            };
             Ok(Ok((row, members)))
         })
         .await?
         .map_err(|e| refused(state, ctx, "Group", Some(id), e.into()))?;
-    Ok(resource(StatusCode::OK, &render(state, &row, Some(&members)), row.version, None))
+    match answer {
+        Answer::Whole => Ok(resource(StatusCode::OK, &render(state, &row, members.as_deref()), row.version, None)),
+        Answer::NoContent => Ok(HttpResponse::NoContent().insert_header(("ETag", etag(row.version))).finish()),
+        Answer::Projected { attributes, excluded } => {
+            let body = project(render(state, &row, members.as_deref()), RT, attributes.as_deref(), excluded.as_deref())
+                .map_err(|e| refused(state, ctx, "Group", Some(id), e.into()))?;
+            Ok(resource(StatusCode::OK, &body, row.version, None))
+        }
+    }
 }
 
-/// `PUT /Groups/{id}` (Okta sends memberships inside the body).
+/// `PUT /Groups/{id}` (Okta sends memberships inside the body): 200 with the group.
 pub async fn replace(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -327,20 +443,31 @@ pub async fn replace(
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), transform).await
+    update(&state, &ctx, &id, if_match(&req), Edit::Whole(transform), Answer::Whole).await
 }
 
-/// `PATCH /Groups/{id}`: member add/remove in both Entra shapes, Okta's rename-with-membership.
+/// `PATCH /Groups/{id}`: member add/remove in both Entra shapes, Okta's
+/// rename-with-membership. Member adds and removes are applied to the members
+/// they name, so writing them does not cost more in a larger group. The
+/// answer is the group, projected when `attributes` or `excludedAttributes`
+/// are given; with `scim.group_patch_answer = "no_content"` it is 204 No
+/// Content (with the ETag) unless they are (RFC 7644 §3.5.2 allows both).
 pub async fn patch(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
     ResourceId(id): ResourceId,
+    query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
-    let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), transform).await
+    let ops = read_patch(&state, &ctx, RT, &id, payload).await?;
+    let edit = match MemberPatch::plan(&ops) {
+        Some(plan) => Edit::Members(plan, patch_transform(ops, RT)),
+        None => Edit::Whole(patch_transform(ops, RT)),
+    };
+    let answer = Answer::for_patch(state.settings.scim_group_patch_answer, projection(&query));
+    update(&state, &ctx, &id, if_match(&req), edit, answer).await
 }
 
 /// `DELETE /Groups/{id}`

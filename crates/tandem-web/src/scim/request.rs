@@ -7,7 +7,7 @@ use actix_web::{web, HttpMessage, HttpRequest};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_scim::filter::{parse_filter, Filter};
-use tandem_scim::patch::{apply_patch, parse_patch};
+use tandem_scim::patch::{apply_patch, parse_patch, PatchOperation};
 use tandem_scim::resource::normalize;
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
@@ -278,16 +278,30 @@ pub async fn read_update(
             let doc = normalize(rt, b)?;
             Ok(Box::new(move |_: &Value| Ok(doc)) as Transform)
         }
-        UpdateKind::Patch => {
-            let ops = parse_patch(&b, 1000)?;
-            Ok(Box::new(move |doc: &Value| {
-                let mut next = doc.clone();
-                apply_patch(&mut next, &ops, rt)?;
-                normalize(rt, next)
-            }) as Transform)
-        }
+        UpdateKind::Patch => Ok(patch_transform(parse_patch(&b, 1000)?, rt)),
     });
     transform.map_err(|e| refused(state, ctx, rt.name(), Some(id), e))
+}
+
+/// A PATCH body's operations; a malformed body is refused (and logged).
+pub async fn read_patch(
+    state: &AppState,
+    ctx: &LogContext,
+    rt: ResourceType,
+    id: &str,
+    payload: web::Payload,
+) -> Result<Vec<PatchOperation>, ScimFailure> {
+    let ops = json_body(state, payload).await.and_then(|b| Ok(parse_patch(&b, 1000)?));
+    ops.map_err(|e| refused(state, ctx, rt.name(), Some(id), e))
+}
+
+/// The update applying PATCH `ops` to the stored document.
+pub fn patch_transform(ops: Vec<PatchOperation>, rt: ResourceType) -> Transform {
+    Box::new(move |doc: &Value| {
+        let mut next = doc.clone();
+        apply_patch(&mut next, &ops, rt)?;
+        normalize(rt, next)
+    })
 }
 
 #[cfg(test)]
