@@ -197,6 +197,15 @@ pub fn execute_fixed<K: FixedSql>(conn: &mut AnyConnection, binds: &[Bind]) -> R
     Ok(on_backend!(conn, |c| statement.execute(c))?)
 }
 
+/// Loads rows of `T` with a [`FixedSql`] statement.
+pub fn load_fixed<K: FixedSql, T>(conn: &mut AnyConnection, binds: &[Bind]) -> Result<Vec<T>, StoreError>
+where
+    T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+{
+    let statement = Fixed::<K> { binds, key: std::marker::PhantomData };
+    Ok(on_backend!(conn, |c| statement.load::<T>(c))?)
+}
+
 /// Loads rows of `T`.
 pub fn load<T>(conn: &mut AnyConnection, statement: Statement<'_>) -> Result<Vec<T>, StoreError>
 where

@@ -208,7 +208,7 @@ pub async fn get(
 }
 
 /// A page of a list or search: the total, the users, and each one's groups when they are wanted.
-type Page = ((i64, Vec<ScimUserRow>), HashMap<String, Vec<(String, String)>>);
+type Page = users::Page;
 
 async fn read_page(state: &AppState, connection: &str, params: &ListParams) -> Result<Page, ScimFailure> {
     let conn = connection.to_string();
@@ -216,19 +216,8 @@ async fn read_page(state: &AppState, connection: &str, params: &ListParams) -> R
     let filter = params.filter.clone();
     let (start, count) = (params.start_index, params.count);
     let indexed = users::is_point_search(filter.as_ref());
-    let run = move |c: &mut AnyConnection| {
-        let page = match users::search(c, &conn, filter.as_ref(), start, count)? {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        let groups = if want_groups {
-            let ids: Vec<String> = page.1.iter().map(|r| r.id.clone()).collect();
-            users::groups_of(c, &ids)?
-        } else {
-            HashMap::new()
-        };
-        Ok(Ok((page, groups)))
-    };
+    let run =
+        move |c: &mut AnyConnection| users::search_with_groups(c, &conn, filter.as_ref(), (start, count), want_groups);
     Ok(if indexed { state.store.read_indexed(run).await } else { state.store.read(run).await }??)
 }
 
