@@ -222,6 +222,7 @@ pub fn invalid_fields(body: &Value) -> Vec<String> {
 }
 
 /// A SCIM client for one connection, as an IdP would be.
+#[derive(Clone)]
 pub struct Scim {
     pub base: String,
     pub key: String,

@@ -296,6 +296,39 @@ async fn put_and_patch_return_200_with_the_resource_and_a_new_etag() {
 }
 
 #[tokio::test]
+async fn concurrent_patches_of_one_resource_each_land_with_a_version_of_their_own() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("busy@acme.com")).await;
+    let mut members = Vec::new();
+    for i in 0..8 {
+        members.push(scim.create_user(user(&format!("m{i}@acme.com"))).await);
+    }
+    let gid = scim.post("/Groups", json!({"displayName": "Busy"})).await.body["id"].as_str().unwrap().to_string();
+    // Each PATCH adds something of its own, all at once: none may be lost to
+    // another's read of the same version, and each makes a version.
+    let mut running = tokio::task::JoinSet::new();
+    for (i, member) in members.iter().enumerate() {
+        let (client, path) = (scim.clone(), format!("/Users/{id}"));
+        let ops = json!([{"op": "add", "path": "phoneNumbers", "value": [{"value": format!("+1555000{i}"), "type": "work"}]}]);
+        running.spawn(async move { client.patch(&path, patch_op(ops)).await });
+        let (client, path) = (scim.clone(), format!("/Groups/{gid}"));
+        let ops = json!([{"op": "add", "path": "members", "value": [{"value": member}]}]);
+        running.spawn(async move { client.patch(&path, patch_op(ops)).await });
+    }
+    while let Some(done) = running.join_next().await {
+        let r = done.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let got = scim.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(got["phoneNumbers"].as_array().map(Vec::len), Some(8), "{got}");
+    assert_eq!(got["meta"]["version"], "W/\"9\"");
+    let got = scim.get(&format!("/Groups/{gid}")).await.body;
+    assert_eq!(got["members"].as_array().map(Vec::len), Some(8), "{got}");
+    assert_eq!(got["meta"]["version"], "W/\"9\"");
+}
+
+#[tokio::test]
 async fn if_match_with_a_stale_etag_is_412() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;

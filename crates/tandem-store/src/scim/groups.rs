@@ -220,6 +220,28 @@ pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Optio
         .optional())?)
 }
 
+/// [`get`] for a write transaction that will change the group: on
+/// PostgreSQL the row stays locked (`FOR UPDATE`) until the transaction
+/// ends, so concurrent updates of one group take their versions one after
+/// the other and each reads the last one's result. SQLite's writes are one
+/// at a time already.
+pub fn get_for_update(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: &str,
+) -> Result<Option<ScimGroupRow>, StoreError> {
+    match conn {
+        AnyConnection::Postgresql(c) => Ok(g::scim_groups
+            .filter(g::scim_connection_id.eq(connection))
+            .filter(g::id.eq(id))
+            .select(ScimGroupRow::as_select())
+            .for_update()
+            .first(c)
+            .optional()?),
+        other => get(other, connection, id),
+    }
+}
+
 /// The members of a group as stored: id and the display text a client gave.
 pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRef>, StoreError> {
     let rows: Vec<(String, Option<String>)> = on_backend!(conn, |c| gm::scim_group_members
@@ -319,7 +341,7 @@ pub fn replace(
 
 /// Deletes a group and its memberships (as member and as container).
 pub fn delete(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimGroupRow>, StoreError> {
-    let Some(row) = get(conn, connection, id)? else {
+    let Some(row) = get_for_update(conn, connection, id)? else {
         return Ok(None);
     };
     diesel::delete(gm::scim_group_members.filter(gm::group_id.eq(id).or(gm::member_id.eq(id)))).execute(conn)?;

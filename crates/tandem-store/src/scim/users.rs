@@ -185,6 +185,25 @@ pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Optio
         .optional())?)
 }
 
+/// [`get`] for a write transaction that will change the user: on
+/// PostgreSQL the row stays locked (`FOR UPDATE`) until the transaction
+/// ends, so a concurrent update of the same user waits and then reads this
+/// one's result instead of overwriting it. SQLite's writes are one at a
+/// time already.
+pub fn get_for_update(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
+    match conn {
+        AnyConnection::Postgresql(c) => Ok(u::scim_users
+            .filter(u::scim_connection_id.eq(connection))
+            .filter(u::id.eq(id))
+            .filter(u::deleted_at.is_null())
+            .select(ScimUserRow::as_select())
+            .for_update()
+            .first(c)
+            .optional()?),
+        other => get(other, connection, id),
+    }
+}
+
 /// Replaces a user's document (PUT, or the result of a PATCH).
 pub fn replace(
     conn: &mut AnyConnection,

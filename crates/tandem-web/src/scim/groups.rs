@@ -378,7 +378,7 @@ async fn update(
     let (row, members) = state
         .store
         .write(move |c| {
-            let Some(current) = groups::get(c, &conn, &key)? else {
+            let Some(current) = groups::get_for_update(c, &conn, &key)? else {
                 return Ok(Err(not_found(&key)));
             };
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
@@ -484,7 +484,7 @@ pub async fn delete(
     state
         .store
         .write(move |c| {
-            let Some(current) = groups::get(c, &conn, &key)? else {
+            let Some(current) = groups::get_for_update(c, &conn, &key)? else {
                 return Ok(Err(not_found(&key)));
             };
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
