@@ -296,6 +296,52 @@ async fn put_and_patch_return_200_with_the_resource_and_a_new_etag() {
 }
 
 #[tokio::test]
+async fn a_group_written_out_whole_is_the_group_a_list_renders() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let named = scim.create_user(json!({"userName": "named@acme.com", "displayName": "Named One"})).await;
+    let plain = scim.create_user(user("plain@acme.com")).await;
+    let given = scim.create_user(user("given@acme.com")).await;
+    let inner = scim.post("/Groups", json!({"displayName": "Inner"})).await.body["id"].as_str().unwrap().to_string();
+    let created = scim
+        .post(
+            "/Groups",
+            json!({"displayName": "Outer", "externalId": "ext-outer", "members": [
+                {"value": named}, {"value": plain}, {"value": given, "display": "Sent Display"}, {"value": inner}
+            ]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let gid = created.body["id"].as_str().unwrap().to_string();
+    // GET, POST and the default PATCH answer write the group out directly;
+    // a list renders it through the general path.
+    let got = scim.get(&format!("/Groups/{gid}")).await.body;
+    let listed = scim.get(&format!("/Groups?filter=id%20eq%20%22{gid}%22")).await.body["Resources"][0].clone();
+    assert_eq!(got, listed);
+    assert_eq!(created.body, listed);
+    let patched = scim
+        .patch(&format!("/Groups/{gid}"), patch_op(json!([{"op": "replace", "path": "externalId", "value": "x"}])))
+        .await;
+    let listed = scim.get(&format!("/Groups?filter=id%20eq%20%22{gid}%22")).await.body["Resources"][0].clone();
+    assert_eq!(patched.body, listed);
+    let displays: Vec<(&str, &str, &str)> = got["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["value"].as_str().unwrap(), m["type"].as_str().unwrap(), m["display"].as_str().unwrap()))
+        .collect();
+    let mut want = vec![
+        (named.as_str(), "User", "Named One"),
+        (plain.as_str(), "User", "plain@acme.com"),
+        (given.as_str(), "User", "Sent Display"),
+        (inner.as_str(), "Group", "Inner"),
+    ];
+    want.sort();
+    assert_eq!(displays, want);
+    assert!(got["members"][0]["$ref"].as_str().unwrap().ends_with(&format!("/{}", want[0].0)));
+}
+
+#[tokio::test]
 async fn concurrent_patches_of_one_resource_each_land_with_a_version_of_their_own() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;

@@ -370,51 +370,45 @@ pub fn search(
     )
 }
 
-#[derive(QueryableByName)]
-struct MemberRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    group_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    member_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    member_type: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    display: Option<String>,
-}
+/// A member row with what its display text may come from: the text the
+/// client sent, else the user's displayName or userName, else the group's
+/// displayName.
+type MemberRow = (String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
-/// A member's display text: the one the client sent, else the user's
-/// displayName or userName, else the group's displayName; each member row
-/// finds its user or group by primary key in the same query.
-const MEMBERS_SQL: &str = "SELECT gm.group_id, gm.member_id, gm.member_type, \
-     COALESCE(gm.display, u.display_name, u.user_name, g.display_name) AS display \
-     FROM scim_group_members gm \
-     LEFT JOIN scim_users u ON gm.member_type = 'User' AND u.id = gm.member_id \
-     LEFT JOIN scim_groups g ON gm.member_type = 'Group' AND g.id = gm.member_id \
-     WHERE gm.group_id";
-
-/// Members of each group with display names: group id → members.
+/// Members of each group with display names: group id → members. Each
+/// member row finds its user or group by primary key in the same query, a
+/// static one whose rows are read by position (a group of 10,000 members is
+/// 10,000 rows: reading them by column name cost a tenth of its answer).
 pub fn members_of(conn: &mut AnyConnection, group_ids: &[String]) -> Result<HashMap<String, Vec<Member>>, StoreError> {
     let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+    macro_rules! member_rows {
+        ($c:expr, $which:expr) => {
+            gm::scim_group_members
+                .left_join(u::scim_users.on(gm::member_type.eq("User").and(u::id.eq(gm::member_id))))
+                .left_join(g::scim_groups.on(gm::member_type.eq("Group").and(g::id.eq(gm::member_id))))
+                .filter($which)
+                .select((
+                    gm::group_id,
+                    gm::member_id,
+                    gm::member_type,
+                    gm::display,
+                    u::display_name.nullable(),
+                    u::user_name.nullable(),
+                    g::display_name.nullable(),
+                ))
+                .order((gm::group_id.asc(), gm::member_id.asc()))
+                .load::<MemberRow>($c)
+        };
+    }
     for chunk in group_ids.chunks(500) {
-        let binds: Vec<super::filter_sql::Bind> =
-            chunk.iter().map(|id| super::filter_sql::Bind::Text(id.clone())).collect();
-        let marks = vec![super::filter_sql::PLACEHOLDER.to_string(); chunk.len()].join(", ");
-        let sql = match chunk.len() {
-            1 => format!("{MEMBERS_SQL} = {marks} ORDER BY gm.member_id"),
-            _ => format!("{MEMBERS_SQL} IN ({marks}) ORDER BY gm.group_id, gm.member_id"),
+        // One group (a GET, a write's answer) is one text: kept prepared.
+        let rows: Vec<MemberRow> = match chunk {
+            [one] => on_backend!(conn, |c| member_rows!(c, gm::group_id.eq(one)))?,
+            _ => on_backend!(conn, |c| member_rows!(c, gm::group_id.eq_any(chunk)))?,
         };
-        // One group (a GET, a write's answer) has one text: kept prepared.
-        let statement = if chunk.len() == 1 {
-            query::Statement::cached(&sql, &binds)
-        } else {
-            query::Statement::once(&sql, &binds)
-        };
-        for r in query::load::<MemberRow>(conn, statement)? {
-            out.entry(r.group_id).or_default().push(Member {
-                value: r.member_id,
-                kind: r.member_type,
-                display: r.display,
-            });
+        for (group, value, kind, sent, user_display, user_name, group_display) in rows {
+            let display = sent.or(user_display).or(user_name).or(group_display);
+            out.entry(group).or_default().push(Member { value, kind, display });
         }
     }
     Ok(out)
