@@ -296,6 +296,41 @@ async fn put_and_patch_return_200_with_the_resource_and_a_new_etag() {
 }
 
 #[tokio::test]
+async fn put_and_patch_answers_follow_attributes_and_excluded_attributes() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("proj@acme.com")).await;
+    let r = scim
+        .patch(
+            &format!("/Users/{id}?attributes=userName"),
+            patch_op(json!([{"op": "replace", "path": "title", "value": "T"}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["id"].as_str(), r.body["userName"].as_str()), (Some(id.as_str()), Some("proj@acme.com")));
+    assert!(r.body.get("title").is_none() && r.body.get("emails").is_none(), "{}", r.body);
+    let r = scim.put(&format!("/Users/{id}?excludedAttributes=emails"), user("proj@acme.com")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.get("emails").is_none() && r.body["name"]["givenName"] == "Given", "{}", r.body);
+    let r =
+        scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "title", "value": "U"}]))).await;
+    assert_eq!((r.body["title"].as_str(), r.body["emails"][0]["value"].as_str()), (Some("U"), Some("proj@acme.com")));
+    let gid = scim.post("/Groups", json!({"displayName": "P", "members": [{"value": id}]})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = |query: &str| {
+        let (path, scim) = (format!("/Groups/{gid}{query}"), &scim);
+        let body = json!({"displayName": "P2", "members": [{"value": id}]});
+        async move { scim.put(&path, body).await }
+    };
+    let r = put("?excludedAttributes=members").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.get("members").is_none() && r.body["displayName"] == "P2", "{}", r.body);
+    assert_eq!(put("").await.body["members"][0]["value"], id.as_str());
+}
+
+#[tokio::test]
 async fn a_group_written_out_whole_is_the_group_a_list_renders() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;

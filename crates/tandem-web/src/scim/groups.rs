@@ -358,6 +358,14 @@ impl Answer {
         }
     }
 
+    /// A PUT's answer: the whole group unless the request asks for attributes.
+    fn for_put((attributes, excluded): (Option<String>, Option<String>)) -> Answer {
+        match (attributes, excluded) {
+            (None, None) => Answer::Whole,
+            (attributes, excluded) => Answer::Projected { attributes, excluded },
+        }
+    }
+
     fn wants_members(&self) -> bool {
         match self {
             Answer::Whole => true,
@@ -511,17 +519,19 @@ async fn update(
     }
 }
 
-/// `PUT /Groups/{id}` (Okta sends memberships inside the body): 200 with the group.
+/// `PUT /Groups/{id}` (Okta sends memberships inside the body): 200 with the
+/// group, projected when `attributes` or `excludedAttributes` are given.
 pub async fn replace(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
     ResourceId(id): ResourceId,
+    query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), Edit::Whole(transform), Answer::Whole).await
+    update(&state, &ctx, &id, if_match(&req), Edit::Whole(transform), Answer::for_put(projection(&query))).await
 }
 
 /// `PATCH /Groups/{id}`: member add/remove in both Entra shapes, Okta's

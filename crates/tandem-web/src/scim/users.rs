@@ -279,12 +279,15 @@ pub async fn search(
 
 /// Applies `transform` to a stored user inside one transaction and logs
 /// what it amounted to (update, deactivate, reactivate, or skip).
+/// The answer is the user, projected by `attributes` / `excludedAttributes`
+/// when the request gives them (RFC 7644 §3.5.2).
 async fn update(
     state: &AppState,
     ctx: &LogContext,
     id: &str,
     if_match: Option<String>,
     transform: Transform,
+    (attributes, excluded): (Option<String>, Option<String>),
 ) -> Result<HttpResponse, ScimFailure> {
     let now = state.clock.now();
     let (conn, key, log) = (ctx.connection_id.clone(), id.to_string(), ctx.clone());
@@ -326,7 +329,9 @@ async fn update(
         .await
         .map_err(|e| refused(state, ctx, "User", Some(id), conflict_as_uniqueness(e)))?
         .map_err(|e| refused(state, ctx, "User", Some(id), e.into()))?;
-    Ok(resource(StatusCode::OK, &render_doc(state, &row, doc, Some(&groups)), row.version, None))
+    let body = project(render_doc(state, &row, doc, Some(&groups)), RT, attributes.as_deref(), excluded.as_deref())
+        .map_err(|e| refused(state, ctx, "User", Some(id), e.into()))?;
+    Ok(resource(StatusCode::OK, &body, row.version, None))
 }
 
 /// `PUT /Users/{id}`: full replacement (Okta sends every update, deactivation included, this way).
@@ -335,11 +340,12 @@ pub async fn replace(
     state: web::Data<AppState>,
     caller: ScimCaller,
     ResourceId(id): ResourceId,
+    query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), transform).await
+    update(&state, &ctx, &id, if_match(&req), transform, projection(&query)).await
 }
 
 /// `PATCH /Users/{id}`: RFC 7644 §3.5.2 with what Entra and Okta send.
@@ -348,11 +354,12 @@ pub async fn patch(
     state: web::Data<AppState>,
     caller: ScimCaller,
     ResourceId(id): ResourceId,
+    query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), transform).await
+    update(&state, &ctx, &id, if_match(&req), transform, projection(&query)).await
 }
 
 /// `DELETE /Users/{id}`: gone from SCIM reads; a tombstone stays so a later
