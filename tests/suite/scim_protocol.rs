@@ -328,6 +328,28 @@ async fn put_and_patch_answers_follow_attributes_and_excluded_attributes() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.get("members").is_none() && r.body["displayName"] == "P2", "{}", r.body);
     assert_eq!(put("").await.body["members"][0]["value"], id.as_str());
+    // A malformed list is refused before anything is written.
+    let before = scim.get(&format!("/Users/{id}")).await.body;
+    let r = scim
+        .patch(
+            &format!("/Users/{id}?attributes=name.givenName.extra"),
+            patch_op(json!([{"op": "replace", "path": "title", "value": "Never"}])),
+        )
+        .await;
+    assert_eq!((r.status, r.body["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidPath")), "{}", r.body);
+    let r = scim.put(&format!("/Users/{id}?excludedAttributes=name.givenName.extra"), user("other@acme.com")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.body, before);
+    let group_before = scim.get(&format!("/Groups/{gid}")).await.body;
+    let r = scim
+        .patch(
+            &format!("/Groups/{gid}?attributes=members.value.extra"),
+            patch_op(json!([{"op": "replace", "path": "displayName", "value": "Never"}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(put("?attributes=members.value.extra").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(scim.get(&format!("/Groups/{gid}")).await.body, group_before);
 }
 
 #[tokio::test]

@@ -10,5 +10,5 @@ mod view;
 pub use access::{list_response, list_response_text, primary_value_at, value_at};
 pub use diff::changed_attributes;
 pub use normalize::normalize;
-pub use project::project;
+pub use project::{check_projection, project};
 pub use view::{default_view, write_pair};

@@ -117,6 +117,16 @@ fn select(
     is_present(&out).then_some(out)
 }
 
+/// Checks `attributes` and `excludedAttributes` as [`project`] reads them,
+/// without a resource: a write whose answer is projected checks them before
+/// it writes, so a malformed list refuses the request instead of failing an
+/// answer whose change was already stored.
+pub fn check_projection(rt: ResourceType, attributes: Option<&str>, excluded: Option<&str>) -> Result<(), ScimError> {
+    parse_list(rt, attributes, "attributes")?;
+    parse_list(rt, excluded, "excludedAttributes")?;
+    Ok(())
+}
+
 /// Applies the RFC 7644 §3.4.2.5 `attributes` / `excludedAttributes` parameters (comma-separated,
 /// case-insensitive, URN-qualified names and sub-attributes allowed) to a full stored resource
 /// (with `id`, `meta` and `groups` filled in by the server), honouring each attribute's `returned`.

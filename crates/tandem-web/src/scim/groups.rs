@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_scim::patch::{apply_patch, MemberPatch, MemberState};
-use tandem_scim::resource::{list_response, normalize, project};
+use tandem_scim::resource::{check_projection, list_response, normalize, project};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::groups::{self, GroupWriteError, Member, ScimGroupRow};
@@ -454,6 +454,10 @@ async fn update(
     edit: Edit,
     answer: Answer,
 ) -> Result<HttpResponse, ScimFailure> {
+    if let Answer::Projected { attributes, excluded } = &answer {
+        check_projection(RT, attributes.as_deref(), excluded.as_deref())
+            .map_err(|e| refused(state, ctx, "Group", Some(id), e.into()))?;
+    }
     let now = state.clock.now();
     let want_members = answer.wants_members();
     let status: u16 = if matches!(answer, Answer::NoContent) { 204 } else { 200 };

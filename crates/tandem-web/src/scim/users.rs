@@ -11,7 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tandem_scim::resource::{default_view, list_response, list_response_text, normalize, project, write_pair};
+use tandem_scim::resource::{
+    check_projection, default_view, list_response, list_response_text, normalize, project, write_pair,
+};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
 use tandem_store::scim::logs;
@@ -289,6 +291,8 @@ async fn update(
     transform: Transform,
     (attributes, excluded): (Option<String>, Option<String>),
 ) -> Result<HttpResponse, ScimFailure> {
+    check_projection(RT, attributes.as_deref(), excluded.as_deref())
+        .map_err(|e| refused(state, ctx, "User", Some(id), e.into()))?;
     let now = state.clock.now();
     let (conn, key, log) = (ctx.connection_id.clone(), id.to_string(), ctx.clone());
     let (row, groups, doc) = state
