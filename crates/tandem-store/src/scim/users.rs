@@ -329,11 +329,7 @@ fn point_search(
     start_index: u64,
     count: u64,
 ) -> Result<Option<(i64, Vec<ScimUserRow>)>, StoreError> {
-    let Some(Filter::Compare { path, value: CompValue::String(value), .. }) = filter else { return Ok(None) };
-    if start_index != 1 || count == 0 || !is_point_search(filter) {
-        return Ok(None);
-    }
-    let limit = i64::try_from(count.saturating_add(1)).unwrap_or(i64::MAX);
+    let Some((key, limit)) = point_key(filter, start_index, count) else { return Ok(None) };
     macro_rules! live {
         ($cond:expr) => {
             on_backend!(&mut *conn, |c| u::scim_users
@@ -345,18 +341,48 @@ fn point_search(
                 .load(c))?
         };
     }
-    let mut rows: Vec<ScimUserRow> = if path.attr.eq_ignore_ascii_case("userName") {
-        live!(u::user_name_lower.eq(value.to_lowercase()))
-    } else if path.attr.eq_ignore_ascii_case("externalId") {
-        live!(u::external_id.eq(value))
-    } else {
-        live!(u::id.eq(value))
+    let rows: Vec<ScimUserRow> = match &key {
+        PointKey::UserNameLower(v) => live!(u::user_name_lower.eq(v)),
+        PointKey::ExternalId(v) => live!(u::external_id.eq(v)),
+        PointKey::Id(v) => live!(u::id.eq(v)),
     };
-    if rows.len() as u64 > count {
-        return Ok(None);
+    Ok(within_page(rows, count, |r| &r.id).map(|rows| (rows.len() as i64, rows)))
+}
+
+/// The column a point search compares, with its value as compared.
+enum PointKey {
+    /// `userName`, lower-cased against its lower-cased column.
+    UserNameLower(String),
+    ExternalId(String),
+    Id(String),
+}
+
+/// What a point search (see [`is_point_search`]) with a text value looks
+/// up on the first page, and how many rows it reads (a page and one more);
+/// `None` when it does not apply.
+fn point_key(filter: Option<&Filter>, start_index: u64, count: u64) -> Option<(PointKey, i64)> {
+    let Some(Filter::Compare { path, value: CompValue::String(value), .. }) = filter else { return None };
+    if start_index != 1 || count == 0 || !is_point_search(filter) {
+        return None;
     }
-    rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    Ok(Some((rows.len() as i64, rows)))
+    let key = if path.attr.eq_ignore_ascii_case("userName") {
+        PointKey::UserNameLower(value.to_lowercase())
+    } else if path.attr.eq_ignore_ascii_case("externalId") {
+        PointKey::ExternalId(value.clone())
+    } else {
+        PointKey::Id(value.clone())
+    };
+    Some((key, i64::try_from(count.saturating_add(1)).unwrap_or(i64::MAX)))
+}
+
+/// A point search's rows sorted by id, or `None` when more than a page
+/// matched (several users sharing an externalId: the general path pages them).
+fn within_page<T>(mut rows: Vec<T>, count: u64, id: impl Fn(&T) -> &str) -> Option<Vec<T>> {
+    if rows.len() as u64 > count {
+        return None;
+    }
+    rows.sort_unstable_by(|a, b| id(a).cmp(id(b)));
+    Some(rows)
 }
 
 /// A user's groups as [`groups_of`] gives them, as one JSON text
@@ -426,24 +452,14 @@ fn point_search_with_groups(
     start_index: u64,
     count: u64,
 ) -> Result<Option<Page>, StoreError> {
-    let Some(Filter::Compare { path, value: CompValue::String(value), .. }) = filter else { return Ok(None) };
-    if start_index != 1 || count == 0 || !is_point_search(filter) {
-        return Ok(None);
-    }
-    let limit = i64::try_from(count.saturating_add(1)).unwrap_or(i64::MAX);
-    let found: Vec<RowWithGroups> = if path.attr.eq_ignore_ascii_case("userName") {
-        let binds = [Bind::Text(connection.into()), Bind::Text(value.to_lowercase()), Bind::Int(limit)];
-        query::load_fixed::<UserNameWithGroups, _>(conn, &binds)?
-    } else if path.attr.eq_ignore_ascii_case("externalId") {
-        let binds = [Bind::Text(connection.into()), Bind::Text(value.clone()), Bind::Int(limit)];
-        query::load_fixed::<ExternalIdWithGroups, _>(conn, &binds)?
-    } else {
-        let binds = [Bind::Text(connection.into()), Bind::Text(value.clone()), Bind::Int(limit)];
-        query::load_fixed::<IdWithGroups, _>(conn, &binds)?
+    let Some((key, limit)) = point_key(filter, start_index, count) else { return Ok(None) };
+    let binds = |value: &str| [Bind::Text(connection.into()), Bind::Text(value.into()), Bind::Int(limit)];
+    let found: Vec<RowWithGroups> = match &key {
+        PointKey::UserNameLower(v) => query::load_fixed::<UserNameWithGroups, _>(conn, &binds(v))?,
+        PointKey::ExternalId(v) => query::load_fixed::<ExternalIdWithGroups, _>(conn, &binds(v))?,
+        PointKey::Id(v) => query::load_fixed::<IdWithGroups, _>(conn, &binds(v))?,
     };
-    if found.len() as u64 > count {
-        return Ok(None);
-    }
+    let Some(found) = within_page(found, count, |r| &r.user.id) else { return Ok(None) };
     let mut rows = Vec::with_capacity(found.len());
     let mut groups = HashMap::new();
     for RowWithGroups { user, groups_json } in found {
@@ -454,7 +470,6 @@ fn point_search_with_groups(
         }
         rows.push(user);
     }
-    rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     Ok(Some(((rows.len() as i64, rows), groups)))
 }
 

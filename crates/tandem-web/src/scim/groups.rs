@@ -32,19 +32,9 @@ pub fn render(state: &AppState, row: &ScimGroupRow, members: Option<&[Member]>) 
     if let Some(o) = doc.as_object_mut() {
         o.insert("id".into(), json!(row.id));
         if let Some(members) = members {
-            let items: Vec<Value> = members
-                .iter()
-                .map(|m| {
-                    let kind = if m.kind == "Group" { "Groups" } else { "Users" };
-                    let mut item = json!({"value": m.value, "type": m.kind,
-                                          "$ref": location(state, &row.scim_connection_id, kind, &m.value)});
-                    if let Some(d) = &m.display {
-                        item["display"] = json!(d);
-                    }
-                    item
-                })
-                .collect();
-            o.insert("members".into(), Value::Array(items));
+            // The members as `render_text` writes them: one shape for both.
+            let members = MembersText { state, connection: &row.scim_connection_id, members };
+            o.insert("members".into(), serde_json::to_value(&members).unwrap_or_default());
         }
         o.insert("meta".into(), meta("Group", row.created_at, row.updated_at, row.version, &loc));
     }
@@ -348,20 +338,11 @@ enum Answer {
 }
 
 impl Answer {
-    /// A PATCH's answer: projected when the request asks for attributes,
-    /// else as the `scim.group_patch_answer` setting says.
-    fn for_patch(setting: GroupPatchAnswer, (attributes, excluded): (Option<String>, Option<String>)) -> Answer {
-        match (attributes, excluded, setting) {
-            (None, None, GroupPatchAnswer::Group) => Answer::Whole,
-            (None, None, GroupPatchAnswer::NoContent) => Answer::NoContent,
-            (attributes, excluded, _) => Answer::Projected { attributes, excluded },
-        }
-    }
-
-    /// A PUT's answer: the whole group unless the request asks for attributes.
-    fn for_put((attributes, excluded): (Option<String>, Option<String>)) -> Answer {
+    /// A PUT's or PATCH's answer: `unprojected`, unless the request asks for
+    /// attributes (`attributes` / `excludedAttributes`).
+    fn pick(unprojected: Answer, (attributes, excluded): (Option<String>, Option<String>)) -> Answer {
         match (attributes, excluded) {
-            (None, None) => Answer::Whole,
+            (None, None) => unprojected,
             (attributes, excluded) => Answer::Projected { attributes, excluded },
         }
     }
@@ -535,7 +516,8 @@ pub async fn replace(
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
     let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), Edit::Whole(transform), Answer::for_put(projection(&query))).await
+    update(&state, &ctx, &id, if_match(&req), Edit::Whole(transform), Answer::pick(Answer::Whole, projection(&query)))
+        .await
 }
 
 /// `PATCH /Groups/{id}`: member add/remove in both Entra shapes, Okta's
@@ -558,7 +540,11 @@ pub async fn patch(
         Some(plan) => Edit::Members(plan, patch_transform(ops, RT)),
         None => Edit::Whole(patch_transform(ops, RT)),
     };
-    let answer = Answer::for_patch(state.settings.scim_group_patch_answer, projection(&query));
+    let unprojected = match state.settings.scim_group_patch_answer {
+        GroupPatchAnswer::Group => Answer::Whole,
+        GroupPatchAnswer::NoContent => Answer::NoContent,
+    };
+    let answer = Answer::pick(unprojected, projection(&query));
     update(&state, &ctx, &id, if_match(&req), edit, answer).await
 }
 

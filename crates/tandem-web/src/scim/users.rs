@@ -210,9 +210,7 @@ pub async fn get(
 }
 
 /// A page of a list or search: the total, the users, and each one's groups when they are wanted.
-type Page = users::Page;
-
-async fn read_page(state: &AppState, connection: &str, params: &ListParams) -> Result<Page, ScimFailure> {
+async fn read_page(state: &AppState, connection: &str, params: &ListParams) -> Result<users::Page, ScimFailure> {
     let conn = connection.to_string();
     let want_groups = params.wants("groups");
     let filter = params.filter.clone();
