@@ -342,3 +342,68 @@ async fn discovery_success_reports_the_discovered_endpoints() {
     assert_eq!(resp["discovery"]["metadata"]["token_endpoint"], format!("{}/token", idp.issuer));
     assert_eq!(resp["discovery"]["metadata"]["jwks_uri"], format!("{}/jwks", idp.issuer));
 }
+
+#[tokio::test]
+async fn concurrent_patches_of_one_client_each_keep_their_change() {
+    let app = TestApp::spawn().await;
+    // Each PATCH changes a field of its own, all at once: a PATCH applied to
+    // a copy another one has since replaced would undo that one's change.
+    let changes = [
+        json!({"redirect_url": "https://app.example.com/sso/callback2"}),
+        json!({"email_domain_allowlist": ["acme.com", "acme.org"]}),
+        json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}}),
+        json!({"idp": {"client_id": "0oaSecondClientId"}}),
+        json!({"idp": {"uses_pkce": false}}),
+        json!({"additional_scopes": ["groups"]}),
+    ];
+    for _round in 0..4 {
+        let created = app.create_okta_client(&unique("busy")).await;
+        let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
+        let mut running = tokio::task::JoinSet::new();
+        for change in &changes {
+            let (http, base, key, path, change) =
+                (app.http.clone(), app.base.clone(), app.key.clone(), path.clone(), change.clone());
+            running.spawn(async move {
+                let r = http.patch(format!("{base}{path}")).bearer_auth(key).json(&change).send().await.unwrap();
+                (r.status(), r.text().await.unwrap())
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            let (status, body) = done.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (_, got) = app.get(&path).await;
+        assert_eq!(got["redirect_url"], "https://app.example.com/sso/callback2", "{got}");
+        assert_eq!(got["email_domain_allowlist"], json!(["acme.com", "acme.org"]), "{got}");
+        assert_eq!(got["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId", "{got}");
+        assert_eq!(got["idp"]["client_id"], "0oaSecondClientId", "{got}");
+        assert_eq!(got["idp"]["uses_pkce"], false, "{got}");
+        assert_eq!(got["additional_scopes"], json!(["groups"]), "{got}");
+        assert_eq!(got["idp"]["has_client_secret"], true, "{got}");
+    }
+}
+
+#[tokio::test]
+async fn a_patch_racing_a_delete_is_applied_before_it_or_not_found_and_leaves_nothing_behind() {
+    let app = TestApp::spawn().await;
+    for round in 0..12 {
+        let domain = format!("race{round}-{}.example", uuid::Uuid::new_v4().simple());
+        let created = app.create_okta_client(&unique("race")).await;
+        let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
+        let patch = app.patch(&path, json!({"email_domain_allowlist": [domain]}));
+        let delete = app.delete(&path);
+        let ((patched, body), (deleted, _)) = tokio::join!(patch, delete);
+        assert!(patched == StatusCode::OK || patched == StatusCode::NOT_FOUND, "{patched}: {body}");
+        if patched == StatusCode::NOT_FOUND {
+            assert_eq!(body["error"]["type"], "ClientNotFound");
+        }
+        assert_eq!(deleted, StatusCode::NO_CONTENT);
+        let (status, _) = app.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // No client is left listing the domain.
+        let (status, body) =
+            app.post("/api/v1/sso/login/initiate", json!({"email": format!("someone@{domain}")})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"]["type"], "ClientNotFound");
+    }
+}

@@ -127,32 +127,60 @@ fn customer_taken(customer_id: &str) -> StoreError {
     StoreError::Conflict(format!("customer_id {customer_id:?} already has an OIDC client"))
 }
 
+/// A write's error, as a taken customer id when it broke the uniqueness of
+/// customer ids (a race the check before the write missed).
+fn taken_if_unique(e: diesel::result::Error, row: &OidcClientRow) -> StoreError {
+    let e = StoreError::from(e);
+    if e.is_unique_violation() {
+        customer_taken(&row.customer_id)
+    } else {
+        e
+    }
+}
+
 /// Inserts a client; a taken customer id is a conflict.
 pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
     if get_by_customer(conn, &row.customer_id)?.is_some() {
         return Err(customer_taken(&row.customer_id));
     }
-    diesel::insert_into(c::oidc_clients).values(row).execute(conn).map_err(|e| {
-        let e = StoreError::from(e);
-        if e.is_unique_violation() {
-            customer_taken(&row.customer_id)
-        } else {
-            e
-        }
-    })?;
+    diesel::insert_into(c::oidc_clients).values(row).execute(conn).map_err(|e| taken_if_unique(e, row))?;
     write_domains(conn, row)
 }
 
-/// Replaces a client's stored configuration.
-pub fn update(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
+/// What [`update`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Updated {
+    /// The row was replaced.
+    Done,
+    /// The client changed since it was read: read it again and reapply.
+    Changed,
+    /// The client was deleted.
+    Gone,
+}
+
+/// Replaces a client's stored configuration, if the client is still as it
+/// was read: `read_at` is the `updated_at` it was read with. A change or a
+/// delete since that read is reported, not overwritten, so that of two
+/// concurrent edits neither undoes the other. `row.updated_at` is moved
+/// past `read_at` when it is not already (two edits within a microsecond,
+/// or a clock set back), so that every replacement is seen as a change.
+pub fn update(conn: &mut AnyConnection, row: &mut OidcClientRow, read_at: i64) -> Result<Updated, StoreError> {
+    row.updated_at = row.updated_at.max(read_at.saturating_add(1));
     if let Some(other) = get_by_customer(conn, &row.customer_id)? {
         if other.id != row.id {
             return Err(customer_taken(&row.customer_id));
         }
     }
-    diesel::update(c::oidc_clients.filter(c::id.eq(&row.id))).set(row).execute(conn)?;
+    let replaced = diesel::update(c::oidc_clients.filter(c::id.eq(&row.id)).filter(c::updated_at.eq(read_at)))
+        .set(&*row)
+        .execute(conn)
+        .map_err(|e| taken_if_unique(e, row))?;
+    if replaced == 0 {
+        return Ok(if get(conn, &row.id)?.is_some() { Updated::Changed } else { Updated::Gone });
+    }
     diesel::delete(d::oidc_client_domains.filter(d::oidc_client_id.eq(&row.id))).execute(conn)?;
-    write_domains(conn, row)
+    write_domains(conn, row)?;
+    Ok(Updated::Done)
 }
 
 fn write_domains(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
@@ -206,6 +234,9 @@ pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result
 
 /// Deletes a client; returns whether it existed.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    // The client's row first, then its domains, as `update` locks them: the
+    // other order deadlocks with an update on PostgreSQL.
+    let existed = diesel::delete(c::oidc_clients.filter(c::id.eq(id))).execute(conn)? > 0;
     diesel::delete(d::oidc_client_domains.filter(d::oidc_client_id.eq(id))).execute(conn)?;
-    Ok(diesel::delete(c::oidc_clients.filter(c::id.eq(id))).execute(conn)? > 0)
+    Ok(existed)
 }

@@ -139,7 +139,19 @@ pub async fn get_by_customer(
     Ok(HttpResponse::Ok().json(render(&row, &state)?))
 }
 
+/// How many times a PATCH is applied to a client that other edits keep
+/// changing under it before it gives up with 409 `ClientChangedConcurrently`.
+/// Each round lets at least one of the racing edits land, so this many
+/// concurrent edits of one client all land.
+const PATCH_ATTEMPTS: usize = 16;
+
 /// `PATCH /api/v1/oidc-clients/{id}`
+///
+/// The patch is applied to the client as read and written only if nobody
+/// changed it since; otherwise it is applied again to the new version. Two
+/// admins editing different fields at once both keep their change, and an
+/// edit racing a delete is either applied before it or answered 404.
+/// Discovery (network) runs outside the write, once per issuer.
 pub async fn patch(
     state: web::Data<AppState>,
     caller: Caller,
@@ -148,36 +160,63 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let body = body::json(payload, state.settings.max_body_bytes).await?;
-    let key = id.clone();
-    let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
-    let spec = current.to_spec(&state.secret_key)?;
-    let req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
-    let issuer_changed = req.spec.issuer != spec.issuer;
     let verify_requested = body.get("verify").is_some();
-    let discovery =
-        if issuer_changed || verify_requested { discover(&state, &req).await? } else { current.discovery.clone() };
-    let now = state.clock.now();
-    let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
-    let stored = row.clone();
-    let old_strategy = current.matching_strategy.clone();
-    state
-        .store
-        .write(move |c| {
-            repo::update(c, &stored)?;
-            audit::record(
-                c,
-                now,
-                &caller.name,
-                "oidc_client.updated",
-                ("oidc_client", &stored.id),
-                json!({
-                    "fields": body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-                    "strategy": {"old": old_strategy, "new": stored.matching_strategy},
-                }),
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(render(&row, &state)?))
+    let mut discovered: Option<(String, Option<String>)> = None;
+    for _ in 0..PATCH_ATTEMPTS {
+        let key = id.clone();
+        let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
+        let spec = current.to_spec(&state.secret_key)?;
+        let req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+        let discovery = if req.spec.issuer != spec.issuer || verify_requested {
+            match &discovered {
+                Some((issuer, doc)) if *issuer == req.spec.issuer => doc.clone(),
+                _ => {
+                    let doc = discover(&state, &req).await?;
+                    discovered = Some((req.spec.issuer.clone(), doc.clone()));
+                    doc
+                }
+            }
+        } else {
+            current.discovery.clone()
+        };
+        let now = state.clock.now();
+        let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
+        let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
+        let (old_strategy, read_at) = (current.matching_strategy, current.updated_at);
+        let (outcome, row) = state
+            .store
+            .write(move |c| {
+                let mut row = row;
+                let outcome = repo::update(c, &mut row, read_at)?;
+                if outcome == repo::Updated::Done {
+                    audit::record(
+                        c,
+                        now,
+                        &actor,
+                        "oidc_client.updated",
+                        ("oidc_client", &row.id),
+                        json!({
+                            "fields": fields.unwrap_or_default(),
+                            "strategy": {"old": old_strategy, "new": row.matching_strategy},
+                        }),
+                    )?;
+                }
+                Ok((outcome, row))
+            })
+            .await?;
+        match outcome {
+            repo::Updated::Done => return Ok(HttpResponse::Ok().json(render(&row, &state)?)),
+            repo::Updated::Gone => return Err(not_found(&id)),
+            repo::Updated::Changed => continue,
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "ClientChangedConcurrently",
+        format!(
+            "the OIDC client {id:?} was changed {PATCH_ATTEMPTS} times while this PATCH was applied; send it again"
+        ),
+    ))
 }
 
 /// `DELETE /api/v1/oidc-clients/{id}`

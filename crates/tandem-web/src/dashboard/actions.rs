@@ -38,11 +38,19 @@ pub async fn save_strategy(
     let saved = state
         .store
         .write(move |c| {
-            let Some(mut row) = oidc_clients::get_by_customer(c, &key)? else { return Ok(false) };
-            let old = row.matching_strategy.clone();
-            row.matching_strategy = Some(strategy.as_str().to_string());
-            row.updated_at = micros(now);
-            oidc_clients::update(c, &row)?;
+            // Read and written in one transaction; on PostgreSQL an edit
+            // committed in between is seen by the next read, and kept.
+            let (row, old) = loop {
+                let Some(mut row) = oidc_clients::get_by_customer(c, &key)? else { return Ok(false) };
+                let (old, read_at) = (row.matching_strategy.clone(), row.updated_at);
+                row.matching_strategy = Some(strategy.as_str().to_string());
+                row.updated_at = micros(now);
+                match oidc_clients::update(c, &mut row, read_at)? {
+                    oidc_clients::Updated::Done => break (row, old),
+                    oidc_clients::Updated::Gone => return Ok(false),
+                    oidc_clients::Updated::Changed => continue,
+                }
+            };
             audit::record(
                 c,
                 now,
