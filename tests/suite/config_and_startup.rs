@@ -20,6 +20,13 @@ fn tandem(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Runs a command that must succeed; its standard output.
+fn run_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = tandem(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A `tandem` process that is killed if the test ends without stopping it.
 struct Served(Child);
 
@@ -166,15 +173,31 @@ fn key_commands_exit_cleanly_every_time() {
     // spare connection on its own thread, and crashed about one run in seven.
     let dir = scratch_dir();
     let prefix = unique("cli");
-    let run = |args: &[&str]| {
-        let out = tandem(&dir).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
-    };
+    let run = |args: &[&str]| run_ok(&dir, args);
     for i in 0..15 {
         let name = format!("{prefix}-{i}");
         run(&["integration-key", "create", "--name", &name]);
         run(&["integration-key", "revoke", &name]);
     }
+}
+
+#[test]
+fn key_list_shows_each_keys_state_and_use() {
+    let dir = scratch_dir();
+    let name = unique("listed");
+    let run = |args: &[&str]| run_ok(&dir, args);
+    let key = run(&["integration-key", "create", "--name", &name]);
+    let line = |listed: String| listed.lines().find(|l| l.contains(&name)).map(str::to_string).unwrap_or_default();
+    let listed = line(run(&["integration-key", "list"]));
+    let fields: Vec<&str> = listed.split('\t').collect();
+    assert_eq!(fields.len(), 5, "{listed}");
+    assert_eq!(fields[1], name);
+    assert!(key.trim().starts_with(fields[2].trim_end_matches('…')), "{listed}");
+    assert_eq!(&fields[3..], ["active", "never used"], "{listed}");
+    assert!(!listed.contains(key.trim()), "the list shows no key");
+    run(&["integration-key", "revoke", &name]);
+    let listed = line(run(&["integration-key", "list"]));
+    assert!(listed.contains("\trevoked\t"), "{listed}");
 }
 
 #[test]

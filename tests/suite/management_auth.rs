@@ -91,3 +91,36 @@ async fn a_basic_authorization_header_is_refused_with_a_reason() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
 }
+
+#[tokio::test]
+async fn a_keys_use_is_recorded_at_most_once_a_minute() {
+    let app = TestApp::spawn().await;
+    let hash = tandem_core::keys::hash_key(&app.key);
+    let last_used = || {
+        let hash = hash.clone();
+        app.state
+            .store
+            .read_blocking(tandem_store::integration_keys::list)
+            .unwrap()
+            .into_iter()
+            .find(|k| k.key_hash == hash)
+            .unwrap()
+            .last_used_at
+    };
+    let (status, _) = app.get("/api/v1/oidc-clients").await;
+    assert_eq!(status, StatusCode::OK);
+    let first = last_used().expect("the key's first use is recorded");
+    // A minute's uses after it leave it as it is; the cache would hide them
+    // anyway, so the key is checked against the database each time.
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::seconds(tandem_web::keycache::TTL_SECS + 1));
+        let (status, _) = app.get("/api/v1/oidc-clients").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(last_used(), Some(first));
+    app.clock.advance(chrono::Duration::seconds(tandem_web::keycache::TTL_SECS * 4));
+    let (status, _) = app.get("/api/v1/oidc-clients").await;
+    assert_eq!(status, StatusCode::OK);
+    let later = last_used().unwrap();
+    assert!(later > first + 60_000_000, "{later} {first}");
+}

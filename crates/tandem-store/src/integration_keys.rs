@@ -41,29 +41,30 @@ pub fn create(
     Ok((row, generated.plaintext))
 }
 
-/// Finds the live key matching `presented`, recording its use at most once
-/// a minute (so authentication stays a read on the hot path).
-pub fn authenticate(
-    conn: &mut AnyConnection,
-    presented: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<IntegrationKey>, StoreError> {
+/// Finds the live key matching `presented`. A read: its use is recorded
+/// by [`record_use`], in a write of its own, when [`IntegrationKey::use_due`].
+pub fn authenticate(conn: &mut AnyConnection, presented: &str) -> Result<Option<IntegrationKey>, StoreError> {
     let hash = hash_key(presented);
-    let found: Option<IntegrationKey> = k::integration_keys
+    Ok(k::integration_keys
         .filter(k::key_hash.eq(hash))
         .filter(k::revoked_at.is_null())
         .select(IntegrationKey::as_select())
         .first(conn)
-        .optional()?;
-    if let Some(key) = &found {
-        let now_us = micros(now);
-        if key.last_used_at.is_none_or(|t| now_us - t > 60_000_000) {
-            diesel::update(k::integration_keys.filter(k::id.eq(&key.id)))
-                .set(k::last_used_at.eq(now_us))
-                .execute(conn)?;
-        }
+        .optional()?)
+}
+
+impl IntegrationKey {
+    /// Whether a use at `now` is to be recorded: at most once a minute, so
+    /// that authentication stays a read on the hot path.
+    pub fn use_due(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at.is_none_or(|t| micros(now) - t > 60_000_000)
     }
-    Ok(found)
+}
+
+/// Records that the key `id` was used at `now`.
+pub fn record_use(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    diesel::update(k::integration_keys.filter(k::id.eq(id))).set(k::last_used_at.eq(micros(now))).execute(conn)?;
+    Ok(())
 }
 
 /// All keys, newest first.

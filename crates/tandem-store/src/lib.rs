@@ -296,7 +296,7 @@ impl Store {
     {
         let mut conn = self.conn()?;
         let _guard = self.write_lock.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        let result = diesel::Connection::transaction(&mut **conn, f);
+        let result = writer::write_transaction(&mut conn, f);
         conn.settle(result)
     }
 

@@ -203,7 +203,7 @@ impl Writer {
         let mut conn = self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.behind.store(true, Ordering::Release);
-        let result = diesel::Connection::transaction(&mut **conn, f);
+        let result = write_transaction(&mut conn, f);
         self.behind.store(false, Ordering::Release);
         conn.settle(result)
     }
@@ -296,8 +296,46 @@ fn roll_back_everything(conn: &mut AnyConnection) {
     }
 }
 
+/// Opens a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which
+/// takes the database's write lock at once: with a plain (deferred) `BEGIN`
+/// a transaction that reads before it writes fails at its first write
+/// (SQLITE_BUSY_SNAPSHOT, without waiting) when another process, such as
+/// the CLI managing integration keys, committed in between, and with it
+/// every write sharing its commit. With the lock taken first, the other
+/// process waits for it (its busy timeout) instead.
+pub(crate) fn begin_write(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        other => Tm::begin_transaction(other),
+    }
+}
+
+/// Runs `f` in a write transaction (see [`begin_write`]): committed when it
+/// succeeds, rolled back when it fails.
+pub(crate) fn write_transaction<T, F>(conn: &mut AnyConnection, f: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+{
+    begin_write(conn)?;
+    match f(conn) {
+        Ok(value) => match Tm::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = Tm::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = Tm::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
 fn commit_batch(conn: &mut AnyConnection, batch: Vec<Job>) {
-    if let Err(e) = Tm::begin_transaction(conn) {
+    if let Err(e) = begin_write(conn) {
         fail_all(batch, &StoreError::from(e));
         return;
     }
@@ -547,5 +585,42 @@ mod tests {
             .await;
         assert!(matches!(r, Err(StoreError::Conflict(_))));
         assert!(names(&store).is_empty());
+    }
+
+    /// Another process writing the file (the CLI creating or revoking an
+    /// integration key while the server runs) between a transaction's first
+    /// read and its first write: the transaction holds the write lock from
+    /// its start, so the other writer waits instead of making this one fail
+    /// (a deferred `BEGIN` fails it with SQLITE_BUSY_SNAPSHOT, and with it
+    /// every write sharing its commit).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_reads_first_is_not_failed_by_another_process_writing() {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let (store, dir) = crate::test_store();
+        let crate::TestDir::Sqlite(path) = &dir else { unreachable!() };
+        let file = path.join("t.db").display().to_string();
+        let (read_done, wait_read) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            wait_read.recv().unwrap();
+            let mut cli = diesel::SqliteConnection::establish(&file).unwrap();
+            cli.batch_execute("PRAGMA busy_timeout = 5000").unwrap();
+            let mut cli = crate::AnyConnection::Sqlite(cli);
+            cli.transaction(|c| integration_keys::create(c, "from-the-cli", at()).map(|_| ()))
+        });
+        let s = store.clone();
+        let wrote = s
+            .write(move |c| {
+                let before = integration_keys::list(c)?.len();
+                read_done.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                integration_keys::create(c, "from-the-server", at())?;
+                Ok(before)
+            })
+            .await;
+        assert_eq!(wrote.unwrap(), 0);
+        other.join().unwrap().unwrap();
+        assert_eq!(names(&store), ["from-the-cli", "from-the-server"]);
+        drop(store);
     }
 }

@@ -7,6 +7,8 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
 use std::future::Future;
 use std::pin::Pin;
+use tandem_store::integration_keys::{self, IntegrationKey};
+use tandem_store::StoreError;
 
 /// The integration key a request was made with.
 #[derive(Clone, Debug)]
@@ -31,6 +33,24 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, &'static str> {
     Ok(token.trim())
 }
 
+/// The live integration key `presented`, if any, its use recorded (at most
+/// once a minute, in a write of its own: a failure to record it is logged and
+/// does not refuse the key).
+pub async fn find_integration_key(
+    state: &AppState,
+    presented: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<IntegrationKey>, StoreError> {
+    let key = state.store.read(move |c| integration_keys::authenticate(c, &presented)).await?;
+    if let Some(k) = key.as_ref().filter(|k| k.use_due(now)) {
+        let id = k.id.clone();
+        if let Err(e) = state.store.write_small(move |c| integration_keys::record_use(c, &id, now)).await {
+            tracing::warn!(error = %e, "could not record an integration key's use");
+        }
+    }
+    Ok(key)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
@@ -49,7 +69,7 @@ impl FromRequest for Caller {
             if let Some(caller) = state.integration_keys.get(&hash, now) {
                 return Ok(caller);
             }
-            let key = state.store.read(move |c| tandem_store::integration_keys::authenticate(c, &token, now)).await?;
+            let key = find_integration_key(&state, token, now).await?;
             match key {
                 Some(k) => {
                     let caller = Caller { key_id: k.id, name: k.name };

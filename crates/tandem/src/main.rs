@@ -135,7 +135,11 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             let keys = store.read_blocking(tandem_store::integration_keys::list)?;
             for k in keys {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}…\t{}", k.id, k.name, k.display_prefix, state);
+                let used = k.last_used_at.map_or_else(
+                    || "never used".to_string(),
+                    |t| format!("last used {}", tandem_core::format_time(tandem_store::from_micros(t))),
+                );
+                println!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.display_prefix, state, used);
             }
         }
         KeyCommand::Revoke { key, common } => {

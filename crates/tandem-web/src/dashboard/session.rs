@@ -10,7 +10,6 @@ use maud::html;
 use std::collections::HashMap;
 use tandem_core::keys::{hash_key, random_token};
 use tandem_store::dashboard_sessions::{self, Session};
-use tandem_store::integration_keys;
 
 const SESSION_COOKIE: &str = "tandem_dashboard";
 const LOGIN_CSRF_COOKIE: &str = "tandem_dashboard_login";
@@ -136,7 +135,7 @@ pub async fn login(
     }
     let key = form.get("key").cloned().unwrap_or_default();
     let now = state.clock.now();
-    let found = state.store.read(move |c| integration_keys::authenticate(c, key.trim(), now)).await;
+    let found = crate::auth::find_integration_key(&state, key.trim().to_string(), now).await;
     let key_row = match found {
         Ok(Some(k)) => k,
         Ok(None) => {
