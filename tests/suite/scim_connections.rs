@@ -156,3 +156,114 @@ async fn rotate_with_a_bad_grace_period_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["grace_period_hours"]);
 }
+
+#[tokio::test]
+async fn a_write_under_a_connection_deleted_through_another_node_is_refused_as_unauthorized() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    // The key is checked, and so cached on this node.
+    scim.create_user(user("before@acme.com")).await;
+    // Another node (or the CLI) deletes the connection: this node's cache
+    // still trusts the key for a few seconds.
+    let id = scim.connection_id.clone();
+    assert!(app.state.store.write_blocking(move |c| tandem_store::scim_connections::delete(c, &id)).unwrap());
+    for path in ["/Users", "/Groups"] {
+        let body = if path == "/Users" {
+            user("after@acme.com")
+        } else {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "After"})
+        };
+        let r = scim.post(path, body).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert!(r.body["detail"].as_str().unwrap().contains("was deleted"), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn scim_writes_racing_the_connections_delete_land_before_it_or_are_refused() {
+    let app = TestApp::spawn().await;
+    for round in 0..6 {
+        let scim = app.scim().await;
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(scim.create_user(user(&format!("r{round}-{i}@acme.com"))).await);
+        }
+        let gid = scim.post("/Groups", json!({"displayName": "Racing"})).await.body["id"].as_str().unwrap().to_string();
+        let mut running = tokio::task::JoinSet::new();
+        for (i, uid) in ids.iter().enumerate() {
+            let (s, path) = (scim.clone(), format!("/Groups/{gid}"));
+            let ops = json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]);
+            running.spawn(async move { s.patch(&path, patch_op(ops)).await.status });
+            let (s, path) = (scim.clone(), format!("/Users/{uid}"));
+            let ops = json!([{"op": "replace", "path": "title", "value": format!("T{i}")}]);
+            running.spawn(async move { s.patch(&path, patch_op(ops)).await.status });
+            let s = scim.clone();
+            let body = user(&format!("new{round}-{i}@acme.com"));
+            running.spawn(async move { s.post("/Users", body).await.status });
+        }
+        let (status, body) = app.delete(&format!("/api/v1/scim-connections/{}", scim.connection_id)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        while let Some(done) = running.join_next().await {
+            let status = done.unwrap();
+            // Before the delete: done; after it: the key is refused, or the
+            // resource is gone with its connection. Never a server error.
+            assert!(
+                [StatusCode::OK, StatusCode::CREATED, StatusCode::UNAUTHORIZED, StatusCode::NOT_FOUND]
+                    .contains(&status),
+                "{status}"
+            );
+        }
+        let r = scim.get("/Users").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_rotations_leave_one_current_key_and_the_others_in_grace() {
+    let app = TestApp::spawn().await;
+    let created = app.create_scim_connection(&unique("rot")).await;
+    let id = created["scim_connection_id"].as_str().unwrap();
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (http, url, key) =
+            (app.http.clone(), format!("{}/api/v1/scim-connections/{id}/rotate-key", app.base), app.key.clone());
+        running.spawn(async move {
+            let r = http.post(url).bearer_auth(key).json(&json!({"grace_period_hours": 1})).send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        });
+    }
+    let mut issued = Vec::new();
+    while let Some(done) = running.join_next().await {
+        let (status, body) = done.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        issued.push(body["scim_api_key"].as_str().unwrap().to_string());
+    }
+    // Every key but the last issued is retired within the grace period:
+    // once it has passed, exactly one key works.
+    app.clock.advance(chrono::Duration::hours(2));
+    let users = format!("{}/Users", created["scim_base_url"].as_str().unwrap());
+    let mut working = 0;
+    for key in issued.iter().chain(std::iter::once(&created["scim_api_key"].as_str().unwrap().to_string())) {
+        if app.http.get(&users).bearer_auth(key).send().await.unwrap().status() == StatusCode::OK {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1, "keys still working after every grace period ended");
+}
+
+#[tokio::test]
+async fn concurrent_patches_of_one_connection_each_keep_their_change() {
+    let app = TestApp::spawn().await;
+    for _round in 0..4 {
+        let created = app.create_scim_connection(&unique("busy")).await;
+        let path = format!("/api/v1/scim-connections/{}", created["scim_connection_id"].as_str().unwrap());
+        let a = app.patch(&path, json!({"api_key_ttl_days": 30}));
+        let b = app.patch(&path, json!({"unknown_group_members": "ignore"}));
+        let ((sa, ba), (sb, bb)) = tokio::join!(a, b);
+        assert_eq!(sa, StatusCode::OK, "{ba}");
+        assert_eq!(sb, StatusCode::OK, "{bb}");
+        let (_, got) = app.get(&path).await;
+        assert_eq!(got["api_key_ttl_days"], 30, "{got}");
+        assert_eq!(got["unknown_group_members"], "ignore", "{got}");
+    }
+}

@@ -90,6 +90,18 @@ impl StoreError {
             ))
         )
     }
+
+    /// Whether a row referred to a row that is gone (deleted by a
+    /// concurrent transaction after this one checked it).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
 }
 
 /// Pool settings.

@@ -58,6 +58,17 @@ fn customer_taken(customer_id: &str) -> StoreError {
     StoreError::Conflict(format!("customer_id {customer_id:?} already has a SCIM connection"))
 }
 
+/// A write's error, as a taken customer id when it broke the uniqueness of
+/// customer ids (a race the check before the write missed).
+fn taken_if_unique(e: diesel::result::Error, customer_id: &str) -> StoreError {
+    let e = StoreError::from(e);
+    if e.is_unique_violation() {
+        customer_taken(customer_id)
+    } else {
+        e
+    }
+}
+
 /// Creates a connection with its first key; returns both and the key's plaintext.
 pub fn create(
     conn: &mut AnyConnection,
@@ -77,14 +88,7 @@ pub fn create(
         created_at: micros(now),
         updated_at: micros(now),
     };
-    diesel::insert_into(s::scim_connections).values(&row).execute(conn).map_err(|e| {
-        let e = StoreError::from(e);
-        if e.is_unique_violation() {
-            customer_taken(customer_id)
-        } else {
-            e
-        }
-    })?;
+    diesel::insert_into(s::scim_connections).values(&row).execute(conn).map_err(|e| taken_if_unique(e, customer_id))?;
     let (key, plaintext) = issue_key(conn, &row, now)?;
     Ok((row, key, plaintext))
 }
@@ -115,6 +119,22 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRo
         .select(ScimConnectionRow::as_select())
         .first(c)
         .optional())?)
+}
+
+/// A connection by id, locked until the end of the transaction on
+/// PostgreSQL, so that concurrent changes to it and its keys (a PATCH, a
+/// rotation) run one after the other, each on the other's result. SQLite's
+/// writes are one at a time already.
+fn get_for_update(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
+    match conn {
+        AnyConnection::Postgresql(c) => Ok(s::scim_connections
+            .filter(s::id.eq(id))
+            .select(ScimConnectionRow::as_select())
+            .for_update()
+            .first(c)
+            .optional()?),
+        other => get(other, id),
+    }
 }
 
 /// A connection by customer id.
@@ -170,7 +190,7 @@ pub fn update(
     unknown_group_members: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<ScimConnectionRow>, StoreError> {
-    let Some(mut row) = get(conn, id)? else { return Ok(None) };
+    let Some(mut row) = get_for_update(conn, id)? else { return Ok(None) };
     if let Some(customer) = customer_id {
         if let Some(other) = get_by_customer(conn, customer)? {
             if other.id != id {
@@ -197,7 +217,8 @@ pub fn update(
             s::unknown_group_members.eq(&row.unknown_group_members),
             s::updated_at.eq(row.updated_at),
         ))
-        .execute(conn)?;
+        .execute(conn)
+        .map_err(|e| taken_if_unique(e, &row.customer_id))?;
     Ok(Some(row))
 }
 
@@ -209,7 +230,7 @@ pub fn rotate_key(
     grace: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<(ScimApiKeyRow, Redacted<String>)>, StoreError> {
-    let Some(row) = get(conn, id)? else { return Ok(None) };
+    let Some(row) = get_for_update(conn, id)? else { return Ok(None) };
     let retire_at = micros(now + grace);
     // Keys already in grace keep their own (earlier) end; the current one starts its grace now.
     diesel::update(k::scim_api_keys.filter(k::scim_connection_id.eq(id)).filter(k::retired_at.is_null()))
@@ -257,12 +278,12 @@ pub fn check_key(
 }
 
 /// Deletes a connection with its keys and SCIM data; returns whether it existed.
+///
+/// Only the connection's row is deleted here: its keys, users and groups go
+/// with it (`ON DELETE CASCADE`), and the groups' memberships with them. The
+/// connection is locked first, as a SCIM write that adds a row under it locks
+/// it (the foreign key's check): deleting the children first deadlocked with
+/// a SCIM write on PostgreSQL.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
-    use crate::schema::{scim_group_members as gm, scim_groups as g, scim_users as u};
-    let groups = g::table.filter(g::scim_connection_id.eq(id)).select(g::id);
-    diesel::delete(gm::table.filter(gm::group_id.eq_any(groups))).execute(conn)?;
-    diesel::delete(g::table.filter(g::scim_connection_id.eq(id))).execute(conn)?;
-    diesel::delete(u::table.filter(u::scim_connection_id.eq(id))).execute(conn)?;
-    diesel::delete(k::scim_api_keys.filter(k::scim_connection_id.eq(id))).execute(conn)?;
     Ok(diesel::delete(s::scim_connections.filter(s::id.eq(id))).execute(conn)? > 0)
 }

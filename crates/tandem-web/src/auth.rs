@@ -69,11 +69,12 @@ impl FromRequest for Caller {
             if let Some(caller) = state.integration_keys.get(&hash, now) {
                 return Ok(caller);
             }
+            let generation = state.integration_keys.generation();
             let key = find_integration_key(&state, token, now).await?;
             match key {
                 Some(k) => {
                     let caller = Caller { key_id: k.id, name: k.name };
-                    state.integration_keys.put(hash, caller.clone(), now);
+                    state.integration_keys.put(hash, caller.clone(), now, generation);
                     Ok(caller)
                 }
                 None => {

@@ -40,10 +40,10 @@ impl FromRequest for ScimCaller {
             let stored = match state.scim_keys.get(&hash, now) {
                 Some(key) => Some(key),
                 None => {
-                    let lookup = hash.clone();
+                    let (lookup, generation) = (hash.clone(), state.scim_keys.generation());
                     let found = state.store.read(move |c| scim_connections::find_key(c, &lookup)).await?;
                     if let Some(key) = &found {
-                        state.scim_keys.put(hash, key.clone(), now);
+                        state.scim_keys.put(hash, key.clone(), now, generation);
                     }
                     found
                 }

@@ -29,6 +29,14 @@ impl From<tandem_store::StoreError> for ScimFailure {
                 tracing::error!(error = %msg, "database unavailable");
                 ScimFailure(ScimError::new(503, None, "the database is unavailable; retry shortly"))
             }
+            // SCIM rows refer to their connection: the connection was deleted
+            // (through another node, whose deletion this node's key cache has
+            // not seen yet) after the request's key was checked.
+            e if e.is_foreign_key_violation() => ScimFailure(ScimError::new(
+                401,
+                None,
+                "the SCIM connection of this API key was deleted while the request ran",
+            )),
             other => {
                 tracing::error!(error = %other, "storage error");
                 ScimFailure(ScimError::new(500, None, "an internal error occurred; see the server log"))
