@@ -973,3 +973,30 @@ async fn members_sent_without_display_text_show_their_users_and_groups_names() {
         "{doc}"
     );
 }
+
+#[tokio::test]
+async fn a_member_added_while_it_is_deleted_is_never_left_in_the_group() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let gid =
+        scim.post("/Groups", json!({"displayName": "Racing members"})).await.body["id"].as_str().unwrap().to_string();
+    for round in 0..10 {
+        let uid = scim.create_user(user(&format!("gone{round}@acme.com"))).await;
+        let ops = json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]);
+        let (group_path, user_path) = (format!("/Groups/{gid}"), format!("/Users/{uid}"));
+        let add = scim.patch(&group_path, patch_op(ops));
+        let delete = scim.delete(&user_path);
+        let (added, deleted) = tokio::join!(add, delete);
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+        // Added before the delete (and removed by it), or refused as unknown after it.
+        assert!(
+            added.status == StatusCode::OK || added.status == StatusCode::BAD_REQUEST,
+            "{}: {}",
+            added.status,
+            added.body
+        );
+        let got = scim.get(&format!("/Groups/{gid}")).await.body;
+        let members = got["members"].as_array().cloned().unwrap_or_default();
+        assert!(members.iter().all(|m| m["value"] != uid.as_str()), "round {round}: {got}");
+    }
+}

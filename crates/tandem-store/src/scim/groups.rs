@@ -129,18 +129,26 @@ fn resolve_members(
 ) -> Result<Vec<(String, &'static str)>, GroupWriteError> {
     let mut found: HashMap<String, &'static str> = HashMap::new();
     for chunk in ids.chunks(500) {
-        let users: Vec<String> = u::scim_users
-            .filter(u::scim_connection_id.eq(connection))
-            .filter(u::deleted_at.is_null())
-            .filter(u::id.eq_any(chunk))
-            .select(u::id)
-            .load(conn)?;
+        let users = || {
+            u::scim_users
+                .filter(u::scim_connection_id.eq(connection))
+                .filter(u::deleted_at.is_null())
+                .filter(u::id.eq_any(chunk))
+                .select(u::id)
+        };
+        let groups =
+            || g::scim_groups.filter(g::scim_connection_id.eq(connection)).filter(g::id.eq_any(chunk)).select(g::id);
+        // On PostgreSQL the members found are locked (KEY SHARE) until the
+        // write commits: a member's delete, which locks its row FOR UPDATE,
+        // waits for this write and then removes the membership it made;
+        // one that went first is seen as gone (the lock re-reads the row).
+        // Without it a membership added while its member was deleted stayed
+        // behind, naming a user that no longer exists.
+        let (users, groups): (Vec<String>, Vec<String>) = match &mut *conn {
+            AnyConnection::Postgresql(c) => (users().for_key_share().load(c)?, groups().for_key_share().load(c)?),
+            other => (users().load(other)?, groups().load(other)?),
+        };
         found.extend(users.into_iter().map(|id| (id, "User")));
-        let groups: Vec<String> = g::scim_groups
-            .filter(g::scim_connection_id.eq(connection))
-            .filter(g::id.eq_any(chunk))
-            .select(g::id)
-            .load(conn)?;
         found.extend(groups.into_iter().map(|id| (id, "Group")));
     }
     let missing: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id)).cloned().collect();
