@@ -279,11 +279,19 @@ pub fn check_key(
 
 /// Deletes a connection with its keys and SCIM data; returns whether it existed.
 ///
-/// Only the connection's row is deleted here: its keys, users and groups go
-/// with it (`ON DELETE CASCADE`), and the groups' memberships with them. The
-/// connection is locked first, as a SCIM write that adds a row under it locks
-/// it (the foreign key's check): deleting the children first deadlocked with
-/// a SCIM write on PostgreSQL.
+/// Only the connection's row is deleted: its keys, users and groups go with
+/// it (`ON DELETE CASCADE`), and the groups' memberships with them. On
+/// PostgreSQL its groups, then its users, are locked first, in the order a
+/// SCIM group write locks them (its group, then the members it adds), and
+/// the connection's row last, as a SCIM create locks it only when it inserts
+/// (the foreign key's check). In another order the delete deadlocked with
+/// concurrent SCIM writes, which then answered 500 (or the delete did).
+/// SQLite's writes are one at a time already.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    if let AnyConnection::Postgresql(c) = conn {
+        use crate::schema::{scim_groups as g, scim_users as u};
+        g::table.filter(g::scim_connection_id.eq(id)).select(g::id).order(g::id).for_update().load::<String>(c)?;
+        u::table.filter(u::scim_connection_id.eq(id)).select(u::id).order(u::id).for_update().load::<String>(c)?;
+    }
     Ok(diesel::delete(s::scim_connections.filter(s::id.eq(id))).execute(conn)? > 0)
 }
