@@ -91,6 +91,16 @@ impl StoreError {
         )
     }
 
+    /// This error, or `clash()` when it broke a uniqueness rule (a race the
+    /// check before the write missed); otherwise the error as `E`.
+    pub fn unique_as<E: From<StoreError>>(self, clash: impl FnOnce() -> E) -> E {
+        if self.is_unique_violation() {
+            clash()
+        } else {
+            self.into()
+        }
+    }
+
     /// Whether a row referred to a row that is gone (deleted by a
     /// concurrent transaction after this one checked it).
     pub fn is_foreign_key_violation(&self) -> bool {

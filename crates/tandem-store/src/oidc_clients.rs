@@ -127,23 +127,15 @@ fn customer_taken(customer_id: &str) -> StoreError {
     StoreError::Conflict(format!("customer_id {customer_id:?} already has an OIDC client"))
 }
 
-/// A write's error, as a taken customer id when it broke the uniqueness of
-/// customer ids (a race the check before the write missed).
-fn taken_if_unique(e: diesel::result::Error, row: &OidcClientRow) -> StoreError {
-    let e = StoreError::from(e);
-    if e.is_unique_violation() {
-        customer_taken(&row.customer_id)
-    } else {
-        e
-    }
-}
-
 /// Inserts a client; a taken customer id is a conflict.
 pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
     if get_by_customer(conn, &row.customer_id)?.is_some() {
         return Err(customer_taken(&row.customer_id));
     }
-    diesel::insert_into(c::oidc_clients).values(row).execute(conn).map_err(|e| taken_if_unique(e, row))?;
+    diesel::insert_into(c::oidc_clients)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| StoreError::from(e).unique_as(|| customer_taken(&row.customer_id)))?;
     write_domains(conn, row)
 }
 
@@ -174,7 +166,7 @@ pub fn update(conn: &mut AnyConnection, row: &mut OidcClientRow, read_at: i64) -
     let replaced = diesel::update(c::oidc_clients.filter(c::id.eq(&row.id)).filter(c::updated_at.eq(read_at)))
         .set(&*row)
         .execute(conn)
-        .map_err(|e| taken_if_unique(e, row))?;
+        .map_err(|e| StoreError::from(e).unique_as(|| customer_taken(&row.customer_id)))?;
     if replaced == 0 {
         return Ok(if get(conn, &row.id)?.is_some() { Updated::Changed } else { Updated::Gone });
     }

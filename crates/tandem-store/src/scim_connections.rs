@@ -58,17 +58,6 @@ fn customer_taken(customer_id: &str) -> StoreError {
     StoreError::Conflict(format!("customer_id {customer_id:?} already has a SCIM connection"))
 }
 
-/// A write's error, as a taken customer id when it broke the uniqueness of
-/// customer ids (a race the check before the write missed).
-fn taken_if_unique(e: diesel::result::Error, customer_id: &str) -> StoreError {
-    let e = StoreError::from(e);
-    if e.is_unique_violation() {
-        customer_taken(customer_id)
-    } else {
-        e
-    }
-}
-
 /// Creates a connection with its first key; returns both and the key's plaintext.
 pub fn create(
     conn: &mut AnyConnection,
@@ -88,7 +77,10 @@ pub fn create(
         created_at: micros(now),
         updated_at: micros(now),
     };
-    diesel::insert_into(s::scim_connections).values(&row).execute(conn).map_err(|e| taken_if_unique(e, customer_id))?;
+    diesel::insert_into(s::scim_connections)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| StoreError::from(e).unique_as(|| customer_taken(customer_id)))?;
     let (key, plaintext) = issue_key(conn, &row, now)?;
     Ok((row, key, plaintext))
 }
@@ -218,7 +210,7 @@ pub fn update(
             s::updated_at.eq(row.updated_at),
         ))
         .execute(conn)
-        .map_err(|e| taken_if_unique(e, &row.customer_id))?;
+        .map_err(|e| StoreError::from(e).unique_as(|| customer_taken(&row.customer_id)))?;
     Ok(Some(row))
 }
 

@@ -190,14 +190,10 @@ pub fn insert(
         created_at: micros(now),
         updated_at: micros(now),
     };
-    diesel::insert_into(g::scim_groups).values(&row).execute(conn).map_err(|e| {
-        let e = StoreError::from(e);
-        if e.is_unique_violation() {
-            GroupWriteError::DisplayNameTaken(row.display_name.clone())
-        } else {
-            e.into()
-        }
-    })?;
+    diesel::insert_into(g::scim_groups)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| StoreError::from(e).unique_as(|| GroupWriteError::DisplayNameTaken(row.display_name.clone())))?;
     insert_members(conn, &row.id, &members, &refs)?;
     Ok((row, ignored))
 }
@@ -336,14 +332,7 @@ pub fn replace(
             g::updated_at.eq(row.updated_at),
         ))
         .execute(conn)
-        .map_err(|e| {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                GroupWriteError::DisplayNameTaken(row.display_name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| StoreError::from(e).unique_as(|| GroupWriteError::DisplayNameTaken(row.display_name.clone())))?;
     Ok((row, ignored))
 }
 

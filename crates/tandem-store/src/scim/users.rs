@@ -164,13 +164,8 @@ pub fn insert_written(
         Bind::Int(row.updated_at),
         Bind::OptInt(row.deleted_at),
     ];
-    query::execute_fixed::<InsertUser>(conn, &binds).map_err(|e| {
-        if e.is_unique_violation() {
-            UserWriteError::UserNameTaken(row.user_name.clone())
-        } else {
-            e.into()
-        }
-    })?;
+    query::execute_fixed::<InsertUser>(conn, &binds)
+        .map_err(|e| e.unique_as(|| UserWriteError::UserNameTaken(row.user_name.clone())))?;
     Ok(row)
 }
 
@@ -238,14 +233,7 @@ pub fn replace(
             u::updated_at.eq(row.updated_at),
         ))
         .execute(conn)
-        .map_err(|e| {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                UserWriteError::UserNameTaken(row.user_name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| StoreError::from(e).unique_as(|| UserWriteError::UserNameTaken(row.user_name.clone())))?;
     Ok(row)
 }
 
