@@ -267,3 +267,78 @@ async fn concurrent_patches_of_one_connection_each_keep_their_change() {
         assert_eq!(got["unknown_group_members"], "ignore", "{got}");
     }
 }
+
+#[tokio::test]
+async fn group_writes_nesting_groups_while_the_connection_is_deleted_never_fail_on_the_server() {
+    let app = TestApp::spawn().await;
+    for round in 0..6 {
+        let scim = app.scim().await;
+        let mut gids = Vec::new();
+        for i in 0..6 {
+            let r = scim.post("/Groups", json!({"displayName": format!("Nest{round}-{i}")})).await;
+            gids.push(r.body["id"].as_str().unwrap().to_string());
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for (i, gid) in gids.iter().enumerate() {
+            // Each group but the first gets the one made before it as a
+            // member (no cycle); a new group nests two of them.
+            if let Some(next) = i.checked_sub(1).map(|before| &gids[before]) {
+                let (s, path) = (scim.clone(), format!("/Groups/{gid}"));
+                let ops = json!([{"op": "add", "path": "members", "value": [{"value": next}]}]);
+                running.spawn(async move { s.patch(&path, patch_op(ops)).await });
+            }
+            let s = scim.clone();
+            let body = json!({"displayName": format!("Outer{round}-{i}"), "members": [{"value": gid}, {"value": gids[(i + 3) % gids.len()]}]});
+            running.spawn(async move { s.post("/Groups", body).await });
+        }
+        // Before the delete: done. After it: the key or the connection is
+        // gone, or so is a group named (400).
+        let after = [StatusCode::UNAUTHORIZED, StatusCode::NOT_FOUND, StatusCode::BAD_REQUEST];
+        delete_the_connection_during(&app, &scim, running, &after, round).await;
+    }
+}
+
+#[tokio::test]
+async fn a_user_renamed_to_a_name_being_created_while_the_connection_is_deleted_never_fails_on_the_server() {
+    let app = TestApp::spawn().await;
+    for round in 0..8 {
+        let scim = app.scim().await;
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(scim.create_user(user(&format!("old{round}-{i}@acme.com"))).await);
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for (i, uid) in ids.iter().enumerate() {
+            // A rename and a create want the same userName.
+            let taken = format!("taken{round}-{i}@acme.com");
+            let (s, path) = (scim.clone(), format!("/Users/{uid}"));
+            let ops = json!([{"op": "replace", "path": "userName", "value": taken}]);
+            running.spawn(async move { s.patch(&path, patch_op(ops)).await });
+            let (s, body) = (scim.clone(), user(&taken));
+            running.spawn(async move { s.post("/Users", body).await });
+        }
+        // Before the delete: done, or the name was taken by the other (409).
+        // After it: the key or the connection is gone, or the user.
+        let after = [StatusCode::CONFLICT, StatusCode::UNAUTHORIZED, StatusCode::NOT_FOUND];
+        delete_the_connection_during(&app, &scim, running, &after, round).await;
+    }
+}
+
+/// Deletes `scim`'s connection while the `running` requests are under way;
+/// each must have succeeded or answered one of `refusals`, never a server
+/// error.
+async fn delete_the_connection_during(
+    app: &TestApp,
+    scim: &Scim,
+    mut running: tokio::task::JoinSet<ScimResponse>,
+    refusals: &[StatusCode],
+    round: usize,
+) {
+    let (status, body) = app.delete(&format!("/api/v1/scim-connections/{}", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    while let Some(done) = running.join_next().await {
+        let r = done.unwrap();
+        let done_before = [StatusCode::OK, StatusCode::CREATED].contains(&r.status);
+        assert!(done_before || refusals.contains(&r.status), "round {round}: {} {}", r.status, r.body);
+    }
+}

@@ -1000,3 +1000,71 @@ async fn a_member_added_while_it_is_deleted_is_never_left_in_the_group() {
         assert!(members.iter().all(|m| m["value"] != uid.as_str()), "round {round}: {got}");
     }
 }
+
+#[tokio::test]
+async fn groups_made_members_of_each_other_at_once_both_land() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    for round in 0..8 {
+        let mut ids = Vec::new();
+        for name in ["A", "B"] {
+            let created = scim.post("/Groups", json!({"displayName": format!("{name}{round}")})).await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+            ids.push(created.body["id"].as_str().unwrap().to_string());
+        }
+        // Odd rounds rename the group in the same PATCH (as Okta does).
+        let add = |group: &str, member: &str| {
+            let mut ops = vec![json!({"op": "add", "path": "members", "value": [{"value": member}]})];
+            if round % 2 == 1 {
+                ops.push(json!({"op": "replace", "path": "displayName", "value": format!("Renamed {group}")}));
+            }
+            let (path, ops) = (format!("/Groups/{group}"), json!(ops));
+            let s = scim.clone();
+            async move { s.patch(&path, patch_op(ops)).await }
+        };
+        // Each write holds its own group and needs the other as a member.
+        let (a, b) = tokio::join!(add(&ids[0], &ids[1]), add(&ids[1], &ids[0]));
+        assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK), "round {round}: {} / {}", a.body, b.body);
+        for (group, member) in [(&ids[0], &ids[1]), (&ids[1], &ids[0])] {
+            let got = scim.get(&format!("/Groups/{group}")).await.body;
+            let members: Vec<&str> =
+                got["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+            assert_eq!(members, [member.as_str()], "round {round}: {got}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_user_patch_does_not_wait_for_a_group_write_adding_the_user() {
+    let app = TestApp::spawn().await;
+    if app.state.store.backend() != "postgres" {
+        return; // SQLite runs writes one at a time: there is nothing to wait for.
+    }
+    let scim = app.scim().await;
+    let uid = scim.create_user(user("held@acme.com")).await;
+    // A group write adding the user, under way: its transaction is held
+    // open after the insert, as one of thousands of members would be.
+    let (store, conn, member) = (app.state.store.clone(), scim.connection_id.clone(), uid.clone());
+    let (locked, wait_locked) = std::sync::mpsc::channel();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let group_write = std::thread::spawn(move || {
+        store.write_blocking(move |c| {
+            let doc = json!({"displayName": "Held open", "members": [{"value": member}]});
+            tandem_store::scim::groups::insert(c, &conn, doc, false, chrono::Utc::now())
+                .map_err(|_| tandem_store::StoreError::Conflict("the group write failed".into()))?;
+            locked.send(()).unwrap();
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            Ok(())
+        })
+    });
+    wait_locked.recv().unwrap();
+    let ops = json!([{"op": "replace", "path": "title", "value": "Engineer"}]);
+    let path = format!("/Users/{uid}");
+    let patch = scim.patch(&path, patch_op(ops));
+    let patched = tokio::time::timeout(std::time::Duration::from_secs(3), patch).await;
+    release.send(()).unwrap();
+    group_write.join().unwrap().unwrap();
+    let patched = patched.expect("the user PATCH waited for the group write to end");
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["title"], "Engineer");
+}

@@ -29,6 +29,19 @@ macro_rules! on_backend {
     };
 }
 
+/// The first row of a diesel `query` on PostgreSQL, if any, locked with a
+/// [`RowLock`]: `first_locked!(query, lock, c)`. The three locking clauses
+/// are three types in diesel, so each is spelled out once here.
+macro_rules! first_locked {
+    ($query:expr, $lock:expr, $c:expr) => {
+        match $lock {
+            $crate::RowLock::Update => $query.for_update().first($c).optional(),
+            $crate::RowLock::NoKeyUpdate => $query.for_no_key_update().first($c).optional(),
+            $crate::RowLock::KeyShare => $query.for_key_share().first($c).optional(),
+        }
+    };
+}
+
 pub mod audit;
 pub mod background;
 mod checkpoint;
@@ -74,6 +87,10 @@ pub enum StoreError {
     /// Stored data could not be read back (e.g. a secret that does not decrypt).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A row the write refers to was deleted by a concurrent transaction
+    /// (where a foreign key would have refused the write); names it.
+    #[error("{0} was deleted while the write ran")]
+    Gone(String),
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
@@ -112,6 +129,19 @@ impl StoreError {
             ))
         )
     }
+}
+
+/// The lock a write transaction takes on a row it reads, on PostgreSQL
+/// (SQLite's writes are one at a time). Held until the transaction ends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowLock {
+    /// `FOR UPDATE`: the row will be deleted, or its key changed.
+    Update,
+    /// `FOR NO KEY UPDATE`: the row will be changed and kept; rows referring
+    /// to it may still be written meanwhile.
+    NoKeyUpdate,
+    /// `FOR KEY SHARE`: the row must stay (something will refer to it).
+    KeyShare,
 }
 
 /// Pool settings.

@@ -3,7 +3,7 @@
 
 use crate::schema::scim_api_keys::dsl as k;
 use crate::schema::scim_connections::dsl as s;
-use crate::{from_micros, micros, AnyConnection, StoreError};
+use crate::{from_micros, micros, AnyConnection, RowLock, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use tandem_core::keys::{generate, hash_key, KeyKind};
@@ -118,15 +118,24 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRo
 /// rotation) run one after the other, each on the other's result. SQLite's
 /// writes are one at a time already.
 fn get_for_update(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
-    match conn {
-        AnyConnection::Postgresql(c) => Ok(s::scim_connections
-            .filter(s::id.eq(id))
-            .select(ScimConnectionRow::as_select())
-            .for_update()
-            .first(c)
-            .optional()?),
-        other => get(other, id),
-    }
+    get_locked(conn, id, RowLock::Update)
+}
+
+/// [`get`] for a SCIM group write, as its first statement: on PostgreSQL
+/// the connection's row stays locked (`FOR KEY SHARE`, which other SCIM
+/// writes share) until the write ends. A connection's [`delete`] locks the
+/// row first, so it waits for the group writes under way, and those that
+/// come later wait for it, then find the connection gone. A group write
+/// locks the groups it nests as members (see `scim::groups`): holding one
+/// while the delete held another deadlocked the two.
+pub fn get_for_group_write(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
+    get_locked(conn, id, RowLock::KeyShare)
+}
+
+fn get_locked(conn: &mut AnyConnection, id: &str, lock: RowLock) -> Result<Option<ScimConnectionRow>, StoreError> {
+    let AnyConnection::Postgresql(c) = conn else { return get(conn, id) };
+    let query = s::scim_connections.filter(s::id.eq(id)).select(ScimConnectionRow::as_select());
+    Ok(first_locked!(query, lock, c)?)
 }
 
 /// A connection by customer id.
@@ -273,15 +282,27 @@ pub fn check_key(
 ///
 /// Only the connection's row is deleted: its keys, users and groups go with
 /// it (`ON DELETE CASCADE`), and the groups' memberships with them. On
-/// PostgreSQL its groups, then its users, are locked first, in the order a
-/// SCIM group write locks them (its group, then the members it adds), and
-/// the connection's row last, as a SCIM create locks it only when it inserts
-/// (the foreign key's check). In another order the delete deadlocked with
-/// concurrent SCIM writes, which then answered 500 (or the delete did).
-/// SQLite's writes are one at a time already.
+/// PostgreSQL the locks are taken in an order no SCIM write reverses:
+/// - the connection's row first: it waits for the group writes and user
+///   creates under way, which lock it before anything else
+///   ([`get_for_group_write`]; a user's insert locks it before it takes
+///   its userName); later ones wait for the delete, holding nothing it
+///   needs, then find the connection gone;
+/// - then its groups, then its users, in id order: a group DELETE, or a user
+///   PATCH or DELETE, which lock their own row and never the connection's,
+///   finish before the cascade reaches them.
+///
+/// In other orders the delete deadlocked with concurrent SCIM writes, and
+/// PostgreSQL aborted one of them (a 500). SQLite's writes are one at a
+/// time already.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
     if let AnyConnection::Postgresql(c) = conn {
         use crate::schema::{scim_groups as g, scim_users as u};
+        let found =
+            s::scim_connections.filter(s::id.eq(id)).select(s::id).for_update().first::<String>(c).optional()?;
+        if found.is_none() {
+            return Ok(false);
+        }
         g::table.filter(g::scim_connection_id.eq(id)).select(g::id).order(g::id).for_update().load::<String>(c)?;
         u::table.filter(u::scim_connection_id.eq(id)).select(u::id).order(u::id).for_update().load::<String>(c)?;
     }

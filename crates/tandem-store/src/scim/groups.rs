@@ -6,7 +6,7 @@ use super::query;
 use crate::schema::scim_group_members::dsl as gm;
 use crate::schema::scim_groups::dsl as g;
 use crate::schema::scim_users::dsl as u;
-use crate::{micros, AnyConnection, StoreError};
+use crate::{micros, AnyConnection, RowLock, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
@@ -224,26 +224,45 @@ pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Optio
         .optional())?)
 }
 
-/// [`get`] for a write transaction that will change the group: on
-/// PostgreSQL the row stays locked (`FOR UPDATE`) until the transaction
-/// ends, so concurrent updates of one group take their versions one after
-/// the other and each reads the last one's result. SQLite's writes are one
-/// at a time already.
+/// [`get`] for a transaction that deletes the group: on PostgreSQL the row
+/// stays locked (`FOR UPDATE`) until the transaction ends, so the delete
+/// and writes of the group, or of groups adding it as a member, take turns.
+/// SQLite's writes are one at a time already.
 pub fn get_for_update(
     conn: &mut AnyConnection,
     connection: &str,
     id: &str,
 ) -> Result<Option<ScimGroupRow>, StoreError> {
-    match conn {
-        AnyConnection::Postgresql(c) => Ok(g::scim_groups
-            .filter(g::scim_connection_id.eq(connection))
-            .filter(g::id.eq(id))
-            .select(ScimGroupRow::as_select())
-            .for_update()
-            .first(c)
-            .optional()?),
-        other => get(other, connection, id),
-    }
+    get_locked(conn, connection, id, RowLock::Update)
+}
+
+/// [`get`] for a write that changes the group and keeps it (a PUT or
+/// PATCH): on PostgreSQL the row stays locked (`FOR NO KEY UPDATE`) until
+/// the transaction ends, so concurrent updates of one group take their
+/// versions one after the other, and a delete waits for them. Unlike
+/// `FOR UPDATE` the lock lets other group writes lock this group as a
+/// member they add (`FOR KEY SHARE`): two groups made members of each other
+/// at once each held its own row and waited for the other's, a deadlock.
+pub fn get_for_change(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: &str,
+) -> Result<Option<ScimGroupRow>, StoreError> {
+    get_locked(conn, connection, id, RowLock::NoKeyUpdate)
+}
+
+fn get_locked(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: &str,
+    lock: RowLock,
+) -> Result<Option<ScimGroupRow>, StoreError> {
+    let AnyConnection::Postgresql(c) = conn else { return get(conn, connection, id) };
+    let query = g::scim_groups
+        .filter(g::scim_connection_id.eq(connection))
+        .filter(g::id.eq(id))
+        .select(ScimGroupRow::as_select());
+    Ok(first_locked!(query, lock, c)?)
 }
 
 /// The members of a group as stored: id and the display text a client gave.

@@ -5,7 +5,7 @@ use super::query;
 use crate::schema::scim_group_members::dsl as gm;
 use crate::schema::scim_groups::dsl as g;
 use crate::schema::scim_users::dsl as u;
-use crate::{micros, AnyConnection, StoreError};
+use crate::{micros, AnyConnection, RowLock, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
@@ -21,6 +21,19 @@ crate::fixed_sql!(
     InsertUser = "INSERT INTO scim_users (id, scim_connection_id, user_name, user_name_lower, user_name_local_lower, \
          external_id, display_name, active, resource, version, created_at, updated_at, deleted_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
+
+crate::fixed_sql!(
+    /// [`InsertUser`] on PostgreSQL: the row is inserted only under a
+    /// connection it finds, and locks that connection (`FOR KEY SHARE`)
+    /// before it takes its userName in the unique index. The foreign key's
+    /// own check locks the connection only after, and a create waiting there
+    /// for the connection's delete, holding the userName a rename of
+    /// another user waited for, while the delete waited for that user,
+    /// deadlocked the three (see `scim_connections::delete`).
+    InsertUserUnderConnection = "INSERT INTO scim_users (id, scim_connection_id, user_name, user_name_lower, \
+         user_name_local_lower, external_id, display_name, active, resource, version, created_at, updated_at, \
+         deleted_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM scim_connections WHERE id = ? FOR KEY SHARE"
 );
 
 /// A stored SCIM user. `resource` is the canonical JSON without `id`,
@@ -164,8 +177,16 @@ pub fn insert_written(
         Bind::Int(row.updated_at),
         Bind::OptInt(row.deleted_at),
     ];
-    query::execute_fixed::<InsertUser>(conn, &binds)
-        .map_err(|e| e.unique_as(|| UserWriteError::UserNameTaken(row.user_name.clone())))?;
+    let taken = |e: StoreError| e.unique_as(|| UserWriteError::UserNameTaken(row.user_name.clone()));
+    if let AnyConnection::Postgresql(_) = conn {
+        let mut binds = binds.to_vec();
+        binds.push(Bind::Text(row.scim_connection_id.clone()));
+        if query::execute_fixed::<InsertUserUnderConnection>(conn, &binds).map_err(taken)? == 0 {
+            return Err(UserWriteError::Store(StoreError::Gone("the SCIM connection".into())));
+        }
+    } else {
+        query::execute_fixed::<InsertUser>(conn, &binds).map_err(taken)?;
+    }
     Ok(row)
 }
 
@@ -180,23 +201,39 @@ pub fn get(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Optio
         .optional())?)
 }
 
-/// [`get`] for a write transaction that will change the user: on
-/// PostgreSQL the row stays locked (`FOR UPDATE`) until the transaction
-/// ends, so a concurrent update of the same user waits and then reads this
-/// one's result instead of overwriting it. SQLite's writes are one at a
-/// time already.
+/// [`get`] for a write transaction that deletes the user: on PostgreSQL
+/// the row stays locked (`FOR UPDATE`) until the transaction ends. A group
+/// write adding the user as a member locks it `FOR KEY SHARE` (see
+/// `scim::groups`), so the two take turns: the delete then removes the
+/// membership, or the group write finds the user gone. SQLite's writes are
+/// one at a time already.
 pub fn get_for_update(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
-    match conn {
-        AnyConnection::Postgresql(c) => Ok(u::scim_users
-            .filter(u::scim_connection_id.eq(connection))
-            .filter(u::id.eq(id))
-            .filter(u::deleted_at.is_null())
-            .select(ScimUserRow::as_select())
-            .for_update()
-            .first(c)
-            .optional()?),
-        other => get(other, connection, id),
-    }
+    get_locked(conn, connection, id, RowLock::Update)
+}
+
+/// [`get`] for a write that changes the user and keeps it (a PUT or
+/// PATCH): on PostgreSQL the row stays locked (`FOR NO KEY UPDATE`) until
+/// the transaction ends, so a concurrent update of the same user waits and
+/// then reads this one's result instead of overwriting it. It does not wait
+/// for group writes that add the user as a member (nor they for it): a
+/// group PATCH of thousands of members holds them for as long as it runs.
+pub fn get_for_change(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
+    get_locked(conn, connection, id, RowLock::NoKeyUpdate)
+}
+
+fn get_locked(
+    conn: &mut AnyConnection,
+    connection: &str,
+    id: &str,
+    lock: RowLock,
+) -> Result<Option<ScimUserRow>, StoreError> {
+    let AnyConnection::Postgresql(c) = conn else { return get(conn, connection, id) };
+    let query = u::scim_users
+        .filter(u::scim_connection_id.eq(connection))
+        .filter(u::id.eq(id))
+        .filter(u::deleted_at.is_null())
+        .select(ScimUserRow::as_select());
+    Ok(first_locked!(query, lock, c)?)
 }
 
 /// Replaces a user's document (PUT, or the result of a PATCH).

@@ -6,7 +6,9 @@ use super::request::{
     json_body, listed, patch_transform, projection, read_patch, read_update, refused, ListParams, LogContext,
     Transform, UpdateKind,
 };
-use super::response::{check_if_match, etag, if_match, meta, not_modified, resource, resource_text, ScimFailure};
+use super::response::{
+    check_if_match, connection_gone, etag, if_match, meta, not_modified, resource, resource_text, ScimFailure,
+};
 use crate::state::{AppState, GroupPatchAnswer};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -131,9 +133,15 @@ fn write_error(e: GroupWriteError) -> Result<ScimError, tandem_store::StoreError
     }
 }
 
-/// Whether the connection drops unknown member ids instead of refusing the write.
-fn ignores_unknown(c: &mut tandem_store::AnyConnection, connection: &str) -> Result<bool, tandem_store::StoreError> {
-    Ok(tandem_store::scim_connections::get(c, connection)?.is_some_and(|r| r.unknown_group_members == "ignore"))
+/// Whether the connection drops unknown member ids instead of refusing the
+/// write; `None` when it was deleted. A group write's first statement: it
+/// holds the connection until the write ends (see
+/// `scim_connections::get_for_group_write`).
+fn ignores_unknown(
+    c: &mut tandem_store::AnyConnection,
+    connection: &str,
+) -> Result<Option<bool>, tandem_store::StoreError> {
+    Ok(tandem_store::scim_connections::get_for_group_write(c, connection)?.map(|r| r.unknown_group_members == "ignore"))
 }
 
 /// Notes dropped member ids in a log entry.
@@ -188,7 +196,9 @@ pub async fn create(
         let created = state
             .store
             .write(move |c| {
-                let ignore = ignores_unknown(c, &conn)?;
+                let Some(ignore) = ignores_unknown(c, &conn)? else {
+                    return Ok(Err(connection_gone()));
+                };
                 match groups::insert(c, &conn, doc, ignore, now) {
                     Ok((row, ignored)) => {
                         let entry = log.entry(now, "create", Some("Group"), Some(&row.id), None, 201, None);
@@ -446,7 +456,10 @@ async fn update(
     let (row, members) = state
         .store
         .write(move |c| {
-            let Some(current) = groups::get_for_update(c, &conn, &key)? else {
+            let Some(ignore) = ignores_unknown(c, &conn)? else {
+                return Ok(Err(connection_gone()));
+            };
+            let Some(current) = groups::get_for_change(c, &conn, &key)? else {
                 return Ok(Err(not_found(&key)));
             };
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
@@ -472,7 +485,6 @@ async fn update(
             } else {
                 changed = tandem_scim::resource::changed_attributes(&doc, &next_doc);
                 changed.extend(members_change(&before, &after));
-                let ignore = ignores_unknown(c, &conn)?;
                 match groups::replace(c, &current, &before, (next_doc, after), ignore, now) {
                     Ok((row, ignored)) => (row, "update", ignored),
                     Err(e) => return write_error(e).map(Err),

@@ -12,6 +12,13 @@ use tandem_store::from_micros;
 /// The SCIM media type.
 pub const SCIM_JSON: &str = "application/scim+json";
 
+/// The connection of the request's key was deleted after the key was
+/// checked (through another node, whose deletion this node's key cache has
+/// not seen yet, or while the request ran).
+pub fn connection_gone() -> ScimError {
+    ScimError::new(401, None, "the SCIM connection of this API key was deleted while the request ran")
+}
+
 /// A SCIM error as an actix response.
 #[derive(Debug)]
 pub struct ScimFailure(pub ScimError);
@@ -31,12 +38,11 @@ impl From<tandem_store::StoreError> for ScimFailure {
             }
             // SCIM rows refer to their connection: the connection was deleted
             // (through another node, whose deletion this node's key cache has
-            // not seen yet) after the request's key was checked.
-            e if e.is_foreign_key_violation() => ScimFailure(ScimError::new(
-                401,
-                None,
-                "the SCIM connection of this API key was deleted while the request ran",
-            )),
+            // not seen yet) after the request's key was checked: refused by
+            // the foreign key, or found gone by a write that looks first.
+            e if e.is_foreign_key_violation() || matches!(e, tandem_store::StoreError::Gone(_)) => {
+                ScimFailure(connection_gone())
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ScimFailure(ScimError::new(500, None, "an internal error occurred; see the server log"))

@@ -296,7 +296,7 @@ async fn update(
     let (row, groups, doc) = state
         .store
         .write_small(move |c| {
-            let Some(current) = users::get_for_update(c, &conn, &key)? else {
+            let Some(current) = users::get_for_change(c, &conn, &key)? else {
                 return Ok(Err(not_found(&key)));
             };
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
