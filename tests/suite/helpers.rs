@@ -335,3 +335,31 @@ pub fn user(user_name: &str) -> Value {
 pub fn patch_op(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
+
+/// A group write under way (PostgreSQL): creates a group named `name` with
+/// `members` in a transaction held open until the returned sender is used
+/// (or 10 s pass), as a group write of thousands of members would hold its
+/// locks. Returns once the write holds them.
+pub fn hold_group_write(
+    app: &TestApp,
+    connection: &str,
+    name: &str,
+    members: &[&str],
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<Result<(), tandem_store::StoreError>>) {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    let doc = json!({"displayName": name, "members": members});
+    let (store, connection) = (app.state.store.clone(), connection.to_string());
+    let (locked, wait_locked) = std::sync::mpsc::channel();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let write = std::thread::spawn(move || {
+        store.write_blocking(move |c| {
+            tandem_store::scim::groups::insert(c, &connection, doc, false, chrono::Utc::now())
+                .map_err(|_| tandem_store::StoreError::Conflict("the group write failed".into()))?;
+            locked.send(()).unwrap();
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            Ok(())
+        })
+    });
+    wait_locked.recv().expect("the group write failed");
+    (release, write)
+}

@@ -342,3 +342,74 @@ async fn delete_the_connection_during(
         assert!(done_before || refusals.contains(&r.status), "round {round}: {} {}", r.status, r.body);
     }
 }
+
+#[tokio::test]
+async fn scim_writes_that_wait_for_the_connections_delete_are_then_refused_as_unauthorized() {
+    let app = TestApp::spawn().await;
+    if app.state.store.backend() != "postgres" {
+        return; // SQLite runs writes one at a time: none waits inside the delete.
+    }
+    let scim = app.scim().await;
+    // Also puts the key in this node's cache, which trusts it for a while.
+    let gid = scim.post("/Groups", json!({"displayName": "Waiting"})).await.body["id"].as_str().unwrap().to_string();
+    // The delete through another node, held open once it has the connection.
+    let (store, id) = (app.state.store.clone(), scim.connection_id.clone());
+    let (locked, wait_locked) = std::sync::mpsc::channel();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let deleting = std::thread::spawn(move || {
+        store.write_blocking(move |c| {
+            let deleted = tandem_store::scim_connections::delete(c, &id)?;
+            locked.send(()).unwrap();
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            Ok(deleted)
+        })
+    });
+    wait_locked.recv().expect("the delete failed");
+    let uid_body = user("waiting@acme.com");
+    let group_body = json!({"displayName": "Also waiting"});
+    let ops = json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]);
+    let requests = [
+        ("POST", "/Users".to_string(), uid_body),
+        ("POST", "/Groups".into(), group_body),
+        ("PATCH", format!("/Groups/{gid}"), patch_op(ops)),
+    ];
+    let mut waiting = Vec::new();
+    for (method, path, body) in requests {
+        let s = scim.clone();
+        waiting.push(tokio::spawn(async move {
+            if method == "POST" {
+                s.post(&path, body).await
+            } else {
+                s.patch(&path, body).await
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(waiting.iter().all(|w| !w.is_finished()), "a write did not wait for the connection's delete");
+    release.send(()).unwrap();
+    assert!(deleting.join().unwrap().unwrap());
+    for w in waiting {
+        let r = w.await.unwrap();
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert!(r.body["detail"].as_str().unwrap().contains("was deleted while the request ran"), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn a_connections_patch_does_not_wait_for_group_writes_under_it() {
+    let app = TestApp::spawn().await;
+    if app.state.store.backend() != "postgres" {
+        return; // SQLite runs writes one at a time: there is nothing to wait for.
+    }
+    let scim = app.scim().await;
+    let uid = scim.create_user(user("member@acme.com")).await;
+    let (release, group_write) = hold_group_write(&app, &scim.connection_id, "Held open", &[&uid]);
+    let path = format!("/api/v1/scim-connections/{}", scim.connection_id);
+    let patch = app.patch(&path, json!({"unknown_group_members": "ignore", "api_key_ttl_days": 30}));
+    let patched = tokio::time::timeout(std::time::Duration::from_secs(3), patch).await;
+    release.send(()).unwrap();
+    group_write.join().unwrap().unwrap();
+    let (status, body) = patched.expect("the connection's PATCH waited for the group write to end");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["unknown_group_members"], "ignore", "{body}");
+}

@@ -1042,22 +1042,8 @@ async fn a_user_patch_does_not_wait_for_a_group_write_adding_the_user() {
     }
     let scim = app.scim().await;
     let uid = scim.create_user(user("held@acme.com")).await;
-    // A group write adding the user, under way: its transaction is held
-    // open after the insert, as one of thousands of members would be.
-    let (store, conn, member) = (app.state.store.clone(), scim.connection_id.clone(), uid.clone());
-    let (locked, wait_locked) = std::sync::mpsc::channel();
-    let (release, wait_release) = std::sync::mpsc::channel::<()>();
-    let group_write = std::thread::spawn(move || {
-        store.write_blocking(move |c| {
-            let doc = json!({"displayName": "Held open", "members": [{"value": member}]});
-            tandem_store::scim::groups::insert(c, &conn, doc, false, chrono::Utc::now())
-                .map_err(|_| tandem_store::StoreError::Conflict("the group write failed".into()))?;
-            locked.send(()).unwrap();
-            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
-            Ok(())
-        })
-    });
-    wait_locked.recv().unwrap();
+    // A group write adding the user, under way.
+    let (release, group_write) = hold_group_write(&app, &scim.connection_id, "Held open", &[&uid]);
     let ops = json!([{"op": "replace", "path": "title", "value": "Engineer"}]);
     let path = format!("/Users/{uid}");
     let patch = scim.patch(&path, patch_op(ops));
@@ -1067,4 +1053,27 @@ async fn a_user_patch_does_not_wait_for_a_group_write_adding_the_user() {
     let patched = patched.expect("the user PATCH waited for the group write to end");
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["title"], "Engineer");
+}
+
+#[tokio::test]
+async fn a_group_renamed_while_a_group_write_adds_it_as_a_member_does_not_wait() {
+    let app = TestApp::spawn().await;
+    if app.state.store.backend() != "postgres" {
+        return; // SQLite runs writes one at a time: there is nothing to wait for.
+    }
+    let scim = app.scim().await;
+    let inner = scim.post("/Groups", json!({"displayName": "Inner"})).await.body["id"].as_str().unwrap().to_string();
+    // A group write nesting the group, under way.
+    let (release, group_write) = hold_group_write(&app, &scim.connection_id, "Outer", &[&inner]);
+    // A rename changes a uniquely indexed column: it must not take the lock
+    // a member's delete takes.
+    let ops = json!([{"op": "replace", "path": "displayName", "value": "Inner, renamed"}]);
+    let path = format!("/Groups/{inner}");
+    let patch = scim.patch(&path, patch_op(ops));
+    let patched = tokio::time::timeout(std::time::Duration::from_secs(3), patch).await;
+    release.send(()).unwrap();
+    group_write.join().unwrap().unwrap();
+    let patched = patched.expect("the rename waited for the group write to end");
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["displayName"], "Inner, renamed");
 }

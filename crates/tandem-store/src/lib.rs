@@ -135,7 +135,9 @@ impl StoreError {
 /// (SQLite's writes are one at a time). Held until the transaction ends.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum RowLock {
-    /// `FOR UPDATE`: the row will be deleted, or its key changed.
+    /// `FOR UPDATE`: the row will be deleted (or marked deleted), or its
+    /// key changed; writes that will refer to it (holding `KeyShare`) wait,
+    /// and it waits for them.
     Update,
     /// `FOR NO KEY UPDATE`: the row will be changed and kept; rows referring
     /// to it may still be written meanwhile.

@@ -114,11 +114,17 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRo
 }
 
 /// A connection by id, locked until the end of the transaction on
-/// PostgreSQL, so that concurrent changes to it and its keys (a PATCH, a
-/// rotation) run one after the other, each on the other's result. SQLite's
-/// writes are one at a time already.
-fn get_for_update(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
-    get_locked(conn, id, RowLock::Update)
+/// PostgreSQL (`FOR NO KEY UPDATE`), so that concurrent changes to it and
+/// its keys (a PATCH, a rotation) run one after the other, each on the
+/// other's result, and its delete waits for them. The lock lets SCIM writes
+/// under the connection go on meanwhile (they hold it `FOR KEY SHARE`, see
+/// [`get_for_group_write`]): with `FOR UPDATE` an admin's PATCH or key
+/// rotation waited for every group write under way, a PATCH of thousands
+/// of members included. A new `customer_id` (a unique column) makes the
+/// UPDATE itself take the stronger lock. SQLite's writes are one at a time
+/// already.
+fn get_for_change(conn: &mut AnyConnection, id: &str) -> Result<Option<ScimConnectionRow>, StoreError> {
+    get_locked(conn, id, RowLock::NoKeyUpdate)
 }
 
 /// [`get`] for a SCIM group write, as its first statement: on PostgreSQL
@@ -191,7 +197,7 @@ pub fn update(
     unknown_group_members: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<ScimConnectionRow>, StoreError> {
-    let Some(mut row) = get_for_update(conn, id)? else { return Ok(None) };
+    let Some(mut row) = get_for_change(conn, id)? else { return Ok(None) };
     if let Some(customer) = customer_id {
         if let Some(other) = get_by_customer(conn, customer)? {
             if other.id != id {
@@ -231,7 +237,7 @@ pub fn rotate_key(
     grace: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<(ScimApiKeyRow, Redacted<String>)>, StoreError> {
-    let Some(row) = get_for_update(conn, id)? else { return Ok(None) };
+    let Some(row) = get_for_change(conn, id)? else { return Ok(None) };
     let retire_at = micros(now + grace);
     // Keys already in grace keep their own (earlier) end; the current one starts its grace now.
     diesel::update(k::scim_api_keys.filter(k::scim_connection_id.eq(id)).filter(k::retired_at.is_null()))
