@@ -330,6 +330,23 @@ impl Store {
         }
     }
 
+    /// Runs `f`, whose writes are each complete in one statement (an
+    /// insert that claims a key), like [`Store::write_small`] on SQLite; on
+    /// PostgreSQL without a transaction around them: each statement commits
+    /// on its own, which saves the round trips of `BEGIN` and `COMMIT`. Use
+    /// it only where `f`'s statements need not commit together: when `f`
+    /// fails after a write, SQLite undoes the write and PostgreSQL keeps it.
+    pub async fn write_autocommit<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write_now(f).await,
+            None => self.read(f).await,
+        }
+    }
+
     /// A transaction written behind requests (batched log records), on the
     /// calling thread; on SQLite it does not make the requests' own small
     /// writes queue (see [`writer::Writer::write_behind`]).

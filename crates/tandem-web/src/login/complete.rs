@@ -82,12 +82,15 @@ pub async fn complete(
         Ok(redirect) => Ok(redirect),
     };
     let (claimed, client) = match &checked {
-        // Claims the login (single use, also across nodes) and reads its client, in one transaction.
+        // Claims the login (single use, also across nodes: one insert,
+        // committed before the code is exchanged) and reads its client.
         Ok(_) => {
             let (id, client_id) = (id.clone(), client_id.clone());
             state
                 .store
-                .write_small(move |c| Ok((sso::claim_login(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?)))
+                .write_autocommit(move |c| {
+                    Ok((sso::claim_login(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?))
+                })
                 .await?
         }
         // A refused attempt claims nothing; its client is read for its event's customer, when the database answers.
