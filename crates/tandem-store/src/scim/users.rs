@@ -410,15 +410,22 @@ fn within_page<T>(mut rows: Vec<T>, count: u64, id: impl Fn(&T) -> &str) -> Opti
     Some(rows)
 }
 
-/// A user's groups as [`groups_of`] gives them, as one JSON text
-/// (`[["group id", "displayName"], …]`, by group id) in the user's row.
+/// The groups of the user `u` as [`groups_of`] gives them, as one JSON
+/// text (`[["group id", "displayName"], …]`, by group id), or NULL.
+macro_rules! groups_json_sql {
+    () => {
+        "(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.id)::text \
+         FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id WHERE gm.member_id = u.id)"
+    };
+}
+
+/// A point search's live users with their groups ([`groups_json_sql`]).
 macro_rules! with_groups_sql {
     ($column:literal) => {
         concat!(
-            "SELECT u.*, (SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.id)::text \
-             FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id \
-             WHERE gm.member_id = u.id) AS groups_json \
-             FROM scim_users u WHERE u.scim_connection_id = ? AND u.",
+            "SELECT u.*, ",
+            groups_json_sql!(),
+            " AS groups_json FROM scim_users u WHERE u.scim_connection_id = ? AND u.",
             $column,
             " = ? AND u.deleted_at IS NULL LIMIT ?"
         )
@@ -487,15 +494,23 @@ fn point_search_with_groups(
     let Some(found) = within_page(found, count, |r| &r.user.id) else { return Ok(None) };
     let mut rows = Vec::with_capacity(found.len());
     let mut groups = HashMap::new();
-    for RowWithGroups { user, groups_json } in found {
+    for row in found {
+        rows.push(row.split_into(&mut groups)?);
+    }
+    Ok(Some(((rows.len() as i64, rows), groups)))
+}
+
+impl RowWithGroups {
+    /// The user, its groups put into `groups` by user id.
+    fn split_into(self, groups: &mut HashMap<String, Vec<(String, String)>>) -> Result<ScimUserRow, StoreError> {
+        let RowWithGroups { user, groups_json } = self;
         if let Some(text) = groups_json {
             let list: Vec<(String, String)> = serde_json::from_str(&text)
                 .map_err(|e| StoreError::Corrupt(format!("a user's groups as the database gave them: {e}")))?;
             groups.insert(user.id.clone(), list);
         }
-        rows.push(user);
+        Ok(user)
     }
-    Ok(Some(((rows.len() as i64, rows), groups)))
 }
 
 /// The groups of each user: user id → [(group id, group displayName)].
@@ -577,6 +592,75 @@ pub fn find_by_key(
         ScimKey::UserNameLocalLower => by!(live_first u::user_name_local_lower.eq(value)),
         ScimKey::ExternalId => by!(live_first u::external_id.eq(value)),
     })
+}
+
+/// A login join's candidates in one PostgreSQL statement, with each one's
+/// groups as [`with_groups_sql`] gives them: live users first, then
+/// tombstones, 50 at most. `$where` names the key; its `?`s are bound by
+/// [`find_by_key_with_groups`]. A userName is looked up on each side of its
+/// two partial indexes (live, tombstones) and the two put together.
+macro_rules! candidates_sql {
+    (split $where:literal) => {
+        concat!(
+            "SELECT u.*, ",
+            groups_json_sql!(),
+            " AS groups_json FROM ((SELECT * FROM scim_users WHERE scim_connection_id = ? AND ",
+            $where,
+            " AND deleted_at IS NULL ORDER BY id LIMIT 50) UNION ALL (SELECT * FROM scim_users \
+             WHERE scim_connection_id = ? AND ",
+            $where,
+            " AND deleted_at IS NOT NULL ORDER BY id LIMIT 50)) u ORDER BY u.deleted_at IS NOT NULL, u.id LIMIT 50"
+        )
+    };
+    ($where:literal) => {
+        concat!(
+            "SELECT u.*, ",
+            groups_json_sql!(),
+            " AS groups_json FROM scim_users u WHERE u.scim_connection_id = ? AND u.",
+            $where,
+            " ORDER BY u.deleted_at IS NOT NULL, u.id LIMIT 50"
+        )
+    };
+}
+crate::fixed_sql!(CandidatesByUserName = candidates_sql!(split "user_name_lower = ? AND user_name = ?"));
+crate::fixed_sql!(CandidatesByUserNameLower = candidates_sql!(split "user_name_lower = ?"));
+crate::fixed_sql!(CandidatesByLocalPart = candidates_sql!("user_name_local_lower = ?"));
+crate::fixed_sql!(CandidatesByExternalId = candidates_sql!("external_id = ?"));
+
+/// [`find_by_key`] for a login join, with the candidates' groups by user id
+/// ([`groups_of`]): on PostgreSQL in one statement, one round trip instead
+/// of two or three (userName: live users, tombstones, then the groups); on
+/// SQLite, where a statement costs no round trip, the candidates alone and
+/// `None`, so that only the matched user's groups are read.
+#[allow(clippy::type_complexity)]
+pub fn find_by_key_with_groups(
+    conn: &mut AnyConnection,
+    connection: &str,
+    key: ScimKey,
+    value: &str,
+) -> Result<(Vec<ScimUserRow>, Option<HashMap<String, Vec<(String, String)>>>), StoreError> {
+    if !matches!(conn, AnyConnection::Postgresql(_)) {
+        return Ok((find_by_key(conn, connection, key, value)?, None));
+    }
+    let text = |v: &str| Bind::Text(v.to_string());
+    let found: Vec<RowWithGroups> = match key {
+        ScimKey::UserName => {
+            let side = [text(connection), text(&value.to_lowercase()), text(value)];
+            let binds: Vec<Bind> = side.iter().chain(side.iter()).cloned().collect();
+            query::load_fixed::<CandidatesByUserName, _>(conn, &binds)?
+        }
+        ScimKey::UserNameLower => {
+            let binds = [text(connection), text(value), text(connection), text(value)];
+            query::load_fixed::<CandidatesByUserNameLower, _>(conn, &binds)?
+        }
+        ScimKey::UserNameLocalLower => {
+            query::load_fixed::<CandidatesByLocalPart, _>(conn, &[text(connection), text(value)])?
+        }
+        ScimKey::ExternalId => query::load_fixed::<CandidatesByExternalId, _>(conn, &[text(connection), text(value)])?,
+    };
+    let mut groups = HashMap::new();
+    let rows = found.into_iter().map(|row| row.split_into(&mut groups)).collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, Some(groups)))
 }
 
 /// Live users of a connection, a page at a time (management API).

@@ -52,7 +52,7 @@ pub fn join(
             details,
         )));
     };
-    let mut candidates = users::find_by_key(c, &connection.id, strategy.scim_key(), &key)?;
+    let (mut candidates, mut groups_of) = users::find_by_key_with_groups(c, &connection.id, strategy.scim_key(), &key)?;
     let verdict = decide(
         &candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect::<Vec<_>>(),
     );
@@ -61,7 +61,11 @@ pub fn join(
     match verdict {
         JoinOutcome::Matched(i) => {
             let row = candidates.swap_remove(i);
-            let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
+            let groups = match groups_of.as_mut() {
+                Some(read) => read.remove(&row.id),
+                None => users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id),
+            }
+            .unwrap_or_default();
             let resource = crate::scim::render_user(state, &row, Some(&groups));
             let mut scim_user = json!({
                 "scim_connection_id": row.scim_connection_id,
