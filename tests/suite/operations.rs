@@ -22,6 +22,9 @@ async fn metrics_count_requests_by_route_pattern() {
     app.get("/api/v1/oidc-clients/some%20other%2Fid").await;
     app.get("/api/v2/nothing").await;
     app.get("/api/v2/nothing/else").await;
+    // Unknown dashboard pages too, signed in or not.
+    app.http.get(format!("{}/dashboard/nothing/{}", app.base, unique("page"))).send().await.unwrap();
+    app.http.get(format!("{}/dashboard/customers/acme/nothing", app.base)).send().await.unwrap();
     // SCIM paths are routed by their own dispatcher and labelled the same way.
     app.get("/scim/v2/c1/Users/u1").await;
     app.get("/scim/v2/c2/Users/u2").await;
@@ -34,7 +37,7 @@ async fn metrics_count_requests_by_route_pattern() {
         ),
         "{text}"
     );
-    assert!(text.contains("tandem_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 2"), "{text}");
+    assert!(text.contains("tandem_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 4"), "{text}");
     assert!(
         text.contains(
             "tandem_http_requests_total{method=\"GET\",route=\"/scim/v2/{connection_id}/Users/{id}\",status=\"401\"} 2"
@@ -65,6 +68,15 @@ async fn a_method_a_route_does_not_serve_is_a_json_405_naming_the_allowed_ones()
         (reqwest::Method::POST, "/api/v1/scim-connections/some-id", "GET, PATCH, DELETE"),
         (reqwest::Method::DELETE, "/api/v1/oidc-clients", "GET, POST"),
         (reqwest::Method::PATCH, "/api/v1/scim-connections", "GET, POST"),
+        (reqwest::Method::GET, "/api/v1/sso/login/initiate", "POST"),
+        (reqwest::Method::GET, "/api/v1/sso/login/complete", "POST"),
+        (reqwest::Method::DELETE, "/api/v1/login-events/some-id", "GET"),
+        (reqwest::Method::POST, "/api/v1/login-events", "GET"),
+        (reqwest::Method::GET, "/api/v1/scim-connections/some-id/rotate-key", "POST"),
+        (reqwest::Method::DELETE, "/api/v1/scim-connections/some-id/users/u1", "GET"),
+        (reqwest::Method::PUT, "/api/v1/oidc-clients/some-id/scim-matching", "GET"),
+        (reqwest::Method::POST, "/api/v1/provisioning-logs", "GET"),
+        (reqwest::Method::PATCH, "/api/v1/oidc-clients/by-customer-id/acme", "GET"),
     ] {
         let resp = app.http.request(method.clone(), format!("{}{path}", app.base)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");

@@ -15,15 +15,19 @@ use actix_web::web;
 /// a regex run (~6k instructions); the login, hit on every sign-in, comes
 /// first, ahead of a dozen such patterns.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sso/login/initiate", web::post().to(crate::login::initiate))
-        .route("/sso/login/complete", web::post().to(crate::login::complete))
+    cfg.service(only("/sso/login/initiate", web::post().to(crate::login::initiate), "POST"))
+        .service(only("/sso/login/complete", web::post().to(crate::login::complete), "POST"))
         .service(
             web::resource("/oidc-clients")
                 .route(web::post().to(oidc_clients::create))
                 .route(web::get().to(oidc_clients::list))
                 .default_service(method_not_allowed("GET, POST")),
         )
-        .route("/oidc-clients/by-customer-id/{customer_id}", web::get().to(oidc_clients::get_by_customer))
+        .service(only(
+            "/oidc-clients/by-customer-id/{customer_id}",
+            web::get().to(oidc_clients::get_by_customer),
+            "GET",
+        ))
         .service(
             web::resource("/oidc-clients/{id}")
                 .route(web::get().to(oidc_clients::get))
@@ -37,7 +41,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(scim_connections::list))
                 .default_service(method_not_allowed("GET, POST")),
         )
-        .route("/scim-connections/by-customer-id/{customer_id}", web::get().to(scim_connections::get_by_customer))
+        .service(only(
+            "/scim-connections/by-customer-id/{customer_id}",
+            web::get().to(scim_connections::get_by_customer),
+            "GET",
+        ))
         .service(
             web::resource("/scim-connections/{id}")
                 .route(web::get().to(scim_connections::get))
@@ -45,15 +53,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(scim_connections::delete))
                 .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
-        .route("/scim-connections/{id}/rotate-key", web::post().to(scim_connections::rotate_key))
-        .route("/scim-connections/{id}/users", web::get().to(scim_data::list_users))
-        .route("/scim-connections/{id}/users/{user_id}", web::get().to(scim_data::get_user))
-        .route("/scim-connections/{id}/groups", web::get().to(scim_data::list_groups))
-        .route("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group))
-        .route("/provisioning-logs", web::get().to(scim_data::provisioning_logs))
-        .route("/oidc-clients/{id}/scim-matching", web::get().to(matching::get))
-        .route("/login-events", web::get().to(login_events::list))
-        .route("/login-events/{id}", web::get().to(login_events::get));
+        .service(only("/scim-connections/{id}/rotate-key", web::post().to(scim_connections::rotate_key), "POST"))
+        .service(only("/scim-connections/{id}/users", web::get().to(scim_data::list_users), "GET"))
+        .service(only("/scim-connections/{id}/users/{user_id}", web::get().to(scim_data::get_user), "GET"))
+        .service(only("/scim-connections/{id}/groups", web::get().to(scim_data::list_groups), "GET"))
+        .service(only("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group), "GET"))
+        .service(only("/provisioning-logs", web::get().to(scim_data::provisioning_logs), "GET"))
+        .service(only("/oidc-clients/{id}/scim-matching", web::get().to(matching::get), "GET"))
+        .service(only("/login-events", web::get().to(login_events::list), "GET"))
+        .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"));
+}
+
+/// A resource served by one method (`route`); any other gets the JSON 405
+/// naming `allow`.
+fn only(path: &str, route: actix_web::Route, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).route(route).default_service(method_not_allowed(allow))
 }
 
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.

@@ -110,7 +110,9 @@ pub fn message(status: StatusCode, title: &str, admin: Option<&Admin>, text: &st
     )
 }
 
-/// The answer for an unknown dashboard path.
-pub async fn not_found() -> HttpResponse {
+/// The answer for an unknown dashboard path; counted in the metrics under
+/// `unmatched`, not under its path (anyone may send any path).
+pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    actix_web::HttpMessage::extensions_mut(&req).insert(crate::metrics::Unmatched);
     message(StatusCode::NOT_FOUND, "Not found", None, "There is no such dashboard page.")
 }
