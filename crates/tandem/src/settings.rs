@@ -103,12 +103,17 @@ pub struct Matching {
 }
 
 impl Matching {
-    /// The per-IdP-type defaults, with type names matched case-insensitively
-    /// (environment variable names arrive lower-cased).
+    /// The per-IdP-type defaults, with type names matched case-insensitively.
+    /// The environment's names are spelled as the types are (see
+    /// [`env_key`]), and the layers merge by exact name: where a file wrote
+    /// `okta` and the environment sets Okta's default, both names arrive
+    /// here, and the type's own spelling (the environment's, the later
+    /// layer) is the one taken. Two other spellings of one type are refused.
     pub fn resolved(
         &self,
     ) -> Result<HashMap<tandem_core::idp::IdpType, tandem_core::matching::MatchingStrategy>, SettingsError> {
         let mut out = HashMap::new();
+        let mut names: HashMap<tandem_core::idp::IdpType, &str> = HashMap::new();
         for (name, strategy) in &self.defaults {
             let idp = tandem_core::idp::IdpType::ALL
                 .into_iter()
@@ -120,6 +125,17 @@ impl Matching {
             let strategy = strategy.parse().map_err(|e: tandem_core::matching::UnknownStrategy| {
                 SettingsError::Invalid { key: "matching.defaults", message: format!("{name}: {e}") }
             })?;
+            match names.get(&idp) {
+                Some(seen) if *seen == idp.as_str() => continue,
+                Some(seen) if name != idp.as_str() => {
+                    return Err(SettingsError::Invalid {
+                        key: "matching.defaults",
+                        message: format!("{idp} is set twice, as {seen:?} and {name:?}; keep one", idp = idp.as_str()),
+                    })
+                }
+                _ => {}
+            }
+            names.insert(idp, name);
             out.insert(idp, strategy);
         }
         Ok(out)
@@ -153,7 +169,20 @@ fn env_key(key: &str) -> String {
         "database_url" => "database.url".into(),
         "secret_key" => "secrets.key".into(),
         "secret_key_file" => "secrets.key_file".into(),
-        other => other.replace("__", "."),
+        other => {
+            let key = other.replace("__", ".");
+            // An IdP type as the types are spelled (`matching.defaults.Okta`),
+            // so that it replaces the file's value of the same spelling.
+            match key.strip_prefix("matching.defaults.") {
+                Some(name) => {
+                    match tandem_core::idp::IdpType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name)) {
+                        Some(idp) => format!("matching.defaults.{}", idp.as_str()),
+                        None => key,
+                    }
+                }
+                None => key,
+            }
+        }
     }
 }
 
@@ -179,7 +208,8 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let env = env.ignore(&["config", "CONFIG"]).map(|k| env_key(k.as_str()).into());
+        // `env_key` lower-cases the names itself, all but an IdP type's.
+        let env = env.ignore(&["config", "CONFIG"]).map(|k| env_key(k.as_str()).into()).lowercase(false);
         figment = figment.merge(env);
         let mut cli = serde_json::Map::new();
         if let Some(b) = &overrides.bind {
@@ -309,6 +339,40 @@ mod tests {
             resolved[&tandem_core::idp::IdpType::Okta],
             tandem_core::matching::MatchingStrategy::OidcSubToScimExternalId
         );
+    }
+
+    #[test]
+    fn an_idp_types_default_from_the_environment_beats_the_files_in_any_spelling() {
+        use tandem_core::{idp::IdpType, matching::MatchingStrategy};
+        let dir = std::env::temp_dir().join(format!("tandem-settings-{}", tandem_core::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tandem.toml");
+        std::env::set_var("TANDEM_UT_CASE_MATCHING__DEFAULTS__OKTA", "OidcEmailToScimUsername");
+        for spelling in ["Okta", "okta"] {
+            std::fs::write(&file, format!("[matching.defaults]\n{spelling} = \"OidcSubToScimExternalId\"\n")).unwrap();
+            // The merged names sit in a map whose order changes with every load.
+            for _ in 0..20 {
+                let env = Env::prefixed("TANDEM_UT_CASE_");
+                let s = Settings::load_from(Some(&file), &Overrides::default(), env).unwrap();
+                let strategy = s.matching.resolved().unwrap()[&IdpType::Okta];
+                assert_eq!(strategy, MatchingStrategy::OidcEmailToScimUsername, "file: {spelling}");
+            }
+            // Without the environment the file's value is taken.
+            let s =
+                Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_NONE_")).unwrap();
+            assert_eq!(s.matching.resolved().unwrap()[&IdpType::Okta], MatchingStrategy::OidcSubToScimExternalId);
+        }
+        // Two spellings in one file are refused at start, naming both.
+        std::fs::write(
+            &file,
+            "[matching.defaults]\nokta = \"OidcSubToScimExternalId\"\nOKTA = \"OidcEmailToScimUsername\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_NONE_"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"okta\"") && err.contains("\"OKTA\""), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
