@@ -68,6 +68,13 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
     let addr = listener.local_addr()?;
     let public_url = if settings.server.public_url.is_empty() {
+        if addr.ip().is_unspecified() {
+            tracing::warn!(
+                bind = %addr,
+                "server.public_url is not set and the server listens on every address: the SCIM base URLs \
+                 it hands out name http://{addr}, which no client can reach; set TANDEM_PUBLIC_URL"
+            );
+        }
         format!("http://{addr}")
     } else {
         settings.server.public_url.trim_end_matches('/').to_string()
