@@ -223,3 +223,31 @@ async fn customer_ids_are_escaped_in_pages() {
     assert!(!page.contains("<script>alert(1)"));
     assert!(page.contains("&lt;script&gt;alert(1)"));
 }
+
+#[tokio::test]
+async fn the_overview_says_when_it_shows_only_the_first_thousand() {
+    // A database of its own: a thousand connections would crowd the shared one.
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    if let Some(base) = postgres_url() {
+        settings.database.url = scratch_postgres_database(&base);
+    }
+    let app = TestApp::spawn_with(settings, dir).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.key).await;
+    let (_, page, _) = b.get("/dashboard").await;
+    assert!(!page.contains("Showing the customers of the first"), "{page}");
+    app.state
+        .store
+        .write_blocking(|c| {
+            for i in 0..1001 {
+                tandem_store::scim_connections::create(c, &format!("bulk-{i:04}"), None, "reject", chrono::Utc::now())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (status, page, _) = b.get("/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Showing the customers of the first 1000"), "{page}");
+    assert!(page.contains("bulk-0999") && !page.contains("bulk-1000"), "the oldest thousand are listed");
+}

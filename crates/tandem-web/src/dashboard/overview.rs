@@ -29,8 +29,8 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     let loaded = state
         .store
         .read(|c| {
-            let clients = oidc_clients::list(c, None, 1000)?;
-            let conns = scim_connections::list(c, None, 1000)?;
+            let clients = oidc_clients::list(c, None, LISTED)?;
+            let conns = scim_connections::list(c, None, LISTED)?;
             let mut with_keys = Vec::with_capacity(conns.len());
             for conn in conns {
                 let key = scim_connections::current_key(c, &conn.id)?;
@@ -47,6 +47,8 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             "The database is unavailable; retry shortly.",
         );
     };
+    // Either list may have been cut at LISTED rows: the page says so.
+    let cut = clients.len() as i64 >= LISTED || conns.len() as i64 >= LISTED;
     let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
     for c in clients {
         let id = c.customer_id.clone();
@@ -59,6 +61,13 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     let now = state.clock.now();
     let body = html! {
         h1 { "Customers" }
+        @if cut {
+            p.notice {
+                "Showing the customers of the first " (LISTED) " OIDC clients and " (LISTED)
+                " SCIM connections (oldest first). Open any other customer at "
+                span.mono { "/dashboard/customers/<customer ID>" } ", or list them all through the management API."
+            }
+        }
         @if customers.is_empty() {
             p { "No customers yet. Create an OIDC client and a SCIM connection through the management API." }
         } @else {
@@ -102,6 +111,9 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     };
     page(StatusCode::OK, "Customers", Some(&admin), body)
 }
+
+/// Most OIDC clients, and most SCIM connections, the overview reads.
+const LISTED: i64 = 1000;
 
 /// The effective strategy of a client and where it comes from.
 pub fn effective(state: &AppState, client: &OidcClientRow) -> (String, &'static str) {
