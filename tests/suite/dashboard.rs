@@ -159,10 +159,11 @@ async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
     let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
     assert_eq!(client["scim_matching_definition"]["strategy"], "OidcEmailToScimUsername");
     let id = client["oidc_client_id"].as_str().unwrap().to_string();
-    let events =
-        app.state.store.read_blocking(move |conn| tandem_store::audit::for_target(conn, "oidc_client", &id)).unwrap();
-    let change = events.iter().find(|e| e.action == "oidc_client.strategy_changed").unwrap();
-    assert!(change.details.contains("OidcSubToScimUsername") && change.details.contains("dashboard"));
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.strategy_changed")).await;
+    let change = &log["data"][0];
+    assert_eq!(change["details"]["via"], "dashboard", "{log}");
+    assert_eq!(change["details"]["strategy"]["old"], "OidcSubToScimUsername", "{log}");
+    assert_eq!(change["details"]["strategy"]["new"], "OidcEmailToScimUsername", "{log}");
 }
 
 #[tokio::test]

@@ -220,12 +220,27 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
     assert_eq!(body["idp"]["has_client_secret"], true);
     assert_eq!(body["redirect_url"], created["redirect_url"]);
     // The audit log has who changed it and the old and new strategy.
-    let id = id.to_string();
-    let events =
-        app.state.store.read_blocking(move |c| tandem_store::audit::for_target(c, "oidc_client", &id)).unwrap();
-    let update = events.iter().find(|e| e.action == "oidc_client.updated").expect("audit event");
-    assert!(update.actor.starts_with("test-key"));
-    assert!(update.details.contains("OidcSubToScimExternalId"));
+    let (status, log) = app.get(&format!("/api/v1/audit-events?target_type=oidc_client&target_id={id}")).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let events = log["data"].as_array().unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["oidc_client.updated", "oidc_client.created"], "newest first: {log}");
+    let update = &events[0];
+    assert!(update["actor"].as_str().unwrap().starts_with("test-key"), "{update}");
+    assert_eq!(update["details"]["strategy"]["new"], "OidcSubToScimExternalId", "{update}");
+    assert!(update["details"]["strategy"]["old"].is_null(), "{update}");
+    assert!(events.iter().all(|e| e["target_id"] == id), "{log}");
+    // Paged by `before`, filtered by action; no secret in any detail.
+    let (_, page) = app.get(&format!("/api/v1/audit-events?target_id={id}&limit=1")).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let next = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = app.get(&format!("/api/v1/audit-events?target_id={id}&before={next}")).await;
+    assert_eq!(rest["data"][0]["action"], "oidc_client.created", "{rest}");
+    let (_, created_only) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.created")).await;
+    assert_eq!(created_only["data"].as_array().unwrap().len(), 1, "{created_only}");
+    assert!(!log.to_string().contains("client_secret\":\""), "{log}");
+    let (status, body) = app.get("/api/v1/audit-events?limit=0").await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["limit".to_string()]));
 }
 
 #[tokio::test]

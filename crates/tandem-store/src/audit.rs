@@ -41,12 +41,35 @@ pub fn record(
     Ok(())
 }
 
-/// The events about one target, newest first.
-pub fn for_target(conn: &mut AnyConnection, target_type: &str, target_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
-    Ok(a::audit_events
-        .filter(a::target_type.eq(target_type))
-        .filter(a::target_id.eq(target_id))
-        .order(a::id.desc())
-        .select(AuditEvent::as_select())
-        .load(conn)?)
+/// Which recorded changes to list.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    /// Only events older than this one (the previous page's last id).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// Recorded changes matching `q`, newest first.
+pub fn list(conn: &mut AnyConnection, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut query = a::audit_events.select(AuditEvent::as_select()).order(a::id.desc()).limit(q.limit).into_boxed();
+    if let Some(t) = &q.target_type {
+        query = query.filter(a::target_type.eq(t.clone()));
+    }
+    if let Some(t) = &q.target_id {
+        query = query.filter(a::target_id.eq(t.clone()));
+    }
+    if let Some(x) = &q.action {
+        query = query.filter(a::action.eq(x.clone()));
+    }
+    if let Some(x) = &q.actor {
+        query = query.filter(a::actor.eq(x.clone()));
+    }
+    if let Some(b) = &q.before {
+        query = query.filter(a::id.lt(b.clone()));
+    }
+    Ok(query.load(conn)?)
 }

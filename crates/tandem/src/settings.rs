@@ -47,7 +47,11 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A PostgreSQL URL may carry a password.
         let url = if self.url.starts_with("postgres") { "postgres://***" } else { self.url.as_str() };
-        f.debug_struct("Database").field("url", &url).field("pool_size", &self.pool_size).finish()
+        f.debug_struct("Database")
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .finish()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The management API under `/api/v1`, behind integration keys.
 
+mod audit_events;
 mod login_events;
 pub mod matching;
 mod oidc_clients;
@@ -61,7 +62,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(only("/provisioning-logs", web::get().to(scim_data::provisioning_logs), "GET"))
         .service(only("/oidc-clients/{id}/scim-matching", web::get().to(matching::get), "GET"))
         .service(only("/login-events", web::get().to(login_events::list), "GET"))
-        .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"));
+        .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"))
+        .service(only("/audit-events", web::get().to(audit_events::list), "GET"));
 }
 
 /// A resource served by one method (`route`); any other gets the JSON 405

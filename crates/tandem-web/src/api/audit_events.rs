@@ -1,0 +1,45 @@
+//! `/api/v1/audit-events`: who changed which configuration, when, from what
+//! to what (OIDC clients, SCIM connections and their keys, strategies
+//! saved on the dashboard), newest first.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_core::format_time;
+use tandem_store::audit::{self, AuditEvent, AuditQuery};
+use tandem_store::from_micros;
+
+fn render(e: &AuditEvent) -> Value {
+    json!({
+        "id": e.id,
+        "created_at": format_time(from_micros(e.created_at)),
+        "actor": e.actor,
+        "action": e.action,
+        "target_type": e.target_type,
+        "target_id": e.target_id,
+        "details": serde_json::from_str::<Value>(&e.details).unwrap_or(json!({})),
+    })
+}
+
+/// `GET /api/v1/audit-events?target_type=&target_id=&action=&actor=&before=&limit=`
+pub async fn list(
+    state: web::Data<AppState>,
+    _c: Caller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, limit) = super::page(&query)?;
+    let q = AuditQuery {
+        target_type: query.get("target_type").cloned(),
+        target_id: query.get("target_id").cloned(),
+        action: query.get("action").cloned(),
+        actor: query.get("actor").cloned(),
+        before: query.get("before").cloned(),
+        limit,
+    };
+    let rows = state.store.read(move |c| audit::list(c, &q)).await?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
+    Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render).collect::<Vec<_>>(), "next_cursor": next})))
+}
