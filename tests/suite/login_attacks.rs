@@ -633,3 +633,27 @@ async fn a_login_started_on_one_node_completes_on_another_once() {
     assert_eq!(steps.first(), Some(&"initiate"), "{steps:?}");
     assert!(steps.contains(&"id_token"), "{steps:?}");
 }
+
+/// A refusal whose event the database could not store is still the
+/// refusal (never a 500), and names no event that does not exist.
+#[tokio::test]
+async fn a_refusal_whose_event_cannot_be_stored_names_no_event() {
+    let (app, op, customer) = setup().await;
+    if postgres_url().is_some() {
+        return; // It breaks the database on purpose: only a test's own SQLite file.
+    }
+    let mine = start(&app, &customer).await;
+    let theirs = start(&app, &customer).await;
+    app.state
+        .store
+        .write_blocking(|c| {
+            diesel::connection::SimpleConnection::batch_execute(c, "DROP TABLE login_events")
+                .map_err(tandem_store::StoreError::from)
+        })
+        .unwrap();
+    let callback = format!("/sso/callback?code=c1&state={}&iss={}", mine.state, op.issuer);
+    let (status, body) = complete_raw(&app, &theirs.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "not_bound", "{body}");
+    assert!(body["error"]["details"].get("login_event_id").is_none(), "{body}");
+}

@@ -129,13 +129,14 @@ pub async fn complete(
         Ok(body) => Ok(HttpResponse::Ok().json(body)),
         Err(Failure { mut error, saved }) => {
             let event_id = trace.id().to_string();
-            if !saved {
+            let stored = saved || {
                 if trace.event.outcome != "failed" {
                     trace.failed(&state, "complete", &error);
                 }
-                trace.save(&state).await;
-            }
-            if let Some(d) = error.details.as_object_mut() {
+                trace.save(&state).await
+            };
+            // Named only when it is stored (a failure to store it is logged).
+            if let Some(d) = error.details.as_object_mut().filter(|_| stored) {
                 d.insert("login_event_id".into(), json!(event_id));
             }
             Err(error)
