@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use reqwest::StatusCode;
+use serde_json::json;
 
 #[tokio::test]
 async fn healthz_and_readyz_answer() {
@@ -144,4 +145,27 @@ async fn trailing_and_repeated_slashes_reach_the_route() {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
+}
+
+/// PostgreSQL refuses the NUL character in text: a path, query or JSON
+/// body holding one is refused with what is wrong, never a 500.
+#[tokio::test]
+async fn the_nul_character_is_refused_wherever_it_is_sent() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/api/v1/oidc-clients/a%00b",
+        "/api/v1/scim-connections/by-customer-id/a%00b",
+        "/api/v1/login-events?email=a%00b",
+        "/api/v1/provisioning-logs?user_name=a%00b",
+        "/dashboard/customers/a%00b",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["type"], "InvalidRequest", "{path}: {body}");
+    }
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": "a\u{0}b"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["customer_id"], "{body}");
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"email": "a@b\u{0}c.com"})).await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["email".to_string()]), "{body}");
 }

@@ -30,9 +30,16 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
             "the request body is empty; a JSON object is expected",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidJson", format!("the request body is not valid JSON: {e}"))
-    })
+    })?;
+    match crate::nul::nul_at(&value) {
+        Some(at) => Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+            field: at,
+            message: "must not hold the NUL character (U+0000)".into(),
+        }])),
+        None => Ok(value),
+    }
 }
 
 /// Reads and parses a JSON body within the limit.

@@ -11,6 +11,7 @@ mod health;
 pub mod keycache;
 mod login;
 mod metrics;
+mod nul;
 mod scim;
 mod span;
 pub mod state;
@@ -40,6 +41,8 @@ pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io
         App::new()
             .app_data(data.clone())
             .wrap(middleware::from_fn(metrics::track))
+            // Outside the metrics: a refused path is never a series of its own.
+            .wrap(middleware::from_fn(nul::refuse_in_path_or_query))
             .wrap(middleware::from_fn(scim::paths::canonical_endpoints))
             .wrap(TracingLogger::<span::RequestSpan>::new())
             .configure(routes)

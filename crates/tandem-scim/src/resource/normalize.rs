@@ -58,6 +58,7 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
         }
     }
     check_required(rt, &out)?;
+    check_key_lengths(rt, &out)?;
     if rt == ResourceType::Group {
         check_members(&out)?;
     }
@@ -86,6 +87,28 @@ fn check_required(rt: ResourceType, out: &Map<String, Value>) -> Result<(), Scim
         }
         if out.get(attr.name).and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
             return Err(ScimError::invalid_value(format!("{} must not be blank", attr.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Most bytes in an attribute a resource is looked up by. They are indexed,
+/// and PostgreSQL refuses an index entry over ~2.7 kB (with the
+/// connection's id beside it); no IdP sends names near this long.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The attributes a resource is looked up by (`userName`, `externalId`, a
+/// group's `displayName`) are at most [`MAX_KEY_BYTES`] long.
+fn check_key_lengths(rt: ResourceType, out: &Map<String, Value>) -> Result<(), ScimError> {
+    let keys: &[&str] = match rt {
+        ResourceType::User => &["userName", "externalId"],
+        ResourceType::Group => &["displayName", "externalId"],
+    };
+    for name in keys {
+        if let Some(len) = out.get(*name).and_then(Value::as_str).map(str::len).filter(|l| *l > MAX_KEY_BYTES) {
+            return Err(ScimError::invalid_value(format!(
+                "{name} is {len} bytes long; at most {MAX_KEY_BYTES} are allowed"
+            )));
         }
     }
     Ok(())

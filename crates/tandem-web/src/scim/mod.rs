@@ -14,6 +14,7 @@ mod users;
 use actix_web::web;
 
 pub use groups::render as render_group;
+pub use response::ScimFailure;
 pub use users::render as render_user;
 
 /// Registers the SCIM server: one static scope whose requests

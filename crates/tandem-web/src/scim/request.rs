@@ -26,8 +26,15 @@ pub async fn json_body(state: &AppState, payload: web::Payload) -> Result<Value,
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is expected").into());
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
+    if let Some(at) = crate::nul::nul_at(&value) {
+        return Err(ScimError::invalid_value(format!(
+            "{at} holds the NUL character (U+0000), which no value may hold"
+        ))
+        .into());
+    }
+    Ok(value)
 }
 
 /// List parameters (RFC 7644 §3.4.2): filter, paging, attribute selection.
