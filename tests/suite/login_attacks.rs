@@ -657,3 +657,10 @@ async fn a_refusal_whose_event_cannot_be_stored_names_no_event() {
     assert_eq!(body["error"]["details"]["reason"], "not_bound", "{body}");
     assert!(body["error"]["details"].get("login_event_id").is_none(), "{body}");
 }
+
+/// A claim holding the NUL character (which PostgreSQL cannot store) is
+/// refused as an ID-token check, never a 500.
+#[tokio::test]
+async fn a_claim_holding_the_nul_character_is_refused() {
+    assert_token_check(json!({"email": "a\u{0}@acme.com"}), "claims").await;
+}

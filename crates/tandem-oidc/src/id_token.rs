@@ -24,7 +24,8 @@ pub const ACCEPTED: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "P
 pub const LEEWAY_SECS: i64 = 60;
 
 /// A failed check: its name (`signature`, `alg`, `kid`, `iss`, `aud`,
-/// `azp`, `exp`, `iat`, `nbf`, `nonce`, `sub`, `malformed`, `jwks`) and why.
+/// `azp`, `exp`, `iat`, `nbf`, `nonce`, `sub`, `claims`, `malformed`, `jwks`)
+/// and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ID token failed the {check} check: {message}")]
 pub struct IdTokenError {
@@ -183,10 +184,28 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
         }
     }
     match claims.get("nonce").and_then(Value::as_str) {
-        Some(n) if n == expect.nonce => Ok(()),
-        Some(_) => Err(fail("nonce", "the nonce does not match the one this login sent (replayed token?)")),
-        None => Err(fail("nonce", "the token carries no nonce")),
+        Some(n) if n == expect.nonce => {}
+        Some(_) => return Err(fail("nonce", "the nonce does not match the one this login sent (replayed token?)")),
+        None => return Err(fail("nonce", "the token carries no nonce")),
     }
+    match claim_with_nul(claims) {
+        Some(name) => Err(fail("claims", format!("the claim {name:?} holds the NUL character (U+0000)"))),
+        None => Ok(()),
+    }
+}
+
+/// The first claim holding the NUL character anywhere in its value (no
+/// identity has one, and PostgreSQL cannot store it), if any.
+pub fn claim_with_nul(claims: &Map<String, Value>) -> Option<&str> {
+    fn holds(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(holds),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds(v)),
+            _ => false,
+        }
+    }
+    claims.iter().find(|(name, value)| name.contains('\0') || holds(value)).map(|(name, _)| name.as_str())
 }
 
 #[cfg(test)]
@@ -202,6 +221,18 @@ mod tests {
             advertised_algs: &[],
             now: DateTime::from_timestamp(now, 0).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_claim_holding_nul_is_refused_by_name() {
+        let mut c = good();
+        c["email"] = json!("a\u{0}@b.c");
+        let err = check_claims(&claims(c), &expect(1500)).unwrap_err();
+        assert_eq!(err.check, "claims");
+        assert!(err.to_string().contains("\"email\""), "{err}");
+        let mut c = good();
+        c["groups"] = json!(["ok", {"x": "y\u{0}"}]);
+        assert_eq!(check_claims(&claims(c), &expect(1500)).unwrap_err().check, "claims");
     }
 
     fn claims(v: Value) -> Map<String, Value> {

@@ -284,6 +284,9 @@ async fn finish(
 
     if claims.get("email").and_then(Value::as_str).is_none() && meta.userinfo_endpoint.is_some() {
         match userinfo(&state.http, &meta, &tokens.access_token).await {
+            Ok(info) if tandem_oidc::id_token::claim_with_nul(&info).is_some() => {
+                trace.ok(state, "userinfo", json!({"merged": false, "why": "a userinfo claim holds the NUL character"}))
+            }
             Ok(info) if info.get("sub") == claims.get("sub") => {
                 for (k, v) in info {
                     claims.entry(k).or_insert(v);
