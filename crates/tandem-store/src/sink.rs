@@ -48,6 +48,15 @@ impl Batch {
         }
         Ok(())
     }
+
+    /// Writes each record in a transaction of its own (after the batch's
+    /// failed); returns how many could not be written.
+    fn write_each(&self, store: &crate::Store) -> usize {
+        let entries =
+            self.entries.iter().filter(|e| store.write_behind(|c| insert(c, std::slice::from_ref(*e))).is_err());
+        let events = self.events.iter().filter(|e| store.write_behind(|c| sso::save_event(c, e)).is_err());
+        entries.count() + events.count()
+    }
 }
 
 /// A background writer for records that need not share a transaction with
@@ -130,7 +139,14 @@ impl LogSink {
                 }
                 if !batch.is_empty() {
                     if let Err(e) = store.write_behind(|c| batch.write(c)) {
-                        tracing::error!(error = %e, lost = batch.len(), "could not write log records");
+                        // The database refused a statement: one record may be
+                        // at fault, and need not take the batch with it. (When
+                        // it is unavailable, each retry would wait for it.)
+                        let lost = match e {
+                            StoreError::Query(_) if batch.len() > 1 => batch.write_each(&store),
+                            _ => batch.len(),
+                        };
+                        tracing::error!(error = %e, lost, "could not write log records");
                     }
                 }
                 for w in waiters {
@@ -236,6 +252,22 @@ mod tests {
     fn stored(store: &crate::Store) -> usize {
         let q = LogQuery { limit: 10_000, ..LogQuery::default() };
         store.read_blocking(|c| list(c, &q)).unwrap().len()
+    }
+
+    #[test]
+    fn a_record_the_database_refuses_loses_only_itself_not_its_batch() {
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        let first = entry(0);
+        let mut twin = entry(1);
+        twin.id = first.id.clone(); // refused: the id is taken
+        sink.record(first);
+        sink.record(twin);
+        for n in 2..6 {
+            sink.record(entry(n));
+        }
+        sink.flush();
+        assert_eq!(stored(&store), 5, "all but the refused one");
     }
 
     #[test]
