@@ -241,10 +241,18 @@ async fn the_overview_says_when_it_shows_only_the_first_thousand() {
     app.state
         .store
         .write_blocking(|c| {
-            for i in 0..1001 {
+            for i in 0..1000 {
                 tandem_store::scim_connections::create(c, &format!("bulk-{i:04}"), None, "reject", chrono::Utc::now())?;
             }
             Ok(())
+        })
+        .unwrap();
+    let (_, page, _) = b.get("/dashboard").await;
+    assert!(page.contains("bulk-0999") && !page.contains("Showing the customers of the first"), "exactly 1,000");
+    app.state
+        .store
+        .write_blocking(|c| {
+            tandem_store::scim_connections::create(c, "bulk-1000", None, "reject", chrono::Utc::now()).map(|_| ())
         })
         .unwrap();
     let (status, page, _) = b.get("/dashboard").await;

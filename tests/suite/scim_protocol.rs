@@ -1103,6 +1103,12 @@ async fn nul_characters_and_overlong_names_are_refused_with_what_is_wrong() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
         assert_eq!(r.body["scimType"], "invalidValue", "{path}: {}", r.body);
     }
+    // Written as a JSON escape inside a filter string, in a query or a PATCH path.
+    let r = scim.get("/Users?filter=userName%20eq%20%22a%5Cu0000b%22").await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{}", r.body);
+    let ops = json!([{"op": "remove", "path": "members[value eq \"x\\u0000\"]"}]);
+    let r = scim.patch(&format!("/Groups/{gid}"), patch_op(ops)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     // Names a resource is looked up by are at most 1,024 bytes.
     let long: String = (0..1100).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
     let r = scim.post("/Users", user(&format!("{long}@acme.com"))).await;

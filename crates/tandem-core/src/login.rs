@@ -28,6 +28,9 @@ pub fn parse_callback(raw: &str) -> Result<Callback, String> {
     let url = base.join(raw).map_err(|e| format!("is not a URL path ({e})"))?;
     let mut params = HashMap::new();
     for (k, v) in url.query_pairs() {
+        if k.contains('\0') || v.contains('\0') {
+            return Err(format!("has the NUL character (%00) in the parameter {:?}", k.replace('\0', "%00")));
+        }
         if params.insert(k.to_string(), v.to_string()).is_some() {
             return Err(format!("has the parameter {k:?} more than once"));
         }
@@ -132,6 +135,13 @@ pub fn check_post_login_redirect(raw: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callback_parameter_holding_nul_is_refused() {
+        let err = super::parse_callback("/cb?code=c&error=x%00").unwrap_err();
+        assert!(err.contains("NUL") && err.contains("\"error\""), "{err}");
+        assert!(super::parse_callback("/cb?code=c%2500").is_ok(), "%25 is a percent sign");
+    }
 
     #[test]
     fn callback_path_and_query_are_read() {

@@ -50,12 +50,21 @@ impl Batch {
     }
 
     /// Writes each record in a transaction of its own (after the batch's
-    /// failed); returns how many could not be written.
+    /// failed), for at most [`RETRY_BUDGET`]: a statement error that is not
+    /// one record's (a lock wait that timed out) would fail every retry, each
+    /// after its own wait, and hold up flushes and shutdown. Returns how many
+    /// were not written.
     fn write_each(&self, store: &crate::Store) -> usize {
-        let entries =
-            self.entries.iter().filter(|e| store.write_behind(|c| insert(c, std::slice::from_ref(*e))).is_err());
-        let events = self.events.iter().filter(|e| store.write_behind(|c| sso::save_event(c, e)).is_err());
-        entries.count() + events.count()
+        let until = std::time::Instant::now() + RETRY_BUDGET;
+        let in_time = || std::time::Instant::now() < until;
+        let mut written = 0;
+        for e in self.entries.iter().take_while(|_| in_time()) {
+            written += usize::from(store.write_behind(|c| insert(c, std::slice::from_ref(e))).is_ok());
+        }
+        for e in self.events.iter().take_while(|_| in_time()) {
+            written += usize::from(store.write_behind(|c| sso::save_event(c, e)).is_ok());
+        }
+        self.len() - written
     }
 }
 
@@ -71,6 +80,9 @@ pub struct LogSink {
     /// Login starts queued and not yet taken by the writer (see [`MAX_QUEUED_LOGIN_STARTS`]).
     login_starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// How long the records of a failed batch are retried one by one.
+const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Records queued at most; more are dropped with an error log.
 const QUEUE: usize = 10_000;
@@ -141,7 +153,8 @@ impl LogSink {
                     if let Err(e) = store.write_behind(|c| batch.write(c)) {
                         // The database refused a statement: one record may be
                         // at fault, and need not take the batch with it. (When
-                        // it is unavailable, each retry would wait for it.)
+                        // it is unavailable, each retry would wait for it; see
+                        // also write_each's time limit.)
                         let lost = match e {
                             StoreError::Query(_) if batch.len() > 1 => batch.write_each(&store),
                             _ => batch.len(),

@@ -112,34 +112,44 @@ impl Matching {
     /// [`env_key`]), and the layers merge by exact name: where a file wrote
     /// `okta` and the environment sets Okta's default, both names arrive
     /// here, and the type's own spelling (the environment's, the later
-    /// layer) is the one taken. Two other spellings of one type are refused.
+    /// layer) is the one taken. Two other spellings of one type, without its
+    /// own, are refused.
     pub fn resolved(
         &self,
     ) -> Result<HashMap<tandem_core::idp::IdpType, tandem_core::matching::MatchingStrategy>, SettingsError> {
-        let mut out = HashMap::new();
-        let mut names: HashMap<tandem_core::idp::IdpType, &str> = HashMap::new();
+        use tandem_core::idp::IdpType;
+        // Every spelling of each type first: the map's order is random.
+        let mut spellings: HashMap<IdpType, Vec<(&str, &str)>> = HashMap::new();
         for (name, strategy) in &self.defaults {
-            let idp = tandem_core::idp::IdpType::ALL
-                .into_iter()
-                .find(|t| t.as_str().eq_ignore_ascii_case(name))
-                .ok_or_else(|| SettingsError::Invalid {
+            let idp = IdpType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name)).ok_or_else(|| {
+                SettingsError::Invalid {
                     key: "matching.defaults",
                     message: format!("unknown IdP type {name:?}; expected Okta, MicrosoftEntra or Generic"),
-                })?;
+                }
+            })?;
+            spellings.entry(idp).or_default().push((name.as_str(), strategy.as_str()));
+        }
+        let mut out = HashMap::new();
+        for (idp, mut names) in spellings {
+            names.sort_unstable();
+            let (name, strategy) = match names.iter().find(|(n, _)| *n == idp.as_str()) {
+                Some(own) => *own,
+                None if names.len() == 1 => names[0],
+                None => {
+                    let listed: Vec<String> = names.iter().map(|(n, _)| format!("{n:?}")).collect();
+                    return Err(SettingsError::Invalid {
+                        key: "matching.defaults",
+                        message: format!(
+                            "{} is set more than once, as {}; keep one",
+                            idp.as_str(),
+                            listed.join(" and ")
+                        ),
+                    });
+                }
+            };
             let strategy = strategy.parse().map_err(|e: tandem_core::matching::UnknownStrategy| {
                 SettingsError::Invalid { key: "matching.defaults", message: format!("{name}: {e}") }
             })?;
-            match names.get(&idp) {
-                Some(seen) if *seen == idp.as_str() => continue,
-                Some(seen) if name != idp.as_str() => {
-                    return Err(SettingsError::Invalid {
-                        key: "matching.defaults",
-                        message: format!("{idp} is set twice, as {seen:?} and {name:?}; keep one", idp = idp.as_str()),
-                    })
-                }
-                _ => {}
-            }
-            names.insert(idp, name);
             out.insert(idp, strategy);
         }
         Ok(out)
@@ -365,6 +375,16 @@ mod tests {
             let s =
                 Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_NONE_")).unwrap();
             assert_eq!(s.matching.resolved().unwrap()[&IdpType::Okta], MatchingStrategy::OidcSubToScimExternalId);
+        }
+        // Other spellings beside the type's own (from the environment) give way to it, whatever the order.
+        std::fs::write(
+            &file,
+            "[matching.defaults]\nokta = \"OidcSubToScimExternalId\"\nOKTA = \"OidcSubToScimExternalId\"\n",
+        )
+        .unwrap();
+        for _ in 0..20 {
+            let s = Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_")).unwrap();
+            assert_eq!(s.matching.resolved().unwrap()[&IdpType::Okta], MatchingStrategy::OidcEmailToScimUsername);
         }
         // Two spellings in one file are refused at start, naming both.
         std::fs::write(

@@ -87,6 +87,13 @@ fn lex_string(chars: &[char], start: usize) -> Result<(String, usize), ScimError
                         } else {
                             high
                         };
+                        if code == 0 {
+                            // No stored value holds it (PostgreSQL cannot store it).
+                            return Err(ScimError::invalid_filter(format!(
+                                "the string at character {} holds the NUL character (\\u0000)",
+                                start + 1
+                            )));
+                        }
                         out.push(char::from_u32(code).ok_or_else(bad_escape)?);
                     }
                     _ => return Err(bad_escape()),

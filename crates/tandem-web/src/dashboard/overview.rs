@@ -29,17 +29,21 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     let loaded = state
         .store
         .read(|c| {
-            let clients = oidc_clients::list(c, None, LISTED)?;
-            let conns = scim_connections::list(c, None, LISTED)?;
+            // One more than shown, to know whether there are more.
+            let mut clients = oidc_clients::list(c, None, LISTED + 1)?;
+            let mut conns = scim_connections::list(c, None, LISTED + 1)?;
+            let cut = clients.len() as i64 > LISTED || conns.len() as i64 > LISTED;
+            clients.truncate(LISTED as usize);
+            conns.truncate(LISTED as usize);
             let mut with_keys = Vec::with_capacity(conns.len());
             for conn in conns {
                 let key = scim_connections::current_key(c, &conn.id)?;
                 with_keys.push((conn, key));
             }
-            Ok((clients, with_keys))
+            Ok((clients, with_keys, cut))
         })
         .await;
-    let Ok((clients, conns)) = loaded else {
+    let Ok((clients, conns, cut)) = loaded else {
         return message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
@@ -47,8 +51,6 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             "The database is unavailable; retry shortly.",
         );
     };
-    // Either list may have been cut at LISTED rows: the page says so.
-    let cut = clients.len() as i64 >= LISTED || conns.len() as i64 >= LISTED;
     let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
     for c in clients {
         let id = c.customer_id.clone();
