@@ -191,8 +191,58 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// Where in `value` a string or a key first holds the NUL character
+/// (U+0000), as a path in the style of [`FieldError::field`]
+/// (`members[2].display`; `$` for `value` itself); `None` when none does.
+/// No identifier, name or address Tandem stores may hold one: PostgreSQL
+/// refuses it in text. Walks without allocating until it finds one (it
+/// runs over every JSON request body).
+pub fn nul_at(value: &Value) -> Option<String> {
+    /// The path below `value`, each step with its separator (`.key`, `[i]`).
+    fn below(value: &Value) -> Option<String> {
+        match value {
+            Value::String(s) => s.contains('\0').then(String::new),
+            Value::Array(items) => {
+                items.iter().enumerate().find_map(|(i, item)| below(item).map(|rest| format!("[{i}]{rest}")))
+            }
+            Value::Object(map) => map.iter().find_map(|(key, item)| {
+                let step = || format!(".{}", key.replace('\0', "\\u0000"));
+                if key.contains('\0') {
+                    Some(step())
+                } else {
+                    below(item).map(|rest| step() + &rest)
+                }
+            }),
+            _ => None,
+        }
+    }
+    below(value).map(|path| match path.strip_prefix('.') {
+        Some(rest) => rest.to_string(),
+        None if path.is_empty() => "$".to_string(),
+        None => path,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_nul_is_found_by_its_path() {
+        use super::nul_at;
+        use serde_json::json;
+        assert_eq!(nul_at(&json!({"userName": "a@b.c", "emails": [{"value": "x"}]})), None);
+        assert_eq!(
+            nul_at(&json!({"emails": [{"value": "x"}, {"value": "a\u{0}b"}]})).as_deref(),
+            Some("emails[1].value")
+        );
+        assert_eq!(nul_at(&json!({"a\u{0}": 1})).as_deref(), Some("a\\u0000"));
+        assert_eq!(nul_at(&json!("\u{0}")).as_deref(), Some("$"));
+        assert_eq!(nul_at(&json!(["\u{0}"])).as_deref(), Some("[0]"));
+        assert_eq!(
+            nul_at(&json!({"Operations": [{"value": {"members": [{"value": "g\u{0}"}]}}]})).as_deref(),
+            Some("Operations[0].value.members[0].value")
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

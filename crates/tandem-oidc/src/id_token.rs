@@ -197,15 +197,10 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
 /// The first claim holding the NUL character anywhere in its value (no
 /// identity has one, and PostgreSQL cannot store it), if any.
 pub fn claim_with_nul(claims: &Map<String, Value>) -> Option<&str> {
-    fn holds(value: &Value) -> bool {
-        match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(holds),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds(v)),
-            _ => false,
-        }
-    }
-    claims.iter().find(|(name, value)| name.contains('\0') || holds(value)).map(|(name, _)| name.as_str())
+    claims
+        .iter()
+        .find(|(name, value)| name.contains('\0') || tandem_core::fields::nul_at(value).is_some())
+        .map(|(name, _)| name.as_str())
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidJson", format!("the request body is not valid JSON: {e}"))
     })?;
-    match crate::nul::nul_at(&value) {
+    match tandem_core::fields::nul_at(&value) {
         Some(at) => Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
             field: at,
             message: "must not hold the NUL character (U+0000)".into(),

@@ -28,7 +28,7 @@ pub async fn json_body(state: &AppState, payload: web::Payload) -> Result<Value,
     }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
-    if let Some(at) = crate::nul::nul_at(&value) {
+    if let Some(at) = tandem_core::fields::nul_at(&value) {
         return Err(ScimError::invalid_value(format!(
             "{at} holds the NUL character (U+0000), which no value may hold"
         ))
