@@ -40,6 +40,5 @@ pub async fn list(
         limit,
     };
     let rows = state.store.read(move |c| audit::list(c, &q)).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.id, rows.iter().map(render).collect()))
 }

@@ -58,8 +58,7 @@ pub async fn list(
     // A login's start is written in the background; make it visible first.
     state.flush_logs().await;
     let rows = state.store.read(move |c| sso::list_events(c, &q)).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.id, rows.iter().map(render).collect()))
 }
 
 /// `GET /api/v1/login-events/{id}`

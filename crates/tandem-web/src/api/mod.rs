@@ -72,6 +72,19 @@ fn only(path: &str, route: actix_web::Route, allow: &'static str) -> actix_web::
     web::resource(path).route(route).default_service(method_not_allowed(allow))
 }
 
+/// The answer of a list endpoint: the page's `data`, and `next_cursor`,
+/// the id of the page's last row when the page is full (a shorter one is
+/// the last page), else null.
+pub(crate) fn page_answer<T>(
+    rows: &[T],
+    limit: i64,
+    id: impl Fn(&T) -> &str,
+    data: Vec<serde_json::Value>,
+) -> actix_web::HttpResponse {
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(id)).flatten();
+    actix_web::HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next}))
+}
+
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.
 pub(crate) fn page(
     query: &std::collections::HashMap<String, String>,

@@ -111,9 +111,8 @@ pub async fn list(
             None => repo::list(c, after.as_deref(), limit),
         })
         .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     let data = rows.iter().map(|r| render(r, &state)).collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.id, data))
 }
 
 /// `GET /api/v1/oidc-clients/{id}`

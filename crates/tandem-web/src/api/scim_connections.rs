@@ -121,9 +121,8 @@ pub async fn list(
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0.id.clone())).flatten();
     let data: Vec<Value> = rows.iter().map(|(r, k, g)| render(&state, r, k.as_ref(), g)).collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.0.id, data))
 }
 
 /// `GET /api/v1/scim-connections/{id}`

@@ -40,12 +40,11 @@ pub async fn list_users(
             Ok((rows, users::groups_of(c, &ids)?))
         })
         .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     let data: Vec<Value> = rows
         .iter()
         .map(|r| crate::scim::render_user(&state, r, Some(groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]))))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.id, data))
 }
 
 /// `GET /api/v1/scim-connections/{id}/users/{user_id}`
@@ -92,12 +91,11 @@ pub async fn list_groups(
             Ok((rows, groups::members_of(c, &ids)?))
         })
         .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
     let data: Vec<Value> = rows
         .iter()
         .map(|r| crate::scim::render_group(&state, r, Some(members.get(&r.id).map(Vec::as_slice).unwrap_or(&[]))))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.id, data))
 }
 
 /// `GET /api/v1/scim-connections/{id}/groups/{group_id}`
@@ -194,6 +192,5 @@ pub async fn provisioning_logs(
     // Entries of reads and refusals are written in the background; make them visible first.
     state.flush_logs().await;
     let rows = state.store.read(move |c| logs::list(c, &q)).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-    Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render_log).collect::<Vec<_>>(), "next_cursor": next})))
+    Ok(super::page_answer(&rows, limit, |r| &r.id, rows.iter().map(render_log).collect()))
 }
