@@ -302,13 +302,12 @@ pub fn check_key(
 /// PostgreSQL aborted one of them (a 500). SQLite's writes are one at a
 /// time already.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    let postgres = matches!(conn, AnyConnection::Postgresql(_));
+    if postgres && get_locked(conn, id, RowLock::Update)?.is_none() {
+        return Ok(false);
+    }
     if let AnyConnection::Postgresql(c) = conn {
         use crate::schema::{scim_groups as g, scim_users as u};
-        let found =
-            s::scim_connections.filter(s::id.eq(id)).select(s::id).for_update().first::<String>(c).optional()?;
-        if found.is_none() {
-            return Ok(false);
-        }
         g::table.filter(g::scim_connection_id.eq(id)).select(g::id).order(g::id).for_update().load::<String>(c)?;
         u::table.filter(u::scim_connection_id.eq(id)).select(u::id).order(u::id).for_update().load::<String>(c)?;
     }
