@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use crate::login_support::*;
-use crate::stub_idp::StubOp;
+use crate::stub_idp::{Signer, StubOp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -221,8 +221,8 @@ async fn missing_claim_for_the_strategy_is_not_provisioned_naming_the_claim() {
     assert_eq!(body["error"]["details"]["missing_claim"], "preferred_username", "{body}");
 }
 
-#[tokio::test]
-async fn email_domain_outside_the_allowlist_is_blocked() {
+/// A Generic client (no SCIM connection) whose allowlist holds acme.com.
+async fn allowlisting_acme() -> (TestApp, StubOp, String) {
     let app = TestApp::spawn().await;
     let op = StubOp::start(false).await;
     let customer = unique("allow");
@@ -235,11 +235,60 @@ async fn email_domain_outside_the_allowlist_is_blocked() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    (app, op, customer)
+}
+
+#[tokio::test]
+async fn email_domain_outside_the_allowlist_is_blocked() {
+    let (app, op, customer) = allowlisting_acme().await;
     let (status, body) = login(&app, &op, &customer, json!({"email": "mallory@evil.example"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["type"], "LoginBlockedByEmailAllowlist", "{body}");
     let (status, _) = login(&app, &op, &customer, json!({"email": "Alice@ACME.com"})).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_email_the_idp_marks_unverified_joins_no_one_and_passes_no_allowlist() {
+    // Generic IdPs (Keycloak, Auth0) let users edit their email: `email_verified: false` then says
+    // nothing of who they are. Okta's default strategy joins on the email.
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    for unverified in [json!(false), json!("false")] {
+        let claims = json!({"sub": "00uMallory", "email": "alice@acme.com", "email_verified": unverified});
+        let (status, body) = login(&p.app, &p.op, &p.customer, claims).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["type"], "ScimUserNotActive", "{body}");
+        assert_eq!(body["error"]["details"]["reason"], "email_not_verified", "{body}");
+        assert_eq!(body["error"]["details"]["email"], "alice@acme.com", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("not verified"), "{body}");
+    }
+    // Verified, or not said (Entra sends no email_verified): the email identifies the user.
+    for verified in [json!(true), Value::Null] {
+        let claims = json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": "alice@acme.com", "email_verified": verified});
+        let (status, body) = login(&p.app, &p.op, &p.customer, claims).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["scim_user"]["user_name"], "alice@acme.com");
+    }
+    // A strategy on the user id does not read the email, verified or not.
+    let (status, body) = try_strategy(
+        "Okta",
+        "OidcSubToScimExternalId",
+        json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": "alice@acme.com", "email_verified": false}),
+        okta_scim_user(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The allowlist: an unverified address proves nothing about its domain.
+    let (app, op, customer) = allowlisting_acme().await;
+    let (status, body) =
+        login(&app, &op, &customer, json!({"email": "mallory@acme.com", "email_verified": false})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["type"], "LoginBlockedByEmailAllowlist", "{body}");
+    assert_eq!(body["error"]["details"]["email_verified"], false, "{body}");
+    let (status, body) = login(&app, &op, &customer, json!({"email": "alice@acme.com", "email_verified": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -250,6 +299,24 @@ async fn userinfo_fills_in_a_missing_email() {
     let (status, body) = login(&p.app, &p.op, &p.customer, json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": null})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["email"], "alice@acme.com");
+}
+
+#[tokio::test]
+async fn userinfo_fills_in_an_email_the_id_token_sends_as_null() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    p.op.set_userinfo(json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": "alice@acme.com", "given_name": "Not Alice"}));
+    let started = start(&p.app, &p.customer).await;
+    let mut c = claims(&p.op, &started, json!({"sub": "00u1a2b3c4D5e6F7g8h9"}));
+    c["email"] = Value::Null;
+    let code = unique("code");
+    p.op.issue(&code, p.op.sign(&c, Signer::Published, "test-key-a"));
+    let (status, body) = complete(&p.app, &p.op, &started, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["email"], "alice@acme.com");
+    assert_eq!(body["scim_user"]["user_name"], "alice@acme.com");
+    // A claim the ID token does send is not replaced.
+    assert_eq!(body["given_name"], "Alice");
 }
 
 #[tokio::test]

@@ -37,12 +37,17 @@ async fn setup(idp_type: &str, strategy: Option<&str>) -> Setup {
 impl Setup {
     /// Records an SSO user as a login would.
     fn seen(&self, oidc_user_id: &str, email: Option<&str>, preferred_username: Option<&str>) {
+        self.seen_verified(oidc_user_id, email, preferred_username, Some(true));
+    }
+
+    fn seen_verified(&self, oidc_user_id: &str, email: Option<&str>, pu: Option<&str>, verified: Option<bool>) {
+        let preferred_username = pu;
         let row = tandem_store::sso::SsoUser {
             id: tandem_core::new_id(),
             oidc_client_id: self.client_id.clone(),
             oidc_user_id: oidc_user_id.into(),
             email: email.map(str::to_string),
-            email_verified: Some(true),
+            email_verified: verified,
             preferred_username: preferred_username.map(str::to_string),
             given_name: None,
             family_name: None,
@@ -93,6 +98,21 @@ async fn each_strategy_wins_on_data_made_for_it() {
         assert_eq!(r["recommended_strategy"], winner, "{winner}: {r}");
         assert_eq!(counts(&r, winner), (1, 0, 0), "{winner}");
     }
+}
+
+#[tokio::test]
+async fn an_email_the_idp_marked_unverified_matches_as_it_would_at_login() {
+    let s = setup("Okta", None).await;
+    s.provision("alice@acme.com", Some("00u1")).await;
+    s.provision("bob@acme.com", Some("00u2")).await;
+    s.seen_verified("00u1", Some("alice@acme.com"), None, Some(false));
+    s.seen_verified("00u2", Some("bob@acme.com"), None, None);
+    let r = s.report("").await;
+    // Only Bob's email (not said either way) identifies him; Alice's login would be refused.
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (1, 1, 0), "{r}");
+    assert_eq!(counts(&r, "OidcEmailUsernameToScimUsername"), (1, 1, 0), "{r}");
+    assert_eq!(counts(&r, "OidcSubToScimExternalId"), (2, 0, 0), "{r}");
+    assert_eq!(r["recommended_strategy"], "OidcSubToScimExternalId", "{r}");
 }
 
 #[tokio::test]

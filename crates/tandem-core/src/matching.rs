@@ -46,6 +46,11 @@ pub struct SsoAttributes<'a> {
     pub email: Option<&'a str>,
     /// The `preferred_username` claim.
     pub preferred_username: Option<&'a str>,
+    /// The `email_verified` claim. An email the IdP marks `false` is not
+    /// used to identify anyone (OpenID Connect Core §5.7: only a verified
+    /// email says the user controls it); an IdP that sends no
+    /// `email_verified` (Entra ID) is taken at its word.
+    pub email_verified: Option<bool>,
 }
 
 impl MatchingStrategy {
@@ -89,15 +94,22 @@ impl MatchingStrategy {
         }
     }
 
+    /// Whether the strategy joins on the `email` claim.
+    pub fn uses_email(self) -> bool {
+        matches!(self, MatchingStrategy::OidcEmailToScimUsername | MatchingStrategy::OidcEmailUsernameToScimUsername)
+    }
+
     /// The SSO-side key, already in the form the SCIM column holds; `None`
-    /// when the identity lacks the attribute (which then matches nothing).
+    /// when the identity lacks the attribute, or for an email strategy when
+    /// the IdP says the email is not verified (either then matches nothing).
     pub fn sso_key(self, sso: &SsoAttributes<'_>) -> Option<String> {
+        let email = sso.email.filter(|_| sso.email_verified != Some(false));
         let key = match self {
             MatchingStrategy::OidcSubToScimUsername | MatchingStrategy::OidcSubToScimExternalId => {
                 sso.oidc_user_id.map(str::to_string)
             }
-            MatchingStrategy::OidcEmailToScimUsername => sso.email.map(str::to_lowercase),
-            MatchingStrategy::OidcEmailUsernameToScimUsername => sso.email.map(local_part_lower),
+            MatchingStrategy::OidcEmailToScimUsername => email.map(str::to_lowercase),
+            MatchingStrategy::OidcEmailUsernameToScimUsername => email.map(local_part_lower),
             MatchingStrategy::OidcPreferredUsernameToScimUsername => sso.preferred_username.map(str::to_lowercase),
         };
         key.filter(|k| !k.is_empty())
@@ -139,7 +151,7 @@ mod tests {
     use super::*;
 
     fn sso<'a>(id: &'a str, email: &'a str, pu: &'a str) -> SsoAttributes<'a> {
-        SsoAttributes { oidc_user_id: Some(id), email: Some(email), preferred_username: Some(pu) }
+        SsoAttributes { oidc_user_id: Some(id), email: Some(email), preferred_username: Some(pu), email_verified: None }
     }
 
     #[test]
@@ -170,6 +182,19 @@ mod tests {
         assert_eq!(MatchingStrategy::OidcEmailUsernameToScimUsername.sso_key(&s).unwrap(), "alice.smith");
         assert_eq!(local_part_lower("ALICE.SMITH@other.org"), "alice.smith");
         assert_eq!(local_part_lower("Alice.Smith"), "alice.smith");
+    }
+
+    #[test]
+    fn an_email_marked_unverified_identifies_no_one() {
+        let mut s = sso("00uAbC", "Alice@Acme.com", "alice");
+        for verified in [None, Some(true)] {
+            s.email_verified = verified;
+            assert_eq!(MatchingStrategy::OidcEmailToScimUsername.sso_key(&s).unwrap(), "alice@acme.com");
+        }
+        s.email_verified = Some(false);
+        for m in MatchingStrategy::ALL {
+            assert_eq!(m.sso_key(&s).is_none(), m.uses_email(), "{m}");
+        }
     }
 
     #[test]

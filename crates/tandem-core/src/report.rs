@@ -17,6 +17,8 @@ pub struct SsoSide {
     pub oidc_user_id: String,
     pub email: Option<String>,
     pub preferred_username: Option<String>,
+    /// The IdP's `email_verified` at the user's last login.
+    pub email_verified: Option<bool>,
 }
 
 /// A live SCIM user as the report sees it.
@@ -78,6 +80,7 @@ impl<'a> ScimIndex<'a> {
             oidc_user_id: Some(&sso.oidc_user_id),
             email: sso.email.as_deref(),
             preferred_username: sso.preferred_username.as_deref(),
+            email_verified: sso.email_verified,
         };
         strategy
             .sso_key(&attrs)
@@ -158,7 +161,12 @@ mod tests {
     use super::*;
 
     fn sso(id: &str, email: &str, pu: &str) -> SsoSide {
-        SsoSide { oidc_user_id: id.into(), email: Some(email.into()), preferred_username: Some(pu.into()) }
+        SsoSide {
+            oidc_user_id: id.into(),
+            email: Some(email.into()),
+            preferred_username: Some(pu.into()),
+            email_verified: None,
+        }
     }
 
     fn scim(id: &str, user_name: &str, ext: Option<&str>) -> ScimSide {

@@ -14,17 +14,20 @@ pub struct SeenUser {
     pub last_login_at: i64,
 }
 
+/// An SSO user's row: oidc_user_id, email, preferred_username, email_verified, last_login_at.
+type SeenRow = (String, Option<String>, Option<String>, Option<bool>, i64);
+
 /// All SSO users seen on `client`.
 pub fn sso_side(conn: &mut AnyConnection, client: &str) -> Result<Vec<SeenUser>, StoreError> {
-    let rows: Vec<(String, Option<String>, Option<String>, i64)> = s::sso_users
+    let rows: Vec<SeenRow> = s::sso_users
         .filter(s::oidc_client_id.eq(client))
-        .select((s::oidc_user_id, s::email, s::preferred_username, s::last_login_at))
+        .select((s::oidc_user_id, s::email, s::preferred_username, s::email_verified, s::last_login_at))
         .order(s::id.asc())
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(oidc_user_id, email, preferred_username, last_login_at)| SeenUser {
-            keys: SsoSide { oidc_user_id, email, preferred_username },
+        .map(|(oidc_user_id, email, preferred_username, email_verified, last_login_at)| SeenUser {
+            keys: SsoSide { oidc_user_id, email, preferred_username, email_verified },
             last_login_at,
         })
         .collect())

@@ -288,8 +288,12 @@ async fn finish(
                 trace.ok(state, "userinfo", json!({"merged": false, "why": "a userinfo claim holds the NUL character"}))
             }
             Ok(info) if info.get("sub") == claims.get("sub") => {
+                // The ID token's claims win; one it sends as `null` is one it does not send.
                 for (k, v) in info {
-                    claims.entry(k).or_insert(v);
+                    let slot = claims.entry(k).or_insert(Value::Null);
+                    if slot.is_null() {
+                        *slot = v;
+                    }
                 }
                 trace.ok(state, "userinfo", json!({"merged": true}));
             }
@@ -354,17 +358,33 @@ async fn respond(
         None
     } else {
         let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-        (!domain.as_ref().is_some_and(|d| domains.contains(d))).then(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "LoginBlockedByEmailAllowlist",
-                format!(
-                    "the email domain {:?} is not in this client's email_domain_allowlist",
-                    domain.unwrap_or_default()
-                ),
+        if email_verified == Some(false) && domain.is_some() {
+            // Anyone may claim an address they do not control: its domain proves nothing.
+            Some(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "LoginBlockedByEmailAllowlist",
+                    format!(
+                        "the IdP marks the email {:?} as not verified (email_verified: false), so its domain \
+                         cannot pass this client's email_domain_allowlist",
+                        email.as_deref().unwrap_or_default()
+                    ),
+                )
+                .with_details(json!({"email": email, "email_verified": false, "allowed_domains": domains})),
             )
-            .with_details(json!({"email": email, "allowed_domains": domains}))
-        })
+        } else {
+            (!domain.as_ref().is_some_and(|d| domains.contains(d))).then(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "LoginBlockedByEmailAllowlist",
+                    format!(
+                        "the email domain {:?} is not in this client's email_domain_allowlist",
+                        domain.unwrap_or_default()
+                    ),
+                )
+                .with_details(json!({"email": email, "allowed_domains": domains}))
+            })
+        }
     };
 
     // One transaction: record the SSO user, join it, save the login event.
@@ -382,6 +402,7 @@ async fn respond(
                         oidc_user_id: Some(&id_for_join),
                         email: email_for_join.as_deref(),
                         preferred_username: pu.as_deref(),
+                        email_verified,
                     };
                     join(c, &st, &client_row, &attrs)?.map_err(|e| ("scim_join", e))
                 }

@@ -39,6 +39,19 @@ pub fn join(
     };
     let context = json!({"strategy": strategy.as_str(), "scim_connection_id": connection.id});
     let Some(key) = strategy.sso_key(sso) else {
+        if let Some(email) = sso.email.filter(|_| strategy.uses_email() && sso.email_verified == Some(false)) {
+            let mut details = context.clone();
+            details["email"] = json!(email);
+            details["email_verified"] = json!(false);
+            return Ok(Err(not_active(
+                "email_not_verified",
+                format!(
+                    "the IdP marks the email {email:?} as not verified (email_verified: false); the matching \
+                     strategy {strategy} joins on the email, so it cannot identify the user"
+                ),
+                details,
+            )));
+        }
         let missing = match strategy {
             MatchingStrategy::OidcSubToScimUsername | MatchingStrategy::OidcSubToScimExternalId => "OIDC user id",
             MatchingStrategy::OidcPreferredUsernameToScimUsername => "preferred_username",
