@@ -5,7 +5,7 @@ use crate::helpers::*;
 use crate::login_support::*;
 use crate::stub_idp::{Signer, StubOp};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 async fn setup() -> (TestApp, StubOp, String) {
     setup_advertising_iss(true).await
@@ -119,21 +119,92 @@ async fn a_rotated_key_is_fetched_at_most_once_a_minute() {
     assert_eq!(op.jwks_fetches(), 3);
 }
 
+/// A login whose token is issued at the app's (moved) clock, signed by `signer` under `kid`.
+async fn signed_at_app_time(
+    app: &TestApp,
+    op: &StubOp,
+    customer: &str,
+    code: &str,
+    signer: Signer,
+    kid: &str,
+) -> (StatusCode, Value) {
+    use tandem_core::clock::Clock;
+    let started = start(app, customer).await;
+    let now = app.clock.now().timestamp();
+    let c = claims(op, &started, json!({"iat": now, "exp": now + 300}));
+    op.issue(code, op.sign(&c, signer, kid));
+    complete(app, op, &started, code).await
+}
+
+/// An unknown kid while the IdP's JWKS fails: one try a minute, not one per
+/// login (each would wait out the IdP under the key set's lock).
+#[tokio::test]
+async fn a_failing_jwks_is_tried_once_a_minute_for_unknown_kids() {
+    let (app, op, customer) = setup().await;
+    let (status, _) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(op.jwks_fetches(), 1);
+    op.set_down(true);
+    app.clock.advance(chrono::Duration::seconds(61));
+    let forged = |code: &'static str| {
+        let (app, op, customer) = (&app, &op, &customer);
+        async move {
+            let started = start(app, customer).await;
+            op.issue(code, op.sign(&claims(op, &started, json!({})), Signer::Rotated, "unknown-kid"));
+            complete(app, op, &started, code).await
+        }
+    };
+    for code in ["k1", "k2", "k3"] {
+        let (status, body) = forged(code).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    }
+    assert_eq!(op.jwks_fetches(), 2, "one failed try for three unknown kids");
+    // The keys fetched before still verify logins meanwhile.
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.jwks_fetches(), 2);
+}
+
+/// An IdP whose discovery endpoint fails when its document is an hour old:
+/// the document fetched before serves its logins for up to a day, tried
+/// again once a minute; after that the logins fail with `DiscoveryFailed`.
+#[tokio::test]
+async fn a_failing_discovery_refresh_uses_the_document_fetched_before_for_a_day() {
+    let (app, op, customer) = setup().await;
+    let timed_login =
+        |code: &'static str| signed_at_app_time(&app, &op, &customer, code, Signer::Published, "test-key-a");
+    assert_eq!(timed_login("d1").await.0, StatusCode::OK);
+    let fetched = op.discovery_fetches();
+    op.set_down(true);
+    app.clock.advance(chrono::Duration::minutes(61));
+    // The JWKS is down too: its keys are kept as well.
+    let (status, body) = timed_login("d2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.discovery_fetches(), fetched + 1, "tried once, by the initiate");
+    let (status, body) = timed_login("d3").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.discovery_fetches(), fetched + 1, "not again within the minute");
+    app.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(timed_login("d4").await.0, StatusCode::OK);
+    assert_eq!(op.discovery_fetches(), fetched + 2);
+
+    app.clock.advance(chrono::Duration::hours(24));
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "DiscoveryFailed", "{body}");
+
+    // Back up: logins work again at once.
+    op.set_down(false);
+    assert_eq!(timed_login("d5").await.0, StatusCode::OK);
+}
+
 /// A key the IdP withdrew stops verifying tokens once the fetched keys are
 /// an hour old, although its kid is known (a leaked, rotated-out key).
 #[tokio::test]
 async fn a_withdrawn_key_stops_verifying_within_the_hour() {
-    use tandem_core::clock::Clock;
     let (app, op, customer) = setup().await;
     let signed_login = |code: &'static str, signer: Signer, kid: &'static str| {
-        let (app, op, customer) = (&app, &op, &customer);
-        async move {
-            let started = start(app, customer).await;
-            let now = app.clock.now().timestamp();
-            let c = claims(op, &started, json!({"iat": now, "exp": now + 300}));
-            op.issue(code, op.sign(&c, signer, kid));
-            complete(app, op, &started, code).await
-        }
+        signed_at_app_time(&app, &op, &customer, code, signer, kid)
     };
     assert_eq!(signed_login("a1", Signer::Published, "test-key-a").await.0, StatusCode::OK);
     op.rotate_keys();

@@ -37,6 +37,9 @@ struct OpState {
     token_requests: Vec<String>,
     rotated: bool,
     jwks_fetches: usize,
+    discovery_fetches: usize,
+    /// Discovery and the JWKS answer 503 (an IdP having an outage).
+    down: bool,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
@@ -109,6 +112,15 @@ impl StubOp {
     }
 
     /// How many times the JWKS was fetched.
+    pub fn discovery_fetches(&self) -> usize {
+        self.state.lock().unwrap().discovery_fetches
+    }
+
+    /// Makes discovery and the JWKS answer 503 (`true`) or work again.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
     pub fn jwks_fetches(&self) -> usize {
         self.state.lock().unwrap().jwks_fetches
     }
@@ -147,7 +159,11 @@ impl StubOp {
 async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
     let iss = &op.issuer;
     let (iss_param, token_endpoint) = {
-        let st = op.state.lock().unwrap();
+        let mut st = op.state.lock().unwrap();
+        st.discovery_fetches += 1;
+        if st.down {
+            return HttpResponse::ServiceUnavailable().finish();
+        }
         (st.iss_param, st.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")))
     };
     HttpResponse::Ok().json(json!({
@@ -166,6 +182,9 @@ async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
 async fn jwks(op: web::Data<StubOp>) -> HttpResponse {
     let mut st = op.state.lock().unwrap();
     st.jwks_fetches += 1;
+    if st.down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let jwk: Value = serde_json::from_str(if st.rotated { JWK_B } else { JWK_A }).unwrap();
     HttpResponse::Ok().json(json!({"keys": [jwk]}))
 }

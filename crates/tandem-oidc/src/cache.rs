@@ -12,10 +12,22 @@ use tandem_core::clock::Clock;
 /// How long a discovery document is trusted before it is fetched again.
 pub const METADATA_TTL: Duration = Duration::hours(1);
 
+/// How long a document whose refresh failed is still used: an IdP's
+/// discovery endpoint that is briefly down (or slow) does not stop its
+/// customer's logins, which need only the endpoints it named an hour ago.
+pub const METADATA_MAX_STALE: Duration = Duration::hours(24);
+
+/// After a failed refresh, how long the document is used before the next try.
+pub const METADATA_RETRY: Duration = Duration::minutes(1);
+
 struct Entry {
     metadata: Arc<ProviderMetadata>,
     keys: Arc<KeySet>,
+    /// When the document was last fetched.
     fetched: DateTime<Utc>,
+    /// What its age is counted from: `fetched`, or later after a failed
+    /// refresh (so the next try waits [`METADATA_RETRY`]).
+    checked: DateTime<Utc>,
 }
 
 /// Discovery metadata and key sets by issuer. Ages are read off the
@@ -39,6 +51,8 @@ impl IdpCache {
     }
 
     /// The metadata and key set of `issuer`, fetched when absent or stale.
+    /// When a refresh fails, the document fetched before is used for up to
+    /// [`METADATA_MAX_STALE`], tried again every [`METADATA_RETRY`].
     pub async fn get(
         &self,
         http: &IdpHttp,
@@ -47,7 +61,10 @@ impl IdpCache {
         if let Some(hit) = self.fresh(issuer) {
             return Ok(hit);
         }
-        let metadata = Arc::new(discover(http, issuer).await?);
+        let metadata = match discover(http, issuer).await {
+            Ok(found) => Arc::new(found),
+            Err(e) => return self.stale(issuer, e),
+        };
         let keys = Arc::new(KeySet::new(metadata.jwks_uri.clone(), self.clock.clone()));
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         // Keep the keys already fetched for this issuer when the JWKS URI is unchanged.
@@ -55,9 +72,10 @@ impl IdpCache {
             Some(old) if old.keys.uri() == keys.uri() => old.keys.clone(),
             _ => keys,
         };
+        let now = self.clock.now();
         map.insert(
             issuer.to_string(),
-            Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: self.clock.now() },
+            Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: now, checked: now },
         );
         Ok((metadata, keys))
     }
@@ -65,8 +83,21 @@ impl IdpCache {
     fn fresh(&self, issuer: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
         map.get(issuer)
-            .filter(|e| !elapsed(&*self.clock, e.fetched, METADATA_TTL))
+            .filter(|e| !elapsed(&*self.clock, e.checked, METADATA_TTL))
             .map(|e| (e.metadata.clone(), e.keys.clone()))
+    }
+
+    /// After a refresh of `issuer` failed with `e`: the document fetched
+    /// before, when it is not too old, else the error.
+    fn stale(&self, issuer: &str, e: DiscoveryError) -> Result<(Arc<ProviderMetadata>, Arc<KeySet>), DiscoveryError> {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = map.get_mut(issuer).filter(|old| !elapsed(&*self.clock, old.fetched, METADATA_MAX_STALE))
+        else {
+            return Err(e);
+        };
+        tracing::warn!(%issuer, error = %e, fetched = %entry.fetched, "could not refresh an issuer's discovery document; using the one fetched before");
+        entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
+        Ok((entry.metadata.clone(), entry.keys.clone()))
     }
 
     /// Forgets an issuer (its configuration changed).

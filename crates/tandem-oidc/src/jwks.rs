@@ -34,6 +34,11 @@ struct State {
     /// Keys without a `kid`, in document order.
     anonymous: Vec<Key>,
     fetched: Option<DateTime<Utc>>,
+    /// When a fetch was last tried, whether or not it succeeded: the refetch
+    /// for an unknown `kid` waits [`REFETCH_INTERVAL`] after it, so an IdP
+    /// whose JWKS fails is not asked again by every login (each of which
+    /// would wait its timeout holding this set's lock).
+    tried: Option<DateTime<Utc>>,
 }
 
 /// One JWKS URI's keys.
@@ -67,7 +72,8 @@ impl KeySet {
 
     /// Fetches the set now.
     async fn fetch(&self, http: &IdpHttp) -> Result<State, KeyError> {
-        fetch(http, &self.uri, self.clock.now()).await
+        let now = self.clock.now();
+        fetch(http, &self.uri, now).await.map(|fresh| State { tried: Some(now), ..fresh })
     }
 
     /// The key for `kid` (or the only key when the token names none).
@@ -82,6 +88,7 @@ impl KeySet {
                 Err(e) => {
                     tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys; keeping the ones fetched");
                     state.fetched = Some(self.clock.now() - KEYS_TTL + REFETCH_INTERVAL);
+                    state.tried = Some(self.clock.now());
                 }
             },
             Some(_) => {}
@@ -90,8 +97,9 @@ impl KeySet {
             return Ok(found);
         }
         // An unknown kid may be a key the IdP just rotated in.
-        let may_refetch = state.fetched.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL));
+        let may_refetch = state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL));
         if kid.is_some() && may_refetch {
+            state.tried = Some(self.clock.now());
             *state = self.fetch(http).await?;
             if let Some(found) = lookup(&state, kid) {
                 return Ok(found);
