@@ -11,7 +11,7 @@
 // Routes:
 //   GET  /              sign-in form (work email or customer ID)
 //   POST /login         POST {TANDEM_URL}/api/v1/sso/login/initiate, set the state cookie, 302 to the IdP
-//   GET  /sso/callback  POST {TANDEM_URL}/api/v1/sso/login/complete, show who signed in or why not
+//   GET  /sso/callback[/{customer_id}]  POST {TANDEM_URL}/api/v1/sso/login/complete, show who signed in or why not
 import http from 'node:http';
 
 const PORT = process.env.PORT === undefined || process.env.PORT === '' ? 0 : Number(process.env.PORT);
@@ -257,8 +257,11 @@ const server = http.createServer(async (req, res) => {
     const { pathname } = new URL(req.url, 'http://app.invalid');
     if (pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) return sendHtml(res, 200, homePage());
     if (pathname === '/login' && req.method === 'POST') return await login(req, res);
-    if (pathname === '/sso/callback' && req.method === 'GET') return await callback(req, res);
-    if (['/', '/login', '/sso/callback'].includes(pathname)) {
+    // One route for every customer's redirect_url: /sso/callback or /sso/callback/{customer_id}
+    // (Tandem wants each OIDC client on a path of its own).
+    const isCallback = pathname === '/sso/callback' || pathname.startsWith('/sso/callback/');
+    if (isCallback && req.method === 'GET') return await callback(req, res);
+    if (['/', '/login'].includes(pathname) || isCallback) {
       return sendHtml(res, 405, layout('Method not allowed', '<h1>Method not allowed</h1>'));
     }
     return sendHtml(res, 404, layout('Not found', '<h1>Not found</h1><p><a href="/">Sign in</a></p>'));

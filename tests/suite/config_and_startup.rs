@@ -211,9 +211,10 @@ fn secrets_never_appear_in_the_log() {
     assert!(key.starts_with("tandem_ik_"));
     let (mut child, addr, rx) = serve(&dir, &[("TANDEM_LOG__FORMAT", "json")]);
     let secret = "very-secret-client-secret-9f8e7d";
-    let body = serde_json::json!({"customer_id": unique("log"),
+    let customer = unique("log");
+    let body = serde_json::json!({"customer_id": customer,
         "idp": {"type": "Okta", "client_id": "c", "client_secret": secret, "sso_domain": "acme.okta.com"},
-        "redirect_url": "https://app.example.com/cb", "verify": false});
+        "redirect_url": format!("https://app.example.com/cb/{customer}"), "verify": false});
     let created = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), &key, &body.to_string());
     assert!(created.contains("oidc_client_id"), "{created}");
     let conn = reqwest::blocking_post(

@@ -206,7 +206,7 @@ pub fn okta_client(customer: &str) -> Value {
         "customer_id": customer,
         "idp": {"type": "Okta", "client_id": "0oa1exampleClientId", "client_secret": "okta-client-secret-value-123",
                 "sso_domain": "acme.okta.com"},
-        "redirect_url": "https://app.example.com/sso/callback",
+        "redirect_url": format!("https://app.example.com/sso/callback/{customer}"),
         "email_domain_allowlist": ["acme.com"],
         "verify": false
     })

@@ -292,7 +292,7 @@ async fn state_with_another_logins_cookie_is_refused() {
     let mine = start(&app, &customer).await;
     let theirs = start(&app, &customer).await;
     op.issue("c1", op.sign(&claims(&op, &mine, json!({})), Signer::Published, "test-key-a"));
-    let callback = format!("/sso/callback?code=c1&state={}&iss={}", mine.state, op.issuer);
+    let callback = mine.callback(&format!("code=c1&state={}&iss={}", mine.state, op.issuer));
     let (status, body) = complete_raw(&app, &theirs.cookie, &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["type"], "InvalidCsrfState");
@@ -447,7 +447,7 @@ async fn expired_login_is_refused() {
     assert_eq!(body["error"]["details"]["reason"], "expired", "{body}");
     // Refused before the database is asked, so it claimed nothing: without its cookie,
     // it is not_bound, however old (a state never stops opening).
-    let callback = format!("/sso/callback?code=c1&state={}&iss={}", started.state, op.issuer);
+    let callback = started.callback(&format!("code=c1&state={}&iss={}", started.state, op.issuer));
     let (_, body) = complete_raw(&app, "", &callback).await;
     assert_eq!(body["error"]["details"]["reason"], "not_bound", "{body}");
     app.clock.advance(chrono::Duration::days(30));
@@ -466,7 +466,7 @@ async fn callback_for_another_customer_is_refused() {
     let login_b = start(&app, &b).await;
     op.issue("cb", op.sign(&claims(&op, &login_b, json!({})), Signer::Published, "test-key-a"));
     // Customer B's callback completed with the cookie of customer A's login.
-    let callback = format!("/sso/callback?code=cb&state={}&iss={}", login_b.state, op.issuer);
+    let callback = login_b.callback(&format!("code=cb&state={}&iss={}", login_b.state, op.issuer));
     let (status, body) = complete_raw(&app, &login_a.cookie, &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["type"], "InvalidCsrfState");
@@ -485,7 +485,7 @@ async fn assert_foreign_iss_refused(iss_param: bool, foreign: &str) {
     let started = start(&app, &customer).await;
     op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
     let foreign = url::form_urlencoded::byte_serialize(foreign.as_bytes()).collect::<String>();
-    let callback = format!("/sso/callback?code=c1&state={}&iss={foreign}", started.state);
+    let callback = started.callback(&format!("code=c1&state={}&iss={foreign}", started.state));
     let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
@@ -512,10 +512,10 @@ async fn an_iss_in_the_callback_is_checked_even_when_not_advertised() {
 async fn entra_user_not_assigned_error_is_explained() {
     let (app, _op, customer) = setup().await;
     let started = start(&app, &customer).await;
-    let callback = format!(
-        "/sso/callback?error=access_denied&error_description=AADSTS50105%3A+The+signed+in+user+is+not+assigned+to+a+role&state={}",
+    let callback = started.callback(&format!(
+        "error=access_denied&error_description=AADSTS50105%3A+The+signed+in+user+is+not+assigned+to+a+role&state={}",
         started.state
-    );
+    ));
     let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let d = &body["error"]["details"];
@@ -528,10 +528,10 @@ async fn entra_user_not_assigned_error_is_explained() {
 async fn okta_not_assigned_error_is_explained() {
     let (app, _op, customer) = setup().await;
     let started = start(&app, &customer).await;
-    let callback = format!(
-        "/sso/callback?error=access_denied&error_description=User+is+not+assigned+to+the+client+application.&state={}",
+    let callback = started.callback(&format!(
+        "error=access_denied&error_description=User+is+not+assigned+to+the+client+application.&state={}",
         started.state
-    );
+    ));
     let (_, body) = complete_raw(&app, &started.cookie, &callback).await;
     assert!(body["error"]["details"]["explanation"].as_str().unwrap().contains("Okta"), "{body}");
 }
@@ -540,7 +540,7 @@ async fn okta_not_assigned_error_is_explained() {
 async fn callback_without_a_code_is_no_code_provided() {
     let (app, _op, customer) = setup().await;
     let started = start(&app, &customer).await;
-    let (_, body) = complete_raw(&app, &started.cookie, &format!("/sso/callback?state={}", started.state)).await;
+    let (_, body) = complete_raw(&app, &started.cookie, &started.callback(&format!("state={}", started.state))).await;
     assert_eq!(body["error"]["details"]["kind"], "NoCodeProvidedByIdp", "{body}");
 }
 
@@ -618,7 +618,7 @@ async fn discovery_failure_at_initiate_names_the_url() {
             "/api/v1/oidc-clients",
             json!({"customer_id": customer,
         "idp": {"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": "http://127.0.0.1:9"},
-        "redirect_url": "http://127.0.0.1:9/cb", "verify": false}),
+        "redirect_url": redirect_url_of(&customer), "verify": false}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -670,7 +670,7 @@ async fn authorization_url_carries_state_nonce_pkce_s256_and_scopes() {
     assert!(started.idp_url.as_str().starts_with(&format!("{}/authorize?", op.issuer)), "{}", started.idp_url);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], "tandem-client");
-    assert_eq!(q["redirect_uri"], "http://127.0.0.1:9/sso/callback");
+    assert_eq!(q["redirect_uri"], redirect_url_of(&customer));
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["code_challenge"].len(), 43);
     assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43);
@@ -722,7 +722,7 @@ async fn a_refusal_whose_event_cannot_be_stored_names_no_event() {
                 .map_err(tandem_store::StoreError::from)
         })
         .unwrap();
-    let callback = format!("/sso/callback?code=c1&state={}&iss={}", mine.state, op.issuer);
+    let callback = mine.callback(&format!("code=c1&state={}&iss={}", mine.state, op.issuer));
     let (status, body) = complete_raw(&app, &theirs.cookie, &callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["details"]["reason"], "not_bound", "{body}");

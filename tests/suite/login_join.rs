@@ -231,7 +231,7 @@ async fn allowlisting_acme() -> (TestApp, StubOp, String) {
             "/api/v1/oidc-clients",
             json!({"customer_id": customer,
         "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": "s", "issuer": op.issuer},
-        "redirect_url": "http://127.0.0.1:9/sso/callback", "email_domain_allowlist": ["acme.com"]}),
+        "redirect_url": redirect_url_of(&customer), "email_domain_allowlist": ["acme.com"]}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -329,7 +329,7 @@ async fn home_realm_discovery_by_email_domain_starts_the_right_login() {
         "/api/v1/oidc-clients",
         json!({"customer_id": customer,
         "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": "s", "issuer": op.issuer},
-        "redirect_url": "http://127.0.0.1:9/sso/callback", "email_domain_allowlist": [domain]}),
+        "redirect_url": redirect_url_of(&customer), "email_domain_allowlist": [domain]}),
     )
     .await;
     let (status, body) =

@@ -6,6 +6,7 @@
 //! `.ci/browser-login`).
 
 use crate::helpers::*;
+use crate::login_support::redirect_url_of;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -112,9 +113,9 @@ async fn sign_in(app: &TestApp, email: &str, redirect_uri: &str) -> (StatusCode,
 #[tokio::test]
 async fn real_idp_provisioned_deactivated_unprovisioned_and_reactivated_users() {
     let app = TestApp::spawn().await;
-    let redirect_uri = "http://127.0.0.1:9/sso/callback";
-    let idp = start_idp(redirect_uri);
     let customer = unique("real");
+    let redirect_uri = &redirect_url_of(&customer);
+    let idp = start_idp(redirect_uri);
     // A domain of this test's own: on a shared database other tests' clients exist too.
     let domain = format!("{}.example", unique("e2e"));
     let (status, client) = app

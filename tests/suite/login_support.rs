@@ -14,13 +14,27 @@ pub struct Started {
     pub idp_url: url::Url,
 }
 
+impl Started {
+    /// The callback the IdP would send the browser to: the client's redirect path with `query`.
+    pub fn callback(&self, query: &str) -> String {
+        let redirect = self.idp_url.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.to_string());
+        let path = url::Url::parse(&redirect.expect("redirect_uri")).expect("redirect_uri").path().to_string();
+        format!("{path}?{query}")
+    }
+}
+
+/// The redirect URL of `customer`'s client: a path of its own, as Tandem requires.
+pub fn redirect_url_of(customer: &str) -> String {
+    format!("http://127.0.0.1:9/sso/callback/{customer}")
+}
+
 /// Creates a client at the stub OP for `customer` (`idp.type` given, issuer overridden to the stub).
 pub async fn stub_client(app: &TestApp, op: &StubOp, customer: &str, idp_type: &str, strategy: Option<&str>) -> Value {
     let mut body = json!({
         "customer_id": customer,
         "idp": {"type": idp_type, "client_id": "tandem-client", "client_secret": "s3cret-at-the-idp", "issuer": op.issuer,
                 "tenant_id": "11111111-2222-3333-4444-555555555555", "sso_domain": "acme.okta.com"},
-        "redirect_url": "http://127.0.0.1:9/sso/callback",
+        "redirect_url": redirect_url_of(customer),
     });
     if let Some(s) = strategy {
         body["scim_matching_definition"] = json!({"strategy": s});
@@ -64,11 +78,11 @@ pub fn claims(op: &StubOp, started: &Started, extra: Value) -> Value {
 
 /// Completes a login with `code` as the app would: the IdP's callback and the app's cookie.
 pub async fn complete(app: &TestApp, op: &StubOp, started: &Started, code: &str) -> (StatusCode, Value) {
-    let callback = format!(
-        "/sso/callback?code={code}&state={}&iss={}",
+    let callback = started.callback(&format!(
+        "code={code}&state={}&iss={}",
         started.state,
         url::form_urlencoded::byte_serialize(op.issuer.as_bytes()).collect::<String>()
-    );
+    ));
     complete_raw(app, &started.cookie, &callback).await
 }
 

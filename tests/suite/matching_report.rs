@@ -18,7 +18,7 @@ async fn setup(idp_type: &str, strategy: Option<&str>) -> Setup {
     let mut body = json!({"customer_id": customer,
         "idp": {"type": idp_type, "client_id": "c", "client_secret": "s", "sso_domain": "acme.okta.com",
                 "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "issuer": "https://idp.example"},
-        "redirect_url": "https://app.example.com/cb", "verify": false});
+        "redirect_url": format!("https://app.example.com/cb/{customer}"), "verify": false});
     if let Some(s) = strategy {
         body["scim_matching_definition"] = json!({"strategy": s});
     }

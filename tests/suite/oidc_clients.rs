@@ -42,7 +42,7 @@ async fn entra_client_derives_its_issuer_and_defaults_to_external_id_matching() 
             "customer_id": unique("contoso"),
             "idp": {"type": "MicrosoftEntra", "client_id": "11111111-2222-3333-4444-555555555555",
                     "client_secret": "entra~secret", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"},
-            "redirect_url": "https://app.example.com/sso/callback",
+            "redirect_url": format!("https://app.example.com/sso/callback/{}", unique("contoso")),
             "verify": false}),
         )
         .await;
@@ -273,6 +273,70 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
     assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
 }
 
+/// Two clients on one callback path would let one customer's IdP obtain a
+/// login at the other's (OAuth mix-up): each client needs a path of its own.
+#[tokio::test]
+async fn a_redirect_path_another_client_has_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (unique("a"), unique("b"));
+    let created_a = app.create_okta_client(&a).await;
+    let shared = created_a["redirect_url"].as_str().unwrap().to_string();
+    let path = url::Url::parse(&shared).unwrap().path().to_string();
+    // The path is what a callback is checked against: another host or query does not make it another path.
+    for taken in [shared.clone(), format!("https://other.example{path}"), format!("{shared}?tenant=b")] {
+        let mut body = okta_client(&b);
+        body["redirect_url"] = json!(taken);
+        let (status, refused) = app.post("/api/v1/oidc-clients", body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{taken}: {refused}");
+        assert_eq!(refused["error"]["type"], "RedirectUrlInUse", "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&path) && message.contains(&a), "{message}");
+    }
+    let (status, _) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{b}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+
+    let created_b = app.create_okta_client(&b).await;
+    let b_path = format!("/api/v1/oidc-clients/{}", created_b["oidc_client_id"].as_str().unwrap());
+    let (status, refused) = app.patch(&b_path, json!({"redirect_url": shared})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["type"], "RedirectUrlInUse", "{refused}");
+    // Its own path, sent again, is no conflict; once A moves, B may take A's old path.
+    let (status, body) = app.patch(&b_path, json!({"redirect_url": created_b["redirect_url"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let a_path = format!("/api/v1/oidc-clients/{}", created_a["oidc_client_id"].as_str().unwrap());
+    let (status, body) = app.patch(&a_path, json!({"redirect_url": format!("{shared}/moved")})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.patch(&b_path, json!({"redirect_url": shared})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Clients that shared a path before it was refused keep working and can
+/// still be edited; only a change of the path is checked.
+#[tokio::test]
+async fn clients_that_already_share_a_path_can_still_be_edited() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (unique("a"), unique("b"));
+    let created_a = app.create_okta_client(&a).await;
+    let created_b = app.create_okta_client(&b).await;
+    let (a_url, b_id) = (created_a["redirect_url"].as_str().unwrap().to_string(), created_b["oidc_client_id"].clone());
+    // As an older version stored them.
+    let id = b_id.as_str().unwrap().to_string();
+    app.state
+        .store
+        .write_blocking(move |c| {
+            use diesel::prelude::*;
+            use tandem_store::schema::oidc_clients::dsl as oc;
+            diesel::update(oc::oidc_clients.filter(oc::id.eq(&id))).set(oc::redirect_url.eq(&a_url)).execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    let b_path = format!("/api/v1/oidc-clients/{}", b_id.as_str().unwrap());
+    let (status, body) =
+        app.patch(&b_path, json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redirect_url"], created_a["redirect_url"], "{body}");
+}
+
 #[tokio::test]
 async fn unknown_client_id_is_client_not_found_for_every_verb() {
     let app = TestApp::spawn().await;
@@ -363,16 +427,18 @@ async fn concurrent_patches_of_one_client_each_keep_their_change() {
     let app = TestApp::spawn().await;
     // Each PATCH changes a field of its own, all at once: a PATCH applied to
     // a copy another one has since replaced would undo that one's change.
-    let changes = [
-        json!({"redirect_url": "https://app.example.com/sso/callback2"}),
-        json!({"email_domain_allowlist": ["acme.com", "acme.org"]}),
-        json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}}),
-        json!({"idp": {"client_id": "0oaSecondClientId"}}),
-        json!({"idp": {"uses_pkce": false}}),
-        json!({"additional_scopes": ["groups"]}),
-    ];
     for _round in 0..4 {
-        let created = app.create_okta_client(&unique("busy")).await;
+        let customer = unique("busy");
+        let moved_to = format!("https://app.example.com/sso/callback2/{customer}");
+        let changes = [
+            json!({"redirect_url": moved_to}),
+            json!({"email_domain_allowlist": ["acme.com", "acme.org"]}),
+            json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}}),
+            json!({"idp": {"client_id": "0oaSecondClientId"}}),
+            json!({"idp": {"uses_pkce": false}}),
+            json!({"additional_scopes": ["groups"]}),
+        ];
+        let created = app.create_okta_client(&customer).await;
         let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
         let mut running = tokio::task::JoinSet::new();
         for change in &changes {
@@ -388,7 +454,7 @@ async fn concurrent_patches_of_one_client_each_keep_their_change() {
             assert_eq!(status, StatusCode::OK, "{body}");
         }
         let (_, got) = app.get(&path).await;
-        assert_eq!(got["redirect_url"], "https://app.example.com/sso/callback2", "{got}");
+        assert_eq!(got["redirect_url"], moved_to.as_str(), "{got}");
         assert_eq!(got["email_domain_allowlist"], json!(["acme.com", "acme.org"]), "{got}");
         assert_eq!(got["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId", "{got}");
         assert_eq!(got["idp"]["client_id"], "0oaSecondClientId", "{got}");

@@ -156,7 +156,8 @@ impl Api {
         let body = json!({
             "customer_id": customer,
             "idp": {"type": "Generic", "issuer": issuer, "client_id": client_id, "client_secret": client_secret, "uses_pkce": true},
-            "redirect_url": "http://127.0.0.1:9/sso/callback",
+            // A path of its own: Tandem refuses a redirect path another client has.
+            "redirect_url": format!("http://127.0.0.1:9/sso/callback/{customer}"),
             "scim_matching_definition": {"strategy": "OidcEmailToScimUsername"},
             "email_domain_allowlist": [domain],
         });

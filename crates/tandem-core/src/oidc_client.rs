@@ -307,6 +307,13 @@ pub fn check_customer_id(c: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The path of a redirect URL: what a login's callback is checked against,
+/// and what no two clients may share (see the store's
+/// `oidc_clients::check_redirect_path`). Empty when it does not parse.
+pub fn redirect_path(redirect_url: &str) -> String {
+    Url::parse(redirect_url).map(|u| u.path().to_string()).unwrap_or_default()
+}
+
 /// Checks an absolute `https://` URL (or `http://` on loopback, or anywhere
 /// when the policy allows). Issuers may not carry a query or fragment;
 /// redirect URLs may carry a query but no fragment (RFC 6749 §3.1.2).

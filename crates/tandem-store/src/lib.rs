@@ -84,6 +84,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken; names the rule.
     #[error("{0}")]
     Conflict(String),
+    /// Another OIDC client's redirect URL has the same path; names it.
+    #[error("{0}")]
+    RedirectPathTaken(String),
     /// Stored data could not be read back (e.g. a secret that does not decrypt).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),

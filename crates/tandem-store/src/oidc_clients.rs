@@ -5,6 +5,7 @@ use crate::schema::oidc_client_domains::dsl as d;
 use crate::schema::oidc_clients::dsl as c;
 use crate::{micros, AnyConnection, StoreError};
 use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use tandem_core::idp::{IdpLocation, IdpType};
 use tandem_core::matching::MatchingStrategy;
@@ -127,11 +128,45 @@ fn customer_taken(customer_id: &str) -> StoreError {
     StoreError::Conflict(format!("customer_id {customer_id:?} already has an OIDC client"))
 }
 
-/// Inserts a client; a taken customer id is a conflict.
+/// Refuses `row`'s redirect URL when its path is another client's.
+///
+/// A login's callback is matched to its client by the `state` it carries,
+/// and checked against that client's redirect path. When two clients share
+/// the path, one customer's IdP can send a victim's browser on to another
+/// customer's IdP with its own login's `state`: the code that IdP issues
+/// then arrives on the shared path under the first login, and Tandem would
+/// redeem it at the first IdP's token endpoint (the OAuth mix-up attack,
+/// RFC 9700 §4.4). Distinct paths make such a callback fail the path check;
+/// RFC 9207's `iss` does too, but Entra ID does not send it.
+///
+/// On PostgreSQL the client table is locked against other client writes
+/// until the transaction ends, so two clients cannot take one path at once.
+pub fn check_redirect_path(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        pg.batch_execute("LOCK TABLE oidc_clients IN SHARE ROW EXCLUSIVE MODE")?;
+    }
+    let path = tandem_core::oidc_client::redirect_path(&row.redirect_url);
+    let others: Vec<(String, String)> = c::oidc_clients
+        .filter(c::id.ne(&row.id))
+        .select((c::customer_id, c::redirect_url))
+        .order(c::id.asc())
+        .load(conn)?;
+    match others.iter().find(|(_, url)| tandem_core::oidc_client::redirect_path(url) == path) {
+        Some((customer, _)) => Err(StoreError::RedirectPathTaken(format!(
+            "the redirect_url path {path:?} is already the OIDC client of customer_id {customer:?}'s; give each \
+             client its own path (e.g. /sso/callback/{{customer_id}}): a callback path two clients share lets one \
+             customer's IdP obtain a login at the other's (OAuth mix-up, RFC 9700 §4.4)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Inserts a client; a taken customer id or redirect path is a conflict.
 pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
     if get_by_customer(conn, &row.customer_id)?.is_some() {
         return Err(customer_taken(&row.customer_id));
     }
+    check_redirect_path(conn, row)?;
     diesel::insert_into(c::oidc_clients)
         .values(row)
         .execute(conn)

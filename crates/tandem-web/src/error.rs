@@ -74,6 +74,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "CustomerIdAlreadyTaken", msg),
+            StoreError::RedirectPathTaken(msg) => ApiError::new(StatusCode::CONFLICT, "RedirectUrlInUse", msg),
             StoreError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
                 ApiError::new(

@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_core::format_time;
-use tandem_core::oidc_client::{parse_create, parse_patch, OidcClientRequest};
+use tandem_core::oidc_client::{parse_create, parse_patch, redirect_path, OidcClientRequest};
 use tandem_store::oidc_clients::{self as repo, OidcClientRow};
 use tandem_store::{audit, from_micros};
 
@@ -182,10 +182,15 @@ pub async fn patch(
         let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
         let (old_strategy, read_at) = (current.matching_strategy, current.updated_at);
+        // Clients that shared a path before it was refused keep it until it changes.
+        let new_path = redirect_path(&row.redirect_url) != redirect_path(&current.redirect_url);
         let (outcome, row) = state
             .store
             .write(move |c| {
                 let mut row = row;
+                if new_path {
+                    repo::check_redirect_path(c, &row)?;
+                }
                 let outcome = repo::update(c, &mut row, read_at)?;
                 if outcome == repo::Updated::Done {
                     audit::record(

@@ -175,7 +175,7 @@ async fn finish(
     cb: &Callback,
     client: &OidcClientRow,
 ) -> Result<Value, Failure> {
-    let expected_path = url::Url::parse(&client.redirect_url).map(|u| u.path().to_string()).unwrap_or_default();
+    let expected_path = tandem_core::oidc_client::redirect_path(&client.redirect_url);
     if cb.path != expected_path {
         let err = ApiError::new(
             StatusCode::BAD_REQUEST,
