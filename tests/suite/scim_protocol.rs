@@ -124,6 +124,50 @@ async fn filters_cover_the_rfc_grammar() {
     assert_user_filters(&scim, cases).await;
 }
 
+/// A delta sync reads `meta.lastModified` off the resources it got and asks
+/// for what changed after it: the value as shown (milliseconds) finds its
+/// resource with `eq`, `ge` and `le`, and not with `gt` or `lt`, although
+/// it is stored to the microsecond.
+#[tokio::test]
+async fn last_modified_as_shown_finds_its_resource_again() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("delta@acme.com")).await;
+    let shown = scim.get(&format!("/Users/{id}")).await.body["meta"]["lastModified"].as_str().unwrap().to_string();
+    let created = scim.get(&format!("/Users/{id}")).await.body["meta"]["created"].as_str().unwrap().to_string();
+    for (op, found) in [("eq", true), ("ge", true), ("le", true), ("gt", false), ("lt", false)] {
+        for (attr, value) in [("meta.lastModified", &shown), ("meta.created", &created)] {
+            let got = scim.filter_ids("Users", &format!("{attr} {op} \"{value}\"")).await;
+            assert_eq!(got == vec![id.clone()], found, "{attr} {op} {value}: {got:?}");
+        }
+    }
+    // gt the millisecond before, lt the one after: found.
+    let t = chrono::DateTime::parse_from_rfc3339(&shown).unwrap();
+    let (before, after) = (t - chrono::Duration::milliseconds(1), t + chrono::Duration::milliseconds(1));
+    let fmt = |t: chrono::DateTime<chrono::FixedOffset>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(scim.filter_ids("Users", &format!("meta.lastModified gt \"{}\"", fmt(before))).await, vec![id.clone()]);
+    assert_eq!(scim.filter_ids("Users", &format!("meta.lastModified lt \"{}\"", fmt(after))).await, vec![id.clone()]);
+}
+
+/// RFC 7644 §3.4.2.2: ordering a boolean is an `invalidFilter`.
+#[tokio::test]
+async fn ordering_a_boolean_is_an_invalid_filter() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    scim.create_user(user("bool@acme.com")).await;
+    for filter in ["active gt true", "active le false", "emails[primary ge true]"] {
+        let r = scim
+            .get(&format!(
+                "/Users?filter={}",
+                url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{filter}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidFilter", "{filter}: {}", r.body);
+        assert!(r.body["detail"].as_str().unwrap().contains("boolean"), "{filter}: {}", r.body);
+    }
+}
+
 /// Each filter finds exactly the users listed (in any order).
 async fn assert_user_filters(scim: &Scim, cases: Vec<(&str, Vec<&String>)>) {
     for (filter, expected) in cases {

@@ -189,7 +189,7 @@ impl SqlBuilder {
                     };
                 };
                 if op != CompareOp::Eq {
-                    return Ok("(1 = 0)".into());
+                    return not_on_booleans(op, path);
                 }
                 let p = self.bind(Bind::Bool(b));
                 Ok(format!("({expr} = {p})"))
@@ -203,16 +203,18 @@ impl SqlBuilder {
                 };
                 let t = DateTime::parse_from_rfc3339(s)
                     .map_err(|_| type_error(path, "a date-time like \"2026-01-01T00:00:00Z\""))?;
-                let sql_op = match op {
-                    CompareOp::Eq => "=",
-                    CompareOp::Gt => ">",
-                    CompareOp::Ge => ">=",
-                    CompareOp::Lt => "<",
-                    CompareOp::Le => "<=",
-                    _ => return Ok("(1 = 0)".into()),
-                };
-                let p = self.bind(Bind::Int(t.timestamp_micros()));
-                Ok(format!("({expr} {sql_op} {p})"))
+                // Stored in microseconds, shown in milliseconds (`format_time`):
+                // compared as shown, so that a value read off a resource finds
+                // it again (`eq`) and `gt` it does not (a delta sync's cursor).
+                let Some(range) = as_shown(op, t.timestamp_micros()) else { return Ok("(1 = 0)".into()) };
+                let mut parts = Vec::new();
+                if let Some(from) = range.from {
+                    parts.push(format!("{expr} >= {}", self.bind(Bind::Int(from))));
+                }
+                if let Some(until) = range.until {
+                    parts.push(format!("{expr} < {}", self.bind(Bind::Int(until))));
+                }
+                Ok(format!("({})", parts.join(" AND ")))
             }
             ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
                 let (compared, fold) = match kind {
@@ -243,7 +245,7 @@ impl SqlBuilder {
                     return Err(type_error(path, "true or false"));
                 };
                 if op != CompareOp::Eq {
-                    return Ok("(1 = 0)".into());
+                    return not_on_booleans(op, path);
                 }
                 Ok(match self.dialect {
                     Dialect::Sqlite => format!("COALESCE({expr} = {}, FALSE)", if b { 1 } else { 0 }),
@@ -381,6 +383,43 @@ fn as_bool(v: &CompValue) -> Option<bool> {
         CompValue::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
         CompValue::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
+    }
+}
+
+/// The stored microseconds whose value as shown (whole milliseconds, cut
+/// down) compares `op` with `value_us`: `[from, until)`, either end open;
+/// `None` when none does (`eq` a value with a fraction of a millisecond, or
+/// an operator dates do not have).
+fn as_shown(op: CompareOp, value_us: i64) -> Option<MicrosRange> {
+    let floor = value_us.div_euclid(1000) * 1000;
+    let ceil = if floor == value_us { floor } else { floor.saturating_add(1000) };
+    let next = floor.saturating_add(1000);
+    let (from, until) = match op {
+        CompareOp::Eq if floor == value_us => (Some(floor), Some(next)),
+        CompareOp::Gt => (Some(next), None),
+        CompareOp::Ge => (Some(ceil), None),
+        CompareOp::Lt => (None, Some(ceil)),
+        CompareOp::Le => (None, Some(next)),
+        _ => return None,
+    };
+    Some(MicrosRange { from, until })
+}
+
+/// A range of stored microseconds: `from` included, `until` not.
+#[derive(Debug, PartialEq, Eq)]
+struct MicrosRange {
+    from: Option<i64>,
+    until: Option<i64>,
+}
+
+/// RFC 7644 §3.4.2.2: `gt`, `ge`, `lt` and `le` on a boolean are an
+/// `invalidFilter`; `co`, `sw` and `ew` match nothing.
+fn not_on_booleans(op: CompareOp, path: &AttrPath) -> Result<String, ScimError> {
+    match op {
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => Err(ScimError::invalid_filter(format!(
+            "{path} is a boolean: gt, ge, lt and le do not apply to it (RFC 7644 §3.4.2.2)"
+        ))),
+        _ => Ok("(1 = 0)".into()),
     }
 }
 
@@ -608,6 +647,28 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
 mod tests {
     use super::*;
     use tandem_scim::filter::parse_filter;
+
+    #[test]
+    fn dates_compare_as_shown_to_the_millisecond() {
+        let r = |from, until| Some(MicrosRange { from, until });
+        // A value read off a resource (whole milliseconds).
+        let v = 1_700_000_000_123_000;
+        assert_eq!(as_shown(CompareOp::Eq, v), r(Some(v), Some(v + 1000)));
+        assert_eq!(as_shown(CompareOp::Gt, v), r(Some(v + 1000), None));
+        assert_eq!(as_shown(CompareOp::Ge, v), r(Some(v), None));
+        assert_eq!(as_shown(CompareOp::Lt, v), r(None, Some(v)));
+        assert_eq!(as_shown(CompareOp::Le, v), r(None, Some(v + 1000)));
+        // One with a fraction of a millisecond: nothing shown equals it.
+        let w = v + 456;
+        assert_eq!(as_shown(CompareOp::Eq, w), None);
+        assert_eq!(as_shown(CompareOp::Gt, w), r(Some(v + 1000), None));
+        assert_eq!(as_shown(CompareOp::Ge, w), r(Some(v + 1000), None));
+        assert_eq!(as_shown(CompareOp::Lt, w), r(None, Some(v + 1000)));
+        assert_eq!(as_shown(CompareOp::Le, w), r(None, Some(v + 1000)));
+        // Before 1970 the cut is still downwards.
+        assert_eq!(as_shown(CompareOp::Gt, -1_500), r(Some(-1000), None));
+        assert_eq!(as_shown(CompareOp::Co, v), None);
+    }
 
     fn sql(d: Dialect, f: &str) -> (String, Vec<Bind>) {
         let mut b = SqlBuilder::new(d);
