@@ -19,6 +19,11 @@ async fn discovery_documents_describe_the_server() {
     assert_eq!(schemas.body["totalResults"], 3);
     let user = scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
     assert_eq!(user.body["name"], "User");
+    // A group's displayName is unique per connection (a duplicate is 409 uniqueness), and /Schemas says so.
+    let group = scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").await;
+    let display_name =
+        group.body["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "displayName").unwrap();
+    assert_eq!(display_name["uniqueness"], "server", "{display_name}");
     let types = scim.get("/ResourceTypes").await;
     assert_eq!(types.body["totalResults"], 2);
     let missing = scim.get("/Schemas/urn:nope").await;
@@ -498,6 +503,8 @@ async fn if_match_with_a_stale_etag_is_412() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // RFC 9110 §15.4.5: a 304 carries the ETag a 200 would have.
+    assert_eq!(r.headers().get("etag").and_then(|v| v.to_str().ok()), Some("W/\"2\""));
 }
 
 #[tokio::test]
@@ -710,6 +717,19 @@ async fn groups_hold_checked_members_and_users_show_their_groups() {
     // excludedAttributes=members leaves them out.
     let r = scim.get(&format!("/Groups/{gid}?excludedAttributes=members")).await;
     assert!(r.body.get("members").is_none());
+    // Excluding a sub-attribute keeps the members without it; asking for the whole schema keeps them.
+    let core = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    for list in [format!("/Groups?filter=id%20eq%20%22{gid}%22&"), format!("/Groups/{gid}?")] {
+        let r = scim.get(&format!("{list}excludedAttributes=members.display")).await;
+        let g = if r.body["Resources"].is_array() { &r.body["Resources"][0] } else { &r.body };
+        let members = g["members"].as_array().unwrap_or_else(|| panic!("{list}: {}", r.body));
+        assert_eq!(members.len(), 2, "{list}: {}", r.body);
+        assert!(members.iter().all(|m| m.get("display").is_none() && m["value"].is_string()), "{list}: {}", r.body);
+        let r = scim.get(&format!("{list}attributes={core}")).await;
+        let g = if r.body["Resources"].is_array() { &r.body["Resources"][0] } else { &r.body };
+        assert_eq!(g["members"].as_array().map(Vec::len), Some(2), "{list}: {}", r.body);
+        assert_eq!(g["displayName"], "Engineering", "{list}: {}", r.body);
+    }
     // Deleting a user drops its memberships.
     scim.delete(&format!("/Users/{bob}")).await;
     let r = scim.get(&format!("/Groups/{gid}")).await;
@@ -935,16 +955,17 @@ async fn scim_paths_route_by_method_and_segment() {
     let error = "urn:ietf:params:scim:api:messages:2.0:Error";
 
     // Every endpoint answers its methods; the others get SCIM's 405.
-    for (method, path) in [
-        (Method::PUT, "/Users".to_string()),
-        (Method::POST, format!("/Users/{id}")),
-        (Method::GET, "/Users/.search".to_string()),
-        (Method::DELETE, "/Groups".to_string()),
-        (Method::GET, "/.search".to_string()),
-        (Method::POST, "/ServiceProviderConfig".to_string()),
+    for (method, path, allow) in [
+        (Method::PUT, "/Users".to_string(), "GET, POST"),
+        (Method::POST, format!("/Users/{id}"), "GET, PUT, PATCH, DELETE"),
+        (Method::GET, "/Users/.search".to_string(), "POST"),
+        (Method::DELETE, "/Groups".to_string(), "GET, POST"),
+        (Method::GET, "/.search".to_string(), "POST"),
+        (Method::POST, "/ServiceProviderConfig".to_string(), "GET"),
     ] {
         let r = scim.send(method.clone(), &path, None).await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(r.headers.get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
         assert_eq!(r.body["schemas"][0], error, "{method} {path}");
         assert!(r.body["detail"].as_str().unwrap().contains("is not supported on"), "{}", r.body);
     }

@@ -1,6 +1,6 @@
 //! The core Group schema, `urn:ietf:params:scim:schemas:core:2.0:Group` (RFC 7643 §4.2, §8.7.1).
 
-use super::model::{AttributeDef, Mutability, SchemaDef};
+use super::model::{AttributeDef, Mutability, SchemaDef, Uniqueness};
 use super::GROUP_SCHEMA;
 
 const MEMBER_SUBS: [AttributeDef; 4] = [
@@ -19,7 +19,10 @@ const MEMBER_SUBS: [AttributeDef; 4] = [
 
 const GROUP_ATTRS: [AttributeDef; 2] = [
     // RFC 7643 §4.2 prose makes displayName REQUIRED; the §8.7.1 listing says otherwise, the prose wins.
-    AttributeDef::string("displayName", "A human-readable name for the Group.").required(),
+    // Unique per SCIM connection (case-insensitively), as the server enforces (409 uniqueness).
+    AttributeDef::string("displayName", "A human-readable name for the Group.")
+        .required()
+        .uniqueness(Uniqueness::Server),
     AttributeDef::complex("members", &MEMBER_SUBS, "A list of members of the Group.").multi(),
 ];
 

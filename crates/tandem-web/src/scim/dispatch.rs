@@ -39,6 +39,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The methods the endpoint serves (a 405's `Allow` header).
+    pub fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Users | Endpoint::Groups => "GET, POST",
+            Endpoint::User | Endpoint::Group => "GET, PUT, PATCH, DELETE",
+            Endpoint::UsersSearch | Endpoint::GroupsSearch | Endpoint::RootSearch => "POST",
+            Endpoint::ServiceProviderConfig
+            | Endpoint::Schemas
+            | Endpoint::Schema
+            | Endpoint::ResourceTypes
+            | Endpoint::ResourceType => "GET",
+        }
+    }
+
     /// The route pattern, as metrics label it.
     pub fn pattern(self) -> &'static str {
         match self {

@@ -255,7 +255,7 @@ pub async fn get(
     };
     state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), Some(&row.id), None, 200, None));
     if not_modified(&req, row.version) {
-        return Ok(HttpResponse::NotModified().finish());
+        return Ok(super::response::not_modified_answer(row.version));
     }
     if let (None, None, Some(members)) = (&attrs, &excluded, &members) {
         return Ok(resource_text(StatusCode::OK, render_text(&state, &row, members), row.version, None));

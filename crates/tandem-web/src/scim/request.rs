@@ -123,21 +123,33 @@ impl ListParams {
         Self::from_json(&Value::Object(obj), max_results)
     }
 
-    /// Whether the response needs `attr` (so it can skip loading it).
+    /// Whether the response may need `attr` (so it can skip loading it when
+    /// not): `attributes` names it, one of its sub-attributes
+    /// (`members.value`) or a whole schema (`urn:…:core:2.0:Group`), or
+    /// `excludedAttributes` does not name it whole (`members.display`
+    /// excludes a sub-attribute only).
     pub fn wants(&self, attr: &str) -> bool {
-        let named = |list: &Option<String>| {
-            list.as_deref().is_some_and(|l| {
-                l.split(',').any(|a| {
-                    let a = a.trim();
+        // Each listed name as (attribute, sub-attribute); `None` for a schema URN alone.
+        let listed = |list: &str| -> Vec<Option<(String, bool)>> {
+            list.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
                     let tail = a.rsplit(':').next().unwrap_or(a);
-                    tail.split('.').next().unwrap_or(tail).eq_ignore_ascii_case(attr)
+                    let whole_schema =
+                        a.contains(':') && ["User", "Group"].iter().any(|s| tail.eq_ignore_ascii_case(s));
+                    (!whole_schema).then(|| {
+                        let (name, sub) = tail.split_once('.').map_or((tail, false), |(n, _)| (n, true));
+                        (name.to_string(), sub)
+                    })
                 })
-            })
+                .collect()
         };
-        if self.attributes.is_some() {
-            return named(&self.attributes);
+        if let Some(list) = &self.attributes {
+            return listed(list).iter().any(|l| l.as_ref().is_none_or(|(name, _)| name.eq_ignore_ascii_case(attr)));
         }
-        !named(&self.excluded)
+        let excluded = self.excluded.as_deref().map(listed).unwrap_or_default();
+        !excluded.iter().flatten().any(|(name, sub)| !sub && name.eq_ignore_ascii_case(attr))
     }
 }
 
@@ -365,5 +377,22 @@ mod tests {
         assert!(!p.wants("members"));
         let p = ListParams { attributes: Some("members.value".into()), ..Default::default() };
         assert!(p.wants("members"));
+        // A sub-attribute excluded leaves the rest of the attribute to load.
+        let p = ListParams { excluded: Some("members.display".into()), ..Default::default() };
+        assert!(p.wants("members"));
+        let p = ListParams {
+            excluded: Some("urn:ietf:params:scim:schemas:core:2.0:Group:members".into()),
+            ..Default::default()
+        };
+        assert!(!p.wants("members"));
+        // A whole schema asked for holds the attribute.
+        let p =
+            ListParams { attributes: Some("urn:ietf:params:scim:schemas:core:2.0:Group".into()), ..Default::default() };
+        assert!(p.wants("members"));
+        let p = ListParams {
+            attributes: Some("urn:ietf:params:scim:schemas:core:2.0:Group:displayName".into()),
+            ..Default::default()
+        };
+        assert!(!p.wants("members"));
     }
 }

@@ -1,8 +1,8 @@
 //! SCIM responses: `application/scim+json`, the SCIM error schema, `meta`
 //! with ETags and locations.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 use std::fmt;
 use tandem_core::format_time;
@@ -161,10 +161,23 @@ pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
     no_endpoint(&req).error_response()
 }
 
-/// The answer for a method an endpoint does not support.
+/// The answer for a method an endpoint does not support, with the `Allow`
+/// header RFC 9110 §15.5.6 requires.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ScimFailure(ScimError::new(405, None, format!("{} is not supported on {}", req.method(), req.path())))
-        .error_response()
+    let allow = req.extensions().get::<super::dispatch::ScimRoute>().map(|r| r.endpoint.allow());
+    let mut answer =
+        ScimFailure(ScimError::new(405, None, format!("{} is not supported on {}", req.method(), req.path())))
+            .error_response();
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    answer
+}
+
+/// The answer to a conditional GET whose `If-None-Match` holds the
+/// current version: 304 with that `ETag` (RFC 9110 §15.4.5).
+pub fn not_modified_answer(version: i64) -> HttpResponse {
+    HttpResponse::NotModified().insert_header((header::ETAG, etag(version))).finish()
 }
 
 #[cfg(test)]

@@ -201,7 +201,7 @@ pub async fn get(
         None,
     ));
     if not_modified(&req, row.version) {
-        return Ok(HttpResponse::NotModified().finish());
+        return Ok(super::response::not_modified_answer(row.version));
     }
     let (attrs, excluded) = projection(&query);
     let body = projected_text(&state, &row, Some(&groups), attrs.as_deref(), excluded.as_deref())
