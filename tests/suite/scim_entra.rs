@@ -48,6 +48,29 @@ async fn entra_capitalised_replace_with_string_false_deactivates_the_user() {
     assert_eq!(r.body["active"], false);
 }
 
+/// An admin maps a custom attribute under the enterprise URN: the deactivation sent with it
+/// still applies (refusing the request would leave the user able to sign in).
+#[tokio::test]
+async fn entra_custom_attribute_under_the_enterprise_urn_does_not_stop_a_deactivation() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut body = entra_user("badge@contoso.com", "oid-badge");
+    body[ENTERPRISE]["badgeId"] = json!("B-7");
+    let id = scim.create_user(body).await;
+    let r = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"},
+                           {"op": "Add", "path": format!("{ENTERPRISE}:badgeId"), "value": "B-8"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    assert!(r.body[ENTERPRISE].get("badgeId").is_none(), "{}", r.body);
+    assert_eq!(r.body[ENTERPRISE]["department"], "Eng");
+}
+
 #[tokio::test]
 async fn entra_path_less_replace_with_dotted_and_urn_keys_updates_each_attribute() {
     let app = TestApp::spawn().await;

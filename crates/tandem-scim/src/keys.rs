@@ -14,7 +14,8 @@ pub(crate) enum KeyTarget {
     Attr(ResolvedAttr),
     /// Not an attribute of a schema this resource type knows: ignored.
     Foreign,
-    /// An unknown attribute under a schema this resource type knows: an error.
+    /// An unknown attribute under a schema this resource type knows: ignored too (an admin's
+    /// custom attribute under the enterprise URN), but told apart from [`KeyTarget::Foreign`].
     UnknownInSchema,
 }
 

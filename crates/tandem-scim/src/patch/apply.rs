@@ -109,8 +109,9 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
 }
 
 /// A path-less `add`/`replace`: each key of the value object names what it changes. Keys that
-/// are `schemas`, read-only attributes (Okta repeats `id` and `meta`), or attributes of schemas
-/// this resource type does not know are ignored; an unknown attribute of a known schema is not.
+/// are `schemas`, read-only attributes (Okta repeats `id` and `meta`), attributes of schemas this
+/// resource type does not know, or attributes a known schema does not define are ignored, as
+/// `normalize` ignores them in a POST or PUT body.
 fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value, mode: Mode) -> Result<(), ScimError> {
     let Value::Object(entries) = value else {
         return Err(ScimError::invalid_value("value must be an object when no path is given"));
@@ -125,8 +126,7 @@ fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value,
             continue;
         }
         match classify_key(rt, &key) {
-            KeyTarget::Schemas | KeyTarget::Foreign => {}
-            KeyTarget::UnknownInSchema => return Err(ScimError::invalid_path(format!("unknown attribute \"{key}\""))),
+            KeyTarget::Schemas | KeyTarget::Foreign | KeyTarget::UnknownInSchema => {}
             KeyTarget::Attr(found) => write_found(work, found, value, mode)?,
             KeyTarget::Schema(schema) => {
                 let inner = match value {
@@ -139,14 +139,8 @@ fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value,
                     if name.eq_ignore_ascii_case("schemas") {
                         continue;
                     }
-                    match classify_in_schema(rt, schema, &name) {
-                        KeyTarget::Attr(found) => write_found(work, found, value, mode)?,
-                        _ => {
-                            return Err(ScimError::invalid_path(format!(
-                                "unknown attribute \"{name}\" in schema \"{}\"",
-                                schema.id
-                            )))
-                        }
+                    if let KeyTarget::Attr(found) = classify_in_schema(rt, schema, &name) {
+                        write_found(work, found, value, mode)?;
                     }
                 }
             }

@@ -58,13 +58,19 @@ impl<'f> Target<'f> {
 }
 
 /// Resolves an explicit PATCH path. `Ok(None)` when the path is qualified by a schema URN this
-/// resource type does not know (an identity provider's custom extension), which is ignored.
+/// resource type does not know (an identity provider's custom extension), or names an attribute
+/// a known schema URN does not define (an admin's custom attribute under the enterprise URN):
+/// both are ignored. An unqualified unknown attribute is `invalidPath`.
 pub(crate) fn resolve_target(rt: ResourceType, path: &PatchPath) -> Result<Option<Target<'_>>, ScimError> {
     let urn = path.attr.urn.as_deref();
     if urn.is_some_and(|u| !known_urn(rt, u)) {
         return Ok(None);
     }
-    let found = resolve(rt, urn, &path.attr.attr, None).ok_or_else(|| {
+    let found = resolve(rt, urn, &path.attr.attr, None);
+    if found.is_none() && urn.is_some() {
+        return Ok(None);
+    }
+    let found = found.ok_or_else(|| {
         let mut shown = path.attr.clone();
         shown.sub_attr = None;
         ScimError::invalid_path(format!("unknown attribute \"{shown}\""))
@@ -117,6 +123,14 @@ mod tests {
         let parsed = parse_path("name.nick").unwrap();
         let err = resolve_target(ResourceType::User, &parsed).unwrap_err();
         assert_eq!(err.detail, r#"unknown sub-attribute "nick" of "name""#);
+    }
+
+    #[test]
+    fn an_attribute_a_known_schema_does_not_define_is_ignored() {
+        let parsed = parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badgeId").unwrap();
+        assert!(resolve_target(ResourceType::User, &parsed).unwrap().is_none());
+        let parsed = parse_path("urn:ietf:params:scim:schemas:core:2.0:User:shoeSize").unwrap();
+        assert!(resolve_target(ResourceType::User, &parsed).unwrap().is_none());
     }
 
     #[test]

@@ -18,8 +18,10 @@ use crate::schema::{Mutability, ResolvedAttr, ResourceType};
 ///   `{"value": id}`, …); `null`, empty arrays and empty objects mean "absent".
 /// - Read-only attributes (`id`, `meta`, User `groups`) and read-only sub-attributes (the manager's
 ///   `displayName`) are dropped, and so is `password`, which is never stored.
-/// - Unknown unqualified attributes and attributes of schemas the resource type does not know (an
-///   IdP's custom extension) are dropped; an unknown attribute under a known schema is an error.
+/// - Unknown attributes are dropped: unqualified ones, attributes of schemas the resource type does
+///   not know (an IdP's custom extension), and attributes a known schema does not define (an
+///   admin's custom attribute under the enterprise URN). Refusing them would refuse the whole
+///   request, a deactivation sent with them included.
 /// - Required attributes are checked (User `userName`, Group `displayName`), and every Group
 ///   member needs a `value`.
 /// - `schemas` becomes the core schema plus each extension that holds data.
@@ -34,8 +36,7 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
     let mut out = Map::new();
     for (key, value) in entries {
         match classify_key(rt, &key) {
-            KeyTarget::Schemas | KeyTarget::Foreign => {}
-            KeyTarget::UnknownInSchema => return Err(ScimError::invalid_value(format!("unknown attribute \"{key}\""))),
+            KeyTarget::Schemas | KeyTarget::Foreign | KeyTarget::UnknownInSchema => {}
             KeyTarget::Attr(found) => store(&mut out, found, value)?,
             KeyTarget::Schema(schema) => {
                 let inner = match value {
@@ -44,14 +45,8 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
                     _ => return Err(ScimError::invalid_value(format!("{} must be an object", schema.id))),
                 };
                 for (name, value) in inner {
-                    match classify_in_schema(rt, schema, &name) {
-                        KeyTarget::Attr(found) => store(&mut out, found, value)?,
-                        _ => {
-                            return Err(ScimError::invalid_value(format!(
-                                "unknown attribute \"{name}\" in schema \"{}\"",
-                                schema.id
-                            )))
-                        }
+                    if let KeyTarget::Attr(found) = classify_in_schema(rt, schema, &name) {
+                        store(&mut out, found, value)?;
                     }
                 }
             }

@@ -93,10 +93,16 @@ fn unknown_plain_and_foreign_urn_attributes_are_dropped() {
 }
 
 #[test]
-fn unknown_attribute_under_enterprise_schema_is_rejected() {
-    let err = user_err(json!({"userName": "bjensen", ENTERPRISE: {"shoeSize": 42}}));
-    assert_eq!(err.scim_type, Some("invalidValue"));
-    assert_eq!(err.detail, format!(r#"unknown attribute "shoeSize" in schema "{ENTERPRISE}""#));
+fn unknown_attribute_under_a_known_schema_is_dropped() {
+    // An admin's custom attribute under the enterprise URN (or the core one) does not refuse the user.
+    let got = user(json!({"userName": "bjensen", ENTERPRISE: {"shoeSize": 42, "department": "R&D"},
+                          format!("{ENTERPRISE}:badgeId"): "7", format!("{USER_URN}:shoeSize"): 42}));
+    assert_eq!(
+        got,
+        json!({"schemas": [USER_URN, ENTERPRISE], "userName": "bjensen", ENTERPRISE: {"department": "R&D"}})
+    );
+    let got = user(json!({"userName": "bjensen", ENTERPRISE: {"shoeSize": 42}}));
+    assert_eq!(got, json!({"schemas": [USER_URN], "userName": "bjensen"}));
 }
 
 #[test]
