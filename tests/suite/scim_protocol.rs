@@ -124,6 +124,11 @@ async fn filters_cover_the_rfc_grammar() {
         ("meta.lastModified gt \"2000-01-01T00:00:00Z\"", vec![&a, &b, &c]),
         ("meta.created lt \"2000-01-01T00:00:00Z\"", vec![]),
         ("meta.resourceType eq \"User\"", vec![&a, &b, &c]),
+        // RFC 7644 §3.4.2.2's own example: the users with enterprise data.
+        ("schemas eq \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"", vec![&a]),
+        ("SCHEMAS eq \"URN:IETF:params:scim:schemas:core:2.0:User\"", vec![&a, &b, &c]),
+        ("not (schemas eq \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\")", vec![&b, &c]),
+        ("schemas co \"enterprise\"", vec![&a]),
         ("id eq \"nope\"", vec![]),
     ];
     assert_user_filters(&scim, cases).await;

@@ -573,7 +573,30 @@ fn unknown(path: &AttrPath) -> ScimError {
     ScimError::invalid_filter(format!("unknown attribute \"{path}\" in filter"))
 }
 
+/// `schemas`: no schema lists it as an attribute, but every resource has it,
+/// and RFC 7644 §3.4.2.2 filters on it in its own examples (`schemas eq
+/// "urn:…:enterprise:2.0:User"`: the users with enterprise data).
+static SCHEMAS_ATTR: AttributeDef = AttributeDef::string("schemas", "The schema URIs of the resource.").multi();
+
+/// The rows of the JSON array at `keys` of the stored resource.
+fn json_elements(dialect: Dialect, alias: &str, keys: &[&str]) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("json_each({alias}.resource, '{}') AS e WHERE 1 = 1", json_path_sqlite(keys)),
+        Dialect::Postgres => {
+            let p = json_path_pg(keys);
+            format!(
+                "jsonb_array_elements(CASE WHEN jsonb_typeof(CAST({alias}.resource AS jsonb) #> {p}) = 'array' \
+                 THEN CAST({alias}.resource AS jsonb) #> {p} ELSE '[]'::jsonb END) AS e(value) WHERE 1 = 1"
+            )
+        }
+    }
+}
+
 fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath) -> Result<Target, ScimError> {
+    if path.urn.is_none() && path.sub_attr.is_none() && path.attr.eq_ignore_ascii_case("schemas") {
+        let elem = Scope::JsonElem { parent: &SCHEMAS_ATTR, var: "e".to_string(), sub: None };
+        return Ok(Target::Multi { source: json_elements(dialect, alias, &["schemas"]), elem: Some(elem) });
+    }
     let resolved =
         resolve(rt, path.urn.as_deref(), &path.attr, path.sub_attr.as_deref()).ok_or_else(|| unknown(path))?;
     let attr = resolved.attr.name;
@@ -618,16 +641,7 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
     let def = resolved.attr;
     if def.multi_valued {
         let var = "e".to_string();
-        let source = match dialect {
-            Dialect::Sqlite => format!("json_each({alias}.resource, '{}') AS e WHERE 1 = 1", json_path_sqlite(&keys)),
-            Dialect::Postgres => {
-                let p = json_path_pg(&keys);
-                format!(
-                    "jsonb_array_elements(CASE WHEN jsonb_typeof(CAST({alias}.resource AS jsonb) #> {p}) = 'array' \
-                     THEN CAST({alias}.resource AS jsonb) #> {p} ELSE '[]'::jsonb END) AS e(value) WHERE 1 = 1"
-                )
-            }
-        };
+        let source = json_elements(dialect, alias, &keys);
         let sub = if def.ty == AttrType::Complex { resolved.sub.map(|s| s.name).or(Some("value")) } else { None };
         let elem = Scope::JsonElem { parent: def, var, sub };
         return Ok(Target::Multi { source, elem: Some(elem) });
