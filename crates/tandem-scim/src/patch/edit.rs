@@ -134,7 +134,7 @@ pub(crate) fn write(
 ) -> Result<(), ScimError> {
     let label = target.label();
     with_container(root, target.container, |map| match (target.filter, target.sub) {
-        (Some(filter), sub) => write_filtered(map, target.attr, filter, sub, value, &label),
+        (Some(filter), sub) => write_filtered(map, target.attr, filter, sub, value, mode, &label),
         (None, Some(sub)) if target.attr.multi_valued => write_sub_everywhere(map, target.attr, sub, value, &label),
         (None, Some(sub)) => write_sub_single(map, target.attr, sub, value, &label),
         (None, None) => write_whole(map, target.attr, value, mode, &label),
@@ -169,6 +169,16 @@ fn write_whole(
             let mut existing = take_ci(map, attr.name).unwrap_or(Value::Null);
             merge_into(&mut existing, addition, attr, label)?;
             map.insert(attr.name.to_owned(), existing);
+        }
+        (_, Value::Array(_)) if attr.multi_valued => {
+            take_ci(map, attr.name);
+            let mut new = new;
+            if let Value::Array(items) = &mut new {
+                // RFC 7643 §2.4: `primary: true` at most once; the first one sent wins.
+                let all: Vec<usize> = (0..items.len()).collect();
+                enforce_single_primary(items, &all);
+            }
+            map.insert(attr.name.to_owned(), new);
         }
         _ => {
             take_ci(map, attr.name);
@@ -233,6 +243,9 @@ fn write_sub_everywhere(
                 }
             }
         }
+        // `emails.primary` set to true on every value leaves it on the first.
+        let all: Vec<usize> = (0..items.len()).collect();
+        enforce_single_primary(&mut items, &all);
     }
     put_array(map, attr.name, items);
     Ok(())
@@ -301,12 +314,17 @@ fn element_from_filter(attr: &AttributeDef, filter: &Filter, label: &str) -> Res
     Ok(element)
 }
 
+/// Writes through a value filter. A `replace` without a sub-attribute puts
+/// the value in place of each matching one (RFC 7644 §3.5.2.3: "the
+/// matching records are replaced"), keeping what the filter's `eq` terms
+/// pin when the value leaves it out; an `add` merges into them.
 fn write_filtered(
     map: &mut Map<String, Value>,
     attr: &AttributeDef,
     filter: &Filter,
     sub: Option<&AttributeDef>,
     value: Value,
+    mode: Mode,
     label: &str,
 ) -> Result<(), ScimError> {
     // The replacement is coerced once, then copied into every matching value.
@@ -345,6 +363,12 @@ fn write_filtered(
                     if let Value::Object(element) = item {
                         take_ci(element, sub.name);
                     }
+                }
+                (None, Some(Value::Object(replacement))) if mode == Mode::Replace => {
+                    // What the filter pins (`type eq "work"`) stays, unless the value says otherwise.
+                    let mut whole = Value::Object(element_from_filter(attr, filter, label).unwrap_or_default());
+                    merge_into(&mut whole, replacement, attr, label)?;
+                    *item = whole;
                 }
                 (None, Some(Value::Object(addition))) => merge_into(item, addition, attr, label)?,
                 (None, _) => *item = Value::Object(Map::new()),

@@ -104,11 +104,37 @@ fn replace_through_value_filter_sets_sub_attribute_on_matches() {
 }
 
 #[test]
-fn replace_through_value_filter_without_sub_attribute_merges_matches() {
+fn replace_through_value_filter_without_sub_attribute_replaces_matches() {
     let user = patched_user(
         json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {"value": "home@jensen.org", "display": "home"}}]),
     );
+    // The filter's type stays.
     assert_eq!(user["emails"][1], json!({"value": "home@jensen.org", "type": "home", "display": "home"}));
+    // RFC 7644 §3.5.2.3: the matching record is replaced, not merged into (its primary and display go).
+    let user = patched_user(json!([
+        {"op": "add", "path": "emails[type eq \"work\"].display", "value": "Work"},
+        {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"value": "new@example.com", "type": "work"}}
+    ]));
+    assert_eq!(user["emails"][0], json!({"value": "new@example.com", "type": "work"}));
+    // An add through the filter still merges.
+    let user = patched_user(json!([{"op": "add", "path": "emails[type eq \"work\"]", "value": {"display": "Work"}}]));
+    assert_eq!(
+        user["emails"][0],
+        json!({"value": "bjensen@example.com", "type": "work", "primary": true, "display": "Work"})
+    );
+}
+
+#[test]
+fn primary_is_true_on_one_value_at_most() {
+    // RFC 7643 §2.4. A whole array (POST, PUT, a replace without path): the first primary wins.
+    let user = patched_user(json!([{"op": "replace", "path": "emails", "value": [
+        {"value": "a@x.example", "primary": true}, {"value": "b@x.example", "primary": true}]}]));
+    assert_eq!(user["emails"][0]["primary"], true);
+    assert_eq!(user["emails"][1]["primary"], false);
+    // The sub-attribute set on every value: the first keeps it.
+    let user = patched_user(json!([{"op": "replace", "path": "emails.primary", "value": true}]));
+    let primaries: Vec<&serde_json::Value> = user["emails"].as_array().unwrap().iter().map(|e| &e["primary"]).collect();
+    assert_eq!(primaries, [&json!(true), &json!(false)]);
 }
 
 #[test]
