@@ -345,6 +345,37 @@ async fn the_post_login_redirect_comes_back_unaltered_or_not_at_all() {
     assert_eq!(done["post_login_redirect_url"], "/reports?q=1");
 }
 
+/// An absolute post-login URL must be on the app's own origin (that of the
+/// client's redirect_url): an app passing on a `?next=` from the browser is
+/// not made an open redirector.
+#[tokio::test]
+async fn an_absolute_post_login_redirect_must_be_on_the_apps_origin() {
+    let (app, op, customer) = setup().await;
+    let initiate = |next: &'static str| {
+        let (app, customer) = (&app, &customer);
+        async move {
+            app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": next}))
+                .await
+        }
+    };
+    for evil in ["https://evil.example/", "http://127.0.0.1:10/x", "http://127.0.0.1.evil.example:9/"] {
+        let (status, body) = initiate(evil).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{evil}: {body}");
+        assert_eq!(invalid_fields(&body), ["post_login_redirect_url"], "{evil}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("http://127.0.0.1:9"), "{body}");
+    }
+    let (status, body) = initiate("http://127.0.0.1:9/reports?q=1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let idp_url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
+    let param = |k: &str| idp_url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.to_string()).unwrap();
+    let cookie = body["state_for_cookie"].as_str().unwrap().to_string();
+    let started = Started { state: param("state"), nonce: param("nonce"), cookie, idp_url: idp_url.clone() };
+    op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    let (status, done) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["post_login_redirect_url"], "http://127.0.0.1:9/reports?q=1");
+}
+
 /// The state is the login sealed by this deployment: a state altered in
 /// transit, or made up in its shape, belongs to no login.
 #[tokio::test]

@@ -132,9 +132,48 @@ pub fn check_post_login_redirect(raw: &str) -> Result<(), String> {
     }
 }
 
+/// Checks an absolute `post_login_redirect_url` against the client's
+/// `redirect_url`: it must be on the same origin (scheme, host and port), so
+/// that an app which passes on a `?next=` from the browser is not made an
+/// open redirector to any site (RFC 9700 §4.11). A path is always on it.
+pub fn check_post_login_origin(raw: &str, redirect_url: &str) -> Result<(), String> {
+    if raw.starts_with('/') {
+        return Ok(());
+    }
+    let (Ok(target), Ok(app)) = (url::Url::parse(raw), url::Url::parse(redirect_url)) else {
+        return Err("must be a path starting with / or an absolute http(s) URL".into());
+    };
+    if target.origin() == app.origin() {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a path, or an absolute URL on the origin of this client's redirect_url ({}): \
+             Tandem sends browsers on to the app's own site only",
+            app.origin().ascii_serialization()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absolute_post_login_url_must_be_on_the_apps_origin() {
+        let app = "https://app.example.com/sso/callback/acme";
+        for ok in ["/home", "https://app.example.com/home?x=1", "https://APP.example.com:443/"] {
+            assert!(check_post_login_origin(ok, app).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "http://app.example.com/home",
+            "https://app.example.com:8443/",
+            "https://app.example.com.evil.example/",
+        ] {
+            let e = check_post_login_origin(bad, app).unwrap_err();
+            assert!(e.contains("https://app.example.com"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_callback_parameter_holding_nul_is_refused() {

@@ -11,9 +11,9 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
-use tandem_core::fields::FieldReader;
+use tandem_core::fields::{FieldError, FieldReader};
 use tandem_core::format_time;
-use tandem_core::login::check_post_login_redirect;
+use tandem_core::login::{check_post_login_origin, check_post_login_redirect};
 use tandem_core::login_state::LoginState;
 use tandem_oidc::flow::{authorization_url, ClientConfig};
 use tandem_store::oidc_clients::{self, OidcClientRow};
@@ -137,6 +137,10 @@ pub async fn initiate(
         }
         Err(err) => return Err(err),
     };
+    if let Some(Err(message)) = redirect_after.as_deref().map(|u| check_post_login_origin(u, &client.redirect_url)) {
+        let field = FieldError { field: "post_login_redirect_url".into(), message };
+        return Err(ApiError::invalid_fields(vec![field]));
+    }
     let expires = state.clock.now() + state.settings.login_ttl;
     let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce);
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
