@@ -34,6 +34,25 @@ async fn okta_full_put_deactivates_and_reactivates() {
     assert_eq!(scim.put(&format!("/Users/{id}"), body).await.body["active"], true);
 }
 
+/// A PUT that leaves `active` out does not let a deactivated user back in
+/// (a missing `active` would read as true).
+#[tokio::test]
+async fn a_put_without_active_keeps_a_deactivated_user_deactivated() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(okta_user("omit@acme.com", "00uOmit", false)).await;
+    let mut body = okta_user("omit@acme.com", "00uOmit", false);
+    body.as_object_mut().unwrap().remove("active");
+    body["displayName"] = json!("Renamed");
+    let r = scim.put(&format!("/Users/{id}"), body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["active"], false, "{}", r.body);
+    assert_eq!(r.body["displayName"], "Renamed");
+    // Sent, it is applied.
+    body["active"] = json!(true);
+    assert_eq!(scim.put(&format!("/Users/{id}"), body).await.body["active"], true);
+}
+
 #[tokio::test]
 async fn okta_path_less_active_false_deactivates() {
     let app = TestApp::spawn().await;

@@ -294,8 +294,18 @@ pub async fn read_update(
     let body = json_body(state, payload).await;
     let transform: Result<Transform, ScimFailure> = body.and_then(|b| match kind {
         UpdateKind::Replace => {
-            let doc = normalize(rt, b)?;
-            Ok(Box::new(move |_: &Value| Ok(doc)) as Transform)
+            let mut doc = normalize(rt, b)?;
+            Ok(Box::new(move |stored: &Value| {
+                // A PUT that leaves `active` out keeps the stored value: a
+                // missing `active` reads as true, and a deactivated user
+                // must not be let back in by omission.
+                if let (Some(doc), Some(active)) = (doc.as_object_mut(), stored.get("active")) {
+                    if rt == ResourceType::User && !doc.contains_key("active") {
+                        doc.insert("active".to_owned(), active.clone());
+                    }
+                }
+                Ok(doc)
+            }) as Transform)
         }
         UpdateKind::Patch => Ok(patch_transform(parse_patch(&b, 1000)?, rt)),
     });
