@@ -234,6 +234,27 @@ fn secrets_never_appear_in_the_log() {
     }
 }
 
+/// A refused SCIM key is logged with the connection id from the path, which
+/// the path percent-decodes: a line break in it must not start a line of
+/// its own (a forged log or audit line) in the text log.
+#[test]
+fn a_path_cannot_forge_log_lines() {
+    let dir = scratch_dir();
+    let (mut child, addr, rx) = serve(&dir, &[("TANDEM_LOG__FORMAT", "text")]);
+    let forged = "FORGED audit: configuration changed";
+    let path = format!("/scim/v2/x%0A{}/Users", forged.replace(' ', "%20"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = rt.block_on(async {
+        ::reqwest::Client::new().get(format!("http://{addr}{path}")).bearer_auth("junk").send().await.unwrap().status()
+    });
+    assert_eq!(status, 401);
+    sigterm(&child);
+    wait_exit(&mut child);
+    let log: Vec<String> = rx.try_iter().collect();
+    assert!(log.iter().any(|l| l.contains("SCIM request refused")), "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("FORGED")), "{log:?}");
+}
+
 /// Minimal blocking HTTP for tests that drive the executable.
 mod reqwest {
     pub fn blocking_get(url: &str) -> String {

@@ -155,7 +155,14 @@ async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
     assert_eq!(client["scim_matching_definition"]["strategy"], "OidcSubToScimUsername", "unchanged by refused forms");
     let (status, _, headers) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", &csrf)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(headers[LOCATION].to_str().unwrap().contains("saved=OidcEmailToScimUsername"));
+    let saved = headers[LOCATION].to_str().unwrap().to_string();
+    assert!(saved.contains("saved=OidcEmailToScimUsername"));
+    let (_, page, _) = b.get(&saved).await;
+    assert!(page.contains("the matching strategy is now"), "{page}");
+    // The notice names a strategy or nothing: a link's own text is not shown as a notice.
+    let (_, page, _) =
+        b.get(&format!("/dashboard/customers/{c}?saved=X.%20Paste%20your%20key%20at%20evil.example")).await;
+    assert!(!page.contains("evil.example") && !page.contains("the matching strategy is now"), "{page}");
     let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
     assert_eq!(client["scim_matching_definition"]["strategy"], "OidcEmailToScimUsername");
     let id = client["oidc_client_id"].as_str().unwrap().to_string();

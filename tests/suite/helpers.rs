@@ -241,6 +241,11 @@ impl TestApp {
     /// A new SCIM connection and a client for it.
     pub async fn scim(&self) -> Scim {
         let conn = self.create_scim_connection(&unique("scim")).await;
+        self.scim_of(&conn)
+    }
+
+    /// A SCIM client for a connection as its create answered (with its key).
+    pub fn scim_of(&self, conn: &Value) -> Scim {
         Scim {
             base: conn["scim_base_url"].as_str().unwrap().to_string(),
             key: conn["scim_api_key"].as_str().unwrap().to_string(),

@@ -165,6 +165,27 @@ async fn a_failing_jwks_is_tried_once_a_minute_for_unknown_kids() {
     assert_eq!(op.jwks_fetches(), 2);
 }
 
+/// Keys whose refresh keeps failing serve logins for a day, then are dropped:
+/// a key the IdP withdrew must stop verifying whatever its endpoint does.
+#[tokio::test]
+async fn keys_whose_refresh_fails_are_kept_for_a_day_at_most() {
+    let (app, op, customer) = setup().await;
+    let timed = |code: &'static str| signed_at_app_time(&app, &op, &customer, code, Signer::Published, "test-key-a");
+    assert_eq!(timed("j1").await.0, StatusCode::OK);
+    op.set_jwks_down(true);
+    app.clock.advance(chrono::Duration::minutes(61));
+    let (status, body) = timed("j2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.clock.advance(chrono::Duration::hours(24));
+    let (status, body) = timed("j3").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["check"], "jwks", "{body}");
+    op.set_jwks_down(false);
+    app.clock.advance(chrono::Duration::minutes(2));
+    let (status, body) = timed("j4").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// An IdP whose discovery endpoint fails when its document is an hour old:
 /// the document fetched before serves its logins for up to a day, tried
 /// again once a minute; after that the logins fail with `DiscoveryFailed`.

@@ -40,12 +40,7 @@ async fn try_strategy(idp_type: &str, strategy: &str, claims: Value, scim_user: 
     stub_client(&app, &op, &customer, idp_type, Some(strategy)).await;
     let (status, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
     assert_eq!(status, StatusCode::CREATED);
-    let scim = Scim {
-        base: conn["scim_base_url"].as_str().unwrap().into(),
-        key: conn["scim_api_key"].as_str().unwrap().into(),
-        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
-        http: app.http.clone(),
-    };
+    let scim = app.scim_of(&conn);
     scim.create_user(scim_user).await;
     login(&app, &op, &customer, claims).await
 }
@@ -110,12 +105,7 @@ async fn defaults_per_idp_type_apply_when_the_client_has_no_strategy() {
     stub_client(&app, &op, &customer, "MicrosoftEntra", None).await;
     let scim = {
         let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
-        Scim {
-            base: conn["scim_base_url"].as_str().unwrap().into(),
-            key: conn["scim_api_key"].as_str().unwrap().into(),
-            connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
-            http: app.http.clone(),
-        }
+        app.scim_of(&conn)
     };
     scim.create_user(entra_scim_user()).await;
     let (status, body) = login(&app, &op, &customer, entra_claims()).await;
@@ -135,12 +125,7 @@ async fn paired(strategy: &str) -> Paired {
     let customer = unique("paired");
     stub_client(&app, &op, &customer, "Okta", Some(strategy)).await;
     let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
-    let scim = Scim {
-        base: conn["scim_base_url"].as_str().unwrap().into(),
-        key: conn["scim_api_key"].as_str().unwrap().into(),
-        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
-        http: app.http.clone(),
-    };
+    let scim = app.scim_of(&conn);
     Paired { app, op, customer, scim }
 }
 
@@ -289,6 +274,33 @@ async fn an_email_the_idp_marks_unverified_joins_no_one_and_passes_no_allowlist(
     assert_eq!(body["error"]["details"]["email_verified"], false, "{body}");
     let (status, body) = login(&app, &op, &customer, json!({"email": "alice@acme.com", "email_verified": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A deployment whose IdPs mark admin-set emails unverified (Keycloak's LDAP
+/// users without "Trust email") can accept them; `email_verified` is still
+/// passed on as the IdP said it.
+#[tokio::test]
+async fn a_deployment_can_accept_emails_marked_unverified() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.oidc.accept_unverified_email = true;
+    let app = TestApp::spawn_with(settings, dir).await;
+    let op = StubOp::start(false).await;
+    let customer = unique("trusting");
+    stub_client(&app, &op, &customer, "Okta", Some("OidcEmailToScimUsername")).await;
+    let conn = app.create_scim_connection(&customer).await;
+    let scim = app.scim_of(&conn);
+    scim.create_user(okta_scim_user()).await;
+    let (status, body) =
+        login(&app, &op, &customer, json!({"sub": "00uX", "email": "alice@acme.com", "email_verified": false})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["email_verified"], false);
+    assert_eq!(body["scim_user"]["user_name"], "alice@acme.com");
+    // Neither true nor false ("1"): not said either way.
+    let (status, body) =
+        login(&app, &op, &customer, json!({"sub": "00uX", "email": "alice@acme.com", "email_verified": "1"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["email_verified"], Value::Null);
 }
 
 #[tokio::test]

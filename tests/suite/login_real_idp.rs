@@ -126,12 +126,7 @@ async fn real_idp_provisioned_deactivated_unprovisioned_and_reactivated_users() 
     assert_eq!(status, StatusCode::CREATED, "{client}");
     assert_eq!(client["discovery"]["metadata"]["authorization_response_iss_parameter_supported"], true);
     let conn = app.create_scim_connection(&customer).await;
-    let scim = Scim {
-        base: conn["scim_base_url"].as_str().unwrap().into(),
-        key: conn["scim_api_key"].as_str().unwrap().into(),
-        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
-        http: app.http.clone(),
-    };
+    let scim = app.scim_of(&conn);
     let alice = scim.create_user(user(&format!("alice@{domain}"))).await;
     scim.post("/Groups", json!({"displayName": "Engineering", "members": [{"value": alice}]})).await;
 

@@ -25,12 +25,7 @@ async fn setup(idp_type: &str, strategy: Option<&str>) -> Setup {
     let (status, client) = app.post("/api/v1/oidc-clients", body).await;
     assert_eq!(status, StatusCode::CREATED, "{client}");
     let conn = app.create_scim_connection(&customer).await;
-    let scim = Scim {
-        base: conn["scim_base_url"].as_str().unwrap().into(),
-        key: conn["scim_api_key"].as_str().unwrap().into(),
-        connection_id: conn["scim_connection_id"].as_str().unwrap().into(),
-        http: app.http.clone(),
-    };
+    let scim = app.scim_of(&conn);
     Setup { client_id: client["oidc_client_id"].as_str().unwrap().into(), app, scim }
 }
 

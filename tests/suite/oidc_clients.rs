@@ -273,11 +273,46 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
     assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
 }
 
-/// Two clients on one callback path would let one customer's IdP obtain a
-/// login at the other's (OAuth mix-up): each client needs a path of its own.
+/// A server that refuses a redirect path another client has.
+async fn requiring_distinct_paths() -> TestApp {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.oidc.require_distinct_redirect_paths = true;
+    TestApp::spawn_with(settings, dir).await
+}
+
+/// By default a shared path is saved with a warning naming the other
+/// customer (the DESIGN's own examples share one); the response says how
+/// the mix-up it allows is avoided.
 #[tokio::test]
-async fn a_redirect_path_another_client_has_is_a_conflict() {
+async fn a_shared_redirect_path_is_saved_with_a_warning() {
     let app = TestApp::spawn().await;
+    let (a, b) = (unique("a"), unique("b"));
+    let created_a = app.create_okta_client(&a).await;
+    assert!(created_a.get("warnings").is_none(), "{created_a}");
+    let mut body = okta_client(&b);
+    body["redirect_url"] = created_a["redirect_url"].clone();
+    let (status, created_b) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created_b}");
+    let warning = &created_b["warnings"][0];
+    assert_eq!(warning["field"], "redirect_url", "{created_b}");
+    let message = warning["message"].as_str().unwrap();
+    assert!(message.contains(&a) && message.contains("mix-up"), "{message}");
+    // A PATCH of something else says nothing; moving to a path of its own clears it.
+    let b_path = format!("/api/v1/oidc-clients/{}", created_b["oidc_client_id"].as_str().unwrap());
+    let (_, patched) = app.patch(&b_path, json!({"additional_scopes": ["groups"]})).await;
+    assert!(patched.get("warnings").is_none(), "{patched}");
+    let (_, patched) =
+        app.patch(&b_path, json!({"redirect_url": format!("https://app.example.com/sso/callback/{b}")})).await;
+    assert!(patched.get("warnings").is_none(), "{patched}");
+}
+
+/// Two clients on one callback path would let one customer's IdP obtain a
+/// login at the other's (OAuth mix-up): a deployment can require a path of
+/// each client's own.
+#[tokio::test]
+async fn a_redirect_path_another_client_has_is_a_conflict_when_required() {
+    let app = requiring_distinct_paths().await;
     let (a, b) = (unique("a"), unique("b"));
     let created_a = app.create_okta_client(&a).await;
     let shared = created_a["redirect_url"].as_str().unwrap().to_string();
@@ -310,11 +345,11 @@ async fn a_redirect_path_another_client_has_is_a_conflict() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// Clients that shared a path before it was refused keep working and can
+/// Clients that shared a path before it was required keep working and can
 /// still be edited; only a change of the path is checked.
 #[tokio::test]
 async fn clients_that_already_share_a_path_can_still_be_edited() {
-    let app = TestApp::spawn().await;
+    let app = requiring_distinct_paths().await;
     let (a, b) = (unique("a"), unique("b"));
     let created_a = app.create_okta_client(&a).await;
     let created_b = app.create_okta_client(&b).await;

@@ -30,7 +30,17 @@ async fn metrics_count_requests_by_route_pattern() {
     app.get("/scim/v2/c1/Users/u1").await;
     app.get("/scim/v2/c2/Users/u2").await;
     app.call_with(reqwest::Method::DELETE, "/scim/v2/c1/nothing", None, None).await;
+    // Any token is a method: made-up ones share one label.
+    for made_up in ["FROBNICATE", "XYZZYPLUGH"] {
+        let m = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
+        app.http.request(m, format!("{}/healthz", app.base)).send().await.unwrap();
+    }
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains("tandem_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 2"),
+        "{text}"
+    );
+    assert!(!text.contains("FROBNICATE") && !text.contains("XYZZYPLUGH"), "{text}");
     // Captured segments become their names, encoded or not; paths no route matched share one label.
     assert!(
         text.contains(

@@ -97,6 +97,36 @@ async fn rotation_returns_a_new_key_and_keeps_the_old_one_for_the_grace_period()
     assert!(auth(new, id, later).is_ok());
 }
 
+/// A key that leaked while in a long grace is cut off by a rotation with a short one.
+#[tokio::test]
+async fn a_rotation_with_no_grace_cuts_off_keys_an_earlier_long_grace_left_working() {
+    let app = TestApp::spawn().await;
+    let created = app.create_scim_connection(&unique("leak")).await;
+    let id = created["scim_connection_id"].as_str().unwrap().to_string();
+    let first = created["scim_api_key"].as_str().unwrap().to_string();
+    let rotate = |hours: u64| {
+        let (app, id) = (&app, &id);
+        async move {
+            let (status, body) = app
+                .post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({"grace_period_hours": hours}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["scim_api_key"].as_str().unwrap().to_string()
+        }
+    };
+    let second = rotate(720).await;
+    let users = |key: &str| {
+        let (http, url, key) =
+            (app.http.clone(), format!("{}/Users", created["scim_base_url"].as_str().unwrap()), key.to_string());
+        async move { http.get(url).bearer_auth(key).send().await.unwrap().status() }
+    };
+    assert_eq!(users(&first).await, StatusCode::OK, "in its 30-day grace");
+    let third = rotate(0).await;
+    assert_eq!(users(&first).await, StatusCode::UNAUTHORIZED, "cut off with the second");
+    assert_eq!(users(&second).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(users(&third).await, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn malformed_connection_requests_are_named() {
     let app = TestApp::spawn().await;

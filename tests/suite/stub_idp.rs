@@ -40,6 +40,8 @@ struct OpState {
     discovery_fetches: usize,
     /// Discovery and the JWKS answer 503 (an IdP having an outage).
     down: bool,
+    /// The JWKS alone answers 503.
+    jwks_down: bool,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
@@ -121,6 +123,11 @@ impl StubOp {
         self.state.lock().unwrap().down = down;
     }
 
+    /// Makes the JWKS alone answer 503 (`true`) or work again.
+    pub fn set_jwks_down(&self, down: bool) {
+        self.state.lock().unwrap().jwks_down = down;
+    }
+
     pub fn jwks_fetches(&self) -> usize {
         self.state.lock().unwrap().jwks_fetches
     }
@@ -182,7 +189,7 @@ async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
 async fn jwks(op: web::Data<StubOp>) -> HttpResponse {
     let mut st = op.state.lock().unwrap();
     st.jwks_fetches += 1;
-    if st.down {
+    if st.down || st.jwks_down {
         return HttpResponse::ServiceUnavailable().finish();
     }
     let jwk: Value = serde_json::from_str(if st.rotated { JWK_B } else { JWK_A }).unwrap();

@@ -308,8 +308,8 @@ pub fn check_customer_id(c: &str) -> Result<(), String> {
 }
 
 /// The path of a redirect URL: what a login's callback is checked against,
-/// and what no two clients may share (see the store's
-/// `oidc_clients::check_redirect_path`). Empty when it does not parse.
+/// and what no two clients should share (see the store's
+/// `oidc_clients::redirect_path_sharer`). Empty when it does not parse.
 pub fn redirect_path(redirect_url: &str) -> String {
     Url::parse(redirect_url).map(|u| u.path().to_string()).unwrap_or_default()
 }

@@ -61,6 +61,9 @@ impl IdpCache {
         if let Some(hit) = self.fresh(issuer) {
             return Ok(hit);
         }
+        if let Some(hit) = self.claim_refresh(issuer) {
+            return Ok(hit);
+        }
         let metadata = match discover(http, issuer).await {
             Ok(found) => Arc::new(found),
             Err(e) => return self.stale(issuer, e),
@@ -85,6 +88,23 @@ impl IdpCache {
         map.get(issuer)
             .filter(|e| !elapsed(&*self.clock, e.checked, METADATA_TTL))
             .map(|e| (e.metadata.clone(), e.keys.clone()))
+    }
+
+    /// Before this call refreshes a stale document: the document, when
+    /// another call claimed its refresh meanwhile; otherwise `None`, and the
+    /// document (if one not too old is held) counts as fresh for
+    /// [`METADATA_RETRY`], so that the logins arriving during the refresh
+    /// use it instead of each fetching it too and waiting out a slow IdP.
+    fn claim_refresh(&self, issuer: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let entry = map.get_mut(issuer)?;
+        if !elapsed(&*self.clock, entry.checked, METADATA_TTL) {
+            return Some((entry.metadata.clone(), entry.keys.clone()));
+        }
+        if !elapsed(&*self.clock, entry.fetched, METADATA_MAX_STALE) {
+            entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
+        }
+        None
     }
 
     /// After a refresh of `issuer` failed with `e`: the document fetched

@@ -16,6 +16,11 @@ use tokio::sync::Mutex;
 /// The least time between two fetches of one JWKS.
 pub const REFETCH_INTERVAL: Duration = Duration::minutes(1);
 
+/// How long keys are kept while their refresh fails (the IdP's JWKS
+/// endpoint down): then they are dropped, as a withdrawn key must stop
+/// verifying at some point whatever the endpoint does.
+pub const KEYS_MAX_STALE: Duration = Duration::hours(24);
+
 /// How long fetched keys are trusted: after that the set is fetched again
 /// before use, so a key the IdP withdrew (rotated out, or leaked) stops
 /// verifying tokens within this time even though its `kid` is known.
@@ -34,6 +39,9 @@ struct State {
     /// Keys without a `kid`, in document order.
     anonymous: Vec<Key>,
     fetched: Option<DateTime<Utc>>,
+    /// When the keys were fetched: `fetched` is moved on after a failed
+    /// refresh (to try again a minute later), this is not.
+    succeeded: Option<DateTime<Utc>>,
     /// When a fetch was last tried, whether or not it succeeded: the refetch
     /// for an unknown `kid` waits [`REFETCH_INTERVAL`] after it, so an IdP
     /// whose JWKS fails is not asked again by every login (each of which
@@ -84,11 +92,17 @@ impl KeySet {
             Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => match self.fetch(http).await {
                 Ok(fresh) => *state = fresh,
                 // The IdP's JWKS is unreachable: its keys are kept rather than
-                // failing every login, and tried again a minute later.
-                Err(e) => {
+                // failing every login (for a day at most), and tried again a
+                // minute later.
+                Err(e) if state.succeeded.is_some_and(|t| !elapsed(&*self.clock, t, KEYS_MAX_STALE)) => {
                     tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys; keeping the ones fetched");
                     state.fetched = Some(self.clock.now() - KEYS_TTL + REFETCH_INTERVAL);
                     state.tried = Some(self.clock.now());
+                }
+                Err(e) => {
+                    tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys, fetched over a day ago; dropping them");
+                    *state = State { tried: Some(self.clock.now()), ..State::default() };
+                    return Err(e);
                 }
             },
             Some(_) => {}
@@ -135,7 +149,7 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
         .map_err(|e| KeyError::Fetch(format!("{uri}: {e}")))?;
     let set: JwkSet =
         serde_json::from_slice(&body).map_err(|e| KeyError::Fetch(format!("{uri}: not a JWK set ({e})")))?;
-    let mut state = State { fetched: Some(now), ..Default::default() };
+    let mut state = State { fetched: Some(now), succeeded: Some(now), ..Default::default() };
     for jwk in &set.keys {
         // Encryption keys and keys of unsupported types are skipped, not fatal.
         if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {

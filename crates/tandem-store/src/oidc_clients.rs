@@ -128,7 +128,8 @@ fn customer_taken(customer_id: &str) -> StoreError {
     StoreError::Conflict(format!("customer_id {customer_id:?} already has an OIDC client"))
 }
 
-/// Refuses `row`'s redirect URL when its path is another client's.
+/// The customer ID of another client whose redirect URL has the path of
+/// `row`'s, if any.
 ///
 /// A login's callback is matched to its client by the `state` it carries,
 /// and checked against that client's redirect path. When two clients share
@@ -139,10 +140,15 @@ fn customer_taken(customer_id: &str) -> StoreError {
 /// RFC 9700 §4.4). Distinct paths make such a callback fail the path check;
 /// RFC 9207's `iss` does too, but Entra ID does not send it.
 ///
-/// On PostgreSQL the client table is locked against other client writes
-/// until the transaction ends, so two clients cannot take one path at once.
-pub fn check_redirect_path(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
-    if let AnyConnection::Postgresql(pg) = conn {
+/// With `lock` (the deployment refuses shared paths), on PostgreSQL the
+/// client table is locked against other client writes until the
+/// transaction ends, so two clients cannot take one path at once.
+pub fn redirect_path_sharer(
+    conn: &mut AnyConnection,
+    row: &OidcClientRow,
+    lock: bool,
+) -> Result<Option<String>, StoreError> {
+    if let (true, AnyConnection::Postgresql(pg)) = (lock, &mut *conn) {
         pg.batch_execute("LOCK TABLE oidc_clients IN SHARE ROW EXCLUSIVE MODE")?;
     }
     let path = tandem_core::oidc_client::redirect_path(&row.redirect_url);
@@ -151,22 +157,25 @@ pub fn check_redirect_path(conn: &mut AnyConnection, row: &OidcClientRow) -> Res
         .select((c::customer_id, c::redirect_url))
         .order(c::id.asc())
         .load(conn)?;
-    match others.iter().find(|(_, url)| tandem_core::oidc_client::redirect_path(url) == path) {
-        Some((customer, _)) => Err(StoreError::RedirectPathTaken(format!(
-            "the redirect_url path {path:?} is already the OIDC client of customer_id {customer:?}'s; give each \
-             client its own path (e.g. /sso/callback/{{customer_id}}): a callback path two clients share lets one \
-             customer's IdP obtain a login at the other's (OAuth mix-up, RFC 9700 §4.4)"
-        ))),
-        None => Ok(()),
-    }
+    Ok(others.into_iter().find(|(_, url)| tandem_core::oidc_client::redirect_path(url) == path).map(|(c, _)| c))
 }
 
-/// Inserts a client; a taken customer id or redirect path is a conflict.
+/// What is wrong with a redirect path `customer`'s client has too.
+pub fn shared_redirect_path(redirect_url: &str, customer: &str) -> String {
+    format!(
+        "the redirect_url path {:?} is also that of the OIDC client of customer_id {customer:?}: give each client \
+         its own path (e.g. /sso/callback/{{customer_id}}), or a code one customer's IdP issues can be redeemed \
+         under a login at the other's when the IdP sends no RFC 9207 iss, as Entra ID does not (OAuth mix-up, \
+         RFC 9700 §4.4)",
+        tandem_core::oidc_client::redirect_path(redirect_url)
+    )
+}
+
+/// Inserts a client; a taken customer id is a conflict.
 pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
     if get_by_customer(conn, &row.customer_id)?.is_some() {
         return Err(customer_taken(&row.customer_id));
     }
-    check_redirect_path(conn, row)?;
     diesel::insert_into(c::oidc_clients)
         .values(row)
         .execute(conn)

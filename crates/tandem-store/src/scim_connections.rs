@@ -239,10 +239,16 @@ pub fn rotate_key(
 ) -> Result<Option<(ScimApiKeyRow, Redacted<String>)>, StoreError> {
     let Some(row) = get_for_change(conn, id)? else { return Ok(None) };
     let retire_at = micros(now + grace);
-    // Keys already in grace keep their own (earlier) end; the current one starts its grace now.
-    diesel::update(k::scim_api_keys.filter(k::scim_connection_id.eq(id)).filter(k::retired_at.is_null()))
-        .set(k::retired_at.eq(retire_at))
-        .execute(conn)?;
+    // The current key starts its grace now; keys already in grace keep
+    // theirs only when it ends sooner: a rotation with a short grace (0 for
+    // a key that leaked) also cuts off the keys an earlier, longer one left working.
+    diesel::update(
+        k::scim_api_keys
+            .filter(k::scim_connection_id.eq(id))
+            .filter(k::retired_at.is_null().or(k::retired_at.gt(retire_at))),
+    )
+    .set(k::retired_at.eq(retire_at))
+    .execute(conn)?;
     issue_key(conn, &row, now).map(Some)
 }
 

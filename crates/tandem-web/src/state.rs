@@ -49,6 +49,13 @@ pub struct WebSettings {
     pub scim_group_patch_answer: GroupPatchAnswer,
     /// How long a login may take between initiate and complete.
     pub login_ttl: Duration,
+    /// Refuse (409) a client whose redirect path another client has; when
+    /// off, the client is saved with a warning.
+    pub require_distinct_redirect_paths: bool,
+    /// Let an email the IdP marks `email_verified: false` identify a user
+    /// and pass an allowlist (IdPs whose emails are all admin-set but
+    /// marked unverified, e.g. Keycloak's LDAP users without "Trust email").
+    pub accept_unverified_email: bool,
 }
 
 impl WebSettings {

@@ -89,6 +89,8 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         scim_max_results: settings.scim.max_results,
         scim_group_patch_answer: settings.scim.group_patch_answer,
         login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
+        require_distinct_redirect_paths: settings.oidc.require_distinct_redirect_paths,
+        accept_unverified_email: settings.oidc.accept_unverified_email,
     };
     let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))
         .map_err(anyhow::Error::msg)?;

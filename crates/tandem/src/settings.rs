@@ -88,6 +88,12 @@ pub struct Oidc {
     pub allow_insecure_http: bool,
     pub http_timeout_secs: u64,
     pub login_ttl_secs: u64,
+    /// Refuse a client whose redirect path another client has (else a warning).
+    #[serde(default)]
+    pub require_distinct_redirect_paths: bool,
+    /// Let an email the IdP marks `email_verified: false` identify a user.
+    #[serde(default)]
+    pub accept_unverified_email: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -272,6 +278,22 @@ impl Settings {
         if self.scim.max_results == 0 {
             return Err(SettingsError::Invalid { key: "scim.max_results", message: "must be at least 1".into() });
         }
+        // The bounds the API holds a connection's own TTL and a rotation's grace to.
+        if self.scim.api_key_ttl_days > tandem_core::scim_connection::MAX_TTL_DAYS {
+            return Err(SettingsError::Invalid {
+                key: "scim.api_key_ttl_days",
+                message: format!(
+                    "must be at most {} (0: keys never expire)",
+                    tandem_core::scim_connection::MAX_TTL_DAYS
+                ),
+            });
+        }
+        if self.scim.rotation_grace_hours > 720 {
+            return Err(SettingsError::Invalid {
+                key: "scim.rotation_grace_hours",
+                message: "must be at most 720 (30 days)".into(),
+            });
+        }
         self.matching.resolved()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::Invalid { key: "log.level", message: e.to_string() })?;
@@ -331,6 +353,27 @@ mod tests {
         assert!(err.to_lowercase().contains("scim.max_results"), "{err}");
         let err = load_with("TANDEM_UT_BIND_", &[("BIND", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("server.bind"), "{err}");
+    }
+
+    #[test]
+    fn key_lifetimes_past_the_apis_bounds_are_refused_at_start() {
+        let err = load_with("TANDEM_UT_TTL_", &[("SCIM__API_KEY_TTL_DAYS", "100000000")]).unwrap_err().to_string();
+        assert!(err.contains("scim.api_key_ttl_days") && err.contains("3650"), "{err}");
+        let err = load_with("TANDEM_UT_GRACE_", &[("SCIM__ROTATION_GRACE_HOURS", "100000")]).unwrap_err().to_string();
+        assert!(err.contains("scim.rotation_grace_hours") && err.contains("720"), "{err}");
+        assert!(load_with("TANDEM_UT_TTL_OK_", &[("SCIM__API_KEY_TTL_DAYS", "3650")]).is_ok());
+    }
+
+    #[test]
+    fn the_login_safety_switches_default_off_and_load_from_the_environment() {
+        let s = load_with("TANDEM_UT_OIDC_DEFAULT_", &[]).unwrap();
+        assert!(!s.oidc.require_distinct_redirect_paths && !s.oidc.accept_unverified_email);
+        let s = load_with(
+            "TANDEM_UT_OIDC_SET_",
+            &[("OIDC__REQUIRE_DISTINCT_REDIRECT_PATHS", "true"), ("OIDC__ACCEPT_UNVERIFIED_EMAIL", "true")],
+        )
+        .unwrap();
+        assert!(s.oidc.require_distinct_redirect_paths && s.oidc.accept_unverified_email);
     }
 
     #[test]

@@ -365,8 +365,14 @@ fn write_filtered(
                     }
                 }
                 (None, Some(Value::Object(replacement))) if mode == Mode::Replace => {
-                    // What the filter pins (`type eq "work"`) stays, unless the value says otherwise.
-                    let mut whole = Value::Object(element_from_filter(attr, filter, label).unwrap_or_default());
+                    // What the filter pins (`type eq "work"`) stays, unless the value says
+                    // otherwise, and so does the `value` a value without one would drop
+                    // (an email without its address).
+                    let mut kept = element_from_filter(attr, filter, label).unwrap_or_default();
+                    if let Some(v) = item.get("value").filter(|_| !replacement.contains_key("value")) {
+                        kept.insert("value".to_owned(), v.clone());
+                    }
+                    let mut whole = Value::Object(kept);
                     merge_into(&mut whole, replacement, attr, label)?;
                     *item = whole;
                 }

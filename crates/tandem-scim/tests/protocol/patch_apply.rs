@@ -116,6 +116,9 @@ fn replace_through_value_filter_without_sub_attribute_replaces_matches() {
         {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"value": "new@example.com", "type": "work"}}
     ]));
     assert_eq!(user["emails"][0], json!({"value": "new@example.com", "type": "work"}));
+    // A replacement without a value keeps the address.
+    let user = patched_user(json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": {"display": "W"}}]));
+    assert_eq!(user["emails"][0], json!({"value": "bjensen@example.com", "type": "work", "display": "W"}));
     // An add through the filter still merges.
     let user = patched_user(json!([{"op": "add", "path": "emails[type eq \"work\"]", "value": {"display": "Work"}}]));
     assert_eq!(

@@ -79,9 +79,11 @@ pub async fn create(
     let id = tandem_core::new_id();
     let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, tandem_store::micros(now), now);
     let stored = row.clone();
-    state
+    let require = state.settings.require_distinct_redirect_paths;
+    let sharer = state
         .store
         .write(move |c| {
+            let sharer = shared_path_check(c, &stored, require)?;
             repo::insert(c, &stored)?;
             audit::record(
                 c,
@@ -90,10 +92,38 @@ pub async fn create(
                 "oidc_client.created",
                 ("oidc_client", &stored.id),
                 json!({"customer_id": stored.customer_id, "strategy": stored.matching_strategy}),
-            )
+            )?;
+            Ok(sharer)
         })
         .await?;
-    Ok(HttpResponse::Created().json(render(&row, &state)?))
+    Ok(HttpResponse::Created().json(with_warnings(render(&row, &state)?, &row, sharer)))
+}
+
+/// Looks for another client on `row`'s redirect path: refused when the
+/// deployment requires distinct paths, else its customer ID is returned
+/// for a warning.
+fn shared_path_check(
+    c: &mut tandem_store::AnyConnection,
+    row: &OidcClientRow,
+    require: bool,
+) -> Result<Option<String>, tandem_store::StoreError> {
+    match repo::redirect_path_sharer(c, row, require)? {
+        Some(other) if require => {
+            Err(tandem_store::StoreError::RedirectPathTaken(repo::shared_redirect_path(&row.redirect_url, &other)))
+        }
+        sharer => Ok(sharer),
+    }
+}
+
+/// The answer for a client just written, with a warning when its redirect
+/// path is another client's too (logged as well).
+fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>) -> Value {
+    if let Some(other) = sharer {
+        let message = repo::shared_redirect_path(&row.redirect_url, &other);
+        tracing::warn!(oidc_client_id = %row.id, customer_id = %row.customer_id, shares_with = %other, "{message}");
+        body["warnings"] = json!([{"field": "redirect_url", "message": message}]);
+    }
+    body
 }
 
 /// `GET /api/v1/oidc-clients[?customer_id=…]`
@@ -182,15 +212,14 @@ pub async fn patch(
         let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
         let (old_strategy, read_at) = (current.matching_strategy, current.updated_at);
-        // Clients that shared a path before it was refused keep it until it changes.
+        // Only a new path is checked: an edit of anything else leaves it as it is.
         let new_path = redirect_path(&row.redirect_url) != redirect_path(&current.redirect_url);
-        let (outcome, row) = state
+        let require = state.settings.require_distinct_redirect_paths;
+        let (outcome, row, sharer) = state
             .store
             .write(move |c| {
                 let mut row = row;
-                if new_path {
-                    repo::check_redirect_path(c, &row)?;
-                }
+                let sharer = if new_path { shared_path_check(c, &row, require)? } else { None };
                 let outcome = repo::update(c, &mut row, read_at)?;
                 if outcome == repo::Updated::Done {
                     audit::record(
@@ -205,11 +234,13 @@ pub async fn patch(
                         }),
                     )?;
                 }
-                Ok((outcome, row))
+                Ok((outcome, row, sharer))
             })
             .await?;
         match outcome {
-            repo::Updated::Done => return Ok(HttpResponse::Ok().json(render(&row, &state)?)),
+            repo::Updated::Done => {
+                return Ok(HttpResponse::Ok().json(with_warnings(render(&row, &state)?, &row, sharer)))
+            }
             repo::Updated::Gone => return Err(not_found(&id)),
             repo::Updated::Changed => continue,
         }

@@ -40,7 +40,11 @@ pub async fn page_handler(
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    let notice = query.get("saved").map(|s| Notice::Saved(s.clone()));
+    // Only a strategy's name: the link is anyone's to write, and the notice must not repeat their text.
+    let notice = query
+        .get("saved")
+        .and_then(|s| s.parse::<tandem_core::matching::MatchingStrategy>().ok())
+        .map(|s| Notice::Saved(s.as_str().to_string()));
     render(&state, &admin, &path.into_inner(), query.get("preview").map(String::as_str), notice).await
 }
 

@@ -330,9 +330,13 @@ async fn respond(
     let email = text(&claims, "email");
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => Some(*b),
-        Some(Value::String(s)) => Some(s.eq_ignore_ascii_case("true")),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     };
+    // What the join and the allowlist go by: an email marked unverified
+    // identifies no one, unless the deployment accepts such emails.
+    let verified_for_join = email_verified.filter(|v| *v || !state.settings.accept_unverified_email);
     let preferred_username = text(&claims, "preferred_username");
     trace.event.oidc_user_id = Some(oidc_user_id.clone());
     trace.event.email = email.clone();
@@ -358,7 +362,7 @@ async fn respond(
         None
     } else {
         let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-        if email_verified == Some(false) && domain.is_some() {
+        if verified_for_join == Some(false) && domain.is_some() {
             // Anyone may claim an address they do not control: its domain proves nothing.
             Some(
                 ApiError::new(
@@ -402,7 +406,7 @@ async fn respond(
                         oidc_user_id: Some(&id_for_join),
                         email: email_for_join.as_deref(),
                         preferred_username: pu.as_deref(),
-                        email_verified,
+                        email_verified: verified_for_join,
                     };
                     join(c, &st, &client_row, &attrs)?.map_err(|e| ("scim_join", e))
                 }

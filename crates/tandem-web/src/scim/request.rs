@@ -148,7 +148,12 @@ impl ListParams {
         if let Some(list) = &self.attributes {
             return listed(list).iter().any(|l| l.as_ref().is_none_or(|(name, _)| name.eq_ignore_ascii_case(attr)));
         }
-        let excluded = self.excluded.as_deref().map(listed).unwrap_or_default();
+        // Only a core attribute excludes `attr` (`members`, `groups`): an
+        // extension's attribute of the same name is another attribute.
+        let core = |a: &str| !a.contains(':') || a.to_ascii_lowercase().contains(":schemas:core:");
+        let excluded =
+            self.excluded.as_deref().map(|l| l.split(',').filter(|a| core(a.trim())).collect::<Vec<_>>().join(","));
+        let excluded = excluded.as_deref().map(listed).unwrap_or_default();
         !excluded.iter().flatten().any(|(name, sub)| !sub && name.eq_ignore_ascii_case(attr))
     }
 }
@@ -404,5 +409,11 @@ mod tests {
             ..Default::default()
         };
         assert!(!p.wants("members"));
+        // An extension's attribute of the same name is not the core one.
+        let p = ListParams {
+            excluded: Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:groups".into()),
+            ..Default::default()
+        };
+        assert!(p.wants("groups"));
     }
 }
