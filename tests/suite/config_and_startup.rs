@@ -181,6 +181,33 @@ fn key_commands_exit_cleanly_every_time() {
     }
 }
 
+/// A rotation creates the new key under the old one's name: revoking the
+/// name must not revoke both (the app would be locked out).
+#[test]
+fn revoking_a_name_two_active_keys_share_revokes_neither() {
+    let dir = scratch_dir();
+    let name = unique("rotated");
+    let run = |args: &[&str]| run_ok(&dir, args);
+    run(&["integration-key", "create", "--name", &name]);
+    run(&["integration-key", "create", "--name", &name]);
+    let out = tandem(&dir).args(["integration-key", "revoke", &name]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 active integration keys") && err.contains("by its id"), "{err}");
+    let ids: Vec<String> = run(&["integration-key", "list"])
+        .lines()
+        .filter(|l| l.contains(&name) && l.contains("\tactive\t"))
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "neither was revoked");
+    run(&["integration-key", "revoke", &ids[1]]);
+    let active =
+        run(&["integration-key", "list"]).lines().filter(|l| l.contains(&name) && l.contains("\tactive\t")).count();
+    assert_eq!(active, 1);
+    // One left under the name: the name now names it.
+    run(&["integration-key", "revoke", &name]);
+}
+
 #[test]
 fn key_list_shows_each_keys_state_and_use() {
     let dir = scratch_dir();

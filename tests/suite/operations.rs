@@ -179,3 +179,72 @@ async fn the_nul_character_is_refused_wherever_it_is_sent() {
     let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"email": "a@b\u{0}c.com"})).await;
     assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["email".to_string()]), "{body}");
 }
+
+/// Nodes starting together on an empty PostgreSQL database (replicas, a
+/// rollout with a new migration) migrate one after the other: each finds
+/// what the one before applied, and none fails on a table it just made.
+#[test]
+fn nodes_migrating_one_database_at_once_all_start() {
+    let Some(base) = postgres_url() else { return };
+    let url = scratch_postgres_database(&base);
+    let nodes: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let options = tandem_store::PoolOptions { min_idle: 0, ..Default::default() };
+                tandem_store::Store::open(&url, &options).and_then(|s| s.migrate())
+            })
+        })
+        .collect();
+    let applied: Vec<usize> = nodes.into_iter().map(|n| n.join().unwrap().expect("every node migrates")).collect();
+    // One node applied them all; the others found nothing pending.
+    assert_eq!(applied.iter().filter(|n| **n > 0).count(), 1, "{applied:?}");
+    let store = tandem_store::Store::open(&url, &tandem_store::PoolOptions::default()).unwrap();
+    assert_eq!(store.migrate().unwrap(), 0);
+}
+
+/// Housekeeping trims login events and provisioning-log entries older than
+/// `database.log_retention_days`, a batch at a time, and nothing newer.
+#[tokio::test]
+async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
+    // A database of its own: it deletes every entry it finds.
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    if let Some(base) = postgres_url() {
+        settings.database.url = scratch_postgres_database(&base);
+    }
+    let app = TestApp::spawn_with(settings, dir).await;
+    let scim = app.scim().await;
+    let id = scim.create_user(user("trim@acme.com")).await;
+    scim.get(&format!("/Users/{id}")).await;
+    let (status, _) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": unique("nobody")})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a refused initiate is an event too");
+    app.state.log_sink.flush();
+    let logs = format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id);
+    let count = |body: &serde_json::Value| body["data"].as_array().map(Vec::len).unwrap_or(0);
+    let (_, before) = app.get(&logs).await;
+    assert!(count(&before) >= 2, "{before}");
+    let (_, events) = app.get("/api/v1/login-events?limit=100").await;
+    assert!(count(&events) >= 1, "{events}");
+
+    let (_keep, stopped) = std::sync::mpsc::channel::<()>();
+    let store = app.state.store.clone();
+    // A cutoff before them deletes none of them.
+    let past = chrono::Utc::now() - chrono::Duration::days(1);
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs(&s, past, &stopped)).await.unwrap();
+    let (_, after) = app.get(&logs).await;
+    assert_eq!(count(&after), count(&before));
+
+    let (_keep, stopped) = std::sync::mpsc::channel::<()>();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let trimmed =
+        tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs(&store, later, &stopped)).await.unwrap();
+    assert!(trimmed > count(&before), "{trimmed}: the entries and the event");
+    let (_, after) = app.get(&logs).await;
+    assert_eq!(count(&after), 0, "{after}");
+    let (_, events) = app.get("/api/v1/login-events?limit=100").await;
+    assert_eq!(count(&events), 0, "{events}");
+    // The SCIM user itself is not a log entry.
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::OK);
+}

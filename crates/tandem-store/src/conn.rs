@@ -38,6 +38,7 @@ impl DatabaseUrl {
     /// `postgresql://…`. Anything else is refused with a message.
     pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            check_postgres_url(url)?;
             return Ok(DatabaseUrl::Postgres(url.to_string()));
         }
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
@@ -48,6 +49,27 @@ impl DatabaseUrl {
         }
         Err("the database URL must start with sqlite:// or postgres:// (e.g. sqlite://./data/tandem.db)".into())
     }
+}
+
+/// Refuses a PostgreSQL URL that libpq would refuse with a message quoting
+/// the part it could not read, which may be the password (`invalid
+/// percent-encoded token: "…"`): a `%` not followed by two hex digits, or a
+/// URL that does not parse (an unencoded `/` or `@` in the password). These
+/// messages never hold the URL.
+fn check_postgres_url(url: &str) -> Result<(), String> {
+    let bytes = url.as_bytes();
+    let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    if bytes.iter().enumerate().any(|(i, b)| *b == b'%' && !(hex(i + 1) && hex(i + 2))) {
+        return Err("the postgres:// database URL has a % not followed by two hex digits: percent-encode the \
+                    user name and password (a % as %25)"
+            .into());
+    }
+    url::Url::parse(url).map(|_| ()).map_err(|e| {
+        format!(
+            "the postgres:// database URL does not parse ({e}): percent-encode /, @, : and % in the user name and \
+             password"
+        )
+    })
 }
 
 /// A pooled connection and what the pool knows of its health.
@@ -203,6 +225,22 @@ mod tests {
         assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
         assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
         assert!(options.iter().any(|o| o == "THREADSAFE=2"), "{options:?}");
+    }
+
+    #[test]
+    fn a_postgres_url_libpq_would_quote_is_refused_without_quoting_it() {
+        for bad in ["postgres://tandem:S3cr%t@db/tandem", "postgres://tandem:S3cr/t@db:5432/tandem"] {
+            let err = DatabaseUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("S3cr"), "{err}");
+            assert!(err.contains("percent-encode"), "{err}");
+        }
+        for good in [
+            "postgres://tandem:S3cr%25t%2F@db:5432/tandem",
+            "postgresql:///tandem?host=/var/run/postgresql",
+            "postgres://postgres@127.0.0.1:5432/t",
+        ] {
+            assert!(matches!(DatabaseUrl::parse(good), Ok(DatabaseUrl::Postgres(_))), "{good}");
+        }
     }
 
     #[test]

@@ -72,11 +72,40 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<IntegrationKey>, StoreError>
     Ok(k::integration_keys.order(k::id.desc()).select(IntegrationKey::as_select()).load(conn)?)
 }
 
-/// Revokes the key with this id or name; returns how many were revoked.
-pub fn revoke(conn: &mut AnyConnection, id_or_name: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    Ok(diesel::update(
-        k::integration_keys.filter(k::id.eq(id_or_name).or(k::name.eq(id_or_name))).filter(k::revoked_at.is_null()),
-    )
-    .set(k::revoked_at.eq(micros(now)))
-    .execute(conn)?)
+/// What [`revoke`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The one active key with that id or name was revoked.
+    One,
+    /// No active key has that id or name.
+    None,
+    /// Several active keys share that name (a rotation creates the new key
+    /// under the old one's name): none was revoked; their ids, newest first.
+    Ambiguous(Vec<String>),
+}
+
+/// Revokes the active key with this id, or the one active key with this
+/// name: when several share the name, none (revoking both the old and the
+/// new key of a rotation would lock the app out).
+pub fn revoke(conn: &mut AnyConnection, id_or_name: &str, now: DateTime<Utc>) -> Result<Revoked, StoreError> {
+    let by_id = k::integration_keys.filter(k::id.eq(id_or_name)).filter(k::revoked_at.is_null());
+    if diesel::update(by_id).set(k::revoked_at.eq(micros(now))).execute(conn)? > 0 {
+        return Ok(Revoked::One);
+    }
+    let named: Vec<String> = k::integration_keys
+        .filter(k::name.eq(id_or_name))
+        .filter(k::revoked_at.is_null())
+        .order(k::id.desc())
+        .select(k::id)
+        .load(conn)?;
+    match named.as_slice() {
+        [] => Ok(Revoked::None),
+        [one] => {
+            diesel::update(k::integration_keys.filter(k::id.eq(one)))
+                .set(k::revoked_at.eq(micros(now)))
+                .execute(conn)?;
+            Ok(Revoked::One)
+        }
+        _ => Ok(Revoked::Ambiguous(named)),
+    }
 }

@@ -149,6 +149,9 @@ pub(crate) enum RowLock {
     KeyShare,
 }
 
+/// The PostgreSQL advisory lock key migrations run under ("tandem" in ASCII).
+const MIGRATION_LOCK: i64 = 0x74_61_6e_64_65_6d;
+
 /// Pool settings.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
@@ -227,14 +230,29 @@ impl Store {
     }
 
     /// Applies every pending migration; returns how many ran.
+    ///
+    /// On PostgreSQL under a session advisory lock, so that nodes starting
+    /// together (a rollout, several replicas on an empty database) migrate
+    /// one after the other: the others then find nothing pending, instead
+    /// of failing on a table the first one just created. (SQLite's
+    /// migrations are serialised by its file lock.)
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let migrations = match *self.url {
             DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
             DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
         };
-        let applied = conn.run_pending_migrations(migrations).map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(applied.len())
+        let locked = matches!(*self.url, DatabaseUrl::Postgres(_));
+        if locked {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+        }
+        let applied =
+            conn.run_pending_migrations(migrations).map(|v| v.len()).map_err(|e| StoreError::Migration(e.to_string()));
+        if locked {
+            // Released with the session too, should this fail.
+            let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+        }
+        applied
     }
 
     /// Reverts every migration (tests of the down scripts).

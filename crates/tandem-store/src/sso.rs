@@ -71,6 +71,45 @@ pub fn purge_claims(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<usiz
     Ok(diesel::delete(lc::login_claims.filter(lc::expires_at.lt(cutoff))).execute(conn)?)
 }
 
+/// The lowest UUIDv7 (text) of the millisecond `t`: every id made at or
+/// after `t` sorts after it, every one made before sorts before it.
+pub fn first_id_at(t: DateTime<Utc>) -> String {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xFFFF)
+}
+
+/// Deletes up to `limit` rows of `table` (`login_events` or
+/// `provisioning_logs`, whose ids are UUIDv7s) made before `before`;
+/// returns how many. Batched, so that a large backlog never holds the
+/// write lock for long.
+pub fn purge_older(
+    conn: &mut AnyConnection,
+    table: LogTable,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let name = match table {
+        LogTable::LoginEvents => "login_events",
+        LogTable::ProvisioningLogs => "provisioning_logs",
+    };
+    let (a, b) = match conn {
+        AnyConnection::Postgresql(_) => ("$1", "$2"),
+        AnyConnection::Sqlite(_) => ("?", "?"),
+    };
+    let sql = format!("DELETE FROM {name} WHERE id IN (SELECT id FROM {name} WHERE id < {a} ORDER BY id LIMIT {b})");
+    Ok(diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Text, _>(first_id_at(before))
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(conn)?)
+}
+
+/// The tables [`purge_older`] trims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTable {
+    LoginEvents,
+    ProvisioningLogs,
+}
+
 /// A login attempt as recorded.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = crate::schema::login_events)]
@@ -236,6 +275,34 @@ pub fn sso_users_of(
         q = q.filter(su::id.gt(a.to_string()));
     }
     Ok(q.load(conn)?)
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_id_of_a_millisecond_sorts_between_the_ids_around_it() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-06T09:00:00.123Z").unwrap().with_timezone(&Utc);
+        let at = |t: DateTime<Utc>| {
+            let ms = u64::try_from(t.timestamp_millis()).unwrap();
+            uuid_v7_at(ms)
+        };
+        let cutoff = first_id_at(t);
+        assert!(at(t - chrono::Duration::milliseconds(1)) < cutoff);
+        assert!(at(t) >= cutoff);
+        assert!(at(t + chrono::Duration::days(400)) > cutoff);
+        // A new id (UUIDv7 from the system clock) against the cutoffs of a second either side.
+        use tandem_core::clock::{Clock, SystemClock};
+        let now = SystemClock.now();
+        assert!(tandem_core::new_id() > first_id_at(now - chrono::Duration::seconds(1)));
+        assert!(tandem_core::new_id() < first_id_at(now + chrono::Duration::seconds(1)));
+    }
+
+    /// A UUIDv7 text of the millisecond `ms` with its other bits set.
+    fn uuid_v7_at(ms: u64) -> String {
+        format!("{:08x}-{:04x}-7fff-bfff-ffffffffffff", ms >> 16, ms & 0xFFFF)
+    }
 }
 
 #[cfg(test)]

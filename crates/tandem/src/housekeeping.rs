@@ -17,8 +17,13 @@ pub struct Housekeeping {
     _thread: Option<Background<()>>,
 }
 
-/// Starts the housekeeping thread; it runs until the returned guard is dropped.
-pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
+/// Rows deleted per transaction when trimming a log.
+const PURGE_BATCH: i64 = 5_000;
+
+/// Starts the housekeeping thread; it runs until the returned guard is
+/// dropped. `log_retention_days` (0: kept) trims the login events and the
+/// provisioning log.
+pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Housekeeping {
     let spawned = Background::spawn("tandem-housekeeping", move |stopped: Receiver<()>| {
         // Runs every INTERVAL until the guard is dropped (the channel disconnects).
         while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
@@ -27,6 +32,11 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "claims of expired logins deleted"),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+            }
+            if log_retention_days > 0 {
+                let before =
+                    now - chrono::Duration::days(i64::try_from(log_retention_days).unwrap_or(i64::MAX / 86_400_000));
+                trim_logs(&store, before, &stopped);
             }
             if let Err(e) = store.optimize() {
                 tracing::warn!(error = %e, "refreshing planner statistics failed");
@@ -41,4 +51,33 @@ pub fn start(store: Store, clock: Arc<dyn Clock>) -> Housekeeping {
         }
     };
     Housekeeping { _thread: thread }
+}
+
+/// Deletes the login events and provisioning-log entries made before
+/// `before`, a batch per transaction, until none is left or the server stops.
+pub fn trim_logs(store: &Store, before: chrono::DateTime<chrono::Utc>, stopped: &Receiver<()>) -> usize {
+    use tandem_store::sso::{purge_older, LogTable};
+    let mut total = 0;
+    for table in [LogTable::LoginEvents, LogTable::ProvisioningLogs] {
+        loop {
+            match store.write_blocking(|c| purge_older(c, table, before, PURGE_BATCH)) {
+                Ok(n) => {
+                    total += n;
+                    if (n as i64) < PURGE_BATCH
+                        || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty))
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ?table, "trimming a log failed");
+                    break;
+                }
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events and provisioning-log entries deleted");
+    }
+    total
 }

@@ -113,7 +113,8 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     } else {
         settings.server.workers
     };
-    let housekeeping = housekeeping::start(state.store.clone(), state.clock.clone());
+    let housekeeping =
+        housekeeping::start(state.store.clone(), state.clock.clone(), settings.database.log_retention_days);
     let server = tandem_web::server(state.clone(), listener, workers)?;
     Ok(Running { addr, server, state, housekeeping })
 }

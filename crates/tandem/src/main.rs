@@ -144,11 +144,16 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::Revoke { key, common } => {
             let store = tandem::open_command_store(&settings(&common, None)?)?;
-            let n = store.write_blocking(|c| tandem_store::integration_keys::revoke(c, &key, now))?;
-            if n == 0 {
-                anyhow::bail!("no active integration key with id or name {key:?}");
+            use tandem_store::integration_keys::{revoke, Revoked};
+            match store.write_blocking(|c| revoke(c, &key, now))? {
+                Revoked::One => println!("revoked 1 key"),
+                Revoked::None => anyhow::bail!("no active integration key with id or name {key:?}"),
+                Revoked::Ambiguous(ids) => anyhow::bail!(
+                    "{} active integration keys are named {key:?} ({}); revoke one by its id (see `integration-key list`)",
+                    ids.len(),
+                    ids.join(", ")
+                ),
             }
-            println!("revoked {n} key(s)");
         }
     }
     Ok(())

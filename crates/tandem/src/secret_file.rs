@@ -22,6 +22,38 @@ pub fn load(secrets: &Secrets) -> anyhow::Result<SecretKey> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let (key, encoded) = SecretKey::generate()?;
+    if encoded.is_empty() {
+        bail!("generated an empty key");
+    }
+    // Written whole to a file of its own, then linked into place: a crash
+    // or a full disk midway leaves no empty key file behind (which would
+    // stop every later start), and of two processes starting at once the
+    // second finds the first one's complete key.
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        tandem_core::new_id()
+    ));
+    let written = write_new(&tmp, encoded.as_bytes());
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "created a new secret key file; back it up: secrets stored in the database cannot be read without it");
+            Ok(key)
+        }
+        // Another process created it meanwhile: its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))?;
+            SecretKey::from_base64(&text).with_context(|| format!("the key file {} is unusable", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create the key file {}", path.display())),
+    }
+}
+
+/// Creates `path` (mode 0600), writes `bytes` and syncs them.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -29,14 +61,9 @@ pub fn load(secrets: &Secrets) -> anyhow::Result<SecretKey> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("cannot create the key file {}", path.display()))?;
-    file.write_all(encoded.as_bytes())?;
-    file.sync_all()?;
-    tracing::info!(path = %path.display(), "created a new secret key file; back it up: secrets stored in the database cannot be read without it");
-    if encoded.is_empty() {
-        bail!("generated an empty key");
-    }
-    Ok(key)
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn warn_if_readable_by_others(path: &std::path::Path) {
@@ -48,5 +75,35 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
                 tracing::warn!(path = %path.display(), "the secret key file is readable by other users; chmod 600 it");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_starting_at_once_end_with_one_key_and_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("tandem-key-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secrets = Secrets { key: String::new(), key_file: dir.join("data/secret.key") };
+        let keys: Vec<SecretKey> = (0..6)
+            .map(|_| {
+                let s = secrets.clone();
+                std::thread::spawn(move || load(&s).unwrap())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        // Every caller holds the key in the file: what one seals, the others open.
+        let on_disk = load(&secrets).unwrap();
+        let sealed = on_disk.encrypt("probe", "ctx");
+        for k in &keys {
+            assert_eq!(k.decrypt(&sealed, "ctx").unwrap().0, "probe");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.join("data")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("secret.key")], "no temporary file is left");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -41,6 +41,14 @@ pub struct Database {
     pub url: String,
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
+    /// Login events and provisioning-log entries older than this many days
+    /// are deleted (0: kept).
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u64,
+}
+
+fn default_log_retention_days() -> u64 {
+    90
 }
 
 impl std::fmt::Debug for Database {
@@ -50,6 +58,7 @@ impl std::fmt::Debug for Database {
         f.debug_struct("Database")
             .field("url", &url)
             .field("pool_size", &self.pool_size)
+            .field("log_retention_days", &self.log_retention_days)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .finish()
     }
@@ -181,6 +190,9 @@ pub enum SettingsError {
 }
 
 /// Short environment names for the most used keys.
+/// The environment's names for settings outside `SECTION__KEY` form (after `TANDEM_`).
+const SHORTHAND_ENV: [&str; 5] = ["bind", "public_url", "database_url", "secret_key", "secret_key_file"];
+
 fn env_key(key: &str) -> String {
     let key = key.to_ascii_lowercase();
     match key.as_str() {
@@ -228,8 +240,19 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        // `env_key` lower-cases the names itself, all but an IdP type's.
-        let env = env.ignore(&["config", "CONFIG"]).map(|k| env_key(k.as_str()).into()).lowercase(false);
+        // Only the shorthand names and `SECTION__KEY` names are settings:
+        // other `TANDEM_*` variables are someone else's (Kubernetes adds
+        // `TANDEM_PORT` and `TANDEM_SERVICE_HOST` for a Service named
+        // tandem; apps use `TANDEM_URL`), and would refuse the start as
+        // unknown fields. `env_key` lower-cases the names itself, all but an
+        // IdP type's.
+        let env = env
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                k.contains("__") || SHORTHAND_ENV.contains(&k.as_str())
+            })
+            .map(|k| env_key(k.as_str()).into())
+            .lowercase(false);
         figment = figment.merge(env);
         let mut cli = serde_json::Map::new();
         if let Some(b) = &overrides.bind {
@@ -274,6 +297,21 @@ impl Settings {
                 key: "oidc.login_ttl_secs",
                 message: "must be from 30 to 86400".into(),
             });
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return Err(SettingsError::Invalid {
+                key: "database.connect_timeout_secs",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.database.log_retention_days > 36_500 {
+            return Err(SettingsError::Invalid {
+                key: "database.log_retention_days",
+                message: "must be at most 36500 (0: kept for good)".into(),
+            });
+        }
+        if self.oidc.http_timeout_secs == 0 {
+            return Err(SettingsError::Invalid { key: "oidc.http_timeout_secs", message: "must be at least 1".into() });
         }
         if self.scim.max_results == 0 {
             return Err(SettingsError::Invalid { key: "scim.max_results", message: "must be at least 1".into() });
@@ -342,6 +380,24 @@ mod tests {
     }
 
     #[test]
+    fn other_tandem_variables_are_not_settings() {
+        // What Kubernetes adds for a Service named tandem, and what an app that calls Tandem sets.
+        let s = load_with(
+            "TANDEM_UT_OTHERS_",
+            &[
+                ("PORT", "tcp://10.0.0.1:8080"),
+                ("SERVICE_HOST", "10.0.0.1"),
+                ("PORT_8080_TCP_ADDR", "10.0.0.1"),
+                ("URL", "http://tandem:8080"),
+                ("API_KEY", "tandem_ik_x"),
+                ("BIND", "0.0.0.0:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
     fn unknown_key_is_refused_with_its_name() {
         let err = load_with("TANDEM_UT_UNKNOWN_", &[("SCIM__API_KEY_TTL", "90")]).unwrap_err().to_string();
         assert!(err.contains("api_key_ttl"), "{err}");
@@ -362,6 +418,13 @@ mod tests {
         let err = load_with("TANDEM_UT_GRACE_", &[("SCIM__ROTATION_GRACE_HOURS", "100000")]).unwrap_err().to_string();
         assert!(err.contains("scim.rotation_grace_hours") && err.contains("720"), "{err}");
         assert!(load_with("TANDEM_UT_TTL_OK_", &[("SCIM__API_KEY_TTL_DAYS", "3650")]).is_ok());
+        for (var, key) in [
+            ("DATABASE__CONNECT_TIMEOUT_SECS", "database.connect_timeout_secs"),
+            ("OIDC__HTTP_TIMEOUT_SECS", "oidc.http_timeout_secs"),
+        ] {
+            let err = load_with(&format!("TANDEM_UT_ZERO_{}_", var.len()), &[(var, "0")]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]
