@@ -397,6 +397,31 @@ async fn an_absolute_post_login_redirect_must_be_on_the_apps_origin() {
     assert_eq!(done["post_login_redirect_url"], "http://127.0.0.1:9/reports?q=1");
 }
 
+/// A deployment whose front end is on another origin than its callback
+/// names that origin.
+#[tokio::test]
+async fn a_deployment_can_name_other_post_login_origins() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.oidc.post_login_redirect_origins = vec!["https://www.example.com".into()];
+    let app = TestApp::spawn_with(settings, dir).await;
+    let op = StubOp::start(true).await;
+    let customer = unique("front");
+    stub_client(&app, &op, &customer, "Generic", None).await;
+    let initiate = |next: &'static str| {
+        let (app, customer) = (&app, &customer);
+        async move {
+            app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": next}))
+                .await
+        }
+    };
+    assert_eq!(initiate("https://www.example.com/welcome").await.0, StatusCode::OK);
+    assert_eq!(initiate("http://127.0.0.1:9/home").await.0, StatusCode::OK);
+    let (status, body) = initiate("https://evil.example/").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("https://www.example.com"), "{body}");
+}
+
 /// The state is the login sealed by this deployment: a state altered in
 /// transit, or made up in its shape, belongs to no login.
 #[tokio::test]

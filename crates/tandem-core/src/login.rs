@@ -132,24 +132,41 @@ pub fn check_post_login_redirect(raw: &str) -> Result<(), String> {
     }
 }
 
+/// An origin as configured (`https://app.example.com[:port]`, nothing
+/// after it), or `None`.
+pub fn parse_origin(raw: &str) -> Option<url::Origin> {
+    let u = url::Url::parse(raw).ok()?;
+    let bare = matches!(u.scheme(), "http" | "https")
+        && u.path() == "/"
+        && !raw.ends_with('/')
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.username().is_empty();
+    bare.then(|| u.origin())
+}
+
 /// Checks an absolute `post_login_redirect_url` against the client's
-/// `redirect_url`: it must be on the same origin (scheme, host and port), so
-/// that an app which passes on a `?next=` from the browser is not made an
-/// open redirector to any site (RFC 9700 §4.11). A path is always on it.
-pub fn check_post_login_origin(raw: &str, redirect_url: &str) -> Result<(), String> {
-    if raw.starts_with('/') {
+/// `redirect_url`: it must be on the same origin (scheme, host and port),
+/// or on one of `extra` (the deployment's `oidc.post_login_redirect_origins`;
+/// `*` allows any), so that an app which passes on a `?next=` from the
+/// browser is not made an open redirector to any site (RFC 9700 §4.11). A
+/// path is always on it.
+pub fn check_post_login_origin(raw: &str, redirect_url: &str, extra: &[String]) -> Result<(), String> {
+    if raw.starts_with('/') || extra.iter().any(|o| o == "*") {
         return Ok(());
     }
     let (Ok(target), Ok(app)) = (url::Url::parse(raw), url::Url::parse(redirect_url)) else {
         return Err("must be a path starting with / or an absolute http(s) URL".into());
     };
-    if target.origin() == app.origin() {
+    let origin = target.origin();
+    if origin == app.origin() || extra.iter().filter_map(|o| parse_origin(o)).any(|o| o == origin) {
         Ok(())
     } else {
         Err(format!(
-            "must be a path, or an absolute URL on the origin of this client's redirect_url ({}): \
-             Tandem sends browsers on to the app's own site only",
-            app.origin().ascii_serialization()
+            "must be a path, or an absolute URL on the origin of this client's redirect_url ({}){}: \
+             Tandem sends browsers on to the app's own sites only",
+            app.origin().ascii_serialization(),
+            if extra.is_empty() { String::new() } else { format!(" or on {}", extra.join(", ")) }
         ))
     }
 }
@@ -162,7 +179,16 @@ mod tests {
     fn an_absolute_post_login_url_must_be_on_the_apps_origin() {
         let app = "https://app.example.com/sso/callback/acme";
         for ok in ["/home", "https://app.example.com/home?x=1", "https://APP.example.com:443/"] {
-            assert!(check_post_login_origin(ok, app).is_ok(), "{ok}");
+            assert!(check_post_login_origin(ok, app, &[]).is_ok(), "{ok}");
+        }
+        // The deployment's other origins, or any.
+        let extra = ["https://www.example.com".to_string()];
+        assert!(check_post_login_origin("https://www.example.com/x", app, &extra).is_ok());
+        assert!(check_post_login_origin("https://evil.example/", app, &extra).unwrap_err().contains("www.example.com"));
+        assert!(check_post_login_origin("https://evil.example/", app, &["*".to_string()]).is_ok());
+        assert!(parse_origin("https://a.example:8443").is_some());
+        for bad in ["https://a.example/", "https://a.example/x", "a.example", "ftp://a.example"] {
+            assert!(parse_origin(bad).is_none(), "{bad}");
         }
         for bad in [
             "https://evil.example/",
@@ -170,7 +196,7 @@ mod tests {
             "https://app.example.com:8443/",
             "https://app.example.com.evil.example/",
         ] {
-            let e = check_post_login_origin(bad, app).unwrap_err();
+            let e = check_post_login_origin(bad, app, &[]).unwrap_err();
             assert!(e.contains("https://app.example.com"), "{bad}: {e}");
         }
     }

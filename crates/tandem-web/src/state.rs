@@ -56,6 +56,9 @@ pub struct WebSettings {
     /// and pass an allowlist (IdPs whose emails are all admin-set but
     /// marked unverified, e.g. Keycloak's LDAP users without "Trust email").
     pub accept_unverified_email: bool,
+    /// Origins an absolute `post_login_redirect_url` may have besides the
+    /// client's `redirect_url`'s (`*`: any).
+    pub post_login_redirect_origins: Vec<String>,
 }
 
 impl WebSettings {

@@ -103,6 +103,10 @@ pub struct Oidc {
     /// Let an email the IdP marks `email_verified: false` identify a user.
     #[serde(default)]
     pub accept_unverified_email: bool,
+    /// Origins an absolute `post_login_redirect_url` may have besides that
+    /// of the client's `redirect_url` (`https://app.example.com`), or `*`.
+    #[serde(default)]
+    pub post_login_redirect_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -310,6 +314,14 @@ impl Settings {
                 message: "must be at most 36500 (0: kept for good)".into(),
             });
         }
+        for origin in &self.oidc.post_login_redirect_origins {
+            if origin != "*" && tandem_core::login::parse_origin(origin).is_none() {
+                return Err(SettingsError::Invalid {
+                    key: "oidc.post_login_redirect_origins",
+                    message: format!("{origin:?} is not an origin like https://app.example.com (or *)"),
+                });
+            }
+        }
         if self.oidc.http_timeout_secs == 0 {
             return Err(SettingsError::Invalid { key: "oidc.http_timeout_secs", message: "must be at least 1".into() });
         }
@@ -425,6 +437,22 @@ mod tests {
             let err = load_with(&format!("TANDEM_UT_ZERO_{}_", var.len()), &[(var, "0")]).unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn post_login_origins_load_as_a_list_and_must_be_origins() {
+        assert!(load_with("TANDEM_UT_PLO_DEFAULT_", &[]).unwrap().oidc.post_login_redirect_origins.is_empty());
+        let s = load_with(
+            "TANDEM_UT_PLO_SET_",
+            &[("OIDC__POST_LOGIN_REDIRECT_ORIGINS", "[\"https://app.example.com\", \"http://127.0.0.1:3000\"]")],
+        )
+        .unwrap();
+        assert_eq!(s.oidc.post_login_redirect_origins, ["https://app.example.com", "http://127.0.0.1:3000"]);
+        let err =
+            load_with("TANDEM_UT_PLO_BAD_", &[("OIDC__POST_LOGIN_REDIRECT_ORIGINS", "[\"https://a.example/path\"]")])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("oidc.post_login_redirect_origins"), "{err}");
     }
 
     #[test]

@@ -137,7 +137,10 @@ pub async fn initiate(
         }
         Err(err) => return Err(err),
     };
-    if let Some(Err(message)) = redirect_after.as_deref().map(|u| check_post_login_origin(u, &client.redirect_url)) {
+    let origins = &state.settings.post_login_redirect_origins;
+    if let Some(Err(message)) =
+        redirect_after.as_deref().map(|u| check_post_login_origin(u, &client.redirect_url, origins))
+    {
         let field = FieldError { field: "post_login_redirect_url".into(), message };
         return Err(ApiError::invalid_fields(vec![field]));
     }
