@@ -613,6 +613,25 @@ async fn okta_not_assigned_error_is_explained() {
     assert!(body["error"]["details"]["explanation"].as_str().unwrap().contains("Okta"), "{body}");
 }
 
+/// RFC 9207 §2.4 covers error responses too: one carrying another issuer's
+/// `iss` is a mix-up, not this IdP's error; with the IdP's own `iss`, it is
+/// reported as the IdP's error.
+#[tokio::test]
+async fn an_error_callback_with_another_issuers_iss_is_a_mix_up() {
+    let (app, op, customer) = setup().await;
+    let started = start(&app, &customer).await;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let error = "error=access_denied&error_description=Injected";
+    let foreign = started.callback(&format!("{error}&state={}&iss={}", started.state, enc("https://evil.example")));
+    let (status, body) = complete_raw(&app, &started.cookie, &foreign).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
+    let started = start(&app, &customer).await;
+    let own = started.callback(&format!("{error}&state={}&iss={}", started.state, enc(&op.issuer)));
+    let (_, body) = complete_raw(&app, &started.cookie, &own).await;
+    assert_eq!(body["error"]["details"]["kind"], "IdpReturnedError", "{body}");
+}
+
 #[tokio::test]
 async fn callback_without_a_code_is_no_code_provided() {
     let (app, _op, customer) = setup().await;

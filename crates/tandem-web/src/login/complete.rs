@@ -184,6 +184,14 @@ async fn finish(
         );
         return Err(at(state, trace, "callback", err));
     }
+    // An error response carrying another issuer's `iss` is not this IdP's
+    // (RFC 9207 §2.4 applies to error responses too): refused as a mix-up,
+    // not reported as the IdP's error.
+    if let (Some(_), Some(iss)) = (cb.param("error"), cb.param("iss")) {
+        if iss.trim_end_matches('/') != client.issuer.trim_end_matches('/') {
+            return Err(at(state, trace, "idp_response", issuer_mismatch(Some(iss), &client.issuer)));
+        }
+    }
     if let Some(error) = cb.param("error") {
         let description = cb.param("error_description");
         let explanation = explain_idp_error(error, description);
@@ -216,14 +224,7 @@ async fn finish(
     let iss = cb.param("iss");
     let iss_checked = iss.is_some() || meta.authorization_response_iss_parameter_supported;
     if iss_checked && iss.map(|i| i.trim_end_matches('/')) != Some(client.issuer.trim_end_matches('/')) {
-        let message =
-            format!("the callback's iss parameter {:?} is not the issuer {:?} (RFC 9207)", iss, client.issuer);
-        return Err(at(
-            state,
-            trace,
-            "idp_response",
-            idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({})),
-        ));
+        return Err(at(state, trace, "idp_response", issuer_mismatch(iss, &client.issuer)));
     }
     trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
 
@@ -304,6 +305,12 @@ async fn finish(
         }
     }
     respond(state, trace, client, redirect, claims).await
+}
+
+/// The refusal of a callback whose `iss` is not the login's issuer (RFC 9207).
+fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
+    let message = format!("the callback's iss parameter {iss:?} is not the issuer {issuer:?} (RFC 9207)");
+    idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({}))
 }
 
 fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
