@@ -743,6 +743,46 @@ async fn groups_hold_checked_members_and_users_show_their_groups() {
     assert_eq!(scim.get(&format!("/Groups/{gid}")).await.status, StatusCode::NOT_FOUND);
 }
 
+/// A group whose member is deleted has changed (RFC 7644 §3.14): a new
+/// version, so a cached copy is not answered 304, and a later lastModified,
+/// so a delta sync sees it.
+#[tokio::test]
+async fn deleting_a_member_gives_its_groups_a_new_version() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let a = scim.create_user(user("va@acme.com")).await;
+    let b = scim.create_user(user("vb@acme.com")).await;
+    let inner = scim.post("/Groups", json!({"displayName": "Inner", "members": [{"value": a}]})).await;
+    let inner_id = inner.body["id"].as_str().unwrap().to_string();
+    let outer = scim
+        .post("/Groups", json!({"displayName": "Outer", "members": [{"value": b}, {"value": inner_id.clone()}]}))
+        .await;
+    let outer_id = outer.body["id"].as_str().unwrap().to_string();
+    let seen = |r: &ScimResponse| (r.body["meta"]["version"].clone(), r.body["meta"]["lastModified"].clone());
+    let before = seen(&scim.get(&format!("/Groups/{outer_id}")).await);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(scim.delete(&format!("/Users/{b}")).await.status, StatusCode::NO_CONTENT);
+    let after_user = scim.get(&format!("/Groups/{outer_id}")).await;
+    assert_eq!(after_user.body["members"].as_array().unwrap().len(), 1);
+    let (version, modified) = seen(&after_user);
+    assert_ne!(version, before.0, "{}", after_user.body);
+    assert!(modified.as_str().unwrap() > before.1.as_str().unwrap(), "{}", after_user.body);
+    let r = scim
+        .http
+        .get(format!("{}/Groups/{outer_id}", scim.base))
+        .bearer_auth(&scim.key)
+        .header("if-none-match", before.0.as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the old ETag no longer matches");
+    // A nested group deleted: its parent changes too.
+    assert_eq!(scim.delete(&format!("/Groups/{inner_id}")).await.status, StatusCode::NO_CONTENT);
+    let after_group = scim.get(&format!("/Groups/{outer_id}")).await;
+    assert!(after_group.body.get("members").is_none_or(|m| m.as_array().unwrap().is_empty()), "{}", after_group.body);
+    assert_ne!(seen(&after_group).0, version, "{}", after_group.body);
+}
+
 #[tokio::test]
 async fn a_group_membership_patch_changes_only_the_members_it_names_and_can_answer_204() {
     let dir = scratch_dir();

@@ -355,6 +355,26 @@ pub fn replace(
     Ok((row, ignored))
 }
 
+/// Marks `ids` (groups of `connection`) changed at `now`: a new version and
+/// `lastModified`, for a change of their members made by another
+/// resource's write (a member deleted). Run in a transaction of its own,
+/// after that write: taking these group locks inside it, after the
+/// member's, would be the reverse of a group write's order (its own row,
+/// then its members') and could deadlock on PostgreSQL.
+pub fn touch(
+    conn: &mut AnyConnection,
+    connection: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(g::scim_groups.filter(g::scim_connection_id.eq(connection)).filter(g::id.eq_any(ids)))
+        .set((g::version.eq(g::version + 1), g::updated_at.eq(micros(now))))
+        .execute(conn)?)
+}
+
 /// Deletes a group and its memberships (as member and as container).
 pub fn delete(conn: &mut AnyConnection, connection: &str, id: &str) -> Result<Option<ScimGroupRow>, StoreError> {
     let Some(row) = get_for_update(conn, connection, id)? else {

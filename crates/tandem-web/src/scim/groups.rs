@@ -571,7 +571,7 @@ pub async fn delete(
     let now = state.clock.now();
     let if_match = if_match(&req);
     let (conn, key, log) = (caller.connection_id.clone(), id.clone(), ctx.clone());
-    state
+    let held_by = state
         .store
         .write(move |c| {
             let Some(current) = groups::get_for_update(c, &conn, &key)? else {
@@ -580,11 +580,28 @@ pub async fn delete(
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
                 return Ok(Err(e));
             }
+            let held_by = tandem_store::scim::users::groups_holding(c, &key)?;
             groups::delete(c, &conn, &key)?;
             logs::insert(c, &[log.entry(now, "delete", Some("Group"), Some(&key), None, 204, None)])?;
-            Ok(Ok(()))
+            Ok(Ok(held_by))
         })
         .await?
         .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e.into()))?;
+    members_changed(&state, &caller.connection_id, held_by).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Gives `groups` a new version and `lastModified` after a delete took one
+/// of their members (RFC 7644 §3.14: a changed resource has a new ETag), in
+/// a transaction of its own (see [`groups::touch`]). The delete is done
+/// whatever happens here; a failure leaves their versions as they were, and
+/// is logged.
+pub async fn members_changed(state: &AppState, connection: &str, groups: Vec<String>) {
+    if groups.is_empty() {
+        return;
+    }
+    let (conn, now) = (connection.to_string(), state.clock.now());
+    if let Err(e) = state.store.write(move |c| groups::touch(c, &conn, &groups, now)).await {
+        tracing::warn!(error = %e, "could not give the groups of a deleted member a new version");
+    }
 }

@@ -376,7 +376,7 @@ pub async fn delete(
     let now = state.clock.now();
     let if_match = if_match(&req);
     let (conn, key, log) = (caller.connection_id.clone(), id.clone(), ctx.clone());
-    state
+    let held_by = state
         .store
         .write(move |c| {
             let Some(current) = users::get_for_update(c, &conn, &key)? else {
@@ -385,14 +385,16 @@ pub async fn delete(
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
                 return Ok(Err(e));
             }
+            let held_by = users::groups_holding(c, &key)?;
             users::tombstone(c, &conn, &key, now)?;
             logs::insert(
                 c,
                 &[log.entry(now, "delete", Some("User"), Some(&key), Some(&current.user_name), 204, None)],
             )?;
-            Ok(Ok(()))
+            Ok(Ok(held_by))
         })
         .await?
         .map_err(|e| refused(&state, &ctx, "User", Some(&id), e.into()))?;
+    super::groups::members_changed(&state, &caller.connection_id, held_by).await;
     Ok(HttpResponse::NoContent().finish())
 }
