@@ -165,6 +165,26 @@ async fn a_failing_jwks_is_tried_once_a_minute_for_unknown_kids() {
     assert_eq!(op.jwks_fetches(), 2);
 }
 
+/// An issuer whose JWKS was never fetched and fails: the failure is answered
+/// for 5 s without asking the IdP again (each try holds the key set's lock
+/// up to the IdP's timeout, and queued logins would wait for each in turn).
+#[tokio::test]
+async fn a_first_jwks_fetch_that_fails_is_not_retried_by_every_login() {
+    let (app, op, customer) = setup().await;
+    op.set_jwks_down(true);
+    let timed = |code: &'static str| signed_at_app_time(&app, &op, &customer, code, Signer::Published, "test-key-a");
+    for code in ["f1", "f2", "f3"] {
+        let (status, body) = timed(code).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(body["error"]["details"]["check"], "jwks", "{body}");
+    }
+    assert_eq!(op.jwks_fetches(), 1, "one try for three logins within 5 s");
+    op.set_jwks_down(false);
+    app.clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(timed("f4").await.0, StatusCode::OK);
+    assert_eq!(op.jwks_fetches(), 2);
+}
+
 /// Keys whose refresh keeps failing serve logins for a day, then are dropped:
 /// a key the IdP withdrew must stop verifying whatever its endpoint does.
 #[tokio::test]

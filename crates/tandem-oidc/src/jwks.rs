@@ -16,6 +16,12 @@ use tokio::sync::Mutex;
 /// The least time between two fetches of one JWKS.
 pub const REFETCH_INTERVAL: Duration = Duration::minutes(1);
 
+/// While an issuer's keys were never fetched and the last try failed, how
+/// long logins are refused with that failure before the IdP is asked again:
+/// each try holds the set's lock up to the IdP's timeout, and logins queued
+/// behind one would each wait for it in turn.
+pub const FIRST_FETCH_RETRY: Duration = Duration::seconds(5);
+
 /// How long keys are kept while their refresh fails (the IdP's JWKS
 /// endpoint down): then they are dropped, as a withdrawn key must stop
 /// verifying at some point whatever the endpoint does.
@@ -42,6 +48,9 @@ struct State {
     /// When the keys were fetched: `fetched` is moved on after a failed
     /// refresh (to try again a minute later), this is not.
     succeeded: Option<DateTime<Utc>>,
+    /// Why the last fetch failed while no keys were held: answered again,
+    /// without asking the IdP, until [`FIRST_FETCH_RETRY`] has passed.
+    failed: Option<KeyError>,
     /// When a fetch was last tried, whether or not it succeeded: the refetch
     /// for an unknown `kid` waits [`REFETCH_INTERVAL`] after it, so an IdP
     /// whose JWKS fails is not asked again by every login (each of which
@@ -88,7 +97,21 @@ impl KeySet {
     pub async fn key(&self, http: &IdpHttp, kid: Option<&str>) -> Result<Key, KeyError> {
         let mut state = self.state.lock().await;
         match state.fetched {
-            None => *state = self.fetch(http).await?,
+            None => {
+                if let (Some(e), Some(t)) = (&state.failed, state.tried) {
+                    if !elapsed(&*self.clock, t, FIRST_FETCH_RETRY) {
+                        return Err(e.clone());
+                    }
+                }
+                match self.fetch(http).await {
+                    Ok(fresh) => *state = fresh,
+                    Err(e) => {
+                        state.tried = Some(self.clock.now());
+                        state.failed = Some(e.clone());
+                        return Err(e);
+                    }
+                }
+            }
             Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => match self.fetch(http).await {
                 Ok(fresh) => *state = fresh,
                 // The IdP's JWKS is unreachable: its keys are kept rather than
