@@ -35,12 +35,19 @@ async fn metrics_count_requests_by_route_pattern() {
         let m = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
         app.http.request(m, format!("{}/healthz", app.base)).send().await.unwrap();
     }
+    // Escaped letters in a literal segment are the route's own.
+    for escaped in ["/health%7A", "/%68ealthz"] {
+        let r = app.http.get(format!("{}{escaped}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{escaped}");
+    }
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(
         text.contains("tandem_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 2"),
         "{text}"
     );
     assert!(!text.contains("FROBNICATE") && !text.contains("XYZZYPLUGH"), "{text}");
+    assert!(text.contains("tandem_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"), "{text}");
+    assert!(!text.contains("%7A") && !text.contains("%68"), "{text}");
     // Captured segments become their names, encoded or not; paths no route matched share one label.
     assert!(
         text.contains(

@@ -77,7 +77,9 @@ pub fn route_label(req: &actix_web::HttpRequest) -> String {
                 label.push('}');
                 captured.next();
             }
-            _ => label.push_str(segment),
+            // A literal segment as the router matched it: decoded (`/health%7A`
+            // is served by `/healthz`, and must not be a series of its own).
+            _ => label.push_str(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy()),
         }
     }
     label
