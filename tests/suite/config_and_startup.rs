@@ -52,6 +52,15 @@ impl std::ops::DerefMut for Served {
 
 /// Runs `tandem serve` until it logs "listening"; returns the child, its address and the log lines so far.
 fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Served, String, std::sync::mpsc::Receiver<String>) {
+    let (child, addr, rx, _) = serve_keeping(dir, extra_env);
+    (child, addr, rx)
+}
+
+/// Like [`serve`], also returning the log lines written before it listened.
+fn serve_keeping(
+    dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> (Served, String, std::sync::mpsc::Receiver<String>, Vec<String>) {
     let mut cmd = tandem(dir);
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .env("TANDEM_LOG__LEVEL", "debug")
@@ -71,14 +80,16 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Served, String, 
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut early = Vec::new();
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             if line.contains("listening") {
                 let start = line.find("127.0.0.1:").expect("address in the listening line");
                 let addr: String =
                     line[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
-                return (child, addr, rx);
+                return (child, addr, rx, early);
             }
+            early.push(line);
         }
     }
     panic!("tandem did not start");
@@ -225,6 +236,32 @@ fn key_list_shows_each_keys_state_and_use() {
     run(&["integration-key", "revoke", &name]);
     let listed = line(run(&["integration-key", "list"]));
     assert!(listed.contains("\trevoked\t"), "{listed}");
+}
+
+/// Clients sharing a redirect path (saved with a warning) are named again
+/// in the start-up log, where an operator who missed the API's warning sees it.
+#[test]
+fn start_up_warns_of_clients_sharing_a_redirect_path() {
+    let dir = scratch_dir();
+    let key = run_ok(&dir, &["integration-key", "create", "--name", "paths"]).trim().to_string();
+    let (mut child, addr, rx) = serve(&dir, &[]);
+    let shared = format!("https://app.example.com/{}/sso/callback", unique("p"));
+    for customer in [unique("one"), unique("two")] {
+        let body = serde_json::json!({"customer_id": customer,
+            "idp": {"type": "Okta", "client_id": "c", "client_secret": "s", "sso_domain": "acme.okta.com"},
+            "redirect_url": shared, "verify": false});
+        let created = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), &key, &body.to_string());
+        assert!(created.contains("oidc_client_id"), "{created}");
+    }
+    sigterm(&child);
+    wait_exit(&mut child);
+    drop(rx);
+    let (mut child, _, rx, early) = serve_keeping(&dir, &[]);
+    sigterm(&child);
+    wait_exit(&mut child);
+    let log: Vec<String> = early.into_iter().chain(rx.try_iter()).collect();
+    let path = url::Url::parse(&shared).unwrap().path().to_string();
+    assert!(log.iter().any(|l| l.contains("share a redirect_url path") && l.contains(&path)), "{log:?}");
 }
 
 #[test]

@@ -160,6 +160,19 @@ pub fn redirect_path_sharer(
     Ok(others.into_iter().find(|(_, url)| tandem_core::oidc_client::redirect_path(url) == path).map(|(c, _)| c))
 }
 
+/// The redirect paths more than one client has, each with its clients'
+/// customer IDs (a start-up warning: shared paths allow the mix-up
+/// [`redirect_path_sharer`] describes).
+pub fn shared_redirect_paths(conn: &mut AnyConnection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let all: Vec<(String, String)> =
+        c::oidc_clients.select((c::customer_id, c::redirect_url)).order(c::id.asc()).load(conn)?;
+    let mut by_path: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for (customer, url) in all {
+        by_path.entry(tandem_core::oidc_client::redirect_path(&url)).or_default().push(customer);
+    }
+    Ok(by_path.into_iter().filter(|(_, customers)| customers.len() > 1).collect())
+}
+
 /// What is wrong with a redirect path `customer`'s client has too.
 pub fn shared_redirect_path(redirect_url: &str, customer: &str) -> String {
     format!(

@@ -44,6 +44,27 @@ fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> 
     Ok(store)
 }
 
+/// Warns at start of each redirect path several OIDC clients share (saved
+/// with a warning, or before paths were checked): the operator may not have
+/// seen the API's warning, and the mix-up it allows needs an IdP without
+/// RFC 9207's `iss` (Entra ID) on one of them.
+fn warn_of_shared_redirect_paths(store: &Store) {
+    match store.read_blocking(tandem_store::oidc_clients::shared_redirect_paths) {
+        Ok(shared) => {
+            for (path, customers) in shared.iter().take(20) {
+                tracing::warn!(
+                    redirect_path = %path,
+                    customers = ?customers.iter().take(10).collect::<Vec<_>>(),
+                    clients = customers.len(),
+                    "OIDC clients share a redirect_url path: give each its own (e.g. /sso/callback/{{customer_id}}), \
+                     or one customer's IdP can obtain a login at another's (OAuth mix-up, RFC 9700 §4.4)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check the OIDC clients' redirect paths"),
+    }
+}
+
 /// A started server.
 pub struct Running {
     /// The address actually bound (port 0 resolved).
@@ -60,6 +81,7 @@ pub struct Running {
 /// yet polled.
 pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(settings)?;
+    warn_of_shared_redirect_paths(&store);
     let secret_key = secret_file::load(&settings.secrets)?;
     store
         .write_blocking(|c| tandem_store::meta::verify_secret_key(c, &secret_key))
