@@ -235,12 +235,7 @@ async fn customer_ids_are_escaped_in_pages() {
 #[tokio::test]
 async fn the_overview_says_when_it_shows_only_the_first_thousand() {
     // A database of its own: a thousand connections would crowd the shared one.
-    let dir = scratch_dir();
-    let mut settings = test_settings(&dir);
-    if let Some(base) = postgres_url() {
-        settings.database.url = scratch_postgres_database(&base);
-    }
-    let app = TestApp::spawn_with(settings, dir).await;
+    let app = TestApp::spawn_on_own_database().await;
     let mut b = Browser::new(&app);
     b.sign_in(&app.key).await;
     let (_, page, _) = b.get("/dashboard").await;

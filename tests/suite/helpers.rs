@@ -92,6 +92,26 @@ impl TestApp {
         Self::spawn_with(test_settings(&dir), dir).await
     }
 
+    /// Starts a server with the default test settings changed by `adjust`.
+    pub async fn spawn_adjusted(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = scratch_dir();
+        let mut settings = test_settings(&dir);
+        adjust(&mut settings);
+        Self::spawn_with(settings, dir).await
+    }
+
+    /// Starts a server on a database of its own: a new PostgreSQL database
+    /// when the suite runs on PostgreSQL (its tests otherwise share one);
+    /// on SQLite every test has its own file anyway.
+    pub async fn spawn_on_own_database() -> TestApp {
+        Self::spawn_adjusted(|s| {
+            if let Some(base) = postgres_url() {
+                s.database.url = scratch_postgres_database(&base);
+            }
+        })
+        .await
+    }
+
     /// Starts a server with the given settings.
     pub async fn spawn_with(settings: Settings, dir: PathBuf) -> TestApp {
         {

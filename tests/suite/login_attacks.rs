@@ -364,15 +364,10 @@ async fn state_with_another_logins_cookie_is_refused() {
 async fn the_post_login_redirect_comes_back_unaltered_or_not_at_all() {
     use base64::Engine;
     let (app, op, customer) = setup().await;
-    let (status, body) = app
-        .post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": "/reports?q=1"}))
-        .await;
+    let (status, body) = initiate_to(&app, &customer, "/reports?q=1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let idp_url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
-    let param = |k: &str| idp_url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.to_string()).unwrap();
-    let issued = body["state_for_cookie"].as_str().unwrap().to_string();
-    let started =
-        Started { state: param("state"), nonce: param("nonce"), cookie: issued.clone(), idp_url: idp_url.clone() };
+    let started = started(&body);
+    let issued = started.cookie.clone();
     op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
     let (secret, _) = issued.split_once('.').expect("the cookie carries the redirect");
     let evil = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("https://evil.example/");
@@ -392,13 +387,7 @@ async fn the_post_login_redirect_comes_back_unaltered_or_not_at_all() {
 #[tokio::test]
 async fn an_absolute_post_login_redirect_must_be_on_the_apps_origin() {
     let (app, op, customer) = setup().await;
-    let initiate = |next: &'static str| {
-        let (app, customer) = (&app, &customer);
-        async move {
-            app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": next}))
-                .await
-        }
-    };
+    let initiate = |next: &'static str| initiate_to(&app, &customer, next);
     for evil in ["https://evil.example/", "http://127.0.0.1:10/x", "http://127.0.0.1.evil.example:9/"] {
         let (status, body) = initiate(evil).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{evil}: {body}");
@@ -407,10 +396,7 @@ async fn an_absolute_post_login_redirect_must_be_on_the_apps_origin() {
     }
     let (status, body) = initiate("http://127.0.0.1:9/reports?q=1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let idp_url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
-    let param = |k: &str| idp_url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.to_string()).unwrap();
-    let cookie = body["state_for_cookie"].as_str().unwrap().to_string();
-    let started = Started { state: param("state"), nonce: param("nonce"), cookie, idp_url: idp_url.clone() };
+    let started = started(&body);
     op.issue("c1", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
     let (status, done) = complete(&app, &op, &started, "c1").await;
     assert_eq!(status, StatusCode::OK, "{done}");
@@ -421,20 +407,12 @@ async fn an_absolute_post_login_redirect_must_be_on_the_apps_origin() {
 /// names that origin.
 #[tokio::test]
 async fn a_deployment_can_name_other_post_login_origins() {
-    let dir = scratch_dir();
-    let mut settings = test_settings(&dir);
-    settings.oidc.post_login_redirect_origins = vec!["https://www.example.com".into()];
-    let app = TestApp::spawn_with(settings, dir).await;
+    let app =
+        TestApp::spawn_adjusted(|s| s.oidc.post_login_redirect_origins = vec!["https://www.example.com".into()]).await;
     let op = StubOp::start(true).await;
     let customer = unique("front");
     stub_client(&app, &op, &customer, "Generic", None).await;
-    let initiate = |next: &'static str| {
-        let (app, customer) = (&app, &customer);
-        async move {
-            app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": next}))
-                .await
-        }
-    };
+    let initiate = |next: &'static str| initiate_to(&app, &customer, next);
     assert_eq!(initiate("https://www.example.com/welcome").await.0, StatusCode::OK);
     assert_eq!(initiate("http://127.0.0.1:9/home").await.0, StatusCode::OK);
     let (status, body) = initiate("https://evil.example/").await;

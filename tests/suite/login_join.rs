@@ -281,10 +281,7 @@ async fn an_email_the_idp_marks_unverified_joins_no_one_and_passes_no_allowlist(
 /// passed on as the IdP said it.
 #[tokio::test]
 async fn a_deployment_can_accept_emails_marked_unverified() {
-    let dir = scratch_dir();
-    let mut settings = test_settings(&dir);
-    settings.oidc.accept_unverified_email = true;
-    let app = TestApp::spawn_with(settings, dir).await;
+    let app = TestApp::spawn_adjusted(|s| s.oidc.accept_unverified_email = true).await;
     let op = StubOp::start(false).await;
     let customer = unique("trusting");
     stub_client(&app, &op, &customer, "Okta", Some("OidcEmailToScimUsername")).await;

@@ -48,6 +48,16 @@ pub async fn stub_client(app: &TestApp, op: &StubOp, customer: &str, idp_type: &
 pub async fn start(app: &TestApp, customer: &str) -> Started {
     let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    started(&body)
+}
+
+/// Asks to start a login for `customer` that comes back to `next`.
+pub async fn initiate_to(app: &TestApp, customer: &str, next: &str) -> (StatusCode, Value) {
+    app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "post_login_redirect_url": next})).await
+}
+
+/// The login an initiate's answer started, as the app sees it.
+pub fn started(body: &Value) -> Started {
     let idp_url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
     let param = |k: &str| idp_url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.to_string()).unwrap();
     Started {

@@ -275,10 +275,7 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
 
 /// A server that refuses a redirect path another client has.
 async fn requiring_distinct_paths() -> TestApp {
-    let dir = scratch_dir();
-    let mut settings = test_settings(&dir);
-    settings.oidc.require_distinct_redirect_paths = true;
-    TestApp::spawn_with(settings, dir).await
+    TestApp::spawn_adjusted(|s| s.oidc.require_distinct_redirect_paths = true).await
 }
 
 /// By default a shared path is saved with a warning naming the other

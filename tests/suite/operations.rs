@@ -215,12 +215,7 @@ fn nodes_migrating_one_database_at_once_all_start() {
 #[tokio::test]
 async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
     // A database of its own: it deletes every entry it finds.
-    let dir = scratch_dir();
-    let mut settings = test_settings(&dir);
-    if let Some(base) = postgres_url() {
-        settings.database.url = scratch_postgres_database(&base);
-    }
-    let app = TestApp::spawn_with(settings, dir).await;
+    let app = TestApp::spawn_on_own_database().await;
     let scim = app.scim().await;
     let id = scim.create_user(user("trim@acme.com")).await;
     scim.get(&format!("/Users/{id}")).await;

@@ -62,6 +62,13 @@ pub struct WebSettings {
 }
 
 impl WebSettings {
+    /// The `email_verified` the SCIM join, the allowlist and the matching
+    /// report go by: an email marked unverified identifies no one (`false`),
+    /// unless the deployment accepts such emails (then it counts as not said).
+    pub fn email_verified_for_join(&self, said: Option<bool>) -> Option<bool> {
+        said.filter(|v| *v || !self.accept_unverified_email)
+    }
+
     /// The strategy a client without its own choice uses, and where it comes from.
     pub fn default_strategy(&self, idp_type: IdpType) -> (MatchingStrategy, &'static str) {
         match self.default_strategies.get(&idp_type) {

@@ -193,20 +193,23 @@ pub enum SettingsError {
     Invalid { key: &'static str, message: String },
 }
 
-/// Short environment names for the most used keys.
-/// The environment's names for settings outside `SECTION__KEY` form (after `TANDEM_`).
-const SHORTHAND_ENV: [&str; 5] = ["bind", "public_url", "database_url", "secret_key", "secret_key_file"];
+/// Short environment names for the most used keys (after `TANDEM_`), the
+/// only names read outside `SECTION__KEY` form, each with the setting it names.
+const SHORTHAND_ENV: [(&str, &str); 5] = [
+    ("bind", "server.bind"),
+    ("public_url", "server.public_url"),
+    ("database_url", "database.url"),
+    ("secret_key", "secrets.key"),
+    ("secret_key_file", "secrets.key_file"),
+];
 
+/// The setting an environment name (after `TANDEM_`) names.
 fn env_key(key: &str) -> String {
     let key = key.to_ascii_lowercase();
-    match key.as_str() {
-        "bind" => "server.bind".into(),
-        "public_url" => "server.public_url".into(),
-        "database_url" => "database.url".into(),
-        "secret_key" => "secrets.key".into(),
-        "secret_key_file" => "secrets.key_file".into(),
-        other => {
-            let key = other.replace("__", ".");
+    match SHORTHAND_ENV.iter().find(|(short, _)| *short == key) {
+        Some((_, setting)) => (*setting).into(),
+        None => {
+            let key = key.replace("__", ".");
             // An IdP type as the types are spelled (`matching.defaults.Okta`),
             // so that it replaces the file's value of the same spelling.
             match key.strip_prefix("matching.defaults.") {
@@ -253,7 +256,7 @@ impl Settings {
         let env = env
             .filter(|k| {
                 let k = k.as_str().to_ascii_lowercase();
-                k.contains("__") || SHORTHAND_ENV.contains(&k.as_str())
+                k.contains("__") || SHORTHAND_ENV.iter().any(|(short, _)| *short == k)
             })
             .map(|k| env_key(k.as_str()).into())
             .lowercase(false);

@@ -355,6 +355,11 @@ pub fn replace(
     Ok((row, ignored))
 }
 
+/// The groups `member` (a user or a group) is a member of.
+pub fn holding(conn: &mut AnyConnection, member: &str) -> Result<Vec<String>, StoreError> {
+    Ok(gm::scim_group_members.filter(gm::member_id.eq(member)).select(gm::group_id).load(conn)?)
+}
+
 /// Marks `ids` (groups of `connection`) changed at `now`: a new version and
 /// `lastModified`, for a change of their members made by another
 /// resource's write (a member deleted). Run in a transaction of its own,

@@ -292,11 +292,6 @@ pub fn tombstone(
     Ok(Some(row))
 }
 
-/// The groups `member` (a user or a group) is a member of.
-pub fn groups_holding(conn: &mut AnyConnection, member: &str) -> Result<Vec<String>, StoreError> {
-    Ok(gm::scim_group_members.filter(gm::member_id.eq(member)).select(gm::group_id).load(conn)?)
-}
-
 /// The condition `paged` adds for live users (tombstones are not SCIM resources).
 pub const LIVE: &str = " AND u.deleted_at IS NULL";
 

@@ -50,15 +50,13 @@ pub async fn report(
     let preferred = [current, state.settings.default_strategy(idp_type).0];
     let (client_key, conn_key) = (client.id.clone(), connection.id.clone());
     let state_for_block = state.clone();
-    let accept_unverified = state.settings.accept_unverified_email;
     state
         .store
         .read(move |c| {
             let mut seen = matching::sso_side(c, &client_key)?;
-            if accept_unverified {
-                // As the login counts them: an unverified email identifies as any other.
-                seen.iter_mut().for_each(|s| s.keys.email_verified = None);
-            }
+            // Counted as the login counts them.
+            let settings = &state_for_block.settings;
+            seen.iter_mut().for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified));
             let scim = matching::scim_side(c, &conn_key)?;
             let index = ScimIndex::new(&scim);
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();

@@ -307,6 +307,34 @@ async fn finish(
     respond(state, trace, client, redirect, claims).await
 }
 
+/// The email allowlist's refusal of `email`, if any. No allowlist passes
+/// every email; an email the IdP marks unverified passes none, as anyone
+/// may claim an address they do not control and its domain proves nothing.
+fn allowlist_refusal(domains: &[String], email: Option<&str>, verified: Option<bool>) -> Option<ApiError> {
+    if domains.is_empty() {
+        return None;
+    }
+    let domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
+    let (message, mut details) = match &domain {
+        Some(_) if verified == Some(false) => (
+            format!(
+                "the IdP marks the email {:?} as not verified (email_verified: false), so its domain cannot pass \
+                 this client's email_domain_allowlist",
+                email.unwrap_or_default()
+            ),
+            json!({"email_verified": false}),
+        ),
+        Some(d) if domains.contains(d) => return None,
+        _ => (
+            format!("the email domain {:?} is not in this client's email_domain_allowlist", domain.unwrap_or_default()),
+            json!({}),
+        ),
+    };
+    details["email"] = json!(email);
+    details["allowed_domains"] = json!(domains);
+    Some(ApiError::new(StatusCode::FORBIDDEN, "LoginBlockedByEmailAllowlist", message).with_details(details))
+}
+
 /// The refusal of a callback whose `iss` is not the login's issuer (RFC 9207).
 fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
     let message = format!("the callback's iss parameter {iss:?} is not the issuer {issuer:?} (RFC 9207)");
@@ -341,9 +369,7 @@ async fn respond(
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     };
-    // What the join and the allowlist go by: an email marked unverified
-    // identifies no one, unless the deployment accepts such emails.
-    let verified_for_join = email_verified.filter(|v| *v || !state.settings.accept_unverified_email);
+    let verified_for_join = state.settings.email_verified_for_join(email_verified);
     let preferred_username = text(&claims, "preferred_username");
     trace.event.oidc_user_id = Some(oidc_user_id.clone());
     trace.event.email = email.clone();
@@ -364,39 +390,7 @@ async fn respond(
     };
 
     // The email allowlist is checked before the join; the SSO user is recorded either way.
-    let domains = client.domains();
-    let blocked = if domains.is_empty() {
-        None
-    } else {
-        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-        if verified_for_join == Some(false) && domain.is_some() {
-            // Anyone may claim an address they do not control: its domain proves nothing.
-            Some(
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "LoginBlockedByEmailAllowlist",
-                    format!(
-                        "the IdP marks the email {:?} as not verified (email_verified: false), so its domain \
-                         cannot pass this client's email_domain_allowlist",
-                        email.as_deref().unwrap_or_default()
-                    ),
-                )
-                .with_details(json!({"email": email, "email_verified": false, "allowed_domains": domains})),
-            )
-        } else {
-            (!domain.as_ref().is_some_and(|d| domains.contains(d))).then(|| {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "LoginBlockedByEmailAllowlist",
-                    format!(
-                        "the email domain {:?} is not in this client's email_domain_allowlist",
-                        domain.unwrap_or_default()
-                    ),
-                )
-                .with_details(json!({"email": email, "allowed_domains": domains}))
-            })
-        }
-    };
+    let blocked = allowlist_refusal(&client.domains(), email.as_deref(), verified_for_join);
 
     // One transaction: record the SSO user, join it, save the login event.
     let (st, client_row) = (state.clone(), client.clone());

@@ -580,7 +580,7 @@ pub async fn delete(
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
                 return Ok(Err(e));
             }
-            let held_by = tandem_store::scim::users::groups_holding(c, &key)?;
+            let held_by = groups::holding(c, &key)?;
             groups::delete(c, &conn, &key)?;
             logs::insert(c, &[log.entry(now, "delete", Some("Group"), Some(&key), None, 204, None)])?;
             Ok(Ok(held_by))

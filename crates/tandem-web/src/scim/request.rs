@@ -129,32 +129,42 @@ impl ListParams {
     /// `excludedAttributes` does not name it whole (`members.display`
     /// excludes a sub-attribute only).
     pub fn wants(&self, attr: &str) -> bool {
-        // Each listed name as (attribute, sub-attribute); `None` for a schema URN alone.
-        let listed = |list: &str| -> Vec<Option<(String, bool)>> {
-            list.split(',')
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(|a| {
-                    let tail = a.rsplit(':').next().unwrap_or(a);
-                    let whole_schema =
-                        a.contains(':') && ["User", "Group"].iter().any(|s| tail.eq_ignore_ascii_case(s));
-                    (!whole_schema).then(|| {
-                        let (name, sub) = tail.split_once('.').map_or((tail, false), |(n, _)| (n, true));
-                        (name.to_string(), sub)
-                    })
-                })
-                .collect()
-        };
         if let Some(list) = &self.attributes {
-            return listed(list).iter().any(|l| l.as_ref().is_none_or(|(name, _)| name.eq_ignore_ascii_case(attr)));
+            return Listed::all(list).any(|l| l.name.is_none_or(|n| n.eq_ignore_ascii_case(attr)));
         }
-        // Only a core attribute excludes `attr` (`members`, `groups`): an
-        // extension's attribute of the same name is another attribute.
-        let core = |a: &str| !a.contains(':') || a.to_ascii_lowercase().contains(":schemas:core:");
-        let excluded =
-            self.excluded.as_deref().map(|l| l.split(',').filter(|a| core(a.trim())).collect::<Vec<_>>().join(","));
-        let excluded = excluded.as_deref().map(listed).unwrap_or_default();
-        !excluded.iter().flatten().any(|(name, sub)| !sub && name.eq_ignore_ascii_case(attr))
+        // Only a core attribute named whole excludes `attr` (`members`,
+        // `groups`): an extension's attribute of the same name is another
+        // attribute, and `members.display` a part of it.
+        !self.excluded.as_deref().is_some_and(|list| {
+            Listed::all(list).any(|l| l.core && !l.sub && l.name.is_some_and(|n| n.eq_ignore_ascii_case(attr)))
+        })
+    }
+}
+
+/// One name of an `attributes` or `excludedAttributes` list.
+struct Listed<'a> {
+    /// The attribute; `None` for a schema URN alone (the whole schema).
+    name: Option<&'a str>,
+    /// Whether it names a sub-attribute (`members.value`).
+    sub: bool,
+    /// Whether it is a core attribute (unqualified, or under a core schema URN).
+    core: bool,
+}
+
+impl<'a> Listed<'a> {
+    /// The names of a comma-separated list.
+    fn all(list: &'a str) -> impl Iterator<Item = Listed<'a>> {
+        list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(Listed::of)
+    }
+
+    fn of(a: &'a str) -> Listed<'a> {
+        let tail = a.rsplit(':').next().unwrap_or(a);
+        let qualified = a.contains(':');
+        if qualified && ["User", "Group"].iter().any(|s| tail.eq_ignore_ascii_case(s)) {
+            return Listed { name: None, sub: false, core: true };
+        }
+        let (name, sub) = tail.split_once('.').map_or((tail, false), |(n, _)| (n, true));
+        Listed { name: Some(name), sub, core: !qualified || a.to_ascii_lowercase().contains(":schemas:core:") }
     }
 }
 

@@ -385,7 +385,7 @@ pub async fn delete(
             if let Err(e) = check_if_match(if_match.as_deref(), current.version) {
                 return Ok(Err(e));
             }
-            let held_by = users::groups_holding(c, &key)?;
+            let held_by = tandem_store::scim::groups::holding(c, &key)?;
             users::tombstone(c, &conn, &key, now)?;
             logs::insert(
                 c,
