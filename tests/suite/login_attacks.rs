@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use crate::login_support::*;
-use crate::stub_idp::{Signer, StubOp};
+use crate::stub_idp::{JwksShape, Signer, StubOp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -43,6 +43,24 @@ async fn a_valid_login_succeeds_sso_only_without_a_scim_connection() {
     let sent = op.token_requests().join("\n");
     assert!(sent.contains("code_verifier="), "{sent}");
     assert!(sent.starts_with("Basic "), "{sent}");
+}
+
+/// Key sets as real IdPs publish them: a modulus with a leading zero byte
+/// (Java IdPs), keys without a kid, a kid listed once per algorithm. Each
+/// verifies the published key's tokens, and still refuses another key's.
+#[tokio::test]
+async fn key_sets_in_the_shapes_real_idps_publish_verify_their_tokens() {
+    for shape in [JwksShape::PaddedModulus, JwksShape::NoKids, JwksShape::DuplicateKid] {
+        let (app, op, customer) = setup().await;
+        op.set_jwks_shape(shape);
+        let (status, body) = login(&app, &op, &customer, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let started = start(&app, &customer).await;
+        op.issue("forged", op.sign(&claims(&op, &started, json!({})), Signer::Unpublished, "test-key-a"));
+        let (status, body) = complete(&app, &op, &started, "forged").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,20 @@ const PUB_A: &[u8] = include_bytes!("fixtures/rsa-a.pub.der");
 const JWK_A: &str = include_str!("fixtures/rsa-a.jwk.json");
 const JWK_B: &str = include_str!("fixtures/rsa-b.jwk.json");
 
+/// How the JWKS lists the published key, for the shapes real IdPs serve.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub enum JwksShape {
+    /// As generated: one key with a kid, pinned to RS256.
+    #[default]
+    Plain,
+    /// The modulus with a leading zero byte (Java's `BigInteger.toByteArray()`).
+    PaddedModulus,
+    /// The key without a kid (some home-grown IdPs), whatever kid tokens name.
+    NoKids,
+    /// The key listed under its kid twice: pinned to RS512 first, then to RS256.
+    DuplicateKid,
+}
+
 /// Which key signs a token.
 #[derive(Clone, Copy)]
 pub enum Signer {
@@ -42,6 +56,7 @@ struct OpState {
     down: bool,
     /// The JWKS alone answers 503.
     jwks_down: bool,
+    jwks_shape: JwksShape,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
@@ -128,6 +143,10 @@ impl StubOp {
         self.state.lock().unwrap().jwks_down = down;
     }
 
+    pub fn set_jwks_shape(&self, shape: JwksShape) {
+        self.state.lock().unwrap().jwks_shape = shape;
+    }
+
     pub fn jwks_fetches(&self) -> usize {
         self.state.lock().unwrap().jwks_fetches
     }
@@ -192,8 +211,26 @@ async fn jwks(op: web::Data<StubOp>) -> HttpResponse {
     if st.down || st.jwks_down {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let jwk: Value = serde_json::from_str(if st.rotated { JWK_B } else { JWK_A }).unwrap();
-    HttpResponse::Ok().json(json!({"keys": [jwk]}))
+    let mut jwk: Value = serde_json::from_str(if st.rotated { JWK_B } else { JWK_A }).unwrap();
+    let keys = match st.jwks_shape {
+        JwksShape::Plain => vec![jwk],
+        JwksShape::PaddedModulus => {
+            let mut n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+            n.insert(0, 0);
+            jwk["n"] = json!(URL_SAFE_NO_PAD.encode(n));
+            vec![jwk]
+        }
+        JwksShape::NoKids => {
+            jwk.as_object_mut().unwrap().remove("kid");
+            vec![jwk]
+        }
+        JwksShape::DuplicateKid => {
+            let mut other = jwk.clone();
+            other["alg"] = json!("RS512");
+            vec![other, jwk]
+        }
+    };
+    HttpResponse::Ok().json(json!({"keys": keys}))
 }
 
 async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpResponse {

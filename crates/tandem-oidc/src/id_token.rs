@@ -86,7 +86,7 @@ pub async fn validate(
     }
     let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_name:?}")))?;
     let kid = header.get("kid").and_then(Value::as_str);
-    let key = keys.key(http, kid).await.map_err(|e| match e {
+    let key = keys.key(http, kid, alg_name).await.map_err(|e| match e {
         KeyError::Fetch(m) => fail("jwks", format!("the IdP's signing keys could not be fetched: {m}")),
         KeyError::UnknownKid(k) => fail("kid", format!("no signing key with kid {k:?} in the IdP's key set")),
         KeyError::NoKid => fail("kid", "the token names no kid and the IdP's key set has several keys"),

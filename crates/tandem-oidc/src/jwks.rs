@@ -41,7 +41,9 @@ pub struct Key {
 
 #[derive(Default)]
 struct State {
-    keys: HashMap<String, Key>,
+    /// Keys by `kid`; some IdPs list one key under a `kid` once per
+    /// algorithm, so a `kid` may hold several.
+    keys: HashMap<String, Vec<Key>>,
     /// Keys without a `kid`, in document order.
     anonymous: Vec<Key>,
     fetched: Option<DateTime<Utc>>,
@@ -93,8 +95,9 @@ impl KeySet {
         fetch(http, &self.uri, now).await.map(|fresh| State { tried: Some(now), ..fresh })
     }
 
-    /// The key for `kid` (or the only key when the token names none).
-    pub async fn key(&self, http: &IdpHttp, kid: Option<&str>) -> Result<Key, KeyError> {
+    /// The key for `kid` and `alg` (or the only key when the token names no
+    /// `kid`, or the set's keys have none).
+    pub async fn key(&self, http: &IdpHttp, kid: Option<&str>, alg: &str) -> Result<Key, KeyError> {
         let mut state = self.state.lock().await;
         match state.fetched {
             None => {
@@ -130,7 +133,7 @@ impl KeySet {
             },
             Some(_) => {}
         }
-        if let Some(found) = lookup(&state, kid) {
+        if let Some(found) = lookup(&state, kid, alg) {
             return Ok(found);
         }
         // An unknown kid may be a key the IdP just rotated in.
@@ -138,7 +141,7 @@ impl KeySet {
         if kid.is_some() && may_refetch {
             state.tried = Some(self.clock.now());
             *state = self.fetch(http).await?;
-            if let Some(found) = lookup(&state, kid) {
+            if let Some(found) = lookup(&state, kid, alg) {
                 return Ok(found);
             }
         }
@@ -149,13 +152,52 @@ impl KeySet {
     }
 }
 
-fn lookup(state: &State, kid: Option<&str>) -> Option<Key> {
+/// The key a token with `kid` and `alg` names. Under a `kid` listed several
+/// times, the key pinned to `alg` is preferred, then an unpinned one (a key
+/// pinned to another algorithm is still returned, for the caller to refuse
+/// by name). A set whose keys carry no `kid` at all (some home-grown IdPs)
+/// serves its only key whatever `kid` the token names: the signature still
+/// has to verify with it.
+fn lookup(state: &State, kid: Option<&str>, alg: &str) -> Option<Key> {
+    let only_anonymous = || (state.keys.is_empty() && state.anonymous.len() == 1).then(|| state.anonymous[0].clone());
     match kid {
-        Some(k) => state.keys.get(k).cloned(),
+        Some(k) => match state.keys.get(k) {
+            Some(listed) => listed
+                .iter()
+                .find(|key| key.alg.as_deref() == Some(alg))
+                .or_else(|| listed.iter().find(|key| key.alg.is_none()))
+                .or_else(|| listed.first())
+                .cloned(),
+            None => only_anonymous(),
+        },
         None => {
-            let all: Vec<&Key> = state.keys.values().chain(state.anonymous.iter()).collect();
-            (all.len() == 1).then(|| all[0].clone())
+            let mut all = state.keys.values().flatten().chain(state.anonymous.iter());
+            match (all.next(), all.next()) {
+                (Some(only), None) => Some(only.clone()),
+                _ => None,
+            }
         }
+    }
+}
+
+/// A JWK as a decoding key. An RSA modulus or exponent with leading zero
+/// bytes (Java IdPs serialise `BigInteger.toByteArray()`, which adds one to
+/// about half of all moduli; RFC 7518 §6.3.1.1 notes such keys exist) is
+/// read without them: aws-lc refuses zero-padded components, and would fail
+/// every signature made with such a key.
+fn decoding_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<DecodingKey> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    match &jwk.algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => {
+            let component = |b64: &str| -> Option<Vec<u8>> {
+                let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
+                let start = bytes.iter().position(|b| *b != 0)?;
+                Some(bytes[start..].to_vec())
+            };
+            Some(DecodingKey::from_rsa_raw_components(&component(&rsa.n)?, &component(&rsa.e)?))
+        }
+        _ => DecodingKey::from_jwk(jwk).ok(),
     }
 }
 
@@ -178,13 +220,11 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
         if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
             continue;
         }
-        let Ok(decoding) = DecodingKey::from_jwk(jwk) else { continue };
+        let Some(decoding) = decoding_key(jwk) else { continue };
         let alg = jwk.common.key_algorithm.map(|a| a.to_string());
         let key = Key { decoding: Arc::new(decoding), alg };
         match &jwk.common.key_id {
-            Some(kid) => {
-                state.keys.insert(kid.clone(), key);
-            }
+            Some(kid) => state.keys.entry(kid.clone()).or_default().push(key),
             None => state.anonymous.push(key),
         }
     }
