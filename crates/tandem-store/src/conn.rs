@@ -154,9 +154,20 @@ impl r2d2::ManageConnection for Manager {
         conn.conn.batch_execute("SELECT 1").map_err(ManagerError::from)
     }
 
+    /// Besides a lost connection, one coming back inside a transaction is
+    /// dropped (which rolls the transaction back): that happens only when
+    /// the code using it panicked mid-transaction. Kept, its next user's
+    /// `BEGIN` and `COMMIT` would become a savepoint and its release inside
+    /// the abandoned transaction, answered as committed but never committed,
+    /// with the abandoned transaction's row locks (SQLite: the write lock)
+    /// held on.
     fn has_broken(&self, conn: &mut Pooled) -> bool {
+        use diesel::connection::TransactionManager;
         conn.returned_at = Some(Instant::now());
-        conn.lost
+        let open = <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(&mut conn.conn)
+            .transaction_depth()
+            .map_or(true, |depth| depth.is_some());
+        conn.lost || open || std::thread::panicking()
     }
 }
 

@@ -459,6 +459,26 @@ mod tests {
         assert_eq!(names(&store), ["after"]);
     }
 
+    #[test]
+    fn a_connection_given_back_inside_a_transaction_leaves_the_pool() {
+        let (store, _dir) = crate::test_store();
+        for _ in 0..3 {
+            let s = store.clone();
+            let panicked = std::thread::spawn(move || {
+                s.write_blocking(|c| -> Result<(), StoreError> {
+                    integration_keys::create(c, "boom", at())?;
+                    panic!("a bug in a transaction")
+                })
+            })
+            .join();
+            assert!(panicked.is_err());
+        }
+        let started = std::time::Instant::now();
+        store.write_blocking(|c| integration_keys::create(c, "after", at()).map(|_| ())).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the write lock was free");
+        assert_eq!(names(&store), ["after"]);
+    }
+
     fn thread_name() -> String {
         std::thread::current().name().unwrap_or_default().to_string()
     }

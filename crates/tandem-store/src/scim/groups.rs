@@ -372,12 +372,15 @@ pub fn touch(
     ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    if ids.is_empty() {
-        return Ok(0);
+    let mut touched = 0;
+    // In chunks, as every `IN` list here: SQLite binds at most 32,766 values.
+    for chunk in ids.chunks(500) {
+        touched +=
+            diesel::update(g::scim_groups.filter(g::scim_connection_id.eq(connection)).filter(g::id.eq_any(chunk)))
+                .set((g::version.eq(g::version + 1), g::updated_at.eq(micros(now))))
+                .execute(conn)?;
     }
-    Ok(diesel::update(g::scim_groups.filter(g::scim_connection_id.eq(connection)).filter(g::id.eq_any(ids)))
-        .set((g::version.eq(g::version + 1), g::updated_at.eq(micros(now))))
-        .execute(conn)?)
+    Ok(touched)
 }
 
 /// Deletes a group and its memberships (as member and as container).
@@ -488,5 +491,13 @@ mod tests {
         assert_eq!(rest, json!({"displayName": "g"}));
         let got: Vec<(&str, Option<&str>)> = refs.iter().map(|r| (r.value.as_str(), r.display.as_deref())).collect();
         assert_eq!(got, vec![("b", Some("B")), ("a", None), ("c", None)]);
+    }
+
+    #[test]
+    fn touch_takes_more_ids_than_sqlite_binds_in_one_statement() {
+        let (store, _dir) = crate::test_store();
+        let ids: Vec<String> = (0..40_000).map(|i| format!("g{i}")).collect();
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        assert_eq!(store.write_blocking(|c| touch(c, "c", &ids, now)).unwrap(), 0);
     }
 }
