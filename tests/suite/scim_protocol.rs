@@ -404,6 +404,32 @@ async fn put_and_patch_answers_follow_attributes_and_excluded_attributes() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(put("?attributes=members.value.extra").await.status, StatusCode::BAD_REQUEST);
     assert_eq!(scim.get(&format!("/Groups/{gid}")).await.body, group_before);
+    // A list is checked whether or not anything matches, and is bounded:
+    // each resource of a page is projected through it.
+    for list in ["/Users?filter=userName%20eq%20%22nobody%22&", "/Groups?filter=displayName%20eq%20%22none%22&"] {
+        let r = scim.get(&format!("{list}attributes=name.givenName.extra")).await;
+        assert_eq!(
+            (r.status, r.body["scimType"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalidPath")),
+            "{}",
+            r.body
+        );
+    }
+    let names = vec!["userName"; 201].join(",");
+    for search in ["/Users/.search", "/Groups/.search", "/.search"] {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "attributes": names});
+        let r = scim.post(search, body).await;
+        assert_eq!(
+            (r.status, r.body["scimType"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalidValue")),
+            "{}",
+            r.body
+        );
+        assert!(r.body["detail"].as_str().unwrap().contains("at most 200 names"), "{}", r.body);
+    }
+    let names = vec!["userName"; 200].join(",");
+    let r = scim.get(&format!("/Users?count=1&attributes={names}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
 #[tokio::test]
@@ -820,6 +846,18 @@ async fn a_group_membership_patch_changes_only_the_members_it_names_and_can_answ
         )
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.body);
+    // So does one with bytes outside ASCII, which cannot name any version.
+    let unreadable = scim
+        .http
+        .patch(format!("{}/Groups/{gid}", scim.base))
+        .bearer_auth(&scim.key)
+        .header("if-match", reqwest::header::HeaderValue::from_bytes(b"W/\"1\xc3\xa9\"").unwrap())
+        .header("content-type", "application/scim+json")
+        .body(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": c}]}])).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unreadable.status(), StatusCode::PRECONDITION_FAILED);
     // Entra's and Okta's shapes in one PATCH: an add (one member new, one given a
     // new display text) and a remove through a filter, in another case.
     let r = patch(
@@ -869,9 +907,20 @@ async fn a_group_membership_patch_changes_only_the_members_it_names_and_can_answ
         .map(|e| (e["operation"].as_str().unwrap().to_string(), e["status"].as_i64().unwrap(), e["reasons"].clone()))
         .collect();
     let ops: Vec<(&str, i64)> = groups.iter().map(|(o, s, _)| (o.as_str(), *s)).collect();
-    assert_eq!(ops, [("create", 201), ("fail", 412), ("update", 204), ("fail", 400), ("update", 200), ("update", 200)]);
     assert_eq!(
-        groups[2].2,
+        ops,
+        [
+            ("create", 201),
+            ("fail", 412),
+            ("fail", 412),
+            ("update", 204),
+            ("fail", 400),
+            ("update", 200),
+            ("update", 200)
+        ]
+    );
+    assert_eq!(
+        groups[3].2,
         json!([{"attribute": "externalId", "reason": "added"}, {"attribute": "members", "reason": "1 added, 1 removed"}])
     );
 }

@@ -75,6 +75,49 @@ pub(crate) fn same_element(existing: &Value, candidate: &Value, def: &AttributeD
     }
 }
 
+/// The elements of a multi-valued attribute by their `value` text (folded
+/// unless `value` is case-exact): [`same_element`] can only hold between
+/// elements with equal keys, so a PATCH adding or removing many values
+/// compares each with the few sharing its key instead of with every
+/// element (an add of n values to n was n² comparisons). Elements whose
+/// `value` is not text are compared with every such element, as before.
+struct ValueIndex {
+    case_exact: bool,
+    keyed: std::collections::HashMap<String, Vec<usize>>,
+    others: Vec<usize>,
+}
+
+impl ValueIndex {
+    fn new(def: &AttributeDef) -> ValueIndex {
+        let case_exact = def.sub_attribute("value").is_some_and(|s| s.case_exact);
+        ValueIndex { case_exact, keyed: std::collections::HashMap::new(), others: Vec::new() }
+    }
+
+    fn key(&self, element: &Value) -> Option<String> {
+        let text = member_ci(element, "value")?.as_str()?;
+        Some(if self.case_exact { text.to_owned() } else { text.to_lowercase() })
+    }
+
+    fn insert(&mut self, element: &Value, idx: usize) {
+        match self.key(element) {
+            Some(k) => self.keyed.entry(k).or_default().push(idx),
+            None => self.others.push(idx),
+        }
+    }
+
+    /// The indexes that may hold an element the same as `candidate`, in order.
+    fn candidates(&self, candidate: &Value) -> Vec<usize> {
+        let mut found: Vec<usize> = match self.key(candidate) {
+            Some(k) => self.keyed.get(&k).cloned().unwrap_or_default(),
+            // Without a text `value`: compared with everything, as before.
+            None => self.keyed.values().flatten().copied().collect(),
+        };
+        found.extend(&self.others);
+        found.sort_unstable();
+        found
+    }
+}
+
 /// Sets one sub-attribute of an element; an immutable sub-attribute may only be set when unset.
 fn set_sub(element: &mut Map<String, Value>, sub: &AttributeDef, value: Value, label: &str) -> Result<(), ScimError> {
     if sub.mutability == Mutability::Immutable {
@@ -195,16 +238,26 @@ fn append(
     label: &str,
 ) -> Result<(), ScimError> {
     let mut items = take_array(map, attr.name);
+    let mut index = ValueIndex::new(attr);
+    for (idx, item) in items.iter().enumerate() {
+        index.insert(item, idx);
+    }
     let mut touched = Vec::new();
     for addition in additions {
-        match items.iter().position(|e| same_element(e, &addition, attr)) {
+        let found = index
+            .candidates(&addition)
+            .into_iter()
+            .find(|i| items.get(*i).is_some_and(|e| same_element(e, &addition, attr)));
+        match found {
             Some(idx) => {
                 if let (Some(existing), Value::Object(extra)) = (items.get_mut(idx), &addition) {
+                    // Its key stays: the values are the same (folded, where not case-exact).
                     merge_into(existing, extra, attr, label)?;
                 }
                 touched.push(idx);
             }
             None => {
+                index.insert(&addition, items.len());
                 items.push(addition);
                 touched.push(items.len() - 1);
             }
@@ -417,8 +470,19 @@ fn remove_in(
             match listed {
                 Some(Value::Array(doomed)) => {
                     let items = take_array(map, attr.name);
-                    let kept =
-                        items.into_iter().filter(|item| !doomed.iter().any(|d| same_element(item, d, attr))).collect();
+                    let mut index = ValueIndex::new(attr);
+                    for (idx, d) in doomed.iter().enumerate() {
+                        index.insert(d, idx);
+                    }
+                    let kept = items
+                        .into_iter()
+                        .filter(|item| {
+                            !index
+                                .candidates(item)
+                                .into_iter()
+                                .any(|i| doomed.get(i).is_some_and(|d| same_element(item, d, attr)))
+                        })
+                        .collect();
                     put_array(map, attr.name, kept);
                 }
                 _ => {

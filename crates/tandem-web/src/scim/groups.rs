@@ -267,6 +267,8 @@ pub async fn get(
 
 /// Runs a list or search and renders the ListResponse.
 pub async fn list_groups(state: &AppState, connection: &str, params: ListParams) -> Result<Value, ScimFailure> {
+    // Refused whether or not anything matches, before the read.
+    check_projection(RT, params.attributes.as_deref(), params.excluded.as_deref())?;
     let conn = connection.to_string();
     let want_members = params.wants("members");
     let filter = params.filter.clone();

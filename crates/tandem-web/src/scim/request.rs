@@ -78,18 +78,30 @@ pub fn strip_value_filters(list: &str) -> String {
     out
 }
 
+/// The most names an `attributes` or `excludedAttributes` list may hold,
+/// and its longest text: a schema has a few dozen attributes, and each
+/// resource of a page is projected through the list.
+pub const MAX_LISTED_ATTRIBUTES: usize = 200;
+const MAX_LIST_CHARS: usize = 8192;
+
 fn list_param(name: &str, raw: Option<&Value>) -> Result<Option<String>, ScimError> {
-    match raw {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(strip_value_filters(s))),
+    let list = match raw {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => strip_value_filters(s),
         Some(Value::Array(items)) => {
             let parts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
             parts
-                .map(|p| Some(strip_value_filters(&p.join(","))))
-                .ok_or_else(|| ScimError::invalid_value(format!("{name} must be a list of strings")))
+                .map(|p| strip_value_filters(&p.join(",")))
+                .ok_or_else(|| ScimError::invalid_value(format!("{name} must be a list of strings")))?
         }
-        Some(_) => Err(ScimError::invalid_value(format!("{name} must be a list of attribute names"))),
+        Some(_) => return Err(ScimError::invalid_value(format!("{name} must be a list of attribute names"))),
+    };
+    if list.len() > MAX_LIST_CHARS || list.split(',').count() > MAX_LISTED_ATTRIBUTES {
+        return Err(ScimError::invalid_value(format!(
+            "{name} may list at most {MAX_LISTED_ATTRIBUTES} names in {MAX_LIST_CHARS} characters"
+        )));
     }
+    Ok(Some(list))
 }
 
 impl ListParams {

@@ -137,9 +137,11 @@ pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimEr
     }
 }
 
-/// The `If-Match` header of a request.
+/// The `If-Match` header of a request. One with bytes outside ASCII is
+/// read lossily, not as absent: it matches no version, so the write is
+/// refused (412) instead of going ahead without its precondition.
 pub fn if_match(req: &HttpRequest) -> Option<String> {
-    req.headers().get("if-match").and_then(|v| v.to_str().ok()).map(str::to_string)
+    req.headers().get("if-match").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Whether `If-None-Match` names the current version (answer 304).

@@ -211,6 +211,8 @@ pub async fn get(
 
 /// A page of a list or search: the total, the users, and each one's groups when they are wanted.
 async fn read_page(state: &AppState, connection: &str, params: &ListParams) -> Result<users::Page, ScimFailure> {
+    // Refused whether or not anything matches, before the read.
+    check_projection(RT, params.attributes.as_deref(), params.excluded.as_deref())?;
     let conn = connection.to_string();
     let want_groups = params.wants("groups");
     let filter = params.filter.clone();
