@@ -847,3 +847,81 @@ async fn a_refusal_whose_event_cannot_be_stored_names_no_event() {
 async fn a_claim_holding_the_nul_character_is_refused() {
     assert_token_check(json!({"email": "a\u{0}@acme.com"}), "claims").await;
 }
+
+/// OpenID Connect caps `sub` at 255 characters; a longer one (which
+/// PostgreSQL could not index) is refused as a token check and recorded.
+#[tokio::test]
+async fn a_user_id_over_255_bytes_is_refused_as_a_token_check() {
+    let (app, op, customer) = setup().await;
+    let (status, body) = login(&app, &op, &customer, json!({"sub": "s".repeat(256)})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["check"], "sub", "{body}");
+    let event = body["error"]["details"]["login_event_id"].as_str().unwrap();
+    let (_, event) = app.get(&format!("/api/v1/login-events/{event}")).await;
+    assert_eq!(event["outcome"], "failed", "{event}");
+    assert_eq!(event["failed_step"], "id_token", "{event}");
+    let (status, body) = login(&app, &op, &customer, json!({"sub": "s".repeat(255)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The selectors of an initiate are what an app's visitors type: oversized
+/// ones are refused as fields before anything is looked up or recorded.
+#[tokio::test]
+async fn oversized_initiate_selectors_are_refused_as_fields() {
+    let (app, _op, _customer) = setup().await;
+    let cases = [
+        ("customer_id", json!("c".repeat(4000))),
+        ("customer_id", json!("a\u{7}b")),
+        ("oidc_client_id", json!("i".repeat(65))),
+        ("email", json!(format!("{}@acme.com", "e".repeat(320)))),
+    ];
+    for (field, value) in cases {
+        let (status, body) = app.post("/api/v1/sso/login/initiate", json!({ field: value })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert_eq!(body["error"]["type"], "InvalidFields", "{body}");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], field, "{body}");
+        assert!(body.to_string().len() < 1000, "the value is not echoed: {body}");
+    }
+}
+
+/// An app may pass the IdP a `login_hint` (over the email the client was
+/// found by) and a `prompt`; a prompt OpenID Connect does not define, or
+/// `none` with others, is refused as a field.
+#[tokio::test]
+async fn initiate_passes_login_hint_and_prompt_to_the_idp() {
+    let (app, op, customer) = setup().await;
+    let query = |body: &Value| -> Vec<(String, String)> {
+        let url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
+        url.query_pairs()
+            .filter(|(k, _)| k == "login_hint" || k == "prompt")
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect()
+    };
+    let (status, body) = app
+        .post(
+            "/api/v1/sso/login/initiate",
+            json!({"customer_id": customer, "login_hint": "bob@acme.com", "prompt": "login select_account"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let want = [("login_hint", "bob@acme.com"), ("prompt", "login select_account")];
+    assert_eq!(query(&body), want.map(|(k, v)| (k.to_string(), v.to_string())));
+    // The login still completes.
+    let started = started(&body);
+    op.issue("hinted", op.sign(&claims(&op, &started, json!({})), Signer::Published, "test-key-a"));
+    assert_eq!(complete(&app, &op, &started, "hinted").await.0, StatusCode::OK);
+    let (_, plain) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer})).await;
+    assert_eq!(query(&plain), vec![]);
+    for (field, value) in [
+        ("prompt", "none login"),
+        ("prompt", "login login"),
+        ("prompt", "reauthenticate"),
+        ("prompt", ""),
+        ("login_hint", ""),
+    ] {
+        let (status, body) =
+            app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, field: value})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {value:?}: {body}");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], field, "{body}");
+    }
+}

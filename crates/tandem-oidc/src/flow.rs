@@ -131,15 +131,17 @@ fn token_client(
     Ok(c)
 }
 
-/// Builds the authorization URL carrying `state`, `nonce` and, with a
-/// `pkce_verifier` (RFC 7636: 43-128 unreserved characters), its S256 challenge.
+/// Builds the authorization URL carrying `state`, `nonce`, with a
+/// `pkce_verifier` (RFC 7636: 43-128 unreserved characters) its S256
+/// challenge, and `extra` parameters (`login_hint`, `prompt`: checked by
+/// the caller).
 pub fn authorization_url(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
     state: &str,
     nonce: &str,
     pkce_verifier: Option<&str>,
-    login_hint: Option<&str>,
+    extra: &[(&'static str, &str)],
 ) -> Result<String, FlowError> {
     let c = auth_client(meta, cfg)?;
     let state = state.to_string();
@@ -152,8 +154,8 @@ pub fn authorization_url(
     for s in cfg.additional_scopes {
         req = req.add_scope(Scope::new(s.clone()));
     }
-    if let Some(hint) = login_hint {
-        req = req.add_extra_param("login_hint", hint.to_string());
+    for (name, value) in extra {
+        req = req.add_extra_param(*name, value.to_string());
     }
     if let Some(v) = pkce_verifier {
         req =

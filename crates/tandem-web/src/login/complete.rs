@@ -341,6 +341,9 @@ fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
     idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({}))
 }
 
+/// The longest OIDC user id accepted, in bytes (OpenID Connect Core §2).
+const MAX_USER_ID_BYTES: usize = 255;
+
 fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
     claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -362,6 +365,20 @@ async fn respond(
         );
         return Err(at(state, trace, "id_token", err));
     };
+    // OpenID Connect Core §2: a `sub` is at most 255 ASCII characters (an
+    // Entra `oid` is a GUID). A longer one could not be indexed on PostgreSQL.
+    if oidc_user_id.len() > MAX_USER_ID_BYTES {
+        let err = idp(
+            StatusCode::BAD_GATEWAY,
+            "InvalidIdToken",
+            format!(
+                "the ID token's user id (sub/oid) is {} bytes long; OpenID Connect allows at most {MAX_USER_ID_BYTES}",
+                oidc_user_id.len()
+            ),
+            json!({"check": "sub"}),
+        );
+        return Err(at(state, trace, "id_token", err));
+    }
     let email = text(&claims, "email");
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(b)) => Some(*b),

@@ -88,6 +88,32 @@ impl Selector {
     }
 }
 
+/// The longest email accepted as a selector (an address's limit, RFC 3696 errata).
+const MAX_EMAIL_BYTES: usize = 320;
+
+/// The longest `oidc_client_id` accepted as a selector (ids are UUIDs).
+const MAX_CLIENT_ID_BYTES: usize = 64;
+
+/// Checks a `prompt` (OpenID Connect Core §3.1.2.1): space-separated values
+/// among `none`, `login`, `consent` and `select_account`, each once, and
+/// `none` alone.
+fn check_prompt(prompt: &str) -> Result<(), String> {
+    const KNOWN: [&str; 4] = ["none", "login", "consent", "select_account"];
+    let values: Vec<&str> = prompt.split(' ').collect();
+    if let Some(v) = values.iter().find(|v| !KNOWN.contains(v)) {
+        return Err(format!(
+            "{v:?} is not a prompt value: give space-separated values among none, login, consent and select_account"
+        ));
+    }
+    if values.iter().enumerate().any(|(i, v)| values[..i].contains(v)) {
+        return Err("names a value twice".into());
+    }
+    if values.len() > 1 && values.contains(&"none") {
+        return Err("none cannot be combined with other values".into());
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/sso/login/initiate`
 pub async fn initiate(
     state: web::Data<AppState>,
@@ -103,6 +129,16 @@ pub async fn initiate(
     let client_id = r.string("oidc_client_id");
     let email = r.string("email");
     let redirect_after = r.string("post_login_redirect_url");
+    let login_hint = r.string("login_hint");
+    let prompt = r.string("prompt");
+    if let Some(h) = &login_hint {
+        if h.is_empty() || h.len() > MAX_EMAIL_BYTES || h.chars().any(char::is_control) {
+            r.error("login_hint", format!("must be 1 to {MAX_EMAIL_BYTES} bytes without control characters"));
+        }
+    }
+    if let Some(Err(m)) = prompt.as_deref().map(check_prompt) {
+        r.error("prompt", m);
+    }
     if let Some(u) = &redirect_after {
         if let Err(m) = check_post_login_redirect(u) {
             r.error("post_login_redirect_url", m);
@@ -111,6 +147,20 @@ pub async fn initiate(
     if let Some(e) = &email {
         if !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
             r.error("email", "must be an email address");
+        } else if e.len() > MAX_EMAIL_BYTES {
+            r.error("email", format!("must be at most {MAX_EMAIL_BYTES} bytes"));
+        }
+    }
+    // Apps pass on what their visitors type: checked before anything is
+    // looked up, echoed or recorded.
+    if let Some(c) = &customer {
+        if let Err(m) = tandem_core::oidc_client::check_customer_id(c) {
+            r.error("customer_id", m);
+        }
+    }
+    if let Some(id) = &client_id {
+        if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || id.chars().any(char::is_control) {
+            r.error("oidc_client_id", format!("must be 1 to {MAX_CLIENT_ID_BYTES} bytes without control characters"));
         }
     }
     let given = [customer.is_some(), client_id.is_some(), email.is_some()].iter().filter(|b| **b).count();
@@ -167,14 +217,19 @@ pub async fn initiate(
     };
     let issued = login.issue(&state.secret_key, redirect_after.as_deref());
     let verifier = login.pkce_verifier();
-    let hint = email.as_deref();
+    // An explicit login_hint wins over the email the client was found by.
+    let extra: Vec<(&'static str, &str)> =
+        [("login_hint", login_hint.as_deref().or(email.as_deref())), ("prompt", prompt.as_deref())]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
     let url = match authorization_url(
         &meta,
         &cfg,
         &issued.state,
         &login.nonce(),
         verifier.as_ref().map(|v| v.0.as_str()),
-        hint,
+        &extra,
     ) {
         Ok(url) => url,
         Err(e) => {
