@@ -224,15 +224,20 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
     assert_eq!(status, StatusCode::OK, "{log}");
     let events = log["data"].as_array().unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["oidc_client.updated", "oidc_client.created"], "newest first: {log}");
-    let update = &events[0];
+    assert_eq!(
+        actions,
+        ["oidc_client.strategy_changed", "oidc_client.updated", "oidc_client.created"],
+        "newest first: {log}"
+    );
+    assert_eq!(events[0]["details"]["strategy"]["new"], "OidcSubToScimExternalId", "{log}");
+    let update = &events[1];
     assert!(update["actor"].as_str().unwrap().starts_with("test-key"), "{update}");
     assert_eq!(update["details"]["strategy"]["new"], "OidcSubToScimExternalId", "{update}");
     assert!(update["details"]["strategy"]["old"].is_null(), "{update}");
     assert!(events.iter().all(|e| e["target_id"] == id), "{log}");
     // Paged by `before`, filtered by action; no secret in any detail.
-    let (_, page) = app.get(&format!("/api/v1/audit-events?target_id={id}&limit=1")).await;
-    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let (_, page) = app.get(&format!("/api/v1/audit-events?target_id={id}&limit=2")).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
     let next = page["next_cursor"].as_str().unwrap();
     let (_, rest) = app.get(&format!("/api/v1/audit-events?target_id={id}&before={next}")).await;
     assert_eq!(rest["data"][0]["action"], "oidc_client.created", "{rest}");

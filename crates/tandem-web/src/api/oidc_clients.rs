@@ -233,6 +233,17 @@ pub async fn patch(
                             "strategy": {"old": old_strategy, "new": row.matching_strategy},
                         }),
                     )?;
+                    // As the dashboard records it, so one filter finds every change of strategy.
+                    if old_strategy != row.matching_strategy {
+                        audit::record(
+                            c,
+                            now,
+                            &actor,
+                            "oidc_client.strategy_changed",
+                            ("oidc_client", &row.id),
+                            json!({"strategy": {"old": old_strategy, "new": row.matching_strategy}}),
+                        )?;
+                    }
                 }
                 Ok((outcome, row, sharer))
             })
