@@ -107,6 +107,11 @@ async fn defaults_per_idp_type_apply_when_the_client_has_no_strategy() {
         let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
         app.scim_of(&conn)
     };
+    // Not provisioned yet: the refusal names Entra's usual cause (its
+    // default mapping sends mailNickname, not the object id, as externalId).
+    let (status, body) = login(&app, &op, &customer, entra_claims()).await;
+    assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::FORBIDDEN, &json!("not_provisioned")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("mailNickname"), "{body}");
     scim.create_user(entra_scim_user()).await;
     let (status, body) = login(&app, &op, &customer, entra_claims()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -231,6 +236,10 @@ async fn email_domain_outside_the_allowlist_is_blocked() {
     assert_eq!(body["error"]["type"], "LoginBlockedByEmailAllowlist", "{body}");
     let (status, _) = login(&app, &op, &customer, json!({"email": "Alice@ACME.com"})).await;
     assert_eq!(status, StatusCode::OK);
+    // No email at all: said so, not as an empty domain.
+    let (status, body) = login(&app, &op, &customer, json!({"email": null})).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::FORBIDDEN, &json!("LoginBlockedByEmailAllowlist")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("sent no email"), "{body}");
 }
 
 #[tokio::test]

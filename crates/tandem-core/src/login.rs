@@ -41,7 +41,7 @@ pub fn parse_callback(raw: &str) -> Result<Callback, String> {
 /// A known explanation of an IdP error code, with what to do about it.
 pub fn explain_idp_error(error: &str, description: Option<&str>) -> Option<&'static str> {
     let text = format!("{error} {}", description.unwrap_or(""));
-    const ENTRA: [(&str, &str); 8] = [
+    const ENTRA: [(&str, &str); 14] = [
         ("AADSTS50105", "The user is not assigned to the application in Microsoft Entra ID. Assign the user (or one of their groups) to the enterprise application, or turn off 'Assignment required'."),
         ("AADSTS7000215", "Microsoft Entra ID rejected the client secret: it is wrong. Copy the secret's *value* (not its ID) and update the OIDC client."),
         ("AADSTS7000222", "The client secret has expired in Microsoft Entra ID. Create a new secret under Certificates & secrets and update the OIDC client."),
@@ -50,9 +50,23 @@ pub fn explain_idp_error(error: &str, description: Option<&str>) -> Option<&'sta
         ("AADSTS65001", "The user or an administrator has not consented to the application. Grant admin consent for the tenant."),
         ("AADSTS90072", "The user's account is from another tenant and is not a guest in this one."),
         ("AADSTS50076", "Multi-factor authentication is required and was not completed."),
+        ("AADSTS50020", "The account is not in this Microsoft Entra tenant (a personal account, or one from another tenant that is not invited as a guest). Sign in with an account of the tenant, or invite it."),
+        ("AADSTS53003", "A Conditional Access policy of the tenant blocked the sign-in. The tenant's administrator can see which one in the Entra sign-in logs."),
+        ("AADSTS7000218", "Microsoft Entra ID expected a client secret or assertion and got none: the application is set up as a confidential client. Give the OIDC client its secret."),
+        ("AADSTS9002327", "The redirect URI is registered under the Single-page application platform in Microsoft Entra ID; register the OIDC client's redirect_url under Web instead."),
+        ("AADSTS54005", "The authorization code was already redeemed: the callback was used twice. Start a new login."),
+        ("AADSTS500113", "No reply address is registered for the application in Microsoft Entra ID. Add the OIDC client's redirect_url under Authentication."),
     ];
+    // Codes are matched whole: AADSTS500113 is not AADSTS50011.
+    let codes: Vec<&str> = text
+        .match_indices("AADSTS")
+        .map(|(at, _)| {
+            let digits = text[at + 6..].bytes().take_while(u8::is_ascii_digit).count();
+            &text[at..at + 6 + digits]
+        })
+        .collect();
     for (code, why) in ENTRA {
-        if text.contains(code) {
+        if codes.contains(&code) {
             return Some(why);
         }
     }
@@ -247,6 +261,13 @@ mod tests {
         let why = explain_idp_error("access_denied", Some("User is not assigned to the client application.")).unwrap();
         assert!(why.contains("Okta"));
         assert_eq!(explain_idp_error("weird", None), None);
+        // Codes are matched whole, not by prefix.
+        let longer =
+            explain_idp_error("invalid_request", Some("AADSTS500113: No reply address is registered")).unwrap();
+        assert!(longer.contains("No reply address"), "{longer}");
+        assert!(explain_idp_error("invalid_request", Some("AADSTS500112: something new")).is_none());
+        let ca = explain_idp_error("access_denied", Some("AADSTS53003: Access has been blocked by Conditional Access"));
+        assert!(ca.unwrap().contains("Conditional Access"));
     }
 
     #[test]

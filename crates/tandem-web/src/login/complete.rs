@@ -325,8 +325,11 @@ fn allowlist_refusal(domains: &[String], email: Option<&str>, verified: Option<b
             json!({"email_verified": false}),
         ),
         Some(d) if domains.contains(d) => return None,
-        _ => (
-            format!("the email domain {:?} is not in this client's email_domain_allowlist", domain.unwrap_or_default()),
+        Some(d) => (format!("the email domain {d:?} is not in this client's email_domain_allowlist"), json!({})),
+        None => (
+            "the IdP sent no email (or one without a domain), so this client's email_domain_allowlist cannot pass \
+             the login; have the IdP send the user's email (Entra: the email optional claim, or a mailbox)"
+                .to_string(),
             json!({}),
         ),
     };

@@ -103,7 +103,22 @@ pub fn join(
                 }
                 NotActiveReason::Deleted => "the matched SCIM user was deleted by the identity provider".to_string(),
                 NotActiveReason::NotProvisioned => {
-                    format!("no SCIM user of this customer matches {key:?} under the strategy {strategy}; the user is not provisioned")
+                    let mut message = format!(
+                        "no SCIM user of this customer matches {key:?} under the strategy {strategy}; the user is not \
+                         provisioned"
+                    );
+                    // Entra's default provisioning sends mailNickname as externalId, not the
+                    // object id this strategy compares: the commonest cause of this refusal.
+                    if strategy == MatchingStrategy::OidcSubToScimExternalId
+                        && client.idp_type().ok() == Some(tandem_core::idp::IdpType::MicrosoftEntra)
+                    {
+                        message.push_str(
+                            " (or provisioned under another externalId: Entra's default attribute mapping sends \
+                             mailNickname as externalId; map objectId to externalId in the enterprise application's \
+                             provisioning, or choose OidcPreferredUsernameToScimUsername, and see the matching report)",
+                        );
+                    }
+                    message
                 }
             };
             if let Some(u) = candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first()) {
