@@ -688,7 +688,7 @@ async fn an_unreachable_token_endpoint_is_an_error_communicating_with_the_idp() 
 async fn a_token_response_that_cannot_be_read_is_not_echoed() {
     let (app, op, customer) = setup().await;
     op.answer_token_requests_with(
-        json!({"access_token": "at-SECRET-4711", "token_type": "Bearer", "expires_in": "soon", "refresh_token": "rt-SECRET"}),
+        json!({"access_token": ["at-SECRET-4711"], "token_type": "Bearer", "refresh_token": "rt-SECRET"}),
     );
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
@@ -709,6 +709,17 @@ async fn a_redirecting_token_endpoint_is_named_with_its_target() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("302") && message.contains("https://login.elsewhere.example/token"), "{body}");
+}
+
+/// Fields Tandem does not use are read as far as they can be: an
+/// `expires_in` sent as a string, no `token_type`, a JSON answer labelled
+/// `text/plain` still complete the login.
+#[tokio::test]
+async fn a_token_response_with_quirks_in_fields_tandem_does_not_use_completes_the_login() {
+    let (app, op, customer) = setup().await;
+    op.send_quirky_token_responses();
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]

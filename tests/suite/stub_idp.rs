@@ -57,6 +57,9 @@ struct OpState {
     /// The JWKS alone answers 503.
     jwks_down: bool,
     jwks_shape: JwksShape,
+    /// Token responses as some IdPs send them: `expires_in` a string, no
+    /// `token_type`, labelled `text/plain`.
+    quirky_token_responses: bool,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
@@ -145,6 +148,10 @@ impl StubOp {
 
     pub fn set_jwks_shape(&self, shape: JwksShape) {
         self.state.lock().unwrap().jwks_shape = shape;
+    }
+
+    pub fn send_quirky_token_responses(&self) {
+        self.state.lock().unwrap().quirky_token_responses = true;
     }
 
     pub fn jwks_fetches(&self) -> usize {
@@ -260,6 +267,9 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
             .json(json!({"error": "invalid_grant", "error_description": "the code was already used"}));
     }
     match st.tokens.get(&code) {
+        Some(t) if st.quirky_token_responses => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body(json!({"access_token": format!("at-{code}"), "expires_in": "3599", "id_token": t}).to_string()),
         Some(t) => HttpResponse::Ok().json(
             json!({"access_token": format!("at-{code}"), "token_type": "Bearer", "expires_in": 300, "id_token": t}),
         ),

@@ -14,23 +14,68 @@ use oauth2::basic::{
     BasicTokenType,
 };
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, TokenResponse,
+    TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The `id_token` of a token response, kept raw.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct IdTokenField {
+/// A token response as IdPs send it. oauth2's standard response refuses a
+/// missing `token_type`, an `expires_in` sent as a string (`"3599"`: Entra's
+/// v1 endpoint, Nextcloud and others) or a `scope` it cannot split, although
+/// Tandem uses none of them: only the tokens are read strictly, the rest as
+/// far as it can be.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Tokens {
+    access_token: AccessToken,
+    #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
+    token_type: BasicTokenType,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+    /// Kept raw: validated by `id_token`.
     #[serde(default)]
-    pub id_token: Option<String>,
+    id_token: Option<String>,
 }
 
-impl ExtraTokenFields for IdTokenField {}
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
 
-type Tokens = StandardTokenResponse<IdTokenField, BasicTokenType>;
+fn lenient_token_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BasicTokenType, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("mac") => BasicTokenType::Mac,
+        Some(Value::String(t)) if !t.eq_ignore_ascii_case("bearer") => BasicTokenType::Extension(t),
+        _ => BasicTokenType::Bearer,
+    })
+}
+
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+impl TokenResponse for Tokens {
+    type TokenType = BasicTokenType;
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+    fn expires_in(&self) -> Option<std::time::Duration> {
+        self.expires_in.map(std::time::Duration::from_secs)
+    }
+    fn refresh_token(&self) -> Option<&oauth2::RefreshToken> {
+        None
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
 /// A client with only the endpoint one step uses: the authorization
 /// endpoint (`A`) or the token endpoint (`T`).
 type OAuthClient<A, T> = oauth2::Client<
@@ -208,6 +253,12 @@ pub async fn exchange_code(
         }
         let mut answer = oauth2::http::Response::builder().status(status);
         for (name, value) in response.headers() {
+            // A JSON answer labelled otherwise (`text/plain`) is read as JSON
+            // all the same: whether it is JSON is for its parse to say.
+            if name == reqwest::header::CONTENT_TYPE {
+                answer = answer.header(name, "application/json");
+                continue;
+            }
             answer = answer.header(name, value);
         }
         let body =
@@ -224,8 +275,8 @@ pub async fn exchange_code(
         RequestTokenError::Parse(e, _) => FlowError::Malformed(e.to_string()),
         RequestTokenError::Other(m) => FlowError::Malformed(m),
     })?;
-    let id_token = tokens.extra_fields().id_token.clone().ok_or(FlowError::NoIdToken)?;
-    Ok(TokenSet { id_token, access_token: tokens.access_token().secret().clone() })
+    let id_token = tokens.id_token.ok_or(FlowError::NoIdToken)?;
+    Ok(TokenSet { id_token, access_token: tokens.access_token.into_secret() })
 }
 
 /// Fetches the userinfo claims (plain JSON responses only).
