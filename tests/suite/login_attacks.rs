@@ -722,6 +722,27 @@ async fn a_token_response_with_quirks_in_fields_tandem_does_not_use_completes_th
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// An IdP that lists both client authentication methods but holds this
+/// client to client_secret_post: refused in Basic, the exchange is tried
+/// once in the body and the login completes. A wrong secret is still
+/// refused as InvalidClientCredentials, after one try of each.
+#[tokio::test]
+async fn a_client_registered_for_client_secret_post_completes_its_login() {
+    let (app, op, customer) = setup().await;
+    op.accept_client_secret_post_only();
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sent = op.token_requests();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].starts_with("Basic "), "{sent:?}");
+    assert!(sent[1].starts_with(" | ") && sent[1].contains("client_secret="), "{sent:?}");
+    op.reject_client();
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    assert_eq!(op.token_requests().len(), 4);
+}
+
 #[tokio::test]
 async fn a_token_response_past_its_limit_is_cut_off() {
     let (app, op, customer) = setup().await;

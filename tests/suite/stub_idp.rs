@@ -60,6 +60,8 @@ struct OpState {
     /// Token responses as some IdPs send them: `expires_in` a string, no
     /// `token_type`, labelled `text/plain`.
     quirky_token_responses: bool,
+    /// The client is registered for client_secret_post: Basic is refused.
+    post_only: bool,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
@@ -148,6 +150,10 @@ impl StubOp {
 
     pub fn set_jwks_shape(&self, shape: JwksShape) {
         self.state.lock().unwrap().jwks_shape = shape;
+    }
+
+    pub fn accept_client_secret_post_only(&self) {
+        self.state.lock().unwrap().post_only = true;
     }
 
     pub fn send_quirky_token_responses(&self) {
@@ -247,7 +253,7 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
         req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or(""),
         body
     ));
-    if st.invalid_client {
+    if st.invalid_client || (st.post_only && req.headers().contains_key("authorization")) {
         return HttpResponse::Unauthorized().json(
             json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
         );

@@ -155,17 +155,10 @@ fn auth_client(
 fn token_client(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
+    auth_type: AuthType,
 ) -> Result<OAuthClient<EndpointNotSet, EndpointSet>, FlowError> {
     let parsed = meta.endpoints().map(|e| &e.token);
     let token = TokenUrl::from_url(endpoint(parsed, &meta.token_endpoint, "token_endpoint")?);
-    let methods = &meta.token_endpoint_auth_methods_supported;
-    // client_secret_basic is the OAuth default; use the body only when the IdP asks for it.
-    let auth_type =
-        if methods.iter().any(|m| m == "client_secret_post") && !methods.iter().any(|m| m == "client_secret_basic") {
-            AuthType::RequestBody
-        } else {
-            AuthType::BasicAuth
-        };
     let mut c = oauth2::Client::new(ClientId::new(cfg.client_id.to_string()))
         .set_token_uri(token)
         .set_redirect_uri(redirect(cfg)?)
@@ -221,7 +214,23 @@ pub struct TokenSet {
     pub access_token: String,
 }
 
+/// How a client secret is sent to the token endpoint, by its discovery name.
+fn auth_method(auth_type: &AuthType) -> &'static str {
+    match auth_type {
+        AuthType::RequestBody => "client_secret_post",
+        _ => "client_secret_basic",
+    }
+}
+
 /// Exchanges an authorization code for tokens.
+///
+/// The secret goes in HTTP Basic, OAuth's default, unless the IdP lists only
+/// `client_secret_post`. An IdP that lists both may still hold a client to
+/// the method it was registered with (Auth0, OneLogin, JumpCloud, Ory Hydra,
+/// Authelia, PingFederate) and answer the other with `invalid_client`: the
+/// exchange is then tried once with the other listed method (a refused
+/// client authentication leaves the code unspent). When that fails too, the
+/// first refusal is the answer.
 pub async fn exchange_code(
     http: &IdpHttp,
     meta: &ProviderMetadata,
@@ -229,7 +238,31 @@ pub async fn exchange_code(
     code: &str,
     pkce_verifier: Option<String>,
 ) -> Result<TokenSet, FlowError> {
-    let c = token_client(meta, cfg)?;
+    let listed = |m: &str| meta.token_endpoint_auth_methods_supported.iter().any(|l| l == m);
+    let (first, other) = if listed("client_secret_post") && !listed("client_secret_basic") {
+        (AuthType::RequestBody, AuthType::BasicAuth)
+    } else {
+        (AuthType::BasicAuth, AuthType::RequestBody)
+    };
+    let refused = match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), first).await {
+        Err(e @ FlowError::InvalidClient(_)) if cfg.client_secret.is_some() && listed(auth_method(&other)) => e,
+        done => return done,
+    };
+    match exchange_once(http, meta, cfg, code, pkce_verifier, other).await {
+        Ok(tokens) => Ok(tokens),
+        Err(_) => Err(refused),
+    }
+}
+
+async fn exchange_once(
+    http: &IdpHttp,
+    meta: &ProviderMetadata,
+    cfg: &ClientConfig<'_>,
+    code: &str,
+    pkce_verifier: Option<String>,
+    auth_type: AuthType,
+) -> Result<TokenSet, FlowError> {
+    let c = token_client(meta, cfg, auth_type)?;
     let mut req = c.exchange_code(AuthorizationCode::new(code.to_string()));
     if let Some(v) = pkce_verifier {
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v));
