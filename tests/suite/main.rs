@@ -7,6 +7,7 @@
 mod helpers;
 mod login_support;
 mod stub_idp;
+mod tls_idp;
 
 mod config_and_startup;
 mod dashboard;

@@ -445,6 +445,28 @@ async fn discovery_failure_names_the_url_and_reason() {
     assert!(resp["error"]["details"]["reason"].as_str().unwrap().contains("connect"));
 }
 
+/// An IdP whose certificate comes from a private CA is refused with the
+/// TLS reason, and reached once `oidc.ca_file` names that CA.
+#[tokio::test]
+async fn an_idp_under_a_private_ca_is_reached_with_oidc_ca_file() {
+    let idp = crate::tls_idp::TlsIdp::start();
+    let client = |customer: &str| {
+        let mut body = okta_client(customer);
+        body["idp"]["issuer"] = json!(idp.issuer);
+        body["verify"] = json!(true);
+        body
+    };
+    let app = TestApp::spawn().await;
+    let (status, resp) = app.post("/api/v1/oidc-clients", client(&unique("ca"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(resp["error"]["details"]["kind"], "DiscoveryFailed", "{resp}");
+    assert!(resp["error"]["details"]["reason"].as_str().unwrap().contains("certificate"), "{resp}");
+    let app = TestApp::spawn_adjusted(|s| s.oidc.ca_file = Some(crate::tls_idp::CA_FILE.into())).await;
+    let (status, resp) = app.post("/api/v1/oidc-clients", client(&unique("ca"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{resp}");
+    assert_eq!(resp["discovery"]["metadata"]["issuer"], idp.issuer, "{resp}");
+}
+
 #[tokio::test]
 async fn discovery_success_reports_the_discovered_endpoints() {
     let app = TestApp::spawn().await;

@@ -21,9 +21,19 @@ pub struct IdpHttp {
 }
 
 impl IdpHttp {
-    /// Builds the client: no redirects, timeouts, rustls.
+    /// Builds the client: no redirects, timeouts, rustls with the public
+    /// (webpki) roots.
     pub fn new(timeout: Duration) -> Result<IdpHttp, String> {
-        let client = reqwest::Client::builder()
+        Self::with_roots(timeout, Vec::new())
+    }
+
+    /// Builds the client trusting `extra_roots` besides the public roots.
+    pub fn with_roots(timeout: Duration, extra_roots: Vec<reqwest::Certificate>) -> Result<IdpHttp, String> {
+        let mut builder = reqwest::Client::builder();
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
@@ -59,12 +69,30 @@ impl IdpHttp {
     }
 }
 
+/// Reads a PEM file of CA certificates (`oidc.ca_file`): an unreadable
+/// file, or one holding no certificate, is an error naming the file.
+pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read oidc.ca_file {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("oidc.ca_file {} is not a PEM bundle of certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("oidc.ca_file {} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
 /// A transport failure in words an admin can act on.
 pub fn describe_transport_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "the request timed out".into()
     } else if e.is_connect() {
-        let cause = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string());
+        // The root cause says what an admin can act on ("invalid peer
+        // certificate: UnknownIssuer", "Connection refused"); the layers
+        // above it only say "client error (Connect)".
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
         format!("could not connect ({cause})")
     } else {
         e.to_string()
@@ -97,6 +125,20 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: usize, what: &str)
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_ca_file_that_cannot_be_used_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("tandem-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        assert!(read_ca_file(&missing).unwrap_err().contains("missing.pem"));
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        assert!(read_ca_file(&empty).unwrap_err().contains("no PEM certificate"));
+        let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/suite/fixtures/enterprise-ca.pem");
+        assert_eq!(read_ca_file(&ca).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A server that answers 200 with `head` and then 64 KiB chunks until the client leaves.
     async fn endless(head: &'static str) -> String {

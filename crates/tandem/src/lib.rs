@@ -115,8 +115,13 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         accept_unverified_email: settings.oidc.accept_unverified_email,
         post_login_redirect_origins: settings.oidc.post_login_redirect_origins.clone(),
     };
-    let http = tandem_oidc::IdpHttp::new(std::time::Duration::from_secs(settings.oidc.http_timeout_secs))
-        .map_err(anyhow::Error::msg)?;
+    let extra_roots = match &settings.oidc.ca_file {
+        Some(path) => tandem_oidc::read_ca_file(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let http =
+        tandem_oidc::IdpHttp::with_roots(std::time::Duration::from_secs(settings.oidc.http_timeout_secs), extra_roots)
+            .map_err(anyhow::Error::msg)?;
     let log_sink = tandem_store::sink::LogSink::start(store.clone());
     let idp_cache = Arc::new(tandem_oidc::cache::IdpCache::new(clock.clone()));
     let state = AppState {

@@ -107,6 +107,11 @@ pub struct Oidc {
     /// of the client's `redirect_url` (`https://app.example.com`), or `*`.
     #[serde(default)]
     pub post_login_redirect_origins: Vec<String>,
+    /// A PEM file of CA certificates trusted for IdPs besides the public
+    /// roots (an on-premises IdP under an enterprise CA, a TLS-inspecting
+    /// egress proxy).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
