@@ -117,6 +117,30 @@ async fn defaults_per_idp_type_apply_when_the_client_has_no_strategy() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Entra signs the tokens of an application that customises its claims
+/// with the application's own key, listed only under its `?appid=`
+/// discovery document: an Entra client's discovery asks for it, and the
+/// login verifies; a Generic client's does not.
+#[tokio::test]
+async fn an_entra_application_with_its_own_signing_key_signs_in() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    op.sign_with_an_app_specific_key();
+    let customer = unique("entra-appkey");
+    stub_client(&app, &op, &customer, "MicrosoftEntra", None).await;
+    let started = start(&app, &customer).await;
+    op.issue("app-key", op.sign(&claims(&op, &started, entra_claims()), Signer::Rotated, "test-key-b"));
+    let (status, body) = complete(&app, &op, &started, "app-key").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(op.discovery_appids().iter().all(|id| id == "tandem-client"), "{:?}", op.discovery_appids());
+    assert!(!op.discovery_appids().is_empty());
+    let generic = unique("generic-appkey");
+    stub_client(&app, &op, &generic, "Generic", None).await;
+    let before = op.discovery_appids().len();
+    assert_eq!(login(&app, &op, &generic, json!({})).await.0, StatusCode::OK);
+    assert_eq!(op.discovery_appids().len(), before, "no appid for a Generic client");
+}
+
 struct Paired {
     app: TestApp,
     op: StubOp,

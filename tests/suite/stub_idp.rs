@@ -62,6 +62,12 @@ struct OpState {
     quirky_token_responses: bool,
     /// The client is registered for client_secret_post: Basic is refused.
     post_only: bool,
+    /// As Entra for an application that customises its claims: tokens are
+    /// signed with the application's own key (`test-key-b`), listed only by
+    /// the JWKS its `?appid=` discovery document names.
+    app_specific_key: bool,
+    /// The `appid` of each discovery request that had one.
+    discovery_appids: Vec<String>,
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
@@ -152,6 +158,14 @@ impl StubOp {
         self.state.lock().unwrap().jwks_shape = shape;
     }
 
+    pub fn sign_with_an_app_specific_key(&self) {
+        self.state.lock().unwrap().app_specific_key = true;
+    }
+
+    pub fn discovery_appids(&self) -> Vec<String> {
+        self.state.lock().unwrap().discovery_appids.clone()
+    }
+
     pub fn accept_client_secret_post_only(&self) {
         self.state.lock().unwrap().post_only = true;
     }
@@ -195,11 +209,17 @@ impl StubOp {
     }
 }
 
-async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
+fn appid(req: &HttpRequest) -> Option<String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "appid").map(|(_, v)| v.into_owned())
+}
+
+async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
     let iss = &op.issuer;
+    let appid = appid(&req);
     let (iss_param, token_endpoint) = {
         let mut st = op.state.lock().unwrap();
         st.discovery_fetches += 1;
+        st.discovery_appids.extend(appid.clone());
         if st.down {
             return HttpResponse::ServiceUnavailable().finish();
         }
@@ -209,7 +229,10 @@ async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),
         "token_endpoint": token_endpoint,
-        "jwks_uri": format!("{iss}/jwks"),
+        "jwks_uri": match &appid {
+            Some(id) => format!("{iss}/jwks?appid={id}"),
+            None => format!("{iss}/jwks"),
+        },
         "userinfo_endpoint": format!("{iss}/userinfo"),
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
@@ -218,8 +241,12 @@ async fn discovery(op: web::Data<StubOp>) -> HttpResponse {
     }))
 }
 
-async fn jwks(op: web::Data<StubOp>) -> HttpResponse {
+async fn jwks(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
     let mut st = op.state.lock().unwrap();
+    if st.app_specific_key && appid(&req).is_some() {
+        let jwk: Value = serde_json::from_str(JWK_B).unwrap();
+        return HttpResponse::Ok().json(json!({"keys": [jwk]}));
+    }
     st.jwks_fetches += 1;
     if st.down || st.jwks_down {
         return HttpResponse::ServiceUnavailable().finish();

@@ -29,6 +29,13 @@ impl IdpType {
         }
     }
 
+    /// The application id discovery is asked for, if any: Entra publishes
+    /// the signing key of an application that customises its claims only in
+    /// that application's own document (`?appid=<client id>`).
+    pub fn discovery_appid(self, client_id: &str) -> Option<&str> {
+        (self == IdpType::MicrosoftEntra).then_some(client_id)
+    }
+
     /// The claim that holds the OIDC user id, in order of preference.
     ///
     /// Entra's `sub` is pairwise per application, so the tenant-wide object

@@ -1,7 +1,7 @@
 //! Per-issuer caches of discovery metadata and signing keys, so a login
 //! costs no extra round trips to the IdP once warm.
 
-use crate::discovery::{discover, DiscoveryError, ProviderMetadata};
+use crate::discovery::{discover, metadata_url, DiscoveryError, ProviderMetadata};
 use crate::jwks::KeySet;
 use crate::IdpHttp;
 use chrono::{DateTime, Duration, Utc};
@@ -30,7 +30,7 @@ struct Entry {
     checked: DateTime<Utc>,
 }
 
-/// Discovery metadata and key sets by issuer. Ages are read off the
+/// Discovery metadata and key sets by metadata URL (an issuer's, or one Entra application's). Ages are read off the
 /// deployment's clock (tests move it); a clock that went back counts as
 /// the time being up.
 pub struct IdpCache {
@@ -50,42 +50,44 @@ impl IdpCache {
         IdpCache { entries: RwLock::default(), clock }
     }
 
-    /// The metadata and key set of `issuer`, fetched when absent or stale.
-    /// When a refresh fails, the document fetched before is used for up to
-    /// [`METADATA_MAX_STALE`], tried again every [`METADATA_RETRY`].
+    /// The metadata and key set of `issuer` (for one Entra application with
+    /// `appid`: see [`crate::discovery::metadata_url`]), fetched when absent
+    /// or stale. When a refresh fails, the document fetched before is used
+    /// for up to [`METADATA_MAX_STALE`], tried again every [`METADATA_RETRY`].
     pub async fn get(
         &self,
         http: &IdpHttp,
         issuer: &str,
+        appid: Option<&str>,
     ) -> Result<(Arc<ProviderMetadata>, Arc<KeySet>), DiscoveryError> {
-        if let Some(hit) = self.fresh(issuer) {
+        // Entries are kept by metadata URL: an Entra application's own
+        // document (and keys) apart from its tenant's.
+        let source = metadata_url(issuer, appid);
+        if let Some(hit) = self.fresh(&source) {
             return Ok(hit);
         }
-        if let Some(hit) = self.claim_refresh(issuer) {
+        if let Some(hit) = self.claim_refresh(&source) {
             return Ok(hit);
         }
-        let metadata = match discover(http, issuer).await {
+        let metadata = match discover(http, issuer, appid).await {
             Ok(found) => Arc::new(found),
-            Err(e) => return self.stale(issuer, e),
+            Err(e) => return self.stale(&source, e),
         };
         let keys = Arc::new(KeySet::new(metadata.jwks_uri.clone(), self.clock.clone()));
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        // Keep the keys already fetched for this issuer when the JWKS URI is unchanged.
-        let keys = match map.get(issuer) {
+        // Keep the keys already fetched for this document when the JWKS URI is unchanged.
+        let keys = match map.get(&source) {
             Some(old) if old.keys.uri() == keys.uri() => old.keys.clone(),
             _ => keys,
         };
         let now = self.clock.now();
-        map.insert(
-            issuer.to_string(),
-            Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: now, checked: now },
-        );
+        map.insert(source, Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: now, checked: now });
         Ok((metadata, keys))
     }
 
-    fn fresh(&self, issuer: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
+    fn fresh(&self, source: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        map.get(issuer)
+        map.get(source)
             .filter(|e| !elapsed(&*self.clock, e.checked, METADATA_TTL))
             .map(|e| (e.metadata.clone(), e.keys.clone()))
     }
@@ -95,9 +97,9 @@ impl IdpCache {
     /// document (if one not too old is held) counts as fresh for
     /// [`METADATA_RETRY`], so that the logins arriving during the refresh
     /// use it instead of each fetching it too and waiting out a slow IdP.
-    fn claim_refresh(&self, issuer: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
+    fn claim_refresh(&self, source: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let entry = map.get_mut(issuer)?;
+        let entry = map.get_mut(source)?;
         if !elapsed(&*self.clock, entry.checked, METADATA_TTL) {
             return Some((entry.metadata.clone(), entry.keys.clone()));
         }
@@ -107,22 +109,17 @@ impl IdpCache {
         None
     }
 
-    /// After a refresh of `issuer` failed with `e`: the document fetched
-    /// before, when it is not too old, else the error.
-    fn stale(&self, issuer: &str, e: DiscoveryError) -> Result<(Arc<ProviderMetadata>, Arc<KeySet>), DiscoveryError> {
+    /// After a refresh of the document at `source` failed with `e`: the
+    /// document fetched before, when it is not too old, else the error.
+    fn stale(&self, source: &str, e: DiscoveryError) -> Result<(Arc<ProviderMetadata>, Arc<KeySet>), DiscoveryError> {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = map.get_mut(issuer).filter(|old| !elapsed(&*self.clock, old.fetched, METADATA_MAX_STALE))
+        let Some(entry) = map.get_mut(source).filter(|old| !elapsed(&*self.clock, old.fetched, METADATA_MAX_STALE))
         else {
             return Err(e);
         };
-        tracing::warn!(%issuer, error = %e, fetched = %entry.fetched, "could not refresh an issuer's discovery document; using the one fetched before");
+        tracing::warn!(%source, error = %e, fetched = %entry.fetched, "could not refresh an issuer's discovery document; using the one fetched before");
         entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
         Ok((entry.metadata.clone(), entry.keys.clone()))
-    }
-
-    /// Forgets an issuer (its configuration changed).
-    pub fn forget(&self, issuer: &str) {
-        self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(issuer);
     }
 }
 

@@ -55,14 +55,24 @@ pub struct DiscoveryError {
     pub reason: String,
 }
 
-/// The metadata URL of an issuer.
-pub fn metadata_url(issuer: &str) -> String {
-    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+/// The metadata URL of an issuer; with `appid`, Microsoft Entra's form for
+/// one application (`?appid=<client id>`), whose `jwks_uri` also lists the
+/// application's own signing key: Entra signs with it the tokens of an
+/// application that customises its claims (a claims-mapping policy, an
+/// enterprise application's "Attributes & Claims"), and that key is in no
+/// other key set. Without such a key the answer is the tenant's.
+pub fn metadata_url(issuer: &str, appid: Option<&str>) -> String {
+    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    match appid {
+        Some(id) => format!("{url}?appid={}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
+        None => url,
+    }
 }
 
-/// Fetches and checks the metadata of `issuer`.
-pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<ProviderMetadata, DiscoveryError> {
-    let url = metadata_url(issuer);
+/// Fetches and checks the metadata of `issuer` (for one Entra application:
+/// see [`metadata_url`]).
+pub async fn discover(http: &IdpHttp, issuer: &str, appid: Option<&str>) -> Result<ProviderMetadata, DiscoveryError> {
+    let url = metadata_url(issuer, appid);
     let fail = |reason: String| DiscoveryError { url: url.clone(), reason };
     let response = http.get_json(&url, None).await.map_err(|e| fail(crate::describe_transport_error(&e)))?;
     let status = response.status();

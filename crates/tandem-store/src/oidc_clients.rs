@@ -76,6 +76,12 @@ impl OidcClientRow {
         self.idp_type.parse().map_err(|e: tandem_core::idp::UnknownIdpType| StoreError::Corrupt(e.to_string()))
     }
 
+    /// The application id this client's discovery is asked for (Entra: see
+    /// [`IdpType::discovery_appid`]).
+    pub fn discovery_appid(&self) -> Option<&str> {
+        self.idp_type().ok().and_then(|t| t.discovery_appid(&self.client_id))
+    }
+
     /// The client's own strategy, if it chose one.
     pub fn strategy(&self) -> Result<Option<MatchingStrategy>, StoreError> {
         self.matching_strategy

@@ -53,7 +53,8 @@ async fn discover(state: &AppState, req: &OidcClientRequest) -> Result<Option<St
     if !req.verify {
         return Ok(None);
     }
-    match tandem_oidc::discovery::discover(&state.http, &req.spec.issuer).await {
+    let appid = req.spec.idp_type.discovery_appid(&req.spec.client_id);
+    match tandem_oidc::discovery::discover(&state.http, &req.spec.issuer, appid).await {
         Ok(m) => Ok(Some(
             json!({"status": "ok", "discovered_at": format_time(state.clock.now()), "metadata": m}).to_string(),
         )),

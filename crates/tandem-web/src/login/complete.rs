@@ -213,7 +213,7 @@ async fn finish(
             idp(StatusCode::BAD_REQUEST, "NoCodeProvidedByIdp", "the IdP redirected back without a code", json!({}));
         return Err(at(state, trace, "idp_response", err));
     };
-    let (meta, keys) = match state.idp_cache.get(&state.http, &client.issuer).await {
+    let (meta, keys) = match state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
         Ok(found) => found,
         Err(e) => return Err(at(state, trace, "discovery", discovery_failed(&e))),
     };

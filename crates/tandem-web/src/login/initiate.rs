@@ -198,7 +198,7 @@ pub async fn initiate(
     let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce);
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
     trace.ok(&state, "initiate", json!({"by": selector.name()}));
-    let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer).await {
+    let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
         Ok(found) => found,
         Err(e) => return Err(trace.refuse(&state, "discovery", discovery_failed(&e)).await),
     };
