@@ -338,6 +338,33 @@ fn allowlist_refusal(domains: &[String], email: Option<&str>, verified: Option<b
     Some(ApiError::new(StatusCode::FORBIDDEN, "LoginBlockedByEmailAllowlist", message).with_details(details))
 }
 
+/// Google's issuer: every Google account signs in through it, Workspace
+/// and consumer alike.
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// At Google, an email domain proves no membership of a Workspace: a
+/// consumer Google account may be made for any address its owner could
+/// once read (an employee's, kept after they left), and its email is
+/// verified. Google's `hd` claim names the Workspace domain of the account
+/// (absent for consumer accounts), so with an allowlist a Google login
+/// must carry an `hd` it lists (Google's own advice for restricting sign-in
+/// to a Workspace).
+fn google_hosted_domain_refusal(issuer: &str, domains: &[String], claims: &Map<String, Value>) -> Option<ApiError> {
+    if domains.is_empty() || issuer.trim_end_matches('/') != GOOGLE_ISSUER {
+        return None;
+    }
+    let hd = claims.get("hd").and_then(Value::as_str).map(str::to_ascii_lowercase);
+    if hd.as_ref().is_some_and(|d| domains.contains(d)) {
+        return None;
+    }
+    let message = match &hd {
+        Some(d) => format!("the Google account belongs to the Workspace domain {d:?} (hd), which is not in this client's email_domain_allowlist"),
+        None => "the Google account is not a Google Workspace account (no hd claim): with an email_domain_allowlist, only Workspace accounts of a listed domain may sign in".to_string(),
+    };
+    let details = json!({"hd": hd, "email": claims.get("email"), "allowed_domains": domains});
+    Some(ApiError::new(StatusCode::FORBIDDEN, "LoginBlockedByEmailAllowlist", message).with_details(details))
+}
+
 /// The refusal of a callback whose `iss` is not the login's issuer (RFC 9207).
 fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
     let message = format!("the callback's iss parameter {iss:?} is not the issuer {issuer:?} (RFC 9207)");
@@ -410,7 +437,9 @@ async fn respond(
     };
 
     // The email allowlist is checked before the join; the SSO user is recorded either way.
-    let blocked = allowlist_refusal(&client.domains(), email.as_deref(), verified_for_join);
+    let domains = client.domains();
+    let blocked = allowlist_refusal(&domains, email.as_deref(), verified_for_join)
+        .or_else(|| google_hosted_domain_refusal(&client.issuer, &domains, &claims));
 
     // One transaction: record the SSO user, join it, save the login event.
     let (st, client_row) = (state.clone(), client.clone());
@@ -463,4 +492,33 @@ async fn respond(
     body["claims"] = Value::Object(claims);
     body["scim_user"] = joined.scim_user.unwrap_or(Value::Null);
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_google_login_passes_an_allowlist_only_as_a_workspace_account_of_a_listed_domain() {
+        let acme = vec!["acme.com".to_string()];
+        let refused = |issuer: &str, domains: &[String], c: Value| {
+            google_hosted_domain_refusal(issuer, domains, &claims(c)).map(|e| e.to_string())
+        };
+        let consumer = json!({"email": "bob@acme.com", "email_verified": true});
+        let err = refused("https://accounts.google.com", &acme, consumer.clone()).unwrap();
+        assert!(err.contains("not a Google Workspace account"), "{err}");
+        let other =
+            refused("https://accounts.google.com/", &acme, json!({"email": "bob@acme.com", "hd": "evil.example"}));
+        assert!(other.unwrap().contains("evil.example"));
+        assert!(
+            refused("https://accounts.google.com", &acme, json!({"email": "bob@acme.com", "hd": "ACME.com"})).is_none()
+        );
+        // No allowlist, or another IdP: no hd rule.
+        assert!(refused("https://accounts.google.com", &[], consumer.clone()).is_none());
+        assert!(refused("https://acme.okta.com", &acme, consumer).is_none());
+    }
 }
