@@ -141,6 +141,21 @@ async fn an_entra_application_with_its_own_signing_key_signs_in() {
     assert_eq!(op.discovery_appids().len(), before, "no appid for a Generic client");
 }
 
+/// AD FS sends its user's UPN as `upn`, with no email or
+/// preferred_username: the UPN stands in for preferred_username, so
+/// `OidcPreferredUsernameToScimUsername` matches an AD FS user.
+#[tokio::test]
+async fn an_adfs_upn_stands_in_for_preferred_username() {
+    let adfs = json!({"sub": "qP6P9bly/v3Ygd4K2tVa3Q==", "upn": "Alice@Acme.com", "unique_name": "ACME\\alice",
+                      "email": null, "preferred_username": null});
+    let (status, body) =
+        try_strategy("Generic", "OidcPreferredUsernameToScimUsername", adfs.clone(), okta_scim_user()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["preferred_username"], "Alice@Acme.com", "{body}");
+    let (status, body) = try_strategy("Generic", "OidcEmailToScimUsername", adfs, okta_scim_user()).await;
+    assert_eq!((status, &body["error"]["details"]["missing_claim"]), (StatusCode::FORBIDDEN, &json!("email")));
+}
+
 struct Paired {
     app: TestApp,
     op: StubOp,

@@ -417,7 +417,8 @@ async fn respond(
         _ => None,
     };
     let verified_for_join = state.settings.email_verified_for_join(email_verified);
-    let preferred_username = text(&claims, "preferred_username");
+    // AD FS sends the user's UPN as `upn`, and no preferred_username.
+    let preferred_username = text(&claims, "preferred_username").or_else(|| text(&claims, "upn"));
     trace.event.oidc_user_id = Some(oidc_user_id.clone());
     trace.event.email = email.clone();
     let now = tandem_store::micros(state.clock.now());
