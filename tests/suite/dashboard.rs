@@ -192,6 +192,41 @@ async fn rotating_the_scim_key_shows_the_new_key_once() {
     assert!(!again.contains(key), "the key is shown only once");
 }
 
+/// A sign-out that cannot close the session says so (503), instead of
+/// answering as signed out while a copy of the cookie keeps working.
+#[tokio::test]
+async fn a_sign_out_the_database_refuses_is_not_reported_as_done() {
+    let app = TestApp::spawn_on_own_database().await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.key).await;
+    let (_, page, _) = b.get("/dashboard").await;
+    let csrf = field(&page, "csrf");
+    let sql = |create: bool| -> &'static str {
+        match (app.state.store.backend(), create) {
+            ("sqlite", true) => {
+                "CREATE TRIGGER keep_sessions BEFORE DELETE ON dashboard_sessions BEGIN SELECT RAISE(ABORT, 'kept'); END;"
+            }
+            ("sqlite", false) => "DROP TRIGGER keep_sessions;",
+            (_, true) => {
+                "CREATE FUNCTION keep_sessions() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'kept'; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER keep_sessions BEFORE DELETE ON dashboard_sessions FOR EACH ROW EXECUTE FUNCTION keep_sessions();"
+            }
+            (_, false) => "DROP TRIGGER keep_sessions ON dashboard_sessions; DROP FUNCTION keep_sessions();",
+        }
+    };
+    let run = |statement: &'static str| {
+        use diesel::connection::SimpleConnection;
+        app.state.store.write_blocking(move |c| c.batch_execute(statement).map_err(Into::into)).unwrap()
+    };
+    run(sql(true));
+    let (status, page, _) = b.post("/dashboard/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(page.contains("could not be closed"), "{page}");
+    assert_eq!(b.get("/dashboard").await.0, StatusCode::OK, "still signed in, and told so");
+    run(sql(false));
+    assert_eq!(b.post("/dashboard/logout", &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
+}
+
 #[tokio::test]
 async fn signing_out_or_revoking_the_key_ends_the_session() {
     let app = TestApp::spawn().await;

@@ -179,7 +179,16 @@ pub async fn logout(
         Err(resp) => return resp,
     };
     let hash = admin.token_hash.clone();
-    let _ = state.store.write(move |c| dashboard_sessions::close(c, &hash)).await;
+    // Signed out only once the session is gone: a copy of its cookie would
+    // otherwise keep working until it expires.
+    if let Err(e) = state.store.write(move |c| dashboard_sessions::close(c, &hash)).await {
+        tracing::warn!(error = %e, "dashboard sign-out failed: the session is still open");
+        return login_form(
+            &state,
+            Some("The database is unavailable, so the session could not be closed; retry shortly."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    }
     let mut resp = HttpResponse::SeeOther().insert_header(("Location", "/dashboard/login")).finish();
     let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, String::new(), 0));
     resp
