@@ -432,6 +432,36 @@ async fn put_and_patch_answers_follow_attributes_and_excluded_attributes() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
+/// A page of groups with their members ends at the group that takes it
+/// past `scim.members_per_page`, one group at least; `itemsPerPage` says how
+/// many came and the next page starts after them. Without members, the
+/// page is as asked.
+#[tokio::test]
+async fn a_page_of_groups_holds_at_most_members_per_page_members() {
+    let app = TestApp::spawn_adjusted(|s| s.scim.members_per_page = 3).await;
+    let scim = app.scim().await;
+    let a = scim.create_user(user("mpa@acme.com")).await;
+    let b = scim.create_user(user("mpb@acme.com")).await;
+    for name in ["MP1", "MP2"] {
+        let r = scim.post("/Groups", json!({"displayName": name, "members": [{"value": a}, {"value": b}]})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    scim.post("/Groups", json!({"displayName": "MP3"})).await;
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["Resources"].as_array().unwrap().iter().map(|g| g["displayName"].as_str().unwrap().to_string()).collect()
+    };
+    let first = scim.get("/Groups?count=10").await.body;
+    assert_eq!(
+        (names(&first), &first["itemsPerPage"], &first["totalResults"]),
+        (vec!["MP1".into()], &json!(1), &json!(3))
+    );
+    assert_eq!(first["Resources"][0]["members"].as_array().unwrap().len(), 2);
+    let next = scim.get("/Groups?count=10&startIndex=2").await.body;
+    assert_eq!(names(&next), ["MP2", "MP3"], "{next}");
+    let without = scim.get("/Groups?count=10&excludedAttributes=members").await.body;
+    assert_eq!(names(&without), ["MP1", "MP2", "MP3"], "{without}");
+}
+
 #[tokio::test]
 async fn a_group_written_out_whole_is_the_group_a_list_renders() {
     let app = TestApp::spawn().await;

@@ -45,6 +45,8 @@ pub struct WebSettings {
     pub scim_key_rotation_grace: Duration,
     /// Most resources one SCIM list page returns.
     pub scim_max_results: u32,
+    /// Most group members one SCIM list page of groups holds in all.
+    pub scim_members_per_page: u64,
     /// What a group PATCH answers.
     pub scim_group_patch_answer: GroupPatchAnswer,
     /// How long a login may take between initiate and complete.

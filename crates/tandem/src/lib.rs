@@ -109,6 +109,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         scim_key_ttl_days: (settings.scim.api_key_ttl_days > 0).then_some(settings.scim.api_key_ttl_days),
         scim_key_rotation_grace: Duration::hours(settings.scim.rotation_grace_hours as i64),
         scim_max_results: settings.scim.max_results,
+        scim_members_per_page: settings.scim.members_per_page,
         scim_group_patch_answer: settings.scim.group_patch_answer,
         login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
         require_distinct_redirect_paths: settings.oidc.require_distinct_redirect_paths,

@@ -114,12 +114,20 @@ pub struct Oidc {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+fn default_members_per_page() -> u64 {
+    100_000
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scim {
     pub api_key_ttl_days: u64,
     pub rotation_grace_hours: u64,
     pub max_results: u32,
+    /// Most group members one list page of groups holds in all (see the
+    /// README's Large groups).
+    #[serde(default = "default_members_per_page")]
+    pub members_per_page: u64,
     pub group_patch_answer: tandem_web::state::GroupPatchAnswer,
 }
 
@@ -332,6 +340,9 @@ impl Settings {
         }
         if self.oidc.http_timeout_secs == 0 {
             return Err(SettingsError::Invalid { key: "oidc.http_timeout_secs", message: "must be at least 1".into() });
+        }
+        if self.scim.members_per_page == 0 {
+            return Err(SettingsError::Invalid { key: "scim.members_per_page", message: "must be at least 1".into() });
         }
         if self.scim.max_results == 0 {
             return Err(SettingsError::Invalid { key: "scim.max_results", message: "must be at least 1".into() });

@@ -273,16 +273,34 @@ pub async fn list_groups(state: &AppState, connection: &str, params: ListParams)
     let want_members = params.wants("members");
     let filter = params.filter.clone();
     let (start, count) = (params.start_index, params.count);
+    let budget = state.settings.scim_members_per_page;
     let ((total, rows), members) = state
         .store
         .read(move |c| {
-            let page = match groups::search(c, &conn, filter.as_ref(), start, count)? {
+            let mut page = match groups::search(c, &conn, filter.as_ref(), start, count)? {
                 Ok(p) => p,
                 Err(e) => return Ok(Err(e)),
             };
             let members = if want_members {
                 let ids: Vec<String> = page.1.iter().map(|r| r.id.clone()).collect();
-                groups::members_of(c, &ids)?
+                // A page holds its groups' members whole: one of up to
+                // `count` groups of many thousand members each would be held
+                // in memory at once. It ends at the group that takes it past
+                // `scim.members_per_page` (one group at least); `itemsPerPage`
+                // says how many came, and the next page starts after them
+                // (RFC 7644 §3.4.2.4 lets a page hold fewer than asked).
+                let counts = groups::member_counts(c, &ids)?;
+                let mut listed = 0u64;
+                let kept = ids
+                    .iter()
+                    .enumerate()
+                    .take_while(|(i, id)| {
+                        listed += counts.get(*id).map_or(0, |n| u64::try_from(*n).unwrap_or(0));
+                        *i == 0 || listed <= budget
+                    })
+                    .count();
+                page.1.truncate(kept);
+                groups::members_of(c, &ids[..kept.min(ids.len())])?
             } else {
                 HashMap::new()
             };
