@@ -6,6 +6,7 @@ use crate::login_support::*;
 use crate::stub_idp::{Signer, StubOp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tandem_web::state::UserinfoWhen;
 
 /// Okta: `sub` is the Okta user id, which Okta's SCIM client sends as `externalId`.
 fn okta_claims() -> Value {
@@ -374,6 +375,31 @@ async fn userinfo_fills_in_an_email_the_id_token_sends_as_null() {
     assert_eq!(body["scim_user"]["user_name"], "alice@acme.com");
     // A claim the ID token does send is not replaced.
     assert_eq!(body["given_name"], "Alice");
+}
+
+/// By default userinfo is asked only when the ID token has no email; with
+/// `oidc.userinfo = "profile_incomplete"` also when it lacks names or
+/// email_verified (Okta's thin ID tokens), and the ID token's claims win.
+#[tokio::test]
+async fn userinfo_fills_in_names_when_the_deployment_asks_for_a_complete_profile() {
+    let thin = json!({"sub": "00uThin", "email": "thin@acme.com", "given_name": null, "family_name": null, "email_verified": null});
+    let info = json!({"sub": "00uThin", "email": "other@acme.com", "given_name": "Thin", "family_name": "Token", "email_verified": true});
+    for (when, names) in [(UserinfoWhen::EmailMissing, false), (UserinfoWhen::ProfileIncomplete, true)] {
+        let app = TestApp::spawn_adjusted(|s| s.oidc.userinfo = when).await;
+        let op = StubOp::start(false).await;
+        let customer = unique("thin");
+        stub_client(&app, &op, &customer, "Okta", None).await;
+        op.set_userinfo(info.clone());
+        let (status, body) = login(&app, &op, &customer, thin.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let got = (&body["given_name"], &body["family_name"], &body["email_verified"]);
+        if names {
+            assert_eq!(got, (&json!("Thin"), &json!("Token"), &json!(true)), "{body}");
+        } else {
+            assert_eq!(got, (&Value::Null, &Value::Null, &Value::Null), "{body}");
+        }
+        assert_eq!(body["email"], "thin@acme.com", "the ID token's email wins");
+    }
 }
 
 #[tokio::test]

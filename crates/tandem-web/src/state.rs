@@ -14,6 +14,21 @@ use tandem_oidc::IdpHttp;
 use tandem_store::sink::LogSink;
 use tandem_store::Store;
 
+/// When a login asks the IdP's userinfo endpoint for claims the ID token
+/// lacks (one round trip to the IdP more).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserinfoWhen {
+    /// When the ID token has no `email` (what the matching and the
+    /// allowlist need most).
+    #[default]
+    EmailMissing,
+    /// Also when it has no `given_name`, `family_name` or `email_verified`
+    /// (Okta's org authorization server and Entra ID leave them out of ID
+    /// tokens; an app that fills in profiles from the login wants them).
+    ProfileIncomplete,
+}
+
 /// What a SCIM group PATCH answers (RFC 7644 §3.5.2 allows both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,6 +73,8 @@ pub struct WebSettings {
     /// and pass an allowlist (IdPs whose emails are all admin-set but
     /// marked unverified, e.g. Keycloak's LDAP users without "Trust email").
     pub accept_unverified_email: bool,
+    /// When a login asks userinfo for claims the ID token lacks.
+    pub userinfo: UserinfoWhen,
     /// Origins an absolute `post_login_redirect_url` may have besides the
     /// client's `redirect_url`'s (`*`: any).
     pub post_login_redirect_origins: Vec<String>,

@@ -114,6 +114,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
         require_distinct_redirect_paths: settings.oidc.require_distinct_redirect_paths,
         accept_unverified_email: settings.oidc.accept_unverified_email,
+        userinfo: settings.oidc.userinfo,
         post_login_redirect_origins: settings.oidc.post_login_redirect_origins.clone(),
     };
     let extra_roots = match &settings.oidc.ca_file {

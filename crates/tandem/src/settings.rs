@@ -112,6 +112,10 @@ pub struct Oidc {
     /// egress proxy).
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// When a login asks the IdP's userinfo endpoint for claims the ID
+    /// token lacks: `email_missing` or `profile_incomplete`.
+    #[serde(default)]
+    pub userinfo: tandem_web::state::UserinfoWhen,
 }
 
 fn default_members_per_page() -> u64 {
@@ -456,6 +460,16 @@ mod tests {
             let err = load_with(&format!("TANDEM_UT_ZERO_{}_", var.len()), &[(var, "0")]).unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn userinfo_loads_by_name_and_refuses_others() {
+        use tandem_web::state::UserinfoWhen;
+        assert_eq!(load_with("TANDEM_UT_UI_DEFAULT_", &[]).unwrap().oidc.userinfo, UserinfoWhen::EmailMissing);
+        let s = load_with("TANDEM_UT_UI_SET_", &[("OIDC__USERINFO", "profile_incomplete")]).unwrap();
+        assert_eq!(s.oidc.userinfo, UserinfoWhen::ProfileIncomplete);
+        let err = load_with("TANDEM_UT_UI_BAD_", &[("OIDC__USERINFO", "sometimes")]).unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("oidc.userinfo") && err.contains("profile_incomplete"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::trace::Trace;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, UserinfoWhen};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -283,7 +283,15 @@ async fn finish(
     };
     trace.ok(state, "id_token", json!({"sub": claims.get("sub")}));
 
-    if claims.get("email").and_then(Value::as_str).is_none() && meta.userinfo_endpoint.is_some() {
+    let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);
+    let ask = match state.settings.userinfo {
+        UserinfoWhen::EmailMissing => claims.get("email").and_then(Value::as_str).is_none(),
+        UserinfoWhen::ProfileIncomplete => {
+            claims.get("email").and_then(Value::as_str).is_none()
+                || ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c))
+        }
+    };
+    if ask && meta.userinfo_endpoint.is_some() {
         match userinfo(&state.http, &meta, &tokens.access_token).await {
             Ok(info) if tandem_oidc::id_token::claim_with_nul(&info).is_some() => {
                 trace.ok(state, "userinfo", json!({"merged": false, "why": "a userinfo claim holds the NUL character"}))
