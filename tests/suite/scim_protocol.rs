@@ -917,6 +917,11 @@ async fn a_group_membership_patch_changes_only_the_members_it_names_and_can_answ
     assert_eq!(r.body["scimType"], "invalidValue");
     assert!(r.body["detail"].as_str().unwrap().contains("no-such-user"), "{}", r.body);
     assert_eq!(members(&scim.get(&format!("/Groups/{gid}")).await.body), want);
+    // Many unknown members: the first ten are named, the rest counted.
+    let many: Vec<serde_json::Value> = (0..500).map(|i| json!({"value": format!("ghost-{i:03}")})).collect();
+    let r = patch("", json!([{"op": "add", "path": "members", "value": many}])).await;
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.contains("and 490 more") && detail.len() < 500, "{detail}");
     // Asked for attributes, the answer is the group, projected.
     let r = patch("?excludedAttributes=members", json!([{"op": "remove", "path": "members", "value": [{"value": a}]}]))
         .await;
@@ -944,6 +949,7 @@ async fn a_group_membership_patch_changes_only_the_members_it_names_and_can_answ
             ("fail", 412),
             ("fail", 412),
             ("update", 204),
+            ("fail", 400),
             ("fail", 400),
             ("update", 200),
             ("update", 200)

@@ -125,10 +125,18 @@ fn write_error(e: GroupWriteError) -> Result<ScimError, tandem_store::StoreError
         GroupWriteError::DisplayNameTaken(n) => {
             Ok(ScimError::uniqueness(format!("a group with displayName {n:?} already exists in this SCIM connection")))
         }
-        GroupWriteError::UnknownMembers(ids) => Ok(ScimError::invalid_value(format!(
-            "members.value: no user or group with id {} in this SCIM connection",
-            ids.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
-        ))),
+        GroupWriteError::UnknownMembers(ids) => {
+            // Named up to a few: the message is logged, and a write may name
+            // thousands of ids.
+            const NAMED: usize = 10;
+            let mut named = ids.iter().take(NAMED).map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ");
+            if ids.len() > NAMED {
+                named.push_str(&format!(" and {} more", ids.len() - NAMED));
+            }
+            Ok(ScimError::invalid_value(format!(
+                "members.value: no user or group with id {named} in this SCIM connection"
+            )))
+        }
         GroupWriteError::Store(e) => Err(e),
     }
 }
