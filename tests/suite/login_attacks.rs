@@ -60,7 +60,30 @@ async fn key_sets_in_the_shapes_real_idps_publish_verify_their_tokens() {
         let (status, body) = complete(&app, &op, &started, "forged").await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
+        // A token without a kid: served by a set of one key, however listed.
+        let started = start(&app, &customer).await;
+        op.issue("no-kid", op.sign_without_kid(&claims(&op, &started, json!({})), Signer::Published));
+        let (status, body) = complete(&app, &op, &started, "no-kid").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
+}
+
+/// A kid-less key set still picks up a rotated key: a token naming a kid
+/// the set does not list refetches it (once a minute at most) before the
+/// set's one key is used for it.
+#[tokio::test]
+async fn a_kid_less_key_set_picks_up_a_rotated_key() {
+    let (app, op, customer) = setup().await;
+    op.set_jwks_shape(JwksShape::NoKids);
+    assert_eq!(login(&app, &op, &customer, json!({})).await.0, StatusCode::OK);
+    let fetched = op.jwks_fetches();
+    op.rotate_keys();
+    app.clock.advance(chrono::Duration::seconds(61));
+    let started = start(&app, &customer).await;
+    op.issue("rotated", op.sign(&claims(&op, &started, json!({})), Signer::Rotated, "test-key-b"));
+    let (status, body) = complete(&app, &op, &started, "rotated").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.jwks_fetches(), fetched + 1);
 }
 
 #[tokio::test]
@@ -736,11 +759,22 @@ async fn a_client_registered_for_client_secret_post_completes_its_login() {
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(sent[0].starts_with("Basic "), "{sent:?}");
     assert!(sent[1].starts_with(" | ") && sent[1].contains("client_secret="), "{sent:?}");
+    let (_, event) = app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
+    let step = event["steps"].as_array().unwrap().iter().find(|s| s["step"] == "token_exchange").cloned();
+    assert_eq!(step.map(|s| s["detail"]["client_auth"].clone()), Some(json!("client_secret_post")), "{event}");
+    // Past the client authentication, the second try's own error is the answer:
+    // a code the IdP does not know is no reason to rotate the secret.
+    let started = start(&app, &customer).await;
+    let (status, body) = complete(&app, &op, &started, "never-issued").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
+    assert_eq!(body["error"]["details"]["error"], "invalid_grant", "{body}");
+    let sent_before_reject = op.token_requests().len();
     op.reject_client();
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
-    assert_eq!(op.token_requests().len(), 4);
+    assert_eq!(op.token_requests().len(), sent_before_reject + 2);
 }
 
 #[tokio::test]

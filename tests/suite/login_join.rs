@@ -128,7 +128,7 @@ async fn an_entra_application_with_its_own_signing_key_signs_in() {
     let op = StubOp::start(false).await;
     op.sign_with_an_app_specific_key();
     let customer = unique("entra-appkey");
-    stub_client(&app, &op, &customer, "MicrosoftEntra", None).await;
+    let created = stub_client(&app, &op, &customer, "MicrosoftEntra", None).await;
     let started = start(&app, &customer).await;
     op.issue("app-key", op.sign(&claims(&op, &started, entra_claims()), Signer::Rotated, "test-key-b"));
     let (status, body) = complete(&app, &op, &started, "app-key").await;
@@ -140,6 +140,12 @@ async fn an_entra_application_with_its_own_signing_key_signs_in() {
     let before = op.discovery_appids().len();
     assert_eq!(login(&app, &op, &generic, json!({})).await.0, StatusCode::OK);
     assert_eq!(op.discovery_appids().len(), before, "no appid for a Generic client");
+    // Another application id is another document: a PATCH of it runs discovery again.
+    let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
+    let (status, body) = app.patch(&path, json!({"idp": {"client_id": "another-app"}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.discovery_appids().last().map(String::as_str), Some("another-app"));
+    assert!(body["discovery"]["metadata"]["jwks_uri"].as_str().unwrap().ends_with("appid=another-app"), "{body}");
 }
 
 /// AD FS sends its user's UPN as `upn`, with no email or

@@ -26,7 +26,7 @@ pub enum JwksShape {
     PaddedModulus,
     /// The key without a kid (some home-grown IdPs), whatever kid tokens name.
     NoKids,
-    /// The key listed under its kid twice: pinned to RS512 first, then to RS256.
+    /// The key listed under its kid twice: pinned to RS256, then to RS512.
     DuplicateKid,
 }
 
@@ -194,6 +194,15 @@ impl StubOp {
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der)).unwrap()
     }
 
+    /// Signs `claims` with RS256 under no kid.
+    pub fn sign_without_kid(&self, claims: &Value, signer: Signer) -> String {
+        let der = match signer {
+            Signer::Published => KEY_A,
+            Signer::Unpublished | Signer::Rotated => KEY_B,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &EncodingKey::from_rsa_der(der)).unwrap()
+    }
+
     /// A token signed with HMAC using the IdP's *public* key as the secret.
     pub fn sign_hs256_with_public_key(&self, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::HS256);
@@ -267,7 +276,7 @@ async fn jwks(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
         JwksShape::DuplicateKid => {
             let mut other = jwk.clone();
             other["alg"] = json!("RS512");
-            vec![other, jwk]
+            vec![jwk, other]
         }
     };
     HttpResponse::Ok().json(json!({"keys": keys}))

@@ -212,6 +212,8 @@ struct TokenTransport(String);
 pub struct TokenSet {
     pub id_token: String,
     pub access_token: String,
+    /// How the client authenticated (`client_secret_basic`, `client_secret_post`).
+    pub client_auth: &'static str,
 }
 
 /// How a client secret is sent to the token endpoint, by its discovery name.
@@ -229,8 +231,9 @@ fn auth_method(auth_type: &AuthType) -> &'static str {
 /// the method it was registered with (Auth0, OneLogin, JumpCloud, Ory Hydra,
 /// Authelia, PingFederate) and answer the other with `invalid_client`: the
 /// exchange is then tried once with the other listed method (a refused
-/// client authentication leaves the code unspent). When that fails too, the
-/// first refusal is the answer.
+/// client authentication leaves the code unspent). When that is refused as
+/// `invalid_client` too, the first refusal is the answer; when it failed
+/// past the client authentication (an expired code), its own error is.
 pub async fn exchange_code(
     http: &IdpHttp,
     meta: &ProviderMetadata,
@@ -249,8 +252,8 @@ pub async fn exchange_code(
         done => return done,
     };
     match exchange_once(http, meta, cfg, code, pkce_verifier, other).await {
-        Ok(tokens) => Ok(tokens),
-        Err(_) => Err(refused),
+        Err(FlowError::InvalidClient(_)) => Err(refused),
+        done => done,
     }
 }
 
@@ -262,6 +265,7 @@ async fn exchange_once(
     pkce_verifier: Option<String>,
     auth_type: AuthType,
 ) -> Result<TokenSet, FlowError> {
+    let client_auth = auth_method(&auth_type);
     let c = token_client(meta, cfg, auth_type)?;
     let mut req = c.exchange_code(AuthorizationCode::new(code.to_string()));
     if let Some(v) = pkce_verifier {
@@ -286,9 +290,10 @@ async fn exchange_once(
         }
         let mut answer = oauth2::http::Response::builder().status(status);
         for (name, value) in response.headers() {
-            // A JSON answer labelled otherwise (`text/plain`) is read as JSON
-            // all the same: whether it is JSON is for its parse to say.
-            if name == reqwest::header::CONTENT_TYPE {
+            // A JSON answer labelled `text/plain` is read as JSON all the
+            // same; any other label (an HTML page) is kept, for oauth2 to name.
+            let plain = value.to_str().is_ok_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/plain"));
+            if name == reqwest::header::CONTENT_TYPE && plain {
                 answer = answer.header(name, "application/json");
                 continue;
             }
@@ -309,7 +314,7 @@ async fn exchange_once(
         RequestTokenError::Other(m) => FlowError::Malformed(m),
     })?;
     let id_token = tokens.id_token.ok_or(FlowError::NoIdToken)?;
-    Ok(TokenSet { id_token, access_token: tokens.access_token.into_secret() })
+    Ok(TokenSet { id_token, access_token: tokens.access_token.into_secret(), client_auth })
 }
 
 /// Fetches the userinfo claims (plain JSON responses only).

@@ -140,44 +140,61 @@ impl KeySet {
         let may_refetch = state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL));
         if kid.is_some() && may_refetch {
             state.tried = Some(self.clock.now());
-            *state = self.fetch(http).await?;
-            if let Some(found) = lookup(&state, kid, alg) {
-                return Ok(found);
+            match self.fetch(http).await {
+                Ok(fresh) => {
+                    *state = fresh;
+                    if let Some(found) = lookup(&state, kid, alg) {
+                        return Ok(found);
+                    }
+                }
+                Err(e) if only_kidless(&state).is_none() => return Err(e),
+                Err(_) => {}
             }
         }
         match kid {
-            Some(k) => Err(KeyError::UnknownKid(k.to_string())),
+            // A set whose keys carry no kid at all (some home-grown IdPs)
+            // serves its only key whatever kid the token names: the signature
+            // still has to verify with it. Only after the refetch above, so
+            // that a key the IdP rotated in is found within a minute.
+            Some(k) => only_kidless(&state).ok_or_else(|| KeyError::UnknownKid(k.to_string())),
             None => Err(KeyError::NoKid),
         }
     }
 }
 
-/// The key a token with `kid` and `alg` names. Under a `kid` listed several
-/// times, the key pinned to `alg` is preferred, then an unpinned one (a key
-/// pinned to another algorithm is still returned, for the caller to refuse
-/// by name). A set whose keys carry no `kid` at all (some home-grown IdPs)
-/// serves its only key whatever `kid` the token names: the signature still
-/// has to verify with it.
+/// The key a token with `kid` and `alg` names: among the entries listed
+/// under that kid, or, for a token without a kid, among the set's when they
+/// are all one kid's (a key listed once per algorithm) or the set is one
+/// kid-less key.
 fn lookup(state: &State, kid: Option<&str>, alg: &str) -> Option<Key> {
-    let only_anonymous = || (state.keys.is_empty() && state.anonymous.len() == 1).then(|| state.anonymous[0].clone());
     match kid {
-        Some(k) => match state.keys.get(k) {
-            Some(listed) => listed
-                .iter()
-                .find(|key| key.alg.as_deref() == Some(alg))
-                .or_else(|| listed.iter().find(|key| key.alg.is_none()))
-                .or_else(|| listed.first())
-                .cloned(),
-            None => only_anonymous(),
-        },
-        None => {
-            let mut all = state.keys.values().flatten().chain(state.anonymous.iter());
-            match (all.next(), all.next()) {
-                (Some(only), None) => Some(only.clone()),
-                _ => None,
-            }
+        Some(k) => state.keys.get(k).and_then(|listed| pick(listed, alg)),
+        None if state.anonymous.is_empty() && state.keys.len() == 1 => {
+            state.keys.values().next().and_then(|listed| pick(listed, alg))
         }
+        None => only_kidless(state),
     }
+}
+
+/// The set's one key, when it is a single key without a kid.
+fn only_kidless(state: &State) -> Option<Key> {
+    match (state.keys.is_empty(), state.anonymous.as_slice()) {
+        (true, [only]) => Some(only.clone()),
+        _ => None,
+    }
+}
+
+/// Among the entries of one kid: the one pinned to `alg`, else an unpinned
+/// one of `alg`'s key type (RSA, EC, OKP), else the first (a key pinned to
+/// another algorithm is returned for the caller to refuse by name).
+fn pick(listed: &[Key], alg: &str) -> Option<Key> {
+    let family = alg.parse::<jsonwebtoken::Algorithm>().ok().map(jsonwebtoken::Algorithm::family);
+    listed
+        .iter()
+        .find(|k| k.alg.as_deref() == Some(alg))
+        .or_else(|| listed.iter().find(|k| k.alg.is_none() && family.is_none_or(|f| k.decoding.family() == f)))
+        .or_else(|| listed.first())
+        .cloned()
 }
 
 /// A JWK as a decoding key. An RSA modulus or exponent with leading zero

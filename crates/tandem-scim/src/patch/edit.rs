@@ -107,13 +107,17 @@ impl ValueIndex {
 
     /// The indexes that may hold an element the same as `candidate`, in order.
     fn candidates(&self, candidate: &Value) -> Vec<usize> {
-        let mut found: Vec<usize> = match self.key(candidate) {
-            Some(k) => self.keyed.get(&k).cloned().unwrap_or_default(),
+        // Each list holds its indexes in ascending order (they are added so).
+        let (mut found, sorted) = match self.key(candidate) {
+            Some(k) => (self.keyed.get(&k).cloned().unwrap_or_default(), true),
             // Without a text `value`: compared with everything, as before.
-            None => self.keyed.values().flatten().copied().collect(),
+            None => (self.keyed.values().flatten().copied().collect::<Vec<_>>(), self.keyed.len() <= 1),
         };
+        let merge = !found.is_empty() && !self.others.is_empty();
         found.extend(&self.others);
-        found.sort_unstable();
+        if merge || !sorted {
+            found.sort_unstable();
+        }
         found
     }
 }

@@ -181,7 +181,7 @@ const PATCH_ATTEMPTS: usize = 16;
 /// changed it since; otherwise it is applied again to the new version. Two
 /// admins editing different fields at once both keep their change, and an
 /// edit racing a delete is either applied before it or answered 404.
-/// Discovery (network) runs outside the write, once per issuer.
+/// Discovery (network) runs outside the write, once per metadata URL.
 pub async fn patch(
     state: web::Data<AppState>,
     caller: Caller,
@@ -197,12 +197,17 @@ pub async fn patch(
         let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
         let spec = current.to_spec(&state.secret_key)?;
         let req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
-        let discovery = if req.spec.issuer != spec.issuer || verify_requested {
+        // What discovery fetches: the issuer's document, or an Entra application's.
+        let source = |s: &tandem_core::oidc_client::OidcClientSpec| {
+            tandem_oidc::discovery::metadata_url(&s.issuer, s.idp_type.discovery_appid(&s.client_id))
+        };
+        let wanted = source(&req.spec);
+        let discovery = if wanted != source(&spec) || verify_requested {
             match &discovered {
-                Some((issuer, doc)) if *issuer == req.spec.issuer => doc.clone(),
+                Some((fetched, doc)) if *fetched == wanted => doc.clone(),
                 _ => {
                     let doc = discover(&state, &req).await?;
-                    discovered = Some((req.spec.issuer.clone(), doc.clone()));
+                    discovered = Some((wanted, doc.clone()));
                     doc
                 }
             }

@@ -264,7 +264,11 @@ async fn finish(
             return Err(at(state, trace, "token_exchange", err));
         }
     };
-    trace.ok(state, "token_exchange", json!({"token_endpoint": meta.token_endpoint}));
+    trace.ok(
+        state,
+        "token_exchange",
+        json!({"token_endpoint": meta.token_endpoint, "client_auth": tokens.client_auth}),
+    );
 
     let nonce = login.nonce();
     let expect = Expectations {
