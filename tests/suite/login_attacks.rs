@@ -503,6 +503,16 @@ async fn unknown_or_missing_state_is_refused() {
         assert_eq!(steps, ["callback", "state"]);
         assert!(!event.to_string().contains("never-issued"), "the state is not recorded: {event}");
     }
+    // An IdP error arriving without a login's state is named, and recorded.
+    let callback =
+        "/sso/callback?error=access_denied&error_description=AADSTS50105%3A+The+signed+in+user+is+not+assigned";
+    let (status, body) = complete_raw(&app, "cookie", callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let details = &body["error"]["details"];
+    assert_eq!((&details["reason"], &details["idp_error"]), (&json!("missing"), &json!("access_denied")), "{body}");
+    assert!(details["explanation"].as_str().unwrap().contains("not assigned"), "{body}");
+    let (_, event) = app.get(&format!("/api/v1/login-events/{}", details["login_event_id"].as_str().unwrap())).await;
+    assert!(event["diagnosis"].as_str().unwrap().contains("AADSTS50105"), "{event}");
 }
 
 #[tokio::test]

@@ -365,6 +365,21 @@ async fn userinfo_fills_in_a_missing_email() {
     assert_eq!(body["email"], "alice@acme.com");
 }
 
+/// A userinfo answer signed as a JWT is not read, and the login event says
+/// why (the login goes on with the ID token's claims).
+#[tokio::test]
+async fn a_signed_userinfo_answer_is_named_in_the_login_event() {
+    let p = paired("OidcSubToScimExternalId").await;
+    p.scim.create_user(okta_scim_user()).await;
+    p.op.answer_userinfo_signed();
+    let (status, body) = login(&p.app, &p.op, &p.customer, json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": null})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, event) = p.app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
+    let step = event["steps"].as_array().unwrap().iter().find(|s| s["step"] == "userinfo").cloned().unwrap();
+    assert_eq!(step["detail"]["merged"], false, "{step}");
+    assert!(step["detail"]["why"].as_str().unwrap().contains("application/jwt"), "{step}");
+}
+
 #[tokio::test]
 async fn userinfo_fills_in_an_email_the_id_token_sends_as_null() {
     let p = paired("OidcEmailToScimUsername").await;

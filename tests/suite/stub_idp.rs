@@ -66,6 +66,8 @@ struct OpState {
     /// signed with the application's own key (`test-key-b`), listed only by
     /// the JWKS its `?appid=` discovery document names.
     app_specific_key: bool,
+    /// Userinfo answers signed (`application/jwt`), as Keycloak can be set to.
+    signed_userinfo: bool,
     /// The `appid` of each discovery request that had one.
     discovery_appids: Vec<String>,
     token_endpoint: Option<String>,
@@ -156,6 +158,10 @@ impl StubOp {
 
     pub fn set_jwks_shape(&self, shape: JwksShape) {
         self.state.lock().unwrap().jwks_shape = shape;
+    }
+
+    pub fn answer_userinfo_signed(&self) {
+        self.state.lock().unwrap().signed_userinfo = true;
     }
 
     pub fn sign_with_an_app_specific_key(&self) {
@@ -320,5 +326,9 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
 }
 
 async fn userinfo(op: web::Data<StubOp>) -> HttpResponse {
-    HttpResponse::Ok().json(Value::Object(op.state.lock().unwrap().userinfo.clone()))
+    let st = op.state.lock().unwrap();
+    if st.signed_userinfo {
+        return HttpResponse::Ok().content_type("application/jwt").body("eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+    }
+    HttpResponse::Ok().json(Value::Object(st.userinfo.clone()))
 }

@@ -328,6 +328,16 @@ pub async fn userinfo(
     if !resp.status().is_success() {
         return Err(format!("userinfo answered HTTP {}", resp.status()));
     }
+    let signed = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/jwt"));
+    if signed {
+        return Err("the IdP answers userinfo signed (application/jwt), which Tandem does not read: have it answer \
+                    userinfo as JSON (Keycloak: the client's \"User info signed response algorithm\" unset)"
+            .into());
+    }
     let body = crate::read_limited(resp, crate::DOCUMENT_LIMIT, "the userinfo response").await?;
     serde_json::from_slice::<Map<String, Value>>(&body).map_err(|e| format!("userinfo is not a JSON object: {e}"))
 }

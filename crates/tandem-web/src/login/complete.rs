@@ -59,13 +59,16 @@ pub async fn complete(
         trace
     };
     let Some(oauth_state) = callback.param("state").filter(|s| !s.is_empty()) else {
-        let err = invalid_state("missing", "the callback has no state parameter");
+        let err = with_idp_error(invalid_state("missing", "the callback has no state parameter"), &callback);
         return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
 
     // The login travels in its state: sealed by this deployment, or no login of ours.
     let Some(opened) = login_state::open(&state.secret_key, oauth_state) else {
-        let err = invalid_state("unknown", "the callback's state belongs to no login started here");
+        let err = with_idp_error(
+            invalid_state("unknown", "the callback's state belongs to no login started here"),
+            &callback,
+        );
         return Err(unattributed(&state).refuse(&state, "state", err).await);
     };
     let login = &opened.login;
@@ -142,6 +145,29 @@ pub async fn complete(
             Err(error)
         }
     }
+}
+
+/// The most characters of an IdP's `error` / `error_description` kept.
+const IDP_ERROR_CHARS: usize = 500;
+
+/// A state refusal of a callback that carries an IdP error (an IdP-side
+/// failure, a stale or bookmarked callback) names that error too: it is
+/// usually what the admin needs, and no login is there to report it.
+fn with_idp_error(mut err: ApiError, callback: &Callback) -> ApiError {
+    let Some(error) = callback.param("error") else { return err };
+    let cut = |s: &str| s.chars().take(IDP_ERROR_CHARS).collect::<String>();
+    let description = callback.param("error_description").map(cut);
+    err.message.push_str(&format!(
+        "; the callback carries the IdP's error {:?}{}",
+        cut(error),
+        description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    ));
+    if let Some(d) = err.details.as_object_mut() {
+        d.insert("idp_error".into(), json!(cut(error)));
+        d.insert("idp_error_description".into(), json!(description));
+        d.insert("explanation".into(), json!(explain_idp_error(error, description.as_deref())));
+    }
+    err
 }
 
 /// What a login event says of the callback (never the code or state).
