@@ -17,6 +17,17 @@ async fn create_returns_the_key_once_with_its_expiry() {
     let expires = chrono::DateTime::parse_from_rfc3339(created["api_key_expires_at"].as_str().unwrap()).unwrap();
     let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
     assert!((179..=180).contains(&days), "{days}");
+    // An answer holding a key shown once is never kept by a cache on the way.
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/scim-connections", app.base))
+        .bearer_auth(&app.key)
+        .json(&serde_json::json!({"customer_id": unique("nostore")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
 
     let (status, fetched) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
     assert_eq!(status, StatusCode::OK);

@@ -28,7 +28,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::render))
-        .service(web::scope("/api/v1").configure(api::routes))
+        // Answers carry keys shown once, login states and users' details:
+        // never kept by a cache on the way (RFC 9111 §5.2.2.5).
+        .service(
+            web::scope("/api/v1")
+                .wrap(middleware::DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                .configure(api::routes),
+        )
         .configure(scim::routes)
         .configure(dashboard::routes)
         .default_service(web::to(error::unknown_route));
