@@ -376,10 +376,6 @@ fn allowlist_refusal(domains: &[String], email: Option<&str>, verified: Option<b
     Some(ApiError::new(StatusCode::FORBIDDEN, "LoginBlockedByEmailAllowlist", message).with_details(details))
 }
 
-/// Google's issuer: every Google account signs in through it, Workspace
-/// and consumer alike.
-const GOOGLE_ISSUER: &str = "https://accounts.google.com";
-
 /// At Google, an email domain proves no membership of a Workspace: a
 /// consumer Google account may be made for any address its owner could
 /// once read (an employee's, kept after they left), and its email is
@@ -388,7 +384,7 @@ const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// must carry an `hd` it lists (Google's own advice for restricting sign-in
 /// to a Workspace).
 fn google_hosted_domain_refusal(issuer: &str, domains: &[String], claims: &Map<String, Value>) -> Option<ApiError> {
-    if domains.is_empty() || issuer.trim_end_matches('/') != GOOGLE_ISSUER {
+    if domains.is_empty() || !tandem_core::idp::is_google_issuer(issuer) {
         return None;
     }
     let hd = claims.get("hd").and_then(Value::as_str).map(str::to_ascii_lowercase);

@@ -218,11 +218,15 @@ pub async fn initiate(
     let issued = login.issue(&state.secret_key, redirect_after.as_deref());
     let verifier = login.pkce_verifier();
     // An explicit login_hint wins over the email the client was found by.
-    let extra: Vec<(&'static str, &str)> =
-        [("login_hint", login_hint.as_deref().or(email.as_deref())), ("prompt", prompt.as_deref())]
-            .into_iter()
-            .filter_map(|(name, value)| Some((name, value?)))
-            .collect();
+    let hd = tandem_core::idp::google_hd_param(&client.issuer, &client.domains());
+    let extra: Vec<(&'static str, &str)> = [
+        ("login_hint", login_hint.as_deref().or(email.as_deref())),
+        ("prompt", prompt.as_deref()),
+        ("hd", hd.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect();
     let url = match authorization_url(
         &meta,
         &cfg,
