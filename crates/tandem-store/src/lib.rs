@@ -213,7 +213,7 @@ impl Store {
         };
         let writer = match &write_lock {
             Some(lock) => Some(Arc::new(
-                writer::Writer::start(pool.clone(), lock.clone())
+                writer::Writer::start(pool.clone(), conn::Manager::new(url.clone()), lock.clone())
                     .map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?,
             )),
             None => None,

@@ -148,11 +148,11 @@ impl Traffic {
 impl Writer {
     /// Starts the writer on connections of `pool`, holding `lock` (the
     /// store's in-process write lock) while it writes.
-    pub fn start(pool: Pool, lock: Arc<Mutex<()>>) -> std::io::Result<Writer> {
+    pub fn start(pool: Pool, own: crate::conn::Manager, lock: Arc<Mutex<()>>) -> std::io::Result<Writer> {
         let traffic =
             Arc::new(Traffic { queued: AtomicUsize::new(0), busy_until: AtomicU64::new(0), epoch: Instant::now() });
         let (p, l, t) = (pool.clone(), lock.clone(), traffic.clone());
-        let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&p, &l, &t, &jobs))?;
+        let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&p, &own, &l, &t, &jobs))?;
         Ok(Writer { thread, pool, lock, traffic, behind: AtomicBool::new(false) })
     }
 
@@ -249,7 +249,14 @@ where
     }
 }
 
-fn run(pool: &Pool, lock: &Mutex<()>, traffic: &Traffic, jobs: &Receiver<Job>) {
+/// The writer thread. It writes its batches on a connection of its own,
+/// opened beside the pool (`own`), so reads never hold up a queued write
+/// however many of them are running: a connection asked of the pool per
+/// batch waited for them (up to the pool's timeout, then 503). Should that
+/// connection fail to open, a batch takes one from the pool.
+fn run(pool: &Pool, own: &crate::conn::Manager, lock: &Mutex<()>, traffic: &Traffic, jobs: &Receiver<Job>) {
+    use r2d2::ManageConnection;
+    let mut held = own.connect().ok();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -264,12 +271,21 @@ fn run(pool: &Pool, lock: &Mutex<()>, traffic: &Traffic, jobs: &Receiver<Job>) {
             // Several writes arrived together: small ones queue a while, more may be on their way.
             traffic.busy_at(traffic.now_us());
         }
-        match pool.get() {
-            Ok(mut conn) => {
+        if held.is_none() {
+            held = own.connect().ok();
+        }
+        match held.as_mut() {
+            Some(conn) => {
                 let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                commit_batch(&mut conn, batch);
+                commit_batch(conn, batch);
             }
-            Err(e) => fail_all(batch, &StoreError::Unavailable(e.to_string())),
+            None => match pool.get() {
+                Ok(mut conn) => {
+                    let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    commit_batch(&mut conn, batch);
+                }
+                Err(e) => fail_all(batch, &StoreError::Unavailable(e.to_string())),
+            },
         }
     }
 }
@@ -457,6 +473,37 @@ mod tests {
         assert!(matches!(boom.await.unwrap(), Err(StoreError::Unavailable(_))));
         store.write(|c| integration_keys::create(c, "after", at()).map(|_| ())).await.unwrap();
         assert_eq!(names(&store), ["after"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_write_does_not_wait_for_reads_holding_the_pool() {
+        let dir = std::env::temp_dir().join(format!("tandem-writer-pool-{}", std::process::id()));
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let options = crate::PoolOptions { max_size: 3, connect_timeout: Duration::from_secs(5), min_idle: 0 };
+        let store = Store::open(&url, &options).unwrap();
+        store.migrate().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // As many slow reads as the pool has connections: they hold them all.
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    s.read_blocking(|_| {
+                        std::thread::sleep(Duration::from_millis(1500));
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        store.write(|c| integration_keys::create(c, "queued", at()).map(|_| ())).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(1000), "waited {:?}", started.elapsed());
+        for r in readers {
+            r.join().unwrap().unwrap();
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
