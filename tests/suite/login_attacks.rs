@@ -770,7 +770,7 @@ async fn a_client_registered_for_client_secret_post_completes_its_login() {
     assert!(sent[0].starts_with("Basic "), "{sent:?}");
     assert!(sent[1].starts_with(" | ") && sent[1].contains("client_secret="), "{sent:?}");
     let (_, event) = app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
-    let step = event["steps"].as_array().unwrap().iter().find(|s| s["step"] == "token_exchange").cloned();
+    let step = step_of(&event, "token_exchange");
     assert_eq!(step.map(|s| s["detail"]["client_auth"].clone()), Some(json!("client_secret_post")), "{event}");
     // Past the client authentication, the second try's own error is the answer:
     // a code the IdP does not know is no reason to rotate the secret.

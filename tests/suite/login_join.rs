@@ -375,7 +375,7 @@ async fn a_signed_userinfo_answer_is_named_in_the_login_event() {
     let (status, body) = login(&p.app, &p.op, &p.customer, json!({"sub": "00u1a2b3c4D5e6F7g8h9", "email": null})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, event) = p.app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
-    let step = event["steps"].as_array().unwrap().iter().find(|s| s["step"] == "userinfo").cloned().unwrap();
+    let step = step_of(&event, "userinfo").unwrap();
     assert_eq!(step["detail"]["merged"], false, "{step}");
     assert!(step["detail"]["why"].as_str().unwrap().contains("application/jwt"), "{step}");
 }

@@ -110,6 +110,11 @@ pub async fn login(app: &TestApp, op: &StubOp, customer: &str, extra: Value) -> 
     complete(app, op, &started, &code).await
 }
 
+/// A login event's step named `name`, if it reached it.
+pub fn step_of(event: &Value, name: &str) -> Option<Value> {
+    event["steps"].as_array()?.iter().find(|s| s["step"] == name).cloned()
+}
+
 /// The error type and details of a failed login.
 pub fn error_of(body: &Value) -> (&str, &Value) {
     (body["error"]["type"].as_str().unwrap_or("<none>"), &body["error"]["details"])

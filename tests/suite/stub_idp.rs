@@ -191,22 +191,12 @@ impl StubOp {
 
     /// Signs `claims` with RS256.
     pub fn sign(&self, claims: &Value, signer: Signer, kid: &str) -> String {
-        let der = match signer {
-            Signer::Published => KEY_A,
-            Signer::Unpublished | Signer::Rotated => KEY_B,
-        };
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid.to_string());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der)).unwrap()
+        rs256(claims, signer, Some(kid))
     }
 
     /// Signs `claims` with RS256 under no kid.
     pub fn sign_without_kid(&self, claims: &Value, signer: Signer) -> String {
-        let der = match signer {
-            Signer::Published => KEY_A,
-            Signer::Unpublished | Signer::Rotated => KEY_B,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &EncodingKey::from_rsa_der(der)).unwrap()
+        rs256(claims, signer, None)
     }
 
     /// A token signed with HMAC using the IdP's *public* key as the secret.
@@ -222,6 +212,17 @@ impl StubOp {
         let c = URL_SAFE_NO_PAD.encode(claims.to_string());
         format!("{h}.{c}.")
     }
+}
+
+/// `claims` signed with RS256 by `signer`'s key, under `kid` if any.
+fn rs256(claims: &Value, signer: Signer, kid: Option<&str>) -> String {
+    let der = match signer {
+        Signer::Published => KEY_A,
+        Signer::Unpublished | Signer::Rotated => KEY_B,
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der)).unwrap()
 }
 
 fn appid(req: &HttpRequest) -> Option<String> {

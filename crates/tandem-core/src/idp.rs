@@ -18,20 +18,20 @@ pub enum IdpType {
 
 /// Google's issuer: every Google account signs in through it, Workspace
 /// and consumer alike.
-pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
 /// Whether `issuer` is Google's.
 pub fn is_google_issuer(issuer: &str) -> bool {
     issuer.trim_end_matches('/') == GOOGLE_ISSUER
 }
 
-/// The `hd` authorization parameter for a Google client with an email
-/// allowlist: its one domain, or `*` (any Workspace account) for several.
-/// Google then offers only such accounts; the `hd` claim is still checked
-/// on completion, as the parameter is only a hint.
-pub fn google_hd_param(issuer: &str, allowed_domains: &[String]) -> Option<String> {
+/// The `hd` authorization parameter of a Google client (see
+/// [`is_google_issuer`]) with an email allowlist: its one domain, or `*`
+/// (any Workspace account) for several. Google then offers only such
+/// accounts; the `hd` claim is still checked on completion, as the
+/// parameter is only a hint.
+pub fn google_hd_param(allowed_domains: &[String]) -> Option<String> {
     match allowed_domains {
-        _ if !is_google_issuer(issuer) => None,
         [] => None,
         [only] => Some(only.clone()),
         _ => Some("*".to_string()),
@@ -142,18 +142,19 @@ impl IdpLocation {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn google_clients_with_an_allowlist_hint_their_workspace_domain() {
         let one = vec!["acme.com".to_string()];
         let two = vec!["acme.com".to_string(), "acme.io".to_string()];
-        assert_eq!(super::google_hd_param("https://accounts.google.com", &one).as_deref(), Some("acme.com"));
-        assert_eq!(super::google_hd_param("https://accounts.google.com/", &two).as_deref(), Some("*"));
-        assert_eq!(super::google_hd_param("https://accounts.google.com", &[]), None);
-        assert_eq!(super::google_hd_param("https://acme.okta.com", &one), None);
+        assert_eq!(google_hd_param(&one).as_deref(), Some("acme.com"));
+        assert_eq!(google_hd_param(&two).as_deref(), Some("*"));
+        assert_eq!(google_hd_param(&[]), None);
+        assert!(is_google_issuer("https://accounts.google.com") && is_google_issuer("https://accounts.google.com/"));
+        assert!(!is_google_issuer("https://acme.okta.com"));
     }
-    use super::*;
-    use serde_json::json;
 
     #[test]
     fn okta_issuer_comes_from_the_sso_domain() {

@@ -30,9 +30,9 @@ struct Entry {
     checked: DateTime<Utc>,
 }
 
-/// Discovery metadata and key sets by metadata URL (an issuer's, or one Entra application's). Ages are read off the
-/// deployment's clock (tests move it); a clock that went back counts as
-/// the time being up.
+/// Discovery metadata and key sets by metadata URL (an issuer's, or one
+/// Entra application's). Ages are read off the deployment's clock (tests
+/// move it); a clock that went back counts as the time being up.
 pub struct IdpCache {
     entries: RwLock<HashMap<String, Entry>>,
     clock: Arc<dyn Clock>,

@@ -292,8 +292,7 @@ async fn exchange_once(
         for (name, value) in response.headers() {
             // A JSON answer labelled `text/plain` is read as JSON all the
             // same; any other label (an HTML page) is kept, for oauth2 to name.
-            let plain = value.to_str().is_ok_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/plain"));
-            if name == reqwest::header::CONTENT_TYPE && plain {
+            if name == reqwest::header::CONTENT_TYPE && media_type_is(value, "text/plain") {
                 answer = answer.header(name, "application/json");
                 continue;
             }
@@ -317,6 +316,11 @@ async fn exchange_once(
     Ok(TokenSet { id_token, access_token: tokens.access_token.into_secret(), client_auth })
 }
 
+/// Whether a `Content-Type` value names `media_type` (parameters aside).
+fn media_type_is(value: &reqwest::header::HeaderValue, media_type: &str) -> bool {
+    value.to_str().is_ok_and(|v| v.trim_start().to_ascii_lowercase().starts_with(media_type))
+}
+
 /// Fetches the userinfo claims (plain JSON responses only).
 pub async fn userinfo(
     http: &IdpHttp,
@@ -328,12 +332,7 @@ pub async fn userinfo(
     if !resp.status().is_success() {
         return Err(format!("userinfo answered HTTP {}", resp.status()));
     }
-    let signed = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/jwt"));
-    if signed {
+    if resp.headers().get(reqwest::header::CONTENT_TYPE).is_some_and(|v| media_type_is(v, "application/jwt")) {
         return Err("the IdP answers userinfo signed (application/jwt), which Tandem does not read: have it answer \
                     userinfo as JSON (Keycloak: the client's \"User info signed response algorithm\" unset)"
             .into());

@@ -274,19 +274,20 @@ fn run(pool: &Pool, own: &crate::conn::Manager, lock: &Mutex<()>, traffic: &Traf
         if held.is_none() {
             held = own.connect().ok();
         }
-        match held.as_mut() {
-            Some(conn) => {
-                let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                commit_batch(conn, batch);
-            }
+        // Held for the batch when the writer's own connection could not be opened.
+        let mut pooled: Option<r2d2::PooledConnection<crate::conn::Manager>> = None;
+        let conn: &mut AnyConnection = match held.as_mut() {
+            Some(own) => own,
             None => match pool.get() {
-                Ok(mut conn) => {
-                    let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    commit_batch(&mut conn, batch);
+                Ok(conn) => pooled.insert(conn),
+                Err(e) => {
+                    fail_all(batch, &StoreError::Unavailable(e.to_string()));
+                    continue;
                 }
-                Err(e) => fail_all(batch, &StoreError::Unavailable(e.to_string())),
             },
-        }
+        };
+        let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        commit_batch(conn, batch);
     }
 }
 

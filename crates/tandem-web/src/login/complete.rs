@@ -156,16 +156,16 @@ const IDP_ERROR_CHARS: usize = 500;
 fn with_idp_error(mut err: ApiError, callback: &Callback) -> ApiError {
     let Some(error) = callback.param("error") else { return err };
     let cut = |s: &str| s.chars().take(IDP_ERROR_CHARS).collect::<String>();
-    let description = callback.param("error_description").map(cut);
+    let (shown, description) = (cut(error), callback.param("error_description").map(cut));
     err.message.push_str(&format!(
-        "; the callback carries the IdP's error {:?}{}",
-        cut(error),
+        "; the callback carries the IdP's error {shown:?}{}",
         description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
     ));
+    let explanation = explain_idp_error(error, description.as_deref());
     if let Some(d) = err.details.as_object_mut() {
-        d.insert("idp_error".into(), json!(cut(error)));
+        d.insert("idp_error".into(), json!(shown));
         d.insert("idp_error_description".into(), json!(description));
-        d.insert("explanation".into(), json!(explain_idp_error(error, description.as_deref())));
+        d.insert("explanation".into(), json!(explanation));
     }
     err
 }
@@ -314,13 +314,9 @@ async fn finish(
     trace.ok(state, "id_token", json!({"sub": claims.get("sub")}));
 
     let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);
-    let ask = match state.settings.userinfo {
-        UserinfoWhen::EmailMissing => claims.get("email").and_then(Value::as_str).is_none(),
-        UserinfoWhen::ProfileIncomplete => {
-            claims.get("email").and_then(Value::as_str).is_none()
-                || ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c))
-        }
-    };
+    let ask = claims.get("email").and_then(Value::as_str).is_none()
+        || (state.settings.userinfo == UserinfoWhen::ProfileIncomplete
+            && ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c)));
     if ask && meta.userinfo_endpoint.is_some() {
         match userinfo(&state.http, &meta, &tokens.access_token).await {
             Ok(info) if tandem_oidc::id_token::claim_with_nul(&info).is_some() => {

@@ -94,6 +94,14 @@ const MAX_EMAIL_BYTES: usize = 320;
 /// The longest `oidc_client_id` accepted as a selector (ids are UUIDs).
 const MAX_CLIENT_ID_BYTES: usize = 64;
 
+/// Checks a free-text field: 1 to `max` bytes, no control characters.
+fn check_text(value: &str, max: usize) -> Result<(), String> {
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(format!("must be 1 to {max} bytes without control characters"));
+    }
+    Ok(())
+}
+
 /// Checks a `prompt` (OpenID Connect Core §3.1.2.1): space-separated values
 /// among `none`, `login`, `consent` and `select_account`, each once, and
 /// `none` alone.
@@ -131,10 +139,8 @@ pub async fn initiate(
     let redirect_after = r.string("post_login_redirect_url");
     let login_hint = r.string("login_hint");
     let prompt = r.string("prompt");
-    if let Some(h) = &login_hint {
-        if h.is_empty() || h.len() > MAX_EMAIL_BYTES || h.chars().any(char::is_control) {
-            r.error("login_hint", format!("must be 1 to {MAX_EMAIL_BYTES} bytes without control characters"));
-        }
+    if let Some(Err(m)) = login_hint.as_deref().map(|h| check_text(h, MAX_EMAIL_BYTES)) {
+        r.error("login_hint", m);
     }
     if let Some(Err(m)) = prompt.as_deref().map(check_prompt) {
         r.error("prompt", m);
@@ -158,10 +164,8 @@ pub async fn initiate(
             r.error("customer_id", m);
         }
     }
-    if let Some(id) = &client_id {
-        if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES || id.chars().any(char::is_control) {
-            r.error("oidc_client_id", format!("must be 1 to {MAX_CLIENT_ID_BYTES} bytes without control characters"));
-        }
+    if let Some(Err(m)) = client_id.as_deref().map(|id| check_text(id, MAX_CLIENT_ID_BYTES)) {
+        r.error("oidc_client_id", m);
     }
     let given = [customer.is_some(), client_id.is_some(), email.is_some()].iter().filter(|b| **b).count();
     if given != 1 {
@@ -218,7 +222,10 @@ pub async fn initiate(
     let issued = login.issue(&state.secret_key, redirect_after.as_deref());
     let verifier = login.pkce_verifier();
     // An explicit login_hint wins over the email the client was found by.
-    let hd = tandem_core::idp::google_hd_param(&client.issuer, &client.domains());
+    // The allowlist is read (parsed) only for a Google client.
+    let hd = tandem_core::idp::is_google_issuer(&client.issuer)
+        .then(|| tandem_core::idp::google_hd_param(&client.domains()))
+        .flatten();
     let extra: Vec<(&'static str, &str)> = [
         ("login_hint", login_hint.as_deref().or(email.as_deref())),
         ("prompt", prompt.as_deref()),

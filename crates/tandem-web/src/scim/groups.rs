@@ -308,7 +308,7 @@ pub async fn list_groups(state: &AppState, connection: &str, params: ListParams)
                     })
                     .count();
                 page.1.truncate(kept);
-                groups::members_of(c, &ids[..kept.min(ids.len())])?
+                groups::members_of(c, &ids[..kept])?
             } else {
                 HashMap::new()
             };
