@@ -53,6 +53,31 @@ async fn a_put_without_active_keeps_a_deactivated_user_deactivated() {
     assert_eq!(scim.put(&format!("/Users/{id}"), body).await.body["active"], true);
 }
 
+/// Nor does a PATCH that removes `active` or sets it to null (IdPs send a
+/// remove for an attribute their mapping leaves empty).
+#[tokio::test]
+async fn a_patch_removing_active_keeps_a_deactivated_user_deactivated() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(okta_user("rm@acme.com", "00uRm", false)).await;
+    let path = format!("/Users/{id}");
+    for ops in [
+        json!([{"op": "remove", "path": "active"}]),
+        json!([{"op": "replace", "path": "active", "value": null}]),
+        json!([{"op": "replace", "value": {"active": null, "displayName": "Still out"}}]),
+    ] {
+        let r = scim.patch(&path, patch_op(ops.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{ops}: {}", r.body);
+        assert_eq!(r.body["active"], false, "{ops}: {}", r.body);
+    }
+    assert_eq!(scim.get(&path).await.body["displayName"], "Still out");
+    assert_eq!(scim.filter_ids("Users", "active eq false").await, [id]);
+    // An active user stays active through the same removal.
+    let on = scim.create_user(okta_user("on@acme.com", "00uOn", true)).await;
+    let r = scim.patch(&format!("/Users/{on}"), patch_op(json!([{"op": "remove", "path": "active"}]))).await;
+    assert_eq!(r.body["active"], true, "{}", r.body);
+}
+
 #[tokio::test]
 async fn okta_path_less_active_false_deactivates() {
     let app = TestApp::spawn().await;
