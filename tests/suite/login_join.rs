@@ -294,7 +294,8 @@ async fn an_email_the_idp_marks_unverified_joins_no_one_and_passes_no_allowlist(
     // nothing of who they are. Okta's default strategy joins on the email.
     let p = paired("OidcEmailToScimUsername").await;
     p.scim.create_user(okta_scim_user()).await;
-    for unverified in [json!(false), json!("false")] {
+    // `false`, and any value that is not a clear yes.
+    for unverified in [json!(false), json!("false"), json!(0), json!("no")] {
         let claims = json!({"sub": "00uMallory", "email": "alice@acme.com", "email_verified": unverified});
         let (status, body) = login(&p.app, &p.op, &p.customer, claims).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -348,11 +349,11 @@ async fn a_deployment_can_accept_emails_marked_unverified() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["email_verified"], false);
     assert_eq!(body["scim_user"]["user_name"], "alice@acme.com");
-    // Neither true nor false ("1"): not said either way.
+    // Not a clear yes ("1"): unverified, accepted here too.
     let (status, body) =
         login(&app, &op, &customer, json!({"sub": "00uX", "email": "alice@acme.com", "email_verified": "1"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["email_verified"], Value::Null);
+    assert_eq!(body["email_verified"], false);
 }
 
 #[tokio::test]

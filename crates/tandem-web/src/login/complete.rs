@@ -401,6 +401,19 @@ fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
     idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({}))
 }
 
+/// What an `email_verified` claim says: a boolean, or the strings `"true"` /
+/// `"false"` some IdPs send. Absent or `null` says nothing (`None`); any
+/// other value is not a clear yes, so it is read as unverified rather than
+/// taken at its word.
+fn email_verified(claim: Option<&Value>) -> Option<bool> {
+    match claim {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
+        Some(_) => Some(false),
+    }
+}
+
 /// The longest OIDC user id accepted, in bytes (OpenID Connect Core §2).
 const MAX_USER_ID_BYTES: usize = 255;
 
@@ -440,12 +453,7 @@ async fn respond(
         return Err(at(state, trace, "id_token", err));
     }
     let email = text(&claims, "email");
-    let email_verified = match claims.get("email_verified") {
-        Some(Value::Bool(b)) => Some(*b),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    };
+    let email_verified = email_verified(claims.get("email_verified"));
     let verified_for_join = state.settings.email_verified_for_join(email_verified);
     // AD FS sends the user's UPN as `upn`, and no preferred_username.
     let preferred_username = text(&claims, "preferred_username").or_else(|| text(&claims, "upn"));
@@ -531,6 +539,19 @@ mod tests {
 
     fn claims(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn only_a_clear_yes_is_a_verified_email() {
+        let read = |v: Value| email_verified(Some(&v));
+        assert_eq!(email_verified(None), None);
+        assert_eq!(read(Value::Null), None);
+        assert_eq!((read(json!(true)), read(json!("TRUE"))), (Some(true), Some(true)));
+        for unclear in
+            [json!(false), json!("false"), json!(0), json!(1), json!("no"), json!("yes"), json!([true]), json!({})]
+        {
+            assert_eq!(read(unclear.clone()), Some(false), "{unclear}");
+        }
     }
 
     #[test]
