@@ -204,6 +204,27 @@ async fn oversized_body_is_refused_with_413() {
     assert_eq!(body["error"]["type"], "PayloadTooLarge");
 }
 
+/// The stored secret is sent only to the IdP that issued it: a PATCH moving
+/// the client to another issuer must carry the new IdP's secret.
+#[tokio::test]
+async fn patch_moving_the_issuer_needs_a_new_secret() {
+    let app = TestApp::spawn().await;
+    let created = app.create_okta_client(&unique("mv")).await;
+    let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
+    let moved = json!({"idp": {"sso_domain": "elsewhere.okta.com"}, "verify": false});
+    let (status, body) = app.patch(&path, moved.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["type"], "InvalidFields", "{body}");
+    assert_eq!(body["error"]["details"]["fields"][0]["field"], "idp.client_secret", "{body}");
+    let (_, stored) = app.get(&path).await;
+    assert_eq!(stored["idp"]["issuer"], "https://acme.okta.com", "unchanged: {stored}");
+    let mut with_secret = moved;
+    with_secret["idp"]["client_secret"] = json!("elsewhere-secret");
+    let (status, body) = app.patch(&path, with_secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["idp"]["issuer"], "https://elsewhere.okta.com", "{body}");
+}
+
 #[tokio::test]
 async fn patch_changes_the_strategy_and_keeps_the_secret() {
     let app = TestApp::spawn().await;

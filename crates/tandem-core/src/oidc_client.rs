@@ -91,7 +91,24 @@ pub fn parse_patch(
             merged.insert(k.clone(), v.clone());
         }
     }
-    parse(&Value::Object(merged), policy, current.client_secret.clone())
+    let request = parse(&Value::Object(merged), policy, current.client_secret.clone())?;
+    // The stored secret goes only to the IdP it was issued by: a PATCH that
+    // moves the client to another issuer (a typo, or a hostile edit through
+    // an app's self-serve settings) must send the new IdP's secret, or the
+    // next login would post the old one to the new token endpoint.
+    let new_secret = patch.get("idp").and_then(|i| i.get("client_secret")).and_then(Value::as_str);
+    if current.client_secret.is_some() && request.spec.issuer != current.issuer && new_secret.is_none_or(str::is_empty)
+    {
+        return Err(vec![FieldError {
+            field: "idp.client_secret".into(),
+            message: format!(
+                "is required when the issuer changes (from {:?} to {:?}): the stored secret is sent only to the IdP \
+                 that issued it",
+                current.issuer, request.spec.issuer
+            ),
+        }]);
+    }
+    Ok(request)
 }
 
 /// The request form of a stored spec (without its secret).
@@ -492,13 +509,37 @@ mod tests {
         let current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
         let err = parse_patch(&json!({"idp": {"type": "MicrosoftEntra"}}), &current, UrlPolicy::default()).unwrap_err();
         assert_eq!(fields(err), ["idp.tenant_id"]);
-        let ok = parse_patch(
-            &json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"}}),
-            &current,
-            UrlPolicy::default(),
-        )
-        .unwrap();
+        let entra = json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"}});
+        // The Okta client's secret is not sent on to Entra.
+        let err = parse_patch(&entra, &current, UrlPolicy::default()).unwrap_err();
+        assert_eq!(fields(err), ["idp.client_secret"]);
+        let mut with_secret = entra.clone();
+        with_secret["idp"]["client_secret"] = json!("entra~secret");
+        let ok = parse_patch(&with_secret, &current, UrlPolicy::default()).unwrap();
         assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0");
+        assert_eq!(ok.spec.client_secret.map(|s| s.0), Some("entra~secret".to_string()));
+    }
+
+    #[test]
+    fn patch_moving_the_issuer_needs_the_new_idps_secret() {
+        let current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
+        let moved = json!({"idp": {"sso_domain": "attacker.okta.com"}});
+        let err = parse_patch(&moved, &current, UrlPolicy::default()).unwrap_err();
+        assert_eq!(fields(err.clone()), ["idp.client_secret"]);
+        assert!(err[0].message.contains("https://attacker.okta.com"), "{}", err[0].message);
+        let mut empty = moved.clone();
+        empty["idp"]["client_secret"] = json!("");
+        assert!(parse_patch(&empty, &current, UrlPolicy::default()).is_err());
+        // The same issuer keeps the stored secret; so does a public client with nothing stored.
+        let same = json!({"idp": {"client_id": "another", "sso_domain": current.location.sso_domain}});
+        assert_eq!(
+            parse_patch(&same, &current, UrlPolicy::default()).unwrap().spec.client_secret,
+            current.client_secret
+        );
+        let mut public = current.clone();
+        public.client_secret = None;
+        public.uses_pkce = true;
+        assert!(parse_patch(&moved, &public, UrlPolicy::default()).is_ok());
     }
 
     #[test]
