@@ -244,7 +244,8 @@ fn key_list_shows_each_keys_state_and_use() {
 fn start_up_warns_of_clients_sharing_a_redirect_path() {
     let dir = scratch_dir();
     let key = run_ok(&dir, &["integration-key", "create", "--name", "paths"]).trim().to_string();
-    let (mut child, addr, rx) = serve(&dir, &[]);
+    let allow = [("TANDEM_OIDC__REQUIRE_DISTINCT_REDIRECT_PATHS", "false")];
+    let (mut child, addr, rx) = serve(&dir, &allow);
     let shared = format!("https://app.example.com/{}/sso/callback", unique("p"));
     for customer in [unique("one"), unique("two")] {
         let body = serde_json::json!({"customer_id": customer,

@@ -299,17 +299,17 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
     assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
 }
 
-/// A server that refuses a redirect path another client has.
-async fn requiring_distinct_paths() -> TestApp {
-    TestApp::spawn_adjusted(|s| s.oidc.require_distinct_redirect_paths = true).await
+/// A server that allows a redirect path another client has, with a warning.
+async fn allowing_shared_paths() -> TestApp {
+    TestApp::spawn_adjusted(|s| s.oidc.require_distinct_redirect_paths = false).await
 }
 
-/// By default a shared path is saved with a warning naming the other
-/// customer (the DESIGN's own examples share one); the response says how
+/// With `oidc.require_distinct_redirect_paths = false`, a shared path is
+/// saved with a warning naming the other customer; the response says how
 /// the mix-up it allows is avoided.
 #[tokio::test]
-async fn a_shared_redirect_path_is_saved_with_a_warning() {
-    let app = TestApp::spawn().await;
+async fn a_shared_redirect_path_is_saved_with_a_warning_when_allowed() {
+    let app = allowing_shared_paths().await;
     let (a, b) = (unique("a"), unique("b"));
     let created_a = app.create_okta_client(&a).await;
     assert!(created_a.get("warnings").is_none(), "{created_a}");
@@ -331,11 +331,11 @@ async fn a_shared_redirect_path_is_saved_with_a_warning() {
 }
 
 /// Two clients on one callback path would let one customer's IdP obtain a
-/// login at the other's (OAuth mix-up): a deployment can require a path of
-/// each client's own.
+/// login at the other's (OAuth mix-up): by default each client needs a
+/// path of its own.
 #[tokio::test]
-async fn a_redirect_path_another_client_has_is_a_conflict_when_required() {
-    let app = requiring_distinct_paths().await;
+async fn a_redirect_path_another_client_has_is_a_conflict() {
+    let app = TestApp::spawn().await;
     let (a, b) = (unique("a"), unique("b"));
     let created_a = app.create_okta_client(&a).await;
     let shared = created_a["redirect_url"].as_str().unwrap().to_string();
@@ -372,7 +372,7 @@ async fn a_redirect_path_another_client_has_is_a_conflict_when_required() {
 /// still be edited; only a change of the path is checked.
 #[tokio::test]
 async fn clients_that_already_share_a_path_can_still_be_edited() {
-    let app = requiring_distinct_paths().await;
+    let app = TestApp::spawn().await;
     let (a, b) = (unique("a"), unique("b"));
     let created_a = app.create_okta_client(&a).await;
     let created_b = app.create_okta_client(&b).await;

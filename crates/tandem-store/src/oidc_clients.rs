@@ -190,11 +190,17 @@ pub fn shared_redirect_path(redirect_url: &str, customer: &str) -> String {
     )
 }
 
+/// A conflict if `customer_id` already has a client.
+pub fn check_customer_free(conn: &mut AnyConnection, customer_id: &str) -> Result<(), StoreError> {
+    match get_by_customer(conn, customer_id)? {
+        Some(_) => Err(customer_taken(customer_id)),
+        None => Ok(()),
+    }
+}
+
 /// Inserts a client; a taken customer id is a conflict.
 pub fn insert(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), StoreError> {
-    if get_by_customer(conn, &row.customer_id)?.is_some() {
-        return Err(customer_taken(&row.customer_id));
-    }
+    check_customer_free(conn, &row.customer_id)?;
     diesel::insert_into(c::oidc_clients)
         .values(row)
         .execute(conn)

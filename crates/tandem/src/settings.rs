@@ -98,7 +98,7 @@ pub struct Oidc {
     pub http_timeout_secs: u64,
     pub login_ttl_secs: u64,
     /// Refuse a client whose redirect path another client has (else a warning).
-    #[serde(default)]
+    #[serde(default = "yes")]
     pub require_distinct_redirect_paths: bool,
     /// Let an email the IdP marks `email_verified: false` identify a user.
     #[serde(default)]
@@ -116,6 +116,10 @@ pub struct Oidc {
     /// token lacks: `email_missing` or `profile_incomplete`.
     #[serde(default)]
     pub userinfo: tandem_web::state::UserinfoWhen,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_members_per_page() -> u64 {
@@ -489,15 +493,15 @@ mod tests {
     }
 
     #[test]
-    fn the_login_safety_switches_default_off_and_load_from_the_environment() {
+    fn the_login_safety_switches_default_safe_and_load_from_the_environment() {
         let s = load_with("TANDEM_UT_OIDC_DEFAULT_", &[]).unwrap();
-        assert!(!s.oidc.require_distinct_redirect_paths && !s.oidc.accept_unverified_email);
+        assert!(s.oidc.require_distinct_redirect_paths && !s.oidc.accept_unverified_email);
         let s = load_with(
             "TANDEM_UT_OIDC_SET_",
-            &[("OIDC__REQUIRE_DISTINCT_REDIRECT_PATHS", "true"), ("OIDC__ACCEPT_UNVERIFIED_EMAIL", "true")],
+            &[("OIDC__REQUIRE_DISTINCT_REDIRECT_PATHS", "false"), ("OIDC__ACCEPT_UNVERIFIED_EMAIL", "true")],
         )
         .unwrap();
-        assert!(s.oidc.require_distinct_redirect_paths && s.oidc.accept_unverified_email);
+        assert!(!s.oidc.require_distinct_redirect_paths && s.oidc.accept_unverified_email);
     }
 
     #[test]

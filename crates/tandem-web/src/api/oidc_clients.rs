@@ -84,6 +84,9 @@ pub async fn create(
     let sharer = state
         .store
         .write(move |c| {
+            // A taken customer ID is the answer before a taken path (the
+            // same request sent twice has both).
+            repo::check_customer_free(c, &stored.customer_id)?;
             let sharer = shared_path_check(c, &stored, require)?;
             repo::insert(c, &stored)?;
             audit::record(
