@@ -95,6 +95,16 @@ impl std::ops::DerefMut for Pooled {
 }
 
 impl Pooled {
+    /// Whether it must not be used again: lost, or left inside a
+    /// transaction (see [`Manager::has_broken`]).
+    pub(crate) fn is_broken(&mut self) -> bool {
+        use diesel::connection::TransactionManager;
+        let open = <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(&mut self.conn)
+            .transaction_depth()
+            .map_or(true, |depth| depth.is_some());
+        self.lost || open
+    }
+
     /// Passes `result` on; a failure that means the server closed the
     /// connection marks it lost (the pool drops it) and reads as the
     /// database being unavailable.
@@ -162,12 +172,8 @@ impl r2d2::ManageConnection for Manager {
     /// with the abandoned transaction's row locks (SQLite: the write lock)
     /// held on.
     fn has_broken(&self, conn: &mut Pooled) -> bool {
-        use diesel::connection::TransactionManager;
         conn.returned_at = Some(Instant::now());
-        let open = <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(&mut conn.conn)
-            .transaction_depth()
-            .map_or(true, |depth| depth.is_some());
-        conn.lost || open || std::thread::panicking()
+        conn.is_broken() || std::thread::panicking()
     }
 }
 

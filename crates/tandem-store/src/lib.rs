@@ -179,12 +179,11 @@ type Pool = r2d2::Pool<conn::Manager>;
 pub struct Store {
     pool: Pool,
     url: Arc<DatabaseUrl>,
-    // SQLite allows one writer; serialising writes in-process avoids
-    // deferred-transaction upgrade deadlocks and busy-waiting.
-    write_lock: Option<Arc<std::sync::Mutex<()>>>,
     // SQLite: the WAL checkpoint thread, stopped when the last handle goes.
     _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
-    // SQLite: the group-commit writer of `write` (see writer.rs).
+    // SQLite: the group-commit writer of `write` (see writer.rs). SQLite
+    // allows one writer; serialising writes in-process, on one connection,
+    // avoids deferred-transaction upgrade deadlocks and busy-waiting.
     writer: Option<Arc<writer::Writer>>,
 }
 
@@ -206,19 +205,18 @@ impl Store {
             .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
             .build(conn::Manager::new(url.clone()))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let write_lock = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(std::sync::Mutex::new(())));
         let checkpointer = match &url {
             DatabaseUrl::Sqlite(path) => checkpoint::Checkpointer::start(path.clone()).map(Arc::new),
             DatabaseUrl::Postgres(_) => None,
         };
-        let writer = match &write_lock {
-            Some(lock) => Some(Arc::new(
-                writer::Writer::start(pool.clone(), conn::Manager::new(url.clone()), lock.clone())
+        let writer = match &url {
+            DatabaseUrl::Sqlite(_) => Some(Arc::new(
+                writer::Writer::start(pool.clone(), conn::Manager::new(url.clone()))
                     .map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?,
             )),
-            None => None,
+            DatabaseUrl::Postgres(_) => None,
         };
-        Ok(Store { pool, url: Arc::new(url), write_lock, _checkpointer: checkpointer, writer })
+        Ok(Store { pool, url: Arc::new(url), _checkpointer: checkpointer, writer })
     }
 
     /// Which backend this store talks to.
@@ -332,7 +330,7 @@ impl Store {
     /// Runs a transaction of a few rows found by key (a SCIM user written,
     /// a login's steps) like [`Store::write`], except that on SQLite, when
     /// no other write is queued or running, none overlapped in the last
-    /// 20 ms and a pooled connection is free, it runs and commits at once on
+    /// 20 ms, it runs and commits at once (on the write connection) on
     /// the calling thread instead of on the writer's (two thread wake-ups
     /// fewer). It then holds that thread for the transaction: normally tens
     /// of microseconds, but up to the busy timeout (5 s) if another process
@@ -386,8 +384,10 @@ impl Store {
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     {
+        if let Some(writer) = &self.writer {
+            return writer.write_behind(f);
+        }
         let mut conn = self.conn()?;
-        let _guard = self.write_lock.as_ref().map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let result = writer::write_transaction(&mut conn, f);
         conn.settle(result)
     }

@@ -15,6 +15,13 @@
 //! writer and back cost two thread wake-ups, 20-27 % of the server's context
 //! switches over creates and logins. While writes overlap, small ones queue
 //! and share commits as above.
+//!
+//! Every write, wherever it runs, runs on one connection of its own beside
+//! the read pool ([`WriteConn`], behind the write lock). SQLite empties a
+//! connection's page cache whenever another connection has written since
+//! its last transaction, so writes spread over the pool read every page
+//! they touch back from the file (16 `pread`s in a login's last write);
+//! on the one connection that only writes, the cache stays warm.
 
 use crate::background::Background;
 use crate::{AnyConnection, StoreError};
@@ -78,11 +85,74 @@ type Pool = r2d2::Pool<crate::conn::Manager>;
 
 type Tm = <AnyConnection as Connection>::TransactionManager;
 
+/// The connection SQLite writes run on, behind the store's write lock
+/// (holding the lock is holding the connection).
+pub struct WriteConn {
+    manager: crate::conn::Manager,
+    conn: Option<crate::conn::Pooled>,
+}
+
+impl WriteConn {
+    /// A slot for the write connection, opened at its first use.
+    pub fn new(manager: crate::conn::Manager) -> WriteConn {
+        WriteConn { manager, conn: None }
+    }
+
+    /// The write connection, or, when it cannot be opened, one from `pool`
+    /// (waiting for it up to the pool's timeout when `wait`; `None` when
+    /// none is free without waiting). A write connection left inside a
+    /// transaction (its user panicked) or lost is dropped and opened again.
+    fn get(&mut self, pool: &Pool, wait: bool) -> Option<Result<Held<'_>, StoreError>> {
+        use r2d2::ManageConnection;
+        if self.conn.as_mut().is_some_and(|c| c.is_broken()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            self.conn = self.manager.connect().ok();
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            return Some(Ok(Held::Own(conn)));
+        }
+        match wait {
+            true => {
+                Some(pool.get().map(|c| Held::Pooled(Box::new(c))).map_err(|e| StoreError::Unavailable(e.to_string())))
+            }
+            false => pool.try_get().map(|c| Ok(Held::Pooled(Box::new(c)))),
+        }
+    }
+}
+
+/// A connection a write runs on.
+enum Held<'a> {
+    Own(&'a mut crate::conn::Pooled),
+    /// The fallback, when the write connection cannot be opened (boxed: rare).
+    Pooled(Box<r2d2::PooledConnection<crate::conn::Manager>>),
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Held::Own(c) => c,
+            Held::Pooled(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Held::Own(c) => c,
+            Held::Pooled(c) => c,
+        }
+    }
+}
+
 /// The writer thread; dropping the last handle stops it after the queue drains.
 pub struct Writer {
     thread: Background<Job>,
     pool: Pool,
-    lock: Arc<Mutex<()>>,
+    lock: Arc<Mutex<WriteConn>>,
     traffic: Arc<Traffic>,
     /// The write lock is held for a write behind requests (see [`Writer::write_behind`]).
     behind: AtomicBool,
@@ -96,12 +166,12 @@ const BUSY_FOR: Duration = Duration::from_millis(20);
 // allocate on every write.
 #[allow(clippy::large_enum_variant)]
 enum Here<'a> {
-    /// On the caller's thread, with this connection and the write lock.
-    Now(r2d2::PooledConnection<crate::conn::Manager>, MutexGuard<'a, ()>),
+    /// On the caller's thread, holding the write lock (and connection).
+    Now(MutexGuard<'a, WriteConn>),
     /// Queued: another write is queued or running.
     Contended,
     /// Queued without opening the busy window: writes overlapped a moment
-    /// ago, no connection is free, or a write behind requests holds the lock.
+    /// ago, or a write behind requests holds the lock.
     NotNow,
 }
 
@@ -146,13 +216,14 @@ impl Traffic {
 }
 
 impl Writer {
-    /// Starts the writer on connections of `pool`, holding `lock` (the
-    /// store's in-process write lock) while it writes.
-    pub fn start(pool: Pool, own: crate::conn::Manager, lock: Arc<Mutex<()>>) -> std::io::Result<Writer> {
+    /// Starts the writer: every write runs on the write connection `own`
+    /// opens, behind the write lock, or on one of `pool` when it cannot be opened.
+    pub fn start(pool: Pool, own: crate::conn::Manager) -> std::io::Result<Writer> {
         let traffic =
             Arc::new(Traffic { queued: AtomicUsize::new(0), busy_until: AtomicU64::new(0), epoch: Instant::now() });
+        let lock = Arc::new(Mutex::new(WriteConn::new(own)));
         let (p, l, t) = (pool.clone(), lock.clone(), traffic.clone());
-        let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&p, &own, &l, &t, &jobs))?;
+        let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&p, &l, &t, &jobs))?;
         Ok(Writer { thread, pool, lock, traffic, behind: AtomicBool::new(false) })
     }
 
@@ -179,7 +250,14 @@ impl Writer {
     {
         let (job, result) = Pending::job(f);
         match self.idle() {
-            Here::Now(mut conn, _guard) => commit_batch(&mut conn, vec![job]),
+            Here::Now(mut slot) => match slot.get(&self.pool, false) {
+                Some(Ok(mut conn)) => commit_batch(&mut conn, vec![job]),
+                // No connection to be had without waiting (the pool's are all reading).
+                _ => {
+                    drop(slot);
+                    self.enqueue(job)?
+                }
+            },
             Here::Contended => {
                 self.traffic.busy_at(self.traffic.now_us());
                 self.enqueue(job)?
@@ -200,12 +278,15 @@ impl Writer {
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     {
-        let mut conn = self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.behind.store(true, Ordering::Release);
-        let result = write_transaction(&mut conn, f);
+        let result = match slot.get(&self.pool, true) {
+            Some(Ok(mut conn)) => write_transaction(&mut conn, f),
+            Some(Err(e)) => Err(e),
+            None => Err(StoreError::Unavailable("no database connection is free".into())),
+        };
         self.behind.store(false, Ordering::Release);
-        conn.settle(result)
+        result
     }
 
     /// Whether a small write can run on its caller's thread now.
@@ -213,16 +294,12 @@ impl Writer {
         if let Some(reason) = self.traffic.queue_reason_at(self.traffic.now_us()) {
             return reason;
         }
-        let guard = match self.lock.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        match self.lock.try_lock() {
+            Ok(guard) => Here::Now(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Here::Now(poisoned.into_inner()),
             // A write behind requests holds it for a batch of log records.
-            Err(TryLockError::WouldBlock) if self.behind.load(Ordering::Acquire) => return Here::NotNow,
-            Err(TryLockError::WouldBlock) => return Here::Contended,
-        };
-        match self.pool.try_get() {
-            Some(conn) => Here::Now(conn, guard),
-            None => Here::NotNow,
+            Err(TryLockError::WouldBlock) if self.behind.load(Ordering::Acquire) => Here::NotNow,
+            Err(TryLockError::WouldBlock) => Here::Contended,
         }
     }
 
@@ -249,14 +326,12 @@ where
     }
 }
 
-/// The writer thread. It writes its batches on a connection of its own,
-/// opened beside the pool (`own`), so reads never hold up a queued write
-/// however many of them are running: a connection asked of the pool per
-/// batch waited for them (up to the pool's timeout, then 503). Should that
+/// The writer thread. It writes its batches on the write connection,
+/// opened beside the pool, so reads never hold up a queued write however
+/// many of them are running: a connection asked of the pool per batch
+/// waited for them (up to the pool's timeout, then 503). Should that
 /// connection fail to open, a batch takes one from the pool.
-fn run(pool: &Pool, own: &crate::conn::Manager, lock: &Mutex<()>, traffic: &Traffic, jobs: &Receiver<Job>) {
-    use r2d2::ManageConnection;
-    let mut held = own.connect().ok();
+fn run(pool: &Pool, lock: &Mutex<WriteConn>, traffic: &Traffic, jobs: &Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -271,23 +346,12 @@ fn run(pool: &Pool, own: &crate::conn::Manager, lock: &Mutex<()>, traffic: &Traf
             // Several writes arrived together: small ones queue a while, more may be on their way.
             traffic.busy_at(traffic.now_us());
         }
-        if held.is_none() {
-            held = own.connect().ok();
+        let mut slot = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match slot.get(pool, true) {
+            Some(Ok(mut conn)) => commit_batch(&mut conn, batch),
+            Some(Err(e)) => fail_all(batch, &e),
+            None => fail_all(batch, &StoreError::Unavailable("no database connection is free".into())),
         }
-        // Held for the batch when the writer's own connection could not be opened.
-        let mut pooled: Option<r2d2::PooledConnection<crate::conn::Manager>> = None;
-        let conn: &mut AnyConnection = match held.as_mut() {
-            Some(own) => own,
-            None => match pool.get() {
-                Ok(conn) => pooled.insert(conn),
-                Err(e) => {
-                    fail_all(batch, &StoreError::Unavailable(e.to_string()));
-                    continue;
-                }
-            },
-        };
-        let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        commit_batch(conn, batch);
     }
 }
 
@@ -420,6 +484,46 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(50));
         held
+    }
+
+    /// Every way of writing runs on the one write connection (whose page
+    /// cache no other connection's writes empty): a TEMP table exists only
+    /// on the connection that made it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_write_path_runs_on_the_write_connection() {
+        use diesel::connection::SimpleConnection;
+        let (store, _dir) = crate::test_store();
+        let probe =
+            |sql: &'static str| move |c: &mut crate::AnyConnection| c.batch_execute(sql).map_err(StoreError::from);
+        store.write_blocking(probe("CREATE TEMP TABLE probe (x INTEGER)")).unwrap();
+        store.write_small(probe("INSERT INTO temp.probe VALUES (1)")).await.unwrap();
+        store.write_autocommit(probe("INSERT INTO temp.probe VALUES (2)")).await.unwrap();
+        store.write(probe("INSERT INTO temp.probe VALUES (3)")).await.unwrap();
+        store.write_behind(probe("INSERT INTO temp.probe VALUES (4)")).unwrap();
+        // Queued behind a held writer, in a shared batch.
+        let held = hold_writer(&store);
+        let s = store.clone();
+        let queued = tokio::spawn(async move { s.write_small(probe("INSERT INTO temp.probe VALUES (5)")).await });
+        held.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
+        let count = store
+            .write_blocking(|c| {
+                use diesel::prelude::*;
+                diesel::sql_query("SELECT count(*) AS n FROM temp.probe")
+                    .get_result::<Count>(c)
+                    .map(|r| r.n)
+                    .map_err(StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(count, 5);
+        // A pooled (read) connection has no such table.
+        assert!(store.read_blocking(probe("INSERT INTO temp.probe VALUES (6)")).is_err());
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
