@@ -207,6 +207,11 @@ async fn deactivated_deleted_and_never_provisioned_users_are_refused_with_their_
         (body["error"]["type"].as_str(), body["error"]["details"]["reason"].as_str()),
         (Some("ScimUserNotActive"), Some("deactivated"))
     );
+    // A PATCH that then removes `active` leaves it unassigned, not the user let back in.
+    let r = p.scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "remove", "path": "active"}]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::FORBIDDEN, &json!("deactivated")), "{body}");
     p.scim.delete(&format!("/Users/{id}")).await;
     let (_, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
     assert_eq!(body["error"]["details"]["reason"], "deleted", "{body}");

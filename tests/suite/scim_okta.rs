@@ -54,7 +54,9 @@ async fn a_put_without_active_keeps_a_deactivated_user_deactivated() {
 }
 
 /// Nor does a PATCH that removes `active` or sets it to null (IdPs send a
-/// remove for an attribute their mapping leaves empty).
+/// remove for an attribute their mapping leaves empty): the attribute is
+/// unassigned (RFC 7644 §3.5.2.2), the user's standing is kept. The login
+/// side of this is in login_join.rs.
 #[tokio::test]
 async fn a_patch_removing_active_keeps_a_deactivated_user_deactivated() {
     let app = TestApp::spawn().await;
@@ -63,19 +65,24 @@ async fn a_patch_removing_active_keeps_a_deactivated_user_deactivated() {
     let path = format!("/Users/{id}");
     for ops in [
         json!([{"op": "remove", "path": "active"}]),
+        json!([{"op": "replace", "value": {"active": false}}]),
         json!([{"op": "replace", "path": "active", "value": null}]),
+        json!([{"op": "replace", "value": {"active": false}}]),
         json!([{"op": "replace", "value": {"active": null, "displayName": "Still out"}}]),
     ] {
         let r = scim.patch(&path, patch_op(ops.clone())).await;
         assert_eq!(r.status, StatusCode::OK, "{ops}: {}", r.body);
-        assert_eq!(r.body["active"], false, "{ops}: {}", r.body);
+        assert_ne!(r.body["active"], true, "{ops}: {}", r.body);
+        assert_eq!(scim.filter_ids("Users", "active eq false").await, std::slice::from_ref(&id), "{ops}");
     }
-    assert_eq!(scim.get(&path).await.body["displayName"], "Still out");
-    assert_eq!(scim.filter_ids("Users", "active eq false").await, [id]);
-    // An active user stays active through the same removal.
+    let r = scim.get(&path).await;
+    assert_eq!(r.body["displayName"], "Still out");
+    assert!(r.body.get("active").is_none(), "unassigned: {}", r.body);
+    // An active user stays active through the same removal; a new user without `active` is active.
     let on = scim.create_user(okta_user("on@acme.com", "00uOn", true)).await;
     let r = scim.patch(&format!("/Users/{on}"), patch_op(json!([{"op": "remove", "path": "active"}]))).await;
-    assert_eq!(r.body["active"], true, "{}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(scim.filter_ids("Users", "active eq true").await, [on]);
 }
 
 #[tokio::test]

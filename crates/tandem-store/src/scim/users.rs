@@ -253,7 +253,10 @@ pub fn replace(
     row.user_name_local_lower = k.local_lower;
     row.external_id = k.external_id;
     row.display_name = k.display_name;
-    row.active = k.active;
+    // An update that leaves `active` unassigned (a PATCH that removes it)
+    // keeps the user's standing: a missing `active` reads as true only for
+    // a new user, so a deactivated one is not let back in by omission.
+    row.active = resource.get("active").and_then(Value::as_bool).unwrap_or(current.active);
     row.resource = tandem_scim::to_text(resource);
     row.version += 1;
     row.updated_at = micros(now).max(current.updated_at + 1);

@@ -321,8 +321,18 @@ pub async fn read_update(
     let body = json_body(state, payload).await;
     let transform: Result<Transform, ScimFailure> = body.and_then(|b| match kind {
         UpdateKind::Replace => {
-            let doc = normalize(rt, b)?;
-            Ok(Box::new(move |stored: &Value| Ok(keep_active(rt, stored, doc))) as Transform)
+            let mut doc = normalize(rt, b)?;
+            Ok(Box::new(move |stored: &Value| {
+                // A PUT that leaves `active` out keeps the stored value: a
+                // missing `active` reads as true, and a deactivated user
+                // must not be let back in by omission.
+                if let (Some(doc), Some(active)) = (doc.as_object_mut(), stored.get("active")) {
+                    if rt == ResourceType::User && !doc.contains_key("active") {
+                        doc.insert("active".to_owned(), active.clone());
+                    }
+                }
+                Ok(doc)
+            }) as Transform)
         }
         UpdateKind::Patch => Ok(patch_transform(parse_patch(&b, 1000)?, rt)),
     });
@@ -346,21 +356,8 @@ pub fn patch_transform(ops: Vec<PatchOperation>, rt: ResourceType) -> Transform 
     Box::new(move |doc: &Value| {
         let mut next = doc.clone();
         apply_patch(&mut next, &ops, rt)?;
-        Ok(keep_active(rt, doc, normalize(rt, next)?))
+        normalize(rt, next)
     })
-}
-
-/// A user's next document keeps the stored `active` when it has none (a PUT
-/// that leaves it out, a PATCH that removes it or sets it to null): a
-/// missing `active` reads as true, and a deactivated user must not be let
-/// back in by omission.
-fn keep_active(rt: ResourceType, stored: &Value, mut next: Value) -> Value {
-    if let (ResourceType::User, Some(doc), Some(active)) = (rt, next.as_object_mut(), stored.get("active")) {
-        if doc.get("active").is_none_or(Value::is_null) {
-            doc.insert("active".to_owned(), active.clone());
-        }
-    }
-    next
 }
 
 #[cfg(test)]
