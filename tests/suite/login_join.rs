@@ -253,6 +253,30 @@ async fn local_part_collision_across_domains_is_ambiguous_never_a_coin_toss() {
     assert_eq!(body["error"]["details"]["candidates"].as_array().unwrap().len(), 2);
 }
 
+/// Deleting a user locks them out under the local-part strategy too: a
+/// live user of another domain with the same local part is someone else.
+#[tokio::test]
+async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
+    let p = paired("OidcEmailUsernameToScimUsername").await;
+    let gone = p.scim.create_user(user("john@contoso.com")).await;
+    assert_eq!(p.scim.delete(&format!("/Users/{gone}")).await.status, StatusCode::NO_CONTENT);
+    let live = p.scim.create_user(user("john@fabrikam.com")).await;
+    let as_email = |email: &str| json!({"sub": format!("00u-{email}"), "email": email});
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@contoso.com")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "deleted", "{body}");
+    assert_eq!(body["error"]["details"]["scim_user_id"], gone.as_str(), "{body}");
+    // The live user signs in; a third address with that local part is ambiguous.
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("John@Fabrikam.com")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scim_user"]["id"], live.as_str());
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@elsewhere.example")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let candidates = body["error"]["details"]["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2, "{body}");
+    assert!(candidates.iter().any(|c| c["id"] == gone.as_str() && c["deleted"] == true), "{body}");
+}
+
 #[tokio::test]
 async fn missing_claim_for_the_strategy_is_not_provisioned_naming_the_claim() {
     let p = paired("OidcPreferredUsernameToScimUsername").await;

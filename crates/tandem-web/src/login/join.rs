@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
-use tandem_core::login::{decide, Candidate, JoinOutcome, NotActiveReason};
+use tandem_core::login::{decide, decide_shared_key, Candidate, JoinOutcome, NotActiveReason};
 use tandem_core::matching::{MatchingStrategy, SsoAttributes};
 use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim::users;
@@ -66,9 +66,17 @@ pub fn join(
         )));
     };
     let (mut candidates, mut groups_of) = users::find_by_key_with_groups(c, &connection.id, strategy.scim_key(), &key)?;
-    let verdict = decide(
-        &candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect::<Vec<_>>(),
-    );
+    let found: Vec<Candidate> =
+        candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect();
+    let shared_key = strategy == MatchingStrategy::OidcEmailUsernameToScimUsername;
+    let email = sso.email.map(str::to_lowercase);
+    let verdict = if shared_key {
+        // An email's local part is shared by different people.
+        let names: Vec<&str> = candidates.iter().map(|u| u.user_name_lower.as_str()).collect();
+        decide_shared_key(&found, &names, email.as_deref())
+    } else {
+        decide(&found)
+    };
     let mut details = context;
     details["matched_on"] = json!(key);
     match verdict {
@@ -121,7 +129,15 @@ pub fn join(
                     message
                 }
             };
-            if let Some(u) = candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first()) {
+            let deleted = || candidates.iter().filter(|u| u.deleted_at.is_some());
+            let named = match reason {
+                // The tombstone of the login's own email first (a shared key's other person).
+                NotActiveReason::Deleted => {
+                    deleted().find(|u| Some(u.user_name_lower.as_str()) == email.as_deref()).or(deleted().next())
+                }
+                _ => candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first()),
+            };
+            if let Some(u) = named {
                 details["scim_user_id"] = json!(u.id);
             }
             let reason =
@@ -129,10 +145,14 @@ pub fn join(
             Ok(Err(not_active(&reason, message, details)))
         }
         JoinOutcome::Ambiguous(n) => {
+            // Under a shared key, deleted users of other userNames count too: they are named as such.
             details["candidates"] = json!(candidates
                 .iter()
-                .filter(|u| u.deleted_at.is_none())
-                .map(|u| json!({"id": u.id, "user_name": u.user_name}))
+                .filter(|u| u.deleted_at.is_none() || shared_key)
+                .map(|u| match u.deleted_at {
+                    None => json!({"id": u.id, "user_name": u.user_name}),
+                    Some(_) => json!({"id": u.id, "user_name": u.user_name, "deleted": true}),
+                })
                 .collect::<Vec<_>>());
             Ok(Err(ApiError::new(
                 StatusCode::CONFLICT,
