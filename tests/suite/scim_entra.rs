@@ -197,6 +197,11 @@ async fn entra_removes_group_members_with_a_value_array_and_with_a_filter_path()
     let members: Vec<&str> =
         r.body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(members, [c.as_str()]);
+    // A remove that lists no one removes no one.
+    let r =
+        scim.patch(&format!("/Groups/{g}"), patch_op(json!([{"op": "Remove", "path": "members", "value": []}]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["members"].as_array().map(Vec::len), Some(1), "{}", r.body);
 }
 
 #[tokio::test]

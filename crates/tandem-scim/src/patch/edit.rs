@@ -467,8 +467,12 @@ fn remove_in(
     let attr = target.attr;
     match (target.filter, target.sub) {
         (None, None) => {
+            // A value lists what to remove (Entra's form); one that lists
+            // nothing (`[]`, `[{}]`) removes nothing. Only a remove without
+            // a value removes the whole attribute.
+            let given = value.as_ref().is_some_and(|v| attr.multi_valued && !v.is_null());
             let listed = match value {
-                Some(v) if attr.multi_valued && !v.is_null() => coerce_attr(attr, v, label)?,
+                Some(v) if given => coerce_attr(attr, v, label)?,
                 _ => None,
             };
             match listed {
@@ -489,6 +493,7 @@ fn remove_in(
                         .collect();
                     put_array(map, attr.name, kept);
                 }
+                _ if given => {}
                 _ => {
                     take_ci(map, attr.name);
                 }

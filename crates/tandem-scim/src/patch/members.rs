@@ -173,7 +173,7 @@ fn member_step(op: &PatchOperation, path: &PatchPath) -> Option<Step> {
             items.iter().all(|(v, _)| *v == v.to_lowercase()).then_some(Step::Add(items))
         }
         (PatchOpKind::Remove, None) => {
-            // No value (or an empty one) removes every member: the whole list's business.
+            // No value removes every member, and an empty one none: the whole list's business.
             let items = member_items(op.value.as_ref().filter(|v| !v.is_null())?)?;
             Some(Step::Remove(items.into_iter().map(|(v, _)| v.to_lowercase()).collect()))
         }

@@ -220,6 +220,18 @@ fn remove_members_without_value_removes_all_members() {
     assert_eq!(group["displayName"], "Tour Guides");
 }
 
+/// A remove whose value lists nothing removes nothing: an empty batch must
+/// not empty the group.
+#[test]
+fn remove_members_with_an_empty_value_list_removes_none() {
+    for value in [json!([]), json!([{}]), json!([{"value": null}])] {
+        let group = patched_group(json!([{"op": "Remove", "path": "members", "value": value.clone()}]));
+        assert_eq!(group, stored_group(), "{value}");
+    }
+    // Nor does it empty another multi-valued attribute.
+    assert_eq!(patched_user(json!([{"op": "remove", "path": "emails", "value": []}])), stored_user());
+}
+
 #[test]
 fn remove_member_by_value_filter_removes_that_member() {
     let group =
