@@ -204,6 +204,18 @@ async fn entra_removes_group_members_with_a_value_array_and_with_a_filter_path()
     assert_eq!(r.body["members"].as_array().map(Vec::len), Some(1), "{}", r.body);
 }
 
+/// Entra's lookup when emails[type eq "work"].value is the matching attribute.
+#[tokio::test]
+async fn entra_looks_users_up_by_a_sub_attribute_after_a_value_path() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(entra_user("Work@Contoso.com", "oid-w")).await;
+    scim.create_user(entra_user("other@contoso.com", "oid-o")).await;
+    let found = scim.filter_ids("Users", r#"emails[type eq "work"].value eq "work@contoso.com""#).await;
+    assert_eq!(found, [id]);
+    assert!(scim.filter_ids("Users", r#"emails[type eq "home"].value eq "work@contoso.com""#).await.is_empty());
+}
+
 #[tokio::test]
 async fn entra_group_lookup_by_display_name_excludes_members() {
     let app = TestApp::spawn().await;

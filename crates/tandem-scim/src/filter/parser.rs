@@ -210,6 +210,18 @@ impl Parser<'_> {
         self.in_value_path = true;
         let inner = self.parse_or()?;
         self.expect_close(Tok::RBracket, open_pos)?;
+        // `emails[type eq "work"].value eq "a@b.c"`: not RFC 7644's
+        // grammar, but what Microsoft Entra ID (and its SCIM Validator)
+        // send for a matching attribute such as emails[type eq "work"].value.
+        // Read as `emails[type eq "work" and value eq "a@b.c"]`.
+        let inner = match self.peek().cloned() {
+            Some(Token { tok: Tok::Word(w), pos }) if w.starts_with('.') && w.len() > 1 => {
+                self.next += 1;
+                let sub = self.parse_attr_expr(&w[1..], pos + 1)?;
+                Filter::And(Box::new(inner), Box::new(sub))
+            }
+            _ => inner,
+        };
         self.in_value_path = false;
         self.checked(Filter::ValuePath { attr, filter: Box::new(inner) })
     }

@@ -327,6 +327,26 @@ fn unclosed_parenthesis_is_reported() {
     assert_eq!(err(r#"emails[type eq "work""#), r#"missing "]" to close "[" at character 7"#);
 }
 
+/// Entra's `emails[type eq "work"].value eq "…"` (outside RFC 7644's
+/// grammar) is the value path with the comparison inside it.
+#[test]
+fn entra_sub_attribute_after_a_value_path_reads_as_inside_it() {
+    assert_eq!(
+        parse_filter(r#"emails[type eq "work"].value eq "a@b.c""#).unwrap(),
+        parse_filter(r#"emails[type eq "work" and value eq "a@b.c"]"#).unwrap()
+    );
+    assert_eq!(
+        parse_filter(r#"addresses[type eq "work"].formatted pr and userName sw "a""#).unwrap(),
+        parse_filter(r#"addresses[type eq "work" and formatted pr] and userName sw "a""#).unwrap()
+    );
+    assert_eq!(
+        err(r#"emails[type eq "work"].value.x eq "a""#),
+        r#"expected a sub-attribute name inside "[" at character 24, found "value.x""#
+    );
+    assert!(err(r#"emails[type eq "work"].value"#).contains("expected a comparison operator"));
+    assert!(err(r#"emails[type eq "work"]. eq "a""#).contains("unexpected"));
+}
+
 #[test]
 fn nested_value_path_is_rejected() {
     assert_eq!(err(r#"emails[type[value eq "x"] eq "work"]"#), r#"nested "[" at character 12 is not allowed"#);
