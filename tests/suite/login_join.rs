@@ -506,10 +506,29 @@ async fn every_attempt_leaves_a_login_event_with_its_steps() {
     assert_eq!(failure["outcome"], "failed");
     assert_eq!(failure["failed_step"], "scim_join");
     assert_eq!(failure["error_type"], "ScimUserNotActive");
+    assert_eq!(failure["error_kind"], "not_provisioned", "the reason, to filter on: {failure}");
     assert!(failure["diagnosis"].as_str().unwrap().contains("not provisioned"));
     let (status, one) = p.app.get(&format!("/api/v1/login-events/{}", success["id"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["email"], "alice@acme.com");
+    // Found by email whatever its case; paged newest first by `before` only.
+    let (_, by_email) = p.app.get(&format!("/api/v1/login-events?customer_id={}&email=Bob@ACME.com", p.customer)).await;
+    let ids: Vec<&Value> = by_email["data"].as_array().unwrap().iter().map(|e| &e["id"]).collect();
+    assert_eq!(ids, [&refused["error"]["details"]["login_event_id"]], "{by_email}");
+    let (status, body) = p.app.get(&format!("/api/v1/login-events?customer_id={}&after=x", p.customer)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["fields"][0]["field"], "after", "{body}");
+    // A login the app started for someone is findable by that email before
+    // the IdP answers (here: never); once it answers, the IdP's email wins.
+    let (status, started) = p
+        .app
+        .post("/api/v1/sso/login/initiate", json!({"customer_id": p.customer, "login_hint": "Carol@acme.com"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let (_, by_hint) =
+        p.app.get(&format!("/api/v1/login-events?customer_id={}&email=carol@acme.com", p.customer)).await;
+    let pending = &by_hint["data"][0];
+    assert_eq!((pending["outcome"].as_str(), pending["email"].as_str()), (Some("pending"), Some("Carol@acme.com")));
     // Both SSO users were recorded for the matching report.
     let client = p
         .app

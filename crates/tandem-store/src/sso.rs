@@ -21,7 +21,9 @@ crate::fixed_sql!(ClaimLogin = "INSERT INTO login_claims (expires_at, login_id) 
 // (outcome `pending`) and the part its completion recorded, each inserting
 // the row or merging into it, in whichever order they reach the database.
 // Steps join in login order: the pending part's go first. The outcome, the
-// error and the user come from the completion's part.
+// error and the user come from the completion's part (the email too: the
+// pending part's is the one a login was started by, kept only when the
+// completion has none).
 crate::fixed_sql!(
     SaveEvent = "INSERT INTO login_events (id, oidc_client_id, customer_id, created_at, updated_at, outcome, \
          error_type, error_kind, failed_step, diagnosis, steps, oidc_user_id, email, scim_user_id) \
@@ -38,7 +40,8 @@ crate::fixed_sql!(
             THEN login_events.failed_step ELSE excluded.failed_step END, \
          diagnosis = CASE WHEN excluded.outcome = 'pending' THEN login_events.diagnosis ELSE excluded.diagnosis END, \
          oidc_user_id = COALESCE(excluded.oidc_user_id, login_events.oidc_user_id), \
-         email = COALESCE(excluded.email, login_events.email), \
+         email = CASE WHEN excluded.outcome = 'pending' THEN COALESCE(login_events.email, excluded.email) \
+            ELSE COALESCE(excluded.email, login_events.email) END, \
          scim_user_id = COALESCE(excluded.scim_user_id, login_events.scim_user_id), \
          steps = CASE WHEN login_events.steps = '[]' THEN excluded.steps \
             WHEN excluded.steps = '[]' THEN login_events.steps \
@@ -211,7 +214,8 @@ pub fn list_events(conn: &mut AnyConnection, q: &EventQuery) -> Result<Vec<Login
         query = query.filter(ev::outcome.eq(o.clone()));
     }
     if let Some(e) = &q.email {
-        query = query.filter(ev::email.eq(e.clone()));
+        // IdPs send emails in the case they were typed in (Entra: Alice@Contoso.com).
+        query = query.filter(crate::conn::lower(ev::email).eq(e.to_lowercase()));
     }
     if let Some(b) = &q.before {
         query = query.filter(ev::id.lt(b.clone()));
@@ -386,6 +390,7 @@ mod tests {
     fn parts() -> (LoginEvent, LoginEvent) {
         let mut opening = LoginEvent::pending(Some("client-1".into()), Some("acme".into()), 10);
         opening.steps = r#"[{"step":"initiate"},{"step":"discovery"}]"#.into();
+        opening.email = Some("hint@acme.com".into());
         let mut done = opening.clone();
         (done.created_at, done.updated_at) = (20, 30);
         done.outcome = "failed".into();
@@ -393,6 +398,7 @@ mod tests {
         done.failed_step = Some("scim_join".into());
         done.diagnosis = Some("deactivated: émile".into());
         done.oidc_user_id = Some("sub-1".into());
+        done.email = Some("ada@acme.com".into());
         done.steps = r#"[{"step":"callback","detail":"é"},{"step":"scim_join"}]"#.into();
         (opening, done)
     }
@@ -417,6 +423,8 @@ mod tests {
             assert_eq!(e.error_type.as_deref(), Some("ScimUserNotActive"));
             assert_eq!(e.diagnosis.as_deref(), Some("deactivated: émile"));
             assert_eq!(e.oidc_user_id.as_deref(), Some("sub-1"));
+            // The IdP's email, not the one the login was started by.
+            assert_eq!(e.email.as_deref(), Some("ada@acme.com"), "opening first: {opening_first}");
             assert_eq!((e.oidc_client_id.as_deref(), e.customer_id.as_deref()), (Some("client-1"), Some("acme")));
         }
     }

@@ -37,7 +37,13 @@ pub async fn list(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, limit) = super::page(&query)?;
+    let (after, limit) = super::page(&query)?;
+    if after.is_some() {
+        return Err(ApiError::invalid_fields(vec![FieldError {
+            field: "after".into(),
+            message: "login events are listed newest first: page with before=<next_cursor>".into(),
+        }]));
+    }
     let outcome = query.get("outcome").cloned();
     if let Some(o) = &outcome {
         if !["pending", "success", "failed"].contains(&o.as_str()) {

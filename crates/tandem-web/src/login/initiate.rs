@@ -201,6 +201,9 @@ pub async fn initiate(
     let expires = state.clock.now() + state.settings.login_ttl;
     let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce);
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
+    // Who the login is for, as far as the app knows: findable by email even
+    // when it fails before the IdP names the user (the completion's email wins).
+    trace.event.email = login_hint.clone().or_else(|| email.clone());
     trace.ok(&state, "initiate", json!({"by": selector.name()}));
     let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
         Ok(found) => found,

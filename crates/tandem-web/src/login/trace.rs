@@ -61,7 +61,9 @@ impl Trace {
             "detail": {"type": err.kind, "message": err.message, "details": err.details}}));
         self.event.outcome = "failed".into();
         self.event.error_type = Some(err.kind.to_string());
-        self.event.error_kind = err.details.get("kind").and_then(Value::as_str).map(str::to_string);
+        // `kind` (IdP errors) or `reason` (a SCIM join or state refusal): what an admin filters on.
+        let kind = err.details.get("kind").or_else(|| err.details.get("reason"));
+        self.event.error_kind = kind.and_then(Value::as_str).map(str::to_string);
         self.event.failed_step = Some(step.to_string());
         self.event.diagnosis = Some(err.message.clone());
     }
