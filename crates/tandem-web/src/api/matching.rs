@@ -16,6 +16,13 @@ use tandem_core::report::{count_all, recommend, ScimIndex, Verdict};
 use tandem_store::scim::users;
 use tandem_store::{from_micros, matching, oidc_clients, scim_connections};
 
+/// Reports computed at once on this node. One over 100k SSO users and 100k
+/// SCIM users takes about a second and a few hundred MB, holding a pooled
+/// connection while it reads: a second one waits its turn rather than
+/// doubling the memory and taking another connection from logins and SCIM
+/// requests (the dashboard computes one on every customer page view).
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Builds the report for a client; shared with the dashboard.
 pub async fn report(
     state: &AppState,
@@ -48,6 +55,8 @@ pub async fn report(
     };
     let shown = strategy.unwrap_or(current);
     let preferred = [current, state.settings.default_strategy(idp_type).0];
+    // Never closed, so always a turn.
+    let _turn = RUNNING.acquire().await.ok();
     let (client_key, conn_key) = (client.id.clone(), connection.id.clone());
     let state_for_block = state.clone();
     state
