@@ -152,6 +152,20 @@ async fn local_parts_colliding_across_domains_are_ambiguous() {
     assert_eq!(r["recommended_strategy"], "OidcEmailToScimUsername");
 }
 
+/// Two people joining one SCIM user (by local part) is counted as shared,
+/// and the strategy that does it is not recommended.
+#[tokio::test]
+async fn two_sso_users_joining_one_scim_user_are_counted_as_shared() {
+    let s = setup("Generic", Some("OidcEmailUsernameToScimUsername")).await;
+    s.provision("john@contoso.com", None).await;
+    s.seen("sub-1", Some("john@contoso.com"), None);
+    s.seen("sub-2", Some("john@fabrikam.com"), None);
+    let r = s.report("").await;
+    let local = r["strategies"].as_array().unwrap().iter().find(|c| c["strategy"] == "OidcEmailUsernameToScimUsername");
+    assert_eq!((local.unwrap()["matched"].as_u64(), local.unwrap()["shared"].as_u64()), (Some(2), Some(2)), "{r}");
+    assert_eq!(r["recommended_strategy"], "OidcEmailToScimUsername", "{r}");
+}
+
 #[tokio::test]
 async fn entra_pairwise_sub_makes_sub_to_username_match_nothing() {
     let s = setup("MicrosoftEntra", Some("OidcSubToScimUsername")).await;

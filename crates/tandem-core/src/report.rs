@@ -42,6 +42,10 @@ pub struct StrategyCounts {
     pub unmatched: usize,
     /// SSO users with several (never a match).
     pub ambiguous: usize,
+    /// Matched SSO users whose SCIM user another SSO user matches too: two
+    /// identities signing in as one account (`john@contoso.com` and
+    /// `john@fabrikam.com` by local part), or a stale identity beside a new one.
+    pub shared: usize,
 }
 
 /// What one strategy does to one SSO user.
@@ -123,11 +127,14 @@ pub fn count_all(index: &ScimIndex<'_>, sso: &[SsoSide]) -> Vec<StrategyCounts> 
     MatchingStrategy::ALL
         .into_iter()
         .map(|strategy| {
-            let mut c = StrategyCounts { strategy, matched: 0, matched_inactive: 0, unmatched: 0, ambiguous: 0 };
+            let mut c =
+                StrategyCounts { strategy, matched: 0, matched_inactive: 0, unmatched: 0, ambiguous: 0, shared: 0 };
+            let mut joined: HashMap<usize, usize> = HashMap::new();
             for s in sso {
                 match index.verdict(strategy, s) {
                     Verdict::Matched(i) => {
                         c.matched += 1;
+                        *joined.entry(i).or_default() += 1;
                         if !index.users[i].active {
                             c.matched_inactive += 1;
                         }
@@ -136,23 +143,26 @@ pub fn count_all(index: &ScimIndex<'_>, sso: &[SsoSide]) -> Vec<StrategyCounts> 
                     Verdict::Ambiguous(_) => c.ambiguous += 1,
                 }
             }
+            c.shared = joined.values().filter(|n| **n > 1).sum();
             c
         })
         .collect()
 }
 
-/// The strategy to recommend: most matched among those with no ambiguity;
-/// ties go to the first of `preferred` among them (the strategy in effect,
-/// then the default for the IdP type: a tie is no reason to change), then to
-/// the contract's order. `None` when every strategy is ambiguous for someone
-/// or nobody was seen.
+/// The strategy to recommend: most matched among those that neither find
+/// several SCIM users for anyone nor join two SSO users to one; ties go to
+/// the first of `preferred` among them (the strategy in effect, then the
+/// default for the IdP type: a tie is no reason to change), then to the
+/// contract's order. `None` when every strategy is ambiguous or shared for
+/// someone, or nobody was seen.
 pub fn recommend(counts: &[StrategyCounts], preferred: &[MatchingStrategy]) -> Option<MatchingStrategy> {
-    let best = counts.iter().filter(|c| c.ambiguous == 0).map(|c| c.matched).max()?;
+    let clean = |c: &&StrategyCounts| c.ambiguous == 0 && c.shared == 0;
+    let best = counts.iter().filter(clean).map(|c| c.matched).max()?;
     if best == 0 {
         return None;
     }
     let tied: Vec<MatchingStrategy> =
-        counts.iter().filter(|c| c.ambiguous == 0 && c.matched == best).map(|c| c.strategy).collect();
+        counts.iter().filter(clean).filter(|c| c.matched == best).map(|c| c.strategy).collect();
     preferred.iter().find(|p| tied.contains(p)).or(tied.first()).copied()
 }
 
@@ -185,6 +195,25 @@ mod tests {
         let c = count_all(&idx, &[sso("00u1", "alice@ACME.com", "alice")]);
         assert_eq!(counts_of(&c, MatchingStrategy::OidcEmailToScimUsername), (1, 0, 0));
         assert_eq!(counts_of(&c, MatchingStrategy::OidcSubToScimUsername), (0, 1, 0));
+    }
+
+    /// Two people whose emails share a local part both join the one SCIM
+    /// user by local part: counted, and never recommended.
+    #[test]
+    fn two_sso_users_joining_one_scim_user_are_shared_and_not_recommended() {
+        let users = [scim("1", "john@contoso.com", None)];
+        let idx = ScimIndex::new(&users);
+        let seen = [sso("oid-1", "john@contoso.com", "j1"), sso("oid-2", "john@fabrikam.com", "j2")];
+        let c = count_all(&idx, &seen);
+        let of = |s| c.iter().find(|x| x.strategy == s).unwrap();
+        let local = of(MatchingStrategy::OidcEmailUsernameToScimUsername);
+        assert_eq!((local.matched, local.shared), (2, 2));
+        let email = of(MatchingStrategy::OidcEmailToScimUsername);
+        assert_eq!((email.matched, email.unmatched, email.shared), (1, 1, 0));
+        assert_eq!(
+            recommend(&c, &[MatchingStrategy::OidcEmailUsernameToScimUsername]),
+            Some(MatchingStrategy::OidcEmailToScimUsername)
+        );
     }
 
     #[test]

@@ -233,7 +233,7 @@ fn matching_section(admin: &Admin, customer: &str, r: &Value) -> Markup {
         h2 #matching { "Matching" }
         p { (r["sso_users_seen"]) " SSO users seen at login, " (r["scim_users"]) " SCIM users provisioned." }
         table {
-            thead { tr { th scope="col" { "Strategy" } th scope="col" { "Matched" } th scope="col" { "…of them inactive" } th scope="col" { "Unmatched" } th scope="col" { "Ambiguous" } th scope="col" { "" } } }
+            thead { tr { th scope="col" { "Strategy" } th scope="col" { "Matched" } th scope="col" { "…of them inactive" } th scope="col" { "Unmatched" } th scope="col" { "Ambiguous" } th scope="col" { "Shared" } th scope="col" { "" } } }
             tbody {
                 @for s in MatchingStrategy::ALL {
                     @let name = s.as_str();
@@ -241,6 +241,7 @@ fn matching_section(admin: &Admin, customer: &str, r: &Value) -> Markup {
                         th scope="row" { (name) }
                         td { (count(r, name, "matched")) } td { (count(r, name, "matched_inactive")) }
                         td { (count(r, name, "unmatched")) } td { (count(r, name, "ambiguous")) }
+                        td { (count(r, name, "shared")) }
                         td {
                             @if name == current { span.badge.ok { "current" } " " }
                             @if Some(name) == recommended { span.badge.warning { "recommended" } }
