@@ -22,8 +22,8 @@ crate::fixed_sql!(ClaimLogin = "INSERT INTO login_claims (expires_at, login_id) 
 // the row or merging into it, in whichever order they reach the database.
 // Steps join in login order: the pending part's go first. The outcome, the
 // error and the user come from the completion's part (the email too: the
-// pending part's is the one a login was started by, kept only when the
-// completion has none).
+// pending part's is the one a login was started by, kept only while no
+// completion has named the user; a named user's email is the IdP's, or none).
 crate::fixed_sql!(
     SaveEvent = "INSERT INTO login_events (id, oidc_client_id, customer_id, created_at, updated_at, outcome, \
          error_type, error_kind, failed_step, diagnosis, steps, oidc_user_id, email, scim_user_id) \
@@ -40,8 +40,11 @@ crate::fixed_sql!(
             THEN login_events.failed_step ELSE excluded.failed_step END, \
          diagnosis = CASE WHEN excluded.outcome = 'pending' THEN login_events.diagnosis ELSE excluded.diagnosis END, \
          oidc_user_id = COALESCE(excluded.oidc_user_id, login_events.oidc_user_id), \
-         email = CASE WHEN excluded.outcome = 'pending' THEN COALESCE(login_events.email, excluded.email) \
-            ELSE COALESCE(excluded.email, login_events.email) END, \
+         email = CASE WHEN excluded.outcome = 'pending' THEN \
+              CASE WHEN login_events.oidc_user_id IS NULL THEN COALESCE(login_events.email, excluded.email) \
+              ELSE login_events.email END \
+            WHEN excluded.oidc_user_id IS NULL THEN COALESCE(excluded.email, login_events.email) \
+            ELSE excluded.email END, \
          scim_user_id = COALESCE(excluded.scim_user_id, login_events.scim_user_id), \
          steps = CASE WHEN login_events.steps = '[]' THEN excluded.steps \
             WHEN excluded.steps = '[]' THEN login_events.steps \
@@ -426,6 +429,28 @@ mod tests {
             // The IdP's email, not the one the login was started by.
             assert_eq!(e.email.as_deref(), Some("ada@acme.com"), "opening first: {opening_first}");
             assert_eq!((e.oidc_client_id.as_deref(), e.customer_id.as_deref()), (Some("client-1"), Some("acme")));
+        }
+    }
+
+    /// The email a login was started by is someone else's once the IdP named
+    /// a user who has none; it stays while no user is named.
+    #[test]
+    fn the_starting_email_goes_once_the_idp_names_a_user() {
+        for opening_first in [true, false] {
+            for named in [true, false] {
+                let (store, _dir) = crate::test_store_any_backend();
+                let (opening, mut done) = parts();
+                done.email = None;
+                done.oidc_user_id = named.then(|| "sub-bob".to_string());
+                let id = opening.id.clone();
+                let order = if opening_first { [opening, done] } else { [done, opening] };
+                for part in order {
+                    store.write_blocking(move |c| save_event(c, &part)).unwrap();
+                }
+                let e = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
+                let want = (!named).then_some("hint@acme.com");
+                assert_eq!(e.email.as_deref(), want, "opening first: {opening_first}, named: {named}");
+            }
         }
     }
 
