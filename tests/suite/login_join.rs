@@ -275,6 +275,16 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     let candidates = body["error"]["details"]["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2, "{body}");
     assert!(candidates.iter().any(|c| c["id"] == gone.as_str() && c["deleted"] == true), "{body}");
+    // A live user whose userName is not their email (a UPN) is known by its emails.
+    let p = paired("OidcEmailUsernameToScimUsername").await;
+    let mut upn = user("mary@corp.onmicrosoft.com");
+    upn["emails"] = json!([{"value": "Mary@Contoso.com", "primary": true}]);
+    let gone = p.scim.create_user(user("mary@fabrikam.onmicrosoft.com")).await;
+    assert_eq!(p.scim.delete(&format!("/Users/{gone}")).await.status, StatusCode::NO_CONTENT);
+    let live = p.scim.create_user(upn).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("mary@contoso.com")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scim_user"]["id"], live.as_str());
 }
 
 #[tokio::test]

@@ -128,30 +128,37 @@ pub fn decide(candidates: &[Candidate]) -> JoinOutcome {
 
 /// [`decide`] for a key several people can share (an email's local part:
 /// `john@contoso.com` and `john@fabrikam.com`). `names` are the candidates'
-/// lower-cased userNames, `email` the login's lower-cased email. Where a
-/// key is an identity (a userName, an externalId), a tombstone beside a
-/// live user is the same user deleted and provisioned again; here a
-/// tombstone of a userName the live user does not have is someone else,
-/// who must not sign in as the live user. With one live candidate and
-/// such a tombstone, the login's full email says whom it is (the live user,
-/// or the deleted one), and otherwise the match is ambiguous.
-pub fn decide_shared_key(candidates: &[Candidate], names: &[&str], email: Option<&str>) -> JoinOutcome {
+/// lower-cased userNames; `owns[i]` says whether the login's full email is
+/// candidate `i`'s (its userName or one of its emails). Where a key is an
+/// identity (a userName, an externalId), a tombstone beside a live user is
+/// the same user deleted and provisioned again; here a tombstone of a
+/// userName the live user does not have is someone else, who must not sign
+/// in as the live user. With one live candidate and such tombstones, the
+/// login's full email says whom it is (the live user, or a deleted one),
+/// and otherwise the match is ambiguous.
+pub fn decide_shared_key(candidates: &[Candidate], names: &[&str], owns: &[bool]) -> JoinOutcome {
     let live: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].live).collect();
     let [one] = live.as_slice() else { return decide(candidates) };
-    let mut others: Vec<&str> =
-        (0..candidates.len()).filter(|&i| !candidates[i].live && names[i] != names[*one]).map(|i| names[i]).collect();
-    if others.is_empty() {
+    let others: Vec<usize> = others_deleted(candidates, names);
+    let owned = |i: &usize| owns.get(*i).copied().unwrap_or(false);
+    if others.is_empty() || owned(one) {
         return decide(candidates);
     }
-    match email {
-        Some(e) if e == names[*one] => decide(candidates),
-        Some(e) if others.contains(&e) => JoinOutcome::NotActive(NotActiveReason::Deleted),
-        _ => {
-            others.sort_unstable();
-            others.dedup();
-            JoinOutcome::Ambiguous(1 + others.len())
-        }
+    if others.iter().any(owned) {
+        return JoinOutcome::NotActive(NotActiveReason::Deleted);
     }
+    let mut distinct: Vec<&str> = others.iter().map(|i| names[*i]).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    JoinOutcome::Ambiguous(1 + distinct.len())
+}
+
+/// With exactly one live candidate, the tombstones of other userNames than
+/// its own (other people, under a shared key); otherwise none.
+pub fn others_deleted(candidates: &[Candidate], names: &[&str]) -> Vec<usize> {
+    let live: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].live).collect();
+    let [one] = live.as_slice() else { return Vec::new() };
+    (0..candidates.len()).filter(|&i| !candidates[i].live && names.get(i) != names.get(*one)).collect()
 }
 
 /// Checks a `post_login_redirect_url`: a path in the app (`/dashboard`,
@@ -318,25 +325,29 @@ mod tests {
         let c = |live, active| Candidate { live, active };
         let (deleted, live) = ("john@contoso.com", "john@fabrikam.com");
         let pair = [c(false, true), c(true, true)];
-        let decide_as = |email| decide_shared_key(&pair, &[deleted, live], email);
+        let names = [deleted, live];
+        // `owns`: whose the login's email is (the deleted user's, the live user's, nobody's).
+        let decide_as = |owns: [bool; 2]| decide_shared_key(&pair, &names, &owns);
         // The deleted person is refused, never signed in as the live one.
-        assert_eq!(decide_as(Some(deleted)), JoinOutcome::NotActive(NotActiveReason::Deleted));
-        assert_eq!(decide_as(Some(live)), JoinOutcome::Matched(1));
-        assert_eq!(decide_as(Some("john@elsewhere.com")), JoinOutcome::Ambiguous(2));
-        assert_eq!(decide_as(None), JoinOutcome::Ambiguous(2));
+        assert_eq!(decide_as([true, false]), JoinOutcome::NotActive(NotActiveReason::Deleted));
+        assert_eq!(decide_as([false, true]), JoinOutcome::Matched(1));
+        assert_eq!(decide_as([true, true]), JoinOutcome::Matched(1), "the live user's own email wins");
+        assert_eq!(decide_as([false, false]), JoinOutcome::Ambiguous(2));
         // The same userName deleted and provisioned again is one person.
-        let again = decide_shared_key(&pair, &[live, live], Some(live));
-        assert_eq!(again, JoinOutcome::Matched(1));
-        assert_eq!(decide_shared_key(&pair, &[live, live], None), JoinOutcome::Matched(1));
+        assert_eq!(decide_shared_key(&pair, &[live, live], &[false, false]), JoinOutcome::Matched(1));
         // Tombstones alone, or several live users, as `decide`.
         let gone = [c(false, true), c(false, true)];
-        assert_eq!(decide_shared_key(&gone, &[deleted, live], None), JoinOutcome::NotActive(NotActiveReason::Deleted));
+        assert_eq!(decide_shared_key(&gone, &names, &[false, false]), JoinOutcome::NotActive(NotActiveReason::Deleted));
         let twins = [c(true, true), c(true, true), c(false, true)];
-        assert_eq!(decide_shared_key(&twins, &[live, deleted, "john@x.com"], Some(live)), JoinOutcome::Ambiguous(2));
+        assert_eq!(
+            decide_shared_key(&twins, &[live, deleted, "john@x.com"], &[true, false, false]),
+            JoinOutcome::Ambiguous(2)
+        );
+        assert!(others_deleted(&twins, &[live, deleted, "john@x.com"]).is_empty());
         // A deactivated live user stays deactivated for its own email.
         let off = [c(false, true), c(true, false)];
         assert_eq!(
-            decide_shared_key(&off, &[deleted, live], Some(live)),
+            decide_shared_key(&off, &names, &[false, true]),
             JoinOutcome::NotActive(NotActiveReason::Deactivated)
         );
     }

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
-use tandem_core::login::{decide, decide_shared_key, Candidate, JoinOutcome, NotActiveReason};
+use tandem_core::login::{decide, decide_shared_key, others_deleted, Candidate, JoinOutcome, NotActiveReason};
 use tandem_core::matching::{MatchingStrategy, SsoAttributes};
 use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim::users;
@@ -70,13 +70,17 @@ pub fn join(
         candidates.iter().map(|u| Candidate { live: u.deleted_at.is_none(), active: u.active }).collect();
     let shared_key = strategy == MatchingStrategy::OidcEmailUsernameToScimUsername;
     let email = sso.email.map(str::to_lowercase);
+    let names: Vec<&str> = candidates.iter().map(|u| u.user_name_lower.as_str()).collect();
     let verdict = if shared_key {
-        // An email's local part is shared by different people.
-        let names: Vec<&str> = candidates.iter().map(|u| u.user_name_lower.as_str()).collect();
-        decide_shared_key(&found, &names, email.as_deref())
+        // An email's local part is shared by different people: whose the
+        // login's email is (a userName, or one of a user's emails) decides.
+        let owns: Vec<bool> = candidates.iter().map(|u| email.as_deref().is_some_and(|e| owns_email(u, e))).collect();
+        decide_shared_key(&found, &names, &owns)
     } else {
         decide(&found)
     };
+    // Tombstones that count as other people (listed among ambiguous candidates).
+    let counted_deleted = if shared_key { others_deleted(&found, &names) } else { Vec::new() };
     let mut details = context;
     details["matched_on"] = json!(key);
     match verdict {
@@ -148,8 +152,9 @@ pub fn join(
             // Under a shared key, deleted users of other userNames count too: they are named as such.
             details["candidates"] = json!(candidates
                 .iter()
-                .filter(|u| u.deleted_at.is_none() || shared_key)
-                .map(|u| match u.deleted_at {
+                .enumerate()
+                .filter(|(i, u)| u.deleted_at.is_none() || counted_deleted.contains(i))
+                .map(|(_, u)| match u.deleted_at {
                     None => json!({"id": u.id, "user_name": u.user_name}),
                     Some(_) => json!({"id": u.id, "user_name": u.user_name, "deleted": true}),
                 })
@@ -162,4 +167,12 @@ pub fn join(
             .with_details(details)))
         }
     }
+}
+
+/// Whether `email` (lower-cased) is `user`'s: its userName, or one of its emails.
+fn owns_email(user: &users::ScimUserRow, email: &str) -> bool {
+    user.user_name_lower == email
+        || user.document().get("emails").and_then(Value::as_array).is_some_and(|emails| {
+            emails.iter().any(|e| e.get("value").and_then(Value::as_str).is_some_and(|v| v.to_lowercase() == email))
+        })
 }
