@@ -379,7 +379,8 @@ impl Store {
         }
     }
 
-    /// The synchronous form of [`Store::write`], for the CLI and tests.
+    /// The synchronous form of [`Store::write`], for the CLI, housekeeping
+    /// and tests; on SQLite it is [`Store::write_behind`] (the write connection).
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,

@@ -162,9 +162,6 @@ pub struct Writer {
 const BUSY_FOR: Duration = Duration::from_millis(20);
 
 /// Where a small write runs.
-// Made and matched once per write on the stack; boxing the connection would
-// allocate on every write.
-#[allow(clippy::large_enum_variant)]
 enum Here<'a> {
     /// On the caller's thread, holding the write lock (and connection).
     Now(MutexGuard<'a, WriteConn>),
@@ -280,13 +277,23 @@ impl Writer {
     {
         let mut slot = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.behind.store(true, Ordering::Release);
-        let result = match slot.get(&self.pool, true) {
-            Some(Ok(mut conn)) => write_transaction(&mut conn, f),
-            Some(Err(e)) => Err(e),
-            None => Err(StoreError::Unavailable("no database connection is free".into())),
+        let ran = match slot.get(&self.pool, true) {
+            Some(Ok(mut conn)) => catch_unwind(AssertUnwindSafe(|| write_transaction(&mut conn, f))),
+            Some(Err(e)) => Ok(Err(e)),
+            None => Ok(Err(StoreError::Unavailable("no database connection is free".into()))),
         };
         self.behind.store(false, Ordering::Release);
-        result
+        match ran {
+            Ok(result) => result,
+            Err(panic) => {
+                // Closed now, which rolls its transaction back: left open
+                // until the next write, it would hold SQLite's write lock
+                // against other processes (the CLI).
+                slot.conn = None;
+                drop(slot);
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Whether a small write can run on its caller's thread now.
@@ -613,7 +620,8 @@ mod tests {
 
     #[test]
     fn a_connection_given_back_inside_a_transaction_leaves_the_pool() {
-        let (store, _dir) = crate::test_store();
+        use diesel::connection::SimpleConnection;
+        let (store, dir) = crate::test_store();
         for _ in 0..3 {
             let s = store.clone();
             let panicked = std::thread::spawn(move || {
@@ -625,6 +633,14 @@ mod tests {
             .join();
             assert!(panicked.is_err());
         }
+        // Another process (the CLI) gets SQLite's write lock at once: the
+        // panicked transaction was rolled back, not left open until the next write.
+        let crate::TestDir::Sqlite(path) = &dir else { unreachable!() };
+        let mut other =
+            <diesel::SqliteConnection as diesel::Connection>::establish(&path.join("t.db").display().to_string())
+                .unwrap();
+        other.batch_execute("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;").unwrap();
+        drop(other);
         let started = std::time::Instant::now();
         store.write_blocking(|c| integration_keys::create(c, "after", at()).map(|_| ())).unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(1), "the write lock was free");
