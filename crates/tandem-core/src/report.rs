@@ -42,9 +42,10 @@ pub struct StrategyCounts {
     pub unmatched: usize,
     /// SSO users with several (never a match).
     pub ambiguous: usize,
-    /// Matched SSO users whose SCIM user another SSO user matches too: two
-    /// identities signing in as one account (`john@contoso.com` and
-    /// `john@fabrikam.com` by local part), or a stale identity beside a new one.
+    /// Matched SSO users whose SCIM user another SSO user, of another email,
+    /// matches too: two people signing in as one account (`john@contoso.com`
+    /// and `john@fabrikam.com` by local part). Identities of one email (a
+    /// user the IdP made again under a new id) are one person, not counted.
     pub shared: usize,
 }
 
@@ -129,12 +130,17 @@ pub fn count_all(index: &ScimIndex<'_>, sso: &[SsoSide]) -> Vec<StrategyCounts> 
         .map(|strategy| {
             let mut c =
                 StrategyCounts { strategy, matched: 0, matched_inactive: 0, unmatched: 0, ambiguous: 0, shared: 0 };
-            let mut joined: HashMap<usize, usize> = HashMap::new();
+            // Per SCIM user matched: how many SSO users, and their emails.
+            let mut joined: HashMap<usize, (usize, Vec<String>)> = HashMap::new();
             for s in sso {
                 match index.verdict(strategy, s) {
                     Verdict::Matched(i) => {
                         c.matched += 1;
-                        *joined.entry(i).or_default() += 1;
+                        let (n, emails) = joined.entry(i).or_default();
+                        *n += 1;
+                        if let Some(e) = s.email.as_deref().map(str::to_lowercase).filter(|e| !emails.contains(e)) {
+                            emails.push(e);
+                        }
                         if !index.users[i].active {
                             c.matched_inactive += 1;
                         }
@@ -143,7 +149,7 @@ pub fn count_all(index: &ScimIndex<'_>, sso: &[SsoSide]) -> Vec<StrategyCounts> 
                     Verdict::Ambiguous(_) => c.ambiguous += 1,
                 }
             }
-            c.shared = joined.values().filter(|n| **n > 1).sum();
+            c.shared = joined.values().filter(|(n, emails)| *n > 1 && emails.len() > 1).map(|(n, _)| n).sum();
             c
         })
         .collect()
@@ -214,6 +220,12 @@ mod tests {
             recommend(&c, &[MatchingStrategy::OidcEmailUsernameToScimUsername]),
             Some(MatchingStrategy::OidcEmailToScimUsername)
         );
+        // One person under two ids (the IdP made the account again): not shared.
+        let again = [sso("00u-old", "john@contoso.com", "j"), sso("00u-new", "John@Contoso.com", "j")];
+        let c = count_all(&idx, &again);
+        let email = c.iter().find(|x| x.strategy == MatchingStrategy::OidcEmailToScimUsername).unwrap();
+        assert_eq!((email.matched, email.shared), (2, 0));
+        assert_eq!(recommend(&c, &[]), Some(MatchingStrategy::OidcEmailToScimUsername));
     }
 
     #[test]

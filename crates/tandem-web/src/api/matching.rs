@@ -55,13 +55,15 @@ pub async fn report(
     };
     let shown = strategy.unwrap_or(current);
     let preferred = [current, state.settings.default_strategy(idp_type).0];
-    // Never closed, so always a turn.
-    let _turn = RUNNING.acquire().await.ok();
+    // Never closed, so always a turn; held by the work itself, which goes on
+    // if this request is dropped (the client went away).
+    let turn = RUNNING.acquire().await.ok();
     let (client_key, conn_key) = (client.id.clone(), connection.id.clone());
     let state_for_block = state.clone();
     state
         .store
         .read(move |c| {
+            let _turn = turn;
             let mut seen = matching::sso_side(c, &client_key)?;
             // Counted as the login counts them.
             let settings = &state_for_block.settings;
