@@ -297,6 +297,12 @@ async fn patch_to_a_taken_customer_id_is_a_conflict() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["type"], "CustomerIdAlreadyTaken");
+    // Taking A's path too: the taken customer ID is still the answer.
+    let (_, a_client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{a}")).await;
+    let both = json!({"customer_id": a, "redirect_url": a_client["redirect_url"]});
+    let (status, body) =
+        app.patch(&format!("/api/v1/oidc-clients/{}", b["oidc_client_id"].as_str().unwrap()), both).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::CONFLICT, &json!("CustomerIdAlreadyTaken")), "{body}");
 }
 
 /// A server that allows a redirect path another client has, with a warning.

@@ -67,7 +67,6 @@ async fn a_patch_removing_active_keeps_a_deactivated_user_deactivated() {
         json!([{"op": "remove", "path": "active"}]),
         json!([{"op": "replace", "value": {"active": false}}]),
         json!([{"op": "replace", "path": "active", "value": null}]),
-        json!([{"op": "replace", "value": {"active": false}}]),
         json!([{"op": "replace", "value": {"active": null, "displayName": "Still out"}}]),
     ] {
         let r = scim.patch(&path, patch_op(ops.clone())).await;

@@ -223,11 +223,16 @@ pub async fn patch(
         let (old_strategy, read_at) = (current.matching_strategy, current.updated_at);
         // Only a new path is checked: an edit of anything else leaves it as it is.
         let new_path = redirect_path(&row.redirect_url) != redirect_path(&current.redirect_url);
+        let new_customer = row.customer_id != current.customer_id;
         let require = state.settings.require_distinct_redirect_paths;
         let (outcome, row, sharer) = state
             .store
             .write(move |c| {
                 let mut row = row;
+                // A taken customer ID is the answer before a taken path, as on create.
+                if new_customer {
+                    repo::check_customer_free(c, &row.customer_id)?;
+                }
                 let sharer = if new_path { shared_path_check(c, &row, require)? } else { None };
                 let outcome = repo::update(c, &mut row, read_at)?;
                 if outcome == repo::Updated::Done {
