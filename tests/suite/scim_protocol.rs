@@ -89,6 +89,7 @@ async fn filters_cover_the_rfc_grammar() {
     a["emails"] = json!([{"value": "alice@acme.com", "type": "work", "primary": true}, {"value": "alice@home.example", "type": "home"}]);
     a["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
         json!({"department": "R&D", "employeeNumber": "701"});
+    a["addresses"] = json!([{"type": "work", "locality": "Berlin", "country": "DE"}]);
     let a = scim.create_user(a).await;
     let mut b = user("bob@acme.com");
     b["name"] = json!({"givenName": "Bob", "familyName": "Builder"});
@@ -118,6 +119,11 @@ async fn filters_cover_the_rfc_grammar() {
         ("emails co \"other.example\"", vec![&b]),
         ("emails.value ew \"home.example\"", vec![&a]),
         ("title pr", vec![&a]),
+        // addresses has no `value`: present is any address, a comparison matches nothing.
+        ("addresses pr", vec![&a]),
+        ("addresses eq \"Berlin\"", vec![]),
+        ("addresses[locality eq \"berlin\"]", vec![&a]),
+        ("addresses.country eq \"DE\"", vec![&a]),
         ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"r&d\"", vec![&a]),
         ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"701\"", vec![&a]),
         ("urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"bob@acme.com\"", vec![&b]),

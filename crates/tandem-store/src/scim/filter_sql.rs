@@ -106,7 +106,9 @@ impl SqlBuilder {
                 _ => format!("({expr} IS NOT NULL AND {expr} <> '')"),
             }),
             Target::Multi { source, elem } => match elem {
+                // A complex attribute without a `value` (addresses): any element.
                 None => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
+                Some(inner) if !inner.has_value() => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
                 Some(inner) => {
                     let pred = self
                         .present(&inner, &AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None })?;
@@ -147,8 +149,9 @@ impl SqlBuilder {
             Target::Json { expr, def } => self.json_compare(&expr, def, op, value, path),
             Target::Multi { source, elem } => {
                 let inner = match elem {
-                    Some(inner) => inner,
-                    None => return Ok("(1 = 0)".into()),
+                    // Nothing to compare the value with (addresses has no `value`): no match.
+                    Some(inner) if inner.has_value() => inner,
+                    _ => return Ok("(1 = 0)".into()),
                 };
                 let sub = AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None };
                 let pred = self.compare(&inner, &sub, op, value)?;
@@ -498,6 +501,17 @@ fn json_path_pg(keys: &[&str]) -> String {
 }
 
 impl Scope {
+    /// Whether an element has the sub-attribute [`Scope::sub_name`] names
+    /// (a complex attribute without `value`, such as addresses, has none).
+    fn has_value(&self) -> bool {
+        match self {
+            Scope::JsonElem { parent, sub: None, .. } if parent.ty == AttrType::Complex => {
+                parent.sub_attribute("value").is_some()
+            }
+            _ => true,
+        }
+    }
+
     fn sub_name(&self) -> &'static str {
         match self {
             Scope::JsonElem { sub, .. } | Scope::Member { sub, .. } => sub.unwrap_or("value"),
@@ -642,7 +656,11 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
     if def.multi_valued {
         let var = "e".to_string();
         let source = json_elements(dialect, alias, &keys);
-        let sub = if def.ty == AttrType::Complex { resolved.sub.map(|s| s.name).or(Some("value")) } else { None };
+        let sub = if def.ty == AttrType::Complex {
+            resolved.sub.map(|s| s.name).or_else(|| def.sub_attribute("value").map(|s| s.name))
+        } else {
+            None
+        };
         let elem = Scope::JsonElem { parent: def, var, sub };
         return Ok(Target::Multi { source, elem: Some(elem) });
     }
