@@ -355,6 +355,31 @@ async fn put_and_patch_return_200_with_the_resource_and_a_new_etag() {
     assert_eq!(r.body["meta"]["version"], "W/\"3\"");
 }
 
+/// RFC 7644 §3.9: a POST's answer follows `attributes` / `excludedAttributes`
+/// too; a malformed one is refused and nothing is created.
+#[tokio::test]
+async fn post_answers_follow_attributes_and_excluded_attributes() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let r = scim.post("/Users?attributes=userName", user("made@acme.com")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["userName"], "made@acme.com");
+    assert!(r.body.get("emails").is_none() && r.body.get("name").is_none(), "{}", r.body);
+    // Stored whole: only the answer was projected.
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.body["emails"][0]["value"], "made@acme.com");
+    let r = scim
+        .post("/Groups?excludedAttributes=members", json!({"displayName": "Made", "members": [{"value": id}]}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.get("members").is_none() && r.body["displayName"] == "Made", "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap();
+    assert_eq!(scim.get(&format!("/Groups/{gid}")).await.body["members"][0]["value"], id.as_str());
+    let r = scim.post("/Users?attributes=name.givenName.extra", user("never@acme.com")).await;
+    assert_eq!((r.status, r.body["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidPath")), "{}", r.body);
+    assert!(scim.filter_ids("Users", "userName eq \"never@acme.com\"").await.is_empty());
+}
+
 #[tokio::test]
 async fn put_and_patch_answers_follow_attributes_and_excluded_attributes() {
     let app = TestApp::spawn().await;

@@ -194,10 +194,14 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
+    query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
+    let (attributes, excluded) = projection(&query);
     let outcome = async {
+        // A malformed projection is refused before anything is written.
+        check_projection(RT, attributes.as_deref(), excluded.as_deref())?;
         let doc = normalize(RT, json_body(&state, payload).await?)?;
         let now = state.clock.now();
         let (conn, log) = (caller.connection_id.clone(), ctx.clone());
@@ -223,12 +227,14 @@ pub async fn create(
     }
     .await;
     let (row, members) = outcome.map_err(|e| refused(&state, &ctx, "Group", None, e))?;
-    Ok(resource_text(
-        StatusCode::CREATED,
-        render_text(&state, &row, &members),
-        row.version,
-        Some(&location(&state, &row.scim_connection_id, "Groups", &row.id)),
-    ))
+    let loc = location(&state, &row.scim_connection_id, "Groups", &row.id);
+    // The answer follows `attributes` / `excludedAttributes` when the request gives them (RFC 7644 §3.9).
+    if attributes.is_some() || excluded.is_some() {
+        let body = project(render(&state, &row, Some(&members)), RT, attributes.as_deref(), excluded.as_deref())
+            .map_err(|e| refused(&state, &ctx, "Group", Some(&row.id), e.into()))?;
+        return Ok(resource(StatusCode::CREATED, &body, row.version, Some(&loc)));
+    }
+    Ok(resource_text(StatusCode::CREATED, render_text(&state, &row, &members), row.version, Some(&loc)))
 }
 
 /// `GET /Groups/{id}`

@@ -115,15 +115,20 @@ pub fn classify(before_active: bool, after_active: bool) -> &'static str {
     }
 }
 
-/// `POST /Users`
+/// `POST /Users`; the answer follows `attributes` / `excludedAttributes`
+/// when the request gives them (RFC 7644 §3.9).
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ScimCaller,
+    query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
+    let (attributes, excluded) = projection(&query);
     let outcome = async {
+        // A malformed projection is refused before anything is written.
+        check_projection(RT, attributes.as_deref(), excluded.as_deref())?;
         let doc = normalize(RT, json_body(&state, payload).await?)?;
         let now = state.clock.now();
         // The stored text and the answer are written in one pass: a new user
@@ -159,6 +164,11 @@ pub async fn create(
     }
     .await;
     let ((row, doc), answer, loc) = outcome.map_err(|e| refused(&state, &ctx, "User", None, e))?;
+    if attributes.is_some() || excluded.is_some() {
+        let body = project(render_doc(&state, &row, doc, None), RT, attributes.as_deref(), excluded.as_deref())
+            .map_err(|e| refused(&state, &ctx, "User", Some(&row.id), e.into()))?;
+        return Ok(resource(StatusCode::CREATED, &body, row.version, Some(&loc)));
+    }
     let body = answer.unwrap_or_else(|| tandem_scim::to_text(&render_doc(&state, &row, doc, None)));
     Ok(resource_text(StatusCode::CREATED, body, row.version, Some(&loc)))
 }
