@@ -146,11 +146,13 @@ pub fn if_match(req: &HttpRequest) -> Option<String> {
 
 /// Whether `If-None-Match` names the current version (answer 304).
 pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
-    let current = etag(version);
+    // Weak comparison (RFC 9110 §13.1.2): `"3"` and `W/"3"` are the same tag.
+    let weak = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+    let current = weak(&etag(version));
     req.headers()
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|h| h.split(',').map(str::trim).any(|t| t == current || t == "*"))
+        .is_some_and(|h| h.split(',').map(str::trim).any(|t| t == "*" || weak(t) == current))
 }
 
 /// The error for a SCIM path that does not exist.
@@ -185,6 +187,16 @@ pub fn not_modified_answer(version: i64) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let asks = |h: &str| {
+            let req = actix_web::test::TestRequest::get().insert_header(("if-none-match", h)).to_http_request();
+            not_modified(&req, 3)
+        };
+        assert!(asks(r#"W/"3""#) && asks(r#""3""#) && asks(r#""1", W/"3""#) && asks("*"));
+        assert!(!asks(r#"W/"4""#) && !asks(r#""33""#) && !asks("3"));
+    }
 
     #[test]
     fn meta_text_is_meta_written_out() {
