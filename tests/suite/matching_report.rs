@@ -36,6 +36,11 @@ impl Setup {
     }
 
     fn seen_verified(&self, oidc_user_id: &str, email: Option<&str>, pu: Option<&str>, verified: Option<bool>) {
+        self.seen_at(oidc_user_id, email, pu, verified, 0);
+    }
+
+    /// Records an SSO user last seen at `at` (µs).
+    fn seen_at(&self, oidc_user_id: &str, email: Option<&str>, pu: Option<&str>, verified: Option<bool>, at: i64) {
         let preferred_username = pu;
         let row = tandem_store::sso::SsoUser {
             id: tandem_core::new_id(),
@@ -47,8 +52,8 @@ impl Setup {
             given_name: None,
             family_name: None,
             claims: "{}".into(),
-            first_login_at: 0,
-            last_login_at: 0,
+            first_login_at: at,
+            last_login_at: at,
             login_count: 1,
         };
         self.app.state.store.write_blocking(move |c| tandem_store::sso::record_sso_user(c, &row)).unwrap();
@@ -150,6 +155,20 @@ async fn local_parts_colliding_across_domains_are_ambiguous() {
     let amb = &r["ambiguous_sso_users"][0];
     assert_eq!(amb["candidates"].as_array().unwrap().len(), 2);
     assert_eq!(r["recommended_strategy"], "OidcEmailToScimUsername");
+}
+
+/// Capped lists show the most recently seen SSO users first.
+#[tokio::test]
+async fn unmatched_lists_show_the_most_recently_seen_first() {
+    let s = setup("Generic", Some("OidcEmailToScimUsername")).await;
+    for (i, at) in [(1, 1_000), (2, 3_000), (3, 2_000)] {
+        s.seen_at(&format!("sub-{i}"), Some(&format!("u{i}@acme.com")), None, Some(true), at);
+    }
+    let r = s.report("?limit=2").await;
+    let listed: Vec<&str> =
+        r["unmatched_sso_users"].as_array().unwrap().iter().map(|u| u["oidc_user_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["sub-2", "sub-3"], "{r}");
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (0, 3, 0));
 }
 
 /// Two people joining one SCIM user (by local part) is counted as shared,

@@ -24,6 +24,10 @@ pub fn sso_side(conn: &mut AnyConnection, client: &str) -> Result<Vec<SeenUser>,
         .select((s::oidc_user_id, s::email, s::preferred_username, s::email_verified, s::last_login_at))
         .order(s::id.asc())
         .load(conn)?;
+    let mut rows = rows;
+    // Most recently seen first, so a capped list shows who fails today
+    // before identities of long ago (first seen first among equals).
+    rows.sort_by_key(|r| std::cmp::Reverse(r.4));
     Ok(rows
         .into_iter()
         .map(|(oidc_user_id, email, preferred_username, email_verified, last_login_at)| SeenUser {
