@@ -91,24 +91,14 @@ pub fn parse_patch(
             merged.insert(k.clone(), v.clone());
         }
     }
-    let request = parse(&Value::Object(merged), policy, current.client_secret.clone())?;
-    // The stored secret goes only to the IdP it was issued by: a PATCH that
-    // moves the client to another issuer (a typo, or a hostile edit through
-    // an app's self-serve settings) must send the new IdP's secret, or the
-    // next login would post the old one to the new token endpoint.
-    let new_secret = patch.get("idp").and_then(|i| i.get("client_secret")).and_then(Value::as_str);
-    if current.client_secret.is_some() && request.spec.issuer != current.issuer && new_secret.is_none_or(str::is_empty)
-    {
-        return Err(vec![FieldError {
-            field: "idp.client_secret".into(),
-            message: format!(
-                "is required when the issuer changes (from {:?} to {:?}): the stored secret is sent only to the IdP \
-                 that issued it",
-                current.issuer, request.spec.issuer
-            ),
-        }]);
-    }
-    Ok(request)
+    let kept = current.client_secret.clone().map(|secret| Kept { secret, issuer: current.issuer.clone() });
+    parse(&Value::Object(merged), policy, kept)
+}
+
+/// The stored client secret a patch keeps, and the issuer it was issued by.
+struct Kept {
+    secret: Redacted<String>,
+    issuer: String,
 }
 
 /// The request form of a stored spec (without its secret).
@@ -138,11 +128,7 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     m
 }
 
-fn parse(
-    body: &Value,
-    policy: UrlPolicy,
-    kept_secret: Option<Redacted<String>>,
-) -> Result<OidcClientRequest, Vec<FieldError>> {
+fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<OidcClientRequest, Vec<FieldError>> {
     let mut r = FieldReader::new(body, "");
     if !r.is_ok() {
         return Err(r.into_errors());
@@ -227,7 +213,7 @@ fn parse(
 
 type ParsedIdp = (IdpType, IdpLocation, String, String, Option<Redacted<String>>, bool);
 
-fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Redacted<String>>) -> Option<ParsedIdp> {
+fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> Option<ParsedIdp> {
     let Some(idp) = r.raw("idp") else {
         r.error("idp", "is required");
         return None;
@@ -245,7 +231,13 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Red
         }
     });
     let client_id = d.required_string("client_id");
-    let secret = d.string("client_secret").filter(|s| !s.is_empty()).map(Redacted).or(kept_secret);
+    let given = d.string("client_secret").filter(|s| !s.is_empty()).map(Redacted);
+    let sent = given.is_some();
+    let (secret, kept_for) = match (given, kept) {
+        (Some(s), _) => (Some(s), None),
+        (None, Some(k)) => (Some(k.secret), Some(k.issuer)),
+        (None, None) => (None, None),
+    };
     let uses_pkce = d.bool("uses_pkce").unwrap_or(true);
     let location = IdpLocation {
         sso_domain: d.string("sso_domain"),
@@ -297,6 +289,21 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept_secret: Option<Red
             None
         }
     });
+    // The stored secret goes only to the IdP it was issued by: a PATCH that
+    // moves the client to another issuer (a typo, or a hostile edit through
+    // an app's self-serve settings) must send the new IdP's secret, or the
+    // next login would post the old one to the new token endpoint.
+    if let (false, Some(old), Some(new)) = (sent, &kept_for, &issuer) {
+        if old != new {
+            d.error(
+                "client_secret",
+                format!(
+                    "is required when the issuer changes (from {old:?} to {new:?}): the stored secret is sent only \
+                     to the IdP that issued it"
+                ),
+            );
+        }
+    }
     d.reject_unknown();
     let ok = d.is_ok();
     r.absorb(d);
@@ -530,6 +537,13 @@ mod tests {
         let mut empty = moved.clone();
         empty["idp"]["client_secret"] = json!("");
         assert!(parse_patch(&empty, &current, UrlPolicy::default()).is_err());
+        // Named beside the request's other mistakes, in one answer.
+        let mut also = moved.clone();
+        also["redirect_url"] = json!("nope");
+        assert_eq!(
+            fields(parse_patch(&also, &current, UrlPolicy::default()).unwrap_err()),
+            ["redirect_url", "idp.client_secret"]
+        );
         // The same issuer keeps the stored secret; so does a public client with nothing stored.
         let same = json!({"idp": {"client_id": "another", "sso_domain": current.location.sso_domain}});
         assert_eq!(
