@@ -157,6 +157,23 @@ async fn local_parts_colliding_across_domains_are_ambiguous() {
     assert_eq!(r["recommended_strategy"], "OidcEmailToScimUsername");
 }
 
+/// A user the IdP deleted matches no strategy, and is shown as the deleted
+/// candidate of the SSO user it was (why that login is refused as deleted).
+#[tokio::test]
+async fn a_deleted_user_is_shown_as_the_deleted_candidate_of_its_sso_user() {
+    let s = setup("Generic", Some("OidcEmailToScimUsername")).await;
+    let gone = s.provision("gone@acme.com", None).await;
+    assert_eq!(s.scim.delete(&format!("/Users/{gone}")).await.status, StatusCode::NO_CONTENT);
+    s.seen("sub-gone", Some("gone@acme.com"), None);
+    let r = s.report("").await;
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (0, 1, 0), "{r}");
+    let cands = r["unmatched_sso_users"][0]["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 1, "{r}");
+    assert_eq!((cands[0]["id"].as_str(), &cands[0]["deleted"]), (Some(gone.as_str()), &json!(true)), "{r}");
+    assert!(cands[0]["matches_under"].as_array().unwrap().contains(&json!("OidcEmailToScimUsername")), "{r}");
+    assert_eq!(r["unmatched_scim_users_total"], 0, "tombstones are not SCIM users: {r}");
+}
+
 /// Capped lists show the most recently seen SSO users first.
 #[tokio::test]
 async fn unmatched_lists_show_the_most_recently_seen_first() {

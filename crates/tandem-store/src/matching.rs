@@ -39,12 +39,20 @@ pub fn sso_side(conn: &mut AnyConnection, client: &str) -> Result<Vec<SeenUser>,
 
 /// All live SCIM users of `connection`.
 pub fn scim_side(conn: &mut AnyConnection, connection: &str) -> Result<Vec<ScimSide>, StoreError> {
-    let rows: Vec<(String, String, Option<String>, bool)> = u::scim_users
-        .filter(u::scim_connection_id.eq(connection))
-        .filter(u::deleted_at.is_null())
-        .select((u::id, u::user_name, u::external_id, u::active))
-        .order(u::id.asc())
-        .load(conn)?;
+    users_of(conn, connection, false)
+}
+
+/// The deleted SCIM users (tombstones) of `connection`: not counted by the
+/// report, but shown as the reason an SSO user matches no live user.
+pub fn deleted_side(conn: &mut AnyConnection, connection: &str) -> Result<Vec<ScimSide>, StoreError> {
+    users_of(conn, connection, true)
+}
+
+fn users_of(conn: &mut AnyConnection, connection: &str, deleted: bool) -> Result<Vec<ScimSide>, StoreError> {
+    let query = u::scim_users.filter(u::scim_connection_id.eq(connection)).into_boxed();
+    let query = if deleted { query.filter(u::deleted_at.is_not_null()) } else { query.filter(u::deleted_at.is_null()) };
+    let rows: Vec<(String, String, Option<String>, bool)> =
+        query.select((u::id, u::user_name, u::external_id, u::active)).order(u::id.asc()).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(id, user_name, external_id, active)| ScimSide { id, user_name, external_id, active })

@@ -70,6 +70,10 @@ pub async fn report(
             seen.iter_mut().for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified));
             let scim = matching::scim_side(c, &conn_key)?;
             let index = ScimIndex::new(&scim);
+            // Deleted users count for no strategy; an unmatched SSO user lists
+            // the ones it would match, which is why its login says `deleted`.
+            let gone = matching::deleted_side(c, &conn_key)?;
+            let gone_index = ScimIndex::new(&gone);
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
             let counts = count_all(&index, &sso_keys);
             let recommended = recommend(&counts, &preferred);
@@ -86,12 +90,12 @@ pub async fn report(
                     Verdict::Unmatched if unmatched.len() < limit => {
                         let cands = index.candidates(&s.keys);
                         candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
-                        unmatched.push((s.clone(), cands));
+                        unmatched.push((s.clone(), cands, gone_index.candidates(&s.keys)));
                     }
                     Verdict::Ambiguous(_) if ambiguous.len() < limit => {
                         let cands = index.candidates(&s.keys);
                         candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
-                        ambiguous.push((s.clone(), cands));
+                        ambiguous.push((s.clone(), cands, Vec::new()));
                     }
                     _ => {}
                 }
@@ -108,10 +112,18 @@ pub async fn report(
                 json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active, "emails": emails,
                        "matches_under": under.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
             };
-            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)]| {
+            let deleted_json = |i: usize, under: &[MatchingStrategy]| {
+                let u = &gone[i];
+                json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active, "emails": [],
+                       "deleted": true, "matches_under": under.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
+            };
+            type Found = [(usize, Vec<MatchingStrategy>)];
+            let sso_json = |s: &matching::SeenUser, cands: &Found, deleted: &Found| {
+                let live = cands.iter().map(|(i, under)| scim_json(*i, under));
+                let gone = deleted.iter().map(|(i, under)| deleted_json(*i, under));
                 json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email, "preferred_username": s.keys.preferred_username,
                        "last_login_at": format_time(from_micros(s.last_login_at)),
-                       "candidates": cands.iter().map(|(i, under)| scim_json(*i, under)).collect::<Vec<_>>()})
+                       "candidates": live.chain(gone).collect::<Vec<_>>()})
             };
             let unmatched_scim: Vec<Value> = scim
                 .iter()
@@ -133,8 +145,8 @@ pub async fn report(
                 "recommended_strategy": recommended.map(|s| s.as_str()),
                 "strategies": counts,
                 "report_strategy": shown.as_str(),
-                "unmatched_sso_users": unmatched.iter().map(|(s, c)| sso_json(s, c)).collect::<Vec<_>>(),
-                "ambiguous_sso_users": ambiguous.iter().map(|(s, c)| sso_json(s, c)).collect::<Vec<_>>(),
+                "unmatched_sso_users": unmatched.iter().map(|(s, c, d)| sso_json(s, c, d)).collect::<Vec<_>>(),
+                "ambiguous_sso_users": ambiguous.iter().map(|(s, c, d)| sso_json(s, c, d)).collect::<Vec<_>>(),
                 "unmatched_scim_users": unmatched_scim,
                 "unmatched_scim_users_total": unmatched_scim_total,
                 "limit": limit,

@@ -304,7 +304,8 @@ fn sso_table(id: &str, rows: &[Value]) -> Markup {
                                         code { (c["user_name"].as_str().unwrap_or("")) } " · "
                                         code { (c["external_id"].as_str().unwrap_or("—")) } " · "
                                         (c["emails"].as_array().map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default())
-                                        @if c["active"] == false { " " span.badge.bad { "inactive" } }
+                                        @if c["deleted"] == true { " " span.badge.bad { "deleted" } }
+                                        @else if c["active"] == false { " " span.badge.bad { "inactive" } }
                                         br; span.muted { "matches under: " (c["matches_under"].as_array().map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
                                     }
                                 }
