@@ -19,12 +19,11 @@ type SeenRow = (String, Option<String>, Option<String>, Option<bool>, i64);
 
 /// All SSO users seen on `client`.
 pub fn sso_side(conn: &mut AnyConnection, client: &str) -> Result<Vec<SeenUser>, StoreError> {
-    let rows: Vec<SeenRow> = s::sso_users
+    let mut rows: Vec<SeenRow> = s::sso_users
         .filter(s::oidc_client_id.eq(client))
         .select((s::oidc_user_id, s::email, s::preferred_username, s::email_verified, s::last_login_at))
         .order(s::id.asc())
         .load(conn)?;
-    let mut rows = rows;
     // Most recently seen first, so a capped list shows who fails today
     // before identities of long ago (first seen first among equals).
     rows.sort_by_key(|r| std::cmp::Reverse(r.4));

@@ -98,11 +98,10 @@ impl WriteConn {
         WriteConn { manager, conn: None }
     }
 
-    /// The write connection, or, when it cannot be opened, one from `pool`
-    /// (waiting for it up to the pool's timeout when `wait`; `None` when
-    /// none is free without waiting). A write connection left inside a
-    /// transaction (its user panicked) or lost is dropped and opened again.
-    fn get(&mut self, pool: &Pool, wait: bool) -> Option<Result<Held<'_>, StoreError>> {
+    /// The write connection, opened when missing; a write connection left
+    /// inside a transaction (its user panicked) or lost is dropped and
+    /// opened again. `None` when it cannot be opened.
+    fn own(&mut self) -> Option<&mut crate::conn::Pooled> {
         use r2d2::ManageConnection;
         if self.conn.as_mut().is_some_and(|c| c.is_broken()) {
             self.conn = None;
@@ -110,14 +109,24 @@ impl WriteConn {
         if self.conn.is_none() {
             self.conn = self.manager.connect().ok();
         }
-        if let Some(conn) = self.conn.as_mut() {
-            return Some(Ok(Held::Own(conn)));
+        self.conn.as_mut()
+    }
+
+    /// The write connection, or, when it cannot be opened, one from `pool`
+    /// (waiting for it up to the pool's timeout).
+    fn get(&mut self, pool: &Pool) -> Result<Held<'_>, StoreError> {
+        match self.own() {
+            Some(conn) => Ok(Held::Own(conn)),
+            None => pool.get().map(|c| Held::Pooled(Box::new(c))).map_err(|e| StoreError::Unavailable(e.to_string())),
         }
-        match wait {
-            true => {
-                Some(pool.get().map(|c| Held::Pooled(Box::new(c))).map_err(|e| StoreError::Unavailable(e.to_string())))
-            }
-            false => pool.try_get().map(|c| Ok(Held::Pooled(Box::new(c)))),
+    }
+
+    /// Like [`WriteConn::get`] without waiting: `None` when the write
+    /// connection cannot be opened and no pooled one is free.
+    fn try_get(&mut self, pool: &Pool) -> Option<Held<'_>> {
+        match self.own() {
+            Some(conn) => Some(Held::Own(conn)),
+            None => pool.try_get().map(|c| Held::Pooled(Box::new(c))),
         }
     }
 }
@@ -247,10 +256,10 @@ impl Writer {
     {
         let (job, result) = Pending::job(f);
         match self.idle() {
-            Here::Now(mut slot) => match slot.get(&self.pool, false) {
-                Some(Ok(mut conn)) => commit_batch(&mut conn, vec![job]),
+            Here::Now(mut slot) => match slot.try_get(&self.pool) {
+                Some(mut conn) => commit_batch(&mut conn, vec![job]),
                 // No connection to be had without waiting (the pool's are all reading).
-                _ => {
+                None => {
                     drop(slot);
                     self.enqueue(job)?
                 }
@@ -277,10 +286,9 @@ impl Writer {
     {
         let mut slot = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.behind.store(true, Ordering::Release);
-        let ran = match slot.get(&self.pool, true) {
-            Some(Ok(mut conn)) => catch_unwind(AssertUnwindSafe(|| write_transaction(&mut conn, f))),
-            Some(Err(e)) => Ok(Err(e)),
-            None => Ok(Err(StoreError::Unavailable("no database connection is free".into()))),
+        let ran = match slot.get(&self.pool) {
+            Ok(mut conn) => catch_unwind(AssertUnwindSafe(|| write_transaction(&mut conn, f))),
+            Err(e) => Ok(Err(e)),
         };
         self.behind.store(false, Ordering::Release);
         match ran {
@@ -354,10 +362,9 @@ fn run(pool: &Pool, lock: &Mutex<WriteConn>, traffic: &Traffic, jobs: &Receiver<
             traffic.busy_at(traffic.now_us());
         }
         let mut slot = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match slot.get(pool, true) {
-            Some(Ok(mut conn)) => commit_batch(&mut conn, batch),
-            Some(Err(e)) => fail_all(batch, &e),
-            None => fail_all(batch, &StoreError::Unavailable("no database connection is free".into())),
+        match slot.get(pool) {
+            Ok(mut conn) => commit_batch(&mut conn, batch),
+            Err(e) => fail_all(batch, &e),
         }
     }
 }

@@ -106,14 +106,14 @@ impl SqlBuilder {
                 _ => format!("({expr} IS NOT NULL AND {expr} <> '')"),
             }),
             Target::Multi { source, elem } => match elem {
-                // A complex attribute without a `value` (addresses): any element.
-                None => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
-                Some(inner) if !inner.has_value() => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
-                Some(inner) => {
+                Some(inner) if inner.has_value() => {
                     let pred = self
                         .present(&inner, &AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None })?;
                     Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
                 }
+                // Elements without a value to test (a complex attribute
+                // without `value`, such as addresses): any element.
+                _ => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
             },
         }
     }
