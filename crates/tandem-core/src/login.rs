@@ -137,11 +137,10 @@ pub fn decide(candidates: &[Candidate]) -> JoinOutcome {
 /// login's full email says whom it is (the live user, or a deleted one),
 /// and otherwise the match is ambiguous.
 pub fn decide_shared_key(candidates: &[Candidate], names: &[&str], owns: &[bool]) -> JoinOutcome {
-    let live: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].live).collect();
-    let [one] = live.as_slice() else { return decide(candidates) };
+    let Some(one) = sole_live(candidates) else { return decide(candidates) };
     let others: Vec<usize> = others_deleted(candidates, names);
     let owned = |i: &usize| owns.get(*i).copied().unwrap_or(false);
-    if others.is_empty() || owned(one) {
+    if others.is_empty() || owned(&one) {
         return decide(candidates);
     }
     if others.iter().any(owned) {
@@ -156,9 +155,17 @@ pub fn decide_shared_key(candidates: &[Candidate], names: &[&str], owns: &[bool]
 /// With exactly one live candidate, the tombstones of other userNames than
 /// its own (other people, under a shared key); otherwise none.
 pub fn others_deleted(candidates: &[Candidate], names: &[&str]) -> Vec<usize> {
-    let live: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].live).collect();
-    let [one] = live.as_slice() else { return Vec::new() };
-    (0..candidates.len()).filter(|&i| !candidates[i].live && names.get(i) != names.get(*one)).collect()
+    let Some(one) = sole_live(candidates) else { return Vec::new() };
+    (0..candidates.len()).filter(|&i| !candidates[i].live && names.get(i) != names.get(one)).collect()
+}
+
+/// The index of the one live candidate, if exactly one is live.
+fn sole_live(candidates: &[Candidate]) -> Option<usize> {
+    let mut live = (0..candidates.len()).filter(|&i| candidates[i].live);
+    match (live.next(), live.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 /// Checks a `post_login_redirect_url`: a path in the app (`/dashboard`,

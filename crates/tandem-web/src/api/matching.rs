@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use tandem_core::fields::FieldError;
 use tandem_core::format_time;
 use tandem_core::matching::MatchingStrategy;
-use tandem_core::report::{count_all, recommend, ScimIndex, Verdict};
+use tandem_core::report::{count_all, recommend, ScimIndex, ScimSide, Verdict};
 use tandem_store::scim::users;
 use tandem_store::{from_micros, matching, oidc_clients, scim_connections};
 
@@ -70,10 +70,6 @@ pub async fn report(
             seen.iter_mut().for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified));
             let scim = matching::scim_side(c, &conn_key)?;
             let index = ScimIndex::new(&scim);
-            // Deleted users count for no strategy; an unmatched SSO user lists
-            // the ones it would match, which is why its login says `deleted`.
-            let gone = matching::deleted_side(c, &conn_key)?;
-            let gone_index = ScimIndex::new(&gone);
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
             let counts = count_all(&index, &sso_keys);
             let recommended = recommend(&counts, &preferred);
@@ -90,18 +86,27 @@ pub async fn report(
                     Verdict::Unmatched if unmatched.len() < limit => {
                         let cands = index.candidates(&s.keys);
                         candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
-                        unmatched.push((s.clone(), cands, gone_index.candidates(&s.keys)));
+                        unmatched.push((s.clone(), cands));
                     }
                     Verdict::Ambiguous(_) if ambiguous.len() < limit => {
                         let cands = index.candidates(&s.keys);
                         candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
-                        ambiguous.push((s.clone(), cands, Vec::new()));
+                        ambiguous.push((s.clone(), cands));
                     }
                     _ => {}
                 }
             }
+            // Deleted users count for no strategy; an unmatched SSO user lists
+            // the ones it would match, which is why its login says `deleted`.
+            // Read only when some SSO user is listed as unmatched.
+            let gone = if unmatched.is_empty() { Vec::new() } else { matching::deleted_side(c, &conn_key)? };
+            let gone_index = ScimIndex::new(&gone);
             let ids: Vec<String> = candidate_ids.into_iter().collect();
             let rows: HashMap<String, users::ScimUserRow> = users::by_ids(c, &conn_key, &ids)?.into_iter().map(|r| (r.id.clone(), r)).collect();
+            let candidate_json = |u: &ScimSide, emails: Vec<Value>, under: &[MatchingStrategy]| {
+                json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active, "emails": emails,
+                       "matches_under": under.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
+            };
             let scim_json = |i: usize, under: &[MatchingStrategy]| {
                 let u = &scim[i];
                 let emails = rows
@@ -109,21 +114,19 @@ pub async fn report(
                     .and_then(|r| r.document().get("emails").cloned())
                     .map(|e| e.as_array().map(|a| a.iter().filter_map(|x| x.get("value").cloned()).collect::<Vec<_>>()).unwrap_or_default())
                     .unwrap_or_default();
-                json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active, "emails": emails,
-                       "matches_under": under.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
+                candidate_json(u, emails, under)
             };
-            let deleted_json = |i: usize, under: &[MatchingStrategy]| {
-                let u = &gone[i];
-                json!({"id": u.id, "user_name": u.user_name, "external_id": u.external_id, "active": u.active, "emails": [],
-                       "deleted": true, "matches_under": under.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
+            let deleted_json = |(i, under): &(usize, Vec<MatchingStrategy>)| {
+                let mut c = candidate_json(&gone[*i], Vec::new(), under);
+                c["deleted"] = json!(true);
+                c
             };
-            type Found = [(usize, Vec<MatchingStrategy>)];
-            let sso_json = |s: &matching::SeenUser, cands: &Found, deleted: &Found| {
+            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)], unmatched: bool| {
                 let live = cands.iter().map(|(i, under)| scim_json(*i, under));
-                let gone = deleted.iter().map(|(i, under)| deleted_json(*i, under));
+                let deleted = if unmatched { gone_index.candidates(&s.keys) } else { Vec::new() };
                 json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email, "preferred_username": s.keys.preferred_username,
                        "last_login_at": format_time(from_micros(s.last_login_at)),
-                       "candidates": live.chain(gone).collect::<Vec<_>>()})
+                       "candidates": live.chain(deleted.iter().map(deleted_json)).collect::<Vec<_>>()})
             };
             let unmatched_scim: Vec<Value> = scim
                 .iter()
@@ -145,8 +148,8 @@ pub async fn report(
                 "recommended_strategy": recommended.map(|s| s.as_str()),
                 "strategies": counts,
                 "report_strategy": shown.as_str(),
-                "unmatched_sso_users": unmatched.iter().map(|(s, c, d)| sso_json(s, c, d)).collect::<Vec<_>>(),
-                "ambiguous_sso_users": ambiguous.iter().map(|(s, c, d)| sso_json(s, c, d)).collect::<Vec<_>>(),
+                "unmatched_sso_users": unmatched.iter().map(|(s, c)| sso_json(s, c, true)).collect::<Vec<_>>(),
+                "ambiguous_sso_users": ambiguous.iter().map(|(s, c)| sso_json(s, c, false)).collect::<Vec<_>>(),
                 "unmatched_scim_users": unmatched_scim,
                 "unmatched_scim_users_total": unmatched_scim_total,
                 "limit": limit,
