@@ -248,10 +248,43 @@ async fn unpaired_clients_and_bad_parameters_are_refused() {
     let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}/scim-matching")).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["type"], "ClientNotPaired");
-    let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}/scim-matching?strategy=Magic&limit=0")).await;
+    let (status, body) =
+        app.get(&format!("/api/v1/oidc-clients/{id}/scim-matching?strategy=Magic&limit=0&seen_since=yesterday")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(invalid_fields(&body), ["strategy", "limit"]);
+    assert_eq!(invalid_fields(&body), ["strategy", "limit", "seen_since"]);
     let (status, body) = app.get("/api/v1/oidc-clients/nope/scim-matching").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "ClientNotFound");
+}
+
+#[tokio::test]
+async fn seen_since_leaves_out_identities_not_seen_lately() {
+    let s = setup("Okta", None).await;
+    s.provision("alice@acme.com", None).await;
+    s.provision("bob@acme.com", None).await;
+    let at = |t: &str| tandem_store::micros(chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+    // Alice signed in last week; an old identity of a leaver matches nobody.
+    s.seen_at("00u1", Some("alice@acme.com"), None, Some(true), at("2026-11-28T09:00:00Z"));
+    s.seen_at("00u9", Some("leaver@acme.com"), None, Some(true), at("2025-03-01T09:00:00Z"));
+
+    let all = s.report("").await;
+    assert_eq!(all["sso_users_seen"], 2, "{all}");
+    assert_eq!(counts(&all, "OidcEmailToScimUsername"), (1, 1, 0), "{all}");
+    assert_eq!(all["seen_since"], Value::Null, "{all}");
+
+    let recent = s.report("?seen_since=2026-11-01T00:00:00Z").await;
+    assert_eq!(recent["sso_users_seen"], 1, "{recent}");
+    assert_eq!(recent["seen_since"], "2026-11-01T00:00:00.000Z", "{recent}");
+    assert_eq!(counts(&recent, "OidcEmailToScimUsername"), (1, 0, 0), "{recent}");
+    assert_eq!(recent["unmatched_sso_users"], json!([]), "{recent}");
+    // Bob has not signed in since then: he is the unmatched SCIM user.
+    let names: Vec<_> =
+        recent["unmatched_scim_users"].as_array().unwrap().iter().map(|u| u["user_name"].clone()).collect();
+    assert_eq!(names, [json!("bob@acme.com")], "{recent}");
+
+    // The bound is inclusive, and an offset other than Z is read as written.
+    let edge = s.report("?seen_since=2026-11-28T10:00:00%2B01:00").await;
+    assert_eq!(edge["sso_users_seen"], 1, "{edge}");
+    let later = s.report("?seen_since=2026-11-28T09:00:00.000001Z").await;
+    assert_eq!(later["sso_users_seen"], 0, "{later}");
 }

@@ -17,10 +17,15 @@ pub struct SeenUser {
 /// An SSO user's row: oidc_user_id, email, preferred_username, email_verified, last_login_at.
 type SeenRow = (String, Option<String>, Option<String>, Option<bool>, i64);
 
-/// All SSO users seen on `client`.
-pub fn sso_side(conn: &mut AnyConnection, client: &str) -> Result<Vec<SeenUser>, StoreError> {
-    let mut rows: Vec<SeenRow> = s::sso_users
-        .filter(s::oidc_client_id.eq(client))
+/// The SSO users seen on `client`: all of them, or those whose last login
+/// was at or after `since` (µs).
+pub fn sso_side(conn: &mut AnyConnection, client: &str, since: Option<i64>) -> Result<Vec<SeenUser>, StoreError> {
+    let query = s::sso_users.filter(s::oidc_client_id.eq(client)).into_boxed();
+    let query = match since {
+        Some(t) => query.filter(s::last_login_at.ge(t)),
+        None => query,
+    };
+    let mut rows: Vec<SeenRow> = query
         .select((s::oidc_user_id, s::email, s::preferred_username, s::email_verified, s::last_login_at))
         .order(s::id.asc())
         .load(conn)?;

@@ -1,12 +1,14 @@
-//! `GET /api/v1/oidc-clients/{id}/scim-matching[?strategy=&limit=]`: every
-//! strategy side by side over the SSO users seen and the SCIM users
-//! provisioned, who is unmatched or ambiguous and why, and a recommendation.
+//! `GET /api/v1/oidc-clients/{id}/scim-matching[?strategy=&limit=&seen_since=]`:
+//! every strategy side by side over the SSO users seen (all, or those seen
+//! since a time) and the SCIM users provisioned, who is unmatched or
+//! ambiguous and why, and a recommendation.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use tandem_core::fields::FieldError;
@@ -14,7 +16,7 @@ use tandem_core::format_time;
 use tandem_core::matching::MatchingStrategy;
 use tandem_core::report::{count_all, recommend, ScimIndex, ScimSide, Verdict};
 use tandem_store::scim::users;
-use tandem_store::{from_micros, matching, oidc_clients, scim_connections};
+use tandem_store::{from_micros, matching, micros, oidc_clients, scim_connections};
 
 /// Reports computed at once on this node. One over 100k SSO users and 100k
 /// SCIM users takes about a second and a few hundred MB, holding a pooled
@@ -29,6 +31,7 @@ pub async fn report(
     client_id: &str,
     strategy: Option<MatchingStrategy>,
     limit: usize,
+    seen_since: Option<DateTime<Utc>>,
 ) -> Result<Value, ApiError> {
     let key = client_id.to_string();
     let client = state
@@ -64,7 +67,7 @@ pub async fn report(
         .store
         .read(move |c| {
             let _turn = turn;
-            let mut seen = matching::sso_side(c, &client_key)?;
+            let mut seen = matching::sso_side(c, &client_key, seen_since.map(micros))?;
             // Counted as the login counts them.
             let settings = &state_for_block.settings;
             seen.iter_mut().for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified));
@@ -153,6 +156,7 @@ pub async fn report(
                 "unmatched_scim_users": unmatched_scim,
                 "unmatched_scim_users_total": unmatched_scim_total,
                 "limit": limit,
+                "seen_since": seen_since.map(format_time),
                 "generated_at": format_time(state_for_block.clock.now()),
             }))
         })
@@ -184,8 +188,19 @@ pub async fn get(
             100
         }
     };
+    let seen_since = match query.get("seen_since").map(|t| DateTime::parse_from_rfc3339(t)) {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+        Some(Err(e)) => {
+            errors.push(FieldError {
+                field: "seen_since".into(),
+                message: format!("must be an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})"),
+            });
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
-    Ok(HttpResponse::Ok().json(report(&state, &id.into_inner(), strategy, limit).await?))
+    Ok(HttpResponse::Ok().json(report(&state, &id.into_inner(), strategy, limit, seen_since).await?))
 }

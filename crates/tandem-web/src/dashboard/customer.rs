@@ -123,7 +123,7 @@ pub async fn render(
     }
     let preview = preview.and_then(|p| p.parse::<MatchingStrategy>().ok());
     let matching = match (&data.client, &data.connection) {
-        (Some(client), Some(_)) => report(state, &client.id, preview, 100).await.ok(),
+        (Some(client), Some(_)) => report(state, &client.id, preview, 100, None).await.ok(),
         _ => None,
     };
     let body = html! {
