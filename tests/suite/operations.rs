@@ -40,7 +40,16 @@ async fn metrics_count_requests_by_route_pattern() {
         let r = app.http.get(format!("{}{escaped}", app.base)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{escaped}");
     }
+    // Segments that do not decode to text, or decode twice, are still captured segments.
+    let odd = unique("odd");
+    for path in [format!("/api/v1/oidc-clients/%FF{odd}"), format!("/api/v1/oidc-clients/%%41{odd}")] {
+        let (status, _) = app.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let r = app.http.get(format!("{}/dashboard/customers/%FF{odd}", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains(&odd), "{text}");
     assert!(
         text.contains("tandem_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 2"),
         "{text}"
@@ -51,7 +60,7 @@ async fn metrics_count_requests_by_route_pattern() {
     // Captured segments become their names, encoded or not; paths no route matched share one label.
     assert!(
         text.contains(
-            "tandem_http_requests_total{method=\"GET\",route=\"/api/v1/oidc-clients/{id}\",status=\"404\"} 2"
+            "tandem_http_requests_total{method=\"GET\",route=\"/api/v1/oidc-clients/{id}\",status=\"404\"} 4"
         ),
         "{text}"
     );
@@ -175,6 +184,11 @@ async fn the_nul_character_is_refused_wherever_it_is_sent() {
         "/api/v1/login-events?email=a%00b",
         "/api/v1/provisioning-logs?user_name=a%00b",
         "/dashboard/customers/a%00b",
+        // `%00` once decoded: the router decodes `%30`, the extractor `%00`.
+        "/api/v1/oidc-clients/%%30%30",
+        "/api/v1/scim-connections/a%0%30b",
+        "/api/v1/login-events/%%300",
+        "/dashboard/customers/%%30%30",
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");

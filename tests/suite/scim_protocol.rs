@@ -1324,7 +1324,13 @@ async fn nul_characters_and_overlong_names_are_refused_with_what_is_wrong() {
     let r = scim.patch(&format!("/Groups/{gid}"), patch_op(ops)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("Operations[0].value[0].value"), "{}", r.body);
-    for path in ["/Users/a%00b", "/Groups/a%00b", "/Users?filter=userName%20eq%20%22a%00b%22"] {
+    for path in [
+        "/Users/a%00b",
+        "/Groups/a%00b",
+        "/Users?filter=userName%20eq%20%22a%00b%22",
+        "/Users/%%30%30",
+        "/Groups/a%0%30b",
+    ] {
         let r = scim.get(path).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
         assert_eq!(r.body["scimType"], "invalidValue", "{path}: {}", r.body);

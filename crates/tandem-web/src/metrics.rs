@@ -59,6 +59,13 @@ pub struct RouteLabel(pub &'static str);
 /// `connection_id=c1, id=u1` is `/scim/v2/{connection_id}/Users/{id}`.
 /// (`HttpRequest::match_pattern` finds it by matching every route's regex
 /// again, which cost more than the rest of a lookup's routing.)
+///
+/// The path walked is the one the router matched (decoded once, so
+/// `/health%7A` is `/healthz`), whose captured segments are slices of it:
+/// a segment is either captured, and named, or a literal of the route.
+/// Were it ever neither, the label is `unmatched` rather than the text
+/// sent: each label is a series kept for good, and anyone could grow them
+/// without signing in.
 pub fn route_label(req: &actix_web::HttpRequest) -> String {
     if req.extensions().get::<Unmatched>().is_some() {
         return "unmatched".to_string();
@@ -66,33 +73,29 @@ pub fn route_label(req: &actix_web::HttpRequest) -> String {
     if let Some(RouteLabel(pattern)) = req.extensions().get::<RouteLabel>() {
         return pattern.to_string();
     }
+    let path = req.match_info().as_str();
     let mut captured = req.match_info().iter().peekable();
-    let mut label = String::with_capacity(req.path().len() + 16);
-    for segment in req.path().split('/').skip(1) {
+    let mut label = String::with_capacity(path.len() + 16);
+    for segment in path.split('/').skip(1) {
         label.push('/');
         match captured.peek() {
-            Some((name, value)) if decoded_eq(segment, value) => {
+            Some((name, value)) if segment == *value => {
                 label.push('{');
                 label.push_str(name);
                 label.push('}');
                 captured.next();
             }
-            // A literal segment as the router matched it: decoded (`/health%7A`
-            // is served by `/healthz`, and must not be a series of its own).
-            _ => label.push_str(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy()),
+            _ if is_literal(segment) => label.push_str(segment),
+            _ => return "unmatched".to_string(),
         }
     }
     label
 }
 
-/// Whether a raw path segment is the captured value (the router decodes
-/// some escapes and keeps others, such as `%2F`: compare both fully decoded).
-fn decoded_eq(raw: &str, value: &str) -> bool {
-    if raw == value {
-        return true;
-    }
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
-    (raw.contains('%') || value.contains('%')) && decode(raw) == decode(value)
+/// Whether a path segment can be a literal of one of Tandem's routes
+/// (short, of letters, digits, `-`, `_` and `.`).
+fn is_literal(segment: &str) -> bool {
+    segment.len() <= 40 && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// A request's method as a label: one of HTTP's own, or `other`. Any token

@@ -15,7 +15,8 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use tandem_scim::ScimError;
 
-/// Middleware: a request whose path or query holds `%00` is refused with
+/// Middleware: a request whose path or query holds `%00`, or a path that
+/// is `%00` once decoded (`%%30%30`), is refused with
 /// 400 before it is routed, in the SCIM error shape under `/scim/` and the
 /// API's elsewhere.
 pub async fn refuse_in_path_or_query(
@@ -23,7 +24,11 @@ pub async fn refuse_in_path_or_query(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let held = |s: &str| s.contains("%00");
-    if held(req.uri().path()) || req.uri().query().is_some_and(held) {
+    // The router matches a path already decoded once, except for `%`, `/`
+    // and `+`, and its segments are decoded again when extracted: so
+    // `%%30%30` is `%00` to the router and NUL to the handler. Both the
+    // path as sent and as routed are looked at; a query is decoded once.
+    if held(req.uri().path()) || held(req.match_info().as_str()) || req.uri().query().is_some_and(held) {
         let message = "the request's path or query holds the NUL character (%00), which no value may hold";
         let resp = if req.path().starts_with("/scim/") {
             ScimFailure(ScimError::invalid_value(message)).error_response()
