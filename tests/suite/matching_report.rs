@@ -288,3 +288,20 @@ async fn seen_since_leaves_out_identities_not_seen_lately() {
     let later = s.report("?seen_since=2026-11-28T09:00:00.000001Z").await;
     assert_eq!(later["sso_users_seen"], 0, "{later}");
 }
+
+#[tokio::test]
+async fn candidates_many_users_share_are_listed_up_to_twenty_and_counted() {
+    let s = setup("Okta", None).await;
+    for i in 0..25 {
+        s.provision(&format!("john@d{i}.example"), None).await;
+    }
+    s.seen("00u1", Some("john@x.example"), None);
+    let r = s.report("").await;
+    assert_eq!(counts(&r, "OidcEmailUsernameToScimUsername"), (0, 0, 1), "{r}");
+    let listed = &r["unmatched_sso_users"][0];
+    assert_eq!(listed["candidates"].as_array().unwrap().len(), 20, "{r}");
+    assert_eq!(listed["candidates_total"], 25, "{r}");
+    let r = s.report("?strategy=OidcEmailUsernameToScimUsername").await;
+    let listed = &r["ambiguous_sso_users"][0];
+    assert_eq!((listed["candidates"].as_array().unwrap().len(), &listed["candidates_total"]), (20, &json!(25)), "{r}");
+}

@@ -51,10 +51,11 @@ pub struct StrategyCounts {
 
 /// What one strategy does to one SSO user.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Verdict<'a> {
     Matched(usize),
     Unmatched,
-    Ambiguous(Vec<usize>),
+    /// The SCIM users matched, in the index's order.
+    Ambiguous(&'a [usize]),
 }
 
 /// The SCIM users indexed by every key a strategy compares.
@@ -95,22 +96,32 @@ impl<'a> ScimIndex<'a> {
     }
 
     /// The verdict of a strategy for one SSO user.
-    pub fn verdict(&self, strategy: MatchingStrategy, sso: &SsoSide) -> Verdict {
+    pub fn verdict(&self, strategy: MatchingStrategy, sso: &SsoSide) -> Verdict<'_> {
         match self.lookup(strategy, sso) {
             [] => Verdict::Unmatched,
             [one] => Verdict::Matched(*one),
-            many => Verdict::Ambiguous(many.to_vec()),
+            many => Verdict::Ambiguous(many),
         }
     }
 
     /// SCIM users any strategy would match for `sso`, with the strategies that would.
+    /// In the order first found; a key thousands of SCIM users share (one
+    /// local part, one externalId) costs one step per user, not per pair.
     pub fn candidates(&self, sso: &SsoSide) -> Vec<(usize, Vec<MatchingStrategy>)> {
         let mut found: Vec<(usize, Vec<MatchingStrategy>)> = Vec::new();
+        let mut at: HashMap<usize, usize> = HashMap::new();
         for s in MatchingStrategy::ALL {
             for &i in self.lookup(s, sso) {
-                match found.iter_mut().find(|(j, _)| *j == i) {
-                    Some((_, list)) => list.push(s),
-                    None => found.push((i, vec![s])),
+                match at.get(&i) {
+                    Some(&k) => {
+                        if let Some((_, under)) = found.get_mut(k) {
+                            under.push(s);
+                        }
+                    }
+                    None => {
+                        at.insert(i, found.len());
+                        found.push((i, vec![s]));
+                    }
                 }
             }
         }

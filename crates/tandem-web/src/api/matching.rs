@@ -25,6 +25,11 @@ use tandem_store::{from_micros, matching, micros, oidc_clients, scim_connections
 /// requests (the dashboard computes one on every customer page view).
 static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// Candidates listed per SSO user; `candidates_total` counts them all. A
+/// key thousands of SCIM users share (one local part, one externalId)
+/// would otherwise list every one of them for each of `limit` users.
+const CANDIDATES_LISTED: usize = 20;
+
 /// Builds the report for a client; shared with the dashboard.
 pub async fn report(
     state: &AppState,
@@ -88,12 +93,12 @@ pub async fn report(
                     }
                     Verdict::Unmatched if unmatched.len() < limit => {
                         let cands = index.candidates(&s.keys);
-                        candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
+                        candidate_ids.extend(cands.iter().take(CANDIDATES_LISTED).map(|(i, _)| scim[*i].id.clone()));
                         unmatched.push((s.clone(), cands));
                     }
                     Verdict::Ambiguous(_) if ambiguous.len() < limit => {
                         let cands = index.candidates(&s.keys);
-                        candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
+                        candidate_ids.extend(cands.iter().take(CANDIDATES_LISTED).map(|(i, _)| scim[*i].id.clone()));
                         ambiguous.push((s.clone(), cands));
                     }
                     _ => {}
@@ -127,9 +132,11 @@ pub async fn report(
             let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)], unmatched: bool| {
                 let live = cands.iter().map(|(i, under)| scim_json(*i, under));
                 let deleted = if unmatched { gone_index.candidates(&s.keys) } else { Vec::new() };
+                let total = cands.len() + deleted.len();
                 json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email, "preferred_username": s.keys.preferred_username,
                        "last_login_at": format_time(from_micros(s.last_login_at)),
-                       "candidates": live.chain(deleted.iter().map(deleted_json)).collect::<Vec<_>>()})
+                       "candidates": live.chain(deleted.iter().map(deleted_json)).take(CANDIDATES_LISTED).collect::<Vec<_>>(),
+                       "candidates_total": total})
             };
             let unmatched_scim: Vec<Value> = scim
                 .iter()

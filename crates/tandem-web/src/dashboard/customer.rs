@@ -310,6 +310,8 @@ fn sso_table(id: &str, rows: &[Value]) -> Markup {
                                     }
                                 }
                             }
+                            @let more = u["candidates_total"].as_u64().unwrap_or(0).saturating_sub(cands.len() as u64);
+                            @if more > 0 { span.muted { "and " (more) " more" } }
                         }
                     }
                 }
