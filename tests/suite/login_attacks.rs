@@ -787,6 +787,71 @@ async fn a_client_registered_for_client_secret_post_completes_its_login() {
     assert_eq!(op.token_requests().len(), sent_before_reject + 2);
 }
 
+/// Auth0 refuses a client authentication it was not registered for with
+/// 401 `access_denied`, some IdPs with a 401 and no body: both are refused
+/// client authentications, tried once with the other listed method. A
+/// wrong secret at Keycloak (401 `unauthorized_client`) is a credentials
+/// problem, named as such with the IdP's error.
+#[tokio::test]
+async fn a_401_from_the_token_endpoint_is_a_refused_client_authentication() {
+    for refusal in [Some(json!({"error": "access_denied", "error_description": "Unauthorized"})), None] {
+        let (app, op, customer) = setup().await;
+        op.refuse_client_with(401, refusal.clone(), true);
+        let (status, body) = login(&app, &op, &customer, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{refusal:?}: {body}");
+        let sent = op.token_requests();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[0].starts_with("Basic ") && sent[1].contains("client_secret="), "{sent:?}");
+    }
+    let (app, op, customer) = setup().await;
+    let keycloak =
+        json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"});
+    op.refuse_client_with(401, Some(keycloak), false);
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    assert_eq!(body["error"]["details"]["error"], "unauthorized_client", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Invalid client credentials"), "{body}");
+    // A 400 that is not about the client is the exchange's own failure.
+    let (app, op, customer) = setup().await;
+    op.refuse_client_with(400, Some(json!({"error": "access_denied"})), false);
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
+    assert_eq!(op.token_requests().len(), 1);
+}
+
+/// An error page in place of an OAuth answer (a proxy's 503, an HTML
+/// page) is named by its status and media type.
+#[tokio::test]
+async fn a_token_endpoint_error_page_is_named_by_its_status_and_media_type() {
+    let (app, op, customer) = setup().await;
+    op.answer_token_requests_raw(503, "text/html", "<html><body>Service Unavailable</body></html>");
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("503") && message.contains("text/html"), "{body}");
+}
+
+/// The IdP's error text is kept in the login event, even with a NUL in it
+/// (which PostgreSQL refuses in text: the event was lost).
+#[tokio::test]
+async fn an_idp_error_with_a_nul_in_it_is_recorded() {
+    let (app, op, customer) = setup().await;
+    op.answer_token_requests_raw(
+        400,
+        "application/json",
+        r#"{"error":"invalid_grant","error_description":"bad\u0000code"}"#,
+    );
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let id = body["error"]["details"]["login_event_id"].as_str().unwrap_or_else(|| panic!("no event: {body}"));
+    let (status, event) = app.get(&format!("/api/v1/login-events/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{event}");
+    assert_eq!(event["failed_step"], "token_exchange", "{event}");
+    assert!(event["diagnosis"].as_str().unwrap().contains("bad\u{FFFD}code"), "{event}");
+}
+
 #[tokio::test]
 async fn a_token_response_past_its_limit_is_cut_off() {
     let (app, op, customer) = setup().await;

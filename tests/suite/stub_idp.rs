@@ -60,8 +60,13 @@ struct OpState {
     /// Token responses as some IdPs send them: `expires_in` a string, no
     /// `token_type`, labelled `text/plain`.
     quirky_token_responses: bool,
-    /// The client is registered for client_secret_post: Basic is refused.
-    post_only: bool,
+    /// How the client's authentication is refused (status, JSON body or
+    /// none), and whether only in HTTP Basic (a client registered for
+    /// client_secret_post).
+    client_refusal: Option<(u16, Option<Value>)>,
+    refuse_basic_only: bool,
+    /// Every token request answered so: status, media type, body.
+    token_raw: Option<(u16, String, String)>,
     /// As Entra for an application that customises its claims: tokens are
     /// signed with the application's own key (`test-key-b`), listed only by
     /// the JWKS its `?appid=` discovery document names.
@@ -173,7 +178,20 @@ impl StubOp {
     }
 
     pub fn accept_client_secret_post_only(&self) {
-        self.state.lock().unwrap().post_only = true;
+        self.refuse_client_with(401, Some(invalid_client()), true);
+    }
+
+    /// Refuses the client's authentication with this status and JSON body
+    /// (or none); only in HTTP Basic when `basic_only`.
+    pub fn refuse_client_with(&self, status: u16, body: Option<Value>, basic_only: bool) {
+        let mut st = self.state.lock().unwrap();
+        st.client_refusal = Some((status, body));
+        st.refuse_basic_only = basic_only;
+    }
+
+    /// Answers every token request with this status, media type and body.
+    pub fn answer_token_requests_raw(&self, status: u16, media_type: &str, body: &str) {
+        self.state.lock().unwrap().token_raw = Some((status, media_type.into(), body.into()));
     }
 
     pub fn send_quirky_token_responses(&self) {
@@ -289,6 +307,10 @@ async fn jwks(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(json!({"keys": keys}))
 }
 
+fn invalid_client() -> Value {
+    json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
+}
+
 async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpResponse {
     let mut st = op.state.lock().unwrap();
     st.token_requests.push(format!(
@@ -296,10 +318,22 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
         req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or(""),
         body
     ));
-    if st.invalid_client || (st.post_only && req.headers().contains_key("authorization")) {
-        return HttpResponse::Unauthorized().json(
-            json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
-        );
+    if st.invalid_client {
+        return HttpResponse::Unauthorized().json(invalid_client());
+    }
+    if let Some((status, body)) = &st.client_refusal {
+        if !st.refuse_basic_only || req.headers().contains_key("authorization") {
+            let mut answer = HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap());
+            return match body {
+                Some(b) => answer.json(b),
+                None => answer.finish(),
+            };
+        }
+    }
+    if let Some((status, media_type, body)) = &st.token_raw {
+        return HttpResponse::build(actix_web::http::StatusCode::from_u16(*status).unwrap())
+            .content_type(media_type.as_str())
+            .body(body.clone());
     }
     if let Some(to) = &st.token_redirect {
         return HttpResponse::Found().insert_header(("location", to.as_str())).finish();

@@ -106,9 +106,11 @@ pub enum FlowError {
     /// A URL from the configuration or the metadata is unusable.
     #[error("{0}")]
     BadUrl(String),
-    /// The token endpoint refused the client's credentials.
-    #[error("the IdP rejected the client credentials (invalid_client){}", desc(.0))]
-    InvalidClient(Option<String>),
+    /// The token endpoint refused the client's credentials: `invalid_client`,
+    /// or any answer with HTTP 401 (Auth0 answers `access_denied`, Keycloak
+    /// `unauthorized_client`, some an empty body).
+    #[error("the IdP rejected the client credentials ({error}){}", desc(.description))]
+    InvalidClient { error: String, description: Option<String> },
     /// The token endpoint refused the exchange for another reason.
     #[error("the IdP refused the code exchange: {error}{}", desc(.description))]
     Refused { error: String, description: Option<String> },
@@ -229,11 +231,12 @@ fn auth_method(auth_type: &AuthType) -> &'static str {
 /// The secret goes in HTTP Basic, OAuth's default, unless the IdP lists only
 /// `client_secret_post`. An IdP that lists both may still hold a client to
 /// the method it was registered with (Auth0, OneLogin, JumpCloud, Ory Hydra,
-/// Authelia, PingFederate) and answer the other with `invalid_client`: the
-/// exchange is then tried once with the other listed method (a refused
-/// client authentication leaves the code unspent). When that is refused as
-/// `invalid_client` too, the first refusal is the answer; when it failed
-/// past the client authentication (an expired code), its own error is.
+/// Authelia, PingFederate) and refuse the other (`invalid_client`, or any
+/// error with HTTP 401: Auth0 answers `access_denied`): the exchange is
+/// then tried once with the other listed method (a refused client
+/// authentication leaves the code unspent). When that is refused as a
+/// client authentication too, the first refusal is the answer; when it
+/// failed past the client authentication (an expired code), its own error is.
 pub async fn exchange_code(
     http: &IdpHttp,
     meta: &ProviderMetadata,
@@ -248,11 +251,11 @@ pub async fn exchange_code(
         (AuthType::BasicAuth, AuthType::RequestBody)
     };
     let refused = match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), first).await {
-        Err(e @ FlowError::InvalidClient(_)) if cfg.client_secret.is_some() && listed(auth_method(&other)) => e,
+        Err(e @ FlowError::InvalidClient { .. }) if cfg.client_secret.is_some() && listed(auth_method(&other)) => e,
         done => return done,
     };
     match exchange_once(http, meta, cfg, code, pkce_verifier, other).await {
-        Err(FlowError::InvalidClient(_)) => Err(refused),
+        Err(FlowError::InvalidClient { .. }) => Err(refused),
         done => done,
     }
 }
@@ -271,6 +274,9 @@ async fn exchange_once(
     if let Some(v) = pkce_verifier {
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v));
     }
+    // The answer's status and media type, for what oauth2's errors leave out.
+    let seen: std::sync::Mutex<Option<(reqwest::StatusCode, String)>> = std::sync::Mutex::new(None);
+    let seen_ref = &seen;
     // oauth2's own reqwest client reads the answer whole; this one stops at
     // DOCUMENT_LIMIT, as every other IdP response is cut off at its limit.
     let limited = |request: oauth2::HttpRequest| async move {
@@ -280,7 +286,12 @@ async fn exchange_once(
         let request: reqwest::Request = request.try_into().map_err(unreachable)?;
         let response = http.client().execute(request).await.map_err(unreachable)?;
         let status = response.status();
-        // A redirect or an error status with no body is no OAuth answer: say what came.
+        let media = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if let Ok(mut slot) = seen_ref.lock() {
+            *slot = Some((status, media.to_string()));
+        }
+        // A redirect or an error status with no body is no OAuth answer: say
+        // what came (a 401 is a refused client authentication all the same).
         if status.is_redirection() || (!status.is_success() && response.content_length() == Some(0)) {
             let location = response.headers().get("location").and_then(|v| v.to_str().ok());
             return Err(TokenTransport(match location {
@@ -302,15 +313,38 @@ async fn exchange_once(
             crate::read_limited(response, crate::DOCUMENT_LIMIT, "the token response").await.map_err(TokenTransport)?;
         answer.body(body).map_err(|e| TokenTransport(e.to_string()))
     };
-    let tokens = req.request_async(&limited).await.map_err(|e| match e {
+    let result = req.request_async(&limited).await;
+    let (status, media) = seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+    let unauthorized = status == reqwest::StatusCode::UNAUTHORIZED;
+    // What came, for an answer that could not be read (an HTML error page).
+    let answered = |m: String| match media.as_str() {
+        "" if status.is_success() => m,
+        "" => format!("{m} (HTTP {status})"),
+        media => format!("{m} (HTTP {status}, {media})"),
+    };
+    let tokens = result.map_err(|e| match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
-            BasicErrorResponseType::InvalidClient => FlowError::InvalidClient(r.error_description().cloned()),
+            BasicErrorResponseType::InvalidClient => {
+                FlowError::InvalidClient { error: "invalid_client".into(), description: r.error_description().cloned() }
+            }
+            other if unauthorized => {
+                FlowError::InvalidClient { error: other.to_string(), description: r.error_description().cloned() }
+            }
             other => FlowError::Refused { error: other.to_string(), description: r.error_description().cloned() },
         },
+        RequestTokenError::Request(e) if unauthorized => {
+            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(e.0) }
+        }
         RequestTokenError::Request(e) => FlowError::Transport(e.0),
         // Never the body: a 200 that fails to parse still holds the tokens.
-        RequestTokenError::Parse(e, _) => FlowError::Malformed(e.to_string()),
-        RequestTokenError::Other(m) => FlowError::Malformed(m),
+        RequestTokenError::Parse(e, _) if unauthorized => {
+            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(answered(e.to_string())) }
+        }
+        RequestTokenError::Parse(e, _) => FlowError::Malformed(answered(e.to_string())),
+        RequestTokenError::Other(m) if unauthorized => {
+            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(answered(m)) }
+        }
+        RequestTokenError::Other(m) => FlowError::Malformed(answered(m)),
     })?;
     let id_token = tokens.id_token.ok_or(FlowError::NoIdToken)?;
     Ok(TokenSet { id_token, access_token: tokens.access_token.into_secret(), client_auth })

@@ -267,11 +267,11 @@ async fn finish(
         Ok(t) => t,
         Err(e) => {
             let err = match &e {
-                FlowError::InvalidClient(d) => idp(
+                FlowError::InvalidClient { error, description: d } => idp(
                     StatusCode::BAD_GATEWAY,
                     "InvalidClientCredentials",
                     format!("{e}. Rotate the client secret at the IdP and update the OIDC client."),
-                    json!({"error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))}),
+                    json!({"error": error, "error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))}),
                 ),
                 FlowError::Transport(_) => idp(
                     StatusCode::BAD_GATEWAY,

@@ -65,7 +65,9 @@ impl Trace {
         let kind = err.details.get("kind").or_else(|| err.details.get("reason"));
         self.event.error_kind = kind.and_then(Value::as_str).map(str::to_string);
         self.event.failed_step = Some(step.to_string());
-        self.event.diagnosis = Some(err.message.clone());
+        // The message may quote the IdP, whose text may hold a NUL, which
+        // PostgreSQL refuses in text (the steps are JSON, which escapes it).
+        self.event.diagnosis = Some(err.message.replace('\0', "\u{FFFD}"));
     }
 
     /// The event as it stands, with the steps not yet written.
