@@ -147,6 +147,36 @@ async fn at_sign_domain_in_allowlist_is_refused() {
     assert_eq!(invalid_fields(&resp), ["email_domain_allowlist[1]", "email_domain_allowlist[2]"]);
 }
 
+/// An allowlist holds up to 1,000 domains, repeated ones (in any case) kept once.
+#[tokio::test]
+async fn an_allowlist_is_bounded_and_kept_without_repeats() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("a"));
+    let many: Vec<String> = (0..1001).map(|i| format!("d{i}.example")).collect();
+    body["email_domain_allowlist"] = json!(many);
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(invalid_fields(&resp), ["email_domain_allowlist"]);
+    let mut body = okta_client(&unique("a"));
+    let mut most: Vec<String> = (0..999).map(|i| format!("d{i}.example")).collect();
+    most.push("D7.Example".into());
+    body["email_domain_allowlist"] = json!(most);
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{resp}");
+    assert_eq!(resp["email_domain_allowlist"].as_array().unwrap().len(), 999, "{resp}");
+}
+
+/// Okta's domain and Entra's tenant are read in lower case, as the IdPs name them.
+#[tokio::test]
+async fn issuers_are_derived_in_lower_case() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("a"));
+    body["idp"]["sso_domain"] = json!("Acme.Okta.com");
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{resp}");
+    assert_eq!(resp["idp"]["issuer"], "https://acme.okta.com", "{resp}");
+}
+
 #[tokio::test]
 async fn unknown_strategy_is_refused_and_known_ones_are_kept() {
     let app = TestApp::spawn().await;

@@ -128,12 +128,13 @@ impl IdpLocation {
             IdpType::Okta => self
                 .sso_domain
                 .as_deref()
-                .map(|d| format!("https://{}", d.trim_end_matches('/')))
+                .map(|d| format!("https://{}", d.trim_end_matches('/').to_ascii_lowercase()))
                 .ok_or(IssuerError::Missing("sso_domain")),
             IdpType::MicrosoftEntra => self
                 .tenant_id
                 .as_deref()
-                .map(|t| format!("https://login.microsoftonline.com/{t}/v2.0"))
+                // Entra names its tenants' GUIDs in lower case.
+                .map(|t| format!("https://login.microsoftonline.com/{}/v2.0", t.to_ascii_lowercase()))
                 .ok_or(IssuerError::Missing("tenant_id")),
             IdpType::Generic => Err(IssuerError::MissingIssuer),
         }
@@ -160,11 +161,19 @@ mod tests {
     fn okta_issuer_comes_from_the_sso_domain() {
         let loc = IdpLocation { sso_domain: Some("acme.okta.com".into()), ..Default::default() };
         assert_eq!(loc.issuer_for(IdpType::Okta).unwrap(), "https://acme.okta.com");
+        // As Okta names it in its discovery document and tokens.
+        let loc = IdpLocation { sso_domain: Some("Acme.Okta.com".into()), ..Default::default() };
+        assert_eq!(loc.issuer_for(IdpType::Okta).unwrap(), "https://acme.okta.com");
     }
 
     #[test]
     fn entra_issuer_comes_from_the_tenant_id() {
         let loc = IdpLocation { tenant_id: Some("9188040d-6c67-4c5b-b112-36a304b66dad".into()), ..Default::default() };
+        assert_eq!(
+            loc.issuer_for(IdpType::MicrosoftEntra).unwrap(),
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+        );
+        let loc = IdpLocation { tenant_id: Some("9188040D-6C67-4C5B-B112-36A304B66DAD".into()), ..Default::default() };
         assert_eq!(
             loc.issuer_for(IdpType::MicrosoftEntra).unwrap(),
             "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"

@@ -166,11 +166,18 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
         }
     };
     let allowlist = r.string_list("email_domain_allowlist").unwrap_or_default();
-    let mut domains = Vec::with_capacity(allowlist.len());
-    for (i, d) in allowlist.iter().enumerate() {
+    if allowlist.len() > MAX_ALLOWED_DOMAINS {
+        r.error(
+            "email_domain_allowlist",
+            format!("lists {} domains; at most {MAX_ALLOWED_DOMAINS} are allowed", allowlist.len()),
+        );
+    }
+    let mut domains = Vec::with_capacity(allowlist.len().min(MAX_ALLOWED_DOMAINS));
+    let mut listed = std::collections::HashSet::new();
+    for (i, d) in allowlist.iter().enumerate().take(MAX_ALLOWED_DOMAINS) {
         match check_domain(d) {
             Ok(d) => {
-                if !domains.contains(&d) {
+                if listed.insert(d.clone()) {
                     domains.push(d)
                 }
             }
@@ -331,6 +338,10 @@ pub fn check_customer_id(c: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Domains one client's `email_domain_allowlist` may list (each is a row
+/// written with the client, and an app may expose the list to its customers).
+pub const MAX_ALLOWED_DOMAINS: usize = 1000;
+
 /// The path of a redirect URL: what a login's callback is checked against,
 /// and what no two clients should share (see the store's
 /// `oidc_clients::redirect_path_sharer`). Empty when it does not parse.
@@ -367,9 +378,18 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
         if url.query().is_some() {
             return Err("an issuer must not contain a query".into());
         }
-        return Ok(raw.trim_end_matches('/').to_string());
+        return Ok(lowercase_authority(raw.trim_end_matches('/')));
     }
     Ok(raw.to_string())
+}
+
+/// An issuer with its scheme and host in lower case, as IdPs publish
+/// them (`https://Acme.okta.com` is `https://acme.okta.com`, which its
+/// discovery document and ID tokens name); the path is left as written.
+fn lowercase_authority(issuer: &str) -> String {
+    let Some((scheme, rest)) = issuer.split_once("://") else { return issuer.to_string() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    format!("{}://{}{path}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -477,6 +497,14 @@ mod tests {
         assert!(check_url("http://idp.example.com", UrlPolicy::default(), true).is_err());
         assert!(check_url("http://idp.example.com", UrlPolicy { allow_http_everywhere: true }, true).is_ok());
         assert!(check_url("ftp://idp.example.com", UrlPolicy::default(), true).is_err());
+    }
+
+    #[test]
+    fn an_issuer_s_scheme_and_host_are_read_in_lower_case_and_its_path_as_written() {
+        let issuer = check_url("HTTPS://Login.Example.COM:8443/Realms/Acme/", UrlPolicy::default(), true);
+        assert_eq!(issuer.as_deref(), Ok("https://login.example.com:8443/Realms/Acme"));
+        let redirect = check_url("https://App.Example.com/CB", UrlPolicy::default(), false);
+        assert_eq!(redirect.as_deref(), Ok("https://App.Example.com/CB"));
     }
 
     #[test]
