@@ -14,13 +14,13 @@ pub struct ProviderMetadata {
     pub userinfo_endpoint: Option<String>,
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub id_token_signing_alg_values_supported: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub code_challenge_methods_supported: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub token_endpoint_auth_methods_supported: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub authorization_response_iss_parameter_supported: bool,
     /// The authorization and token endpoints as parsed when the metadata
     /// was checked, so a login does not parse them again (~9 k instructions
@@ -36,6 +36,16 @@ impl ProviderMetadata {
     pub fn endpoints(&self) -> Option<&Endpoints> {
         self.endpoints.as_ref()
     }
+}
+
+/// An optional member sent as `null` (seen from Cognito) reads as absent,
+/// where serde's `default` alone would fail the whole document.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// An issuer's endpoints, parsed.
@@ -180,6 +190,17 @@ mod tests {
         }
         // A plain-http issuer (loopback in development) may use http endpoints.
         assert!(check(&meta("http://127.0.0.1:9000"), "http://127.0.0.1:9000").is_ok());
+    }
+
+    #[test]
+    fn optional_members_sent_as_null_read_as_absent() {
+        let doc = serde_json::json!({"issuer": "https://a.example", "authorization_endpoint": "https://a.example/authorize",
+            "token_endpoint": "https://a.example/token", "jwks_uri": "https://a.example/jwks", "userinfo_endpoint": null,
+            "id_token_signing_alg_values_supported": null, "code_challenge_methods_supported": null,
+            "token_endpoint_auth_methods_supported": null, "authorization_response_iss_parameter_supported": null});
+        let m: ProviderMetadata = serde_json::from_value(doc).unwrap();
+        assert!(m.code_challenge_methods_supported.is_empty() && m.userinfo_endpoint.is_none());
+        assert!(!m.authorization_response_iss_parameter_supported);
     }
 
     #[test]

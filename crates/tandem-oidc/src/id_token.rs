@@ -146,7 +146,9 @@ fn fail_time(name: &str) -> IdTokenError {
 /// The claim checks, in the order OIDC Core lists them.
 pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> Result<(), IdTokenError> {
     let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
-    if iss.trim_end_matches('/') != expect.issuer.trim_end_matches('/') {
+    // Google documents `accounts.google.com` without a scheme as a form of its issuer.
+    let google_bare = iss == "accounts.google.com" && tandem_core::idp::is_google_issuer(expect.issuer);
+    if iss.trim_end_matches('/') != expect.issuer.trim_end_matches('/') && !google_bare {
         return Err(fail("iss", format!("issued by {iss:?}, expected {:?}", expect.issuer)));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
@@ -228,6 +230,18 @@ mod tests {
         let mut c = good();
         c["groups"] = json!(["ok", {"x": "y\u{0}"}]);
         assert_eq!(check_claims(&claims(c), &expect(1500)).unwrap_err().check, "claims");
+    }
+
+    #[test]
+    fn google_s_issuer_without_a_scheme_is_google_s_issuer_only() {
+        let mut c = good();
+        c["iss"] = json!("accounts.google.com");
+        let google = Expectations { issuer: "https://accounts.google.com", ..expect(1500) };
+        assert!(check_claims(&claims(c.clone()), &google).is_ok());
+        assert_eq!(check_claims(&claims(c), &expect(1500)).unwrap_err().check, "iss");
+        let mut c = good();
+        c["iss"] = json!("idp.example");
+        assert_eq!(check_claims(&claims(c), &expect(1500)).unwrap_err().check, "iss");
     }
 
     fn claims(v: Value) -> Map<String, Value> {

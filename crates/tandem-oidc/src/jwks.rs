@@ -214,6 +214,26 @@ fn decoding_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<DecodingKey> {
             };
             Some(DecodingKey::from_rsa_raw_components(&component(&rsa.n)?, &component(&rsa.e)?))
         }
+        // EC coordinates shorter than the curve's size (Java IdPs drop
+        // leading zero bytes, about one key in 128) are padded back to it:
+        // as sent they make no point on the curve, and every signature fails.
+        jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec) => {
+            use jsonwebtoken::jwk::EllipticCurve;
+            let size: usize = match ec.curve {
+                EllipticCurve::P256 => 32,
+                EllipticCurve::P384 => 48,
+                EllipticCurve::P521 => 66,
+                _ => return DecodingKey::from_jwk(jwk).ok(),
+            };
+            let padded = |b64: &str| -> Option<String> {
+                let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
+                let short = size.checked_sub(bytes.len())?;
+                let mut full = vec![0u8; short];
+                full.extend_from_slice(&bytes);
+                Some(URL_SAFE_NO_PAD.encode(full))
+            };
+            DecodingKey::from_ec_components(&padded(&ec.x)?, &padded(&ec.y)?).ok()
+        }
         _ => DecodingKey::from_jwk(jwk).ok(),
     }
 }
@@ -246,4 +266,53 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
         }
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decoding_key;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
+
+    /// A P-256 key whose x coordinate starts with a zero byte, published as
+    /// Java IdPs do, without it: tokens it signs verify.
+    #[test]
+    fn ec_coordinates_without_their_leading_zeros_are_read_at_full_size() {
+        let rng = SystemRandom::new();
+        let (pkcs8, point) = (0..100_000)
+            .find_map(|_| {
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).ok()?;
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).ok()?;
+                let point = pair.public_key().as_ref().to_vec();
+                (point[1] == 0).then(|| (pkcs8.as_ref().to_vec(), point))
+            })
+            .unwrap();
+        let (x, y) = (&point[1..33], &point[33..65]);
+        let short_x = URL_SAFE_NO_PAD.encode(&x[1..]);
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::json!(
+            {"kty": "EC", "crv": "P-256", "x": short_x, "y": URL_SAFE_NO_PAD.encode(y), "kid": "k1"}
+        ))
+        .unwrap();
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::ES256),
+            &serde_json::json!({"sub": "u1", "exp": 4_000_000_000u64}),
+            &EncodingKey::from_ec_der(&pkcs8),
+        )
+        .unwrap();
+        let key = decoding_key(&jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_aud = false;
+        let verified = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation);
+        assert!(verified.is_ok(), "{verified:?}");
+        // A coordinate longer than the curve's size is no key.
+        let long = URL_SAFE_NO_PAD.encode([&[1u8][..], x].concat());
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::json!(
+            {"kty": "EC", "crv": "P-256", "x": long, "y": URL_SAFE_NO_PAD.encode(y)}
+        ))
+        .unwrap();
+        assert!(decoding_key(&jwk).is_none());
+    }
 }
