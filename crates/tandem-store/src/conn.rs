@@ -105,19 +105,53 @@ impl Pooled {
         self.lost || open
     }
 
-    /// Passes `result` on; a failure that means the server closed the
-    /// connection marks it lost (the pool drops it) and reads as the
-    /// database being unavailable.
+    /// Passes `result` on; a failure that a retry may not meet (see
+    /// [`transient`]) reads as the database being unavailable (503, "retry
+    /// shortly", instead of a 500), and one that leaves the connection
+    /// unusable marks it lost (the pool drops it).
     pub(crate) fn settle<T>(&mut self, result: Result<T, crate::StoreError>) -> Result<T, crate::StoreError> {
         match result {
-            Err(crate::StoreError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                info,
-            ))) => {
-                self.lost = true;
-                Err(crate::StoreError::Unavailable(format!("the database closed the connection: {}", info.message())))
-            }
+            Err(crate::StoreError::Query(e)) => match transient(&e) {
+                Some((lost, why)) => {
+                    self.lost |= lost;
+                    Err(crate::StoreError::Unavailable(why))
+                }
+                None => Err(crate::StoreError::Query(e)),
+            },
             other => other,
+        }
+    }
+}
+
+/// Whether a failed statement says the database could not do it now rather
+/// than that it cannot be done: the connection closed or unusable, a
+/// serialization failure or deadlock (PostgreSQL chose this transaction to
+/// fail), a read-only server (a failover in progress), a statement
+/// cancelled (a timeout, an operator), SQLite busy past its timeout. With
+/// whether the connection is to be dropped, and the reason for the log.
+pub(crate) fn transient(e: &diesel::result::Error) -> Option<(bool, String)> {
+    use diesel::result::DatabaseErrorKind as K;
+    let diesel::result::Error::DatabaseError(kind, info) = e else { return None };
+    let message = info.message();
+    match kind {
+        K::ClosedConnection => Some((true, format!("the database closed the connection: {message}"))),
+        K::UnableToSendCommand => Some((true, format!("the database could not be sent the statement: {message}"))),
+        // The next connection may reach the new primary.
+        K::ReadOnlyTransaction => Some((true, format!("the database is read-only: {message}"))),
+        K::SerializationFailure => Some((false, format!("the transaction lost a race, retry it: {message}"))),
+        _ => {
+            const RETRYABLE: [&str; 5] = [
+                "deadlock detected",
+                "canceling statement due to",
+                "terminating connection",
+                "database is locked",
+                "database table is locked",
+            ];
+            let lost = message.starts_with("terminating connection");
+            RETRYABLE
+                .iter()
+                .any(|m| message.contains(m))
+                .then(|| (lost, format!("the database could not do it now: {message}")))
         }
     }
 }

@@ -478,6 +478,36 @@ impl Drop for TestDir {
 mod tests {
     use super::*;
 
+    /// A statement the database cancels (here by its timeout; a deadlock or
+    /// a serialization failure is the same kind of answer) is the database
+    /// unavailable for now, which the API answers 503, not a query error
+    /// (500); the connection stays usable.
+    #[test]
+    fn a_cancelled_statement_reads_as_the_database_unavailable_for_now() {
+        let lost = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            Box::new(String::from("could not serialize access")),
+        );
+        assert_eq!(conn::transient(&lost).map(|(dropped, _)| dropped), Some(false));
+        let unique = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            Box::new(String::from("duplicate key")),
+        );
+        assert_eq!(conn::transient(&unique), None);
+        let busy = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(String::from("deadlock detected")),
+        );
+        assert!(conn::transient(&busy).is_some());
+        let (store, _dir) = test_store_any_backend();
+        let sql = match *store.url {
+            DatabaseUrl::Postgres(_) => "SET statement_timeout = 1; SELECT pg_sleep(0.2)",
+            DatabaseUrl::Sqlite(_) => return,
+        };
+        let result = store.read_blocking(|c| c.batch_execute(sql).map_err(StoreError::from));
+        assert!(matches!(&result, Err(StoreError::Unavailable(m)) if m.contains("canceling statement")), "{result:?}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn an_indexed_read_on_sqlite_runs_on_the_calling_thread_and_others_do_not() {
         let (store, _dir) = test_store();
