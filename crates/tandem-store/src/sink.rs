@@ -223,13 +223,26 @@ impl LogSink {
         false
     }
 
-    /// Blocks until every record queued before this call is written.
+    /// Blocks until every record queued before this call is written, or
+    /// 10 s have passed (a full queue behind a stalled database included:
+    /// the caller then reads what is written).
     pub fn flush(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let (tx, rx) = std::sync::mpsc::channel();
-        if self.tx.send(Msg::Flush(tx)).is_ok() {
-            self.wake();
-            let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+        let mut msg = Msg::Flush(tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(std::sync::mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    msg = back;
+                    self.wake();
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(_) => return,
+            }
         }
+        self.wake();
+        let _ = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
     }
 
     fn wake(&self) {
