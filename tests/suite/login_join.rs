@@ -393,6 +393,53 @@ async fn a_deployment_can_accept_emails_marked_unverified() {
         login(&app, &op, &customer, json!({"sub": "00uX", "email": "alice@acme.com", "email_verified": "1"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["email_verified"], false);
+    // A client can refuse them for itself.
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
+    let (status, body) = app.patch(&path, json!({"accept_unverified_email": false})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        login(&app, &op, &customer, json!({"sub": "00uX", "email": "alice@acme.com", "email_verified": false})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+/// One client can accept the emails its IdP marks unverified (an IdP whose
+/// mapping always sends `false`) without the deployment accepting them for
+/// every customer; `null` follows the deployment again, and a client can
+/// refuse them where the deployment accepts them.
+#[tokio::test]
+async fn a_client_can_accept_emails_marked_unverified_for_itself() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    let unverified = json!({"sub": "00uX", "email": "alice@acme.com", "email_verified": false});
+    let (status, body) = login(&p.app, &p.op, &p.customer, unverified.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("accept_unverified_email"), "{body}");
+    let (_, client) = p.app.get(&format!("/api/v1/oidc-clients/by-customer-id/{}", p.customer)).await;
+    assert_eq!(client["accept_unverified_email"], Value::Null, "{client}");
+    let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
+    let (status, body) = p.app.patch(&path, json!({"accept_unverified_email": "yes"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["accept_unverified_email"]);
+    let (status, body) = p.app.patch(&path, json!({"accept_unverified_email": true})).await;
+    assert_eq!((status, &body["accept_unverified_email"]), (StatusCode::OK, &json!(true)), "{body}");
+    let (status, body) = login(&p.app, &p.op, &p.customer, unverified.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["email_verified"], &body["scim_user"]["user_name"]), (&json!(false), &json!("alice@acme.com")));
+    // Another customer's client on the same deployment is not affected.
+    let other = unique("other");
+    stub_client(&p.app, &p.op, &other, "Okta", Some("OidcEmailToScimUsername")).await;
+    let conn = p.app.create_scim_connection(&other).await;
+    p.app.scim_of(&conn).create_user(okta_scim_user()).await;
+    let (status, body) = login(&p.app, &p.op, &other, unverified.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Other edits keep the setting; null returns the client to the deployment's.
+    let (status, body) = p.app.patch(&path, json!({"email_domain_allowlist": ["acme.com"]})).await;
+    assert_eq!((status, &body["accept_unverified_email"]), (StatusCode::OK, &json!(true)), "{body}");
+    let (status, body) = p.app.patch(&path, json!({"accept_unverified_email": null})).await;
+    assert_eq!((status, &body["accept_unverified_email"]), (StatusCode::OK, &Value::Null), "{body}");
+    let (status, body) = login(&p.app, &p.op, &p.customer, unverified).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
 
 #[tokio::test]

@@ -113,6 +113,12 @@ async fn an_email_the_idp_marked_unverified_matches_as_it_would_at_login() {
     assert_eq!(counts(&r, "OidcEmailUsernameToScimUsername"), (1, 1, 0), "{r}");
     assert_eq!(counts(&r, "OidcSubToScimExternalId"), (2, 0, 0), "{r}");
     assert_eq!(r["recommended_strategy"], "OidcSubToScimExternalId", "{r}");
+    // A client that accepts unverified emails counts Alice's as her login would.
+    let (status, body) =
+        s.app.patch(&format!("/api/v1/oidc-clients/{}", s.client_id), json!({"accept_unverified_email": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = s.report("").await;
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (2, 0, 0), "{r}");
 }
 
 #[tokio::test]

@@ -41,6 +41,9 @@ pub struct OidcClientSpec {
     pub email_domain_allowlist: Vec<String>,
     /// Scopes requested beyond `openid email profile`.
     pub additional_scopes: Vec<String>,
+    /// Whether an email the IdP marks unverified may identify a user;
+    /// `None` follows the deployment's `oidc.accept_unverified_email`.
+    pub accept_unverified_email: Option<bool>,
 }
 
 /// A parsed create or patch request.
@@ -125,6 +128,9 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     }
     m.insert("email_domain_allowlist".into(), json!(spec.email_domain_allowlist));
     m.insert("additional_scopes".into(), json!(spec.additional_scopes));
+    if let Some(a) = spec.accept_unverified_email {
+        m.insert("accept_unverified_email".into(), json!(a));
+    }
     m
 }
 
@@ -184,6 +190,7 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
             Err(msg) => r.error(&format!("email_domain_allowlist[{i}]"), msg),
         }
     }
+    let accept_unverified_email = r.bool("accept_unverified_email");
     let scopes = r.string_list("additional_scopes").unwrap_or_default();
     for (i, s) in scopes.iter().enumerate() {
         if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control()) {
@@ -211,6 +218,7 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
                 matching_strategy: strategy,
                 email_domain_allowlist: domains,
                 additional_scopes: scopes,
+                accept_unverified_email,
             },
             verify,
         }),

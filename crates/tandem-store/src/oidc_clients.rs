@@ -33,6 +33,7 @@ pub struct OidcClientRow {
     pub discovery: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub accept_unverified_email: Option<bool>,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -68,6 +69,7 @@ impl OidcClientRow {
             discovery,
             created_at,
             updated_at: micros(now),
+            accept_unverified_email: spec.accept_unverified_email,
         }
     }
 
@@ -126,6 +128,7 @@ impl OidcClientRow {
             matching_strategy: self.strategy()?,
             email_domain_allowlist: self.domains(),
             additional_scopes: self.scopes(),
+            accept_unverified_email: self.accept_unverified_email,
         })
     }
 }

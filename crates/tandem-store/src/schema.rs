@@ -41,6 +41,7 @@ diesel::table! {
         discovery -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        accept_unverified_email -> Nullable<Bool>,
     }
 }
 

@@ -84,8 +84,9 @@ impl WebSettings {
     /// The `email_verified` the SCIM join, the allowlist and the matching
     /// report go by: an email marked unverified identifies no one (`false`),
     /// unless the deployment accepts such emails (then it counts as not said).
-    pub fn email_verified_for_join(&self, said: Option<bool>) -> Option<bool> {
-        said.filter(|v| *v || !self.accept_unverified_email)
+    /// `client_accepts` is the client's own `accept_unverified_email`, if set.
+    pub fn email_verified_for_join(&self, said: Option<bool>, client_accepts: Option<bool>) -> Option<bool> {
+        said.filter(|v| *v || !client_accepts.unwrap_or(self.accept_unverified_email))
     }
 
     /// The strategy a client without its own choice uses, and where it comes from.

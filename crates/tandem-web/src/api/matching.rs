@@ -75,7 +75,9 @@ pub async fn report(
             let mut seen = matching::sso_side(c, &client_key, seen_since.map(micros))?;
             // Counted as the login counts them.
             let settings = &state_for_block.settings;
-            seen.iter_mut().for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified));
+            let accepts = client.accept_unverified_email;
+            seen.iter_mut()
+                .for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified, accepts));
             let scim = matching::scim_side(c, &conn_key)?;
             let index = ScimIndex::new(&scim);
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();

@@ -42,6 +42,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
         "scim_matching_definition": {"strategy": strategy.as_str(), "source": source},
         "email_domain_allowlist": row.domains(),
         "additional_scopes": row.scopes(),
+        "accept_unverified_email": row.accept_unverified_email,
         "discovery": discovery.unwrap_or_else(|| json!({"status": "skipped"})),
         "created_at": format_time(from_micros(row.created_at)),
         "updated_at": format_time(from_micros(row.updated_at)),

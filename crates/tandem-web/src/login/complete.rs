@@ -353,8 +353,9 @@ fn allowlist_refusal(domains: &[String], email: Option<&str>, verified: Option<b
         Some(_) if verified == Some(false) => (
             format!(
                 "the IdP marks the email {:?} as not verified (email_verified: false), so its domain cannot pass \
-                 this client's email_domain_allowlist",
-                email.unwrap_or_default()
+                 this client's email_domain_allowlist. {}",
+                email.unwrap_or_default(),
+                crate::login::join::UNVERIFIED_REMEDY
             ),
             json!({"email_verified": false}),
         ),
@@ -454,7 +455,7 @@ async fn respond(
     }
     let email = text(&claims, "email");
     let email_verified = email_verified(claims.get("email_verified"));
-    let verified_for_join = state.settings.email_verified_for_join(email_verified);
+    let verified_for_join = state.settings.email_verified_for_join(email_verified, client.accept_unverified_email);
     // AD FS sends the user's UPN as `upn`, and no preferred_username.
     let preferred_username = text(&claims, "preferred_username").or_else(|| text(&claims, "upn"));
     trace.event.oidc_user_id = Some(oidc_user_id.clone());

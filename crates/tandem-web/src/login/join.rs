@@ -12,6 +12,12 @@ use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim::users;
 use tandem_store::{scim_connections, AnyConnection, StoreError};
 
+/// What to do about an email the IdP marks unverified, named in both refusals.
+pub(crate) const UNVERIFIED_REMEDY: &str = "If the IdP itself sets its users' emails, have it mark them verified \
+     (Keycloak: \"Trust email\" on the LDAP or identity-provider link, or the user's \"Email verified\"; Authentik: \
+     an email scope mapping that returns email_verified: true), or set this client's accept_unverified_email; \
+     otherwise match on OidcSubToScimExternalId";
+
 /// The join's result: the matched SCIM user (rendered), or `None` when the
 /// customer has no SCIM connection (SSO-only).
 pub struct Joined {
@@ -47,7 +53,7 @@ pub fn join(
                 "email_not_verified",
                 format!(
                     "the IdP marks the email {email:?} as not verified (email_verified: false); the matching \
-                     strategy {strategy} joins on the email, so it cannot identify the user"
+                     strategy {strategy} joins on the email, so it cannot identify the user. {UNVERIFIED_REMEDY}"
                 ),
                 details,
             )));
