@@ -442,6 +442,42 @@ async fn a_client_can_accept_emails_marked_unverified_for_itself() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
 
+/// A login the IdP starts (an Okta dashboard tile: OpenID Connect Core §4
+/// sends the app its `iss`) finds its client by issuer, written with a
+/// trailing `/` or an upper-case host or not; a shared issuer (Google) is
+/// refused with what to do instead.
+#[tokio::test]
+async fn a_login_the_idp_starts_finds_its_client_by_issuer() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    let loud = p.op.issuer.replace("http://127.0.0.1", "HTTP://127.0.0.1");
+    for issuer in [p.op.issuer.clone(), format!("{}/", p.op.issuer), loud] {
+        let (status, body) =
+            p.app.post("/api/v1/sso/login/initiate", json!({"issuer": issuer, "login_hint": "alice@acme.com"})).await;
+        assert_eq!(status, StatusCode::OK, "{issuer}: {body}");
+        assert_eq!(body["customer_id"], p.customer.as_str(), "{body}");
+        let started = started(&body);
+        assert!(started.idp_url.query_pairs().any(|(k, v)| k == "login_hint" && v == "alice@acme.com"));
+        let code = unique("code");
+        p.op.issue(&code, p.op.sign(&claims(&p.op, &started, okta_claims()), Signer::Published, "test-key-a"));
+        let (status, body) = complete(&p.app, &p.op, &started, &code).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["scim_user"]["user_name"], "alice@acme.com", "{body}");
+    }
+    let (status, body) = p.app.post("/api/v1/sso/login/initiate", json!({"issuer": "https://unknown.example"})).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::NOT_FOUND, &json!("ClientNotFound")), "{body}");
+    let (status, body) = p.app.post("/api/v1/sso/login/initiate", json!({"issuer": "not a url"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["issuer"]);
+    let (_, body) =
+        p.app.post("/api/v1/sso/login/initiate", json!({"issuer": p.op.issuer, "customer_id": p.customer})).await;
+    assert_eq!(invalid_fields(&body), ["customer_id"]);
+    // A second customer on the same IdP: the issuer names no one client.
+    stub_client(&p.app, &p.op, &unique("second"), "Okta", None).await;
+    let (status, body) = p.app.post("/api/v1/sso/login/initiate", json!({"issuer": p.op.issuer})).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::CONFLICT, &json!("IssuerNotUnique")), "{body}");
+}
+
 #[tokio::test]
 async fn userinfo_fills_in_a_missing_email() {
     let p = paired("OidcEmailToScimUsername").await;

@@ -391,6 +391,12 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
     Ok(raw.to_string())
 }
 
+/// An issuer as clients keep it: without a trailing `/`, scheme and host
+/// in lower case.
+pub fn normalize_issuer(issuer: &str) -> String {
+    lowercase_authority(issuer.trim_end_matches('/'))
+}
+
 /// An issuer with its scheme and host in lower case, as IdPs publish
 /// them (`https://Acme.okta.com` is `https://acme.okta.com`, which its
 /// discovery document and ID tokens name); the path is left as written.

@@ -287,6 +287,12 @@ pub fn find_by_domain(conn: &mut AnyConnection, domain: &str) -> Result<Vec<Oidc
         .load(db))?)
 }
 
+/// The clients of an issuer (as stored: without a trailing `/`, scheme and
+/// host in lower case), by id.
+pub fn find_by_issuer(conn: &mut AnyConnection, issuer: &str) -> Result<Vec<OidcClientRow>, StoreError> {
+    Ok(c::oidc_clients.filter(c::issuer.eq(issuer)).select(OidcClientRow::as_select()).order(c::id.asc()).load(conn)?)
+}
+
 /// A page of clients ordered by id, after `after` when given.
 pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result<Vec<OidcClientRow>, StoreError> {
     let mut q = c::oidc_clients.select(OidcClientRow::as_select()).order(c::id.asc()).limit(limit).into_boxed();

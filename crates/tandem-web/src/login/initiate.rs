@@ -1,5 +1,5 @@
 //! `POST /api/v1/sso/login/initiate`
-//! `{customer_id | oidc_client_id | email, post_login_redirect_url?}` →
+//! `{customer_id | oidc_client_id | email | issuer, post_login_redirect_url?}` →
 //! `{idp_url, state_for_cookie, expires_at, oidc_client_id, customer_id}`.
 
 use super::errors::{discovery_failed, idp};
@@ -58,6 +58,29 @@ async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, A
                 }
             }
         }
+        Selector::Issuer(issuer) => {
+            let key = tandem_core::oidc_client::normalize_issuer(issuer);
+            let mut clients = state.store.read_indexed(move |conn| oidc_clients::find_by_issuer(conn, &key)).await?;
+            match clients.len() {
+                0 => {
+                    return Err(ApiError::not_found(
+                        "ClientNotFound",
+                        format!("no OIDC client has the issuer {issuer:?}"),
+                    ))
+                }
+                1 => clients.remove(0),
+                n => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "IssuerNotUnique",
+                        format!(
+                            "{n} OIDC clients have the issuer {issuer:?} (a shared IdP such as Google); start the \
+                             login by customer_id"
+                        ),
+                    ))
+                }
+            }
+        }
     };
     Ok(found)
 }
@@ -66,6 +89,8 @@ enum Selector {
     Customer(String),
     Client(String),
     Email(String),
+    /// A login the IdP started (OpenID Connect Core §4: its `iss`).
+    Issuer(String),
 }
 
 impl Selector {
@@ -75,6 +100,7 @@ impl Selector {
             Selector::Customer(_) => "customer",
             Selector::Client(_) => "client",
             Selector::Email(_) => "email",
+            Selector::Issuer(_) => "issuer",
         }
     }
 
@@ -84,12 +110,17 @@ impl Selector {
             Selector::Customer(c) => trace.event.customer_id = Some(c),
             Selector::Client(id) => trace.event.oidc_client_id = Some(id),
             Selector::Email(e) => trace.event.email = Some(e),
+            // The event has no issuer column; the diagnosis names it.
+            Selector::Issuer(_) => {}
         }
     }
 }
 
 /// The longest email accepted as a selector (an address's limit, RFC 3696 errata).
 const MAX_EMAIL_BYTES: usize = 320;
+
+/// The longest `issuer` accepted as a selector.
+const MAX_ISSUER_BYTES: usize = 2048;
 
 /// The longest `oidc_client_id` accepted as a selector (ids are UUIDs).
 const MAX_CLIENT_ID_BYTES: usize = 64;
@@ -136,6 +167,7 @@ pub async fn initiate(
     let customer = r.string("customer_id");
     let client_id = r.string("oidc_client_id");
     let email = r.string("email");
+    let issuer = r.string("issuer");
     let redirect_after = r.string("post_login_redirect_url");
     let login_hint = r.string("login_hint");
     let prompt = r.string("prompt");
@@ -167,24 +199,35 @@ pub async fn initiate(
     if let Some(Err(m)) = client_id.as_deref().map(|id| check_text(id, MAX_CLIENT_ID_BYTES)) {
         r.error("oidc_client_id", m);
     }
-    let given = [customer.is_some(), client_id.is_some(), email.is_some()].iter().filter(|b| **b).count();
+    // Only looked up, never fetched: any http(s) URL an issuer may be.
+    let any_url = tandem_core::oidc_client::UrlPolicy { allow_http_everywhere: true };
+    if let Some(i) = &issuer {
+        if i.len() > MAX_ISSUER_BYTES {
+            r.error("issuer", format!("must be at most {MAX_ISSUER_BYTES} bytes"));
+        } else if let Err(m) = tandem_core::oidc_client::check_url(i, any_url, true) {
+            r.error("issuer", m);
+        }
+    }
+    let given =
+        [customer.is_some(), client_id.is_some(), email.is_some(), issuer.is_some()].iter().filter(|b| **b).count();
     if given != 1 {
-        r.error("customer_id", "give exactly one of customer_id, oidc_client_id or email");
+        r.error("customer_id", "give exactly one of customer_id, oidc_client_id, email or issuer");
     }
     r.reject_unknown();
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
-    let selector = match (customer, client_id, email.clone()) {
-        (Some(c), _, _) => Selector::Customer(c),
-        (_, Some(id), _) => Selector::Client(id),
-        (_, _, Some(e)) => Selector::Email(e),
+    let selector = match (customer, client_id, email.clone(), issuer) {
+        (Some(c), _, _, _) => Selector::Customer(c),
+        (_, Some(id), _, _) => Selector::Client(id),
+        (_, _, Some(e), _) => Selector::Email(e),
+        (_, _, _, Some(i)) => Selector::Issuer(i),
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", "no selector")),
     };
     let client = match find_client(&state, &selector).await {
         Ok(client) => client,
         // No client is still an attempt: recorded under the customer, client or email asked for.
-        Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique") => {
+        Err(err) if matches!(err.kind, "ClientNotFound" | "EmailDomainNotUnique" | "IssuerNotUnique") => {
             let mut trace = Trace::new(&state);
             selector.label(&mut trace);
             return Err(trace.refuse(&state, "initiate", err).await);

@@ -1,1 +1,2 @@
+DROP INDEX oidc_clients_issuer;
 ALTER TABLE oidc_clients DROP COLUMN accept_unverified_email;
