@@ -20,69 +20,64 @@ use tandem_store::oidc_clients::{self, OidcClientRow};
 
 /// Finds the client a login is for.
 async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, ApiError> {
-    let found = match by {
-        Selector::Customer(c) => {
-            let key = c.clone();
-            state
-                .store
-                .read_indexed(move |conn| oidc_clients::get_by_customer(conn, &key))
-                .await?
-                .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {c:?}")))?
-        }
-        Selector::Client(id) => {
-            let key = id.clone();
-            state
-                .store
-                .read_indexed(move |conn| oidc_clients::get(conn, &key))
-                .await?
-                .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}")))?
-        }
-        Selector::Email(email) => {
-            let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-            let key = domain.clone();
-            let mut clients = state.store.read_indexed(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
-            match clients.len() {
-                0 => {
-                    return Err(ApiError::not_found(
-                        "ClientNotFound",
-                        format!("no OIDC client lists the email domain {domain:?} in its email_domain_allowlist"),
-                    ))
-                }
-                1 => clients.remove(0),
-                n => {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "EmailDomainNotUnique",
-                        format!("{n} OIDC clients list the email domain {domain:?}; start the login by customer_id"),
-                    ))
-                }
+    let found =
+        match by {
+            Selector::Customer(c) => {
+                let key = c.clone();
+                state.store.read_indexed(move |conn| oidc_clients::get_by_customer(conn, &key)).await?.ok_or_else(
+                    || ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {c:?}")),
+                )?
             }
-        }
-        Selector::Issuer(issuer) => {
-            let key = tandem_core::oidc_client::normalize_issuer(issuer);
-            let mut clients = state.store.read_indexed(move |conn| oidc_clients::find_by_issuer(conn, &key)).await?;
-            match clients.len() {
-                0 => {
-                    return Err(ApiError::not_found(
-                        "ClientNotFound",
-                        format!("no OIDC client has the issuer {issuer:?}"),
-                    ))
-                }
-                1 => clients.remove(0),
-                n => {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "IssuerNotUnique",
+            Selector::Client(id) => {
+                let key = id.clone();
+                state
+                    .store
+                    .read_indexed(move |conn| oidc_clients::get(conn, &key))
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}")))?
+            }
+            Selector::Email(email) => {
+                let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+                let key = domain.clone();
+                let clients = state.store.read_indexed(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
+                the_one(
+                    clients,
+                    || format!("no OIDC client lists the email domain {domain:?} in its email_domain_allowlist"),
+                    "EmailDomainNotUnique",
+                    |n| format!("{n} OIDC clients list the email domain {domain:?}; start the login by customer_id"),
+                )?
+            }
+            Selector::Issuer(issuer) => {
+                let key = tandem_core::oidc_client::normalize_issuer(issuer);
+                let clients = state.store.read_indexed(move |conn| oidc_clients::find_by_issuer(conn, &key)).await?;
+                the_one(
+                    clients,
+                    || format!("no OIDC client has the issuer {issuer:?}"),
+                    "IssuerNotUnique",
+                    |n| {
                         format!(
                             "{n} OIDC clients have the issuer {issuer:?} (a shared IdP such as Google); start the \
-                             login by customer_id"
-                        ),
-                    ))
-                }
+                         login by customer_id"
+                        )
+                    },
+                )?
             }
-        }
-    };
+        };
     Ok(found)
+}
+
+/// The one client found, or `ClientNotFound` (none) or `conflict` (several).
+fn the_one(
+    mut clients: Vec<OidcClientRow>,
+    none: impl FnOnce() -> String,
+    conflict: &'static str,
+    several: impl FnOnce(usize) -> String,
+) -> Result<OidcClientRow, ApiError> {
+    match clients.len() {
+        0 => Err(ApiError::not_found("ClientNotFound", none())),
+        1 => Ok(clients.remove(0)),
+        n => Err(ApiError::new(StatusCode::CONFLICT, conflict, several(n))),
+    }
 }
 
 enum Selector {
