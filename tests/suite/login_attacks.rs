@@ -113,6 +113,51 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let (_, body) = complete(&app, &op, &started, "c1").await;
     assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("HMAC"));
+    // Nor when the IdP advertises HMAC: its key is the client secret, never a published key.
+    let (app, op, customer) = setup().await;
+    op.advertise_algs(&["RS256", "HS256"]);
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign_hs256_with_public_key(&claims(&op, &started, json!({}))));
+    let (_, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
+}
+
+/// An IdP without a key pair signs with the client secret (HS256: an
+/// Authentik provider without a signing key, an Auth0 application set so),
+/// advertising it: such tokens verify with the client's secret. A client
+/// without a secret cannot verify them, and says so.
+#[tokio::test]
+async fn hs256_signed_with_the_client_secret_is_accepted_when_the_idp_advertises_it() {
+    let (app, op, customer) = setup().await;
+    op.advertise_algs(&["HS256"]);
+    let started = start(&app, &customer).await;
+    op.issue("c1", op.sign_hs256(&claims(&op, &started, json!({})), "s3cret-at-the-idp"));
+    let (status, body) = complete(&app, &op, &started, "c1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let started = start(&app, &customer).await;
+    op.issue("c2", op.sign_hs256(&claims(&op, &started, json!({})), "another-secret"));
+    let (_, body) = complete(&app, &op, &started, "c2").await;
+    assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
+    // The claims are checked as for any token.
+    let started = start(&app, &customer).await;
+    op.issue("c3", op.sign_hs256(&claims(&op, &started, json!({"aud": "someone-else"})), "s3cret-at-the-idp"));
+    let (_, body) = complete(&app, &op, &started, "c3").await;
+    assert_eq!(body["error"]["details"]["check"], "aud", "{body}");
+    // A public client (PKCE, no secret) has no key for them.
+    let public = unique("public");
+    let (status, created) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": public, "idp": {"type": "Generic", "client_id": "tandem-client", "issuer": op.issuer},
+                   "redirect_url": redirect_url_of(&public)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let started = start(&app, &public).await;
+    op.issue("c4", op.sign_hs256(&claims(&op, &started, json!({})), ""));
+    let (_, body) = complete(&app, &op, &started, "c4").await;
+    assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("client secret"), "{body}");
 }
 
 /// A key the IdP rotated in is fetched when the cached set is a minute old;

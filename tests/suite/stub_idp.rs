@@ -67,6 +67,8 @@ struct OpState {
     refuse_basic_only: bool,
     /// Every token request answered so: status, media type, body.
     token_raw: Option<(u16, String, String)>,
+    /// `id_token_signing_alg_values_supported`, when not `["RS256"]`.
+    algs: Option<Vec<String>>,
     /// As Entra for an application that customises its claims: tokens are
     /// signed with the application's own key (`test-key-b`), listed only by
     /// the JWKS its `?appid=` discovery document names.
@@ -217,6 +219,18 @@ impl StubOp {
         rs256(claims, signer, None)
     }
 
+    /// Advertises these ID-token signing algorithms.
+    pub fn advertise_algs(&self, algs: &[&str]) {
+        self.state.lock().unwrap().algs = Some(algs.iter().map(|a| a.to_string()).collect());
+    }
+
+    /// A token signed with HMAC (HS256) keyed with `secret`, as an IdP
+    /// without a key pair signs with the client secret.
+    pub fn sign_hs256(&self, claims: &Value, secret: &str) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+            .unwrap()
+    }
+
     /// A token signed with HMAC using the IdP's *public* key as the secret.
     pub fn sign_hs256_with_public_key(&self, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::HS256);
@@ -250,14 +264,15 @@ fn appid(req: &HttpRequest) -> Option<String> {
 async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
     let iss = &op.issuer;
     let appid = appid(&req);
-    let (iss_param, token_endpoint) = {
+    let (iss_param, token_endpoint, algs) = {
         let mut st = op.state.lock().unwrap();
         st.discovery_fetches += 1;
         st.discovery_appids.extend(appid.clone());
         if st.down {
             return HttpResponse::ServiceUnavailable().finish();
         }
-        (st.iss_param, st.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")))
+        let algs = st.algs.clone().unwrap_or_else(|| vec!["RS256".into()]);
+        (st.iss_param, st.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")), algs)
     };
     HttpResponse::Ok().json(json!({
         "issuer": iss,
@@ -268,7 +283,7 @@ async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
             None => format!("{iss}/jwks"),
         },
         "userinfo_endpoint": format!("{iss}/userinfo"),
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": algs,
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": iss_param,

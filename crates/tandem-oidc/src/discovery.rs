@@ -129,9 +129,9 @@ fn check(m: &ProviderMetadata, issuer: &str) -> Result<Endpoints, String> {
         http_url("userinfo_endpoint", userinfo)?;
     }
     if !m.id_token_signing_alg_values_supported.is_empty()
-        && m.id_token_signing_alg_values_supported.iter().all(|a| a == "none" || a.starts_with("HS"))
+        && m.id_token_signing_alg_values_supported.iter().all(|a| a == "none")
     {
-        return Err("the IdP signs ID tokens only with 'none' or HMAC, which Tandem does not accept".into());
+        return Err("the IdP issues only unsigned ID tokens ('none'), which Tandem does not accept".into());
     }
     Ok(Endpoints { authorization, token })
 }
@@ -204,9 +204,12 @@ mod tests {
     }
 
     #[test]
-    fn hmac_only_providers_are_refused() {
+    fn providers_of_unsigned_tokens_only_are_refused() {
         let mut m = meta("https://a.example");
-        m.id_token_signing_alg_values_supported = vec!["none".into(), "HS256".into()];
+        m.id_token_signing_alg_values_supported = vec!["none".into()];
         assert!(check(&m, "https://a.example").is_err());
+        // HMAC with the client secret is a signature (OpenID Connect Core §10.1).
+        m.id_token_signing_alg_values_supported = vec!["none".into(), "HS256".into()];
+        assert!(check(&m, "https://a.example").is_ok());
     }
 }

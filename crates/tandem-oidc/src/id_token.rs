@@ -16,9 +16,16 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::str::FromStr;
 
-/// Asymmetric algorithms Tandem accepts. Never `none`, never HMAC (an
-/// HMAC "signed" with the IdP's public key is a classic forgery).
+/// Asymmetric algorithms Tandem accepts, with the IdP's published keys.
+/// Never `none`.
 pub const ACCEPTED: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+/// HMAC algorithms, accepted only with the client's own secret as the key
+/// (OpenID Connect Core §10.1), only when the IdP advertises them (an
+/// Authentik provider without a signing key, an Auth0 application set to
+/// HS256), and never with a published key: an HMAC "signed" with the
+/// IdP's public key is a classic forgery.
+pub const HMAC: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// Allowed clock skew for `exp`, `iat` and `nbf`.
 pub const LEEWAY_SECS: i64 = 60;
@@ -45,6 +52,8 @@ pub struct Expectations<'a> {
     pub nonce: &'a str,
     /// Algorithms the IdP advertises (`id_token_signing_alg_values_supported`).
     pub advertised_algs: &'a [String],
+    /// The client's secret: the key of an HMAC-signed token.
+    pub client_secret: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
@@ -76,7 +85,9 @@ pub async fn validate(
         return Err(fail("alg", "unsigned tokens (alg \"none\") are never accepted"));
     }
     if alg_name.starts_with("HS") {
-        return Err(fail("alg", format!("HMAC-signed tokens (alg {alg_name:?}) are never accepted")));
+        let claims = verify_hmac(raw, alg_name, expect)?;
+        check_claims(&claims, expect)?;
+        return Ok(claims);
     }
     if !allowed.iter().any(|a| a == alg_name) {
         return Err(fail(
@@ -111,6 +122,42 @@ pub async fn validate(
     })?;
     check_claims(&data.claims, expect)?;
     Ok(data.claims)
+}
+
+/// Verifies an HMAC-signed token with the client's secret, never with a
+/// key the IdP publishes.
+fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<Map<String, Value>, IdTokenError> {
+    if !HMAC.contains(&alg_name) || !expect.advertised_algs.iter().any(|a| a == alg_name) {
+        return Err(fail(
+            "alg",
+            format!(
+                "HMAC-signed tokens (alg {alg_name:?}) are accepted only when the IdP advertises that algorithm in \
+                 id_token_signing_alg_values_supported"
+            ),
+        ));
+    }
+    let Some(secret) = expect.client_secret else {
+        return Err(fail(
+            "alg",
+            format!(
+                "the IdP signs with HMAC (alg {alg_name:?}), whose key is the client secret, and this client has \
+                 none: give it the secret, or have the IdP sign with a key pair (RS256)"
+            ),
+        ));
+    };
+    let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_name:?}")))?;
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::decode::<Map<String, Value>>(raw, &key, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+            fail("signature", "the HMAC does not verify with the client secret")
+        }
+        other => fail("malformed", format!("the token could not be read: {other:?}")),
+    })
 }
 
 fn read_header(raw: &str) -> Result<Map<String, Value>, IdTokenError> {
@@ -216,6 +263,7 @@ mod tests {
             client_id: "client-1",
             nonce: "n-1",
             advertised_algs: &[],
+            client_secret: None,
             now: DateTime::from_timestamp(now, 0).unwrap(),
         }
     }

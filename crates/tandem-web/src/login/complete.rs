@@ -302,6 +302,7 @@ async fn finish(
         client_id: &client.client_id,
         nonce: &nonce,
         advertised_algs: &meta.id_token_signing_alg_values_supported,
+        client_secret: secret.as_ref().map(|s| s.0.as_str()),
         now: state.clock.now(),
     };
     let mut claims = match validate(&state.http, &keys, &tokens.id_token, &expect).await {
