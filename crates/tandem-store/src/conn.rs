@@ -240,9 +240,36 @@ impl Manager {
                 lower_utils::register_impl(&mut c, |s: Option<String>| s.map(|s| s.to_lowercase()))?;
                 Ok(AnyConnection::Sqlite(c))
             }
-            DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(PgConnection::establish(url)?)),
+            DatabaseUrl::Postgres(url) => {
+                let mut c = PgConnection::establish(url)?;
+                // A statement that runs past a minute (a runaway filter, a
+                // lock held elsewhere) is cancelled instead of holding a
+                // pooled connection for good; it answers 503 (see
+                // `transient`). One the URL's `options`, the role or the
+                // database sets is kept.
+                if statement_timeout(&mut c)? == "0" {
+                    c.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))?;
+                }
+                Ok(AnyConnection::Postgresql(c))
+            }
         }
     }
+}
+
+/// PostgreSQL's `statement_timeout` on pooled connections, unless the URL,
+/// the role or the database sets one.
+pub const STATEMENT_TIMEOUT: &str = "60s";
+
+/// A PostgreSQL connection's `statement_timeout` as `SHOW` prints it (`0`: none).
+pub(crate) fn statement_timeout(c: &mut PgConnection) -> Result<String, diesel::result::Error> {
+    use diesel::{QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let rows: Vec<Setting> = diesel::sql_query("SHOW statement_timeout").load(c)?;
+    Ok(rows.into_iter().next().map(|r| r.statement_timeout).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -241,14 +241,23 @@ impl Store {
             DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
         };
         let locked = matches!(*self.url, DatabaseUrl::Postgres(_));
+        // Waiting for another node's migrations, and a migration itself,
+        // may take longer than a statement may: no timeout meanwhile.
+        let timeout = match &mut **conn {
+            AnyConnection::Postgresql(c) => Some(conn::statement_timeout(c)?),
+            AnyConnection::Sqlite(_) => None,
+        };
         if locked {
-            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            conn.batch_execute(&format!("SET statement_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
         }
         let applied =
             conn.run_pending_migrations(migrations).map(|v| v.len()).map_err(|e| StoreError::Migration(e.to_string()));
         if locked {
             // Released with the session too, should this fail.
             let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+        }
+        if let Some(t) = timeout {
+            conn.batch_execute(&format!("SET statement_timeout = '{}'", t.replace('\'', "")))?;
         }
         applied
     }
@@ -477,6 +486,33 @@ impl Drop for TestDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PostgreSQL statements are cancelled after a minute, unless the URL
+    /// (or the role, or the database) sets a timeout of its own; migrations
+    /// run without one and leave it as it was.
+    #[test]
+    fn postgresql_statements_time_out_after_a_minute_unless_the_url_says_otherwise() {
+        let (store, dir) = test_store_any_backend();
+        let TestDir::Postgres(_, name) = &dir else { return };
+        let show = |s: &Store| {
+            s.read_blocking(|c| match c {
+                AnyConnection::Postgresql(pg) => conn::statement_timeout(pg).map_err(StoreError::from),
+                AnyConnection::Sqlite(_) => panic!("a PostgreSQL store"),
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(show(&store), "1min");
+        store.migrate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(show(&store), "1min");
+        let base = std::env::var("SUITE_DATABASE_URL").unwrap_or_default();
+        let (prefix, _) = base.rsplit_once('/').unwrap_or_else(|| panic!("{base}"));
+        let url = format!("{prefix}/{name}?options=-c%20statement_timeout%3D5s");
+        let own = Store::open(&url, &PoolOptions { max_size: 1, min_idle: 0, ..Default::default() })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(show(&own), "5s");
+        drop(own);
+        drop(store);
+    }
 
     /// A statement the database cancels (here by its timeout; a deadlock or
     /// a serialization failure is the same kind of answer) is the database
