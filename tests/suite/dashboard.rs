@@ -171,6 +171,11 @@ async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
     assert_eq!(change["details"]["via"], "dashboard", "{log}");
     assert_eq!(change["details"]["strategy"]["old"], "OidcSubToScimUsername", "{log}");
     assert_eq!(change["details"]["strategy"]["new"], "OidcEmailToScimUsername", "{log}");
+    // Saving the strategy already chosen changes nothing, and records nothing.
+    let (status, _, _) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, again) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.strategy_changed")).await;
+    assert_eq!(again["data"].as_array().unwrap().len(), 1, "{again}");
 }
 
 #[tokio::test]

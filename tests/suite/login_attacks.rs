@@ -897,6 +897,25 @@ async fn an_idp_error_with_a_nul_in_it_is_recorded() {
     assert!(event["diagnosis"].as_str().unwrap().contains("bad\u{FFFD}code"), "{event}");
 }
 
+/// A PATCH with `"verify": false` skips discovery: the client keeps the
+/// document on record (it was wiped, and showed as skipped); `true` runs it again.
+#[tokio::test]
+async fn a_patch_that_skips_verification_keeps_the_discovery_on_record() {
+    let (app, op, customer) = setup().await;
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(client["discovery"]["status"], "ok", "{client}");
+    let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
+    let fetched = op.discovery_fetches();
+    let (status, body) = app.patch(&path, json!({"verify": false, "email_domain_allowlist": ["acme.com"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["discovery"]["status"], "ok", "{body}");
+    assert_eq!(body["discovery"]["metadata"], client["discovery"]["metadata"], "{body}");
+    assert_eq!(op.discovery_fetches(), fetched);
+    let (status, body) = app.patch(&path, json!({"verify": true})).await;
+    assert_eq!((status, &body["discovery"]["status"]), (StatusCode::OK, &json!("ok")), "{body}");
+    assert_eq!(op.discovery_fetches(), fetched + 1);
+}
+
 #[tokio::test]
 async fn a_token_response_past_its_limit_is_cut_off() {
     let (app, op, customer) = setup().await;

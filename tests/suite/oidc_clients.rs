@@ -297,6 +297,13 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
     assert!(!log.to_string().contains("client_secret\":\""), "{log}");
     let (status, body) = app.get("/api/v1/audit-events?limit=0").await;
     assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["limit".to_string()]));
+    // Newest first: the oldest-first lists' `after` is refused, not ignored
+    // (a client paging with it would get the first page for ever).
+    for list in ["audit-events", "provisioning-logs"] {
+        let (status, body) = app.get(&format!("/api/v1/{list}?after={next}")).await;
+        assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["after".to_string()]), "{list}");
+        assert!(body.to_string().contains("before=<next_cursor>"), "{body}");
+    }
 }
 
 #[tokio::test]

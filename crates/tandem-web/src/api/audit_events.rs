@@ -30,7 +30,7 @@ pub async fn list(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, limit) = super::page(&query)?;
+    let limit = super::newest_first_page(&query, "audit events")?;
     let q = AuditQuery {
         target_type: query.get("target_type").cloned(),
         target_id: query.get("target_id").cloned(),

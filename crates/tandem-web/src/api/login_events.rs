@@ -37,13 +37,7 @@ pub async fn list(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = super::page(&query)?;
-    if after.is_some() {
-        return Err(ApiError::invalid_fields(vec![FieldError {
-            field: "after".into(),
-            message: "login events are listed newest first: page with before=<next_cursor>".into(),
-        }]));
-    }
+    let limit = super::newest_first_page(&query, "login events")?;
     let outcome = query.get("outcome").cloned();
     if let Some(o) = &outcome {
         if !["pending", "success", "failed"].contains(&o.as_str()) {

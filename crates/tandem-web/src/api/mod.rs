@@ -85,6 +85,24 @@ pub(crate) fn page_answer<T>(
     actix_web::HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next}))
 }
 
+/// Reads `limit` for a list kept newest first, paged by `before`: an
+/// `after` (the cursor of the lists kept oldest first) is refused, not
+/// ignored, since a client paging with it would get the first page again
+/// and again.
+pub(crate) fn newest_first_page(
+    query: &std::collections::HashMap<String, String>,
+    what: &str,
+) -> Result<i64, crate::error::ApiError> {
+    let (after, limit) = page(query)?;
+    if after.is_some() {
+        return Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+            field: "after".into(),
+            message: format!("{what} are listed newest first: page with before=<next_cursor>"),
+        }]));
+    }
+    Ok(limit)
+}
+
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.
 pub(crate) fn page(
     query: &std::collections::HashMap<String, String>,

@@ -194,7 +194,8 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let body = body::json(payload, state.settings.max_body_bytes).await?;
-    let verify_requested = body.get("verify").is_some();
+    // `"verify": false` on an unchanged issuer keeps the discovery on record.
+    let verify_requested = body.get("verify") == Some(&serde_json::Value::Bool(true));
     let mut discovered: Option<(String, Option<String>)> = None;
     for _ in 0..PATCH_ATTEMPTS {
         let key = id.clone();

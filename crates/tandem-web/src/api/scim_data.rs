@@ -149,7 +149,7 @@ pub async fn provisioning_logs(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, limit) = super::page(&query)?;
+    let limit = super::newest_first_page(&query, "provisioning log entries")?;
     let mut errors = Vec::new();
     let operation = query.get("operation").cloned();
     if let Some(op) = &operation {

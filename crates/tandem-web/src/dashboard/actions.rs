@@ -43,6 +43,10 @@ pub async fn save_strategy(
             let (row, old) = loop {
                 let Some(mut row) = oidc_clients::get_by_customer(c, &key)? else { return Ok(false) };
                 let (old, read_at) = (row.matching_strategy.clone(), row.updated_at);
+                // The client's own choice already: nothing changes, nothing is recorded.
+                if old.as_deref() == Some(strategy.as_str()) {
+                    return Ok(true);
+                }
                 row.matching_strategy = Some(strategy.as_str().to_string());
                 row.updated_at = micros(now);
                 match oidc_clients::update(c, &mut row, read_at)? {
