@@ -309,7 +309,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
     // an app's self-serve settings) must send the new IdP's secret, or the
     // next login would post the old one to the new token endpoint.
     if let (false, Some(old), Some(new)) = (sent, &kept_for, &issuer) {
-        if old != new {
+        if !same_issuer(old, new) {
             d.error(
                 "client_secret",
                 format!(
@@ -386,6 +386,11 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
         if url.query().is_some() {
             return Err("an issuer must not contain a query".into());
         }
+        // URL parsers read `\` as `/` in an https URL; an issuer is compared
+        // as written, so it is written with `/`.
+        if raw.contains('\\') {
+            return Err("an issuer must not contain a backslash (write / between path segments)".into());
+        }
         return Ok(lowercase_authority(raw.trim_end_matches('/')));
     }
     Ok(raw.to_string())
@@ -395,6 +400,14 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
 /// in lower case.
 pub fn normalize_issuer(issuer: &str) -> String {
     lowercase_authority(issuer.trim_end_matches('/'))
+}
+
+/// Whether two issuers name the same IdP: equal but for a trailing `/` and
+/// the case of their scheme and host (RFC 3986 §6.2.2.1), so an IdP that
+/// publishes `https://ADFS.Contoso.com/adfs` matches the client's
+/// `https://adfs.contoso.com/adfs`. Paths compare exactly.
+pub fn same_issuer(a: &str, b: &str) -> bool {
+    normalize_issuer(a) == normalize_issuer(b)
 }
 
 /// An issuer with its scheme and host in lower case, as IdPs publish
@@ -519,6 +532,9 @@ mod tests {
         assert_eq!(issuer.as_deref(), Ok("https://login.example.com:8443/Realms/Acme"));
         let redirect = check_url("https://App.Example.com/CB", UrlPolicy::default(), false);
         assert_eq!(redirect.as_deref(), Ok("https://App.Example.com/CB"));
+        assert!(check_url(r"https://login.example.com\realms\acme", UrlPolicy::default(), true).is_err());
+        assert!(same_issuer("https://ADFS.Contoso.com/adfs/", "https://adfs.contoso.com/adfs"));
+        assert!(!same_issuer("https://adfs.contoso.com/ADFS", "https://adfs.contoso.com/adfs"));
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub async fn discover(http: &IdpHttp, issuer: &str, appid: Option<&str>) -> Resu
 }
 
 fn check(m: &ProviderMetadata, issuer: &str) -> Result<Endpoints, String> {
-    if m.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+    if !tandem_core::oidc_client::same_issuer(&m.issuer, issuer) {
         return Err(format!(
             "the metadata names issuer {:?}, not the configured {:?} (OpenID Connect Discovery §4.3)",
             m.issuer, issuer
@@ -165,6 +165,14 @@ mod tests {
     #[test]
     fn trailing_slash_difference_is_tolerated() {
         assert!(check(&meta("https://acme.okta.com/"), "https://acme.okta.com").is_ok());
+    }
+
+    /// An IdP that publishes its host in capitals (an AD FS federation
+    /// service identifier) is the client's lower-case issuer; its path is not.
+    #[test]
+    fn the_host_s_case_is_no_difference_and_the_path_s_is() {
+        assert!(check(&meta("https://ADFS.Contoso.com/adfs"), "https://adfs.contoso.com/adfs").is_ok());
+        assert!(check(&meta("https://adfs.contoso.com/ADFS"), "https://adfs.contoso.com/adfs").is_err());
     }
 
     #[test]

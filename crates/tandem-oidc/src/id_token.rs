@@ -195,7 +195,7 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
     let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
     // Google documents `accounts.google.com` without a scheme as a form of its issuer.
     let google_bare = iss == "accounts.google.com" && tandem_core::idp::is_google_issuer(expect.issuer);
-    if iss.trim_end_matches('/') != expect.issuer.trim_end_matches('/') && !google_bare {
+    if !tandem_core::oidc_client::same_issuer(iss, expect.issuer) && !google_bare {
         return Err(fail("iss", format!("issued by {iss:?}, expected {:?}", expect.issuer)));
     }
     let audiences: Vec<&str> = match claims.get("aud") {

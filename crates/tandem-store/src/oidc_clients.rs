@@ -293,6 +293,23 @@ pub fn find_by_issuer(conn: &mut AnyConnection, issuer: &str) -> Result<Vec<Oidc
     Ok(c::oidc_clients.filter(c::issuer.eq(issuer)).select(OidcClientRow::as_select()).order(c::id.asc()).load(conn)?)
 }
 
+/// Brings stored issuers to the form clients are now saved in (see
+/// [`tandem_core::oidc_client::normalize_issuer`]): a client saved with
+/// `Acme.okta.com` before is then found by its IdP's `iss` and patched
+/// without its secret. Returns how many changed.
+pub fn normalize_issuers(conn: &mut AnyConnection) -> Result<usize, StoreError> {
+    let rows: Vec<(String, String)> = c::oidc_clients.select((c::id, c::issuer)).load(conn)?;
+    let mut changed = 0;
+    for (id, issuer) in rows {
+        let normal = tandem_core::oidc_client::normalize_issuer(&issuer);
+        if normal != issuer {
+            diesel::update(c::oidc_clients.filter(c::id.eq(&id))).set(c::issuer.eq(&normal)).execute(conn)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 /// A page of clients ordered by id, after `after` when given.
 pub fn list(conn: &mut AnyConnection, after: Option<&str>, limit: i64) -> Result<Vec<OidcClientRow>, StoreError> {
     let mut q = c::oidc_clients.select(OidcClientRow::as_select()).order(c::id.asc()).limit(limit).into_boxed();

@@ -214,7 +214,7 @@ async fn finish(
     // (RFC 9207 §2.4 applies to error responses too): refused as a mix-up,
     // not reported as the IdP's error.
     if let (Some(_), Some(iss)) = (cb.param("error"), cb.param("iss")) {
-        if iss.trim_end_matches('/') != client.issuer.trim_end_matches('/') {
+        if !tandem_core::oidc_client::same_issuer(iss, &client.issuer) {
             return Err(at(state, trace, "idp_response", issuer_mismatch(Some(iss), &client.issuer)));
         }
     }
@@ -249,7 +249,7 @@ async fn finish(
     // advertises it must send it.
     let iss = cb.param("iss");
     let iss_checked = iss.is_some() || meta.authorization_response_iss_parameter_supported;
-    if iss_checked && iss.map(|i| i.trim_end_matches('/')) != Some(client.issuer.trim_end_matches('/')) {
+    if iss_checked && !iss.is_some_and(|i| tandem_core::oidc_client::same_issuer(i, &client.issuer)) {
         return Err(at(state, trace, "idp_response", issuer_mismatch(iss, &client.issuer)));
     }
     trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));

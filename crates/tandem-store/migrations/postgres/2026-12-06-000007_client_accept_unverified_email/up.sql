@@ -1,5 +1,3 @@
 -- Per client: whether an email its IdP marks unverified may still identify
 -- a user (NULL: the deployment's oidc.accept_unverified_email decides).
 ALTER TABLE oidc_clients ADD COLUMN accept_unverified_email BOOLEAN;
--- Logins an IdP starts (OpenID Connect Core §4) name the client by issuer.
-CREATE INDEX oidc_clients_issuer ON oidc_clients (issuer);

@@ -1,2 +1,1 @@
-DROP INDEX oidc_clients_issuer;
 ALTER TABLE oidc_clients DROP COLUMN accept_unverified_email;

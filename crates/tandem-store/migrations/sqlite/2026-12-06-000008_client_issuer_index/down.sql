@@ -1,0 +1,1 @@
+DROP INDEX oidc_clients_issuer;
