@@ -857,6 +857,13 @@ async fn a_401_from_the_token_endpoint_is_a_refused_client_authentication() {
     assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
     assert_eq!(body["error"]["details"]["error"], "unauthorized_client", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("Invalid client credentials"), "{body}");
+    // An expired code is the code's problem, whatever the status: no retry, no "rotate the secret".
+    let (app, op, customer) = setup().await;
+    op.refuse_client_with(401, Some(json!({"error": "invalid_grant", "error_description": "expired"})), false);
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
+    assert_eq!(op.token_requests().len(), 1);
     // A 400 that is not about the client is the exchange's own failure.
     let (app, op, customer) = setup().await;
     op.refuse_client_with(400, Some(json!({"error": "access_denied"})), false);

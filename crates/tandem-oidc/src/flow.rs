@@ -327,7 +327,9 @@ async fn exchange_once(
             BasicErrorResponseType::InvalidClient => {
                 FlowError::InvalidClient { error: "invalid_client".into(), description: r.error_description().cloned() }
             }
-            other if unauthorized => {
+            // A 401 refuses the client's authentication, whatever error code
+            // an IdP puts on it; an `invalid_grant` (an expired code) is the code's.
+            other if unauthorized && !matches!(other, BasicErrorResponseType::InvalidGrant) => {
                 FlowError::InvalidClient { error: other.to_string(), description: r.error_description().cloned() }
             }
             other => FlowError::Refused { error: other.to_string(), description: r.error_description().cloned() },

@@ -227,6 +227,12 @@ fn decoding_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<DecodingKey> {
             };
             let padded = |b64: &str| -> Option<String> {
                 let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
+                // A sign byte in front (`BigInteger.toByteArray()`) is dropped too.
+                let extra = bytes.len().saturating_sub(size);
+                let bytes = match bytes.split_at_checked(extra) {
+                    Some((front, rest)) if front.iter().all(|b| *b == 0) => rest.to_vec(),
+                    _ => return None,
+                };
                 let short = size.checked_sub(bytes.len())?;
                 let mut full = vec![0u8; short];
                 full.extend_from_slice(&bytes);
@@ -307,7 +313,13 @@ mod tests {
         validation.validate_aud = false;
         let verified = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation);
         assert!(verified.is_ok(), "{verified:?}");
-        // A coordinate longer than the curve's size is no key.
+        // With a zero sign byte in front it is the same key; with any other, none.
+        let signed = URL_SAFE_NO_PAD.encode([&[0u8][..], x].concat());
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::json!(
+            {"kty": "EC", "crv": "P-256", "x": signed, "y": URL_SAFE_NO_PAD.encode(y)}
+        ))
+        .unwrap();
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &decoding_key(&jwk).unwrap(), &validation).is_ok());
         let long = URL_SAFE_NO_PAD.encode([&[1u8][..], x].concat());
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::json!(
             {"kty": "EC", "crv": "P-256", "x": long, "y": URL_SAFE_NO_PAD.encode(y)}

@@ -112,10 +112,11 @@ impl Pooled {
     pub(crate) fn settle<T>(&mut self, result: Result<T, crate::StoreError>) -> Result<T, crate::StoreError> {
         match result {
             Err(crate::StoreError::Query(e)) => match transient(&e) {
-                Some((lost, why)) => {
-                    self.lost |= lost;
+                Some((true, why)) => {
+                    self.lost = true;
                     Err(crate::StoreError::Unavailable(why))
                 }
+                Some((false, why)) => Err(crate::StoreError::Busy(why)),
                 None => Err(crate::StoreError::Query(e)),
             },
             other => other,
@@ -139,7 +140,10 @@ pub(crate) fn transient(e: &diesel::result::Error) -> Option<(bool, String)> {
         // The next connection may reach the new primary.
         K::ReadOnlyTransaction => Some((true, format!("the database is read-only: {message}"))),
         K::SerializationFailure => Some((false, format!("the transaction lost a race, retry it: {message}"))),
-        _ => {
+        // Matched by PostgreSQL's and SQLite's English texts (diesel passes
+        // on no SQLSTATE): a server set to another `lc_messages` answers
+        // these as before, a query error (500).
+        K::Unknown => {
             const RETRYABLE: [&str; 5] = [
                 "deadlock detected",
                 "canceling statement due to",
@@ -148,11 +152,9 @@ pub(crate) fn transient(e: &diesel::result::Error) -> Option<(bool, String)> {
                 "database table is locked",
             ];
             let lost = message.starts_with("terminating connection");
-            RETRYABLE
-                .iter()
-                .any(|m| message.contains(m))
-                .then(|| (lost, format!("the database could not do it now: {message}")))
+            RETRYABLE.iter().any(|m| message.contains(m)).then(|| (lost, message.to_string()))
         }
+        _ => None,
     }
 }
 

@@ -75,9 +75,15 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// No connection could be had (database down, pool exhausted).
+    /// No connection could be had (database down, pool exhausted), or the
+    /// one held was lost.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database could not do a statement now, and may on a retry: a
+    /// deadlock or serialization failure, a cancelled statement, SQLite
+    /// busy past its timeout (see `conn::transient`).
+    #[error("the database could not do it now: {0}")]
+    Busy(String),
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
@@ -259,7 +265,9 @@ impl Store {
         if let Some(t) = timeout {
             conn.batch_execute(&format!("SET statement_timeout = '{}'", t.replace('\'', "")))?;
         }
-        applied
+        let applied = applied?;
+        oidc_clients::normalize_issuers(&mut conn)?;
+        Ok(applied)
     }
 
     /// Reverts every migration (tests of the down scripts).
@@ -487,6 +495,27 @@ impl Drop for TestDir {
 mod tests {
     use super::*;
 
+    /// Issuers stored before they were kept in lower case are brought to it
+    /// when the store migrates (at every start).
+    #[test]
+    fn stored_issuers_are_brought_to_lower_case_at_start() {
+        let (store, _dir) = test_store_any_backend();
+        let spec = tandem_core::oidc_client::parse_create(
+            &serde_json::json!({"customer_id": "acme", "redirect_url": "https://app.example/cb",
+                "idp": {"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": "https://idp.example/Realms/A"}}),
+            tandem_core::oidc_client::UrlPolicy::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .spec;
+        let (key, _) = tandem_core::secret::SecretKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let mut row = oidc_clients::OidcClientRow::from_spec("c1", &spec, &key, None, 0, chrono::DateTime::UNIX_EPOCH);
+        row.issuer = "https://IdP.Example/Realms/A/".into();
+        store.write_blocking(|c| oidc_clients::insert(c, &row)).unwrap_or_else(|e| panic!("{e}"));
+        store.migrate().unwrap_or_else(|e| panic!("{e}"));
+        let stored = store.read_blocking(|c| oidc_clients::get(c, "c1")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.map(|r| r.issuer).as_deref(), Some("https://idp.example/Realms/A"));
+    }
+
     /// PostgreSQL statements are cancelled after a minute, unless the URL
     /// (or the role, or the database) sets a timeout of its own; migrations
     /// run without one and leave it as it was.
@@ -541,7 +570,7 @@ mod tests {
             DatabaseUrl::Sqlite(_) => return,
         };
         let result = store.read_blocking(|c| c.batch_execute(sql).map_err(StoreError::from));
-        assert!(matches!(&result, Err(StoreError::Unavailable(m)) if m.contains("canceling statement")), "{result:?}");
+        assert!(matches!(&result, Err(StoreError::Busy(m)) if m.contains("canceling statement")), "{result:?}");
     }
 
     #[tokio::test(flavor = "current_thread")]

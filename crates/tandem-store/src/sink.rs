@@ -155,11 +155,21 @@ impl LogSink {
                         // at fault, and need not take the batch with it. (When
                         // it is unavailable, each retry would wait for it; see
                         // also write_each's time limit.)
+                        // A batch the database could not do now (a deadlock
+                        // with a request's write) is tried again, record by record.
                         let lost = match e {
-                            StoreError::Query(_) if batch.len() > 1 => batch.write_each(&store),
+                            StoreError::Query(_) | StoreError::Busy(_) if batch.len() > 1 => batch.write_each(&store),
+                            StoreError::Busy(_) => match store.write_behind(|c| batch.write(c)) {
+                                Ok(()) => 0,
+                                Err(_) => 1,
+                            },
                             _ => batch.len(),
                         };
-                        tracing::error!(error = %e, lost, "could not write log records");
+                        if lost > 0 {
+                            tracing::error!(error = %e, lost, "could not write log records");
+                        } else {
+                            tracing::warn!(error = %e, "log records were written on a second try");
+                        }
                     }
                 }
                 for w in waiters {

@@ -75,7 +75,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "CustomerIdAlreadyTaken", msg),
             StoreError::RedirectPathTaken(msg) => ApiError::new(StatusCode::CONFLICT, "RedirectUrlInUse", msg),
-            StoreError::Unavailable(msg) => {
+            StoreError::Unavailable(msg) | StoreError::Busy(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

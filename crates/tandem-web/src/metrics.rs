@@ -79,7 +79,9 @@ pub fn route_label(req: &actix_web::HttpRequest) -> String {
     for segment in path.split('/').skip(1) {
         label.push('/');
         match captured.peek() {
-            Some((name, value)) if segment == *value => {
+            // The same slice of the path, not merely equal text: a captured
+            // `v1` after a literal `v1` is told apart by where it is.
+            Some((name, value)) if std::ptr::eq(segment.as_ptr(), value.as_ptr()) && segment.len() == value.len() => {
                 label.push('{');
                 label.push_str(name);
                 label.push('}');

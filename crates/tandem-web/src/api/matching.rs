@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use tandem_core::fields::FieldError;
 use tandem_core::format_time;
 use tandem_core::matching::MatchingStrategy;
-use tandem_core::report::{count_all, recommend, ScimIndex, ScimSide, Verdict};
+use tandem_core::report::{count_all, recommend, ScimIndex, ScimSide, SsoSide, Verdict};
 use tandem_store::scim::users;
 use tandem_store::{from_micros, matching, micros, oidc_clients, scim_connections};
 
@@ -29,6 +29,15 @@ static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 /// key thousands of SCIM users share (one local part, one externalId)
 /// would otherwise list every one of them for each of `limit` users.
 const CANDIDATES_LISTED: usize = 20;
+
+/// The first [`CANDIDATES_LISTED`] candidates of an SSO user, and how many
+/// there are: only those listed are kept while the report is built.
+fn listed_candidates(index: &ScimIndex<'_>, keys: &SsoSide) -> (Vec<(usize, Vec<MatchingStrategy>)>, usize) {
+    let mut cands = index.candidates(keys);
+    let total = cands.len();
+    cands.truncate(CANDIDATES_LISTED);
+    (cands, total)
+}
 
 /// Builds the report for a client; shared with the dashboard.
 pub async fn report(
@@ -94,14 +103,14 @@ pub async fn report(
                         matched_scim.insert(i);
                     }
                     Verdict::Unmatched if unmatched.len() < limit => {
-                        let cands = index.candidates(&s.keys);
-                        candidate_ids.extend(cands.iter().take(CANDIDATES_LISTED).map(|(i, _)| scim[*i].id.clone()));
-                        unmatched.push((s.clone(), cands));
+                        let (cands, total) = listed_candidates(&index, &s.keys);
+                        candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
+                        unmatched.push((s.clone(), cands, total));
                     }
                     Verdict::Ambiguous(_) if ambiguous.len() < limit => {
-                        let cands = index.candidates(&s.keys);
-                        candidate_ids.extend(cands.iter().take(CANDIDATES_LISTED).map(|(i, _)| scim[*i].id.clone()));
-                        ambiguous.push((s.clone(), cands));
+                        let (cands, total) = listed_candidates(&index, &s.keys);
+                        candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
+                        ambiguous.push((s.clone(), cands, total));
                     }
                     _ => {}
                 }
@@ -131,10 +140,11 @@ pub async fn report(
                 c["deleted"] = json!(true);
                 c
             };
-            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)], unmatched: bool| {
+            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)], live_total: usize, unmatched: bool| {
                 let live = cands.iter().map(|(i, under)| scim_json(*i, under));
-                let deleted = if unmatched { gone_index.candidates(&s.keys) } else { Vec::new() };
-                let total = cands.len() + deleted.len();
+                let (deleted, deleted_total) =
+                    if unmatched { listed_candidates(&gone_index, &s.keys) } else { (Vec::new(), 0) };
+                let total = live_total + deleted_total;
                 json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email, "preferred_username": s.keys.preferred_username,
                        "last_login_at": format_time(from_micros(s.last_login_at)),
                        "candidates": live.chain(deleted.iter().map(deleted_json)).take(CANDIDATES_LISTED).collect::<Vec<_>>(),
@@ -160,8 +170,8 @@ pub async fn report(
                 "recommended_strategy": recommended.map(|s| s.as_str()),
                 "strategies": counts,
                 "report_strategy": shown.as_str(),
-                "unmatched_sso_users": unmatched.iter().map(|(s, c)| sso_json(s, c, true)).collect::<Vec<_>>(),
-                "ambiguous_sso_users": ambiguous.iter().map(|(s, c)| sso_json(s, c, false)).collect::<Vec<_>>(),
+                "unmatched_sso_users": unmatched.iter().map(|(s, c, n)| sso_json(s, c, *n, true)).collect::<Vec<_>>(),
+                "ambiguous_sso_users": ambiguous.iter().map(|(s, c, n)| sso_json(s, c, *n, false)).collect::<Vec<_>>(),
                 "unmatched_scim_users": unmatched_scim,
                 "unmatched_scim_users_total": unmatched_scim_total,
                 "limit": limit,

@@ -32,7 +32,7 @@ impl From<ScimError> for ScimFailure {
 impl From<tandem_store::StoreError> for ScimFailure {
     fn from(e: tandem_store::StoreError) -> Self {
         match e {
-            tandem_store::StoreError::Unavailable(msg) => {
+            tandem_store::StoreError::Unavailable(msg) | tandem_store::StoreError::Busy(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
                 ScimFailure(ScimError::new(503, None, "the database is unavailable; retry shortly"))
             }
