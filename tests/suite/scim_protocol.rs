@@ -597,6 +597,19 @@ async fn if_match_with_a_stale_etag_is_412() {
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     // RFC 9110 §15.4.5: a 304 carries the ETag a 200 would have.
     assert_eq!(r.headers().get("etag").and_then(|v| v.to_str().ok()), Some("W/\"2\""));
+    // The provisioning log has the status sent: the 304 as 304, a projection
+    // refused as that refusal only (it was a 200 read, then the refusal).
+    assert_eq!(scim.get(&format!("/Users/{id}?attributes=name.givenName.extra")).await.status, StatusCode::BAD_REQUEST);
+    let (_, logs) =
+        app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&resource_id={id}", scim.connection_id)).await;
+    let seen: Vec<(&str, u64)> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["operation"].as_str().unwrap(), e["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen.iter().filter(|(op, _)| *op == "read").map(|(_, s)| *s).collect::<Vec<_>>(), [304], "{seen:?}");
+    assert_eq!(seen.first(), Some(&("fail", 400)), "{seen:?}");
 }
 
 #[tokio::test]

@@ -267,15 +267,21 @@ pub async fn get(
     let Some((row, members)) = found else {
         return Err(refused(&state, &ctx, "Group", Some(&id), not_found(&id).into()));
     };
-    state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), Some(&row.id), None, 200, None));
+    // Logged with the status sent: 304, or 200 once the projection is made.
+    let read = |status: u16| {
+        state.log_sink.record(ctx.entry(state.clock.now(), "read", Some("Group"), Some(&row.id), None, status, None));
+    };
     if not_modified(&req, row.version) {
+        read(304);
         return Ok(super::response::not_modified_answer(row.version));
     }
     if let (None, None, Some(members)) = (&attrs, &excluded, &members) {
+        read(200);
         return Ok(resource_text(StatusCode::OK, render_text(&state, &row, members), row.version, None));
     }
     let body = project(render(&state, &row, members.as_deref()), RT, attrs.as_deref(), excluded.as_deref())
         .map_err(|e| refused(&state, &ctx, "Group", Some(&id), e.into()))?;
+    read(200);
     Ok(resource(StatusCode::OK, &body, row.version, None))
 }
 

@@ -201,21 +201,21 @@ pub async fn get(
     let Some((row, groups)) = found else {
         return Err(refused(&state, &ctx, "User", Some(&id), not_found(&id).into()));
     };
-    state.log_sink.record(ctx.entry(
-        state.clock.now(),
-        "read",
-        Some("User"),
-        Some(&row.id),
-        Some(&row.user_name),
-        200,
-        None,
-    ));
+    // Logged with the status sent: 304, or 200 once the projection is made
+    // (a projection refused is logged as that refusal only).
+    let read = |status: u16| {
+        let entry =
+            ctx.entry(state.clock.now(), "read", Some("User"), Some(&row.id), Some(&row.user_name), status, None);
+        state.log_sink.record(entry);
+    };
     if not_modified(&req, row.version) {
+        read(304);
         return Ok(super::response::not_modified_answer(row.version));
     }
     let (attrs, excluded) = projection(&query);
     let body = projected_text(&state, &row, Some(&groups), attrs.as_deref(), excluded.as_deref())
         .map_err(|e| refused(&state, &ctx, "User", Some(&id), e.into()))?;
+    read(200);
     Ok(resource_text(StatusCode::OK, body, row.version, None))
 }
 
