@@ -923,6 +923,33 @@ async fn a_patch_that_skips_verification_keeps_the_discovery_on_record() {
     assert_eq!(op.discovery_fetches(), fetched + 1);
 }
 
+/// A client can ask for other scopes than `openid email profile` (an AWS
+/// Cognito app client that does not allow `profile` refuses the login with
+/// `invalid_scope`); `openid` stays, and null asks for the three again.
+#[tokio::test]
+async fn a_client_can_ask_for_other_scopes_than_openid_email_profile() {
+    let (app, op, customer) = setup().await;
+    let scope_of = |started: &Started| {
+        started.idp_url.query_pairs().find(|(k, _)| k == "scope").map(|(_, v)| v.to_string()).unwrap_or_default()
+    };
+    assert_eq!(scope_of(&start(&app, &customer).await), "openid email profile");
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(client["scopes"], Value::Null, "{client}");
+    let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
+    let (status, body) =
+        app.patch(&path, json!({"scopes": ["openid", "email"], "additional_scopes": ["groups"]})).await;
+    assert_eq!((status, &body["scopes"]), (StatusCode::OK, &json!(["openid", "email"])), "{body}");
+    assert_eq!(scope_of(&start(&app, &customer).await), "openid email groups");
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.patch(&path, json!({"scopes": ["email", "a b"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["scopes[1]", "scopes"]);
+    let (status, body) = app.patch(&path, json!({"scopes": null})).await;
+    assert_eq!((status, &body["scopes"]), (StatusCode::OK, &Value::Null), "{body}");
+    assert_eq!(scope_of(&start(&app, &customer).await), "openid email profile groups");
+}
+
 #[tokio::test]
 async fn a_token_response_past_its_limit_is_cut_off() {
     let (app, op, customer) = setup().await;

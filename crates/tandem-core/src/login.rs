@@ -78,7 +78,10 @@ pub fn explain_idp_error(error: &str, description: Option<&str>) -> Option<&'sta
         "access_denied" => {
             Some("The user or the IdP denied the request (not assigned to the app, or consent refused).")
         }
-        "invalid_scope" => Some("The IdP does not allow a requested scope; check the client's additional_scopes."),
+        "invalid_scope" => Some(
+            "The IdP does not allow a requested scope; check the client's scopes and additional_scopes (an AWS \
+             Cognito app client must allow each one: set scopes to [\"openid\", \"email\"] to leave out profile).",
+        ),
         "unauthorized_client" => Some("The IdP does not allow this client to use the authorization-code flow."),
         "login_required" | "interaction_required" => Some("The IdP needs the user to sign in interactively."),
         "temporarily_unavailable" | "server_error" => Some("The IdP had a temporary failure; retry."),

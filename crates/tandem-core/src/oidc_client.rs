@@ -44,6 +44,9 @@ pub struct OidcClientSpec {
     /// Whether an email the IdP marks unverified may identify a user;
     /// `None` follows the deployment's `oidc.accept_unverified_email`.
     pub accept_unverified_email: Option<bool>,
+    /// The scopes asked for in place of `openid email profile` (with
+    /// `openid` among them); `None` asks for those three.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A parsed create or patch request.
@@ -131,6 +134,9 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     if let Some(a) = spec.accept_unverified_email {
         m.insert("accept_unverified_email".into(), json!(a));
     }
+    if let Some(s) = &spec.scopes {
+        m.insert("scopes".into(), json!(s));
+    }
     m
 }
 
@@ -192,10 +198,19 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
     }
     let accept_unverified_email = r.bool("accept_unverified_email");
     let scopes = r.string_list("additional_scopes").unwrap_or_default();
-    for (i, s) in scopes.iter().enumerate() {
-        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control()) {
-            r.error(&format!("additional_scopes[{i}]"), "must be a single scope token without spaces or quotes");
+    let base_scopes = r.string_list("scopes");
+    for (field, list) in [("additional_scopes", Some(&scopes)), ("scopes", base_scopes.as_ref())] {
+        for (i, s) in list.into_iter().flatten().enumerate() {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control()) {
+                r.error(&format!("{field}[{i}]"), "must be a single scope token without spaces or quotes");
+            }
         }
+    }
+    if base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "openid")) {
+        r.error(
+            "scopes",
+            "must include openid (an OpenID Connect login asks for it); null asks for openid email profile",
+        );
     }
     let idp = parse_idp(&mut r, policy, kept_secret);
     r.reject_unknown();
@@ -219,6 +234,7 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
                 email_domain_allowlist: domains,
                 additional_scopes: scopes,
                 accept_unverified_email,
+                scopes: base_scopes,
             },
             verify,
         }),

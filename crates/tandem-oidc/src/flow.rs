@@ -98,6 +98,8 @@ pub struct ClientConfig<'a> {
     pub redirect_url: &'a str,
     /// Scopes beyond `openid email profile`.
     pub additional_scopes: &'a [String],
+    /// Asked for in place of `openid email profile`, when the client sets them.
+    pub base_scopes: Option<&'a [String]>,
 }
 
 /// Why the flow could not proceed.
@@ -185,12 +187,20 @@ pub fn authorization_url(
 ) -> Result<String, FlowError> {
     let c = auth_client(meta, cfg)?;
     let state = state.to_string();
-    let mut req = c
-        .authorize_url(move || CsrfToken::new(state))
-        .add_scope(Scope::new("openid".into()))
-        .add_scope(Scope::new("email".into()))
-        .add_scope(Scope::new("profile".into()))
-        .add_extra_param("nonce", nonce.to_string());
+    let mut req = c.authorize_url(move || CsrfToken::new(state)).add_extra_param("nonce", nonce.to_string());
+    const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+    match cfg.base_scopes {
+        Some(base) => {
+            for s in base {
+                req = req.add_scope(Scope::new(s.clone()));
+            }
+        }
+        None => {
+            for s in DEFAULT_SCOPES {
+                req = req.add_scope(Scope::new(s.into()));
+            }
+        }
+    }
     for s in cfg.additional_scopes {
         req = req.add_scope(Scope::new(s.clone()));
     }

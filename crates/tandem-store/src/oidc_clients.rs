@@ -34,6 +34,7 @@ pub struct OidcClientRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub accept_unverified_email: Option<bool>,
+    pub scopes: Option<String>,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -70,6 +71,7 @@ impl OidcClientRow {
             created_at,
             updated_at: micros(now),
             accept_unverified_email: spec.accept_unverified_email,
+            scopes: spec.scopes.as_ref().map(|s| serde_json::Value::from(s.clone()).to_string()),
         }
     }
 
@@ -95,6 +97,11 @@ impl OidcClientRow {
     /// The email domain allowlist.
     pub fn domains(&self) -> Vec<String> {
         serde_json::from_str(&self.email_domain_allowlist).unwrap_or_default()
+    }
+
+    /// The scopes asked for in place of `openid email profile`, if the client sets them.
+    pub fn base_scopes(&self) -> Option<Vec<String>> {
+        self.scopes.as_deref().and_then(|s| serde_json::from_str(s).ok())
     }
 
     /// Scopes beyond `openid email profile`.
@@ -129,6 +136,7 @@ impl OidcClientRow {
             email_domain_allowlist: self.domains(),
             additional_scopes: self.scopes(),
             accept_unverified_email: self.accept_unverified_email,
+            scopes: self.base_scopes(),
         })
     }
 }

@@ -42,6 +42,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         accept_unverified_email -> Nullable<Bool>,
+        scopes -> Nullable<Text>,
     }
 }
 

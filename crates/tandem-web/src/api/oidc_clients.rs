@@ -43,6 +43,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
         "email_domain_allowlist": row.domains(),
         "additional_scopes": row.scopes(),
         "accept_unverified_email": row.accept_unverified_email,
+        "scopes": row.base_scopes(),
         "discovery": discovery.unwrap_or_else(|| json!({"status": "skipped"})),
         "created_at": format_time(from_micros(row.created_at)),
         "updated_at": format_time(from_micros(row.updated_at)),

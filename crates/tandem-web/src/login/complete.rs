@@ -261,6 +261,7 @@ async fn finish(
         client_secret: secret.as_ref().map(|s| s.0.as_str()),
         redirect_url: &client.redirect_url,
         additional_scopes: &scopes,
+        base_scopes: None,
     };
     let verifier = login.pkce_verifier().map(|v| v.0);
     let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {

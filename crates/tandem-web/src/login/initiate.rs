@@ -253,12 +253,14 @@ pub async fn initiate(
         json!({"issuer": meta.issuer, "authorization_endpoint": meta.authorization_endpoint}),
     );
     let scopes = client.scopes();
+    let base_scopes = client.base_scopes();
     // The authorization request carries no secret; it is decrypted only for the exchange.
     let cfg = ClientConfig {
         client_id: &client.client_id,
         client_secret: None,
         redirect_url: &client.redirect_url,
         additional_scopes: &scopes,
+        base_scopes: base_scopes.as_deref(),
     };
     let issued = login.issue(&state.secret_key, redirect_after.as_deref());
     let verifier = login.pkce_verifier();
