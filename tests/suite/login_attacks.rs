@@ -131,7 +131,7 @@ async fn hs256_signed_with_the_client_secret_is_accepted_when_the_idp_advertises
     let (app, op, customer) = setup().await;
     op.advertise_algs(&["HS256"]);
     let started = start(&app, &customer).await;
-    op.issue("c1", op.sign_hs256(&claims(&op, &started, json!({})), "s3cret-at-the-idp"));
+    op.issue("c1", op.sign_hs256(&claims(&op, &started, json!({})), "s3cret-at-the-idp-0123456789abcdef"));
     let (status, body) = complete(&app, &op, &started, "c1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let started = start(&app, &customer).await;
@@ -140,9 +140,27 @@ async fn hs256_signed_with_the_client_secret_is_accepted_when_the_idp_advertises
     assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
     // The claims are checked as for any token.
     let started = start(&app, &customer).await;
-    op.issue("c3", op.sign_hs256(&claims(&op, &started, json!({"aud": "someone-else"})), "s3cret-at-the-idp"));
+    op.issue(
+        "c3",
+        op.sign_hs256(&claims(&op, &started, json!({"aud": "someone-else"})), "s3cret-at-the-idp-0123456789abcdef"),
+    );
     let (_, body) = complete(&app, &op, &started, "c3").await;
     assert_eq!(body["error"]["details"]["check"], "aud", "{body}");
+    // A secret shorter than the hash (RFC 7518 §3.2) is no key for them.
+    let short = unique("short");
+    let (status, created) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": short, "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": "short-secret",
+                   "issuer": op.issuer}, "redirect_url": redirect_url_of(&short)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let started = start(&app, &short).await;
+    op.issue("c5", op.sign_hs256(&claims(&op, &started, json!({})), "short-secret"));
+    let (_, body) = complete(&app, &op, &started, "c5").await;
+    assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at least 32"), "{body}");
     // A public client (PKCE, no secret) has no key for them.
     let public = unique("public");
     let (status, created) = app

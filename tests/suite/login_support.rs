@@ -32,7 +32,7 @@ pub fn redirect_url_of(customer: &str) -> String {
 pub async fn stub_client(app: &TestApp, op: &StubOp, customer: &str, idp_type: &str, strategy: Option<&str>) -> Value {
     let mut body = json!({
         "customer_id": customer,
-        "idp": {"type": idp_type, "client_id": "tandem-client", "client_secret": "s3cret-at-the-idp", "issuer": op.issuer,
+        "idp": {"type": idp_type, "client_id": "tandem-client", "client_secret": "s3cret-at-the-idp-0123456789abcdef", "issuer": op.issuer,
                 "tenant_id": "11111111-2222-3333-4444-555555555555", "sso_domain": "acme.okta.com"},
         "redirect_url": redirect_url_of(customer),
     });

@@ -145,6 +145,22 @@ fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<M
             ),
         ));
     };
+    // RFC 7518 §3.2: a key at least as long as the hash's output.
+    let needed = match alg_name {
+        "HS256" => 32,
+        "HS384" => 48,
+        _ => 64,
+    };
+    if secret.len() < needed {
+        return Err(fail(
+            "alg",
+            format!(
+                "the IdP signs with {alg_name}, keyed with the client secret, which is {} bytes; {alg_name} needs at \
+                 least {needed} (RFC 7518 §3.2): give the client a longer secret, or have the IdP sign with a key pair",
+                secret.len()
+            ),
+        ));
+    }
     let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_name:?}")))?;
     let mut validation = Validation::new(alg);
     validation.validate_exp = false;
