@@ -402,15 +402,25 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
         if url.query().is_some() {
             return Err("an issuer must not contain a query".into());
         }
-        // URL parsers read `\` as `/` in an https URL; an issuer is compared
-        // as written, so it is written with `/`.
+        // URL parsers read `\` as `/` in an https URL, and drop tabs and
+        // line breaks; an issuer is compared as written, so it is written
+        // plainly. Its length is what an index entry holds on either backend.
         if raw.contains('\\') {
             return Err("an issuer must not contain a backslash (write / between path segments)".into());
+        }
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("an issuer must not contain spaces or control characters".into());
+        }
+        if raw.len() > MAX_ISSUER_BYTES {
+            return Err(format!("an issuer must be at most {MAX_ISSUER_BYTES} bytes"));
         }
         return Ok(lowercase_authority(raw.trim_end_matches('/')));
     }
     Ok(raw.to_string())
 }
+
+/// The longest issuer accepted (configured, or named by a login the IdP starts).
+pub const MAX_ISSUER_BYTES: usize = 2048;
 
 /// An issuer as clients keep it: without a trailing `/`, scheme and host
 /// in lower case.
@@ -550,6 +560,9 @@ mod tests {
         let redirect = check_url("https://App.Example.com/CB", UrlPolicy::default(), false);
         assert_eq!(redirect.as_deref(), Ok("https://App.Example.com/CB"));
         assert!(check_url(r"https://login.example.com\realms\acme", UrlPolicy::default(), true).is_err());
+        assert!(check_url("https://login.example.com/oauth2/\tdefault", UrlPolicy::default(), true).is_err());
+        let long = format!("https://login.example.com/{}", "a".repeat(MAX_ISSUER_BYTES));
+        assert!(check_url(&long, UrlPolicy::default(), true).is_err());
         assert!(same_issuer("https://ADFS.Contoso.com/adfs/", "https://adfs.contoso.com/adfs"));
         assert!(!same_issuer("https://adfs.contoso.com/ADFS", "https://adfs.contoso.com/adfs"));
     }

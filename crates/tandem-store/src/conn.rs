@@ -249,8 +249,8 @@ impl Manager {
                 // pooled connection for good; it answers 503 (see
                 // `transient`). One the URL's `options`, the role or the
                 // database sets is kept.
-                if statement_timeout(&mut c)? == "0" {
-                    c.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))?;
+                if statement_timeout_is_default(&mut c)? {
+                    set_statement_timeout(&mut c, STATEMENT_TIMEOUT)?;
                 }
                 Ok(AnyConnection::Postgresql(c))
             }
@@ -261,6 +261,30 @@ impl Manager {
 /// PostgreSQL's `statement_timeout` on pooled connections, unless the URL,
 /// the role or the database sets one.
 pub const STATEMENT_TIMEOUT: &str = "60s";
+
+/// Whether nothing (the URL's `options`, the role, the database, the
+/// server's configuration) has set `statement_timeout`; a `0` set on
+/// purpose is kept.
+fn statement_timeout_is_default(c: &mut PgConnection) -> Result<bool, diesel::result::Error> {
+    use diesel::{QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Source {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        source: String,
+    }
+    let rows: Vec<Source> =
+        diesel::sql_query("SELECT source FROM pg_settings WHERE name = 'statement_timeout'").load(c)?;
+    Ok(rows.first().is_some_and(|r| r.source == "default"))
+}
+
+/// Sets a session's `statement_timeout` (a value as `SHOW` prints it, bound, not spliced).
+pub(crate) fn set_statement_timeout(c: &mut PgConnection, value: &str) -> Result<(), diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT set_config('statement_timeout', $1, false)")
+        .bind::<diesel::sql_types::Text, _>(value)
+        .execute(c)
+        .map(|_| ())
+}
 
 /// A PostgreSQL connection's `statement_timeout` as `SHOW` prints it (`0`: none).
 pub(crate) fn statement_timeout(c: &mut PgConnection) -> Result<String, diesel::result::Error> {

@@ -81,7 +81,8 @@ pub enum StoreError {
     Unavailable(String),
     /// The database could not do a statement now, and may on a retry: a
     /// deadlock or serialization failure, a cancelled statement, SQLite
-    /// busy past its timeout (see `conn::transient`).
+    /// busy past its timeout on a pooled connection (see
+    /// `conn::transient`; the SQLite writer's own failures are `Unavailable`).
     #[error("the database could not do it now: {0}")]
     Busy(String),
     /// A query failed.
@@ -258,16 +259,27 @@ impl Store {
         }
         let applied =
             conn.run_pending_migrations(migrations).map(|v| v.len()).map_err(|e| StoreError::Migration(e.to_string()));
+        // Under the same lock: one node at a time. A failure leaves the
+        // clients as they are (they still sign in), and is logged.
+        if applied.is_ok() {
+            match oidc_clients::normalize_issuers(&mut conn) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(clients = n, "issuers brought to lower case"),
+                Err(e) => tracing::warn!(error = %e, "could not bring stored issuers to lower case"),
+            }
+        }
         if locked {
             // Released with the session too, should this fail.
             let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
         }
-        if let Some(t) = timeout {
-            conn.batch_execute(&format!("SET statement_timeout = '{}'", t.replace('\'', "")))?;
+        if let (Some(t), AnyConnection::Postgresql(pg)) = (timeout, &mut **conn) {
+            let restored = conn::set_statement_timeout(pg, &t);
+            // A failed migration's own error is the answer.
+            let applied = applied?;
+            restored?;
+            return Ok(applied);
         }
-        let applied = applied?;
-        oidc_clients::normalize_issuers(&mut conn)?;
-        Ok(applied)
+        applied
     }
 
     /// Reverts every migration (tests of the down scripts).
@@ -513,7 +525,11 @@ mod tests {
         store.write_blocking(|c| oidc_clients::insert(c, &row)).unwrap_or_else(|e| panic!("{e}"));
         store.migrate().unwrap_or_else(|e| panic!("{e}"));
         let stored = store.read_blocking(|c| oidc_clients::get(c, "c1")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stored.map(|r| r.issuer).as_deref(), Some("https://idp.example/Realms/A"));
+        // As a change of the row: an edit that read it before tries again on the new version.
+        assert_eq!(
+            stored.map(|r| (r.issuer, r.updated_at)),
+            Some(("https://idp.example/Realms/A".into(), row.updated_at + 1))
+        );
     }
 
     /// PostgreSQL statements are cancelled after a minute, unless the URL
@@ -539,6 +555,12 @@ mod tests {
         let own = Store::open(&url, &PoolOptions { max_size: 1, min_idle: 0, ..Default::default() })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(show(&own), "5s");
+        drop(own);
+        // None on purpose is none.
+        let url = format!("{prefix}/{name}?options=-c%20statement_timeout%3D0");
+        let own = Store::open(&url, &PoolOptions { max_size: 1, min_idle: 0, ..Default::default() })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(show(&own), "0");
         drop(own);
         drop(store);
     }

@@ -311,8 +311,12 @@ pub fn normalize_issuers(conn: &mut AnyConnection) -> Result<usize, StoreError> 
     for (id, issuer) in rows {
         let normal = tandem_core::oidc_client::normalize_issuer(&issuer);
         if normal != issuer {
-            diesel::update(c::oidc_clients.filter(c::id.eq(&id))).set(c::issuer.eq(&normal)).execute(conn)?;
-            changed += 1;
+            // Only if it is still as read, and as a change of the row: an
+            // edit that read it before retries on the new version instead
+            // of writing the old issuer back.
+            changed += diesel::update(c::oidc_clients.filter(c::id.eq(&id)).filter(c::issuer.eq(&issuer)))
+                .set((c::issuer.eq(&normal), c::updated_at.eq(c::updated_at + 1)))
+                .execute(conn)?;
         }
     }
     Ok(changed)

@@ -114,9 +114,6 @@ impl Selector {
 /// The longest email accepted as a selector (an address's limit, RFC 3696 errata).
 const MAX_EMAIL_BYTES: usize = 320;
 
-/// The longest `issuer` accepted as a selector.
-const MAX_ISSUER_BYTES: usize = 2048;
-
 /// The longest `oidc_client_id` accepted as a selector (ids are UUIDs).
 const MAX_CLIENT_ID_BYTES: usize = 64;
 
@@ -197,9 +194,7 @@ pub async fn initiate(
     // Only looked up, never fetched: any http(s) URL an issuer may be.
     let any_url = tandem_core::oidc_client::UrlPolicy { allow_http_everywhere: true };
     if let Some(i) = &issuer {
-        if i.len() > MAX_ISSUER_BYTES {
-            r.error("issuer", format!("must be at most {MAX_ISSUER_BYTES} bytes"));
-        } else if let Err(m) = tandem_core::oidc_client::check_url(i, any_url, true) {
+        if let Err(m) = tandem_core::oidc_client::check_url(i, any_url, true) {
             r.error("issuer", m);
         }
     }
