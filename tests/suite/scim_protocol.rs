@@ -1367,3 +1367,41 @@ async fn nul_characters_and_overlong_names_are_refused_with_what_is_wrong() {
     let r = scim.post("/Users", user(&format!("{}@acme.com", &long[..1000]))).await;
     assert_eq!(r.status, StatusCode::CREATED, "1,010 bytes are allowed: {}", r.body);
 }
+
+/// A group's reads are logged with the status sent, as a user's are: the
+/// 304 as 304, and a refused projection as that refusal only.
+#[tokio::test]
+async fn group_reads_are_logged_with_the_status_sent() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let gid = scim.post("/Groups", json!({"displayName": "Logged"})).await.body["id"].as_str().unwrap().to_string();
+    let etag = scim.get(&format!("/Groups/{gid}")).await.body["meta"]["version"].as_str().unwrap().to_string();
+    let r = scim
+        .http
+        .get(format!("{}/Groups/{gid}", scim.base))
+        .bearer_auth(&scim.key)
+        .header("if-none-match", etag.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        scim.get(&format!("/Groups/{gid}?attributes=members.value.extra")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let (_, logs) = app
+        .get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&resource_id={gid}", scim.connection_id))
+        .await;
+    let seen: Vec<(&str, u64)> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["operation"].as_str().unwrap(), e["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        seen.iter().filter(|(op, _)| *op == "read").map(|(_, s)| *s).collect::<Vec<_>>(),
+        [304, 200],
+        "{seen:?}"
+    );
+    assert_eq!(seen.first(), Some(&("fail", 400)), "{seen:?}");
+}
