@@ -600,16 +600,26 @@ async fn if_match_with_a_stale_etag_is_412() {
     // The provisioning log has the status sent: the 304 as 304, a projection
     // refused as that refusal only (it was a 200 read, then the refusal).
     assert_eq!(scim.get(&format!("/Users/{id}?attributes=name.givenName.extra")).await.status, StatusCode::BAD_REQUEST);
+    let seen = logged(&app, &scim, &id).await;
+    assert_eq!(reads(&seen), [304], "{seen:?}");
+    assert_eq!(seen.first().map(|(op, s)| (op.as_str(), *s)), Some(("fail", 400)), "{seen:?}");
+}
+
+/// A resource's provisioning-log entries, newest first: (operation, status).
+async fn logged(app: &TestApp, scim: &Scim, id: &str) -> Vec<(String, u64)> {
     let (_, logs) =
         app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&resource_id={id}", scim.connection_id)).await;
-    let seen: Vec<(&str, u64)> = logs["data"]
+    logs["data"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["operation"].as_str().unwrap(), e["status"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(seen.iter().filter(|(op, _)| *op == "read").map(|(_, s)| *s).collect::<Vec<_>>(), [304], "{seen:?}");
-    assert_eq!(seen.first(), Some(&("fail", 400)), "{seen:?}");
+        .map(|e| (e["operation"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap()))
+        .collect()
+}
+
+/// The statuses of the reads among `seen`.
+fn reads(seen: &[(String, u64)]) -> Vec<u64> {
+    seen.iter().filter(|(op, _)| op == "read").map(|(_, s)| *s).collect()
 }
 
 #[tokio::test]
@@ -1389,19 +1399,7 @@ async fn group_reads_are_logged_with_the_status_sent() {
         scim.get(&format!("/Groups/{gid}?attributes=members.value.extra")).await.status,
         StatusCode::BAD_REQUEST
     );
-    let (_, logs) = app
-        .get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&resource_id={gid}", scim.connection_id))
-        .await;
-    let seen: Vec<(&str, u64)> = logs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["operation"].as_str().unwrap(), e["status"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(
-        seen.iter().filter(|(op, _)| *op == "read").map(|(_, s)| *s).collect::<Vec<_>>(),
-        [304, 200],
-        "{seen:?}"
-    );
-    assert_eq!(seen.first(), Some(&("fail", 400)), "{seen:?}");
+    let seen = logged(&app, &scim, &gid).await;
+    assert_eq!(reads(&seen), [304, 200], "{seen:?}");
+    assert_eq!(seen.first().map(|(op, s)| (op.as_str(), *s)), Some(("fail", 400)), "{seen:?}");
 }
