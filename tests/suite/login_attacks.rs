@@ -156,6 +156,8 @@ async fn hs256_signed_with_the_client_secret_is_accepted_when_the_idp_advertises
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
+    // Saved, with a warning that its logins cannot succeed.
+    assert_eq!(created["warnings"][0]["field"], "idp.client_secret", "{created}");
     let started = start(&app, &short).await;
     op.issue("c5", op.sign_hs256(&claims(&op, &started, json!({})), "short-secret"));
     let (_, body) = complete(&app, &op, &started, "c5").await;
@@ -171,6 +173,7 @@ async fn hs256_signed_with_the_client_secret_is_accepted_when_the_idp_advertises
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["warnings"][0]["message"].as_str().unwrap().contains("has none"), "{created}");
     let started = start(&app, &public).await;
     op.issue("c4", op.sign_hs256(&claims(&op, &started, json!({})), ""));
     let (_, body) = complete(&app, &op, &started, "c4").await;

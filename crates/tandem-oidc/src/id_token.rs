@@ -124,6 +124,43 @@ pub async fn validate(
     Ok(data.claims)
 }
 
+/// The shortest key an HMAC algorithm takes: its hash's output (RFC 7518
+/// §3.2); `None` for any other algorithm.
+pub fn hmac_key_bytes(alg: &str) -> Option<usize> {
+    match alg {
+        "HS256" => Some(32),
+        "HS384" => Some(48),
+        "HS512" => Some(64),
+        _ => None,
+    }
+}
+
+/// A warning for a client of an IdP that signs ID tokens only with HMAC
+/// (`advertised`), whose key is the client secret (`secret_bytes`, if
+/// any), when no advertised algorithm can be verified with it: every login
+/// would fail.
+pub fn hmac_only_warning(advertised: &[String], secret_bytes: Option<usize>) -> Option<String> {
+    if advertised.is_empty() || advertised.iter().any(|a| ACCEPTED.contains(&a.as_str())) {
+        return None;
+    }
+    let hmac: Vec<(&str, usize)> =
+        advertised.iter().filter_map(|a| hmac_key_bytes(a).map(|n| (a.as_str(), n))).collect();
+    let shortest = hmac.iter().map(|(_, n)| *n).min()?;
+    let algs = hmac.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ");
+    match secret_bytes {
+        Some(n) if n >= shortest => None,
+        Some(n) => Some(format!(
+            "the IdP signs ID tokens only with HMAC ({algs}), keyed with the client secret, which is {n} bytes; \
+             at least {shortest} are needed (RFC 7518 §3.2): logins will fail until the client has a longer secret \
+             or the IdP signs with a key pair"
+        )),
+        None => Some(format!(
+            "the IdP signs ID tokens only with HMAC ({algs}), keyed with the client secret, and this client has \
+             none: logins will fail until it has one or the IdP signs with a key pair"
+        )),
+    }
+}
+
 /// Verifies an HMAC-signed token with the client's secret, never with a
 /// key the IdP publishes.
 fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<Map<String, Value>, IdTokenError> {
@@ -145,12 +182,7 @@ fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<M
             ),
         ));
     };
-    // RFC 7518 §3.2: a key at least as long as the hash's output.
-    let needed = match alg_name {
-        "HS256" => 32,
-        "HS384" => 48,
-        _ => 64,
-    };
+    let needed = hmac_key_bytes(alg_name).unwrap_or(64);
     if secret.len() < needed {
         return Err(fail(
             "alg",
@@ -294,6 +326,17 @@ mod tests {
         let mut c = good();
         c["groups"] = json!(["ok", {"x": "y\u{0}"}]);
         assert_eq!(check_claims(&claims(c), &expect(1500)).unwrap_err().check, "claims");
+    }
+
+    #[test]
+    fn a_client_of_an_hmac_only_idp_is_warned_without_a_usable_secret() {
+        let algs = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(hmac_only_warning(&algs(&["RS256", "HS256"]), None), None);
+        assert_eq!(hmac_only_warning(&algs(&[]), None), None);
+        assert_eq!(hmac_only_warning(&algs(&["HS256"]), Some(32)), None);
+        assert!(hmac_only_warning(&algs(&["HS256"]), Some(31)).is_some_and(|w| w.contains("31 bytes")));
+        assert!(hmac_only_warning(&algs(&["HS512", "none"]), None).is_some_and(|w| w.contains("has none")));
+        assert_eq!(hmac_only_warning(&algs(&["HS256", "HS512"]), Some(40)), None);
     }
 
     #[test]

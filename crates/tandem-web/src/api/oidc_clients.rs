@@ -102,7 +102,7 @@ pub async fn create(
             Ok(sharer)
         })
         .await?;
-    Ok(HttpResponse::Created().json(with_warnings(render(&row, &state)?, &row, sharer)))
+    Ok(HttpResponse::Created().json(with_warnings(render(&row, &state)?, &row, sharer, &state)))
 }
 
 /// Looks for another client on `row`'s redirect path: refused when the
@@ -122,12 +122,28 @@ fn shared_path_check(
 }
 
 /// The answer for a client just written, with a warning when its redirect
-/// path is another client's too (logged as well).
-fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>) -> Value {
+/// path is another client's too (logged as well), and when its IdP signs
+/// ID tokens only with HMAC and the client has no secret long enough to
+/// verify them (from the discovery just run).
+fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>, state: &AppState) -> Value {
+    let mut warnings = Vec::new();
     if let Some(other) = sharer {
         let message = repo::shared_redirect_path(&row.redirect_url, &other);
         tracing::warn!(oidc_client_id = %row.id, customer_id = %row.customer_id, shares_with = %other, "{message}");
-        body["warnings"] = json!([{"field": "redirect_url", "message": message}]);
+        warnings.push(json!({"field": "redirect_url", "message": message}));
+    }
+    let advertised: Vec<String> = row
+        .discovery
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .and_then(|d| serde_json::from_value(d["metadata"]["id_token_signing_alg_values_supported"].clone()).ok())
+        .unwrap_or_default();
+    let secret_bytes = row.client_secret(&state.secret_key).ok().flatten().map(|s| s.0.len());
+    if let Some(message) = tandem_oidc::id_token::hmac_only_warning(&advertised, secret_bytes) {
+        warnings.push(json!({"field": "idp.client_secret", "message": message}));
+    }
+    if !warnings.is_empty() {
+        body["warnings"] = Value::Array(warnings);
     }
     body
 }
@@ -267,7 +283,7 @@ pub async fn patch(
             .await?;
         match outcome {
             repo::Updated::Done => {
-                return Ok(HttpResponse::Ok().json(with_warnings(render(&row, &state)?, &row, sharer)))
+                return Ok(HttpResponse::Ok().json(with_warnings(render(&row, &state)?, &row, sharer, &state)))
             }
             repo::Updated::Gone => return Err(not_found(&id)),
             repo::Updated::Changed => continue,
