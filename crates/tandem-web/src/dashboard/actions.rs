@@ -2,7 +2,7 @@
 //! a session and its CSRF token, and is recorded in the audit log.
 
 use super::customer::{render, Notice};
-use super::layout::message;
+use super::layout::{message, store_failure};
 use super::overview::urlencode;
 use super::session::require_form;
 use crate::state::AppState;
@@ -76,12 +76,7 @@ pub async fn save_strategy(
         Ok(false) => {
             message(StatusCode::NOT_FOUND, "No OIDC client", Some(&admin), "This customer has no OIDC client.")
         }
-        Err(_) => message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            Some(&admin),
-            "The database is unavailable; retry shortly.",
-        ),
+        Err(e) => store_failure(&e, Some(&admin)),
     }
 }
 
@@ -122,11 +117,6 @@ pub async fn rotate_key(
         Ok(None) => {
             message(StatusCode::NOT_FOUND, "No SCIM connection", Some(&admin), "This customer has no SCIM connection.")
         }
-        Err(_) => message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            Some(&admin),
-            "The database is unavailable; retry shortly.",
-        ),
+        Err(e) => store_failure(&e, Some(&admin)),
     }
 }

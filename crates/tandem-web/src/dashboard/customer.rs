@@ -3,7 +3,7 @@
 //! with a strategy preview, SCIM users and groups, the provisioning log and
 //! login events with each failing step's diagnosis.
 
-use super::layout::{csrf_field, key_badge, message, page};
+use super::layout::{csrf_field, key_badge, message, page, store_failure};
 use super::overview::{effective, urlencode};
 use super::session::{require, Admin};
 use crate::api::matching::report;
@@ -105,13 +105,9 @@ pub async fn render(
             Ok(Data { client, connection, users: us, user_groups: ug, groups: gs, logs: lg, events })
         })
         .await;
-    let Ok(data) = loaded else {
-        return message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            Some(admin),
-            "The database is unavailable; retry shortly.",
-        );
+    let data = match loaded {
+        Ok(data) => data,
+        Err(e) => return store_failure(&e, Some(admin)),
     };
     if data.client.is_none() && data.connection.is_none() {
         return message(

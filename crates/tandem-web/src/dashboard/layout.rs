@@ -116,3 +116,30 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     actix_web::HttpMessage::extensions_mut(&req).insert(crate::metrics::Unmatched);
     message(StatusCode::NOT_FOUND, "Not found", None, "There is no such dashboard page.")
 }
+
+/// The page for a store failure: 503 "retry shortly" when the database is
+/// unavailable or busy, and otherwise 500 saying the server log has it
+/// (logged here), not a database outage that did not happen.
+pub fn store_failure(err: &tandem_store::StoreError, admin: Option<&Admin>) -> HttpResponse {
+    use tandem_store::StoreError;
+    match err {
+        StoreError::Unavailable(m) | StoreError::Busy(m) => {
+            tracing::error!(error = %m, "database unavailable");
+            message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                admin,
+                "The database is unavailable; retry shortly.",
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "storage error");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                admin,
+                "The page could not be made; the server log has the details.",
+            )
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `GET /dashboard`: every customer with its OIDC client and SCIM connection
 //! side by side, paired or not, and each SCIM key's expiry.
 
-use super::layout::{key_badge, message, page};
+use super::layout::{key_badge, page, store_failure};
 use super::session::require;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -43,13 +43,9 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             Ok((clients, with_keys, cut))
         })
         .await;
-    let Ok((clients, conns, cut)) = loaded else {
-        return message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            Some(&admin),
-            "The database is unavailable; retry shortly.",
-        );
+    let (clients, conns, cut) = match loaded {
+        Ok(found) => found,
+        Err(e) => return store_failure(&e, Some(&admin)),
     };
     let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
     for c in clients {
