@@ -166,6 +166,18 @@ async fn an_allowlist_is_bounded_and_kept_without_repeats() {
     assert_eq!(resp["email_domain_allowlist"].as_array().unwrap().len(), 999, "{resp}");
 }
 
+/// Scopes go into every login's URL: at most 50, each at most 256 bytes.
+#[tokio::test]
+async fn scopes_are_bounded() {
+    let app = TestApp::spawn().await;
+    let mut body = okta_client(&unique("a"));
+    body["additional_scopes"] = json!((0..51).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    body["scopes"] = json!(["openid", "x".repeat(257)]);
+    let (status, resp) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    assert_eq!(invalid_fields(&resp), ["additional_scopes", "scopes[1]"]);
+}
+
 /// Okta's domain and Entra's tenant are read in lower case, as the IdPs name them.
 #[tokio::test]
 async fn issuers_are_derived_in_lower_case() {

@@ -200,9 +200,23 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
     let scopes = r.string_list("additional_scopes").unwrap_or_default();
     let base_scopes = r.string_list("scopes");
     for (field, list) in [("additional_scopes", Some(&scopes)), ("scopes", base_scopes.as_ref())] {
-        for (i, s) in list.into_iter().flatten().enumerate() {
-            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control()) {
-                r.error(&format!("{field}[{i}]"), "must be a single scope token without spaces or quotes");
+        let list = list.map(Vec::as_slice).unwrap_or_default();
+        // Every scope goes into each login's URL, which IdPs cap (Entra, AD FS: a few KiB).
+        if list.len() > MAX_SCOPES {
+            r.error(field, format!("lists {} scopes; at most {MAX_SCOPES} are allowed", list.len()));
+            continue;
+        }
+        for (i, s) in list.iter().enumerate() {
+            if s.is_empty()
+                || s.len() > MAX_SCOPE_BYTES
+                || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c.is_control())
+            {
+                r.error(
+                    &format!("{field}[{i}]"),
+                    format!(
+                        "must be a single scope token of at most {MAX_SCOPE_BYTES} bytes, without spaces or quotes"
+                    ),
+                );
             }
         }
     }
@@ -418,6 +432,11 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
     }
     Ok(raw.to_string())
 }
+
+/// Scopes a client's `scopes` or `additional_scopes` may list, and the
+/// longest one (Entra's `api://<guid>/<name>` scopes run to ~100 bytes).
+pub const MAX_SCOPES: usize = 50;
+pub const MAX_SCOPE_BYTES: usize = 256;
 
 /// The longest issuer accepted (configured, or named by a login the IdP starts).
 pub const MAX_ISSUER_BYTES: usize = 2048;
