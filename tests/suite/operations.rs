@@ -227,6 +227,28 @@ fn nodes_migrating_one_database_at_once_all_start() {
     assert_eq!(store.migrate().unwrap(), 0);
 }
 
+/// Processes starting together on a new SQLite file (the server and a CLI
+/// command, run at once on a fresh checkout) all migrate it: one applies
+/// the migrations, the others find them applied.
+#[test]
+fn processes_migrating_one_sqlite_file_at_once_all_start() {
+    let dir = scratch_dir();
+    let url = format!("sqlite://{}", dir.join("together.db").display());
+    let nodes: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let options = tandem_store::PoolOptions { min_idle: 0, ..Default::default() };
+                tandem_store::Store::open(&url, &options).and_then(|s| s.migrate())
+            })
+        })
+        .collect();
+    let applied: Vec<_> = nodes.into_iter().map(|n| n.join().unwrap()).collect();
+    assert!(applied.iter().all(Result::is_ok), "{applied:?}");
+    let store = tandem_store::Store::open(&url, &tandem_store::PoolOptions::default()).unwrap();
+    assert_eq!(store.migrate().unwrap(), 0);
+}
+
 /// Housekeeping trims login events and provisioning-log entries older than
 /// `database.log_retention_days`, a batch at a time, and nothing newer.
 #[tokio::test]
