@@ -211,16 +211,7 @@ async fn the_nul_character_is_refused_wherever_it_is_sent() {
 fn nodes_migrating_one_database_at_once_all_start() {
     let Some(base) = postgres_url() else { return };
     let url = scratch_postgres_database(&base);
-    let nodes: Vec<_> = (0..4)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let options = tandem_store::PoolOptions { min_idle: 0, ..Default::default() };
-                tandem_store::Store::open(&url, &options).and_then(|s| s.migrate())
-            })
-        })
-        .collect();
-    let applied: Vec<usize> = nodes.into_iter().map(|n| n.join().unwrap().expect("every node migrates")).collect();
+    let applied: Vec<usize> = migrate_at_once(&url).into_iter().map(|n| n.expect("every node migrates")).collect();
     // One node applied them all; the others found nothing pending.
     assert_eq!(applied.iter().filter(|n| **n > 0).count(), 1, "{applied:?}");
     let store = tandem_store::Store::open(&url, &tandem_store::PoolOptions::default()).unwrap();
@@ -234,19 +225,24 @@ fn nodes_migrating_one_database_at_once_all_start() {
 fn processes_migrating_one_sqlite_file_at_once_all_start() {
     let dir = scratch_dir();
     let url = format!("sqlite://{}", dir.join("together.db").display());
+    let applied = migrate_at_once(&url);
+    assert!(applied.iter().all(Result::is_ok), "{applied:?}");
+    let store = tandem_store::Store::open(&url, &tandem_store::PoolOptions::default()).unwrap();
+    assert_eq!(store.migrate().unwrap(), 0);
+}
+
+/// Four stores opened on `url` at once, each migrating it: how many migrations each applied.
+fn migrate_at_once(url: &str) -> Vec<Result<usize, tandem_store::StoreError>> {
     let nodes: Vec<_> = (0..4)
         .map(|_| {
-            let url = url.clone();
+            let url = url.to_string();
             std::thread::spawn(move || {
                 let options = tandem_store::PoolOptions { min_idle: 0, ..Default::default() };
                 tandem_store::Store::open(&url, &options).and_then(|s| s.migrate())
             })
         })
         .collect();
-    let applied: Vec<_> = nodes.into_iter().map(|n| n.join().unwrap()).collect();
-    assert!(applied.iter().all(Result::is_ok), "{applied:?}");
-    let store = tandem_store::Store::open(&url, &tandem_store::PoolOptions::default()).unwrap();
-    assert_eq!(store.migrate().unwrap(), 0);
+    nodes.into_iter().map(|n| n.join().unwrap()).collect()
 }
 
 /// Housekeeping trims login events and provisioning-log entries older than
