@@ -17,15 +17,8 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 /// Asymmetric algorithms Tandem accepts, with the IdP's published keys.
-/// Never `none`.
+/// Never `none`; HMAC only as [`hmac_key_bytes`] says.
 pub const ACCEPTED: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
-
-/// HMAC algorithms, accepted only with the client's own secret as the key
-/// (OpenID Connect Core §10.1), only when the IdP advertises them (an
-/// Authentik provider without a signing key, an Auth0 application set to
-/// HS256), and never with a published key: an HMAC "signed" with the
-/// IdP's public key is a classic forgery.
-pub const HMAC: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// Allowed clock skew for `exp`, `iat` and `nbf`.
 pub const LEEWAY_SECS: i64 = 60;
@@ -107,25 +100,41 @@ pub async fn validate(
             return Err(fail("alg", format!("the key {kid:?} is for {pinned}, the token says {alg_name}")));
         }
     }
+    let claims = verify_signature(raw, &key.decoding, alg, "the signature does not verify with the IdP's key")?;
+    check_claims(&claims, expect)?;
+    Ok(claims)
+}
+
+/// Checks `raw`'s signature with `key` under `alg` and reads its claims;
+/// the time and claim checks are [`check_claims`]'s.
+fn verify_signature(
+    raw: &str,
+    key: &jsonwebtoken::DecodingKey,
+    alg: Algorithm,
+    bad_signature: &'static str,
+) -> Result<Map<String, Value>, IdTokenError> {
     let mut validation = Validation::new(alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims = HashSet::new();
-    let data = jsonwebtoken::decode::<Map<String, Value>>(raw, &key.decoding, &validation).map_err(|e| {
+    let data = jsonwebtoken::decode::<Map<String, Value>>(raw, key, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
         match e.kind() {
-            ErrorKind::InvalidSignature => fail("signature", "the signature does not verify with the IdP's key"),
+            ErrorKind::InvalidSignature => fail("signature", bad_signature),
             ErrorKind::InvalidAlgorithm => fail("alg", "the algorithm does not match the key"),
             other => fail("malformed", format!("the token could not be read: {other:?}")),
         }
     })?;
-    check_claims(&data.claims, expect)?;
     Ok(data.claims)
 }
 
 /// The shortest key an HMAC algorithm takes: its hash's output (RFC 7518
-/// §3.2); `None` for any other algorithm.
+/// §3.2); `None` for any other algorithm. HMAC is accepted only with the
+/// client's own secret as the key (OpenID Connect Core §10.1), only when
+/// the IdP advertises it (an Authentik provider without a signing key, an
+/// Auth0 application set to HS256), and never with a published key: an
+/// HMAC "signed" with the IdP's public key is a classic forgery.
 pub fn hmac_key_bytes(alg: &str) -> Option<usize> {
     match alg {
         "HS256" => Some(32),
@@ -164,7 +173,7 @@ pub fn hmac_only_warning(advertised: &[String], secret_bytes: Option<usize>) -> 
 /// Verifies an HMAC-signed token with the client's secret, never with a
 /// key the IdP publishes.
 fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<Map<String, Value>, IdTokenError> {
-    if !HMAC.contains(&alg_name) || !expect.advertised_algs.iter().any(|a| a == alg_name) {
+    let (Some(needed), true) = (hmac_key_bytes(alg_name), expect.advertised_algs.iter().any(|a| a == alg_name)) else {
         return Err(fail(
             "alg",
             format!(
@@ -172,7 +181,7 @@ fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<M
                  id_token_signing_alg_values_supported"
             ),
         ));
-    }
+    };
     let Some(secret) = expect.client_secret else {
         return Err(fail(
             "alg",
@@ -182,7 +191,6 @@ fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<M
             ),
         ));
     };
-    let needed = hmac_key_bytes(alg_name).unwrap_or(64);
     if secret.len() < needed {
         return Err(fail(
             "alg",
@@ -194,18 +202,8 @@ fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<M
         ));
     }
     let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_name:?}")))?;
-    let mut validation = Validation::new(alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims = HashSet::new();
     let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
-    jsonwebtoken::decode::<Map<String, Value>>(raw, &key, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-            fail("signature", "the HMAC does not verify with the client secret")
-        }
-        other => fail("malformed", format!("the token could not be read: {other:?}")),
-    })
+    verify_signature(raw, &key, alg, "the HMAC does not verify with the client secret")
 }
 
 fn read_header(raw: &str) -> Result<Map<String, Value>, IdTokenError> {
