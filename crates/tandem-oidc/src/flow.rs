@@ -189,20 +189,12 @@ pub fn authorization_url(
     let state = state.to_string();
     let mut req = c.authorize_url(move || CsrfToken::new(state)).add_extra_param("nonce", nonce.to_string());
     const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
-    match cfg.base_scopes {
-        Some(base) => {
-            for s in base {
-                req = req.add_scope(Scope::new(s.clone()));
-            }
-        }
-        None => {
-            for s in DEFAULT_SCOPES {
-                req = req.add_scope(Scope::new(s.into()));
-            }
-        }
-    }
-    for s in cfg.additional_scopes {
-        req = req.add_scope(Scope::new(s.clone()));
+    let base: Vec<&str> = match cfg.base_scopes {
+        Some(base) => base.iter().map(String::as_str).collect(),
+        None => DEFAULT_SCOPES.to_vec(),
+    };
+    for s in base.into_iter().chain(cfg.additional_scopes.iter().map(String::as_str)) {
+        req = req.add_scope(Scope::new(s.to_string()));
     }
     for (name, value) in extra {
         req = req.add_extra_param(*name, value.to_string());
@@ -332,6 +324,14 @@ async fn exchange_once(
         "" => format!("{m} (HTTP {status})"),
         media => format!("{m} (HTTP {status}, {media})"),
     };
+    // An answer that could not be read: with a 401, still a refused client authentication.
+    let unreadable = |m: String| {
+        if unauthorized {
+            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(answered(m)) }
+        } else {
+            FlowError::Malformed(answered(m))
+        }
+    };
     let tokens = result.map_err(|e| match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidClient => {
@@ -349,14 +349,8 @@ async fn exchange_once(
         }
         RequestTokenError::Request(e) => FlowError::Transport(e.0),
         // Never the body: a 200 that fails to parse still holds the tokens.
-        RequestTokenError::Parse(e, _) if unauthorized => {
-            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(answered(e.to_string())) }
-        }
-        RequestTokenError::Parse(e, _) => FlowError::Malformed(answered(e.to_string())),
-        RequestTokenError::Other(m) if unauthorized => {
-            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(answered(m)) }
-        }
-        RequestTokenError::Other(m) => FlowError::Malformed(answered(m)),
+        RequestTokenError::Parse(e, _) => unreadable(e.to_string()),
+        RequestTokenError::Other(m) => unreadable(m),
     })?;
     let id_token = tokens.id_token.ok_or(FlowError::NoIdToken)?;
     Ok(TokenSet { id_token, access_token: tokens.access_token.into_secret(), client_auth })
