@@ -428,7 +428,7 @@ pub fn check_url(raw: &str, policy: UrlPolicy, is_issuer: bool) -> Result<String
         if raw.len() > MAX_ISSUER_BYTES {
             return Err(format!("an issuer must be at most {MAX_ISSUER_BYTES} bytes"));
         }
-        return Ok(lowercase_authority(raw.trim_end_matches('/')));
+        return Ok(normalize_issuer(raw));
     }
     Ok(raw.to_string())
 }

@@ -247,13 +247,13 @@ impl Store {
             DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
             DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
         };
-        let locked = matches!(*self.url, DatabaseUrl::Postgres(_));
         // Waiting for another node's migrations, and a migration itself,
         // may take longer than a statement may: no timeout meanwhile.
         let timeout = match &mut **conn {
             AnyConnection::Postgresql(c) => Some(conn::statement_timeout(c)?),
             AnyConnection::Sqlite(_) => None,
         };
+        let locked = timeout.is_some();
         if locked {
             conn.batch_execute(&format!("SET statement_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
         }

@@ -81,7 +81,7 @@ pub fn route_label(req: &actix_web::HttpRequest) -> String {
         match captured.peek() {
             // The same slice of the path, not merely equal text: a captured
             // `v1` after a literal `v1` is told apart by where it is.
-            Some((name, value)) if std::ptr::eq(segment.as_ptr(), value.as_ptr()) && segment.len() == value.len() => {
+            Some((name, value)) if std::ptr::eq(segment, *value) => {
                 label.push('{');
                 label.push_str(name);
                 label.push('}');
