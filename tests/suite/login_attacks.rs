@@ -99,26 +99,20 @@ async fn wrong_signature_is_refused() {
 #[tokio::test]
 async fn alg_none_is_refused() {
     let (app, op, customer) = setup().await;
-    let started = start(&app, &customer).await;
-    op.issue("c1", op.unsigned(&claims(&op, &started, json!({}))));
-    let (_, body) = complete(&app, &op, &started, "c1").await;
+    let (_, body) = login_signed(&app, &op, &customer, json!({}), |c| op.unsigned(c)).await;
     assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
 }
 
 #[tokio::test]
 async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let (app, op, customer) = setup().await;
-    let started = start(&app, &customer).await;
-    op.issue("c1", op.sign_hs256_with_public_key(&claims(&op, &started, json!({}))));
-    let (_, body) = complete(&app, &op, &started, "c1").await;
+    let (_, body) = login_signed(&app, &op, &customer, json!({}), |c| op.sign_hs256_with_public_key(c)).await;
     assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("HMAC"));
     // Nor when the IdP advertises HMAC: its key is the client secret, never a published key.
     let (app, op, customer) = setup().await;
     op.advertise_algs(&["RS256", "HS256"]);
-    let started = start(&app, &customer).await;
-    op.issue("c1", op.sign_hs256_with_public_key(&claims(&op, &started, json!({}))));
-    let (_, body) = complete(&app, &op, &started, "c1").await;
+    let (_, body) = login_signed(&app, &op, &customer, json!({}), |c| op.sign_hs256_with_public_key(c)).await;
     assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
 }
 
@@ -130,55 +124,39 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
 async fn hs256_signed_with_the_client_secret_is_accepted_when_the_idp_advertises_it() {
     let (app, op, customer) = setup().await;
     op.advertise_algs(&["HS256"]);
-    let started = start(&app, &customer).await;
-    op.issue("c1", op.sign_hs256(&claims(&op, &started, json!({})), "s3cret-at-the-idp-0123456789abcdef"));
-    let (status, body) = complete(&app, &op, &started, "c1").await;
+    let signer = &op;
+    let hs256 = |secret: &'static str| move |c: &Value| signer.sign_hs256(c, secret);
+    let (status, body) = login_signed(&app, &op, &customer, json!({}), hs256(STUB_CLIENT_SECRET)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let started = start(&app, &customer).await;
-    op.issue("c2", op.sign_hs256(&claims(&op, &started, json!({})), "another-secret"));
-    let (_, body) = complete(&app, &op, &started, "c2").await;
+    let (_, body) = login_signed(&app, &op, &customer, json!({}), hs256("another-secret")).await;
     assert_eq!(body["error"]["details"]["check"], "signature", "{body}");
     // The claims are checked as for any token.
-    let started = start(&app, &customer).await;
-    op.issue(
-        "c3",
-        op.sign_hs256(&claims(&op, &started, json!({"aud": "someone-else"})), "s3cret-at-the-idp-0123456789abcdef"),
-    );
-    let (_, body) = complete(&app, &op, &started, "c3").await;
+    let (_, body) = login_signed(&app, &op, &customer, json!({"aud": "someone-else"}), hs256(STUB_CLIENT_SECRET)).await;
     assert_eq!(body["error"]["details"]["check"], "aud", "{body}");
-    // A secret shorter than the hash (RFC 7518 §3.2) is no key for them.
-    let short = unique("short");
-    let (status, created) = app
-        .post(
-            "/api/v1/oidc-clients",
-            json!({"customer_id": short, "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": "short-secret",
-                   "issuer": op.issuer}, "redirect_url": redirect_url_of(&short)}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    // Saved, with a warning that its logins cannot succeed.
-    assert_eq!(created["warnings"][0]["field"], "idp.client_secret", "{created}");
-    let started = start(&app, &short).await;
-    op.issue("c5", op.sign_hs256(&claims(&op, &started, json!({})), "short-secret"));
-    let (_, body) = complete(&app, &op, &started, "c5").await;
-    assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("at least 32"), "{body}");
-    // A public client (PKCE, no secret) has no key for them.
-    let public = unique("public");
-    let (status, created) = app
-        .post(
-            "/api/v1/oidc-clients",
-            json!({"customer_id": public, "idp": {"type": "Generic", "client_id": "tandem-client", "issuer": op.issuer},
-                   "redirect_url": redirect_url_of(&public)}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert!(created["warnings"][0]["message"].as_str().unwrap().contains("has none"), "{created}");
-    let started = start(&app, &public).await;
-    op.issue("c4", op.sign_hs256(&claims(&op, &started, json!({})), ""));
-    let (_, body) = complete(&app, &op, &started, "c4").await;
-    assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("client secret"), "{body}");
+    // A secret shorter than the hash (RFC 7518 §3.2) is no key for them, and
+    // a public client (PKCE, no secret) has none: saved, with a warning that
+    // its logins cannot succeed, which then say why.
+    for (secret, warned, refused) in
+        [(Some("short-secret"), "32 are needed", "at least 32"), (None, "has none", "client secret")]
+    {
+        let customer = unique("hmac");
+        let mut idp = json!({"type": "Generic", "client_id": "tandem-client", "issuer": op.issuer});
+        if let Some(s) = secret {
+            idp["client_secret"] = json!(s);
+        }
+        let (status, created) = app
+            .post(
+                "/api/v1/oidc-clients",
+                json!({"customer_id": customer, "idp": idp, "redirect_url": redirect_url_of(&customer)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["warnings"][0]["field"], "idp.client_secret", "{created}");
+        assert!(created["warnings"][0]["message"].as_str().unwrap().contains(warned), "{created}");
+        let (_, body) = login_signed(&app, &op, &customer, json!({}), hs256(secret.unwrap_or(""))).await;
+        assert_eq!(body["error"]["details"]["check"], "alg", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(refused), "{body}");
+    }
 }
 
 /// A key the IdP rotated in is fetched when the cached set is a minute old;

@@ -32,7 +32,7 @@ pub fn redirect_url_of(customer: &str) -> String {
 pub async fn stub_client(app: &TestApp, op: &StubOp, customer: &str, idp_type: &str, strategy: Option<&str>) -> Value {
     let mut body = json!({
         "customer_id": customer,
-        "idp": {"type": idp_type, "client_id": "tandem-client", "client_secret": "s3cret-at-the-idp-0123456789abcdef", "issuer": op.issuer,
+        "idp": {"type": idp_type, "client_id": "tandem-client", "client_secret": STUB_CLIENT_SECRET, "issuer": op.issuer,
                 "tenant_id": "11111111-2222-3333-4444-555555555555", "sso_domain": "acme.okta.com"},
         "redirect_url": redirect_url_of(customer),
     });
@@ -104,11 +104,25 @@ pub async fn complete_raw(app: &TestApp, cookie: &str, callback: &str) -> (Statu
 
 /// A whole login with a token signed over `claims(extra)`.
 pub async fn login(app: &TestApp, op: &StubOp, customer: &str, extra: Value) -> (StatusCode, Value) {
+    login_signed(app, op, customer, extra, |c| op.sign(c, Signer::Published, "test-key-a")).await
+}
+
+/// A whole login whose token `sign` makes of `claims(extra)`.
+pub async fn login_signed(
+    app: &TestApp,
+    op: &StubOp,
+    customer: &str,
+    extra: Value,
+    sign: impl FnOnce(&Value) -> String,
+) -> (StatusCode, Value) {
     let started = start(app, customer).await;
     let code = unique("code");
-    op.issue(&code, op.sign(&claims(op, &started, extra), Signer::Published, "test-key-a"));
+    op.issue(&code, sign(&claims(op, &started, extra)));
     complete(app, op, &started, &code).await
 }
+
+/// The client secret [`stub_client`] gives its clients.
+pub const STUB_CLIENT_SECRET: &str = "s3cret-at-the-idp-0123456789abcdef";
 
 /// A login event's step named `name`, if it reached it.
 pub fn step_of(event: &Value, name: &str) -> Option<Value> {
