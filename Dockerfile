@@ -8,7 +8,7 @@ FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p tandem && strip target/release/tandem
+RUN cargo build --release --locked -p tandem && strip target/release/tandem
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates && rm -rf /var/lib/apt/lists/* \
@@ -26,5 +26,7 @@ WORKDIR /var/lib/tandem
 VOLUME ["/var/lib/tandem/data"]
 ENV TANDEM_BIND=0.0.0.0:8080
 EXPOSE 8080
+# `tandem healthcheck` asks /readyz on the bind address (the database answers).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["tandem", "healthcheck"]
 ENTRYPOINT ["tandem"]
 CMD ["serve"]

@@ -2,7 +2,8 @@
 //
 // Usage:
 //   node tests/e2e/browser-login.mjs <app_url> <login> <expect> <screenshot_prefix>
-//     expect: "success", or the error type the app must show (e.g. ScimUserNotActive)
+//     expect: "success", or the error type the app must show (e.g. ScimUserNotActive),
+//             optionally with the reason it must show after a colon (ScimUserNotActive:deactivated)
 //     writes <prefix>-idp.png (the IdP's login form) and <prefix>-result.png (the app's answer)
 //   node tests/e2e/browser-login.mjs --smoke <app_url> <screenshot_prefix>
 //     only opens the app's home page and writes <prefix>-home.png (proves Chromium runs)
@@ -170,7 +171,8 @@ try {
         : `got "${h1}"${errorType ? ` ${errorType}` : ''}${reason ? ` (${reason})` : ''}${status ? ` HTTP ${status}` : ''}`;
       console.log(`${ok ? 'PASS' : 'FAIL'} ${label}: ${ok ? `"${h1}", ${details}` : details} [${shots}]`);
     } else {
-      ok = h1 === 'Sign-in refused' && errorType === expect;
+      const [expectType, expectReason] = expect.split(':');
+      ok = h1 === 'Sign-in refused' && errorType === expectType && (expectReason === undefined || reason === expectReason);
       console.log(`${ok ? 'PASS' : 'FAIL'} ${label}: "${h1}"${errorType ? ` ${errorType}` : ''}`
         + `${reason ? ` (reason ${reason})` : ''}${status ? ` HTTP ${status}` : ''} [${shots}]`);
     }

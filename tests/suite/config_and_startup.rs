@@ -83,7 +83,8 @@ fn serve_keeping(
     let mut early = Vec::new();
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            if line.contains("listening") {
+            // Tandem's own line (text or JSON), not actix's "listening on:", which comes first.
+            if line.contains(" listening addr=") || line.contains("\"message\":\"listening\"") {
                 let start = line.find("127.0.0.1:").expect("address in the listening line");
                 let addr: String =
                     line[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
@@ -118,6 +119,22 @@ fn unknown_config_key_stops_start_up_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.to_lowercase().contains("key_lifetime"), "{err}");
+}
+
+/// Variables that are no setting are ignored (a Kubernetes Service named
+/// tandem adds `TANDEM_PORT`), but one that reads like a setting with one
+/// `_` too few is named at start with the name meant.
+#[test]
+fn a_misspelled_setting_variable_is_named_at_start() {
+    let dir = scratch_dir();
+    let (mut child, _addr, _log, early) =
+        serve_keeping(&dir, &[("TANDEM_OIDC_LOGIN_TTL_SECS", "60"), ("TANDEM_PORT", "tcp://10.0.0.1:80")]);
+    let warned: Vec<&String> = early.iter().filter(|l| l.contains("is no setting")).collect();
+    assert_eq!(warned.len(), 1, "{early:#?}");
+    assert!(warned[0].contains("TANDEM_OIDC__LOGIN_TTL_SECS"), "{}", warned[0]);
+    sigterm(&child);
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]
@@ -173,9 +190,60 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
         let mode = std::fs::metadata(dir.join("data/secret.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    // The container health check: /readyz on the bind address, or the URL given.
+    let ready =
+        tandem(&dir).args(["healthcheck"]).env("TANDEM_BIND", &addr).env("TANDEM_DATABASE_URL", &db).output().unwrap();
+    assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    assert!(String::from_utf8_lossy(&ready.stdout).contains("ready"));
+    let missing = tandem(&dir).args(["healthcheck", "--url", &format!("http://{addr}/nowhere")]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("answered 404"), "{missing:?}");
     sigterm(&child);
     let status = wait_exit(&mut child);
     assert!(status.success(), "{status:?}");
+    let down = tandem(&dir).args(["healthcheck", "--url", &format!("http://{addr}/readyz")]).output().unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("does not answer"), "{down:?}");
+}
+
+/// `secret-key generate` prints a key a server starts with from a key file,
+/// on either backend; on PostgreSQL a server given no key refuses to start,
+/// says how to give one, and makes no key file (the database outlives the
+/// node's disk, and every node needs the same key).
+#[test]
+fn a_generated_key_starts_the_server_and_postgresql_never_makes_one() {
+    let dir = scratch_dir();
+    let key = run_ok(&dir, &["secret-key", "generate"]);
+    assert!(tandem_core::secret::SecretKey::from_base64(&key).is_ok(), "{key:?}");
+    assert_ne!(key, run_ok(&dir, &["secret-key", "generate"]), "a new key each time");
+    let key_file = dir.join("given.key");
+    std::fs::write(&key_file, &key).unwrap();
+    let db = match postgres_url() {
+        Some(base) => scratch_postgres_database(&base),
+        None => format!("sqlite://{}", dir.join("given.db").display()),
+    };
+    let given = [
+        ("TANDEM_DATABASE_URL", db.as_str()),
+        ("TANDEM_SECRET_KEY", ""),
+        ("TANDEM_SECRET_KEY_FILE", key_file.to_str().unwrap()),
+    ];
+    let (mut child, addr, _log) = serve(&dir, &given);
+    assert!(reqwest::blocking_get(&format!("http://{addr}/readyz")).contains("ready"));
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+
+    if postgres_url().is_some() {
+        let out = tandem(&dir)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("TANDEM_DATABASE_URL", &db)
+            .env("TANDEM_SECRET_KEY", "")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("TANDEM_SECRET_KEY") && err.contains("secret-key generate"), "{err}");
+        assert!(!dir.join("data/secret.key").exists(), "no key file is made for PostgreSQL");
+    }
 }
 
 #[test]
@@ -260,7 +328,7 @@ fn start_up_warns_of_clients_sharing_a_redirect_path() {
     let (mut child, _, rx, early) = serve_keeping(&dir, &[]);
     sigterm(&child);
     wait_exit(&mut child);
-    let log: Vec<String> = early.into_iter().chain(rx.try_iter()).collect();
+    let log: Vec<String> = early.into_iter().chain(rx.iter()).collect();
     let path = url::Url::parse(&shared).unwrap().path().to_string();
     assert!(log.iter().any(|l| l.contains("share a redirect_url path") && l.contains(&path)), "{log:?}");
 }
@@ -287,14 +355,29 @@ fn secrets_never_appear_in_the_log() {
         &key,
         &format!("{{\"customer_id\":\"{}\"}}", unique("log")),
     );
-    let scim_key: serde_json::Value = serde_json::from_str(&conn).unwrap();
-    let scim_key = scim_key["scim_api_key"].as_str().unwrap().to_string();
+    let conn: serde_json::Value = serde_json::from_str(&conn).unwrap();
+    let scim_key = conn["scim_api_key"].as_str().unwrap().to_string();
+    // The keys at work, and refused: a refusal's audit line names the client's address.
+    let users = format!("{}/Users", conn["scim_base_url"].as_str().unwrap());
+    assert_eq!(reqwest::blocking_get_with(&users, &scim_key).0, 200);
+    let wrong_scim_key = "wrong-scim-key-5e4d3c2b1a";
+    assert_eq!(reqwest::blocking_get_with(&users, wrong_scim_key).0, 401);
+    let clients = format!("http://{addr}/api/v1/oidc-clients");
+    assert_eq!(reqwest::blocking_get_with(&clients, &key).0, 200);
+    let wrong_key = "tandem_ik_wrong0123456789";
+    assert_eq!(reqwest::blocking_get_with(&clients, wrong_key).0, 401);
     sigterm(&child);
-    wait_exit(&mut child);
-    let log: Vec<String> = rx.try_iter().collect();
+    assert!(wait_exit(&mut child).success());
+    // Every line, to the end: the reader's sender drops at the log's end.
+    let log: Vec<String> = rx.iter().collect();
     let log = log.join("\n");
     assert!(log.contains("oidc_client.created"), "audit line missing: {log}");
-    for s in [secret, key.as_str(), scim_key.as_str()] {
+    assert!(log.contains("shut down"), "the log is read to its end: {log}");
+    for refusal in ["SCIM request refused", "rejected an unknown or revoked integration key"] {
+        let line = log.lines().find(|l| l.contains(refusal)).unwrap_or_else(|| panic!("no {refusal:?} line: {log}"));
+        assert!(line.contains("\"client\":\"127.0.0.1\""), "{line}");
+    }
+    for s in [secret, key.as_str(), scim_key.as_str(), wrong_scim_key, wrong_key] {
         assert!(!log.contains(s), "log contains a secret");
     }
 }
@@ -315,7 +398,7 @@ fn a_path_cannot_forge_log_lines() {
     assert_eq!(status, 401);
     sigterm(&child);
     wait_exit(&mut child);
-    let log: Vec<String> = rx.try_iter().collect();
+    let log: Vec<String> = rx.iter().collect();
     assert!(log.iter().any(|l| l.contains("SCIM request refused")), "{log:?}");
     assert!(!log.iter().any(|l| l.starts_with("FORGED")), "{log:?}");
 }
@@ -325,6 +408,15 @@ mod reqwest {
     pub fn blocking_get(url: &str) -> String {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+
+    /// A GET with a bearer key: its status and body.
+    pub fn blocking_get_with(url: &str, key: &str) -> (u16, String) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let resp = ::reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
     }
 
     pub fn blocking_post(url: &str, key: &str, body: &str) -> String {
@@ -357,8 +449,8 @@ fn nodes_starting_together_on_a_new_database_agree_on_the_key_check() {
     settings.database.url = scratch_postgres_database(&base);
     let first = tandem::open_store(&settings).unwrap();
     let second = tandem::open_store(&settings).unwrap();
-    let key = tandem::secret_file::load(&settings.secrets).unwrap();
-    let key2 = tandem::secret_file::load(&settings.secrets).unwrap();
+    let key = tandem::secret_file::load(&settings.secrets, true).unwrap();
+    let key2 = tandem::secret_file::load(&settings.secrets, true).unwrap();
 
     // The first node writes the check and holds its transaction open…
     let (inserted_tx, inserted) = std::sync::mpsc::channel();

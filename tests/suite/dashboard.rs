@@ -56,9 +56,15 @@ impl<'a> Browser<'a> {
     }
 
     async fn sign_in(&mut self, key: &str) -> StatusCode {
+        self.sign_in_cookies(key).await.0
+    }
+
+    /// Signs in: the answer's status and the cookies it sets, as sent.
+    async fn sign_in_cookies(&mut self, key: &str) -> (StatusCode, Vec<String>) {
         let (_, page, _) = self.get("/dashboard/login").await;
         let csrf = field(&page, "csrf");
-        self.post("/dashboard/login", &[("key", key), ("csrf", &csrf)]).await.0
+        let (status, _, headers) = self.post("/dashboard/login", &[("key", key), ("csrf", &csrf)]).await;
+        (status, headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect())
     }
 }
 
@@ -111,28 +117,32 @@ async fn sign_in_needs_a_valid_key_and_the_forms_csrf_token() {
     let mut other = Browser::new(&app);
     let (status, _, _) = other.post("/dashboard/login", &[("key", &app.key), ("csrf", "x")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, page, _) = b.get("/dashboard/login").await;
-    let csrf = field(&page, "csrf");
-    let resp = app
-        .http
-        .post(format!("{}/dashboard/login", app.base))
-        .header(COOKIE, b.jar())
-        .form(&[("key", app.key.as_str()), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let cookie = resp
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("tandem_dashboard="))
-        .unwrap();
+    let (status, cookies) = b.sign_in_cookies(&app.key).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookies.iter().find(|c| c.starts_with("tandem_dashboard=")).unwrap();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/dashboard"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/dashboard"),
         "{cookie}"
     );
+    assert!(!cookie.contains("Secure"), "the test server's public URL is http: {cookie}");
+}
+
+/// An https public URL, however its scheme is written, makes every
+/// dashboard cookie `Secure`.
+#[tokio::test]
+async fn an_https_public_url_makes_the_cookies_secure() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    settings.server.public_url = "HTTPS://SSO.Example.com/".into();
+    let app = TestApp::spawn_with(settings, dir).await;
+    let mut b = Browser::new(&app);
+    let resp = app.http.get(format!("{}/dashboard/login", app.base)).send().await.unwrap();
+    let login_cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(login_cookie.contains("; Secure"), "{login_cookie}");
+    let (status, session) = b.sign_in_cookies(&app.key).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(session.iter().any(|c| c.starts_with("tandem_dashboard=")), "{session:?}");
+    assert!(session.iter().all(|c| c.contains("; Secure")), "{session:?}");
 }
 
 #[tokio::test]
@@ -178,23 +188,73 @@ async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
     assert_eq!(again["data"].as_array().unwrap().len(), 1, "{again}");
 }
 
+/// The key a rotation shows.
+fn shown_key(page: &str) -> String {
+    let start = page.find("id=\"new-scim-key\">").unwrap_or_else(|| panic!("no new key: {page}"))
+        + "id=\"new-scim-key\">".len();
+    page[start..start + page[start..].find('<').unwrap()].to_string()
+}
+
 #[tokio::test]
 async fn rotating_the_scim_key_shows_the_new_key_once() {
     let app = TestApp::spawn().await;
     let c = customer(&app).await;
     let mut b = Browser::new(&app);
-    b.sign_in(&app.key).await;
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
     let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
-    let csrf = field(&page, "csrf");
-    let (status, _, _) = b.post(&format!("/dashboard/customers/{c}/rotate-key"), &[("csrf", "nope")]).await;
+    let (csrf, current) = (field(&page, "csrf"), field(&page, "current_key"));
+    assert!(!current.is_empty(), "the form names the key it replaces");
+    assert!(page.contains("keeps working for 24 hours"), "the grace period is told: {page}");
+    let rotate = format!("/dashboard/customers/{c}/rotate-key");
+    let (status, _, _) = b.post(&rotate, &[("csrf", "nope"), ("current_key", &current)]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, page, _) = b.post(&format!("/dashboard/customers/{c}/rotate-key"), &[("csrf", &csrf)]).await;
+    let (status, old_form, _) = b.post(&rotate, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a form that names no key rotates nothing");
+    assert!(old_form.contains("reload the customer page"), "{old_form}");
+    let (status, page, _) = b.post(&rotate, &[("csrf", &csrf), ("current_key", &current)]).await;
     assert_eq!(status, StatusCode::OK);
-    let start = page.find("id=\"new-scim-key\">").unwrap() + "id=\"new-scim-key\">".len();
-    let key = &page[start..start + page[start..].find('<').unwrap()];
+    let key = shown_key(&page);
     assert!(key.starts_with("tandem_scim_"), "{key}");
+    assert!(page.contains("the previous key keeps working until"), "{page}");
     let (_, again, _) = b.get(&format!("/dashboard/customers/{c}")).await;
-    assert!(!again.contains(key), "the key is shown only once");
+    assert!(!again.contains(&key), "the key is shown only once");
+    assert_ne!(field(&again, "current_key"), current, "the new key is the current one");
+
+    // The same form sent again (a reload) rotates nothing: the key just shown stays the one.
+    let (status, resent, _) = b.post(&rotate, &[("csrf", &csrf), ("current_key", &current)]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(resent.contains("Not rotated") && !resent.contains("new-scim-key"), "{resent}");
+    assert_eq!(field(&resent, "current_key"), field(&again, "current_key"), "no second rotation");
+    let (_, mut conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{c}")).await;
+    let id = conn["scim_connection_id"].clone();
+    conn["scim_api_key"] = json!(key);
+    assert_eq!(app.scim_of(&conn).get("/Users").await.status, StatusCode::OK, "the key shown works");
+    let (_, rotations) = app
+        .get(&format!("/api/v1/audit-events?target_id={}&action=scim_connection.key_rotated", id.as_str().unwrap()))
+        .await;
+    assert_eq!(rotations["data"].as_array().unwrap().len(), 1, "{rotations}");
+}
+
+/// Without a grace period a rotation cuts the current key off at once: the
+/// form says so and must be confirmed.
+#[tokio::test]
+async fn a_rotation_without_grace_must_be_confirmed() {
+    let app = TestApp::spawn_adjusted(|s| s.scim.rotation_grace_hours = 0).await;
+    let c = customer(&app).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    let (csrf, current) = (field(&page, "csrf"), field(&page, "current_key"));
+    assert!(page.contains("name=\"cut_off_now\"") && page.contains("stops working at once"), "{page}");
+    let rotate = format!("/dashboard/customers/{c}/rotate-key");
+    let (status, refused, _) = b.post(&rotate, &[("csrf", &csrf), ("current_key", &current)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused.contains("tick the box"), "{refused}");
+    let form = [("csrf", csrf.as_str()), ("current_key", current.as_str()), ("cut_off_now", "yes")];
+    let (status, page, _) = b.post(&rotate, &form).await;
+    assert_eq!(status, StatusCode::OK);
+    shown_key(&page);
+    assert!(page.contains("the previous key stopped working now"), "{page}");
 }
 
 /// A sign-out that cannot close the session says so (503), instead of
@@ -203,7 +263,7 @@ async fn rotating_the_scim_key_shows_the_new_key_once() {
 async fn a_sign_out_the_database_refuses_is_not_reported_as_done() {
     let app = TestApp::spawn_on_own_database().await;
     let mut b = Browser::new(&app);
-    b.sign_in(&app.key).await;
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
     let (_, page, _) = b.get("/dashboard").await;
     let csrf = field(&page, "csrf");
     let sql = |create: bool| -> &'static str {
@@ -236,7 +296,7 @@ async fn a_sign_out_the_database_refuses_is_not_reported_as_done() {
 async fn signing_out_or_revoking_the_key_ends_the_session() {
     let app = TestApp::spawn().await;
     let mut b = Browser::new(&app);
-    b.sign_in(&app.key).await;
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
     let (status, page, _) = b.get("/dashboard").await;
     assert_eq!(status, StatusCode::OK);
     let stolen = b.cookies.clone();
@@ -247,7 +307,8 @@ async fn signing_out_or_revoking_the_key_ends_the_session() {
     assert_eq!(replay.get("/dashboard").await.0, StatusCode::SEE_OTHER, "the old cookie no longer works");
     // A revoked key ends its sessions.
     let mut c = Browser::new(&app);
-    c.sign_in(&app.key).await;
+    assert_eq!(c.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/dashboard").await.0, StatusCode::OK, "signed in before the revocation");
     let key = app.key.clone();
     app.state
         .store
@@ -266,7 +327,7 @@ async fn customer_ids_are_escaped_in_pages() {
     let c = format!("<script>alert(1)</script>{}", unique("x"));
     app.create_scim_connection(&c).await;
     let mut b = Browser::new(&app);
-    b.sign_in(&app.key).await;
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
     let (_, page, _) = b.get("/dashboard").await;
     assert!(!page.contains("<script>alert(1)"));
     assert!(page.contains("&lt;script&gt;alert(1)"));
@@ -277,7 +338,7 @@ async fn the_overview_says_when_it_shows_only_the_first_thousand() {
     // A database of its own: a thousand connections would crowd the shared one.
     let app = TestApp::spawn_on_own_database().await;
     let mut b = Browser::new(&app);
-    b.sign_in(&app.key).await;
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
     let (_, page, _) = b.get("/dashboard").await;
     assert!(!page.contains("Showing the customers of the first"), "{page}");
     app.state

@@ -41,7 +41,8 @@ async fn create_returns_the_key_once_with_its_expiry() {
 async fn the_public_url_is_the_base_of_scim_base_url_behind_a_proxy() {
     let dir = scratch_dir();
     let mut settings = test_settings(&dir);
-    settings.server.public_url = "https://sso.example.com/".into();
+    // As written by hand: the scheme and host come out in lower case.
+    settings.server.public_url = "HTTPS://SSO.Example.com/".into();
     let app = TestApp::spawn_with(settings, dir).await;
     let created = app.create_scim_connection(&unique("acme")).await;
     let id = created["scim_connection_id"].as_str().unwrap();
@@ -279,12 +280,19 @@ async fn concurrent_rotations_leave_one_current_key_and_the_others_in_grace() {
         assert_eq!(status, StatusCode::OK, "{body}");
         issued.push(body["scim_api_key"].as_str().unwrap().to_string());
     }
-    // Every key but the last issued is retired within the grace period:
-    // once it has passed, exactly one key works.
-    app.clock.advance(chrono::Duration::hours(2));
     let users = format!("{}/Users", created["scim_base_url"].as_str().unwrap());
+    let all: Vec<String> =
+        issued.iter().cloned().chain(std::iter::once(created["scim_api_key"].as_str().unwrap().to_string())).collect();
+    // Within the grace period every key works: the first one and those the later rotations replaced…
+    for key in &all {
+        let status = app.http.get(&users).bearer_auth(key).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::OK, "a key in its grace period is refused");
+    }
+    // …and every key but the last issued is retired within it: once it has
+    // passed, exactly one key works.
+    app.clock.advance(chrono::Duration::hours(2));
     let mut working = 0;
-    for key in issued.iter().chain(std::iter::once(&created["scim_api_key"].as_str().unwrap().to_string())) {
+    for key in &all {
         if app.http.get(&users).bearer_auth(key).send().await.unwrap().status() == StatusCode::OK {
             working += 1;
         }

@@ -58,6 +58,8 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req).map(str::to_string);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        // Kept for the audit line of a refusal (a handle, not a copy).
+        let req = req.clone();
         Box::pin(async move {
             let token = token.map_err(|m| ApiError::unauthorized("MissingIntegrationKey", m))?;
             let state =
@@ -78,7 +80,8 @@ impl FromRequest for Caller {
                     Ok(caller)
                 }
                 None => {
-                    tracing::warn!(target: "audit", "rejected an unknown or revoked integration key");
+                    let client = crate::span::Client::of(&req);
+                    tracing::warn!(target: "audit", %client, "rejected an unknown or revoked integration key");
                     Err(ApiError::unauthorized("InvalidIntegrationKey", "the integration key is unknown or revoked"))
                 }
             }

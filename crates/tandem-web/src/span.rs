@@ -9,7 +9,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage, HttpRequest};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 
@@ -33,5 +33,38 @@ impl RootSpanBuilder for RequestSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// Who sent a refused request, for its audit line: the connection's peer
+/// address, and the `X-Forwarded-For` header as sent (only a proxy the
+/// operator runs makes it true; it is logged, never trusted). fail2ban and
+/// the like need the address; the header is cut to 200 characters.
+pub struct Client {
+    pub addr: Option<std::net::IpAddr>,
+    pub forwarded_for: Option<String>,
+}
+
+impl Client {
+    pub fn of(req: &HttpRequest) -> Client {
+        let forwarded_for = req
+            .headers()
+            .get("x-forwarded-for")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(200).collect());
+        Client { addr: req.peer_addr().map(|a| a.ip()), forwarded_for }
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.addr {
+            Some(ip) => write!(f, "{ip}")?,
+            None => f.write_str("unknown")?,
+        }
+        if let Some(x) = &self.forwarded_for {
+            // Debug-escaped: a header may hold anything but line breaks.
+            write!(f, " (X-Forwarded-For {x:?})")?;
+        }
+        Ok(())
     }
 }

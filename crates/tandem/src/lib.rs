@@ -82,7 +82,7 @@ pub struct Running {
 pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(settings)?;
     warn_of_shared_redirect_paths(&store);
-    let secret_key = secret_file::load(&settings.secrets)?;
+    let secret_key = secret_file::load(&settings.secrets, store.backend() == "sqlite")?;
     store
         .write_blocking(|c| tandem_store::meta::verify_secret_key(c, &secret_key))
         .context("secret key check failed")?;
@@ -99,7 +99,10 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         }
         format!("http://{addr}")
     } else {
-        settings.server.public_url.trim_end_matches('/').to_string()
+        // As the URL parser writes it (scheme and host in lower case), so
+        // that `HTTPS://…` still gives `Secure` cookies.
+        let parsed = url::Url::parse(&settings.server.public_url).map(String::from);
+        parsed.as_deref().unwrap_or(&settings.server.public_url).trim_end_matches('/').to_string()
     };
     let web = WebSettings {
         public_url,

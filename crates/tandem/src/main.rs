@@ -42,6 +42,25 @@ enum Command {
     /// Manage integration keys (the app's credentials for the API).
     #[command(subcommand)]
     IntegrationKey(KeyCommand),
+    /// The secret key that encrypts secrets at rest (client secrets).
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
+    /// Ask a running server whether it is ready (`/readyz`), for container
+    /// health checks: exit status 0 when it answers 200, else 1.
+    Healthcheck {
+        /// The URL to ask (default: /readyz on the configured bind address, 127.0.0.1 when it binds every address).
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretKeyCommand {
+    /// Print a new random key (base64 of 32 bytes) for TANDEM_SECRET_KEY or
+    /// a key file; touches no database.
+    Generate,
 }
 
 #[derive(Subcommand)]
@@ -94,11 +113,17 @@ fn run() -> anyhow::Result<()> {
         Command::Serve { bind, common } => {
             let settings = settings(&common, bind)?;
             tandem::telemetry::init(&settings.log);
+            warn_of_misspelled_env();
             tracing::info!(config = ?settings, "starting tandem {}", env!("CARGO_PKG_VERSION"));
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, Arc::new(SystemClock))?;
+                // The server starts accepting and installs its SIGTERM handler
+                // when first polled: "listening" is said after that, so a
+                // SIGTERM sent on reading it shuts down gracefully.
+                let server = actix_web::rt::spawn(running.server);
+                actix_web::rt::task::yield_now().await;
                 tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening");
-                let result = running.server.await;
+                let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
                 // Queued provisioning-log entries and login starts are written before the process ends.
                 running.state.log_sink.close();
                 result.context("server failed")?;
@@ -109,11 +134,57 @@ fn run() -> anyhow::Result<()> {
         Command::Migrate { common } => {
             let settings = settings(&common, None)?;
             tandem::telemetry::init(&settings.log);
+            warn_of_misspelled_env();
             let store = tandem::open_command_store(&settings)?;
             println!("migrations are up to date ({})", store.backend());
             Ok(())
         }
         Command::IntegrationKey(cmd) => key_command(cmd),
+        Command::Healthcheck { url, common } => {
+            let url = match url {
+                Some(u) => u,
+                None => {
+                    let mut addr = settings(&common, None)?.bind_addr()?;
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(match addr.ip() {
+                            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                        });
+                    }
+                    format!("http://{addr}/readyz")
+                }
+            };
+            healthcheck(&url)
+        }
+        Command::SecretKey(SecretKeyCommand::Generate) => {
+            let (_, encoded) = tandem_core::secret::SecretKey::generate()?;
+            println!("{encoded}");
+            Ok(())
+        }
+    }
+}
+
+/// Asks `url` once, within 5 s; Ok when it answers 200.
+fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+        let resp = client.get(url).send().await.with_context(|| format!("{url} does not answer"))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if status != reqwest::StatusCode::OK {
+            anyhow::bail!("{url} answered {status}: {}", body.chars().take(300).collect::<String>());
+        }
+        println!("{body}");
+        Ok(())
+    })
+}
+
+/// Warns of each `TANDEM_*` variable that reads like a setting but is none.
+fn warn_of_misspelled_env() {
+    for (name, meant) in tandem::settings::misspelled_env(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
+    {
+        tracing::warn!(variable = %name, meant = %meant, "{name} is no setting and is ignored; did you mean {meant}? A section and its key are joined by two underscores");
     }
 }
 

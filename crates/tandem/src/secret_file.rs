@@ -1,13 +1,21 @@
 //! The secret key for data at rest: from `TANDEM_SECRET_KEY`, or from the
-//! key file, which is created with mode 0600 on first start.
+//! key file, which the embedded default (SQLite) creates with mode 0600 on
+//! first start. On PostgreSQL the key must be given: the database outlives
+//! any one node's disk, and every node needs the same key.
 
 use crate::settings::Secrets;
 use anyhow::{bail, Context};
 use std::io::Write;
 use tandem_core::secret::SecretKey;
 
-/// Loads (or on first start creates) the secret key.
-pub fn load(secrets: &Secrets) -> anyhow::Result<SecretKey> {
+/// Loads the secret key, or creates the key file on first start when
+/// `may_create` (the database is a SQLite file on this node's disk).
+///
+/// A PostgreSQL database is shared by nodes and outlives their disks: a key
+/// file made on one node's disk (a container's, which a redeploy replaces)
+/// would be lost with it, and with it every client secret stored under it,
+/// and a second node would make a key of its own and be refused at start.
+pub fn load(secrets: &Secrets, may_create: bool) -> anyhow::Result<SecretKey> {
     if !secrets.key.trim().is_empty() {
         return SecretKey::from_base64(&secrets.key).context("TANDEM_SECRET_KEY (secrets.key) is unusable");
     }
@@ -17,6 +25,15 @@ pub fn load(secrets: &Secrets) -> anyhow::Result<SecretKey> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
         return SecretKey::from_base64(&text).with_context(|| format!("the key file {} is unusable", path.display()));
+    }
+    if !may_create {
+        bail!(
+            "no secret key: set TANDEM_SECRET_KEY (secrets.key, base64 of 32 bytes; `tandem secret-key generate` \
+             prints a new one), or point TANDEM_SECRET_KEY_FILE (secrets.key_file) at a file that holds it; {} does \
+             not exist. On PostgreSQL the key is never made at start: the database outlives this node's disk, and \
+             every node must use the same key",
+            path.display()
+        );
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -90,20 +107,37 @@ mod tests {
         let keys: Vec<SecretKey> = (0..6)
             .map(|_| {
                 let s = secrets.clone();
-                std::thread::spawn(move || load(&s).unwrap())
+                std::thread::spawn(move || load(&s, true).unwrap())
             })
             .collect::<Vec<_>>()
             .into_iter()
             .map(|t| t.join().unwrap())
             .collect();
         // Every caller holds the key in the file: what one seals, the others open.
-        let on_disk = load(&secrets).unwrap();
+        let on_disk = load(&secrets, true).unwrap();
         let sealed = on_disk.encrypt("probe", "ctx");
         for k in &keys {
             assert_eq!(k.decrypt(&sealed, "ctx").unwrap().0, "probe");
         }
         let left: Vec<_> = std::fs::read_dir(dir.join("data")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, [std::ffi::OsString::from("secret.key")], "no temporary file is left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_file_is_made_only_where_allowed_and_an_existing_one_is_always_read() {
+        let dir = std::env::temp_dir().join(format!("tandem-key-create-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secrets = Secrets { key: String::new(), key_file: dir.join("secret.key") };
+        let refused = load(&secrets, false).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(refused.contains("TANDEM_SECRET_KEY") && refused.contains("secret-key generate"), "{refused}");
+        assert!(!secrets.key_file.exists(), "nothing is written when creating is not allowed");
+        let made = load(&secrets, true).unwrap();
+        let sealed = made.encrypt("probe", "ctx");
+        assert_eq!(load(&secrets, false).unwrap().decrypt(&sealed, "ctx").unwrap().0, "probe");
+        let (_, encoded) = SecretKey::generate().unwrap();
+        let given = Secrets { key: encoded, key_file: dir.join("absent.key") };
+        assert!(load(&given, false).is_ok(), "a key given in the settings needs no file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

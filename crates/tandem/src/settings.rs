@@ -224,6 +224,31 @@ const SHORTHAND_ENV: [(&str, &str); 5] = [
     ("secret_key_file", "secrets.key_file"),
 ];
 
+/// The sections of the settings, which `TANDEM_<SECTION>__<KEY>` names begin with.
+const SECTIONS: [&str; 7] = ["server", "database", "secrets", "log", "oidc", "scim", "matching"];
+
+/// `TANDEM_*` variables that are no setting but read like one with a single
+/// `_` after its section (`TANDEM_LOG_LEVEL` for `TANDEM_LOG__LEVEL`), each
+/// with the name meant. They are ignored like any other `TANDEM_*` variable
+/// that is not a setting (so that a Kubernetes Service named tandem does not
+/// stop the start), which hides the mistake: the caller warns of them.
+pub fn misspelled_env(names: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let rest = name.get(..7).filter(|p| p.eq_ignore_ascii_case("TANDEM_")).and(name.get(7..))?;
+            let lower = rest.to_ascii_lowercase();
+            if lower.contains("__") || SHORTHAND_ENV.iter().any(|(short, _)| *short == lower) {
+                return None;
+            }
+            let section = SECTIONS.iter().find(|s| lower.len() > s.len() + 1 && lower.starts_with(&format!("{s}_")))?;
+            let meant =
+                format!("TANDEM_{}__{}", section.to_ascii_uppercase(), rest[section.len() + 1..].to_ascii_uppercase());
+            Some((name, meant))
+        })
+        .collect()
+}
+
 /// The setting an environment name (after `TANDEM_`) names.
 fn env_key(key: &str) -> String {
     let key = key.to_ascii_lowercase();
@@ -310,6 +335,21 @@ impl Settings {
                     message: "must be an http(s) URL".into(),
                 });
             }
+            // It is the base of every SCIM URL handed out: a query, a
+            // fragment or credentials would end up inside them.
+            if url.query().is_some()
+                || url.fragment().is_some()
+                || !url.username().is_empty()
+                || url.password().is_some()
+            {
+                return Err(SettingsError::Invalid {
+                    key: "server.public_url",
+                    message: format!(
+                        "{:?} must be a base URL without a query, a fragment or credentials",
+                        self.server.public_url
+                    ),
+                });
+            }
         }
         if self.database.pool_size == 0 {
             return Err(SettingsError::Invalid { key: "database.pool_size", message: "must be at least 1".into() });
@@ -389,6 +429,43 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_url_with_a_query_a_fragment_or_credentials_is_refused() {
+        for (i, bad) in ["https://sso.example.com/?a=b", "https://sso.example.com/#x", "https://u:p@sso.example.com"]
+            .into_iter()
+            .enumerate()
+        {
+            let err = load_with(&format!("TANDEM_UT_PURL{i}_"), &[("PUBLIC_URL", bad)]).unwrap_err().to_string();
+            assert!(err.contains("server.public_url") && err.contains("without a query"), "{bad}: {err}");
+        }
+        let s = load_with("TANDEM_UT_PURL_OK_", &[("PUBLIC_URL", "https://sso.example.com/base/")]).unwrap();
+        assert_eq!(s.server.public_url, "https://sso.example.com/base/");
+    }
+
+    #[test]
+    fn a_setting_spelled_with_one_underscore_is_named_with_the_name_meant() {
+        let names = [
+            "TANDEM_LOG_LEVEL",
+            "TANDEM_secrets_key",
+            "TANDEM_OIDC_LOGIN_TTL_SECS",
+            "TANDEM_LOG__LEVEL",
+            "TANDEM_SECRET_KEY",
+            "TANDEM_PUBLIC_URL",
+            "TANDEM_PORT",
+            "TANDEM_SERVICE_HOST",
+            "TANDEM_LOG_",
+            "OTHER_LOG_LEVEL",
+        ];
+        let found = misspelled_env(names.map(String::from));
+        let expected = [
+            ("TANDEM_LOG_LEVEL", "TANDEM_LOG__LEVEL"),
+            ("TANDEM_secrets_key", "TANDEM_SECRETS__KEY"),
+            ("TANDEM_OIDC_LOGIN_TTL_SECS", "TANDEM_OIDC__LOGIN_TTL_SECS"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(found, expected);
+    }
 
     /// Loads with environment variables under a prefix unique to the test.
     fn load_with(prefix: &str, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {

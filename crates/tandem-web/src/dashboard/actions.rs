@@ -94,12 +94,28 @@ pub async fn rotate_key(
     let customer = path.into_inner();
     let now = state.clock.now();
     let grace = state.settings.scim_key_rotation_grace;
+    // The form names the key it replaces (see `scim_section`).
+    let Some(replaces) = form.get("current_key").cloned() else {
+        let text = "This form is from an older page; reload the customer page and rotate from there.";
+        return message(StatusCode::BAD_REQUEST, "Not rotated", Some(&admin), text);
+    };
+    if grace <= chrono::Duration::zero() && form.get("cut_off_now").map(String::as_str) != Some("yes") {
+        let text = "No grace period is configured (scim.rotation_grace_hours), so the current key would stop \
+                    working at once: tick the box that says so to rotate anyway.";
+        return message(StatusCode::BAD_REQUEST, "Not rotated", Some(&admin), text);
+    }
     let (key, actor) = (customer.clone(), admin.session.key_name.clone());
     let rotated = state
         .store
         .write(move |c| {
-            let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(None) };
-            let new = scim_connections::rotate_key(c, &conn.id, grace, now)?;
+            let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(Rotation::NoConnection) };
+            let current = scim_connections::current_key(c, &conn.id)?.map(|k| k.id).unwrap_or_default();
+            if current != replaces {
+                return Ok(Rotation::Stale);
+            }
+            let Some((_, new)) = scim_connections::rotate_key(c, &conn.id, grace, now)? else {
+                return Ok(Rotation::NoConnection);
+            };
             audit::record(
                 c,
                 now,
@@ -108,15 +124,32 @@ pub async fn rotate_key(
                 ("scim_connection", &conn.id),
                 json!({"via": "dashboard", "grace_period_seconds": grace.num_seconds()}),
             )?;
-            Ok(new)
+            Ok(Rotation::Rotated(new))
         })
         .await;
     state.scim_keys.clear();
     match rotated {
-        Ok(Some((_, plaintext))) => render(&state, &admin, &customer, None, Some(Notice::NewKey(plaintext.0))).await,
-        Ok(None) => {
+        Ok(Rotation::Rotated(plaintext)) => {
+            render(&state, &admin, &customer, None, Some(Notice::NewKey(plaintext.0, now + grace))).await
+        }
+        Ok(Rotation::Stale) => {
+            let mut resp = render(&state, &admin, &customer, None, Some(Notice::AlreadyRotated)).await;
+            if resp.status() == StatusCode::OK {
+                *resp.status_mut() = StatusCode::CONFLICT;
+            }
+            resp
+        }
+        Ok(Rotation::NoConnection) => {
             message(StatusCode::NOT_FOUND, "No SCIM connection", Some(&admin), "This customer has no SCIM connection.")
         }
         Err(e) => store_failure(&e, Some(&admin)),
     }
+}
+
+/// What a rotation from the dashboard did.
+enum Rotation {
+    Rotated(tandem_core::secret::Redacted<String>),
+    /// The key the form named is no longer the current one: nothing rotated.
+    Stale,
+    NoConnection,
 }

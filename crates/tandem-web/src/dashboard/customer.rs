@@ -26,7 +26,10 @@ use tandem_store::sso::{self, EventQuery};
 /// Something to show once at the top of the page.
 pub enum Notice {
     Saved(String),
-    NewKey(String),
+    /// A rotation's new key, and when the keys it replaced stop working.
+    NewKey(String, chrono::DateTime<chrono::Utc>),
+    /// A rotation refused: the key its form was for is no longer current.
+    AlreadyRotated,
 }
 
 /// `GET /dashboard/customers/{customer_id}[?preview=Strategy]`
@@ -107,7 +110,19 @@ pub async fn render(
         .await;
     let data = match loaded {
         Ok(data) => data,
-        Err(e) => return store_failure(&e, Some(admin)),
+        Err(e) => {
+            // A new key committed is still shown, page or no page: it is shown only now.
+            if let Some(Notice::NewKey(k, until)) = &notice {
+                tracing::warn!(error = %e, "the customer page could not load after a SCIM key rotation");
+                let body = html! {
+                    h1 { "New SCIM API key" }
+                    (new_key_notice(k, *until, state.clock.now()))
+                    p { "The rest of the customer page could not be loaded; reload it later." }
+                };
+                return page(StatusCode::OK, "New SCIM API key", Some(admin), body);
+            }
+            return store_failure(&e, Some(admin));
+        }
     };
     if data.client.is_none() && data.connection.is_none() {
         return message(
@@ -127,9 +142,11 @@ pub async fn render(
         h1 { "Customer " code { (customer) } }
         @match &notice {
             Some(Notice::Saved(s)) => div.notice.good role="status" { "Saved: the matching strategy is now " strong { (s) } "." },
-            Some(Notice::NewKey(k)) => div.notice.good role="status" {
-                p { strong { "New SCIM API key — shown only now." } " Enter it in the identity provider; the previous key keeps working for the grace period." }
-                p { code #new-scim-key { (k) } }
+            Some(Notice::NewKey(k, until)) => (new_key_notice(k, *until, state.clock.now())),
+            Some(Notice::AlreadyRotated) => div.notice.bad role="alert" {
+                strong { "Not rotated." } " The key this form was for had already been replaced (the form was sent \
+                again, or another admin rotated it meanwhile). The key below is the current one; if its value was \
+                lost, rotate again from this page."
             },
             None => {},
         }
@@ -178,6 +195,32 @@ fn oidc_section(state: &AppState, client: Option<&OidcClientRow>) -> Markup {
     }
 }
 
+/// The new key of a rotation, shown once, and when the keys it replaced stop working.
+fn new_key_notice(key: &str, until: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> Markup {
+    html! {
+        div.notice.good role="status" {
+            p {
+                strong { "New SCIM API key — shown only now." } " Enter it in the identity provider; "
+                @if until > now { "the previous key keeps working until " (format_time(until)) "." }
+                @else { "the previous key stopped working now (no grace period is configured)." }
+            }
+            p { code #new-scim-key { (key) } }
+        }
+    }
+}
+
+/// What the rotate form says of the grace period, and what it asks when
+/// there is none (the current key then stops working at once).
+fn grace_text(grace: chrono::Duration) -> String {
+    match grace.num_hours() {
+        0 => "The new key is shown once, and the current one stops working at once: no grace period is \
+              configured (scim.rotation_grace_hours)."
+            .into(),
+        1 => "The new key is shown once; the current one keeps working for 1 hour.".into(),
+        h => format!("The new key is shown once; the current one keeps working for {h} hours."),
+    }
+}
+
 fn scim_section(
     state: &AppState,
     admin: &Admin,
@@ -203,8 +246,13 @@ fn scim_section(
                 }
                 form method="post" action=(format!("/dashboard/customers/{}/rotate-key", urlencode(customer))) {
                     (csrf_field(admin))
+                    // Which key this form replaces: sent twice (a reload), or after another admin's rotation, it rotates nothing.
+                    input type="hidden" name="current_key" value=(key.as_ref().map_or("", |k| k.id.as_str()));
+                    @if state.settings.scim_key_rotation_grace <= chrono::Duration::zero() {
+                        label { input type="checkbox" name="cut_off_now" value="yes" required; " The current key stops working at once" } " "
+                    }
                     button type="submit" { "Rotate the SCIM key" } " "
-                    span.muted { "The new key is shown once; the old one keeps working for the grace period." }
+                    span.muted { (grace_text(state.settings.scim_key_rotation_grace)) }
                 }
             }
         }

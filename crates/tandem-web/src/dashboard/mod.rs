@@ -1,6 +1,6 @@
 //! The admin dashboard at `/dashboard`: server-rendered HTML, no JavaScript,
 //! no external assets. Signed in with an integration key; the session lives
-//! in an HttpOnly, SameSite=Strict cookie, and every form carries the
+//! in an HttpOnly, SameSite=Lax cookie (`Secure` when `public_url` is https), and every form carries the
 //! session's CSRF token.
 
 mod actions;

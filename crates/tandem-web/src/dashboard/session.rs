@@ -26,11 +26,15 @@ fn secure(state: &AppState) -> bool {
     state.settings.public_url.starts_with("https://")
 }
 
+/// A dashboard cookie. `SameSite=Lax`, not `Strict`: a link to a dashboard
+/// page from a ticket or a chat then opens it in the admin's session instead
+/// of asking for the key again. Cross-site POSTs still carry no cookie, and
+/// every form is checked against the session's CSRF token besides.
 fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age_secs: i64) -> Cookie<'a> {
     Cookie::build(name, value)
         .path("/dashboard")
         .http_only(true)
-        .same_site(SameSite::Strict)
+        .same_site(SameSite::Lax)
         .secure(secure(state))
         .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
         .finish()
@@ -139,7 +143,8 @@ pub async fn login(
     let key_row = match found {
         Ok(Some(k)) => k,
         Ok(None) => {
-            tracing::warn!(target: "audit", "dashboard sign-in refused: unknown or revoked integration key");
+            let client = crate::span::Client::of(&req);
+            tracing::warn!(target: "audit", %client, "dashboard sign-in refused: unknown or revoked integration key");
             return login_form(&state, Some("That integration key is unknown or revoked."), StatusCode::UNAUTHORIZED);
         }
         Err(_) => {

@@ -64,7 +64,8 @@ impl FromRequest for ScimCaller {
                         ),
                     };
                     // Debug-formatted: the id comes off the path, percent-decoded, and may hold line breaks.
-                    tracing::warn!(target: "audit", connection = ?connection, reason = %detail, "SCIM request refused");
+                    let client = crate::span::Client::of(&req);
+                    tracing::warn!(target: "audit", connection = ?connection, reason = %detail, %client, "SCIM request refused");
                     let failure = unauthorized(detail);
                     // An expired or rotated-out key is this connection's own: its IdP
                     // is failing to provision, which the provisioning log must show.
