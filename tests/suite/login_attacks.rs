@@ -1059,17 +1059,22 @@ async fn a_login_started_on_one_node_completes_on_another_once() {
 /// refusal (never a 500), and names no event that does not exist.
 #[tokio::test]
 async fn a_refusal_whose_event_cannot_be_stored_names_no_event() {
-    let (app, op, customer) = setup().await;
-    if postgres_url().is_some() {
-        return; // It breaks the database on purpose: only a test's own SQLite file.
-    }
+    // It breaks the database on purpose: one of its own, on either backend.
+    let app = TestApp::spawn_on_own_database().await;
+    let op = StubOp::start(true).await;
+    let customer = unique("acme");
+    stub_client(&app, &op, &customer, "Generic", None).await;
     let mine = start(&app, &customer).await;
     let theirs = start(&app, &customer).await;
+    let drop = if app.state.store.backend() == "sqlite" {
+        "DROP TABLE login_events"
+    } else {
+        "DROP TABLE login_events CASCADE"
+    };
     app.state
         .store
         .write_blocking(|c| {
-            diesel::connection::SimpleConnection::batch_execute(c, "DROP TABLE login_events")
-                .map_err(tandem_store::StoreError::from)
+            diesel::connection::SimpleConnection::batch_execute(c, drop).map_err(tandem_store::StoreError::from)
         })
         .unwrap();
     let callback = mine.callback(&format!("code=c1&state={}&iss={}", mine.state, op.issuer));

@@ -89,6 +89,54 @@ async fn entra_each_strategy_with_real_claims() {
     }
 }
 
+/// Each strategy joins on its own claim and attribute: among users that
+/// each match exactly one strategy, every strategy finds its own, never one
+/// another strategy would pick.
+#[tokio::test]
+async fn each_strategy_joins_on_its_own_claim_and_attribute_only() {
+    let claims = json!({"sub": "00uSUB0000000000000x", "email": "alice@acme.com", "email_verified": true,
+                        "preferred_username": "alice.pref@acme.com"});
+    let user = |user_name: &str, external_id: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
+               "externalId": external_id, "active": true})
+    };
+    let users = [
+        user("by-external-id@other.com", "00uSUB0000000000000x"),
+        user("alice@acme.com", "ext-email"),
+        user("alice", "ext-local-part"),
+        user("alice.pref@acme.com", "ext-preferred"),
+        user("00uSUB0000000000000x", "ext-sub-as-user-name"),
+    ];
+    let expected = [
+        ("OidcSubToScimExternalId", "by-external-id@other.com"),
+        ("OidcEmailToScimUsername", "alice@acme.com"),
+        ("OidcEmailUsernameToScimUsername", "alice"),
+        ("OidcPreferredUsernameToScimUsername", "alice.pref@acme.com"),
+        ("OidcSubToScimUsername", "00uSUB0000000000000x"),
+    ];
+    for (strategy, user_name) in expected {
+        let app = TestApp::spawn().await;
+        let op = StubOp::start(false).await;
+        let customer = unique("cust");
+        stub_client(&app, &op, &customer, "Okta", Some(strategy)).await;
+        let (status, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let scim = app.scim_of(&conn);
+        let mut ids = std::collections::HashMap::new();
+        // The email's own user shares its local part with "alice": under the
+        // local-part strategy the two are one key (ambiguous by design).
+        let own_local_part =
+            |u: &&Value| strategy == "OidcEmailUsernameToScimUsername" && u["userName"] == "alice@acme.com";
+        for u in users.iter().filter(|u| !own_local_part(u)) {
+            ids.insert(u["userName"].as_str().unwrap().to_string(), scim.create_user(u.clone()).await);
+        }
+        let (status, body) = login(&app, &op, &customer, claims.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{strategy}: {body}");
+        assert_eq!(body["scim_user"]["user_name"], user_name, "{strategy}: {body}");
+        assert_eq!(body["scim_user"]["id"], ids[user_name].as_str(), "{strategy}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn generic_idp_uses_sub_so_entra_like_claims_do_not_match_on_oid() {
     let (status, body) = try_strategy("Generic", "OidcSubToScimExternalId", entra_claims(), entra_scim_user()).await;

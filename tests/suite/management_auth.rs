@@ -18,7 +18,43 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/scim-connections/x"),
     ("DELETE", "/api/v1/scim-connections/x"),
     ("POST", "/api/v1/scim-connections/x/rotate-key"),
+    ("POST", "/api/v1/sso/login/initiate"),
+    ("POST", "/api/v1/sso/login/complete"),
+    ("GET", "/api/v1/scim-connections/x/users"),
+    ("GET", "/api/v1/scim-connections/x/users/x"),
+    ("GET", "/api/v1/scim-connections/x/groups"),
+    ("GET", "/api/v1/scim-connections/x/groups/x"),
+    ("GET", "/api/v1/provisioning-logs"),
+    ("GET", "/api/v1/oidc-clients/x/scim-matching"),
+    ("GET", "/api/v1/login-events"),
+    ("GET", "/api/v1/login-events/x"),
+    ("GET", "/api/v1/audit-events"),
 ];
+
+/// Every path the management API registers is in [`ROUTES`]: a route added
+/// later is probed too, not left out of the list by oversight.
+#[test]
+fn the_probed_routes_are_every_route_the_api_registers() {
+    let source = include_str!("../../crates/tandem-web/src/api/mod.rs");
+    let routes_fn = &source[source.find("pub fn routes").unwrap()..source.find("fn only(").unwrap()];
+    let registered: Vec<String> = routes_fn
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|lit| lit.starts_with('/'))
+        .map(|path| {
+            let segments: Vec<&str> = path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect();
+            format!("/api/v1{}", segments.join("/"))
+        })
+        .collect();
+    assert_eq!(registered.len(), 18, "{registered:#?}");
+    for path in &registered {
+        assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is registered but not probed");
+    }
+    for (method, path) in ROUTES {
+        assert!(registered.contains(&path.to_string()), "{method} {path} is probed but not registered");
+    }
+}
 
 #[tokio::test]
 async fn every_management_route_refuses_a_missing_key() {

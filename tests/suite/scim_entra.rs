@@ -305,5 +305,6 @@ async fn entra_whole_provisioning_cycle() {
     assert!(rows[0].deleted_at.is_some(), "tombstone");
     assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::NOT_FOUND);
     let g = scim.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.body);
     assert_eq!(g.body["members"].as_array().map_or(0, Vec::len), 0, "membership gone with the user");
 }

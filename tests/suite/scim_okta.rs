@@ -158,7 +158,9 @@ async fn okta_memberships_inside_post_and_put_bodies_are_stored() {
     let members: Vec<&str> =
         r.body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(members, [u2.as_str()]);
-    assert!(scim.get(&format!("/Users/{u1}")).await.body.get("groups").is_none());
+    let u = scim.get(&format!("/Users/{u1}")).await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.body);
+    assert!(u.body.get("groups").is_none(), "{}", u.body);
 }
 
 #[tokio::test]

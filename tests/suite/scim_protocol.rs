@@ -1060,7 +1060,10 @@ async fn every_request_is_in_the_provisioning_log_with_reasons_for_failures() {
     assert_eq!(create["resource_id"], id);
     let (_, only_fail) =
         app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&failed=true", scim.connection_id)).await;
-    assert!(only_fail["data"].as_array().unwrap().iter().all(|e| e["status"].as_i64().unwrap() >= 400));
+    let failed = only_fail["data"].as_array().unwrap();
+    let statuses: Vec<i64> = failed.iter().map(|e| e["status"].as_i64().unwrap()).collect();
+    assert_eq!(statuses, [400], "only the failed create: {only_fail}");
+    assert_eq!(failed[0]["id"], fail["id"]);
     let (status, bad) = app.get("/api/v1/provisioning-logs?operation=explode").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&bad), ["operation"]);

@@ -103,14 +103,17 @@ pub fn actual(conn: &mut AnyConnection) -> Result<SchemaShape, StoreError> {
             .load(c)?;
             for t in names {
                 let cols: Vec<SqliteColumn> = diesel::sql_query(format!("PRAGMA table_info('{}')", t.name)).load(c)?;
+                let key_columns = cols.iter().filter(|col| col.pk > 0).count();
                 let shaped = cols
                     .into_iter()
                     .map(|col| ColumnShape {
+                        // SQLite lets a primary key column hold NULL unless NOT
+                        // NULL is spelled out, but for a lone INTEGER one (the
+                        // rowid): a key column without it reads as nullable.
+                        nullable: col.notnull == 0
+                            && !(col.pk > 0 && key_columns == 1 && col.r#type.eq_ignore_ascii_case("INTEGER")),
                         name: col.name,
                         ty: family(&col.r#type),
-                        // SQLite lets a non-INTEGER primary key column hold NULL
-                        // unless NOT NULL is spelled out; the migrations spell it.
-                        nullable: col.notnull == 0 && col.pk == 0,
                     })
                     .collect();
                 tables.insert(t.name, shaped);
@@ -146,5 +149,31 @@ mod tests {
         assert!(deleted.nullable);
         assert_eq!(deleted.ty, "BigInt");
         assert!(!d.contains_key("diesel"));
+    }
+
+    /// A SQLite key column without NOT NULL can hold NULL (but for a lone
+    /// INTEGER key, the rowid), and reads as nullable.
+    #[test]
+    fn a_sqlite_key_column_without_not_null_reads_as_nullable() {
+        use diesel::connection::SimpleConnection;
+        let (store, _dir) = crate::test_store();
+        let shape = store
+            .write_blocking(|c| {
+                c.batch_execute(
+                    "CREATE TABLE loose_text_key (id TEXT PRIMARY KEY); \
+                     CREATE TABLE loose_pair (a TEXT, b TEXT NOT NULL, PRIMARY KEY (a, b)); \
+                     CREATE TABLE row_key (id INTEGER PRIMARY KEY, note TEXT NOT NULL);",
+                )?;
+                super::actual(c)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let nullable = |table: &str, column: &str| {
+            shape[table].iter().find(|c| c.name == column).unwrap_or_else(|| panic!("{table}.{column}")).nullable
+        };
+        assert!(nullable("loose_text_key", "id"));
+        assert!(nullable("loose_pair", "a"));
+        assert!(!nullable("loose_pair", "b"));
+        assert!(!nullable("row_key", "id"));
+        assert!(!nullable("scim_group_members", "group_id"), "the migrations spell NOT NULL out");
     }
 }

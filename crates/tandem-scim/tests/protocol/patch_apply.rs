@@ -456,7 +456,9 @@ fn patch_path_struct_can_be_built_from_parse_path() {
 #[test]
 fn sub_attribute_of_multi_valued_attribute_without_filter_sets_every_value() {
     let user = patched_user(json!([{"op": "replace", "path": "emails.display", "value": "mail"}]));
-    assert!(user["emails"].as_array().unwrap().iter().all(|e| e["display"] == "mail"));
+    let emails = user["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 2, "{user}");
+    assert!(emails.iter().all(|e| e["display"] == "mail"));
 }
 
 #[test]

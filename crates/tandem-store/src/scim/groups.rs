@@ -510,8 +510,35 @@ mod tests {
     #[test]
     fn touch_takes_more_ids_than_sqlite_binds_in_one_statement() {
         let (store, _dir) = crate::test_store();
-        let ids: Vec<String> = (0..40_000).map(|i| format!("g{i}")).collect();
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
-        assert_eq!(store.write_blocking(|c| touch(c, "c", &ids, now)).unwrap(), 0);
+        let later = now + chrono::Duration::seconds(5);
+        let (connection, groups) = store
+            .write_blocking(move |c| {
+                let (conn, _, _) = crate::scim_connections::create(c, "acme", None, "reject", now)?;
+                let mut groups = Vec::new();
+                for name in ["first", "second", "third"] {
+                    let (row, _) =
+                        insert(c, &conn.id, json!({"displayName": name}), false, now).map_err(|e| match e {
+                            GroupWriteError::Store(e) => e,
+                            other => StoreError::Conflict(format!("{other:?}")),
+                        })?;
+                    groups.push(row.id);
+                }
+                Ok((conn.id, groups))
+            })
+            .unwrap();
+        // The groups sit in the first chunk, past SQLite's bind limit, and in the last one.
+        let mut ids: Vec<String> = (0..40_000).map(|i| format!("g{i}")).collect();
+        ids[0] = groups[0].clone();
+        ids[33_000] = groups[1].clone();
+        ids[39_999] = groups[2].clone();
+        let touched = store.write_blocking(|c| touch(c, &connection, &ids, later)).unwrap();
+        assert_eq!(touched, 3);
+        for id in &groups {
+            let row = store.read_blocking(|c| get(c, &connection, id)).unwrap().unwrap();
+            assert_eq!((row.version, row.updated_at), (2, crate::micros(later)), "{id}");
+        }
+        // Another connection's ids are not its to touch.
+        assert_eq!(store.write_blocking(|c| touch(c, "other", &groups, later)).unwrap(), 0);
     }
 }
