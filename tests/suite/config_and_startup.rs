@@ -469,23 +469,7 @@ fn nodes_starting_together_on_a_new_database_agree_on_the_key_check() {
     let watcher = tandem_store::Store::open(&settings.database.url, &tandem_store::PoolOptions::default()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let waiting: i64 = watcher
-            .read_blocking(|c| {
-                use diesel::RunQueryDsl;
-                #[derive(diesel::QueryableByName)]
-                struct N {
-                    #[diesel(sql_type = diesel::sql_types::BigInt)]
-                    n: i64,
-                }
-                let rows: Vec<N> = diesel::sql_query(
-                    "SELECT count(*) AS n FROM pg_stat_activity \
-                     WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%tandem_meta%'",
-                )
-                .load(c)?;
-                Ok(rows.first().map_or(0, |r| r.n))
-            })
-            .unwrap();
-        if waiting > 0 {
+        if lock_waiters(&watcher, "%tandem_meta%") > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the second node never waited on the first's insert");

@@ -388,3 +388,26 @@ pub fn hold_group_write(
     wait_locked.recv().expect("the group write failed");
     (release, write)
 }
+
+/// How many sessions of `store`'s PostgreSQL database wait on a lock in a
+/// statement whose text matches `query_like` (an ILIKE pattern).
+pub fn lock_waiters(store: &tandem_store::Store, query_like: &str) -> i64 {
+    let like = query_like.to_string();
+    store
+        .read_blocking(move |c| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let rows: Vec<N> = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE $1",
+            )
+            .bind::<diesel::sql_types::Text, _>(like)
+            .load(c)?;
+            Ok(rows.first().map_or(0, |r| r.n))
+        })
+        .unwrap()
+}

@@ -246,42 +246,54 @@ fn migrate_at_once(url: &str) -> Vec<Result<usize, tandem_store::StoreError>> {
 }
 
 /// Housekeeping trims login events and provisioning-log entries older than
-/// `database.log_retention_days`, a batch at a time, and nothing newer.
+/// its cutoff, a batch at a time, and keeps the newer ones.
 #[tokio::test]
 async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
-    // A database of its own: it deletes every entry it finds.
+    // A database of its own: it deletes every old entry it finds.
     let app = TestApp::spawn_on_own_database().await;
     let scim = app.scim().await;
-    let id = scim.create_user(user("trim@acme.com")).await;
-    scim.get(&format!("/Users/{id}")).await;
-    let (status, _) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": unique("nobody")})).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a refused initiate is an event too");
-    app.state.log_sink.flush();
-    let logs = format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id);
+    let logs = format!("/api/v1/provisioning-logs?scim_connection_id={}&limit=100", scim.connection_id);
     let count = |body: &serde_json::Value| body["data"].as_array().map(Vec::len).unwrap_or(0);
-    let (_, before) = app.get(&logs).await;
-    assert!(count(&before) >= 2, "{before}");
-    let (_, events) = app.get("/api/v1/login-events?limit=100").await;
-    assert!(count(&events) >= 1, "{events}");
+    // Entries and events in two periods, a cutoff between them. Rows are
+    // trimmed by their ids, UUIDv7s of the system clock's millisecond: the
+    // cutoff is a millisecond of its own.
+    let (mut made, mut cutoff) = (Vec::new(), chrono::Utc::now());
+    for period in ["old", "new"] {
+        let id = scim.create_user(user(&format!("trim-{period}@acme.com"))).await;
+        for _ in 0..3 {
+            scim.get(&format!("/Users/{id}")).await;
+        }
+        let (status, _) = app.post("/api/v1/sso/login/initiate", json!({"customer_id": unique(period)})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "a refused initiate is an event too");
+        app.state.log_sink.flush();
+        let (_, entries) = app.get(&logs).await;
+        let (_, events) = app.get("/api/v1/login-events?limit=100").await;
+        made.push((count(&entries), count(&events), id));
+        if period == "old" {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            cutoff = chrono::Utc::now();
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+    }
+    let (old_entries, old_events) = (made[0].0, made[0].1);
+    let (new_entries, new_events) = (made[1].0 - old_entries, made[1].1 - old_events);
+    assert!(old_entries >= 4 && new_entries >= 4 && old_events >= 1 && new_events >= 1, "{made:?}");
 
+    // A cutoff between the periods, two rows per transaction: every old row goes, in several batches.
     let (_keep, stopped) = std::sync::mpsc::channel::<()>();
     let store = app.state.store.clone();
-    // A cutoff before them deletes none of them.
-    let past = chrono::Utc::now() - chrono::Duration::days(1);
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs(&s, past, &stopped)).await.unwrap();
-    let (_, after) = app.get(&logs).await;
-    assert_eq!(count(&after), count(&before));
-
-    let (_keep, stopped) = std::sync::mpsc::channel::<()>();
-    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
     let trimmed =
-        tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs(&store, later, &stopped)).await.unwrap();
-    assert!(trimmed > count(&before), "{trimmed}: the entries and the event");
-    let (_, after) = app.get(&logs).await;
-    assert_eq!(count(&after), 0, "{after}");
+        tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs_in_batches(&store, cutoff, &stopped, 2))
+            .await
+            .unwrap();
+    assert_eq!(trimmed, old_entries + old_events);
+    let (_, entries) = app.get(&logs).await;
+    assert_eq!(count(&entries), new_entries, "{entries}");
+    assert!(entries["data"].as_array().unwrap().iter().all(|e| e["user_name"] != "trim-old@acme.com"), "{entries}");
     let (_, events) = app.get("/api/v1/login-events?limit=100").await;
-    assert_eq!(count(&events), 0, "{events}");
-    // The SCIM user itself is not a log entry.
-    assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::OK);
+    assert_eq!(count(&events), new_events, "{events}");
+    // The SCIM users themselves are not log entries.
+    for (_, _, id) in &made {
+        assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::OK);
+    }
 }

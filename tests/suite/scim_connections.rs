@@ -433,7 +433,15 @@ async fn scim_writes_that_wait_for_the_connections_delete_are_then_refused_as_un
             }
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The three wait on the delete's locks (PostgreSQL says so, asked on a
+    // connection of its own: the server's pool is taken), and none has finished.
+    let options = tandem_store::PoolOptions { max_size: 1, min_idle: 0, ..Default::default() };
+    let watcher = tandem_store::Store::open(&postgres_url().unwrap(), &options).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while lock_waiters(&watcher, "%") < 3 {
+        assert!(std::time::Instant::now() < deadline, "the writes never waited on the connection's delete");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(waiting.iter().all(|w| !w.is_finished()), "a write did not wait for the connection's delete");
     release.send(()).unwrap();
     assert!(deleting.join().unwrap().unwrap());

@@ -870,7 +870,7 @@ async fn deleting_a_member_gives_its_groups_a_new_version() {
     let outer_id = outer.body["id"].as_str().unwrap().to_string();
     let seen = |r: &ScimResponse| (r.body["meta"]["version"].clone(), r.body["meta"]["lastModified"].clone());
     let before = seen(&scim.get(&format!("/Groups/{outer_id}")).await);
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    app.clock.advance(chrono::Duration::seconds(1));
     assert_eq!(scim.delete(&format!("/Users/{b}")).await.status, StatusCode::NO_CONTENT);
     let after_user = scim.get(&format!("/Groups/{outer_id}")).await;
     assert_eq!(after_user.body["members"].as_array().unwrap().len(), 1);

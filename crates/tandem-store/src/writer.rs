@@ -473,6 +473,7 @@ fn commit_batch(conn: &mut AnyConnection, batch: Vec<Job>) {
 #[cfg(test)]
 mod tests {
     use crate::{integration_keys, Store, StoreError};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     fn at() -> chrono::DateTime<chrono::Utc> {
@@ -486,18 +487,44 @@ mod tests {
         n
     }
 
-    /// Holds the writer busy so the next writes queue up and share one batch.
-    fn hold_writer(store: &Store) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    /// The writer thread running a transaction that holds it until released.
+    struct HeldWriter {
+        held: tokio::task::JoinHandle<Result<(), StoreError>>,
+        release: std::sync::mpsc::Sender<()>,
+    }
+
+    /// Holds the writer busy (returns once it runs the held transaction) so
+    /// the next writes queue up.
+    fn hold_writer(store: &Store) -> HeldWriter {
         let s = store.clone();
+        let (running, started) = std::sync::mpsc::channel();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
         let held = tokio::spawn(async move {
-            s.write(|_| {
-                std::thread::sleep(Duration::from_millis(300));
+            s.write(move |_| {
+                let _ = running.send(());
+                let _ = wait.recv_timeout(Duration::from_secs(30));
                 Ok(())
             })
             .await
         });
-        std::thread::sleep(Duration::from_millis(50));
-        held
+        started.recv_timeout(Duration::from_secs(30)).expect("the writer runs the held transaction");
+        HeldWriter { held, release }
+    }
+
+    impl HeldWriter {
+        /// Lets the writer go once `n` more writes are queued behind the
+        /// held one (the writer then takes them as one batch), and waits for it.
+        async fn release_after(self, store: &Store, n: usize) {
+            let traffic = &store.writer.as_ref().expect("a SQLite store has a writer").traffic;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            // Counts jobs queued and not yet taken (the held one was taken).
+            while traffic.queued.load(Ordering::Acquire) < n {
+                assert!(std::time::Instant::now() < deadline, "the writes never queued");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            self.release.send(()).expect("the held transaction waits");
+            self.held.await.expect("the held write's task").expect("the held write");
+        }
     }
 
     /// Every way of writing runs on the one write connection (whose page
@@ -518,7 +545,7 @@ mod tests {
         let held = hold_writer(&store);
         let s = store.clone();
         let queued = tokio::spawn(async move { s.write_small(probe("INSERT INTO temp.probe VALUES (5)")).await });
-        held.await.unwrap().unwrap();
+        held.release_after(&store, 1).await;
         queued.await.unwrap().unwrap();
         let count = store
             .write_blocking(|c| {
@@ -558,7 +585,7 @@ mod tests {
                 .await
             }));
         }
-        held.await.unwrap().unwrap();
+        held.release_after(&store, 10).await;
         for (i, w) in writes.into_iter().enumerate() {
             match w.await.unwrap() {
                 Ok(n) => assert_eq!(n, i),
@@ -587,7 +614,7 @@ mod tests {
             })
             .await
         });
-        held.await.unwrap().unwrap();
+        held.release_after(&store, 2).await;
         assert!(matches!(before.await.unwrap(), Err(StoreError::Unavailable(_))));
         assert!(matches!(boom.await.unwrap(), Err(StoreError::Unavailable(_))));
         store.write(|c| integration_keys::create(c, "after", at()).map(|_| ())).await.unwrap();
@@ -601,23 +628,33 @@ mod tests {
         let options = crate::PoolOptions { max_size: 3, connect_timeout: Duration::from_secs(5), min_idle: 0 };
         let store = Store::open(&url, &options).unwrap();
         store.migrate().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        // As many slow reads as the pool has connections: they hold them all.
+        // As many reads as the pool has connections: they hold them all
+        // until the write is done (a write that waited for one would never be).
+        let (holding, held) = std::sync::mpsc::channel();
+        let mut releases = Vec::new();
         let readers: Vec<_> = (0..3)
             .map(|_| {
-                let s = store.clone();
+                let (s, holding) = (store.clone(), holding.clone());
+                let (release, wait) = std::sync::mpsc::channel::<()>();
+                releases.push(release);
                 std::thread::spawn(move || {
-                    s.read_blocking(|_| {
-                        std::thread::sleep(Duration::from_millis(1500));
+                    s.read_blocking(move |_| {
+                        let _ = holding.send(());
+                        let _ = wait.recv_timeout(Duration::from_secs(30));
                         Ok(())
                     })
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(200));
-        let started = std::time::Instant::now();
-        store.write(|c| integration_keys::create(c, "queued", at()).map(|_| ())).await.unwrap();
-        assert!(started.elapsed() < Duration::from_millis(1000), "waited {:?}", started.elapsed());
+        for _ in 0..3 {
+            held.recv_timeout(Duration::from_secs(30)).expect("a read holds a connection");
+        }
+        let write = store.write(|c| integration_keys::create(c, "queued", at()).map(|_| ()));
+        tokio::time::timeout(Duration::from_secs(20), write)
+            .await
+            .expect("the write waited for a pooled connection")
+            .unwrap();
+        releases.clear();
         for r in readers {
             r.join().unwrap().unwrap();
         }
@@ -648,9 +685,7 @@ mod tests {
                 .unwrap();
         other.batch_execute("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;").unwrap();
         drop(other);
-        let started = std::time::Instant::now();
         store.write_blocking(|c| integration_keys::create(c, "after", at()).map(|_| ())).unwrap();
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the write lock was free");
         assert_eq!(names(&store), ["after"]);
     }
 
@@ -690,7 +725,7 @@ mod tests {
                 .await
             }));
         }
-        held.await.unwrap().unwrap();
+        held.release_after(&store, 3).await;
         for w in writes {
             assert_eq!(w.await.unwrap().unwrap(), "tandem-writer", "queued behind the running write");
         }

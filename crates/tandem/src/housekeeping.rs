@@ -56,16 +56,24 @@ pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Ho
 /// Deletes the login events and provisioning-log entries made before
 /// `before`, a batch per transaction, until none is left or the server stops.
 pub fn trim_logs(store: &Store, before: chrono::DateTime<chrono::Utc>, stopped: &Receiver<()>) -> usize {
+    trim_logs_in_batches(store, before, stopped, PURGE_BATCH)
+}
+
+/// [`trim_logs`] with `batch` rows per transaction (tests use small ones).
+pub fn trim_logs_in_batches(
+    store: &Store,
+    before: chrono::DateTime<chrono::Utc>,
+    stopped: &Receiver<()>,
+    batch: i64,
+) -> usize {
     use tandem_store::sso::{purge_older, LogTable};
     let mut total = 0;
     for table in [LogTable::LoginEvents, LogTable::ProvisioningLogs] {
         loop {
-            match store.write_blocking(|c| purge_older(c, table, before, PURGE_BATCH)) {
+            match store.write_blocking(|c| purge_older(c, table, before, batch)) {
                 Ok(n) => {
                     total += n;
-                    if (n as i64) < PURGE_BATCH
-                        || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty))
-                    {
+                    if (n as i64) < batch || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
                         break;
                     }
                 }
