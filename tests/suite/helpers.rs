@@ -49,6 +49,8 @@ static MIGRATED: Mutex<bool> = Mutex::new(false);
 /// A running server and a client with an integration key.
 pub struct TestApp {
     pub base: String,
+    /// The admin listener's base URL, when the settings set `server.admin_bind`.
+    pub admin_base: Option<String>,
     pub key: String,
     pub http: reqwest::Client,
     pub clock: Arc<ShiftedClock>,
@@ -130,21 +132,22 @@ impl TestApp {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, server_clock).expect("server starts");
-                let tandem::Running { addr, server, state, housekeeping } = running;
-                tx.send((addr, state, server.handle())).expect("test alive");
+                let tandem::Running { addr, admin_addr, server, state, housekeeping } = running;
+                tx.send((addr, admin_addr, state, server.handle())).expect("test alive");
                 let _ = server.await;
                 drop(housekeeping);
             })
         });
-        let (addr, state, handle) = rx.recv().expect("server started");
+        let (addr, admin_addr, state, handle) = rx.recv().expect("server started");
         let base = format!("http://{addr}");
+        let admin_base = admin_addr.map(|a| format!("http://{a}"));
         let now = chrono::Utc::now();
         let (_, key) = state
             .store
             .write_blocking(|c| tandem_store::integration_keys::create(c, &unique("test-key"), now))
             .expect("integration key");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { base, key: key.0, http, clock, state, dir, handle, thread: Some(thread) }
+        TestApp { base, admin_base, key: key.0, http, clock, state, dir, handle, thread: Some(thread) }
     }
 
     /// Sends a request with the integration key; returns status and JSON (Null if none).

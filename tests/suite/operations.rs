@@ -297,3 +297,53 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
         assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::OK);
     }
 }
+
+/// With an admin listener, the main one serves SCIM and the health checks
+/// only (what IdPs reach from outside), and the admin one serves everything.
+#[tokio::test]
+async fn an_admin_listener_takes_the_api_the_dashboard_and_the_metrics_off_the_main_one() {
+    let app = TestApp::spawn_adjusted(|s| s.server.admin_bind = "127.0.0.1:0".into()).await;
+    let admin = app.admin_base.clone().expect("an admin listener");
+    assert_ne!(admin, app.base);
+    let get = |url: String, key: Option<String>| {
+        let http = app.http.clone();
+        async move {
+            let mut req = http.get(url);
+            if let Some(k) = key {
+                req = req.bearer_auth(k);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.text().await.unwrap())
+        }
+    };
+    // Created through the admin listener: the management API is there.
+    let resp = app
+        .http
+        .post(format!("{admin}/api/v1/scim-connections"))
+        .bearer_auth(&app.key)
+        .json(&json!({"customer_id": unique("split")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let conn: serde_json::Value = resp.json().await.unwrap();
+    let users = format!("{}/Users", conn["scim_base_url"].as_str().unwrap());
+    let scim_key = conn["scim_api_key"].as_str().map(String::from);
+    assert!(users.starts_with(&app.base), "SCIM URLs name the main listener: {users}");
+    for base in [&app.base, &admin] {
+        let on_base = users.replacen(&app.base, base, 1);
+        assert_eq!(get(on_base, scim_key.clone()).await.0, StatusCode::OK, "SCIM on {base}");
+        for health in ["/healthz", "/readyz"] {
+            assert_eq!(get(format!("{base}{health}"), None).await.0, StatusCode::OK, "{health} on {base}");
+        }
+    }
+    for path in ["/api/v1/oidc-clients", "/api/v1/sso/login/initiate", "/dashboard/login", "/metrics", "/dashboard"] {
+        let (status, body) = get(format!("{}{path}", app.base), Some(app.key.clone())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} on the main listener: {body}");
+        assert!(body.contains("server.admin_bind"), "{body}");
+    }
+    assert_eq!(get(format!("{admin}/api/v1/oidc-clients"), Some(app.key.clone())).await.0, StatusCode::OK);
+    assert_eq!(get(format!("{admin}/dashboard/login"), None).await.0, StatusCode::OK);
+    assert_eq!(get(format!("{admin}/metrics"), None).await.0, StatusCode::OK);
+}

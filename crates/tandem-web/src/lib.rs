@@ -9,6 +9,7 @@ mod dashboard;
 pub mod error;
 mod health;
 pub mod keycache;
+pub mod listeners;
 mod login;
 mod metrics;
 mod nul;
@@ -40,8 +41,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(error::unknown_route));
 }
 
-/// Builds the HTTP server on an already-bound listener.
-pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+/// Builds the HTTP server on already-bound listeners: the main one, and
+/// the admin one when `server.admin_bind` is set.
+pub fn server(
+    state: AppState,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    workers: usize,
+) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -49,13 +56,17 @@ pub fn server(state: AppState, listener: TcpListener, workers: usize) -> std::io
             .wrap(middleware::from_fn(metrics::track))
             // Outside the metrics: a refused path is never a series of its own.
             .wrap(middleware::from_fn(nul::refuse_in_path_or_query))
+            .wrap(middleware::from_fn(listeners::admin_routes_off_the_public_listener))
             .wrap(middleware::from_fn(scim::paths::canonical_endpoints))
             .wrap(TracingLogger::<span::RequestSpan>::new())
             .configure(routes)
     })
     .workers(workers.max(1))
     .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .listen(listener)?;
+    let server = match admin {
+        Some(admin) => server.listen(admin)?,
+        None => server,
+    };
+    Ok(server.run())
 }

@@ -78,6 +78,9 @@ pub struct WebSettings {
     /// Origins an absolute `post_login_redirect_url` may have besides the
     /// client's `redirect_url`'s (`*`: any).
     pub post_login_redirect_origins: Vec<String>,
+    /// With an admin listener (`server.admin_bind`), the main one: it
+    /// serves SCIM and the health checks only (see [`crate::listeners`]).
+    pub public_listener: Option<std::net::SocketAddr>,
 }
 
 impl WebSettings {

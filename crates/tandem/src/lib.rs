@@ -69,6 +69,8 @@ fn warn_of_shared_redirect_paths(store: &Store) {
 pub struct Running {
     /// The address actually bound (port 0 resolved).
     pub addr: SocketAddr,
+    /// The admin listener's address, when `server.admin_bind` is set.
+    pub admin_addr: Option<SocketAddr>,
     /// The server; await it to run until shutdown.
     pub server: actix_web::dev::Server,
     /// The shared state (tests reach the store through it).
@@ -89,6 +91,11 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     let listener = TcpListener::bind(settings.bind_addr()?)
         .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
     let addr = listener.local_addr()?;
+    let admin_listener = match settings.admin_bind_addr()? {
+        Some(a) => Some(TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (server.admin_bind)"))?),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().map(TcpListener::local_addr).transpose()?;
     let public_url = if settings.server.public_url.is_empty() {
         if addr.ip().is_unspecified() {
             tracing::warn!(
@@ -119,6 +126,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         accept_unverified_email: settings.oidc.accept_unverified_email,
         userinfo: settings.oidc.userinfo,
         post_login_redirect_origins: settings.oidc.post_login_redirect_origins.clone(),
+        public_listener: admin_addr.map(|_| addr),
     };
     let extra_roots = match &settings.oidc.ca_file {
         Some(path) => tandem_oidc::read_ca_file(path).map_err(anyhow::Error::msg)?,
@@ -148,6 +156,6 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     };
     let housekeeping =
         housekeeping::start(state.store.clone(), state.clock.clone(), settings.database.log_retention_days);
-    let server = tandem_web::server(state.clone(), listener, workers)?;
-    Ok(Running { addr, server, state, housekeeping })
+    let server = tandem_web::server(state.clone(), listener, admin_listener, workers)?;
+    Ok(Running { addr, admin_addr, server, state, housekeeping })
 }

@@ -30,6 +30,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub bind: String,
+    /// Empty, or the address of the listener for everything but SCIM's
+    /// outside callers (see `config/default.toml`).
+    pub admin_bind: String,
     pub public_url: String,
     pub workers: usize,
     pub max_body_bytes: usize,
@@ -321,7 +324,15 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        self.bind_addr()?;
+        let bind = self.bind_addr()?;
+        if let Some(admin) = self.admin_bind_addr()? {
+            if admin == bind && admin.port() != 0 {
+                return Err(SettingsError::Invalid {
+                    key: "server.admin_bind",
+                    message: format!("{admin} is server.bind too; give another address, or leave it empty"),
+                });
+            }
+        }
         tandem_store::DatabaseUrl::parse(&self.database.url)
             .map_err(|message| SettingsError::Invalid { key: "database.url", message })?;
         if !self.server.public_url.is_empty() {
@@ -418,6 +429,17 @@ impl Settings {
     }
 
     /// The address to listen on.
+    /// The admin listener's address, when one is set.
+    pub fn admin_bind_addr(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        if self.server.admin_bind.trim().is_empty() {
+            return Ok(None);
+        }
+        self.server.admin_bind.trim().parse().map(Some).map_err(|e| SettingsError::Invalid {
+            key: "server.admin_bind",
+            message: format!("{:?} is not an address like 127.0.0.1:9090 ({e})", self.server.admin_bind),
+        })
+    }
+
     pub fn bind_addr(&self) -> Result<SocketAddr, SettingsError> {
         self.server.bind.parse().map_err(|e| SettingsError::Invalid {
             key: "server.bind",
@@ -429,6 +451,19 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_address_must_parse_and_differ_from_the_main_one() {
+        let s = load_with("TANDEM_UT_ADMIN_NONE_", &[]).unwrap();
+        assert_eq!(s.admin_bind_addr().unwrap(), None);
+        let s = load_with("TANDEM_UT_ADMIN_OK_", &[("SERVER__ADMIN_BIND", "127.0.0.1:9090")]).unwrap();
+        assert_eq!(s.admin_bind_addr().unwrap(), Some("127.0.0.1:9090".parse().unwrap()));
+        let err = load_with("TANDEM_UT_ADMIN_BAD_", &[("SERVER__ADMIN_BIND", "private")]).unwrap_err().to_string();
+        assert!(err.contains("server.admin_bind"), "{err}");
+        let same = [("BIND", "127.0.0.1:8080"), ("SERVER__ADMIN_BIND", "127.0.0.1:8080")];
+        let err = load_with("TANDEM_UT_ADMIN_SAME_", &same).unwrap_err().to_string();
+        assert!(err.contains("server.admin_bind") && err.contains("server.bind too"), "{err}");
+    }
 
     #[test]
     fn a_public_url_with_a_query_a_fragment_or_credentials_is_refused() {
