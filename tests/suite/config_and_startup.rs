@@ -168,6 +168,33 @@ fn wrong_secret_key_is_a_clear_start_up_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not the key this database"), "{err}");
+    // The key is checked before migrations: with one pending (the newest
+    // unrecorded, so running it again would fail on what it made), the wrong
+    // key is refused and the migrations are left alone.
+    let file = db.trim_start_matches("sqlite://").to_string();
+    let recorded = |sql: &str| -> i64 {
+        use diesel::{Connection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut c = diesel::SqliteConnection::establish(&file).unwrap();
+        diesel::sql_query(sql).execute(&mut c).unwrap();
+        diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations").get_result::<N>(&mut c).unwrap().n
+    };
+    let before = recorded(
+        "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT max(version) FROM __diesel_schema_migrations)",
+    );
+    let out = tandem(&dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TANDEM_DATABASE_URL", &db)
+        .env("TANDEM_SECRET_KEY", key_b)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not the key this database"), "{err}");
+    assert_eq!(recorded("SELECT 1"), before, "no migration ran");
     let out = tandem(&dir)
         .args(["serve"])
         .env("TANDEM_DATABASE_URL", &db)

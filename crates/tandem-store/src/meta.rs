@@ -13,6 +13,31 @@ pub fn get(conn: &mut AnyConnection, key: &str) -> Result<Option<String>, StoreE
     Ok(m::tandem_meta.filter(m::key.eq(key)).select(m::value).first(conn).optional()?)
 }
 
+/// The error of a key that is not the one this database's secrets were
+/// encrypted with.
+fn wrong_key() -> StoreError {
+    StoreError::Corrupt(
+        "the configured secret key (TANDEM_SECRET_KEY or the key file) is not the key this database's secrets were \
+         encrypted with; restore the original key"
+            .into(),
+    )
+}
+
+/// Refuses `secret` when the database already holds a check value it does
+/// not open. Anything else (a new database without the table yet, no check
+/// value) passes: it runs before migrations, so that a node started with
+/// the wrong key changes nothing, and [`verify_secret_key`] decides after them.
+pub fn refuse_a_wrong_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result<(), StoreError> {
+    match get(conn, KEY_CHECK) {
+        Ok(Some(stored))
+            if secret.decrypt(&stored, KEY_CHECK_CONTEXT).map(|p| p.0).ok().as_deref() != Some(KEY_CHECK_PLAINTEXT) =>
+        {
+            Err(wrong_key())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Verifies `secret` against the stored check value, writing one on first
 /// use. A mismatch is an error that says what to do.
 ///
@@ -35,10 +60,6 @@ pub fn verify_secret_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result
     let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
     match secret.decrypt(&stored, KEY_CHECK_CONTEXT) {
         Ok(p) if p.0 == KEY_CHECK_PLAINTEXT => Ok(()),
-        _ => Err(StoreError::Corrupt(
-            "the configured secret key (TANDEM_SECRET_KEY or the key file) is not the key this database's \
-             secrets were encrypted with; restore the original key"
-                .into(),
-        )),
+        _ => Err(wrong_key()),
     }
 }

@@ -31,17 +31,26 @@ pub fn open_command_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
+    let store = open_unmigrated(settings, min_idle)?;
+    migrate(&store)?;
+    Ok(store)
+}
+
+fn open_unmigrated(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
     let options = PoolOptions {
         max_size: settings.database.pool_size,
         connect_timeout: std::time::Duration::from_secs(settings.database.connect_timeout_secs),
         min_idle,
     };
-    let store = Store::open(&settings.database.url, &options).context("cannot open the database")?;
+    Store::open(&settings.database.url, &options).context("cannot open the database")
+}
+
+fn migrate(store: &Store) -> anyhow::Result<()> {
     let applied = store.migrate().context("cannot migrate the database")?;
     if applied > 0 {
         tracing::info!(applied, backend = store.backend(), "database migrations applied");
     }
-    Ok(store)
+    Ok(())
 }
 
 /// Warns at start of each redirect path several OIDC clients share (saved
@@ -82,9 +91,15 @@ pub struct Running {
 /// Prepares everything and binds the listener; the returned server is not
 /// yet polled.
 pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let store = open_store(settings)?;
-    warn_of_shared_redirect_paths(&store);
+    // The key is checked before the migrations run: a node started with the
+    // wrong key (or none, on PostgreSQL) changes nothing.
+    let store = open_unmigrated(settings, 1)?;
     let secret_key = secret_file::load(&settings.secrets, store.backend() == "sqlite")?;
+    store
+        .read_blocking(|c| tandem_store::meta::refuse_a_wrong_key(c, &secret_key))
+        .context("secret key check failed")?;
+    migrate(&store)?;
+    warn_of_shared_redirect_paths(&store);
     store
         .write_blocking(|c| tandem_store::meta::verify_secret_key(c, &secret_key))
         .context("secret key check failed")?;
