@@ -159,15 +159,18 @@ fn wrong_secret_key_is_a_clear_start_up_error() {
     let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", key_a)]);
     sigterm(&child);
     wait_exit(&mut child);
-    let out = tandem(&dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("TANDEM_DATABASE_URL", &db)
-        .env("TANDEM_SECRET_KEY", key_b)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not the key this database"), "{err}");
+    // A start with key B is refused, naming the cause.
+    let refused_with_b = || {
+        let out = tandem(&dir)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("TANDEM_DATABASE_URL", &db)
+            .env("TANDEM_SECRET_KEY", key_b)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success() && err.contains("not the key this database"), "{err}");
+    };
+    refused_with_b();
     // The key is checked before migrations: with one pending (the newest
     // unrecorded, so running it again would fail on what it made), the wrong
     // key is refused and the migrations are left alone.
@@ -186,14 +189,7 @@ fn wrong_secret_key_is_a_clear_start_up_error() {
     let before = recorded(
         "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT max(version) FROM __diesel_schema_migrations)",
     );
-    let out = tandem(&dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("TANDEM_DATABASE_URL", &db)
-        .env("TANDEM_SECRET_KEY", key_b)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("not the key this database"), "{err}");
+    refused_with_b();
     assert_eq!(recorded("SELECT 1"), before, "no migration ran");
     let out = tandem(&dir)
         .args(["serve"])
