@@ -68,6 +68,10 @@ impl<'a> Browser<'a> {
     }
 }
 
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// The value of a hidden input in a page.
 fn field(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -90,11 +94,14 @@ async fn pages_without_a_session_redirect_to_sign_in_and_forms_are_refused() {
     let app = TestApp::spawn().await;
     let c = customer(&app).await;
     let mut b = Browser::new(&app);
-    for path in ["/dashboard".to_string(), format!("/dashboard/customers/{c}")] {
-        let (status, _, headers) = b.get(&path).await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(headers[LOCATION], "/dashboard/login");
-    }
+    let (status, _, headers) = b.get("/dashboard").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], "/dashboard/login");
+    // A link to a page leads to sign-in, which leads back to it.
+    let (status, _, headers) = b.get(&format!("/dashboard/customers/{c}?preview=OidcSubToScimUsername")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let expected = format!("/dashboard/login?next=%2Fdashboard%2Fcustomers%2F{c}%3Fpreview%3DOidcSubToScimUsername");
+    assert_eq!(headers[LOCATION], expected.as_str());
     for path in [
         format!("/dashboard/customers/{c}/strategy"),
         format!("/dashboard/customers/{c}/rotate-key"),
@@ -127,6 +134,31 @@ async fn sign_in_needs_a_valid_key_and_the_forms_csrf_token() {
     assert!(!cookie.contains("Secure"), "the test server's public URL is http: {cookie}");
 }
 
+/// A sign-in started from a link to a page leads back to that page, and
+/// only ever to a dashboard page.
+#[tokio::test]
+async fn a_sign_in_leads_back_to_the_page_asked_for_and_nowhere_else() {
+    let app = TestApp::spawn().await;
+    let c = customer(&app).await;
+    let page = format!("/dashboard/customers/{c}");
+    for (next, lands) in [
+        (page.as_str(), page.as_str()),
+        ("https://evil.example/dashboard", "/dashboard"),
+        ("//evil.example/dashboard", "/dashboard"),
+        ("/dashboardx", "/dashboard"),
+        ("/api/v1/oidc-clients", "/dashboard"),
+    ] {
+        let mut b = Browser::new(&app);
+        let (_, form, _) = b.get(&format!("/dashboard/login?next={}", urlencode(next))).await;
+        let csrf = field(&form, "csrf");
+        let (status, _, headers) =
+            b.post("/dashboard/login", &[("key", &app.key), ("csrf", &csrf), ("next", next)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(headers[LOCATION], lands, "{next}");
+        assert_eq!(form.contains("name=\"next\""), next == page, "{next}: only a dashboard page is carried");
+    }
+}
+
 /// An https public URL, however its scheme is written, makes every
 /// dashboard cookie `Secure`.
 #[tokio::test]
@@ -138,7 +170,13 @@ async fn an_https_public_url_makes_the_cookies_secure() {
     let mut b = Browser::new(&app);
     let resp = app.http.get(format!("{}/dashboard/login", app.base)).send().await.unwrap();
     let login_cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    let login = resp.text().await.unwrap();
     assert!(login_cookie.contains("; Secure"), "{login_cookie}");
+    // Over plain http the browser keeps the Secure cookie to itself: the refusal says why.
+    let (status, refused, _) =
+        Browser::new(&app).post("/dashboard/login", &[("key", &app.key), ("csrf", &field(&login, "csrf"))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(refused.contains("open the dashboard over https"), "{refused}");
     let (status, session) = b.sign_in_cookies(&app.key).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(session.iter().any(|c| c.starts_with("tandem_dashboard=")), "{session:?}");

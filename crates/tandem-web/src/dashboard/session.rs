@@ -46,12 +46,25 @@ fn same(a: &str, b: &str) -> bool {
     a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Where a sign-in may send the admin on: a dashboard page (the one a link
+/// led to before the session was there), never another site.
+fn dashboard_page(next: &str) -> Option<&str> {
+    let page = next == "/dashboard" || next.starts_with("/dashboard/") || next.starts_with("/dashboard?");
+    (page && next.len() <= 2048 && !next.contains(['\\', '#']) && !next.chars().any(char::is_control)).then_some(next)
+}
+
 /// The signed-in admin, or the response to send instead: a redirect to the
-/// sign-in page for a GET, 403 for anything else.
+/// sign-in page for a GET (which sends the admin back to the page after),
+/// 403 for anything else.
 pub async fn require(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
     let refuse = || {
         if req.method() == actix_web::http::Method::GET {
-            HttpResponse::SeeOther().insert_header(("Location", "/dashboard/login")).finish()
+            let asked = req.uri().path_and_query().map_or("/dashboard", |p| p.as_str());
+            let location = match dashboard_page(asked).filter(|p| *p != "/dashboard") {
+                Some(page) => format!("/dashboard/login?next={}", super::overview::urlencode(page)),
+                None => "/dashboard/login".to_string(),
+            };
+            HttpResponse::SeeOther().insert_header(("Location", location)).finish()
         } else {
             super::layout::message(
                 StatusCode::FORBIDDEN,
@@ -101,7 +114,7 @@ pub async fn require_form(
     }
 }
 
-fn login_form(state: &AppState, error: Option<&str>, status: StatusCode) -> HttpResponse {
+fn login_form(state: &AppState, error: Option<&str>, status: StatusCode, next: Option<&str>) -> HttpResponse {
     let csrf = random_token(24);
     let body = html! {
         h1 { "Sign in" }
@@ -109,6 +122,7 @@ fn login_form(state: &AppState, error: Option<&str>, status: StatusCode) -> Http
         @if let Some(e) = error { div.notice.bad role="alert" { (e) } }
         form method="post" action="/dashboard/login" {
             input type="hidden" name="csrf" value=(csrf);
+            @if let Some(next) = next.and_then(dashboard_page) { input type="hidden" name="next" value=(next); }
             p.row {
                 label for="key" { "Integration key" }
                 input #key type="password" name="key" autocomplete="off" required;
@@ -121,9 +135,9 @@ fn login_form(state: &AppState, error: Option<&str>, status: StatusCode) -> Http
     resp
 }
 
-/// `GET /dashboard/login`
-pub async fn login_page(state: web::Data<AppState>) -> HttpResponse {
-    login_form(&state, None, StatusCode::OK)
+/// `GET /dashboard/login[?next=/dashboard/…]`
+pub async fn login_page(state: web::Data<AppState>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    login_form(&state, None, StatusCode::OK, query.get("next").map(String::as_str))
 }
 
 /// `POST /dashboard/login` (form: `key`, `csrf` matching the sign-in cookie)
@@ -132,10 +146,19 @@ pub async fn login(
     state: web::Data<AppState>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
+    let next = form.get("next").map(String::as_str).and_then(dashboard_page);
     let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
     let given = form.get("csrf");
     if !matches!((&expected, given), (Some(e), Some(g)) if same(e, g)) {
-        return login_form(&state, Some("The sign-in form expired; try again."), StatusCode::FORBIDDEN);
+        // A Secure cookie is never sent back over plain http: say so, or
+        // every attempt there reads as an expired form.
+        let why = if expected.is_none() && secure(&state) {
+            "The sign-in form expired, or its cookie was not sent back: server.public_url is https, so the \
+             dashboard's cookies are Secure; open the dashboard over https."
+        } else {
+            "The sign-in form expired; try again."
+        };
+        return login_form(&state, Some(why), StatusCode::FORBIDDEN, next);
     }
     let key = form.get("key").cloned().unwrap_or_default();
     let now = state.clock.now();
@@ -145,13 +168,19 @@ pub async fn login(
         Ok(None) => {
             let client = crate::span::Client::of(&req);
             tracing::warn!(target: "audit", %client, "dashboard sign-in refused: unknown or revoked integration key");
-            return login_form(&state, Some("That integration key is unknown or revoked."), StatusCode::UNAUTHORIZED);
+            return login_form(
+                &state,
+                Some("That integration key is unknown or revoked."),
+                StatusCode::UNAUTHORIZED,
+                next,
+            );
         }
         Err(_) => {
             return login_form(
                 &state,
                 Some("The database is unavailable; retry shortly."),
                 StatusCode::SERVICE_UNAVAILABLE,
+                next,
             )
         }
     };
@@ -164,10 +193,11 @@ pub async fn login(
             &state,
             Some("The database is unavailable; retry shortly."),
             StatusCode::SERVICE_UNAVAILABLE,
+            next,
         );
     }
     tracing::info!(target: "audit", key = %key_row.name, "dashboard sign-in");
-    let mut resp = HttpResponse::SeeOther().insert_header(("Location", "/dashboard")).finish();
+    let mut resp = HttpResponse::SeeOther().insert_header(("Location", next.unwrap_or("/dashboard"))).finish();
     let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, token, SESSION_HOURS * 3600));
     let _ = resp.add_cookie(&cookie(&state, LOGIN_CSRF_COOKIE, String::new(), 0));
     resp
@@ -192,6 +222,7 @@ pub async fn logout(
             &state,
             Some("The database is unavailable, so the session could not be closed; retry shortly."),
             StatusCode::SERVICE_UNAVAILABLE,
+            None,
         );
     }
     let mut resp = HttpResponse::SeeOther().insert_header(("Location", "/dashboard/login")).finish();
