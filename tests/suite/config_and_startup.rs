@@ -269,6 +269,80 @@ fn a_generated_key_starts_the_server_and_postgresql_never_makes_one() {
     }
 }
 
+/// Rotating the secret key: nodes run with the new key and the previous
+/// one, `secret-key rotate` re-encrypts the stored secrets under the new
+/// key, and from then on the new key alone starts the server.
+#[test]
+fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
+    let dir = scratch_dir();
+    let db = match postgres_url() {
+        Some(base) => scratch_postgres_database(&base),
+        None => format!("sqlite://{}", dir.join("rotate.db").display()),
+    };
+    let (old, new) = (run_ok(&dir, &["secret-key", "generate"]), run_ok(&dir, &["secret-key", "generate"]));
+    let (old, new) = (old.trim(), new.trim());
+    let run = |args: &[&str], key: &str, previous: &str| {
+        tandem(&dir)
+            .args(args)
+            .env("TANDEM_DATABASE_URL", &db)
+            .env("TANDEM_SECRET_KEY", key)
+            .env("TANDEM_SECRETS__PREVIOUS_KEY", previous)
+            .output()
+            .unwrap()
+    };
+    let starts = |key: &str, previous: &str| {
+        let env = [
+            ("TANDEM_DATABASE_URL", db.as_str()),
+            ("TANDEM_SECRET_KEY", key),
+            ("TANDEM_SECRETS__PREVIOUS_KEY", previous),
+        ];
+        // The log is read to its end: a reader gone would close the server's stderr.
+        let (mut child, _, log, early) = serve_keeping(&dir, &env);
+        sigterm(&child);
+        assert!(wait_exit(&mut child).success());
+        early.into_iter().chain(log.iter()).collect::<Vec<_>>()
+    };
+    // A client secret stored under the old key.
+    let ikey = String::from_utf8(run(&["integration-key", "create", "--name", "rotation"], old, "").stdout).unwrap();
+    let env = [("TANDEM_DATABASE_URL", db.as_str()), ("TANDEM_SECRET_KEY", old)];
+    let (mut child, addr, _log) = serve(&dir, &env);
+    let customer = unique("rotate");
+    let secret = "rotated-client-secret-5a4b3c";
+    let body = serde_json::json!({"customer_id": customer,
+        "idp": {"type": "Okta", "client_id": "c", "client_secret": secret, "sso_domain": "acme.okta.com"},
+        "redirect_url": format!("https://app.example.com/cb/{customer}"), "verify": false});
+    let created = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), ikey.trim(), &body.to_string());
+    assert!(created.contains("oidc_client_id"), "{created}");
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+
+    // The new key alone does not open the database yet; beside the old one it does.
+    let out = run(&["serve", "--bind", "127.0.0.1:0"], new, "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the key this database"), "{out:?}");
+    let early = starts(new, old);
+    assert!(early.iter().any(|l| l.contains("key rotation is in progress")), "{early:#?}");
+    let out = run(&["secret-key", "rotate"], new, "");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no previous key"), "{out:?}");
+
+    let out = run(&["secret-key", "rotate"], new, old);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 client secret"), "{out:?}");
+    let again = run(&["secret-key", "rotate"], new, old);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("re-encrypted 0 client secret"), "{again:?}");
+    // The new key alone starts it now, and the secret opens with it alone.
+    starts(new, "");
+    let out = run(&["serve", "--bind", "127.0.0.1:0"], old, "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the key this database"), "{out:?}");
+    let store = tandem_store::Store::open(&db, &tandem_store::PoolOptions::default()).unwrap();
+    let row = store.read_blocking(move |c| tandem_store::oidc_clients::get_by_customer(c, &customer)).unwrap().unwrap();
+    let new_key = tandem_core::secret::SecretKey::from_base64(new).unwrap();
+    assert_eq!(row.client_secret(&new_key).unwrap().unwrap().0, secret);
+    assert!(row.client_secret(&tandem_core::secret::SecretKey::from_base64(old).unwrap()).is_err());
+    let query = tandem_store::audit::AuditQuery { limit: 100, ..Default::default() };
+    let audit = store.read_blocking(move |c| tandem_store::audit::list(c, &query)).unwrap();
+    assert!(audit.iter().any(|e| e.action == "secret_key.rotated" && e.actor == "cli"), "the rotation is audited");
+}
+
 #[test]
 fn key_commands_exit_cleanly_every_time() {
     // On PostgreSQL a command once exited while the pool was still opening a

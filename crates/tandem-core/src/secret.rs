@@ -1,7 +1,8 @@
 //! Secrets at rest: AES-256-GCM encryption of client secrets with the
 //! deployment's key; sealing of values that travel (a login's state) under
 //! a key derived from it; and a wrapper that keeps secrets out of `Debug`
-//! output.
+//! output. While the key is rotated, a previous key still opens what it
+//! encrypted or sealed; everything new is under the current one.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, AES_256_GCM_SIV, NONCE_LEN};
 use aws_lc_rs::hkdf;
@@ -47,6 +48,8 @@ pub struct SecretKey {
     key: LessSafeKey,
     /// For [`SecretKey::seal`]: AES-256-GCM-SIV under a key of its own.
     travelling: LessSafeKey,
+    /// The key being rotated away from: it still opens, never encrypts.
+    previous: Option<Box<SecretKey>>,
 }
 
 /// What the key for travelling values is derived for (HKDF-SHA256 `info`).
@@ -74,7 +77,7 @@ impl SecretKey {
         let info = [TRAVELLING_KEY_INFO];
         let derived = prk.expand(&info, &AES_256_GCM_SIV).map_err(|_| SecretError::BadKey("rejected".into()))?;
         let travelling = LessSafeKey::new(UnboundKey::from(derived));
-        Ok(SecretKey { key: LessSafeKey::new(unbound), travelling })
+        Ok(SecretKey { key: LessSafeKey::new(unbound), travelling, previous: None })
     }
 
     /// A new random key and its base64 form (to write to the key file).
@@ -83,6 +86,36 @@ impl SecretKey {
         crate::keys::fill_random(&mut bytes);
         let encoded = STANDARD.encode(bytes);
         Ok((SecretKey::from_base64(&encoded)?, encoded))
+    }
+
+    /// This key, with `previous` still opening what it encrypted or sealed
+    /// (a key rotation in progress).
+    pub fn with_previous(mut self, previous: SecretKey) -> SecretKey {
+        self.previous = Some(Box::new(SecretKey { previous: None, ..previous }));
+        self
+    }
+
+    /// Whether a previous key is set.
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Decrypts with this key only, never the previous one (what a key
+    /// check must know: which key the data is under).
+    pub fn decrypt_with_current(&self, ciphertext: &str, context: &str) -> Result<Redacted<String>, SecretError> {
+        let body = ciphertext.strip_prefix(VERSION).ok_or(SecretError::Malformed)?;
+        let mut bytes = STANDARD.decode(body).map_err(|_| SecretError::Malformed)?;
+        if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(SecretError::Malformed);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&bytes[..NONCE_LEN]);
+        let sealed = &mut bytes[NONCE_LEN..];
+        let opened = self
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), sealed)
+            .map_err(|_| SecretError::WrongKey)?;
+        String::from_utf8(opened.to_vec()).map(Redacted).map_err(|_| SecretError::Malformed)
     }
 
     /// Encrypts `plaintext`, bound to `context` (e.g. the owning row's id) so
@@ -128,8 +161,13 @@ impl SecretKey {
     }
 
     /// Opens what [`SecretKey::seal`] produced with the same context; `None`
-    /// when it was not sealed with this key and context, or was altered.
+    /// when it was not sealed with this key (or the previous one) and
+    /// context, or was altered.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Option<Vec<u8>> {
+        self.open_with_current(sealed, context).or_else(|| self.previous.as_ref()?.open_with_current(sealed, context))
+    }
+
+    fn open_with_current(&self, sealed: &[u8], context: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < NONCE_LEN + AES_256_GCM_SIV.tag_len() {
             return None;
         }
@@ -143,21 +181,13 @@ impl SecretKey {
         Some(body)
     }
 
-    /// Decrypts what [`SecretKey::encrypt`] produced with the same context.
+    /// Decrypts what [`SecretKey::encrypt`] produced with the same context,
+    /// under this key or the previous one.
     pub fn decrypt(&self, ciphertext: &str, context: &str) -> Result<Redacted<String>, SecretError> {
-        let body = ciphertext.strip_prefix(VERSION).ok_or(SecretError::Malformed)?;
-        let mut bytes = STANDARD.decode(body).map_err(|_| SecretError::Malformed)?;
-        if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
-            return Err(SecretError::Malformed);
+        match (self.decrypt_with_current(ciphertext, context), &self.previous) {
+            (Err(SecretError::WrongKey), Some(previous)) => previous.decrypt_with_current(ciphertext, context),
+            (result, _) => result,
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&bytes[..NONCE_LEN]);
-        let sealed = &mut bytes[NONCE_LEN..];
-        let opened = self
-            .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), sealed)
-            .map_err(|_| SecretError::WrongKey)?;
-        String::from_utf8(opened.to_vec()).map(Redacted).map_err(|_| SecretError::Malformed)
     }
 }
 
@@ -185,6 +215,28 @@ mod tests {
         let (b, _) = SecretKey::generate().unwrap();
         let ct = a.encrypt("x", "c");
         assert_eq!(b.decrypt(&ct, "c").unwrap_err(), SecretError::WrongKey);
+    }
+
+    #[test]
+    fn during_a_rotation_the_previous_key_opens_and_only_the_new_one_encrypts() {
+        let (old, old_text) = SecretKey::generate().unwrap();
+        let (new, _) = SecretKey::generate().unwrap();
+        let (stored, sealed) = (old.encrypt("x", "c"), old.seal(b"login", b"ctx"));
+        let rotating = new.with_previous(SecretKey::from_base64(&old_text).unwrap());
+        assert!(rotating.has_previous());
+        assert_eq!(rotating.decrypt(&stored, "c").unwrap().0, "x");
+        assert_eq!(rotating.decrypt_with_current(&stored, "c").unwrap_err(), SecretError::WrongKey);
+        assert_eq!(rotating.open(&sealed, b"ctx").as_deref(), Some(&b"login"[..]));
+        assert_eq!(
+            rotating.decrypt(&stored, "other").unwrap_err(),
+            SecretError::WrongKey,
+            "still bound to its context"
+        );
+        // What it writes opens with the new key alone, not with the old one.
+        let written = rotating.encrypt("y", "c");
+        assert_eq!(rotating.decrypt_with_current(&written, "c").unwrap().0, "y");
+        assert_eq!(old.decrypt(&written, "c").unwrap_err(), SecretError::WrongKey);
+        assert_eq!(old.open(&rotating.seal(b"z", b"ctx"), b"ctx"), None);
     }
 
     #[test]

@@ -38,6 +38,17 @@ pub fn refuse_a_wrong_key(conn: &mut AnyConnection, secret: &SecretKey) -> Resul
     }
 }
 
+/// Writes the check value under `secret`'s current key (the end of a key
+/// rotation: the previous key is no longer needed to start).
+pub fn rewrite_key_check(conn: &mut AnyConnection, secret: &SecretKey) -> Result<(), StoreError> {
+    let value = secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT);
+    let updated = diesel::update(m::tandem_meta.filter(m::key.eq(KEY_CHECK))).set(m::value.eq(&value)).execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(m::tandem_meta).values((m::key.eq(KEY_CHECK), m::value.eq(&value))).execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Verifies `secret` against the stored check value, writing one on first
 /// use. A mismatch is an error that says what to do.
 ///

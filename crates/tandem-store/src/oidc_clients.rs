@@ -42,6 +42,32 @@ pub fn secret_context(id: &str) -> String {
     format!("oidc_client:{id}:client_secret")
 }
 
+/// Re-encrypts under `key`'s current key every client secret still under
+/// its previous one (a key rotation); returns how many. A secret that
+/// neither key opens fails the whole call, so that a rotation either
+/// completes or changes nothing (run it in one transaction).
+pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<usize, StoreError> {
+    let rows: Vec<(String, String)> = c::oidc_clients
+        .filter(c::client_secret_enc.is_not_null())
+        .select((c::id, c::client_secret_enc.assume_not_null()))
+        .load(conn)?;
+    let mut changed = 0;
+    for (id, enc) in rows {
+        let context = secret_context(&id);
+        if key.decrypt_with_current(&enc, &context).is_ok() {
+            continue;
+        }
+        let plain = key.decrypt(&enc, &context).map_err(|e| {
+            StoreError::Corrupt(format!("the client secret of OIDC client {id} opens with neither key: {e}"))
+        })?;
+        diesel::update(c::oidc_clients.filter(c::id.eq(&id)))
+            .set(c::client_secret_enc.eq(key.encrypt(&plain.0, &context)))
+            .execute(conn)?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
 impl OidcClientRow {
     /// A row for `spec`, encrypting its secret with `key`.
     pub fn from_spec(

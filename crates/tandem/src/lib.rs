@@ -100,6 +100,12 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         .context("secret key check failed")?;
     migrate(&store)?;
     warn_of_shared_redirect_paths(&store);
+    if secret_key.has_previous() {
+        tracing::warn!(
+            "secrets.previous_key is set: a key rotation is in progress. Once every node runs with the new key, run \
+             `tandem secret-key rotate`, then remove the previous key"
+        );
+    }
     store
         .write_blocking(|c| tandem_store::meta::verify_secret_key(c, &secret_key))
         .context("secret key check failed")?;

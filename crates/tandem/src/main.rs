@@ -61,6 +61,13 @@ enum SecretKeyCommand {
     /// Print a new random key (base64 of 32 bytes) for TANDEM_SECRET_KEY or
     /// a key file; touches no database.
     Generate,
+    /// Re-encrypt every stored secret under the configured key, reading it
+    /// with `secrets.previous_key`, and make the configured key the one the
+    /// database is checked against (the last step of a key rotation).
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,7 +168,35 @@ fn run() -> anyhow::Result<()> {
             println!("{encoded}");
             Ok(())
         }
+        Command::SecretKey(SecretKeyCommand::Rotate { common }) => rotate_secret_key(&settings(&common, None)?),
     }
+}
+
+/// The last step of a key rotation (see the README's "Rotating the secret key").
+fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
+    if settings.secrets.previous_key.trim().is_empty() {
+        anyhow::bail!(
+            "no previous key: set TANDEM_SECRET_KEY (or the key file) to the new key and TANDEM_SECRETS__PREVIOUS_KEY \
+             to the key it replaces"
+        );
+    }
+    let key = tandem::secret_file::load(&settings.secrets, false)?;
+    let store = tandem::open_command_store(settings)?;
+    let now = SystemClock.now();
+    let changed = store.write_blocking(|c| {
+        // Either key must open the check value: a third key is no rotation of this database.
+        tandem_store::meta::verify_secret_key(c, &key)?;
+        let changed = tandem_store::oidc_clients::reencrypt_secrets(c, &key)?;
+        tandem_store::meta::rewrite_key_check(c, &key)?;
+        let details = serde_json::json!({"client_secrets_reencrypted": changed});
+        tandem_store::audit::record(c, now, "cli", "secret_key.rotated", ("deployment", "secret_key"), details)?;
+        Ok(changed)
+    })?;
+    println!(
+        "re-encrypted {changed} client secret(s) under the new key, and the database now checks against it. Remove \
+         secrets.previous_key (TANDEM_SECRETS__PREVIOUS_KEY) from every node and restart them."
+    );
+    Ok(())
 }
 
 /// Asks `url` once, within 5 s; Ok when it answers 200.

@@ -16,6 +16,17 @@ use tandem_core::secret::SecretKey;
 /// would be lost with it, and with it every client secret stored under it,
 /// and a second node would make a key of its own and be refused at start.
 pub fn load(secrets: &Secrets, may_create: bool) -> anyhow::Result<SecretKey> {
+    let key = load_current(secrets, may_create)?;
+    if secrets.previous_key.trim().is_empty() {
+        return Ok(key);
+    }
+    let previous = SecretKey::from_base64(&secrets.previous_key)
+        .context("TANDEM_SECRETS__PREVIOUS_KEY (secrets.previous_key) is unusable")?;
+    Ok(key.with_previous(previous))
+}
+
+/// The current key: given, read from the key file, or made (see [`load`]).
+fn load_current(secrets: &Secrets, may_create: bool) -> anyhow::Result<SecretKey> {
     if !secrets.key.trim().is_empty() {
         return SecretKey::from_base64(&secrets.key).context("TANDEM_SECRET_KEY (secrets.key) is unusable");
     }
@@ -103,7 +114,8 @@ mod tests {
     fn processes_starting_at_once_end_with_one_key_and_no_partial_file() {
         let dir = std::env::temp_dir().join(format!("tandem-key-race-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let secrets = Secrets { key: String::new(), key_file: dir.join("data/secret.key") };
+        let secrets =
+            Secrets { key: String::new(), key_file: dir.join("data/secret.key"), previous_key: String::new() };
         let keys: Vec<SecretKey> = (0..6)
             .map(|_| {
                 let s = secrets.clone();
@@ -128,7 +140,7 @@ mod tests {
     fn a_key_file_is_made_only_where_allowed_and_an_existing_one_is_always_read() {
         let dir = std::env::temp_dir().join(format!("tandem-key-create-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let secrets = Secrets { key: String::new(), key_file: dir.join("secret.key") };
+        let secrets = Secrets { key: String::new(), key_file: dir.join("secret.key"), previous_key: String::new() };
         let refused = load(&secrets, false).err().map(|e| format!("{e:#}")).unwrap_or_default();
         assert!(refused.contains("TANDEM_SECRET_KEY") && refused.contains("secret-key generate"), "{refused}");
         assert!(!secrets.key_file.exists(), "nothing is written when creating is not allowed");
@@ -136,7 +148,7 @@ mod tests {
         let sealed = made.encrypt("probe", "ctx");
         assert_eq!(load(&secrets, false).unwrap().decrypt(&sealed, "ctx").unwrap().0, "probe");
         let (_, encoded) = SecretKey::generate().unwrap();
-        let given = Secrets { key: encoded, key_file: dir.join("absent.key") };
+        let given = Secrets { key: encoded, key_file: dir.join("absent.key"), previous_key: String::new() };
         assert!(load(&given, false).is_ok(), "a key given in the settings needs no file");
         std::fs::remove_dir_all(&dir).unwrap();
     }

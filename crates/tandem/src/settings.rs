@@ -72,11 +72,19 @@ impl std::fmt::Debug for Database {
 pub struct Secrets {
     pub key: String,
     pub key_file: PathBuf,
+    /// The key before `key` while it is rotated (empty: none).
+    #[serde(default)]
+    pub previous_key: String,
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets").field("key", &"***").field("key_file", &self.key_file).finish()
+        let previous = if self.previous_key.trim().is_empty() { "" } else { "***" };
+        f.debug_struct("Secrets")
+            .field("key", &"***")
+            .field("key_file", &self.key_file)
+            .field("previous_key", &previous)
+            .finish()
     }
 }
 
