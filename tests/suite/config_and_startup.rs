@@ -555,18 +555,18 @@ fn nodes_starting_together_on_a_new_database_agree_on_the_key_check() {
     let a = std::thread::spawn(move || {
         first.write_blocking(|c| {
             tandem_store::meta::verify_secret_key(c, &key)?;
-            inserted_tx.send(()).unwrap();
+            inserted_tx.send(backend_pid(c)?).unwrap();
             go.recv().unwrap();
             Ok(())
         })
     });
-    inserted.recv_timeout(Duration::from_secs(30)).expect("first node wrote the check");
+    let first_pid = inserted.recv_timeout(Duration::from_secs(30)).expect("first node wrote the check");
     // …while the second finds none and waits on the first's insert.
     let b = std::thread::spawn(move || second.write_blocking(|c| tandem_store::meta::verify_secret_key(c, &key2)));
     let watcher = tandem_store::Store::open(&settings.database.url, &tandem_store::PoolOptions::default()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if lock_waiters(&watcher, "%tandem_meta%") > 0 {
+        if waiting_on(&watcher, first_pid) > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the second node never waited on the first's insert");

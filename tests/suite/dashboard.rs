@@ -211,6 +211,9 @@ async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
     let (_, page, _) =
         b.get(&format!("/dashboard/customers/{c}?saved=X.%20Paste%20your%20key%20at%20evil.example")).await;
     assert!(!page.contains("evil.example") && !page.contains("the matching strategy is now"), "{page}");
+    // Nor does a link claim a save of a strategy that is not in force.
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}?saved=OidcSubToScimExternalId")).await;
+    assert!(!page.contains("the matching strategy is now"), "{page}");
     let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
     assert_eq!(client["scim_matching_definition"]["strategy"], "OidcEmailToScimUsername");
     let id = client["oidc_client_id"].as_str().unwrap().to_string();
@@ -270,6 +273,63 @@ async fn rotating_the_scim_key_shows_the_new_key_once() {
     let (_, rotations) = app
         .get(&format!("/api/v1/audit-events?target_id={}&action=scim_connection.key_rotated", id.as_str().unwrap()))
         .await;
+    assert_eq!(rotations["data"].as_array().unwrap().len(), 1, "{rotations}");
+}
+
+/// Two rotations sent from one form at once (a double click, two admins):
+/// one rotates, the other finds the key replaced. On PostgreSQL both are
+/// held at the connection's row until both wait there; SQLite runs writes
+/// one at a time.
+#[tokio::test]
+async fn two_rotations_from_one_form_at_once_rotate_once() {
+    let app = TestApp::spawn().await;
+    let c = customer(&app).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    let form = [("csrf", field(&page, "csrf")), ("current_key", field(&page, "current_key"))];
+    let (_, conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{c}")).await;
+    let id = conn["scim_connection_id"].as_str().unwrap().to_string();
+    let holding = postgres_url().map(|_| {
+        let (store, id) = (app.state.store.clone(), id.clone());
+        let (held, wait_held) = std::sync::mpsc::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            store.write_blocking(move |c| {
+                let lock = format!("SELECT id FROM scim_connections WHERE id = '{id}' FOR UPDATE");
+                diesel::connection::SimpleConnection::batch_execute(c, &lock)?;
+                held.send(backend_pid(c)?).unwrap();
+                let _ = wait_release.recv_timeout(std::time::Duration::from_secs(30));
+                Ok(())
+            })
+        });
+        (wait_held.recv().expect("the row is held"), release, holder)
+    });
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let (http, url, jar, form) =
+            (app.http.clone(), format!("{}/dashboard/customers/{c}/rotate-key", app.base), b.jar(), form.clone());
+        sent.push(tokio::spawn(async move {
+            http.post(url).header(COOKIE, jar).form(&form).send().await.unwrap().status()
+        }));
+    }
+    if let Some((pid, release, holder)) = holding {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while waiting_on(&app.state.store, pid) < 2 {
+            assert!(std::time::Instant::now() < deadline, "the rotations never both waited on the row");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        release.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+    }
+    let mut statuses = Vec::new();
+    for s in sent {
+        statuses.push(s.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    let (_, rotations) =
+        app.get(&format!("/api/v1/audit-events?target_id={id}&action=scim_connection.key_rotated")).await;
     assert_eq!(rotations["data"].as_array().unwrap().len(), 1, "{rotations}");
 }
 

@@ -392,10 +392,22 @@ pub fn hold_group_write(
     (release, write)
 }
 
-/// How many sessions of `store`'s PostgreSQL database wait on a lock in a
-/// statement whose text matches `query_like` (an ILIKE pattern).
-pub fn lock_waiters(store: &tandem_store::Store, query_like: &str) -> i64 {
-    let like = query_like.to_string();
+/// The backend pid of a PostgreSQL connection, to find who waits on it.
+pub fn backend_pid(c: &mut tandem_store::AnyConnection) -> Result<i32, tandem_store::StoreError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Pid>(c)?.pid)
+}
+
+/// How many PostgreSQL sessions wait, directly or behind another waiter, on
+/// a lock that the session `blocker` (a backend pid) holds: other tests'
+/// waits on the shared database are not counted. (A second waiter for one
+/// row waits on the first waiter's tuple lock, not on the holder.)
+pub fn waiting_on(store: &tandem_store::Store, blocker: i32) -> i64 {
     store
         .read_blocking(move |c| {
             use diesel::RunQueryDsl;
@@ -405,10 +417,12 @@ pub fn lock_waiters(store: &tandem_store::Store, query_like: &str) -> i64 {
                 n: i64,
             }
             let rows: Vec<N> = diesel::sql_query(
-                "SELECT count(*) AS n FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE $1",
+                "WITH RECURSIVE w(pid) AS (\
+                   SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) \
+                   UNION SELECT a.pid FROM pg_stat_activity a JOIN w ON w.pid = ANY(pg_blocking_pids(a.pid))\
+                 ) SELECT count(*) AS n FROM w",
             )
-            .bind::<diesel::sql_types::Text, _>(like)
+            .bind::<diesel::sql_types::Integer, _>(blocker)
             .load(c)?;
             Ok(rows.first().map_or(0, |r| r.n))
         })

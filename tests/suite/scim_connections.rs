@@ -408,12 +408,12 @@ async fn scim_writes_that_wait_for_the_connections_delete_are_then_refused_as_un
     let deleting = std::thread::spawn(move || {
         store.write_blocking(move |c| {
             let deleted = tandem_store::scim_connections::delete(c, &id)?;
-            locked.send(()).unwrap();
+            locked.send(backend_pid(c)?).unwrap();
             let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
             Ok(deleted)
         })
     });
-    wait_locked.recv().expect("the delete failed");
+    let deleting_pid = wait_locked.recv().expect("the delete failed");
     let uid_body = user("waiting@acme.com");
     let group_body = json!({"displayName": "Also waiting"});
     let ops = json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]);
@@ -438,7 +438,7 @@ async fn scim_writes_that_wait_for_the_connections_delete_are_then_refused_as_un
     let options = tandem_store::PoolOptions { max_size: 1, min_idle: 0, ..Default::default() };
     let watcher = tandem_store::Store::open(&postgres_url().unwrap(), &options).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while lock_waiters(&watcher, "%") < 3 {
+    while waiting_on(&watcher, deleting_pid) < 3 {
         assert!(std::time::Instant::now() < deadline, "the writes never waited on the connection's delete");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

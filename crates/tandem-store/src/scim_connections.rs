@@ -252,6 +252,39 @@ pub fn rotate_key(
     issue_key(conn, &row, now).map(Some)
 }
 
+/// What [`rotate_key_if_current`] did.
+pub enum Rotated {
+    /// The new key (its row, and the key, shown once).
+    Done(ScimApiKeyRow, Redacted<String>),
+    /// The current key was no longer the one named: nothing rotated.
+    NotCurrent,
+    NoConnection,
+}
+
+/// [`rotate_key`], only while the connection's current key is `expected`
+/// (its id; empty when there is none). The check runs under the row's lock
+/// (PostgreSQL; SQLite's writes are one at a time): of two rotations sent
+/// from one form at once (a double click, two admins), one rotates and the
+/// other finds the key replaced.
+pub fn rotate_key_if_current(
+    conn: &mut AnyConnection,
+    id: &str,
+    expected: &str,
+    grace: Duration,
+    now: DateTime<Utc>,
+) -> Result<Rotated, StoreError> {
+    if get_for_change(conn, id)?.is_none() {
+        return Ok(Rotated::NoConnection);
+    }
+    if current_key(conn, id)?.map(|k| k.id).unwrap_or_default() != expected {
+        return Ok(Rotated::NotCurrent);
+    }
+    Ok(match rotate_key(conn, id, grace, now)? {
+        Some((row, key)) => Rotated::Done(row, key),
+        None => Rotated::NoConnection,
+    })
+}
+
 /// Checks a presented key against a connection.
 pub fn authenticate(
     conn: &mut AnyConnection,

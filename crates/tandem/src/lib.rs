@@ -74,6 +74,18 @@ fn warn_of_shared_redirect_paths(store: &Store) {
     }
 }
 
+/// The `/readyz` URL of a server bound to `bind`: on loopback when it binds
+/// every address (`0.0.0.0`, `[::]`), for `tandem healthcheck`.
+pub fn readyz_url(mut bind: SocketAddr) -> String {
+    if bind.ip().is_unspecified() {
+        bind.set_ip(match bind.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{bind}/readyz")
+}
+
 /// A started server.
 pub struct Running {
     /// The address actually bound (port 0 resolved).
@@ -179,4 +191,15 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         housekeeping::start(state.store.clone(), state.clock.clone(), settings.database.log_retention_days);
     let server = tandem_web::server(state.clone(), listener, admin_listener, workers)?;
     Ok(Running { addr, admin_addr, server, state, housekeeping })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_health_check_asks_loopback_for_a_server_on_every_address() {
+        let url = |a: &str| super::readyz_url(a.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8080"), "http://127.0.0.1:8080/readyz");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080/readyz");
+        assert_eq!(url("10.0.0.5:9000"), "http://10.0.0.5:9000/readyz");
+    }
 }

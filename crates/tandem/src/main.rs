@@ -120,7 +120,7 @@ fn run() -> anyhow::Result<()> {
         Command::Serve { bind, common } => {
             let settings = settings(&common, bind)?;
             tandem::telemetry::init(&settings.log);
-            warn_of_misspelled_env();
+            warn_of_misspelled_env(&settings);
             tracing::info!(config = ?settings, "starting tandem {}", env!("CARGO_PKG_VERSION"));
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, Arc::new(SystemClock))?;
@@ -129,7 +129,10 @@ fn run() -> anyhow::Result<()> {
                 // SIGTERM sent on reading it shuts down gracefully.
                 let server = actix_web::rt::spawn(running.server);
                 actix_web::rt::task::yield_now().await;
-                tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening");
+                match running.admin_addr {
+                    Some(admin) => tracing::info!(addr = %running.addr, %admin, backend = running.state.store.backend(), "listening (SCIM and health; everything on the admin address)"),
+                    None => tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening"),
+                }
                 let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
                 // Queued provisioning-log entries and login starts are written before the process ends.
                 running.state.log_sink.close();
@@ -141,7 +144,7 @@ fn run() -> anyhow::Result<()> {
         Command::Migrate { common } => {
             let settings = settings(&common, None)?;
             tandem::telemetry::init(&settings.log);
-            warn_of_misspelled_env();
+            warn_of_misspelled_env(&settings);
             let store = tandem::open_command_store(&settings)?;
             println!("migrations are up to date ({})", store.backend());
             Ok(())
@@ -150,16 +153,7 @@ fn run() -> anyhow::Result<()> {
         Command::Healthcheck { url, common } => {
             let url = match url {
                 Some(u) => u,
-                None => {
-                    let mut addr = settings(&common, None)?.bind_addr()?;
-                    if addr.ip().is_unspecified() {
-                        addr.set_ip(match addr.ip() {
-                            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                        });
-                    }
-                    format!("http://{addr}/readyz")
-                }
+                None => tandem::readyz_url(settings(&common, None)?.bind_addr()?),
             };
             healthcheck(&url)
         }
@@ -203,7 +197,8 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
 fn healthcheck(url: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+        // Never through HTTP_PROXY / ALL_PROXY: the server is local.
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).no_proxy().build()?;
         let resp = client.get(url).send().await.with_context(|| format!("{url} does not answer"))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -216,9 +211,9 @@ fn healthcheck(url: &str) -> anyhow::Result<()> {
 }
 
 /// Warns of each `TANDEM_*` variable that reads like a setting but is none.
-fn warn_of_misspelled_env() {
-    for (name, meant) in tandem::settings::misspelled_env(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
-    {
+fn warn_of_misspelled_env(settings: &Settings) {
+    let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    for (name, meant) in tandem::settings::misspelled_env(names, settings) {
         tracing::warn!(variable = %name, meant = %meant, "{name} is no setting and is ignored; did you mean {meant}? A section and its key are joined by two underscores");
     }
 }

@@ -227,8 +227,9 @@ pub enum SettingsError {
 
 /// Short environment names for the most used keys (after `TANDEM_`), the
 /// only names read outside `SECTION__KEY` form, each with the setting it names.
-const SHORTHAND_ENV: [(&str, &str); 5] = [
+const SHORTHAND_ENV: [(&str, &str); 6] = [
     ("bind", "server.bind"),
+    ("admin_bind", "server.admin_bind"),
     ("public_url", "server.public_url"),
     ("database_url", "database.url"),
     ("secret_key", "secrets.key"),
@@ -238,12 +239,15 @@ const SHORTHAND_ENV: [(&str, &str); 5] = [
 /// The sections of the settings, which `TANDEM_<SECTION>__<KEY>` names begin with.
 const SECTIONS: [&str; 7] = ["server", "database", "secrets", "log", "oidc", "scim", "matching"];
 
-/// `TANDEM_*` variables that are no setting but read like one with a single
-/// `_` after its section (`TANDEM_LOG_LEVEL` for `TANDEM_LOG__LEVEL`), each
-/// with the name meant. They are ignored like any other `TANDEM_*` variable
-/// that is not a setting (so that a Kubernetes Service named tandem does not
-/// stop the start), which hides the mistake: the caller warns of them.
-pub fn misspelled_env(names: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
+/// `TANDEM_*` variables that are no setting but name one with a single `_`
+/// after its section (`TANDEM_LOG_LEVEL` for `TANDEM_LOG__LEVEL`), each with
+/// the name meant. They are ignored like any other `TANDEM_*` variable that
+/// is not a setting (so that a Kubernetes Service named tandem does not stop
+/// the start), which hides the mistake: the caller warns of them. Only a
+/// real key of `settings` counts: `TANDEM_SCIM_SERVICE_HOST` (a Service
+/// named tandem-scim) is someone else's.
+pub fn misspelled_env(names: impl IntoIterator<Item = String>, settings: &Settings) -> Vec<(String, String)> {
+    let shape = serde_json::to_value(settings).unwrap_or_default();
     names
         .into_iter()
         .filter_map(|name| {
@@ -253,8 +257,15 @@ pub fn misspelled_env(names: impl IntoIterator<Item = String>) -> Vec<(String, S
                 return None;
             }
             let section = SECTIONS.iter().find(|s| lower.len() > s.len() + 1 && lower.starts_with(&format!("{s}_")))?;
-            let meant =
-                format!("TANDEM_{}__{}", section.to_ascii_uppercase(), rest[section.len() + 1..].to_ascii_uppercase());
+            let key = &lower[section.len() + 1..];
+            let meant = match key.strip_prefix("defaults_").filter(|_| *section == "matching") {
+                // An IdP type's default strategy: two levels down.
+                Some(idp) => format!("TANDEM_MATCHING__DEFAULTS__{}", idp.to_ascii_uppercase()),
+                None if shape[section].get(key).is_some() => {
+                    format!("TANDEM_{}__{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
+                }
+                None => return None,
+            };
             Some((name, meant))
         })
         .collect()
@@ -466,6 +477,8 @@ mod tests {
         assert_eq!(s.admin_bind_addr().unwrap(), None);
         let s = load_with("TANDEM_UT_ADMIN_OK_", &[("SERVER__ADMIN_BIND", "127.0.0.1:9090")]).unwrap();
         assert_eq!(s.admin_bind_addr().unwrap(), Some("127.0.0.1:9090".parse().unwrap()));
+        let s = load_with("TANDEM_UT_ADMIN_SHORT_", &[("ADMIN_BIND", "127.0.0.1:9091")]).unwrap();
+        assert_eq!(s.admin_bind_addr().unwrap(), Some("127.0.0.1:9091".parse().unwrap()), "the shorthand");
         let err = load_with("TANDEM_UT_ADMIN_BAD_", &[("SERVER__ADMIN_BIND", "private")]).unwrap_err().to_string();
         assert!(err.contains("server.admin_bind"), "{err}");
         let same = [("BIND", "127.0.0.1:8080"), ("SERVER__ADMIN_BIND", "127.0.0.1:8080")];
@@ -499,12 +512,19 @@ mod tests {
             "TANDEM_SERVICE_HOST",
             "TANDEM_LOG_",
             "OTHER_LOG_LEVEL",
+            "TANDEM_MATCHING_DEFAULTS_OKTA",
+            // A Kubernetes Service named tandem-scim, and the admin address's shorthand.
+            "TANDEM_SCIM_SERVICE_HOST",
+            "TANDEM_SCIM_PORT_443_TCP_ADDR",
+            "TANDEM_ADMIN_BIND",
         ];
-        let found = misspelled_env(names.map(String::from));
+        let settings = load_with("TANDEM_UT_MISSPELLED_", &[]).unwrap();
+        let found = misspelled_env(names.map(String::from), &settings);
         let expected = [
             ("TANDEM_LOG_LEVEL", "TANDEM_LOG__LEVEL"),
             ("TANDEM_secrets_key", "TANDEM_SECRETS__KEY"),
             ("TANDEM_OIDC_LOGIN_TTL_SECS", "TANDEM_OIDC__LOGIN_TTL_SECS"),
+            ("TANDEM_MATCHING_DEFAULTS_OKTA", "TANDEM_MATCHING__DEFAULTS__OKTA"),
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()));
         assert_eq!(found, expected);

@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use std::collections::HashMap;
 use tandem_core::matching::MatchingStrategy;
+use tandem_store::scim_connections::Rotated;
 use tandem_store::{audit, micros, oidc_clients, scim_connections};
 
 /// `POST /dashboard/customers/{customer_id}/strategy` (form: `strategy`, `csrf`)
@@ -80,7 +81,10 @@ pub async fn save_strategy(
     }
 }
 
-/// `POST /dashboard/customers/{customer_id}/rotate-key` (form: `csrf`): the new key is shown once on the answer page.
+/// `POST /dashboard/customers/{customer_id}/rotate-key` (form: `csrf`,
+/// `current_key`: the id of the key the form replaces, `cut_off_now`: `yes`
+/// when no grace period is configured): the new key is shown once on the
+/// answer page; a form whose key was already replaced rotates nothing (409).
 pub async fn rotate_key(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -109,12 +113,10 @@ pub async fn rotate_key(
         .store
         .write(move |c| {
             let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(Rotation::NoConnection) };
-            let current = scim_connections::current_key(c, &conn.id)?.map(|k| k.id).unwrap_or_default();
-            if current != replaces {
-                return Ok(Rotation::Stale);
-            }
-            let Some((_, new)) = scim_connections::rotate_key(c, &conn.id, grace, now)? else {
-                return Ok(Rotation::NoConnection);
+            let new = match scim_connections::rotate_key_if_current(c, &conn.id, &replaces, grace, now)? {
+                Rotated::Done(_, new) => new,
+                Rotated::NotCurrent => return Ok(Rotation::Stale),
+                Rotated::NoConnection => return Ok(Rotation::NoConnection),
             };
             audit::record(
                 c,

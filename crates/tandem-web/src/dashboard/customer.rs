@@ -132,6 +132,10 @@ pub async fn render(
             &format!("Nothing is configured for customer {customer:?}."),
         );
     }
+    // "Saved" comes off the link a save redirects to, which anyone can send:
+    // it is shown only when it is the strategy in force.
+    let in_force = data.client.as_ref().map(|c| super::overview::effective(state, c).0);
+    let notice = notice.filter(|n| !matches!(n, Notice::Saved(s) if in_force.as_deref() != Some(s.as_str())));
     let preview = preview.and_then(|p| p.parse::<MatchingStrategy>().ok());
     let matching = match (&data.client, &data.connection) {
         (Some(client), Some(_)) => report(state, &client.id, preview, 100, None).await.ok(),
