@@ -343,6 +343,39 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     assert!(audit.iter().any(|e| e.action == "secret_key.rotated" && e.actor == "cli"), "the rotation is audited");
 }
 
+/// The log's reader going away (a closed stderr) loses lines, never the
+/// server: it answered nothing and panicked at its next log line.
+#[test]
+fn a_closed_stderr_loses_log_lines_not_the_server() {
+    let dir = scratch_dir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = tandem(&dir);
+    cmd.args(["serve", "--bind", &addr]).env("TANDEM_LOG__LEVEL", "debug").stdout(Stdio::null()).stderr(Stdio::piped());
+    if postgres_url().is_none() {
+        cmd.env("TANDEM_DATABASE_URL", format!("sqlite://{}", dir.join("t.db").display()));
+    }
+    let mut child = Served(cmd.spawn().unwrap());
+    drop(child.stderr.take());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let healthz = format!("http://{addr}/healthz");
+    let answers = |url: &str| reqwest::try_get(url).unwrap_or_default();
+    while !answers(&healthz).contains("ok") {
+        assert!(Instant::now() < deadline, "the server never answered with its stderr closed");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited with its stderr closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Requests that log (a refused key is a warning) are answered, and the server stays up.
+    let clients = format!("http://{addr}/api/v1/oidc-clients");
+    for _ in 0..20 {
+        assert_eq!(reqwest::blocking_get_with(&clients, "tandem_ik_wrong").0, 401);
+    }
+    assert!(answers(&healthz).contains("ok"));
+    sigterm(&child);
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn key_commands_exit_cleanly_every_time() {
     // On PostgreSQL a command once exited while the pool was still opening a
@@ -503,8 +536,13 @@ fn a_path_cannot_forge_log_lines() {
 /// Minimal blocking HTTP for tests that drive the executable.
 mod reqwest {
     pub fn blocking_get(url: &str) -> String {
+        try_get(url).unwrap_or_else(|| panic!("GET {url} failed"))
+    }
+
+    /// A GET's body, or `None` when nothing answers.
+    pub fn try_get(url: &str) -> Option<String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+        rt.block_on(async { ::reqwest::get(url).await.ok()?.text().await.ok() })
     }
 
     /// A GET with a bearer key: its status and body.
