@@ -594,6 +594,55 @@ async fn userinfo_fills_in_names_when_the_deployment_asks_for_a_complete_profile
     }
 }
 
+/// A client that asks for `groups` gets them from userinfo when the ID
+/// token has none (Okta's org authorization server sends a thin ID token);
+/// one that does not ask never calls userinfo for them.
+#[tokio::test]
+async fn groups_asked_for_and_missing_from_the_id_token_come_from_userinfo() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let info = json!({"sub": "00uGroups", "email": "g@acme.com", "groups": ["Engineering", "Everyone"]});
+    op.set_userinfo(info);
+    let thin = json!({"sub": "00uGroups", "email": "g@acme.com"});
+    for (asks, expected) in [(false, Value::Null), (true, json!(["Engineering", "Everyone"]))] {
+        let customer = unique("groups");
+        let created = stub_client(&app, &op, &customer, "Okta", None).await;
+        if asks {
+            let id = created["oidc_client_id"].as_str().unwrap();
+            let (status, body) =
+                app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"additional_scopes": ["groups"]})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (status, body) = login(&app, &op, &customer, thin.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["claims"]["groups"], expected, "asks for groups: {asks}: {body}");
+    }
+}
+
+/// Entra sends `oid` (the user id the join goes by) only under `profile`:
+/// a MicrosoftEntra client's own `scopes` must keep it.
+#[tokio::test]
+async fn an_entra_client_must_keep_the_profile_scope() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("entra-scopes");
+    let created = stub_client(&app, &op, &customer, "MicrosoftEntra", None).await;
+    let id = created["oidc_client_id"].as_str().unwrap();
+    let (status, body) = app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"scopes": ["openid", "email"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["scopes"], "{body}");
+    assert!(body.to_string().contains("oid claim"), "{body}");
+    let (status, body) =
+        app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"scopes": ["openid", "profile"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Other IdP types may leave it out (Cognito app clients that do not allow it).
+    let generic = unique("generic-scopes");
+    let created = stub_client(&app, &op, &generic, "Generic", None).await;
+    let id = created["oidc_client_id"].as_str().unwrap();
+    let (status, body) = app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"scopes": ["openid", "email"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn home_realm_discovery_by_email_domain_starts_the_right_login() {
     let app = TestApp::spawn().await;

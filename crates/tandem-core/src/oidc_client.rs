@@ -227,6 +227,17 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
         );
     }
     let idp = parse_idp(&mut r, policy, kept_secret);
+    // Entra sends `oid` (its user id, which the SCIM join goes by; without
+    // it a login falls back to the pairwise `sub` and matches no one) and
+    // `preferred_username` only under the profile scope.
+    let entra = idp.as_ref().is_some_and(|i| i.0 == IdpType::MicrosoftEntra);
+    if entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
+        r.error(
+            "scopes",
+            "must include profile for a MicrosoftEntra client: Entra sends the oid claim (the user id the SCIM \
+             join goes by) and preferred_username only with it",
+        );
+    }
     r.reject_unknown();
     match (r.is_ok(), customer_id, redirect_url, idp) {
         (

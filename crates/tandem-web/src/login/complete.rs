@@ -316,7 +316,12 @@ async fn finish(
     trace.ok(state, "id_token", json!({"sub": claims.get("sub")}));
 
     let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);
+    // Groups asked for and not in the ID token: Okta's org authorization
+    // server sends a thin ID token and groups through userinfo only.
+    let asked_for_groups =
+        scopes.iter().any(|s| s == "groups") || client.base_scopes().is_some_and(|b| b.iter().any(|s| s == "groups"));
     let ask = claims.get("email").and_then(Value::as_str).is_none()
+        || (asked_for_groups && lacks("groups"))
         || (state.settings.userinfo == UserinfoWhen::ProfileIncomplete
             && ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c)));
     if ask && meta.userinfo_endpoint.is_some() {
