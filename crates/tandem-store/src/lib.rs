@@ -194,6 +194,31 @@ pub struct Store {
     writer: Option<Arc<writer::Writer>>,
 }
 
+/// Applies SQLite's pending migrations in one transaction that takes the
+/// database's write lock before it reads which are pending (`BEGIN
+/// IMMEDIATE`; each migration is a savepoint in it). Two processes starting
+/// on one new file (the server and a CLI command) both read the list before
+/// either wrote, and the second failed on a table the first had just made;
+/// now the second waits for the first (the busy timeout) and finds nothing
+/// pending. The migrations hold no statement SQLite refuses in a
+/// transaction (no PRAGMA, no VACUUM).
+fn migrate_sqlite(c: &mut diesel::SqliteConnection) -> Result<usize, StoreError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    let applied =
+        c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()).map_err(|e| StoreError::Migration(e.to_string()));
+    match applied {
+        Ok(n) => {
+            AnsiTransactionManager::commit_transaction(c)?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(c);
+            Err(e)
+        }
+    }
+}
+
 impl Store {
     /// Opens a pool on `url` (`sqlite://path`, a bare path, or `postgres://…`).
     /// A SQLite file's directory is created when missing.
@@ -239,8 +264,9 @@ impl Store {
     /// On PostgreSQL under a session advisory lock, so that nodes starting
     /// together (a rollout, several replicas on an empty database) migrate
     /// one after the other: the others then find nothing pending, instead
-    /// of failing on a table the first one just created. (SQLite's
-    /// migrations are serialised by its file lock.)
+    /// of failing on a table the first one just created. On SQLite in one
+    /// transaction that takes the write lock first, for the same reason
+    /// (see [`migrate_sqlite`]).
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let migrations = match *self.url {
@@ -257,8 +283,13 @@ impl Store {
         if locked {
             conn.batch_execute(&format!("SET statement_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
         }
-        let applied =
-            conn.run_pending_migrations(migrations).map(|v| v.len()).map_err(|e| StoreError::Migration(e.to_string()));
+        let applied = match &mut **conn {
+            AnyConnection::Sqlite(c) => migrate_sqlite(c),
+            _ => conn
+                .run_pending_migrations(migrations)
+                .map(|v| v.len())
+                .map_err(|e| StoreError::Migration(e.to_string())),
+        };
         // Under the same lock: one node at a time. A failure leaves the
         // clients as they are (they still sign in), and is logged.
         if applied.is_ok() {
