@@ -219,7 +219,11 @@ struct Paired {
 }
 
 async fn paired(strategy: &str) -> Paired {
-    let app = TestApp::spawn().await;
+    paired_on(TestApp::spawn().await, strategy).await
+}
+
+/// [`paired`] on `app`.
+async fn paired_on(app: TestApp, strategy: &str) -> Paired {
     let op = StubOp::start(false).await;
     let customer = unique("paired");
     stub_client(&app, &op, &customer, "Okta", Some(strategy)).await;
@@ -496,7 +500,9 @@ async fn a_client_can_accept_emails_marked_unverified_for_itself() {
 /// refused with what to do instead.
 #[tokio::test]
 async fn a_login_the_idp_starts_finds_its_client_by_issuer() {
-    let p = paired("OidcEmailToScimUsername").await;
+    // A database of its own: a stub IdP of an earlier test on the same port
+    // would be a second client with this issuer.
+    let p = paired_on(TestApp::spawn_on_own_database().await, "OidcEmailToScimUsername").await;
     p.scim.create_user(okta_scim_user()).await;
     let loud = p.op.issuer.replace("http://127.0.0.1", "HTTP://127.0.0.1");
     for issuer in [p.op.issuer.clone(), format!("{}/", p.op.issuer), loud] {
@@ -635,6 +641,21 @@ async fn an_entra_client_must_keep_the_profile_scope() {
     let (status, body) =
         app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"scopes": ["openid", "profile"]})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A client saved before the rule is still patched (a new secret for an
+    // expired one must go through); only a patch of its scopes is held to it.
+    let stale = format!("UPDATE oidc_clients SET scopes = '[\"openid\",\"email\"]' WHERE id = '{id}'");
+    app.state
+        .store
+        .write_blocking(move |c| diesel::connection::SimpleConnection::batch_execute(c, &stale).map_err(Into::into))
+        .unwrap();
+    let secret = json!({"idp": {"client_secret": "a-new-secret-for-an-expired-one"}});
+    let (status, body) = app.patch(&format!("/api/v1/oidc-clients/{id}"), secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scopes"], json!(["openid", "email"]), "{body}");
+    let (status, _) = app
+        .patch(&format!("/api/v1/oidc-clients/{id}"), json!({"scopes": ["openid", "email", "offline_access"]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // Other IdP types may leave it out (Cognito app clients that do not allow it).
     let generic = unique("generic-scopes");
     let created = stub_client(&app, &op, &generic, "Generic", None).await;

@@ -60,7 +60,7 @@ pub struct OidcClientRequest {
 
 /// Reads a create request.
 pub fn parse_create(body: &Value, policy: UrlPolicy) -> Result<OidcClientRequest, Vec<FieldError>> {
-    parse(body, policy, None)
+    parse(body, policy, None, true)
 }
 
 /// Reads a patch request against the stored configuration: fields that are
@@ -98,7 +98,11 @@ pub fn parse_patch(
         }
     }
     let kept = current.client_secret.clone().map(|secret| Kept { secret, issuer: current.issuer.clone() });
-    parse(&Value::Object(merged), policy, kept)
+    // A client saved before a rule is still patched (a new secret for an
+    // expired one must go through): the scopes rule holds a patch only when
+    // it sets the scopes or the IdP type.
+    let sets_scopes = patch.contains_key("scopes") || patch.get("idp").and_then(|i| i.get("type")).is_some();
+    parse(&Value::Object(merged), policy, kept, sets_scopes)
 }
 
 /// The stored client secret a patch keeps, and the issuer it was issued by.
@@ -140,7 +144,14 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     m
 }
 
-fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<OidcClientRequest, Vec<FieldError>> {
+/// Reads a whole client; `check_scopes` applies the rule on an Entra
+/// client's own `scopes` (see [`parse_patch`]).
+fn parse(
+    body: &Value,
+    policy: UrlPolicy,
+    kept_secret: Option<Kept>,
+    check_scopes: bool,
+) -> Result<OidcClientRequest, Vec<FieldError>> {
     let mut r = FieldReader::new(body, "");
     if !r.is_ok() {
         return Err(r.into_errors());
@@ -231,7 +242,7 @@ fn parse(body: &Value, policy: UrlPolicy, kept_secret: Option<Kept>) -> Result<O
     // it a login falls back to the pairwise `sub` and matches no one) and
     // `preferred_username` only under the profile scope.
     let entra = idp.as_ref().is_some_and(|i| i.0 == IdpType::MicrosoftEntra);
-    if entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
+    if check_scopes && entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
         r.error(
             "scopes",
             "must include profile for a MicrosoftEntra client: Entra sends the oid claim (the user id the SCIM \
