@@ -321,6 +321,10 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not the key this database"), "{out:?}");
     let early = starts(new, old);
     assert!(early.iter().any(|l| l.contains("key rotation is in progress")), "{early:#?}");
+    // Every rotating node rotates to the same key: one with another (a typo) is refused.
+    let typo = run_ok(&dir, &["secret-key", "generate"]);
+    let out = run(&["serve", "--bind", "127.0.0.1:0"], typo.trim(), old);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rotates to a different secret key"), "{out:?}");
     let out = run(&["secret-key", "rotate"], new, "");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no previous key"), "{out:?}");
 
@@ -328,7 +332,8 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 client secret"), "{out:?}");
     let again = run(&["secret-key", "rotate"], new, old);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("re-encrypted 0 client secret"), "{again:?}");
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("re-encrypted 0 client secret") && said.contains("swapped"), "{again:?}");
     // The new key alone starts it now, and the secret opens with it alone.
     starts(new, "");
     let out = run(&["serve", "--bind", "127.0.0.1:0"], old, "");

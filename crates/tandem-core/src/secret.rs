@@ -50,6 +50,8 @@ pub struct SecretKey {
     travelling: LessSafeKey,
     /// The key being rotated away from: it still opens, never encrypts.
     previous: Option<Box<SecretKey>>,
+    /// A short public name of the key (see [`SecretKey::fingerprint`]).
+    fingerprint: String,
 }
 
 /// What the key for travelling values is derived for (HKDF-SHA256 `info`).
@@ -77,7 +79,12 @@ impl SecretKey {
         let info = [TRAVELLING_KEY_INFO];
         let derived = prk.expand(&info, &AES_256_GCM_SIV).map_err(|_| SecretError::BadKey("rejected".into()))?;
         let travelling = LessSafeKey::new(UnboundKey::from(derived));
-        Ok(SecretKey { key: LessSafeKey::new(unbound), travelling, previous: None })
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &[b"tandem:key-fingerprint:v1".as_slice(), &bytes].concat(),
+        );
+        let fingerprint = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(SecretKey { key: LessSafeKey::new(unbound), travelling, previous: None, fingerprint })
     }
 
     /// A new random key and its base64 form (to write to the key file).
@@ -98,6 +105,18 @@ impl SecretKey {
     /// Whether a previous key is set.
     pub fn has_previous(&self) -> bool {
         self.previous.is_some()
+    }
+
+    /// Twelve hex digits that name the key without giving it away (a hash
+    /// of it under a label of its own), so an operator can tell keys apart
+    /// in output and the audit log.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The previous key's fingerprint, when one is set.
+    pub fn previous_fingerprint(&self) -> Option<&str> {
+        self.previous.as_deref().map(SecretKey::fingerprint)
     }
 
     /// Decrypts with this key only, never the previous one (what a key
@@ -224,6 +243,14 @@ mod tests {
         let (stored, sealed) = (old.encrypt("x", "c"), old.seal(b"login", b"ctx"));
         let rotating = new.with_previous(SecretKey::from_base64(&old_text).unwrap());
         assert!(rotating.has_previous());
+        assert_eq!(rotating.previous_fingerprint(), Some(old.fingerprint()));
+        assert_ne!(rotating.fingerprint(), old.fingerprint());
+        assert_eq!(
+            old.fingerprint(),
+            SecretKey::from_base64(&old_text).unwrap().fingerprint(),
+            "the same key, the same name"
+        );
+        assert!(old.fingerprint().len() == 12 && !old_text.contains(old.fingerprint()));
         assert_eq!(rotating.decrypt(&stored, "c").unwrap().0, "x");
         assert_eq!(rotating.decrypt_with_current(&stored, "c").unwrap_err(), SecretError::WrongKey);
         assert_eq!(rotating.open(&sealed, b"ctx").as_deref(), Some(&b"login"[..]));

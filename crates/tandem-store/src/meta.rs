@@ -38,39 +38,80 @@ pub fn refuse_a_wrong_key(conn: &mut AnyConnection, secret: &SecretKey) -> Resul
     }
 }
 
-/// Writes the check value under `secret`'s current key (the end of a key
-/// rotation: the previous key is no longer needed to start).
-pub fn rewrite_key_check(conn: &mut AnyConnection, secret: &SecretKey) -> Result<(), StoreError> {
+/// Which key the database was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedBy {
+    /// `secret`'s current key: nothing was left to rotate.
+    Current,
+    /// Its previous key: a rotation was in progress.
+    Previous,
+}
+
+/// Writes the check value under `secret`'s current key, and forgets the
+/// next key's check (the end of a key rotation: the previous key is no
+/// longer needed to start). Says which key the check was under before.
+pub fn rewrite_key_check(conn: &mut AnyConnection, secret: &SecretKey) -> Result<CheckedBy, StoreError> {
+    verify_secret_key(conn, secret)?;
+    let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
+    let before = if opens_with_current(secret, &stored) { CheckedBy::Current } else { CheckedBy::Previous };
     let value = secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT);
-    let updated = diesel::update(m::tandem_meta.filter(m::key.eq(KEY_CHECK))).set(m::value.eq(&value)).execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(m::tandem_meta).values((m::key.eq(KEY_CHECK), m::value.eq(&value))).execute(conn)?;
+    diesel::update(m::tandem_meta.filter(m::key.eq(KEY_CHECK))).set(m::value.eq(&value)).execute(conn)?;
+    diesel::delete(m::tandem_meta.filter(m::key.eq(KEY_CHECK_NEXT))).execute(conn)?;
+    Ok(before)
+}
+
+fn opens_with_current(secret: &SecretKey, stored: &str) -> bool {
+    secret.decrypt_with_current(stored, KEY_CHECK_CONTEXT).is_ok_and(|p| p.0 == KEY_CHECK_PLAINTEXT)
+}
+
+/// During a key rotation, the check value of the key rotated to: the first
+/// node started with a previous key writes it, and every other node's
+/// current key must open it, so that no node encrypts under a key the
+/// others do not have (a typo in one node's new key).
+const KEY_CHECK_NEXT: &str = "secret_key_check_next";
+
+/// Inserts `key` = `value` unless a row is there already (a lost race);
+/// the insert runs in a savepoint, so the transaction stays usable.
+fn insert_if_absent(conn: &mut AnyConnection, key: &str, value: &str) -> Result<(), StoreError> {
+    let inserted = conn
+        .transaction(|c| diesel::insert_into(m::tandem_meta).values((m::key.eq(key), m::value.eq(value))).execute(c));
+    match inserted {
+        Ok(_) | Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// Verifies `secret` against the stored check value, writing one on first
 /// use. A mismatch is an error that says what to do.
 ///
 /// Nodes starting together on a new database all find no check value; the
-/// first insert wins and the others check their key against the winner's
-/// (the insert runs in a savepoint, so a lost race leaves the transaction
-/// usable for the re-read).
+/// first insert wins and the others check their key against the winner's.
+/// While a key is rotated (the check opens with the previous key only),
+/// the current key must be the one every other rotating node has.
 pub fn verify_secret_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result<(), StoreError> {
     if get(conn, KEY_CHECK)?.is_none() {
-        let value = secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT);
-        let inserted = conn.transaction(|c| {
-            diesel::insert_into(m::tandem_meta).values((m::key.eq(KEY_CHECK), m::value.eq(&value))).execute(c)
-        });
-        match inserted {
-            Ok(_) => return Ok(()),
-            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        insert_if_absent(conn, KEY_CHECK, &secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT))?;
     }
     let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
-    match secret.decrypt(&stored, KEY_CHECK_CONTEXT) {
-        Ok(p) if p.0 == KEY_CHECK_PLAINTEXT => Ok(()),
-        _ => Err(wrong_key()),
+    if opens_with_current(secret, &stored) {
+        return Ok(());
     }
+    match secret.decrypt(&stored, KEY_CHECK_CONTEXT) {
+        Ok(p) if p.0 == KEY_CHECK_PLAINTEXT => {}
+        _ => return Err(wrong_key()),
+    }
+    // Opened by the previous key: a rotation in progress.
+    if get(conn, KEY_CHECK_NEXT)?.is_none() {
+        insert_if_absent(conn, KEY_CHECK_NEXT, &secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT))?;
+    }
+    if opens_with_current(secret, &get(conn, KEY_CHECK_NEXT)?.unwrap_or_default()) {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(
+        "a key rotation is in progress and another node rotates to a different secret key: give every node the \
+         same new TANDEM_SECRET_KEY (secrets.key) beside the previous one"
+            .into(),
+    ))
 }

@@ -52,18 +52,31 @@ pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<us
         .select((c::id, c::client_secret_enc.assume_not_null()))
         .load(conn)?;
     let mut changed = 0;
-    for (id, enc) in rows {
+    for (id, mut enc) in rows {
         let context = secret_context(&id);
-        if key.decrypt_with_current(&enc, &context).is_ok() {
-            continue;
+        // Written only if the secret is still as read: a node's PATCH that
+        // saved a new one meanwhile (PostgreSQL) is read again, not undone.
+        for _ in 0..16 {
+            if key.decrypt_with_current(&enc, &context).is_ok() {
+                break;
+            }
+            let plain = key.decrypt(&enc, &context).map_err(|e| {
+                StoreError::Corrupt(format!("the client secret of OIDC client {id} opens with neither key: {e}"))
+            })?;
+            let written = diesel::update(c::oidc_clients.filter(c::id.eq(&id)).filter(c::client_secret_enc.eq(&enc)))
+                .set(c::client_secret_enc.eq(key.encrypt(&plain.0, &context)))
+                .execute(conn)?;
+            if written == 1 {
+                changed += 1;
+                break;
+            }
+            let now: Option<Option<String>> =
+                c::oidc_clients.filter(c::id.eq(&id)).select(c::client_secret_enc).first(conn).optional()?;
+            match now.flatten() {
+                Some(current) => enc = current,
+                None => break,
+            }
         }
-        let plain = key.decrypt(&enc, &context).map_err(|e| {
-            StoreError::Corrupt(format!("the client secret of OIDC client {id} opens with neither key: {e}"))
-        })?;
-        diesel::update(c::oidc_clients.filter(c::id.eq(&id)))
-            .set(c::client_secret_enc.eq(key.encrypt(&plain.0, &context)))
-            .execute(conn)?;
-        changed += 1;
     }
     Ok(changed)
 }

@@ -36,6 +36,15 @@ fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> 
     Ok(store)
 }
 
+/// [`open_command_store`] for a command that needs the secret key: a key
+/// that is not the database's is refused before any migration runs.
+pub fn open_command_store_with_key(settings: &Settings, key: &tandem_core::secret::SecretKey) -> anyhow::Result<Store> {
+    let store = open_unmigrated(settings, 0)?;
+    store.read_blocking(|c| tandem_store::meta::refuse_a_wrong_key(c, key)).context("secret key check failed")?;
+    migrate(&store)?;
+    Ok(store)
+}
+
 fn open_unmigrated(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
     let options = PoolOptions {
         max_size: settings.database.pool_size,

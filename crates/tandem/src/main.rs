@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tandem::settings::{Overrides, Settings};
@@ -109,7 +110,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("error: {e:#}");
+        // Not eprintln!: it panics when stderr is closed.
+        let _ = writeln!(std::io::stderr(), "error: {e:#}");
         std::process::exit(1);
     }
 }
@@ -175,21 +177,30 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     let key = tandem::secret_file::load(&settings.secrets, false)?;
-    let store = tandem::open_command_store(settings)?;
+    let store = tandem::open_command_store_with_key(settings, &key)?;
     let now = SystemClock.now();
-    let changed = store.write_blocking(|c| {
-        // Either key must open the check value: a third key is no rotation of this database.
+    let (new, old) = (key.fingerprint().to_string(), key.previous_fingerprint().unwrap_or_default().to_string());
+    let (changed, before) = store.write_blocking(|c| {
+        // The check opens with one of the two keys (and, mid-rotation, the
+        // new key is the one the nodes rotate to), or nothing is done.
         tandem_store::meta::verify_secret_key(c, &key)?;
         let changed = tandem_store::oidc_clients::reencrypt_secrets(c, &key)?;
-        tandem_store::meta::rewrite_key_check(c, &key)?;
-        let details = serde_json::json!({"client_secrets_reencrypted": changed});
+        let before = tandem_store::meta::rewrite_key_check(c, &key)?;
+        let details = serde_json::json!({"client_secrets_reencrypted": changed, "key": new, "previous_key": old});
         tandem_store::audit::record(c, now, "cli", "secret_key.rotated", ("deployment", "secret_key"), details)?;
-        Ok(changed)
+        Ok((changed, before))
     })?;
     println!(
-        "re-encrypted {changed} client secret(s) under the new key, and the database now checks against it. Remove \
-         secrets.previous_key (TANDEM_SECRETS__PREVIOUS_KEY) from every node and restart them."
+        "re-encrypted {changed} client secret(s) under the key {new} (from {old}); the database now checks against \
+         {new}. Remove secrets.previous_key (TANDEM_SECRETS__PREVIOUS_KEY) from every node and restart them, each \
+         with {new} as its key (TANDEM_SECRET_KEY, or the key file)."
     );
+    if changed == 0 && before == tandem_store::meta::CheckedBy::Current {
+        println!(
+            "Nothing was under {old}: the rotation was done before, or secrets.key and secrets.previous_key are \
+             swapped (the new key belongs in secrets.key)."
+        );
+    }
     Ok(())
 }
 
