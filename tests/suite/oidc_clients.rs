@@ -522,6 +522,32 @@ async fn discovery_failure_names_the_url_and_reason() {
     assert!(resp["error"]["details"]["reason"].as_str().unwrap().contains("connect"));
 }
 
+/// With `oidc.block_private_addresses`, no call to an IdP reaches a private
+/// or loopback address, named by its address or by a host name that
+/// resolves to one; without it the same IdP is reached.
+#[tokio::test]
+async fn blocked_private_addresses_keep_idp_calls_off_internal_hosts() {
+    let op = crate::stub_idp::StubOp::start(false).await;
+    let port = op.issuer.rsplit(':').next().unwrap().to_string();
+    let client = |issuer: &str| {
+        let mut body = okta_client(&unique("ssrf"));
+        body["idp"]["issuer"] = json!(issuer);
+        body["verify"] = json!(true);
+        body
+    };
+    let blocked = TestApp::spawn_adjusted(|s| s.oidc.block_private_addresses = true).await;
+    for issuer in [op.issuer.clone(), format!("http://localhost:{port}")] {
+        let (status, resp) = blocked.post("/api/v1/oidc-clients", client(&issuer)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{issuer}: {resp}");
+        assert_eq!(resp["error"]["details"]["kind"], "DiscoveryFailed", "{resp}");
+        let reason = resp["error"]["details"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("oidc.block_private_addresses"), "{issuer}: {reason}");
+    }
+    let open = TestApp::spawn().await;
+    let (status, resp) = open.post("/api/v1/oidc-clients", client(&op.issuer)).await;
+    assert_eq!(status, StatusCode::CREATED, "{resp}");
+}
+
 /// An IdP whose certificate comes from a private CA is refused with the
 /// TLS reason, and reached once `oidc.ca_file` names that CA.
 #[tokio::test]

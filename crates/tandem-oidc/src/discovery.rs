@@ -84,7 +84,7 @@ pub fn metadata_url(issuer: &str, appid: Option<&str>) -> String {
 pub async fn discover(http: &IdpHttp, issuer: &str, appid: Option<&str>) -> Result<ProviderMetadata, DiscoveryError> {
     let url = metadata_url(issuer, appid);
     let fail = |reason: String| DiscoveryError { url: url.clone(), reason };
-    let response = http.get_json(&url, None).await.map_err(|e| fail(crate::describe_transport_error(&e)))?;
+    let response = http.get_json(&url, None).await.map_err(fail)?;
     let status = response.status();
     if status.is_redirection() {
         let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();

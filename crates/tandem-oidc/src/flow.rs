@@ -286,6 +286,8 @@ async fn exchange_once(
             TokenTransport(format!("the token endpoint could not be reached: {}", crate::describe_transport_error(&e)))
         };
         let request: reqwest::Request = request.try_into().map_err(unreachable)?;
+        http.refuse_private(request.url().as_str())
+            .map_err(|e| TokenTransport(format!("the token endpoint could not be reached: {e}")))?;
         let response = http.client().execute(request).await.map_err(unreachable)?;
         let status = response.status();
         let media = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -368,7 +370,7 @@ pub async fn userinfo(
     access_token: &str,
 ) -> Result<Map<String, Value>, String> {
     let Some(endpoint) = &meta.userinfo_endpoint else { return Err("the IdP has no userinfo endpoint".into()) };
-    let resp = http.get_json(endpoint, Some(access_token)).await.map_err(|e| crate::describe_transport_error(&e))?;
+    let resp = http.get_json(endpoint, Some(access_token)).await?;
     if !resp.status().is_success() {
         return Err(format!("userinfo answered HTTP {}", resp.status()));
     }

@@ -245,10 +245,7 @@ fn decoding_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<DecodingKey> {
 }
 
 async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, KeyError> {
-    let resp = http
-        .get_json(uri, None)
-        .await
-        .map_err(|e| KeyError::Fetch(format!("{uri}: {}", crate::describe_transport_error(&e))))?;
+    let resp = http.get_json(uri, None).await.map_err(|e| KeyError::Fetch(format!("{uri}: {e}")))?;
     if !resp.status().is_success() {
         return Err(KeyError::Fetch(format!("{uri} answered HTTP {}", resp.status())));
     }

@@ -18,6 +18,63 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct IdpHttp {
     client: reqwest::Client,
+    /// `oidc.block_private_addresses`: no call reaches a private, loopback
+    /// or link-local address.
+    block_private: bool,
+}
+
+/// Whether `ip` is an address an IdP on the internet never has: loopback,
+/// private (RFC 1918, IPv6 unique local), link-local (cloud metadata
+/// services live at 169.254.169.254), shared (100.64.0.0/10), unspecified,
+/// multicast or broadcast, also as an IPv4-mapped IPv6 address.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let [first, second, ..] = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || first == 0
+                || (first == 100 && (second & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some_and(|v4| is_private(v4.into()))
+        }
+    }
+}
+
+/// A resolver that keeps only public addresses: a host name that resolves
+/// only to private ones (an internal service, the metadata service) is an
+/// error naming the setting. No maintained crate filters reqwest's
+/// resolution; this is a filter over tokio's `lookup_host`.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| !is_private(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to private, loopback or link-local addresses, which \
+                     oidc.block_private_addresses refuses"
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 impl IdpHttp {
@@ -29,9 +86,24 @@ impl IdpHttp {
 
     /// Builds the client trusting `extra_roots` besides the public roots.
     pub fn with_roots(timeout: Duration, extra_roots: Vec<reqwest::Certificate>) -> Result<IdpHttp, String> {
+        Self::build(timeout, extra_roots, false)
+    }
+
+    /// Builds the client; with `block_private`, no call reaches a private,
+    /// loopback or link-local address ([`is_private`]): a host name is
+    /// resolved to its public addresses only, and a URL naming such an
+    /// address is refused before it is sent.
+    pub fn build(
+        timeout: Duration,
+        extra_roots: Vec<reqwest::Certificate>,
+        block_private: bool,
+    ) -> Result<IdpHttp, String> {
         let mut builder = reqwest::Client::builder();
         for root in extra_roots {
             builder = builder.add_root_certificate(root);
+        }
+        if block_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly)).no_proxy();
         }
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
@@ -43,7 +115,27 @@ impl IdpHttp {
             .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(IdpHttp { client })
+        Ok(IdpHttp { client, block_private })
+    }
+
+    /// Refuses a URL whose host is a private, loopback or link-local
+    /// address when such addresses are blocked (a host name is checked when
+    /// it is resolved).
+    pub fn refuse_private(&self, url: &str) -> Result<(), String> {
+        if !self.block_private {
+            return Ok(());
+        }
+        let ip = match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+            Some(url::Host::Ipv4(a)) => std::net::IpAddr::V4(a),
+            Some(url::Host::Ipv6(a)) => std::net::IpAddr::V6(a),
+            _ => return Ok(()),
+        };
+        if is_private(ip) {
+            return Err(format!(
+                "{ip} is a private, loopback or link-local address, which oidc.block_private_addresses refuses"
+            ));
+        }
+        Ok(())
     }
 
     /// The underlying client.
@@ -53,8 +145,10 @@ impl IdpHttp {
 
     /// GETs a JSON document (with a bearer token when given). A GET is safe
     /// to repeat, so one that failed on the way (a pooled connection the IdP
-    /// had closed) is sent once more; a timeout or a refused connection is not.
-    pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<reqwest::Response, reqwest::Error> {
+    /// had closed) is sent once more; a timeout or a refused connection is
+    /// not. The error is in words (see [`describe_transport_error`]).
+    pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<reqwest::Response, String> {
+        self.refuse_private(url)?;
         let send = || {
             let mut req = self.client.get(url).header("accept", "application/json");
             if let Some(token) = bearer {
@@ -66,6 +160,7 @@ impl IdpHttp {
             Err(e) if !e.is_timeout() && !e.is_connect() && !e.is_builder() => send().await,
             other => other,
         }
+        .map_err(|e| describe_transport_error(&e))
     }
 }
 
@@ -123,6 +218,41 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: usize, what: &str)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn private_loopback_and_link_local_addresses_are_told_apart_from_public_ones() {
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+        ];
+        let public = ["8.8.8.8", "172.32.0.1", "100.128.0.1", "192.169.0.1", "2606:4700::1111", "::ffff:8.8.8.8"];
+        for a in private {
+            assert!(super::is_private(a.parse().unwrap()), "{a}");
+        }
+        for a in public {
+            assert!(!super::is_private(a.parse().unwrap()), "{a}");
+        }
+        let http = super::IdpHttp::build(std::time::Duration::from_secs(1), Vec::new(), true).unwrap();
+        assert!(http.refuse_private("http://169.254.169.254/latest/meta-data").is_err());
+        assert!(http.refuse_private("https://[fd00::1]/").is_err());
+        assert!(http.refuse_private("https://acme.okta.com/.well-known/openid-configuration").is_ok());
+        let open = super::IdpHttp::build(std::time::Duration::from_secs(1), Vec::new(), false).unwrap();
+        assert!(open.refuse_private("http://169.254.169.254/").is_ok());
+    }
+
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -174,9 +174,9 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         Some(path) => tandem_oidc::read_ca_file(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
-    let http =
-        tandem_oidc::IdpHttp::with_roots(std::time::Duration::from_secs(settings.oidc.http_timeout_secs), extra_roots)
-            .map_err(anyhow::Error::msg)?;
+    let timeout = std::time::Duration::from_secs(settings.oidc.http_timeout_secs);
+    let http = tandem_oidc::IdpHttp::build(timeout, extra_roots, settings.oidc.block_private_addresses)
+        .map_err(anyhow::Error::msg)?;
     let log_sink = tandem_store::sink::LogSink::start(store.clone());
     let idp_cache = Arc::new(tandem_oidc::cache::IdpCache::new(clock.clone()));
     let state = AppState {

@@ -106,6 +106,9 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Oidc {
     pub allow_insecure_http: bool,
+    /// No call to an IdP reaches a private, loopback or link-local address.
+    #[serde(default)]
+    pub block_private_addresses: bool,
     pub http_timeout_secs: u64,
     pub login_ttl_secs: u64,
     /// Refuse a client whose redirect path another client has (else a warning).
