@@ -322,12 +322,25 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     let early = starts(new, old);
     assert!(early.iter().any(|l| l.contains("key rotation is in progress")), "{early:#?}");
     // Every rotating node rotates to the same key: one with another (a typo) is refused.
+    let fingerprint = |k: &str| tandem_core::secret::SecretKey::from_base64(k).unwrap().fingerprint().to_string();
     let typo = run_ok(&dir, &["secret-key", "generate"]);
     let out = run(&["serve", "--bind", "127.0.0.1:0"], typo.trim(), old);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rotates to a different secret key"), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("a key rotation to the key {} is in progress", fingerprint(new))), "{err}");
+    assert!(err.contains(&fingerprint(typo.trim())) && err.contains("abandon-rotation"), "{err}");
     let out = run(&["secret-key", "rotate"], new, "");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no previous key"), "{out:?}");
 
+    let store = tandem_store::Store::open(&db, &tandem_store::PoolOptions::default()).unwrap();
+    let version = |store: &tandem_store::Store| {
+        let customer = customer.clone();
+        store
+            .read_blocking(move |c| tandem_store::oidc_clients::get_by_customer(c, &customer))
+            .unwrap()
+            .unwrap()
+            .updated_at
+    };
+    let before = version(&store);
     let out = run(&["secret-key", "rotate"], new, old);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 client secret"), "{out:?}");
@@ -338,14 +351,30 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     starts(new, "");
     let out = run(&["serve", "--bind", "127.0.0.1:0"], old, "");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not the key this database"), "{out:?}");
-    let store = tandem_store::Store::open(&db, &tandem_store::PoolOptions::default()).unwrap();
+    // The client's version moved: an edit that read it before the rotation
+    // retries instead of writing the old ciphertext back.
+    assert!(version(&store) > before);
     let row = store.read_blocking(move |c| tandem_store::oidc_clients::get_by_customer(c, &customer)).unwrap().unwrap();
     let new_key = tandem_core::secret::SecretKey::from_base64(new).unwrap();
     assert_eq!(row.client_secret(&new_key).unwrap().unwrap().0, secret);
     assert!(row.client_secret(&tandem_core::secret::SecretKey::from_base64(old).unwrap()).is_err());
+    // A next rotation whose first node had a mistyped key: the others are
+    // refused, naming it, until the rotation is abandoned with the key the
+    // database is checked against; then the right key rotates.
+    let next = run_ok(&dir, &["secret-key", "generate"]);
+    starts(typo.trim(), new);
+    let out = run(&["serve", "--bind", "127.0.0.1:0"], next.trim(), new);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&fingerprint(typo.trim())), "{out:?}");
+    let out = run(&["secret-key", "abandon-rotation"], old, "");
+    assert!(!out.status.success(), "only the database's own key abandons a rotation: {out:?}");
+    let out = run(&["secret-key", "abandon-rotation"], new, "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&fingerprint(typo.trim())), "{out:?}");
+    starts(next.trim(), new);
     let query = tandem_store::audit::AuditQuery { limit: 100, ..Default::default() };
     let audit = store.read_blocking(move |c| tandem_store::audit::list(c, &query)).unwrap();
     assert!(audit.iter().any(|e| e.action == "secret_key.rotated" && e.actor == "cli"), "the rotation is audited");
+    assert!(audit.iter().any(|e| e.action == "secret_key.rotation_abandoned"), "so is the abandoned one");
 }
 
 /// The log's reader going away (a closed stderr) loses lines, never the

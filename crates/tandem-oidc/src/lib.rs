@@ -24,13 +24,16 @@ pub struct IdpHttp {
 }
 
 /// Whether `ip` is an address an IdP on the internet never has: loopback,
-/// private (RFC 1918, IPv6 unique local), link-local (cloud metadata
-/// services live at 169.254.169.254), shared (100.64.0.0/10), unspecified,
-/// multicast or broadcast, also as an IPv4-mapped IPv6 address.
+/// private (RFC 1918, IPv6 unique local and site-local), link-local (cloud
+/// metadata services live at 169.254.169.254), shared (100.64.0.0/10),
+/// IETF protocol assignments (192.0.0.0/24), benchmarking (198.18.0.0/15),
+/// reserved (240.0.0.0/4), unspecified, multicast or broadcast; and an IPv6
+/// address that carries an IPv4 one (mapped, compatible, NAT64, 6to4) when
+/// that one is. Teredo and local-use NAT64 are refused whole.
 pub fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(a) => {
-            let [first, second, ..] = a.octets();
+            let [first, second, third, _] = a.octets();
             a.is_loopback()
                 || a.is_private()
                 || a.is_link_local()
@@ -38,16 +41,29 @@ pub fn is_private(ip: std::net::IpAddr) -> bool {
                 || a.is_broadcast()
                 || a.is_multicast()
                 || first == 0
+                || first >= 240
                 || (first == 100 && (second & 0xc0) == 64)
+                || (first == 192 && second == 0 && third == 0)
+                || (first == 198 && (second & 0xfe) == 18)
         }
         std::net::IpAddr::V6(a) => {
-            let first = a.segments()[0];
+            let s = a.segments();
+            let embedded =
+                |hi: u16, lo: u16| std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
             a.is_loopback()
                 || a.is_unspecified()
                 || a.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || a.to_ipv4_mapped().is_some_and(|v4| is_private(v4.into()))
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || a.to_ipv4().is_some_and(|v4| is_private(v4.into()))
+                || (s[0] == 0x64
+                    && s[1] == 0xff9b
+                    && s[2..6] == [0, 0, 0, 0]
+                    && is_private(embedded(s[6], s[7]).into()))
+                || (s[0] == 0x2002 && is_private(embedded(s[1], s[2]).into()))
         }
     }
 }
@@ -237,8 +253,28 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::10.0.0.5",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "2001:0::1",
+            "fec0::1",
+            "192.0.0.192",
+            "198.18.0.1",
+            "240.0.0.1",
         ];
-        let public = ["8.8.8.8", "172.32.0.1", "100.128.0.1", "192.169.0.1", "2606:4700::1111", "::ffff:8.8.8.8"];
+        let public = [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "192.169.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "198.20.0.1",
+            "192.0.2.1",
+        ];
         for a in private {
             assert!(super::is_private(a.parse().unwrap()), "{a}");
         }
@@ -248,6 +284,8 @@ mod tests {
         let http = super::IdpHttp::build(std::time::Duration::from_secs(1), Vec::new(), true).unwrap();
         assert!(http.refuse_private("http://169.254.169.254/latest/meta-data").is_err());
         assert!(http.refuse_private("https://[fd00::1]/").is_err());
+        assert!(http.refuse_private("https://[64:ff9b::a00:5]/").is_err(), "NAT64 of a private address");
+        assert!(http.refuse_private("http://0x7f.1/").is_err(), "an IPv4 address in hex is read as one");
         assert!(http.refuse_private("https://acme.okta.com/.well-known/openid-configuration").is_ok());
         let open = super::IdpHttp::build(std::time::Duration::from_secs(1), Vec::new(), false).unwrap();
         assert!(open.refuse_private("http://169.254.169.254/").is_ok());

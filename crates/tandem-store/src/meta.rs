@@ -64,11 +64,42 @@ fn opens_with_current(secret: &SecretKey, stored: &str) -> bool {
     secret.decrypt_with_current(stored, KEY_CHECK_CONTEXT).is_ok_and(|p| p.0 == KEY_CHECK_PLAINTEXT)
 }
 
-/// During a key rotation, the check value of the key rotated to: the first
-/// node started with a previous key writes it, and every other node's
-/// current key must open it, so that no node encrypts under a key the
-/// others do not have (a typo in one node's new key).
+/// During a key rotation, the key rotated to: its fingerprint and a check
+/// value under it (`<fingerprint> <ciphertext>`). The first node started
+/// with a previous key writes it, and every other node's current key must
+/// open it, so that no node encrypts under a key the others do not have (a
+/// typo in one node's new key).
 const KEY_CHECK_NEXT: &str = "secret_key_check_next";
+
+fn next_value(secret: &SecretKey) -> String {
+    format!("{} {}", secret.fingerprint(), secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT))
+}
+
+/// Forgets the key a rotation was going to (an abandoned rotation, or one
+/// whose first node had a mistyped key), for a `secret` that opens the
+/// check value with its current key and every stored client secret; the
+/// clients whose secrets it does not open are named instead.
+pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<Option<String>, StoreError> {
+    let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
+    if !opens_with_current(secret, &stored) {
+        return Err(StoreError::Corrupt(
+            "give the key the database is checked against as TANDEM_SECRET_KEY (without a previous key) to abandon \
+             a rotation"
+                .into(),
+        ));
+    }
+    let unreadable = crate::oidc_clients::secrets_not_under(conn, secret)?;
+    if !unreadable.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "the client secrets of OIDC clients {} are not under this key (a node saved them under the key the \
+             rotation was going to): finish that rotation instead, or save those secrets again",
+            unreadable.join(", ")
+        )));
+    }
+    let recorded = get(conn, KEY_CHECK_NEXT)?.and_then(|v| v.split_once(' ').map(|(fp, _)| fp.to_string()));
+    diesel::delete(m::tandem_meta.filter(m::key.eq(KEY_CHECK_NEXT))).execute(conn)?;
+    Ok(recorded)
+}
 
 /// Inserts `key` = `value` unless a row is there already (a lost race);
 /// the insert runs in a savepoint, so the transaction stays usable.
@@ -103,15 +134,34 @@ pub fn verify_secret_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result
         _ => return Err(wrong_key()),
     }
     // Opened by the previous key: a rotation in progress.
-    if get(conn, KEY_CHECK_NEXT)?.is_none() {
-        insert_if_absent(conn, KEY_CHECK_NEXT, &secret.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT))?;
-    }
-    if opens_with_current(secret, &get(conn, KEY_CHECK_NEXT)?.unwrap_or_default()) {
+    let next = match get(conn, KEY_CHECK_NEXT)? {
+        // One left by a rotation that has since completed (a node started
+        // as it committed) is under the key the check is under now: stale.
+        Some(v)
+            if v.split_once(' ').is_some_and(|(_, check)| {
+                secret.decrypt(check, KEY_CHECK_CONTEXT).is_ok() && !opens_with_current(secret, check)
+            }) =>
+        {
+            diesel::update(m::tandem_meta.filter(m::key.eq(KEY_CHECK_NEXT)))
+                .set(m::value.eq(next_value(secret)))
+                .execute(conn)?;
+            next_value(secret)
+        }
+        Some(v) => v,
+        None => {
+            insert_if_absent(conn, KEY_CHECK_NEXT, &next_value(secret))?;
+            get(conn, KEY_CHECK_NEXT)?.unwrap_or_default()
+        }
+    };
+    let (recorded, check) = next.split_once(' ').unwrap_or(("?", next.as_str()));
+    if opens_with_current(secret, check) {
         return Ok(());
     }
-    Err(StoreError::Corrupt(
-        "a key rotation is in progress and another node rotates to a different secret key: give every node the \
-         same new TANDEM_SECRET_KEY (secrets.key) beside the previous one"
-            .into(),
-    ))
+    Err(StoreError::Corrupt(format!(
+        "a key rotation to the key {recorded} is in progress (the first node started with a previous key recorded \
+         it), and this node's key is {}: give every node {recorded}, or, if no node uses it any more (a rotation \
+         abandoned, a mistyped key), run `tandem secret-key abandon-rotation` with the key the database is checked \
+         against",
+        secret.fingerprint()
+    )))
 }

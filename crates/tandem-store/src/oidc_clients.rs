@@ -42,6 +42,19 @@ pub fn secret_context(id: &str) -> String {
     format!("oidc_client:{id}:client_secret")
 }
 
+/// The ids of the clients whose secret `key`'s current key does not open.
+pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String, String)> = c::oidc_clients
+        .filter(c::client_secret_enc.is_not_null())
+        .select((c::id, c::client_secret_enc.assume_not_null()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(id, enc)| key.decrypt_with_current(enc, &secret_context(id)).is_err())
+        .map(|(id, _)| id)
+        .collect())
+}
+
 /// Re-encrypts under `key`'s current key every client secret still under
 /// its previous one (a key rotation); returns how many. A secret that
 /// neither key opens fails the whole call, so that a rotation either
@@ -56,26 +69,40 @@ pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<us
         let context = secret_context(&id);
         // Written only if the secret is still as read: a node's PATCH that
         // saved a new one meanwhile (PostgreSQL) is read again, not undone.
+        // `updated_at` moves, so an edit that read the row before (the
+        // dashboard writes the whole row back) retries instead of writing
+        // the old ciphertext over this one.
+        let mut done = false;
         for _ in 0..16 {
             if key.decrypt_with_current(&enc, &context).is_ok() {
+                done = true;
                 break;
             }
             let plain = key.decrypt(&enc, &context).map_err(|e| {
                 StoreError::Corrupt(format!("the client secret of OIDC client {id} opens with neither key: {e}"))
             })?;
             let written = diesel::update(c::oidc_clients.filter(c::id.eq(&id)).filter(c::client_secret_enc.eq(&enc)))
-                .set(c::client_secret_enc.eq(key.encrypt(&plain.0, &context)))
+                .set((c::client_secret_enc.eq(key.encrypt(&plain.0, &context)), c::updated_at.eq(c::updated_at + 1)))
                 .execute(conn)?;
             if written == 1 {
                 changed += 1;
+                done = true;
                 break;
             }
             let now: Option<Option<String>> =
                 c::oidc_clients.filter(c::id.eq(&id)).select(c::client_secret_enc).first(conn).optional()?;
             match now.flatten() {
                 Some(current) => enc = current,
-                None => break,
+                None => {
+                    done = true;
+                    break;
+                }
             }
+        }
+        if !done {
+            return Err(StoreError::Busy(format!(
+                "the client secret of OIDC client {id} kept changing while it was re-encrypted; run the rotation again"
+            )));
         }
     }
     Ok(changed)

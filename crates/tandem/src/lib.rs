@@ -175,6 +175,16 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         None => Vec::new(),
     };
     let timeout = std::time::Duration::from_secs(settings.oidc.http_timeout_secs);
+    let proxied = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    if settings.oidc.block_private_addresses && proxied {
+        tracing::warn!(
+            "oidc.block_private_addresses calls IdPs directly, never through the proxy set in the environment \
+             (a proxy would resolve the IdP's name itself, past the check): where the internet is reachable only \
+             through the proxy, IdP calls will fail"
+        );
+    }
     let http = tandem_oidc::IdpHttp::build(timeout, extra_roots, settings.oidc.block_private_addresses)
         .map_err(anyhow::Error::msg)?;
     let log_sink = tandem_store::sink::LogSink::start(store.clone());

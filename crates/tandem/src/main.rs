@@ -69,6 +69,12 @@ enum SecretKeyCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Forget the key a rotation was going to (abandoned, or mistyped on the
+    /// first node restarted), with the key the database is checked against.
+    AbandonRotation {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +171,26 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::SecretKey(SecretKeyCommand::Rotate { common }) => rotate_secret_key(&settings(&common, None)?),
+        Command::SecretKey(SecretKeyCommand::AbandonRotation { common }) => {
+            let settings = settings(&common, None)?;
+            let key = tandem::secret_file::load(&settings.secrets, false)?;
+            let store = tandem::open_command_store_with_key(&settings, &key)?;
+            let now = SystemClock.now();
+            let recorded = store.write_blocking(|c| {
+                let recorded = tandem_store::meta::abandon_rotation(c, &key)?;
+                let details = serde_json::json!({"key": key.fingerprint(), "abandoned_key": recorded});
+                let target = ("deployment", "secret_key");
+                tandem_store::audit::record(c, now, "cli", "secret_key.rotation_abandoned", target, details)?;
+                Ok(recorded)
+            })?;
+            match recorded {
+                Some(fp) => {
+                    println!("forgot the rotation to the key {fp}; the database stays under {}", key.fingerprint())
+                }
+                None => println!("no rotation was recorded; the database stays under {}", key.fingerprint()),
+            }
+            Ok(())
+        }
     }
 }
 
