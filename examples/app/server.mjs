@@ -17,7 +17,10 @@ import http from 'node:http';
 const PORT = process.env.PORT === undefined || process.env.PORT === '' ? 0 : Number(process.env.PORT);
 const TANDEM_URL = (process.env.TANDEM_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const TANDEM_API_KEY = process.env.TANDEM_API_KEY || '';
-const STATE_COOKIE = 'tandem_sso_state';
+// Behind https (COOKIE_SECURE=1), the state cookie is `__Host-` prefixed and
+// Secure: no sibling subdomain can plant one of the same name.
+const COOKIE_SECURE = process.env.COOKIE_SECURE === '1';
+const STATE_COOKIE = COOKIE_SECURE ? '__Host-tandem_sso_state' : 'tandem_sso_state';
 const TANDEM_TIMEOUT_MS = 15_000;
 const MAX_FORM_BYTES = 16 * 1024;
 
@@ -100,20 +103,42 @@ ${rows.map(([k, v, id]) => `  <dt>${esc(k)}</dt><dd id="${id}">${esc(v)}</dd>`).
 <p><a href="${esc(next)}">Continue</a></p>`);
 }
 
+// What an end user is told, by error type. Tandem's `message` is for the
+// admin (it names strategies, endpoints, and may quote the IdP's own
+// error_description, which anyone can put in a callback link): it is logged
+// here, never shown; the support ID (the login event) lets an admin find it.
+const USER_TEXT = {
+  ScimUserNotActive: 'Your account is not active for this application. Ask your administrator for access.',
+  ScimUserAmbiguous: 'Your account matches more than one user. Ask your administrator to check your account.',
+  LoginBlockedByEmailAllowlist: 'This email address cannot sign in here. Ask your administrator.',
+  InvalidCsrfState: 'This sign-in link has expired or was already used. Start again.',
+  ClientNotFound: 'No single sign-on is set up for that email or customer ID.',
+  EmailDomainNotUnique: 'Several organizations use that email domain: sign in with your customer ID.',
+  IssuerNotUnique: 'Several organizations use that identity provider: sign in with your customer ID.',
+  IdentityProviderError: 'Your identity provider could not complete the sign-in. Try again, or ask your administrator.',
+};
+
 function refusedPage(status, error) {
-  const reason = error.details && typeof error.details === 'object' ? error.details.reason : undefined;
+  const details = error.details && typeof error.details === 'object' ? error.details : {};
+  console.error(`example-app: sign-in refused: ${error.type} (${status}): ${error.message}`
+    + `${details.login_event_id ? ` [login event ${details.login_event_id}]` : ''}`);
+  const text = USER_TEXT[error.type] || 'The sign-in did not succeed. Try again, or ask your administrator.';
   return layout('Sign-in refused', `<h1>Sign-in refused</h1>
+<p id="error-text">${esc(text)}</p>
 <dl>
   <dt>Error</dt><dd id="error-type">${esc(error.type)}</dd>
-  <dt>Message</dt><dd id="error-message">${esc(error.message)}</dd>
-${reason !== undefined ? `  <dt>Reason</dt><dd id="error-reason">${esc(reason)}</dd>\n` : ''}  <dt>HTTP status</dt><dd id="error-status">${esc(status)}</dd>
+${details.reason !== undefined ? `  <dt>Reason</dt><dd id="error-reason">${esc(details.reason)}</dd>\n` : ''}${
+  details.login_event_id ? `  <dt>Support ID</dt><dd id="support-id">${esc(details.login_event_id)}</dd>\n` : ''
+}  <dt>HTTP status</dt><dd id="error-status">${esc(status)}</dd>
 </dl>
 <p><a href="/">Try again</a></p>`);
 }
 
+// A path on this site: browsers drop tabs and line breaks from URLs, so
+// "/\t/evil.example" would lead off-site; control characters are refused.
 function safeLocalPath(value) {
   return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !value.includes('\\')
-    ? value : null;
+    && !/[\x00-\x1f\x7f]/.test(value) ? value : null;
 }
 
 // ---------------------------------------------------------------- HTTP helpers
@@ -131,7 +156,8 @@ function sendHtml(res, status, html, headers = {}) {
 }
 
 function stateCookie(value, maxAge) {
-  return `${STATE_COOKIE}=${encodeURIComponent(value)}; HttpOnly; SameSite=Lax; Path=/; Max-Age=${maxAge}`;
+  const secure = COOKIE_SECURE ? '; Secure' : '';
+  return `${STATE_COOKIE}=${encodeURIComponent(value)}; HttpOnly; SameSite=Lax; Path=/${secure}; Max-Age=${maxAge}`;
 }
 
 function readCookie(req, name) {
@@ -216,6 +242,12 @@ function errorStatus(status) {
 // ---------------------------------------------------------------- routes
 
 async function login(req, res) {
+  // Login CSRF: a sign-in started from another site (which could sign the
+  // visitor in as someone else) is refused.
+  const site = req.headers['sec-fetch-site'];
+  if (site && site !== 'same-origin' && site !== 'none') {
+    return sendHtml(res, 403, homePage('Start the sign-in from this page.'));
+  }
   const form = await readForm(req);
   const customerId = (form.get('customer_id') || '').trim();
   const email = (form.get('email') || '').trim();
@@ -249,7 +281,12 @@ async function callback(req, res) {
     return sendHtml(res, 200, signedInPage(body), clear);
   }
   const error = body?.error || { type: 'UnexpectedResponse', message: 'Tandem answered 200 without a login', details: {} };
-  return sendHtml(res, errorStatus(status), refusedPage(status, error), clear);
+  // A callback that did not use this browser's login (no state, another
+  // login's, a forged link), or that Tandem did not answer, leaves the
+  // cookie alone: the sign-in it started can still finish.
+  const notOurs = error.type === 'InvalidCsrfState' && ['missing', 'unknown', 'not_bound'].includes(error.details?.reason);
+  const unanswered = ['TandemUnreachable', 'UnexpectedResponse'].includes(error.type);
+  return sendHtml(res, errorStatus(status), refusedPage(status, error), notOurs || unanswered ? {} : clear);
 }
 
 const server = http.createServer(async (req, res) => {
@@ -268,7 +305,8 @@ const server = http.createServer(async (req, res) => {
   } catch (e) {
     console.error('example-app:', e.status ? e.message : e);
     if (!res.headersSent) {
-      sendHtml(res, e.status || 500, layout('Error', `<h1>Something went wrong</h1><p>${esc(e.message)}</p>`));
+      const text = e.status === 413 ? 'The form is too large.' : 'Try again in a moment.';
+      sendHtml(res, e.status || 500, layout('Error', `<h1>Something went wrong</h1><p>${esc(text)}</p>`));
     } else {
       res.destroy();
     }

@@ -172,7 +172,10 @@ try {
       console.log(`${ok ? 'PASS' : 'FAIL'} ${label}: ${ok ? `"${h1}", ${details}` : details} [${shots}]`);
     } else {
       const [expectType, expectReason] = expect.split(':');
-      ok = h1 === 'Sign-in refused' && errorType === expectType && (expectReason === undefined || reason === expectReason);
+      // The user sees a support ID (the login event), never Tandem's message for the admin.
+      const supportId = await oneLine(page, '#support-id');
+      ok = h1 === 'Sign-in refused' && errorType === expectType && (expectReason === undefined || reason === expectReason)
+        && /^[0-9a-f-]{36}$/.test(supportId ?? '') && !(await present(page, '#error-message'));
       console.log(`${ok ? 'PASS' : 'FAIL'} ${label}: "${h1}"${errorType ? ` ${errorType}` : ''}`
         + `${reason ? ` (reason ${reason})` : ''}${status ? ` HTTP ${status}` : ''} [${shots}]`);
     }
