@@ -157,12 +157,16 @@ impl LogSink {
                         // also write_each's time limit.)
                         // A batch the database could not do now (a deadlock
                         // with a request's write) is tried again, record by record.
+                        // One the database could not do now (a deadlock, SQLite
+                        // locked by another process past its busy timeout) is
+                        // tried again whole first.
                         let lost = match e {
-                            StoreError::Query(_) | StoreError::Busy(_) if batch.len() > 1 => batch.write_each(&store),
                             StoreError::Busy(_) => match store.write_behind(|c| batch.write(c)) {
                                 Ok(()) => 0,
-                                Err(_) => 1,
+                                Err(_) if batch.len() > 1 => batch.write_each(&store),
+                                Err(_) => batch.len(),
                             },
+                            StoreError::Query(_) if batch.len() > 1 => batch.write_each(&store),
                             _ => batch.len(),
                         };
                         if lost > 0 {
@@ -304,6 +308,28 @@ mod tests {
         }
         sink.flush();
         assert_eq!(stored(&store), 5, "all but the refused one");
+    }
+
+    /// Another process holding SQLite's write lock past the busy timeout
+    /// (the CLI, 5 s) delays a record: it is written once the lock is free,
+    /// not lost (a batch of one was dropped at the first refusal).
+    #[test]
+    fn a_record_waits_out_another_process_holding_the_write_lock() {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let (store, dir) = crate::test_store();
+        let crate::TestDir::Sqlite(path) = &dir else { unreachable!() };
+        let file = path.join("t.db").display().to_string();
+        let mut other = diesel::SqliteConnection::establish(&file).unwrap();
+        other.batch_execute("BEGIN IMMEDIATE").unwrap();
+        let sink = LogSink::start(store.clone());
+        sink.record(entry(0));
+        // Held past one busy timeout, and let go while the second try waits.
+        std::thread::sleep(std::time::Duration::from_millis(6_500));
+        other.batch_execute("COMMIT").unwrap();
+        sink.flush();
+        assert_eq!(stored(&store), 1);
+        sink.close();
     }
 
     #[test]

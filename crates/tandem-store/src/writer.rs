@@ -292,6 +292,13 @@ impl Writer {
         };
         self.behind.store(false, Ordering::Release);
         match ran {
+            // A lock another process held past the busy timeout (the CLI) is
+            // `Busy`, as on a pooled connection: the caller may try again.
+            Ok(Err(StoreError::Query(e))) => Err(match crate::conn::transient(&e) {
+                Some((false, why)) => StoreError::Busy(why),
+                Some((true, why)) => StoreError::Unavailable(why),
+                None => StoreError::Query(e),
+            }),
             Ok(result) => result,
             Err(panic) => {
                 // Closed now, which rolls its transaction back: left open
