@@ -282,13 +282,11 @@ async fn exchange_once(
     // oauth2's own reqwest client reads the answer whole; this one stops at
     // DOCUMENT_LIMIT, as every other IdP response is cut off at its limit.
     let limited = |request: oauth2::HttpRequest| async move {
-        let unreachable = |e: reqwest::Error| {
-            TokenTransport(format!("the token endpoint could not be reached: {}", crate::describe_transport_error(&e)))
-        };
-        let request: reqwest::Request = request.try_into().map_err(unreachable)?;
-        http.refuse_private(request.url().as_str())
-            .map_err(|e| TokenTransport(format!("the token endpoint could not be reached: {e}")))?;
-        let response = http.client().execute(request).await.map_err(unreachable)?;
+        let unreachable = |why: String| TokenTransport(format!("the token endpoint could not be reached: {why}"));
+        let transport = |e: reqwest::Error| unreachable(crate::describe_transport_error(&e));
+        let request: reqwest::Request = request.try_into().map_err(transport)?;
+        http.refuse_private(request.url().as_str()).map_err(unreachable)?;
+        let response = http.client().execute(request).await.map_err(transport)?;
         let status = response.status();
         let media = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if let Ok(mut slot) = seen_ref.lock() {

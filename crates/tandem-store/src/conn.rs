@@ -110,17 +110,23 @@ impl Pooled {
     /// shortly", instead of a 500), and one that leaves the connection
     /// unusable marks it lost (the pool drops it).
     pub(crate) fn settle<T>(&mut self, result: Result<T, crate::StoreError>) -> Result<T, crate::StoreError> {
-        match result {
-            Err(crate::StoreError::Query(e)) => match transient(&e) {
-                Some((true, why)) => {
-                    self.lost = true;
-                    Err(crate::StoreError::Unavailable(why))
-                }
-                Some((false, why)) => Err(crate::StoreError::Busy(why)),
-                None => Err(crate::StoreError::Query(e)),
-            },
-            other => other,
-        }
+        let (result, lost) = classify(result);
+        self.lost |= lost;
+        result
+    }
+}
+
+/// `result` with a failure a retry may not meet (see [`transient`]) read as
+/// the database being unavailable (the connection is lost: the `true`) or
+/// busy; anything else as it is.
+pub(crate) fn classify<T>(result: Result<T, crate::StoreError>) -> (Result<T, crate::StoreError>, bool) {
+    match result {
+        Err(crate::StoreError::Query(e)) => match transient(&e) {
+            Some((true, why)) => (Err(crate::StoreError::Unavailable(why)), true),
+            Some((false, why)) => (Err(crate::StoreError::Busy(why)), false),
+            None => (Err(crate::StoreError::Query(e)), false),
+        },
+        other => (other, false),
     }
 }
 

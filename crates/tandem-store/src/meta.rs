@@ -29,11 +29,7 @@ fn wrong_key() -> StoreError {
 /// the wrong key changes nothing, and [`verify_secret_key`] decides after them.
 pub fn refuse_a_wrong_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result<(), StoreError> {
     match get(conn, KEY_CHECK) {
-        Ok(Some(stored))
-            if secret.decrypt(&stored, KEY_CHECK_CONTEXT).map(|p| p.0).ok().as_deref() != Some(KEY_CHECK_PLAINTEXT) =>
-        {
-            Err(wrong_key())
-        }
+        Ok(Some(stored)) if !opens(secret, &stored) => Err(wrong_key()),
         _ => Ok(()),
     }
 }
@@ -60,8 +56,15 @@ pub fn rewrite_key_check(conn: &mut AnyConnection, secret: &SecretKey) -> Result
     Ok(before)
 }
 
+/// Whether `stored` is a check value `secret`'s current key opens.
 fn opens_with_current(secret: &SecretKey, stored: &str) -> bool {
     secret.decrypt_with_current(stored, KEY_CHECK_CONTEXT).is_ok_and(|p| p.0 == KEY_CHECK_PLAINTEXT)
+}
+
+/// Whether `stored` is a check value `secret` opens, with its current key
+/// or its previous one.
+fn opens(secret: &SecretKey, stored: &str) -> bool {
+    secret.decrypt(stored, KEY_CHECK_CONTEXT).is_ok_and(|p| p.0 == KEY_CHECK_PLAINTEXT)
 }
 
 /// During a key rotation, the key rotated to: its fingerprint and a check
@@ -129,23 +132,20 @@ pub fn verify_secret_key(conn: &mut AnyConnection, secret: &SecretKey) -> Result
     if opens_with_current(secret, &stored) {
         return Ok(());
     }
-    match secret.decrypt(&stored, KEY_CHECK_CONTEXT) {
-        Ok(p) if p.0 == KEY_CHECK_PLAINTEXT => {}
-        _ => return Err(wrong_key()),
+    if !opens(secret, &stored) {
+        return Err(wrong_key());
     }
     // Opened by the previous key: a rotation in progress.
     let next = match get(conn, KEY_CHECK_NEXT)? {
         // One left by a rotation that has since completed (a node started
         // as it committed) is under the key the check is under now: stale.
         Some(v)
-            if v.split_once(' ').is_some_and(|(_, check)| {
-                secret.decrypt(check, KEY_CHECK_CONTEXT).is_ok() && !opens_with_current(secret, check)
-            }) =>
+            if v.split_once(' ')
+                .is_some_and(|(_, check)| opens(secret, check) && !opens_with_current(secret, check)) =>
         {
-            diesel::update(m::tandem_meta.filter(m::key.eq(KEY_CHECK_NEXT)))
-                .set(m::value.eq(next_value(secret)))
-                .execute(conn)?;
-            next_value(secret)
+            let value = next_value(secret);
+            diesel::update(m::tandem_meta.filter(m::key.eq(KEY_CHECK_NEXT))).set(m::value.eq(&value)).execute(conn)?;
+            value
         }
         Some(v) => v,
         None => {

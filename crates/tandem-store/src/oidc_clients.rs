@@ -42,13 +42,17 @@ pub fn secret_context(id: &str) -> String {
     format!("oidc_client:{id}:client_secret")
 }
 
-/// The ids of the clients whose secret `key`'s current key does not open.
-pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String, String)> = c::oidc_clients
+/// Every stored client secret: the client's id and the ciphertext.
+fn stored_secrets(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(c::oidc_clients
         .filter(c::client_secret_enc.is_not_null())
         .select((c::id, c::client_secret_enc.assume_not_null()))
-        .load(conn)?;
-    Ok(rows
+        .load(conn)?)
+}
+
+/// The ids of the clients whose secret `key`'s current key does not open.
+pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<String>, StoreError> {
+    Ok(stored_secrets(conn)?
         .into_iter()
         .filter(|(id, enc)| key.decrypt_with_current(enc, &secret_context(id)).is_err())
         .map(|(id, _)| id)
@@ -60,12 +64,8 @@ pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Ve
 /// neither key opens fails the whole call, so that a rotation either
 /// completes or changes nothing (run it in one transaction).
 pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<usize, StoreError> {
-    let rows: Vec<(String, String)> = c::oidc_clients
-        .filter(c::client_secret_enc.is_not_null())
-        .select((c::id, c::client_secret_enc.assume_not_null()))
-        .load(conn)?;
     let mut changed = 0;
-    for (id, mut enc) in rows {
+    for (id, mut enc) in stored_secrets(conn)? {
         let context = secret_context(&id);
         // Written only if the secret is still as read: a node's PATCH that
         // saved a new one meanwhile (PostgreSQL) is read again, not undone.

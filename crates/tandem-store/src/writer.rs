@@ -294,12 +294,7 @@ impl Writer {
         match ran {
             // A lock another process held past the busy timeout (the CLI) is
             // `Busy`, as on a pooled connection: the caller may try again.
-            Ok(Err(StoreError::Query(e))) => Err(match crate::conn::transient(&e) {
-                Some((false, why)) => StoreError::Busy(why),
-                Some((true, why)) => StoreError::Unavailable(why),
-                None => StoreError::Query(e),
-            }),
-            Ok(result) => result,
+            Ok(result) => crate::conn::classify(result).0,
             Err(panic) => {
                 // Closed now, which rolls its transaction back: left open
                 // until the next write, it would hold SQLite's write lock

@@ -40,9 +40,15 @@ fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> 
 /// that is not the database's is refused before any migration runs.
 pub fn open_command_store_with_key(settings: &Settings, key: &tandem_core::secret::SecretKey) -> anyhow::Result<Store> {
     let store = open_unmigrated(settings, 0)?;
-    store.read_blocking(|c| tandem_store::meta::refuse_a_wrong_key(c, key)).context("secret key check failed")?;
-    migrate(&store)?;
+    migrate_for_key(&store, key)?;
     Ok(store)
+}
+
+/// Migrates `store` once `key` is known not to be another key than the
+/// database's: a node or command with the wrong key changes nothing.
+fn migrate_for_key(store: &Store, key: &tandem_core::secret::SecretKey) -> anyhow::Result<()> {
+    store.read_blocking(|c| tandem_store::meta::refuse_a_wrong_key(c, key)).context("secret key check failed")?;
+    migrate(store)
 }
 
 fn open_unmigrated(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
@@ -116,10 +122,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     // wrong key (or none, on PostgreSQL) changes nothing.
     let store = open_unmigrated(settings, 1)?;
     let secret_key = secret_file::load(&settings.secrets, store.backend() == "sqlite")?;
-    store
-        .read_blocking(|c| tandem_store::meta::refuse_a_wrong_key(c, &secret_key))
-        .context("secret key check failed")?;
-    migrate(&store)?;
+    migrate_for_key(&store, &secret_key)?;
     warn_of_shared_redirect_paths(&store);
     if secret_key.has_previous() {
         tracing::warn!(

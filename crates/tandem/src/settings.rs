@@ -239,9 +239,6 @@ const SHORTHAND_ENV: [(&str, &str); 6] = [
     ("secret_key_file", "secrets.key_file"),
 ];
 
-/// The sections of the settings, which `TANDEM_<SECTION>__<KEY>` names begin with.
-const SECTIONS: [&str; 7] = ["server", "database", "secrets", "log", "oidc", "scim", "matching"];
-
 /// `TANDEM_*` variables that are no setting but name one with a single `_`
 /// after its section (`TANDEM_LOG_LEVEL` for `TANDEM_LOG__LEVEL`), each with
 /// the name meant. They are ignored like any other `TANDEM_*` variable that
@@ -259,12 +256,14 @@ pub fn misspelled_env(names: impl IntoIterator<Item = String>, settings: &Settin
             if lower.contains("__") || SHORTHAND_ENV.iter().any(|(short, _)| *short == lower) {
                 return None;
             }
-            let section = SECTIONS.iter().find(|s| lower.len() > s.len() + 1 && lower.starts_with(&format!("{s}_")))?;
+            // The sections are the settings' own (`TANDEM_<SECTION>__<KEY>`).
+            let section =
+                shape.as_object()?.keys().find(|s| lower.len() > s.len() + 1 && lower.starts_with(&format!("{s}_")))?;
             let key = &lower[section.len() + 1..];
-            let meant = match key.strip_prefix("defaults_").filter(|_| *section == "matching") {
+            let meant = match key.strip_prefix("defaults_").filter(|_| section == "matching") {
                 // An IdP type's default strategy: two levels down.
                 Some(idp) => format!("TANDEM_MATCHING__DEFAULTS__{}", idp.to_ascii_uppercase()),
-                None if shape[section].get(key).is_some() => {
+                None if shape[section.as_str()].get(key).is_some() => {
                     format!("TANDEM_{}__{}", section.to_ascii_uppercase(), key.to_ascii_uppercase())
                 }
                 None => return None,
@@ -450,7 +449,6 @@ impl Settings {
         Ok(())
     }
 
-    /// The address to listen on.
     /// The admin listener's address, when one is set.
     pub fn admin_bind_addr(&self) -> Result<Option<SocketAddr>, SettingsError> {
         if self.server.admin_bind.trim().is_empty() {
@@ -462,6 +460,7 @@ impl Settings {
         })
     }
 
+    /// The address to listen on.
     pub fn bind_addr(&self) -> Result<SocketAddr, SettingsError> {
         self.server.bind.parse().map_err(|e| SettingsError::Invalid {
             key: "server.bind",

@@ -112,12 +112,11 @@ pub async fn rotate_key(
     let rotated = state
         .store
         .write(move |c| {
-            let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(Rotation::NoConnection) };
-            let new = match scim_connections::rotate_key_if_current(c, &conn.id, &replaces, grace, now)? {
-                Rotated::Done(_, new) => new,
-                Rotated::NotCurrent => return Ok(Rotation::Stale),
-                Rotated::NoConnection => return Ok(Rotation::NoConnection),
-            };
+            let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(Rotated::NoConnection) };
+            let rotated = scim_connections::rotate_key_if_current(c, &conn.id, &replaces, grace, now)?;
+            if !matches!(rotated, Rotated::Done(..)) {
+                return Ok(rotated);
+            }
             audit::record(
                 c,
                 now,
@@ -126,32 +125,24 @@ pub async fn rotate_key(
                 ("scim_connection", &conn.id),
                 json!({"via": "dashboard", "grace_period_seconds": grace.num_seconds()}),
             )?;
-            Ok(Rotation::Rotated(new))
+            Ok(rotated)
         })
         .await;
     state.scim_keys.clear();
     match rotated {
-        Ok(Rotation::Rotated(plaintext)) => {
+        Ok(Rotated::Done(_, plaintext)) => {
             render(&state, &admin, &customer, None, Some(Notice::NewKey(plaintext.0, now + grace))).await
         }
-        Ok(Rotation::Stale) => {
+        Ok(Rotated::NotCurrent) => {
             let mut resp = render(&state, &admin, &customer, None, Some(Notice::AlreadyRotated)).await;
             if resp.status() == StatusCode::OK {
                 *resp.status_mut() = StatusCode::CONFLICT;
             }
             resp
         }
-        Ok(Rotation::NoConnection) => {
+        Ok(Rotated::NoConnection) => {
             message(StatusCode::NOT_FOUND, "No SCIM connection", Some(&admin), "This customer has no SCIM connection.")
         }
         Err(e) => store_failure(&e, Some(&admin)),
     }
-}
-
-/// What a rotation from the dashboard did.
-enum Rotation {
-    Rotated(tandem_core::secret::Redacted<String>),
-    /// The key the form named is no longer the current one: nothing rotated.
-    Stale,
-    NoConnection,
 }
