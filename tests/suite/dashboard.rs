@@ -419,6 +419,29 @@ async fn signing_out_or_revoking_the_key_ends_the_session() {
     assert_eq!(c.get("/dashboard").await.0, StatusCode::SEE_OTHER);
 }
 
+/// A customer whose SCIM connection went after pairing: the pages say that
+/// every login is refused, where an unpaired customer is SSO-only.
+#[tokio::test]
+async fn a_paired_customer_without_its_connection_is_shown_as_refusing_logins() {
+    // A database of its own: the overview counts every customer's badge.
+    let app = TestApp::spawn_on_own_database().await;
+    let c = customer(&app).await;
+    let sso_only = unique("sso-only");
+    app.post("/api/v1/oidc-clients", okta_client(&sso_only)).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(page.contains("yes: without a SCIM connection every login is refused"), "{page}");
+    let (_, conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{c}")).await;
+    app.delete(&format!("/api/v1/scim-connections/{}", conn["scim_connection_id"].as_str().unwrap())).await;
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(page.contains("the OIDC client requires a SCIM user: every login is refused"), "{page}");
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{sso_only}")).await;
+    assert!(page.contains("logins are SSO-only (no deprovisioning check)"), "{page}");
+    let (_, page, _) = b.get("/dashboard").await;
+    assert_eq!(page.matches("no SCIM connection: logins refused").count(), 1, "only {c}: {page}");
+}
+
 #[tokio::test]
 async fn customer_ids_are_escaped_in_pages() {
     let app = TestApp::spawn().await;

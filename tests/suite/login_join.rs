@@ -275,6 +275,128 @@ async fn deactivated_deleted_and_never_provisioned_users_are_refused_with_their_
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The error type and reason of a refused login.
+fn refusal(body: &Value) -> (Option<&str>, Option<&str>) {
+    (body["error"]["type"].as_str(), body["error"]["details"]["reason"].as_str())
+}
+
+/// A customer whose client was paired with a SCIM connection stays fail
+/// closed when the connection goes: deleted, or renamed to another
+/// customer, every login is refused (nobody can be checked), until the
+/// connection is back or the client is explicitly made SSO-only again.
+#[tokio::test]
+async fn a_paired_customer_whose_scim_connection_goes_is_refused_not_let_in_unchecked() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("paired");
+    let client = stub_client(&app, &op, &customer, "Okta", Some("OidcEmailToScimUsername")).await;
+    assert_eq!(client["scim_required"], false, "{client}");
+    let client_id = client["oidc_client_id"].as_str().unwrap().to_string();
+    let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+    let scim = app.scim_of(&conn);
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/{client_id}")).await;
+    assert_eq!(client["scim_required"], true, "pairing sets it: {client}");
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={client_id}&action=oidc_client.updated")).await;
+    assert_eq!(log["data"][0]["details"]["paired_with"]["scim_connection_id"], scim.connection_id, "{log}");
+    let id = scim.create_user(okta_scim_user()).await;
+    p_deactivate(&scim, &id).await;
+    let (status, body) = login(&app, &op, &customer, okta_claims()).await;
+    assert_eq!((status, refusal(&body)), (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("deactivated"))));
+
+    // Renamed away: nobody is checked, so nobody signs in.
+    let other = unique("renamed");
+    let path = format!("/api/v1/scim-connections/{}", scim.connection_id);
+    let (status, _) = app.patch(&path, json!({"customer_id": other})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = login(&app, &op, &customer, okta_claims()).await;
+    assert_eq!((status, refusal(&body)), (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("not_provisioned"))));
+    assert_eq!(body["error"]["details"]["scim_connection"], Value::Null, "{body}");
+    assert_eq!(body["error"]["details"]["scim_required"], true, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("scim_required"), "{body}");
+    // Renamed back: the deactivated user is refused as such again.
+    app.patch(&path, json!({"customer_id": customer})).await;
+    let (_, body) = login(&app, &op, &customer, okta_claims()).await;
+    assert_eq!(refusal(&body), (Some("ScimUserNotActive"), Some("deactivated")), "{body}");
+
+    // Deleted: refused too, before and after the client's next edit.
+    let (status, _) = app.delete(&path).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = login(&app, &op, &customer, okta_claims()).await;
+    assert_eq!(refusal(&body), (Some("ScimUserNotActive"), Some("not_provisioned")), "{body}");
+    let client_path = format!("/api/v1/oidc-clients/{client_id}");
+    let (status, edited) = app.patch(&client_path, json!({"email_domain_allowlist": ["acme.com"]})).await;
+    assert_eq!((status, &edited["scim_required"]), (StatusCode::OK, &json!(true)), "{edited}");
+    let (_, body) = login(&app, &op, &customer, okta_claims()).await;
+    assert_eq!(refusal(&body), (Some("ScimUserNotActive"), Some("not_provisioned")), "{body}");
+
+    // Only an explicit change makes the customer SSO-only.
+    let (status, edited) = app.patch(&client_path, json!({"scim_required": false})).await;
+    assert_eq!((status, &edited["scim_required"]), (StatusCode::OK, &json!(false)), "{edited}");
+    let (status, body) = login(&app, &op, &customer, okta_claims()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scim_user"], Value::Null);
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={client_id}&action=oidc_client.updated")).await;
+    assert_eq!(log["data"][0]["details"]["scim_required"], json!({"old": true, "new": false}), "{log}");
+}
+
+async fn p_deactivate(scim: &Scim, id: &str) {
+    let r = scim
+        .patch(&format!("/Users/{id}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}])))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// `scim_required` on create: set by default when the customer already has
+/// a SCIM connection, as given otherwise; a client renamed onto a customer
+/// with a connection is paired by the rename.
+#[tokio::test]
+async fn scim_required_follows_pairing_on_create_and_rename_and_can_be_given() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let connected = unique("connected");
+    app.post("/api/v1/scim-connections", json!({"customer_id": connected})).await;
+    let created = stub_client(&app, &op, &connected, "Okta", None).await;
+    assert_eq!(created["scim_required"], true, "{created}");
+
+    // Given explicitly without a connection: refused until one exists.
+    let strict = unique("strict");
+    let mut body = json!({
+        "customer_id": strict,
+        "idp": {"type": "Generic", "client_id": "tandem-client", "client_secret": STUB_CLIENT_SECRET,
+                "issuer": op.issuer},
+        "redirect_url": redirect_url_of(&strict),
+        "scim_required": true,
+    });
+    let (status, client) = app.post("/api/v1/oidc-clients", body.clone()).await;
+    assert_eq!((status, &client["scim_required"]), (StatusCode::CREATED, &json!(true)), "{client}");
+    let (status, refused) = login(&app, &op, &strict, okta_claims()).await;
+    assert_eq!(
+        (status, refusal(&refused)),
+        (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("not_provisioned")))
+    );
+    // Not a boolean: refused, naming the field.
+    body["customer_id"] = json!(unique("typed"));
+    body["scim_required"] = json!("yes");
+    let (status, wrong) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{wrong}");
+    assert_eq!(invalid_fields(&wrong), vec!["scim_required".to_string()], "{wrong}");
+
+    // A client without a connection is SSO-only until a rename pairs it.
+    let lone = unique("lone");
+    let client = stub_client(&app, &op, &lone, "Okta", None).await;
+    assert_eq!(client["scim_required"], false, "{client}");
+    let target = unique("target");
+    app.post("/api/v1/scim-connections", json!({"customer_id": target})).await;
+    let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
+    let (status, renamed) = app.patch(&path, json!({"customer_id": target})).await;
+    assert_eq!((status, &renamed["scim_required"]), (StatusCode::OK, &json!(true)), "{renamed}");
+    // Unless the rename itself says otherwise.
+    let (status, back) = app.patch(&path, json!({"customer_id": lone, "scim_required": false})).await;
+    assert_eq!((status, &back["scim_required"]), (StatusCode::OK, &json!(false)), "{back}");
+    let (status, kept) = app.patch(&path, json!({"customer_id": target, "scim_required": false})).await;
+    assert_eq!((status, &kept["scim_required"]), (StatusCode::OK, &json!(false)), "{kept}");
+}
+
 #[tokio::test]
 async fn a_live_user_is_found_behind_more_tombstones_than_a_lookup_reads() {
     // An IdP that deleted and re-created the same person many times: the

@@ -47,6 +47,11 @@ pub struct OidcClientSpec {
     /// The scopes asked for in place of `openid email profile` (with
     /// `openid` among them); `None` asks for those three.
     pub scopes: Option<Vec<String>>,
+    /// Whether a login needs a SCIM user: with it, a customer without a
+    /// SCIM connection is refused instead of signing in SSO-only. `None`
+    /// (a create that does not say) sets it when the customer has a SCIM
+    /// connection.
+    pub scim_required: Option<bool>,
 }
 
 /// A parsed create or patch request.
@@ -141,6 +146,9 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     if let Some(s) = &spec.scopes {
         m.insert("scopes".into(), json!(s));
     }
+    if let Some(r) = spec.scim_required {
+        m.insert("scim_required".into(), json!(r));
+    }
     m
 }
 
@@ -208,6 +216,7 @@ fn parse(
         }
     }
     let accept_unverified_email = r.bool("accept_unverified_email");
+    let scim_required = r.bool("scim_required");
     let scopes = r.string_list("additional_scopes").unwrap_or_default();
     let base_scopes = r.string_list("scopes");
     for (field, list) in [("additional_scopes", Some(&scopes)), ("scopes", base_scopes.as_ref())] {
@@ -271,6 +280,7 @@ fn parse(
                 additional_scopes: scopes,
                 accept_unverified_email,
                 scopes: base_scopes,
+                scim_required,
             },
             verify,
         }),

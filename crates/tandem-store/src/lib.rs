@@ -563,6 +563,48 @@ mod tests {
         );
     }
 
+    /// The migration that brought `scim_required` sets it on every client
+    /// paired at the time, and on no other.
+    #[test]
+    fn clients_paired_before_scim_required_existed_start_with_it_set() {
+        let (store, _dir) = test_store_any_backend();
+        let (key, _) = tandem_core::secret::SecretKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let row = |id: &str, customer: &str| {
+            let spec = tandem_core::oidc_client::parse_create(
+                &serde_json::json!({"customer_id": customer, "redirect_url": format!("https://app.example/{id}"),
+                    "idp": {"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": "https://idp.example"}}),
+                tandem_core::oidc_client::UrlPolicy::default(),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .spec;
+            oidc_clients::OidcClientRow::from_spec(id, &spec, &key, None, 0, chrono::DateTime::UNIX_EPOCH)
+        };
+        let (paired, lone) = (row("c1", "acme"), row("c2", "solo"));
+        store
+            .write_blocking(|c| {
+                oidc_clients::insert(c, &paired)?;
+                oidc_clients::insert(c, &lone)?;
+                scim_connections::create(c, "acme", None, "reject", chrono::DateTime::UNIX_EPOCH)?;
+                // Back to the schema before the column, then forward again.
+                let reverted = match c {
+                    AnyConnection::Sqlite(s) => s.revert_last_migration(SQLITE_MIGRATIONS),
+                    AnyConnection::Postgresql(p) => p.revert_last_migration(POSTGRES_MIGRATIONS),
+                };
+                let reverted = reverted.map_err(|e| StoreError::Migration(e.to_string()))?;
+                assert_eq!(reverted.to_string(), "20261206000010", "the scim_required migration");
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.migrate().unwrap_or_else(|e| panic!("{e}")), 1);
+        let required = |id: &'static str| {
+            store
+                .read_blocking(move |c| oidc_clients::get(c, id))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .map(|r| r.scim_required)
+        };
+        assert_eq!((required("c1"), required("c2")), (Some(true), Some(false)));
+    }
+
     /// PostgreSQL statements are cancelled after a minute, unless the URL
     /// (or the role, or the database) sets a timeout of its own; migrations
     /// run without one and leave it as it was.

@@ -35,6 +35,8 @@ pub struct OidcClientRow {
     pub updated_at: i64,
     pub accept_unverified_email: Option<bool>,
     pub scopes: Option<String>,
+    /// Whether a login needs a SCIM user (see [`require_scim`]).
+    pub scim_required: bool,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -138,6 +140,7 @@ impl OidcClientRow {
             updated_at: micros(now),
             accept_unverified_email: spec.accept_unverified_email,
             scopes: spec.scopes.as_ref().map(|s| serde_json::Value::from(s.clone()).to_string()),
+            scim_required: spec.scim_required.unwrap_or(false),
         }
     }
 
@@ -203,8 +206,36 @@ impl OidcClientRow {
             additional_scopes: self.scopes(),
             accept_unverified_email: self.accept_unverified_email,
             scopes: self.base_scopes(),
+            scim_required: Some(self.scim_required),
         })
     }
+}
+
+/// Marks the client of `customer_id`, if it has one and it is not marked
+/// yet, as needing a SCIM user at login: it has just been paired with a
+/// SCIM connection (created for its customer, or renamed onto it). From
+/// then on a login finding no connection (deleted, or renamed away) is
+/// refused instead of passing without the deprovisioning check. Returns
+/// the id of the client marked.
+pub fn require_scim(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    let Some((id, read_at)) = c::oidc_clients
+        .filter(c::customer_id.eq(customer_id))
+        .filter(c::scim_required.eq(false))
+        .select((c::id, c::updated_at))
+        .first::<(String, i64)>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    // `updated_at` moves: an edit that read the client before retries.
+    diesel::update(c::oidc_clients.filter(c::id.eq(&id)))
+        .set((c::scim_required.eq(true), c::updated_at.eq(micros(now).max(read_at.saturating_add(1)))))
+        .execute(conn)?;
+    Ok(Some(id))
 }
 
 fn customer_taken(customer_id: &str) -> StoreError {

@@ -43,6 +43,7 @@ diesel::table! {
         updated_at -> BigInt,
         accept_unverified_email -> Nullable<Bool>,
         scopes -> Nullable<Text>,
+        scim_required -> Bool,
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use tandem_core::format_time;
 use tandem_core::oidc_client::{parse_create, parse_patch, redirect_path, OidcClientRequest};
 use tandem_store::oidc_clients::{self as repo, OidcClientRow};
-use tandem_store::{audit, from_micros};
+use tandem_store::{audit, from_micros, scim_connections};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}"))
@@ -44,6 +44,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
         "additional_scopes": row.scopes(),
         "accept_unverified_email": row.accept_unverified_email,
         "scopes": row.base_scopes(),
+        "scim_required": row.scim_required,
         "discovery": discovery.unwrap_or_else(|| json!({"status": "skipped"})),
         "created_at": format_time(from_micros(row.created_at)),
         "updated_at": format_time(from_micros(row.updated_at)),
@@ -80,16 +81,20 @@ pub async fn create(
     let discovery = discover(&state, &req).await?;
     let now = state.clock.now();
     let id = tandem_core::new_id();
-    let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, tandem_store::micros(now), now);
-    let stored = row.clone();
+    let mut stored =
+        OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, tandem_store::micros(now), now);
     let require = state.settings.require_distinct_redirect_paths;
-    let sharer = state
+    let scim_required_given = req.spec.scim_required.is_some();
+    let (row, sharer) = state
         .store
         .write(move |c| {
             // A taken customer ID is the answer before a taken path (the
             // same request sent twice has both).
             repo::check_customer_free(c, &stored.customer_id)?;
             let sharer = shared_path_check(c, &stored, require)?;
+            if !scim_required_given {
+                stored.scim_required = scim_connections::get_by_customer(c, &stored.customer_id)?.is_some();
+            }
             repo::insert(c, &stored)?;
             audit::record(
                 c,
@@ -97,9 +102,10 @@ pub async fn create(
                 &caller.name,
                 "oidc_client.created",
                 ("oidc_client", &stored.id),
-                json!({"customer_id": stored.customer_id, "strategy": stored.matching_strategy}),
+                json!({"customer_id": stored.customer_id, "strategy": stored.matching_strategy,
+                       "scim_required": stored.scim_required}),
             )?;
-            Ok(sharer)
+            Ok((stored, sharer))
         })
         .await?;
     Ok(HttpResponse::Created().json(with_warnings(render(&row, &state)?, &row, sharer, &state)))
@@ -239,10 +245,14 @@ pub async fn patch(
         let now = state.clock.now();
         let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
-        let (old_strategy, read_at) = (current.matching_strategy, current.updated_at);
+        let (old_strategy, old_required, read_at) =
+            (current.matching_strategy, current.scim_required, current.updated_at);
         // Only a new path is checked: an edit of anything else leaves it as it is.
         let new_path = redirect_path(&row.redirect_url) != redirect_path(&current.redirect_url);
         let new_customer = row.customer_id != current.customer_id;
+        // A client renamed onto a customer with a SCIM connection is paired
+        // now, unless the same PATCH says otherwise.
+        let pairs_if_connected = new_customer && !row.scim_required && body.get("scim_required").is_none();
         let require = state.settings.require_distinct_redirect_paths;
         let (outcome, row, sharer) = state
             .store
@@ -253,6 +263,9 @@ pub async fn patch(
                     repo::check_customer_free(c, &row.customer_id)?;
                 }
                 let sharer = if new_path { shared_path_check(c, &row, require)? } else { None };
+                if pairs_if_connected {
+                    row.scim_required = scim_connections::get_by_customer(c, &row.customer_id)?.is_some();
+                }
                 let outcome = repo::update(c, &mut row, read_at)?;
                 if outcome == repo::Updated::Done {
                     audit::record(
@@ -264,6 +277,7 @@ pub async fn patch(
                         json!({
                             "fields": fields.unwrap_or_default(),
                             "strategy": {"old": old_strategy, "new": row.matching_strategy},
+                            "scim_required": {"old": old_required, "new": row.scim_required},
                         }),
                     )?;
                     // As the dashboard records it, so one filter finds every change of strategy.

@@ -88,12 +88,37 @@ pub async fn create(
                 ("scim_connection", &created.0.id),
                 json!({"customer_id": customer, "api_key_ttl_days": ttl}),
             )?;
+            pair_client(c, &customer, &created.0.id, &caller.name, now)?;
             Ok(created)
         })
         .await?;
     let mut out = render(&state, &row, Some(&key), &[]);
     out["scim_api_key"] = json!(plaintext.0);
     Ok(HttpResponse::Created().json(out))
+}
+
+/// Marks the OIDC client of `customer`, now paired with the connection
+/// `connection_id`, as needing a SCIM user at login (see
+/// [`tandem_store::oidc_clients::require_scim`]), and audits the change.
+fn pair_client(
+    c: &mut tandem_store::AnyConnection,
+    customer: &str,
+    connection_id: &str,
+    actor: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), tandem_store::StoreError> {
+    if let Some(client) = tandem_store::oidc_clients::require_scim(c, customer, now)? {
+        audit::record(
+            c,
+            now,
+            actor,
+            "oidc_client.updated",
+            ("oidc_client", &client),
+            json!({"fields": ["scim_required"], "scim_required": {"old": false, "new": true},
+                   "paired_with": {"scim_connection_id": connection_id}}),
+        )?;
+    }
+    Ok(())
 }
 
 /// `GET /api/v1/scim-connections[?customer_id=…]`
@@ -163,8 +188,11 @@ pub async fn patch(
         .store
         .write(move |c| {
             let updated = repo::update(c, &key, req.customer_id.as_deref(), ttl, req.unknown_group_members, now)?;
-            if updated.is_some() {
+            if let Some(row) = &updated {
                 audit::record(c, now, &caller.name, "scim_connection.updated", ("scim_connection", &key), body)?;
+                if req.customer_id.is_some() {
+                    pair_client(c, &row.customer_id, &key, &caller.name, now)?;
+                }
             }
             Ok(updated)
         })

@@ -155,7 +155,7 @@ pub async fn render(
             None => {},
         }
         (oidc_section(state, data.client.as_ref()))
-        (scim_section(state, admin, customer, data.connection.as_ref()))
+        (scim_section(state, admin, customer, data.connection.as_ref(), data.client.as_ref().is_some_and(|c| c.scim_required)))
         @if let Some(r) = &matching { (matching_section(admin, customer, r)) }
         @else if data.client.is_some() && data.connection.is_some() { h2 { "Matching" } p { "The matching report could not be computed." } }
         @if data.connection.is_some() { (users_section(&data)) }
@@ -182,6 +182,10 @@ fn oidc_section(state: &AppState, client: Option<&OidcClientRow>) -> Markup {
                     dt { "PKCE" } dd { @if c.uses_pkce { "S256" } @else { "off" } }
                     dt { "Email domains" } dd { @if c.domains().is_empty() { span.muted { "any" } } @else { (c.domains().join(", ")) } }
                     dt { "Matching strategy" } dd { strong { (strategy) } " " span.muted { "(" (from.replace('_', " ")) ")" } }
+                    dt { "SCIM user required" } dd {
+                        @if c.scim_required { "yes: without a SCIM connection every login is refused" }
+                        @else { "no: without a SCIM connection logins are SSO-only" }
+                    }
                 }
                 h3 { "Discovered endpoints" }
                 @match discovery.as_ref().and_then(|d| d.get("metadata")) {
@@ -230,12 +234,17 @@ fn scim_section(
     admin: &Admin,
     customer: &str,
     conn: Option<&(ScimConnectionRow, Option<ScimApiKeyRow>)>,
+    scim_required: bool,
 ) -> Markup {
     let now = state.clock.now();
     html! {
         h2 { "SCIM connection" }
         @match conn {
-            None => p.muted { "No SCIM connection: logins are SSO-only (no deprovisioning check)." },
+            None => @if scim_required {
+                p.notice.bad role="alert" { "No SCIM connection, and the OIDC client requires a SCIM user: every login is refused. Create the SCIM connection again, or set the client's scim_required to false." }
+            } @else {
+                p.muted { "No SCIM connection: logins are SSO-only (no deprovisioning check)." }
+            },
             Some((c, key)) => {
                 dl {
                     dt { "Base URL" } dd.mono { (format!("{}/scim/v2/{}", state.settings.public_url, c.id)) }

@@ -100,7 +100,11 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
                                     span.muted { @match exp { Some(t) => { "expires " (format_time(t)) }, None => { "never expires" } } }
                                 }
                             }
-                            td { @if c.client.is_some() && c.connection.is_some() { span.badge.ok { "paired" } } @else { span.muted { "no" } } }
+                            td {
+                                @if c.client.is_some() && c.connection.is_some() { span.badge.ok { "paired" } }
+                                @else if c.client.as_ref().is_some_and(|cl| cl.scim_required) { span.badge.critical { "no SCIM connection: logins refused" } }
+                                @else { span.muted { "no" } }
+                            }
                         }
                     }
                 }

@@ -37,6 +37,18 @@ pub fn join(
 ) -> Result<Result<Joined, ApiError>, StoreError> {
     let connection = scim_connections::get_by_customer(c, &client.customer_id)?;
     let Some(connection) = connection else {
+        if client.scim_required {
+            // Paired once: the connection was deleted or renamed away. Without
+            // it nobody can be checked, so nobody signs in (fail closed).
+            return Ok(Err(not_active(
+                "not_provisioned",
+                format!(
+                    "customer {:?} has no SCIM connection, and its OIDC client requires a SCIM user                      (scim_required, set when the two were paired); create the customer's SCIM connection                      again, or PATCH the client's scim_required to false to let its logins through without                      the deprovisioning check",
+                    client.customer_id
+                ),
+                json!({"scim_connection": null, "scim_required": true}),
+            )));
+        }
         return Ok(Ok(Joined { scim_user: None, scim_user_id: None, detail: json!({"scim_connection": null}) }));
     };
     let strategy: MatchingStrategy = match client.strategy()? {
