@@ -793,9 +793,46 @@ async fn malformed_bodies_get_scim_errors_never_500() {
         assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{method} {path}");
         assert!(!body["detail"].as_str().unwrap_or_default().is_empty());
     }
-    let big = format!("{{\"userName\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    // Past scim.max_body_bytes (8 MiB by default).
+    let big = format!("{{\"userName\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
     let r = scim.http.post(format!("{}/Users", scim.base)).bearer_auth(&scim.key).body(big).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// SCIM bodies have a limit of their own, above the management API's: Okta
+/// writes a group whole (a PUT with every member), which outgrows the API's.
+#[tokio::test]
+async fn a_group_written_whole_may_be_larger_than_an_api_request() {
+    let app = TestApp::spawn_adjusted(|s| {
+        s.server.max_body_bytes = 4096;
+        s.scim.max_body_bytes = 64 * 1024;
+    })
+    .await;
+    let scim = app.scim().await;
+    let mut members = Vec::new();
+    for i in 0..150 {
+        let id = scim.create_user(user(&format!("big{i:03}@acme.com"))).await;
+        members.push(json!({"value": id, "display": format!("big{i:03}@acme.com"), "type": "User"}));
+    }
+    let group = scim.post("/Groups", json!({"displayName": "All staff"})).await;
+    let id = group.body["id"].as_str().unwrap().to_string();
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": id,
+                      "displayName": "All staff", "members": members});
+    assert!(body.to_string().len() > 4096 * 3, "larger than an API request may be");
+    let r = scim.put(&format!("/Groups/{id}"), body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["members"].as_array().map(Vec::len), Some(150));
+    // Past the SCIM limit: refused, naming it; the API keeps its own.
+    let big = json!({"displayName": "x".repeat(70 * 1024)}).to_string();
+    let r = scim.http.post(format!("{}/Groups", scim.base)).bearer_auth(&scim.key).body(big).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let detail = r.json::<serde_json::Value>().await.unwrap()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("65536 bytes"), "{detail}");
+    let (status, _) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": "y".repeat(200), "pad": "p".repeat(5000)})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let spc = scim.get("/ServiceProviderConfig").await;
+    assert_eq!(spc.body["bulk"]["maxPayloadSize"], 64 * 1024, "{}", spc.body);
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ pub struct WebSettings {
     pub scim_members_per_page: u64,
     /// What a group PATCH answers.
     pub scim_group_patch_answer: GroupPatchAnswer,
+    /// Largest SCIM request body.
+    pub scim_max_body_bytes: usize,
     /// How long a login may take between initiate and complete.
     pub login_ttl: Duration,
     /// Refuse (409) a client whose redirect path another client has; when

@@ -166,6 +166,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         scim_max_results: settings.scim.max_results,
         scim_members_per_page: settings.scim.members_per_page,
         scim_group_patch_answer: settings.scim.group_patch_answer,
+        scim_max_body_bytes: settings.scim.max_body_bytes,
         login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
         require_distinct_redirect_paths: settings.oidc.require_distinct_redirect_paths,
         accept_unverified_email: settings.oidc.accept_unverified_email,

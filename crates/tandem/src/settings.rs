@@ -140,6 +140,10 @@ fn default_members_per_page() -> u64 {
     100_000
 }
 
+fn default_scim_max_body_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scim {
@@ -151,6 +155,10 @@ pub struct Scim {
     #[serde(default = "default_members_per_page")]
     pub members_per_page: u64,
     pub group_patch_answer: tandem_web::state::GroupPatchAnswer,
+    /// Largest SCIM request body: a group written whole (Okta's PUT of
+    /// every member) outgrows the API's `server.max_body_bytes`.
+    #[serde(default = "default_scim_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -421,6 +429,9 @@ impl Settings {
         if self.oidc.http_timeout_secs == 0 {
             return Err(SettingsError::Invalid { key: "oidc.http_timeout_secs", message: "must be at least 1".into() });
         }
+        if self.scim.max_body_bytes < 1024 {
+            return Err(SettingsError::Invalid { key: "scim.max_body_bytes", message: "must be at least 1024".into() });
+        }
         if self.scim.members_per_page == 0 {
             return Err(SettingsError::Invalid { key: "scim.members_per_page", message: "must be at least 1".into() });
         }
@@ -644,6 +655,16 @@ mod tests {
         )
         .unwrap();
         assert!(!s.oidc.require_distinct_redirect_paths && s.oidc.accept_unverified_email);
+    }
+
+    #[test]
+    fn scim_bodies_may_be_larger_than_api_bodies_and_the_limit_loads_from_the_environment() {
+        let s = load_with("TANDEM_UT_SMB_DEFAULT_", &[]).unwrap();
+        assert_eq!((s.server.max_body_bytes, s.scim.max_body_bytes), (1024 * 1024, 8 * 1024 * 1024));
+        let s = load_with("TANDEM_UT_SMB_SET_", &[("SCIM__MAX_BODY_BYTES", "20000000")]).unwrap();
+        assert_eq!(s.scim.max_body_bytes, 20_000_000);
+        let err = load_with("TANDEM_UT_SMB_LOW_", &[("SCIM__MAX_BODY_BYTES", "10")]).unwrap_err().to_string();
+        assert!(err.contains("scim.max_body_bytes"), "{err}");
     }
 
     #[test]

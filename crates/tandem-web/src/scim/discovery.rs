@@ -17,7 +17,7 @@ fn base(state: &AppState, caller: &ScimCaller) -> String {
 pub async fn service_provider_config(state: web::Data<AppState>, caller: ScimCaller) -> HttpResponse {
     let cfg = ServiceProviderConfig {
         max_filter_results: state.settings.scim_max_results,
-        max_payload_bytes: state.settings.max_body_bytes as u64,
+        max_payload_bytes: state.settings.scim_max_body_bytes as u64,
         documentation_uri: None,
     };
     scim_json(StatusCode::OK, &schema::service_provider_config_json(&cfg, &base(&state, &caller)))

@@ -15,7 +15,7 @@ use tandem_store::scim::logs::ProvisioningLog;
 
 /// Reads a JSON body.
 pub async fn json_body(state: &AppState, payload: web::Payload) -> Result<Value, ScimFailure> {
-    let limit = state.settings.max_body_bytes;
+    let limit = state.settings.scim_max_body_bytes;
     let bytes = match payload.to_bytes_limited(limit).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return Err(ScimError::invalid_syntax(format!("could not read the request body: {e}")).into()),
