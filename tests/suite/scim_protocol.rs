@@ -799,6 +799,39 @@ async fn malformed_bodies_get_scim_errors_never_500() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// Many operations on a resource of many values are refused (`tooMany`)
+/// before they run, and change nothing; within the bound, a thousand
+/// operations on a group taken as a document, or an add of a thousand
+/// values, are applied.
+#[tokio::test]
+async fn a_patch_that_would_go_through_too_many_values_is_refused_whole() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let emails: Vec<_> = (0..2_000).map(|i| json!({"value": format!("e{i}@x.example"), "type": "work"})).collect();
+    let id = scim.create_user(json!({"userName": "many@acme.com", "emails": emails})).await;
+    let op = json!({"op": "replace", "path": "emails[value eq \"e0@x.example\"].display", "value": "d"});
+    let r = scim.patch(&format!("/Users/{id}"), patch_op(serde_json::Value::Array(vec![op.clone(); 600]))).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("tooMany")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("several requests"), "{}", r.body);
+    let r = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(r.body["emails"][0].get("display"), None, "nothing applied");
+    let r = scim.patch(&format!("/Users/{id}"), patch_op(serde_json::Value::Array(vec![op; 10]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["emails"][0]["display"], "d");
+    // A group taken as a document (members sent with a type).
+    let mut members = Vec::new();
+    for i in 0..40 {
+        members.push(json!({"value": scim.create_user(user(&format!("tm{i}@acme.com"))).await}));
+    }
+    let g = scim.post("/Groups", json!({"displayName": "Typed", "members": members})).await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    let add = json!({"op": "add", "path": "members", "value": [{"value": id, "type": "User"}]});
+    let r = scim.patch(&format!("/Groups/{gid}"), patch_op(serde_json::Value::Array(vec![add.clone(); 1000]))).await;
+    assert_eq!(r.status, StatusCode::OK, "40 members x 1000 operations is within the bound: {}", r.body);
+    let r = scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "add", "path": "emails", "value": (0..1_000).map(|i| json!({"value": format!("f{i}@x.example")})).collect::<Vec<_>>()}]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 /// SCIM bodies have a limit of their own, above the management API's: Okta
 /// writes a group whole (a PUT with every member), which outgrows the API's.
 #[tokio::test]

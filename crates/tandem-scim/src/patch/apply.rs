@@ -20,7 +20,22 @@ use crate::schema::{resolve, Mutability, ResolvedAttr, ResourceType};
 pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceType) -> Result<(), ScimError> {
     let mut work =
         resource.as_object().cloned().ok_or_else(|| ScimError::invalid_syntax("resource must be a JSON object"))?;
+    let mut spent = 0usize;
     for (idx, op) in ops.iter().enumerate() {
+        // An operation on a multi-valued attribute goes through its values
+        // (a filter, the duplicate check of an add): bounded per request, so
+        // that many operations on a resource of many values cannot hold the
+        // writer (and, on SQLite, an HTTP worker) for seconds.
+        let held = values_held(&work);
+        spent =
+            spent.saturating_add(held).saturating_add(op.value.as_ref().and_then(Value::as_array).map_or(1, Vec::len));
+        if spent > PATCH_WORK_LIMIT {
+            return Err(ScimError::too_many(format!(
+                "Operations[{idx}]: this PATCH of {} operations would go through more than {PATCH_WORK_LIMIT} values \
+                 of multi-valued attributes (the resource holds {held}); send its operations in several requests",
+                ops.len()
+            )));
+        }
         apply_one(&mut work, op, rt).map_err(|e| e.with_prefix(&format!("Operations[{idx}]: ")))?;
     }
     let kept: Vec<(&'static str, Value)> = work
@@ -38,6 +53,26 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
     }
     *resource = patched;
     Ok(())
+}
+
+/// Most values of multi-valued attributes one PATCH may go through: the
+/// values the resource holds when each operation starts, summed over its
+/// operations, plus the values the operations bring. Entra ID and Okta
+/// send a few operations per request (a group's members change on a path
+/// that does not come here); a thousand operations on a user of a thousand
+/// emails, or fifty on a group of twenty thousand members taken as a
+/// document, stay within it.
+pub const PATCH_WORK_LIMIT: usize = 1_000_000;
+
+/// The values of multi-valued attributes `work` holds, its extensions' included.
+fn values_held(work: &Map<String, Value>) -> usize {
+    work.values()
+        .map(|v| match v {
+            Value::Array(items) => items.len(),
+            Value::Object(inner) => inner.values().filter_map(Value::as_array).map(Vec::len).sum(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// The extension schema a path names as a whole (`urn:…:enterprise:2.0:User`), if it does.

@@ -544,3 +544,32 @@ fn many_values_without_a_value_or_of_one_text_are_not_compared_with_each_other()
     assert_eq!(first["display"], "d39999", "{first}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// A user holding `n` emails, as stored.
+fn user_with_emails(n: usize) -> serde_json::Value {
+    let mut user = stored_user();
+    user["emails"] = (0..n).map(|i| json!({"value": format!("e{i}@x.example"), "type": "work"})).collect();
+    user
+}
+
+/// Many operations on a resource of many values are refused before they
+/// run (`tooMany`, naming the limit), instead of holding the writer for
+/// seconds; as many on a resource of a few values, or a few on one of
+/// many, are applied.
+#[test]
+fn a_patch_may_go_through_at_most_a_million_values() {
+    let ops = |n: usize| -> Vec<PatchOperation> {
+        let op = json!({"op": "replace", "path": "emails[value eq \"e0@x.example\"].display", "value": "d"});
+        tandem_scim::patch::parse_patch(&body(serde_json::Value::Array(vec![op; n])), 1000).unwrap()
+    };
+    let mut user = user_with_emails(2_000);
+    let before = user.clone();
+    let err = apply_patch(&mut user, &ops(600), ResourceType::User).unwrap_err();
+    assert_eq!((err.status, err.scim_type), (400, Some("tooMany")), "{}", err.detail);
+    assert!(err.detail.contains("1000000") && err.detail.starts_with("Operations[499]: "), "{}", err.detail);
+    assert_eq!(user, before, "nothing applied");
+    apply_patch(&mut user, &ops(400), ResourceType::User).unwrap();
+    assert_eq!(user["emails"][0]["display"], "d");
+    let mut small = user_with_emails(5);
+    apply_patch(&mut small, &ops(1000), ResourceType::User).unwrap();
+}

@@ -45,11 +45,21 @@ pub const PLACEHOLDER: char = '\u{1}';
 pub struct SqlBuilder {
     pub dialect: Dialect,
     pub binds: Vec<Bind>,
+    /// Comparisons of the filter being built that read each resource's
+    /// document (no indexed column answers them).
+    document_terms: usize,
 }
+
+/// Most comparisons one filter may make on attributes no indexed column
+/// holds. Each reads every candidate resource's stored document, so a
+/// filter of hundreds (`emails ew "a" or emails ew "b" or …`) over a large
+/// connection ran for minutes and held a pooled connection meanwhile; an
+/// IdP sends one or two, on indexed attributes.
+pub const MAX_DOCUMENT_TERMS: usize = 16;
 
 impl SqlBuilder {
     pub fn new(dialect: Dialect) -> Self {
-        SqlBuilder { dialect, binds: Vec::new() }
+        SqlBuilder { dialect, binds: Vec::new(), document_terms: 0 }
     }
 
     /// Adds a parameter; returns its placeholder ([`PLACEHOLDER`], which
@@ -77,10 +87,41 @@ impl SqlBuilder {
     /// The WHERE-clause fragment for `filter` on resources of `rt` aliased `alias`.
     pub fn filter(&mut self, rt: ResourceType, alias: &str, filter: &Filter) -> Result<String, ScimError> {
         let scope = Scope::Root { rt, alias: alias.to_string() };
-        self.node(&scope, filter)
+        self.document_terms = 0;
+        let sql = self.node(&scope, filter)?;
+        if self.document_terms > MAX_DOCUMENT_TERMS {
+            return Err(ScimError::invalid_filter(format!(
+                "filter makes {} comparisons on attributes without an index (each reads every resource); at \
+                 most {MAX_DOCUMENT_TERMS} are allowed in one filter (id, userName, externalId, displayName, active, \
+                 meta.created, meta.lastModified and group membership are indexed and not counted)",
+                self.document_terms
+            )));
+        }
+        Ok(sql)
+    }
+
+    /// Counts a comparison on `path` that reads the document (see [`MAX_DOCUMENT_TERMS`]).
+    fn note_document_term(&mut self, scope: &Scope, path: &AttrPath) {
+        // Columns and group membership (a table of its own) are indexed.
+        if matches!(scope, Scope::Root { .. })
+            && !matches!(
+                scope.target(self.dialect, path),
+                Ok(Target::Column { .. } | Target::Multi { elem: Some(Scope::Member { .. }), .. }) | Err(_)
+            )
+        {
+            self.document_terms += 1;
+        }
     }
 
     fn node(&mut self, scope: &Scope, f: &Filter) -> Result<String, ScimError> {
+        match f {
+            Filter::Present(path) | Filter::Compare { path, .. } => self.note_document_term(scope, path),
+            Filter::ValuePath { attr, .. } => self.note_document_term(
+                scope,
+                &AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None },
+            ),
+            _ => {}
+        }
         Ok(match f {
             Filter::And(a, b) => format!("({} AND {})", self.node(scope, a)?, self.node(scope, b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.node(scope, a)?, self.node(scope, b)?),
@@ -706,6 +747,35 @@ mod tests {
         let mut b = SqlBuilder::new(d);
         let s = b.filter(ResourceType::User, "u", &parse_filter(f).unwrap()).unwrap();
         (b.render(&s), b.binds)
+    }
+
+    /// At most [`MAX_DOCUMENT_TERMS`] comparisons read the document; those on
+    /// indexed columns and on membership are not counted.
+    #[test]
+    fn a_filter_makes_at_most_sixteen_comparisons_on_the_document() {
+        let build =
+            |rt: ResourceType, f: &str| SqlBuilder::new(Dialect::Postgres).filter(rt, "u", &parse_filter(f).unwrap());
+        let chain =
+            |term: &str, n: usize| (0..n).map(|i| term.replace('#', &i.to_string())).collect::<Vec<_>>().join(" or ");
+        assert!(build(ResourceType::User, &chain("emails ew \"z#\"", 16)).is_ok());
+        let err = build(ResourceType::User, &chain("emails ew \"z#\"", 17)).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidFilter"));
+        assert!(err.detail.starts_with("filter makes 17 comparisons on attributes without an index"), "{}", err.detail);
+        // A value path counts once; `ne`, `pr` and `not` count like the rest.
+        let mixed = format!(
+            "{} or emails[type eq \"work\" and value co \"x\"] or not (title pr)",
+            chain("title ne \"t#\"", 15)
+        );
+        assert_eq!(
+            build(ResourceType::User, &mixed).unwrap_err().detail.split(" comparisons").next(),
+            Some("filter makes 17")
+        );
+        // Indexed columns and membership are free.
+        let indexed =
+            build(ResourceType::User, &chain("id eq \"#\" or userName eq \"u#\" or externalId eq \"x#\"", 25));
+        assert!(indexed.is_ok(), "{:?}", indexed.err());
+        assert!(build(ResourceType::Group, &chain("members eq \"#\" or displayName sw \"g#\"", 40)).is_ok());
+        assert!(build(ResourceType::User, &chain("groups.value eq \"#\"", 100)).is_ok());
     }
 
     #[test]
