@@ -296,6 +296,11 @@ async fn paging_is_stable_with_integer_total_results() {
     let r = scim.get("/Users?count=abc").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["scimType"], "invalidValue");
+    // A count past 64 bits is the largest there is, answered with the maximum.
+    let r = scim.get("/Users?count=99999999999999999999").await;
+    assert_eq!((r.status, &r.body["itemsPerPage"]), (StatusCode::OK, &json!(7)), "{}", r.body);
+    let r = scim.get("/Users?startIndex=99999999999999999999").await;
+    assert_eq!((r.status, &r.body["itemsPerPage"]), (StatusCode::OK, &json!(0)), "{}", r.body);
 }
 
 #[tokio::test]

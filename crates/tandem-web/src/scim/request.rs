@@ -47,17 +47,30 @@ pub struct ListParams {
     pub excluded: Option<String>,
 }
 
+/// An integer list parameter. One past what 64 bits hold is taken as the
+/// largest (or smallest) there is: the caller clamps it to what it allows
+/// (RFC 7644 §3.4.2.4 has a `count` above the maximum answered with the maximum).
 fn int_param(name: &str, raw: Option<&Value>) -> Result<Option<i64>, ScimError> {
+    let saturated = |negative: bool| if negative { i64::MIN } else { i64::MAX };
     match raw {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer")))
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Ok(Some(i)),
+            (None, Some(_), _) => Ok(Some(i64::MAX)),
+            (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 => Ok(Some(f as i64)),
+            _ => Err(ScimError::invalid_value(format!("{name} must be an integer, got {n}"))),
+        },
+        Some(Value::String(s)) => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            match t.parse::<i64>() {
+                Ok(i) => Ok(Some(i)),
+                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(Some(saturated(t.starts_with('-'))))
+                }
+                Err(_) => Err(ScimError::invalid_value(format!("{name} must be an integer, got {s:?}"))),
+            }
         }
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got {s:?}"))),
         Some(_) => Err(ScimError::invalid_value(format!("{name} must be an integer"))),
     }
 }
@@ -404,6 +417,17 @@ mod tests {
         let p = ListParams::from_json(&json!({"count": -1}), 100).unwrap();
         assert_eq!(p.count, 0);
         assert!(ListParams::from_json(&json!({"count": "ten"}), 100).is_err());
+        // Past 64 bits: the largest there is, then clamped, as `count=5000` is.
+        for huge in [json!("99999999999999999999"), json!(u64::MAX), json!(1e20), json!(" +99999999999999999999 ")] {
+            let p = ListParams::from_json(&json!({"count": huge, "startIndex": huge}), 100).unwrap();
+            assert_eq!((p.count, p.start_index), (100, i64::MAX as u64), "{huge}");
+        }
+        let p = ListParams::from_json(&json!({"count": "-99999999999999999999", "startIndex": -1e30}), 100).unwrap();
+        assert_eq!((p.count, p.start_index), (0, 1));
+        let err = ListParams::from_json(&json!({"count": 2.5}), 100).unwrap_err();
+        assert_eq!(err.detail, "count must be an integer, got 2.5");
+        assert!(ListParams::from_json(&json!({"count": "1e5"}), 100).is_err());
+        assert!(ListParams::from_json(&json!({"count": "-"}), 100).is_err());
     }
 
     #[test]
