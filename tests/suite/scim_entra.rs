@@ -147,6 +147,42 @@ async fn entra_manager_is_accepted_as_a_string_or_an_object() {
     assert!(r.body[ENTERPRISE].get("manager").is_none(), "{}", r.body);
 }
 
+/// Microsoft's provisioning tutorial (Examples 4 and 5) checks a user's
+/// manager with `manager eq "…"` and sets it with `"path": "manager"`,
+/// unqualified; both reach the enterprise extension's manager, and a
+/// filter on the manager as a whole compares its `value`.
+#[tokio::test]
+async fn entra_unqualified_manager_is_the_enterprise_manager_in_paths_and_filters() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let boss = scim.create_user(entra_user("boss2@contoso.com", "oid-boss2")).await;
+    let id = scim.create_user(entra_user("erin@contoso.com", "oid-5")).await;
+    let value = json!([{"$ref": format!("{}/Users/{boss}", scim.base), "value": boss}]);
+    let r =
+        scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "Add", "path": "manager", "value": value}]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body[ENTERPRISE]["manager"]["value"], boss, "{}", r.body);
+    assert!(r.body.get("manager").is_none(), "not a core attribute: {}", r.body);
+    for filter in [
+        format!("id eq \"{id}\" and manager eq \"{boss}\""),
+        format!("{ENTERPRISE}:manager eq \"{boss}\""),
+        format!("manager.value eq \"{boss}\""),
+        format!("department eq \"No such\" or manager eq \"{boss}\""),
+    ] {
+        assert_eq!(scim.filter_ids("Users", &filter).await, vec![id.clone()], "{filter}");
+    }
+    assert!(scim.filter_ids("Users", &format!("manager eq \"{id}\"")).await.is_empty());
+    let r = scim
+        .patch(&format!("/Users/{id}"), patch_op(json!([{"op": "Replace", "path": "department", "value": "Sales"}])))
+        .await;
+    assert_eq!(r.body[ENTERPRISE]["department"], "Sales", "{}", r.body);
+    let r = scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "Remove", "path": "manager"}]))).await;
+    assert!(r.body[ENTERPRISE].get("manager").is_none(), "{}", r.body);
+    // Still unknown everywhere: a name no schema of the resource has.
+    let r = scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "Add", "path": "nonsense", "value": 1}]))).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidPath")), "{}", r.body);
+}
+
 #[tokio::test]
 async fn entra_unquoted_and_quoted_external_id_filters_both_work() {
     let app = TestApp::spawn().await;

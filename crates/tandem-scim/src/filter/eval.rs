@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::ast::{AttrPath, CompValue, CompareOp, Filter};
 use super::compare::compare;
 use crate::json::{is_present, member_ci};
-use crate::schema::{resolve, AttributeDef, ResourceType};
+use crate::schema::{resolve_in_path, AttrType, AttributeDef, ResourceType};
 
 /// Whether `resource` (JSON in canonical form) satisfies `filter`, with the semantics described
 /// in this module. Used for PATCH value filters, and as the reference a SQL translation of
@@ -54,7 +54,7 @@ fn locate<'a>(scope: &Scope<'a>, path: &'a AttrPath) -> Located<'a> {
             sub_name: path.sub_attr.as_deref(),
         },
         Scope::Resource(resource, rt) => {
-            let resolved = resolve(*rt, path.urn.as_deref(), &path.attr, None);
+            let resolved = resolve_in_path(*rt, path.urn.as_deref(), &path.attr, None);
             let container = match (resolved.and_then(|r| r.container), path.urn.as_deref()) {
                 (Some(urn), _) => member_ci(resource, urn),
                 (None, Some(urn)) if resolved.is_none() && !rt.is_core_urn(urn) => member_ci(resource, urn),
@@ -89,9 +89,12 @@ fn candidates<'a>(found: &Located<'a>) -> (Vec<&'a Value>, Option<&'a AttributeD
         Some(sub) => (elements(value).into_iter().filter_map(|el| member_ci(el, sub)).collect(), found.sub),
         None => {
             let items = elements(value);
-            let complex_items = found
-                .attr
-                .map_or_else(|| value.is_array() && items.iter().all(|el| el.is_object()), |a| a.is_multi_complex());
+            // A complex attribute compared as a whole compares its `value`:
+            // each element's (`emails eq …`), or its one (`manager eq …`).
+            let complex_items = found.attr.map_or_else(
+                || value.is_array() && items.iter().all(|el| el.is_object()),
+                |a| a.is_multi_complex() || (a.ty == AttrType::Complex && a.sub_attribute("value").is_some()),
+            );
             if complex_items {
                 (
                     items.into_iter().filter_map(|el| member_ci(el, "value")).collect(),

@@ -4,7 +4,7 @@ use crate::error::ScimError;
 use crate::filter::Filter;
 use crate::keys::known_urn;
 use crate::path::PatchPath;
-use crate::schema::{resolve, AttributeDef, Mutability, ResolvedAttr, ResourceType};
+use crate::schema::{resolve_in_path, AttributeDef, Mutability, ResolvedAttr, ResourceType};
 
 /// What a PATCH operation (or one key of a path-less value) changes.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +66,7 @@ pub(crate) fn resolve_target(rt: ResourceType, path: &PatchPath) -> Result<Optio
     if urn.is_some_and(|u| !known_urn(rt, u)) {
         return Ok(None);
     }
-    let found = resolve(rt, urn, &path.attr.attr, None);
+    let found = resolve_in_path(rt, urn, &path.attr.attr, None);
     if found.is_none() && urn.is_some() {
         return Ok(None);
     }

@@ -17,7 +17,7 @@ pub use discovery::{
 pub use enterprise::ENTERPRISE_USER;
 pub use group::GROUP;
 pub use model::{AttrType, AttributeDef, Mutability, Returned, SchemaDef, Uniqueness};
-pub use resource_type::{resolve, split_urn, ResolvedAttr, ResourceType};
+pub use resource_type::{resolve, resolve_in_path, split_urn, ResolvedAttr, ResourceType};
 pub use user::USER;
 
 /// Core User schema URN.

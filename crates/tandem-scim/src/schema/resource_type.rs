@@ -92,6 +92,29 @@ pub fn resolve(rt: ResourceType, urn: Option<&str>, attr: &str, sub_attr: Option
     Some(ResolvedAttr { container, attr: def, sub })
 }
 
+/// [`resolve`], and for an unqualified name that no common or core attribute
+/// has, the attribute of that name of the one extension that defines it.
+/// For PATCH paths and filters only: Microsoft's provisioning documentation
+/// sends `"path": "manager"` and filters on `manager eq "…"` for the
+/// enterprise extension's `manager`, which RFC 7644 §3.10 would qualify.
+pub fn resolve_in_path(
+    rt: ResourceType,
+    urn: Option<&str>,
+    attr: &str,
+    sub_attr: Option<&str>,
+) -> Option<ResolvedAttr> {
+    resolve(rt, urn, attr, sub_attr).or_else(|| {
+        if urn.is_some() {
+            return None;
+        }
+        let mut defining = rt.extensions().iter().filter(|schema| schema.attribute(attr).is_some());
+        match (defining.next(), defining.next()) {
+            (Some(schema), None) => resolve(rt, Some(schema.id), attr, sub_attr),
+            _ => None,
+        }
+    })
+}
+
 /// Splits `urn:…:attr.sub` into the URN (everything before the last `:`) and the rest; `None` URN when there is no `:`.
 pub fn split_urn(path: &str) -> (Option<&str>, &str) {
     match path.rfind(':') {
@@ -133,6 +156,12 @@ mod tests {
     #[test]
     fn enterprise_attribute_without_urn_does_not_resolve() {
         assert!(resolve(ResourceType::User, None, "employeeNumber", None).is_none());
+        // Except in a PATCH path or a filter, where Entra sends `manager` so.
+        let found = resolve_in_path(ResourceType::User, None, "MANAGER", Some("value")).unwrap();
+        assert_eq!((found.container, found.attr.name), (Some(ENTERPRISE_USER_SCHEMA), "manager"));
+        assert_eq!(resolve_in_path(ResourceType::User, None, "userName", None).unwrap().container, None);
+        assert!(resolve_in_path(ResourceType::Group, None, "manager", None).is_none());
+        assert!(resolve_in_path(ResourceType::User, None, "nope", None).is_none());
     }
 
     #[test]

@@ -87,7 +87,15 @@ fn enterprise_attributes_match_under_their_urn() {
     assert!(user_matches(
         r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#
     ));
-    assert!(!user_matches(r#"employeeNumber eq "701984""#));
+    // Unqualified, as Microsoft's provisioning tutorial filters on `manager`:
+    // the one extension attribute of that name; the manager as a whole
+    // compares its `value`.
+    assert!(user_matches(r#"employeeNumber eq "701984""#));
+    assert!(user_matches(r#"manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#));
+    assert!(user_matches(
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#
+    ));
+    assert!(!user_matches(r#"manager eq "someone-else""#));
 }
 
 #[test]

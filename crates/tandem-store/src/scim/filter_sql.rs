@@ -12,7 +12,7 @@
 
 use chrono::DateTime;
 use tandem_scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use tandem_scim::schema::{resolve, AttrType, AttributeDef, ResourceType};
+use tandem_scim::schema::{resolve_in_path, AttrType, AttributeDef, ResourceType};
 use tandem_scim::ScimError;
 
 /// The SQL flavour to write.
@@ -652,8 +652,13 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
         let elem = Scope::JsonElem { parent: &SCHEMAS_ATTR, var: "e".to_string(), sub: None };
         return Ok(Target::Multi { source: json_elements(dialect, alias, &["schemas"]), elem: Some(elem) });
     }
-    let resolved =
-        resolve(rt, path.urn.as_deref(), &path.attr, path.sub_attr.as_deref()).ok_or_else(|| unknown(path))?;
+    let mut resolved =
+        resolve_in_path(rt, path.urn.as_deref(), &path.attr, path.sub_attr.as_deref()).ok_or_else(|| unknown(path))?;
+    // A singular complex attribute compared as a whole compares its `value`
+    // (`manager eq "…"`, as Entra ID checks a manager before it writes one).
+    if resolved.sub.is_none() && resolved.attr.ty == AttrType::Complex && !resolved.attr.multi_valued {
+        resolved.sub = resolved.attr.sub_attribute("value").or(resolved.sub);
+    }
     let attr = resolved.attr.name;
     let sub = resolved.sub.map(|s| s.name);
     // Indexed columns first.
