@@ -461,6 +461,33 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     assert_eq!(body["scim_user"]["id"], live.as_str());
 }
 
+/// One person deleted and re-created more often than a join reads
+/// candidates does not hide another person's tombstone: the deleted
+/// John of Contoso stays refused, not let in as the live John of Fabrikam.
+#[tokio::test]
+async fn a_namesake_deleted_many_times_does_not_hide_another_persons_tombstone() {
+    let p = paired("OidcEmailUsernameToScimUsername").await;
+    for _ in 0..55 {
+        let churn = p.scim.create_user(user("john@fabrikam.com")).await;
+        assert_eq!(p.scim.delete(&format!("/Users/{churn}")).await.status, StatusCode::NO_CONTENT);
+    }
+    let gone = p.scim.create_user(user("john@contoso.com")).await;
+    assert_eq!(p.scim.delete(&format!("/Users/{gone}")).await.status, StatusCode::NO_CONTENT);
+    let live = p.scim.create_user(user("john@fabrikam.com")).await;
+    let as_email = |email: &str| json!({"sub": format!("00u-{email}"), "email": email});
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@contoso.com")).await;
+    assert_eq!(
+        (status, refusal(&body)),
+        (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("deleted"))),
+        "{body}"
+    );
+    assert_eq!(body["error"]["details"]["scim_user_id"], gone.as_str(), "{body}");
+    let (status, _) = login(&p.app, &p.op, &p.customer, as_email("john@elsewhere.example")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@fabrikam.com")).await;
+    assert_eq!((status, &body["scim_user"]["id"]), (StatusCode::OK, &json!(live)), "{body}");
+}
+
 #[tokio::test]
 async fn missing_claim_for_the_strategy_is_not_provisioned_naming_the_claim() {
     let p = paired("OidcPreferredUsernameToScimUsername").await;

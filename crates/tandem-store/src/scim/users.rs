@@ -592,7 +592,13 @@ pub fn find_by_key(
         // An exact userName is also a lower-cased one: the lower-cased indexes answer it.
         ScimKey::UserName => by_name(value.to_lowercase(), Some(value))?,
         ScimKey::UserNameLower => by_name(value.to_string(), None)?,
-        ScimKey::UserNameLocalLower => by!(live_first u::user_name_local_lower.eq(value)),
+        ScimKey::UserNameLocalLower => {
+            let text = |v: &str| Bind::Text(v.to_string());
+            query::load_fixed::<LocalPartCandidates, _>(
+                conn,
+                &[text(connection), text(value), text(connection), text(value)],
+            )?
+        }
         ScimKey::ExternalId => by!(live_first u::external_id.eq(value)),
     })
 }
@@ -627,7 +633,24 @@ macro_rules! candidates_sql {
 }
 crate::fixed_sql!(CandidatesByUserName = candidates_sql!(split "user_name_lower = ? AND user_name = ?"));
 crate::fixed_sql!(CandidatesByUserNameLower = candidates_sql!(split "user_name_lower = ?"));
-crate::fixed_sql!(CandidatesByLocalPart = candidates_sql!("user_name_local_lower = ?"));
+crate::fixed_sql!(
+    CandidatesByLocalPart = candidates_sql!(
+        "user_name_local_lower = ? AND (u.deleted_at IS NULL OR u.id IN (SELECT MAX(t.id) FROM scim_users t WHERE \
+         t.scim_connection_id = ? AND t.user_name_local_lower = ? AND t.deleted_at IS NOT NULL GROUP BY \
+         t.user_name_lower))"
+    )
+);
+// The candidates of a local-part join: live users, and one tombstone per
+// userName (its latest). What decides such a login is which userNames were
+// deleted, not how often: an IdP that deleted and re-created one person
+// fifty times must not push another person's tombstone past the limit,
+// where a login of that person's email would pass as the live namesake.
+crate::fixed_sql!(
+    LocalPartCandidates = "SELECT * FROM scim_users WHERE scim_connection_id = ? AND user_name_local_lower = ? AND \
+                           (deleted_at IS NULL OR id IN (SELECT MAX(id) FROM scim_users WHERE scim_connection_id = ? \
+                           AND user_name_local_lower = ? AND deleted_at IS NOT NULL GROUP BY user_name_lower)) ORDER \
+                           BY deleted_at IS NOT NULL, id LIMIT 50"
+);
 crate::fixed_sql!(CandidatesByExternalId = candidates_sql!("external_id = ?"));
 
 /// [`find_by_key`] for a login join, with the candidates' groups by user id
@@ -657,7 +680,8 @@ pub fn find_by_key_with_groups(
             query::load_fixed::<CandidatesByUserNameLower, _>(conn, &binds)?
         }
         ScimKey::UserNameLocalLower => {
-            query::load_fixed::<CandidatesByLocalPart, _>(conn, &[text(connection), text(value)])?
+            let binds = [text(connection), text(value), text(connection), text(value)];
+            query::load_fixed::<CandidatesByLocalPart, _>(conn, &binds)?
         }
         ScimKey::ExternalId => query::load_fixed::<CandidatesByExternalId, _>(conn, &[text(connection), text(value)])?,
     };
