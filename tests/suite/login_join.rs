@@ -461,6 +461,53 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     assert_eq!(body["scim_user"]["id"], live.as_str());
 }
 
+/// A Google consumer account's email (no `hd`) joins no one under an
+/// email strategy, though Google marks it verified; the decision that a
+/// Google account is one is unit-tested beside the login, as no test IdP
+/// can be `https://accounts.google.com`.
+#[tokio::test]
+async fn an_email_the_login_doubts_joins_no_one_under_an_email_strategy() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    let customer = p.customer.clone();
+    let client = p
+        .app
+        .state
+        .store
+        .read(move |c| tandem_store::oidc_clients::get_by_customer(c, &customer))
+        .await
+        .unwrap()
+        .unwrap();
+    let state = p.app.state.clone();
+    let run = move |doubt: Option<&'static str>, strategy: Option<&'static str>| {
+        let (state, mut client) = (state.clone(), client.clone());
+        client.matching_strategy = strategy.map(str::to_string);
+        async move {
+            let store = state.store.clone();
+            store
+                .read(move |c| {
+                    let sso = tandem_core::matching::SsoAttributes {
+                        oidc_user_id: Some("00u1a2b3c4D5e6F7g8h9"),
+                        email: Some("alice@acme.com"),
+                        preferred_username: Some("alice@acme.com"),
+                        email_verified: Some(true),
+                    };
+                    Ok(tandem_web::scim_join(c, &state, &client, &sso, doubt)?
+                        .map(|j| j.scim_user_id)
+                        .map_err(|e| e.to_string()))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let doubt = "a consumer account";
+    let refused = run(Some(doubt), None).await.unwrap_err();
+    assert!(refused.contains(doubt), "{refused}");
+    assert!(run(None, None).await.is_ok(), "the same login without the doubt joins");
+    // Strategies that do not read the email are not affected.
+    assert!(run(Some(doubt), Some("OidcSubToScimExternalId")).await.is_ok());
+}
+
 /// One person deleted and re-created more often than a join reads
 /// candidates does not hide another person's tombstone: the deleted
 /// John of Contoso stays refused, not let in as the live John of Fabrikam.

@@ -17,6 +17,9 @@ mod scim;
 mod span;
 pub mod state;
 
+/// The SCIM join of a login, for tests that drive it with identities no
+/// test IdP can issue (a Google account).
+pub use login::join::join as scim_join;
 pub use metrics::Metrics;
 pub use state::{AppState, WebSettings};
 

@@ -403,6 +403,24 @@ fn google_hosted_domain_refusal(issuer: &str, domains: &[String], claims: &Map<S
     Some(ApiError::new(StatusCode::FORBIDDEN, "LoginBlockedByEmailAllowlist", message).with_details(details))
 }
 
+/// Why a Google account's email may not identify a user in the SCIM join,
+/// if it may not: a consumer account (no `hd` claim) may be made for any
+/// address its owner could once read (an employee's, kept after they left,
+/// or a reassigned one), and Google marks its email verified. A Workspace
+/// account's email is on a domain its organisation verified.
+fn google_email_doubt(issuer: &str, claims: &Map<String, Value>) -> Option<String> {
+    let hd = claims.get("hd").and_then(Value::as_str).filter(|d| !d.is_empty());
+    if !tandem_core::idp::is_google_issuer(issuer) || hd.is_some() {
+        return None;
+    }
+    Some(
+        "the Google account is a consumer account (no hd claim), and at Google an email proves no membership of a \
+         Workspace: a consumer account can be made for any address its owner could once read, so an email strategy \
+         does not join it. Sign in with the Workspace account, or match on OidcSubToScimExternalId"
+            .to_string(),
+    )
+}
+
 /// The refusal of a callback whose `iss` is not the login's issuer (RFC 9207).
 fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
     let message = format!("the callback's iss parameter {iss:?} is not the issuer {issuer:?} (RFC 9207)");
@@ -487,6 +505,7 @@ async fn respond(
     let domains = client.domains();
     let blocked = allowlist_refusal(&domains, email.as_deref(), verified_for_join)
         .or_else(|| google_hosted_domain_refusal(&client.issuer, &domains, &claims));
+    let email_doubt = google_email_doubt(&client.issuer, &claims);
 
     // One transaction: record the SSO user, join it, save the login event.
     let (st, client_row) = (state.clone(), client.clone());
@@ -505,7 +524,7 @@ async fn respond(
                         preferred_username: pu.as_deref(),
                         email_verified: verified_for_join,
                     };
-                    join(c, &st, &client_row, &attrs)?.map_err(|e| ("scim_join", e))
+                    join(c, &st, &client_row, &attrs, email_doubt.as_deref())?.map_err(|e| ("scim_join", e))
                 }
             };
             match &verdict {
@@ -580,5 +599,17 @@ mod tests {
         // No allowlist, or another IdP: no hd rule.
         assert!(refused("https://accounts.google.com", &[], consumer.clone()).is_none());
         assert!(refused("https://acme.okta.com", &acme, consumer).is_none());
+    }
+
+    #[test]
+    fn a_google_consumer_accounts_email_is_doubted_for_the_join_and_a_workspace_accounts_is_not() {
+        let consumer = claims(json!({"email": "eve@acme.com", "email_verified": true}));
+        let doubt = google_email_doubt("https://accounts.google.com/", &consumer).unwrap();
+        assert!(doubt.contains("consumer account (no hd claim)"), "{doubt}");
+        assert!(google_email_doubt("https://accounts.google.com", &claims(json!({"email": "e@acme.com", "hd": ""})))
+            .is_some());
+        let workspace = claims(json!({"email": "eve@acme.com", "email_verified": true, "hd": "acme.com"}));
+        assert_eq!(google_email_doubt("https://accounts.google.com", &workspace), None);
+        assert_eq!(google_email_doubt("https://acme.okta.com", &consumer), None);
     }
 }

@@ -29,11 +29,15 @@ pub struct Joined {
 /// Joins `sso` to the SCIM user of the client's customer, on one connection
 /// (run inside the transaction that records the login). The outer error is
 /// the database's; the inner one is the login's refusal.
+/// `email_doubt` says why the email may not identify anyone even though
+/// the IdP vouches for it (a Google consumer account); an email strategy
+/// then refuses the login with it.
 pub fn join(
     c: &mut AnyConnection,
     state: &AppState,
     client: &OidcClientRow,
     sso: &SsoAttributes<'_>,
+    email_doubt: Option<&str>,
 ) -> Result<Result<Joined, ApiError>, StoreError> {
     let connection = scim_connections::get_by_customer(c, &client.customer_id)?;
     let Some(connection) = connection else {
@@ -56,6 +60,12 @@ pub fn join(
         None => state.settings.default_strategy(client.idp_type()?).0,
     };
     let context = json!({"strategy": strategy.as_str(), "scim_connection_id": connection.id});
+    if let Some(doubt) = email_doubt.filter(|_| strategy.uses_email() && sso.email.is_some()) {
+        let mut details = context.clone();
+        details["email"] = json!(sso.email);
+        details["hd"] = Value::Null;
+        return Ok(Err(not_active("email_not_verified", doubt.to_string(), details)));
+    }
     let Some(key) = strategy.sso_key(sso) else {
         if let Some(email) = sso.email.filter(|_| strategy.uses_email() && sso.email_verified == Some(false)) {
             let mut details = context.clone();

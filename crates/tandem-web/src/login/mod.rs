@@ -12,7 +12,7 @@
 mod complete;
 mod errors;
 mod initiate;
-mod join;
+pub mod join;
 mod trace;
 
 pub use complete::complete;
