@@ -357,6 +357,10 @@ async fn scim_required_follows_pairing_on_create_and_rename_and_can_be_given() {
     app.post("/api/v1/scim-connections", json!({"customer_id": connected})).await;
     let created = stub_client(&app, &op, &connected, "Okta", None).await;
     assert_eq!(created["scim_required"], true, "{created}");
+    // `null` says nothing: the stored value stays.
+    let created_path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
+    let (status, same) = app.patch(&created_path, json!({"scim_required": null})).await;
+    assert_eq!((status, &same["scim_required"]), (StatusCode::OK, &json!(true)), "{same}");
 
     // Given explicitly without a connection: refused until one exists.
     let strict = unique("strict");
@@ -386,7 +390,7 @@ async fn scim_required_follows_pairing_on_create_and_rename_and_can_be_given() {
     let client = stub_client(&app, &op, &lone, "Okta", None).await;
     assert_eq!(client["scim_required"], false, "{client}");
     let target = unique("target");
-    app.post("/api/v1/scim-connections", json!({"customer_id": target})).await;
+    let (_, target_conn) = app.post("/api/v1/scim-connections", json!({"customer_id": target})).await;
     let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
     let (status, renamed) = app.patch(&path, json!({"customer_id": target})).await;
     assert_eq!((status, &renamed["scim_required"]), (StatusCode::OK, &json!(true)), "{renamed}");
@@ -395,6 +399,95 @@ async fn scim_required_follows_pairing_on_create_and_rename_and_can_be_given() {
     assert_eq!((status, &back["scim_required"]), (StatusCode::OK, &json!(false)), "{back}");
     let (status, kept) = app.patch(&path, json!({"customer_id": target, "scim_required": false})).await;
     assert_eq!((status, &kept["scim_required"]), (StatusCode::OK, &json!(false)), "{kept}");
+    // A connection PATCH that repeats its customer ID is no rename: the explicit false stays.
+    let conn_path = format!("/api/v1/scim-connections/{}", target_conn["scim_connection_id"].as_str().unwrap());
+    let (status, _) = app.patch(&conn_path, json!({"customer_id": target, "api_key_ttl_days": 30})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, after) = app.get(&path).await;
+    assert_eq!(after["scim_required"], false, "{after}");
+}
+
+/// On PostgreSQL a connection created while a client of its customer is
+/// being created (uncommitted) waits for it, and pairs it: each create
+/// reads the other's table, and without a lock per customer both missed
+/// the other's row and left the pair unmarked. The client's create is held
+/// open here as the API runs it (lock, no connection seen, insert).
+#[tokio::test]
+async fn a_connection_created_during_its_clients_create_waits_and_pairs() {
+    let app = TestApp::spawn().await;
+    if app.state.store.backend() != "postgres" {
+        return; // SQLite's writes are one at a time.
+    }
+    let customer = unique("racing");
+    let spec = tandem_core::oidc_client::parse_create(
+        &json!({"customer_id": customer, "redirect_url": redirect_url_of(&customer),
+                "idp": {"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": "https://idp.example"}}),
+        tandem_core::oidc_client::UrlPolicy::default(),
+    )
+    .unwrap()
+    .spec;
+    let now = chrono::Utc::now();
+    let row = tandem_store::oidc_clients::OidcClientRow::from_spec(
+        &tandem_core::new_id(),
+        &spec,
+        &app.state.secret_key,
+        None,
+        tandem_store::micros(now),
+        now,
+    );
+    let client_id = row.id.clone();
+    let (store, who) = (app.state.store.clone(), customer.clone());
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let held = std::thread::spawn(move || {
+        store.write_blocking(move |c| {
+            tandem_store::oidc_clients::lock_customer(c, &who)?;
+            let mut row = row;
+            row.scim_required = tandem_store::scim_connections::get_by_customer(c, &who)?.is_some();
+            tandem_store::oidc_clients::insert(c, &row)?;
+            pid_tx.send(backend_pid(c)?).unwrap();
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            Ok(())
+        })
+    });
+    let pid = pid_rx.recv().unwrap();
+    let create = app.post("/api/v1/scim-connections", json!({"customer_id": customer}));
+    let watch = async {
+        let store = app.state.store.clone();
+        for _ in 0..250 {
+            let s = store.clone();
+            if tokio::task::spawn_blocking(move || waiting_on(&s, pid)).await.unwrap() > 0 {
+                release.send(()).unwrap();
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        release.send(()).unwrap();
+        false
+    };
+    let ((status, _), waited) = tokio::join!(create, watch);
+    held.join().unwrap().unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(waited, "the connection's create waited for the client's");
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/{client_id}")).await;
+    assert_eq!(client["scim_required"], true, "{client}");
+}
+
+/// A client and a connection of one customer created at the same time are
+/// paired.
+#[tokio::test]
+async fn a_client_and_connection_created_at_once_are_paired() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    for _ in 0..12 {
+        let customer = unique("together");
+        let client = async { stub_client(&app, &op, &customer, "Okta", None).await };
+        let conn = async { app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await };
+        let (client, (status, _)) = tokio::join!(client, conn);
+        assert_eq!(status, StatusCode::CREATED);
+        let (_, now) = app.get(&format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap())).await;
+        assert_eq!(now["scim_required"], true, "{now}");
+    }
 }
 
 #[tokio::test]

@@ -804,6 +804,24 @@ async fn malformed_bodies_get_scim_errors_never_500() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A filter makes at most 16 comparisons that read every resource's
+/// document; comparisons of indexed columns are not counted.
+#[tokio::test]
+async fn a_filter_of_many_comparisons_on_the_document_is_refused_naming_the_bound() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let id = scim.create_user(json!({"userName": "fb@acme.com", "title": "t3"})).await;
+    let chain =
+        |term: &str, n: usize| (0..n).map(|i| term.replace('#', &i.to_string())).collect::<Vec<_>>().join(" or ");
+    assert_eq!(scim.filter_ids("Users", &chain("title eq \"t#\"", 16)).await, vec![id.clone()]);
+    let encoded: String = url::form_urlencoded::byte_serialize(chain("title eq \"t#\"", 17).as_bytes()).collect();
+    let r = scim.get(&format!("/Users?filter={encoded}")).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().starts_with("filter makes 17 comparisons"), "{}", r.body);
+    let ids = scim.filter_ids("Users", &format!("{} or userName eq \"fb@acme.com\"", chain("id eq \"#\"", 60))).await;
+    assert_eq!(ids, vec![id]);
+}
+
 /// Many operations on a resource of many values are refused (`tooMany`)
 /// before they run, and change nothing; within the bound, a thousand
 /// operations on a group taken as a document, or an add of a thousand

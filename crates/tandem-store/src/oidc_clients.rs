@@ -211,6 +211,21 @@ impl OidcClientRow {
     }
 }
 
+/// Serialises, until the transaction ends, the writes that may pair
+/// `customer_id`'s client and connection (creating or renaming either):
+/// each reads the other's table to pair them, and on PostgreSQL two such
+/// writes at once (an onboarding script creating both) would each miss the
+/// other's uncommitted row and leave the pair unmarked. SQLite's writes
+/// are one at a time already.
+pub fn lock_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<(), StoreError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('tandem customer ' || $1, 0))")
+            .bind::<diesel::sql_types::Text, _>(customer_id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Marks the client of `customer_id`, if it has one and it is not marked
 /// yet, as needing a SCIM user at login: it has just been paired with a
 /// SCIM connection (created for its customer, or renamed onto it). From
@@ -232,7 +247,7 @@ pub fn require_scim(
         return Ok(None);
     };
     // `updated_at` moves: an edit that read the client before retries.
-    diesel::update(c::oidc_clients.filter(c::id.eq(&id)))
+    diesel::update(c::oidc_clients.filter(c::id.eq(&id)).filter(c::customer_id.eq(customer_id)))
         .set((c::scim_required.eq(true), c::updated_at.eq(micros(now).max(read_at.saturating_add(1)))))
         .execute(conn)?;
     Ok(Some(id))

@@ -164,6 +164,15 @@ impl Filter {
             Self::Compare { .. } | Self::Present(_) => 0,
         }
     }
+
+    /// The comparisons (`eq`, `co`, `pr`, …) in the filter, those inside value paths included.
+    pub fn comparisons(&self) -> usize {
+        match self {
+            Self::And(l, r) | Self::Or(l, r) => l.comparisons() + r.comparisons(),
+            Self::Not(inner) | Self::ValuePath { filter: inner, .. } => inner.comparisons(),
+            Self::Compare { .. } | Self::Present(_) => 1,
+        }
+    }
 }
 
 fn write_operand(f: &mut fmt::Formatter<'_>, filter: &Filter, inside_and: bool) -> fmt::Result {

@@ -26,9 +26,12 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
         // (a filter, the duplicate check of an add): bounded per request, so
         // that many operations on a resource of many values cannot hold the
         // writer (and, on SQLite, an HTTP worker) for seconds.
+        // A filtered path compares each of its terms with each value.
         let held = values_held(&work);
-        spent =
-            spent.saturating_add(held).saturating_add(op.value.as_ref().and_then(Value::as_array).map_or(1, Vec::len));
+        let terms = op.path.as_ref().and_then(|p| p.filter.as_ref()).map_or(1, |f| f.comparisons().max(1));
+        spent = spent
+            .saturating_add(held.saturating_mul(terms))
+            .saturating_add(op.value.as_ref().and_then(Value::as_array).map_or(1, Vec::len));
         if spent > PATCH_WORK_LIMIT {
             return Err(ScimError::too_many(format!(
                 "Operations[{idx}]: this PATCH of {} operations would go through more than {PATCH_WORK_LIMIT} values \
@@ -56,12 +59,13 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
 }
 
 /// Most values of multi-valued attributes one PATCH may go through: the
-/// values the resource holds when each operation starts, summed over its
-/// operations, plus the values the operations bring. Entra ID and Okta
+/// values the resource holds when each operation starts, times the
+/// comparisons of the operation's path filter (one without), summed over
+/// its operations, plus the values the operations bring. Entra ID and Okta
 /// send a few operations per request (a group's members change on a path
-/// that does not come here); a thousand operations on a user of a thousand
-/// emails, or fifty on a group of twenty thousand members taken as a
-/// document, stay within it.
+/// that does not come here); five hundred operations on a user of a
+/// thousand emails, or forty on a group of twenty thousand members taken as
+/// a document, stay within it.
 pub const PATCH_WORK_LIMIT: usize = 1_000_000;
 
 /// The values of multi-valued attributes `work` holds, its extensions' included.

@@ -572,4 +572,11 @@ fn a_patch_may_go_through_at_most_a_million_values() {
     assert_eq!(user["emails"][0]["display"], "d");
     let mut small = user_with_emails(5);
     apply_patch(&mut small, &ops(1000), ResourceType::User).unwrap();
+    // A path filter of many terms is charged for each: 2,003 values x 150
+    // terms x 4 operations is past the bound.
+    let terms = (0..150).map(|i| format!("value eq \"n{i}\"")).collect::<Vec<_>>().join(" or ");
+    let op = json!({"op": "remove", "path": format!("emails[{terms}]")});
+    let four = tandem_scim::patch::parse_patch(&body(json!([op, op, op, op])), 1000).unwrap();
+    let err = apply_patch(&mut user, &four, ResourceType::User).unwrap_err();
+    assert!(err.detail.starts_with("Operations[3]: "), "{}", err.detail);
 }

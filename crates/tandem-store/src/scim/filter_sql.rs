@@ -91,35 +91,41 @@ impl SqlBuilder {
         let sql = self.node(&scope, filter)?;
         if self.document_terms > MAX_DOCUMENT_TERMS {
             return Err(ScimError::invalid_filter(format!(
-                "filter makes {} comparisons on attributes without an index (each reads every resource); at \
-                 most {MAX_DOCUMENT_TERMS} are allowed in one filter (id, userName, externalId, displayName, active, \
-                 meta.created, meta.lastModified and group membership are indexed and not counted)",
+                "filter makes {} comparisons that read every resource's stored document or memberships; at \
+                 most {MAX_DOCUMENT_TERMS} are allowed in one filter (comparisons of id, userName, externalId, \
+                 displayName, active, meta.created and meta.lastModified, and equality on group membership, are \
+                 not counted)",
                 self.document_terms
             )));
         }
         Ok(sql)
     }
 
-    /// Counts a comparison on `path` that reads the document (see [`MAX_DOCUMENT_TERMS`]).
-    fn note_document_term(&mut self, scope: &Scope, path: &AttrPath) {
-        // Columns and group membership (a table of its own) are indexed.
-        if matches!(scope, Scope::Root { .. })
-            && !matches!(
-                scope.target(self.dialect, path),
-                Ok(Target::Column { .. } | Target::Multi { elem: Some(Scope::Member { .. }), .. }) | Err(_)
-            )
-        {
+    /// Counts a comparison on `path` that reads each resource's document or
+    /// each of its memberships (see [`MAX_DOCUMENT_TERMS`]); `eq` tells an
+    /// equality, which finds a membership by its index.
+    fn note_document_term(&mut self, scope: &Scope, path: &AttrPath, eq: bool) {
+        let free = match scope.target(self.dialect, path) {
+            Ok(Target::Column { .. }) | Err(_) => true,
+            Ok(Target::Multi { elem: Some(Scope::Member { .. }), .. }) => eq,
+            _ => false,
+        };
+        if matches!(scope, Scope::Root { .. }) && !free {
             self.document_terms += 1;
         }
     }
 
     fn node(&mut self, scope: &Scope, f: &Filter) -> Result<String, ScimError> {
         match f {
-            Filter::Present(path) | Filter::Compare { path, .. } => self.note_document_term(scope, path),
-            Filter::ValuePath { attr, .. } => self.note_document_term(
-                scope,
-                &AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None },
-            ),
+            Filter::Present(path) => self.note_document_term(scope, path, false),
+            Filter::Compare { path, op, .. } => self.note_document_term(scope, path, *op == CompareOp::Eq),
+            // Each comparison inside a value path runs on every element.
+            Filter::ValuePath { attr, filter } => {
+                let whole = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
+                for _ in 0..filter.comparisons() {
+                    self.note_document_term(scope, &whole, false);
+                }
+            }
             _ => {}
         }
         Ok(match f {
@@ -765,22 +771,27 @@ mod tests {
         assert!(build(ResourceType::User, &chain("emails ew \"z#\"", 16)).is_ok());
         let err = build(ResourceType::User, &chain("emails ew \"z#\"", 17)).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidFilter"));
-        assert!(err.detail.starts_with("filter makes 17 comparisons on attributes without an index"), "{}", err.detail);
-        // A value path counts once; `ne`, `pr` and `not` count like the rest.
+        assert!(err.detail.starts_with("filter makes 17 comparisons that read every resource"), "{}", err.detail);
+        // Each comparison in a value path counts; `ne`, `pr` and `not` count like the rest.
         let mixed = format!(
             "{} or emails[type eq \"work\" and value co \"x\"] or not (title pr)",
             chain("title ne \"t#\"", 15)
         );
         assert_eq!(
             build(ResourceType::User, &mixed).unwrap_err().detail.split(" comparisons").next(),
-            Some("filter makes 17")
+            Some("filter makes 18")
         );
-        // Indexed columns and membership are free.
+        // Indexed columns and membership by equality are free.
         let indexed =
             build(ResourceType::User, &chain("id eq \"#\" or userName eq \"u#\" or externalId eq \"x#\"", 25));
         assert!(indexed.is_ok(), "{:?}", indexed.err());
         assert!(build(ResourceType::Group, &chain("members eq \"#\" or displayName sw \"g#\"", 40)).is_ok());
         assert!(build(ResourceType::User, &chain("groups.value eq \"#\"", 100)).is_ok());
+        // Membership read by anything but equality is counted, and so is
+        // each comparison inside a value path.
+        assert!(build(ResourceType::Group, &chain("members co \"#\"", 17)).is_err());
+        let inside = format!("emails[{}]", chain("value co \"#\"", 17));
+        assert!(build(ResourceType::User, &inside).unwrap_err().detail.starts_with("filter makes 17 "));
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub async fn create(
         .write(move |c| {
             // A taken customer ID is the answer before a taken path (the
             // same request sent twice has both).
+            repo::lock_customer(c, &stored.customer_id)?;
             repo::check_customer_free(c, &stored.customer_id)?;
             let sharer = shared_path_check(c, &stored, require)?;
             if !scim_required_given {
@@ -224,7 +225,9 @@ pub async fn patch(
         let key = id.clone();
         let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
         let spec = current.to_spec(&state.secret_key)?;
-        let req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+        let mut req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+        // `"scim_required": null` says nothing, as on create: the stored value stays.
+        req.spec.scim_required = req.spec.scim_required.or(Some(current.scim_required));
         // What discovery fetches: the issuer's document, or an Entra application's.
         let source = |s: &tandem_core::oidc_client::OidcClientSpec| {
             tandem_oidc::discovery::metadata_url(&s.issuer, s.idp_type.discovery_appid(&s.client_id))
@@ -252,7 +255,8 @@ pub async fn patch(
         let new_customer = row.customer_id != current.customer_id;
         // A client renamed onto a customer with a SCIM connection is paired
         // now, unless the same PATCH says otherwise.
-        let pairs_if_connected = new_customer && !row.scim_required && body.get("scim_required").is_none();
+        let pairs_if_connected =
+            new_customer && !row.scim_required && body.get("scim_required").is_none_or(Value::is_null);
         let require = state.settings.require_distinct_redirect_paths;
         let (outcome, row, sharer) = state
             .store
@@ -260,6 +264,7 @@ pub async fn patch(
                 let mut row = row;
                 // A taken customer ID is the answer before a taken path, as on create.
                 if new_customer {
+                    repo::lock_customer(c, &row.customer_id)?;
                     repo::check_customer_free(c, &row.customer_id)?;
                 }
                 let sharer = if new_path { shared_path_check(c, &row, require)? } else { None };

@@ -79,6 +79,7 @@ pub async fn create(
     let (row, key, plaintext) = state
         .store
         .write(move |c| {
+            tandem_store::oidc_clients::lock_customer(c, &customer)?;
             let created = repo::create(c, &customer, ttl, mode, now)?;
             audit::record(
                 c,
@@ -187,10 +188,19 @@ pub async fn patch(
     let updated = state
         .store
         .write(move |c| {
+            let renamed_from = match req.customer_id.as_deref() {
+                Some(to) => {
+                    tandem_store::oidc_clients::lock_customer(c, to)?;
+                    repo::get(c, &key)?.map(|r| r.customer_id).filter(|from| from != to)
+                }
+                None => None,
+            };
             let updated = repo::update(c, &key, req.customer_id.as_deref(), ttl, req.unknown_group_members, now)?;
             if let Some(row) = &updated {
                 audit::record(c, now, &caller.name, "scim_connection.updated", ("scim_connection", &key), body)?;
-                if req.customer_id.is_some() {
+                // Only a rename pairs: repeating the customer ID leaves an
+                // explicit `scim_required: false` of its client alone.
+                if renamed_from.is_some() {
                     pair_client(c, &row.customer_id, &key, &caller.name, now)?;
                 }
             }

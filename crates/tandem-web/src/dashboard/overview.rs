@@ -102,7 +102,8 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
                             }
                             td {
                                 @if c.client.is_some() && c.connection.is_some() { span.badge.ok { "paired" } }
-                                @else if c.client.as_ref().is_some_and(|cl| cl.scim_required) { span.badge.critical { "no SCIM connection: logins refused" } }
+                                // Only when every connection was read: one past the first thousand is no absence.
+                                @else if !cut && c.client.as_ref().is_some_and(|cl| cl.scim_required) { span.badge.critical { "no SCIM connection: logins refused" } }
                                 @else { span.muted { "no" } }
                             }
                         }

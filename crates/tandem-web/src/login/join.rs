@@ -47,7 +47,9 @@ pub fn join(
             return Ok(Err(not_active(
                 "not_provisioned",
                 format!(
-                    "customer {:?} has no SCIM connection, and its OIDC client requires a SCIM user                      (scim_required, set when the two were paired); create the customer's SCIM connection                      again, or PATCH the client's scim_required to false to let its logins through without                      the deprovisioning check",
+                    "customer {:?} has no SCIM connection, and its OIDC client requires a SCIM user (scim_required, set when the two were paired); create the customer's SCIM \
+                     connection again, or PATCH the client's scim_required to false to let its logins through \
+                     without the deprovisioning check",
                     client.customer_id
                 ),
                 json!({"scim_connection": null, "scim_required": true}),
