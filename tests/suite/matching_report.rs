@@ -13,11 +13,15 @@ struct Setup {
 }
 
 async fn setup(idp_type: &str, strategy: Option<&str>) -> Setup {
+    setup_at(idp_type, strategy, "https://idp.example").await
+}
+
+async fn setup_at(idp_type: &str, strategy: Option<&str>, issuer: &str) -> Setup {
     let app = TestApp::spawn().await;
     let customer = unique("report");
     let mut body = json!({"customer_id": customer,
         "idp": {"type": idp_type, "client_id": "c", "client_secret": "s", "sso_domain": "acme.okta.com",
-                "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "issuer": "https://idp.example"},
+                "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "issuer": issuer},
         "redirect_url": format!("https://app.example.com/cb/{customer}"), "verify": false});
     if let Some(s) = strategy {
         body["scim_matching_definition"] = json!({"strategy": s});
@@ -41,6 +45,19 @@ impl Setup {
 
     /// Records an SSO user last seen at `at` (µs).
     fn seen_at(&self, oidc_user_id: &str, email: Option<&str>, pu: Option<&str>, verified: Option<bool>, at: i64) {
+        self.seen_with_claims(oidc_user_id, email, pu, verified, at, "{}");
+    }
+
+    /// [`Setup::seen_at`] with the login's claims as stored.
+    fn seen_with_claims(
+        &self,
+        oidc_user_id: &str,
+        email: Option<&str>,
+        pu: Option<&str>,
+        verified: Option<bool>,
+        at: i64,
+        claims: &str,
+    ) {
         let preferred_username = pu;
         let row = tandem_store::sso::SsoUser {
             id: tandem_core::new_id(),
@@ -51,7 +68,7 @@ impl Setup {
             preferred_username: preferred_username.map(str::to_string),
             given_name: None,
             family_name: None,
-            claims: "{}".into(),
+            claims: claims.into(),
             first_login_at: at,
             last_login_at: at,
             login_count: 1,
@@ -119,6 +136,34 @@ async fn an_email_the_idp_marked_unverified_matches_as_it_would_at_login() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let r = s.report("").await;
     assert_eq!(counts(&r, "OidcEmailToScimUsername"), (2, 0, 0), "{r}");
+}
+
+/// At Google a consumer account (no `hd` claim) is not joined by its email,
+/// though Google marks it verified: the report counts it as its login would.
+#[tokio::test]
+async fn a_google_consumer_accounts_email_matches_no_one_as_at_login() {
+    let s = setup_at("Generic", None, "https://accounts.google.com").await;
+    s.provision("alice@acme.com", Some("g-1")).await;
+    s.provision("bob@acme.com", Some("g-2")).await;
+    s.seen_with_claims(
+        "g-1",
+        Some("alice@acme.com"),
+        None,
+        Some(true),
+        0,
+        r#"{"email":"alice@acme.com","hd":"acme.com"}"#,
+    );
+    s.seen_with_claims("g-2", Some("bob@acme.com"), None, Some(true), 0, r#"{"email":"bob@acme.com"}"#);
+    let r = s.report("").await;
+    assert_eq!(counts(&r, "OidcEmailToScimUsername"), (1, 1, 0), "{r}");
+    assert_eq!(r["unmatched_sso_users"][0]["oidc_user_id"], "g-2", "{r}");
+    assert_eq!(counts(&r, "OidcSubToScimExternalId"), (2, 0, 0), "{r}");
+    assert_eq!(r["recommended_strategy"], "OidcSubToScimExternalId", "{r}");
+    // Elsewhere the same claims are counted as they are.
+    let other = setup_at("Generic", None, "https://idp.example").await;
+    other.provision("bob@acme.com", None).await;
+    other.seen_with_claims("g-2", Some("bob@acme.com"), None, Some(true), 0, r#"{"email":"bob@acme.com"}"#);
+    assert_eq!(counts(&other.report("").await, "OidcEmailToScimUsername"), (1, 0, 0));
 }
 
 #[tokio::test]

@@ -41,6 +41,27 @@ pub fn sso_side(conn: &mut AnyConnection, client: &str, since: Option<i64>) -> R
         .collect())
 }
 
+/// The OIDC user ids of the SSO users seen on `client` whose last login's
+/// claims lack `claim` (a Google account without `hd`: see the login).
+pub fn sso_users_without_claim(
+    conn: &mut AnyConnection,
+    client: &str,
+    claim: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows: Vec<(String, String)> =
+        s::sso_users.filter(s::oidc_client_id.eq(client)).select((s::oidc_user_id, s::claims)).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, claims)| {
+            serde_json::from_str::<serde_json::Value>(claims)
+                .ok()
+                .and_then(|c| c.get(claim).and_then(serde_json::Value::as_str).map(|v| !v.is_empty()))
+                != Some(true)
+        })
+        .map(|(id, _)| id)
+        .collect())
+}
+
 /// All live SCIM users of `connection`.
 pub fn scim_side(conn: &mut AnyConnection, connection: &str) -> Result<Vec<ScimSide>, StoreError> {
     users_of(conn, connection, false)

@@ -87,6 +87,13 @@ pub async fn report(
             let accepts = client.accept_unverified_email;
             seen.iter_mut()
                 .for_each(|s| s.keys.email_verified = settings.email_verified_for_join(s.keys.email_verified, accepts));
+            // A Google consumer account's email joins no one (see the login).
+            if tandem_core::idp::is_google_issuer(&client.issuer) {
+                let consumers = matching::sso_users_without_claim(c, &client_key, "hd")?;
+                for s in seen.iter_mut().filter(|s| consumers.contains(&s.keys.oidc_user_id)) {
+                    s.keys.email_verified = Some(false);
+                }
+            }
             let scim = matching::scim_side(c, &conn_key)?;
             let index = ScimIndex::new(&scim);
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
