@@ -156,6 +156,15 @@ fn wrong_secret_key_is_a_clear_start_up_error() {
     let key_b = "HxwdHhscGxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwI=";
     let out = tandem(&dir).args(["migrate", "--database-url", &db]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // It says what it did: every migration on a new database, none the second time.
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        said.starts_with("applied ") && said.contains(" migrations; the database is up to date (sqlite)"),
+        "{said}"
+    );
+    let again = tandem(&dir).args(["migrate", "--database-url", &db]).output().unwrap();
+    let said = String::from_utf8_lossy(&again.stdout).to_string();
+    assert_eq!(said.trim(), "no migrations pending; the database is up to date (sqlite)");
     let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", key_a)]);
     sigterm(&child);
     wait_exit(&mut child);

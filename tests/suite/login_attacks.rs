@@ -646,6 +646,12 @@ async fn callback_for_another_customer_is_refused() {
         complete_raw(&app, &login.cookie, &format!("/other/callback?code=x&state={}", login.state)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["type"], "RedirectUrlInvalid", "{body}");
+    // Without using the login up: the callback on the right path completes it, once.
+    op.issue("right", op.sign(&claims(&op, &login, json!({})), Signer::Published, "test-key-a"));
+    let (status, body) = complete(&app, &op, &login, "right").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = complete(&app, &op, &login, "right").await;
+    assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::BAD_REQUEST, &json!("reused")), "{body}");
 }
 
 /// A callback carrying another issuer's `iss` is refused before the code is
@@ -719,6 +725,11 @@ async fn an_error_callback_with_another_issuers_iss_is_a_mix_up() {
     let (status, body) = complete_raw(&app, &started.cookie, &foreign).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the callback's iss parameter \"https://evil.example\" is not the issuer"),
+        "{message}"
+    );
     let started = start(&app, &customer).await;
     let own = started.callback(&format!("{error}&state={}&iss={}", started.state, enc(&op.issuer)));
     let (_, body) = complete_raw(&app, &started.cookie, &own).await;

@@ -14,6 +14,19 @@ async fn healthz_and_readyz_answer() {
     assert_eq!(status, StatusCode::OK);
     let backend = if postgres_url().is_some() { "postgres" } else { "sqlite" };
     assert_eq!(body["database"], backend);
+    // HEAD answers as GET does (a load balancer's check may send either);
+    // another method is 405 naming what is served.
+    for path in ["/healthz", "/readyz"] {
+        let r = app.http.head(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let r = app.http.post(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(r.headers()["allow"], "GET, HEAD");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "MethodNotAllowed", "{body}");
+    }
+    let r = app.http.delete(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!((r.status(), &r.headers()["allow"]), (StatusCode::METHOD_NOT_ALLOWED, &"GET".parse().unwrap()));
 }
 
 #[tokio::test]
@@ -54,7 +67,7 @@ async fn metrics_count_requests_by_route_pattern() {
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(!text.contains(&odd), "{text}");
     assert!(
-        text.contains("tandem_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 2"),
+        text.contains("tandem_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 2"),
         "{text}"
     );
     assert!(!text.contains("FROBNICATE") && !text.contains("XYZZYPLUGH"), "{text}");

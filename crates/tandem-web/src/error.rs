@@ -33,7 +33,7 @@ impl ApiError {
     pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         let message = match fields.as_slice() {
-            [one] => format!("{} {}", one.field, one.message),
+            [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid: {}", fields.len(), names.join(", ")),
         };
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", message).with_details(json!({ "fields": fields }))

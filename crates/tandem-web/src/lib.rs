@@ -29,19 +29,35 @@ use tracing_actix_web::TracingLogger;
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::render))
-        // Answers carry keys shown once, login states and users' details:
-        // never kept by a cache on the way (RFC 9111 §5.2.2.5).
-        .service(
-            web::scope("/api/v1")
-                .wrap(middleware::DefaultHeaders::new().add(("Cache-Control", "no-store")))
-                .configure(api::routes),
-        )
-        .configure(scim::routes)
-        .configure(dashboard::routes)
-        .default_service(web::to(error::unknown_route));
+    // GET and HEAD (a load balancer's check may send either); another
+    // method is 405 with `Allow`, as on the API.
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .route(web::head().to(health::healthz))
+            .default_service(error::method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
+            .route(web::head().to(health::readyz))
+            .default_service(error::method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::render))
+            .default_service(error::method_not_allowed("GET")),
+    )
+    // Answers carry keys shown once, login states and users' details:
+    // never kept by a cache on the way (RFC 9111 §5.2.2.5).
+    .service(
+        web::scope("/api/v1")
+            .wrap(middleware::DefaultHeaders::new().add(("Cache-Control", "no-store")))
+            .configure(api::routes),
+    )
+    .configure(scim::routes)
+    .configure(dashboard::routes)
+    .default_service(web::to(error::unknown_route));
 }
 
 /// Builds the HTTP server on already-bound listeners: the main one, and

@@ -36,6 +36,14 @@ fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> 
     Ok(store)
 }
 
+/// [`open_command_store`] for `tandem migrate`: also says how many
+/// migrations it applied.
+pub fn open_and_migrate(settings: &Settings) -> anyhow::Result<(Store, usize)> {
+    let store = open_unmigrated(settings, 0)?;
+    let applied = migrate(&store)?;
+    Ok((store, applied))
+}
+
 /// [`open_command_store`] for a command that needs the secret key: a key
 /// that is not the database's is refused before any migration runs.
 pub fn open_command_store_with_key(settings: &Settings, key: &tandem_core::secret::SecretKey) -> anyhow::Result<Store> {
@@ -48,7 +56,7 @@ pub fn open_command_store_with_key(settings: &Settings, key: &tandem_core::secre
 /// database's: a node or command with the wrong key changes nothing.
 fn migrate_for_key(store: &Store, key: &tandem_core::secret::SecretKey) -> anyhow::Result<()> {
     store.read_blocking(|c| tandem_store::meta::refuse_a_wrong_key(c, key)).context("secret key check failed")?;
-    migrate(store)
+    migrate(store).map(|_| ())
 }
 
 fn open_unmigrated(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
@@ -60,12 +68,13 @@ fn open_unmigrated(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> 
     Store::open(&settings.database.url, &options).context("cannot open the database")
 }
 
-fn migrate(store: &Store) -> anyhow::Result<()> {
+/// Applies the pending migrations; returns how many.
+fn migrate(store: &Store) -> anyhow::Result<usize> {
     let applied = store.migrate().context("cannot migrate the database")?;
     if applied > 0 {
         tracing::info!(applied, backend = store.backend(), "database migrations applied");
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Warns at start of each redirect path several OIDC clients share (saved

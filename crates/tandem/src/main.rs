@@ -153,8 +153,12 @@ fn run() -> anyhow::Result<()> {
             let settings = settings(&common, None)?;
             tandem::telemetry::init(&settings.log);
             warn_of_misspelled_env(&settings);
-            let store = tandem::open_command_store(&settings)?;
-            println!("migrations are up to date ({})", store.backend());
+            let (store, applied) = tandem::open_and_migrate(&settings)?;
+            match applied {
+                0 => println!("no migrations pending; the database is up to date ({})", store.backend()),
+                1 => println!("applied 1 migration; the database is up to date ({})", store.backend()),
+                n => println!("applied {n} migrations; the database is up to date ({})", store.backend()),
+            }
             Ok(())
         }
         Command::IntegrationKey(cmd) => key_command(cmd),

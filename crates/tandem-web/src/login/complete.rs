@@ -24,6 +24,7 @@ use tandem_core::fields::FieldReader;
 use tandem_core::login::{explain_idp_error, parse_callback, Callback};
 use tandem_core::login_state::{self, LoginState, NotBound};
 use tandem_core::matching::SsoAttributes;
+use tandem_core::oidc_client::redirect_path;
 use tandem_oidc::flow::{exchange_code, userinfo, ClientConfig, FlowError};
 use tandem_oidc::id_token::{validate, Expectations};
 use tandem_store::oidc_clients::{self, OidcClientRow};
@@ -85,14 +86,19 @@ pub async fn complete(
         Ok(redirect) => Ok(redirect),
     };
     let (claimed, client) = match &checked {
-        // Claims the login (single use, also across nodes: one insert,
-        // committed before the code is exchanged) and reads its client.
+        // Reads the login's client and claims the login (single use, also
+        // across nodes: one insert, committed before the code is exchanged),
+        // unless the callback came on another path than the client's: that
+        // one is refused (RedirectUrlInvalid) without using the login up, so
+        // the callback on the right path still completes it.
         Ok(_) => {
-            let (id, client_id) = (id.clone(), client_id.clone());
+            let (id, client_id, path) = (id.clone(), client_id.clone(), callback.path.clone());
             state
                 .store
                 .write_autocommit(move |c| {
-                    Ok((sso::claim_login(c, &id, expires_at)?, oidc_clients::get(c, &client_id)?))
+                    let client = oidc_clients::get(c, &client_id)?;
+                    let on_path = client.as_ref().is_some_and(|cl| redirect_path(&cl.redirect_url) == path);
+                    Ok((on_path && sso::claim_login(c, &id, expires_at)?, client))
                 })
                 .await?
         }
@@ -102,8 +108,9 @@ pub async fn complete(
             (false, state.store.read_indexed(move |c| oidc_clients::get(c, &client_id)).await.ok().flatten())
         }
     };
+    let on_path = client.as_ref().is_some_and(|cl| redirect_path(&cl.redirect_url) == callback.path);
     let checked = match checked {
-        Ok(_) if !claimed => Err(("reused", "this login was already completed; start a new one")),
+        Ok(_) if !claimed && on_path => Err(("reused", "this login was already completed; start a new one")),
         other => other,
     };
     // Only the attempt that claimed the login writes to the login's event;
@@ -201,7 +208,7 @@ async fn finish(
     cb: &Callback,
     client: &OidcClientRow,
 ) -> Result<Value, Failure> {
-    let expected_path = tandem_core::oidc_client::redirect_path(&client.redirect_url);
+    let expected_path = redirect_path(&client.redirect_url);
     if cb.path != expected_path {
         let err = ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -423,7 +430,10 @@ fn google_email_doubt(issuer: &str, claims: &Map<String, Value>) -> Option<Strin
 
 /// The refusal of a callback whose `iss` is not the login's issuer (RFC 9207).
 fn issuer_mismatch(iss: Option<&str>, issuer: &str) -> ApiError {
-    let message = format!("the callback's iss parameter {iss:?} is not the issuer {issuer:?} (RFC 9207)");
+    let message = match iss {
+        Some(iss) => format!("the callback's iss parameter {iss:?} is not the issuer {issuer:?} (RFC 9207)"),
+        None => format!("the callback has no iss parameter, which the issuer {issuer:?} advertises sending (RFC 9207)"),
+    };
     idp(StatusCode::BAD_REQUEST, "IssuerMismatch", message, json!({}))
 }
 
