@@ -105,6 +105,7 @@ async fn pages_without_a_session_redirect_to_sign_in_and_forms_are_refused() {
     for path in [
         format!("/dashboard/customers/{c}/strategy"),
         format!("/dashboard/customers/{c}/rotate-key"),
+        format!("/dashboard/customers/{c}/scim-required"),
         "/dashboard/logout".into(),
     ] {
         let (status, _, _) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", "guess")]).await;
@@ -440,6 +441,32 @@ async fn a_paired_customer_without_its_connection_is_shown_as_refusing_logins() 
     assert!(page.contains("logins are SSO-only (no deprovisioning check)"), "{page}");
     let (_, page, _) = b.get("/dashboard").await;
     assert_eq!(page.matches("no SCIM connection: logins refused").count(), 1, "only {c}: {page}");
+    // The admin may let the customer's logins through without SCIM (audited), and require it again.
+    let path = format!("/dashboard/customers/{c}/scim-required");
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(page.contains("Let logins through without a SCIM connection"), "{page}");
+    let csrf = field(&page, "csrf");
+    let (status, _, _) = b.post(&path, &[("required", "false"), ("csrf", "guess")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the form needs the session's token");
+    let (status, _, headers) = b.post(&path, &[("required", "false"), ("csrf", &csrf)]).await;
+    assert_eq!(
+        (status, &headers[LOCATION]),
+        (StatusCode::SEE_OTHER, &format!("/dashboard/customers/{c}").parse().unwrap())
+    );
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
+    assert_eq!(client["scim_required"], false, "{client}");
+    let id = client["oidc_client_id"].as_str().unwrap().to_string();
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.updated")).await;
+    assert_eq!(log["data"][0]["details"]["via"], "dashboard", "{log}");
+    assert_eq!(log["data"][0]["details"]["scim_required"], json!({"old": true, "new": false}), "{log}");
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(page.contains("logins are SSO-only (no deprovisioning check)"), "{page}");
+    let (status, _, _) = b.post(&path, &[("required", "true"), ("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
+    assert_eq!(client["scim_required"], true, "{client}");
+    let (status, page, _) = b.post(&path, &[("required", "maybe"), ("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Dashboard forms: save a matching strategy, rotate a SCIM key. Each needs
+//! Dashboard forms: save a matching strategy, rotate a SCIM key, require a
+//! SCIM user or not. Each needs
 //! a session and its CSRF token, and is recorded in the audit log.
 
 use super::customer::{render, Notice};
@@ -34,51 +35,99 @@ pub async fn save_strategy(
             "Choose one of the five matching strategies.",
         );
     };
+    let saved = edit_client(
+        &state,
+        &customer,
+        &admin,
+        // The client's own choice already: nothing changes, nothing is recorded.
+        move |row| {
+            let new = Some(strategy.as_str().to_string());
+            (row.matching_strategy != new).then(|| {
+                let old = std::mem::replace(&mut row.matching_strategy, new);
+                (
+                    "oidc_client.strategy_changed",
+                    json!({"via": "dashboard", "strategy": {"old": old, "new": strategy.as_str()}}),
+                )
+            })
+        },
+    )
+    .await;
+    edited(saved, &admin, format!("/dashboard/customers/{}?saved={}#matching", urlencode(&customer), strategy.as_str()))
+}
+
+/// Applies `change` to `customer`'s OIDC client, read and written in one
+/// transaction (on PostgreSQL an edit committed in between is seen by the
+/// next read, and kept), and records the audit action and details it
+/// returns; `None` when the client already is as asked (nothing is written
+/// or recorded). `Ok(false)` when the customer has no client.
+async fn edit_client(
+    state: &AppState,
+    customer: &str,
+    admin: &super::session::Admin,
+    change: impl Fn(&mut oidc_clients::OidcClientRow) -> Option<(&'static str, serde_json::Value)> + Send + 'static,
+) -> Result<bool, tandem_store::StoreError> {
     let now = state.clock.now();
-    let (key, actor) = (customer.clone(), admin.session.key_name.clone());
-    let saved = state
+    let (key, actor) = (customer.to_string(), admin.session.key_name.clone());
+    state
         .store
         .write(move |c| {
-            // Read and written in one transaction; on PostgreSQL an edit
-            // committed in between is seen by the next read, and kept.
-            let (row, old) = loop {
+            let (row, (action, details)) = loop {
                 let Some(mut row) = oidc_clients::get_by_customer(c, &key)? else { return Ok(false) };
-                let (old, read_at) = (row.matching_strategy.clone(), row.updated_at);
-                // The client's own choice already: nothing changes, nothing is recorded.
-                if old.as_deref() == Some(strategy.as_str()) {
-                    return Ok(true);
-                }
-                row.matching_strategy = Some(strategy.as_str().to_string());
+                let read_at = row.updated_at;
+                let Some(recorded) = change(&mut row) else { return Ok(true) };
                 row.updated_at = micros(now);
                 match oidc_clients::update(c, &mut row, read_at)? {
-                    oidc_clients::Updated::Done => break (row, old),
+                    oidc_clients::Updated::Done => break (row, recorded),
                     oidc_clients::Updated::Gone => return Ok(false),
                     oidc_clients::Updated::Changed => continue,
                 }
             };
-            audit::record(
-                c,
-                now,
-                &actor,
-                "oidc_client.strategy_changed",
-                ("oidc_client", &row.id),
-                json!({"via": "dashboard", "strategy": {"old": old, "new": strategy.as_str()}}),
-            )?;
+            audit::record(c, now, &actor, action, ("oidc_client", &row.id), details)?;
             Ok(true)
         })
-        .await;
+        .await
+}
+
+/// The answer to a form that edited a client: back to `location`, or why not.
+fn edited(
+    saved: Result<bool, tandem_store::StoreError>,
+    admin: &super::session::Admin,
+    location: String,
+) -> HttpResponse {
     match saved {
-        Ok(true) => HttpResponse::SeeOther()
-            .insert_header((
-                "Location",
-                format!("/dashboard/customers/{}?saved={}#matching", urlencode(&customer), strategy.as_str()),
-            ))
-            .finish(),
-        Ok(false) => {
-            message(StatusCode::NOT_FOUND, "No OIDC client", Some(&admin), "This customer has no OIDC client.")
-        }
-        Err(e) => store_failure(&e, Some(&admin)),
+        Ok(true) => HttpResponse::SeeOther().insert_header(("Location", location)).finish(),
+        Ok(false) => message(StatusCode::NOT_FOUND, "No OIDC client", Some(admin), "This customer has no OIDC client."),
+        Err(e) => store_failure(&e, Some(admin)),
     }
+}
+
+/// `POST /dashboard/customers/{customer_id}/scim-required` (form:
+/// `required`: `true` or `false`, `csrf`): whether the customer's logins
+/// need a SCIM user (see the API's `scim_required`). Audited when it changes.
+pub async fn set_scim_required(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let admin = match require_form(&req, &state, &form).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let customer = path.into_inner();
+    let Some(required) = form.get("required").and_then(|v| v.parse::<bool>().ok()) else {
+        return message(StatusCode::BAD_REQUEST, "Unknown choice", Some(&admin), "Choose true or false.");
+    };
+    let saved = edit_client(&state, &customer, &admin, move |row| {
+        (row.scim_required != required).then(|| {
+            row.scim_required = required;
+            let details = json!({"via": "dashboard", "fields": ["scim_required"],
+                                 "scim_required": {"old": !required, "new": required}});
+            ("oidc_client.updated", details)
+        })
+    })
+    .await;
+    edited(saved, &admin, format!("/dashboard/customers/{}", urlencode(&customer)))
 }
 
 /// `POST /dashboard/customers/{customer_id}/rotate-key` (form: `csrf`,

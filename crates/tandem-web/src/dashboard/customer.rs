@@ -154,7 +154,7 @@ pub async fn render(
             },
             None => {},
         }
-        (oidc_section(state, data.client.as_ref()))
+        (oidc_section(state, admin, customer, data.client.as_ref()))
         (scim_section(state, admin, customer, data.connection.as_ref(), data.client.as_ref().is_some_and(|c| c.scim_required)))
         @if let Some(r) = &matching { (matching_section(admin, customer, r)) }
         @else if data.client.is_some() && data.connection.is_some() { h2 { "Matching" } p { "The matching report could not be computed." } }
@@ -165,7 +165,7 @@ pub async fn render(
     page(StatusCode::OK, &format!("Customer {customer}"), Some(admin), body)
 }
 
-fn oidc_section(state: &AppState, client: Option<&OidcClientRow>) -> Markup {
+fn oidc_section(state: &AppState, admin: &Admin, customer: &str, client: Option<&OidcClientRow>) -> Markup {
     html! {
         h2 { "OIDC client" }
         @match client {
@@ -185,6 +185,15 @@ fn oidc_section(state: &AppState, client: Option<&OidcClientRow>) -> Markup {
                     dt { "SCIM user required" } dd {
                         @if c.scim_required { "yes: without a SCIM connection every login is refused" }
                         @else { "no: without a SCIM connection logins are SSO-only" }
+                        form.inline method="post" action=(format!("/dashboard/customers/{}/scim-required", urlencode(customer))) {
+                            (csrf_field(admin))
+                            input type="hidden" name="required" value=(if c.scim_required { "false" } else { "true" });
+                            " "
+                            button type="submit" {
+                                @if c.scim_required { "Let logins through without a SCIM connection" }
+                                @else { "Require a SCIM user" }
+                            }
+                        }
                     }
                 }
                 h3 { "Discovered endpoints" }

@@ -28,7 +28,7 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; ma
 button, .button { font: inherit; padding: .35rem .9rem; border: 1px solid var(--line); border-radius: 6px; background: #f6f8fa; cursor: pointer; }
 button.primary { background: var(--accent); color: #fff; border-color: var(--accent); }
 label { font-weight: 600; margin-right: .5rem; } input[type=password], input[type=text], select { font: inherit; padding: .35rem .5rem; border: 1px solid var(--line); border-radius: 6px; min-width: 20rem; }
-.row { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
+.row { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; } form.inline { display: inline; }
 .current { font-weight: 700; } tr.current td { background: #eef6ff; }
 .muted { color: var(--muted); }
 "#;

@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/customers/{customer_id}", web::get().to(customer::page_handler))
             .route("/customers/{customer_id}/strategy", web::post().to(actions::save_strategy))
             .route("/customers/{customer_id}/rotate-key", web::post().to(actions::rotate_key))
+            .route("/customers/{customer_id}/scim-required", web::post().to(actions::set_scim_required))
             .default_service(web::to(layout::not_found)),
     );
 }
