@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::ast::{AttrPath, CompValue, CompareOp, Filter};
 use super::compare::compare;
 use crate::json::{is_present, member_ci};
-use crate::schema::{resolve_in_path, AttrType, AttributeDef, ResourceType};
+use crate::schema::{resolve_in_path, AttributeDef, ResourceType};
 
 /// Whether `resource` (JSON in canonical form) satisfies `filter`, with the semantics described
 /// in this module. Used for PATCH value filters, and as the reference a SQL translation of
@@ -93,7 +93,7 @@ fn candidates<'a>(found: &Located<'a>) -> (Vec<&'a Value>, Option<&'a AttributeD
             // each element's (`emails eq …`), or its one (`manager eq …`).
             let complex_items = found.attr.map_or_else(
                 || value.is_array() && items.iter().all(|el| el.is_object()),
-                |a| a.is_multi_complex() || (a.ty == AttrType::Complex && a.sub_attribute("value").is_some()),
+                |a| a.is_multi_complex() || a.compared_value().is_some(),
             );
             if complex_items {
                 (

@@ -232,6 +232,13 @@ impl AttributeDef {
     pub fn is_multi_complex(&self) -> bool {
         self.multi_valued && self.ty == AttrType::Complex
     }
+
+    /// What a filter comparing this attribute as a whole compares, when it
+    /// is complex: its `value` sub-attribute (`emails eq …` each element's,
+    /// `manager eq …` the manager's id), if it has one.
+    pub fn compared_value(&self) -> Option<&'static AttributeDef> {
+        self.sub_attribute("value").filter(|_| self.ty == AttrType::Complex)
+    }
 }
 
 /// A schema: its URN, name and top-level attributes (RFC 7643 §7).

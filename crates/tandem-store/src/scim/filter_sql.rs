@@ -101,33 +101,22 @@ impl SqlBuilder {
         Ok(sql)
     }
 
-    /// Counts a comparison on `path` that reads each resource's document or
-    /// each of its memberships (see [`MAX_DOCUMENT_TERMS`]); `eq` tells an
-    /// equality, which finds a membership by its index.
-    fn note_document_term(&mut self, scope: &Scope, path: &AttrPath, eq: bool) {
-        let free = match scope.target(self.dialect, path) {
-            Ok(Target::Column { .. }) | Err(_) => true,
-            Ok(Target::Multi { elem: Some(Scope::Member { .. }), .. }) => eq,
+    /// Counts `n` comparisons of `target`, when they read each resource's
+    /// document or each of its memberships (see [`MAX_DOCUMENT_TERMS`]):
+    /// only at the filter's root (inside a value path the path counts for
+    /// them), and `eq` tells an equality, which finds a membership by its index.
+    fn note_document_terms(&mut self, scope: &Scope, target: &Target, eq: bool, n: usize) {
+        let free = match target {
+            Target::Column { .. } => true,
+            Target::Multi { elem: Some(Scope::Member { .. }), .. } => eq,
             _ => false,
         };
         if matches!(scope, Scope::Root { .. }) && !free {
-            self.document_terms += 1;
+            self.document_terms += n;
         }
     }
 
     fn node(&mut self, scope: &Scope, f: &Filter) -> Result<String, ScimError> {
-        match f {
-            Filter::Present(path) => self.note_document_term(scope, path, false),
-            Filter::Compare { path, op, .. } => self.note_document_term(scope, path, *op == CompareOp::Eq),
-            // Each comparison inside a value path runs on every element.
-            Filter::ValuePath { attr, filter } => {
-                let whole = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
-                for _ in 0..filter.comparisons() {
-                    self.note_document_term(scope, &whole, false);
-                }
-            }
-            _ => {}
-        }
         Ok(match f {
             Filter::And(a, b) => format!("({} AND {})", self.node(scope, a)?, self.node(scope, b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.node(scope, a)?, self.node(scope, b)?),
@@ -139,7 +128,9 @@ impl SqlBuilder {
     }
 
     fn present(&mut self, scope: &Scope, path: &AttrPath) -> Result<String, ScimError> {
-        match scope.target(self.dialect, path)? {
+        let target = scope.target(self.dialect, path)?;
+        self.note_document_terms(scope, &target, false, 1);
+        match target {
             Target::Column { expr, kind, .. } => Ok(match kind {
                 ColKind::Const(_) => "(1 = 1)".into(),
                 ColKind::Text | ColKind::TextLower | ColKind::TextCi => {
@@ -167,7 +158,10 @@ impl SqlBuilder {
 
     fn value_path(&mut self, scope: &Scope, attr: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
         let path = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
-        match scope.target(self.dialect, &path)? {
+        let target = scope.target(self.dialect, &path)?;
+        // Each comparison inside a value path runs on every element.
+        self.note_document_terms(scope, &target, false, inner.comparisons());
+        match target {
             Target::Multi { source, .. } => {
                 let elem = scope.element_scope(self.dialect, &path)?;
                 let pred = self.node(&elem, inner)?;
@@ -187,11 +181,24 @@ impl SqlBuilder {
         op: CompareOp,
         value: &CompValue,
     ) -> Result<String, ScimError> {
+        let target = scope.target(self.dialect, path)?;
+        self.note_document_terms(scope, &target, op == CompareOp::Eq, 1);
+        self.compare_target(target, path, op, value)
+    }
+
+    /// [`Self::compare`] on the target `path` names.
+    fn compare_target(
+        &mut self,
+        target: Target,
+        path: &AttrPath,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<String, ScimError> {
         if op == CompareOp::Ne {
-            let eq = self.compare(scope, path, CompareOp::Eq, value)?;
+            let eq = self.compare_target(target, path, CompareOp::Eq, value)?;
             return Ok(format!("(NOT {eq})"));
         }
-        match scope.target(self.dialect, path)? {
+        match target {
             Target::Column { expr, kind, nullable } => self.column_compare(&expr, kind, nullable, op, value, path),
             Target::Json { expr, def } => self.json_compare(&expr, def, op, value, path),
             Target::Multi { source, elem } => {
@@ -662,8 +669,8 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
         resolve_in_path(rt, path.urn.as_deref(), &path.attr, path.sub_attr.as_deref()).ok_or_else(|| unknown(path))?;
     // A singular complex attribute compared as a whole compares its `value`
     // (`manager eq "…"`, as Entra ID checks a manager before it writes one).
-    if resolved.sub.is_none() && resolved.attr.ty == AttrType::Complex && !resolved.attr.multi_valued {
-        resolved.sub = resolved.attr.sub_attribute("value").or(resolved.sub);
+    if resolved.sub.is_none() && !resolved.attr.multi_valued {
+        resolved.sub = resolved.attr.compared_value();
     }
     let attr = resolved.attr.name;
     let sub = resolved.sub.map(|s| s.name);
