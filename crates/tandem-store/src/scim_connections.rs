@@ -188,7 +188,8 @@ pub fn keys_in_grace(
 }
 
 /// Changes the connection's customer id and/or key lifetime. A new lifetime
-/// also re-dates the current key (from its issue time).
+/// also re-dates the current key (from its issue time). Returns the row
+/// written and whether its customer id changed.
 pub fn update(
     conn: &mut AnyConnection,
     id: &str,
@@ -196,8 +197,9 @@ pub fn update(
     ttl_days: Option<Option<i64>>,
     unknown_group_members: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<ScimConnectionRow>, StoreError> {
+) -> Result<Option<(ScimConnectionRow, bool)>, StoreError> {
     let Some(mut row) = get_for_change(conn, id)? else { return Ok(None) };
+    let renamed = customer_id.is_some_and(|c| c != row.customer_id);
     if let Some(customer) = customer_id {
         if let Some(other) = get_by_customer(conn, customer)? {
             if other.id != id {
@@ -226,7 +228,7 @@ pub fn update(
         ))
         .execute(conn)
         .map_err(|e| StoreError::from(e).unique_as(|| customer_taken(&row.customer_id)))?;
-    Ok(Some(row))
+    Ok(Some((row, renamed)))
 }
 
 /// Issues a new key; the previous current key keeps working for `grace`

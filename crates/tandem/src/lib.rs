@@ -20,26 +20,24 @@ use tandem_web::{AppState, Metrics, WebSettings};
 /// Opens the database of `settings` for the server and applies pending
 /// migrations.
 pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    open_store_with(settings, 1)
+    open_store_with(settings, 1).map(|(store, _)| store)
 }
 
 /// [`open_store`] for one CLI command: the pool keeps no idle connection,
 /// so none is being opened on a pool thread when the command exits (on
 /// PostgreSQL that crashed `integration-key revoke` about one run in seven).
 pub fn open_command_store(settings: &Settings) -> anyhow::Result<Store> {
-    open_store_with(settings, 0)
-}
-
-fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<Store> {
-    let store = open_unmigrated(settings, min_idle)?;
-    migrate(&store)?;
-    Ok(store)
+    open_and_migrate(settings).map(|(store, _)| store)
 }
 
 /// [`open_command_store`] for `tandem migrate`: also says how many
 /// migrations it applied.
 pub fn open_and_migrate(settings: &Settings) -> anyhow::Result<(Store, usize)> {
-    let store = open_unmigrated(settings, 0)?;
+    open_store_with(settings, 0)
+}
+
+fn open_store_with(settings: &Settings, min_idle: u32) -> anyhow::Result<(Store, usize)> {
+    let store = open_unmigrated(settings, min_idle)?;
     let applied = migrate(&store)?;
     Ok((store, applied))
 }

@@ -188,19 +188,15 @@ pub async fn patch(
     let updated = state
         .store
         .write(move |c| {
-            let renamed_from = match req.customer_id.as_deref() {
-                Some(to) => {
-                    tandem_store::oidc_clients::lock_customer(c, to)?;
-                    repo::get(c, &key)?.map(|r| r.customer_id).filter(|from| from != to)
-                }
-                None => None,
-            };
+            if let Some(to) = req.customer_id.as_deref() {
+                tandem_store::oidc_clients::lock_customer(c, to)?;
+            }
             let updated = repo::update(c, &key, req.customer_id.as_deref(), ttl, req.unknown_group_members, now)?;
-            if let Some(row) = &updated {
+            if let Some((row, renamed)) = &updated {
                 audit::record(c, now, &caller.name, "scim_connection.updated", ("scim_connection", &key), body)?;
                 // Only a rename pairs: repeating the customer ID leaves an
                 // explicit `scim_required: false` of its client alone.
-                if renamed_from.is_some() {
+                if *renamed {
                     pair_client(c, &row.customer_id, &key, &caller.name, now)?;
                 }
             }

@@ -85,7 +85,7 @@ pub async fn complete(
         }
         Ok(redirect) => Ok(redirect),
     };
-    let (claimed, client) = match &checked {
+    let (claimed, on_path, client) = match &checked {
         // Reads the login's client and claims the login (single use, also
         // across nodes: one insert, committed before the code is exchanged),
         // unless the callback came on another path than the client's: that
@@ -98,17 +98,16 @@ pub async fn complete(
                 .write_autocommit(move |c| {
                     let client = oidc_clients::get(c, &client_id)?;
                     let on_path = client.as_ref().is_some_and(|cl| redirect_path(&cl.redirect_url) == path);
-                    Ok((on_path && sso::claim_login(c, &id, expires_at)?, client))
+                    Ok((on_path && sso::claim_login(c, &id, expires_at)?, on_path, client))
                 })
                 .await?
         }
         // A refused attempt claims nothing; its client is read for its event's customer, when the database answers.
         Err(_) => {
             let client_id = client_id.clone();
-            (false, state.store.read_indexed(move |c| oidc_clients::get(c, &client_id)).await.ok().flatten())
+            (false, false, state.store.read_indexed(move |c| oidc_clients::get(c, &client_id)).await.ok().flatten())
         }
     };
-    let on_path = client.as_ref().is_some_and(|cl| redirect_path(&cl.redirect_url) == callback.path);
     let checked = match checked {
         Ok(_) if !claimed && on_path => Err(("reused", "this login was already completed; start a new one")),
         other => other,
