@@ -1188,6 +1188,96 @@ async fn management_api_lists_a_connections_users_and_groups() {
 }
 
 #[tokio::test]
+async fn management_user_list_filters_and_lists_deleted_users_on_request() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let mut body = user("Filter.A@acme.com");
+    body["externalId"] = json!("ext-a");
+    let a = scim.create_user(body).await;
+    let b = scim.create_user(user("filter.b@acme.com")).await;
+    let c = scim.create_user(user("filter.c@acme.com")).await;
+    // What changes from here on is an hour later.
+    app.clock.advance(chrono::Duration::hours(1));
+    let since = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(
+        scim.patch(&format!("/Users/{b}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}])))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(scim.delete(&format!("/Users/{c}")).await.status, 204);
+    let app = &app;
+    let list = |q: &str| {
+        let path = format!("/api/v1/scim-connections/{}/users{q}", scim.connection_id);
+        async move {
+            let (status, body) = app.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            body["data"].as_array().unwrap().clone()
+        }
+    };
+    let ids =
+        |users: &[serde_json::Value]| users.iter().map(|u| u["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&list("").await), sorted(vec![a.clone(), b.clone()]), "deleted users are left out");
+    assert_eq!(ids(&list("?active=false").await), [b.as_str()]);
+    assert_eq!(ids(&list("?active=true").await), [a.as_str()]);
+    assert_eq!(
+        ids(&list("?user_name=FILTER.a%40ACME.com").await),
+        [a.as_str()],
+        "userName compared case-insensitively"
+    );
+    assert_eq!(ids(&list("?external_id=ext-a").await), [a.as_str()]);
+    assert!(list("?external_id=EXT-A").await.is_empty(), "externalId is case-exact");
+    let all = list("?include_deleted=true").await;
+    assert_eq!(ids(&all), sorted(vec![a.clone(), b.clone(), c.clone()]));
+    for u in &all {
+        assert_eq!(u.get("deleted_at").is_some(), u["id"] == c.as_str(), "{u}");
+    }
+    // A poller's question: who changed since I last looked, deletions included.
+    let changed = list(&format!("?updated_since={since}&include_deleted=true")).await;
+    assert_eq!(ids(&changed), sorted(vec![b.clone(), c.clone()]));
+    assert_eq!(ids(&list(&format!("?updated_since={since}")).await), [b.as_str()]);
+    assert_eq!(ids(&list("?include_deleted=true&limit=1").await).len(), 1);
+
+    for (query, field) in [
+        ("?active=no", "active"),
+        ("?include_deleted=1", "include_deleted"),
+        ("?updated_since=yesterday", "updated_since"),
+        ("?activ=false", "activ"),
+    ] {
+        let (status, body) = app.get(&format!("/api/v1/scim-connections/{}/users{query}", scim.connection_id)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(invalid_fields(&body), [field], "{body}");
+    }
+}
+
+#[tokio::test]
+async fn management_lists_refuse_query_parameters_they_do_not_take() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let conn = &scim.connection_id;
+    for (path, field, takes) in [
+        (format!("/api/v1/scim-connections/{conn}/groups?display_name=x"), "display_name", "after, limit"),
+        ("/api/v1/scim-connections?customer=acme".to_string(), "customer", "customer_id, after, limit"),
+        ("/api/v1/oidc-clients?customerId=acme".to_string(), "customerId", "customer_id, after, limit"),
+        ("/api/v1/login-events?status=failed".to_string(), "status", "outcome"),
+        ("/api/v1/provisioning-logs?op=create".to_string(), "op", "operation"),
+        ("/api/v1/audit-events?target=x".to_string(), "target", "target_type"),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(invalid_fields(&body), [field], "{body}");
+        assert!(body.to_string().contains(takes), "{path}: the answer names what the endpoint takes: {body}");
+    }
+    // What they do take still works.
+    let (status, _) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={conn}&limit=5")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn user_name_and_external_id_lookups_use_an_index() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;

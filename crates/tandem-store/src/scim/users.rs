@@ -691,21 +691,48 @@ pub fn find_by_key_with_groups(
 }
 
 /// Live users of a connection, a page at a time (management API).
-pub fn list(
-    conn: &mut AnyConnection,
-    connection: &str,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<ScimUserRow>, StoreError> {
+/// What the management API's list of a connection's users is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct UserListQuery {
+    /// Users with a larger id (the previous page's last).
+    pub after: Option<String>,
+    pub limit: i64,
+    pub active: Option<bool>,
+    /// Compared case-insensitively, as SCIM compares `userName`.
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    /// Users changed (created, updated, deactivated, deleted) at or after
+    /// this time, in microseconds.
+    pub updated_since: Option<i64>,
+    /// Deleted users (tombstones) too.
+    pub include_deleted: bool,
+}
+
+/// A page of a connection's users in id order.
+pub fn list(conn: &mut AnyConnection, connection: &str, query: &UserListQuery) -> Result<Vec<ScimUserRow>, StoreError> {
     let mut q = u::scim_users
         .filter(u::scim_connection_id.eq(connection))
-        .filter(u::deleted_at.is_null())
         .select(ScimUserRow::as_select())
         .order(u::id.asc())
-        .limit(limit)
+        .limit(query.limit)
         .into_boxed();
-    if let Some(after) = after {
-        q = q.filter(u::id.gt(after.to_string()));
+    if !query.include_deleted {
+        q = q.filter(u::deleted_at.is_null());
+    }
+    if let Some(after) = &query.after {
+        q = q.filter(u::id.gt(after.clone()));
+    }
+    if let Some(active) = query.active {
+        q = q.filter(u::active.eq(active));
+    }
+    if let Some(name) = &query.user_name {
+        q = q.filter(u::user_name_lower.eq(name.to_lowercase()));
+    }
+    if let Some(external_id) = &query.external_id {
+        q = q.filter(u::external_id.eq(external_id.clone()));
+    }
+    if let Some(since) = query.updated_since {
+        q = q.filter(u::updated_at.ge(since));
     }
     Ok(q.load(conn)?)
 }

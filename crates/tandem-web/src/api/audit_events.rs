@@ -30,7 +30,7 @@ pub async fn list(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = super::newest_first_page(&query, "audit events")?;
+    let limit = super::newest_first_page(&query, "audit events", &["target_type", "target_id", "action", "actor"])?;
     let q = AuditQuery {
         target_type: query.get("target_type").cloned(),
         target_id: query.get("target_id").cloned(),

@@ -37,7 +37,8 @@ pub async fn list(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = super::newest_first_page(&query, "login events")?;
+    let limit =
+        super::newest_first_page(&query, "login events", &["oidc_client_id", "customer_id", "outcome", "email"])?;
     let outcome = query.get("outcome").cloned();
     if let Some(o) = &outcome {
         if !["pending", "success", "failed"].contains(&o.as_str()) {

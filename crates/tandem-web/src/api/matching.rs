@@ -197,6 +197,7 @@ pub async fn get(
     id: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
+    super::known_params(&query, &["strategy", "limit", "seen_since"])?;
     let mut errors = Vec::new();
     let strategy = match query.get("strategy").map(|s| s.parse::<MatchingStrategy>()) {
         None => None,
@@ -214,17 +215,7 @@ pub async fn get(
             100
         }
     };
-    let seen_since = match query.get("seen_since").map(|t| DateTime::parse_from_rfc3339(t)) {
-        None => None,
-        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
-        Some(Err(e)) => {
-            errors.push(FieldError {
-                field: "seen_since".into(),
-                message: format!("must be an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})"),
-            });
-            None
-        }
-    };
+    let seen_since = super::time_param(&query, "seen_since", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }

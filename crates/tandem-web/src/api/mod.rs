@@ -85,15 +85,42 @@ pub(crate) fn page_answer<T>(
     actix_web::HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next}))
 }
 
-/// Reads `limit` for a list kept newest first, paged by `before`: an
-/// `after` (the cursor of the lists kept oldest first) is refused, not
-/// ignored, since a client paging with it would get the first page again
-/// and again.
+/// Refuses a query parameter the endpoint does not take: a misspelt or
+/// unsupported filter (`?active=false` where there is none) would otherwise
+/// be ignored, and the whole list answered as if it had applied.
+pub(crate) fn known_params(
+    query: &std::collections::HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), crate::error::ApiError> {
+    let mut unknown: Vec<&String> = query.keys().filter(|k| !known.contains(&k.as_str())).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    let takes = if known.is_empty() { "no query parameters".to_string() } else { known.join(", ") };
+    Err(crate::error::ApiError::invalid_fields(
+        unknown
+            .into_iter()
+            .map(|k| tandem_core::fields::FieldError {
+                field: k.clone(),
+                message: format!("unknown query parameter; this endpoint takes {takes}"),
+            })
+            .collect(),
+    ))
+}
+
+/// Reads `limit` for a list kept newest first, paged by `before`, whose
+/// filters are `filters`: an `after` (the cursor of the lists kept oldest
+/// first) is refused, not ignored, since a client paging with it would get
+/// the first page again and again.
 pub(crate) fn newest_first_page(
     query: &std::collections::HashMap<String, String>,
     what: &str,
+    filters: &[&str],
 ) -> Result<i64, crate::error::ApiError> {
-    let (after, limit) = page(query)?;
+    let known: Vec<&str> = filters.iter().copied().chain(["before", "limit", "after"]).collect();
+    known_params(query, &known)?;
+    let (after, limit) = page(query, &known)?;
     if after.is_some() {
         return Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
             field: "after".into(),
@@ -103,10 +130,51 @@ pub(crate) fn newest_first_page(
     Ok(limit)
 }
 
-/// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query.
+/// Reads the parameter `name`, `true` or `false`; another value is added to `errors`.
+pub(crate) fn bool_param(
+    query: &std::collections::HashMap<String, String>,
+    name: &str,
+    errors: &mut Vec<tandem_core::fields::FieldError>,
+) -> Option<bool> {
+    match query.get(name).map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            errors
+                .push(tandem_core::fields::FieldError { field: name.into(), message: "must be true or false".into() });
+            None
+        }
+    }
+}
+
+/// Reads the parameter `name`, an RFC 3339 time; another value is added to `errors`.
+pub(crate) fn time_param(
+    query: &std::collections::HashMap<String, String>,
+    name: &str,
+    errors: &mut Vec<tandem_core::fields::FieldError>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    match query.get(name).map(|t| chrono::DateTime::parse_from_rfc3339(t)) {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            errors.push(tandem_core::fields::FieldError {
+                field: name.into(),
+                message: format!("must be an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})"),
+            });
+            None
+        }
+    }
+}
+
+/// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query
+/// whose other parameters are `filters`.
 pub(crate) fn page(
     query: &std::collections::HashMap<String, String>,
+    filters: &[&str],
 ) -> Result<(Option<String>, i64), crate::error::ApiError> {
+    let known: Vec<&str> = filters.iter().copied().chain(["after", "limit"]).collect();
+    known_params(query, &known)?;
     let limit = match query.get("limit") {
         None => 50,
         Some(l) => match l.parse::<i64>() {

@@ -161,7 +161,7 @@ pub async fn list(
     _caller: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = super::page(&query)?;
+    let (after, limit) = super::page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
     let rows = state
         .store

@@ -128,7 +128,7 @@ pub async fn list(
     _caller: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = super::page(&query)?;
+    let (after, limit) = super::page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
     let now = state.clock.now();
     let rows = state

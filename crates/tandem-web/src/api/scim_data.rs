@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_core::fields::FieldError;
 use tandem_core::format_time;
+use tandem_store::scim::groups;
 use tandem_store::scim::logs::{self, LogQuery, ProvisioningLog};
-use tandem_store::scim::{groups, users};
+use tandem_store::scim::users::{self, UserListQuery};
 use tandem_store::{from_micros, scim_connections};
 
 async fn require_connection(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -21,7 +22,33 @@ async fn require_connection(state: &AppState, id: &str) -> Result<(), ApiError> 
     }
 }
 
-/// `GET /api/v1/scim-connections/{id}/users`
+/// Reads the users list's filters: `active`, `user_name`, `external_id`,
+/// `updated_since` (RFC 3339) and `include_deleted`.
+fn user_list_query(query: &HashMap<String, String>) -> Result<UserListQuery, ApiError> {
+    let (after, limit) =
+        super::page(query, &["active", "user_name", "external_id", "updated_since", "include_deleted"])?;
+    let mut errors = Vec::new();
+    let active = super::bool_param(query, "active", &mut errors);
+    let include_deleted = super::bool_param(query, "include_deleted", &mut errors).unwrap_or(false);
+    let updated_since = super::time_param(query, "updated_since", &mut errors).map(tandem_store::micros);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
+    Ok(UserListQuery {
+        after,
+        limit,
+        active,
+        user_name: query.get("user_name").cloned(),
+        external_id: query.get("external_id").cloned(),
+        updated_since,
+        include_deleted,
+    })
+}
+
+/// `GET /api/v1/scim-connections/{id}/users?active=&user_name=&external_id=&updated_since=&include_deleted=&after=&limit=`
+///
+/// A deleted user (listed with `include_deleted=true`) carries
+/// `deleted_at`; its `meta.lastModified` is when it was deleted.
 pub async fn list_users(
     state: web::Data<AppState>,
     _c: Caller,
@@ -29,20 +56,27 @@ pub async fn list_users(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let q = user_list_query(&query)?;
     require_connection(&state, &id).await?;
-    let (after, limit) = super::page(&query)?;
-    let conn = id.clone();
+    let (conn, limit) = (id.clone(), q.limit);
     let (rows, groups) = state
         .store
         .read(move |c| {
-            let rows = users::list(c, &conn, after.as_deref(), limit)?;
+            let rows = users::list(c, &conn, &q)?;
             let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             Ok((rows, users::groups_of(c, &ids)?))
         })
         .await?;
     let data: Vec<Value> = rows
         .iter()
-        .map(|r| crate::scim::render_user(&state, r, Some(groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]))))
+        .map(|r| {
+            let mut user =
+                crate::scim::render_user(&state, r, Some(groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[])));
+            if let (Some(at), Some(doc)) = (r.deleted_at, user.as_object_mut()) {
+                doc.insert("deleted_at".into(), json!(format_time(from_micros(at))));
+            }
+            user
+        })
         .collect();
     Ok(super::page_answer(&rows, limit, |r| &r.id, data))
 }
@@ -80,8 +114,8 @@ pub async fn list_groups(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    let (after, limit) = super::page(&query, &[])?;
     require_connection(&state, &id).await?;
-    let (after, limit) = super::page(&query)?;
     let conn = id.clone();
     let (rows, members) = state
         .store
@@ -149,7 +183,11 @@ pub async fn provisioning_logs(
     _c: Caller,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = super::newest_first_page(&query, "provisioning log entries")?;
+    let limit = super::newest_first_page(
+        &query,
+        "provisioning log entries",
+        &["scim_connection_id", "operation", "status", "failed", "resource_id", "user_name"],
+    )?;
     let mut errors = Vec::new();
     let operation = query.get("operation").cloned();
     if let Some(op) = &operation {
@@ -168,14 +206,7 @@ pub async fn provisioning_logs(
             None
         }
     };
-    let failed_only = match query.get("failed").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            errors.push(FieldError { field: "failed".into(), message: "must be true or false".into() });
-            false
-        }
-    };
+    let failed_only = super::bool_param(&query, "failed", &mut errors).unwrap_or(false);
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }

@@ -85,7 +85,7 @@ pub async fn render(
             };
             let (mut us, mut ug, mut gs, mut lg) = (Vec::new(), HashMap::new(), Vec::new(), Vec::new());
             if let Some((conn, _)) = &connection {
-                us = users::list(c, &conn.id, None, 50)?;
+                us = users::list(c, &conn.id, &users::UserListQuery { limit: 50, ..Default::default() })?;
                 let ids: Vec<String> = us.iter().map(|u| u.id.clone()).collect();
                 ug = users::groups_of(c, &ids)?;
                 let grs = groups::list(c, &conn.id, None, 50)?;
