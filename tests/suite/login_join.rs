@@ -668,6 +668,67 @@ async fn email_domain_outside_the_allowlist_is_blocked() {
     assert!(body["error"]["message"].as_str().unwrap().contains("sent no email"), "{body}");
 }
 
+/// Entra sends no `email_verified`. Its `xms_edov` says whether the tenant
+/// verified the email's domain, and an email that only userinfo gives is
+/// one Entra left out of the ID token (a domain the tenant has not
+/// verified): neither identifies anyone under an email strategy.
+#[tokio::test]
+async fn an_entra_email_is_unverified_by_xms_edov_or_when_only_userinfo_gives_it() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("entra-edov");
+    stub_client(&app, &op, &customer, "MicrosoftEntra", Some("OidcEmailToScimUsername")).await;
+    let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+    app.scim_of(&conn).create_user(entra_scim_user()).await;
+    // As Entra: no email_verified (the stub's tokens carry one otherwise).
+    let with = |extra: Value| {
+        let mut c = entra_claims();
+        c["email_verified"] = Value::Null;
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    // In the ID token and nothing said of it: joins, as before.
+    let (status, body) = login(&app, &op, &customer, with(json!({}))).await;
+    assert_eq!((status, &body["email_verified"]), (StatusCode::OK, &Value::Null), "{body}");
+    for yes in [json!(true), json!("1"), json!("true"), json!(1)] {
+        let (status, body) = login(&app, &op, &customer, with(json!({"xms_edov": yes}))).await;
+        assert_eq!((status, &body["email_verified"]), (StatusCode::OK, &json!(true)), "{yes}: {body}");
+    }
+    for no in [json!(false), json!("0"), json!("false"), json!(0), json!("maybe")] {
+        let (status, body) = login(&app, &op, &customer, with(json!({"xms_edov": no}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{no}: {body}");
+        assert_eq!(body["error"]["details"]["reason"], "email_not_verified", "{body}");
+    }
+    // The ID token holds no email; userinfo answers with one.
+    let sub = entra_claims()["sub"].clone();
+    op.set_userinfo(json!({"sub": sub, "email": "alice@contoso.com"}));
+    let (status, body) = login(&app, &op, &customer, with(json!({"email": null}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "email_not_verified", "{body}");
+    assert_eq!(body["error"]["details"]["email"], "alice@contoso.com", "{body}");
+    // The same login under the user-id strategy joins, and says the email is unverified.
+    let id = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await.1["oidc_client_id"].clone();
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/oidc-clients/{}", id.as_str().unwrap()),
+            json!({"scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = login(&app, &op, &customer, with(json!({"email": null}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["email"], &body["email_verified"]), (&json!("alice@contoso.com"), &json!(false)), "{body}");
+    // A Generic IdP's email from userinfo is taken as its IdP says.
+    let generic = unique("generic-userinfo");
+    stub_client(&app, &op, &generic, "Generic", Some("OidcEmailToScimUsername")).await;
+    let (_, conn) = app.post("/api/v1/scim-connections", json!({"customer_id": generic})).await;
+    app.scim_of(&conn).create_user(entra_scim_user()).await;
+    let (status, body) = login(&app, &op, &generic, with(json!({"email": null}))).await;
+    assert_eq!((status, &body["email_verified"]), (StatusCode::OK, &Value::Null), "{body}");
+}
+
 #[tokio::test]
 async fn an_email_the_idp_marks_unverified_joins_no_one_and_passes_no_allowlist() {
     // Generic IdPs (Keycloak, Auth0) let users edit their email: `email_verified: false` then says

@@ -21,6 +21,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 use tandem_core::fields::FieldReader;
+use tandem_core::idp::IdpType;
 use tandem_core::login::{explain_idp_error, parse_callback, Callback};
 use tandem_core::login_state::{self, LoginState, NotBound};
 use tandem_core::matching::SsoAttributes;
@@ -330,12 +331,14 @@ async fn finish(
         || (asked_for_groups && lacks("groups"))
         || (state.settings.userinfo == UserinfoWhen::ProfileIncomplete
             && ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c)));
+    let mut email_from_userinfo = false;
     if ask && meta.userinfo_endpoint.is_some() {
         match userinfo(&state.http, &meta, &tokens.access_token).await {
             Ok(info) if tandem_oidc::id_token::claim_with_nul(&info).is_some() => {
                 trace.ok(state, "userinfo", json!({"merged": false, "why": "a userinfo claim holds the NUL character"}))
             }
             Ok(info) if info.get("sub") == claims.get("sub") => {
+                email_from_userinfo = text(&claims, "email").is_none() && text(&info, "email").is_some();
                 // The ID token's claims win; one it sends as `null` is one it does not send.
                 for (k, v) in info {
                     let slot = claims.entry(k).or_insert(Value::Null);
@@ -351,7 +354,7 @@ async fn finish(
             Err(why) => trace.ok(state, "userinfo", json!({"merged": false, "why": why})),
         }
     }
-    respond(state, trace, client, redirect, claims).await
+    respond(state, trace, client, redirect, claims, email_from_userinfo).await
 }
 
 /// The email allowlist's refusal of `email`, if any. No allowlist passes
@@ -449,6 +452,29 @@ fn email_verified(claim: Option<&Value>) -> Option<bool> {
     }
 }
 
+/// What an Entra ID login says of its email. Entra sends no
+/// `email_verified`; its optional claim `xms_edov` says whether the
+/// tenant verified the email's domain (a tenant may set any `mail` on its
+/// users, a victim's address included: "nOAuth"). And since 2023 Entra
+/// leaves out of a multi-tenant app's ID tokens an email on a domain the
+/// tenant has not verified, which its userinfo endpoint still answers
+/// with: an email that came only from userinfo is one Entra withheld, or
+/// one it would not vouch for, so it counts as unverified.
+fn entra_email_verified(claims: &Map<String, Value>, email_from_userinfo: bool) -> Option<bool> {
+    if email_from_userinfo {
+        return Some(false);
+    }
+    match claims.get("xms_edov") {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) if s == "1" || s.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s == "0" || s.eq_ignore_ascii_case("false") => Some(false),
+        Some(Value::Number(n)) => Some(n.as_i64() == Some(1)),
+        // Not a clear yes, as for `email_verified`.
+        Some(v) if !v.is_null() => Some(false),
+        _ => email_verified(claims.get("email_verified")),
+    }
+}
+
 /// The longest OIDC user id accepted, in bytes (OpenID Connect Core §2).
 const MAX_USER_ID_BYTES: usize = 255;
 
@@ -462,6 +488,7 @@ async fn respond(
     client: &OidcClientRow,
     redirect: Option<String>,
     claims: Map<String, Value>,
+    email_from_userinfo: bool,
 ) -> Result<Value, Failure> {
     let idp_type = client.idp_type().map_err(ApiError::from)?;
     let Some(oidc_user_id) = idp_type.oidc_user_id(&claims) else {
@@ -488,7 +515,10 @@ async fn respond(
         return Err(at(state, trace, "id_token", err));
     }
     let email = text(&claims, "email");
-    let email_verified = email_verified(claims.get("email_verified"));
+    let email_verified = match idp_type {
+        IdpType::MicrosoftEntra => entra_email_verified(&claims, email_from_userinfo),
+        _ => email_verified(claims.get("email_verified")),
+    };
     let verified_for_join = state.settings.email_verified_for_join(email_verified, client.accept_unverified_email);
     // AD FS sends the user's UPN as `upn`, and no preferred_username.
     let preferred_username = text(&claims, "preferred_username").or_else(|| text(&claims, "upn"));
