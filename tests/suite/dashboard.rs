@@ -260,6 +260,17 @@ async fn rotating_the_scim_key_shows_the_new_key_once() {
     assert!(page.contains("the previous key keeps working until"), "{page}");
     let (_, again, _) = b.get(&format!("/dashboard/customers/{c}")).await;
     assert!(!again.contains(&key), "the key is shown only once");
+    assert!(again.contains("never used"), "{again}");
+    let (_, conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{c}")).await;
+    let scim = Scim {
+        base: conn["scim_base_url"].as_str().unwrap().to_string(),
+        key: key.clone(),
+        connection_id: conn["scim_connection_id"].as_str().unwrap().to_string(),
+        http: app.http.clone(),
+    };
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    let (_, used, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(used.contains("last used ") && !used.contains("never used"), "{used}");
     assert_ne!(field(&again, "current_key"), current, "the new key is the current one");
 
     // The same form sent again (a reload) rotates nothing: the key just shown stays the one.

@@ -470,3 +470,69 @@ async fn a_connections_patch_does_not_wait_for_group_writes_under_it() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["unknown_group_members"], "ignore", "{body}");
 }
+
+/// Each key says when it last authenticated a request (to the minute), so
+/// that after a rotation an admin sees whether the IdP moved to the new
+/// key; and `/metrics` has each connection's key expiry and last use, to
+/// alert on before the IdP's provisioning fails.
+#[tokio::test]
+async fn a_keys_last_use_is_recorded_to_the_minute_and_exported_with_its_expiry() {
+    let app = TestApp::spawn().await;
+    // A quote and a backslash in a customer ID stay inside its label.
+    let customer = format!("{}\"q\\b", unique("used"));
+    let created = app.create_scim_connection(&customer).await;
+    let id = created["scim_connection_id"].as_str().unwrap().to_string();
+    assert_eq!(created["api_key_last_used_at"], serde_json::Value::Null);
+    let metrics =
+        || async { app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap() };
+    let labels = format!(
+        "{{scim_connection_id=\"{id}\",customer_id=\"{}\"}}",
+        customer.replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    let expires = chrono::DateTime::parse_from_rfc3339(created["api_key_expires_at"].as_str().unwrap()).unwrap();
+    let text = metrics().await;
+    assert!(
+        text.contains(&format!("tandem_scim_api_key_expiry_timestamp_seconds{labels} {}", expires.timestamp())),
+        "{labels}\n{text}"
+    );
+    assert!(!text.contains(&format!("tandem_scim_api_key_last_used_timestamp_seconds{labels}")), "never used yet");
+
+    let scim = app.scim_of(&created);
+    let last_used = || async {
+        let (status, body) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        body["api_key_last_used_at"].as_str().map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+    };
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    let first = last_used().await.expect("recorded at the first use");
+    let text = metrics().await;
+    assert!(
+        text.contains(&format!("tandem_scim_api_key_last_used_timestamp_seconds{labels} {}", first.timestamp())),
+        "{text}"
+    );
+    // Within the minute, a use is not written again (authentication stays a read) ...
+    app.clock.advance(chrono::Duration::seconds(30));
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    assert_eq!(last_used().await, Some(first));
+    // ... after it, it is.
+    app.clock.advance(chrono::Duration::seconds(60));
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    let second = last_used().await.unwrap();
+    assert!(second - first >= chrono::Duration::seconds(90), "{first} {second}");
+
+    // After a rotation: the old key's last use is listed with its grace, the new key is not used yet.
+    let (status, rotated) =
+        app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({"grace_period_hours": 24})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["api_key_last_used_at"], serde_json::Value::Null);
+    let previous = &rotated["previous_keys"][0];
+    assert_eq!(previous["api_key_prefix"], created["api_key_prefix"]);
+    assert_eq!(previous["valid_until"], rotated["previous_keys_valid_until"][0]);
+    assert_eq!(chrono::DateTime::parse_from_rfc3339(previous["last_used_at"].as_str().unwrap()).unwrap(), second);
+    let new_key = Scim { key: rotated["scim_api_key"].as_str().unwrap().to_string(), ..scim.clone() };
+    assert_eq!(new_key.get("/Users").await.status, StatusCode::OK);
+    assert!(last_used().await.is_some(), "the IdP moved to the new key");
+    // The connection's answer never holds a key.
+    let (_, fetched) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
+    assert!(!fetched.to_string().contains(&new_key.key));
+}

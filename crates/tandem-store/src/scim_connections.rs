@@ -34,9 +34,17 @@ pub struct ScimApiKeyRow {
     pub expires_at: Option<i64>,
     /// When a rotation's grace period ends this key's validity.
     pub retired_at: Option<i64>,
+    /// When the key last authenticated a request, to the minute.
+    pub last_used_at: Option<i64>,
 }
 
 impl ScimApiKeyRow {
+    /// Whether a use at `now` is to be recorded: at most once a minute, so
+    /// that authentication stays a read on the hot path.
+    pub fn use_due(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at.is_none_or(|t| micros(now) - t > 60_000_000)
+    }
+
     /// The expiry as a timestamp.
     pub fn expires(&self) -> Option<DateTime<Utc>> {
         self.expires_at.map(from_micros)
@@ -99,6 +107,7 @@ fn issue_key(
         created_at: micros(now),
         expires_at: row.api_key_ttl_days.map(|d| micros(now + Duration::days(d))),
         retired_at: None,
+        last_used_at: None,
     };
     diesel::insert_into(k::scim_api_keys).values(&key).execute(conn)?;
     Ok((key, generated.plaintext))
@@ -305,6 +314,41 @@ pub fn find_key(conn: &mut AnyConnection, hash: &str) -> Result<Option<ScimApiKe
         .select(ScimApiKeyRow::as_select())
         .first(c)
         .optional())?)
+}
+
+/// Records that the SCIM key `id` authenticated a request at `now`.
+pub fn record_key_use(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    diesel::update(k::scim_api_keys.filter(k::id.eq(id))).set(k::last_used_at.eq(micros(now))).execute(conn)?;
+    Ok(())
+}
+
+/// A connection's current key as the metrics show it.
+#[derive(Clone, Debug)]
+pub struct KeySummary {
+    pub scim_connection_id: String,
+    pub customer_id: String,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// Every connection with its current key (the newest not rotated out), in
+/// connection order; a connection without one is left out.
+pub fn key_summaries(conn: &mut AnyConnection) -> Result<Vec<KeySummary>, StoreError> {
+    type Row = (String, String, String, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = k::scim_api_keys
+        .inner_join(s::scim_connections)
+        .filter(k::retired_at.is_null())
+        .order((s::id.asc(), k::id.desc()))
+        .select((s::id, s::customer_id, k::id, k::expires_at, k::last_used_at))
+        .load(conn)?;
+    let mut out: Vec<KeySummary> = Vec::new();
+    for (connection, customer_id, _, expires_at, last_used_at) in rows {
+        if out.last().is_some_and(|l| l.scim_connection_id == connection) {
+            continue;
+        }
+        out.push(KeySummary { scim_connection_id: connection, customer_id, expires_at, last_used_at });
+    }
+    Ok(out)
 }
 
 /// Whether a stored key (or none) lets a request act on `connection_id` at `now`.

@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latencies by route pattern, and
-//! the middleware that records them.
+//! the middleware that records them; and, read from the database at each
+//! scrape, when each SCIM connection's key expires and was last used.
 
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -9,6 +10,7 @@ use actix_web::{web, HttpMessage, HttpResponse};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::time::Instant;
@@ -25,11 +27,39 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    scim_connection_id: String,
+    /// Escaped for the text format (see [`label_value`]).
+    customer_id: String,
+}
+
+/// A label value as the text format needs it: prometheus_client writes
+/// label values as given, and a customer ID is free text, where a `"` or a
+/// line break would end the value and let the rest read as other series.
+fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The registry and the metrics Tandem records.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    key_expiry: Family<ConnectionLabels, Gauge>,
+    key_last_used: Family<ConnectionLabels, Gauge>,
+    /// Held while the key gauges are filled and the registry encoded, so
+    /// that one scrape does not empty them under another.
+    scrape: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -41,7 +71,19 @@ impl Default for Metrics {
         });
         registry.register("http_requests", "HTTP requests by method, route pattern and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
-        Metrics { registry, requests, latency }
+        let (key_expiry, key_last_used) = (Family::default(), Family::default());
+        registry.register(
+            "scim_api_key_expiry_timestamp_seconds",
+            "When each SCIM connection's current API key expires, in Unix seconds (no series: it never expires)",
+            key_expiry.clone(),
+        );
+        registry.register(
+            "scim_api_key_last_used_timestamp_seconds",
+            "When each SCIM connection's current API key last authenticated a request, in Unix seconds to the minute \
+             (no series: never used)",
+            key_last_used.clone(),
+        );
+        Metrics { registry, requests, latency, key_expiry, key_last_used, scrape: std::sync::Mutex::new(()) }
     }
 }
 
@@ -131,10 +173,34 @@ pub async fn track(
     Ok(response)
 }
 
-/// `GET /metrics` in the Prometheus text format.
+/// `GET /metrics` in the Prometheus text format. The SCIM key gauges are
+/// read from the database for each scrape (one query); when it cannot be
+/// read they are left out, and the request metrics are still answered.
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
+    let keys = state.store.read(tandem_store::scim_connections::key_summaries).await;
+    let m = &state.metrics;
+    let _scrape = m.scrape.lock().unwrap_or_else(|p| p.into_inner());
+    m.key_expiry.clear();
+    m.key_last_used.clear();
+    match keys {
+        Ok(keys) => {
+            for k in keys {
+                let labels = ConnectionLabels {
+                    scim_connection_id: label_value(&k.scim_connection_id),
+                    customer_id: label_value(&k.customer_id),
+                };
+                if let Some(at) = k.expires_at {
+                    m.key_expiry.get_or_create(&labels).set(at.div_euclid(1_000_000));
+                }
+                if let Some(at) = k.last_used_at {
+                    m.key_last_used.get_or_create(&labels).set(at.div_euclid(1_000_000));
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the SCIM keys could not be read"),
+    }
     let mut out = String::new();
-    match prometheus_client::encoding::text::encode(&mut out, &state.metrics.registry) {
+    match prometheus_client::encoding::text::encode(&mut out, &m.registry) {
         Ok(()) => {
             HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out)
         }

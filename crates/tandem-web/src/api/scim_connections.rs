@@ -40,7 +40,13 @@ fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>
         "unknown_group_members": row.unknown_group_members,
         "api_key_expires_at": expires.map(format_time),
         "api_key_warning_level": warning_level(expires, now),
+        "api_key_last_used_at": key.and_then(|k| k.last_used_at).map(|t| format_time(from_micros(t))),
         "previous_keys_valid_until": in_grace.iter().filter_map(|k| k.retired_at.map(|t| format_time(from_micros(t)))).collect::<Vec<_>>(),
+        "previous_keys": in_grace.iter().map(|k| json!({
+            "api_key_prefix": k.display_prefix,
+            "valid_until": k.retired_at.map(|t| format_time(from_micros(t))),
+            "last_used_at": k.last_used_at.map(|t| format_time(from_micros(t))),
+        })).collect::<Vec<_>>(),
         "created_at": format_time(from_micros(row.created_at)),
         "updated_at": format_time(from_micros(row.updated_at)),
     })

@@ -262,6 +262,8 @@ fn scim_section(
                             code { (k.display_prefix) "…" } " "
                             (key_badge(warning_level(k.expires(), now))) " "
                             span.muted { @match k.expires() { Some(t) => { "expires " (format_time(t)) }, None => { "never expires" } } }
+                            " · "
+                            span.muted { @match k.last_used_at { Some(t) => { "last used " (format_time(from_micros(t))) }, None => { "never used" } } }
                         }
                     }
                     dt { "Unknown group members" } dd { (c.unknown_group_members) }

@@ -37,20 +37,32 @@ impl FromRequest for ScimCaller {
             let state = state.ok_or_else(|| unauthorized("server not configured"))?;
             let now = state.clock.now();
             let hash = tandem_core::keys::hash_key(&token);
-            let stored = match state.scim_keys.get(&hash, now) {
-                Some(key) => Some(key),
+            let (stored, read) = match state.scim_keys.get(&hash, now) {
+                Some(key) => (Some(key), false),
                 None => {
                     let (lookup, generation) = (hash.clone(), state.scim_keys.generation());
                     let found = state.store.read(move |c| scim_connections::find_key(c, &lookup)).await?;
                     if let Some(key) = &found {
                         state.scim_keys.put(hash, key.clone(), now, generation);
                     }
-                    found
+                    (found, true)
                 }
             };
             let verdict = scim_connections::check_key(stored, &connection, now);
             match verdict {
-                Ok(_) => Ok(ScimCaller { connection_id: connection }),
+                Ok(key) => {
+                    // The key's use, as read from the database (a remembered
+                    // key is read again within seconds): at most once a minute.
+                    if read && key.use_due(now) {
+                        let id = key.id;
+                        if let Err(e) =
+                            state.store.write_small(move |c| scim_connections::record_key_use(c, &id, now)).await
+                        {
+                            tracing::warn!(error = %e, "could not record a SCIM key's use");
+                        }
+                    }
+                    Ok(ScimCaller { connection_id: connection })
+                }
                 Err(rejection) => {
                     let detail = match &rejection {
                         KeyRejection::Unknown => "the API key is not valid for this SCIM connection".to_string(),
