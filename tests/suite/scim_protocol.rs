@@ -1162,6 +1162,55 @@ async fn every_request_is_in_the_provisioning_log_with_reasons_for_failures() {
     assert_eq!(invalid_fields(&bad), ["operation"]);
 }
 
+/// Attributes Tandem does not keep (an IdP's custom extension, an
+/// attribute the enterprise schema lacks) do not fail the write, and the
+/// provisioning log says they were not kept, on a create, a PUT and a PATCH.
+#[tokio::test]
+async fn the_provisioning_log_names_attributes_a_user_write_did_not_keep() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let mut body = user("custom@acme.com");
+    body["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User", custom]);
+    body[custom] = json!({"role": "admin"});
+    let created = scim.post("/Users", body.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.get(custom).is_none(), "not kept: {}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let (status, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let last = |page: &serde_json::Value| page["data"][0].clone();
+    let entry = last(&page);
+    assert_eq!(entry["operation"], "create");
+    assert_eq!(entry["reasons"][0]["attribute"], format!("{custom}:role"), "{entry}");
+    assert!(entry["reasons"][0]["reason"].as_str().unwrap().starts_with("ignored"), "{entry}");
+
+    // A PATCH of only such attributes changes nothing: a skip that says why.
+    let ops = json!([{"op": "add", "path": format!("{custom}:role"), "value": "owner"},
+                     {"op": "replace", "path": format!("{enterprise}:badgeId"), "value": "7"}]);
+    assert_eq!(scim.patch(&format!("/Users/{id}"), patch_op(ops)).await.status, StatusCode::OK);
+    let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    let entry = last(&page);
+    assert_eq!(entry["operation"], "skip", "{entry}");
+    let named: Vec<&str> =
+        entry["reasons"].as_array().unwrap().iter().map(|r| r["attribute"].as_str().unwrap()).collect();
+    assert_eq!(named, [format!("{custom}:role"), format!("{enterprise}:badgeId")], "{entry}");
+
+    // A PUT that changes a kept attribute lists the change and what was not kept.
+    body["title"] = json!("Boss");
+    assert_eq!(scim.put(&format!("/Users/{id}"), body).await.status, StatusCode::OK);
+    let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    let entry = last(&page);
+    assert_eq!(entry["operation"], "update", "{entry}");
+    assert_eq!(
+        entry["reasons"],
+        json!([{"attribute": "title", "reason": "added"},
+               {"attribute": format!("{custom}:role"), "reason": entry["reasons"][1]["reason"]}]),
+        "{entry}"
+    );
+}
+
 #[tokio::test]
 async fn management_api_lists_a_connections_users_and_groups() {
     let app = TestApp::spawn().await;

@@ -79,6 +79,31 @@ fn values_held(work: &Map<String, Value>) -> usize {
         .sum()
 }
 
+/// The attributes PATCH `ops` name that are not kept (see
+/// [`crate::resource::ignored_attributes`]): a path to an attribute of a
+/// schema the resource type does not know, or that a known schema does not
+/// define, is applied as nothing; so are such keys of a path-less value.
+pub fn ignored_in_patch(rt: ResourceType, ops: &[PatchOperation]) -> Vec<String> {
+    let mut out = Vec::new();
+    for op in ops {
+        match &op.path {
+            None => out.extend(op.value.iter().flat_map(|v| crate::resource::ignored_attributes(rt, v))),
+            Some(path) => match whole_extension(rt, path) {
+                Some(urn) => {
+                    if let Some(value) = &op.value {
+                        let mut wrapped = Map::new();
+                        wrapped.insert(urn.to_string(), value.clone());
+                        out.extend(crate::resource::ignored_attributes(rt, &Value::Object(wrapped)));
+                    }
+                }
+                None if matches!(resolve_target(rt, path), Ok(None)) => out.push(path.attr.to_string()),
+                None => {}
+            },
+        }
+    }
+    out
+}
+
 /// The extension schema a path names as a whole (`urn:…:enterprise:2.0:User`), if it does.
 fn whole_extension(rt: ResourceType, path: &crate::path::PatchPath) -> Option<&'static str> {
     if path.filter.is_some() || path.sub_after_filter.is_some() || path.attr.sub_attr.is_some() {

@@ -6,6 +6,6 @@ mod members;
 mod parse;
 pub(crate) mod target;
 
-pub use apply::apply_patch;
+pub use apply::{apply_patch, ignored_in_patch};
 pub use members::{MemberPatch, MemberState};
 pub use parse::{parse_patch, PatchOpKind, PatchOperation};

@@ -9,6 +9,6 @@ mod view;
 
 pub use access::{list_response, list_response_text, primary_value_at, value_at};
 pub use diff::changed_attributes;
-pub use normalize::normalize;
+pub use normalize::{ignored_attributes, normalize};
 pub use project::{check_projection, project};
 pub use view::{default_view, write_pair};

@@ -67,6 +67,40 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
     Ok(Value::Object(out))
 }
 
+/// The attributes of a POST or PUT body, or of a path-less PATCH value, that
+/// [`normalize`] drops as unknown: those of a schema the resource type does
+/// not know (an IdP's custom extension, listed attribute by attribute when
+/// it is an object), those a known schema does not define, and unqualified
+/// names no schema has. Dropping them keeps the request; listing them lets
+/// the provisioning log say what was not kept. (Read-only attributes and
+/// `password` are dropped by design, and not listed.)
+pub fn ignored_attributes(rt: ResourceType, input: &Value) -> Vec<String> {
+    let Value::Object(entries) = input else { return Vec::new() };
+    let mut out = Vec::new();
+    for (key, value) in entries {
+        match classify_key(rt, key) {
+            // A path key of a path-less PATCH value (`emails[type eq "work"].value`) is resolved as a path.
+            _ if key.contains('[') => {}
+            KeyTarget::Foreign | KeyTarget::UnknownInSchema => match value {
+                Value::Object(inner) if key.starts_with("urn:") && !inner.is_empty() => out
+                    .extend(inner.keys().filter(|n| !n.eq_ignore_ascii_case("schemas")).map(|n| format!("{key}:{n}"))),
+                _ => out.push(key.clone()),
+            },
+            KeyTarget::Schema(schema) => {
+                if let Value::Object(inner) = value {
+                    for name in inner.keys().filter(|n| !n.eq_ignore_ascii_case("schemas")) {
+                        if !matches!(classify_in_schema(rt, schema, name), KeyTarget::Attr(_)) {
+                            out.push(format!("{}:{name}", schema.id));
+                        }
+                    }
+                }
+            }
+            KeyTarget::Schemas | KeyTarget::Attr(_) => {}
+        }
+    }
+    out
+}
+
 fn store(out: &mut Map<String, Value>, found: ResolvedAttr, value: Value) -> Result<(), ScimError> {
     let target = Target::from_resolved(found);
     if target.is_read_only() || found.attr.mutability == Mutability::WriteOnly {

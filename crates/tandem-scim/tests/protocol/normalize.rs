@@ -293,3 +293,58 @@ fn entra_member_display_name_is_read_as_display() {
     .unwrap();
     assert_eq!(g["members"][0]["display"], "new User");
 }
+
+/// What a write names and does not keep is listed for the provisioning log:
+/// a custom extension attribute by attribute, an attribute the enterprise
+/// schema does not define, an unqualified unknown name; not `schemas`,
+/// read-only attributes or `password`, which are dropped by design.
+#[test]
+fn the_attributes_a_write_does_not_keep_are_listed() {
+    use tandem_scim::resource::ignored_attributes;
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let body = json!({
+        "schemas": [USER_URN, ENTERPRISE, custom],
+        "id": "x", "meta": {"version": "W/\"1\""}, "password": "p",
+        "userName": "b", "favouriteColour": "teal",
+        ENTERPRISE: {"department": "Ops", "badgeId": "7", "schemas": [ENTERPRISE]},
+        custom: {"role": "admin", "tier": 2},
+        "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:costCenter": "42",
+        "emails[type eq \"work\"].value": "b@example.com"
+    });
+    let mut got = ignored_attributes(ResourceType::User, &body);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "favouriteColour".to_string(),
+            format!("{custom}:costCenter"),
+            format!("{custom}:role"),
+            format!("{custom}:tier"),
+            format!("{ENTERPRISE}:badgeId"),
+        ]
+    );
+    assert!(ignored_attributes(ResourceType::User, &json!({"userName": "b", "active": "False"})).is_empty());
+    assert!(ignored_attributes(ResourceType::User, &json!("not an object")).is_empty());
+
+    // PATCH: a path into an unknown schema or to an attribute a known one lacks; keys of a path-less value.
+    let ops = tandem_scim::patch::parse_patch(
+        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "Add", "path": format!("{custom}:role"), "value": "admin"},
+            {"op": "Replace", "path": format!("{ENTERPRISE}:badgeId"), "value": "7"},
+            {"op": "Replace", "path": "displayName", "value": "B"},
+            {"op": "Replace", "value": {"nickName": "bj", "shoeSize": 44}},
+            {"op": "Replace", "path": ENTERPRISE, "value": {"department": "Ops", "floor": 3}},
+        ]}),
+        1000,
+    )
+    .unwrap();
+    assert_eq!(
+        tandem_scim::patch::ignored_in_patch(ResourceType::User, &ops),
+        [
+            format!("{custom}:role"),
+            format!("{ENTERPRISE}:badgeId"),
+            "shoeSize".to_string(),
+            format!("{ENTERPRISE}:floor")
+        ]
+    );
+}

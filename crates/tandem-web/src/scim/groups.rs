@@ -567,7 +567,7 @@ pub async fn replace(
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
-    let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
+    let (transform, _) = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
     update(&state, &ctx, &id, if_match(&req), Edit::Whole(transform), Answer::pick(Answer::Whole, projection(&query)))
         .await
 }

@@ -322,7 +322,16 @@ pub enum UpdateKind {
     Patch,
 }
 
-/// Reads a PUT or PATCH body into the transform it applies (refusals logged).
+/// The provisioning log's reasons for attributes a write did not keep
+/// (see [`tandem_scim::resource::ignored_attributes`]).
+pub fn ignored_reasons(ignored: &[String]) -> impl Iterator<Item = Value> + '_ {
+    ignored.iter().map(|a| {
+        json!({"attribute": a, "reason": "ignored: not an attribute of the core or enterprise schema, so not kept"})
+    })
+}
+
+/// Reads a PUT or PATCH body into the transform it applies (refusals
+/// logged), and the attributes it names that are not kept.
 pub async fn read_update(
     state: &AppState,
     ctx: &LogContext,
@@ -330,12 +339,13 @@ pub async fn read_update(
     id: &str,
     kind: UpdateKind,
     payload: web::Payload,
-) -> Result<Transform, ScimFailure> {
+) -> Result<(Transform, Vec<String>), ScimFailure> {
     let body = json_body(state, payload).await;
-    let transform: Result<Transform, ScimFailure> = body.and_then(|b| match kind {
+    let transform: Result<(Transform, Vec<String>), ScimFailure> = body.and_then(|b| match kind {
         UpdateKind::Replace => {
+            let ignored = tandem_scim::resource::ignored_attributes(rt, &b);
             let mut doc = normalize(rt, b)?;
-            Ok(Box::new(move |stored: &Value| {
+            let transform = Box::new(move |stored: &Value| {
                 // A PUT that leaves `active` out keeps the stored value: a
                 // missing `active` reads as true, and a deactivated user
                 // must not be let back in by omission.
@@ -345,9 +355,14 @@ pub async fn read_update(
                     }
                 }
                 Ok(doc)
-            }) as Transform)
+            }) as Transform;
+            Ok((transform, ignored))
         }
-        UpdateKind::Patch => Ok(patch_transform(parse_patch(&b, 1000)?, rt)),
+        UpdateKind::Patch => {
+            let ops = parse_patch(&b, 1000)?;
+            let ignored = tandem_scim::patch::ignored_in_patch(rt, &ops);
+            Ok((patch_transform(ops, rt), ignored))
+        }
     });
     transform.map_err(|e| refused(state, ctx, rt.name(), Some(id), e))
 }

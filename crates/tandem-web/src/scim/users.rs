@@ -3,7 +3,7 @@
 use super::auth::ScimCaller;
 use super::dispatch::ResourceId;
 use super::request::{
-    json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
+    ignored_reasons, json_body, listed, projection, read_update, refused, ListParams, LogContext, Transform, UpdateKind,
 };
 use super::response::{check_if_match, if_match, meta, meta_text, not_modified, resource, resource_text, ScimFailure};
 use crate::state::AppState;
@@ -129,7 +129,9 @@ pub async fn create(
     let outcome = async {
         // A malformed projection is refused before anything is written.
         check_projection(RT, attributes.as_deref(), excluded.as_deref())?;
-        let doc = normalize(RT, json_body(&state, payload).await?)?;
+        let body = json_body(&state, payload).await?;
+        let ignored = tandem_scim::resource::ignored_attributes(RT, &body);
+        let doc = normalize(RT, body)?;
         let now = state.clock.now();
         // The stored text and the answer are written in one pass: a new user
         // is version 1, created and modified now, under an id chosen here.
@@ -147,10 +149,12 @@ pub async fn create(
             .store
             .write_small(move |c| match users::insert_written(c, &conn, id, &doc, text, now) {
                 Ok(row) => {
-                    logs::insert(
-                        c,
-                        &[log.entry(now, "create", Some("User"), Some(&row.id), Some(&row.user_name), 201, None)],
-                    )?;
+                    let mut entry =
+                        log.entry(now, "create", Some("User"), Some(&row.id), Some(&row.user_name), 201, None);
+                    if !ignored.is_empty() {
+                        entry.reasons = tandem_scim::to_text(&Value::Array(ignored_reasons(&ignored).collect()));
+                    }
+                    logs::insert(c, &[entry])?;
                     Ok((row, doc))
                 }
                 // Failing the transaction rolls it back on both backends.
@@ -298,7 +302,7 @@ async fn update(
     ctx: &LogContext,
     id: &str,
     if_match: Option<String>,
-    transform: Transform,
+    (transform, ignored): (Transform, Vec<String>),
     (attributes, excluded): (Option<String>, Option<String>),
 ) -> Result<HttpResponse, ScimFailure> {
     check_projection(RT, attributes.as_deref(), excluded.as_deref())
@@ -332,9 +336,11 @@ async fn update(
                 }
             };
             let mut entry = log.entry(now, op, Some("User"), Some(&row.id), Some(&row.user_name), 200, None);
-            if op != "skip" {
-                entry.reasons =
-                    tandem_scim::to_text(&Value::Array(tandem_scim::resource::changed_attributes(&stored, &next)));
+            let mut reasons =
+                if op == "skip" { Vec::new() } else { tandem_scim::resource::changed_attributes(&stored, &next) };
+            reasons.extend(ignored_reasons(&ignored));
+            if !reasons.is_empty() {
+                entry.reasons = tandem_scim::to_text(&Value::Array(reasons));
             }
             logs::insert(c, &[entry])?;
             let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
@@ -358,8 +364,8 @@ pub async fn replace(
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
-    let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), transform, projection(&query)).await
+    let (transform, ignored) = read_update(&state, &ctx, RT, &id, UpdateKind::Replace, payload).await?;
+    update(&state, &ctx, &id, if_match(&req), (transform, ignored), projection(&query)).await
 }
 
 /// `PATCH /Users/{id}`: RFC 7644 §3.5.2 with what Entra and Okta send.
@@ -372,8 +378,8 @@ pub async fn patch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ScimFailure> {
     let ctx = LogContext::new(&req, &caller.connection_id);
-    let transform = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
-    update(&state, &ctx, &id, if_match(&req), transform, projection(&query)).await
+    let (transform, ignored) = read_update(&state, &ctx, RT, &id, UpdateKind::Patch, payload).await?;
+    update(&state, &ctx, &id, if_match(&req), (transform, ignored), projection(&query)).await
 }
 
 /// `DELETE /Users/{id}`: gone from SCIM reads; a tombstone stays so a later
