@@ -471,26 +471,31 @@ async fn a_connections_patch_does_not_wait_for_group_writes_under_it() {
     assert_eq!(body["unknown_group_members"], "ignore", "{body}");
 }
 
+/// `/metrics`, read every 15 s (advance the clock past it).
+async fn metrics_text(app: &TestApp) -> String {
+    app.clock.advance(chrono::Duration::seconds(16));
+    app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap()
+}
+
 /// Each key says when it last authenticated a request (to the minute), so
 /// that after a rotation an admin sees whether the IdP moved to the new
-/// key; and `/metrics` has each connection's key expiry and last use, to
-/// alert on before the IdP's provisioning fails.
+/// key; with `server.metrics_per_connection`, `/metrics` has each
+/// connection's key expiry and last use, to alert on before the IdP's
+/// provisioning fails.
 #[tokio::test]
 async fn a_keys_last_use_is_recorded_to_the_minute_and_exported_with_its_expiry() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_adjusted(|s| s.server.metrics_per_connection = true).await;
     // A quote and a backslash in a customer ID stay inside its label.
     let customer = format!("{}\"q\\b", unique("used"));
     let created = app.create_scim_connection(&customer).await;
     let id = created["scim_connection_id"].as_str().unwrap().to_string();
     assert_eq!(created["api_key_last_used_at"], serde_json::Value::Null);
-    let metrics =
-        || async { app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap() };
     let labels = format!(
         "{{scim_connection_id=\"{id}\",customer_id=\"{}\"}}",
         customer.replace('\\', "\\\\").replace('"', "\\\"")
     );
     let expires = chrono::DateTime::parse_from_rfc3339(created["api_key_expires_at"].as_str().unwrap()).unwrap();
-    let text = metrics().await;
+    let text = metrics_text(&app).await;
     assert!(
         text.contains(&format!("tandem_scim_api_key_expiry_timestamp_seconds{labels} {}", expires.timestamp())),
         "{labels}\n{text}"
@@ -505,13 +510,13 @@ async fn a_keys_last_use_is_recorded_to_the_minute_and_exported_with_its_expiry(
     };
     assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
     let first = last_used().await.expect("recorded at the first use");
-    let text = metrics().await;
+    let text = metrics_text(&app).await;
     assert!(
         text.contains(&format!("tandem_scim_api_key_last_used_timestamp_seconds{labels} {}", first.timestamp())),
         "{text}"
     );
     // Within the minute, a use is not written again (authentication stays a read) ...
-    app.clock.advance(chrono::Duration::seconds(30));
+    app.clock.advance(chrono::Duration::seconds(14));
     assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
     assert_eq!(last_used().await, Some(first));
     // ... after it, it is.
@@ -520,7 +525,8 @@ async fn a_keys_last_use_is_recorded_to_the_minute_and_exported_with_its_expiry(
     let second = last_used().await.unwrap();
     assert!(second - first >= chrono::Duration::seconds(90), "{first} {second}");
 
-    // After a rotation: the old key's last use is listed with its grace, the new key is not used yet.
+    // After a rotation: the old key's last use is listed with its grace, the
+    // new key is not used yet, and the connection's last use is the old key's.
     let (status, rotated) =
         app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({"grace_period_hours": 24})).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
@@ -529,10 +535,66 @@ async fn a_keys_last_use_is_recorded_to_the_minute_and_exported_with_its_expiry(
     assert_eq!(previous["api_key_prefix"], created["api_key_prefix"]);
     assert_eq!(previous["valid_until"], rotated["previous_keys_valid_until"][0]);
     assert_eq!(chrono::DateTime::parse_from_rfc3339(previous["last_used_at"].as_str().unwrap()).unwrap(), second);
+    let text = metrics_text(&app).await;
+    assert!(
+        text.contains(&format!("tandem_scim_api_key_last_used_timestamp_seconds{labels} {}", second.timestamp())),
+        "the series stays through a rotation: {text}"
+    );
     let new_key = Scim { key: rotated["scim_api_key"].as_str().unwrap().to_string(), ..scim.clone() };
     assert_eq!(new_key.get("/Users").await.status, StatusCode::OK);
     assert!(last_used().await.is_some(), "the IdP moved to the new key");
-    // The connection's answer never holds a key.
+    // The connection's answer holds neither key nor any key's hash.
     let (_, fetched) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
-    assert!(!fetched.to_string().contains(&new_key.key));
+    for key in [&new_key.key, &scim.key] {
+        assert!(!fetched.to_string().contains(key.as_str()));
+        assert!(!fetched.to_string().contains(&tandem_core::keys::hash_key(key)), "{fetched}");
+    }
+}
+
+/// By default `/metrics` names no connection or customer (it needs no key,
+/// and the customer IDs are the app's customer list): SCIM keys are counted
+/// by warning level, with the connections never used and those whose IdP
+/// still sends a key a rotation left working.
+#[tokio::test]
+async fn metrics_count_scim_keys_without_naming_customers() {
+    let app = TestApp::spawn_on_own_database().await;
+    let count = |text: &str, series: &str| -> i64 {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{series} "))).unwrap_or_else(|| panic!("{series}: {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let customer = unique("secret-customer-name");
+    let created = app.create_scim_connection(&customer).await;
+    let (_, soon) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": unique("soon"), "api_key_ttl_days": 3})).await;
+    let text = metrics_text(&app).await;
+    assert!(!text.contains(&customer) && !text.contains(created["scim_connection_id"].as_str().unwrap()), "{text}");
+    assert!(!text.contains("tandem_scim_api_key_expiry_timestamp_seconds{"), "{text}");
+    assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"ok\"}"), 1, "{text}");
+    assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"critical\"}"), 1, "{text}");
+    assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"expired\"}"), 0, "{text}");
+    assert_eq!(count(&text, "tandem_scim_connections_never_used"), 2);
+    assert_eq!(count(&text, "tandem_scim_connections_on_previous_key"), 0);
+
+    let scim = app.scim_of(&created);
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    let id = created["scim_connection_id"].as_str().unwrap();
+    let (_, rotated) = app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({})).await;
+    // The IdP still sends the old key (cached for a few seconds: the clock moves past that).
+    app.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    let text = metrics_text(&app).await;
+    assert_eq!(count(&text, "tandem_scim_connections_never_used"), 1, "{text}");
+    assert_eq!(count(&text, "tandem_scim_connections_on_previous_key"), 1, "{text}");
+    // Once it sends the new one, it is no longer on the old key.
+    app.clock.advance(chrono::Duration::seconds(61));
+    let new_key = Scim { key: rotated["scim_api_key"].as_str().unwrap().to_string(), ..scim.clone() };
+    assert_eq!(new_key.get("/Users").await.status, StatusCode::OK);
+    let text = metrics_text(&app).await;
+    assert_eq!(count(&text, "tandem_scim_connections_on_previous_key"), 0, "{text}");
+    // Three days on, the short-lived key has expired.
+    app.clock.advance(chrono::Duration::days(3));
+    let text = metrics_text(&app).await;
+    assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"expired\"}"), 1, "{text}");
+    assert!(soon["scim_connection_id"].is_string());
 }

@@ -21,6 +21,22 @@ pub enum KeyWarningLevel {
     Expired,
 }
 
+impl KeyWarningLevel {
+    /// Every level, in order.
+    pub const ALL: [KeyWarningLevel; 4] =
+        [KeyWarningLevel::Ok, KeyWarningLevel::Warning, KeyWarningLevel::Critical, KeyWarningLevel::Expired];
+
+    /// The level as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyWarningLevel::Ok => "ok",
+            KeyWarningLevel::Warning => "warning",
+            KeyWarningLevel::Critical => "critical",
+            KeyWarningLevel::Expired => "expired",
+        }
+    }
+}
+
 /// The warning level for a key expiring at `expires_at`, seen at `now`.
 pub fn warning_level(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> KeyWarningLevel {
     match expires_at {

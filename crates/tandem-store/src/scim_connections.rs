@@ -322,31 +322,60 @@ pub fn record_key_use(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) ->
     Ok(())
 }
 
-/// A connection's current key as the metrics show it.
+/// A connection's keys as the metrics show them.
 #[derive(Clone, Debug)]
 pub struct KeySummary {
     pub scim_connection_id: String,
     pub customer_id: String,
+    /// The current key's expiry (`None`: it never expires, or there is no current key).
     pub expires_at: Option<i64>,
-    pub last_used_at: Option<i64>,
+    /// The current key's last use.
+    pub current_used_at: Option<i64>,
+    /// The latest use of a key a rotation left working.
+    pub previous_used_at: Option<i64>,
 }
 
-/// Every connection with its current key (the newest not rotated out), in
-/// connection order; a connection without one is left out.
-pub fn key_summaries(conn: &mut AnyConnection) -> Result<Vec<KeySummary>, StoreError> {
-    type Row = (String, String, String, Option<i64>, Option<i64>);
+impl KeySummary {
+    /// The connection's latest use of a key that still works.
+    pub fn last_used_at(&self) -> Option<i64> {
+        self.current_used_at.max(self.previous_used_at)
+    }
+
+    /// Whether the IdP still sends a key a rotation left working, and has
+    /// not sent the current one since: it fails when the grace ends.
+    pub fn on_previous_key(&self) -> bool {
+        self.previous_used_at.is_some_and(|p| self.current_used_at.is_none_or(|c| p > c))
+    }
+}
+
+/// Every connection with its keys that still work at `now` (the current
+/// one, the newest not rotated out, and those in a rotation's grace), in
+/// connection order; a connection without such a key is left out.
+pub fn key_summaries(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<Vec<KeySummary>, StoreError> {
+    type Row = (String, String, Option<i64>, Option<i64>, Option<i64>);
     let rows: Vec<Row> = k::scim_api_keys
         .inner_join(s::scim_connections)
-        .filter(k::retired_at.is_null())
-        .order((s::id.asc(), k::id.desc()))
-        .select((s::id, s::customer_id, k::id, k::expires_at, k::last_used_at))
+        .filter(k::retired_at.is_null().or(k::retired_at.gt(micros(now))))
+        .order((s::id.asc(), k::retired_at.is_not_null().asc(), k::id.desc()))
+        .select((s::id, s::customer_id, k::expires_at, k::retired_at, k::last_used_at))
         .load(conn)?;
     let mut out: Vec<KeySummary> = Vec::new();
-    for (connection, customer_id, _, expires_at, last_used_at) in rows {
-        if out.last().is_some_and(|l| l.scim_connection_id == connection) {
-            continue;
+    for (connection, customer_id, expires_at, retired_at, used_at) in rows {
+        match out.last_mut().filter(|l| l.scim_connection_id == connection) {
+            // The connection's first row is its current key, when it has one.
+            None => out.push(KeySummary {
+                scim_connection_id: connection,
+                customer_id,
+                expires_at: if retired_at.is_none() { expires_at } else { None },
+                current_used_at: if retired_at.is_none() { used_at } else { None },
+                previous_used_at: if retired_at.is_some() { used_at } else { None },
+            }),
+            Some(summary) => {
+                if retired_at.is_some() {
+                    summary.previous_used_at = summary.previous_used_at.max(used_at);
+                }
+            }
         }
-        out.push(KeySummary { scim_connection_id: connection, customer_id, expires_at, last_used_at });
     }
     Ok(out)
 }

@@ -1,6 +1,9 @@
 //! Prometheus metrics: request counts and latencies by route pattern, and
-//! the middleware that records them; and, read from the database at each
-//! scrape, when each SCIM connection's key expires and was last used.
+//! the middleware that records them; and, read from the database at most
+//! every [`KEYS_READ_EVERY_SECS`], the SCIM keys: counts by warning level,
+//! connections never used or still on a rotated-out key, and with
+//! `server.metrics_per_connection` when each connection's key expires and
+//! was last used.
 
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -14,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::time::Instant;
+use tandem_core::scim_connection::{warning_level, KeyWarningLevel};
+use tandem_store::scim_connections::KeySummary;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -25,6 +30,11 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LevelLabels {
+    warning_level: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,12 +65,21 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    keys_by_level: Family<LevelLabels, Gauge>,
+    never_used: Gauge,
+    on_previous_key: Gauge,
     key_expiry: Family<ConnectionLabels, Gauge>,
     key_last_used: Family<ConnectionLabels, Gauge>,
-    /// Held while the key gauges are filled and the registry encoded, so
-    /// that one scrape does not empty them under another.
-    scrape: std::sync::Mutex<()>,
+    /// When the SCIM keys were last read, held while the key gauges are
+    /// filled and the registry encoded, so that one scrape does not empty
+    /// them under another.
+    keys_read: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
+
+/// How often a scrape reads the SCIM keys from the database; scrapes in
+/// between answer the gauges as last read (`/metrics` needs no key, and a
+/// flood of it must not keep the database busy).
+pub const KEYS_READ_EVERY_SECS: u64 = 15;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -71,19 +90,49 @@ impl Default for Metrics {
         });
         registry.register("http_requests", "HTTP requests by method, route pattern and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
+        let keys_by_level = Family::<LevelLabels, Gauge>::default();
+        registry.register(
+            "scim_api_keys",
+            "SCIM connections by their current API key's warning level (ok, warning: < 30 days left, critical: < 7, \
+             expired)",
+            keys_by_level.clone(),
+        );
+        let (never_used, on_previous_key) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "scim_connections_never_used",
+            "SCIM connections none of whose working API keys ever authenticated a request",
+            never_used.clone(),
+        );
+        registry.register(
+            "scim_connections_on_previous_key",
+            "SCIM connections whose IdP last used a key a rotation left working, not the current one: it fails when \
+             the grace period ends",
+            on_previous_key.clone(),
+        );
         let (key_expiry, key_last_used) = (Family::default(), Family::default());
         registry.register(
             "scim_api_key_expiry_timestamp_seconds",
-            "When each SCIM connection's current API key expires, in Unix seconds (no series: it never expires)",
+            "With server.metrics_per_connection: when each SCIM connection's current API key expires, in Unix \
+             seconds (no series: it never expires)",
             key_expiry.clone(),
         );
         registry.register(
             "scim_api_key_last_used_timestamp_seconds",
-            "When each SCIM connection's current API key last authenticated a request, in Unix seconds to the minute \
-             (no series: never used)",
+            "With server.metrics_per_connection: when each SCIM connection's working API keys last authenticated a \
+             request, in Unix seconds to the minute (no series: never used)",
             key_last_used.clone(),
         );
-        Metrics { registry, requests, latency, key_expiry, key_last_used, scrape: std::sync::Mutex::new(()) }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            keys_by_level,
+            never_used,
+            on_previous_key,
+            key_expiry,
+            key_last_used,
+            keys_read: std::sync::Mutex::new(None),
+        }
     }
 }
 
@@ -174,30 +223,34 @@ pub async fn track(
 }
 
 /// `GET /metrics` in the Prometheus text format. The SCIM key gauges are
-/// read from the database for each scrape (one query); when it cannot be
-/// read they are left out, and the request metrics are still answered.
+/// read from the database (one query) when they are older than
+/// [`KEYS_READ_EVERY_SECS`]; when it cannot be read they are left out, and
+/// the request metrics are still answered.
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
-    let keys = state.store.read(tandem_store::scim_connections::key_summaries).await;
     let m = &state.metrics;
-    let _scrape = m.scrape.lock().unwrap_or_else(|p| p.into_inner());
-    m.key_expiry.clear();
-    m.key_last_used.clear();
+    let now = state.clock.now();
+    // Read again when due, or when the clock went back.
+    let due = m.keys_read.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|at| {
+        let age = now - at;
+        age < chrono::Duration::zero() || age >= chrono::Duration::seconds(KEYS_READ_EVERY_SECS as i64)
+    });
+    let keys = if due {
+        Some(state.store.read(move |c| tandem_store::scim_connections::key_summaries(c, now)).await)
+    } else {
+        None
+    };
+    let mut keys_read = m.keys_read.lock().unwrap_or_else(|p| p.into_inner());
     match keys {
-        Ok(keys) => {
-            for k in keys {
-                let labels = ConnectionLabels {
-                    scim_connection_id: label_value(&k.scim_connection_id),
-                    customer_id: label_value(&k.customer_id),
-                };
-                if let Some(at) = k.expires_at {
-                    m.key_expiry.get_or_create(&labels).set(at.div_euclid(1_000_000));
-                }
-                if let Some(at) = k.last_used_at {
-                    m.key_last_used.get_or_create(&labels).set(at.div_euclid(1_000_000));
-                }
-            }
+        None => {}
+        Some(Ok(keys)) => {
+            *keys_read = Some(now);
+            fill_key_gauges(m, &keys, now, state.settings.metrics_per_connection);
         }
-        Err(e) => tracing::warn!(error = %e, "metrics: the SCIM keys could not be read"),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: the SCIM keys could not be read");
+            *keys_read = None;
+            clear_key_gauges(m);
+        }
     }
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &m.registry) {
@@ -205,5 +258,43 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out)
         }
         Err(_) => HttpResponse::ServiceUnavailable().body("metrics could not be encoded"),
+    }
+}
+
+fn clear_key_gauges(m: &Metrics) {
+    m.keys_by_level.clear();
+    m.key_expiry.clear();
+    m.key_last_used.clear();
+    m.never_used.set(0);
+    m.on_previous_key.set(0);
+}
+
+fn fill_key_gauges(m: &Metrics, keys: &[KeySummary], now: chrono::DateTime<chrono::Utc>, per_connection: bool) {
+    clear_key_gauges(m);
+    // Every level has a series (0 included), so an alert on one has something to read.
+    for level in KeyWarningLevel::ALL {
+        m.keys_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).set(0);
+    }
+    for k in keys {
+        let level = warning_level(k.expires_at.map(tandem_store::from_micros), now);
+        m.keys_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
+        if k.last_used_at().is_none() {
+            m.never_used.inc();
+        }
+        if k.on_previous_key() {
+            m.on_previous_key.inc();
+        }
+        if per_connection {
+            let labels = ConnectionLabels {
+                scim_connection_id: label_value(&k.scim_connection_id),
+                customer_id: label_value(&k.customer_id),
+            };
+            if let Some(at) = k.expires_at {
+                m.key_expiry.get_or_create(&labels).set(at.div_euclid(1_000_000));
+            }
+            if let Some(at) = k.last_used_at() {
+                m.key_last_used.get_or_create(&labels).set(at.div_euclid(1_000_000));
+            }
+        }
     }
 }

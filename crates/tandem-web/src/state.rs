@@ -83,6 +83,8 @@ pub struct WebSettings {
     /// With an admin listener (`server.admin_bind`), the main one: it
     /// serves SCIM and the health checks only (see [`crate::listeners`]).
     pub public_listener: Option<std::net::SocketAddr>,
+    /// `server.metrics_per_connection`: `/metrics` names each SCIM connection.
+    pub metrics_per_connection: bool,
 }
 
 impl WebSettings {

@@ -180,6 +180,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         userinfo: settings.oidc.userinfo,
         post_login_redirect_origins: settings.oidc.post_login_redirect_origins.clone(),
         public_listener: admin_addr.map(|_| addr),
+        metrics_per_connection: settings.server.metrics_per_connection,
     };
     let extra_roots = match &settings.oidc.ca_file {
         Some(path) => tandem_oidc::read_ca_file(path).map_err(anyhow::Error::msg)?,

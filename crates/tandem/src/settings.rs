@@ -36,6 +36,10 @@ pub struct Server {
     pub public_url: String,
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// `/metrics` names each SCIM connection (and its customer ID) in
+    /// series of its own; off, it gives counts only.
+    #[serde(default)]
+    pub metrics_per_connection: bool,
 }
 
 #[derive(Clone, Deserialize, Serialize)]
