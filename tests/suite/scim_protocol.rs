@@ -1245,9 +1245,17 @@ async fn management_user_list_filters_and_lists_deleted_users_on_request() {
     let a = scim.create_user(body).await;
     let b = scim.create_user(user("filter.b@acme.com")).await;
     let c = scim.create_user(user("filter.c@acme.com")).await;
+    let group = |name: &str| {
+        let scim = &scim;
+        let body = json!({"displayName": name, "members": [{"value": a}]});
+        async move { scim.post("/Groups", body).await.body["id"].as_str().unwrap().to_string() }
+    };
+    let (admins, staff) = (group("Admins").await, group("Staff").await);
     // What changes from here on is an hour later.
     app.clock.advance(chrono::Duration::hours(1));
     let since = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let removed = patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}]));
+    assert_eq!(scim.patch(&format!("/Groups/{admins}"), removed).await.status.as_u16() / 100, 2);
     assert_eq!(
         scim.patch(&format!("/Users/{b}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}])))
             .await
@@ -1285,10 +1293,23 @@ async fn management_user_list_filters_and_lists_deleted_users_on_request() {
     for u in &all {
         assert_eq!(u.get("deleted_at").is_some(), u["id"] == c.as_str(), "{u}");
     }
+    // Deleted while active: listed, and counted, as not active.
+    let deleted = all.iter().find(|u| u["id"] == c.as_str()).unwrap();
+    assert_eq!(deleted["active"], false, "{deleted}");
+    assert_eq!(ids(&list("?active=false&include_deleted=true").await), sorted(vec![b.clone(), c.clone()]));
+    assert_eq!(ids(&list("?active=true&include_deleted=true").await), [a.as_str()]);
     // A poller's question: who changed since I last looked, deletions included.
     let changed = list(&format!("?updated_since={since}&include_deleted=true")).await;
     assert_eq!(ids(&changed), sorted(vec![b.clone(), c.clone()]));
     assert_eq!(ids(&list(&format!("?updated_since={since}")).await), [b.as_str()]);
+    // A membership change dates the group, not its members: a poller reads the groups too.
+    let (status, groups) =
+        app.get(&format!("/api/v1/scim-connections/{}/groups?updated_since={since}", scim.connection_id)).await;
+    assert_eq!(status, StatusCode::OK, "{groups}");
+    assert_eq!(ids(groups["data"].as_array().unwrap()), [admins.as_str()], "not {staff}: {groups}");
+    let (status, body) =
+        app.get(&format!("/api/v1/scim-connections/{}/groups?updated_since=soon", scim.connection_id)).await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["updated_since".to_string()]));
     assert_eq!(ids(&list("?include_deleted=true&limit=1").await).len(), 1);
 
     for (query, field) in [
@@ -1320,6 +1341,9 @@ async fn management_lists_refuse_query_parameters_they_do_not_take() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(invalid_fields(&body), [field], "{body}");
         assert!(body.to_string().contains(takes), "{path}: the answer names what the endpoint takes: {body}");
+        if takes.contains("after") != body.to_string().contains("after") {
+            panic!("{path}: a list kept newest first does not take after: {body}");
+        }
     }
     // What they do take still works.
     let (status, _) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={conn}&limit=5")).await;

@@ -478,6 +478,7 @@ pub fn list(
     connection: &str,
     after: Option<&str>,
     limit: i64,
+    updated_since: Option<i64>,
 ) -> Result<Vec<ScimGroupRow>, StoreError> {
     let mut q = g::scim_groups
         .filter(g::scim_connection_id.eq(connection))
@@ -487,6 +488,10 @@ pub fn list(
         .into_boxed();
     if let Some(after) = after {
         q = q.filter(g::id.gt(after.to_string()));
+    }
+    // Changed (created, renamed, members added or removed) since then.
+    if let Some(since) = updated_since {
+        q = q.filter(g::updated_at.ge(since));
     }
     Ok(q.load(conn)?)
 }

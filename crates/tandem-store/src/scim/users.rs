@@ -722,8 +722,11 @@ pub fn list(conn: &mut AnyConnection, connection: &str, query: &UserListQuery) -
     if let Some(after) = &query.after {
         q = q.filter(u::id.gt(after.clone()));
     }
-    if let Some(active) = query.active {
-        q = q.filter(u::active.eq(active));
+    // A deleted user is not active, whatever it was when deleted.
+    match query.active {
+        Some(true) => q = q.filter(u::active.eq(true).and(u::deleted_at.is_null())),
+        Some(false) => q = q.filter(u::active.eq(false).or(u::deleted_at.is_not_null())),
+        None => {}
     }
     if let Some(name) = &query.user_name {
         q = q.filter(u::user_name_lower.eq(name.to_lowercase()));

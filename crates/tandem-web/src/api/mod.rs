@@ -118,16 +118,15 @@ pub(crate) fn newest_first_page(
     what: &str,
     filters: &[&str],
 ) -> Result<i64, crate::error::ApiError> {
-    let known: Vec<&str> = filters.iter().copied().chain(["before", "limit", "after"]).collect();
-    known_params(query, &known)?;
-    let (after, limit) = page(query, &known)?;
-    if after.is_some() {
+    if query.contains_key("after") {
         return Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
             field: "after".into(),
             message: format!("{what} are listed newest first: page with before=<next_cursor>"),
         }]));
     }
-    Ok(limit)
+    let known: Vec<&str> = filters.iter().copied().chain(["before", "limit"]).collect();
+    known_params(query, &known)?;
+    limit(query)
 }
 
 /// Reads the parameter `name`, `true` or `false`; another value is added to `errors`.
@@ -175,17 +174,19 @@ pub(crate) fn page(
 ) -> Result<(Option<String>, i64), crate::error::ApiError> {
     let known: Vec<&str> = filters.iter().copied().chain(["after", "limit"]).collect();
     known_params(query, &known)?;
-    let limit = match query.get("limit") {
-        None => 50,
+    Ok((query.get("after").cloned(), limit(query)?))
+}
+
+/// Reads `limit`: 1–100, default 50.
+fn limit(query: &std::collections::HashMap<String, String>) -> Result<i64, crate::error::ApiError> {
+    match query.get("limit") {
+        None => Ok(50),
         Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                return Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                    field: "limit".into(),
-                    message: format!("must be an integer from 1 to 100, got {l:?}"),
-                }]))
-            }
+            Ok(n) if (1..=100).contains(&n) => Ok(n),
+            _ => Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                field: "limit".into(),
+                message: format!("must be an integer from 1 to 100, got {l:?}"),
+            }])),
         },
-    };
-    Ok((query.get("after").cloned(), limit))
+    }
 }

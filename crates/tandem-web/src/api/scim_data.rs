@@ -48,7 +48,8 @@ fn user_list_query(query: &HashMap<String, String>) -> Result<UserListQuery, Api
 /// `GET /api/v1/scim-connections/{id}/users?active=&user_name=&external_id=&updated_since=&include_deleted=&after=&limit=`
 ///
 /// A deleted user (listed with `include_deleted=true`) carries
-/// `deleted_at`; its `meta.lastModified` is when it was deleted.
+/// `deleted_at` and `active: false`, whatever it was when deleted; its
+/// `meta.lastModified` is when it was deleted.
 pub async fn list_users(
     state: web::Data<AppState>,
     _c: Caller,
@@ -74,6 +75,7 @@ pub async fn list_users(
                 crate::scim::render_user(&state, r, Some(groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[])));
             if let (Some(at), Some(doc)) = (r.deleted_at, user.as_object_mut()) {
                 doc.insert("deleted_at".into(), json!(format_time(from_micros(at))));
+                doc.insert("active".into(), json!(false));
             }
             user
         })
@@ -106,7 +108,7 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(crate::scim::render_user(&state, &row, Some(&g))))
 }
 
-/// `GET /api/v1/scim-connections/{id}/groups`
+/// `GET /api/v1/scim-connections/{id}/groups?updated_since=&after=&limit=`
 pub async fn list_groups(
     state: web::Data<AppState>,
     _c: Caller,
@@ -114,13 +116,18 @@ pub async fn list_groups(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let (after, limit) = super::page(&query, &[])?;
+    let (after, limit) = super::page(&query, &["updated_since"])?;
+    let mut errors = Vec::new();
+    let updated_since = super::time_param(&query, "updated_since", &mut errors).map(tandem_store::micros);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid_fields(errors));
+    }
     require_connection(&state, &id).await?;
     let conn = id.clone();
     let (rows, members) = state
         .store
         .read(move |c| {
-            let rows = groups::list(c, &conn, after.as_deref(), limit)?;
+            let rows = groups::list(c, &conn, after.as_deref(), limit, updated_since)?;
             let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             Ok((rows, groups::members_of(c, &ids)?))
         })

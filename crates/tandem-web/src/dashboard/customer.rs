@@ -88,7 +88,7 @@ pub async fn render(
                 us = users::list(c, &conn.id, &users::UserListQuery { limit: 50, ..Default::default() })?;
                 let ids: Vec<String> = us.iter().map(|u| u.id.clone()).collect();
                 ug = users::groups_of(c, &ids)?;
-                let grs = groups::list(c, &conn.id, None, 50)?;
+                let grs = groups::list(c, &conn.id, None, 50, None)?;
                 let gids: Vec<String> = grs.iter().map(|g| g.id.clone()).collect();
                 let members = groups::members_of(c, &gids)?;
                 gs = grs
