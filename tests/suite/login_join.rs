@@ -720,6 +720,19 @@ async fn an_entra_email_is_unverified_by_xms_edov_or_when_only_userinfo_gives_it
     let (status, body) = login(&app, &op, &customer, with(json!({"email": null}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!((&body["email"], &body["email_verified"]), (&json!("alice@contoso.com"), &json!(false)), "{body}");
+    // An unverified email passes no allowlist, whatever the strategy; the
+    // client's accept_unverified_email lets it through again.
+    let client = format!("/api/v1/oidc-clients/{}", id.as_str().unwrap());
+    assert_eq!(app.patch(&client, json!({"email_domain_allowlist": ["contoso.com"]})).await.0, StatusCode::OK);
+    let (status, body) = login(&app, &op, &customer, with(json!({"email": null}))).await;
+    assert_eq!(
+        (status, &body["error"]["type"]),
+        (StatusCode::FORBIDDEN, &json!("LoginBlockedByEmailAllowlist")),
+        "{body}"
+    );
+    assert_eq!(app.patch(&client, json!({"accept_unverified_email": true})).await.0, StatusCode::OK);
+    let (status, body) = login(&app, &op, &customer, with(json!({"email": null}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // A Generic IdP's email from userinfo is taken as its IdP says.
     let generic = unique("generic-userinfo");
     stub_client(&app, &op, &generic, "Generic", Some("OidcEmailToScimUsername")).await;
