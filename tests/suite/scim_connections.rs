@@ -598,3 +598,24 @@ async fn metrics_count_scim_keys_without_naming_customers() {
     assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"expired\"}"), 1, "{text}");
     assert!(soon["scim_connection_id"].is_string());
 }
+
+/// A rotated-out key works until its grace ends or it expires, whichever
+/// comes first, and the connection says so.
+#[tokio::test]
+async fn a_previous_key_is_valid_until_its_grace_or_its_expiry_whichever_comes_first() {
+    let app = TestApp::spawn().await;
+    let (_, created) =
+        app.post("/api/v1/scim-connections", json!({"customer_id": unique("short"), "api_key_ttl_days": 1})).await;
+    let id = created["scim_connection_id"].as_str().unwrap();
+    let (status, rotated) =
+        app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({"grace_period_hours": 48})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["previous_keys"][0]["valid_until"], created["api_key_expires_at"], "{rotated}");
+    assert_eq!(rotated["previous_keys_valid_until"][0], created["api_key_expires_at"]);
+    let old = app.scim_of(&created);
+    app.clock.advance(chrono::Duration::hours(25));
+    assert_eq!(old.get("/Users").await.status, StatusCode::UNAUTHORIZED, "expired in its grace");
+    let (_, now) = app.get(&format!("/api/v1/scim-connections/{id}")).await;
+    assert_eq!(now["previous_keys"], json!([]), "{now}");
+    assert_eq!(now["previous_keys_valid_until"], json!([]));
+}

@@ -31,6 +31,13 @@ fn ttl_days(ttl: KeyTtl, default_days: Option<u64>) -> Option<i64> {
 fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>, in_grace: &[ScimApiKeyRow]) -> Value {
     let now = state.clock.now();
     let expires = key.and_then(ScimApiKeyRow::expires);
+    // A rotated-out key works until its grace ends or it expires, whichever
+    // comes first; one that expired in its grace is listed no more.
+    let previous: Vec<(&ScimApiKeyRow, i64)> = in_grace
+        .iter()
+        .filter_map(|k| Some((k, k.retired_at?.min(k.expires_at.unwrap_or(i64::MAX)))))
+        .filter(|(_, until)| *until > tandem_store::micros(now))
+        .collect();
     json!({
         "scim_connection_id": row.id,
         "customer_id": row.customer_id,
@@ -41,10 +48,10 @@ fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>
         "api_key_expires_at": expires.map(format_time),
         "api_key_warning_level": warning_level(expires, now),
         "api_key_last_used_at": key.and_then(|k| k.last_used_at).map(|t| format_time(from_micros(t))),
-        "previous_keys_valid_until": in_grace.iter().filter_map(|k| k.retired_at.map(|t| format_time(from_micros(t)))).collect::<Vec<_>>(),
-        "previous_keys": in_grace.iter().map(|k| json!({
+        "previous_keys_valid_until": previous.iter().map(|(_, until)| format_time(from_micros(*until))).collect::<Vec<_>>(),
+        "previous_keys": previous.iter().map(|(k, until)| json!({
             "api_key_prefix": k.display_prefix,
-            "valid_until": k.retired_at.map(|t| format_time(from_micros(t))),
+            "valid_until": format_time(from_micros(*until)),
             "last_used_at": k.last_used_at.map(|t| format_time(from_micros(t))),
         })).collect::<Vec<_>>(),
         "created_at": format_time(from_micros(row.created_at)),
