@@ -423,6 +423,61 @@ async fn a_redirect_path_another_client_has_is_a_conflict() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Entra ID clients of one multi-tenant application (one client_id, whose
+/// registration holds at most 256 redirect URIs) may share its redirect
+/// path: every token endpoint among them is Microsoft's, so there is no
+/// IdP to mix a code up with. Anything else on that path is refused, and an
+/// edit that would make such a share unsafe too.
+#[tokio::test]
+async fn entra_clients_of_one_application_may_share_a_redirect_path() {
+    let app = TestApp::spawn().await;
+    let path = format!("/sso/callback/{}", unique("entra"));
+    let url = format!("https://app.example.com{path}");
+    let tenant = |n: u8| format!("00000000-0000-0000-0000-0000000000{n:02}");
+    let (vendor_app, other_app) = ("11111111-2222-3333-4444-555555555555", "99999999-8888-7777-6666-555555555555");
+    let entra = |customer: &str, tenant: String, client_id: &str| {
+        json!({"customer_id": customer, "redirect_url": url,
+               "idp": {"type": "MicrosoftEntra", "client_id": client_id, "client_secret": "entra-secret-0123456789",
+                       "tenant_id": tenant},
+               "verify": false})
+    };
+    let (status, first) = app.post("/api/v1/oidc-clients", entra(&unique("t1"), tenant(1), vendor_app)).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, second) = app.post("/api/v1/oidc-clients", entra(&unique("t2"), tenant(2), vendor_app)).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert!(second.get("warnings").is_none(), "{second}");
+
+    let mut refused = vec![
+        ("another application", entra(&unique("t3"), tenant(3), other_app)),
+        ("an Okta client", {
+            let mut okta = okta_client(&unique("okta"));
+            okta["redirect_url"] = json!(url);
+            okta
+        }),
+        ("an Entra client whose issuer is not Microsoft's", {
+            let mut elsewhere = entra(&unique("t4"), tenant(4), vendor_app);
+            elsewhere["idp"]["issuer"] = json!("https://idp.example.com/tenant");
+            elsewhere
+        }),
+    ];
+    for (what, body) in refused.drain(..) {
+        let (status, body) = app.post("/api/v1/oidc-clients", body).await;
+        assert_eq!(
+            (status, &body["error"]["type"]),
+            (StatusCode::CONFLICT, &json!("RedirectUrlInUse")),
+            "{what}: {body}"
+        );
+    }
+    // Moving one of the pair to another application on the shared path is refused; on a path of its own it is not.
+    let second_path = format!("/api/v1/oidc-clients/{}", second["oidc_client_id"].as_str().unwrap());
+    let (status, body) = app.patch(&second_path, json!({"idp": {"client_id": other_app}, "verify": false})).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::CONFLICT, &json!("RedirectUrlInUse")), "{body}");
+    let own = json!({"idp": {"client_id": other_app}, "redirect_url": format!("{url}/own"), "verify": false});
+    let (status, body) = app.patch(&second_path, own).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["idp"]["client_id"], other_app);
+}
+
 /// Clients that shared a path before it was required keep working and can
 /// still be edited; only a change of the path is checked.
 #[tokio::test]

@@ -25,6 +25,38 @@ pub fn is_google_issuer(issuer: &str) -> bool {
     issuer.trim_end_matches('/') == GOOGLE_ISSUER
 }
 
+/// Microsoft's sign-in hosts: the public cloud, US Government and China
+/// (21Vianet).
+const MICROSOFT_LOGIN_HOSTS: [&str; 4] = [
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.partner.microsoftonline.cn",
+    "login.chinacloudapi.cn",
+];
+
+/// Whether two clients may share a redirect path: both are Entra ID clients
+/// of one application (the same `client_id`: a vendor's multi-tenant app,
+/// whose registration holds at most 256 redirect URIs) whose issuers are
+/// Microsoft's own, each a tenant's. Every token endpoint among them is then
+/// Microsoft's, so a code cannot be sent to an IdP an attacker runs (the
+/// mix-up distinct paths prevent), and the ID token's tenant-specific `iss`
+/// still binds each login to its own tenant.
+pub fn may_share_redirect_path(a: (IdpType, &str, &str), b: (IdpType, &str, &str)) -> bool {
+    let microsoft = |issuer: &str| {
+        url::Url::parse(issuer).is_ok_and(|u| {
+            u.scheme() == "https"
+                && u.port().is_none()
+                && u.host_str().is_some_and(|h| MICROSOFT_LOGIN_HOSTS.contains(&h))
+        })
+    };
+    let ((type_a, client_a, issuer_a), (type_b, client_b, issuer_b)) = (a, b);
+    type_a == IdpType::MicrosoftEntra
+        && type_b == IdpType::MicrosoftEntra
+        && client_a == client_b
+        && microsoft(issuer_a)
+        && microsoft(issuer_b)
+}
+
 /// The `hd` authorization parameter of a Google client (see
 /// [`is_google_issuer`]) with an email allowlist: its one domain, or `*`
 /// (any Workspace account) for several. Google then offers only such
@@ -145,6 +177,26 @@ impl IdpLocation {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_entra_clients_of_one_application_on_microsofts_hosts_may_share_a_path() {
+        fn entra<'a>(client: &'a str, issuer: &'a str) -> (IdpType, &'a str, &'a str) {
+            (IdpType::MicrosoftEntra, client, issuer)
+        }
+        let (t1, t2) = ("https://login.microsoftonline.com/t1/v2.0", "https://login.microsoftonline.com/t2/v2.0");
+        assert!(may_share_redirect_path(entra("app", t1), entra("app", t2)));
+        assert!(may_share_redirect_path(entra("app", "https://login.microsoftonline.us/t/v2.0"), entra("app", t2)));
+        assert!(!may_share_redirect_path(entra("app", t1), entra("other", t2)), "another application");
+        assert!(!may_share_redirect_path(entra("app", t1), (IdpType::Generic, "app", t2)), "another type");
+        for not_microsoft in [
+            "https://idp.example/t/v2.0",
+            "http://login.microsoftonline.com/t/v2.0",
+            "https://login.microsoftonline.com:8443/t/v2.0",
+            "https://login.microsoftonline.com.evil.example/t/v2.0",
+        ] {
+            assert!(!may_share_redirect_path(entra("app", t1), entra("app", not_microsoft)), "{not_microsoft}");
+        }
+    }
 
     #[test]
     fn google_clients_with_an_allowlist_hint_their_workspace_domain() {

@@ -612,6 +612,43 @@ mod tests {
         assert_eq!((required("c1"), required("c2")), (Some(true), Some(false)));
     }
 
+    /// The start-up warning's shared paths: Entra clients of one application
+    /// on one path are not reported; two clients of any other kind are, even
+    /// with the same settings.
+    #[test]
+    fn paths_shared_by_one_entra_application_are_not_reported() {
+        let (store, _dir) = test_store_any_backend();
+        let (key, _) = tandem_core::secret::SecretKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let row = |id: &str, path: &str, idp: serde_json::Value| {
+            let spec = tandem_core::oidc_client::parse_create(
+                &serde_json::json!({"customer_id": id, "redirect_url": format!("https://app.example{path}"), "idp": idp}),
+                tandem_core::oidc_client::UrlPolicy::default(),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .spec;
+            oidc_clients::OidcClientRow::from_spec(id, &spec, &key, None, 0, chrono::DateTime::UNIX_EPOCH)
+        };
+        let entra = |tenant: &str| serde_json::json!({"type": "MicrosoftEntra", "client_id": "app-1", "client_secret": "s", "tenant_id": tenant});
+        let generic = serde_json::json!({"type": "Generic", "client_id": "c", "client_secret": "s", "issuer": "https://idp.example"});
+        let rows = [
+            row("e1", "/cb", entra("00000000-0000-0000-0000-000000000001")),
+            row("e2", "/cb", entra("00000000-0000-0000-0000-000000000002")),
+            row("g1", "/g", generic.clone()),
+            row("g2", "/g", generic),
+            row("alone", "/alone", entra("00000000-0000-0000-0000-000000000003")),
+        ];
+        store
+            .write_blocking(move |c| {
+                for r in &rows {
+                    oidc_clients::insert(c, r)?;
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shared = store.read_blocking(oidc_clients::shared_redirect_paths).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(shared, [("/g".to_string(), vec!["g1".to_string(), "g2".to_string()])]);
+    }
+
     /// PostgreSQL statements are cancelled after a minute, unless the URL
     /// (or the role, or the database) sets a timeout of its own; migrations
     /// run without one and leave it as it was.

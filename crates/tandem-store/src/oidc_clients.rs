@@ -258,7 +258,8 @@ fn customer_taken(customer_id: &str) -> StoreError {
 }
 
 /// The customer ID of another client whose redirect URL has the path of
-/// `row`'s, if any.
+/// `row`'s, if any, unless the two may share it (Entra ID clients of one
+/// multi-tenant application: [`tandem_core::idp::may_share_redirect_path`]).
 ///
 /// A login's callback is matched to its client by the `state` it carries,
 /// and checked against that client's redirect path. When two clients share
@@ -281,25 +282,54 @@ pub fn redirect_path_sharer(
         pg.batch_execute("LOCK TABLE oidc_clients IN SHARE ROW EXCLUSIVE MODE")?;
     }
     let path = tandem_core::oidc_client::redirect_path(&row.redirect_url);
-    let others: Vec<(String, String)> = c::oidc_clients
+    let others: Vec<PathHolder> = c::oidc_clients
         .filter(c::id.ne(&row.id))
-        .select((c::customer_id, c::redirect_url))
+        .select((c::customer_id, c::redirect_url, c::idp_type, c::client_id, c::issuer))
         .order(c::id.asc())
         .load(conn)?;
-    Ok(others.into_iter().find(|(_, url)| tandem_core::oidc_client::redirect_path(url) == path).map(|(c, _)| c))
+    let this = (row.idp_type.clone(), row.client_id.clone(), row.issuer.clone());
+    Ok(others
+        .into_iter()
+        .find(|(_, url, t, id, iss)| {
+            tandem_core::oidc_client::redirect_path(url) == path
+                && !may_share(&this, &(t.clone(), id.clone(), iss.clone()))
+        })
+        .map(|(customer, ..)| customer))
+}
+
+/// A client's customer ID, redirect URL, IdP type, client id and issuer.
+type PathHolder = (String, String, String, String, String);
+
+/// Whether clients of these (IdP type, client id, issuer) may share a redirect path.
+fn may_share(a: &(String, String, String), b: &(String, String, String)) -> bool {
+    match (a.0.parse::<tandem_core::idp::IdpType>(), b.0.parse::<tandem_core::idp::IdpType>()) {
+        (Ok(ta), Ok(tb)) => tandem_core::idp::may_share_redirect_path((ta, &a.1, &a.2), (tb, &b.1, &b.2)),
+        _ => false,
+    }
 }
 
 /// The redirect paths more than one client has, each with its clients'
 /// customer IDs (a start-up warning: shared paths allow the mix-up
 /// [`redirect_path_sharer`] describes).
 pub fn shared_redirect_paths(conn: &mut AnyConnection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-    let all: Vec<(String, String)> =
-        c::oidc_clients.select((c::customer_id, c::redirect_url)).order(c::id.asc()).load(conn)?;
-    let mut by_path: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
-    for (customer, url) in all {
-        by_path.entry(tandem_core::oidc_client::redirect_path(&url)).or_default().push(customer);
+    let all: Vec<PathHolder> = c::oidc_clients
+        .select((c::customer_id, c::redirect_url, c::idp_type, c::client_id, c::issuer))
+        .order(c::id.asc())
+        .load(conn)?;
+    type Holders = Vec<(String, (String, String, String))>;
+    let mut by_path: std::collections::BTreeMap<String, Holders> = std::collections::BTreeMap::new();
+    for (customer, url, t, id, iss) in all {
+        by_path.entry(tandem_core::oidc_client::redirect_path(&url)).or_default().push((customer, (t, id, iss)));
     }
-    Ok(by_path.into_iter().filter(|(_, customers)| customers.len() > 1).collect())
+    // A path is reported when two of its clients may not share it (Entra
+    // clients of one application may).
+    Ok(by_path
+        .into_iter()
+        .filter(|(_, holders)| {
+            holders.iter().enumerate().any(|(i, (_, a))| holders[i + 1..].iter().any(|(_, b)| !may_share(a, b)))
+        })
+        .map(|(path, holders)| (path, holders.into_iter().map(|(customer, _)| customer).collect()))
+        .collect())
 }
 
 /// What is wrong with a redirect path `customer`'s client has too.

@@ -249,9 +249,14 @@ pub async fn patch(
         let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
         let (old_strategy, old_required, read_at) =
-            (current.matching_strategy, current.scim_required, current.updated_at);
-        // Only a new path is checked: an edit of anything else leaves it as it is.
+            (current.matching_strategy.clone(), current.scim_required, current.updated_at);
+        // Only a new path is checked, or a new IdP on a path shared as
+        // Entra clients of one application may share it: an edit of
+        // anything else leaves it as it is.
         let new_path = redirect_path(&row.redirect_url) != redirect_path(&current.redirect_url);
+        let new_idp =
+            (&row.idp_type, &row.client_id, &row.issuer) != (&current.idp_type, &current.client_id, &current.issuer);
+        let before = current.clone();
         let new_customer = row.customer_id != current.customer_id;
         // A client renamed onto a customer with a SCIM connection is paired
         // now, unless the same PATCH says otherwise.
@@ -267,7 +272,14 @@ pub async fn patch(
                     repo::lock_customer(c, &row.customer_id)?;
                     repo::check_customer_free(c, &row.customer_id)?;
                 }
-                let sharer = if new_path { shared_path_check(c, &row, require)? } else { None };
+                let sharer = if new_path {
+                    shared_path_check(c, &row, require)?
+                } else if new_idp && repo::redirect_path_sharer(c, &before, false)?.is_none() {
+                    // Shared safely before the edit: it must stay so.
+                    shared_path_check(c, &row, require)?
+                } else {
+                    None
+                };
                 if pairs_if_connected {
                     row.scim_required = scim_connections::get_by_customer(c, &row.customer_id)?.is_some();
                 }
