@@ -580,6 +580,9 @@ async fn metrics_count_scim_keys_without_naming_customers() {
     assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
     let id = created["scim_connection_id"].as_str().unwrap();
     let (_, rotated) = app.post(&format!("/api/v1/scim-connections/{id}/rotate-key"), json!({})).await;
+    // Uses from before the rotation do not count.
+    let text = metrics_text(&app).await;
+    assert_eq!(count(&text, "tandem_scim_connections_on_previous_key"), 0, "{text}");
     // The IdP still sends the old key (cached for a few seconds: the clock moves past that).
     app.clock.advance(chrono::Duration::seconds(61));
     assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
@@ -592,10 +595,12 @@ async fn metrics_count_scim_keys_without_naming_customers() {
     assert_eq!(new_key.get("/Users").await.status, StatusCode::OK);
     let text = metrics_text(&app).await;
     assert_eq!(count(&text, "tandem_scim_connections_on_previous_key"), 0, "{text}");
-    // Three days on, the short-lived key has expired.
+    // Three days on, the short-lived key has expired, and the rotated-out
+    // key's grace has ended: the connection is not "never used" for that.
     app.clock.advance(chrono::Duration::days(3));
     let text = metrics_text(&app).await;
     assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"expired\"}"), 1, "{text}");
+    assert_eq!(count(&text, "tandem_scim_connections_never_used"), 1, "{text}");
     assert!(soon["scim_connection_id"].is_string());
 }
 

@@ -1203,12 +1203,21 @@ async fn the_provisioning_log_names_attributes_a_user_write_did_not_keep() {
     let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
     let entry = last(&page);
     assert_eq!(entry["operation"], "update", "{entry}");
-    assert_eq!(
-        entry["reasons"],
-        json!([{"attribute": "title", "reason": "added"},
-               {"attribute": format!("{custom}:role"), "reason": entry["reasons"][1]["reason"]}]),
-        "{entry}"
-    );
+    assert_eq!(entry["reasons"][0], json!({"attribute": "title", "reason": "added"}), "{entry}");
+    assert_eq!(entry["reasons"][1]["attribute"], format!("{custom}:role"), "{entry}");
+    assert!(entry["reasons"][1]["reason"].as_str().unwrap().starts_with("ignored: "), "{entry}");
+    assert_eq!(entry["reasons"].as_array().unwrap().len(), 2, "{entry}");
+
+    // However many unknown attributes a body holds, an entry names at most 50 and counts the rest.
+    let mut many = user("many@acme.com");
+    for i in 0..120 {
+        many[format!("unknown{i}")] = json!(i);
+    }
+    assert_eq!(scim.post("/Users", many).await.status, StatusCode::CREATED);
+    let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    let reasons = last(&page)["reasons"].as_array().unwrap().clone();
+    assert_eq!(reasons.len(), 51, "{reasons:?}");
+    assert!(reasons[50]["reason"].as_str().unwrap().ends_with(": 70 more"), "{:?}", reasons[50]);
 }
 
 #[tokio::test]

@@ -327,54 +327,53 @@ pub fn record_key_use(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) ->
 pub struct KeySummary {
     pub scim_connection_id: String,
     pub customer_id: String,
-    /// The current key's expiry (`None`: it never expires, or there is no current key).
+    /// The current key's expiry (`None`: it never expires).
     pub expires_at: Option<i64>,
-    /// The current key's last use.
-    pub current_used_at: Option<i64>,
-    /// The latest use of a key a rotation left working.
-    pub previous_used_at: Option<i64>,
+    /// The latest use of any of the connection's keys, current, rotated
+    /// out or expired: when its IdP last authenticated.
+    pub last_used_at: Option<i64>,
+    /// Whether the IdP still sends a key a rotation left working: one that
+    /// still works was used since the current key was issued, and the
+    /// current key not since. It fails when the grace period ends.
+    pub on_previous_key: bool,
 }
 
-impl KeySummary {
-    /// The connection's latest use of a key that still works.
-    pub fn last_used_at(&self) -> Option<i64> {
-        self.current_used_at.max(self.previous_used_at)
-    }
-
-    /// Whether the IdP still sends a key a rotation left working, and has
-    /// not sent the current one since: it fails when the grace ends.
-    pub fn on_previous_key(&self) -> bool {
-        self.previous_used_at.is_some_and(|p| self.current_used_at.is_none_or(|c| p > c))
-    }
-}
-
-/// Every connection with its keys that still work at `now` (the current
-/// one, the newest not rotated out, and those in a rotation's grace), in
-/// connection order; a connection without such a key is left out.
+/// Every connection that has a current key (the newest not rotated out),
+/// in connection order, with its keys as of `now`.
 pub fn key_summaries(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<Vec<KeySummary>, StoreError> {
-    type Row = (String, String, Option<i64>, Option<i64>, Option<i64>);
-    let rows: Vec<Row> = k::scim_api_keys
+    let rows: Vec<(String, String, ScimApiKeyRow)> = k::scim_api_keys
         .inner_join(s::scim_connections)
-        .filter(k::retired_at.is_null().or(k::retired_at.gt(micros(now))))
         .order((s::id.asc(), k::retired_at.is_not_null().asc(), k::id.desc()))
-        .select((s::id, s::customer_id, k::expires_at, k::retired_at, k::last_used_at))
+        .select((s::id, s::customer_id, ScimApiKeyRow::as_select()))
         .load(conn)?;
+    let now = micros(now);
     let mut out: Vec<KeySummary> = Vec::new();
-    for (connection, customer_id, expires_at, retired_at, used_at) in rows {
-        match out.last_mut().filter(|l| l.scim_connection_id == connection) {
-            // The connection's first row is its current key, when it has one.
-            None => out.push(KeySummary {
+    let mut current: Option<ScimApiKeyRow> = None;
+    for (connection, customer_id, key) in rows {
+        if out.last().is_none_or(|l| l.scim_connection_id != connection) {
+            // A connection's first row is its current key, when it has one.
+            if key.retired_at.is_some() {
+                continue;
+            }
+            out.push(KeySummary {
                 scim_connection_id: connection,
                 customer_id,
-                expires_at: if retired_at.is_none() { expires_at } else { None },
-                current_used_at: if retired_at.is_none() { used_at } else { None },
-                previous_used_at: if retired_at.is_some() { used_at } else { None },
-            }),
-            Some(summary) => {
-                if retired_at.is_some() {
-                    summary.previous_used_at = summary.previous_used_at.max(used_at);
-                }
-            }
+                expires_at: key.expires_at,
+                last_used_at: key.last_used_at,
+                on_previous_key: false,
+            });
+            current = Some(key);
+            continue;
+        }
+        let (Some(summary), Some(cur)) = (out.last_mut(), current.as_ref()) else { continue };
+        summary.last_used_at = summary.last_used_at.max(key.last_used_at);
+        let works = key.retired_at.is_some_and(|r| r > now) && key.expires_at.is_none_or(|e| e > now);
+        if works
+            && key
+                .last_used_at
+                .is_some_and(|used| used >= cur.created_at && cur.last_used_at.is_none_or(|cur_used| used > cur_used))
+        {
+            summary.on_previous_key = true;
         }
     }
     Ok(out)

@@ -70,10 +70,11 @@ pub struct Metrics {
     on_previous_key: Gauge,
     key_expiry: Family<ConnectionLabels, Gauge>,
     key_last_used: Family<ConnectionLabels, Gauge>,
-    /// When the SCIM keys were last read, held while the key gauges are
-    /// filled and the registry encoded, so that one scrape does not empty
-    /// them under another.
+    /// When the SCIM keys were last read (or their read claimed).
     keys_read: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// Held while the key gauges are filled, and while the registry is
+    /// encoded, so that a scrape never answers them half filled.
+    filling: std::sync::Mutex<()>,
 }
 
 /// How often a scrape reads the SCIM keys from the database; scrapes in
@@ -132,6 +133,7 @@ impl Default for Metrics {
             key_expiry,
             key_last_used,
             keys_read: std::sync::Mutex::new(None),
+            filling: std::sync::Mutex::new(()),
         }
     }
 }
@@ -223,35 +225,36 @@ pub async fn track(
 }
 
 /// `GET /metrics` in the Prometheus text format. The SCIM key gauges are
-/// read from the database (one query) when they are older than
-/// [`KEYS_READ_EVERY_SECS`]; when it cannot be read they are left out, and
-/// the request metrics are still answered.
+/// read from the database (one query) by the first scrape after
+/// [`KEYS_READ_EVERY_SECS`]; the scrapes meanwhile, and every scrape when a
+/// read fails, answer the values last read (none before the first).
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     let now = state.clock.now();
-    // Read again when due, or when the clock went back.
-    let due = m.keys_read.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|at| {
-        let age = now - at;
-        age < chrono::Duration::zero() || age >= chrono::Duration::seconds(KEYS_READ_EVERY_SECS as i64)
-    });
-    let keys = if due {
-        Some(state.store.read(move |c| tandem_store::scim_connections::key_summaries(c, now)).await)
-    } else {
-        None
-    };
-    let mut keys_read = m.keys_read.lock().unwrap_or_else(|p| p.into_inner());
-    match keys {
-        None => {}
-        Some(Ok(keys)) => {
-            *keys_read = Some(now);
-            fill_key_gauges(m, &keys, now, state.settings.metrics_per_connection);
+    // The read is claimed before it is made, so that scrapes arriving
+    // while it runs (or after it failed) do not read too. A clock set
+    // back makes it due.
+    let due = {
+        let mut read = m.keys_read.lock().unwrap_or_else(|p| p.into_inner());
+        let due = read.is_none_or(|at| {
+            let age = now - at;
+            age < chrono::Duration::zero() || age >= chrono::Duration::seconds(KEYS_READ_EVERY_SECS as i64)
+        });
+        if due {
+            *read = Some(now);
         }
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "metrics: the SCIM keys could not be read");
-            *keys_read = None;
-            clear_key_gauges(m);
+        due
+    };
+    if due {
+        match state.store.read(move |c| tandem_store::scim_connections::key_summaries(c, now)).await {
+            Ok(keys) => {
+                let _filling = m.filling.lock().unwrap_or_else(|p| p.into_inner());
+                fill_key_gauges(m, &keys, now, state.settings.metrics_per_connection);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: the SCIM keys could not be read; their last values stay"),
         }
     }
+    let _filling = m.filling.lock().unwrap_or_else(|p| p.into_inner());
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &m.registry) {
         Ok(()) => {
@@ -278,10 +281,10 @@ fn fill_key_gauges(m: &Metrics, keys: &[KeySummary], now: chrono::DateTime<chron
     for k in keys {
         let level = warning_level(k.expires_at.map(tandem_store::from_micros), now);
         m.keys_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
-        if k.last_used_at().is_none() {
+        if k.last_used_at.is_none() {
             m.never_used.inc();
         }
-        if k.on_previous_key() {
+        if k.on_previous_key {
             m.on_previous_key.inc();
         }
         if per_connection {
@@ -292,7 +295,7 @@ fn fill_key_gauges(m: &Metrics, keys: &[KeySummary], now: chrono::DateTime<chron
             if let Some(at) = k.expires_at {
                 m.key_expiry.get_or_create(&labels).set(at.div_euclid(1_000_000));
             }
-            if let Some(at) = k.last_used_at() {
+            if let Some(at) = k.last_used_at {
                 m.key_last_used.get_or_create(&labels).set(at.div_euclid(1_000_000));
             }
         }

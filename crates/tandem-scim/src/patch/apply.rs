@@ -87,7 +87,7 @@ pub fn ignored_in_patch(rt: ResourceType, ops: &[PatchOperation]) -> Vec<String>
     let mut out = Vec::new();
     for op in ops {
         match &op.path {
-            None => out.extend(op.value.iter().flat_map(|v| crate::resource::ignored_attributes(rt, v))),
+            None => out.extend(op.value.iter().flat_map(|v| crate::resource::normalize::ignored_keys(rt, v, true))),
             Some(path) => match whole_extension(rt, path) {
                 Some(urn) => {
                     if let Some(value) = &op.value {

@@ -3,7 +3,7 @@
 
 mod access;
 mod diff;
-mod normalize;
+pub(crate) mod normalize;
 mod project;
 mod view;
 

@@ -75,12 +75,24 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
 /// the provisioning log say what was not kept. (Read-only attributes and
 /// `password` are dropped by design, and not listed.)
 pub fn ignored_attributes(rt: ResourceType, input: &Value) -> Vec<String> {
+    ignored_keys(rt, input, false)
+}
+
+/// [`ignored_attributes`] of a body (`pathless`: a path-less PATCH value,
+/// whose keys may be paths such as `emails[type eq "work"].value`).
+pub(crate) fn ignored_keys(rt: ResourceType, input: &Value, pathless: bool) -> Vec<String> {
     let Value::Object(entries) = input else { return Vec::new() };
     let mut out = Vec::new();
     for (key, value) in entries {
         match classify_key(rt, key) {
-            // A path key of a path-less PATCH value (`emails[type eq "work"].value`) is resolved as a path.
-            _ if key.contains('[') => {}
+            // A path key of a path-less PATCH value is applied as a path
+            // (nothing, when it names no attribute; an error when it does not parse).
+            _ if pathless && key.contains('[') => {
+                let path = crate::path::parse_path(key);
+                if path.is_ok_and(|p| matches!(crate::patch::target::resolve_target(rt, &p), Ok(None))) {
+                    out.push(key.clone());
+                }
+            }
             KeyTarget::Foreign | KeyTarget::UnknownInSchema => match value {
                 Value::Object(inner) if key.starts_with("urn:") && !inner.is_empty() => out
                     .extend(inner.keys().filter(|n| !n.eq_ignore_ascii_case("schemas")).map(|n| format!("{key}:{n}"))),

@@ -308,8 +308,7 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
         "userName": "b", "favouriteColour": "teal",
         ENTERPRISE: {"department": "Ops", "badgeId": "7", "schemas": [ENTERPRISE]},
         custom: {"role": "admin", "tier": 2},
-        "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:costCenter": "42",
-        "emails[type eq \"work\"].value": "b@example.com"
+        "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:costCenter": "42"
     });
     let mut got = ignored_attributes(ResourceType::User, &body);
     got.sort();
@@ -324,6 +323,9 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
         ]
     );
     assert!(ignored_attributes(ResourceType::User, &json!({"userName": "b", "active": "False"})).is_empty());
+    // A path as a key of a body is no attribute (only a path-less PATCH value resolves it).
+    let key = "emails[type eq \"work\"].value";
+    assert_eq!(ignored_attributes(ResourceType::User, &json!({"userName": "b", key: "b@example.com"})), [key]);
     assert!(ignored_attributes(ResourceType::User, &json!("not an object")).is_empty());
 
     // PATCH: a path into an unknown schema or to an attribute a known one lacks; keys of a path-less value.
@@ -332,7 +334,9 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
             {"op": "Add", "path": format!("{custom}:role"), "value": "admin"},
             {"op": "Replace", "path": format!("{ENTERPRISE}:badgeId"), "value": "7"},
             {"op": "Replace", "path": "displayName", "value": "B"},
-            {"op": "Replace", "value": {"nickName": "bj", "shoeSize": 44}},
+            {"op": "Replace", "value": {"nickName": "bj", "shoeSize": 44, "emails[type eq \"work\"].value": "b@x.com",
+                                        "addresses[type eq \"work\"].shoeSize": 1,
+                                        format!("{custom}:tier[type eq \"x\"].value"): 2}},
             {"op": "Replace", "path": ENTERPRISE, "value": {"department": "Ops", "floor": 3}},
         ]}),
         1000,
@@ -344,6 +348,7 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
             format!("{custom}:role"),
             format!("{ENTERPRISE}:badgeId"),
             "shoeSize".to_string(),
+            format!("{custom}:tier[type eq \"x\"].value"),
             format!("{ENTERPRISE}:floor")
         ]
     );

@@ -322,12 +322,26 @@ pub enum UpdateKind {
     Patch,
 }
 
+/// Most attributes one log entry names as not kept; the rest are counted.
+const IGNORED_NAMED: usize = 50;
+
 /// The provisioning log's reasons for attributes a write did not keep
-/// (see [`tandem_scim::resource::ignored_attributes`]).
-pub fn ignored_reasons(ignored: &[String]) -> impl Iterator<Item = Value> + '_ {
-    ignored.iter().map(|a| {
-        json!({"attribute": a, "reason": "ignored: not an attribute of the core or enterprise schema, so not kept"})
-    })
+/// (see [`tandem_scim::resource::ignored_attributes`]): each named once, at
+/// most [`IGNORED_NAMED`] of them and 200 characters of each name, so a
+/// body of a million unknown keys does not make a log entry of its size.
+pub fn ignored_reasons(ignored: &[String]) -> Vec<Value> {
+    const REASON: &str = "ignored: not an attribute of the core or enterprise schema, so not kept";
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&String> = ignored.iter().filter(|a| seen.insert(a.as_str())).collect();
+    let mut out: Vec<Value> = unique
+        .iter()
+        .take(IGNORED_NAMED)
+        .map(|a| json!({"attribute": a.chars().take(200).collect::<String>(), "reason": REASON}))
+        .collect();
+    if unique.len() > IGNORED_NAMED {
+        out.push(json!({"attribute": null, "reason": format!("{REASON}: {} more", unique.len() - IGNORED_NAMED)}));
+    }
+    out
 }
 
 /// Reads a PUT or PATCH body into the transform it applies (refusals

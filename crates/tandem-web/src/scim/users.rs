@@ -152,7 +152,7 @@ pub async fn create(
                     let mut entry =
                         log.entry(now, "create", Some("User"), Some(&row.id), Some(&row.user_name), 201, None);
                     if !ignored.is_empty() {
-                        entry.reasons = tandem_scim::to_text(&Value::Array(ignored_reasons(&ignored).collect()));
+                        entry.reasons = tandem_scim::to_text(&Value::Array(ignored_reasons(&ignored)));
                     }
                     logs::insert(c, &[entry])?;
                     Ok((row, doc))
