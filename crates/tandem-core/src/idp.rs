@@ -34,19 +34,28 @@ const MICROSOFT_LOGIN_HOSTS: [&str; 4] = [
     "login.chinacloudapi.cn",
 ];
 
+/// Microsoft's tenant of personal accounts, which no customer's directory is.
+const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
 /// Whether two clients may share a redirect path: both are Entra ID clients
 /// of one application (the same `client_id`: a vendor's multi-tenant app,
 /// whose registration holds at most 256 redirect URIs) whose issuers are
-/// Microsoft's own, each a tenant's. Every token endpoint among them is then
+/// Microsoft's own, each a tenant's (`https://<host>/<tenant GUID>/v2.0`;
+/// not `common`, `organizations` or the consumers tenant). Every token endpoint among them is then
 /// Microsoft's, so a code cannot be sent to an IdP an attacker runs (the
 /// mix-up distinct paths prevent), and the ID token's tenant-specific `iss`
 /// still binds each login to its own tenant.
 pub fn may_share_redirect_path(a: (IdpType, &str, &str), b: (IdpType, &str, &str)) -> bool {
     let microsoft = |issuer: &str| {
         url::Url::parse(issuer).is_ok_and(|u| {
+            let tenant = u.path().strip_prefix('/').and_then(|p| p.strip_suffix("/v2.0"));
             u.scheme() == "https"
                 && u.port().is_none()
+                && u.query().is_none()
                 && u.host_str().is_some_and(|h| MICROSOFT_LOGIN_HOSTS.contains(&h))
+                && tenant.is_some_and(|t| {
+                    crate::oidc_client::is_guid(t) && t == t.to_ascii_lowercase() && t != MICROSOFT_CONSUMERS_TENANT
+                })
         })
     };
     let ((type_a, client_a, issuer_a), (type_b, client_b, issuer_b)) = (a, b);
@@ -183,16 +192,25 @@ mod tests {
         fn entra<'a>(client: &'a str, issuer: &'a str) -> (IdpType, &'a str, &'a str) {
             (IdpType::MicrosoftEntra, client, issuer)
         }
-        let (t1, t2) = ("https://login.microsoftonline.com/t1/v2.0", "https://login.microsoftonline.com/t2/v2.0");
+        let t1 = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001/v2.0";
+        let t2 = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000002/v2.0";
         assert!(may_share_redirect_path(entra("app", t1), entra("app", t2)));
-        assert!(may_share_redirect_path(entra("app", "https://login.microsoftonline.us/t/v2.0"), entra("app", t2)));
+        let us = "https://login.microsoftonline.us/00000000-0000-0000-0000-000000000003/v2.0";
+        assert!(may_share_redirect_path(entra("app", us), entra("app", t2)));
         assert!(!may_share_redirect_path(entra("app", t1), entra("other", t2)), "another application");
         assert!(!may_share_redirect_path(entra("app", t1), (IdpType::Generic, "app", t2)), "another type");
         for not_microsoft in [
-            "https://idp.example/t/v2.0",
-            "http://login.microsoftonline.com/t/v2.0",
-            "https://login.microsoftonline.com:8443/t/v2.0",
-            "https://login.microsoftonline.com.evil.example/t/v2.0",
+            "https://idp.example/00000000-0000-0000-0000-000000000003/v2.0",
+            "http://login.microsoftonline.com/00000000-0000-0000-0000-000000000003/v2.0",
+            "https://login.microsoftonline.com:8443/00000000-0000-0000-0000-000000000003/v2.0",
+            "https://login.microsoftonline.com.evil.example/00000000-0000-0000-0000-000000000003/v2.0",
+            // No single customer tenant.
+            "https://login.microsoftonline.com/common/v2.0",
+            "https://login.microsoftonline.com/organizations/v2.0",
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+            "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000003/v2.0?x=1",
+            "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000003/extra/v2.0",
         ] {
             assert!(!may_share_redirect_path(entra("app", t1), entra("app", not_microsoft)), "{not_microsoft}");
         }

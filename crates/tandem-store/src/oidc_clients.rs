@@ -338,7 +338,8 @@ pub fn shared_redirect_path(redirect_url: &str, customer: &str) -> String {
         "the redirect_url path {:?} is also that of the OIDC client of customer_id {customer:?}: give each client \
          its own path (e.g. /sso/callback/{{customer_id}}), or a code one customer's IdP issues can be redeemed \
          under a login at the other's when the IdP sends no RFC 9207 iss, as Entra ID does not (OAuth mix-up, \
-         RFC 9700 §4.4)",
+         RFC 9700 §4.4); only Entra ID clients of one application, each on a tenant of Microsoft's own hosts, \
+         may share a path",
         tandem_core::oidc_client::redirect_path(redirect_url)
     )
 }
