@@ -258,6 +258,15 @@ impl Manager {
                 if statement_timeout_is_default(&mut c)? {
                     set_statement_timeout(&mut c, STATEMENT_TIMEOUT)?;
                 }
+                // The store's locks (a customer's advisory lock while it is
+                // paired, the client table's while a redirect path is taken,
+                // FOR UPDATE / FOR KEY SHARE rows) rely on READ COMMITTED: a
+                // statement after a lock wait sees what the holder committed.
+                // A database or role whose default is REPEATABLE READ or
+                // SERIALIZABLE would give a transaction one snapshot from its
+                // first statement, and two writers could each miss the
+                // other's row. The session keeps PostgreSQL's own default.
+                c.batch_execute("SET default_transaction_isolation = 'read committed'")?;
                 Ok(AnyConnection::Postgresql(c))
             }
         }

@@ -682,6 +682,45 @@ mod tests {
         drop(store);
     }
 
+    /// Transactions are READ COMMITTED, which the store's locks rely on,
+    /// even where the database's default is stricter.
+    #[test]
+    fn postgresql_transactions_read_committed_whatever_the_databases_default() {
+        use diesel::connection::SimpleConnection;
+        use diesel::RunQueryDsl;
+        let (store, dir) = test_store_any_backend();
+        let TestDir::Postgres(_, name) = &dir else { return };
+        let name = name.clone();
+        store
+            .write_blocking(move |c| {
+                c.batch_execute(&format!(
+                    "ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'"
+                ))?;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let base = std::env::var("SUITE_DATABASE_URL").unwrap_or_default();
+        let (prefix, _) = base.rsplit_once('/').unwrap_or_else(|| panic!("{base}"));
+        let TestDir::Postgres(_, name) = &dir else { return };
+        let own =
+            Store::open(&format!("{prefix}/{name}"), &PoolOptions { max_size: 1, min_idle: 0, ..Default::default() })
+                .unwrap_or_else(|e| panic!("{e}"));
+        #[derive(diesel::QueryableByName)]
+        struct Level {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            transaction_isolation: String,
+        }
+        let level = own
+            .write_blocking(|c| {
+                let rows: Vec<Level> = diesel::sql_query("SHOW transaction_isolation").load(c)?;
+                Ok(rows.into_iter().next().map(|r| r.transaction_isolation).unwrap_or_default())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(level, "read committed");
+        drop(own);
+        drop(store);
+    }
+
     /// A statement the database cancels (here by its timeout; a deadlock or
     /// a serialization failure is the same kind of answer) is the database
     /// unavailable for now, which the API answers 503, not a query error
