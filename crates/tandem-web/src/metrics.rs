@@ -101,7 +101,7 @@ impl Default for Metrics {
         let (never_used, on_previous_key) = (Gauge::default(), Gauge::default());
         registry.register(
             "scim_connections_never_used",
-            "SCIM connections none of whose working API keys ever authenticated a request",
+            "SCIM connections none of whose API keys (current or rotated out) ever authenticated a request",
             never_used.clone(),
         );
         registry.register(
@@ -119,7 +119,7 @@ impl Default for Metrics {
         );
         registry.register(
             "scim_api_key_last_used_timestamp_seconds",
-            "With server.metrics_per_connection: when each SCIM connection's working API keys last authenticated a \
+            "With server.metrics_per_connection: when any of each SCIM connection's API keys last authenticated a \
              request, in Unix seconds to the minute (no series: never used)",
             key_last_used.clone(),
         );
