@@ -1139,26 +1139,27 @@ async fn oversized_initiate_selectors_are_refused_as_fields() {
 }
 
 /// An app may pass the IdP a `login_hint` (over the email the client was
-/// found by) and a `prompt`; a prompt OpenID Connect does not define, or
-/// `none` with others, is refused as a field.
+/// found by), a `prompt` and Entra's `domain_hint`; a prompt OpenID Connect
+/// does not define, or `none` with others, is refused as a field.
 #[tokio::test]
 async fn initiate_passes_login_hint_and_prompt_to_the_idp() {
     let (app, op, customer) = setup().await;
     let query = |body: &Value| -> Vec<(String, String)> {
         let url = url::Url::parse(body["idp_url"].as_str().unwrap()).unwrap();
         url.query_pairs()
-            .filter(|(k, _)| k == "login_hint" || k == "prompt")
+            .filter(|(k, _)| ["login_hint", "prompt", "domain_hint"].contains(&k.as_ref()))
             .map(|(k, v)| (k.into(), v.into()))
             .collect()
     };
     let (status, body) = app
         .post(
             "/api/v1/sso/login/initiate",
-            json!({"customer_id": customer, "login_hint": "bob@acme.com", "prompt": "login select_account"}),
+            json!({"customer_id": customer, "login_hint": "bob@acme.com", "prompt": "login select_account",
+                   "domain_hint": "acme.com"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let want = [("login_hint", "bob@acme.com"), ("prompt", "login select_account")];
+    let want = [("login_hint", "bob@acme.com"), ("prompt", "login select_account"), ("domain_hint", "acme.com")];
     assert_eq!(query(&body), want.map(|(k, v)| (k.to_string(), v.to_string())));
     // The login still completes.
     let started = started(&body);
@@ -1172,6 +1173,8 @@ async fn initiate_passes_login_hint_and_prompt_to_the_idp() {
         ("prompt", "reauthenticate"),
         ("prompt", ""),
         ("login_hint", ""),
+        ("domain_hint", ""),
+        ("domain_hint", "acme.com\n"),
     ] {
         let (status, body) =
             app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, field: value})).await;

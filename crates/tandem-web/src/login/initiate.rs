@@ -118,6 +118,9 @@ const MAX_EMAIL_BYTES: usize = 320;
 const MAX_CLIENT_ID_BYTES: usize = 64;
 
 /// Checks a free-text field: 1 to `max` bytes, no control characters.
+/// The longest `domain_hint` accepted, in bytes (a DNS name's limit).
+const MAX_DOMAIN_BYTES: usize = 253;
+
 fn check_text(value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
         return Err(format!("must be 1 to {max} bytes without control characters"));
@@ -163,8 +166,14 @@ pub async fn initiate(
     let redirect_after = r.string("post_login_redirect_url");
     let login_hint = r.string("login_hint");
     let prompt = r.string("prompt");
+    // Entra ID's: the user's domain, so a federated domain's users go
+    // straight to their own sign-in page; other IdPs ignore it.
+    let domain_hint = r.string("domain_hint");
     if let Some(Err(m)) = login_hint.as_deref().map(|h| check_text(h, MAX_EMAIL_BYTES)) {
         r.error("login_hint", m);
+    }
+    if let Some(Err(m)) = domain_hint.as_deref().map(|h| check_text(h, MAX_DOMAIN_BYTES)) {
+        r.error("domain_hint", m);
     }
     if let Some(Err(m)) = prompt.as_deref().map(check_prompt) {
         r.error("prompt", m);
@@ -267,6 +276,7 @@ pub async fn initiate(
     let extra: Vec<(&'static str, &str)> = [
         ("login_hint", login_hint.as_deref().or(email.as_deref())),
         ("prompt", prompt.as_deref()),
+        ("domain_hint", domain_hint.as_deref()),
         ("hd", hd.as_deref()),
     ]
     .into_iter()
