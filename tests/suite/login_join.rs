@@ -700,6 +700,12 @@ async fn an_entra_email_is_unverified_by_xms_edov_or_when_only_userinfo_gives_it
         let (status, body) = login(&app, &op, &customer, with(json!({"xms_edov": no}))).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{no}: {body}");
         assert_eq!(body["error"]["details"]["reason"], "email_not_verified", "{body}");
+        // Said in Entra's terms, with Entra's remedy.
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Entra does not vouch") && message.contains("add the email and xms_edov"),
+            "{message}"
+        );
     }
     // The ID token holds no email; userinfo answers with one.
     let sub = entra_claims()["sub"].clone();
@@ -730,6 +736,7 @@ async fn an_entra_email_is_unverified_by_xms_edov_or_when_only_userinfo_gives_it
         (StatusCode::FORBIDDEN, &json!("LoginBlockedByEmailAllowlist")),
         "{body}"
     );
+    assert!(body["error"]["message"].as_str().unwrap().contains("only userinfo gave the email"), "{body}");
     assert_eq!(app.patch(&client, json!({"accept_unverified_email": true})).await.0, StatusCode::OK);
     let (status, body) = login(&app, &op, &customer, with(json!({"email": null}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");

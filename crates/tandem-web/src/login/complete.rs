@@ -360,21 +360,24 @@ async fn finish(
 /// The email allowlist's refusal of `email`, if any. No allowlist passes
 /// every email; an email the IdP marks unverified passes none, as anyone
 /// may claim an address they do not control and its domain proves nothing.
-fn allowlist_refusal(domains: &[String], email: Option<&str>, verified: Option<bool>) -> Option<ApiError> {
+fn allowlist_refusal(
+    idp_type: IdpType,
+    domains: &[String],
+    email: Option<&str>,
+    verified: Option<bool>,
+) -> Option<ApiError> {
     if domains.is_empty() {
         return None;
     }
     let domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
     let (message, mut details) = match &domain {
-        Some(_) if verified == Some(false) => (
-            format!(
-                "the IdP marks the email {:?} as not verified (email_verified: false), so its domain cannot pass \
-                 this client's email_domain_allowlist. {}",
-                email.unwrap_or_default(),
-                crate::login::join::UNVERIFIED_REMEDY
-            ),
-            json!({"email_verified": false}),
-        ),
+        Some(_) if verified == Some(false) => {
+            let (unverified, remedy) = crate::login::join::unverified_email(idp_type, email.unwrap_or_default());
+            (
+                format!("{unverified}, so its domain cannot pass this client's email_domain_allowlist. {remedy}"),
+                json!({"email_verified": false}),
+            )
+        }
         Some(d) if domains.contains(d) => return None,
         Some(d) => (format!("the email domain {d:?} is not in this client's email_domain_allowlist"), json!({})),
         None => (
@@ -542,7 +545,7 @@ async fn respond(
 
     // The email allowlist is checked before the join; the SSO user is recorded either way.
     let domains = client.domains();
-    let blocked = allowlist_refusal(&domains, email.as_deref(), verified_for_join)
+    let blocked = allowlist_refusal(idp_type, &domains, email.as_deref(), verified_for_join)
         .or_else(|| google_hosted_domain_refusal(&client.issuer, &domains, &claims));
     let email_doubt = google_email_doubt(&client.issuer, &claims);
 

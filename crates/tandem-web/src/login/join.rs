@@ -13,10 +13,31 @@ use tandem_store::scim::users;
 use tandem_store::{scim_connections, AnyConnection, StoreError};
 
 /// What to do about an email the IdP marks unverified, named in both refusals.
-pub(crate) const UNVERIFIED_REMEDY: &str = "If the IdP itself sets its users' emails, have it mark them verified \
+const UNVERIFIED_REMEDY: &str = "If the IdP itself sets its users' emails, have it mark them verified \
      (Keycloak: \"Trust email\" on the LDAP or identity-provider link, or the user's \"Email verified\"; Authentik: \
      an email scope mapping that returns email_verified: true), or set this client's accept_unverified_email; \
      otherwise match on OidcSubToScimExternalId";
+
+/// The same for Entra ID, which sends no `email_verified`.
+const ENTRA_UNVERIFIED_REMEDY: &str = "Entra vouches for an email only through the optional claim xms_edov (the \
+     tenant verified the email's domain): add the email and xms_edov optional claims to the sign-in app's token \
+     configuration, or set this client's accept_unverified_email; otherwise match on OidcSubToScimExternalId (the \
+     object id)";
+
+/// How a refusal says that `email` is unverified, and what to do about it,
+/// for an IdP of `idp_type`.
+pub(crate) fn unverified_email(idp_type: tandem_core::idp::IdpType, email: &str) -> (String, &'static str) {
+    match idp_type {
+        tandem_core::idp::IdpType::MicrosoftEntra => (
+            format!(
+                "Entra does not vouch for the email {email:?} (its xms_edov claim is false or unclear, or only \
+                 userinfo gave the email, which Entra left out of the ID token)"
+            ),
+            ENTRA_UNVERIFIED_REMEDY,
+        ),
+        _ => (format!("the IdP marks the email {email:?} as not verified (email_verified: false)"), UNVERIFIED_REMEDY),
+    }
+}
 
 /// The join's result: the matched SCIM user (rendered), or `None` when the
 /// customer has no SCIM connection (SSO-only).
@@ -73,11 +94,12 @@ pub fn join(
             let mut details = context.clone();
             details["email"] = json!(email);
             details["email_verified"] = json!(false);
+            let (unverified, remedy) = unverified_email(client.idp_type()?, email);
             return Ok(Err(not_active(
                 "email_not_verified",
                 format!(
-                    "the IdP marks the email {email:?} as not verified (email_verified: false); the matching \
-                     strategy {strategy} joins on the email, so it cannot identify the user. {UNVERIFIED_REMEDY}"
+                    "{unverified}; the matching strategy {strategy} joins on the email, so it cannot identify the \
+                     user. {remedy}"
                 ),
                 details,
             )));
