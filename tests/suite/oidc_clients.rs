@@ -705,3 +705,58 @@ async fn a_patch_racing_a_delete_is_applied_before_it_or_not_found_and_leaves_no
         assert_eq!(body["error"]["type"], "ClientNotFound");
     }
 }
+
+/// A client secret's expiry, as the admin gives it (Entra's secrets last at
+/// most two years, and an expired one refuses every login), is kept through
+/// other edits, warned of as it nears, and goes with the secret it belongs
+/// to.
+#[tokio::test]
+async fn a_client_secrets_expiry_is_kept_warned_of_and_goes_with_its_secret() {
+    let app = TestApp::spawn().await;
+    let time = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let in_days =
+        |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut body = okta_client(&unique("expiry"));
+    body["idp"]["client_secret_expires_at"] = json!(in_days(20));
+    let (status, created) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let expiry = time(&created["idp"]["client_secret_expires_at"]);
+    assert_eq!(expiry, chrono::DateTime::parse_from_rfc3339(&in_days(20)).unwrap(), "{created}");
+    assert_eq!(created["idp"]["client_secret_warning_level"], "warning");
+    let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
+    // Another edit keeps it; the level follows the clock.
+    let (_, patched) = app.patch(&path, json!({"additional_scopes": ["groups"]})).await;
+    assert_eq!(time(&patched["idp"]["client_secret_expires_at"]), expiry);
+    app.clock.advance(chrono::Duration::days(14));
+    let (_, fetched) = app.get(&path).await;
+    assert_eq!(fetched["idp"]["client_secret_warning_level"], "critical");
+    // A new secret without an expiry: the old secret's expiry goes.
+    let (_, patched) = app.patch(&path, json!({"idp": {"client_secret": "a-new-okta-secret-0123456789"}})).await;
+    assert_eq!(patched["idp"]["client_secret_expires_at"], serde_json::Value::Null, "{patched}");
+    assert_eq!(patched["idp"]["client_secret_warning_level"], serde_json::Value::Null);
+    // With one, it is set; null clears it.
+    let later = in_days(700);
+    let (_, patched) = app
+        .patch(
+            &path,
+            json!({"idp": {"client_secret": "another-okta-secret-0123456789", "client_secret_expires_at": later}}),
+        )
+        .await;
+    assert_eq!(patched["idp"]["client_secret_warning_level"], "ok", "{patched}");
+    let (_, patched) = app.patch(&path, json!({"idp": {"client_secret_expires_at": null}})).await;
+    assert_eq!(patched["idp"]["client_secret_expires_at"], serde_json::Value::Null, "{patched}");
+    // A value that is no time, or an expiry for a client without a secret, is refused.
+    let (status, body) = app.patch(&path, json!({"idp": {"client_secret_expires_at": "in two years"}})).await;
+    assert_eq!(
+        (status, invalid_fields(&body)),
+        (StatusCode::BAD_REQUEST, vec!["idp.client_secret_expires_at".to_string()])
+    );
+    let mut public = okta_client(&unique("public"));
+    public["idp"].as_object_mut().unwrap().remove("client_secret");
+    public["idp"]["client_secret_expires_at"] = json!(later);
+    let (status, body) = app.post("/api/v1/oidc-clients", public).await;
+    assert_eq!(
+        (status, invalid_fields(&body)),
+        (StatusCode::BAD_REQUEST, vec!["idp.client_secret_expires_at".to_string()])
+    );
+}

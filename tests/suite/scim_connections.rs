@@ -567,12 +567,19 @@ async fn metrics_count_scim_keys_without_naming_customers() {
     let created = app.create_scim_connection(&customer).await;
     let (_, soon) =
         app.post("/api/v1/scim-connections", json!({"customer_id": unique("soon"), "api_key_ttl_days": 3})).await;
+    // A client secret given an expiry three days off.
+    let mut client = okta_client(&unique("secret-soon"));
+    client["idp"]["client_secret_expires_at"] =
+        json!((chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert_eq!(app.post("/api/v1/oidc-clients", client).await.0, StatusCode::CREATED);
     let text = metrics_text(&app).await;
     assert!(!text.contains(&customer) && !text.contains(created["scim_connection_id"].as_str().unwrap()), "{text}");
     assert!(!text.contains("tandem_scim_api_key_expiry_timestamp_seconds{"), "{text}");
     assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"ok\"}"), 1, "{text}");
     assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"critical\"}"), 1, "{text}");
     assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"expired\"}"), 0, "{text}");
+    assert_eq!(count(&text, "tandem_oidc_client_secrets{warning_level=\"critical\"}"), 1, "{text}");
+    assert_eq!(count(&text, "tandem_oidc_client_secrets{warning_level=\"ok\"}"), 0, "{text}");
     assert_eq!(count(&text, "tandem_scim_connections_never_used"), 2);
     assert_eq!(count(&text, "tandem_scim_connections_on_previous_key"), 0);
 
@@ -601,6 +608,7 @@ async fn metrics_count_scim_keys_without_naming_customers() {
     let text = metrics_text(&app).await;
     assert_eq!(count(&text, "tandem_scim_api_keys{warning_level=\"expired\"}"), 1, "{text}");
     assert_eq!(count(&text, "tandem_scim_connections_never_used"), 1, "{text}");
+    assert_eq!(count(&text, "tandem_oidc_client_secrets{warning_level=\"expired\"}"), 1, "{text}");
     assert!(soon["scim_connection_id"].is_string());
 }
 

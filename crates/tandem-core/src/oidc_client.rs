@@ -31,6 +31,9 @@ pub struct OidcClientSpec {
     /// The client secret, when the client is confidential. `None` on patch
     /// means "keep the stored one".
     pub client_secret: Option<Redacted<String>>,
+    /// When the client secret expires at the IdP, as the admin says (Entra's
+    /// secrets last at most two years): warned of before it comes.
+    pub client_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Whether to send PKCE S256.
     pub uses_pkce: bool,
     /// The app's callback URL registered at the IdP.
@@ -91,6 +94,12 @@ pub fn parse_patch(
                 }
             }
         }
+        // A new secret has an expiry of its own: the old one's goes with it
+        // unless the patch gives one.
+        let new_secret = idp_patch.get("client_secret").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        if new_secret && !idp_patch.contains_key("client_secret_expires_at") {
+            target.remove("client_secret_expires_at");
+        }
         for (k, v) in idp_patch {
             target.insert(k.clone(), v.clone());
         }
@@ -130,6 +139,9 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     }
     if let Some(i) = &spec.location.issuer {
         idp.insert("issuer".into(), json!(i));
+    }
+    if let Some(at) = spec.client_secret_expires_at {
+        idp.insert("client_secret_expires_at".into(), json!(crate::format_time(at)));
     }
     let mut m = Map::new();
     m.insert("customer_id".into(), json!(spec.customer_id));
@@ -264,7 +276,7 @@ fn parse(
             true,
             Some(customer_id),
             Some(redirect_url),
-            Some((idp_type, location, issuer, client_id, client_secret, uses_pkce)),
+            Some((idp_type, location, issuer, client_id, (client_secret, client_secret_expires_at), uses_pkce)),
         ) => Ok(OidcClientRequest {
             spec: OidcClientSpec {
                 customer_id,
@@ -273,6 +285,7 @@ fn parse(
                 issuer,
                 client_id,
                 client_secret,
+                client_secret_expires_at,
                 uses_pkce,
                 redirect_url,
                 matching_strategy: strategy,
@@ -288,7 +301,8 @@ fn parse(
     }
 }
 
-type ParsedIdp = (IdpType, IdpLocation, String, String, Option<Redacted<String>>, bool);
+type ParsedIdp =
+    (IdpType, IdpLocation, String, String, (Option<Redacted<String>>, Option<chrono::DateTime<chrono::Utc>>), bool);
 
 fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> Option<ParsedIdp> {
     let Some(idp) = r.raw("idp") else {
@@ -315,6 +329,20 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
         (None, Some(k)) => (Some(k.secret), Some(k.issuer)),
         (None, None) => (None, None),
     };
+    let expires_at =
+        d.string("client_secret_expires_at").and_then(|t| match chrono::DateTime::parse_from_rfc3339(&t) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                d.error(
+                    "client_secret_expires_at",
+                    format!("must be an RFC 3339 time such as 2027-06-01T00:00:00Z ({e})"),
+                );
+                None
+            }
+        });
+    if expires_at.is_some() && secret.is_none() {
+        d.error("client_secret_expires_at", "is the expiry of a client secret, and this client has none");
+    }
     let uses_pkce = d.bool("uses_pkce").unwrap_or(true);
     let location = IdpLocation {
         sso_domain: d.string("sso_domain"),
@@ -385,7 +413,9 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
     let ok = d.is_ok();
     r.absorb(d);
     match (ok, idp_type, issuer, client_id) {
-        (true, Some(t), Some(issuer), Some(client_id)) => Some((t, location, issuer, client_id, secret, uses_pkce)),
+        (true, Some(t), Some(issuer), Some(client_id)) => {
+            Some((t, location, issuer, client_id, (secret, expires_at), uses_pkce))
+        }
         _ => None,
     }
 }

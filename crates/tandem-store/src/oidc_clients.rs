@@ -3,7 +3,7 @@
 
 use crate::schema::oidc_client_domains::dsl as d;
 use crate::schema::oidc_clients::dsl as c;
-use crate::{micros, AnyConnection, StoreError};
+use crate::{from_micros, micros, AnyConnection, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -37,6 +37,8 @@ pub struct OidcClientRow {
     pub scopes: Option<String>,
     /// Whether a login needs a SCIM user (see [`require_scim`]).
     pub scim_required: bool,
+    /// When the client secret expires at the IdP, as the admin gave it.
+    pub client_secret_expires_at: Option<i64>,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -141,6 +143,7 @@ impl OidcClientRow {
             accept_unverified_email: spec.accept_unverified_email,
             scopes: spec.scopes.as_ref().map(|s| serde_json::Value::from(s.clone()).to_string()),
             scim_required: spec.scim_required.unwrap_or(false),
+            client_secret_expires_at: spec.client_secret_expires_at.map(micros),
         }
     }
 
@@ -199,6 +202,7 @@ impl OidcClientRow {
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret(key)?,
+            client_secret_expires_at: self.client_secret_expires_at.map(from_micros),
             uses_pkce: self.uses_pkce,
             redirect_url: self.redirect_url.clone(),
             matching_strategy: self.strategy()?,
@@ -405,6 +409,14 @@ fn write_domains(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), St
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// The client secrets' expiries the admins gave (for the metrics).
+pub fn secret_expiries(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
+    Ok(c::oidc_clients
+        .filter(c::client_secret_expires_at.is_not_null())
+        .select(c::client_secret_expires_at.assume_not_null())
+        .load(conn)?)
 }
 
 /// A client by its id.

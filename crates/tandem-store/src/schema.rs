@@ -44,6 +44,7 @@ diesel::table! {
         accept_unverified_email -> Nullable<Bool>,
         scopes -> Nullable<Text>,
         scim_required -> Bool,
+        client_secret_expires_at -> Nullable<BigInt>,
     }
 }
 

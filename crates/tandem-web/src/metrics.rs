@@ -3,7 +3,8 @@
 //! every [`KEYS_READ_EVERY_SECS`], the SCIM keys: counts by warning level,
 //! connections never used or still on a rotated-out key, and with
 //! `server.metrics_per_connection` when each connection's key expires and
-//! was last used.
+//! was last used; and the OIDC client secrets by their expiry's warning
+//! level.
 
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -66,6 +67,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     keys_by_level: Family<LevelLabels, Gauge>,
+    secrets_by_level: Family<LevelLabels, Gauge>,
     never_used: Gauge,
     on_previous_key: Gauge,
     key_expiry: Family<ConnectionLabels, Gauge>,
@@ -98,6 +100,13 @@ impl Default for Metrics {
              expired)",
             keys_by_level.clone(),
         );
+        let secrets_by_level = Family::<LevelLabels, Gauge>::default();
+        registry.register(
+            "oidc_client_secrets",
+            "OIDC clients whose secret's expiry was given, by its warning level (ok, warning: < 30 days left, \
+             critical: < 7, expired)",
+            secrets_by_level.clone(),
+        );
         let (never_used, on_previous_key) = (Gauge::default(), Gauge::default());
         registry.register(
             "scim_connections_never_used",
@@ -128,6 +137,7 @@ impl Default for Metrics {
             requests,
             latency,
             keys_by_level,
+            secrets_by_level,
             never_used,
             on_previous_key,
             key_expiry,
@@ -246,10 +256,26 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
         due
     };
     if due {
-        match state.store.read(move |c| tandem_store::scim_connections::key_summaries(c, now)).await {
-            Ok(keys) => {
+        let read = state
+            .store
+            .read(move |c| {
+                Ok((
+                    tandem_store::scim_connections::key_summaries(c, now)?,
+                    tandem_store::oidc_clients::secret_expiries(c)?,
+                ))
+            })
+            .await;
+        match read {
+            Ok((keys, secrets)) => {
                 let _filling = m.filling.lock().unwrap_or_else(|p| p.into_inner());
                 fill_key_gauges(m, &keys, now, state.settings.metrics_per_connection);
+                for level in KeyWarningLevel::ALL {
+                    m.secrets_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).set(0);
+                }
+                for at in secrets {
+                    let level = warning_level(Some(tandem_store::from_micros(at)), now);
+                    m.secrets_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
+                }
             }
             Err(e) => tracing::warn!(error = %e, "metrics: the SCIM keys could not be read; their last values stay"),
         }

@@ -25,6 +25,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
         None => state.settings.default_strategy(idp_type),
     };
     let discovery = row.discovery.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
+    let secret_expires = row.client_secret_expires_at.map(from_micros);
     Ok(json!({
         "oidc_client_id": row.id,
         "customer_id": row.customer_id,
@@ -32,6 +33,9 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
             "type": row.idp_type,
             "client_id": row.client_id,
             "has_client_secret": row.client_secret_enc.is_some(),
+            "client_secret_expires_at": secret_expires.map(format_time),
+            "client_secret_warning_level": secret_expires
+                .map(|at| tandem_core::scim_connection::warning_level(Some(at), state.clock.now())),
             "uses_pkce": row.uses_pkce,
             "sso_domain": row.sso_domain,
             "tenant_id": row.tenant_id,

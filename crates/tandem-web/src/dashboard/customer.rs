@@ -178,6 +178,12 @@ fn oidc_section(state: &AppState, admin: &Admin, customer: &str, client: Option<
                     dt { "IdP type" } dd { (c.idp_type) }
                     dt { "Issuer" } dd.mono { (c.issuer) }
                     dt { "Client id at the IdP" } dd.mono { (c.client_id) }
+                    @if let Some(at) = c.client_secret_expires_at.map(from_micros) {
+                        dt { "Client secret" } dd {
+                            (key_badge(warning_level(Some(at), state.clock.now()))) " "
+                            span.muted { "expires " (format_time(at)) }
+                        }
+                    }
                     dt { "Redirect URL" } dd.mono { (c.redirect_url) }
                     dt { "PKCE" } dd { @if c.uses_pkce { "S256" } @else { "off" } }
                     dt { "Email domains" } dd { @if c.domains().is_empty() { span.muted { "any" } } @else { (c.domains().join(", ")) } }
