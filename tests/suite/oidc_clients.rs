@@ -743,9 +743,16 @@ async fn a_client_secrets_expiry_is_kept_warned_of_and_goes_with_its_secret() {
         )
         .await;
     assert_eq!(patched["idp"]["client_secret_warning_level"], "ok", "{patched}");
+    // The same secret sent again (a caller that sends the whole idp on every save) keeps it.
+    let (_, patched) = app.patch(&path, json!({"idp": {"client_secret": "another-okta-secret-0123456789"}})).await;
+    assert_eq!(patched["idp"]["client_secret_warning_level"], "ok", "{patched}");
     let (_, patched) = app.patch(&path, json!({"idp": {"client_secret_expires_at": null}})).await;
     assert_eq!(patched["idp"]["client_secret_expires_at"], serde_json::Value::Null, "{patched}");
     // A value that is no time, or an expiry for a client without a secret, is refused.
+    for far in ["9999-12-31T23:59:59-01:00", "1999-12-31T00:00:00Z"] {
+        let (status, body) = app.patch(&path, json!({"idp": {"client_secret_expires_at": far}})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{far}: {body}");
+    }
     let (status, body) = app.patch(&path, json!({"idp": {"client_secret_expires_at": "in two years"}})).await;
     assert_eq!(
         (status, invalid_fields(&body)),

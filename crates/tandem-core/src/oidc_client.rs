@@ -96,7 +96,12 @@ pub fn parse_patch(
         }
         // A new secret has an expiry of its own: the old one's goes with it
         // unless the patch gives one.
-        let new_secret = idp_patch.get("client_secret").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        // (The stored secret sent again, by a caller that sends the whole
+        // `idp` on every save, is no new secret.)
+        let new_secret = idp_patch
+            .get("client_secret")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty() && current.client_secret.as_ref().is_none_or(|c| c.0 != s));
         if new_secret && !idp_patch.contains_key("client_secret_expires_at") {
             target.remove("client_secret_expires_at");
         }
@@ -331,7 +336,14 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
     };
     let expires_at =
         d.string("client_secret_expires_at").and_then(|t| match chrono::DateTime::parse_from_rfc3339(&t) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            // Years past 9999 (in UTC) could not be written back as RFC 3339.
+            Ok(t) if (2000..=9999).contains(&chrono::Datelike::year(&t.with_timezone(&chrono::Utc))) => {
+                Some(t.with_timezone(&chrono::Utc))
+            }
+            Ok(_) => {
+                d.error("client_secret_expires_at", "must be a time between the years 2000 and 9999");
+                None
+            }
             Err(e) => {
                 d.error(
                     "client_secret_expires_at",

@@ -277,7 +277,10 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
                     m.secrets_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "metrics: the SCIM keys could not be read; their last values stay"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "metrics: the SCIM keys and client secrets could not be read; their last values stay"
+            ),
         }
     }
     let _filling = m.filling.lock().unwrap_or_else(|p| p.into_inner());

@@ -180,8 +180,12 @@ fn oidc_section(state: &AppState, admin: &Admin, customer: &str, client: Option<
                     dt { "Client id at the IdP" } dd.mono { (c.client_id) }
                     @if let Some(at) = c.client_secret_expires_at.map(from_micros) {
                         dt { "Client secret" } dd {
-                            (key_badge(warning_level(Some(at), state.clock.now()))) " "
-                            span.muted { "expires " (format_time(at)) }
+                            @let level = warning_level(Some(at), state.clock.now());
+                            (key_badge(level)) " "
+                            span.muted {
+                                @if level == tandem_core::scim_connection::KeyWarningLevel::Expired { "expired " } @else { "expires " }
+                                (format_time(at))
+                            }
                         }
                     }
                     dt { "Redirect URL" } dd.mono { (c.redirect_url) }

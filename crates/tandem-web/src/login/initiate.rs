@@ -117,10 +117,10 @@ const MAX_EMAIL_BYTES: usize = 320;
 /// The longest `oidc_client_id` accepted as a selector (ids are UUIDs).
 const MAX_CLIENT_ID_BYTES: usize = 64;
 
-/// Checks a free-text field: 1 to `max` bytes, no control characters.
 /// The longest `domain_hint` accepted, in bytes (a DNS name's limit).
 const MAX_DOMAIN_BYTES: usize = 253;
 
+/// Checks a free-text field: 1 to `max` bytes, no control characters.
 fn check_text(value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
         return Err(format!("must be 1 to {max} bytes without control characters"));
