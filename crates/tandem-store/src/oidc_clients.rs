@@ -191,6 +191,12 @@ impl OidcClientRow {
 
     /// The configuration as a spec (with its secret decrypted).
     pub fn to_spec(&self, key: &SecretKey) -> Result<OidcClientSpec, StoreError> {
+        self.spec_with_secret(self.client_secret(key)?)
+    }
+
+    /// The configuration as a spec with `client_secret` in place of the
+    /// stored one (a PATCH that replaces a secret that cannot be read).
+    pub fn spec_with_secret(&self, client_secret: Option<Redacted<String>>) -> Result<OidcClientSpec, StoreError> {
         Ok(OidcClientSpec {
             customer_id: self.customer_id.clone(),
             idp_type: self.idp_type()?,
@@ -201,7 +207,7 @@ impl OidcClientRow {
             },
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
-            client_secret: self.client_secret(key)?,
+            client_secret,
             client_secret_expires_at: self.client_secret_expires_at.map(from_micros),
             uses_pkce: self.uses_pkce,
             redirect_url: self.redirect_url.clone(),

@@ -228,7 +228,28 @@ pub async fn patch(
     for _ in 0..PATCH_ATTEMPTS {
         let key = id.clone();
         let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
-        let spec = current.to_spec(&state.secret_key)?;
+        let spec = match current.client_secret(&state.secret_key) {
+            Ok(secret) => current.spec_with_secret(secret)?,
+            // A stored secret that cannot be read (a row damaged, or written
+            // under another key) is one a PATCH can replace, and must.
+            Err(_)
+                if body
+                    .get("idp")
+                    .and_then(|i| i.get("client_secret"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty()) =>
+            {
+                current.spec_with_secret(None)?
+            }
+            Err(_) => {
+                return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                    field: "idp.client_secret".into(),
+                    message: "the stored client secret cannot be decrypted (a damaged row, or one written under \
+                              another secret key): send the IdP's client_secret with this change"
+                        .into(),
+                }]))
+            }
+        };
         let mut req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
         // `"scim_required": null` says nothing, as on create: the stored value stays.
         req.spec.scim_required = req.spec.scim_required.or(Some(current.scim_required));
