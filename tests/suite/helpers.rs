@@ -428,3 +428,20 @@ pub fn waiting_on(store: &tandem_store::Store, blocker: i32) -> i64 {
         })
         .unwrap()
 }
+
+/// Damages the stored client secret of `customer`'s OIDC client (as a
+/// corrupted row would be): it no longer decrypts.
+pub fn damage_client_secret(app: &TestApp, customer: &str) {
+    let key = customer.to_string();
+    app.state
+        .store
+        .write_blocking(move |c| {
+            use diesel::prelude::*;
+            use tandem_store::schema::oidc_clients::dsl as oc;
+            diesel::update(oc::oidc_clients.filter(oc::customer_id.eq(&key)))
+                .set(oc::client_secret_enc.eq("not a ciphertext"))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+}

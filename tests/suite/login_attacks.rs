@@ -1182,3 +1182,22 @@ async fn initiate_passes_login_hint_and_prompt_to_the_idp() {
         assert_eq!(body["error"]["details"]["fields"][0]["field"], field, "{body}");
     }
 }
+
+/// A login through a client whose stored secret cannot be decrypted (a
+/// damaged row) is refused saying so, with its remedy, and recorded;
+/// setting the secret again lets logins through.
+#[tokio::test]
+async fn a_login_through_a_client_whose_secret_cannot_be_read_says_so() {
+    let (app, op, customer) = setup().await;
+    damage_client_secret(&app, &customer);
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("cannot be decrypted"), "{body}");
+    assert!(body["error"]["details"]["login_event_id"].is_string(), "recorded: {body}");
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    let path = format!("/api/v1/oidc-clients/{}", client["oidc_client_id"].as_str().unwrap());
+    let (status, body) = app.patch(&path, json!({"idp": {"client_secret": STUB_CLIENT_SECRET}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(login(&app, &op, &customer, json!({})).await.0, StatusCode::OK);
+}

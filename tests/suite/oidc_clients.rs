@@ -774,20 +774,10 @@ async fn a_client_secrets_expiry_is_kept_warned_of_and_goes_with_its_secret() {
 #[tokio::test]
 async fn a_client_whose_stored_secret_cannot_be_read_takes_a_new_one() {
     let app = TestApp::spawn().await;
-    let created = app.create_okta_client(&unique("damaged")).await;
+    let customer = unique("damaged");
+    let created = app.create_okta_client(&customer).await;
     let id = created["oidc_client_id"].as_str().unwrap().to_string();
-    let row = id.clone();
-    app.state
-        .store
-        .write_blocking(move |c| {
-            use diesel::prelude::*;
-            use tandem_store::schema::oidc_clients::dsl as oc;
-            diesel::update(oc::oidc_clients.filter(oc::id.eq(&row)))
-                .set(oc::client_secret_enc.eq("not a ciphertext"))
-                .execute(c)?;
-            Ok(())
-        })
-        .unwrap();
+    damage_client_secret(&app, &customer);
     let path = format!("/api/v1/oidc-clients/{id}");
     let (status, body) = app.patch(&path, json!({"additional_scopes": ["groups"]})).await;
     assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["idp.client_secret".to_string()]));

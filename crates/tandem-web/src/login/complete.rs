@@ -261,7 +261,21 @@ async fn finish(
     }
     trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
 
-    let secret = client.client_secret(&state.secret_key).map_err(ApiError::from)?;
+    let secret = match client.client_secret(&state.secret_key) {
+        Ok(secret) => secret,
+        // A damaged row (or one written under another key): the secret the
+        // IdP knows is gone, and only setting it again helps.
+        Err(_) => {
+            let err = idp(
+                StatusCode::BAD_GATEWAY,
+                "InvalidClientCredentials",
+                "the OIDC client's stored secret cannot be decrypted (a damaged row, or one written under another \
+                 secret key): set the client's secret again with a PATCH",
+                json!({}),
+            );
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
     let scopes = client.scopes();
     let cfg = ClientConfig {
         client_id: &client.client_id,
