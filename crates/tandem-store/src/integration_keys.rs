@@ -54,10 +54,9 @@ pub fn authenticate(conn: &mut AnyConnection, presented: &str) -> Result<Option<
 }
 
 impl IntegrationKey {
-    /// Whether a use at `now` is to be recorded: at most once a minute, so
-    /// that authentication stays a read on the hot path.
+    /// Whether a use at `now` is to be recorded (see [`crate::use_due`]).
     pub fn use_due(&self, now: DateTime<Utc>) -> bool {
-        self.last_used_at.is_none_or(|t| micros(now) - t > 60_000_000)
+        crate::use_due(self.last_used_at, now)
     }
 }
 

@@ -61,7 +61,7 @@ mod time;
 mod writer;
 
 pub use conn::{AnyConnection, DatabaseUrl};
-pub use time::{from_micros, micros};
+pub use time::{from_micros, micros, use_due};
 
 use diesel::connection::SimpleConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};

@@ -39,10 +39,18 @@ pub struct ScimApiKeyRow {
 }
 
 impl ScimApiKeyRow {
-    /// Whether a use at `now` is to be recorded: at most once a minute, so
-    /// that authentication stays a read on the hot path.
+    /// Whether a use at `now` is to be recorded (see [`crate::use_due`]).
     pub fn use_due(&self, now: DateTime<Utc>) -> bool {
-        self.last_used_at.is_none_or(|t| micros(now) - t > 60_000_000)
+        crate::use_due(self.last_used_at, now)
+    }
+
+    /// Until when the key works: the earlier of its expiry and the end of
+    /// a rotation's grace; `None` while it has neither.
+    pub fn works_until(&self) -> Option<i64> {
+        match (self.expires_at, self.retired_at) {
+            (Some(expires), Some(retired)) => Some(expires.min(retired)),
+            (expires, retired) => expires.or(retired),
+        }
     }
 
     /// The expiry as a timestamp.
@@ -367,7 +375,7 @@ pub fn key_summaries(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<Vec
         }
         let (Some(summary), Some(cur)) = (out.last_mut(), current.as_ref()) else { continue };
         summary.last_used_at = summary.last_used_at.max(key.last_used_at);
-        let works = key.retired_at.is_some_and(|r| r > now) && key.expires_at.is_none_or(|e| e > now);
+        let works = key.retired_at.is_some() && key.works_until().is_none_or(|until| until > now);
         if works
             && key
                 .last_used_at

@@ -21,6 +21,8 @@ use std::time::Instant;
 use tandem_core::scim_connection::{warning_level, KeyWarningLevel};
 use tandem_store::scim_connections::KeySummary;
 
+type DateTime = chrono::DateTime<chrono::Utc>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
@@ -269,13 +271,7 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
             Ok((keys, secrets)) => {
                 let _filling = m.filling.lock().unwrap_or_else(|p| p.into_inner());
                 fill_key_gauges(m, &keys, now, state.settings.metrics_per_connection);
-                for level in KeyWarningLevel::ALL {
-                    m.secrets_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).set(0);
-                }
-                for at in secrets {
-                    let level = warning_level(Some(tandem_store::from_micros(at)), now);
-                    m.secrets_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
-                }
+                count_by_level(&m.secrets_by_level, secrets.into_iter().map(Some), now);
             }
             Err(e) => tracing::warn!(
                 error = %e,
@@ -293,23 +289,30 @@ pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Sets `family` to how many of `expiries` (`None`: never expires) are at
+/// each warning level at `now`; every level has a series, 0 included, so an
+/// alert on one has something to read.
+fn count_by_level(family: &Family<LevelLabels, Gauge>, expiries: impl Iterator<Item = Option<i64>>, now: DateTime) {
+    for level in KeyWarningLevel::ALL {
+        family.get_or_create(&LevelLabels { warning_level: level.as_str() }).set(0);
+    }
+    for expires in expiries {
+        let level = warning_level(expires.map(tandem_store::from_micros), now);
+        family.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
+    }
+}
+
 fn clear_key_gauges(m: &Metrics) {
-    m.keys_by_level.clear();
     m.key_expiry.clear();
     m.key_last_used.clear();
     m.never_used.set(0);
     m.on_previous_key.set(0);
 }
 
-fn fill_key_gauges(m: &Metrics, keys: &[KeySummary], now: chrono::DateTime<chrono::Utc>, per_connection: bool) {
+fn fill_key_gauges(m: &Metrics, keys: &[KeySummary], now: DateTime, per_connection: bool) {
     clear_key_gauges(m);
-    // Every level has a series (0 included), so an alert on one has something to read.
-    for level in KeyWarningLevel::ALL {
-        m.keys_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).set(0);
-    }
+    count_by_level(&m.keys_by_level, keys.iter().map(|k| k.expires_at), now);
     for k in keys {
-        let level = warning_level(k.expires_at.map(tandem_store::from_micros), now);
-        m.keys_by_level.get_or_create(&LevelLabels { warning_level: level.as_str() }).inc();
         if k.last_used_at.is_none() {
             m.never_used.inc();
         }

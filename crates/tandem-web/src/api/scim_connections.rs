@@ -35,7 +35,7 @@ fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>
     // comes first; one that expired in its grace is listed no more.
     let previous: Vec<(&ScimApiKeyRow, i64)> = in_grace
         .iter()
-        .filter_map(|k| Some((k, k.retired_at?.min(k.expires_at.unwrap_or(i64::MAX)))))
+        .filter_map(|k| Some((k, k.works_until()?)))
         .filter(|(_, until)| *until > tandem_store::micros(now))
         .collect();
     json!({
