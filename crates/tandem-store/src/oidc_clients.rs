@@ -297,12 +297,11 @@ pub fn redirect_path_sharer(
         .select((c::customer_id, c::redirect_url, c::idp_type, c::client_id, c::issuer))
         .order(c::id.asc())
         .load(conn)?;
-    let this = (row.idp_type.clone(), row.client_id.clone(), row.issuer.clone());
+    let this = (row.idp_type.as_str(), row.client_id.as_str(), row.issuer.as_str());
     Ok(others
         .into_iter()
         .find(|(_, url, t, id, iss)| {
-            tandem_core::oidc_client::redirect_path(url) == path
-                && !may_share(&this, &(t.clone(), id.clone(), iss.clone()))
+            tandem_core::oidc_client::redirect_path(url) == path && !may_share(this, (t, id, iss))
         })
         .map(|(customer, ..)| customer))
 }
@@ -311,9 +310,14 @@ pub fn redirect_path_sharer(
 type PathHolder = (String, String, String, String, String);
 
 /// Whether clients of these (IdP type, client id, issuer) may share a redirect path.
-fn may_share(a: &(String, String, String), b: &(String, String, String)) -> bool {
-    match (a.0.parse::<tandem_core::idp::IdpType>(), b.0.parse::<tandem_core::idp::IdpType>()) {
-        (Ok(ta), Ok(tb)) => tandem_core::idp::may_share_redirect_path((ta, &a.1, &a.2), (tb, &b.1, &b.2)),
+fn may_share(
+    (type_a, client_a, issuer_a): (&str, &str, &str),
+    (type_b, client_b, issuer_b): (&str, &str, &str),
+) -> bool {
+    match (type_a.parse::<tandem_core::idp::IdpType>(), type_b.parse::<tandem_core::idp::IdpType>()) {
+        (Ok(ta), Ok(tb)) => {
+            tandem_core::idp::may_share_redirect_path((ta, client_a, issuer_a), (tb, client_b, issuer_b))
+        }
         _ => false,
     }
 }
@@ -336,7 +340,13 @@ pub fn shared_redirect_paths(conn: &mut AnyConnection) -> Result<Vec<(String, Ve
     Ok(by_path
         .into_iter()
         .filter(|(_, holders)| {
-            holders.iter().enumerate().any(|(i, (_, a))| holders[i + 1..].iter().any(|(_, b)| !may_share(a, b)))
+            fn idp((t, id, iss): &(String, String, String)) -> (&str, &str, &str) {
+                (t, id, iss)
+            }
+            holders
+                .iter()
+                .enumerate()
+                .any(|(i, (_, a))| holders[i + 1..].iter().any(|(_, b)| !may_share(idp(a), idp(b))))
         })
         .map(|(path, holders)| (path, holders.into_iter().map(|(customer, _)| customer).collect()))
         .collect())
