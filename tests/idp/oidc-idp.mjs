@@ -6,6 +6,8 @@
 //   ISSUER         issuer URL (default http://127.0.0.1:<port>)
 //   CLIENT_ID      the one registered client (default test-client)
 //   CLIENT_SECRET  its secret (default test-secret)
+//   CLIENT_JWKS_URI  registers the client for private_key_jwt instead, with its
+//                  public keys fetched from this URL (no secret then)
 //   REDIRECT_URIS  comma-separated redirect URIs (default http://127.0.0.1:8080/sso/callback)
 //   AUTO_LOGIN=1   an authorization request with login_hint=<login> skips the login form
 //   PKCE_REQUIRED  "0" or "false" makes PKCE optional (default: required, S256)
@@ -34,6 +36,7 @@ const PORT = env.PORT === undefined || env.PORT === '' ? 0 : Number(env.PORT);
 if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) fail(`invalid PORT ${JSON.stringify(env.PORT)}`);
 const CLIENT_ID = env.CLIENT_ID || 'test-client';
 const CLIENT_SECRET = env.CLIENT_SECRET || 'test-secret';
+const CLIENT_JWKS_URI = env.CLIENT_JWKS_URI || '';
 const REDIRECT_URIS = (env.REDIRECT_URIS || 'http://127.0.0.1:8080/sso/callback')
   .split(',').map((s) => s.trim()).filter(Boolean);
 const AUTO_LOGIN = env.AUTO_LOGIN === '1';
@@ -88,15 +91,22 @@ function buildProvider(issuer) {
   const provider = new Provider(issuer, {
     clients: [{
       client_id: CLIENT_ID,
-      client_secret: CLIENT_SECRET,
       redirect_uris: REDIRECT_URIS,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      // The registered method; client_secret_post is accepted for this client as well.
-      token_endpoint_auth_method: 'client_secret_basic',
+      ...(CLIENT_JWKS_URI
+        ? { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: CLIENT_JWKS_URI }
+        // The registered method; client_secret_post is accepted for this client as well.
+        : { client_secret: CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_basic' }),
     }],
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     jwks: { keys: [{ ...key, kid: 'tandem-test-idp-1', use: 'sig', alg: 'RS256' }] },
+    // A client's jwks_uri (Tandem's JWK Set) is on loopback here, which the
+    // library's guard against fetching special-use addresses refuses.
+    fetch: (url, options) => {
+      const { dispatcher: _guard, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     cookies: { keys: ['tandem-test-idp-cookie-key-not-secret'] },
     claims: { ...STANDARD_CLAIMS, openid: [...STANDARD_CLAIMS.openid, ...extraNames] },
     // Email and profile claims go into the ID token too, as Okta and Entra do.

@@ -50,11 +50,17 @@ impl Drop for RealIdp {
 }
 
 fn start_idp(redirect_uri: &str) -> RealIdp {
+    start_idp_with(redirect_uri, 0, &[])
+}
+
+/// Starts the IdP on `port` (0: any) with these extra environment variables.
+fn start_idp_with(redirect_uri: &str, port: u16, env: &[(&str, &str)]) -> RealIdp {
     ensure_installed();
     let mut child = Command::new("node")
         .arg("oidc-idp.mjs")
         .current_dir(idp_dir())
-        .env("PORT", "0")
+        .env("PORT", port.to_string())
+        .envs(env.iter().copied())
         .env("CLIENT_ID", "tandem-e2e")
         .env("CLIENT_SECRET", "tandem-e2e-secret")
         .env("REDIRECT_URIS", redirect_uri)
@@ -157,5 +163,57 @@ async fn real_idp_provisioned_deactivated_unprovisioned_and_reactivated_users() 
     let (status, body) = sign_in(&app, &format!("alice@{domain}"), redirect_uri).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scim_user"]["active"], true);
+    drop(idp);
+}
+
+/// A private_key_jwt client at a real OpenID Provider, registered with the
+/// URL of Tandem's JWK Set for it (as Okta's "Use a URL to fetch keys
+/// dynamically"): the IdP verifies Tandem's assertion with the key it
+/// fetched, and the login completes. After a rotation, the IdP fetches the
+/// new key set and the new key signs.
+#[tokio::test]
+async fn real_idp_private_key_jwt_login_with_keys_fetched_from_tandem() {
+    let app = TestApp::spawn().await;
+    let customer = unique("real-pkjwt");
+    let redirect_uri = &redirect_url_of(&customer);
+    // The client is made first (its JWK Set URL names it), so the IdP's
+    // port is chosen before the IdP starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let domain = format!("{}.example", unique("pkjwt"));
+    let (status, client) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": customer,
+            "idp": {"type": "Generic", "client_id": "tandem-e2e", "issuer": issuer, "uses_pkce": true,
+                    "client_authentication": "private_key_jwt"},
+            "redirect_url": redirect_uri, "email_domain_allowlist": [domain], "verify": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    let jwks_url = client["idp"]["jwks_url"].as_str().unwrap().to_string();
+    let idp = start_idp_with(redirect_uri, port, &[("CLIENT_JWKS_URI", &jwks_url)]);
+    assert_eq!(idp.issuer, issuer);
+    let conn = app.create_scim_connection(&customer).await;
+    let alice = app.scim_of(&conn).create_user(user(&format!("alice@{domain}"))).await;
+
+    let (status, body) = sign_in(&app, &format!("alice@{domain}"), redirect_uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scim_user"]["id"], alice);
+    let (_, event) = app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
+    let step = crate::login_support::step_of(&event, "token_exchange").unwrap();
+    assert_eq!(step["detail"]["client_auth"], "private_key_jwt", "{event}");
+
+    // Rotated: the IdP keeps the JWK Set it fetched for as long as its
+    // Cache-Control allows (five minutes), so it does not know the new key
+    // yet; the previous one, kept for the grace period, signs in.
+    let id = client["oidc_client_id"].as_str().unwrap();
+    let (status, rotated) = app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let (status, body) = sign_in(&app, &format!("alice@{domain}"), redirect_uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, event) = app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
+    let step = crate::login_support::step_of(&event, "token_exchange").unwrap();
+    assert_eq!(step["detail"]["client_auth"], "private_key_jwt (previous key)", "{event}");
     drop(idp);
 }

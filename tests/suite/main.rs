@@ -9,6 +9,7 @@ mod login_support;
 mod stub_idp;
 mod tls_idp;
 
+mod client_keys;
 mod config_and_startup;
 mod dashboard;
 mod login_attacks;

@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/scim-connections/x"),
     ("DELETE", "/api/v1/scim-connections/x"),
     ("POST", "/api/v1/scim-connections/x/rotate-key"),
+    ("POST", "/api/v1/oidc-clients/x/rotate-client-key"),
     ("POST", "/api/v1/sso/login/initiate"),
     ("POST", "/api/v1/sso/login/complete"),
     ("GET", "/api/v1/scim-connections/x/users"),
@@ -47,7 +48,7 @@ fn the_probed_routes_are_every_route_the_api_registers() {
             format!("/api/v1{}", segments.join("/"))
         })
         .collect();
-    assert_eq!(registered.len(), 18, "{registered:#?}");
+    assert_eq!(registered.len(), 19, "{registered:#?}");
     for path in &registered {
         assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is registered but not probed");
     }

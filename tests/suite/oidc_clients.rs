@@ -717,11 +717,13 @@ async fn a_client_secrets_expiry_is_kept_warned_of_and_goes_with_its_secret() {
     let in_days =
         |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut body = okta_client(&unique("expiry"));
-    body["idp"]["client_secret_expires_at"] = json!(in_days(20));
+    // Computed once: two readings of the clock may fall in different seconds.
+    let due = in_days(20);
+    body["idp"]["client_secret_expires_at"] = json!(due);
     let (status, created) = app.post("/api/v1/oidc-clients", body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let expiry = time(&created["idp"]["client_secret_expires_at"]);
-    assert_eq!(expiry, chrono::DateTime::parse_from_rfc3339(&in_days(20)).unwrap(), "{created}");
+    assert_eq!(expiry, chrono::DateTime::parse_from_rfc3339(&due).unwrap(), "{created}");
     assert_eq!(created["idp"]["client_secret_warning_level"], "warning");
     let path = format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap());
     // Another edit keeps it; the level follows the clock.

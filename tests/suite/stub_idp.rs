@@ -80,6 +80,24 @@ struct OpState {
     token_endpoint: Option<String>,
     token_response: Option<Value>,
     token_redirect: Option<String>,
+    /// `token_endpoint_auth_methods_supported`, when not the default.
+    auth_methods: Option<Vec<String>>,
+    /// Where the client's public keys are: its token requests must then
+    /// carry a `private_key_jwt` assertion one of them verifies.
+    client_jwks: Option<ClientJwks>,
+    /// The `kid` of each client assertion accepted.
+    assertion_kids: Vec<String>,
+    /// The `jti` of each client assertion seen (a replay is refused).
+    assertion_jtis: HashSet<String>,
+}
+
+/// The public keys a `private_key_jwt` client is registered with.
+#[derive(Clone)]
+pub enum ClientJwks {
+    /// Fetched from this URL at each token request (Okta's "Use a URL").
+    Url(String),
+    /// As pasted by an admin.
+    Fixed(Value),
 }
 
 /// A running stub OP.
@@ -116,6 +134,22 @@ impl StubOp {
     /// Makes `code` redeemable for `id_token`.
     pub fn issue(&self, code: &str, id_token: String) {
         self.state.lock().unwrap().tokens.insert(code.to_string(), id_token);
+    }
+
+    /// Has the token endpoint require `private_key_jwt` assertions that
+    /// verify against `jwks`, and refuse any other client authentication.
+    pub fn expect_client_assertions(&self, jwks: ClientJwks) {
+        self.state.lock().unwrap().client_jwks = Some(jwks);
+    }
+
+    /// The `kid` of every client assertion the token endpoint accepted.
+    pub fn assertion_kids(&self) -> Vec<String> {
+        self.state.lock().unwrap().assertion_kids.clone()
+    }
+
+    /// Advertises these client authentication methods in discovery.
+    pub fn advertise_auth_methods(&self, methods: &[&str]) {
+        self.state.lock().unwrap().auth_methods = Some(methods.iter().map(|m| m.to_string()).collect());
     }
 
     /// Makes the token endpoint refuse the client's credentials.
@@ -264,7 +298,7 @@ fn appid(req: &HttpRequest) -> Option<String> {
 async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
     let iss = &op.issuer;
     let appid = appid(&req);
-    let (iss_param, token_endpoint, algs) = {
+    let (iss_param, token_endpoint, algs, methods) = {
         let mut st = op.state.lock().unwrap();
         st.discovery_fetches += 1;
         st.discovery_appids.extend(appid.clone());
@@ -272,7 +306,10 @@ async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
             return HttpResponse::ServiceUnavailable().finish();
         }
         let algs = st.algs.clone().unwrap_or_else(|| vec!["RS256".into()]);
-        (st.iss_param, st.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")), algs)
+        let methods = st.auth_methods.clone().unwrap_or_else(|| {
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"].map(String::from).to_vec()
+        });
+        (st.iss_param, st.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")), algs, methods)
     };
     HttpResponse::Ok().json(json!({
         "issuer": iss,
@@ -285,7 +322,7 @@ async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
         "userinfo_endpoint": format!("{iss}/userinfo"),
         "id_token_signing_alg_values_supported": algs,
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
         "authorization_response_iss_parameter_supported": iss_param,
     }))
 }
@@ -326,8 +363,72 @@ fn invalid_client() -> Value {
     json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
 }
 
+/// Checks a `private_key_jwt` token request as an IdP does (RFC 7523 §3):
+/// no secret, an RS256 assertion by a registered key, issued by and about
+/// the client, for this token endpoint, unexpired and not seen before.
+/// Returns the key's kid.
+async fn check_client_assertion(
+    op: &StubOp,
+    req: &HttpRequest,
+    body: &str,
+    jwks: ClientJwks,
+) -> Result<String, String> {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    if req.headers().contains_key("authorization") || form.contains_key("client_secret") {
+        return Err("a client secret was sent".into());
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return Err(format!("client_assertion_type is {:?}", form.get("client_assertion_type")));
+    }
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let assertion = form.get("client_assertion").ok_or("no client_assertion")?;
+    let keys = match jwks {
+        ClientJwks::Fixed(v) => v,
+        ClientJwks::Url(url) => {
+            reqwest::get(&url).await.map_err(|e| e.to_string())?.json::<Value>().await.map_err(|e| e.to_string())?
+        }
+    };
+    let header = jsonwebtoken::decode_header(assertion).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = keys["keys"].as_array().into_iter().flatten().find(|k| k["kid"] == kid.as_str()).ok_or("unknown kid")?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().unwrap_or_default(),
+        jwk["e"].as_str().unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+    v.set_audience(&[format!("{}/token", op.issuer)]);
+    v.set_issuer(&[client_id.as_str()]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &v).map_err(|e| e.to_string())?.claims;
+    if claims["sub"] != client_id.as_str() {
+        return Err("sub is not the client".into());
+    }
+    let jti = claims["jti"].as_str().ok_or("no jti")?.to_string();
+    if !op.state.lock().unwrap().assertion_jtis.insert(jti) {
+        return Err("the assertion was replayed".into());
+    }
+    Ok(kid)
+}
+
 async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpResponse {
+    let jwks = op.state.lock().unwrap().client_jwks.clone();
+    let assertion = match jwks {
+        Some(jwks) => Some(check_client_assertion(&op, &req, &body, jwks).await),
+        None => None,
+    };
     let mut st = op.state.lock().unwrap();
+    match assertion {
+        Some(Ok(kid)) => st.assertion_kids.push(kid),
+        Some(Err(why)) => {
+            st.token_requests.push(format!("refused: {why}"));
+            return HttpResponse::Unauthorized().json(json!({"error": "invalid_client",
+                "error_description": format!("AADSTS700027: Client assertion failed signature validation ({why})")}));
+        }
+        None => {}
+    }
     st.token_requests.push(format!(
         "{} | {}",
         req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or(""),

@@ -15,6 +15,38 @@ pub struct UrlPolicy {
     pub allow_http_everywhere: bool,
 }
 
+/// How a client authenticates at the IdP's token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuthentication {
+    /// With its client secret (HTTP Basic or in the body, as the IdP
+    /// advertises), or none for a public client with PKCE.
+    #[default]
+    ClientSecret,
+    /// With a JWT signed by a key Tandem holds (`private_key_jwt`).
+    PrivateKeyJwt,
+}
+
+impl ClientAuthentication {
+    /// The name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthentication::ClientSecret => "client_secret",
+            ClientAuthentication::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+impl std::str::FromStr for ClientAuthentication {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "client_secret" => Ok(ClientAuthentication::ClientSecret),
+            "private_key_jwt" => Ok(ClientAuthentication::PrivateKeyJwt),
+            other => Err(format!("must be client_secret or private_key_jwt, got {other:?}")),
+        }
+    }
+}
+
 /// A validated OIDC client configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OidcClientSpec {
@@ -28,11 +60,16 @@ pub struct OidcClientSpec {
     pub issuer: String,
     /// The client id registered at the IdP.
     pub client_id: String,
-    /// The client secret, when the client is confidential. `None` on patch
-    /// means "keep the stored one".
+    /// How the client authenticates at the token endpoint.
+    pub client_authentication: ClientAuthentication,
+    /// The client's credential, encrypted at rest: its secret, when the
+    /// client is confidential; with `private_key_jwt`, its keys (the stored
+    /// form of `tandem_oidc::client_keys::ClientKeys`), which a request
+    /// never gives: `None` there means "Tandem makes a key".
     pub client_secret: Option<Redacted<String>>,
     /// When the client secret expires at the IdP, as the admin says (Entra's
-    /// secrets last at most two years): warned of before it comes.
+    /// secrets last at most two years): warned of before it comes. With
+    /// `private_key_jwt`, the current key's certificate's expiry, set by Tandem.
     pub client_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Whether to send PKCE S256.
     pub uses_pkce: bool,
@@ -102,7 +139,11 @@ pub fn parse_patch(
             .get("client_secret")
             .and_then(Value::as_str)
             .is_some_and(|s| !s.is_empty() && current.client_secret.as_ref().is_none_or(|c| c.0 != s));
-        if new_secret && !idp_patch.contains_key("client_secret_expires_at") {
+        // So has a switch to the other method (a key's expiry is its certificate's).
+        let switches = idp_patch
+            .get("client_authentication")
+            .is_some_and(|m| m.as_str() != Some(current.client_authentication.as_str()));
+        if (new_secret || switches) && !idp_patch.contains_key("client_secret_expires_at") {
             target.remove("client_secret_expires_at");
         }
         for (k, v) in idp_patch {
@@ -116,7 +157,18 @@ pub fn parse_patch(
             merged.insert(k.clone(), v.clone());
         }
     }
-    let kept = current.client_secret.clone().map(|secret| Kept { secret, issuer: current.issuer.clone() });
+    // A credential of one method is nothing to the other: switching
+    // methods gives a new secret, or has Tandem make a key.
+    let method = merged
+        .get("idp")
+        .and_then(|i| i.get("client_authentication"))
+        .and_then(Value::as_str)
+        .and_then(|m| m.parse::<ClientAuthentication>().ok());
+    let kept = current
+        .client_secret
+        .clone()
+        .filter(|_| method == Some(current.client_authentication))
+        .map(|secret| Kept { secret, issuer: current.issuer.clone() });
     // A client saved before a rule is still patched (a new secret for an
     // expired one must go through): the scopes rule holds a patch only when
     // it sets the scopes or the IdP type.
@@ -145,7 +197,11 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     if let Some(i) = &spec.location.issuer {
         idp.insert("issuer".into(), json!(i));
     }
-    if let Some(at) = spec.client_secret_expires_at {
+    idp.insert("client_authentication".into(), json!(spec.client_authentication.as_str()));
+    // A key's certificate expiry is Tandem's to set, not the request's.
+    if let Some(at) =
+        spec.client_secret_expires_at.filter(|_| spec.client_authentication == ClientAuthentication::ClientSecret)
+    {
         idp.insert("client_secret_expires_at".into(), json!(crate::format_time(at)));
     }
     let mut m = Map::new();
@@ -267,7 +323,7 @@ fn parse(
     // Entra sends `oid` (its user id, which the SCIM join goes by; without
     // it a login falls back to the pairwise `sub` and matches no one) and
     // `preferred_username` only under the profile scope.
-    let entra = idp.as_ref().is_some_and(|i| i.0 == IdpType::MicrosoftEntra);
+    let entra = idp.as_ref().is_some_and(|i| i.idp_type == IdpType::MicrosoftEntra);
     if check_scopes && entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
         r.error(
             "scopes",
@@ -281,7 +337,16 @@ fn parse(
             true,
             Some(customer_id),
             Some(redirect_url),
-            Some((idp_type, location, issuer, client_id, (client_secret, client_secret_expires_at), uses_pkce)),
+            Some(ParsedIdp {
+                idp_type,
+                location,
+                issuer,
+                client_id,
+                client_authentication,
+                client_secret,
+                client_secret_expires_at,
+                uses_pkce,
+            }),
         ) => Ok(OidcClientRequest {
             spec: OidcClientSpec {
                 customer_id,
@@ -289,6 +354,7 @@ fn parse(
                 location,
                 issuer,
                 client_id,
+                client_authentication,
                 client_secret,
                 client_secret_expires_at,
                 uses_pkce,
@@ -306,8 +372,17 @@ fn parse(
     }
 }
 
-type ParsedIdp =
-    (IdpType, IdpLocation, String, String, (Option<Redacted<String>>, Option<chrono::DateTime<chrono::Utc>>), bool);
+/// The `idp` object of a request.
+struct ParsedIdp {
+    idp_type: IdpType,
+    location: IdpLocation,
+    issuer: String,
+    client_id: String,
+    client_authentication: ClientAuthentication,
+    client_secret: Option<Redacted<String>>,
+    client_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    uses_pkce: bool,
+}
 
 fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> Option<ParsedIdp> {
     let Some(idp) = r.raw("idp") else {
@@ -327,7 +402,23 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
         }
     });
     let client_id = d.required_string("client_id");
+    let method = match d.string("client_authentication") {
+        None => ClientAuthentication::ClientSecret,
+        Some(m) => m.parse().unwrap_or_else(|e: String| {
+            d.error("client_authentication", e);
+            ClientAuthentication::ClientSecret
+        }),
+    };
+    let keyed = method == ClientAuthentication::PrivateKeyJwt;
     let given = d.string("client_secret").filter(|s| !s.is_empty()).map(Redacted);
+    if keyed && given.is_some() {
+        d.error(
+            "client_secret",
+            "is not taken with client_authentication private_key_jwt: the client signs with a key Tandem makes and \
+             holds (its certificate and JWK are in the answer)",
+        );
+    }
+    let given = given.filter(|_| !keyed);
     let sent = given.is_some();
     let (secret, kept_for) = match (given, kept) {
         (Some(s), _) => (Some(s), None),
@@ -352,7 +443,12 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
                 None
             }
         });
-    if expires_at.is_some() && secret.is_none() {
+    if expires_at.is_some() && keyed {
+        d.error(
+            "client_secret_expires_at",
+            "is set by Tandem for a private_key_jwt client: its key's certificate expiry",
+        );
+    } else if expires_at.is_some() && secret.is_none() {
         d.error("client_secret_expires_at", "is the expiry of a client secret, and this client has none");
     }
     let uses_pkce = d.bool("uses_pkce").unwrap_or(true);
@@ -375,7 +471,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
             );
         }
     }
-    if secret.is_none() && !uses_pkce {
+    if secret.is_none() && !uses_pkce && !keyed {
         d.error("client_secret", "is required unless uses_pkce is true (a public client needs PKCE)");
     }
     let issuer = idp_type.and_then(|t| match location.issuer_for(t) {
@@ -410,7 +506,8 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
     // moves the client to another issuer (a typo, or a hostile edit through
     // an app's self-serve settings) must send the new IdP's secret, or the
     // next login would post the old one to the new token endpoint.
-    if let (false, Some(old), Some(new)) = (sent, &kept_for, &issuer) {
+    // (A key's assertion names the token endpoint it is for: kept keys may move.)
+    if let (false, false, Some(old), Some(new)) = (keyed, sent, &kept_for, &issuer) {
         if !same_issuer(old, new) {
             d.error(
                 "client_secret",
@@ -425,9 +522,16 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
     let ok = d.is_ok();
     r.absorb(d);
     match (ok, idp_type, issuer, client_id) {
-        (true, Some(t), Some(issuer), Some(client_id)) => {
-            Some((t, location, issuer, client_id, (secret, expires_at), uses_pkce))
-        }
+        (true, Some(idp_type), Some(issuer), Some(client_id)) => Some(ParsedIdp {
+            idp_type,
+            location,
+            issuer,
+            client_id,
+            client_authentication: method,
+            client_secret: secret,
+            client_secret_expires_at: if keyed { None } else { expires_at },
+            uses_pkce,
+        }),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@
 //! raw token itself (see `id_token`) so each failed check is reported by
 //! name instead of as a parse error, at a tenth of the cost.
 
+use crate::client_keys::{ClientKeys, ASSERTION_TYPE};
 use crate::discovery::ProviderMetadata;
 use crate::IdpHttp;
 use oauth2::basic::{
@@ -100,6 +101,8 @@ pub struct ClientConfig<'a> {
     pub additional_scopes: &'a [String],
     /// Asked for in place of `openid email profile`, when the client sets them.
     pub base_scopes: Option<&'a [String]>,
+    /// With `private_key_jwt`: the client's keys, and the time its assertions are made at.
+    pub client_keys: Option<(&'a ClientKeys, chrono::DateTime<chrono::Utc>)>,
 }
 
 /// Why the flow could not proceed.
@@ -160,6 +163,7 @@ fn token_client(
     meta: &ProviderMetadata,
     cfg: &ClientConfig<'_>,
     auth_type: AuthType,
+    with_secret: bool,
 ) -> Result<OAuthClient<EndpointNotSet, EndpointSet>, FlowError> {
     let parsed = meta.endpoints().map(|e| &e.token);
     let token = TokenUrl::from_url(endpoint(parsed, &meta.token_endpoint, "token_endpoint")?);
@@ -167,7 +171,7 @@ fn token_client(
         .set_token_uri(token)
         .set_redirect_uri(redirect(cfg)?)
         .set_auth_type(auth_type);
-    if let Some(secret) = cfg.client_secret {
+    if let Some(secret) = cfg.client_secret.filter(|_| with_secret) {
         c = c.set_client_secret(ClientSecret::new(secret.to_string()));
     }
     Ok(c)
@@ -216,7 +220,8 @@ struct TokenTransport(String);
 pub struct TokenSet {
     pub id_token: String,
     pub access_token: String,
-    /// How the client authenticated (`client_secret_basic`, `client_secret_post`).
+    /// How the client authenticated (`client_secret_basic`, `client_secret_post`,
+    /// `private_key_jwt`, or `private_key_jwt (previous key)`).
     pub client_auth: &'static str,
 }
 
@@ -239,6 +244,10 @@ fn auth_method(auth_type: &AuthType) -> &'static str {
 /// authentication leaves the code unspent). When that is refused as a
 /// client authentication too, the first refusal is the answer; when it
 /// failed past the client authentication (an expired code), its own error is.
+///
+/// A `private_key_jwt` client sends an assertion signed with its current
+/// key, and when the IdP refuses it, once more with its previous key while
+/// that key's grace lasts (the IdP has not been given the new one yet).
 pub async fn exchange_code(
     http: &IdpHttp,
     meta: &ProviderMetadata,
@@ -246,20 +255,51 @@ pub async fn exchange_code(
     code: &str,
     pkce_verifier: Option<String>,
 ) -> Result<TokenSet, FlowError> {
+    if let Some((keys, now)) = cfg.client_keys {
+        let audience = meta.token_endpoint.as_str();
+        let mut refused = None;
+        for (i, key) in keys.usable(now).enumerate() {
+            let assertion = key
+                .assertion(cfg.client_id, audience, now)
+                .map_err(|e| FlowError::InvalidClient { error: "unusable_client_key".into(), description: Some(e) })?;
+            let method = if i == 0 { "private_key_jwt" } else { "private_key_jwt (previous key)" };
+            let auth = ClientAuth { auth_type: AuthType::RequestBody, method, assertion: Some(assertion) };
+            match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), auth).await {
+                Err(e @ FlowError::InvalidClient { .. }) => {
+                    refused.get_or_insert(e);
+                }
+                done => return done,
+            }
+        }
+        return Err(refused.unwrap_or_else(|| FlowError::InvalidClient {
+            error: "unusable_client_key".into(),
+            description: Some("the client has no key to sign with".into()),
+        }));
+    }
+    let secret_auth = |auth_type: AuthType| ClientAuth { method: auth_method(&auth_type), auth_type, assertion: None };
     let listed = |m: &str| meta.token_endpoint_auth_methods_supported.iter().any(|l| l == m);
     let (first, other) = if listed("client_secret_post") && !listed("client_secret_basic") {
         (AuthType::RequestBody, AuthType::BasicAuth)
     } else {
         (AuthType::BasicAuth, AuthType::RequestBody)
     };
-    let refused = match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), first).await {
+    let refused = match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), secret_auth(first)).await {
         Err(e @ FlowError::InvalidClient { .. }) if cfg.client_secret.is_some() && listed(auth_method(&other)) => e,
         done => return done,
     };
-    match exchange_once(http, meta, cfg, code, pkce_verifier, other).await {
+    match exchange_once(http, meta, cfg, code, pkce_verifier, secret_auth(other)).await {
         Err(FlowError::InvalidClient { .. }) => Err(refused),
         done => done,
     }
+}
+
+/// How one token request authenticates the client.
+struct ClientAuth {
+    auth_type: AuthType,
+    /// Its name in the login event.
+    method: &'static str,
+    /// A `private_key_jwt` assertion, sent in place of a secret.
+    assertion: Option<String>,
 }
 
 async fn exchange_once(
@@ -268,11 +308,15 @@ async fn exchange_once(
     cfg: &ClientConfig<'_>,
     code: &str,
     pkce_verifier: Option<String>,
-    auth_type: AuthType,
+    auth: ClientAuth,
 ) -> Result<TokenSet, FlowError> {
-    let client_auth = auth_method(&auth_type);
-    let c = token_client(meta, cfg, auth_type)?;
+    let client_auth = auth.method;
+    let c = token_client(meta, cfg, auth.auth_type, auth.assertion.is_none())?;
     let mut req = c.exchange_code(AuthorizationCode::new(code.to_string()));
+    if let Some(assertion) = auth.assertion {
+        req =
+            req.add_extra_param("client_assertion_type", ASSERTION_TYPE).add_extra_param("client_assertion", assertion);
+    }
     if let Some(v) = pkce_verifier {
         req = req.set_pkce_verifier(PkceCodeVerifier::new(v));
     }

@@ -7,6 +7,7 @@
 //! [`flow`]; the ID token is validated in [`id_token`].
 
 pub mod cache;
+pub mod client_keys;
 pub mod discovery;
 pub mod flow;
 pub mod id_token;

@@ -9,7 +9,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use tandem_core::idp::{IdpLocation, IdpType};
 use tandem_core::matching::MatchingStrategy;
-use tandem_core::oidc_client::OidcClientSpec;
+use tandem_core::oidc_client::{ClientAuthentication, OidcClientSpec};
 use tandem_core::secret::{Redacted, SecretKey};
 
 /// A stored OIDC client.
@@ -39,6 +39,9 @@ pub struct OidcClientRow {
     pub scim_required: bool,
     /// When the client secret expires at the IdP, as the admin gave it.
     pub client_secret_expires_at: Option<i64>,
+    /// `client_secret` or `private_key_jwt`; with the latter,
+    /// `client_secret_enc` holds the client's keys.
+    pub client_authentication: String,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -144,7 +147,19 @@ impl OidcClientRow {
             scopes: spec.scopes.as_ref().map(|s| serde_json::Value::from(s.clone()).to_string()),
             scim_required: spec.scim_required.unwrap_or(false),
             client_secret_expires_at: spec.client_secret_expires_at.map(micros),
+            client_authentication: spec.client_authentication.as_str().to_string(),
         }
+    }
+
+    /// How the client authenticates at the token endpoint.
+    pub fn client_authentication(&self) -> Result<ClientAuthentication, StoreError> {
+        self.client_authentication.parse().map_err(StoreError::Corrupt)
+    }
+
+    /// Whether the client signs with keys (`private_key_jwt`): its stored
+    /// credential is then its keys, never sent as a secret.
+    pub fn uses_client_keys(&self) -> bool {
+        self.client_authentication == ClientAuthentication::PrivateKeyJwt.as_str()
     }
 
     /// The IdP type.
@@ -207,6 +222,7 @@ impl OidcClientRow {
             },
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
+            client_authentication: self.client_authentication()?,
             client_secret,
             client_secret_expires_at: self.client_secret_expires_at.map(from_micros),
             uses_pkce: self.uses_pkce,

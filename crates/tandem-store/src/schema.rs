@@ -45,6 +45,7 @@ diesel::table! {
         scopes -> Nullable<Text>,
         scim_required -> Bool,
         client_secret_expires_at -> Nullable<BigInt>,
+        client_authentication -> Text,
     }
 }
 

@@ -55,6 +55,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(middleware::DefaultHeaders::new().add(("Cache-Control", "no-store")))
             .configure(api::routes),
     )
+    .service(
+        web::resource("/oidc/{id}/jwks.json")
+            .route(web::get().to(api::oidc_clients::jwks))
+            .default_service(error::method_not_allowed("GET")),
+    )
     .configure(scim::routes)
     .configure(dashboard::routes)
     .default_service(web::to(error::unknown_route));

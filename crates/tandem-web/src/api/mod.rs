@@ -3,7 +3,7 @@
 mod audit_events;
 mod login_events;
 pub mod matching;
-mod oidc_clients;
+pub(crate) mod oidc_clients;
 mod scim_connections;
 mod scim_data;
 
@@ -60,10 +60,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(only("/scim-connections/{id}/groups", web::get().to(scim_data::list_groups), "GET"))
         .service(only("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group), "GET"))
         .service(only("/provisioning-logs", web::get().to(scim_data::provisioning_logs), "GET"))
+        .service(only("/oidc-clients/{id}/rotate-client-key", web::post().to(oidc_clients::rotate_client_key), "POST"))
         .service(only("/oidc-clients/{id}/scim-matching", web::get().to(matching::get), "GET"))
         .service(only("/login-events", web::get().to(login_events::list), "GET"))
         .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"))
         .service(only("/audit-events", web::get().to(audit_events::list), "GET"));
+}
+
+/// The optional body of a key rotation, `{"grace_period_hours": N}` (at
+/// most 720, 30 days): how long the previous key keeps working; `None`
+/// when the body (empty) does not say.
+pub(crate) async fn rotation_grace(
+    payload: web::Payload,
+    max_body_bytes: usize,
+) -> Result<Option<chrono::Duration>, crate::error::ApiError> {
+    let bytes = crate::body::read_limited(payload, max_body_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let body = crate::body::parse_json(&bytes)?;
+    let mut r = tandem_core::fields::FieldReader::new(&body, "");
+    let hours = r.u64("grace_period_hours");
+    r.reject_unknown();
+    if let Some(h) = hours.filter(|h| *h > 24 * 30) {
+        r.error("grace_period_hours", format!("must be at most 720 (30 days), got {h}"));
+    }
+    if !r.is_ok() {
+        return Err(crate::error::ApiError::invalid_fields(r.into_errors()));
+    }
+    Ok(hours.map(|h| chrono::Duration::hours(h as i64)))
 }
 
 /// A resource served by one method (`route`); any other gets the JSON 405

@@ -9,7 +9,10 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_core::format_time;
-use tandem_core::oidc_client::{parse_create, parse_patch, redirect_path, OidcClientRequest};
+use tandem_core::oidc_client::{
+    parse_create, parse_patch, redirect_path, ClientAuthentication, OidcClientRequest, OidcClientSpec,
+};
+use tandem_oidc::client_keys::{ClientKey, ClientKeys};
 use tandem_store::oidc_clients::{self as repo, OidcClientRow};
 use tandem_store::{audit, from_micros, scim_connections};
 
@@ -26,13 +29,16 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
     };
     let discovery = row.discovery.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
     let secret_expires = row.client_secret_expires_at.map(from_micros);
+    let keyed = row.uses_client_keys();
+    let client_keys = keyed.then(|| client_keys_view(row, state));
     Ok(json!({
         "oidc_client_id": row.id,
         "customer_id": row.customer_id,
         "idp": {
             "type": row.idp_type,
             "client_id": row.client_id,
-            "has_client_secret": row.client_secret_enc.is_some(),
+            "client_authentication": row.client_authentication,
+            "has_client_secret": !keyed && row.client_secret_enc.is_some(),
             "client_secret_expires_at": secret_expires.map(format_time),
             "client_secret_warning_level": secret_expires
                 .map(|at| tandem_core::scim_connection::warning_level(Some(at), state.clock.now())),
@@ -41,6 +47,8 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
             "tenant_id": row.tenant_id,
             "issuer": row.issuer,
             "issuer_override": row.issuer_override,
+            "client_keys": client_keys,
+            "jwks_url": keyed.then(|| jwks_url(state, &row.id)),
         },
         "redirect_url": row.redirect_url,
         "scim_matching_definition": {"strategy": strategy.as_str(), "source": source},
@@ -53,6 +61,115 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
         "created_at": format_time(from_micros(row.created_at)),
         "updated_at": format_time(from_micros(row.updated_at)),
     }))
+}
+
+/// The keys of a `private_key_jwt` client, decrypted; an error says why
+/// they cannot be read (a damaged row, or one written under another key).
+pub fn client_keys(row: &OidcClientRow, secret_key: &tandem_core::secret::SecretKey) -> Result<ClientKeys, String> {
+    match row.client_secret(secret_key) {
+        Ok(Some(stored)) => ClientKeys::parse(&stored.0),
+        Ok(None) => Err("the client has no keys".into()),
+        Err(e) => Err(format!("the stored client keys cannot be decrypted: {e}")),
+    }
+}
+
+/// An error for a key that could not be made (the system's random source failed).
+fn key_not_made(e: &str) -> ApiError {
+    tracing::error!(error = %e, "a client key could not be made");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KeyGenerationFailed", format!("{e}; retry shortly"))
+}
+
+/// Where the public keys of a `private_key_jwt` client are published.
+pub fn jwks_url(state: &AppState, id: &str) -> String {
+    format!("{}/oidc/{id}/jwks.json", state.settings.public_url)
+}
+
+/// The keys of a `private_key_jwt` client as the API shows them (public
+/// parts only): each with its JWK, its certificate (PEM, as Entra takes
+/// it) and its thumbprint; the previous key while its grace lasts. Null
+/// when the stored keys cannot be read.
+fn client_keys_view(row: &OidcClientRow, state: &AppState) -> Value {
+    let now = state.clock.now();
+    let Ok(keys) = client_keys(row, &state.secret_key) else { return Value::Null };
+    let view = |k: &ClientKey, status: &str| {
+        json!({
+            "kid": k.kid,
+            "status": status,
+            "created_at": format_time(k.created_at),
+            "certificate_expires_at": format_time(k.not_after),
+            "valid_until": k.valid_until.map(format_time),
+            "certificate_thumbprint_sha1": k.thumbprint_sha1_hex(),
+            "certificate_pem": k.certificate_pem(),
+            "jwk": k.jwk().unwrap_or(Value::Null),
+        })
+    };
+    let mut out = vec![view(keys.current(), "current")];
+    out.extend(keys.previous(now).map(|k| view(k, "previous")));
+    Value::Array(out)
+}
+
+/// Gives a `private_key_jwt` spec its keys: the kept ones, or new ones
+/// (`made`, reused across a PATCH's retries); its secret expiry is the
+/// current key's certificate's. A client secret spec is left as it is.
+async fn with_client_keys(
+    spec: &mut OidcClientSpec,
+    id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    made: &mut Option<ClientKeys>,
+) -> Result<(), ApiError> {
+    if spec.client_authentication != ClientAuthentication::PrivateKeyJwt {
+        return Ok(());
+    }
+    let keys = match &spec.client_secret {
+        Some(stored) => ClientKeys::parse(&stored.0).map_err(|e| {
+            ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                field: "idp.client_authentication".into(),
+                message: format!("{e}: send client_authentication with this change to have new keys made"),
+            }])
+        })?,
+        None => match made {
+            Some(keys) => keys.clone(),
+            None => {
+                let subject = key_subject(id);
+                let keys = web::block(move || ClientKeys::generate(&subject, now))
+                    .await
+                    .map_err(|e| key_not_made(&e.to_string()))?
+                    .map_err(|e| key_not_made(&e))?;
+                *made = Some(keys.clone());
+                keys
+            }
+        },
+    };
+    spec.client_secret_expires_at = Some(keys.current().not_after);
+    spec.client_secret = Some(tandem_core::secret::Redacted(keys.to_stored()));
+    Ok(())
+}
+
+/// The subject of a client key's certificate.
+fn key_subject(id: &str) -> String {
+    format!("Tandem OIDC client {id}")
+}
+
+/// Refuses `private_key_jwt` for a client whose IdP's discovery (as it
+/// will be stored) lists its token endpoint's authentication methods
+/// without it. An IdP that lists none may still take it.
+fn check_method_listed(spec: &OidcClientSpec, discovery: Option<&str>) -> Result<(), ApiError> {
+    if spec.client_authentication != ClientAuthentication::PrivateKeyJwt {
+        return Ok(());
+    }
+    let listed: Vec<String> = discovery
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .and_then(|d| serde_json::from_value(d["metadata"]["token_endpoint_auth_methods_supported"].clone()).ok())
+        .unwrap_or_default();
+    if listed.is_empty() || listed.iter().any(|m| m == "private_key_jwt") {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+        field: "idp.client_authentication".into(),
+        message: format!(
+            "the IdP's discovery lists token_endpoint_auth_methods_supported {listed:?}, without private_key_jwt"
+        ),
+    }]))
 }
 
 /// Runs discovery when asked; returns the document to store.
@@ -81,10 +198,12 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::json(payload, state.settings.max_body_bytes).await?;
-    let req = parse_create(&body, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+    let mut req = parse_create(&body, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
     let discovery = discover(&state, &req).await?;
+    check_method_listed(&req.spec, discovery.as_deref())?;
     let now = state.clock.now();
     let id = tandem_core::new_id();
+    with_client_keys(&mut req.spec, &id, now, &mut None).await?;
     let mut stored =
         OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, tandem_store::micros(now), now);
     let require = state.settings.require_distinct_redirect_paths;
@@ -149,7 +268,8 @@ fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>, s
         .and_then(|d| serde_json::from_str::<Value>(d).ok())
         .and_then(|d| serde_json::from_value(d["metadata"]["id_token_signing_alg_values_supported"].clone()).ok())
         .unwrap_or_default();
-    let secret_bytes = row.client_secret(&state.secret_key).ok().flatten().map(|s| s.0.len());
+    let secret_bytes =
+        row.client_secret(&state.secret_key).ok().flatten().filter(|_| !row.uses_client_keys()).map(|s| s.0.len());
     if let Some(message) = tandem_oidc::id_token::hmac_only_warning(&advertised, secret_bytes) {
         warnings.push(json!({"field": "idp.client_secret", "message": message}));
     }
@@ -225,11 +345,34 @@ pub async fn patch(
     // `"verify": false` on an unchanged issuer keeps the discovery on record.
     let verify_requested = body.get("verify") == Some(&serde_json::Value::Bool(true));
     let mut discovered: Option<(String, Option<String>)> = None;
+    let mut made_keys = None;
     for _ in 0..PATCH_ATTEMPTS {
         let key = id.clone();
         let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
-        let spec = match current.client_secret(&state.secret_key) {
+        let readable = if current.uses_client_keys() {
+            client_keys(&current, &state.secret_key).map(|k| Some(tandem_core::secret::Redacted(k.to_stored())))
+        } else {
+            current.client_secret(&state.secret_key).map_err(|e| e.to_string())
+        };
+        let spec = match readable {
             Ok(secret) => current.spec_with_secret(secret)?,
+            // Keys that cannot be read are made anew when the PATCH names
+            // the method (the IdP must then be given the new key).
+            Err(_)
+                if current.uses_client_keys()
+                    && body.get("idp").and_then(|i| i.get("client_authentication")).is_some() =>
+            {
+                current.spec_with_secret(None)?
+            }
+            Err(_) if current.uses_client_keys() => {
+                return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                    field: "idp.client_authentication".into(),
+                    message: "the stored client keys cannot be read (a damaged row, or one written under another \
+                              secret key): send \"client_authentication\" with this change to have new keys made, \
+                              then give the IdP the new certificate or JWK"
+                        .into(),
+                }]))
+            }
             // A stored secret that cannot be read (a row damaged, or written
             // under another key) is one a PATCH can replace, and must.
             Err(_)
@@ -270,7 +413,9 @@ pub async fn patch(
         } else {
             current.discovery.clone()
         };
+        check_method_listed(&req.spec, discovery.as_deref())?;
         let now = state.clock.now();
+        with_client_keys(&mut req.spec, &id, now, &mut made_keys).await?;
         let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
         let (old_strategy, old_required, read_at) =
@@ -352,6 +497,120 @@ pub async fn patch(
             "the OIDC client {id:?} was changed {PATCH_ATTEMPTS} times while this PATCH was applied; send it again"
         ),
     ))
+}
+
+/// `POST /api/v1/oidc-clients/{id}/rotate-client-key` `{"grace_period_hours": 168}`
+/// (optional): a new current key for a `private_key_jwt` client. The
+/// previous one is still used, when the IdP refuses the new one, for the
+/// grace period (default a week, at most 30 days; 0 drops it at once).
+pub async fn rotate_client_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let grace = super::rotation_grace(payload, state.settings.max_body_bytes)
+        .await?
+        .unwrap_or(chrono::Duration::hours(DEFAULT_KEY_GRACE_HOURS));
+    let mut made: Option<ClientKeys> = None;
+    for _ in 0..PATCH_ATTEMPTS {
+        let key = id.clone();
+        let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
+        if !current.uses_client_keys() {
+            return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                field: "idp.client_authentication".into(),
+                message: "is client_secret: a client secret is rotated at the IdP and set with a PATCH; \
+                          rotate-client-key is for private_key_jwt clients"
+                    .into(),
+            }]));
+        }
+        let stored = client_keys(&current, &state.secret_key).map_err(|e| {
+            ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+                field: "idp.client_authentication".into(),
+                message: format!(
+                    "{e}: PATCH the client with \"idp\": {{\"client_authentication\": \"private_key_jwt\"}} to have \
+                     new keys made"
+                ),
+            }])
+        })?;
+        let now = state.clock.now();
+        // One new key per request, whatever the retries.
+        let keys = match &made {
+            Some(k) => {
+                let mut k = k.clone();
+                k.keep_previous(&stored, now, grace);
+                k
+            }
+            None => {
+                let (subject, old) = (key_subject(&id), stored.clone());
+                let rotated = web::block(move || {
+                    let mut k = old;
+                    k.rotate(&subject, now, grace).map(|_| k)
+                })
+                .await
+                .map_err(|e| key_not_made(&e.to_string()))?
+                .map_err(|e| key_not_made(&e))?;
+                made = Some(rotated.clone());
+                rotated
+            }
+        };
+        let mut spec = current.spec_with_secret(Some(tandem_core::secret::Redacted(keys.to_stored())))?;
+        spec.client_secret_expires_at = Some(keys.current().not_after);
+        let mut row =
+            OidcClientRow::from_spec(&id, &spec, &state.secret_key, current.discovery.clone(), current.created_at, now);
+        let (actor, read_at, kid) = (caller.name.clone(), current.updated_at, keys.current().kid.clone());
+        let (outcome, row) = state
+            .store
+            .write(move |c| {
+                let outcome = repo::update(c, &mut row, read_at)?;
+                if outcome == repo::Updated::Done {
+                    audit::record(
+                        c,
+                        now,
+                        &actor,
+                        "oidc_client.key_rotated",
+                        ("oidc_client", &row.id),
+                        json!({"kid": kid, "grace_period_seconds": grace.num_seconds()}),
+                    )?;
+                }
+                Ok((outcome, row))
+            })
+            .await?;
+        match outcome {
+            repo::Updated::Done => return Ok(HttpResponse::Ok().json(render(&row, &state)?)),
+            repo::Updated::Gone => return Err(not_found(&id)),
+            repo::Updated::Changed => continue,
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "ClientChangedConcurrently",
+        format!("the OIDC client {id:?} was changed {PATCH_ATTEMPTS} times while its key was rotated; send it again"),
+    ))
+}
+
+/// The default grace of a rotated-out client key: long enough for a
+/// customer's admin to upload the new certificate.
+const DEFAULT_KEY_GRACE_HOURS: i64 = 24 * 7;
+
+/// `GET /oidc/{id}/jwks.json`, public: the JWK Set of a `private_key_jwt`
+/// client's keys, for an IdP that fetches a client's keys by URL (Okta's
+/// "Use a URL to fetch keys dynamically", Keycloak's "Use JWKS URL").
+pub async fn jwks(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let key = id.clone();
+    let row = state.store.read(move |c| repo::get(c, &key)).await?;
+    let gone = || ApiError::not_found("ClientNotFound", format!("no private_key_jwt OIDC client {id:?}"));
+    let row = row.filter(OidcClientRow::uses_client_keys).ok_or_else(gone)?;
+    let keys = client_keys(&row, &state.secret_key).map_err(|e| {
+        tracing::error!(oidc_client_id = %row.id, error = %e, "the JWKS of a client could not be served");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ClientKeysUnreadable", format!("{e}; see the server log"))
+    })?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .content_type("application/jwk-set+json")
+        .json(keys.jwks(state.clock.now())))
 }
 
 /// `DELETE /api/v1/oidc-clients/{id}`

@@ -6,10 +6,8 @@ use crate::body;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use chrono::Duration;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tandem_core::fields::FieldReader;
 use tandem_core::format_time;
 use tandem_core::scim_connection::{parse_request, warning_level, KeyTtl};
 use tandem_store::scim_connections::{self as repo, ScimApiKeyRow, ScimConnectionRow};
@@ -260,22 +258,9 @@ pub async fn rotate_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let bytes = body::read_limited(payload, state.settings.max_body_bytes).await?;
-    let grace = if bytes.iter().all(u8::is_ascii_whitespace) {
-        state.settings.scim_key_rotation_grace
-    } else {
-        let body = body::parse_json(&bytes)?;
-        let mut r = FieldReader::new(&body, "");
-        let hours = r.u64("grace_period_hours");
-        r.reject_unknown();
-        if let Some(h) = hours.filter(|h| *h > 24 * 30) {
-            r.error("grace_period_hours", format!("must be at most 720 (30 days), got {h}"));
-        }
-        if !r.is_ok() {
-            return Err(ApiError::invalid_fields(r.into_errors()));
-        }
-        hours.map(|h| Duration::hours(h as i64)).unwrap_or(state.settings.scim_key_rotation_grace)
-    };
+    let grace = super::rotation_grace(payload, state.settings.max_body_bytes)
+        .await?
+        .unwrap_or(state.settings.scim_key_rotation_grace);
     let now = state.clock.now();
     let key = id.clone();
     let rotated = state

@@ -178,8 +178,13 @@ fn oidc_section(state: &AppState, admin: &Admin, customer: &str, client: Option<
                     dt { "IdP type" } dd { (c.idp_type) }
                     dt { "Issuer" } dd.mono { (c.issuer) }
                     dt { "Client id at the IdP" } dd.mono { (c.client_id) }
+                    dt { "Client authentication" } dd {
+                        @if c.uses_client_keys() {
+                            "private_key_jwt: public keys at " span.mono { (crate::api::oidc_clients::jwks_url(state, &c.id)) }
+                        } @else if c.client_secret_enc.is_some() { "client secret" } @else { "none (public client, PKCE)" }
+                    }
                     @if let Some(at) = c.client_secret_expires_at.map(from_micros) {
-                        dt { "Client secret" } dd {
+                        dt { @if c.uses_client_keys() { "Key certificate" } @else { "Client secret" } } dd {
                             @let level = warning_level(Some(at), state.clock.now());
                             (key_badge(level)) " "
                             span.muted {

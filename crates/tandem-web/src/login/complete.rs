@@ -261,7 +261,29 @@ async fn finish(
     }
     trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
 
+    // A private_key_jwt client's stored credential is its keys, never sent
+    // as a secret (nor used to check an HMAC-signed ID token).
+    let own_keys = if client.uses_client_keys() {
+        match crate::api::oidc_clients::client_keys(client, &state.secret_key) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                let err = idp(
+                    StatusCode::BAD_GATEWAY,
+                    "InvalidClientCredentials",
+                    format!(
+                        "{e} (a damaged row, or one written under another secret key): have new keys made with a \
+                         PATCH naming idp.client_authentication, and give the IdP the new certificate or JWK"
+                    ),
+                    json!({}),
+                );
+                return Err(at(state, trace, "token_exchange", err));
+            }
+        }
+    } else {
+        None
+    };
     let secret = match client.client_secret(&state.secret_key) {
+        Ok(_) if own_keys.is_some() => None,
         Ok(secret) => secret,
         // A damaged row (or one written under another key): the secret the
         // IdP knows is gone, and only setting it again helps.
@@ -283,6 +305,7 @@ async fn finish(
         redirect_url: &client.redirect_url,
         additional_scopes: &scopes,
         base_scopes: None,
+        client_keys: own_keys.as_ref().map(|k| (k, state.clock.now())),
     };
     let verifier = login.pkce_verifier().map(|v| v.0);
     let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {
@@ -292,7 +315,14 @@ async fn finish(
                 FlowError::InvalidClient { error, description: d } => idp(
                     StatusCode::BAD_GATEWAY,
                     "InvalidClientCredentials",
-                    format!("{e}. Rotate the client secret at the IdP and update the OIDC client."),
+                    if own_keys.is_some() {
+                        format!(
+                            "{e}. Give the IdP the client's current certificate or JWK (GET the OIDC client), or \
+                             check its client_id."
+                        )
+                    } else {
+                        format!("{e}. Rotate the client secret at the IdP and update the OIDC client.")
+                    },
                     json!({"error": error, "error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))}),
                 ),
                 FlowError::Transport(_) => idp(

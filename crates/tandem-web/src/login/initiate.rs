@@ -265,6 +265,7 @@ pub async fn initiate(
         redirect_url: &client.redirect_url,
         additional_scopes: &scopes,
         base_scopes: base_scopes.as_deref(),
+        client_keys: None,
     };
     let issued = login.issue(&state.secret_key, redirect_after.as_deref());
     let verifier = login.pkce_verifier();

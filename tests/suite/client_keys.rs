@@ -1,0 +1,251 @@
+//! `private_key_jwt` clients: Tandem makes and holds the key, publishes
+//! its JWK Set and certificate, signs each token request with it, and
+//! rotates it with a grace for the previous key. The stub IdP checks every
+//! assertion as an IdP does, against the keys it was given (by URL, or
+//! pasted).
+
+use crate::helpers::*;
+use crate::login_support::*;
+use crate::stub_idp::{ClientJwks, StubOp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn keyed_client(app: &TestApp, op: &StubOp, customer: &str) -> Value {
+    let (status, created) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": customer,
+                   "idp": {"type": "Generic", "client_id": "tandem-client", "issuer": op.issuer,
+                           "client_authentication": "private_key_jwt"},
+                   "redirect_url": redirect_url_of(customer)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+async fn fetch_jwks(url: &str) -> (StatusCode, Value, Option<String>) {
+    let resp = reqwest::get(url).await.unwrap();
+    let status = resp.status();
+    let cache = resp.headers().get("cache-control").map(|v| v.to_str().unwrap().to_string());
+    (status, resp.json().await.unwrap_or(Value::Null), cache)
+}
+
+async fn client_auth_of(app: &TestApp, body: &Value) -> Value {
+    let (_, event) = app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
+    step_of(&event, "token_exchange").map(|s| s["detail"]["client_auth"].clone()).unwrap_or(Value::Null)
+}
+
+fn kids(client: &Value) -> Vec<(String, String)> {
+    client["idp"]["client_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap().to_string(), k["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(true).await;
+    let customer = unique("pkjwt");
+    let client = keyed_client(&app, &op, &customer).await;
+    let id = client["oidc_client_id"].as_str().unwrap().to_string();
+    let idp = &client["idp"];
+    assert_eq!(idp["client_authentication"], "private_key_jwt");
+    assert_eq!(idp["has_client_secret"], false);
+    let key = &idp["client_keys"][0];
+    assert_eq!(key["status"], "current");
+    assert!(key["certificate_pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----\nMII"), "{key}");
+    assert_eq!(key["certificate_thumbprint_sha1"].as_str().unwrap().len(), 40);
+    assert_eq!(key["jwk"]["kid"], key["kid"]);
+    assert_eq!(key["jwk"]["kty"], "RSA");
+    assert_eq!(key["jwk"]["alg"], "RS256");
+    assert!(key["jwk"].get("d").is_none(), "{key}");
+    // The certificate's expiry is the credential's: warned of as a secret's.
+    let expires = chrono::DateTime::parse_from_rfc3339(key["certificate_expires_at"].as_str().unwrap()).unwrap();
+    let in_days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((700..=731).contains(&in_days), "{key}");
+    assert_eq!(idp["client_secret_expires_at"], key["certificate_expires_at"]);
+    assert_eq!(idp["client_secret_warning_level"], "ok");
+    // Nothing private is shown.
+    assert!(!client.to_string().contains("PRIVATE"), "{client}");
+
+    // The JWK Set is public, as IdPs fetch it.
+    let jwks_url = idp["jwks_url"].as_str().unwrap().to_string();
+    assert_eq!(jwks_url, format!("{}/oidc/{id}/jwks.json", app.base));
+    let (status, jwks, cache) = fetch_jwks(&jwks_url).await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(jwks["keys"][0], key["jwk"]);
+    assert_eq!(cache.as_deref(), Some("public, max-age=300"));
+
+    // A login: the token request carries an assertion the IdP verifies with
+    // the published key, and no secret.
+    op.expect_client_assertions(ClientJwks::Url(jwks_url.clone()));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(op.assertion_kids(), [key["kid"].as_str().unwrap()]);
+    assert_eq!(client_auth_of(&app, &body).await, "private_key_jwt");
+    let first_kid = key["kid"].as_str().unwrap().to_string();
+
+    // A rotation: the new key signs first; the IdP, still holding only the
+    // old one, refuses it, and the previous key signs in within its grace.
+    let (status, rotated) = app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let listed = kids(&rotated);
+    assert_eq!(listed.len(), 2, "{rotated}");
+    assert_eq!(listed[1], (first_kid.clone(), "previous".to_string()));
+    assert_ne!(listed[0].0, first_kid);
+    let grace = chrono::DateTime::parse_from_rfc3339(rotated["idp"]["client_keys"][1]["valid_until"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(((grace - chrono::Utc::now()).num_hours() - 24 * 7).abs() <= 1, "{rotated}");
+    op.expect_client_assertions(ClientJwks::Fixed(jwks.clone()));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(client_auth_of(&app, &body).await, "private_key_jwt (previous key)");
+    // Given the new JWK Set (both keys while the grace lasts), the new key signs.
+    let (_, both, _) = fetch_jwks(&jwks_url).await;
+    assert_eq!(both["keys"].as_array().unwrap().len(), 2);
+    op.expect_client_assertions(ClientJwks::Url(jwks_url.clone()));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(client_auth_of(&app, &body).await, "private_key_jwt");
+    assert_eq!(op.assertion_kids().last(), Some(&listed[0].0));
+
+    // A rotation without grace drops the previous key: an IdP that holds
+    // only that one now refuses every login, and Tandem says what to do.
+    let (status, rotated) =
+        app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({"grace_period_hours": 0})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(kids(&rotated).len(), 1);
+    op.expect_client_assertions(ClientJwks::Fixed(jwks));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("certificate or JWK"), "{body}");
+    // The audit trail names the rotations.
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.key_rotated")).await;
+    assert_eq!(audit["data"].as_array().map(Vec::len), Some(2), "{audit}");
+}
+
+#[tokio::test]
+async fn private_key_jwt_settings_are_checked_and_switched() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(true).await;
+    let customer = unique("pkjwt-checks");
+    let base = |idp: Value| json!({"customer_id": customer, "idp": idp, "redirect_url": redirect_url_of(&customer)});
+    let generic = |extra: Value| {
+        let mut idp = json!({"type": "Generic", "client_id": "tandem-client", "issuer": op.issuer});
+        for (k, v) in extra.as_object().unwrap() {
+            idp[k] = v.clone();
+        }
+        idp
+    };
+    for (extra, field) in [
+        (json!({"client_authentication": "private_key_jwt", "client_secret": "s"}), "idp.client_secret"),
+        (
+            json!({"client_authentication": "private_key_jwt", "client_secret_expires_at": "2027-01-01T00:00:00Z"}),
+            "idp.client_secret_expires_at",
+        ),
+        (json!({"client_authentication": "tls_client_auth"}), "idp.client_authentication"),
+    ] {
+        let (status, body) = app.post("/api/v1/oidc-clients", base(generic(extra))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(invalid_fields(&body), [field], "{body}");
+    }
+    // An IdP whose discovery does not list private_key_jwt.
+    op.advertise_auth_methods(&["client_secret_basic"]);
+    let (status, body) =
+        app.post("/api/v1/oidc-clients", base(generic(json!({"client_authentication": "private_key_jwt"})))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_authentication"], "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("without private_key_jwt"), "{body}");
+
+    // A client secret client: no keys, no JWK Set, nothing to rotate.
+    let created = stub_client(&app, &op, &customer, "Generic", None).await;
+    // Nor can it switch while its IdP's discovery (as stored) lacks the method.
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap()),
+            json!({"idp": {"client_authentication": "private_key_jwt"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_authentication"], "{body}");
+    op.advertise_auth_methods(&["client_secret_basic", "private_key_jwt"]);
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/oidc-clients/{}", created["oidc_client_id"].as_str().unwrap()),
+            json!({"verify": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let id = created["oidc_client_id"].as_str().unwrap().to_string();
+    assert_eq!(created["idp"]["client_authentication"], "client_secret");
+    assert!(created["idp"]["client_keys"].is_null(), "{created}");
+    let (status, _, _) = fetch_jwks(&format!("{}/oidc/{id}/jwks.json", app.base)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = fetch_jwks(&format!("{}/oidc/no-such-client/jwks.json", app.base)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_authentication"], "{body}");
+
+    // Switched to private_key_jwt: the secret goes and a key is made.
+    let path = format!("/api/v1/oidc-clients/{id}");
+    let (status, keyed) = app.patch(&path, json!({"idp": {"client_authentication": "private_key_jwt"}})).await;
+    assert_eq!(status, StatusCode::OK, "{keyed}");
+    assert_eq!(keyed["idp"]["has_client_secret"], false);
+    let kid = keyed["idp"]["client_keys"][0]["kid"].clone();
+    assert!(kid.is_string(), "{keyed}");
+    // Other edits keep the key, a move to another issuer too (an assertion
+    // names the token endpoint it is for), and a secret is refused.
+    let (status, edited) = app.patch(&path, json!({"email_domain_allowlist": ["acme.com"], "verify": false})).await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["idp"]["client_keys"][0]["kid"], kid);
+    let (status, moved) = app.patch(&path, json!({"idp": {"issuer": "https://idp2.example"}, "verify": false})).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["idp"]["client_keys"][0]["kid"], kid);
+    let (status, body) = app.patch(&path, json!({"idp": {"client_secret": "s"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_secret"], "{body}");
+    let (status, body) =
+        app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({"grace_period_hours": 721})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["grace_period_hours"], "{body}");
+
+    // Keys that cannot be read: a login says so; a PATCH must name the
+    // method to have new ones made.
+    let (status, _) = app.patch(&path, json!({"idp": {"issuer": op.issuer}, "verify": false})).await;
+    assert_eq!(status, StatusCode::OK);
+    damage_client_secret(&app, &customer);
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    let (status, body) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["idp"]["client_keys"].is_null(), "{body}");
+    let (status, body) = app.patch(&path, json!({"email_domain_allowlist": []})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_authentication"], "{body}");
+    let (status, remade) = app.patch(&path, json!({"idp": {"client_authentication": "private_key_jwt"}})).await;
+    assert_eq!(status, StatusCode::OK, "{remade}");
+    assert_ne!(remade["idp"]["client_keys"][0]["kid"], kid);
+    op.expect_client_assertions(ClientJwks::Url(remade["idp"]["jwks_url"].as_str().unwrap().to_string()));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Back to a client secret: the keys go, and the JWK Set with them.
+    let (status, back) = app
+        .patch(&path, json!({"idp": {"client_authentication": "client_secret", "client_secret": STUB_CLIENT_SECRET}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(back["idp"]["has_client_secret"], true);
+    assert!(back["idp"]["client_keys"].is_null() && back["idp"]["jwks_url"].is_null(), "{back}");
+    assert!(back["idp"]["client_secret_expires_at"].is_null(), "{back}");
+    let (status, _, _) = fetch_jwks(&format!("{}/oidc/{id}/jwks.json", app.base)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
