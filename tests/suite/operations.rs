@@ -320,8 +320,9 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
     }
 }
 
-/// With an admin listener, the main one serves SCIM and the health checks
-/// only (what IdPs reach from outside), and the admin one serves everything.
+/// With an admin listener, the main one serves SCIM, client key sets and
+/// the health checks only (what IdPs reach from outside), and the admin one
+/// serves everything.
 #[tokio::test]
 async fn an_admin_listener_takes_the_api_the_dashboard_and_the_metrics_off_the_main_one() {
     let app = TestApp::spawn_adjusted(|s| s.server.admin_bind = "127.0.0.1:0".into()).await;
@@ -360,6 +361,24 @@ async fn an_admin_listener_takes_the_api_the_dashboard_and_the_metrics_off_the_m
             assert_eq!(get(format!("{base}{health}"), None).await.0, StatusCode::OK, "{health} on {base}");
         }
     }
+    // The public keys of a private_key_jwt client are on the main listener too (IdPs fetch them).
+    let customer = unique("split-keys");
+    let resp = app
+        .http
+        .post(format!("{admin}/api/v1/oidc-clients"))
+        .bearer_auth(&app.key)
+        .json(&json!({"customer_id": customer, "verify": false, "redirect_url": format!("http://127.0.0.1:9/cb/{customer}"),
+                      "idp": {"type": "Generic", "client_id": "c", "issuer": "http://127.0.0.1:9",
+                              "client_authentication": "private_key_jwt"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let client: serde_json::Value = resp.json().await.unwrap();
+    let jwks_url = client["idp"]["jwks_url"].as_str().unwrap().to_string();
+    assert!(jwks_url.starts_with(&app.base), "{jwks_url}");
+    let (status, body) = get(jwks_url, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     for path in ["/api/v1/oidc-clients", "/api/v1/sso/login/initiate", "/dashboard/login", "/metrics", "/dashboard"] {
         let (status, body) = get(format!("{}{path}", app.base), Some(app.key.clone())).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path} on the main listener: {body}");
