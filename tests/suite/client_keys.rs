@@ -36,6 +36,22 @@ async fn client_auth_of(app: &TestApp, body: &Value) -> Value {
     step_of(&event, "token_exchange").map(|s| s["detail"]["client_auth"].clone()).unwrap_or(Value::Null)
 }
 
+/// Overwrites a client's stored keys with something no key opens.
+fn damage_client_keys(app: &TestApp, customer: &str) {
+    let key = customer.to_string();
+    app.state
+        .store
+        .write_blocking(move |c| {
+            use diesel::prelude::*;
+            use tandem_store::schema::oidc_clients::dsl as oc;
+            diesel::update(oc::oidc_clients.filter(oc::customer_id.eq(&key)))
+                .set(oc::client_keys_enc.eq("not a ciphertext"))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+}
+
 fn kids(client: &Value) -> Vec<(String, String)> {
     client["idp"]["client_keys"]
         .as_array()
@@ -115,10 +131,17 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     assert_eq!(client_auth_of(&app, &body).await, "private_key_jwt");
     assert_eq!(op.assertion_kids().last(), Some(&listed[0].0));
 
-    // A rotation without grace drops the previous key: an IdP that holds
-    // only that one now refuses every login, and Tandem says what to do.
-    let (status, rotated) =
-        app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({"grace_period_hours": 0})).await;
+    // Another rotation while the previous key is in its grace (a retried
+    // request, say) would drop the key the IdP may hold alone: refused
+    // unless forced. Forced without grace, it drops the previous key: an
+    // IdP that holds only that one now refuses every login, and Tandem
+    // says what to do.
+    let rotate = format!("/api/v1/oidc-clients/{id}/rotate-client-key");
+    let (status, body) = app.post(&rotate, json!({"grace_period_hours": 0})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["type"], "ClientKeyRotationInProgress", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&first_kid), "{body}");
+    let (status, rotated) = app.post(&rotate, json!({"grace_period_hours": 0, "force": true})).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     assert_eq!(kids(&rotated).len(), 1);
     op.expect_client_assertions(ClientJwks::Fixed(jwks));
@@ -129,6 +152,25 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     // The audit trail names the rotations.
     let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.key_rotated")).await;
     assert_eq!(audit["data"].as_array().map(Vec::len), Some(2), "{audit}");
+    // A rotation with a grace, then the grace runs out: the previous key
+    // leaves the key set and is no longer tried.
+    let old_set = fetch_jwks(&jwks_url).await.1;
+    let (status, rotated) = app.post(&rotate, json!({"grace_period_hours": 24})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(fetch_jwks(&jwks_url).await.1["keys"].as_array().map(Vec::len), Some(2));
+    app.clock.advance(chrono::Duration::hours(25));
+    assert_eq!(fetch_jwks(&jwks_url).await.1["keys"].as_array().map(Vec::len), Some(1));
+    let (_, now) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert_eq!(kids(&now).len(), 1, "{now}");
+    op.expect_client_assertions(ClientJwks::Fixed(old_set));
+    let refused_before = op.assertion_kids().len();
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
+    assert_eq!(op.assertion_kids().len(), refused_before);
+    // Rotating once the grace is over needs no force.
+    let (status, _) = app.post(&rotate, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -212,6 +254,14 @@ async fn private_key_jwt_settings_are_checked_and_switched() {
     let (status, body) = app.patch(&path, json!({"idp": {"client_secret": "s"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(invalid_fields(&body), ["idp.client_secret"], "{body}");
+    let (status, body) = app.patch(&path, json!({"idp": {"client_secret_expires_at": "2027-01-01T00:00:00Z"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_secret_expires_at"], "{body}");
+    // `null` keeps the method (a typed client sending every field), and the keys.
+    let (status, same) = app.patch(&path, json!({"idp": {"client_authentication": null}, "verify": false})).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["idp"]["client_authentication"], "private_key_jwt");
+    assert_eq!(same["idp"]["client_keys"][0]["kid"], kid);
     let (status, body) =
         app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({"grace_period_hours": 721})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -221,13 +271,18 @@ async fn private_key_jwt_settings_are_checked_and_switched() {
     // method to have new ones made.
     let (status, _) = app.patch(&path, json!({"idp": {"issuer": op.issuer}, "verify": false})).await;
     assert_eq!(status, StatusCode::OK);
-    damage_client_secret(&app, &customer);
+    damage_client_keys(&app, &customer);
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["details"]["kind"], "InvalidClientCredentials", "{body}");
     let (status, body) = app.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["idp"]["client_keys"].is_null(), "{body}");
+    // The key set is not served empty (an IdP would cache that), nor is why told in public.
+    let resp = reqwest::get(format!("{}/oidc/{id}/jwks.json", app.base)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("ClientKeysUnreadable") && !text.contains("decrypt"), "{text}");
     let (status, body) = app.patch(&path, json!({"email_domain_allowlist": []})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(invalid_fields(&body), ["idp.client_authentication"], "{body}");
@@ -248,4 +303,14 @@ async fn private_key_jwt_settings_are_checked_and_switched() {
     assert!(back["idp"]["client_secret_expires_at"].is_null(), "{back}");
     let (status, _, _) = fetch_jwks(&format!("{}/oidc/{id}/jwks.json", app.base)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // `null` keeps a client secret too.
+    let (status, same) = app.patch(&path, json!({"idp": {"client_authentication": null}})).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["idp"]["has_client_secret"], true, "{same}");
+    // A secret that cannot be decrypted is replaced by keys in one PATCH.
+    damage_client_secret(&app, &customer);
+    let (status, keyed) = app.patch(&path, json!({"idp": {"client_authentication": "private_key_jwt"}})).await;
+    assert_eq!(status, StatusCode::OK, "{keyed}");
+    assert_eq!(keyed["idp"]["has_client_secret"], false, "{keyed}");
+    assert!(keyed["idp"]["client_keys"][0]["kid"].is_string(), "{keyed}");
 }

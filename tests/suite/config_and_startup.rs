@@ -322,6 +322,13 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
         "redirect_url": format!("https://app.example.com/cb/{customer}"), "verify": false});
     let created = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), ikey.trim(), &body.to_string());
     assert!(created.contains("oidc_client_id"), "{created}");
+    // And a private_key_jwt client's keys.
+    let keyed_customer = unique("rotate-keys");
+    let body = serde_json::json!({"customer_id": keyed_customer,
+        "idp": {"type": "Generic", "client_id": "c", "issuer": "https://idp.example", "client_authentication": "private_key_jwt"},
+        "redirect_url": format!("https://app.example.com/cb/{keyed_customer}"), "verify": false});
+    let keyed = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), ikey.trim(), &body.to_string());
+    assert!(keyed.contains("\"kid\""), "{keyed}");
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
 
@@ -352,7 +359,7 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     let before = version(&store);
     let out = run(&["secret-key", "rotate"], new, old);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 client secret"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 client secret(s) and key set(s)"), "{out:?}");
     let again = run(&["secret-key", "rotate"], new, old);
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(said.contains("re-encrypted 0 client secret") && said.contains("swapped"), "{again:?}");
@@ -367,6 +374,11 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     let new_key = tandem_core::secret::SecretKey::from_base64(new).unwrap();
     assert_eq!(row.client_secret(&new_key).unwrap().unwrap().0, secret);
     assert!(row.client_secret(&tandem_core::secret::SecretKey::from_base64(old).unwrap()).is_err());
+    let keyed_row =
+        store.read_blocking(move |c| tandem_store::oidc_clients::get_by_customer(c, &keyed_customer)).unwrap().unwrap();
+    assert!(keyed_row.client_secret_enc.is_none());
+    assert!(keyed_row.client_keys(&new_key).unwrap().unwrap().0.contains("pkcs8"));
+    assert!(keyed_row.client_keys(&tandem_core::secret::SecretKey::from_base64(old).unwrap()).is_err());
     // A next rotation whose first node had a mistyped key: the others are
     // refused, naming it, until the rotation is abandoned with the key the
     // database is checked against; then the right key rotates.

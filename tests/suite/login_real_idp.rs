@@ -169,8 +169,9 @@ async fn real_idp_provisioned_deactivated_unprovisioned_and_reactivated_users() 
 /// A private_key_jwt client at a real OpenID Provider, registered with the
 /// URL of Tandem's JWK Set for it (as Okta's "Use a URL to fetch keys
 /// dynamically"): the IdP verifies Tandem's assertion with the key it
-/// fetched, and the login completes. After a rotation, the IdP fetches the
-/// new key set and the new key signs.
+/// fetched, and the login completes. After a rotation the IdP, keeping the
+/// key set it fetched for as long as its Cache-Control says, refuses the
+/// new key, and the previous one signs in within its grace.
 #[tokio::test]
 async fn real_idp_private_key_jwt_login_with_keys_fetched_from_tandem() {
     let app = TestApp::spawn().await;

@@ -393,6 +393,14 @@ async fn check_client_assertion(
     let header = jsonwebtoken::decode_header(assertion).map_err(|e| e.to_string())?;
     let kid = header.kid.ok_or("no kid")?;
     let jwk = keys["keys"].as_array().into_iter().flatten().find(|k| k["kid"] == kid.as_str()).ok_or("unknown kid")?;
+    // Entra finds the certificate by x5t, its SHA-1 thumbprint.
+    let cert = base64::engine::general_purpose::STANDARD
+        .decode(jwk["x5c"][0].as_str().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    let thumbprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
+    if header.x5t.as_deref() != Some(URL_SAFE_NO_PAD.encode(thumbprint.as_ref()).as_str()) {
+        return Err("x5t is not the certificate's thumbprint".into());
+    }
     let key = jsonwebtoken::DecodingKey::from_rsa_components(
         jwk["n"].as_str().unwrap_or_default(),
         jwk["e"].as_str().unwrap_or_default(),

@@ -62,11 +62,13 @@ pub struct OidcClientSpec {
     pub client_id: String,
     /// How the client authenticates at the token endpoint.
     pub client_authentication: ClientAuthentication,
-    /// The client's credential, encrypted at rest: its secret, when the
-    /// client is confidential; with `private_key_jwt`, its keys (the stored
-    /// form of `tandem_oidc::client_keys::ClientKeys`), which a request
-    /// never gives: `None` there means "Tandem makes a key".
+    /// The client secret, when the client is confidential and authenticates
+    /// with it. `None` on patch means "keep the stored one".
     pub client_secret: Option<Redacted<String>>,
+    /// With `private_key_jwt`: the client's keys (the stored form of
+    /// `tandem_oidc::client_keys::ClientKeys`), which a request never
+    /// gives; `None` means "Tandem makes a key".
+    pub client_keys: Option<Redacted<String>>,
     /// When the client secret expires at the IdP, as the admin says (Entra's
     /// secrets last at most two years): warned of before it comes. With
     /// `private_key_jwt`, the current key's certificate's expiry, set by Tandem.
@@ -140,13 +142,17 @@ pub fn parse_patch(
             .and_then(Value::as_str)
             .is_some_and(|s| !s.is_empty() && current.client_secret.as_ref().is_none_or(|c| c.0 != s));
         // So has a switch to the other method (a key's expiry is its certificate's).
+        // (`null` keeps the method, as an absent field does.)
         let switches = idp_patch
             .get("client_authentication")
-            .is_some_and(|m| m.as_str() != Some(current.client_authentication.as_str()));
+            .is_some_and(|m| !m.is_null() && m.as_str() != Some(current.client_authentication.as_str()));
         if (new_secret || switches) && !idp_patch.contains_key("client_secret_expires_at") {
             target.remove("client_secret_expires_at");
         }
         for (k, v) in idp_patch {
+            if k == "client_authentication" && v.is_null() {
+                continue;
+            }
             target.insert(k.clone(), v.clone());
         }
     } else if let Some(idp) = patch.get("idp") {
@@ -164,11 +170,11 @@ pub fn parse_patch(
         .and_then(|i| i.get("client_authentication"))
         .and_then(Value::as_str)
         .and_then(|m| m.parse::<ClientAuthentication>().ok());
-    let kept = current
-        .client_secret
-        .clone()
-        .filter(|_| method == Some(current.client_authentication))
-        .map(|secret| Kept { secret, issuer: current.issuer.clone() });
+    let kept = (method == Some(current.client_authentication)).then(|| Kept {
+        secret: current.client_secret.clone(),
+        keys: current.client_keys.clone(),
+        issuer: current.issuer.clone(),
+    });
     // A client saved before a rule is still patched (a new secret for an
     // expired one must go through): the scopes rule holds a patch only when
     // it sets the scopes or the IdP type.
@@ -176,9 +182,11 @@ pub fn parse_patch(
     parse(&Value::Object(merged), policy, kept, sets_scopes)
 }
 
-/// The stored client secret a patch keeps, and the issuer it was issued by.
+/// The stored credential a patch keeps (the client's secret or keys), and
+/// the issuer it was issued by.
 struct Kept {
-    secret: Redacted<String>,
+    secret: Option<Redacted<String>>,
+    keys: Option<Redacted<String>>,
     issuer: String,
 }
 
@@ -344,6 +352,7 @@ fn parse(
                 client_id,
                 client_authentication,
                 client_secret,
+                client_keys,
                 client_secret_expires_at,
                 uses_pkce,
             }),
@@ -356,6 +365,7 @@ fn parse(
                 client_id,
                 client_authentication,
                 client_secret,
+                client_keys,
                 client_secret_expires_at,
                 uses_pkce,
                 redirect_url,
@@ -380,6 +390,7 @@ struct ParsedIdp {
     client_id: String,
     client_authentication: ClientAuthentication,
     client_secret: Option<Redacted<String>>,
+    client_keys: Option<Redacted<String>>,
     client_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     uses_pkce: bool,
 }
@@ -420,11 +431,16 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
     }
     let given = given.filter(|_| !keyed);
     let sent = given.is_some();
-    let (secret, kept_for) = match (given, kept) {
+    let (kept_secret, kept_keys, kept_issuer) = match kept {
+        Some(k) => (k.secret, k.keys, Some(k.issuer)),
+        None => (None, None, None),
+    };
+    let (secret, kept_for) = match (given, kept_secret) {
         (Some(s), _) => (Some(s), None),
-        (None, Some(k)) => (Some(k.secret), Some(k.issuer)),
+        (None, Some(k)) => (Some(k), kept_issuer),
         (None, None) => (None, None),
     };
+    let keys = kept_keys.filter(|_| keyed);
     let expires_at =
         d.string("client_secret_expires_at").and_then(|t| match chrono::DateTime::parse_from_rfc3339(&t) {
             // Years past 9999 (in UTC) could not be written back as RFC 3339.
@@ -529,6 +545,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
             client_id,
             client_authentication: method,
             client_secret: secret,
+            client_keys: keys,
             client_secret_expires_at: if keyed { None } else { expires_at },
             uses_pkce,
         }),

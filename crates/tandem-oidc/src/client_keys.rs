@@ -36,7 +36,7 @@ const MAX_PARSED_KEYS: usize = 4096;
 const ASSERTION_LIFETIME_SECONDS: i64 = 300;
 
 /// One signing key of a client.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientKey {
     /// The key's id: the certificate's SHA-256 thumbprint (`x5t#S256`).
     pub kid: String,
@@ -50,6 +50,18 @@ pub struct ClientKey {
     /// For a key rotated out: until when it is still used, if the IdP refuses the current one.
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Never the private key, should a key be logged.
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("kid", &self.kid)
+            .field("pkcs8", &"***")
+            .field("not_after", &self.not_after)
+            .field("valid_until", &self.valid_until)
+            .finish()
+    }
 }
 
 /// A client's keys: the current one first, then the previous one, if any.
@@ -131,8 +143,8 @@ impl ClientKeys {
 
     /// The public JWK Set of the usable keys (RFC 7517), for an IdP that
     /// fetches the client's keys by URL.
-    pub fn jwks(&self, now: DateTime<Utc>) -> Value {
-        json!({"keys": self.usable(now).map(ClientKey::jwk).collect::<Result<Vec<_>, _>>().unwrap_or_default()})
+    pub fn jwks(&self, now: DateTime<Utc>) -> Result<Value, String> {
+        Ok(json!({"keys": self.usable(now).map(ClientKey::jwk).collect::<Result<Vec<_>, _>>()?}))
     }
 }
 
@@ -250,7 +262,8 @@ impl ClientKey {
             "aud": audience,
             "jti": b64url(&jti),
             "iat": iat,
-            "nbf": iat,
+            // A minute early, for an IdP whose clock is behind ours.
+            "nbf": iat - 60,
             "exp": iat + ASSERTION_LIFETIME_SECONDS,
         });
         let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
@@ -328,10 +341,11 @@ mod tests {
         assert_ne!(keys.current().kid, first);
         assert_eq!(keys.previous(t0).map(|k| k.kid.clone()), Some(first.clone()));
         assert_eq!(keys.usable(t0).count(), 2);
-        assert_eq!(keys.jwks(t0)["keys"].as_array().map(Vec::len), Some(2));
+        assert_eq!(keys.jwks(t0)?["keys"].as_array().map(Vec::len), Some(2));
         let later = t0 + Duration::hours(25);
         assert!(keys.previous(later).is_none());
-        assert_eq!(keys.jwks(later)["keys"].as_array().map(Vec::len), Some(1));
+        assert_eq!(keys.jwks(later)?["keys"].as_array().map(Vec::len), Some(1));
+        assert!(!format!("{keys:?}").contains(&keys.current().pkcs8));
         // The stored form reads back the same.
         assert_eq!(ClientKeys::parse(&keys.to_stored())?, keys);
         // A rotation without grace drops the previous key at once.

@@ -259,9 +259,17 @@ pub async fn exchange_code(
         let audience = meta.token_endpoint.as_str();
         let mut refused = None;
         for (i, key) in keys.usable(now).enumerate() {
-            let assertion = key
-                .assertion(cfg.client_id, audience, now)
-                .map_err(|e| FlowError::InvalidClient { error: "unusable_client_key".into(), description: Some(e) })?;
+            // A key that cannot sign (damaged) is refused as the IdP would refuse it.
+            let assertion = match key.assertion(cfg.client_id, audience, now) {
+                Ok(a) => a,
+                Err(e) => {
+                    refused.get_or_insert(FlowError::InvalidClient {
+                        error: "unusable_client_key".into(),
+                        description: Some(e),
+                    });
+                    continue;
+                }
+            };
             let method = if i == 0 { "private_key_jwt" } else { "private_key_jwt (previous key)" };
             let auth = ClientAuth { auth_type: AuthType::RequestBody, method, assertion: Some(assertion) };
             match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), auth).await {

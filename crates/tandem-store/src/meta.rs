@@ -94,8 +94,9 @@ pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<
     let unreadable = crate::oidc_clients::secrets_not_under(conn, secret)?;
     if !unreadable.is_empty() {
         return Err(StoreError::Corrupt(format!(
-            "the client secrets of OIDC clients {} are not under this key (a node saved them under the key the \
-             rotation was going to): finish that rotation instead, or save those secrets again",
+            "the client secrets or keys of OIDC clients {} are not under this key (a node saved them under the key \
+             the rotation was going to): finish that rotation instead, or save those secrets again (for keys, a PATCH \
+             naming idp.client_authentication makes new ones)",
             unreadable.join(", ")
         )));
     }

@@ -39,9 +39,12 @@ pub struct OidcClientRow {
     pub scim_required: bool,
     /// When the client secret expires at the IdP, as the admin gave it.
     pub client_secret_expires_at: Option<i64>,
-    /// `client_secret` or `private_key_jwt`; with the latter,
-    /// `client_secret_enc` holds the client's keys.
+    /// `client_secret` or `private_key_jwt`.
     pub client_authentication: String,
+    /// A `private_key_jwt` client's keys (the stored form of
+    /// `tandem_oidc::client_keys::ClientKeys`), encrypted under
+    /// [`keys_context`]; such a client has no `client_secret_enc`.
+    pub client_keys_enc: Option<String>,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -49,67 +52,135 @@ pub fn secret_context(id: &str) -> String {
     format!("oidc_client:{id}:client_secret")
 }
 
-/// Every stored client secret: the client's id and the ciphertext.
-fn stored_secrets(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
-    Ok(c::oidc_clients
-        .filter(c::client_secret_enc.is_not_null())
-        .select((c::id, c::client_secret_enc.assume_not_null()))
-        .load(conn)?)
+/// The encryption context of a client's keys: binds them to their row, and
+/// keeps them from ever opening as a secret.
+pub fn keys_context(id: &str) -> String {
+    format!("oidc_client:{id}:client_keys")
 }
 
-/// The ids of the clients whose secret `key`'s current key does not open.
+/// What a client keeps encrypted at rest: its secret or its keys.
+#[derive(Clone, Copy, Debug)]
+enum Sealed {
+    Secret,
+    Keys,
+}
+
+impl Sealed {
+    const ALL: [Sealed; 2] = [Sealed::Secret, Sealed::Keys];
+
+    fn context(self, id: &str) -> String {
+        match self {
+            Sealed::Secret => secret_context(id),
+            Sealed::Keys => keys_context(id),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Sealed::Secret => "client secret",
+            Sealed::Keys => "client keys",
+        }
+    }
+
+    /// Every stored value of this kind: the client's id and the ciphertext.
+    fn stored(self, conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(match self {
+            Sealed::Secret => c::oidc_clients
+                .filter(c::client_secret_enc.is_not_null())
+                .select((c::id, c::client_secret_enc.assume_not_null()))
+                .load(conn)?,
+            Sealed::Keys => c::oidc_clients
+                .filter(c::client_keys_enc.is_not_null())
+                .select((c::id, c::client_keys_enc.assume_not_null()))
+                .load(conn)?,
+        })
+    }
+
+    /// Replaces `old` by `new` if the row still holds `old`; moves
+    /// `updated_at`, so an edit that read the row before retries.
+    fn replace(self, conn: &mut AnyConnection, id: &str, old: &str, new: &str) -> Result<usize, StoreError> {
+        let row = c::oidc_clients.filter(c::id.eq(id));
+        Ok(match self {
+            Sealed::Secret => diesel::update(row.filter(c::client_secret_enc.eq(old)))
+                .set((c::client_secret_enc.eq(new), c::updated_at.eq(c::updated_at + 1)))
+                .execute(conn)?,
+            Sealed::Keys => diesel::update(row.filter(c::client_keys_enc.eq(old)))
+                .set((c::client_keys_enc.eq(new), c::updated_at.eq(c::updated_at + 1)))
+                .execute(conn)?,
+        })
+    }
+
+    /// The value a row holds now (`None`: the row or the value is gone).
+    fn now(self, conn: &mut AnyConnection, id: &str) -> Result<Option<String>, StoreError> {
+        let row = c::oidc_clients.filter(c::id.eq(id));
+        let now: Option<Option<String>> = match self {
+            Sealed::Secret => row.select(c::client_secret_enc).first(conn).optional()?,
+            Sealed::Keys => row.select(c::client_keys_enc).first(conn).optional()?,
+        };
+        Ok(now.flatten())
+    }
+}
+
+/// The ids of the clients whose secret or keys `key`'s current key does not open.
 pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<String>, StoreError> {
-    Ok(stored_secrets(conn)?
-        .into_iter()
-        .filter(|(id, enc)| key.decrypt_with_current(enc, &secret_context(id)).is_err())
-        .map(|(id, _)| id)
-        .collect())
+    let mut ids = Vec::new();
+    for sealed in Sealed::ALL {
+        ids.extend(
+            sealed
+                .stored(conn)?
+                .into_iter()
+                .filter(|(id, enc)| key.decrypt_with_current(enc, &sealed.context(id)).is_err())
+                .map(|(id, _)| id),
+        );
+    }
+    Ok(ids)
 }
 
-/// Re-encrypts under `key`'s current key every client secret still under
-/// its previous one (a key rotation); returns how many. A secret that
-/// neither key opens fails the whole call, so that a rotation either
-/// completes or changes nothing (run it in one transaction).
+/// Re-encrypts under `key`'s current key every client secret and client
+/// key set still under its previous one (a key rotation); returns how
+/// many. A value that neither key opens fails the whole call, so that a
+/// rotation either completes or changes nothing (run it in one transaction).
 pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<usize, StoreError> {
     let mut changed = 0;
-    for (id, mut enc) in stored_secrets(conn)? {
-        let context = secret_context(&id);
-        // Written only if the secret is still as read: a node's PATCH that
-        // saved a new one meanwhile (PostgreSQL) is read again, not undone.
-        // `updated_at` moves, so an edit that read the row before (the
-        // dashboard writes the whole row back) retries instead of writing
-        // the old ciphertext over this one.
-        let mut done = false;
-        for _ in 0..16 {
-            if key.decrypt_with_current(&enc, &context).is_ok() {
-                done = true;
-                break;
-            }
-            let plain = key.decrypt(&enc, &context).map_err(|e| {
-                StoreError::Corrupt(format!("the client secret of OIDC client {id} opens with neither key: {e}"))
-            })?;
-            let written = diesel::update(c::oidc_clients.filter(c::id.eq(&id)).filter(c::client_secret_enc.eq(&enc)))
-                .set((c::client_secret_enc.eq(key.encrypt(&plain.0, &context)), c::updated_at.eq(c::updated_at + 1)))
-                .execute(conn)?;
-            if written == 1 {
-                changed += 1;
-                done = true;
-                break;
-            }
-            let now: Option<Option<String>> =
-                c::oidc_clients.filter(c::id.eq(&id)).select(c::client_secret_enc).first(conn).optional()?;
-            match now.flatten() {
-                Some(current) => enc = current,
-                None => {
+    for sealed in Sealed::ALL {
+        for (id, mut enc) in sealed.stored(conn)? {
+            let context = sealed.context(&id);
+            // Written only if the value is still as read: a node's PATCH that
+            // saved a new one meanwhile (PostgreSQL) is read again, not undone.
+            // `updated_at` moves, so an edit that read the row before (the
+            // dashboard writes the whole row back) retries instead of writing
+            // the old ciphertext over this one.
+            let mut done = false;
+            for _ in 0..16 {
+                if key.decrypt_with_current(&enc, &context).is_ok() {
                     done = true;
                     break;
                 }
+                let plain = key.decrypt(&enc, &context).map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "the {} of OIDC client {id} opens with neither key: {e}",
+                        sealed.name()
+                    ))
+                })?;
+                if sealed.replace(conn, &id, &enc, &key.encrypt(&plain.0, &context))? == 1 {
+                    changed += 1;
+                    done = true;
+                    break;
+                }
+                match sealed.now(conn, &id)? {
+                    Some(current) => enc = current,
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
             }
-        }
-        if !done {
-            return Err(StoreError::Busy(format!(
-                "the client secret of OIDC client {id} kept changing while it was re-encrypted; run the rotation again"
-            )));
+            if !done {
+                return Err(StoreError::Busy(format!(
+                    "the {} of OIDC client {id} kept changing while it was re-encrypted; run the rotation again",
+                    sealed.name()
+                )));
+            }
         }
     }
     Ok(changed)
@@ -148,6 +219,7 @@ impl OidcClientRow {
             scim_required: spec.scim_required.unwrap_or(false),
             client_secret_expires_at: spec.client_secret_expires_at.map(micros),
             client_authentication: spec.client_authentication.as_str().to_string(),
+            client_keys_enc: spec.client_keys.as_ref().map(|k| key.encrypt(&k.0, &keys_context(id))),
         }
     }
 
@@ -156,8 +228,7 @@ impl OidcClientRow {
         self.client_authentication.parse().map_err(StoreError::Corrupt)
     }
 
-    /// Whether the client signs with keys (`private_key_jwt`): its stored
-    /// credential is then its keys, never sent as a secret.
+    /// Whether the client signs with keys (`private_key_jwt`).
     pub fn uses_client_keys(&self) -> bool {
         self.client_authentication == ClientAuthentication::PrivateKeyJwt.as_str()
     }
@@ -204,14 +275,27 @@ impl OidcClientRow {
             .transpose()
     }
 
-    /// The configuration as a spec (with its secret decrypted).
-    pub fn to_spec(&self, key: &SecretKey) -> Result<OidcClientSpec, StoreError> {
-        self.spec_with_secret(self.client_secret(key)?)
+    /// The decrypted keys of a `private_key_jwt` client (their stored form), if any.
+    pub fn client_keys(&self, key: &SecretKey) -> Result<Option<Redacted<String>>, StoreError> {
+        self.client_keys_enc
+            .as_deref()
+            .map(|enc| key.decrypt(enc, &keys_context(&self.id)).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
     }
 
-    /// The configuration as a spec with `client_secret` in place of the
-    /// stored one (a PATCH that replaces a secret that cannot be read).
-    pub fn spec_with_secret(&self, client_secret: Option<Redacted<String>>) -> Result<OidcClientSpec, StoreError> {
+    /// The configuration as a spec (with its secret and keys decrypted).
+    pub fn to_spec(&self, key: &SecretKey) -> Result<OidcClientSpec, StoreError> {
+        self.spec_with(self.client_secret(key)?, self.client_keys(key)?)
+    }
+
+    /// The configuration as a spec with `client_secret` and `client_keys` in
+    /// place of the stored ones (a PATCH that replaces a credential that
+    /// cannot be read).
+    pub fn spec_with(
+        &self,
+        client_secret: Option<Redacted<String>>,
+        client_keys: Option<Redacted<String>>,
+    ) -> Result<OidcClientSpec, StoreError> {
         Ok(OidcClientSpec {
             customer_id: self.customer_id.clone(),
             idp_type: self.idp_type()?,
@@ -224,6 +308,7 @@ impl OidcClientRow {
             client_id: self.client_id.clone(),
             client_authentication: self.client_authentication()?,
             client_secret,
+            client_keys,
             client_secret_expires_at: self.client_secret_expires_at.map(from_micros),
             uses_pkce: self.uses_pkce,
             redirect_url: self.redirect_url.clone(),

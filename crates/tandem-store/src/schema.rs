@@ -46,6 +46,7 @@ diesel::table! {
         scim_required -> Bool,
         client_secret_expires_at -> Nullable<BigInt>,
         client_authentication -> Text,
+        client_keys_enc -> Nullable<Text>,
     }
 }
 

@@ -43,7 +43,7 @@ enum Command {
     /// Manage integration keys (the app's credentials for the API).
     #[command(subcommand)]
     IntegrationKey(KeyCommand),
-    /// The secret key that encrypts secrets at rest (client secrets).
+    /// The secret key that encrypts secrets at rest (client secrets and keys).
     #[command(subcommand)]
     SecretKey(SecretKeyCommand),
     /// Ask a running server whether it is ready (`/readyz`), for container
@@ -221,7 +221,8 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
         Ok((changed, before))
     })?;
     println!(
-        "re-encrypted {changed} client secret(s) under the key {new} (from {old}); the database now checks against \
+        "re-encrypted {changed} client secret(s) and key set(s) under the key {new} (from {old}); the database now \
+         checks against \
          {new}. Remove secrets.previous_key (TANDEM_SECRETS__PREVIOUS_KEY) from every node and restart them, each \
          with {new} as its key (TANDEM_SECRET_KEY, or the key file)."
     );

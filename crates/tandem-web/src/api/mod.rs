@@ -68,19 +68,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The optional body of a key rotation, `{"grace_period_hours": N}` (at
-/// most 720, 30 days): how long the previous key keeps working; `None`
-/// when the body (empty) does not say.
+/// most 720, 30 days): how long the previous key keeps working, `None`
+/// when the body (empty) does not say; and, where `takes_force`, whether it
+/// says `"force": true`.
 pub(crate) async fn rotation_grace(
     payload: web::Payload,
     max_body_bytes: usize,
-) -> Result<Option<chrono::Duration>, crate::error::ApiError> {
+    takes_force: bool,
+) -> Result<(Option<chrono::Duration>, bool), crate::error::ApiError> {
     let bytes = crate::body::read_limited(payload, max_body_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok((None, false));
     }
     let body = crate::body::parse_json(&bytes)?;
     let mut r = tandem_core::fields::FieldReader::new(&body, "");
     let hours = r.u64("grace_period_hours");
+    let force = if takes_force { r.bool("force").unwrap_or(false) } else { false };
     r.reject_unknown();
     if let Some(h) = hours.filter(|h| *h > 24 * 30) {
         r.error("grace_period_hours", format!("must be at most 720 (30 days), got {h}"));
@@ -88,7 +91,7 @@ pub(crate) async fn rotation_grace(
     if !r.is_ok() {
         return Err(crate::error::ApiError::invalid_fields(r.into_errors()));
     }
-    Ok(hours.map(|h| chrono::Duration::hours(h as i64)))
+    Ok((hours.map(|h| chrono::Duration::hours(h as i64)), force))
 }
 
 /// A resource served by one method (`route`); any other gets the JSON 405

@@ -38,7 +38,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
             "type": row.idp_type,
             "client_id": row.client_id,
             "client_authentication": row.client_authentication,
-            "has_client_secret": !keyed && row.client_secret_enc.is_some(),
+            "has_client_secret": row.client_secret_enc.is_some(),
             "client_secret_expires_at": secret_expires.map(format_time),
             "client_secret_warning_level": secret_expires
                 .map(|at| tandem_core::scim_connection::warning_level(Some(at), state.clock.now())),
@@ -66,7 +66,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
 /// The keys of a `private_key_jwt` client, decrypted; an error says why
 /// they cannot be read (a damaged row, or one written under another key).
 pub fn client_keys(row: &OidcClientRow, secret_key: &tandem_core::secret::SecretKey) -> Result<ClientKeys, String> {
-    match row.client_secret(secret_key) {
+    match row.client_keys(secret_key) {
         Ok(Some(stored)) => ClientKeys::parse(&stored.0),
         Ok(None) => Err("the client has no keys".into()),
         Err(e) => Err(format!("the stored client keys cannot be decrypted: {e}")),
@@ -120,7 +120,7 @@ async fn with_client_keys(
     if spec.client_authentication != ClientAuthentication::PrivateKeyJwt {
         return Ok(());
     }
-    let keys = match &spec.client_secret {
+    let keys = match &spec.client_keys {
         Some(stored) => ClientKeys::parse(&stored.0).map_err(|e| {
             ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
                 field: "idp.client_authentication".into(),
@@ -141,7 +141,8 @@ async fn with_client_keys(
         },
     };
     spec.client_secret_expires_at = Some(keys.current().not_after);
-    spec.client_secret = Some(tandem_core::secret::Redacted(keys.to_stored()));
+    spec.client_secret = None;
+    spec.client_keys = Some(tandem_core::secret::Redacted(keys.to_stored()));
     Ok(())
 }
 
@@ -268,8 +269,7 @@ fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>, s
         .and_then(|d| serde_json::from_str::<Value>(d).ok())
         .and_then(|d| serde_json::from_value(d["metadata"]["id_token_signing_alg_values_supported"].clone()).ok())
         .unwrap_or_default();
-    let secret_bytes =
-        row.client_secret(&state.secret_key).ok().flatten().filter(|_| !row.uses_client_keys()).map(|s| s.0.len());
+    let secret_bytes = row.client_secret(&state.secret_key).ok().flatten().map(|s| s.0.len());
     if let Some(message) = tandem_oidc::id_token::hmac_only_warning(&advertised, secret_bytes) {
         warnings.push(json!({"field": "idp.client_secret", "message": message}));
     }
@@ -350,20 +350,18 @@ pub async fn patch(
         let key = id.clone();
         let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
         let readable = if current.uses_client_keys() {
-            client_keys(&current, &state.secret_key).map(|k| Some(tandem_core::secret::Redacted(k.to_stored())))
+            client_keys(&current, &state.secret_key)
+                .map(|k| current.spec_with(None, Some(tandem_core::secret::Redacted(k.to_stored()))))
         } else {
-            current.client_secret(&state.secret_key).map_err(|e| e.to_string())
+            current.client_secret(&state.secret_key).map(|s| current.spec_with(s, None)).map_err(|e| e.to_string())
         };
+        // What the PATCH names as the method, if anything.
+        let method_named = body.get("idp").and_then(|i| i.get("client_authentication")).and_then(Value::as_str);
         let spec = match readable {
-            Ok(secret) => current.spec_with_secret(secret)?,
+            Ok(spec) => spec?,
             // Keys that cannot be read are made anew when the PATCH names
             // the method (the IdP must then be given the new key).
-            Err(_)
-                if current.uses_client_keys()
-                    && body.get("idp").and_then(|i| i.get("client_authentication")).is_some() =>
-            {
-                current.spec_with_secret(None)?
-            }
+            Err(_) if current.uses_client_keys() && method_named.is_some() => current.spec_with(None, None)?,
             Err(_) if current.uses_client_keys() => {
                 return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
                     field: "idp.client_authentication".into(),
@@ -374,21 +372,24 @@ pub async fn patch(
                 }]))
             }
             // A stored secret that cannot be read (a row damaged, or written
-            // under another key) is one a PATCH can replace, and must.
+            // under another key) is one a PATCH can replace, and must: with a
+            // new secret, or with keys.
             Err(_)
-                if body
-                    .get("idp")
-                    .and_then(|i| i.get("client_secret"))
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty()) =>
+                if method_named == Some("private_key_jwt")
+                    || body
+                        .get("idp")
+                        .and_then(|i| i.get("client_secret"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty()) =>
             {
-                current.spec_with_secret(None)?
+                current.spec_with(None, None)?
             }
             Err(_) => {
                 return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
                     field: "idp.client_secret".into(),
                     message: "the stored client secret cannot be decrypted (a damaged row, or one written under \
-                              another secret key): send the IdP's client_secret with this change"
+                              another secret key): send the IdP's client_secret with this change, or switch to \
+                              \"client_authentication\": \"private_key_jwt\""
                         .into(),
                 }]))
             }
@@ -499,10 +500,12 @@ pub async fn patch(
     ))
 }
 
-/// `POST /api/v1/oidc-clients/{id}/rotate-client-key` `{"grace_period_hours": 168}`
+/// `POST /api/v1/oidc-clients/{id}/rotate-client-key` `{"grace_period_hours": 168, "force": false}`
 /// (optional): a new current key for a `private_key_jwt` client. The
 /// previous one is still used, when the IdP refuses the new one, for the
 /// grace period (default a week, at most 30 days; 0 drops it at once).
+/// While an earlier rotation's previous key is in its grace, a rotation is
+/// refused (409) unless forced.
 pub async fn rotate_client_key(
     state: web::Data<AppState>,
     caller: Caller,
@@ -510,9 +513,8 @@ pub async fn rotate_client_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let grace = super::rotation_grace(payload, state.settings.max_body_bytes)
-        .await?
-        .unwrap_or(chrono::Duration::hours(DEFAULT_KEY_GRACE_HOURS));
+    let (grace, force) = super::rotation_grace(payload, state.settings.max_body_bytes, true).await?;
+    let grace = grace.unwrap_or(chrono::Duration::hours(DEFAULT_KEY_GRACE_HOURS));
     let mut made: Option<ClientKeys> = None;
     for _ in 0..PATCH_ATTEMPTS {
         let key = id.clone();
@@ -535,6 +537,20 @@ pub async fn rotate_client_key(
             }])
         })?;
         let now = state.clock.now();
+        // A rotation during another's grace would drop the key the IdP may
+        // still hold alone (a retried request, say): only when forced.
+        if let (Some(previous), false, None) = (stored.previous(now), force, &made) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ClientKeyRotationInProgress",
+                format!(
+                    "the previous key {} is still in its grace, until {}, and the IdP may hold only it: give the IdP \
+                     the current key first, or send \"force\": true to drop the previous key now",
+                    previous.kid,
+                    format_time(previous.valid_until.unwrap_or(now))
+                ),
+            ));
+        }
         // One new key per request, whatever the retries.
         let keys = match &made {
             Some(k) => {
@@ -555,7 +571,7 @@ pub async fn rotate_client_key(
                 rotated
             }
         };
-        let mut spec = current.spec_with_secret(Some(tandem_core::secret::Redacted(keys.to_stored())))?;
+        let mut spec = current.spec_with(None, Some(tandem_core::secret::Redacted(keys.to_stored())))?;
         spec.client_secret_expires_at = Some(keys.current().not_after);
         let mut row =
             OidcClientRow::from_spec(&id, &spec, &state.secret_key, current.discovery.clone(), current.created_at, now);
@@ -603,14 +619,19 @@ pub async fn jwks(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
     let row = state.store.read(move |c| repo::get(c, &key)).await?;
     let gone = || ApiError::not_found("ClientNotFound", format!("no private_key_jwt OIDC client {id:?}"));
     let row = row.filter(OidcClientRow::uses_client_keys).ok_or_else(gone)?;
-    let keys = client_keys(&row, &state.secret_key).map_err(|e| {
+    // Never an empty key set an IdP would cache, nor why in public.
+    let jwks = client_keys(&row, &state.secret_key).and_then(|k| k.jwks(state.clock.now())).map_err(|e| {
         tracing::error!(oidc_client_id = %row.id, error = %e, "the JWKS of a client could not be served");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ClientKeysUnreadable", format!("{e}; see the server log"))
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ClientKeysUnreadable",
+            "the client's keys cannot be read; the server log says why",
+        )
     })?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
         .content_type("application/jwk-set+json")
-        .json(keys.jwks(state.clock.now())))
+        .json(jwks))
 }
 
 /// `DELETE /api/v1/oidc-clients/{id}`

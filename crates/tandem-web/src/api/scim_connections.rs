@@ -258,9 +258,8 @@ pub async fn rotate_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let grace = super::rotation_grace(payload, state.settings.max_body_bytes)
-        .await?
-        .unwrap_or(state.settings.scim_key_rotation_grace);
+    let (grace, _) = super::rotation_grace(payload, state.settings.max_body_bytes, false).await?;
+    let grace = grace.unwrap_or(state.settings.scim_key_rotation_grace);
     let now = state.clock.now();
     let key = id.clone();
     let rotated = state

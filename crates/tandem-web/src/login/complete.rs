@@ -261,9 +261,27 @@ async fn finish(
     }
     trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
 
-    // A private_key_jwt client's stored credential is its keys, never sent
-    // as a secret (nor used to check an HMAC-signed ID token).
-    let own_keys = if client.uses_client_keys() {
+    // A private_key_jwt client signs with its keys and sends no secret. A
+    // method this release does not know (a row written by a later one) is
+    // refused, never taken for a client secret.
+    let method = match client.client_authentication() {
+        Ok(m) => m,
+        Err(_) => {
+            let err = idp(
+                StatusCode::BAD_GATEWAY,
+                "InvalidClientCredentials",
+                format!(
+                    "the OIDC client's client_authentication {:?} is not one this Tandem knows (written by a later \
+                     release?)",
+                    client.client_authentication
+                ),
+                json!({}),
+            );
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
+    let keyed = method == tandem_core::oidc_client::ClientAuthentication::PrivateKeyJwt;
+    let own_keys = if keyed {
         match crate::api::oidc_clients::client_keys(client, &state.secret_key) {
             Ok(keys) => Some(keys),
             Err(e) => {
@@ -283,7 +301,7 @@ async fn finish(
         None
     };
     let secret = match client.client_secret(&state.secret_key) {
-        Ok(_) if own_keys.is_some() => None,
+        Ok(_) if keyed => None,
         Ok(secret) => secret,
         // A damaged row (or one written under another key): the secret the
         // IdP knows is gone, and only setting it again helps.

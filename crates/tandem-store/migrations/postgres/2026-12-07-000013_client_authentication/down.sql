@@ -1,1 +1,2 @@
+ALTER TABLE oidc_clients DROP COLUMN client_keys_enc;
 ALTER TABLE oidc_clients DROP COLUMN client_authentication;
