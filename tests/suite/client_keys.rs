@@ -122,6 +122,9 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(client_auth_of(&app, &body).await, "private_key_jwt (previous key)");
+    // Counted for an alert: the IdP lacks the new key.
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tandem_oidc_logins_on_previous_client_key_total 1\n"), "{metrics}");
     // Given the new JWK Set (both keys while the grace lasts), the new key signs.
     let (_, both, _) = fetch_jwks(&jwks_url).await;
     assert_eq!(both["keys"].as_array().unwrap().len(), 2);

@@ -225,6 +225,10 @@ pub struct TokenSet {
     pub client_auth: &'static str,
 }
 
+/// The client authentication of a login the IdP took only with a
+/// `private_key_jwt` client's previous key.
+pub const PREVIOUS_KEY_AUTH: &str = "private_key_jwt (previous key)";
+
 /// How a client secret is sent to the token endpoint, by its discovery name.
 fn auth_method(auth_type: &AuthType) -> &'static str {
     match auth_type {
@@ -270,7 +274,7 @@ pub async fn exchange_code(
                     continue;
                 }
             };
-            let method = if i == 0 { "private_key_jwt" } else { "private_key_jwt (previous key)" };
+            let method = if i == 0 { "private_key_jwt" } else { PREVIOUS_KEY_AUTH };
             let auth = ClientAuth { auth_type: AuthType::RequestBody, method, assertion: Some(assertion) };
             match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), auth).await {
                 Err(e @ FlowError::InvalidClient { .. }) => {

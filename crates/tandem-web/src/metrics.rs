@@ -74,11 +74,19 @@ pub struct Metrics {
     on_previous_key: Gauge,
     key_expiry: Family<ConnectionLabels, Gauge>,
     key_last_used: Family<ConnectionLabels, Gauge>,
+    logins_on_previous_client_key: Counter,
     /// When the SCIM keys were last read (or their read claimed).
     keys_read: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// Held while the key gauges are filled, and while the registry is
     /// encoded, so that a scrape never answers them half filled.
     filling: std::sync::Mutex<()>,
+}
+
+impl Metrics {
+    /// Counts a login the IdP took only with a client's previous key.
+    pub fn login_on_previous_client_key(&self) {
+        self.logins_on_previous_client_key.inc();
+    }
 }
 
 /// How often a scrape reads the SCIM keys from the database; scrapes in
@@ -134,8 +142,17 @@ impl Default for Metrics {
              request, in Unix seconds to the minute (no series: never used)",
             key_last_used.clone(),
         );
+        let logins_on_previous_client_key = Counter::default();
+        registry.register(
+            "oidc_logins_on_previous_client_key",
+            "Logins of private_key_jwt clients that the IdP took only with the key a rotation left working, not the \
+             current one: the IdP has not been given the new key, and those logins fail when the grace ends (the \
+             server log and the login events name the client)",
+            logins_on_previous_client_key.clone(),
+        );
         Metrics {
             registry,
+            logins_on_previous_client_key,
             requests,
             latency,
             keys_by_level,

@@ -360,6 +360,15 @@ async fn finish(
             return Err(at(state, trace, "token_exchange", err));
         }
     };
+    if tokens.client_auth == tandem_oidc::flow::PREVIOUS_KEY_AUTH {
+        state.metrics.login_on_previous_client_key();
+        tracing::warn!(
+            oidc_client_id = %client.id,
+            customer_id = %client.customer_id,
+            "the IdP refused the client's current key and took the previous one, which a rotation left working: \
+             give the IdP the current certificate or JWK before the grace ends"
+        );
+    }
     trace.ok(
         state,
         "token_exchange",
