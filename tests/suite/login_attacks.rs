@@ -1201,3 +1201,67 @@ async fn a_login_through_a_client_whose_secret_cannot_be_read_says_so() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(login(&app, &op, &customer, json!({})).await.0, StatusCode::OK);
 }
+
+/// A step-up: initiate's `max_age` and `acr_values` go to the IdP, and the
+/// ID token must honour them (an `auth_time` at most `max_age` old, an
+/// `acr` among those asked for). An IdP that ignored them is refused as
+/// InvalidIdToken naming the check; without a step-up an old sign-in passes.
+#[tokio::test]
+async fn a_step_up_login_needs_a_fresh_sign_in_of_the_class_asked_for() {
+    let (app, op, customer) = setup().await;
+    let now = chrono::Utc::now().timestamp();
+    let begin = || async {
+        let (status, body) = app
+            .post(
+                "/api/v1/sso/login/initiate",
+                json!({"customer_id": customer, "max_age": 300, "acr_values": "urn:okta:loa:2fa:any phr"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        started(&body)
+    };
+    let first = begin().await;
+    let param = |k: &str| first.idp_url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.to_string());
+    assert_eq!(param("max_age").as_deref(), Some("300"));
+    assert_eq!(param("acr_values").as_deref(), Some("urn:okta:loa:2fa:any phr"));
+    for (extra, refused) in [
+        (json!({"auth_time": now - 10, "acr": "phr"}), None),
+        (json!({"auth_time": now - 1000, "acr": "phr"}), Some("auth_time")),
+        (json!({"acr": "phr"}), Some("auth_time")),
+        (json!({"auth_time": now - 10}), Some("acr")),
+        (json!({"auth_time": now - 10, "acr": "pwd"}), Some("acr")),
+    ] {
+        let started = begin().await;
+        let code = unique("code");
+        op.issue(&code, op.sign(&claims(&op, &started, extra.clone()), Signer::Published, "test-key-a"));
+        let (status, body) = complete(&app, &op, &started, &code).await;
+        match refused {
+            None => assert_eq!(status, StatusCode::OK, "{extra}: {body}"),
+            Some(check) => {
+                assert_eq!(status, StatusCode::BAD_GATEWAY, "{extra}: {body}");
+                let (kind, details) = error_of(&body);
+                assert_eq!(
+                    (kind, &details["kind"], &details["check"]),
+                    ("IdentityProviderError", &json!("InvalidIdToken"), &json!(check)),
+                    "{body}"
+                );
+            }
+        }
+    }
+    let (status, body) = login(&app, &op, &customer, json!({"auth_time": now - 86_400})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (extra, field) in [
+        (json!({"max_age": -1}), "max_age"),
+        (json!({"max_age": "300"}), "max_age"),
+        (json!({"max_age": 40_000_000}), "max_age"),
+        (json!({"acr_values": "a  b"}), "acr_values"),
+        (json!({"acr_values": "a a"}), "acr_values"),
+        (json!({"acr_values": "x".repeat(257)}), "acr_values"),
+    ] {
+        let mut body = json!({"customer_id": customer});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let (status, answer) = app.post("/api/v1/sso/login/initiate", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {answer}");
+        assert_eq!(invalid_fields(&answer), [field], "{answer}");
+    }
+}

@@ -105,8 +105,12 @@ async fn browse_to_callback(idp_url: &str, redirect_uri: &str) -> String {
 }
 
 async fn sign_in(app: &TestApp, email: &str, redirect_uri: &str) -> (StatusCode, Value) {
-    let (status, started) =
-        app.post("/api/v1/sso/login/initiate", json!({"email": email, "post_login_redirect_url": "/home"})).await;
+    sign_in_with(app, json!({"email": email, "post_login_redirect_url": "/home"}), redirect_uri).await
+}
+
+/// Signs in with this initiate body.
+async fn sign_in_with(app: &TestApp, initiate: Value, redirect_uri: &str) -> (StatusCode, Value) {
+    let (status, started) = app.post("/api/v1/sso/login/initiate", initiate).await;
     assert_eq!(status, StatusCode::OK, "{started}");
     let callback = browse_to_callback(started["idp_url"].as_str().unwrap(), redirect_uri).await;
     app.post(
@@ -163,6 +167,12 @@ async fn real_idp_provisioned_deactivated_unprovisioned_and_reactivated_users() 
     let (status, body) = sign_in(&app, &format!("alice@{domain}"), redirect_uri).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scim_user"]["active"], true);
+
+    // A step-up: with max_age the IdP sends auth_time, which Tandem checks.
+    let (status, body) =
+        sign_in_with(&app, json!({"email": format!("alice@{domain}"), "max_age": 600}), redirect_uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["claims"]["auth_time"].is_i64(), "{body}");
     drop(idp);
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The OAuth `state` parameter is the login sealed with a key derived from
 //! the deployment's (`SecretKey::seal`, bound to its own context): its id, client, expiry, the
-//! OIDC nonce, the PKCE verifier and a digest of the app's cookie. Only
+//! OIDC nonce, the PKCE verifier, a digest of the app's cookie, and the
+//! step-up the app asked for (`max_age`, `acr_values`). Only
 //! Tandem can read or forge it, any node sharing the key can complete the
 //! login, and starting a login writes nothing the completion has to find.
 //! The cookie value the app keeps is a random secret (plus the
@@ -25,11 +26,18 @@ use std::fmt;
 
 /// The layout's version: the first byte of a state, in clear (so a later
 /// layout or key can be told apart before opening), and part of what the
-/// sealed bytes are bound to.
+/// sealed bytes are bound to. A login that asks for a step-up (`max_age`,
+/// `acr_values`) is sealed as version 2, which adds them; every other one
+/// stays version 1, which releases before step-ups open too.
 const VERSION: u8 = 1;
+const VERSION_STEP_UP: u8 = 2;
 /// What the sealed bytes are bound to, so a state cannot be taken for any other sealed value.
 const CONTEXT: &[u8] = b"tandem:login-state:v1";
 const FLAG_PKCE: u8 = 1;
+const FLAG_MAX_AGE: u8 = 2;
+const FLAG_ACR: u8 = 4;
+/// The longest `acr_values` a login carries.
+pub const MAX_ACR_VALUES_BYTES: usize = 256;
 const DIGEST_LEN: usize = 16;
 const SECRET_LEN: usize = 32;
 /// flags, id, expiry, cookie digest, nonce.
@@ -48,6 +56,12 @@ pub struct LoginState {
     pub expires_at: i64,
     nonce: [u8; SECRET_LEN],
     pkce_verifier: Option<[u8; SECRET_LEN]>,
+    /// OIDC `max_age`: the user must have authenticated at the IdP at most
+    /// this many seconds before (the ID token's `auth_time` says when).
+    pub max_age: Option<u32>,
+    /// OIDC `acr_values` (space-separated, at most [`MAX_ACR_VALUES_BYTES`]):
+    /// the ID token's `acr` must be one of them.
+    pub acr_values: Option<String>,
 }
 
 impl fmt::Debug for LoginState {
@@ -98,7 +112,18 @@ impl LoginState {
             expires_at,
             nonce,
             pkce_verifier,
+            max_age: None,
+            acr_values: None,
         }
+    }
+
+    /// The same login asking the IdP for a step-up: an authentication at
+    /// most `max_age` seconds old, and one of `acr_values` (cut to
+    /// [`MAX_ACR_VALUES_BYTES`], which the caller checks).
+    pub fn with_step_up(mut self, max_age: Option<u32>, acr_values: Option<&str>) -> LoginState {
+        self.max_age = max_age;
+        self.acr_values = acr_values.filter(|a| a.len() <= MAX_ACR_VALUES_BYTES).map(str::to_string);
+        self
     }
 
     /// The login's id, which is also its login event's.
@@ -125,7 +150,14 @@ impl LoginState {
             None => cookie,
         };
         let mut plain = Vec::with_capacity(FIXED_LEN + SECRET_LEN + self.oidc_client_id.len());
-        plain.push(if self.pkce_verifier.is_some() { FLAG_PKCE } else { 0 });
+        let mut flags = if self.pkce_verifier.is_some() { FLAG_PKCE } else { 0 };
+        if self.max_age.is_some() {
+            flags |= FLAG_MAX_AGE;
+        }
+        if self.acr_values.is_some() {
+            flags |= FLAG_ACR;
+        }
+        plain.push(flags);
         plain.extend_from_slice(self.id.as_bytes());
         plain.extend_from_slice(&self.expires_at.to_be_bytes());
         plain.extend_from_slice(&cookie_digest(&cookie));
@@ -133,9 +165,18 @@ impl LoginState {
         if let Some(v) = &self.pkce_verifier {
             plain.extend_from_slice(v);
         }
+        if let Some(m) = self.max_age {
+            plain.extend_from_slice(&m.to_be_bytes());
+        }
+        if let Some(a) = &self.acr_values {
+            // At most MAX_ACR_VALUES_BYTES (see with_step_up): fits in a u16.
+            plain.extend_from_slice(&(a.len() as u16).to_be_bytes());
+            plain.extend_from_slice(a.as_bytes());
+        }
         plain.extend_from_slice(self.oidc_client_id.as_bytes());
-        let mut bytes = vec![VERSION];
-        bytes.extend_from_slice(&key.seal(&plain, &context()));
+        let version = if flags & (FLAG_MAX_AGE | FLAG_ACR) != 0 { VERSION_STEP_UP } else { VERSION };
+        let mut bytes = vec![version];
+        bytes.extend_from_slice(&key.seal(&plain, &context(version)));
         Issued { state: URL_SAFE_NO_PAD.encode(bytes), cookie: Redacted(cookie) }
     }
 }
@@ -148,25 +189,46 @@ pub fn open(key: &SecretKey, state: &str) -> Option<OpenedState> {
     }
     let bytes = URL_SAFE_NO_PAD.decode(state).ok()?;
     let (&version, sealed) = bytes.split_first()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_STEP_UP {
         return None;
     }
-    let plain = key.open(sealed, &context())?;
+    let plain = key.open(sealed, &context(version))?;
     // Sealed by Tandem, so well formed; checked anyway rather than trusted.
     let (head, rest) = plain.split_at_checked(FIXED_LEN)?;
-    let pkce = head[0] & FLAG_PKCE != 0;
+    let flags = head[0];
+    let known = if version == VERSION { FLAG_PKCE } else { FLAG_PKCE | FLAG_MAX_AGE | FLAG_ACR };
+    if flags & !known != 0 {
+        return None;
+    }
+    let pkce = flags & FLAG_PKCE != 0;
     let id = uuid::Uuid::from_slice(&head[1..17]).ok()?;
     let expires_at = i64::from_be_bytes(head[17..25].try_into().ok()?);
     let cookie_digest: [u8; DIGEST_LEN] = head[25..25 + DIGEST_LEN].try_into().ok()?;
     let nonce: [u8; SECRET_LEN] = head[25 + DIGEST_LEN..].try_into().ok()?;
-    let (pkce_verifier, client) = if pkce {
-        let (v, client) = rest.split_at_checked(SECRET_LEN)?;
-        (Some(<[u8; SECRET_LEN]>::try_from(v).ok()?), client)
+    let (pkce_verifier, rest) = if pkce {
+        let (v, rest) = rest.split_at_checked(SECRET_LEN)?;
+        (Some(<[u8; SECRET_LEN]>::try_from(v).ok()?), rest)
+    } else {
+        (None, rest)
+    };
+    let (max_age, rest) = if flags & FLAG_MAX_AGE != 0 {
+        let (m, rest) = rest.split_at_checked(4)?;
+        (Some(u32::from_be_bytes(m.try_into().ok()?)), rest)
+    } else {
+        (None, rest)
+    };
+    let (acr_values, client) = if flags & FLAG_ACR != 0 {
+        let (len, rest) = rest.split_at_checked(2)?;
+        let (acr, rest) = rest.split_at_checked(u16::from_be_bytes(len.try_into().ok()?).into())?;
+        (Some(String::from_utf8(acr.to_vec()).ok()?), rest)
     } else {
         (None, rest)
     };
     let oidc_client_id = String::from_utf8(client.to_vec()).ok()?;
-    Some(OpenedState { login: LoginState { id, oidc_client_id, expires_at, nonce, pkce_verifier }, cookie_digest })
+    Some(OpenedState {
+        login: LoginState { id, oidc_client_id, expires_at, nonce, pkce_verifier, max_age, acr_values },
+        cookie_digest,
+    })
 }
 
 impl OpenedState {
@@ -186,8 +248,8 @@ impl OpenedState {
 }
 
 /// What the sealed bytes are bound to: the context and the version byte.
-fn context() -> [u8; CONTEXT.len() + 1] {
-    let mut c = [VERSION; CONTEXT.len() + 1];
+fn context(version: u8) -> [u8; CONTEXT.len() + 1] {
+    let mut c = [version; CONTEXT.len() + 1];
     c[..CONTEXT.len()].copy_from_slice(CONTEXT);
     c
 }
@@ -226,6 +288,31 @@ mod tests {
         for secret in [nonce.as_str(), verifier.as_str(), "01a2-client"] {
             assert!(!issued.state.contains(secret), "the state shows nothing in clear");
         }
+    }
+
+    #[test]
+    fn a_step_up_is_sealed_as_version_2_and_a_plain_login_stays_version_1() {
+        let k = key();
+        let plain = LoginState::new("c", 5, true).issue(&k, None);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&plain.state).unwrap()[0], VERSION);
+        for (max_age, acr) in [(Some(300), None), (None, Some("phr")), (Some(0), Some("urn:okta:loa:2fa:any phr"))] {
+            let login = LoginState::new("01a2-client", 5, true).with_step_up(max_age, acr);
+            let issued = login.issue(&k, Some("/next"));
+            assert_eq!(URL_SAFE_NO_PAD.decode(&issued.state).unwrap()[0], VERSION_STEP_UP);
+            let opened = open(&k, &issued.state).unwrap();
+            assert_eq!(opened.login, login);
+            assert_eq!((opened.login.max_age, opened.login.acr_values.as_deref()), (max_age, acr));
+            assert_eq!(opened.login.oidc_client_id, "01a2-client");
+            assert_eq!(opened.bind(Some(&issued.cookie.0)), Ok(Some("/next".to_string())));
+        }
+        // The longest acr_values fit; a longer one is not carried.
+        let long = "a".repeat(MAX_ACR_VALUES_BYTES);
+        let login = LoginState::new("c", 5, false).with_step_up(None, Some(&long));
+        let issued = login.issue(&k, None);
+        assert!(issued.state.len() < MAX_STATE_CHARS, "{}", issued.state.len());
+        assert_eq!(open(&k, &issued.state).unwrap().login.acr_values.as_deref(), Some(long.as_str()));
+        let too_long = "a".repeat(MAX_ACR_VALUES_BYTES + 1);
+        assert_eq!(LoginState::new("c", 5, false).with_step_up(None, Some(&too_long)).acr_values, None);
     }
 
     #[test]

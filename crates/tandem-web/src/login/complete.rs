@@ -391,6 +391,12 @@ async fn finish(
             return Err(at(state, trace, "id_token", err));
         }
     };
+    let step_up =
+        tandem_oidc::id_token::check_step_up(&claims, login.max_age, login.acr_values.as_deref(), state.clock.now());
+    if let Err(e) = step_up {
+        let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
+        return Err(at(state, trace, "id_token", err));
+    }
     trace.ok(state, "id_token", json!({"sub": claims.get("sub")}));
 
     let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);

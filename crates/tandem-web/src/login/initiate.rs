@@ -128,6 +128,24 @@ fn check_text(value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest `max_age` taken: a year, in seconds.
+const MAX_MAX_AGE: u64 = 366 * 24 * 3600;
+
+/// Checks `acr_values` (OpenID Connect Core §3.1.2.1): space-separated
+/// values, each once, as a whole at most `MAX_ACR_VALUES_BYTES`.
+fn check_acr_values(acr: &str) -> Result<(), String> {
+    let max = tandem_core::login_state::MAX_ACR_VALUES_BYTES;
+    check_text(acr, max)?;
+    let values: Vec<&str> = acr.split(' ').collect();
+    if values.iter().any(|v| v.is_empty() || v.contains(['"', '\\'])) {
+        return Err("must be values separated by single spaces, without quotes or backslashes".into());
+    }
+    if values.iter().enumerate().any(|(i, v)| values[..i].contains(v)) {
+        return Err("names a value twice".into());
+    }
+    Ok(())
+}
+
 /// Checks a `prompt` (OpenID Connect Core §3.1.2.1): space-separated values
 /// among `none`, `login`, `consent` and `select_account`, each once, and
 /// `none` alone.
@@ -169,6 +187,16 @@ pub async fn initiate(
     // Entra ID's: the user's domain, so a federated domain's users go
     // straight to their own sign-in page; other IdPs ignore it.
     let domain_hint = r.string("domain_hint");
+    // A step-up: an authentication at most this old, and of one of these
+    // classes (the ID token's auth_time and acr are checked against them).
+    let max_age = r.u64("max_age");
+    let acr_values = r.string("acr_values");
+    if let Some(m) = max_age.filter(|m| *m > MAX_MAX_AGE) {
+        r.error("max_age", format!("must be at most {MAX_MAX_AGE} seconds (a year), got {m}"));
+    }
+    if let Some(Err(m)) = acr_values.as_deref().map(check_acr_values) {
+        r.error("acr_values", m);
+    }
     if let Some(Err(m)) = login_hint.as_deref().map(|h| check_text(h, MAX_EMAIL_BYTES)) {
         r.error("login_hint", m);
     }
@@ -241,7 +269,9 @@ pub async fn initiate(
         return Err(ApiError::invalid_fields(vec![field]));
     }
     let expires = state.clock.now() + state.settings.login_ttl;
-    let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce);
+    let max_age = max_age.and_then(|m| u32::try_from(m).ok());
+    let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce)
+        .with_step_up(max_age, acr_values.as_deref());
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
     // Who the login is for, as far as the app knows: findable by email even
     // when it fails before the IdP names the user (the completion's email wins).
@@ -274,10 +304,13 @@ pub async fn initiate(
     let hd = tandem_core::idp::is_google_issuer(&client.issuer)
         .then(|| tandem_core::idp::google_hd_param(&client.domains()))
         .flatten();
+    let max_age_param = max_age.map(|m| m.to_string());
     let extra: Vec<(&'static str, &str)> = [
         ("login_hint", login_hint.as_deref().or(email.as_deref())),
         ("prompt", prompt.as_deref()),
         ("domain_hint", domain_hint.as_deref()),
+        ("max_age", max_age_param.as_deref()),
+        ("acr_values", acr_values.as_deref()),
         ("hd", hd.as_deref()),
     ]
     .into_iter()
