@@ -174,6 +174,29 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     // Rotating once the grace is over needs no force.
     let (status, _) = app.post(&rotate, json!({})).await;
     assert_eq!(status, StatusCode::OK);
+    // Ending the grace by hand (the IdP holds the new key, or the old one
+    // leaked): the previous key goes, and a rotation needs no force again.
+    let previous = format!("/api/v1/oidc-clients/{id}/previous-client-key");
+    let (status, ended) = app.delete(&previous).await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    assert_eq!(kids(&ended).len(), 1, "{ended}");
+    assert_eq!(fetch_jwks(&jwks_url).await.1["keys"].as_array().map(Vec::len), Some(1));
+    let (status, body) = app.delete(&previous).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["type"], "ClientKeyNotFound", "{body}");
+    let (_, audit) =
+        app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.previous_key_dropped")).await;
+    assert_eq!(audit["data"].as_array().map(Vec::len), Some(1), "{audit}");
+
+    // Two rotations at once (a request sent twice): one lands, the other is
+    // refused rather than dropping the key the IdP may hold alone.
+    let before = kids(&app.get(&format!("/api/v1/oidc-clients/{id}")).await.1)[0].0.clone();
+    let (a, b) = tokio::join!(app.post(&rotate, json!({})), app.post(&rotate, json!({})));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{} / {}", a.1, b.1);
+    let (_, now) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert_eq!(kids(&now)[1], (before, "previous".to_string()), "{now}");
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/scim-connections/x"),
     ("POST", "/api/v1/scim-connections/x/rotate-key"),
     ("POST", "/api/v1/oidc-clients/x/rotate-client-key"),
+    ("DELETE", "/api/v1/oidc-clients/x/previous-client-key"),
     ("POST", "/api/v1/sso/login/initiate"),
     ("POST", "/api/v1/sso/login/complete"),
     ("GET", "/api/v1/scim-connections/x/users"),
@@ -48,7 +49,7 @@ fn the_probed_routes_are_every_route_the_api_registers() {
             format!("/api/v1{}", segments.join("/"))
         })
         .collect();
-    assert_eq!(registered.len(), 19, "{registered:#?}");
+    assert_eq!(registered.len(), 20, "{registered:#?}");
     for path in &registered {
         assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is registered but not probed");
     }

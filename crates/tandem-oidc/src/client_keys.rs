@@ -126,6 +126,11 @@ impl ClientKeys {
         }
     }
 
+    /// Ends a rotation's grace now: the previous key goes.
+    pub fn drop_previous(&mut self) {
+        self.keys.truncate(1);
+    }
+
     /// The key assertions are signed with.
     pub fn current(&self) -> &ClientKey {
         &self.keys[0]
@@ -348,9 +353,24 @@ mod tests {
         assert!(!format!("{keys:?}").contains(&keys.current().pkcs8));
         // The stored form reads back the same.
         assert_eq!(ClientKeys::parse(&keys.to_stored())?, keys);
-        // A rotation without grace drops the previous key at once.
+        // A rotation without grace drops the previous key at once, as does ending the grace.
         keys.rotate("c", t0, Duration::zero())?;
         assert_eq!(keys.usable(t0).count(), 1);
+        keys.rotate("c", t0, Duration::hours(1))?;
+        let current = keys.current().kid.clone();
+        keys.drop_previous();
+        assert_eq!(keys.usable(t0).map(|k| k.kid.clone()).collect::<Vec<_>>(), [current]);
+        // A rotation made on keys another rotation changed meanwhile keeps
+        // its own new key and the other's current one as previous.
+        let mut mine = keys.clone();
+        mine.rotate("c", t0, Duration::hours(1))?;
+        let mut theirs = keys.clone();
+        theirs.rotate("c", t0, Duration::hours(1))?;
+        let my_kid = mine.current().kid.clone();
+        mine.keep_previous(&theirs, t0, Duration::hours(2));
+        assert_eq!(mine.current().kid, my_kid);
+        assert_eq!(mine.previous(t0).map(|k| k.kid.clone()), Some(theirs.current().kid.clone()));
+        assert_eq!(mine.previous(t0).and_then(|k| k.valid_until), Some(t0 + Duration::hours(2)));
         assert!(ClientKeys::parse("{\"keys\": []}").is_err());
         assert!(ClientKeys::parse("not json").is_err());
         Ok(())

@@ -229,6 +229,9 @@ pub struct TokenSet {
 /// `private_key_jwt` client's previous key.
 pub const PREVIOUS_KEY_AUTH: &str = "private_key_jwt (previous key)";
 
+/// The same, when the current key could not sign at all (damaged).
+pub const PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE: &str = "private_key_jwt (previous key; the current key cannot sign)";
+
 /// How a client secret is sent to the token endpoint, by its discovery name.
 fn auth_method(auth_type: &AuthType) -> &'static str {
     match auth_type {
@@ -262,11 +265,13 @@ pub async fn exchange_code(
     if let Some((keys, now)) = cfg.client_keys {
         let audience = meta.token_endpoint.as_str();
         let mut refused = None;
+        let mut current_unusable = false;
         for (i, key) in keys.usable(now).enumerate() {
             // A key that cannot sign (damaged) is refused as the IdP would refuse it.
             let assertion = match key.assertion(cfg.client_id, audience, now) {
                 Ok(a) => a,
                 Err(e) => {
+                    current_unusable |= i == 0;
                     refused.get_or_insert(FlowError::InvalidClient {
                         error: "unusable_client_key".into(),
                         description: Some(e),
@@ -274,7 +279,11 @@ pub async fn exchange_code(
                     continue;
                 }
             };
-            let method = if i == 0 { "private_key_jwt" } else { PREVIOUS_KEY_AUTH };
+            let method = match (i, current_unusable) {
+                (0, _) => "private_key_jwt",
+                (_, false) => PREVIOUS_KEY_AUTH,
+                (_, true) => PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE,
+            };
             let auth = ClientAuth { auth_type: AuthType::RequestBody, method, assertion: Some(assertion) };
             match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), auth).await {
                 Err(e @ FlowError::InvalidClient { .. }) => {

@@ -133,6 +133,8 @@ pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Ve
                 .map(|(id, _)| id),
         );
     }
+    ids.sort();
+    ids.dedup();
     Ok(ids)
 }
 

@@ -113,8 +113,8 @@ impl Default for Metrics {
         let secrets_by_level = Family::<LevelLabels, Gauge>::default();
         registry.register(
             "oidc_client_secrets",
-            "OIDC clients whose secret's expiry was given, by its warning level (ok, warning: < 30 days left, \
-             critical: < 7, expired)",
+            "OIDC clients whose secret's expiry was given (private_key_jwt clients: their key's certificate's), by \
+             its warning level (ok, warning: < 30 days left, critical: < 7, expired)",
             secrets_by_level.clone(),
         );
         let (never_used, on_previous_key) = (Gauge::default(), Gauge::default());

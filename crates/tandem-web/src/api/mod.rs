@@ -61,6 +61,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(only("/scim-connections/{id}/groups/{group_id}", web::get().to(scim_data::get_group), "GET"))
         .service(only("/provisioning-logs", web::get().to(scim_data::provisioning_logs), "GET"))
         .service(only("/oidc-clients/{id}/rotate-client-key", web::post().to(oidc_clients::rotate_client_key), "POST"))
+        .service(only(
+            "/oidc-clients/{id}/previous-client-key",
+            web::delete().to(oidc_clients::drop_previous_client_key),
+            "DELETE",
+        ))
         .service(only("/oidc-clients/{id}/scim-matching", web::get().to(matching::get), "GET"))
         .service(only("/login-events", web::get().to(login_events::list), "GET"))
         .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"))

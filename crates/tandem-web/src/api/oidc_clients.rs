@@ -38,7 +38,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
             "type": row.idp_type,
             "client_id": row.client_id,
             "client_authentication": row.client_authentication,
-            "has_client_secret": row.client_secret_enc.is_some(),
+            "has_client_secret": !keyed && row.client_secret_enc.is_some(),
             "client_secret_expires_at": secret_expires.map(format_time),
             "client_secret_warning_level": secret_expires
                 .map(|at| tandem_core::scim_connection::warning_level(Some(at), state.clock.now())),
@@ -505,7 +505,7 @@ pub async fn patch(
 /// previous one is still used, when the IdP refuses the new one, for the
 /// grace period (default a week, at most 30 days; 0 drops it at once).
 /// While an earlier rotation's previous key is in its grace, a rotation is
-/// refused (409) unless forced.
+/// refused (409) unless forced: it would drop the key the IdP may hold alone.
 pub async fn rotate_client_key(
     state: web::Data<AppState>,
     caller: Caller,
@@ -517,35 +517,18 @@ pub async fn rotate_client_key(
     let grace = grace.unwrap_or(chrono::Duration::hours(DEFAULT_KEY_GRACE_HOURS));
     let mut made: Option<ClientKeys> = None;
     for _ in 0..PATCH_ATTEMPTS {
-        let key = id.clone();
-        let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
-        if !current.uses_client_keys() {
-            return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                field: "idp.client_authentication".into(),
-                message: "is client_secret: a client secret is rotated at the IdP and set with a PATCH; \
-                          rotate-client-key is for private_key_jwt clients"
-                    .into(),
-            }]));
-        }
-        let stored = client_keys(&current, &state.secret_key).map_err(|e| {
-            ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                field: "idp.client_authentication".into(),
-                message: format!(
-                    "{e}: PATCH the client with \"idp\": {{\"client_authentication\": \"private_key_jwt\"}} to have \
-                     new keys made"
-                ),
-            }])
-        })?;
+        let (current, stored) = keyed_client(&state, &id).await?;
         let now = state.clock.now();
-        // A rotation during another's grace would drop the key the IdP may
-        // still hold alone (a retried request, say): only when forced.
-        if let (Some(previous), false, None) = (stored.previous(now), force, &made) {
+        // Checked on every attempt: on a retry, a previous key in its grace
+        // is another rotation's (this one's write never landed).
+        if let (Some(previous), false) = (stored.previous(now), force) {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "ClientKeyRotationInProgress",
                 format!(
-                    "the previous key {} is still in its grace, until {}, and the IdP may hold only it: give the IdP \
-                     the current key first, or send \"force\": true to drop the previous key now",
+                    "the previous key {} is still in its grace, until {}, and the IdP may hold only it: once the IdP \
+                     has the current key, end the grace (DELETE …/previous-client-key) and rotate; or send \"force\": \
+                     true to drop the previous key now",
                     previous.kid,
                     format_time(previous.valid_until.unwrap_or(now))
                 ),
@@ -571,39 +554,111 @@ pub async fn rotate_client_key(
                 rotated
             }
         };
-        let mut spec = current.spec_with(None, Some(tandem_core::secret::Redacted(keys.to_stored())))?;
-        spec.client_secret_expires_at = Some(keys.current().not_after);
-        let mut row =
-            OidcClientRow::from_spec(&id, &spec, &state.secret_key, current.discovery.clone(), current.created_at, now);
-        let (actor, read_at, kid) = (caller.name.clone(), current.updated_at, keys.current().kid.clone());
-        let (outcome, row) = state
-            .store
-            .write(move |c| {
-                let outcome = repo::update(c, &mut row, read_at)?;
-                if outcome == repo::Updated::Done {
-                    audit::record(
-                        c,
-                        now,
-                        &actor,
-                        "oidc_client.key_rotated",
-                        ("oidc_client", &row.id),
-                        json!({"kid": kid, "grace_period_seconds": grace.num_seconds()}),
-                    )?;
-                }
-                Ok((outcome, row))
-            })
-            .await?;
-        match outcome {
-            repo::Updated::Done => return Ok(HttpResponse::Ok().json(render(&row, &state)?)),
-            repo::Updated::Gone => return Err(not_found(&id)),
-            repo::Updated::Changed => continue,
+        let details = json!({"kid": keys.current().kid, "grace_period_seconds": grace.num_seconds()});
+        if let Some(done) =
+            write_client_keys(&state, &caller, current, &keys, "oidc_client.key_rotated", details).await?
+        {
+            return Ok(done);
         }
     }
-    Err(ApiError::new(
+    Err(changed_concurrently(&id, "its key was rotated"))
+}
+
+/// `DELETE /api/v1/oidc-clients/{id}/previous-client-key`: ends a
+/// rotation's grace now (the IdP holds the current key, or the previous
+/// one leaked): the previous key is no longer used nor published.
+pub async fn drop_previous_client_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    for _ in 0..PATCH_ATTEMPTS {
+        let (current, stored) = keyed_client(&state, &id).await?;
+        let Some(previous) = stored.previous(state.clock.now()).map(|k| k.kid.clone()) else {
+            return Err(ApiError::not_found(
+                "ClientKeyNotFound",
+                format!("the OIDC client {id:?} has no previous key in its grace"),
+            ));
+        };
+        let mut keys = stored.clone();
+        keys.drop_previous();
+        let details = json!({"dropped_kid": previous});
+        if let Some(done) =
+            write_client_keys(&state, &caller, current, &keys, "oidc_client.previous_key_dropped", details).await?
+        {
+            return Ok(done);
+        }
+    }
+    Err(changed_concurrently(&id, "its previous key was dropped"))
+}
+
+/// A `private_key_jwt` client as stored, with its keys.
+async fn keyed_client(state: &AppState, id: &str) -> Result<(OidcClientRow, ClientKeys), ApiError> {
+    let key = id.to_string();
+    let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(id))?;
+    if !current.uses_client_keys() {
+        return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+            field: "idp.client_authentication".into(),
+            message: "is client_secret: a client secret is rotated at the IdP and set with a PATCH; client keys are \
+                      for private_key_jwt clients"
+                .into(),
+        }]));
+    }
+    let stored = client_keys(&current, &state.secret_key).map_err(|e| {
+        ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
+            field: "idp.client_authentication".into(),
+            message: format!(
+                "{e}: PATCH the client with \"idp\": {{\"client_authentication\": \"private_key_jwt\"}} to have new \
+                 keys made"
+            ),
+        }])
+    })?;
+    Ok((current, stored))
+}
+
+/// Writes `keys` over the client as read (`current`), with an audit
+/// event; the answer, or `None` when the client changed since it was read
+/// (read it again and retry).
+async fn write_client_keys(
+    state: &AppState,
+    caller: &Caller,
+    current: OidcClientRow,
+    keys: &ClientKeys,
+    action: &'static str,
+    details: Value,
+) -> Result<Option<HttpResponse>, ApiError> {
+    let now = state.clock.now();
+    let mut spec = current.spec_with(None, Some(tandem_core::secret::Redacted(keys.to_stored())))?;
+    spec.client_secret_expires_at = Some(keys.current().not_after);
+    let id = current.id.clone();
+    let mut row =
+        OidcClientRow::from_spec(&id, &spec, &state.secret_key, current.discovery.clone(), current.created_at, now);
+    let (actor, read_at) = (caller.name.clone(), current.updated_at);
+    let (outcome, row) = state
+        .store
+        .write(move |c| {
+            let outcome = repo::update(c, &mut row, read_at)?;
+            if outcome == repo::Updated::Done {
+                audit::record(c, now, &actor, action, ("oidc_client", &row.id), details)?;
+            }
+            Ok((outcome, row))
+        })
+        .await?;
+    match outcome {
+        repo::Updated::Done => Ok(Some(HttpResponse::Ok().json(render(&row, state)?))),
+        repo::Updated::Gone => Err(not_found(&id)),
+        repo::Updated::Changed => Ok(None),
+    }
+}
+
+/// 409 `ClientChangedConcurrently`: other edits kept changing the client.
+fn changed_concurrently(id: &str, while_: &str) -> ApiError {
+    ApiError::new(
         StatusCode::CONFLICT,
         "ClientChangedConcurrently",
-        format!("the OIDC client {id:?} was changed {PATCH_ATTEMPTS} times while its key was rotated; send it again"),
-    ))
+        format!("the OIDC client {id:?} was changed {PATCH_ATTEMPTS} times while {while_}; send it again"),
+    )
 }
 
 /// The default grace of a rotated-out client key: long enough for a

@@ -300,8 +300,8 @@ async fn finish(
     } else {
         None
     };
-    let secret = match client.client_secret(&state.secret_key) {
-        Ok(_) if keyed => None,
+    // (A keyed client's secret column is not read: it is no concern of its logins.)
+    let secret = match if keyed { Ok(None) } else { client.client_secret(&state.secret_key) } {
         Ok(secret) => secret,
         // A damaged row (or one written under another key): the secret the
         // IdP knows is gone, and only setting it again helps.
@@ -367,6 +367,14 @@ async fn finish(
             customer_id = %client.customer_id,
             "the IdP refused the client's current key and took the previous one, which a rotation left working: \
              give the IdP the current certificate or JWK before the grace ends"
+        );
+    } else if tokens.client_auth == tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE {
+        state.metrics.login_on_previous_client_key();
+        tracing::warn!(
+            oidc_client_id = %client.id,
+            customer_id = %client.customer_id,
+            "the client's current key cannot sign (damaged) and the previous one, which a rotation left working, \
+             signed: rotate the key again (force) and give the IdP the new certificate or JWK before the grace ends"
         );
     }
     trace.ok(
