@@ -522,3 +522,41 @@ async fn the_overview_says_when_it_shows_only_the_first_thousand() {
     assert!(page.contains("Showing the customers of the first 1000"), "{page}");
     assert!(page.contains("bulk-0999") && !page.contains("bulk-1000"), "the oldest thousand are listed");
 }
+
+/// A private_key_jwt client's page shows its keys by the thumbprint Entra
+/// lists, and hands out the current certificate to give the customer; only
+/// in a session, and only for a client with keys.
+#[tokio::test]
+async fn a_keyed_clients_certificate_is_shown_and_downloaded_in_a_session() {
+    let app = TestApp::spawn().await;
+    let c = unique("dash-keys");
+    let (status, created) = app
+        .post(
+            "/api/v1/oidc-clients",
+            json!({"customer_id": c, "verify": false, "redirect_url": format!("http://127.0.0.1:9/cb/{c}"),
+                   "idp": {"type": "Generic", "client_id": "app", "issuer": "http://127.0.0.1:9",
+                           "client_authentication": "private_key_jwt"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = &created["idp"]["client_keys"][0];
+    let download = format!("/dashboard/customers/{}/client-certificate.pem", urlencode(&c));
+    let mut b = Browser::new(&app);
+    let (status, _, headers) = b.get(&download).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session, no certificate");
+    assert!(headers[LOCATION].to_str().unwrap().starts_with("/dashboard/login"));
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (status, page, _) = b.get(&format!("/dashboard/customers/{}", urlencode(&c))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(key["certificate_thumbprint_sha1"].as_str().unwrap()), "{page}");
+    assert!(page.contains("client-certificate.pem"), "{page}");
+    let (status, pem, headers) = b.get(&download).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pem, key["certificate_pem"].as_str().unwrap());
+    assert_eq!(headers["content-type"], "application/x-pem-file");
+    assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"tandem-client-"));
+    // A customer whose client signs with a secret has none.
+    let other = customer(&app).await;
+    let (status, _, _) = b.get(&format!("/dashboard/customers/{}/client-certificate.pem", urlencode(&other))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -23,6 +23,46 @@ use tandem_store::scim::{groups, users};
 use tandem_store::scim_connections::{self, ScimApiKeyRow, ScimConnectionRow};
 use tandem_store::sso::{self, EventQuery};
 
+/// `GET /dashboard/customers/{customer_id}/client-certificate.pem`: the
+/// current key's certificate of a `private_key_jwt` client, to hand to the
+/// customer (Entra takes it under Certificates & secrets).
+pub async fn client_certificate(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let admin = match require(&req, &state).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let customer = path.into_inner();
+    let key = customer.clone();
+    let client = match state.store.read(move |c| oidc_clients::get_by_customer(c, &key)).await {
+        Ok(client) => client,
+        Err(e) => return store_failure(&e, Some(&admin)),
+    };
+    let keys = client
+        .filter(OidcClientRow::uses_client_keys)
+        .map(|c| crate::api::oidc_clients::client_keys(&c, &state.secret_key));
+    match keys {
+        Some(Ok(keys)) => HttpResponse::Ok()
+            .content_type("application/x-pem-file")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"tandem-client-{}.pem\"", &keys.current().kid[..12]),
+            ))
+            .body(keys.current().certificate_pem()),
+        Some(Err(_)) => message(
+            StatusCode::CONFLICT,
+            "Client keys unreadable",
+            Some(&admin),
+            "The stored client keys cannot be read: have new ones made with a PATCH naming idp.client_authentication.",
+        ),
+        None => message(
+            StatusCode::NOT_FOUND,
+            "No client keys",
+            Some(&admin),
+            "This customer has no OIDC client that signs with keys (private_key_jwt).",
+        ),
+    }
+}
+
 /// Something to show once at the top of the page.
 pub enum Notice {
     Saved(String),
@@ -182,6 +222,24 @@ fn oidc_section(state: &AppState, admin: &Admin, customer: &str, client: Option<
                         @if c.uses_client_keys() {
                             "private_key_jwt: public keys at " span.mono { (crate::api::oidc_clients::jwks_url(state, &c.id)) }
                         } @else if c.client_secret_enc.is_some() { "client secret" } @else { "none (public client, PKCE)" }
+                    }
+                    @if c.uses_client_keys() {
+                        dt { "Client keys" } dd {
+                            @match crate::api::oidc_clients::client_keys(c, &state.secret_key) {
+                                Ok(keys) => {
+                                    @let now = state.clock.now();
+                                    "current: " span.mono { (keys.current().thumbprint_sha1_hex()) }
+                                    " (SHA-1 thumbprint, as Entra lists it) "
+                                    a href=(format!("/dashboard/customers/{}/client-certificate.pem", urlencode(customer))) { "download the certificate" }
+                                    @if let Some(p) = keys.previous(now) {
+                                        br;
+                                        "previous: " span.mono { (p.thumbprint_sha1_hex()) }
+                                        span.muted { " still used, when the IdP refuses the current one, until " (format_time(p.valid_until.unwrap_or(now))) }
+                                    }
+                                }
+                                Err(_) => { span.bad { "the stored keys cannot be read: have new ones made (PATCH naming idp.client_authentication)" } }
+                            }
+                        }
                     }
                     @if let Some(at) = c.client_secret_expires_at.map(from_micros) {
                         dt { @if c.uses_client_keys() { "Key certificate" } @else { "Client secret" } } dd {

@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/logout", web::post().to(session::logout))
             .route("/assets/dashboard.css", web::get().to(layout::stylesheet))
             .route("/customers/{customer_id}", web::get().to(customer::page_handler))
+            .route("/customers/{customer_id}/client-certificate.pem", web::get().to(customer::client_certificate))
             .route("/customers/{customer_id}/strategy", web::post().to(actions::save_strategy))
             .route("/customers/{customer_id}/rotate-key", web::post().to(actions::rotate_key))
             .route("/customers/{customer_id}/scim-required", web::post().to(actions::set_scim_required))
