@@ -1236,7 +1236,14 @@ async fn a_step_up_login_needs_a_fresh_sign_in_of_the_class_asked_for() {
         op.issue(&code, op.sign(&claims(&op, &started, extra.clone()), Signer::Published, "test-key-a"));
         let (status, body) = complete(&app, &op, &started, &code).await;
         match refused {
-            None => assert_eq!(status, StatusCode::OK, "{extra}: {body}"),
+            None => {
+                assert_eq!(status, StatusCode::OK, "{extra}: {body}");
+                // The app sees what was asked for and what the IdP answered.
+                assert_eq!(
+                    body["step_up"],
+                    json!({"max_age": 300, "acr_values": "urn:okta:loa:2fa:any phr", "auth_time": now - 10, "acr": "phr"})
+                );
+            }
             Some(check) => {
                 assert_eq!(status, StatusCode::BAD_GATEWAY, "{extra}: {body}");
                 let (kind, details) = error_of(&body);
@@ -1248,9 +1255,42 @@ async fn a_step_up_login_needs_a_fresh_sign_in_of_the_class_asked_for() {
             }
         }
     }
+    // A plain login says it was none, so an app that asked for a step-up
+    // cannot be handed a plain login's callback in its place.
     let (status, body) = login(&app, &op, &customer, json!({"auth_time": now - 86_400})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["step_up"], Value::Null, "{body}");
+    // Userinfo, which the IdP does not sign for this login, cannot make up
+    // for an ID token without them.
+    op.set_userinfo(json!({"acr": "phr", "auth_time": now, "email": "alice@acme.com"}));
+    let started = begin().await;
+    let code = unique("code");
+    op.issue(&code, op.sign(&claims(&op, &started, json!({"email": null})), Signer::Published, "test-key-a"));
+    let (status, body) = complete(&app, &op, &started, &code).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["check"], "auth_time", "{body}");
+    // max_age counts from the login's start: time spent at the IdP does not.
+    let (status, body) = app
+        .post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "max_age": 60, "acr_values": "phr"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let started = crate::login_support::started(&body);
+    app.clock.advance(chrono::Duration::minutes(4));
+    let code = unique("code");
+    let fresh = json!({"auth_time": now - 10, "acr": "phr"});
+    op.issue(&code, op.sign(&claims(&op, &started, fresh), Signer::Published, "test-key-a"));
+    let (status, body) = complete(&app, &op, &started, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The limits, in bytes for acr_values (é is two).
+    let (status, body) =
+        app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "max_age": 31_622_400})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        app.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "acr_values": "é".repeat(128)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     for (extra, field) in [
+        (json!({"max_age": 31_622_401}), "max_age"),
+        (json!({"acr_values": format!("{}a", "é".repeat(128))}), "acr_values"),
         (json!({"max_age": -1}), "max_age"),
         (json!({"max_age": "300"}), "max_age"),
         (json!({"max_age": 40_000_000}), "max_age"),

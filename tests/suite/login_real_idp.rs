@@ -168,11 +168,15 @@ async fn real_idp_provisioned_deactivated_unprovisioned_and_reactivated_users() 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scim_user"]["active"], true);
 
-    // A step-up: with max_age the IdP sends auth_time, which Tandem checks.
+    // A step-up: max_age 0 makes the IdP sign the user in again (its
+    // session from the sign-ins above notwithstanding), and it sends the
+    // fresh auth_time, which Tandem checks and reports.
+    let before = chrono::Utc::now().timestamp();
     let (status, body) =
-        sign_in_with(&app, json!({"email": format!("alice@{domain}"), "max_age": 600}), redirect_uri).await;
+        sign_in_with(&app, json!({"email": format!("alice@{domain}"), "max_age": 0}), redirect_uri).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body["claims"]["auth_time"].is_i64(), "{body}");
+    assert!(body["step_up"]["auth_time"].as_i64().is_some_and(|t| t >= before - 1), "{body}");
+    assert_eq!(body["step_up"]["max_age"], 0, "{body}");
     drop(idp);
 }
 

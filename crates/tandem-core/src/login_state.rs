@@ -38,12 +38,14 @@ const FLAG_MAX_AGE: u8 = 2;
 const FLAG_ACR: u8 = 4;
 /// The longest `acr_values` a login carries.
 pub const MAX_ACR_VALUES_BYTES: usize = 256;
+const _: () = assert!(MAX_ACR_VALUES_BYTES <= u16::MAX as usize);
 const DIGEST_LEN: usize = 16;
 const SECRET_LEN: usize = 32;
 /// flags, id, expiry, cookie digest, nonce.
 const FIXED_LEN: usize = 1 + 16 + 8 + DIGEST_LEN + SECRET_LEN;
 /// The longest state opened: far more than a state with a client id of
-/// Tandem's own (a UUID) takes, which is about 230 characters.
+/// Tandem's own (a UUID) takes, about 230 characters, or about 600 with
+/// the longest step-up.
 const MAX_STATE_CHARS: usize = 1024;
 
 /// A login between initiate and complete.
@@ -57,11 +59,12 @@ pub struct LoginState {
     nonce: [u8; SECRET_LEN],
     pkce_verifier: Option<[u8; SECRET_LEN]>,
     /// OIDC `max_age`: the user must have authenticated at the IdP at most
-    /// this many seconds before (the ID token's `auth_time` says when).
-    pub max_age: Option<u32>,
+    /// this many seconds before the login started (the ID token's
+    /// `auth_time` says when).
+    max_age: Option<u32>,
     /// OIDC `acr_values` (space-separated, at most [`MAX_ACR_VALUES_BYTES`]):
     /// the ID token's `acr` must be one of them.
-    pub acr_values: Option<String>,
+    acr_values: Option<String>,
 }
 
 impl fmt::Debug for LoginState {
@@ -118,12 +121,26 @@ impl LoginState {
     }
 
     /// The same login asking the IdP for a step-up: an authentication at
-    /// most `max_age` seconds old, and one of `acr_values` (cut to
-    /// [`MAX_ACR_VALUES_BYTES`], which the caller checks).
-    pub fn with_step_up(mut self, max_age: Option<u32>, acr_values: Option<&str>) -> LoginState {
+    /// most `max_age` seconds old, and one of `acr_values`. `acr_values`
+    /// longer than [`MAX_ACR_VALUES_BYTES`] are refused, never dropped: a
+    /// step-up asked for is never a plain login.
+    pub fn with_step_up(mut self, max_age: Option<u32>, acr_values: Option<&str>) -> Result<LoginState, String> {
+        if acr_values.is_some_and(|a| a.len() > MAX_ACR_VALUES_BYTES) {
+            return Err(format!("acr_values must be at most {MAX_ACR_VALUES_BYTES} bytes"));
+        }
         self.max_age = max_age;
-        self.acr_values = acr_values.filter(|a| a.len() <= MAX_ACR_VALUES_BYTES).map(str::to_string);
-        self
+        self.acr_values = acr_values.map(str::to_string);
+        Ok(self)
+    }
+
+    /// The step-up's `max_age`, if one was asked for.
+    pub fn max_age(&self) -> Option<u32> {
+        self.max_age
+    }
+
+    /// The step-up's `acr_values`, if any were asked for.
+    pub fn acr_values(&self) -> Option<&str> {
+        self.acr_values.as_deref()
     }
 
     /// The login's id, which is also its login event's.
@@ -169,9 +186,10 @@ impl LoginState {
             plain.extend_from_slice(&m.to_be_bytes());
         }
         if let Some(a) = &self.acr_values {
-            // At most MAX_ACR_VALUES_BYTES (see with_step_up): fits in a u16.
-            plain.extend_from_slice(&(a.len() as u16).to_be_bytes());
-            plain.extend_from_slice(a.as_bytes());
+            // At most MAX_ACR_VALUES_BYTES (with_step_up refuses more): fits in a u16.
+            let len = u16::try_from(a.len()).unwrap_or(u16::MAX);
+            plain.extend_from_slice(&len.to_be_bytes());
+            plain.extend_from_slice(&a.as_bytes()[..usize::from(len)]);
         }
         plain.extend_from_slice(self.oidc_client_id.as_bytes());
         let version = if flags & (FLAG_MAX_AGE | FLAG_ACR) != 0 { VERSION_STEP_UP } else { VERSION };
@@ -296,23 +314,65 @@ mod tests {
         let plain = LoginState::new("c", 5, true).issue(&k, None);
         assert_eq!(URL_SAFE_NO_PAD.decode(&plain.state).unwrap()[0], VERSION);
         for (max_age, acr) in [(Some(300), None), (None, Some("phr")), (Some(0), Some("urn:okta:loa:2fa:any phr"))] {
-            let login = LoginState::new("01a2-client", 5, true).with_step_up(max_age, acr);
+            let login = LoginState::new("01a2-client", 5, true).with_step_up(max_age, acr).unwrap();
             let issued = login.issue(&k, Some("/next"));
             assert_eq!(URL_SAFE_NO_PAD.decode(&issued.state).unwrap()[0], VERSION_STEP_UP);
             let opened = open(&k, &issued.state).unwrap();
             assert_eq!(opened.login, login);
-            assert_eq!((opened.login.max_age, opened.login.acr_values.as_deref()), (max_age, acr));
+            assert_eq!((opened.login.max_age(), opened.login.acr_values()), (max_age, acr));
             assert_eq!(opened.login.oidc_client_id, "01a2-client");
             assert_eq!(opened.bind(Some(&issued.cookie.0)), Ok(Some("/next".to_string())));
         }
         // The longest acr_values fit; a longer one is not carried.
         let long = "a".repeat(MAX_ACR_VALUES_BYTES);
-        let login = LoginState::new("c", 5, false).with_step_up(None, Some(&long));
-        let issued = login.issue(&k, None);
+        let client = "c".repeat(64);
+        let login = LoginState::new(&client, 5, true).with_step_up(Some(u32::MAX), Some(&long)).unwrap();
+        let issued = login.issue(&k, Some("/a/long/redirect/path"));
         assert!(issued.state.len() < MAX_STATE_CHARS, "{}", issued.state.len());
-        assert_eq!(open(&k, &issued.state).unwrap().login.acr_values.as_deref(), Some(long.as_str()));
+        assert_eq!(open(&k, &issued.state).unwrap().login.acr_values(), Some(long.as_str()));
         let too_long = "a".repeat(MAX_ACR_VALUES_BYTES + 1);
-        assert_eq!(LoginState::new("c", 5, false).with_step_up(None, Some(&too_long)).acr_values, None);
+        assert!(LoginState::new("c", 5, false).with_step_up(None, Some(&too_long)).is_err());
+        // Relabelled either way between the versions, a state does not open.
+        let relabel = |state: &str, to: u8| {
+            let mut bytes = URL_SAFE_NO_PAD.decode(state).unwrap();
+            bytes[0] = to;
+            URL_SAFE_NO_PAD.encode(bytes)
+        };
+        assert!(open(&k, &relabel(&issued.state, VERSION)).is_none(), "a step-up downgraded to a plain login");
+        assert!(open(&k, &relabel(&issued.state, 3)).is_none());
+        assert!(open(&k, &relabel(&plain.state, VERSION_STEP_UP)).is_none());
+    }
+
+    #[test]
+    fn malformed_sealed_layouts_are_refused_without_panicking() {
+        let k = key();
+        let seal = |version: u8, plain: &[u8]| {
+            let mut bytes = vec![version];
+            bytes.extend(k.seal(plain, &context(version)));
+            URL_SAFE_NO_PAD.encode(bytes)
+        };
+        let head = |flags: u8| {
+            let mut p = vec![flags];
+            p.extend_from_slice(&[7u8; FIXED_LEN - 1]);
+            p
+        };
+        let with = |mut p: Vec<u8>, tail: &[u8]| {
+            p.extend_from_slice(tail);
+            p
+        };
+        // A version-1 state carrying a step-up flag, or an unknown flag.
+        assert!(open(&k, &seal(VERSION, &with(head(FLAG_MAX_AGE), &[0, 0, 0, 5, b'c']))).is_none());
+        assert!(open(&k, &seal(VERSION_STEP_UP, &with(head(8), b"c"))).is_none());
+        // Cut short: a max_age of three bytes, an acr longer than what follows, or not UTF-8.
+        assert!(open(&k, &seal(VERSION_STEP_UP, &with(head(FLAG_MAX_AGE), &[0, 0, 5]))).is_none());
+        assert!(open(&k, &seal(VERSION_STEP_UP, &with(head(FLAG_ACR), &[0, 200, b'a']))).is_none());
+        assert!(open(&k, &seal(VERSION_STEP_UP, &with(head(FLAG_ACR), &[0, 2, 0xff, 0xfe, b'c']))).is_none());
+        assert!(open(&k, &seal(VERSION_STEP_UP, &head(FLAG_ACR)[..10])).is_none());
+        // Well formed, it opens.
+        let fine =
+            open(&k, &seal(VERSION_STEP_UP, &with(head(FLAG_MAX_AGE | FLAG_ACR), &[0, 0, 0, 9, 0, 1, b'x', b'c'])));
+        let fine = fine.unwrap().login;
+        assert_eq!((fine.max_age(), fine.acr_values(), fine.oidc_client_id.as_str()), (Some(9), Some("x"), "c"));
     }
 
     #[test]

@@ -39,35 +39,46 @@ fn fail(check: &'static str, message: impl Into<String>) -> IdTokenError {
 
 /// Checks a validated token's claims against the step-up a login asked
 /// for (OpenID Connect Core §3.1.2.1, §3.1.3.7 items 11 and 13): with
-/// `max_age`, an `auth_time` at most that many seconds ago (with
-/// [`LEEWAY_SECS`]); with `acr_values`, an `acr` among them. An IdP that
-/// ignored the request is refused, not taken at its word.
+/// `max_age`, an `auth_time` at most that many seconds before the login
+/// started (`started`, Unix seconds; with [`LEEWAY_SECS`]), so that the
+/// time the user spends at the IdP does not count; with `acr_values`, an
+/// `acr` among them, exactly. An IdP that ignored the request is refused,
+/// not taken at its word.
 pub fn check_step_up(
     claims: &serde_json::Map<String, Value>,
     max_age: Option<u32>,
     acr_values: Option<&str>,
+    started: i64,
     now: DateTime<Utc>,
 ) -> Result<(), IdTokenError> {
     if let Some(max_age) = max_age {
         // A number, as every time claim; some IdPs send a fraction.
-        let auth_time = claims.get("auth_time").and_then(|t| t.as_i64().or_else(|| t.as_f64().map(|f| f as i64)));
-        let Some(auth_time) = auth_time else {
-            return Err(fail(
-                "auth_time",
-                format!("max_age {max_age} was asked for and the ID token has no auth_time (when the user signed in)"),
-            ));
+        let auth_time = match claims.get("auth_time") {
+            None | Some(Value::Null) => {
+                return Err(fail(
+                    "auth_time",
+                    format!(
+                        "max_age {max_age} was asked for and the ID token has no auth_time (when the user signed in; \
+                         Entra ID sends it only as an optional claim of the app registration)"
+                    ),
+                ))
+            }
+            Some(t) => t
+                .as_i64()
+                .or_else(|| t.as_f64().map(|f| f as i64))
+                .ok_or_else(|| fail("auth_time", format!("auth_time {t} is not a number of seconds")))?,
         };
         let now = now.timestamp();
         if auth_time > now.saturating_add(LEEWAY_SECS) {
             return Err(fail("auth_time", format!("auth_time {auth_time} is in the future (now {now})")));
         }
-        let age = now.saturating_sub(auth_time);
-        if age > i64::from(max_age).saturating_add(LEEWAY_SECS) {
+        let before_start = started.saturating_sub(auth_time);
+        if before_start > i64::from(max_age).saturating_add(LEEWAY_SECS) {
             return Err(fail(
                 "auth_time",
                 format!(
-                    "the user signed in {age} s before (auth_time {auth_time}), longer ago than the max_age {max_age} \
-                     asked for: the IdP did not make them sign in again"
+                    "the user signed in {before_start} s before the login started (auth_time {auth_time}), longer \
+                     than the max_age {max_age} asked for: the IdP did not make them sign in again"
                 ),
             ));
         }
@@ -361,7 +372,8 @@ mod step_up_tests {
     fn a_step_up_needs_a_recent_auth_time_and_an_acr_asked_for() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         let t = now.timestamp();
-        let ok = |c: Value, m: Option<u32>, a: Option<&str>| check_step_up(&claims(c), m, a, now).map_err(|e| e.check);
+        let ok =
+            |c: Value, m: Option<u32>, a: Option<&str>| check_step_up(&claims(c), m, a, t, now).map_err(|e| e.check);
         assert_eq!(ok(json!({}), None, None), Ok(()));
         assert_eq!(ok(json!({"auth_time": t - 100}), Some(300), None), Ok(()));
         assert_eq!(ok(json!({"auth_time": (t - 100) as f64 + 0.5}), Some(300), None), Ok(()));
@@ -370,6 +382,14 @@ mod step_up_tests {
         assert_eq!(ok(json!({"auth_time": t - 5}), Some(0), None), Ok(()));
         assert_eq!(ok(json!({}), Some(300), None), Err("auth_time"));
         assert_eq!(ok(json!({"auth_time": "recently"}), Some(300), None), Err("auth_time"));
+        let why = check_step_up(&claims(json!({"auth_time": "recently"})), Some(1), None, t, now).unwrap_err();
+        assert!(why.message.contains("not a number"), "{why}");
+        // Measured from the login's start: minutes spent at the IdP do not count.
+        let started = t - 240;
+        let fresh = check_step_up(&claims(json!({"auth_time": started - 10})), Some(60), None, started, now);
+        assert_eq!(fresh.map_err(|e| e.check), Ok(()));
+        let stale = check_step_up(&claims(json!({"auth_time": started - 200})), Some(60), None, started, now);
+        assert_eq!(stale.map_err(|e| e.check), Err("auth_time"));
         assert_eq!(ok(json!({"auth_time": t + 3600}), Some(300), None), Err("auth_time"));
         // Without max_age an old sign-in is no matter.
         assert_eq!(ok(json!({"auth_time": t - 86_400}), None, None), Ok(()));

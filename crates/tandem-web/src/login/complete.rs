@@ -399,13 +399,23 @@ async fn finish(
             return Err(at(state, trace, "id_token", err));
         }
     };
-    let step_up =
-        tandem_oidc::id_token::check_step_up(&claims, login.max_age, login.acr_values.as_deref(), state.clock.now());
-    if let Err(e) = step_up {
+    // A step-up is checked on the ID token's own claims, before userinfo
+    // is merged (userinfo is not signed by the IdP for this login).
+    let now = state.clock.now();
+    // When the login started, by the server's clock: its expiry less the login TTL.
+    let started = login.expires_at.div_euclid(1_000_000).saturating_sub(state.settings.login_ttl.num_seconds());
+    let checked = tandem_oidc::id_token::check_step_up(&claims, login.max_age(), login.acr_values(), started, now);
+    if let Err(e) = checked {
         let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
         return Err(at(state, trace, "id_token", err));
     }
-    trace.ok(state, "id_token", json!({"sub": claims.get("sub")}));
+    // What the app asked for and what the IdP answered: an app that asked
+    // for a step-up compares it, as a plain login completes with null.
+    let step_up = (login.max_age().is_some() || login.acr_values().is_some()).then(|| {
+        json!({"max_age": login.max_age(), "acr_values": login.acr_values(),
+               "auth_time": claims.get("auth_time"), "acr": claims.get("acr")})
+    });
+    trace.ok(state, "id_token", json!({"sub": claims.get("sub"), "step_up": step_up}));
 
     let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);
     // Groups asked for and not in the ID token: Okta's org authorization
@@ -439,7 +449,9 @@ async fn finish(
             Err(why) => trace.ok(state, "userinfo", json!({"merged": false, "why": why})),
         }
     }
-    respond(state, trace, client, redirect, claims, email_from_userinfo).await
+    let mut body = respond(state, trace, client, redirect, claims, email_from_userinfo).await?;
+    body["step_up"] = step_up.unwrap_or(Value::Null);
+    Ok(body)
 }
 
 /// The email allowlist's refusal of `email`, if any. No allowlist passes

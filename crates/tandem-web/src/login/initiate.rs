@@ -130,6 +130,7 @@ fn check_text(value: &str, max: usize) -> Result<(), String> {
 
 /// The longest `max_age` taken: a year, in seconds.
 const MAX_MAX_AGE: u64 = 366 * 24 * 3600;
+const _: () = assert!(MAX_MAX_AGE <= u32::MAX as u64);
 
 /// Checks `acr_values` (OpenID Connect Core §3.1.2.1): space-separated
 /// values, each once, as a whole at most `MAX_ACR_VALUES_BYTES`.
@@ -269,9 +270,11 @@ pub async fn initiate(
         return Err(ApiError::invalid_fields(vec![field]));
     }
     let expires = state.clock.now() + state.settings.login_ttl;
-    let max_age = max_age.and_then(|m| u32::try_from(m).ok());
+    // Checked above: at most MAX_MAX_AGE, which a u32 holds.
+    let max_age = max_age.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
     let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce)
-        .with_step_up(max_age, acr_values.as_deref());
+        .with_step_up(max_age, acr_values.as_deref())
+        .map_err(|m| ApiError::invalid_fields(vec![FieldError { field: "acr_values".into(), message: m }]))?;
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
     // Who the login is for, as far as the app knows: findable by email even
     // when it fails before the IdP names the user (the completion's email wins).
