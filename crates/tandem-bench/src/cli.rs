@@ -89,6 +89,18 @@ pub struct RunArgs {
     /// peer's IdP do, or ES256.
     #[arg(long, value_enum, default_value = "RS256")]
     pub id_token_alg: crate::idp::IdTokenAlg,
+    /// How Tandem's OIDC client authenticates at the stub IdP's token
+    /// endpoint: with a client secret, or with a JWT signed by a key Tandem
+    /// holds (private_key_jwt, one RSA-2048 signature per login).
+    #[arg(long, value_enum, default_value = "client-secret")]
+    pub client_auth: ClientAuth,
+}
+
+/// How the benchmarked OIDC client authenticates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuth {
+    ClientSecret,
+    PrivateKeyJwt,
 }
 
 /// Upper bound on any count, so a typo cannot start an endless run.

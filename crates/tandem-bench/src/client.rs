@@ -144,18 +144,25 @@ impl Api {
     }
 
     /// Registers the stub IdP for `customer` (Generic, PKCE, email → userName, the run's
-    /// email domain allowed) and returns the client id.
+    /// email domain allowed), with `client_secret` or, without one, as a
+    /// `private_key_jwt` client; returns the created client.
     pub async fn create_oidc_client(
         &self,
         customer: &str,
         domain: &str,
         issuer: &str,
         client_id: &str,
-        client_secret: &str,
-    ) -> anyhow::Result<String> {
+        client_secret: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let idp = match client_secret {
+            Some(secret) => json!({"type": "Generic", "issuer": issuer, "client_id": client_id,
+                                   "client_secret": secret, "uses_pkce": true}),
+            None => json!({"type": "Generic", "issuer": issuer, "client_id": client_id,
+                           "client_authentication": "private_key_jwt", "uses_pkce": true}),
+        };
         let body = json!({
             "customer_id": customer,
-            "idp": {"type": "Generic", "issuer": issuer, "client_id": client_id, "client_secret": client_secret, "uses_pkce": true},
+            "idp": idp,
             // A path of its own: Tandem refuses a redirect path another client has.
             "redirect_url": format!("http://127.0.0.1:9/sso/callback/{customer}"),
             "scim_matching_definition": {"strategy": "OidcEmailToScimUsername"},
@@ -163,7 +170,10 @@ impl Api {
         });
         let created =
             self.post("/api/v1/oidc-clients", &body, StatusCode::CREATED, "POST /api/v1/oidc-clients").await?;
-        created["oidc_client_id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no oidc_client_id in {created}"))
+        if !created["oidc_client_id"].is_string() {
+            return Err(anyhow!("no oidc_client_id in {created}"));
+        }
+        Ok(created)
     }
 
     /// Creates the SCIM connection for `customer`.

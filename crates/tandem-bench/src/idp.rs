@@ -161,6 +161,9 @@ struct Pending {
 struct Op {
     issuer: String,
     client_secret: String,
+    /// With `--client-auth private-key-jwt`: the client's public key, which
+    /// its assertions must verify with.
+    client_key: Mutex<Option<jsonwebtoken::DecodingKey>>,
     key: SigningKey,
     discovery: Value,
     jwks: Value,
@@ -172,6 +175,7 @@ pub struct StubIdp {
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
+    op: web::Data<Op>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -193,16 +197,18 @@ impl StubIdp {
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": [alg.name()],
                 "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
                 "authorization_response_iss_parameter_supported": true,
                 "scopes_supported": ["openid", "email", "profile"],
             }),
             jwks: json!({"keys": [key.jwk]}),
             issuer: issuer.clone(),
             client_secret: client_secret.clone(),
+            client_key: Mutex::new(None),
             key,
             pending: Mutex::new(HashMap::new()),
         });
+        let shared = op.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("stub-idp".into())
@@ -230,7 +236,17 @@ impl StubIdp {
             })
             .context("starting the stub IdP thread")?;
         let handle = rx.recv().context("the stub IdP did not start")?;
-        Ok(StubIdp { issuer, client_id: CLIENT_ID.into(), client_secret, handle, thread: Some(thread) })
+        Ok(StubIdp { issuer, client_id: CLIENT_ID.into(), client_secret, op: shared, handle, thread: Some(thread) })
+    }
+
+    /// Has the token endpoint take `private_key_jwt` assertions verified
+    /// with this public JWK (RSA), as an IdP given the client's key does.
+    pub fn accept_client_key(&self, jwk: &Value) -> anyhow::Result<()> {
+        let part = |k: &str| jwk[k].as_str().ok_or_else(|| anyhow::anyhow!("the client's JWK has no {k}: {jwk}"));
+        let key = jsonwebtoken::DecodingKey::from_rsa_components(part("n")?, part("e")?)
+            .context("reading the client's JWK")?;
+        *self.op.client_key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        Ok(())
     }
 
     /// Stops the server and waits for its thread.
@@ -305,12 +321,34 @@ fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
 }
 
+/// Checks a `private_key_jwt` assertion (RFC 7523 §3): RS256 by the
+/// client's key, issued by and about the client, for this token endpoint.
+fn assertion_ok(op: &Op, form: &HashMap<String, String>) -> bool {
+    let key = op.client_key.lock().unwrap_or_else(|p| p.into_inner());
+    let (Some(key), Some(assertion)) = (key.as_ref(), form.get("client_assertion")) else { return false };
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return false;
+    }
+    let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+    v.set_audience(&[format!("{}/token", op.issuer)]);
+    v.set_issuer(&[CLIENT_ID]);
+    jsonwebtoken::decode::<Value>(assertion, key, &v).is_ok_and(|t| t.claims["sub"] == CLIENT_ID)
+}
+
 /// `POST /token`: redeems a code once for a signed ID token.
 async fn token(op: web::Data<Op>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    match client_credentials(&req, &form) {
-        Some((id, secret)) if id == CLIENT_ID && secret == op.client_secret => {}
-        _ => return oauth_error(401, "invalid_client", "unknown client or wrong client secret"),
+    if form.contains_key("client_assertion") {
+        if !assertion_ok(&op, &form) {
+            return oauth_error(401, "invalid_client", "the client assertion does not verify");
+        }
+    } else {
+        match client_credentials(&req, &form) {
+            Some((id, secret)) if id == CLIENT_ID && secret == op.client_secret => {}
+            _ => return oauth_error(401, "invalid_client", "unknown client or wrong client secret"),
+        }
     }
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return oauth_error(400, "unsupported_grant_type", "only authorization_code is supported");

@@ -135,9 +135,17 @@ async fn bench(args: RunArgs) -> anyhow::Result<usize> {
     let api = client::Api { http: http.clone(), base: server.base.clone(), key: server.integration_key.clone() };
     let customer = format!("bench-{run_id}");
     let domain = client::email_domain(&run_id);
-    api.create_oidc_client(&customer, &domain, &stub.issuer, &stub.client_id, &stub.client_secret)
+    let keyed = args.client_auth == cli::ClientAuth::PrivateKeyJwt;
+    let secret = (!keyed).then_some(stub.client_secret.as_str());
+    let client = api
+        .create_oidc_client(&customer, &domain, &stub.issuer, &stub.client_id, secret)
         .await
         .context("registering the stub IdP")?;
+    if keyed {
+        stub.accept_client_key(&client["idp"]["client_keys"][0]["jwk"])
+            .context("giving the stub IdP the client's key")?;
+        eprintln!("the OIDC client authenticates with private_key_jwt");
+    }
     let scim = api.create_scim_connection(&customer).await.context("creating the SCIM connection")?;
 
     let pg = match &server.backend {
