@@ -292,6 +292,27 @@ async fn private_key_jwt_settings_are_checked_and_switched() {
         app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), json!({"grace_period_hours": 721})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(invalid_fields(&body), ["grace_period_hours"], "{body}");
+    // Malformed bodies are refused, each saying what is wrong.
+    for (bad, field) in [
+        (json!({"grace_period_hours": "24"}), "grace_period_hours"),
+        (json!({"grace_period_hours": -1}), "grace_period_hours"),
+        (json!({"force": "yes"}), "force"),
+        (json!({"grace": 24}), "grace"),
+    ] {
+        let (status, body) = app.post(&format!("/api/v1/oidc-clients/{id}/rotate-client-key"), bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(invalid_fields(&body), [field], "{bad}: {body}");
+    }
+    let (status, body) = app
+        .send_raw(
+            reqwest::Method::POST,
+            &format!("/api/v1/oidc-clients/{id}/rotate-client-key"),
+            b"{not json".to_vec(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["type"], "InvalidJson", "{body}");
 
     // Keys that cannot be read: a login says so; a PATCH must name the
     // method to have new ones made.
