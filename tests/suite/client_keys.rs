@@ -85,8 +85,22 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     assert!((700..=731).contains(&in_days), "{key}");
     assert_eq!(idp["client_secret_expires_at"], key["certificate_expires_at"]);
     assert_eq!(idp["client_secret_warning_level"], "ok");
-    // Nothing private is shown.
-    assert!(!client.to_string().contains("PRIVATE"), "{client}");
+    // Nothing private is shown: not the stored private key, nor its field.
+    let stored = app
+        .state
+        .store
+        .read_blocking({
+            let id = id.clone();
+            move |c| tandem_store::oidc_clients::get(c, &id)
+        })
+        .unwrap()
+        .unwrap();
+    let keys: Value = serde_json::from_str(&stored.client_keys(&app.state.secret_key).unwrap().unwrap().0).unwrap();
+    let private = keys["keys"][0]["pkcs8"].as_str().unwrap();
+    assert!(private.len() > 1000);
+    let shown = client.to_string();
+    assert!(!shown.contains(private) && !shown.contains(&private[..64]) && !shown.contains("pkcs8"), "{client}");
+    assert!(stored.client_secret_enc.is_none());
 
     // The JWK Set is public, as IdPs fetch it.
     let jwks_url = idp["jwks_url"].as_str().unwrap().to_string();

@@ -1262,7 +1262,7 @@ async fn a_step_up_login_needs_a_fresh_sign_in_of_the_class_asked_for() {
     assert_eq!(body["step_up"], Value::Null, "{body}");
     // Userinfo, which the IdP does not sign for this login, cannot make up
     // for an ID token without them.
-    op.set_userinfo(json!({"acr": "phr", "auth_time": now, "email": "alice@acme.com"}));
+    op.set_userinfo(json!({"sub": "00u1abcdEFGH", "acr": "phr", "auth_time": now, "email": "alice@acme.com"}));
     let started = begin().await;
     let code = unique("code");
     op.issue(&code, op.sign(&claims(&op, &started, json!({"email": null})), Signer::Published, "test-key-a"));

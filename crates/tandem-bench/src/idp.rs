@@ -324,7 +324,8 @@ fn s256(verifier: &str) -> String {
 /// Checks a `private_key_jwt` assertion (RFC 7523 §3): RS256 by the
 /// client's key, issued by and about the client, for this token endpoint.
 fn assertion_ok(op: &Op, form: &HashMap<String, String>) -> bool {
-    let key = op.client_key.lock().unwrap_or_else(|p| p.into_inner());
+    // Taken out of the lock: verifying is not done under it.
+    let key = op.client_key.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (Some(key), Some(assertion)) = (key.as_ref(), form.get("client_assertion")) else { return false };
     if form.get("client_assertion_type").map(String::as_str)
         != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")

@@ -45,7 +45,10 @@ pub async fn client_certificate(req: HttpRequest, state: web::Data<AppState>, pa
             .content_type("application/x-pem-file")
             .insert_header((
                 "Content-Disposition",
-                format!("attachment; filename=\"tandem-client-{}.pem\"", &keys.current().kid[..12]),
+                format!(
+                    "attachment; filename=\"tandem-client-{}.pem\"",
+                    keys.current().kid.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>()
+                ),
             ))
             .body(keys.current().certificate_pem()),
         Some(Err(_)) => message(
