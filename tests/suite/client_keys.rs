@@ -353,6 +353,21 @@ async fn private_key_jwt_settings_are_checked_and_switched() {
     op.expect_client_assertions(ClientJwks::Url(remade["idp"]["jwks_url"].as_str().unwrap().to_string()));
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(remade["idp"]["client_assertion_audience"], "token_endpoint");
+    // An IdP that wants its issuer as the audience (Auth0): refused until
+    // the client says so, then taken.
+    op.expect_assertion_audience(Some(&op.issuer));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let (status, issuer_aud) = app.patch(&path, json!({"idp": {"client_assertion_audience": "issuer"}})).await;
+    assert_eq!(status, StatusCode::OK, "{issuer_aud}");
+    assert_eq!(issuer_aud["idp"]["client_assertion_audience"], "issuer");
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    op.expect_assertion_audience(None);
+    let (status, body) = app.patch(&path, json!({"idp": {"client_assertion_audience": "tenant"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_assertion_audience"], "{body}");
 
     // Back to a client secret: the keys go, and the JWK Set with them.
     let (status, back) = app
@@ -362,6 +377,11 @@ async fn private_key_jwt_settings_are_checked_and_switched() {
     assert_eq!(back["idp"]["has_client_secret"], true);
     assert!(back["idp"]["client_keys"].is_null() && back["idp"]["jwks_url"].is_null(), "{back}");
     assert!(back["idp"]["client_secret_expires_at"].is_null(), "{back}");
+    // The keys' audience went with them, and a secret client takes none.
+    assert!(back["idp"]["client_assertion_audience"].is_null(), "{back}");
+    let (status, body) = app.patch(&path, json!({"idp": {"client_assertion_audience": "issuer"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(invalid_fields(&body), ["idp.client_assertion_audience"], "{body}");
     let (status, _, _) = fetch_jwks(&format!("{}/oidc/{id}/jwks.json", app.base)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // `null` keeps a client secret too.

@@ -230,5 +230,12 @@ async fn real_idp_private_key_jwt_login_with_keys_fetched_from_tandem() {
     let (_, event) = app.get(&format!("/api/v1/login-events/{}", body["login_event_id"].as_str().unwrap())).await;
     let step = crate::login_support::step_of(&event, "token_exchange").unwrap();
     assert_eq!(step["detail"]["client_auth"], "private_key_jwt (previous key)", "{event}");
+    // An assertion naming the issuer as its audience (RFC 7523's identity
+    // of the authorization server) is taken too.
+    let (status, patched) =
+        app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"idp": {"client_assertion_audience": "issuer"}})).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (status, body) = sign_in(&app, &format!("alice@{domain}"), redirect_uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     drop(idp);
 }

@@ -89,6 +89,8 @@ struct OpState {
     assertion_kids: Vec<String>,
     /// The `jti` of each client assertion seen (a replay is refused).
     assertion_jtis: HashSet<String>,
+    /// The audience assertions must name, when not the token endpoint.
+    assertion_audience: Option<String>,
 }
 
 /// The public keys a `private_key_jwt` client is registered with.
@@ -140,6 +142,11 @@ impl StubOp {
     /// verify against `jwks`, and refuse any other client authentication.
     pub fn expect_client_assertions(&self, jwks: ClientJwks) {
         self.state.lock().unwrap().client_jwks = Some(jwks);
+    }
+
+    /// Has client assertions name `aud` instead of the token endpoint (as Auth0 wants its issuer).
+    pub fn expect_assertion_audience(&self, aud: Option<&str>) {
+        self.state.lock().unwrap().assertion_audience = aud.map(str::to_string);
     }
 
     /// The `kid` of every client assertion the token endpoint accepted.
@@ -407,7 +414,8 @@ async fn check_client_assertion(
     )
     .map_err(|e| e.to_string())?;
     let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
-    v.set_audience(&[format!("{}/token", op.issuer)]);
+    let aud = op.state.lock().unwrap().assertion_audience.clone();
+    v.set_audience(&[aud.unwrap_or_else(|| format!("{}/token", op.issuer))]);
     v.set_issuer(&[client_id.as_str()]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let claims = jsonwebtoken::decode::<Value>(assertion, &key, &v).map_err(|e| e.to_string())?.claims;

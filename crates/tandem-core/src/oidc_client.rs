@@ -47,6 +47,38 @@ impl std::str::FromStr for ClientAuthentication {
     }
 }
 
+/// What a `private_key_jwt` assertion names as its audience (`aud`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AssertionAudience {
+    /// The token endpoint's URL, as Okta and Entra ID require.
+    #[default]
+    TokenEndpoint,
+    /// The issuer as its discovery document publishes it (RFC 7523 §3's
+    /// "identity of the authorization server"; Auth0 asks for it).
+    Issuer,
+}
+
+impl AssertionAudience {
+    /// The name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssertionAudience::TokenEndpoint => "token_endpoint",
+            AssertionAudience::Issuer => "issuer",
+        }
+    }
+}
+
+impl std::str::FromStr for AssertionAudience {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "token_endpoint" => Ok(AssertionAudience::TokenEndpoint),
+            "issuer" => Ok(AssertionAudience::Issuer),
+            other => Err(format!("must be token_endpoint or issuer, got {other:?}")),
+        }
+    }
+}
+
 /// A validated OIDC client configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OidcClientSpec {
@@ -62,6 +94,8 @@ pub struct OidcClientSpec {
     pub client_id: String,
     /// How the client authenticates at the token endpoint.
     pub client_authentication: ClientAuthentication,
+    /// With `private_key_jwt`: the audience its assertions name.
+    pub client_assertion_audience: AssertionAudience,
     /// The client secret, when the client is confidential and authenticates
     /// with it. `None` on patch means "keep the stored one".
     pub client_secret: Option<Redacted<String>>,
@@ -149,6 +183,10 @@ pub fn parse_patch(
         if (new_secret || switches) && !idp_patch.contains_key("client_secret_expires_at") {
             target.remove("client_secret_expires_at");
         }
+        // A key's audience goes with the keys.
+        if switches && !idp_patch.contains_key("client_assertion_audience") {
+            target.remove("client_assertion_audience");
+        }
         for (k, v) in idp_patch {
             if k == "client_authentication" && v.is_null() {
                 continue;
@@ -206,6 +244,9 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
         idp.insert("issuer".into(), json!(i));
     }
     idp.insert("client_authentication".into(), json!(spec.client_authentication.as_str()));
+    if spec.client_assertion_audience != AssertionAudience::TokenEndpoint {
+        idp.insert("client_assertion_audience".into(), json!(spec.client_assertion_audience.as_str()));
+    }
     // A key's certificate expiry is Tandem's to set, not the request's.
     if let Some(at) =
         spec.client_secret_expires_at.filter(|_| spec.client_authentication == ClientAuthentication::ClientSecret)
@@ -351,6 +392,7 @@ fn parse(
                 issuer,
                 client_id,
                 client_authentication,
+                client_assertion_audience,
                 client_secret,
                 client_keys,
                 client_secret_expires_at,
@@ -364,6 +406,7 @@ fn parse(
                 issuer,
                 client_id,
                 client_authentication,
+                client_assertion_audience,
                 client_secret,
                 client_keys,
                 client_secret_expires_at,
@@ -389,6 +432,7 @@ struct ParsedIdp {
     issuer: String,
     client_id: String,
     client_authentication: ClientAuthentication,
+    client_assertion_audience: AssertionAudience,
     client_secret: Option<Redacted<String>>,
     client_keys: Option<Redacted<String>>,
     client_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -421,6 +465,17 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
         }),
     };
     let keyed = method == ClientAuthentication::PrivateKeyJwt;
+    let audience = match d.string("client_assertion_audience") {
+        None => AssertionAudience::TokenEndpoint,
+        Some(_) if !keyed => {
+            d.error("client_assertion_audience", "applies to client_authentication private_key_jwt only");
+            AssertionAudience::TokenEndpoint
+        }
+        Some(a) => a.parse().unwrap_or_else(|e: String| {
+            d.error("client_assertion_audience", e);
+            AssertionAudience::TokenEndpoint
+        }),
+    };
     let given = d.string("client_secret").filter(|s| !s.is_empty()).map(Redacted);
     if keyed && given.is_some() {
         d.error(
@@ -544,6 +599,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
             issuer,
             client_id,
             client_authentication: method,
+            client_assertion_audience: audience,
             client_secret: secret,
             client_keys: keys,
             client_secret_expires_at: if keyed { None } else { expires_at },

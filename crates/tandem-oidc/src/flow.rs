@@ -21,6 +21,7 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tandem_core::oidc_client::AssertionAudience;
 
 /// A token response as IdPs send it. oauth2's standard response refuses a
 /// missing `token_type`, an `expires_in` sent as a string (`"3599"`: Entra's
@@ -101,8 +102,9 @@ pub struct ClientConfig<'a> {
     pub additional_scopes: &'a [String],
     /// Asked for in place of `openid email profile`, when the client sets them.
     pub base_scopes: Option<&'a [String]>,
-    /// With `private_key_jwt`: the client's keys, and the time its assertions are made at.
-    pub client_keys: Option<(&'a ClientKeys, chrono::DateTime<chrono::Utc>)>,
+    /// With `private_key_jwt`: the client's keys, the time its assertions
+    /// are made at, and the audience they name.
+    pub client_keys: Option<(&'a ClientKeys, chrono::DateTime<chrono::Utc>, AssertionAudience)>,
 }
 
 /// Why the flow could not proceed.
@@ -262,8 +264,12 @@ pub async fn exchange_code(
     code: &str,
     pkce_verifier: Option<String>,
 ) -> Result<TokenSet, FlowError> {
-    if let Some((keys, now)) = cfg.client_keys {
-        let audience = meta.token_endpoint.as_str();
+    if let Some((keys, now, audience)) = cfg.client_keys {
+        let audience = match audience {
+            AssertionAudience::TokenEndpoint => meta.token_endpoint.as_str(),
+            // As the discovery document publishes it (Auth0's ends in `/`).
+            AssertionAudience::Issuer => meta.issuer.as_str(),
+        };
         let mut refused = None;
         let mut current_unusable = false;
         for (i, key) in keys.usable(now).enumerate() {

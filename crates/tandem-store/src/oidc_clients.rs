@@ -9,7 +9,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use tandem_core::idp::{IdpLocation, IdpType};
 use tandem_core::matching::MatchingStrategy;
-use tandem_core::oidc_client::{ClientAuthentication, OidcClientSpec};
+use tandem_core::oidc_client::{AssertionAudience, ClientAuthentication, OidcClientSpec};
 use tandem_core::secret::{Redacted, SecretKey};
 
 /// A stored OIDC client.
@@ -45,6 +45,9 @@ pub struct OidcClientRow {
     /// `tandem_oidc::client_keys::ClientKeys`), encrypted under
     /// [`keys_context`]; such a client has no `client_secret_enc`.
     pub client_keys_enc: Option<String>,
+    /// `token_endpoint` or `issuer`: the audience a `private_key_jwt`
+    /// assertion names.
+    pub client_assertion_audience: String,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -222,12 +225,18 @@ impl OidcClientRow {
             client_secret_expires_at: spec.client_secret_expires_at.map(micros),
             client_authentication: spec.client_authentication.as_str().to_string(),
             client_keys_enc: spec.client_keys.as_ref().map(|k| key.encrypt(&k.0, &keys_context(id))),
+            client_assertion_audience: spec.client_assertion_audience.as_str().to_string(),
         }
     }
 
     /// How the client authenticates at the token endpoint.
     pub fn client_authentication(&self) -> Result<ClientAuthentication, StoreError> {
         self.client_authentication.parse().map_err(StoreError::Corrupt)
+    }
+
+    /// The audience a `private_key_jwt` assertion names.
+    pub fn client_assertion_audience(&self) -> Result<AssertionAudience, StoreError> {
+        self.client_assertion_audience.parse().map_err(StoreError::Corrupt)
     }
 
     /// Whether the client signs with keys (`private_key_jwt`).
@@ -309,6 +318,7 @@ impl OidcClientRow {
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
             client_authentication: self.client_authentication()?,
+            client_assertion_audience: self.client_assertion_audience()?,
             client_secret,
             client_keys,
             client_secret_expires_at: self.client_secret_expires_at.map(from_micros),

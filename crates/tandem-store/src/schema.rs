@@ -47,6 +47,7 @@ diesel::table! {
         client_secret_expires_at -> Nullable<BigInt>,
         client_authentication -> Text,
         client_keys_enc -> Nullable<Text>,
+        client_assertion_audience -> Text,
     }
 }
 

@@ -48,6 +48,7 @@ fn render(row: &OidcClientRow, state: &AppState) -> Result<Value, ApiError> {
             "issuer": row.issuer,
             "issuer_override": row.issuer_override,
             "client_keys": client_keys,
+            "client_assertion_audience": keyed.then_some(row.client_assertion_audience.as_str()),
             "jwks_url": keyed.then(|| jwks_url(state, &row.id)),
         },
         "redirect_url": row.redirect_url,

@@ -323,7 +323,9 @@ async fn finish(
         redirect_url: &client.redirect_url,
         additional_scopes: &scopes,
         base_scopes: None,
-        client_keys: own_keys.as_ref().map(|k| (k, state.clock.now())),
+        client_keys: own_keys
+            .as_ref()
+            .map(|k| (k, state.clock.now(), client.client_assertion_audience().unwrap_or_default())),
     };
     let verifier = login.pkce_verifier().map(|v| v.0);
     let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {

@@ -6,3 +6,5 @@
 -- instead of reading its keys as one.
 ALTER TABLE oidc_clients ADD COLUMN client_authentication TEXT NOT NULL DEFAULT 'client_secret';
 ALTER TABLE oidc_clients ADD COLUMN client_keys_enc TEXT;
+-- The audience a private_key_jwt assertion names: 'token_endpoint' or 'issuer'.
+ALTER TABLE oidc_clients ADD COLUMN client_assertion_audience TEXT NOT NULL DEFAULT 'token_endpoint';
