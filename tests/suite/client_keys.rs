@@ -52,6 +52,12 @@ fn damage_client_keys(app: &TestApp, customer: &str) {
         .unwrap();
 }
 
+/// A client as stored.
+fn stored_client(app: &TestApp, id: &str) -> tandem_store::oidc_clients::OidcClientRow {
+    let id = id.to_string();
+    app.state.store.read_blocking(move |c| tandem_store::oidc_clients::get(c, &id)).unwrap().unwrap()
+}
+
 fn kids(client: &Value) -> Vec<(String, String)> {
     client["idp"]["client_keys"]
         .as_array()
@@ -86,15 +92,7 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     assert_eq!(idp["client_secret_expires_at"], key["certificate_expires_at"]);
     assert_eq!(idp["client_secret_warning_level"], "ok");
     // Nothing private is shown: not the stored private key, nor its field.
-    let stored = app
-        .state
-        .store
-        .read_blocking({
-            let id = id.clone();
-            move |c| tandem_store::oidc_clients::get(c, &id)
-        })
-        .unwrap()
-        .unwrap();
+    let stored = stored_client(&app, &id);
     let keys: Value = serde_json::from_str(&stored.client_keys(&app.state.secret_key).unwrap().unwrap().0).unwrap();
     let private = keys["keys"][0]["pkcs8"].as_str().unwrap();
     assert!(private.len() > 1000);
@@ -136,6 +134,13 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(client_auth_of(&app, &body).await, "private_key_jwt (previous key)");
+    // Recorded on the client: its previous key says when the IdP last took it.
+    let (_, now) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
+    assert!(now["idp"]["client_keys"][1]["last_used_at"].is_string(), "{now}");
+    assert!(now["idp"]["client_keys"][0].get("last_used_at").is_none(), "{now}");
+    // An edit that keeps the keys keeps it.
+    let (_, edited) = app.patch(&format!("/api/v1/oidc-clients/{id}"), json!({"additional_scopes": ["groups"]})).await;
+    assert_eq!(edited["idp"]["client_keys"][1]["last_used_at"], now["idp"]["client_keys"][1]["last_used_at"]);
     // Counted for an alert: the IdP lacks the new key.
     let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tandem_oidc_logins_on_previous_client_key_total 1\n"), "{metrics}");
@@ -161,6 +166,8 @@ async fn a_private_key_jwt_client_signs_in_with_its_key_and_rotates_it() {
     let (status, rotated) = app.post(&rotate, json!({"grace_period_hours": 0, "force": true})).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     assert_eq!(kids(&rotated).len(), 1);
+    let stored = stored_client(&app, &id);
+    assert_eq!(stored.previous_client_key_used_at, None, "a rotation clears the previous key's use");
     op.expect_client_assertions(ClientJwks::Fixed(jwks));
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");

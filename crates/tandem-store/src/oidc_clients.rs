@@ -48,6 +48,9 @@ pub struct OidcClientRow {
     /// `token_endpoint` or `issuer`: the audience a `private_key_jwt`
     /// assertion names.
     pub client_assertion_audience: String,
+    /// When a login last went through only with the previous key (to the
+    /// minute; see [`mark_previous_key_used`]). Cleared when the keys change.
+    pub previous_client_key_used_at: Option<i64>,
 }
 
 /// The encryption context of a client's secret: binds it to its row.
@@ -226,6 +229,7 @@ impl OidcClientRow {
             client_authentication: spec.client_authentication.as_str().to_string(),
             client_keys_enc: spec.client_keys.as_ref().map(|k| key.encrypt(&k.0, &keys_context(id))),
             client_assertion_audience: spec.client_assertion_audience.as_str().to_string(),
+            previous_client_key_used_at: None,
         }
     }
 
@@ -537,6 +541,16 @@ fn write_domains(conn: &mut AnyConnection, row: &OidcClientRow) -> Result<(), St
             .values((d::domain.eq(domain), d::oidc_client_id.eq(&row.id)))
             .execute(conn)?;
     }
+    Ok(())
+}
+
+/// Records that a login of client `id` went through only with its
+/// previous key, at `now`. Leaves `updated_at` alone: it is no edit, and an
+/// edit that read the client before must not retry for it.
+pub fn mark_previous_key_used(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    diesel::update(c::oidc_clients.filter(c::id.eq(id)))
+        .set(c::previous_client_key_used_at.eq(micros(now)))
+        .execute(conn)?;
     Ok(())
 }
 

@@ -48,6 +48,7 @@ diesel::table! {
         client_authentication -> Text,
         client_keys_enc -> Nullable<Text>,
         client_assertion_audience -> Text,
+        previous_client_key_used_at -> Nullable<BigInt>,
     }
 }
 

@@ -105,7 +105,13 @@ fn client_keys_view(row: &OidcClientRow, state: &AppState) -> Value {
         })
     };
     let mut out = vec![view(keys.current(), "current")];
-    out.extend(keys.previous(now).map(|k| view(k, "previous")));
+    out.extend(keys.previous(now).map(|k| {
+        let mut v = view(k, "previous");
+        // Set: the IdP took a login only with this key since the rotation
+        // (it lacks the current one, and those logins fail when the grace ends).
+        v["last_used_at"] = json!(row.previous_client_key_used_at.map(|t| format_time(from_micros(t))));
+        v
+    }));
     Value::Array(out)
 }
 
@@ -418,7 +424,11 @@ pub async fn patch(
         check_method_listed(&req.spec, discovery.as_deref())?;
         let now = state.clock.now();
         with_client_keys(&mut req.spec, &id, now, &mut made_keys).await?;
-        let row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
+        let mut row = OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, current.created_at, now);
+        // The previous key's last use stays with the keys it is about.
+        if req.spec.client_keys.is_some() && req.spec.client_keys == spec.client_keys {
+            row.previous_client_key_used_at = current.previous_client_key_used_at;
+        }
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
         let (old_strategy, old_required, read_at) =
             (current.matching_strategy.clone(), current.scim_required, current.updated_at);

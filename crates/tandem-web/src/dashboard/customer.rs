@@ -238,6 +238,10 @@ fn oidc_section(state: &AppState, admin: &Admin, customer: &str, client: Option<
                                         br;
                                         "previous: " span.mono { (p.thumbprint_sha1_hex()) }
                                         span.muted { " still used, when the IdP refuses the current one, until " (format_time(p.valid_until.unwrap_or(now))) }
+                                        @if let Some(used) = c.previous_client_key_used_at.map(from_micros) {
+                                            br;
+                                            span.bad { "The IdP took a login only with the previous key at " (format_time(used)) ": give it the current certificate or JWK before the grace ends." }
+                                        }
                                     }
                                 }
                                 Err(_) => { span.bad { "the stored keys cannot be read: have new ones made (PATCH naming idp.client_authentication)" } }

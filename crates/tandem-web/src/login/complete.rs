@@ -362,6 +362,16 @@ async fn finish(
             return Err(at(state, trace, "token_exchange", err));
         }
     };
+    let on_previous_key = [tandem_oidc::flow::PREVIOUS_KEY_AUTH, tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE]
+        .contains(&tokens.client_auth);
+    // Recorded on the client, to the minute, for its answer and page. A
+    // failure to record it costs the login nothing.
+    if on_previous_key && tandem_store::use_due(client.previous_client_key_used_at, state.clock.now()) {
+        let (id, now) = (client.id.clone(), state.clock.now());
+        if let Err(e) = state.store.write_small(move |c| oidc_clients::mark_previous_key_used(c, &id, now)).await {
+            tracing::warn!(oidc_client_id = %client.id, error = %e, "the previous key's use could not be recorded");
+        }
+    }
     if tokens.client_auth == tandem_oidc::flow::PREVIOUS_KEY_AUTH {
         state.metrics.login_on_previous_client_key();
         tracing::warn!(

@@ -8,3 +8,6 @@ ALTER TABLE oidc_clients ADD COLUMN client_authentication TEXT NOT NULL DEFAULT 
 ALTER TABLE oidc_clients ADD COLUMN client_keys_enc TEXT;
 -- The audience a private_key_jwt assertion names: 'token_endpoint' or 'issuer'.
 ALTER TABLE oidc_clients ADD COLUMN client_assertion_audience TEXT NOT NULL DEFAULT 'token_endpoint';
+-- When a login last went through only with the key a rotation left working
+-- (to the minute): the IdP lacks the current key. Cleared by a rotation.
+ALTER TABLE oidc_clients ADD COLUMN previous_client_key_used_at BIGINT;
