@@ -34,10 +34,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidJson", format!("the request body is not valid JSON: {e}"))
     })?;
     match tandem_core::fields::nul_at(&value) {
-        Some(at) => Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-            field: at,
-            message: "must not hold the NUL character (U+0000)".into(),
-        }])),
+        Some(at) => Err(ApiError::invalid_field(at, "must not hold the NUL character (U+0000)")),
         None => Ok(value),
     }
 }

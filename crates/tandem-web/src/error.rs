@@ -39,6 +39,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidFields", message).with_details(json!({ "fields": fields }))
     }
 
+    /// `InvalidFields` naming one field.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::invalid_fields(vec![FieldError { field: field.into(), message: message.into() }])
+    }
+
     /// A 404 of the given type.
     pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, kind, message)

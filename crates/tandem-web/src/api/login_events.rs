@@ -7,7 +7,6 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tandem_core::fields::FieldError;
 use tandem_core::format_time;
 use tandem_store::from_micros;
 use tandem_store::sso::{self, EventQuery, LoginEvent};
@@ -42,10 +41,7 @@ pub async fn list(
     let outcome = query.get("outcome").cloned();
     if let Some(o) = &outcome {
         if !["pending", "success", "failed"].contains(&o.as_str()) {
-            return Err(ApiError::invalid_fields(vec![FieldError {
-                field: "outcome".into(),
-                message: "must be pending, success or failed".into(),
-            }]));
+            return Err(ApiError::invalid_field("outcome", "must be pending, success or failed"));
         }
     }
     let q = EventQuery {

@@ -152,10 +152,10 @@ pub(crate) fn newest_first_page(
     filters: &[&str],
 ) -> Result<i64, crate::error::ApiError> {
     if query.contains_key("after") {
-        return Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-            field: "after".into(),
-            message: format!("{what} are listed newest first: page with before=<next_cursor>"),
-        }]));
+        return Err(crate::error::ApiError::invalid_field(
+            "after",
+            format!("{what} are listed newest first: page with before=<next_cursor>"),
+        ));
     }
     let known: Vec<&str> = filters.iter().copied().chain(["before", "limit"]).collect();
     known_params(query, &known)?;
@@ -216,10 +216,10 @@ fn limit(query: &std::collections::HashMap<String, String>) -> Result<i64, crate
         None => Ok(50),
         Some(l) => match l.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => Ok(n),
-            _ => Err(crate::error::ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                field: "limit".into(),
-                message: format!("must be an integer from 1 to 100, got {l:?}"),
-            }])),
+            _ => Err(crate::error::ApiError::invalid_field(
+                "limit",
+                format!("must be an integer from 1 to 100, got {l:?}"),
+            )),
         },
     }
 }

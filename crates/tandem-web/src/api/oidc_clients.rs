@@ -129,10 +129,10 @@ async fn with_client_keys(
     }
     let keys = match &spec.client_keys {
         Some(stored) => ClientKeys::parse(&stored.0).map_err(|e| {
-            ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                field: "idp.client_authentication".into(),
-                message: format!("{e}: send client_authentication with this change to have new keys made"),
-            }])
+            ApiError::invalid_field(
+                "idp.client_authentication",
+                format!("{e}: send client_authentication with this change to have new keys made"),
+            )
         })?,
         None => match made {
             Some(keys) => keys.clone(),
@@ -172,12 +172,10 @@ fn check_method_listed(spec: &OidcClientSpec, discovery: Option<&str>) -> Result
     if listed.is_empty() || listed.iter().any(|m| m == "private_key_jwt") {
         return Ok(());
     }
-    Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-        field: "idp.client_authentication".into(),
-        message: format!(
-            "the IdP's discovery lists token_endpoint_auth_methods_supported {listed:?}, without private_key_jwt"
-        ),
-    }]))
+    Err(ApiError::invalid_field(
+        "idp.client_authentication",
+        format!("the IdP's discovery lists token_endpoint_auth_methods_supported {listed:?}, without private_key_jwt"),
+    ))
 }
 
 /// Runs discovery when asked; returns the document to store.
@@ -370,13 +368,12 @@ pub async fn patch(
             // the method (the IdP must then be given the new key).
             Err(_) if current.uses_client_keys() && method_named.is_some() => current.spec_with(None, None)?,
             Err(_) if current.uses_client_keys() => {
-                return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                    field: "idp.client_authentication".into(),
-                    message: "the stored client keys cannot be read (a damaged row, or one written under another \
+                return Err(ApiError::invalid_field(
+                    "idp.client_authentication",
+                    "the stored client keys cannot be read (a damaged row, or one written under another \
                               secret key): send \"client_authentication\" with this change to have new keys made, \
-                              then give the IdP the new certificate or JWK"
-                        .into(),
-                }]))
+                              then give the IdP the new certificate or JWK",
+                ))
             }
             // A stored secret that cannot be read (a row damaged, or written
             // under another key) is one a PATCH can replace, and must: with a
@@ -392,13 +389,12 @@ pub async fn patch(
                 current.spec_with(None, None)?
             }
             Err(_) => {
-                return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-                    field: "idp.client_secret".into(),
-                    message: "the stored client secret cannot be decrypted (a damaged row, or one written under \
+                return Err(ApiError::invalid_field(
+                    "idp.client_secret",
+                    "the stored client secret cannot be decrypted (a damaged row, or one written under \
                               another secret key): send the IdP's client_secret with this change, or switch to \
-                              \"client_authentication\": \"private_key_jwt\""
-                        .into(),
-                }]))
+                              \"client_authentication\": \"private_key_jwt\"",
+                ))
             }
         };
         let mut req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
@@ -609,21 +605,20 @@ async fn keyed_client(state: &AppState, id: &str) -> Result<(OidcClientRow, Clie
     let key = id.to_string();
     let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(id))?;
     if !current.uses_client_keys() {
-        return Err(ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-            field: "idp.client_authentication".into(),
-            message: "is client_secret: a client secret is rotated at the IdP and set with a PATCH; client keys are \
-                      for private_key_jwt clients"
-                .into(),
-        }]));
+        return Err(ApiError::invalid_field(
+            "idp.client_authentication",
+            "is client_secret: a client secret is rotated at the IdP and set with a PATCH; client keys are \
+                      for private_key_jwt clients",
+        ));
     }
     let stored = client_keys(&current, &state.secret_key).map_err(|e| {
-        ApiError::invalid_fields(vec![tandem_core::fields::FieldError {
-            field: "idp.client_authentication".into(),
-            message: format!(
+        ApiError::invalid_field(
+            "idp.client_authentication",
+            format!(
                 "{e}: PATCH the client with \"idp\": {{\"client_authentication\": \"private_key_jwt\"}} to have new \
                  keys made"
             ),
-        }])
+        )
     })?;
     Ok((current, stored))
 }

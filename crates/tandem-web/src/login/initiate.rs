@@ -11,7 +11,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
-use tandem_core::fields::{FieldError, FieldReader};
+use tandem_core::fields::FieldReader;
 use tandem_core::format_time;
 use tandem_core::login::{check_post_login_origin, check_post_login_redirect};
 use tandem_core::login_state::LoginState;
@@ -266,15 +266,14 @@ pub async fn initiate(
     if let Some(Err(message)) =
         redirect_after.as_deref().map(|u| check_post_login_origin(u, &client.redirect_url, origins))
     {
-        let field = FieldError { field: "post_login_redirect_url".into(), message };
-        return Err(ApiError::invalid_fields(vec![field]));
+        return Err(ApiError::invalid_field("post_login_redirect_url", message));
     }
     let expires = state.clock.now() + state.settings.login_ttl;
     // Checked above: at most MAX_MAX_AGE, which a u32 holds.
     let max_age = max_age.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
     let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce)
         .with_step_up(max_age, acr_values.as_deref())
-        .map_err(|m| ApiError::invalid_fields(vec![FieldError { field: "acr_values".into(), message: m }]))?;
+        .map_err(|m| ApiError::invalid_field("acr_values", m))?;
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
     // Who the login is for, as far as the app knows: findable by email even
     // when it fails before the IdP names the user (the completion's email wins).
