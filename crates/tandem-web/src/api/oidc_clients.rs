@@ -498,13 +498,7 @@ pub async fn patch(
             repo::Updated::Changed => continue,
         }
     }
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "ClientChangedConcurrently",
-        format!(
-            "the OIDC client {id:?} was changed {PATCH_ATTEMPTS} times while this PATCH was applied; send it again"
-        ),
-    ))
+    Err(changed_concurrently(&id, "this PATCH was applied"))
 }
 
 /// `POST /api/v1/oidc-clients/{id}/rotate-client-key` `{"grace_period_hours": 168, "force": false}`

@@ -264,41 +264,30 @@ async fn finish(
     // A private_key_jwt client signs with its keys and sends no secret. A
     // method this release does not know (a row written by a later one) is
     // refused, never taken for a client secret.
+    // The credential refused before any request to the IdP, saying why.
+    let unusable = |message: String| idp(StatusCode::BAD_GATEWAY, "InvalidClientCredentials", message, json!({}));
     let method = match client.client_authentication() {
         Ok(m) => m,
         Err(_) => {
-            let err = idp(
-                StatusCode::BAD_GATEWAY,
-                "InvalidClientCredentials",
-                format!(
-                    "the OIDC client's client_authentication {:?} is not one this Tandem knows (written by a later \
-                     release?)",
-                    client.client_authentication
-                ),
-                json!({}),
-            );
+            let err = unusable(format!(
+                "the OIDC client's client_authentication {:?} is not one this Tandem knows (written by a later \
+                 release?)",
+                client.client_authentication
+            ));
             return Err(at(state, trace, "token_exchange", err));
         }
     };
     let keyed = method == tandem_core::oidc_client::ClientAuthentication::PrivateKeyJwt;
-    let own_keys = if keyed {
-        match crate::api::oidc_clients::client_keys(client, &state.secret_key) {
-            Ok(keys) => Some(keys),
-            Err(e) => {
-                let err = idp(
-                    StatusCode::BAD_GATEWAY,
-                    "InvalidClientCredentials",
-                    format!(
-                        "{e} (a damaged row, or one written under another secret key): have new keys made with a \
-                         PATCH naming idp.client_authentication, and give the IdP the new certificate or JWK"
-                    ),
-                    json!({}),
-                );
-                return Err(at(state, trace, "token_exchange", err));
-            }
+    let own_keys = match keyed.then(|| crate::api::oidc_clients::client_keys(client, &state.secret_key)) {
+        None => None,
+        Some(Ok(keys)) => Some(keys),
+        Some(Err(e)) => {
+            let err = unusable(format!(
+                "{e} (a damaged row, or one written under another secret key): have new keys made with a PATCH \
+                 naming idp.client_authentication, and give the IdP the new certificate or JWK"
+            ));
+            return Err(at(state, trace, "token_exchange", err));
         }
-    } else {
-        None
     };
     // (A keyed client's secret column is not read: it is no concern of its logins.)
     let secret = match if keyed { Ok(None) } else { client.client_secret(&state.secret_key) } {
@@ -306,12 +295,10 @@ async fn finish(
         // A damaged row (or one written under another key): the secret the
         // IdP knows is gone, and only setting it again helps.
         Err(_) => {
-            let err = idp(
-                StatusCode::BAD_GATEWAY,
-                "InvalidClientCredentials",
+            let err = unusable(
                 "the OIDC client's stored secret cannot be decrypted (a damaged row, or one written under another \
-                 secret key): set the client's secret again with a PATCH",
-                json!({}),
+                 secret key): set the client's secret again with a PATCH"
+                    .into(),
             );
             return Err(at(state, trace, "token_exchange", err));
         }
@@ -362,32 +349,30 @@ async fn finish(
             return Err(at(state, trace, "token_exchange", err));
         }
     };
-    let on_previous_key = [tandem_oidc::flow::PREVIOUS_KEY_AUTH, tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE]
-        .contains(&tokens.client_auth);
-    // Recorded on the client, to the minute, for its answer and page. A
-    // failure to record it costs the login nothing.
-    if on_previous_key && tandem_store::use_due(client.previous_client_key_used_at, state.clock.now()) {
-        let (id, now) = (client.id.clone(), state.clock.now());
-        if let Err(e) = state.store.write_small(move |c| oidc_clients::mark_previous_key_used(c, &id, now)).await {
-            tracing::warn!(oidc_client_id = %client.id, error = %e, "the previous key's use could not be recorded");
-        }
-    }
-    if tokens.client_auth == tandem_oidc::flow::PREVIOUS_KEY_AUTH {
-        state.metrics.login_on_previous_client_key();
-        tracing::warn!(
-            oidc_client_id = %client.id,
-            customer_id = %client.customer_id,
+    // A login through only the key a rotation left working: counted,
+    // logged, and recorded on the client (to the minute, for its answer and
+    // page; a failure to record it costs the login nothing).
+    let on_previous_key = match tokens.client_auth {
+        tandem_oidc::flow::PREVIOUS_KEY_AUTH => Some(
             "the IdP refused the client's current key and took the previous one, which a rotation left working: \
-             give the IdP the current certificate or JWK before the grace ends"
-        );
-    } else if tokens.client_auth == tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE {
-        state.metrics.login_on_previous_client_key();
-        tracing::warn!(
-            oidc_client_id = %client.id,
-            customer_id = %client.customer_id,
+             give the IdP the current certificate or JWK before the grace ends",
+        ),
+        tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE => Some(
             "the client's current key cannot sign (damaged) and the previous one, which a rotation left working, \
-             signed: rotate the key again (force) and give the IdP the new certificate or JWK before the grace ends"
-        );
+             signed: rotate the key again (force) and give the IdP the new certificate or JWK before the grace ends",
+        ),
+        _ => None,
+    };
+    if let Some(why) = on_previous_key {
+        state.metrics.login_on_previous_client_key();
+        tracing::warn!(oidc_client_id = %client.id, customer_id = %client.customer_id, "{why}");
+        let now = state.clock.now();
+        if tandem_store::use_due(client.previous_client_key_used_at, now) {
+            let id = client.id.clone();
+            if let Err(e) = state.store.write_small(move |c| oidc_clients::mark_previous_key_used(c, &id, now)).await {
+                tracing::warn!(oidc_client_id = %client.id, error = %e, "the previous key's use could not be recorded");
+            }
+        }
     }
     trace.ok(
         state,
