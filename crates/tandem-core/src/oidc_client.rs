@@ -27,6 +27,8 @@ pub enum ClientAuthentication {
 }
 
 impl ClientAuthentication {
+    const ALL: [ClientAuthentication; 2] = [ClientAuthentication::ClientSecret, ClientAuthentication::PrivateKeyJwt];
+
     /// The name in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,12 +41,16 @@ impl ClientAuthentication {
 impl std::str::FromStr for ClientAuthentication {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "client_secret" => Ok(ClientAuthentication::ClientSecret),
-            "private_key_jwt" => Ok(ClientAuthentication::PrivateKeyJwt),
-            other => Err(format!("must be client_secret or private_key_jwt, got {other:?}")),
-        }
+        named(&ClientAuthentication::ALL, ClientAuthentication::as_str, s)
     }
+}
+
+/// The one of `all` whose name is `s`; else an error naming them all.
+fn named<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Result<T, String> {
+    all.iter().copied().find(|v| name(*v) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+        format!("must be {}, got {s:?}", names.join(" or "))
+    })
 }
 
 /// What a `private_key_jwt` assertion names as its audience (`aud`).
@@ -59,6 +65,8 @@ pub enum AssertionAudience {
 }
 
 impl AssertionAudience {
+    const ALL: [AssertionAudience; 2] = [AssertionAudience::TokenEndpoint, AssertionAudience::Issuer];
+
     /// The name in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,11 +79,7 @@ impl AssertionAudience {
 impl std::str::FromStr for AssertionAudience {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "token_endpoint" => Ok(AssertionAudience::TokenEndpoint),
-            "issuer" => Ok(AssertionAudience::Issuer),
-            other => Err(format!("must be token_endpoint or issuer, got {other:?}")),
-        }
+        named(&AssertionAudience::ALL, AssertionAudience::as_str, s)
     }
 }
 
@@ -757,6 +761,29 @@ pub fn check_host(raw: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod named_tests {
+    use super::*;
+
+    #[test]
+    fn methods_and_audiences_read_back_by_name_and_refuse_others() {
+        for m in ClientAuthentication::ALL {
+            assert_eq!(m.as_str().parse::<ClientAuthentication>(), Ok(m));
+        }
+        for a in AssertionAudience::ALL {
+            assert_eq!(a.as_str().parse::<AssertionAudience>(), Ok(a));
+        }
+        assert_eq!(
+            "tls_client_auth".parse::<ClientAuthentication>(),
+            Err("must be client_secret or private_key_jwt, got \"tls_client_auth\"".to_string())
+        );
+        assert_eq!(
+            "tenant".parse::<AssertionAudience>(),
+            Err("must be token_endpoint or issuer, got \"tenant\"".to_string())
+        );
+    }
 }
 
 #[cfg(test)]

@@ -103,20 +103,16 @@ impl ClientKeys {
     /// until `now + grace` when the IdP refuses the new one (a grace of
     /// zero drops it). An older previous key goes.
     pub fn rotate(&mut self, subject: &str, now: DateTime<Utc>, grace: Duration) -> Result<(), String> {
-        let new = ClientKey::generate(subject, now)?;
-        let mut old = self.keys.remove(0);
-        self.keys.clear();
-        self.keys.push(new);
-        if grace > Duration::zero() {
-            old.valid_until = Some(now + grace);
-            self.keys.push(old);
-        }
+        let mut rotated = ClientKeys { keys: vec![ClientKey::generate(subject, now)?] };
+        rotated.keep_previous(self, now, grace);
+        *self = rotated;
         Ok(())
     }
 
-    /// After a rotation made on keys that changed since (a concurrent
-    /// edit): the new current key stays, and the stored current one becomes
-    /// the previous one, as [`ClientKeys::rotate`] would have made it.
+    /// Keeps this set's current key, with `stored`'s current one as the
+    /// previous one until `now + grace` (none when the grace is zero): a
+    /// rotation's second half, also when `stored` changed since the new key
+    /// was made (a concurrent edit).
     pub fn keep_previous(&mut self, stored: &ClientKeys, now: DateTime<Utc>, grace: Duration) {
         self.keys.truncate(1);
         if grace > Duration::zero() {
