@@ -298,14 +298,9 @@ impl OidcClientRow {
             .transpose()
     }
 
-    /// The configuration as a spec (with its secret and keys decrypted).
-    pub fn to_spec(&self, key: &SecretKey) -> Result<OidcClientSpec, StoreError> {
-        self.spec_with(self.client_secret(key)?, self.client_keys(key)?)
-    }
-
-    /// The configuration as a spec with `client_secret` and `client_keys` in
-    /// place of the stored ones (a PATCH that replaces a credential that
-    /// cannot be read).
+    /// The configuration as a spec with `client_secret` and `client_keys`
+    /// (decrypted by the caller, or none where a PATCH replaces a
+    /// credential that cannot be read).
     pub fn spec_with(
         &self,
         client_secret: Option<Redacted<String>>,
