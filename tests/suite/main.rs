@@ -12,6 +12,7 @@ mod tls_idp;
 mod client_keys;
 mod config_and_startup;
 mod dashboard;
+mod events;
 mod login_attacks;
 mod login_join;
 mod login_real_idp;

@@ -31,6 +31,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/login-events"),
     ("GET", "/api/v1/login-events/x"),
     ("GET", "/api/v1/audit-events"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/events/cursor"),
 ];
 
 /// Every path the management API registers is in [`ROUTES`]: a route added
@@ -49,7 +51,7 @@ fn the_probed_routes_are_every_route_the_api_registers() {
             format!("/api/v1{}", segments.join("/"))
         })
         .collect();
-    assert_eq!(registered.len(), 20, "{registered:#?}");
+    assert_eq!(registered.len(), 22, "{registered:#?}");
     for path in &registered {
         assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is registered but not probed");
     }

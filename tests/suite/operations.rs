@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer() {
@@ -280,8 +280,15 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
     // trimmed by their ids, UUIDv7s of the system clock's millisecond: the
     // cutoff is a millisecond of its own.
     let (mut made, mut cutoff) = (Vec::new(), chrono::Utc::now());
+    let feed = format!("/api/v1/events?scim_connection_id={}", scim.connection_id);
+    let mut cursors = Vec::new();
     for period in ["old", "new"] {
         let id = scim.create_user(user(&format!("trim-{period}@acme.com"))).await;
+        // A database of its own: no other transaction holds the feed back.
+        let (_, page) = app.get(&feed).await;
+        let last = page["data"].as_array().unwrap().last().cloned().unwrap_or_default();
+        assert_eq!(last["data"]["id"], json!(id), "{page}");
+        cursors.push(last["id"].as_str().unwrap().to_string());
         for _ in 0..3 {
             scim.get(&format!("/Users/{id}")).await;
         }
@@ -308,12 +315,24 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
         tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs_in_batches(&store, cutoff, &stopped, 2))
             .await
             .unwrap();
-    assert_eq!(trimmed, old_entries + old_events);
+    // The old period's user.created goes too; the new one's stays.
+    assert_eq!(trimmed, old_entries + old_events + 1);
     let (_, entries) = app.get(&logs).await;
     assert_eq!(count(&entries), new_entries, "{entries}");
     assert!(entries["data"].as_array().unwrap().iter().all(|e| e["user_name"] != "trim-old@acme.com"), "{entries}");
     let (_, events) = app.get("/api/v1/login-events?limit=100").await;
     assert_eq!(count(&events), new_events, "{events}");
+    // The feed now starts at the new period's event; a cursor before the
+    // purged ones is refused (events after it are gone), one after them is not.
+    let (_, page) = app.get(&feed).await;
+    let ids: Vec<&Value> = page["data"].as_array().unwrap().iter().map(|e| &e["data"]["id"]).collect();
+    assert_eq!(ids, [&json!(made[1].2)], "{page}");
+    let (status, body) = app.get("/api/v1/events?after=0-0").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["type"], "EventCursorExpired", "{body}");
+    assert_eq!(body["error"]["details"]["purged_through"], json!(cursors[0]), "{body}");
+    let (status, body) = app.get(&format!("{feed}&after={}", cursors[0])).await;
+    assert_eq!((status, &body["data"]), (StatusCode::OK, &json!([page["data"][0]])), "{body}");
     // The SCIM users themselves are not log entries.
     for (_, _, id) in &made {
         assert_eq!(scim.get(&format!("/Users/{id}")).await.status, StatusCode::OK);

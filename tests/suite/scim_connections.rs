@@ -208,7 +208,11 @@ async fn a_write_under_a_connection_deleted_through_another_node_is_refused_as_u
     // Another node (or the CLI) deletes the connection: this node's cache
     // still trusts the key for a few seconds.
     let id = scim.connection_id.clone();
-    assert!(app.state.store.write_blocking(move |c| tandem_store::scim_connections::delete(c, &id)).unwrap());
+    assert!(app
+        .state
+        .store
+        .write_blocking(move |c| tandem_store::scim_connections::delete(c, &id, chrono::Utc::now()))
+        .unwrap());
     for path in ["/Users", "/Groups"] {
         let body = if path == "/Users" {
             user("after@acme.com")
@@ -407,7 +411,7 @@ async fn scim_writes_that_wait_for_the_connections_delete_are_then_refused_as_un
     let (release, wait_release) = std::sync::mpsc::channel::<()>();
     let deleting = std::thread::spawn(move || {
         store.write_blocking(move |c| {
-            let deleted = tandem_store::scim_connections::delete(c, &id)?;
+            let deleted = tandem_store::scim_connections::delete(c, &id, chrono::Utc::now())?;
             locked.send(backend_pid(c)?).unwrap();
             let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
             Ok(deleted)

@@ -47,6 +47,7 @@ pub mod background;
 mod checkpoint;
 mod conn;
 pub mod dashboard_sessions;
+pub mod events;
 pub mod integration_keys;
 pub mod matching;
 pub mod meta;

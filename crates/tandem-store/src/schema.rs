@@ -143,6 +143,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    directory_events (seq) {
+        seq -> BigInt,
+        txid -> BigInt,
+        created_at -> BigInt,
+        scim_connection_id -> Text,
+        customer_id -> Text,
+        event_type -> Text,
+        resource_id -> Text,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    directory_event_purges (id) {
+        id -> BigInt,
+        txid -> BigInt,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Text,
         created_at -> BigInt,
@@ -242,6 +263,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     scim_groups,
     scim_group_members,
     provisioning_logs,
+    directory_events,
+    directory_event_purges,
     audit_events,
     login_transactions,
     login_claims,

@@ -112,8 +112,13 @@ pub fn actual(conn: &mut AnyConnection) -> Result<SchemaShape, StoreError> {
                         // rowid): a key column without it reads as nullable.
                         nullable: col.notnull == 0
                             && !(col.pk > 0 && key_columns == 1 && col.r#type.eq_ignore_ascii_case("INTEGER")),
+                        // That rowid is a 64-bit integer, whatever the name.
+                        ty: if col.pk > 0 && key_columns == 1 && col.r#type.eq_ignore_ascii_case("INTEGER") {
+                            "BigInt".to_string()
+                        } else {
+                            family(&col.r#type)
+                        },
                         name: col.name,
-                        ty: family(&col.r#type),
                     })
                     .collect();
                 tables.insert(t.name, shaped);

@@ -422,7 +422,7 @@ pub fn check_key(
 /// In other orders the delete deadlocked with concurrent SCIM writes, and
 /// PostgreSQL aborted one of them (a 500). SQLite's writes are one at a
 /// time already.
-pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+pub fn delete(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let postgres = matches!(conn, AnyConnection::Postgresql(_));
     if postgres && get_locked(conn, id, RowLock::Update)?.is_none() {
         return Ok(false);
@@ -432,5 +432,12 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
         g::table.filter(g::scim_connection_id.eq(id)).select(g::id).order(g::id).for_update().load::<String>(c)?;
         u::table.filter(u::scim_connection_id.eq(id)).select(u::id).order(u::id).for_update().load::<String>(c)?;
     }
+    // Recorded while the connection (its customer ID) is still there; nothing when it is not.
+    let event = crate::events::NewEvent {
+        event_type: "scim_connection.deleted",
+        resource_id: id.to_string(),
+        data: serde_json::json!({"id": id}),
+    };
+    crate::events::record(conn, id, now, &[event])?;
     Ok(diesel::delete(s::scim_connections.filter(s::id.eq(id))).execute(conn)? > 0)
 }

@@ -21,8 +21,8 @@ pub struct Housekeeping {
 const PURGE_BATCH: i64 = 5_000;
 
 /// Starts the housekeeping thread; it runs until the returned guard is
-/// dropped. `log_retention_days` (0: kept) trims the login events and the
-/// provisioning log.
+/// dropped. `log_retention_days` (0: kept) trims the login events, the
+/// provisioning log and the directory event feed.
 pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Housekeeping {
     let spawned = Background::spawn("tandem-housekeeping", move |stopped: Receiver<()>| {
         // Runs every INTERVAL until the guard is dropped (the channel disconnects).
@@ -53,8 +53,8 @@ pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Ho
     Housekeeping { _thread: thread }
 }
 
-/// Deletes the login events and provisioning-log entries made before
-/// `before`, a batch per transaction, until none is left or the server stops.
+/// Deletes the login events, provisioning-log entries and directory
+/// events made before `before`, a batch per transaction, until none is left or the server stops.
 pub fn trim_logs(store: &Store, before: chrono::DateTime<chrono::Utc>, stopped: &Receiver<()>) -> usize {
     trim_logs_in_batches(store, before, stopped, PURGE_BATCH)
 }
@@ -84,8 +84,23 @@ pub fn trim_logs_in_batches(
             }
         }
     }
+    // The directory event feed, oldest first in feed order.
+    loop {
+        match store.write_blocking(|c| tandem_store::events::purge_older(c, before, batch)) {
+            Ok(n) => {
+                total += n;
+                if n == 0 || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "trimming the directory event feed failed");
+                break;
+            }
+        }
+    }
     if total > 0 {
-        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events and provisioning-log entries deleted");
+        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events, provisioning-log entries and directory events deleted");
     }
     total
 }

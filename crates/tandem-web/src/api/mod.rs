@@ -1,6 +1,7 @@
 //! The management API under `/api/v1`, behind integration keys.
 
 mod audit_events;
+mod events;
 mod login_events;
 pub mod matching;
 pub(crate) mod oidc_clients;
@@ -69,7 +70,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(only("/oidc-clients/{id}/scim-matching", web::get().to(matching::get), "GET"))
         .service(only("/login-events", web::get().to(login_events::list), "GET"))
         .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"))
-        .service(only("/audit-events", web::get().to(audit_events::list), "GET"));
+        .service(only("/audit-events", web::get().to(audit_events::list), "GET"))
+        .service(only("/events", web::get().to(events::list), "GET"))
+        .service(only("/events/cursor", web::get().to(events::cursor), "GET"));
 }
 
 /// The optional body of a key rotation, `{"grace_period_hours": N}` (at

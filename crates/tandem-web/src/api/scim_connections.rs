@@ -233,7 +233,7 @@ pub async fn delete(
     let existed = state
         .store
         .write(move |c| {
-            let existed = repo::delete(c, &key)?;
+            let existed = repo::delete(c, &key, now)?;
             if existed {
                 audit::record(c, now, &caller.name, "scim_connection.deleted", ("scim_connection", &key), json!({}))?;
             }

@@ -18,6 +18,7 @@ use tandem_scim::patch::{apply_patch, MemberPatch, MemberState};
 use tandem_scim::resource::{check_projection, list_response, normalize, project};
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
+use tandem_store::events::NewEvent;
 use tandem_store::scim::groups::{self, GroupWriteError, Member, ScimGroupRow};
 use tandem_store::scim::logs;
 
@@ -174,6 +175,18 @@ fn with_reasons(
     entry
 }
 
+/// A group write's directory events: the group's own (`kind`, when its
+/// attributes changed), then a member event for each member it added or
+/// removed.
+fn group_events(written: &groups::Written, kind: impl Into<Option<&'static str>>, changed: &[String]) -> Vec<NewEvent> {
+    let (group, version) = (&written.row.id, Some(written.row.version));
+    let own = kind.into().map(|k| NewEvent::group(k, &written.row, changed));
+    own.into_iter()
+        .chain(written.added.iter().map(|m| NewEvent::member("group.member_added", group, m, version)))
+        .chain(written.removed.iter().map(|m| NewEvent::member("group.member_removed", group, m, version)))
+        .collect()
+}
+
 /// How the members changed, from two lists sorted by value.
 fn members_change(before: &[groups::MemberRef], after: &[groups::MemberRef]) -> Option<Value> {
     let (mut i, mut j, mut added, mut removed) = (0, 0, 0usize, 0usize);
@@ -212,9 +225,11 @@ pub async fn create(
                     return Ok(Err(connection_gone()));
                 };
                 match groups::insert(c, &conn, doc, ignore, now) {
-                    Ok((row, ignored)) => {
-                        let entry = log.entry(now, "create", Some("Group"), Some(&row.id), None, 201, None);
-                        logs::insert(c, &[with_ignored(entry, &ignored)])?;
+                    Ok(written) => {
+                        let entry = log.entry(now, "create", Some("Group"), Some(&written.row.id), None, 201, None);
+                        let made = group_events(&written, "group.created", &[]);
+                        logs::insert_change(c, &with_ignored(entry, &written.ignored), &conn, now, &made)?;
+                        let row = written.row;
                         let members =
                             groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
                         Ok(Ok((row, members)))
@@ -519,20 +534,25 @@ async fn update(
                 }
             };
             let Change { doc, next_doc, before, after } = change;
-            let mut changed = Vec::new();
+            let (mut changed, mut made) = (Vec::new(), Vec::new());
             let row = if next_doc == doc && after == before {
                 (current, "skip", Vec::new())
             } else {
                 changed = tandem_scim::resource::changed_attributes(&doc, &next_doc);
+                let attributes = super::users::changed_names(&changed);
                 changed.extend(members_change(&before, &after));
                 match groups::replace(c, &current, &before, (next_doc, after), ignore, now) {
-                    Ok((row, ignored)) => (row, "update", ignored),
+                    Ok(written) => {
+                        let kind = if attributes.is_empty() { None } else { Some("group.updated") };
+                        made = group_events(&written, kind, &attributes);
+                        (written.row, "update", written.ignored)
+                    }
                     Err(e) => return write_error(e).map(Err),
                 }
             };
             let (row, op, ignored) = (row.0, row.1, row.2);
             let entry = log.entry(now, op, Some("Group"), Some(&row.id), None, status, None);
-            logs::insert(c, &[with_reasons(entry, changed, &ignored)])?;
+            logs::insert_change(c, &with_reasons(entry, changed, &ignored), &conn, now, &made)?;
             let members = if want_members {
                 Some(groups::members_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default())
             } else {
@@ -622,7 +642,10 @@ pub async fn delete(
             }
             let held_by = groups::holding(c, &key)?;
             groups::delete(c, &conn, &key)?;
-            logs::insert(c, &[log.entry(now, "delete", Some("Group"), Some(&key), None, 204, None)])?;
+            let mut gone = vec![NewEvent::group("group.deleted", &current, &[]).deleted()];
+            gone.extend(held_by.iter().map(|g| NewEvent::member("group.member_removed", g, &key, None)));
+            let entry = log.entry(now, "delete", Some("Group"), Some(&key), None, 204, None);
+            logs::insert_change(c, &entry, &conn, now, &gone)?;
             Ok(Ok(held_by))
         })
         .await?

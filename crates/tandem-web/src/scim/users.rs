@@ -16,6 +16,7 @@ use tandem_scim::resource::{
 };
 use tandem_scim::schema::ResourceType;
 use tandem_scim::ScimError;
+use tandem_store::events::NewEvent;
 use tandem_store::scim::logs;
 use tandem_store::scim::users::{self, ScimUserRow, UserWriteError};
 use tandem_store::{AnyConnection, StoreError};
@@ -115,6 +116,20 @@ pub fn classify(before_active: bool, after_active: bool) -> &'static str {
     }
 }
 
+/// The directory event of a user change the log calls `op`.
+fn user_event(op: &str) -> &'static str {
+    match op {
+        "deactivate" => "user.deactivated",
+        "reactivate" => "user.reactivated",
+        _ => "user.updated",
+    }
+}
+
+/// The attribute names in a change's log reasons.
+pub(crate) fn changed_names(reasons: &[Value]) -> Vec<String> {
+    reasons.iter().filter_map(|r| r.get("attribute").and_then(Value::as_str)).map(str::to_string).collect()
+}
+
 /// `POST /Users`; the answer follows `attributes` / `excludedAttributes`
 /// when the request gives them (RFC 7644 §3.9).
 pub async fn create(
@@ -154,7 +169,7 @@ pub async fn create(
                     if !ignored.is_empty() {
                         entry.reasons = tandem_scim::to_text(&Value::Array(ignored_reasons(&ignored)));
                     }
-                    logs::insert(c, &[entry])?;
+                    logs::insert_change(c, &entry, &conn, now, &[NewEvent::user("user.created", &row, &[])])?;
                     Ok((row, doc))
                 }
                 // Failing the transaction rolls it back on both backends.
@@ -338,11 +353,16 @@ async fn update(
             let mut entry = log.entry(now, op, Some("User"), Some(&row.id), Some(&row.user_name), 200, None);
             let mut reasons =
                 if op == "skip" { Vec::new() } else { tandem_scim::resource::changed_attributes(&stored, &next) };
+            let made: Vec<NewEvent> = if op == "skip" {
+                Vec::new()
+            } else {
+                vec![NewEvent::user(user_event(op), &row, &changed_names(&reasons))]
+            };
             reasons.extend(ignored_reasons(&ignored));
             if !reasons.is_empty() {
                 entry.reasons = tandem_scim::to_text(&Value::Array(reasons));
             }
-            logs::insert(c, &[entry])?;
+            logs::insert_change(c, &entry, &conn, now, &made)?;
             let groups = users::groups_of(c, std::slice::from_ref(&row.id))?.remove(&row.id).unwrap_or_default();
             Ok(Ok((row, groups, next)))
         })
@@ -405,10 +425,10 @@ pub async fn delete(
             }
             let held_by = tandem_store::scim::groups::holding(c, &key)?;
             users::tombstone(c, &conn, &key, now)?;
-            logs::insert(
-                c,
-                &[log.entry(now, "delete", Some("User"), Some(&key), Some(&current.user_name), 204, None)],
-            )?;
+            let mut gone = vec![NewEvent::user("user.deleted", &current, &[]).deleted()];
+            gone.extend(held_by.iter().map(|g| NewEvent::member("group.member_removed", g, &key, None)));
+            let entry = log.entry(now, "delete", Some("User"), Some(&key), Some(&current.user_name), 204, None);
+            logs::insert_change(c, &entry, &conn, now, &gone)?;
             Ok(Ok(held_by))
         })
         .await?

@@ -1,0 +1,2 @@
+DROP TABLE directory_event_purges;
+DROP TABLE directory_events;

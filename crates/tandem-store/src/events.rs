@@ -1,0 +1,378 @@
+//! The directory event feed: one row per change a SCIM write made to a
+//! connection's users and groups (created, changed, deactivated,
+//! reactivated, deleted; a member added to or removed from a group) and per
+//! connection deleted, written in the transaction of the change itself, so
+//! that an event exists exactly when its change does. An app reads the feed
+//! in commit order from a cursor and never misses or skips one.
+//!
+//! This is a transactional outbox, written here because the ordering it
+//! needs is the database's own and no maintained crate offers it over
+//! diesel for both backends:
+//! - On SQLite one writer holds the lock from a row's insert to its commit,
+//!   so `seq` (AUTOINCREMENT: never handed out twice) is commit order.
+//! - On PostgreSQL a sequence hands `seq` out before the commit, so a
+//!   transaction that took a lower one can commit after a reader passed a
+//!   higher one. Each row keeps its transaction's id (`txid`), the feed is
+//!   ordered by (txid, seq), and a read goes only as far as the oldest
+//!   transaction still running (`pg_snapshot_xmin`): every transaction that
+//!   commits later has a larger id than any row returned.
+//!
+//! A position in the feed is (txid, seq); on SQLite txid is always 0.
+
+use crate::scim::filter_sql::Bind;
+use crate::scim::groups::ScimGroupRow;
+use crate::scim::query::{execute_fixed, load_fixed};
+use crate::scim::users::ScimUserRow;
+use crate::{AnyConnection, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde_json::{json, Value};
+
+crate::fixed_sql!(
+    InsertEvent =
+        "INSERT INTO directory_events (created_at, scim_connection_id, customer_id, event_type, resource_id, \
+                   data) VALUES (?, ?, ?, ?, ?, ?)"
+);
+// One event with its connection's customer ID, in one statement (one round trip on PostgreSQL).
+crate::fixed_sql!(
+    InsertOneEvent = "INSERT INTO directory_events (created_at, scim_connection_id, customer_id, event_type, \
+                      resource_id, data) SELECT ?, id, customer_id, ?, ?, ? FROM scim_connections WHERE id = ?"
+);
+crate::fixed_sql!(CustomerOf = "SELECT customer_id AS value FROM scim_connections WHERE id = ?");
+crate::fixed_sql!(
+    SqliteAfter = "SELECT seq, txid, created_at, scim_connection_id, customer_id, event_type, resource_id, \
+                   data FROM directory_events WHERE seq > ? ORDER BY seq LIMIT ?"
+);
+crate::fixed_sql!(
+    PgAfter = "SELECT seq, txid, created_at, scim_connection_id, customer_id, event_type, resource_id, \
+                   data FROM directory_events WHERE (txid, seq) > (?, ?) \
+                   AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT ?"
+);
+crate::fixed_sql!(SqliteLast = "SELECT txid, seq FROM directory_events ORDER BY seq DESC LIMIT 1");
+crate::fixed_sql!(PgLast = "SELECT txid, seq FROM directory_events \
+                   WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid DESC, seq DESC LIMIT 1");
+crate::fixed_sql!(PurgedThrough = "SELECT txid, seq FROM directory_event_purges WHERE id = 1");
+crate::fixed_sql!(SqliteOldest = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq LIMIT ?");
+crate::fixed_sql!(
+    PgOldest = "SELECT txid, seq, created_at FROM directory_events \
+                   WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT ?"
+);
+crate::fixed_sql!(SqliteDeleteThrough = "DELETE FROM directory_events WHERE seq <= ?");
+crate::fixed_sql!(PgDeleteThrough = "DELETE FROM directory_events WHERE (txid, seq) <= (?, ?)");
+crate::fixed_sql!(
+    MarkPurged = "INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, ?, ?) \
+                  ON CONFLICT (id) DO UPDATE SET txid = excluded.txid, seq = excluded.seq"
+);
+
+/// Every event type, as the feed names them.
+pub const TYPES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deactivated",
+    "user.reactivated",
+    "user.deleted",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "group.member_added",
+    "group.member_removed",
+    "scim_connection.deleted",
+];
+
+/// A position in the feed: an event's, or the start (0, 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub txid: i64,
+    pub seq: i64,
+}
+
+impl Position {
+    /// The cursor text of this position: `{txid}-{seq}`.
+    pub fn cursor(self) -> String {
+        format!("{}-{}", self.txid, self.seq)
+    }
+
+    /// Reads a cursor made by [`Position::cursor`].
+    pub fn parse(cursor: &str) -> Option<Position> {
+        let (txid, seq) = cursor.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(txid) || !digits(seq) {
+            return None;
+        }
+        Some(Position { txid: txid.parse().ok()?, seq: seq.parse().ok()? })
+    }
+}
+
+/// An event to record: its type, the resource it is about, and its data (JSON).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_type: &'static str,
+    pub resource_id: String,
+    pub data: Value,
+}
+
+impl NewEvent {
+    /// A user's event (`user.created`, `.updated`, `.deactivated`,
+    /// `.reactivated`, `.deleted`), with the user as it is after the change
+    /// and, for an update, the attributes it changed (by name).
+    pub fn user(event_type: &'static str, row: &ScimUserRow, changed: &[String]) -> NewEvent {
+        let mut data = json!({"id": row.id, "user_name": row.user_name, "external_id": row.external_id,
+                              "active": row.active && row.deleted_at.is_none(), "version": row.version});
+        if !changed.is_empty() {
+            data["changed"] = json!(changed);
+        }
+        NewEvent { event_type, resource_id: row.id.clone(), data }
+    }
+
+    /// A group's event (`group.created`, `.updated`, `.deleted`).
+    pub fn group(event_type: &'static str, row: &ScimGroupRow, changed: &[String]) -> NewEvent {
+        let mut data = json!({"id": row.id, "display_name": row.display_name, "external_id": row.external_id,
+                              "version": row.version});
+        if !changed.is_empty() {
+            data["changed"] = json!(changed);
+        }
+        NewEvent { event_type, resource_id: row.id.clone(), data }
+    }
+
+    /// `group.member_added` or `group.member_removed`: `member` (a user, or a
+    /// nested group) joined or left `group`, whose write gave it
+    /// `group_version` (`None` when the member's own deletion removed it).
+    pub fn member(event_type: &'static str, group: &str, member: &str, group_version: Option<i64>) -> NewEvent {
+        NewEvent {
+            event_type,
+            resource_id: group.to_string(),
+            data: json!({"group_id": group, "member_id": member, "group_version": group_version}),
+        }
+    }
+
+    /// The event of a deletion: the resource as it was, with `active` false
+    /// (a user's) and a version one past its last.
+    pub fn deleted(mut self) -> NewEvent {
+        if self.data.get("active").is_some() {
+            self.data["active"] = Value::Bool(false);
+        }
+        if let Some(v) = self.data.get("version").and_then(Value::as_i64) {
+            self.data["version"] = json!(v + 1);
+        }
+        self
+    }
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, QueryableByName)]
+pub struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = BigInt)]
+    pub txid: i64,
+    /// µs since the epoch, when the change was made.
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+    #[diesel(sql_type = Text)]
+    pub scim_connection_id: String,
+    /// The connection's customer ID when the change was made.
+    #[diesel(sql_type = Text)]
+    pub customer_id: String,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Text)]
+    pub resource_id: String,
+    #[diesel(sql_type = Text)]
+    pub data: String,
+}
+
+impl EventRow {
+    pub fn position(&self) -> Position {
+        Position { txid: self.txid, seq: self.seq }
+    }
+}
+
+#[derive(QueryableByName)]
+struct OneText {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+#[derive(QueryableByName)]
+struct PositionRow {
+    #[diesel(sql_type = BigInt)]
+    txid: i64,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+#[derive(QueryableByName)]
+struct AgedPosition {
+    #[diesel(sql_type = BigInt)]
+    txid: i64,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = BigInt)]
+    created_at: i64,
+}
+
+fn is_postgres(conn: &AnyConnection) -> bool {
+    matches!(conn, AnyConnection::Postgresql(_))
+}
+
+/// The values of an `INSERT … SELECT ?, id, customer_id, ?, ?, ? FROM
+/// scim_connections WHERE id = ?` of one event.
+pub(crate) fn insert_one_binds(connection: &str, at: DateTime<Utc>, e: &NewEvent) -> Vec<Bind> {
+    vec![
+        Bind::Int(crate::micros(at)),
+        Bind::Text(e.event_type.to_string()),
+        Bind::Text(e.resource_id.clone()),
+        Bind::Text(tandem_scim::to_text(&e.data)),
+        Bind::Text(connection.to_string()),
+    ]
+}
+
+/// Records `events` of `connection` made at `at`, in the caller's
+/// transaction; nothing when the connection does not exist (any more).
+pub fn record(
+    conn: &mut AnyConnection,
+    connection: &str,
+    at: DateTime<Utc>,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    if let [e] = events {
+        execute_fixed::<InsertOneEvent>(conn, &insert_one_binds(connection, at, e))?;
+        return Ok(());
+    }
+    let at = crate::micros(at);
+    if events.is_empty() {
+        return Ok(());
+    }
+    let customers: Vec<OneText> = load_fixed::<CustomerOf, _>(conn, &[Bind::Text(connection.to_string())])?;
+    let Some(customer) = customers.into_iter().next().map(|c| c.value) else {
+        return Ok(());
+    };
+    if let AnyConnection::Postgresql(c) = conn {
+        // Many rows per statement: a group write may add thousands of members.
+        use crate::schema::directory_events::dsl as d;
+        for chunk in events.chunks(500) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|e| {
+                    (
+                        d::created_at.eq(at),
+                        d::scim_connection_id.eq(connection),
+                        d::customer_id.eq(&customer),
+                        d::event_type.eq(e.event_type),
+                        d::resource_id.eq(&e.resource_id),
+                        d::data.eq(tandem_scim::to_text(&e.data)),
+                    )
+                })
+                .collect();
+            diesel::insert_into(d::directory_events).values(&rows).execute(c)?;
+        }
+        return Ok(());
+    }
+    for e in events {
+        let binds = [
+            Bind::Int(at),
+            Bind::Text(connection.to_string()),
+            Bind::Text(customer.clone()),
+            Bind::Text(e.event_type.to_string()),
+            Bind::Text(e.resource_id.clone()),
+            Bind::Text(tandem_scim::to_text(&e.data)),
+        ];
+        execute_fixed::<InsertEvent>(conn, &binds)?;
+    }
+    Ok(())
+}
+
+/// The events after `after` (from the oldest kept when `None`), up to
+/// `limit`, in commit order; or, when the retention purge has deleted
+/// events after `after`, `Err` with the position it has deleted through.
+pub fn after(
+    conn: &mut AnyConnection,
+    from: Option<Position>,
+    limit: i64,
+) -> Result<Result<Vec<EventRow>, Position>, StoreError> {
+    let after = from.unwrap_or_default();
+    let rows: Vec<EventRow> = if is_postgres(conn) {
+        load_fixed::<PgAfter, _>(conn, &[Bind::Int(after.txid), Bind::Int(after.seq), Bind::Int(limit)])?
+    } else {
+        load_fixed::<SqliteAfter, _>(conn, &[Bind::Int(after.seq), Bind::Int(limit)])?
+    };
+    // Read after the rows: a purge that ran meanwhile is seen.
+    if from.is_none() {
+        return Ok(Ok(rows));
+    }
+    match purged_through(conn)? {
+        Some(mark) if after < mark => Ok(Err(mark)),
+        _ => Ok(Ok(rows)),
+    }
+}
+
+/// How far the retention purge has deleted, if it ever has.
+pub fn purged_through(conn: &mut AnyConnection) -> Result<Option<Position>, StoreError> {
+    let rows: Vec<PositionRow> = load_fixed::<PurgedThrough, _>(conn, &[])?;
+    Ok(rows.into_iter().next().map(|r| Position { txid: r.txid, seq: r.seq }))
+}
+
+/// The position of the newest event a read can return now (on PostgreSQL,
+/// committed and older than every transaction still running); the purge's
+/// mark when none is left; `None` when there never was one.
+pub fn latest(conn: &mut AnyConnection) -> Result<Option<Position>, StoreError> {
+    let rows: Vec<PositionRow> =
+        if is_postgres(conn) { load_fixed::<PgLast, _>(conn, &[])? } else { load_fixed::<SqliteLast, _>(conn, &[])? };
+    match rows.into_iter().next() {
+        Some(r) => Ok(Some(Position { txid: r.txid, seq: r.seq })),
+        None => purged_through(conn),
+    }
+}
+
+/// Deletes, oldest first in feed order, up to `limit` events made before
+/// `before`, stopping at the first one made since (so what is left is
+/// always a tail of the feed) and never deleting the newest, and records
+/// how far it got; returns how many it deleted.
+pub fn purge_older(conn: &mut AnyConnection, before: DateTime<Utc>, limit: i64) -> Result<usize, StoreError> {
+    let postgres = is_postgres(conn);
+    let oldest: Vec<AgedPosition> = if postgres {
+        load_fixed::<PgOldest, _>(conn, &[Bind::Int(limit)])?
+    } else {
+        load_fixed::<SqliteOldest, _>(conn, &[Bind::Int(limit)])?
+    };
+    let cutoff = crate::micros(before);
+    let mut old: Vec<&AgedPosition> = oldest.iter().take_while(|r| r.created_at < cutoff).collect();
+    // On SQLite the newest event stays: the next `seq` is the largest kept plus one.
+    if !postgres && old.len() == oldest.len() && (oldest.len() as i64) < limit {
+        old.pop();
+    }
+    let Some(last) = old.last() else {
+        return Ok(0);
+    };
+    let deleted = if postgres {
+        execute_fixed::<PgDeleteThrough>(conn, &[Bind::Int(last.txid), Bind::Int(last.seq)])?
+    } else {
+        execute_fixed::<SqliteDeleteThrough>(conn, &[Bind::Int(last.seq)])?
+    };
+    execute_fixed::<MarkPurged>(conn, &[Bind::Int(last.txid), Bind::Int(last.seq)])?;
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+
+    #[test]
+    fn a_cursor_reads_back_as_its_position_and_nothing_else_reads_as_one() {
+        for p in [Position::default(), Position { txid: 0, seq: 17 }, Position { txid: 9_123_456, seq: i64::MAX }] {
+            assert_eq!(Position::parse(&p.cursor()), Some(p));
+        }
+        for bad in ["", "-", "1", "1-", "-1", "a-1", "1-2-3", "+1-2", "1- 2", "99999999999999999999-1", "1-1e3"] {
+            assert_eq!(Position::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn positions_order_by_transaction_then_sequence() {
+        let p = |txid, seq| Position { txid, seq };
+        assert!(p(5, 100) < p(6, 1));
+        assert!(p(6, 1) < p(6, 2));
+        assert!(Position::default() < p(0, 1));
+    }
+}

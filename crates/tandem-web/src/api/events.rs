@@ -1,0 +1,134 @@
+//! `/api/v1/events`: the directory event feed, every change the customers'
+//! IdPs made over SCIM (users created, changed, deactivated, reactivated
+//! and deleted; groups created, changed and deleted; members added and
+//! removed; connections deleted), oldest first, in the order the changes
+//! committed, resumable from a cursor (see `tandem_store::events`).
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_core::format_time;
+use tandem_store::events::{self, EventRow, Position, TYPES};
+use tandem_store::from_micros;
+
+/// Events read per request when a filter may pass over some: the page then
+/// holds those of them that match, and `next_cursor` moves past the rest.
+const FILTERED_SCAN: i64 = 1_000;
+
+fn render(e: &EventRow) -> Value {
+    json!({
+        "id": e.position().cursor(),
+        "type": e.event_type,
+        "occurred_at": format_time(from_micros(e.created_at)),
+        "customer_id": e.customer_id,
+        "scim_connection_id": e.scim_connection_id,
+        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(json!({})),
+    })
+}
+
+/// What a request narrows the feed to.
+struct Narrowing {
+    customer_id: Option<String>,
+    scim_connection_id: Option<String>,
+    types: Option<Vec<String>>,
+}
+
+impl Narrowing {
+    fn is_some(&self) -> bool {
+        self.customer_id.is_some() || self.scim_connection_id.is_some() || self.types.is_some()
+    }
+
+    fn admits(&self, e: &EventRow) -> bool {
+        self.customer_id.as_ref().is_none_or(|c| *c == e.customer_id)
+            && self.scim_connection_id.as_ref().is_none_or(|c| *c == e.scim_connection_id)
+            && self.types.as_ref().is_none_or(|t| t.contains(&e.event_type))
+    }
+}
+
+/// Reads `type`: event types separated by commas, each one of [`TYPES`].
+fn types(query: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = query.get("type") else {
+        return Ok(None);
+    };
+    let named: Vec<String> = list.split(',').map(|t| t.trim().to_string()).collect();
+    if let Some(bad) = named.iter().find(|t| !TYPES.contains(&t.as_str())) {
+        return Err(ApiError::invalid_field(
+            "type",
+            format!("unknown event type {bad:?}; the types are {} (several separated by commas)", TYPES.join(", ")),
+        ));
+    }
+    Ok(Some(named))
+}
+
+/// `GET /api/v1/events?after=&limit=&customer_id=&scim_connection_id=&type=`
+pub async fn list(
+    state: web::Data<AppState>,
+    _c: Caller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (after, limit) = super::page(&query, &["customer_id", "scim_connection_id", "type"])?;
+    let from = match after.as_deref() {
+        None => None,
+        Some(cursor) => Some(Position::parse(cursor).ok_or_else(|| {
+            ApiError::invalid_field(
+                "after",
+                "not a cursor of this feed: pass an event's id or a next_cursor as it was given",
+            )
+        })?),
+    };
+    let narrowing = Narrowing {
+        customer_id: query.get("customer_id").cloned(),
+        scim_connection_id: query.get("scim_connection_id").cloned(),
+        types: types(&query)?,
+    };
+    let scan = if narrowing.is_some() { FILTERED_SCAN } else { limit };
+    let rows = match state.store.read(move |c| events::after(c, from, scan)).await? {
+        Ok(rows) => rows,
+        Err(mark) => return Err(expired(mark)),
+    };
+    let mut data = Vec::new();
+    let mut reached = from;
+    for row in &rows {
+        reached = Some(row.position());
+        if narrowing.admits(row) {
+            data.push(render(row));
+            if data.len() as i64 == limit {
+                break;
+            }
+        }
+    }
+    // More may follow when the read was cut short, or the page before the read's end.
+    let has_more = rows.len() as i64 == scan || reached != rows.last().map(EventRow::position);
+    Ok(HttpResponse::Ok().json(json!({
+        "data": data,
+        "next_cursor": reached.map(Position::cursor),
+        "has_more": has_more,
+    })))
+}
+
+/// `GET /api/v1/events/cursor`: the cursor of the newest event, to follow
+/// the feed from now on (after reading the users and groups as they are).
+pub async fn cursor(
+    state: web::Data<AppState>,
+    _c: Caller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    super::known_params(&query, &[])?;
+    let latest = state.store.read(events::latest).await?;
+    Ok(HttpResponse::Ok().json(json!({"cursor": latest.map(Position::cursor)})))
+}
+
+/// 410 `EventCursorExpired`: the retention purge deleted events after the cursor.
+fn expired(mark: Position) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "EventCursorExpired",
+        "events after this cursor were deleted by the retention purge (database.log_retention_days): some may \
+         have been missed. Read the users and groups again, then follow the feed from GET /api/v1/events/cursor",
+    )
+    .with_details(json!({"purged_through": mark.cursor()}))
+}
