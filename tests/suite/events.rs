@@ -26,6 +26,7 @@ async fn read_all(app: &TestApp, query: &str, limit: usize, want: usize) -> (Vec
             }
             let (status, body) = app.get(&path).await;
             assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(std::time::Instant::now() < deadline, "still has_more after 20 s: {body}");
             let page = body["data"].as_array().unwrap();
             assert!(page.len() <= limit, "{body}");
             events.extend(page.iter().cloned());
@@ -140,6 +141,16 @@ async fn every_directory_change_is_an_event_in_the_order_it_was_made() {
     let query = format!("customer_id={customer}&type=user.deactivated,user.deleted");
     let (narrowed, cursor) = read_all(&app, &query, 50, 2).await;
     assert_eq!(types(&narrowed), ["user.deactivated", "user.deleted"], "{narrowed:?}");
+    // At the end of the feed, a read from its cursor says nothing more is there.
+    let (_, all_of_it) = read_all(&app, "limit=100", 100, 0).await;
+    let end = all_of_it.unwrap();
+    let (status, body) = app.get(&format!("/api/v1/events?limit=100&after={end}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    if postgres_url().is_none() || body["data"] == json!([]) {
+        // (On PostgreSQL other tests may have added some meanwhile.)
+        assert_eq!((&body["data"], &body["has_more"]), (&json!([]), &json!(false)), "{body}");
+        assert_eq!(body["next_cursor"], json!(end), "{body}");
+    }
     // Resuming after the last of them finds nothing new, and keeps the cursor.
     let cursor = cursor.unwrap();
     let (_, again) = app.get(&format!("/api/v1/events?{query}&after={cursor}")).await;
@@ -285,4 +296,40 @@ async fn an_event_committed_late_is_read_in_its_place_not_skipped() {
     let events = feed(&app, &scim.connection_id, 100, 3).await;
     let ids: Vec<&Value> = events.iter().map(|e| &e["data"]["id"]).collect();
     assert_eq!(ids, [&json!(first), &json!("held"), &json!(second)], "{events:#?}");
+}
+
+/// PostgreSQL: events brought over from another server (a dump and
+/// restore) carry transaction ids this server has not reached. At start
+/// they are put before every new event; a cursor of the old server is
+/// refused as expired rather than skipping the new events.
+#[tokio::test]
+async fn events_brought_from_another_server_come_first_and_its_cursors_are_refused() {
+    if postgres_url().is_none() {
+        return; // SQLite has no transaction ids.
+    }
+    let app = TestApp::spawn_on_own_database().await;
+    let scim = app.scim().await;
+    let ada = scim.create_user(user("ada@acme.com")).await;
+    let (store, connection) = (app.state.store.clone(), scim.connection_id.clone());
+    store
+        .write_blocking(move |c| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "INSERT INTO directory_events (txid, created_at, scim_connection_id, customer_id, event_type, \
+                 resource_id, data) VALUES (9000000000000, 0, $1, 'moved', 'user.created', 'moved', '{\"id\": \"moved\"}')",
+            )
+            .bind::<diesel::sql_types::Text, _>(connection)
+            .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    // The old server's cursor: this one has not reached it.
+    let (status, body) = app.get("/api/v1/events?after=9000000000000-1").await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["type"], "EventCursorExpired", "{body}");
+    let ids = |events: Vec<Value>| events.iter().map(|e| e["data"]["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(feed(&app, &scim.connection_id, 100, 1).await), [json!(ada)]);
+    let moved = app.state.store.write_blocking(tandem_store::events::renumber_moved).unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(ids(feed(&app, &scim.connection_id, 100, 2).await), [json!("moved"), json!(ada)]);
 }

@@ -9,7 +9,8 @@
 //! needs is the database's own and no maintained crate offers it over
 //! diesel for both backends:
 //! - On SQLite one writer holds the lock from a row's insert to its commit,
-//!   so `seq` (AUTOINCREMENT: never handed out twice) is commit order.
+//!   so `seq` (the rowid, the largest so far plus one) is commit order. The
+//!   purge never deletes the newest row, so no `seq` is handed out twice.
 //! - On PostgreSQL a sequence hands `seq` out before the commit, so a
 //!   transaction that took a lower one can commit after a reader passed a
 //!   higher one. Each row keeps its transaction's id (`txid`), the feed is
@@ -18,6 +19,13 @@
 //!   commits later has a larger id than any row returned.
 //!
 //! A position in the feed is (txid, seq); on SQLite txid is always 0.
+//!
+//! A position the database has not reached (a cursor of a database since
+//! restored from an older backup, or, on PostgreSQL, moved to another server
+//! whose transaction ids are lower) would skip the events that fill the gap:
+//! such a cursor is refused as expired. Rows brought over from another
+//! PostgreSQL server keep transaction ids that server had reached;
+//! [`renumber_moved`] (run at start) puts them before every new one.
 
 use crate::scim::filter_sql::Bind;
 use crate::scim::groups::ScimGroupRow;
@@ -53,6 +61,17 @@ crate::fixed_sql!(SqliteLast = "SELECT txid, seq FROM directory_events ORDER BY 
 crate::fixed_sql!(PgLast = "SELECT txid, seq FROM directory_events \
                    WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid DESC, seq DESC LIMIT 1");
 crate::fixed_sql!(PurgedThrough = "SELECT txid, seq FROM directory_event_purges WHERE id = 1");
+crate::fixed_sql!(SqliteMaxSeq = "SELECT COALESCE(MAX(seq), 0) AS n FROM directory_events");
+// The next transaction id PostgreSQL will hand out: no position can be at or past it.
+crate::fixed_sql!(PgNextTxid = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n");
+crate::fixed_sql!(
+    PgRenumberMoved = "UPDATE directory_events SET txid = 0 \
+                       WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+);
+crate::fixed_sql!(
+    PgRenumberMovedMark = "UPDATE directory_event_purges SET txid = 0 \
+                           WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+);
 crate::fixed_sql!(SqliteOldest = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq LIMIT ?");
 crate::fixed_sql!(
     PgOldest = "SELECT txid, seq, created_at FROM directory_events \
@@ -203,6 +222,17 @@ struct PositionRow {
 }
 
 #[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn number<K: crate::scim::query::FixedSql>(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let rows: Vec<Number> = load_fixed::<K, _>(conn, &[])?;
+    Ok(rows.first().map_or(0, |r| r.n))
+}
+
+#[derive(QueryableByName)]
 struct AgedPosition {
     #[diesel(sql_type = BigInt)]
     txid: i64,
@@ -285,12 +315,13 @@ pub fn record(
 
 /// The events after `after` (from the oldest kept when `None`), up to
 /// `limit`, in commit order; or, when the retention purge has deleted
-/// events after `after`, `Err` with the position it has deleted through.
+/// events after `after` or the database has not reached it, `Err` with the
+/// position the purge has deleted through, if it ever ran.
 pub fn after(
     conn: &mut AnyConnection,
     from: Option<Position>,
     limit: i64,
-) -> Result<Result<Vec<EventRow>, Position>, StoreError> {
+) -> Result<Result<Vec<EventRow>, Option<Position>>, StoreError> {
     let after = from.unwrap_or_default();
     let rows: Vec<EventRow> = if is_postgres(conn) {
         load_fixed::<PgAfter, _>(conn, &[Bind::Int(after.txid), Bind::Int(after.seq), Bind::Int(limit)])?
@@ -301,10 +332,38 @@ pub fn after(
     if from.is_none() {
         return Ok(Ok(rows));
     }
-    match purged_through(conn)? {
-        Some(mark) if after < mark => Ok(Err(mark)),
-        _ => Ok(Ok(rows)),
+    let mark = purged_through(conn)?;
+    if mark.is_some_and(|m| after < m) || !reached(conn, after)? {
+        return Ok(Err(mark));
     }
+    Ok(Ok(rows))
+}
+
+/// Whether the database has reached `position`: not a position of the
+/// future (see the module's doc).
+fn reached(conn: &mut AnyConnection, position: Position) -> Result<bool, StoreError> {
+    if is_postgres(conn) {
+        return Ok(position.txid < number::<PgNextTxid>(conn)?);
+    }
+    if position.txid != 0 {
+        return Ok(false);
+    }
+    let newest = number::<SqliteMaxSeq>(conn)?.max(purged_through(conn)?.map_or(0, |m| m.seq));
+    Ok(position.seq <= newest)
+}
+
+/// PostgreSQL: gives the rows (and the purge's mark) whose transaction ids
+/// this server has not reached, brought over from another one by a dump
+/// and restore or logical replication, transaction id 0, so that they come
+/// before every event made here (cursors from before the move are refused
+/// as expired). Returns how many rows it changed; nothing on SQLite.
+pub fn renumber_moved(conn: &mut AnyConnection) -> Result<usize, StoreError> {
+    if !is_postgres(conn) {
+        return Ok(0);
+    }
+    let moved = execute_fixed::<PgRenumberMoved>(conn, &[])?;
+    execute_fixed::<PgRenumberMovedMark>(conn, &[])?;
+    Ok(moved)
 }
 
 /// How far the retention purge has deleted, if it ever has.
@@ -339,8 +398,11 @@ pub fn purge_older(conn: &mut AnyConnection, before: DateTime<Utc>, limit: i64) 
     let cutoff = crate::micros(before);
     let mut old: Vec<&AgedPosition> = oldest.iter().take_while(|r| r.created_at < cutoff).collect();
     // On SQLite the newest event stays: the next `seq` is the largest kept plus one.
-    if !postgres && old.len() == oldest.len() && (oldest.len() as i64) < limit {
-        old.pop();
+    if !postgres && !old.is_empty() {
+        let newest = number::<SqliteMaxSeq>(conn)?;
+        if old.last().is_some_and(|r| r.seq >= newest) {
+            old.pop();
+        }
     }
     let Some(last) = old.last() else {
         return Ok(0);
@@ -356,7 +418,49 @@ pub fn purge_older(conn: &mut AnyConnection, before: DateTime<Utc>, limit: i64) 
 
 #[cfg(test)]
 mod tests {
-    use super::Position;
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent { event_type: "user.created", resource_id: id.to_string(), data: json!({"id": id}) }
+    }
+
+    /// SQLite: the next `seq` is the largest kept plus one, so the purge
+    /// keeps the newest event even when every event is old and they fill a
+    /// batch; a cursor before what it deleted, or one the database has not
+    /// reached, is refused.
+    #[test]
+    fn the_purge_keeps_the_newest_event_so_no_position_is_handed_out_twice() {
+        let (store, _dir) = crate::test_store();
+        let old = at("2026-01-01T00:00:00Z");
+        let connection = store
+            .write_blocking(move |c| Ok(crate::scim_connections::create(c, "acme", None, "reject", old)?.0.id))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let add = |id: &'static str| {
+            let connection = connection.clone();
+            store.write_blocking(move |c| record(c, &connection, old, &[event(id)])).unwrap_or_else(|e| panic!("{e}"))
+        };
+        add("u1");
+        add("u2");
+        let purge = |limit| store.write_blocking(move |c| purge_older(c, at("2026-06-01T00:00:00Z"), limit));
+        assert_eq!(purge(2).unwrap_or_else(|e| panic!("{e}")), 1);
+        assert_eq!(purge(2).unwrap_or_else(|e| panic!("{e}")), 0);
+        add("u3");
+        let read =
+            |from: Position| store.read_blocking(move |c| after(c, Some(from), 10)).unwrap_or_else(|e| panic!("{e}"));
+        let ids = |rows: Vec<EventRow>| rows.into_iter().map(|r| (r.seq, r.resource_id)).collect::<Vec<_>>();
+        let p = |txid, seq| Position { txid, seq };
+        assert_eq!(read(p(0, 1)).map(ids), Ok(vec![(2, "u2".to_string()), (3, "u3".to_string())]));
+        assert_eq!(read(p(0, 2)).map(ids), Ok(vec![(3, "u3".to_string())]));
+        assert_eq!(read(p(0, 3)).map(ids), Ok(vec![]));
+        // Before the purge's mark; past the newest; a PostgreSQL position.
+        for refused in [p(0, 0), p(0, 4), p(5, 1)] {
+            assert_eq!(read(refused).map(ids), Err(Some(p(0, 1))), "{refused:?}");
+        }
+    }
 
     #[test]
     fn a_cursor_reads_back_as_its_position_and_nothing_else_reads_as_one() {

@@ -299,6 +299,15 @@ impl Store {
                 Ok(n) => tracing::info!(clients = n, "issuers brought to lower case"),
                 Err(e) => tracing::warn!(error = %e, "could not bring stored issuers to lower case"),
             }
+            match events::renumber_moved(&mut conn) {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    events = n,
+                    "directory events brought from another PostgreSQL server put before new ones; \
+                     cursors from before the move are refused as expired"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not renumber directory events from another server"),
+            }
         }
         if locked {
             // Released with the session too, should this fail.

@@ -101,8 +101,8 @@ pub async fn list(
             }
         }
     }
-    // More may follow when the read was cut short, or the page before the read's end.
-    let has_more = rows.len() as i64 == scan || reached != rows.last().map(EventRow::position);
+    // More may follow when the read was cut short, or the page ended before the read did.
+    let has_more = rows.len() as i64 == scan || rows.last().is_some_and(|l| Some(l.position()) != reached);
     Ok(HttpResponse::Ok().json(json!({
         "data": data,
         "next_cursor": reached.map(Position::cursor),
@@ -122,13 +122,18 @@ pub async fn cursor(
     Ok(HttpResponse::Ok().json(json!({"cursor": latest.map(Position::cursor)})))
 }
 
-/// 410 `EventCursorExpired`: the retention purge deleted events after the cursor.
-fn expired(mark: Position) -> ApiError {
+/// 410 `EventCursorExpired`: events after the cursor are gone (the
+/// retention purge deleted them), or the cursor is one the database has not
+/// reached (it was restored from an older backup, or moved to another
+/// PostgreSQL server).
+fn expired(mark: Option<Position>) -> ApiError {
     ApiError::new(
         StatusCode::GONE,
         "EventCursorExpired",
-        "events after this cursor were deleted by the retention purge (database.log_retention_days): some may \
-         have been missed. Read the users and groups again, then follow the feed from GET /api/v1/events/cursor",
+        "events after this cursor are no longer in the feed: the retention purge deleted them \
+         (database.log_retention_days), or the database was restored from an older backup or moved to another \
+         server since the cursor was given. Some may have been missed: read the users and groups again, then \
+         follow the feed from GET /api/v1/events/cursor",
     )
-    .with_details(json!({"purged_through": mark.cursor()}))
+    .with_details(json!({"purged_through": mark.map(Position::cursor)}))
 }
