@@ -329,6 +329,13 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
         "redirect_url": format!("https://app.example.com/cb/{keyed_customer}"), "verify": false});
     let keyed = reqwest::blocking_post(&format!("http://{addr}/api/v1/oidc-clients"), ikey.trim(), &body.to_string());
     assert!(keyed.contains("\"kid\""), "{keyed}");
+    // And a webhook endpoint's signing secret.
+    let body = serde_json::json!({"url": "https://hooks.example.com/tandem"});
+    let hook =
+        reqwest::blocking_post(&format!("http://{addr}/api/v1/webhook-endpoints"), ikey.trim(), &body.to_string());
+    let hook: serde_json::Value = serde_json::from_str(&hook).unwrap();
+    let (hook_id, hook_secret) =
+        (hook["id"].as_str().unwrap().to_string(), hook["secret"].as_str().unwrap().to_string());
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
 
@@ -359,7 +366,8 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     let before = version(&store);
     let out = run(&["secret-key", "rotate"], new, old);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 client secret(s) and key set(s)"), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("re-encrypted 2 client secret(s) and key set(s) and 1 webhook signing secret(s)"), "{out:?}");
     let again = run(&["secret-key", "rotate"], new, old);
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(said.contains("re-encrypted 0 client secret") && said.contains("swapped"), "{again:?}");
@@ -379,6 +387,11 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     assert!(keyed_row.client_secret_enc.is_none());
     assert!(keyed_row.client_keys(&new_key).unwrap().unwrap().0.contains("pkcs8"));
     assert!(keyed_row.client_keys(&tandem_core::secret::SecretKey::from_base64(old).unwrap()).is_err());
+    let hook_row = store.read_blocking(move |c| tandem_store::webhooks::get(c, &hook_id)).unwrap().unwrap();
+    let context = tandem_store::webhooks::secret_context(&hook_row.id);
+    assert_eq!(new_key.decrypt_with_current(&hook_row.secret_enc, &context).unwrap().0, hook_secret);
+    let old_key = tandem_core::secret::SecretKey::from_base64(old).unwrap();
+    assert!(old_key.decrypt(&hook_row.secret_enc, &context).is_err());
     // A next rotation whose first node had a mistyped key: the others are
     // refused, naming it, until the rotation is abandoned with the key the
     // database is checked against; then the right key rotates.

@@ -132,9 +132,10 @@ impl TestApp {
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, server_clock).expect("server starts");
-                let tandem::Running { addr, admin_addr, server, state, housekeeping } = running;
+                let tandem::Running { addr, admin_addr, server, state, housekeeping, webhooks } = running;
                 tx.send((addr, admin_addr, state, server.handle())).expect("test alive");
                 let _ = server.await;
+                drop(webhooks);
                 drop(housekeeping);
             })
         });

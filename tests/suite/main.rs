@@ -25,3 +25,4 @@ mod scim_connections;
 mod scim_entra;
 mod scim_okta;
 mod scim_protocol;
+mod webhooks;

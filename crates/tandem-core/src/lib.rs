@@ -15,6 +15,7 @@ pub mod oidc_client;
 pub mod report;
 pub mod scim_connection;
 pub mod secret;
+pub mod webhook;
 
 use chrono::{DateTime, Utc};
 

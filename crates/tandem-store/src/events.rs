@@ -123,6 +123,69 @@ impl Position {
     }
 }
 
+/// What a reader narrows the feed to; `None` takes all.
+#[derive(Clone, Debug, Default)]
+pub struct Narrowing {
+    pub customer_id: Option<String>,
+    pub scim_connection_id: Option<String>,
+    pub types: Option<Vec<String>>,
+}
+
+/// Events a narrowed read looks at past its cursor: the page holds those of
+/// them that match, and the read's position moves past the rest.
+pub const NARROWED_SCAN: i64 = 1_000;
+
+impl Narrowing {
+    pub fn is_some(&self) -> bool {
+        self.customer_id.is_some() || self.scim_connection_id.is_some() || self.types.is_some()
+    }
+
+    pub fn admits(&self, e: &EventRow) -> bool {
+        self.customer_id.as_ref().is_none_or(|c| *c == e.customer_id)
+            && self.scim_connection_id.as_ref().is_none_or(|c| *c == e.scim_connection_id)
+            && self.types.as_ref().is_none_or(|t| t.contains(&e.event_type))
+    }
+
+    /// Up to `limit` events after `from` that this admits: the events, the
+    /// position reached (the last event taken when the page filled, else the
+    /// last one looked at; `from` when none), and whether more may follow;
+    /// `Err` as [`after`]'s.
+    pub fn page(
+        &self,
+        conn: &mut AnyConnection,
+        from: Option<Position>,
+        limit: i64,
+    ) -> Result<Result<Page, Option<Position>>, StoreError> {
+        let scan = if self.is_some() { NARROWED_SCAN } else { limit };
+        let rows = match after(conn, from, scan)? {
+            Ok(rows) => rows,
+            Err(mark) => return Ok(Err(mark)),
+        };
+        let mut events = Vec::new();
+        let mut reached = from;
+        for row in &rows {
+            reached = Some(row.position());
+            if self.admits(row) {
+                events.push(row.clone());
+                if events.len() as i64 == limit {
+                    break;
+                }
+            }
+        }
+        // More may follow when the read was cut short, or the page ended before the read did.
+        let has_more = rows.len() as i64 == scan || rows.last().is_some_and(|l| Some(l.position()) != reached);
+        Ok(Ok(Page { events, reached, has_more }))
+    }
+}
+
+/// One page of a narrowed read (see [`Narrowing::page`]).
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub events: Vec<EventRow>,
+    pub reached: Option<Position>,
+    pub has_more: bool,
+}
+
 /// An event to record: its type, the resource it is about, and its data (JSON).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {

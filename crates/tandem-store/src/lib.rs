@@ -59,6 +59,7 @@ pub mod scim_connections;
 pub mod sink;
 pub mod sso;
 mod time;
+pub mod webhooks;
 mod writer;
 
 pub use conn::{AnyConnection, DatabaseUrl};

@@ -100,6 +100,13 @@ pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<
             unreadable.join(", ")
         )));
     }
+    let unreadable = crate::webhooks::secrets_not_under(conn, secret)?;
+    if !unreadable.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "the signing secrets of webhook endpoints {} are not under this key (a node made them under the key              the rotation was going to): finish that rotation instead, or delete those endpoints and create them              again",
+            unreadable.join(", ")
+        )));
+    }
     let recorded = get(conn, KEY_CHECK_NEXT)?.and_then(|v| v.split_once(' ').map(|(fp, _)| fp.to_string()));
     diesel::delete(m::tandem_meta.filter(m::key.eq(KEY_CHECK_NEXT))).execute(conn)?;
     Ok(recorded)

@@ -164,6 +164,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        secret_enc -> Text,
+        customer_id -> Nullable<Text>,
+        event_types -> Nullable<Text>,
+        cursor_txid -> BigInt,
+        cursor_seq -> BigInt,
+        created_at -> BigInt,
+        next_attempt_at -> BigInt,
+        leased_until -> Nullable<BigInt>,
+        failures -> BigInt,
+        last_attempt_at -> Nullable<BigInt>,
+        last_success_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        failing_since -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Text,
         created_at -> BigInt,
@@ -265,6 +285,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     provisioning_logs,
     directory_events,
     directory_event_purges,
+    webhook_endpoints,
     audit_events,
     login_transactions,
     login_claims,

@@ -16,6 +16,7 @@ mod nul;
 mod scim;
 mod span;
 pub mod state;
+pub mod webhooks;
 
 /// The SCIM join of a login, for tests that drive it with identities no
 /// test IdP can issue (a Google account).

@@ -120,6 +120,8 @@ pub struct Running {
     pub state: AppState,
     /// Background housekeeping; stops when dropped.
     pub housekeeping: housekeeping::Housekeeping,
+    /// Webhook deliveries; stop when dropped.
+    pub webhooks: tandem_web::webhooks::Deliveries,
 }
 
 /// Prepares everything and binds the listener; the returned server is not
@@ -220,8 +222,13 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     };
     let housekeeping =
         housekeeping::start(state.store.clone(), state.clock.clone(), settings.database.log_retention_days);
+    let webhooks = tandem_web::webhooks::start(
+        state.clone(),
+        std::time::Duration::from_millis(settings.webhooks.poll_interval_ms.max(10)),
+        std::time::Duration::from_secs(settings.webhooks.timeout_secs.max(1)),
+    );
     let server = tandem_web::server(state.clone(), listener, admin_listener, workers)?;
-    Ok(Running { addr, admin_addr, server, state, housekeeping })
+    Ok(Running { addr, admin_addr, server, state, housekeeping, webhooks })
 }
 
 #[cfg(test)]

@@ -210,23 +210,26 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
     let store = tandem::open_command_store_with_key(settings, &key)?;
     let now = SystemClock.now();
     let (new, old) = (key.fingerprint().to_string(), key.previous_fingerprint().unwrap_or_default().to_string());
-    let (changed, before) = store.write_blocking(|c| {
+    let (changed, hooks, before) = store.write_blocking(|c| {
         // The check opens with one of the two keys (and, mid-rotation, the
         // new key is the one the nodes rotate to), or nothing is done.
         tandem_store::meta::verify_secret_key(c, &key)?;
         let changed = tandem_store::oidc_clients::reencrypt_secrets(c, &key)?;
+        let hooks = tandem_store::webhooks::reencrypt_secrets(c, &key)?;
         let before = tandem_store::meta::rewrite_key_check(c, &key)?;
-        let details = serde_json::json!({"client_secrets_reencrypted": changed, "key": new, "previous_key": old});
+        let details = serde_json::json!({"client_secrets_reencrypted": changed,
+            "webhook_secrets_reencrypted": hooks, "key": new, "previous_key": old});
         tandem_store::audit::record(c, now, "cli", "secret_key.rotated", ("deployment", "secret_key"), details)?;
-        Ok((changed, before))
+        Ok((changed, hooks, before))
     })?;
     println!(
-        "re-encrypted {changed} client secret(s) and key set(s) under the key {new} (from {old}); the database now \
+        "re-encrypted {changed} client secret(s) and key set(s) and {hooks} webhook signing secret(s) under the key \
+         {new} (from {old}); the database now \
          checks against \
          {new}. Remove secrets.previous_key (TANDEM_SECRETS__PREVIOUS_KEY) from every node and restart them, each \
          with {new} as its key (TANDEM_SECRET_KEY, or the key file)."
     );
-    if changed == 0 && before == tandem_store::meta::CheckedBy::Current {
+    if changed + hooks == 0 && before == tandem_store::meta::CheckedBy::Current {
         println!(
             "Nothing was under {old}: the rotation was done before, or secrets.key and secrets.previous_key are \
              swapped (the new key belongs in secrets.key)."

@@ -24,6 +24,34 @@ pub struct Settings {
     pub scim: Scim,
     #[serde(default)]
     pub matching: Matching,
+    #[serde(default)]
+    pub webhooks: Webhooks,
+}
+
+/// Deliveries of the directory event feed to webhook endpoints.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// How often each node looks for deliveries due.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long a delivery may take before it counts as failed.
+    #[serde(default = "default_webhook_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks { poll_interval_ms: default_poll_interval_ms(), timeout_secs: default_webhook_timeout_secs() }
+    }
+}
+
+fn default_poll_interval_ms() -> u64 {
+    1_000
+}
+
+fn default_webhook_timeout_secs() -> u64 {
+    10
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -12,14 +12,11 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_core::format_time;
-use tandem_store::events::{self, EventRow, Position, TYPES};
+use tandem_store::events::{self, EventRow, Narrowing, Position, TYPES};
 use tandem_store::from_micros;
 
-/// Events read per request when a filter may pass over some: the page then
-/// holds those of them that match, and `next_cursor` moves past the rest.
-const FILTERED_SCAN: i64 = 1_000;
-
-fn render(e: &EventRow) -> Value {
+/// An event as the feed and the webhooks give it.
+pub(crate) fn render(e: &EventRow) -> Value {
     json!({
         "id": e.position().cursor(),
         "type": e.event_type,
@@ -30,27 +27,8 @@ fn render(e: &EventRow) -> Value {
     })
 }
 
-/// What a request narrows the feed to.
-struct Narrowing {
-    customer_id: Option<String>,
-    scim_connection_id: Option<String>,
-    types: Option<Vec<String>>,
-}
-
-impl Narrowing {
-    fn is_some(&self) -> bool {
-        self.customer_id.is_some() || self.scim_connection_id.is_some() || self.types.is_some()
-    }
-
-    fn admits(&self, e: &EventRow) -> bool {
-        self.customer_id.as_ref().is_none_or(|c| *c == e.customer_id)
-            && self.scim_connection_id.as_ref().is_none_or(|c| *c == e.scim_connection_id)
-            && self.types.as_ref().is_none_or(|t| t.contains(&e.event_type))
-    }
-}
-
 /// Reads `type`: event types separated by commas, each one of [`TYPES`].
-fn types(query: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
+pub(crate) fn types(query: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
     let Some(list) = query.get("type") else {
         return Ok(None);
     };
@@ -85,28 +63,14 @@ pub async fn list(
         scim_connection_id: query.get("scim_connection_id").cloned(),
         types: types(&query)?,
     };
-    let scan = if narrowing.is_some() { FILTERED_SCAN } else { limit };
-    let rows = match state.store.read(move |c| events::after(c, from, scan)).await? {
-        Ok(rows) => rows,
+    let page = match state.store.read(move |c| narrowing.page(c, from, limit)).await? {
+        Ok(page) => page,
         Err(mark) => return Err(expired(mark)),
     };
-    let mut data = Vec::new();
-    let mut reached = from;
-    for row in &rows {
-        reached = Some(row.position());
-        if narrowing.admits(row) {
-            data.push(render(row));
-            if data.len() as i64 == limit {
-                break;
-            }
-        }
-    }
-    // More may follow when the read was cut short, or the page ended before the read did.
-    let has_more = rows.len() as i64 == scan || rows.last().is_some_and(|l| Some(l.position()) != reached);
     Ok(HttpResponse::Ok().json(json!({
-        "data": data,
-        "next_cursor": reached.map(Position::cursor),
-        "has_more": has_more,
+        "data": page.events.iter().map(render).collect::<Vec<_>>(),
+        "next_cursor": page.reached.map(Position::cursor),
+        "has_more": page.has_more,
     })))
 }
 

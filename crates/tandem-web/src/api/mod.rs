@@ -1,12 +1,13 @@
 //! The management API under `/api/v1`, behind integration keys.
 
 mod audit_events;
-mod events;
+pub(crate) mod events;
 mod login_events;
 pub mod matching;
 pub(crate) mod oidc_clients;
 mod scim_connections;
 mod scim_data;
+mod webhooks;
 
 use crate::error::method_not_allowed;
 use actix_web::web;
@@ -72,7 +73,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(only("/login-events/{id}", web::get().to(login_events::get), "GET"))
         .service(only("/audit-events", web::get().to(audit_events::list), "GET"))
         .service(only("/events", web::get().to(events::list), "GET"))
-        .service(only("/events/cursor", web::get().to(events::cursor), "GET"));
+        .service(only("/events/cursor", web::get().to(events::cursor), "GET"))
+        .service(
+            web::resource("/webhook-endpoints")
+                .route(web::post().to(webhooks::create))
+                .route(web::get().to(webhooks::list))
+                .default_service(method_not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/webhook-endpoints/{id}")
+                .route(web::get().to(webhooks::get))
+                .route(web::delete().to(webhooks::delete))
+                .default_service(method_not_allowed("GET, DELETE")),
+        );
 }
 
 /// The optional body of a key rotation, `{"grace_period_hours": N}` (at
@@ -100,6 +113,29 @@ pub(crate) async fn rotation_grace(
         return Err(crate::error::ApiError::invalid_fields(r.into_errors()));
     }
     Ok((hours.map(|h| chrono::Duration::hours(h as i64)), force))
+}
+
+/// Deletes the `target` (kind, id) with `delete`, recording `action` in the
+/// audit log in the same transaction when it existed; whether it did.
+pub(crate) async fn delete_audited(
+    state: &crate::state::AppState,
+    caller: crate::auth::Caller,
+    (kind, id): (&'static str, &str),
+    action: &'static str,
+    delete: impl FnOnce(&mut tandem_store::AnyConnection, &str) -> Result<bool, tandem_store::StoreError> + Send + 'static,
+) -> Result<bool, crate::error::ApiError> {
+    let (key, now) = (id.to_string(), state.clock.now());
+    let existed = state
+        .store
+        .write(move |c| {
+            let existed = delete(c, &key)?;
+            if existed {
+                tandem_store::audit::record(c, now, &caller.name, action, (kind, &key), serde_json::json!({}))?;
+            }
+            Ok(existed)
+        })
+        .await?;
+    Ok(existed)
 }
 
 /// A resource served by one method (`route`); any other gets the JSON 405

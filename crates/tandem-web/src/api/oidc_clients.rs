@@ -696,19 +696,8 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let now = state.clock.now();
-    let key = id.clone();
-    let existed = state
-        .store
-        .write(move |c| {
-            let existed = repo::delete(c, &key)?;
-            if existed {
-                audit::record(c, now, &caller.name, "oidc_client.deleted", ("oidc_client", &key), json!({}))?;
-            }
-            Ok(existed)
-        })
-        .await?;
-    if existed {
+    let target = ("oidc_client", id.as_str());
+    if super::delete_audited(&state, caller, target, "oidc_client.deleted", repo::delete).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found(&id))

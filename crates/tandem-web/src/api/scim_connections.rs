@@ -229,17 +229,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let now = state.clock.now();
-    let key = id.clone();
-    let existed = state
-        .store
-        .write(move |c| {
-            let existed = repo::delete(c, &key, now)?;
-            if existed {
-                audit::record(c, now, &caller.name, "scim_connection.deleted", ("scim_connection", &key), json!({}))?;
-            }
-            Ok(existed)
-        })
-        .await?;
+    let target = ("scim_connection", id.as_str());
+    let existed = super::delete_audited(&state, caller, target, "scim_connection.deleted", move |c, key| {
+        repo::delete(c, key, now)
+    })
+    .await?;
     // Its keys stop working on this node at once (other nodes' caches within seconds).
     state.scim_keys.clear();
     if existed {

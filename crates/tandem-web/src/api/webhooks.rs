@@ -1,0 +1,205 @@
+//! `/api/v1/webhook-endpoints`: where the directory event feed is pushed
+//! (see `crate::webhooks` for the deliveries).
+
+use crate::auth::Caller;
+use crate::body;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use tandem_core::fields::FieldReader;
+use tandem_core::format_time;
+use tandem_store::audit;
+use tandem_store::events::{self, TYPES};
+use tandem_store::webhooks::{self as repo, WebhookEndpointRow};
+use tandem_store::{from_micros, micros};
+
+/// The longest URL taken.
+const MAX_URL: usize = 2_048;
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("WebhookEndpointNotFound", format!("no webhook endpoint with id {id:?}"))
+}
+
+fn time(us: Option<i64>) -> Value {
+    us.map_or(Value::Null, |t| json!(format_time(from_micros(t))))
+}
+
+fn render(row: &WebhookEndpointRow) -> Value {
+    json!({
+        "id": row.id,
+        "url": row.url,
+        "customer_id": row.customer_id,
+        "types": row.types(),
+        "created_at": format_time(from_micros(row.created_at)),
+        "delivered_through": row.cursor().cursor(),
+        "last_attempt_at": time(row.last_attempt_at),
+        "last_success_at": time(row.last_success_at),
+        "last_error": row.last_error,
+        "failing_since": time(row.failing_since),
+        "failures": row.failures,
+        "next_attempt_at": time(Some(row.next_attempt_at)),
+    })
+}
+
+/// Whether `url` is one deliveries may go to: https, or http to a loopback
+/// host (a receiver on the same machine); `None` when it is, else why not.
+fn url_problem(url: &str) -> Option<String> {
+    if url.len() > MAX_URL {
+        return Some(format!("must be at most {MAX_URL} bytes"));
+    }
+    let parsed = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return Some(format!("must be an absolute URL ({e})")),
+    };
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => return Some("must name a host".into()),
+    };
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Some("must be https (http only to a loopback host such as 127.0.0.1)".into()),
+        other => return Some(format!("must be https, not {other}")),
+    }
+    if parsed.fragment().is_some() {
+        return Some("must not have a fragment".into());
+    }
+    None
+}
+
+/// `POST /api/v1/webhook-endpoints` `{"url", "customer_id"?, "types"?}`:
+/// the endpoint with its signing secret, shown only this once. It receives
+/// the events made from now on.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let mut r = FieldReader::new(&body, "");
+    let url = r.required_string("url");
+    let customer_id = r.string("customer_id");
+    let types = r.string_list("types");
+    r.reject_unknown();
+    if let Some(problem) = url.as_deref().and_then(url_problem) {
+        r.error("url", problem);
+    }
+    if let Some(c) = &customer_id {
+        if c.is_empty() || c.chars().count() > 255 {
+            r.error("customer_id", "must be 1 to 255 characters");
+        }
+    }
+    if let Some(t) = &types {
+        if t.is_empty() {
+            r.error("types", "must name at least one event type (leave it out for all)");
+        }
+        for (i, name) in t.iter().enumerate() {
+            if !TYPES.contains(&name.as_str()) {
+                r.error(
+                    &format!("types[{i}]"),
+                    format!("unknown event type {name:?}; the types are {}", TYPES.join(", ")),
+                );
+            } else if t[..i].contains(name) {
+                r.error(&format!("types[{i}]"), format!("{name:?} is named twice"));
+            }
+        }
+    }
+    if !r.is_ok() {
+        return Err(ApiError::invalid_fields(r.into_errors()));
+    }
+    let now = state.clock.now();
+    let id = tandem_core::new_id();
+    let secret = tandem_core::webhook::new_secret();
+    let secret_enc = state.secret_key.encrypt(&secret, &repo::secret_context(&id));
+    let (url, key) = (url.unwrap_or_default(), id.clone());
+    let row = state
+        .store
+        .write(move |c| {
+            // From the newest event readable now: what comes after it is this endpoint's.
+            let from = events::latest(c)?.unwrap_or_default();
+            let row = WebhookEndpointRow {
+                id: key,
+                url,
+                secret_enc,
+                customer_id,
+                event_types: types.map(|t| t.join(",")),
+                cursor_txid: from.txid,
+                cursor_seq: from.seq,
+                created_at: micros(now),
+                next_attempt_at: micros(now),
+                leased_until: None,
+                failures: 0,
+                last_attempt_at: None,
+                last_success_at: None,
+                last_error: None,
+                failing_since: None,
+            };
+            repo::insert(c, &row)?;
+            let details = json!({"url": row.url, "customer_id": row.customer_id, "types": row.types()});
+            audit::record(c, now, &caller.name, "webhook_endpoint.created", ("webhook_endpoint", &row.id), details)?;
+            Ok(row)
+        })
+        .await?;
+    let mut out = render(&row);
+    out["secret"] = json!(secret);
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /api/v1/webhook-endpoints`
+pub async fn list(
+    state: web::Data<AppState>,
+    _c: Caller,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    super::known_params(&query, &[])?;
+    let rows = state.store.read(repo::list).await?;
+    Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render).collect::<Vec<_>>()})))
+}
+
+/// `GET /api/v1/webhook-endpoints/{id}`
+pub async fn get(state: web::Data<AppState>, _c: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let key = id.clone();
+    let row = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(render(&row)))
+}
+
+/// `DELETE /api/v1/webhook-endpoints/{id}`: no more deliveries (one under
+/// way finishes).
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let target = ("webhook_endpoint", id.as_str());
+    if super::delete_audited(&state, caller, target, "webhook_endpoint.deleted", repo::delete).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_problem;
+
+    #[test]
+    fn deliveries_go_over_https_or_to_a_loopback_receiver() {
+        for ok in [
+            "https://app.example.com/hooks/tandem?token=x",
+            "http://127.0.0.1:3000/hooks",
+            "http://[::1]/h",
+            "http://localhost/h",
+        ] {
+            assert_eq!(url_problem(ok), None, "{ok}");
+        }
+        for bad in ["http://app.example.com/hooks", "ftp://x/y", "/relative", "https://x/y#frag", "https://"] {
+            assert!(url_problem(bad).is_some(), "{bad}");
+        }
+        assert!(url_problem(&format!("https://x/{}", "a".repeat(2_100))).is_some());
+    }
+}

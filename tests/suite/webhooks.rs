@@ -1,0 +1,238 @@
+//! Webhook endpoints: the directory event feed pushed to a receiver,
+//! signed, in order, at least once.
+
+use crate::helpers::*;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+/// A receiver on loopback that records what it is sent and answers the
+/// statuses it is told to (then 200).
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<Vec<u16>>>,
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> HttpResponse {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    r.got.lock().unwrap().push(Received {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let status = {
+        let mut answers = r.answers.lock().unwrap();
+        if answers.is_empty() {
+            200
+        } else {
+            answers.remove(0)
+        }
+    };
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
+}
+
+impl Receiver {
+    async fn start(answers: Vec<u16>) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/tandem", listener.local_addr().unwrap());
+        let r = Receiver { url, got: Arc::default(), answers: Arc::new(Mutex::new(answers)) };
+        let data = web::Data::new(r.clone());
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).route("/hooks/tandem", web::post().to(receive)))
+                .workers(1)
+                .listen(listener)
+                .unwrap()
+                .run();
+        tokio::spawn(server);
+        r
+    }
+
+    /// What it got once at least `want` events came (or 20 s passed).
+    async fn events(&self, want: usize) -> (Vec<Received>, Vec<Value>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            let events: Vec<Value> = got
+                .iter()
+                .filter(|r| r.body.starts_with('{'))
+                .flat_map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["data"].as_array().unwrap().clone())
+                .collect();
+            if events.len() >= want || std::time::Instant::now() > deadline {
+                return (got, events);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Checks a Standard Webhooks signature with Python's own HMAC (not ours).
+fn signature_checks(secret: &str, r: &Received) -> bool {
+    let script = "import base64,hashlib,hmac,sys\n\
+                  secret,msg,ts,sig=sys.argv[1:5]\n\
+                  body=sys.stdin.buffer.read()\n\
+                  key=base64.b64decode(secret[len('whsec_'):])\n\
+                  mac=hmac.new(key,msg.encode()+b'.'+ts.encode()+b'.'+body,hashlib.sha256).digest()\n\
+                  sys.exit(0 if sig=='v1,'+base64.b64encode(mac).decode() else 1)\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, secret, &r.id, &r.timestamp, &r.signature])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(r.body.as_bytes()).unwrap();
+    child.wait().unwrap().success()
+}
+
+fn fast(s: &mut tandem::settings::Settings) {
+    s.webhooks.poll_interval_ms = 50;
+}
+
+/// Changes made after an endpoint is created reach it signed, in order,
+/// narrowed to its customer and types; the secret is shown only once.
+#[tokio::test]
+async fn an_endpoint_gets_the_events_made_after_it_signed_and_in_order() {
+    let app = TestApp::spawn_adjusted(fast).await;
+    let customer = unique("hooked");
+    let conn = app.create_scim_connection(&customer).await;
+    let scim = app.scim_of(&conn);
+    let other = app.scim().await;
+    let before = scim.create_user(user("before@acme.com")).await;
+    let receiver = Receiver::start(vec![]).await;
+    let (status, endpoint) = app
+        .post(
+            "/api/v1/webhook-endpoints",
+            json!({"url": receiver.url, "customer_id": customer, "types": ["user.created", "user.deactivated", "user.deleted"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"), "{endpoint}");
+    let id = endpoint["id"].as_str().unwrap().to_string();
+
+    let ada = scim.create_user(user("ada@acme.com")).await;
+    other.create_user(user("someone@else.com")).await;
+    let off = patch_op(json!([{"op": "Replace", "path": "active", "value": false}]));
+    assert_eq!(scim.patch(&format!("/Users/{ada}"), off).await.status, StatusCode::OK);
+    let rename = patch_op(json!([{"op": "Replace", "path": "name.familyName", "value": "Lovelace"}]));
+    assert_eq!(scim.patch(&format!("/Users/{ada}"), rename).await.status, StatusCode::OK);
+    assert_eq!(scim.delete(&format!("/Users/{ada}")).await.status, StatusCode::NO_CONTENT);
+
+    let (got, events) = receiver.events(3).await;
+    let seen: Vec<(&str, &Value)> = events.iter().map(|e| (e["type"].as_str().unwrap(), &e["data"]["id"])).collect();
+    assert_eq!(seen, [("user.created", &json!(ada)), ("user.deactivated", &json!(ada)), ("user.deleted", &json!(ada))]);
+    assert!(events.iter().all(|e| e["customer_id"] == json!(customer)), "{events:?}");
+    assert!(!seen.iter().any(|(_, id)| **id == json!(before)), "made before the endpoint");
+    for r in &got {
+        assert!(signature_checks(&secret, r), "{r:?}");
+        assert!(r.id.starts_with("msg_"), "{r:?}");
+        assert!(!signature_checks("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", r), "{r:?}");
+    }
+
+    // Its state, without the secret.
+    let (status, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(shown.get("secret").is_none() && !shown.to_string().contains(&secret), "{shown}");
+    assert_eq!(shown["types"], json!(["user.created", "user.deactivated", "user.deleted"]));
+    assert!(shown["last_success_at"].is_string() && shown["last_error"].is_null(), "{shown}");
+    let (_, listed) = app.get("/api/v1/webhook-endpoints").await;
+    assert!(listed["data"].as_array().unwrap().iter().any(|e| e["id"] == json!(id)), "{listed}");
+    assert!(!listed.to_string().contains(&secret));
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}")).await;
+    assert_eq!(audit["data"][0]["action"], "webhook_endpoint.created", "{audit}");
+
+    // Deleted: nothing more is sent.
+    let (status, _) = app.delete(&format!("/api/v1/webhook-endpoints/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let sent = receiver.got.lock().unwrap().len();
+    scim.create_user(user("after@acme.com")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(receiver.got.lock().unwrap().len(), sent);
+    let (status, body) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::NOT_FOUND, &json!("WebhookEndpointNotFound")));
+}
+
+/// A receiver that fails gets the same events again, and nothing is
+/// skipped; the endpoint shows the failure meanwhile.
+#[tokio::test]
+async fn a_failed_delivery_is_sent_again_with_the_same_events_first() {
+    let app = TestApp::spawn_adjusted(fast).await;
+    let customer = unique("flaky");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    let receiver = Receiver::start(vec![503]).await;
+    let (status, endpoint) =
+        app.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": customer})).await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let ada = scim.create_user(user("ada@acme.com")).await;
+
+    // The first attempt fails: the endpoint says so until the retry (a second later) goes through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let failed = loop {
+        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+        if shown["failures"] == json!(1) || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(failed["last_error"], json!("the endpoint answered 503 Service Unavailable"), "{failed}");
+    assert!(failed["failing_since"].is_string(), "{failed}");
+    let grace = scim.create_user(user("grace@acme.com")).await;
+
+    let (got, events) = receiver.events(3).await;
+    assert!(got.len() >= 2, "{got:?}");
+    let first: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(first["data"][0]["data"]["id"], json!(ada), "the failed request carried ada");
+    // ada's event again (once failed, once delivered), then grace's: none skipped.
+    let delivered: Vec<Value> = got[1..]
+        .iter()
+        .flat_map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["data"].as_array().unwrap().clone())
+        .map(|e| e["data"]["id"].clone())
+        .collect();
+    assert_eq!(delivered, [json!(ada), json!(grace)], "{events:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+        if shown["failures"] == json!(0) && shown["last_error"].is_null() && shown["failing_since"].is_null() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// What an endpoint is created with is checked, every field named.
+#[tokio::test]
+async fn an_endpoint_is_refused_with_every_bad_field_named() {
+    let app = TestApp::spawn().await;
+    for (body, fields) in [
+        (json!({}), vec!["url"]),
+        (json!({"url": "http://hooks.example.com/x"}), vec!["url"]),
+        (
+            json!({"url": "https://hooks.example.com/x", "types": ["user.created", "user.exploded", "user.created"]}),
+            vec!["types[1]", "types[2]"],
+        ),
+        (json!({"url": "https://hooks.example.com/x", "types": []}), vec!["types"]),
+        (json!({"url": "https://hooks.example.com/x", "customer_id": ""}), vec!["customer_id"]),
+        (json!({"url": "https://hooks.example.com/x", "secret": "mine"}), vec!["secret"]),
+        (json!({"url": 5}), vec!["url"]),
+    ] {
+        let (status, answer) = app.post("/api/v1/webhook-endpoints", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(invalid_fields(&answer), fields, "{body}: {answer}");
+    }
+    let (status, _) = app.delete("/api/v1/webhook-endpoints/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
