@@ -84,6 +84,10 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.secrets.key = SUITE_SECRET_KEY.into();
     s.server.workers = 2;
     s.database.pool_size = 4;
+    // No webhook deliveries but in the tests of them: tests sharing a
+    // PostgreSQL database, some on shifted clocks, would deliver (and
+    // reschedule) each other's endpoints.
+    s.webhooks.poll_interval_ms = 0;
     s
 }
 
@@ -106,10 +110,16 @@ impl TestApp {
     /// when the suite runs on PostgreSQL (its tests otherwise share one);
     /// on SQLite every test has its own file anyway.
     pub async fn spawn_on_own_database() -> TestApp {
+        Self::spawn_on_own_database_adjusted(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_on_own_database`] with the settings changed by `adjust`.
+    pub async fn spawn_on_own_database_adjusted(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         Self::spawn_adjusted(|s| {
             if let Some(base) = postgres_url() {
                 s.database.url = scratch_postgres_database(&base);
             }
+            adjust(s);
         })
         .await
     }

@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/webhook-endpoints"),
     ("GET", "/api/v1/webhook-endpoints/x"),
     ("DELETE", "/api/v1/webhook-endpoints/x"),
+    ("POST", "/api/v1/webhook-endpoints/x/rotate-secret"),
 ];
 
 /// Every path the management API registers is in [`ROUTES`]: a route added
@@ -55,7 +56,7 @@ fn the_probed_routes_are_every_route_the_api_registers() {
             format!("/api/v1{}", segments.join("/"))
         })
         .collect();
-    assert_eq!(registered.len(), 24, "{registered:#?}");
+    assert_eq!(registered.len(), 25, "{registered:#?}");
     for path in &registered {
         assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is registered but not probed");
     }

@@ -236,3 +236,148 @@ async fn an_endpoint_is_refused_with_every_bad_field_named() {
     let (status, _) = app.delete("/api/v1/webhook-endpoints/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A rotated secret signs beside the new one for its grace: each request
+/// carries a signature with each; with no grace, only the new one.
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends() {
+    let app = TestApp::spawn_adjusted(fast).await;
+    let customer = unique("rotating");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    let receiver = Receiver::start(vec![]).await;
+    let (_, endpoint) =
+        app.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": customer})).await;
+    let (id, old) = (endpoint["id"].as_str().unwrap().to_string(), endpoint["secret"].as_str().unwrap().to_string());
+    let (status, rotated) =
+        app.post(&format!("/api/v1/webhook-endpoints/{id}/rotate-secret"), json!({"grace_period_hours": 2})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert!(rotated["previous_secret_valid_until"].is_string(), "{rotated}");
+    scim.create_user(user("ada@acme.com")).await;
+    let (got, _) = receiver.events(1).await;
+    let signed = got.last().unwrap();
+    assert_eq!(signed.signature.split(' ').count(), 2, "{signed:?}");
+    let with = |secret: &str| {
+        signed
+            .signature
+            .split(' ')
+            .any(|one| signature_checks(secret, &Received { signature: one.into(), ..signed.clone() }))
+    };
+    assert!(with(&new) && with(&old), "{signed:?}");
+
+    // No grace: the previous secret signs no more.
+    let (status, again) =
+        app.post(&format!("/api/v1/webhook-endpoints/{id}/rotate-secret"), json!({"grace_period_hours": 0})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert!(again["previous_secret_valid_until"].is_null(), "{again}");
+    let newest = again["secret"].as_str().unwrap().to_string();
+    scim.create_user(user("grace@acme.com")).await;
+    let (got, _) = receiver.events(2).await;
+    let signed = got.last().unwrap();
+    assert!(!signed.signature.contains(' ') && signature_checks(&newest, signed), "{signed:?}");
+    let (_, audit) =
+        app.get(&format!("/api/v1/audit-events?target_id={id}&action=webhook_endpoint.secret_rotated")).await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 2, "{audit}");
+    let (status, _) = app.post("/api/v1/webhook-endpoints/nope/rotate-secret", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// More than a batch waiting goes out batch after batch, in order, none
+/// larger than 100.
+#[tokio::test]
+async fn a_backlog_goes_out_in_batches_of_at_most_a_hundred_in_order() {
+    let app = TestApp::spawn_adjusted(fast).await;
+    let customer = unique("backlog");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    // The receiver is down while the backlog builds.
+    let receiver = Receiver::start(vec![503]).await;
+    let (_, endpoint) =
+        app.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": customer})).await;
+    assert!(endpoint["id"].is_string(), "{endpoint}");
+    let mut made = Vec::new();
+    for i in 0..230 {
+        made.push(json!(scim.create_user(user(&format!("u{i}@acme.com"))).await));
+    }
+    let (got, _) = receiver.events(231).await;
+    let delivered: Vec<Value> = got
+        .iter()
+        .skip(1)
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["data"].as_array().unwrap().clone())
+        .inspect(|batch| assert!(batch.len() <= 100, "{}", batch.len()))
+        .flatten()
+        .map(|e| e["data"]["id"].clone())
+        .collect();
+    assert_eq!(delivered, made);
+}
+
+/// Events deleted by the retention purge before they were delivered are
+/// skipped: delivery goes on after them, and the endpoint and the audit
+/// log say what was skipped.
+#[tokio::test]
+async fn events_purged_before_delivery_are_skipped_and_recorded() {
+    // A database of its own: the purge deletes every old event it finds.
+    let app = TestApp::spawn_on_own_database_adjusted(fast).await;
+    let customer = unique("purged");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    let receiver = Receiver::start(vec![503]).await;
+    let (_, endpoint) =
+        app.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": customer})).await;
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let gone = scim.create_user(user("gone@acme.com")).await;
+    let kept = scim.create_user(user("kept@acme.com")).await;
+    // Both made before the cutoff: the purge deletes all but the newest (on SQLite) or all.
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    let cutoff = chrono::Utc::now();
+    let (_keep, stopped) = std::sync::mpsc::channel::<()>();
+    let store = app.state.store.clone();
+    tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs_in_batches(&store, cutoff, &stopped, 100))
+        .await
+        .unwrap();
+    let after = scim.create_user(user("after@acme.com")).await;
+    let (_, events) = receiver.events(1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let shown = loop {
+        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+        if shown["skipped"].is_object() && shown["last_success_at"].is_string() || std::time::Instant::now() > deadline
+        {
+            break shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(shown["skipped"]["what"].as_str().unwrap().contains("no longer in the feed"), "{shown}");
+    let (got, _) = receiver.events(2).await;
+    let delivered: Vec<Value> = got
+        .iter()
+        .filter(|r| r.body.starts_with('{'))
+        .skip(1)
+        .flat_map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["data"].as_array().unwrap().clone())
+        .map(|e| e["data"]["id"].clone())
+        .collect();
+    assert!(!delivered.contains(&json!(gone)), "{delivered:?}");
+    assert_eq!(delivered.last(), Some(&json!(after)), "{delivered:?} {events:?}");
+    assert!(delivered.iter().all(|d| *d == json!(kept) || *d == json!(after)), "{delivered:?}");
+    let (_, audit) =
+        app.get(&format!("/api/v1/audit-events?target_id={id}&action=webhook_endpoint.events_skipped")).await;
+    assert_eq!(audit["data"][0]["actor"], "tandem", "{audit}");
+}
+
+/// A URL with credentials is refused; with `oidc.block_private_addresses`,
+/// so is one naming a private address or using http.
+#[tokio::test]
+async fn private_receivers_are_refused_when_private_addresses_are_blocked() {
+    let app = TestApp::spawn_adjusted(|s| s.oidc.block_private_addresses = true).await;
+    for url in
+        ["http://127.0.0.1:9/hooks", "https://10.0.0.5/hooks", "https://[::1]/hooks", "https://169.254.169.254/x"]
+    {
+        let (status, answer) = app.post("/api/v1/webhook-endpoints", json!({"url": url})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {answer}");
+        assert_eq!(invalid_fields(&answer), ["url"], "{url}: {answer}");
+    }
+    let (status, answer) = app.post("/api/v1/webhook-endpoints", json!({"url": "https://hooks.example.com/x"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let open = TestApp::spawn().await;
+    let (status, answer) =
+        open.post("/api/v1/webhook-endpoints", json!({"url": "https://user:pw@hooks.example.com/x"})).await;
+    assert_eq!((status, invalid_fields(&answer)), (StatusCode::BAD_REQUEST, vec!["url".to_string()]), "{answer}");
+}

@@ -155,6 +155,11 @@ impl IdpHttp {
         Ok(())
     }
 
+    /// Whether calls to private, loopback and link-local addresses are refused.
+    pub fn blocks_private(&self) -> bool {
+        self.block_private
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &reqwest::Client {
         &self.client

@@ -80,8 +80,9 @@ fn next_value(secret: &SecretKey) -> String {
 
 /// Forgets the key a rotation was going to (an abandoned rotation, or one
 /// whose first node had a mistyped key), for a `secret` that opens the
-/// check value with its current key and every stored client secret; the
-/// clients whose secrets it does not open are named instead.
+/// check value with its current key and every stored client secret and
+/// webhook signing secret; the clients or endpoints whose secrets it does
+/// not open are named instead.
 pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<Option<String>, StoreError> {
     let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
     if !opens_with_current(secret, &stored) {
@@ -103,7 +104,9 @@ pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<
     let unreadable = crate::webhooks::secrets_not_under(conn, secret)?;
     if !unreadable.is_empty() {
         return Err(StoreError::Corrupt(format!(
-            "the signing secrets of webhook endpoints {} are not under this key (a node made them under the key              the rotation was going to): finish that rotation instead, or delete those endpoints and create them              again",
+            "the signing secrets of webhook endpoints {} are not under this key (a node made them under the key \
+             the rotation was going to): finish that rotation instead, or rotate those endpoints' secrets \
+             (rotate-secret with grace_period_hours 0)",
             unreadable.join(", ")
         )));
     }

@@ -168,6 +168,8 @@ diesel::table! {
         id -> Text,
         url -> Text,
         secret_enc -> Text,
+        previous_secret_enc -> Nullable<Text>,
+        previous_secret_until -> Nullable<BigInt>,
         customer_id -> Nullable<Text>,
         event_types -> Nullable<Text>,
         cursor_txid -> BigInt,
@@ -175,11 +177,14 @@ diesel::table! {
         created_at -> BigInt,
         next_attempt_at -> BigInt,
         leased_until -> Nullable<BigInt>,
+        lease_id -> Nullable<Text>,
         failures -> BigInt,
         last_attempt_at -> Nullable<BigInt>,
         last_success_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
         failing_since -> Nullable<BigInt>,
+        skipped_at -> Nullable<BigInt>,
+        skipped -> Nullable<Text>,
     }
 }
 

@@ -1,7 +1,10 @@
 //! Webhook endpoints: URLs the directory event feed is pushed to, each with
-//! its signing secret (encrypted at rest), what it takes, the feed position
-//! delivered through, and its delivery state. Deliveries are made by one
-//! node at a time per endpoint, the one holding its lease.
+//! its signing secret (encrypted at rest; after a rotation, the previous one
+//! too, until its grace ends), what it takes, the feed position delivered
+//! through, and its delivery state. A node delivers an endpoint only while
+//! it holds its lease, and records the outcome only if the lease is still
+//! the one it took (its token), so a node whose lease ran out cannot move
+//! the position or the state another node has since written.
 
 use crate::events::Position;
 use crate::schema::webhook_endpoints::dsl as w;
@@ -16,6 +19,8 @@ pub struct WebhookEndpointRow {
     pub id: String,
     pub url: String,
     pub secret_enc: String,
+    pub previous_secret_enc: Option<String>,
+    pub previous_secret_until: Option<i64>,
     pub customer_id: Option<String>,
     /// Event types taken, separated by commas; `None`: all.
     pub event_types: Option<String>,
@@ -24,15 +29,51 @@ pub struct WebhookEndpointRow {
     pub created_at: i64,
     pub next_attempt_at: i64,
     pub leased_until: Option<i64>,
+    pub lease_id: Option<String>,
     /// Failed attempts since the last delivery.
     pub failures: i64,
     pub last_attempt_at: Option<i64>,
     pub last_success_at: Option<i64>,
     pub last_error: Option<String>,
     pub failing_since: Option<i64>,
+    pub skipped_at: Option<i64>,
+    pub skipped: Option<String>,
 }
 
 impl WebhookEndpointRow {
+    /// A new endpoint, due at `now` (µs), delivering the events after `from`.
+    pub fn new(
+        id: String,
+        url: String,
+        secret_enc: String,
+        (customer_id, event_types): (Option<String>, Option<String>),
+        from: Position,
+        now: i64,
+    ) -> WebhookEndpointRow {
+        WebhookEndpointRow {
+            id,
+            url,
+            secret_enc,
+            previous_secret_enc: None,
+            previous_secret_until: None,
+            customer_id,
+            event_types,
+            cursor_txid: from.txid,
+            cursor_seq: from.seq,
+            created_at: now,
+            next_attempt_at: now,
+            leased_until: None,
+            lease_id: None,
+            failures: 0,
+            last_attempt_at: None,
+            last_success_at: None,
+            last_error: None,
+            failing_since: None,
+            skipped_at: None,
+            skipped: None,
+        }
+    }
+
     /// The feed position delivered through.
     pub fn cursor(&self) -> Position {
         Position { txid: self.cursor_txid, seq: self.cursor_seq }
@@ -41,6 +82,11 @@ impl WebhookEndpointRow {
     /// The event types taken, `None`: all.
     pub fn types(&self) -> Option<Vec<String>> {
         self.event_types.as_ref().map(|t| t.split(',').map(str::to_string).collect())
+    }
+
+    /// The previous secret's ciphertext while its grace lasts at `now` (µs).
+    pub fn previous_secret(&self, now: i64) -> Option<&str> {
+        self.previous_secret_enc.as_deref().filter(|_| self.previous_secret_until.is_some_and(|u| u > now))
     }
 }
 
@@ -67,47 +113,97 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(w::webhook_endpoints.filter(w::id.eq(id))).execute(conn)? > 0)
 }
 
-/// The endpoints due for an attempt at `now` whose lease is free.
-pub fn due(conn: &mut AnyConnection, now: i64) -> Result<Vec<String>, StoreError> {
-    Ok(w::webhook_endpoints
-        .filter(w::next_attempt_at.le(now))
-        .filter(w::leased_until.is_null().or(w::leased_until.lt(now)))
-        .select(w::id)
-        .order(w::next_attempt_at)
-        .load(conn)?)
+/// Gives the endpoint a new signing secret (`secret_enc`), keeping the
+/// current one as the previous until `until` (µs; `None`: dropped now);
+/// whether the endpoint exists.
+pub fn rotate_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    secret_enc: &str,
+    until: Option<i64>,
+) -> Result<bool, StoreError> {
+    let Some(row) = get(conn, id)? else {
+        return Ok(false);
+    };
+    let previous = until.map(|_| row.secret_enc.clone());
+    diesel::update(w::webhook_endpoints.filter(w::id.eq(id)).filter(w::secret_enc.eq(&row.secret_enc)))
+        .set((w::secret_enc.eq(secret_enc), w::previous_secret_enc.eq(previous), w::previous_secret_until.eq(until)))
+        .execute(conn)?;
+    Ok(true)
 }
 
-/// Takes the endpoint's lease until `until` if it is due and free: whether
-/// this caller holds it now (of nodes asking at once, one does).
-pub fn lease(conn: &mut AnyConnection, id: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+/// The endpoints due for an attempt at `now` whose lease is free, with their positions.
+pub fn due(conn: &mut AnyConnection, now: i64) -> Result<Vec<(String, Position)>, StoreError> {
+    let rows: Vec<(String, i64, i64)> = w::webhook_endpoints
+        .filter(w::next_attempt_at.le(now))
+        .filter(w::leased_until.is_null().or(w::leased_until.lt(now)))
+        .select((w::id, w::cursor_txid, w::cursor_seq))
+        .order(w::next_attempt_at)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, txid, seq)| (id, Position { txid, seq })).collect())
+}
+
+/// Takes the endpoint's lease until `until` under `token` if it is due and
+/// free: whether this caller holds it now (of nodes asking at once, one does).
+pub fn lease(conn: &mut AnyConnection, id: &str, now: i64, until: i64, token: &str) -> Result<bool, StoreError> {
     let taken = diesel::update(
         w::webhook_endpoints
             .filter(w::id.eq(id))
             .filter(w::next_attempt_at.le(now))
             .filter(w::leased_until.is_null().or(w::leased_until.lt(now))),
     )
-    .set(w::leased_until.eq(until))
+    .set((w::leased_until.eq(until), w::lease_id.eq(token)))
     .execute(conn)?;
     Ok(taken == 1)
 }
 
-/// Moves the endpoint's position to `cursor` and frees its lease: after a
-/// delivery made at `delivered_at` (which clears its failures), or past
-/// events it does not take. Next attempt at `next_at`.
+/// What becomes of the lease after a step.
+#[derive(Clone, Copy, Debug)]
+pub enum Then {
+    /// Kept, until this time (µs): another batch follows.
+    Keep(i64),
+    /// Freed; the next attempt at this time (µs).
+    Release(i64),
+}
+
+/// The endpoint with a given id.
+type ById<'a> = diesel::dsl::Filter<w::webhook_endpoints, diesel::dsl::Eq<w::id, &'a str>>;
+/// The endpoint with a given id, as leased under a given token.
+type Leased<'a> = diesel::dsl::Filter<ById<'a>, diesel::dsl::Eq<w::lease_id, &'a str>>;
+
+/// The endpoint `id` as leased under `token` (a lease another node took
+/// since matches nothing).
+fn leased<'a>(id: &'a str, token: &'a str) -> Leased<'a> {
+    w::webhook_endpoints.filter(w::id.eq(id)).filter(w::lease_id.eq(token))
+}
+
+/// Sets the lease as `then` says, if `token` still holds it; whether it did.
+fn lease_then(conn: &mut AnyConnection, id: &str, token: &str, then: Then) -> Result<bool, StoreError> {
+    let n = match then {
+        Then::Keep(until) => diesel::update(leased(id, token)).set(w::leased_until.eq(until)).execute(conn)?,
+        Then::Release(next_at) => diesel::update(leased(id, token))
+            .set((w::leased_until.eq(None::<i64>), w::lease_id.eq(None::<String>), w::next_attempt_at.eq(next_at)))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Moves the endpoint's position to `cursor`: after a delivery made at
+/// `delivered_at` (which clears its failures), or past events it does not
+/// take; then the lease as `then` says. Nothing when `token` no longer
+/// holds the lease; whether it did.
 pub fn advance(
     conn: &mut AnyConnection,
-    id: &str,
+    (id, token): (&str, &str),
     cursor: Position,
     delivered_at: Option<i64>,
-    next_at: i64,
-) -> Result<(), StoreError> {
-    let target = w::webhook_endpoints.filter(w::id.eq(id));
-    let moved = (w::cursor_txid.eq(cursor.txid), w::cursor_seq.eq(cursor.seq), w::leased_until.eq(None::<i64>));
-    match delivered_at {
-        Some(at) => diesel::update(target)
+    then: Then,
+) -> Result<bool, StoreError> {
+    let moved = (w::cursor_txid.eq(cursor.txid), w::cursor_seq.eq(cursor.seq));
+    let n = match delivered_at {
+        Some(at) => diesel::update(leased(id, token))
             .set((
                 moved,
-                w::next_attempt_at.eq(next_at),
                 w::failures.eq(0),
                 w::last_attempt_at.eq(at),
                 w::last_success_at.eq(at),
@@ -115,64 +211,152 @@ pub fn advance(
                 w::failing_since.eq(None::<i64>),
             ))
             .execute(conn)?,
-        None => diesel::update(target).set((moved, w::next_attempt_at.eq(next_at))).execute(conn)?,
+        None => diesel::update(leased(id, token)).set(moved).execute(conn)?,
     };
-    Ok(())
+    Ok(n == 1 && lease_then(conn, id, token, then)?)
 }
 
-/// Records a failed attempt at `now` (`error` says why; no secret in it),
-/// frees the lease and sets the next attempt.
-pub fn failed(conn: &mut AnyConnection, id: &str, error: &str, now: i64, next_at: i64) -> Result<(), StoreError> {
-    let Some(row) = get(conn, id)? else {
+/// Records a failed attempt at `now` (`error` says why; no secret or URL in
+/// it) and frees the lease, the next attempt at `next_at`, if `token` still
+/// holds it.
+pub fn failed(
+    conn: &mut AnyConnection,
+    (id, token): (&str, &str),
+    error: &str,
+    now: i64,
+    next_at: i64,
+) -> Result<(), StoreError> {
+    // Only the lease's holder writes the row: reading it first is safe.
+    let Some(row) = get(conn, id)?.filter(|r| r.lease_id.as_deref() == Some(token)) else {
         return Ok(());
     };
-    diesel::update(w::webhook_endpoints.filter(w::id.eq(id)))
+    diesel::update(leased(id, token))
         .set((
             w::failures.eq(row.failures + 1),
             w::last_attempt_at.eq(now),
             w::last_error.eq(error),
             w::failing_since.eq(row.failing_since.unwrap_or(now)),
-            w::next_attempt_at.eq(next_at),
-            w::leased_until.eq(None::<i64>),
         ))
         .execute(conn)?;
+    lease_then(conn, id, token, Then::Release(next_at))?;
     Ok(())
 }
 
-/// Records `error` without counting a failure (a position moved past
-/// events the retention purge deleted before they were delivered).
-pub fn note(conn: &mut AnyConnection, id: &str, error: &str) -> Result<(), StoreError> {
-    diesel::update(w::webhook_endpoints.filter(w::id.eq(id))).set(w::last_error.eq(error)).execute(conn)?;
+/// Frees the lease without counting a failure, the next attempt at
+/// `next_at`, noting `error` (this node could not deliver; another may).
+pub fn pass(conn: &mut AnyConnection, (id, token): (&str, &str), error: &str, next_at: i64) -> Result<(), StoreError> {
+    diesel::update(leased(id, token)).set(w::last_error.eq(error)).execute(conn)?;
+    lease_then(conn, id, token, Then::Release(next_at))?;
     Ok(())
 }
 
-/// The endpoints whose signing secret does not open with `key`'s current key.
+/// Moves the position past events that were deleted before they were
+/// delivered (`to`), recording when and what (`skipped`); a delivery does
+/// not clear that record.
+pub fn skip(
+    conn: &mut AnyConnection,
+    (id, token): (&str, &str),
+    to: Position,
+    skipped: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(leased(id, token))
+        .set((w::cursor_txid.eq(to.txid), w::cursor_seq.eq(to.seq), w::skipped_at.eq(now), w::skipped.eq(skipped)))
+        .execute(conn)?;
+    Ok(n == 1 && lease_then(conn, id, token, Then::Release(now))?)
+}
+
+/// The endpoints whose signing secrets (current, or previous while kept) do
+/// not open with `key`'s current key.
 pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String, String)> = w::webhook_endpoints.select((w::id, w::secret_enc)).order(w::id).load(conn)?;
+    let rows: Vec<(String, String, Option<String>)> =
+        w::webhook_endpoints.select((w::id, w::secret_enc, w::previous_secret_enc)).order(w::id).load(conn)?;
     Ok(rows
         .into_iter()
-        .filter(|(id, enc)| key.decrypt_with_current(enc, &secret_context(id)).is_err())
-        .map(|(id, _)| id)
+        .filter(|(id, enc, previous)| {
+            let context = secret_context(id);
+            let opens = |e: &String| key.decrypt_with_current(e, &context).is_ok();
+            !opens(enc) || previous.as_ref().is_some_and(|p| !opens(p))
+        })
+        .map(|(id, _, _)| id)
         .collect())
 }
 
-/// Re-encrypts every signing secret not under `key`'s current key (the
-/// last step of a secret-key rotation); returns how many it rewrote.
+/// Re-encrypts every signing secret (and previous one) not under `key`'s
+/// current key (the last step of a secret-key rotation); returns how many
+/// endpoints it rewrote.
 pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<usize, StoreError> {
-    let rows: Vec<(String, String)> = w::webhook_endpoints.select((w::id, w::secret_enc)).order(w::id).load(conn)?;
+    let rows: Vec<(String, String, Option<String>)> =
+        w::webhook_endpoints.select((w::id, w::secret_enc, w::previous_secret_enc)).order(w::id).load(conn)?;
     let mut changed = 0;
-    for (id, enc) in rows {
+    for (id, enc, previous) in rows {
         let context = secret_context(&id);
-        if key.decrypt_with_current(&enc, &context).is_ok() {
+        let under = |e: &str| -> Result<Option<String>, StoreError> {
+            if key.decrypt_with_current(e, &context).is_ok() {
+                return Ok(None);
+            }
+            let plain = key.decrypt(e, &context).map_err(|err| {
+                StoreError::Corrupt(format!("a signing secret of webhook endpoint {id} opens with neither key: {err}"))
+            })?;
+            Ok(Some(key.encrypt(&plain.0, &context)))
+        };
+        let new_current = under(&enc)?;
+        let new_previous = match &previous {
+            Some(p) => under(p)?,
+            None => None,
+        };
+        if new_current.is_none() && new_previous.is_none() {
             continue;
         }
-        let plain = key.decrypt(&enc, &context).map_err(|e| {
-            StoreError::Corrupt(format!("the signing secret of webhook endpoint {id} opens with neither key: {e}"))
-        })?;
-        // The secret never changes once made: compare-and-set on the text read.
-        changed += diesel::update(w::webhook_endpoints.filter(w::id.eq(&id)).filter(w::secret_enc.eq(&enc)))
-            .set(w::secret_enc.eq(key.encrypt(&plain.0, &context)))
-            .execute(conn)?;
+        // Compare-and-set on the texts read: a rotation of the endpoint's own
+        // secret meanwhile (on another node) is left as it is, and counted out.
+        let target = w::webhook_endpoints.filter(w::id.eq(&id)).filter(w::secret_enc.eq(&enc));
+        let n = match previous {
+            Some(p) => diesel::update(target.filter(w::previous_secret_enc.eq(&p)))
+                .set((
+                    w::secret_enc.eq(new_current.unwrap_or(enc.clone())),
+                    w::previous_secret_enc.eq(new_previous.unwrap_or(p.clone())),
+                ))
+                .execute(conn)?,
+            None => diesel::update(target).set(w::secret_enc.eq(new_current.unwrap_or(enc.clone()))).execute(conn)?,
+        };
+        changed += n;
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(id: &str) -> WebhookEndpointRow {
+        let url = "https://hooks.example.com/x".to_string();
+        WebhookEndpointRow::new(id.into(), url, "sealed".into(), (None, None), Position { txid: 0, seq: 5 }, 0)
+    }
+
+    /// A node whose lease ran out, and was taken by another, records
+    /// nothing: not the position, not a failure, not a release.
+    #[test]
+    fn only_the_lease_still_held_records_an_outcome() {
+        let (store, _dir) = crate::test_store_any_backend();
+        type Step = Box<dyn FnOnce(&mut AnyConnection) -> Result<bool, StoreError> + Send>;
+        let run = |f: Step| store.write_blocking(f).unwrap_or_else(|e| panic!("{e}"));
+        run(Box::new(|c| insert(c, &endpoint("e1")).map(|()| true)));
+        assert!(run(Box::new(|c| lease(c, "e1", 10, 20, "a"))));
+        assert!(!run(Box::new(|c| lease(c, "e1", 15, 40, "b"))), "held until 20");
+        assert!(run(Box::new(|c| lease(c, "e1", 25, 60, "b"))), "a's lease ran out");
+        let to = Position { txid: 0, seq: 9 };
+        assert!(!run(Box::new(move |c| advance(c, ("e1", "a"), to, Some(26), Then::Release(26)))));
+        run(Box::new(|c| failed(c, ("e1", "a"), "late", 27, 99).map(|()| true)));
+        let row =
+            store.read_blocking(|c| get(c, "e1")).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("gone"));
+        assert_eq!(
+            (row.cursor_seq, row.failures, row.lease_id.as_deref(), row.leased_until),
+            (5, 0, Some("b"), Some(60))
+        );
+        assert!(run(Box::new(move |c| advance(c, ("e1", "b"), to, Some(28), Then::Release(28)))));
+        let row =
+            store.read_blocking(|c| get(c, "e1")).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("gone"));
+        assert_eq!((row.cursor_seq, row.last_success_at, row.lease_id, row.leased_until), (9, Some(28), None, None));
+    }
 }

@@ -199,6 +199,11 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
              through the proxy, IdP calls will fail"
         );
     }
+    // Webhook deliveries go through a client of their own (their own timeout), as careful as the IdPs'.
+    let hook_timeout = std::time::Duration::from_secs(settings.webhooks.timeout_secs);
+    let hook_http =
+        tandem_oidc::IdpHttp::build(hook_timeout, extra_roots.clone(), settings.oidc.block_private_addresses)
+            .map_err(anyhow::Error::msg)?;
     let http = tandem_oidc::IdpHttp::build(timeout, extra_roots, settings.oidc.block_private_addresses)
         .map_err(anyhow::Error::msg)?;
     let log_sink = tandem_store::sink::LogSink::start(store.clone());
@@ -224,8 +229,9 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         housekeeping::start(state.store.clone(), state.clock.clone(), settings.database.log_retention_days);
     let webhooks = tandem_web::webhooks::start(
         state.clone(),
-        std::time::Duration::from_millis(settings.webhooks.poll_interval_ms.max(10)),
-        std::time::Duration::from_secs(settings.webhooks.timeout_secs.max(1)),
+        hook_http,
+        std::time::Duration::from_millis(settings.webhooks.poll_interval_ms),
+        hook_timeout,
     );
     let server = tandem_web::server(state.clone(), listener, admin_listener, workers)?;
     Ok(Running { addr, admin_addr, server, state, housekeeping, webhooks })

@@ -461,6 +461,19 @@ impl Settings {
         if self.oidc.http_timeout_secs == 0 {
             return Err(SettingsError::Invalid { key: "oidc.http_timeout_secs", message: "must be at least 1".into() });
         }
+        let poll = self.webhooks.poll_interval_ms;
+        if poll != 0 && !(10..=3_600_000).contains(&poll) {
+            return Err(SettingsError::Invalid {
+                key: "webhooks.poll_interval_ms",
+                message: format!("must be 0 (no deliveries from this node) or 10 to 3600000, got {poll}"),
+            });
+        }
+        if !(1..=300).contains(&self.webhooks.timeout_secs) {
+            return Err(SettingsError::Invalid {
+                key: "webhooks.timeout_secs",
+                message: format!("must be 1 to 300, got {}", self.webhooks.timeout_secs),
+            });
+        }
         if self.scim.max_body_bytes < 1024 {
             return Err(SettingsError::Invalid { key: "scim.max_body_bytes", message: "must be at least 1024".into() });
         }
@@ -642,6 +655,19 @@ mod tests {
         let err = load_with("TANDEM_UT_GRACE_", &[("SCIM__ROTATION_GRACE_HOURS", "100000")]).unwrap_err().to_string();
         assert!(err.contains("scim.rotation_grace_hours") && err.contains("720"), "{err}");
         assert!(load_with("TANDEM_UT_TTL_OK_", &[("SCIM__API_KEY_TTL_DAYS", "3650")]).is_ok());
+        for (i, (var, value, key)) in [
+            ("WEBHOOKS__POLL_INTERVAL_MS", "5", "webhooks.poll_interval_ms"),
+            ("WEBHOOKS__TIMEOUT_SECS", "0", "webhooks.timeout_secs"),
+            ("WEBHOOKS__TIMEOUT_SECS", "100000000000000", "webhooks.timeout_secs"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let err = load_with(&format!("TANDEM_UT_HOOK_{i}_"), &[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let off = load_with("TANDEM_UT_HOOK_OFF_", &[("WEBHOOKS__POLL_INTERVAL_MS", "0")]).unwrap();
+        assert_eq!(off.webhooks.poll_interval_ms, 0);
         for (var, key) in [
             ("DATABASE__CONNECT_TIMEOUT_SECS", "database.connect_timeout_secs"),
             ("OIDC__HTTP_TIMEOUT_SECS", "oidc.http_timeout_secs"),

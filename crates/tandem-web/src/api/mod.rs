@@ -80,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(webhooks::list))
                 .default_service(method_not_allowed("GET, POST")),
         )
+        .service(only("/webhook-endpoints/{id}/rotate-secret", web::post().to(webhooks::rotate_secret), "POST"))
         .service(
             web::resource("/webhook-endpoints/{id}")
                 .route(web::get().to(webhooks::get))
@@ -115,20 +116,27 @@ pub(crate) async fn rotation_grace(
     Ok((hours.map(|h| chrono::Duration::hours(h as i64)), force))
 }
 
-/// Deletes the `target` (kind, id) with `delete`, recording `action` in the
-/// audit log in the same transaction when it existed; whether it did.
+/// Deletes the `target` (kind, id) with `delete` (given the time), recording
+/// `action` in the audit log in the same transaction when it existed;
+/// whether it did.
 pub(crate) async fn delete_audited(
     state: &crate::state::AppState,
     caller: crate::auth::Caller,
     (kind, id): (&'static str, &str),
     action: &'static str,
-    delete: impl FnOnce(&mut tandem_store::AnyConnection, &str) -> Result<bool, tandem_store::StoreError> + Send + 'static,
+    delete: impl FnOnce(
+            &mut tandem_store::AnyConnection,
+            &str,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<bool, tandem_store::StoreError>
+        + Send
+        + 'static,
 ) -> Result<bool, crate::error::ApiError> {
     let (key, now) = (id.to_string(), state.clock.now());
     let existed = state
         .store
         .write(move |c| {
-            let existed = delete(c, &key)?;
+            let existed = delete(c, &key, now)?;
             if existed {
                 tandem_store::audit::record(c, now, &caller.name, action, (kind, &key), serde_json::json!({}))?;
             }

@@ -697,7 +697,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let target = ("oidc_client", id.as_str());
-    if super::delete_audited(&state, caller, target, "oidc_client.deleted", repo::delete).await? {
+    if super::delete_audited(&state, caller, target, "oidc_client.deleted", |c, k, _| repo::delete(c, k)).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found(&id))

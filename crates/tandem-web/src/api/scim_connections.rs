@@ -228,12 +228,8 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let now = state.clock.now();
     let target = ("scim_connection", id.as_str());
-    let existed = super::delete_audited(&state, caller, target, "scim_connection.deleted", move |c, key| {
-        repo::delete(c, key, now)
-    })
-    .await?;
+    let existed = super::delete_audited(&state, caller, target, "scim_connection.deleted", repo::delete).await?;
     // Its keys stop working on this node at once (other nodes' caches within seconds).
     state.scim_keys.clear();
     if existed {

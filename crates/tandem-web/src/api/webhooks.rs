@@ -39,11 +39,18 @@ fn render(row: &WebhookEndpointRow) -> Value {
         "failing_since": time(row.failing_since),
         "failures": row.failures,
         "next_attempt_at": time(Some(row.next_attempt_at)),
+        "previous_secret_valid_until": time(row.previous_secret_enc.as_ref().and(row.previous_secret_until)),
+        "skipped": row.skipped.as_ref().map(|what| json!({"at": time(row.skipped_at), "what": what})),
     })
 }
 
 /// Whether `url` is one deliveries may go to: https, or http to a loopback
-/// host (a receiver on the same machine); `None` when it is, else why not.
+/// host (a receiver on the same machine), without credentials; `Ok` with
+/// its normal form when it is, else why not.
+fn checked_url(url: &str) -> Result<String, String> {
+    url_problem(url).map_or_else(|| Ok(url::Url::parse(url).map(String::from).unwrap_or_default()), Err)
+}
+
 fn url_problem(url: &str) -> Option<String> {
     if url.len() > MAX_URL {
         return Some(format!("must be at most {MAX_URL} bytes"));
@@ -52,6 +59,9 @@ fn url_problem(url: &str) -> Option<String> {
         Ok(u) => u,
         Err(e) => return Some(format!("must be an absolute URL ({e})")),
     };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Some("must not carry a user name or password (the signature authenticates deliveries)".into());
+    }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
@@ -84,9 +94,24 @@ pub async fn create(
     let customer_id = r.string("customer_id");
     let types = r.string_list("types");
     r.reject_unknown();
-    if let Some(problem) = url.as_deref().and_then(url_problem) {
-        r.error("url", problem);
-    }
+    let url = match url.as_deref().map(checked_url) {
+        Some(Ok(u)) => match state.http.refuse_private(&u) {
+            Ok(()) if state.http.blocks_private() && u.starts_with("http:") => {
+                r.error("url", "must be https: oidc.block_private_addresses is on");
+                None
+            }
+            Ok(()) => Some(u),
+            Err(why) => {
+                r.error("url", why);
+                None
+            }
+        },
+        Some(Err(problem)) => {
+            r.error("url", problem);
+            None
+        }
+        None => None,
+    };
     if let Some(c) = &customer_id {
         if c.is_empty() || c.chars().count() > 255 {
             r.error("customer_id", "must be 1 to 255 characters");
@@ -120,23 +145,8 @@ pub async fn create(
         .write(move |c| {
             // From the newest event readable now: what comes after it is this endpoint's.
             let from = events::latest(c)?.unwrap_or_default();
-            let row = WebhookEndpointRow {
-                id: key,
-                url,
-                secret_enc,
-                customer_id,
-                event_types: types.map(|t| t.join(",")),
-                cursor_txid: from.txid,
-                cursor_seq: from.seq,
-                created_at: micros(now),
-                next_attempt_at: micros(now),
-                leased_until: None,
-                failures: 0,
-                last_attempt_at: None,
-                last_success_at: None,
-                last_error: None,
-                failing_since: None,
-            };
+            let narrowing = (customer_id, types.map(|t| t.join(",")));
+            let row = WebhookEndpointRow::new(key, url, secret_enc, narrowing, from, micros(now));
             repo::insert(c, &row)?;
             let details = json!({"url": row.url, "customer_id": row.customer_id, "types": row.types()});
             audit::record(c, now, &caller.name, "webhook_endpoint.created", ("webhook_endpoint", &row.id), details)?;
@@ -146,6 +156,48 @@ pub async fn create(
     let mut out = render(&row);
     out["secret"] = json!(secret);
     Ok(HttpResponse::Created().json(out))
+}
+
+/// `POST /api/v1/webhook-endpoints/{id}/rotate-secret` `{"grace_period_hours": 24}`
+/// (optional; at most 720): a new signing secret, shown only this once;
+/// requests carry a signature with each secret until the grace ends (0:
+/// the previous secret stops at once).
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (grace, _) = super::rotation_grace(payload, state.settings.max_body_bytes, false).await?;
+    let grace = grace.unwrap_or(chrono::Duration::hours(24));
+    let now = state.clock.now();
+    let secret = tandem_core::webhook::new_secret();
+    let secret_enc = state.secret_key.encrypt(&secret, &repo::secret_context(&id));
+    let until = (grace > chrono::Duration::zero()).then(|| micros(now + grace));
+    let key = id.clone();
+    let row = state
+        .store
+        .write(move |c| {
+            if !repo::rotate_secret(c, &key, &secret_enc, until)? {
+                return Ok(None);
+            }
+            let details = json!({"grace_period_hours": grace.num_hours()});
+            audit::record(
+                c,
+                now,
+                &caller.name,
+                "webhook_endpoint.secret_rotated",
+                ("webhook_endpoint", &key),
+                details,
+            )?;
+            repo::get(c, &key)
+        })
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let mut out = render(&row);
+    out["secret"] = json!(secret);
+    Ok(HttpResponse::Ok().json(out))
 }
 
 /// `GET /api/v1/webhook-endpoints`
@@ -176,7 +228,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let target = ("webhook_endpoint", id.as_str());
-    if super::delete_audited(&state, caller, target, "webhook_endpoint.deleted", repo::delete).await? {
+    if super::delete_audited(&state, caller, target, "webhook_endpoint.deleted", |c, k, _| repo::delete(c, k)).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found(&id))
