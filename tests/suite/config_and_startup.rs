@@ -367,7 +367,8 @@ fn the_secret_key_is_rotated_with_the_previous_one_beside_it() {
     let out = run(&["secret-key", "rotate"], new, old);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("re-encrypted 2 client secret(s) and key set(s) and 1 webhook signing secret(s)"), "{out:?}");
+    let hooks = "re-encrypted 2 client secret(s) and key set(s) and the signing secrets of 1 webhook endpoint(s)";
+    assert!(said.contains(hooks), "{out:?}");
     let again = run(&["secret-key", "rotate"], new, old);
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(said.contains("re-encrypted 0 client secret") && said.contains("swapped"), "{again:?}");

@@ -211,6 +211,7 @@ async fn a_failed_delivery_is_sent_again_with_the_same_events_first() {
         assert!(std::time::Instant::now() < deadline, "{shown}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    app.delete(&format!("/api/v1/webhook-endpoints/{id}")).await;
 }
 
 /// What an endpoint is created with is checked, every field named.
@@ -266,9 +267,12 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends() {
     };
     assert!(with(&new) && with(&old), "{signed:?}");
 
-    // No grace: the previous secret signs no more.
-    let (status, again) =
-        app.post(&format!("/api/v1/webhook-endpoints/{id}/rotate-secret"), json!({"grace_period_hours": 0})).await;
+    // Another rotation in the grace would drop the secret a receiver may still hold alone: refused unless forced.
+    let rotate = format!("/api/v1/webhook-endpoints/{id}/rotate-secret");
+    let (status, refused) = app.post(&rotate, json!({"grace_period_hours": 0})).await;
+    assert_eq!((status, &refused["error"]["type"]), (StatusCode::CONFLICT, &json!("WebhookSecretRotationInProgress")));
+    // Forced, with no grace: the previous secret signs no more.
+    let (status, again) = app.post(&rotate, json!({"grace_period_hours": 0, "force": true})).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert!(again["previous_secret_valid_until"].is_null(), "{again}");
     let newest = again["secret"].as_str().unwrap().to_string();
@@ -281,6 +285,7 @@ async fn a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends() {
     assert_eq!(audit["data"].as_array().unwrap().len(), 2, "{audit}");
     let (status, _) = app.post("/api/v1/webhook-endpoints/nope/rotate-secret", json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    app.delete(&format!("/api/v1/webhook-endpoints/{id}")).await;
 }
 
 /// More than a batch waiting goes out batch after batch, in order, none
@@ -300,6 +305,7 @@ async fn a_backlog_goes_out_in_batches_of_at_most_a_hundred_in_order() {
         made.push(json!(scim.create_user(user(&format!("u{i}@acme.com"))).await));
     }
     let (got, _) = receiver.events(231).await;
+    app.delete(&format!("/api/v1/webhook-endpoints/{}", endpoint["id"].as_str().unwrap())).await;
     let delivered: Vec<Value> = got
         .iter()
         .skip(1)
@@ -345,7 +351,7 @@ async fn events_purged_before_delivery_are_skipped_and_recorded() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    assert!(shown["skipped"]["what"].as_str().unwrap().contains("no longer in the feed"), "{shown}");
+    assert!(shown["skipped"]["what"].as_str().unwrap().contains("deleted by the retention purge"), "{shown}");
     let (got, _) = receiver.events(2).await;
     let delivered: Vec<Value> = got
         .iter()
@@ -360,6 +366,8 @@ async fn events_purged_before_delivery_are_skipped_and_recorded() {
     let (_, audit) =
         app.get(&format!("/api/v1/audit-events?target_id={id}&action=webhook_endpoint.events_skipped")).await;
     assert_eq!(audit["data"][0]["actor"], "tandem", "{audit}");
+    // A skip starts the endpoint afresh: what was failing is gone.
+    assert_eq!((&shown["failures"], &shown["failing_since"]), (&json!(0), &Value::Null), "{shown}");
 }
 
 /// A URL with credentials is refused; with `oidc.block_private_addresses`,
@@ -374,8 +382,10 @@ async fn private_receivers_are_refused_when_private_addresses_are_blocked() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {answer}");
         assert_eq!(invalid_fields(&answer), ["url"], "{url}: {answer}");
     }
-    let (status, answer) = app.post("/api/v1/webhook-endpoints", json!({"url": "https://hooks.example.com/x"})).await;
+    let body = json!({"url": "https://hooks.example.com/x", "customer_id": unique("nobody")});
+    let (status, answer) = app.post("/api/v1/webhook-endpoints", body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
+    app.delete(&format!("/api/v1/webhook-endpoints/{}", answer["id"].as_str().unwrap())).await;
     let open = TestApp::spawn().await;
     let (status, answer) =
         open.post("/api/v1/webhook-endpoints", json!({"url": "https://user:pw@hooks.example.com/x"})).await;

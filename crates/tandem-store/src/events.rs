@@ -72,6 +72,10 @@ crate::fixed_sql!(
     PgRenumberMovedMark = "UPDATE directory_event_purges SET txid = 0 \
                            WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 );
+crate::fixed_sql!(
+    PgRenumberMovedEndpoints = "UPDATE webhook_endpoints SET cursor_txid = 0 \
+                                WHERE cursor_txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+);
 crate::fixed_sql!(SqliteOldest = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq LIMIT ?");
 crate::fixed_sql!(
     PgOldest = "SELECT txid, seq, created_at FROM directory_events \
@@ -415,7 +419,7 @@ fn reached(conn: &mut AnyConnection, position: Position) -> Result<bool, StoreEr
     Ok(position.seq <= newest)
 }
 
-/// PostgreSQL: gives the rows (and the purge's mark) whose transaction ids
+/// PostgreSQL: gives the rows (the purge's mark, the webhook endpoints' positions) whose transaction ids
 /// this server has not reached, brought over from another one by a dump
 /// and restore or logical replication, transaction id 0, so that they come
 /// before every event made here (cursors from before the move are refused
@@ -426,6 +430,8 @@ pub fn renumber_moved(conn: &mut AnyConnection) -> Result<usize, StoreError> {
     }
     let moved = execute_fixed::<PgRenumberMoved>(conn, &[])?;
     execute_fixed::<PgRenumberMovedMark>(conn, &[])?;
+    // The webhook endpoints' positions with them, so what they have not had yet is delivered.
+    execute_fixed::<PgRenumberMovedEndpoints>(conn, &[])?;
     Ok(moved)
 }
 

@@ -83,7 +83,11 @@ fn next_value(secret: &SecretKey) -> String {
 /// check value with its current key and every stored client secret and
 /// webhook signing secret; the clients or endpoints whose secrets it does
 /// not open are named instead.
-pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<Option<String>, StoreError> {
+pub fn abandon_rotation(
+    conn: &mut AnyConnection,
+    secret: &SecretKey,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<String>, StoreError> {
     let stored = get(conn, KEY_CHECK)?.unwrap_or_default();
     if !opens_with_current(secret, &stored) {
         return Err(StoreError::Corrupt(
@@ -101,7 +105,7 @@ pub fn abandon_rotation(conn: &mut AnyConnection, secret: &SecretKey) -> Result<
             unreadable.join(", ")
         )));
     }
-    let unreadable = crate::webhooks::secrets_not_under(conn, secret)?;
+    let unreadable = crate::webhooks::secrets_not_under(conn, secret, crate::micros(now))?;
     if !unreadable.is_empty() {
         return Err(StoreError::Corrupt(format!(
             "the signing secrets of webhook endpoints {} are not under this key (a node made them under the key \

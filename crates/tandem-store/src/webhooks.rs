@@ -113,23 +113,74 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(w::webhook_endpoints.filter(w::id.eq(id))).execute(conn)? > 0)
 }
 
+/// What a secret rotation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotated {
+    Done,
+    NotFound,
+    /// An earlier rotation's previous secret is still in its grace (until, µs).
+    InGrace(i64),
+    /// The secret kept changing under it (other rotations).
+    Busy,
+}
+
 /// Gives the endpoint a new signing secret (`secret_enc`), keeping the
-/// current one as the previous until `until` (µs; `None`: dropped now);
-/// whether the endpoint exists.
+/// current one as the previous until `until` (µs; `None`: dropped now).
+/// Refused while an earlier rotation's previous secret is in its grace at
+/// `now`, unless `force` (which drops that one).
 pub fn rotate_secret(
     conn: &mut AnyConnection,
     id: &str,
     secret_enc: &str,
-    until: Option<i64>,
-) -> Result<bool, StoreError> {
-    let Some(row) = get(conn, id)? else {
-        return Ok(false);
-    };
-    let previous = until.map(|_| row.secret_enc.clone());
-    diesel::update(w::webhook_endpoints.filter(w::id.eq(id)).filter(w::secret_enc.eq(&row.secret_enc)))
-        .set((w::secret_enc.eq(secret_enc), w::previous_secret_enc.eq(previous), w::previous_secret_until.eq(until)))
-        .execute(conn)?;
-    Ok(true)
+    (until, now, force): (Option<i64>, i64, bool),
+) -> Result<Rotated, StoreError> {
+    for _ in 0..16 {
+        let Some(row) = get(conn, id)? else {
+            return Ok(Rotated::NotFound);
+        };
+        if let (Some(grace), false) = (row.previous_secret(now).and(row.previous_secret_until), force) {
+            return Ok(Rotated::InGrace(grace));
+        }
+        let previous = until.map(|_| row.secret_enc.clone());
+        // Compare-and-set on the secret read: of two rotations at once, one lands, the other reads again.
+        let n = diesel::update(w::webhook_endpoints.filter(w::id.eq(id)).filter(w::secret_enc.eq(&row.secret_enc)))
+            .set((
+                w::secret_enc.eq(secret_enc),
+                w::previous_secret_enc.eq(previous),
+                w::previous_secret_until.eq(until),
+            ))
+            .execute(conn)?;
+        if n == 1 {
+            return Ok(Rotated::Done);
+        }
+    }
+    Ok(Rotated::Busy)
+}
+
+/// The endpoints due for an attempt at `now` whose lease is free.
+pub fn due_rows(conn: &mut AnyConnection, now: i64) -> Result<Vec<WebhookEndpointRow>, StoreError> {
+    Ok(w::webhook_endpoints
+        .filter(w::next_attempt_at.le(now))
+        .filter(w::leased_until.is_null().or(w::leased_until.lt(now)))
+        .select(WebhookEndpointRow::as_select())
+        .order(w::next_attempt_at)
+        .load(conn)?)
+}
+
+/// Moves a free endpoint's position from `from` to `to`, past events it
+/// does not take, without a lease: nothing if its position or lease
+/// changed meanwhile.
+pub fn move_past(conn: &mut AnyConnection, id: &str, from: Position, to: Position, now: i64) -> Result<(), StoreError> {
+    diesel::update(
+        w::webhook_endpoints
+            .filter(w::id.eq(id))
+            .filter(w::cursor_txid.eq(from.txid))
+            .filter(w::cursor_seq.eq(from.seq))
+            .filter(w::leased_until.is_null().or(w::leased_until.lt(now))),
+    )
+    .set((w::cursor_txid.eq(to.txid), w::cursor_seq.eq(to.seq)))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// The endpoints due for an attempt at `now` whose lease is free, with their positions.
@@ -261,35 +312,42 @@ pub fn skip(
     now: i64,
 ) -> Result<bool, StoreError> {
     let n = diesel::update(leased(id, token))
-        .set((w::cursor_txid.eq(to.txid), w::cursor_seq.eq(to.seq), w::skipped_at.eq(now), w::skipped.eq(skipped)))
+        .set((
+            w::cursor_txid.eq(to.txid),
+            w::cursor_seq.eq(to.seq),
+            w::skipped_at.eq(now),
+            w::skipped.eq(skipped),
+            // What was failing is gone: the next attempt starts afresh.
+            w::failures.eq(0),
+            w::failing_since.eq(None::<i64>),
+            w::last_error.eq(None::<String>),
+        ))
         .execute(conn)?;
     Ok(n == 1 && lease_then(conn, id, token, Then::Release(now))?)
 }
 
-/// The endpoints whose signing secrets (current, or previous while kept) do
-/// not open with `key`'s current key.
-pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String, String, Option<String>)> =
-        w::webhook_endpoints.select((w::id, w::secret_enc, w::previous_secret_enc)).order(w::id).load(conn)?;
-    Ok(rows
+/// The endpoints whose signing secrets (current, or previous while its
+/// grace lasts at `now`) do not open with `key`'s current key.
+pub fn secrets_not_under(conn: &mut AnyConnection, key: &SecretKey, now: i64) -> Result<Vec<String>, StoreError> {
+    Ok(list(conn)?
         .into_iter()
-        .filter(|(id, enc, previous)| {
-            let context = secret_context(id);
-            let opens = |e: &String| key.decrypt_with_current(e, &context).is_ok();
-            !opens(enc) || previous.as_ref().is_some_and(|p| !opens(p))
+        .filter(|r| {
+            let context = secret_context(&r.id);
+            let opens = |e: &str| key.decrypt_with_current(e, &context).is_ok();
+            !opens(&r.secret_enc) || r.previous_secret(now).is_some_and(|p| !opens(p))
         })
-        .map(|(id, _, _)| id)
+        .map(|r| r.id)
         .collect())
 }
 
-/// Re-encrypts every signing secret (and previous one) not under `key`'s
-/// current key (the last step of a secret-key rotation); returns how many
-/// endpoints it rewrote.
-pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<usize, StoreError> {
-    let rows: Vec<(String, String, Option<String>)> =
-        w::webhook_endpoints.select((w::id, w::secret_enc, w::previous_secret_enc)).order(w::id).load(conn)?;
+/// Re-encrypts every signing secret (and previous one, while its grace
+/// lasts at `now`; an expired one is dropped) not under `key`'s current key
+/// (the last step of a secret-key rotation); returns how many endpoints it
+/// rewrote. An endpoint whose secret a node rotates meanwhile is read again.
+pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey, now: i64) -> Result<usize, StoreError> {
+    let ids: Vec<String> = w::webhook_endpoints.select(w::id).order(w::id).load(conn)?;
     let mut changed = 0;
-    for (id, enc, previous) in rows {
+    for id in ids {
         let context = secret_context(&id);
         let under = |e: &str| -> Result<Option<String>, StoreError> {
             if key.decrypt_with_current(e, &context).is_ok() {
@@ -300,27 +358,45 @@ pub fn reencrypt_secrets(conn: &mut AnyConnection, key: &SecretKey) -> Result<us
             })?;
             Ok(Some(key.encrypt(&plain.0, &context)))
         };
-        let new_current = under(&enc)?;
-        let new_previous = match &previous {
-            Some(p) => under(p)?,
-            None => None,
-        };
-        if new_current.is_none() && new_previous.is_none() {
-            continue;
+        let mut done = false;
+        for _ in 0..16 {
+            let Some(row) = get(conn, &id)? else {
+                done = true;
+                break;
+            };
+            let expired = row.previous_secret_enc.is_some() && row.previous_secret(now).is_none();
+            let new_current = under(&row.secret_enc)?;
+            let new_previous = match row.previous_secret(now) {
+                Some(p) => under(p)?,
+                None => None,
+            };
+            if new_current.is_none() && new_previous.is_none() && !expired {
+                done = true;
+                break;
+            }
+            let keep_previous = if expired { None } else { new_previous.or(row.previous_secret_enc.clone()) };
+            // Compare-and-set on the texts read.
+            let values = (
+                w::secret_enc.eq(new_current.unwrap_or(row.secret_enc.clone())),
+                w::previous_secret_enc.eq(keep_previous.clone()),
+                w::previous_secret_until.eq(keep_previous.as_ref().and(row.previous_secret_until)),
+            );
+            let same = w::webhook_endpoints.filter(w::id.eq(&id)).filter(w::secret_enc.eq(&row.secret_enc));
+            let n = match &row.previous_secret_enc {
+                Some(p) => diesel::update(same.filter(w::previous_secret_enc.eq(p))).set(values).execute(conn)?,
+                None => diesel::update(same.filter(w::previous_secret_enc.is_null())).set(values).execute(conn)?,
+            };
+            if n == 1 {
+                changed += 1;
+                done = true;
+                break;
+            }
         }
-        // Compare-and-set on the texts read: a rotation of the endpoint's own
-        // secret meanwhile (on another node) is left as it is, and counted out.
-        let target = w::webhook_endpoints.filter(w::id.eq(&id)).filter(w::secret_enc.eq(&enc));
-        let n = match previous {
-            Some(p) => diesel::update(target.filter(w::previous_secret_enc.eq(&p)))
-                .set((
-                    w::secret_enc.eq(new_current.unwrap_or(enc.clone())),
-                    w::previous_secret_enc.eq(new_previous.unwrap_or(p.clone())),
-                ))
-                .execute(conn)?,
-            None => diesel::update(target).set(w::secret_enc.eq(new_current.unwrap_or(enc.clone()))).execute(conn)?,
-        };
-        changed += n;
+        if !done {
+            return Err(StoreError::Busy(format!(
+                "the signing secret of webhook endpoint {id} kept changing while it was re-encrypted; run the rotation again"
+            )));
+        }
     }
     Ok(changed)
 }

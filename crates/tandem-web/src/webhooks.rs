@@ -1,23 +1,28 @@
-//! Pushes the directory event feed to the webhook endpoints: a background
-//! thread looks for endpoints due every `webhooks.poll_interval_ms`, and
-//! delivers up to 8 at a time. An endpoint is delivered under a lease (one
-//! node at a time), which a delivery renews batch by batch and whose token
-//! it must still hold to record anything. Each request carries the events
-//! after the endpoint's position, up to 100, signed as Standard Webhooks
-//! has it; a 2xx moves the position past them and, while more follow, the
-//! next batch goes at once (10 at most per turn). Anything else is tried
-//! again later (1 s, 2 s, 4 s … at most an hour apart) with the same events
-//! first, so none is skipped: delivery is at least once, in feed order.
+//! Pushes the directory event feed to the webhook endpoints. A background
+//! thread looks every `webhooks.poll_interval_ms` at the endpoints due: one
+//! read of the feed after the furthest-behind of them tells which have
+//! events to deliver. Those get a turn, up to 8 at once (a slow receiver
+//! holds up only its own slot). An endpoint is delivered under a lease
+//! (one node at a time), renewed batch by batch, whose token a node must
+//! still hold to record anything. Each request carries the events after the
+//! endpoint's position, up to 100, signed as Standard Webhooks has it; a
+//! 2xx moves the position past them and, while more follow, the next batch
+//! goes at once (10 at most per turn). Anything else is tried again later
+//! (1 s, 2 s, 4 s … at most an hour apart) with the same events first, so
+//! none is skipped: delivery is at least once, in feed order. An endpoint
+//! none of whose events came is not written to, but for its position
+//! moving past them once they are 10 minutes old.
 
 use crate::state::AppState;
 use serde_json::json;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_oidc::IdpHttp;
 use tandem_store::background::Background;
-use tandem_store::events::{self, Narrowing, Position};
+use tandem_store::events::{self, EventRow, Narrowing, Position, NARROWED_SCAN};
 use tandem_store::webhooks::{self, Then, WebhookEndpointRow};
 use tandem_store::{micros, StoreError};
 
@@ -31,9 +36,14 @@ const AT_ONCE: usize = 8;
 const MAX_BACKOFF_SECS: i64 = 3_600;
 /// How soon another node may try an endpoint this one could not sign for.
 const PASS_SECS: i64 = 5;
+/// How old the events an endpoint does not take may grow before its
+/// position is moved past them (a write), µs.
+const MOVE_PAST_AFTER: i64 = 600 * 1_000_000;
+/// How often the thread checks whether it is told to stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// Keeps deliveries running; dropping it stops the thread and waits for it
-/// (for the requests under way, each at most `webhooks.timeout_secs`).
+/// (a request under way is abandoned, and its lease runs out).
 pub struct Deliveries {
     _thread: Option<Background<()>>,
 }
@@ -52,17 +62,7 @@ pub fn start(state: AppState, http: IdpHttp, interval: Duration, timeout: Durati
         };
         // A lease outlives one request, the longest step of a delivery.
         let lease = chrono::Duration::from_std(timeout).unwrap_or_default() + chrono::Duration::seconds(30);
-        let stop = Arc::new(AtomicBool::new(false));
-        loop {
-            runtime.block_on(round(&state, &http, lease, &stopped, &stop));
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            match stopped.recv_timeout(interval) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => break,
-            }
-        }
+        runtime.block_on(run(state, http, lease, interval, stopped));
     });
     match spawned {
         Ok(t) => Deliveries { _thread: Some(t) },
@@ -73,39 +73,107 @@ pub fn start(state: AppState, http: IdpHttp, interval: Duration, timeout: Durati
     }
 }
 
-/// One pass over the endpoints due, up to [`AT_ONCE`] at a time; stops
-/// starting new ones once the thread is told to stop.
-async fn round(
-    state: &AppState,
-    http: &IdpHttp,
-    lease: chrono::Duration,
-    stopped: &Receiver<()>,
-    stop: &Arc<AtomicBool>,
-) {
-    let at = micros(state.clock.now());
-    let found = state.store.read_blocking(move |c| Ok((webhooks::due(c, at)?, events::latest(c)?)));
-    let (due, head) = match found {
-        Ok((due, head)) => (due, head.unwrap_or_default()),
-        Err(e) => return tracing::warn!(error = %e, "could not look for webhook deliveries"),
-    };
-    let mut running = tokio::task::JoinSet::new();
-    // An endpoint at the feed's head has nothing to deliver: not even its lease is written.
-    for (id, _) in due.into_iter().filter(|(_, cursor)| *cursor != head) {
+/// The delivery loop: looks for work every `interval`, keeps up to
+/// [`AT_ONCE`] turns running, and stops when told (turns under way stop at
+/// their next step).
+async fn run(state: AppState, http: IdpHttp, lease: chrono::Duration, interval: Duration, stopped: Receiver<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut next_look = tokio::time::Instant::now();
+    loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             stop.store(true, Ordering::Relaxed);
             break;
         }
-        while running.len() >= AT_ONCE {
-            running.join_next().await;
-        }
-        let (state, http, stop) = (state.clone(), http.clone(), stop.clone());
-        running.spawn(async move {
-            if let Err(e) = turn(&state, &http, &id, lease, &stop).await {
-                tracing::warn!(error = %e, endpoint = %id, "a webhook delivery could not be recorded");
+        while let Some(done) = running.try_join_next() {
+            if let Ok(id) = done {
+                busy.remove(&id);
             }
-        });
+        }
+        if tokio::time::Instant::now() >= next_look && running.len() < AT_ONCE {
+            next_look = tokio::time::Instant::now() + interval;
+            match look(&state).await {
+                Ok(ready) => {
+                    for id in ready {
+                        if running.len() >= AT_ONCE {
+                            break;
+                        }
+                        if !busy.insert(id.clone()) {
+                            continue;
+                        }
+                        let (state, http, stop) = (state.clone(), http.clone(), stop.clone());
+                        running.spawn(async move {
+                            if let Err(e) = turn(&state, &http, &id, lease, &stop).await {
+                                tracing::warn!(error = %e, endpoint = %id, "a webhook delivery could not be recorded");
+                            }
+                            id
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not look for webhook deliveries"),
+            }
+        }
+        tokio::time::sleep(STOP_CHECK.min(interval)).await;
     }
     while running.join_next().await.is_some() {}
+}
+
+/// The endpoints due that have events to deliver (or whose position the
+/// feed no longer holds). One read of the feed after the furthest-behind
+/// position serves them all; an endpoint at the feed's head, or none of
+/// whose events came, costs no write (its position is moved past events it
+/// does not take once the first of them is [`MOVE_PAST_AFTER`] old).
+async fn look(state: &AppState) -> Result<Vec<String>, StoreError> {
+    let now = micros(state.clock.now());
+    let (due, head, window) = state
+        .store
+        .read(move |c| {
+            let head = events::latest(c)?.unwrap_or_default();
+            let due: Vec<WebhookEndpointRow> =
+                webhooks::due_rows(c, now)?.into_iter().filter(|r| r.cursor() != head).collect();
+            let from = due.iter().map(WebhookEndpointRow::cursor).min();
+            let window = match from {
+                Some(from) => events::after(c, Some(from), NARROWED_SCAN)?,
+                None => Ok(Vec::new()),
+            };
+            Ok((due, head, window))
+        })
+        .await?;
+    // The furthest-behind position is gone (purged): every endpoint due finds out in its turn.
+    let Ok(window) = window else {
+        return Ok(due.into_iter().map(|r| r.id).collect());
+    };
+    let covers_head = window.last().map(EventRow::position) == Some(head) || (window.len() as i64) < NARROWED_SCAN;
+    let mut ready = Vec::new();
+    let mut move_past = Vec::new();
+    for row in due {
+        let narrowing =
+            Narrowing { customer_id: row.customer_id.clone(), scim_connection_id: None, types: row.types() };
+        let cursor = row.cursor();
+        let mut after = window.iter().filter(|e| e.position() > cursor).peekable();
+        let first_at = after.peek().map(|e| e.created_at);
+        if after.any(|e| narrowing.admits(e)) || !covers_head {
+            ready.push(row.id);
+        } else if first_at.is_some_and(|t| t < now - MOVE_PAST_AFTER) {
+            move_past.push((row.id, cursor));
+        } else if first_at.is_none() && cursor > head {
+            // A position past the feed's head (the database went back): its turn finds out.
+            ready.push(row.id);
+        }
+    }
+    if !move_past.is_empty() {
+        state
+            .store
+            .write(move |c| {
+                for (id, from) in &move_past {
+                    webhooks::move_past(c, id, *from, head, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(ready)
 }
 
 /// One endpoint's turn: takes its lease, then delivers batch after batch
@@ -121,16 +189,40 @@ async fn turn(
     let token = tandem_core::new_id();
     let now = state.clock.now();
     let (key, held, until) = (id.to_string(), token.clone(), micros(now + lease));
-    if !state.store.write_blocking(move |c| webhooks::lease(c, &key, micros(now), until, &held))? {
+    if !state.store.write(move |c| webhooks::lease(c, &key, micros(now), until, &held)).await? {
         return Ok(());
     }
     for n in 1..=BATCHES_PER_TURN {
-        let more = n < BATCHES_PER_TURN && !stop.load(Ordering::Relaxed);
-        if !deliver(state, http, (id, &token), lease, more).await? {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if !deliver(state, http, (id, &token), lease, n < BATCHES_PER_TURN, stop).await? {
             break;
         }
     }
     Ok(())
+}
+
+/// What an error says of why it happened: its innermost cause ("Connection
+/// refused", "connection reset by peer", a certificate problem), or that it
+/// timed out; never the URL.
+fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        return "the request timed out".into();
+    }
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+/// Waits until the thread is told to stop.
+async fn stopping(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(STOP_CHECK).await;
+    }
 }
 
 /// Delivers the next events of the endpoint `id` under the lease `token`;
@@ -142,21 +234,23 @@ async fn deliver(
     (id, token): (&str, &str),
     lease: chrono::Duration,
     more: bool,
+    stop: &AtomicBool,
 ) -> Result<bool, StoreError> {
     let key = id.to_string();
-    let Some(row) = state.store.read_blocking(move |c| webhooks::get(c, &key))? else {
+    let Some(row) = state.store.read(move |c| webhooks::get(c, &key)).await? else {
         return Ok(false);
     };
-    if row.lease_id.as_deref() != Some(token) {
-        return Ok(false);
-    }
     let now = state.clock.now();
     let at = micros(now);
+    // Still this node's, and not run out (a process paused past its lease sends nothing more).
+    if row.lease_id.as_deref() != Some(token) || row.leased_until.is_none_or(|u| u <= at) {
+        return Ok(false);
+    }
     let narrowing = Narrowing { customer_id: row.customer_id.clone(), scim_connection_id: None, types: row.types() };
     let from = row.cursor();
-    let page = match state.store.read_blocking(move |c| narrowing.page(c, Some(from), BATCH))? {
+    let page = match state.store.read(move |c| narrowing.page(c, Some(from), BATCH)).await? {
         Ok(page) => page,
-        Err(mark) => return skip_gone(state, &row, token, mark).map(|()| false),
+        Err(mark) => return skip_gone(state, &row, token, mark).await.map(|()| false),
     };
     let (ids, held) = (row.id.clone(), token.to_string());
     // Go on at once while more follow, under a renewed lease.
@@ -166,26 +260,33 @@ async fn deliver(
     };
     if page.events.is_empty() {
         let (to, then) = (page.reached.unwrap_or(from), then(page.has_more));
-        let kept = state.store.write_blocking(move |c| webhooks::advance(c, (&ids, &held), to, None, then))?;
+        let kept = state.store.write(move |c| webhooks::advance(c, (&ids, &held), to, None, then)).await?;
         return Ok(kept && matches!(then, Then::Keep(_)));
     }
     let context = webhooks::secret_context(&row.id);
-    let mut secrets = Vec::new();
-    for enc in std::iter::once(row.secret_enc.as_str()).chain(row.previous_secret(at)) {
+    let current = match state.secret_key.decrypt(&row.secret_enc, &context) {
+        Ok(s) => s,
+        Err(_) => {
+            // Another node, on the key the secret is under (a secret-key
+            // rotation under way), can deliver it: no failure is counted.
+            let why = format!(
+                "the node's secret key ({}) does not open this endpoint's signing secret: is a secret-key \
+                 rotation under way? Another node delivers it, or this one once it has that key",
+                state.secret_key.fingerprint()
+            );
+            tracing::warn!(endpoint = %row.id, reason = %why, "a webhook delivery was passed on");
+            let next = micros(now + chrono::Duration::seconds(PASS_SECS));
+            state.store.write(move |c| webhooks::pass(c, (&ids, &held), &why, next)).await?;
+            return Ok(false);
+        }
+    };
+    let mut secrets = vec![current];
+    if let Some(enc) = row.previous_secret(at) {
         match state.secret_key.decrypt(enc, &context) {
             Ok(s) => secrets.push(s),
+            // The current secret signs alone: a receiver on it is served.
             Err(_) => {
-                // Another node, on the key the secret is under (a secret-key
-                // rotation under way), can deliver it: no failure is counted.
-                let why = format!(
-                    "the node's secret key ({}) does not open this endpoint's signing secret: is a secret-key \
-                     rotation under way? Another node delivers it, or this one once it has that key",
-                    state.secret_key.fingerprint()
-                );
-                tracing::warn!(endpoint = %row.id, reason = %why, "a webhook delivery was passed on");
-                let next = micros(now + chrono::Duration::seconds(PASS_SECS));
-                state.store.write_blocking(move |c| webhooks::pass(c, (&ids, &held), &why, next))?;
-                return Ok(false);
+                tracing::warn!(endpoint = %row.id, "the previous signing secret does not open with this node's key; signing with the current one only")
             }
         }
     }
@@ -199,13 +300,16 @@ async fn deliver(
     for secret in &secrets {
         match tandem_core::webhook::sign(&secret.0, &message, timestamp, &body) {
             Some(s) => signatures.push(s),
-            None => return fail(state, &row, token, "a stored signing secret is malformed; rotate it").map(|()| false),
+            None => {
+                let why = "a stored signing secret is malformed; rotate it";
+                return fail(state, &row, token, why).await.map(|()| false);
+            }
         }
     }
     if let Err(why) = http.refuse_private(&row.url) {
-        return fail(state, &row, token, &why).map(|()| false);
+        return fail(state, &row, token, &why).await.map(|()| false);
     }
-    let sent = http
+    let request = http
         .client()
         .post(&row.url)
         .header("content-type", "application/json")
@@ -213,38 +317,44 @@ async fn deliver(
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signatures.join(" "))
         .body(body)
-        .send()
-        .await;
+        .send();
+    let sent = tokio::select! {
+        sent = request => sent,
+        // Told to stop: the request is abandoned, and its lease runs out.
+        () = stopping(stop) => return Ok(false),
+    };
     match sent {
         Ok(resp) if resp.status().is_success() => {
             let (to, then) = (page.reached.unwrap_or(from), then(page.has_more));
-            let kept = state.store.write_blocking(move |c| webhooks::advance(c, (&ids, &held), to, Some(at), then))?;
+            let kept = state.store.write(move |c| webhooks::advance(c, (&ids, &held), to, Some(at), then)).await?;
             Ok(kept && matches!(then, Then::Keep(_)))
         }
-        Ok(resp) => fail(state, &row, token, &format!("the endpoint answered {}", resp.status())).map(|()| false),
-        // Without the URL, which may carry a credential in its query.
+        Ok(resp) => {
+            let why = format!("the endpoint answered {}", resp.status());
+            fail(state, &row, token, &why).await.map(|()| false)
+        }
         Err(e) => {
-            let why = tandem_oidc::describe_transport_error(&e.without_url());
-            fail(state, &row, token, &format!("the endpoint could not be reached: {why}")).map(|()| false)
+            let why = format!("the endpoint could not be reached: {}", transport_error(e));
+            fail(state, &row, token, &why).await.map(|()| false)
         }
     }
 }
 
 /// Records a failed attempt and when to try again.
-fn fail(state: &AppState, row: &WebhookEndpointRow, token: &str, why: &str) -> Result<(), StoreError> {
+async fn fail(state: &AppState, row: &WebhookEndpointRow, token: &str, why: &str) -> Result<(), StoreError> {
     tracing::warn!(endpoint = %row.id, reason = %why, failures = row.failures + 1, "a webhook delivery failed");
     let now = state.clock.now();
     let wait = 1_i64.checked_shl(row.failures.clamp(0, 12) as u32).unwrap_or(MAX_BACKOFF_SECS).min(MAX_BACKOFF_SECS);
     let (id, held, why) = (row.id.clone(), token.to_string(), why.to_string());
     let (at, next) = (micros(now), micros(now + chrono::Duration::seconds(wait)));
-    state.store.write_blocking(move |c| webhooks::failed(c, (&id, &held), &why, at, next))
+    state.store.write(move |c| webhooks::failed(c, (&id, &held), &why, at, next)).await
 }
 
 /// The events after the endpoint's position are no longer in the feed (the
 /// retention purge deleted them before they were delivered, or the
-/// database was restored or moved): delivery goes on from what is there,
-/// and the endpoint and the audit log record what was skipped.
-fn skip_gone(
+/// database went back to an older state): delivery goes on from what is
+/// there, and the endpoint and the audit log record what was skipped.
+async fn skip_gone(
     state: &AppState,
     row: &WebhookEndpointRow,
     token: &str,
@@ -252,23 +362,35 @@ fn skip_gone(
 ) -> Result<(), StoreError> {
     let (id, held, from) = (row.id.clone(), token.to_string(), row.cursor());
     let now = state.clock.now();
-    state.store.write_blocking(move |c| {
-        let to = match mark {
-            Some(m) if m > from => m,
-            _ => events::latest(c)?.unwrap_or_default(),
-        };
-        let what = format!(
-            "events after {} through {} were no longer in the feed when they were to be delivered (deleted by \
-             the retention purge, or the database was restored or moved); delivery went on after them",
-            from.cursor(),
-            to.cursor()
-        );
-        tracing::warn!(endpoint = %id, skipped = %what, "webhook events skipped");
-        if webhooks::skip(c, (&id, &held), to, &what, micros(now))? {
-            let details = json!({"from": from.cursor(), "through": to.cursor()});
-            let target = ("webhook_endpoint", id.as_str());
-            tandem_store::audit::record(c, now, "tandem", "webhook_endpoint.events_skipped", target, details)?;
-        }
-        Ok(())
-    })
+    state
+        .store
+        .write(move |c| {
+            let to = match mark {
+                Some(m) if m > from => m,
+                _ => events::latest(c)?.unwrap_or_default(),
+            };
+            let what = if to > from {
+                format!(
+                    "the events after {} through {} were deleted by the retention purge before they were delivered; \
+                     delivery went on after them",
+                    from.cursor(),
+                    to.cursor()
+                )
+            } else {
+                format!(
+                    "the position {} is past the feed's newest event {} (the database went back to an older state); \
+                     delivery went on from there",
+                    from.cursor(),
+                    to.cursor()
+                )
+            };
+            if webhooks::skip(c, (&id, &held), to, &what, micros(now))? {
+                tracing::warn!(endpoint = %id, skipped = %what, "webhook events skipped");
+                let details = json!({"from": from.cursor(), "to": to.cursor()});
+                let target = ("webhook_endpoint", id.as_str());
+                tandem_store::audit::record(c, now, "tandem", "webhook_endpoint.events_skipped", target, details)?;
+            }
+            Ok(())
+        })
+        .await
 }

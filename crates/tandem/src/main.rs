@@ -142,7 +142,9 @@ fn run() -> anyhow::Result<()> {
                     None => tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening"),
                 }
                 let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-                // Queued provisioning-log entries and login starts are written before the process ends.
+                // Webhook deliveries under way stop (their leases run out), then queued
+                // provisioning-log entries and login starts are written before the process ends.
+                drop(running.webhooks);
                 running.state.log_sink.close();
                 result.context("server failed")?;
                 tracing::info!("shut down");
@@ -181,7 +183,7 @@ fn run() -> anyhow::Result<()> {
             let store = tandem::open_command_store_with_key(&settings, &key)?;
             let now = SystemClock.now();
             let recorded = store.write_blocking(|c| {
-                let recorded = tandem_store::meta::abandon_rotation(c, &key)?;
+                let recorded = tandem_store::meta::abandon_rotation(c, &key, now)?;
                 let details = serde_json::json!({"key": key.fingerprint(), "abandoned_key": recorded});
                 let target = ("deployment", "secret_key");
                 tandem_store::audit::record(c, now, "cli", "secret_key.rotation_abandoned", target, details)?;
@@ -215,7 +217,7 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
         // new key is the one the nodes rotate to), or nothing is done.
         tandem_store::meta::verify_secret_key(c, &key)?;
         let changed = tandem_store::oidc_clients::reencrypt_secrets(c, &key)?;
-        let hooks = tandem_store::webhooks::reencrypt_secrets(c, &key)?;
+        let hooks = tandem_store::webhooks::reencrypt_secrets(c, &key, tandem_store::micros(now))?;
         let before = tandem_store::meta::rewrite_key_check(c, &key)?;
         let details = serde_json::json!({"client_secrets_reencrypted": changed,
             "webhook_secrets_reencrypted": hooks, "key": new, "previous_key": old});
@@ -223,7 +225,7 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
         Ok((changed, hooks, before))
     })?;
     println!(
-        "re-encrypted {changed} client secret(s) and key set(s) and {hooks} webhook signing secret(s) under the key \
+        "re-encrypted {changed} client secret(s) and key set(s) and the signing secrets of {hooks} webhook endpoint(s) under the key \
          {new} (from {old}); the database now \
          checks against \
          {new}. Remove secrets.previous_key (TANDEM_SECRETS__PREVIOUS_KEY) from every node and restart them, each \

@@ -5,6 +5,7 @@ use crate::auth::Caller;
 use crate::body;
 use crate::error::ApiError;
 use crate::state::AppState;
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use tandem_core::fields::FieldReader;
@@ -158,10 +159,12 @@ pub async fn create(
     Ok(HttpResponse::Created().json(out))
 }
 
-/// `POST /api/v1/webhook-endpoints/{id}/rotate-secret` `{"grace_period_hours": 24}`
+/// `POST /api/v1/webhook-endpoints/{id}/rotate-secret` `{"grace_period_hours": 24, "force": false}`
 /// (optional; at most 720): a new signing secret, shown only this once;
 /// requests carry a signature with each secret until the grace ends (0:
-/// the previous secret stops at once).
+/// the previous secret stops at once). While an earlier rotation's
+/// previous secret is in its grace, refused (409) unless forced: it would
+/// drop the secret a receiver may still hold alone.
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
@@ -169,35 +172,47 @@ pub async fn rotate_secret(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let (grace, _) = super::rotation_grace(payload, state.settings.max_body_bytes, false).await?;
+    let (grace, force) = super::rotation_grace(payload, state.settings.max_body_bytes, true).await?;
     let grace = grace.unwrap_or(chrono::Duration::hours(24));
     let now = state.clock.now();
     let secret = tandem_core::webhook::new_secret();
     let secret_enc = state.secret_key.encrypt(&secret, &repo::secret_context(&id));
     let until = (grace > chrono::Duration::zero()).then(|| micros(now + grace));
     let key = id.clone();
-    let row = state
+    let (rotated, row) = state
         .store
         .write(move |c| {
-            if !repo::rotate_secret(c, &key, &secret_enc, until)? {
-                return Ok(None);
+            let rotated = repo::rotate_secret(c, &key, &secret_enc, (until, micros(now), force))?;
+            if rotated == repo::Rotated::Done {
+                let details = json!({"grace_period_hours": grace.num_hours(), "force": force});
+                let target = ("webhook_endpoint", key.as_str());
+                audit::record(c, now, &caller.name, "webhook_endpoint.secret_rotated", target, details)?;
             }
-            let details = json!({"grace_period_hours": grace.num_hours()});
-            audit::record(
-                c,
-                now,
-                &caller.name,
-                "webhook_endpoint.secret_rotated",
-                ("webhook_endpoint", &key),
-                details,
-            )?;
-            repo::get(c, &key)
+            Ok((rotated, repo::get(c, &key)?))
         })
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    let mut out = render(&row);
-    out["secret"] = json!(secret);
-    Ok(HttpResponse::Ok().json(out))
+        .await?;
+    match (rotated, row) {
+        (repo::Rotated::Done, Some(row)) => {
+            let mut out = render(&row);
+            out["secret"] = json!(secret);
+            Ok(HttpResponse::Ok().json(out))
+        }
+        (repo::Rotated::InGrace(until), _) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "WebhookSecretRotationInProgress",
+            format!(
+                "the secret an earlier rotation replaced still signs until {}: a rotation now would drop it while a \
+                 receiver may still hold it alone; wait, or send \"force\": true",
+                format_time(from_micros(until))
+            ),
+        )),
+        (repo::Rotated::Busy, _) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "WebhookEndpointChangedConcurrently",
+            format!("the webhook endpoint {id:?} kept changing while its secret was rotated; send it again"),
+        )),
+        _ => Err(not_found(&id)),
+    }
 }
 
 /// `GET /api/v1/webhook-endpoints`
