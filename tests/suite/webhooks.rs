@@ -391,3 +391,38 @@ async fn private_receivers_are_refused_when_private_addresses_are_blocked() {
         open.post("/api/v1/webhook-endpoints", json!({"url": "https://user:pw@hooks.example.com/x"})).await;
     assert_eq!((status, invalid_fields(&answer)), (StatusCode::BAD_REQUEST, vec!["url".to_string()]), "{answer}");
 }
+
+/// An endpoint none of whose events come costs no request; its position
+/// moves past other customers' events once they are ten minutes old.
+#[tokio::test]
+async fn other_customers_events_are_passed_over_without_a_request() {
+    let app = TestApp::spawn_on_own_database_adjusted(fast).await;
+    let quiet = unique("quiet");
+    app.create_scim_connection(&quiet).await;
+    let busy = app.scim().await;
+    let receiver = Receiver::start(vec![]).await;
+    let (_, endpoint) = app.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": quiet})).await;
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let start = endpoint["delivered_through"].clone();
+    for i in 0..3 {
+        busy.create_user(user(&format!("busy{i}@acme.com"))).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+    assert_eq!(shown["delivered_through"], start, "not moved while the events are young: {shown}");
+    // Ten minutes on, the position moves past them, still without a request.
+    app.clock.advance(chrono::Duration::minutes(11));
+    let (_, head) = app.get("/api/v1/events/cursor").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+        if shown["delivered_through"] == head["cursor"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown} {head}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(receiver.got.lock().unwrap().is_empty());
+    let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+    assert!(shown["last_attempt_at"].is_null(), "{shown}");
+}

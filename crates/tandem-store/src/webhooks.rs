@@ -294,9 +294,21 @@ pub fn failed(
 }
 
 /// Frees the lease without counting a failure, the next attempt at
-/// `next_at`, noting `error` (this node could not deliver; another may).
-pub fn pass(conn: &mut AnyConnection, (id, token): (&str, &str), error: &str, next_at: i64) -> Result<(), StoreError> {
-    diesel::update(leased(id, token)).set(w::last_error.eq(error)).execute(conn)?;
+/// `next_at`, noting `error` (this node could not deliver; another may)
+/// and, from `now` unless already set, `failing_since`: an endpoint no node
+/// can deliver shows as failing, without backing off.
+pub fn pass(
+    conn: &mut AnyConnection,
+    (id, token): (&str, &str),
+    error: &str,
+    (now, next_at): (i64, i64),
+) -> Result<(), StoreError> {
+    let Some(row) = get(conn, id)?.filter(|r| r.lease_id.as_deref() == Some(token)) else {
+        return Ok(());
+    };
+    diesel::update(leased(id, token))
+        .set((w::last_error.eq(error), w::failing_since.eq(row.failing_since.unwrap_or(now))))
+        .execute(conn)?;
     lease_then(conn, id, token, Then::Release(next_at))?;
     Ok(())
 }

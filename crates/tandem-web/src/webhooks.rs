@@ -276,7 +276,7 @@ async fn deliver(
             );
             tracing::warn!(endpoint = %row.id, reason = %why, "a webhook delivery was passed on");
             let next = micros(now + chrono::Duration::seconds(PASS_SECS));
-            state.store.write(move |c| webhooks::pass(c, (&ids, &held), &why, next)).await?;
+            state.store.write(move |c| webhooks::pass(c, (&ids, &held), &why, (at, next))).await?;
             return Ok(false);
         }
     };
