@@ -400,22 +400,22 @@ pub fn after(
         return Ok(Ok(rows));
     }
     let mark = purged_through(conn)?;
-    if mark.is_some_and(|m| after < m) || !reached(conn, after)? {
+    if mark.is_some_and(|m| after < m) || !reached(conn, after, mark)? {
         return Ok(Err(mark));
     }
     Ok(Ok(rows))
 }
 
 /// Whether the database has reached `position`: not a position of the
-/// future (see the module's doc).
-fn reached(conn: &mut AnyConnection, position: Position) -> Result<bool, StoreError> {
+/// future (see the module's doc); `mark` is the purge's.
+fn reached(conn: &mut AnyConnection, position: Position, mark: Option<Position>) -> Result<bool, StoreError> {
     if is_postgres(conn) {
         return Ok(position.txid < number::<PgNextTxid>(conn)?);
     }
     if position.txid != 0 {
         return Ok(false);
     }
-    let newest = number::<SqliteMaxSeq>(conn)?.max(purged_through(conn)?.map_or(0, |m| m.seq));
+    let newest = number::<SqliteMaxSeq>(conn)?.max(mark.map_or(0, |m| m.seq));
     Ok(position.seq <= newest)
 }
 

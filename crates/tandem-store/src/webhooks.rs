@@ -84,6 +84,15 @@ impl WebhookEndpointRow {
         self.event_types.as_ref().map(|t| t.split(',').map(str::to_string).collect())
     }
 
+    /// What of the feed this endpoint takes.
+    pub fn narrowing(&self) -> crate::events::Narrowing {
+        crate::events::Narrowing {
+            customer_id: self.customer_id.clone(),
+            scim_connection_id: None,
+            types: self.types(),
+        }
+    }
+
     /// The previous secret's ciphertext while its grace lasts at `now` (µs).
     pub fn previous_secret(&self, now: i64) -> Option<&str> {
         self.previous_secret_enc.as_deref().filter(|_| self.previous_secret_until.is_some_and(|u| u > now))
@@ -183,17 +192,6 @@ pub fn move_past(conn: &mut AnyConnection, id: &str, from: Position, to: Positio
     Ok(())
 }
 
-/// The endpoints due for an attempt at `now` whose lease is free, with their positions.
-pub fn due(conn: &mut AnyConnection, now: i64) -> Result<Vec<(String, Position)>, StoreError> {
-    let rows: Vec<(String, i64, i64)> = w::webhook_endpoints
-        .filter(w::next_attempt_at.le(now))
-        .filter(w::leased_until.is_null().or(w::leased_until.lt(now)))
-        .select((w::id, w::cursor_txid, w::cursor_seq))
-        .order(w::next_attempt_at)
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(id, txid, seq)| (id, Position { txid, seq })).collect())
-}
-
 /// Takes the endpoint's lease until `until` under `token` if it is due and
 /// free: whether this caller holds it now (of nodes asking at once, one does).
 pub fn lease(conn: &mut AnyConnection, id: &str, now: i64, until: i64, token: &str) -> Result<bool, StoreError> {
@@ -277,20 +275,7 @@ pub fn failed(
     now: i64,
     next_at: i64,
 ) -> Result<(), StoreError> {
-    // Only the lease's holder writes the row: reading it first is safe.
-    let Some(row) = get(conn, id)?.filter(|r| r.lease_id.as_deref() == Some(token)) else {
-        return Ok(());
-    };
-    diesel::update(leased(id, token))
-        .set((
-            w::failures.eq(row.failures + 1),
-            w::last_attempt_at.eq(now),
-            w::last_error.eq(error),
-            w::failing_since.eq(row.failing_since.unwrap_or(now)),
-        ))
-        .execute(conn)?;
-    lease_then(conn, id, token, Then::Release(next_at))?;
-    Ok(())
+    not_delivered(conn, (id, token), error, (now, next_at), true)
 }
 
 /// Frees the lease without counting a failure, the next attempt at
@@ -303,12 +288,30 @@ pub fn pass(
     error: &str,
     (now, next_at): (i64, i64),
 ) -> Result<(), StoreError> {
+    not_delivered(conn, (id, token), error, (now, next_at), false)
+}
+
+/// [`failed`] (`counted`: a failed attempt at `now`) or [`pass`]: notes
+/// `error`, `failing_since` from `now` unless set, and frees the lease.
+fn not_delivered(
+    conn: &mut AnyConnection,
+    (id, token): (&str, &str),
+    error: &str,
+    (now, next_at): (i64, i64),
+    counted: bool,
+) -> Result<(), StoreError> {
+    // Only the lease's holder writes the row: reading it first is safe.
     let Some(row) = get(conn, id)?.filter(|r| r.lease_id.as_deref() == Some(token)) else {
         return Ok(());
     };
-    diesel::update(leased(id, token))
-        .set((w::last_error.eq(error), w::failing_since.eq(row.failing_since.unwrap_or(now))))
-        .execute(conn)?;
+    let noted = (w::last_error.eq(error), w::failing_since.eq(row.failing_since.unwrap_or(now)));
+    if counted {
+        diesel::update(leased(id, token))
+            .set((noted, w::failures.eq(row.failures + 1), w::last_attempt_at.eq(now)))
+            .execute(conn)?;
+    } else {
+        diesel::update(leased(id, token)).set(noted).execute(conn)?;
+    }
     lease_then(conn, id, token, Then::Release(next_at))?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tandem_oidc::IdpHttp;
 use tandem_store::background::Background;
-use tandem_store::events::{self, EventRow, Narrowing, Position, NARROWED_SCAN};
+use tandem_store::events::{self, EventRow, Position, NARROWED_SCAN};
 use tandem_store::webhooks::{self, Then, WebhookEndpointRow};
 use tandem_store::{micros, StoreError};
 
@@ -148,8 +148,7 @@ async fn look(state: &AppState) -> Result<Vec<String>, StoreError> {
     let mut ready = Vec::new();
     let mut move_past = Vec::new();
     for row in due {
-        let narrowing =
-            Narrowing { customer_id: row.customer_id.clone(), scim_connection_id: None, types: row.types() };
+        let narrowing = row.narrowing();
         let cursor = row.cursor();
         let mut after = window.iter().filter(|e| e.position() > cursor).peekable();
         let first_at = after.peek().map(|e| e.created_at);
@@ -246,7 +245,7 @@ async fn deliver(
     if row.lease_id.as_deref() != Some(token) || row.leased_until.is_none_or(|u| u <= at) {
         return Ok(false);
     }
-    let narrowing = Narrowing { customer_id: row.customer_id.clone(), scim_connection_id: None, types: row.types() };
+    let narrowing = row.narrowing();
     let from = row.cursor();
     let page = match state.store.read(move |c| narrowing.page(c, Some(from), BATCH)).await? {
         Ok(page) => page,

@@ -28,7 +28,7 @@ pub(crate) fn render(e: &EventRow) -> Value {
 }
 
 /// Reads `type`: event types separated by commas, each one of [`TYPES`].
-pub(crate) fn types(query: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
+fn types(query: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
     let Some(list) = query.get("type") else {
         return Ok(None);
     };

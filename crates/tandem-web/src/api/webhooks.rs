@@ -49,36 +49,29 @@ fn render(row: &WebhookEndpointRow) -> Value {
 /// host (a receiver on the same machine), without credentials; `Ok` with
 /// its normal form when it is, else why not.
 fn checked_url(url: &str) -> Result<String, String> {
-    url_problem(url).map_or_else(|| Ok(url::Url::parse(url).map(String::from).unwrap_or_default()), Err)
-}
-
-fn url_problem(url: &str) -> Option<String> {
     if url.len() > MAX_URL {
-        return Some(format!("must be at most {MAX_URL} bytes"));
+        return Err(format!("must be at most {MAX_URL} bytes"));
     }
-    let parsed = match url::Url::parse(url) {
-        Ok(u) => u,
-        Err(e) => return Some(format!("must be an absolute URL ({e})")),
-    };
+    let parsed = url::Url::parse(url).map_err(|e| format!("must be an absolute URL ({e})"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Some("must not carry a user name or password (the signature authenticates deliveries)".into());
+        return Err("must not carry a user name or password (the signature authenticates deliveries)".into());
     }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => return Some("must name a host".into()),
+        None => return Err("must name a host".into()),
     };
     match parsed.scheme() {
         "https" => {}
         "http" if loopback => {}
-        "http" => return Some("must be https (http only to a loopback host such as 127.0.0.1)".into()),
-        other => return Some(format!("must be https, not {other}")),
+        "http" => return Err("must be https (http only to a loopback host such as 127.0.0.1)".into()),
+        other => return Err(format!("must be https, not {other}")),
     }
     if parsed.fragment().is_some() {
-        return Some("must not have a fragment".into());
+        return Err("must not have a fragment".into());
     }
-    None
+    Ok(parsed.into())
 }
 
 /// `POST /api/v1/webhook-endpoints` `{"url", "customer_id"?, "types"?}`:
@@ -252,7 +245,7 @@ pub async fn delete(
 
 #[cfg(test)]
 mod tests {
-    use super::url_problem;
+    use super::checked_url;
 
     #[test]
     fn deliveries_go_over_https_or_to_a_loopback_receiver() {
@@ -262,11 +255,11 @@ mod tests {
             "http://[::1]/h",
             "http://localhost/h",
         ] {
-            assert_eq!(url_problem(ok), None, "{ok}");
+            assert!(checked_url(ok).is_ok(), "{ok}");
         }
         for bad in ["http://app.example.com/hooks", "ftp://x/y", "/relative", "https://x/y#frag", "https://"] {
-            assert!(url_problem(bad).is_some(), "{bad}");
+            assert!(checked_url(bad).is_err(), "{bad}");
         }
-        assert!(url_problem(&format!("https://x/{}", "a".repeat(2_100))).is_some());
+        assert!(checked_url(&format!("https://x/{}", "a".repeat(2_100))).is_err());
     }
 }
