@@ -69,38 +69,40 @@ pub fn trim_logs_in_batches(
     use tandem_store::sso::{purge_older, LogTable};
     let mut total = 0;
     for table in [LogTable::LoginEvents, LogTable::ProvisioningLogs] {
-        loop {
-            match store.write_blocking(|c| purge_older(c, table, before, batch)) {
-                Ok(n) => {
-                    total += n;
-                    if (n as i64) < batch || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, ?table, "trimming a log failed");
-                    break;
-                }
-            }
-        }
+        total += in_batches(store, stopped, batch, &format!("{table:?}"), |c| purge_older(c, table, before, batch));
     }
     // The directory event feed, oldest first in feed order.
-    loop {
-        match store.write_blocking(|c| tandem_store::events::purge_older(c, before, batch)) {
-            Ok(n) => {
-                total += n;
-                if n == 0 || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "trimming the directory event feed failed");
-                break;
-            }
-        }
-    }
+    total +=
+        in_batches(store, stopped, batch, "directory events", |c| tandem_store::events::purge_older(c, before, batch));
     if total > 0 {
         tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events, provisioning-log entries and directory events deleted");
     }
     total
+}
+
+/// Runs `purge` (which deletes at most `batch` rows) a transaction at a
+/// time until it deletes fewer (none old is left) or the server stops;
+/// how many rows it deleted. A failure is logged and ends it.
+fn in_batches(
+    store: &Store,
+    stopped: &Receiver<()>,
+    batch: i64,
+    what: &str,
+    purge: impl Fn(&mut tandem_store::AnyConnection) -> Result<usize, tandem_store::StoreError>,
+) -> usize {
+    let mut total = 0;
+    loop {
+        match store.write_blocking(&purge) {
+            Ok(n) => {
+                total += n;
+                if (n as i64) < batch || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                    return total;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, table = what, "trimming a log failed");
+                return total;
+            }
+        }
+    }
 }
