@@ -99,6 +99,19 @@ fn signature_checks(secret: &str, r: &Received) -> bool {
     child.wait().unwrap().success()
 }
 
+/// The endpoint `id` as shown once `done` holds of it, or as last shown
+/// when `secs` have passed.
+async fn endpoint_once(app: &TestApp, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+        if done(&shown) || std::time::Instant::now() > deadline {
+            return shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn fast(s: &mut tandem::settings::Settings) {
     s.webhooks.poll_interval_ms = 50;
 }
@@ -182,14 +195,7 @@ async fn a_failed_delivery_is_sent_again_with_the_same_events_first() {
     let ada = scim.create_user(user("ada@acme.com")).await;
 
     // The first attempt fails: the endpoint says so until the retry (a second later) goes through.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let failed = loop {
-        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
-        if shown["failures"] == json!(1) || std::time::Instant::now() > deadline {
-            break shown;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let failed = endpoint_once(&app, &id, 20, |shown| shown["failures"] == json!(1)).await;
     assert_eq!(failed["last_error"], json!("the endpoint answered 503 Service Unavailable"), "{failed}");
     assert!(failed["failing_since"].is_string(), "{failed}");
     let grace = scim.create_user(user("grace@acme.com")).await;
@@ -206,15 +212,11 @@ async fn a_failed_delivery_is_sent_again_with_the_same_events_first() {
         .map(|e| e["data"]["id"].clone())
         .collect();
     assert_eq!(delivered, [json!(ada), json!(grace)], "{events:?}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
-        if shown["failures"] == json!(0) && shown["last_error"].is_null() && shown["failing_since"].is_null() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{shown}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let recovered = |shown: &Value| {
+        shown["failures"] == json!(0) && shown["last_error"].is_null() && shown["failing_since"].is_null()
+    };
+    let shown = endpoint_once(&app, &id, 20, recovered).await;
+    assert!(recovered(&shown), "{shown}");
     app.delete(&format!("/api/v1/webhook-endpoints/{id}")).await;
 }
 
@@ -349,15 +351,9 @@ async fn events_purged_before_delivery_are_skipped_and_recorded() {
     let after = scim.create_user(user("after@acme.com")).await;
     let (_, events) = receiver.events(1).await;
     // Retries back off (1 s, 2 s, 4 s …) while the receiver is down.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    let shown = loop {
-        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
-        if shown["skipped"].is_object() && shown["last_success_at"].is_string() || std::time::Instant::now() > deadline
-        {
-            break shown;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let shown =
+        endpoint_once(&app, &id, 40, |shown| shown["skipped"].is_object() && shown["last_success_at"].is_string())
+            .await;
     assert!(shown["skipped"]["what"].as_str().unwrap().contains("deleted by the retention purge"), "{shown}");
     let (got, _) = receiver.events(2).await;
     let delivered: Vec<Value> = got
@@ -419,15 +415,8 @@ async fn other_customers_events_are_passed_over_without_a_request() {
     // Ten minutes on, the position moves past them, still without a request.
     app.clock.advance(chrono::Duration::minutes(11));
     let (_, head) = app.get("/api/v1/events/cursor").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
-        if shown["delivered_through"] == head["cursor"] {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{shown} {head}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let shown = endpoint_once(&app, &id, 20, |shown| shown["delivered_through"] == head["cursor"]).await;
+    assert_eq!(shown["delivered_through"], head["cursor"], "{shown} {head}");
     assert!(receiver.got.lock().unwrap().is_empty());
     let (_, shown) = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
     assert!(shown["last_attempt_at"].is_null(), "{shown}");
