@@ -14,7 +14,7 @@ async fn feed(app: &TestApp, connection: &str, limit: usize, want: usize) -> Vec
 
 /// The events a query reads from the start, following `next_cursor` while
 /// `has_more`; waits up to 20 s for at least `want`. Also the last cursor.
-async fn read_all(app: &TestApp, query: &str, limit: usize, want: usize) -> (Vec<Value>, Option<String>) {
+pub(crate) async fn read_all(app: &TestApp, query: &str, limit: usize, want: usize) -> (Vec<Value>, Option<String>) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let mut events = Vec::new();

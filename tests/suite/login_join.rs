@@ -235,7 +235,11 @@ async fn paired_on(app: TestApp, strategy: &str) -> Paired {
 #[tokio::test]
 async fn matched_user_comes_back_with_its_groups() {
     let p = paired("OidcEmailToScimUsername").await;
-    let id = p.scim.create_user(okta_scim_user()).await;
+    // An Okta attribute in a namespace of the customer's own comes to the app too.
+    let custom = "urn:okta:acme:1.0:profile:User";
+    let mut scim_user = okta_scim_user();
+    scim_user[custom] = json!({"appRole": "admin"});
+    let id = p.scim.create_user(scim_user).await;
     p.scim.post("/Groups", json!({"displayName": "Engineering", "members": [{"value": id}]})).await;
     let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -245,6 +249,7 @@ async fn matched_user_comes_back_with_its_groups() {
     assert_eq!(u["active"], true);
     assert_eq!(u["groups"][0]["display"], "Engineering");
     assert_eq!(u["resource"]["userName"], "alice@acme.com");
+    assert_eq!(u["resource"][custom], json!({"appRole": "admin"}), "{body}");
     assert_eq!(body["customer_id"], p.customer);
 }
 

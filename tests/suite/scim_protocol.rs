@@ -1162,40 +1162,39 @@ async fn every_request_is_in_the_provisioning_log_with_reasons_for_failures() {
     assert_eq!(invalid_fields(&bad), ["operation"]);
 }
 
-/// Attributes Tandem does not keep (an IdP's custom extension, an
-/// attribute the enterprise schema lacks) do not fail the write, and the
+/// Attributes Tandem does not keep (an attribute the enterprise schema
+/// lacks, an unknown name without a URN) do not fail the write, and the
 /// provisioning log says they were not kept, on a create, a PUT and a PATCH.
 #[tokio::test]
 async fn the_provisioning_log_names_attributes_a_user_write_did_not_keep() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;
-    let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
     let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     let mut body = user("custom@acme.com");
-    body["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User", custom]);
-    body[custom] = json!({"role": "admin"});
+    body["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User", enterprise]);
+    body[enterprise] = json!({"badgeId": "7"});
     let created = scim.post("/Users", body.clone()).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert!(created.body.get(custom).is_none(), "not kept: {}", created.body);
+    assert!(created.body.get(enterprise).is_none(), "not kept: {}", created.body);
     let id = created.body["id"].as_str().unwrap().to_string();
     let (status, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
     assert_eq!(status, StatusCode::OK);
     let last = |page: &serde_json::Value| page["data"][0].clone();
     let entry = last(&page);
     assert_eq!(entry["operation"], "create");
-    assert_eq!(entry["reasons"][0]["attribute"], format!("{custom}:role"), "{entry}");
+    assert_eq!(entry["reasons"][0]["attribute"], format!("{enterprise}:badgeId"), "{entry}");
     assert!(entry["reasons"][0]["reason"].as_str().unwrap().starts_with("ignored"), "{entry}");
 
     // A PATCH of only such attributes changes nothing: a skip that says why.
-    let ops = json!([{"op": "add", "path": format!("{custom}:role"), "value": "owner"},
-                     {"op": "replace", "path": format!("{enterprise}:badgeId"), "value": "7"}]);
+    let ops = json!([{"op": "add", "path": format!("{enterprise}:badgeId"), "value": "8"},
+                     {"op": "replace", "value": {"shoeSize": 44}}]);
     assert_eq!(scim.patch(&format!("/Users/{id}"), patch_op(ops)).await.status, StatusCode::OK);
     let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
     let entry = last(&page);
     assert_eq!(entry["operation"], "skip", "{entry}");
     let named: Vec<&str> =
         entry["reasons"].as_array().unwrap().iter().map(|r| r["attribute"].as_str().unwrap()).collect();
-    assert_eq!(named, [format!("{custom}:role"), format!("{enterprise}:badgeId")], "{entry}");
+    assert_eq!(named, [format!("{enterprise}:badgeId"), "shoeSize".to_string()], "{entry}");
 
     // A PUT that changes a kept attribute lists the change and what was not kept.
     body["title"] = json!("Boss");
@@ -1204,7 +1203,7 @@ async fn the_provisioning_log_names_attributes_a_user_write_did_not_keep() {
     let entry = last(&page);
     assert_eq!(entry["operation"], "update", "{entry}");
     assert_eq!(entry["reasons"][0], json!({"attribute": "title", "reason": "added"}), "{entry}");
-    assert_eq!(entry["reasons"][1]["attribute"], format!("{custom}:role"), "{entry}");
+    assert_eq!(entry["reasons"][1]["attribute"], format!("{enterprise}:badgeId"), "{entry}");
     assert!(entry["reasons"][1]["reason"].as_str().unwrap().starts_with("ignored: "), "{entry}");
     assert_eq!(entry["reasons"].as_array().unwrap().len(), 2, "{entry}");
 
@@ -1218,6 +1217,109 @@ async fn the_provisioning_log_names_attributes_a_user_write_did_not_keep() {
     let reasons = last(&page)["reasons"].as_array().unwrap().clone();
     assert_eq!(reasons.len(), 51, "{reasons:?}");
     assert!(reasons[50]["reason"].as_str().unwrap().ends_with(": 70 more"), "{:?}", reasons[50]);
+}
+
+/// An IdP's custom extension (Entra ID's `CustomExtensionName`, an Okta
+/// attribute with its own namespace) is kept as sent: answered, changed by
+/// Entra's PATCH paths and Okta's PUT, selected by `attributes`, logged and
+/// put in the event feed by name, shown to the app; filters cannot compare
+/// it, and a resource keeps at most 64 KiB of it.
+#[tokio::test]
+async fn custom_extension_attributes_are_kept_changed_and_shown() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let mut body = user("roles@acme.com");
+    body["schemas"] = json!([core, custom]);
+    body[custom] = json!({"role": "admin", "regions": ["eu"], "site": {"code": "OSL", "floor": 3}});
+    let created = scim.post("/Users", body.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body[custom], body[custom], "{}", created.body);
+    assert_eq!(created.body["schemas"], json!([core, custom]));
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let read = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(read.body[custom], body[custom], "{}", read.body);
+    assert_eq!(read.body["schemas"], json!([core, custom]));
+
+    // Entra ID's PATCH of mapped custom attributes.
+    let ops = json!([{"op": "Add", "path": format!("{custom}:regions"), "value": ["us"]},
+                     {"op": "Replace", "path": format!("{custom}:role"), "value": "owner"},
+                     {"op": "Remove", "path": format!("{custom}:site.floor")}]);
+    let patched = scim.patch(&format!("/Users/{id}"), patch_op(ops)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let expected = json!({"role": "owner", "regions": ["eu", "us"], "site": {"code": "OSL"}});
+    assert_eq!(patched.body[custom], expected, "{}", patched.body);
+    let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    let entry = &page["data"][0];
+    assert_eq!(entry["operation"], "update", "{entry}");
+    let named: Vec<&str> =
+        entry["reasons"].as_array().unwrap().iter().map(|r| r["attribute"].as_str().unwrap()).collect();
+    assert_eq!(named, [format!("{custom}:regions"), format!("{custom}:role"), format!("{custom}:site")], "{entry}");
+    let query = format!("scim_connection_id={}&type=user.updated", scim.connection_id);
+    let (events, _) = crate::events::read_all(&app, &query, 100, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["data"]["changed"],
+        json!([format!("{custom}:regions"), format!("{custom}:role"), format!("{custom}:site")]),
+        "{events:?}"
+    );
+
+    // `attributes` and `excludedAttributes` select in it as in the enterprise extension.
+    let picked = scim.get(&format!("/Users/{id}?attributes={custom}:role")).await;
+    assert_eq!(picked.body[custom], json!({"role": "owner"}), "{}", picked.body);
+    let without = scim.get(&format!("/Users/{id}?excludedAttributes={custom}")).await;
+    assert!(without.body.get(custom).is_none(), "{}", without.body);
+    assert_eq!(without.body["schemas"], json!([core]));
+
+    // The management API and a login's `scim_user.resource` carry it.
+    let (_, managed) = app.get(&format!("/api/v1/scim-connections/{}/users/{id}", scim.connection_id)).await;
+    assert_eq!(managed[custom], expected, "{managed}");
+
+    // Filters find the users holding the extension, but cannot compare its attributes.
+    assert_eq!(scim.filter_ids("Users", &format!("schemas eq \"{custom}\"")).await, vec![id.clone()]);
+    let compared = scim.get(&format!("/Users?filter={custom}:role%20eq%20%22owner%22")).await;
+    assert_eq!(compared.status, StatusCode::BAD_REQUEST);
+    assert_eq!(compared.body["scimType"], "invalidFilter");
+    assert!(compared.body["detail"].as_str().unwrap().contains("custom extension"), "{}", compared.body);
+
+    // Okta's full PUT replaces it, and leaves it out to remove it.
+    body[custom] = json!({"role": "viewer"});
+    let put = scim.put(&format!("/Users/{id}"), body.clone()).await;
+    assert_eq!(put.body[custom], json!({"role": "viewer"}), "{}", put.body);
+    body.as_object_mut().unwrap().remove(custom);
+    body["schemas"] = json!([core]);
+    let put = scim.put(&format!("/Users/{id}"), body.clone()).await;
+    assert_eq!(put.status, StatusCode::OK);
+    assert!(put.body.get(custom).is_none(), "{}", put.body);
+    assert_eq!(put.body["schemas"], json!([core]));
+
+    // At most 64 KiB of it per resource; a refused write changes nothing.
+    let ops = json!([{"op": "add", "path": format!("{custom}:blob"), "value": "x".repeat(70_000)},
+                     {"op": "replace", "path": "title", "value": "Big"}]);
+    let refused = scim.patch(&format!("/Users/{id}"), patch_op(ops)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.body["scimType"], "invalidValue");
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("at most 65536 are kept per resource"),
+        "{}",
+        refused.body
+    );
+    assert!(scim.get(&format!("/Users/{id}")).await.body.get("title").is_none());
+
+    // Groups keep theirs too, beside a membership change in the same PATCH.
+    let gx = "urn:example:acme:2.0:Group";
+    let group = scim.post("/Groups", json!({"displayName": "Ops", gx: {"costCode": "7"}})).await;
+    assert_eq!(group.status, StatusCode::CREATED, "{}", group.body);
+    assert_eq!(group.body[gx], json!({"costCode": "7"}));
+    let gid = group.body["id"].as_str().unwrap().to_string();
+    let ops = json!([{"op": "Add", "path": "members", "value": [{"value": id}]},
+                     {"op": "Replace", "path": format!("{gx}:costCode"), "value": "8"}]);
+    let patched = scim.patch(&format!("/Groups/{gid}"), patch_op(ops)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body[gx], json!({"costCode": "8"}), "{}", patched.body);
+    assert_eq!(patched.body["members"][0]["value"], json!(id), "{}", patched.body);
+    assert_eq!(scim.get(&format!("/Groups/{gid}")).await.body[gx], json!({"costCode": "8"}));
 }
 
 #[tokio::test]

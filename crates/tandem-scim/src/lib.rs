@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod coerce;
+mod custom;
 mod datetime;
 pub mod error;
 pub mod filter;
@@ -33,5 +34,6 @@ pub mod path;
 pub mod resource;
 pub mod schema;
 
+pub use custom::{is_custom_urn, MAX_CUSTOM_BYTES};
 pub use error::ScimError;
 pub use json::to_text;

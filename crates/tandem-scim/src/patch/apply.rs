@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::edit::{remove, write, Mode};
 use super::parse::{PatchOpKind, PatchOperation};
 use super::target::{resolve_target, Target};
+use crate::custom;
 use crate::error::ScimError;
 use crate::keys::{classify_in_schema, classify_key, KeyTarget};
 use crate::path::parse_path;
@@ -40,6 +41,16 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
             )));
         }
         apply_one(&mut work, op, rt).map_err(|e| e.with_prefix(&format!("Operations[{idx}]: ")))?;
+    }
+    // The custom extensions the operations left are declared, so that
+    // `normalize` reads each as a whole extension (see `crate::custom`).
+    let held = custom::held(rt, &work);
+    if !held.is_empty() {
+        if let Some(Value::Array(schemas)) = work.get_mut("schemas") {
+            schemas.extend(held.into_iter().map(Value::from));
+        } else {
+            work.insert("schemas".to_owned(), Value::Array(held.into_iter().map(Value::from).collect()));
+        }
     }
     let kept: Vec<(&'static str, Value)> = work
         .iter()
@@ -80,9 +91,10 @@ fn values_held(work: &Map<String, Value>) -> usize {
 }
 
 /// The attributes PATCH `ops` name that are not kept (see
-/// [`crate::resource::ignored_attributes`]): a path to an attribute of a
-/// schema the resource type does not know, or that a known schema does not
-/// define, is applied as nothing; so are such keys of a path-less value.
+/// [`crate::resource::ignored_attributes`]): a path to an attribute that a
+/// known schema does not define, or under a URN that names no custom
+/// extension, or a value filter on a custom extension's attribute, is
+/// applied as nothing; so are such keys of a path-less value.
 pub fn ignored_in_patch(rt: ResourceType, ops: &[PatchOperation]) -> Vec<String> {
     let mut out = Vec::new();
     for op in ops {
@@ -96,8 +108,14 @@ pub fn ignored_in_patch(rt: ResourceType, ops: &[PatchOperation]) -> Vec<String>
                         out.extend(crate::resource::ignored_attributes(rt, &Value::Object(wrapped)));
                     }
                 }
-                None if matches!(resolve_target(rt, path), Ok(None)) => out.push(path.attr.to_string()),
-                None => {}
+                None => match custom::path_key(rt, path, &Map::new()) {
+                    Some(custom::CustomKey::Schema(urn)) => {
+                        out.extend(op.value.iter().flat_map(|v| custom::unnamed(&urn, v)))
+                    }
+                    Some(custom::CustomKey::Attr { .. }) => {}
+                    None if matches!(resolve_target(rt, path), Ok(None)) => out.push(path.attr.to_string()),
+                    None => {}
+                },
             },
         }
     }
@@ -142,6 +160,22 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
             }
         }
     }
+    // A path under a custom extension is applied without a schema.
+    if let Some(key) = op.path.as_ref().and_then(|p| custom::path_key(rt, p, work)) {
+        if op.op == PatchOpKind::Remove {
+            custom::remove(work, &key, op.value.clone());
+            return Ok(());
+        }
+        let value = op
+            .value
+            .clone()
+            .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+        let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
+        if mode == Mode::Replace && matches!(key, custom::CustomKey::Schema(_)) {
+            custom::remove(work, &key, None);
+        }
+        return custom::write(work, &key, value, mode);
+    }
     let mode = match op.op {
         PatchOpKind::Remove => {
             let path = op.path.as_ref().ok_or_else(|| ScimError::no_target("remove needs a path"))?;
@@ -173,13 +207,14 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
 }
 
 /// A path-less `add`/`replace`: each key of the value object names what it changes. Keys that
-/// are `schemas`, read-only attributes (Okta repeats `id` and `meta`), attributes of schemas this
-/// resource type does not know, or attributes a known schema does not define are ignored, as
-/// `normalize` ignores them in a POST or PUT body.
+/// are `schemas`, read-only attributes (Okta repeats `id` and `meta`), attributes a known schema
+/// does not define, or unknown names are ignored, as `normalize` ignores them in a POST or PUT
+/// body; a custom extension's attributes are written without a schema.
 fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value, mode: Mode) -> Result<(), ScimError> {
     let Value::Object(entries) = value else {
         return Err(ScimError::invalid_value("value must be an object when no path is given"));
     };
+    let held = custom::held(rt, work);
     for (key, value) in entries {
         if key.contains('[') {
             let path = parse_path(&key)?;
@@ -190,7 +225,12 @@ fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value,
             continue;
         }
         match classify_key(rt, &key) {
-            KeyTarget::Schemas | KeyTarget::Foreign | KeyTarget::UnknownInSchema => {}
+            KeyTarget::Schemas | KeyTarget::UnknownInSchema => {}
+            KeyTarget::Foreign => {
+                if let Some(custom) = custom::classify(rt, &key, &held) {
+                    custom::write(work, &custom, value, mode)?;
+                }
+            }
             KeyTarget::Attr(found) => write_found(work, found, value, mode)?,
             KeyTarget::Schema(schema) => {
                 let inner = match value {

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::custom;
 use crate::error::ScimError;
 use crate::json::{is_present, member_ci};
 use crate::keys::{classify_in_schema, classify_key, KeyTarget};
@@ -18,13 +19,15 @@ use crate::schema::{Mutability, ResolvedAttr, ResourceType};
 ///   `{"value": id}`, …); `null`, empty arrays and empty objects mean "absent".
 /// - Read-only attributes (`id`, `meta`, User `groups`) and read-only sub-attributes (the manager's
 ///   `displayName`) are dropped, and so is `password`, which is never stored.
-/// - Unknown attributes are dropped: unqualified ones, attributes of schemas the resource type does
-///   not know (an IdP's custom extension), and attributes a known schema does not define (an
-///   admin's custom attribute under the enterprise URN). Refusing them would refuse the whole
-///   request, a deactivation sent with them included.
+/// - Attributes of a custom extension (a schema URN Tandem does not define, such as Entra ID's
+///   `urn:…:CustomExtensionName:2.0:User`) are kept as sent, without a schema (see
+///   `crate::custom`), up to [`MAX_CUSTOM_BYTES`](crate::custom::MAX_CUSTOM_BYTES) per resource.
+/// - Other unknown attributes are dropped: unqualified ones, and attributes a known schema does not
+///   define (an admin's custom attribute under the enterprise URN). Refusing them would refuse the
+///   whole request, a deactivation sent with them included.
 /// - Required attributes are checked (User `userName`, Group `displayName`), and every Group
 ///   member needs a `value`.
-/// - `schemas` becomes the core schema plus each extension that holds data.
+/// - `schemas` becomes the core schema plus each extension that holds data, custom ones included.
 ///
 /// Errors are 400 `invalidValue` (or `invalidSyntax` for a non-object) naming the attribute, e.g.
 /// `userName is required`, `active must be a boolean, got "maybe"`,
@@ -33,10 +36,16 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
     let Value::Object(entries) = input else {
         return Err(ScimError::invalid_syntax("resource must be a JSON object"));
     };
+    let declared = declared_schemas(&entries);
     let mut out = Map::new();
     for (key, value) in entries {
         match classify_key(rt, &key) {
-            KeyTarget::Schemas | KeyTarget::Foreign | KeyTarget::UnknownInSchema => {}
+            KeyTarget::Schemas | KeyTarget::UnknownInSchema => {}
+            KeyTarget::Foreign => {
+                if let Some(custom) = custom::classify(rt, &key, &declared) {
+                    custom::write(&mut out, &custom, value, Mode::Replace)?;
+                }
+            }
             KeyTarget::Attr(found) => store(&mut out, found, value)?,
             KeyTarget::Schema(schema) => {
                 let inner = match value {
@@ -54,6 +63,7 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
     }
     check_required(rt, &out)?;
     check_key_lengths(rt, &out)?;
+    custom::check_size(rt, &out)?;
     if rt == ResourceType::Group {
         check_members(&out)?;
     }
@@ -63,17 +73,19 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
             schemas.push(Value::from(ext.id));
         }
     }
+    schemas.extend(custom::held(rt, &out).into_iter().map(Value::from));
     out.insert("schemas".to_owned(), Value::Array(schemas));
     Ok(Value::Object(out))
 }
 
 /// The attributes of a POST or PUT body, or of a path-less PATCH value, that
-/// [`normalize`] drops as unknown: those of a schema the resource type does
-/// not know (an IdP's custom extension, listed attribute by attribute when
-/// it is an object), those a known schema does not define, and unqualified
-/// names no schema has. Dropping them keeps the request; listing them lets
-/// the provisioning log say what was not kept. (Read-only attributes and
-/// `password` are dropped by design, and not listed.)
+/// [`normalize`] drops as unknown: those a known schema does not define,
+/// unqualified names no schema has, and URN-qualified names that are
+/// neither a known schema's nor a custom extension's (a custom extension's
+/// attributes are kept, but for names no attribute can have). Dropping them
+/// keeps the request; listing them lets the provisioning log say what was
+/// not kept. (Read-only attributes and `password` are dropped by design,
+/// and not listed.)
 pub fn ignored_attributes(rt: ResourceType, input: &Value) -> Vec<String> {
     ignored_keys(rt, input, false)
 }
@@ -82,6 +94,7 @@ pub fn ignored_attributes(rt: ResourceType, input: &Value) -> Vec<String> {
 /// whose keys may be paths such as `emails[type eq "work"].value`).
 pub(crate) fn ignored_keys(rt: ResourceType, input: &Value, pathless: bool) -> Vec<String> {
     let Value::Object(entries) = input else { return Vec::new() };
+    let declared = if pathless { Vec::new() } else { declared_schemas(entries) };
     let mut out = Vec::new();
     for (key, value) in entries {
         match classify_key(rt, key) {
@@ -93,11 +106,12 @@ pub(crate) fn ignored_keys(rt: ResourceType, input: &Value, pathless: bool) -> V
                     out.push(key.clone());
                 }
             }
-            KeyTarget::Foreign | KeyTarget::UnknownInSchema => match value {
-                Value::Object(inner) if key.starts_with("urn:") && !inner.is_empty() => out
-                    .extend(inner.keys().filter(|n| !n.eq_ignore_ascii_case("schemas")).map(|n| format!("{key}:{n}"))),
-                _ => out.push(key.clone()),
+            KeyTarget::Foreign => match custom::classify(rt, key, &declared) {
+                Some(custom::CustomKey::Schema(urn)) => out.extend(custom::unnamed(&urn, value)),
+                Some(custom::CustomKey::Attr { .. }) => {}
+                None => out.extend(unkept(key, value)),
             },
+            KeyTarget::UnknownInSchema => out.extend(unkept(key, value)),
             KeyTarget::Schema(schema) => {
                 if let Value::Object(inner) = value {
                     for name in inner.keys().filter(|n| !n.eq_ignore_ascii_case("schemas")) {
@@ -111,6 +125,22 @@ pub(crate) fn ignored_keys(rt: ResourceType, input: &Value, pathless: bool) -> V
         }
     }
     out
+}
+
+/// An unknown key as the provisioning log names it: an object under a URN attribute by attribute.
+fn unkept(key: &str, value: &Value) -> Vec<String> {
+    match value {
+        Value::Object(inner) if key.starts_with("urn:") && !inner.is_empty() => {
+            inner.keys().filter(|n| !n.eq_ignore_ascii_case("schemas")).map(|n| format!("{key}:{n}")).collect()
+        }
+        _ => vec![key.to_owned()],
+    }
+}
+
+/// The URNs a body lists in `schemas`.
+fn declared_schemas(entries: &Map<String, Value>) -> Vec<String> {
+    let listed = entries.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")).map(|(_, v)| v);
+    listed.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
 fn store(out: &mut Map<String, Value>, found: ResolvedAttr, value: Value) -> Result<(), ScimError> {

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::custom;
 use crate::error::ScimError;
 use crate::filter::attr_path::parse_attr_path;
 use crate::json::is_present;
@@ -9,8 +10,9 @@ use crate::schema::{resolve, AttributeDef, ResourceType, Returned};
 
 /// One entry of an `attributes` or `excludedAttributes` list.
 struct Selector {
-    /// Extension URN the entry is under; `None` for core and common attributes.
-    container: Option<&'static str>,
+    /// Extension URN the entry is under (a custom one as written); `None` for core and common
+    /// attributes.
+    container: Option<String>,
     /// `None` when the entry names a whole schema.
     attr: Option<String>,
     sub: Option<String>,
@@ -27,15 +29,26 @@ fn parse_list(rt: ResourceType, list: Option<&str>, param: &str) -> Result<Optio
             continue;
         }
         if let Some(ext) = rt.extension(item) {
-            out.push(Selector { container: Some(ext.id), attr: None, sub: None });
+            out.push(Selector { container: Some(ext.id.to_owned()), attr: None, sub: None });
             continue;
         }
-        let path = parse_attr_path(item).map_err(|msg| ScimError::invalid_path(format!("{param}: {msg}")))?;
+        // A custom extension's URN can also read as an attribute of a
+        // shorter URN (see `crate::custom`); the entry is taken both ways.
+        let whole_custom = custom::is_custom_urn(rt, item);
+        if whole_custom {
+            out.push(Selector { container: Some(item.to_owned()), attr: None, sub: None });
+        }
+        let path = match parse_attr_path(item) {
+            Ok(path) => path,
+            Err(_) if whole_custom => continue,
+            Err(msg) => return Err(ScimError::invalid_path(format!("{param}: {msg}"))),
+        };
         let container = match path.urn.as_deref() {
             None => None,
             Some(urn) if rt.is_core_urn(urn) => None,
             Some(urn) => match rt.extension(urn) {
-                Some(ext) => Some(ext.id),
+                Some(ext) => Some(ext.id.to_owned()),
+                None if custom::is_custom_urn(rt, urn) => Some(urn.to_owned()),
                 // An unknown schema selects nothing.
                 None => continue,
             },
@@ -45,9 +58,17 @@ fn parse_list(rt: ResourceType, list: Option<&str>, param: &str) -> Result<Optio
     Ok(Some(out))
 }
 
+fn same_container(selector: &Selector, container: Option<&str>) -> bool {
+    match (selector.container.as_deref(), container) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
 fn names_whole(list: &[Selector], container: Option<&str>, name: &str) -> bool {
     list.iter().any(|s| {
-        s.container == container
+        same_container(s, container)
             && match &s.attr {
                 None => true,
                 Some(attr) => attr.eq_ignore_ascii_case(name) && s.sub.is_none(),
@@ -57,7 +78,7 @@ fn names_whole(list: &[Selector], container: Option<&str>, name: &str) -> bool {
 
 fn named_subs<'a>(list: &'a [Selector], container: Option<&str>, name: &str) -> Vec<&'a str> {
     list.iter()
-        .filter(|s| s.container == container)
+        .filter(|s| same_container(s, container))
         .filter(|s| s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(name)))
         .filter_map(|s| s.sub.as_deref())
         .collect()
@@ -167,6 +188,19 @@ pub fn project(
             if !kept.is_empty() {
                 out.insert(ext.id.to_owned(), Value::Object(kept));
             }
+        } else if custom::is_custom_urn(rt, &key) {
+            // A custom extension: attributes without definitions, returned by default.
+            let mut kept = Map::new();
+            if let Value::Object(attrs) = value {
+                for (name, inner) in attrs {
+                    if let Some(v) = select(Some(&key), None, &name, inner, include, &exclude) {
+                        kept.insert(name, v);
+                    }
+                }
+            }
+            if !kept.is_empty() {
+                out.insert(key, Value::Object(kept));
+            }
         } else {
             let def = resolve(rt, None, &key, None).map(|found| found.attr);
             if let Some(v) = select(None, def, &key, value, include, &exclude) {
@@ -178,8 +212,7 @@ pub fn project(
     if let Some((key, mut schemas)) = out.remove_entry("schemas") {
         if let Value::Array(list) = &mut schemas {
             list.retain(|s| {
-                s.as_str()
-                    .is_none_or(|urn| rt.extension(urn).is_none() || out.keys().any(|k| k.eq_ignore_ascii_case(urn)))
+                s.as_str().is_none_or(|urn| rt.is_core_urn(urn) || out.keys().any(|k| k.eq_ignore_ascii_case(urn)))
             });
         }
         out.insert(key, schemas);

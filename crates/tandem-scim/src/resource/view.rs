@@ -156,9 +156,9 @@ pub fn default_view(rt: ResourceType, stored: &str, added: &[(&str, &str)]) -> O
         if key.eq_ignore_ascii_case("schemas") {
             // `project` prunes extension URNs that name no member it keeps.
             let urns: Vec<&str> = serde_json::from_str(raw.get()).ok()?;
-            let pruned = urns.iter().any(|urn| {
-                rt.extension(urn).is_some() && !top.iter().any(|(k, _)| k.eq_ignore_ascii_case(urn) && *k != *key)
-            });
+            let pruned = urns
+                .iter()
+                .any(|urn| !rt.is_core_urn(urn) && !top.iter().any(|(k, _)| k.eq_ignore_ascii_case(urn) && *k != *key));
             if *key != "schemas" || pruned {
                 return None;
             }
@@ -167,6 +167,11 @@ pub fn default_view(rt: ResourceType, stored: &str, added: &[(&str, &str)]) -> O
             // keeps only its members that are kept; an empty one goes.
             let inner = members(raw.get())?;
             if *key != ext.id || inner.is_empty() || !inner.iter().all(|(n, v)| kept_whole(ext.attribute(n), v)) {
+                return None;
+            }
+        } else if crate::custom::is_custom_urn(rt, key) {
+            let inner = members(raw.get())?;
+            if inner.is_empty() || !inner.iter().all(|(_, v)| present(v)) {
                 return None;
             }
         } else if !kept_whole(resolve(rt, None, key, None).map(|found| found.attr), raw) {
@@ -282,6 +287,8 @@ mod tests {
             json!({"userName": "m", ENTERPRISE_USER_SCHEMA: {"department": "R&D", "manager": "boss-id", "employeeNumber": "42"},
                    "roles": [{"value": "admin", "primary": "True"}], "active": "False"}),
             json!({"userName": "n", "emails": [], ENTERPRISE_USER_SCHEMA: {"department": null}}),
+            json!({"userName": "c", "urn:ietf:params:scim:schemas:extension:Custom:2.0:User": {"costCode": "x", "roles": ["a"]},
+                   "urn:example:acme:tier": 2, ENTERPRISE_USER_SCHEMA: {"department": "R&D"}}),
         ];
         for input in inputs {
             let stored = to_text(&normalize(ResourceType::User, input.clone()).unwrap());

@@ -82,14 +82,62 @@ fn read_only_and_password_attributes_are_dropped() {
 }
 
 #[test]
-fn unknown_plain_and_foreign_urn_attributes_are_dropped() {
+fn unknown_plain_attributes_are_dropped_and_custom_extensions_kept_as_sent() {
+    let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
     let got = user(json!({
         "userName": "bjensen",
         "shoeSize": 42,
-        "urn:ietf:params:scim:schemas:extension:Custom:2.0:User": {"costCode": "x"},
+        custom: {"costCode": "x", "roles": ["a", "b"], "tier": 2, "empty": "", "none": null, "1bad": "y",
+                 "site": {"code": "OSL", "floor": 3}},
         "urn:example:custom:badge": "7"
     }));
-    assert_eq!(got, json!({"schemas": [USER_URN], "userName": "bjensen"}));
+    assert_eq!(
+        got,
+        json!({
+            "schemas": [USER_URN, "urn:example:custom", custom],
+            "userName": "bjensen",
+            custom: {"costCode": "x", "roles": ["a", "b"], "tier": 2, "site": {"code": "OSL", "floor": 3}},
+            "urn:example:custom": {"badge": "7"}
+        })
+    );
+}
+
+#[test]
+fn a_custom_extension_is_read_whole_when_declared_or_named_for_the_type() {
+    // Listed in `schemas`: its object holds its attributes, whatever its name.
+    let got = user(json!({"schemas": [USER_URN, "urn:example:acme"], "userName": "b", "urn:example:acme": {"x": 1}}));
+    assert_eq!(got, json!({"schemas": [USER_URN, "urn:example:acme"], "userName": "b", "urn:example:acme": {"x": 1}}));
+    // Not listed and not ending in `:User`: the attribute `acme` of `urn:example`.
+    let got = user(json!({"userName": "b", "urn:example:acme": {"x": 1}}));
+    assert_eq!(got, json!({"schemas": [USER_URN, "urn:example"], "userName": "b", "urn:example": {"acme": {"x": 1}}}));
+    // URN-qualified keys join the extension's object, names matched ignoring case.
+    let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+    let got = user(json!({"userName": "b", custom: {"costCode": "x"}, format!("{custom}:COSTCODE"): "y",
+                          format!("{custom}:site.code"): "OSL"}));
+    assert_eq!(got[custom], json!({"costCode": "y", "site": {"code": "OSL"}}), "{got}");
+}
+
+#[test]
+fn a_resource_keeps_at_most_64_kib_of_custom_extension_data() {
+    let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+    let err = user_err(json!({"userName": "b", custom: {"blob": "x".repeat(70_000)}}));
+    assert_eq!(err.scim_type, Some("invalidValue"));
+    assert!(err.detail.starts_with("custom extension attributes take 70"), "{}", err.detail);
+    assert!(err.detail.ends_with("at most 65536 are kept per resource"), "{}", err.detail);
+    // A custom extension needs an object, like the enterprise one.
+    let err = user_err(json!({"schemas": [USER_URN, custom], "userName": "b", custom: [1]}));
+    assert_eq!(err.detail, format!("{custom} must be an object"));
+}
+
+#[test]
+fn a_group_keeps_custom_extensions_but_not_the_users_enterprise_one() {
+    let custom = "urn:example:schemas:Group";
+    let got = tandem_scim::resource::normalize(
+        ResourceType::Group,
+        json!({"displayName": "Ops", custom: {"costCode": "7"}, ENTERPRISE: {"department": "R&D"}}),
+    )
+    .unwrap();
+    assert_eq!(got, json!({"schemas": [GROUP_URN, custom], "displayName": "Ops", custom: {"costCode": "7"}}));
 }
 
 #[test]
@@ -295,9 +343,10 @@ fn entra_member_display_name_is_read_as_display() {
 }
 
 /// What a write names and does not keep is listed for the provisioning log:
-/// a custom extension attribute by attribute, an attribute the enterprise
-/// schema does not define, an unqualified unknown name; not `schemas`,
-/// read-only attributes or `password`, which are dropped by design.
+/// an attribute the enterprise schema does not define, an unqualified
+/// unknown name, a name in a custom extension no attribute can have; not
+/// `schemas`, read-only attributes or `password`, which are dropped by
+/// design, nor a custom extension's attributes, which are kept.
 #[test]
 fn the_attributes_a_write_does_not_keep_are_listed() {
     use tandem_scim::resource::ignored_attributes;
@@ -307,8 +356,9 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
         "id": "x", "meta": {"version": "W/\"1\""}, "password": "p",
         "userName": "b", "favouriteColour": "teal",
         ENTERPRISE: {"department": "Ops", "badgeId": "7", "schemas": [ENTERPRISE]},
-        custom: {"role": "admin", "tier": 2},
-        "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:costCenter": "42"
+        custom: {"role": "admin", "tier": 2, "no good": 1},
+        "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:costCenter": "42",
+        "urn:ietf:params:scim:api:messages:2.0:PatchOp:x": "1"
     });
     let mut got = ignored_attributes(ResourceType::User, &body);
     got.sort();
@@ -316,9 +366,8 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
         got,
         [
             "favouriteColour".to_string(),
-            format!("{custom}:costCenter"),
-            format!("{custom}:role"),
-            format!("{custom}:tier"),
+            "urn:ietf:params:scim:api:messages:2.0:PatchOp:x".to_string(),
+            format!("{custom}:no good"),
             format!("{ENTERPRISE}:badgeId"),
         ]
     );
@@ -328,7 +377,8 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
     assert_eq!(ignored_attributes(ResourceType::User, &json!({"userName": "b", key: "b@example.com"})), [key]);
     assert!(ignored_attributes(ResourceType::User, &json!("not an object")).is_empty());
 
-    // PATCH: a path into an unknown schema or to an attribute a known one lacks; keys of a path-less value.
+    // PATCH: a path to an attribute a known schema lacks, a value filter on a custom attribute (a
+    // custom attribute itself is kept); keys of a path-less value.
     let ops = tandem_scim::patch::parse_patch(
         &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
             {"op": "Add", "path": format!("{custom}:role"), "value": "admin"},
@@ -345,7 +395,6 @@ fn the_attributes_a_write_does_not_keep_are_listed() {
     assert_eq!(
         tandem_scim::patch::ignored_in_patch(ResourceType::User, &ops),
         [
-            format!("{custom}:role"),
             format!("{ENTERPRISE}:badgeId"),
             "shoeSize".to_string(),
             format!("{custom}:tier[type eq \"x\"].value"),

@@ -307,25 +307,97 @@ fn unknown_attribute_under_known_schema_in_path_is_ignored() {
     assert_eq!(user, stored_user());
 }
 
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+
+/// The stored user with `custom` as its custom extension's object.
+fn with_custom(custom: serde_json::Value) -> serde_json::Value {
+    let mut expected = stored_user();
+    expected["schemas"].as_array_mut().unwrap().push(json!(CUSTOM));
+    expected[CUSTOM] = custom;
+    expected
+}
+
 #[test]
-fn custom_extension_path_is_ignored() {
-    let user = patched_user(
-        json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode", "value": "42"}]),
-    );
+fn custom_extension_paths_are_applied_without_a_schema() {
+    // As Entra ID sends a mapped custom attribute.
+    let user = patched_user(json!([
+        {"op": "Add", "path": format!("{CUSTOM}:costCode"), "value": "42"},
+        {"op": "add", "path": format!("{CUSTOM}:roles"), "value": ["a"]},
+        {"op": "add", "path": format!("{CUSTOM}:ROLES"), "value": ["a", "b"]},
+        {"op": "replace", "path": format!("{CUSTOM}:site.code"), "value": "OSL"}
+    ]));
+    assert_eq!(user, with_custom(json!({"costCode": "42", "roles": ["a", "b"], "site": {"code": "OSL"}})));
+    let mut user = user;
+    let ops = tandem_scim::patch::parse_patch(
+        &json!({"Operations": [
+            {"op": "remove", "path": format!("{CUSTOM}:roles"), "value": "a"},
+            {"op": "replace", "path": format!("{CUSTOM}:costcode"), "value": 7},
+            {"op": "remove", "path": format!("{CUSTOM}:site")}
+        ]}),
+        100,
+    )
+    .unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert_eq!(user, with_custom(json!({"costCode": 7, "roles": ["b"]})));
+}
+
+#[test]
+fn a_custom_extension_path_is_added_to_merged_replaced_or_removed_whole() {
+    let user = patched_user(json!([
+        {"op": "add", "path": CUSTOM, "value": {"a": 1, "b": 2}},
+        {"op": "add", "path": CUSTOM, "value": {"b": 3, "c": 4}}
+    ]));
+    assert_eq!(user, with_custom(json!({"a": 1, "b": 3, "c": 4})));
+    let user = patched_user(json!([
+        {"op": "add", "path": CUSTOM, "value": {"a": 1, "b": 2}},
+        {"op": "replace", "path": CUSTOM, "value": {"c": 4}}
+    ]));
+    assert_eq!(user, with_custom(json!({"c": 4})));
+    let user = patched_user(json!([
+        {"op": "add", "path": CUSTOM, "value": {"a": 1}},
+        {"op": "remove", "path": CUSTOM}
+    ]));
     assert_eq!(user, stored_user());
 }
 
 #[test]
-fn path_less_unknown_keys_are_ignored() {
-    let user = patched_user(json!([{"op": "replace", "value": {
-        "favouriteColour": "blue",
-        "urn:ietf:params:scim:schemas:extension:Custom:2.0:User": {"costCode": "42"},
-        "urn:ietf:params:scim:schemas:extension:Custom:2.0:User:badge": "7",
-        "title": "Guide"
-    }}]));
+fn a_value_filter_on_a_custom_attribute_is_ignored() {
+    // No schema says what its values' sub-attributes are compared by.
+    let user = patched_user(json!([
+        {"op": "replace", "path": format!("{CUSTOM}:roles[value eq \"a\"].display"), "value": "A"},
+        {"op": "replace", "path": "title", "value": "Guide"}
+    ]));
     let mut expected = stored_user();
     expected["title"] = json!("Guide");
     assert_eq!(user, expected);
+}
+
+#[test]
+fn path_less_keys_keep_custom_extensions_and_ignore_unknown_names() {
+    let user = patched_user(json!([{"op": "replace", "value": {
+        "favouriteColour": "blue",
+        CUSTOM: {"costCode": "42"},
+        format!("{CUSTOM}:badge"): "7",
+        "title": "Guide"
+    }}]));
+    let mut expected = with_custom(json!({"badge": "7", "costCode": "42"}));
+    expected["title"] = json!("Guide");
+    assert_eq!(user, expected);
+}
+
+#[test]
+fn a_custom_attribute_a_patch_adds_under_a_new_urn_survives_the_next_patch() {
+    // `urn:example:acme` is not declared anywhere: the attribute `acme` of `urn:example`.
+    let mut user = patched_user(json!([{"op": "add", "path": "urn:example:acme", "value": {"x": 1}}]));
+    assert_eq!(user["urn:example"], json!({"acme": {"x": 1}}), "{user}");
+    let ops = tandem_scim::patch::parse_patch(
+        &json!({"Operations": [{"op": "replace", "path": "title", "value": "Guide"}]}),
+        100,
+    )
+    .unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert_eq!(user["urn:example"], json!({"acme": {"x": 1}}), "{user}");
+    assert!(user["schemas"].as_array().unwrap().contains(&json!("urn:example")), "{user}");
 }
 
 #[test]

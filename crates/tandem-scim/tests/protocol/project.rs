@@ -176,3 +176,35 @@ fn list_response_has_rfc_envelope_with_integer_counts() {
         })
     );
 }
+
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
+
+fn user_with_custom() -> Value {
+    let mut user = stored_user();
+    user["schemas"].as_array_mut().unwrap().push(json!(CUSTOM));
+    user[CUSTOM] = json!({"costCode": "42", "site": {"code": "OSL", "floor": 3}});
+    user
+}
+
+#[test]
+fn custom_extensions_are_returned_by_default_and_selected_like_the_enterprise_one() {
+    let rt = ResourceType::User;
+    assert_eq!(project(user_with_custom(), rt, None, None).unwrap(), user_with_custom());
+    // A whole custom extension, by its URN in any case.
+    let got = project(user_with_custom(), rt, Some(&CUSTOM.to_uppercase()), None).unwrap();
+    assert_eq!(keys(&got), ["id", "schemas", CUSTOM]);
+    assert_eq!(got["schemas"], json!([USER_URN, CUSTOM]));
+    // One attribute, or one sub-attribute.
+    let got = project(user_with_custom(), rt, Some(&format!("userName,{CUSTOM}:SITE.code")), None).unwrap();
+    assert_eq!(got[CUSTOM], json!({"site": {"code": "OSL"}}));
+    // Left out when not asked for, with its entry in `schemas`.
+    let got = project(user_with_custom(), rt, Some("userName"), None).unwrap();
+    assert_eq!(keys(&got), ["id", "schemas", "userName"]);
+    assert_eq!(got["schemas"], json!([USER_URN]));
+    // Excluded whole or in part.
+    let got = project(user_with_custom(), rt, None, Some(CUSTOM)).unwrap();
+    assert!(got.get(CUSTOM).is_none(), "{got}");
+    assert_eq!(got["schemas"], json!([USER_URN, ENTERPRISE]));
+    let got = project(user_with_custom(), rt, None, Some(&format!("{CUSTOM}:costCode"))).unwrap();
+    assert_eq!(got[CUSTOM], json!({"site": {"code": "OSL", "floor": 3}}));
+}

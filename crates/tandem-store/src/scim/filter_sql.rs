@@ -665,6 +665,13 @@ fn root_target(dialect: Dialect, rt: ResourceType, alias: &str, path: &AttrPath)
         let elem = Scope::JsonElem { parent: &SCHEMAS_ATTR, var: "e".to_string(), sub: None };
         return Ok(Target::Multi { source: json_elements(dialect, alias, &["schemas"]), elem: Some(elem) });
     }
+    if let Some(urn) = path.urn.as_deref().filter(|u| tandem_scim::is_custom_urn(rt, u)) {
+        return Err(ScimError::invalid_filter(format!(
+            "filters cannot compare \"{path}\": the attributes of a custom extension are kept as the IdP sent \
+             them, without a schema saying how to compare them; `schemas eq \"{urn}\"` finds the resources \
+             that hold that extension"
+        )));
+    }
     let mut resolved =
         resolve_in_path(rt, path.urn.as_deref(), &path.attr, path.sub_attr.as_deref()).ok_or_else(|| unknown(path))?;
     // A singular complex attribute compared as a whole compares its `value`
@@ -825,6 +832,15 @@ mod tests {
         let (s, binds) = sql(Dialect::Sqlite, "emails[type eq \"work\" and value co \"@example.com\"]");
         assert!(s.starts_with("EXISTS (SELECT 1 FROM json_each(u.resource, '$.\"emails\"') AS e"), "{s}");
         assert_eq!(binds.len(), 2);
+    }
+
+    #[test]
+    fn a_custom_extension_attribute_cannot_be_compared() {
+        let filter = parse_filter("urn:ietf:params:scim:schemas:extension:Custom:2.0:User:costCode eq \"7\"").unwrap();
+        let err = SqlBuilder::new(Dialect::Sqlite).filter(ResourceType::User, "u", &filter).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidFilter"));
+        assert!(err.detail.starts_with("filters cannot compare \"urn:"), "{}", err.detail);
+        assert!(err.detail.ends_with("finds the resources that hold that extension"), "{}", err.detail);
     }
 
     #[test]
