@@ -1320,6 +1320,51 @@ async fn custom_extension_attributes_are_kept_changed_and_shown() {
     assert_eq!(patched.body[gx], json!({"costCode": "8"}), "{}", patched.body);
     assert_eq!(patched.body["members"][0]["value"], json!(id), "{}", patched.body);
     assert_eq!(scim.get(&format!("/Groups/{gid}")).await.body[gx], json!({"costCode": "8"}));
+    let (_, managed) = app.get(&format!("/api/v1/scim-connections/{}/groups/{gid}", scim.connection_id)).await;
+    assert_eq!(managed[gx], json!({"costCode": "8"}), "{managed}");
+    let query = format!("scim_connection_id={}&type=group.updated", scim.connection_id);
+    let (events, _) = crate::events::read_all(&app, &query, 100, 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["changed"], json!([format!("{gx}:costCode")]), "{events:?}");
+    // A group's PUT is held to the same limits.
+    let many: serde_json::Map<String, serde_json::Value> = (0..201).map(|i| (format!("a{i}"), json!(i))).collect();
+    let refused = scim.put(&format!("/Groups/{gid}"), json!({"displayName": "Ops", gx: many})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("at most 200 custom extension attributes"),
+        "{}",
+        refused.body
+    );
+}
+
+/// A value filter on a custom extension's attribute is refused: there is
+/// no schema to compare its values by, and ignoring a removal by filter
+/// would leave the value (a role) in place.
+#[tokio::test]
+async fn a_value_filter_on_a_custom_attribute_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let mut body = user("filter@acme.com");
+    body[custom] = json!({"roles": [{"value": "admin"}, {"value": "viewer"}]});
+    let id = scim.create_user(body).await;
+    let ops = json!([{"op": "remove", "path": format!("{custom}:roles[value eq \"admin\"]")},
+                     {"op": "replace", "path": "active", "value": false}]);
+    let refused = scim.patch(&format!("/Users/{id}"), patch_op(ops)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.body["scimType"], "invalidPath");
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("Operations[0]: a value filter cannot select values of \"{custom}:roles\"")),
+        "{detail}"
+    );
+    let read = scim.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(read[custom]["roles"].as_array().unwrap().len(), 2, "{read}");
+    assert_eq!(read["active"], true);
+    // The whole attribute written instead is applied.
+    let ops = json!([{"op": "replace", "path": format!("{custom}:roles"), "value": [{"value": "viewer"}]}]);
+    let patched = scim.patch(&format!("/Users/{id}"), patch_op(ops)).await;
+    assert_eq!(patched.body[custom], json!({"roles": [{"value": "viewer"}]}), "{}", patched.body);
 }
 
 #[tokio::test]

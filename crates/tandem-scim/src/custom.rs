@@ -17,10 +17,23 @@
 //! 7643 §3.3 writes an extension's attributes in an object under its URN,
 //! listed in `schemas`, and RFC 7644 §3.10 names an attribute by its
 //! schema's URN, a colon and its name. `urn:…:CustomExtensionName:2.0:User`
-//! could be either (an attribute `User` of `urn:…:2.0`); it is a whole
-//! extension when its value is an object and the URN is listed in the
-//! body's `schemas`, already held by the resource, or ends in the resource
-//! type's name (`:User`, `:Group`), as the extension URNs IdPs send do.
+//! could be either (an attribute `User` of `urn:…:2.0`). In order, a URN is
+//! a whole extension when it is listed in the body's `schemas` or held by
+//! the resource (for a PATCH), or ends in the resource type's name as
+//! written (`:User`, `:Group`), as the extension URNs IdPs send do; else,
+//! what precedes its last colon is the extension when that is listed, held
+//! or ends in the type's name (`urn:…:2.0:User:address`, an attribute);
+//! else an object under it is a whole extension, and any other value an
+//! attribute of what precedes the last colon.
+//!
+//! Every write is bounded before the work it makes: a value of more than
+//! [`MAX_CUSTOM_BYTES`] of JSON, or an object of more than
+//! [`MAX_CUSTOM_ATTRIBUTES`] names, is refused before it is read, and the
+//! resource's custom data is held to both after each write, so an add's
+//! duplicate check (hashed) and the names' case-insensitive matching stay
+//! linear in what a resource may hold.
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -29,13 +42,18 @@ use crate::filter::attr_path::is_attr_name;
 use crate::json::{is_present, to_text};
 use crate::patch::edit::Mode;
 use crate::path::PatchPath;
-use crate::schema::{ResourceType, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+use crate::schema::{ResourceType, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA};
 
 /// Most bytes of custom extension data one resource keeps: its URNs and
 /// the JSON text of their values. An IdP sends a few attributes; the
 /// limit keeps a resource's stored document, which every read of it
 /// parses or copies, from growing to the size of a request body.
 pub const MAX_CUSTOM_BYTES: usize = 64 * 1024;
+
+/// Most attributes the custom extensions of one resource hold together.
+/// An IdP maps a few; Entra ID's directory extensions and Okta's profile
+/// attributes stay well under it.
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 200;
 
 /// Most bytes in a custom extension's URN.
 const MAX_URN_BYTES: usize = 256;
@@ -51,17 +69,20 @@ pub(crate) enum CustomKey {
 
 /// Whether `urn` can name a custom extension of `rt`: `urn:` followed by
 /// URN characters (RFC 8141, without `,`, `;`, `?` and `#`), at most 256
-/// bytes, and not a schema SCIM or Tandem defines (the core schemas, SCIM's
-/// messages, the enterprise extension) or a prefix of one.
+/// bytes, and not a schema SCIM or Tandem defines, a prefix of one, or a
+/// name under one: SCIM 2.0's core schemas and messages
+/// (`urn:ietf:params:scim:schemas:core…`, `urn:ietf:params:scim:api…`),
+/// the enterprise extension, and SCIM 1.1's `urn:scim:…`.
 pub fn is_custom_urn(rt: ResourceType, urn: &str) -> bool {
-    const DEFINED: [&str; 3] = [USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_USER_SCHEMA];
+    const DEFINED: [&str; 4] = [USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_USER_SCHEMA, PATCH_OP];
     let has_prefix = urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
     let reserved = |lower: &str| {
-        lower.starts_with("urn:ietf:params:scim:schemas:core:")
-            || lower.starts_with("urn:ietf:params:scim:api:")
+        lower.starts_with("urn:ietf:params:scim:schemas:core")
+            || lower.starts_with("urn:ietf:params:scim:api")
+            || lower.starts_with("urn:scim:")
             || DEFINED.iter().any(|d| {
                 let d = d.to_ascii_lowercase();
-                d == lower || d.starts_with(&format!("{lower}:"))
+                d == lower || d.starts_with(&format!("{lower}:")) || lower.starts_with(&format!("{d}:"))
             })
     };
     has_prefix
@@ -73,55 +94,98 @@ pub fn is_custom_urn(rt: ResourceType, urn: &str) -> bool {
         && rt.extension(urn).is_none()
 }
 
+/// Whether `urn` ends in the resource type's name as written (`…:2.0:User`),
+/// and what precedes it does not (in `…:User:User` the second is an attribute).
 fn ends_in_type(rt: ResourceType, urn: &str) -> bool {
-    urn.rsplit(':').next().is_some_and(|last| last.eq_ignore_ascii_case(rt.name()))
+    let mut segments = urn.rsplit(':');
+    segments.next() == Some(rt.name()) && segments.next() != Some(rt.name())
 }
 
-/// `attr` or `attr.sub`, each an RFC 7643 attribute name.
+/// `attr` or `attr.sub`, each an RFC 7643 attribute name; never `schemas`,
+/// which no attribute of an extension may be called (an extension's object
+/// may repeat the resource's `schemas`, and it is skipped there).
 fn split_name(name: &str) -> Option<(String, Option<String>)> {
     let mut parts = name.split('.');
     let attr = parts.next()?;
     let sub = parts.next();
-    if parts.next().is_some() || !is_attr_name(attr) || sub.is_some_and(|s| !is_attr_name(s)) {
+    if parts.next().is_some()
+        || !is_attr_name(attr)
+        || sub.is_some_and(|s| !is_attr_name(s))
+        || attr.eq_ignore_ascii_case("schemas")
+    {
         return None;
     }
     Some((attr.to_owned(), sub.map(str::to_owned)))
 }
 
+/// Whether `urn` is a custom extension a body or resource names as one:
+/// listed in `declared`, or ending in the resource type's name.
+fn named_extension(rt: ResourceType, urn: &str, declared: &[String]) -> bool {
+    is_custom_urn(rt, urn) && (declared.iter().any(|d| d.eq_ignore_ascii_case(urn)) || ends_in_type(rt, urn))
+}
+
 /// What a key of a body or of a path-less PATCH value that names nothing
-/// Tandem defines names under a custom extension, if anything. `declared`:
-/// the URNs the body lists in `schemas`, or the resource holds.
-pub(crate) fn classify(rt: ResourceType, key: &str, declared: &[String]) -> Option<CustomKey> {
-    if is_custom_urn(rt, key) && (declared.iter().any(|d| d.eq_ignore_ascii_case(key)) || ends_in_type(rt, key)) {
+/// Tandem defines names under a custom extension, if anything (the order is
+/// in the module's comment). `declared`: the URNs the body lists in
+/// `schemas`, or the resource holds.
+pub(crate) fn classify(rt: ResourceType, key: &str, value: &Value, declared: &[String]) -> Option<CustomKey> {
+    if named_extension(rt, key, declared) {
         // A value other than an object is refused by `write`, as for the enterprise extension.
         return Some(CustomKey::Schema(key.to_owned()));
     }
-    let (urn, name) = key.rsplit_once(':')?;
-    let (attr, sub) = split_name(name)?;
-    is_custom_urn(rt, urn).then(|| CustomKey::Attr { urn: urn.to_owned(), attr, sub })
+    let attribute = key.rsplit_once(':').and_then(|(urn, name)| {
+        let (attr, sub) = split_name(name)?;
+        is_custom_urn(rt, urn)
+            .then(|| (named_extension(rt, urn, declared), CustomKey::Attr { urn: urn.to_owned(), attr, sub }))
+    });
+    match attribute {
+        Some((true, attr)) => Some(attr),
+        _ if value.is_object() && is_custom_urn(rt, key) => Some(CustomKey::Schema(key.to_owned())),
+        Some((false, attr)) => Some(attr),
+        None => None,
+    }
 }
 
-/// What a PATCH path names under a custom extension: the whole extension
-/// when the path is a URN the resource holds, or ends in the resource
-/// type's name; else an attribute. `None` for anything else, a value
-/// filter on a custom attribute included: without a schema there is
-/// nothing to compare its values by, so such a path is ignored as unknown.
-pub(crate) fn path_key(rt: ResourceType, path: &PatchPath, held: &Map<String, Value>) -> Option<CustomKey> {
-    let urn = path.attr.urn.as_deref()?;
-    if path.filter.is_some() {
-        return None;
-    }
+/// What a PATCH path names under a custom extension, in the order of
+/// [`classify`] (`held`: the resource's custom extensions; `value`: the
+/// operation's). `Ok(None)` for a path outside custom extensions. A value
+/// filter on a custom attribute (`urn:…:User:roles[value eq "a"]`) is 400
+/// `invalidPath`: without a schema there is nothing to compare its values
+/// by, and ignoring it would leave a value the IdP removed (a role) in
+/// place.
+pub(crate) fn path_key(
+    rt: ResourceType,
+    path: &PatchPath,
+    value: Option<&Value>,
+    held: &[String],
+) -> Result<Option<CustomKey>, ScimError> {
+    let Some(urn) = path.attr.urn.as_deref() else { return Ok(None) };
     let full = format!("{urn}:{}", path.attr.attr);
-    if path.attr.sub_attr.is_none()
-        && is_custom_urn(rt, &full)
-        && (held.keys().any(|k| k.eq_ignore_ascii_case(&full)) || ends_in_type(rt, &full))
-    {
-        return Some(CustomKey::Schema(full));
+    if path.filter.is_some() {
+        if is_custom_urn(rt, urn) || is_custom_urn(rt, &full) {
+            return Err(ScimError::invalid_path(format!(
+                "a value filter cannot select values of \"{full}\": a custom extension's attributes are kept \
+                 without a schema to compare them by; write the attribute whole instead"
+            )));
+        }
+        return Ok(None);
     }
-    is_custom_urn(rt, urn).then(|| CustomKey::Attr {
-        urn: urn.to_owned(),
-        attr: path.attr.attr.clone(),
-        sub: path.attr.sub_attr.clone(),
+    let whole = path.attr.sub_attr.is_none() && is_custom_urn(rt, &full);
+    let attr = || {
+        (is_custom_urn(rt, urn) && !path.attr.attr.eq_ignore_ascii_case("schemas")).then(|| CustomKey::Attr {
+            urn: urn.to_owned(),
+            attr: path.attr.attr.clone(),
+            sub: path.attr.sub_attr.clone(),
+        })
+    };
+    Ok(if whole && named_extension(rt, &full, held) {
+        Some(CustomKey::Schema(full))
+    } else if named_extension(rt, urn, held) {
+        attr()
+    } else if whole && value.is_none_or(Value::is_object) {
+        Some(CustomKey::Schema(full))
+    } else {
+        attr()
     })
 }
 
@@ -186,8 +250,10 @@ fn combine(old: Option<Value>, new: Value, mode: Mode) -> Value {
                 Value::Null => Vec::new(),
                 one => vec![one],
             };
+            // Compared by their JSON text (`Map` keeps keys sorted), hashed.
+            let mut seen: HashSet<String> = items.iter().map(to_text).collect();
             for item in added {
-                if !items.contains(&item) {
+                if seen.insert(to_text(&item)) {
                     items.push(item);
                 }
             }
@@ -206,8 +272,35 @@ fn combine(old: Option<Value>, new: Value, mode: Mode) -> Value {
 /// Writes `value` at `key` in a resource object: `Mode::Replace` sets it,
 /// `Mode::Add` adds to what is there (see [`combine`]). A whole extension
 /// takes each member of an object value in turn; names no attribute can
-/// have are skipped. An absent value (`null`, empty) removes.
-pub(crate) fn write(root: &mut Map<String, Value>, key: &CustomKey, value: Value, mode: Mode) -> Result<(), ScimError> {
+/// have are skipped. An absent value (`null`, empty) removes on a replace
+/// and adds nothing on an add. Refused (400 `invalidValue`) before any
+/// work: a value over [`MAX_CUSTOM_BYTES`] of JSON, an object of more than
+/// [`MAX_CUSTOM_ATTRIBUTES`] names; and after it, a resource whose custom
+/// data went over either (see [`check_size`]).
+pub(crate) fn write(
+    rt: ResourceType,
+    root: &mut Map<String, Value>,
+    key: &CustomKey,
+    value: Value,
+    mode: Mode,
+) -> Result<(), ScimError> {
+    let bytes = to_text(&value).len();
+    if bytes > MAX_CUSTOM_BYTES {
+        return Err(too_large(bytes));
+    }
+    if let (CustomKey::Schema(urn), Value::Object(entries)) = (key, &value) {
+        if entries.len() > MAX_CUSTOM_ATTRIBUTES {
+            return Err(too_many(&format!("{urn} names {}", entries.len())));
+        }
+    }
+    write_unchecked(root, key, value, mode)?;
+    check_size(rt, root)
+}
+
+fn write_unchecked(root: &mut Map<String, Value>, key: &CustomKey, value: Value, mode: Mode) -> Result<(), ScimError> {
+    if mode == Mode::Add && !is_present(&value) {
+        return Ok(());
+    }
     match key {
         CustomKey::Schema(urn) => {
             let entries = match value {
@@ -220,7 +313,7 @@ pub(crate) fn write(root: &mut Map<String, Value>, key: &CustomKey, value: Value
                     continue;
                 }
                 if let Some((attr, sub)) = split_name(&name) {
-                    write(root, &CustomKey::Attr { urn: urn.clone(), attr, sub }, value, mode)?;
+                    write_unchecked(root, &CustomKey::Attr { urn: urn.clone(), attr, sub }, value, mode)?;
                 }
             }
         }
@@ -229,19 +322,29 @@ pub(crate) fn write(root: &mut Map<String, Value>, key: &CustomKey, value: Value
                 let name = spelling(ext, attr);
                 let old = ext.remove(&name);
                 set(ext, name, combine(old, value, mode));
+                Ok(())
             }
             Some(sub) => {
                 let name = spelling(ext, attr);
                 let mut object = match ext.remove(&name) {
                     Some(Value::Object(map)) => map,
-                    _ => Map::new(),
+                    None => Map::new(),
+                    Some(other) => {
+                        let held = crate::json::describe(&other);
+                        ext.insert(name, other);
+                        return Err(ScimError::invalid_value(format!(
+                            "{urn}:{attr} holds {held}, not an object, so it has no sub-attribute \"{sub}\" to write; \
+                             write {urn}:{attr} whole instead"
+                        )));
+                    }
                 };
                 let sub_name = spelling(&object, sub);
                 let old = object.remove(&sub_name);
                 set(&mut object, sub_name, combine(old, value, mode));
                 set(ext, name, Value::Object(object));
+                Ok(())
             }
-        }),
+        })?,
     }
     Ok(())
 }
@@ -261,11 +364,11 @@ pub(crate) fn remove(root: &mut Map<String, Value>, key: &CustomKey, value: Opti
         let name = spelling(map, name);
         let old = map.remove(&name);
         if let (Some(Value::Array(items)), Some(given)) = (old, value.as_ref()) {
-            let gone: Vec<&Value> = match given {
-                Value::Array(list) => list.iter().collect(),
-                one => vec![one],
+            let gone: HashSet<String> = match given {
+                Value::Array(list) => list.iter().map(to_text).collect(),
+                one => HashSet::from([to_text(one)]),
             };
-            set(map, name, Value::Array(items.into_iter().filter(|i| !gone.contains(&i)).collect()));
+            set(map, name, Value::Array(items.into_iter().filter(|i| !gone.contains(&to_text(i))).collect()));
         }
     };
     with_extension(root, urn, |ext| match sub {
@@ -287,16 +390,30 @@ pub(crate) fn remove(root: &mut Map<String, Value>, key: &CustomKey, value: Opti
 }
 
 /// 400 `invalidValue` when the custom extensions of a resource hold more
-/// than [`MAX_CUSTOM_BYTES`].
+/// than [`MAX_CUSTOM_BYTES`] or [`MAX_CUSTOM_ATTRIBUTES`].
 pub(crate) fn check_size(rt: ResourceType, resource: &Map<String, Value>) -> Result<(), ScimError> {
-    let bytes: usize =
-        resource.iter().filter(|(k, _)| is_custom_urn(rt, k)).map(|(k, v)| k.len() + to_text(v).len()).sum();
+    let custom = || resource.iter().filter(|(k, _)| is_custom_urn(rt, k));
+    let bytes: usize = custom().map(|(k, v)| k.len() + to_text(v).len()).sum();
     if bytes > MAX_CUSTOM_BYTES {
-        return Err(ScimError::invalid_value(format!(
-            "custom extension attributes take {bytes} bytes of JSON; at most {MAX_CUSTOM_BYTES} are kept per resource"
-        )));
+        return Err(too_large(bytes));
+    }
+    let names: usize = custom().map(|(_, v)| v.as_object().map_or(1, Map::len)).sum();
+    if names > MAX_CUSTOM_ATTRIBUTES {
+        return Err(too_many(&format!("the custom extensions hold {names}")));
     }
     Ok(())
+}
+
+fn too_large(bytes: usize) -> ScimError {
+    ScimError::invalid_value(format!(
+        "custom extension attributes take {bytes} bytes of JSON; at most {MAX_CUSTOM_BYTES} are kept per resource"
+    ))
+}
+
+fn too_many(what: &str) -> ScimError {
+    ScimError::invalid_value(format!(
+        "{what} attributes; at most {MAX_CUSTOM_ATTRIBUTES} custom extension attributes are kept per resource"
+    ))
 }
 
 #[cfg(test)]
@@ -306,90 +423,144 @@ mod tests {
     use serde_json::json;
 
     const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    const RT: ResourceType = ResourceType::User;
 
     fn attr(urn: &str, attr: &str, sub: Option<&str>) -> CustomKey {
         CustomKey::Attr { urn: urn.to_owned(), attr: attr.to_owned(), sub: sub.map(str::to_owned) }
     }
 
+    fn whole(urn: &str) -> CustomKey {
+        CustomKey::Schema(urn.to_owned())
+    }
+
     #[test]
-    fn defined_schemas_and_their_prefixes_are_not_custom() {
-        let rt = ResourceType::User;
-        assert!(is_custom_urn(rt, CUSTOM));
-        assert!(is_custom_urn(rt, "urn:example:acme"));
+    fn defined_schemas_their_prefixes_and_names_under_them_are_not_custom() {
+        assert!(is_custom_urn(RT, CUSTOM));
+        assert!(is_custom_urn(RT, "urn:example:acme"));
+        assert!(is_custom_urn(RT, "urn:ietf:params:scim:schemas:extension:acme:2.0:User"));
         for defined in [
             USER_SCHEMA,
             ENTERPRISE_USER_SCHEMA,
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0",
             "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
             "urn:ietf:params:scim:schemas:core:2.0",
+            "urn:ietf:params:scim:schemas:core",
             "urn:ietf:params:scim:api:messages:2.0:PatchOp",
+            "urn:ietf:params:scim:api",
+            "urn:ietf:params:scim:api:messages",
+            "urn:scim:schemas:core:1.0",
             "urn:",
             "urn:x:",
             "urn:has space",
             "urn:a,b",
             "not-a-urn:x",
         ] {
-            assert!(!is_custom_urn(rt, defined), "{defined}");
+            assert!(!is_custom_urn(RT, defined), "{defined}");
         }
-        assert!(!is_custom_urn(rt, &format!("urn:{}", "x".repeat(300))));
+        assert!(!is_custom_urn(RT, &format!("urn:{}", "x".repeat(300))));
         // The enterprise extension is the User's; a Group does not keep it either.
         assert!(!is_custom_urn(ResourceType::Group, ENTERPRISE_USER_SCHEMA));
     }
 
     #[test]
-    fn a_urn_key_is_a_whole_extension_when_declared_or_named_for_the_type_else_an_attribute() {
-        let rt = ResourceType::User;
-        assert_eq!(classify(rt, CUSTOM, &[]), Some(CustomKey::Schema(CUSTOM.to_owned())));
+    fn a_urn_key_is_read_in_the_documented_order() {
+        let object = json!({"role": "admin"});
+        let text = json!("x");
+        // Ending in the type's name, as written: whole, whatever the value.
+        assert_eq!(classify(RT, CUSTOM, &text, &[]), Some(whole(CUSTOM)));
         // Declared in `schemas`: whole, whatever its last segment.
+        let declared = ["URN:EXAMPLE:ACME".to_owned()];
+        assert_eq!(classify(RT, "urn:example:acme", &text, &declared), Some(whole("urn:example:acme")));
+        // Under a declared or type-named extension: an attribute, an object too.
+        assert_eq!(classify(RT, &format!("{CUSTOM}:address"), &object, &[]), Some(attr(CUSTOM, "address", None)));
         assert_eq!(
-            classify(rt, "urn:example:acme", &["URN:EXAMPLE:ACME".to_owned()]),
-            Some(CustomKey::Schema("urn:example:acme".to_owned()))
+            classify(RT, "urn:example:acme:tier", &object, &declared),
+            Some(attr("urn:example:acme", "tier", None))
         );
-        // Not declared: an attribute of the URN before its last colon.
-        assert_eq!(classify(rt, "urn:example:acme", &[]), Some(attr("urn:example", "acme", None)));
         assert_eq!(
-            classify(rt, &format!("{CUSTOM}:costCenter.code"), &[]),
+            classify(RT, &format!("{CUSTOM}:costCenter.code"), &text, &[]),
             Some(attr(CUSTOM, "costCenter", Some("code")))
         );
-        // A bad attribute name is nothing.
-        assert_eq!(classify(rt, &format!("{CUSTOM}:1st"), &[]), None);
-        assert_eq!(classify(rt, "favouriteColour", &[]), None);
+        // Otherwise an object is a whole extension, another value an attribute.
+        assert_eq!(classify(RT, "urn:example:acme", &object, &[]), Some(whole("urn:example:acme")));
+        assert_eq!(classify(RT, "urn:example:acme", &text, &[]), Some(attr("urn:example", "acme", None)));
+        // `…:User:user` is an attribute; `user` in lower case names no type.
+        assert_eq!(classify(RT, &format!("{CUSTOM}:User"), &text, &[]), Some(attr(CUSTOM, "User", None)));
+        assert_eq!(classify(RT, "urn:x:2.0:user", &text, &[]), Some(attr("urn:x:2.0", "user", None)));
+        // Names no attribute can have are nothing: bad syntax, `schemas`, no URN.
+        assert_eq!(classify(RT, &format!("{CUSTOM}:1st"), &text, &[]), None);
+        assert_eq!(classify(RT, &format!("{CUSTOM}:schemas"), &text, &[]), None);
+        assert_eq!(classify(RT, "favouriteColour", &text, &[]), None);
     }
 
     #[test]
-    fn paths_name_whole_extensions_or_their_attributes_but_never_filter_them() {
-        let rt = ResourceType::User;
-        let key = |p: &str, held: &Map<String, Value>| path_key(rt, &parse_path(p).unwrap(), held);
-        let none = Map::new();
-        assert_eq!(key(CUSTOM, &none), Some(CustomKey::Schema(CUSTOM.to_owned())));
-        assert_eq!(key(&format!("{CUSTOM}:role"), &none), Some(attr(CUSTOM, "role", None)));
-        assert_eq!(key("urn:example:acme", &none), Some(attr("urn:example", "acme", None)));
-        let held = json!({"urn:example:acme": {"a": 1}}).as_object().unwrap().clone();
-        assert_eq!(key("urn:example:acme", &held), Some(CustomKey::Schema("urn:example:acme".to_owned())));
-        assert_eq!(key(&format!("{CUSTOM}:roles[value eq \"a\"]"), &none), None);
-        assert_eq!(key(&format!("{ENTERPRISE_USER_SCHEMA}:department"), &none), None);
-        assert_eq!(key(ENTERPRISE_USER_SCHEMA, &none), None);
-        assert_eq!(key("title", &none), None);
+    fn paths_are_read_in_the_same_order_and_value_filters_refused() {
+        let key = |p: &str, value: Option<&Value>, held: &[String]| path_key(RT, &parse_path(p).unwrap(), value, held);
+        let object = json!({"a": 1});
+        let text = json!("x");
+        assert_eq!(key(CUSTOM, Some(&object), &[]).unwrap(), Some(whole(CUSTOM)));
+        assert_eq!(key(&format!("{CUSTOM}:role"), Some(&text), &[]).unwrap(), Some(attr(CUSTOM, "role", None)));
+        assert_eq!(key(&format!("{CUSTOM}:address"), Some(&object), &[]).unwrap(), Some(attr(CUSTOM, "address", None)));
+        // Not named by a type: an object (or a removal) is the whole extension, a value an attribute.
+        assert_eq!(key("urn:example:acme", Some(&object), &[]).unwrap(), Some(whole("urn:example:acme")));
+        assert_eq!(key("urn:example:acme", None, &[]).unwrap(), Some(whole("urn:example:acme")));
+        assert_eq!(key("urn:example:acme", Some(&text), &[]).unwrap(), Some(attr("urn:example", "acme", None)));
+        // Held: whole, or an attribute of it.
+        let held = ["urn:example:acme".to_owned()];
+        assert_eq!(key("urn:example:acme", Some(&text), &held).unwrap(), Some(whole("urn:example:acme")));
+        assert_eq!(
+            key("urn:example:acme:tier", Some(&object), &held).unwrap(),
+            Some(attr("urn:example:acme", "tier", None))
+        );
+        let err = key(&format!("{CUSTOM}:roles[value eq \"a\"]"), None, &[]).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidPath"));
+        assert!(err.detail.starts_with(&format!("a value filter cannot select values of \"{CUSTOM}:roles\"")));
+        assert_eq!(key(&format!("{ENTERPRISE_USER_SCHEMA}:department"), Some(&text), &[]).unwrap(), None);
+        assert_eq!(key(ENTERPRISE_USER_SCHEMA, Some(&object), &[]).unwrap(), None);
+        assert_eq!(key(&format!("{CUSTOM}:schemas"), Some(&text), &[]).unwrap(), None);
+        assert_eq!(key("title", Some(&text), &[]).unwrap(), None);
+        assert_eq!(key(r#"emails[type eq "work"]"#, None, &[]).unwrap(), None);
+    }
+
+    fn written(ops: &[(CustomKey, Value, Mode)]) -> Result<Map<String, Value>, ScimError> {
+        let mut root = Map::new();
+        for (key, value, mode) in ops {
+            write(RT, &mut root, key, value.clone(), *mode)?;
+        }
+        Ok(root)
     }
 
     #[test]
     fn add_appends_new_elements_and_merges_objects_replace_sets() {
-        let mut root = Map::new();
         let roles = attr(CUSTOM, "roles", None);
-        write(&mut root, &roles, json!(["a"]), Mode::Add).unwrap();
-        write(&mut root, &roles, json!(["a", "b"]), Mode::Add).unwrap();
-        write(&mut root, &roles, json!("c"), Mode::Add).unwrap();
-        write(&mut root, &attr(CUSTOM, "Address", Some("city")), json!("Oslo"), Mode::Replace).unwrap();
-        write(&mut root, &attr(CUSTOM, "address", None), json!({"zip": "0150"}), Mode::Add).unwrap();
+        let mut root = written(&[
+            (roles.clone(), json!(["a"]), Mode::Add),
+            (roles.clone(), json!(["a", "b", {"x": 1}]), Mode::Add),
+            (roles.clone(), json!({"x": 1}), Mode::Add),
+            (roles.clone(), json!("c"), Mode::Add),
+            (attr(CUSTOM, "Address", Some("city")), json!("Oslo"), Mode::Replace),
+            (attr(CUSTOM, "address", None), json!({"zip": "0150"}), Mode::Add),
+            (attr(CUSTOM, "tier", None), json!(2), Mode::Add),
+            (attr(CUSTOM, "tier", None), json!(null), Mode::Add),
+        ])
+        .unwrap();
         assert_eq!(
             Value::Object(root.clone()),
-            json!({CUSTOM: {"roles": ["a", "b", "c"], "Address": {"city": "Oslo", "zip": "0150"}}})
+            json!({CUSTOM: {"roles": ["a", "b", {"x": 1}, "c"], "Address": {"city": "Oslo", "zip": "0150"}, "tier": 2}})
         );
-        write(&mut root, &roles, json!("d"), Mode::Replace).unwrap();
-        write(&mut root, &attr(CUSTOM, "ADDRESS", None), json!(null), Mode::Replace).unwrap();
+        write(RT, &mut root, &roles, json!("d"), Mode::Replace).unwrap();
+        write(RT, &mut root, &attr(CUSTOM, "ADDRESS", None), json!(null), Mode::Replace).unwrap();
+        write(RT, &mut root, &attr(CUSTOM, "tier", None), json!(""), Mode::Replace).unwrap();
         assert_eq!(Value::Object(root.clone()), json!({CUSTOM: {"roles": "d"}}));
-        let err = write(&mut root, &CustomKey::Schema(CUSTOM.to_owned()), json!(3), Mode::Add).unwrap_err();
+        let err = write(RT, &mut root, &whole(CUSTOM), json!(3), Mode::Add).unwrap_err();
         assert_eq!(err.detail, format!("{CUSTOM} must be an object"));
+        // A sub-attribute of a value that is not an object is refused, the value kept.
+        let err =
+            write(RT, &mut root, &attr(CUSTOM, "roles", Some("primary")), json!(true), Mode::Replace).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidValue"));
+        assert!(err.detail.contains("roles holds \"d\", not an object"), "{}", err.detail);
+        assert_eq!(Value::Object(root), json!({CUSTOM: {"roles": "d"}}));
     }
 
     #[test]
@@ -406,19 +577,34 @@ mod tests {
         remove(&mut root, &attr(CUSTOM, "site", None), None);
         assert!(root.is_empty(), "an emptied extension goes: {root:?}");
         root.insert(CUSTOM.to_lowercase(), json!({"a": 1}));
-        remove(&mut root, &CustomKey::Schema(CUSTOM.to_owned()), None);
+        remove(&mut root, &whole(CUSTOM), None);
         assert!(root.is_empty());
     }
 
     #[test]
-    fn a_resource_keeps_at_most_64_kib_of_custom_data() {
-        let mut root = Map::new();
-        write(&mut root, &attr(CUSTOM, "blob", None), json!("x".repeat(MAX_CUSTOM_BYTES - 200)), Mode::Replace)
-            .unwrap();
-        check_size(ResourceType::User, &root).unwrap();
-        write(&mut root, &attr(CUSTOM, "more", None), json!("y".repeat(300)), Mode::Replace).unwrap();
-        let err = check_size(ResourceType::User, &root).unwrap_err();
+    fn a_resource_keeps_at_most_64_kib_and_200_custom_attributes() {
+        let blob = attr(CUSTOM, "blob", None);
+        let mut root = written(&[(blob.clone(), json!("x".repeat(MAX_CUSTOM_BYTES - 200)), Mode::Replace)]).unwrap();
+        let err = write(RT, &mut root, &attr(CUSTOM, "more", None), json!("y".repeat(300)), Mode::Replace).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidValue"));
         assert!(err.detail.ends_with("at most 65536 are kept per resource"), "{}", err.detail);
+        // A value over the limit is refused before it is read: an add of a million elements
+        // (whose duplicate check would otherwise compare each with each).
+        let huge = Value::Array((0..1_000_000).map(Value::from).collect());
+        let err = written(&[(attr(CUSTOM, "roles", None), huge, Mode::Add)]).unwrap_err();
+        assert!(err.detail.starts_with("custom extension attributes take 6888891 bytes"), "{}", err.detail);
+        // Names: one object of too many, or too many written one by one.
+        let many: Map<String, Value> = (0..=MAX_CUSTOM_ATTRIBUTES).map(|i| (format!("a{i}"), json!(1))).collect();
+        let err = written(&[(whole(CUSTOM), Value::Object(many), Mode::Replace)]).unwrap_err();
+        assert_eq!(
+            err.detail,
+            format!("{CUSTOM} names 201 attributes; at most 200 custom extension attributes are kept per resource")
+        );
+        let one_by_one: Vec<(CustomKey, Value, Mode)> = (0..=MAX_CUSTOM_ATTRIBUTES)
+            .map(|i| (attr(CUSTOM, &format!("a{i}"), None), json!(1), Mode::Replace))
+            .collect();
+        let err = written(&one_by_one).unwrap_err();
+        assert!(err.detail.starts_with("the custom extensions hold 201 attributes"), "{}", err.detail);
+        assert!(written(&one_by_one[..MAX_CUSTOM_ATTRIBUTES]).is_ok());
     }
 }

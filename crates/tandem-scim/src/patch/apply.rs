@@ -108,13 +108,12 @@ pub fn ignored_in_patch(rt: ResourceType, ops: &[PatchOperation]) -> Vec<String>
                         out.extend(crate::resource::ignored_attributes(rt, &Value::Object(wrapped)));
                     }
                 }
-                None => match custom::path_key(rt, path, &Map::new()) {
-                    Some(custom::CustomKey::Schema(urn)) => {
+                None => match custom::path_key(rt, path, op.value.as_ref(), &[]) {
+                    Ok(Some(custom::CustomKey::Schema(urn))) => {
                         out.extend(op.value.iter().flat_map(|v| custom::unnamed(&urn, v)))
                     }
-                    Some(custom::CustomKey::Attr { .. }) => {}
-                    None if matches!(resolve_target(rt, path), Ok(None)) => out.push(path.attr.to_string()),
-                    None => {}
+                    Ok(None) if matches!(resolve_target(rt, path), Ok(None)) => out.push(path.attr.to_string()),
+                    _ => {}
                 },
             },
         }
@@ -161,7 +160,11 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
         }
     }
     // A path under a custom extension is applied without a schema.
-    if let Some(key) = op.path.as_ref().and_then(|p| custom::path_key(rt, p, work)) {
+    let custom_key = match &op.path {
+        Some(path) => custom::path_key(rt, path, op.value.as_ref(), &custom::held(rt, work))?,
+        None => None,
+    };
+    if let Some(key) = custom_key {
         if op.op == PatchOpKind::Remove {
             custom::remove(work, &key, op.value.clone());
             return Ok(());
@@ -174,7 +177,7 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
         if mode == Mode::Replace && matches!(key, custom::CustomKey::Schema(_)) {
             custom::remove(work, &key, None);
         }
-        return custom::write(work, &key, value, mode);
+        return custom::write(rt, work, &key, value, mode);
     }
     let mode = match op.op {
         PatchOpKind::Remove => {
@@ -218,6 +221,8 @@ fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value,
     for (key, value) in entries {
         if key.contains('[') {
             let path = parse_path(&key)?;
+            // A value filter on a custom attribute is refused as in a path.
+            custom::path_key(rt, &path, Some(&value), &held)?;
             if let Some(target) = resolve_target(rt, &path)? {
                 target.check_writable()?;
                 write(work, &target, value, mode)?;
@@ -227,8 +232,8 @@ fn write_pathless(work: &mut Map<String, Value>, rt: ResourceType, value: Value,
         match classify_key(rt, &key) {
             KeyTarget::Schemas | KeyTarget::UnknownInSchema => {}
             KeyTarget::Foreign => {
-                if let Some(custom) = custom::classify(rt, &key, &held) {
-                    custom::write(work, &custom, value, mode)?;
+                if let Some(custom) = custom::classify(rt, &key, &value, &held) {
+                    custom::write(rt, work, &custom, value, mode)?;
                 }
             }
             KeyTarget::Attr(found) => write_found(work, found, value, mode)?,

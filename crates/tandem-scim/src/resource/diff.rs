@@ -7,8 +7,11 @@ use serde_json::{json, Map, Value};
 /// The attributes that differ between two stored documents, as
 /// `{"attribute", "reason": "added" | "changed" | "removed"}`. A complex
 /// attribute (`name`, an extension) is compared one level down
-/// (`name.givenName`, `urn:…:User:department`); a multi-valued one as a
-/// whole (`emails`). `id`, `meta` and `schemas` are not the IdP's data.
+/// (`name.givenName`, `urn:…:User:department`), unless more than
+/// [`NAMED_PER_ATTRIBUTE`] of its attributes changed: then it is named once,
+/// `changed`, so that the log entry and the event stay small whatever a
+/// custom extension holds; a multi-valued one as a whole (`emails`). `id`,
+/// `meta` and `schemas` are not the IdP's data.
 pub fn changed_attributes(before: &Value, after: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
@@ -16,6 +19,9 @@ pub fn changed_attributes(before: &Value, after: &Value) -> Vec<Value> {
     }
     out
 }
+
+/// Most changed sub-attributes named one by one under one attribute.
+const NAMED_PER_ATTRIBUTE: usize = 20;
 
 fn compare(before: &Map<String, Value>, after: &Map<String, Value>, parent: Option<&str>, out: &mut Vec<Value>) {
     let mut names: Vec<&String> = before.keys().chain(after.keys().filter(|k| !before.contains_key(*k))).collect();
@@ -35,7 +41,13 @@ fn compare(before: &Map<String, Value>, after: &Map<String, Value>, parent: Opti
         };
         match (b, a) {
             (Some(Value::Object(bo)), Some(Value::Object(ao))) if parent.is_none() => {
-                compare(bo, ao, Some(name), out);
+                let mut inner = Vec::new();
+                compare(bo, ao, Some(name), &mut inner);
+                if inner.len() > NAMED_PER_ATTRIBUTE {
+                    out.push(json!({"attribute": full, "reason": "changed"}));
+                } else {
+                    out.append(&mut inner);
+                }
             }
             (None, Some(_)) => out.push(json!({"attribute": full, "reason": "added"})),
             (Some(_), None) => out.push(json!({"attribute": full, "reason": "removed"})),
@@ -65,6 +77,23 @@ mod tests {
                 json!({"attribute": "title", "reason": "added"}),
                 json!({"attribute": format!("{ENTERPRISE}:department"), "reason": "removed"}),
             ]
+        );
+    }
+
+    #[test]
+    fn an_extension_of_many_changes_is_named_once() {
+        let custom = "urn:example:acme:2.0:User";
+        let before: Map<String, Value> = (0..30).map(|i| (format!("a{i}"), json!(i))).collect();
+        let after: Map<String, Value> = (0..30).map(|i| (format!("a{i}"), json!(i + 1))).collect();
+        assert_eq!(
+            changed_attributes(&json!({custom: before.clone()}), &json!({custom: after})),
+            vec![json!({"attribute": custom, "reason": "changed"})]
+        );
+        let mut few = before.clone();
+        few.insert("a1".to_owned(), json!("x"));
+        assert_eq!(
+            changed_attributes(&json!({custom: before}), &json!({custom: few})),
+            vec![json!({"attribute": format!("{custom}:a1"), "reason": "changed"})]
         );
     }
 

@@ -42,8 +42,8 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
         match classify_key(rt, &key) {
             KeyTarget::Schemas | KeyTarget::UnknownInSchema => {}
             KeyTarget::Foreign => {
-                if let Some(custom) = custom::classify(rt, &key, &declared) {
-                    custom::write(&mut out, &custom, value, Mode::Replace)?;
+                if let Some(custom) = custom::classify(rt, &key, &value, &declared) {
+                    custom::write(rt, &mut out, &custom, value, Mode::Replace)?;
                 }
             }
             KeyTarget::Attr(found) => store(&mut out, found, value)?,
@@ -106,7 +106,7 @@ pub(crate) fn ignored_keys(rt: ResourceType, input: &Value, pathless: bool) -> V
                     out.push(key.clone());
                 }
             }
-            KeyTarget::Foreign => match custom::classify(rt, key, &declared) {
+            KeyTarget::Foreign => match custom::classify(rt, key, value, &declared) {
                 Some(custom::CustomKey::Schema(urn)) => out.extend(custom::unnamed(&urn, value)),
                 Some(custom::CustomKey::Attr { .. }) => {}
                 None => out.extend(unkept(key, value)),

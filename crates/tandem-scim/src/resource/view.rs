@@ -287,7 +287,7 @@ mod tests {
             json!({"userName": "m", ENTERPRISE_USER_SCHEMA: {"department": "R&D", "manager": "boss-id", "employeeNumber": "42"},
                    "roles": [{"value": "admin", "primary": "True"}], "active": "False"}),
             json!({"userName": "n", "emails": [], ENTERPRISE_USER_SCHEMA: {"department": null}}),
-            json!({"userName": "c", "urn:ietf:params:scim:schemas:extension:Custom:2.0:User": {"costCode": "x", "roles": ["a"]},
+            json!({"userName": "c", "urn:ietf:params:scim:schemas:extension:Custom:2.0:User": {"costCode": "x", "roles": ["a", {"b": null, "c": ""}], "e": {"f": null, "g": 1}},
                    "urn:example:acme:tier": 2, ENTERPRISE_USER_SCHEMA: {"department": "R&D"}}),
         ];
         for input in inputs {

@@ -103,18 +103,38 @@ fn unknown_plain_attributes_are_dropped_and_custom_extensions_kept_as_sent() {
 }
 
 #[test]
-fn a_custom_extension_is_read_whole_when_declared_or_named_for_the_type() {
+fn a_urn_key_is_a_whole_extension_or_one_of_its_attributes() {
     // Listed in `schemas`: its object holds its attributes, whatever its name.
     let got = user(json!({"schemas": [USER_URN, "urn:example:acme"], "userName": "b", "urn:example:acme": {"x": 1}}));
     assert_eq!(got, json!({"schemas": [USER_URN, "urn:example:acme"], "userName": "b", "urn:example:acme": {"x": 1}}));
-    // Not listed and not ending in `:User`: the attribute `acme` of `urn:example`.
+    // Neither: an object is the extension's attributes, another value one attribute of
+    // what precedes the last colon (RFC 7644 §3.10).
     let got = user(json!({"userName": "b", "urn:example:acme": {"x": 1}}));
-    assert_eq!(got, json!({"schemas": [USER_URN, "urn:example"], "userName": "b", "urn:example": {"acme": {"x": 1}}}));
+    assert_eq!(got, json!({"schemas": [USER_URN, "urn:example:acme"], "userName": "b", "urn:example:acme": {"x": 1}}));
+    let got = user(json!({"userName": "b", "urn:example:acme": 7}));
+    assert_eq!(got, json!({"schemas": [USER_URN, "urn:example"], "userName": "b", "urn:example": {"acme": 7}}));
+    // Both forms of one extension in one body land in one object.
+    let got = user(json!({"userName": "b", "urn:acme:ext": {"tier": 1}, "urn:acme:ext:role": "a"}));
+    assert_eq!(got["urn:acme:ext"], json!({"role": "a", "tier": 1}), "{got}");
+    assert!(got.get("urn:acme").is_none(), "{got}");
     // URN-qualified keys join the extension's object, names matched ignoring case.
     let custom = "urn:ietf:params:scim:schemas:extension:Custom:2.0:User";
     let got = user(json!({"userName": "b", custom: {"costCode": "x"}, format!("{custom}:COSTCODE"): "y",
                           format!("{custom}:site.code"): "OSL"}));
     assert_eq!(got[custom], json!({"costCode": "y", "site": {"code": "OSL"}}), "{got}");
+}
+
+#[test]
+fn normalising_a_stored_document_again_changes_nothing() {
+    // Each stored form reads back as itself: a PUT or PATCH of an unchanged resource is a skip.
+    let inputs = [
+        json!({"userName": "b", "urn:example:acme": 7, "urn:x:2.0:User": {"a": [1, {"b": null}], "c": {"d": ""}}}),
+        json!({"userName": "b", "urn:acme:ext": {"tier": 1}, "urn:acme:ext:role": "a", "urn:q:2.0:User:User": 1}),
+    ];
+    for input in inputs {
+        let once = user(input.clone());
+        assert_eq!(user(once.clone()), once, "{input}");
+    }
 }
 
 #[test]

@@ -361,15 +361,19 @@ fn a_custom_extension_path_is_added_to_merged_replaced_or_removed_whole() {
 }
 
 #[test]
-fn a_value_filter_on_a_custom_attribute_is_ignored() {
-    // No schema says what its values' sub-attributes are compared by.
-    let user = patched_user(json!([
-        {"op": "replace", "path": format!("{CUSTOM}:roles[value eq \"a\"].display"), "value": "A"},
-        {"op": "replace", "path": "title", "value": "Guide"}
-    ]));
-    let mut expected = stored_user();
-    expected["title"] = json!("Guide");
-    assert_eq!(user, expected);
+fn a_value_filter_on_a_custom_attribute_is_refused() {
+    // No schema says what its values are compared by; ignoring it would
+    // leave a value the IdP removed (a role) in place.
+    for ops in [
+        json!([{"op": "remove", "path": format!("{CUSTOM}:roles[value eq \"admin\"]")}]),
+        json!([{"op": "replace", "value": {format!("{CUSTOM}:roles[value eq \"a\"].display"): "A"}}]),
+    ] {
+        let mut user = stored_user();
+        let err = patch(&mut user, ResourceType::User, ops).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidPath"));
+        assert!(err.detail.contains("a value filter cannot select values of"), "{}", err.detail);
+        assert_eq!(user, stored_user());
+    }
 }
 
 #[test]
@@ -387,16 +391,16 @@ fn path_less_keys_keep_custom_extensions_and_ignore_unknown_names() {
 
 #[test]
 fn a_custom_attribute_a_patch_adds_under_a_new_urn_survives_the_next_patch() {
-    // `urn:example:acme` is not declared anywhere: the attribute `acme` of `urn:example`.
-    let mut user = patched_user(json!([{"op": "add", "path": "urn:example:acme", "value": {"x": 1}}]));
-    assert_eq!(user["urn:example"], json!({"acme": {"x": 1}}), "{user}");
+    // `urn:example:acme` with a value that is no object: the attribute `acme` of `urn:example`.
+    let mut user = patched_user(json!([{"op": "add", "path": "urn:example:acme", "value": "7"}]));
+    assert_eq!(user["urn:example"], json!({"acme": "7"}), "{user}");
     let ops = tandem_scim::patch::parse_patch(
         &json!({"Operations": [{"op": "replace", "path": "title", "value": "Guide"}]}),
         100,
     )
     .unwrap();
     apply_patch(&mut user, &ops, ResourceType::User).unwrap();
-    assert_eq!(user["urn:example"], json!({"acme": {"x": 1}}), "{user}");
+    assert_eq!(user["urn:example"], json!({"acme": "7"}), "{user}");
     assert!(user["schemas"].as_array().unwrap().contains(&json!("urn:example")), "{user}");
 }
 
