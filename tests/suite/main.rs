@@ -25,4 +25,5 @@ mod scim_connections;
 mod scim_entra;
 mod scim_okta;
 mod scim_protocol;
+mod setup_links;
 mod webhooks;

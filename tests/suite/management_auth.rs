@@ -38,6 +38,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/webhook-endpoints/x"),
     ("DELETE", "/api/v1/webhook-endpoints/x"),
     ("POST", "/api/v1/webhook-endpoints/x/rotate-secret"),
+    ("POST", "/api/v1/setup-links"),
+    ("GET", "/api/v1/setup-links"),
+    ("GET", "/api/v1/setup-links/x"),
+    ("DELETE", "/api/v1/setup-links/x"),
 ];
 
 /// Every path the management API registers is in [`ROUTES`]: a route added
@@ -56,7 +60,7 @@ fn the_probed_routes_are_every_route_the_api_registers() {
             format!("/api/v1{}", segments.join("/"))
         })
         .collect();
-    assert_eq!(registered.len(), 25, "{registered:#?}");
+    assert_eq!(registered.len(), 27, "{registered:#?}");
     for path in &registered {
         assert!(ROUTES.iter().any(|(_, p)| p == path), "{path} is registered but not probed");
     }

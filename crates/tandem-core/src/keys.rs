@@ -16,6 +16,8 @@ pub enum KeyKind {
     Integration,
     /// A SCIM connection's bearer token.
     Scim,
+    /// A setup link's token: one customer's IdP set up by its own admin.
+    SetupLink,
 }
 
 impl KeyKind {
@@ -24,6 +26,7 @@ impl KeyKind {
         match self {
             KeyKind::Integration => "tandem_ik_",
             KeyKind::Scim => "tandem_scim_",
+            KeyKind::SetupLink => "tandem_setup_",
         }
     }
 }

@@ -56,6 +56,7 @@ pub mod schema;
 pub mod schema_check;
 pub mod scim;
 pub mod scim_connections;
+pub mod setup_links;
 pub mod sink;
 pub mod sso;
 mod time;

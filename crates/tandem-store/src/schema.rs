@@ -189,6 +189,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    setup_links (id) {
+        id -> Text,
+        customer_id -> Text,
+        token_hash -> Text,
+        display_prefix -> Text,
+        redirect_url -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Text,
         created_at -> BigInt,
@@ -291,6 +306,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     directory_events,
     directory_event_purges,
     webhook_endpoints,
+    setup_links,
     audit_events,
     login_transactions,
     login_claims,

@@ -14,6 +14,7 @@ mod login;
 mod metrics;
 mod nul;
 mod scim;
+mod setup;
 mod span;
 pub mod state;
 pub mod webhooks;
@@ -63,6 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .configure(scim::routes)
     .configure(dashboard::routes)
+    .configure(setup::routes)
     .default_service(web::to(error::unknown_route));
 }
 

@@ -2,7 +2,8 @@
 //! everything. With an admin listener (`server.admin_bind`), the main one
 //! serves only what must be reachable from outside, the SCIM server (Okta
 //! and Entra push from their clouds), the public keys of `private_key_jwt`
-//! clients (an IdP may fetch them) and the health checks, and the admin
+//! clients (an IdP may fetch them), the setup pages (a customer's admin
+//! opens them) and the health checks, and the admin
 //! one serves everything: the management API (the app's backend, its login
 //! calls included), the dashboard and the metrics can then sit on a private
 //! network.
@@ -17,6 +18,7 @@ use actix_web::{web, ResponseError};
 /// Whether the main listener serves `path` when an admin listener is set.
 fn public(path: &str) -> bool {
     path.starts_with("/scim/")
+        || path.starts_with("/setup/")
         || (path.starts_with("/oidc/") && path.ends_with("/jwks.json"))
         || matches!(path, "/healthz" | "/readyz")
 }

@@ -22,7 +22,7 @@ impl RootSpanBuilder for RequestSpan {
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
-            http.target = %request.path(),
+            http.target = %shown_path(request.path()),
             request_id = %request_id.map(|r| r.to_string()).unwrap_or_default(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -33,6 +33,18 @@ impl RootSpanBuilder for RequestSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+/// A request's path as the span shows it: a setup link's token, a
+/// credential, is left out (`/setup/…/oidc`).
+pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/setup/") {
+        Some(rest) if rest != "assets/setup.css" => {
+            let after = rest.find('/').map_or("", |i| &rest[i..]);
+            std::borrow::Cow::Owned(format!("/setup/…{after}"))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
     }
 }
 
@@ -66,5 +78,18 @@ impl std::fmt::Display for Client {
             write!(f, " (X-Forwarded-For {x:?})")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_path;
+
+    #[test]
+    fn a_setup_links_token_is_left_out_of_the_path() {
+        assert_eq!(shown_path("/setup/tandem_setup_abc"), "/setup/…");
+        assert_eq!(shown_path("/setup/tandem_setup_abc/oidc"), "/setup/…/oidc");
+        assert_eq!(shown_path("/setup/assets/setup.css"), "/setup/assets/setup.css");
+        assert_eq!(shown_path("/scim/v2/c1/Users"), "/scim/v2/c1/Users");
     }
 }

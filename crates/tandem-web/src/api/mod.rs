@@ -5,8 +5,9 @@ pub(crate) mod events;
 mod login_events;
 pub mod matching;
 pub(crate) mod oidc_clients;
-mod scim_connections;
+pub(crate) mod scim_connections;
 mod scim_data;
+mod setup_links;
 mod webhooks;
 
 use crate::error::method_not_allowed;
@@ -85,6 +86,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/webhook-endpoints/{id}")
                 .route(web::get().to(webhooks::get))
                 .route(web::delete().to(webhooks::delete))
+                .default_service(method_not_allowed("GET, DELETE")),
+        )
+        .service(
+            web::resource("/setup-links")
+                .route(web::post().to(setup_links::create))
+                .route(web::get().to(setup_links::list))
+                .default_service(method_not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/setup-links/{id}")
+                .route(web::get().to(setup_links::get))
+                .route(web::delete().to(setup_links::revoke))
                 .default_service(method_not_allowed("GET, DELETE")),
         );
 }

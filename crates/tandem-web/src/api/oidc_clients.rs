@@ -204,8 +204,14 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::json(payload, state.settings.max_body_bytes).await?;
+    Ok(HttpResponse::Created().json(create_from(&state, caller, body).await?))
+}
+
+/// [`create`] of a body already read (a setup link's form makes one too):
+/// the new client's answer.
+pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -> Result<Value, ApiError> {
     let mut req = parse_create(&body, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
-    let discovery = discover(&state, &req).await?;
+    let discovery = discover(state, &req).await?;
     check_method_listed(&req.spec, discovery.as_deref())?;
     let now = state.clock.now();
     let id = tandem_core::new_id();
@@ -238,7 +244,7 @@ pub async fn create(
             Ok((stored, sharer))
         })
         .await?;
-    Ok(HttpResponse::Created().json(with_warnings(render(&row, &state)?, &row, sharer, &state)))
+    Ok(with_warnings(render(&row, state)?, &row, sharer, state))
 }
 
 /// Looks for another client on `row`'s redirect path: refused when the
@@ -345,8 +351,13 @@ pub async fn patch(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let body = body::json(payload, state.settings.max_body_bytes).await?;
+    Ok(HttpResponse::Ok().json(patch_from(&state, caller, id.into_inner(), body).await?))
+}
+
+/// [`patch`] of a body already read (a setup link's form makes one too):
+/// the client's answer.
+pub(crate) async fn patch_from(state: &AppState, caller: Caller, id: String, body: Value) -> Result<Value, ApiError> {
     // `"verify": false` on an unchanged issuer keeps the discovery on record.
     let verify_requested = body.get("verify") == Some(&serde_json::Value::Bool(true));
     let mut discovered: Option<(String, Option<String>)> = None;
@@ -409,7 +420,7 @@ pub async fn patch(
             match &discovered {
                 Some((fetched, doc)) if *fetched == wanted => doc.clone(),
                 _ => {
-                    let doc = discover(&state, &req).await?;
+                    let doc = discover(state, &req).await?;
                     discovered = Some((wanted, doc.clone()));
                     doc
                 }
@@ -491,9 +502,7 @@ pub async fn patch(
             })
             .await?;
         match outcome {
-            repo::Updated::Done => {
-                return Ok(HttpResponse::Ok().json(with_warnings(render(&row, &state)?, &row, sharer, &state)))
-            }
+            repo::Updated::Done => return Ok(with_warnings(render(&row, state)?, &row, sharer, state)),
             repo::Updated::Gone => return Err(not_found(&id)),
             repo::Updated::Changed => continue,
         }

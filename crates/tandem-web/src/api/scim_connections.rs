@@ -82,6 +82,12 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::json(payload, state.settings.max_body_bytes).await?;
+    Ok(HttpResponse::Created().json(create_from(&state, caller, body).await?))
+}
+
+/// [`create`] of a body already read (a setup link's form makes one too):
+/// the new connection's answer, with its key.
+pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -> Result<Value, ApiError> {
     let req = parse_request(&body, true).map_err(ApiError::invalid_fields)?;
     let customer = req.customer_id.unwrap_or_default();
     let mode = req.unknown_group_members.unwrap_or("reject");
@@ -104,9 +110,9 @@ pub async fn create(
             Ok(created)
         })
         .await?;
-    let mut out = render(&state, &row, Some(&key), &[]);
+    let mut out = render(state, &row, Some(&key), &[]);
     out["scim_api_key"] = json!(plaintext.0);
-    Ok(HttpResponse::Created().json(out))
+    Ok(out)
 }
 
 /// Marks the OIDC client of `customer`, now paired with the connection
@@ -247,8 +253,18 @@ pub async fn rotate_key(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let (grace, _) = super::rotation_grace(payload, state.settings.max_body_bytes, false).await?;
+    Ok(HttpResponse::Ok().json(rotate_key_of(&state, caller, id.into_inner(), grace).await?))
+}
+
+/// [`rotate_key`] with the grace read (`None`: the default): the
+/// connection's answer, with its new key.
+pub(crate) async fn rotate_key_of(
+    state: &AppState,
+    caller: Caller,
+    id: String,
+    grace: Option<chrono::Duration>,
+) -> Result<Value, ApiError> {
     let grace = grace.unwrap_or(state.settings.scim_key_rotation_grace);
     let now = state.clock.now();
     let key = id.clone();
@@ -271,7 +287,7 @@ pub async fn rotate_key(
         .await?;
     state.scim_keys.clear();
     let (_, plaintext) = rotated.ok_or_else(|| not_found(&id))?;
-    let mut out = load(&state, id).await?;
+    let mut out = load(state, id).await?;
     out["scim_api_key"] = json!(plaintext.0);
-    Ok(HttpResponse::Ok().json(out))
+    Ok(out)
 }

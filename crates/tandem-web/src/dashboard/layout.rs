@@ -6,7 +6,8 @@ use actix_web::HttpResponse;
 use maud::{html, Markup, DOCTYPE};
 use tandem_core::scim_connection::KeyWarningLevel;
 
-const CSS: &str = r#"
+/// The stylesheet of the dashboard and the setup pages.
+pub(crate) const STYLESHEET: &str = r#"
 :root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff; --accent: #0a58ca; --ok: #1a7f37; --warn: #9a6700; --warn-bg: #fff8c5; --bad: #cf222e; --bad-bg: #ffebe9; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
@@ -38,7 +39,7 @@ pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(CSS)
+        .body(STYLESHEET)
 }
 
 /// A whole page.

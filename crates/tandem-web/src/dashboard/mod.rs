@@ -5,7 +5,7 @@
 
 mod actions;
 mod customer;
-mod layout;
+pub(crate) mod layout;
 mod overview;
 mod session;
 

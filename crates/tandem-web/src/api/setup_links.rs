@@ -1,0 +1,150 @@
+//! `/api/v1/setup-links`: links an app hands a customer's IT admin, who
+//! then sets up the customer's IdP at `/setup/{token}` (see
+//! [`crate::setup`]). The link's URL is answered once, at create.
+
+use crate::auth::Caller;
+use crate::body;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tandem_core::fields::FieldReader;
+use tandem_core::format_time;
+use tandem_core::oidc_client::{check_customer_id, check_url};
+use tandem_store::audit;
+use tandem_store::from_micros;
+use tandem_store::setup_links::{self as repo, SetupLinkRow};
+
+/// A link's lifetime when the create names none.
+const DEFAULT_HOURS: u64 = 72;
+/// The longest lifetime a link may have: 30 days.
+const MAX_HOURS: u64 = 720;
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("SetupLinkNotFound", format!("no setup link {id:?}"))
+}
+
+fn render(row: &SetupLinkRow, state: &AppState) -> Value {
+    json!({
+        "id": row.id,
+        "customer_id": row.customer_id,
+        "token_prefix": row.display_prefix,
+        "redirect_url": row.redirect_url,
+        "state": row.state(state.clock.now()),
+        "created_by": row.created_by,
+        "created_at": format_time(from_micros(row.created_at)),
+        "expires_at": format_time(from_micros(row.expires_at)),
+        "revoked_at": row.revoked_at.map(|t| format_time(from_micros(t))),
+        "last_used_at": row.last_used_at.map(|t| format_time(from_micros(t))),
+    })
+}
+
+/// `POST /api/v1/setup-links {customer_id, redirect_url?, expires_in_hours?}`
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let mut r = FieldReader::new(&body, "");
+    let customer_id = r.required_string("customer_id");
+    let redirect_url = r.string("redirect_url");
+    let hours = r.u64("expires_in_hours");
+    r.reject_unknown();
+    if let Some(Err(msg)) = customer_id.as_deref().map(check_customer_id) {
+        r.error("customer_id", msg);
+    }
+    let redirect_url = match redirect_url.as_deref().map(|u| check_url(u, state.settings.url_policy, false)) {
+        Some(Ok(u)) => Some(u),
+        Some(Err(msg)) => {
+            r.error("redirect_url", msg);
+            None
+        }
+        None => None,
+    };
+    let hours = hours.unwrap_or(DEFAULT_HOURS);
+    if !(1..=MAX_HOURS).contains(&hours) {
+        r.error("expires_in_hours", format!("must be 1 to {MAX_HOURS} (30 days)"));
+    }
+    if !r.is_ok() {
+        return Err(ApiError::invalid_fields(r.into_errors()));
+    }
+    let customer = customer_id.unwrap_or_default();
+    let now = state.clock.now();
+    let expires = now + chrono::Duration::hours(hours as i64);
+    let (row, token) = state
+        .store
+        .write(move |c| {
+            let made = repo::create(c, &customer, redirect_url.as_deref(), &caller.name, now, expires)?;
+            audit::record(
+                c,
+                now,
+                &caller.name,
+                "setup_link.created",
+                ("setup_link", &made.0.id),
+                json!({"customer_id": customer, "expires_at": format_time(expires)}),
+            )?;
+            Ok(made)
+        })
+        .await?;
+    let mut out = render(&row, &state);
+    out["url"] = json!(format!("{}/setup/{}", state.settings.public_url, token.0));
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /api/v1/setup-links[?customer_id=…&before=&limit=]`, newest first.
+pub async fn list(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = super::newest_first_page(&query, "setup links", &["customer_id"])?;
+    let (customer, before) = (query.get("customer_id").cloned(), query.get("before").cloned());
+    let rows = state.store.read(move |c| repo::list(c, customer.as_deref(), before.as_deref(), limit)).await?;
+    let data = rows.iter().map(|r| render(r, &state)).collect();
+    Ok(super::page_answer(&rows, limit, |r| r.id.as_str(), data))
+}
+
+/// `GET /api/v1/setup-links/{id}`
+pub async fn get(state: web::Data<AppState>, _caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let key = id.clone();
+    let row = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(render(&row, &state)))
+}
+
+/// `DELETE /api/v1/setup-links/{id}`: the link stops working at once (a
+/// form already sent through it is finished). Revoking a revoked link
+/// changes nothing.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let now = state.clock.now();
+    let key = id.clone();
+    let found = state
+        .store
+        .write(move |c| {
+            let row = repo::revoke(c, &key, now)?;
+            if let Some(row) = row.as_ref().filter(|r| r.revoked_at.is_none()) {
+                audit::record(
+                    c,
+                    now,
+                    &caller.name,
+                    "setup_link.revoked",
+                    ("setup_link", &row.id),
+                    json!({"customer_id": row.customer_id}),
+                )?;
+            }
+            Ok(row.is_some())
+        })
+        .await?;
+    if found {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found(&id))
+    }
+}

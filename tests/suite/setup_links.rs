@@ -1,0 +1,275 @@
+//! Self-serve setup links: the app makes a link for one customer
+//! (`POST /api/v1/setup-links`), and the customer's admin sets up the
+//! customer's IdP and SCIM endpoint at `/setup/{token}`.
+
+use crate::helpers::*;
+use crate::login_support::*;
+use crate::stub_idp::StubOp;
+use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Makes a link for `customer`; `body` adds fields.
+async fn make_link(app: &TestApp, customer: &str, body: Value) -> Value {
+    let mut req = json!({"customer_id": customer});
+    for (k, v) in body.as_object().unwrap() {
+        req[k] = v.clone();
+    }
+    let (status, link) = app.post("/api/v1/setup-links", req).await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    link
+}
+
+/// The path of a link's page (its URL without the public base).
+fn page_path(app: &TestApp, link: &Value) -> String {
+    let url = link["url"].as_str().unwrap();
+    let public = app.state.settings.public_url.clone();
+    url.strip_prefix(&public).unwrap_or_else(|| panic!("{url} is not under {public}")).to_string()
+}
+
+async fn get_page(base: &str, app: &TestApp, path: &str) -> (StatusCode, String, HeaderMap) {
+    let resp = app.http.get(format!("{base}{path}")).send().await.unwrap();
+    let (s, h) = (resp.status(), resp.headers().clone());
+    (s, resp.text().await.unwrap(), h)
+}
+
+async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, HeaderMap) {
+    let resp = app.http.post(format!("{}{path}", app.base)).form(form).send().await.unwrap();
+    let (s, h) = (resp.status(), resp.headers().clone());
+    (s, resp.text().await.unwrap(), h)
+}
+
+/// The SCIM token a page shows (`tandem_scim_…`).
+fn shown_token(html: &str) -> String {
+    let start = html.find("tandem_scim_").expect("a token on the page");
+    html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect()
+}
+
+fn generic_form<'a>(op: &'a StubOp, secret: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("idp_type", "Generic"),
+        ("issuer", op.issuer.as_str()),
+        ("client_id", "tandem-client"),
+        ("client_secret", secret),
+    ]
+}
+
+#[tokio::test]
+async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("setup");
+    let redirect = redirect_url_of(&customer);
+    let link = make_link(&app, &customer, json!({"redirect_url": redirect})).await;
+    let path = page_path(&app, &link);
+    assert!(path.starts_with("/setup/tandem_setup_"), "{link}");
+    assert_eq!((&link["state"], &link["customer_id"]), (&json!("active"), &json!(customer)));
+    // Listed without its URL.
+    let (_, listed) = app.get(&format!("/api/v1/setup-links?customer_id={customer}")).await;
+    assert_eq!(listed["data"][0]["id"], link["id"], "{listed}");
+    assert!(listed["data"][0].get("url").is_none(), "{listed}");
+
+    let (status, html, headers) = get_page(&app.base, &app, &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&customer) && html.contains(&redirect), "{html}");
+    assert!(html.contains("Create the SCIM endpoint"), "{html}");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+
+    // Sign-in: the client is made with discovery, by the link.
+    let (status, _, headers) = post_form(&app, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("{path}?saved=oidc"));
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(client["idp"]["type"], "Generic", "{client}");
+    assert_eq!(client["idp"]["issuer"], json!(op.issuer));
+    assert_eq!(client["idp"]["has_client_secret"], true);
+    assert_eq!(client["redirect_url"], json!(redirect));
+    assert_eq!(client["discovery"]["status"], "ok", "{client}");
+    let id = client["oidc_client_id"].as_str().unwrap();
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.created")).await;
+    assert_eq!(audit["data"][0]["actor"], json!(format!("setup_link:{}", link["id"].as_str().unwrap())), "{audit}");
+    let (_, html, _) = get_page(&app.base, &app, &format!("{path}?saved=oidc")).await;
+    assert!(html.contains("The sign-in settings are saved"), "{html}");
+
+    // Changing the client ID with the secret left empty keeps the secret.
+    let form =
+        [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "other-client"), ("client_secret", "")];
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(
+        (&client["idp"]["client_id"], &client["idp"]["has_client_secret"]),
+        (&json!("other-client"), &json!(true))
+    );
+    let form = [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "tandem-client")];
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
+
+    // SCIM: the endpoint and its token, shown once; the token works.
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let first = shown_token(&html);
+    let (_, conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{customer}")).await;
+    let scim = app.scim_of(&json!({"scim_base_url": conn["scim_base_url"], "scim_api_key": first,
+                                    "scim_connection_id": conn["scim_connection_id"]}));
+    assert!(html.contains(conn["scim_base_url"].as_str().unwrap()), "{html}");
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    // Paired: a login now needs a provisioned user.
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(
+        (status, &body["error"]["details"]["reason"]),
+        (StatusCode::FORBIDDEN, &json!("not_provisioned")),
+        "{body}"
+    );
+    let (_, html, _) = get_page(&app.base, &app, &path).await;
+    assert!(html.contains("Make a new token") && !html.contains(&first), "{html}");
+
+    // A new token; the first keeps working for its grace.
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "rotate")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let second = shown_token(&html);
+    assert_ne!(first, second);
+    let rotated = app.scim_of(&json!({"scim_base_url": conn["scim_base_url"], "scim_api_key": second,
+                                      "scim_connection_id": conn["scim_connection_id"]}));
+    assert_eq!(rotated.get("/Users").await.status, StatusCode::OK);
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+    // Creating it again is refused, with the reason.
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("exists already"), "{html}");
+    let (_, listed) = app.get(&format!("/api/v1/setup-links/{}", link["id"].as_str().unwrap())).await;
+    assert!(listed["last_used_at"].is_string(), "{listed}");
+}
+
+#[tokio::test]
+async fn a_refused_form_says_why_and_keeps_what_was_entered_but_the_secret() {
+    let app = TestApp::spawn().await;
+    let customer = unique("setup-refused");
+    let link = make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
+    let path = page_path(&app, &link);
+    // Discovery fails: the reason, the issuer as entered, no secret echoed.
+    let secret = "do-not-echo-this-secret-0123456789";
+    let form = [
+        ("idp_type", "Generic"),
+        ("issuer", "http://127.0.0.1:9/nowhere"),
+        ("client_id", "c1"),
+        ("client_secret", secret),
+    ];
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("Not saved"), "{html}");
+    assert!(html.contains("http://127.0.0.1:9/nowhere"), "{html}");
+    assert!(!html.contains(secret), "{html}");
+    // Fields missing: each named.
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &[("idp_type", "Okta")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("idp.client_id") && html.contains("idp.sso_domain"), "{html}");
+    let (status, _) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A link made without the redirect URL cannot create the client, and says so.
+    let other = unique("setup-no-redirect");
+    let bare = make_link(&app, &other, json!({})).await;
+    let bare_path = page_path(&app, &bare);
+    let (_, html, _) = get_page(&app.base, &app, &bare_path).await;
+    assert!(html.contains("without the application's redirect URL"), "{html}");
+    let form = [("idp_type", "Generic"), ("issuer", "http://127.0.0.1:9"), ("client_id", "c1")];
+    let (status, html, _) = post_form(&app, &format!("{bare_path}/oidc"), &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("cannot create the sign-in application"), "{html}");
+    // An unknown action.
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "explode")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("must be create or rotate"), "{html}");
+}
+
+#[tokio::test]
+async fn revoked_expired_and_unknown_links_do_not_work() {
+    let app = TestApp::spawn().await;
+    let customer = unique("setup-gone");
+    let revoked = make_link(&app, &customer, json!({})).await;
+    let short = make_link(&app, &customer, json!({"expires_in_hours": 1})).await;
+    let id = revoked["id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/api/v1/setup-links/{id}")).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete(&format!("/api/v1/setup-links/{id}")).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = app.delete("/api/v1/setup-links/nope").await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::NOT_FOUND, &json!("SetupLinkNotFound")));
+    let path = page_path(&app, &revoked);
+    for (status, html) in [
+        {
+            let (s, h, _) = get_page(&app.base, &app, &path).await;
+            (s, h)
+        },
+        {
+            let (s, h, _) = post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await;
+            (s, h)
+        },
+        {
+            let (s, h, _) = get_page(&app.base, &app, "/setup/tandem_setup_made-up").await;
+            (s, h)
+        },
+    ] {
+        assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+        assert!(html.contains("This setup link does not work"), "{html}");
+    }
+    let (_, conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{customer}")).await;
+    assert_eq!(conn["error"]["type"], "ScimConnectionNotFound", "nothing made through a revoked link: {conn}");
+
+    let short_path = page_path(&app, &short);
+    assert_eq!(get_page(&app.base, &app, &short_path).await.0, StatusCode::OK);
+    app.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(get_page(&app.base, &app, &short_path).await.0, StatusCode::NOT_FOUND);
+    let (_, listed) = app.get(&format!("/api/v1/setup-links?customer_id={customer}")).await;
+    let states: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|l| l["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["expired", "revoked"], "newest first: {listed}");
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=setup_link.revoked")).await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1, "revoked once: {audit}");
+}
+
+#[tokio::test]
+async fn setup_link_fields_are_checked() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/setup-links",
+            json!({"customer_id": "", "redirect_url": "/relative", "expires_in_hours": 721, "colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut fields = invalid_fields(&body);
+    fields.sort();
+    assert_eq!(fields, ["colour", "customer_id", "expires_in_hours", "redirect_url"], "{body}");
+    let (status, body) = app.post("/api/v1/setup-links", json!({"customer_id": "acme", "expires_in_hours": 0})).await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["expires_in_hours".to_string()]));
+    let (status, body) = app.get("/api/v1/setup-links?after=x").await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["after".to_string()]));
+    // The API needs an integration key; the pages need none but the link.
+    let resp =
+        app.http.post(format!("{}/api/v1/setup-links", app.base)).json(&json!({"customer_id": "acme"})).send().await;
+    assert_eq!(resp.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+/// With an admin listener, the app makes links on it, and the customer's
+/// admin opens them on the main (public) one.
+#[tokio::test]
+async fn setup_pages_are_served_on_the_public_listener() {
+    let app = TestApp::spawn_adjusted(|s| s.server.admin_bind = "127.0.0.1:0".into()).await;
+    let admin = app.admin_base.clone().unwrap();
+    let customer = unique("setup-public");
+    let resp = app
+        .http
+        .post(format!("{admin}/api/v1/setup-links"))
+        .bearer_auth(&app.key)
+        .json(&json!({"customer_id": customer}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let link: Value = resp.json().await.unwrap();
+    let path = page_path(&app, &link);
+    let (status, html, _) = get_page(&app.base, &app, &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(get_page(&app.base, &app, "/setup/assets/setup.css").await.0, StatusCode::OK);
+    let resp = app.http.get(format!("{}/api/v1/setup-links", app.base)).bearer_auth(&app.key).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the API stays on the admin listener");
+}
