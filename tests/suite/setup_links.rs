@@ -9,6 +9,11 @@ use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// A server that takes setup links though its IdPs are on loopback (the stub OP).
+async fn spawn() -> TestApp {
+    TestApp::spawn_adjusted(|s| s.oidc.setup_links_allow_private_issuers = true).await
+}
+
 /// Makes a link for `customer`; `body` adds fields.
 async fn make_link(app: &TestApp, customer: &str, body: Value) -> Value {
     let mut req = json!({"customer_id": customer});
@@ -39,6 +44,13 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (StatusC
     (s, resp.text().await.unwrap(), h)
 }
 
+/// The value of the hidden field `name` on a page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
 /// The SCIM token a page shows (`tandem_scim_…`).
 fn shown_token(html: &str) -> String {
     let start = html.find("tandem_scim_").expect("a token on the page");
@@ -56,7 +68,7 @@ fn generic_form<'a>(op: &'a StubOp, secret: &'a str) -> Vec<(&'a str, &'a str)> 
 
 #[tokio::test]
 async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let op = StubOp::start(false).await;
     let customer = unique("setup");
     let redirect = redirect_url_of(&customer);
@@ -124,10 +136,16 @@ async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
     let (_, html, _) = get_page(&app.base, &app, &path).await;
     assert!(html.contains("Make a new token") && !html.contains(&first), "{html}");
 
-    // A new token; the first keeps working for its grace.
-    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "rotate")]).await;
+    // A new token; the first keeps working for its grace. The form names the token it replaces,
+    // so a second click replaces nothing.
+    let current_key = hidden(&html, "current_key");
+    let rotate = [("action", "rotate"), ("current_key", current_key.as_str())];
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &rotate).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     let second = shown_token(&html);
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &rotate).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("was replaced already"), "{html}");
     assert_ne!(first, second);
     let rotated = app.scim_of(&json!({"scim_base_url": conn["scim_base_url"], "scim_api_key": second,
                                       "scim_connection_id": conn["scim_connection_id"]}));
@@ -143,7 +161,7 @@ async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
 
 #[tokio::test]
 async fn a_refused_form_says_why_and_keeps_what_was_entered_but_the_secret() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let customer = unique("setup-refused");
     let link = make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
     let path = page_path(&app, &link);
@@ -185,7 +203,7 @@ async fn a_refused_form_says_why_and_keeps_what_was_entered_but_the_secret() {
 
 #[tokio::test]
 async fn revoked_expired_and_unknown_links_do_not_work() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let customer = unique("setup-gone");
     let revoked = make_link(&app, &customer, json!({})).await;
     let short = make_link(&app, &customer, json!({"expires_in_hours": 1})).await;
@@ -228,7 +246,7 @@ async fn revoked_expired_and_unknown_links_do_not_work() {
 
 #[tokio::test]
 async fn setup_link_fields_are_checked() {
-    let app = TestApp::spawn().await;
+    let app = spawn().await;
     let (status, body) = app
         .post(
             "/api/v1/setup-links",
@@ -253,7 +271,11 @@ async fn setup_link_fields_are_checked() {
 /// admin opens them on the main (public) one.
 #[tokio::test]
 async fn setup_pages_are_served_on_the_public_listener() {
-    let app = TestApp::spawn_adjusted(|s| s.server.admin_bind = "127.0.0.1:0".into()).await;
+    let app = TestApp::spawn_adjusted(|s| {
+        s.server.admin_bind = "127.0.0.1:0".into();
+        s.oidc.setup_links_allow_private_issuers = true;
+    })
+    .await;
     let admin = app.admin_base.clone().unwrap();
     let customer = unique("setup-public");
     let resp = app
@@ -272,4 +294,167 @@ async fn setup_pages_are_served_on_the_public_listener() {
     assert_eq!(get_page(&app.base, &app, "/setup/assets/setup.css").await.0, StatusCode::OK);
     let resp = app.http.get(format!("{}/api/v1/setup-links", app.base)).bearer_auth(&app.key).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the API stays on the admin listener");
+}
+
+/// A link changes only its customer's settings, and only the IdP's: the
+/// form's other fields are not read, another customer's issuer is refused.
+#[tokio::test]
+async fn a_link_changes_only_its_customers_idp_settings() {
+    let app = spawn().await;
+    let op = StubOp::start(false).await;
+    // Another customer's client on the stub's issuer.
+    let other = unique("setup-other");
+    let before = stub_client(&app, &op, &other, "Generic", None).await;
+    let customer = unique("setup-mine");
+    let link = make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
+    let path = page_path(&app, &link);
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(
+        html.contains("another customer&#39;s sign-in already uses this issuer")
+            || html.contains("another customer's sign-in already uses this issuer"),
+        "{html}"
+    );
+    assert!(!html.contains(&other), "the other customer is not named: {html}");
+    let (_, after) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{other}")).await;
+    assert_eq!(after["idp"], before["idp"]);
+
+    // Fields the app decides are not read from the form.
+    let own = StubOp::start(false).await;
+    let mut form = generic_form(&own, STUB_CLIENT_SECRET);
+    form.extend([
+        ("customer_id", other.as_str()),
+        ("redirect_url", "https://evil.example.com/cb"),
+        ("scim_required", "false"),
+        ("scopes", "openid"),
+        ("email_domain_allowlist", "evil.example.com"),
+    ]);
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
+    let (_, mine) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(mine["customer_id"], json!(customer));
+    assert_eq!(mine["redirect_url"], json!(redirect_url_of(&customer)));
+    assert_eq!(mine["email_domain_allowlist"], json!([]), "{mine}");
+    let (_, theirs) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{other}")).await;
+    assert_eq!(theirs["oidc_client_id"], before["oidc_client_id"]);
+
+    // Okta with an override (a custom authorization server): the type's field and the override.
+    // (A domain of its own, which never resolves: other tests' clients on a shared database have acme.okta.com.)
+    let domain = format!("{}.okta.invalid", unique("acme"));
+    let form = [
+        ("idp_type", "Okta"),
+        ("sso_domain", domain.as_str()),
+        ("issuer_override", own.issuer.as_str()),
+        ("issuer", "https://left-over.example.com"),
+        ("client_id", "tandem-client"),
+        ("client_secret", STUB_CLIENT_SECRET),
+    ];
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    let (_, okta) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!((&okta["idp"]["type"], &okta["idp"]["sso_domain"]), (&json!("Okta"), &json!(domain)), "{okta}");
+    assert_eq!(okta["idp"]["issuer"], json!(own.issuer), "the override, not the other field: {okta}");
+    // Emptying the override asks for the Okta domain's own issuer (unreachable here): refused,
+    // and what the page shows names it.
+    let form = [
+        ("idp_type", "Okta"),
+        ("sso_domain", domain.as_str()),
+        ("issuer_override", ""),
+        ("client_id", "tandem-client"),
+        ("client_secret", STUB_CLIENT_SECRET),
+    ];
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains(&format!("https://{domain}")), "{html}");
+    // A new IdP without its secret is refused (the saved one is never sent to another IdP).
+    let form = [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "tandem-client")];
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("client_secret"), "{html}");
+}
+
+#[tokio::test]
+async fn a_client_needs_its_secret_and_a_link_its_server_setting() {
+    let app = spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("setup-secret");
+    let link = make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
+    let path = page_path(&app, &link);
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &generic_form(&op, "")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("idp.client_secret: is required"), "{html}");
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &[("idp_type", "Okta")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("idp.client_id") && html.contains("idp.client_secret"), "every field named: {html}");
+
+    // Without oidc.block_private_addresses (nor the setting allowing it) no link is made.
+    let plain = TestApp::spawn().await;
+    let (status, body) = plain.post("/api/v1/setup-links", json!({"customer_id": "acme"})).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::CONFLICT, &json!("SetupLinksTurnedOff")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("oidc.block_private_addresses"), "{body}");
+    // With it, a link holder cannot make Tandem call a loopback issuer.
+    let blocking = TestApp::spawn_adjusted(|s| s.oidc.block_private_addresses = true).await;
+    let link = make_link(&blocking, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
+    let path = page_path(&blocking, &link);
+    let (status, html, _) = post_form(&blocking, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("block_private_addresses"), "{html}");
+}
+
+#[tokio::test]
+async fn a_token_made_without_a_grace_needs_the_cut_off_ticked() {
+    let app = TestApp::spawn_adjusted(|s| {
+        s.oidc.setup_links_allow_private_issuers = true;
+        s.scim.rotation_grace_hours = 0;
+    })
+    .await;
+    let customer = unique("setup-grace");
+    let link = make_link(&app, &customer, json!({})).await;
+    let path = page_path(&app, &link);
+    assert_eq!(post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await.0, StatusCode::OK);
+    let (_, page, _) = get_page(&app.base, &app, &path).await;
+    assert!(page.contains("stops working at once"), "{page}");
+    let key = hidden(&page, "current_key");
+    let (status, html, _) =
+        post_form(&app, &format!("{path}/scim"), &[("action", "rotate"), ("current_key", &key)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("tick the box"), "{html}");
+    let form = [("action", "rotate"), ("current_key", key.as_str()), ("cut_off_now", "yes")];
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &form).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("tandem_scim_"), "{html}");
+}
+
+#[tokio::test]
+async fn other_methods_bad_forms_and_too_many_changes_get_a_page() {
+    let app = spawn().await;
+    let customer = unique("setup-odd");
+    let link = make_link(&app, &customer, json!({})).await;
+    let path = page_path(&app, &link);
+    let (status, html, headers) = get_page(&app.base, &app, &format!("{path}/oidc")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{html}");
+    assert!(html.contains("open the link you were sent again") && !html.contains("tandem_setup_"), "{html}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let resp =
+        app.http.post(format!("{}{path}/scim", app.base)).json(&json!({"action": "create"})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("The form could not be read"));
+    // At most 20 changes per link in ten minutes.
+    for _ in 0..20 {
+        assert_eq!(post_form(&app, &format!("{path}/scim"), &[("action", "explode")]).await.0, StatusCode::BAD_REQUEST);
+    }
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    let (_, conn) = app.get(&format!("/api/v1/scim-connections/by-customer-id/{customer}")).await;
+    assert_eq!(conn["error"]["type"], "ScimConnectionNotFound");
+    // The link's page still opens.
+    assert_eq!(get_page(&app.base, &app, &path).await.0, StatusCode::OK);
+    // The API: one link by id, its audit, the longest lifetime.
+    let id = link["id"].as_str().unwrap();
+    let (status, one) = app.get(&format!("/api/v1/setup-links/{id}")).await;
+    assert_eq!((status, &one["customer_id"]), (StatusCode::OK, &json!(customer)));
+    let (status, _) = app.get("/api/v1/setup-links/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=setup_link.created")).await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{audit}");
+    make_link(&app, &customer, json!({"expires_in_hours": 720})).await;
 }

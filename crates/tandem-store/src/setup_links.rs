@@ -108,16 +108,18 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
-/// Revokes the link `id`: `None` when there is none, else the row (as it
-/// was: already revoked, or revoked now).
-pub fn revoke(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<Option<SetupLinkRow>, StoreError> {
+/// Revokes the link `id`: `None` when there is none, else the row and
+/// whether this call revoked it (of two at once, one does).
+pub fn revoke(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(SetupLinkRow, bool)>, StoreError> {
     let Some(row) = get(conn, id)? else { return Ok(None) };
-    if row.revoked_at.is_none() {
-        diesel::update(s::setup_links.filter(s::id.eq(id)).filter(s::revoked_at.is_null()))
-            .set(s::revoked_at.eq(micros(now)))
-            .execute(conn)?;
-    }
-    Ok(Some(row))
+    let changed = diesel::update(s::setup_links.filter(s::id.eq(id)).filter(s::revoked_at.is_null()))
+        .set(s::revoked_at.eq(micros(now)))
+        .execute(conn)?;
+    Ok(Some((row, changed == 1)))
 }
 
 /// Records that the link `id` was used at `now`.

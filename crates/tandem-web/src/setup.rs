@@ -4,7 +4,10 @@
 //! the sign-in (OIDC) client's IdP and credentials, and the SCIM endpoint
 //! with its token. The link's token is the credential, for that customer
 //! only, until the link expires or is revoked; what a page sends goes
-//! through the management API's own code, audited as `setup_link:{id}`.
+//! through the management API's own code, audited as `setup_link:{id}`,
+//! held to the link's customer (a client or connection renamed away
+//! meanwhile is not touched) and to issuers no other customer's client
+//! has.
 //!
 //! Server-rendered HTML with the dashboard's stylesheet and security
 //! headers (no JavaScript, a strict Content-Security-Policy, no referrer,
@@ -13,9 +16,13 @@
 //! the path without it (see [`crate::span`]), and with an admin listener
 //! the main one serves these pages, since the customer's admin is outside.
 //! What the app decides stays out of reach: the customer ID, the redirect
-//! URL, the matching strategy, whether logins need a SCIM user.
+//! URL, the matching strategy, the email domains and scopes. Links work
+//! only where their holders cannot point Tandem at its own network
+//! (`AppState::settings.setup_links`), and each takes at most
+//! [`CHANGES_PER_WINDOW`] changes per ten minutes on a node.
 
-use crate::api::{oidc_clients, scim_connections};
+use crate::api::oidc_clients::{self, LinkGuard};
+use crate::api::scim_connections;
 use crate::auth::Caller;
 use crate::dashboard::layout::{html_response, STYLESHEET};
 use crate::error::ApiError;
@@ -24,20 +31,45 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tandem_core::format_time;
 use tandem_core::keys::KeyKind;
+use tandem_store::audit;
 use tandem_store::from_micros;
 use tandem_store::oidc_clients::OidcClientRow;
-use tandem_store::scim_connections::{ScimApiKeyRow, ScimConnectionRow};
+use tandem_store::scim_connections::{self as connections, Rotated, ScimApiKeyRow, ScimConnectionRow};
 use tandem_store::setup_links::{self as repo, SetupLinkRow};
 
-/// Registers the setup pages.
+/// Most changes (form posts) one link makes in [`WINDOW`] on a node: each
+/// may fetch an issuer's configuration or mint a SCIM token.
+pub const CHANGES_PER_WINDOW: usize = 20;
+const WINDOW: Duration = Duration::from_secs(600);
+
+/// Registers the setup pages. Another method on them answers a page, not
+/// the API's JSON (which would echo the path, token and all).
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let form = web::FormConfig::default().limit(16 * 1024).error_handler(|err, _req| {
+        let page = message(StatusCode::BAD_REQUEST, "Not understood", &format!("The form could not be read: {err}."));
+        actix_web::error::InternalError::from_response(err, page).into()
+    });
     cfg.route("/setup/assets/setup.css", web::get().to(stylesheet))
-        .route("/setup/{token}", web::get().to(page_handler))
-        .route("/setup/{token}/oidc", web::post().to(save_oidc))
-        .route("/setup/{token}/scim", web::post().to(save_scim));
+        .service(
+            web::resource("/setup/{token}").route(web::get().to(page_handler)).default_service(web::to(wrong_method)),
+        )
+        .service(
+            web::resource("/setup/{token}/oidc")
+                .app_data(form.clone())
+                .route(web::post().to(save_oidc))
+                .default_service(web::to(wrong_method)),
+        )
+        .service(
+            web::resource("/setup/{token}/scim")
+                .app_data(form)
+                .route(web::post().to(save_scim))
+                .default_service(web::to(wrong_method)),
+        );
 }
 
 /// `GET /setup/assets/setup.css`: the dashboard's stylesheet, here so that
@@ -47,6 +79,14 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+async fn wrong_method() -> HttpResponse {
+    message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Not here",
+        "This address takes a form from the setup page; open the link you were sent again.",
+    )
 }
 
 fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
@@ -69,23 +109,23 @@ fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
     html_response(status, markup.into_string())
 }
 
+fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
+    shell(status, title, html! { h1 { (title) } p { (text) } })
+}
+
 /// The page for a link that does not work, whatever the reason (no oracle
 /// for which tokens existed).
 fn not_working() -> HttpResponse {
-    shell(
+    message(
         StatusCode::NOT_FOUND,
-        "Setup link not valid",
-        html! {
-            h1 { "This setup link does not work" }
-            p { "It may have expired or been revoked, or the address may be incomplete. \
-                 Ask whoever sent it to you for a new one." }
-        },
+        "This setup link does not work",
+        "It may have expired or been revoked, or the address may be incomplete. Ask whoever sent it to you for a new one.",
     )
 }
 
 fn unavailable(err: &ApiError) -> HttpResponse {
     tracing::error!(kind = err.kind, error = %err.message, "setup page failed");
-    shell(err.status, "Unavailable", html! { h1 { "Something went wrong" } p { (err.message) } p { "Retry shortly." } })
+    message(err.status, "Something went wrong", &format!("{} Retry shortly.", err.message))
 }
 
 /// The live link a path's token opens, its use recorded (at most once a minute).
@@ -105,13 +145,48 @@ async fn open(state: &AppState, token: &str) -> Result<Option<SetupLinkRow>, Api
     Ok(link)
 }
 
-/// [`open`], or the page to answer instead.
+/// [`open`], or the page to answer instead (also when links are turned off).
 async fn live(state: &AppState, token: &str) -> Result<SetupLinkRow, HttpResponse> {
+    if !state.settings.setup_links {
+        return Err(message(
+            StatusCode::NOT_FOUND,
+            "Setup links are turned off",
+            "This server does not take setup links now. Ask whoever sent it to you.",
+        ));
+    }
     match open(state, token).await {
         Ok(Some(link)) => Ok(link),
         Ok(None) => Err(not_working()),
         Err(e) => Err(unavailable(&e)),
     }
+}
+
+/// Counts a change through `link`: `false` once it made
+/// [`CHANGES_PER_WINDOW`] in the last [`WINDOW`] on this node.
+fn allow_change(link: &str) -> bool {
+    static RECENT: OnceLock<Mutex<HashMap<String, VecDeque<Instant>>>> = OnceLock::new();
+    let now = Instant::now();
+    let mut recent = RECENT.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    recent.retain(|_, times| {
+        while times.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+            times.pop_front();
+        }
+        !times.is_empty()
+    });
+    let times = recent.entry(link.to_string()).or_default();
+    if times.len() >= CHANGES_PER_WINDOW {
+        return false;
+    }
+    times.push_back(now);
+    true
+}
+
+fn too_many() -> HttpResponse {
+    message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many changes",
+        "This link has made many changes in the last minutes. Wait ten minutes, then open it again.",
+    )
 }
 
 /// What the customer has set up so far.
@@ -126,9 +201,9 @@ async fn current(state: &AppState, customer: &str) -> Result<Current, ApiError> 
         .store
         .read(move |c| {
             let client = tandem_store::oidc_clients::get_by_customer(c, &customer)?;
-            let connection = match tandem_store::scim_connections::get_by_customer(c, &customer)? {
+            let connection = match connections::get_by_customer(c, &customer)? {
                 Some(conn) => {
-                    let key = tandem_store::scim_connections::current_key(c, &conn.id)?;
+                    let key = connections::current_key(c, &conn.id)?;
                     Some((conn, key))
                 }
                 None => None,
@@ -146,7 +221,7 @@ fn caller(link: &SetupLinkRow) -> Caller {
 
 /// A notice above the sections.
 enum Notice {
-    Saved(&'static str),
+    Saved(&'static str, Vec<String>),
     Refused(ApiError),
 }
 
@@ -156,12 +231,9 @@ async fn page_handler(
     token: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    let saved = match query.get("saved").map(String::as_str) {
-        Some("oidc") => {
-            Some(Notice::Saved("The sign-in settings are saved, and Tandem read your IdP's OpenID configuration."))
-        }
-        _ => None,
-    };
+    let saved = (query.get("saved").map(String::as_str) == Some("oidc")).then(|| {
+        Notice::Saved("The sign-in settings are saved, and Tandem read your IdP's OpenID configuration.", Vec::new())
+    });
     render_page(&state, &token, StatusCode::OK, saved, None).await
 }
 
@@ -193,10 +265,13 @@ async fn render_page(
             ". Anyone who has it can change these settings: do not forward it."
         }
         @match &notice {
-            Some(Notice::Saved(text)) => div.notice.good { (text) },
+            Some(Notice::Saved(text, warnings)) => div.notice.good {
+                (text)
+                @if !warnings.is_empty() { ul { @for w in warnings { li { strong { "Warning: " } (w) } } } }
+            },
             Some(Notice::Refused(err)) => div.notice.bad {
                 strong { "Not saved: " } (err.message)
-                @if let Some(reason) = err.details.get("reason").and_then(Value::as_str) {
+                @if let Some(reason) = err.details.get("reason").and_then(Value::as_str).filter(|r| !err.message.contains(r)) {
                     br; (reason)
                 }
                 @if let Some(fields) = err.details.get("fields").and_then(Value::as_array).filter(|f| f.len() > 1) {
@@ -207,13 +282,14 @@ async fn render_page(
             },
             None => {}
         }
-        (oidc_section(&base, &link, now.client.as_ref(), entered))
+        (oidc_section(state, &base, &link, now.client.as_ref(), entered))
         (scim_section(state, &base, now.connection.as_ref()))
     };
     shell(status, "Single sign-on setup", body)
 }
 
 fn oidc_section(
+    state: &AppState,
     base: &str,
     link: &SetupLinkRow,
     client: Option<&OidcClientRow>,
@@ -224,9 +300,10 @@ fn oidc_section(
         entered.and_then(|e| e.get(name)).map(String::as_str).or(stored).unwrap_or_default().to_string()
     };
     let idp_type = field("idp_type", client.map(|c| c.idp_type.as_str()));
-    let issuer_stored = client
-        .and_then(|c| c.issuer_override.as_deref())
-        .or(client.filter(|c| c.idp_type == "Generic").map(|c| c.issuer.as_str()));
+    // A Generic client's issuer, and an Okta or Entra ID client's override, are separate fields,
+    // so that switching the type does not carry one IdP's issuer over to the other.
+    let generic_issuer = client.filter(|c| c.idp_type == "Generic").map(|c| c.issuer.as_str());
+    let override_issuer = client.filter(|c| c.idp_type != "Generic").and_then(|c| c.issuer_override.as_deref());
     let keys = client.is_some_and(|c| c.client_authentication == "private_key_jwt");
     html! {
         h2 { "1. Sign-in (OpenID Connect)" }
@@ -234,8 +311,8 @@ fn oidc_section(
             Some(url) => p {
                 "In your IdP, create an OpenID Connect web application (Okta: Applications → Create App \
                  Integration → OIDC, Web Application; Entra ID: App registrations → New registration, \
-                 platform Web) with this sign-in redirect URI, and assign it the users and groups who \
-                 sign in:" br; code { (url) }
+                 platform Web, then Certificates & secrets → New client secret) with this sign-in redirect \
+                 URI, and assign it the users and groups who sign in:" br; code { (url) }
             },
             None => div.notice.bad {
                 "This link cannot create the sign-in application: it was made without the application's \
@@ -248,7 +325,10 @@ fn oidc_section(
                 dt { "Issuer" } dd { code { (c.issuer) } }
                 dt { "Client ID" } dd { code { (c.client_id) } }
                 dt { "Client secret" } dd {
-                    @if keys { "none: the application signs in with a key (private_key_jwt)" }
+                    @if keys {
+                        "none: the application signs in with a key (private_key_jwt); give your IdP its public keys at "
+                        code { (oidc_clients::jwks_url(state, &c.id)) }
+                    }
                     @else if c.client_secret_enc.is_some() { "set (never shown)" } @else { "none (PKCE only)" }
                 }
                 dt { "OpenID configuration" } dd {
@@ -278,8 +358,13 @@ fn oidc_section(
                 }
                 p.row {
                     label for="issuer" { "Issuer URL" }
-                    input type="text" id="issuer" name="issuer" placeholder="https://idp.example.com" value=(field("issuer", issuer_stored));
-                    span.muted { "another OpenID Provider; for Okta or Entra ID only to override the issuer (a custom authorization server)" }
+                    input type="text" id="issuer" name="issuer" placeholder="https://idp.example.com" value=(field("issuer", generic_issuer));
+                    span.muted { "another OpenID Provider only" }
+                }
+                p.row {
+                    label for="issuer_override" { "Issuer override" }
+                    input type="text" id="issuer_override" name="issuer_override" placeholder="https://acme.okta.com/oauth2/default" value=(field("issuer_override", override_issuer));
+                    span.muted { "optional, Okta or Entra ID only: a custom authorization server, a sovereign cloud; leave empty for the usual one" }
                 }
                 p.row {
                     label for="client_id" { "Client ID" }
@@ -289,7 +374,7 @@ fn oidc_section(
                     p.row {
                         label for="client_secret" { "Client secret" }
                         input type="password" id="client_secret" name="client_secret" autocomplete="off";
-                        @if client.is_some() { span.muted { "leave empty to keep the one saved" } }
+                        @if client.is_some() { span.muted { "leave empty to keep the one saved (a new IdP needs its own)" } }
                     }
                 }
                 p { button.primary type="submit" { "Save and check" } }
@@ -304,6 +389,7 @@ fn scim_section(
     base: &str,
     connection: Option<&(ScimConnectionRow, Option<ScimApiKeyRow>)>,
 ) -> Markup {
+    let grace = state.settings.scim_key_rotation_grace;
     html! {
         h2 { "2. Provisioning (SCIM 2.0)" }
         p {
@@ -326,8 +412,17 @@ fn scim_section(
                 }
                 form method="post" action=(format!("{base}/scim")) {
                     input type="hidden" name="action" value="rotate";
-                    button type="submit" { "Make a new token" }
-                    " " span.muted { "The current token keeps working for its grace period, so provisioning does not stop while you replace it." }
+                    input type="hidden" name="current_key" value=(key.as_ref().map(|k| k.id.as_str()).unwrap_or_default());
+                    @if grace > chrono::Duration::zero() {
+                        button type="submit" { "Make a new token" }
+                        " " span.muted { (format!("The current token keeps working for {} hours, so provisioning does not stop while you replace it.", grace.num_hours())) }
+                    } @else {
+                        p {
+                            input type="checkbox" id="cut_off_now" name="cut_off_now" value="yes";
+                            label for="cut_off_now" { "The current token stops working at once, and provisioning fails until the IdP has the new one" }
+                        }
+                        button type="submit" { "Make a new token" }
+                    }
                 }
             },
             None => form method="post" action=(format!("{base}/scim")) {
@@ -339,9 +434,11 @@ fn scim_section(
 }
 
 /// `POST /setup/{token}/oidc` (form: `idp_type`, `sso_domain`, `tenant_id`,
-/// `issuer`, `client_id`, `client_secret`): creates the customer's client
-/// or changes its IdP settings, with discovery; back to the page, or the
-/// page with the reason and what was entered (but the secret).
+/// `issuer` (another OpenID Provider's), `issuer_override` (Okta's or Entra
+/// ID's, empty to remove), `client_id`, `client_secret`): creates the
+/// customer's client (a secret needed) or changes its IdP settings, with
+/// discovery; back to the page, or the page with the reason (or with the
+/// save's warnings) and what was entered, but the secret.
 async fn save_oidc(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -351,49 +448,60 @@ async fn save_oidc(
         Ok(link) => link,
         Err(page) => return page,
     };
-    let given = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let mut idp = serde_json::Map::new();
-    idp.insert("type".into(), json!(given("idp_type").unwrap_or_default()));
-    idp.insert("client_id".into(), json!(given("client_id").unwrap_or_default()));
-    let type_field = match given("idp_type") {
-        Some("Okta") => Some("sso_domain"),
-        Some("MicrosoftEntra") => Some("tenant_id"),
-        _ => None,
-    };
-    for name in type_field.into_iter().chain(["issuer"]) {
-        if let Some(v) = given(name) {
-            idp.insert(name.into(), json!(v));
-        }
-    }
-    if let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) {
-        idp.insert("client_secret".into(), json!(secret));
+    if !allow_change(&link.id) {
+        return too_many();
     }
     let existing = match current(&state, &link.customer_id).await {
         Ok(now) => now.client,
         Err(e) => return unavailable(&e),
     };
+    let idp = oidc_body(&form, existing.as_ref());
+    let guard = LinkGuard { customer_id: &link.customer_id };
     let outcome = match (existing, &link.redirect_url) {
         (Some(client), _) => {
             // `verify`: the IdP's configuration is read again even when the issuer stays.
             let body = json!({"idp": idp, "verify": true});
-            oidc_clients::patch_from(&state, caller(&link), client.id, body).await
+            oidc_clients::patch_from(&state, caller(&link), client.id, body, Some(&guard)).await
         }
         (None, Some(redirect)) => {
             let body = json!({"customer_id": link.customer_id, "redirect_url": redirect, "idp": idp});
-            oidc_clients::create_from(&state, caller(&link), body).await
+            if body["idp"].get("client_secret").is_none() {
+                Err(refuse_without_secret(&state, &body))
+            } else {
+                oidc_clients::create_from(&state, caller(&link), body, Some(&guard)).await
+            }
         }
         (None, None) => Err(ApiError::invalid_field(
             "redirect_url",
-            "this link was made without the application's redirect URL, so it cannot create the sign-in application",
+            "this link was made without the application's redirect URL, so it cannot create the sign-in \
+             application",
         )),
     };
     match outcome {
-        Ok(_) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/setup/{}?saved=oidc", token.as_str())))
-            .insert_header(("Cache-Control", "no-store"))
-            .finish(),
+        Ok(saved) => {
+            let warnings: Vec<String> = saved["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w["message"].as_str().map(str::to_string))
+                .collect();
+            if warnings.is_empty() {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, format!("/setup/{}?saved=oidc", token.as_str())))
+                    .insert_header(("Cache-Control", "no-store"))
+                    .finish();
+            }
+            let notice = Notice::Saved("The sign-in settings are saved, but:", warnings);
+            render_page(&state, &token, StatusCode::OK, Some(notice), None).await
+        }
         Err(e) if e.status.is_server_error() => unavailable(&e),
-        Err(e) => {
+        Err(mut e) => {
+            if e.kind == "RedirectUrlInUse" {
+                // Its message names the other customer.
+                e.message = "the application's redirect URL for you is another customer's too; ask the \
+                             application's administrators"
+                    .to_string();
+            }
             let mut entered = form.into_inner();
             entered.remove("client_secret");
             render_page(&state, &token, e.status, Some(Notice::Refused(e)), Some(&entered)).await
@@ -401,10 +509,57 @@ async fn save_oidc(
     }
 }
 
-/// `POST /setup/{token}/scim` (form: `action` = `create` or `rotate`):
-/// creates the customer's SCIM connection, or makes its key anew (the
-/// previous one keeps working for `scim.rotation_grace_hours`), and shows
-/// the new token once.
+/// The `idp` a sign-in form asks for: the type only when it changes (so a
+/// client saved before a rule the type's change would apply is still
+/// saved), the type's own location field, the issuer (another OpenID
+/// Provider's, or an override, `null` to remove one), the client ID, and
+/// the secret when one is typed.
+fn oidc_body(form: &HashMap<String, String>, existing: Option<&OidcClientRow>) -> Value {
+    let given = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let kind = given("idp_type").unwrap_or_default();
+    let mut idp = serde_json::Map::new();
+    if existing.is_none_or(|c| c.idp_type != kind) {
+        idp.insert("type".into(), json!(kind));
+    }
+    idp.insert("client_id".into(), json!(given("client_id").unwrap_or_default()));
+    match kind {
+        "Okta" | "MicrosoftEntra" => {
+            let location = if kind == "Okta" { "sso_domain" } else { "tenant_id" };
+            if let Some(v) = given(location) {
+                idp.insert(location.into(), json!(v));
+            }
+            idp.insert("issuer".into(), given("issuer_override").map_or(Value::Null, |v| json!(v)));
+        }
+        _ => {
+            if let Some(v) = given("issuer") {
+                idp.insert("issuer".into(), json!(v));
+            }
+        }
+    }
+    if let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) {
+        idp.insert("client_secret".into(), json!(secret));
+    }
+    Value::Object(idp)
+}
+
+/// A create without a client secret, refused with every bad field: a
+/// link makes confidential clients only (the IdP apps its page describes
+/// have a secret, and a public one would fail every login at the IdP).
+fn refuse_without_secret(state: &AppState, body: &Value) -> ApiError {
+    let mut errors = tandem_core::oidc_client::parse_create(body, state.settings.url_policy).err().unwrap_or_default();
+    errors.push(tandem_core::fields::FieldError {
+        field: "idp.client_secret".into(),
+        message: "is required: the client secret your IdP made for the web application".into(),
+    });
+    ApiError::invalid_fields(errors)
+}
+
+/// `POST /setup/{token}/scim` (form: `action` = `create`, or `rotate` with
+/// `current_key`, the key the page showed, and `cut_off_now` = `yes` when
+/// no grace is configured): creates the customer's SCIM connection, or
+/// makes its key anew (the previous one keeps working for
+/// `scim.rotation_grace_hours`; a form whose key was replaced meanwhile, a
+/// second click, replaces nothing), and shows the new token once.
 async fn save_scim(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -414,25 +569,23 @@ async fn save_scim(
         Ok(link) => link,
         Err(page) => return page,
     };
-    let connection = match current(&state, &link.customer_id).await {
-        Ok(now) => now.connection.map(|(c, _)| c),
-        Err(e) => return unavailable(&e),
-    };
-    let outcome = match (form.get("action").map(String::as_str), connection) {
-        (Some("create"), None) => {
-            scim_connections::create_from(&state, caller(&link), json!({"customer_id": link.customer_id})).await
+    if !allow_change(&link.id) {
+        return too_many();
+    }
+    let outcome = match form.get("action").map(String::as_str) {
+        Some("create") => {
+            let body = json!({"customer_id": link.customer_id});
+            match current(&state, &link.customer_id).await {
+                Ok(now) if now.connection.is_some() => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "ScimConnectionExists",
+                    "the SCIM endpoint exists already (made meanwhile?); make a new token instead",
+                )),
+                Ok(_) => scim_connections::create_from(&state, caller(&link), body).await,
+                Err(e) => Err(e),
+            }
         }
-        (Some("rotate"), Some(conn)) => scim_connections::rotate_key_of(&state, caller(&link), conn.id, None).await,
-        (Some("create"), Some(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ScimConnectionExists",
-            "the SCIM endpoint exists already (made meanwhile?); make a new token instead",
-        )),
-        (Some("rotate"), None) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ScimConnectionNotFound",
-            "there is no SCIM endpoint yet (deleted meanwhile?); create it instead",
-        )),
+        Some("rotate") => rotate(&state, &link, &form).await,
         _ => Err(ApiError::invalid_field("action", "must be create or rotate")),
     };
     match outcome {
@@ -454,5 +607,58 @@ async fn save_scim(
         }
         Err(e) if e.status.is_server_error() => unavailable(&e),
         Err(e) => render_page(&state, &token, e.status, Some(Notice::Refused(e)), None).await,
+    }
+}
+
+/// A new key for the link's customer's connection, in one transaction that
+/// finds the connection by that customer and replaces only the key the
+/// form names; audited as the API's rotation is.
+async fn rotate(state: &AppState, link: &SetupLinkRow, form: &HashMap<String, String>) -> Result<Value, ApiError> {
+    let grace = state.settings.scim_key_rotation_grace;
+    if grace <= chrono::Duration::zero() && form.get("cut_off_now").map(String::as_str) != Some("yes") {
+        return Err(ApiError::invalid_field(
+            "cut_off_now",
+            "no grace period is configured, so the current token would stop working at once: tick the box that \
+             says so to make a new one anyway",
+        ));
+    }
+    let replaces = form.get("current_key").cloned().unwrap_or_default();
+    let (customer, actor, now) = (link.customer_id.clone(), caller(link).name, state.clock.now());
+    let rotated = state
+        .store
+        .write(move |c| {
+            let Some(conn) = connections::get_by_customer(c, &customer)? else { return Ok(None) };
+            let rotated = connections::rotate_key_if_current(c, &conn.id, &replaces, grace, now)?;
+            if matches!(rotated, Rotated::Done(..)) {
+                audit::record(
+                    c,
+                    now,
+                    &actor,
+                    "scim_connection.key_rotated",
+                    ("scim_connection", &conn.id),
+                    json!({"via": "setup_link", "grace_period_seconds": grace.num_seconds()}),
+                )?;
+            }
+            Ok(Some((conn.id, rotated)))
+        })
+        .await?;
+    state.scim_keys.clear();
+    match rotated {
+        Some((id, Rotated::Done(_, plaintext))) => {
+            let mut out = scim_connections::load(state, id).await?;
+            out["scim_api_key"] = json!(plaintext.0);
+            Ok(out)
+        }
+        Some((_, Rotated::NotCurrent)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ScimKeyAlreadyReplaced",
+            "the token this page showed was replaced already (a second click, or another page); open the link \
+             again to see the current one",
+        )),
+        None | Some((_, Rotated::NoConnection)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ScimConnectionNotFound",
+            "there is no SCIM endpoint now (deleted meanwhile?); create it instead",
+        )),
     }
 }

@@ -22,7 +22,7 @@ impl RootSpanBuilder for RequestSpan {
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
-            http.target = %shown_path(request.path()),
+            http.target = %shown_path(request.path(), request.match_info().as_str()),
             request_id = %request_id.map(|r| r.to_string()).unwrap_or_default(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -37,9 +37,10 @@ impl RootSpanBuilder for RequestSpan {
 }
 
 /// A request's path as the span shows it: a setup link's token, a
-/// credential, is left out (`/setup/…/oidc`).
-pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
-    match path.strip_prefix("/setup/") {
+/// credential, is left out (`/setup/…/oidc`). `routed` is the path as the
+/// router reads it (percent-decoded), so `/%73etup/…` is caught too.
+pub fn shown_path<'a>(path: &'a str, routed: &str) -> std::borrow::Cow<'a, str> {
+    match routed.strip_prefix("/setup/") {
         Some(rest) if rest != "assets/setup.css" => {
             let after = rest.find('/').map_or("", |i| &rest[i..]);
             std::borrow::Cow::Owned(format!("/setup/…{after}"))
@@ -87,9 +88,11 @@ mod tests {
 
     #[test]
     fn a_setup_links_token_is_left_out_of_the_path() {
-        assert_eq!(shown_path("/setup/tandem_setup_abc"), "/setup/…");
-        assert_eq!(shown_path("/setup/tandem_setup_abc/oidc"), "/setup/…/oidc");
-        assert_eq!(shown_path("/setup/assets/setup.css"), "/setup/assets/setup.css");
-        assert_eq!(shown_path("/scim/v2/c1/Users"), "/scim/v2/c1/Users");
+        let shown = |p: &str| shown_path(p, p).into_owned();
+        assert_eq!(shown("/setup/tandem_setup_abc"), "/setup/…");
+        assert_eq!(shown("/setup/tandem_setup_abc/oidc"), "/setup/…/oidc");
+        assert_eq!(shown("/setup/assets/setup.css"), "/setup/assets/setup.css");
+        assert_eq!(shown("/scim/v2/c1/Users"), "/scim/v2/c1/Users");
+        assert_eq!(shown_path("/%73etup/tandem_setup_abc", "/setup/tandem_setup_abc"), "/setup/…");
     }
 }

@@ -71,6 +71,10 @@ pub struct WebSettings {
     /// Refuse (409) a client whose redirect path another client has; when
     /// off, the client is saved with a warning.
     pub require_distinct_redirect_paths: bool,
+    /// Whether setup links are made and opened: only where their holders
+    /// cannot point Tandem at its own network (`oidc.block_private_addresses`),
+    /// or where the operator allows it (`oidc.setup_links_allow_private_issuers`).
+    pub setup_links: bool,
     /// Let an email the IdP marks `email_verified: false` identify a user
     /// and pass an allowlist (IdPs whose emails are all admin-set but
     /// marked unverified, e.g. Keycloak's LDAP users without "Trust email").

@@ -178,6 +178,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         scim_max_body_bytes: settings.scim.max_body_bytes,
         login_ttl: Duration::seconds(settings.oidc.login_ttl_secs as i64),
         require_distinct_redirect_paths: settings.oidc.require_distinct_redirect_paths,
+        setup_links: settings.oidc.block_private_addresses || settings.oidc.setup_links_allow_private_issuers,
         accept_unverified_email: settings.oidc.accept_unverified_email,
         userinfo: settings.oidc.userinfo,
         post_login_redirect_origins: settings.oidc.post_login_redirect_origins.clone(),

@@ -149,6 +149,10 @@ pub struct Oidc {
     /// Let an email the IdP marks `email_verified: false` identify a user.
     #[serde(default)]
     pub accept_unverified_email: bool,
+    /// Serve setup links though `block_private_addresses` is off: their
+    /// holders may then name issuers inside the network Tandem runs in.
+    #[serde(default)]
+    pub setup_links_allow_private_issuers: bool,
     /// Origins an absolute `post_login_redirect_url` may have besides that
     /// of the client's `redirect_url` (`https://app.example.com`), or `*`.
     #[serde(default)]

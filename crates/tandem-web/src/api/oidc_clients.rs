@@ -204,13 +204,47 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::json(payload, state.settings.max_body_bytes).await?;
-    Ok(HttpResponse::Created().json(create_from(&state, caller, body).await?))
+    Ok(HttpResponse::Created().json(create_from(&state, caller, body, None).await?))
 }
 
-/// [`create`] of a body already read (a setup link's form makes one too):
-/// the new client's answer.
-pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -> Result<Value, ApiError> {
+/// A setup link's limits on what it changes (see `crate::setup`): only
+/// its customer's client, and never to an issuer another customer's
+/// client has (which would take that customer's IdP-started logins).
+pub(crate) struct LinkGuard<'a> {
+    pub customer_id: &'a str,
+}
+
+impl LinkGuard<'_> {
+    async fn check_issuer(&self, state: &AppState, issuer: &str) -> Result<(), ApiError> {
+        let (issuer, customer) = (issuer.to_string(), self.customer_id.to_string());
+        let others = state
+            .store
+            .read(move |c| Ok(repo::find_by_issuer(c, &issuer)?.into_iter().any(|r| r.customer_id != customer)))
+            .await?;
+        if others {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "IssuerInUse",
+                "another customer's sign-in already uses this issuer, and a setup link cannot give it to a second \
+                 one; ask the application's administrators",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// [`create`] of a body already read (a setup link's form makes one too,
+/// with its `guard`): the new client's answer.
+pub(crate) async fn create_from(
+    state: &AppState,
+    caller: Caller,
+    body: Value,
+    guard: Option<&LinkGuard<'_>>,
+) -> Result<Value, ApiError> {
     let mut req = parse_create(&body, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+    if let Some(g) = guard {
+        g.check_issuer(state, &req.spec.issuer).await?;
+    }
     let discovery = discover(state, &req).await?;
     check_method_listed(&req.spec, discovery.as_deref())?;
     let now = state.clock.now();
@@ -352,12 +386,19 @@ pub async fn patch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::json(payload, state.settings.max_body_bytes).await?;
-    Ok(HttpResponse::Ok().json(patch_from(&state, caller, id.into_inner(), body).await?))
+    Ok(HttpResponse::Ok().json(patch_from(&state, caller, id.into_inner(), body, None).await?))
 }
 
-/// [`patch`] of a body already read (a setup link's form makes one too):
-/// the client's answer.
-pub(crate) async fn patch_from(state: &AppState, caller: Caller, id: String, body: Value) -> Result<Value, ApiError> {
+/// [`patch`] of a body already read (a setup link's form makes one too,
+/// with its `guard`: a client no longer the link's customer's is not
+/// found): the client's answer.
+pub(crate) async fn patch_from(
+    state: &AppState,
+    caller: Caller,
+    id: String,
+    body: Value,
+    guard: Option<&LinkGuard<'_>>,
+) -> Result<Value, ApiError> {
     // `"verify": false` on an unchanged issuer keeps the discovery on record.
     let verify_requested = body.get("verify") == Some(&serde_json::Value::Bool(true));
     let mut discovered: Option<(String, Option<String>)> = None;
@@ -365,6 +406,10 @@ pub(crate) async fn patch_from(state: &AppState, caller: Caller, id: String, bod
     for _ in 0..PATCH_ATTEMPTS {
         let key = id.clone();
         let current = state.store.read(move |c| repo::get(c, &key)).await?.ok_or_else(|| not_found(&id))?;
+        // Written only as read (`repo::update` compares), so this holds for the write too.
+        if guard.is_some_and(|g| g.customer_id != current.customer_id) {
+            return Err(not_found(&id));
+        }
         let readable = if current.uses_client_keys() {
             client_keys(&current, &state.secret_key)
                 .map(|k| current.spec_with(None, Some(tandem_core::secret::Redacted(k.to_stored()))))
@@ -409,6 +454,9 @@ pub(crate) async fn patch_from(state: &AppState, caller: Caller, id: String, bod
             }
         };
         let mut req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
+        if let Some(g) = guard {
+            g.check_issuer(state, &req.spec.issuer).await?;
+        }
         // `"scim_required": null` says nothing, as on create: the stored value stays.
         req.spec.scim_required = req.spec.scim_required.or(Some(current.scim_required));
         // What discovery fetches: the issuer's document, or an Entra application's.

@@ -57,7 +57,7 @@ fn render(state: &AppState, row: &ScimConnectionRow, key: Option<&ScimApiKeyRow>
     })
 }
 
-async fn load(state: &AppState, id: String) -> Result<Value, ApiError> {
+pub(crate) async fn load(state: &AppState, id: String) -> Result<Value, ApiError> {
     let now = state.clock.now();
     let key = id.clone();
     let found = state

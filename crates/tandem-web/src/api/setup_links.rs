@@ -25,6 +25,16 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found("SetupLinkNotFound", format!("no setup link {id:?}"))
 }
 
+fn turned_off() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::CONFLICT,
+        "SetupLinksTurnedOff",
+        "setup links let customers' admins enter issuers that Tandem then calls, so they need \
+         oidc.block_private_addresses on (or, for IdPs inside your network, \
+         oidc.setup_links_allow_private_issuers = true)",
+    )
+}
+
 fn render(row: &SetupLinkRow, state: &AppState) -> Value {
     json!({
         "id": row.id,
@@ -46,6 +56,9 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if !state.settings.setup_links {
+        return Err(turned_off());
+    }
     let body = body::json(payload, state.settings.max_body_bytes).await?;
     let mut r = FieldReader::new(&body, "");
     let customer_id = r.required_string("customer_id");
@@ -129,7 +142,7 @@ pub async fn revoke(
         .store
         .write(move |c| {
             let row = repo::revoke(c, &key, now)?;
-            if let Some(row) = row.as_ref().filter(|r| r.revoked_at.is_none()) {
+            if let Some((row, true)) = row.as_ref() {
                 audit::record(
                     c,
                     now,
