@@ -458,3 +458,76 @@ async fn other_methods_bad_forms_and_too_many_changes_get_a_page() {
     assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{audit}");
     make_link(&app, &customer, json!({"expires_in_hours": 720})).await;
 }
+
+/// A save that keeps a client's issuer is not held to the issuer rule (the
+/// app may have given two customers one IdP); a shared path's warning does
+/// not name the other customer; an Okta override left in the field is not
+/// carried over to Entra ID.
+#[tokio::test]
+async fn saves_that_keep_the_issuer_and_shared_paths_and_type_switches() {
+    let app = TestApp::spawn_adjusted(|s| {
+        s.oidc.setup_links_allow_private_issuers = true;
+        s.oidc.require_distinct_redirect_paths = false;
+    })
+    .await;
+    let op = StubOp::start(false).await;
+    let (first, second) = (unique("setup-shared-a"), unique("setup-shared-b"));
+    stub_client(&app, &op, &first, "Generic", None).await;
+    stub_client(&app, &op, &second, "Generic", None).await;
+    let link = make_link(&app, &second, json!({})).await;
+    let path = page_path(&app, &link);
+    // A new secret on the issuer both have: saved.
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+
+    // A new customer whose link's redirect path another client has: saved, with a warning that
+    // does not name that customer.
+    let shared = format!("http://127.0.0.1:9/sso/{}", unique("shared-path"));
+    let body = json!({"customer_id": first.replace("-a-", "-d-"), "redirect_url": shared, "verify": false,
+                      "idp": {"type": "Generic", "client_id": "c", "client_secret": STUB_CLIENT_SECRET,
+                              "issuer": "https://shared.example.com"}});
+    assert_eq!(app.post("/api/v1/oidc-clients", body).await.0, StatusCode::CREATED);
+    let third = unique("setup-shared-c");
+    let own = StubOp::start(false).await;
+    let link = make_link(&app, &third, json!({"redirect_url": shared})).await;
+    let path = page_path(&app, &link);
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &generic_form(&own, STUB_CLIENT_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Warning: ") && html.contains("another customer"), "{html}");
+    assert!(!html.contains(&first.replace("-a-", "-d-")), "{html}");
+
+    // Okta with an override, switched to Entra ID with the override left in its field: the
+    // Entra tenant's own issuer is asked for (unreachable here, so refused, naming it).
+    let form = [
+        ("idp_type", "Okta"),
+        ("sso_domain", "never.okta.invalid"),
+        ("issuer_override", own.issuer.as_str()),
+        ("client_id", "tandem-client"),
+        ("client_secret", STUB_CLIENT_SECRET),
+    ];
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
+    let form = [
+        ("idp_type", "MicrosoftEntra"),
+        ("tenant_id", "11111111-2222-3333-4444-555555555555"),
+        ("issuer_override", own.issuer.as_str()),
+        ("client_id", "tandem-client"),
+        ("client_secret", STUB_CLIENT_SECRET),
+    ];
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("11111111-2222-3333-4444-555555555555/v2.0"), "{html}");
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{third}")).await;
+    assert_eq!(client["idp"]["type"], "Okta", "unchanged: {client}");
+
+    // Other addresses under a link, and other methods, answer pages without the token.
+    let (status, html, _) = get_page(&app.base, &app, &format!("{path}/elsewhere")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("No such page") && !html.contains("tandem_setup_"), "{html}");
+    let resp = app.http.head(format!("{}{path}", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = app.http.put(format!("{}{path}", app.base)).send().await.unwrap();
+    assert_eq!(
+        (resp.status(), &resp.headers()["allow"]),
+        (StatusCode::METHOD_NOT_ALLOWED, &"GET, HEAD".parse().unwrap())
+    );
+}

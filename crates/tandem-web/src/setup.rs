@@ -42,6 +42,11 @@ use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim_connections::{self as connections, Rotated, ScimApiKeyRow, ScimConnectionRow};
 use tandem_store::setup_links::{self as repo, SetupLinkRow};
 
+/// What the page says of a redirect path another customer's client has
+/// (the API's message names that customer).
+const SHARED_PATH: &str =
+    "the application's redirect URL for you is another customer's too; ask the application's administrators";
+
 /// Most changes (form posts) one link makes in [`WINDOW`] on a node: each
 /// may fetch an issuer's configuration or mint a SCIM token.
 pub const CHANGES_PER_WINDOW: usize = 20;
@@ -56,20 +61,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     });
     cfg.route("/setup/assets/setup.css", web::get().to(stylesheet))
         .service(
-            web::resource("/setup/{token}").route(web::get().to(page_handler)).default_service(web::to(wrong_method)),
+            web::resource("/setup/{token}")
+                .route(web::get().to(page_handler))
+                .route(web::head().to(page_handler))
+                .default_service(web::to(|| wrong_method("GET, HEAD"))),
         )
         .service(
             web::resource("/setup/{token}/oidc")
                 .app_data(form.clone())
                 .route(web::post().to(save_oidc))
-                .default_service(web::to(wrong_method)),
+                .default_service(web::to(|| wrong_method("POST"))),
         )
         .service(
             web::resource("/setup/{token}/scim")
                 .app_data(form)
                 .route(web::post().to(save_scim))
-                .default_service(web::to(wrong_method)),
-        );
+                .default_service(web::to(|| wrong_method("POST"))),
+        )
+        .service(web::resource("/setup/{token}/{rest:.*}").to(no_such_page));
+}
+
+/// Any other address under a link: a page, not the API's JSON 404 (which
+/// would echo the path, token and all).
+async fn no_such_page() -> HttpResponse {
+    message(StatusCode::NOT_FOUND, "No such page", "Open the link you were sent again.")
 }
 
 /// `GET /setup/assets/setup.css`: the dashboard's stylesheet, here so that
@@ -81,12 +96,14 @@ async fn stylesheet() -> HttpResponse {
         .body(STYLESHEET)
 }
 
-async fn wrong_method() -> HttpResponse {
-    message(
+async fn wrong_method(allow: &'static str) -> HttpResponse {
+    let mut page = message(
         StatusCode::METHOD_NOT_ALLOWED,
         "Not here",
         "This address takes a form from the setup page; open the link you were sent again.",
-    )
+    );
+    page.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    page
 }
 
 fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
@@ -479,11 +496,15 @@ async fn save_oidc(
     };
     match outcome {
         Ok(saved) => {
+            // A shared redirect path's warning names the other customer: said without it.
             let warnings: Vec<String> = saved["warnings"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|w| w["message"].as_str().map(str::to_string))
+                .filter_map(|w| match w["field"].as_str() {
+                    Some("redirect_url") => Some(SHARED_PATH.to_string()),
+                    _ => w["message"].as_str().map(str::to_string),
+                })
                 .collect();
             if warnings.is_empty() {
                 return HttpResponse::SeeOther()
@@ -498,9 +519,7 @@ async fn save_oidc(
         Err(mut e) => {
             if e.kind == "RedirectUrlInUse" {
                 // Its message names the other customer.
-                e.message = "the application's redirect URL for you is another customer's too; ask the \
-                             application's administrators"
-                    .to_string();
+                e.message = SHARED_PATH.to_string();
             }
             let mut entered = form.into_inner();
             entered.remove("client_secret");
@@ -528,7 +547,15 @@ fn oidc_body(form: &HashMap<String, String>, existing: Option<&OidcClientRow>) -
             if let Some(v) = given(location) {
                 idp.insert(location.into(), json!(v));
             }
-            idp.insert("issuer".into(), given("issuer_override").map_or(Value::Null, |v| json!(v)));
+            // The other type's override, left in the field on a switch, is not this type's.
+            let carried = existing.is_some_and(|c| {
+                c.idp_type != kind
+                    && c.idp_type != "Generic"
+                    && c.issuer_override.is_some()
+                    && c.issuer_override.as_deref() == given("issuer_override")
+            });
+            let issuer = given("issuer_override").filter(|_| !carried);
+            idp.insert("issuer".into(), issuer.map_or(Value::Null, |v| json!(v)));
         }
         _ => {
             if let Some(v) = given("issuer") {

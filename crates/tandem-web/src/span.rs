@@ -37,16 +37,29 @@ impl RootSpanBuilder for RequestSpan {
 }
 
 /// A request's path as the span shows it: a setup link's token, a
-/// credential, is left out (`/setup/…/oidc`). `routed` is the path as the
-/// router reads it (percent-decoded), so `/%73etup/…` is caught too.
+/// credential, is left out wherever it is (`/setup/…/oidc`). `routed` is
+/// the path as the router reads it (percent-decoded), so `/%73etup/…` and
+/// `//setup/…`, which are served the page too, are caught as well.
 pub fn shown_path<'a>(path: &'a str, routed: &str) -> std::borrow::Cow<'a, str> {
-    match routed.strip_prefix("/setup/") {
-        Some(rest) if rest != "assets/setup.css" => {
-            let after = rest.find('/').map_or("", |i| &rest[i..]);
-            std::borrow::Cow::Owned(format!("/setup/…{after}"))
-        }
-        _ => std::borrow::Cow::Borrowed(path),
+    const PREFIX: &str = "tandem_setup_";
+    if !path.contains(PREFIX) && !routed.contains(PREFIX) && !routed.contains("/setup/") {
+        return std::borrow::Cow::Borrowed(path);
     }
+    // The segment after `setup` (empty ones skipped) is a token unless it is `assets`.
+    let mut after_setup = false;
+    let shown: Vec<&str> = routed
+        .split('/')
+        .map(|segment| {
+            let token = segment.contains(PREFIX) || (after_setup && !segment.is_empty() && segment != "assets");
+            after_setup = (after_setup && segment.is_empty()) || segment == "setup";
+            if token {
+                "…"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(shown.join("/"))
 }
 
 /// Who sent a refused request, for its audit line: the connection's peer
@@ -94,5 +107,9 @@ mod tests {
         assert_eq!(shown("/setup/assets/setup.css"), "/setup/assets/setup.css");
         assert_eq!(shown("/scim/v2/c1/Users"), "/scim/v2/c1/Users");
         assert_eq!(shown_path("/%73etup/tandem_setup_abc", "/setup/tandem_setup_abc"), "/setup/…");
+        assert_eq!(shown("//setup/tandem_setup_abc"), "//setup/…");
+        assert_eq!(shown("/setup//tandem_setup_abc/oidc"), "/setup//…/oidc");
+        assert_eq!(shown("/setup/not-a-token-but-hidden"), "/setup/…");
+        assert_eq!(shown("/dashboard/customers/tandem_setup_pasted"), "/dashboard/customers/…");
     }
 }

@@ -208,8 +208,9 @@ pub async fn create(
 }
 
 /// A setup link's limits on what it changes (see `crate::setup`): only
-/// its customer's client, and never to an issuer another customer's
-/// client has (which would take that customer's IdP-started logins).
+/// its customer's client, and never onto an issuer another customer's
+/// client has (which would take that customer's IdP-started logins); a
+/// save that keeps the client's issuer is not checked.
 pub(crate) struct LinkGuard<'a> {
     pub customer_id: &'a str,
 }
@@ -454,7 +455,7 @@ pub(crate) async fn patch_from(
             }
         };
         let mut req = parse_patch(&body, &spec, state.settings.url_policy).map_err(ApiError::invalid_fields)?;
-        if let Some(g) = guard {
+        if let Some(g) = guard.filter(|_| !tandem_core::oidc_client::same_issuer(&req.spec.issuer, &current.issuer)) {
             g.check_issuer(state, &req.spec.issuer).await?;
         }
         // `"scim_required": null` says nothing, as on create: the stored value stays.
