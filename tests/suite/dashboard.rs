@@ -560,3 +560,38 @@ async fn a_keyed_clients_certificate_is_shown_and_downloaded_in_a_session() {
     let (status, _, _) = b.get(&format!("/dashboard/customers/{}/client-certificate.pem", urlencode(&other))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The overview's form makes a setup link, as the API does, by the
+/// session's key, its URL shown once; it needs the session's CSRF token.
+#[tokio::test]
+async fn the_overview_makes_a_setup_link() {
+    let app = TestApp::spawn_adjusted(|s| s.oidc.setup_links_allow_private_issuers = true).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (_, overview, _) = b.get("/dashboard").await;
+    assert!(overview.contains("Make a setup link"), "{overview}");
+    let csrf = field(&overview, "csrf");
+    let customer = unique("dash-setup");
+    let redirect = format!("https://app.example.com/sso/callback/{customer}");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("customer_id", customer.as_str()),
+        ("redirect_url", redirect.as_str()),
+        ("expires_in_hours", "24"),
+    ];
+    let (status, page, _) = b.post("/dashboard/setup-links", &form).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let start = page.find("/setup/tandem_setup_").expect("the link on the page");
+    let path: String = page[start..].chars().take_while(|c| *c != '<' && *c != '"').collect();
+    let resp = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, listed) = app.get(&format!("/api/v1/setup-links?customer_id={customer}")).await;
+    assert_eq!(listed["data"][0]["redirect_url"], json!(redirect), "{listed}");
+    // Bad fields are named; a form without the CSRF token is refused.
+    let form = [("csrf", csrf.as_str()), ("customer_id", ""), ("expires_in_hours", "never")];
+    let (status, page, _) = b.post("/dashboard/setup-links", &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("customer_id") && page.contains("expires_in_hours"), "{page}");
+    let (status, _, _) = b.post("/dashboard/setup-links", &[("customer_id", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

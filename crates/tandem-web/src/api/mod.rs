@@ -7,7 +7,7 @@ pub mod matching;
 pub(crate) mod oidc_clients;
 pub(crate) mod scim_connections;
 mod scim_data;
-mod setup_links;
+pub(crate) mod setup_links;
 mod webhooks;
 
 use crate::error::method_not_allowed;

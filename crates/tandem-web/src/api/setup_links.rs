@@ -56,10 +56,16 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    Ok(HttpResponse::Created().json(create_from(&state, caller, body).await?))
+}
+
+/// [`create`] of a body already read (the dashboard's form makes one too):
+/// the new link's answer, with its URL.
+pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -> Result<Value, ApiError> {
     if !state.settings.setup_links {
         return Err(turned_off());
     }
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
     let mut r = FieldReader::new(&body, "");
     let customer_id = r.required_string("customer_id");
     let redirect_url = r.string("redirect_url");
@@ -101,9 +107,9 @@ pub async fn create(
             Ok(made)
         })
         .await?;
-    let mut out = render(&row, &state);
+    let mut out = render(&row, state);
     out["url"] = json!(format!("{}/setup/{}", state.settings.public_url, token.0));
-    Ok(HttpResponse::Created().json(out))
+    Ok(out)
 }
 
 /// `GET /api/v1/setup-links[?customer_id=…&before=&limit=]`, newest first.

@@ -1,5 +1,5 @@
 //! Dashboard forms: save a matching strategy, rotate a SCIM key, require a
-//! SCIM user or not. Each needs
+//! SCIM user or not, make a setup link. Each needs
 //! a session and its CSRF token, and is recorded in the audit log.
 
 use super::customer::{render, Notice};
@@ -193,5 +193,62 @@ pub async fn rotate_key(
             message(StatusCode::NOT_FOUND, "No SCIM connection", Some(&admin), "This customer has no SCIM connection.")
         }
         Err(e) => store_failure(&e, Some(&admin)),
+    }
+}
+
+/// `POST /dashboard/setup-links` (form: `csrf`, `customer_id`,
+/// `redirect_url`, `expires_in_hours`): a setup link made as the API makes
+/// one, by the session's key; its URL shown once.
+pub async fn make_setup_link(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let admin = match require_form(&req, &state, &form).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let given = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut body = json!({"customer_id": given("customer_id").unwrap_or_default()});
+    if let Some(url) = given("redirect_url") {
+        body["redirect_url"] = json!(url);
+    }
+    if let Some(hours) = given("expires_in_hours") {
+        body["expires_in_hours"] = hours.parse::<u64>().map_or_else(|_| json!(hours), |h| json!(h));
+    }
+    let caller = crate::auth::Caller { key_id: String::new(), name: admin.session.key_name.clone() };
+    match crate::api::setup_links::create_from(&state, caller, body).await {
+        Ok(link) => {
+            let url = link["url"].as_str().unwrap_or_default();
+            let customer = link["customer_id"].as_str().unwrap_or_default();
+            let expires = link["expires_at"].as_str().unwrap_or_default();
+            let body = maud::html! {
+                h1 { "Setup link for " code { (customer) } }
+                div.notice.good role="status" {
+                    "Copy the link now: it is shown only this once. Send it to the customer's IT admin only."
+                }
+                p { code { (url) } }
+                p.muted { "It works until " (expires) ", or until it is revoked (DELETE /api/v1/setup-links/" (link["id"].as_str().unwrap_or_default()) ")." }
+                p { a href="/dashboard" { "← Customers" } }
+            };
+            super::layout::page(StatusCode::OK, "Setup link", Some(&admin), body)
+        }
+        Err(e) if e.status.is_server_error() => {
+            message(e.status, "Not made", Some(&admin), &format!("{} Retry shortly.", e.message))
+        }
+        Err(e) => {
+            let fields = e.details["fields"].as_array().cloned().unwrap_or_default();
+            let body = maud::html! {
+                h1 { "Not made" }
+                p { (e.message) }
+                @if fields.len() > 1 {
+                    ul { @for f in &fields {
+                        li { code { (f["field"].as_str().unwrap_or_default()) } ": " (f["message"].as_str().unwrap_or_default()) }
+                    } }
+                }
+                p { a href="/dashboard#setup-link" { "← Back" } }
+            };
+            super::layout::page(e.status, "Not made", Some(&admin), body)
+        }
     }
 }

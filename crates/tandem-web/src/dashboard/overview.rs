@@ -67,7 +67,7 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             }
         }
         @if customers.is_empty() {
-            p { "No customers yet. Create an OIDC client and a SCIM connection through the management API." }
+            p { "No customers yet. Create an OIDC client and a SCIM connection through the management API, or make a setup link below for a customer's admin." }
         } @else {
             table {
                 caption.muted { (customers.len()) " customers" }
@@ -111,8 +111,38 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
                 }
             }
         }
+        (setup_link_form(&state, &admin))
     };
     page(StatusCode::OK, "Customers", Some(&admin), body)
+}
+
+/// The form that makes a setup link for a customer (see `crate::setup`).
+fn setup_link_form(state: &AppState, admin: &super::session::Admin) -> maud::Markup {
+    html! {
+        h2 #setup-link { "Setup link" }
+        @if state.settings.setup_links {
+            p {
+                "A link for a customer's IT admin, who then sets up the customer's IdP (sign-in and SCIM) \
+                 on a page of its own. The link is shown once; revoke it through the management API."
+            }
+            form method="post" action="/dashboard/setup-links" {
+                (super::layout::csrf_field(admin))
+                p.row { label for="customer_id" { "Customer ID" } input type="text" id="customer_id" name="customer_id"; }
+                p.row {
+                    label for="redirect_url" { "Redirect URL" }
+                    input type="text" id="redirect_url" name="redirect_url" placeholder="https://app.example.com/sso/callback/acme";
+                    span.muted { "for a customer without an OIDC client" }
+                }
+                p.row { label for="expires_in_hours" { "Works for (hours)" } input type="text" id="expires_in_hours" name="expires_in_hours" value="72"; }
+                p { button type="submit" { "Make a setup link" } }
+            }
+        } @else {
+            p.muted {
+                "Setup links are turned off: they need oidc.block_private_addresses on (or \
+                 oidc.setup_links_allow_private_issuers)."
+            }
+        }
+    }
 }
 
 /// Most OIDC clients, and most SCIM connections, the overview reads.
