@@ -121,12 +121,12 @@ async fn every_directory_change_is_an_event_in_the_order_it_was_made() {
     assert_eq!((&data[2]["active"], &data[2]["version"]), (&json!(true), &json!(3)));
     assert_eq!((&data[3]["changed"], &data[3]["version"]), (&json!(["name.familyName"]), &json!(4)));
     assert_eq!(*data[5], json!({"id": group, "display_name": "Engineers", "external_id": null, "version": 1}));
-    assert_eq!(*data[6], json!({"group_id": group, "member_id": ada, "group_version": 1}));
-    assert_eq!(*data[7], json!({"group_id": group, "member_id": grace, "group_version": 2}));
+    assert_eq!(*data[6], json!({"group_id": group, "member_id": ada, "member_type": "User", "group_version": 1}));
+    assert_eq!(*data[7], json!({"group_id": group, "member_id": grace, "member_type": "User", "group_version": 2}));
     assert_eq!((&data[8]["display_name"], &data[8]["changed"]), (&json!("Eng"), &json!(["displayName"])));
-    assert_eq!(*data[9], json!({"group_id": group, "member_id": ada, "group_version": 4}));
+    assert_eq!(*data[9], json!({"group_id": group, "member_id": ada, "member_type": "User", "group_version": 4}));
     assert_eq!((&data[10]["id"], &data[10]["active"], &data[10]["version"]), (&json!(grace), &json!(false), &json!(2)));
-    assert_eq!(*data[11], json!({"group_id": group, "member_id": grace, "group_version": null}));
+    assert_eq!(*data[11], json!({"group_id": group, "member_id": grace, "member_type": "User", "group_version": null}));
     assert_eq!(data[12]["id"], json!(group));
     assert_eq!(*data[13], json!({"id": scim.connection_id}));
     assert_eq!(events.iter().filter(|e| e["id"].is_string()).count(), expected.len());
@@ -332,4 +332,47 @@ async fn events_brought_from_another_server_come_first_and_its_cursors_are_refus
     let moved = app.state.store.write_blocking(tandem_store::events::renumber_moved).unwrap();
     assert_eq!(moved, 1);
     assert_eq!(ids(feed(&app, &scim.connection_id, 100, 2).await), [json!("moved"), json!(ada)]);
+}
+
+/// A nested group's membership events say it is a group: when it joins,
+/// when it is removed, and when its own deletion takes it out.
+#[tokio::test]
+async fn member_events_say_whether_the_member_is_a_user_or_a_group() {
+    let app = TestApp::spawn().await;
+    let customer = unique("events-nested");
+    let conn = app.create_scim_connection(&customer).await;
+    let scim = app.scim_of(&conn);
+    let ada = scim.create_user(user("ada@acme.com")).await;
+    let inner = scim.post("/Groups", json!({"displayName": "Inner"})).await.body["id"].as_str().unwrap().to_string();
+    let body = json!({"displayName": "Outer", "members": [{"value": ada}, {"value": inner}]});
+    let outer = scim.post("/Groups", body).await.body["id"].as_str().unwrap().to_string();
+    let remove = patch_op(json!([{"op": "Remove", "path": format!("members[value eq \"{inner}\"]")}]));
+    assert_eq!(scim.patch(&format!("/Groups/{outer}"), remove).await.status, StatusCode::OK);
+    let add = patch_op(json!([{"op": "Add", "path": "members", "value": [{"value": inner}]}]));
+    assert_eq!(scim.patch(&format!("/Groups/{outer}"), add).await.status, StatusCode::OK);
+    assert_eq!(scim.delete(&format!("/Groups/{inner}")).await.status, StatusCode::NO_CONTENT);
+    let events = feed(&app, &scim.connection_id, 100, 8).await;
+    let members: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("group.member_"))
+        .map(|e| {
+            let d = &e["data"];
+            (
+                e["type"].as_str().unwrap().to_string(),
+                d["member_id"].as_str().unwrap().to_string(),
+                d["member_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("group.member_added", &ada, "User"),
+        ("group.member_added", &inner, "Group"),
+        ("group.member_removed", &inner, "Group"),
+        ("group.member_added", &inner, "Group"),
+        ("group.member_removed", &inner, "Group"),
+    ]
+    .iter()
+    .map(|(t, m, k)| (t.to_string(), m.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(members, expected, "{events:#?}");
 }

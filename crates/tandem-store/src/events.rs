@@ -221,14 +221,21 @@ impl NewEvent {
         NewEvent { event_type, resource_id: row.id.clone(), data }
     }
 
-    /// `group.member_added` or `group.member_removed`: `member` (a user, or a
-    /// nested group) joined or left `group`, whose write gave it
-    /// `group_version` (`None` when the member's own deletion removed it).
-    pub fn member(event_type: &'static str, group: &str, member: &str, group_version: Option<i64>) -> NewEvent {
+    /// `group.member_added` or `group.member_removed`: `member`, of
+    /// `member_type` (`User`, or `Group` for a nested group), joined or left
+    /// `group`, whose write gave it `group_version` (`None` when the
+    /// member's own deletion removed it).
+    pub fn member(
+        event_type: &'static str,
+        group: &str,
+        (member, member_type): (&str, &str),
+        group_version: Option<i64>,
+    ) -> NewEvent {
         NewEvent {
             event_type,
             resource_id: group.to_string(),
-            data: json!({"group_id": group, "member_id": member, "group_version": group_version}),
+            data: json!({"group_id": group, "member_id": member, "member_type": member_type,
+                         "group_version": group_version}),
         }
     }
 

@@ -167,9 +167,10 @@ pub struct Written {
     pub row: ScimGroupRow,
     /// Member ids dropped as unknown (only when the connection ignores unknown members).
     pub ignored: Vec<String>,
-    /// The members the write added and removed, by id.
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
+    /// The members the write added and removed, by id, each with its
+    /// type (`User` or `Group`).
+    pub added: Vec<(String, &'static str)>,
+    pub removed: Vec<(String, &'static str)>,
 }
 
 /// Creates a group from a normalized resource (members included).
@@ -202,8 +203,7 @@ pub fn insert(
         .execute(conn)
         .map_err(|e| StoreError::from(e).unique_as(|| GroupWriteError::DisplayNameTaken(row.display_name.clone())))?;
     insert_members(conn, &row.id, &members, &refs)?;
-    let added = members.into_iter().map(|(id, _)| id).collect();
-    Ok(Written { row, ignored, added, removed: Vec::new() })
+    Ok(Written { row, ignored, added: members, removed: Vec::new() })
 }
 
 fn insert_members(
@@ -329,7 +329,8 @@ pub fn replace(
     removed.sort_unstable();
     let mut ignored = Vec::new();
     let new_members = resolve_members(conn, &current.scim_connection_id, &added, ignore_unknown, &mut ignored)?;
-    for chunk in removed.chunks(500) {
+    let removed = member_types(conn, &current.id, removed)?;
+    for chunk in removed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().chunks(500) {
         diesel::delete(gm::scim_group_members.filter(gm::group_id.eq(&current.id)).filter(gm::member_id.eq_any(chunk)))
             .execute(conn)?;
     }
@@ -360,8 +361,32 @@ pub fn replace(
         ))
         .execute(conn)
         .map_err(|e| StoreError::from(e).unique_as(|| GroupWriteError::DisplayNameTaken(row.display_name.clone())))?;
-    let added = new_members.into_iter().map(|(id, _)| id).collect();
-    Ok(Written { row, ignored, added, removed })
+    Ok(Written { row, ignored, added: new_members, removed })
+}
+
+/// `members` of `group` (as stored, in that order) with their types, read
+/// before they are removed: the events of their removal say which.
+fn member_types(
+    conn: &mut AnyConnection,
+    group: &str,
+    members: Vec<String>,
+) -> Result<Vec<(String, &'static str)>, StoreError> {
+    let mut types = HashMap::with_capacity(members.len());
+    for chunk in members.chunks(500) {
+        let rows: Vec<(String, String)> = gm::scim_group_members
+            .filter(gm::group_id.eq(group))
+            .filter(gm::member_id.eq_any(chunk))
+            .select((gm::member_id, gm::member_type))
+            .load(conn)?;
+        types.extend(rows);
+    }
+    Ok(members
+        .into_iter()
+        .map(|id| {
+            let kind = if types.get(&id).is_some_and(|t| t == "Group") { "Group" } else { "User" };
+            (id, kind)
+        })
+        .collect())
 }
 
 /// The groups `member` (a user or a group) is a member of.

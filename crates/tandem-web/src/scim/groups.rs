@@ -182,8 +182,8 @@ fn group_events(written: &groups::Written, kind: impl Into<Option<&'static str>>
     let (group, version) = (&written.row.id, Some(written.row.version));
     let own = kind.into().map(|k| NewEvent::group(k, &written.row, changed));
     own.into_iter()
-        .chain(written.added.iter().map(|m| NewEvent::member("group.member_added", group, m, version)))
-        .chain(written.removed.iter().map(|m| NewEvent::member("group.member_removed", group, m, version)))
+        .chain(written.added.iter().map(|(m, t)| NewEvent::member("group.member_added", group, (m, t), version)))
+        .chain(written.removed.iter().map(|(m, t)| NewEvent::member("group.member_removed", group, (m, t), version)))
         .collect()
 }
 
@@ -643,7 +643,7 @@ pub async fn delete(
             let held_by = groups::holding(c, &key)?;
             groups::delete(c, &conn, &key)?;
             let mut gone = vec![NewEvent::group("group.deleted", &current, &[]).deleted()];
-            gone.extend(held_by.iter().map(|g| NewEvent::member("group.member_removed", g, &key, None)));
+            gone.extend(held_by.iter().map(|g| NewEvent::member("group.member_removed", g, (&key, "Group"), None)));
             let entry = log.entry(now, "delete", Some("Group"), Some(&key), None, 204, None);
             logs::insert_change(c, &entry, &conn, now, &gone)?;
             Ok(Ok(held_by))

@@ -426,7 +426,7 @@ pub async fn delete(
             let held_by = tandem_store::scim::groups::holding(c, &key)?;
             users::tombstone(c, &conn, &key, now)?;
             let mut gone = vec![NewEvent::user("user.deleted", &current, &[]).deleted()];
-            gone.extend(held_by.iter().map(|g| NewEvent::member("group.member_removed", g, &key, None)));
+            gone.extend(held_by.iter().map(|g| NewEvent::member("group.member_removed", g, (&key, "User"), None)));
             let entry = log.entry(now, "delete", Some("User"), Some(&key), Some(&current.user_name), 204, None);
             logs::insert_change(c, &entry, &conn, now, &gone)?;
             Ok(Ok(held_by))
