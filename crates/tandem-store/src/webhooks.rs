@@ -425,6 +425,42 @@ mod tests {
         WebhookEndpointRow::new(id.into(), url, "sealed".into(), (None, None), Position { txid: 0, seq: 5 }, 0)
     }
 
+    /// A rotation of the secret key is not abandoned while an endpoint's
+    /// signing secret is under the key it was going to (a node with that
+    /// key made it): the endpoint is named, and once its secret is under
+    /// the database's key again the rotation is abandoned.
+    #[test]
+    fn abandoning_a_key_rotation_is_refused_while_a_signing_secret_is_under_the_next_key() {
+        let (store, _dir) = crate::test_store_any_backend();
+        let (current, encoded) = SecretKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let (next, _) = SecretKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let again = move || SecretKey::from_base64(&encoded).unwrap_or_else(|e| panic!("{e}"));
+        let context = secret_context("e2");
+        let mut row = endpoint("e2");
+        row.secret_enc = next.encrypt("whsec_made-under-the-next-key", &context);
+        let sealed_now = current.encrypt("whsec_made-under-the-next-key", &context);
+        store
+            .write_blocking(move |c| {
+                crate::meta::verify_secret_key(c, &current)?;
+                insert(c, &row)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = again();
+        let refused = store
+            .write_blocking(move |c| crate::meta::abandon_rotation(c, &key, crate::from_micros(1_800_000_000_000_000)))
+            .expect_err("refused while e2's secret is under the next key");
+        assert!(refused.to_string().contains("webhook endpoints e2 are not under this key"), "{refused}");
+        let key = again();
+        store
+            .write_blocking(move |c| {
+                diesel::update(w::webhook_endpoints.filter(w::id.eq("e2")))
+                    .set(w::secret_enc.eq(sealed_now))
+                    .execute(c)?;
+                crate::meta::abandon_rotation(c, &key, crate::from_micros(1_800_000_000_000_000))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// A node whose lease ran out, and was taken by another, records
     /// nothing: not the position, not a failure, not a release.
     #[test]
