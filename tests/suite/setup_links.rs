@@ -531,3 +531,34 @@ async fn saves_that_keep_the_issuer_and_shared_paths_and_type_switches() {
         (StatusCode::METHOD_NOT_ALLOWED, &"GET, HEAD".parse().unwrap())
     );
 }
+
+/// A `private_key_jwt` client keeps its key through the page, which hands
+/// out its certificate for the IdP.
+#[tokio::test]
+async fn a_keyed_clients_page_hands_out_its_certificate() {
+    let app = spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("setup-keyed");
+    let body = json!({"customer_id": customer, "redirect_url": redirect_url_of(&customer),
+                      "idp": {"type": "Generic", "client_id": "tandem-client", "issuer": op.issuer,
+                              "client_authentication": "private_key_jwt"}});
+    let (status, created) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let link = make_link(&app, &customer, json!({})).await;
+    let path = page_path(&app, &link);
+    let (_, page, _) = get_page(&app.base, &app, &path).await;
+    assert!(page.contains("client-certificate.pem") && !page.contains("name=\"client_secret\""), "{page}");
+    let resp = app.http.get(format!("{}{path}/client-certificate.pem", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    // Saving the IdP settings keeps the key.
+    let form = [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "tandem-client-2")];
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(client["idp"]["client_authentication"], "private_key_jwt", "{client}");
+    // A link of a customer whose client has a secret has no certificate.
+    let other = unique("setup-unkeyed");
+    let link = make_link(&app, &other, json!({})).await;
+    let (status, _, _) = get_page(&app.base, &app, &format!("{}/client-certificate.pem", page_path(&app, &link))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

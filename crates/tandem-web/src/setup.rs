@@ -78,7 +78,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(save_scim))
                 .default_service(web::to(|| wrong_method("POST"))),
         )
+        .service(web::resource("/setup/{token}/client-certificate.pem").route(web::get().to(client_certificate)))
         .service(web::resource("/setup/{token}/{rest:.*}").to(no_such_page));
+}
+
+/// `GET /setup/{token}/client-certificate.pem`: the current certificate of
+/// the customer's `private_key_jwt` client, for the IdP (Entra ID takes it
+/// under Certificates & secrets). Public by nature; behind the link since
+/// only its holder needs it.
+async fn client_certificate(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    let link = match live(&state, &token).await {
+        Ok(link) => link,
+        Err(page) => return page,
+    };
+    let client = match current(&state, &link.customer_id).await {
+        Ok(now) => now.client.filter(OidcClientRow::uses_client_keys),
+        Err(e) => return unavailable(&e),
+    };
+    match client.map(|c| oidc_clients::client_keys(&c, &state.secret_key)) {
+        Some(Ok(keys)) => HttpResponse::Ok()
+            .content_type("application/x-pem-file")
+            .insert_header(("Content-Disposition", "attachment; filename=\"client-certificate.pem\""))
+            .insert_header(("Cache-Control", "no-store"))
+            .body(keys.current().certificate_pem()),
+        Some(Err(_)) => message(
+            StatusCode::CONFLICT,
+            "Certificate unreadable",
+            "The application's key for your IdP cannot be read now; ask the application's administrators.",
+        ),
+        None => {
+            message(StatusCode::NOT_FOUND, "No certificate", "Your sign-in application does not sign in with a key.")
+        }
+    }
 }
 
 /// Any other address under a link: a page, not the API's JSON 404 (which
@@ -343,7 +374,9 @@ fn oidc_section(
                 dt { "Client ID" } dd { code { (c.client_id) } }
                 dt { "Client secret" } dd {
                     @if keys {
-                        "none: the application signs in with a key (private_key_jwt); give your IdP its public keys at "
+                        "none: the application signs in with a key (private_key_jwt); give your IdP its "
+                        a href=(format!("{base}/client-certificate.pem")) { "certificate" }
+                        " (Entra ID: Certificates & secrets → Upload certificate), or its public keys at "
                         code { (oidc_clients::jwks_url(state, &c.id)) }
                     }
                     @else if c.client_secret_enc.is_some() { "set (never shown)" } @else { "none (PKCE only)" }
