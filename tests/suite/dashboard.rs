@@ -587,6 +587,9 @@ async fn the_overview_makes_a_setup_link() {
     assert_eq!(resp.status(), StatusCode::OK);
     let (_, listed) = app.get(&format!("/api/v1/setup-links?customer_id={customer}")).await;
     assert_eq!(listed["data"][0]["redirect_url"], json!(redirect), "{listed}");
+    let id = listed["data"][0]["id"].as_str().unwrap();
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=setup_link.created")).await;
+    assert_eq!(log["data"][0]["details"]["via"], "dashboard", "{log}");
     // Bad fields are named; a form without the CSRF token is refused.
     let form = [("csrf", csrf.as_str()), ("customer_id", ""), ("expires_in_hours", "never")];
     let (status, page, _) = b.post("/dashboard/setup-links", &form).await;

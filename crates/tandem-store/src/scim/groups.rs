@@ -365,7 +365,10 @@ pub fn replace(
 }
 
 /// `members` of `group` (as stored, in that order) with their types, read
-/// before they are removed: the events of their removal say which.
+/// before they are removed: the events of their removal say which. A
+/// member whose row is gone meanwhile (its own deletion, on PostgreSQL,
+/// committed between the reads) is left out: this write does not remove
+/// it, and that deletion's event said so.
 fn member_types(
     conn: &mut AnyConnection,
     group: &str,
@@ -382,9 +385,9 @@ fn member_types(
     }
     Ok(members
         .into_iter()
-        .map(|id| {
-            let kind = if types.get(&id).is_some_and(|t| t == "Group") { "Group" } else { "User" };
-            (id, kind)
+        .filter_map(|id| {
+            let kind = if types.get(&id)? == "Group" { "Group" } else { "User" };
+            Some((id, kind))
         })
         .collect())
 }

@@ -57,12 +57,17 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = body::json(payload, state.settings.max_body_bytes).await?;
-    Ok(HttpResponse::Created().json(create_from(&state, caller, body).await?))
+    Ok(HttpResponse::Created().json(create_from(&state, caller, body, None).await?))
 }
 
-/// [`create`] of a body already read (the dashboard's form makes one too):
-/// the new link's answer, with its URL.
-pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -> Result<Value, ApiError> {
+/// [`create`] of a body already read (the dashboard's form makes one too,
+/// `via` it, as its audit record says): the new link's answer, with its URL.
+pub(crate) async fn create_from(
+    state: &AppState,
+    caller: Caller,
+    body: Value,
+    via: Option<&'static str>,
+) -> Result<Value, ApiError> {
     if !state.settings.setup_links {
         return Err(turned_off());
     }
@@ -102,7 +107,7 @@ pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -
                 &caller.name,
                 "setup_link.created",
                 ("setup_link", &made.0.id),
-                json!({"customer_id": customer, "expires_at": format_time(expires)}),
+                json!({"customer_id": customer, "expires_at": format_time(expires), "via": via}),
             )?;
             Ok(made)
         })

@@ -217,7 +217,7 @@ pub async fn make_setup_link(
         body["expires_in_hours"] = hours.parse::<u64>().map_or_else(|_| json!(hours), |h| json!(h));
     }
     let caller = crate::auth::Caller { key_id: String::new(), name: admin.session.key_name.clone() };
-    match crate::api::setup_links::create_from(&state, caller, body).await {
+    match crate::api::setup_links::create_from(&state, caller, body, Some("dashboard")).await {
         Ok(link) => {
             let url = link["url"].as_str().unwrap_or_default();
             let customer = link["customer_id"].as_str().unwrap_or_default();
@@ -233,9 +233,7 @@ pub async fn make_setup_link(
             };
             super::layout::page(StatusCode::OK, "Setup link", Some(&admin), body)
         }
-        Err(e) if e.status.is_server_error() => {
-            message(e.status, "Not made", Some(&admin), &format!("{} Retry shortly.", e.message))
-        }
+        Err(e) if e.status.is_server_error() => message(e.status, "Not made", Some(&admin), &e.message),
         Err(e) => {
             let fields = e.details["fields"].as_array().cloned().unwrap_or_default();
             let body = maud::html! {
