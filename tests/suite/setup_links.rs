@@ -562,3 +562,37 @@ async fn a_keyed_clients_page_hands_out_its_certificate() {
     let (status, _, _) = get_page(&app.base, &app, &format!("{}/client-certificate.pem", page_path(&app, &link))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The app gives, with the link, the settings of a client the link
+/// creates (its decisions, which the page does not show); they are
+/// checked as a client's create checks them.
+#[tokio::test]
+async fn a_link_gives_the_client_it_creates_the_apps_settings() {
+    let app = spawn().await;
+    let op = StubOp::start(false).await;
+    let customer = unique("setup-settings");
+    let settings = json!({"email_domain_allowlist": ["Acme.com"], "scim_required": true,
+                          "scim_matching_definition": {"strategy": "OidcSubToScimExternalId"}});
+    let link =
+        make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer), "client": settings})).await;
+    assert_eq!(link["client"], settings, "{link}");
+    let path = page_path(&app, &link);
+    assert_eq!(
+        post_form(&app, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+    assert_eq!(client["email_domain_allowlist"], json!(["acme.com"]), "{client}");
+    assert_eq!(client["scim_required"], true, "{client}");
+    assert_eq!(client["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId", "{client}");
+    // Checked when the link is made, each bad setting named.
+    let bad = json!({"customer_id": customer, "client": {"email_domain_allowlist": ["@acme.com"], "colour": 1}});
+    let (status, body) = app.post("/api/v1/setup-links", bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&body), ["client.colour"], "unknown settings first: {body}");
+    let bad = json!({"customer_id": customer, "client": {"email_domain_allowlist": ["@acme.com"]}});
+    let (_, body) = app.post("/api/v1/setup-links", bad).await;
+    assert_eq!(invalid_fields(&body), ["client.email_domain_allowlist[0]"], "{body}");
+    let (_, body) = app.post("/api/v1/setup-links", json!({"customer_id": customer, "client": "x"})).await;
+    assert_eq!(invalid_fields(&body), ["client"], "{body}");
+}

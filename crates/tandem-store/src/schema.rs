@@ -195,6 +195,7 @@ diesel::table! {
         token_hash -> Text,
         display_prefix -> Text,
         redirect_url -> Nullable<Text>,
+        client_settings -> Nullable<Text>,
         created_by -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,

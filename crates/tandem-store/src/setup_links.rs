@@ -18,6 +18,8 @@ pub struct SetupLinkRow {
     pub token_hash: String,
     pub display_prefix: String,
     pub redirect_url: Option<String>,
+    /// The app's settings for a client the link creates (a JSON object).
+    pub client_settings: Option<String>,
     pub created_by: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -43,12 +45,13 @@ impl SetupLinkRow {
     }
 }
 
-/// Creates a link for `customer_id`, working until `expires_at`; returns
-/// the row and the token to hand out once.
+/// Creates a link for `customer_id`, working until `expires_at`, with the
+/// redirect URL and settings of a client it creates; returns the row and
+/// the token to hand out once.
 pub fn create(
     conn: &mut AnyConnection,
     customer_id: &str,
-    redirect_url: Option<&str>,
+    (redirect_url, client_settings): (Option<&str>, Option<&str>),
     created_by: &str,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -60,6 +63,7 @@ pub fn create(
         token_hash: generated.hash,
         display_prefix: generated.display_prefix,
         redirect_url: redirect_url.map(str::to_string),
+        client_settings: client_settings.map(str::to_string),
         created_by: created_by.to_string(),
         created_at: micros(now),
         expires_at: micros(expires_at),

@@ -514,7 +514,11 @@ async fn save_oidc(
             oidc_clients::patch_from(&state, caller(&link), client.id, body, Some(&guard)).await
         }
         (None, Some(redirect)) => {
-            let body = json!({"customer_id": link.customer_id, "redirect_url": redirect, "idp": idp});
+            let mut body = json!({"customer_id": link.customer_id, "redirect_url": redirect, "idp": idp});
+            // The app's settings for the client, given with the link.
+            for (k, v) in crate::api::setup_links::client_settings(&link) {
+                body[k] = v;
+            }
             if body["idp"].get("client_secret").is_none() {
                 Err(refuse_without_secret(&state, &body))
             } else {

@@ -25,6 +25,59 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found("SetupLinkNotFound", format!("no setup link {id:?}"))
 }
 
+/// The fields of a client's create a link may set for a client it creates:
+/// the app's decisions, which the page does not show.
+pub(crate) const CLIENT_SETTINGS: [&str; 6] = [
+    "email_domain_allowlist",
+    "scim_matching_definition",
+    "additional_scopes",
+    "scopes",
+    "accept_unverified_email",
+    "scim_required",
+];
+
+/// Checks a link's `client` settings as a client's create checks them
+/// (errors named `client.…`): an object of [`CLIENT_SETTINGS`] only.
+fn check_client_settings(settings: &Value, state: &AppState) -> Result<(), Vec<tandem_core::fields::FieldError>> {
+    let error = |field: String, message: String| tandem_core::fields::FieldError { field, message };
+    let Some(object) = settings.as_object() else {
+        return Err(vec![error("client".into(), "must be an object".into())]);
+    };
+    let unknown: Vec<_> = object
+        .keys()
+        .filter(|k| !CLIENT_SETTINGS.contains(&k.as_str()))
+        .map(|k| {
+            error(
+                format!("client.{k}"),
+                format!("is not a setting a link gives; it takes {}", CLIENT_SETTINGS.join(", ")),
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(unknown);
+    }
+    // A create of a stand-in client with these settings.
+    let mut body = json!({"customer_id": "setup-link-check", "redirect_url": "https://app.example.com/cb",
+                          "idp": {"type": "Generic", "issuer": "https://idp.example.com", "client_id": "c",
+                                  "client_secret": "s"}});
+    for (k, v) in object {
+        body[k] = v.clone();
+    }
+    match tandem_core::oidc_client::parse_create(&body, state.settings.url_policy) {
+        Ok(_) => Ok(()),
+        Err(errors) => Err(errors.into_iter().map(|e| error(format!("client.{}", e.field), e.message)).collect()),
+    }
+}
+
+/// A link's `client` settings, as the body of a client's create takes them.
+pub(crate) fn client_settings(row: &SetupLinkRow) -> serde_json::Map<String, Value> {
+    row.client_settings
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+}
+
 fn turned_off() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::CONFLICT,
@@ -41,6 +94,7 @@ fn render(row: &SetupLinkRow, state: &AppState) -> Value {
         "customer_id": row.customer_id,
         "token_prefix": row.display_prefix,
         "redirect_url": row.redirect_url,
+        "client": row.client_settings.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
         "state": row.state(state.clock.now()),
         "created_by": row.created_by,
         "created_at": format_time(from_micros(row.created_at)),
@@ -75,6 +129,7 @@ pub(crate) async fn create_from(
     let customer_id = r.required_string("customer_id");
     let redirect_url = r.string("redirect_url");
     let hours = r.u64("expires_in_hours");
+    let client = r.raw("client").filter(|v| !v.is_null()).cloned();
     r.reject_unknown();
     if let Some(Err(msg)) = customer_id.as_deref().map(check_customer_id) {
         r.error("customer_id", msg);
@@ -85,6 +140,18 @@ pub(crate) async fn create_from(
             r.error("redirect_url", msg);
             None
         }
+        None => None,
+    };
+    let client = match client {
+        Some(settings) => match check_client_settings(&settings, state) {
+            Ok(()) => Some(settings.to_string()),
+            Err(errors) => {
+                for e in errors {
+                    r.error(&e.field, e.message);
+                }
+                None
+            }
+        },
         None => None,
     };
     let hours = hours.unwrap_or(DEFAULT_HOURS);
@@ -100,7 +167,8 @@ pub(crate) async fn create_from(
     let (row, token) = state
         .store
         .write(move |c| {
-            let made = repo::create(c, &customer, redirect_url.as_deref(), &caller.name, now, expires)?;
+            let made =
+                repo::create(c, &customer, (redirect_url.as_deref(), client.as_deref()), &caller.name, now, expires)?;
             audit::record(
                 c,
                 now,

@@ -9,6 +9,9 @@ CREATE TABLE setup_links (
     display_prefix TEXT NOT NULL,
     -- The app's redirect URL, for a sign-in client the link creates.
     redirect_url TEXT,
+    -- The app's settings for that client (JSON: email domains, strategy,
+    -- scopes, scim_required, ...), applied when the link creates it.
+    client_settings TEXT,
     created_by TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
