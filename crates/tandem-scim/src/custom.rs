@@ -392,7 +392,7 @@ pub(crate) fn remove(root: &mut Map<String, Value>, key: &CustomKey, value: Opti
 
 /// 400 `invalidValue` when the custom extensions of a resource hold more
 /// than [`MAX_CUSTOM_BYTES`] or [`MAX_CUSTOM_ATTRIBUTES`].
-pub(crate) fn check_size(rt: ResourceType, resource: &Map<String, Value>) -> Result<(), ScimError> {
+fn check_size(rt: ResourceType, resource: &Map<String, Value>) -> Result<(), ScimError> {
     let custom = || resource.iter().filter(|(k, _)| is_custom_urn(rt, k));
     let bytes: usize = custom().map(|(k, v)| k.len() + to_text(v).len()).sum();
     if bytes > MAX_CUSTOM_BYTES {

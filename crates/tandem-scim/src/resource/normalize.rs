@@ -21,7 +21,8 @@ use crate::schema::{Mutability, ResolvedAttr, ResourceType};
 ///   `displayName`) are dropped, and so is `password`, which is never stored.
 /// - Attributes of a custom extension (a schema URN Tandem does not define, such as Entra ID's
 ///   `urn:…:CustomExtensionName:2.0:User`) are kept as sent, without a schema (see
-///   `crate::custom`), up to [`MAX_CUSTOM_BYTES`](crate::custom::MAX_CUSTOM_BYTES) per resource.
+///   `crate::custom`), up to [`MAX_CUSTOM_BYTES`](crate::custom::MAX_CUSTOM_BYTES) per resource
+///   (each custom write checks what the resource then holds).
 /// - Other unknown attributes are dropped: unqualified ones, and attributes a known schema does not
 ///   define (an admin's custom attribute under the enterprise URN). Refusing them would refuse the
 ///   whole request, a deactivation sent with them included.
@@ -63,7 +64,6 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
     }
     check_required(rt, &out)?;
     check_key_lengths(rt, &out)?;
-    custom::check_size(rt, &out)?;
     if rt == ResourceType::Group {
         check_members(&out)?;
     }

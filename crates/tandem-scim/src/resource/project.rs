@@ -6,7 +6,7 @@ use crate::custom;
 use crate::error::ScimError;
 use crate::filter::attr_path::parse_attr_path;
 use crate::json::is_present;
-use crate::schema::{resolve, AttributeDef, ResourceType, Returned};
+use crate::schema::{resolve, AttributeDef, ResourceType, Returned, SchemaDef};
 
 /// One entry of an `attributes` or `excludedAttributes` list.
 struct Selector {
@@ -138,6 +138,16 @@ fn select(
     is_present(&out).then_some(out)
 }
 
+/// The extension a resource's key holds, under the name an answer gives
+/// it: a known one by its schema's spelling, with its definition; a custom
+/// one as held, without.
+pub(crate) fn extension_of(rt: ResourceType, key: &str) -> Option<(String, Option<&'static SchemaDef>)> {
+    match rt.extension(key) {
+        Some(ext) => Some((ext.id.to_owned(), Some(ext))),
+        None => custom::is_custom_urn(rt, key).then(|| (key.to_owned(), None)),
+    }
+}
+
 /// Checks `attributes` and `excludedAttributes` as [`project`] reads them,
 /// without a resource: a write whose answer is projected checks them before
 /// it writes, so a malformed list refuses the request instead of failing an
@@ -175,31 +185,20 @@ pub fn project(
     for (key, value) in map {
         if key.eq_ignore_ascii_case("schemas") {
             out.insert(key, value);
-        } else if let Some(ext) = rt.extension(&key) {
+        } else if let Some((name, ext)) = extension_of(rt, &key) {
+            // An extension: a known one under its own spelling, with its
+            // definitions; a custom one as held, its attributes returned by default.
             let mut kept = Map::new();
             if let Value::Object(attrs) = value {
-                for (name, inner) in attrs {
-                    let def = ext.attribute(&name);
-                    if let Some(v) = select(Some(ext.id), def, &name, inner, include, &exclude) {
-                        kept.insert(name, v);
+                for (attr, inner) in attrs {
+                    let def = ext.and_then(|e| e.attribute(&attr));
+                    if let Some(v) = select(Some(&name), def, &attr, inner, include, &exclude) {
+                        kept.insert(attr, v);
                     }
                 }
             }
             if !kept.is_empty() {
-                out.insert(ext.id.to_owned(), Value::Object(kept));
-            }
-        } else if custom::is_custom_urn(rt, &key) {
-            // A custom extension: attributes without definitions, returned by default.
-            let mut kept = Map::new();
-            if let Value::Object(attrs) = value {
-                for (name, inner) in attrs {
-                    if let Some(v) = select(Some(&key), None, &name, inner, include, &exclude) {
-                        kept.insert(name, v);
-                    }
-                }
-            }
-            if !kept.is_empty() {
-                out.insert(key, Value::Object(kept));
+                out.insert(name, Value::Object(kept));
             }
         } else {
             let def = resolve(rt, None, &key, None).map(|found| found.attr);

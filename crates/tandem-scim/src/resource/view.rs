@@ -162,16 +162,12 @@ pub fn default_view(rt: ResourceType, stored: &str, added: &[(&str, &str)]) -> O
             if *key != "schemas" || pruned {
                 return None;
             }
-        } else if let Some(ext) = rt.extension(key) {
-            // `project` writes the extension under its own spelling and
-            // keeps only its members that are kept; an empty one goes.
+        } else if let Some((name, ext)) = super::project::extension_of(rt, key) {
+            // `project` writes the extension under that name and keeps
+            // only its members that are kept; an empty one goes.
             let inner = members(raw.get())?;
-            if *key != ext.id || inner.is_empty() || !inner.iter().all(|(n, v)| kept_whole(ext.attribute(n), v)) {
-                return None;
-            }
-        } else if crate::custom::is_custom_urn(rt, key) {
-            let inner = members(raw.get())?;
-            if inner.is_empty() || !inner.iter().all(|(_, v)| present(v)) {
+            let kept = |(n, v): &(&str, &RawValue)| kept_whole(ext.and_then(|e| e.attribute(n)), v);
+            if *key != name || inner.is_empty() || !inner.iter().all(kept) {
                 return None;
             }
         } else if !kept_whole(resolve(rt, None, key, None).map(|found| found.attr), raw) {
