@@ -36,7 +36,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tandem_core::format_time;
 use tandem_core::keys::KeyKind;
-use tandem_store::audit;
 use tandem_store::from_micros;
 use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim_connections::{self as connections, Rotated, ScimApiKeyRow, ScimConnectionRow};
@@ -227,6 +226,15 @@ fn allow_change(link: &str) -> bool {
     }
     times.push_back(now);
     true
+}
+
+/// [`live`] for a form that changes something, counted by [`allow_change`].
+async fn changing(state: &AppState, token: &str) -> Result<SetupLinkRow, HttpResponse> {
+    let link = live(state, token).await?;
+    if !allow_change(&link.id) {
+        return Err(too_many());
+    }
+    Ok(link)
 }
 
 fn too_many() -> HttpResponse {
@@ -494,13 +502,10 @@ async fn save_oidc(
     token: web::Path<String>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let link = match live(&state, &token).await {
+    let link = match changing(&state, &token).await {
         Ok(link) => link,
         Err(page) => return page,
     };
-    if !allow_change(&link.id) {
-        return too_many();
-    }
     let existing = match current(&state, &link.customer_id).await {
         Ok(now) => now.client,
         Err(e) => return unavailable(&e),
@@ -629,13 +634,10 @@ async fn save_scim(
     token: web::Path<String>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let link = match live(&state, &token).await {
+    let link = match changing(&state, &token).await {
         Ok(link) => link,
         Err(page) => return page,
     };
-    if !allow_change(&link.id) {
-        return too_many();
-    }
     let outcome = match form.get("action").map(String::as_str) {
         Some("create") => {
             let body = json!({"customer_id": link.customer_id});
@@ -687,26 +689,10 @@ async fn rotate(state: &AppState, link: &SetupLinkRow, form: &HashMap<String, St
         ));
     }
     let replaces = form.get("current_key").cloned().unwrap_or_default();
-    let (customer, actor, now) = (link.customer_id.clone(), caller(link).name, state.clock.now());
-    let rotated = state
-        .store
-        .write(move |c| {
-            let Some(conn) = connections::get_by_customer(c, &customer)? else { return Ok(None) };
-            let rotated = connections::rotate_key_if_current(c, &conn.id, &replaces, grace, now)?;
-            if matches!(rotated, Rotated::Done(..)) {
-                audit::record(
-                    c,
-                    now,
-                    &actor,
-                    "scim_connection.key_rotated",
-                    ("scim_connection", &conn.id),
-                    json!({"via": "setup_link", "grace_period_seconds": grace.num_seconds()}),
-                )?;
-            }
-            Ok(Some((conn.id, rotated)))
-        })
-        .await?;
-    state.scim_keys.clear();
+    let (customer, actor) = (link.customer_id.clone(), caller(link).name);
+    let rotated =
+        scim_connections::rotate_customer_key(state, customer, replaces, (actor, "setup_link"), state.clock.now())
+            .await?;
     match rotated {
         Some((id, Rotated::Done(_, plaintext))) => {
             let mut out = scim_connections::load(state, id).await?;

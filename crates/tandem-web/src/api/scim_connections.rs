@@ -115,6 +115,43 @@ pub(crate) async fn create_from(state: &AppState, caller: Caller, body: Value) -
     Ok(out)
 }
 
+/// A new key for `customer`'s connection if its current key is still
+/// `replaces` (the key a form showed: a second click replaces nothing), in
+/// one transaction that finds the connection by that customer; audited as
+/// made by `actor` `via` the dashboard or a setup link. The connection's
+/// id and the outcome; `None` when the customer has no connection.
+/// `now`: when the key is made (its predecessor works until then plus the
+/// grace).
+pub(crate) async fn rotate_customer_key(
+    state: &AppState,
+    customer: String,
+    replaces: String,
+    (actor, via): (String, &'static str),
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(String, repo::Rotated)>, tandem_store::StoreError> {
+    let grace = state.settings.scim_key_rotation_grace;
+    let rotated = state
+        .store
+        .write(move |c| {
+            let Some(conn) = repo::get_by_customer(c, &customer)? else { return Ok(None) };
+            let rotated = repo::rotate_key_if_current(c, &conn.id, &replaces, grace, now)?;
+            if matches!(rotated, repo::Rotated::Done(..)) {
+                audit::record(
+                    c,
+                    now,
+                    &actor,
+                    "scim_connection.key_rotated",
+                    ("scim_connection", &conn.id),
+                    json!({"via": via, "grace_period_seconds": grace.num_seconds()}),
+                )?;
+            }
+            Ok(Some((conn.id, rotated)))
+        })
+        .await;
+    state.scim_keys.clear();
+    rotated
+}
+
 /// Marks the OIDC client of `customer`, now paired with the connection
 /// `connection_id`, as needing a SCIM user at login (see
 /// [`tandem_store::oidc_clients::require_scim`]), and audits the change.

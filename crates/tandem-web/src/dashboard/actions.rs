@@ -13,7 +13,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use tandem_core::matching::MatchingStrategy;
 use tandem_store::scim_connections::Rotated;
-use tandem_store::{audit, micros, oidc_clients, scim_connections};
+use tandem_store::{audit, micros, oidc_clients};
 
 /// `POST /dashboard/customers/{customer_id}/strategy` (form: `strategy`, `csrf`)
 pub async fn save_strategy(
@@ -157,27 +157,10 @@ pub async fn rotate_key(
                     working at once: tick the box that says so to rotate anyway.";
         return message(StatusCode::BAD_REQUEST, "Not rotated", Some(&admin), text);
     }
-    let (key, actor) = (customer.clone(), admin.session.key_name.clone());
-    let rotated = state
-        .store
-        .write(move |c| {
-            let Some(conn) = scim_connections::get_by_customer(c, &key)? else { return Ok(Rotated::NoConnection) };
-            let rotated = scim_connections::rotate_key_if_current(c, &conn.id, &replaces, grace, now)?;
-            if !matches!(rotated, Rotated::Done(..)) {
-                return Ok(rotated);
-            }
-            audit::record(
-                c,
-                now,
-                &actor,
-                "scim_connection.key_rotated",
-                ("scim_connection", &conn.id),
-                json!({"via": "dashboard", "grace_period_seconds": grace.num_seconds()}),
-            )?;
-            Ok(rotated)
-        })
-        .await;
-    state.scim_keys.clear();
+    let (key, actor, replaces) = (customer.clone(), admin.session.key_name.clone(), replaces);
+    let rotated = crate::api::scim_connections::rotate_customer_key(&state, key, replaces, (actor, "dashboard"), now)
+        .await
+        .map(|r| r.map_or(Rotated::NoConnection, |(_, rotated)| rotated));
     match rotated {
         Ok(Rotated::Done(_, plaintext)) => {
             render(&state, &admin, &customer, None, Some(Notice::NewKey(plaintext.0, now + grace))).await
