@@ -1058,12 +1058,32 @@ async fn a_login_started_on_one_node_completes_on_another_once() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"]["details"]["reason"], "reused", "{body}");
     }
-    // The event the first node opened tells the whole login.
-    let (_, event) = a.get(&format!("/api/v1/login-events/{}", done["login_event_id"].as_str().unwrap())).await;
+    // The event the first node opened tells the whole login. Each node
+    // writes what it has queued before it reads: the completing node's
+    // part (read there first), then the initiating node's.
+    let path = format!("/api/v1/login-events/{}", done["login_event_id"].as_str().unwrap());
+    let (_, event) = b.get(&path).await;
+    assert_eq!(event["outcome"], "success", "{event}");
+    let (_, event) = a.get(&path).await;
     assert_eq!(event["outcome"], "success", "{event}");
     let steps: Vec<&str> = event["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(steps.first(), Some(&"initiate"), "{steps:?}");
     assert!(steps.contains(&"id_token"), "{steps:?}");
+    // Read only on the other node: the completing node's writer commits it unasked.
+    let again = start(&a, &customer).await;
+    op.issue("c2", op.sign(&claims(&op, &again, json!({})), Signer::Published, "test-key-a"));
+    let (status, done) = complete(&b, &op, &again, "c2").await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let path = format!("/api/v1/login-events/{}", done["login_event_id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, event) = a.get(&path).await;
+        if event["outcome"] == "success" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the completion's part never landed: {event}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// A refusal whose event the database could not store is still the

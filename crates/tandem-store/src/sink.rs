@@ -1,33 +1,55 @@
 //! Records written behind the requests that make them, in batches: the
-//! provisioning log of SCIM reads and refusals, and the part of a login
-//! event that a login's initiate records. Neither shares a transaction with
-//! a change, and a request never waits on the database for them; a flush
-//! (before they are listed) or a shutdown writes what is queued at once.
-//! Lost on a kill: what was not yet committed, normally the last
-//! [`LINGER`], more while the database is slow.
+//! provisioning log of SCIM reads and refusals, and a login's event (the
+//! part its initiate records, and the part its completion records with the
+//! SSO identity it saw). None shares a transaction with a change, and a
+//! request never waits on the database for them; a flush (before they are
+//! listed) or a shutdown writes what is queued at once. Lost on a kill:
+//! what was not yet committed, normally the last [`LINGER`], more while the
+//! database is slow.
 
 use crate::scim::logs::{insert, ProvisioningLog};
-use crate::sso::{self, LoginEvent};
+use crate::sso::{self, LoginEvent, SsoUser};
 use crate::{AnyConnection, StoreError};
 
 /// One record to write.
 enum Record {
     Provisioning(Box<ProvisioningLog>),
     LoginStart(Box<LoginEvent>),
+    LoginEnd(Box<LoginEnd>),
+}
+
+/// What a login's completion records: its part of the login event, and
+/// the SSO identity it saw (none when it failed before the IdP named one).
+pub struct LoginEnd {
+    pub sso_user: Option<SsoUser>,
+    pub event: LoginEvent,
+}
+
+impl LoginEnd {
+    /// Writes the SSO identity and the event's part, in the caller's transaction.
+    pub fn write(&self, c: &mut AnyConnection) -> Result<(), StoreError> {
+        if let Some(u) = &self.sso_user {
+            sso::record_sso_user(c, u)?;
+        }
+        sso::save_event(c, &self.event)
+    }
 }
 
 /// The records gathered for one transaction.
 #[derive(Default)]
 struct Batch {
     entries: Vec<ProvisioningLog>,
-    events: Vec<LoginEvent>,
+    /// Login starts and ends in the order they were queued (a login's
+    /// start before its end, when both are here).
+    events: Vec<LoginEnd>,
 }
 
 impl Batch {
     fn push(&mut self, r: Record) {
         match r {
             Record::Provisioning(e) => self.entries.push(*e),
-            Record::LoginStart(e) => self.events.push(*e),
+            Record::LoginStart(e) => self.events.push(LoginEnd { sso_user: None, event: *e }),
+            Record::LoginEnd(e) => self.events.push(*e),
         }
     }
 
@@ -44,7 +66,7 @@ impl Batch {
     fn write(&self, c: &mut AnyConnection) -> Result<(), StoreError> {
         insert(c, &self.entries)?;
         for e in &self.events {
-            sso::save_event(c, e)?;
+            e.write(c)?;
         }
         Ok(())
     }
@@ -62,7 +84,7 @@ impl Batch {
             written += usize::from(store.write_behind(|c| insert(c, std::slice::from_ref(e))).is_ok());
         }
         for e in self.events.iter().take_while(|_| in_time()) {
-            written += usize::from(store.write_behind(|c| sso::save_event(c, e)).is_ok());
+            written += usize::from(store.write_behind(|c| e.write(c)).is_ok());
         }
         self.len() - written
     }
@@ -225,6 +247,23 @@ impl LogSink {
         }
     }
 
+    /// Queues what a login's completion records; whether it was (when the
+    /// queue is full it was not, and the caller writes it itself).
+    /// Completions are not held to a share of the queue as starts are:
+    /// each one first claimed its login in a transaction of its own.
+    pub fn record_login_end(&self, end: LoginEnd) -> Result<(), Box<LoginEnd>> {
+        use std::sync::mpsc::TrySendError::{Disconnected, Full};
+        let back = match self.tx.try_send(Msg::Record(Record::LoginEnd(Box::new(end)))) {
+            Ok(()) => return Ok(()),
+            Err(Full(back) | Disconnected(back)) => back,
+        };
+        match back {
+            Msg::Record(Record::LoginEnd(end)) => Err(end),
+            // What comes back is what was sent.
+            _ => Ok(()),
+        }
+    }
+
     /// Queues `record`; whether it was.
     fn queue(&self, record: Record) -> bool {
         match self.tx.try_send(Msg::Record(record)) {
@@ -380,6 +419,95 @@ mod tests {
         assert_eq!(e.outcome, "success");
         assert_eq!(e.steps, r#"[{"step":"initiate"},{"step":"scim_join"}]"#);
         assert_eq!(stored(&store), 1);
+        sink.close();
+    }
+
+    fn seen(client: &str, user: &str, at: i64) -> SsoUser {
+        SsoUser {
+            id: tandem_core::new_id(),
+            oidc_client_id: client.into(),
+            oidc_user_id: user.into(),
+            email: Some(format!("{user}@example.com")),
+            email_verified: Some(true),
+            preferred_username: None,
+            given_name: None,
+            family_name: None,
+            claims: "{}".into(),
+            first_login_at: at,
+            last_login_at: at,
+            login_count: 1,
+        }
+    }
+
+    /// A completion's part of a login event is written behind with the SSO
+    /// user it saw, and merges with the initiate's part whichever is queued first.
+    #[test]
+    fn a_login_end_records_its_sso_user_and_merges_with_its_start_in_either_order() {
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        let client = tandem_core::new_id();
+        let mut ids = Vec::new();
+        for (n, end_first) in [false, true].into_iter().enumerate() {
+            let mut start = LoginEvent::pending(Some(client.clone()), Some("acme".into()), 10);
+            start.steps = r#"[{"step":"initiate"}]"#.into();
+            let mut done = start.clone();
+            done.outcome = "success".into();
+            done.steps = r#"[{"step":"scim_join"}]"#.into();
+            done.oidc_user_id = Some("u-1".into());
+            ids.push(start.id.clone());
+            let end = LoginEnd { sso_user: Some(seen(&client, "u-1", 20 + n as i64)), event: done };
+            if end_first {
+                assert!(sink.record_login_end(end).is_ok());
+                sink.record_login_start(start);
+            } else {
+                sink.record_login_start(start);
+                assert!(sink.record_login_end(end).is_ok());
+            }
+        }
+        sink.flush();
+        for id in ids {
+            let e = store.read_blocking(move |c| sso::get_event(c, &id)).unwrap().unwrap();
+            assert_eq!((e.outcome.as_str(), e.oidc_user_id.as_deref()), ("success", Some("u-1")));
+            assert!(e.steps.contains("initiate") && e.steps.contains("scim_join"), "{}", e.steps);
+        }
+        let key = client.clone();
+        let users = store.read_blocking(move |c| sso::sso_users_of(c, &key, None, 10)).unwrap();
+        assert_eq!(users.len(), 1, "one identity, seen twice");
+        assert_eq!((users[0].login_count, users[0].last_login_at), (2, 21));
+        sink.close();
+    }
+
+    /// With the queue full, a login end comes back whole to its caller
+    /// (which writes it itself) instead of being dropped.
+    #[test]
+    fn a_login_end_comes_back_when_the_queue_is_full() {
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        let (s, (holding, held)) = (store.clone(), std::sync::mpsc::channel());
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = std::thread::spawn(move || {
+            s.write_blocking(|_| {
+                let _ = holding.send(());
+                let _ = released.recv_timeout(std::time::Duration::from_secs(30));
+                Ok(())
+            })
+        });
+        held.recv().unwrap();
+        for n in 0..QUEUE + MAX_BATCH + 10 {
+            sink.record(entry(n));
+        }
+        let client = tandem_core::new_id();
+        let event = LoginEvent::pending(Some(client.clone()), Some("acme".into()), 10);
+        let id = event.id.clone();
+        let back = sink.record_login_end(LoginEnd { sso_user: Some(seen(&client, "u-2", 30)), event });
+        let back = back.expect_err("a full queue hands the login end back");
+        assert_eq!(
+            (back.event.id.as_str(), back.sso_user.as_ref().map(|u| u.oidc_user_id.as_str())),
+            (id.as_str(), Some("u-2"))
+        );
+        release.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        sink.flush();
         sink.close();
     }
 

@@ -121,7 +121,7 @@ pub struct AppState {
     pub idp_cache: Arc<tandem_oidc::cache::IdpCache>,
     pub metrics: Arc<Metrics>,
     /// Background writer of provisioning-log entries for reads and refusals,
-    /// and of the part of a login event a login's initiate records.
+    /// of login events, and of the SSO users logins saw.
     pub log_sink: LogSink,
     /// Integration keys looked up recently.
     pub integration_keys: Arc<crate::keycache::KeyCache<crate::auth::Caller>>,
@@ -131,7 +131,7 @@ pub struct AppState {
 
 impl AppState {
     /// Writes the records queued behind requests (provisioning-log entries,
-    /// login starts), so a listing that follows shows them.
+    /// login events, SSO users), so a listing that follows shows them.
     pub async fn flush_logs(&self) {
         let sink = self.log_sink.clone();
         if let Err(e) = actix_web::web::block(move || sink.flush()).await {

@@ -54,6 +54,8 @@ pub async fn report(
         .await?
         .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {client_id:?}")))?;
     let customer = client.customer_id.clone();
+    // The SSO users logins saw are written behind their answers: this node's are written first.
+    state.flush_logs().await;
     let connection =
         state.store.read(move |c| scim_connections::get_by_customer(c, &customer)).await?.ok_or_else(|| {
             ApiError::new(

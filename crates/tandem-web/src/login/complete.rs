@@ -1,14 +1,15 @@
 //! `POST /api/v1/sso/login/complete` `{state_from_cookie, callback_path_and_query}`
 //! → the SSO identity joined to its SCIM user, or a precise error.
 //!
-//! The login comes out of its sealed state. Two transactions on the success
-//! path: one claims the login (single use, once its cookie binding and age
-//! are checked) and reads its client; after the IdP exchange, one records
-//! the SSO user, makes the SCIM join and saves the completion's part of the
-//! login event. Attempts refused before the claim (no or unknown state,
-//! cookie not bound, expired, already claimed) claim nothing and get an
-//! event of their own naming the login; once claimed, a later refusal is
-//! written to the login's event.
+//! The login comes out of its sealed state. One transaction on the success
+//! path: it claims the login (single use, once its cookie binding and age
+//! are checked) and reads its client. After the IdP exchange the SCIM join
+//! reads, and the SSO user and the completion's part of the login event go
+//! to the log writer, which commits them behind the answer in its batches.
+//! Attempts refused before the claim (no or unknown state, cookie not
+//! bound, expired, already claimed) claim nothing and get an event of their
+//! own naming the login; once claimed, a later refusal is written to the
+//! login's event.
 
 use super::errors::{discovery_failed, idp, invalid_state};
 use super::join::join;
@@ -643,41 +644,39 @@ async fn respond(
         .or_else(|| google_hosted_domain_refusal(&client.issuer, &domains, &claims));
     let email_doubt = google_email_doubt(&client.issuer, &claims);
 
-    // One transaction: record the SSO user, join it, save the login event.
-    let (st, client_row) = (state.clone(), client.clone());
-    let (pu, id_for_join, email_for_join) = (preferred_username.clone(), oidc_user_id.clone(), email.clone());
-    let mut moved = std::mem::replace(trace, Trace::stand_in(state));
-    let (verdict, moved) = state
-        .store
-        .write_small(move |c| {
-            sso::record_sso_user(c, &seen)?;
-            let verdict = match blocked {
-                Some(err) => Err(("email_allowlist", err)),
-                None => {
+    // The join reads; the SSO user and the login event are written behind
+    // the answer (see [`Trace::record_end`]).
+    let verdict = match blocked {
+        Some(err) => Err(("email_allowlist", err)),
+        None => {
+            let (st, client_row) = (state.clone(), client.clone());
+            let (pu, id_for_join, email_for_join) = (preferred_username.clone(), oidc_user_id.clone(), email.clone());
+            let joined = state
+                .store
+                .read_indexed(move |c| {
                     let attrs = SsoAttributes {
                         oidc_user_id: Some(&id_for_join),
                         email: email_for_join.as_deref(),
                         preferred_username: pu.as_deref(),
                         email_verified: verified_for_join,
                     };
-                    join(c, &st, &client_row, &attrs, email_doubt.as_deref())?.map_err(|e| ("scim_join", e))
-                }
-            };
-            match &verdict {
-                Ok(joined) => {
-                    moved.ok(&st, "scim_join", joined.detail.clone());
-                    moved.event.outcome = "success".into();
-                    moved.event.scim_user_id = joined.scim_user_id.clone();
-                }
-                Err((step, err)) => moved.failed(&st, step, err),
-            }
-            moved.write(&st, c)?;
-            Ok((verdict, moved))
-        })
-        .await
-        .map_err(ApiError::from)?;
-    *trace = moved;
-    let joined = verdict.map_err(|(_, error)| Failure { error, saved: true })?;
+                    join(c, &st, &client_row, &attrs, email_doubt.as_deref())
+                })
+                .await
+                .map_err(ApiError::from)?;
+            joined.map_err(|e| ("scim_join", e))
+        }
+    };
+    match &verdict {
+        Ok(joined) => {
+            trace.ok(state, "scim_join", joined.detail.clone());
+            trace.event.outcome = "success".into();
+            trace.event.scim_user_id = joined.scim_user_id.clone();
+        }
+        Err((step, err)) => trace.failed(state, step, err),
+    }
+    let saved = trace.record_end(state, Some(seen)).await;
+    let joined = verdict.map_err(|(_, error)| Failure { error, saved })?;
     let mut body = json!({
         "customer_id": client.customer_id,
         "oidc_client_id": client.id,
@@ -688,7 +687,8 @@ async fn respond(
         "given_name": text(&claims, "given_name"),
         "family_name": text(&claims, "family_name"),
         "post_login_redirect_url": redirect,
-        "login_event_id": trace.id(),
+        // Named when it is queued or stored (a failure to store it is logged).
+        "login_event_id": saved.then(|| trace.id()),
     });
     // Moved in: `json!` would serialise the claims and the SCIM user into copies.
     body["claims"] = Value::Object(claims);

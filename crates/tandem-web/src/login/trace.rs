@@ -5,7 +5,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use serde_json::{json, Value};
 use tandem_core::format_time;
-use tandem_store::sso::{self, LoginEvent};
+use tandem_store::sink::LoginEnd;
+use tandem_store::sso::{self, LoginEvent, SsoUser};
 use tandem_store::{AnyConnection, StoreError};
 
 /// The event being written for one login.
@@ -13,16 +14,14 @@ use tandem_store::{AnyConnection, StoreError};
 /// A login's event is written in parts that merge in the database
 /// ([`sso::save_event`]): the part its initiate records (behind the
 /// request, outcome `pending`), and the part its completion records, whose
-/// steps follow. A part written twice adds only the steps not yet written.
+/// steps follow (behind the answer once the login has its verdict, see
+/// [`Trace::record_end`]; at once when it is refused before). A part written
+/// twice adds only the steps not yet written.
 pub struct Trace {
     pub event: LoginEvent,
     steps: Vec<Value>,
     /// How many of `steps` are stored.
     written: usize,
-    /// A stand-in while the real trace is inside a transaction: if that
-    /// transaction fails, the real trace is gone with it and the stored
-    /// event stays as it was, so saving a stand-in does nothing.
-    stand_in: bool,
 }
 
 impl Trace {
@@ -30,7 +29,7 @@ impl Trace {
     /// be), with no client.
     pub fn new(state: &AppState) -> Trace {
         let now = tandem_store::micros(state.clock.now());
-        Trace { event: LoginEvent::pending(None, None, now), steps: Vec::new(), written: 0, stand_in: false }
+        Trace { event: LoginEvent::pending(None, None, now), steps: Vec::new(), written: 0 }
     }
 
     /// The trace of the login `login_id` on a client (its event has the
@@ -43,11 +42,6 @@ impl Trace {
         trace.event.oidc_client_id = Some(client_id.to_string());
         trace.event.customer_id = customer_id.map(str::to_string);
         trace
-    }
-
-    /// A stand-in for a trace moved into a transaction (see the `stand_in` field).
-    pub fn stand_in(state: &AppState) -> Trace {
-        Trace { stand_in: true, ..Trace::new(state) }
     }
 
     /// Records a step that succeeded.
@@ -87,9 +81,6 @@ impl Trace {
 
     /// Writes the event as it stands inside the caller's transaction.
     pub fn write(&mut self, state: &AppState, c: &mut AnyConnection) -> Result<(), StoreError> {
-        if self.stand_in {
-            return Ok(());
-        }
         self.finish(state);
         sso::save_event(c, &self.event)?;
         self.written = self.steps.len();
@@ -99,15 +90,34 @@ impl Trace {
     /// Saves the event's progress (inserting it, or merging into what is
     /// stored of it); whether it was stored.
     pub async fn save(mut self, state: &AppState) -> bool {
-        if self.stand_in {
-            return false;
-        }
         let st = state.clone();
         let saved = state.store.write_small(move |c| self.write(&st, c)).await;
         if let Err(err) = &saved {
             tracing::error!(error = %err, "could not save a login event");
         }
         saved.is_ok()
+    }
+
+    /// Hands the event as it stands, with the SSO identity the login saw,
+    /// to the log writer, which commits them behind the answer; when its
+    /// queue is full, writes them at once. Whether they are queued or stored.
+    pub async fn record_end(&mut self, state: &AppState, sso_user: Option<SsoUser>) -> bool {
+        self.finish(state);
+        let end = LoginEnd { sso_user, event: self.event.clone() };
+        let kept = match state.log_sink.record_login_end(end) {
+            Ok(()) => true,
+            Err(end) => {
+                let saved = state.store.write_small(move |c| end.write(c)).await;
+                if let Err(err) = &saved {
+                    tracing::error!(error = %err, "could not save a login event");
+                }
+                saved.is_ok()
+            }
+        };
+        if kept {
+            self.written = self.steps.len();
+        }
+        kept
     }
 
     /// Ends an attempt refused at `step`: records the failure, saves the
