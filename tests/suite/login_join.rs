@@ -253,6 +253,28 @@ async fn matched_user_comes_back_with_its_groups() {
     assert_eq!(body["customer_id"], p.customer);
 }
 
+/// A login's SSO user is written behind its answer; the matching report
+/// asked for right after it already counts the user (it writes what is
+/// queued first), and a second login counts it again.
+#[tokio::test]
+async fn a_login_shows_in_the_matching_report_asked_for_right_after() {
+    let p = paired("OidcEmailToScimUsername").await;
+    p.scim.create_user(okta_scim_user()).await;
+    let (_, client) = p.app.get(&format!("/api/v1/oidc-clients/by-customer-id/{}", p.customer)).await;
+    let client_id = client["oidc_client_id"].as_str().unwrap().to_string();
+    for round in 1..=2 {
+        let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, report) = p.app.get(&format!("/api/v1/oidc-clients/{client_id}/scim-matching")).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        let mine = report["strategies"].as_array().unwrap().iter().find(|s| s["strategy"] == "OidcEmailToScimUsername");
+        assert_eq!(mine.unwrap()["matched"], 1, "round {round}: {report}");
+    }
+    let seen =
+        p.app.state.store.read_blocking(move |c| tandem_store::sso::sso_users_of(c, &client_id, None, 10)).unwrap();
+    assert_eq!(seen.iter().map(|u| u.login_count).collect::<Vec<_>>(), [2]);
+}
+
 #[tokio::test]
 async fn deactivated_deleted_and_never_provisioned_users_are_refused_with_their_reason() {
     let p = paired("OidcEmailToScimUsername").await;

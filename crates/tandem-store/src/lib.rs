@@ -378,6 +378,25 @@ impl Store {
         self.read(f).await
     }
 
+    /// Like [`Store::read_indexed`], for a read between writes (a login's,
+    /// whose claim and records are writes): on SQLite it runs on the write
+    /// connection when no write is under way, whose page cache the writes
+    /// keep (see [`writer::Writer::read_now`]).
+    pub async fn read_warm<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let f = match &self.writer {
+            Some(writer) => match writer.read_now(f) {
+                Ok(result) => return result,
+                Err(f) => f,
+            },
+            None => f,
+        };
+        self.read_indexed(f).await
+    }
+
     /// Runs `f` inside one transaction: on SQLite through the group-commit
     /// writer (concurrent transactions share a commit, each in its own
     /// savepoint), on PostgreSQL on the blocking pool.

@@ -52,14 +52,29 @@ crate::fixed_sql!(
             THEN substr(excluded.steps, 1, length(excluded.steps) - 1) || ',' || substr(login_events.steps, 2) \
             ELSE substr(login_events.steps, 1, length(login_events.steps) - 1) || ',' || substr(excluded.steps, 2) END"
 );
+// Sightings are written behind their logins' answers, in batches that two
+// nodes commit independently, so an older one may arrive last: the stored
+// attributes are the latest login's whatever the order, and every sighting counts.
 crate::fixed_sql!(
     SeeSsoUser = "INSERT INTO sso_users (id, oidc_client_id, oidc_user_id, email, email_verified, preferred_username, \
          given_name, family_name, claims, first_login_at, last_login_at, login_count) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (oidc_client_id, oidc_user_id) DO UPDATE SET email = excluded.email, \
-         email_verified = excluded.email_verified, preferred_username = excluded.preferred_username, \
-         given_name = excluded.given_name, family_name = excluded.family_name, claims = excluded.claims, \
-         last_login_at = excluded.last_login_at, login_count = sso_users.login_count + 1"
+         ON CONFLICT (oidc_client_id, oidc_user_id) DO UPDATE SET \
+         email = CASE WHEN excluded.last_login_at >= sso_users.last_login_at THEN excluded.email ELSE sso_users.email END, \
+         email_verified = CASE WHEN excluded.last_login_at >= sso_users.last_login_at \
+            THEN excluded.email_verified ELSE sso_users.email_verified END, \
+         preferred_username = CASE WHEN excluded.last_login_at >= sso_users.last_login_at \
+            THEN excluded.preferred_username ELSE sso_users.preferred_username END, \
+         given_name = CASE WHEN excluded.last_login_at >= sso_users.last_login_at \
+            THEN excluded.given_name ELSE sso_users.given_name END, \
+         family_name = CASE WHEN excluded.last_login_at >= sso_users.last_login_at \
+            THEN excluded.family_name ELSE sso_users.family_name END, \
+         claims = CASE WHEN excluded.last_login_at >= sso_users.last_login_at THEN excluded.claims ELSE sso_users.claims END, \
+         first_login_at = CASE WHEN excluded.first_login_at < sso_users.first_login_at \
+            THEN excluded.first_login_at ELSE sso_users.first_login_at END, \
+         last_login_at = CASE WHEN excluded.last_login_at > sso_users.last_login_at \
+            THEN excluded.last_login_at ELSE sso_users.last_login_at END, \
+         login_count = sso_users.login_count + 1"
 );
 
 /// Claims the login `login_id` (expiring at `expires_at`, µs) for the
@@ -354,6 +369,28 @@ mod tests {
         assert_eq!(u.email.as_deref(), Some("ada@acme.org"));
         assert_eq!(u.email_verified, Some(true));
         assert_eq!(u.family_name, None);
+    }
+
+    /// Sightings are written behind their logins, so an older one can
+    /// arrive last: it is counted, and moves no attribute or time back.
+    #[test]
+    fn an_older_sighting_arriving_last_is_counted_and_changes_nothing_else() {
+        let (store, _dir) = crate::test_store_any_backend();
+        store
+            .write_blocking(|c| {
+                record_sso_user(c, &seen(Some("ada@acme.org"), 30))?;
+                let mut older = seen(Some("ada@acme.com"), 10);
+                older.email_verified = Some(false);
+                older.given_name = None;
+                older.claims = r#"{"old":true}"#.into();
+                record_sso_user(c, &older)
+            })
+            .unwrap();
+        let users = store.read_blocking(|c| sso_users_of(c, "client-1", None, 10)).unwrap();
+        let u = &users[0];
+        assert_eq!((u.login_count, u.first_login_at, u.last_login_at), (2, 10, 30));
+        assert_eq!((u.email.as_deref(), u.email_verified), (Some("ada@acme.org"), Some(true)));
+        assert_eq!((u.given_name.as_deref(), u.claims.as_str()), (Some("Ada"), "{}"));
     }
 
     /// Whether the login `login_id` was claimed.

@@ -165,6 +165,8 @@ pub struct Writer {
     traffic: Arc<Traffic>,
     /// The write lock is held for a write behind requests (see [`Writer::write_behind`]).
     behind: AtomicBool,
+    /// The write lock is held for a read (see [`Writer::read_now`]).
+    reading: AtomicBool,
 }
 
 /// How long after writes last overlapped a small write still queues.
@@ -230,7 +232,7 @@ impl Writer {
         let lock = Arc::new(Mutex::new(WriteConn::new(own)));
         let (p, l, t) = (pool.clone(), lock.clone(), traffic.clone());
         let thread = Background::spawn("tandem-writer", move |jobs: Receiver<Job>| run(&p, &l, &t, &jobs))?;
-        Ok(Writer { thread, pool, lock, traffic, behind: AtomicBool::new(false) })
+        Ok(Writer { thread, pool, lock, traffic, behind: AtomicBool::new(false), reading: AtomicBool::new(false) })
     }
 
     /// Runs `f` as one transaction; resolves after the commit that holds it.
@@ -306,6 +308,33 @@ impl Writer {
         }
     }
 
+    /// Runs the read `f` on the write connection, at once on the calling
+    /// thread, when no write is queued, running or overlapping (as
+    /// [`Writer::write_now`] would run a write); hands `f` back otherwise.
+    /// Every write commits on that connection, so its page cache holds what
+    /// they wrote and read, while SQLite empties a pooled connection's
+    /// cache whenever another connection changed the database: a read
+    /// there after each write reads its pages from the file again.
+    pub fn read_now<T, F>(&self, f: F) -> Result<Result<T, StoreError>, F>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    {
+        let Here::Now(mut slot) = self.idle() else { return Err(f) };
+        self.reading.store(true, Ordering::Release);
+        let ran = match slot.own() {
+            // Its statements run in autocommit: no transaction is left open
+            // (a panic mid-statement finalises it), and a connection the
+            // read found unusable is marked lost, to be opened again.
+            Some(conn) => {
+                let result = f(conn);
+                Ok(conn.settle(result))
+            }
+            None => Err(f),
+        };
+        self.reading.store(false, Ordering::Release);
+        ran
+    }
+
     /// Whether a small write can run on its caller's thread now.
     fn idle(&self) -> Here<'_> {
         if let Some(reason) = self.traffic.queue_reason_at(self.traffic.now_us()) {
@@ -314,8 +343,13 @@ impl Writer {
         match self.lock.try_lock() {
             Ok(guard) => Here::Now(guard),
             Err(TryLockError::Poisoned(poisoned)) => Here::Now(poisoned.into_inner()),
-            // A write behind requests holds it for a batch of log records.
-            Err(TryLockError::WouldBlock) if self.behind.load(Ordering::Acquire) => Here::NotNow,
+            // A write behind requests holds it for a batch of log records,
+            // or a read for a moment: no sign that writes arrive together.
+            Err(TryLockError::WouldBlock)
+                if self.behind.load(Ordering::Acquire) || self.reading.load(Ordering::Acquire) =>
+            {
+                Here::NotNow
+            }
             Err(TryLockError::WouldBlock) => Here::Contended,
         }
     }
@@ -487,6 +521,29 @@ mod tests {
             store.read_blocking(integration_keys::list).unwrap().into_iter().map(|k| k.name).collect();
         n.sort();
         n
+    }
+
+    /// A read runs on the write connection, which sees the writes at once,
+    /// only while no write is under way: with the write lock held, or a
+    /// write queued, it is handed back (to run on a pooled connection), and
+    /// it never makes the writes after it queue.
+    #[test]
+    fn a_read_runs_on_the_write_connection_only_when_no_write_is_under_way() {
+        let (store, _dir) = crate::test_store();
+        let writer = store.writer.as_ref().expect("a SQLite store has a writer");
+        store.write_blocking(|c| integration_keys::create(c, "seen", at()).map(|_| ())).unwrap();
+        let read = writer.read_now(|c| integration_keys::list(c).map(|k| k.len()));
+        assert_eq!(read.ok().map(Result::unwrap), Some(1));
+        let busy_until = writer.traffic.busy_until.load(Ordering::Acquire);
+        {
+            let _held = writer.lock.lock().unwrap();
+            assert!(writer.read_now(integration_keys::list).is_err(), "handed back while the lock is held");
+        }
+        writer.traffic.queued.fetch_add(1, Ordering::AcqRel);
+        assert!(writer.read_now(integration_keys::list).is_err(), "handed back while a write is queued");
+        writer.traffic.queued.fetch_sub(1, Ordering::AcqRel);
+        assert_eq!(writer.traffic.busy_until.load(Ordering::Acquire), busy_until, "no busy window opened");
+        assert!(writer.read_now(integration_keys::list).is_ok());
     }
 
     /// The writer thread running a transaction that holds it until released.

@@ -143,7 +143,7 @@ fn run() -> anyhow::Result<()> {
                 }
                 let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
                 // Webhook deliveries under way stop (their leases run out), then queued
-                // provisioning-log entries and login starts are written before the process ends.
+                // provisioning-log entries, login events and SSO users are written before the process ends.
                 drop(running.webhooks);
                 running.state.log_sink.close();
                 result.context("server failed")?;

@@ -52,7 +52,7 @@ pub async fn list(
         before: query.get("before").cloned(),
         limit,
     };
-    // A login's start is written in the background; make it visible first.
+    // A login's event is written in the background; make it visible first.
     state.flush_logs().await;
     let rows = state.store.read(move |c| sso::list_events(c, &q)).await?;
     Ok(super::page_answer(&rows, limit, |r| &r.id, rows.iter().map(render).collect()))

@@ -113,7 +113,7 @@ pub async fn render(
     notice: Option<Notice>,
 ) -> HttpResponse {
     let key = customer.to_string();
-    // Log entries and login starts are written in the background; show them.
+    // Log entries, login events and SSO users are written in the background; show them.
     state.flush_logs().await;
     let loaded = state
         .store

@@ -653,7 +653,7 @@ async fn respond(
             let (pu, id_for_join, email_for_join) = (preferred_username.clone(), oidc_user_id.clone(), email.clone());
             let joined = state
                 .store
-                .read_indexed(move |c| {
+                .read_warm(move |c| {
                     let attrs = SsoAttributes {
                         oidc_user_id: Some(&id_for_join),
                         email: email_for_join.as_deref(),

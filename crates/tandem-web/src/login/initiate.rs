@@ -24,7 +24,7 @@ async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, A
         match by {
             Selector::Customer(c) => {
                 let key = c.clone();
-                state.store.read_indexed(move |conn| oidc_clients::get_by_customer(conn, &key)).await?.ok_or_else(
+                state.store.read_warm(move |conn| oidc_clients::get_by_customer(conn, &key)).await?.ok_or_else(
                     || ApiError::not_found("ClientNotFound", format!("no OIDC client for customer_id {c:?}")),
                 )?
             }
@@ -32,14 +32,14 @@ async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, A
                 let key = id.clone();
                 state
                     .store
-                    .read_indexed(move |conn| oidc_clients::get(conn, &key))
+                    .read_warm(move |conn| oidc_clients::get(conn, &key))
                     .await?
                     .ok_or_else(|| ApiError::not_found("ClientNotFound", format!("no OIDC client {id:?}")))?
             }
             Selector::Email(email) => {
                 let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
                 let key = domain.clone();
-                let clients = state.store.read_indexed(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
+                let clients = state.store.read_warm(move |conn| oidc_clients::find_by_domain(conn, &key)).await?;
                 the_one(
                     clients,
                     || format!("no OIDC client lists the email domain {domain:?} in its email_domain_allowlist"),
@@ -49,7 +49,7 @@ async fn find_client(state: &AppState, by: &Selector) -> Result<OidcClientRow, A
             }
             Selector::Issuer(issuer) => {
                 let key = tandem_core::oidc_client::normalize_issuer(issuer);
-                let clients = state.store.read_indexed(move |conn| oidc_clients::find_by_issuer(conn, &key)).await?;
+                let clients = state.store.read_warm(move |conn| oidc_clients::find_by_issuer(conn, &key)).await?;
                 the_one(
                     clients,
                     || format!("no OIDC client has the issuer {issuer:?}"),

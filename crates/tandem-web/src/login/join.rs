@@ -48,7 +48,7 @@ pub struct Joined {
 }
 
 /// Joins `sso` to the SCIM user of the client's customer, on one connection
-/// (run inside the transaction that records the login). The outer error is
+/// (reads only: the login's records are written behind its answer). The outer error is
 /// the database's; the inner one is the login's refusal.
 /// `email_doubt` says why the email may not identify anyone even though
 /// the IdP vouches for it (a Google consumer account); an email strategy

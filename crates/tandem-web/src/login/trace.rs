@@ -109,7 +109,7 @@ impl Trace {
             Err(end) => {
                 let saved = state.store.write_small(move |c| end.write(c)).await;
                 if let Err(err) = &saved {
-                    tracing::error!(error = %err, "could not save a login event");
+                    tracing::error!(error = %err, "could not save a login event and the SSO user it saw");
                 }
                 saved.is_ok()
             }
