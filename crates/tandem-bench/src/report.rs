@@ -192,8 +192,10 @@ pub fn targets(phases: &[PhaseResult], memory: &Memory, backend: &str, conc: usi
             out.extend(target(&format!("{name}: p99 ms"), p.p99_ms, 5.0, true));
         }
     }
-    out.extend(target("idle RSS MiB", memory.idle_rss_mb, 20.0, true));
-    out.extend(target("peak RSS (VmHWM) MiB", memory.hwm_final_mb, 64.0, true));
+    // The targets are in MB (10^6 bytes); RSS is read in MiB.
+    let mib = |mb: f64| mb * 1e6 / 1_048_576.0;
+    out.extend(target("idle RSS MiB (20 MB)", memory.idle_rss_mb, mib(20.0), true));
+    out.extend(target("peak RSS (VmHWM) MiB (64 MB)", memory.hwm_final_mb, mib(64.0), true));
     out
 }
 
@@ -353,6 +355,9 @@ mod tests {
             },
         ];
         let memory = Memory { idle_rss_mb: Some(12.0), hwm_final_mb: Some(70.0), ..Default::default() };
+        // 19.5 MiB is 20.4 MB: over a 20 MB target.
+        let over = Memory { idle_rss_mb: Some(19.5), ..Default::default() };
+        assert!(targets(&[], &over, "sqlite", 8).iter().any(|t| t.what.starts_with("idle RSS") && !t.met));
         let t = targets(&phases, &memory, "sqlite", 8);
         let met: Vec<(&str, bool)> = t.iter().map(|t| (t.what.as_str(), t.met)).collect();
         assert_eq!(
@@ -361,8 +366,8 @@ mod tests {
                 ("login_seq: Tandem CPU µs per full login", false),
                 ("scim_post_c8: Tandem CPU µs per SCIM create", true),
                 ("scim_post_c8: creates/s on SQLite", true),
-                ("idle RSS MiB", true),
-                ("peak RSS (VmHWM) MiB", false),
+                ("idle RSS MiB (20 MB)", true),
+                ("peak RSS (VmHWM) MiB (64 MB)", false),
             ]
         );
         assert!(!targets(&phases, &memory, "postgres", 8).iter().any(|t| t.what.contains("SQLite")));
