@@ -137,14 +137,14 @@ pub fn render(pairs: &[(Value, Value)]) -> String {
     out.push_str(&table(
         &[
             "engine",
-            "peer idle RSS MB",
-            "tandem idle RSS MB",
+            "peer idle RSS MiB",
+            "tandem idle RSS MiB",
             "ratio",
-            "peer HWM after SCIM MB",
-            "tandem HWM after SCIM MB",
+            "peer HWM after SCIM MiB",
+            "tandem HWM after SCIM MiB",
             "ratio",
-            "peer HWM final MB",
-            "tandem HWM final MB",
+            "peer HWM final MiB",
+            "tandem HWM final MiB",
             "ratio",
         ],
         &mem_rows,
@@ -205,7 +205,7 @@ mod tests {
         assert!(out.contains("| 17340          | 289.0            | 60 "), "{out}");
         assert!(out.contains("| 0!/0"), "contended peer phase is marked: {out}");
         assert!(out.contains("| group_patch_c8 | -          | 3000.0"), "{out}");
-        assert!(out.contains("| sqlite | 135.0            | 13.5               | 10 "), "{out}");
+        assert!(out.contains("| sqlite | 135.0             | 13.5                | 10 "), "{out}");
     }
 
     #[test]

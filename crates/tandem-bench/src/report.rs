@@ -237,7 +237,7 @@ impl Report {
             "pg_cpu_us/op",
             "idp_cpu_us/op",
             "bench_cpu_us/op",
-            "HWM_MB",
+            "HWM_MiB",
             "other_cpu_s",
         ];
         let rows: Vec<Vec<String>> = self
@@ -274,7 +274,7 @@ impl Report {
         out.push_str(&table(&header, &rows));
         let _ = writeln!(
             out,
-            "\nmemory (Tandem): idle RSS {} MB, VmHWM after SCIM {} MB, VmHWM final {} MB, VmRSS final {} MB",
+            "\nmemory (Tandem): idle RSS {} MiB, VmHWM after SCIM {} MiB, VmHWM final {} MiB, VmRSS final {} MiB",
             opt(self.memory.idle_rss_mb, 1),
             opt(self.memory.hwm_after_scim_mb, 1),
             opt(self.memory.hwm_final_mb, 1),

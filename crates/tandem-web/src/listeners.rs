@@ -24,8 +24,8 @@ fn public(path: &str) -> bool {
 }
 
 /// Middleware: with an admin listener, a request on the main one for
-/// anything but SCIM and the health checks is answered 404, as a route that
-/// is not there.
+/// anything but what [`public`] lists (SCIM, client JWK Sets, setup pages,
+/// health checks) is answered 404, as a route that is not there.
 pub async fn admin_routes_off_the_public_listener(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

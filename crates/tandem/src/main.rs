@@ -138,7 +138,7 @@ fn run() -> anyhow::Result<()> {
                 let server = actix_web::rt::spawn(running.server);
                 actix_web::rt::task::yield_now().await;
                 match running.admin_addr {
-                    Some(admin) => tracing::info!(addr = %running.addr, %admin, backend = running.state.store.backend(), "listening (SCIM and health; everything on the admin address)"),
+                    Some(admin) => tracing::info!(addr = %running.addr, %admin, backend = running.state.store.backend(), "listening (SCIM, client JWK Sets, setup pages and health; everything on the admin address)"),
                     None => tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening"),
                 }
                 let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));

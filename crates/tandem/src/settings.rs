@@ -76,8 +76,8 @@ pub struct Database {
     pub url: String,
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
-    /// Login events and provisioning-log entries older than this many days
-    /// are deleted (0: kept).
+    /// Login events, provisioning-log entries and directory events older
+    /// than this many days are deleted (0: kept).
     #[serde(default = "default_log_retention_days")]
     pub log_retention_days: u64,
 }
@@ -138,7 +138,8 @@ pub struct Log {
 #[serde(deny_unknown_fields)]
 pub struct Oidc {
     pub allow_insecure_http: bool,
-    /// No call to an IdP reaches a private, loopback or link-local address.
+    /// No call to an IdP or a webhook receiver reaches a private, loopback
+    /// or link-local address.
     #[serde(default)]
     pub block_private_addresses: bool,
     pub http_timeout_secs: u64,
@@ -157,7 +158,7 @@ pub struct Oidc {
     /// of the client's `redirect_url` (`https://app.example.com`), or `*`.
     #[serde(default)]
     pub post_login_redirect_origins: Vec<String>,
-    /// A PEM file of CA certificates trusted for IdPs besides the public
+    /// A PEM file of CA certificates trusted for IdPs and webhook receivers besides the public
     /// roots (an on-premises IdP under an enterprise CA, a TLS-inspecting
     /// egress proxy).
     #[serde(default)]
