@@ -60,6 +60,12 @@ impl Batch {
         self.len() == 0
     }
 
+    /// The rows the batch writes: a login's end writes its event and, when
+    /// it saw one, its SSO user.
+    fn rows(&self) -> usize {
+        self.len() + self.logins.iter().filter(|l| l.sso_user.is_some()).count()
+    }
+
     /// Writes the batch in one transaction: provisioning entries together
     /// (one statement on PostgreSQL), then SSO users and login events one
     /// by one, each in the order of its key. Two nodes' batches then take
@@ -85,7 +91,7 @@ impl Batch {
     /// failed), for at most [`RETRY_BUDGET`]: a statement error that is not
     /// one record's (a lock wait that timed out) would fail every retry, each
     /// after its own wait, and hold up flushes and shutdown. Returns how many
-    /// were not written.
+    /// rows were not written (see [`Batch::rows`]).
     fn write_each(&self, store: &crate::Store) -> usize {
         let until = std::time::Instant::now() + RETRY_BUDGET;
         let in_time = || std::time::Instant::now() < until;
@@ -95,11 +101,12 @@ impl Batch {
         }
         // An event and the SSO user beside it are written apart: one refused loses only itself.
         for l in self.logins.iter().take_while(|_| in_time()) {
-            let event = store.write_behind(|c| sso::save_event(c, &l.event)).is_ok();
-            let user = l.sso_user.as_ref().is_none_or(|u| store.write_behind(|c| sso::record_sso_user(c, u)).is_ok());
-            written += usize::from(event && user);
+            written += usize::from(store.write_behind(|c| sso::save_event(c, &l.event)).is_ok());
+            if let Some(u) = &l.sso_user {
+                written += usize::from(store.write_behind(|c| sso::record_sso_user(c, u)).is_ok());
+            }
         }
-        self.len() - written
+        self.rows() - written
     }
 }
 
@@ -198,11 +205,11 @@ impl LogSink {
                         let lost = match e {
                             StoreError::Busy(_) => match store.write_behind(|c| batch.write(c)) {
                                 Ok(()) => 0,
-                                Err(_) if batch.len() > 1 => batch.write_each(&store),
-                                Err(_) => batch.len(),
+                                Err(_) if batch.rows() > 1 => batch.write_each(&store),
+                                Err(_) => batch.rows(),
                             },
-                            StoreError::Query(_) if batch.len() > 1 => batch.write_each(&store),
-                            _ => batch.len(),
+                            StoreError::Query(_) if batch.rows() > 1 => batch.write_each(&store),
+                            _ => batch.rows(),
                         };
                         if lost > 0 {
                             tracing::error!(error = %e, lost, "could not write log records");
@@ -487,6 +494,25 @@ mod tests {
         let users = store.read_blocking(move |c| sso::sso_users_of(c, &key, None, 10)).unwrap();
         assert_eq!(users.len(), 1, "one identity, seen twice");
         assert_eq!((users[0].login_count, users[0].last_login_at), (2, 21));
+        sink.close();
+    }
+
+    /// A login end alone in its batch whose SSO user the database refuses
+    /// keeps its event: the two are written apart on the retry.
+    #[test]
+    fn a_login_end_whose_sso_user_is_refused_keeps_its_event() {
+        use diesel::connection::SimpleConnection;
+        let (store, _dir) = crate::test_store();
+        store.write_blocking(|c| c.batch_execute("DROP TABLE sso_users").map_err(StoreError::from)).unwrap();
+        let sink = LogSink::start(store.clone());
+        let client = tandem_core::new_id();
+        let mut event = LoginEvent::pending(Some(client.clone()), Some("acme".into()), 10);
+        event.outcome = "success".into();
+        let id = event.id.clone();
+        assert!(sink.record_login_end(LoginEnd { sso_user: Some(seen(&client, "u-3", 40)), event }).is_ok());
+        sink.flush();
+        let stored = store.read_blocking(move |c| sso::get_event(c, &id)).unwrap();
+        assert_eq!(stored.map(|e| e.outcome), Some("success".to_string()));
         sink.close();
     }
 

@@ -320,7 +320,15 @@ impl Writer {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     {
         let Here::Now(mut slot) = self.idle() else { return Err(f) };
+        /// Lowers the flag however the read ends (a panic in `f` included).
+        struct Reading<'a>(&'a AtomicBool);
+        impl Drop for Reading<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
         self.reading.store(true, Ordering::Release);
+        let _reading = Reading(&self.reading);
         let ran = match slot.own() {
             // Its statements run in autocommit: no transaction is left open
             // (a panic mid-statement finalises it), and a connection the
@@ -331,7 +339,6 @@ impl Writer {
             }
             None => Err(f),
         };
-        self.reading.store(false, Ordering::Release);
         ran
     }
 
@@ -391,13 +398,15 @@ fn run(pool: &Pool, lock: &Mutex<WriteConn>, traffic: &Traffic, jobs: &Receiver<
                 Err(_) => break,
             }
         }
-        // Taken off the queue: from here the write lock shows the batch running.
-        traffic.queued.fetch_sub(batch.len(), Ordering::AcqRel);
         if batch.len() > 1 {
             // Several writes arrived together: small ones queue a while, more may be on their way.
             traffic.busy_at(traffic.now_us());
         }
         let mut slot = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Taken off the queue once the lock is held: from here the write lock
+        // shows the batch running (before, a read finding the queue empty and
+        // the lock free would have taken the lock ahead of the batch).
+        traffic.queued.fetch_sub(batch.len(), Ordering::AcqRel);
         match slot.get(pool) {
             Ok(mut conn) => commit_batch(&mut conn, batch),
             Err(e) => fail_all(batch, &e),
