@@ -1287,6 +1287,12 @@ async fn custom_extension_attributes_are_kept_changed_and_shown() {
     body[custom] = json!({"role": "viewer"});
     let put = scim.put(&format!("/Users/{id}"), body.clone()).await;
     assert_eq!(put.body[custom], json!({"role": "viewer"}), "{}", put.body);
+    // One that spells a name otherwise logs no change of it (names match ignoring case).
+    body[custom] = json!({"Role": "viewer"});
+    let put = scim.put(&format!("/Users/{id}"), body.clone()).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    assert_eq!(page["data"][0]["reasons"], json!([]), "{}", page["data"][0]);
     body.as_object_mut().unwrap().remove(custom);
     body["schemas"] = json!([core]);
     let put = scim.put(&format!("/Users/{id}"), body.clone()).await;

@@ -24,19 +24,32 @@ pub fn changed_attributes(before: &Value, after: &Value) -> Vec<Value> {
 const NAMED_PER_ATTRIBUTE: usize = 20;
 
 fn compare(before: &Map<String, Value>, after: &Map<String, Value>, parent: Option<&str>, out: &mut Vec<Value>) {
-    let mut names: Vec<&String> = before.keys().chain(after.keys().filter(|k| !before.contains_key(*k))).collect();
-    names.sort_unstable();
-    for name in names {
+    // Names match ignoring case, as SCIM's attribute names and schema URNs
+    // do (a custom extension keeps the spelling it was sent with, and a PUT
+    // may spell a name otherwise); one is named as `after` spells it.
+    let mut names: std::collections::BTreeMap<String, (Option<&String>, Option<&String>)> =
+        std::collections::BTreeMap::new();
+    for k in before.keys() {
+        names.entry(k.to_ascii_lowercase()).or_default().0 = Some(k);
+    }
+    for k in after.keys() {
+        names.entry(k.to_ascii_lowercase()).or_default().1 = Some(k);
+    }
+    for (before_key, after_key) in names.into_values() {
+        let Some(name) = after_key.or(before_key) else { continue };
         if parent.is_none() && matches!(name.as_str(), "id" | "meta" | "schemas") {
             continue;
         }
-        let (b, a) = (before.get(name).filter(|v| !v.is_null()), after.get(name).filter(|v| !v.is_null()));
+        let (b, a) = (
+            before_key.and_then(|k| before.get(k)).filter(|v| !v.is_null()),
+            after_key.and_then(|k| after.get(k)).filter(|v| !v.is_null()),
+        );
         if b == a {
             continue;
         }
         let full = match parent {
             None => name.clone(),
-            Some(p) if p.starts_with("urn:") => format!("{p}:{name}"),
+            Some(p) if p.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("urn:")) => format!("{p}:{name}"),
             Some(p) => format!("{p}.{name}"),
         };
         match (b, a) {
@@ -94,6 +107,19 @@ mod tests {
         assert_eq!(
             changed_attributes(&json!({custom: before}), &json!({custom: few})),
             vec![json!({"attribute": format!("{custom}:a1"), "reason": "changed"})]
+        );
+    }
+
+    /// A name spelled otherwise is the same attribute: a new spelling alone
+    /// changes nothing, and a new value is one change, not a removal and an addition.
+    #[test]
+    fn names_match_ignoring_case() {
+        let custom = "urn:example:acme:2.0:User";
+        let before = json!({custom: {"costCenter": "42", "Region": "EU"}});
+        assert!(changed_attributes(&before, &json!({custom: {"CostCenter": "42", "region": "EU"}})).is_empty());
+        assert_eq!(
+            changed_attributes(&before, &json!({"URN:example:acme:2.0:User": {"costcenter": "43", "Region": "EU"}})),
+            vec![json!({"attribute": "URN:example:acme:2.0:User:costcenter", "reason": "changed"})]
         );
     }
 
