@@ -1292,7 +1292,9 @@ async fn custom_extension_attributes_are_kept_changed_and_shown() {
     let put = scim.put(&format!("/Users/{id}"), body.clone()).await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.body);
     let (_, page) = app.get(&format!("/api/v1/provisioning-logs?scim_connection_id={}", scim.connection_id)).await;
+    assert_eq!(page["data"][0]["operation"], "update", "{}", page["data"][0]);
     assert_eq!(page["data"][0]["reasons"], json!([]), "{}", page["data"][0]);
+    assert_eq!(scim.get(&format!("/Users/{id}")).await.body[custom], json!({"Role": "viewer"}));
     body.as_object_mut().unwrap().remove(custom);
     body["schemas"] = json!([core]);
     let put = scim.put(&format!("/Users/{id}"), body.clone()).await;

@@ -289,7 +289,7 @@ impl Report {
             for t in &self.targets {
                 let _ = writeln!(
                     out,
-                    "  {} {}: {:.1} (target {} {})",
+                    "  {} {}: {:.1} (target {} {:.2})",
                     if t.met { "met " } else { "MISS" },
                     t.what,
                     t.measured,
