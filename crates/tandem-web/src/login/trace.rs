@@ -6,8 +6,7 @@ use crate::state::AppState;
 use serde_json::{json, Value};
 use tandem_core::format_time;
 use tandem_store::sink::LoginEnd;
-use tandem_store::sso::{self, LoginEvent, SsoUser};
-use tandem_store::{AnyConnection, StoreError};
+use tandem_store::sso::{LoginEvent, SsoUser};
 
 /// The event being written for one login.
 ///
@@ -79,23 +78,11 @@ impl Trace {
         self.event
     }
 
-    /// Writes the event as it stands inside the caller's transaction.
-    pub fn write(&mut self, state: &AppState, c: &mut AnyConnection) -> Result<(), StoreError> {
-        self.finish(state);
-        sso::save_event(c, &self.event)?;
-        self.written = self.steps.len();
-        Ok(())
-    }
-
     /// Saves the event's progress (inserting it, or merging into what is
     /// stored of it); whether it was stored.
     pub async fn save(mut self, state: &AppState) -> bool {
-        let st = state.clone();
-        let saved = state.store.write_small(move |c| self.write(&st, c)).await;
-        if let Err(err) = &saved {
-            tracing::error!(error = %err, "could not save a login event");
-        }
-        saved.is_ok()
+        self.finish(state);
+        store_now(state, LoginEnd { sso_user: None, event: self.event }).await
     }
 
     /// Hands the event as it stands, with the SSO identity the login saw,
@@ -106,13 +93,7 @@ impl Trace {
         let end = LoginEnd { sso_user, event: self.event.clone() };
         let kept = match state.log_sink.record_login_end(end) {
             Ok(()) => true,
-            Err(end) => {
-                let saved = state.store.write_small(move |c| end.write(c)).await;
-                if let Err(err) = &saved {
-                    tracing::error!(error = %err, "could not save a login event and the SSO user it saw");
-                }
-                saved.is_ok()
-            }
+            Err(end) => store_now(state, *end).await,
         };
         if kept {
             self.written = self.steps.len();
@@ -138,4 +119,15 @@ impl Trace {
     pub fn id(&self) -> &str {
         &self.event.id
     }
+}
+
+/// Writes a login event's part (and the SSO user beside it, if any) in a
+/// small write of its own; whether it was stored (a failure is logged).
+async fn store_now(state: &AppState, end: LoginEnd) -> bool {
+    let with_sso_user = end.sso_user.is_some();
+    let saved = state.store.write_small(move |c| end.write(c)).await;
+    if let Err(err) = &saved {
+        tracing::error!(error = %err, with_sso_user, "could not save a login event");
+    }
+    saved.is_ok()
 }
