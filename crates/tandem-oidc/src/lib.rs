@@ -16,12 +16,21 @@ pub mod jwks;
 use std::time::Duration;
 
 /// The HTTP client used for every call to an identity provider.
+///
+/// A clone shares its connection pool. A pooled connection is driven by a
+/// task on the runtime of the thread that opened it, so a request sent from
+/// another actix worker wakes that thread twice (to send, and to hand the
+/// answer back): each worker takes a client of its own
+/// ([`IdpHttp::for_this_worker`]).
 #[derive(Clone, Debug)]
 pub struct IdpHttp {
     client: reqwest::Client,
     /// `oidc.block_private_addresses`: no call reaches a private, loopback
     /// or link-local address.
     block_private: bool,
+    /// What the client was built with, to build another like it.
+    timeout: Duration,
+    extra_roots: std::sync::Arc<Vec<reqwest::Certificate>>,
 }
 
 /// Whether `ip` is an address an IdP on the internet never has: loopback,
@@ -115,14 +124,31 @@ impl IdpHttp {
         extra_roots: Vec<reqwest::Certificate>,
         block_private: bool,
     ) -> Result<IdpHttp, String> {
+        let extra_roots = std::sync::Arc::new(extra_roots);
+        let client = Self::client_with(timeout, &extra_roots, block_private)?;
+        Ok(IdpHttp { client, block_private, timeout, extra_roots })
+    }
+
+    /// A client like this one with a connection pool of its own, for the
+    /// actix worker that calls this (see [`IdpHttp`]).
+    pub fn for_this_worker(&self) -> Result<IdpHttp, String> {
+        let client = Self::client_with(self.timeout, &self.extra_roots, self.block_private)?;
+        Ok(IdpHttp { client, ..self.clone() })
+    }
+
+    fn client_with(
+        timeout: Duration,
+        extra_roots: &[reqwest::Certificate],
+        block_private: bool,
+    ) -> Result<reqwest::Client, String> {
         let mut builder = reqwest::Client::builder();
         for root in extra_roots {
-            builder = builder.add_root_certificate(root);
+            builder = builder.add_root_certificate(root.clone());
         }
         if block_private {
             builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly)).no_proxy();
         }
-        let client = builder
+        builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
@@ -131,8 +157,7 @@ impl IdpHttp {
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(IdpHttp { client, block_private })
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
     }
 
     /// Refuses a URL whose host is a private, loopback or link-local

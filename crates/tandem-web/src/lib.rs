@@ -76,10 +76,15 @@ pub fn server(
     admin: Option<TcpListener>,
     workers: usize,
 ) -> std::io::Result<Server> {
-    let data = web::Data::new(state);
     let server = HttpServer::new(move || {
+        // Run once on each worker's thread: the worker's own IdP client.
+        let mut state = state.clone();
+        match state.http.for_this_worker() {
+            Ok(http) => state.http = http,
+            Err(e) => tracing::warn!(error = %e, "a worker shares the IdP client of the others"),
+        }
         App::new()
-            .app_data(data.clone())
+            .app_data(web::Data::new(state))
             .wrap(middleware::from_fn(metrics::track))
             // Outside the metrics: a refused path is never a series of its own.
             .wrap(middleware::from_fn(nul::refuse_in_path_or_query))
