@@ -462,8 +462,9 @@ pub fn latest(conn: &mut AnyConnection) -> Result<Option<Position>, StoreError> 
 
 /// Deletes, oldest first in feed order, up to `limit` events made before
 /// `before`, stopping at the first one made since (so what is left is
-/// always a tail of the feed) and never deleting the newest, and records
-/// how far it got; returns how many it deleted.
+/// always a tail of the feed), on SQLite never deleting the newest (the
+/// next `seq` follows it; on PostgreSQL the purge mark stands in for a
+/// feed emptied), and records how far it got; returns how many it deleted.
 pub fn purge_older(conn: &mut AnyConnection, before: DateTime<Utc>, limit: i64) -> Result<usize, StoreError> {
     let postgres = is_postgres(conn);
     let oldest: Vec<AgedPosition> = if postgres {

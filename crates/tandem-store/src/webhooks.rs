@@ -178,8 +178,12 @@ pub fn due_rows(conn: &mut AnyConnection, now: i64) -> Result<Vec<WebhookEndpoin
 
 /// Moves a free endpoint's position from `from` to `to`, past events it
 /// does not take, without a lease: nothing if its position or lease
-/// changed meanwhile.
+/// changed meanwhile, or if `to` is not past `from` (a head read before
+/// another node's turn moved the position further).
 pub fn move_past(conn: &mut AnyConnection, id: &str, from: Position, to: Position, now: i64) -> Result<(), StoreError> {
+    if to <= from {
+        return Ok(());
+    }
     diesel::update(
         w::webhook_endpoints
             .filter(w::id.eq(id))
@@ -485,5 +489,23 @@ mod tests {
         let row =
             store.read_blocking(|c| get(c, "e1")).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("gone"));
         assert_eq!((row.cursor_seq, row.last_success_at, row.lease_id, row.leased_until), (9, Some(28), None, None));
+    }
+
+    /// Moving a free endpoint past events it does not take only moves it
+    /// forward: a head read before another node's turn moved the position
+    /// further leaves that position where it is.
+    #[test]
+    fn move_past_never_moves_a_position_back() {
+        let (store, _dir) = crate::test_store_any_backend();
+        store.write_blocking(|c| insert(c, &endpoint("e3"))).unwrap_or_else(|e| panic!("{e}"));
+        let seq = |store: &crate::Store| {
+            store.read_blocking(|c| get(c, "e3")).unwrap_or_else(|e| panic!("{e}")).map(|r| r.cursor_seq)
+        };
+        let (at5, at3, at8) =
+            (Position { txid: 0, seq: 5 }, Position { txid: 0, seq: 3 }, Position { txid: 0, seq: 8 });
+        store.write_blocking(move |c| move_past(c, "e3", at5, at3, 10)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seq(&store), Some(5), "not moved back to an older head");
+        store.write_blocking(move |c| move_past(c, "e3", at5, at8, 10)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seq(&store), Some(8), "moved forward");
     }
 }

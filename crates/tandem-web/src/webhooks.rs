@@ -15,7 +15,7 @@
 
 use crate::state::AppState;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -34,8 +34,11 @@ const BATCHES_PER_TURN: usize = 10;
 const AT_ONCE: usize = 8;
 /// The longest wait between attempts of a failing endpoint.
 const MAX_BACKOFF_SECS: i64 = 3_600;
-/// How soon another node may try an endpoint this one could not sign for.
+/// How soon another node may try an endpoint this one could not sign for,
+/// at first ([`pass_wait`]).
 const PASS_SECS: i64 = 5;
+/// The longest wait between passes of an endpoint no node has delivered.
+const MAX_PASS_SECS: i64 = 300;
 /// How old the events an endpoint does not take may grow before its
 /// position is moved past them (a write), µs.
 const MOVE_PAST_AFTER: i64 = 600 * 1_000_000;
@@ -79,17 +82,25 @@ pub fn start(state: AppState, http: IdpHttp, interval: Duration, timeout: Durati
 async fn run(state: AppState, http: IdpHttp, lease: chrono::Duration, interval: Duration, stopped: Receiver<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut running: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
-    let mut busy: HashSet<String> = HashSet::new();
+    // The endpoints with a turn running, by the turn's task (a task that
+    // panicked hands back no endpoint id, only its task id).
+    let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut next_look = tokio::time::Instant::now();
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             stop.store(true, Ordering::Relaxed);
             break;
         }
-        while let Some(done) = running.try_join_next() {
-            if let Ok(id) = done {
-                busy.remove(&id);
-            }
+        while let Some(done) = running.try_join_next_with_id() {
+            let task = match done {
+                Ok((task, _)) => task,
+                Err(e) => {
+                    let endpoint = busy.get(&e.id()).cloned().unwrap_or_default();
+                    tracing::error!(error = %e, %endpoint, "a webhook delivery turn failed");
+                    e.id()
+                }
+            };
+            busy.remove(&task);
         }
         if tokio::time::Instant::now() >= next_look && running.len() < AT_ONCE {
             next_look = tokio::time::Instant::now() + interval;
@@ -99,16 +110,18 @@ async fn run(state: AppState, http: IdpHttp, lease: chrono::Duration, interval: 
                         if running.len() >= AT_ONCE {
                             break;
                         }
-                        if !busy.insert(id.clone()) {
+                        if busy.values().any(|b| *b == id) {
                             continue;
                         }
                         let (state, http, stop) = (state.clone(), http.clone(), stop.clone());
-                        running.spawn(async move {
+                        let endpoint = id.clone();
+                        let task = running.spawn(async move {
                             if let Err(e) = turn(&state, &http, &id, lease, &stop).await {
                                 tracing::warn!(error = %e, endpoint = %id, "a webhook delivery could not be recorded");
                             }
                             id
                         });
+                        busy.insert(task.id(), endpoint);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not look for webhook deliveries"),
@@ -252,9 +265,10 @@ async fn deliver(
         Err(mark) => return skip_gone(state, &row, token, mark).await.map(|()| false),
     };
     let (ids, held) = (row.id.clone(), token.to_string());
-    // Go on at once while more follow, under a renewed lease.
+    // Go on at once while more follow, under a lease renewed from when the
+    // step is recorded (after the request: the next one gets a whole lease).
     let then = |has_more: bool| match more && has_more {
-        true => Then::Keep(micros(now + lease)),
+        true => Then::Keep(micros(state.clock.now() + lease)),
         false => Then::Release(at),
     };
     if page.events.is_empty() {
@@ -274,7 +288,7 @@ async fn deliver(
                 state.secret_key.fingerprint()
             );
             tracing::warn!(endpoint = %row.id, reason = %why, "a webhook delivery was passed on");
-            let next = micros(now + chrono::Duration::seconds(PASS_SECS));
+            let next = micros(now + chrono::Duration::seconds(pass_wait(row.failing_since, at)));
             state.store.write(move |c| webhooks::pass(c, (&ids, &held), &why, (at, next))).await?;
             return Ok(false);
         }
@@ -339,6 +353,16 @@ async fn deliver(
     }
 }
 
+/// How long until the next attempt at an endpoint this node could not sign
+/// for, failing since `failing_since` (µs) at `now`: [`PASS_SECS`] while a
+/// secret-key rotation may be under way, a tenth of the time it has been
+/// failing later on (no node holds the key: the database was restored
+/// under another), up to [`MAX_PASS_SECS`].
+fn pass_wait(failing_since: Option<i64>, now: i64) -> i64 {
+    let failing_secs = failing_since.map_or(0, |since| now.saturating_sub(since) / 1_000_000);
+    (failing_secs / 10).clamp(PASS_SECS, MAX_PASS_SECS)
+}
+
 /// Records a failed attempt and when to try again.
 async fn fail(state: &AppState, row: &WebhookEndpointRow, token: &str, why: &str) -> Result<(), StoreError> {
     tracing::warn!(endpoint = %row.id, reason = %why, failures = row.failures + 1, "a webhook delivery failed");
@@ -392,4 +416,22 @@ async fn skip_gone(
             Ok(())
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endpoint no node can sign for is tried every few seconds while a
+    /// secret-key rotation may be under way, then less and less often.
+    #[test]
+    fn passes_back_off_with_how_long_no_node_has_delivered() {
+        let secs = |s: i64| s * 1_000_000;
+        let now = secs(100_000);
+        assert_eq!(pass_wait(None, now), PASS_SECS);
+        assert_eq!(pass_wait(Some(now - secs(30)), now), PASS_SECS);
+        assert_eq!(pass_wait(Some(now - secs(600)), now), 60);
+        assert_eq!(pass_wait(Some(now - secs(86_400)), now), MAX_PASS_SECS);
+        assert_eq!(pass_wait(Some(now + secs(60)), now), PASS_SECS, "a failing_since ahead of this node's clock");
+    }
 }
