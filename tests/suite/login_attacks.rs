@@ -684,9 +684,10 @@ async fn an_iss_in_the_callback_is_checked_even_when_not_advertised() {
     assert_foreign_iss_refused(false, "https://victim-idp.example").await;
 }
 
+// Entra and Okta do not advertise RFC 9207, and send no `iss` with an error.
 #[tokio::test]
 async fn entra_user_not_assigned_error_is_explained() {
-    let (app, _op, customer) = setup().await;
+    let (app, _op, customer) = setup_advertising_iss(false).await;
     let started = start(&app, &customer).await;
     let callback = started.callback(&format!(
         "error=access_denied&error_description=AADSTS50105%3A+The+signed+in+user+is+not+assigned+to+a+role&state={}",
@@ -702,7 +703,7 @@ async fn entra_user_not_assigned_error_is_explained() {
 
 #[tokio::test]
 async fn okta_not_assigned_error_is_explained() {
-    let (app, _op, customer) = setup().await;
+    let (app, _op, customer) = setup_advertising_iss(false).await;
     let started = start(&app, &customer).await;
     let callback = started.callback(&format!(
         "error=access_denied&error_description=User+is+not+assigned+to+the+client+application.&state={}",
@@ -734,6 +735,26 @@ async fn an_error_callback_with_another_issuers_iss_is_a_mix_up() {
     let own = started.callback(&format!("{error}&state={}&iss={}", started.state, enc(&op.issuer)));
     let (_, body) = complete_raw(&app, &started.cookie, &own).await;
     assert_eq!(body["error"]["details"]["kind"], "IdpReturnedError", "{body}");
+    // This IdP advertises sending `iss`: an error without one is not its own.
+    let started = start(&app, &customer).await;
+    let bare = started.callback(&format!("{error}&state={}", started.state));
+    let (status, body) = complete_raw(&app, &started.cookie, &bare).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "IssuerMismatch", "{body}");
+    assert!(!body.to_string().contains("Injected"), "the unvouched error is not passed on: {body}");
+}
+
+/// The IdP's error text in a callback is cut to 500 characters.
+#[tokio::test]
+async fn an_idp_error_description_is_cut() {
+    let (app, _op, customer) = setup_advertising_iss(false).await;
+    let started = start(&app, &customer).await;
+    let long = "x".repeat(5_000);
+    let callback = started.callback(&format!("error=server_error&error_description={long}&state={}", started.state));
+    let (status, body) = complete_raw(&app, &started.cookie, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["error_description"].as_str().map(str::len), Some(500), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.len() < 700), "{body}");
 }
 
 #[tokio::test]

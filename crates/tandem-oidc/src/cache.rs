@@ -20,6 +20,10 @@ pub const METADATA_MAX_STALE: Duration = Duration::hours(24);
 /// After a failed refresh, how long the document is used before the next try.
 pub const METADATA_RETRY: Duration = Duration::minutes(1);
 
+/// After a first fetch failed (no document held), how long logins are
+/// refused with that failure before the IdP is asked again.
+pub const FIRST_FETCH_RETRY: Duration = Duration::seconds(5);
+
 struct Entry {
     metadata: Arc<ProviderMetadata>,
     keys: Arc<KeySet>,
@@ -35,6 +39,12 @@ struct Entry {
 /// move it); a clock that went back counts as the time being up.
 pub struct IdpCache {
     entries: RwLock<HashMap<String, Entry>>,
+    /// First fetches that failed, by metadata URL: answered again until
+    /// [`FIRST_FETCH_RETRY`] has passed.
+    failed: RwLock<HashMap<String, (DateTime<Utc>, DiscoveryError)>>,
+    /// One lock per metadata URL, held while its document is fetched: logins
+    /// arriving meanwhile wait for that fetch instead of each sending its own.
+    fetching: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -47,7 +57,7 @@ pub(crate) fn elapsed(clock: &dyn Clock, since: DateTime<Utc>, interval: Duratio
 impl IdpCache {
     /// An empty cache whose ages are read off `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> IdpCache {
-        IdpCache { entries: RwLock::default(), clock }
+        IdpCache { entries: RwLock::default(), failed: RwLock::default(), fetching: Default::default(), clock }
     }
 
     /// The metadata and key set of `issuer` (for one Entra application with
@@ -69,10 +79,37 @@ impl IdpCache {
         if let Some(hit) = self.claim_refresh(&source) {
             return Ok(hit);
         }
+        // A first fetch (a refresh is claimed by one call above) is made by
+        // one call at a time; one that waited for another's takes its
+        // result, or its failure for a while.
+        let first = !self.entries.read().unwrap_or_else(|p| p.into_inner()).contains_key(&source);
+        let lock = first.then(|| {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            fetching.entry(source.clone()).or_default().clone()
+        });
+        let _fetching = match &lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        if first {
+            if let Some(hit) = self.fresh(&source) {
+                return Ok(hit);
+            }
+            if let Some(e) = self.failed_lately(&source) {
+                return Err(e);
+            }
+        }
         let metadata = match discover(http, issuer, appid).await {
             Ok(found) => Arc::new(found),
-            Err(e) => return self.stale(&source, e),
+            Err(e) => {
+                let mut failed = self.failed.write().unwrap_or_else(|p| p.into_inner());
+                failed.retain(|_, (at, _)| !elapsed(&*self.clock, *at, FIRST_FETCH_RETRY));
+                failed.insert(source.clone(), (self.clock.now(), e.clone()));
+                drop(failed);
+                return self.stale(&source, e);
+            }
         };
+        self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(&source);
         let keys = Arc::new(KeySet::new(metadata.jwks_uri.clone(), self.clock.clone()));
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         // Keep the keys already fetched for this document when the JWKS URI is unchanged.
@@ -83,6 +120,16 @@ impl IdpCache {
         let now = self.clock.now();
         map.insert(source, Entry { metadata: metadata.clone(), keys: keys.clone(), fetched: now, checked: now });
         Ok((metadata, keys))
+    }
+
+    /// The failure of a first fetch of `source` less than
+    /// [`FIRST_FETCH_RETRY`] ago, when no document is held.
+    fn failed_lately(&self, source: &str) -> Option<DiscoveryError> {
+        if self.entries.read().unwrap_or_else(|p| p.into_inner()).contains_key(source) {
+            return None;
+        }
+        let failed = self.failed.read().unwrap_or_else(|p| p.into_inner());
+        failed.get(source).filter(|(at, _)| !elapsed(&*self.clock, *at, FIRST_FETCH_RETRY)).map(|(_, e)| e.clone())
     }
 
     fn fresh(&self, source: &str) -> Option<(Arc<ProviderMetadata>, Arc<KeySet>)> {
@@ -126,7 +173,55 @@ impl IdpCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tandem_core::clock::ShiftedClock;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An issuer whose discovery answers 503 after a pause, and how many
+    /// requests it was sent.
+    async fn failing_issuer() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let issuer = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let _ = sock.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
+                });
+            }
+        });
+        (issuer, asked)
+    }
+
+    /// Logins arriving while an issuer's discovery is being fetched wait for
+    /// that fetch, and its failure is answered for a few seconds without
+    /// asking the IdP again.
+    #[tokio::test]
+    async fn a_first_discovery_is_fetched_once_and_its_failure_kept_for_a_while() {
+        let (issuer, asked) = failing_issuer().await;
+        let clock = Arc::new(ShiftedClock::default());
+        let cache = IdpCache::new(clock.clone());
+        let http = IdpHttp::new(std::time::Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b, c) = tokio::join!(
+            cache.get(&http, &issuer, None),
+            cache.get(&http, &issuer, None),
+            cache.get(&http, &issuer, None)
+        );
+        assert!(a.is_err() && b.is_err() && c.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "one fetch for three logins");
+        let again = cache.get(&http, &issuer, None).await.err().unwrap_or_else(|| panic!("fetched"));
+        assert!(again.reason.contains("503"), "{again}");
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "the failure is answered again");
+        clock.advance(FIRST_FETCH_RETRY + Duration::seconds(1));
+        assert!(cache.get(&http, &issuer, None).await.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "asked again once the time is up");
+    }
 
     #[test]
     fn time_is_up_after_the_interval_or_when_the_clock_went_back() {

@@ -227,7 +227,19 @@ async fn finish(
         }
     }
     if let Some(error) = cb.param("error") {
-        let description = cb.param("error_description");
+        // An IdP that advertises sending `iss` sends it on errors too (RFC
+        // 9207 §2.4): an error without it is not taken for this IdP's.
+        if cb.param("iss").is_none() {
+            if let Ok((meta, _)) = state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
+                if meta.authorization_response_iss_parameter_supported {
+                    return Err(at(state, trace, "idp_response", issuer_mismatch(None, &client.issuer)));
+                }
+            }
+        }
+        // The IdP's words, cut: the callback is anyone's to send.
+        let cut = |s: &str| s.chars().take(IDP_ERROR_CHARS).collect::<String>();
+        let (error, description) = (cut(error), cb.param("error_description").map(cut));
+        let (error, description) = (error.as_str(), description.as_deref());
         let explanation = explain_idp_error(error, description);
         let message = match (description, explanation) {
             (_, Some(why)) => why.to_string(),
