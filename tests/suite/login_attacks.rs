@@ -46,11 +46,19 @@ async fn a_valid_login_succeeds_sso_only_without_a_scim_connection() {
 }
 
 /// Key sets as real IdPs publish them: a modulus with a leading zero byte
-/// (Java IdPs), keys without a kid, a kid listed once per algorithm. Each
+/// (Java IdPs), keys without a kid, a kid listed once per algorithm, a key
+/// given only by its certificate (`x5c`), a malformed key among good ones. Each
 /// verifies the published key's tokens, and still refuses another key's.
 #[tokio::test]
 async fn key_sets_in_the_shapes_real_idps_publish_verify_their_tokens() {
-    for shape in [JwksShape::PaddedModulus, JwksShape::NoKids, JwksShape::DuplicateKid] {
+    let shapes = [
+        JwksShape::PaddedModulus,
+        JwksShape::NoKids,
+        JwksShape::DuplicateKid,
+        JwksShape::X5cOnly,
+        JwksShape::AfterABrokenKey,
+    ];
+    for shape in shapes {
         let (app, op, customer) = setup().await;
         op.set_jwks_shape(shape);
         let (status, body) = login(&app, &op, &customer, json!({})).await;
@@ -66,6 +74,22 @@ async fn key_sets_in_the_shapes_real_idps_publish_verify_their_tokens() {
         let (status, body) = complete(&app, &op, &started, "no-kid").await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+}
+
+/// A key the set lists but that cannot be used is named when a token asks
+/// for it, and does not take the set's other keys with it.
+#[tokio::test]
+async fn an_unusable_key_is_named_when_a_token_names_it() {
+    let (app, op, customer) = setup().await;
+    op.set_jwks_shape(JwksShape::AfterABrokenKey);
+    let started = start(&app, &customer).await;
+    op.issue("broken", op.sign(&claims(&op, &started, json!({})), Signer::Published, "broken"));
+    let (status, body) = complete(&app, &op, &started, "broken").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["check"], "kid", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("key 0 (\"broken\"): ") && message.contains("key 1: key type \"XYZ\""), "{message}");
+    assert_eq!(login(&app, &op, &customer, json!({})).await.0, StatusCode::OK);
 }
 
 /// A kid-less key set still picks up a rotated key: a token naming a kid
@@ -902,6 +926,31 @@ async fn a_401_from_the_token_endpoint_is_a_refused_client_authentication() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
     assert_eq!(op.token_requests().len(), 1);
+}
+
+/// A completion whose calls to the IdP each answer within the timeout, but
+/// together take longer than three timeouts, is refused at that deadline.
+#[tokio::test]
+async fn a_completion_has_a_deadline_for_all_its_idp_calls() {
+    let app = TestApp::spawn_adjusted(|s| s.oidc.http_timeout_secs = 2).await;
+    let op = StubOp::start(true).await;
+    let customer = unique("slow");
+    stub_client(&app, &op, &customer, "Generic", None).await;
+    // Four calls of 1.6 s, none past its 2 s timeout: the exchange in Basic
+    // (refused), again in the body, the first fetch of the keys, userinfo
+    // (the ID token has no email).
+    op.refuse_client_with(401, Some(json!({"error": "invalid_client"})), true);
+    op.set_userinfo(json!({"sub": "00u1abcdEFGH", "email": "alice@acme.com"}));
+    op.set_slow(std::time::Duration::from_millis(1_600));
+    let started = std::time::Instant::now();
+    let (status, body) = login(&app, &op, &customer, json!({"email": null})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "ErrorCommunicatingWithIdp", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("more than 6 s in all"), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(9), "{:?}", started.elapsed());
+    let id = body["error"]["details"]["login_event_id"].as_str().unwrap();
+    let (_, event) = app.get(&format!("/api/v1/login-events/{id}")).await;
+    assert_eq!(event["failed_step"], "complete", "{event}");
 }
 
 /// An error page in place of an OAuth answer (a proxy's 503, an HTML

@@ -14,6 +14,8 @@ const KEY_A: &[u8] = include_bytes!("fixtures/rsa-a.der");
 const KEY_B: &[u8] = include_bytes!("fixtures/rsa-b.der");
 const PUB_A: &[u8] = include_bytes!("fixtures/rsa-a.pub.der");
 const JWK_A: &str = include_str!("fixtures/rsa-a.jwk.json");
+/// A self-signed certificate of `rsa-a`'s key (an x5c-only key set).
+const CERT_A: &[u8] = include_bytes!("fixtures/rsa-a.crt.der");
 const JWK_B: &str = include_str!("fixtures/rsa-b.jwk.json");
 
 /// How the JWKS lists the published key, for the shapes real IdPs serve.
@@ -28,6 +30,10 @@ pub enum JwksShape {
     NoKids,
     /// The key listed under its kid twice: pinned to RS256, then to RS512.
     DuplicateKid,
+    /// The key published only as its certificate (`x5c`, no `n`/`e`).
+    X5cOnly,
+    /// A malformed key listed before the key.
+    AfterABrokenKey,
 }
 
 /// Which key signs a token.
@@ -57,6 +63,8 @@ struct OpState {
     /// The JWKS alone answers 503.
     jwks_down: bool,
     jwks_shape: JwksShape,
+    /// How long the token endpoint, the JWKS and userinfo wait before answering.
+    slow: Option<std::time::Duration>,
     /// Token responses as some IdPs send them: `expires_in` a string, no
     /// `token_type`, labelled `text/plain`.
     quirky_token_responses: bool,
@@ -113,17 +121,22 @@ impl StubOp {
     /// Starts an OP; `iss_param` says whether it advertises RFC 9207.
     pub async fn start(iss_param: bool) -> StubOp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        // A path of its own: on a database the tests share (PostgreSQL), a
+        // port an earlier test's IdP had would make this issuer one another
+        // customer's client already uses.
+        let path = format!("/op-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let issuer = format!("http://{}{path}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(OpState { iss_param, ..Default::default() }));
         let op = StubOp { issuer: issuer.clone(), state: state.clone() };
         let data = web::Data::new(op.clone());
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .route("/.well-known/openid-configuration", web::get().to(discovery))
-                .route("/jwks", web::get().to(jwks))
-                .route("/token", web::post().to(token))
-                .route("/userinfo", web::get().to(userinfo))
+            App::new().app_data(data.clone()).service(
+                web::scope(&path)
+                    .route("/.well-known/openid-configuration", web::get().to(discovery))
+                    .route("/jwks", web::get().to(jwks))
+                    .route("/token", web::post().to(token))
+                    .route("/userinfo", web::get().to(userinfo)),
+            )
         })
         .workers(1)
         .listen(listener)
@@ -202,6 +215,19 @@ impl StubOp {
     /// Makes the JWKS alone answer 503 (`true`) or work again.
     pub fn set_jwks_down(&self, down: bool) {
         self.state.lock().unwrap().jwks_down = down;
+    }
+
+    /// Makes the token endpoint, the JWKS and userinfo each wait `by` before answering.
+    pub fn set_slow(&self, by: std::time::Duration) {
+        self.state.lock().unwrap().slow = Some(by);
+    }
+
+    /// Waits as long as [`StubOp::set_slow`] asked.
+    async fn wait_if_slow(&self) {
+        let slow = self.state.lock().unwrap().slow;
+        if let Some(by) = slow {
+            tokio::time::sleep(by).await;
+        }
     }
 
     pub fn set_jwks_shape(&self, shape: JwksShape) {
@@ -335,6 +361,7 @@ async fn discovery(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn jwks(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
+    op.wait_if_slow().await;
     let mut st = op.state.lock().unwrap();
     if st.app_specific_key && appid(&req).is_some() {
         let jwk: Value = serde_json::from_str(JWK_B).unwrap();
@@ -361,6 +388,16 @@ async fn jwks(op: web::Data<StubOp>, req: HttpRequest) -> HttpResponse {
             let mut other = jwk.clone();
             other["alg"] = json!("RS512");
             vec![jwk, other]
+        }
+        JwksShape::X5cOnly => {
+            let o = jwk.as_object_mut().unwrap();
+            o.remove("n");
+            o.remove("e");
+            jwk["x5c"] = json!([base64::engine::general_purpose::STANDARD.encode(CERT_A)]);
+            vec![jwk]
+        }
+        JwksShape::AfterABrokenKey => {
+            vec![json!({"kty": "RSA", "kid": "broken", "n": 12345, "e": "AQAB"}), json!({"kty": "XYZ"}), jwk]
         }
     };
     HttpResponse::Ok().json(json!({"keys": keys}))
@@ -430,6 +467,7 @@ async fn check_client_assertion(
 }
 
 async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpResponse {
+    op.wait_if_slow().await;
     let jwks = op.state.lock().unwrap().client_jwks.clone();
     let assertion = match jwks {
         Some(jwks) => Some(check_client_assertion(&op, &req, &body, jwks).await),
@@ -493,6 +531,7 @@ async fn token(op: web::Data<StubOp>, req: HttpRequest, body: String) -> HttpRes
 }
 
 async fn userinfo(op: web::Data<StubOp>) -> HttpResponse {
+    op.wait_if_slow().await;
     let st = op.state.lock().unwrap();
     if st.signed_userinfo {
         return HttpResponse::Ok().content_type("application/jwt").body("eyJhbGciOiJSUzI1NiJ9.e30.c2ln");

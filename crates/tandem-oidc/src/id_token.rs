@@ -153,7 +153,16 @@ pub async fn validate(
     let kid = header.get("kid").and_then(Value::as_str);
     let key = keys.key(http, kid, alg_name).await.map_err(|e| match e {
         KeyError::Fetch(m) => fail("jwks", format!("the IdP's signing keys could not be fetched: {m}")),
-        KeyError::UnknownKid(k) => fail("kid", format!("no signing key with kid {k:?} in the IdP's key set")),
+        KeyError::UnknownKid { kid, skipped } if skipped.is_empty() => {
+            fail("kid", format!("no signing key with kid {kid:?} in the IdP's key set"))
+        }
+        KeyError::UnknownKid { kid, skipped } => fail(
+            "kid",
+            format!(
+                "no usable signing key with kid {kid:?} in the IdP's key set; keys it lists that cannot be used: {}",
+                skipped.join("; ")
+            ),
+        ),
         KeyError::NoKid => fail("kid", "the token names no kid and the IdP's key set has several keys"),
     })?;
     if let Some(pinned) = &key.alg {

@@ -6,8 +6,9 @@
 use crate::cache::elapsed;
 use crate::IdpHttp;
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::DecodingKey;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tandem_core::clock::Clock;
@@ -53,6 +54,9 @@ struct State {
     /// Why the last fetch failed while no keys were held: answered again,
     /// without asking the IdP, until [`FIRST_FETCH_RETRY`] has passed.
     failed: Option<KeyError>,
+    /// The keys of the last fetch that could not be used, and why: named
+    /// when no key serves a token.
+    skipped: Vec<String>,
     /// When a fetch was last tried, whether or not it succeeded: the refetch
     /// for an unknown `kid` waits [`REFETCH_INTERVAL`] after it, so an IdP
     /// whose JWKS fails is not asked again by every login (each of which
@@ -72,8 +76,9 @@ pub struct KeySet {
 pub enum KeyError {
     /// The JWKS could not be fetched or read.
     Fetch(String),
-    /// No key with that `kid`, even after a refetch.
-    UnknownKid(String),
+    /// No key with that `kid`, even after a refetch; `skipped` names the
+    /// keys the set lists that could not be used (it may be among them).
+    UnknownKid { kid: String, skipped: Vec<String> },
     /// The token names no `kid` and the set has not exactly one key.
     NoKid,
 }
@@ -156,7 +161,8 @@ impl KeySet {
             // serves its only key whatever kid the token names: the signature
             // still has to verify with it. Only after the refetch above, so
             // that a key the IdP rotated in is found within a minute.
-            Some(k) => only_kidless(&state).ok_or_else(|| KeyError::UnknownKid(k.to_string())),
+            Some(k) => only_kidless(&state)
+                .ok_or_else(|| KeyError::UnknownKid { kid: k.to_string(), skipped: state.skipped.clone() }),
             None => Err(KeyError::NoKid),
         }
     }
@@ -252,23 +258,69 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
     let body = crate::read_limited(resp, 512 * 1024, "the key set")
         .await
         .map_err(|e| KeyError::Fetch(format!("{uri}: {e}")))?;
-    let set: JwkSet =
+    let set: Value =
         serde_json::from_slice(&body).map_err(|e| KeyError::Fetch(format!("{uri}: not a JWK set ({e})")))?;
+    let Some(listed) = set.get("keys").and_then(Value::as_array) else {
+        return Err(KeyError::Fetch(format!("{uri}: not a JWK set (no \"keys\" array)")));
+    };
     let mut state = State { fetched: Some(now), succeeded: Some(now), ..Default::default() };
-    for jwk in &set.keys {
-        // Encryption keys and keys of unsupported types are skipped, not fatal.
-        if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
+    // Each key on its own: one the set gets wrong (or of a type Tandem does
+    // not know) is skipped and named, and the others still serve.
+    for (i, raw) in listed.iter().enumerate() {
+        let kid = raw.get("kid").and_then(Value::as_str);
+        if raw.get("use").and_then(Value::as_str) == Some("enc") {
             continue;
         }
-        let Some(decoding) = decoding_key(jwk) else { continue };
-        let alg = jwk.common.key_algorithm.map(|a| a.to_string());
-        let key = Key { decoding: Arc::new(decoding), alg };
-        match &jwk.common.key_id {
-            Some(kid) => state.keys.entry(kid.clone()).or_default().push(key),
-            None => state.anonymous.push(key),
+        match key_of(raw) {
+            Ok(key) => match kid {
+                Some(kid) => state.keys.entry(kid.to_string()).or_default().push(key),
+                None => state.anonymous.push(key),
+            },
+            Err(why) => {
+                state.skipped.push(format!("key {i}{}: {why}", kid.map(|k| format!(" ({k:?})")).unwrap_or_default()))
+            }
         }
     }
+    if !state.skipped.is_empty() {
+        tracing::warn!(jwks = %uri, skipped = ?state.skipped, "keys of an IdP's key set cannot be used and were skipped");
+    }
     Ok(state)
+}
+
+/// One JWK as a usable key: from its parameters (`n`/`e`, `x`/`y`), or,
+/// when an RSA or EC key is published only as its certificate chain
+/// (`x5c`, as some AD FS and PingFederate set-ups do), from the first
+/// certificate's public key. The certificate is not checked as a chain or
+/// for its dates: the key set itself, fetched from the IdP's `jwks_uri`, is
+/// what vouches for the key, as it does for one given by its parameters.
+fn key_of(raw: &Value) -> Result<Key, String> {
+    let alg = raw.get("alg").and_then(Value::as_str).map(str::to_string);
+    let kty = raw.get("kty").and_then(Value::as_str).unwrap_or_default();
+    if !matches!(kty, "RSA" | "EC" | "OKP" | "oct") {
+        return Err(format!("key type {kty:?} is not one Tandem verifies with"));
+    }
+    let typed = serde_json::from_value::<Jwk>(raw.clone());
+    if let Some(decoding) = typed.as_ref().ok().and_then(decoding_key) {
+        return Ok(Key { decoding: Arc::new(decoding), alg });
+    }
+    let first_cert = raw.get("x5c").and_then(Value::as_array).and_then(|c| c.first()).and_then(Value::as_str);
+    match (kty, first_cert) {
+        ("RSA" | "EC", Some(cert)) => {
+            let lines: Vec<&str> = cert.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
+            let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
+            let decoding = match kty {
+                "RSA" => DecodingKey::from_rsa_pem(pem.as_bytes()),
+                _ => DecodingKey::from_ec_pem(pem.as_bytes()),
+            };
+            decoding
+                .map(|d| Key { decoding: Arc::new(d), alg })
+                .map_err(|e| format!("its x5c certificate holds no {kty} public key ({e})"))
+        }
+        _ => Err(match typed {
+            Err(e) => format!("malformed ({e})"),
+            Ok(_) => "its parameters make no usable key".into(),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -180,6 +180,11 @@ impl IdpHttp {
         Ok(())
     }
 
+    /// The longest one request may take (`oidc.http_timeout_secs`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Whether calls to private, loopback and link-local addresses are refused.
     pub fn blocks_private(&self) -> bool {
         self.block_private

@@ -133,7 +133,23 @@ pub async fn complete(
         )),
         (Ok(redirect), Some(client)) => {
             trace.ok(&state, "state", json!({"bound": true}));
-            finish(&state, &mut trace, login, redirect, &callback, &client).await
+            // Each call to the IdP has its timeout, but a completion may make
+            // several (discovery, the exchange and its other method, a key
+            // refetch, userinfo, GETs sent twice): the whole has a deadline.
+            let deadline = state.http.timeout().saturating_mul(COMPLETION_TIMEOUTS);
+            let finishing = finish(&state, &mut trace, login, redirect, &callback, &client);
+            match tokio::time::timeout(deadline, finishing).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    let message = format!(
+                        "the IdP's answers to this login took more than {} s in all ({COMPLETION_TIMEOUTS} times \
+                         oidc.http_timeout_secs); start a new login",
+                        deadline.as_secs()
+                    );
+                    let err = idp(StatusCode::BAD_GATEWAY, "ErrorCommunicatingWithIdp", message, json!({}));
+                    Err(at(&state, &mut trace, "complete", err))
+                }
+            }
         }
     };
     match outcome {
@@ -154,6 +170,10 @@ pub async fn complete(
         }
     }
 }
+
+/// A completion's calls to the IdP take at most this many times
+/// `oidc.http_timeout_secs` in all.
+const COMPLETION_TIMEOUTS: u32 = 3;
 
 /// The most characters of an IdP's `error` / `error_description` kept.
 const IDP_ERROR_CHARS: usize = 500;
