@@ -106,7 +106,8 @@ fn check(m: &ProviderMetadata, issuer: &str) -> Result<Endpoints, String> {
     if !tandem_core::oidc_client::same_issuer(&m.issuer, issuer) {
         return Err(format!(
             "the metadata names issuer {:?}, not the configured {:?} (OpenID Connect Discovery §4.3)",
-            m.issuer, issuer
+            crate::idp_words(&m.issuer),
+            issuer
         ));
     }
     // An https issuer's endpoints are https too (OpenID Connect Discovery

@@ -9,7 +9,7 @@
 
 use crate::client_keys::{ClientKeys, ASSERTION_TYPE};
 use crate::discovery::ProviderMetadata;
-use crate::IdpHttp;
+use crate::{idp_words, IdpHttp};
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
@@ -130,6 +130,11 @@ pub enum FlowError {
     /// The token response has no `id_token` (the `openid` scope was ignored?).
     #[error("the token response has no id_token")]
     NoIdToken,
+}
+
+/// An error answer's `error_description`, cut ([`idp_words`]).
+fn described(r: &oauth2::StandardErrorResponse<BasicErrorResponseType>) -> Option<String> {
+    r.error_description().map(|d| idp_words(d))
 }
 
 fn desc(d: &Option<String>) -> String {
@@ -406,17 +411,17 @@ async fn exchange_once(
     let tokens = result.map_err(|e| match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidClient => {
-                FlowError::InvalidClient { error: "invalid_client".into(), description: r.error_description().cloned() }
+                FlowError::InvalidClient { error: "invalid_client".into(), description: described(&r) }
             }
             // A 401 refuses the client's authentication, whatever error code
             // an IdP puts on it; an `invalid_grant` (an expired code) is the code's.
             other if unauthorized && !matches!(other, BasicErrorResponseType::InvalidGrant) => {
-                FlowError::InvalidClient { error: other.to_string(), description: r.error_description().cloned() }
+                FlowError::InvalidClient { error: idp_words(other.as_ref()), description: described(&r) }
             }
-            other => FlowError::Refused { error: other.to_string(), description: r.error_description().cloned() },
+            other => FlowError::Refused { error: idp_words(other.as_ref()), description: described(&r) },
         },
         RequestTokenError::Request(e) if unauthorized => {
-            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(e.0) }
+            FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(idp_words(&e.0)) }
         }
         RequestTokenError::Request(e) => FlowError::Transport(e.0),
         // Never the body: a 200 that fails to parse still holds the tokens.

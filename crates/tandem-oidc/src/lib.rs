@@ -216,6 +216,20 @@ impl IdpHttp {
     }
 }
 
+/// The most characters of an IdP's own text (an error description, a
+/// metadata value) that a message or a login event repeats.
+pub const IDP_TEXT_CHARS: usize = 500;
+
+/// `text` as a message repeats it: at most [`IDP_TEXT_CHARS`] characters,
+/// and `…` when cut. An IdP's answers are read up to 256 KiB, and a message
+/// goes to the login event and the server log.
+pub fn idp_words(text: &str) -> String {
+    match text.char_indices().nth(IDP_TEXT_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// Reads a PEM file of CA certificates (`oidc.ca_file`): an unreadable
 /// file, or one holding no certificate, is an error naming the file.
 pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
@@ -362,6 +376,16 @@ mod tests {
             }
         });
         format!("http://{addr}/")
+    }
+
+    #[test]
+    fn an_idps_words_are_cut_at_a_character_boundary() {
+        assert_eq!(idp_words("short"), "short");
+        let long = "é".repeat(IDP_TEXT_CHARS + 10);
+        let cut = idp_words(&long);
+        assert_eq!(cut.chars().count(), IDP_TEXT_CHARS + 1);
+        assert!(cut.ends_with("é…"));
+        assert_eq!(idp_words(&"x".repeat(IDP_TEXT_CHARS)), "x".repeat(IDP_TEXT_CHARS));
     }
 
     #[tokio::test]

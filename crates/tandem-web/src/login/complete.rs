@@ -175,15 +175,12 @@ pub async fn complete(
 /// `oidc.http_timeout_secs` in all.
 const COMPLETION_TIMEOUTS: u32 = 3;
 
-/// The most characters of an IdP's `error` / `error_description` kept.
-const IDP_ERROR_CHARS: usize = 500;
-
 /// A state refusal of a callback that carries an IdP error (an IdP-side
 /// failure, a stale or bookmarked callback) names that error too: it is
 /// usually what the admin needs, and no login is there to report it.
 fn with_idp_error(mut err: ApiError, callback: &Callback) -> ApiError {
     let Some(error) = callback.param("error") else { return err };
-    let cut = |s: &str| s.chars().take(IDP_ERROR_CHARS).collect::<String>();
+    let cut = tandem_oidc::idp_words;
     let (shown, description) = (cut(error), callback.param("error_description").map(cut));
     err.message.push_str(&format!(
         "; the callback carries the IdP's error {shown:?}{}",
@@ -257,7 +254,7 @@ async fn finish(
             }
         }
         // The IdP's words, cut: the callback is anyone's to send.
-        let cut = |s: &str| s.chars().take(IDP_ERROR_CHARS).collect::<String>();
+        let cut = tandem_oidc::idp_words;
         let (error, description) = (cut(error), cb.param("error_description").map(cut));
         let (error, description) = (error.as_str(), description.as_deref());
         let explanation = explain_idp_error(error, description);
