@@ -68,7 +68,7 @@ impl Batch {
 
     /// Writes the batch in one transaction: provisioning entries together
     /// (one statement on PostgreSQL), then SSO users and login events one
-    /// by one, each in the order of its key. Two nodes' batches then take
+    /// by one (a login's parts in the batch as one), each in the order of its key. Two nodes' batches then take
     /// their row locks in one order and cannot deadlock on PostgreSQL; the
     /// parts of an event merge, and an SSO user's sightings settle on the
     /// latest, whatever the order they are written in.
@@ -81,8 +81,21 @@ impl Batch {
         }
         let mut events: Vec<&LoginEvent> = self.logins.iter().map(|l| &l.event).collect();
         events.sort_by(|a, b| a.id.cmp(&b.id));
-        for e in events {
-            sso::save_event(c, e)?;
+        // A login's two parts in one batch (its initiate's and its
+        // completion's, in the order queued: the sort is stable) are merged
+        // here by the database's rules and written as one row.
+        for parts in events.chunk_by(|a, b| a.id == b.id) {
+            match parts {
+                [one] => sso::save_event(c, one)?,
+                [first, rest @ ..] => {
+                    let mut merged = (*first).clone();
+                    for part in rest {
+                        sso::merge_part(&mut merged, (*part).clone());
+                    }
+                    sso::save_event(c, &merged)?
+                }
+                [] => {}
+            }
         }
         Ok(())
     }

@@ -199,6 +199,45 @@ pub fn save_event(conn: &mut AnyConnection, e: &LoginEvent) -> Result<(), StoreE
     Ok(())
 }
 
+/// Merges the part `later` into `stored`, an event's part as [`SaveEvent`]
+/// would store it: the same rules, for two parts of one event that reach
+/// the log writer in one batch and are written as one row. Both are the
+/// same event's (`later.id == stored.id`).
+pub fn merge_part(stored: &mut LoginEvent, later: LoginEvent) {
+    let pending = later.outcome == "pending";
+    stored.created_at = stored.created_at.min(later.created_at);
+    stored.updated_at = stored.updated_at.max(later.updated_at);
+    stored.email = if pending {
+        match stored.oidc_user_id {
+            None => stored.email.take().or(later.email),
+            Some(_) => stored.email.take(),
+        }
+    } else if later.oidc_user_id.is_none() {
+        later.email.or(stored.email.take())
+    } else {
+        later.email
+    };
+    stored.steps = match (stored.steps.as_str(), later.steps.as_str()) {
+        ("[]", _) => later.steps,
+        (_, "[]") => std::mem::take(&mut stored.steps),
+        (mine, theirs) => {
+            let (first, then) = if pending { (theirs, mine) } else { (mine, theirs) };
+            let head = first.strip_suffix(']').unwrap_or(first);
+            let tail = then.strip_prefix('[').unwrap_or(then);
+            format!("{head},{tail}")
+        }
+    };
+    if !pending {
+        stored.outcome = later.outcome;
+        stored.error_type = later.error_type;
+        stored.error_kind = later.error_kind;
+        stored.failed_step = later.failed_step;
+        stored.diagnosis = later.diagnosis;
+    }
+    stored.oidc_user_id = later.oidc_user_id.or(stored.oidc_user_id.take());
+    stored.scim_user_id = later.scim_user_id.or(stored.scim_user_id.take());
+}
+
 /// An event by id.
 pub fn get_event(conn: &mut AnyConnection, id: &str) -> Result<Option<LoginEvent>, StoreError> {
     Ok(on_backend!(conn, |c| ev::login_events
@@ -330,6 +369,49 @@ mod retention_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two parts of one event merged in memory and written as one row give
+    /// the row the database gives when they are written one after the other.
+    #[test]
+    fn parts_merged_before_writing_make_the_row_the_database_makes() {
+        let (store, _dir) = crate::test_store_any_backend();
+        let part = |outcome: &str, at: i64, steps: &str, user: Option<&str>, email: Option<&str>| LoginEvent {
+            outcome: outcome.into(),
+            created_at: at,
+            updated_at: at,
+            steps: steps.into(),
+            oidc_user_id: user.map(str::to_string),
+            email: email.map(str::to_string),
+            scim_user_id: user.map(|u| format!("scim-{u}")),
+            error_type: (outcome == "failed").then(|| "IdentityProviderError".into()),
+            failed_step: (outcome == "failed").then(|| "token".into()),
+            ..LoginEvent::pending(Some("client-1".into()), Some("acme".into()), at)
+        };
+        let start = part("pending", 10, r#"[{"step":"initiate"}]"#, None, Some("typed@acme.com"));
+        let ends = [
+            part("success", 20, r#"[{"step":"callback"},{"step":"scim_join"}]"#, Some("u1"), Some("idp@acme.com")),
+            part("success", 20, r#"[{"step":"scim_join"}]"#, Some("u1"), None),
+            part("failed", 20, r#"[{"step":"token"}]"#, None, None),
+            part("failed", 20, "[]", None, Some("other@acme.com")),
+        ];
+        let row = |id: &str| {
+            let id = id.to_string();
+            let e = store.read_blocking(move |c| get_event(c, &id)).unwrap().unwrap();
+            format!("{:?}", LoginEvent { id: String::new(), ..e })
+        };
+        for end in ends {
+            for (first, second) in [(start.clone(), end.clone()), (end.clone(), start.clone())] {
+                let (one, two) = (tandem_core::new_id(), tandem_core::new_id());
+                let (a, b) =
+                    (LoginEvent { id: one.clone(), ..first.clone() }, LoginEvent { id: one.clone(), ..second.clone() });
+                store.write_blocking(move |c| save_event(c, &a).and_then(|()| save_event(c, &b))).unwrap();
+                let mut merged = LoginEvent { id: two.clone(), ..first };
+                merge_part(&mut merged, LoginEvent { id: two.clone(), ..second });
+                store.write_blocking(move |c| save_event(c, &merged)).unwrap();
+                assert_eq!(row(&one), row(&two));
+            }
+        }
+    }
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
