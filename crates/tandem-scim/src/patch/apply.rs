@@ -30,8 +30,15 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
         // A filtered path compares each of its terms with each value.
         let held = values_held(&work);
         let terms = op.path.as_ref().and_then(|p| p.filter.as_ref()).map_or(1, |f| f.comparisons().max(1));
+        // Without a path, each key of the value with a filter (`emails[type
+        // eq "work"].value`) goes through the values too, and may add one.
+        let filtered_keys = match (&op.path, &op.value) {
+            (None, Some(Value::Object(entries))) => entries.keys().filter(|k| k.contains('[')).count(),
+            _ => 0,
+        };
         spent = spent
             .saturating_add(held.saturating_mul(terms))
+            .saturating_add(filtered_keys.saturating_mul(held.saturating_add(filtered_keys)))
             .saturating_add(op.value.as_ref().and_then(Value::as_array).map_or(1, Vec::len));
         if spent > PATCH_WORK_LIMIT {
             return Err(ScimError::too_many(format!(
@@ -131,7 +138,31 @@ fn whole_extension(rt: ResourceType, path: &crate::path::PatchPath) -> Option<&'
     rt.extension(&full).map(|s| s.id)
 }
 
+/// Whether a path names the resource type's core schema as a whole
+/// (`urn:ietf:params:scim:schemas:core:2.0:User`).
+fn whole_core(rt: ResourceType, path: &crate::path::PatchPath) -> bool {
+    if path.filter.is_some() || path.sub_after_filter.is_some() || path.attr.sub_attr.is_some() {
+        return false;
+    }
+    path.attr.urn.as_deref().is_some_and(|urn| rt.is_core_urn(&format!("{urn}:{}", path.attr.attr)))
+}
+
 fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceType) -> Result<(), ScimError> {
+    // A path naming the core schema is read as no path: its value's keys
+    // name the attributes (`{"active": false}` deactivates).
+    if op.path.as_ref().is_some_and(|p| whole_core(rt, p)) {
+        let value = match op.op {
+            PatchOpKind::Remove => {
+                return Err(ScimError::invalid_path("the core schema cannot be removed; remove its attributes"))
+            }
+            _ => op
+                .value
+                .clone()
+                .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?,
+        };
+        let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
+        return write_pathless(work, rt, value, mode);
+    }
     // A path naming a whole extension schema acts on all of its attributes.
     if let Some(urn) = op.path.as_ref().and_then(|p| whole_extension(rt, p)) {
         let existing = work.keys().find(|k| k.eq_ignore_ascii_case(urn)).cloned();
@@ -147,11 +178,8 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
                     .value
                     .clone()
                     .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
-                if op.op == PatchOpKind::Replace {
-                    if let Some(k) = existing {
-                        work.remove(&k);
-                    }
-                }
+                // A replace sets the attributes its value names and leaves
+                // the others (RFC 7644 §3.5.2.3, as for a complex attribute).
                 let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
                 let mut wrapped = Map::new();
                 wrapped.insert(urn.to_string(), value);
@@ -173,10 +201,9 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
             .value
             .clone()
             .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+        // A replace of the whole extension sets the attributes its value
+        // names and leaves the others, as for the enterprise extension.
         let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
-        if mode == Mode::Replace && matches!(key, custom::CustomKey::Schema(_)) {
-            custom::remove(work, &key, None);
-        }
         return custom::write(rt, work, &key, value, mode);
     }
     let mode = match op.op {

@@ -501,6 +501,11 @@ fn write_filtered(
         Some(sub) => coerce_simple(sub, value, label)?,
         None => coerce_element(attr, value, label, 0)?,
     };
+    // An `add` of nothing (`null`, an empty value) adds nothing, as an add
+    // without a filter; only `replace` and `remove` take values away.
+    if mode == Mode::Add && replacement.is_none() {
+        return Ok(());
+    }
     let mut items = take_array(map, attr.name);
     let matched: Vec<usize> =
         items.iter().enumerate().filter(|(_, el)| matches_element(filter, el, attr)).map(|(idx, _)| idx).collect();

@@ -342,7 +342,7 @@ fn custom_extension_paths_are_applied_without_a_schema() {
 }
 
 #[test]
-fn a_custom_extension_path_is_added_to_merged_replaced_or_removed_whole() {
+fn a_custom_extension_path_is_added_to_replaced_in_or_removed_whole() {
     let user = patched_user(json!([
         {"op": "add", "path": CUSTOM, "value": {"a": 1, "b": 2}},
         {"op": "add", "path": CUSTOM, "value": {"b": 3, "c": 4}}
@@ -350,9 +350,10 @@ fn a_custom_extension_path_is_added_to_merged_replaced_or_removed_whole() {
     assert_eq!(user, with_custom(json!({"a": 1, "b": 3, "c": 4})));
     let user = patched_user(json!([
         {"op": "add", "path": CUSTOM, "value": {"a": 1, "b": 2}},
-        {"op": "replace", "path": CUSTOM, "value": {"c": 4}}
+        {"op": "replace", "path": CUSTOM, "value": {"b": null, "c": 4}}
     ]));
-    assert_eq!(user, with_custom(json!({"c": 4})));
+    // The attributes the value names are set (null removes), the others left (RFC 7644 §3.5.2.3).
+    assert_eq!(user, with_custom(json!({"a": 1, "c": 4})));
     let user = patched_user(json!([
         {"op": "add", "path": CUSTOM, "value": {"a": 1}},
         {"op": "remove", "path": CUSTOM}
@@ -543,6 +544,35 @@ fn add_sub_attribute_of_empty_multi_valued_attribute_creates_a_value() {
     assert_eq!(user["ims"], json!([{"value": "babs-aim"}]));
 }
 
+/// An `add` of `null` through a value filter adds nothing, and takes
+/// nothing away (only `replace` and `remove` do).
+#[test]
+fn an_add_of_null_through_a_value_filter_changes_nothing() {
+    for path in ["emails[type eq \"work\"]", "emails[type eq \"work\"].value"] {
+        let user = patched_user(json!([{"op": "add", "path": path, "value": null}]));
+        let again = patched_user(json!([{"op": "replace", "path": "displayName", "value": "Babs Jensen"}]));
+        assert_eq!(user["emails"], again["emails"], "{path}");
+    }
+}
+
+/// A path naming the core schema is read as no path: its value's keys are
+/// the attributes, so `{"active": false}` under it deactivates.
+#[test]
+fn path_naming_the_core_schema_writes_the_attributes_its_value_names() {
+    use serde_json::json;
+    use tandem_scim::patch::{apply_patch, parse_patch};
+    use tandem_scim::schema::ResourceType;
+    let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let mut user = json!({"schemas": [core], "userName": "a@b.c", "active": true, "displayName": "A"});
+    let ops =
+        parse_patch(&json!({"Operations": [{"op": "replace", "path": core, "value": {"active": false}}]}), 10).unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert_eq!((&user["active"], &user["displayName"]), (&json!(false), &json!("A")));
+    let ops = parse_patch(&json!({"Operations": [{"op": "remove", "path": core}]}), 10).unwrap();
+    let err = apply_patch(&mut user, &ops, ResourceType::User).unwrap_err();
+    assert_eq!((err.status, err.scim_type), (400, Some("invalidPath")), "{}", err.detail);
+}
+
 #[test]
 fn path_naming_the_whole_enterprise_extension_adds_replaces_and_removes_it() {
     use serde_json::json;
@@ -560,7 +590,12 @@ fn path_naming_the_whole_enterprise_extension_adds_replaces_and_removes_it() {
     let ops = parse_patch(&json!({"Operations": [{"op": "replace", "path": urn, "value": {"costCenter": "42"}}]}), 10)
         .unwrap();
     apply_patch(&mut user, &ops, ResourceType::User).unwrap();
-    assert_eq!(user[urn], json!({"costCenter": "42"}));
+    // The attributes its value names are set, the others left (RFC 7644 §3.5.2.3).
+    assert_eq!(user[urn], json!({"department": "R&D", "employeeNumber": "7", "costCenter": "42"}));
+    let ops = parse_patch(&json!({"Operations": [{"op": "replace", "path": urn, "value": {"department": null}}]}), 10)
+        .unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert_eq!(user[urn], json!({"employeeNumber": "7", "costCenter": "42"}), "a null value removes");
     let ops = parse_patch(&json!({"Operations": [{"op": "remove", "path": urn}]}), 10).unwrap();
     apply_patch(&mut user, &ops, ResourceType::User).unwrap();
     assert!(user.get(urn).is_none());
@@ -655,4 +690,19 @@ fn a_patch_may_go_through_at_most_a_million_values() {
     let four = tandem_scim::patch::parse_patch(&body(json!([op, op, op, op])), 1000).unwrap();
     let err = apply_patch(&mut user, &four, ResourceType::User).unwrap_err();
     assert!(err.detail.starts_with("Operations[3]: "), "{}", err.detail);
+    // One path-less operation whose value names many filtered paths goes
+    // through the values once for each (and each may add one): charged so.
+    let keys: serde_json::Map<String, serde_json::Value> =
+        (0..2_000).map(|i| (format!("emails[type eq \"t{i}\"].value"), json!("x@x.example"))).collect();
+    let one = tandem_scim::patch::parse_patch(&body(json!([{"op": "add", "value": keys}])), 1000).unwrap();
+    let started = std::time::Instant::now();
+    let err = apply_patch(&mut user_with_emails(100), &one, ResourceType::User).unwrap_err();
+    assert_eq!((err.status, err.scim_type), (400, Some("tooMany")), "{}", err.detail);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before it runs");
+    let keys: serde_json::Map<String, serde_json::Value> =
+        (0..20).map(|i| (format!("emails[type eq \"t{i}\"].value"), json!(format!("t{i}@x.example")))).collect();
+    let few = tandem_scim::patch::parse_patch(&body(json!([{"op": "add", "value": keys}])), 1000).unwrap();
+    let mut user = user_with_emails(100);
+    apply_patch(&mut user, &few, ResourceType::User).unwrap();
+    assert_eq!(user["emails"].as_array().map(Vec::len), Some(120));
 }
