@@ -200,6 +200,10 @@ async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
         let (status, _, _) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", bad)]).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
+    // A value with the NUL character is named, not a failure of the database's.
+    let (status, page, _) = b.post(&path, &[("strategy", "OidcEmail\0"), ("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("strategy") && page.contains("NUL character"), "{page}");
     let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
     assert_eq!(client["scim_matching_definition"]["strategy"], "OidcSubToScimUsername", "unchanged by refused forms");
     let (status, _, headers) = b.post(&path, &[("strategy", "OidcEmailToScimUsername"), ("csrf", &csrf)]).await;

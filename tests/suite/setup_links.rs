@@ -89,6 +89,13 @@ async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
     assert_eq!(headers["cache-control"], "no-store");
     assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
 
+    // A value with the NUL character is named on the page (PostgreSQL would refuse it).
+    let mut nul = generic_form(&op, STUB_CLIENT_SECRET);
+    nul[2] = ("client_id", "tandem\0client");
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &nul).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("client_id") && html.contains("NUL character"), "{html}");
+
     // Sign-in: the client is made with discovery, by the link.
     let (status, _, headers) = post_form(&app, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -530,6 +537,19 @@ async fn saves_that_keep_the_issuer_and_shared_paths_and_type_switches() {
         (resp.status(), &resp.headers()["allow"]),
         (StatusCode::METHOD_NOT_ALLOWED, &"GET, HEAD".parse().unwrap())
     );
+    // The certificate's and the stylesheet's addresses too, and a path with %00: pages, never the API's JSON.
+    for address in [format!("{path}/client-certificate.pem"), "/setup/assets/setup.css".to_string()] {
+        let resp = app.http.post(format!("{}{address}", app.base)).send().await.unwrap();
+        assert_eq!(
+            (resp.status(), &resp.headers()["allow"]),
+            (StatusCode::METHOD_NOT_ALLOWED, &"GET".parse().unwrap())
+        );
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{address}");
+    }
+    let resp = app.http.get(format!("{}{path}%00", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(!resp.text().await.unwrap().contains("tandem_setup_"));
 }
 
 /// A `private_key_jwt` client keeps its key through the page, which hands

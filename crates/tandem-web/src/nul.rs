@@ -4,7 +4,8 @@
 //! identifier, name or address Tandem stores or looks up may hold it, on
 //! either backend: it is refused where it enters, in a path or query (as
 //! `%00`) by [`refuse_in_path_or_query`], in a JSON body by
-//! [`tandem_core::fields::nul_at`].
+//! [`tandem_core::fields::nul_at`], in a form (the dashboard's and the
+//! setup pages') by [`in_form`].
 
 use crate::error::ApiError;
 use crate::scim::ScimFailure;
@@ -14,6 +15,21 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use tandem_scim::ScimError;
+
+/// The name of a form field whose name or value holds the NUL character
+/// (`%00` in the form), shown with `%00` in its place; the first in name
+/// order.
+pub fn in_form(form: &std::collections::HashMap<String, String>) -> Option<String> {
+    let mut held: Vec<&String> =
+        form.iter().filter(|(k, v)| k.contains('\0') || v.contains('\0')).map(|(k, _)| k).collect();
+    held.sort();
+    held.first().map(|k| k.replace('\0', "%00"))
+}
+
+/// What a page says of a form field holding the NUL character.
+pub fn in_form_message(field: &str) -> String {
+    format!("The field {field:?} holds the NUL character (%00), which no value may hold.")
+}
 
 /// Middleware: a request whose path or query holds `%00`, or a path that
 /// is `%00` once decoded (`%%30%30`), is refused with
@@ -32,6 +48,13 @@ pub async fn refuse_in_path_or_query(
         let message = "the request's path or query holds the NUL character (%00), which no value may hold";
         let resp = if req.path().starts_with("/scim/") {
             ScimFailure(ScimError::invalid_value(message)).error_response()
+        } else if req.path().trim_start_matches('/').starts_with("setup/") {
+            // A setup page answers pages, never the API's JSON.
+            crate::setup::message(
+                StatusCode::BAD_REQUEST,
+                "Not understood",
+                "The address holds the NUL character (%00).",
+            )
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message).error_response()
         };

@@ -58,27 +58,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         let page = message(StatusCode::BAD_REQUEST, "Not understood", &format!("The form could not be read: {err}."));
         actix_web::error::InternalError::from_response(err, page).into()
     });
-    cfg.route("/setup/assets/setup.css", web::get().to(stylesheet))
-        .service(
-            web::resource("/setup/{token}")
-                .route(web::get().to(page_handler))
-                .route(web::head().to(page_handler))
-                .default_service(web::to(|| wrong_method("GET, HEAD"))),
-        )
-        .service(
-            web::resource("/setup/{token}/oidc")
-                .app_data(form.clone())
-                .route(web::post().to(save_oidc))
-                .default_service(web::to(|| wrong_method("POST"))),
-        )
-        .service(
-            web::resource("/setup/{token}/scim")
-                .app_data(form)
-                .route(web::post().to(save_scim))
-                .default_service(web::to(|| wrong_method("POST"))),
-        )
-        .service(web::resource("/setup/{token}/client-certificate.pem").route(web::get().to(client_certificate)))
-        .service(web::resource("/setup/{token}/{rest:.*}").to(no_such_page));
+    cfg.service(
+        web::resource("/setup/assets/setup.css")
+            .route(web::get().to(stylesheet))
+            .default_service(web::to(|| wrong_method("GET"))),
+    )
+    .service(
+        web::resource("/setup/{token}")
+            .route(web::get().to(page_handler))
+            .route(web::head().to(page_handler))
+            .default_service(web::to(|| wrong_method("GET, HEAD"))),
+    )
+    .service(
+        web::resource("/setup/{token}/oidc")
+            .app_data(form.clone())
+            .route(web::post().to(save_oidc))
+            .default_service(web::to(|| wrong_method("POST"))),
+    )
+    .service(
+        web::resource("/setup/{token}/scim")
+            .app_data(form)
+            .route(web::post().to(save_scim))
+            .default_service(web::to(|| wrong_method("POST"))),
+    )
+    .service(
+        web::resource("/setup/{token}/client-certificate.pem")
+            .route(web::get().to(client_certificate))
+            .default_service(web::to(|| wrong_method("GET"))),
+    )
+    .service(web::resource("/setup/{token}/{rest:.*}").to(no_such_page));
 }
 
 /// `GET /setup/{token}/client-certificate.pem`: the current certificate of
@@ -156,7 +164,7 @@ fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
     html_response(status, markup.into_string())
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
+pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
     shell(status, title, html! { h1 { (title) } p { (text) } })
 }
 
@@ -506,6 +514,9 @@ async fn save_oidc(
         Ok(link) => link,
         Err(page) => return page,
     };
+    if let Some(field) = crate::nul::in_form(&form) {
+        return message(StatusCode::BAD_REQUEST, "Not understood", &crate::nul::in_form_message(&field));
+    }
     let existing = match current(&state, &link.customer_id).await {
         Ok(now) => now.client,
         Err(e) => return unavailable(&e),
@@ -638,6 +649,9 @@ async fn save_scim(
         Ok(link) => link,
         Err(page) => return page,
     };
+    if let Some(field) = crate::nul::in_form(&form) {
+        return message(StatusCode::BAD_REQUEST, "Not understood", &crate::nul::in_form_message(&field));
+    }
     let outcome = match form.get("action").map(String::as_str) {
         Some("create") => {
             let body = json!({"customer_id": link.customer_id});

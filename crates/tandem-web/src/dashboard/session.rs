@@ -101,7 +101,16 @@ pub async fn require_form(
 ) -> Result<Admin, HttpResponse> {
     let admin = require(req, state).await?;
     match form.get("csrf") {
-        Some(t) if same(t, &admin.session.csrf_token) => Ok(admin),
+        Some(t) if same(t, &admin.session.csrf_token) => match crate::nul::in_form(form) {
+            // PostgreSQL refuses the NUL character in text: said here, not a 500 later.
+            Some(field) => Err(super::layout::message(
+                StatusCode::BAD_REQUEST,
+                "Not understood",
+                Some(&admin),
+                &crate::nul::in_form_message(&field),
+            )),
+            None => Ok(admin),
+        },
         _ => {
             tracing::warn!(target: "audit", key = %admin.session.key_name, "dashboard form refused: CSRF token missing or wrong");
             Err(super::layout::message(
