@@ -91,10 +91,10 @@ impl SqlBuilder {
         let sql = self.node(&scope, filter)?;
         if self.document_terms > MAX_DOCUMENT_TERMS {
             return Err(ScimError::invalid_filter(format!(
-                "filter makes {} comparisons that read every resource's stored document or memberships; at \
-                 most {MAX_DOCUMENT_TERMS} are allowed in one filter (comparisons of id, userName, externalId, \
-                 displayName, active, meta.created and meta.lastModified, and equality on group membership, are \
-                 not counted)",
+                "filter makes {} comparisons that read every resource's stored document or memberships, or \
+                 search every resource's text; at most {MAX_DOCUMENT_TERMS} are allowed in one filter \
+                 (comparisons of id, userName, externalId, displayName, active, meta.created and \
+                 meta.lastModified other than co, sw and ew, and equality on group membership, are not counted)",
                 self.document_terms
             )));
         }
@@ -102,13 +102,16 @@ impl SqlBuilder {
     }
 
     /// Counts `n` comparisons of `target`, when they read each resource's
-    /// document or each of its memberships (see [`MAX_DOCUMENT_TERMS`]):
-    /// only at the filter's root (inside a value path the path counts for
-    /// them), and `eq` tells an equality, which finds a membership by its index.
-    fn note_document_terms(&mut self, scope: &Scope, target: &Target, eq: bool, n: usize) {
+    /// document or each of its memberships, or go through every resource's
+    /// column (see [`MAX_DOCUMENT_TERMS`]): only at the filter's root
+    /// (inside a value path the path counts for them). `op` is the
+    /// comparison (none for `pr` or a value path): an equality finds a
+    /// membership by its index, and a column's `co`, `sw` and `ew` compare
+    /// the lower-cased text of every resource, as no index serves them.
+    fn note_document_terms(&mut self, scope: &Scope, target: &Target, op: Option<CompareOp>, n: usize) {
         let free = match target {
-            Target::Column { .. } => true,
-            Target::Multi { elem: Some(Scope::Member { .. }), .. } => eq,
+            Target::Column { .. } => !matches!(op, Some(CompareOp::Co | CompareOp::Sw | CompareOp::Ew)),
+            Target::Multi { elem: Some(Scope::Member { .. }), .. } => op == Some(CompareOp::Eq),
             _ => false,
         };
         if matches!(scope, Scope::Root { .. }) && !free {
@@ -129,7 +132,7 @@ impl SqlBuilder {
 
     fn present(&mut self, scope: &Scope, path: &AttrPath) -> Result<String, ScimError> {
         let target = scope.target(self.dialect, path)?;
-        self.note_document_terms(scope, &target, false, 1);
+        self.note_document_terms(scope, &target, None, 1);
         match target {
             Target::Column { expr, kind, .. } => Ok(match kind {
                 ColKind::Const(_) => "(1 = 1)".into(),
@@ -160,7 +163,7 @@ impl SqlBuilder {
         let path = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
         let target = scope.target(self.dialect, &path)?;
         // Each comparison inside a value path runs on every element.
-        self.note_document_terms(scope, &target, false, inner.comparisons());
+        self.note_document_terms(scope, &target, None, inner.comparisons());
         match target {
             Target::Multi { source, .. } => {
                 let elem = scope.element_scope(self.dialect, &path)?;
@@ -182,7 +185,7 @@ impl SqlBuilder {
         value: &CompValue,
     ) -> Result<String, ScimError> {
         let target = scope.target(self.dialect, path)?;
-        self.note_document_terms(scope, &target, op == CompareOp::Eq, 1);
+        self.note_document_terms(scope, &target, Some(op), 1);
         self.compare_target(target, path, op, value)
     }
 
@@ -774,8 +777,9 @@ mod tests {
         (b.render(&s), b.binds)
     }
 
-    /// At most [`MAX_DOCUMENT_TERMS`] comparisons read the document; those on
-    /// indexed columns and on membership are not counted.
+    /// At most [`MAX_DOCUMENT_TERMS`] comparisons read the document or a
+    /// column's text; those by index (a column's equality, order or
+    /// presence, membership by equality) are not counted.
     #[test]
     fn a_filter_makes_at_most_sixteen_comparisons_on_the_document() {
         let build =
@@ -799,7 +803,15 @@ mod tests {
         let indexed =
             build(ResourceType::User, &chain("id eq \"#\" or userName eq \"u#\" or externalId eq \"x#\"", 25));
         assert!(indexed.is_ok(), "{:?}", indexed.err());
-        assert!(build(ResourceType::Group, &chain("members eq \"#\" or displayName sw \"g#\"", 40)).is_ok());
+        assert!(build(ResourceType::Group, &chain("members eq \"#\" or displayName eq \"g#\"", 40)).is_ok());
+        let ordered = chain("meta.lastModified gt \"2026-01-1#T00:00:00Z\" or displayName pr", 9);
+        let built = build(ResourceType::Group, &ordered);
+        assert!(built.is_ok(), "order and presence on a column are free: {:?}", built.err());
+        // A column's co, sw and ew go through every resource's lower-cased text: counted.
+        assert!(build(ResourceType::User, &chain("displayName co \"a#\"", 16)).is_ok());
+        let err = build(ResourceType::User, &chain("displayName co \"a#\"", 17)).unwrap_err();
+        assert!(err.detail.starts_with("filter makes 17 comparisons"), "{}", err.detail);
+        assert!(build(ResourceType::Group, &chain("displayName sw \"g#\"", 17)).is_err());
         assert!(build(ResourceType::User, &chain("groups.value eq \"#\"", 100)).is_ok());
         // Membership read by anything but equality is counted, and so is
         // each comparison inside a value path.
