@@ -804,6 +804,24 @@ async fn malformed_bodies_get_scim_errors_never_500() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// `eq null` on a multi-valued attribute finds the users holding none of
+/// its values, and `ne null` those holding one (RFC 7644 §3.4.2.2: null is
+/// "no value").
+#[tokio::test]
+async fn null_comparisons_on_a_multi_valued_attribute_mean_holding_none_or_some() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let tag = unique("nul");
+    let with =
+        scim.create_user(json!({"userName": format!("{tag}-a@acme.com"), "emails": [{"value": "a@acme.com"}]})).await;
+    let without = scim.create_user(json!({"userName": format!("{tag}-b@acme.com")})).await;
+    let mine = format!("userName sw \"{tag}-\"");
+    assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails eq null")).await, vec![without.clone()]);
+    assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails ne null")).await, vec![with.clone()]);
+    assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails.value eq null")).await, vec![without]);
+    assert!(scim.filter_ids("Users", &format!("{mine} and emails gt null")).await.is_empty());
+}
+
 /// A filter makes at most 16 comparisons that read every resource's
 /// document; comparisons of indexed columns are not counted.
 #[tokio::test]

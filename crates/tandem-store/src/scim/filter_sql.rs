@@ -146,16 +146,21 @@ impl SqlBuilder {
                 AttrType::Complex => format!("({expr} IS NOT NULL AND {expr} <> '{{}}')"),
                 _ => format!("({expr} IS NOT NULL AND {expr} <> '')"),
             }),
-            Target::Multi { source, elem } => match elem {
-                Some(inner) if inner.has_value() => {
-                    let pred = self
-                        .present(&inner, &AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None })?;
-                    Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
-                }
-                // Elements without a value to test (a complex attribute
-                // without `value`, such as addresses): any element.
-                _ => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
-            },
+            Target::Multi { source, elem } => self.multi_present(&source, elem),
+        }
+    }
+
+    /// Whether a multi-valued attribute holds a value: an element with a
+    /// present `value`, or for elements without one to test (a complex
+    /// attribute without `value`, such as addresses) any element.
+    fn multi_present(&mut self, source: &str, elem: Option<Scope>) -> Result<String, ScimError> {
+        match elem {
+            Some(inner) if inner.has_value() => {
+                let pred =
+                    self.present(&inner, &AttrPath { urn: None, attr: inner.sub_name().to_string(), sub_attr: None })?;
+                Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
+            }
+            _ => Ok(format!("EXISTS (SELECT 1 FROM {source})")),
         }
     }
 
@@ -204,6 +209,13 @@ impl SqlBuilder {
         match target {
             Target::Column { expr, kind, nullable } => self.column_compare(&expr, kind, nullable, op, value, path),
             Target::Json { expr, def } => self.json_compare(&expr, def, op, value, path),
+            // `eq null` is "holds no value" (and `ne null`, its negation,
+            // "holds one"), as the resource's own evaluation reads it; no
+            // other comparison with null matches.
+            Target::Multi { source, elem } if matches!(value, CompValue::Null) => match op {
+                CompareOp::Eq => Ok(format!("(NOT {})", self.multi_present(&source, elem)?)),
+                _ => Ok("(1 = 0)".into()),
+            },
             Target::Multi { source, elem } => {
                 let inner = match elem {
                     // Nothing to compare the value with (addresses has no `value`): no match.
