@@ -323,6 +323,14 @@ async fn post_search_matches_get_with_filter() {
     let root = scim.post("/.search", json!({"filter": "userName eq \"s@acme.com\""})).await;
     assert_eq!(root.status, StatusCode::OK, "{}", root.body);
     assert_eq!(root.body["totalResults"], 1);
+    // An attribute neither resource type has is the filter's mistake, said so.
+    let root = scim.post("/.search", json!({"filter": "usrName eq \"s@acme.com\""})).await;
+    assert_eq!(
+        (root.status, &root.body["scimType"]),
+        (StatusCode::BAD_REQUEST, &json!("invalidFilter")),
+        "{}",
+        root.body
+    );
 }
 
 #[tokio::test]
@@ -1599,11 +1607,24 @@ async fn scim_paths_route_by_method_and_segment() {
     }
     // Paths that name no endpoint: SCIM's 404 saying which path (a
     // trailing slash or a lower-case endpoint name is tidied first).
-    for path in [&format!("/Users/{id}/extra"), "/Bulk", "/Nope/x", "", "/"] {
+    for path in [&format!("/Users/{id}/extra"), "/Bulk/x", "/Nope/x", "", "/"] {
         let r = scim.get(path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path:?}");
         assert_eq!(r.body["schemas"][0], error, "{path:?}");
         assert!(r.body["detail"].as_str().unwrap().starts_with("no SCIM endpoint GET "), "{}", r.body);
+    }
+    // A query string with broken escapes is read as it comes: a filter made of it is SCIM's invalidFilter.
+    for query in ["filter=%ZZ", "filter=%FF%FE"] {
+        let r = scim.get(&format!("/Users?{query}")).await;
+        assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{query}");
+        assert_eq!(r.body["schemas"][0], error, "{query}");
+    }
+    // The endpoints RFC 7644 defines that are not served: 501 (§3.11 for /Me).
+    for (method, path) in [(Method::GET, "/Me"), (Method::PATCH, "/Me/x"), (Method::POST, "/Bulk")] {
+        let r = scim.send(method.clone(), path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{method} {path}");
+        assert_eq!(r.body["schemas"][0], error, "{path:?}");
+        assert!(r.body["detail"].as_str().unwrap().contains("not supported"), "{}", r.body);
     }
     // `.search` is the search endpoint, not a user id; an id's escapes are decoded.
     let found = scim.post("/Users/.search", json!({"filter": "userName eq \"route@acme.com\""})).await;

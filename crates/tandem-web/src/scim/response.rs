@@ -160,9 +160,25 @@ pub fn no_endpoint(req: &HttpRequest) -> ScimFailure {
     ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path())))
 }
 
-/// The answer for a SCIM path that does not exist.
+/// The answer for a SCIM path that does not exist: 501 for the endpoints
+/// RFC 7644 defines that Tandem does not serve (`/Me`, §3.11; `/Bulk`,
+/// which `ServiceProviderConfig` says is not supported), 404 for others.
 pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
-    no_endpoint(&req).error_response()
+    let mut segments = req.match_info().unprocessed().trim_start_matches('/').split('/').skip(1);
+    let detail = match (segments.next(), segments.next()) {
+        (Some("Me"), _) => Some(
+            "/Me is not supported: a SCIM client authenticates with its connection's token, not as a user \
+             (RFC 7644 §3.11)",
+        ),
+        (Some("Bulk"), None) => {
+            Some("bulk operations are not supported (ServiceProviderConfig: bulk.supported is false); send each operation as a request of its own")
+        }
+        _ => None,
+    };
+    match detail {
+        Some(detail) => ScimFailure(ScimError::new(501, None, detail)).error_response(),
+        None => no_endpoint(&req).error_response(),
+    }
 }
 
 /// The answer for a method an endpoint does not support, with the `Allow`

@@ -16,13 +16,16 @@ fn total_and_items(v: &Value) -> (u64, Vec<Value>) {
     (total, items)
 }
 
+/// Whether a list was refused for a filter naming an attribute its type lacks.
+fn names_unknown_attribute(result: &Result<Value, ScimFailure>) -> bool {
+    matches!(result, Err(e) if e.0.scim_type == Some("invalidFilter") && e.0.detail.contains("unknown attribute"))
+}
+
 /// A filter naming an attribute one type lacks matches nothing of that type.
 async fn part(result: Result<Value, ScimFailure>) -> Result<(u64, Vec<Value>), ScimFailure> {
     match result {
         Ok(v) => Ok(total_and_items(&v)),
-        Err(e) if e.0.scim_type == Some("invalidFilter") && e.0.detail.contains("unknown attribute") => {
-            Ok((0, Vec::new()))
-        }
+        Err(_) if names_unknown_attribute(&result) => Ok((0, Vec::new())),
         Err(e) => Err(e),
     }
 }
@@ -47,8 +50,14 @@ pub async fn root(
         }
         ListParams::from_json(&b, max)
     };
-    let (user_total, _) = part(users::list_users(&state, &caller.connection_id, count_only(&body)?).await).await?;
-    let (group_total, _) = part(groups::list_groups(&state, &caller.connection_id, count_only(&body)?).await).await?;
+    let users_counted = users::list_users(&state, &caller.connection_id, count_only(&body)?).await;
+    let groups_counted = groups::list_groups(&state, &caller.connection_id, count_only(&body)?).await;
+    // An attribute neither type has is a mistake in the filter, not a match of nothing.
+    if names_unknown_attribute(&users_counted) && names_unknown_attribute(&groups_counted) {
+        return users_counted.map(|_| HttpResponse::Ok().finish());
+    }
+    let (user_total, _) = part(users_counted).await?;
+    let (group_total, _) = part(groups_counted).await?;
     let mut items = Vec::new();
     let offset = start - 1;
     if offset < user_total && count > 0 {
