@@ -972,6 +972,37 @@ async fn groups_hold_checked_members_and_users_show_their_groups() {
     assert_eq!(scim.get(&format!("/Groups/{gid}")).await.status, StatusCode::NOT_FOUND);
 }
 
+/// A PATCH whose value filter compares a member's `type` selects by it:
+/// `members[type eq "Group"]` removes the nested groups and keeps the users.
+#[tokio::test]
+async fn a_member_filter_on_type_selects_nested_groups() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let a = scim.create_user(user("ta@acme.com")).await;
+    let inner = scim.post("/Groups", json!({"displayName": "Typed inner", "members": [{"value": a}]})).await;
+    let inner_id = inner.body["id"].as_str().unwrap().to_string();
+    let outer = scim
+        .post("/Groups", json!({"displayName": "Typed outer", "members": [{"value": a}, {"value": inner_id.clone()}]}))
+        .await;
+    let outer_id = outer.body["id"].as_str().unwrap().to_string();
+    let ops = json!([{"op": "remove", "path": "members[type eq \"Group\"]"}]);
+    let r = scim.patch(&format!("/Groups/{outer_id}"), patch_op(ops)).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let members = scim.get(&format!("/Groups/{outer_id}")).await.body["members"].clone();
+    let ids: Vec<&str> = members.as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![a.as_str()], "{members}");
+    // A filter compares the display a member was sent with; $ref is built, not filterable.
+    let shown = scim
+        .post("/Groups", json!({"displayName": "Typed shown", "members": [{"value": a, "display": "Ada Typed"}]}))
+        .await;
+    let shown_id = shown.body["id"].as_str().unwrap().to_string();
+    assert_eq!(scim.filter_ids("Groups", "members.display eq \"ada typed\"").await, vec![shown_id.clone()]);
+    assert_eq!(scim.filter_ids("Groups", "members[display eq \"Ada Typed\"]").await, vec![shown_id]);
+    let encoded: String = url::form_urlencoded::byte_serialize(b"members.$ref eq \"x\"").collect();
+    let r = scim.get(&format!("/Groups?filter={encoded}")).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{}", r.body);
+}
+
 /// A group whose member is deleted has changed (RFC 7644 §3.14): a new
 /// version, so a cached copy is not answered 304, and a later lastModified,
 /// so a delta sync sees it.

@@ -611,20 +611,31 @@ impl Scope {
             }
             Scope::Member { var, user_groups, .. } => {
                 let name = path.attr.to_ascii_lowercase();
-                let (expr, kind) = match (name.as_str(), user_groups) {
-                    ("value", false) => (format!("{var}.member_id"), ColKind::Text),
-                    ("value", true) => (format!("{var}.group_id"), ColKind::Text),
-                    ("type", false) => (format!("{var}.member_type"), ColKind::TextCi),
-                    ("type", true) => (String::new(), ColKind::Const("direct")),
-                    ("display", true) => ("gg.display_name".into(), ColKind::TextCi),
-                    ("display", false) | ("$ref", _) => (String::new(), ColKind::Const("")),
-                    _ => {
-                        return Err(ScimError::invalid_filter(format!(
-                            "unknown sub-attribute \"{}\" of members",
-                            path.attr
-                        )))
-                    }
-                };
+                let (expr, kind) =
+                    match (name.as_str(), user_groups) {
+                        ("value", false) => (format!("{var}.member_id"), ColKind::Text),
+                        ("value", true) => (format!("{var}.group_id"), ColKind::Text),
+                        ("type", false) => (format!("{var}.member_type"), ColKind::TextCi),
+                        ("type", true) => (String::new(), ColKind::Const("direct")),
+                        ("display", true) => ("gg.display_name".into(), ColKind::TextCi),
+                        // The display the IdP sent with the member (none when it sent none).
+                        ("display", false) => {
+                            return Ok(Target::Column {
+                                expr: format!("{var}.display"),
+                                kind: ColKind::TextCi,
+                                nullable: true,
+                            })
+                        }
+                        ("$ref", _) => return Err(ScimError::invalid_filter(
+                            "members.$ref cannot be filtered on (it is built from the member's id: filter on value)",
+                        )),
+                        _ => {
+                            return Err(ScimError::invalid_filter(format!(
+                                "unknown sub-attribute \"{}\" of members",
+                                path.attr
+                            )))
+                        }
+                    };
                 Ok(Target::Column { expr, kind, nullable: false })
             }
         }

@@ -283,6 +283,18 @@ pub fn member_refs(conn: &mut AnyConnection, group: &str) -> Result<Vec<MemberRe
     Ok(rows.into_iter().map(|(value, display)| MemberRef { value, display }).collect())
 }
 
+/// A group's members as [`member_refs`] reads them, each with its type
+/// (`User` or `Group`): for a PATCH that takes the group as a document,
+/// whose value filters may compare `type`.
+pub fn member_refs_typed(conn: &mut AnyConnection, group: &str) -> Result<Vec<(MemberRef, String)>, StoreError> {
+    let rows: Vec<(String, Option<String>, String)> = on_backend!(conn, |c| gm::scim_group_members
+        .filter(gm::group_id.eq(group))
+        .select((gm::member_id, gm::display, gm::member_type))
+        .order(gm::member_id.asc())
+        .load(c))?;
+    Ok(rows.into_iter().map(|(value, display, kind)| (MemberRef { value, display }, kind)).collect())
+}
+
 /// Those of `ids` that are members of a group, as [`member_refs`] reads
 /// them (sorted by id): the stored state of the members a PATCH names, read
 /// by primary key whatever the group's size.

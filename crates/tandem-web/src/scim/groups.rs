@@ -440,17 +440,19 @@ fn whole_change(
     transform: Transform,
 ) -> Result<Result<Change, ScimError>, tandem_store::StoreError> {
     let mut doc = current.document();
-    let refs = groups::member_refs(c, &current.id)?;
+    // With each member's type, which a value filter may compare (`members[type eq "Group"]`).
+    let typed = groups::member_refs_typed(c, &current.id)?;
     if let Some(o) = doc.as_object_mut() {
-        let items = refs
+        let items = typed
             .iter()
-            .map(|m| match &m.display {
-                Some(d) => json!({"value": m.value, "display": d}),
-                None => json!({"value": m.value}),
+            .map(|(m, kind)| match &m.display {
+                Some(d) => json!({"value": m.value, "display": d, "type": kind}),
+                None => json!({"value": m.value, "type": kind}),
             })
             .collect();
         o.insert("members".into(), Value::Array(items));
     }
+    let refs: Vec<groups::MemberRef> = typed.into_iter().map(|(m, _)| m).collect();
     let next = match transform(&doc) {
         Ok(n) => n,
         Err(e) => return Ok(Err(e)),
