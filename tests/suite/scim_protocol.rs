@@ -1651,7 +1651,9 @@ async fn scim_paths_route_by_method_and_segment() {
         assert_eq!(r.body["schemas"][0], error, "{query}");
     }
     // The endpoints RFC 7644 defines that are not served: 501 (§3.11 for /Me).
-    for (method, path) in [(Method::GET, "/Me"), (Method::PATCH, "/Me/x"), (Method::POST, "/Bulk")] {
+    for (method, path) in
+        [(Method::GET, "/Me"), (Method::PATCH, "/me/x"), (Method::POST, "/Bulk"), (Method::POST, "/bulk")]
+    {
         let r = scim.send(method.clone(), path, None).await;
         assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{method} {path}");
         assert_eq!(r.body["schemas"][0], error, "{path:?}");

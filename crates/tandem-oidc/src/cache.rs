@@ -82,23 +82,40 @@ impl IdpCache {
         // A first fetch (a refresh is claimed by one call above) is made by
         // one call at a time; one that waited for another's takes its
         // result, or its failure for a while.
-        let first = !self.entries.read().unwrap_or_else(|p| p.into_inner()).contains_key(&source);
-        let lock = first.then(|| {
+        if self.entries.read().unwrap_or_else(|p| p.into_inner()).contains_key(&source) {
+            return self.fetch(http, issuer, appid, source).await;
+        }
+        let lock = {
             let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
             fetching.entry(source.clone()).or_default().clone()
-        });
-        let _fetching = match &lock {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
         };
-        if first {
-            if let Some(hit) = self.fresh(&source) {
-                return Ok(hit);
+        let found = {
+            let _fetching = lock.lock().await;
+            match (self.fresh(&source), self.failed_lately(&source)) {
+                (Some(hit), _) => Ok(hit),
+                (None, Some(e)) => Err(e),
+                (None, None) => self.fetch(http, issuer, appid, source.clone()).await,
             }
-            if let Some(e) = self.failed_lately(&source) {
-                return Err(e);
-            }
+        };
+        // The lock goes once no other call holds or waits for it (the map's
+        // and this call's are the only references): the map keeps no entry
+        // per issuer ever asked for.
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) <= 2 {
+            fetching.remove(&source);
         }
+        found
+    }
+
+    /// Fetches the document at `source` and keeps it (or, when that fails,
+    /// the failure, and answers the document held before if not too old).
+    async fn fetch(
+        &self,
+        http: &IdpHttp,
+        issuer: &str,
+        appid: Option<&str>,
+        source: String,
+    ) -> Result<(Arc<ProviderMetadata>, Arc<KeySet>), DiscoveryError> {
         let metadata = match discover(http, issuer, appid).await {
             Ok(found) => Arc::new(found),
             Err(e) => {
@@ -221,6 +238,7 @@ mod tests {
         clock.advance(FIRST_FETCH_RETRY + Duration::seconds(1));
         assert!(cache.get(&http, &issuer, None).await.is_err());
         assert_eq!(asked.load(Ordering::SeqCst), 2, "asked again once the time is up");
+        assert!(cache.fetching.lock().unwrap_or_else(|p| p.into_inner()).is_empty(), "no lock is kept");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub const KEYS_MAX_STALE: Duration = Duration::hours(24);
 /// verifying tokens within this time even though its `kid` is known.
 pub const KEYS_TTL: Duration = Duration::hours(1);
 
+/// The unusable keys of a set named one by one (the rest are counted).
+const MAX_SKIPPED_NAMED: usize = 5;
+
 /// A usable key: its decoding key and the algorithm the JWK pins, if any.
 #[derive(Clone)]
 pub struct Key {
@@ -264,6 +267,7 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
         return Err(KeyError::Fetch(format!("{uri}: not a JWK set (no \"keys\" array)")));
     };
     let mut state = State { fetched: Some(now), succeeded: Some(now), ..Default::default() };
+    let mut skipped_more = 0usize;
     // Each key on its own: one the set gets wrong (or of a type Tandem does
     // not know) is skipped and named, and the others still serve.
     for (i, raw) in listed.iter().enumerate() {
@@ -276,10 +280,16 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
                 Some(kid) => state.keys.entry(kid.to_string()).or_default().push(key),
                 None => state.anonymous.push(key),
             },
-            Err(why) => {
-                state.skipped.push(format!("key {i}{}: {why}", kid.map(|k| format!(" ({k:?})")).unwrap_or_default()))
+            // The IdP's own words (a kid, a parse error), cut; a few keys named, the rest counted.
+            Err(why) if state.skipped.len() < MAX_SKIPPED_NAMED => {
+                let named = kid.map(|k| format!(" ({k:?})")).unwrap_or_default();
+                state.skipped.push(crate::idp_words(&format!("key {i}{named}: {why}")));
             }
+            Err(_) => skipped_more += 1,
         }
+    }
+    if skipped_more > 0 {
+        state.skipped.push(format!("{skipped_more} more"));
     }
     if !state.skipped.is_empty() {
         tracing::warn!(jwks = %uri, skipped = ?state.skipped, "keys of an IdP's key set cannot be used and were skipped");

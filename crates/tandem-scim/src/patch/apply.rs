@@ -32,8 +32,10 @@ pub fn apply_patch(resource: &mut Value, ops: &[PatchOperation], rt: ResourceTyp
         let terms = op.path.as_ref().and_then(|p| p.filter.as_ref()).map_or(1, |f| f.comparisons().max(1));
         // Without a path, each key of the value with a filter (`emails[type
         // eq "work"].value`) goes through the values too, and may add one.
-        let filtered_keys = match (&op.path, &op.value) {
-            (None, Some(Value::Object(entries))) => entries.keys().filter(|k| k.contains('[')).count(),
+        // (A path naming the core schema is read as none.)
+        let pathless = op.path.as_ref().is_none_or(|p| whole_core(rt, p));
+        let filtered_keys = match (&op.value, pathless) {
+            (Some(Value::Object(entries)), true) => entries.keys().filter(|k| k.contains('[')).count(),
             _ => 0,
         };
         spent = spent
@@ -138,6 +140,11 @@ fn whole_extension(rt: ResourceType, path: &crate::path::PatchPath) -> Option<&'
     rt.extension(&full).map(|s| s.id)
 }
 
+/// Whether a PATCH value is nothing: `null` or an empty object.
+fn is_nothing(value: &Value) -> bool {
+    value.is_null() || value.as_object().is_some_and(Map::is_empty)
+}
+
 /// Whether a path names the resource type's core schema as a whole
 /// (`urn:ietf:params:scim:schemas:core:2.0:User`).
 fn whole_core(rt: ResourceType, path: &crate::path::PatchPath) -> bool {
@@ -179,7 +186,14 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
                     .clone()
                     .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
                 // A replace sets the attributes its value names and leaves
-                // the others (RFC 7644 §3.5.2.3, as for a complex attribute).
+                // the others (RFC 7644 §3.5.2.3, as for a complex attribute);
+                // a replace with nothing (`null`, `{}`) removes the extension.
+                if op.op == PatchOpKind::Replace && is_nothing(&value) {
+                    if let Some(k) = existing {
+                        work.remove(&k);
+                    }
+                    return Ok(());
+                }
                 let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
                 let mut wrapped = Map::new();
                 wrapped.insert(urn.to_string(), value);
@@ -202,8 +216,13 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
             .clone()
             .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
         // A replace of the whole extension sets the attributes its value
-        // names and leaves the others, as for the enterprise extension.
+        // names and leaves the others, as for the enterprise extension; a
+        // replace with nothing removes it.
         let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
+        if mode == Mode::Replace && matches!(key, custom::CustomKey::Schema(_)) && is_nothing(&value) {
+            custom::remove(work, &key, None);
+            return Ok(());
+        }
         return custom::write(rt, work, &key, value, mode);
     }
     let mode = match op.op {

@@ -354,6 +354,14 @@ fn a_custom_extension_path_is_added_to_replaced_in_or_removed_whole() {
     ]));
     // The attributes the value names are set (null removes), the others left (RFC 7644 §3.5.2.3).
     assert_eq!(user, with_custom(json!({"a": 1, "c": 4})));
+    // A replace of the whole extension with nothing removes it.
+    for nothing in [json!(null), json!({})] {
+        let user = patched_user(json!([
+            {"op": "add", "path": CUSTOM, "value": {"a": 1}},
+            {"op": "replace", "path": CUSTOM, "value": nothing}
+        ]));
+        assert_eq!(user, stored_user());
+    }
     let user = patched_user(json!([
         {"op": "add", "path": CUSTOM, "value": {"a": 1}},
         {"op": "remove", "path": CUSTOM}
@@ -596,6 +604,13 @@ fn path_naming_the_whole_enterprise_extension_adds_replaces_and_removes_it() {
         .unwrap();
     apply_patch(&mut user, &ops, ResourceType::User).unwrap();
     assert_eq!(user[urn], json!({"employeeNumber": "7", "costCenter": "42"}), "a null value removes");
+    // A replace of the whole extension with nothing removes it.
+    let ops = parse_patch(&json!({"Operations": [{"op": "replace", "path": urn, "value": null}]}), 10).unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
+    assert!(user.get(urn).is_none(), "{user}");
+    let ops =
+        parse_patch(&json!({"Operations": [{"op": "add", "path": urn, "value": {"department": "R&D"}}]}), 10).unwrap();
+    apply_patch(&mut user, &ops, ResourceType::User).unwrap();
     let ops = parse_patch(&json!({"Operations": [{"op": "remove", "path": urn}]}), 10).unwrap();
     apply_patch(&mut user, &ops, ResourceType::User).unwrap();
     assert!(user.get(urn).is_none());
@@ -699,6 +714,13 @@ fn a_patch_may_go_through_at_most_a_million_values() {
     let err = apply_patch(&mut user_with_emails(100), &one, ResourceType::User).unwrap_err();
     assert_eq!((err.status, err.scim_type), (400, Some("tooMany")), "{}", err.detail);
     assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before it runs");
+    // The same under the core schema's URN as the path, which reads as none.
+    let Some(serde_json::Value::Object(keys)) = one[0].value.clone() else { panic!("an object value") };
+    let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let under_core =
+        tandem_scim::patch::parse_patch(&body(json!([{"op": "add", "path": core, "value": keys}])), 1000).unwrap();
+    let err = apply_patch(&mut user_with_emails(100), &under_core, ResourceType::User).unwrap_err();
+    assert_eq!((err.status, err.scim_type), (400, Some("tooMany")), "{}", err.detail);
     let keys: serde_json::Map<String, serde_json::Value> =
         (0..20).map(|i| (format!("emails[type eq \"t{i}\"].value"), json!(format!("t{i}@x.example")))).collect();
     let few = tandem_scim::patch::parse_patch(&body(json!([{"op": "add", "value": keys}])), 1000).unwrap();

@@ -190,7 +190,12 @@ impl SqlBuilder {
         value: &CompValue,
     ) -> Result<String, ScimError> {
         let target = scope.target(self.dialect, path)?;
-        self.note_document_terms(scope, &target, Some(op), 1);
+        // Of a membership only the member's id is indexed (`members.value`,
+        // or `members` itself): an equality on another sub-attribute
+        // (`members.display`) goes through every membership.
+        let by_id = path.sub_attr.as_deref().is_none_or(|sub| sub.eq_ignore_ascii_case("value"));
+        let counted_op = if by_id { Some(op) } else { None };
+        self.note_document_terms(scope, &target, counted_op, 1);
         self.compare_target(target, path, op, value)
     }
 
@@ -835,6 +840,9 @@ mod tests {
         let err = build(ResourceType::User, &chain("displayName co \"a#\"", 17)).unwrap_err();
         assert!(err.detail.starts_with("filter makes 17 comparisons"), "{}", err.detail);
         assert!(build(ResourceType::Group, &chain("displayName sw \"g#\"", 17)).is_err());
+        // Of a membership only the id is indexed: an equality on its display counts.
+        assert!(build(ResourceType::Group, &chain("members.value eq \"#\"", 40)).is_ok());
+        assert!(build(ResourceType::Group, &chain("members.display eq \"d#\"", 17)).is_err());
         assert!(build(ResourceType::User, &chain("groups.value eq \"#\"", 100)).is_ok());
         // Membership read by anything but equality is counted, and so is
         // each comparison inside a value path.

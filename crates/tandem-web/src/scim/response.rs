@@ -166,11 +166,11 @@ pub fn no_endpoint(req: &HttpRequest) -> ScimFailure {
 pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
     let mut segments = req.match_info().unprocessed().trim_start_matches('/').split('/').skip(1);
     let detail = match (segments.next(), segments.next()) {
-        (Some("Me"), _) => Some(
+        (Some(me), _) if me.eq_ignore_ascii_case("Me") => Some(
             "/Me is not supported: a SCIM client authenticates with its connection's token, not as a user \
              (RFC 7644 §3.11)",
         ),
-        (Some("Bulk"), None) => {
+        (Some(bulk), None) if bulk.eq_ignore_ascii_case("Bulk") => {
             Some("bulk operations are not supported (ServiceProviderConfig: bulk.supported is false); send each operation as a request of its own")
         }
         _ => None,
