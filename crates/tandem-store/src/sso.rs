@@ -387,7 +387,10 @@ mod tests {
             failed_step: (outcome == "failed").then(|| "token".into()),
             ..LoginEvent::pending(Some("client-1".into()), Some("acme".into()), at)
         };
-        let start = part("pending", 10, r#"[{"step":"initiate"}]"#, None, Some("typed@acme.com"));
+        let mut start = part("pending", 10, r#"[{"step":"initiate"}]"#, None, Some("typed@acme.com"));
+        // A start whose client and customer differ from the end's: the row keeps the first written's.
+        start.oidc_client_id = Some("client-0".into());
+        start.customer_id = None;
         let ends = [
             part("success", 20, r#"[{"step":"callback"},{"step":"scim_join"}]"#, Some("u1"), Some("idp@acme.com")),
             part("success", 20, r#"[{"step":"scim_join"}]"#, Some("u1"), None),
