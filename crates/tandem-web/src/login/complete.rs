@@ -215,285 +215,282 @@ async fn finish(
     // userinfo, GETs sent twice): together they have a deadline. What
     // follows them (the SCIM join, the records) is the database's, not held to it.
     let deadline = state.http.timeout().saturating_mul(COMPLETION_TIMEOUTS);
-    let heard = async {
-        let expected_path = redirect_path(&client.redirect_url);
-        if cb.path != expected_path {
-            let err = ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "RedirectUrlInvalid",
-                format!("the callback path {:?} is not this client's redirect_url path {expected_path:?}", cb.path),
-            );
-            return Err(at(state, trace, "callback", err));
-        }
-        // An error response carrying another issuer's `iss` is not this IdP's
-        // (RFC 9207 §2.4 applies to error responses too): refused as a mix-up,
-        // not reported as the IdP's error.
-        if let (Some(_), Some(iss)) = (cb.param("error"), cb.param("iss")) {
-            if !tandem_core::oidc_client::same_issuer(iss, &client.issuer) {
-                return Err(at(state, trace, "idp_response", issuer_mismatch(Some(iss), &client.issuer)));
-            }
-        }
-        if let Some(error) = cb.param("error") {
-            // An IdP that advertises sending `iss` sends it on errors too (RFC
-            // 9207 §2.4): an error without it is not taken for this IdP's.
-            if cb.param("iss").is_none() {
-                if let Ok((meta, _)) = state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await
-                {
-                    if meta.authorization_response_iss_parameter_supported {
-                        return Err(at(state, trace, "idp_response", issuer_mismatch(None, &client.issuer)));
-                    }
-                }
-            }
-            // The IdP's words, cut: the callback is anyone's to send.
-            let cut = tandem_oidc::idp_words;
-            let (error, description) = (cut(error), cb.param("error_description").map(cut));
-            let (error, description) = (error.as_str(), description.as_deref());
-            let explanation = explain_idp_error(error, description);
-            let message = match (description, explanation) {
-                (_, Some(why)) => why.to_string(),
-                (Some(d), None) => format!("the IdP returned {error}: {d}"),
-                (None, None) => format!("the IdP returned {error}"),
-            };
-            let details = json!({"error": error, "error_description": description, "error_uri": cb.param("error_uri"), "explanation": explanation});
-            return Err(at(
-                state,
-                trace,
-                "idp_response",
-                idp(StatusCode::BAD_REQUEST, "IdpReturnedError", message, details),
-            ));
-        }
-        let Some(code) = cb.param("code").filter(|c| !c.is_empty()) else {
-            let err = idp(
-                StatusCode::BAD_REQUEST,
-                "NoCodeProvidedByIdp",
-                "the IdP redirected back without a code",
-                json!({}),
-            );
-            return Err(at(state, trace, "idp_response", err));
-        };
-        let (meta, keys) = match state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
-            Ok(found) => found,
-            Err(e) => return Err(at(state, trace, "discovery", discovery_failed(&e))),
-        };
-        // RFC 9207 (mix-up defence): an `iss` in the callback must be this
-        // login's issuer whether or not the IdP advertises sending one (§2.4: an
-        // attacker's IdP would simply not advertise it), and an IdP that
-        // advertises it must send it.
-        let iss = cb.param("iss");
-        let iss_checked = iss.is_some() || meta.authorization_response_iss_parameter_supported;
-        if iss_checked && !iss.is_some_and(|i| tandem_core::oidc_client::same_issuer(i, &client.issuer)) {
-            return Err(at(state, trace, "idp_response", issuer_mismatch(iss, &client.issuer)));
-        }
-        trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
-
-        // A private_key_jwt client signs with its keys and sends no secret. A
-        // method this release does not know (a row written by a later one) is
-        // refused, never taken for a client secret.
-        // The credential refused before any request to the IdP, saying why.
-        let unusable = |message: String| idp(StatusCode::BAD_GATEWAY, "InvalidClientCredentials", message, json!({}));
-        let method = match client.client_authentication() {
-            Ok(m) => m,
-            Err(_) => {
-                let err = unusable(format!(
-                    "the OIDC client's client_authentication {:?} is not one this Tandem knows (written by a later \
-                 release?)",
-                    client.client_authentication
-                ));
-                return Err(at(state, trace, "token_exchange", err));
-            }
-        };
-        let keyed = method == tandem_core::oidc_client::ClientAuthentication::PrivateKeyJwt;
-        let own_keys = match keyed.then(|| crate::api::oidc_clients::client_keys(client, &state.secret_key)) {
-            None => None,
-            Some(Ok(keys)) => Some(keys),
-            Some(Err(e)) => {
-                let err = unusable(format!(
-                    "{e} (a damaged row, or one written under another secret key): have new keys made with a PATCH \
-                 naming idp.client_authentication, and give the IdP the new certificate or JWK"
-                ));
-                return Err(at(state, trace, "token_exchange", err));
-            }
-        };
-        // (A keyed client's secret column is not read: it is no concern of its logins.)
-        let secret = match if keyed { Ok(None) } else { client.client_secret(&state.secret_key) } {
-            Ok(secret) => secret,
-            // A damaged row (or one written under another key): the secret the
-            // IdP knows is gone, and only setting it again helps.
-            Err(_) => {
-                let err = unusable(
-                    "the OIDC client's stored secret cannot be decrypted (a damaged row, or one written under another \
-                 secret key): set the client's secret again with a PATCH"
-                        .into(),
-                );
-                return Err(at(state, trace, "token_exchange", err));
-            }
-        };
-        let scopes = client.scopes();
-        let cfg = ClientConfig {
-            client_id: &client.client_id,
-            client_secret: secret.as_ref().map(|s| s.0.as_str()),
-            redirect_url: &client.redirect_url,
-            additional_scopes: &scopes,
-            base_scopes: None,
-            client_keys: own_keys
-                .as_ref()
-                .map(|k| (k, state.clock.now(), client.client_assertion_audience().unwrap_or_default())),
-        };
-        let verifier = login.pkce_verifier().map(|v| v.0);
-        let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {
-            Ok(t) => t,
-            Err(e) => {
-                let err = match &e {
-                    FlowError::InvalidClient { error, description: d } => idp(
-                        StatusCode::BAD_GATEWAY,
-                        "InvalidClientCredentials",
-                        if own_keys.is_some() {
-                            format!(
-                                "{e}. Give the IdP the client's current certificate or JWK (GET the OIDC client), or \
-                             check its client_id."
-                            )
-                        } else {
-                            format!("{e}. Rotate the client secret at the IdP and update the OIDC client.")
-                        },
-                        json!({"error": error, "error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))}),
-                    ),
-                    FlowError::Transport(_) => idp(
-                        StatusCode::BAD_GATEWAY,
-                        "ErrorCommunicatingWithIdp",
-                        e.to_string(),
-                        json!({"url": meta.token_endpoint}),
-                    ),
-                    FlowError::Refused { error, description } => idp(
-                        StatusCode::BAD_GATEWAY,
-                        "UnableToExchangeCodeForToken",
-                        e.to_string(),
-                        json!({"error": error, "error_description": description, "explanation": explain_idp_error(error, description.as_deref())}),
-                    ),
-                    _ => idp(StatusCode::BAD_GATEWAY, "UnableToExchangeCodeForToken", e.to_string(), json!({})),
-                };
-                return Err(at(state, trace, "token_exchange", err));
-            }
-        };
-        // A login through only the key a rotation left working: counted,
-        // logged, and recorded on the client (to the minute, for its answer and
-        // page; a failure to record it costs the login nothing).
-        let on_previous_key = match tokens.client_auth {
-            tandem_oidc::flow::PREVIOUS_KEY_AUTH => Some(
-                "the IdP refused the client's current key and took the previous one, which a rotation left working: \
-             give the IdP the current certificate or JWK before the grace ends",
-            ),
-            tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE => Some(
-                "the client's current key cannot sign (damaged) and the previous one, which a rotation left working, \
-             signed: rotate the key again (force) and give the IdP the new certificate or JWK before the grace ends",
-            ),
-            _ => None,
-        };
-        if let Some(why) = on_previous_key {
-            state.metrics.login_on_previous_client_key();
-            tracing::warn!(oidc_client_id = %client.id, customer_id = %client.customer_id, "{why}");
-            let now = state.clock.now();
-            if tandem_store::use_due(client.previous_client_key_used_at, now) {
-                let id = client.id.clone();
-                if let Err(e) =
-                    state.store.write_small(move |c| oidc_clients::mark_previous_key_used(c, &id, now)).await
-                {
-                    tracing::warn!(oidc_client_id = %client.id, error = %e, "the previous key's use could not be recorded");
-                }
-            }
-        }
-        trace.ok(
-            state,
-            "token_exchange",
-            json!({"token_endpoint": meta.token_endpoint, "client_auth": tokens.client_auth}),
+    let Ok(heard) = tokio::time::timeout(deadline, hear(state, trace, login, cb, client)).await else {
+        let message = format!(
+            "the IdP's answers to this login took more than {} s in all ({COMPLETION_TIMEOUTS} times \
+             oidc.http_timeout_secs); start a new login",
+            deadline.as_secs()
         );
-
-        let nonce = login.nonce();
-        let expect = Expectations {
-            issuer: &client.issuer,
-            client_id: &client.client_id,
-            nonce: &nonce,
-            advertised_algs: &meta.id_token_signing_alg_values_supported,
-            client_secret: secret.as_ref().map(|s| s.0.as_str()),
-            now: state.clock.now(),
-        };
-        let mut claims = match validate(&state.http, &keys, &tokens.id_token, &expect).await {
-            Ok(c) => c,
-            Err(e) => {
-                let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
-                return Err(at(state, trace, "id_token", err));
-            }
-        };
-        // A step-up is checked on the ID token's own claims, before userinfo
-        // is merged (userinfo is not signed by the IdP for this login).
-        let now = state.clock.now();
-        // When the login started, by the server's clock: its expiry less the login TTL.
-        let started = login.expires_at.div_euclid(1_000_000).saturating_sub(state.settings.login_ttl.num_seconds());
-        let checked = tandem_oidc::id_token::check_step_up(&claims, login.max_age(), login.acr_values(), started, now);
-        if let Err(e) = checked {
-            let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
-            return Err(at(state, trace, "id_token", err));
-        }
-        // What the app asked for and what the IdP answered: an app that asked
-        // for a step-up compares it, as a plain login completes with null.
-        let step_up = (login.max_age().is_some() || login.acr_values().is_some()).then(|| {
-            json!({"max_age": login.max_age(), "acr_values": login.acr_values(),
-               "auth_time": claims.get("auth_time"), "acr": claims.get("acr")})
-        });
-        trace.ok(state, "id_token", json!({"sub": claims.get("sub"), "step_up": step_up}));
-
-        let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);
-        // Groups asked for and not in the ID token: Okta's org authorization
-        // server sends a thin ID token and groups through userinfo only.
-        let asked_for_groups = scopes.iter().any(|s| s == "groups")
-            || client.base_scopes().is_some_and(|b| b.iter().any(|s| s == "groups"));
-        let ask = claims.get("email").and_then(Value::as_str).is_none()
-            || (asked_for_groups && lacks("groups"))
-            || (state.settings.userinfo == UserinfoWhen::ProfileIncomplete
-                && ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c)));
-        let mut email_from_userinfo = false;
-        if ask && meta.userinfo_endpoint.is_some() {
-            match userinfo(&state.http, &meta, &tokens.access_token).await {
-                Ok(info) if tandem_oidc::id_token::claim_with_nul(&info).is_some() => trace.ok(
-                    state,
-                    "userinfo",
-                    json!({"merged": false, "why": "a userinfo claim holds the NUL character"}),
-                ),
-                Ok(info) if info.get("sub") == claims.get("sub") => {
-                    email_from_userinfo = text(&claims, "email").is_none() && text(&info, "email").is_some();
-                    // The ID token's claims win; one it sends as `null` is one it does not send.
-                    for (k, v) in info {
-                        let slot = claims.entry(k).or_insert(Value::Null);
-                        if slot.is_null() {
-                            *slot = v;
-                        }
-                    }
-                    trace.ok(state, "userinfo", json!({"merged": true}));
-                }
-                Ok(_) => trace.ok(
-                    state,
-                    "userinfo",
-                    json!({"merged": false, "why": "userinfo sub differs from the ID token's"}),
-                ),
-                Err(why) => trace.ok(state, "userinfo", json!({"merged": false, "why": why})),
-            }
-        }
-        Ok((claims, email_from_userinfo, step_up))
+        let err = idp(StatusCode::BAD_GATEWAY, "ErrorCommunicatingWithIdp", message, json!({}));
+        return Err(at(state, trace, "complete", err));
     };
-    let (claims, email_from_userinfo, step_up) = match tokio::time::timeout(deadline, heard).await {
-        Ok(heard) => heard?,
-        Err(_) => {
-            let message = format!(
-                "the IdP's answers to this login took more than {} s in all ({COMPLETION_TIMEOUTS} times \
-                 oidc.http_timeout_secs); start a new login",
-                deadline.as_secs()
-            );
-            let err = idp(StatusCode::BAD_GATEWAY, "ErrorCommunicatingWithIdp", message, json!({}));
-            return Err(at(state, trace, "complete", err));
-        }
-    };
+    let (claims, email_from_userinfo, step_up) = heard?;
     let mut body = respond(state, trace, client, redirect, claims, email_from_userinfo).await?;
     body["step_up"] = step_up.unwrap_or(Value::Null);
     Ok(body)
+}
+
+/// What the IdP says of the login: its callback checked, the code exchanged,
+/// the ID token validated (with a step-up's), userinfo merged when asked;
+/// the claims, whether the email came from userinfo, and the step-up shown.
+async fn hear(
+    state: &AppState,
+    trace: &mut Trace,
+    login: &LoginState,
+    cb: &Callback,
+    client: &OidcClientRow,
+) -> Result<(Map<String, Value>, bool, Option<Value>), Failure> {
+    let expected_path = redirect_path(&client.redirect_url);
+    if cb.path != expected_path {
+        let err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "RedirectUrlInvalid",
+            format!("the callback path {:?} is not this client's redirect_url path {expected_path:?}", cb.path),
+        );
+        return Err(at(state, trace, "callback", err));
+    }
+    // An error response carrying another issuer's `iss` is not this IdP's
+    // (RFC 9207 §2.4 applies to error responses too): refused as a mix-up,
+    // not reported as the IdP's error.
+    if let (Some(_), Some(iss)) = (cb.param("error"), cb.param("iss")) {
+        if !tandem_core::oidc_client::same_issuer(iss, &client.issuer) {
+            return Err(at(state, trace, "idp_response", issuer_mismatch(Some(iss), &client.issuer)));
+        }
+    }
+    if let Some(error) = cb.param("error") {
+        // An IdP that advertises sending `iss` sends it on errors too (RFC
+        // 9207 §2.4): an error without it is not taken for this IdP's.
+        if cb.param("iss").is_none() {
+            if let Ok((meta, _)) = state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
+                if meta.authorization_response_iss_parameter_supported {
+                    return Err(at(state, trace, "idp_response", issuer_mismatch(None, &client.issuer)));
+                }
+            }
+        }
+        // The IdP's words, cut: the callback is anyone's to send.
+        let cut = tandem_oidc::idp_words;
+        let (error, description) = (cut(error), cb.param("error_description").map(cut));
+        let (error, description) = (error.as_str(), description.as_deref());
+        let explanation = explain_idp_error(error, description);
+        let message = match (description, explanation) {
+            (_, Some(why)) => why.to_string(),
+            (Some(d), None) => format!("the IdP returned {error}: {d}"),
+            (None, None) => format!("the IdP returned {error}"),
+        };
+        let details = json!({"error": error, "error_description": description, "error_uri": cb.param("error_uri"), "explanation": explanation});
+        return Err(at(
+            state,
+            trace,
+            "idp_response",
+            idp(StatusCode::BAD_REQUEST, "IdpReturnedError", message, details),
+        ));
+    }
+    let Some(code) = cb.param("code").filter(|c| !c.is_empty()) else {
+        let err =
+            idp(StatusCode::BAD_REQUEST, "NoCodeProvidedByIdp", "the IdP redirected back without a code", json!({}));
+        return Err(at(state, trace, "idp_response", err));
+    };
+    let (meta, keys) = match state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
+        Ok(found) => found,
+        Err(e) => return Err(at(state, trace, "discovery", discovery_failed(&e))),
+    };
+    // RFC 9207 (mix-up defence): an `iss` in the callback must be this
+    // login's issuer whether or not the IdP advertises sending one (§2.4: an
+    // attacker's IdP would simply not advertise it), and an IdP that
+    // advertises it must send it.
+    let iss = cb.param("iss");
+    let iss_checked = iss.is_some() || meta.authorization_response_iss_parameter_supported;
+    if iss_checked && !iss.is_some_and(|i| tandem_core::oidc_client::same_issuer(i, &client.issuer)) {
+        return Err(at(state, trace, "idp_response", issuer_mismatch(iss, &client.issuer)));
+    }
+    trace.ok(state, "idp_response", json!({"iss_checked": iss_checked}));
+
+    // A private_key_jwt client signs with its keys and sends no secret. A
+    // method this release does not know (a row written by a later one) is
+    // refused, never taken for a client secret.
+    // The credential refused before any request to the IdP, saying why.
+    let unusable = |message: String| idp(StatusCode::BAD_GATEWAY, "InvalidClientCredentials", message, json!({}));
+    let method = match client.client_authentication() {
+        Ok(m) => m,
+        Err(_) => {
+            let err = unusable(format!(
+                "the OIDC client's client_authentication {:?} is not one this Tandem knows (written by a later \
+             release?)",
+                client.client_authentication
+            ));
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
+    let keyed = method == tandem_core::oidc_client::ClientAuthentication::PrivateKeyJwt;
+    let own_keys = match keyed.then(|| crate::api::oidc_clients::client_keys(client, &state.secret_key)) {
+        None => None,
+        Some(Ok(keys)) => Some(keys),
+        Some(Err(e)) => {
+            let err = unusable(format!(
+                "{e} (a damaged row, or one written under another secret key): have new keys made with a PATCH \
+             naming idp.client_authentication, and give the IdP the new certificate or JWK"
+            ));
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
+    // (A keyed client's secret column is not read: it is no concern of its logins.)
+    let secret = match if keyed { Ok(None) } else { client.client_secret(&state.secret_key) } {
+        Ok(secret) => secret,
+        // A damaged row (or one written under another key): the secret the
+        // IdP knows is gone, and only setting it again helps.
+        Err(_) => {
+            let err = unusable(
+                "the OIDC client's stored secret cannot be decrypted (a damaged row, or one written under another \
+             secret key): set the client's secret again with a PATCH"
+                    .into(),
+            );
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
+    let scopes = client.scopes();
+    let cfg = ClientConfig {
+        client_id: &client.client_id,
+        client_secret: secret.as_ref().map(|s| s.0.as_str()),
+        redirect_url: &client.redirect_url,
+        additional_scopes: &scopes,
+        base_scopes: None,
+        client_keys: own_keys
+            .as_ref()
+            .map(|k| (k, state.clock.now(), client.client_assertion_audience().unwrap_or_default())),
+    };
+    let verifier = login.pkce_verifier().map(|v| v.0);
+    let tokens = match exchange_code(&state.http, &meta, &cfg, code, verifier).await {
+        Ok(t) => t,
+        Err(e) => {
+            let err = match &e {
+                FlowError::InvalidClient { error, description: d } => idp(
+                    StatusCode::BAD_GATEWAY,
+                    "InvalidClientCredentials",
+                    if own_keys.is_some() {
+                        format!(
+                            "{e}. Give the IdP the client's current certificate or JWK (GET the OIDC client), or \
+                         check its client_id."
+                        )
+                    } else {
+                        format!("{e}. Rotate the client secret at the IdP and update the OIDC client.")
+                    },
+                    json!({"error": error, "error_description": d, "explanation": d.as_deref().and_then(|d| explain_idp_error("invalid_client", Some(d)))}),
+                ),
+                FlowError::Transport(_) => idp(
+                    StatusCode::BAD_GATEWAY,
+                    "ErrorCommunicatingWithIdp",
+                    e.to_string(),
+                    json!({"url": meta.token_endpoint}),
+                ),
+                FlowError::Refused { error, description } => idp(
+                    StatusCode::BAD_GATEWAY,
+                    "UnableToExchangeCodeForToken",
+                    e.to_string(),
+                    json!({"error": error, "error_description": description, "explanation": explain_idp_error(error, description.as_deref())}),
+                ),
+                _ => idp(StatusCode::BAD_GATEWAY, "UnableToExchangeCodeForToken", e.to_string(), json!({})),
+            };
+            return Err(at(state, trace, "token_exchange", err));
+        }
+    };
+    // A login through only the key a rotation left working: counted,
+    // logged, and recorded on the client (to the minute, for its answer and
+    // page; a failure to record it costs the login nothing).
+    let on_previous_key = match tokens.client_auth {
+        tandem_oidc::flow::PREVIOUS_KEY_AUTH => Some(
+            "the IdP refused the client's current key and took the previous one, which a rotation left working: \
+         give the IdP the current certificate or JWK before the grace ends",
+        ),
+        tandem_oidc::flow::PREVIOUS_KEY_AUTH_CURRENT_UNUSABLE => Some(
+            "the client's current key cannot sign (damaged) and the previous one, which a rotation left working, \
+         signed: rotate the key again (force) and give the IdP the new certificate or JWK before the grace ends",
+        ),
+        _ => None,
+    };
+    if let Some(why) = on_previous_key {
+        state.metrics.login_on_previous_client_key();
+        tracing::warn!(oidc_client_id = %client.id, customer_id = %client.customer_id, "{why}");
+        let now = state.clock.now();
+        if tandem_store::use_due(client.previous_client_key_used_at, now) {
+            let id = client.id.clone();
+            if let Err(e) = state.store.write_small(move |c| oidc_clients::mark_previous_key_used(c, &id, now)).await {
+                tracing::warn!(oidc_client_id = %client.id, error = %e, "the previous key's use could not be recorded");
+            }
+        }
+    }
+    trace.ok(
+        state,
+        "token_exchange",
+        json!({"token_endpoint": meta.token_endpoint, "client_auth": tokens.client_auth}),
+    );
+
+    let nonce = login.nonce();
+    let expect = Expectations {
+        issuer: &client.issuer,
+        client_id: &client.client_id,
+        nonce: &nonce,
+        advertised_algs: &meta.id_token_signing_alg_values_supported,
+        client_secret: secret.as_ref().map(|s| s.0.as_str()),
+        now: state.clock.now(),
+    };
+    let mut claims = match validate(&state.http, &keys, &tokens.id_token, &expect).await {
+        Ok(c) => c,
+        Err(e) => {
+            let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
+            return Err(at(state, trace, "id_token", err));
+        }
+    };
+    // A step-up is checked on the ID token's own claims, before userinfo
+    // is merged (userinfo is not signed by the IdP for this login).
+    let now = state.clock.now();
+    // When the login started, by the server's clock: its expiry less the login TTL.
+    let started = login.expires_at.div_euclid(1_000_000).saturating_sub(state.settings.login_ttl.num_seconds());
+    let checked = tandem_oidc::id_token::check_step_up(&claims, login.max_age(), login.acr_values(), started, now);
+    if let Err(e) = checked {
+        let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
+        return Err(at(state, trace, "id_token", err));
+    }
+    // What the app asked for and what the IdP answered: an app that asked
+    // for a step-up compares it, as a plain login completes with null.
+    let step_up = (login.max_age().is_some() || login.acr_values().is_some()).then(|| {
+        json!({"max_age": login.max_age(), "acr_values": login.acr_values(),
+           "auth_time": claims.get("auth_time"), "acr": claims.get("acr")})
+    });
+    trace.ok(state, "id_token", json!({"sub": claims.get("sub"), "step_up": step_up}));
+
+    let lacks = |name: &str| claims.get(name).is_none_or(Value::is_null);
+    // Groups asked for and not in the ID token: Okta's org authorization
+    // server sends a thin ID token and groups through userinfo only.
+    let asked_for_groups =
+        scopes.iter().any(|s| s == "groups") || client.base_scopes().is_some_and(|b| b.iter().any(|s| s == "groups"));
+    let ask = claims.get("email").and_then(Value::as_str).is_none()
+        || (asked_for_groups && lacks("groups"))
+        || (state.settings.userinfo == UserinfoWhen::ProfileIncomplete
+            && ["given_name", "family_name", "email_verified"].iter().any(|c| lacks(c)));
+    let mut email_from_userinfo = false;
+    if ask && meta.userinfo_endpoint.is_some() {
+        match userinfo(&state.http, &meta, &tokens.access_token).await {
+            Ok(info) if tandem_oidc::id_token::claim_with_nul(&info).is_some() => {
+                trace.ok(state, "userinfo", json!({"merged": false, "why": "a userinfo claim holds the NUL character"}))
+            }
+            Ok(info) if info.get("sub") == claims.get("sub") => {
+                email_from_userinfo = text(&claims, "email").is_none() && text(&info, "email").is_some();
+                // The ID token's claims win; one it sends as `null` is one it does not send.
+                for (k, v) in info {
+                    let slot = claims.entry(k).or_insert(Value::Null);
+                    if slot.is_null() {
+                        *slot = v;
+                    }
+                }
+                trace.ok(state, "userinfo", json!({"merged": true}));
+            }
+            Ok(_) => {
+                trace.ok(state, "userinfo", json!({"merged": false, "why": "userinfo sub differs from the ID token's"}))
+            }
+            Err(why) => trace.ok(state, "userinfo", json!({"merged": false, "why": why})),
+        }
+    }
+    Ok((claims, email_from_userinfo, step_up))
 }
 
 /// The email allowlist's refusal of `email`, if any. No allowlist passes
