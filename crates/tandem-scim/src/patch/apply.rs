@@ -130,14 +130,25 @@ pub fn ignored_in_patch(rt: ResourceType, ops: &[PatchOperation]) -> Vec<String>
     out
 }
 
-/// The extension schema a path names as a whole (`urn:…:enterprise:2.0:User`), if it does.
-fn whole_extension(rt: ResourceType, path: &crate::path::PatchPath) -> Option<&'static str> {
+/// The URN a path names when it names a schema as a whole (no filter, no
+/// sub-attribute): `urn:…:enterprise:2.0:User` is read as the attribute
+/// `User` under `urn:…:enterprise:2.0`.
+fn whole_schema(path: &crate::path::PatchPath) -> Option<String> {
     if path.filter.is_some() || path.sub_after_filter.is_some() || path.attr.sub_attr.is_some() {
         return None;
     }
-    let urn = path.attr.urn.as_deref()?;
-    let full = format!("{urn}:{}", path.attr.attr);
-    rt.extension(&full).map(|s| s.id)
+    Some(format!("{}:{}", path.attr.urn.as_deref()?, path.attr.attr))
+}
+
+/// The extension schema a path names as a whole (`urn:…:enterprise:2.0:User`), if it does.
+fn whole_extension(rt: ResourceType, path: &crate::path::PatchPath) -> Option<&'static str> {
+    rt.extension(&whole_schema(path)?).map(|s| s.id)
+}
+
+/// Whether a path names the resource type's core schema as a whole
+/// (`urn:ietf:params:scim:schemas:core:2.0:User`).
+fn whole_core(rt: ResourceType, path: &crate::path::PatchPath) -> bool {
+    whole_schema(path).is_some_and(|urn| rt.is_core_urn(&urn))
 }
 
 /// Whether a PATCH value is nothing: `null` or an empty object.
@@ -145,29 +156,23 @@ fn is_nothing(value: &Value) -> bool {
     value.is_null() || value.as_object().is_some_and(Map::is_empty)
 }
 
-/// Whether a path names the resource type's core schema as a whole
-/// (`urn:ietf:params:scim:schemas:core:2.0:User`).
-fn whole_core(rt: ResourceType, path: &crate::path::PatchPath) -> bool {
-    if path.filter.is_some() || path.sub_after_filter.is_some() || path.attr.sub_attr.is_some() {
-        return false;
-    }
-    path.attr.urn.as_deref().is_some_and(|urn| rt.is_core_urn(&format!("{urn}:{}", path.attr.attr)))
+/// What an `add` or `replace` writes (its value, required) and how.
+fn written(op: &PatchOperation) -> Result<(Value, Mode), ScimError> {
+    let value = op
+        .value
+        .clone()
+        .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+    Ok((value, if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace }))
 }
 
 fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceType) -> Result<(), ScimError> {
     // A path naming the core schema is read as no path: its value's keys
     // name the attributes (`{"active": false}` deactivates).
     if op.path.as_ref().is_some_and(|p| whole_core(rt, p)) {
-        let value = match op.op {
-            PatchOpKind::Remove => {
-                return Err(ScimError::invalid_path("the core schema cannot be removed; remove its attributes"))
-            }
-            _ => op
-                .value
-                .clone()
-                .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?,
-        };
-        let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
+        if op.op == PatchOpKind::Remove {
+            return Err(ScimError::invalid_path("the core schema cannot be removed; remove its attributes"));
+        }
+        let (value, mode) = written(op)?;
         return write_pathless(work, rt, value, mode);
     }
     // A path naming a whole extension schema acts on all of its attributes.
@@ -181,20 +186,16 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
                 return Ok(());
             }
             PatchOpKind::Add | PatchOpKind::Replace => {
-                let value = op
-                    .value
-                    .clone()
-                    .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+                let (value, mode) = written(op)?;
                 // A replace sets the attributes its value names and leaves
                 // the others (RFC 7644 §3.5.2.3, as for a complex attribute);
                 // a replace with nothing (`null`, `{}`) removes the extension.
-                if op.op == PatchOpKind::Replace && is_nothing(&value) {
+                if mode == Mode::Replace && is_nothing(&value) {
                     if let Some(k) = existing {
                         work.remove(&k);
                     }
                     return Ok(());
                 }
-                let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
                 let mut wrapped = Map::new();
                 wrapped.insert(urn.to_string(), value);
                 return write_pathless(work, rt, Value::Object(wrapped), mode);
@@ -211,38 +212,27 @@ fn apply_one(work: &mut Map<String, Value>, op: &PatchOperation, rt: ResourceTyp
             custom::remove(work, &key, op.value.clone());
             return Ok(());
         }
-        let value = op
-            .value
-            .clone()
-            .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+        let (value, mode) = written(op)?;
         // A replace of the whole extension sets the attributes its value
         // names and leaves the others, as for the enterprise extension; a
         // replace with nothing removes it.
-        let mode = if op.op == PatchOpKind::Add { Mode::Add } else { Mode::Replace };
         if mode == Mode::Replace && matches!(key, custom::CustomKey::Schema(_)) && is_nothing(&value) {
             custom::remove(work, &key, None);
             return Ok(());
         }
         return custom::write(rt, work, &key, value, mode);
     }
-    let mode = match op.op {
-        PatchOpKind::Remove => {
-            let path = op.path.as_ref().ok_or_else(|| ScimError::no_target("remove needs a path"))?;
-            return match resolve_target(rt, path)? {
-                Some(target) => {
-                    target.check_writable()?;
-                    remove(work, &target, op.value.clone())
-                }
-                None => Ok(()),
-            };
-        }
-        PatchOpKind::Add => Mode::Add,
-        PatchOpKind::Replace => Mode::Replace,
-    };
-    let value = op
-        .value
-        .clone()
-        .ok_or_else(|| ScimError::invalid_value(format!("value is required for {}", op.op.as_str())))?;
+    if op.op == PatchOpKind::Remove {
+        let path = op.path.as_ref().ok_or_else(|| ScimError::no_target("remove needs a path"))?;
+        return match resolve_target(rt, path)? {
+            Some(target) => {
+                target.check_writable()?;
+                remove(work, &target, op.value.clone())
+            }
+            None => Ok(()),
+        };
+    }
+    let (value, mode) = written(op)?;
     match &op.path {
         Some(path) => match resolve_target(rt, path)? {
             Some(target) => {
