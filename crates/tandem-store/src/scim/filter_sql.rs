@@ -105,13 +105,23 @@ impl SqlBuilder {
     /// document or each of its memberships, or go through every resource's
     /// column (see [`MAX_DOCUMENT_TERMS`]): only at the filter's root
     /// (inside a value path the path counts for them). `op` is the
-    /// comparison (none for `pr` or a value path): an equality finds a
+    /// comparison (none for `pr` or a value path), of the sub-attribute
+    /// `sub` if any: an equality on a member's id (`members`,
+    /// `members.value`; no other sub-attribute is indexed) finds a
     /// membership by its index, and a column's `co`, `sw` and `ew` compare
     /// the lower-cased text of every resource, as no index serves them.
-    fn note_document_terms(&mut self, scope: &Scope, target: &Target, op: Option<CompareOp>, n: usize) {
+    fn note_document_terms(
+        &mut self,
+        scope: &Scope,
+        target: &Target,
+        (op, sub): (Option<CompareOp>, Option<&str>),
+        n: usize,
+    ) {
         let free = match target {
             Target::Column { .. } => !matches!(op, Some(CompareOp::Co | CompareOp::Sw | CompareOp::Ew)),
-            Target::Multi { elem: Some(Scope::Member { .. }), .. } => op == Some(CompareOp::Eq),
+            Target::Multi { elem: Some(Scope::Member { .. }), .. } => {
+                op == Some(CompareOp::Eq) && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
+            }
             _ => false,
         };
         if matches!(scope, Scope::Root { .. }) && !free {
@@ -132,7 +142,7 @@ impl SqlBuilder {
 
     fn present(&mut self, scope: &Scope, path: &AttrPath) -> Result<String, ScimError> {
         let target = scope.target(self.dialect, path)?;
-        self.note_document_terms(scope, &target, None, 1);
+        self.note_document_terms(scope, &target, (None, None), 1);
         match target {
             Target::Column { expr, kind, .. } => Ok(match kind {
                 ColKind::Const(_) => "(1 = 1)".into(),
@@ -168,7 +178,7 @@ impl SqlBuilder {
         let path = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
         let target = scope.target(self.dialect, &path)?;
         // Each comparison inside a value path runs on every element.
-        self.note_document_terms(scope, &target, None, inner.comparisons());
+        self.note_document_terms(scope, &target, (None, None), inner.comparisons());
         match target {
             Target::Multi { source, .. } => {
                 let elem = scope.element_scope(self.dialect, &path)?;
@@ -190,12 +200,7 @@ impl SqlBuilder {
         value: &CompValue,
     ) -> Result<String, ScimError> {
         let target = scope.target(self.dialect, path)?;
-        // Of a membership only the member's id is indexed (`members.value`,
-        // or `members` itself): an equality on another sub-attribute
-        // (`members.display`) goes through every membership.
-        let by_id = path.sub_attr.as_deref().is_none_or(|sub| sub.eq_ignore_ascii_case("value"));
-        let counted_op = if by_id { Some(op) } else { None };
-        self.note_document_terms(scope, &target, counted_op, 1);
+        self.note_document_terms(scope, &target, (Some(op), path.sub_attr.as_deref()), 1);
         self.compare_target(target, path, op, value)
     }
 
@@ -616,21 +621,15 @@ impl Scope {
             }
             Scope::Member { var, user_groups, .. } => {
                 let name = path.attr.to_ascii_lowercase();
-                let (expr, kind) =
+                let (expr, kind, nullable) =
                     match (name.as_str(), user_groups) {
-                        ("value", false) => (format!("{var}.member_id"), ColKind::Text),
-                        ("value", true) => (format!("{var}.group_id"), ColKind::Text),
-                        ("type", false) => (format!("{var}.member_type"), ColKind::TextCi),
-                        ("type", true) => (String::new(), ColKind::Const("direct")),
-                        ("display", true) => ("gg.display_name".into(), ColKind::TextCi),
+                        ("value", false) => (format!("{var}.member_id"), ColKind::Text, false),
+                        ("value", true) => (format!("{var}.group_id"), ColKind::Text, false),
+                        ("type", false) => (format!("{var}.member_type"), ColKind::TextCi, false),
+                        ("type", true) => (String::new(), ColKind::Const("direct"), false),
+                        ("display", true) => ("gg.display_name".into(), ColKind::TextCi, false),
                         // The display the IdP sent with the member (none when it sent none).
-                        ("display", false) => {
-                            return Ok(Target::Column {
-                                expr: format!("{var}.display"),
-                                kind: ColKind::TextCi,
-                                nullable: true,
-                            })
-                        }
+                        ("display", false) => (format!("{var}.display"), ColKind::TextCi, true),
                         ("$ref", _) => return Err(ScimError::invalid_filter(
                             "members.$ref cannot be filtered on (it is built from the member's id: filter on value)",
                         )),
@@ -641,7 +640,7 @@ impl Scope {
                             )))
                         }
                     };
-                Ok(Target::Column { expr, kind, nullable: false })
+                Ok(Target::Column { expr, kind, nullable })
             }
         }
     }
