@@ -329,7 +329,7 @@ impl Writer {
         }
         self.reading.store(true, Ordering::Release);
         let _reading = Reading(&self.reading);
-        let ran = match slot.own() {
+        match slot.own() {
             // Its statements run in autocommit: no transaction is left open
             // (a panic mid-statement finalises it), and a connection the
             // read found unusable is marked lost, to be opened again.
@@ -338,8 +338,7 @@ impl Writer {
                 Ok(conn.settle(result))
             }
             None => Err(f),
-        };
-        ran
+        }
     }
 
     /// Whether a small write can run on its caller's thread now.
