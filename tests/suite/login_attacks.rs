@@ -1157,6 +1157,36 @@ async fn a_login_started_on_one_node_completes_on_another_once() {
     }
 }
 
+/// `max_age` counts from when the login started, which its state carries:
+/// a node completing it under a longer `oidc.login_ttl_secs` (raised
+/// meanwhile) reads the same start.
+#[tokio::test]
+async fn max_age_counts_from_the_start_sealed_in_the_login() {
+    let (a, op, customer) = setup().await;
+    let mut longer = test_settings(&a.dir);
+    longer.oidc.login_ttl_secs = 86_400;
+    let b = TestApp::spawn_with(longer, a.dir.clone()).await;
+    let now = chrono::Utc::now().timestamp();
+    for (auth_time, refused) in [(now - 3_000, true), (now - 30, false)] {
+        let (status, body) =
+            a.post("/api/v1/sso/login/initiate", json!({"customer_id": customer, "max_age": 60})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let started = crate::login_support::started(&body);
+        let code = unique("code");
+        op.issue(
+            &code,
+            op.sign(&claims(&op, &started, json!({"auth_time": auth_time})), Signer::Published, "test-key-a"),
+        );
+        let (status, body) = complete(&b, &op, &started, &code).await;
+        if refused {
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+            assert_eq!(body["error"]["details"]["check"], "auth_time", "{body}");
+        } else {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+}
+
 /// A refusal whose event the database could not store is still the
 /// refusal (never a 500), and names no event that does not exist.
 #[tokio::test]

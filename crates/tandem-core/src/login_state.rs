@@ -22,6 +22,7 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use std::fmt;
 
 /// The layout's version: the first byte of a state, in clear (so a later
@@ -51,6 +52,8 @@ const MAX_STATE_CHARS: usize = 1024;
 /// A login between initiate and complete.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LoginState {
+    /// A UUIDv7 whose timestamp is when the login started (sealed with it:
+    /// `max_age` counts from there).
     id: uuid::Uuid,
     /// The OIDC client the login is for.
     pub oidc_client_id: String,
@@ -99,9 +102,10 @@ pub struct OpenedState {
 pub struct NotBound;
 
 impl LoginState {
-    /// A new login for `oidc_client_id`, with a new time-ordered id, a
-    /// random nonce and, when the client uses PKCE, a random verifier.
-    pub fn new(oidc_client_id: &str, expires_at: i64, uses_pkce: bool) -> LoginState {
+    /// A new login for `oidc_client_id` started at `now`, with a new
+    /// time-ordered id of that time, a random nonce and, when the client
+    /// uses PKCE, a random verifier.
+    pub fn new(oidc_client_id: &str, now: DateTime<Utc>, expires_at: i64, uses_pkce: bool) -> LoginState {
         let mut nonce = [0u8; SECRET_LEN];
         crate::keys::fill_random(&mut nonce);
         let pkce_verifier = uses_pkce.then(|| {
@@ -109,8 +113,15 @@ impl LoginState {
             crate::keys::fill_random(&mut v);
             v
         });
+        let (secs, nanos) = (u64::try_from(now.timestamp()).unwrap_or(0), now.timestamp_subsec_nanos());
+        // RFC 9562 §6.2, method 3: the 12 bits after the millisecond hold
+        // its fraction, so ids order by their start to about 0.25 µs (the
+        // rest is random). Not `uuid::ContextV7`, which keeps ids monotonic
+        // by moving a timestamp forward: the id must say when it started.
+        let fraction = u128::from(nanos % 1_000_000) * 4096 / 1_000_000;
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix_time(secs, nanos, fraction, 12));
         LoginState {
-            id: uuid::Uuid::now_v7(),
+            id,
             oidc_client_id: oidc_client_id.to_string(),
             expires_at,
             nonce,
@@ -141,6 +152,12 @@ impl LoginState {
     /// The step-up's `acr_values`, if any were asked for.
     pub fn acr_values(&self) -> Option<&str> {
         self.acr_values.as_deref()
+    }
+
+    /// When the login started, in Unix seconds (its id's timestamp, to the
+    /// millisecond, rounded down).
+    pub fn started_at(&self) -> i64 {
+        self.id.get_timestamp().map_or(0, |t| i64::try_from(t.to_unix().0).unwrap_or(i64::MAX))
     }
 
     /// The login's id, which is also its login event's.
@@ -287,10 +304,33 @@ mod tests {
         SecretKey::generate().unwrap().0
     }
 
+    fn when() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 123_456_789).unwrap()
+    }
+
+    /// The login's start is its id's timestamp, sealed with it; ids of one
+    /// millisecond order by their start, and one started earlier after a
+    /// later one still says when it started.
+    #[test]
+    fn a_login_carries_its_start_in_its_id() {
+        let k = key();
+        let login = LoginState::new("c", when(), 5, false).with_step_up(Some(60), None).unwrap();
+        assert_eq!(login.started_at(), 1_790_000_000);
+        let opened = open(&k, &login.issue(&k, None).state).unwrap();
+        assert_eq!(opened.login.started_at(), 1_790_000_000);
+        let ids: Vec<uuid::Uuid> =
+            (0..50).map(|n| LoginState::new("c", when() + chrono::Duration::microseconds(n), 5, false).id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert!(ids.iter().all(|id| id.get_version_num() == 7));
+        let later = LoginState::new("c", when() + chrono::Duration::seconds(90), 5, false);
+        assert_eq!(later.started_at(), 1_790_000_090);
+        assert_eq!(LoginState::new("c", when(), 5, false).started_at(), 1_790_000_000);
+    }
+
     #[test]
     fn a_state_opens_to_the_login_it_sealed() {
         let k = key();
-        let login = LoginState::new("01a2-client", 1_800_000_000_000_000, true);
+        let login = LoginState::new("01a2-client", when(), 1_800_000_000_000_000, true);
         let issued = login.issue(&k, Some("/after?x=1"));
         let opened = open(&k, &issued.state).unwrap();
         assert_eq!(opened.login, login);
@@ -311,10 +351,10 @@ mod tests {
     #[test]
     fn a_step_up_is_sealed_as_version_2_and_a_plain_login_stays_version_1() {
         let k = key();
-        let plain = LoginState::new("c", 5, true).issue(&k, None);
+        let plain = LoginState::new("c", when(), 5, true).issue(&k, None);
         assert_eq!(URL_SAFE_NO_PAD.decode(&plain.state).unwrap()[0], VERSION);
         for (max_age, acr) in [(Some(300), None), (None, Some("phr")), (Some(0), Some("urn:okta:loa:2fa:any phr"))] {
-            let login = LoginState::new("01a2-client", 5, true).with_step_up(max_age, acr).unwrap();
+            let login = LoginState::new("01a2-client", when(), 5, true).with_step_up(max_age, acr).unwrap();
             let issued = login.issue(&k, Some("/next"));
             assert_eq!(URL_SAFE_NO_PAD.decode(&issued.state).unwrap()[0], VERSION_STEP_UP);
             let opened = open(&k, &issued.state).unwrap();
@@ -326,12 +366,12 @@ mod tests {
         // The longest acr_values fit; a longer one is not carried.
         let long = "a".repeat(MAX_ACR_VALUES_BYTES);
         let client = "c".repeat(64);
-        let login = LoginState::new(&client, 5, true).with_step_up(Some(u32::MAX), Some(&long)).unwrap();
+        let login = LoginState::new(&client, when(), 5, true).with_step_up(Some(u32::MAX), Some(&long)).unwrap();
         let issued = login.issue(&k, Some("/a/long/redirect/path"));
         assert!(issued.state.len() < MAX_STATE_CHARS, "{}", issued.state.len());
         assert_eq!(open(&k, &issued.state).unwrap().login.acr_values(), Some(long.as_str()));
         let too_long = "a".repeat(MAX_ACR_VALUES_BYTES + 1);
-        assert!(LoginState::new("c", 5, false).with_step_up(None, Some(&too_long)).is_err());
+        assert!(LoginState::new("c", when(), 5, false).with_step_up(None, Some(&too_long)).is_err());
         // Relabelled either way between the versions, a state does not open.
         let relabel = |state: &str, to: u8| {
             let mut bytes = URL_SAFE_NO_PAD.decode(state).unwrap();
@@ -378,7 +418,7 @@ mod tests {
     #[test]
     fn a_login_without_pkce_has_no_verifier_and_no_redirect() {
         let k = key();
-        let login = LoginState::new("c", 5, false);
+        let login = LoginState::new("c", when(), 5, false);
         let issued = login.issue(&k, None);
         let opened = open(&k, &issued.state).unwrap();
         assert_eq!(opened.login.pkce_verifier(), None);
@@ -389,7 +429,7 @@ mod tests {
     #[test]
     fn every_login_is_new() {
         let k = key();
-        let (a, b) = (LoginState::new("c", 5, true), LoginState::new("c", 5, true));
+        let (a, b) = (LoginState::new("c", when(), 5, true), LoginState::new("c", when(), 5, true));
         assert_ne!(a.id(), b.id());
         assert_ne!(a.nonce(), b.nonce());
         assert_ne!(a.pkce_verifier(), b.pkce_verifier());
@@ -401,7 +441,7 @@ mod tests {
     #[test]
     fn a_state_made_up_altered_or_from_another_key_does_not_open() {
         let k = key();
-        let issued = LoginState::new("c", 5, true).issue(&k, None);
+        let issued = LoginState::new("c", when(), 5, true).issue(&k, None);
         assert!(open(&key(), &issued.state).is_none());
         assert!(open(&k, "never-issued").is_none());
         assert!(open(&k, "").is_none());
@@ -422,9 +462,9 @@ mod tests {
     #[test]
     fn only_the_cookie_issued_with_the_state_binds() {
         let k = key();
-        let login = LoginState::new("c", 5, true);
+        let login = LoginState::new("c", when(), 5, true);
         let mine = login.issue(&k, Some("/home"));
-        let theirs = LoginState::new("c", 5, true).issue(&k, Some("/home"));
+        let theirs = LoginState::new("c", when(), 5, true).issue(&k, Some("/home"));
         let opened = open(&k, &mine.state).unwrap();
         assert_eq!(opened.bind(Some(&theirs.cookie.0)), Err(NotBound));
         assert_eq!(opened.bind(None), Err(NotBound));
@@ -438,7 +478,7 @@ mod tests {
 
     #[test]
     fn debug_output_shows_no_secret() {
-        let login = LoginState::new("c", 5, true);
+        let login = LoginState::new("c", when(), 5, true);
         let shown = format!("{login:?}");
         assert!(!shown.contains(&login.nonce()) && !shown.contains(&login.pkce_verifier().unwrap().0), "{shown}");
     }

@@ -268,10 +268,11 @@ pub async fn initiate(
     {
         return Err(ApiError::invalid_field("post_login_redirect_url", message));
     }
-    let expires = state.clock.now() + state.settings.login_ttl;
+    let now = state.clock.now();
+    let expires = now + state.settings.login_ttl;
     // Checked above: at most MAX_MAX_AGE, which a u32 holds.
     let max_age = max_age.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
-    let login = LoginState::new(&client.id, tandem_store::micros(expires), client.uses_pkce)
+    let login = LoginState::new(&client.id, now, tandem_store::micros(expires), client.uses_pkce)
         .with_step_up(max_age, acr_values.as_deref())
         .map_err(|m| ApiError::invalid_field("acr_values", m))?;
     let mut trace = Trace::for_login(&state, Some(login.id()), &client.id, Some(&client.customer_id));
