@@ -16,6 +16,11 @@ fn tandem(dir: &std::path::Path) -> Command {
     }
     if let Some(pg) = postgres_url() {
         cmd.env("TANDEM_DATABASE_URL", pg).env("TANDEM_SECRET_KEY", SUITE_SECRET_KEY);
+        // No webhook deliveries, as in every test server but the webhook
+        // tests': a node delivers every endpoint of its database, and one
+        // stopped by a signal mid-delivery would abandon a request to
+        // another test's receiver (its events are then sent again).
+        cmd.env("TANDEM_WEBHOOKS__POLL_INTERVAL_MS", "0");
     }
     cmd
 }

@@ -486,7 +486,9 @@ async fn a_paired_customer_without_its_connection_is_shown_as_refusing_logins() 
 
 #[tokio::test]
 async fn customer_ids_are_escaped_in_pages() {
-    let app = TestApp::spawn().await;
+    // A database of its own: the overview lists the oldest thousand
+    // customers, and the shared one may hold more.
+    let app = TestApp::spawn_on_own_database().await;
     let c = format!("<script>alert(1)</script>{}", unique("x"));
     app.create_scim_connection(&c).await;
     let mut b = Browser::new(&app);

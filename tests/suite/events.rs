@@ -256,7 +256,8 @@ async fn an_event_committed_late_is_read_in_its_place_not_skipped() {
             use diesel::RunQueryDsl;
             diesel::sql_query("SELECT pg_current_xact_id()").execute(c)?;
             began.send(()).unwrap();
-            let _ = wait_go.recv_timeout(std::time::Duration::from_secs(10));
+            // Long enough that only the test ends the wait, however slowly it runs.
+            let _ = wait_go.recv_timeout(std::time::Duration::from_secs(120));
             let event = tandem_store::events::NewEvent {
                 event_type: "user.updated",
                 resource_id: "held".into(),
@@ -351,7 +352,8 @@ async fn member_events_say_whether_the_member_is_a_user_or_a_group() {
     let add = patch_op(json!([{"op": "Add", "path": "members", "value": [{"value": inner}]}]));
     assert_eq!(scim.patch(&format!("/Groups/{outer}"), add).await.status, StatusCode::OK);
     assert_eq!(scim.delete(&format!("/Groups/{inner}")).await.status, StatusCode::NO_CONTENT);
-    let events = feed(&app, &scim.connection_id, 100, 8).await;
+    // Nine events: the deletion of `inner` is two (removed from `outer`, deleted).
+    let events = feed(&app, &scim.connection_id, 100, 9).await;
     let members: Vec<(String, String, String)> = events
         .iter()
         .filter(|e| e["type"].as_str().unwrap().starts_with("group.member_"))

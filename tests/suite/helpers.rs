@@ -359,6 +359,35 @@ impl Scim {
     }
 }
 
+/// The event about the resource `id` (a user's or a group's id) in the
+/// event feed of the SCIM connection `connection`, once it is there; waits
+/// up to 30 s. On PostgreSQL an event joins the feed once every transaction
+/// that began before it has ended, on any database of the server, and
+/// another test's may hold it back for a while. Reads the feed page after
+/// page, going on from where the last read got to.
+pub async fn wait_in_feed(app: &TestApp, connection: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/events?scim_connection_id={connection}&limit=100");
+        if let Some(a) = &after {
+            path.push_str(&format!("&after={a}"));
+        }
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        if let Some(found) = page["data"].as_array().and_then(|d| d.iter().find(|e| e["data"]["id"] == id)) {
+            return found.clone();
+        }
+        if let Some(next) = page["next_cursor"].as_str() {
+            after = Some(next.to_string());
+        }
+        assert!(std::time::Instant::now() < deadline, "{id} never reached the feed of {connection}: {page}");
+        if page["has_more"] != json!(true) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// A core User body.
 pub fn user(user_name: &str) -> Value {
     json!({
@@ -377,8 +406,8 @@ pub fn patch_op(ops: Value) -> Value {
 
 /// A group write under way (PostgreSQL): creates a group named `name` with
 /// `members` in a transaction held open until the returned sender is used
-/// (or 10 s pass), as a group write of thousands of members would hold its
-/// locks. Returns once the write holds them.
+/// or dropped (or 120 s pass), as a group write of thousands of members
+/// would hold its locks. Returns once the write holds them.
 pub fn hold_group_write(
     app: &TestApp,
     connection: &str,
@@ -395,7 +424,10 @@ pub fn hold_group_write(
             tandem_store::scim::groups::insert(c, &connection, doc, false, chrono::Utc::now())
                 .map_err(|_| tandem_store::StoreError::Conflict("the group write failed".into()))?;
             locked.send(()).unwrap();
-            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            // Long enough that only the test ends the hold, however slowly it
+            // runs: a hold that ended on its own would let a write that waits
+            // for it pass as one that does not.
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(120));
             Ok(())
         })
     });

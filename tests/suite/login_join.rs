@@ -473,7 +473,8 @@ async fn a_connection_created_during_its_clients_create_waits_and_pairs() {
             row.scim_required = tandem_store::scim_connections::get_by_customer(c, &who)?.is_some();
             tandem_store::oidc_clients::insert(c, &row)?;
             pid_tx.send(backend_pid(c)?).unwrap();
-            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            // Long enough that only the watcher below ends the hold, however slowly the test runs.
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(120));
             Ok(())
         })
     });
@@ -481,7 +482,8 @@ async fn a_connection_created_during_its_clients_create_waits_and_pairs() {
     let create = app.post("/api/v1/scim-connections", json!({"customer_id": customer}));
     let watch = async {
         let store = app.state.store.clone();
-        for _ in 0..250 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             let s = store.clone();
             if tokio::task::spawn_blocking(move || waiting_on(&s, pid)).await.unwrap() > 0 {
                 release.send(()).unwrap();

@@ -103,6 +103,9 @@ async fn a_scim_key_is_not_an_integration_key() {
 #[tokio::test]
 async fn a_revoked_key_is_refused() {
     let app = TestApp::spawn().await;
+    // The key cache's TTL is Tandem's clock's: stopped, it ends only when
+    // advanced, however slowly the requests before run.
+    app.clock.freeze();
     let (status, _) = app.get("/api/v1/oidc-clients").await;
     assert_eq!(status, StatusCode::OK);
     let key = app.key.clone();
@@ -144,6 +147,9 @@ async fn a_basic_authorization_header_is_refused_with_a_reason() {
 #[tokio::test]
 async fn a_keys_use_is_recorded_at_most_once_a_minute() {
     let app = TestApp::spawn().await;
+    // The minute is Tandem's clock's: stopped, it passes only when advanced,
+    // however slowly the requests run.
+    app.clock.freeze();
     let hash = tandem_core::keys::hash_key(&app.key);
     let last_used = || {
         let hash = hash.clone();

@@ -286,16 +286,7 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
         let id = scim.create_user(user(&format!("trim-{period}@acme.com"))).await;
         // On PostgreSQL other tests' transactions (on any database of the
         // server) may hold the feed back for a while.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let last = loop {
-            let (_, page) = app.get(&feed).await;
-            let last = page["data"].as_array().unwrap().last().cloned().unwrap_or_default();
-            if last["data"]["id"] == json!(id) || std::time::Instant::now() > deadline {
-                break last;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
-        assert_eq!(last["data"]["id"], json!(id), "{last}");
+        let last = wait_in_feed(&app, &scim.connection_id, &id).await;
         cursors.push(last["id"].as_str().unwrap().to_string());
         for _ in 0..3 {
             scim.get(&format!("/Users/{id}")).await;

@@ -202,6 +202,9 @@ async fn rotate_with_a_bad_grace_period_is_refused() {
 #[tokio::test]
 async fn a_write_under_a_connection_deleted_through_another_node_is_refused_as_unauthorized() {
     let app = TestApp::spawn().await;
+    // The key cache's TTL is Tandem's clock's: stopped, the key stays cached
+    // for the whole test, however slowly it runs.
+    app.clock.freeze();
     let scim = app.scim().await;
     // The key is checked, and so cached on this node.
     scim.create_user(user("before@acme.com")).await;
@@ -413,7 +416,8 @@ async fn scim_writes_that_wait_for_the_connections_delete_are_then_refused_as_un
         store.write_blocking(move |c| {
             let deleted = tandem_store::scim_connections::delete(c, &id, chrono::Utc::now())?;
             locked.send(backend_pid(c)?).unwrap();
-            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(10));
+            // Long enough that only the test ends the hold, however slowly it runs.
+            let _ = wait_release.recv_timeout(std::time::Duration::from_secs(120));
             Ok(deleted)
         })
     });
@@ -467,7 +471,9 @@ async fn a_connections_patch_does_not_wait_for_group_writes_under_it() {
     let (release, group_write) = hold_group_write(&app, &scim.connection_id, "Held open", &[&uid]);
     let path = format!("/api/v1/scim-connections/{}", scim.connection_id);
     let patch = app.patch(&path, json!({"unknown_group_members": "ignore", "api_key_ttl_days": 30}));
-    let patched = tokio::time::timeout(std::time::Duration::from_secs(3), patch).await;
+    // Time enough for a request on a loaded machine; the group write holds on
+    // until it is released below, so one that waited for it would not end.
+    let patched = tokio::time::timeout(std::time::Duration::from_secs(30), patch).await;
     release.send(()).unwrap();
     group_write.join().unwrap().unwrap();
     let (status, body) = patched.expect("the connection's PATCH waited for the group write to end");

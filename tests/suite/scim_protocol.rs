@@ -1794,7 +1794,9 @@ async fn a_user_patch_does_not_wait_for_a_group_write_adding_the_user() {
     let ops = json!([{"op": "replace", "path": "title", "value": "Engineer"}]);
     let path = format!("/Users/{uid}");
     let patch = scim.patch(&path, patch_op(ops));
-    let patched = tokio::time::timeout(std::time::Duration::from_secs(3), patch).await;
+    // Time enough for a request on a loaded machine; the group write holds on
+    // until it is released below, so one that waited for it would not end.
+    let patched = tokio::time::timeout(std::time::Duration::from_secs(30), patch).await;
     release.send(()).unwrap();
     group_write.join().unwrap().unwrap();
     let patched = patched.expect("the user PATCH waited for the group write to end");
@@ -1817,7 +1819,9 @@ async fn a_group_renamed_while_a_group_write_adds_it_as_a_member_does_not_wait()
     let ops = json!([{"op": "replace", "path": "displayName", "value": "Inner, renamed"}]);
     let path = format!("/Groups/{inner}");
     let patch = scim.patch(&path, patch_op(ops));
-    let patched = tokio::time::timeout(std::time::Duration::from_secs(3), patch).await;
+    // Time enough for a request on a loaded machine; the group write holds on
+    // until it is released below, so one that waited for it would not end.
+    let patched = tokio::time::timeout(std::time::Duration::from_secs(30), patch).await;
     release.send(()).unwrap();
     group_write.join().unwrap().unwrap();
     let patched = patched.expect("the rename waited for the group write to end");

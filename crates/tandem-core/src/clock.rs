@@ -21,10 +21,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that runs with the system clock plus an offset tests can advance.
+/// A clock that runs with the system clock plus an offset tests can advance;
+/// once frozen, it stands still (but for the advances).
 #[derive(Debug, Default)]
 pub struct ShiftedClock {
     offset: Mutex<Duration>,
+    /// The system clock's time when [`ShiftedClock::freeze`] stopped it.
+    frozen: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl ShiftedClock {
@@ -33,11 +36,22 @@ impl ShiftedClock {
         let mut offset = self.offset.lock().unwrap_or_else(|p| p.into_inner());
         *offset += by;
     }
+
+    /// Stops this clock where it is: from now on it moves only by
+    /// [`ShiftedClock::advance`], so a rule of "within N seconds" holds
+    /// however slowly the test runs.
+    pub fn freeze(&self) {
+        let mut frozen = self.frozen.lock().unwrap_or_else(|p| p.into_inner());
+        if frozen.is_none() {
+            *frozen = Some(SystemClock.now());
+        }
+    }
 }
 
 impl Clock for ShiftedClock {
     fn now(&self) -> DateTime<Utc> {
         let offset = *self.offset.lock().unwrap_or_else(|p| p.into_inner());
-        SystemClock.now() + offset
+        let frozen = *self.frozen.lock().unwrap_or_else(|p| p.into_inner());
+        frozen.unwrap_or_else(|| SystemClock.now()) + offset
     }
 }
