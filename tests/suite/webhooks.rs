@@ -19,8 +19,9 @@ struct Received {
 }
 
 /// A receiver on loopback that records what it is sent and answers the
-/// statuses it is told to (then 200); a request whose body holds the text
-/// it is told to refuse (a resource's id) is answered 503 whenever it comes.
+/// statuses it is told to (then 200; a "status" 0 is never answered); a
+/// request whose body holds the text it is told to refuse (a resource's
+/// id) is answered 503 whenever it comes.
 #[derive(Clone)]
 struct Receiver {
     url: String,
@@ -50,6 +51,11 @@ async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> 
         body,
         status,
     });
+    if status == 0 {
+        // Longer than the sender waits for an answer.
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
 }
 
@@ -431,6 +437,45 @@ async fn events_purged_before_delivery_are_skipped_and_recorded() {
     assert_eq!(audit["data"][0]["actor"], "tandem", "{audit}");
     // A skip starts the endpoint afresh: what was failing is gone.
     assert_eq!((&shown["failures"], &shown["failing_since"]), (&json!(0), &Value::Null), "{shown}");
+}
+
+/// A node told to stop in the middle of a delivery frees its endpoint:
+/// another node on the database sends the abandoned batch again at once,
+/// not when the lease (the request timeout plus 30 s) runs out.
+#[tokio::test]
+async fn a_stopping_node_hands_its_endpoint_to_the_others_at_once() {
+    let dir = scratch_dir();
+    let mut settings = test_settings(&dir);
+    if let Some(base) = postgres_url() {
+        settings.database.url = scratch_postgres_database(&base);
+    }
+    fast(&mut settings);
+    let database = settings.database.url.clone();
+    let first = TestApp::spawn_with(settings, dir.clone()).await;
+    let customer = unique("handed");
+    let scim = first.scim_of(&first.create_scim_connection(&customer).await);
+    // The first request is never answered: the node stops while it waits.
+    let receiver = Receiver::start(vec![0]).await;
+    let (status, endpoint) =
+        first.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": customer})).await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let ada = scim.create_user(user("ada@acme.com")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while receiver.got.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first node never sent the event");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(first);
+    let mut settings = test_settings(&dir);
+    settings.database.url = database;
+    fast(&mut settings);
+    let second = TestApp::spawn_with(settings, dir).await;
+    // Well within the 40 s lease the stopped node would otherwise have left.
+    let (_, events) = receiver.accepted(1).await;
+    let ids: Vec<&Value> = events.iter().map(|e| &e["data"]["id"]).collect();
+    assert_eq!(ids, [&json!(ada)], "{events:?}");
+    let (_, shown) = second.get(&format!("/api/v1/webhook-endpoints/{}", endpoint["id"].as_str().unwrap())).await;
+    assert_eq!(shown["failures"], 0, "{shown}");
 }
 
 /// A URL with credentials is refused; with `oidc.block_private_addresses`,

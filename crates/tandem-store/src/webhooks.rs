@@ -241,6 +241,12 @@ fn lease_then(conn: &mut AnyConnection, id: &str, token: &str, then: Then) -> Re
     Ok(n == 1)
 }
 
+/// Frees the endpoint's lease for any node to take at `now`, if `token`
+/// still holds it (a node told to stop in the middle of a turn); whether it did.
+pub fn release(conn: &mut AnyConnection, (id, token): (&str, &str), now: i64) -> Result<bool, StoreError> {
+    lease_then(conn, id, token, Then::Release(now))
+}
+
 /// Moves the endpoint's position to `cursor`: after a delivery made at
 /// `delivered_at` (which clears its failures), or past events it does not
 /// take; then the lease as `then` says. Nothing when `token` no longer

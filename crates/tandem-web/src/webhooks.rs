@@ -46,7 +46,7 @@ const MOVE_PAST_AFTER: i64 = 600 * 1_000_000;
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// Keeps deliveries running; dropping it stops the thread and waits for it
-/// (a request under way is abandoned, and its lease runs out).
+/// (a request under way is abandoned, and its endpoint's lease freed).
 pub struct Deliveries {
     _thread: Option<Background<()>>,
 }
@@ -212,6 +212,12 @@ async fn turn(
             break;
         }
     }
+    if stop.load(Ordering::Relaxed) {
+        // Told to stop: the endpoint goes to the other nodes now, not when
+        // the lease runs out (a batch abandoned under way is sent again).
+        let (key, at) = (id.to_string(), micros(state.clock.now()));
+        state.store.write(move |c| webhooks::release(c, (&key, &token), at)).await?;
+    }
     Ok(())
 }
 
@@ -333,7 +339,7 @@ async fn deliver(
         .send();
     let sent = tokio::select! {
         sent = request => sent,
-        // Told to stop: the request is abandoned, and its lease runs out.
+        // Told to stop: the request is abandoned (the turn frees the lease).
         () = stopping(stop) => return Ok(false),
     };
     match sent {
