@@ -243,10 +243,16 @@ impl Drop for Server {
 mod tests {
     use super::*;
 
+    /// Starts `sh -c script` and returns once the script has printed a line
+    /// (it prints "ready" after installing its trap) or has closed its output
+    /// by exiting: on a busy machine the shell can take well over a fixed pause
+    /// to start, and a SIGTERM sent before its trap is set would kill it outright.
     fn running(script: &str) -> Server {
-        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
-        // Give the shell time to install its trap.
-        std::thread::sleep(Duration::from_millis(200));
+        use std::io::BufRead;
+        let mut child =
+            Command::new("sh").args(["-c", script]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         Server {
             base: String::new(),
             pid: Some(child.id()),
@@ -259,12 +265,22 @@ mod tests {
 
     #[test]
     fn a_clean_shutdown_passes_and_a_crash_at_shutdown_is_reported() {
-        assert_eq!(running("trap 'exit 0' TERM; sleep 5 & wait").stop(), None);
-        let crashed = running("trap 'kill -ABRT $$' TERM; sleep 5 & wait").stop().unwrap_or_default();
+        // Each trap also ends the background sleep, so no process outlives the test.
+        assert_eq!(running("trap 'kill $!; exit 0' TERM; echo ready; sleep 60 & wait").stop(), None);
+        let crashed =
+            running("trap 'kill $!; kill -ABRT $$' TERM; echo ready; sleep 60 & wait").stop().unwrap_or_default();
         assert!(crashed.contains("after SIGTERM") && crashed.contains("SIGABRT"), "{crashed}");
-        let failed = running("trap 'exit 3' TERM; sleep 5 & wait").stop().unwrap_or_default();
+        let failed = running("trap 'kill $!; exit 3' TERM; echo ready; sleep 60 & wait").stop().unwrap_or_default();
         assert!(failed.contains("exit status: 3"), "{failed}");
         let mut gone = running("exit 1");
+        // The shell has closed its output but may not have exited yet on a busy
+        // machine: wait until it has, so stop() finds it gone (the child keeps the
+        // status it reaped) rather than sending it SIGTERM.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while gone.child.as_mut().unwrap().try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the shell did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(gone.stop().unwrap_or_default().contains("before the end of the run"));
         assert_eq!(gone.stop(), None, "stopping twice is a no-op");
     }

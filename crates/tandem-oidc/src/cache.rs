@@ -223,8 +223,13 @@ mod tests {
     async fn a_first_discovery_is_fetched_once_and_its_failure_kept_for_a_while() {
         let (issuer, asked) = failing_issuer().await;
         let clock = Arc::new(ShiftedClock::default());
+        // Stands still but for the advance below: the failure is kept for
+        // FIRST_FETCH_RETRY however slowly the test runs on a busy machine.
+        clock.freeze();
         let cache = IdpCache::new(clock.clone());
-        let http = IdpHttp::new(std::time::Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+        // Long enough for the issuer's answer (after 200 ms) on a busy machine:
+        // a request that timed out would fail for another reason than its 503.
+        let http = IdpHttp::new(std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
         let (a, b, c) = tokio::join!(
             cache.get(&http, &issuer, None),
             cache.get(&http, &issuer, None),
@@ -243,13 +248,16 @@ mod tests {
 
     #[test]
     fn time_is_up_after_the_interval_or_when_the_clock_went_back() {
+        // Frozen clocks: only the advances move them, however slowly the test runs.
         let clock = ShiftedClock::default();
+        clock.freeze();
         let since = clock.now();
         assert!(!elapsed(&clock, since, Duration::minutes(1)));
         clock.advance(Duration::seconds(61));
         assert!(elapsed(&clock, since, Duration::minutes(1)));
 
         let clock = ShiftedClock::default();
+        clock.freeze();
         let since = clock.now();
         clock.advance(Duration::seconds(-5));
         assert!(elapsed(&clock, since, Duration::minutes(1)));

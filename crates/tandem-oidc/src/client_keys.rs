@@ -321,7 +321,7 @@ mod tests {
         let der = STANDARD.decode(jwk["x5c"][0].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
         assert_eq!(digest(&aws_lc_rs::digest::SHA256, &der), key.kid);
         assert!(key.certificate_pem().starts_with("-----BEGIN CERTIFICATE-----\nMII"));
-        // Another key's JWK does not verify it.
+        // Another key's JWK does not verify it: the signature is refused.
         let other = ClientKeys::generate("other", now)?;
         let other_jwk = other.current().jwk()?;
         let wrong = DecodingKey::from_rsa_components(
@@ -329,7 +329,8 @@ mod tests {
             other_jwk["e"].as_str().unwrap_or_default(),
         )
         .map_err(|e| e.to_string())?;
-        assert!(decode::<Value>(&jwt, &wrong, &v).is_err());
+        let refused = decode::<Value>(&jwt, &wrong, &v).err().ok_or("another key's JWK verified it")?;
+        assert!(matches!(refused.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature), "{refused}");
         Ok(())
     }
 

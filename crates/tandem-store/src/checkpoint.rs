@@ -69,7 +69,9 @@ mod tests {
         let path = dir_path.join("t.db");
         let wal_pages = std::fs::metadata(dir_path.join("t.db-wal")).unwrap().len() / 4096;
         assert!(wal_pages > 10 && wal_pages < u64::from(super::AUTO_CHECKPOINT_PAGES), "{wal_pages}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // The loop ends as soon as the pages are there; the deadline only
+        // allows for fsync stalling on a busy disk.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut db_pages = 0;
         while std::time::Instant::now() < deadline {
             db_pages = std::fs::metadata(&path).unwrap().len() / 4096;

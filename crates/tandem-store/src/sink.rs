@@ -134,10 +134,19 @@ pub struct LogSink {
     writer: Option<std::thread::Thread>,
     /// Login starts queued and not yet taken by the writer (see [`MAX_QUEUED_LOGIN_STARTS`]).
     login_starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// How many times the writer has tried to write a batch whole (a retry
+    /// included), so a test can wait for the retry instead of timing it.
+    #[cfg(test)]
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How long the records of a failed batch are retried one by one.
+#[cfg(not(test))]
 const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longer in tests: a writer thread held up on a busy machine would otherwise
+/// skip the records a test expects written.
+#[cfg(test)]
+const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Records queued at most; more are dropped with an error log.
 const QUEUE: usize = 10_000;
@@ -172,6 +181,10 @@ impl LogSink {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(QUEUE);
         let login_starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let taken = login_starts.clone();
+        #[cfg(test)]
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        #[cfg(test)]
+        let tried = attempts.clone();
         let spawned = std::thread::Builder::new().name("tandem-log-writer".into()).spawn(move || {
             let mut closing = false;
             while !closing {
@@ -205,6 +218,8 @@ impl LogSink {
                     next = rx.try_recv().ok();
                 }
                 if !batch.is_empty() {
+                    #[cfg(test)]
+                    tried.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if let Err(e) = store.write_behind(|c| batch.write(c)) {
                         // The database refused a statement: one record may be
                         // at fault, and need not take the batch with it. (When
@@ -216,11 +231,15 @@ impl LogSink {
                         // locked by another process past its busy timeout) is
                         // tried again whole first.
                         let lost = match e {
-                            StoreError::Busy(_) => match store.write_behind(|c| batch.write(c)) {
-                                Ok(()) => 0,
-                                Err(_) if batch.rows() > 1 => batch.write_each(&store),
-                                Err(_) => batch.rows(),
-                            },
+                            StoreError::Busy(_) => {
+                                #[cfg(test)]
+                                tried.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                match store.write_behind(|c| batch.write(c)) {
+                                    Ok(()) => 0,
+                                    Err(_) if batch.rows() > 1 => batch.write_each(&store),
+                                    Err(_) => batch.rows(),
+                                }
+                            }
                             StoreError::Query(_) if batch.rows() > 1 => batch.write_each(&store),
                             _ => batch.rows(),
                         };
@@ -244,7 +263,14 @@ impl LogSink {
             }
         };
         let writer = thread.as_ref().map(|h| h.thread().clone());
-        LogSink { tx, thread: std::sync::Arc::new(std::sync::Mutex::new(thread)), writer, login_starts }
+        LogSink {
+            tx,
+            thread: std::sync::Arc::new(std::sync::Mutex::new(thread)),
+            writer,
+            login_starts,
+            #[cfg(test)]
+            attempts,
+        }
     }
 
     /// Writes what is queued and stops the writer (at shutdown); records
@@ -378,7 +404,8 @@ mod tests {
         for n in 2..6 {
             sink.record(entry(n));
         }
-        sink.flush();
+        // Writes everything queued, however long that takes (a flush gives up after 10 s).
+        sink.close();
         assert_eq!(stored(&store), 5, "all but the refused one");
     }
 
@@ -389,6 +416,7 @@ mod tests {
     fn a_record_waits_out_another_process_holding_the_write_lock() {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;
+        use std::sync::atomic::Ordering;
         let (store, dir) = crate::test_store();
         let crate::TestDir::Sqlite(path) = &dir else { unreachable!() };
         let file = path.join("t.db").display().to_string();
@@ -396,12 +424,17 @@ mod tests {
         other.batch_execute("BEGIN IMMEDIATE").unwrap();
         let sink = LogSink::start(store.clone());
         sink.record(entry(0));
-        // Held past one busy timeout, and let go while the second try waits.
-        std::thread::sleep(std::time::Duration::from_millis(6_500));
+        // Held past one busy timeout, and let go while the second try waits:
+        // once it has begun, not after a fixed time, which on a busy machine
+        // could end before the first try did or after the second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while sink.attempts.load(Ordering::SeqCst) < 2 {
+            assert!(std::time::Instant::now() < deadline, "the record was not tried again");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         other.batch_execute("COMMIT").unwrap();
-        sink.flush();
-        assert_eq!(stored(&store), 1);
         sink.close();
+        assert_eq!(stored(&store), 1);
     }
 
     #[test]
@@ -447,12 +480,11 @@ mod tests {
         sink.record_login_start(start);
         sink.record(entry(1));
         store.write_blocking(move |c| sso::save_event(c, &done)).unwrap();
-        sink.flush();
+        sink.close();
         let e = store.read_blocking(move |c| sso::get_event(c, &id)).unwrap().unwrap();
         assert_eq!(e.outcome, "success");
         assert_eq!(e.steps, r#"[{"step":"initiate"},{"step":"scim_join"}]"#);
         assert_eq!(stored(&store), 1);
-        sink.close();
     }
 
     fn seen(client: &str, user: &str, at: i64) -> SsoUser {
@@ -497,7 +529,7 @@ mod tests {
                 assert!(sink.record_login_end(end).is_ok());
             }
         }
-        sink.flush();
+        sink.close();
         for id in ids {
             let e = store.read_blocking(move |c| sso::get_event(c, &id)).unwrap().unwrap();
             assert_eq!((e.outcome.as_str(), e.oidc_user_id.as_deref()), ("success", Some("u-1")));
@@ -507,7 +539,6 @@ mod tests {
         let users = store.read_blocking(move |c| sso::sso_users_of(c, &key, None, 10)).unwrap();
         assert_eq!(users.len(), 1, "one identity, seen twice");
         assert_eq!((users[0].login_count, users[0].last_login_at), (2, 21));
-        sink.close();
     }
 
     /// A login end alone in its batch whose SSO user the database refuses
@@ -523,10 +554,9 @@ mod tests {
         event.outcome = "success".into();
         let id = event.id.clone();
         assert!(sink.record_login_end(LoginEnd { sso_user: Some(seen(&client, "u-3", 40)), event }).is_ok());
-        sink.flush();
+        sink.close();
         let stored = store.read_blocking(move |c| sso::get_event(c, &id)).unwrap();
         assert_eq!(stored.map(|e| e.outcome), Some("success".to_string()));
-        sink.close();
     }
 
     /// With the queue full, a login end comes back whole to its caller
@@ -574,12 +604,16 @@ mod tests {
     fn a_flood_of_login_starts_leaves_room_for_the_provisioning_log() {
         let (store, _dir) = crate::test_store();
         let sink = LogSink::start(store.clone());
-        // The database is busy: the writer takes one batch and waits, the rest queue.
+        // The database is busy until the flood is queued: the writer takes
+        // one batch (at most MAX_BATCH starts) and waits, the rest queue.
+        // Held until released, not for a fixed time: on a busy machine the
+        // flood could outlast it, and the writer would make room for more.
         let (s, (holding, held)) = (store.clone(), std::sync::mpsc::channel());
+        let (release, released) = std::sync::mpsc::channel::<()>();
         let busy = std::thread::spawn(move || {
             s.write_blocking(|_| {
                 let _ = holding.send(());
-                std::thread::sleep(std::time::Duration::from_millis(500));
+                let _ = released.recv_timeout(std::time::Duration::from_secs(60));
                 Ok(())
             })
         });
@@ -591,12 +625,13 @@ mod tests {
         for n in 0..100 {
             sink.record(entry(n));
         }
+        release.send(()).unwrap();
         busy.join().unwrap().unwrap();
-        sink.flush();
+        // Writes everything queued, however long that takes (a flush gives up after 10 s).
+        sink.close();
         let q = crate::sso::EventQuery { customer_id: Some("acme".into()), limit: 100_000, ..Default::default() };
         let events = store.read_blocking(|c| crate::sso::list_events(c, &q)).unwrap().len();
         assert!((MAX_QUEUED_LOGIN_STARTS..flood).contains(&events), "{events} of {flood}");
         assert_eq!(stored(&store), 100, "every provisioning entry was kept");
-        sink.close();
     }
 }

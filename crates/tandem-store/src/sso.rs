@@ -353,11 +353,15 @@ mod retention_tests {
         assert!(at(t - chrono::Duration::milliseconds(1)) < cutoff);
         assert!(at(t) >= cutoff);
         assert!(at(t + chrono::Duration::days(400)) > cutoff);
-        // A new id (UUIDv7 from the system clock) against the cutoffs of a second either side.
+        // A new id (UUIDv7 from the system clock) against the cutoffs of a
+        // second either side of the clock read just before and just after it
+        // (the test may be held up between any two lines on a busy machine).
         use tandem_core::clock::{Clock, SystemClock};
-        let now = SystemClock.now();
-        assert!(tandem_core::new_id() > first_id_at(now - chrono::Duration::seconds(1)));
-        assert!(tandem_core::new_id() < first_id_at(now + chrono::Duration::seconds(1)));
+        let before = SystemClock.now();
+        let id = tandem_core::new_id();
+        let after = SystemClock.now();
+        assert!(id > first_id_at(before - chrono::Duration::seconds(1)), "{id}");
+        assert!(id < first_id_at(after + chrono::Duration::seconds(1)), "{id}");
     }
 
     /// A UUIDv7 text of the millisecond `ms` with its other bits set.

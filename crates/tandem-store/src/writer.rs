@@ -825,24 +825,34 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_behind_requests_makes_a_small_write_queue_without_opening_the_busy_window() {
+        use std::future::Future;
         let (store, _dir) = crate::test_store();
         let (s, (holding, held)) = (store.clone(), std::sync::mpsc::channel());
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        // Holds the write lock until released, not for a fixed time: on a
+        // busy machine the small write could otherwise come after it let go.
         let behind = std::thread::spawn(move || {
             s.write_behind(|c| {
                 integration_keys::create(c, "behind", at())?;
                 let _ = holding.send(());
-                std::thread::sleep(Duration::from_millis(200));
+                let _ = wait.recv_timeout(Duration::from_secs(60));
                 Ok(())
             })
         });
         held.recv().unwrap();
-        let ran = store
-            .write_small(|c| {
-                integration_keys::create(c, "small", at())?;
-                Ok(thread_name())
-            })
-            .await
-            .unwrap();
+        let small = store.write_small(|c| {
+            integration_keys::create(c, "small", at())?;
+            Ok(thread_name())
+        });
+        tokio::pin!(small);
+        // Its first poll decides where it runs and queues it, while the
+        // write behind is known to hold the lock.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(small.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(r) = first {
+            panic!("ran while the write behind held the lock: {r:?}");
+        }
+        release.send(()).unwrap();
+        let ran = small.await.unwrap();
         assert_eq!(ran, "tandem-writer", "queued, not holding its caller until the write behind is done");
         behind.join().unwrap().unwrap();
         let writer = store.writer.clone().unwrap();
@@ -899,11 +909,14 @@ mod tests {
         let crate::TestDir::Sqlite(path) = &dir else { unreachable!() };
         let file = path.join("t.db").display().to_string();
         let (read_done, wait_read) = std::sync::mpsc::channel::<()>();
+        let (writing, cli_writes) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || {
             wait_read.recv().unwrap();
             let mut cli = diesel::SqliteConnection::establish(&file).unwrap();
-            cli.batch_execute("PRAGMA busy_timeout = 5000").unwrap();
+            // Waits as long as the server's transaction may take on a busy machine.
+            cli.batch_execute("PRAGMA busy_timeout = 60000").unwrap();
             let mut cli = crate::AnyConnection::Sqlite(cli);
+            let _ = writing.send(());
             cli.transaction(|c| integration_keys::create(c, "from-the-cli", at()).map(|_| ()))
         });
         let s = store.clone();
@@ -911,6 +924,9 @@ mod tests {
             .write(move |c| {
                 let before = integration_keys::list(c)?.len();
                 read_done.send(()).unwrap();
+                // The other process writes while this transaction is open
+                // (it may start late on a busy machine), then this one writes.
+                let _ = cli_writes.recv_timeout(Duration::from_secs(60));
                 std::thread::sleep(Duration::from_millis(300));
                 integration_keys::create(c, "from-the-server", at())?;
                 Ok(before)

@@ -112,6 +112,9 @@ mod tests {
 
     #[test]
     fn processes_starting_at_once_end_with_one_key_and_no_partial_file() {
+        // Its threads start aws-lc, which may read the environment while a
+        // settings test sets a variable.
+        let _env = crate::settings::env_lock();
         let dir = std::env::temp_dir().join(format!("tandem-key-race-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let secrets =
@@ -138,6 +141,8 @@ mod tests {
 
     #[test]
     fn a_key_file_is_made_only_where_allowed_and_an_existing_one_is_always_read() {
+        // aws-lc may read the environment while a settings test sets a variable.
+        let _env = crate::settings::env_lock();
         let dir = std::env::temp_dir().join(format!("tandem-key-create-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let secrets = Secrets { key: String::new(), key_file: dir.join("secret.key"), previous_key: String::new() };

@@ -530,6 +530,19 @@ impl Settings {
     }
 }
 
+/// Held by the tests that set or read environment variables, here and in
+/// [`crate::secret_file`] (aws-lc may read one as it starts): on glibc,
+/// setting a variable while another thread reads the environment outside
+/// Rust's own lock (a C library's `getenv`) can crash the test binary.
+#[cfg(test)]
+pub(crate) static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`ENV_LOCK`]; a test that failed while holding it does not fail the others.
+#[cfg(test)]
+pub(crate) fn env_lock() -> std::sync::MutexGuard<'static, ()> {
+    ENV_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,8 +606,10 @@ mod tests {
         assert_eq!(found, expected);
     }
 
-    /// Loads with environment variables under a prefix unique to the test.
+    /// Loads with environment variables under a prefix unique to the test
+    /// (holding [`ENV_LOCK`] while it sets and reads them).
     fn load_with(prefix: &str, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let _env = env_lock();
         for (k, v) in vars {
             std::env::set_var(format!("{prefix}{k}"), v);
         }
@@ -758,6 +773,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tandem-settings-{}", tandem_core::new_id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("tandem.toml");
+        let _env = env_lock();
         std::env::set_var("TANDEM_UT_CASE_MATCHING__DEFAULTS__OKTA", "OidcEmailToScimUsername");
         for spelling in ["Okta", "okta"] {
             std::fs::write(&file, format!("[matching.defaults]\n{spelling} = \"OidcSubToScimExternalId\"\n")).unwrap();
@@ -798,6 +814,7 @@ mod tests {
 
     #[test]
     fn command_line_beats_environment() {
+        let _env = env_lock();
         std::env::set_var("TANDEM_UT_CLI_DATABASE_URL", "sqlite://env.db");
         let o = Overrides { database_url: Some("sqlite://cli.db".into()), bind: None };
         let s = Settings::load_from(None, &o, Env::prefixed("TANDEM_UT_CLI_")).unwrap();
