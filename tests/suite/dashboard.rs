@@ -180,8 +180,25 @@ async fn an_https_public_url_makes_the_cookies_secure() {
     assert!(refused.contains("open the dashboard over https"), "{refused}");
     let (status, session) = b.sign_in_cookies(&app.key).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(session.iter().any(|c| c.starts_with("tandem_dashboard=")), "{session:?}");
-    assert!(session.iter().all(|c| c.contains("; Secure")), "{session:?}");
+    // `__Host-` cookies: Secure, on the path `/`, without a Domain, so a
+    // sibling subdomain cannot plant one.
+    assert!(login_cookie.starts_with("__Host-tandem_dashboard_login="), "{login_cookie}");
+    assert!(session.iter().any(|c| c.starts_with("__Host-tandem_dashboard=")), "{session:?}");
+    for c in session.iter().chain([&login_cookie]) {
+        let parts: Vec<&str> = c.split("; ").collect();
+        assert!(parts.contains(&"Secure") && parts.contains(&"Path=/") && !c.contains("Domain"), "{c}");
+    }
+    assert_eq!(b.get("/dashboard").await.0, StatusCode::OK);
+    // A cookie without the prefix (as a subdomain could set) is no session.
+    let mut planted = Browser::new(&app);
+    planted.cookies.push(("tandem_dashboard".into(), session_token(&session)));
+    assert_eq!(planted.get("/dashboard").await.0, StatusCode::SEE_OTHER);
+}
+
+/// The value of the session cookie among the `Set-Cookie` headers of a sign-in.
+fn session_token(cookies: &[String]) -> String {
+    let cookie = cookies.iter().find(|c| c.starts_with("__Host-tandem_dashboard=")).expect("a session cookie");
+    cookie["__Host-tandem_dashboard=".len()..].split(';').next().unwrap_or_default().to_string()
 }
 
 #[tokio::test]

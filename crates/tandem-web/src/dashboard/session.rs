@@ -26,13 +26,26 @@ fn secure(state: &AppState) -> bool {
     state.settings.public_url.starts_with("https://")
 }
 
+/// A dashboard cookie's name. Over https it has the `__Host-` prefix, which
+/// a browser accepts only from this host itself, `Secure`, without `Domain`
+/// and on the path `/` (RFC 6265bis §4.1.3.2): a sibling subdomain cannot
+/// plant one to shadow the admin's session or sign-in form.
+fn named(state: &AppState, name: &'static str) -> &'static str {
+    match (secure(state), name) {
+        (true, SESSION_COOKIE) => "__Host-tandem_dashboard",
+        (true, LOGIN_CSRF_COOKIE) => "__Host-tandem_dashboard_login",
+        _ => name,
+    }
+}
+
 /// A dashboard cookie. `SameSite=Lax`, not `Strict`: a link to a dashboard
 /// page from a ticket or a chat then opens it in the admin's session instead
 /// of asking for the key again. Cross-site POSTs still carry no cookie, and
-/// every form is checked against the session's CSRF token besides.
-fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age_secs: i64) -> Cookie<'a> {
-    Cookie::build(name, value)
-        .path("/dashboard")
+/// every form is checked against the session's CSRF token besides. Over
+/// plain http its path is `/dashboard`; over https `/`, as `__Host-` asks.
+fn cookie(state: &AppState, name: &'static str, value: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(named(state, name), value)
+        .path(if secure(state) { "/" } else { "/dashboard" })
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure(state))
@@ -74,7 +87,9 @@ pub async fn require(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpR
             )
         }
     };
-    let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) else { return Err(refuse()) };
+    let Some(token) = req.cookie(named(state, SESSION_COOKIE)).map(|c| c.value().to_string()) else {
+        return Err(refuse());
+    };
     let token_hash = hash_key(&token);
     let now = state.clock.now();
     let key = token_hash.clone();
@@ -156,7 +171,7 @@ pub async fn login(
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     let next = form.get("next").map(String::as_str).and_then(dashboard_page);
-    let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
+    let expected = req.cookie(named(&state, LOGIN_CSRF_COOKIE)).map(|c| c.value().to_string());
     let given = form.get("csrf");
     if !matches!((&expected, given), (Some(e), Some(g)) if same(e, g)) {
         // A Secure cookie is never sent back over plain http: say so, or
