@@ -53,7 +53,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, r: web::Data<Receiver>) -> 
     });
     if status == 0 {
         // Longer than the sender waits for an answer.
-        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(300)).await;
         return HttpResponse::ServiceUnavailable().finish();
     }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
@@ -450,6 +450,8 @@ async fn a_stopping_node_hands_its_endpoint_to_the_others_at_once() {
         settings.database.url = scratch_postgres_database(&base);
     }
     fast(&mut settings);
+    // The request waits far longer than the test: only the stop ends it.
+    settings.webhooks.timeout_secs = 120;
     let database = settings.database.url.clone();
     let first = TestApp::spawn_with(settings, dir.clone()).await;
     let customer = unique("handed");
@@ -470,7 +472,7 @@ async fn a_stopping_node_hands_its_endpoint_to_the_others_at_once() {
     settings.database.url = database;
     fast(&mut settings);
     let second = TestApp::spawn_with(settings, dir).await;
-    // Well within the 40 s lease the stopped node would otherwise have left.
+    // Well within the lease (the timeout plus 30 s) the stopped node would otherwise have left.
     let (_, events) = receiver.accepted(1).await;
     let ids: Vec<&Value> = events.iter().map(|e| &e["data"]["id"]).collect();
     assert_eq!(ids, [&json!(ada)], "{events:?}");

@@ -155,9 +155,10 @@ impl LoginState {
     }
 
     /// When the login started, in Unix seconds (its id's timestamp, to the
-    /// millisecond, rounded down).
-    pub fn started_at(&self) -> i64 {
-        self.id.get_timestamp().map_or(0, |t| i64::try_from(t.to_unix().0).unwrap_or(i64::MAX))
+    /// millisecond, rounded down); `None` for an id that holds no time
+    /// (not a UUIDv7: never one Tandem sealed).
+    pub fn started_at(&self) -> Option<i64> {
+        self.id.get_timestamp().and_then(|t| i64::try_from(t.to_unix().0).ok())
     }
 
     /// The login's id, which is also its login event's.
@@ -315,16 +316,19 @@ mod tests {
     fn a_login_carries_its_start_in_its_id() {
         let k = key();
         let login = LoginState::new("c", when(), 5, false).with_step_up(Some(60), None).unwrap();
-        assert_eq!(login.started_at(), 1_790_000_000);
+        assert_eq!(login.started_at(), Some(1_790_000_000));
         let opened = open(&k, &login.issue(&k, None).state).unwrap();
-        assert_eq!(opened.login.started_at(), 1_790_000_000);
+        assert_eq!(opened.login.started_at(), Some(1_790_000_000));
         let ids: Vec<uuid::Uuid> =
             (0..50).map(|n| LoginState::new("c", when() + chrono::Duration::microseconds(n), 5, false).id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         assert!(ids.iter().all(|id| id.get_version_num() == 7));
         let later = LoginState::new("c", when() + chrono::Duration::seconds(90), 5, false);
-        assert_eq!(later.started_at(), 1_790_000_090);
-        assert_eq!(LoginState::new("c", when(), 5, false).started_at(), 1_790_000_000);
+        assert_eq!(later.started_at(), Some(1_790_000_090));
+        assert_eq!(LoginState::new("c", when(), 5, false).started_at(), Some(1_790_000_000));
+        let mut v4 = LoginState::new("c", when(), 5, false);
+        v4.id = uuid::Uuid::new_v4();
+        assert_eq!(v4.started_at(), None);
     }
 
     #[test]

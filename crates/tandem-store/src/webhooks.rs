@@ -241,10 +241,14 @@ fn lease_then(conn: &mut AnyConnection, id: &str, token: &str, then: Then) -> Re
     Ok(n == 1)
 }
 
-/// Frees the endpoint's lease for any node to take at `now`, if `token`
-/// still holds it (a node told to stop in the middle of a turn); whether it did.
-pub fn release(conn: &mut AnyConnection, (id, token): (&str, &str), now: i64) -> Result<bool, StoreError> {
-    lease_then(conn, id, token, Then::Release(now))
+/// Frees the endpoint's lease, if `token` still holds it, leaving when it
+/// is due as it was (a node told to stop in the middle of a turn: the next
+/// node takes it by its own clock); whether it did.
+pub fn release(conn: &mut AnyConnection, (id, token): (&str, &str)) -> Result<bool, StoreError> {
+    let n = diesel::update(leased(id, token))
+        .set((w::leased_until.eq(None::<i64>), w::lease_id.eq(None::<String>)))
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Moves the endpoint's position to `cursor`: after a delivery made at

@@ -44,6 +44,8 @@ const MAX_PASS_SECS: i64 = 300;
 const MOVE_PAST_AFTER: i64 = 600 * 1_000_000;
 /// How often the thread checks whether it is told to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
+/// How long a node told to stop waits to free an endpoint's lease.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// Keeps deliveries running; dropping it stops the thread and waits for it
 /// (a request under way is abandoned, and its endpoint's lease freed).
@@ -204,21 +206,34 @@ async fn turn(
     if !state.store.write(move |c| webhooks::lease(c, &key, micros(now), until, &held)).await? {
         return Ok(());
     }
+    let mut delivered = Ok(());
     for n in 1..=BATCHES_PER_TURN {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if !deliver(state, http, (id, &token), lease, n < BATCHES_PER_TURN, stop).await? {
-            break;
+        match deliver(state, http, (id, &token), lease, n < BATCHES_PER_TURN, stop).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                delivered = Err(e);
+                break;
+            }
         }
     }
     if stop.load(Ordering::Relaxed) {
         // Told to stop: the endpoint goes to the other nodes now, not when
         // the lease runs out (a batch abandoned under way is sent again).
-        let (key, at) = (id.to_string(), micros(state.clock.now()));
-        state.store.write(move |c| webhooks::release(c, (&key, &token), at)).await?;
+        // Not waited for long: shutting down is not held up by a database
+        // that does not answer (the lease then runs out).
+        let key = id.to_string();
+        let release = state.store.write(move |c| webhooks::release(c, (&key, &token)));
+        match tokio::time::timeout(RELEASE_WAIT, release).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, endpoint = %id, "a webhook endpoint's lease was not freed"),
+            Err(_) => tracing::warn!(endpoint = %id, "a webhook endpoint's lease was not freed in time"),
+        }
     }
-    Ok(())
+    delivered
 }
 
 /// What an error says of why it happened: its innermost cause ("Connection

@@ -142,7 +142,7 @@ fn run() -> anyhow::Result<()> {
                     None => tracing::info!(addr = %running.addr, backend = running.state.store.backend(), "listening"),
                 }
                 let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-                // Webhook deliveries under way stop (their leases run out), then queued
+                // Webhook deliveries under way stop (their leases freed for other nodes), then queued
                 // provisioning-log entries, login events and SSO users are written before the process ends.
                 drop(running.webhooks);
                 running.state.log_sink.close();

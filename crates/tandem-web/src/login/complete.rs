@@ -443,8 +443,9 @@ async fn hear(
     // A step-up is checked on the ID token's own claims, before userinfo
     // is merged (userinfo is not signed by the IdP for this login).
     let now = state.clock.now();
-    // When the login started, by the clock of the node that began it (sealed in the state).
-    let started = login.started_at();
+    // When the login started, by the clock of the node that began it (sealed
+    // in the state); with no start known, a max_age is refused, never waived.
+    let started = login.started_at().unwrap_or(i64::MAX);
     let checked = tandem_oidc::id_token::check_step_up(&claims, login.max_age(), login.acr_values(), started, now);
     if let Err(e) = checked {
         let err = idp(StatusCode::BAD_GATEWAY, "InvalidIdToken", e.to_string(), json!({"check": e.check}));
