@@ -265,12 +265,13 @@ mod tests {
 
     #[test]
     fn a_clean_shutdown_passes_and_a_crash_at_shutdown_is_reported() {
-        // Each trap also ends the background sleep, so no process outlives the test.
-        assert_eq!(running("trap 'kill $!; exit 0' TERM; echo ready; sleep 60 & wait").stop(), None);
+        // Each trap also ends the background sleep (started first, so `$!` is
+        // set whenever the signal comes), and no process outlives the test.
+        assert_eq!(running("sleep 60 & trap 'kill $!; exit 0' TERM; echo ready; wait").stop(), None);
         let crashed =
-            running("trap 'kill $!; kill -ABRT $$' TERM; echo ready; sleep 60 & wait").stop().unwrap_or_default();
+            running("sleep 60 & trap 'kill $!; kill -ABRT $$' TERM; echo ready; wait").stop().unwrap_or_default();
         assert!(crashed.contains("after SIGTERM") && crashed.contains("SIGABRT"), "{crashed}");
-        let failed = running("trap 'kill $!; exit 3' TERM; echo ready; sleep 60 & wait").stop().unwrap_or_default();
+        let failed = running("sleep 60 & trap 'kill $!; exit 3' TERM; echo ready; wait").stop().unwrap_or_default();
         assert!(failed.contains("exit status: 3"), "{failed}");
         let mut gone = running("exit 1");
         // The shell has closed its output but may not have exited yet on a busy
