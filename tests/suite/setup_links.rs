@@ -303,6 +303,35 @@ async fn setup_pages_are_served_on_the_public_listener() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the API stays on the admin listener");
 }
 
+/// Two customers' links saving one new issuer at the same time: one gets
+/// it, the other is refused, however the two saves interleave (each checks
+/// again in its write, under the issuer's lock).
+#[tokio::test]
+async fn two_links_saving_one_issuer_at_once_give_it_to_one_customer() {
+    let app = spawn().await;
+    for _ in 0..3 {
+        let op = StubOp::start(false).await;
+        let (mut paths, mut customers) = (Vec::new(), Vec::new());
+        for who in ["setup-race-a", "setup-race-b"] {
+            let customer = unique(who);
+            let link = make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
+            paths.push(format!("{}/oidc", page_path(&app, &link)));
+            customers.push(customer);
+        }
+        let form = generic_form(&op, STUB_CLIENT_SECRET);
+        let (a, b) = tokio::join!(post_form(&app, &paths[0], &form), post_form(&app, &paths[1], &form));
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::CONFLICT], "{}\n{}", a.1, b.1);
+        let mut holders = 0;
+        for customer in &customers {
+            let (status, _) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{customer}")).await;
+            holders += usize::from(status == StatusCode::OK);
+        }
+        assert_eq!(holders, 1, "one customer has a client on the issuer");
+    }
+}
+
 /// A link changes only its customer's settings, and only the IdP's: the
 /// form's other fields are not read, another customer's issuer is refused.
 #[tokio::test]

@@ -348,6 +348,26 @@ pub fn lock_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<(), 
     Ok(())
 }
 
+/// Serialises, until the transaction ends, the writes that give a client
+/// `issuer` (creating one, or moving one onto it): a setup link's check
+/// that no other customer's client has that issuer, made in the write,
+/// then sees every other such write committed (on PostgreSQL two at once
+/// would each miss the other's uncommitted row). Taken before
+/// [`lock_customer`], so that two writes taking both cannot deadlock.
+pub fn lock_issuer(conn: &mut AnyConnection, issuer: &str) -> Result<(), StoreError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('tandem issuer ' || $1, 0))")
+            .bind::<diesel::sql_types::Text, _>(issuer)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Whether a client of another customer than `customer_id` has `issuer`.
+pub fn issuer_held_by_another(conn: &mut AnyConnection, issuer: &str, customer_id: &str) -> Result<bool, StoreError> {
+    Ok(find_by_issuer(conn, issuer)?.into_iter().any(|r| r.customer_id != customer_id))
+}
+
 /// Marks the client of `customer_id`, if it has one and it is not marked
 /// yet, as needing a SCIM user at login: it has just been paired with a
 /// SCIM connection (created for its customer, or renamed onto it). From

@@ -216,21 +216,39 @@ pub(crate) struct LinkGuard<'a> {
 }
 
 impl LinkGuard<'_> {
+    /// Refuses an issuer another customer's client has, before discovery
+    /// (the write checks again, under the issuer's lock).
     async fn check_issuer(&self, state: &AppState, issuer: &str) -> Result<(), ApiError> {
         let (issuer, customer) = (issuer.to_string(), self.customer_id.to_string());
-        let others = state
-            .store
-            .read(move |c| Ok(repo::find_by_issuer(c, &issuer)?.into_iter().any(|r| r.customer_id != customer)))
-            .await?;
-        if others {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "IssuerInUse",
-                "another customer's sign-in already uses this issuer, and a setup link cannot give it to a second \
-                 one; ask the application's administrators",
-            ));
+        if state.store.read(move |c| repo::issuer_held_by_another(c, &issuer, &customer)).await? {
+            return Err(issuer_in_use());
         }
         Ok(())
+    }
+}
+
+/// A setup link's save onto an issuer another customer's client has.
+fn issuer_in_use() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "IssuerInUse",
+        "another customer's sign-in already uses this issuer, and a setup link cannot give it to a second one; ask \
+         the application's administrators",
+    )
+}
+
+/// In a write giving a client `issuer`: takes the issuer's lock and, for a
+/// setup link's save (`link_customer`), whether another customer's client
+/// has it (committed, whatever ran at the same time).
+fn issuer_taken(
+    c: &mut tandem_store::AnyConnection,
+    issuer: &str,
+    link_customer: Option<&str>,
+) -> Result<bool, tandem_store::StoreError> {
+    repo::lock_issuer(c, issuer)?;
+    match link_customer {
+        Some(customer) => repo::issuer_held_by_another(c, issuer, customer),
+        None => Ok(false),
     }
 }
 
@@ -255,9 +273,13 @@ pub(crate) async fn create_from(
         OidcClientRow::from_spec(&id, &req.spec, &state.secret_key, discovery, tandem_store::micros(now), now);
     let require = state.settings.require_distinct_redirect_paths;
     let scim_required_given = req.spec.scim_required.is_some();
-    let (row, sharer) = state
+    let link_customer = guard.map(|g| g.customer_id.to_string());
+    let written = state
         .store
         .write(move |c| {
+            if issuer_taken(c, &stored.issuer, link_customer.as_deref())? {
+                return Ok(None);
+            }
             // A taken customer ID is the answer before a taken path (the
             // same request sent twice has both).
             repo::lock_customer(c, &stored.customer_id)?;
@@ -276,9 +298,10 @@ pub(crate) async fn create_from(
                 json!({"customer_id": stored.customer_id, "strategy": stored.matching_strategy,
                        "scim_required": stored.scim_required}),
             )?;
-            Ok((stored, sharer))
+            Ok(Some((stored, sharer)))
         })
         .await?;
+    let (row, sharer) = written.ok_or_else(issuer_in_use)?;
     Ok(with_warnings(render(&row, state)?, &row, sharer, state))
 }
 
@@ -501,10 +524,15 @@ pub(crate) async fn patch_from(
         let pairs_if_connected =
             new_customer && !row.scim_required && body.get("scim_required").is_none_or(Value::is_null);
         let require = state.settings.require_distinct_redirect_paths;
-        let (outcome, row, sharer) = state
+        let new_issuer = !tandem_core::oidc_client::same_issuer(&row.issuer, &current.issuer);
+        let link_customer = guard.map(|g| g.customer_id.to_string());
+        let written = state
             .store
             .write(move |c| {
                 let mut row = row;
+                if new_issuer && issuer_taken(c, &row.issuer, link_customer.as_deref())? {
+                    return Ok(None);
+                }
                 // A taken customer ID is the answer before a taken path, as on create.
                 if new_customer {
                     repo::lock_customer(c, &row.customer_id)?;
@@ -547,9 +575,10 @@ pub(crate) async fn patch_from(
                         )?;
                     }
                 }
-                Ok((outcome, row, sharer))
+                Ok(Some((outcome, row, sharer)))
             })
             .await?;
+        let (outcome, row, sharer) = written.ok_or_else(issuer_in_use)?;
         match outcome {
             repo::Updated::Done => return Ok(with_warnings(render(&row, state)?, &row, sharer, state)),
             repo::Updated::Gone => return Err(not_found(&id)),
