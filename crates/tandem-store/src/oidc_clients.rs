@@ -340,9 +340,15 @@ impl OidcClientRow {
 /// other's uncommitted row and leave the pair unmarked. SQLite's writes
 /// are one at a time already.
 pub fn lock_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<(), StoreError> {
+    lock_until_commit(conn, &format!("tandem customer {customer_id}"))
+}
+
+/// On PostgreSQL, a transaction-scoped advisory lock on `name` (hashed);
+/// nothing on SQLite, whose writes are one at a time.
+fn lock_until_commit(conn: &mut AnyConnection, name: &str) -> Result<(), StoreError> {
     if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('tandem customer ' || $1, 0))")
-            .bind::<diesel::sql_types::Text, _>(customer_id)
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(name)
             .execute(pg)?;
     }
     Ok(())
@@ -355,12 +361,7 @@ pub fn lock_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<(), 
 /// would each miss the other's uncommitted row). Taken before
 /// [`lock_customer`], so that two writes taking both cannot deadlock.
 pub fn lock_issuer(conn: &mut AnyConnection, issuer: &str) -> Result<(), StoreError> {
-    if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('tandem issuer ' || $1, 0))")
-            .bind::<diesel::sql_types::Text, _>(issuer)
-            .execute(pg)?;
-    }
-    Ok(())
+    lock_until_commit(conn, &format!("tandem issuer {issuer}"))
 }
 
 /// Whether a client of another customer than `customer_id` has `issuer`.
