@@ -353,7 +353,11 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "no certificate here\n").unwrap();
         assert!(read_ca_file(&empty).unwrap_err().contains("no PEM certificate"));
-        let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/suite/fixtures/enterprise-ca.pem");
+        // The crate's directory as cargo gives it to the test when it runs: a
+        // test binary reused from a build in another checkout (one target
+        // directory shared) would otherwise look in that checkout.
+        let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+        let ca = std::path::Path::new(&crate_dir).join("../../tests/suite/fixtures/enterprise-ca.pem");
         assert_eq!(read_ca_file(&ca).unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
