@@ -206,20 +206,17 @@ async fn turn(
     if !state.store.write(move |c| webhooks::lease(c, &key, micros(now), until, &held)).await? {
         return Ok(());
     }
-    let mut delivered = Ok(());
-    for n in 1..=BATCHES_PER_TURN {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        match deliver(state, http, (id, &token), lease, n < BATCHES_PER_TURN, stop).await {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                delivered = Err(e);
+    let delivered = async {
+        for n in 1..=BATCHES_PER_TURN {
+            if stop.load(Ordering::Relaxed)
+                || !deliver(state, http, (id, &token), lease, n < BATCHES_PER_TURN, stop).await?
+            {
                 break;
             }
         }
+        Ok(())
     }
+    .await;
     if stop.load(Ordering::Relaxed) {
         // Told to stop: the endpoint goes to the other nodes now, not when
         // the lease runs out (a batch abandoned under way is sent again).
