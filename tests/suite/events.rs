@@ -12,37 +12,6 @@ async fn feed(app: &TestApp, connection: &str, limit: usize, want: usize) -> Vec
     read_all(app, &format!("scim_connection_id={connection}&limit={limit}"), limit, want).await.0
 }
 
-/// The events a query reads from the start, following `next_cursor` while
-/// `has_more`; waits up to 20 s for at least `want`. Also the last cursor.
-pub(crate) async fn read_all(app: &TestApp, query: &str, limit: usize, want: usize) -> (Vec<Value>, Option<String>) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let mut events = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = format!("/api/v1/events?{query}");
-            if let Some(a) = &after {
-                path.push_str(&format!("&after={a}"));
-            }
-            let (status, body) = app.get(&path).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            assert!(std::time::Instant::now() < deadline, "still has_more after 20 s: {body}");
-            let page = body["data"].as_array().unwrap();
-            assert!(page.len() <= limit, "{body}");
-            events.extend(page.iter().cloned());
-            if body["has_more"] != json!(true) {
-                after = body["next_cursor"].as_str().map(str::to_string);
-                break;
-            }
-            after = Some(body["next_cursor"].as_str().expect("a cursor while more follow").to_string());
-        }
-        if events.len() >= want || std::time::Instant::now() > deadline {
-            return (events, after);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }

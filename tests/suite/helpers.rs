@@ -363,28 +363,48 @@ impl Scim {
 /// event feed of the SCIM connection `connection`, once it is there; waits
 /// up to 30 s. On PostgreSQL an event joins the feed once every transaction
 /// that began before it has ended, on any database of the server, and
-/// another test's may hold it back for a while. Reads the feed page after
-/// page, going on from where the last read got to.
+/// another test's may hold it back for a while.
 pub async fn wait_in_feed(app: &TestApp, connection: &str, id: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut after: Option<String> = None;
+    let query = format!("scim_connection_id={connection}&limit=100");
     loop {
-        let mut path = format!("/api/v1/events?scim_connection_id={connection}&limit=100");
-        if let Some(a) = &after {
-            path.push_str(&format!("&after={a}"));
+        let (events, _) = read_all(app, &query, 100, 0).await;
+        if let Some(found) = events.into_iter().find(|e| e["data"]["id"] == id) {
+            return found;
         }
-        let (status, page) = app.get(&path).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        if let Some(found) = page["data"].as_array().and_then(|d| d.iter().find(|e| e["data"]["id"] == id)) {
-            return found.clone();
+        assert!(std::time::Instant::now() < deadline, "{id} never reached the feed of {connection}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The events a query reads from the start, following `next_cursor` while
+/// `has_more`; waits up to 20 s for at least `want`. Also the last cursor.
+pub async fn read_all(app: &TestApp, query: &str, limit: usize, want: usize) -> (Vec<Value>, Option<String>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/events?{query}");
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let (status, body) = app.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(std::time::Instant::now() < deadline, "still has_more after 20 s: {body}");
+            let page = body["data"].as_array().unwrap();
+            assert!(page.len() <= limit, "{body}");
+            events.extend(page.iter().cloned());
+            if body["has_more"] != json!(true) {
+                after = body["next_cursor"].as_str().map(str::to_string);
+                break;
+            }
+            after = Some(body["next_cursor"].as_str().expect("a cursor while more follow").to_string());
         }
-        if let Some(next) = page["next_cursor"].as_str() {
-            after = Some(next.to_string());
+        if events.len() >= want || std::time::Instant::now() > deadline {
+            return (events, after);
         }
-        assert!(std::time::Instant::now() < deadline, "{id} never reached the feed of {connection}: {page}");
-        if page["has_more"] != json!(true) {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -1314,7 +1314,7 @@ async fn custom_extension_attributes_are_kept_changed_and_shown() {
         entry["reasons"].as_array().unwrap().iter().map(|r| r["attribute"].as_str().unwrap()).collect();
     assert_eq!(named, [format!("{custom}:regions"), format!("{custom}:role"), format!("{custom}:site")], "{entry}");
     let query = format!("scim_connection_id={}&type=user.updated", scim.connection_id);
-    let (events, _) = crate::events::read_all(&app, &query, 100, 1).await;
+    let (events, _) = read_all(&app, &query, 100, 1).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(
         events[0]["data"]["changed"],
@@ -1388,7 +1388,7 @@ async fn custom_extension_attributes_are_kept_changed_and_shown() {
     let (_, managed) = app.get(&format!("/api/v1/scim-connections/{}/groups/{gid}", scim.connection_id)).await;
     assert_eq!(managed[gx], json!({"costCode": "8"}), "{managed}");
     let query = format!("scim_connection_id={}&type=group.updated", scim.connection_id);
-    let (events, _) = crate::events::read_all(&app, &query, 100, 1).await;
+    let (events, _) = read_all(&app, &query, 100, 1).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["data"]["changed"], json!([format!("{gx}:costCode")]), "{events:?}");
     // A group's PUT is held to the same limits.
