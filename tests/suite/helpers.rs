@@ -343,6 +343,13 @@ impl Scim {
         r.body["id"].as_str().unwrap().to_string()
     }
 
+    /// Creates a group and returns its id.
+    pub async fn create_group(&self, body: Value) -> String {
+        let r = self.post("/Groups", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
     /// The ids a filter finds.
     pub async fn filter_ids(&self, resource: &str, filter: &str) -> Vec<String> {
         let r = self

@@ -979,12 +979,10 @@ async fn a_member_filter_on_type_selects_nested_groups() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;
     let a = scim.create_user(user("ta@acme.com")).await;
-    let inner = scim.post("/Groups", json!({"displayName": "Typed inner", "members": [{"value": a}]})).await;
-    let inner_id = inner.body["id"].as_str().unwrap().to_string();
-    let outer = scim
-        .post("/Groups", json!({"displayName": "Typed outer", "members": [{"value": a}, {"value": inner_id.clone()}]}))
+    let inner_id = scim.create_group(json!({"displayName": "Typed inner", "members": [{"value": a}]})).await;
+    let outer_id = scim
+        .create_group(json!({"displayName": "Typed outer", "members": [{"value": a}, {"value": inner_id.clone()}]}))
         .await;
-    let outer_id = outer.body["id"].as_str().unwrap().to_string();
     let ops = json!([{"op": "remove", "path": "members[type eq \"Group\"]"}]);
     let r = scim.patch(&format!("/Groups/{outer_id}"), patch_op(ops)).await;
     assert!(r.status.is_success(), "{}", r.body);
@@ -992,10 +990,9 @@ async fn a_member_filter_on_type_selects_nested_groups() {
     let ids: Vec<&str> = members.as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![a.as_str()], "{members}");
     // A filter compares the display a member was sent with; $ref is built, not filterable.
-    let shown = scim
-        .post("/Groups", json!({"displayName": "Typed shown", "members": [{"value": a, "display": "Ada Typed"}]}))
+    let shown_id = scim
+        .create_group(json!({"displayName": "Typed shown", "members": [{"value": a, "display": "Ada Typed"}]}))
         .await;
-    let shown_id = shown.body["id"].as_str().unwrap().to_string();
     assert_eq!(scim.filter_ids("Groups", "members.display eq \"ada typed\"").await, vec![shown_id.clone()]);
     assert_eq!(scim.filter_ids("Groups", "members[display eq \"Ada Typed\"]").await, vec![shown_id]);
     let encoded: String = url::form_urlencoded::byte_serialize(b"members.$ref eq \"x\"").collect();
@@ -1012,12 +1009,10 @@ async fn deleting_a_member_gives_its_groups_a_new_version() {
     let scim = app.scim().await;
     let a = scim.create_user(user("va@acme.com")).await;
     let b = scim.create_user(user("vb@acme.com")).await;
-    let inner = scim.post("/Groups", json!({"displayName": "Inner", "members": [{"value": a}]})).await;
-    let inner_id = inner.body["id"].as_str().unwrap().to_string();
-    let outer = scim
-        .post("/Groups", json!({"displayName": "Outer", "members": [{"value": b}, {"value": inner_id.clone()}]}))
+    let inner_id = scim.create_group(json!({"displayName": "Inner", "members": [{"value": a}]})).await;
+    let outer_id = scim
+        .create_group(json!({"displayName": "Outer", "members": [{"value": b}, {"value": inner_id.clone()}]}))
         .await;
-    let outer_id = outer.body["id"].as_str().unwrap().to_string();
     let seen = |r: &ScimResponse| (r.body["meta"]["version"].clone(), r.body["meta"]["lastModified"].clone());
     let before = seen(&scim.get(&format!("/Groups/{outer_id}")).await);
     app.clock.advance(chrono::Duration::seconds(1));
