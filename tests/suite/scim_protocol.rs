@@ -1716,6 +1716,79 @@ async fn members_sent_without_display_text_show_their_users_and_groups_names() {
     );
 }
 
+/// A display text a client sent is cleared by a remove of it, by a PUT that
+/// sends the member without one and by a replace of the members (RFC 7644
+/// §3.5.2.2, §3.5.1, §3.5.2.3): the member then shows its user's name again.
+#[tokio::test]
+async fn a_members_display_text_can_be_cleared() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let u = scim.create_user(user("cleared@acme.com")).await;
+    let shown = |doc: &serde_json::Value| -> Option<String> {
+        let members = doc["members"].as_array()?;
+        members.iter().find(|m| m["value"] == u.as_str()).and_then(|m| m["display"].as_str().map(str::to_string))
+    };
+    let clears = [
+        ("PATCH", json!([{"op": "remove", "path": format!("members[value eq \"{u}\"].display")}])),
+        ("PUT", json!({"displayName": "Cleared", "members": [{"value": u}]})),
+        ("PATCH", json!([{"op": "replace", "path": "members", "value": [{"value": u}]}])),
+    ];
+    for (i, (method, body)) in clears.into_iter().enumerate() {
+        let gid = scim
+            .create_group(
+                json!({"displayName": format!("Cleared {i}"), "members": [{"value": u, "display": "Old Name"}]}),
+            )
+            .await;
+        let path = format!("/Groups/{gid}");
+        assert_eq!(shown(&scim.get(&path).await.body).as_deref(), Some("Old Name"));
+        let r = if method == "PUT" {
+            let mut body = body;
+            body["displayName"] = json!(format!("Cleared {i}"));
+            scim.put(&path, body).await
+        } else {
+            scim.patch(&path, patch_op(body)).await
+        };
+        assert_eq!(r.status, StatusCode::OK, "{method} {}", r.body);
+        assert_eq!(shown(&r.body).as_deref(), Some("cleared@acme.com"), "{method} answer {}", r.body);
+        assert_eq!(shown(&scim.get(&path).await.body).as_deref(), Some("cleared@acme.com"), "{method}");
+        let old = scim.filter_ids("Groups", "members.display eq \"Old Name\"").await;
+        assert!(!old.contains(&gid), "{method}: {old:?}");
+    }
+}
+
+/// A PATCH whose path is the Group schema's URN is read like one without a
+/// path: the `members` in its value are added, or replace the members.
+#[tokio::test]
+async fn a_patch_whose_path_is_the_group_urn_changes_members() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let a = scim.create_user(user("urn-a@acme.com")).await;
+    let b = scim.create_user(user("urn-b@acme.com")).await;
+    let gid = scim.create_group(json!({"displayName": "By URN", "members": [{"value": a}]})).await;
+    let path = format!("/Groups/{gid}");
+    let ids = |doc: &serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = doc["members"]
+            .as_array()
+            .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    let urn = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    let r =
+        scim.patch(&path, patch_op(json!([{"op": "add", "path": urn, "value": {"members": [{"value": b}]}}]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(ids(&r.body), both);
+    assert_eq!(ids(&scim.get(&path).await.body), both);
+    assert_eq!(scim.filter_ids("Groups", &format!("members eq \"{b}\"")).await, vec![gid.clone()]);
+    let r = scim.patch(&path, patch_op(json!([{"op": "replace", "path": urn, "value": {"members": []}}]))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(ids(&scim.get(&path).await.body), Vec::<String>::new());
+    assert!(scim.filter_ids("Groups", &format!("members eq \"{a}\"")).await.is_empty());
+}
+
 #[tokio::test]
 async fn a_member_added_while_it_is_deleted_is_never_left_in_the_group() {
     let app = TestApp::spawn().await;

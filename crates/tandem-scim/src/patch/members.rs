@@ -128,6 +128,11 @@ impl MemberPatch {
 /// `Some(false)` for any other attribute; `None` for a sub-attribute of
 /// members (`members.display`), which only the whole list can answer.
 fn names_members(path: &PatchPath) -> Option<bool> {
+    // The Group URN itself (`urn:…:core:2.0` then `Group`) names the whole
+    // document, read like a path-less value: its `members` need the list.
+    if path.attr.urn.as_deref().is_some_and(|u| format!("{u}:{}", path.attr.attr).eq_ignore_ascii_case(GROUP_SCHEMA)) {
+        return None;
+    }
     let urn_ok = path.attr.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA));
     if !path.attr.attr.eq_ignore_ascii_case("members") {
         // `urn:…:Group:members` parses with the attribute last; other URNs name no members.
@@ -323,6 +328,8 @@ mod tests {
             json!([{"op": "replace", "value": {"displayName": "h", "members": [{"value": "a"}]}}]),
             json!([{"op": "replace", "value": {"members[value eq \"a\"].display": "x"}}]),
             json!([{"op": "replace", "value": {"urn:ietf:params:scim:schemas:core:2.0:Group": {"displayName": "h"}}}]),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:core:2.0:Group", "value": {"members": [{"value": "a"}]}}]),
+            json!([{"op": "replace", "path": "URN:ietf:params:scim:schemas:core:2.0:group", "value": {"members": []}}]),
         ] {
             assert_eq!(MemberPatch::plan(&ops(case.clone())), None, "{case}");
         }

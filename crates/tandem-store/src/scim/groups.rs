@@ -347,10 +347,9 @@ pub fn replace(
             .execute(conn)?;
     }
     insert_members(conn, &current.id, &new_members, &refs)?;
-    // Kept members whose display text the client set to something new.
-    for r in
-        refs.iter().filter(|r| r.display.is_some() && stored.get(r.value.as_str()).is_some_and(|d| **d != r.display))
-    {
+    // Kept members whose display text changed, set or cleared (a PATCH's
+    // member edits carry a kept member's stored text when it sent none).
+    for r in refs.iter().filter(|r| stored.get(r.value.as_str()).is_some_and(|d| **d != r.display)) {
         diesel::update(gm::scim_group_members.filter(gm::group_id.eq(&current.id)).filter(gm::member_id.eq(&r.value)))
             .set(gm::display.eq(&r.display))
             .execute(conn)?;
