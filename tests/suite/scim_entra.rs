@@ -190,6 +190,11 @@ async fn entra_unquoted_and_quoted_external_id_filters_both_work() {
     let id = scim.create_user(entra_user("erin@contoso.com", "abc")).await;
     assert_eq!(scim.filter_ids("Users", "externalId eq abc").await, std::slice::from_ref(&id));
     assert_eq!(scim.filter_ids("Users", "externalId eq \"abc\"").await, std::slice::from_ref(&id));
+    // Numeric ids (an HR number mapped to externalId) are compared as the text sent.
+    for (n, ext) in ["100000000000000000001", "1.50", "1E3", "42"].into_iter().enumerate() {
+        let id = scim.create_user(entra_user(&format!("num{n}@contoso.com"), ext)).await;
+        assert_eq!(scim.filter_ids("Users", &format!("externalId eq {ext}")).await, [id], "{ext}");
+    }
 }
 
 #[tokio::test]

@@ -248,7 +248,11 @@ impl Parser<'_> {
     }
 }
 
-/// `true`/`false`/`null` (any case), a JSON number, or else the word itself as a string.
+/// `true`/`false`/`null` (any case), a JSON number written as it reads back
+/// (`10`, `-2.5`), or else the word itself as a string. A number written
+/// otherwise (`1.50`, `1E3`, `007`, past 64 bits) stays text: compared with a
+/// string attribute (Entra's unquoted `externalId eq 100000000000000000001`)
+/// it must be the text sent, not `1e20`; numeric attributes parse it.
 fn word_value(word: String) -> CompValue {
     match word.to_ascii_lowercase().as_str() {
         "true" => return CompValue::Bool(true),
@@ -257,8 +261,8 @@ fn word_value(word: String) -> CompValue {
         _ => {}
     }
     match word.parse::<serde_json::Number>() {
-        Ok(number) => CompValue::Number(number),
-        Err(_) => CompValue::String(word),
+        Ok(number) if number.to_string() == word => CompValue::Number(number),
+        _ => CompValue::String(word),
     }
 }
 

@@ -65,6 +65,11 @@ fn case_exact_external_id_respects_case() {
 #[test]
 fn entra_bare_external_id_matches() {
     assert!(user_matches("externalId eq 701984"));
+    let mut user = bjensen();
+    for ext in ["100000000000000000001", "1.50", "1E3"] {
+        user["externalId"] = json!(ext);
+        assert!(matches(&parse_filter(&format!("externalId eq {ext}")).unwrap(), &user, ResourceType::User), "{ext}");
+    }
 }
 
 #[test]

@@ -214,10 +214,19 @@ fn literal_keywords_ignore_case() {
 #[test]
 fn numbers_parse_as_json_numbers() {
     assert_eq!(parse_filter("count gt 10").unwrap(), cmp("count", CompareOp::Gt, CompValue::Number(Number::from(10))));
-    let Filter::Compare { value: CompValue::Number(n), .. } = parse_filter("score le -2.5e3").unwrap() else {
-        panic!()
-    };
-    assert_eq!(n.as_f64(), Some(-2500.0));
+    assert_eq!(
+        parse_filter("score le -2.5").unwrap(),
+        cmp("score", CompareOp::Le, CompValue::Number(Number::from_f64(-2.5).unwrap()))
+    );
+}
+
+/// A number that would not read back as written is kept as its text, which a
+/// string attribute is compared with and a numeric one parses.
+#[test]
+fn numbers_not_written_as_they_read_back_stay_text() {
+    for word in ["-2.5e3", "1.50", "1E3", "100000000000000000001", "007", "+1"] {
+        assert_eq!(parse_filter(&format!("externalId eq {word}")).unwrap(), cmp("externalId", CompareOp::Eq, s(word)));
+    }
 }
 
 #[test]
