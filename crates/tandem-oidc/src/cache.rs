@@ -167,9 +167,13 @@ impl IdpCache {
         if !elapsed(&*self.clock, entry.checked, METADATA_TTL) {
             return Some((entry.metadata.clone(), entry.keys.clone()));
         }
-        if !elapsed(&*self.clock, entry.fetched, METADATA_MAX_STALE) {
-            entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
+        if elapsed(&*self.clock, entry.fetched, METADATA_MAX_STALE) {
+            // Too old to answer with: dropped, so the next fetch is a first
+            // one, made by one call at a time and its failure kept a while.
+            map.remove(source);
+            return None;
         }
+        entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
         None
     }
 
@@ -194,34 +198,12 @@ mod tests {
     use tandem_core::clock::ShiftedClock;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// An issuer whose discovery answers 503 after a pause, and how many
-    /// requests it was sent.
-    async fn failing_issuer() -> (String, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-        let issuer = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
-        let asked = Arc::new(AtomicUsize::new(0));
-        let count = asked.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    let _ = sock.read(&mut buf).await;
-                    count.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    let _ = sock.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
-                });
-            }
-        });
-        (issuer, asked)
-    }
-
     /// Logins arriving while an issuer's discovery is being fetched wait for
     /// that fetch, and its failure is answered for a few seconds without
     /// asking the IdP again.
     #[tokio::test]
     async fn a_first_discovery_is_fetched_once_and_its_failure_kept_for_a_while() {
-        let (issuer, asked) = failing_issuer().await;
+        let (issuer, asked) = flaky_issuer(Arc::new(std::sync::atomic::AtomicBool::new(false))).await;
         let clock = Arc::new(ShiftedClock::default());
         // Stands still but for the advance below: the failure is kept for
         // FIRST_FETCH_RETRY however slowly the test runs on a busy machine.
@@ -244,6 +226,70 @@ mod tests {
         assert!(cache.get(&http, &issuer, None).await.is_err());
         assert_eq!(asked.load(Ordering::SeqCst), 2, "asked again once the time is up");
         assert!(cache.fetching.lock().unwrap_or_else(|p| p.into_inner()).is_empty(), "no lock is kept");
+    }
+
+    /// An issuer whose discovery answers, after a pause, its document while
+    /// `up` is set, else 503, and how many requests it was sent.
+    async fn flaky_issuer(up: Arc<std::sync::atomic::AtomicBool>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let issuer = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (count, base) = (asked.clone(), issuer.clone());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (count, up, base) = (count.clone(), up.clone(), base.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let answer = if up.load(Ordering::SeqCst) {
+                        let doc = serde_json::json!({
+                            "issuer": base, "authorization_endpoint": format!("{base}/authorize"),
+                            "token_endpoint": format!("{base}/token"), "jwks_uri": format!("{base}/jwks"),
+                            "response_types_supported": ["code"], "subject_types_supported": ["public"],
+                            "id_token_signing_alg_values_supported": ["RS256"],
+                        })
+                        .to_string();
+                        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}", doc.len())
+                    } else {
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                    };
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (issuer, asked)
+    }
+
+    /// A document too old to answer with is dropped: while its IdP still
+    /// fails, logins fetch it as a first fetch, one at a time, and its
+    /// failure is kept a while, instead of each login fetching it.
+    #[tokio::test]
+    async fn a_document_too_old_to_use_is_fetched_like_a_first_one() {
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (issuer, asked) = flaky_issuer(up.clone()).await;
+        let clock = Arc::new(ShiftedClock::default());
+        clock.freeze();
+        let cache = IdpCache::new(clock.clone());
+        let http = IdpHttp::new(std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(cache.get(&http, &issuer, None).await.is_ok());
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        up.store(false, Ordering::SeqCst);
+        clock.advance(METADATA_MAX_STALE + Duration::hours(1));
+        let (a, b, c) = tokio::join!(
+            cache.get(&http, &issuer, None),
+            cache.get(&http, &issuer, None),
+            cache.get(&http, &issuer, None)
+        );
+        assert!(a.is_err() && b.is_err() && c.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "one fetch for three logins");
+        assert!(cache.get(&http, &issuer, None).await.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "the failure is answered again");
+        up.store(true, Ordering::SeqCst);
+        clock.advance(FIRST_FETCH_RETRY + Duration::seconds(1));
+        assert!(cache.get(&http, &issuer, None).await.is_ok());
+        assert_eq!(asked.load(Ordering::SeqCst), 3, "fetched again once the time is up");
     }
 
     #[test]

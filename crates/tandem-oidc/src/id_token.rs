@@ -170,7 +170,18 @@ pub async fn validate(
             return Err(fail("alg", format!("the key {kid:?} is for {pinned}, the token says {alg_name}")));
         }
     }
-    let claims = verify_signature(raw, &key.decoding, alg, "the signature does not verify with the IdP's key")?;
+    const BAD_SIGNATURE: &str = "the signature does not verify with the IdP's key";
+    let claims = match verify_signature(raw, &key.decoding, alg, BAD_SIGNATURE) {
+        // Without a kid, a key the IdP rotated in is not noticed by name:
+        // the set is fetched again (at most once a minute) and tried.
+        Err(e) if kid.is_none() && e.check == "signature" => match keys.rotated_key(http, alg_name).await {
+            Some(rotated) if rotated.alg.as_deref().is_none_or(|pinned| pinned == alg_name) => {
+                verify_signature(raw, &rotated.decoding, alg, BAD_SIGNATURE)?
+            }
+            _ => return Err(e),
+        },
+        verified => verified?,
+    };
     check_claims(&claims, expect)?;
     Ok(claims)
 }
@@ -316,7 +327,10 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        // RFC 7519 §4.1.3: an array of strings; anything else in it is no audience to skip.
+        Some(Value::Array(items)) => items.iter().map(Value::as_str).collect::<Option<Vec<_>>>().ok_or_else(|| {
+            fail("aud", format!("the audience {} holds a value that is not a string", Value::Array(items.clone())))
+        })?,
         _ => vec![],
     };
     if !audiences.contains(&expect.client_id) {
@@ -546,6 +560,15 @@ mod tests {
         c["aud"] = json!(["client-1", "other"]);
         c["azp"] = json!("client-1");
         assert!(check_claims(&claims(c), &expect(1500)).is_ok());
+    }
+
+    #[test]
+    fn an_audience_array_holding_anything_but_strings_is_refused() {
+        let mut c = good();
+        c["aud"] = json!(["client-1", 5]);
+        let e = check_claims(&claims(c), &expect(1500)).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(e.check, "aud");
+        assert!(e.message.contains("not a string"), "{}", e.message);
     }
 
     #[test]

@@ -171,6 +171,26 @@ impl KeySet {
     }
 }
 
+impl KeySet {
+    /// After a token without a `kid` did not verify with the key
+    /// [`KeySet::key`] gave it: the set fetched again, at most once a
+    /// [`REFETCH_INTERVAL`] as for an unknown `kid`, and the key it now gives
+    /// such a token. An IdP publishing one key without a kid that replaced
+    /// it is followed within a minute, not after the hour the keys are
+    /// trusted. `None` when no fetch was due or it failed (the keys held are
+    /// kept).
+    pub async fn rotated_key(&self, http: &IdpHttp, alg: &str) -> Option<Key> {
+        let mut state = self.state.lock().await;
+        if !state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL)) {
+            return None;
+        }
+        state.tried = Some(self.clock.now());
+        let fresh = self.fetch(http).await.ok()?;
+        *state = fresh;
+        lookup(&state, None, alg)
+    }
+}
+
 /// The key a token with `kid` and `alg` names: among the entries listed
 /// under that kid, or, for a token without a kid, among the set's when they
 /// are all one kid's (a key listed once per algorithm) or the set is one
