@@ -157,7 +157,7 @@ impl TestApp {
             .store
             .write_blocking(|c| tandem_store::integration_keys::create(c, &unique("test-key"), now))
             .expect("integration key");
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let http = test_client();
         TestApp { base, admin_base, key: key.0, http, clock, state, dir, handle, thread: Some(thread) }
     }
 
@@ -514,4 +514,17 @@ pub fn damage_client_secret(app: &TestApp, customer: &str) {
             Ok(())
         })
         .unwrap();
+}
+
+/// An HTTP client for the server under test: no redirects followed, and
+/// idle connections dropped after 2 s, before the server's keep-alive (5 s)
+/// closes them. A request sent on a connection the server is closing at that
+/// moment fails with `IncompleteMessage`, as one did after a test waited
+/// several seconds for its IdP to start.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("client")
 }

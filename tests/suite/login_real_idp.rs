@@ -80,7 +80,7 @@ fn start_idp_with(redirect_uri: &str, port: u16, env: &[(&str, &str)]) -> RealId
 /// Follows the IdP's redirects from `idp_url` until it sends the browser to
 /// `redirect_uri`; returns that callback's path and query.
 async fn browse_to_callback(idp_url: &str, redirect_uri: &str) -> String {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = crate::helpers::test_client();
     let mut cookies: Vec<(String, String)> = Vec::new();
     let mut url = url::Url::parse(idp_url).unwrap();
     for _ in 0..10 {
