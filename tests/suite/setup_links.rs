@@ -303,6 +303,49 @@ async fn setup_pages_are_served_on_the_public_listener() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the API stays on the admin listener");
 }
 
+/// Behind a proxy that serves Tandem under a path (`server.public_url` with
+/// one) and strips it, the pages' stylesheet, forms, redirects and links
+/// stay under that path, as the link handed out does: a form never posts
+/// the IdP's secret to whatever serves the origin's root.
+#[tokio::test]
+async fn setup_pages_stay_under_the_public_urls_path() {
+    let app = TestApp::spawn_adjusted(|s| {
+        s.server.public_url = "https://sso.example.com/tandem/".into();
+        s.oidc.setup_links_allow_private_issuers = true;
+    })
+    .await;
+    let op = StubOp::start(false).await;
+    let customer = unique("setup-prefix");
+    let link = make_link(&app, &customer, json!({"redirect_url": redirect_url_of(&customer)})).await;
+    assert!(link["url"].as_str().unwrap().starts_with("https://sso.example.com/tandem/setup/tandem_setup_"), "{link}");
+    // What the proxy forwards: the path without its prefix.
+    let path = page_path(&app, &link);
+    let under = format!("/tandem{path}");
+    let stylesheet = "href=\"/tandem/setup/assets/setup.css\"";
+    let (status, html, _) = get_page(&app.base, &app, &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(stylesheet), "{html}");
+    assert!(html.contains(&format!("action=\"{under}/oidc\"")), "{html}");
+    assert!(html.contains(&format!("action=\"{under}/scim\"")), "{html}");
+    assert!(!html.contains("\"/setup/"), "an address off the prefix: {html}");
+    let (status, _, headers) = post_form(&app, &format!("{path}/oidc"), &generic_form(&op, STUB_CLIENT_SECRET)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[LOCATION], format!("{under}?saved=oidc"));
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&format!("href=\"{under}\"")) && html.contains(stylesheet), "{html}");
+    // Pages that answer a wrong address or method too.
+    for (status, html) in [
+        get_page(&app.base, &app, &format!("{path}/nowhere")).await,
+        get_page(&app.base, &app, &format!("{path}/oidc")).await,
+        get_page(&app.base, &app, "/setup/tandem_setup_unknown").await,
+    ]
+    .map(|(status, html, _)| (status, html))
+    {
+        assert!(status.is_client_error() && html.contains(stylesheet), "{status} {html}");
+    }
+}
+
 /// Two customers' links saving one new issuer at the same time: one gets
 /// it, the other is refused, however the two saves interleave (each checks
 /// again in its write, under the issuer's lock).

@@ -51,6 +51,7 @@ pub async fn refuse_in_path_or_query(
         } else if req.path().trim_start_matches('/').starts_with("setup/") {
             // A setup page answers pages, never the API's JSON.
             crate::setup::message(
+                crate::setup::site_of(req.request()),
                 StatusCode::BAD_REQUEST,
                 "Not understood",
                 "The address holds the NUL character (%00).",

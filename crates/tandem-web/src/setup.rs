@@ -28,7 +28,7 @@ use crate::dashboard::layout::{html_response, STYLESHEET};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -54,37 +54,38 @@ const WINDOW: Duration = Duration::from_secs(600);
 /// Registers the setup pages. Another method on them answers a page, not
 /// the API's JSON (which would echo the path, token and all).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let form = web::FormConfig::default().limit(16 * 1024).error_handler(|err, _req| {
-        let page = message(StatusCode::BAD_REQUEST, "Not understood", &format!("The form could not be read: {err}."));
+    let form = web::FormConfig::default().limit(16 * 1024).error_handler(|err, req| {
+        let text = format!("The form could not be read: {err}.");
+        let page = message(site_of(req), StatusCode::BAD_REQUEST, "Not understood", &text);
         actix_web::error::InternalError::from_response(err, page).into()
     });
     cfg.service(
         web::resource("/setup/assets/setup.css")
             .route(web::get().to(stylesheet))
-            .default_service(web::to(|| wrong_method("GET"))),
+            .default_service(web::to(|req: HttpRequest| wrong_method(req, "GET"))),
     )
     .service(
         web::resource("/setup/{token}")
             .route(web::get().to(page_handler))
             .route(web::head().to(page_handler))
-            .default_service(web::to(|| wrong_method("GET, HEAD"))),
+            .default_service(web::to(|req: HttpRequest| wrong_method(req, "GET, HEAD"))),
     )
     .service(
         web::resource("/setup/{token}/oidc")
             .app_data(form.clone())
             .route(web::post().to(save_oidc))
-            .default_service(web::to(|| wrong_method("POST"))),
+            .default_service(web::to(|req: HttpRequest| wrong_method(req, "POST"))),
     )
     .service(
         web::resource("/setup/{token}/scim")
             .app_data(form)
             .route(web::post().to(save_scim))
-            .default_service(web::to(|| wrong_method("POST"))),
+            .default_service(web::to(|req: HttpRequest| wrong_method(req, "POST"))),
     )
     .service(
         web::resource("/setup/{token}/client-certificate.pem")
             .route(web::get().to(client_certificate))
-            .default_service(web::to(|| wrong_method("GET"))),
+            .default_service(web::to(|req: HttpRequest| wrong_method(req, "GET"))),
     )
     .service(web::resource("/setup/{token}/{rest:.*}").to(no_such_page));
 }
@@ -100,7 +101,7 @@ async fn client_certificate(state: web::Data<AppState>, token: web::Path<String>
     };
     let client = match current(&state, &link.customer_id).await {
         Ok(now) => now.client.filter(OidcClientRow::uses_client_keys),
-        Err(e) => return unavailable(&e),
+        Err(e) => return unavailable(&state, &e),
     };
     match client.map(|c| oidc_clients::client_keys(&c, &state.secret_key)) {
         Some(Ok(keys)) => HttpResponse::Ok()
@@ -109,20 +110,24 @@ async fn client_certificate(state: web::Data<AppState>, token: web::Path<String>
             .insert_header(("Cache-Control", "no-store"))
             .body(keys.current().certificate_pem()),
         Some(Err(_)) => message(
+            &state.settings.public_path,
             StatusCode::CONFLICT,
             "Certificate unreadable",
             "The application's key for your IdP cannot be read now; ask the application's administrators.",
         ),
-        None => {
-            message(StatusCode::NOT_FOUND, "No certificate", "Your sign-in application does not sign in with a key.")
-        }
+        None => message(
+            &state.settings.public_path,
+            StatusCode::NOT_FOUND,
+            "No certificate",
+            "Your sign-in application does not sign in with a key.",
+        ),
     }
 }
 
 /// Any other address under a link: a page, not the API's JSON 404 (which
 /// would echo the path, token and all).
-async fn no_such_page() -> HttpResponse {
-    message(StatusCode::NOT_FOUND, "No such page", "Open the link you were sent again.")
+async fn no_such_page(state: web::Data<AppState>) -> HttpResponse {
+    message(&state.settings.public_path, StatusCode::NOT_FOUND, "No such page", "Open the link you were sent again.")
 }
 
 /// `GET /setup/assets/setup.css`: the dashboard's stylesheet, here so that
@@ -134,8 +139,9 @@ async fn stylesheet() -> HttpResponse {
         .body(STYLESHEET)
 }
 
-async fn wrong_method(allow: &'static str) -> HttpResponse {
+async fn wrong_method(req: HttpRequest, allow: &'static str) -> HttpResponse {
     let mut page = message(
+        site_of(&req),
         StatusCode::METHOD_NOT_ALLOWED,
         "Not here",
         "This address takes a form from the setup page; open the link you were sent again.",
@@ -144,7 +150,17 @@ async fn wrong_method(allow: &'static str) -> HttpResponse {
     page
 }
 
-fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
+/// The path the pages are served under (`server.public_url`'s), for a
+/// request that has no [`AppState`] at hand.
+pub(crate) fn site_of(req: &HttpRequest) -> &str {
+    req.app_data::<web::Data<AppState>>().map_or("", |s| s.settings.public_path.as_str())
+}
+
+/// A page under `site` (`server.public_url`'s path, `""` at the root): its
+/// addresses start with it, as the link handed out does, so that behind a
+/// proxy serving Tandem under a path the pages' forms, links and stylesheet
+/// stay under it.
+fn shell(site: &str, status: StatusCode, title: &str, body: Markup) -> HttpResponse {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -153,7 +169,7 @@ fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="robots" content="noindex";
                 title { (title) " · Tandem" }
-                link rel="stylesheet" href="/setup/assets/setup.css";
+                link rel="stylesheet" href=(format!("{site}/setup/assets/setup.css"));
             }
             body {
                 header { span.brand { "Tandem single sign-on setup" } }
@@ -164,23 +180,24 @@ fn shell(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
     html_response(status, markup.into_string())
 }
 
-pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
-    shell(status, title, html! { h1 { (title) } p { (text) } })
+pub(crate) fn message(site: &str, status: StatusCode, title: &str, text: &str) -> HttpResponse {
+    shell(site, status, title, html! { h1 { (title) } p { (text) } })
 }
 
 /// The page for a link that does not work, whatever the reason (no oracle
 /// for which tokens existed).
-fn not_working() -> HttpResponse {
+fn not_working(site: &str) -> HttpResponse {
     message(
+        site,
         StatusCode::NOT_FOUND,
         "This setup link does not work",
         "It may have expired or been revoked, or the address may be incomplete. Ask whoever sent it to you for a new one.",
     )
 }
 
-fn unavailable(err: &ApiError) -> HttpResponse {
+fn unavailable(state: &AppState, err: &ApiError) -> HttpResponse {
     tracing::error!(kind = err.kind, error = %err.message, "setup page failed");
-    message(err.status, "Something went wrong", &format!("{} Retry shortly.", err.message))
+    message(&state.settings.public_path, err.status, "Something went wrong", &format!("{} Retry shortly.", err.message))
 }
 
 /// The live link a path's token opens, its use recorded (at most once a minute).
@@ -204,6 +221,7 @@ async fn open(state: &AppState, token: &str) -> Result<Option<SetupLinkRow>, Api
 async fn live(state: &AppState, token: &str) -> Result<SetupLinkRow, HttpResponse> {
     if !state.settings.setup_links {
         return Err(message(
+            &state.settings.public_path,
             StatusCode::NOT_FOUND,
             "Setup links are turned off",
             "This server does not take setup links now. Ask whoever sent it to you.",
@@ -211,8 +229,8 @@ async fn live(state: &AppState, token: &str) -> Result<SetupLinkRow, HttpRespons
     }
     match open(state, token).await {
         Ok(Some(link)) => Ok(link),
-        Ok(None) => Err(not_working()),
-        Err(e) => Err(unavailable(&e)),
+        Ok(None) => Err(not_working(&state.settings.public_path)),
+        Err(e) => Err(unavailable(state, &e)),
     }
 }
 
@@ -240,13 +258,14 @@ fn allow_change(link: &str) -> bool {
 async fn changing(state: &AppState, token: &str) -> Result<SetupLinkRow, HttpResponse> {
     let link = live(state, token).await?;
     if !allow_change(&link.id) {
-        return Err(too_many());
+        return Err(too_many(&state.settings.public_path));
     }
     Ok(link)
 }
 
-fn too_many() -> HttpResponse {
+fn too_many(site: &str) -> HttpResponse {
     message(
+        site,
         StatusCode::TOO_MANY_REQUESTS,
         "Too many changes",
         "This link has made many changes in the last minutes. Wait ten minutes, then open it again.",
@@ -316,9 +335,9 @@ async fn render_page(
     };
     let now = match current(state, &link.customer_id).await {
         Ok(now) => now,
-        Err(e) => return unavailable(&e),
+        Err(e) => return unavailable(state, &e),
     };
-    let base = format!("/setup/{token}");
+    let base = format!("{}/setup/{token}", state.settings.public_path);
     let body = html! {
         h1 { "Single sign-on for " code { (link.customer_id) } }
         p {
@@ -349,7 +368,7 @@ async fn render_page(
         (oidc_section(state, &base, &link, now.client.as_ref(), entered))
         (scim_section(state, &base, now.connection.as_ref()))
     };
-    shell(status, "Single sign-on setup", body)
+    shell(&state.settings.public_path, status, "Single sign-on setup", body)
 }
 
 fn oidc_section(
@@ -515,11 +534,16 @@ async fn save_oidc(
         Err(page) => return page,
     };
     if let Some(field) = crate::nul::in_form(&form) {
-        return message(StatusCode::BAD_REQUEST, "Not understood", &crate::nul::in_form_message(&field));
+        return message(
+            &state.settings.public_path,
+            StatusCode::BAD_REQUEST,
+            "Not understood",
+            &crate::nul::in_form_message(&field),
+        );
     }
     let existing = match current(&state, &link.customer_id).await {
         Ok(now) => now.client,
-        Err(e) => return unavailable(&e),
+        Err(e) => return unavailable(&state, &e),
     };
     let idp = oidc_body(&form, existing.as_ref());
     let guard = LinkGuard { customer_id: &link.customer_id };
@@ -561,14 +585,17 @@ async fn save_oidc(
                 .collect();
             if warnings.is_empty() {
                 return HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, format!("/setup/{}?saved=oidc", token.as_str())))
+                    .insert_header((
+                        header::LOCATION,
+                        format!("{}/setup/{}?saved=oidc", state.settings.public_path, token.as_str()),
+                    ))
                     .insert_header(("Cache-Control", "no-store"))
                     .finish();
             }
             let notice = Notice::Saved("The sign-in settings are saved, but:", warnings);
             render_page(&state, &token, StatusCode::OK, Some(notice), None).await
         }
-        Err(e) if e.status.is_server_error() => unavailable(&e),
+        Err(e) if e.status.is_server_error() => unavailable(&state, &e),
         Err(mut e) => {
             if e.kind == "RedirectUrlInUse" {
                 // Its message names the other customer.
@@ -650,7 +677,12 @@ async fn save_scim(
         Err(page) => return page,
     };
     if let Some(field) = crate::nul::in_form(&form) {
-        return message(StatusCode::BAD_REQUEST, "Not understood", &crate::nul::in_form_message(&field));
+        return message(
+            &state.settings.public_path,
+            StatusCode::BAD_REQUEST,
+            "Not understood",
+            &crate::nul::in_form_message(&field),
+        );
     }
     let outcome = match form.get("action").map(String::as_str) {
         Some("create") => {
@@ -681,11 +713,11 @@ async fn save_scim(
                 p { "Enter both in your IdP's provisioning settings (Okta: SCIM connector base URL and, with \
                      HTTP Header authentication, the token; Entra ID: Tenant URL and Secret Token), then test \
                      the connection." }
-                p { a href=(format!("/setup/{}", token.as_str())) { "Back to the setup page" } }
+                p { a href=(format!("{}/setup/{}", state.settings.public_path, token.as_str())) { "Back to the setup page" } }
             };
-            shell(StatusCode::OK, "SCIM token", body)
+            shell(&state.settings.public_path, StatusCode::OK, "SCIM token", body)
         }
-        Err(e) if e.status.is_server_error() => unavailable(&e),
+        Err(e) if e.status.is_server_error() => unavailable(&state, &e),
         Err(e) => render_page(&state, &token, e.status, Some(Notice::Refused(e)), None).await,
     }
 }

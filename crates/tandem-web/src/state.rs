@@ -48,6 +48,10 @@ pub enum GroupPatchAnswer {
 pub struct WebSettings {
     /// Public base URL (no trailing slash) used to build SCIM URLs handed out.
     pub public_url: String,
+    /// `public_url`'s path without its trailing slash (`""` at the root,
+    /// `/sso` behind a proxy that serves Tandem there and strips it): the
+    /// setup pages' links, forms and redirects start with it.
+    pub public_path: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Where plain-http URLs are accepted.

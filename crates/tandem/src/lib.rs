@@ -165,8 +165,11 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         let parsed = url::Url::parse(&settings.server.public_url).map(String::from);
         parsed.as_deref().unwrap_or(&settings.server.public_url).trim_end_matches('/').to_string()
     };
+    let public_path =
+        url::Url::parse(&public_url).map(|u| u.path().trim_end_matches('/').to_string()).unwrap_or_default();
     let web = WebSettings {
         public_url,
+        public_path,
         max_body_bytes: settings.server.max_body_bytes,
         url_policy: UrlPolicy { allow_http_everywhere: settings.oidc.allow_insecure_http },
         default_strategies: settings.matching.resolved()?,
