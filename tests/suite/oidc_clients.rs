@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
@@ -24,6 +24,20 @@ async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
     let (status, listed) = app.get(&format!("/api/v1/oidc-clients?customer_id={customer}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["data"][0]["oidc_client_id"], id);
+    // Filtered by customer, the client and its connection are each a last page,
+    // and a cursor at or past the row leaves it out.
+    let conn = app.create_scim_connection(&customer).await;
+    for (list, row_id) in [("oidc-clients", id), ("scim-connections", conn["scim_connection_id"].as_str().unwrap())] {
+        let (status, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&limit=1")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!((page["data"].as_array().unwrap().len(), &page["next_cursor"]), (1, &Value::Null), "{list}: {page}");
+        for after in [row_id, "ffffffff"] {
+            let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&limit=1&after={after}")).await;
+            assert_eq!(page, json!({"data": [], "next_cursor": null}), "{list} after {after}");
+        }
+        let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&after=0")).await;
+        assert_eq!(page["data"].as_array().unwrap().len(), 1, "{list}: {page}");
+    }
 
     let (status, _) = app.delete(&format!("/api/v1/oidc-clients/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -178,6 +178,12 @@ pub(crate) fn page_answer<T>(
     actix_web::HttpResponse::Ok().json(serde_json::json!({"data": data, "next_cursor": next}))
 }
 
+/// The one row a filter found, as a list page after the cursor `after`:
+/// empty when the row is not past it (ids are compared as the lists order them).
+pub(crate) fn past_cursor<T>(row: Option<T>, after: Option<&str>, id: impl Fn(&T) -> &str) -> Vec<T> {
+    row.into_iter().filter(|r| after.is_none_or(|a| id(r) > a)).collect()
+}
+
 /// Refuses a query parameter the endpoint does not take: a misspelt or
 /// unsupported filter (`?active=false` where there is none) would otherwise
 /// be ignored, and the whole list answered as if it had applied.

@@ -356,15 +356,17 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = super::page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
+    // A customer has one client at most: its page, past `after` or not, is the last.
+    let page_limit = if customer.is_some() { i64::MAX } else { limit };
     let rows = state
         .store
         .read(move |c| match customer {
-            Some(customer) => Ok(repo::get_by_customer(c, &customer)?.into_iter().collect()),
+            Some(customer) => Ok(super::past_cursor(repo::get_by_customer(c, &customer)?, after.as_deref(), |r| &r.id)),
             None => repo::list(c, after.as_deref(), limit),
         })
         .await?;
     let data = rows.iter().map(|r| render(r, &state)).collect::<Result<Vec<_>, _>>()?;
-    Ok(super::page_answer(&rows, limit, |r| &r.id, data))
+    Ok(super::page_answer(&rows, page_limit, |r| &r.id, data))
 }
 
 /// `GET /api/v1/oidc-clients/{id}`

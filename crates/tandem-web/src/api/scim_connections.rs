@@ -184,12 +184,14 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = super::page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
+    // A customer has one connection at most: its page, past `after` or not, is the last.
+    let page_limit = if customer.is_some() { i64::MAX } else { limit };
     let now = state.clock.now();
     let rows = state
         .store
         .read(move |c| {
             let rows: Vec<ScimConnectionRow> = match customer {
-                Some(customer) => repo::get_by_customer(c, &customer)?.into_iter().collect(),
+                Some(customer) => super::past_cursor(repo::get_by_customer(c, &customer)?, after.as_deref(), |r| &r.id),
                 None => repo::list(c, after.as_deref(), limit)?,
             };
             rows.into_iter()
@@ -202,7 +204,7 @@ pub async fn list(
         })
         .await?;
     let data: Vec<Value> = rows.iter().map(|(r, k, g)| render(&state, r, k.as_ref(), g)).collect();
-    Ok(super::page_answer(&rows, limit, |r| &r.0.id, data))
+    Ok(super::page_answer(&rows, page_limit, |r| &r.0.id, data))
 }
 
 /// `GET /api/v1/scim-connections/{id}`
