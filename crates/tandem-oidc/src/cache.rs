@@ -82,7 +82,7 @@ impl IdpCache {
         // A first fetch (a refresh is claimed by one call above) is made by
         // one call at a time; one that waited for another's takes its
         // result, or its failure for a while.
-        if self.entries.read().unwrap_or_else(|p| p.into_inner()).contains_key(&source) {
+        if self.held(&source) {
             return self.fetch(http, issuer, appid, source).await;
         }
         let lock = {
@@ -142,7 +142,7 @@ impl IdpCache {
     /// The failure of a first fetch of `source` less than
     /// [`FIRST_FETCH_RETRY`] ago, when no document is held.
     fn failed_lately(&self, source: &str) -> Option<DiscoveryError> {
-        if self.entries.read().unwrap_or_else(|p| p.into_inner()).contains_key(source) {
+        if self.held(source) {
             return None;
         }
         let failed = self.failed.read().unwrap_or_else(|p| p.into_inner());
@@ -167,14 +167,22 @@ impl IdpCache {
         if !elapsed(&*self.clock, entry.checked, METADATA_TTL) {
             return Some((entry.metadata.clone(), entry.keys.clone()));
         }
-        if elapsed(&*self.clock, entry.fetched, METADATA_MAX_STALE) {
-            // Too old to answer with: dropped, so the next fetch is a first
-            // one, made by one call at a time and its failure kept a while.
-            map.remove(source);
-            return None;
+        // One too old to answer with is left as it is: the next fetch is a
+        // first one (see [`IdpCache::held`]).
+        if !elapsed(&*self.clock, entry.fetched, METADATA_MAX_STALE) {
+            entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
         }
-        entry.checked = self.clock.now() - METADATA_TTL + METADATA_RETRY;
         None
+    }
+
+    /// Whether a document of `source` young enough to answer with is held.
+    /// One older than [`METADATA_MAX_STALE`] counts as none: its fetch is a
+    /// first one, made by one call at a time and its failure kept a while,
+    /// and the entry stays only so that the keys fetched for it are kept
+    /// when the document comes back with the same JWKS URI.
+    fn held(&self, source: &str) -> bool {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        map.get(source).is_some_and(|e| !elapsed(&*self.clock, e.fetched, METADATA_MAX_STALE))
     }
 
     /// After a refresh of the document at `source` failed with `e`: the
@@ -262,9 +270,10 @@ mod tests {
         (issuer, asked)
     }
 
-    /// A document too old to answer with is dropped: while its IdP still
-    /// fails, logins fetch it as a first fetch, one at a time, and its
-    /// failure is kept a while, instead of each login fetching it.
+    /// A document too old to answer with counts as none: while its IdP
+    /// still fails, logins fetch it as a first fetch, one at a time, and its
+    /// failure is kept a while, instead of each login fetching it; once it
+    /// is back, the keys fetched before are kept.
     #[tokio::test]
     async fn a_document_too_old_to_use_is_fetched_like_a_first_one() {
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -273,7 +282,7 @@ mod tests {
         clock.freeze();
         let cache = IdpCache::new(clock.clone());
         let http = IdpHttp::new(std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(cache.get(&http, &issuer, None).await.is_ok());
+        let (_, keys) = cache.get(&http, &issuer, None).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(asked.load(Ordering::SeqCst), 1);
         up.store(false, Ordering::SeqCst);
         clock.advance(METADATA_MAX_STALE + Duration::hours(1));
@@ -288,8 +297,9 @@ mod tests {
         assert_eq!(asked.load(Ordering::SeqCst), 2, "the failure is answered again");
         up.store(true, Ordering::SeqCst);
         clock.advance(FIRST_FETCH_RETRY + Duration::seconds(1));
-        assert!(cache.get(&http, &issuer, None).await.is_ok());
+        let (_, kept) = cache.get(&http, &issuer, None).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(asked.load(Ordering::SeqCst), 3, "fetched again once the time is up");
+        assert!(Arc::ptr_eq(&keys, &kept), "the keys fetched before are kept");
     }
 
     #[test]

@@ -165,21 +165,22 @@ pub async fn validate(
         ),
         KeyError::NoKid => fail("kid", "the token names no kid and the IdP's key set has several keys"),
     })?;
-    if let Some(pinned) = &key.alg {
-        if pinned != alg_name {
+    let verify = |key: &crate::jwks::Key| {
+        if let Some(pinned) = key.alg.as_deref().filter(|pinned| *pinned != alg_name) {
             return Err(fail("alg", format!("the key {kid:?} is for {pinned}, the token says {alg_name}")));
         }
-    }
-    const BAD_SIGNATURE: &str = "the signature does not verify with the IdP's key";
-    let claims = match verify_signature(raw, &key.decoding, alg, BAD_SIGNATURE) {
-        // Without a kid, a key the IdP rotated in is not noticed by name:
-        // the set is fetched again (at most once a minute) and tried.
-        Err(e) if kid.is_none() && e.check == "signature" => match keys.rotated_key(http, alg_name).await {
-            Some(rotated) if rotated.alg.as_deref().is_none_or(|pinned| pinned == alg_name) => {
-                verify_signature(raw, &rotated.decoding, alg, BAD_SIGNATURE)?
+        verify_signature(raw, &key.decoding, alg, "the signature does not verify with the IdP's key")
+    };
+    let claims = match verify(&key) {
+        // Without a kid, a key the IdP rotated in (of the same type or
+        // another) is not noticed by name: the set is fetched again (at most
+        // once a minute) and the key it gives is tried.
+        Err(e) if kid.is_none() && matches!(e.check, "signature" | "alg") => {
+            match keys.rotated_key(http, alg_name).await {
+                Some(rotated) => verify(&rotated)?,
+                None => return Err(e),
             }
-            _ => return Err(e),
-        },
+        }
         verified => verified?,
     };
     check_claims(&claims, expect)?;

@@ -1,7 +1,7 @@
 //! An issuer's signing keys (JWKS), fetched on first use, again once they
-//! are an hour old, and again once when a token names an unknown `kid` — at
-//! most once a minute, so a stream of forged `kid`s cannot make Tandem hammer
-//! the IdP.
+//! are an hour old, and again once when a token names an unknown `kid`, or
+//! names none and does not verify with the key held — at most once a minute,
+//! so a stream of forged tokens cannot make Tandem hammer the IdP.
 
 use crate::cache::elapsed;
 use crate::IdpHttp;
@@ -177,16 +177,15 @@ impl KeySet {
     /// [`REFETCH_INTERVAL`] as for an unknown `kid`, and the key it now gives
     /// such a token. An IdP publishing one key without a kid that replaced
     /// it is followed within a minute, not after the hour the keys are
-    /// trusted. `None` when no fetch was due or it failed (the keys held are
+    /// trusted. When no fetch is due (another login may have just made it),
+    /// the key held now; `None` when the fetch failed (the keys held are
     /// kept).
     pub async fn rotated_key(&self, http: &IdpHttp, alg: &str) -> Option<Key> {
         let mut state = self.state.lock().await;
-        if !state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL)) {
-            return None;
+        if state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL)) {
+            state.tried = Some(self.clock.now());
+            *state = self.fetch(http).await.ok()?;
         }
-        state.tried = Some(self.clock.now());
-        let fresh = self.fetch(http).await.ok()?;
-        *state = fresh;
         lookup(&state, None, alg)
     }
 }
