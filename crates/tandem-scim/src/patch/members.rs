@@ -51,10 +51,11 @@ impl MemberPatch {
         let mut plan = MemberPatch { steps: Vec::new(), rest: Vec::new() };
         for op in ops {
             match &op.path {
-                Some(path) if names_members(path)? => plan.steps.push(member_step(op, path)?),
-                Some(_) => plan.rest.push(op.clone()),
-                None => {
-                    // A path-less value whose keys might reach `members` (`members`,
+                // The Group URN itself names the whole document, read like a path-less value.
+                Some(path) if !names_group(path) && names_members(path)? => plan.steps.push(member_step(op, path)?),
+                Some(path) if !names_group(path) => plan.rest.push(op.clone()),
+                _ => {
+                    // A value whose keys might reach `members` (`members`,
                     // `members[…]`, the Group URN holding `members`) is the document's.
                     let reaches_members = op.value.as_ref().and_then(Value::as_object).is_none_or(|o| {
                         o.iter().any(|(k, v)| {
@@ -128,11 +129,6 @@ impl MemberPatch {
 /// `Some(false)` for any other attribute; `None` for a sub-attribute of
 /// members (`members.display`), which only the whole list can answer.
 fn names_members(path: &PatchPath) -> Option<bool> {
-    // The Group URN itself (`urn:…:core:2.0` then `Group`) names the whole
-    // document, read like a path-less value: its `members` need the list.
-    if path.attr.urn.as_deref().is_some_and(|u| format!("{u}:{}", path.attr.attr).eq_ignore_ascii_case(GROUP_SCHEMA)) {
-        return None;
-    }
     let urn_ok = path.attr.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA));
     if !path.attr.attr.eq_ignore_ascii_case("members") {
         // `urn:…:Group:members` parses with the attribute last; other URNs name no members.
@@ -142,6 +138,18 @@ fn names_members(path: &PatchPath) -> Option<bool> {
         return None;
     }
     Some(true)
+}
+
+/// Whether `path` is the Group schema's URN itself (parsed as the URN
+/// `urn:…:core:2.0` and the attribute `Group`).
+fn names_group(path: &PatchPath) -> bool {
+    path.filter.is_none()
+        && path.attr.sub_attr.is_none()
+        && path
+            .attr
+            .urn
+            .as_deref()
+            .is_some_and(|u| format!("{u}:{}", path.attr.attr).eq_ignore_ascii_case(GROUP_SCHEMA))
 }
 
 /// Member items as `add` or a `remove` value array gives them, through the
@@ -333,6 +341,19 @@ mod tests {
         ] {
             assert_eq!(MemberPatch::plan(&ops(case.clone())), None, "{case}");
         }
+    }
+
+    /// A value under the Group URN that names no members is planned beside
+    /// member edits, as a path-less one is.
+    #[test]
+    fn a_group_urn_path_naming_no_members_is_kept_for_the_document() {
+        let plan = MemberPatch::plan(&ops(json!([
+            {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:Group", "value": {"displayName": "h"}},
+            {"op": "add", "path": "members", "value": [{"value": "a"}]},
+        ])))
+        .unwrap();
+        assert_eq!(plan.rest.len(), 1);
+        assert_eq!(plan.touched(), ["a"]);
     }
 
     #[test]
