@@ -139,6 +139,9 @@ impl StubOp {
             )
         })
         .workers(1)
+        // Longer than Tandem keeps an idle connection to an IdP (30 s): a
+        // request never crosses the stub closing the connection under it.
+        .keep_alive(std::time::Duration::from_secs(75))
         .listen(listener)
         .unwrap()
         .run();
