@@ -64,17 +64,58 @@ crate::fixed_sql!(PurgedThrough = "SELECT txid, seq FROM directory_event_purges 
 crate::fixed_sql!(SqliteMaxSeq = "SELECT COALESCE(MAX(seq), 0) AS n FROM directory_events");
 // The next transaction id PostgreSQL will hand out: no position can be at or past it.
 crate::fixed_sql!(PgNextTxid = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n");
+// Events moved from another server (transaction id at or past `?`, the
+// next this one hands out), each with the sequence number it takes: the
+// numbers they hold, in ascending order, dealt out in feed order (txid,
+// seq), so that under transaction id 0 they keep their order.
+macro_rules! moved_map {
+    () => {
+        "WITH moved AS (SELECT txid, seq, row_number() OVER (ORDER BY txid, seq) AS k \
+                        FROM directory_events WHERE txid >= ?), \
+              slots AS (SELECT seq AS new_seq, row_number() OVER (ORDER BY seq) AS k \
+                        FROM directory_events WHERE txid >= ?), \
+              map AS (SELECT moved.txid, moved.seq, slots.new_seq FROM moved JOIN slots USING (k)) "
+    };
+}
+// A position among moved events goes to the moved event at or before it,
+// else to just before the first of them; with none moved, it keeps its seq.
+macro_rules! moved_position {
+    ($txid:literal, $seq:literal) => {
+        concat!(
+            "COALESCE((SELECT new_seq FROM map WHERE (map.txid, map.seq) <= (",
+            $txid,
+            ", ",
+            $seq,
+            ") ORDER BY map.txid DESC, map.seq DESC LIMIT 1), (SELECT MIN(new_seq) - 1 FROM map), ",
+            $seq,
+            ")"
+        )
+    };
+}
 crate::fixed_sql!(
-    PgRenumberMoved = "UPDATE directory_events SET txid = 0 \
-                       WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+    PgRenumberMoved = concat!(
+        moved_map!(),
+        "UPDATE directory_events SET txid = 0, seq = -map.new_seq FROM map \
+         WHERE directory_events.txid = map.txid AND directory_events.seq = map.seq"
+    )
+);
+// Then back to positive: seq is unique, so no other row holds these numbers.
+crate::fixed_sql!(PgRenumberMovedSigns = "UPDATE directory_events SET seq = -seq WHERE seq < 0");
+crate::fixed_sql!(
+    PgRenumberMovedMark = concat!(
+        moved_map!(),
+        "UPDATE directory_event_purges SET txid = 0, seq = ",
+        moved_position!("directory_event_purges.txid", "directory_event_purges.seq"),
+        " WHERE txid >= ?"
+    )
 );
 crate::fixed_sql!(
-    PgRenumberMovedMark = "UPDATE directory_event_purges SET txid = 0 \
-                           WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-);
-crate::fixed_sql!(
-    PgRenumberMovedEndpoints = "UPDATE webhook_endpoints SET cursor_txid = 0 \
-                                WHERE cursor_txid >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+    PgRenumberMovedEndpoints = concat!(
+        moved_map!(),
+        "UPDATE webhook_endpoints SET cursor_txid = 0, cursor_seq = ",
+        moved_position!("webhook_endpoints.cursor_txid", "webhook_endpoints.cursor_seq"),
+        " WHERE cursor_txid >= ?"
+    )
 );
 crate::fixed_sql!(SqliteOldest = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq LIMIT ?");
 crate::fixed_sql!(
@@ -85,7 +126,8 @@ crate::fixed_sql!(SqliteDeleteThrough = "DELETE FROM directory_events WHERE seq 
 crate::fixed_sql!(PgDeleteThrough = "DELETE FROM directory_events WHERE (txid, seq) <= (?, ?)");
 crate::fixed_sql!(
     MarkPurged = "INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, ?, ?) \
-                  ON CONFLICT (id) DO UPDATE SET txid = excluded.txid, seq = excluded.seq"
+                  ON CONFLICT (id) DO UPDATE SET txid = excluded.txid, seq = excluded.seq \
+                  WHERE (directory_event_purges.txid, directory_event_purges.seq) < (excluded.txid, excluded.seq)"
 );
 
 /// Every event type, as the feed names them.
@@ -435,10 +477,16 @@ pub fn renumber_moved(conn: &mut AnyConnection) -> Result<usize, StoreError> {
     if !is_postgres(conn) {
         return Ok(0);
     }
-    let moved = execute_fixed::<PgRenumberMoved>(conn, &[])?;
-    execute_fixed::<PgRenumberMovedMark>(conn, &[])?;
-    // The webhook endpoints' positions with them, so what they have not had yet is delivered.
-    execute_fixed::<PgRenumberMovedEndpoints>(conn, &[])?;
+    // One limit for every statement: the next transaction id moves on as others start.
+    let next = number::<PgNextTxid>(conn)?;
+    let binds = [Bind::Int(next), Bind::Int(next), Bind::Int(next)];
+    // The positions first, read against the events' old ones: the purge's
+    // mark, and the webhook endpoints', so what they have not had yet is
+    // delivered and nothing they had is again.
+    execute_fixed::<PgRenumberMovedMark>(conn, &binds)?;
+    execute_fixed::<PgRenumberMovedEndpoints>(conn, &binds)?;
+    let moved = execute_fixed::<PgRenumberMoved>(conn, &binds[..2])?;
+    execute_fixed::<PgRenumberMovedSigns>(conn, &[])?;
     Ok(moved)
 }
 
@@ -537,6 +585,76 @@ mod tests {
         for refused in [p(0, 0), p(0, 4), p(5, 1)] {
             assert_eq!(read(refused).map(ids), Err(Some(p(0, 1))), "{refused:?}");
         }
+    }
+
+    /// PostgreSQL: events moved from another server keep their feed order
+    /// (txid, seq) under transaction id 0, where seq alone orders them, and
+    /// the positions among them (an endpoint's cursor, the purge's mark)
+    /// stay where they were, so an endpoint still gets what it has not had.
+    #[test]
+    fn moved_events_keep_their_order_and_positions_among_them_their_place() {
+        use diesel::RunQueryDsl;
+        let (store, dir) = crate::test_store_any_backend();
+        let crate::TestDir::Postgres(..) = &dir else { return };
+        const T: i64 = 9_000_000_000_000;
+        let p = |txid, seq| Position { txid, seq };
+        store
+            .write_blocking(|c| {
+                // In feed order A (T, 6), B (T+1, 5), C (T+2, 4): a transaction
+                // that took its id first can insert its event after another's.
+                for (txid, seq, id) in [(T, 6, "A"), (T + 1, 5, "B"), (T + 2, 4, "C")] {
+                    diesel::sql_query(format!(
+                        "INSERT INTO directory_events (txid, seq, created_at, scim_connection_id, customer_id, \
+                         event_type, resource_id, data) VALUES ({txid}, {seq}, 0, 'c', 'acme', 'user.created', '{id}', '{{}}')"
+                    ))
+                    .execute(c)?;
+                }
+                diesel::sql_query(format!("INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, {T}, 3)"))
+                    .execute(c)?;
+                let had_a = crate::webhooks::WebhookEndpointRow::new(
+                    "had-a".into(),
+                    "https://hooks.example.com/a".into(),
+                    "x".into(),
+                    (None, None),
+                    p(T, 6),
+                    0,
+                );
+                crate::webhooks::insert(c, &had_a)?;
+                let had_b = crate::webhooks::WebhookEndpointRow { id: "had-b".into(), ..had_a };
+                crate::webhooks::insert(c, &crate::webhooks::WebhookEndpointRow { cursor_txid: T + 1, ..had_b })
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 3);
+        let ids = |from: Position| {
+            let rows = store.read_blocking(move |c| after(c, Some(from), 10)).unwrap_or_else(|e| panic!("{e}"));
+            rows.unwrap_or_else(|e| panic!("refused: {e:?}")).into_iter().map(|r| r.resource_id).collect::<Vec<_>>()
+        };
+        let cursor = |id: &'static str| {
+            let row = store.read_blocking(move |c| crate::webhooks::get(c, id)).unwrap_or_else(|e| panic!("{e}"));
+            row.unwrap_or_else(|| panic!("no endpoint {id}")).cursor()
+        };
+        assert_eq!(cursor("had-a"), p(0, 4));
+        assert_eq!(ids(cursor("had-a")), ["B", "C"]);
+        assert_eq!(ids(cursor("had-b")), ["C"]);
+        let mark = store.read_blocking(purged_through).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mark, Some(p(0, 3)), "before the first moved event");
+        assert_eq!(ids(p(0, 3)), ["A", "B", "C"]);
+    }
+
+    /// The purge's mark only moves forward: a purge that finished after a
+    /// later one (two nodes at once) does not take it back.
+    #[test]
+    fn the_purge_mark_never_moves_back() {
+        let (store, _dir) = crate::test_store_any_backend();
+        let mark = |txid, seq| {
+            store
+                .write_blocking(move |c| execute_fixed::<MarkPurged>(c, &[Bind::Int(txid), Bind::Int(seq)]))
+                .unwrap_or_else(|e| panic!("{e}"));
+            store.read_blocking(purged_through).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(mark(0, 5), Some(Position { txid: 0, seq: 5 }));
+        assert_eq!(mark(0, 3), Some(Position { txid: 0, seq: 5 }));
+        assert_eq!(mark(0, 7), Some(Position { txid: 0, seq: 7 }));
     }
 
     #[test]
