@@ -225,18 +225,21 @@ impl LogSink {
                         // at fault, and need not take the batch with it. (When
                         // it is unavailable, each retry would wait for it; see
                         // also write_each's time limit.)
-                        // A batch the database could not do now (a deadlock
-                        // with a request's write) is tried again, record by record.
                         // One the database could not do now (a deadlock, SQLite
                         // locked by another process past its busy timeout) is
-                        // tried again whole first.
+                        // tried again whole first, then record by record. So is
+                        // one on a connection that was lost (PostgreSQL
+                        // restarted: the pool drops it, and the second try
+                        // takes a fresh one), once: no one would retry it.
                         let lost = match e {
-                            StoreError::Busy(_) => {
+                            StoreError::Busy(_) | StoreError::Unavailable(_) => {
                                 #[cfg(test)]
                                 tried.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                                 match store.write_behind(|c| batch.write(c)) {
                                     Ok(()) => 0,
-                                    Err(_) if batch.rows() > 1 => batch.write_each(&store),
+                                    Err(_) if matches!(e, StoreError::Busy(_)) && batch.rows() > 1 => {
+                                        batch.write_each(&store)
+                                    }
                                     Err(_) => batch.rows(),
                                 }
                             }
@@ -435,6 +438,44 @@ mod tests {
         other.batch_execute("COMMIT").unwrap();
         sink.close();
         assert_eq!(stored(&store), 1);
+    }
+
+    /// PostgreSQL ended the store's connections (a restart, a failover): the
+    /// next batch fails on the pooled connection it takes, which the pool
+    /// then drops, and is written whole on a second try, not lost.
+    #[test]
+    fn a_batch_on_a_connection_the_server_ended_is_written_on_a_second_try() {
+        use diesel::RunQueryDsl;
+        let (store, dir) = crate::test_store_any_backend();
+        let crate::TestDir::Postgres(admin, name) = &dir else { return };
+        let sink = LogSink::start(store.clone());
+        sink.record(entry(0));
+        sink.flush();
+        #[derive(diesel::QueryableByName)]
+        struct Left {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let name = name.clone();
+        let end_all = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
+        let left = format!("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{name}'");
+        admin
+            .read_blocking(move |c| {
+                diesel::sql_query(&end_all).execute(c)?;
+                // Until the backends are gone: a write before would still find them.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while diesel::sql_query(&left).load::<Left>(c)?.first().is_some_and(|l| l.n > 0) {
+                    assert!(std::time::Instant::now() < deadline, "the backends did not end");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        for n in 1..4 {
+            sink.record(entry(n));
+        }
+        sink.close();
+        assert_eq!(stored(&store), 4);
     }
 
     #[test]
