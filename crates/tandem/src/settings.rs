@@ -428,8 +428,17 @@ impl Settings {
                 });
             }
         }
-        if self.database.pool_size == 0 {
-            return Err(SettingsError::Invalid { key: "database.pool_size", message: "must be at least 1".into() });
+        // Upper bounds: the pool allocates room for every connection up
+        // front, and a timeout is added to the current instant, which a
+        // value near the type's maximum overflows.
+        if !(1..=1000).contains(&self.database.pool_size) {
+            return Err(SettingsError::Invalid { key: "database.pool_size", message: "must be from 1 to 1000".into() });
+        }
+        if self.server.workers > 1024 {
+            return Err(SettingsError::Invalid {
+                key: "server.workers",
+                message: "must be at most 1024 (0: one per CPU core)".into(),
+            });
         }
         if self.server.max_body_bytes < 1024 {
             return Err(SettingsError::Invalid {
@@ -443,10 +452,10 @@ impl Settings {
                 message: "must be from 30 to 86400".into(),
             });
         }
-        if self.database.connect_timeout_secs == 0 {
+        if !(1..=3600).contains(&self.database.connect_timeout_secs) {
             return Err(SettingsError::Invalid {
                 key: "database.connect_timeout_secs",
-                message: "must be at least 1".into(),
+                message: "must be from 1 to 3600".into(),
             });
         }
         if self.database.log_retention_days > 36_500 {
@@ -463,8 +472,11 @@ impl Settings {
                 });
             }
         }
-        if self.oidc.http_timeout_secs == 0 {
-            return Err(SettingsError::Invalid { key: "oidc.http_timeout_secs", message: "must be at least 1".into() });
+        if !(1..=3600).contains(&self.oidc.http_timeout_secs) {
+            return Err(SettingsError::Invalid {
+                key: "oidc.http_timeout_secs",
+                message: "must be from 1 to 3600".into(),
+            });
         }
         let poll = self.webhooks.poll_interval_ms;
         if poll != 0 && !(10..=3_600_000).contains(&poll) {
@@ -676,6 +688,10 @@ mod tests {
         assert!(err.contains("scim.rotation_grace_hours") && err.contains("720"), "{err}");
         assert!(load_with("TANDEM_UT_TTL_OK_", &[("SCIM__API_KEY_TTL_DAYS", "3650")]).is_ok());
         for (i, (var, value, key)) in [
+            ("DATABASE__POOL_SIZE", "4294967295", "database.pool_size"),
+            ("DATABASE__CONNECT_TIMEOUT_SECS", "18446744073709551615", "database.connect_timeout_secs"),
+            ("OIDC__HTTP_TIMEOUT_SECS", "18446744073709551615", "oidc.http_timeout_secs"),
+            ("SERVER__WORKERS", "100000", "server.workers"),
             ("WEBHOOKS__POLL_INTERVAL_MS", "5", "webhooks.poll_interval_ms"),
             ("WEBHOOKS__TIMEOUT_SECS", "0", "webhooks.timeout_secs"),
             ("WEBHOOKS__TIMEOUT_SECS", "100000000000000", "webhooks.timeout_secs"),
