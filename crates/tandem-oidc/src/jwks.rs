@@ -405,4 +405,144 @@ mod tests {
         .unwrap();
         assert!(decoding_key(&jwk).is_none());
     }
+
+    /// A P-256 key pair (PKCS#8) and its JWK without a kid.
+    fn kidless_es256() -> (Vec<u8>, serde_json::Value) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
+        (pkcs8.as_ref().to_vec(), jwk)
+    }
+
+    /// A JWKS endpoint answering one key set, which the test changes, how
+    /// many requests it had, and a key set of it on a frozen clock.
+    struct Served {
+        doc: std::sync::Arc<std::sync::Mutex<String>>,
+        fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        clock: std::sync::Arc<tandem_core::clock::ShiftedClock>,
+        keys: super::KeySet,
+        http: crate::IdpHttp,
+    }
+
+    impl Served {
+        async fn start(jwk: serde_json::Value) -> Served {
+            use std::sync::{atomic::AtomicUsize, Arc, Mutex};
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let doc = Arc::new(Mutex::new(String::new()));
+            let fetches = Arc::new(AtomicUsize::new(0));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let uri = format!("http://{}/jwks", listener.local_addr().unwrap());
+            let (body, count) = (doc.clone(), fetches.clone());
+            tokio::spawn(async move {
+                while let Ok((mut sock, _)) = listener.accept().await {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let doc = body.lock().unwrap().clone();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+                        doc.len()
+                    );
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                }
+            });
+            let clock = Arc::new(tandem_core::clock::ShiftedClock::default());
+            clock.freeze();
+            let keys = super::KeySet::new(uri, clock.clone());
+            let http = crate::IdpHttp::new(std::time::Duration::from_secs(60)).unwrap();
+            let served = Served { doc, fetches, clock, keys, http };
+            served.serve(jwk);
+            served
+        }
+
+        /// From now on the set is this one key.
+        fn serve(&self, jwk: serde_json::Value) {
+            *self.doc.lock().unwrap() = serde_json::json!({"keys": [jwk]}).to_string();
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// An IdP that moved its one kid-less key from P-256 (pinned to ES256)
+    /// to P-384: a token signed with the new key is refused by the old key's
+    /// algorithm, not its signature, and still refetches the set.
+    #[tokio::test]
+    async fn a_kidless_key_replaced_by_another_type_is_followed() {
+        use aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let (_, mut old_jwk) = kidless_es256();
+        old_jwk["alg"] = "ES256".into();
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
+        let point = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref())
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
+        let new_jwk = serde_json::json!({"kty": "EC", "crv": "P-384", "alg": "ES384",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..49]), "y": URL_SAFE_NO_PAD.encode(&point[49..97])});
+        let set = Served::start(old_jwk).await;
+        assert!(set.keys.key(&set.http, None, "ES256").await.is_ok());
+        set.serve(new_jwk);
+        set.clock.advance(chrono::Duration::seconds(61));
+        let now = tandem_core::clock::Clock::now(&*set.clock);
+        let claims = serde_json::json!({"iss": "https://idp.example", "aud": "client-1", "sub": "u1",
+            "nonce": "n-1", "iat": now.timestamp(), "exp": now.timestamp() + 300});
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::ES384), &claims, &EncodingKey::from_ec_der(pkcs8.as_ref()))
+                .unwrap();
+        let algs = ["ES256".to_string(), "ES384".to_string()];
+        let expect = crate::id_token::Expectations {
+            issuer: "https://idp.example",
+            client_id: "client-1",
+            nonce: "n-1",
+            advertised_algs: &algs,
+            client_secret: None,
+            now,
+        };
+        let verified = crate::id_token::validate(&set.http, &set.keys, &token, &expect).await;
+        assert!(verified.is_ok(), "{verified:?}");
+        assert_eq!(set.fetches(), 2);
+    }
+
+    /// A kid-less key the IdP rotated is found by a refetch, at most once a
+    /// minute; a login that asks again within it (it held the old key while
+    /// another login refetched) gets the key held now, without a fetch.
+    #[tokio::test]
+    async fn a_kidless_rotation_is_followed_once_a_minute_and_shared() {
+        let (old_pkcs8, old_jwk) = kidless_es256();
+        let (new_pkcs8, new_jwk) = kidless_es256();
+        let set = Served::start(old_jwk).await;
+        let (keys, http) = (&set.keys, &set.http);
+        let signed = |pkcs8: &[u8]| {
+            let claims = serde_json::json!({"sub": "u1", "exp": 4_000_000_000u64});
+            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &EncodingKey::from_ec_der(pkcs8)).unwrap()
+        };
+        let verifies = |key: &super::Key, token: &str| {
+            let mut validation = Validation::new(Algorithm::ES256);
+            validation.validate_aud = false;
+            jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation).is_ok()
+        };
+        let held = keys.key(http, None, "ES256").await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(verifies(&held, &signed(&old_pkcs8)));
+        set.serve(new_jwk);
+        let token = signed(&new_pkcs8);
+        assert!(!verifies(&held, &token));
+        // Within the minute of the first fetch: no refetch; the key held is the old one.
+        let within = keys.rotated_key(http, "ES256").await.unwrap_or_else(|| panic!("no key"));
+        assert!(!verifies(&within, &token));
+        assert_eq!(set.fetches(), 1);
+        set.clock.advance(chrono::Duration::seconds(61));
+        let rotated = keys.rotated_key(http, "ES256").await.unwrap_or_else(|| panic!("no key"));
+        assert!(verifies(&rotated, &token));
+        assert_eq!(set.fetches(), 2);
+        // Another login that held the old key meanwhile: the new one, no fetch.
+        let shared = keys.rotated_key(http, "ES256").await.unwrap_or_else(|| panic!("no key"));
+        assert!(verifies(&shared, &token));
+        assert_eq!(set.fetches(), 2);
+    }
 }
