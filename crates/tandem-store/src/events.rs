@@ -64,17 +64,30 @@ crate::fixed_sql!(PurgedThrough = "SELECT txid, seq FROM directory_event_purges 
 crate::fixed_sql!(SqliteMaxSeq = "SELECT COALESCE(MAX(seq), 0) AS n FROM directory_events");
 // The next transaction id PostgreSQL will hand out: no position can be at or past it.
 crate::fixed_sql!(PgNextTxid = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n");
-// Events moved from another server (transaction id at or past `?`, the
-// next this one hands out), each with the sequence number it takes: the
+// The next transaction id this server hands out, as the statement's own
+// snapshot has it: every row the statement sees that this server wrote has
+// a smaller one, however many transactions started since an earlier
+// statement (a limit read once would take their rows for moved ones).
+macro_rules! next_txid {
+    () => {
+        "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+    };
+}
+// Events moved from another server (transaction id at or past the next
+// this one hands out), each with the sequence number it takes: the
 // numbers they hold, in ascending order, dealt out in feed order (txid,
 // seq), so that under transaction id 0 they keep their order.
 macro_rules! moved_map {
     () => {
-        "WITH moved AS (SELECT txid, seq, row_number() OVER (ORDER BY txid, seq) AS k \
-                        FROM directory_events WHERE txid >= ?), \
-              slots AS (SELECT seq AS new_seq, row_number() OVER (ORDER BY seq) AS k \
-                        FROM directory_events WHERE txid >= ?), \
-              map AS (SELECT moved.txid, moved.seq, slots.new_seq FROM moved JOIN slots USING (k)) "
+        concat!(
+            "WITH moved AS (SELECT txid, seq, row_number() OVER (ORDER BY txid, seq) AS k \
+                            FROM directory_events WHERE txid >= ",
+            next_txid!(),
+            "), slots AS (SELECT seq AS new_seq, row_number() OVER (ORDER BY seq) AS k \
+                          FROM directory_events WHERE txid >= ",
+            next_txid!(),
+            "), map AS (SELECT moved.txid, moved.seq, slots.new_seq FROM moved JOIN slots USING (k)) "
+        )
     };
 }
 // A position among moved events goes to the moved event at or before it,
@@ -106,7 +119,8 @@ crate::fixed_sql!(
         moved_map!(),
         "UPDATE directory_event_purges SET txid = 0, seq = ",
         moved_position!("directory_event_purges.txid", "directory_event_purges.seq"),
-        " WHERE txid >= ?"
+        " WHERE txid >= ",
+        next_txid!()
     )
 );
 crate::fixed_sql!(
@@ -114,7 +128,8 @@ crate::fixed_sql!(
         moved_map!(),
         "UPDATE webhook_endpoints SET cursor_txid = 0, cursor_seq = ",
         moved_position!("webhook_endpoints.cursor_txid", "webhook_endpoints.cursor_seq"),
-        " WHERE cursor_txid >= ?"
+        " WHERE cursor_txid >= ",
+        next_txid!()
     )
 );
 crate::fixed_sql!(SqliteOldest = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq LIMIT ?");
@@ -477,15 +492,12 @@ pub fn renumber_moved(conn: &mut AnyConnection) -> Result<usize, StoreError> {
     if !is_postgres(conn) {
         return Ok(0);
     }
-    // One limit for every statement: the next transaction id moves on as others start.
-    let next = number::<PgNextTxid>(conn)?;
-    let binds = [Bind::Int(next), Bind::Int(next), Bind::Int(next)];
     // The positions first, read against the events' old ones: the purge's
     // mark, and the webhook endpoints', so what they have not had yet is
     // delivered and nothing they had is again.
-    execute_fixed::<PgRenumberMovedMark>(conn, &binds)?;
-    execute_fixed::<PgRenumberMovedEndpoints>(conn, &binds)?;
-    let moved = execute_fixed::<PgRenumberMoved>(conn, &binds[..2])?;
+    execute_fixed::<PgRenumberMovedMark>(conn, &[])?;
+    execute_fixed::<PgRenumberMovedEndpoints>(conn, &[])?;
+    let moved = execute_fixed::<PgRenumberMoved>(conn, &[])?;
     execute_fixed::<PgRenumberMovedSigns>(conn, &[])?;
     Ok(moved)
 }
@@ -639,6 +651,48 @@ mod tests {
         let mark = store.read_blocking(purged_through).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(mark, Some(p(0, 3)), "before the first moved event");
         assert_eq!(ids(p(0, 3)), ["A", "B", "C"]);
+    }
+
+    /// PostgreSQL: events this server writes while the renumbering runs
+    /// (another node's, or this one's during a rolling start) are never
+    /// taken for moved ones, whatever transaction ids they got meanwhile.
+    #[test]
+    fn events_written_during_a_renumbering_are_not_taken_for_moved_ones() {
+        use diesel::RunQueryDsl;
+        let (store, dir) = crate::test_store_any_backend();
+        let crate::TestDir::Postgres(..) = &dir else { return };
+        let now = at("2026-01-01T00:00:00Z");
+        let connection = store
+            .write_blocking(move |c| Ok(crate::scim_connections::create(c, "acme", None, "reject", now)?.0.id))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let connection = connection.clone();
+                    store
+                        .write_blocking(move |c| record(c, &connection, now, &[event("u")]))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            })
+        };
+        for _ in 0..200 {
+            assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 0);
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        writer.join().unwrap_or_else(|_| panic!("the writer failed"));
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let zero = store
+            .read_blocking(|c| {
+                Ok(diesel::sql_query("SELECT count(*) AS n FROM directory_events WHERE txid = 0").load::<N>(c)?)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(zero.first().map(|z| z.n), Some(0));
     }
 
     /// The purge's mark only moves forward: a purge that finished after a
