@@ -62,17 +62,17 @@ crate::fixed_sql!(PgLast = "SELECT txid, seq FROM directory_events \
                    WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid DESC, seq DESC LIMIT 1");
 crate::fixed_sql!(PurgedThrough = "SELECT txid, seq FROM directory_event_purges WHERE id = 1");
 crate::fixed_sql!(SqliteMaxSeq = "SELECT COALESCE(MAX(seq), 0) AS n FROM directory_events");
-// The next transaction id PostgreSQL will hand out: no position can be at or past it.
-crate::fixed_sql!(PgNextTxid = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n");
-// The next transaction id this server hands out, as the statement's own
-// snapshot has it: every row the statement sees that this server wrote has
-// a smaller one, however many transactions started since an earlier
-// statement (a limit read once would take their rows for moved ones).
+// The next transaction id PostgreSQL will hand out, as the statement's own
+// snapshot has it: no position can be at or past it, and every row the
+// statement sees that this server wrote has a smaller one, however many
+// transactions started since an earlier statement (a limit read once would
+// take their rows for moved ones).
 macro_rules! next_txid {
     () => {
         "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
     };
 }
+crate::fixed_sql!(PgNextTxid = concat!("SELECT ", next_txid!(), " AS n"));
 // Events moved from another server (transaction id at or past the next
 // this one hands out), each with the sequence number it takes: the
 // numbers they hold, in ascending order, dealt out in feed order (txid,
@@ -80,13 +80,12 @@ macro_rules! next_txid {
 macro_rules! moved_map {
     () => {
         concat!(
-            "WITH moved AS (SELECT txid, seq, row_number() OVER (ORDER BY txid, seq) AS k \
+            "WITH moved AS (SELECT txid, seq, row_number() OVER (ORDER BY txid, seq) AS k, \
+                                   row_number() OVER (ORDER BY seq) AS slot \
                             FROM directory_events WHERE txid >= ",
             next_txid!(),
-            "), slots AS (SELECT seq AS new_seq, row_number() OVER (ORDER BY seq) AS k \
-                          FROM directory_events WHERE txid >= ",
-            next_txid!(),
-            "), map AS (SELECT moved.txid, moved.seq, slots.new_seq FROM moved JOIN slots USING (k)) "
+            "), map AS (SELECT moved.txid, moved.seq, slots.seq AS new_seq \
+                        FROM moved JOIN moved AS slots ON slots.slot = moved.k) "
         )
     };
 }
