@@ -145,8 +145,7 @@ impl KeySet {
             return Ok(found);
         }
         // An unknown kid may be a key the IdP just rotated in.
-        let may_refetch = state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL));
-        if kid.is_some() && may_refetch {
+        if kid.is_some() && self.refetch_due(&state) {
             state.tried = Some(self.clock.now());
             match self.fetch(http).await {
                 Ok(fresh) => {
@@ -169,9 +168,13 @@ impl KeySet {
             None => Err(KeyError::NoKid),
         }
     }
-}
 
-impl KeySet {
+    /// Whether the set may be fetched again for a token's sake: at most
+    /// once a [`REFETCH_INTERVAL`] after the last try, whatever its outcome.
+    fn refetch_due(&self, state: &State) -> bool {
+        state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL))
+    }
+
     /// After a token without a `kid` did not verify with the key
     /// [`KeySet::key`] gave it: the set fetched again, at most once a
     /// [`REFETCH_INTERVAL`] as for an unknown `kid`, and the key it now gives
@@ -182,7 +185,7 @@ impl KeySet {
     /// kept).
     pub async fn rotated_key(&self, http: &IdpHttp, alg: &str) -> Option<Key> {
         let mut state = self.state.lock().await;
-        if state.tried.is_none_or(|t| elapsed(&*self.clock, t, REFETCH_INTERVAL)) {
+        if self.refetch_due(&state) {
             state.tried = Some(self.clock.now());
             *state = self.fetch(http).await.ok()?;
         }
