@@ -528,3 +528,20 @@ pub fn test_client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// The ids of the members a SCIM group document lists, sorted (none when it
+/// lists none).
+pub fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["value"].as_str().expect("a member id").to_string()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// The display text a SCIM group document shows for its member `id`, when
+/// it lists that member.
+pub fn member_display(group: &Value, id: &str) -> Option<Value> {
+    group["members"].as_array()?.iter().find(|m| m["value"] == id).map(|m| m["display"].clone())
+}

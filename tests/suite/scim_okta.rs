@@ -155,9 +155,7 @@ async fn okta_memberships_inside_post_and_put_bodies_are_stored() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let members: Vec<&str> =
-        r.body["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
-    assert_eq!(members, [u2.as_str()]);
+    assert_eq!(member_ids(&r.body), std::slice::from_ref(&u2));
     let u = scim.get(&format!("/Users/{u1}")).await;
     assert_eq!(u.status, StatusCode::OK, "{}", u.body);
     assert!(u.body.get("groups").is_none(), "{}", u.body);
@@ -176,17 +174,14 @@ async fn a_put_rewrites_a_kept_members_display_text_only_when_it_changes() {
     let g = scim.post("/Groups", body("Old")).await;
     assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
     let gid = g.body["id"].as_str().unwrap().to_string();
-    let display_of = |doc: &serde_json::Value, id: &str| {
-        doc["members"].as_array().unwrap().iter().find(|m| m["value"] == id).map(|m| m["display"].clone())
-    };
     // The first occurrence of a repeated member wins.
-    assert_eq!(display_of(&g.body, &u1), Some(json!("Old")));
+    assert_eq!(member_display(&g.body, &u1), Some(json!("Old")));
     for (sent, want) in [("New", "New"), ("New", "New"), ("Old", "Old")] {
         let r = scim.put(&format!("/Groups/{gid}"), body(sent)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let stored = scim.get(&format!("/Groups/{gid}")).await.body;
-        assert_eq!(display_of(&stored, &u1), Some(json!(want)));
-        assert_eq!(display_of(&stored, &u2), Some(json!("Two")));
+        assert_eq!(member_display(&stored, &u1), Some(json!(want)));
+        assert_eq!(member_display(&stored, &u2), Some(json!("Two")));
         assert_eq!(stored["members"].as_array().unwrap().len(), 2);
     }
 }

@@ -1724,10 +1724,7 @@ async fn a_members_display_text_can_be_cleared() {
     let app = TestApp::spawn().await;
     let scim = app.scim().await;
     let u = scim.create_user(user("cleared@acme.com")).await;
-    let shown = |doc: &serde_json::Value| -> Option<String> {
-        let members = doc["members"].as_array()?;
-        members.iter().find(|m| m["value"] == u.as_str()).and_then(|m| m["display"].as_str().map(str::to_string))
-    };
+    let shown = |doc: &serde_json::Value| member_display(doc, &u);
     let clears = [
         ("PATCH", json!([{"op": "remove", "path": format!("members[value eq \"{u}\"].display")}])),
         ("PUT", json!({"displayName": "Cleared", "members": [{"value": u}]})),
@@ -1740,7 +1737,7 @@ async fn a_members_display_text_can_be_cleared() {
             )
             .await;
         let path = format!("/Groups/{gid}");
-        assert_eq!(shown(&scim.get(&path).await.body).as_deref(), Some("Old Name"));
+        assert_eq!(shown(&scim.get(&path).await.body), Some(json!("Old Name")));
         let r = if method == "PUT" {
             let mut body = body;
             body["displayName"] = json!(format!("Cleared {i}"));
@@ -1749,8 +1746,8 @@ async fn a_members_display_text_can_be_cleared() {
             scim.patch(&path, patch_op(body)).await
         };
         assert_eq!(r.status, StatusCode::OK, "{method} {}", r.body);
-        assert_eq!(shown(&r.body).as_deref(), Some("cleared@acme.com"), "{method} answer {}", r.body);
-        assert_eq!(shown(&scim.get(&path).await.body).as_deref(), Some("cleared@acme.com"), "{method}");
+        assert_eq!(shown(&r.body), Some(json!("cleared@acme.com")), "{method} answer {}", r.body);
+        assert_eq!(shown(&scim.get(&path).await.body), Some(json!("cleared@acme.com")), "{method}");
         let old = scim.filter_ids("Groups", "members.display eq \"Old Name\"").await;
         assert!(!old.contains(&gid), "{method}: {old:?}");
     }
@@ -1766,26 +1763,18 @@ async fn a_patch_whose_path_is_the_group_urn_changes_members() {
     let b = scim.create_user(user("urn-b@acme.com")).await;
     let gid = scim.create_group(json!({"displayName": "By URN", "members": [{"value": a}]})).await;
     let path = format!("/Groups/{gid}");
-    let ids = |doc: &serde_json::Value| -> Vec<String> {
-        let mut ids: Vec<String> = doc["members"]
-            .as_array()
-            .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    };
     let mut both = vec![a.clone(), b.clone()];
     both.sort();
     let urn = "urn:ietf:params:scim:schemas:core:2.0:Group";
     let r =
         scim.patch(&path, patch_op(json!([{"op": "add", "path": urn, "value": {"members": [{"value": b}]}}]))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(ids(&r.body), both);
-    assert_eq!(ids(&scim.get(&path).await.body), both);
+    assert_eq!(member_ids(&r.body), both);
+    assert_eq!(member_ids(&scim.get(&path).await.body), both);
     assert_eq!(scim.filter_ids("Groups", &format!("members eq \"{b}\"")).await, vec![gid.clone()]);
     let r = scim.patch(&path, patch_op(json!([{"op": "replace", "path": urn, "value": {"members": []}}]))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(ids(&scim.get(&path).await.body), Vec::<String>::new());
+    assert_eq!(member_ids(&scim.get(&path).await.body), Vec::<String>::new());
     assert!(scim.filter_ids("Groups", &format!("members eq \"{a}\"")).await.is_empty());
 }
 
