@@ -571,6 +571,16 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     let candidates = body["error"]["details"]["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2, "{body}");
     assert!(candidates.iter().any(|c| c["id"] == gone.as_str() && c["deleted"] == true), "{body}");
+    // The matching report counts these three as their logins went.
+    let report = p.local_part_report().await;
+    assert_eq!(report.0, (1, 1, 1), "matched, unmatched, ambiguous: {}", report.1);
+    let unmatched = report.1["unmatched_sso_users"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 1, "{}", report.1);
+    assert_eq!(unmatched[0]["email"], "john@contoso.com", "{}", report.1);
+    assert!(unmatched[0]["candidates"].as_array().unwrap().iter().any(|c| c["id"] == gone.as_str()), "{}", report.1);
+    let ambiguous = report.1["ambiguous_sso_users"].as_array().unwrap();
+    assert_eq!(ambiguous[0]["email"], "john@elsewhere.example", "{}", report.1);
+    assert_eq!(ambiguous[0]["candidates"].as_array().unwrap().len(), 2, "{}", report.1);
     // A live user whose userName is not their email (a UPN) is known by its emails.
     let p = paired("OidcEmailUsernameToScimUsername").await;
     let mut upn = user("mary@corp.onmicrosoft.com");
@@ -581,6 +591,34 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     let (status, body) = login(&p.app, &p.op, &p.customer, as_email("mary@contoso.com")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scim_user"]["id"], live.as_str());
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("mary@fabrikam.onmicrosoft.com")).await;
+    assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::FORBIDDEN, &json!("deleted")), "{body}");
+    let report = p.local_part_report().await;
+    assert_eq!(report.0, (1, 1, 0), "matched, unmatched, ambiguous: {}", report.1);
+    // An email with nothing before its `@` is said to be so, not missing.
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("@contoso.com")).await;
+    assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::FORBIDDEN, &json!("not_provisioned")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("empty local part"), "{body}");
+}
+
+impl Paired {
+    /// The matching report's counts for `OidcEmailUsernameToScimUsername` (matched,
+    /// unmatched, ambiguous), with the report.
+    async fn local_part_report(&self) -> ((u64, u64, u64), serde_json::Value) {
+        let (_, client) = self.app.get(&format!("/api/v1/oidc-clients/by-customer-id/{}", self.customer)).await;
+        let path = format!("/api/v1/oidc-clients/{}/scim-matching", client["oidc_client_id"].as_str().unwrap());
+        let (status, report) = self.app.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        let c = report["strategies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["strategy"] == "OidcEmailUsernameToScimUsername")
+            .unwrap()
+            .clone();
+        let n = |k: &str| c[k].as_u64().unwrap();
+        ((n("matched"), n("unmatched"), n("ambiguous")), report)
+    }
 }
 
 /// A Google consumer account's email (no `hd`) joins no one under an

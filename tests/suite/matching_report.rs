@@ -130,6 +130,9 @@ async fn an_email_the_idp_marked_unverified_matches_as_it_would_at_login() {
     assert_eq!(counts(&r, "OidcEmailUsernameToScimUsername"), (1, 1, 0), "{r}");
     assert_eq!(counts(&r, "OidcSubToScimExternalId"), (2, 0, 0), "{r}");
     assert_eq!(r["recommended_strategy"], "OidcSubToScimExternalId", "{r}");
+    // Listed with the email_verified the join goes by.
+    let alice = &r["unmatched_sso_users"][0];
+    assert_eq!((&alice["email"], &alice["email_verified"]), (&json!("alice@acme.com"), &json!(false)), "{r}");
     // A client that accepts unverified emails counts Alice's as her login would.
     let (status, body) =
         s.app.patch(&format!("/api/v1/oidc-clients/{}", s.client_id), json!({"accept_unverified_email": true})).await;

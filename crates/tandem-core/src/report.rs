@@ -49,19 +49,32 @@ pub struct StrategyCounts {
     pub shared: usize,
 }
 
-/// What one strategy does to one SSO user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict<'a> {
+/// What one strategy does to one SSO user, as its login would decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// One SCIM user, by its index (inactive ones included: the login
+    /// finds them and refuses them as deactivated).
     Matched(usize),
+    /// None, or only deleted ones.
     Unmatched,
-    /// The SCIM users matched, in the index's order.
-    Ambiguous(&'a [usize]),
+    /// Several SCIM users, or (by local part) one live user and another
+    /// person's tombstone: never a match.
+    Ambiguous,
 }
 
 /// The SCIM users indexed by every key a strategy compares.
 pub struct ScimIndex<'a> {
     users: &'a [ScimSide],
     by_key: HashMap<ScimKey, HashMap<String, Vec<usize>>>,
+    /// Per lower-cased local part, the deleted userNames (lower-cased) and
+    /// the id of each one's latest tombstone: the tombstones a local-part
+    /// login weighs (see [`crate::login::decide_shared_key`]).
+    deleted_by_local: HashMap<String, Vec<(String, String)>>,
+    /// Lower-cased `emails` values of the live users (by index) and
+    /// tombstones (by id) that a local-part verdict needs: see
+    /// [`ScimIndex::owners_needed`].
+    live_emails: HashMap<usize, Vec<String>>,
+    deleted_emails: HashMap<String, Vec<String>>,
 }
 
 impl<'a> ScimIndex<'a> {
@@ -77,7 +90,68 @@ impl<'a> ScimIndex<'a> {
                 put(ScimKey::ExternalId, x.clone());
             }
         }
-        ScimIndex { users, by_key }
+        ScimIndex {
+            users,
+            by_key,
+            deleted_by_local: HashMap::new(),
+            live_emails: HashMap::new(),
+            deleted_emails: HashMap::new(),
+        }
+    }
+
+    /// Adds the connection's deleted users, oldest first (by id, as the
+    /// login orders them): per userName, the latest tombstone is the one a
+    /// local-part login weighs.
+    pub fn add_deleted(&mut self, deleted: &[ScimSide]) {
+        for d in deleted {
+            let name = d.user_name.to_lowercase();
+            let names = self.deleted_by_local.entry(local_part_lower(&d.user_name)).or_default();
+            match names.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 = d.id.clone(),
+                None => names.push((name, d.id.clone())),
+            }
+        }
+    }
+
+    /// The deleted userNames under `user`'s local part other than its own,
+    /// with their latest tombstones' ids: other people, under a shared key.
+    fn others_deleted(&self, user: &ScimSide) -> impl Iterator<Item = &(String, String)> {
+        let own = user.user_name.to_lowercase();
+        self.deleted_by_local
+            .get(&local_part_lower(&user.user_name))
+            .into_iter()
+            .flatten()
+            .filter(move |(name, _)| *name != own)
+    }
+
+    /// Whose `emails` a local-part verdict needs: the live users (indexes)
+    /// sharing their local part with another userName's tombstone, and
+    /// those tombstones (ids). A login of such a local part is decided by
+    /// whose the login's full email is; give them with
+    /// [`ScimIndex::set_live_emails`] and [`ScimIndex::set_deleted_emails`].
+    pub fn owners_needed(&self) -> (Vec<usize>, Vec<String>) {
+        let mut live = Vec::new();
+        let mut deleted = Vec::new();
+        for (i, u) in self.users.iter().enumerate() {
+            let mut others = self.others_deleted(u).peekable();
+            if others.peek().is_some() {
+                live.push(i);
+                deleted.extend(others.map(|(_, id)| id.clone()));
+            }
+        }
+        deleted.sort_unstable();
+        deleted.dedup();
+        (live, deleted)
+    }
+
+    /// A live user's `emails` values (any case).
+    pub fn set_live_emails(&mut self, index: usize, emails: Vec<String>) {
+        self.live_emails.insert(index, emails.iter().map(|e| e.to_lowercase()).collect());
+    }
+
+    /// A tombstone's `emails` values (any case).
+    pub fn set_deleted_emails(&mut self, id: &str, emails: Vec<String>) {
+        self.deleted_emails.insert(id.to_string(), emails.iter().map(|e| e.to_lowercase()).collect());
     }
 
     /// The SCIM users a strategy matches for one SSO user.
@@ -95,13 +169,36 @@ impl<'a> ScimIndex<'a> {
             .unwrap_or(&[])
     }
 
-    /// The verdict of a strategy for one SSO user.
-    pub fn verdict(&self, strategy: MatchingStrategy, sso: &SsoSide) -> Verdict<'_> {
+    /// The verdict of a strategy for one SSO user: the login's
+    /// ([`crate::login::decide`], and [`crate::login::decide_shared_key`]
+    /// by local part, where a tombstone of another userName is another
+    /// person: the login's email then says whom it is).
+    pub fn verdict(&self, strategy: MatchingStrategy, sso: &SsoSide) -> Verdict {
         match self.lookup(strategy, sso) {
             [] => Verdict::Unmatched,
+            [one] if strategy == MatchingStrategy::OidcEmailUsernameToScimUsername => self.by_local_part(*one, sso),
             [one] => Verdict::Matched(*one),
-            many => Verdict::Ambiguous(many),
+            _ => Verdict::Ambiguous,
         }
+    }
+
+    /// [`ScimIndex::verdict`] by local part when one live user matched.
+    fn by_local_part(&self, one: usize, sso: &SsoSide) -> Verdict {
+        let user = &self.users[one];
+        let mut others = self.others_deleted(user).peekable();
+        if others.peek().is_none() {
+            return Verdict::Matched(one);
+        }
+        let email = sso.email.as_deref().map(str::to_lowercase).unwrap_or_default();
+        let holds = |emails: Option<&Vec<String>>| emails.is_some_and(|e| e.contains(&email));
+        if user.user_name.to_lowercase() == email || holds(self.live_emails.get(&one)) {
+            return Verdict::Matched(one);
+        }
+        if others.any(|(name, id)| *name == email || holds(self.deleted_emails.get(id))) {
+            // The login: `deleted`.
+            return Verdict::Unmatched;
+        }
+        Verdict::Ambiguous
     }
 
     /// SCIM users any strategy would match for `sso`, with the strategies that would.
@@ -141,23 +238,25 @@ pub fn count_all(index: &ScimIndex<'_>, sso: &[SsoSide]) -> Vec<StrategyCounts> 
         .map(|strategy| {
             let mut c =
                 StrategyCounts { strategy, matched: 0, matched_inactive: 0, unmatched: 0, ambiguous: 0, shared: 0 };
-            // Per SCIM user matched: how many SSO users, and their emails.
-            let mut joined: HashMap<usize, (usize, Vec<String>)> = HashMap::new();
+            // Per SCIM user matched: how many SSO users, and their emails
+            // (an identity without one is nobody else's: a person apart).
+            let mut joined: HashMap<usize, (usize, Vec<Option<String>>)> = HashMap::new();
             for s in sso {
                 match index.verdict(strategy, s) {
                     Verdict::Matched(i) => {
                         c.matched += 1;
                         let (n, emails) = joined.entry(i).or_default();
                         *n += 1;
-                        if let Some(e) = s.email.as_deref().map(str::to_lowercase).filter(|e| !emails.contains(e)) {
-                            emails.push(e);
+                        match s.email.as_deref().map(str::to_lowercase) {
+                            Some(e) if emails.contains(&Some(e.clone())) => {}
+                            e => emails.push(e),
                         }
                         if !index.users[i].active {
                             c.matched_inactive += 1;
                         }
                     }
                     Verdict::Unmatched => c.unmatched += 1,
-                    Verdict::Ambiguous(_) => c.ambiguous += 1,
+                    Verdict::Ambiguous => c.ambiguous += 1,
                 }
             }
             c.shared = joined.values().filter(|(n, emails)| *n > 1 && emails.len() > 1).map(|(n, _)| n).sum();
@@ -232,6 +331,11 @@ mod tests {
             Some(MatchingStrategy::OidcEmailToScimUsername)
         );
         // One person under two ids (the IdP made the account again): not shared.
+        // Two identities without an email are two people as far as anyone can tell.
+        let no_email = |id: &str| SsoSide { email: None, ..sso(id, "", "admin") };
+        let c = count_all(&ScimIndex::new(&[scim("1", "admin", None)]), &[no_email("a"), no_email("b")]);
+        let pu = c.iter().find(|x| x.strategy == MatchingStrategy::OidcPreferredUsernameToScimUsername).unwrap();
+        assert_eq!((pu.matched, pu.shared), (2, 2));
         let again = [sso("00u-old", "john@contoso.com", "j"), sso("00u-new", "John@Contoso.com", "j")];
         let c = count_all(&idx, &again);
         let email = c.iter().find(|x| x.strategy == MatchingStrategy::OidcEmailToScimUsername).unwrap();
@@ -310,6 +414,40 @@ mod tests {
         assert!(cands[0].1.contains(&MatchingStrategy::OidcSubToScimExternalId));
         assert!(cands[0].1.contains(&MatchingStrategy::OidcEmailToScimUsername));
         assert!(!cands[0].1.contains(&MatchingStrategy::OidcPreferredUsernameToScimUsername));
+    }
+
+    /// By local part, a tombstone of another userName is another person:
+    /// the login's email says whom it is, as the login decides.
+    #[test]
+    fn by_local_part_another_usernames_tombstone_is_weighed_as_the_login_does() {
+        let users = [scim("live", "john@fabrikam.com", None), scim("upn", "mary@corp.example", None)];
+        let gone = [
+            scim("t1", "john@contoso.com", None),
+            scim("t2", "John@Fabrikam.com", None),
+            scim("t3", "mary@old.example", None),
+        ];
+        let mut idx = ScimIndex::new(&users);
+        idx.add_deleted(&gone);
+        let (live, deleted) = idx.owners_needed();
+        assert_eq!(live, [0, 1]);
+        assert_eq!(deleted, ["t1", "t3"], "the live user's own name deleted before is the same person");
+        idx.set_live_emails(1, vec!["Mary@Contoso.com".into()]);
+        idx.set_deleted_emails("t3", vec!["mary@old-alias.example".into()]);
+        let local = MatchingStrategy::OidcEmailUsernameToScimUsername;
+        let v = |email: &str| idx.verdict(local, &sso("s", email, "x"));
+        assert_eq!(v("John@Fabrikam.com"), Verdict::Matched(0));
+        assert_eq!(v("john@contoso.com"), Verdict::Unmatched, "the deleted user's login says deleted");
+        assert_eq!(v("john@elsewhere.example"), Verdict::Ambiguous);
+        assert_eq!(v("mary@contoso.com"), Verdict::Matched(1), "known by its emails");
+        assert_eq!(v("mary@old-alias.example"), Verdict::Unmatched, "a tombstone is known by its emails too");
+        assert_eq!(v("mary@elsewhere.example"), Verdict::Ambiguous);
+        // Other strategies are not affected.
+        assert_eq!(
+            idx.verdict(MatchingStrategy::OidcEmailToScimUsername, &sso("s", "john@fabrikam.com", "x")),
+            Verdict::Matched(0)
+        );
+        let c = count_all(&idx, &[sso("a", "john@contoso.com", "x"), sso("b", "john@fabrikam.com", "x")]);
+        assert_eq!(counts_of(&c, local), (1, 1, 0));
     }
 
     #[test]

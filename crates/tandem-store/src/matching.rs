@@ -67,8 +67,9 @@ pub fn scim_side(conn: &mut AnyConnection, connection: &str) -> Result<Vec<ScimS
     users_of(conn, connection, false)
 }
 
-/// The deleted SCIM users (tombstones) of `connection`: not counted by the
-/// report, but shown as the reason an SSO user matches no live user.
+/// The deleted SCIM users (tombstones) of `connection`, oldest first (by
+/// id): shown as the reason an SSO user matches no live user, and weighed
+/// as the login weighs them by local part.
 pub fn deleted_side(conn: &mut AnyConnection, connection: &str) -> Result<Vec<ScimSide>, StoreError> {
     users_of(conn, connection, true)
 }
@@ -82,4 +83,35 @@ fn users_of(conn: &mut AnyConnection, connection: &str, deleted: bool) -> Result
         .into_iter()
         .map(|(id, user_name, external_id, active)| ScimSide { id, user_name, external_id, active })
         .collect())
+}
+
+/// The `emails` values of the SCIM users `ids` of `connection`, live or
+/// deleted, by id (users without any are absent).
+pub fn emails_of(
+    conn: &mut AnyConnection,
+    connection: &str,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = u::scim_users
+            .filter(u::scim_connection_id.eq(connection))
+            .filter(u::id.eq_any(chunk))
+            .select((u::id, u::resource))
+            .load(conn)?;
+        for (id, resource) in rows {
+            let doc: serde_json::Value = serde_json::from_str(&resource).unwrap_or_default();
+            let emails: Vec<String> = doc
+                .get("emails")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("value").and_then(serde_json::Value::as_str).map(str::to_string))
+                .collect();
+            if !emails.is_empty() {
+                out.insert(id, emails);
+            }
+        }
+    }
+    Ok(out)
 }

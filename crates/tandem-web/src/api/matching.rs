@@ -97,7 +97,28 @@ pub async fn report(
                 }
             }
             let scim = matching::scim_side(c, &conn_key)?;
-            let index = ScimIndex::new(&scim);
+            // Deleted users count for no strategy, but by local part a
+            // tombstone of another userName makes the live namesake's match
+            // ambiguous unless the login's email says whom it is (as the
+            // login decides); an unmatched SSO user lists the ones it would
+            // match, which is why its login says `deleted`.
+            let gone = matching::deleted_side(c, &conn_key)?;
+            let mut index = ScimIndex::new(&scim);
+            index.add_deleted(&gone);
+            let (live_owners, deleted_owners) = index.owners_needed();
+            if !live_owners.is_empty() {
+                let ids: Vec<String> =
+                    live_owners.iter().map(|i| scim[*i].id.clone()).chain(deleted_owners.iter().cloned()).collect();
+                let mut emails = matching::emails_of(c, &conn_key, &ids)?;
+                for i in live_owners {
+                    index.set_live_emails(i, emails.remove(&scim[i].id).unwrap_or_default());
+                }
+                for id in deleted_owners {
+                    let of = emails.remove(&id).unwrap_or_default();
+                    index.set_deleted_emails(&id, of);
+                }
+            }
+            let index = index;
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
             let counts = count_all(&index, &sso_keys);
             let recommended = recommend(&counts, &preferred);
@@ -116,7 +137,7 @@ pub async fn report(
                         candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
                         unmatched.push((s.clone(), cands, total));
                     }
-                    Verdict::Ambiguous(_) if ambiguous.len() < limit => {
+                    Verdict::Ambiguous if ambiguous.len() < limit => {
                         let (cands, total) = listed_candidates(&index, &s.keys);
                         candidate_ids.extend(cands.iter().map(|(i, _)| scim[*i].id.clone()));
                         ambiguous.push((s.clone(), cands, total));
@@ -124,10 +145,6 @@ pub async fn report(
                     _ => {}
                 }
             }
-            // Deleted users count for no strategy; an unmatched SSO user lists
-            // the ones it would match, which is why its login says `deleted`.
-            // Read only when some SSO user is listed as unmatched.
-            let gone = if unmatched.is_empty() { Vec::new() } else { matching::deleted_side(c, &conn_key)? };
             let gone_index = ScimIndex::new(&gone);
             let ids: Vec<String> = candidate_ids.into_iter().collect();
             let rows: HashMap<String, users::ScimUserRow> = users::by_ids(c, &conn_key, &ids)?.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -149,12 +166,12 @@ pub async fn report(
                 c["deleted"] = json!(true);
                 c
             };
-            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)], live_total: usize, unmatched: bool| {
+            let sso_json = |s: &matching::SeenUser, cands: &[(usize, Vec<MatchingStrategy>)], live_total: usize| {
                 let live = cands.iter().map(|(i, under)| scim_json(*i, under));
-                let (deleted, deleted_total) =
-                    if unmatched { listed_candidates(&gone_index, &s.keys) } else { (Vec::new(), 0) };
+                let (deleted, deleted_total) = listed_candidates(&gone_index, &s.keys);
                 let total = live_total + deleted_total;
-                json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email, "preferred_username": s.keys.preferred_username,
+                json!({"oidc_user_id": s.keys.oidc_user_id, "email": s.keys.email,
+                       "email_verified": s.keys.email_verified, "preferred_username": s.keys.preferred_username,
                        "last_login_at": format_time(from_micros(s.last_login_at)),
                        "candidates": live.chain(deleted.iter().map(deleted_json)).take(CANDIDATES_LISTED).collect::<Vec<_>>(),
                        "candidates_total": total})
@@ -179,8 +196,8 @@ pub async fn report(
                 "recommended_strategy": recommended.map(|s| s.as_str()),
                 "strategies": counts,
                 "report_strategy": shown.as_str(),
-                "unmatched_sso_users": unmatched.iter().map(|(s, c, n)| sso_json(s, c, *n, true)).collect::<Vec<_>>(),
-                "ambiguous_sso_users": ambiguous.iter().map(|(s, c, n)| sso_json(s, c, *n, false)).collect::<Vec<_>>(),
+                "unmatched_sso_users": unmatched.iter().map(|(s, c, n)| sso_json(s, c, *n)).collect::<Vec<_>>(),
+                "ambiguous_sso_users": ambiguous.iter().map(|(s, c, n)| sso_json(s, c, *n)).collect::<Vec<_>>(),
                 "unmatched_scim_users": unmatched_scim,
                 "unmatched_scim_users_total": unmatched_scim_total,
                 "limit": limit,

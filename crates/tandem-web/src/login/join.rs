@@ -104,6 +104,20 @@ pub fn join(
                 details,
             )));
         }
+        if let Some(email) = sso.email.filter(|_| strategy.uses_email()) {
+            // There, but empty where the strategy looks (`@acme.com` by local part).
+            let mut details = context.clone();
+            details["email"] = json!(email);
+            let part =
+                if strategy == MatchingStrategy::OidcEmailUsernameToScimUsername { "local part" } else { "value" };
+            return Ok(Err(not_active(
+                "not_provisioned",
+                format!(
+                    "the IdP's email {email:?} has an empty {part}, which the matching strategy {strategy} joins on"
+                ),
+                details,
+            )));
+        }
         let missing = match strategy {
             MatchingStrategy::OidcSubToScimUsername | MatchingStrategy::OidcSubToScimExternalId => "OIDC user id",
             MatchingStrategy::OidcPreferredUsernameToScimUsername => "preferred_username",
