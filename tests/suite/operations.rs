@@ -64,6 +64,11 @@ async fn metrics_count_requests_by_route_pattern() {
     }
     let r = app.http.get(format!("{}/dashboard/customers/%FF{odd}", app.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // A capture of the rest of the path is one label, however many segments it spans.
+    for n in 0..3 {
+        let r = app.http.get(format!("{}/setup/token-{odd}/{odd}{n}/b/c", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
     let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(!text.contains(&odd), "{text}");
     assert!(
@@ -92,6 +97,10 @@ async fn metrics_count_requests_by_route_pattern() {
         "{text}"
     );
     assert!(!text.contains("nothing"), "{text}");
+    assert!(
+        text.contains("tandem_http_requests_total{method=\"GET\",route=\"/setup/{token}/{rest}\",status=\"404\"} 3"),
+        "{text}"
+    );
     assert!(text.contains("tandem_http_request_duration_seconds_bucket"));
 }
 

@@ -198,15 +198,22 @@ pub fn route_label(req: &actix_web::HttpRequest) -> String {
     let path = req.match_info().as_str();
     let mut captured = req.match_info().iter().peekable();
     let mut label = String::with_capacity(path.len() + 16);
+    // The end (address) of the last capture named: a tail capture
+    // (`/setup/{token}/{rest:.*}`) spans the segments after its first.
+    let mut captured_to = 0usize;
     for segment in path.split('/').skip(1) {
+        if (segment.as_ptr() as usize) < captured_to {
+            continue;
+        }
         label.push('/');
         match captured.peek() {
-            // The same slice of the path, not merely equal text: a captured
+            // The same place in the path, not merely equal text: a captured
             // `v1` after a literal `v1` is told apart by where it is.
-            Some((name, value)) if std::ptr::eq(segment, *value) => {
+            Some((name, value)) if std::ptr::eq(segment.as_ptr(), value.as_ptr()) && value.len() >= segment.len() => {
                 label.push('{');
                 label.push_str(name);
                 label.push('}');
+                captured_to = value.as_ptr() as usize + value.len();
                 captured.next();
             }
             _ if is_literal(segment) => label.push_str(segment),
