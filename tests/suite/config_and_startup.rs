@@ -241,6 +241,22 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
     let down = tandem(&dir).args(["healthcheck", "--url", &format!("http://{addr}/readyz")]).output().unwrap();
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("does not answer"), "{down:?}");
+    // The key file lost (a volume no longer mounted): no new key is made for
+    // a database set up with one; the start says what is missing.
+    std::fs::rename(dir.join("data/secret.key"), dir.join("kept.key")).unwrap();
+    let out = tandem(&dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TANDEM_DATABASE_URL", &db)
+        .env("TANDEM_SECRET_KEY", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("key file") && err.contains("does not exist"), "{err}");
+    assert!(!dir.join("data/secret.key").exists(), "no key is made in its place");
+    std::fs::rename(dir.join("kept.key"), dir.join("data/secret.key")).unwrap();
+    let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
 }
 
 /// `secret-key generate` prints a key a server starts with from a key file,

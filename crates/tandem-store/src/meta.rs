@@ -34,6 +34,13 @@ pub fn refuse_a_wrong_key(conn: &mut AnyConnection, secret: &SecretKey) -> Resul
     }
 }
 
+/// Whether the database holds a key check value: secrets were (or may
+/// have been) written under some key. `false` for a new database without
+/// the table yet.
+pub fn has_key_check(conn: &mut AnyConnection) -> bool {
+    matches!(get(conn, KEY_CHECK), Ok(Some(_)))
+}
+
 /// Which key the database was checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckedBy {

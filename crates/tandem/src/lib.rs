@@ -130,7 +130,21 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     // The key is checked before the migrations run: a node started with the
     // wrong key (or none, on PostgreSQL) changes nothing.
     let store = open_unmigrated(settings, 1)?;
-    let secret_key = secret_file::load(&settings.secrets, store.backend() == "sqlite")?;
+    // A key file is made only for a database no key was used with yet: one
+    // that has a key check lost its key file (a container recreated with
+    // the file on a volume it no longer mounts), and a new key would read
+    // none of its secrets.
+    let used = store.backend() == "sqlite" && store.read_blocking(|c| Ok(tandem_store::meta::has_key_check(c)))?;
+    let secrets = &settings.secrets;
+    if used && secrets.key.trim().is_empty() && !secrets.key_file.exists() {
+        anyhow::bail!(
+            "the database was set up with a secret key, and the key file {} does not exist: restore that file (or \
+             give the key with TANDEM_SECRET_KEY, or point TANDEM_SECRET_KEY_FILE at it); a new key would read none \
+             of the secrets stored",
+            secrets.key_file.display()
+        );
+    }
+    let secret_key = secret_file::load(secrets, store.backend() == "sqlite" && !used)?;
     migrate_for_key(&store, &secret_key)?;
     warn_of_shared_redirect_paths(&store);
     if secret_key.has_previous() {
