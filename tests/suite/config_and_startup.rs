@@ -150,6 +150,22 @@ fn malformed_config_value_stops_start_up_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.workers") && err.contains("bad.toml"), "{err}");
+    // A directory is refused, and a file that is no regular file (a pipe) is read.
+    let out = tandem(&dir).args(["migrate", "--config", "."]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("is a directory"), "{err}");
+    let mut piped = tandem(&dir)
+        .args(["migrate", "--config", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    piped.stdin.take().unwrap().write_all(b"[server]\nworkers = \"many\"\n").unwrap();
+    let out = piped.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("server.workers"), "{err}");
 }
 
 #[test]

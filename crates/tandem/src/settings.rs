@@ -360,7 +360,16 @@ impl Settings {
                     message: format!("{} does not exist", file.display()),
                 });
             }
-            figment = figment.merge(Toml::file(file));
+            if file.is_dir() {
+                return Err(SettingsError::Invalid {
+                    key: "--config",
+                    message: format!("{} is a directory, not a TOML file", file.display()),
+                });
+            }
+            // Exactly this file: `Toml::file` would search the parent
+            // directories for a relative name and skip anything but a
+            // regular file (a pipe, `<(…)`) without a word.
+            figment = figment.merge(Toml::file_exact(file));
         }
         // Only the shorthand names and `SECTION__KEY` names are settings:
         // other `TANDEM_*` variables are someone else's (Kubernetes adds
