@@ -45,6 +45,21 @@ impl DatabaseUrl {
             if path.is_empty() {
                 return Err("the sqlite:// database URL needs a file path, e.g. sqlite://./data/tandem.db".into());
             }
+            // Every pooled connection and the writer open the path: an
+            // in-memory database would be a different, empty one for each.
+            if path == ":memory:" || path.starts_with("file:") || path.contains("mode=memory") {
+                return Err(format!(
+                    "the SQLite database must be a file ({url:?} is in memory or a URI): each of Tandem's connections \
+                     opens the path, e.g. sqlite://./data/tandem.db"
+                ));
+            }
+            // Read as part of the file name, not as options.
+            if path.contains('?') {
+                return Err(format!(
+                    "the sqlite:// database URL takes a file path without options ({url:?} has a `?`); Tandem sets \
+                     its own (WAL, busy timeout), e.g. sqlite://./data/tandem.db"
+                ));
+            }
             return Ok(DatabaseUrl::Sqlite(path.to_string()));
         }
         Err("the database URL must start with sqlite:// or postgres:// (e.g. sqlite://./data/tandem.db)".into())
@@ -322,6 +337,11 @@ mod tests {
         assert_eq!(DatabaseUrl::parse("sqlite://./data/t.db").unwrap(), DatabaseUrl::Sqlite("./data/t.db".into()));
         assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
         assert!(DatabaseUrl::parse("mysql://x").unwrap_err().contains("sqlite://"));
+        assert_eq!(DatabaseUrl::parse("sqlite:/abs/t.db").unwrap(), DatabaseUrl::Sqlite("/abs/t.db".into()));
+        for url in ["sqlite::memory:", "sqlite://:memory:", "sqlite://file:t.db", "sqlite://t.db?mode=rwc"] {
+            let refused = DatabaseUrl::parse(url).unwrap_err();
+            assert!(refused.contains(url) && refused.contains("sqlite://./data/tandem.db"), "{url}: {refused}");
+        }
     }
 
     #[derive(diesel::QueryableByName)]
