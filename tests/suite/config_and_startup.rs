@@ -496,6 +496,30 @@ fn key_commands_exit_cleanly_every_time() {
     }
 }
 
+/// A key that could not be shown (standard output closed) is revoked, and
+/// the command fails with the reason instead of a panic.
+#[test]
+fn a_key_never_shown_is_revoked() {
+    let dir = scratch_dir();
+    let name = unique("unshown");
+    run_ok(&dir, &["migrate"]);
+    let mut cmd = tandem(&dir);
+    cmd.args(["integration-key", "create", "--name", &name]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = cmd.stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write the new key") && err.contains("was revoked") && !err.contains("panicked"),
+        "{err}"
+    );
+    let listed: Vec<String> =
+        run_ok(&dir, &["integration-key", "list"]).lines().filter(|l| l.contains(&name)).map(str::to_string).collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("\trevoked\t"), "{listed:?}");
+}
+
 /// A rotation creates the new key under the old one's name: revoking the
 /// name must not revoke both (the app would be locked out).
 #[test]

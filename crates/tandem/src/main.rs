@@ -111,6 +111,21 @@ fn settings(common: &Common, bind: Option<String>) -> anyhow::Result<Settings> {
 /// lookup each take 12-15 % fewer (callgrind). Built without transparent huge
 /// pages (`no_thp`): with them its arenas grew the idle RSS from 17 to 33 MB.
 /// SQLite, aws-lc and libpq keep the C library's allocator.
+/// `println!` that fails the command instead of panicking when standard
+/// output is closed (`tandem … | head -0`).
+macro_rules! out {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout(), $($t)*).context("cannot write to standard output")?
+    };
+}
+
+/// `eprintln!` that does not panic when standard error is closed.
+macro_rules! note {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -157,9 +172,9 @@ fn run() -> anyhow::Result<()> {
             warn_of_misspelled_env(&settings);
             let (store, applied) = tandem::open_and_migrate(&settings)?;
             match applied {
-                0 => println!("no migrations pending; the database is up to date ({})", store.backend()),
-                1 => println!("applied 1 migration; the database is up to date ({})", store.backend()),
-                n => println!("applied {n} migrations; the database is up to date ({})", store.backend()),
+                0 => out!("no migrations pending; the database is up to date ({})", store.backend()),
+                1 => out!("applied 1 migration; the database is up to date ({})", store.backend()),
+                n => out!("applied {n} migrations; the database is up to date ({})", store.backend()),
             }
             Ok(())
         }
@@ -173,7 +188,7 @@ fn run() -> anyhow::Result<()> {
         }
         Command::SecretKey(SecretKeyCommand::Generate) => {
             let (_, encoded) = tandem_core::secret::SecretKey::generate()?;
-            println!("{encoded}");
+            out!("{encoded}");
             Ok(())
         }
         Command::SecretKey(SecretKeyCommand::Rotate { common }) => rotate_secret_key(&settings(&common, None)?),
@@ -191,9 +206,9 @@ fn run() -> anyhow::Result<()> {
             })?;
             match recorded {
                 Some(fp) => {
-                    println!("forgot the rotation to the key {fp}; the database stays under {}", key.fingerprint())
+                    out!("forgot the rotation to the key {fp}; the database stays under {}", key.fingerprint())
                 }
-                None => println!("no rotation was recorded; the database stays under {}", key.fingerprint()),
+                None => out!("no rotation was recorded; the database stays under {}", key.fingerprint()),
             }
             Ok(())
         }
@@ -224,7 +239,7 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
         tandem_store::audit::record(c, now, "cli", "secret_key.rotated", ("deployment", "secret_key"), details)?;
         Ok((changed, hooks, before))
     })?;
-    println!(
+    out!(
         "re-encrypted {changed} client secret(s) and key set(s) and the signing secrets of {hooks} webhook endpoint(s) under the key \
          {new} (from {old}); the database now \
          checks against \
@@ -232,7 +247,7 @@ fn rotate_secret_key(settings: &Settings) -> anyhow::Result<()> {
          with {new} as its key (TANDEM_SECRET_KEY, or the key file)."
     );
     if changed + hooks == 0 && before == tandem_store::meta::CheckedBy::Current {
-        println!(
+        out!(
             "Nothing was under {old}: the rotation was done before, or secrets.key and secrets.previous_key are \
              swapped (the new key belongs in secrets.key)."
         );
@@ -252,7 +267,7 @@ fn healthcheck(url: &str) -> anyhow::Result<()> {
         if status != reqwest::StatusCode::OK {
             anyhow::bail!("{url} answered {status}: {}", body.chars().take(300).collect::<String>());
         }
-        println!("{body}");
+        out!("{body}");
         Ok(())
     })
 }
@@ -275,8 +290,18 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             }
             let store = tandem::open_command_store(&settings(&common, None)?)?;
             let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
-            eprintln!("Created integration key {:?} (id {}). It is shown only this once:", row.name, row.id);
-            println!("{}", key.0);
+            note!("Created integration key {:?} (id {}). It is shown only this once:", row.name, row.id);
+            let mut stdout = std::io::stdout();
+            if let Err(e) = writeln!(stdout, "{}", key.0).and_then(|()| stdout.flush()) {
+                // Never shown: nobody holds it, so nobody can be left using it.
+                let id = row.id.clone();
+                let revoked = store.write_blocking(move |c| tandem_store::integration_keys::revoke(c, &id, now));
+                anyhow::bail!(
+                    "cannot write the new key to standard output ({e}); the key {} was {}",
+                    row.id,
+                    if revoked.is_ok() { "revoked" } else { "not revoked: revoke it with `integration-key revoke`" }
+                );
+            }
         }
         KeyCommand::List { common } => {
             let store = tandem::open_command_store(&settings(&common, None)?)?;
@@ -287,14 +312,14 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
                     || "never used".to_string(),
                     |t| format!("last used {}", tandem_core::format_time(tandem_store::from_micros(t))),
                 );
-                println!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.display_prefix, state, used);
+                out!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.display_prefix, state, used);
             }
         }
         KeyCommand::Revoke { key, common } => {
             let store = tandem::open_command_store(&settings(&common, None)?)?;
             use tandem_store::integration_keys::{revoke, Revoked};
             match store.write_blocking(|c| revoke(c, &key, now))? {
-                Revoked::One => println!("revoked 1 key"),
+                Revoked::One => out!("revoked 1 key"),
                 Revoked::None => anyhow::bail!("no active integration key with id or name {key:?}"),
                 Revoked::Ambiguous(ids) => anyhow::bail!(
                     "{} active integration keys are named {key:?} ({}); revoke one by its id (see `integration-key list`)",
