@@ -150,6 +150,12 @@ fn malformed_config_value_stops_start_up_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.workers") && err.contains("bad.toml"), "{err}");
+    // A syntax error gives the line and column, not the line's text (a secret, unquoted).
+    std::fs::write(dir.join("syntax.toml"), "[secrets]\nkey = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    let out = tandem(&dir).args(["migrate", "--config", "syntax.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("line 2"), "{err}");
+    assert!(!err.contains("AAECAwQF"), "{err}");
     // A directory is refused, and a file that is no regular file (a pipe) is read.
     let out = tandem(&dir).args(["migrate", "--config", "."]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -267,10 +267,29 @@ pub struct Overrides {
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("configuration error: {0}")]
-    Figment(#[from] Box<figment::Error>),
+    /// Not its error's source: the chain would print it again, quoted lines and all.
+    #[error("configuration error: {}", without_source_lines(&.0.to_string()))]
+    Figment(Box<figment::Error>),
     #[error("configuration error: {key}: {message}")]
     Invalid { key: &'static str, message: String },
+}
+
+impl From<Box<figment::Error>> for SettingsError {
+    fn from(e: Box<figment::Error>) -> Self {
+        SettingsError::Figment(e)
+    }
+}
+
+/// A TOML syntax error quotes the line it is on (`3 | key = …`), which may
+/// hold a secret (`secrets.key`, a database password): the quoted lines
+/// are left out, the line and column numbers kept.
+fn without_source_lines(message: &str) -> String {
+    let quoted = |l: &str| {
+        let t = l.trim_start();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && t[digits..].starts_with(" |")
+    };
+    message.lines().filter(|l| !quoted(l)).collect::<Vec<_>>().join("\n")
 }
 
 /// Short environment names for the most used keys (after `TANDEM_`), the
