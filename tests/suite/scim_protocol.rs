@@ -129,6 +129,10 @@ async fn filters_cover_the_rfc_grammar() {
         ("urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"bob@acme.com\"", vec![&b]),
         ("meta.lastModified gt \"2000-01-01T00:00:00Z\"", vec![&a, &b, &c]),
         ("meta.created lt \"2000-01-01T00:00:00Z\"", vec![]),
+        // A date alone, or no offset: UTC, as the rest of the server reads date-times.
+        ("meta.created gt \"2000-01-01\"", vec![&a, &b, &c]),
+        ("meta.lastModified lt \"2000-01-01T00:00:00\"", vec![]),
+        ("meta.created lt \"9999-12-31t23:59:59.5+01:00\"", vec![&a, &b, &c]),
         ("meta.resourceType eq \"User\"", vec![&a, &b, &c]),
         // RFC 7644 §3.4.2.2's own example: the users with enterprise data.
         ("schemas eq \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"", vec![&a]),

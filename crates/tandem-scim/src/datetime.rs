@@ -118,6 +118,14 @@ pub(crate) fn parse_instant(text: &str) -> Option<Instant> {
     Some((seconds, nanos))
 }
 
+/// [`parse_instant`] in microseconds since the Unix epoch (the precision
+/// the store keeps): the same date-times a filter accepts in memory, for
+/// one compiled to SQL.
+pub fn instant_micros(text: &str) -> Option<i64> {
+    let (seconds, nanos) = parse_instant(text)?;
+    seconds.checked_mul(1_000_000)?.checked_add(i64::from(nanos / 1_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

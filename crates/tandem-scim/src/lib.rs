@@ -35,5 +35,6 @@ pub mod resource;
 pub mod schema;
 
 pub use custom::{is_custom_urn, MAX_CUSTOM_BYTES};
+pub use datetime::instant_micros;
 pub use error::ScimError;
 pub use json::to_text;

@@ -10,7 +10,6 @@
 //! here from static schema names (never from client text) plus bound
 //! parameters. Every predicate is made NULL-free so `not` is exact.
 
-use chrono::DateTime;
 use tandem_scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use tandem_scim::schema::{resolve_in_path, AttrType, AttributeDef, ResourceType};
 use tandem_scim::ScimError;
@@ -283,12 +282,14 @@ impl SqlBuilder {
                         _ => Err(type_error(path, "a date-time like \"2026-01-01T00:00:00Z\"")),
                     };
                 };
-                let t = DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| type_error(path, "a date-time like \"2026-01-01T00:00:00Z\""))?;
+                // As the in-memory comparison reads it: RFC 3339, or a date
+                // alone or without an offset, taken as UTC.
+                let t = tandem_scim::instant_micros(s)
+                    .ok_or_else(|| type_error(path, "a date-time like \"2026-01-01T00:00:00Z\""))?;
                 // Stored in microseconds, shown in milliseconds (`format_time`):
                 // compared as shown, so that a value read off a resource finds
                 // it again (`eq`) and `gt` it does not (a delta sync's cursor).
-                let Some(range) = as_shown(op, t.timestamp_micros()) else { return Ok("(1 = 0)".into()) };
+                let Some(range) = as_shown(op, t) else { return Ok("(1 = 0)".into()) };
                 let mut parts = Vec::new();
                 if let Some(from) = range.from {
                     parts.push(format!("{expr} >= {}", self.bind(Bind::Int(from))));
