@@ -830,8 +830,21 @@ async fn null_comparisons_on_a_multi_valued_attribute_mean_holding_none_or_some(
     let mine = format!("userName sw \"{tag}-\"");
     assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails eq null")).await, vec![without.clone()]);
     assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails ne null")).await, vec![with.clone()]);
-    assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails.value eq null")).await, vec![without]);
+    assert_eq!(scim.filter_ids("Users", &format!("{mine} and emails.value eq null")).await, vec![without.clone()]);
     assert!(scim.filter_ids("Users", &format!("{mine} and emails gt null")).await.is_empty());
+    // An empty string holds no value either, as `pr` reads it: in a column and in the document.
+    let empty = scim
+        .create_user(json!({"userName": format!("{tag}-c@acme.com"), "externalId": "", "title": "", "emails": [{"value": "c@acme.com"}]}))
+        .await;
+    for attr in ["externalId", "title"] {
+        assert_eq!(scim.filter_ids("Users", &format!("{mine} and {attr} pr")).await, Vec::<String>::new(), "{attr}");
+        let mut none = scim.filter_ids("Users", &format!("{mine} and {attr} eq null")).await;
+        none.sort();
+        let mut all = vec![with.clone(), empty.clone(), without.clone()];
+        all.sort();
+        assert_eq!(none, all, "{attr} eq null");
+        assert!(scim.filter_ids("Users", &format!("{mine} and {attr} ne null")).await.is_empty(), "{attr}");
+    }
 }
 
 /// A filter makes at most 16 comparisons that read every resource's

@@ -142,6 +142,11 @@ impl SqlBuilder {
     fn present(&mut self, scope: &Scope, path: &AttrPath) -> Result<String, ScimError> {
         let target = scope.target(self.dialect, path)?;
         self.note_document_terms(scope, &target, (None, None), 1);
+        self.present_target(target)
+    }
+
+    /// [`Self::present`] on the target a path names.
+    fn present_target(&mut self, target: Target) -> Result<String, ScimError> {
         match target {
             Target::Column { expr, kind, .. } => Ok(match kind {
                 ColKind::Const(_) => "(1 = 1)".into(),
@@ -215,16 +220,17 @@ impl SqlBuilder {
             let eq = self.compare_target(target, path, CompareOp::Eq, value)?;
             return Ok(format!("(NOT {eq})"));
         }
+        // `eq null` is "holds no value", `pr`'s negation (an empty string
+        // holds none), and `ne null`, its negation, "holds one", as the
+        // resource's own evaluation reads them.
+        if op == CompareOp::Eq && matches!(value, CompValue::Null) {
+            return Ok(format!("(NOT {})", self.present_target(target)?));
+        }
         match target {
             Target::Column { expr, kind, nullable } => self.column_compare(&expr, kind, nullable, op, value, path),
             Target::Json { expr, def } => self.json_compare(&expr, def, op, value, path),
-            // `eq null` is "holds no value" (and `ne null`, its negation,
-            // "holds one"), as the resource's own evaluation reads it; no
-            // other comparison with null matches.
-            Target::Multi { source, elem } if matches!(value, CompValue::Null) => match op {
-                CompareOp::Eq => Ok(format!("(NOT {})", self.multi_present(&source, elem)?)),
-                _ => Ok("(1 = 0)".into()),
-            },
+            // No other comparison with null matches.
+            Target::Multi { .. } if matches!(value, CompValue::Null) => Ok("(1 = 0)".into()),
             Target::Multi { source, elem } => {
                 let inner = match elem {
                     // Nothing to compare the value with (addresses has no `value`): no match.
