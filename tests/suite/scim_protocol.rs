@@ -862,7 +862,14 @@ async fn a_filter_of_many_comparisons_on_the_document_is_refused_naming_the_boun
     assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().starts_with("filter makes 17 comparisons"), "{}", r.body);
     let ids = scim.filter_ids("Users", &format!("{} or userName eq \"fb@acme.com\"", chain("id eq \"#\"", 60))).await;
-    assert_eq!(ids, vec![id]);
+    assert_eq!(ids, vec![id.clone()]);
+    // A user's displayName has a column but no index: each comparison reads every user.
+    let encoded: String = url::form_urlencoded::byte_serialize(chain("displayName eq \"d#\"", 17).as_bytes()).collect();
+    let r = scim.get(&format!("/Users?filter={encoded}")).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{}", r.body);
+    let ids =
+        scim.filter_ids("Users", &format!("{} or externalId eq \"x\"", chain("userName eq \"fb@acme.co#\"", 40))).await;
+    assert!(ids.is_empty(), "{ids:?}");
 }
 
 /// Many operations on a resource of many values are refused (`tooMany`)
@@ -1006,12 +1013,24 @@ async fn a_member_filter_on_type_selects_nested_groups() {
     let members = scim.get(&format!("/Groups/{outer_id}")).await.body["members"].clone();
     let ids: Vec<&str> = members.as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![a.as_str()], "{members}");
-    // A filter compares the display a member was sent with; $ref is built, not filterable.
+    // A filter compares the display a member shows: the one it was sent
+    // with, else its own; $ref is built, not filterable.
     let shown_id = scim
         .create_group(json!({"displayName": "Typed shown", "members": [{"value": a, "display": "Ada Typed"}]}))
         .await;
     assert_eq!(scim.filter_ids("Groups", "members.display eq \"ada typed\"").await, vec![shown_id.clone()]);
-    assert_eq!(scim.filter_ids("Groups", "members[display eq \"Ada Typed\"]").await, vec![shown_id]);
+    assert_eq!(scim.filter_ids("Groups", "members[display eq \"Ada Typed\"]").await, vec![shown_id.clone()]);
+    let mut own = scim.filter_ids("Groups", "members.display eq \"TA@acme.com\"").await;
+    own.sort();
+    let mut want = vec![inner_id.clone(), outer_id.clone()];
+    want.sort();
+    assert_eq!(own, want, "a member sent without display shows its userName");
+    let nesting = scim.create_group(json!({"displayName": "Typed nesting", "members": [{"value": inner_id}]})).await;
+    assert_eq!(
+        scim.filter_ids("Groups", "members[type eq \"Group\" and display sw \"typed inn\"]").await,
+        vec![nesting]
+    );
+    assert!(scim.filter_ids("Groups", "members.display pr").await.contains(&inner_id), "shown, so present");
     let encoded: String = url::form_urlencoded::byte_serialize(b"members.$ref eq \"x\"").collect();
     let r = scim.get(&format!("/Groups?filter={encoded}")).await;
     assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidFilter")), "{}", r.body);

@@ -108,7 +108,8 @@ impl SqlBuilder {
     /// `sub` if any: an equality on a member's id (`members`,
     /// `members.value`; no other sub-attribute is indexed) finds a
     /// membership by its index, and a column's `co`, `sw` and `ew` compare
-    /// the lower-cased text of every resource, as no index serves them.
+    /// the lower-cased text of every resource, as no index serves them;
+    /// nor does one serve a user's `displayName`, `active` or a time.
     fn note_document_terms(
         &mut self,
         scope: &Scope,
@@ -117,7 +118,15 @@ impl SqlBuilder {
         n: usize,
     ) {
         let free = match target {
-            Target::Column { .. } => !matches!(op, Some(CompareOp::Co | CompareOp::Sw | CompareOp::Ew)),
+            // An index serves it (a user's displayName, active and the
+            // times are columns without one: every resource is read).
+            Target::Column { expr, kind, .. } => {
+                let indexed = matches!(kind, ColKind::Const(_))
+                    || [".id", ".external_id", ".user_name_lower", ".display_name_lower"]
+                        .iter()
+                        .any(|c| expr.ends_with(c));
+                indexed && !matches!(op, Some(CompareOp::Co | CompareOp::Sw | CompareOp::Ew))
+            }
             Target::Multi { elem: Some(Scope::Member { .. }), .. } => {
                 op == Some(CompareOp::Eq) && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
             }
@@ -635,8 +644,18 @@ impl Scope {
                         ("type", false) => (format!("{var}.member_type"), ColKind::TextCi, false),
                         ("type", true) => (String::new(), ColKind::Const("direct"), false),
                         ("display", true) => ("gg.display_name".into(), ColKind::TextCi, false),
-                        // The display the IdP sent with the member (none when it sent none).
-                        ("display", false) => (format!("{var}.display"), ColKind::TextCi, true),
+                        // The display the group shows (see `groups::members_of`): the
+                        // one the IdP sent with the member, else the member's own.
+                        ("display", false) => (
+                            format!(
+                                "COALESCE({var}.display, (SELECT COALESCE(mu.display_name, mu.user_name) FROM \
+                                 scim_users mu WHERE {var}.member_type = 'User' AND mu.id = {var}.member_id), (SELECT \
+                                 mg.display_name FROM scim_groups mg WHERE {var}.member_type = 'Group' AND mg.id = \
+                                 {var}.member_id))"
+                            ),
+                            ColKind::TextCi,
+                            true,
+                        ),
                         ("$ref", _) => return Err(ScimError::invalid_filter(
                             "members.$ref cannot be filtered on (it is built from the member's id: filter on value)",
                         )),
