@@ -77,8 +77,7 @@ impl Drop for TestApp {
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let db = postgres_url().unwrap_or_else(|| format!("sqlite://{}", dir.join("tandem.db").display()));
     let overrides = Overrides { bind: Some("127.0.0.1:0".into()), database_url: Some(db) };
-    let mut s = Settings::load_from(None, &overrides, figment::providers::Env::prefixed("TANDEM_SUITE_UNUSED_"))
-        .expect("test settings");
+    let mut s = Settings::load_from(None, &overrides, "TANDEM_SUITE_UNUSED_").expect("test settings");
     s.secrets.key_file = dir.join("secret.key");
     // Tests sharing a PostgreSQL database must share its secret key too.
     s.secrets.key = SUITE_SECRET_KEY.into();

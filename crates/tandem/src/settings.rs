@@ -362,14 +362,15 @@ fn env_key(key: &str) -> String {
 impl Settings {
     /// Loads the layers: defaults, `file` (if any), the environment, `overrides`.
     pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
-        Self::load_from(file, overrides, Env::prefixed("TANDEM_"))
+        Self::load_from(file, overrides, "TANDEM_")
     }
 
-    /// Like [`Settings::load`] with a given environment provider (tests).
+    /// Like [`Settings::load`] with the environment variables under another
+    /// prefix (tests).
     pub fn load_from(
         file: Option<&std::path::Path>,
         overrides: &Overrides,
-        env: Env,
+        prefix: &str,
     ) -> Result<Settings, SettingsError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(file) = file {
@@ -396,10 +397,25 @@ impl Settings {
         // tandem; apps use `TANDEM_URL`), and would refuse the start as
         // unknown fields. `env_key` lower-cases the names itself, all but an
         // IdP type's.
-        let env = env
-            .filter(|k| {
+        //
+        // Of two names of one setting (`TANDEM_SERVER__BIND` and
+        // `TANDEM_BIND`), the full one is taken: the image's `TANDEM_BIND`
+        // must not beat a `TANDEM_SERVER__BIND` given to the container, and
+        // which one figment kept would otherwise follow the environment's order.
+        let full_names: std::collections::HashSet<String> = std::env::vars_os()
+            .filter_map(|(k, _)| {
+                // Case-insensitively, as `Env::prefixed` reads the prefix.
+                let k = k.to_str()?;
+                let rest =
+                    k.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).and(k.get(prefix.len()..))?;
+                rest.contains("__").then(|| env_key(rest))
+            })
+            .collect();
+        let env = Env::prefixed(prefix)
+            .filter(move |k| {
                 let k = k.as_str().to_ascii_lowercase();
-                k.contains("__") || SHORTHAND_ENV.iter().any(|(short, _)| *short == k)
+                k.contains("__")
+                    || SHORTHAND_ENV.iter().any(|(short, setting)| *short == k && !full_names.contains(*setting))
             })
             .map(|k| env_key(k.as_str()).into())
             .lowercase(false);
@@ -653,7 +669,7 @@ mod tests {
         for (k, v) in vars {
             std::env::set_var(format!("{prefix}{k}"), v);
         }
-        Settings::load_from(None, &Overrides::default(), Env::prefixed(prefix))
+        Settings::load_from(None, &Overrides::default(), prefix)
     }
 
     #[test]
@@ -674,6 +690,20 @@ mod tests {
         assert_eq!(s.database.url, "postgres://localhost/x");
         assert_eq!(s.scim.api_key_ttl_days, 90);
         assert_eq!(s.server.bind, "0.0.0.0:9999");
+    }
+
+    /// Of both names of one setting the full one is taken, whatever the
+    /// environment's order (which one won followed it).
+    #[test]
+    fn of_two_names_of_a_setting_in_the_environment_the_full_one_wins() {
+        for (i, order) in [["BIND", "SERVER__BIND"], ["SERVER__BIND", "BIND"]].into_iter().enumerate() {
+            let vars: Vec<(&str, &str)> =
+                order.iter().map(|k| (*k, if *k == "BIND" { "127.0.0.1:1" } else { "127.0.0.1:2" })).collect();
+            let s = load_with(&format!("TANDEM_UT_TWICE{i}_"), &vars).unwrap();
+            assert_eq!(s.server.bind, "127.0.0.1:2", "{order:?}");
+        }
+        let s = load_with("TANDEM_UT_SHORT_", &[("SECRET_KEY_FILE", "/k")]).unwrap();
+        assert_eq!(s.secrets.key_file, std::path::PathBuf::from("/k"));
     }
 
     #[test]
@@ -823,14 +853,12 @@ mod tests {
             std::fs::write(&file, format!("[matching.defaults]\n{spelling} = \"OidcSubToScimExternalId\"\n")).unwrap();
             // The merged names sit in a map whose order changes with every load.
             for _ in 0..20 {
-                let env = Env::prefixed("TANDEM_UT_CASE_");
-                let s = Settings::load_from(Some(&file), &Overrides::default(), env).unwrap();
+                let s = Settings::load_from(Some(&file), &Overrides::default(), "TANDEM_UT_CASE_").unwrap();
                 let strategy = s.matching.resolved().unwrap()[&IdpType::Okta];
                 assert_eq!(strategy, MatchingStrategy::OidcEmailToScimUsername, "file: {spelling}");
             }
             // Without the environment the file's value is taken.
-            let s =
-                Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_NONE_")).unwrap();
+            let s = Settings::load_from(Some(&file), &Overrides::default(), "TANDEM_UT_CASE_NONE_").unwrap();
             assert_eq!(s.matching.resolved().unwrap()[&IdpType::Okta], MatchingStrategy::OidcSubToScimExternalId);
         }
         // Other spellings beside the type's own (from the environment) give way to it, whatever the order.
@@ -840,7 +868,7 @@ mod tests {
         )
         .unwrap();
         for _ in 0..20 {
-            let s = Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_")).unwrap();
+            let s = Settings::load_from(Some(&file), &Overrides::default(), "TANDEM_UT_CASE_").unwrap();
             assert_eq!(s.matching.resolved().unwrap()[&IdpType::Okta], MatchingStrategy::OidcEmailToScimUsername);
         }
         // Two spellings in one file are refused at start, naming both.
@@ -849,9 +877,8 @@ mod tests {
             "[matching.defaults]\nokta = \"OidcSubToScimExternalId\"\nOKTA = \"OidcEmailToScimUsername\"\n",
         )
         .unwrap();
-        let err = Settings::load_from(Some(&file), &Overrides::default(), Env::prefixed("TANDEM_UT_CASE_NONE_"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Settings::load_from(Some(&file), &Overrides::default(), "TANDEM_UT_CASE_NONE_").unwrap_err().to_string();
         assert!(err.contains("\"okta\"") && err.contains("\"OKTA\""), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -861,7 +888,7 @@ mod tests {
         let _env = env_lock();
         std::env::set_var("TANDEM_UT_CLI_DATABASE_URL", "sqlite://env.db");
         let o = Overrides { database_url: Some("sqlite://cli.db".into()), bind: None };
-        let s = Settings::load_from(None, &o, Env::prefixed("TANDEM_UT_CLI_")).unwrap();
+        let s = Settings::load_from(None, &o, "TANDEM_UT_CLI_").unwrap();
         assert_eq!(s.database.url, "sqlite://cli.db");
     }
 }
