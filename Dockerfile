@@ -26,7 +26,9 @@ WORKDIR /var/lib/tandem
 VOLUME ["/var/lib/tandem/data"]
 ENV TANDEM_BIND=0.0.0.0:8080
 EXPOSE 8080
-# `tandem healthcheck` asks /readyz on the bind address (the database answers).
+# `tandem healthcheck` asks /readyz on the bind address (the database
+# answers). It reads the environment, not `serve`'s flags: configure the
+# container with TANDEM_* variables (TANDEM_CONFIG for a file).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["tandem", "healthcheck"]
 ENTRYPOINT ["tandem"]
 CMD ["serve"]
