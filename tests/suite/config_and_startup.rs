@@ -246,8 +246,10 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("data/secret.key")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("data/secret.key"), 0o600);
+        // The database and its directory are the service's alone too.
+        assert_eq!((mode("data"), mode("data/tandem.db"), mode("data/tandem.db-wal")), (0o700, 0o600, 0o600));
     }
     // The container health check: /readyz on the bind address, or the URL given.
     let ready =

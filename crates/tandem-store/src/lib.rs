@@ -222,16 +222,37 @@ fn migrate_sqlite(c: &mut diesel::SqliteConnection) -> Result<usize, StoreError>
     }
 }
 
+/// Creates a SQLite file's missing directories (mode 0700) and the file
+/// itself (mode 0600) when it does not exist: it holds SCIM users' data and
+/// hashes of keys, and SQLite gives its `-wal` and `-shm` files the
+/// database file's mode. An existing file or directory is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Opens a pool on `url` (`sqlite://path`, a bare path, or `postgres://…`).
     /// A SQLite file's directory is created when missing.
     pub fn open(url: &str, options: &PoolOptions) -> Result<Store, StoreError> {
         let url = DatabaseUrl::parse(url).map_err(StoreError::Unavailable)?;
         if let DatabaseUrl::Sqlite(path) = &url {
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-            }
+            create_private(std::path::Path::new(path))
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {path}: {e}")))?;
         }
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size)
