@@ -281,6 +281,20 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
     let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
+    // An admin command says so too when others can read the key file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("data/secret.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = tandem(&dir)
+            .args(["secret-key", "abandon-rotation", "--database-url", &db])
+            .env("TANDEM_SECRET_KEY", "")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.contains("readable by other users"), "{err}");
+        assert!(!err.contains("INFO"), "only warnings: {err}");
+    }
 }
 
 /// `secret-key generate` prints a key a server starts with from a key file,

@@ -106,6 +106,17 @@ fn settings(common: &Common, bind: Option<String>) -> anyhow::Result<Settings> {
     Ok(Settings::load(common.config.as_deref(), &overrides)?)
 }
 
+/// [`settings`] for an admin command, whose warnings (a key file others
+/// can read, a database unreachable) go to standard error; its other
+/// log lines would crowd what it prints.
+fn command_settings(common: &Common) -> anyhow::Result<Settings> {
+    let settings = settings(common, None)?;
+    let mut log = settings.log.clone();
+    log.level = "warn".into();
+    tandem::telemetry::init(&log);
+    Ok(settings)
+}
+
 /// mimalloc for Rust's allocations: glibc's malloc and free were ~16 % of a
 /// login's instructions, and with mimalloc a login, a SCIM create and a
 /// lookup each take 12-15 % fewer (callgrind). Built without transparent huge
@@ -191,9 +202,9 @@ fn run() -> anyhow::Result<()> {
             out!("{encoded}");
             Ok(())
         }
-        Command::SecretKey(SecretKeyCommand::Rotate { common }) => rotate_secret_key(&settings(&common, None)?),
+        Command::SecretKey(SecretKeyCommand::Rotate { common }) => rotate_secret_key(&command_settings(&common)?),
         Command::SecretKey(SecretKeyCommand::AbandonRotation { common }) => {
-            let settings = settings(&common, None)?;
+            let settings = command_settings(&common)?;
             let key = tandem::secret_file::load(&settings.secrets, false)?;
             let store = tandem::open_command_store_with_key(&settings, &key)?;
             let now = SystemClock.now();
@@ -288,7 +299,7 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             if name.is_empty() || name.len() > 200 {
                 anyhow::bail!("--name must be 1 to 200 characters");
             }
-            let store = tandem::open_command_store(&settings(&common, None)?)?;
+            let store = tandem::open_command_store(&command_settings(&common)?)?;
             let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
             note!("Created integration key {:?} (id {}). It is shown only this once:", row.name, row.id);
             let mut stdout = std::io::stdout();
@@ -304,7 +315,7 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::List { common } => {
-            let store = tandem::open_command_store(&settings(&common, None)?)?;
+            let store = tandem::open_command_store(&command_settings(&common)?)?;
             let keys = store.read_blocking(tandem_store::integration_keys::list)?;
             for k in keys {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
@@ -316,7 +327,7 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::Revoke { key, common } => {
-            let store = tandem::open_command_store(&settings(&common, None)?)?;
+            let store = tandem::open_command_store(&command_settings(&common)?)?;
             use tandem_store::integration_keys::{revoke, Revoked};
             match store.write_blocking(|c| revoke(c, &key, now))? {
                 Revoked::One => out!("revoked 1 key"),
