@@ -504,6 +504,22 @@ fn a_closed_stderr_loses_log_lines_not_the_server() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A key made where no database was (another directory than the server's)
+/// says so: the server would never read it.
+#[test]
+fn a_key_made_in_a_new_database_says_so() {
+    let dir = scratch_dir();
+    let db = format!("sqlite://{}", dir.join("elsewhere/t.db").display());
+    let run =
+        || tandem(&dir).args(["integration-key", "create", "--name", "k", "--database-url", &db]).output().unwrap();
+    let first = run();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success() && err.contains("There was no database at"), "{err}");
+    let second = run();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success() && !err.contains("There was no database"), "{err}");
+}
+
 #[test]
 fn key_commands_exit_cleanly_every_time() {
     // On PostgreSQL a command once exited while the pool was still opening a

@@ -106,6 +106,14 @@ fn settings(common: &Common, bind: Option<String>) -> anyhow::Result<Settings> {
     Ok(Settings::load(common.config.as_deref(), &overrides)?)
 }
 
+/// The SQLite file of `settings` when it does not exist yet.
+fn new_sqlite_file(settings: &Settings) -> Option<String> {
+    match tandem_store::DatabaseUrl::parse(&settings.database.url) {
+        Ok(tandem_store::DatabaseUrl::Sqlite(path)) if !std::path::Path::new(&path).exists() => Some(path),
+        _ => None,
+    }
+}
+
 /// [`settings`] for an admin command, whose warnings (a key file others
 /// can read, a database unreachable) go to standard error; its other
 /// log lines would crowd what it prints.
@@ -299,8 +307,18 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             if name.is_empty() || name.len() > 200 {
                 anyhow::bail!("--name must be 1 to 200 characters");
             }
-            let store = tandem::open_command_store(&command_settings(&common)?)?;
+            let settings = command_settings(&common)?;
+            let new_file = new_sqlite_file(&settings);
+            let store = tandem::open_command_store(&settings)?;
             let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
+            if let Some(path) = new_file {
+                // Run from another directory than the server's, the key would
+                // go to a database the server never reads.
+                note!(
+                    "There was no database at {path}: a new one was made for this key. If the server runs \
+                     elsewhere, run this command where it runs or give its --database-url."
+                );
+            }
             note!("Created integration key {:?} (id {}). It is shown only this once:", row.name, row.id);
             let mut stdout = std::io::stdout();
             if let Err(e) = writeln!(stdout, "{}", key.0).and_then(|()| stdout.flush()) {
