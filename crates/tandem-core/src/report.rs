@@ -69,7 +69,7 @@ pub struct ScimIndex<'a> {
     /// Per lower-cased local part, the deleted userNames (lower-cased) and
     /// the id of each one's latest tombstone: the tombstones a local-part
     /// login weighs (see [`crate::login::decide_shared_key`]).
-    deleted_by_local: HashMap<String, Vec<(String, String)>>,
+    deleted_by_local: HashMap<String, HashMap<String, String>>,
     /// Lower-cased `emails` values of the live users (by index) and
     /// tombstones (by id) that a local-part verdict needs: see
     /// [`ScimIndex::owners_needed`].
@@ -104,24 +104,20 @@ impl<'a> ScimIndex<'a> {
     /// local-part login weighs.
     pub fn add_deleted(&mut self, deleted: &[ScimSide]) {
         for d in deleted {
-            let name = d.user_name.to_lowercase();
             let names = self.deleted_by_local.entry(local_part_lower(&d.user_name)).or_default();
-            match names.iter_mut().find(|(n, _)| *n == name) {
-                Some(entry) => entry.1 = d.id.clone(),
-                None => names.push((name, d.id.clone())),
-            }
+            names.insert(d.user_name.to_lowercase(), d.id.clone());
         }
     }
 
     /// The deleted userNames under `user`'s local part other than its own,
     /// with their latest tombstones' ids: other people, under a shared key.
-    fn others_deleted(&self, user: &ScimSide) -> impl Iterator<Item = &(String, String)> {
+    fn others_deleted(&self, user: &ScimSide) -> impl Iterator<Item = (&String, &String)> {
         let own = user.user_name.to_lowercase();
         self.deleted_by_local
             .get(&local_part_lower(&user.user_name))
             .into_iter()
             .flatten()
-            .filter(move |(name, _)| *name != own)
+            .filter(move |(name, _)| **name != own)
     }
 
     /// Whose `emails` a local-part verdict needs: the live users (indexes)
@@ -129,10 +125,17 @@ impl<'a> ScimIndex<'a> {
     /// those tombstones (ids). A login of such a local part is decided by
     /// whose the login's full email is; give them with
     /// [`ScimIndex::set_live_emails`] and [`ScimIndex::set_deleted_emails`].
+    /// Only a local part one live user has: several are ambiguous whoever
+    /// signs in, so each tombstone is named at most once.
     pub fn owners_needed(&self) -> (Vec<usize>, Vec<String>) {
         let mut live = Vec::new();
         let mut deleted = Vec::new();
+        let by_local = self.by_key.get(&ScimKey::UserNameLocalLower);
         for (i, u) in self.users.iter().enumerate() {
+            let sole = by_local.and_then(|m| m.get(&local_part_lower(&u.user_name))).is_some_and(|v| v.len() == 1);
+            if !sole {
+                continue;
+            }
             let mut others = self.others_deleted(u).peekable();
             if others.peek().is_some() {
                 live.push(i);
@@ -448,6 +451,12 @@ mod tests {
         );
         let c = count_all(&idx, &[sso("a", "john@contoso.com", "x"), sso("b", "john@fabrikam.com", "x")]);
         assert_eq!(counts_of(&c, local), (1, 1, 0));
+        // A local part two live users have is ambiguous whoever signs in: no emails needed.
+        let users = [scim("a", "x@a.example", None), scim("b", "x@b.example", None)];
+        let mut idx = ScimIndex::new(&users);
+        idx.add_deleted(&[scim("t", "x@c.example", None)]);
+        assert_eq!(idx.owners_needed(), (vec![], vec![]));
+        assert_eq!(idx.verdict(local, &sso("s", "x@c.example", "x")), Verdict::Ambiguous);
     }
 
     #[test]

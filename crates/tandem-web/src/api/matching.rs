@@ -39,6 +39,22 @@ fn listed_candidates(index: &ScimIndex<'_>, keys: &SsoSide) -> (Vec<(usize, Vec<
     (cands, total)
 }
 
+/// Of tombstones alike (one userName and externalId: a user the IdP
+/// deleted and made again, over and over), the latest: they would fill an
+/// SSO user's candidates with copies. `deleted`: oldest first.
+fn latest_of_each(deleted: Vec<ScimSide>) -> Vec<ScimSide> {
+    let mut at: HashMap<(String, Option<String>), usize> = HashMap::new();
+    let mut kept: Vec<Option<ScimSide>> = Vec::with_capacity(deleted.len());
+    for d in deleted {
+        let key = (d.user_name.to_lowercase(), d.external_id.clone());
+        if let Some(before) = at.insert(key, kept.len()) {
+            kept[before] = None;
+        }
+        kept.push(Some(d));
+    }
+    kept.into_iter().flatten().collect()
+}
+
 /// Builds the report for a client; shared with the dashboard.
 pub async fn report(
     state: &AppState,
@@ -102,7 +118,7 @@ pub async fn report(
             // ambiguous unless the login's email says whom it is (as the
             // login decides); an unmatched SSO user lists the ones it would
             // match, which is why its login says `deleted`.
-            let gone = matching::deleted_side(c, &conn_key)?;
+            let gone = latest_of_each(matching::deleted_side(c, &conn_key)?);
             let mut index = ScimIndex::new(&scim);
             index.add_deleted(&gone);
             let (live_owners, deleted_owners) = index.owners_needed();
