@@ -202,7 +202,8 @@ pub fn route_label(req: &actix_web::HttpRequest) -> String {
     // (`/setup/{token}/{rest:.*}`) spans the segments after its first.
     let mut captured_to = 0usize;
     for segment in path.split('/').skip(1) {
-        if (segment.as_ptr() as usize) < captured_to {
+        // (`<=`: a capture ending in `/` is followed by an empty segment.)
+        if (segment.as_ptr() as usize) <= captured_to {
             continue;
         }
         label.push('/');
