@@ -47,14 +47,15 @@ impl DatabaseUrl {
             }
             // Every pooled connection and the writer open the path: an
             // in-memory database would be a different, empty one for each.
-            if path == ":memory:" || path.starts_with("file:") || path.contains("mode=memory") {
+            if path == ":memory:" || path.starts_with("file:") {
                 return Err(format!(
                     "the SQLite database must be a file ({url:?} is in memory or a URI): each of Tandem's connections \
                      opens the path, e.g. sqlite://./data/tandem.db"
                 ));
             }
-            // Read as part of the file name, not as options.
-            if path.contains('?') {
+            // Read as part of the file name, not as options: refused, unless
+            // that file exists (a database made so before, kept working).
+            if path.contains('?') && !std::path::Path::new(path).exists() {
                 return Err(format!(
                     "the sqlite:// database URL takes a file path without options ({url:?} has a `?`); Tandem sets \
                      its own (WAL, busy timeout), e.g. sqlite://./data/tandem.db"
@@ -338,10 +339,18 @@ mod tests {
         assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
         assert!(DatabaseUrl::parse("mysql://x").unwrap_err().contains("sqlite://"));
         assert_eq!(DatabaseUrl::parse("sqlite:/abs/t.db").unwrap(), DatabaseUrl::Sqlite("/abs/t.db".into()));
-        for url in ["sqlite::memory:", "sqlite://:memory:", "sqlite://file:t.db", "sqlite://t.db?mode=rwc"] {
+        for url in ["sqlite::memory:", "sqlite://:memory:", "sqlite://file:t.db", "sqlite://no-such.db?mode=rwc"] {
             let refused = DatabaseUrl::parse(url).unwrap_err();
             assert!(refused.contains(url) && refused.contains("sqlite://./data/tandem.db"), "{url}: {refused}");
         }
+        // A file made so before (its name holding the `?`) is still opened.
+        let dir = std::env::temp_dir().join(format!("tandem-url-{}", tandem_core::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let odd = dir.join("t.db?mode=rwc");
+        std::fs::write(&odd, b"").unwrap();
+        let url = format!("sqlite://{}", odd.display());
+        assert_eq!(DatabaseUrl::parse(&url).unwrap(), DatabaseUrl::Sqlite(odd.display().to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[derive(diesel::QueryableByName)]
