@@ -92,8 +92,8 @@ impl SqlBuilder {
             return Err(ScimError::invalid_filter(format!(
                 "filter makes {} comparisons that read every resource's stored document or memberships, or \
                  search every resource's text; at most {MAX_DOCUMENT_TERMS} are allowed in one filter \
-                 (comparisons of id, userName, externalId, displayName, active, meta.created and \
-                 meta.lastModified other than co, sw and ew, and equality on group membership, are not counted)",
+                 (comparisons of id, userName, externalId and a group's displayName other than co, sw and \
+                 ew, and equality on group membership, are not counted: an index serves them)",
                 self.document_terms
             )));
         }
@@ -857,9 +857,13 @@ mod tests {
             build(ResourceType::User, &chain("id eq \"#\" or userName eq \"u#\" or externalId eq \"x#\"", 25));
         assert!(indexed.is_ok(), "{:?}", indexed.err());
         assert!(build(ResourceType::Group, &chain("members eq \"#\" or displayName eq \"g#\"", 40)).is_ok());
-        let ordered = chain("meta.lastModified gt \"2026-01-1#T00:00:00Z\" or displayName pr", 9);
-        let built = build(ResourceType::Group, &ordered);
-        assert!(built.is_ok(), "order and presence on a column are free: {:?}", built.err());
+        let present = build(ResourceType::Group, &chain("displayName pr or externalId gt \"#\"", 20));
+        assert!(present.is_ok(), "order and presence on an indexed column are free: {:?}", present.err());
+        // A user's displayName, active and the times have no index: counted.
+        for term in ["meta.lastModified gt \"2026-01-01T00:00:00.#Z\"", "displayName eq \"#\"", "active eq true"] {
+            assert!(build(ResourceType::User, &chain(term, 16)).is_ok(), "{term}");
+            assert!(build(ResourceType::User, &chain(term, 17)).is_err(), "{term}");
+        }
         // A column's co, sw and ew go through every resource's lower-cased text: counted.
         assert!(build(ResourceType::User, &chain("displayName co \"a#\"", 16)).is_ok());
         let err = build(ResourceType::User, &chain("displayName co \"a#\"", 17)).unwrap_err();
