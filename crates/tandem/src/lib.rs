@@ -136,7 +136,8 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     // none of its secrets.
     let used = store.backend() == "sqlite" && store.read_blocking(|c| Ok(tandem_store::meta::has_key_check(c)))?;
     let secrets = &settings.secrets;
-    if used && secrets.key.trim().is_empty() && !secrets.key_file.exists() {
+    // (`try_exists`: a file that cannot be looked at is not called missing.)
+    if used && secrets.key.trim().is_empty() && matches!(secrets.key_file.try_exists(), Ok(false)) {
         anyhow::bail!(
             "the database was set up with a secret key, and the key file {} does not exist: restore that file (or \
              give the key with TANDEM_SECRET_KEY, or point TANDEM_SECRET_KEY_FILE at it); a new key would read none \

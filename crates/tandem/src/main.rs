@@ -115,12 +115,15 @@ fn new_sqlite_file(settings: &Settings) -> Option<String> {
 }
 
 /// [`settings`] for an admin command, whose warnings (a key file others
-/// can read, a database unreachable) go to standard error; its other
-/// log lines would crowd what it prints.
+/// can read, a database unreachable) go to standard error; at the default
+/// level (`info`) its other log lines would crowd what it prints, so it
+/// logs warnings only, and otherwise at the level configured.
 fn command_settings(common: &Common) -> anyhow::Result<Settings> {
     let settings = settings(common, None)?;
     let mut log = settings.log.clone();
-    log.level = "warn".into();
+    if log.level.trim().eq_ignore_ascii_case("info") {
+        log.level = "warn".into();
+    }
     tandem::telemetry::init(&log);
     Ok(settings)
 }

@@ -71,6 +71,17 @@ fn load_current(secrets: &Secrets, may_create: bool) -> anyhow::Result<SecretKey
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
+            // The new name is durable once its directory is: a crash just
+            // after the start would otherwise lose the file (and with it the
+            // key of everything the server then stored) on some filesystems.
+            #[cfg(unix)]
+            if let Some(dir) =
+                path.parent().map(|d| if d.as_os_str().is_empty() { std::path::Path::new(".") } else { d })
+            {
+                if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not sync the key file's directory");
+                }
+            }
             tracing::info!(path = %path.display(), "created a new secret key file; back it up: secrets stored in the database cannot be read without it");
             Ok(key)
         }

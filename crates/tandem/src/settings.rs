@@ -265,13 +265,20 @@ pub struct Overrides {
 }
 
 /// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum SettingsError {
     /// Not its error's source: the chain would print it again, quoted lines and all.
     #[error("configuration error: {}", without_source_lines(&.0.to_string()))]
     Figment(Box<figment::Error>),
     #[error("configuration error: {key}: {message}")]
     Invalid { key: &'static str, message: String },
+}
+
+/// As displayed: the figment error's own form would quote the TOML line.
+impl std::fmt::Debug for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<Box<figment::Error>> for SettingsError {
