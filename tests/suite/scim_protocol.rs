@@ -816,6 +816,30 @@ async fn malformed_bodies_get_scim_errors_never_500() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// An unquoted number for a string is kept as its text only when whole:
+/// a float's text is not what was sent, and a later lookup by it would miss.
+#[tokio::test]
+async fn an_unquoted_number_for_a_string_is_kept_only_when_whole() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let post = |body: &'static str| {
+        scim.http
+            .post(format!("{}/Users", scim.base))
+            .bearer_auth(&scim.key)
+            .header("Content-Type", "application/scim+json")
+            .body(body)
+            .send()
+    };
+    let r = post(r#"{"userName": 123456789012345678901234567890}"#).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["scimType"], "invalidValue", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("send it quoted"), "{body}");
+    let r = post(r#"{"userName": 9007199254740993}"#).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(scim.filter_ids("Users", "userName eq \"9007199254740993\"").await.len(), 1);
+}
+
 /// `eq null` on a multi-valued attribute finds the users holding none of
 /// its values, and `ne null` those holding one (RFC 7644 §3.4.2.2: null is
 /// "no value").

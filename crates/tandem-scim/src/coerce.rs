@@ -132,7 +132,19 @@ pub(crate) fn coerce_simple(def: &AttributeDef, value: Value, label: &str) -> Re
     let done = match def.ty {
         AttrType::String => match value {
             Value::String(_) => value,
-            Value::Number(n) => Value::String(n.to_string()),
+            // A whole number is kept as its text (an employee number sent
+            // unquoted). Any other was read as a float, whose text is not
+            // what was sent (`123456789012345678901234567890` would be kept
+            // as `1.2345678901234568e+29`, `-0` as `-0.0`): refused.
+            Value::Number(n) if n.is_i64() || n.is_u64() => Value::String(n.to_string()),
+            Value::Number(_) => {
+                return Err(type_error(
+                    label,
+                    "a string (an unquoted number is taken only when it is a whole number within 64 bits; send \
+                     it quoted)",
+                    &value,
+                ))
+            }
             other => return Err(type_error(label, "a string", &other)),
         },
         AttrType::Reference | AttrType::Binary => match value {
@@ -178,6 +190,20 @@ mod tests {
 
     fn manager() -> &'static AttributeDef {
         resolve(ResourceType::User, Some(ENTERPRISE_USER_SCHEMA), "manager", None).unwrap().attr
+    }
+
+    /// A number for a string is kept as its text only when that text is
+    /// the one sent: a whole number within 64 bits.
+    #[test]
+    fn a_number_for_a_string_is_taken_only_when_whole() {
+        let user_name = user_attr("userName");
+        assert_eq!(coerce_attr(user_name, json!(701), "userName").unwrap(), Some(json!("701")));
+        assert_eq!(coerce_attr(user_name, json!(u64::MAX), "userName").unwrap(), Some(json!(u64::MAX.to_string())));
+        for lossy in ["123456789012345678901234567890", "-0", "1e308", "1.50"] {
+            let value: Value = serde_json::from_str(lossy).unwrap();
+            let err = coerce_attr(user_name, value, "userName").unwrap_err();
+            assert!(err.detail.contains("send it quoted"), "{lossy}: {}", err.detail);
+        }
     }
 
     #[test]
