@@ -260,6 +260,22 @@ async fn oversized_body_is_refused_with_413() {
     assert_eq!(body["error"]["type"], "PayloadTooLarge");
 }
 
+/// A field of the wrong type is named once, for its type: not also as
+/// missing to the checks that follow.
+#[tokio::test]
+async fn a_field_of_the_wrong_type_is_named_once() {
+    let app = TestApp::spawn().await;
+    let body = json!({"customer_id": unique("typed"),
+        "idp": {"type": "Generic", "issuer": 0, "client_id": "c", "client_secret": "s"},
+        "redirect_url": "https://app.example.com/cb", "verify": false});
+    let (status, body) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let fields = body["error"]["details"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 1, "{body}");
+    assert_eq!(fields[0]["field"], "idp.issuer", "{body}");
+    assert!(fields[0]["message"].as_str().unwrap().contains("string"), "{body}");
+}
+
 /// The stored secret is sent only to the IdP that issued it: a PATCH moving
 /// the client to another issuer must carry the new IdP's secret.
 #[tokio::test]

@@ -30,7 +30,12 @@ impl ApiError {
     }
 
     /// `InvalidFields`, naming every bad field.
-    pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
+    pub fn invalid_fields(mut fields: Vec<FieldError>) -> Self {
+        // One error per field, the first: a field of the wrong type is then
+        // also missing to the checks that follow (`idp.issuer: 0` is not
+        // "required"), which would only contradict it.
+        let mut seen = std::collections::HashSet::new();
+        fields.retain(|f| seen.insert(f.field.clone()));
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         let message = match fields.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),
