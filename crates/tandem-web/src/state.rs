@@ -54,6 +54,8 @@ pub struct WebSettings {
     pub public_path: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
     /// Where plain-http URLs are accepted.
     pub url_policy: UrlPolicy,
     /// Deployment-wide matching strategy per IdP type (overrides the built-in default).

@@ -186,6 +186,7 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
         public_url,
         public_path,
         max_body_bytes: settings.server.max_body_bytes,
+        body_timeout: std::time::Duration::from_secs(settings.server.body_timeout_secs),
         url_policy: UrlPolicy { allow_http_everywhere: settings.oidc.allow_insecure_http },
         default_strategies: settings.matching.resolved()?,
         scim_key_ttl_days: (settings.scim.api_key_ttl_days > 0).then_some(settings.scim.api_key_ttl_days),

@@ -64,6 +64,9 @@ pub struct Server {
     pub public_url: String,
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (see `config/default.toml`).
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
     /// `/metrics` names each SCIM connection (and its customer ID) in
     /// series of its own; off, it gives counts only.
     #[serde(default)]
@@ -175,6 +178,10 @@ fn yes() -> bool {
 
 fn default_members_per_page() -> u64 {
     100_000
+}
+
+fn default_body_timeout_secs() -> u64 {
+    30
 }
 
 fn default_scim_max_body_bytes() -> usize {
@@ -497,6 +504,12 @@ impl Settings {
                 message: "must be at least 1024".into(),
             });
         }
+        if !(1..=3600).contains(&self.server.body_timeout_secs) {
+            return Err(SettingsError::Invalid {
+                key: "server.body_timeout_secs",
+                message: "must be from 1 to 3600".into(),
+            });
+        }
         if !(30..=86_400).contains(&self.oidc.login_ttl_secs) {
             return Err(SettingsError::Invalid {
                 key: "oidc.login_ttl_secs",
@@ -757,6 +770,8 @@ mod tests {
             ("DATABASE__CONNECT_TIMEOUT_SECS", "18446744073709551615", "database.connect_timeout_secs"),
             ("OIDC__HTTP_TIMEOUT_SECS", "18446744073709551615", "oidc.http_timeout_secs"),
             ("SERVER__WORKERS", "100000", "server.workers"),
+            ("SERVER__BODY_TIMEOUT_SECS", "0", "server.body_timeout_secs"),
+            ("SERVER__BODY_TIMEOUT_SECS", "3601", "server.body_timeout_secs"),
             ("WEBHOOKS__POLL_INTERVAL_MS", "5", "webhooks.poll_interval_ms"),
             ("WEBHOOKS__TIMEOUT_SECS", "0", "webhooks.timeout_secs"),
             ("WEBHOOKS__TIMEOUT_SECS", "100000000000000", "webhooks.timeout_secs"),

@@ -108,10 +108,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// says `"force": true`.
 pub(crate) async fn rotation_grace(
     payload: web::Payload,
-    max_body_bytes: usize,
+    settings: &crate::state::WebSettings,
     takes_force: bool,
 ) -> Result<(Option<chrono::Duration>, bool), crate::error::ApiError> {
-    let bytes = crate::body::read_limited(payload, max_body_bytes).await?;
+    let bytes = crate::body::read_limited(payload, settings).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok((None, false));
     }

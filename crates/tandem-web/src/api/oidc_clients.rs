@@ -203,7 +203,7 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     Ok(HttpResponse::Created().json(create_from(&state, caller, body, None).await?))
 }
 
@@ -411,7 +411,7 @@ pub async fn patch(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     Ok(HttpResponse::Ok().json(patch_from(&state, caller, id.into_inner(), body, None).await?))
 }
 
@@ -603,7 +603,7 @@ pub async fn rotate_client_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let (grace, force) = super::rotation_grace(payload, state.settings.max_body_bytes, true).await?;
+    let (grace, force) = super::rotation_grace(payload, &state.settings, true).await?;
     let grace = grace.unwrap_or(chrono::Duration::hours(DEFAULT_KEY_GRACE_HOURS));
     let mut made: Option<ClientKeys> = None;
     for _ in 0..PATCH_ATTEMPTS {

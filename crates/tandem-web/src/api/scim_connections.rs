@@ -81,7 +81,7 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     Ok(HttpResponse::Created().json(create_from(&state, caller, body).await?))
 }
 
@@ -234,7 +234,7 @@ pub async fn patch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     let req = parse_request(&body, false).map_err(ApiError::invalid_fields)?;
     let ttl_given =
         body.get("api_key_ttl_days").is_some() || body.as_object().is_some_and(|o| o.contains_key("api_key_ttl_days"));
@@ -292,7 +292,7 @@ pub async fn rotate_key(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (grace, _) = super::rotation_grace(payload, state.settings.max_body_bytes, false).await?;
+    let (grace, _) = super::rotation_grace(payload, &state.settings, false).await?;
     Ok(HttpResponse::Ok().json(rotate_key_of(&state, caller, id.into_inner(), grace).await?))
 }
 

@@ -110,7 +110,7 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     Ok(HttpResponse::Created().json(create_from(&state, caller, body, None).await?))
 }
 

@@ -82,7 +82,7 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     let mut r = FieldReader::new(&body, "");
     let url = r.required_string("url");
     let customer_id = r.string("customer_id");
@@ -165,7 +165,7 @@ pub async fn rotate_secret(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let (grace, force) = super::rotation_grace(payload, state.settings.max_body_bytes, true).await?;
+    let (grace, force) = super::rotation_grace(payload, &state.settings, true).await?;
     let grace = grace.unwrap_or(chrono::Duration::hours(24));
     let now = state.clock.now();
     let secret = tandem_core::webhook::new_secret();

@@ -38,7 +38,7 @@ pub async fn complete(
     _caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, state.settings.max_body_bytes).await?;
+    let body = body::json(payload, &state.settings).await?;
     let mut r = FieldReader::new(&body, "");
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));

@@ -2,6 +2,7 @@
 //! and the provisioning-log entry each request leaves.
 
 use super::response::ScimFailure;
+use crate::body::BodyError;
 use crate::state::AppState;
 use actix_web::{web, HttpMessage, HttpRequest};
 use serde_json::{json, Value};
@@ -16,11 +17,17 @@ use tandem_store::scim::logs::ProvisioningLog;
 /// Reads a JSON body.
 pub async fn json_body(state: &AppState, payload: web::Payload) -> Result<Value, ScimFailure> {
     let limit = state.settings.scim_max_body_bytes;
-    let bytes = match payload.to_bytes_limited(limit).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => return Err(ScimError::invalid_syntax(format!("could not read the request body: {e}")).into()),
-        Err(_) => {
+    let bytes = match crate::body::bytes_within(payload, limit, state.settings.body_timeout).await {
+        Ok(b) => b,
+        Err(BodyError::Broken(e)) => {
+            return Err(ScimError::invalid_syntax(format!("could not read the request body: {e}")).into())
+        }
+        Err(BodyError::TooLarge) => {
             return Err(ScimError::new(413, None, format!("the request body is larger than {limit} bytes")).into())
+        }
+        Err(BodyError::TimedOut(t)) => {
+            let detail = format!("the request body did not arrive within {} s", t.as_secs());
+            return Err(ScimError::new(408, None, detail).into());
         }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
