@@ -123,6 +123,9 @@ async fn filters_cover_the_rfc_grammar() {
         ("addresses pr", vec![&a]),
         ("addresses eq \"Berlin\"", vec![]),
         ("addresses[locality eq \"berlin\"]", vec![&a]),
+        // A single-valued complex attribute in brackets is its one value.
+        ("name[givenName eq \"bob\" and familyName sw \"Build\"]", vec![&b]),
+        ("name[givenName eq \"bob\" and familyName sw \"Nope\"]", vec![]),
         ("addresses.country eq \"DE\"", vec![&a]),
         ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"r&d\"", vec![&a]),
         ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"701\"", vec![&a]),

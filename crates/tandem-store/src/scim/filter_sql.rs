@@ -189,6 +189,15 @@ impl SqlBuilder {
 
     fn value_path(&mut self, scope: &Scope, attr: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
         let path = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
+        // A single-valued complex attribute is its one value: `name[givenName
+        // eq "Bob"]` is `name.givenName eq "Bob"`, as the evaluator reads it.
+        if let Scope::Root { rt, .. } = scope {
+            let single_complex = resolve_in_path(*rt, path.urn.as_deref(), &path.attr, None)
+                .is_some_and(|r| r.sub.is_none() && r.attr.ty == AttrType::Complex && !r.attr.multi_valued);
+            if single_complex {
+                return self.node(scope, &under(&path, inner)?);
+            }
+        }
         let target = scope.target(self.dialect, &path)?;
         // Each comparison inside a value path runs on every element.
         self.note_document_terms(scope, &target, (None, None), inner.comparisons());
@@ -199,7 +208,7 @@ impl SqlBuilder {
                 Ok(format!("EXISTS (SELECT 1 FROM {source} AND {pred})"))
             }
             _ => Err(ScimError::invalid_filter(format!(
-                "{} is not a multi-valued attribute; \"[...]\" filters need one",
+                "{} is not a complex attribute; \"[...]\" filters need one",
                 attr.attr
             ))),
         }
@@ -582,6 +591,28 @@ enum Scope {
     },
 }
 
+/// `inner`, a value filter's, with each path made a sub-attribute path of
+/// `attr` (a single-valued complex attribute).
+fn under(attr: &AttrPath, inner: &Filter) -> Result<Filter, ScimError> {
+    let sub = |p: &AttrPath| -> Result<AttrPath, ScimError> {
+        if p.urn.is_some() || p.sub_attr.is_some() {
+            return Err(ScimError::invalid_filter(format!(
+                "inside \"{}[...]\" name a sub-attribute of {} alone, not {p}",
+                attr.attr, attr.attr
+            )));
+        }
+        Ok(AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: Some(p.attr.clone()) })
+    };
+    Ok(match inner {
+        Filter::And(a, b) => Filter::And(Box::new(under(attr, a)?), Box::new(under(attr, b)?)),
+        Filter::Or(a, b) => Filter::Or(Box::new(under(attr, a)?), Box::new(under(attr, b)?)),
+        Filter::Not(a) => Filter::Not(Box::new(under(attr, a)?)),
+        Filter::Present(p) => Filter::Present(sub(p)?),
+        Filter::Compare { path, op, value } => Filter::Compare { path: sub(path)?, op: *op, value: value.clone() },
+        Filter::ValuePath { .. } => return Err(ScimError::invalid_filter("\"[...]\" filters cannot be nested")),
+    })
+}
+
 fn json_path_sqlite(keys: &[&str]) -> String {
     let mut p = String::from("$");
     for k in keys {
@@ -904,6 +935,16 @@ mod tests {
         let (s, binds) = sql(Dialect::Sqlite, "emails[type eq \"work\" and value co \"@example.com\"]");
         assert!(s.starts_with("EXISTS (SELECT 1 FROM json_each(u.resource, '$.\"emails\"') AS e"), "{s}");
         assert_eq!(binds.len(), 2);
+    }
+
+    #[test]
+    fn a_single_valued_complex_attribute_in_brackets_is_its_one_value() {
+        let (s, binds) = sql(Dialect::Sqlite, "name[givenName eq \"Bob\" and not (familyName pr)]");
+        assert!(!s.contains("EXISTS"), "{s}");
+        assert_eq!(binds.len(), 1);
+        let mut b = SqlBuilder::new(Dialect::Sqlite);
+        let err = b.filter(ResourceType::User, "u", &parse_filter("userName[value eq \"x\"]").unwrap()).unwrap_err();
+        assert!(err.detail.contains("not a complex attribute"), "{}", err.detail);
     }
 
     #[test]
