@@ -819,6 +819,29 @@ async fn malformed_bodies_get_scim_errors_never_500() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// Brackets on a single-valued complex attribute the user does not have
+/// match nothing, negations inside them included (as in memory).
+#[tokio::test]
+async fn brackets_on_an_absent_complex_attribute_match_nothing() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let named = scim.create_user(user("named@acme.com")).await;
+    let mut bare = user("bare@acme.com");
+    bare.as_object_mut().unwrap().remove("name");
+    scim.create_user(bare).await;
+    for (filter, want) in [
+        ("name[not (givenName pr)]", vec![]),
+        ("name[givenName ne \"Bob\"]", vec![named.clone()]),
+        ("name[givenName eq null]", vec![]),
+        (
+            "not (name[givenName eq \"Given\"])",
+            vec![scim.filter_ids("Users", "userName eq \"bare@acme.com\"").await[0].clone()],
+        ),
+    ] {
+        assert_eq!(scim.filter_ids("Users", filter).await, want, "{filter}");
+    }
+}
+
 /// An unquoted number for a string is kept as its text only when whole:
 /// a float's text is not what was sent, and a later lookup by it would miss.
 #[tokio::test]

@@ -190,12 +190,16 @@ impl SqlBuilder {
     fn value_path(&mut self, scope: &Scope, attr: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
         let path = AttrPath { urn: attr.urn.clone(), attr: attr.attr.clone(), sub_attr: None };
         // A single-valued complex attribute is its one value: `name[givenName
-        // eq "Bob"]` is `name.givenName eq "Bob"`, as the evaluator reads it.
+        // eq "Bob"]` is `name.givenName eq "Bob"` where `name` is present,
+        // as the evaluator reads it (brackets on an absent attribute match
+        // nothing, `name[not (givenName pr)]` included).
         if let Scope::Root { rt, .. } = scope {
             let single_complex = resolve_in_path(*rt, path.urn.as_deref(), &path.attr, None)
                 .is_some_and(|r| r.sub.is_none() && r.attr.ty == AttrType::Complex && !r.attr.multi_valued);
             if single_complex {
-                return self.node(scope, &under(&path, inner)?);
+                let inside = self.node(scope, &under(&path, inner)?)?;
+                let held = self.present_target(scope.target(self.dialect, &path)?)?;
+                return Ok(format!("({held} AND {inside})"));
             }
         }
         let target = scope.target(self.dialect, &path)?;
