@@ -274,6 +274,18 @@ async fn a_field_of_the_wrong_type_is_named_once() {
     assert_eq!(fields.len(), 1, "{body}");
     assert_eq!(fields[0]["field"], "idp.issuer", "{body}");
     assert!(fields[0]["message"].as_str().unwrap().contains("string"), "{body}");
+    // Two problems with one field: named once, with both.
+    let body = json!({"customer_id": unique("scoped"),
+        "idp": {"type": "MicrosoftEntra", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "client_id": "c",
+                "client_secret": "s"},
+        "scopes": ["email"], "redirect_url": "https://app.example.com/cb", "verify": false});
+    let (status, body) = app.post("/api/v1/oidc-clients", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let fields = body["error"]["details"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 1, "{body}");
+    let message = fields[0]["message"].as_str().unwrap();
+    assert!(message.contains("must include openid") && message.contains("must include profile"), "{body}");
+    assert_eq!(body["error"]["message"].as_str().unwrap().matches("scopes").count(), 1, "{body}");
 }
 
 /// The stored secret is sent only to the IdP that issued it: a PATCH moving

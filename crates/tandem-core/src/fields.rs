@@ -23,6 +23,9 @@ pub struct FieldReader<'a> {
     object: Option<&'a Map<String, Value>>,
     errors: Vec<FieldError>,
     known: Vec<&'static str>,
+    /// Fields found of the wrong type: no later check adds to their error
+    /// (`"issuer": 0` is not also "required").
+    mistyped: Vec<String>,
 }
 
 impl<'a> FieldReader<'a> {
@@ -34,6 +37,7 @@ impl<'a> FieldReader<'a> {
             object: value.as_object(),
             errors: Vec::new(),
             known: Vec::new(),
+            mistyped: Vec::new(),
         };
         if reader.object.is_none() {
             let name = if prefix.is_empty() { "body" } else { prefix };
@@ -54,10 +58,19 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    /// Records a problem with a field.
+    /// Records a problem with a field (none more for a field of the wrong type).
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         let field = self.path(name);
+        if self.mistyped.contains(&field) {
+            return;
+        }
         self.errors.push(FieldError { field, message: message.into() });
+    }
+
+    /// Records a field of the wrong type.
+    fn type_error(&mut self, name: &str, message: String) {
+        self.error(name, message);
+        self.mistyped.push(self.path(name));
     }
 
     /// The raw value of a field; `None` when absent or JSON `null`.
@@ -80,7 +93,7 @@ impl<'a> FieldReader<'a> {
             Value::String(s) => Some(s.clone()),
             other => {
                 let msg = format!("must be a string, got {}", kind(other));
-                self.error(name, msg);
+                self.type_error(name, msg);
                 None
             }
         }
@@ -110,7 +123,7 @@ impl<'a> FieldReader<'a> {
             Value::Bool(b) => Some(*b),
             other => {
                 let msg = format!("must be true or false, got {}", kind(other));
-                self.error(name, msg);
+                self.type_error(name, msg);
                 None
             }
         }
@@ -122,7 +135,7 @@ impl<'a> FieldReader<'a> {
             Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
             other => {
                 let msg = format!("must be a non-negative integer, got {}", kind(other));
-                self.error(name, msg);
+                self.type_error(name, msg);
                 None
             }
         }
@@ -140,7 +153,7 @@ impl<'a> FieldReader<'a> {
                         other => {
                             ok = false;
                             let msg = format!("must be a string, got {}", kind(other));
-                            self.error(&format!("{name}[{i}]"), msg);
+                            self.type_error(&format!("{name}[{i}]"), msg);
                         }
                     }
                 }
@@ -148,7 +161,7 @@ impl<'a> FieldReader<'a> {
             }
             other => {
                 let msg = format!("must be an array of strings, got {}", kind(other));
-                self.error(name, msg);
+                self.type_error(name, msg);
                 None
             }
         }
@@ -166,6 +179,7 @@ impl<'a> FieldReader<'a> {
     /// Adds the problems a nested reader found.
     pub fn absorb(&mut self, other: FieldReader<'_>) {
         self.errors.extend(other.errors);
+        self.mistyped.extend(other.mistyped);
     }
 
     /// Whether nothing was wrong so far.

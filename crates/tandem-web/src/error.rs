@@ -30,12 +30,20 @@ impl ApiError {
     }
 
     /// `InvalidFields`, naming every bad field.
-    pub fn invalid_fields(mut fields: Vec<FieldError>) -> Self {
-        // One error per field, the first: a field of the wrong type is then
-        // also missing to the checks that follow (`idp.issuer: 0` is not
-        // "required"), which would only contradict it.
-        let mut seen = std::collections::HashSet::new();
-        fields.retain(|f| seen.insert(f.field.clone()));
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
+        // One entry per field, its distinct messages joined (`scopes` lacking
+        // openid and profile), so the message names each field once.
+        let mut fields: Vec<FieldError> = Vec::with_capacity(errors.len());
+        for e in errors {
+            match fields.iter_mut().find(|f| f.field == e.field) {
+                Some(f) if f.message.split("; ").any(|m| m == e.message) => {}
+                Some(f) => {
+                    f.message.push_str("; ");
+                    f.message.push_str(&e.message);
+                }
+                None => fields.push(e),
+            }
+        }
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         let message = match fields.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),
@@ -75,6 +83,11 @@ impl ResponseError for ApiError {
         let mut builder = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             builder.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a stalled body would otherwise be drained, with
+            // no timer, before the connection is used again (chunked).
+            builder.force_close();
         }
         builder.json(json!({"error": {"type": self.kind, "message": self.message, "details": self.details}}))
     }

@@ -67,6 +67,10 @@ impl ResponseError for ScimFailure {
         if self.0.status == 401 {
             b.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if self.0.status == 408 {
+            // As the API's (see `ApiError`): a stalled body is not drained.
+            b.force_close();
+        }
         b.content_type(SCIM_JSON).body(tandem_scim::to_text(&self.0.to_json()))
     }
 }
