@@ -31,7 +31,8 @@ fn load_current(secrets: &Secrets, may_create: bool) -> anyhow::Result<SecretKey
         return SecretKey::from_base64(&secrets.key).context("TANDEM_SECRET_KEY (secrets.key) is unusable");
     }
     let path = &secrets.key_file;
-    if path.exists() {
+    // (`try_exists`: a file that cannot be looked at is read, and its error said.)
+    if !matches!(path.try_exists(), Ok(false)) {
         warn_if_readable_by_others(path);
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;

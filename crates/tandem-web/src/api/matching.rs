@@ -39,14 +39,14 @@ fn listed_candidates(index: &ScimIndex<'_>, keys: &SsoSide) -> (Vec<(usize, Vec<
     (cands, total)
 }
 
-/// Of tombstones alike (one userName and externalId: a user the IdP
+/// Of tombstones alike (one userName, exactly, and externalId: a user the IdP
 /// deleted and made again, over and over), the latest: they would fill an
 /// SSO user's candidates with copies. `deleted`: oldest first.
 fn latest_of_each(deleted: Vec<ScimSide>) -> Vec<ScimSide> {
     let mut at: HashMap<(String, Option<String>), usize> = HashMap::new();
     let mut kept: Vec<Option<ScimSide>> = Vec::with_capacity(deleted.len());
     for d in deleted {
-        let key = (d.user_name.to_lowercase(), d.external_id.clone());
+        let key = (d.user_name.clone(), d.external_id.clone());
         if let Some(before) = at.insert(key, kept.len()) {
             kept[before] = None;
         }
