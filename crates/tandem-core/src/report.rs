@@ -7,6 +7,7 @@
 //! report over 100k SSO users and 100k SCIM users is a few hash lookups per
 //! user and strategy.
 
+use crate::login::{decide_shared_key, Candidate, JoinOutcome, NotActiveReason};
 use crate::matching::{local_part_lower, MatchingStrategy, ScimKey, SsoAttributes};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -185,23 +186,28 @@ impl<'a> ScimIndex<'a> {
         }
     }
 
-    /// [`ScimIndex::verdict`] by local part when one live user matched.
+    /// [`ScimIndex::verdict`] by local part when one live user matched:
+    /// decided by the login's own rule, over the live user and the other
+    /// userNames' tombstones, each owning the login's email or not.
     fn by_local_part(&self, one: usize, sso: &SsoSide) -> Verdict {
         let user = &self.users[one];
-        let mut others = self.others_deleted(user).peekable();
-        if others.peek().is_none() {
-            return Verdict::Matched(one);
-        }
         let email = sso.email.as_deref().map(str::to_lowercase).unwrap_or_default();
         let holds = |emails: Option<&Vec<String>>| emails.is_some_and(|e| e.contains(&email));
-        if user.user_name.to_lowercase() == email || holds(self.live_emails.get(&one)) {
-            return Verdict::Matched(one);
+        let own = user.user_name.to_lowercase();
+        let mut candidates = vec![Candidate { live: true, active: user.active }];
+        let mut owns = vec![own == email || holds(self.live_emails.get(&one))];
+        let mut names = vec![own.as_str()];
+        for (name, id) in self.others_deleted(user) {
+            candidates.push(Candidate { live: false, active: false });
+            owns.push(*name == email || holds(self.deleted_emails.get(id)));
+            names.push(name);
         }
-        if others.any(|(name, id)| *name == email || holds(self.deleted_emails.get(id))) {
-            // The login: `deleted`.
-            return Verdict::Unmatched;
+        match decide_shared_key(&candidates, &names, &owns) {
+            // Deactivated: found, and refused as such (counted as matched).
+            JoinOutcome::Matched(_) | JoinOutcome::NotActive(NotActiveReason::Deactivated) => Verdict::Matched(one),
+            JoinOutcome::NotActive(_) => Verdict::Unmatched,
+            JoinOutcome::Ambiguous(_) => Verdict::Ambiguous,
         }
-        Verdict::Ambiguous
     }
 
     /// SCIM users any strategy would match for `sso`, with the strategies that would.

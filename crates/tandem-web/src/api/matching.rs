@@ -130,11 +130,9 @@ pub async fn report(
                     index.set_live_emails(i, emails.remove(&scim[i].id).unwrap_or_default());
                 }
                 for id in deleted_owners {
-                    let of = emails.remove(&id).unwrap_or_default();
-                    index.set_deleted_emails(&id, of);
+                    index.set_deleted_emails(&id, emails.remove(&id).unwrap_or_default());
                 }
             }
-            let index = index;
             let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
             let counts = count_all(&index, &sso_keys);
             let recommended = recommend(&counts, &preferred);
@@ -170,11 +168,8 @@ pub async fn report(
             };
             let scim_json = |i: usize, under: &[MatchingStrategy]| {
                 let u = &scim[i];
-                let emails = rows
-                    .get(&u.id)
-                    .and_then(|r| r.document().get("emails").cloned())
-                    .map(|e| e.as_array().map(|a| a.iter().filter_map(|x| x.get("value").cloned()).collect::<Vec<_>>()).unwrap_or_default())
-                    .unwrap_or_default();
+                let doc = rows.get(&u.id).map(users::ScimUserRow::document).unwrap_or_default();
+                let emails = tandem_scim::resource::email_values(&doc).map(|e| json!(e)).collect();
                 candidate_json(u, emails, under)
             };
             let deleted_json = |(i, under): &(usize, Vec<MatchingStrategy>)| {
