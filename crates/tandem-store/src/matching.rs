@@ -101,13 +101,7 @@ pub fn emails_of(
             .load(conn)?;
         for (id, resource) in rows {
             let doc: serde_json::Value = serde_json::from_str(&resource).unwrap_or_default();
-            let emails: Vec<String> = doc
-                .get("emails")
-                .and_then(serde_json::Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.get("value").and_then(serde_json::Value::as_str).map(str::to_string))
-                .collect();
+            let emails: Vec<String> = tandem_scim::resource::email_values(&doc).map(str::to_string).collect();
             if !emails.is_empty() {
                 out.insert(id, emails);
             }

@@ -5,6 +5,16 @@ use serde_json::{json, Map, Value};
 use crate::json::member_ci;
 use crate::schema::LIST_RESPONSE;
 
+/// The `value`s of a canonical User's `emails` (its addresses, as sent).
+pub fn email_values(resource: &Value) -> impl Iterator<Item = &str> {
+    resource
+        .get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("value").and_then(Value::as_str))
+}
+
 fn non_null(value: &Value) -> Option<&Value> {
     (!value.is_null()).then_some(value)
 }

@@ -7,7 +7,7 @@ pub(crate) mod normalize;
 mod project;
 mod view;
 
-pub use access::{list_response, list_response_text, primary_value_at, value_at};
+pub use access::{email_values, list_response, list_response_text, primary_value_at, value_at};
 pub use diff::changed_attributes;
 pub use normalize::{ignored_attributes, normalize};
 pub use project::{check_projection, project};

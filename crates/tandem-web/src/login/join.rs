@@ -238,7 +238,5 @@ pub fn join(
 /// Whether `email` (lower-cased) is `user`'s: its userName, or one of its emails.
 fn owns_email(user: &users::ScimUserRow, email: &str) -> bool {
     user.user_name_lower == email
-        || user.document().get("emails").and_then(Value::as_array).is_some_and(|emails| {
-            emails.iter().any(|e| e.get("value").and_then(Value::as_str).is_some_and(|v| v.to_lowercase() == email))
-        })
+        || tandem_scim::resource::email_values(&user.document()).any(|v| v.to_lowercase() == email)
 }
