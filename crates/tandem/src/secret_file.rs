@@ -48,11 +48,7 @@ fn load_current(secrets: &Secrets, may_create: bool) -> anyhow::Result<SecretKey
         );
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        tandem_store::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let (key, encoded) = SecretKey::generate()?;
     if encoded.is_empty() {
