@@ -25,6 +25,20 @@ fn tandem(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Starts `serve` on `db` with `key` (empty: the key file), which must
+/// refuse to start; its standard error.
+fn refused_start(dir: &std::path::Path, db: &str, key: &str) -> String {
+    let out = tandem(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TANDEM_DATABASE_URL", db)
+        .env("TANDEM_SECRET_KEY", key)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "started: {err}");
+    err
+}
+
 /// Runs a command that must succeed; its standard output.
 fn run_ok(dir: &std::path::Path, args: &[&str]) -> String {
     let out = tandem(dir).args(args).output().unwrap();
@@ -197,14 +211,8 @@ fn wrong_secret_key_is_a_clear_start_up_error() {
     wait_exit(&mut child);
     // A start with key B is refused, naming the cause.
     let refused_with_b = || {
-        let out = tandem(&dir)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("TANDEM_DATABASE_URL", &db)
-            .env("TANDEM_SECRET_KEY", key_b)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success() && err.contains("not the key this database"), "{err}");
+        let err = refused_start(&dir, &db, key_b);
+        assert!(err.contains("not the key this database"), "{err}");
     };
     refused_with_b();
     // The key is checked before migrations: with one pending (the newest
@@ -268,14 +276,8 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
     // The key file lost (a volume no longer mounted): no new key is made for
     // a database set up with one; the start says what is missing.
     std::fs::rename(dir.join("data/secret.key"), dir.join("kept.key")).unwrap();
-    let out = tandem(&dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("TANDEM_DATABASE_URL", &db)
-        .env("TANDEM_SECRET_KEY", "")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("key file") && err.contains("does not exist"), "{err}");
+    let err = refused_start(&dir, &db, "");
+    assert!(err.contains("key file") && err.contains("does not exist"), "{err}");
     assert!(!dir.join("data/secret.key").exists(), "no key is made in its place");
     std::fs::rename(dir.join("kept.key"), dir.join("data/secret.key")).unwrap();
     let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
@@ -324,14 +326,7 @@ fn a_generated_key_starts_the_server_and_postgresql_never_makes_one() {
     assert!(wait_exit(&mut child).success());
 
     if postgres_url().is_some() {
-        let out = tandem(&dir)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("TANDEM_DATABASE_URL", &db)
-            .env("TANDEM_SECRET_KEY", "")
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused_start(&dir, &db, "");
         assert!(err.contains("TANDEM_SECRET_KEY") && err.contains("secret-key generate"), "{err}");
         assert!(!dir.join("data/secret.key").exists(), "no key file is made for PostgreSQL");
     }
