@@ -515,8 +515,16 @@ async fn other_methods_bad_forms_and_too_many_changes_get_a_page() {
     assert_eq!(headers["cache-control"], "no-store");
     let resp =
         app.http.post(format!("{}{path}/scim", app.base)).json(&json!({"action": "create"})).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(resp.text().await.unwrap().contains("The form could not be read"));
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("The form could not be read: it is not sent as application/x-www-form-urlencoded"), "{html}");
+    let big = "x".repeat(17 * 1024);
+    let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", big.as_str())]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{html}");
+    assert!(
+        html.contains("The form could not be read: it is larger than 16384 bytes") && html.contains("<html"),
+        "{html}"
+    );
     // At most 20 changes per link in ten minutes.
     for _ in 0..20 {
         assert_eq!(post_form(&app, &format!("{path}/scim"), &[("action", "explode")]).await.0, StatusCode::BAD_REQUEST);
@@ -687,4 +695,35 @@ async fn a_link_gives_the_client_it_creates_the_apps_settings() {
     assert_eq!(invalid_fields(&body), ["client.email_domain_allowlist[0]"], "{body}");
     let (_, body) = app.post("/api/v1/setup-links", json!({"customer_id": customer, "client": "x"})).await;
     assert_eq!(invalid_fields(&body), ["client"], "{body}");
+}
+
+/// A form that stops arriving midway (a setup page's, the dashboard's
+/// sign-in) is answered with a 408 page once `server.body_timeout_secs` has
+/// passed, and its connection closed, instead of holding it for good.
+#[tokio::test]
+async fn a_form_that_stalls_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_adjusted(|s| {
+        s.oidc.setup_links_allow_private_issuers = true;
+        s.server.body_timeout_secs = 1;
+    })
+    .await;
+    let link = make_link(&app, &unique("setup-stall"), json!({})).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    for path in [format!("{}/oidc", page_path(&app, &link)), "/dashboard/login".to_string()] {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 1000\r\n\r\nidp_type=Generic&issuer="
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "{path}: no answer within 20 s");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("The form could not be read: it did not arrive within 1 s"), "{path}: {answer}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{path}: {:?}", started.elapsed());
+    }
 }

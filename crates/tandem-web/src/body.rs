@@ -1,11 +1,13 @@
-//! Reading request bodies: a size limit and JSON parsing whose errors say
-//! where the JSON broke, in the API's own error shape.
+//! Reading request bodies: a size limit, a deadline, and JSON parsing whose
+//! errors say where the JSON broke, in the API's own error shape; and the
+//! pages' forms, read the same way.
 
 use crate::error::ApiError;
-use crate::state::WebSettings;
+use crate::state::{AppState, WebSettings};
 use actix_web::http::StatusCode;
-use actix_web::web;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Why a body could not be read.
@@ -73,3 +75,73 @@ pub async fn json(payload: web::Payload, settings: &WebSettings) -> Result<Value
     let bytes = read_limited(payload, settings).await?;
     parse_json(&bytes)
 }
+
+/// Most bytes a page's form may have (the dashboard's and the setup
+/// pages': a few fields, a client secret at most).
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+/// How the pages under a scope answer a form they could not read: the
+/// request, the status, and what was wrong. Set as `app_data` beside the
+/// routes that take a [`Form`].
+#[derive(Clone, Copy)]
+pub struct FormPage(pub fn(&HttpRequest, StatusCode, &str) -> HttpResponse);
+
+/// A page's form (`application/x-www-form-urlencoded`), read within
+/// [`FORM_LIMIT`] and `server.body_timeout_secs` (actix's own `Form` has no
+/// timeout: a form that stopped midway held its connection for good). A
+/// name given twice keeps its last value.
+pub struct Form(pub HashMap<String, String>);
+
+impl std::ops::Deref for Form {
+    type Target = HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl actix_web::FromRequest for Form {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = <web::Payload as actix_web::FromRequest>::from_request(&req, payload).into_inner();
+        Box::pin(async move {
+            let refused = |status: StatusCode, why: String| {
+                let text = format!("The form could not be read: {why}.");
+                let mut page = match req.app_data::<FormPage>() {
+                    Some(FormPage(page)) => page(&req, status, &text),
+                    None => HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(text),
+                };
+                if status == StatusCode::REQUEST_TIMEOUT {
+                    // The rest of the body may still come: not read, so not kept.
+                    page.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+                }
+                actix_web::error::InternalError::from_response(why, page).into()
+            };
+            let form_type = req.mime_type().ok().flatten().is_some_and(|m| m.essence_str() == FORM_TYPE);
+            if !form_type {
+                return Err(refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("it is not sent as {FORM_TYPE}")));
+            }
+            let timeout = req.app_data::<web::Data<AppState>>().map_or(DEFAULT_TIMEOUT, |s| s.settings.body_timeout);
+            let bytes = match (payload, timeout) {
+                (Ok(payload), timeout) => bytes_within(payload, FORM_LIMIT, timeout).await,
+                (Err(e), _) => Err(BodyError::Broken(e.to_string())),
+            };
+            match bytes {
+                Ok(bytes) => Ok(Form(url::form_urlencoded::parse(&bytes).into_owned().collect())),
+                Err(BodyError::TooLarge) => {
+                    Err(refused(StatusCode::PAYLOAD_TOO_LARGE, format!("it is larger than {FORM_LIMIT} bytes")))
+                }
+                Err(BodyError::TimedOut(t)) => {
+                    Err(refused(StatusCode::REQUEST_TIMEOUT, format!("it did not arrive within {} s", t.as_secs())))
+                }
+                Err(BodyError::Broken(e)) => Err(refused(StatusCode::BAD_REQUEST, e)),
+            }
+        })
+    }
+}
+
+const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+/// Only where no `AppState` is set up (it always is in the server).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

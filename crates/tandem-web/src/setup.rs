@@ -24,6 +24,7 @@
 use crate::api::oidc_clients::{self, LinkGuard};
 use crate::api::scim_connections;
 use crate::auth::Caller;
+use crate::body::{Form, FormPage};
 use crate::dashboard::layout::{html_response, STYLESHEET};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -54,11 +55,7 @@ const WINDOW: Duration = Duration::from_secs(600);
 /// Registers the setup pages. Another method on them answers a page, not
 /// the API's JSON (which would echo the path, token and all).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let form = web::FormConfig::default().limit(16 * 1024).error_handler(|err, req| {
-        let text = format!("The form could not be read: {err}.");
-        let page = message(site_of(req), StatusCode::BAD_REQUEST, "Not understood", &text);
-        actix_web::error::InternalError::from_response(err, page).into()
-    });
+    let form = FormPage(|req, status, text| message(site_of(req), status, "Not understood", text));
     cfg.service(
         web::resource("/setup/assets/setup.css")
             .route(web::get().to(stylesheet))
@@ -72,7 +69,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/setup/{token}/oidc")
-            .app_data(form.clone())
+            .app_data(form)
             .route(web::post().to(save_oidc))
             .default_service(web::to(|req: HttpRequest| wrong_method(req, "POST"))),
     )
@@ -524,11 +521,7 @@ fn scim_section(
 /// customer's client (a secret needed) or changes its IdP settings, with
 /// discovery; back to the page, or the page with the reason (or with the
 /// save's warnings) and what was entered, but the secret.
-async fn save_oidc(
-    state: web::Data<AppState>,
-    token: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn save_oidc(state: web::Data<AppState>, token: web::Path<String>, form: Form) -> HttpResponse {
     let link = match changing(&state, &token).await {
         Ok(link) => link,
         Err(page) => return page,
@@ -601,7 +594,7 @@ async fn save_oidc(
                 // Its message names the other customer.
                 e.message = SHARED_PATH.to_string();
             }
-            let mut entered = form.into_inner();
+            let mut entered = form.0;
             entered.remove("client_secret");
             render_page(&state, &token, e.status, Some(Notice::Refused(e)), Some(&entered)).await
         }
@@ -667,11 +660,7 @@ fn refuse_without_secret(state: &AppState, body: &Value) -> ApiError {
 /// makes its key anew (the previous one keeps working for
 /// `scim.rotation_grace_hours`; a form whose key was replaced meanwhile, a
 /// second click, replaces nothing), and shows the new token once.
-async fn save_scim(
-    state: web::Data<AppState>,
-    token: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn save_scim(state: web::Data<AppState>, token: web::Path<String>, form: Form) -> HttpResponse {
     let link = match changing(&state, &token).await {
         Ok(link) => link,
         Err(page) => return page,

@@ -6,11 +6,11 @@ use super::customer::{render, Notice};
 use super::layout::{message, store_failure};
 use super::overview::urlencode;
 use super::session::require_form;
+use crate::body::Form;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
-use std::collections::HashMap;
 use tandem_core::matching::MatchingStrategy;
 use tandem_store::scim_connections::Rotated;
 use tandem_store::{audit, micros, oidc_clients};
@@ -20,7 +20,7 @@ pub async fn save_strategy(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    form: Form,
 ) -> HttpResponse {
     let admin = match require_form(&req, &state, &form).await {
         Ok(a) => a,
@@ -108,7 +108,7 @@ pub async fn set_scim_required(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    form: Form,
 ) -> HttpResponse {
     let admin = match require_form(&req, &state, &form).await {
         Ok(a) => a,
@@ -138,7 +138,7 @@ pub async fn rotate_key(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<HashMap<String, String>>,
+    form: Form,
 ) -> HttpResponse {
     let admin = match require_form(&req, &state, &form).await {
         Ok(a) => a,
@@ -182,11 +182,7 @@ pub async fn rotate_key(
 /// `POST /dashboard/setup-links` (form: `csrf`, `customer_id`,
 /// `redirect_url`, `expires_in_hours`): a setup link made as the API makes
 /// one, by the session's key; its URL shown once.
-pub async fn make_setup_link(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+pub async fn make_setup_link(req: HttpRequest, state: web::Data<AppState>, form: Form) -> HttpResponse {
     let admin = match require_form(&req, &state, &form).await {
         Ok(a) => a,
         Err(resp) => return resp,

@@ -9,12 +9,14 @@ pub(crate) mod layout;
 mod overview;
 mod session;
 
+use crate::body::FormPage;
 use actix_web::web;
 
 /// Registers the dashboard routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/dashboard")
+            .app_data(FormPage(|_, status, text| layout::message(status, "Not understood", None, text)))
             .route("", web::get().to(overview::page_handler))
             .route("/login", web::get().to(session::login_page))
             .route("/login", web::post().to(session::login))

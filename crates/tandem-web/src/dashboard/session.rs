@@ -2,6 +2,7 @@
 //! CSRF checks every form goes through.
 
 use super::layout::page;
+use crate::body::Form;
 use crate::state::AppState;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -165,11 +166,7 @@ pub async fn login_page(state: web::Data<AppState>, query: web::Query<HashMap<St
 }
 
 /// `POST /dashboard/login` (form: `key`, `csrf` matching the sign-in cookie)
-pub async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: Form) -> HttpResponse {
     let next = form.get("next").map(String::as_str).and_then(dashboard_page);
     let expected = req.cookie(named(&state, LOGIN_CSRF_COOKIE)).map(|c| c.value().to_string());
     let given = form.get("csrf");
@@ -228,11 +225,7 @@ pub async fn login(
 }
 
 /// `POST /dashboard/logout`
-pub async fn logout(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>, form: Form) -> HttpResponse {
     let admin = match require_form(&req, &state, &form).await {
         Ok(a) => a,
         Err(resp) => return resp,
