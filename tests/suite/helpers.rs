@@ -544,3 +544,18 @@ pub fn member_ids(group: &Value) -> Vec<String> {
 pub fn member_display(group: &Value, id: &str) -> Option<Value> {
     group["members"].as_array()?.iter().find(|m| m["value"] == id).map(|m| m["display"].clone())
 }
+
+/// Sends `head` (a request's head and the start of a body its headers say
+/// is longer) to `addr`, and returns the answer, which must come, and the
+/// connection close, within 10 s (`path` names the request in failures).
+pub async fn answer_to_stalled_body(addr: &str, head: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "{path}: no answer within 20 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{path}: {:?}", started.elapsed());
+    String::from_utf8_lossy(&answer).into_owned()
+}

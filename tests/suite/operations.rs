@@ -110,7 +110,6 @@ async fn metrics_count_requests_by_route_pattern() {
 /// of holding the connection open for good.
 #[tokio::test]
 async fn a_request_body_that_stalls_is_answered_408() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn_adjusted(|s| s.server.body_timeout_secs = 1).await;
     let scim = app.scim().await;
     let addr = app.base.trim_start_matches("http://").to_string();
@@ -120,20 +119,13 @@ async fn a_request_body_that_stalls_is_answered_408() {
     // the body before closing: the connection stays until the client goes.)
     let framing = "Content-Length: 1000\r\n\r\n{\"userName\": ";
     for (path, key) in paths {
-        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
              {framing}"
         );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let started = std::time::Instant::now();
-        let mut answer = Vec::new();
-        let read = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read_to_end(&mut answer)).await;
-        assert!(read.is_ok(), "{path}: no answer within 20 s");
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = answer_to_stalled_body(&addr, &head, &path).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
         assert!(answer.contains("did not arrive within 1 s"), "{path}: {answer}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{path}: {:?}", started.elapsed());
     }
 }
 

@@ -702,7 +702,6 @@ async fn a_link_gives_the_client_it_creates_the_apps_settings() {
 /// passed, and its connection closed, instead of holding it for good.
 #[tokio::test]
 async fn a_form_that_stalls_is_answered_408() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn_adjusted(|s| {
         s.oidc.setup_links_allow_private_issuers = true;
         s.server.body_timeout_secs = 1;
@@ -711,19 +710,12 @@ async fn a_form_that_stalls_is_answered_408() {
     let link = make_link(&app, &unique("setup-stall"), json!({})).await;
     let addr = app.base.trim_start_matches("http://").to_string();
     for path in [format!("{}/oidc", page_path(&app, &link)), "/dashboard/login".to_string()] {
-        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
              Content-Length: 1000\r\n\r\nidp_type=Generic&issuer="
         );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let started = std::time::Instant::now();
-        let mut answer = Vec::new();
-        let read = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read_to_end(&mut answer)).await;
-        assert!(read.is_ok(), "{path}: no answer within 20 s");
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = answer_to_stalled_body(&addr, &head, &path).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
         assert!(answer.contains("The form could not be read: it did not arrive within 1 s"), "{path}: {answer}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{path}: {:?}", started.elapsed());
     }
 }
