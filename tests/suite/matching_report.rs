@@ -21,7 +21,7 @@ async fn setup_at(idp_type: &str, strategy: Option<&str>, issuer: &str) -> Setup
     let customer = unique("report");
     let mut body = json!({"customer_id": customer,
         "idp": {"type": idp_type, "client_id": "c", "client_secret": "s", "sso_domain": "acme.okta.com",
-                "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "issuer": issuer},
+                "tenant_id": "3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f", "issuer": issuer},
         "redirect_url": format!("https://app.example.com/cb/{customer}"), "verify": false});
     if let Some(s) = strategy {
         body["scim_matching_definition"] = json!({"strategy": s});

@@ -55,14 +55,62 @@ async fn entra_client_derives_its_issuer_and_defaults_to_external_id_matching() 
             json!({
             "customer_id": unique("contoso"),
             "idp": {"type": "MicrosoftEntra", "client_id": "11111111-2222-3333-4444-555555555555",
-                    "client_secret": "entra~secret", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"},
+                    "client_secret": "entra~secret", "tenant_id": "3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f"},
             "redirect_url": format!("https://app.example.com/sso/callback/{}", unique("contoso")),
             "verify": false}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["idp"]["issuer"], "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0");
+    assert_eq!(body["idp"]["issuer"], "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0");
     assert_eq!(body["scim_matching_definition"]["strategy"], "OidcSubToScimExternalId");
+}
+
+/// Microsoft's tenant of personal accounts and its shared endpoints
+/// (`common`, `organizations`, `consumers`) are no customer's directory:
+/// through them anyone with a Microsoft account could sign in as the
+/// customer's users. Refused by tenant ID and as an issuer, of any type.
+#[tokio::test]
+async fn microsofts_shared_tenants_are_refused() {
+    let app = TestApp::spawn().await;
+    let consumers = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    for (idp, field, says) in [
+        (
+            json!({"type": "MicrosoftEntra", "tenant_id": consumers.to_uppercase()}),
+            "idp.tenant_id",
+            "personal accounts",
+        ),
+        (
+            json!({"type": "MicrosoftEntra", "issuer": format!("https://login.microsoftonline.com/{consumers}/v2.0")}),
+            "idp.issuer",
+            "personal accounts",
+        ),
+        (json!({"type": "Generic", "issuer": "https://login.microsoftonline.com/common/v2.0"}), "idp.issuer", "anyone"),
+        (
+            json!({"type": "Generic", "issuer": "https://Login.MicrosoftOnline.us/organizations/v2.0/"}),
+            "idp.issuer",
+            "any Entra directory",
+        ),
+        (
+            json!({"type": "Okta", "issuer": "https://login.microsoftonline.com/consumers/v2.0"}),
+            "idp.issuer",
+            "personal",
+        ),
+    ] {
+        let mut idp = idp;
+        idp["client_id"] = json!("11111111-2222-3333-4444-555555555555");
+        idp["client_secret"] = json!("entra~secret");
+        let (status, body) = app
+            .post(
+                "/api/v1/oidc-clients",
+                json!({"customer_id": unique("msa"), "idp": idp, "redirect_url": "https://app.example.com/cb",
+                       "verify": false}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{idp}: {body}");
+        assert_eq!(invalid_fields(&body), [field], "{body}");
+        let text = body.to_string();
+        assert!(text.contains(says) && text.contains("own directory (tenant) ID"), "{body}");
+    }
 }
 
 #[tokio::test]
@@ -276,7 +324,7 @@ async fn a_field_of_the_wrong_type_is_named_once() {
     assert!(fields[0]["message"].as_str().unwrap().contains("string"), "{body}");
     // Two problems with one field: named once, with both.
     let body = json!({"customer_id": unique("scoped"),
-        "idp": {"type": "MicrosoftEntra", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad", "client_id": "c",
+        "idp": {"type": "MicrosoftEntra", "tenant_id": "3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f", "client_id": "c",
                 "client_secret": "s"},
         "scopes": ["email"], "redirect_url": "https://app.example.com/cb", "verify": false});
     let (status, body) = app.post("/api/v1/oidc-clients", body).await;

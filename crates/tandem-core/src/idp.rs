@@ -37,6 +37,32 @@ const MICROSOFT_LOGIN_HOSTS: [&str; 4] = [
 /// Microsoft's tenant of personal accounts, which no customer's directory is.
 const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
+/// Why an issuer on Microsoft's sign-in hosts is no customer's own: its
+/// tenant is the tenant of personal accounts, or `common`, `organizations`
+/// or `consumers` (endpoints shared by many directories). Through such an
+/// issuer anyone with a personal Microsoft account, or any Entra directory,
+/// could sign in as the customer's users. `None` for any other issuer.
+pub fn shared_microsoft_tenant(issuer: &str) -> Option<String> {
+    let url = url::Url::parse(issuer).ok()?;
+    if !url.host_str().is_some_and(|h| MICROSOFT_LOGIN_HOSTS.contains(&h.to_ascii_lowercase().as_str())) {
+        return None;
+    }
+    let tenant = url.path().trim_start_matches('/').split('/').next().unwrap_or("").to_ascii_lowercase();
+    let what = match tenant.as_str() {
+        MICROSOFT_CONSUMERS_TENANT | "consumers" => {
+            "Microsoft's tenant of personal accounts: anyone with a Microsoft account"
+        }
+        "common" => "Microsoft's endpoint shared by every directory and personal accounts: anyone",
+        "organizations" => "Microsoft's endpoint shared by every directory: anyone in any Entra directory",
+        _ => return None,
+    };
+    Some(format!(
+        "names {what} could sign in as this customer's users; use the customer's own directory (tenant) ID, \
+         https://{}/<tenant ID>/v2.0",
+        url.host_str().unwrap_or_default()
+    ))
+}
+
 /// Whether two clients may share a redirect path: both are Entra ID clients
 /// of one application (the same `client_id`: a vendor's multi-tenant app,
 /// whose registration holds at most 256 redirect URIs) whose issuers are
@@ -237,16 +263,36 @@ mod tests {
     }
 
     #[test]
+    fn microsofts_shared_tenants_are_no_customers_issuer() {
+        for shared in [
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+            "https://login.microsoftonline.com/9188040D-6C67-4C5B-B112-36A304B66DAD/v2.0",
+            "https://login.microsoftonline.com/common/v2.0",
+            "https://LOGIN.microsoftonline.us/Organizations/v2.0",
+            "https://login.partner.microsoftonline.cn/consumers",
+        ] {
+            assert!(shared_microsoft_tenant(shared).is_some(), "{shared}");
+        }
+        for own in [
+            "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0",
+            "https://idp.example/common/v2.0",
+            "https://acme.okta.com",
+        ] {
+            assert_eq!(shared_microsoft_tenant(own), None, "{own}");
+        }
+    }
+
+    #[test]
     fn entra_issuer_comes_from_the_tenant_id() {
-        let loc = IdpLocation { tenant_id: Some("9188040d-6c67-4c5b-b112-36a304b66dad".into()), ..Default::default() };
+        let loc = IdpLocation { tenant_id: Some("3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f".into()), ..Default::default() };
         assert_eq!(
             loc.issuer_for(IdpType::MicrosoftEntra).unwrap(),
-            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+            "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0"
         );
-        let loc = IdpLocation { tenant_id: Some("9188040D-6C67-4C5B-B112-36A304B66DAD".into()), ..Default::default() };
+        let loc = IdpLocation { tenant_id: Some("3F2A6C1E-8B4D-4E2A-9C7F-1A2B3C4D5E6F".into()), ..Default::default() };
         assert_eq!(
             loc.issuer_for(IdpType::MicrosoftEntra).unwrap(),
-            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+            "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0"
         );
     }
 

@@ -541,7 +541,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
         if !is_guid(tenant) {
             d.error(
                 "tenant_id",
-                "must be the directory (tenant) ID, a GUID such as 9188040d-6c67-4c5b-b112-36a304b66dad (Entra admin \
+                "must be the directory (tenant) ID, a GUID such as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (Entra admin \
                  center > Overview); Entra's metadata names its issuer by this GUID, so a domain name would never match",
             );
         }
@@ -561,7 +561,13 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
                 }
             };
             match check_url(&issuer, policy, true) {
-                Ok(u) => Some(u),
+                Ok(u) => match crate::idp::shared_microsoft_tenant(&u) {
+                    Some(msg) => {
+                        d.error(field, msg);
+                        None
+                    }
+                    None => Some(u),
+                },
                 Err(msg) => {
                     d.error(field, msg);
                     None
@@ -901,14 +907,14 @@ mod tests {
         let current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
         let err = parse_patch(&json!({"idp": {"type": "MicrosoftEntra"}}), &current, UrlPolicy::default()).unwrap_err();
         assert_eq!(fields(err), ["idp.tenant_id"]);
-        let entra = json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "9188040d-6c67-4c5b-b112-36a304b66dad"}});
+        let entra = json!({"idp": {"type": "MicrosoftEntra", "tenant_id": "3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f"}});
         // The Okta client's secret is not sent on to Entra.
         let err = parse_patch(&entra, &current, UrlPolicy::default()).unwrap_err();
         assert_eq!(fields(err), ["idp.client_secret"]);
         let mut with_secret = entra.clone();
         with_secret["idp"]["client_secret"] = json!("entra~secret");
         let ok = parse_patch(&with_secret, &current, UrlPolicy::default()).unwrap();
-        assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0");
+        assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0");
         assert_eq!(ok.spec.client_secret.map(|s| s.0), Some("entra~secret".to_string()));
     }
 
