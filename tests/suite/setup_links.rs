@@ -251,6 +251,49 @@ async fn revoked_expired_and_unknown_links_do_not_work() {
     assert_eq!(audit["data"].as_array().unwrap().len(), 1, "revoked once: {audit}");
 }
 
+/// Deleting a customer's OIDC client or SCIM connection revokes its links
+/// still working (each recorded, with the deletion that revoked it): a link
+/// would otherwise make them again, under whatever IdP its holder enters.
+/// Other customers' links keep working.
+#[tokio::test]
+async fn deleting_a_customers_client_or_connection_revokes_its_links() {
+    let app = spawn().await;
+    let other = make_link(&app, &unique("setup-other"), json!({})).await;
+    for kind in ["oidc-clients", "scim-connections"] {
+        let customer = unique("setup-deleted");
+        let (status, made) = if kind == "oidc-clients" {
+            app.post("/api/v1/oidc-clients", okta_client(&customer)).await
+        } else {
+            app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await
+        };
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let id = made["oidc_client_id"].as_str().or(made["scim_connection_id"].as_str()).unwrap().to_string();
+        let links = [make_link(&app, &customer, json!({})).await, make_link(&app, &customer, json!({})).await];
+        let revoked_before = &links[0]["id"];
+        assert_eq!(
+            app.delete(&format!("/api/v1/setup-links/{}", revoked_before.as_str().unwrap())).await.0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(get_page(&app.base, &app, &page_path(&app, &links[1])).await.0, StatusCode::OK);
+        assert_eq!(app.delete(&format!("/api/v1/{kind}/{id}")).await.0, StatusCode::NO_CONTENT, "{kind}");
+        for link in &links {
+            let (status, html, _) = get_page(&app.base, &app, &page_path(&app, link)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{kind}: {html}");
+            let (_, shown) = app.get(&format!("/api/v1/setup-links/{}", link["id"].as_str().unwrap())).await;
+            assert_eq!(shown["state"], "revoked", "{kind}: {shown}");
+        }
+        let (_, audit) = app.get("/api/v1/audit-events?action=setup_link.revoked&limit=100").await;
+        let of_customer: Vec<&Value> =
+            audit["data"].as_array().unwrap().iter().filter(|e| e["details"]["customer_id"] == customer).collect();
+        assert_eq!(of_customer.len(), 2, "{kind}: once each: {audit}");
+        let via = format!("{}.deleted", kind.trim_end_matches('s').replace('-', "_"));
+        let by_delete: Vec<&&Value> = of_customer.iter().filter(|e| e["details"]["via"] == via.as_str()).collect();
+        assert_eq!(by_delete.len(), 1, "{kind}: the one still working, revoked by the delete: {audit}");
+        assert_eq!(by_delete[0]["target_id"], links[1]["id"], "{kind}: {audit}");
+    }
+    assert_eq!(get_page(&app.base, &app, &page_path(&app, &other)).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn setup_link_fields_are_checked() {
     let app = spawn().await;

@@ -778,7 +778,8 @@ pub async fn jwks(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
         .json(jwks))
 }
 
-/// `DELETE /api/v1/oidc-clients/{id}`
+/// `DELETE /api/v1/oidc-clients/{id}`: also revokes the customer's setup
+/// links still working.
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -786,7 +787,16 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let target = ("oidc_client", id.as_str());
-    if super::delete_audited(&state, caller, target, "oidc_client.deleted", |c, k, _| repo::delete(c, k)).await? {
+    let actor = caller.name.clone();
+    let delete = move |c: &mut tandem_store::AnyConnection, k: &str, now| {
+        let Some(row) = repo::get(c, k)? else { return Ok(false) };
+        let existed = repo::delete(c, k)?;
+        if existed {
+            super::setup_links::revoke_working_of(c, &row.customer_id, now, &actor, "oidc_client.deleted")?;
+        }
+        Ok(existed)
+    };
+    if super::delete_audited(&state, caller, target, "oidc_client.deleted", delete).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found(&id))

@@ -266,7 +266,8 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(load(&state, id).await?))
 }
 
-/// `DELETE /api/v1/scim-connections/{id}`: removes the connection and its SCIM data.
+/// `DELETE /api/v1/scim-connections/{id}`: removes the connection and its
+/// SCIM data, and revokes the customer's setup links still working.
 pub async fn delete(
     state: web::Data<AppState>,
     caller: Caller,
@@ -274,7 +275,16 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let target = ("scim_connection", id.as_str());
-    let existed = super::delete_audited(&state, caller, target, "scim_connection.deleted", repo::delete).await?;
+    let actor = caller.name.clone();
+    let delete = move |c: &mut tandem_store::AnyConnection, k: &str, now| {
+        let Some(row) = repo::get(c, k)? else { return Ok(false) };
+        let existed = repo::delete(c, k, now)?;
+        if existed {
+            super::setup_links::revoke_working_of(c, &row.customer_id, now, &actor, "scim_connection.deleted")?;
+        }
+        Ok(existed)
+    };
+    let existed = super::delete_audited(&state, caller, target, "scim_connection.deleted", delete).await?;
     // Its keys stop working on this node at once (other nodes' caches within seconds).
     state.scim_keys.clear();
     if existed {

@@ -206,6 +206,24 @@ pub async fn get(state: web::Data<AppState>, _caller: Caller, id: web::Path<Stri
     Ok(HttpResponse::Ok().json(render(&row, &state)))
 }
 
+/// Revokes the links of `customer_id` still working at `now`, each recorded
+/// as revoked by `actor` through `via` (the deletion of the customer's
+/// client or connection: a link would otherwise set the customer up again,
+/// under whatever IdP its holder enters).
+pub(crate) fn revoke_working_of(
+    c: &mut tandem_store::AnyConnection,
+    customer_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    actor: &str,
+    via: &str,
+) -> Result<(), tandem_store::StoreError> {
+    for row in repo::revoke_working_of(c, customer_id, now)? {
+        let details = json!({"customer_id": row.customer_id, "via": via});
+        audit::record(c, now, actor, "setup_link.revoked", ("setup_link", &row.id), details)?;
+    }
+    Ok(())
+}
+
 /// `DELETE /api/v1/setup-links/{id}`: the link stops working at once (a
 /// form already sent through it is finished). Revoking a revoked link
 /// changes nothing.
