@@ -344,6 +344,29 @@ async fn setup_pages_are_served_on_the_public_listener() {
     assert_eq!(get_page(&app.base, &app, "/setup/assets/setup.css").await.0, StatusCode::OK);
     let resp = app.http.get(format!("{}/api/v1/setup-links", app.base)).bearer_auth(&app.key).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the API stays on the admin listener");
+    // The path as routed: `%73` is `s`, served the page on one listener as on two.
+    let encoded = path.replacen("/setup/", "/%73etup/", 1);
+    let (status, html, _) = get_page(&app.base, &app, &encoded).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // Refusals that echo the path leave a token out of it.
+    let token = path.trim_start_matches("/setup/");
+    for (base, odd) in [
+        (&app.base, format!("/Setup/{token}")),
+        (&admin, format!("/Setup/{token}")),
+        (&app.base, format!("/api/{token}")),
+    ] {
+        for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+            let resp = app.http.request(method.clone(), format!("{base}{odd}")).send().await.unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {odd}: {text}");
+            assert!(!text.contains("tandem_setup_"), "{method} {odd}: {text}");
+        }
+    }
+    let resp = app.http.put(format!("{admin}/api/v1/setup-links/{token}")).bearer_auth(&app.key).send().await.unwrap();
+    let (status, text) = (resp.status(), resp.text().await.unwrap());
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{text}");
+    assert!(!text.contains(token), "{text}");
 }
 
 /// Behind a proxy that serves Tandem under a path (`server.public_url` with

@@ -122,7 +122,7 @@ impl From<StoreError> for ApiError {
 /// header and an error body saying what is served (actix's own 405 has no body).
 pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
     actix_web::web::to(move |req: actix_web::HttpRequest| async move {
-        let message = format!("{} is not served at {}; use {allow}", req.method(), req.path());
+        let message = format!("{} is not served at {}; use {allow}", req.method(), shown(&req));
         let mut resp = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message).error_response();
         resp.headers_mut()
             .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
@@ -133,5 +133,11 @@ pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
 /// The answer for a route that does not exist.
 pub async fn unknown_route(req: actix_web::HttpRequest) -> HttpResponse {
     actix_web::HttpMessage::extensions_mut(&req).insert(crate::metrics::Unmatched);
-    ApiError::not_found("RouteNotFound", format!("no route for {} {}", req.method(), req.path())).error_response()
+    ApiError::not_found("RouteNotFound", format!("no route for {} {}", req.method(), shown(&req))).error_response()
+}
+
+/// A request's path as an error may echo it: without a setup link's token
+/// (`/Setup/tandem_setup_…` reaches no setup page, but is a token still).
+pub(crate) fn shown(req: &actix_web::HttpRequest) -> std::borrow::Cow<'_, str> {
+    crate::span::shown_path(req.path(), req.match_info().as_str())
 }

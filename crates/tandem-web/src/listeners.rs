@@ -31,12 +31,14 @@ pub async fn admin_routes_off_the_public_listener(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let public_listener = req.app_data::<web::Data<AppState>>().and_then(|s| s.settings.public_listener);
-    if public_listener.is_some_and(|a| a == req.app_config().local_addr()) && !public(req.path()) {
+    // The path as the router reads it (`/%73etup/…` is a setup page there).
+    let routed = req.match_info().as_str();
+    if public_listener.is_some_and(|a| a == req.app_config().local_addr()) && !public(routed) {
         let message = format!(
             "no route for {} {} on this address: the management API, the dashboard and the metrics are served \
              on the admin address (server.admin_bind)",
             req.method(),
-            req.path()
+            crate::span::shown_path(req.path(), routed)
         );
         let resp = ApiError::not_found("RouteNotFound", message).error_response();
         return Ok(req.into_response(resp).map_into_right_body());
