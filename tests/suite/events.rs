@@ -164,11 +164,17 @@ async fn the_feed_is_followed_from_its_cursor_and_refuses_what_it_cannot_read() 
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("since=2026-01-01T00:00:00Z", "since"),
+        // Read as a map, a repeated parameter would keep its last value only.
+        ("type=user.deactivated&type=user.deleted", "type"),
+        ("limit=5&customer_id=a&limit=5", "limit"),
     ] {
         let (status, body) = app.get(&format!("/api/v1/events?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         assert_eq!(invalid_fields(&body), [field], "{query}: {body}");
     }
+    let (_, body) = app.get("/api/v1/audit-events?action=a&action=b").await;
+    assert_eq!(invalid_fields(&body), ["action"], "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("more than once"), "{body}");
     let (status, body) = app.get("/api/v1/events?type=user.exploded").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("user.deactivated"), "{status} {body}");
     let (status, body) = app.get("/api/v1/events/cursor?after=1").await;
