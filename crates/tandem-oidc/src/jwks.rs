@@ -1,7 +1,9 @@
 //! An issuer's signing keys (JWKS), fetched on first use, again once they
-//! are an hour old, and again once when a token names an unknown `kid`, or
-//! names none and does not verify with the key held — at most once a minute,
-//! so a stream of forged tokens cannot make Tandem hammer the IdP.
+//! are an hour old (by one login, while the others use the keys held), and
+//! again once when a token names an unknown `kid`, or names none and does
+//! not verify with the key held — at most once a minute, so a stream of
+//! forged tokens cannot make Tandem hammer the IdP. A set that lists no
+//! usable key is a failed fetch: the keys held are kept.
 
 use crate::cache::elapsed;
 use crate::IdpHttp;
@@ -123,22 +125,35 @@ impl KeySet {
                     }
                 }
             }
-            Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => match self.fetch(http).await {
-                Ok(fresh) => *state = fresh,
-                // The IdP's JWKS is unreachable: its keys are kept rather than
-                // failing every login (for a day at most), and tried again a
-                // minute later.
-                Err(e) if state.succeeded.is_some_and(|t| !elapsed(&*self.clock, t, KEYS_MAX_STALE)) => {
-                    tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys; keeping the ones fetched");
-                    state.fetched = Some(self.clock.now() - KEYS_TTL + REFETCH_INTERVAL);
-                    state.tried = Some(self.clock.now());
+            Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => {
+                // This login refreshes the keys, without holding the set:
+                // the others meanwhile use the keys held (an IdP's slow key
+                // endpoint would otherwise hold every login of its issuer).
+                // The claim is the next try's time, should this one be
+                // dropped midway.
+                let claim = Some(self.clock.now() - KEYS_TTL + REFETCH_INTERVAL);
+                state.fetched = claim;
+                drop(state);
+                let fetched = self.fetch(http).await;
+                state = self.state.lock().await;
+                match fetched {
+                    Ok(fresh) => *state = fresh,
+                    // Another login's fetch replaced the set meanwhile.
+                    Err(_) if state.fetched != claim => {}
+                    // The IdP's JWKS is unreachable, or lists no usable key:
+                    // its keys are kept rather than failing every login (for
+                    // a day at most), and tried again a minute later.
+                    Err(e) if state.succeeded.is_some_and(|t| !elapsed(&*self.clock, t, KEYS_MAX_STALE)) => {
+                        tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys; keeping the ones fetched");
+                        state.tried = Some(self.clock.now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys, fetched over a day ago; dropping them");
+                        *state = State { tried: Some(self.clock.now()), ..State::default() };
+                        return Err(e);
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(jwks = %self.uri, error = ?e, "could not refresh an issuer's keys, fetched over a day ago; dropping them");
-                    *state = State { tried: Some(self.clock.now()), ..State::default() };
-                    return Err(e);
-                }
-            },
+            }
             Some(_) => {}
         }
         if let Some(found) = lookup(&state, kid, alg) {
@@ -313,6 +328,15 @@ async fn fetch(http: &IdpHttp, uri: &str, now: DateTime<Utc>) -> Result<State, K
     if skipped_more > 0 {
         state.skipped.push(format!("{skipped_more} more"));
     }
+    if state.keys.is_empty() && state.anonymous.is_empty() {
+        // An IdP's deploy or cache answering an empty set for a moment must
+        // not replace the keys held: a failed fetch, which keeps them.
+        let why = match state.skipped.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", state.skipped.join("; ")),
+        };
+        return Err(KeyError::Fetch(format!("{uri}: the key set lists no usable signing key{why}")));
+    }
     if !state.skipped.is_empty() {
         tracing::warn!(jwks = %uri, skipped = ?state.skipped, "keys of an IdP's key set cannot be used and were skipped");
     }
@@ -425,6 +449,8 @@ mod tests {
     struct Served {
         doc: std::sync::Arc<std::sync::Mutex<String>>,
         fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        /// How long the endpoint waits before it answers, in milliseconds.
+        delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
         clock: std::sync::Arc<tandem_core::clock::ShiftedClock>,
         keys: super::KeySet,
         http: crate::IdpHttp,
@@ -436,34 +462,45 @@ mod tests {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let doc = Arc::new(Mutex::new(String::new()));
             let fetches = Arc::new(AtomicUsize::new(0));
+            let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let uri = format!("http://{}/jwks", listener.local_addr().unwrap());
-            let (body, count) = (doc.clone(), fetches.clone());
+            let (body, count, delay) = (doc.clone(), fetches.clone(), delay_ms.clone());
             tokio::spawn(async move {
                 while let Ok((mut sock, _)) = listener.accept().await {
-                    let mut buf = [0u8; 4096];
-                    let _ = sock.read(&mut buf).await;
-                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let doc = body.lock().unwrap().clone();
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
-                        doc.len()
-                    );
-                    let _ = sock.write_all(answer.as_bytes()).await;
+                    let (body, count, delay) = (body.clone(), count.clone(), delay.clone());
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 4096];
+                        let _ = sock.read(&mut buf).await;
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let wait = delay.load(std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                        let doc = body.lock().unwrap().clone();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+                            doc.len()
+                        );
+                        let _ = sock.write_all(answer.as_bytes()).await;
+                    });
                 }
             });
             let clock = Arc::new(tandem_core::clock::ShiftedClock::default());
             clock.freeze();
             let keys = super::KeySet::new(uri, clock.clone());
             let http = crate::IdpHttp::new(std::time::Duration::from_secs(60)).unwrap();
-            let served = Served { doc, fetches, clock, keys, http };
+            let served = Served { doc, fetches, delay_ms, clock, keys, http };
             served.serve(jwk);
             served
         }
 
         /// From now on the set is this one key.
         fn serve(&self, jwk: serde_json::Value) {
-            *self.doc.lock().unwrap() = serde_json::json!({"keys": [jwk]}).to_string();
+            self.serve_set(serde_json::json!({"keys": [jwk]}));
+        }
+
+        /// From now on the endpoint answers `set`.
+        fn serve_set(&self, set: serde_json::Value) {
+            *self.doc.lock().unwrap() = set.to_string();
         }
 
         fn fetches(&self) -> usize {
@@ -547,5 +584,68 @@ mod tests {
         let shared = keys.rotated_key(http, "ES256").await.unwrap_or_else(|| panic!("no key"));
         assert!(verifies(&shared, &token));
         assert_eq!(set.fetches(), 2);
+    }
+
+    /// A refresh answered by a set with no usable key (an IdP's deploy or
+    /// cache answering `{"keys": []}` for a moment) is a failed fetch: the
+    /// keys held keep serving, and the set is asked again a minute later. A
+    /// first fetch of such a set says why no key serves.
+    #[tokio::test]
+    async fn a_set_without_a_usable_key_does_not_replace_the_keys_held() {
+        let (_, jwk) = kidless_es256();
+        let set = Served::start(jwk).await;
+        let (keys, http) = (&set.keys, &set.http);
+        assert!(keys.key(http, None, "ES256").await.is_ok());
+        for (empty, fetches) in [
+            (serde_json::json!({"keys": []}), 2),
+            (
+                serde_json::json!({"keys": [{"kty": "XYZ", "kid": "odd"}, {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}]}),
+                3,
+            ),
+        ] {
+            set.serve_set(empty.clone());
+            set.clock.advance(super::KEYS_TTL + chrono::Duration::seconds(1));
+            assert!(keys.key(http, None, "ES256").await.is_ok(), "{empty}");
+            assert_eq!(set.fetches(), fetches, "{empty}");
+            // Within the minute after: the keys held, no fetch.
+            assert!(keys.key(http, None, "ES256").await.is_ok(), "{empty}");
+            assert_eq!(set.fetches(), fetches, "{empty}");
+        }
+        let fresh = super::KeySet::new(keys.uri().to_string(), set.clock.clone());
+        match fresh.key(http, None, "ES256").await {
+            Err(super::KeyError::Fetch(why)) => {
+                assert!(why.contains("lists no usable signing key") && why.contains("\"odd\""), "{why}")
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a key from an unusable set"),
+        }
+    }
+
+    /// The hourly refresh is made by one login while the others go on with
+    /// the keys held: an IdP's slow key endpoint holds that login only.
+    #[tokio::test]
+    async fn an_hourly_refresh_holds_no_other_login() {
+        let (_, jwk) = kidless_es256();
+        let set = Served::start(jwk).await;
+        let (keys, http) = (&set.keys, &set.http);
+        assert!(keys.key(http, None, "ES256").await.is_ok());
+        set.delay_ms.store(2_000, std::sync::atomic::Ordering::SeqCst);
+        set.clock.advance(super::KEYS_TTL + chrono::Duration::seconds(1));
+        let refreshing = async {
+            let got = keys.key(http, None, "ES256").await;
+            (got.is_ok(), std::time::Instant::now())
+        };
+        let other = async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let got = keys.key(http, None, "ES256").await;
+            (got.is_ok(), std::time::Instant::now())
+        };
+        let ((refreshed, refresh_done), (served, other_done)) = tokio::join!(refreshing, other);
+        assert!(refreshed && served);
+        assert!(
+            other_done + std::time::Duration::from_millis(1_000) < refresh_done,
+            "the other login waited for the refresh"
+        );
+        assert_eq!(set.fetches(), 2, "one refresh");
     }
 }
