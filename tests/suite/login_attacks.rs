@@ -884,13 +884,26 @@ async fn a_token_response_with_quirks_in_fields_tandem_does_not_use_completes_th
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// An IdP that lists both client authentication methods but holds this
-/// client to client_secret_post: refused in Basic, the exchange is tried
-/// once in the body and the login completes. A wrong secret is still
-/// refused as InvalidClientCredentials, after one try of each.
+/// An IdP that lists both client authentication methods, or none (Basic
+/// by default), but holds this client to client_secret_post: refused in
+/// Basic, the exchange is tried once in the body and the login completes.
+/// A wrong secret is still refused as InvalidClientCredentials, after one
+/// try of each.
 #[tokio::test]
 async fn a_client_registered_for_client_secret_post_completes_its_login() {
-    let (app, op, customer) = setup().await;
+    for lists_methods in [true, false] {
+        client_secret_post_completes(lists_methods).await;
+    }
+}
+
+async fn client_secret_post_completes(lists_methods: bool) {
+    let app = TestApp::spawn().await;
+    let op = StubOp::start(true).await;
+    if !lists_methods {
+        op.advertise_auth_methods(&[]);
+    }
+    let customer = unique("acme");
+    stub_client(&app, &op, &customer, "Generic", None).await;
     op.accept_client_secret_post_only();
     let (status, body) = login(&app, &op, &customer, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");

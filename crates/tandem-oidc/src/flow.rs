@@ -310,13 +310,20 @@ pub async fn exchange_code(
     }
     let secret_auth = |auth_type: AuthType| ClientAuth { method: auth_method(&auth_type), auth_type, assertion: None };
     let listed = |m: &str| meta.token_endpoint_auth_methods_supported.iter().any(|l| l == m);
+    // Discovery that lists no method (`client_secret_basic` by default,
+    // OpenID Connect Discovery §3) says nothing of the other: it is tried.
+    let unlisted = meta.token_endpoint_auth_methods_supported.is_empty();
     let (first, other) = if listed("client_secret_post") && !listed("client_secret_basic") {
         (AuthType::RequestBody, AuthType::BasicAuth)
     } else {
         (AuthType::BasicAuth, AuthType::RequestBody)
     };
     let refused = match exchange_once(http, meta, cfg, code, pkce_verifier.clone(), secret_auth(first)).await {
-        Err(e @ FlowError::InvalidClient { .. }) if cfg.client_secret.is_some() && listed(auth_method(&other)) => e,
+        Err(e @ FlowError::InvalidClient { .. })
+            if cfg.client_secret.is_some() && (unlisted || listed(auth_method(&other))) =>
+        {
+            e
+        }
         done => return done,
     };
     match exchange_once(http, meta, cfg, code, pkce_verifier, secret_auth(other)).await {
