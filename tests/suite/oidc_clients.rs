@@ -270,6 +270,28 @@ async fn unknown_strategy_is_refused_and_known_ones_are_kept() {
     );
 }
 
+/// `.` and `..` are refused as customer IDs of what is made: in a URL path
+/// they are dot segments, removed on the way, so no by-customer-id route or
+/// dashboard page could reach such a customer.
+#[tokio::test]
+async fn dot_segments_are_no_customer_ids() {
+    let app = TestApp::spawn_adjusted(|s| s.oidc.setup_links_allow_private_issuers = true).await;
+    for customer in [".", ".."] {
+        let connection = app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await;
+        let link = app.post("/api/v1/setup-links", json!({"customer_id": customer})).await;
+        for (status, body) in [app.post("/api/v1/oidc-clients", okta_client(customer)).await, connection, link] {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{customer}: {body}");
+            assert_eq!(invalid_fields(&body), ["customer_id"], "{body}");
+            assert!(body.to_string().contains("dot segment"), "{body}");
+        }
+    }
+    let conn = app.create_scim_connection(&unique("dots")).await;
+    let path = format!("/api/v1/scim-connections/{}", conn["scim_connection_id"].as_str().unwrap());
+    let (status, body) = app.patch(&path, json!({"customer_id": ".."})).await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["customer_id".to_string()]), "{body}");
+    assert_eq!(app.post("/api/v1/oidc-clients", okta_client("..a")).await.0, StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn duplicate_customer_id_is_a_conflict() {
     let app = TestApp::spawn().await;

@@ -292,7 +292,7 @@ fn parse(
     }
     let customer_id = r.required_string("customer_id");
     if let Some(c) = &customer_id {
-        if let Err(msg) = check_customer_id(c) {
+        if let Err(msg) = check_new_customer_id(c) {
             r.error("customer_id", msg);
         }
     }
@@ -633,6 +633,23 @@ pub fn check_customer_id(c: &str) -> Result<(), String> {
     }
     if c.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Checks a customer ID given to a client, a connection or a setup link
+/// being made (or renamed): also not `.` or `..`, which browsers, proxies
+/// and HTTP libraries resolve as dot segments in a URL path (the API's
+/// `by-customer-id` routes, the dashboard's customer pages), so no such
+/// address could reach the customer. (A login names customers by the
+/// looser [`check_customer_id`]: one made before keeps signing in.)
+pub fn check_new_customer_id(c: &str) -> Result<(), String> {
+    check_customer_id(c)?;
+    if c == "." || c == ".." {
+        return Err(format!(
+            "must not be {c:?}: in a URL path (the API's by-customer-id routes, the dashboard) it is a dot segment, \
+             which browsers and HTTP libraries remove"
+        ));
     }
     Ok(())
 }

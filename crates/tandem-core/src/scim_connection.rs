@@ -2,7 +2,7 @@
 //! warning level shown to admins.
 
 use crate::fields::{FieldError, FieldReader};
-use crate::oidc_client::check_customer_id;
+use crate::oidc_client::check_new_customer_id;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -97,7 +97,7 @@ pub fn parse_request(body: &Value, require_customer: bool) -> Result<ScimConnect
     }
     let customer_id = if require_customer { r.required_string("customer_id") } else { r.string("customer_id") };
     if let Some(c) = &customer_id {
-        if let Err(m) = check_customer_id(c) {
+        if let Err(m) = check_new_customer_id(c) {
             r.error("customer_id", m);
         }
     }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_core::fields::FieldReader;
 use tandem_core::format_time;
-use tandem_core::oidc_client::{check_customer_id, check_url};
+use tandem_core::oidc_client::{check_new_customer_id, check_url};
 use tandem_store::audit;
 use tandem_store::from_micros;
 use tandem_store::setup_links::{self as repo, SetupLinkRow};
@@ -131,7 +131,7 @@ pub(crate) async fn create_from(
     let hours = r.u64("expires_in_hours");
     let client = r.raw("client").filter(|v| !v.is_null()).cloned();
     r.reject_unknown();
-    if let Some(Err(msg)) = customer_id.as_deref().map(check_customer_id) {
+    if let Some(Err(msg)) = customer_id.as_deref().map(check_new_customer_id) {
         r.error("customer_id", msg);
     }
     let redirect_url = match redirect_url.as_deref().map(|u| check_url(u, state.settings.url_policy, false)) {
