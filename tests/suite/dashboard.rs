@@ -135,6 +135,26 @@ async fn sign_in_needs_a_valid_key_and_the_forms_csrf_token() {
     assert!(!cookie.contains("Secure"), "the test server's public URL is http: {cookie}");
 }
 
+/// Sign-in forms shown in several tabs of one browser (each sent to
+/// sign-in when the session ended) all sign in, not only the last one
+/// shown; another browser's token does not.
+#[tokio::test]
+async fn a_sign_in_form_in_each_of_several_tabs_signs_in() {
+    let app = TestApp::spawn().await;
+    let mut b = Browser::new(&app);
+    let mut tabs = Vec::new();
+    for _ in 0..3 {
+        let (_, page, _) = b.get("/dashboard/login").await;
+        tabs.push(field(&page, "csrf"));
+    }
+    let mut other = Browser::new(&app);
+    let (_, page, _) = other.get("/dashboard/login").await;
+    let (status, _, _) = b.post("/dashboard/login", &[("key", &app.key), ("csrf", &field(&page, "csrf"))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another browser's form");
+    let (status, _, _) = b.post("/dashboard/login", &[("key", &app.key), ("csrf", &tabs[0])]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the first tab's form");
+}
+
 /// A sign-in started from a link to a page leads back to that page, and
 /// only ever to a dashboard page.
 #[tokio::test]

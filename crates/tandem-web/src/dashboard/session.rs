@@ -139,8 +139,21 @@ pub async fn require_form(
     }
 }
 
-fn login_form(state: &AppState, error: Option<&str>, status: StatusCode, next: Option<&str>) -> HttpResponse {
-    let csrf = random_token(24);
+/// The sign-in form. Its token is the browser's sign-in cookie's when it
+/// has one (renewed for 10 minutes): a form in each of several tabs (each
+/// sent to sign-in when the session ended) signs in, not only the last one
+/// shown.
+fn login_form(
+    req: &HttpRequest,
+    state: &AppState,
+    error: Option<&str>,
+    status: StatusCode,
+    next: Option<&str>,
+) -> HttpResponse {
+    let held = req.cookie(named(state, LOGIN_CSRF_COOKIE)).map(|c| c.value().to_string());
+    let csrf = held
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .unwrap_or_else(|| random_token(24));
     let body = html! {
         h1 { "Sign in" }
         p { "Sign in with an integration key (" code { "tandem integration-key create --name …" } ")." }
@@ -161,8 +174,12 @@ fn login_form(state: &AppState, error: Option<&str>, status: StatusCode, next: O
 }
 
 /// `GET /dashboard/login[?next=/dashboard/…]`
-pub async fn login_page(state: web::Data<AppState>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
-    login_form(&state, None, StatusCode::OK, query.get("next").map(String::as_str))
+pub async fn login_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    login_form(&req, &state, None, StatusCode::OK, query.get("next").map(String::as_str))
 }
 
 /// `POST /dashboard/login` (form: `key`, `csrf` matching the sign-in cookie)
@@ -179,7 +196,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: Form) -> 
         } else {
             "The sign-in form expired; try again."
         };
-        return login_form(&state, Some(why), StatusCode::FORBIDDEN, next);
+        return login_form(&req, &state, Some(why), StatusCode::FORBIDDEN, next);
     }
     let key = form.get("key").cloned().unwrap_or_default();
     let now = state.clock.now();
@@ -190,6 +207,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: Form) -> 
             let client = crate::span::Client::of(&req);
             tracing::warn!(target: "audit", %client, "dashboard sign-in refused: unknown or revoked integration key");
             return login_form(
+                &req,
                 &state,
                 Some("That integration key is unknown or revoked."),
                 StatusCode::UNAUTHORIZED,
@@ -198,6 +216,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: Form) -> 
         }
         Err(_) => {
             return login_form(
+                &req,
                 &state,
                 Some("The database is unavailable; retry shortly."),
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -211,6 +230,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: Form) -> 
     let expires = now + chrono::Duration::hours(SESSION_HOURS);
     if state.store.write(move |c| dashboard_sessions::open(c, &hash, &key_id, &csrf, now, expires)).await.is_err() {
         return login_form(
+            &req,
             &state,
             Some("The database is unavailable; retry shortly."),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -236,6 +256,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>, form: Form) ->
     if let Err(e) = state.store.write(move |c| dashboard_sessions::close(c, &hash)).await {
         tracing::warn!(error = %e, "dashboard sign-out failed: the session is still open");
         return login_form(
+            &req,
             &state,
             Some("The database is unavailable, so the session could not be closed; retry shortly."),
             StatusCode::SERVICE_UNAVAILABLE,
