@@ -34,6 +34,16 @@ const MICROSOFT_LOGIN_HOSTS: [&str; 4] = [
     "login.chinacloudapi.cn",
 ];
 
+/// Whether `issuer` is on Microsoft's sign-in hosts (Entra ID, whatever
+/// type its client was given).
+pub fn is_microsoft_issuer(issuer: &str) -> bool {
+    let Some(rest) = issuer.get(..8).filter(|s| s.eq_ignore_ascii_case("https://")).map(|_| &issuer[8..]) else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    MICROSOFT_LOGIN_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(host))
+}
+
 /// Microsoft's tenant of personal accounts, which no customer's directory is.
 const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
@@ -260,6 +270,26 @@ mod tests {
         // As Okta names it in its discovery document and tokens.
         let loc = IdpLocation { sso_domain: Some("Acme.Okta.com".into()), ..Default::default() };
         assert_eq!(loc.issuer_for(IdpType::Okta).unwrap(), "https://acme.okta.com");
+    }
+
+    #[test]
+    fn microsofts_issuers_are_known_by_their_host() {
+        for microsoft in [
+            "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0",
+            "HTTPS://Login.MicrosoftOnline.us/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0",
+            "https://login.chinacloudapi.cn/x",
+        ] {
+            assert!(is_microsoft_issuer(microsoft), "{microsoft}");
+        }
+        for other in [
+            "https://login.microsoftonline.com.evil.example/t/v2.0",
+            "http://login.microsoftonline.com/t/v2.0",
+            "https://acme.okta.com",
+            "https://idp.example/login.microsoftonline.com",
+            "",
+        ] {
+            assert!(!is_microsoft_issuer(other), "{other}");
+        }
     }
 
     #[test]

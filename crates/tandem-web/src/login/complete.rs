@@ -600,6 +600,22 @@ fn email_verified(claim: Option<&Value>) -> Option<bool> {
 /// tenant has not verified, which its userinfo endpoint still answers
 /// with: an email that came only from userinfo is one Entra withheld, or
 /// one it would not vouch for, so it counts as unverified.
+/// Whether the login's email is verified, as the IdP says it: Entra ID's
+/// way for an Entra client, and for a client of another type on Microsoft's
+/// hosts (Entra's emails are no more verified for the type an admin chose).
+fn email_verified_of(
+    idp_type: IdpType,
+    issuer: &str,
+    claims: &Map<String, Value>,
+    email_from_userinfo: bool,
+) -> Option<bool> {
+    match idp_type {
+        IdpType::MicrosoftEntra => entra_email_verified(claims, email_from_userinfo),
+        _ if tandem_core::idp::is_microsoft_issuer(issuer) => entra_email_verified(claims, email_from_userinfo),
+        _ => email_verified(claims.get("email_verified")),
+    }
+}
+
 fn entra_email_verified(claims: &Map<String, Value>, email_from_userinfo: bool) -> Option<bool> {
     if email_from_userinfo {
         return Some(false);
@@ -655,10 +671,7 @@ async fn respond(
         return Err(at(state, trace, "id_token", err));
     }
     let email = text(&claims, "email");
-    let email_verified = match idp_type {
-        IdpType::MicrosoftEntra => entra_email_verified(&claims, email_from_userinfo),
-        _ => email_verified(claims.get("email_verified")),
-    };
+    let email_verified = email_verified_of(idp_type, &client.issuer, &claims, email_from_userinfo);
     let verified_for_join = state.settings.email_verified_for_join(email_verified, client.accept_unverified_email);
     // AD FS sends the user's UPN as `upn`, and no preferred_username.
     let preferred_username = text(&claims, "preferred_username").or_else(|| text(&claims, "upn"));
@@ -757,6 +770,20 @@ mod tests {
         {
             assert_eq!(read(unclear.clone()), Some(false), "{unclear}");
         }
+    }
+
+    #[test]
+    fn an_entra_email_is_read_entras_way_whatever_the_clients_type() {
+        let entra = "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0";
+        let told = claims(json!({"email": "eve@acme.com", "email_verified": true, "xms_edov": false}));
+        for idp_type in [IdpType::MicrosoftEntra, IdpType::Generic, IdpType::Okta] {
+            assert_eq!(email_verified_of(idp_type, entra, &told, false), Some(false), "{idp_type:?}");
+            let plain = claims(json!({"email": "eve@acme.com"}));
+            assert_eq!(email_verified_of(idp_type, entra, &plain, true), Some(false), "{idp_type:?}: from userinfo");
+        }
+        assert_eq!(email_verified_of(IdpType::Generic, "https://idp.example", &told, false), Some(true));
+        let plain = claims(json!({"email": "eve@acme.com"}));
+        assert_eq!(email_verified_of(IdpType::Generic, "https://idp.example", &plain, true), None);
     }
 
     #[test]
