@@ -23,7 +23,9 @@
 //! A position the database has not reached (a cursor of a database since
 //! restored from an older backup, or, on PostgreSQL, moved to another server
 //! whose transaction ids are lower) would skip the events that fill the gap:
-//! such a cursor is refused as expired. Rows brought over from another
+//! such a cursor is refused as expired; and as a restored database goes on,
+//! it hands the positions after its backup out again, to other events, so
+//! a reader's cursor also carries its event's stamp (see [`Cursor`]). Rows brought over from another
 //! PostgreSQL server keep transaction ids that server had reached;
 //! [`renumber_moved`] (run at start) puts them before every new one.
 
@@ -57,9 +59,10 @@ crate::fixed_sql!(
                    data FROM directory_events WHERE (txid, seq) > (?, ?) \
                    AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT ?"
 );
-crate::fixed_sql!(SqliteLast = "SELECT txid, seq FROM directory_events ORDER BY seq DESC LIMIT 1");
-crate::fixed_sql!(PgLast = "SELECT txid, seq FROM directory_events \
+crate::fixed_sql!(SqliteLast = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq DESC LIMIT 1");
+crate::fixed_sql!(PgLast = "SELECT txid, seq, created_at FROM directory_events \
                    WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid DESC, seq DESC LIMIT 1");
+crate::fixed_sql!(StampAt = "SELECT created_at AS n FROM directory_events WHERE txid = ? AND seq = ?");
 crate::fixed_sql!(PurgedThrough = "SELECT txid, seq FROM directory_event_purges WHERE id = 1");
 crate::fixed_sql!(SqliteMaxSeq = "SELECT COALESCE(MAX(seq), 0) AS n FROM directory_events");
 // The next transaction id PostgreSQL will hand out, as the statement's own
@@ -183,6 +186,69 @@ impl Position {
     }
 }
 
+/// A cursor a reader holds: a position and, when it names an event, that
+/// event's time (µs) as its stamp, `{txid}-{seq}-{stamp}` with the stamp in
+/// base 36. A database restored from an older backup hands the positions
+/// after the backup out again, to other events: the stamp tells them apart,
+/// so such a cursor is refused rather than read past the events that fill
+/// the gap, and event ids are never reused. A cursor without a stamp
+/// (`{txid}-{seq}`, a position no event holds, or one given by an earlier
+/// release) is read by its position alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub position: Position,
+    pub stamp: Option<i64>,
+}
+
+impl Cursor {
+    /// The cursor's text.
+    pub fn text(self) -> String {
+        match self.stamp {
+            Some(stamp) => format!("{}-{}", self.position.cursor(), base36(stamp)),
+            None => self.position.cursor(),
+        }
+    }
+
+    /// Reads a cursor made by [`Cursor::text`] (or [`Position::cursor`]).
+    pub fn parse(cursor: &str) -> Option<Cursor> {
+        let (position, stamp) = match cursor.rsplit_once('-') {
+            Some((position, stamp)) if position.contains('-') => (position, Some(from_base36(stamp)?)),
+            _ => (cursor, None),
+        };
+        Some(Cursor { position: Position::parse(position)?, stamp })
+    }
+}
+
+fn base36(mut n: i64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let negative = n < 0;
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36).unsigned_abs() as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push(b'~');
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn from_base36(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.strip_prefix('~') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 13 || !digits.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+        return None;
+    }
+    let n = i64::from_str_radix(digits, 36).ok()?;
+    Some(if negative { -n } else { n })
+}
+
 /// What a reader narrows the feed to; `None` takes all.
 #[derive(Clone, Debug, Default)]
 pub struct Narrowing {
@@ -216,6 +282,16 @@ impl Narrowing {
         from: Option<Position>,
         limit: i64,
     ) -> Result<Result<Page, Option<Position>>, StoreError> {
+        self.page_from(conn, from.map(|position| Cursor { position, stamp: None }), limit)
+    }
+
+    /// [`Narrowing::page`] from a reader's cursor (its stamp checked, see [`Cursor`]).
+    pub fn page_from(
+        &self,
+        conn: &mut AnyConnection,
+        from: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Result<Page, Option<Position>>, StoreError> {
         let scan = if self.is_some() { NARROWED_SCAN } else { limit };
         let rows = match after(conn, from, scan)? {
             Ok(rows) => rows,
@@ -224,7 +300,7 @@ impl Narrowing {
         let mut events = Vec::new();
         let mut reached = from;
         for row in &rows {
-            reached = Some(row.position());
+            reached = Some(row.cursor());
             if self.admits(row) {
                 events.push(row.clone());
                 if events.len() as i64 == limit {
@@ -233,8 +309,8 @@ impl Narrowing {
             }
         }
         // More may follow when the read was cut short, or the page ended before the read did.
-        let has_more = rows.len() as i64 == scan || rows.last().is_some_and(|l| Some(l.position()) != reached);
-        Ok(Ok(Page { events, reached, has_more }))
+        let has_more = rows.len() as i64 == scan || rows.last().is_some_and(|l| Some(l.cursor()) != reached);
+        Ok(Ok(Page { events, reached: reached.map(|c| c.position), reached_cursor: reached, has_more }))
     }
 }
 
@@ -243,6 +319,9 @@ impl Narrowing {
 pub struct Page {
     pub events: Vec<EventRow>,
     pub reached: Option<Position>,
+    /// `reached` as a reader's cursor: the last event read's, or the one
+    /// the read started from when it read none.
+    pub reached_cursor: Option<Cursor>,
     pub has_more: bool,
 }
 
@@ -335,6 +414,11 @@ impl EventRow {
     pub fn position(&self) -> Position {
         Position { txid: self.txid, seq: self.seq }
     }
+
+    /// The event's cursor, its id in the feed.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { position: self.position(), stamp: Some(self.created_at) }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -349,6 +433,16 @@ struct PositionRow {
     txid: i64,
     #[diesel(sql_type = BigInt)]
     seq: i64,
+}
+
+#[derive(QueryableByName)]
+struct StampedRow {
+    #[diesel(sql_type = BigInt)]
+    txid: i64,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = BigInt)]
+    created_at: i64,
 }
 
 #[derive(QueryableByName)]
@@ -449,9 +543,11 @@ pub fn record(
 /// position the purge has deleted through, if it ever ran.
 pub fn after(
     conn: &mut AnyConnection,
-    from: Option<Position>,
+    from: Option<Cursor>,
     limit: i64,
 ) -> Result<Result<Vec<EventRow>, Option<Position>>, StoreError> {
+    let stamp = from.and_then(|c| c.stamp);
+    let from = from.map(|c| c.position);
     let after = from.unwrap_or_default();
     let rows: Vec<EventRow> = if is_postgres(conn) {
         load_fixed::<PgAfter, _>(conn, &[Bind::Int(after.txid), Bind::Int(after.seq), Bind::Int(limit)])?
@@ -465,6 +561,15 @@ pub fn after(
     let mark = purged_through(conn)?;
     if mark.is_some_and(|m| after < m) || !reached(conn, after, mark)? {
         return Ok(Err(mark));
+    }
+    // The event the cursor names, as it was: gone though not purged, or
+    // another event in its place, the database went back to an older state.
+    if let Some(stamp) = stamp {
+        let held: Vec<Number> = load_fixed::<StampAt, _>(conn, &[Bind::Int(after.txid), Bind::Int(after.seq)])?;
+        let purged = mark.is_some_and(|m| after <= m);
+        if !purged && held.first().map(|r| r.n) != Some(stamp) {
+            return Ok(Err(mark));
+        }
     }
     Ok(Ok(rows))
 }
@@ -511,11 +616,17 @@ pub fn purged_through(conn: &mut AnyConnection) -> Result<Option<Position>, Stor
 /// committed and older than every transaction still running); the purge's
 /// mark when none is left; `None` when there never was one.
 pub fn latest(conn: &mut AnyConnection) -> Result<Option<Position>, StoreError> {
-    let rows: Vec<PositionRow> =
+    Ok(latest_cursor(conn)?.map(|c| c.position))
+}
+
+/// [`latest`] as a reader's cursor: the newest event's, or the purge's
+/// mark without a stamp.
+pub fn latest_cursor(conn: &mut AnyConnection) -> Result<Option<Cursor>, StoreError> {
+    let rows: Vec<StampedRow> =
         if is_postgres(conn) { load_fixed::<PgLast, _>(conn, &[])? } else { load_fixed::<SqliteLast, _>(conn, &[])? };
     match rows.into_iter().next() {
-        Some(r) => Ok(Some(Position { txid: r.txid, seq: r.seq })),
-        None => purged_through(conn),
+        Some(r) => Ok(Some(Cursor { position: Position { txid: r.txid, seq: r.seq }, stamp: Some(r.created_at) })),
+        None => Ok(purged_through(conn)?.map(|position| Cursor { position, stamp: None })),
     }
 }
 
@@ -585,8 +696,11 @@ mod tests {
         assert_eq!(purge(2).unwrap_or_else(|e| panic!("{e}")), 1);
         assert_eq!(purge(2).unwrap_or_else(|e| panic!("{e}")), 0);
         add("u3");
-        let read =
-            |from: Position| store.read_blocking(move |c| after(c, Some(from), 10)).unwrap_or_else(|e| panic!("{e}"));
+        let read = |from: Position| {
+            store
+                .read_blocking(move |c| after(c, Some(Cursor { position: from, stamp: None }), 10))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
         let ids = |rows: Vec<EventRow>| rows.into_iter().map(|r| (r.seq, r.resource_id)).collect::<Vec<_>>();
         let p = |txid, seq| Position { txid, seq };
         assert_eq!(read(p(0, 1)).map(ids), Ok(vec![(2, "u2".to_string()), (3, "u3".to_string())]));
@@ -637,7 +751,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 3);
         let ids = |from: Position| {
-            let rows = store.read_blocking(move |c| after(c, Some(from), 10)).unwrap_or_else(|e| panic!("{e}"));
+            let rows = store
+                .read_blocking(move |c| after(c, Some(Cursor { position: from, stamp: None }), 10))
+                .unwrap_or_else(|e| panic!("{e}"));
             rows.unwrap_or_else(|e| panic!("refused: {e:?}")).into_iter().map(|r| r.resource_id).collect::<Vec<_>>()
         };
         let cursor = |id: &'static str| {
@@ -708,6 +824,75 @@ mod tests {
         assert_eq!(mark(0, 5), Some(Position { txid: 0, seq: 5 }));
         assert_eq!(mark(0, 3), Some(Position { txid: 0, seq: 5 }));
         assert_eq!(mark(0, 7), Some(Position { txid: 0, seq: 7 }));
+    }
+
+    /// A database restored from an older backup hands the positions after
+    /// the backup out again, to other events: a cursor of an event the
+    /// restore took away is refused (its stamp names another event, or
+    /// none), not read past the events that fill the gap; one of an event
+    /// still there reads on, as does one at the purge's mark.
+    #[test]
+    fn a_cursor_of_an_event_a_restore_took_away_is_refused() {
+        use diesel::RunQueryDsl;
+        let (store, _dir) = crate::test_store_any_backend();
+        let connection = store
+            .write_blocking(|c| {
+                Ok(crate::scim_connections::create(c, "acme", None, "reject", at("2026-01-01T00:00:00Z"))?.0.id)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let add = |id: &'static str, when: &str| {
+            let (connection, when) = (connection.clone(), at(when));
+            store.write_blocking(move |c| record(c, &connection, when, &[event(id)])).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let read = |from: Cursor| {
+            let rows = store.read_blocking(move |c| after(c, Some(from), 10)).unwrap_or_else(|e| panic!("{e}"));
+            rows.map(|rows| rows.into_iter().map(|r| r.resource_id).collect::<Vec<_>>())
+        };
+        let all = || {
+            let rows = store.read_blocking(|c| after(c, None, 10)).unwrap_or_else(|e| panic!("{e}"));
+            rows.unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        add("u1", "2026-01-01T00:00:00Z");
+        add("u2", "2026-07-01T00:00:01Z");
+        add("u3", "2026-07-01T00:00:02Z");
+        let before = all();
+        let (u1, u2) = (before[0].cursor(), before[1].cursor());
+        assert_eq!(Cursor::parse(&u2.text()), Some(u2));
+        assert_eq!(read(u2), Ok(vec!["u3".to_string()]));
+        // Restored from a backup made after u1: u2 and u3 are gone, and new events come.
+        let (txid, seq) = (u1.position.txid, u1.position.seq);
+        store
+            .write_blocking(move |c| {
+                let sql =
+                    format!("DELETE FROM directory_events WHERE txid > {txid} OR (txid = {txid} AND seq > {seq})");
+                Ok(diesel::sql_query(sql).execute(c)?)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        add("v2", "2026-07-02T00:00:00Z");
+        add("v3", "2026-07-02T00:00:01Z");
+        assert!(read(u2).is_err(), "u2's cursor after the restore: {:?}", read(u2));
+        assert_eq!(read(u1), Ok(vec!["v2".to_string(), "v3".to_string()]));
+        let after_restore = all();
+        assert!(after_restore.iter().all(|e| e.cursor() != u2), "no id is handed out again");
+        // A cursor at the purge's mark reads on, though its event is gone.
+        let purged = store.write_blocking(|c| purge_older(c, at("2026-06-01T00:00:00Z"), 10));
+        assert_eq!(purged.unwrap_or_else(|e| panic!("{e}")), 1);
+        assert_eq!(read(u1), Ok(vec!["v2".to_string(), "v3".to_string()]));
+    }
+
+    #[test]
+    fn a_cursor_reads_back_with_its_stamp_and_without_one() {
+        for c in [
+            Cursor { position: Position { txid: 0, seq: 17 }, stamp: Some(1_780_000_000_123_456) },
+            Cursor { position: Position { txid: 9_123_456, seq: 3 }, stamp: Some(0) },
+            Cursor { position: Position { txid: 0, seq: 17 }, stamp: None },
+        ] {
+            assert_eq!(Cursor::parse(&c.text()), Some(c), "{}", c.text());
+        }
+        assert_eq!(Cursor { position: Position { txid: 0, seq: 2 }, stamp: Some(36) }.text(), "0-2-10");
+        for bad in ["", "0-1-", "0-1-A", "0-1-!", "0-1-2-3", "0-1-zzzzzzzzzzzzzz", "x-1-2"] {
+            assert_eq!(Cursor::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

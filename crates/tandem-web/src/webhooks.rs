@@ -149,7 +149,7 @@ async fn look(state: &AppState) -> Result<Vec<String>, StoreError> {
                 webhooks::due_rows(c, now)?.into_iter().filter(|r| r.cursor() != head).collect();
             let from = due.iter().map(WebhookEndpointRow::cursor).min();
             let window = match from {
-                Some(from) => events::after(c, Some(from), NARROWED_SCAN)?,
+                Some(from) => events::after(c, Some(events::Cursor { position: from, stamp: None }), NARROWED_SCAN)?,
                 None => Ok(Vec::new()),
             };
             Ok((due, head, window))
@@ -323,7 +323,7 @@ async fn deliver(
     }
     let data: Vec<serde_json::Value> = page.events.iter().map(crate::api::events::render).collect();
     let body = serde_json::to_vec(&json!({"data": data})).unwrap_or_default();
-    let last = page.events.last().map(|e| e.position().cursor()).unwrap_or_default();
+    let last = page.events.last().map(|e| e.cursor().text()).unwrap_or_default();
     // The same for a retry of the same batch; another endpoint's differs.
     let message = format!("msg_{}_{}_{last}", row.id, from.cursor());
     let timestamp = now.timestamp();

@@ -12,13 +12,13 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tandem_core::format_time;
-use tandem_store::events::{self, EventRow, Narrowing, Position, TYPES};
+use tandem_store::events::{self, Cursor, EventRow, Narrowing, Position, TYPES};
 use tandem_store::from_micros;
 
 /// An event as the feed and the webhooks give it.
 pub(crate) fn render(e: &EventRow) -> Value {
     json!({
-        "id": e.position().cursor(),
+        "id": e.cursor().text(),
         "type": e.event_type,
         "occurred_at": format_time(from_micros(e.created_at)),
         "customer_id": e.customer_id,
@@ -51,7 +51,7 @@ pub async fn list(
     let (after, limit) = super::page(&query, &["customer_id", "scim_connection_id", "type"])?;
     let from = match after.as_deref() {
         None => None,
-        Some(cursor) => Some(Position::parse(cursor).ok_or_else(|| {
+        Some(cursor) => Some(Cursor::parse(cursor).ok_or_else(|| {
             ApiError::invalid_field(
                 "after",
                 "not a cursor of this feed: pass an event's id or a next_cursor as it was given",
@@ -63,13 +63,13 @@ pub async fn list(
         scim_connection_id: query.get("scim_connection_id").cloned(),
         types: types(&query)?,
     };
-    let page = match state.store.read(move |c| narrowing.page(c, from, limit)).await? {
+    let page = match state.store.read(move |c| narrowing.page_from(c, from, limit)).await? {
         Ok(page) => page,
         Err(mark) => return Err(expired(mark)),
     };
     Ok(HttpResponse::Ok().json(json!({
         "data": page.events.iter().map(render).collect::<Vec<_>>(),
-        "next_cursor": page.reached.map(Position::cursor),
+        "next_cursor": page.reached_cursor.map(Cursor::text),
         "has_more": page.has_more,
     })))
 }
@@ -82,8 +82,8 @@ pub async fn cursor(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     super::known_params(&query, &[])?;
-    let latest = state.store.read(events::latest).await?;
-    Ok(HttpResponse::Ok().json(json!({"cursor": latest.map(Position::cursor)})))
+    let latest = state.store.read(events::latest_cursor).await?;
+    Ok(HttpResponse::Ok().json(json!({"cursor": latest.map(Cursor::text)})))
 }
 
 /// 410 `EventCursorExpired`: events after the cursor are gone (the
