@@ -436,16 +436,6 @@ struct PositionRow {
 }
 
 #[derive(QueryableByName)]
-struct StampedRow {
-    #[diesel(sql_type = BigInt)]
-    txid: i64,
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-    #[diesel(sql_type = BigInt)]
-    created_at: i64,
-}
-
-#[derive(QueryableByName)]
 struct Number {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -622,7 +612,7 @@ pub fn latest(conn: &mut AnyConnection) -> Result<Option<Position>, StoreError> 
 /// [`latest`] as a reader's cursor: the newest event's, or the purge's
 /// mark without a stamp.
 pub fn latest_cursor(conn: &mut AnyConnection) -> Result<Option<Cursor>, StoreError> {
-    let rows: Vec<StampedRow> =
+    let rows: Vec<AgedPosition> =
         if is_postgres(conn) { load_fixed::<PgLast, _>(conn, &[])? } else { load_fixed::<SqliteLast, _>(conn, &[])? };
     match rows.into_iter().next() {
         Some(r) => Ok(Some(Cursor { position: Position { txid: r.txid, seq: r.seq }, stamp: Some(r.created_at) })),
