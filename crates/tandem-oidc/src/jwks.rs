@@ -128,18 +128,29 @@ impl KeySet {
             Some(t) if elapsed(&*self.clock, t, KEYS_TTL) => {
                 // This login refreshes the keys, without holding the set:
                 // the others meanwhile use the keys held (an IdP's slow key
-                // endpoint would otherwise hold every login of its issuer).
-                // The claim is the next try's time, should this one be
-                // dropped midway.
+                // endpoint would otherwise hold every login of its issuer),
+                // unless those are past their day (then they wait, as none
+                // may be served). The claim is the next try's time, should
+                // this one be dropped midway. A token naming an unknown kid
+                // meanwhile fetches the set itself (a key rotated in is not
+                // kept waiting), and its set is kept over this one's.
+                let stale = state.succeeded.is_none_or(|t| elapsed(&*self.clock, t, KEYS_MAX_STALE));
                 let claim = Some(self.clock.now() - KEYS_TTL + REFETCH_INTERVAL);
                 state.fetched = claim;
-                drop(state);
-                let fetched = self.fetch(http).await;
-                state = self.state.lock().await;
+                let fetched = match stale {
+                    true => self.fetch(http).await,
+                    false => {
+                        drop(state);
+                        let fetched = self.fetch(http).await;
+                        state = self.state.lock().await;
+                        fetched
+                    }
+                };
                 match fetched {
+                    // Another login's fetch replaced the set meanwhile: its keys
+                    // are as new as these, or newer (a kid rotated in).
+                    _ if state.fetched != claim => {}
                     Ok(fresh) => *state = fresh,
-                    // Another login's fetch replaced the set meanwhile.
-                    Err(_) if state.fetched != claim => {}
                     // The IdP's JWKS is unreachable, or lists no usable key:
                     // its keys are kept rather than failing every login (for
                     // a day at most), and tried again a minute later.
@@ -473,9 +484,10 @@ mod tests {
                         let mut buf = [0u8; 4096];
                         let _ = sock.read(&mut buf).await;
                         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // The set as it is when asked, answered after the delay.
+                        let doc = body.lock().unwrap().clone();
                         let wait = delay.load(std::sync::atomic::Ordering::SeqCst);
                         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                        let doc = body.lock().unwrap().clone();
                         let answer = format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
                             doc.len()
@@ -647,5 +659,32 @@ mod tests {
             "the other login waited for the refresh"
         );
         assert_eq!(set.fetches(), 2, "one refresh");
+    }
+
+    /// A token naming a kid rotated in while the hourly refresh is under
+    /// way fetches the set itself, and the newer set it got is kept over
+    /// the refresh's older one.
+    #[tokio::test]
+    async fn a_set_fetched_for_a_new_kid_during_a_refresh_is_kept() {
+        let ((_, mut old), (_, mut new)) = (kidless_es256(), kidless_es256());
+        old["kid"] = "old".into();
+        new["kid"] = "new".into();
+        let set = Served::start(old.clone()).await;
+        let (keys, http) = (&set.keys, &set.http);
+        assert!(keys.key(http, Some("old"), "ES256").await.is_ok());
+        set.delay_ms.store(1_500, std::sync::atomic::Ordering::SeqCst);
+        set.clock.advance(super::KEYS_TTL + chrono::Duration::seconds(1));
+        let refreshing = keys.key(http, Some("old"), "ES256");
+        let rotated = async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            set.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+            set.serve_set(serde_json::json!({"keys": [old, new]}));
+            keys.key(http, Some("new"), "ES256").await.is_ok()
+        };
+        let (refreshed, found) = tokio::join!(refreshing, rotated);
+        assert!(refreshed.is_ok() && found);
+        assert_eq!(set.fetches(), 3);
+        assert!(keys.key(http, Some("new"), "ES256").await.is_ok(), "the new kid, after the refresh ended");
+        assert_eq!(set.fetches(), 3);
     }
 }
