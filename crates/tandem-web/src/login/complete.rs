@@ -498,7 +498,7 @@ async fn hear(
 /// every email; an email the IdP marks unverified passes none, as anyone
 /// may claim an address they do not control and its domain proves nothing.
 fn allowlist_refusal(
-    idp_type: IdpType,
+    (idp_type, issuer): (IdpType, &str),
     domains: &[String],
     email: Option<&str>,
     verified: Option<bool>,
@@ -509,7 +509,8 @@ fn allowlist_refusal(
     let domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
     let (message, mut details) = match &domain {
         Some(_) if verified == Some(false) => {
-            let (unverified, remedy) = crate::login::join::unverified_email(idp_type, email.unwrap_or_default());
+            let (unverified, remedy) =
+                crate::login::join::unverified_email(idp_type, issuer, email.unwrap_or_default());
             (
                 format!("{unverified}, so its domain cannot pass this client's email_domain_allowlist. {remedy}"),
                 json!({"email_verified": false}),
@@ -592,14 +593,6 @@ fn email_verified(claim: Option<&Value>) -> Option<bool> {
     }
 }
 
-/// What an Entra ID login says of its email. Entra sends no
-/// `email_verified`; its optional claim `xms_edov` says whether the
-/// tenant verified the email's domain (a tenant may set any `mail` on its
-/// users, a victim's address included: "nOAuth"). And since 2023 Entra
-/// leaves out of a multi-tenant app's ID tokens an email on a domain the
-/// tenant has not verified, which its userinfo endpoint still answers
-/// with: an email that came only from userinfo is one Entra withheld, or
-/// one it would not vouch for, so it counts as unverified.
 /// Whether the login's email is verified, as the IdP says it: Entra ID's
 /// way for an Entra client, and for a client of another type on Microsoft's
 /// hosts (Entra's emails are no more verified for the type an admin chose).
@@ -616,6 +609,14 @@ fn email_verified_of(
     }
 }
 
+/// What an Entra ID login says of its email. Entra sends no
+/// `email_verified`; its optional claim `xms_edov` says whether the
+/// tenant verified the email's domain (a tenant may set any `mail` on its
+/// users, a victim's address included: "nOAuth"). And since 2023 Entra
+/// leaves out of a multi-tenant app's ID tokens an email on a domain the
+/// tenant has not verified, which its userinfo endpoint still answers
+/// with: an email that came only from userinfo is one Entra withheld, or
+/// one it would not vouch for, so it counts as unverified.
 fn entra_email_verified(claims: &Map<String, Value>, email_from_userinfo: bool) -> Option<bool> {
     if email_from_userinfo {
         return Some(false);
@@ -695,7 +696,7 @@ async fn respond(
 
     // The email allowlist is checked before the join; the SSO user is recorded either way.
     let domains = client.domains();
-    let blocked = allowlist_refusal(idp_type, &domains, email.as_deref(), verified_for_join)
+    let blocked = allowlist_refusal((idp_type, &client.issuer), &domains, email.as_deref(), verified_for_join)
         .or_else(|| google_hosted_domain_refusal(&client.issuer, &domains, &claims));
     let email_doubt = google_email_doubt(&client.issuer, &claims);
 
@@ -770,6 +771,17 @@ mod tests {
         {
             assert_eq!(read(unclear.clone()), Some(false), "{unclear}");
         }
+    }
+
+    #[test]
+    fn a_refusal_of_an_entra_email_says_entras_remedy_whatever_the_clients_type() {
+        let entra = "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0";
+        for idp_type in [IdpType::MicrosoftEntra, IdpType::Generic] {
+            let (said, remedy) = crate::login::join::unverified_email(idp_type, entra, "eve@acme.com");
+            assert!(said.contains("Entra does not vouch") && remedy.contains("xms_edov"), "{idp_type:?}: {said}");
+        }
+        let (said, remedy) = crate::login::join::unverified_email(IdpType::Generic, "https://idp.example", "e@a.com");
+        assert!(said.contains("email_verified: false") && remedy.contains("Keycloak"), "{said}");
     }
 
     #[test]

@@ -25,17 +25,25 @@ const ENTRA_UNVERIFIED_REMEDY: &str = "Entra vouches for an email only through t
      object id)";
 
 /// How a refusal says that `email` is unverified, and what to do about it,
-/// for an IdP of `idp_type`.
-pub(crate) fn unverified_email(idp_type: tandem_core::idp::IdpType, email: &str) -> (String, &'static str) {
-    match idp_type {
-        tandem_core::idp::IdpType::MicrosoftEntra => (
+/// for an IdP of `idp_type` at `issuer` (Entra ID's words for a client on
+/// Microsoft's hosts whatever its type, as its emails are read Entra's way).
+pub(crate) fn unverified_email(
+    idp_type: tandem_core::idp::IdpType,
+    issuer: &str,
+    email: &str,
+) -> (String, &'static str) {
+    let entra = idp_type == tandem_core::idp::IdpType::MicrosoftEntra || tandem_core::idp::is_microsoft_issuer(issuer);
+    match entra {
+        true => (
             format!(
                 "Entra does not vouch for the email {email:?} (its xms_edov claim is false or unclear, or only \
                  userinfo gave the email, which Entra left out of the ID token)"
             ),
             ENTRA_UNVERIFIED_REMEDY,
         ),
-        _ => (format!("the IdP marks the email {email:?} as not verified (email_verified: false)"), UNVERIFIED_REMEDY),
+        false => {
+            (format!("the IdP marks the email {email:?} as not verified (email_verified: false)"), UNVERIFIED_REMEDY)
+        }
     }
 }
 
@@ -94,7 +102,7 @@ pub fn join(
             let mut details = context.clone();
             details["email"] = json!(email);
             details["email_verified"] = json!(false);
-            let (unverified, remedy) = unverified_email(client.idp_type()?, email);
+            let (unverified, remedy) = unverified_email(client.idp_type()?, &client.issuer, email);
             return Ok(Err(not_active(
                 "email_not_verified",
                 format!(
