@@ -153,6 +153,8 @@ async fn a_sign_in_form_in_each_of_several_tabs_signs_in() {
     assert_eq!(status, StatusCode::FORBIDDEN, "another browser's form");
     let (status, _, _) = b.post("/dashboard/login", &[("key", &app.key), ("csrf", &tabs[0])]).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "the first tab's form");
+    let (status, _, _) = b.post("/dashboard/login", &[("key", &app.key), ("csrf", &tabs[2])]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "another tab's, after the first signed in");
 }
 
 /// A sign-in started from a link to a page leads back to that page, and

@@ -240,7 +240,8 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: Form) -> 
     tracing::info!(target: "audit", key = %key_row.name, "dashboard sign-in");
     let mut resp = HttpResponse::SeeOther().insert_header(("Location", next.unwrap_or("/dashboard"))).finish();
     let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, token, SESSION_HOURS * 3600));
-    let _ = resp.add_cookie(&cookie(&state, LOGIN_CSRF_COOKIE, String::new(), 0));
+    // The sign-in cookie stays (10 minutes at most): a form in another tab
+    // still signs in.
     resp
 }
 
