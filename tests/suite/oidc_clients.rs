@@ -292,6 +292,54 @@ async fn dot_segments_are_no_customer_ids() {
     assert_eq!(app.post("/api/v1/oidc-clients", okta_client("..a")).await.0, StatusCode::CREATED);
 }
 
+/// A client saved before the customer-ID and shared-tenant rules is still
+/// patched where the patch leaves what they are about alone (a secret for
+/// an expired one must go through); its logins through Microsoft's shared
+/// tenant are refused.
+#[tokio::test]
+async fn a_client_saved_before_the_later_rules_is_patched_and_its_shared_tenant_refused() {
+    let app = TestApp::spawn().await;
+    let (status, made) = app.post("/api/v1/oidc-clients", okta_client(&unique("older"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["oidc_client_id"].as_str().unwrap().to_string();
+    let common = "https://login.microsoftonline.com/common/v2.0";
+    // As an earlier release could save it.
+    let key = id.clone();
+    app.state
+        .store
+        .write_blocking(move |c| {
+            use diesel::prelude::*;
+            use tandem_store::schema::oidc_clients::dsl as oc;
+            diesel::update(oc::oidc_clients.filter(oc::id.eq(&key)))
+                .set((
+                    oc::customer_id.eq(".."),
+                    oc::idp_type.eq("Generic"),
+                    oc::sso_domain.eq(None::<String>),
+                    oc::issuer_override.eq(Some(common)),
+                    oc::issuer.eq(common),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    let path = format!("/api/v1/oidc-clients/{id}");
+    let (status, body) = app.patch(&path, json!({"email_domain_allowlist": ["acme.com", "acme.org"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.patch(&path, json!({"idp": {"client_secret": "a-new-secret-value-456"}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.patch(&path, json!({"customer_id": "."})).await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["customer_id".to_string()]), "{body}");
+    let organizations = json!({"idp": {"issuer": "https://login.microsoftonline.com/organizations/v2.0",
+                                       "client_secret": "a-new-secret-value-789"}});
+    let (status, body) = app.patch(&path, organizations).await;
+    assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["idp.issuer".to_string()]), "{body}");
+    let (status, body) = app.post("/api/v1/sso/login/initiate", json!({"oidc_client_id": id})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "DiscoveryFailed", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(common) && message.contains("own directory (tenant) ID"), "{body}");
+}
+
 #[tokio::test]
 async fn duplicate_customer_id_is_a_conflict() {
     let app = TestApp::spawn().await;

@@ -145,7 +145,21 @@ pub struct OidcClientRequest {
 
 /// Reads a create request.
 pub fn parse_create(body: &Value, policy: UrlPolicy) -> Result<OidcClientRequest, Vec<FieldError>> {
-    parse(body, policy, None, true)
+    parse(body, policy, None, LaterRules { scopes: true, customer_id: true, issuer: true })
+}
+
+/// Which of the rules that came after clients were saved a request is held
+/// to: all of them on a create; on a patch, those of the fields it sets (a
+/// client saved before a rule is still patched: a new secret for an expired
+/// one must go through).
+#[derive(Clone, Copy)]
+struct LaterRules {
+    /// An Entra client's own `scopes` keep `profile`.
+    scopes: bool,
+    /// The customer ID is no dot segment.
+    customer_id: bool,
+    /// The issuer is no Microsoft tenant shared by many directories.
+    issuer: bool,
 }
 
 /// Reads a patch request against the stored configuration: fields that are
@@ -217,11 +231,16 @@ pub fn parse_patch(
         keys: current.client_keys.clone(),
         issuer: current.issuer.clone(),
     });
-    // A client saved before a rule is still patched (a new secret for an
-    // expired one must go through): the scopes rule holds a patch only when
-    // it sets the scopes or the IdP type.
-    let sets_scopes = patch.contains_key("scopes") || patch.get("idp").and_then(|i| i.get("type")).is_some();
-    parse(&Value::Object(merged), policy, kept, sets_scopes)
+    // The scopes rule holds a patch only when it sets the scopes or the IdP
+    // type; the customer ID's when it sets that; the issuer's when it sets
+    // where the IdP is.
+    let idp_sets = |k: &str| patch.get("idp").and_then(|i| i.get(k)).is_some();
+    let rules = LaterRules {
+        scopes: patch.contains_key("scopes") || idp_sets("type"),
+        customer_id: patch.contains_key("customer_id"),
+        issuer: ["type", "sso_domain", "tenant_id", "issuer"].into_iter().any(idp_sets),
+    };
+    parse(&Value::Object(merged), policy, kept, rules)
 }
 
 /// The stored credential a patch keeps (the client's secret or keys), and
@@ -278,13 +297,12 @@ fn to_request_json(spec: &OidcClientSpec) -> Map<String, Value> {
     m
 }
 
-/// Reads a whole client; `check_scopes` applies the rule on an Entra
-/// client's own `scopes` (see [`parse_patch`]).
+/// Reads a whole client, held to the later `rules` it names.
 fn parse(
     body: &Value,
     policy: UrlPolicy,
     kept_secret: Option<Kept>,
-    check_scopes: bool,
+    rules: LaterRules,
 ) -> Result<OidcClientRequest, Vec<FieldError>> {
     let mut r = FieldReader::new(body, "");
     if !r.is_ok() {
@@ -292,7 +310,8 @@ fn parse(
     }
     let customer_id = r.required_string("customer_id");
     if let Some(c) = &customer_id {
-        if let Err(msg) = check_new_customer_id(c) {
+        let checked = if rules.customer_id { check_new_customer_id(c) } else { check_customer_id(c) };
+        if let Err(msg) = checked {
             r.error("customer_id", msg);
         }
     }
@@ -372,12 +391,12 @@ fn parse(
             "must include openid (an OpenID Connect login asks for it); null asks for openid email profile",
         );
     }
-    let idp = parse_idp(&mut r, policy, kept_secret);
+    let idp = parse_idp(&mut r, policy, kept_secret, rules.issuer);
     // Entra sends `oid` (its user id, which the SCIM join goes by; without
     // it a login falls back to the pairwise `sub` and matches no one) and
     // `preferred_username` only under the profile scope.
     let entra = idp.as_ref().is_some_and(|i| i.idp_type == IdpType::MicrosoftEntra);
-    if check_scopes && entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
+    if rules.scopes && entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
         r.error(
             "scopes",
             "must include profile for a MicrosoftEntra client: Entra sends the oid claim (the user id the SCIM \
@@ -443,7 +462,12 @@ struct ParsedIdp {
     uses_pkce: bool,
 }
 
-fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> Option<ParsedIdp> {
+fn parse_idp(
+    r: &mut FieldReader<'_>,
+    policy: UrlPolicy,
+    kept: Option<Kept>,
+    check_shared_tenant: bool,
+) -> Option<ParsedIdp> {
     let Some(idp) = r.raw("idp") else {
         r.error("idp", "is required");
         return None;
@@ -561,7 +585,7 @@ fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>) -> 
                 }
             };
             match check_url(&issuer, policy, true) {
-                Ok(u) => match crate::idp::shared_microsoft_tenant(&u) {
+                Ok(u) => match crate::idp::shared_microsoft_tenant(&u).filter(|_| check_shared_tenant) {
                     Some(msg) => {
                         d.error(field, msg);
                         None

@@ -13,6 +13,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 use tandem_core::fields::FieldReader;
 use tandem_core::format_time;
+use tandem_core::idp::{is_microsoft_issuer, shared_microsoft_tenant};
 use tandem_core::login::{check_post_login_origin, check_post_login_redirect};
 use tandem_core::login_state::LoginState;
 use tandem_oidc::flow::{authorization_url, ClientConfig};
@@ -280,6 +281,14 @@ pub async fn initiate(
     // when it fails before the IdP names the user (the completion's email wins).
     trace.event.email = login_hint.clone().or_else(|| email.clone());
     trace.ok(&state, "initiate", json!({"by": selector.name()}));
+    // An issuer saved before Microsoft's shared tenants were refused as
+    // issuers: anyone with a Microsoft account would sign in through it.
+    if let Some(why) = Some(&client.issuer).filter(|i| is_microsoft_issuer(i)).and_then(|i| shared_microsoft_tenant(i))
+    {
+        let message = format!("this client's issuer {} {why}", client.issuer);
+        let err = idp(StatusCode::BAD_GATEWAY, "DiscoveryFailed", message, json!({"url": client.issuer}));
+        return Err(trace.refuse(&state, "discovery", err).await);
+    }
     let (meta, _) = match state.idp_cache.get(&state.http, &client.issuer, client.discovery_appid()).await {
         Ok(found) => found,
         Err(e) => return Err(trace.refuse(&state, "discovery", discovery_failed(&e)).await),
