@@ -251,6 +251,18 @@ async fn revoked_expired_and_unknown_links_do_not_work() {
     assert_eq!(audit["data"].as_array().unwrap().len(), 1, "revoked once: {audit}");
 }
 
+/// Makes `customer`'s OIDC client (`kind` `oidc-clients`) or SCIM
+/// connection (`scim-connections`); returns its id.
+async fn make_client_or_connection(app: &TestApp, kind: &str, customer: &str) -> String {
+    let (status, made) = if kind == "oidc-clients" {
+        app.post("/api/v1/oidc-clients", okta_client(customer)).await
+    } else {
+        app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await
+    };
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    made["oidc_client_id"].as_str().or(made["scim_connection_id"].as_str()).unwrap().to_string()
+}
+
 /// Deleting a customer's OIDC client or SCIM connection revokes its links
 /// still working (each recorded, with the deletion that revoked it): a link
 /// would otherwise make them again, under whatever IdP its holder enters.
@@ -261,13 +273,7 @@ async fn deleting_a_customers_client_or_connection_revokes_its_links() {
     let other = make_link(&app, &unique("setup-other"), json!({})).await;
     for kind in ["oidc-clients", "scim-connections"] {
         let customer = unique("setup-deleted");
-        let (status, made) = if kind == "oidc-clients" {
-            app.post("/api/v1/oidc-clients", okta_client(&customer)).await
-        } else {
-            app.post("/api/v1/scim-connections", json!({"customer_id": customer})).await
-        };
-        assert_eq!(status, StatusCode::CREATED, "{made}");
-        let id = made["oidc_client_id"].as_str().or(made["scim_connection_id"].as_str()).unwrap().to_string();
+        let id = make_client_or_connection(&app, kind, &customer).await;
         let links = [make_link(&app, &customer, json!({})).await, make_link(&app, &customer, json!({})).await];
         let revoked_before = &links[0]["id"];
         assert_eq!(
@@ -292,6 +298,21 @@ async fn deleting_a_customers_client_or_connection_revokes_its_links() {
         assert_eq!(by_delete[0]["target_id"], links[1]["id"], "{kind}: {audit}");
     }
     assert_eq!(get_page(&app.base, &app, &page_path(&app, &other)).await.0, StatusCode::OK);
+    // A rename frees the customer ID it had as a deletion does: its links go too.
+    for kind in ["oidc-clients", "scim-connections"] {
+        let customer = unique("setup-renamed");
+        let id = make_client_or_connection(&app, kind, &customer).await;
+        let link = make_link(&app, &customer, json!({})).await;
+        let renamed_to = unique("setup-renamed-to");
+        let (status, body) = app.patch(&format!("/api/v1/{kind}/{id}"), json!({"customer_id": renamed_to})).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        assert_eq!(get_page(&app.base, &app, &page_path(&app, &link)).await.0, StatusCode::NOT_FOUND, "{kind}");
+        let link_id = link["id"].as_str().unwrap();
+        let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={link_id}&action=setup_link.revoked")).await;
+        let via = format!("{}.renamed", kind.trim_end_matches('s').replace('-', "_"));
+        assert_eq!(audit["data"][0]["details"]["via"], via.as_str(), "{kind}: {audit}");
+        assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{kind}: {audit}");
+    }
 }
 
 #[tokio::test]

@@ -206,7 +206,7 @@ pub fn keys_in_grace(
 
 /// Changes the connection's customer id and/or key lifetime. A new lifetime
 /// also re-dates the current key (from its issue time). Returns the row
-/// written and whether its customer id changed.
+/// written and, when its customer id changed, the one it had.
 pub fn update(
     conn: &mut AnyConnection,
     id: &str,
@@ -214,9 +214,9 @@ pub fn update(
     ttl_days: Option<Option<i64>>,
     unknown_group_members: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<(ScimConnectionRow, bool)>, StoreError> {
+) -> Result<Option<(ScimConnectionRow, Option<String>)>, StoreError> {
     let Some(mut row) = get_for_change(conn, id)? else { return Ok(None) };
-    let renamed = customer_id.is_some_and(|c| c != row.customer_id);
+    let renamed = customer_id.is_some_and(|c| c != row.customer_id).then(|| row.customer_id.clone());
     if let Some(customer) = customer_id {
         if let Some(other) = get_by_customer(conn, customer)? {
             if other.id != id {

@@ -126,26 +126,19 @@ pub fn revoke(
     Ok(Some((row, changed == 1)))
 }
 
-/// Revokes `customer_id`'s links still working at `now`; the rows revoked.
-pub fn revoke_working_of(
+/// `customer_id`'s links still working at `now`, oldest first.
+pub fn working_of(
     conn: &mut AnyConnection,
     customer_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<SetupLinkRow>, StoreError> {
-    let working = s::setup_links
+    Ok(s::setup_links
         .select(SetupLinkRow::as_select())
         .filter(s::customer_id.eq(customer_id))
         .filter(s::revoked_at.is_null())
         .filter(s::expires_at.gt(micros(now)))
         .order(s::id)
-        .load(conn)?;
-    let ids: Vec<&str> = working.iter().map(|r| r.id.as_str()).collect();
-    if !ids.is_empty() {
-        diesel::update(s::setup_links.filter(s::id.eq_any(&ids)).filter(s::revoked_at.is_null()))
-            .set(s::revoked_at.eq(micros(now)))
-            .execute(conn)?;
-    }
-    Ok(working)
+        .load(conn)?)
 }
 
 /// Records that the link `id` was used at `now`.

@@ -552,6 +552,10 @@ pub(crate) async fn patch_from(
                     row.scim_required = scim_connections::get_by_customer(c, &row.customer_id)?.is_some();
                 }
                 let outcome = repo::update(c, &mut row, read_at)?;
+                if outcome == repo::Updated::Done && new_customer {
+                    let via = "oidc_client.renamed";
+                    super::setup_links::revoke_working_of(c, &before.customer_id, now, &actor, via)?;
+                }
                 if outcome == repo::Updated::Done {
                     audit::record(
                         c,

@@ -252,8 +252,10 @@ pub async fn patch(
                 audit::record(c, now, &caller.name, "scim_connection.updated", ("scim_connection", &key), body)?;
                 // Only a rename pairs: repeating the customer ID leaves an
                 // explicit `scim_required: false` of its client alone.
-                if *renamed {
+                if let Some(old) = renamed {
                     pair_client(c, &row.customer_id, &key, &caller.name, now)?;
+                    let via = "scim_connection.renamed";
+                    super::setup_links::revoke_working_of(c, old, now, &caller.name, via)?;
                 }
             }
             Ok(updated)

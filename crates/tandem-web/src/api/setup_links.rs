@@ -207,9 +207,9 @@ pub async fn get(state: web::Data<AppState>, _caller: Caller, id: web::Path<Stri
 }
 
 /// Revokes the links of `customer_id` still working at `now`, each recorded
-/// as revoked by `actor` through `via` (the deletion of the customer's
-/// client or connection: a link would otherwise set the customer up again,
-/// under whatever IdP its holder enters).
+/// as revoked by `actor` through `via` (the deletion or renaming of the
+/// customer's client or connection: a link would otherwise set the customer
+/// up again, under whatever IdP its holder enters).
 pub(crate) fn revoke_working_of(
     c: &mut tandem_store::AnyConnection,
     customer_id: &str,
@@ -217,9 +217,12 @@ pub(crate) fn revoke_working_of(
     actor: &str,
     via: &str,
 ) -> Result<(), tandem_store::StoreError> {
-    for row in repo::revoke_working_of(c, customer_id, now)? {
-        let details = json!({"customer_id": row.customer_id, "via": via});
-        audit::record(c, now, actor, "setup_link.revoked", ("setup_link", &row.id), details)?;
+    for link in repo::working_of(c, customer_id, now)? {
+        // Recorded by whichever revocation changed it (another may have meanwhile).
+        if let Some((row, true)) = repo::revoke(c, &link.id, now)? {
+            let details = json!({"customer_id": row.customer_id, "via": via});
+            audit::record(c, now, actor, "setup_link.revoked", ("setup_link", &row.id), details)?;
+        }
     }
     Ok(())
 }
