@@ -384,6 +384,11 @@ async fn setup_pages_are_served_on_the_public_listener() {
             assert!(!text.contains("tandem_setup_"), "{method} {odd}: {text}");
         }
     }
+    // A token given where a link's id goes.
+    let resp = app.http.get(format!("{admin}/api/v1/setup-links/{token}")).bearer_auth(&app.key).send().await.unwrap();
+    let (status, text) = (resp.status(), resp.text().await.unwrap());
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(!text.contains(token) && text.contains("tandem_setup_…"), "{text}");
     let resp = app.http.put(format!("{admin}/api/v1/setup-links/{token}")).bearer_auth(&app.key).send().await.unwrap();
     let (status, text) = (resp.status(), resp.text().await.unwrap());
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{text}");

@@ -31,6 +31,31 @@ impl KeyKind {
     }
 }
 
+/// `text` with every key in it (an integration key, a SCIM token, a setup
+/// link's token: its prefix and what follows) cut to its prefix and `…`:
+/// for an answer or a log line that echoes what a caller sent, a key pasted
+/// where an id goes among it.
+pub fn redact_keys(text: &str) -> std::borrow::Cow<'_, str> {
+    const KINDS: [KeyKind; 3] = [KeyKind::Integration, KeyKind::Scim, KeyKind::SetupLink];
+    if !KINDS.iter().any(|k| text.contains(k.prefix())) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, kind)) =
+        KINDS.iter().filter_map(|k| rest.find(k.prefix()).map(|at| (at, *k))).min_by_key(|(at, _)| *at)
+    {
+        let after = at + kind.prefix().len();
+        out.push_str(&rest[..after]);
+        out.push('…');
+        let key_len =
+            rest[after..].bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count();
+        rest = &rest[after + key_len..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// A freshly generated key: the plaintext is shown once, the hash stored.
 #[derive(Debug)]
 pub struct GeneratedKey {
@@ -83,6 +108,15 @@ pub fn random_token(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_in_a_text_are_cut_to_their_prefix() {
+        assert_eq!(redact_keys("no setup link \"42\""), "no setup link \"42\"");
+        assert_eq!(
+            redact_keys("no setup link \"tandem_setup_Ab-c_9\" or tandem_ik_x.y tandem_scim_"),
+            "no setup link \"tandem_setup_…\" or tandem_ik_….y tandem_scim_…"
+        );
+    }
 
     #[test]
     fn keys_carry_their_prefix_and_hash_to_what_lookup_computes() {

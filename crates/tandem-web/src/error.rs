@@ -59,7 +59,9 @@ impl ApiError {
 
     /// A 404 of the given type.
     pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, kind, message)
+        // It names what was looked for: a key pasted where an id goes is not echoed.
+        let message = message.into();
+        ApiError::new(StatusCode::NOT_FOUND, kind, tandem_core::keys::redact_keys(&message))
     }
 
     /// A 401.
