@@ -266,6 +266,66 @@ async fn a_failed_delivery_is_sent_again_with_the_same_events_first() {
     app.delete(&format!("/api/v1/webhook-endpoints/{id}")).await;
 }
 
+/// An endpoint moved to another URL keeps its position: the events its
+/// old receiver failed to take go to the new one, at once rather than when
+/// the backoff ends, and nothing is skipped; its types and customer change
+/// the same way, and each change is in the audit log.
+#[tokio::test]
+async fn an_endpoint_moved_to_another_url_keeps_its_position_and_is_tried_at_once() {
+    let app = TestApp::spawn_on_own_database_adjusted(fast).await;
+    let customer = unique("moved");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    let old = Receiver::start(vec![503; 1_000]).await;
+    let (status, endpoint) =
+        app.post("/api/v1/webhook-endpoints", json!({"url": old.url, "customer_id": customer})).await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/webhook-endpoints/{id}");
+    let ada = scim.create_user(user("ada@acme.com")).await;
+    let failed = endpoint_once(&app, &id, 30, |shown| shown["failures"].as_i64() >= Some(1)).await;
+    assert!(failed["failures"].as_i64() >= Some(1), "{failed}");
+
+    let new = Receiver::start(vec![]).await;
+    let (status, moved) = app.patch(&path, json!({"url": new.url})).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!((&moved["url"], &moved["delivered_through"]), (&json!(new.url), &failed["delivered_through"]));
+    let due = chrono::DateTime::parse_from_rfc3339(moved["next_attempt_at"].as_str().unwrap()).unwrap();
+    assert!(due <= tandem_core::clock::Clock::now(&*app.clock), "due at once: {moved}");
+    let (_, events) = new.accepted(1).await;
+    assert_eq!(events.first().map(|e| &e["data"]["id"]), Some(&json!(ada)), "the failed event, to the new URL");
+    // Narrowed to deletions: a user made now is passed over, its deletion is sent.
+    let (status, narrowed) = app.patch(&path, json!({"types": ["user.deleted"]})).await;
+    assert_eq!((status, &narrowed["types"]), (StatusCode::OK, &json!(["user.deleted"])), "{narrowed}");
+    let bob = scim.create_user(user("bob@acme.com")).await;
+    scim.delete(&format!("/Users/{bob}")).await;
+    let (_, events) = new.accepted(2).await;
+    let sent: Vec<(&Value, &Value)> = events.iter().map(|e| (&e["type"], &e["data"]["id"])).collect();
+    assert_eq!(sent, [(&json!("user.created"), &json!(ada)), (&json!("user.deleted"), &json!(bob))], "{events:?}");
+    let (status, all) = app.patch(&path, json!({"types": null, "customer_id": null, "retry": true})).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert!(all["types"].is_null() && all["customer_id"].is_null(), "{all}");
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=webhook_endpoint.updated")).await;
+    let details: Vec<&Value> = audit["data"].as_array().unwrap().iter().map(|e| &e["details"]).collect();
+    assert_eq!(details.len(), 3, "{audit}");
+    assert_eq!(details[2]["url"], json!({"old": old.url, "new": new.url}), "oldest last: {audit}");
+    assert_eq!(details[0]["customer_id"], json!({"old": customer, "new": null}), "{audit}");
+    assert_eq!(details[0]["retry"], json!(true), "{audit}");
+    for (body, fields) in [
+        (json!({"url": null}), vec!["url"]),
+        (json!({"url": "http://hooks.example.com/x"}), vec!["url"]),
+        (json!({"types": ["user.exploded"]}), vec!["types[0]"]),
+        (json!({"retry": "yes"}), vec!["retry"]),
+        (json!({"secret": "mine"}), vec!["secret"]),
+    ] {
+        let (status, answer) = app.patch(&path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(invalid_fields(&answer), fields, "{body}: {answer}");
+    }
+    let (status, _) = app.patch("/api/v1/webhook-endpoints/nope", json!({"retry": true})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.delete(&path).await;
+}
+
 /// What an endpoint is created with is checked, every field named.
 #[tokio::test]
 async fn an_endpoint_is_refused_with_every_bad_field_named() {

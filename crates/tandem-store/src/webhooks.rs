@@ -117,6 +117,57 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<WebhookEndpointR
     Ok(w::webhook_endpoints.filter(w::id.eq(id)).select(WebhookEndpointRow::as_select()).first(conn).optional()?)
 }
 
+/// What a change of an endpoint sets: each `Some` replaces the stored
+/// value (`customer_id` and `event_types` `Some(None)`: all).
+#[derive(Clone, Debug, Default)]
+pub struct Change {
+    pub url: Option<String>,
+    pub customer_id: Option<Option<String>>,
+    pub event_types: Option<Option<String>>,
+}
+
+/// Changes an endpoint, keeping its position and delivery state; a new URL,
+/// or `retry`, makes it due at `now` (µs): a receiver fixed or moved is
+/// tried at once rather than when its backoff ends. The row as written, or
+/// `None` when there is none.
+pub fn update(
+    conn: &mut AnyConnection,
+    id: &str,
+    change: &Change,
+    retry: bool,
+    now: i64,
+) -> Result<Option<WebhookEndpointRow>, StoreError> {
+    let Some(mut row) = get(conn, id)? else { return Ok(None) };
+    if let Some(url) = &change.url {
+        row.url = url.clone();
+    }
+    if let Some(customer_id) = &change.customer_id {
+        row.customer_id = customer_id.clone();
+    }
+    if let Some(types) = &change.event_types {
+        row.event_types = types.clone();
+    }
+    let due = change.url.is_some() || retry;
+    let target = w::webhook_endpoints.filter(w::id.eq(id));
+    let n = match due {
+        true => diesel::update(target)
+            .set((
+                w::url.eq(&row.url),
+                w::customer_id.eq(&row.customer_id),
+                w::event_types.eq(&row.event_types),
+                w::next_attempt_at.eq(now),
+            ))
+            .execute(conn)?,
+        false => diesel::update(target)
+            .set((w::url.eq(&row.url), w::customer_id.eq(&row.customer_id), w::event_types.eq(&row.event_types)))
+            .execute(conn)?,
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    get(conn, id)
+}
+
 /// Deletes an endpoint; whether it existed.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(w::webhook_endpoints.filter(w::id.eq(id))).execute(conn)? > 0)

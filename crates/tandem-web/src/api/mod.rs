@@ -85,8 +85,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/webhook-endpoints/{id}")
                 .route(web::get().to(webhooks::get))
+                .route(web::patch().to(webhooks::patch))
                 .route(web::delete().to(webhooks::delete))
-                .default_service(method_not_allowed("GET, DELETE")),
+                .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .service(
             web::resource("/setup-links")

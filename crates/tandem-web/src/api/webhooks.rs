@@ -74,20 +74,15 @@ fn checked_url(url: &str) -> Result<String, String> {
     Ok(parsed.into())
 }
 
-/// `POST /api/v1/webhook-endpoints` `{"url", "customer_id"?, "types"?}`:
-/// the endpoint with its signing secret, shown only this once. It receives
-/// the events made from now on.
-pub async fn create(
-    state: web::Data<AppState>,
-    caller: Caller,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let body = body::json(payload, &state.settings).await?;
-    let mut r = FieldReader::new(&body, "");
-    let url = r.required_string("url");
-    let customer_id = r.string("customer_id");
-    let types = r.string_list("types");
-    r.reject_unknown();
+/// Checks an endpoint's `url` (given), `customer_id` and `types` as read
+/// by `r`, adding what is wrong to it.
+fn check_fields(
+    r: &mut FieldReader<'_>,
+    state: &AppState,
+    url: Option<String>,
+    customer_id: Option<&str>,
+    types: Option<&[String]>,
+) -> Option<String> {
     let url = match url.as_deref().map(checked_url) {
         Some(Ok(u)) => match state.http.refuse_private(&u) {
             Ok(()) if state.http.blocks_private() && u.starts_with("http:") => {
@@ -106,12 +101,12 @@ pub async fn create(
         }
         None => None,
     };
-    if let Some(c) = &customer_id {
+    if let Some(c) = customer_id {
         if c.is_empty() || c.chars().count() > 255 {
             r.error("customer_id", "must be 1 to 255 characters");
         }
     }
-    if let Some(t) = &types {
+    if let Some(t) = types {
         if t.is_empty() {
             r.error("types", "must name at least one event type (leave it out for all)");
         }
@@ -126,6 +121,24 @@ pub async fn create(
             }
         }
     }
+    url
+}
+
+/// `POST /api/v1/webhook-endpoints` `{"url", "customer_id"?, "types"?}`:
+/// the endpoint with its signing secret, shown only this once. It receives
+/// the events made from now on.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json(payload, &state.settings).await?;
+    let mut r = FieldReader::new(&body, "");
+    let url = r.required_string("url");
+    let customer_id = r.string("customer_id");
+    let types = r.string_list("types");
+    r.reject_unknown();
+    let url = check_fields(&mut r, &state, url, customer_id.as_deref(), types.as_deref());
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
@@ -206,6 +219,71 @@ pub async fn rotate_secret(
         )),
         _ => Err(not_found(&id)),
     }
+}
+
+/// `PATCH /api/v1/webhook-endpoints/{id}` `{"url"?, "customer_id"?,
+/// "types"?, "retry"?}`: changes where the endpoint's events go and which
+/// it takes (`null` for `customer_id` or `types`: all), keeping its position
+/// and secret: nothing is lost or sent twice for the move. A new `url`, or
+/// `"retry": true`, makes it due at once (a receiver fixed while backing
+/// off is not kept waiting).
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let body = body::json(payload, &state.settings).await?;
+    let mut r = FieldReader::new(&body, "");
+    let url = r.string("url");
+    if body.get("url").is_some_and(Value::is_null) {
+        r.error("url", "must be a URL: an endpoint cannot be without one (delete it instead)");
+    }
+    let sets = |name: &str| body.get(name).is_some();
+    let customer_id = r.string("customer_id");
+    let types = r.string_list("types");
+    let retry = r.bool("retry").unwrap_or(false);
+    r.reject_unknown();
+    let url = check_fields(&mut r, &state, url, customer_id.as_deref(), types.as_deref());
+    if !r.is_ok() {
+        return Err(ApiError::invalid_fields(r.into_errors()));
+    }
+    let change = repo::Change {
+        url,
+        customer_id: sets("customer_id").then_some(customer_id),
+        event_types: sets("types").then(|| types.map(|t| t.join(","))),
+    };
+    let now = state.clock.now();
+    let key = id.clone();
+    let row = state
+        .store
+        .write(move |c| {
+            let Some(before) = repo::get(c, &key)? else { return Ok(None) };
+            let row = repo::update(c, &key, &change, retry, micros(now))?;
+            if let Some(row) = &row {
+                let mut details = json!({"retry": retry});
+                let mut changed = false;
+                for (field, old, new) in [
+                    ("url", json!(before.url), json!(row.url)),
+                    ("customer_id", json!(before.customer_id), json!(row.customer_id)),
+                    ("types", json!(before.types()), json!(row.types())),
+                ] {
+                    if old != new {
+                        details[field] = json!({"old": old, "new": new});
+                        changed = true;
+                    }
+                }
+                if changed || retry {
+                    let target = ("webhook_endpoint", key.as_str());
+                    audit::record(c, now, &caller.name, "webhook_endpoint.updated", target, details)?;
+                }
+            }
+            Ok(row)
+        })
+        .await?;
+    let row = row.ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(render(&row)))
 }
 
 /// `GET /api/v1/webhook-endpoints`
