@@ -175,6 +175,14 @@ async fn the_feed_is_followed_from_its_cursor_and_refuses_what_it_cannot_read() 
     let (_, body) = app.get("/api/v1/audit-events?action=a&action=b").await;
     assert_eq!(invalid_fields(&body), ["action"], "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("more than once"), "{body}");
+    // Checked after the key, and on the routes that read the query: no
+    // answer to anyone else, no metrics series of its own for an unknown path.
+    let anonymous = app.http.get(format!("{}/api/v1/events?type=a&type=b", app.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = app.get("/api/v1/made-up-route?a=1&a=1").await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::NOT_FOUND, &json!("RouteNotFound")), "{body}");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("tandem_http_requests_total") && !metrics.contains("made-up-route"), "{metrics}");
     let (status, body) = app.get("/api/v1/events?type=user.exploded").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("user.deactivated"), "{status} {body}");
     let (status, body) = app.get("/api/v1/events/cursor?after=1").await;

@@ -54,7 +54,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // never kept by a cache on the way (RFC 9111 §5.2.2.5).
     .service(
         web::scope("/api/v1")
-            .wrap(middleware::from_fn(api::refuse_repeated_params))
             .wrap(middleware::DefaultHeaders::new().add(("Cache-Control", "no-store")))
             .configure(api::routes),
     )

@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tandem_core::format_time;
 use tandem_store::audit::{self, AuditEvent, AuditQuery};
 use tandem_store::from_micros;
@@ -25,11 +24,7 @@ fn render(e: &AuditEvent) -> Value {
 }
 
 /// `GET /api/v1/audit-events?target_type=&target_id=&action=&actor=&before=&limit=`
-pub async fn list(
-    state: web::Data<AppState>,
-    _c: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let limit = super::newest_first_page(&query, "audit events", &["target_type", "target_id", "action", "actor"])?;
     let q = AuditQuery {
         target_type: query.get("target_type").cloned(),

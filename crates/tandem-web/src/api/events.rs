@@ -43,11 +43,7 @@ fn types(query: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiErro
 }
 
 /// `GET /api/v1/events?after=&limit=&customer_id=&scim_connection_id=&type=`
-pub async fn list(
-    state: web::Data<AppState>,
-    _c: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let (after, limit) = super::page(&query, &["customer_id", "scim_connection_id", "type"])?;
     let from = match after.as_deref() {
         None => None,
@@ -76,11 +72,7 @@ pub async fn list(
 
 /// `GET /api/v1/events/cursor`: the cursor of the newest event, to follow
 /// the feed from now on (after reading the users and groups as they are).
-pub async fn cursor(
-    state: web::Data<AppState>,
-    _c: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cursor(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     super::known_params(&query, &[])?;
     let latest = state.store.read(events::latest_cursor).await?;
     Ok(HttpResponse::Ok().json(json!({"cursor": latest.map(Cursor::text)})))

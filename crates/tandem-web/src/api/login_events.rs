@@ -6,7 +6,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tandem_core::format_time;
 use tandem_store::from_micros;
 use tandem_store::sso::{self, EventQuery, LoginEvent};
@@ -31,11 +30,7 @@ fn render(e: &LoginEvent) -> Value {
 }
 
 /// `GET /api/v1/login-events?oidc_client_id=&customer_id=&outcome=&email=&before=&limit=`
-pub async fn list(
-    state: web::Data<AppState>,
-    _c: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let limit =
         super::newest_first_page(&query, "login events", &["oidc_client_id", "customer_id", "outcome", "email"])?;
     let outcome = query.get("outcome").cloned();

@@ -225,7 +225,7 @@ pub async fn get(
     state: web::Data<AppState>,
     _c: Caller,
     id: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
+    query: super::Params,
 ) -> Result<HttpResponse, ApiError> {
     super::known_params(&query, &["strategy", "limit", "seen_since"])?;
     let mut errors = Vec::new();

@@ -185,42 +185,47 @@ pub(crate) fn past_cursor<T>(row: Option<T>, after: Option<&str>, id: impl Fn(&T
     row.into_iter().filter(|r| after.is_none_or(|a| id(r) > a)).collect()
 }
 
-/// Middleware: a query parameter given more than once is refused. The
-/// handlers read the query into a map that keeps the last value, so
-/// `?type=user.deactivated&type=user.deleted` would be answered as
-/// `?type=user.deleted`, and a feed's cursor move past the events asked for.
-pub(crate) async fn refuse_repeated_params(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<
-    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
-    actix_web::Error,
-> {
-    use actix_web::ResponseError;
-    let query = req.query_string();
-    if !query.is_empty() {
-        let mut seen = std::collections::HashSet::new();
+/// A list's query parameters. One given more than once is refused (a map
+/// keeps the last value, so `?type=user.deactivated&type=user.deleted`
+/// would be answered as `?type=user.deleted`, and a feed's cursor move past
+/// the events asked for). Read after the caller's key (the handlers take
+/// the [`Caller`](crate::auth::Caller) first): no refusal for anyone else.
+pub struct Params(pub std::collections::HashMap<String, String>);
+
+impl std::ops::Deref for Params {
+    type Target = std::collections::HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl actix_web::FromRequest for Params {
+    type Error = crate::error::ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let mut params = std::collections::HashMap::new();
         let mut repeated = std::collections::BTreeSet::new();
-        for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
-            if !seen.insert(name.clone()) {
+        for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+            if let Some(_earlier) = params.insert(name.clone().into_owned(), value.into_owned()) {
                 repeated.insert(name.into_owned());
             }
         }
-        if !repeated.is_empty() {
-            let errors = repeated
-                .into_iter()
-                .map(|field| tandem_core::fields::FieldError {
-                    field,
-                    message: "is given more than once; give it once (a list, such as event types, goes in one \
-                              value, comma-separated)"
-                        .into(),
-                })
-                .collect();
-            let resp = crate::error::ApiError::invalid_fields(errors).error_response();
-            return Ok(req.into_response(resp).map_into_right_body());
-        }
+        std::future::ready(match repeated.is_empty() {
+            true => Ok(Params(params)),
+            false => Err(crate::error::ApiError::invalid_fields(
+                repeated
+                    .into_iter()
+                    .map(|field| tandem_core::fields::FieldError {
+                        field,
+                        message: "is given more than once; give it once (a list, such as event types, goes in one \
+                                  value, comma-separated)"
+                            .into(),
+                    })
+                    .collect(),
+            )),
+        })
     }
-    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
 }
 
 /// Refuses a query parameter the endpoint does not take: a misspelt or

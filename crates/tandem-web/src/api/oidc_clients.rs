@@ -7,7 +7,6 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tandem_core::format_time;
 use tandem_core::oidc_client::{
     parse_create, parse_patch, redirect_path, ClientAuthentication, OidcClientRequest, OidcClientSpec,
@@ -349,11 +348,7 @@ fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>, s
 }
 
 /// `GET /api/v1/oidc-clients[?customer_id=…]`
-pub async fn list(
-    state: web::Data<AppState>,
-    _caller: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _caller: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let (after, limit) = super::page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
     // A customer has one client at most: its page, past `after` or not, is the last.

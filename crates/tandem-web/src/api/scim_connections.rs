@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tandem_core::format_time;
 use tandem_core::scim_connection::{parse_request, warning_level, KeyTtl};
 use tandem_store::scim_connections::{self as repo, ScimApiKeyRow, ScimConnectionRow};
@@ -177,11 +176,7 @@ fn pair_client(
 }
 
 /// `GET /api/v1/scim-connections[?customer_id=…]`
-pub async fn list(
-    state: web::Data<AppState>,
-    _caller: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _caller: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let (after, limit) = super::page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
     // A customer has one connection at most: its page, past `after` or not, is the last.

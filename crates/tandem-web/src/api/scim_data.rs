@@ -54,7 +54,7 @@ pub async fn list_users(
     state: web::Data<AppState>,
     _c: Caller,
     id: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
+    query: super::Params,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let q = user_list_query(&query)?;
@@ -113,7 +113,7 @@ pub async fn list_groups(
     state: web::Data<AppState>,
     _c: Caller,
     id: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
+    query: super::Params,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (after, limit) = super::page(&query, &["updated_since"])?;
@@ -188,7 +188,7 @@ const OPERATIONS: [&str; 8] = ["create", "update", "deactivate", "reactivate", "
 pub async fn provisioning_logs(
     state: web::Data<AppState>,
     _c: Caller,
-    query: web::Query<HashMap<String, String>>,
+    query: super::Params,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::newest_first_page(
         &query,

@@ -8,7 +8,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tandem_core::fields::FieldReader;
 use tandem_core::format_time;
 use tandem_core::oidc_client::{check_new_customer_id, check_url};
@@ -186,11 +185,7 @@ pub(crate) async fn create_from(
 }
 
 /// `GET /api/v1/setup-links[?customer_id=…&before=&limit=]`, newest first.
-pub async fn list(
-    state: web::Data<AppState>,
-    _caller: Caller,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _caller: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let limit = super::newest_first_page(&query, "setup links", &["customer_id"])?;
     let (customer, before) = (query.get("customer_id").cloned(), query.get("before").cloned());
     let rows = state.store.read(move |c| repo::list(c, customer.as_deref(), before.as_deref(), limit)).await?;

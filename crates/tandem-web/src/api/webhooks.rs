@@ -287,11 +287,7 @@ pub async fn patch(
 }
 
 /// `GET /api/v1/webhook-endpoints`
-pub async fn list(
-    state: web::Data<AppState>,
-    _c: Caller,
-    query: web::Query<std::collections::HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     super::known_params(&query, &[])?;
     let rows = state.store.read(repo::list).await?;
     Ok(HttpResponse::Ok().json(json!({"data": rows.iter().map(render).collect::<Vec<_>>()})))
