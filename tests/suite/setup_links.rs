@@ -384,6 +384,19 @@ async fn setup_pages_are_served_on_the_public_listener() {
             assert!(!text.contains("tandem_setup_"), "{method} {odd}: {text}");
         }
     }
+    // Keys in other places, however encoded: cut in every answer that echoes the path.
+    let (ik, encoded_ik) = (&app.key, app.key.replacen("tandem_", "%74andem_", 1));
+    for (method, url) in [
+        (reqwest::Method::POST, format!("{admin}/api/v1/oidc-clients/{ik}")),
+        (reqwest::Method::GET, format!("{admin}/api/v1/{encoded_ik}")),
+        (reqwest::Method::GET, format!("{}/scim/v2/{ik}", app.base)),
+        (reqwest::Method::DELETE, format!("{}/scim/v2/{ik}/Users", app.base)),
+    ] {
+        let resp = app.http.request(method.clone(), &url).bearer_auth(&app.key).send().await.unwrap();
+        let text = resp.text().await.unwrap();
+        let secret = ik.trim_start_matches("tandem_ik_");
+        assert!(!text.contains(secret), "{method} {url}: {text}");
+    }
     // A token given where a link's id goes.
     let resp = app.http.get(format!("{admin}/api/v1/setup-links/{token}")).bearer_auth(&app.key).send().await.unwrap();
     let (status, text) = (resp.status(), resp.text().await.unwrap());

@@ -36,20 +36,25 @@ impl KeyKind {
 /// for an answer or a log line that echoes what a caller sent, a key pasted
 /// where an id goes among it.
 pub fn redact_keys(text: &str) -> std::borrow::Cow<'_, str> {
-    const KINDS: [KeyKind; 3] = [KeyKind::Integration, KeyKind::Scim, KeyKind::SetupLink];
-    if !KINDS.iter().any(|k| text.contains(k.prefix())) {
+    // A webhook endpoint's signing secret (`whsec_`) too.
+    const PREFIXES: [&str; 4] = ["tandem_ik_", "tandem_scim_", "tandem_setup_", "whsec_"];
+    if !PREFIXES.iter().any(|p| text.contains(p)) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some((at, kind)) =
-        KINDS.iter().filter_map(|k| rest.find(k.prefix()).map(|at| (at, *k))).min_by_key(|(at, _)| *at)
+    while let Some((at, prefix)) =
+        PREFIXES.iter().filter_map(|p| rest.find(p).map(|at| (at, *p))).min_by_key(|(at, _)| *at)
     {
-        let after = at + kind.prefix().len();
+        let after = at + prefix.len();
         out.push_str(&rest[..after]);
         out.push('…');
-        let key_len =
-            rest[after..].bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_').count();
+        // Keys are base64url; a webhook secret is base64.
+        let base64 = prefix == "whsec_";
+        let key_len = rest[after..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || b"-_".contains(b) || (base64 && b"+/=".contains(b)))
+            .count();
         rest = &rest[after + key_len..];
     }
     out.push_str(rest);
@@ -116,6 +121,7 @@ mod tests {
             redact_keys("no setup link \"tandem_setup_Ab-c_9\" or tandem_ik_x.y tandem_scim_"),
             "no setup link \"tandem_setup_…\" or tandem_ik_….y tandem_scim_…"
         );
+        assert_eq!(redact_keys("/w/whsec_ab+c/d==/x"), "/w/whsec_…");
     }
 
     #[test]

@@ -140,6 +140,6 @@ pub async fn unknown_route(req: actix_web::HttpRequest) -> HttpResponse {
 
 /// A request's path as an error may echo it: without a setup link's token
 /// (`/Setup/tandem_setup_…` reaches no setup page, but is a token still).
-pub(crate) fn shown(req: &actix_web::HttpRequest) -> std::borrow::Cow<'_, str> {
-    crate::span::shown_path(req.path(), req.match_info().as_str())
+pub(crate) fn shown(req: &actix_web::HttpRequest) -> String {
+    crate::span::safe_path(req.path(), req.match_info().as_str())
 }

@@ -38,7 +38,7 @@ pub async fn admin_routes_off_the_public_listener(
             "no route for {} {} on this address: the management API, the dashboard and the metrics are served \
              on the admin address (server.admin_bind)",
             req.method(),
-            crate::span::shown_path(req.path(), routed)
+            crate::span::safe_path(req.path(), routed)
         );
         let resp = ApiError::not_found("RouteNotFound", message).error_response();
         return Ok(req.into_response(resp).map_into_right_body());

@@ -22,7 +22,7 @@ impl RootSpanBuilder for RequestSpan {
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
-            http.target = %shown_path(request.path(), request.match_info().as_str()),
+            http.target = %safe_path(request.path(), request.match_info().as_str()),
             request_id = %request_id.map(|r| r.to_string()).unwrap_or_default(),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
@@ -34,6 +34,15 @@ impl RootSpanBuilder for RequestSpan {
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
+}
+
+/// A request's path as a log line or an error shows it: [`shown_path`],
+/// read as routed (percent-decoded) when it holds escapes, with any key in
+/// it cut to its prefix (`/scim/v2/tandem_scim_…/Users`: a key pasted
+/// where an id goes, however encoded).
+pub fn safe_path(path: &str, routed: &str) -> String {
+    let path = if path.contains('%') { routed } else { path };
+    tandem_core::keys::redact_keys(&shown_path(path, routed)).into_owned()
 }
 
 /// A request's path as the span shows it: a setup link's token, a
@@ -97,7 +106,26 @@ impl std::fmt::Display for Client {
 
 #[cfg(test)]
 mod tests {
-    use super::shown_path;
+    use super::{safe_path, shown_path};
+
+    #[test]
+    fn a_key_in_a_path_is_cut_however_it_is_encoded() {
+        let ik = "tandem_ik_AbC-d_e";
+        for (raw, routed) in [
+            (format!("/api/v1/oidc-clients/{ik}"), format!("/api/v1/oidc-clients/{ik}")),
+            ("/api/v1/%74andem_ik_AbC-d_e".to_string(), format!("/api/v1/{ik}")),
+            ("/scim/v2/tandem%5Fscim%5FXy/Users".to_string(), "/scim/v2/tandem_scim_Xy/Users".to_string()),
+            (
+                "/api/v1/webhook-endpoints/whsec_a+b/c=".to_string(),
+                "/api/v1/webhook-endpoints/whsec_a+b/c=".to_string(),
+            ),
+        ] {
+            let shown = safe_path(&raw, &routed);
+            assert!(!shown.contains("AbC") && !shown.contains("Xy") && !shown.contains("a+b"), "{raw}: {shown}");
+            assert!(shown.contains('…'), "{raw}: {shown}");
+        }
+        assert_eq!(safe_path("/scim/v2/c1/Users", "/scim/v2/c1/Users"), "/scim/v2/c1/Users");
+    }
 
     #[test]
     fn a_setup_links_token_is_left_out_of_the_path() {

@@ -77,7 +77,9 @@ impl FromRequest for ScimCaller {
                     };
                     // Debug-formatted: the id comes off the path, percent-decoded, and may hold line breaks.
                     let client = crate::span::Client::of(&req);
-                    tracing::warn!(target: "audit", connection = ?connection, reason = %detail, %client, "SCIM request refused");
+                    // A key pasted where the connection's id goes is cut to its prefix.
+                    let shown = tandem_core::keys::redact_keys(&connection);
+                    tracing::warn!(target: "audit", connection = ?shown, reason = %detail, %client, "SCIM request refused");
                     let failure = unauthorized(detail);
                     // An expired or rotated-out key is this connection's own: its IdP
                     // is failing to provision, which the provisioning log must show.

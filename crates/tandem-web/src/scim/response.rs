@@ -161,7 +161,7 @@ pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
 
 /// The error for a SCIM path that does not exist.
 pub fn no_endpoint(req: &HttpRequest) -> ScimFailure {
-    ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path())))
+    ScimFailure(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), crate::error::shown(req))))
 }
 
 /// The answer for a SCIM path that does not exist: 501 for the endpoints
@@ -189,9 +189,12 @@ pub async fn unknown_endpoint(req: HttpRequest) -> HttpResponse {
 /// header RFC 9110 §15.5.6 requires.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let allow = req.extensions().get::<super::dispatch::ScimRoute>().map(|r| r.endpoint.allow());
-    let mut answer =
-        ScimFailure(ScimError::new(405, None, format!("{} is not supported on {}", req.method(), req.path())))
-            .error_response();
+    let mut answer = ScimFailure(ScimError::new(
+        405,
+        None,
+        format!("{} is not supported on {}", req.method(), crate::error::shown(&req)),
+    ))
+    .error_response();
     if let Some(allow) = allow {
         answer.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
     }
