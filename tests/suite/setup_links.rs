@@ -623,6 +623,22 @@ async fn other_methods_bad_forms_and_too_many_changes_get_a_page() {
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let html = resp.text().await.unwrap();
     assert!(html.contains("The form could not be read: it is not sent as application/x-www-form-urlencoded"), "{html}");
+    // A media type with a space before its parameters is a form still; a
+    // name given twice, or a value that is not UTF-8, is refused.
+    for (body, says) in [("action=create&action=rotate", "given more than once"), ("action=cr%FFeate", "is not UTF-8")]
+    {
+        let resp = app
+            .http
+            .post(format!("{}{path}/scim", app.base))
+            .header("content-type", "application/x-www-form-urlencoded ; charset=UTF-8")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(says), "{body}: {html}");
+    }
     let big = "x".repeat(17 * 1024);
     let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", big.as_str())]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{html}");

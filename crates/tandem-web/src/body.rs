@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::state::{AppState, WebSettings};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -119,8 +119,10 @@ impl actix_web::FromRequest for Form {
                 }
                 actix_web::error::InternalError::from_response(why, page).into()
             };
-            let form_type = req.mime_type().ok().flatten().is_some_and(|m| m.essence_str() == FORM_TYPE);
-            if !form_type {
+            // The media type before any parameters (RFC 9110 §8.3.1: spaces may come before `;`).
+            let content_type = req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let essence = content_type.and_then(|t| t.split(';').next()).map(str::trim);
+            if !essence.is_some_and(|e| e.eq_ignore_ascii_case(FORM_TYPE)) {
                 return Err(refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("it is not sent as {FORM_TYPE}")));
             }
             let timeout = req.app_data::<web::Data<AppState>>().map_or(DEFAULT_TIMEOUT, |s| s.settings.body_timeout);
@@ -129,7 +131,7 @@ impl actix_web::FromRequest for Form {
                 (Err(e), _) => Err(BodyError::Broken(e.to_string())),
             };
             match bytes {
-                Ok(bytes) => Ok(Form(url::form_urlencoded::parse(&bytes).into_owned().collect())),
+                Ok(bytes) => fields(&bytes).map(Form).map_err(|why| refused(StatusCode::BAD_REQUEST, why)),
                 Err(BodyError::TooLarge) => {
                     Err(refused(StatusCode::PAYLOAD_TOO_LARGE, format!("it is larger than {FORM_LIMIT} bytes")))
                 }
@@ -143,5 +145,52 @@ impl actix_web::FromRequest for Form {
 }
 
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// A form's fields by name. A name or value that is not UTF-8 once decoded
+/// (read as U+FFFD, it would be saved so: a customer ID, a client secret)
+/// or a name given twice (one value would be dropped unseen) is refused.
+fn fields(body: &[u8]) -> Result<HashMap<String, String>, String> {
+    let mut fields = HashMap::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let decoded = |raw: &[u8]| {
+            let spaced: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+            let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+            String::from_utf8(bytes).ok()
+        };
+        let Some(name) = decoded(name) else {
+            return Err("a field's name is not UTF-8".into());
+        };
+        let Some(value) = decoded(value) else {
+            return Err(format!("the field {name:?} is not UTF-8"));
+        };
+        if fields.insert(name.clone(), value).is_some() {
+            return Err(format!("the field {name:?} is given more than once"));
+        }
+    }
+    Ok(fields)
+}
 /// Only where no `AppState` is set up (it always is in the server).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::fields;
+
+    #[test]
+    fn a_forms_fields_are_utf8_each_named_once() {
+        let read = |body: &str| fields(body.as_bytes());
+        let got = read("a=1&b=x+y%20z&c&d=%C3%A9").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (got["a"].as_str(), got["b"].as_str(), got["c"].as_str(), got["d"].as_str()),
+            ("1", "x y z", "", "é")
+        );
+        assert!(read("").is_ok_and(|f| f.is_empty()));
+        assert_eq!(read("csrf=a&csrf=b"), Err("the field \"csrf\" is given more than once".to_string()));
+        assert_eq!(read("customer_id=%FF"), Err("the field \"customer_id\" is not UTF-8".to_string()));
+        assert!(read("%C3=1").is_err());
+    }
+}
