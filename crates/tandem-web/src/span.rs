@@ -41,8 +41,32 @@ impl RootSpanBuilder for RequestSpan {
 /// it cut to its prefix (`/scim/v2/tandem_scim_…/Users`: a key pasted
 /// where an id goes, however encoded).
 pub fn safe_path(path: &str, routed: &str) -> String {
+    // Decoded, a control character (`%0A`) is escaped again: no forged log line.
+    let escaped;
+    let routed = if routed.chars().any(char::is_control) {
+        escaped = escape_controls(routed);
+        escaped.as_str()
+    } else {
+        routed
+    };
     let path = if path.contains('%') { routed } else { path };
     tandem_core::keys::redact_keys(&shown_path(path, routed)).into_owned()
+}
+
+/// `text` with each control character percent-encoded (its UTF-8 bytes).
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A request's path as the span shows it: a setup link's token, a
@@ -125,6 +149,13 @@ mod tests {
             assert!(shown.contains('…'), "{raw}: {shown}");
         }
         assert_eq!(safe_path("/scim/v2/c1/Users", "/scim/v2/c1/Users"), "/scim/v2/c1/Users");
+        assert_eq!(
+            safe_path("/scim/v2/x%0AFORGED%C2%85/Users", "/scim/v2/x\nFORGED\u{85}/Users"),
+            "/scim/v2/x%0AFORGED%C2%85/Users"
+        );
+        let setup = safe_path("/setup/%0Atandem_setup_ab/oidc", "/setup/\ntandem_setup_ab/oidc");
+        assert_eq!(setup, "/setup/…/oidc");
+        assert_eq!(safe_path("/x%0A/setup/tandem_setup_ab", "/x\n/setup/tandem_setup_ab"), "/x%0A/setup/…");
     }
 
     #[test]
