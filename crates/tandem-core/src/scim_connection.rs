@@ -96,6 +96,9 @@ pub fn parse_request(body: &Value, require_customer: bool) -> Result<ScimConnect
         return Err(r.into_errors());
     }
     let customer_id = if require_customer { r.required_string("customer_id") } else { r.string("customer_id") };
+    if !require_customer && r.present("customer_id") && r.raw("customer_id").is_none() {
+        r.error("customer_id", "cannot be removed: a connection is one customer's (give another customer ID)");
+    }
     if let Some(c) = &customer_id {
         if let Err(m) = check_new_customer_id(c) {
             r.error("customer_id", m);
