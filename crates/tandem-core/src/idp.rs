@@ -44,6 +44,13 @@ pub fn is_microsoft_issuer(issuer: &str) -> bool {
     MICROSOFT_LOGIN_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(host))
 }
 
+/// Whether a login's email is read Entra ID's way (`xms_edov`; an email
+/// only userinfo gave is unverified): a `MicrosoftEntra` client's, and a
+/// client's of another type whose issuer is on Microsoft's hosts.
+pub fn reads_emails_as_entra(idp_type: IdpType, issuer: &str) -> bool {
+    idp_type == IdpType::MicrosoftEntra || is_microsoft_issuer(issuer)
+}
+
 /// Microsoft's tenant of personal accounts, which no customer's directory is.
 const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 

@@ -602,10 +602,9 @@ fn email_verified_of(
     claims: &Map<String, Value>,
     email_from_userinfo: bool,
 ) -> Option<bool> {
-    match idp_type {
-        IdpType::MicrosoftEntra => entra_email_verified(claims, email_from_userinfo),
-        _ if tandem_core::idp::is_microsoft_issuer(issuer) => entra_email_verified(claims, email_from_userinfo),
-        _ => email_verified(claims.get("email_verified")),
+    match tandem_core::idp::reads_emails_as_entra(idp_type, issuer) {
+        true => entra_email_verified(claims, email_from_userinfo),
+        false => email_verified(claims.get("email_verified")),
     }
 }
 

@@ -32,8 +32,7 @@ pub(crate) fn unverified_email(
     issuer: &str,
     email: &str,
 ) -> (String, &'static str) {
-    let entra = idp_type == tandem_core::idp::IdpType::MicrosoftEntra || tandem_core::idp::is_microsoft_issuer(issuer);
-    match entra {
+    match tandem_core::idp::reads_emails_as_entra(idp_type, issuer) {
         true => (
             format!(
                 "Entra does not vouch for the email {email:?} (its xms_edov claim is false or unclear, or only \
