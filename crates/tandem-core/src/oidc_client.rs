@@ -145,7 +145,7 @@ pub struct OidcClientRequest {
 
 /// Reads a create request.
 pub fn parse_create(body: &Value, policy: UrlPolicy) -> Result<OidcClientRequest, Vec<FieldError>> {
-    parse(body, policy, None, LaterRules { scopes: true, customer_id: true, issuer: true })
+    parse(body, policy, None, LaterRules { scopes: true, customer_id: true, issuer: true, client_id: true })
 }
 
 /// Which of the rules that came after clients were saved a request is held
@@ -160,6 +160,8 @@ struct LaterRules {
     customer_id: bool,
     /// The issuer is no Microsoft tenant shared by many directories.
     issuer: bool,
+    /// The client ID is bounded and has no control characters.
+    client_id: bool,
 }
 
 /// Reads a patch request against the stored configuration: fields that are
@@ -239,6 +241,7 @@ pub fn parse_patch(
         scopes: patch.contains_key("scopes") || idp_sets("type"),
         customer_id: patch.contains_key("customer_id"),
         issuer: ["type", "sso_domain", "tenant_id", "issuer"].into_iter().any(idp_sets),
+        client_id: idp_sets("client_id"),
     };
     parse(&Value::Object(merged), policy, kept, rules)
 }
@@ -391,7 +394,7 @@ fn parse(
             "must include openid (an OpenID Connect login asks for it); null asks for openid email profile",
         );
     }
-    let idp = parse_idp(&mut r, policy, kept_secret, rules.issuer);
+    let idp = parse_idp(&mut r, policy, kept_secret, rules);
     // Entra sends `oid` (its user id, which the SCIM join goes by; without
     // it a login falls back to the pairwise `sub` and matches no one) and
     // `preferred_username` only under the profile scope.
@@ -462,12 +465,7 @@ struct ParsedIdp {
     uses_pkce: bool,
 }
 
-fn parse_idp(
-    r: &mut FieldReader<'_>,
-    policy: UrlPolicy,
-    kept: Option<Kept>,
-    check_shared_tenant: bool,
-) -> Option<ParsedIdp> {
+fn parse_idp(r: &mut FieldReader<'_>, policy: UrlPolicy, kept: Option<Kept>, rules: LaterRules) -> Option<ParsedIdp> {
     let Some(idp) = r.raw("idp") else {
         r.error("idp", "is required");
         return None;
@@ -485,6 +483,11 @@ fn parse_idp(
         }
     });
     let client_id = d.required_string("client_id");
+    if let Some(Err(msg)) =
+        client_id.as_deref().filter(|_| rules.client_id).map(|c| check_credential(c, MAX_CLIENT_ID_BYTES))
+    {
+        d.error("client_id", msg);
+    }
     let method = match d.string("client_authentication") {
         None => ClientAuthentication::ClientSecret,
         Some(m) => m.parse().unwrap_or_else(|e: String| {
@@ -505,6 +508,9 @@ fn parse_idp(
         }),
     };
     let given = d.string("client_secret").filter(|s| !s.is_empty()).map(Redacted);
+    if let Some(Err(msg)) = given.as_ref().map(|s| check_credential(&s.0, MAX_CLIENT_SECRET_BYTES)) {
+        d.error("client_secret", msg);
+    }
     if keyed && given.is_some() {
         d.error(
             "client_secret",
@@ -585,7 +591,7 @@ fn parse_idp(
                 }
             };
             match check_url(&issuer, policy, true) {
-                Ok(u) => match crate::idp::shared_microsoft_tenant(&u).filter(|_| check_shared_tenant) {
+                Ok(u) => match crate::idp::shared_microsoft_tenant(&u).filter(|_| rules.issuer) {
                     Some(msg) => {
                         d.error(field, msg);
                         None
@@ -742,6 +748,25 @@ pub const MAX_SCOPE_BYTES: usize = 256;
 
 /// The longest issuer accepted (configured, or named by a login the IdP starts).
 pub const MAX_ISSUER_BYTES: usize = 2048;
+
+/// The longest client ID and client secret accepted. IdPs issue far
+/// shorter ones (Okta's are 20 and 64 characters, Entra's a GUID and 40);
+/// both go out on every login's authorization URL or token request.
+pub const MAX_CLIENT_ID_BYTES: usize = 1024;
+pub const MAX_CLIENT_SECRET_BYTES: usize = 4096;
+
+/// A client ID or secret as an IdP issues it: printable (RFC 6749 §A.1
+/// and §A.2 allow `%x20-7E`; other letters are let through for IdPs that
+/// allow them in names), no control character, at most `max` bytes.
+fn check_credential(value: &str, max: usize) -> Result<(), String> {
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters (a line break or tab copied with it?)".into());
+    }
+    if value.len() > max {
+        return Err(format!("must be at most {max} bytes, got {}", value.len()));
+    }
+    Ok(())
+}
 
 /// An issuer as clients keep it: without a trailing `/`, scheme and host
 /// in lower case.
@@ -957,6 +982,29 @@ mod tests {
         let ok = parse_patch(&with_secret, &current, UrlPolicy::default()).unwrap();
         assert_eq!(ok.spec.issuer, "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0");
         assert_eq!(ok.spec.client_secret.map(|s| s.0), Some("entra~secret".to_string()));
+    }
+
+    #[test]
+    fn client_ids_and_secrets_are_bounded_and_printable() {
+        let with = |client_id: &str, secret: &str| {
+            let mut body = okta();
+            body["idp"]["client_id"] = json!(client_id);
+            body["idp"]["client_secret"] = json!(secret);
+            parse_create(&body, UrlPolicy::default()).map(|_| ()).map_err(fields)
+        };
+        assert_eq!(with("0oa1", "s~.-_"), Ok(()));
+        assert_eq!(with("0oa1\n", "s"), Err(vec!["idp.client_id".to_string()]));
+        assert_eq!(with(&"a".repeat(MAX_CLIENT_ID_BYTES + 1), "s"), Err(vec!["idp.client_id".to_string()]));
+        assert_eq!(with("0oa1", "secret\t"), Err(vec!["idp.client_secret".to_string()]));
+        assert_eq!(with("0oa1", &"s".repeat(MAX_CLIENT_SECRET_BYTES + 1)), Err(vec!["idp.client_secret".to_string()]));
+        // A client saved before the bound is still patched; a new client ID is held to it.
+        let mut current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
+        current.client_id = "a".repeat(MAX_CLIENT_ID_BYTES + 1);
+        assert!(
+            parse_patch(&json!({"redirect_url": "https://app.example.com/b"}), &current, UrlPolicy::default()).is_ok()
+        );
+        let err = parse_patch(&json!({"idp": {"client_id": "0oa2\r"}}), &current, UrlPolicy::default()).unwrap_err();
+        assert_eq!(fields(err), ["idp.client_id"]);
     }
 
     #[test]
