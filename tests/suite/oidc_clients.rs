@@ -31,12 +31,28 @@ async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
         let (status, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&limit=1")).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!((page["data"].as_array().unwrap().len(), &page["next_cursor"]), (1, &Value::Null), "{list}: {page}");
-        for after in [row_id, "ffffffff"] {
+        for after in [row_id, "ffffffff-ffff-ffff-ffff-ffffffffffff"] {
             let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&limit=1&after={after}")).await;
             assert_eq!(page, json!({"data": [], "next_cursor": null}), "{list} after {after}");
         }
-        let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&after=0")).await;
+        let zero = "00000000-0000-0000-0000-000000000000";
+        let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&after={zero}")).await;
         assert_eq!(page["data"].as_array().unwrap().len(), 1, "{list}: {page}");
+        // A cursor that is no id would answer an empty page, read as the end: refused.
+        for after in ["0", "ffffffff", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"] {
+            for query in [format!("customer_id={customer}&after={after}"), format!("after={after}")] {
+                let (status, body) = app.get(&format!("/api/v1/{list}?{query}")).await;
+                assert_eq!(
+                    (status, invalid_fields(&body)),
+                    (StatusCode::BAD_REQUEST, vec!["after".to_string()]),
+                    "{list}?{query}"
+                );
+            }
+        }
+        let (status, body) = app
+            .get(&format!("/api/v1/scim-connections/{}/users?after=x", conn["scim_connection_id"].as_str().unwrap()))
+            .await;
+        assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["after".to_string()]), "{body}");
     }
 
     let (status, _) = app.delete(&format!("/api/v1/oidc-clients/{id}")).await;

@@ -27,6 +27,12 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Whether `s` is an identifier as [`new_id`] writes them (lower-case
+/// hyphenated UUID text): what a list's `after` cursor must be.
+pub fn is_id(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
 /// Formats a timestamp the way every API response does: RFC 3339, UTC,
 /// millisecond precision (both databases keep at least that).
 pub fn format_time(t: DateTime<Utc>) -> String {

@@ -89,7 +89,7 @@ pub struct FormPage(pub fn(&HttpRequest, StatusCode, &str) -> HttpResponse);
 /// A page's form (`application/x-www-form-urlencoded`), read within
 /// [`FORM_LIMIT`] and `server.body_timeout_secs` (actix's own `Form` has no
 /// timeout: a form that stopped midway held its connection for good). A
-/// name given twice keeps its last value.
+/// name given twice, or a field not UTF-8, is refused (see [`fields`]).
 pub struct Form(pub HashMap<String, String>);
 
 impl std::ops::Deref for Form {

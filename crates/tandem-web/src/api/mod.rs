@@ -309,6 +309,24 @@ pub(crate) fn time_param(
     }
 }
 
+/// Reads `limit` (1–100, default 50) and `after` from the query of a list
+/// kept in id order, whose cursor is an item's id (`next_cursor`), and
+/// whose other parameters are `filters`. An `after` that is no id is
+/// refused: it would answer an empty page, read as the end of the list.
+pub(crate) fn id_page(
+    query: &std::collections::HashMap<String, String>,
+    filters: &[&str],
+) -> Result<(Option<String>, i64), crate::error::ApiError> {
+    let (after, limit) = page(query, filters)?;
+    match after {
+        Some(a) if !tandem_core::is_id(&a) => Err(crate::error::ApiError::invalid_field(
+            "after",
+            format!("must be an item's id as a page's next_cursor gives it, got {a:?}"),
+        )),
+        after => Ok((after, limit)),
+    }
+}
+
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query
 /// whose other parameters are `filters`.
 pub(crate) fn page(

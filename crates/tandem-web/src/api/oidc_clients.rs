@@ -349,7 +349,7 @@ fn with_warnings(mut body: Value, row: &OidcClientRow, sharer: Option<String>, s
 
 /// `GET /api/v1/oidc-clients[?customer_id=…]`
 pub async fn list(state: web::Data<AppState>, _caller: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = super::page(&query, &["customer_id"])?;
+    let (after, limit) = super::id_page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
     // A customer has one client at most: its page, past `after` or not, is the last.
     let page_limit = if customer.is_some() { i64::MAX } else { limit };

@@ -177,7 +177,7 @@ fn pair_client(
 
 /// `GET /api/v1/scim-connections[?customer_id=…]`
 pub async fn list(state: web::Data<AppState>, _caller: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = super::page(&query, &["customer_id"])?;
+    let (after, limit) = super::id_page(&query, &["customer_id"])?;
     let customer = query.get("customer_id").cloned();
     // A customer has one connection at most: its page, past `after` or not, is the last.
     let page_limit = if customer.is_some() { i64::MAX } else { limit };

@@ -26,7 +26,7 @@ async fn require_connection(state: &AppState, id: &str) -> Result<(), ApiError> 
 /// `updated_since` (RFC 3339) and `include_deleted`.
 fn user_list_query(query: &HashMap<String, String>) -> Result<UserListQuery, ApiError> {
     let (after, limit) =
-        super::page(query, &["active", "user_name", "external_id", "updated_since", "include_deleted"])?;
+        super::id_page(query, &["active", "user_name", "external_id", "updated_since", "include_deleted"])?;
     let mut errors = Vec::new();
     let active = super::bool_param(query, "active", &mut errors);
     let include_deleted = super::bool_param(query, "include_deleted", &mut errors).unwrap_or(false);
@@ -116,7 +116,7 @@ pub async fn list_groups(
     query: super::Params,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let (after, limit) = super::page(&query, &["updated_since"])?;
+    let (after, limit) = super::id_page(&query, &["updated_since"])?;
     let mut errors = Vec::new();
     let updated_since = super::time_param(&query, "updated_since", &mut errors).map(tandem_store::micros);
     if !errors.is_empty() {
