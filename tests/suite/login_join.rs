@@ -302,6 +302,43 @@ async fn deactivated_deleted_and_never_provisioned_users_are_refused_with_their_
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Okta, after a user is unassigned (deactivated), renamed and assigned
+/// again, provisions a new user with the same externalId (the Okta user
+/// id) beside the deactivated one, and never deletes: under the strategy
+/// on that id, the active one is the person, not an ambiguity that locks
+/// them out; the matching report counts it so.
+#[tokio::test]
+async fn an_okta_user_provisioned_again_under_a_new_username_signs_in_as_the_active_copy() {
+    let p = paired("OidcSubToScimExternalId").await;
+    let old = p.scim.create_user(okta_scim_user()).await;
+    p.scim
+        .patch(&format!("/Users/{old}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}])))
+        .await;
+    let mut renamed = okta_scim_user();
+    renamed["userName"] = json!("alice.smith@acme.com");
+    let new = p.scim.create_user(renamed).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scim_user"]["id"], new.as_str(), "{body}");
+    let (_, client) = p.app.get(&format!("/api/v1/oidc-clients/by-customer-id/{}", p.customer)).await;
+    let (status, report) =
+        p.app.get(&format!("/api/v1/oidc-clients/{}/scim-matching", client["oidc_client_id"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let by_id = report["strategies"].as_array().unwrap().iter().find(|s| s["strategy"] == "OidcSubToScimExternalId");
+    assert_eq!((&by_id.unwrap()["matched"], &by_id.unwrap()["ambiguous"]), (&json!(1), &json!(0)), "{report}");
+    // Both deactivated: the person is deactivated, not ambiguous.
+    p.scim
+        .patch(&format!("/Users/{new}"), patch_op(json!([{"op": "replace", "path": "active", "value": false}])))
+        .await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!((status, refusal(&body)), (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("deactivated"))));
+    // Two active users carrying one id stay ambiguous.
+    p.scim.patch(&format!("/Users/{new}"), patch_op(json!([{"op": "replace", "path": "active", "value": true}]))).await;
+    p.scim.patch(&format!("/Users/{old}"), patch_op(json!([{"op": "replace", "path": "active", "value": true}]))).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, okta_claims()).await;
+    assert_eq!((status, &body["error"]["type"]), (StatusCode::CONFLICT, &json!("ScimUserAmbiguous")), "{body}");
+}
+
 /// The error type and reason of a refused login.
 fn refusal(body: &Value) -> (Option<&str>, Option<&str>) {
     (body["error"]["type"].as_str(), body["error"]["details"]["reason"].as_str())
@@ -562,25 +599,21 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["details"]["reason"], "deleted", "{body}");
     assert_eq!(body["error"]["details"]["scim_user_id"], gone.as_str(), "{body}");
-    // The live user signs in; a third address with that local part is ambiguous.
+    // The live user signs in; a third address with that local part is
+    // neither's (the live user's emails are its own).
     let (status, body) = login(&p.app, &p.op, &p.customer, as_email("John@Fabrikam.com")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scim_user"]["id"], live.as_str());
     let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@elsewhere.example")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let candidates = body["error"]["details"]["candidates"].as_array().unwrap();
-    assert_eq!(candidates.len(), 2, "{body}");
-    assert!(candidates.iter().any(|c| c["id"] == gone.as_str() && c["deleted"] == true), "{body}");
+    assert_eq!((status, refusal(&body)), (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("not_provisioned"))));
+    assert_eq!(body["error"]["details"]["namesake"]["id"], live.as_str(), "{body}");
     // The matching report counts these three as their logins went.
     let report = p.local_part_report().await;
-    assert_eq!(report.0, (1, 1, 1), "matched, unmatched, ambiguous: {}", report.1);
+    assert_eq!(report.0, (1, 2, 0), "matched, unmatched, ambiguous: {}", report.1);
     let unmatched = report.1["unmatched_sso_users"].as_array().unwrap();
-    assert_eq!(unmatched.len(), 1, "{}", report.1);
-    assert_eq!(unmatched[0]["email"], "john@contoso.com", "{}", report.1);
-    assert!(unmatched[0]["candidates"].as_array().unwrap().iter().any(|c| c["id"] == gone.as_str()), "{}", report.1);
-    let ambiguous = report.1["ambiguous_sso_users"].as_array().unwrap();
-    assert_eq!(ambiguous[0]["email"], "john@elsewhere.example", "{}", report.1);
-    assert_eq!(ambiguous[0]["candidates"].as_array().unwrap().len(), 2, "{}", report.1);
+    assert_eq!(unmatched.len(), 2, "{}", report.1);
+    let contoso = unmatched.iter().find(|u| u["email"] == "john@contoso.com").expect("john@contoso.com unmatched");
+    assert!(contoso["candidates"].as_array().unwrap().iter().any(|c| c["id"] == gone.as_str()), "{}", report.1);
     // A live user whose userName is not their email (a UPN) is known by its emails.
     let p = paired("OidcEmailUsernameToScimUsername").await;
     let mut upn = user("mary@corp.onmicrosoft.com");
@@ -599,6 +632,41 @@ async fn a_deleted_user_never_signs_in_as_a_live_namesake_of_another_domain() {
     let (status, body) = login(&p.app, &p.op, &p.customer, as_email("@contoso.com")).await;
     assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::FORBIDDEN, &json!("not_provisioned")));
     assert!(body["error"]["message"].as_str().unwrap().contains("empty local part"), "{body}");
+}
+
+/// By local part, an unprovisioned person of another domain (a B2B guest,
+/// an unassigned user of a multi-domain tenant) is not signed in as the
+/// namesake whose own emails are others; a directory userName known by its
+/// emails, or one with no emails to go by, still signs in.
+#[tokio::test]
+async fn by_local_part_an_unprovisioned_namesake_of_another_domain_is_refused() {
+    let p = paired("OidcEmailUsernameToScimUsername").await;
+    let john = p.scim.create_user(user("john@contoso.com")).await;
+    let as_email = |email: &str| json!({"sub": format!("00u-{email}"), "email": email});
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@fabrikam.com")).await;
+    assert_eq!((status, refusal(&body)), (StatusCode::FORBIDDEN, (Some("ScimUserNotActive"), Some("not_provisioned"))));
+    assert_eq!(body["error"]["details"]["namesake"]["id"], john.as_str(), "{body}");
+    assert!(body["error"]["details"]["scim_user_id"].is_null(), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("someone else"), "{body}");
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("John@Contoso.com")).await;
+    assert_eq!((status, &body["scim_user"]["id"]), (StatusCode::OK, &json!(john)), "{body}");
+    // An Active Directory userName, known by its emails.
+    let mut ad = user("jsmith@corp.local");
+    ad["emails"] = json!([{"value": "JSmith@Acme.com", "type": "work", "primary": true}]);
+    let jsmith = p.scim.create_user(ad).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("jsmith@acme.com")).await;
+    assert_eq!((status, &body["scim_user"]["id"]), (StatusCode::OK, &json!(jsmith)), "{body}");
+    let (status, _) = login(&p.app, &p.op, &p.customer, as_email("jsmith@vendor.example")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A bare userName without emails: nothing says whose an email is.
+    let mut bare = user("mjones");
+    bare.as_object_mut().unwrap().remove("emails");
+    let mjones = p.scim.create_user(bare).await;
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("mjones@acme.com")).await;
+    assert_eq!((status, &body["scim_user"]["id"]), (StatusCode::OK, &json!(mjones)), "{body}");
+    // The matching report counts them as their logins went.
+    let report = p.local_part_report().await;
+    assert_eq!(report.0, (3, 2, 0), "matched, unmatched, ambiguous: {}", report.1);
 }
 
 impl Paired {
@@ -689,8 +757,8 @@ async fn a_namesake_deleted_many_times_does_not_hide_another_persons_tombstone()
         "{body}"
     );
     assert_eq!(body["error"]["details"]["scim_user_id"], gone.as_str(), "{body}");
-    let (status, _) = login(&p.app, &p.op, &p.customer, as_email("john@elsewhere.example")).await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@elsewhere.example")).await;
+    assert_eq!((status, &body["error"]["details"]["reason"]), (StatusCode::FORBIDDEN, &json!("not_provisioned")));
     let (status, body) = login(&p.app, &p.op, &p.customer, as_email("john@fabrikam.com")).await;
     assert_eq!((status, &body["scim_user"]["id"]), (StatusCode::OK, &json!(live)), "{body}");
 }

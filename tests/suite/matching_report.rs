@@ -104,12 +104,18 @@ async fn each_strategy_wins_on_data_made_for_it() {
         ("OidcSubToScimUsername", "00u1abc", None, "00u1abc", "a@x.example", "a"),
         ("OidcSubToScimExternalId", "zz@q.example", Some("00u1abc"), "00u1abc", "a@x.example", "a"),
         ("OidcEmailToScimUsername", "a@x.example", None, "sub-1", "A@X.example", "b"),
-        ("OidcEmailUsernameToScimUsername", "a@other.example", None, "sub-1", "a@x.example", "b"),
+        // A directory userName, and the email among the user's emails.
+        ("OidcEmailUsernameToScimUsername", "a@corp.local", None, "sub-1", "a@x.example", "b"),
         ("OidcPreferredUsernameToScimUsername", "jdoe", None, "sub-1", "john@x.example", "JDoe"),
     ];
     for (winner, user_name, ext, sub, email, pu) in cases {
         let s = setup("Okta", None).await;
-        s.provision(user_name, ext).await;
+        let mut u = user(user_name);
+        u["emails"] = json!([{"value": user_name}, {"value": email}]);
+        if let Some(x) = ext {
+            u["externalId"] = json!(x);
+        }
+        s.scim.create_user(u).await;
         s.seen(sub, Some(email), Some(pu));
         let r = s.report("").await;
         assert_eq!(r["recommended_strategy"], winner, "{winner}: {r}");
@@ -251,7 +257,10 @@ async fn unmatched_lists_show_the_most_recently_seen_first() {
 #[tokio::test]
 async fn two_sso_users_joining_one_scim_user_are_counted_as_shared() {
     let s = setup("Generic", Some("OidcEmailUsernameToScimUsername")).await;
-    s.provision("john@contoso.com", None).await;
+    // No emails: nothing says the second address is not the user's.
+    let mut john = user("john@contoso.com");
+    john.as_object_mut().unwrap().remove("emails");
+    s.scim.create_user(john).await;
     s.seen("sub-1", Some("john@contoso.com"), None);
     s.seen("sub-2", Some("john@fabrikam.com"), None);
     let r = s.report("").await;

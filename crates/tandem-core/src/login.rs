@@ -138,20 +138,63 @@ pub fn decide(candidates: &[Candidate]) -> JoinOutcome {
     }
 }
 
+/// [`decide`] for a key that is the IdP's own id of one person (an
+/// `externalId` holding the IdP's user id). Live users carrying it are that
+/// person provisioned more than once: Okta, after a user is unassigned,
+/// renamed and assigned again, creates a new user beside the deactivated one
+/// and never deletes it. The one active among them is the person; none
+/// active is the person deactivated; several active stay ambiguous (two
+/// live accounts the IdP keeps for one id).
+pub fn decide_by_id(candidates: &[Candidate]) -> JoinOutcome {
+    if sole_live(candidates).is_some() || candidates.iter().all(|c| !c.live) {
+        return decide(candidates);
+    }
+    let active: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].live && candidates[i].active).collect();
+    match active.as_slice() {
+        [one] => JoinOutcome::Matched(*one),
+        [] => JoinOutcome::NotActive(NotActiveReason::Deactivated),
+        many => JoinOutcome::Ambiguous(many.len()),
+    }
+}
+
+/// Whether the login's full email is a candidate's, as the candidate's own
+/// addresses say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// It is: the candidate's userName, or one of its `emails`.
+    Yes,
+    /// It is not: the candidate has `emails`, and neither they nor its
+    /// userName are the login's email.
+    No,
+    /// Nobody can tell: the candidate has no `emails` (a userName only,
+    /// perhaps a directory name such as `jsmith@corp.local`).
+    Unknown,
+}
+
 /// [`decide`] for a key several people can share (an email's local part:
 /// `john@contoso.com` and `john@fabrikam.com`). `names` are the candidates'
 /// lower-cased userNames; `owns[i]` says whether the login's full email is
-/// candidate `i`'s (its userName or one of its emails). Where a key is an
-/// identity (a userName, an externalId), a tombstone beside a live user is
-/// the same user deleted and provisioned again; here a tombstone of a
-/// userName the live user does not have is someone else, who must not sign
-/// in as the live user. With one live candidate and such tombstones, the
-/// login's full email says whom it is (the live user, or a deleted one),
-/// and otherwise the match is ambiguous.
-pub fn decide_shared_key(candidates: &[Candidate], names: &[&str], owns: &[bool]) -> JoinOutcome {
+/// candidate `i`'s. The one live candidate whose own addresses are others
+/// is someone else: refused as not provisioned (an unprovisioned
+/// `john@fabrikam.com` never signs in as `john@contoso.com`), or as
+/// deleted when a deleted user's address it is. Where a key is an identity
+/// (a userName, an externalId), a tombstone beside a live user is the same
+/// user deleted and provisioned again; here a tombstone of a userName the
+/// live user does not have is someone else, who must not sign in as the
+/// live user. With one live candidate and such tombstones, the login's full
+/// email says whom it is (the live user, or a deleted one), and otherwise
+/// the match is ambiguous.
+pub fn decide_shared_key(candidates: &[Candidate], names: &[&str], owns: &[Owner]) -> JoinOutcome {
     let Some(one) = sole_live(candidates) else { return decide(candidates) };
     let others: Vec<usize> = others_deleted(candidates, names);
-    let owned = |i: &usize| owns.get(*i).copied().unwrap_or(false);
+    let owner = |i: usize| owns.get(i).copied().unwrap_or(Owner::Unknown);
+    let owned = |i: &usize| owner(*i) == Owner::Yes;
+    if owner(one) == Owner::No {
+        return JoinOutcome::NotActive(match others.iter().any(owned) {
+            true => NotActiveReason::Deleted,
+            false => NotActiveReason::NotProvisioned,
+        });
+    }
     if others.is_empty() || owned(&one) {
         return decide(candidates);
     }
@@ -361,33 +404,58 @@ mod tests {
     }
 
     #[test]
+    fn an_id_kept_by_an_active_and_a_deactivated_user_is_the_active_one() {
+        let c = |live, active| Candidate { live, active };
+        assert_eq!(decide_by_id(&[c(true, false), c(true, true)]), JoinOutcome::Matched(1));
+        assert_eq!(decide_by_id(&[c(true, true), c(false, true), c(true, false)]), JoinOutcome::Matched(0));
+        assert_eq!(
+            decide_by_id(&[c(true, false), c(true, false)]),
+            JoinOutcome::NotActive(NotActiveReason::Deactivated)
+        );
+        assert_eq!(decide_by_id(&[c(true, true), c(true, false), c(true, true)]), JoinOutcome::Ambiguous(2));
+        // One live user, or none: as `decide`.
+        for one in [vec![], vec![c(true, false)], vec![c(false, true), c(true, true)], vec![c(false, true)]] {
+            assert_eq!(decide_by_id(&one), decide(&one), "{one:?}");
+        }
+    }
+
+    #[test]
     fn a_shared_key_tells_a_deleted_person_from_the_live_one() {
+        use Owner::{No, Unknown, Yes};
         let c = |live, active| Candidate { live, active };
         let (deleted, live) = ("john@contoso.com", "john@fabrikam.com");
         let pair = [c(false, true), c(true, true)];
         let names = [deleted, live];
         // `owns`: whose the login's email is (the deleted user's, the live user's, nobody's).
-        let decide_as = |owns: [bool; 2]| decide_shared_key(&pair, &names, &owns);
+        let decide_as = |owns: [Owner; 2]| decide_shared_key(&pair, &names, &owns);
         // The deleted person is refused, never signed in as the live one.
-        assert_eq!(decide_as([true, false]), JoinOutcome::NotActive(NotActiveReason::Deleted));
-        assert_eq!(decide_as([false, true]), JoinOutcome::Matched(1));
-        assert_eq!(decide_as([true, true]), JoinOutcome::Matched(1), "the live user's own email wins");
-        assert_eq!(decide_as([false, false]), JoinOutcome::Ambiguous(2));
+        assert_eq!(decide_as([Yes, Unknown]), JoinOutcome::NotActive(NotActiveReason::Deleted));
+        assert_eq!(decide_as([Yes, No]), JoinOutcome::NotActive(NotActiveReason::Deleted));
+        assert_eq!(decide_as([Unknown, Yes]), JoinOutcome::Matched(1));
+        assert_eq!(decide_as([Yes, Yes]), JoinOutcome::Matched(1), "the live user's own email wins");
+        assert_eq!(decide_as([Unknown, Unknown]), JoinOutcome::Ambiguous(2));
+        // A live user whose own addresses are others is someone else.
+        assert_eq!(decide_as([No, No]), JoinOutcome::NotActive(NotActiveReason::NotProvisioned));
         // The same userName deleted and provisioned again is one person.
-        assert_eq!(decide_shared_key(&pair, &[live, live], &[false, false]), JoinOutcome::Matched(1));
+        assert_eq!(decide_shared_key(&pair, &[live, live], &[Unknown, Unknown]), JoinOutcome::Matched(1));
+        // Alone: matched when its addresses say nothing or say so, not when they are others.
+        let alone = [c(true, true)];
+        assert_eq!(decide_shared_key(&alone, &[live], &[Unknown]), JoinOutcome::Matched(0));
+        assert_eq!(decide_shared_key(&alone, &[live], &[Yes]), JoinOutcome::Matched(0));
+        assert_eq!(decide_shared_key(&alone, &[live], &[No]), JoinOutcome::NotActive(NotActiveReason::NotProvisioned));
         // Tombstones alone, or several live users, as `decide`.
         let gone = [c(false, true), c(false, true)];
-        assert_eq!(decide_shared_key(&gone, &names, &[false, false]), JoinOutcome::NotActive(NotActiveReason::Deleted));
+        assert_eq!(decide_shared_key(&gone, &names, &[No, No]), JoinOutcome::NotActive(NotActiveReason::Deleted));
         let twins = [c(true, true), c(true, true), c(false, true)];
         assert_eq!(
-            decide_shared_key(&twins, &[live, deleted, "john@x.com"], &[true, false, false]),
+            decide_shared_key(&twins, &[live, deleted, "john@x.com"], &[Yes, No, No]),
             JoinOutcome::Ambiguous(2)
         );
         assert!(others_deleted(&twins, &[live, deleted, "john@x.com"]).is_empty());
         // A deactivated live user stays deactivated for its own email.
         let off = [c(false, true), c(true, false)];
         assert_eq!(
-            decide_shared_key(&off, &names, &[false, true]),
+            decide_shared_key(&off, &names, &[Unknown, Yes]),
             JoinOutcome::NotActive(NotActiveReason::Deactivated)
         );
     }

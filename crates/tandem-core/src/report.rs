@@ -7,7 +7,7 @@
 //! report over 100k SSO users and 100k SCIM users is a few hash lookups per
 //! user and strategy.
 
-use crate::login::{decide_shared_key, Candidate, JoinOutcome, NotActiveReason};
+use crate::login::{decide_by_id, decide_shared_key, Candidate, JoinOutcome, NotActiveReason, Owner};
 use crate::matching::{local_part_lower, MatchingStrategy, ScimKey, SsoAttributes};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -121,15 +121,24 @@ impl<'a> ScimIndex<'a> {
             .filter(move |(name, _)| **name != own)
     }
 
-    /// Whose `emails` a local-part verdict needs: the live users (indexes)
-    /// sharing their local part with another userName's tombstone, and
-    /// those tombstones (ids). A login of such a local part is decided by
-    /// whose the login's full email is; give them with
+    /// Whose `emails` the local-part verdicts of `sso` need: the live users
+    /// (indexes) an SSO user's local part finds alone under another email
+    /// than their userName, and those sharing their local part with another
+    /// userName's tombstone, with those tombstones (ids). Such a login is
+    /// decided by whose its full email is; give them with
     /// [`ScimIndex::set_live_emails`] and [`ScimIndex::set_deleted_emails`].
     /// Only a local part one live user has: several are ambiguous whoever
     /// signs in, so each tombstone is named at most once.
-    pub fn owners_needed(&self) -> (Vec<usize>, Vec<String>) {
+    pub fn owners_needed(&self, sso: &[SsoSide]) -> (Vec<usize>, Vec<String>) {
         let mut live = Vec::new();
+        for s in sso {
+            let email = s.email.as_deref().map(str::to_lowercase);
+            if let [one] = self.lookup(MatchingStrategy::OidcEmailUsernameToScimUsername, s) {
+                if email.as_deref() != Some(self.users[*one].user_name.to_lowercase().as_str()) {
+                    live.push(*one);
+                }
+            }
+        }
         let mut deleted = Vec::new();
         let by_local = self.by_key.get(&ScimKey::UserNameLocalLower);
         for (i, u) in self.users.iter().enumerate() {
@@ -143,6 +152,8 @@ impl<'a> ScimIndex<'a> {
                 deleted.extend(others.map(|(_, id)| id.clone()));
             }
         }
+        live.sort_unstable();
+        live.dedup();
         deleted.sort_unstable();
         deleted.dedup();
         (live, deleted)
@@ -182,6 +193,16 @@ impl<'a> ScimIndex<'a> {
             [] => Verdict::Unmatched,
             [one] if strategy == MatchingStrategy::OidcEmailUsernameToScimUsername => self.by_local_part(*one, sso),
             [one] => Verdict::Matched(*one),
+            several if strategy.scim_key() == ScimKey::ExternalId => {
+                let found: Vec<Candidate> =
+                    several.iter().map(|&i| Candidate { live: true, active: self.users[i].active }).collect();
+                match decide_by_id(&found) {
+                    JoinOutcome::Matched(k) => Verdict::Matched(several[k]),
+                    // Found, and refused as deactivated (counted as matched).
+                    JoinOutcome::NotActive(_) => Verdict::Matched(several[0]),
+                    JoinOutcome::Ambiguous(_) => Verdict::Ambiguous,
+                }
+            }
             _ => Verdict::Ambiguous,
         }
     }
@@ -192,14 +213,19 @@ impl<'a> ScimIndex<'a> {
     fn by_local_part(&self, one: usize, sso: &SsoSide) -> Verdict {
         let user = &self.users[one];
         let email = sso.email.as_deref().map(str::to_lowercase).unwrap_or_default();
-        let holds = |emails: Option<&Vec<String>>| emails.is_some_and(|e| e.contains(&email));
+        let owner = |name: &str, emails: Option<&Vec<String>>| match emails {
+            _ if name == email => Owner::Yes,
+            Some(e) if e.contains(&email) => Owner::Yes,
+            Some(e) if !e.is_empty() => Owner::No,
+            _ => Owner::Unknown,
+        };
         let own = user.user_name.to_lowercase();
         let mut candidates = vec![Candidate { live: true, active: user.active }];
-        let mut owns = vec![own == email || holds(self.live_emails.get(&one))];
+        let mut owns = vec![owner(&own, self.live_emails.get(&one))];
         let mut names = vec![own.as_str()];
         for (name, id) in self.others_deleted(user) {
             candidates.push(Candidate { live: false, active: false });
-            owns.push(*name == email || holds(self.deleted_emails.get(id)));
+            owns.push(owner(name, self.deleted_emails.get(id)));
             names.push(name);
         }
         match decide_shared_key(&candidates, &names, &owns) {
@@ -437,7 +463,7 @@ mod tests {
         ];
         let mut idx = ScimIndex::new(&users);
         idx.add_deleted(&gone);
-        let (live, deleted) = idx.owners_needed();
+        let (live, deleted) = idx.owners_needed(&[]);
         assert_eq!(live, [0, 1]);
         assert_eq!(deleted, ["t1", "t3"], "the live user's own name deleted before is the same person");
         idx.set_live_emails(1, vec!["Mary@Contoso.com".into()]);
@@ -449,7 +475,7 @@ mod tests {
         assert_eq!(v("john@elsewhere.example"), Verdict::Ambiguous);
         assert_eq!(v("mary@contoso.com"), Verdict::Matched(1), "known by its emails");
         assert_eq!(v("mary@old-alias.example"), Verdict::Unmatched, "a tombstone is known by its emails too");
-        assert_eq!(v("mary@elsewhere.example"), Verdict::Ambiguous);
+        assert_eq!(v("mary@elsewhere.example"), Verdict::Unmatched, "its own emails say it is someone else");
         // Other strategies are not affected.
         assert_eq!(
             idx.verdict(MatchingStrategy::OidcEmailToScimUsername, &sso("s", "john@fabrikam.com", "x")),
@@ -461,8 +487,38 @@ mod tests {
         let users = [scim("a", "x@a.example", None), scim("b", "x@b.example", None)];
         let mut idx = ScimIndex::new(&users);
         idx.add_deleted(&[scim("t", "x@c.example", None)]);
-        assert_eq!(idx.owners_needed(), (vec![], vec![]));
+        assert_eq!(idx.owners_needed(&[sso("s", "x@c.example", "x")]), (vec![], vec![]));
         assert_eq!(idx.verdict(local, &sso("s", "x@c.example", "x")), Verdict::Ambiguous);
+    }
+
+    /// By local part, one live user found under another email than its
+    /// userName is known by its emails: someone else's email is not joined
+    /// to it (an unprovisioned namesake of another domain).
+    #[test]
+    fn by_local_part_a_live_users_own_emails_say_whose_an_email_is() {
+        let users =
+            [scim("ad", "jsmith@corp.local", None), scim("bare", "mjones", None), scim("c", "ann@contoso.com", None)];
+        let mut idx = ScimIndex::new(&users);
+        let seen = [
+            sso("1", "jsmith@acme.com", "x"),
+            sso("2", "jsmith@vendor.example", "x"),
+            sso("3", "mjones@acme.com", "x"),
+            sso("4", "ann@contoso.com", "x"),
+            sso("5", "ann@fabrikam.com", "x"),
+        ];
+        // Asked for: the users found under another email than their userName.
+        assert_eq!(idx.owners_needed(&seen), (vec![0, 1, 2], vec![]));
+        idx.set_live_emails(0, vec!["JSmith@Acme.com".into()]);
+        idx.set_live_emails(1, vec![]);
+        idx.set_live_emails(2, vec!["ann@contoso.com".into()]);
+        let local = MatchingStrategy::OidcEmailUsernameToScimUsername;
+        let v: Vec<Verdict> = seen.iter().map(|s| idx.verdict(local, s)).collect();
+        assert_eq!(
+            v,
+            [Verdict::Matched(0), Verdict::Unmatched, Verdict::Matched(1), Verdict::Matched(2), Verdict::Unmatched],
+            "no emails to go by: a match, as before"
+        );
+        assert_eq!(counts_of(&count_all(&idx, &seen), local), (3, 2, 0));
     }
 
     #[test]

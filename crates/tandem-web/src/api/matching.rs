@@ -121,7 +121,8 @@ pub async fn report(
             let gone = latest_of_each(matching::deleted_side(c, &conn_key)?);
             let mut index = ScimIndex::new(&scim);
             index.add_deleted(&gone);
-            let (live_owners, deleted_owners) = index.owners_needed();
+            let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
+            let (live_owners, deleted_owners) = index.owners_needed(&sso_keys);
             if !live_owners.is_empty() {
                 let ids: Vec<String> =
                     live_owners.iter().map(|i| scim[*i].id.clone()).chain(deleted_owners.iter().cloned()).collect();
@@ -133,7 +134,6 @@ pub async fn report(
                     index.set_deleted_emails(&id, emails.remove(&id).unwrap_or_default());
                 }
             }
-            let sso_keys: Vec<_> = seen.iter().map(|s| s.keys.clone()).collect();
             let counts = count_all(&index, &sso_keys);
             let recommended = recommend(&counts, &preferred);
             // Lists for the shown strategy.

@@ -6,8 +6,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
-use tandem_core::login::{decide, decide_shared_key, others_deleted, Candidate, JoinOutcome, NotActiveReason};
-use tandem_core::matching::{MatchingStrategy, SsoAttributes};
+use tandem_core::login::{
+    decide, decide_by_id, decide_shared_key, others_deleted, Candidate, JoinOutcome, NotActiveReason, Owner,
+};
+use tandem_core::matching::{MatchingStrategy, ScimKey, SsoAttributes};
 use tandem_store::oidc_clients::OidcClientRow;
 use tandem_store::scim::users;
 use tandem_store::{scim_connections, AnyConnection, StoreError};
@@ -147,8 +149,10 @@ pub fn join(
     let verdict = if shared_key {
         // An email's local part is shared by different people: whose the
         // login's email is (a userName, or one of a user's emails) decides.
-        let owns: Vec<bool> = candidates.iter().map(|u| email.as_deref().is_some_and(|e| owns_email(u, e))).collect();
+        let owns: Vec<Owner> = candidates.iter().map(|u| owner(u, email.as_deref())).collect();
         decide_shared_key(&found, &names, &owns)
+    } else if strategy.scim_key() == ScimKey::ExternalId {
+        decide_by_id(&found)
     } else {
         decide(&found)
     };
@@ -187,6 +191,17 @@ pub fn join(
                     "the matched SCIM user is deactivated in the identity provider".to_string()
                 }
                 NotActiveReason::Deleted => "the matched SCIM user was deleted by the identity provider".to_string(),
+                NotActiveReason::NotProvisioned if !candidates.is_empty() => {
+                    // By local part: the one live namesake's own addresses are others.
+                    let namesake = candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first());
+                    format!(
+                        "no SCIM user of this customer has the email {:?}: {:?} shares its local part, but its own \
+                         addresses (userName and emails) are others, so it is someone else; under the strategy \
+                         {strategy} a user's own addresses say whose an email is",
+                        sso.email.unwrap_or_default(),
+                        namesake.map(|u| u.user_name.as_str()).unwrap_or_default(),
+                    )
+                }
                 NotActiveReason::NotProvisioned => {
                     let mut message = format!(
                         "no SCIM user of this customer matches {key:?} under the strategy {strategy}; the user is not \
@@ -211,6 +226,13 @@ pub fn join(
                 // The tombstone of the login's own email first (a shared key's other person).
                 NotActiveReason::Deleted => {
                     deleted().find(|u| Some(u.user_name_lower.as_str()) == email.as_deref()).or(deleted().next())
+                }
+                // By local part, the live namesake that is someone else: named as such.
+                NotActiveReason::NotProvisioned => {
+                    if let Some(u) = candidates.iter().find(|u| u.deleted_at.is_none()) {
+                        details["namesake"] = json!({"id": u.id, "user_name": u.user_name});
+                    }
+                    None
                 }
                 _ => candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first()),
             };
@@ -242,8 +264,20 @@ pub fn join(
     }
 }
 
-/// Whether `email` (lower-cased) is `user`'s: its userName, or one of its emails.
-fn owns_email(user: &users::ScimUserRow, email: &str) -> bool {
-    user.user_name_lower == email
-        || tandem_scim::resource::email_values(&user.document()).any(|v| v.to_lowercase() == email)
+/// Whether `email` (lower-cased) is `user`'s: its userName, or one of its
+/// emails; not when it has emails and none is; unknown when it has none.
+fn owner(user: &users::ScimUserRow, email: Option<&str>) -> Owner {
+    let Some(email) = email else { return Owner::Unknown };
+    if user.user_name_lower == email {
+        return Owner::Yes;
+    }
+    let doc = user.document();
+    let mut emails = tandem_scim::resource::email_values(&doc).peekable();
+    if emails.peek().is_none() {
+        return Owner::Unknown;
+    }
+    match emails.any(|v| v.to_lowercase() == email) {
+        true => Owner::Yes,
+        false => Owner::No,
+    }
 }
