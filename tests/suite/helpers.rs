@@ -559,3 +559,29 @@ pub async fn answer_to_stalled_body(addr: &str, head: &str, path: &str) -> Strin
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{path}: {:?}", started.elapsed());
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// Records an SSO user of `client` last seen at `at`, as a login would.
+pub fn record_seen(app: &TestApp, client: &str, oidc_user_id: &str, at: chrono::DateTime<chrono::Utc>) {
+    let row = tandem_store::sso::SsoUser {
+        id: tandem_core::new_id(),
+        oidc_client_id: client.into(),
+        oidc_user_id: oidc_user_id.into(),
+        email: None,
+        email_verified: None,
+        preferred_username: None,
+        given_name: None,
+        family_name: None,
+        claims: "{}".into(),
+        first_login_at: at.timestamp_micros(),
+        last_login_at: at.timestamp_micros(),
+        login_count: 1,
+    };
+    app.state.store.write_blocking(move |c| tandem_store::sso::record_sso_user(c, &row)).unwrap();
+}
+
+/// The oidc_user_ids of the SSO users of `client`.
+pub fn seen_of(app: &TestApp, client: &str) -> Vec<String> {
+    let client = client.to_string();
+    let rows = app.state.store.read_blocking(move |c| tandem_store::sso::sso_users_of(c, &client, None, 100)).unwrap();
+    rows.into_iter().map(|u| u.oidc_user_id).collect()
+}

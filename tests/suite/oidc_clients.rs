@@ -55,11 +55,17 @@ async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
         assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["after".to_string()]), "{body}");
     }
 
+    // Deleted with the SSO users its logins saw (their claims); another client's stay.
+    record_seen(&app, id, "00u-gone", chrono::Utc::now());
+    let another = unique("another-client");
+    record_seen(&app, &another, "00u-kept", chrono::Utc::now());
     let (status, _) = app.delete(&format!("/api/v1/oidc-clients/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "ClientNotFound");
+    assert!(seen_of(&app, id).is_empty());
+    assert_eq!(seen_of(&app, &another), ["00u-kept"]);
 }
 
 #[tokio::test]

@@ -341,6 +341,9 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
     let (new_entries, new_events) = (made[1].0 - old_entries, made[1].1 - old_events);
     assert!(old_entries >= 4 && new_entries >= 4 && old_events >= 1 && new_events >= 1, "{made:?}");
 
+    // SSO users last seen in either period (with their claims).
+    record_seen(&app, "trim-client", "seen-old", cutoff - chrono::Duration::hours(1));
+    record_seen(&app, "trim-client", "seen-new", chrono::Utc::now());
     // A cutoff between the periods, two rows per transaction: every old row goes, in several batches.
     let (_keep, stopped) = std::sync::mpsc::channel::<()>();
     let store = app.state.store.clone();
@@ -348,8 +351,9 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
         tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs_in_batches(&store, cutoff, &stopped, 2))
             .await
             .unwrap();
-    // The old period's user.created goes too; the new one's stays.
-    assert_eq!(trimmed, old_entries + old_events + 1);
+    // The old period's user.created goes too, and its SSO user; the new ones stay.
+    assert_eq!(trimmed, old_entries + old_events + 1 + 1);
+    assert_eq!(seen_of(&app, "trim-client"), ["seen-new"]);
     let (_, entries) = app.get(&logs).await;
     assert_eq!(count(&entries), new_entries, "{entries}");
     assert!(entries["data"].as_array().unwrap().iter().all(|e| e["user_name"] != "trim-old@acme.com"), "{entries}");

@@ -124,6 +124,21 @@ pub fn purge_older(
         .execute(conn)?)
 }
 
+/// Deletes up to `limit` SSO users (the identities logins saw, with their
+/// claims) not seen since `before`; returns how many. Read without an index
+/// (one row per person and client, scanned once per batch every few
+/// minutes at most); a person who signs in again is recorded again.
+pub fn purge_sso_users_older(conn: &mut AnyConnection, before: DateTime<Utc>, limit: i64) -> Result<usize, StoreError> {
+    let stale = su::sso_users.filter(su::last_login_at.lt(crate::micros(before))).select(su::id).limit(limit);
+    let ids: Vec<String> = stale.load(conn)?;
+    Ok(diesel::delete(su::sso_users.filter(su::id.eq_any(&ids))).execute(conn)?)
+}
+
+/// Deletes the SSO users a client's logins saw (with the client).
+pub fn delete_sso_users_of(conn: &mut AnyConnection, oidc_client_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(su::sso_users.filter(su::oidc_client_id.eq(oidc_client_id))).execute(conn)?)
+}
+
 /// The tables [`purge_older`] trims.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogTable {

@@ -1,6 +1,7 @@
 //! Background housekeeping: the claims of expired logins are deleted a day
-//! after they expire, so the table stays small without a cron job, and
-//! SQLite's planner statistics are kept fresh.
+//! after they expire, so the table stays small without a cron job; the
+//! logs, the event feed and the SSO users not seen within the retention
+//! are deleted; and SQLite's planner statistics are kept fresh.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -12,6 +13,13 @@ use tandem_store::Store;
 /// How often housekeeping runs.
 pub const INTERVAL: Duration = Duration::from_secs(600);
 
+/// The least pause between two purge transactions. Each pause is at least
+/// as long as the transaction before it, so a backlog of millions of rows
+/// takes at most half the write lock: SQLite's is a plain mutex, which the
+/// purge would otherwise take again before the waiting request writers
+/// and the log writer (whose queue would fill and drop records) got it.
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
+
 /// Keeps housekeeping running; dropping it stops the thread and waits for it.
 pub struct Housekeeping {
     _thread: Option<Background<()>>,
@@ -22,7 +30,8 @@ const PURGE_BATCH: i64 = 5_000;
 
 /// Starts the housekeeping thread; it runs until the returned guard is
 /// dropped. `log_retention_days` (0: kept) trims the login events, the
-/// provisioning log and the directory event feed.
+/// provisioning log, the directory event feed and the SSO users (the
+/// identities logins saw, with their claims) not seen since.
 pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Housekeeping {
     let spawned = Background::spawn("tandem-housekeeping", move |stopped: Receiver<()>| {
         // Runs every INTERVAL until the guard is dropped (the channel disconnects).
@@ -54,7 +63,8 @@ pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Ho
 }
 
 /// Deletes the login events, provisioning-log entries and directory
-/// events made before `before`, a batch per transaction, until none is left or the server stops.
+/// events made before `before`, and the SSO users last seen before it, a
+/// batch per transaction, until none is left or the server stops.
 pub fn trim_logs(store: &Store, before: chrono::DateTime<chrono::Utc>, stopped: &Receiver<()>) -> usize {
     trim_logs_in_batches(store, before, stopped, PURGE_BATCH)
 }
@@ -74,8 +84,10 @@ pub fn trim_logs_in_batches(
     // The directory event feed, oldest first in feed order.
     total +=
         in_batches(store, stopped, batch, "directory events", |c| tandem_store::events::purge_older(c, before, batch));
+    total +=
+        in_batches(store, stopped, batch, "SSO users", |c| tandem_store::sso::purge_sso_users_older(c, before, batch));
     if total > 0 {
-        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events, provisioning-log entries and directory events deleted");
+        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events, provisioning-log entries, directory events and SSO users not seen since deleted");
     }
     total
 }
@@ -92,10 +104,14 @@ fn in_batches(
 ) -> usize {
     let mut total = 0;
     loop {
+        let began = std::time::Instant::now();
         match store.write_blocking(&purge) {
             Ok(n) => {
                 total += n;
-                if (n as i64) < batch || !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                // A pause (ended early by a stop) lets the other writers in.
+                if (n as i64) < batch
+                    || !matches!(stopped.recv_timeout(began.elapsed().max(BATCH_PAUSE)), Err(RecvTimeoutError::Timeout))
+                {
                     return total;
                 }
             }
