@@ -578,6 +578,27 @@ fn revoking_a_name_two_active_keys_share_revokes_neither() {
     assert_eq!(active, 1);
     // One left under the name: the name now names it.
     run(&["integration-key", "revoke", &name]);
+    // Each key's creation and revocation is in the audit log, by the CLI.
+    let url = postgres_url().unwrap_or_else(|| format!("sqlite://{}/data/tandem.db", dir.display()));
+    let store =
+        tandem_store::Store::open(&url, &tandem_store::PoolOptions { min_idle: 0, ..Default::default() }).unwrap();
+    for id in &ids {
+        let q = tandem_store::audit::AuditQuery {
+            target_type: Some("integration_key".into()),
+            target_id: Some(id.clone()),
+            action: None,
+            actor: None,
+            before: None,
+            limit: 10,
+        };
+        let events = store.read_blocking(move |c| tandem_store::audit::list(c, &q)).unwrap();
+        let seen: Vec<(&str, &str)> = events.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
+        assert_eq!(seen, [("integration_key.revoked", "cli"), ("integration_key.created", "cli")], "{id}");
+        let details: serde_json::Value = serde_json::from_str(&events[1].details).unwrap();
+        assert_eq!(details["name"], name.as_str(), "{details}");
+        // The prefix `integration-key list` shows, not the key.
+        assert_eq!(details["display_prefix"].as_str().map(str::len), Some("tandem_ik_".len() + 6), "{details}");
+    }
 }
 
 #[test]

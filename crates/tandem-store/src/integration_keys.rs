@@ -74,8 +74,8 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<IntegrationKey>, StoreError>
 /// What [`revoke`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Revoked {
-    /// The one active key with that id or name was revoked.
-    One,
+    /// The one active key with that id or name was revoked: its id.
+    One(String),
     /// No active key has that id or name.
     None,
     /// Several active keys share that name (a rotation creates the new key
@@ -89,7 +89,7 @@ pub enum Revoked {
 pub fn revoke(conn: &mut AnyConnection, id_or_name: &str, now: DateTime<Utc>) -> Result<Revoked, StoreError> {
     let by_id = k::integration_keys.filter(k::id.eq(id_or_name)).filter(k::revoked_at.is_null());
     if diesel::update(by_id).set(k::revoked_at.eq(micros(now))).execute(conn)? > 0 {
-        return Ok(Revoked::One);
+        return Ok(Revoked::One(id_or_name.to_string()));
     }
     let named: Vec<String> = k::integration_keys
         .filter(k::name.eq(id_or_name))
@@ -103,7 +103,7 @@ pub fn revoke(conn: &mut AnyConnection, id_or_name: &str, now: DateTime<Utc>) ->
             diesel::update(k::integration_keys.filter(k::id.eq(one)))
                 .set(k::revoked_at.eq(micros(now)))
                 .execute(conn)?;
-            Ok(Revoked::One)
+            Ok(Revoked::One(one.clone()))
         }
         _ => Ok(Revoked::Ambiguous(named)),
     }

@@ -313,7 +313,13 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             let settings = command_settings(&common)?;
             let new_file = new_sqlite_file(&settings);
             let store = tandem::open_command_store(&settings)?;
-            let (row, key) = store.write_blocking(|c| tandem_store::integration_keys::create(c, &name, now))?;
+            let (row, key) = store.write_blocking(|c| {
+                let (row, key) = tandem_store::integration_keys::create(c, &name, now)?;
+                let details = serde_json::json!({"name": row.name, "display_prefix": row.display_prefix});
+                let target = ("integration_key", row.id.as_str());
+                tandem_store::audit::record(c, now, "cli", "integration_key.created", target, details)?;
+                Ok((row, key))
+            })?;
             if let Some(path) = new_file {
                 // Run from another directory than the server's, the key would
                 // go to a database the server never reads.
@@ -327,7 +333,7 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
             if let Err(e) = writeln!(stdout, "{}", key.0).and_then(|()| stdout.flush()) {
                 // Never shown: nobody holds it, so nobody can be left using it.
                 let id = row.id.clone();
-                let revoked = store.write_blocking(move |c| tandem_store::integration_keys::revoke(c, &id, now));
+                let revoked = store.write_blocking(move |c| revoke_recorded(c, &id, now, "never shown"));
                 anyhow::bail!(
                     "cannot write the new key to standard output ({e}); the key {} was {}",
                     row.id,
@@ -349,9 +355,9 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::Revoke { key, common } => {
             let store = tandem::open_command_store(&command_settings(&common)?)?;
-            use tandem_store::integration_keys::{revoke, Revoked};
-            match store.write_blocking(|c| revoke(c, &key, now))? {
-                Revoked::One => out!("revoked 1 key"),
+            use tandem_store::integration_keys::Revoked;
+            match store.write_blocking(|c| revoke_recorded(c, &key, now, "revoked"))? {
+                Revoked::One(_) => out!("revoked 1 key"),
                 Revoked::None => anyhow::bail!("no active integration key with id or name {key:?}"),
                 Revoked::Ambiguous(ids) => anyhow::bail!(
                     "{} active integration keys are named {key:?} ({}); revoke one by its id (see `integration-key list`)",
@@ -362,4 +368,20 @@ fn key_command(cmd: KeyCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Revokes an integration key (see `integration_keys::revoke`), recording
+/// it in the audit log (`why`: `revoked`, or `never shown`).
+fn revoke_recorded(
+    c: &mut tandem_store::AnyConnection,
+    id_or_name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    why: &str,
+) -> Result<tandem_store::integration_keys::Revoked, tandem_store::StoreError> {
+    let revoked = tandem_store::integration_keys::revoke(c, id_or_name, now)?;
+    if let tandem_store::integration_keys::Revoked::One(id) = &revoked {
+        let details = serde_json::json!({"as": why});
+        tandem_store::audit::record(c, now, "cli", "integration_key.revoked", ("integration_key", id), details)?;
+    }
+    Ok(revoked)
 }
