@@ -276,15 +276,54 @@ impl LogSink {
         }
     }
 
-    /// Writes what is queued and stops the writer (at shutdown); records
-    /// queued afterwards are dropped.
+    /// Writes what is queued and stops the writer (at shutdown), within
+    /// [`CLOSE_WITHIN`]; records queued afterwards are dropped.
     pub fn close(&self) {
-        let _ = self.tx.send(Msg::Close);
+        self.close_within(CLOSE_WITHIN);
+    }
+
+    /// [`LogSink::close`] within `limit`: whether everything queued was
+    /// written or given up on (as the writer does when the database
+    /// refuses). A database that is down makes each batch wait out its
+    /// connection timeout twice; past `limit` the rest is left unwritten,
+    /// with a warning, so that a shutdown during an outage ends.
+    pub fn close_within(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut msg = Msg::Close;
+        loop {
+            match self.tx.try_send(msg) {
+                Err(std::sync::mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    msg = back;
+                    self.wake();
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(std::sync::mpsc::TrySendError::Full(_)) => return self.left_unwritten(limit),
+                // Sent, or the writer is gone already.
+                _ => break,
+            }
+        }
         self.wake();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
+            while !h.is_finished() {
+                if std::time::Instant::now() >= deadline {
+                    return self.left_unwritten(limit);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             let _ = h.join();
         }
+        true
+    }
+
+    /// Warns that records still queued at a shutdown were not written.
+    fn left_unwritten(&self, limit: std::time::Duration) -> bool {
+        tracing::warn!(
+            within_secs = limit.as_secs(),
+            "the log writer did not finish writing within the shutdown's time: provisioning-log entries, login \
+             events and SSO users still queued are not written (is the database reachable?)"
+        );
+        false
     }
 
     /// Queues a provisioning log entry; when the queue is full the entry is
@@ -367,6 +406,9 @@ impl LogSink {
     }
 }
 
+/// How long a shutdown waits for the log writer (see [`LogSink::close`]).
+pub const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,11 +457,11 @@ mod tests {
     /// Another process holding SQLite's write lock past the busy timeout
     /// (the CLI, 5 s) delays a record: it is written once the lock is free,
     /// not lost (a batch of one was dropped at the first refusal).
-    #[test]
-    fn a_record_waits_out_another_process_holding_the_write_lock() {
+    /// A SQLite store, a sink on it with one entry queued, and another
+    /// connection (another process) holding the database's write lock.
+    fn one_queued_behind_a_lock() -> (crate::Store, crate::TestDir, LogSink, diesel::SqliteConnection) {
         use diesel::connection::SimpleConnection;
         use diesel::Connection;
-        use std::sync::atomic::Ordering;
         let (store, dir) = crate::test_store();
         let crate::TestDir::Sqlite(path) = &dir else { unreachable!() };
         let file = path.join("t.db").display().to_string();
@@ -427,6 +469,14 @@ mod tests {
         other.batch_execute("BEGIN IMMEDIATE").unwrap();
         let sink = LogSink::start(store.clone());
         sink.record(entry(0));
+        (store, dir, sink, other)
+    }
+
+    #[test]
+    fn a_record_waits_out_another_process_holding_the_write_lock() {
+        use diesel::connection::SimpleConnection;
+        use std::sync::atomic::Ordering;
+        let (store, _dir, sink, mut other) = one_queued_behind_a_lock();
         // Held past one busy timeout, and let go while the second try waits:
         // once it has begun, not after a fixed time, which on a busy machine
         // could end before the first try did or after the second.
@@ -494,6 +544,25 @@ mod tests {
         sink.flush();
         assert_eq!(stored(&store), MAX_BATCH + 8);
         sink.close();
+    }
+
+    /// A database that stays locked (or down) past the shutdown's time:
+    /// close gives up, saying so, and returns, instead of holding the
+    /// process's exit for as long as the retries take.
+    #[test]
+    fn close_ends_within_its_time_while_the_database_stays_locked() {
+        use diesel::connection::SimpleConnection;
+        let (_store, _dir, sink, mut other) = one_queued_behind_a_lock();
+        let began = std::time::Instant::now();
+        assert!(!sink.close_within(std::time::Duration::from_millis(300)));
+        assert!(began.elapsed() < std::time::Duration::from_secs(3), "{:?}", began.elapsed());
+        other.batch_execute("COMMIT").unwrap();
+        // Unlocked in time, a close writes everything.
+        let (store, _dir) = crate::test_store();
+        let sink = LogSink::start(store.clone());
+        sink.record(entry(1));
+        assert!(sink.close_within(std::time::Duration::from_secs(30)));
+        assert_eq!(stored(&store), 1);
     }
 
     #[test]
