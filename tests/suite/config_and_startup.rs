@@ -248,9 +248,16 @@ fn wrong_secret_key_is_a_clear_start_up_error() {
 fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanly() {
     let dir = scratch_dir();
     let db = format!("sqlite://{}", dir.join("data/tandem.db").display());
-    let (mut child, addr, _log) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
+    let (mut child, addr, _log, early) =
+        serve_keeping(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
     let resp = reqwest::blocking_get(&format!("http://{addr}/healthz"));
     assert!(resp.contains("ok"));
+    // A new database is said to be one (a volume not mounted would look so), with where it is.
+    let made = early.iter().find(|l| l.contains("a new, empty one was made"));
+    assert!(
+        made.is_some_and(|l| l.contains("WARN") && l.contains(&dir.join("data/tandem.db").display().to_string())),
+        "{early:?}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -280,7 +287,8 @@ fn first_start_creates_the_key_file_with_mode_0600_and_sigterm_shuts_down_cleanl
     assert!(err.contains("key file") && err.contains("does not exist"), "{err}");
     assert!(!dir.join("data/secret.key").exists(), "no key is made in its place");
     std::fs::rename(dir.join("kept.key"), dir.join("data/secret.key")).unwrap();
-    let (mut child, _, _) = serve(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
+    let (mut child, _, _, early) = serve_keeping(&dir, &[("TANDEM_DATABASE_URL", &db), ("TANDEM_SECRET_KEY", "")]);
+    assert!(!early.iter().any(|l| l.contains("a new, empty one was made")), "{early:?}");
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
     // An admin command says so too when others can read the key file.

@@ -167,8 +167,19 @@ fn run() -> anyhow::Result<()> {
             tandem::telemetry::init(&settings.log);
             warn_of_misspelled_env(&settings);
             tracing::info!(config = ?settings, "starting tandem {}", env!("CARGO_PKG_VERSION"));
+            let new_file = new_sqlite_file(&settings);
             actix_web::rt::System::new().block_on(async move {
                 let running = tandem::start(&settings, Arc::new(SystemClock))?;
+                if let Some(path) = new_file {
+                    // Expected on a first start; otherwise a volume not mounted, or another working directory.
+                    let path = std::path::absolute(&path).map_or(path, |p| p.display().to_string());
+                    tracing::warn!(
+                        %path,
+                        "there was no database here: a new, empty one was made. On a first start that is expected; \
+                         if this deployment had data, check the data volume and database.url (a relative path is \
+                         read from the working directory)"
+                    );
+                }
                 // The server starts accepting and installs its SIGTERM handler
                 // when first polled: "listening" is said after that, so a
                 // SIGTERM sent on reading it shuts down gracefully.
