@@ -238,6 +238,30 @@ async fn a_deleted_user_is_shown_as_the_deleted_candidate_of_its_sso_user() {
     assert_eq!(r["unmatched_scim_users_total"], 0, "tombstones are not SCIM users: {r}");
 }
 
+/// SSO users whose logins the email allowlist refuses never reach the
+/// join: counted apart, not as matched under any strategy.
+#[tokio::test]
+async fn users_the_allowlist_refuses_are_counted_apart() {
+    let s = setup("Generic", Some("OidcSubToScimExternalId")).await;
+    let (status, body) = s
+        .app
+        .patch(&format!("/api/v1/oidc-clients/{}", s.client_id), json!({"email_domain_allowlist": ["acme.com"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (sub, email, verified) in [
+        ("sub-1", Some("a@acme.com"), Some(true)),
+        ("sub-2", Some("b@other.example"), Some(true)),
+        ("sub-3", None, None),
+        ("sub-4", Some("d@acme.com"), Some(false)),
+    ] {
+        s.provision(&format!("{sub}@acme.com"), Some(sub)).await;
+        s.seen_verified(sub, email, None, verified);
+    }
+    let r = s.report("").await;
+    assert_eq!((&r["sso_users_seen"], &r["blocked_by_allowlist"]), (&json!(4), &json!(3)), "{r}");
+    assert_eq!(counts(&r, "OidcSubToScimExternalId"), (1, 0, 0), "{r}");
+}
+
 /// Capped lists show the most recently seen SSO users first.
 #[tokio::test]
 async fn unmatched_lists_show_the_most_recently_seen_first() {

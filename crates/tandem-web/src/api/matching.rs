@@ -112,6 +112,13 @@ pub async fn report(
                     s.keys.email_verified = Some(false);
                 }
             }
+            // Logins the email allowlist refuses never reach the join: counted apart.
+            let domains = client.domains();
+            let (blocked, seen): (Vec<_>, Vec<_>) = seen.into_iter().partition(|s| {
+                let (email, verified) = (s.keys.email.as_deref(), s.keys.email_verified);
+                crate::login::complete::allowlist_refusal((idp_type, &client.issuer), &domains, email, verified)
+                    .is_some()
+            });
             let scim = matching::scim_side(c, &conn_key)?;
             // Deleted users count for no strategy, but by local part a
             // tombstone of another userName makes the live namesake's match
@@ -200,7 +207,8 @@ pub async fn report(
                 "customer_id": client.customer_id,
                 "idp_type": client.idp_type,
                 "scim_connection_id": conn_key,
-                "sso_users_seen": seen.len(),
+                "sso_users_seen": seen.len() + blocked.len(),
+                "blocked_by_allowlist": blocked.len(),
                 "scim_users": scim.len(),
                 "current_strategy": current.as_str(),
                 "current_strategy_source": source,

@@ -497,7 +497,7 @@ async fn hear(
 /// The email allowlist's refusal of `email`, if any. No allowlist passes
 /// every email; an email the IdP marks unverified passes none, as anyone
 /// may claim an address they do not control and its domain proves nothing.
-fn allowlist_refusal(
+pub(crate) fn allowlist_refusal(
     (idp_type, issuer): (IdpType, &str),
     domains: &[String],
     email: Option<&str>,

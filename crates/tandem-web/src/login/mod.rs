@@ -9,7 +9,7 @@
 //! the paired SCIM user. Every attempt leaves a login event with the steps
 //! it reached.
 
-mod complete;
+pub(crate) mod complete;
 mod errors;
 mod initiate;
 pub mod join;
