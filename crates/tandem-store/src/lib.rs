@@ -310,8 +310,15 @@ impl Store {
             AnyConnection::Sqlite(_) => None,
         };
         let locked = timeout.is_some();
-        if locked {
-            conn.batch_execute(&format!("SET statement_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+        if let AnyConnection::Postgresql(pg) = &mut **conn {
+            pg.batch_execute("SET statement_timeout = 0")?;
+            if !try_migration_lock(pg)? {
+                // Said, so that a start waiting here (another node migrating, or a
+                // session of a pooler in transaction mode still holding the
+                // lock) is not silent.
+                tracing::info!(lock = MIGRATION_LOCK, "waiting for another node's migrations to finish");
+                pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            }
         }
         let applied = match &mut **conn {
             AnyConnection::Sqlite(c) => migrate_sqlite(c),
@@ -534,6 +541,19 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from)).await
     }
+}
+
+/// Takes the migration lock if no other session holds it.
+fn try_migration_lock(pg: &mut diesel::PgConnection) -> Result<bool, diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let row: Taken =
+        diesel::sql_query(format!("SELECT pg_try_advisory_lock({MIGRATION_LOCK}) AS taken")).get_result(pg)?;
+    Ok(row.taken)
 }
 
 /// A migrated store on a fresh SQLite file, for the crate's own tests; the
