@@ -223,6 +223,23 @@ fn session_token(cookies: &[String]) -> String {
     cookie["__Host-tandem_dashboard=".len()..].split(';').next().unwrap_or_default().to_string()
 }
 
+/// The matching section says how many SSO users the allowlist refuses
+/// (counted under no strategy), and nothing when there are none.
+#[tokio::test]
+async fn the_matching_section_counts_users_the_allowlist_refuses() {
+    let app = TestApp::spawn().await;
+    let c = customer(&app).await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in(&app.key).await, StatusCode::SEE_OTHER);
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(!page.contains("blocked-by-allowlist"), "{page}");
+    let (_, client) = app.get(&format!("/api/v1/oidc-clients/by-customer-id/{c}")).await;
+    // No email: the allowlist (acme.com) refuses the login before the join.
+    record_seen(&app, client["oidc_client_id"].as_str().unwrap(), "00u-no-email", chrono::Utc::now());
+    let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
+    assert!(page.contains("id=\"blocked-by-allowlist\">1 of the SSO users seen"), "{page}");
+}
+
 #[tokio::test]
 async fn saving_a_strategy_needs_the_sessions_csrf_token_and_is_audited() {
     let app = TestApp::spawn().await;

@@ -31,15 +31,17 @@ async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
         let (status, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&limit=1")).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!((page["data"].as_array().unwrap().len(), &page["next_cursor"]), (1, &Value::Null), "{list}: {page}");
-        for after in [row_id, "ffffffff-ffff-ffff-ffff-ffffffffffff"] {
+        for after in [row_id, "ffffffff-ffff-ffff-ffff-ffffffffffff", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"] {
             let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&limit=1&after={after}")).await;
             assert_eq!(page, json!({"data": [], "next_cursor": null}), "{list} after {after}");
         }
-        let zero = "00000000-0000-0000-0000-000000000000";
-        let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&after={zero}")).await;
-        assert_eq!(page["data"].as_array().unwrap().len(), 1, "{list}: {page}");
+        // Before every id, or empty (no cursor: the first page).
+        for after in ["00000000-0000-0000-0000-000000000000", ""] {
+            let (_, page) = app.get(&format!("/api/v1/{list}?customer_id={customer}&after={after}")).await;
+            assert_eq!(page["data"].as_array().unwrap().len(), 1, "{list} after {after:?}: {page}");
+        }
         // A cursor that is no id would answer an empty page, read as the end: refused.
-        for after in ["0", "ffffffff", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"] {
+        for after in ["0", "ffffffff", "ffffffff-ffff-ffff-ffff-ffffffffffff-x"] {
             for query in [format!("customer_id={customer}&after={after}"), format!("after={after}")] {
                 let (status, body) = app.get(&format!("/api/v1/{list}?{query}")).await;
                 assert_eq!(
@@ -55,15 +57,21 @@ async fn okta_client_is_created_fetched_by_id_and_customer_and_deleted() {
         assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["after".to_string()]), "{body}");
     }
 
-    // Deleted with the SSO users its logins saw (their claims); another client's stay.
+    // The SSO users its logins saw (their claims) go with it; another client's stay.
     record_seen(&app, id, "00u-gone", chrono::Utc::now());
-    let another = unique("another-client");
+    let another = app.create_okta_client(&unique("another")).await["oidc_client_id"].as_str().unwrap().to_string();
     record_seen(&app, &another, "00u-kept", chrono::Utc::now());
     let (status, _) = app.delete(&format!("/api/v1/oidc-clients/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = app.get(&format!("/api/v1/oidc-clients/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["type"], "ClientNotFound");
+    // By the housekeeping, in batches (not in the delete's transaction).
+    let (store, (keep, stopped)) = (app.state.store.clone(), std::sync::mpsc::channel::<()>());
+    tokio::task::spawn_blocking(move || tandem::housekeeping::trim_sso_users_in_batches(&store, None, &stopped, 100))
+        .await
+        .unwrap();
+    drop(keep);
     assert!(seen_of(&app, id).is_empty());
     assert_eq!(seen_of(&app, &another), ["00u-kept"]);
 }
@@ -501,6 +509,15 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
         assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["after".to_string()]), "{list}");
         assert!(body.to_string().contains("before=<next_cursor>"), "{body}");
     }
+    // A `before` that is no id (an empty page, or the first again) is refused; an empty one is none.
+    for list in ["audit-events", "provisioning-logs", "login-events", "setup-links"] {
+        let (status, body) = app.get(&format!("/api/v1/{list}?before=zzz")).await;
+        assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["before".to_string()]), "{list}");
+        let (status, body) = app.get(&format!("/api/v1/{list}?before=&limit=1")).await;
+        assert_eq!(status, StatusCode::OK, "{list}: {body}");
+    }
+    let (_, upper) = app.get(&format!("/api/v1/audit-events?target_id={id}&before={}", next.to_uppercase())).await;
+    assert_eq!(upper["data"][0]["action"], "oidc_client.created", "{upper}");
 }
 
 #[tokio::test]

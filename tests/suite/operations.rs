@@ -341,9 +341,11 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
     let (new_entries, new_events) = (made[1].0 - old_entries, made[1].1 - old_events);
     assert!(old_entries >= 4 && new_entries >= 4 && old_events >= 1 && new_events >= 1, "{made:?}");
 
-    // SSO users last seen in either period (with their claims).
-    record_seen(&app, "trim-client", "seen-old", cutoff - chrono::Duration::hours(1));
-    record_seen(&app, "trim-client", "seen-new", chrono::Utc::now());
+    // SSO users last seen in either period (with their claims), and one of a deleted client.
+    let client = app.create_okta_client(&unique("trim")).await["oidc_client_id"].as_str().unwrap().to_string();
+    record_seen(&app, &client, "seen-old", cutoff - chrono::Duration::hours(1));
+    record_seen(&app, &client, "seen-new", chrono::Utc::now());
+    record_seen(&app, &unique("deleted-client"), "seen-orphan", chrono::Utc::now());
     // A cutoff between the periods, two rows per transaction: every old row goes, in several batches.
     let (_keep, stopped) = std::sync::mpsc::channel::<()>();
     let store = app.state.store.clone();
@@ -351,9 +353,18 @@ async fn old_log_entries_are_trimmed_and_newer_ones_kept() {
         tokio::task::spawn_blocking(move || tandem::housekeeping::trim_logs_in_batches(&store, cutoff, &stopped, 2))
             .await
             .unwrap();
-    // The old period's user.created goes too, and its SSO user; the new ones stay.
-    assert_eq!(trimmed, old_entries + old_events + 1 + 1);
-    assert_eq!(seen_of(&app, "trim-client"), ["seen-new"]);
+    // The old period's user.created goes too; the new one's stays.
+    assert_eq!(trimmed, old_entries + old_events + 1);
+    // SSO users by their own retention: the one not seen since, and the deleted client's.
+    let (store, stop) = (app.state.store.clone(), std::sync::mpsc::channel::<()>());
+    let gone = tokio::task::spawn_blocking(move || {
+        let _keep = stop.0;
+        tandem::housekeeping::trim_sso_users_in_batches(&store, Some(cutoff), &stop.1, 1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(gone, 2);
+    assert_eq!(seen_of(&app, &client), ["seen-new"]);
     let (_, entries) = app.get(&logs).await;
     assert_eq!(count(&entries), new_entries, "{entries}");
     assert!(entries["data"].as_array().unwrap().iter().all(|e| e["user_name"] != "trim-old@acme.com"), "{entries}");

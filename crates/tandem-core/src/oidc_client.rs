@@ -241,7 +241,11 @@ pub fn parse_patch(
         scopes: patch.contains_key("scopes") || idp_sets("type"),
         customer_id: patch.contains_key("customer_id"),
         issuer: ["type", "sso_domain", "tenant_id", "issuer"].into_iter().any(idp_sets),
-        client_id: idp_sets("client_id"),
+        // Changed, not merely sent (the setup page sends it back as it is).
+        client_id: patch
+            .get("idp")
+            .and_then(|i| i.get("client_id"))
+            .is_some_and(|c| c.as_str() != Some(&current.client_id)),
     };
     parse(&Value::Object(merged), policy, kept, rules)
 }
@@ -1003,6 +1007,8 @@ mod tests {
         assert!(
             parse_patch(&json!({"redirect_url": "https://app.example.com/b"}), &current, UrlPolicy::default()).is_ok()
         );
+        let same = json!({"idp": {"client_id": current.client_id.clone()}});
+        assert!(parse_patch(&same, &current, UrlPolicy::default()).is_ok(), "sent back as it is");
         let err = parse_patch(&json!({"idp": {"client_id": "0oa2\r"}}), &current, UrlPolicy::default()).unwrap_err();
         assert_eq!(fields(err), ["idp.client_id"]);
     }

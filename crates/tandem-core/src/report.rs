@@ -161,12 +161,12 @@ impl<'a> ScimIndex<'a> {
 
     /// A live user's `emails` values (any case).
     pub fn set_live_emails(&mut self, index: usize, emails: Vec<String>) {
-        self.live_emails.insert(index, emails.iter().map(|e| e.to_lowercase()).collect());
+        self.live_emails.insert(index, own_addresses(&emails));
     }
 
     /// A tombstone's `emails` values (any case).
     pub fn set_deleted_emails(&mut self, id: &str, emails: Vec<String>) {
-        self.deleted_emails.insert(id.to_string(), emails.iter().map(|e| e.to_lowercase()).collect());
+        self.deleted_emails.insert(id.to_string(), own_addresses(&emails));
     }
 
     /// The SCIM users a strategy matches for one SSO user.
@@ -264,6 +264,12 @@ impl<'a> ScimIndex<'a> {
     pub fn users(&self) -> &'a [ScimSide] {
         self.users
     }
+}
+
+/// A user's `emails` values as the join weighs them: lower-cased, without
+/// empty ones (no address of anyone's).
+fn own_addresses(emails: &[String]) -> Vec<String> {
+    emails.iter().filter(|e| !e.trim().is_empty()).map(|e| e.to_lowercase()).collect()
 }
 
 /// Counts for every strategy.

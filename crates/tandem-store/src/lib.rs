@@ -310,14 +310,12 @@ impl Store {
             AnyConnection::Sqlite(_) => None,
         };
         let locked = timeout.is_some();
-        if let AnyConnection::Postgresql(pg) = &mut **conn {
-            pg.batch_execute("SET statement_timeout = 0")?;
-            if !try_migration_lock(pg)? {
-                // Said, so that a start waiting here (another node migrating, or a
-                // session of a pooler in transaction mode still holding the
-                // lock) is not silent.
-                tracing::info!(lock = MIGRATION_LOCK, "waiting for another node's migrations to finish");
-                pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+        if let (AnyConnection::Postgresql(pg), Some(t)) = (&mut **conn, &timeout) {
+            let waited = pg.batch_execute("SET statement_timeout = 0").and_then(|()| wait_for_migration_lock(pg));
+            if let Err(e) = waited {
+                // The pooled connection keeps the timeout it had.
+                let _ = conn::set_statement_timeout(pg, t);
+                return Err(e.into());
             }
         }
         let applied = match &mut **conn {
@@ -541,6 +539,38 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from)).await
     }
+}
+
+/// Takes the migration lock, asking again every second while another
+/// session holds it, and saying so: at once, then every 30 s as a warning
+/// (a node migrating for that long, or a session of a pooler in
+/// transaction mode that kept the lock when its client went).
+fn wait_for_migration_lock(pg: &mut diesel::PgConnection) -> Result<(), diesel::result::Error> {
+    let began = std::time::Instant::now();
+    let mut said = None;
+    while !try_migration_lock(pg)? {
+        let waited = began.elapsed().as_secs();
+        match said {
+            None => tracing::info!(lock = MIGRATION_LOCK, "waiting for another node's migrations to finish"),
+            Some(last) if waited >= last + 30 => tracing::warn!(
+                waited_secs = waited,
+                lock = format!(
+                    "pg_locks: locktype 'advisory', classid {}, objid {}",
+                    MIGRATION_LOCK >> 32,
+                    MIGRATION_LOCK & 0xFFFF_FFFF
+                ),
+                "still waiting for the migration lock: another node is migrating, or a session holds the lock \
+                 (one a pooler in transaction mode kept); pg_stat_activity names it, pg_terminate_backend ends it"
+            ),
+            Some(_) => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                continue;
+            }
+        }
+        said = Some(waited);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    Ok(())
 }
 
 /// Takes the migration lock if no other session holds it.

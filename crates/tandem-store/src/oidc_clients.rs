@@ -651,7 +651,8 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
     // other order deadlocks with an update on PostgreSQL.
     let existed = diesel::delete(c::oidc_clients.filter(c::id.eq(id))).execute(conn)? > 0;
     diesel::delete(d::oidc_client_domains.filter(d::oidc_client_id.eq(id))).execute(conn)?;
-    // The identities its logins saw, with their claims: nothing reads them without the client.
-    crate::sso::delete_sso_users_of(conn, id)?;
+    // The identities its logins saw, with their claims, are deleted by the
+    // housekeeping (`sso::sso_users_gone`), in batches, with any its logins
+    // queued meanwhile.
     Ok(existed)
 }

@@ -124,19 +124,40 @@ pub fn purge_older(
         .execute(conn)?)
 }
 
-/// Deletes up to `limit` SSO users (the identities logins saw, with their
-/// claims) not seen since `before`; returns how many. Read without an index
-/// (one row per person and client, scanned once per batch every few
-/// minutes at most); a person who signs in again is recorded again.
-pub fn purge_sso_users_older(conn: &mut AnyConnection, before: DateTime<Utc>, limit: i64) -> Result<usize, StoreError> {
-    let stale = su::sso_users.filter(su::last_login_at.lt(crate::micros(before))).select(su::id).limit(limit);
-    let ids: Vec<String> = stale.load(conn)?;
-    Ok(diesel::delete(su::sso_users.filter(su::id.eq_any(&ids))).execute(conn)?)
+/// Which SSO users (the identities logins saw, with their claims) are to
+/// be deleted: those not seen since a time, or those of OIDC clients that
+/// are gone.
+#[derive(Clone, Copy, Debug)]
+pub enum SsoUsersGone {
+    NotSeenSince(DateTime<Utc>),
+    OfDeletedClients,
 }
 
-/// Deletes the SSO users a client's logins saw (with the client).
-pub fn delete_sso_users_of(conn: &mut AnyConnection, oidc_client_id: &str) -> Result<usize, StoreError> {
-    Ok(diesel::delete(su::sso_users.filter(su::oidc_client_id.eq(oidc_client_id))).execute(conn)?)
+/// Up to `limit` ids of the SSO users `which` names: a read, off the write
+/// lock (no index on `last_login_at`: one row per person and client, read
+/// every few minutes at most). Delete them with [`delete_sso_users`].
+pub fn sso_users_gone(conn: &mut AnyConnection, which: SsoUsersGone, limit: i64) -> Result<Vec<String>, StoreError> {
+    use crate::schema::oidc_clients::dsl as oc;
+    let q = su::sso_users.select(su::id).limit(limit).into_boxed();
+    Ok(match which {
+        SsoUsersGone::NotSeenSince(t) => q.filter(su::last_login_at.lt(crate::micros(t))).load(conn)?,
+        SsoUsersGone::OfDeletedClients => {
+            q.filter(diesel::dsl::not(su::oidc_client_id.eq_any(oc::oidc_clients.select(oc::id)))).load(conn)?
+        }
+    })
+}
+
+/// Deletes the SSO users `ids` that `which` still names (one seen again,
+/// or of a client made again meanwhile, is kept); returns how many.
+pub fn delete_sso_users(conn: &mut AnyConnection, ids: &[String], which: SsoUsersGone) -> Result<usize, StoreError> {
+    use crate::schema::oidc_clients::dsl as oc;
+    let q = diesel::delete(su::sso_users).filter(su::id.eq_any(ids));
+    Ok(match which {
+        SsoUsersGone::NotSeenSince(t) => q.filter(su::last_login_at.lt(crate::micros(t))).execute(conn)?,
+        SsoUsersGone::OfDeletedClients => {
+            q.filter(diesel::dsl::not(su::oidc_client_id.eq_any(oc::oidc_clients.select(oc::id)))).execute(conn)?
+        }
+    })
 }
 
 /// The tables [`purge_older`] trims.

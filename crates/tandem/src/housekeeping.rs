@@ -1,7 +1,8 @@
 //! Background housekeeping: the claims of expired logins are deleted a day
 //! after they expire, so the table stays small without a cron job; the
-//! logs, the event feed and the SSO users not seen within the retention
-//! are deleted; and SQLite's planner statistics are kept fresh.
+//! logs, the event feed and the SSO users not seen within their retention
+//! (and those of deleted clients) are deleted; and SQLite's planner
+//! statistics are kept fresh.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -30,9 +31,15 @@ const PURGE_BATCH: i64 = 5_000;
 
 /// Starts the housekeeping thread; it runs until the returned guard is
 /// dropped. `log_retention_days` (0: kept) trims the login events, the
-/// provisioning log, the directory event feed and the SSO users (the
-/// identities logins saw, with their claims) not seen since.
-pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Housekeeping {
+/// provisioning log and the directory event feed; `sso_user_retention_days`
+/// (0: kept) the SSO users (the identities logins saw, with their claims)
+/// not seen since. Those of deleted clients go whatever it says.
+pub fn start(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    log_retention_days: u64,
+    sso_user_retention_days: u64,
+) -> Housekeeping {
     let spawned = Background::spawn("tandem-housekeeping", move |stopped: Receiver<()>| {
         // Runs every INTERVAL until the guard is dropped (the channel disconnects).
         while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
@@ -42,11 +49,13 @@ pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Ho
                 Ok(n) => tracing::info!(purged = n, "claims of expired logins deleted"),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
             }
+            let days_before =
+                |days: u64| now - chrono::Duration::days(i64::try_from(days).unwrap_or(36_500).min(36_500));
             if log_retention_days > 0 {
-                let before =
-                    now - chrono::Duration::days(i64::try_from(log_retention_days).unwrap_or(i64::MAX / 86_400_000));
-                trim_logs(&store, before, &stopped);
+                trim_logs(&store, days_before(log_retention_days), &stopped);
             }
+            let unseen = (sso_user_retention_days > 0).then(|| days_before(sso_user_retention_days));
+            trim_sso_users_in_batches(&store, unseen, &stopped, PURGE_BATCH);
             if let Err(e) = store.optimize() {
                 tracing::warn!(error = %e, "refreshing planner statistics failed");
             }
@@ -63,8 +72,8 @@ pub fn start(store: Store, clock: Arc<dyn Clock>, log_retention_days: u64) -> Ho
 }
 
 /// Deletes the login events, provisioning-log entries and directory
-/// events made before `before`, and the SSO users last seen before it, a
-/// batch per transaction, until none is left or the server stops.
+/// events made before `before`, a batch per transaction, until none is
+/// left or the server stops.
 pub fn trim_logs(store: &Store, before: chrono::DateTime<chrono::Utc>, stopped: &Receiver<()>) -> usize {
     trim_logs_in_batches(store, before, stopped, PURGE_BATCH)
 }
@@ -84,12 +93,62 @@ pub fn trim_logs_in_batches(
     // The directory event feed, oldest first in feed order.
     total +=
         in_batches(store, stopped, batch, "directory events", |c| tandem_store::events::purge_older(c, before, batch));
-    total +=
-        in_batches(store, stopped, batch, "SSO users", |c| tandem_store::sso::purge_sso_users_older(c, before, batch));
     if total > 0 {
-        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events, provisioning-log entries, directory events and SSO users not seen since deleted");
+        tracing::info!(deleted = total, before = %tandem_core::format_time(before), "old login events, provisioning-log entries and directory events deleted");
     }
     total
+}
+
+/// Deletes the SSO users of deleted OIDC clients, and those not seen since
+/// `unseen` when given, `batch` at a time: each batch is found by a read
+/// (off the write lock: the table has no index for it) and deleted in a
+/// write that checks again, with the same pauses as [`trim_logs`].
+pub fn trim_sso_users_in_batches(
+    store: &Store,
+    unseen: Option<chrono::DateTime<chrono::Utc>>,
+    stopped: &Receiver<()>,
+    batch: i64,
+) -> usize {
+    use tandem_store::sso::{delete_sso_users, sso_users_gone, SsoUsersGone};
+    let mut total = 0;
+    for which in unseen.map(SsoUsersGone::NotSeenSince).into_iter().chain([SsoUsersGone::OfDeletedClients]) {
+        loop {
+            let ids = match store.read_blocking(|c| sso_users_gone(c, which, batch)) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "finding SSO users to delete failed");
+                    break;
+                }
+            };
+            if ids.is_empty() {
+                break;
+            }
+            let began = std::time::Instant::now();
+            match store.write_blocking(|c| delete_sso_users(c, &ids, which)) {
+                Ok(n) => total += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting SSO users failed");
+                    break;
+                }
+            }
+            if (ids.len() as i64) < batch || !paused(stopped, began) {
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(
+            deleted = total,
+            "SSO users not seen within sso_user_retention_days, or of deleted OIDC clients, deleted"
+        );
+    }
+    total
+}
+
+/// Pauses after a purge transaction that began at `began`, at least as long
+/// as it took ([`BATCH_PAUSE`] at least); false when the server stops meanwhile.
+fn paused(stopped: &Receiver<()>, began: std::time::Instant) -> bool {
+    matches!(stopped.recv_timeout(began.elapsed().max(BATCH_PAUSE)), Err(RecvTimeoutError::Timeout))
 }
 
 /// Runs `purge` (which deletes at most `batch` rows) a transaction at a
@@ -109,9 +168,7 @@ fn in_batches(
             Ok(n) => {
                 total += n;
                 // A pause (ended early by a stop) lets the other writers in.
-                if (n as i64) < batch
-                    || !matches!(stopped.recv_timeout(began.elapsed().max(BATCH_PAUSE)), Err(RecvTimeoutError::Timeout))
-                {
+                if (n as i64) < batch || !paused(stopped, began) {
                     return total;
                 }
             }

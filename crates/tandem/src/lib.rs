@@ -245,8 +245,12 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     } else {
         settings.server.workers
     };
-    let housekeeping =
-        housekeeping::start(state.store.clone(), state.clock.clone(), settings.database.log_retention_days);
+    let housekeeping = housekeeping::start(
+        state.store.clone(),
+        state.clock.clone(),
+        settings.database.log_retention_days,
+        settings.database.sso_user_retention_days,
+    );
     let webhooks = tandem_web::webhooks::start(
         state.clone(),
         hook_http,

@@ -83,6 +83,11 @@ pub struct Database {
     /// than this many days are deleted (0: kept).
     #[serde(default = "default_log_retention_days")]
     pub log_retention_days: u64,
+    /// SSO users (the identities logins saw, with their claims: the
+    /// matching report's evidence) not seen for this many days are deleted
+    /// (0: kept).
+    #[serde(default = "default_log_retention_days")]
+    pub sso_user_retention_days: u64,
 }
 
 fn default_log_retention_days() -> u64 {
@@ -97,6 +102,7 @@ impl std::fmt::Debug for Database {
             .field("url", &url)
             .field("pool_size", &self.pool_size)
             .field("log_retention_days", &self.log_retention_days)
+            .field("sso_user_retention_days", &self.sso_user_retention_days)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .finish()
     }
@@ -522,11 +528,13 @@ impl Settings {
                 message: "must be from 1 to 3600".into(),
             });
         }
-        if self.database.log_retention_days > 36_500 {
-            return Err(SettingsError::Invalid {
-                key: "database.log_retention_days",
-                message: "must be at most 36500 (0: kept for good)".into(),
-            });
+        for (key, days) in [
+            ("database.log_retention_days", self.database.log_retention_days),
+            ("database.sso_user_retention_days", self.database.sso_user_retention_days),
+        ] {
+            if days > 36_500 {
+                return Err(SettingsError::Invalid { key, message: "must be at most 36500 (0: kept for good)".into() });
+            }
         }
         for origin in &self.oidc.post_login_redirect_origins {
             if origin != "*" && tandem_core::login::parse_origin(origin).is_none() {
@@ -775,6 +783,8 @@ mod tests {
             ("WEBHOOKS__POLL_INTERVAL_MS", "5", "webhooks.poll_interval_ms"),
             ("WEBHOOKS__TIMEOUT_SECS", "0", "webhooks.timeout_secs"),
             ("WEBHOOKS__TIMEOUT_SECS", "100000000000000", "webhooks.timeout_secs"),
+            ("DATABASE__LOG_RETENTION_DAYS", "36501", "database.log_retention_days"),
+            ("DATABASE__SSO_USER_RETENTION_DAYS", "36501", "database.sso_user_retention_days"),
         ]
         .into_iter()
         .enumerate()
@@ -784,6 +794,8 @@ mod tests {
         }
         let off = load_with("TANDEM_UT_HOOK_OFF_", &[("WEBHOOKS__POLL_INTERVAL_MS", "0")]).unwrap();
         assert_eq!(off.webhooks.poll_interval_ms, 0);
+        let kept = load_with("TANDEM_UT_SSO_KEPT_", &[("DATABASE__SSO_USER_RETENTION_DAYS", "0")]).unwrap();
+        assert_eq!((kept.database.sso_user_retention_days, kept.database.log_retention_days), (0, 90));
         for (var, key) in [
             ("DATABASE__CONNECT_TIMEOUT_SECS", "database.connect_timeout_secs"),
             ("OIDC__HTTP_TIMEOUT_SECS", "oidc.http_timeout_secs"),

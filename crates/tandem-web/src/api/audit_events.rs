@@ -25,13 +25,14 @@ fn render(e: &AuditEvent) -> Value {
 
 /// `GET /api/v1/audit-events?target_type=&target_id=&action=&actor=&before=&limit=`
 pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
-    let limit = super::newest_first_page(&query, "audit events", &["target_type", "target_id", "action", "actor"])?;
+    let (before, limit) =
+        super::newest_first_page(&query, "audit events", &["target_type", "target_id", "action", "actor"])?;
     let q = AuditQuery {
         target_type: query.get("target_type").cloned(),
         target_id: query.get("target_id").cloned(),
         action: query.get("action").cloned(),
         actor: query.get("actor").cloned(),
-        before: query.get("before").cloned(),
+        before,
         limit,
     };
     let rows = state.store.read(move |c| audit::list(c, &q)).await?;

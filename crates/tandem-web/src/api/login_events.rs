@@ -31,7 +31,7 @@ fn render(e: &LoginEvent) -> Value {
 
 /// `GET /api/v1/login-events?oidc_client_id=&customer_id=&outcome=&email=&before=&limit=`
 pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
-    let limit =
+    let (before, limit) =
         super::newest_first_page(&query, "login events", &["oidc_client_id", "customer_id", "outcome", "email"])?;
     let outcome = query.get("outcome").cloned();
     if let Some(o) = &outcome {
@@ -44,7 +44,7 @@ pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) 
         customer_id: query.get("customer_id").cloned(),
         outcome,
         email: query.get("email").cloned(),
-        before: query.get("before").cloned(),
+        before,
         limit,
     };
     // A login's event is written in the background; make it visible first.

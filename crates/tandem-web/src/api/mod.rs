@@ -252,7 +252,7 @@ pub(crate) fn known_params(
     ))
 }
 
-/// Reads `limit` for a list kept newest first, paged by `before`, whose
+/// Reads `before` and `limit` for a list kept newest first, whose
 /// filters are `filters`: an `after` (the cursor of the lists kept oldest
 /// first) is refused, not ignored, since a client paging with it would get
 /// the first page again and again.
@@ -260,7 +260,7 @@ pub(crate) fn newest_first_page(
     query: &std::collections::HashMap<String, String>,
     what: &str,
     filters: &[&str],
-) -> Result<i64, crate::error::ApiError> {
+) -> Result<(Option<String>, i64), crate::error::ApiError> {
     if query.contains_key("after") {
         return Err(crate::error::ApiError::invalid_field(
             "after",
@@ -269,7 +269,26 @@ pub(crate) fn newest_first_page(
     }
     let known: Vec<&str> = filters.iter().copied().chain(["before", "limit"]).collect();
     known_params(query, &known)?;
-    limit(query)
+    Ok((id_cursor(query, "before")?, limit(query)?))
+}
+
+/// Reads the cursor `name` of a list kept in id order: an item's id as a
+/// page's `next_cursor` gives it (any case), or nothing (absent or empty:
+/// the first page). Anything else is refused: it would answer an empty
+/// page, read as the end of the list, or the first page again.
+fn id_cursor(
+    query: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<String>, crate::error::ApiError> {
+    match query.get(name).map(|c| c.to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(c) if c.is_empty() => Ok(None),
+        Some(c) if tandem_core::is_id(&c) => Ok(Some(c)),
+        Some(c) => Err(crate::error::ApiError::invalid_field(
+            name,
+            format!("must be an item's id as a page's next_cursor gives it, got {c:?}"),
+        )),
+    }
 }
 
 /// Reads the parameter `name`, `true` or `false`; another value is added to `errors`.
@@ -317,14 +336,8 @@ pub(crate) fn id_page(
     query: &std::collections::HashMap<String, String>,
     filters: &[&str],
 ) -> Result<(Option<String>, i64), crate::error::ApiError> {
-    let (after, limit) = page(query, filters)?;
-    match after {
-        Some(a) if !tandem_core::is_id(&a) => Err(crate::error::ApiError::invalid_field(
-            "after",
-            format!("must be an item's id as a page's next_cursor gives it, got {a:?}"),
-        )),
-        after => Ok((after, limit)),
-    }
+    let (_, limit) = page(query, filters)?;
+    Ok((id_cursor(query, "after")?, limit))
 }
 
 /// Reads `limit` (1–100, default 50) and `after` (a cursor) from a query

@@ -190,7 +190,7 @@ pub async fn provisioning_logs(
     _c: Caller,
     query: super::Params,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = super::newest_first_page(
+    let (before, limit) = super::newest_first_page(
         &query,
         "provisioning log entries",
         &["scim_connection_id", "operation", "status", "failed", "resource_id", "user_name"],
@@ -224,7 +224,7 @@ pub async fn provisioning_logs(
         user_name: query.get("user_name").cloned(),
         status,
         failed_only,
-        before: query.get("before").cloned(),
+        before,
         limit,
     };
     // Entries of reads and refusals are written in the background; make them visible first.

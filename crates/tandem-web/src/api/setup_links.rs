@@ -186,8 +186,8 @@ pub(crate) async fn create_from(
 
 /// `GET /api/v1/setup-links[?customer_id=…&before=&limit=]`, newest first.
 pub async fn list(state: web::Data<AppState>, _caller: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
-    let limit = super::newest_first_page(&query, "setup links", &["customer_id"])?;
-    let (customer, before) = (query.get("customer_id").cloned(), query.get("before").cloned());
+    let (before, limit) = super::newest_first_page(&query, "setup links", &["customer_id"])?;
+    let customer = query.get("customer_id").cloned();
     let rows = state.store.read(move |c| repo::list(c, customer.as_deref(), before.as_deref(), limit)).await?;
     let data = rows.iter().map(|r| render(r, &state)).collect();
     Ok(super::page_answer(&rows, limit, |r| r.id.as_str(), data))

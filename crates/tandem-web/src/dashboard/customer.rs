@@ -380,6 +380,9 @@ fn matching_section(admin: &Admin, customer: &str, r: &Value) -> Markup {
     html! {
         h2 #matching { "Matching" }
         p { (r["sso_users_seen"]) " SSO users seen at login, " (r["scim_users"]) " SCIM users provisioned." }
+        @if r["blocked_by_allowlist"].as_u64().is_some_and(|n| n > 0) {
+            p #blocked-by-allowlist { (r["blocked_by_allowlist"]) " of the SSO users seen are refused by the email domain allowlist before the join, and are counted under no strategy." }
+        }
         table {
             thead { tr { th scope="col" { "Strategy" } th scope="col" { "Matched" } th scope="col" { "…of them inactive" } th scope="col" { "Unmatched" } th scope="col" { "Ambiguous" } th scope="col" { "Shared" } th scope="col" { "" } } }
             tbody {

@@ -191,17 +191,14 @@ pub fn join(
                     "the matched SCIM user is deactivated in the identity provider".to_string()
                 }
                 NotActiveReason::Deleted => "the matched SCIM user was deleted by the identity provider".to_string(),
-                NotActiveReason::NotProvisioned if !candidates.is_empty() => {
-                    // By local part: the one live namesake's own addresses are others.
-                    let namesake = candidates.iter().find(|u| u.deleted_at.is_none()).or(candidates.first());
-                    format!(
-                        "no SCIM user of this customer has the email {:?}: {:?} shares its local part, but its own \
-                         addresses (userName and emails) are others, so it is someone else; under the strategy \
-                         {strategy} a user's own addresses say whose an email is",
-                        sso.email.unwrap_or_default(),
-                        namesake.map(|u| u.user_name.as_str()).unwrap_or_default(),
-                    )
-                }
+                // By local part: the one live namesake's own addresses are others
+                // (not named here: the message may reach the person signing in).
+                NotActiveReason::NotProvisioned if shared_key && !candidates.is_empty() => format!(
+                    "no SCIM user of this customer has the email {:?}: the user sharing its local part (details.namesake) \
+                     has addresses of its own (userName and emails), none of them this one, so it is someone else; \
+                     under the strategy {strategy} a user's own addresses say whose an email is",
+                    sso.email.unwrap_or_default(),
+                ),
                 NotActiveReason::NotProvisioned => {
                     let mut message = format!(
                         "no SCIM user of this customer matches {key:?} under the strategy {strategy}; the user is not \
@@ -223,14 +220,14 @@ pub fn join(
             };
             let deleted = || candidates.iter().filter(|u| u.deleted_at.is_some());
             let named = match reason {
-                // The tombstone of the login's own email first (a shared key's other person).
+                // The tombstone whose the login's email is first (a shared key's other person).
                 NotActiveReason::Deleted => {
-                    deleted().find(|u| Some(u.user_name_lower.as_str()) == email.as_deref()).or(deleted().next())
+                    deleted().find(|u| owner(u, email.as_deref()) == Owner::Yes).or(deleted().next())
                 }
-                // By local part, the live namesake that is someone else: named as such.
-                NotActiveReason::NotProvisioned => {
+                // By local part, the live namesake that is someone else: named by its id.
+                NotActiveReason::NotProvisioned if shared_key => {
                     if let Some(u) = candidates.iter().find(|u| u.deleted_at.is_none()) {
-                        details["namesake"] = json!({"id": u.id, "user_name": u.user_name});
+                        details["namesake"] = json!({"id": u.id});
                     }
                     None
                 }
@@ -272,7 +269,8 @@ fn owner(user: &users::ScimUserRow, email: Option<&str>) -> Owner {
         return Owner::Yes;
     }
     let doc = user.document();
-    let mut emails = tandem_scim::resource::email_values(&doc).peekable();
+    // An empty value is no address of anyone's.
+    let mut emails = tandem_scim::resource::email_values(&doc).filter(|v| !v.trim().is_empty()).peekable();
     if emails.peek().is_none() {
         return Owner::Unknown;
     }
