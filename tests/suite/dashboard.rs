@@ -238,6 +238,10 @@ async fn the_matching_section_counts_users_the_allowlist_refuses() {
     record_seen(&app, client["oidc_client_id"].as_str().unwrap(), "00u-no-email", chrono::Utc::now());
     let (_, page, _) = b.get(&format!("/dashboard/customers/{c}")).await;
     assert!(page.contains("id=\"blocked-by-allowlist\">1 of the SSO users seen"), "{page}");
+    // A key pasted where the customer ID goes is cut in the page that says nobody is there.
+    let (status, page, _) = b.get(&format!("/dashboard/customers/{}", app.key)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    assert!(!page.contains(app.key.trim_start_matches("tandem_ik_")) && page.contains("tandem_ik_…"), "{page}");
 }
 
 #[tokio::test]

@@ -457,3 +457,33 @@ async fn an_admin_listener_takes_the_api_the_dashboard_and_the_metrics_off_the_m
     assert_eq!(get(format!("{admin}/dashboard/login"), None).await.0, StatusCode::OK);
     assert_eq!(get(format!("{admin}/metrics"), None).await.0, StatusCode::OK);
 }
+
+/// A key sent where a SCIM user's or group's id goes, however encoded, is
+/// cut to its prefix in the answer and in the provisioning log that keeps
+/// the request; a webhook secret percent-encoded in a path is cut whole.
+#[tokio::test]
+async fn a_key_sent_as_a_scim_id_is_cut_in_the_answer_and_the_provisioning_log() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let secret = app.key.trim_start_matches("tandem_ik_").to_string();
+    let encoded = app.key.replace('_', "%5F");
+    for path in [
+        format!("/Users/{}", app.key),
+        format!("/Groups/{encoded}"),
+        format!("/Users?filter=userName%20eq%20%22{}%22", app.key),
+    ] {
+        let r = scim.get(&path).await;
+        assert!(!r.body.to_string().contains(&secret), "{path}: {}", r.body);
+    }
+    let logs = format!("/api/v1/provisioning-logs?scim_connection_id={}&limit=10", scim.connection_id);
+    let (status, entries) = app.get(&logs).await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    assert_eq!(entries["data"].as_array().map(Vec::len), Some(3), "{entries}");
+    assert!(!entries.to_string().contains(&secret), "{entries}");
+    assert!(entries.to_string().contains("tandem_ik_…"), "{entries}");
+    // A webhook secret's `/`, `+` and `=` percent-encoded: cut whole, not at the first escape.
+    let whsec = "whsec_1RZljZs%2FdXYuvb%2FYQBHRsmbOnWE0md4kLSGkoXTd6Is%3D";
+    let (status, body) = app.get(&format!("/api/v1/{whsec}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(!body.to_string().contains("YQBHRsmb"), "{body}");
+}

@@ -49,12 +49,23 @@ pub fn redact_keys(text: &str) -> std::borrow::Cow<'_, str> {
         let after = at + prefix.len();
         out.push_str(&rest[..after]);
         out.push('…');
-        // Keys are base64url; a webhook secret is base64.
+        // Keys are base64url; a webhook secret is base64. A percent escape
+        // (`%2F`, or any other: more is cut, never less) is part of it.
         let base64 = prefix == "whsec_";
-        let key_len = rest[after..]
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || b"-_".contains(b) || (base64 && b"+/=".contains(b)))
-            .count();
+        let tail = &rest.as_bytes()[after..];
+        let mut key_len = 0;
+        while key_len < tail.len() {
+            let b = tail[key_len];
+            if b.is_ascii_alphanumeric() || b"-_".contains(&b) || (base64 && b"+/=".contains(&b)) {
+                key_len += 1;
+            } else if b == b'%'
+                && tail.get(key_len + 1..key_len + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            {
+                key_len += 3;
+            } else {
+                break;
+            }
+        }
         rest = &rest[after + key_len..];
     }
     out.push_str(rest);
@@ -122,6 +133,9 @@ mod tests {
             "no setup link \"tandem_setup_…\" or tandem_ik_….y tandem_scim_…"
         );
         assert_eq!(redact_keys("/w/whsec_ab+c/d==/x"), "/w/whsec_…");
+        // Percent escapes inside a key are part of it.
+        assert_eq!(redact_keys("/w/whsec_1RZl%2FdXYu%2Bvb%3D?x=1"), "/w/whsec_…?x=1");
+        assert_eq!(redact_keys("\"tandem_ik_ab%2Dcd\" not found"), "\"tandem_ik_…\" not found");
     }
 
     #[test]

@@ -41,9 +41,10 @@ impl RootSpanBuilder for RequestSpan {
 /// it cut to its prefix (`/scim/v2/tandem_scim_…/Users`: a key pasted
 /// where an id goes, however encoded).
 pub fn safe_path(path: &str, routed: &str) -> String {
-    // Decoded, a control character (`%0A`) is escaped again: no forged log line.
+    // Decoded, a control character (`%0A`) is escaped again: no forged log
+    // line; so are spaces and quotes: no forged field (`x%20client=6.6.6.6`).
     let escaped;
-    let routed = if routed.chars().any(char::is_control) {
+    let routed = if routed.chars().any(breaks_a_field) {
         escaped = escape_controls(routed);
         escaped.as_str()
     } else {
@@ -53,11 +54,16 @@ pub fn safe_path(path: &str, routed: &str) -> String {
     tandem_core::keys::redact_keys(&shown_path(path, routed)).into_owned()
 }
 
-/// `text` with each control character percent-encoded (its UTF-8 bytes).
+/// Whether `c` would end a log line or a field of one.
+fn breaks_a_field(c: char) -> bool {
+    c.is_control() || c.is_whitespace() || c == '"'
+}
+
+/// `text` with each character that [`breaks_a_field`] percent-encoded (its UTF-8 bytes).
 fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        if breaks_a_field(c) {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("%{b:02X}"));
@@ -156,6 +162,14 @@ mod tests {
         let setup = safe_path("/setup/%0Atandem_setup_ab/oidc", "/setup/\ntandem_setup_ab/oidc");
         assert_eq!(setup, "/setup/…/oidc");
         assert_eq!(safe_path("/x%0A/setup/tandem_setup_ab", "/x\n/setup/tandem_setup_ab"), "/x%0A/setup/…");
+        // No forged field: spaces and quotes stay escaped.
+        assert_eq!(
+            safe_path("/scim/v2/x%20client=6.6.6.6%22/Users", "/scim/v2/x client=6.6.6.6\"/Users"),
+            "/scim/v2/x%20client=6.6.6.6%22/Users"
+        );
+        // A webhook secret percent-encoded (its `/` and `+` kept encoded by the router) is cut whole.
+        let whsec = safe_path("/api/v1/whsec_1RZl%2FdXYu%2Bvb%3D", "/api/v1/whsec_1RZl%2FdXYu%2Bvb%3D");
+        assert_eq!(whsec, "/api/v1/whsec_…");
     }
 
     #[test]

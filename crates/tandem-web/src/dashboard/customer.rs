@@ -172,7 +172,7 @@ pub async fn render(
             StatusCode::NOT_FOUND,
             "No such customer",
             Some(admin),
-            &format!("Nothing is configured for customer {customer:?}."),
+            &format!("Nothing is configured for customer {:?}.", tandem_core::keys::redact_keys(customer)),
         );
     }
     // "Saved" comes off the link a save redirects to, which anyone can send:

@@ -118,7 +118,8 @@ impl serde::Serialize for MembersText<'_> {
 }
 
 fn not_found(id: &str) -> ScimError {
-    ScimError::not_found(format!("group {id:?} not found in this SCIM connection"))
+    // A key pasted where the id goes is cut to its prefix (the detail is logged and kept).
+    ScimError::not_found(format!("group {:?} not found in this SCIM connection", tandem_core::keys::redact_keys(id)))
 }
 
 fn write_error(e: GroupWriteError) -> Result<ScimError, tandem_store::StoreError> {

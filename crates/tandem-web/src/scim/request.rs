@@ -268,15 +268,32 @@ impl LogContext {
             created_at: tandem_store::micros(now),
             request_id: self.request_id.clone(),
             method: self.method.clone(),
-            path: self.path.clone(),
+            // What the caller sent is kept, but a key pasted in it (an id,
+            // a filter value) only by its prefix.
+            path: redacted_path(&self.path),
             operation: operation.to_string(),
             resource_type: resource_type.map(str::to_string),
-            resource_id: resource_id.map(str::to_string),
+            resource_id: resource_id.map(|id| tandem_core::keys::redact_keys(id).into_owned()),
             user_name: user_name.map(str::to_string),
             status: i32::from(status),
-            detail: error.map(|e| e.detail.clone()),
-            reasons,
+            detail: error.map(|e| tandem_core::keys::redact_keys(&e.detail).into_owned()),
+            reasons: tandem_core::keys::redact_keys(&reasons).into_owned(),
         }
+    }
+}
+
+/// A request's path and query as sent, but with any key in it cut to its
+/// prefix, also one sent percent-encoded (`tandem%5Fik%5F…`): then the
+/// path is kept decoded, as the redaction reads it.
+fn redacted_path(path: &str) -> String {
+    let cut = tandem_core::keys::redact_keys(path);
+    if !path.contains('%') {
+        return cut.into_owned();
+    }
+    let decoded = percent_encoding::percent_decode_str(&cut).decode_utf8_lossy();
+    match tandem_core::keys::redact_keys(&decoded) {
+        std::borrow::Cow::Owned(recut) => recut,
+        std::borrow::Cow::Borrowed(_) => cut.into_owned(),
     }
 }
 

@@ -92,7 +92,8 @@ fn projected_text(
 }
 
 fn not_found(id: &str) -> ScimError {
-    ScimError::not_found(format!("user {id:?} not found in this SCIM connection"))
+    // A key pasted where the id goes is cut to its prefix (the detail is logged and kept).
+    ScimError::not_found(format!("user {:?} not found in this SCIM connection", tandem_core::keys::redact_keys(id)))
 }
 
 /// A userName clash that failed (and so rolled back) a transaction, as SCIM's 409.
