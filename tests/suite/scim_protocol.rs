@@ -924,8 +924,8 @@ async fn a_filter_of_many_comparisons_on_the_document_is_refused_naming_the_boun
 
 /// Many operations on a resource of many values are refused (`tooMany`)
 /// before they run, and change nothing; within the bound, a thousand
-/// operations on a group taken as a document, or an add of a thousand
-/// values, are applied.
+/// operations on a group taken as a document, or an add of two hundred
+/// values (to a user's two thousand, within its 64 KiB), are applied.
 #[tokio::test]
 async fn a_patch_that_would_go_through_too_many_values_is_refused_whole() {
     let app = TestApp::spawn().await;
@@ -951,7 +951,7 @@ async fn a_patch_that_would_go_through_too_many_values_is_refused_whole() {
     let add = json!({"op": "add", "path": "members", "value": [{"value": id, "type": "User"}]});
     let r = scim.patch(&format!("/Groups/{gid}"), patch_op(serde_json::Value::Array(vec![add.clone(); 1000]))).await;
     assert_eq!(r.status, StatusCode::OK, "40 members x 1000 operations is within the bound: {}", r.body);
-    let r = scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "add", "path": "emails", "value": (0..1_000).map(|i| json!({"value": format!("f{i}@x.example")})).collect::<Vec<_>>()}]))).await;
+    let r = scim.patch(&format!("/Users/{id}"), patch_op(json!([{"op": "add", "path": "emails", "value": (0..200).map(|i| json!({"value": format!("f{i}@x.example")})).collect::<Vec<_>>()}]))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
@@ -2021,6 +2021,22 @@ async fn nul_characters_and_overlong_names_are_refused_with_what_is_wrong() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     let r = scim.post("/Users", user(&format!("{}@acme.com", &long[..1000]))).await;
     assert_eq!(r.status, StatusCode::CREATED, "1,010 bytes are allowed: {}", r.body);
+    // A resource's other attributes are bounded together (64 KiB), by create, PUT and PATCH alike.
+    let huge = "x".repeat(70 * 1024);
+    let mut big = user("big@acme.com");
+    big["displayName"] = json!(huge);
+    let r = scim.post("/Users", big.clone()).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidValue")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("(displayName 71691)"), "{}", r.body);
+    big["userName"] = json!(format!("{}@acme.com", &long[..900]));
+    let r = scim.put(&format!("/Users/{uid}"), big).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let ops = json!([{"op": "add", "path": "title", "value": huge}]);
+    assert_eq!(scim.patch(&format!("/Users/{uid}"), patch_op(ops)).await.status, StatusCode::BAD_REQUEST);
+    let ops = json!([{"op": "add", "path": "title", "value": "x".repeat(40 * 1024)}]);
+    assert_eq!(scim.patch(&format!("/Users/{uid}"), patch_op(ops)).await.status, StatusCode::OK, "40 KiB are allowed");
+    let r = scim.post("/Groups", json!({"displayName": "big", "externalId": huge})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
 /// A group's reads are logged with the status sent, as a user's are: the

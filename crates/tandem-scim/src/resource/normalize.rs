@@ -64,6 +64,7 @@ pub fn normalize(rt: ResourceType, input: Value) -> Result<Value, ScimError> {
     }
     check_required(rt, &out)?;
     check_key_lengths(rt, &out)?;
+    check_core_size(rt, &out)?;
     if rt == ResourceType::Group {
         check_members(&out)?;
     }
@@ -183,6 +184,41 @@ fn check_key_lengths(rt: ResourceType, out: &Map<String, Value>) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Most bytes (of names and text) a resource's attributes take, its
+/// custom extensions (held to their own limit) and a group's members (kept
+/// apart, paged) aside. An IdP's user takes a few KiB; without a bound one
+/// connection's key could store users as large as a request body, which
+/// every read of them (a list page of a thousand, a login's join) would
+/// hold in memory several times over.
+pub const MAX_CORE_BYTES: usize = 64 * 1024;
+
+fn check_core_size(rt: ResourceType, out: &Map<String, Value>) -> Result<(), ScimError> {
+    let counted = out.iter().filter(|(k, _)| {
+        let members = rt == ResourceType::Group && k.as_str() == "members";
+        !(members || crate::custom::is_custom_urn(rt, k))
+    });
+    let sizes: Vec<(&String, usize)> = counted.map(|(k, v)| (k, k.len() + text_bytes(v))).collect();
+    let total: usize = sizes.iter().map(|(_, n)| n).sum();
+    if total <= MAX_CORE_BYTES {
+        return Ok(());
+    }
+    let (largest, its) = sizes.iter().max_by_key(|(_, n)| *n).map_or(("", 0), |(k, n)| (k.as_str(), *n));
+    Err(ScimError::invalid_value(format!(
+        "the resource's attributes take {total} bytes ({largest} {its}); at most {MAX_CORE_BYTES} are kept per resource \
+         (custom extensions and a group's members apart)"
+    )))
+}
+
+/// The bytes of names and text in a JSON value (other values count 8).
+fn text_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(text_bytes).sum(),
+        Value::Object(o) => o.iter().map(|(k, v)| k.len() + text_bytes(v)).sum(),
+        _ => 8,
+    }
 }
 
 /// A group member is identified by its `value`; one without it cannot be stored.
