@@ -40,7 +40,7 @@ pub fn is_microsoft_issuer(issuer: &str) -> bool {
     let Some(rest) = issuer.get(..8).filter(|s| s.eq_ignore_ascii_case("https://")).map(|_| &issuer[8..]) else {
         return false;
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default().trim_end_matches('.');
     MICROSOFT_LOGIN_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(host))
 }
 
@@ -61,10 +61,13 @@ const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 /// could sign in as the customer's users. `None` for any other issuer.
 pub fn shared_microsoft_tenant(issuer: &str) -> Option<String> {
     let url = url::Url::parse(issuer).ok()?;
-    if !url.host_str().is_some_and(|h| MICROSOFT_LOGIN_HOSTS.contains(&h.to_ascii_lowercase().as_str())) {
+    // However spelled: a host with its root's dot, a tenant percent-encoded.
+    let host = url.host_str().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+    if !host.is_some_and(|h| MICROSOFT_LOGIN_HOSTS.contains(&h.as_str())) {
         return None;
     }
-    let tenant = url.path().trim_start_matches('/').split('/').next().unwrap_or("").to_ascii_lowercase();
+    let segment = url.path().trim_start_matches('/').split('/').next().unwrap_or("");
+    let tenant = percent_encoding::percent_decode_str(segment).decode_utf8_lossy().to_ascii_lowercase();
     let what = match tenant.as_str() {
         MICROSOFT_CONSUMERS_TENANT | "consumers" => {
             "Microsoft's tenant of personal accounts: anyone with a Microsoft account"
@@ -307,9 +310,13 @@ mod tests {
             "https://login.microsoftonline.com/common/v2.0",
             "https://LOGIN.microsoftonline.us/Organizations/v2.0",
             "https://login.partner.microsoftonline.cn/consumers",
+            // However spelled.
+            "https://login.microsoftonline.com./common/v2.0",
+            "https://login.microsoftonline.com/%63ommon/v2.0",
         ] {
             assert!(shared_microsoft_tenant(shared).is_some(), "{shared}");
         }
+        assert!(is_microsoft_issuer("https://login.microsoftonline.com./x/v2.0"));
         for own in [
             "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0",
             "https://idp.example/common/v2.0",

@@ -766,6 +766,9 @@ fn check_credential(value: &str, max: usize) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters (a line break or tab copied with it?)".into());
     }
+    if value.trim() != value {
+        return Err("must not begin or end with a space (copied with it?)".into());
+    }
     if value.len() > max {
         return Err(format!("must be at most {max} bytes, got {}", value.len()));
     }
@@ -1000,6 +1003,9 @@ mod tests {
         assert_eq!(with("0oa1\n", "s"), Err(vec!["idp.client_id".to_string()]));
         assert_eq!(with(&"a".repeat(MAX_CLIENT_ID_BYTES + 1), "s"), Err(vec!["idp.client_id".to_string()]));
         assert_eq!(with("0oa1", "secret\t"), Err(vec!["idp.client_secret".to_string()]));
+        assert_eq!(with(" 0oa1", "s"), Err(vec!["idp.client_id".to_string()]));
+        assert_eq!(with("0oa1", " "), Err(vec!["idp.client_secret".to_string()]));
+        assert_eq!(with("0oa1", "secret "), Err(vec!["idp.client_secret".to_string()]));
         assert_eq!(with("0oa1", &"s".repeat(MAX_CLIENT_SECRET_BYTES + 1)), Err(vec!["idp.client_secret".to_string()]));
         // A client saved before the bound is still patched; a new client ID is held to it.
         let mut current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
