@@ -2064,3 +2064,22 @@ async fn group_reads_are_logged_with_the_status_sent() {
     assert_eq!(reads(&seen), [304, 200], "{seen:?}");
     assert_eq!(seen.first().map(|(op, s)| (op.as_str(), *s)), Some(("fail", 400)), "{seen:?}");
 }
+
+/// A group cannot be a member of itself (its delete would then report the
+/// membership leaving after the group was gone); other groups can.
+#[tokio::test]
+async fn a_group_is_no_member_of_itself() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    let g = scim.post("/Groups", json!({"displayName": "Self"})).await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    let other = scim.post("/Groups", json!({"displayName": "Other"})).await.body["id"].as_str().unwrap().to_string();
+    let add = |id: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id}]}]));
+    let r = scim.patch(&format!("/Groups/{gid}"), add(&gid)).await;
+    assert_eq!((r.status, &r.body["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidValue")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("member of itself"), "{}", r.body);
+    let r = scim.put(&format!("/Groups/{gid}"), json!({"displayName": "Self", "members": [{"value": gid}]})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = scim.patch(&format!("/Groups/{gid}"), add(&other)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

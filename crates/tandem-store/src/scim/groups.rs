@@ -52,6 +52,8 @@ pub enum GroupWriteError {
     DisplayNameTaken(String),
     /// Members that are no live user or group of the connection.
     UnknownMembers(Vec<String>),
+    /// The group named among its own members.
+    SelfMember,
     Store(StoreError),
 }
 
@@ -337,6 +339,9 @@ pub fn replace(
     let mut added: Vec<String> =
         refs.iter().filter(|r| !stored.contains_key(r.value.as_str())).map(|r| r.value.clone()).collect();
     added.sort_unstable();
+    if added.contains(&current.id) {
+        return Err(GroupWriteError::SelfMember);
+    }
     let mut removed: Vec<String> = stored.keys().filter(|m| !wanted.contains(*m)).map(|m| m.to_string()).collect();
     removed.sort_unstable();
     let mut ignored = Vec::new();

@@ -139,6 +139,9 @@ fn write_error(e: GroupWriteError) -> Result<ScimError, tandem_store::StoreError
                 "members.value: no user or group with id {named} in this SCIM connection"
             )))
         }
+        GroupWriteError::SelfMember => {
+            Ok(ScimError::invalid_value("members.value: a group cannot be a member of itself"))
+        }
         GroupWriteError::Store(e) => Err(e),
     }
 }
