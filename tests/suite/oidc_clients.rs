@@ -516,6 +516,17 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
         let (status, body) = app.get(&format!("/api/v1/{list}?before=&limit=1")).await;
         assert_eq!(status, StatusCode::OK, "{list}: {body}");
     }
+    // A filter value nothing can hold is refused, not answered with an empty page.
+    for (query, field) in
+        [("audit-events?target_type=oidc_clients", "target_type"), ("provisioning-logs?status=99999", "status")]
+    {
+        let (status, body) = app.get(&format!("/api/v1/{query}")).await;
+        assert_eq!(
+            (status, invalid_fields(&body)),
+            (StatusCode::BAD_REQUEST, vec![field.to_string()]),
+            "{query}: {body}"
+        );
+    }
     let (_, upper) = app.get(&format!("/api/v1/audit-events?target_id={id}&before={}", next.to_uppercase())).await;
     assert_eq!(upper["data"][0]["action"], "oidc_client.created", "{upper}");
 }

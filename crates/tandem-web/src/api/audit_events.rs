@@ -27,6 +27,15 @@ fn render(e: &AuditEvent) -> Value {
 pub async fn list(state: web::Data<AppState>, _c: Caller, query: super::Params) -> Result<HttpResponse, ApiError> {
     let (before, limit) =
         super::newest_first_page(&query, "audit events", &["target_type", "target_id", "action", "actor"])?;
+    // A misspelt type would answer an empty page, read as "nothing happened".
+    const TARGET_TYPES: [&str; 6] =
+        ["oidc_client", "scim_connection", "webhook_endpoint", "setup_link", "integration_key", "deployment"];
+    if let Some(t) = query.get("target_type").filter(|t| !TARGET_TYPES.contains(&t.as_str())) {
+        return Err(ApiError::invalid_field(
+            "target_type",
+            format!("must be one of {}, got {t:?}", TARGET_TYPES.join(", ")),
+        ));
+    }
     let q = AuditQuery {
         target_type: query.get("target_type").cloned(),
         target_id: query.get("target_id").cloned(),

@@ -207,9 +207,10 @@ pub async fn provisioning_logs(
     }
     let status = match query.get("status").map(|s| s.parse::<i32>()) {
         None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(_)) => {
-            errors.push(FieldError { field: "status".into(), message: "must be an HTTP status code".into() });
+        Some(Ok(s)) if (100..=599).contains(&s) => Some(s),
+        Some(_) => {
+            errors
+                .push(FieldError { field: "status".into(), message: "must be an HTTP status code (100–599)".into() });
             None
         }
     };
