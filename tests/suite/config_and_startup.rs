@@ -806,3 +806,45 @@ fn nodes_starting_together_on_a_new_database_agree_on_the_key_check() {
     a.join().unwrap().expect("the first node starts");
     b.join().unwrap().expect("the second node starts, having lost the race");
 }
+
+/// The key commands set up a new database, as a first start would, but do
+/// not upgrade one at an earlier release's schema (a newer release run to
+/// look around must not migrate what the running servers use): they say
+/// to run `tandem migrate`, and change nothing.
+#[test]
+fn key_commands_do_not_upgrade_a_database() {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let dir = scratch_dir();
+    // SQLite whatever the suite runs on: the migrations of a shared database stay as they are.
+    let file = dir.join("old.db");
+    let db = format!("sqlite://{}", file.display());
+    let run = |args: &[&str]| tandem(&dir).args(args).args(["--database-url", &db]).output().unwrap();
+    let out = run(&["integration-key", "create", "--name", "first"]);
+    assert!(out.status.success(), "a new database is set up: {}", String::from_utf8_lossy(&out.stderr));
+    // As if made by an earlier release: its newest migration not recorded.
+    let mut c = diesel::SqliteConnection::establish(&file.display().to_string()).unwrap();
+    let count = |c: &mut diesel::SqliteConnection| {
+        diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations").get_result::<N>(c).unwrap().n
+    };
+    diesel::sql_query(
+        "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT max(version) FROM __diesel_schema_migrations)",
+    )
+    .execute(&mut c)
+    .unwrap();
+    let before = count(&mut c);
+    for args in [
+        &["integration-key", "list"][..],
+        &["integration-key", "create", "--name", "second"],
+        &["integration-key", "revoke", "first"],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("run `tandem migrate`"), "{args:?}: {err}");
+    }
+    assert_eq!(count(&mut c), before, "no migration ran");
+}

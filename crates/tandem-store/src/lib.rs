@@ -297,6 +297,21 @@ impl Store {
     /// of failing on a table the first one just created. On SQLite in one
     /// transaction that takes the write lock first, for the same reason
     /// (see [`migrate_sqlite`]).
+    /// How many migrations the database has applied, and how many of this
+    /// release's it has not (both 0 on a database nothing set up yet but
+    /// the migrations' own table).
+    pub fn migration_state(&self) -> Result<(usize, usize), StoreError> {
+        let mut conn = self.conn()?;
+        let migrations = match *self.url {
+            DatabaseUrl::Sqlite(_) => SQLITE_MIGRATIONS,
+            DatabaseUrl::Postgres(_) => POSTGRES_MIGRATIONS,
+        };
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+        let applied = conn.applied_migrations().map_err(failed)?.len();
+        let pending = conn.pending_migrations(migrations).map_err(failed)?.len();
+        Ok((applied, pending))
+    }
+
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let migrations = match *self.url {

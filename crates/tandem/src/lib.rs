@@ -26,8 +26,24 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// [`open_store`] for one CLI command: the pool keeps no idle connection,
 /// so none is being opened on a pool thread when the command exits (on
 /// PostgreSQL that crashed `integration-key revoke` about one run in seven).
+/// A new database is set up, as a first start would; one at an earlier
+/// release's schema is refused, not upgraded: a command run with a newer
+/// release (to look around before an upgrade) must not migrate a database
+/// the servers of the running release use.
 pub fn open_command_store(settings: &Settings) -> anyhow::Result<Store> {
-    open_and_migrate(settings).map(|(store, _)| store)
+    let store = open_unmigrated(settings, 0)?;
+    match store.migration_state().context("cannot read the database's migrations")? {
+        (_, 0) => {}
+        (0, _) => {
+            migrate(&store)?;
+        }
+        (_, pending) => anyhow::bail!(
+            "the database has an earlier release's schema ({pending} of this release's migrations are not \
+             applied): run `tandem migrate` (or start a server of this release) when the upgrade is due, or use \
+             the release the servers run; this command does not upgrade a database"
+        ),
+    }
+    Ok(store)
 }
 
 /// [`open_command_store`] for `tandem migrate`: also says how many
