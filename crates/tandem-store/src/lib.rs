@@ -550,6 +550,23 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the database's `lower()` folds letters beyond ASCII, as
+    /// SCIM's `caseExact: false` filters and the login-event email search
+    /// need: on SQLite Tandem's own (Unicode); on PostgreSQL the database's
+    /// ctype's, which under `C` or `POSIX` folds ASCII letters only.
+    pub fn folds_unicode_case(&self) -> Result<bool, StoreError> {
+        #[derive(diesel::QueryableByName)]
+        struct Folds {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            folds: bool,
+        }
+        self.read_blocking(|c| {
+            let row: Folds =
+                diesel::RunQueryDsl::get_result(diesel::sql_query("SELECT lower('ÉÅ') = 'éå' AS folds"), c)?;
+            Ok(row.folds)
+        })
+    }
+
     /// Checks the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from)).await
@@ -770,6 +787,31 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let shared = store.read_blocking(oidc_clients::shared_redirect_paths).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(shared, [("/g".to_string(), vec!["g1".to_string(), "g2".to_string()])]);
+    }
+
+    /// `lower()` folds more than ASCII on SQLite and on a PostgreSQL
+    /// database of a UTF-8 ctype, not on one of ctype `C` (which the server
+    /// then warns of at start).
+    #[test]
+    fn lower_folds_unicode_unless_the_postgresql_ctype_is_c() {
+        let (store, dir) = test_store_any_backend();
+        assert!(store.folds_unicode_case().unwrap_or_else(|e| panic!("{e}")));
+        let TestDir::Postgres(admin, name) = &dir else { return };
+        let c_name = format!("{name}_c");
+        let create = format!("CREATE DATABASE {c_name} TEMPLATE template0 ENCODING 'UTF8' LC_CTYPE 'C' LC_COLLATE 'C'");
+        admin
+            .read_blocking(move |c| c.batch_execute(&create).map_err(StoreError::from))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let base = std::env::var("SUITE_DATABASE_URL").unwrap_or_default();
+        let (prefix, _) = base.rsplit_once('/').unwrap_or_else(|| panic!("{base}"));
+        let c_store =
+            Store::open(&format!("{prefix}/{c_name}"), &PoolOptions { max_size: 1, min_idle: 0, ..Default::default() })
+                .unwrap_or_else(|e| panic!("{e}"));
+        let folds = c_store.folds_unicode_case();
+        drop(c_store);
+        let drop_it = format!("DROP DATABASE IF EXISTS {c_name} WITH (FORCE)");
+        let _ = admin.read_blocking(move |c| c.batch_execute(&drop_it).map_err(StoreError::from));
+        assert!(!folds.unwrap_or_else(|e| panic!("{e}")), "ctype C folds ASCII only");
     }
 
     /// PostgreSQL statements are cancelled after a minute, unless the URL

@@ -164,6 +164,16 @@ pub fn start(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Runni
     let secret_key = secret_file::load(secrets, store.backend() == "sqlite" && !used)?;
     migrate_for_key(&store, &secret_key)?;
     warn_of_shared_redirect_paths(&store);
+    match store.folds_unicode_case() {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "this PostgreSQL database's lower() folds ASCII letters only (its ctype is C or POSIX): SCIM filters \
+             that ignore case (caseExact false, e.g. emails[type eq \"work\"].value) and the login-event email \
+             search compare other letters (É, Å) by case here, unlike on SQLite; a database created with a UTF-8 \
+             ctype (LC_CTYPE 'C.UTF-8' or 'en_US.UTF-8') folds them"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not check how the database folds case"),
+    }
     if secret_key.has_previous() {
         tracing::warn!(
             "secrets.previous_key is set: a key rotation is in progress. Once every node runs with the new key, run \
