@@ -487,3 +487,23 @@ async fn a_key_sent_as_a_scim_id_is_cut_in_the_answer_and_the_provisioning_log()
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(!body.to_string().contains("YQBHRsmb"), "{body}");
 }
+
+/// The provisioning log's `user_name` filter ignores case, as SCIM's
+/// userName does: an entry is found however the IdP wrote the name.
+#[tokio::test]
+async fn the_provisioning_logs_user_name_filter_ignores_case() {
+    let app = TestApp::spawn().await;
+    let scim = app.scim().await;
+    scim.create_user(user("Émile.Case@Acme.com")).await;
+    app.state.log_sink.flush();
+    for asked in ["Émile.Case@Acme.com", "émile.case@acme.com", "ÉMILE.CASE@ACME.COM"] {
+        let query = url::form_urlencoded::byte_serialize(asked.as_bytes()).collect::<String>();
+        let (status, page) = app
+            .get(&format!("/api/v1/provisioning-logs?scim_connection_id={}&user_name={query}", scim.connection_id))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ops: Vec<&str> =
+            page["data"].as_array().unwrap().iter().map(|e| e["operation"].as_str().unwrap()).collect();
+        assert_eq!(ops, ["create"], "{asked}: {page}");
+    }
+}

@@ -128,7 +128,8 @@ pub fn list(conn: &mut AnyConnection, q: &LogQuery) -> Result<Vec<ProvisioningLo
         query = query.filter(l::resource_id.eq(r.clone()));
     }
     if let Some(u) = &q.user_name {
-        query = query.filter(l::user_name.eq(u.clone()));
+        // userName is case-insensitive in SCIM: an entry is found however the IdP wrote it.
+        query = query.filter(crate::conn::lower(l::user_name).eq(u.to_lowercase()));
     }
     if let Some(s) = q.status {
         query = query.filter(l::status.eq(s));
