@@ -171,6 +171,27 @@ pub enum Owner {
     Unknown,
 }
 
+/// Whose the login's `email` (lower-cased) is, as a candidate's own
+/// addresses say: its `userName` (lower-cased) or one of its `emails` (any
+/// case; an empty value is no address of anyone's). The login's join and
+/// the matching report both read it so.
+pub fn owner_of<'a>(user_name_lower: &str, emails: impl IntoIterator<Item = &'a str>, email: &str) -> Owner {
+    if user_name_lower == email {
+        return Owner::Yes;
+    }
+    let mut has_emails = false;
+    for e in emails.into_iter().filter(|e| !e.trim().is_empty()) {
+        if e.to_lowercase() == email {
+            return Owner::Yes;
+        }
+        has_emails = true;
+    }
+    match has_emails {
+        true => Owner::No,
+        false => Owner::Unknown,
+    }
+}
+
 /// [`decide`] for a key several people can share (an email's local part:
 /// `john@contoso.com` and `john@fabrikam.com`). `names` are the candidates'
 /// lower-cased userNames; `owns[i]` says whether the login's full email is
@@ -401,6 +422,16 @@ mod tests {
             "a re-provisioned user wins over its tombstone"
         );
         assert_eq!(decide(&[c(true, true), c(true, false)]), JoinOutcome::Ambiguous(2));
+    }
+
+    #[test]
+    fn a_users_own_addresses_say_whose_an_email_is() {
+        let e = "john@acme.com";
+        assert_eq!(owner_of(e, [], e), Owner::Yes);
+        assert_eq!(owner_of("jsmith@corp.local", ["x@y.com", "John@ACME.com"], e), Owner::Yes);
+        assert_eq!(owner_of("john@contoso.com", ["john@contoso.com"], e), Owner::No);
+        assert_eq!(owner_of("jsmith", [], e), Owner::Unknown);
+        assert_eq!(owner_of("jsmith", ["", "  "], e), Owner::Unknown, "an empty value is nobody's address");
     }
 
     #[test]

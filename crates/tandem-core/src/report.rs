@@ -7,7 +7,7 @@
 //! report over 100k SSO users and 100k SCIM users is a few hash lookups per
 //! user and strategy.
 
-use crate::login::{decide_by_id, decide_shared_key, Candidate, JoinOutcome, NotActiveReason, Owner};
+use crate::login::{decide_by_id, decide_shared_key, owner_of, Candidate, JoinOutcome, NotActiveReason};
 use crate::matching::{local_part_lower, MatchingStrategy, ScimKey, SsoAttributes};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -71,7 +71,7 @@ pub struct ScimIndex<'a> {
     /// the id of each one's latest tombstone: the tombstones a local-part
     /// login weighs (see [`crate::login::decide_shared_key`]).
     deleted_by_local: HashMap<String, HashMap<String, String>>,
-    /// Lower-cased `emails` values of the live users (by index) and
+    /// `emails` values (any case) of the live users (by index) and
     /// tombstones (by id) that a local-part verdict needs: see
     /// [`ScimIndex::owners_needed`].
     live_emails: HashMap<usize, Vec<String>>,
@@ -161,12 +161,12 @@ impl<'a> ScimIndex<'a> {
 
     /// A live user's `emails` values (any case).
     pub fn set_live_emails(&mut self, index: usize, emails: Vec<String>) {
-        self.live_emails.insert(index, own_addresses(&emails));
+        self.live_emails.insert(index, emails);
     }
 
     /// A tombstone's `emails` values (any case).
     pub fn set_deleted_emails(&mut self, id: &str, emails: Vec<String>) {
-        self.deleted_emails.insert(id.to_string(), own_addresses(&emails));
+        self.deleted_emails.insert(id.to_string(), emails);
     }
 
     /// The SCIM users a strategy matches for one SSO user.
@@ -213,11 +213,8 @@ impl<'a> ScimIndex<'a> {
     fn by_local_part(&self, one: usize, sso: &SsoSide) -> Verdict {
         let user = &self.users[one];
         let email = sso.email.as_deref().map(str::to_lowercase).unwrap_or_default();
-        let owner = |name: &str, emails: Option<&Vec<String>>| match emails {
-            _ if name == email => Owner::Yes,
-            Some(e) if e.contains(&email) => Owner::Yes,
-            Some(e) if !e.is_empty() => Owner::No,
-            _ => Owner::Unknown,
+        let owner = |name: &str, emails: Option<&Vec<String>>| {
+            owner_of(name, emails.into_iter().flatten().map(String::as_str), &email)
         };
         let own = user.user_name.to_lowercase();
         let mut candidates = vec![Candidate { live: true, active: user.active }];
@@ -264,12 +261,6 @@ impl<'a> ScimIndex<'a> {
     pub fn users(&self) -> &'a [ScimSide] {
         self.users
     }
-}
-
-/// A user's `emails` values as the join weighs them: lower-cased, without
-/// empty ones (no address of anyone's).
-fn own_addresses(emails: &[String]) -> Vec<String> {
-    emails.iter().filter(|e| !e.trim().is_empty()).map(|e| e.to_lowercase()).collect()
 }
 
 /// Counts for every strategy.

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
 use tandem_core::login::{
-    decide, decide_by_id, decide_shared_key, others_deleted, Candidate, JoinOutcome, NotActiveReason, Owner,
+    decide, decide_by_id, decide_shared_key, others_deleted, owner_of, Candidate, JoinOutcome, NotActiveReason, Owner,
 };
 use tandem_core::matching::{MatchingStrategy, ScimKey, SsoAttributes};
 use tandem_store::oidc_clients::OidcClientRow;
@@ -261,21 +261,13 @@ pub fn join(
     }
 }
 
-/// Whether `email` (lower-cased) is `user`'s: its userName, or one of its
-/// emails; not when it has emails and none is; unknown when it has none.
+/// Whether `email` (lower-cased) is `user`'s ([`owner_of`]; unknown
+/// without an email).
 fn owner(user: &users::ScimUserRow, email: Option<&str>) -> Owner {
     let Some(email) = email else { return Owner::Unknown };
     if user.user_name_lower == email {
+        // Known without reading the document.
         return Owner::Yes;
     }
-    let doc = user.document();
-    // An empty value is no address of anyone's.
-    let mut emails = tandem_scim::resource::email_values(&doc).filter(|v| !v.trim().is_empty()).peekable();
-    if emails.peek().is_none() {
-        return Owner::Unknown;
-    }
-    match emails.any(|v| v.to_lowercase() == email) {
-        true => Owner::Yes,
-        false => Owner::No,
-    }
+    owner_of(&user.user_name_lower, tandem_scim::resource::email_values(&user.document()), email)
 }
