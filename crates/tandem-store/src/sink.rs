@@ -289,20 +289,10 @@ impl LogSink {
     /// with a warning, so that a shutdown during an outage ends.
     pub fn close_within(&self, limit: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
-        let mut msg = Msg::Close;
-        loop {
-            match self.tx.try_send(msg) {
-                Err(std::sync::mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
-                    msg = back;
-                    self.wake();
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Err(std::sync::mpsc::TrySendError::Full(_)) => return self.left_unwritten(limit),
-                // Sent, or the writer is gone already.
-                _ => break,
-            }
+        // Sent, or the writer is gone already; or still full at the deadline.
+        if let Err(std::sync::mpsc::TrySendError::Full(())) = self.send_by(Msg::Close, deadline) {
+            return self.left_unwritten(limit);
         }
-        self.wake();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             while !h.is_finished() {
@@ -384,20 +374,31 @@ impl LogSink {
     pub fn flush(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut msg = Msg::Flush(tx);
+        if self.send_by(Msg::Flush(tx), deadline).is_ok() {
+            let _ = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+    }
+
+    /// Sends `msg` to the writer and wakes it, waking it meanwhile while the
+    /// queue is full, until `deadline`: `Full` when it was still full then,
+    /// `Disconnected` when the writer is gone.
+    fn send_by(&self, mut msg: Msg, deadline: std::time::Instant) -> Result<(), std::sync::mpsc::TrySendError<()>> {
+        use std::sync::mpsc::TrySendError;
         loop {
             match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(std::sync::mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                Ok(()) => {
+                    self.wake();
+                    return Ok(());
+                }
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
                     msg = back;
                     self.wake();
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
-                Err(_) => return,
+                Err(TrySendError::Full(_)) => return Err(TrySendError::Full(())),
+                Err(TrySendError::Disconnected(_)) => return Err(TrySendError::Disconnected(())),
             }
         }
-        self.wake();
-        let _ = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
     }
 
     fn wake(&self) {
