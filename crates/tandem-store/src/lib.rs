@@ -579,27 +579,29 @@ impl Store {
 /// transaction mode that kept the lock when its client went).
 fn wait_for_migration_lock(pg: &mut diesel::PgConnection) -> Result<(), diesel::result::Error> {
     let began = std::time::Instant::now();
-    let mut said = None;
+    let mut said: Option<u64> = None;
     while !try_migration_lock(pg)? {
         let waited = began.elapsed().as_secs();
         match said {
-            None => tracing::info!(lock = MIGRATION_LOCK, "waiting for another node's migrations to finish"),
-            Some(last) if waited >= last + 30 => tracing::warn!(
-                waited_secs = waited,
-                lock = format!(
-                    "pg_locks: locktype 'advisory', classid {}, objid {}",
-                    MIGRATION_LOCK >> 32,
-                    MIGRATION_LOCK & 0xFFFF_FFFF
-                ),
-                "still waiting for the migration lock: another node is migrating, or a session holds the lock \
-                 (one a pooler in transaction mode kept); pg_stat_activity names it, pg_terminate_backend ends it"
-            ),
-            Some(_) => {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                continue;
+            None => {
+                tracing::info!(lock = MIGRATION_LOCK, "waiting for another node's migrations to finish");
+                said = Some(waited);
             }
+            Some(last) if waited >= last + 30 => {
+                said = Some(waited);
+                tracing::warn!(
+                    waited_secs = waited,
+                    lock = format!(
+                        "pg_locks: locktype 'advisory', classid {}, objid {}",
+                        MIGRATION_LOCK >> 32,
+                        MIGRATION_LOCK & 0xFFFF_FFFF
+                    ),
+                    "still waiting for the migration lock: another node is migrating, or a session holds the lock \
+                 (one a pooler in transaction mode kept); pg_stat_activity names it, pg_terminate_backend ends it"
+                );
+            }
+            Some(_) => {}
         }
-        said = Some(waited);
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     Ok(())
