@@ -529,6 +529,17 @@ async fn patch_changes_the_strategy_and_keeps_the_secret() {
     }
     let (_, upper) = app.get(&format!("/api/v1/audit-events?target_id={id}&before={}", next.to_uppercase())).await;
     assert_eq!(upper["data"][0]["action"], "oidc_client.created", "{upper}");
+    // A new secret and a new IdP are said (the secret's value never is).
+    let moved = json!({"idp": {"sso_domain": "elsewhere.okta.com", "client_secret": "a-moved-secret-0123456789"},
+                       "verify": false});
+    let (status, body) = app.patch(&format!("/api/v1/oidc-clients/{id}"), moved).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.updated&limit=1")).await;
+    let details = &log["data"][0]["details"];
+    assert_eq!(details["client_secret_replaced"], true, "{log}");
+    assert_eq!(details["idp"]["new"]["issuer"], "https://elsewhere.okta.com", "{log}");
+    assert_eq!(details["idp"]["old"]["issuer"], created["idp"]["issuer"], "{log}");
+    assert!(!log.to_string().contains("a-moved-secret"), "{log}");
 }
 
 #[tokio::test]

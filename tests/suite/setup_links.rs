@@ -109,6 +109,12 @@ async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
     let id = client["oidc_client_id"].as_str().unwrap();
     let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.created")).await;
     assert_eq!(audit["data"][0]["actor"], json!(format!("setup_link:{}", link["id"].as_str().unwrap())), "{audit}");
+    // Where the link pointed the customer's sign-in, never the secret.
+    let created = &audit["data"][0]["details"];
+    assert_eq!(created["idp"]["issuer"], json!(op.issuer), "{audit}");
+    assert_eq!(created["idp"]["client_id"], "tandem-client", "{audit}");
+    assert_eq!(created["redirect_url"], json!(redirect), "{audit}");
+    assert!(!audit.to_string().contains(STUB_CLIENT_SECRET), "{audit}");
     let (_, html, _) = get_page(&app.base, &app, &format!("{path}?saved=oidc")).await;
     assert!(html.contains("The sign-in settings are saved"), "{html}");
 
@@ -121,6 +127,13 @@ async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
         (&client["idp"]["client_id"], &client["idp"]["has_client_secret"]),
         (&json!("other-client"), &json!(true))
     );
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=oidc_client.updated")).await;
+    let updated = &audit["data"][0]["details"];
+    assert_eq!(updated["idp"]["old"]["client_id"], "tandem-client", "{audit}");
+    assert_eq!(updated["idp"]["new"]["client_id"], "other-client", "{audit}");
+    assert_eq!(updated["idp"]["new"]["issuer"], json!(op.issuer), "{audit}");
+    assert_eq!(updated["client_secret_replaced"], false, "{audit}");
+    assert!(updated.get("redirect_url").is_none(), "unchanged: {audit}");
     let form = [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "tandem-client")];
     assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
 
@@ -816,6 +829,16 @@ async fn a_link_gives_the_client_it_creates_the_apps_settings() {
     assert_eq!(invalid_fields(&body), ["client.email_domain_allowlist[0]"], "{body}");
     let (_, body) = app.post("/api/v1/setup-links", json!({"customer_id": customer, "client": "x"})).await;
     assert_eq!(invalid_fields(&body), ["client"], "{body}");
+    // Settings only some IdP types refuse: the page's admin may pick that
+    // type, whose every save would then fail on a field the page lacks.
+    let entra_cannot = json!({"customer_id": customer, "client": {"scopes": ["openid", "email"]}});
+    let (status, body) = app.post("/api/v1/setup-links", entra_cannot).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid_fields(&body), ["client.scopes"], "{body}");
+    let message = body["error"]["details"]["fields"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("profile") && message.contains("MicrosoftEntra client"), "{body}");
+    let every_type_can = json!({"customer_id": customer, "client": {"scopes": ["openid", "email", "profile"]}});
+    assert_eq!(app.post("/api/v1/setup-links", every_type_can).await.0, StatusCode::CREATED);
 }
 
 /// A form that stops arriving midway (a setup page's, the dashboard's

@@ -226,6 +226,14 @@ impl LinkGuard<'_> {
     }
 }
 
+/// Where a client sends its logins, as its audit records carry it (no
+/// secret): enough to tell, after the fact, which IdP a change pointed the
+/// customer's sign-in at.
+fn audited_idp(row: &OidcClientRow) -> Value {
+    json!({"type": row.idp_type, "issuer": row.issuer, "client_id": row.client_id,
+           "client_authentication": row.client_authentication})
+}
+
 /// A setup link's save onto an issuer another customer's client has.
 fn issuer_in_use() -> ApiError {
     ApiError::new(
@@ -295,7 +303,8 @@ pub(crate) async fn create_from(
                 "oidc_client.created",
                 ("oidc_client", &stored.id),
                 json!({"customer_id": stored.customer_id, "strategy": stored.matching_strategy,
-                       "scim_required": stored.scim_required}),
+                       "scim_required": stored.scim_required, "idp": audited_idp(&stored),
+                       "redirect_url": stored.redirect_url}),
             )?;
             Ok(Some((stored, sharer)))
         })
@@ -506,6 +515,8 @@ pub(crate) async fn patch_from(
             row.previous_client_key_used_at = current.previous_client_key_used_at;
         }
         let (actor, fields) = (caller.name.clone(), body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
+        // Compared as text: the stored ciphertexts differ on every write.
+        let secret_replaced = req.spec.client_secret.is_some() && req.spec.client_secret != spec.client_secret;
         let (old_strategy, old_required, read_at) =
             (current.matching_strategy.clone(), current.scim_required, current.updated_at);
         // Only a new path is checked, or a new IdP on a path shared as
@@ -552,18 +563,20 @@ pub(crate) async fn patch_from(
                     super::setup_links::revoke_working_of(c, &before.customer_id, now, &actor, via)?;
                 }
                 if outcome == repo::Updated::Done {
-                    audit::record(
-                        c,
-                        now,
-                        &actor,
-                        "oidc_client.updated",
-                        ("oidc_client", &row.id),
-                        json!({
-                            "fields": fields.unwrap_or_default(),
-                            "strategy": {"old": old_strategy, "new": row.matching_strategy},
-                            "scim_required": {"old": old_required, "new": row.scim_required},
-                        }),
-                    )?;
+                    let mut details = json!({
+                        "fields": fields.unwrap_or_default(),
+                        "strategy": {"old": old_strategy, "new": row.matching_strategy},
+                        "scim_required": {"old": old_required, "new": row.scim_required},
+                        "client_secret_replaced": secret_replaced,
+                    });
+                    let (old_idp, new_idp) = (audited_idp(&before), audited_idp(&row));
+                    if old_idp != new_idp {
+                        details["idp"] = json!({"old": old_idp, "new": new_idp});
+                    }
+                    if before.redirect_url != row.redirect_url {
+                        details["redirect_url"] = json!({"old": before.redirect_url, "new": row.redirect_url});
+                    }
+                    audit::record(c, now, &actor, "oidc_client.updated", ("oidc_client", &row.id), details)?;
                     // As the dashboard records it, so one filter finds every change of strategy.
                     if old_strategy != row.matching_strategy {
                         audit::record(

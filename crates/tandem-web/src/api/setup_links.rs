@@ -55,16 +55,44 @@ fn check_client_settings(settings: &Value, state: &AppState) -> Result<(), Vec<t
     if !unknown.is_empty() {
         return Err(unknown);
     }
-    // A create of a stand-in client with these settings.
-    let mut body = json!({"customer_id": "setup-link-check", "redirect_url": "https://app.example.com/cb",
-                          "idp": {"type": "Generic", "issuer": "https://idp.example.com", "client_id": "c",
-                                  "client_secret": "s"}});
-    for (k, v) in object {
-        body[k] = v.clone();
+    // A create of a stand-in client with these settings, of each IdP type
+    // the page offers (its admin picks one): settings one type refuses
+    // (an Entra client's scopes need `profile`) would leave that admin a
+    // page that cannot save.
+    let stand_ins = [
+        json!({"type": "Generic", "issuer": "https://idp.example.com", "client_id": "c", "client_secret": "s"}),
+        json!({"type": "Okta", "sso_domain": "example.okta.com", "client_id": "c", "client_secret": "s"}),
+        json!({"type": "MicrosoftEntra", "tenant_id": "11111111-2222-3333-4444-555555555555", "client_id": "c",
+               "client_secret": "s"}),
+    ];
+    let (mut errors, mut seen) = (Vec::new(), std::collections::HashSet::new());
+    for idp in stand_ins {
+        let idp_type = idp["type"].as_str().unwrap_or_default().to_string();
+        let mut body = json!({"customer_id": "setup-link-check", "redirect_url": "https://app.example.com/cb",
+                              "idp": idp});
+        for (k, v) in object {
+            body[k] = v.clone();
+        }
+        if let Err(found) = tandem_core::oidc_client::parse_create(&body, state.settings.url_policy) {
+            for e in found {
+                let field = format!("client.{}", e.field);
+                if !seen.insert((field.clone(), e.message.clone())) {
+                    continue;
+                }
+                // A refusal only some types make says which.
+                let message = if idp_type == "Generic" {
+                    e.message
+                } else {
+                    format!("{} (the link's page lets its admin choose a {idp_type} client)", e.message)
+                };
+                errors.push(error(field, message));
+            }
+        }
     }
-    match tandem_core::oidc_client::parse_create(&body, state.settings.url_policy) {
-        Ok(_) => Ok(()),
-        Err(errors) => Err(errors.into_iter().map(|e| error(format!("client.{}", e.field), e.message)).collect()),
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
     }
 }
 
