@@ -608,7 +608,19 @@ async fn unknown_or_missing_state_is_refused() {
     assert_eq!((&details["reason"], &details["idp_error"]), (&json!("missing"), &json!("access_denied")), "{body}");
     assert!(details["explanation"].as_str().unwrap().contains("not assigned"), "{body}");
     let (_, event) = app.get(&format!("/api/v1/login-events/{}", details["login_event_id"].as_str().unwrap())).await;
-    assert!(event["diagnosis"].as_str().unwrap().contains("AADSTS50105"), "{event}");
+    assert!(event["diagnosis"].as_str().unwrap().contains("not assigned"), "{event}");
+    assert!(event["steps"].to_string().contains("AADSTS50105"), "{event}");
+    // The message an app may show carries no text of such a callback's
+    // (anyone can send one, with any words): the error code when it is one.
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"access_denied\"") && !message.contains("AADSTS50105"), "{body}");
+    let phishing = "/sso/callback?error=Your+account+is+locked%2C+call+555-0100&error_description=call+us";
+    let (status, body) = complete_raw(&app, "cookie", phishing).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("locked") && !message.contains("call us"), "{body}");
+    assert!(message.contains("an IdP error"), "{body}");
+    assert_eq!(body["error"]["details"]["idp_error_description"], "call us", "{body}");
 }
 
 #[tokio::test]
@@ -808,6 +820,16 @@ async fn an_idp_error_description_is_cut() {
     let kept = body["error"]["details"]["error_description"].as_str().map(|d| d.chars().count());
     assert_eq!(kept, Some(501), "500 characters and an ellipsis: {body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.len() < 700), "{body}");
+    // An `error_uri` is passed on when it is an https address, and only then.
+    for (uri, kept) in [
+        ("https%3A%2F%2Fidp.example%2Ferrors%2F42", json!("https://idp.example/errors/42")),
+        ("javascript%3Aalert(1)", Value::Null),
+    ] {
+        let started = start(&app, &customer).await;
+        let query = format!("error=server_error&error_uri={uri}&state={}", started.state);
+        let (_, body) = complete_raw(&app, &started.cookie, &started.callback(&query)).await;
+        assert_eq!(body["error"]["details"]["error_uri"], kept, "{body}");
+    }
 }
 
 #[tokio::test]
@@ -861,6 +883,13 @@ async fn a_token_response_that_cannot_be_read_is_not_echoed() {
         .await;
     assert_eq!(event["failed_step"], "token_exchange", "{event}");
     assert!(!event.to_string().contains("SECRET"), "{event}");
+    // A 200 that holds an OAuth error answer is that error, as with a 400.
+    op.answer_token_requests_with(json!({"error": "invalid_grant", "error_description": "The code has expired"}));
+    let (status, body) = login(&app, &op, &customer, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["details"]["kind"], "UnableToExchangeCodeForToken", "{body}");
+    assert_eq!(body["error"]["details"]["error"], "invalid_grant", "{body}");
+    assert_eq!(body["error"]["details"]["error_description"], "The code has expired", "{body}");
 }
 
 #[tokio::test]

@@ -1083,25 +1083,31 @@ async fn userinfo_fills_in_an_email_the_id_token_sends_as_null() {
 /// By default userinfo is asked only when the ID token has no email; with
 /// `oidc.userinfo = "profile_incomplete"` also when it lacks names or
 /// email_verified (Okta's thin ID tokens), and the ID token's claims win.
+/// Userinfo's email_verified vouches for userinfo's email only: not for
+/// another address the ID token has.
 #[tokio::test]
 async fn userinfo_fills_in_names_when_the_deployment_asks_for_a_complete_profile() {
     let thin = json!({"sub": "00uThin", "email": "thin@acme.com", "given_name": null, "family_name": null, "email_verified": null});
-    let info = json!({"sub": "00uThin", "email": "other@acme.com", "given_name": "Thin", "family_name": "Token", "email_verified": true});
-    for (when, names) in [(UserinfoWhen::EmailMissing, false), (UserinfoWhen::ProfileIncomplete, true)] {
-        let app = TestApp::spawn_adjusted(|s| s.oidc.userinfo = when).await;
-        let op = StubOp::start(false).await;
-        let customer = unique("thin");
-        stub_client(&app, &op, &customer, "Okta", None).await;
-        op.set_userinfo(info.clone());
-        let (status, body) = login(&app, &op, &customer, thin.clone()).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let got = (&body["given_name"], &body["family_name"], &body["email_verified"]);
-        if names {
-            assert_eq!(got, (&json!("Thin"), &json!("Token"), &json!(true)), "{body}");
-        } else {
-            assert_eq!(got, (&Value::Null, &Value::Null, &Value::Null), "{body}");
+    for info_email in ["Thin@acme.com", "other@acme.com"] {
+        let info = json!({"sub": "00uThin", "email": info_email, "given_name": "Thin", "family_name": "Token",
+                          "email_verified": true});
+        let verified = if info_email == "other@acme.com" { Value::Null } else { json!(true) };
+        for (when, names) in [(UserinfoWhen::EmailMissing, false), (UserinfoWhen::ProfileIncomplete, true)] {
+            let app = TestApp::spawn_adjusted(|s| s.oidc.userinfo = when).await;
+            let op = StubOp::start(false).await;
+            let customer = unique("thin");
+            stub_client(&app, &op, &customer, "Okta", None).await;
+            op.set_userinfo(info.clone());
+            let (status, body) = login(&app, &op, &customer, thin.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let got = (&body["given_name"], &body["family_name"], &body["email_verified"]);
+            if names {
+                assert_eq!(got, (&json!("Thin"), &json!("Token"), &verified), "{info_email}: {body}");
+            } else {
+                assert_eq!(got, (&Value::Null, &Value::Null, &Value::Null), "{body}");
+            }
+            assert_eq!(body["email"], "thin@acme.com", "the ID token's email wins");
         }
-        assert_eq!(body["email"], "thin@acme.com", "the ID token's email wins");
     }
 }
 

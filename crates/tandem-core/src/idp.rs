@@ -26,12 +26,16 @@ pub fn is_google_issuer(issuer: &str) -> bool {
 }
 
 /// Microsoft's sign-in hosts: the public cloud, US Government and China
-/// (21Vianet).
-const MICROSOFT_LOGIN_HOSTS: [&str; 4] = [
+/// (21Vianet), and the hosts of Entra ID's v1 issuers
+/// (`https://sts.windows.net/{tenant}/`, which a v1 token and the v1
+/// discovery document carry).
+const MICROSOFT_LOGIN_HOSTS: [&str; 6] = [
     "login.microsoftonline.com",
     "login.microsoftonline.us",
     "login.partner.microsoftonline.cn",
     "login.chinacloudapi.cn",
+    "sts.windows.net",
+    "sts.chinacloudapi.cn",
 ];
 
 /// Whether `issuer` is on Microsoft's sign-in hosts (Entra ID, whatever
@@ -288,6 +292,8 @@ mod tests {
             "https://login.microsoftonline.com/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0",
             "HTTPS://Login.MicrosoftOnline.us/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/v2.0",
             "https://login.chinacloudapi.cn/x",
+            // Entra ID's v1 issuer, as a Generic client may be given it.
+            "https://sts.windows.net/3f2a6c1e-8b4d-4e2a-9c7f-1a2b3c4d5e6f/",
         ] {
             assert!(is_microsoft_issuer(microsoft), "{microsoft}");
         }

@@ -87,7 +87,8 @@ pub async fn discover(http: &IdpHttp, issuer: &str, appid: Option<&str>) -> Resu
     let response = http.get_json(&url, None).await.map_err(fail)?;
     let status = response.status();
     if status.is_redirection() {
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+        let location =
+            response.headers().get("location").and_then(|v| v.to_str().ok()).map_or("?".into(), crate::idp_words);
         return Err(fail(format!(
             "the IdP answered with a redirect ({status}) to {location}; redirects are not followed — check the issuer"
         )));
@@ -96,8 +97,9 @@ pub async fn discover(http: &IdpHttp, issuer: &str, appid: Option<&str>) -> Resu
         return Err(fail(format!("the IdP answered HTTP {status}; check the issuer (Okta domain, Entra tenant id)")));
     }
     let body = crate::read_limited(response, crate::DOCUMENT_LIMIT, "the metadata document").await.map_err(fail)?;
-    let mut metadata: ProviderMetadata = serde_json::from_slice(&body)
-        .map_err(|e| fail(format!("the metadata is not a valid OpenID Provider document: {e}")))?;
+    let mut metadata: ProviderMetadata = serde_json::from_slice(&body).map_err(|e| {
+        fail(format!("the metadata is not a valid OpenID Provider document: {}", crate::idp_words(&e.to_string())))
+    })?;
     metadata.endpoints = Some(check(&metadata, issuer).map_err(fail)?);
     Ok(metadata)
 }
@@ -115,12 +117,13 @@ fn check(m: &ProviderMetadata, issuer: &str) -> Result<Endpoints, String> {
     // cloud metadata service or another internal address.
     let tls = issuer.starts_with("https://");
     let http_url = |name: &str, value: &str| {
-        let parsed = url::Url::parse(value).map_err(|e| format!("{name} {value:?} is not an absolute URL ({e})"))?;
+        let shown = crate::idp_words(value);
+        let parsed = url::Url::parse(value).map_err(|e| format!("{name} {shown:?} is not an absolute URL ({e})"))?;
         match parsed.scheme() {
             "https" => Ok(parsed),
             "http" if !tls => Ok(parsed),
-            "http" => Err(format!("{name} {value:?} is plain http, but the issuer is https")),
-            _ => Err(format!("{name} {value:?} is not an http(s) URL")),
+            "http" => Err(format!("{name} {shown:?} is plain http, but the issuer is https")),
+            _ => Err(format!("{name} {shown:?} is not an http(s) URL")),
         }
     };
     let authorization = http_url("authorization_endpoint", &m.authorization_endpoint)?;

@@ -378,7 +378,7 @@ async fn exchange_once(
         // A redirect or an error status with no body is no OAuth answer: say
         // what came (a 401 is a refused client authentication all the same).
         if status.is_redirection() || (!status.is_success() && response.content_length() == Some(0)) {
-            let location = response.headers().get("location").and_then(|v| v.to_str().ok());
+            let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(crate::idp_words);
             return Err(TokenTransport(match location {
                 Some(to) => format!("the token endpoint answered HTTP {status} to {to}; redirects are not followed"),
                 None => format!("the token endpoint answered HTTP {status} with no body"),
@@ -415,24 +415,30 @@ async fn exchange_once(
             FlowError::Malformed(answered(m))
         }
     };
+    let refused = |r: oauth2::basic::BasicErrorResponse| match r.error() {
+        BasicErrorResponseType::InvalidClient => {
+            FlowError::InvalidClient { error: "invalid_client".into(), description: described(&r) }
+        }
+        // A 401 refuses the client's authentication, whatever error code
+        // an IdP puts on it; an `invalid_grant` (an expired code) is the code's.
+        other if unauthorized && !matches!(other, BasicErrorResponseType::InvalidGrant) => {
+            FlowError::InvalidClient { error: idp_words(other.as_ref()), description: described(&r) }
+        }
+        other => FlowError::Refused { error: idp_words(other.as_ref()), description: described(&r) },
+    };
     let tokens = result.map_err(|e| match e {
-        RequestTokenError::ServerResponse(r) => match r.error() {
-            BasicErrorResponseType::InvalidClient => {
-                FlowError::InvalidClient { error: "invalid_client".into(), description: described(&r) }
-            }
-            // A 401 refuses the client's authentication, whatever error code
-            // an IdP puts on it; an `invalid_grant` (an expired code) is the code's.
-            other if unauthorized && !matches!(other, BasicErrorResponseType::InvalidGrant) => {
-                FlowError::InvalidClient { error: idp_words(other.as_ref()), description: described(&r) }
-            }
-            other => FlowError::Refused { error: idp_words(other.as_ref()), description: described(&r) },
-        },
+        RequestTokenError::ServerResponse(r) => refused(r),
         RequestTokenError::Request(e) if unauthorized => {
             FlowError::InvalidClient { error: "HTTP 401".into(), description: Some(idp_words(&e.0)) }
         }
         RequestTokenError::Request(e) => FlowError::Transport(e.0),
-        // Never the body: a 200 that fails to parse still holds the tokens.
-        RequestTokenError::Parse(e, _) => unreadable(e.to_string()),
+        // A 200 holding an OAuth error (some IdPs answer `invalid_grant` so,
+        // which oauth2 reads as tokens only) is that error; otherwise never
+        // the body: a 200 that fails to parse still holds the tokens.
+        RequestTokenError::Parse(e, body) => match serde_json::from_slice::<oauth2::basic::BasicErrorResponse>(&body) {
+            Ok(r) => refused(r),
+            Err(_) => unreadable(e.to_string()),
+        },
         RequestTokenError::Other(m) => unreadable(m),
     })?;
     let id_token = tokens.id_token.ok_or(FlowError::NoIdToken)?;

@@ -134,6 +134,9 @@ pub async fn validate(
         return Err(fail("malformed", format!("the header lists critical extensions Tandem does not support: {crit}")));
     }
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    // The token's own words, cut as the IdP's are wherever they are shown.
+    let (alg_shown, kid_shown) =
+        (crate::idp_words(alg_name), header.get("kid").and_then(Value::as_str).map(crate::idp_words));
     let allowed = allowed_algorithms(expect.advertised_algs);
     if alg_name.eq_ignore_ascii_case("none") {
         return Err(fail("alg", "unsigned tokens (alg \"none\") are never accepted"));
@@ -146,28 +149,40 @@ pub async fn validate(
     if !allowed.iter().any(|a| a == alg_name) {
         return Err(fail(
             "alg",
-            format!("alg {alg_name:?} is not among the algorithms the IdP advertises ({})", allowed.join(", ")),
+            format!("alg {alg_shown:?} is not among the algorithms the IdP advertises ({})", allowed.join(", ")),
         ));
     }
-    let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_name:?}")))?;
+    let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_shown:?}")))?;
     let kid = header.get("kid").and_then(Value::as_str);
     let key = keys.key(http, kid, alg_name).await.map_err(|e| match e {
         KeyError::Fetch(m) => fail("jwks", format!("the IdP's signing keys could not be fetched: {m}")),
         KeyError::UnknownKid { kid, skipped } if skipped.is_empty() => {
-            fail("kid", format!("no signing key with kid {kid:?} in the IdP's key set"))
+            fail("kid", format!("no signing key with kid {:?} in the IdP's key set", crate::idp_words(&kid)))
         }
         KeyError::UnknownKid { kid, skipped } => fail(
             "kid",
             format!(
-                "no usable signing key with kid {kid:?} in the IdP's key set; keys it lists that cannot be used: {}",
-                skipped.join("; ")
+                "no usable signing key with kid {:?} in the IdP's key set; keys it lists that cannot be used: {}",
+                crate::idp_words(&kid),
+                crate::idp_words(&skipped.join("; "))
             ),
         ),
         KeyError::NoKid => fail("kid", "the token names no kid and the IdP's key set has several keys"),
     })?;
     let verify = |key: &crate::jwks::Key| {
         if let Some(pinned) = key.alg.as_deref().filter(|pinned| *pinned != alg_name) {
-            return Err(fail("alg", format!("the key {kid:?} is for {pinned}, the token says {alg_name}")));
+            let pinned = crate::idp_words(pinned);
+            return Err(fail("alg", format!("the key {kid_shown:?} is for {pinned}, the token says {alg_name}")));
+        }
+        // A key of another type (an RSA key for an ES256 token) is the
+        // wrong key, not an unreadable token: jsonwebtoken would call it a
+        // bad key format. As `alg`, a kid-less set is fetched again for it
+        // (an IdP that replaced its one RSA key with an EC key).
+        if key.decoding.family() != alg.family() {
+            return Err(fail(
+                "alg",
+                format!("the key {kid_shown:?} is a {:?} key, the token says {alg_name}", key.decoding.family()),
+            ));
         }
         verify_signature(raw, &key.decoding, alg, "the signature does not verify with the IdP's key")
     };
@@ -259,8 +274,9 @@ fn verify_hmac(raw: &str, alg_name: &str, expect: &Expectations<'_>) -> Result<M
         return Err(fail(
             "alg",
             format!(
-                "HMAC-signed tokens (alg {alg_name:?}) are accepted only when the IdP advertises that algorithm in \
-                 id_token_signing_alg_values_supported"
+                "HMAC-signed tokens (alg {:?}) are accepted only when the IdP advertises that algorithm in \
+                 id_token_signing_alg_values_supported",
+                crate::idp_words(alg_name)
             ),
         ));
     };
@@ -324,7 +340,7 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
     // Google documents `accounts.google.com` without a scheme as a form of its issuer.
     let google_bare = iss == "accounts.google.com" && tandem_core::idp::is_google_issuer(expect.issuer);
     if !tandem_core::oidc_client::same_issuer(iss, expect.issuer) && !google_bare {
-        return Err(fail("iss", format!("issued by {iss:?}, expected {:?}", expect.issuer)));
+        return Err(fail("iss", format!("issued by {:?}, expected {:?}", crate::idp_words(iss), expect.issuer)));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
@@ -337,7 +353,11 @@ pub fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> R
     if !audiences.contains(&expect.client_id) {
         return Err(fail(
             "aud",
-            format!("the audience {audiences:?} does not include this client ({:?})", expect.client_id),
+            format!(
+                "the audience {} does not include this client ({:?})",
+                crate::idp_words(&format!("{audiences:?}")),
+                expect.client_id
+            ),
         ));
     }
     let azp = claims.get("azp").and_then(Value::as_str);

@@ -598,6 +598,50 @@ mod tests {
         assert_eq!(set.fetches(), 2);
     }
 
+    /// The same with the old key not pinned to an algorithm (`alg` is
+    /// optional in a JWK), replaced by a key of another family (here P-256
+    /// by Ed25519; RSA by EC alike): the held key's type is an `alg`
+    /// failure, not an unreadable token, and refetches the set once a
+    /// minute as ever.
+    #[tokio::test]
+    async fn an_unpinned_kidless_key_replaced_by_another_family_is_followed() {
+        use aws_lc_rs::signature::Ed25519KeyPair;
+        let (_, old_jwk) = kidless_es256();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let new_jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519",
+                                         "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
+        let set = Served::start(old_jwk).await;
+        let (keys, http) = (&set.keys, &set.http);
+        assert!(keys.key(http, None, "ES256").await.is_ok());
+        set.serve(new_jwk);
+        let now = tandem_core::clock::Clock::now(&*set.clock);
+        let claims = serde_json::json!({"iss": "https://idp.example", "aud": "client-1", "sub": "u1",
+            "nonce": "n-1", "iat": now.timestamp(), "exp": now.timestamp() + 300});
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))
+                .unwrap();
+        let advertised = ["ES256".to_string(), "EdDSA".to_string()];
+        let expect = |now| crate::id_token::Expectations {
+            issuer: "https://idp.example",
+            client_id: "client-1",
+            nonce: "n-1",
+            advertised_algs: &advertised,
+            client_secret: None,
+            now,
+        };
+        // Within the minute of the first fetch: the P-256 key held, refused by its type.
+        let refused = crate::id_token::validate(http, keys, &token, &expect(now)).await.unwrap_err();
+        assert_eq!(refused.check, "alg", "{refused}");
+        assert!(refused.to_string().contains("Ec key"), "{refused}");
+        assert_eq!(set.fetches(), 1);
+        set.clock.advance(chrono::Duration::seconds(61));
+        let verified =
+            crate::id_token::validate(http, keys, &token, &expect(tandem_core::clock::Clock::now(&*set.clock))).await;
+        assert_eq!(verified.map(|c| c["sub"].clone()).map_err(|e| e.to_string()), Ok(serde_json::json!("u1")));
+        assert_eq!(set.fetches(), 2);
+    }
+
     /// A refresh answered by a set with no usable key (an IdP's deploy or
     /// cache answering `{"keys": []}` for a moment) is a failed fetch: the
     /// keys held keep serving, and the set is asked again a minute later. A

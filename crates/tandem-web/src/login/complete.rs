@@ -166,11 +166,22 @@ fn with_idp_error(mut err: ApiError, callback: &Callback) -> ApiError {
     let Some(error) = callback.param("error") else { return err };
     let cut = tandem_oidc::idp_words;
     let (shown, description) = (cut(error), callback.param("error_description").map(cut));
-    err.message.push_str(&format!(
-        "; the callback carries the IdP's error {shown:?}{}",
-        description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
-    ));
+    // No login vouches for this callback (anyone can send a browser to it
+    // with any words): the message an app may show names an error code only
+    // when it is one (RFC 6749 §4.1.2.1: a short token), and the free text
+    // stays in `details`.
+    let code_like = !error.is_empty()
+        && error.len() <= 64
+        && error.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     let explanation = explain_idp_error(error, description.as_deref());
+    err.message.push_str(&match code_like {
+        true => format!("; the callback carries the IdP's error {shown:?} (see details)"),
+        false => "; the callback carries an IdP error (see details)".to_string(),
+    });
+    // Tandem's own words for a known error are safe to show.
+    if let Some(why) = explanation {
+        err.message.push_str(&format!(": {why}"));
+    }
     if let Some(d) = err.details.as_object_mut() {
         d.insert("idp_error".into(), json!(shown));
         d.insert("idp_error_description".into(), json!(description));
@@ -277,7 +288,10 @@ async fn hear(
             (Some(d), None) => format!("the IdP returned {error}: {d}"),
             (None, None) => format!("the IdP returned {error}"),
         };
-        let details = json!({"error": error, "error_description": description, "error_uri": cb.param("error_uri"), "explanation": explanation});
+        // A page about the error, when it is one: an https address (a
+        // `javascript:` one would run in any app that makes it a link).
+        let error_uri = cb.param("error_uri").filter(|u| u.len() <= 2048 && u.starts_with("https://"));
+        let details = json!({"error": error, "error_description": description, "error_uri": error_uri, "explanation": explanation});
         return Err(at(
             state,
             trace,
@@ -476,8 +490,17 @@ async fn hear(
             }
             Ok(info) if info.get("sub") == claims.get("sub") => {
                 email_from_userinfo = text(&claims, "email").is_none() && text(&info, "email").is_some();
+                // Userinfo's `email_verified` is about userinfo's `email`: it
+                // says nothing of another address the ID token carries.
+                let other_email = match (text(&claims, "email"), text(&info, "email")) {
+                    (Some(token), Some(info)) => !token.eq_ignore_ascii_case(&info),
+                    _ => false,
+                };
                 // The ID token's claims win; one it sends as `null` is one it does not send.
                 for (k, v) in info {
+                    if other_email && k == "email_verified" {
+                        continue;
+                    }
                     let slot = claims.entry(k).or_insert(Value::Null);
                     if slot.is_null() {
                         *slot = v;
