@@ -326,6 +326,58 @@ async fn an_endpoint_moved_to_another_url_keeps_its_position_and_is_tried_at_onc
     app.delete(&path).await;
 }
 
+/// A batch sent again with other events has another `webhook-id`: here
+/// the endpoint's types were widened after a failure, so the retry starts
+/// at the same position and ends at the same event with one more between.
+/// A receiver that dedupes on `webhook-id` (as Standard Webhooks suggests)
+/// would otherwise drop it. The same batch sent again keeps its id.
+#[tokio::test]
+async fn a_retry_carrying_other_events_has_another_webhook_id() {
+    let app = TestApp::spawn_on_own_database_adjusted(fast).await;
+    let customer = unique("widened");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    let old = Receiver::start(vec![503; 1_000]).await;
+    let hooked = json!({"url": old.url, "customer_id": customer, "types": ["user.deleted"]});
+    let (status, endpoint) = app.post("/api/v1/webhook-endpoints", hooked).await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let ada = scim.create_user(user("ada@acme.com")).await;
+    scim.delete(&format!("/Users/{ada}")).await;
+    let failed = endpoint_once(&app, &id, 30, |shown| shown["failures"].as_i64() >= Some(2)).await;
+    assert!(failed["failures"].as_i64() >= Some(2), "{failed}");
+    let new = Receiver::start(vec![]).await;
+    let (status, widened) =
+        app.patch(&format!("/api/v1/webhook-endpoints/{id}"), json!({"url": new.url, "types": null})).await;
+    assert_eq!(status, StatusCode::OK, "{widened}");
+    let (got, events) = new.accepted(2).await;
+    let types: Vec<&Value> = events.iter().map(|e| &e["type"]).collect();
+    assert_eq!(types, [&json!("user.created"), &json!("user.deleted")], "{events:?}");
+    let refused: Vec<String> = old.got.lock().unwrap().iter().map(|r| r.id.clone()).collect();
+    assert!(refused.len() >= 2 && refused.iter().all(|r| *r == refused[0]), "the same batch, one id: {refused:?}");
+    assert_ne!(got[0].id, refused[0], "other events, another id");
+    app.delete(&format!("/api/v1/webhook-endpoints/{id}")).await;
+}
+
+/// Two changes of one endpoint at once, one of its URL and one of its
+/// types, both hold: neither writes back what it read before the other
+/// committed (on PostgreSQL the row is locked for the change).
+#[tokio::test]
+async fn two_changes_of_an_endpoint_at_once_both_hold() {
+    let app = TestApp::spawn().await;
+    let (status, endpoint) = app.post("/api/v1/webhook-endpoints", json!({"url": "https://hooks.example.com/0"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let path = format!("/api/v1/webhook-endpoints/{}", endpoint["id"].as_str().unwrap());
+    for round in 1..=10 {
+        let types = if round % 2 == 0 { json!(["user.created"]) } else { json!(["user.deleted"]) };
+        let url = json!(format!("https://hooks.example.com/{round}"));
+        let (a, b) = tokio::join!(app.patch(&path, json!({"url": url})), app.patch(&path, json!({"types": types})));
+        assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK), "{a:?} {b:?}");
+        let (_, shown) = app.get(&path).await;
+        assert_eq!((&shown["url"], &shown["types"]), (&url, &types), "round {round}");
+    }
+    app.delete(&path).await;
+}
+
 /// What an endpoint is created with is checked, every field named.
 #[tokio::test]
 async fn an_endpoint_is_refused_with_every_bad_field_named() {

@@ -76,17 +76,26 @@ macro_rules! next_txid {
     };
 }
 crate::fixed_sql!(PgNextTxid = concat!("SELECT ", next_txid!(), " AS n"));
-// Events moved from another server (transaction id at or past the next
-// this one hands out), each with the sequence number it takes: the
-// numbers they hold, in ascending order, dealt out in feed order (txid,
-// seq), so that under transaction id 0 they keep their order.
+// Whether the feed was brought from another server: an event carries a
+// transaction id at or past the next this one hands out. Then every event
+// with a transaction id was (the new server's range may overlap the old
+// one's: a restore onto a server already past some of the old ids).
+macro_rules! moved_here {
+    () => {
+        concat!("EXISTS (SELECT 1 FROM directory_events WHERE txid >= ", next_txid!(), ")")
+    };
+}
+// Events moved from another server (see `moved_here`), each with the
+// sequence number it takes: the numbers they hold, in ascending order,
+// dealt out in feed order (txid, seq), so that under transaction id 0
+// they keep their order.
 macro_rules! moved_map {
     () => {
         concat!(
             "WITH moved AS (SELECT txid, seq, row_number() OVER (ORDER BY txid, seq) AS k, \
                                    row_number() OVER (ORDER BY seq) AS slot \
-                            FROM directory_events WHERE txid >= ",
-            next_txid!(),
+                            FROM directory_events WHERE txid > 0 AND ",
+            moved_here!(),
             "), map AS (SELECT moved.txid, moved.seq, slots.seq AS new_seq \
                         FROM moved JOIN moved AS slots ON slots.slot = moved.k) "
         )
@@ -121,8 +130,8 @@ crate::fixed_sql!(
         moved_map!(),
         "UPDATE directory_event_purges SET txid = 0, seq = ",
         moved_position!("directory_event_purges.txid", "directory_event_purges.seq"),
-        " WHERE txid >= ",
-        next_txid!()
+        " WHERE txid > 0 AND ",
+        moved_here!()
     )
 );
 crate::fixed_sql!(
@@ -130,8 +139,8 @@ crate::fixed_sql!(
         moved_map!(),
         "UPDATE webhook_endpoints SET cursor_txid = 0, cursor_seq = ",
         moved_position!("webhook_endpoints.cursor_txid", "webhook_endpoints.cursor_seq"),
-        " WHERE cursor_txid >= ",
-        next_txid!()
+        " WHERE cursor_txid > 0 AND ",
+        moved_here!()
     )
 );
 crate::fixed_sql!(SqliteOldest = "SELECT txid, seq, created_at FROM directory_events ORDER BY seq LIMIT ?");
@@ -577,23 +586,30 @@ fn reached(conn: &mut AnyConnection, position: Position, mark: Option<Position>)
     Ok(position.seq <= newest)
 }
 
-/// PostgreSQL: gives the rows (the purge's mark, the webhook endpoints' positions) whose transaction ids
-/// this server has not reached, brought over from another one by a dump
-/// and restore or logical replication, transaction id 0, so that they come
-/// before every event made here (cursors from before the move are refused
-/// as expired). Returns how many rows it changed; nothing on SQLite.
+/// PostgreSQL: when the feed was brought over from another server by a
+/// dump and restore or logical replication (an event carries a
+/// transaction id this server has not reached), gives every event with a
+/// transaction id, and the positions among them (the purge's mark, the
+/// webhook endpoints'), transaction id 0, so that they come before every
+/// event made here, in their order (cursors from before the move are
+/// refused as expired). All of them, not only those past this server's
+/// ids: its range may overlap the old server's. In one transaction: a
+/// reader never sees half of it. Run at start, before this server's nodes
+/// write events. Returns how many events it moved; nothing on SQLite.
 pub fn renumber_moved(conn: &mut AnyConnection) -> Result<usize, StoreError> {
     if !is_postgres(conn) {
         return Ok(0);
     }
-    // The positions first, read against the events' old ones: the purge's
-    // mark, and the webhook endpoints', so what they have not had yet is
-    // delivered and nothing they had is again.
-    execute_fixed::<PgRenumberMovedMark>(conn, &[])?;
-    execute_fixed::<PgRenumberMovedEndpoints>(conn, &[])?;
-    let moved = execute_fixed::<PgRenumberMoved>(conn, &[])?;
-    execute_fixed::<PgRenumberMovedSigns>(conn, &[])?;
-    Ok(moved)
+    conn.transaction(|c| {
+        // The positions first, read against the events' old ones: the purge's
+        // mark, and the webhook endpoints', so what they have not had yet is
+        // delivered and nothing they had is again.
+        execute_fixed::<PgRenumberMovedMark>(c, &[])?;
+        execute_fixed::<PgRenumberMovedEndpoints>(c, &[])?;
+        let moved = execute_fixed::<PgRenumberMoved>(c, &[])?;
+        execute_fixed::<PgRenumberMovedSigns>(c, &[])?;
+        Ok(moved)
+    })
 }
 
 /// How far the retention purge has deleted, if it ever has.
@@ -706,6 +722,9 @@ mod tests {
     /// (txid, seq) under transaction id 0, where seq alone orders them, and
     /// the positions among them (an endpoint's cursor, the purge's mark)
     /// stay where they were, so an endpoint still gets what it has not had.
+    /// All of them move, also those whose ids this server has passed
+    /// already (O: its range overlaps the old server's), else a position
+    /// at O would skip the others.
     #[test]
     fn moved_events_keep_their_order_and_positions_among_them_their_place() {
         use diesel::RunQueryDsl;
@@ -717,15 +736,14 @@ mod tests {
             .write_blocking(|c| {
                 // In feed order A (T, 6), B (T+1, 5), C (T+2, 4): a transaction
                 // that took its id first can insert its event after another's.
-                for (txid, seq, id) in [(T, 6, "A"), (T + 1, 5, "B"), (T + 2, 4, "C")] {
+                for (txid, seq, id) in [(1, 2, "O"), (T, 6, "A"), (T + 1, 5, "B"), (T + 2, 4, "C")] {
                     diesel::sql_query(format!(
                         "INSERT INTO directory_events (txid, seq, created_at, scim_connection_id, customer_id, \
                          event_type, resource_id, data) VALUES ({txid}, {seq}, 0, 'c', 'acme', 'user.created', '{id}', '{{}}')"
                     ))
                     .execute(c)?;
                 }
-                diesel::sql_query(format!("INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, {T}, 3)"))
-                    .execute(c)?;
+                diesel::sql_query("INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, 1, 1)").execute(c)?;
                 let had_a = crate::webhooks::WebhookEndpointRow::new(
                     "had-a".into(),
                     "https://hooks.example.com/a".into(),
@@ -735,11 +753,13 @@ mod tests {
                     0,
                 );
                 crate::webhooks::insert(c, &had_a)?;
+                let had_o = crate::webhooks::WebhookEndpointRow { id: "had-o".into(), ..had_a.clone() };
+                crate::webhooks::insert(c, &crate::webhooks::WebhookEndpointRow { cursor_txid: 1, cursor_seq: 2, ..had_o })?;
                 let had_b = crate::webhooks::WebhookEndpointRow { id: "had-b".into(), ..had_a };
                 crate::webhooks::insert(c, &crate::webhooks::WebhookEndpointRow { cursor_txid: T + 1, ..had_b })
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 3);
+        assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 4);
         let ids = |from: Position| {
             let rows = store
                 .read_blocking(move |c| after(c, Some(Cursor { position: from, stamp: None }), 10))
@@ -753,9 +773,12 @@ mod tests {
         assert_eq!(cursor("had-a"), p(0, 4));
         assert_eq!(ids(cursor("had-a")), ["B", "C"]);
         assert_eq!(ids(cursor("had-b")), ["C"]);
+        assert_eq!(ids(cursor("had-o")), ["A", "B", "C"]);
         let mark = store.read_blocking(purged_through).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(mark, Some(p(0, 3)), "before the first moved event");
-        assert_eq!(ids(p(0, 3)), ["A", "B", "C"]);
+        assert_eq!(mark, Some(p(0, 1)), "before the first moved event");
+        assert_eq!(ids(p(0, 1)), ["O", "A", "B", "C"]);
+        // Done once: at the next start nothing has moved.
+        assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 0);
     }
 
     /// PostgreSQL: events this server writes while the renumbering runs

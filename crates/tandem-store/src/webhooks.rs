@@ -117,6 +117,18 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<WebhookEndpointR
     Ok(w::webhook_endpoints.filter(w::id.eq(id)).select(WebhookEndpointRow::as_select()).first(conn).optional()?)
 }
 
+/// [`get`] for a change of the endpoint, as its write's first statement:
+/// on PostgreSQL the row stays locked until the write ends, so two changes
+/// at once (one of the URL, one of the types) are made one after the
+/// other, each on the other's result, instead of the later writing back
+/// what it read before the earlier committed. SQLite's writes are one at a
+/// time already.
+pub fn get_for_change(conn: &mut AnyConnection, id: &str) -> Result<Option<WebhookEndpointRow>, StoreError> {
+    let AnyConnection::Postgresql(c) = conn else { return get(conn, id) };
+    let query = w::webhook_endpoints.filter(w::id.eq(id)).select(WebhookEndpointRow::as_select());
+    Ok(first_locked!(query, crate::RowLock::NoKeyUpdate, c)?)
+}
+
 /// What a change of an endpoint sets: each `Some` replaces the stored
 /// value (`customer_id` and `event_types` `Some(None)`: all).
 #[derive(Clone, Debug, Default)]

@@ -34,6 +34,9 @@ const BATCHES_PER_TURN: usize = 10;
 const AT_ONCE: usize = 8;
 /// The longest wait between attempts of a failing endpoint.
 const MAX_BACKOFF_SECS: i64 = 3_600;
+/// How much longer than a request a lease is taken for: the reads and
+/// writes around the request must fit in it.
+const LEASE_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
 /// How soon another node may try an endpoint this one could not sign for,
 /// at first ([`pass_wait`]).
 const PASS_SECS: i64 = 5;
@@ -66,7 +69,7 @@ pub fn start(state: AppState, http: IdpHttp, interval: Duration, timeout: Durati
             Err(e) => return tracing::warn!(error = %e, "webhook deliveries could not start"),
         };
         // A lease outlives one request, the longest step of a delivery.
-        let lease = chrono::Duration::from_std(timeout).unwrap_or_default() + chrono::Duration::seconds(30);
+        let lease = chrono::Duration::from_std(timeout).unwrap_or_default() + LEASE_MARGIN;
         runtime.block_on(run(state, http, lease, interval, stopped));
     });
     match spawned {
@@ -323,9 +326,16 @@ async fn deliver(
     }
     let data: Vec<serde_json::Value> = page.events.iter().map(crate::api::events::render).collect();
     let body = serde_json::to_vec(&json!({"data": data})).unwrap_or_default();
-    let last = page.events.last().map(|e| e.cursor().text()).unwrap_or_default();
-    // The same for a retry of the same batch; another endpoint's differs.
-    let message = format!("msg_{}_{}_{last}", row.id, from.cursor());
+    // The same for a retry of the same batch (the same events after the
+    // same position), another for any other batch: a retry that carries
+    // other events (made meanwhile, or let in by widened `types`) must not
+    // be dropped by a receiver that dedupes on `webhook-id`.
+    let mut sent = from.cursor().to_string();
+    for event in &page.events {
+        sent.push(' ');
+        sent.push_str(&event.cursor().text());
+    }
+    let message = format!("msg_{}_{}", row.id, &tandem_core::keys::hash_key(&sent)[..32]);
     let timestamp = now.timestamp();
     let mut signatures = Vec::new();
     for secret in &secrets {
@@ -339,6 +349,14 @@ async fn deliver(
     }
     if let Err(why) = http.refuse_private(&row.url) {
         return fail(state, &row, token, &why).await.map(|()| false);
+    }
+    // The lease must outlast the request: a page read slowed past the
+    // margin (a database stall) may have let it run out, and another node
+    // take the endpoint and send these events too. Nothing is recorded: the
+    // lease is no longer surely this node's.
+    if row.leased_until.is_none_or(|u| u <= micros(state.clock.now() + (lease - LEASE_MARGIN))) {
+        tracing::info!(endpoint = %row.id, "a webhook delivery was left: its lease would run out during the request");
+        return Ok(false);
     }
     let request = http
         .client()
@@ -386,8 +404,14 @@ async fn fail(state: &AppState, row: &WebhookEndpointRow, token: &str, why: &str
     tracing::warn!(endpoint = %row.id, reason = %why, failures = row.failures + 1, "a webhook delivery failed");
     let now = state.clock.now();
     let wait = 1_i64.checked_shl(row.failures.clamp(0, 12) as u32).unwrap_or(MAX_BACKOFF_SECS).min(MAX_BACKOFF_SECS);
+    // Up to a fifth less, at random: endpoints that failed together (one
+    // receiver host down) do not all come due together, and so do not
+    // take every delivery slot at once when it hangs.
+    let mut random = [0u8; 8];
+    tandem_core::keys::fill_random(&mut random);
+    let wait_ms = wait * 1_000 - (u64::from_le_bytes(random) % (wait as u64 * 200 + 1)) as i64;
     let (id, held, why) = (row.id.clone(), token.to_string(), why.to_string());
-    let (at, next) = (micros(now), micros(now + chrono::Duration::seconds(wait)));
+    let (at, next) = (micros(now), micros(now + chrono::Duration::milliseconds(wait_ms)));
     state.store.write(move |c| webhooks::failed(c, (&id, &held), &why, at, next)).await
 }
 

@@ -259,7 +259,7 @@ pub async fn patch(
     let row = state
         .store
         .write(move |c| {
-            let Some(before) = repo::get(c, &key)? else { return Ok(None) };
+            let Some(before) = repo::get_for_change(c, &key)? else { return Ok(None) };
             let row = repo::update(c, &key, &change, retry, micros(now))?;
             if let Some(row) = &row {
                 let mut details = json!({"retry": retry});
