@@ -378,6 +378,53 @@ async fn two_changes_of_an_endpoint_at_once_both_hold() {
     app.delete(&path).await;
 }
 
+/// A batch its receiver refuses for good (a poison event) is skipped by
+/// moving the endpoint's position forward to that event: what follows is
+/// delivered and nothing before it again, the failures are forgotten, the
+/// move is audited; a move back, a position that is none, and one the
+/// feed has not reached are refused.
+#[tokio::test]
+async fn an_endpoint_skips_a_batch_its_receiver_refuses_for_good() {
+    let app = TestApp::spawn_on_own_database_adjusted(fast).await;
+    let customer = unique("poison");
+    let scim = app.scim_of(&app.create_scim_connection(&customer).await);
+    let receiver = Receiver::start(vec![]).await;
+    *receiver.refuse.lock().unwrap() = Some("poison@acme.com".into());
+    let (_, endpoint) =
+        app.post("/api/v1/webhook-endpoints", json!({"url": receiver.url, "customer_id": customer})).await;
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/webhook-endpoints/{id}");
+    let poison = scim.create_user(user("poison@acme.com")).await;
+    let failed = endpoint_once(&app, &id, 30, |shown| shown["failures"].as_i64() >= Some(1)).await;
+    assert!(failed["failures"].as_i64() >= Some(1), "{failed}");
+    wait_in_feed(&app, &scim.connection_id, &poison).await;
+    let (_, feed) = app.get(&format!("/api/v1/events?scim_connection_id={}", scim.connection_id)).await;
+    let event = feed["data"].as_array().unwrap().iter().find(|e| e["data"]["id"] == json!(poison)).cloned();
+    let event_id = event.unwrap_or_else(|| panic!("{feed}"))["id"].as_str().unwrap().to_string();
+    for (refused, says) in
+        [(json!("nope"), "feed position"), (json!("999999999999-1"), "still holds"), (Value::Null, "cannot be unset")]
+    {
+        let (status, body) = app.patch(&path, json!({"delivered_through": refused})).await;
+        assert_eq!((status, invalid_fields(&body)), (StatusCode::BAD_REQUEST, vec!["delivered_through".to_string()]));
+        assert!(body.to_string().contains(says), "{refused}: {body}");
+    }
+    let (status, skipped) = app.patch(&path, json!({"delivered_through": event_id})).await;
+    assert_eq!(status, StatusCode::OK, "{skipped}");
+    let at = skipped["delivered_through"].as_str().unwrap().to_string();
+    assert!(event_id.starts_with(&format!("{at}-")), "at the poison event: {skipped}");
+    assert_eq!(skipped["failures"], 0, "{skipped}");
+    let after = scim.create_user(user("after@acme.com")).await;
+    receiver.accepted(1).await;
+    assert_eq!(receiver.accepted_ids(), [json!(after)], "only what follows");
+    let (status, body) = app.patch(&path, json!({"delivered_through": failed["delivered_through"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("moves only forward"), "{body}");
+    let (_, audit) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=webhook_endpoint.updated")).await;
+    let moved = &audit["data"][0]["details"]["delivered_through"];
+    assert_eq!(moved, &json!({"old": failed["delivered_through"], "new": at}), "{audit}");
+    app.delete(&path).await;
+}
+
 /// What an endpoint is created with is checked, every field named.
 #[tokio::test]
 async fn an_endpoint_is_refused_with_every_bad_field_named() {

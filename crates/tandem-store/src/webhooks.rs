@@ -136,6 +136,10 @@ pub struct Change {
     pub url: Option<String>,
     pub customer_id: Option<Option<String>>,
     pub event_types: Option<Option<String>>,
+    /// A position to move on to (forward only, checked by the caller):
+    /// events up to it are never sent, the failures are forgotten, the
+    /// endpoint is due at once, and a delivery under way records nothing.
+    pub skip_to: Option<Position>,
 }
 
 /// Changes an endpoint, keeping its position and delivery state; a new URL,
@@ -159,8 +163,22 @@ pub fn update(
     if let Some(types) = &change.event_types {
         row.event_types = types.clone();
     }
-    let due = change.url.is_some() || retry;
+    let due = change.url.is_some() || retry || change.skip_to.is_some();
     let target = w::webhook_endpoints.filter(w::id.eq(id));
+    if let Some(to) = change.skip_to {
+        // The lease goes too: a delivery under way, of the events skipped,
+        // must not move the position back when it ends.
+        diesel::update(target)
+            .set((
+                w::cursor_txid.eq(to.txid),
+                w::cursor_seq.eq(to.seq),
+                w::failures.eq(0),
+                w::failing_since.eq(None::<i64>),
+                w::lease_id.eq(None::<String>),
+                w::leased_until.eq(None::<i64>),
+            ))
+            .execute(conn)?;
+    }
     let n = match due {
         true => diesel::update(target)
             .set((

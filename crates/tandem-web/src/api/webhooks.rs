@@ -226,7 +226,9 @@ pub async fn rotate_secret(
 /// it takes (`null` for `customer_id` or `types`: all), keeping its position
 /// and secret: nothing is lost or sent twice for the move. A new `url`, or
 /// `"retry": true`, makes it due at once (a receiver fixed while backing
-/// off is not kept waiting).
+/// off is not kept waiting). `delivered_through` (a feed position, forward
+/// only) skips the events up to it: the way past a batch a receiver
+/// refuses for good, without losing the endpoint's secret or what follows.
 pub async fn patch(
     state: web::Data<AppState>,
     caller: Caller,
@@ -244,22 +246,48 @@ pub async fn patch(
     let customer_id = r.string("customer_id");
     let types = r.string_list("types");
     let retry = r.bool("retry").unwrap_or(false);
+    let skip_to = r.string("delivered_through").map(|c| (events::Cursor::parse(&c), c));
+    if let Some((None, _)) = &skip_to {
+        r.error("delivered_through", "must be a feed position: an event's `id`, or an endpoint's `delivered_through`");
+    }
+    if body.get("delivered_through").is_some_and(Value::is_null) {
+        r.error("delivered_through", "must be a feed position: a position cannot be unset");
+    }
     r.reject_unknown();
     let url = check_fields(&mut r, &state, url, customer_id.as_deref(), types.as_deref());
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
+    let skip_to = skip_to.and_then(|(cursor, _)| cursor);
+    // A position to skip to must be one the feed has reached and still
+    // holds (a cursor of the future, or of events purged or replaced, would
+    // skip events nobody chose to skip).
+    if let Some(cursor) = skip_to {
+        let known = state.store.read(move |c| events::after(c, Some(cursor), 1)).await?;
+        if known.is_err() {
+            return Err(ApiError::invalid_field(
+                "delivered_through",
+                "is not a position of this feed that it still holds (of the future, or of events since purged or \
+                 replaced): take an event's `id` from GET /api/v1/events",
+            ));
+        }
+    }
     let change = repo::Change {
         url,
         customer_id: sets("customer_id").then_some(customer_id),
         event_types: sets("types").then(|| types.map(|t| t.join(","))),
+        skip_to: skip_to.map(|c| c.position),
     };
     let now = state.clock.now();
     let key = id.clone();
     let row = state
         .store
         .write(move |c| {
-            let Some(before) = repo::get_for_change(c, &key)? else { return Ok(None) };
+            let Some(before) = repo::get_for_change(c, &key)? else { return Ok(Changed::Missing) };
+            // Forward only: going back would send again what the receiver had.
+            if change.skip_to.is_some_and(|to| to < before.cursor()) {
+                return Ok(Changed::Backward(before.cursor().cursor()));
+            }
             let row = repo::update(c, &key, &change, retry, micros(now))?;
             if let Some(row) = &row {
                 let mut details = json!({"retry": retry});
@@ -268,6 +296,7 @@ pub async fn patch(
                     ("url", json!(before.url), json!(row.url)),
                     ("customer_id", json!(before.customer_id), json!(row.customer_id)),
                     ("types", json!(before.types()), json!(row.types())),
+                    ("delivered_through", json!(before.cursor().cursor()), json!(row.cursor().cursor())),
                 ] {
                     if old != new {
                         details[field] = json!({"old": old, "new": new});
@@ -279,11 +308,25 @@ pub async fn patch(
                     audit::record(c, now, &caller.name, "webhook_endpoint.updated", target, details)?;
                 }
             }
-            Ok(row)
+            Ok(row.map_or(Changed::Missing, |r| Changed::Done(Box::new(r))))
         })
         .await?;
-    let row = row.ok_or_else(|| not_found(&id))?;
-    Ok(HttpResponse::Ok().json(render(&row)))
+    match row {
+        Changed::Done(row) => Ok(HttpResponse::Ok().json(render(&row))),
+        Changed::Missing => Err(not_found(&id)),
+        Changed::Backward(at) => Err(ApiError::invalid_field(
+            "delivered_through",
+            format!("moves only forward: the endpoint is at {at}, and going back would send again what it had"),
+        )),
+    }
+}
+
+/// What a PATCH of an endpoint came to.
+enum Changed {
+    Done(Box<WebhookEndpointRow>),
+    Missing,
+    /// Asked to move its position back from where it is (this one).
+    Backward(String),
 }
 
 /// `GET /api/v1/webhook-endpoints`
