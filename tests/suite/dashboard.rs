@@ -663,4 +663,26 @@ async fn the_overview_makes_a_setup_link() {
     assert!(page.contains("customer_id") && page.contains("expires_in_hours"), "{page}");
     let (status, _, _) = b.post("/dashboard/setup-links", &[("customer_id", "x")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // The overview lists the links that work, each with a button that revokes it.
+    let (_, overview, _) = b.get("/dashboard").await;
+    let prefix = listed["data"][0]["token_prefix"].as_str().unwrap();
+    let revoke = format!("/dashboard/setup-links/{id}/revoke");
+    assert!(overview.contains(prefix) && overview.contains(&revoke), "{overview}");
+    let (status, _, _) = b.post(&revoke, &[("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no revoke without the session's CSRF token");
+    let (status, page, _) = b.post(&revoke, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("no longer works"), "{page}");
+    let (_, shown) = app.get(&format!("/api/v1/setup-links/{id}")).await;
+    assert_eq!(shown["state"], "revoked", "{shown}");
+    let resp = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "the link no longer works");
+    let (_, log) = app.get(&format!("/api/v1/audit-events?target_id={id}&action=setup_link.revoked")).await;
+    assert_eq!(log["data"][0]["details"]["via"], "dashboard", "{log}");
+    let (_, overview, _) = b.get("/dashboard").await;
+    assert!(!overview.contains(&revoke), "no longer listed: {overview}");
+    let (_, page, _) = b.post(&revoke, &[("csrf", csrf.as_str())]).await;
+    assert!(page.contains("revoked already"), "{page}");
+    let (status, _, _) = b.post("/dashboard/setup-links/nope/revoke", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -141,6 +141,17 @@ pub fn working_of(
         .load(conn)?)
 }
 
+/// Every customer's links still working at `now`, newest first, at most `limit`.
+pub fn working(conn: &mut AnyConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<SetupLinkRow>, StoreError> {
+    Ok(s::setup_links
+        .select(SetupLinkRow::as_select())
+        .filter(s::revoked_at.is_null())
+        .filter(s::expires_at.gt(micros(now)))
+        .order(s::id.desc())
+        .limit(limit)
+        .load(conn)?)
+}
+
 /// Records that the link `id` was used at `now`.
 pub fn record_use(conn: &mut AnyConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     diesel::update(s::setup_links.filter(s::id.eq(id))).set(s::last_used_at.eq(micros(now))).execute(conn)?;

@@ -259,28 +259,35 @@ pub async fn revoke(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    match revoke_as(&state, caller.name, None, id.clone()).await? {
+        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        None => Err(not_found(&id)),
+    }
+}
+
+/// Revokes the link `id` as `actor` (through `via`, the dashboard, if
+/// not the API): the link as it was and whether this call revoked it, or
+/// `None` when there is none.
+pub(crate) async fn revoke_as(
+    state: &AppState,
+    actor: String,
+    via: Option<&'static str>,
+    id: String,
+) -> Result<Option<(SetupLinkRow, bool)>, ApiError> {
     let now = state.clock.now();
-    let key = id.clone();
-    let found = state
+    let revoked = state
         .store
         .write(move |c| {
-            let row = repo::revoke(c, &key, now)?;
+            let row = repo::revoke(c, &id, now)?;
             if let Some((row, true)) = row.as_ref() {
-                audit::record(
-                    c,
-                    now,
-                    &caller.name,
-                    "setup_link.revoked",
-                    ("setup_link", &row.id),
-                    json!({"customer_id": row.customer_id}),
-                )?;
+                let mut details = json!({"customer_id": row.customer_id});
+                if let Some(via) = via {
+                    details["via"] = json!(via);
+                }
+                audit::record(c, now, &actor, "setup_link.revoked", ("setup_link", &row.id), details)?;
             }
-            Ok(row.is_some())
+            Ok(row)
         })
         .await?;
-    if found {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(not_found(&id))
-    }
+    Ok(revoked)
 }

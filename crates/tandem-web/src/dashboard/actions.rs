@@ -207,7 +207,7 @@ pub async fn make_setup_link(req: HttpRequest, state: web::Data<AppState>, form:
                     "Copy the link now: it is shown only this once. Send it to the customer's IT admin only."
                 }
                 p { code { (url) } }
-                p.muted { "It works until " (expires) ", or until it is revoked (DELETE /api/v1/setup-links/" (link["id"].as_str().unwrap_or_default()) ")." }
+                p.muted { "It works until " (expires) ", or until it is revoked (on the Customers page, or DELETE /api/v1/setup-links/" (link["id"].as_str().unwrap_or_default()) ")." }
                 p { a href="/dashboard" { "← Customers" } }
             };
             super::layout::page(StatusCode::OK, "Setup link", Some(&admin), body)
@@ -227,5 +227,37 @@ pub async fn make_setup_link(req: HttpRequest, state: web::Data<AppState>, form:
             };
             super::layout::page(e.status, "Not made", Some(&admin), body)
         }
+    }
+}
+
+/// `POST /dashboard/setup-links/{id}/revoke` (form: `csrf`): the link stops
+/// working at once, recorded as `setup_link.revoked` with `via: dashboard`.
+pub async fn revoke_setup_link(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: Form,
+) -> HttpResponse {
+    let admin = match require_form(&req, &state, &form).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let actor = admin.session.key_name.clone();
+    match crate::api::setup_links::revoke_as(&state, actor, Some("dashboard"), path.into_inner()).await {
+        Ok(Some((link, revoked))) => {
+            let text = match revoked {
+                true => format!(
+                    "The setup link {}… for customer {:?} no longer works.",
+                    link.display_prefix, link.customer_id
+                ),
+                false => format!(
+                    "The setup link {}… for customer {:?} was revoked already.",
+                    link.display_prefix, link.customer_id
+                ),
+            };
+            message(StatusCode::OK, "Setup link revoked", Some(&admin), &text)
+        }
+        Ok(None) => message(StatusCode::NOT_FOUND, "No such setup link", Some(&admin), "There is no such setup link."),
+        Err(e) => message(e.status, "Not revoked", Some(&admin), &e.message),
     }
 }

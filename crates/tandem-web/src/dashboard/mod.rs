@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/logout", web::post().to(session::logout))
             .route("/assets/dashboard.css", web::get().to(layout::stylesheet))
             .route("/setup-links", web::post().to(actions::make_setup_link))
+            .route("/setup-links/{id}/revoke", web::post().to(actions::revoke_setup_link))
             .route("/customers/{customer_id}", web::get().to(customer::page_handler))
             .route("/customers/{customer_id}/client-certificate.pem", web::get().to(customer::client_certificate))
             .route("/customers/{customer_id}/strategy", web::post().to(actions::save_strategy))

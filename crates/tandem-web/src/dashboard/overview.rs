@@ -26,9 +26,10 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    let now_read = state.clock.now();
     let loaded = state
         .store
-        .read(|c| {
+        .read(move |c| {
             // One more than shown, to know whether there are more.
             let mut clients = oidc_clients::list(c, None, LISTED + 1)?;
             let mut conns = scim_connections::list(c, None, LISTED + 1)?;
@@ -40,10 +41,11 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
                 let key = scim_connections::current_key(c, &conn.id)?;
                 with_keys.push((conn, key));
             }
-            Ok((clients, with_keys, cut))
+            let links = tandem_store::setup_links::working(c, now_read, LINKS_LISTED)?;
+            Ok((clients, with_keys, cut, links))
         })
         .await;
-    let (clients, conns, cut) = match loaded {
+    let (clients, conns, cut, links) = match loaded {
         Ok(found) => found,
         Err(e) => return store_failure(&e, Some(&admin)),
     };
@@ -111,19 +113,54 @@ pub async fn page_handler(req: HttpRequest, state: web::Data<AppState>) -> HttpR
                 }
             }
         }
-        (setup_link_form(&state, &admin))
+        (setup_link_form(&state, &admin, &links))
     };
     page(StatusCode::OK, "Customers", Some(&admin), body)
 }
 
-/// The form that makes a setup link for a customer (see `crate::setup`).
-fn setup_link_form(state: &AppState, admin: &super::session::Admin) -> maud::Markup {
+/// The form that makes a setup link for a customer (see `crate::setup`),
+/// and the links that still work, each with a button that revokes it.
+fn setup_link_form(
+    state: &AppState,
+    admin: &super::session::Admin,
+    links: &[tandem_store::setup_links::SetupLinkRow],
+) -> maud::Markup {
+    let time = |us: i64| format_time(tandem_store::from_micros(us));
     html! {
         h2 #setup-link { "Setup link" }
+        @if !links.is_empty() {
+            table {
+                caption.muted {
+                    "Setup links that work now" @if links.len() as i64 == LINKS_LISTED { " (the newest " (LINKS_LISTED) ")" }
+                    ": anyone holding one can change that customer's IdP settings. Revoke a link once its setup is done."
+                }
+                thead { tr {
+                    th scope="col" { "Customer" } th scope="col" { "Link" } th scope="col" { "Made by" }
+                    th scope="col" { "Works until" } th scope="col" { "Last used" } th scope="col" { "" }
+                } }
+                tbody {
+                    @for link in links {
+                        tr {
+                            td { a href=(format!("/dashboard/customers/{}", urlencode(&link.customer_id))) { (link.customer_id) } }
+                            td.mono { (link.display_prefix) "…" }
+                            td { (link.created_by) }
+                            td { (time(link.expires_at)) }
+                            td { @match link.last_used_at { Some(t) => { (time(t)) }, None => { span.muted { "never" } } } }
+                            td {
+                                form method="post" action=(format!("/dashboard/setup-links/{}/revoke", urlencode(&link.id))) {
+                                    (super::layout::csrf_field(admin))
+                                    button type="submit" { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         @if state.settings.setup_links {
             p {
                 "A link for a customer's IT admin, who then sets up the customer's IdP (sign-in and SCIM) \
-                 on a page of its own. The link is shown once; revoke it through the management API."
+                 on a page of its own. The link is shown once; revoke it above once the setup is done."
             }
             form method="post" action="/dashboard/setup-links" {
                 (super::layout::csrf_field(admin))
@@ -147,6 +184,8 @@ fn setup_link_form(state: &AppState, admin: &super::session::Admin) -> maud::Mar
 
 /// Most OIDC clients, and most SCIM connections, the overview reads.
 const LISTED: i64 = 1000;
+/// Most working setup links the overview lists.
+const LINKS_LISTED: i64 = 100;
 
 /// The effective strategy of a client and where it comes from.
 pub fn effective(state: &AppState, client: &OidcClientRow) -> (String, &'static str) {
