@@ -737,8 +737,9 @@ async fn rotate(state: &AppState, link: &SetupLinkRow, form: &HashMap<String, St
         Some((_, Rotated::NotCurrent)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "ScimKeyAlreadyReplaced",
-            "the token this page showed was replaced already (a second click, or another page); open the link \
-             again to see the current one",
+            "the token this page was for was replaced already (a second click, or another admin's page), and a \
+             new token is shown only once, to the page that made it: if nobody has the new token, open the link \
+             again and make another",
         )),
         None | Some((_, Rotated::NoConnection)) => Err(ApiError::new(
             StatusCode::CONFLICT,
