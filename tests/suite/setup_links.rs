@@ -839,6 +839,10 @@ async fn a_link_gives_the_client_it_creates_the_apps_settings() {
     assert!(message.contains("profile") && message.contains("MicrosoftEntra client"), "{body}");
     let every_type_can = json!({"customer_id": customer, "client": {"scopes": ["openid", "email", "profile"]}});
     assert_eq!(app.post("/api/v1/setup-links", every_type_can).await.0, StatusCode::CREATED);
+    // `profile` among the additional scopes is asked for all the same.
+    let added = json!({"customer_id": customer,
+                       "client": {"scopes": ["openid", "email"], "additional_scopes": ["profile"]}});
+    assert_eq!(app.post("/api/v1/setup-links", added).await.0, StatusCode::CREATED);
 }
 
 /// A form that stops arriving midway (a setup page's, the dashboard's

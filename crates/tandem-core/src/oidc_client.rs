@@ -403,7 +403,8 @@ fn parse(
     // it a login falls back to the pairwise `sub` and matches no one) and
     // `preferred_username` only under the profile scope.
     let entra = idp.as_ref().is_some_and(|i| i.idp_type == IdpType::MicrosoftEntra);
-    if rules.scopes && entra && base_scopes.as_ref().is_some_and(|b| !b.iter().any(|s| s == "profile")) {
+    // Asked for with the additional scopes is asked for all the same.
+    if rules.scopes && entra && base_scopes.as_ref().is_some_and(|b| !b.iter().chain(&scopes).any(|s| s == "profile")) {
         r.error(
             "scopes",
             "must include profile for a MicrosoftEntra client: Entra sends the oid claim (the user id the SCIM \

@@ -159,6 +159,27 @@ pub async fn complete(
 /// `oidc.http_timeout_secs` in all.
 const COMPLETION_TIMEOUTS: u32 = 3;
 
+/// The error codes of an authorization response: RFC 6749 §4.1.2.1 and
+/// OpenID Connect Core §3.1.2.6.
+const STANDARD_ERRORS: [&str; 16] = [
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+];
+
 /// A state refusal of a callback that carries an IdP error (an IdP-side
 /// failure, a stale or bookmarked callback) names that error too: it is
 /// usually what the admin needs, and no login is there to report it.
@@ -170,18 +191,14 @@ fn with_idp_error(mut err: ApiError, callback: &Callback) -> ApiError {
     // with any words): the message an app may show names an error code only
     // when it is one (RFC 6749 §4.1.2.1: a short token), and the free text
     // stays in `details`.
-    let code_like = !error.is_empty()
-        && error.len() <= 64
-        && error.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     let explanation = explain_idp_error(error, description.as_deref());
-    err.message.push_str(&match code_like {
+    // Only an error code OAuth 2.0 or OpenID Connect defines is named (an
+    // attacker's `error` can be any sentence of code-like characters); the
+    // explanation, which the free text picks, stays in `details` too.
+    err.message.push_str(&match STANDARD_ERRORS.contains(&error) {
         true => format!("; the callback carries the IdP's error {shown:?} (see details)"),
         false => "; the callback carries an IdP error (see details)".to_string(),
     });
-    // Tandem's own words for a known error are safe to show.
-    if let Some(why) = explanation {
-        err.message.push_str(&format!(": {why}"));
-    }
     if let Some(d) = err.details.as_object_mut() {
         d.insert("idp_error".into(), json!(shown));
         d.insert("idp_error_description".into(), json!(description));
@@ -285,12 +302,19 @@ async fn hear(
         let explanation = explain_idp_error(error, description);
         let message = match (description, explanation) {
             (_, Some(why)) => why.to_string(),
+            (_, None) if error.is_empty() => "the IdP returned an error without naming it".to_string(),
             (Some(d), None) => format!("the IdP returned {error}: {d}"),
             (None, None) => format!("the IdP returned {error}"),
         };
-        // A page about the error, when it is one: an https address (a
-        // `javascript:` one would run in any app that makes it a link).
-        let error_uri = cb.param("error_uri").filter(|u| u.len() <= 2048 && u.starts_with("https://"));
+        // A page about the error, when it is one: an https URL, as parsed (a
+        // `javascript:` one would run in any app that makes it a link, and
+        // control characters would split a header it is put in).
+        let error_uri = cb
+            .param("error_uri")
+            .filter(|u| u.len() <= 2048 && !u.chars().any(char::is_control))
+            .and_then(|u| url::Url::parse(u).ok())
+            .filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
+            .map(String::from);
         let details = json!({"error": error, "error_description": description, "error_uri": error_uri, "explanation": explanation});
         return Err(at(
             state,
