@@ -1117,6 +1117,10 @@ async fn a_client_can_ask_for_other_scopes_than_openid_email_profile() {
     let (status, body) = app.patch(&path, json!({"scopes": null})).await;
     assert_eq!((status, &body["scopes"]), (StatusCode::OK, &Value::Null), "{body}");
     assert_eq!(scope_of(&start(&app, &customer).await), "openid email profile groups");
+    // A scope named twice (among the additional ones, or also a base one) is asked for once.
+    let (status, body) = app.patch(&path, json!({"additional_scopes": ["groups", "openid", "groups"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(scope_of(&start(&app, &customer).await), "openid email profile groups");
 }
 
 #[tokio::test]

@@ -767,6 +767,15 @@ fn check_credential(value: &str, max: usize) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters (a line break or tab copied with it?)".into());
     }
+    // Characters that show as nothing (a zero-width space, a byte-order
+    // mark, a direction mark from a right-to-left page): no IdP issues
+    // them, and a value copied with one fails every login unseen.
+    if let Some(c) = value.chars().find(|c| invisible(*c)) {
+        return Err(format!(
+            "must not contain the invisible character U+{:04X} (copied with it from a web page or document?)",
+            u32::from(c)
+        ));
+    }
     if value.trim() != value {
         return Err("must not begin or end with a space (copied with it?)".into());
     }
@@ -774,6 +783,14 @@ fn check_credential(value: &str, max: usize) -> Result<(), String> {
         return Err(format!("must be at most {max} bytes, got {}", value.len()));
     }
     Ok(())
+}
+
+/// Unicode's format characters that copy and paste carries along unseen:
+/// the soft hyphen, zero-width and direction marks, word joiners, the
+/// byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
 }
 
 /// An issuer as clients keep it: without a trailing `/`, scheme and host
@@ -1008,6 +1025,11 @@ mod tests {
         assert_eq!(with("0oa1", " "), Err(vec!["idp.client_secret".to_string()]));
         assert_eq!(with("0oa1", "secret "), Err(vec!["idp.client_secret".to_string()]));
         assert_eq!(with("0oa1", &"s".repeat(MAX_CLIENT_SECRET_BYTES + 1)), Err(vec!["idp.client_secret".to_string()]));
+        // Invisible characters copied along: a direction mark, a zero-width space, a BOM; letters pass.
+        assert_eq!(with("0oa1\u{202E}", "s"), Err(vec!["idp.client_id".to_string()]));
+        assert_eq!(with("0oa1", "\u{200B}secret"), Err(vec!["idp.client_secret".to_string()]));
+        assert_eq!(with("\u{FEFF}0oa1", "s"), Err(vec!["idp.client_id".to_string()]));
+        assert_eq!(with("client-é", "sécret"), Ok(()));
         // A client saved before the bound is still patched; a new client ID is held to it.
         let mut current = parse_create(&okta(), UrlPolicy::default()).unwrap().spec;
         current.client_id = "a".repeat(MAX_CLIENT_ID_BYTES + 1);

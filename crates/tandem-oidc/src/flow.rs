@@ -204,8 +204,14 @@ pub fn authorization_url(
         Some(base) => base.iter().map(String::as_str).collect(),
         None => DEFAULT_SCOPES.to_vec(),
     };
+    // Each scope once, in the order first named (a client's additional
+    // scopes may repeat the base ones, or themselves).
+    let mut asked: Vec<&str> = Vec::new();
     for s in base.into_iter().chain(cfg.additional_scopes.iter().map(String::as_str)) {
-        req = req.add_scope(Scope::new(s.to_string()));
+        if !asked.contains(&s) {
+            asked.push(s);
+            req = req.add_scope(Scope::new(s.to_string()));
+        }
     }
     for (name, value) in extra {
         req = req.add_extra_param(*name, value.to_string());
