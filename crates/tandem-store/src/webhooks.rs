@@ -79,6 +79,11 @@ impl WebhookEndpointRow {
         Position { txid: self.cursor_txid, seq: self.cursor_seq }
     }
 
+    /// The filter (customer and types) as read now.
+    pub fn filter(&self) -> Filter {
+        Filter { customer_id: self.customer_id.clone(), event_types: self.event_types.clone() }
+    }
+
     /// The event types taken, `None`: all.
     pub fn types(&self) -> Option<Vec<String>> {
         self.event_types.as_ref().map(|t| t.split(',').map(str::to_string).collect())
@@ -261,7 +266,13 @@ pub fn due_rows(conn: &mut AnyConnection, now: i64) -> Result<Vec<WebhookEndpoin
 /// does not take, without a lease: nothing if its position or lease
 /// changed meanwhile, or if `to` is not past `from` (a head read before
 /// another node's turn moved the position further).
-pub fn move_past(conn: &mut AnyConnection, id: &str, from: Position, to: Position, now: i64) -> Result<(), StoreError> {
+pub fn move_past(
+    conn: &mut AnyConnection,
+    (id, filter): (&str, &Filter),
+    from: Position,
+    to: Position,
+    now: i64,
+) -> Result<(), StoreError> {
     if to <= from {
         return Ok(());
     }
@@ -270,7 +281,9 @@ pub fn move_past(conn: &mut AnyConnection, id: &str, from: Position, to: Positio
             .filter(w::id.eq(id))
             .filter(w::cursor_txid.eq(from.txid))
             .filter(w::cursor_seq.eq(from.seq))
-            .filter(w::leased_until.is_null().or(w::leased_until.lt(now))),
+            .filter(w::leased_until.is_null().or(w::leased_until.lt(now)))
+            .filter(coalesce(w::customer_id, "").eq(filter.customer()))
+            .filter(coalesce(w::event_types, "").eq(filter.types())),
     )
     .set((w::cursor_txid.eq(to.txid), w::cursor_seq.eq(to.seq)))
     .execute(conn)?;
@@ -338,14 +351,19 @@ pub fn release(conn: &mut AnyConnection, (id, token): (&str, &str)) -> Result<bo
 /// holds the lease; whether it did.
 pub fn advance(
     conn: &mut AnyConnection,
-    (id, token): (&str, &str),
+    (id, token, filter): (&str, &str, &Filter),
     cursor: Position,
     delivered_at: Option<i64>,
     then: Then,
 ) -> Result<bool, StoreError> {
     let moved = (w::cursor_txid.eq(cursor.txid), w::cursor_seq.eq(cursor.seq));
+    // Under the filter the batch was read with: moved past events a filter
+    // changed meanwhile (widened `types`) would now take, it would skip them.
+    let leased = leased(id, token)
+        .filter(coalesce(w::customer_id, "").eq(filter.customer()))
+        .filter(coalesce(w::event_types, "").eq(filter.types()));
     let n = match delivered_at {
-        Some(at) => diesel::update(leased(id, token))
+        Some(at) => diesel::update(leased)
             .set((
                 moved,
                 w::failures.eq(0),
@@ -355,9 +373,33 @@ pub fn advance(
                 w::failing_since.eq(None::<i64>),
             ))
             .execute(conn)?,
-        None => diesel::update(leased(id, token)).set(moved).execute(conn)?,
+        None => diesel::update(leased).set(moved).execute(conn)?,
     };
     Ok(n == 1 && lease_then(conn, id, token, then)?)
+}
+
+diesel::define_sql_function! {
+    /// SQL's `COALESCE` of a nullable text and a text.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// An endpoint's filter as a delivery or a look read it: a write it makes
+/// holds only while the endpoint still has it (a PATCH may change it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    customer_id: Option<String>,
+    event_types: Option<String>,
+}
+
+impl Filter {
+    /// `None` as the empty text, which neither ever is when set.
+    fn customer(&self) -> &str {
+        self.customer_id.as_deref().unwrap_or_default()
+    }
+
+    fn types(&self) -> &str {
+        self.event_types.as_deref().unwrap_or_default()
+    }
 }
 
 /// Records a failed attempt at `now` (`error` says why; no secret or URL in
@@ -568,7 +610,9 @@ mod tests {
         assert!(!run(Box::new(|c| lease(c, "e1", 15, 40, "b"))), "held until 20");
         assert!(run(Box::new(|c| lease(c, "e1", 25, 60, "b"))), "a's lease ran out");
         let to = Position { txid: 0, seq: 9 };
-        assert!(!run(Box::new(move |c| advance(c, ("e1", "a"), to, Some(26), Then::Release(26)))));
+        let all = Filter { customer_id: None, event_types: None };
+        let (all_a, all_b) = (all.clone(), all.clone());
+        assert!(!run(Box::new(move |c| advance(c, ("e1", "a", &all_a), to, Some(26), Then::Release(26)))));
         run(Box::new(|c| failed(c, ("e1", "a"), "late", 27, 99).map(|()| true)));
         let row =
             store.read_blocking(|c| get(c, "e1")).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("gone"));
@@ -576,7 +620,10 @@ mod tests {
             (row.cursor_seq, row.failures, row.lease_id.as_deref(), row.leased_until),
             (5, 0, Some("b"), Some(60))
         );
-        assert!(run(Box::new(move |c| advance(c, ("e1", "b"), to, Some(28), Then::Release(28)))));
+        // Read under another filter (a PATCH changed it meanwhile): nothing moves.
+        let narrower = Filter { customer_id: None, event_types: Some("user.deleted".into()) };
+        assert!(!run(Box::new(move |c| advance(c, ("e1", "b", &narrower), to, Some(28), Then::Release(28)))));
+        assert!(run(Box::new(move |c| advance(c, ("e1", "b", &all_b), to, Some(28), Then::Release(28)))));
         let row =
             store.read_blocking(|c| get(c, "e1")).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("gone"));
         assert_eq!((row.cursor_seq, row.last_success_at, row.lease_id, row.leased_until), (9, Some(28), None, None));
@@ -594,9 +641,15 @@ mod tests {
         };
         let (at5, at3, at8) =
             (Position { txid: 0, seq: 5 }, Position { txid: 0, seq: 3 }, Position { txid: 0, seq: 8 });
-        store.write_blocking(move |c| move_past(c, "e3", at5, at3, 10)).unwrap_or_else(|e| panic!("{e}"));
+        let all = Filter { customer_id: None, event_types: None };
+        let (a, b) = (all.clone(), all);
+        store.write_blocking(move |c| move_past(c, ("e3", &a), at5, at3, 10)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seq(&store), Some(5), "not moved back to an older head");
-        store.write_blocking(move |c| move_past(c, "e3", at5, at8, 10)).unwrap_or_else(|e| panic!("{e}"));
+        // Looked at under another filter (changed since): left where it is.
+        let other = Filter { customer_id: Some("acme".into()), event_types: None };
+        store.write_blocking(move |c| move_past(c, ("e3", &other), at5, at8, 10)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seq(&store), Some(5), "another filter's look");
+        store.write_blocking(move |c| move_past(c, ("e3", &b), at5, at8, 10)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seq(&store), Some(8), "moved forward");
     }
 }

@@ -173,7 +173,7 @@ async fn look(state: &AppState) -> Result<Vec<String>, StoreError> {
         if after.any(|e| narrowing.admits(e)) || !covers_head {
             ready.push(row.id);
         } else if first_at.is_some_and(|t| t < now - MOVE_PAST_AFTER) {
-            move_past.push((row.id, cursor));
+            move_past.push((row.id.clone(), row.filter(), cursor));
         } else if first_at.is_none() && cursor > head {
             // A position past the feed's head (the database went back): its turn finds out.
             ready.push(row.id);
@@ -183,8 +183,8 @@ async fn look(state: &AppState) -> Result<Vec<String>, StoreError> {
         state
             .store
             .write(move |c| {
-                for (id, from) in &move_past {
-                    webhooks::move_past(c, id, *from, head, now)?;
+                for (id, filter, from) in &move_past {
+                    webhooks::move_past(c, (id, filter), *from, head, now)?;
                 }
                 Ok(())
             })
@@ -294,7 +294,8 @@ async fn deliver(
     };
     if page.events.is_empty() {
         let (to, then) = (page.reached.unwrap_or(from), then(page.has_more));
-        let kept = state.store.write(move |c| webhooks::advance(c, (&ids, &held), to, None, then)).await?;
+        let filter = row.filter();
+        let kept = state.store.write(move |c| webhooks::advance(c, (&ids, &held, &filter), to, None, then)).await?;
         return Ok(kept && matches!(then, Then::Keep(_)));
     }
     let context = webhooks::secret_context(&row.id);
@@ -375,7 +376,9 @@ async fn deliver(
     match sent {
         Ok(resp) if resp.status().is_success() => {
             let (to, then) = (page.reached.unwrap_or(from), then(page.has_more));
-            let kept = state.store.write(move |c| webhooks::advance(c, (&ids, &held), to, Some(at), then)).await?;
+            let filter = row.filter();
+            let kept =
+                state.store.write(move |c| webhooks::advance(c, (&ids, &held, &filter), to, Some(at), then)).await?;
             Ok(kept && matches!(then, Then::Keep(_)))
         }
         Ok(resp) => {
