@@ -136,6 +136,29 @@ async fn a_customers_admin_sets_up_sign_in_and_scim_through_a_link() {
     assert!(updated.get("redirect_url").is_none(), "unchanged: {audit}");
     let form = [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "tandem-client")];
     assert_eq!(post_form(&app, &format!("{path}/oidc"), &form).await.0, StatusCode::SEE_OTHER);
+    // A page opened before the settings changed (another admin, another tab) saves nothing over them.
+    let version_of = |html: &str| {
+        let needle = "name=\"version\" value=\"";
+        let at = html.find(needle).map(|i| i + needle.len()).unwrap_or_else(|| panic!("{html}"));
+        html[at..].chars().take_while(|c| *c != '"').collect::<String>()
+    };
+    let (_, html, _) = get_page(&app.base, &app, &path).await;
+    let stale = version_of(&html);
+    let form = [("idp_type", "Generic"), ("issuer", op.issuer.as_str()), ("client_id", "tandem-client")];
+    let with_version = |v: &str| {
+        let mut f: Vec<(&str, String)> = form.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        f.push(("version", v.to_string()));
+        f
+    };
+    let stale_form = with_version(&stale);
+    let stale_form: Vec<(&str, &str)> = stale_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &stale_form).await.0, StatusCode::SEE_OTHER, "current");
+    let (status, html, _) = post_form(&app, &format!("{path}/oidc"), &stale_form).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the first save changed them: {html}");
+    assert!(html.contains("changed after this page was opened"), "{html}");
+    let fresh = with_version(&version_of(&html));
+    let fresh: Vec<(&str, &str)> = fresh.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post_form(&app, &format!("{path}/oidc"), &fresh).await.0, StatusCode::SEE_OTHER, "as shown now");
 
     // SCIM: the endpoint and its token, shown once; the token works.
     let (status, html, _) = post_form(&app, &format!("{path}/scim"), &[("action", "create")]).await;

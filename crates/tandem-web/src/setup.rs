@@ -420,6 +420,9 @@ fn oidc_section(
         }
         @if redirect.is_some() {
             form method="post" action=(format!("{base}/oidc")) {
+                // The settings this page shows: a save over settings changed
+                // since (another admin, another tab) is refused, not made blind.
+                input type="hidden" name="version" value=(client.map(|c| c.updated_at.to_string()).unwrap_or_default());
                 p.row {
                     label for="idp_type" { "Identity provider" }
                     select id="idp_type" name="idp_type" {
@@ -538,6 +541,18 @@ async fn save_oidc(state: web::Data<AppState>, token: web::Path<String>, form: F
         Ok(now) => now.client,
         Err(e) => return unavailable(&state, &e),
     };
+    // Made from a page that showed other settings than there are now (a
+    // form without the field is from an earlier release's page: saved).
+    let shown = form.get("version").map(String::as_str);
+    if shown.is_some_and(|v| v != existing.as_ref().map(|c| c.updated_at.to_string()).unwrap_or_default()) {
+        let e = ApiError::new(
+            StatusCode::CONFLICT,
+            "SettingsChangedMeanwhile",
+            "the sign-in settings changed after this page was opened (another admin, or another tab), so nothing \
+             was saved: they are shown below as they are now; enter your change again if it is still needed",
+        );
+        return render_page(&state, &token, e.status, Some(Notice::Refused(e)), None).await;
+    }
     let idp = oidc_body(&form, existing.as_ref());
     let guard = LinkGuard { customer_id: &link.customer_id };
     let outcome = match (existing, &link.redirect_url) {
