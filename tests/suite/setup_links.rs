@@ -859,7 +859,7 @@ async fn a_link_gives_the_client_it_creates_the_apps_settings() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(invalid_fields(&body), ["client.scopes"], "{body}");
     let message = body["error"]["details"]["fields"][0]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("profile") && message.contains("MicrosoftEntra client"), "{body}");
+    assert!(message.contains("profile") && message.contains("IdP type MicrosoftEntra"), "{body}");
     let every_type_can = json!({"customer_id": customer, "client": {"scopes": ["openid", "email", "profile"]}});
     assert_eq!(app.post("/api/v1/setup-links", every_type_can).await.0, StatusCode::CREATED);
     // `profile` among the additional scopes is asked for all the same.

@@ -76,13 +76,23 @@ macro_rules! next_txid {
     };
 }
 crate::fixed_sql!(PgNextTxid = concat!("SELECT ", next_txid!(), " AS n"));
-// Whether the feed was brought from another server: an event carries a
-// transaction id at or past the next this one hands out. Then every event
-// with a transaction id was (the new server's range may overlap the old
-// one's: a restore onto a server already past some of the old ids).
+// Whether the feed was brought from another server: an event, the purge's
+// mark or a webhook endpoint's position carries a transaction id at or
+// past the next this one hands out (the mark and the positions too: the
+// purge may have left no event). Then every event with a transaction id
+// was (the new server's range may overlap the old one's: a restore onto a
+// server already past some of the old ids).
 macro_rules! moved_here {
     () => {
-        concat!("EXISTS (SELECT 1 FROM directory_events WHERE txid >= ", next_txid!(), ")")
+        concat!(
+            "(EXISTS (SELECT 1 FROM directory_events WHERE txid >= ",
+            next_txid!(),
+            ") OR EXISTS (SELECT 1 FROM directory_event_purges WHERE txid >= ",
+            next_txid!(),
+            ") OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE cursor_txid >= ",
+            next_txid!(),
+            "))"
+        )
     };
 }
 // Events moved from another server (see `moved_here`), each with the
@@ -779,6 +789,39 @@ mod tests {
         assert_eq!(ids(p(0, 1)), ["O", "A", "B", "C"]);
         // Done once: at the next start nothing has moved.
         assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 0);
+    }
+
+    /// PostgreSQL: a feed the purge emptied before the move still has the
+    /// purge's mark and the endpoints' positions at the old server's ids:
+    /// they are brought before every new event too, so the events this
+    /// server makes are read and delivered after them.
+    #[test]
+    fn an_emptied_feeds_mark_and_positions_are_moved_too() {
+        use diesel::RunQueryDsl;
+        let (store, dir) = crate::test_store_any_backend();
+        let crate::TestDir::Postgres(..) = &dir else { return };
+        const T: i64 = 9_000_000_000_000;
+        let p = |txid, seq| Position { txid, seq };
+        store
+            .write_blocking(|c| {
+                diesel::sql_query(format!("INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, {T}, 7)"))
+                    .execute(c)?;
+                let row = crate::webhooks::WebhookEndpointRow::new(
+                    "kept-up".into(),
+                    "https://hooks.example.com/a".into(),
+                    "x".into(),
+                    (None, None),
+                    p(T, 7),
+                    0,
+                );
+                crate::webhooks::insert(c, &row)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 0, "no event to move");
+        let mark = store.read_blocking(purged_through).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mark, Some(p(0, 7)));
+        let row = store.read_blocking(|c| crate::webhooks::get(c, "kept-up")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(row.map(|r| r.cursor()), Some(p(0, 7)));
     }
 
     /// PostgreSQL: events this server writes while the renumbering runs

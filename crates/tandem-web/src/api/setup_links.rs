@@ -83,7 +83,7 @@ fn check_client_settings(settings: &Value, state: &AppState) -> Result<(), Vec<t
                 let message = if idp_type == "Generic" {
                     e.message
                 } else {
-                    format!("{} (the link's page lets its admin choose a {idp_type} client)", e.message)
+                    format!("{} (the link's page lets its admin choose the IdP type {idp_type})", e.message)
                 };
                 errors.push(error(field, message));
             }
