@@ -134,9 +134,6 @@ pub async fn validate(
         return Err(fail("malformed", format!("the header lists critical extensions Tandem does not support: {crit}")));
     }
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
-    // The token's own words, cut as the IdP's are wherever they are shown.
-    let (alg_shown, kid_shown) =
-        (crate::idp_words(alg_name), header.get("kid").and_then(Value::as_str).map(crate::idp_words));
     let allowed = allowed_algorithms(expect.advertised_algs);
     if alg_name.eq_ignore_ascii_case("none") {
         return Err(fail("alg", "unsigned tokens (alg \"none\") are never accepted"));
@@ -149,10 +146,15 @@ pub async fn validate(
     if !allowed.iter().any(|a| a == alg_name) {
         return Err(fail(
             "alg",
-            format!("alg {alg_shown:?} is not among the algorithms the IdP advertises ({})", allowed.join(", ")),
+            format!(
+                "alg {:?} is not among the algorithms the IdP advertises ({})",
+                crate::idp_words(alg_name),
+                allowed.join(", ")
+            ),
         ));
     }
-    let alg = Algorithm::from_str(alg_name).map_err(|_| fail("alg", format!("unsupported alg {alg_shown:?}")))?;
+    let alg = Algorithm::from_str(alg_name)
+        .map_err(|_| fail("alg", format!("unsupported alg {:?}", crate::idp_words(alg_name))))?;
     let kid = header.get("kid").and_then(Value::as_str);
     let key = keys.key(http, kid, alg_name).await.map_err(|e| match e {
         KeyError::Fetch(m) => fail("jwks", format!("the IdP's signing keys could not be fetched: {m}")),
@@ -169,10 +171,12 @@ pub async fn validate(
         ),
         KeyError::NoKid => fail("kid", "the token names no kid and the IdP's key set has several keys"),
     })?;
+    // The token's own words, cut as the IdP's are wherever they are shown.
+    let kid_shown = || kid.map(crate::idp_words);
     let verify = |key: &crate::jwks::Key| {
         if let Some(pinned) = key.alg.as_deref().filter(|pinned| *pinned != alg_name) {
             let pinned = crate::idp_words(pinned);
-            return Err(fail("alg", format!("the key {kid_shown:?} is for {pinned}, the token says {alg_name}")));
+            return Err(fail("alg", format!("the key {:?} is for {pinned}, the token says {alg_name}", kid_shown())));
         }
         // A key of another type (an RSA key for an ES256 token) is the
         // wrong key, not an unreadable token: jsonwebtoken would call it a
@@ -181,7 +185,7 @@ pub async fn validate(
         if key.decoding.family() != alg.family() {
             return Err(fail(
                 "alg",
-                format!("the key {kid_shown:?} is a {:?} key, the token says {alg_name}", key.decoding.family()),
+                format!("the key {:?} is a {:?} key, the token says {alg_name}", kid_shown(), key.decoding.family()),
             ));
         }
         verify_signature(raw, &key.decoding, alg, "the signature does not verify with the IdP's key")

@@ -597,8 +597,9 @@ fn reached(conn: &mut AnyConnection, position: Position, mark: Option<Position>)
 }
 
 /// PostgreSQL: when the feed was brought over from another server by a
-/// dump and restore or logical replication (an event carries a
-/// transaction id this server has not reached), gives every event with a
+/// dump and restore or logical replication (an event, the purge's mark or
+/// an endpoint's position carries a transaction id this server has not
+/// reached: see `moved_here`), gives every event with a
 /// transaction id, and the positions among them (the purge's mark, the
 /// webhook endpoints'), transaction id 0, so that they come before every
 /// event made here, in their order (cursors from before the move are
@@ -728,6 +729,12 @@ mod tests {
         }
     }
 
+    /// A webhook endpoint of every customer and type at `at`.
+    fn endpoint_at(id: &str, at: Position) -> crate::webhooks::WebhookEndpointRow {
+        let url = "https://hooks.example.com/a".to_string();
+        crate::webhooks::WebhookEndpointRow::new(id.into(), url, "x".into(), (None, None), at, 0)
+    }
+
     /// PostgreSQL: events moved from another server keep their feed order
     /// (txid, seq) under transaction id 0, where seq alone orders them, and
     /// the positions among them (an endpoint's cursor, the purge's mark)
@@ -754,19 +761,9 @@ mod tests {
                     .execute(c)?;
                 }
                 diesel::sql_query("INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, 1, 1)").execute(c)?;
-                let had_a = crate::webhooks::WebhookEndpointRow::new(
-                    "had-a".into(),
-                    "https://hooks.example.com/a".into(),
-                    "x".into(),
-                    (None, None),
-                    p(T, 6),
-                    0,
-                );
-                crate::webhooks::insert(c, &had_a)?;
-                let had_o = crate::webhooks::WebhookEndpointRow { id: "had-o".into(), ..had_a.clone() };
-                crate::webhooks::insert(c, &crate::webhooks::WebhookEndpointRow { cursor_txid: 1, cursor_seq: 2, ..had_o })?;
-                let had_b = crate::webhooks::WebhookEndpointRow { id: "had-b".into(), ..had_a };
-                crate::webhooks::insert(c, &crate::webhooks::WebhookEndpointRow { cursor_txid: T + 1, ..had_b })
+                crate::webhooks::insert(c, &endpoint_at("had-a", p(T, 6)))?;
+                crate::webhooks::insert(c, &endpoint_at("had-o", p(1, 2)))?;
+                crate::webhooks::insert(c, &endpoint_at("had-b", p(T + 1, 6)))
             })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 4);
@@ -806,15 +803,7 @@ mod tests {
             .write_blocking(|c| {
                 diesel::sql_query(format!("INSERT INTO directory_event_purges (id, txid, seq) VALUES (1, {T}, 7)"))
                     .execute(c)?;
-                let row = crate::webhooks::WebhookEndpointRow::new(
-                    "kept-up".into(),
-                    "https://hooks.example.com/a".into(),
-                    "x".into(),
-                    (None, None),
-                    p(T, 7),
-                    0,
-                );
-                crate::webhooks::insert(c, &row)
+                crate::webhooks::insert(c, &endpoint_at("kept-up", p(T, 7)))
             })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.write_blocking(renumber_moved).unwrap_or_else(|e| panic!("{e}")), 0, "no event to move");

@@ -246,8 +246,8 @@ pub async fn patch(
     let customer_id = r.string("customer_id");
     let types = r.string_list("types");
     let retry = r.bool("retry").unwrap_or(false);
-    let skip_to = r.string("delivered_through").map(|c| (events::Cursor::parse(&c), c));
-    if let Some((None, _)) = &skip_to {
+    let skip_to = r.string("delivered_through").map(|c| events::Cursor::parse(&c));
+    if let Some(None) = skip_to {
         r.error("delivered_through", "must be a feed position: an event's `id`, or an endpoint's `delivered_through`");
     }
     if body.get("delivered_through").is_some_and(Value::is_null) {
@@ -258,7 +258,7 @@ pub async fn patch(
     if !r.is_ok() {
         return Err(ApiError::invalid_fields(r.into_errors()));
     }
-    let skip_to = skip_to.and_then(|(cursor, _)| cursor);
+    let skip_to = skip_to.flatten();
     // A position to skip to must be one the feed has reached and still
     // holds (a cursor of the future, or of events purged or replaced, would
     // skip events nobody chose to skip).

@@ -187,14 +187,12 @@ fn with_idp_error(mut err: ApiError, callback: &Callback) -> ApiError {
     let Some(error) = callback.param("error") else { return err };
     let cut = tandem_oidc::idp_words;
     let (shown, description) = (cut(error), callback.param("error_description").map(cut));
-    // No login vouches for this callback (anyone can send a browser to it
-    // with any words): the message an app may show names an error code only
-    // when it is one (RFC 6749 §4.1.2.1: a short token), and the free text
-    // stays in `details`.
     let explanation = explain_idp_error(error, description.as_deref());
-    // Only an error code OAuth 2.0 or OpenID Connect defines is named (an
-    // attacker's `error` can be any sentence of code-like characters); the
-    // explanation, which the free text picks, stays in `details` too.
+    // No login vouches for this callback (anyone can send a browser to it
+    // with any words): the message an app may show names only an error code
+    // OAuth 2.0 or OpenID Connect defines (an attacker's `error` can be any
+    // sentence of code-like characters); the free text, and the explanation
+    // it picks, stay in `details`.
     err.message.push_str(&match STANDARD_ERRORS.contains(&error) {
         true => format!("; the callback carries the IdP's error {shown:?} (see details)"),
         false => "; the callback carries an IdP error (see details)".to_string(),
